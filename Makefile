@@ -1,0 +1,46 @@
+# batchform: `make generate` renders every backend from spec/, `make test` runs the whole test suite.
+# Both create .venv and install the pinned dependencies themselves on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+NERVA := nerva-numpy==1.0.0 nerva-torch==1.0.0 nerva-jax==1.0.0
+
+.PHONY: all setup generate verify report cpp test bench train clean
+
+all: generate
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# The reference implementations are benchmarked against; their own pins would replace torch and jax.
+	$(BIN)/pip install --quiet --no-deps $(NERVA)
+	touch $@
+
+generate: $(STAMP)
+	$(BIN)/batchform generate
+	$(MAKE) --no-print-directory cpp
+
+verify: $(STAMP)
+	$(BIN)/batchform verify
+
+report: $(STAMP)
+	$(BIN)/batchform report
+
+cpp: $(STAMP)
+	$(BIN)/batchform build-cpp
+
+test: $(STAMP) cpp
+	$(BIN)/python -m pytest
+
+bench: $(STAMP) cpp
+	$(BIN)/python -m bench
+
+train: $(STAMP)
+	$(BIN)/batchform train --dataset digits
+
+clean:
+	rm -rf build generated/cpp/build .batchform-cache reports
