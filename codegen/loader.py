@@ -1,0 +1,167 @@
+"""Find every spec under spec/, import it, and check it before anything is proved or printed."""
+
+from __future__ import annotations
+
+import importlib
+import keyword
+import pkgutil
+import sys
+import traceback
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import sympy
+from sympy import MatrixSymbol
+
+import spec as spec_package
+from codegen import ir
+from codegen.errors import SpecError
+from codegen.freeze import ShapeMismatch, freeze
+from spec.dsl import Spec
+
+KINDS = ("layer", "function", "loss", "update")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A spec, its family (the spec/ sub-package), and its equations frozen to IR."""
+
+    spec: Spec
+    family: str
+    path: str
+    forward: tuple[tuple[str, ir.Node], ...]
+    backward: tuple[tuple[str, ir.Node], ...]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def _import_error(module_name: str, path: str, exc: BaseException) -> SpecError:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == Path(path)]
+    where = f"{path}:{frames[-1].lineno}" if frames else path
+    line = f"\n    {frames[-1].line}" if frames and frames[-1].line else ""
+    reason = f"{type(exc).__name__}: {exc}"
+    return SpecError(f"spec {module_name}: cannot be loaded ({where}): {reason}{line}")
+
+
+def spec_modules(root=spec_package):
+    """(module name, file path) of every spec module, in sorted order."""
+    base = Path(root.__file__).parent
+    for info in sorted(pkgutil.walk_packages([str(base)], prefix=root.__name__ + "."), key=lambda i: i.name):
+        if info.ispkg:
+            continue
+        relative = info.name.split(".")[1:]
+        if len(relative) < 2 or relative[-1] == "dsl":
+            continue
+        yield info.name, str(base.joinpath(*relative[:-1], relative[-1] + ".py"))
+
+
+def load_all(root=spec_package) -> list[LoadedSpec]:
+    """Import every spec module and check every spec; raises SpecError naming the first fault."""
+    loaded: list[LoadedSpec] = []
+    seen: dict[str, str] = {}
+    for module_name, path in spec_modules(root):
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # a spec file can fail in any way; the user wants file and line
+            sys.modules.pop(module_name, None)
+            raise _import_error(module_name, path, exc) from None
+        specs = getattr(module, "SPECS", None)
+        if specs is None:
+            raise SpecError(f"spec module {module_name} ({path}) defines no SPECS list")
+        family = module_name.split(".")[1]
+        relative = str(Path(path).resolve().relative_to(REPO)) if Path(path).resolve().is_relative_to(REPO) else path
+        for s in specs:
+            if not isinstance(s, Spec):
+                raise SpecError(f"spec module {module_name}: SPECS holds {s!r}, which is not a Spec")
+            if s.name in seen:
+                raise SpecError(f"spec {s.name!r} is defined twice: in {seen[s.name]} and {relative}")
+            seen[s.name] = relative
+            loaded.append(check(replace(s, module=relative), family, relative))
+    return loaded
+
+
+def _identifier(what: str, name: str, spec_name: str) -> None:
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+        raise SpecError(f"spec {spec_name!r}: {what} {name!r} is not a valid identifier")
+
+
+def check(s: Spec, family: str, path: str) -> LoadedSpec:
+    """Names, kinds, known symbols and shapes of one spec."""
+    _identifier("name", s.name, s.name)
+    if s.kind not in KINDS:
+        raise SpecError(f"spec {s.name!r}: kind {s.kind!r} is not one of {', '.join(KINDS)}")
+    if not s.forward:
+        raise SpecError(f"spec {s.name!r}: no forward equations")
+    known: dict[str, tuple] = {}
+    scalars = set()
+    for item in (*s.inputs, *s.parameters, *s.hyperparameters):
+        if isinstance(item, MatrixSymbol):
+            _identifier("input", item.name, s.name)
+            known[item.name] = tuple(item.shape)
+        elif isinstance(item, sympy.Symbol):
+            _identifier("scalar", item.name, s.name)
+            scalars.add(item)
+        else:
+            raise SpecError(f"spec {s.name!r}: {item!r} is neither a matrix nor a scalar symbol")
+    dims = {d for shape in known.values() for d in shape if isinstance(d, sympy.Symbol)}
+    forward = _check_equations(s, "forward", s.forward, known, scalars, dims, rebinding=s.kind == "update")
+    backward_known = dict(known)
+    if s.kind != "update":
+        out = s.output
+        backward_known[f"D{out.name}"] = known[out.name] if out.name in known else None
+    for name, node in forward:
+        backward_known[name] = tuple(node.shape)
+    if s.kind != "update":
+        seed = f"D{s.output.name}"
+        backward_known[seed] = backward_known[s.output.name]
+    backward = _check_equations(s, "backward", s.backward, backward_known, scalars, dims, rebinding=False)
+    for name, node in backward:
+        target = name[1:]
+        if name.startswith("D") and target in backward_known and target != name and \
+                tuple(node.shape) != tuple(backward_known[target]):
+            raise SpecError(f"spec {s.name!r}, equation {name}: the gradient of {target} must be "
+                            f"{_shape(backward_known[target])}, not {_shape(node.shape)}")
+    if s.kind == "loss" and tuple(forward[-1][1].shape) != (1, 1):
+        raise SpecError(f"spec {s.name!r}, equation {forward[-1][0]}: a loss value must be 1×1, "
+                        f"not {_shape(forward[-1][1].shape)}")
+    return LoadedSpec(s, family, path, forward, backward)
+
+
+def _shape(shape) -> str:
+    return f"{shape[0]}×{shape[1]}"
+
+
+def _check_equations(s, part, equations, known, scalars, dims, rebinding):
+    frozen = []
+    for eq in equations:
+        _identifier(f"{part} equation", eq.name, s.name)
+        where = f"spec {s.name!r}, {part} equation {eq.name}"
+        if not getattr(eq.expr, "is_Matrix", False):
+            raise SpecError(f"{where}: the right-hand side {eq.expr} is not a matrix expression")
+        for sym in eq.expr.atoms(MatrixSymbol):
+            if sym.name not in known:
+                raise SpecError(f"{where}: unknown symbol {sym.name!r} (not an input, parameter or earlier "
+                                f"equation)")
+            if known[sym.name] is not None and tuple(sym.shape) != tuple(known[sym.name]):
+                raise SpecError(f"{where}: {sym.name} is used as {_shape(sym.shape)} but is "
+                                f"{_shape(known[sym.name])}")
+        free = {f for f in eq.expr.free_symbols if isinstance(f, sympy.Symbol) and not isinstance(f, MatrixSymbol)}
+        unknown = free - scalars - dims - {sympy.Symbol("x", real=True)}
+        unknown = {u for u in unknown if not any(u in sym.shape for sym in eq.expr.atoms(MatrixSymbol))}
+        if unknown:
+            names = ", ".join(sorted(str(u) for u in unknown))
+            raise SpecError(f"{where}: unknown scalar {names} (declare it as a hyperparameter or parameter)")
+        try:
+            node = freeze(eq.expr)
+        except ShapeMismatch as exc:
+            raise SpecError(f"{where}: shape mismatch: {exc}") from None
+        if eq.name in known and not rebinding and eq.name not in (k for k, _ in frozen):
+            raise SpecError(f"{where}: {eq.name} is already an input or an earlier equation")
+        if rebinding and eq.name in known and tuple(node.shape) != tuple(known[eq.name]):
+            raise SpecError(f"{where}: updates a {_shape(known[eq.name])} matrix with a {_shape(node.shape)} one")
+        known[eq.name] = tuple(node.shape)
+        frozen.append((eq.name, node))
+    return tuple(frozen)

@@ -1,0 +1,266 @@
+"""Rewrites shared by every backend, one function per algebraic pattern, then CSE and element-wise fusion.
+
+Each rule takes a node whose children are already rewritten and returns a cheaper equal node, or None.
+The point of most rules is to never build an N×N or K×K matrix the paper's literal form implies.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from codegen import ir
+from codegen.ir import ONE, Elementwise, Eye, MatMul, Ones, Reduce, Repeat, Transpose, Var, DiagOf
+
+
+def _is_row(n: ir.Node) -> bool:
+    return n.shape[0] == ONE
+
+
+def _is_col(n: ir.Node) -> bool:
+    return n.shape[1] == ONE
+
+
+def ones_product(n):
+    """``1_m·x`` → repeat the row x; ``1ᵀ·X`` → columns_sum; ``X·1`` → rows_sum; ``1·1ᵀ·X`` → repeat(colsum)."""
+    if not isinstance(n, MatMul):
+        return None
+    a, b = n.a, n.b
+    if isinstance(a, Ones):
+        if a.shape[0] == ONE and a.shape[1] == ONE:
+            return b
+        if a.shape[1] == ONE:                       # 1_m · x, x a row
+            return Repeat(0, a.shape[0], b)
+        total = Reduce("sum", 0, b)                 # 1ᵀ X (a row)
+        return total if a.shape[0] == ONE else Repeat(0, a.shape[0], total)
+    if isinstance(b, Ones):
+        if b.shape[0] == ONE:                       # x · 1ᵀ, x a column
+            return Repeat(1, b.shape[1], a)
+        total = Reduce("sum", 1, a)                 # X 1 (a column)
+        return total if b.shape[1] == ONE else Repeat(1, b.shape[1], total)
+    return None
+
+
+def identity_product(n):
+    """``I·X`` → X and ``X·I`` → X."""
+    if isinstance(n, MatMul):
+        if isinstance(n.a, Eye):
+            return n.b
+        if isinstance(n.b, Eye):
+            return n.a
+    return None
+
+
+def repeat_through_product(n):
+    """``(1_m·x)·B`` → ``1_m·(x·B)`` and ``A·(x·1ᵀ)`` → ``(A·x)·1ᵀ``: multiply the vector, not the matrix."""
+    if isinstance(n, MatMul):
+        if isinstance(n.a, Repeat) and n.a.axis == 0:
+            return Repeat(0, n.a.count, MatMul(n.a.a, n.b))
+        if isinstance(n.b, Repeat) and n.b.axis == 1:
+            return Repeat(1, n.b.count, MatMul(n.a, n.b.a))
+    return None
+
+
+def _linear_terms(e: Elementwise):
+    """Coefficients c_i with e.expr = Σ c_i·_i, or None when the expression is not linear in its args."""
+    ps = ir.placeholders(len(e.args))
+    coefficients = [sympy.diff(e.expr, p) for p in ps]
+    if any(c.free_symbols & set(ps) for c in coefficients):
+        return None
+    if sympy.expand(e.expr - sum(c * p for c, p in zip(coefficients, ps))) != 0:
+        return None
+    return coefficients
+
+
+def _structured(n: ir.Node) -> bool:
+    return isinstance(n, (Eye, Ones, Repeat))
+
+
+def distribute_product(n):
+    """``(c·A)·B`` → ``c·(A·B)``; ``(N·I − 1·1ᵀ)·X`` → ``N·X − 1·(1ᵀX)`` when a term is structured."""
+    if not isinstance(n, MatMul):
+        return None
+    for side in ("a", "b"):
+        e = getattr(n, side)
+        if not isinstance(e, Elementwise):
+            continue
+        if any(tuple(arg.shape) != tuple(e.shape) for arg in e.args):
+            continue
+        if len(e.args) > 1 and not any(_structured(arg) for arg in e.args):
+            continue
+        coefficients = _linear_terms(e)
+        if coefficients is None:
+            continue
+        other = n.b if side == "a" else n.a
+        products = [MatMul(arg, other) if side == "a" else MatMul(other, arg) for arg in e.args]
+        products = [rewrite(p) for p in products]
+        ps = ir.placeholders(len(products))
+        return ir.elementwise(sum(c * p for c, p in zip(coefficients, ps)), products, n.shape)
+    return None
+
+
+def transpose_rules(n):
+    """Cancel double transposes, transpose ones and identities, and push ᵀ through products and maps."""
+    if not isinstance(n, Transpose):
+        return None
+    a = n.a
+    if isinstance(a, Transpose):
+        return a.a
+    if isinstance(a, Ones):
+        return Ones((a.shape[1], a.shape[0]))
+    if isinstance(a, Eye):
+        return a
+    if a.shape[0] == ONE and a.shape[1] == ONE:
+        return a
+    if isinstance(a, MatMul):
+        return MatMul(rewrite(Transpose(a.b)), rewrite(Transpose(a.a)))
+    if isinstance(a, Repeat):
+        return Repeat(1 - a.axis, a.count, rewrite(Transpose(a.a)))
+    if isinstance(a, Elementwise):
+        return Elementwise(a.expr, tuple(rewrite(Transpose(x)) for x in a.args), (a.shape[1], a.shape[0]))
+    return None
+
+
+def diag_of_product(n):
+    """``diag(Aᵀ·B)`` → ``(1ᵀ(A ⊙ B))ᵀ`` and ``diag(A·Bᵀ)`` → ``(A ⊙ B)·1``: never the square product."""
+    if not (isinstance(n, DiagOf) and isinstance(n.a, MatMul)):
+        return None
+    a, b = n.a.a, n.a.b
+    p0, p1 = ir.placeholders(2)
+    if isinstance(a, Transpose):
+        product = ir.elementwise(p0 * p1, (a.a, b), b.shape)
+        return rewrite(Transpose(Reduce("sum", 0, product)))
+    b_t = b.a if isinstance(b, Transpose) else rewrite(Transpose(b))
+    return Reduce("sum", 1, ir.elementwise(p0 * p1, (a, b_t), a.shape))
+
+
+def sum_of_repeat(n):
+    """``1ᵀ·(1_m·x)`` → ``m·x``; sums along a repeated axis are multiplications."""
+    if isinstance(n, Reduce) and n.op == "sum" and isinstance(n.a, Repeat) and n.axis == n.a.axis:
+        return ir.elementwise(n.a.count * ir.placeholder(0), (n.a.a,), n.shape)
+    if isinstance(n, Reduce) and n.op == "sum" and n.axis is None and isinstance(n.a, Repeat):
+        return ir.elementwise(n.a.count * ir.placeholder(0), (Reduce("sum", None, n.a.a),), n.shape)
+    return None
+
+
+def reduce_of_reduce(n):
+    """``(1ᵀX)·1`` and ``1ᵀ(X·1)`` → the sum of all entries."""
+    if isinstance(n, Reduce) and n.op == "sum" and isinstance(n.a, Reduce) and n.a.op == "sum":
+        if {n.axis, n.a.axis} == {0, 1}:
+            return Reduce("sum", None, n.a.a)
+    return None
+
+
+def repeat_of_ones(n):
+    if isinstance(n, Repeat) and isinstance(n.a, Ones):
+        return Ones(n.shape)
+    return None
+
+
+def elementwise_args(n):
+    """Inside a map: ones become 1, repeats become broadcasts, and nested maps are inlined."""
+    if not isinstance(n, Elementwise):
+        return None
+    changed = False
+    expr, args = n.expr, []
+    mapping = {}
+    for i, arg in enumerate(n.args):
+        p = ir.placeholder(i)
+        if isinstance(arg, Ones):
+            mapping[p] = sympy.Integer(1)
+            changed = True
+            continue
+        while isinstance(arg, Repeat):
+            arg, changed = arg.a, True
+        mapping[p] = sympy.Symbol(f"__{len(args)}", real=True)
+        args.append(arg)
+    if not changed:
+        return None
+    expr = expr.xreplace(mapping).xreplace({sympy.Symbol(f"__{i}", real=True): ir.placeholder(i)
+                                           for i in range(len(args))})
+    return ir.elementwise(expr, args, n.shape)
+
+
+RULES = [identity_product, ones_product, repeat_through_product, distribute_product, transpose_rules,
+         diag_of_product, sum_of_repeat, reduce_of_reduce, repeat_of_ones, elementwise_args]
+
+
+def _apply_rules(n: ir.Node) -> ir.Node:
+    for _ in range(100):
+        for rule in RULES:
+            new = rule(n)
+            if new is not None and new != n:
+                n = ir.transform(new, _apply_rules) if new.children else new
+                break
+        else:
+            return n
+    raise RuntimeError(f"rewrite did not converge on {n}")
+
+
+def rewrite(node: ir.Node) -> ir.Node:
+    """Apply every rule bottom-up until none applies."""
+    return ir.transform(node, _apply_rules)
+
+
+# --- element-wise fusion ------------------------------------------------------------------------------
+
+def fuse(node: ir.Node, keep: set[ir.Node] = frozenset()) -> ir.Node:
+    """Inline maps into the maps that use them, so ``relu'(Z) ⊙ DY`` is one expression."""
+
+    def step(n):
+        if not isinstance(n, Elementwise):
+            return n
+        expr, args = n.expr, []
+        mapping = {}
+        for i, arg in enumerate(n.args):
+            p = ir.placeholder(i)
+            if isinstance(arg, Elementwise) and arg not in keep:
+                inner = {ir.placeholder(j): sympy.Symbol(f"__{len(args) + j}", real=True)
+                         for j in range(len(arg.args))}
+                mapping[p] = arg.expr.xreplace(inner)
+                args.extend(arg.args)
+            else:
+                mapping[p] = sympy.Symbol(f"__{len(args)}", real=True)
+                args.append(arg)
+        expr = expr.xreplace(mapping)
+        expr = expr.xreplace({sympy.Symbol(f"__{i}", real=True): ir.placeholder(i) for i in range(len(args))})
+        expr = sympy.piecewise_fold(expr)
+        return ir.elementwise(expr, args, n.shape)
+
+    return ir.transform(node, step)
+
+
+# --- common subexpressions ----------------------------------------------------------------------------
+
+def _trivial(n: ir.Node) -> bool:
+    if isinstance(n, (Var, Ones, Eye)):
+        return True
+    if isinstance(n, Transpose) and isinstance(n.a, Var):
+        return True
+    return isinstance(n, Elementwise) and not n.args
+
+
+def eliminate_common_subexpressions(statements, prefix: str = "t"):
+    """Hoist every non-trivial subtree used twice or more into a temporary ``t0, t1, ...``.
+
+    ``statements`` is a list of (name, node); returns a new list with temporaries placed before first use.
+    """
+    statements = list(statements)
+    counter = 0
+    while True:
+        counts: dict[ir.Node, int] = {}
+        order: dict[ir.Node, int] = {}
+        for _, node in statements:
+            for sub in ir.walk(node):
+                if not _trivial(sub):
+                    counts[sub] = counts.get(sub, 0) + 1
+                    order.setdefault(sub, len(order))
+        repeated = [n for n, c in counts.items() if c >= 2]
+        if not repeated:
+            return statements
+        best = max(repeated, key=lambda n: (n.size(), -order[n]))
+        name = f"{prefix}{counter}"
+        counter += 1
+        var = Var(name, best.shape)
+        first = next(i for i, (_, node) in enumerate(statements) if best in set(ir.walk(node)))
+        statements = [(t, ir.substitute(node, {best: var})) for t, node in statements]
+        statements.insert(first, (name, best))

@@ -1,0 +1,381 @@
+"""The vocabulary every spec is written in: dimensions, matrices, primitives and spec records.
+
+Primitives follow the paper's notation. Sums and repeats are products with columns of ones
+(``columns_sum(X) = 1ᵀX``), so a spec reads like the paper; ``codegen`` recovers the cheap form from them.
+Operations SymPy would canonicalize away (element-wise functions, Hadamard products, ``diag``, row maxima)
+are opaque ``MatrixExpr`` nodes with ``_entry`` so that proofs can still instantiate them entry by entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+from sympy import Lambda, MatrixExpr, MatrixSymbol, OneMatrix, Identity, ZeroMatrix, Symbol
+from sympy.core.symbol import Str
+from sympy.core.sympify import _sympify
+
+__all__ = [
+    "Activation", "Apply", "Diag", "DiagMatrix", "Equation", "Hadamard", "RowsMax", "ColumnsMax", "Spec",
+    "activation_specs", "column_repeat", "columns_max", "columns_mean", "columns_sum", "diag",
+    "diag_matrix", "dims", "elements_sum", "apply", "hadamard", "identity", "inv_sqrt", "matrix", "ones",
+    "row_repeat",
+    "rows_max", "rows_mean", "rows_sum", "scalar", "x", "zeros", "exp", "log", "sqrt", "reciprocal",
+    "log_sigmoid", "sigmoid",
+]
+
+#: The variable of every scalar (element-wise) function.
+x = Symbol("x", real=True)
+
+
+def dims(names: str) -> tuple[Symbol, ...]:
+    """Shape symbols, e.g. ``N, D, K = dims("N D K")``."""
+    return sympy.symbols(names, integer=True, positive=True, seq=True)
+
+
+def matrix(name: str, rows, cols) -> MatrixSymbol:
+    """A named matrix of shape rows × cols."""
+    return MatrixSymbol(name, rows, cols)
+
+
+def scalar(name: str) -> Symbol:
+    """A named real scalar (a hyperparameter such as α, or a trainable scalar such as SReLU's t_l)."""
+    return Symbol(name, real=True)
+
+
+def ones(rows, cols=1) -> MatrixExpr:
+    """``1_m`` (a column of ones) or an m × n matrix of ones."""
+    return OneMatrix(rows, cols)
+
+
+def zeros(rows, cols) -> MatrixExpr:
+    return ZeroMatrix(rows, cols)
+
+
+def identity(n) -> MatrixExpr:
+    return Identity(n)
+
+
+# --- primitives defined by the paper's products with ones --------------------------------------------
+
+def row_repeat(x_row: MatrixExpr, m) -> MatrixExpr:
+    """``1_m · x``: the 1 × n row x repeated m times."""
+    return OneMatrix(m, 1) * x_row
+
+
+def column_repeat(x_col: MatrixExpr, n) -> MatrixExpr:
+    """``x · 1_nᵀ``: the m × 1 column x repeated n times."""
+    return x_col * OneMatrix(1, n)
+
+
+def columns_sum(X: MatrixExpr) -> MatrixExpr:
+    """``1ᵀ · X``: the 1 × n row of column sums."""
+    return OneMatrix(1, X.shape[0]) * X
+
+
+def rows_sum(X: MatrixExpr) -> MatrixExpr:
+    """``X · 1``: the m × 1 column of row sums."""
+    return X * OneMatrix(X.shape[1], 1)
+
+
+def elements_sum(X: MatrixExpr) -> MatrixExpr:
+    """``1ᵀ · X · 1``: the sum of all entries (a 1 × 1 matrix)."""
+    return OneMatrix(1, X.shape[0]) * X * OneMatrix(X.shape[1], 1)
+
+
+def columns_mean(X: MatrixExpr) -> MatrixExpr:
+    return columns_sum(X) / X.shape[0]
+
+
+def rows_mean(X: MatrixExpr) -> MatrixExpr:
+    return rows_sum(X) / X.shape[1]
+
+
+# --- opaque primitives ---------------------------------------------------------------------------------
+
+class _Opaque(MatrixExpr):
+    """A matrix node SymPy leaves alone; subclasses give ``shape`` and ``_entry``."""
+
+    is_commutative = False
+
+    def doit(self, **hints):
+        return self
+
+    def _eval_transpose(self):
+        return None
+
+
+class Hadamard(_Opaque):
+    """``A ⊙ B``, the element-wise product."""
+
+    def __new__(cls, A, B):
+        A, B = _sympify(A), _sympify(B)
+        return super().__new__(cls, A, B)
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def _entry(self, i, j, **kwargs):
+        return self.args[0]._entry(i, j) * self.args[1]._entry(i, j)
+
+
+class Apply(_Opaque):
+    """``f(X)``, a scalar function f applied to every entry of X; ``name`` is how equations print it."""
+
+    def __new__(cls, f: Lambda, X, name: str = ""):
+        return super().__new__(cls, f, _sympify(X), Str(name or "f"))
+
+    @property
+    def name(self) -> str:
+        return self.args[2].name
+
+    @property
+    def function(self) -> Lambda:
+        return self.args[0]
+
+    @property
+    def shape(self):
+        return self.args[1].shape
+
+    def _entry(self, i, j, **kwargs):
+        return self.function(self.args[1]._entry(i, j))
+
+
+class Diag(_Opaque):
+    """``diag(X)``: the diagonal of the square matrix X, as a column."""
+
+    @property
+    def shape(self):
+        return (self.args[0].shape[0], sympy.Integer(1))
+
+    def _entry(self, i, j, **kwargs):
+        return self.args[0]._entry(i, i)
+
+
+class DiagMatrix(_Opaque):
+    """``Diag(x)``: the square matrix with the column (or row) x on its diagonal."""
+
+    @property
+    def shape(self):
+        n = max(self.args[0].shape, key=lambda s: s != 1)
+        return (n, n)
+
+    def _entry(self, i, j, **kwargs):
+        v = self.args[0]
+        value = v._entry(i, 0) if v.shape[1] == 1 else v._entry(0, i)
+        return sympy.KroneckerDelta(i, j) * value
+
+
+class RowsMax(_Opaque):
+    """``rows_max(X)``: the m × 1 column of row maxima."""
+
+    @property
+    def shape(self):
+        return (self.args[0].shape[0], sympy.Integer(1))
+
+    def _entry(self, i, j, **kwargs):
+        X = self.args[0]
+        return sympy.Max(*[X._entry(i, k) for k in range(X.shape[1])])
+
+
+class ColumnsMax(_Opaque):
+    """``columns_max(X)``: the 1 × n row of column maxima."""
+
+    @property
+    def shape(self):
+        return (sympy.Integer(1), self.args[0].shape[1])
+
+    def _entry(self, i, j, **kwargs):
+        X = self.args[0]
+        return sympy.Max(*[X._entry(k, j) for k in range(X.shape[0])])
+
+
+def hadamard(A, B) -> MatrixExpr:
+    return Hadamard(A, B)
+
+
+def diag(X) -> MatrixExpr:
+    return Diag(X)
+
+
+def diag_matrix(v) -> MatrixExpr:
+    return DiagMatrix(v)
+
+
+def rows_max(X) -> MatrixExpr:
+    return RowsMax(X)
+
+
+def columns_max(X) -> MatrixExpr:
+    return ColumnsMax(X)
+
+
+def apply(f, X, name: str = "") -> MatrixExpr:
+    """Apply a scalar expression in ``x`` (or a ``Lambda``) to every entry of X, printed as ``name(X)``."""
+    return Apply(f if isinstance(f, Lambda) else Lambda(x, f), X, name)
+
+
+def exp(X):
+    return apply(sympy.exp(x), X, "exp")
+
+
+def log(X):
+    return apply(sympy.log(x), X, "log")
+
+
+def sqrt(X):
+    return apply(sympy.sqrt(x), X, "sqrt")
+
+
+def reciprocal(X):
+    return apply(1 / x, X, "reciprocal")
+
+
+def inv_sqrt(X):
+    """``X^{-1/2}`` entry-wise."""
+    return apply(1 / sympy.sqrt(x), X, "inv_sqrt")
+
+
+sigmoid_expr = 1 / (1 + sympy.exp(-x))
+
+
+def sigmoid(X):
+    return apply(sigmoid_expr, X, "σ")
+
+
+def log_sigmoid(X):
+    """``log σ(X)``, written as ``−log(1 + e^{−x})`` so that backends can print it stably."""
+    return apply(-sympy.log(1 + sympy.exp(-x)), X, "log_sigmoid")
+
+
+# --- spec records --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Equation:
+    """``name = expr``; ``name`` is the gradient of V when it reads ``DV`` for a forward variable V."""
+
+    name: str
+    expr: sympy.Basic
+    line: int = 0
+
+
+def _equations(pairs) -> tuple[Equation, ...]:
+    if isinstance(pairs, dict):
+        pairs = pairs.items()
+    return tuple(p if isinstance(p, Equation) else Equation(str(p[0]), p[1]) for p in pairs)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One layer, function, loss or optimizer update, as the paper's table gives it.
+
+    kind: ``layer`` (``<name>_forward`` / ``<name>_backward``), ``function`` (``<name>`` /
+    ``<name>_backward``), ``loss`` (``<name>`` / ``<name>_gradient``) or ``update`` (``<name>_update``).
+    inputs / parameters: matrices and scalars the forward equations read; the gradients of parameters are
+    what an optimizer updates. forward / backward: ordered equations (``{"Y": X*W.T + ...}``).
+    hyperparameters: scalars that are arguments but not trained (α, ε, η, μ).
+    sample: interval to draw each scalar or matrix entry from in proofs, e.g. ``{"alpha": (0.05, 0.5)}``.
+    constraints: facts about inputs the equations rely on; ``{"T": "rows_sum_to_one"}`` is the only one.
+    """
+
+    name: str
+    kind: str
+    doc: str
+    inputs: tuple = ()
+    parameters: tuple = ()
+    forward: tuple[Equation, ...] = ()
+    backward: tuple[Equation, ...] = ()
+    hyperparameters: tuple = ()
+    sample: dict = field(default_factory=dict)
+    constraints: dict = field(default_factory=dict)
+    paper: str = ""
+    module: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "forward", _equations(self.forward))
+        object.__setattr__(self, "backward", _equations(self.backward))
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "parameters", tuple(self.parameters))
+        object.__setattr__(self, "hyperparameters", tuple(self.hyperparameters))
+
+    @property
+    def output(self) -> Equation:
+        """The forward equation whose value the layer returns (its last one)."""
+        return self.forward[-1]
+
+
+# --- activations: one scalar function gives an element-wise function spec and a layer spec -------------
+
+@dataclass(frozen=True)
+class Activation:
+    """A scalar activation f(x) with its hand-derived derivative f'(x).
+
+    params: scalars f depends on; trainable ones need ``partials`` (∂f/∂p as expressions in x).
+    """
+
+    name: str
+    title: str
+    f: sympy.Expr
+    df: sympy.Expr
+    params: tuple = ()
+    trainable: tuple = ()
+    partials: dict = field(default_factory=dict)
+    sample: dict = field(default_factory=dict)
+    paper: str = ""
+
+    def __call__(self, X):
+        return apply(self.f, X, self.name)
+
+    def prime(self, X):
+        return apply(self.df, X, self.name + "'")
+
+
+def activation_specs(act: Activation) -> list[Spec]:
+    """Three specs from one activation: the element-wise function ``Y = f(X)``, the layer
+    ``Y = f(X·Wᵀ + 1_N·b)`` and its dropout form ``Y = f(X·(Wᵀ ⊙ R) + 1_N·b)``."""
+    N, D, K = dims("N D K")
+    X, DY = matrix("X", N, K), matrix("DY", N, K)
+
+    def partial(p, M):
+        return apply(act.partials[p], M, f"∂{act.name}/∂{p.name}")
+
+    hyper = tuple(p for p in act.params if p not in act.trainable)
+    gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, X))) for p in act.trainable}
+    function = Spec(
+        name=act.name, kind="function", doc=f"{act.title}, applied element-wise.",
+        inputs=(X,), parameters=act.trainable, hyperparameters=hyper, sample=act.sample, paper=act.paper,
+        forward={"Y": act(X)},
+        backward={**gradients, "DX": hadamard(DY, act.prime(X))},
+    )
+    X, W, b, Z, DZ = matrix("X", N, D), matrix("W", K, D), matrix("b", 1, K), matrix("Z", N, K), matrix("DZ", N, K)
+    layer_gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, Z))) for p in act.trainable}
+    layer = Spec(
+        name=f"{act.name}_layer", kind="layer", doc=f"Linear layer followed by {act.title}.",
+        inputs=(X,), parameters=(W, b, *act.trainable), hyperparameters=hyper, sample=act.sample,
+        paper=act.paper,
+        forward={"Z": X * W.T + row_repeat(b, N), "Y": act(Z)},
+        backward={
+            "DZ": hadamard(DY, act.prime(Z)),
+            **layer_gradients,
+            "DW": DZ.T * X,
+            "Db": columns_sum(DZ),
+            "DX": DZ * W,
+        },
+    )
+    R = matrix("R", D, K)
+    dropout = Spec(
+        name=f"{act.name}_dropout_layer", kind="layer",
+        doc=f"Linear layer with a dropout mask on its weights, followed by {act.title}.",
+        inputs=(X, R), parameters=(W, b, *act.trainable), hyperparameters=hyper, sample=act.sample,
+        paper=act.paper + "; § dropout: activation dropout layer",
+        forward={"Z": X * hadamard(W.T, R) + row_repeat(b, N), "Y": act(Z)},
+        backward={
+            "DZ": hadamard(DY, act.prime(Z)),
+            **layer_gradients,
+            "DW": hadamard(DZ.T * X, R.T),
+            "Db": columns_sum(DZ),
+            "DX": DZ * hadamard(W, R.T),
+        },
+    )
+    return [function, layer, dropout]

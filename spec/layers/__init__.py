@@ -1,0 +1,1 @@
+"""Layers with weights: linear, softmax, log-softmax, batch normalization and dropout."""

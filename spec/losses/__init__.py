@@ -1,0 +1,1 @@
+"""Loss functions: the value L(Y, T) and its gradient DY = ∂L/∂Y."""
