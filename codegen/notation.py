@@ -29,7 +29,7 @@ class UnicodePrinter(_Common, StrPrinter):
         return f"({s})" if self._needs_parens(e) else s
 
     def _print_MatrixSymbol(self, e):
-        return e.name
+        return self._print_Symbol(e)
 
     def _print_OneMatrix(self, e):
         rows, cols = e.shape
@@ -55,26 +55,28 @@ class UnicodePrinter(_Common, StrPrinter):
         scalars = [a for a in e.args if not getattr(a, "is_Matrix", False)]
         mats = [a for a in e.args if getattr(a, "is_Matrix", False)]
         coefficient = sympy.Mul(*scalars)
+        sign = ""
+        if coefficient.could_extract_minus_sign():
+            sign, coefficient = "−", -coefficient
         body = "·".join(self._wrap(m) if isinstance(m, (MatAdd, Hadamard)) else self._print(m) for m in mats)
-        if coefficient == 1:
-            return body
-        if coefficient == -1:
-            return f"−{body}"
-        if coefficient.is_Rational and coefficient.p == 1:
-            return f"{body}/{coefficient.q}"
-        if coefficient.is_Pow and coefficient.exp == -1:
-            return f"({body})/{self._print(coefficient.base)}"
-        return f"{self._print(coefficient)}·{body}"
+        numerator, denominator = sympy.fraction(coefficient)
+        text = body if numerator == 1 else f"{self._scalar(numerator)}·{body}"
+        if denominator != 1:
+            d = self._scalar(denominator)
+            text = f"{text}/{d if denominator.is_Atom else f'({d})'}"
+        return sign + text
+
+    def _scalar(self, e) -> str:
+        return StrPrinter.doprint(self, e).replace("*", "·")
 
     def _print_MatAdd(self, e):
-        parts = []
-        for i, term in enumerate(e.args):
-            s = self._print(term)
-            if s.startswith("−") or s.startswith("-"):
-                parts.append(("−" if i else "−") + s[1:] if i == 0 else " − " + s[1:])
-            else:
-                parts.append(s if i == 0 else " + " + s)
-        return "".join(parts)
+        """Positive terms first, as the paper writes them: ``X − 1_N·1_Nᵀ·X/N``."""
+        printed = [self._print(term) for term in e.args]
+        printed = [p for p in printed if not p.startswith("−")] + [p for p in printed if p.startswith("−")]
+        text = printed[0]
+        for p in printed[1:]:
+            text += f" − {p[1:]}" if p.startswith("−") else f" + {p}"
+        return text
 
     def _print_Hadamard(self, e):
         return f"{self._wrap(e.args[0])} ⊙ {self._wrap(e.args[1])}"
@@ -95,8 +97,13 @@ class UnicodePrinter(_Common, StrPrinter):
         return f"columns_max({self._print(e.args[0])})"
 
     def _print_Symbol(self, e):
-        return {"alpha": "α", "epsilon": "ε", "eta": "η", "mu": "μ", "gamma": "γ", "beta": "β",
-                "theta": "θ", "Sigma": "Σ", "Delta": "Δ"}.get(e.name, e.name)
+        names = {"alpha": "α", "epsilon": "ε", "eta": "η", "mu": "μ", "gamma": "γ", "beta": "β",
+                 "theta": "θ", "Sigma": "Σ", "Delta": "Δ"}
+        if e.name in names:
+            return names[e.name]
+        if e.name.startswith("D") and e.name[1:] in names:
+            return "D" + names[e.name[1:]]
+        return e.name
 
 
 def unicode(expr) -> str:

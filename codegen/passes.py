@@ -61,14 +61,15 @@ def repeat_through_product(n):
 
 
 def _linear_terms(e: Elementwise):
-    """Coefficients c_i with e.expr = Σ c_i·_i, or None when the expression is not linear in its args."""
+    """(c_i, c) with e.expr = Σ c_i·_i + c, or None when the expression is not affine in its args."""
     ps = ir.placeholders(len(e.args))
     coefficients = [sympy.diff(e.expr, p) for p in ps]
     if any(c.free_symbols & set(ps) for c in coefficients):
         return None
-    if sympy.expand(e.expr - sum(c * p for c, p in zip(coefficients, ps))) != 0:
+    constant = sympy.expand(e.expr - sum(c * p for c, p in zip(coefficients, ps)))
+    if constant.free_symbols & set(ps):
         return None
-    return coefficients
+    return coefficients, constant
 
 
 def _structured(n: ir.Node) -> bool:
@@ -76,23 +77,31 @@ def _structured(n: ir.Node) -> bool:
 
 
 def distribute_product(n):
-    """``(c·A)·B`` → ``c·(A·B)``; ``(N·I − 1·1ᵀ)·X`` → ``N·X − 1·(1ᵀX)`` when a term is structured."""
+    """``(c·A)·B`` → ``c·(A·B)``; ``(N·I − 1·1ᵀ)·X`` → ``N·X − 1·(1ᵀX)`` when a term is structured.
+
+    A constant c in a map of shape m×n stands for c·1_{m×n} (the ones were folded into it).
+    """
     if not isinstance(n, MatMul):
         return None
     for side in ("a", "b"):
         e = getattr(n, side)
         if not isinstance(e, Elementwise):
             continue
+        e = fuse(e)
         if any(tuple(arg.shape) != tuple(e.shape) for arg in e.args):
             continue
-        if len(e.args) > 1 and not any(_structured(arg) for arg in e.args):
+        terms = _linear_terms(e)
+        if terms is None:
             continue
-        coefficients = _linear_terms(e)
-        if coefficients is None:
+        coefficients, constant = terms
+        args = list(e.args)
+        if constant != 0:
+            args.append(Ones(e.shape))
+            coefficients = [*coefficients, constant]
+        if len(args) > 1 and not any(_structured(arg) for arg in args):
             continue
         other = n.b if side == "a" else n.a
-        products = [MatMul(arg, other) if side == "a" else MatMul(other, arg) for arg in e.args]
-        products = [rewrite(p) for p in products]
+        products = [rewrite(MatMul(arg, other) if side == "a" else MatMul(other, arg)) for arg in args]
         ps = ir.placeholders(len(products))
         return ir.elementwise(sum(c * p for c, p in zip(coefficients, ps)), products, n.shape)
     return None
@@ -150,6 +159,25 @@ def reduce_of_reduce(n):
     return None
 
 
+def sum_to_scalar(n):
+    """A sum whose result is 1 × 1 is the sum of all entries: a scalar, not a 1 × 1 array."""
+    if isinstance(n, Reduce) and n.axis is not None and n.shape == (ONE, ONE):
+        inner = n.a
+        if isinstance(inner, Reduce) and inner.op == n.op:
+            inner = inner.a
+        return Reduce(n.op, None, inner)
+    return None
+
+
+def negate_into_sum(n):
+    """``−(1ᵀ X 1)`` → ``1ᵀ(−X)1`` when X is a map, so that ``−(−T ⊙ log σ(Y))`` loses both signs."""
+    if isinstance(n, Elementwise) and n.expr == -ir.placeholder(0) and isinstance(n.args[0], Reduce) \
+            and n.args[0].op == "sum" and n.args[0].axis is None and isinstance(n.args[0].a, Elementwise):
+        inner = n.args[0].a
+        return Reduce("sum", n.args[0].axis, fuse(ir.elementwise(-ir.placeholder(0), (inner,), inner.shape)))
+    return None
+
+
 def repeat_of_ones(n):
     if isinstance(n, Repeat) and isinstance(n.a, Ones):
         return Ones(n.shape)
@@ -181,7 +209,8 @@ def elementwise_args(n):
 
 
 RULES = [identity_product, ones_product, repeat_through_product, distribute_product, transpose_rules,
-         diag_of_product, sum_of_repeat, reduce_of_reduce, repeat_of_ones, elementwise_args]
+         diag_of_product, sum_of_repeat, reduce_of_reduce, sum_to_scalar, negate_into_sum, repeat_of_ones,
+         elementwise_args]
 
 
 def _apply_rules(n: ir.Node) -> ir.Node:
@@ -260,7 +289,16 @@ def eliminate_common_subexpressions(statements, prefix: str = "t"):
         best = max(repeated, key=lambda n: (n.size(), -order[n]))
         name = f"{prefix}{counter}"
         counter += 1
-        var = Var(name, best.shape)
+        # A map of broadcast arguments is stored at its own, smaller shape and broadcast where used.
+        value = Elementwise(best.expr, best.args, natural_shape(best)) if isinstance(best, Elementwise) else best
+        var = Var(name, value.shape)
         first = next(i for i, (_, node) in enumerate(statements) if best in set(ir.walk(node)))
         statements = [(t, ir.substitute(node, {best: var})) for t, node in statements]
-        statements.insert(first, (name, best))
+        statements.insert(first, (name, value))
+
+
+def natural_shape(node: Elementwise):
+    """The shape a map has before broadcasting: 1 along an axis where every argument has 1."""
+    rows = max((a.shape[0] for a in node.args), key=lambda d: d != 1, default=ONE)
+    cols = max((a.shape[1] for a in node.args), key=lambda d: d != 1, default=ONE)
+    return (rows, cols)

@@ -343,8 +343,12 @@ def _store(path: Path, proof: SpecProof) -> None:
     os.replace(tmp, path)
 
 
-def _prove_one(loaded: LoadedSpec) -> SpecProof:
-    return prove_spec(loaded)
+# Workers are forked after this is set, so they find specs by name instead of unpickling SymPy trees.
+_PENDING: dict[str, LoadedSpec] = {}
+
+
+def _prove_one(name: str) -> SpecProof:
+    return prove_spec(_PENDING[name])
 
 
 def prove_all(specs: list[LoadedSpec], use_cache: bool = True, jobs: int | None = None,
@@ -367,16 +371,17 @@ def prove_all(specs: list[LoadedSpec], use_cache: bool = True, jobs: int | None 
         if jobs > 1:
             import multiprocessing
 
+            _PENDING.update({loaded.name: loaded for loaded, _ in todo})
             with multiprocessing.get_context("fork").Pool(jobs) as pool:
                 # Slowest first keeps both cores busy to the end.
-                order = sorted(todo, key=lambda t: -len(t[0].spec.backward) - 10 * ("norm" in t[0].name))
-                for proof in pool.imap_unordered(_prove_one, [t[0] for t in order]):
+                order = sorted(todo, key=lambda t: -len(t[0].spec.backward) - 10 * ("softmax" in t[0].name))
+                for proof in pool.imap_unordered(_prove_one, [t[0].name for t in order]):
                     results[proof.name] = proof
                     if progress:
                         progress(proof)
         else:
             for loaded, _ in todo:
-                proof = _prove_one(loaded)
+                proof = prove_spec(loaded)
                 results[proof.name] = proof
                 if progress:
                     progress(proof)

@@ -1,0 +1,178 @@
+"""The ``batchform`` command: generate, verify, report, check, build-cpp, train."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from codegen.errors import SpecError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class UsageError(Exception):
+    """A wrong command-line option; reported as one line."""
+
+
+def _load(args):
+    from codegen.loader import load_all
+
+    return load_all()
+
+
+def _backends(selection: str | None):
+    from codegen.backends import all_backends
+
+    backends = all_backends()
+    if not selection:
+        return backends
+    chosen = [b.strip() for b in selection.split(",") if b.strip()]
+    unknown = [b for b in chosen if b not in backends]
+    if unknown:
+        raise UsageError(f"unknown backend {', '.join(unknown)}; choose from {', '.join(backends)}")
+    return {b: backends[b] for b in chosen}
+
+
+def _prove(specs, args, quiet=False):
+    from codegen.proof import prove_all
+
+    start = time.perf_counter()
+    done = [0]
+
+    def progress(proof):
+        done[0] += 1
+        if not quiet:
+            status = "cached" if proof.cached else f"{proof.seconds:.1f} s"
+            mark = "ok" if proof.ok else "FAILED"
+            print(f"  [{done[0]:>2}/{len(specs)}] {proof.name:<40} {mark:<6} {status}", flush=True)
+
+    proofs = prove_all(specs, use_cache=not getattr(args, "no_cache", False), jobs=getattr(args, "jobs", None),
+                       progress=progress)
+    failed = [p for p in proofs if not p.ok]
+    equations = sum(len(p.equations) for p in proofs)
+    print(f"proved {equations - sum(1 for p in failed for e in p.equations if not e.ok)} of {equations} "
+          f"equations in {len(specs)} specs ({time.perf_counter() - start:.1f} s)")
+    for p in failed:
+        for line in p.failures():
+            print(f"error: {line}", file=sys.stderr)
+    return proofs, failed
+
+
+def cmd_verify(args) -> int:
+    specs = _load(args)
+    _, failed = _prove(specs, args)
+    return 1 if failed else 0
+
+
+def cmd_report(args) -> int:
+    from codegen.report import write_reports
+
+    specs = _load(args)
+    proofs, failed = _prove(specs, args, quiet=True)
+    for path in write_reports(specs, proofs, Path(args.reports)):
+        print(f"wrote {path}")
+    return 1 if failed else 0
+
+
+def cmd_generate(args) -> int:
+    from codegen.render import render_all
+    from codegen.report import write_reports
+    from codegen.writer import differences, write_tree
+
+    specs = _load(args)
+    backends = _backends(args.backend)
+    output = Path(args.output)
+    if args.check:
+        # Staleness is a question about rendering only; the proofs are `make verify`'s job.
+        files = render_all(specs, backends)
+        stale = differences(files, output, list(backends))
+        for line in stale:
+            print(f"stale: {line}", file=sys.stderr)
+        if stale:
+            print("error: generated/ is stale; run `make generate`", file=sys.stderr)
+        return 1 if stale else 0
+    proofs, failed = _prove(specs, args, quiet=args.quiet)
+    if failed:
+        print("error: refusing to generate code from specs whose proof failed", file=sys.stderr)
+        return 1
+    files = render_all(specs, backends)
+    changed = write_tree(files, output, backends=list(backends) + ["__init__.py"])
+    print(f"generated {len(files)} files in {output} ({len(changed)} changed)")
+    if not args.no_report:
+        for path in write_reports(specs, proofs, Path(args.reports)):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_build_cpp(args) -> int:
+    from batchform import cpp_build
+
+    cpp_build.build(force=args.force)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from batchform import train
+
+    return train.main(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="batchform", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def proof_options(q):
+        q.add_argument("--no-cache", action="store_true", help="prove again even where the spec is unchanged")
+        q.add_argument("--jobs", type=int, default=None, help="processes for proofs (default: one per core)")
+
+    g = sub.add_parser("generate", help="prove the specs, then render every backend into generated/")
+    proof_options(g)
+    g.add_argument("--backend", help="comma-separated backends (default: all)")
+    g.add_argument("--output", default=str(REPO / "generated"), help="output folder (default: generated/)")
+    g.add_argument("--reports", default=str(REPO / "reports"), help="folder for proofs.md and proofs.html")
+    g.add_argument("--check", action="store_true", help="write nothing; fail when the output is stale")
+    g.add_argument("--no-report", action="store_true", help="do not write the proof report")
+    g.add_argument("--quiet", action="store_true", help="no line per proof")
+    g.set_defaults(run=cmd_generate)
+
+    v = sub.add_parser("verify", help="prove every backward equation against SymPy's derivative")
+    proof_options(v)
+    v.set_defaults(run=cmd_verify)
+
+    r = sub.add_parser("report", help="write reports/proofs.md and reports/proofs.html")
+    proof_options(r)
+    r.add_argument("--reports", default=str(REPO / "reports"))
+    r.set_defaults(run=cmd_report)
+
+    c = sub.add_parser("build-cpp", help="build the C++ extension generated.cpp")
+    c.add_argument("--force", action="store_true")
+    c.set_defaults(run=cmd_build_cpp)
+
+    t = sub.add_parser("train", help="train an MLP on a data set with any backend")
+    try:
+        from batchform import train
+
+        train.add_arguments(t)
+    except ImportError:
+        pass
+    t.set_defaults(run=cmd_train)
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        return args.run(args)
+    except (SpecError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""A checked spec → the functions every backend prints: arguments, statements, returns and docstrings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+from sympy import MatrixSymbol
+
+from codegen import ir
+from codegen.errors import SpecError
+from codegen.loader import LoadedSpec
+from codegen.notation import unicode
+from codegen.passes import eliminate_common_subexpressions, fuse, rewrite
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    shape: tuple | None  # None for a scalar
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.shape is None
+
+
+@dataclass
+class Function:
+    """One generated function; ``statements`` are (target, node) in order, ``updates`` mutate arguments."""
+
+    name: str
+    summary: str
+    equations: list[str]
+    spec: str
+    path: str
+    arguments: list[Argument]
+    statements: list[tuple[str, ir.Node]]
+    returns: list[str]
+    return_shapes: list[tuple]
+    in_place: bool = False
+    dims: dict = field(default_factory=dict)
+    aliases: dict = field(default_factory=dict)
+
+    @property
+    def matrix_arguments(self) -> list[Argument]:
+        return [a for a in self.arguments if not a.is_scalar]
+
+
+def _free_vars(nodes) -> list[str]:
+    seen: list[str] = []
+    for node in nodes:
+        for sub in ir.walk(node):
+            if isinstance(sub, ir.Var) and sub.name not in seen:
+                seen.append(sub.name)
+    return seen
+
+
+def _free_scalars(nodes) -> set[sympy.Symbol]:
+    found = set()
+    for node in nodes:
+        for sub in ir.walk(node):
+            if isinstance(sub, ir.Elementwise):
+                found |= {s for s in sub.expr.free_symbols if not ir.is_placeholder(s)}
+            if isinstance(sub, ir.Repeat):
+                found |= sub.count.free_symbols
+    return found
+
+
+def _optimize(statements: list[tuple[str, ir.Node]], keep_names: set[str]) -> list[tuple[str, ir.Node]]:
+    statements = [(name, rewrite(node)) for name, node in statements]
+    statements = eliminate_common_subexpressions(statements)
+    return [(name, fuse(node)) for name, node in statements]
+
+
+def _bind_dims(arguments: list[Argument], nodes) -> dict:
+    """Each dimension symbol used by the statements → (argument, axis) that carries it."""
+    needed = _free_scalars(nodes)
+    for node in nodes:
+        for sub in ir.walk(node):
+            if isinstance(sub, (ir.Ones, ir.Eye)) or (isinstance(sub, ir.Elementwise) and not sub.args):
+                needed |= set().union(*(sympy.sympify(d).free_symbols for d in sub.shape))
+    found = {}
+    for arg in arguments:
+        if arg.is_scalar:
+            continue
+        for axis, d in enumerate(arg.shape):
+            if isinstance(d, sympy.Symbol) and d in needed and d not in found:
+                found[d] = (arg.name, axis)
+    return found
+
+
+def _argument(item) -> Argument:
+    if isinstance(item, MatrixSymbol):
+        return Argument(item.name, tuple(item.shape))
+    return Argument(item.name, None)
+
+
+def _texts(equations) -> list[str]:
+    return [f"{eq.name} = {unicode(eq.expr)}" for eq in equations]
+
+
+def lower(loaded: LoadedSpec) -> list[Function]:
+    s = loaded.spec
+    leaves = [_argument(i) for i in (*s.inputs, *s.parameters)]
+    hyper = [_argument(h) for h in s.hyperparameters]
+    forward_names = [name for name, _ in loaded.forward]
+    shapes = {a.name: a.shape for a in leaves}
+    shapes.update({name: tuple(node.shape) for name, node in loaded.forward})
+
+    if s.kind == "update":
+        return [_update(loaded, leaves + hyper, shapes)]
+
+    backward_nodes = [node for _, node in loaded.backward]
+    backward_uses = set(_free_vars(backward_nodes))
+    out = s.output.name
+    # The forward function returns its output and whatever backward needs from it.
+    returned = [n for n in forward_names if n in backward_uses or n == out]
+    forward_statements = _optimize(list(loaded.forward), set(returned))
+    scalars_used = {x.name for x in _free_scalars([n for _, n in loaded.forward])}
+    forward_args = leaves + [h for h in hyper if h.name in scalars_used]
+
+    leaf_names = [a.name for a in leaves] + [p.name for p in s.parameters if isinstance(p, sympy.Symbol)]
+    gradients = [name for name, _ in loaded.backward if name.startswith("D") and name[1:] in leaf_names]
+    needed = _needed(loaded.backward, gradients)
+    backward_statements = _optimize([(n, e) for n, e in loaded.backward if n in needed], set(gradients))
+    defined = {n for n, _ in loaded.backward}
+    free = [v for v in _free_vars([n for _, n in backward_statements]) if v not in defined]
+    seed = f"D{out}"
+    order = [a.name for a in leaves] + forward_names + [seed]
+    bad = [v for v in free if v not in order and not v.startswith("t")]
+    assert not bad, bad
+    backward_matrix_args = [Argument(v, shapes.get(v, shapes.get(v[1:]))) for v in order if v in free]
+    scalars_used = {x.name for x in _free_scalars([n for _, n in backward_statements])}
+    backward_args = backward_matrix_args + [_argument(p) for p in s.parameters
+                                            if isinstance(p, sympy.Symbol) and p.name in scalars_used] \
+        + [h for h in hyper if h.name in scalars_used]
+    for name, node in loaded.backward:
+        shapes.setdefault(name, tuple(node.shape))
+
+    first, second = {"layer": ("_forward", "_backward"), "function": ("", "_backward"),
+                     "loss": ("", "_gradient")}[s.kind]
+    summary = s.doc.rstrip(".")
+    return [
+        _function(f"{s.name}{first}", f"{summary}: feedforward." if s.kind != "loss" else f"{summary}: value.",
+                  _texts(s.forward), loaded, forward_args, forward_statements, returned, shapes),
+        _function(f"{s.name}{second}",
+                  f"{summary}: backpropagation." if s.kind != "loss" else f"{summary}: gradient in Y.",
+                  _texts(s.backward), loaded, backward_args, backward_statements, gradients, shapes),
+    ]
+
+
+def _update(loaded: LoadedSpec, arguments: list[Argument], shapes) -> Function:
+    """Updates rebind names in order; give each new value its own name (Δ → Δ__1) so that rewrites and
+    printers never confuse Δ' with Δ, and record which argument each final value overwrites."""
+    s = loaded.spec
+    current: dict[str, str] = {}
+    statements, aliases = [], {}
+    for name, node in loaded.forward:
+        node = ir.substitute(node, {ir.Var(old, node_shape(node, old)): ir.Var(new, node_shape(node, old))
+                                    for old, new in current.items()})
+        version = sum(1 for v in aliases.values() if v == name) + 1
+        target = f"{name}__{version}"
+        aliases[target] = name
+        current[name] = target
+        statements.append((target, fuse(rewrite(node))))
+    for i, (target, node) in enumerate(statements):
+        for later_target, later in statements[i + 1:]:
+            if aliases[target] in _free_vars([later]):
+                raise SpecError(f"spec {s.name!r}: equation {aliases[later_target]} reads the old value of "
+                                f"{aliases[target]} after it was updated; an in-place update cannot do that")
+    updated = [a.name for a in arguments if a.name in current]
+    function = _function(f"{s.name}_update", s.doc, _texts(s.forward), loaded, arguments, statements,
+                         [current[n] for n in updated], {**shapes, **{t: shapes[a] for t, a in aliases.items()}},
+                         in_place=True)
+    function.aliases = aliases
+    return function
+
+
+def node_shape(node: ir.Node, name: str):
+    for sub in ir.walk(node):
+        if isinstance(sub, ir.Var) and sub.name == name:
+            return sub.shape
+    return None
+
+
+def _needed(equations, targets) -> set[str]:
+    """Backward equations the returned gradients depend on (others are dropped, never computed)."""
+    by_name = dict(equations)
+    needed, stack = set(), list(targets)
+    while stack:
+        name = stack.pop()
+        if name in needed or name not in by_name:
+            continue
+        needed.add(name)
+        stack.extend(v for v in _free_vars([by_name[name]]) if v in by_name)
+    return needed
+
+
+def _function(name, summary, equations, loaded, arguments, statements, returns, shapes, in_place=False):
+    nodes = [n for _, n in statements]
+    return Function(
+        name=name, summary=summary, equations=equations, spec=loaded.name, path=loaded.path,
+        arguments=arguments, statements=statements, returns=returns,
+        return_shapes=[shapes[r] for r in returns], in_place=in_place, dims=_bind_dims(arguments, nodes),
+    )

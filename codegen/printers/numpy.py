@@ -1,0 +1,13 @@
+"""NumPy: the scalar printer's defaults are NumPy's own spellings."""
+
+from codegen.printers.python import PythonArrayPrinter
+from codegen.printers.scalar import ScalarPrinter
+
+
+class NumPyScalarPrinter(ScalarPrinter):
+    module = "np"
+
+
+class NumPyPrinter(PythonArrayPrinter):
+    module = "np"
+    scalar_printer = NumPyScalarPrinter

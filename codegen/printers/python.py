@@ -1,0 +1,170 @@
+"""IR → Python array code. NumPy, PyTorch and JAX differ only in the spellings their subclasses override."""
+
+from __future__ import annotations
+
+import sympy
+
+from codegen import ir
+from codegen.lower import Function
+from codegen.passes import _linear_terms, natural_shape
+from codegen.printers.scalar import ATOM, MATMUL, ScalarPrinter, idioms
+
+Printed = tuple[str, int]
+
+
+class PythonArrayPrinter:
+    """Prints the statements of one :class:`Function`; subclasses name the module and a few calls."""
+
+    module = "np"
+    scalar_printer = ScalarPrinter
+    functional_updates = False
+
+    def __init__(self, function: Function):
+        self.function = function
+        self.pre: list[str] = []
+        self.counter = sum(1 for t, _ in function.statements if t.startswith("t") and t[1:].isdigit())
+
+    # --- names ------------------------------------------------------------------------------------
+    def name(self, var: str) -> str:
+        return self.function.aliases.get(var, var)
+
+    def fresh(self) -> str:
+        name = f"t{self.counter}"
+        self.counter += 1
+        return name
+
+    # --- expressions ------------------------------------------------------------------------------
+    def expr(self, node: ir.Node) -> Printed:
+        return getattr(self, f"_{type(node).__name__}")(node)
+
+    def atom(self, node: ir.Node) -> str:
+        text, prec = self.expr(node)
+        return text if prec >= ATOM else f"({text})"
+
+    def dim(self, d) -> str:
+        return str(d)
+
+    def shape(self, shape) -> str:
+        return f"({self.dim(shape[0])}, {self.dim(shape[1])})"
+
+    def _Var(self, node):
+        return self.name(node.name), ATOM
+
+    def _MatMul(self, node):
+        left = self.expr(node.a)
+        right = self.expr(node.b)
+        lt = left[0] if left[1] >= MATMUL else f"({left[0]})"
+        rt = right[0] if right[1] > MATMUL else f"({right[0]})"
+        return f"{lt} @ {rt}", MATMUL
+
+    def _Transpose(self, node):
+        return f"{self.atom(node.a)}.T", ATOM
+
+    def reduce_call(self, op: str, axis: int | None) -> str:
+        if axis is None:
+            return f"{op}()"
+        return f"{op}(axis={axis}, keepdims=True)"
+
+    def _Reduce(self, node):
+        return f"{self.atom(node.a)}.{self.reduce_call(node.op, node.axis)}", ATOM
+
+    def _Repeat(self, node):
+        return self.broadcast(self.expr(node.a)[0], node.shape), ATOM
+
+    def broadcast(self, text: str, shape) -> str:
+        return f"{self.module}.broadcast_to({text}, {self.shape(shape)}).copy()"
+
+    def _DiagOf(self, node):
+        return f"{self.module}.diagonal({self.expr(node.a)[0]})[:, None]", ATOM
+
+    def _DiagMatrix(self, node):
+        return f"{self.module}.diagflat({self.expr(node.a)[0]})", ATOM
+
+    def _Ones(self, node):
+        return f"{self.module}.ones({self.shape(node.shape)})", ATOM
+
+    def _Eye(self, node):
+        return f"{self.module}.eye({self.dim(node.shape[0])})", ATOM
+
+    def _Elementwise(self, node):
+        args = [self.expr(a) for a in node.args]
+        expr = idioms(node.expr)
+        replacements, (reduced,) = sympy.cse(expr, symbols=(sympy.Symbol(f"__cse{i}", real=True)
+                                                              for i in range(100)), optimizations=None)
+        replacements = [(s, e) for s, e in replacements if e.has(sympy.Function, sympy.Pow)]
+        if replacements:
+            expr = reduced
+            undo = {}
+            for symbol, sub in replacements:
+                sub = sub.xreplace(undo)
+                printer = self.scalar_printer(args)
+                name = self.fresh()
+                self.pre.append(f"{name} = {printer.doprint(sub)}")
+                undo[symbol] = ir.placeholder(len(args))
+                args.append((name, ATOM))
+            expr = expr.xreplace(undo) if not replacements else _restore(reduced, replacements, undo)
+        if not node.args:
+            return f"{self.module}.full({self.shape(node.shape)}, {self.scalar_printer([]).doprint(expr)})", ATOM
+        printer = self.scalar_printer(args)
+        return printer.doprint(expr), printer.precedence(expr)
+
+    # --- statements -------------------------------------------------------------------------------
+    def statement(self, target: str, node: ir.Node) -> list[str]:
+        self.pre = []
+        if self.function.in_place and not self.functional_updates:
+            lines = self.update(target, node)
+        else:
+            text = self.expr(node)[0]
+            if isinstance(node, ir.Elementwise) and natural_shape(node) != tuple(node.shape):
+                text = self.broadcast(text, node.shape)
+            lines = [f"{self.name(target)} = {text}"]
+        return self.pre + lines
+
+    def update(self, target: str, node: ir.Node) -> list[str]:
+        """``θ ← c·θ + Σ cᵢ·Aᵢ`` as in-place operations on the argument θ."""
+        name = self.name(target)
+        old = next((a for a in getattr(node, "args", ()) if isinstance(a, ir.Var) and self.name(a.name) == name
+                    and a.name != target), None)
+        terms = _linear_terms(node) if isinstance(node, ir.Elementwise) and old is not None else None
+        if terms is None or terms[1] != 0:
+            return [self.assign_in_place(name, self.expr(node)[0])]
+        coefficients, _ = terms
+        lines = []
+        scale = coefficients[node.args.index(old)]
+        if scale != 1:
+            lines.append(self.scale_in_place(name, scale))
+        for coefficient, arg in zip(coefficients, node.args):
+            if arg is old or coefficient == 0:
+                continue
+            lines.append(self.add_in_place(name, self.expr(arg), coefficient))
+        return lines
+
+    def scalar(self, value: sympy.Expr) -> str:
+        return self.scalar_printer([]).doprint(value)
+
+    def assign_in_place(self, name: str, text: str) -> str:
+        return f"{name}[...] = {text}"
+
+    def scale_in_place(self, name: str, factor: sympy.Expr) -> str:
+        return f"{name} *= {self.scalar(factor)}"
+
+    def add_in_place(self, name: str, arg: Printed, coefficient: sympy.Expr) -> str:
+        negative = coefficient.could_extract_minus_sign()
+        magnitude = -coefficient if negative else coefficient
+        op = "-=" if negative else "+="
+        if magnitude == 1:
+            return f"{name} {op} {arg[0]}"
+        text = arg[0] if arg[1] > sympy.printing.precedence.PRECEDENCE["Mul"] else f"({arg[0]})"
+        return f"{name} {op} {self.scalar(magnitude)} * {text}"
+
+    def body(self) -> list[str]:
+        lines = [f"{self.dim(d)} = {arg}.shape[{axis}]" for d, (arg, axis) in self.function.dims.items()]
+        for target, node in self.function.statements:
+            lines.extend(self.statement(target, node))
+        returns = [self.name(r) for r in self.function.returns]
+        lines.append(f"return {', '.join(returns)}")
+        return lines
+
+
+def _restore(reduced, replacements, undo):
+    return reduced.xreplace(undo)
