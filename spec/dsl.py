@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import sympy
 from sympy import Lambda, MatrixExpr, MatrixSymbol, OneMatrix, Identity, ZeroMatrix, Symbol
 from sympy.core.symbol import Str
+from sympy.matrices.exceptions import ShapeError
 from sympy.core.sympify import _sympify
 
 __all__ = [
@@ -110,6 +111,9 @@ class Hadamard(_Opaque):
 
     def __new__(cls, A, B):
         A, B = _sympify(A), _sympify(B)
+        if tuple(A.shape) != tuple(B.shape):
+            raise ShapeError(f"Hadamard product of a {A.shape[0]}×{A.shape[1]} and a {B.shape[0]}×{B.shape[1]} "
+                             f"matrix")
         return super().__new__(cls, A, B)
 
     @property

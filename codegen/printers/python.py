@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy
+from sympy.printing.precedence import PRECEDENCE
 
 from codegen import ir
 from codegen.lower import Function
@@ -54,7 +55,8 @@ class PythonArrayPrinter:
         left = self.expr(node.a)
         right = self.expr(node.b)
         lt = left[0] if left[1] >= MATMUL else f"({left[0]})"
-        rt = right[0] if right[1] > MATMUL else f"({right[0]})"
+        # `@` and `*` share one precedence level and associate left: `X @ (W * R)` keeps its parentheses.
+        rt = right[0] if right[1] > PRECEDENCE["Mul"] else f"({right[0]})"
         return f"{lt} @ {rt}", MATMUL
 
     def _Transpose(self, node):
@@ -154,7 +156,7 @@ class PythonArrayPrinter:
         op = "-=" if negative else "+="
         if magnitude == 1:
             return f"{name} {op} {arg[0]}"
-        text = arg[0] if arg[1] > sympy.printing.precedence.PRECEDENCE["Mul"] else f"({arg[0]})"
+        text = arg[0] if arg[1] > PRECEDENCE["Mul"] else f"({arg[0]})"
         return f"{name} {op} {self.scalar(magnitude)} * {text}"
 
     def body(self) -> list[str]:

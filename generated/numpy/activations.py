@@ -134,7 +134,7 @@ def all_relu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
-    Z = X @ W.T * R + b
+    Z = X @ (W.T * R) + b
     Y = np.where(Z < 0, Z * alpha, Z)
     return Z, Y
 
@@ -157,7 +157,7 @@ def all_relu_dropout_layer_backward(
     DZ = np.where(Z < 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
-    DX = DZ @ W * R.T
+    DX = DZ @ (W * R.T)
     return DW, Db, DX
 
 
@@ -236,7 +236,7 @@ def hard_sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
-    Z = X @ W.T * R + b
+    Z = X @ (W.T * R) + b
     Y = np.where(Z <= -3, 0, np.where(Z >= 3, 1, Z / 6 + 0.5))
     return Z, Y
 
@@ -259,7 +259,7 @@ def hard_sigmoid_dropout_layer_backward(
     DZ = np.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
-    DX = DZ @ W * R.T
+    DX = DZ @ (W * R.T)
     return DW, Db, DX
 
 
@@ -338,7 +338,7 @@ def hyperbolic_tangent_dropout_layer_forward(X: Array, R: Array, W: Array, b: Ar
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
-    Z = X @ W.T * R + b
+    Z = X @ (W.T * R) + b
     Y = np.tanh(Z)
     return Z, Y
 
@@ -361,7 +361,7 @@ def hyperbolic_tangent_dropout_layer_backward(
     DZ = DY * (1 - np.tanh(Z) ** 2)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
-    DX = DZ @ W * R.T
+    DX = DZ @ (W * R.T)
     return DW, Db, DX
 
 
@@ -444,7 +444,7 @@ def leaky_relu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
-    Z = X @ W.T * R + b
+    Z = X @ (W.T * R) + b
     Y = np.maximum(Z, Z * alpha)
     return Z, Y
 
@@ -467,7 +467,7 @@ def leaky_relu_dropout_layer_backward(
     DZ = np.where(Z < 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
-    DX = DZ @ W * R.T
+    DX = DZ @ (W * R.T)
     return DW, Db, DX
 
 
@@ -546,7 +546,7 @@ def relu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
-    Z = X @ W.T * R + b
+    Z = X @ (W.T * R) + b
     Y = np.maximum(Z, 0)
     return Z, Y
 
@@ -569,7 +569,7 @@ def relu_dropout_layer_backward(
     DZ = np.where(Z < 0, 0, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
-    DX = DZ @ W * R.T
+    DX = DZ @ (W * R.T)
     return DW, Db, DX
 
 
@@ -650,7 +650,7 @@ def sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tup
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
-    Z = X @ W.T * R + b
+    Z = X @ (W.T * R) + b
     Y = 0.5 * np.tanh(0.5 * Z) + 0.5
     return Z, Y
 
@@ -674,7 +674,7 @@ def sigmoid_dropout_layer_backward(
     DZ = DY * t0 * (1 - t0)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
-    DX = DZ @ W * R.T
+    DX = DZ @ (W * R.T)
     return DW, Db, DX
 
 
@@ -777,7 +777,7 @@ def srelu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Z, Y).
     """
-    Z = X @ W.T * R + b
+    Z = X @ (W.T * R) + b
     Y = np.where(Z <= tl, al * (Z - tl) + tl, np.where(Z < tr, Z, ar * (Z - tr) + tr))
     return Z, Y
 
@@ -808,5 +808,5 @@ def srelu_dropout_layer_backward(
     Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
-    DX = DZ @ W * R.T
+    DX = DZ @ (W * R.T)
     return Dal, Dtl, Dar, Dtr, DW, Db, DX

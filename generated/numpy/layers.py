@@ -201,7 +201,7 @@ def linear_dropout_forward(X: Array, R: Array, W: Array, b: Array) -> Array:
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns Y.
     """
-    Y = X @ W.T * R + b
+    Y = X @ (W.T * R) + b
     return Y
 
 
@@ -219,7 +219,7 @@ def linear_dropout_backward(X: Array, R: Array, W: Array, DY: Array) -> tuple[Ar
     """
     DW = (DY.T @ X) * R.T
     Db = DY.sum(axis=0, keepdims=True)
-    DX = DY @ W * R.T
+    DX = DY @ (W * R.T)
     return DW, Db, DX
 
 

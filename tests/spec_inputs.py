@@ -1,0 +1,43 @@
+"""Random inputs for any spec, drawn from its declared sample ranges and constraints (used by many tests)."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import sympy
+
+DIMS = {"N": 3, "D": 4, "K": 5, "M": 3, "P": 4}
+
+
+def concrete(shape, dims=DIMS) -> tuple[int, int]:
+    values = {sympy.Symbol(k, integer=True, positive=True): v for k, v in dims.items()}
+    return tuple(int(sympy.sympify(d).xreplace(values)) for d in shape)
+
+
+def leaf_values(spec, rng: np.random.Generator, dims=DIMS, dtype=np.float64) -> dict:
+    """Matrices for every input and parameter, scalars for every scalar, as the proofs would draw them."""
+    values = {}
+    for item in (*spec.inputs, *spec.parameters, *spec.hyperparameters):
+        lo, hi = spec.sample.get(item.name, (-2.0, 2.0))
+        if isinstance(item, sympy.MatrixSymbol):
+            m = rng.uniform(lo, hi, size=concrete(item.shape, dims)).astype(dtype)
+            if spec.constraints.get(item.name) == "rows_sum_to_one":
+                m = rng.uniform(0.1, 1.0, size=m.shape)
+                m = (m / m.sum(axis=1, keepdims=True)).astype(dtype)
+            values[item.name] = m
+        else:
+            values[item.name] = float(rng.uniform(lo, hi))
+    return values
+
+
+def call(module, function, values: dict) -> dict:
+    """Call the generated ``function`` (a codegen.lower.Function) of ``module`` with named values; returns
+    its results by name."""
+    fn = getattr(module, function.name)
+    names = list(inspect.signature(fn).parameters)
+    result = fn(**{n: values[n] for n in names})
+    returns = [function.aliases.get(r, r) for r in function.returns]
+    if len(returns) == 1:
+        result = (result,)
+    return dict(zip(returns, result))
