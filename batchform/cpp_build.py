@@ -1,0 +1,251 @@
+"""Build the C++ backend with the CMake and Ninja installed in the Python environment.
+
+    build()                    -> generated/cpp/_batchform_cpp<EXT_SUFFIX>  (build dir build/cpp)
+    build(sanitize=True)       -> build/cpp-sanitize (ASan + UBSan test executables, no Python)
+    run_sanitizer_tests()      builds the sanitizer executables and runs them with ctest
+
+A build runs only when an input changed: the stamp is a SHA-256 over cpp/**, generated/cpp/*
+(sources, not build products), the CMake options and the Python executable. Builds in the same
+build directory are serialised with a file lock. Extra CMake arguments can be given in the
+environment variable BATCHFORM_CMAKE_ARGS (e.g. "-DBATCHFORM_MKL=OFF").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+CPP_DIR = ROOT / "cpp"
+GENERATED_DIR = ROOT / "generated" / "cpp"
+BUILD_DIR = ROOT / "build" / "cpp"
+SANITIZE_BUILD_DIR = ROOT / "build" / "cpp-sanitize"
+MODULE_NAME = "_batchform_cpp"
+SANITIZER_TARGETS = ("batchform_cpp_tests_simd", "batchform_cpp_tests_generic")
+
+_STAMP = ".batchform-stamp"
+_TAIL_LINES = 40
+_SKIP_SUFFIXES = {".so", ".pyd", ".dylib", ".pyc", ".o", ".a"}
+
+
+class CppBuildError(RuntimeError):
+    """CMake configuration or compilation failed; the message ends with the tool's last lines."""
+
+
+class CppTestError(RuntimeError):
+    """A sanitizer test executable failed (mismatch, sanitizer report or crash)."""
+
+
+def module_path() -> Path:
+    """Where the extension module is written (the Python package directory generated/cpp)."""
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    return GENERATED_DIR / f"{MODULE_NAME}{suffix}"
+
+
+def _tool(name: str) -> str:
+    """cmake / ctest / ninja from this Python environment (venv bin dir, the cmake and ninja
+    packages), else from PATH."""
+    exe = name + (".exe" if os.name == "nt" else "")
+    candidates = [Path(sys.executable).parent / exe]
+    try:
+        if name in ("cmake", "ctest", "cpack"):
+            from cmake import CMAKE_BIN_DIR  # type: ignore[import-not-found]
+
+            candidates.append(Path(CMAKE_BIN_DIR) / exe)
+        elif name == "ninja":
+            import ninja  # type: ignore[import-not-found]
+
+            candidates.append(Path(ninja.BIN_DIR) / exe)
+    except ImportError:
+        pass
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return str(c)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise CppBuildError(f"{name} not found: install the 'cpp' extra (pip install -e '.[cpp]')")
+
+
+def _input_files(sanitize: bool) -> list[Path]:
+    roots = [CPP_DIR] if sanitize else [CPP_DIR, GENERATED_DIR]
+    files: list[Path] = []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith(".") and d != "__pycache__" and not d.startswith("build")
+            )
+            for f in sorted(filenames):
+                p = Path(dirpath) / f
+                if p.suffix in _SKIP_SUFFIXES or f.startswith("."):
+                    continue
+                files.append(p)
+    return files
+
+
+def _cmake_args(sanitize: bool) -> list[str]:
+    args = [
+        f"-DPython_EXECUTABLE={sys.executable}",
+        f"-DCMAKE_BUILD_TYPE={'Debug' if sanitize else 'Release'}",
+        f"-DBATCHFORM_SANITIZE={'ON' if sanitize else 'OFF'}",
+    ]
+    extra = os.environ.get("BATCHFORM_CMAKE_ARGS", "")
+    return args + shlex.split(extra)
+
+
+def _digest(sanitize: bool) -> str:
+    h = hashlib.sha256()
+    for a in _cmake_args(sanitize):
+        h.update(a.encode() + b"\0")
+    for p in _input_files(sanitize):
+        h.update(str(p.relative_to(ROOT)).encode() + b"\0")
+        h.update(p.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _tail(text: str, n: int = _TAIL_LINES) -> str:
+    """The last n lines, preceded by the first compiler error line if that is not among them
+    (with template-heavy code the first error is the informative one)."""
+    lines = text.rstrip().splitlines()
+    tail = lines[-n:]
+    first = next((ln for ln in lines if " error: " in ln or ln.startswith("CMake Error")), None)
+    if first is not None and first not in tail:
+        return f"first error: {first}\n...\n" + "\n".join(tail)
+    return "\n".join(tail)
+
+
+@contextmanager
+def _locked(build_dir: Path) -> Iterator[None]:
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = build_dir.parent / f".{build_dir.name}.lock"
+    with open(lock_path, "w") as fh:
+        try:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - Windows: no locking
+            pass
+        yield
+
+
+def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise CppBuildError(f"{what} failed (exit {proc.returncode}): {shlex.join(cmd)}\n{_tail(proc.stdout)}")
+    return proc.stdout
+
+
+def _artifacts(sanitize: bool, build_dir: Path) -> list[Path]:
+    if sanitize:
+        exe = ".exe" if os.name == "nt" else ""
+        return [build_dir / f"{t}{exe}" for t in SANITIZER_TARGETS]
+    return [module_path()]
+
+
+def build(force: bool = False, sanitize: bool = False, quiet: bool = False) -> Path:
+    """Configure and build the C++ backend if any input changed (or `force`).
+
+    Returns the extension module path (generated/cpp/_batchform_cpp<EXT_SUFFIX>), or with
+    `sanitize` the sanitizer build directory (build/cpp-sanitize). Prints one progress line
+    when it builds (unless `quiet`); raises CppBuildError with the last ~40 lines of the
+    compiler output when configuration or compilation fails.
+    """
+    build_dir = SANITIZE_BUILD_DIR if sanitize else BUILD_DIR
+    if not sanitize and not (GENERATED_DIR / "bindings.cpp").is_file():
+        raise CppBuildError(
+            f"{GENERATED_DIR.relative_to(ROOT)}/bindings.cpp does not exist: run `batchform generate` first"
+        )
+    result = build_dir if sanitize else module_path()
+    with _locked(build_dir):
+        digest = _digest(sanitize)
+        stamp = build_dir / _STAMP
+        if (
+            not force
+            and stamp.is_file()
+            and stamp.read_text().strip() == digest
+            and all(a.is_file() for a in _artifacts(sanitize, build_dir))
+        ):
+            return result
+
+        what = "sanitizer tests" if sanitize else MODULE_NAME
+        rel = build_dir.relative_to(ROOT)
+        if not quiet:
+            print(f"batchform: building {what} in {rel} ...", end="", flush=True)
+        t0 = time.perf_counter()
+        cmake, ninja = _tool("cmake"), _tool("ninja")
+        if stamp.exists():
+            stamp.unlink()
+        configure = [cmake, "-S", str(CPP_DIR), "-B", str(build_dir), "-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
+        configure += _cmake_args(sanitize)
+        try:
+            try:
+                _run(configure, "CMake configure")
+            except CppBuildError:
+                # A cache from another generator/source dir: start from scratch once.
+                if not (build_dir / "CMakeCache.txt").exists():
+                    raise
+                shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
+                (build_dir / "CMakeCache.txt").unlink()
+                _run(configure, "CMake configure")
+            _run([cmake, "--build", str(build_dir)], "C++ build")
+        except CppBuildError:
+            if not quiet:
+                print(" failed", flush=True)
+            raise
+        missing = [a for a in _artifacts(sanitize, build_dir) if not a.is_file()]
+        if missing:
+            raise CppBuildError(f"build finished but {', '.join(map(str, missing))} is missing")
+        stamp.write_text(digest + "\n")
+        if not quiet:
+            print(f" done in {time.perf_counter() - t0:.1f} s", flush=True)
+    return result
+
+
+def run_sanitizer_tests(force: bool = False, timeout: float = 300.0) -> str:
+    """Build the ASan/UBSan test executables (cpp/tests/*.cpp) and run them with ctest.
+
+    Returns the test output; raises CppTestError (with the output) if any test fails, and
+    CppBuildError if the build fails.
+    """
+    build_dir = build(force=force, sanitize=True)
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "2")
+    cmd = [_tool("ctest"), "--test-dir", str(build_dir), "--verbose", "--timeout", str(int(timeout))]
+    try:
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, timeout=timeout + 30
+        )
+    except subprocess.TimeoutExpired as e:
+        raise CppTestError(f"sanitizer tests timed out after {timeout:.0f} s\n{_tail(str(e.stdout or ''), 200)}") from e
+    if proc.returncode != 0:
+        raise CppTestError(f"sanitizer tests failed (ctest exit {proc.returncode}):\n{_tail(proc.stdout, 200)}")
+    return proc.stdout
+
+
+if __name__ == "__main__":  # python -m batchform.cpp_build [--force] [--sanitize]
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Build the batchform C++ backend")
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--sanitize", action="store_true", help="build and run the sanitizer tests")
+    ns = ap.parse_args()
+    try:
+        if ns.sanitize:
+            print(run_sanitizer_tests(force=ns.force))
+        else:
+            print(build(force=ns.force))
+    except (CppBuildError, CppTestError) as err:
+        print(err, file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,50 @@
+"""Import the compiled C++ backend (generated/cpp/_batchform_cpp).
+
+    from batchform.cpp_module import load
+    cpp = load()                 # ImportError with build instructions if it is not built
+    cpp = load(build=True)       # (re)build first when an input changed
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+MODULE = "generated.cpp._batchform_cpp"
+_ROOT = Path(__file__).resolve().parents[1]
+_HINT = "run `make cpp` (or `batchform build-cpp`) to build it"
+
+
+def is_built() -> bool:
+    """Whether the extension module file exists (it may still be stale)."""
+    from batchform.cpp_build import module_path
+
+    return module_path().is_file()
+
+
+def load(build: bool = False) -> ModuleType:
+    """Return the extension module `generated.cpp._batchform_cpp`.
+
+    With `build`, calls batchform.cpp_build.build() first (no-op when up to date). Raises
+    ImportError saying how to build it when the module has not been built, and re-raises load
+    failures of a built module (e.g. a stale build) with the same hint.
+    """
+    if build:
+        from batchform.cpp_build import build as _build
+
+        _build()
+    if str(_ROOT) not in sys.path and (_ROOT / "generated").is_dir():
+        try:
+            importlib.import_module("generated")
+        except ImportError:
+            sys.path.insert(0, str(_ROOT))
+    try:
+        return importlib.import_module(MODULE)
+    except ModuleNotFoundError as e:
+        if e.name in ("generated", "generated.cpp", MODULE):
+            raise ImportError(f"the batchform C++ module {MODULE} is not built: {_HINT}") from e
+        raise
+    except ImportError as e:
+        raise ImportError(f"the batchform C++ module {MODULE} failed to load ({e}); {_HINT}") from e
