@@ -98,7 +98,7 @@ def cmd_generate(args) -> int:
         print("error: refusing to generate code from specs whose proof failed", file=sys.stderr)
         return 1
     files = render_all(specs, backends)
-    changed = write_tree(files, output, backends=list(backends) + ["__init__.py"])
+    changed = write_tree(files, output, backends=list(backends) + ["__init__.py", "manifest.py"])
     print(f"generated {len(files)} files in {output} ({len(changed)} changed)")
     if not args.no_report:
         for path in write_reports(specs, proofs, Path(args.reports)):

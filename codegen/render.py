@@ -113,9 +113,32 @@ def _format(backend: Backend, text: str, filename: str) -> str:
     return backend.formatter(text, filename)
 
 
+def _manifest(specs: list[LoadedSpec], groups: list[Family]) -> str:
+    import sympy
+
+    functions = {f.spec: [] for g in groups for f in g.functions}
+    for g in groups:
+        for f in g.functions:
+            functions[f.spec].append(f)
+    entries = []
+    for loaded in specs:
+        s = loaded.spec
+        parameters = {p.name: (None if isinstance(p, sympy.Symbol) else tuple(str(d) for d in p.shape))
+                      for p in s.parameters}
+        kernels = [{"name": f.name, "arguments": tuple(a.name for a in f.arguments),
+                    "returns": tuple(f.aliases.get(r, r) for r in f.returns)} for f in functions[s.name]]
+        entries.append({"name": s.name, "kind": s.kind, "family": loaded.family, "doc": s.doc,
+                        "inputs": tuple(i.name for i in s.inputs), "parameters": parameters,
+                        "hyperparameters": tuple(h.name for h in s.hyperparameters),
+                        "output": s.output.name, "kernels": kernels})
+    from codegen.format import ruff
+
+    return ruff(environment().get_template("manifest.py.jinja").render(specs=entries), "manifest.py")
+
+
 def render_all(specs: list[LoadedSpec], backends: dict[str, Backend]) -> dict[str, str]:
     groups = families(specs)
-    out = {"__init__.py": _TOP}
+    out = {"__init__.py": _TOP, "manifest.py": _manifest(specs, groups)}
     for backend in backends.values():
         out.update(render_backend(backend, groups))
     return out

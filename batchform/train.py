@@ -1,0 +1,135 @@
+"""``batchform train``: train an MLP on digits or an npz file with any backend, from Nerva-style options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from batchform.training.backends import BACKENDS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="numpy", help=f"one of {', '.join(BACKENDS)} (default: numpy)")
+    p.add_argument("--dataset", default="digits", help="'digits' (built in) or a Nerva .npz file")
+    p.add_argument("--layers", default="ReLU;ReLU;Linear",
+                   help="layer names separated by ';', e.g. 'ReLU;Dropout(0.3);ReLU;BatchNorm;Linear'")
+    p.add_argument("--layer-sizes", default=None,
+                   help="comma-separated sizes, input first (default: input,64,64,classes for digits)")
+    p.add_argument("--optimizers", default="Momentum(0.9)", help="one for all layers or one per layer")
+    p.add_argument("--init-weights", default="XavierNormal", help="XavierUniform, HeNormal, Uniform(a,b), ...")
+    p.add_argument("--loss", default="StableSoftmaxCrossEntropy", help="a loss spec name, e.g. SquaredError")
+    p.add_argument("--learning-rate", default="Constant(0.05)", help="Constant(η), Exponential(η,d), ...")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--save-weights", metavar="PATH", help="write the trained weights to an npz file")
+    p.add_argument("--load-weights", metavar="PATH", help="start from the weights in an npz file")
+    p.add_argument("--export-torch", metavar="PATH", help="save a torch state_dict of nn.Linear layers")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+class _Progress:
+    """A rich progress bar over the batches of one epoch."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self.progress = Progress("epoch {task.fields[epoch]}", BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=True)
+        self.task = None
+
+    def start(self, epoch, total):
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=total, epoch=epoch + 1)
+
+    def advance(self):
+        self.progress.advance(self.task)
+
+    def stop(self):
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        self.progress.stop()
+
+
+def main(args) -> int:
+    from rich.console import Console
+
+    from batchform.data import DataError, load_dataset
+    from batchform.training.backends import make_backend
+    from batchform.training.loop import Trainer
+    from batchform.training.network import Network
+    from batchform.training.options import (OptionError, parse_layers, parse_loss, parse_optimizers,
+                                            parse_sizes)
+    from batchform.training.schedules import parse_learning_rate
+
+    console = Console()
+    try:
+        if args.epochs < 1:
+            raise OptionError("--epochs must be at least 1")
+        if args.batch_size < 1:
+            raise OptionError("--batch-size must be at least 1")
+        dtype = np.float32 if args.dtype == "float32" else np.float64
+        layers = parse_layers(args.layers)
+        loss = parse_loss(args.loss)
+        scheduler = parse_learning_rate(args.learning_rate)
+        optimizers = parse_optimizers(args.optimizers, len(layers))
+        data = load_dataset(args.dataset, seed=args.seed, dtype=dtype)
+        weighted = sum(1 for layer in layers if not layer.is_batch_norm)
+        if args.layer_sizes:
+            sizes = parse_sizes(args.layer_sizes)
+        else:
+            sizes = [data.num_features] + [64] * (weighted - 1) + [data.num_classes]
+        if sizes[0] != data.num_features:
+            raise OptionError(f"--layer-sizes: the input size {sizes[0]} does not match the data's "
+                              f"{data.num_features} features")
+        if sizes[-1] != data.num_classes:
+            raise OptionError(f"--layer-sizes: the output size {sizes[-1]} does not match the data's "
+                              f"{data.num_classes} classes")
+        backend = make_backend(args.backend, dtype)
+        network = Network.build(backend, layers, sizes, optimizers, args.init_weights, seed=args.seed)
+        if args.load_weights:
+            network.load_weights(args.load_weights)
+    except (OptionError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"error: backend {args.backend!r} is not available: {exc}", file=sys.stderr)
+        return 2
+
+    console.print(f"batchform train: backend {args.backend}, {args.dtype}, layers {args.layers}, sizes "
+                  f"{','.join(map(str, sizes))}, loss {args.loss}, optimizer {args.optimizers}, "
+                  f"learning rate {args.learning_rate}, batch {args.batch_size}, seed {args.seed}")
+    trainer = Trainer(network, loss, scheduler, args.batch_size, seed=args.seed)
+    console.print(f"{'epoch':>5}  {'loss':>10}  {'train acc':>9}  {'test acc':>8}  {'time (s)':>8}  {'η':>8}")
+
+    def report(r):
+        console.print(f"{r.epoch:>5}  {r.loss:>10.6f}  {r.train_accuracy:>9.4f}  {r.test_accuracy:>8.4f}  "
+                      f"{r.seconds:>8.3f}  {r.learning_rate:>8.4g}")
+
+    start = time.perf_counter()
+    progress = None if args.no_progress or not console.is_terminal else _Progress(console)
+    history = trainer.train(data, args.epochs, report=report, progress=progress)
+    console.print(f"total {time.perf_counter() - start:.2f} s")
+    if args.save_weights:
+        network.save_weights(args.save_weights)
+        console.print(f"saved weights to {args.save_weights}")
+    if args.export_torch:
+        import torch
+
+        torch.save(network.torch_state_dict(), args.export_torch)
+        console.print(f"saved a torch state_dict to {args.export_torch}")
+    if history.stopped:
+        print(f"error: {history.stopped}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    from batchform.cli import main as cli_main
+
+    sys.exit(cli_main(["train", *sys.argv[1:]]))

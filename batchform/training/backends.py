@@ -1,0 +1,114 @@
+"""What differs between backends when training: where kernels live and how arrays move. Nothing else."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from batchform.training.options import OptionError
+
+BACKENDS = ("numpy", "torch", "jax", "cpp")
+
+
+class ArrayBackend:
+    """NumPy arrays and the generated NumPy kernels; other backends override the few methods that differ."""
+
+    name = "numpy"
+
+    def __init__(self, dtype=np.float32):
+        self.dtype = np.dtype(dtype)
+        self.kernels = self.load_kernels()
+
+    def load_kernels(self):
+        return importlib.import_module("generated.numpy")
+
+    def kernel(self, name: str):
+        return getattr(self.kernels, name)
+
+    def array(self, a: np.ndarray):
+        return np.ascontiguousarray(a, dtype=self.dtype)
+
+    def numpy(self, x) -> np.ndarray:
+        return np.asarray(x)
+
+    def scalar_argument(self, x):
+        """How a trainable scalar (stored as a 1 × 1 array) is passed to a kernel."""
+        return x
+
+    def matrix(self, x, shape):
+        """A kernel's scalar result as the 1 × 1 array its parameter is stored in."""
+        return x.reshape(shape)
+
+    def copy(self, x):
+        return x.copy()
+
+
+class TorchBackend(ArrayBackend):
+    name = "torch"
+
+    def load_kernels(self):
+        import torch
+
+        self.torch = torch
+        torch.set_num_threads(max(torch.get_num_threads(), 1))
+        return importlib.import_module("generated.torch")
+
+    def array(self, a):
+        return self.torch.from_numpy(np.ascontiguousarray(a, dtype=self.dtype))
+
+    def numpy(self, x):
+        return x.detach().cpu().numpy()
+
+    def copy(self, x):
+        return x.clone()
+
+
+class JaxBackend(ArrayBackend):
+    name = "jax"
+
+    def load_kernels(self):
+        import jax
+
+        if self.dtype == np.float64:
+            jax.config.update("jax_enable_x64", True)
+        self.jax = jax
+        self._jitted = {}
+        return importlib.import_module("generated.jax")
+
+    def kernel(self, name):
+        # Each kernel is compiled once per shape; a training step is a few dozen compiled calls.
+        if name not in self._jitted:
+            self._jitted[name] = self.jax.jit(getattr(self.kernels, name))
+        return self._jitted[name]
+
+    def array(self, a):
+        return self.jax.numpy.asarray(np.asarray(a, dtype=self.dtype))
+
+    def numpy(self, x):
+        return np.asarray(x)
+
+    def copy(self, x):
+        return x  # JAX arrays are immutable
+
+
+class CppBackend(ArrayBackend):
+    name = "cpp"
+
+    def load_kernels(self):
+        from batchform.cpp_module import load
+
+        return load()
+
+    def scalar_argument(self, x):
+        return float(np.asarray(x).reshape(()))
+
+    def matrix(self, x, shape):
+        return np.asarray(x, dtype=self.dtype).reshape(shape)
+
+
+def make_backend(name: str, dtype=np.float32) -> ArrayBackend:
+    classes = {"numpy": ArrayBackend, "torch": TorchBackend, "jax": JaxBackend, "cpp": CppBackend}
+    if name not in classes:
+        raise OptionError(f"--backend: unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    return classes[name](dtype)
