@@ -104,6 +104,17 @@ def main(argv: list[str] | None = None) -> int:
 
         dense_ms = _median_ms({"dense": dense_step}, args.repeat)["dense"]
 
+    # the same dense layer with batchform::gemm (Eigen + OpenMP unless BATCHFORM_BLAS=scipy)
+    Wd = rng.standard_normal((K, D), dtype=np.float32)
+    DWd = np.empty((K, D), np.float32)
+
+    def cpp_dense_step():
+        m.gemm(X, Wd, Y, trans_b=True)
+        m.gemm(DY, Wd, DX)
+        m.gemm(DY, X, DWd, trans_a=True)
+
+    cpp_dense_ms = _median_ms({"d": cpp_dense_step}, args.repeat)["d"]
+
     for density in args.densities:
         S = m.random_csr((K, D), density=density, seed=1, per_row=True)
         G = np.empty(S.nnz, np.float32)
@@ -142,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             line += f" {t['torch_sparse']:>12.3f}m {dense_ms:>11.3f}m {dense_ms / total:>9.1f}x"
         print(line)
     print("times in ms (medians); dense torch = addmm + DY@W + DY.T@X + DY.sum(0) with a dense W")
+    print(f"dense layer with batchform::gemm ({m.blas_backend()}): {cpp_dense_ms:.3f} ms")
     return 0
 
 

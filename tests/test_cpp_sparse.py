@@ -490,3 +490,58 @@ def test_build_error_reports_compiler_output(tmp_path, monkeypatch):
     # the module build needs the generator's bindings.cpp
     with pytest.raises(cpp_build.CppBuildError, match="run `batchform generate` first"):
         cpp_build.build(quiet=True)
+
+
+# --------------------------------------------------------------------------------------------
+# batchform::gemm (Eigen, or scipy's BLAS when enabled)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("use_blas", [False, True], ids=["eigen", "blas"])
+def test_gemm_matches_numpy(cpp, dtype, use_blas):
+    rng = np.random.default_rng(5)
+    previous = cpp.set_blas_enabled(use_blas)
+    try:
+        if use_blas and cpp.blas_backend() == "eigen":
+            pytest.skip("scipy BLAS not registered")
+        for m_, k_, n_ in [(7, 5, 3), (1, 9, 4), (6, 1, 2), (33, 64, 17)]:
+            for ta in (False, True):
+                for tb in (False, True):
+                    A = rng.standard_normal((k_, m_) if ta else (m_, k_)).astype(dtype)
+                    B = rng.standard_normal((n_, k_) if tb else (k_, n_)).astype(dtype)
+                    ref = (A.T if ta else A).astype(np.float64) @ (B.T if tb else B)
+                    C = cpp.gemm(A, B, trans_a=ta, trans_b=tb)
+                    np.testing.assert_allclose(C, ref, **tol(dtype))
+                    big = np.full((m_, n_ + 6), np.nan, dtype)
+                    big[:, 3:-3] = 1
+                    C2 = big[:, 3:-3]  # strided output, accumulate
+                    assert cpp.gemm(A, B, C2, ta, tb, 2.0, 0.5) is C2
+                    np.testing.assert_allclose(C2, 2 * ref + 0.5, **tol(dtype))
+                    assert np.isnan(big[:, :3]).all() and np.isnan(big[:, -3:]).all()
+        # beta = 0 must ignore NaN in C; k = 0 gives zeros
+        C3 = np.full((2, 3), np.nan, dtype)
+        cpp.gemm(np.ones((2, 4), dtype), np.ones((4, 3), dtype), C3)
+        np.testing.assert_array_equal(C3, np.full((2, 3), 4))
+        np.testing.assert_array_equal(cpp.gemm(np.ones((2, 0), dtype), np.ones((0, 3), dtype)), np.zeros((2, 3)))
+        assert cpp.gemm(np.ones((0, 4), dtype), np.ones((4, 3), dtype)).shape == (0, 3)
+        # the layer-sized products
+        X = rng.standard_normal((100, 300)).astype(dtype)
+        W = rng.standard_normal((200, 300)).astype(dtype)
+        np.testing.assert_allclose(cpp.gemm(X, W, trans_b=True), X.astype(np.float64) @ W.T, rtol=1e-3, atol=1e-3)
+    finally:
+        cpp.set_blas_enabled(previous)
+
+
+def test_gemm_errors(cpp):
+    A = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"gemm: argument 'B' has shape \(5, 2\), expected \(4, \*\)"):
+        cpp.gemm(A, np.ones((5, 2), np.float32))
+    with pytest.raises(ValueError, match=r"gemm: argument 'B' has shape \(2, 5\), expected \(\*, 4\)"):
+        cpp.gemm(A, np.ones((2, 5), np.float32), trans_b=True)
+    with pytest.raises(ValueError, match=r"gemm: argument 'C' has shape \(3, 3\), expected \(3, 2\)"):
+        cpp.gemm(A, np.ones((4, 2), np.float32), np.empty((3, 3), np.float32))
+    with pytest.raises(TypeError):
+        cpp.gemm(A, np.ones((4, 2)))  # mixed dtypes: no silent conversion
+    with pytest.raises(TypeError, match="argument 'C' must be a writable C-contiguous float32 matrix"):
+        cpp.gemm(A, np.ones((4, 2), np.float32), np.empty((2, 3), np.float32).T)

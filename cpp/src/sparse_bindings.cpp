@@ -11,12 +11,14 @@
 #include "batchform/runtime.hpp"
 #include "batchform/sparse.hpp"
 
+#include <nanobind/eigen/dense.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <tuple>
@@ -506,9 +508,70 @@ void bind_csr_subclass(nb::module_& m, const char* name) {
             "values"_a, "New matrix with the same pattern and the given values (copied).");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Dense GEMM through scipy's BLAS (batchform::gemm in runtime.hpp)
+// ---------------------------------------------------------------------------------------------
+
+/// Registers ?gemm from scipy.linalg.cython_blas; enabled only with BATCHFORM_BLAS=scipy.
+void register_scipy_blas() {
+    const char* env = std::getenv("BATCHFORM_BLAS");
+    const bool enable = env && std::string(env) == "scipy";
+    try {
+        // kept alive for the lifetime of the process (the function pointers point into it)
+        static nb::object* cython_blas =
+            new nb::object(nb::module_::import_("scipy.linalg.cython_blas"));
+        nb::dict capi = nb::cast<nb::dict>(cython_blas->attr("__pyx_capi__"));
+        const auto get = [&](const char* name) -> void* {
+            if (!capi.contains(name)) return nullptr;
+            nb::object cap = capi[name];
+            PyObject* c = cap.ptr();
+            if (!PyCapsule_CheckExact(c)) return nullptr;
+            void* p = PyCapsule_GetPointer(c, PyCapsule_GetName(c));
+            if (!p) PyErr_Clear();
+            return p;
+        };
+        blas::set_gemm(reinterpret_cast<blas::sgemm_fn>(get("sgemm")),
+                       reinterpret_cast<blas::dgemm_fn>(get("dgemm")), "scipy-openblas");
+        blas::set_enabled(enable);
+    } catch (const std::exception&) {
+        // no scipy: Eigen's own GEMM
+    }
+}
+
+template <class S>
+nb::object py_gemm(const Eigen::Ref<const Matrix<S>>& A, const Eigen::Ref<const Matrix<S>>& B,
+                   nb::handle C_, bool trans_a, bool trans_b, S alpha, S beta) {
+    if (C_.is_none()) {
+        const Index m = trans_a ? A.cols() : A.rows();
+        const Index n = trans_b ? B.rows() : B.cols();
+        Matrix<S> C(m, n);
+        {
+            nb::gil_scoped_release release;
+            gemm<S>(alpha, A, trans_a, B, trans_b, S(0), C);
+        }
+        return nb::cast(std::move(C));
+    }
+    Eigen::Ref<Matrix<S>> C = [&]() {
+        try {
+            return nb::cast<Eigen::Ref<Matrix<S>>>(C_, false);
+        } catch (const nb::cast_error&) {
+            throw nb::type_error((std::string("gemm: argument 'C' must be a writable C-contiguous ") +
+                                  dtype_name<S>() + " matrix")
+                                     .c_str());
+        }
+    }();
+    {
+        nb::gil_scoped_release release;
+        gemm<S>(alpha, A, trans_a, B, trans_b, beta, C);
+    }
+    return nb::borrow(C_);
+}
+
 }  // namespace
 
 void register_sparse(nb::module_& m) {
+    register_scipy_blas();
+
     nb::class_<CSRBase>(
         m, "CSRMatrix",
         "Compressed sparse row matrix (float32 or float64 values, int32 indices) owned by C++.\n\n"
@@ -636,6 +699,20 @@ void register_sparse(nb::module_& m) {
           "Erdos-Renyi densities: layer (K, D) gets min(1, eps * (K + D) / (K * D)), eps chosen\n"
           "so that the total number of stored entries is density * sum(K * D).");
 
+    constexpr const char* gemm_doc =
+        "gemm(A, B, C=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0) -> ndarray\n\n"
+        "C = alpha * op(A) @ op(B) + beta * C (batchform::gemm: Eigen, or scipy's BLAS when\n"
+        "enabled). A, B: float32 or float64 matrices of one dtype; C (optional) is written in place.";
+    m.def("gemm", &py_gemm<float>, "A"_a.noconvert(), "B"_a.noconvert(), "C"_a = nb::none(),
+          "trans_a"_a = false, "trans_b"_a = false, "alpha"_a = 1.0f, "beta"_a = 0.0f, gemm_doc);
+    m.def("gemm", &py_gemm<double>, "A"_a.noconvert(), "B"_a.noconvert(), "C"_a = nb::none(),
+          "trans_a"_a = false, "trans_b"_a = false, "alpha"_a = 1.0, "beta"_a = 0.0);
+    m.def("blas_backend", []() { return std::string(blas::backend()); },
+          "Library behind batchform::gemm: 'scipy-openblas' or 'eigen'.");
+    m.def("set_blas_enabled", &blas::set_enabled, "enabled"_a,
+          "Use scipy's BLAS (True; default False unless BATCHFORM_BLAS=scipy) or Eigen's GEMM\n"
+          "(False) in batchform::gemm; returns the previous setting.");
+
     m.def("set_flush_denormals", &set_flush_denormals, "enable"_a = true,
           "Flush-to-zero / denormals-are-zero on (or off) for the calling thread and the OpenMP\n"
           "threads; returns the previous state of the calling thread. Also affects NumPy/PyTorch\n"
@@ -649,6 +726,7 @@ void register_sparse(nb::module_& m) {
         nb::dict d;
         d["openmp"] = has_openmp();
         d["mkl"] = has_mkl();
+        d["blas"] = blas::backend();
         d["simd"] = BATCHFORM_SIMD_AVX2 ? "avx2" : "generic";
         d["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
                      "." + std::to_string(EIGEN_MINOR_VERSION);
