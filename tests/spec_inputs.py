@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import sympy
 
@@ -35,8 +33,7 @@ def call(module, function, values: dict) -> dict:
     """Call the generated ``function`` (a codegen.lower.Function) of ``module`` with named values; returns
     its results by name."""
     fn = getattr(module, function.name)
-    names = list(inspect.signature(fn).parameters)
-    result = fn(**{n: values[n] for n in names})
+    result = fn(*[values[a.name] for a in function.arguments])
     returns = [function.aliases.get(r, r) for r in function.returns]
     if len(returns) == 1:
         result = (result,)

@@ -1,0 +1,451 @@
+"""IR → C++17 with Eigen: matrix products in Eigen's matrix domain, every map in the array domain.
+
+Printed pieces carry their domain: ``matrix`` (Eigen matrix expressions, products), ``array`` (coefficient-
+wise expressions) or ``scalar`` (``S`` values: sums of all entries, 1 × 1 results, hyperparameters). Reductions
+and products that feed a map are stored in a temporary first, so Eigen never re-evaluates them per coefficient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+from sympy.printing.precedence import PRECEDENCE
+
+from codegen import ir
+from codegen.lower import Function
+from codegen.passes import _linear_terms
+from codegen.printers.scalar import ATOM, ScalarPrinter, Sigmoid, Softplus, idioms
+
+ONE = ir.ONE
+
+
+@dataclass
+class Piece:
+    text: str
+    prec: int
+    domain: str  # "matrix", "array" or "scalar"
+
+
+def _paren(text: str, prec: int, level: int = ATOM) -> str:
+    return text if prec >= level else f"({text})"
+
+
+def is_scalar_shape(shape) -> bool:
+    return tuple(shape) == (ONE, ONE)
+
+
+class CppScalarPrinter(ScalarPrinter):
+    """Coefficient-wise Eigen array syntax (``array=True``) or plain C++ scalar syntax."""
+
+    sigmoid_precedence = PRECEDENCE["Add"]
+    methods = {"exp": "exp", "log": "log", "tanh": "tanh", "sqrt": "sqrt", "Abs": "abs", "sign": "sign",
+               "sin": "sin", "cos": "cos", "sinh": "sinh", "cosh": "cosh", "atan": "atan", "asinh": "asinh"}
+
+    def __init__(self, args, array: bool, shape=None, dims=()):
+        super().__init__(args)
+        self.array = array
+        self.shape = shape
+        self.dims = set(dims)
+
+    def _is_array(self, expr) -> bool:
+        return self.array and any(ir.is_placeholder(s) and self.args[int(s.name[1:])][2] == "array"
+                                  for s in expr.free_symbols)
+
+    def _print_Symbol(self, expr):
+        arg = self._placeholder(expr)
+        if arg:
+            return arg[0]
+        if expr in self.dims:
+            return f"S({expr.name})"
+        return expr.name
+
+    def _print_Integer(self, expr):
+        return f"S({expr.p})"
+
+    def _print_Rational(self, expr):
+        return f"S({expr.p}) / S({expr.q})"
+
+    def _print_Half(self, expr):
+        return "S(0.5)"
+
+    def _print_Float(self, expr):
+        return f"S({float(expr)!r})"
+
+    def _print_NegativeOne(self, expr):
+        return "S(-1)"
+
+    def _print_One(self, expr):
+        return "S(1)"
+
+    def _print_Zero(self, expr):
+        return "S(0)"
+
+    def _method(self, expr, name: str) -> str:
+        return f"{self.parenthesize(expr, ATOM, strict=True)}.{name}()"
+
+    def _print_Function(self, expr):
+        name = type(expr).__name__
+        if name not in self.methods:
+            raise NotImplementedError(f"no C++ spelling for the function {name}")
+        (arg,) = expr.args
+        if self._is_array(arg):
+            return self._method(arg, self.methods[name])
+        return f"std::{self.methods[name]}({self._print(arg)})"
+
+    _print_exp = _print_log = _print_tanh = _print_Abs = _print_sign = _print_Function
+    _print_sin = _print_cos = _print_sinh = _print_cosh = _print_atan = _print_asinh = _print_Function
+
+    def _print_Sigmoid(self, expr):
+        u = expr.args[0]
+        inner = f"S(0.5) * {self.parenthesize(u, PRECEDENCE['Mul'])}"
+        tanh = f"({inner}).tanh()" if self._is_array(u) else f"std::tanh({inner})"
+        return f"S(0.5) * {tanh} + S(0.5)"
+
+    def _print_Softplus(self, expr):
+        u = expr.args[0]
+        if self._is_array(u):
+            a = self.parenthesize(u, ATOM, strict=True)
+            return f"{a}.max(S(0)) + (-{a}.abs()).exp().log1p()"
+        a = self._print(u)
+        return f"std::max({a}, S(0)) + std::log1p(std::exp(-std::abs({a})))"
+
+    def _print_Pow(self, expr, rational=False):
+        base, e = expr.args
+        array = self._is_array(base)
+        if array:
+            b = self.parenthesize(base, ATOM, strict=True)
+            if e == 2:
+                return f"{b}.square()"
+            if e == 3:
+                return f"{b}.cube()"
+            if e == -1:
+                return f"{b}.inverse()"
+            if e == sympy.Rational(1, 2):
+                return f"{b}.sqrt()"
+            if e == -sympy.Rational(1, 2):
+                return f"{b}.rsqrt()"
+            return f"{b}.pow({self._print(e)})"
+        b = self._print(base)
+        if e == sympy.Rational(1, 2):
+            return f"std::sqrt({b})"
+        if e == -sympy.Rational(1, 2):
+            return f"S(1) / std::sqrt({b})"
+        if e == -1:
+            return f"S(1) / {self.parenthesize(base, PRECEDENCE['Mul'], strict=True)}"
+        return f"std::pow({b}, {self._print(e)})"
+
+    def _binary_method(self, name, std, args):
+        arrays = [a for a in args if self._is_array(a)]
+        others = [a for a in args if not self._is_array(a)]
+        if not arrays:
+            text = self._print(others[0])
+            for a in others[1:]:
+                text = f"std::{std}({text}, {self._print(a)})"
+            return text
+        text = self.parenthesize(arrays[0], ATOM, strict=True)
+        for a in arrays[1:] + others:
+            text = f"{text}.{name}({self._print(a)})"
+        return text
+
+    def _print_Max(self, expr):
+        return self._binary_method("max", "max", expr.args)
+
+    def _print_Min(self, expr):
+        return self._binary_method("min", "min", expr.args)
+
+    def _print_Relational(self, expr):
+        lhs, rhs, op = expr.lhs, expr.rhs, expr.rel_op
+        if self.array and not self._is_array(lhs) and self._is_array(rhs):
+            lhs, rhs = rhs, lhs
+            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+        left = self.parenthesize(lhs, PRECEDENCE["Relational"], strict=True)
+        right = self.parenthesize(rhs, PRECEDENCE["Relational"], strict=True)
+        return f"({left} {op} {right})"
+
+    def _print_And(self, expr):
+        return " && ".join(self._print(a) for a in expr.args)
+
+    def _print_Or(self, expr):
+        return " || ".join(self._print(a) for a in expr.args)
+
+    def _print_Piecewise(self, expr):
+        pieces = list(expr.args)
+        if pieces[-1].cond != sympy.true:
+            raise NotImplementedError("a Piecewise needs a final `True` case")
+        if not self.array:
+            text = self._print(pieces[-1].expr)
+            for value, condition in reversed(pieces[:-1]):
+                text = f"({self._print(condition)} ? {self._print(value)} : {text})"
+            return text
+        otherwise = pieces[-1].expr
+        text = self._branch(otherwise)
+        for value, condition in reversed(pieces[:-1]):
+            then = self._branch(value)
+            if not self._is_array(value) and not (self._is_array(otherwise)):
+                rows, cols = self.shape
+                then = f"Array<S>::Constant({rows}, {cols}, {then})"
+            text = f"({self._print(condition)}).select({then}, {text})"
+            otherwise = value if self._is_array(value) else otherwise
+        return text
+
+    def _branch(self, value):
+        return self._print(value) if self._is_array(value) else f"S({self._print(value)})"
+
+    def precedence(self, expr) -> int:
+        if isinstance(expr, sympy.Piecewise) and self.array:
+            return ATOM
+        if isinstance(expr, sympy.Piecewise):
+            return ATOM
+        if isinstance(expr, Softplus):
+            return PRECEDENCE["Add"]
+        return super().precedence(expr)
+
+
+class CppPrinter:
+    """Prints one :class:`Function` as the body of a C++ function template over the scalar type S."""
+
+    def __init__(self, function: Function):
+        self.function = function
+        self.counter = sum(1 for t, _ in function.statements if t.startswith("t") and t[1:].isdigit())
+        self.pre: list[str] = []
+        self.dims = set(function.dims)
+        self.scalars = {a.name for a in function.arguments if a.is_scalar}
+
+    def name(self, var: str) -> str:
+        return self.function.aliases.get(var, var)
+
+    def fresh(self) -> str:
+        name = f"t{self.counter}"
+        self.counter += 1
+        return name
+
+    def dim(self, d) -> str:
+        d = sympy.sympify(d)
+        if d.is_Integer:
+            return str(int(d))
+        return str(d).replace("*", " * ")
+
+    # --- expressions --------------------------------------------------------------------------------
+    def expr(self, node: ir.Node) -> Piece:
+        return getattr(self, f"_{type(node).__name__}")(node)
+
+    def as_matrix(self, p: Piece) -> str:
+        if p.domain == "array":
+            return f"{_paren(p.text, p.prec)}.matrix()"
+        return p.text
+
+    def as_array(self, p: Piece) -> str:
+        if p.domain == "matrix":
+            return f"{_paren(p.text, p.prec)}.array()"
+        return p.text
+
+    def _Var(self, node):
+        name = self.name(node.name)
+        if is_scalar_shape(node.shape):
+            return Piece(name, ATOM, "scalar")
+        return Piece(name, ATOM, "matrix")
+
+    def _MatMul(self, node):
+        a, b = self.expr(node.a), self.expr(node.b)
+        left = _paren(self.as_matrix(a), a.prec if a.domain == "matrix" else ATOM, PRECEDENCE["Mul"])
+        right = _paren(self.as_matrix(b), b.prec if b.domain == "matrix" else ATOM, PRECEDENCE["Mul"] + 1)
+        return Piece(f"{left} * {right}", PRECEDENCE["Mul"], "matrix")
+
+    def _Transpose(self, node):
+        a = self.expr(node.a)
+        return Piece(f"{_paren(a.text, a.prec)}.transpose()", ATOM, a.domain)
+
+    def _Reduce(self, node):
+        a = self.expr(node.a)
+        base = _paren(a.text, a.prec)
+        op = {"sum": "sum", "max": "maxCoeff"}[node.op]
+        if node.axis is None:
+            return Piece(f"{base}.{op}()", ATOM, "scalar")
+        direction = "colwise" if node.axis == 0 else "rowwise"
+        return Piece(f"{base}.{direction}().{op}()", ATOM, a.domain)
+
+    def _Repeat(self, node):
+        a = self.expr(node.a)
+        counts = (self.dim(node.count), "1") if node.axis == 0 else ("1", self.dim(node.count))
+        return Piece(f"{_paren(a.text, a.prec)}.replicate({counts[0]}, {counts[1]})", ATOM, a.domain)
+
+    def _DiagOf(self, node):
+        a = self.expr(node.a)
+        return Piece(f"{_paren(self.as_matrix(a), ATOM)}.diagonal()", ATOM, "matrix")
+
+    def _DiagMatrix(self, node):
+        a = self.expr(node.a)
+        return Piece(f"Matrix<S>({_paren(self.as_matrix(a), ATOM)}.asDiagonal())", ATOM, "matrix")
+
+    def _Ones(self, node):
+        return Piece(f"Matrix<S>::Ones({self.dim(node.shape[0])}, {self.dim(node.shape[1])})", ATOM, "matrix")
+
+    def _Eye(self, node):
+        n = self.dim(node.shape[0])
+        return Piece(f"Matrix<S>::Identity({n}, {n})", ATOM, "matrix")
+
+    def _hoist(self, node: ir.Node) -> Piece:
+        """Store a product or reduction in a temporary so a map reads it once, not per coefficient."""
+        piece = self.expr(node)
+        name = self.fresh()
+        if piece.domain == "scalar" or is_scalar_shape(node.shape):
+            self.pre.append(f"const S {name} = {piece.text};")
+            return Piece(name, ATOM, "scalar")
+        self.pre.append(f"const Matrix<S> {name} = {self.as_matrix(piece)};")
+        return Piece(name, ATOM, "matrix")
+
+    def _argument(self, arg: ir.Node, shape) -> tuple[str, int, str]:
+        """An argument of a map, as an array expression of the map's full shape (or a scalar)."""
+        if isinstance(arg, (ir.MatMul, ir.Reduce, ir.DiagOf, ir.DiagMatrix)) and not is_scalar_shape(arg.shape):
+            piece = self._hoist(arg)
+        elif isinstance(arg, ir.Reduce) and arg.axis is None:
+            piece = self._hoist(arg)
+        else:
+            piece = self.expr(arg)
+        if piece.domain == "scalar" or is_scalar_shape(arg.shape):
+            return piece.text, piece.prec, "scalar"
+        text = _paren(piece.text, piece.prec)
+        rows, cols = arg.shape
+        if rows == ONE and shape[0] != ONE:
+            text = f"{text}.replicate({self.dim(shape[0])}, 1)"
+        elif cols == ONE and shape[1] != ONE:
+            text = f"{text}.replicate(1, {self.dim(shape[1])})"
+        if piece.domain == "array":
+            return text, ATOM, "array"
+        return f"{text}.array()", ATOM, "array"
+
+    def _Elementwise(self, node):
+        scalar = is_scalar_shape(node.shape)
+        args = [self._argument(a, node.shape) for a in node.args]
+        expr = idioms(node.expr)
+        shape = (self.dim(node.shape[0]), self.dim(node.shape[1]))
+        # A function value used twice (σ in σ(1 − σ)) is computed once, into a temporary.
+        replacements, (reduced,) = sympy.cse(expr, symbols=(sympy.Symbol(f"__cse{i}", real=True)
+                                                              for i in range(100)), optimizations=None)
+        replacements = [(s, e) for s, e in replacements if e.has(sympy.Function, sympy.Pow)]
+        if replacements and not scalar:
+            undo = {}
+            for symbol, sub in replacements:
+                sub = sub.xreplace(undo)
+                text = CppScalarPrinter(args, array=True, shape=shape, dims=self.dims).doprint(sub)
+                name = self.fresh()
+                self.pre.append(f"const Matrix<S> {name} = ({text}).matrix();")
+                undo[symbol] = ir.placeholder(len(args))
+                args.append((f"{name}.array()", ATOM, "array"))
+            expr = reduced.xreplace(undo)
+        printer = CppScalarPrinter(args, array=not scalar, shape=shape, dims=self.dims)
+        if not node.args:
+            if scalar:
+                return Piece(printer.doprint(expr), printer.precedence(expr), "scalar")
+            return Piece(f"Matrix<S>::Constant({self.dim(node.shape[0])}, {self.dim(node.shape[1])}, "
+                         f"{printer.doprint(expr)})", ATOM, "matrix")
+        text = printer.doprint(expr)
+        domain = "scalar" if scalar or not any(a[2] == "array" for a in args) else "array"
+        return Piece(text, printer.precedence(expr), domain)
+
+    # --- statements ---------------------------------------------------------------------------------
+    def _bias_add(self, target: str, node) -> list[str] | None:
+        """``Y = A·B + 1·b``: one GEMM into Y, then the row added in place (no second temporary)."""
+        if not (isinstance(node, ir.Elementwise) and len(node.args) == 2):
+            return None
+        p0, p1 = ir.placeholders(2)
+        if sympy.expand(node.expr - p0 - p1) != 0:
+            return None
+        products = [a for a in node.args if isinstance(a, ir.MatMul)]
+        rows = [a for a in node.args if a.shape[0] == ONE and not is_scalar_shape(a.shape)]
+        if len(products) != 1 or len(rows) != 1 or products[0].shape != node.shape:
+            return None
+        product = self.expr(products[0])
+        row = self.expr(rows[0])
+        return [f"Matrix<S> {target} = {product.text};",
+                f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"]
+
+    def statement(self, target: str, node: ir.Node) -> list[str]:
+        self.pre = []
+        if self.function.in_place:
+            lines = self.update(target, node)
+        else:
+            name = self.name(target)
+            lines = self._bias_add(name, node)
+            if lines is None:
+                piece = self.expr(node)
+                if piece.domain == "scalar" or is_scalar_shape(node.shape):
+                    lines = [f"const S {name} = {piece.text};"]
+                else:
+                    lines = [f"Matrix<S> {name} = {self.as_matrix(piece)};"]
+        return self.pre + lines
+
+    def update(self, target: str, node: ir.Node) -> list[str]:
+        name = self.name(target)
+        old = next((a for a in getattr(node, "args", ()) if isinstance(a, ir.Var) and self.name(a.name) == name
+                    and a.name != target), None)
+        terms = _linear_terms(node) if isinstance(node, ir.Elementwise) and old is not None else None
+        if terms is None or terms[1] != 0:
+            return [f"{name} = {self.as_matrix(self.expr(node))};"]
+        coefficients, _ = terms
+        lines = []
+        scale = coefficients[node.args.index(old)]
+        scalar = CppScalarPrinter([], array=False, dims=self.dims)
+        if scale != 1:
+            lines.append(f"{name}.array() *= {scalar.doprint(scale)};")
+        for coefficient, arg in zip(coefficients, node.args):
+            if arg is old or coefficient == 0:
+                continue
+            negative = coefficient.could_extract_minus_sign()
+            magnitude = -coefficient if negative else coefficient
+            value = self.as_array(self.expr(arg)) if not isinstance(arg, ir.Var) else f"{self.name(arg.name)}.array()"
+            op = "-=" if negative else "+="
+            text = value if magnitude == 1 else f"{scalar.doprint(magnitude)} * {value}"
+            lines.append(f"{name}.array() {op} {text};")
+        return lines
+
+    def checks(self) -> list[str]:
+        """Bind each dimension from the first argument that has it; check every argument's shape."""
+        lines, bound = [], {}
+        for arg in self.function.matrix_arguments:
+            expected = []
+            for axis, d in enumerate(arg.shape):
+                d = sympy.sympify(d)
+                if d.is_Integer:
+                    expected.append(str(int(d)))
+                elif d in bound:
+                    expected.append(str(d))
+                else:
+                    expected.append("any")
+            lines.append(f'check_shape("{self.function.name}", "{arg.name}", {arg.name}, '
+                         f"{expected[0]}, {expected[1]});")
+            for axis, d in enumerate(arg.shape):
+                d = sympy.sympify(d)
+                if isinstance(d, sympy.Symbol) and d not in bound:
+                    bound[d] = f"{arg.name}.{'rows' if axis == 0 else 'cols'}()"
+                    lines.append(f"const Index {d} = {bound[d]};")
+        self.dims = set(bound)
+        return lines
+
+    def body(self) -> list[str]:
+        lines = self.checks()
+        for d in self.function.dims:
+            if d not in self.dims:
+                raise NotImplementedError(f"dimension {d} is not carried by any argument")
+        used = set()
+        for _, node in self.function.statements:
+            for sub in ir.walk(node):
+                if isinstance(sub, ir.Elementwise):
+                    used |= sub.expr.free_symbols
+                if isinstance(sub, ir.Repeat):
+                    used |= sub.count.free_symbols
+        for target, node in self.function.statements:
+            lines.extend(self.statement(target, node))
+        # Dimensions only the checks use are still bound: mark them used so compilers do not warn.
+        unused = [str(d) for d in sorted(self.dims, key=str) if d not in used]
+        if unused:
+            lines.insert(len(lines) - len(self.function.statements) * 0, f"(void){', (void)'.join(unused)};")
+        returns = [self.name(r) for r in self.function.returns]
+        if self.function.in_place:
+            return lines
+        if len(returns) == 1:
+            lines.append(f"return {returns[0]};")
+        else:
+            lines.append(f"return {{{', '.join(f'std::move({r})' for r in returns)}}};")
+        return lines
