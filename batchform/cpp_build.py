@@ -4,8 +4,9 @@
     build(sanitize=True)       -> build/cpp-sanitize (ASan + UBSan test executables, no Python)
     run_sanitizer_tests()      builds the sanitizer executables and runs them with ctest
 
-A build runs only when an input changed: the stamp is a SHA-256 over cpp/**, generated/cpp/*
-(sources, not build products), the CMake options and the Python executable. Builds in the same
+A build runs only when an input changed: the stamp is a SHA-256 over cpp/** and generated/cpp/*
+(C++ sources and headers; not Python files or build products), the CMake options and the Python
+executable. Builds in the same
 build directory are serialised with a file lock. Extra CMake arguments can be given in the
 environment variable BATCHFORM_CMAKE_ARGS (e.g. "-DBATCHFORM_MKL=OFF").
 """
@@ -34,7 +35,7 @@ SANITIZER_TARGETS = ("batchform_cpp_tests_simd", "batchform_cpp_tests_generic")
 
 _STAMP = ".batchform-stamp"
 _TAIL_LINES = 40
-_SKIP_SUFFIXES = {".so", ".pyd", ".dylib", ".pyc", ".o", ".a"}
+_SKIP_SUFFIXES = {".so", ".pyd", ".dylib", ".pyc", ".py", ".pyi", ".o", ".a"}  # not build inputs
 
 
 class CppBuildError(RuntimeError):

@@ -512,10 +512,10 @@ void bind_csr_subclass(nb::module_& m, const char* name) {
 // Dense GEMM through scipy's BLAS (batchform::gemm in runtime.hpp)
 // ---------------------------------------------------------------------------------------------
 
-/// Registers ?gemm from scipy.linalg.cython_blas; enabled only with BATCHFORM_BLAS=scipy.
-void register_scipy_blas() {
-    const char* env = std::getenv("BATCHFORM_BLAS");
-    const bool enable = env && std::string(env) == "scipy";
+/// Registers ?gemm from scipy.linalg.cython_blas (imported on first use: ~0.35 s).
+/// Returns whether the functions are available.
+bool register_scipy_blas() {
+    if (blas::registry().sgemm || blas::registry().dgemm) return true;
     try {
         // kept alive for the lifetime of the process (the function pointers point into it)
         static nb::object* cython_blas =
@@ -532,10 +532,17 @@ void register_scipy_blas() {
         };
         blas::set_gemm(reinterpret_cast<blas::sgemm_fn>(get("sgemm")),
                        reinterpret_cast<blas::dgemm_fn>(get("dgemm")), "scipy-openblas");
-        blas::set_enabled(enable);
     } catch (const std::exception&) {
-        // no scipy: Eigen's own GEMM
+        return false;  // no scipy: Eigen's own GEMM
     }
+    return blas::registry().sgemm || blas::registry().dgemm;
+}
+
+/// set_blas_enabled(True) registers scipy's BLAS first; raises if it is unavailable.
+bool py_set_blas_enabled(bool enabled) {
+    if (enabled && !register_scipy_blas())
+        throw std::runtime_error("set_blas_enabled: scipy.linalg.cython_blas is not available");
+    return blas::set_enabled(enabled);
 }
 
 template <class S>
@@ -570,7 +577,8 @@ nb::object py_gemm(const Eigen::Ref<const Matrix<S>>& A, const Eigen::Ref<const 
 }  // namespace
 
 void register_sparse(nb::module_& m) {
-    register_scipy_blas();
+    if (const char* env = std::getenv("BATCHFORM_BLAS"); env && std::string(env) == "scipy")
+        blas::set_enabled(register_scipy_blas());
 
     nb::class_<CSRBase>(
         m, "CSRMatrix",
@@ -709,7 +717,7 @@ void register_sparse(nb::module_& m) {
           "trans_a"_a = false, "trans_b"_a = false, "alpha"_a = 1.0, "beta"_a = 0.0);
     m.def("blas_backend", []() { return std::string(blas::backend()); },
           "Library behind batchform::gemm: 'scipy-openblas' or 'eigen'.");
-    m.def("set_blas_enabled", &blas::set_enabled, "enabled"_a,
+    m.def("set_blas_enabled", &py_set_blas_enabled, "enabled"_a,
           "Use scipy's BLAS (True; default False unless BATCHFORM_BLAS=scipy) or Eigen's GEMM\n"
           "(False) in batchform::gemm; returns the previous setting.");
 
