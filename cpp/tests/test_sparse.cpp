@@ -337,6 +337,31 @@ void check_runtime() {
 #endif
 }
 
+/// Kernels called from inside a parallel region (nested regions run with a team of 1 while
+/// omp_get_max_threads() still says 2): per-thread buffers must follow the actual team size.
+void check_nested() {
+    set_num_threads(2);
+    CSRMatrix<float> W = random_csr_density<float>(64, 200, 0.2, true, 9);
+    Random rng(11);
+    Strided<float> X(40, 200, 0, rng), DY(40, 64, 0, rng);
+    std::vector<float> Y0(40 * 64), DX0(40 * 200), G0(static_cast<size_t>(W.nnz()));
+    csr_matmul_transposed(X.data(), 200, 40, W, nullptr, Y0.data(), 64);
+    dense_matmul_csr(DY.data(), 64, 40, W, DX0.data(), 200);
+    sampled_matmul(DY.data(), 64, X.data(), 200, 40, W, G0.data());
+    int bad = 0;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(2) reduction(+ : bad)
+#endif
+    {
+        std::vector<float> Y(40 * 64), DX(40 * 200), G(static_cast<size_t>(W.nnz()));
+        csr_matmul_transposed(X.data(), 200, 40, W, nullptr, Y.data(), 64);
+        dense_matmul_csr(DY.data(), 64, 40, W, DX.data(), 200);
+        sampled_matmul(DY.data(), 64, X.data(), 200, 40, W, G.data());
+        bad += (Y != Y0) + (DX != DX0) + (G != G0);
+    }
+    expect(bad == 0, "kernels inside a parallel region give the same results");
+}
+
 }  // namespace
 
 int main() {
@@ -351,6 +376,7 @@ int main() {
     check_eigen_wrappers<double>();
     check_kernels<float>();
     check_kernels<double>();
+    check_nested();
     std::printf("OK: %d checks passed\n", g_checks);
     return 0;
 }

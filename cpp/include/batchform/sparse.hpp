@@ -349,6 +349,14 @@ inline Index aligned_split(Index n, int part, int parts, Index align) {
 
 inline Index round_up(Index n, Index m) { return (n + m - 1) / m * m; }
 
+/// Non-deduced parameter type (so that a bias can be passed as nullptr).
+template <class T>
+struct nondeduced {
+    using type = T;
+};
+template <class T>
+using nondeduced_t = typename nondeduced<T>::type;
+
 // ---- SIMD layer --------------------------------------------------------------------------
 // Vec<S>: L lanes; load/store unaligned; fma(a, b, c) = a * b + c;
 // reduce(acc[L]) -> vector whose lane i is the sum of the lanes of acc[i];
@@ -511,8 +519,9 @@ inline constexpr Index max_block_rows = 256;
 /// Y = X * S^T (+ b): X is N x D (ldx), S is K x D, b has K entries or is null, Y is N x K (ldy).
 /// Y must not overlap X or b.
 template <class S>
-void csr_matmul_transposed(const S* X, Index ldx, Index N, const CSRMatrix<S>& W, const S* b,
-                           S* Y, Index ldy) {
+void csr_matmul_transposed(const S* X, Index ldx, Index N, const CSRMatrix<S>& W,
+                           const detail::nondeduced_t<S>* b, detail::nondeduced_t<S>* Y,
+                           Index ldy) {
     using namespace detail;
     using Vc = Vec<S>;
     using V = typename Vc::V;
@@ -624,10 +633,6 @@ void dense_matmul_csr(const S* DY, Index lddy, Index N, const CSRMatrix<S>& W, S
         const int nthreads = threads_for(2.0 * static_cast<double>(nb) *
                                          static_cast<double>(W.nnz() + K));
         S* DYT = scratch<S>(0, np * K * P);
-        // per-thread column slab of DX^T (one panel) and per-thread row sub-ranges
-        const Index slab = round_up((D + nthreads - 1) / nthreads, P) + P;
-        S* DXT = scratch<S>(1, nthreads * slab * P);
-        csr_index* ranges = scratch<csr_index>(2, nthreads * 2 * K);
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(nthreads)
 #endif
@@ -643,9 +648,11 @@ void dense_matmul_csr(const S* DY, Index lddy, Index N, const CSRMatrix<S>& W, S
                 }
             }
             // 2. this thread's columns [c_lo, c_hi) of DX; entries of row k in that range
+            //    (buffers from the thread's own scratch: sized by the actual team)
             const Index c_lo = aligned_split(D, t, T, P), c_hi = aligned_split(D, t + 1, T, P);
-            csr_index* lo = ranges + static_cast<Index>(t) * 2 * K;
+            csr_index* lo = scratch<csr_index>(2, 2 * K);
             csr_index* hi = lo + K;
+            S* dxt = scratch<S>(1, std::max<Index>(c_hi - c_lo, 1) * P);
             for (Index k = 0; k < K; ++k) {
                 const csr_index* b = indices + indptr[k];
                 const csr_index* e = indices + indptr[k + 1];
@@ -656,7 +663,6 @@ void dense_matmul_csr(const S* DY, Index lddy, Index N, const CSRMatrix<S>& W, S
             }
             barrier();
             // 3. per panel: DXT[c - c_lo] = sum_k DYT_q[k] * S(k, c); then unpack into DX
-            S* dxt = DXT + static_cast<Index>(t) * slab * P;
             for (Index q = 0; q < np && c_lo < c_hi; ++q) {
                 std::fill(dxt, dxt + (c_hi - c_lo) * P, S(0));
                 S* dxt_shift = dxt - c_lo * P;  // dxt_shift + c * P is column c's row
@@ -772,7 +778,7 @@ void sampled_matmul(const S* A, Index lda, const S* B, Index ldb, Index N,
 /// when it is a Matrix; a Ref must already have the right shape).
 template <class S>
 void csr_matmul_transposed(const Eigen::Ref<const Matrix<S>>& X, const CSRMatrix<S>& W,
-                           const S* b, Eigen::Ref<Matrix<S>> Y,
+                           const detail::nondeduced_t<S>* b, Eigen::Ref<Matrix<S>> Y,
                            const char* function = "csr_matmul_transposed") {
     check_shape(function, "X", any, W.cols(), X.rows(), X.cols());
     check_shape(function, "Y", X.rows(), W.rows(), Y.rows(), Y.cols());
@@ -781,7 +787,7 @@ void csr_matmul_transposed(const Eigen::Ref<const Matrix<S>>& X, const CSRMatrix
 
 template <class S>
 Matrix<S> csr_matmul_transposed(const Eigen::Ref<const Matrix<S>>& X, const CSRMatrix<S>& W,
-                                const S* b = nullptr,
+                                const detail::nondeduced_t<S>* b = nullptr,
                                 const char* function = "csr_matmul_transposed") {
     check_shape(function, "X", any, W.cols(), X.rows(), X.cols());
     Matrix<S> Y(X.rows(), W.rows());
