@@ -107,6 +107,11 @@ def check(s: Spec, family: str, path: str) -> LoadedSpec:
         else:
             raise SpecError(f"spec {s.name!r}: {item!r} is neither a matrix nor a scalar symbol")
     dims = {d for shape in known.values() for d in shape if isinstance(d, sympy.Symbol)}
+    for name, kind in s.storage.items():
+        if kind != "csr":
+            raise SpecError(f"spec {s.name!r}: storage {kind!r} of {name} is not supported (only 'csr')")
+        if name not in {p.name for p in s.parameters if isinstance(p, MatrixSymbol)}:
+            raise SpecError(f"spec {s.name!r}: storage is given for {name!r}, which is not a matrix parameter")
     forward = _check_equations(s, "forward", s.forward, known, scalars, dims, rebinding=s.kind == "update")
     backward_known = dict(known)
     if s.kind != "update":

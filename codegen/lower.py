@@ -18,6 +18,7 @@ from codegen.passes import eliminate_common_subexpressions, fuse, rewrite
 class Argument:
     name: str
     shape: tuple | None  # None for a scalar
+    storage: str = "dense"  # or "csr"
 
     @property
     def is_scalar(self) -> bool:
@@ -40,6 +41,12 @@ class Function:
     in_place: bool = False
     dims: dict = field(default_factory=dict)
     aliases: dict = field(default_factory=dict)
+    #: The spec's kind (layer, function, loss or update) and, but for updates, its output (forward value).
+    kind: str = ""
+    output: str = ""
+    #: Argument name → its role in the spec: "input", "parameter" (trained), "hyperparameter", "forward" (a
+    #: value the forward function returned) or "seed" (the gradient of the output that backward receives).
+    roles: dict = field(default_factory=dict)
 
     @property
     def matrix_arguments(self) -> list[Argument]:
@@ -89,9 +96,9 @@ def _bind_dims(arguments: list[Argument], nodes) -> dict:
     return found
 
 
-def _argument(item) -> Argument:
+def _argument(item, storage: str = "dense") -> Argument:
     if isinstance(item, MatrixSymbol):
-        return Argument(item.name, tuple(item.shape))
+        return Argument(item.name, tuple(item.shape), storage)
     return Argument(item.name, None)
 
 
@@ -101,7 +108,7 @@ def _texts(equations) -> list[str]:
 
 def lower(loaded: LoadedSpec) -> list[Function]:
     s = loaded.spec
-    leaves = [_argument(i) for i in (*s.inputs, *s.parameters)]
+    leaves = [_argument(i, s.storage.get(i.name, "dense")) for i in (*s.inputs, *s.parameters)]
     hyper = [_argument(h) for h in s.hyperparameters]
     forward_names = [name for name, _ in loaded.forward]
     shapes = {a.name: a.shape for a in leaves}
@@ -129,13 +136,17 @@ def lower(loaded: LoadedSpec) -> list[Function]:
     order = [a.name for a in leaves] + forward_names + [seed]
     bad = [v for v in free if v not in order and not v.startswith("t")]
     assert not bad, bad
-    backward_matrix_args = [Argument(v, shapes.get(v, shapes.get(v[1:]))) for v in order if v in free]
+    storage = {a.name: a.storage for a in leaves}
+    backward_matrix_args = [Argument(v, shapes.get(v, shapes.get(v[1:])), storage.get(v, "dense"))
+                            for v in order if v in free]
     scalars_used = {x.name for x in _free_scalars([n for _, n in backward_statements])}
     backward_args = backward_matrix_args + [_argument(p) for p in s.parameters
                                             if isinstance(p, sympy.Symbol) and p.name in scalars_used] \
         + [h for h in hyper if h.name in scalars_used]
     for name, node in loaded.backward:
         shapes.setdefault(name, tuple(node.shape))
+        if name[1:] in s.storage:  # a sparse parameter's gradient: its values on the pattern, 1 × nnz
+            shapes[name] = (sympy.Integer(1), sympy.Symbol(f"nnz({name[1:]})"))
 
     first, second = {"layer": ("_forward", "_backward"), "function": ("", "_backward"),
                      "loss": ("", "_gradient")}[s.kind]
@@ -196,10 +207,22 @@ def _needed(equations, targets) -> set[str]:
     return needed
 
 
+def _roles(loaded: LoadedSpec, arguments: list[Argument]) -> dict:
+    s = loaded.spec
+    roles = {item.name: role for role, items in (("input", s.inputs), ("parameter", s.parameters),
+                                                 ("hyperparameter", s.hyperparameters)) for item in items}
+    roles.update({name: "forward" for name, _ in loaded.forward if name not in roles})
+    if s.kind != "update":
+        roles[f"D{s.output.name}"] = "seed"
+    return {a.name: roles[a.name] for a in arguments}
+
+
 def _function(name, summary, equations, loaded, arguments, statements, returns, shapes, in_place=False):
     nodes = [n for _, n in statements]
     return Function(
         name=name, summary=summary, equations=equations, spec=loaded.name, path=loaded.path,
         arguments=arguments, statements=statements, returns=returns,
         return_shapes=[shapes[r] for r in returns], in_place=in_place, dims=_bind_dims(arguments, nodes),
+        kind=loaded.spec.kind, output="" if loaded.spec.kind == "update" else loaded.spec.output.name,
+        roles=_roles(loaded, arguments),
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import jinja2
 
 from codegen.backends import Backend
+from codegen.errors import SpecError
 from codegen.loader import REPO, LoadedSpec
 from codegen.lower import Function, lower
 
@@ -72,9 +73,13 @@ def python_annotations(array: str, scalar: str):
 
 
 def function_context(backend: Backend, f: Function) -> dict:
-    printer = backend.printer(f)
+    try:
+        body = backend.printer(f).body()
+    except NotImplementedError as exc:
+        raise SpecError(f"spec {f.spec!r} ({f.path}), function {f.name}: the {backend.title} backend cannot "
+                        f"print it: {exc}") from None
     context = {"name": f.name, "summary": f.summary, "path": f.path, "spec": f.spec, "equations": f.equations,
-               "body": printer.body(), "function": f}
+               "body": body, "function": f}
     if backend.annotate:
         context.update(backend.annotate(f))
     return context
@@ -86,7 +91,8 @@ def render_backend(backend: Backend, groups: list[Family]) -> dict[str, str]:
     out: dict[str, str] = {}
     rendered_families = []
     for family in groups:
-        functions = [function_context(backend, f) for f in family.functions]
+        functions = [function_context(backend, f) for f in family.functions
+                     if all(a.storage in backend.storages for a in f.arguments)]
         sources = ", ".join(family.sources) if len(family.sources) <= 2 else f"spec/{family.name}/*.py"
         template = backend.family_template
         text = env.get_template(template).render(

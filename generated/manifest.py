@@ -427,6 +427,20 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
         ),
     ),
+    "sparse_linear": SpecInfo(
+        name="sparse_linear",
+        kind="layer",
+        family="layers",
+        doc="Linear layer, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_linear_forward", ("X", "W", "b"), ("Y",)),
+            Kernel("sparse_linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
+        ),
+    ),
     "softmax_layer": SpecInfo(
         name="softmax_layer",
         kind="layer",

@@ -18,7 +18,7 @@ from sympy.core.sympify import _sympify
 
 __all__ = [
     "Activation", "Apply", "Diag", "DiagMatrix", "Equation", "Hadamard", "RowsMax", "ColumnsMax", "Spec",
-    "activation_specs", "column_repeat", "columns_max", "columns_mean", "columns_sum", "diag",
+    "activation_specs", "sparse", "column_repeat", "columns_max", "columns_mean", "columns_sum", "diag",
     "diag_matrix", "dims", "elements_sum", "apply", "hadamard", "identity", "inv_sqrt", "matrix", "ones",
     "row_repeat",
     "rows_max", "rows_mean", "rows_sum", "scalar", "x", "zeros", "exp", "log", "sqrt", "reciprocal",
@@ -281,6 +281,7 @@ class Spec:
     hyperparameters: scalars that are arguments but not trained (α, ε, η, μ).
     sample: interval to draw each scalar or matrix entry from in proofs, e.g. ``{"alpha": (0.05, 0.5)}``.
     constraints: facts about inputs the equations rely on; ``{"T": "rows_sum_to_one"}`` is the only one.
+    storage: how a parameter is stored when not dense: ``{"W": "csr"}`` (see :func:`sparse`).
     """
 
     name: str
@@ -293,6 +294,7 @@ class Spec:
     hyperparameters: tuple = ()
     sample: dict = field(default_factory=dict)
     constraints: dict = field(default_factory=dict)
+    storage: dict = field(default_factory=dict)
     paper: str = ""
     module: str = ""
 
@@ -307,6 +309,15 @@ class Spec:
     def output(self) -> Equation:
         """The forward equation whose value the layer returns (its last one)."""
         return self.forward[-1]
+
+
+def sparse(spec: Spec, name: str, **storage: str) -> Spec:
+    """The same equations with some parameters stored sparsely, e.g. ``sparse(linear, "sparse_linear",
+    W="csr")``: products with W use its sparse storage, and DW is computed on W's pattern only."""
+    from dataclasses import replace
+
+    return replace(spec, name=name, doc=f"{spec.doc.rstrip('.')}, with {', '.join(storage)} in CSR storage.",
+                   storage=dict(storage))
 
 
 # --- activations: one scalar function gives an element-wise function spec and a layer spec -------------

@@ -28,6 +28,8 @@ class Backend:
     # Backends whose files are rendered from the whole set of families at once (e.g. C++ bindings).
     extra: Callable | None = None
     order: int = 0
+    # Storage formats the printer can take parameters in; specs needing another are not rendered here.
+    storages: tuple = ("dense",)
 
 
 def all_backends() -> dict[str, Backend]:

@@ -16,6 +16,8 @@ def annotate(f: Function) -> dict:
     for a in f.arguments:
         if a.is_scalar:
             params.append(f"S {a.name}")
+        elif a.storage == "csr":
+            params.append(f"const CSRMatrix<S>& {a.name}")
         elif a.name in updated:
             params.append(f"MatrixRef<S> {a.name}")
         else:
@@ -65,4 +67,5 @@ BACKEND = Backend(
     formatter=_format,
     extra=_extra,
     order=3,
+    storages=("dense", "csr"),
 )

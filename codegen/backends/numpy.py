@@ -15,4 +15,5 @@ BACKEND = Backend(
     annotate=python_annotations(array="Array", scalar="float"),
     formatter=ruff,
     order=0,
+    storages=("dense", "csr"),
 )

@@ -246,7 +246,26 @@ class CppPrinter:
             return Piece(name, ATOM, "scalar")
         return Piece(name, ATOM, "matrix")
 
+    def csr(self, node: ir.Node) -> str | None:
+        if isinstance(node, ir.Var) and any(a.name == node.name and a.storage == "csr"
+                                            for a in self.function.arguments):
+            return node.name
+        return None
+
+    def _dense_operand(self, node: ir.Node) -> str:
+        """A named dense matrix for a sparse kernel (which takes Refs, not expressions)."""
+        if isinstance(node, ir.Var):
+            return self.name(node.name)
+        return self._hoist(node).text
+
     def _MatMul(self, node):
+        if self.csr(node.a):
+            raise NotImplementedError("a product with a CSR matrix on the left")
+        if isinstance(node.b, ir.Transpose) and self.csr(node.b.a):
+            return Piece(f"csr_matmul_transposed<S>({self._dense_operand(node.a)}, {self.csr(node.b.a)})", ATOM,
+                         "matrix")
+        if self.csr(node.b):
+            return Piece(f"dense_matmul_csr<S>({self._dense_operand(node.a)}, {self.csr(node.b)})", ATOM, "matrix")
         a, b = self.expr(node.a), self.expr(node.b)
         left = _paren(self.as_matrix(a), a.prec if a.domain == "matrix" else ATOM, PRECEDENCE["Mul"])
         right = _paren(self.as_matrix(b), b.prec if b.domain == "matrix" else ATOM, PRECEDENCE["Mul"] + 1)
@@ -356,13 +375,26 @@ class CppPrinter:
         rows = [a for a in node.args if a.shape[0] == ONE and not is_scalar_shape(a.shape)]
         if len(products) != 1 or len(rows) != 1 or products[0].shape != node.shape:
             return None
-        product = self.expr(products[0])
+        product = products[0]
         row = self.expr(rows[0])
+        if isinstance(product.b, ir.Transpose) and self.csr(product.b.a) and isinstance(rows[0], ir.Var):
+            return [f"Matrix<S> {target} = csr_matmul_transposed<S>({self._dense_operand(product.a)}, "
+                    f"{self.csr(product.b.a)}, {self.name(rows[0].name)}.data());"]
+        product = self.expr(product)
         return [f"Matrix<S> {target} = {product.text};",
                 f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"]
 
     def statement(self, target: str, node: ir.Node) -> list[str]:
         self.pre = []
+        pattern = next((a.name for a in self.function.arguments if a.storage == "csr" and target == f"D{a.name}"),
+                       None)
+        if pattern:
+            # The gradient of a CSR matrix: Aᵀ·B on its pattern only, never a dense K × D matrix.
+            if not (isinstance(node, ir.MatMul) and isinstance(node.a, ir.Transpose)):
+                raise NotImplementedError(f"the gradient {target} of the sparse {pattern} must read Aᵀ·B")
+            a, b = self._dense_operand(node.a.a), self._dense_operand(node.b)
+            return self.pre + [f"Matrix<S> {target}(1, {pattern}.nnz());",
+                               f"sampled_matmul<S>({a}, {b}, {pattern}, {target}.data());"]
         if self.function.in_place:
             lines = self.update(target, node)
         else:
@@ -404,6 +436,10 @@ class CppPrinter:
         """Bind each dimension from the first argument that has it; check every argument's shape."""
         lines, bound = [], {}
         for arg in self.function.matrix_arguments:
+            if arg.storage == "csr":
+                sizes = [f"{arg.name}.rows()", f"{arg.name}.cols()"]
+            else:
+                sizes = None
             expected = []
             for axis, d in enumerate(arg.shape):
                 d = sympy.sympify(d)
@@ -413,8 +449,12 @@ class CppPrinter:
                     expected.append(str(d))
                 else:
                     expected.append("any")
-            lines.append(f'check_shape("{self.function.name}", "{arg.name}", {arg.name}, '
-                         f"{expected[0]}, {expected[1]});")
+            if sizes:
+                lines.append(f'check_shape("{self.function.name}", "{arg.name}", {expected[0]}, {expected[1]}, '
+                             f"{sizes[0]}, {sizes[1]});")
+            else:
+                lines.append(f'check_shape("{self.function.name}", "{arg.name}", {arg.name}, '
+                             f"{expected[0]}, {expected[1]});")
             for axis, d in enumerate(arg.shape):
                 d = sympy.sympify(d)
                 if isinstance(d, sympy.Symbol) and d not in bound:

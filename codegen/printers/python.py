@@ -111,8 +111,26 @@ class PythonArrayPrinter:
         return printer.doprint(expr), printer.precedence(expr)
 
     # --- statements -------------------------------------------------------------------------------
+    def sparse_pattern(self, target: str) -> str | None:
+        """The CSR argument whose gradient ``target`` is (computed on its pattern only), if any."""
+        return next((a.name for a in self.function.arguments if a.storage == "csr" and target == f"D{a.name}"),
+                    None)
+
+    def sampled_product(self, target: str, node: ir.Node, pattern: str) -> list[str]:
+        """``Aᵀ·B`` on the pattern of a CSR matrix only: gather the needed columns, multiply, sum."""
+        if not (isinstance(node, ir.MatMul) and isinstance(node.a, ir.Transpose)):
+            raise NotImplementedError(f"the gradient {target} of the sparse {pattern} must read Aᵀ·B")
+        a, b = self.atom(node.a.a), self.atom(node.b)
+        rows = self.fresh()
+        return [f"{rows} = {self.module}.repeat({self.module}.arange({pattern}.shape[0]), "
+                f"{self.module}.diff({pattern}.indptr))",
+                f"{target} = ({a}[:, {rows}] * {b}[:, {pattern}.indices]).sum(axis=0, keepdims=True)"]
+
     def statement(self, target: str, node: ir.Node) -> list[str]:
         self.pre = []
+        pattern = self.sparse_pattern(target)
+        if pattern:
+            return self.sampled_product(target, node, pattern)
         if self.function.in_place and not self.functional_updates:
             lines = self.update(target, node)
         else:

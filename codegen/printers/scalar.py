@@ -64,7 +64,8 @@ class ScalarPrinter(StrPrinter):
         return repr(float(expr))
 
     # --- functions: a call on the backend's module -----------------------------------------------
-    functions = {"exp": "exp", "log": "log", "tanh": "tanh", "sqrt": "sqrt", "Abs": "abs"}
+    functions = {"exp": "exp", "log": "log", "tanh": "tanh", "sqrt": "sqrt", "Abs": "abs", "sign": "sign",
+                 "sin": "sin", "cos": "cos", "sinh": "sinh", "cosh": "cosh", "atan": "arctan", "asinh": "arcsinh"}
 
     def _call(self, name, *args):
         return f"{self.module}.{name}({', '.join(self._print(a) for a in args)})"
@@ -75,7 +76,8 @@ class ScalarPrinter(StrPrinter):
             raise NotImplementedError(f"no {self.module} spelling for the function {name}")
         return self._call(self.functions[name], *expr.args)
 
-    _print_exp = _print_log = _print_tanh = _print_Abs = _print_Function
+    _print_exp = _print_log = _print_tanh = _print_Abs = _print_sign = _print_Function
+    _print_sin = _print_cos = _print_sinh = _print_cosh = _print_atan = _print_asinh = _print_Function
 
     def _print_Sigmoid(self, expr):
         return f"0.5 * {self.module}.tanh(0.5 * {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])}) + 0.5"
@@ -91,7 +93,7 @@ class ScalarPrinter(StrPrinter):
         text = ""
         for i, term in enumerate(terms):
             if term.could_extract_minus_sign():
-                piece = self.parenthesize(-term, PRECEDENCE["Add"], strict=True)
+                piece = self.parenthesize(-term, PRECEDENCE["Add"], strict=False)
                 text += f" - {piece}" if i else f"-{piece}"
             else:
                 piece = self.parenthesize(term, PRECEDENCE["Add"], strict=True)

@@ -66,6 +66,8 @@ linear_dropout_forward = _kernels.linear_dropout_forward
 linear_dropout_backward = _kernels.linear_dropout_backward
 linear_forward = _kernels.linear_forward
 linear_backward = _kernels.linear_backward
+sparse_linear_forward = _kernels.sparse_linear_forward
+sparse_linear_backward = _kernels.sparse_linear_backward
 softmax_layer_forward = _kernels.softmax_layer_forward
 softmax_layer_backward = _kernels.softmax_layer_backward
 log_softmax_layer_forward = _kernels.log_softmax_layer_forward
@@ -178,6 +180,8 @@ __all__ = [
     "linear_dropout_backward",
     "linear_forward",
     "linear_backward",
+    "sparse_linear_forward",
+    "sparse_linear_backward",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "log_softmax_layer_forward",

@@ -73,6 +73,13 @@ void define(nb::module_& m) {
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: backpropagation.\n\n    DW = DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    DX = "
           "DY\u00b7W");
+    m.def("sparse_linear_forward", &sparse_linear_forward<S>, "X"_a, "W"_a, "b"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer, with W in CSR storage: feedforward.\n\n    Y = X\u00b7W\u1d40 + 1_N\u00b7b");
+    m.def("sparse_linear_backward", &sparse_linear_backward<S>, "X"_a, "W"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer, with W in CSR storage: backpropagation.\n\n    DW = DY\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DY\n    DX = DY\u00b7W");
     m.def("softmax_layer_forward", &softmax_layer_forward<S>, "X"_a, "W"_a, "b"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "

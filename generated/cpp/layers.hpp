@@ -6,6 +6,7 @@
 #pragma once
 
 #include <batchform/runtime.hpp>
+#include <batchform/sparse.hpp>
 
 #include <cmath>
 #include <tuple>
@@ -330,6 +331,54 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> linear_backward(const ConstMatrixRef
     Matrix<S> DW = DY.transpose() * X;
     Matrix<S> Db = DY.colwise().sum();
     Matrix<S> DX = DY * W;
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer, with W in CSR storage: feedforward.
+///
+/// From spec/layers/linear.py (sparse_linear):
+///
+///     Y = X·Wᵀ + 1_N·b
+///
+/// Returns Y.
+template <class S>
+Matrix<S> sparse_linear_forward(const ConstMatrixRef<S>& X, const CSRMatrix<S>& W,
+                                const ConstMatrixRef<S>& b) {
+    check_shape("sparse_linear_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_linear_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_linear_forward", "b", b, 1, K);
+    Matrix<S> Y = csr_matmul_transposed<S>(X, W, b.data());
+    (void)D, (void)K, (void)N;
+    return Y;
+}
+
+/// Linear layer, with W in CSR storage: backpropagation.
+///
+/// From spec/layers/linear.py (sparse_linear):
+///
+///     DW = DYᵀ·X
+///     Db = 1_Nᵀ·DY
+///     DX = DY·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_linear_backward(const ConstMatrixRef<S>& X,
+                                                                   const CSRMatrix<S>& W,
+                                                                   const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_linear_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_linear_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_linear_backward", "DY", DY, N, K);
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DY, X, W, DW.data());
+    Matrix<S> Db = DY.colwise().sum();
+    Matrix<S> DX = dense_matmul_csr<S>(DY, W);
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <batchform/runtime.hpp>
+#include <batchform/sparse.hpp>
 
 #include <cmath>
 #include <tuple>

@@ -22,6 +22,8 @@ __all__ = [
     "linear_dropout_backward",
     "linear_forward",
     "linear_backward",
+    "sparse_linear_forward",
+    "sparse_linear_backward",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "log_softmax_layer_forward",
@@ -250,6 +252,39 @@ def linear_backward(X: Array, W: Array, DY: Array) -> tuple[Array, Array, Array]
     Returns (DW, Db, DX).
     """
     DW = DY.T @ X
+    Db = DY.sum(axis=0, keepdims=True)
+    DX = DY @ W
+    return DW, Db, DX
+
+
+def sparse_linear_forward(X: Array, W: Array, b: Array) -> Array:
+    """Linear layer, with W in CSR storage: feedforward.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        Y = X·Wᵀ + 1_N·b
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns Y.
+    """
+    Y = X @ W.T + b
+    return Y
+
+
+def sparse_linear_backward(X: Array, W: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer, with W in CSR storage: backpropagation.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        DX = DY·W
+
+    Shapes: X N×D, W K×D, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DY[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DY.sum(axis=0, keepdims=True)
     DX = DY @ W
     return DW, Db, DX
