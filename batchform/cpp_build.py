@@ -31,7 +31,7 @@ GENERATED_DIR = ROOT / "generated" / "cpp"
 BUILD_DIR = ROOT / "build" / "cpp"
 SANITIZE_BUILD_DIR = ROOT / "build" / "cpp-sanitize"
 MODULE_NAME = "_batchform_cpp"
-SANITIZER_TARGETS = ("batchform_cpp_tests_simd", "batchform_cpp_tests_generic")
+SANITIZER_TARGETS = ("batchform_cpp_tests_simd", "batchform_cpp_tests_generic", "batchform_generated_tests")
 
 _STAMP = ".batchform-stamp"
 _TAIL_LINES = 40
@@ -78,7 +78,7 @@ def _tool(name: str) -> str:
 
 
 def _input_files(sanitize: bool) -> list[Path]:
-    roots = [CPP_DIR] if sanitize else [CPP_DIR, GENERATED_DIR]
+    roots = [CPP_DIR, GENERATED_DIR]
     files: list[Path] = []
     for root in roots:
         if not root.is_dir():

@@ -41,6 +41,9 @@ class Function:
     in_place: bool = False
     dims: dict = field(default_factory=dict)
     aliases: dict = field(default_factory=dict)
+    #: The spec's sample intervals and input constraints, for code that needs valid inputs (tests).
+    sample: dict = field(default_factory=dict)
+    constraints: dict = field(default_factory=dict)
     #: The spec's kind (layer, function, loss or update) and, but for updates, its output (forward value).
     kind: str = ""
     output: str = ""
@@ -224,5 +227,5 @@ def _function(name, summary, equations, loaded, arguments, statements, returns, 
         arguments=arguments, statements=statements, returns=returns,
         return_shapes=[shapes[r] for r in returns], in_place=in_place, dims=_bind_dims(arguments, nodes),
         kind=loaded.spec.kind, output="" if loaded.spec.kind == "update" else loaded.spec.output.name,
-        roles=_roles(loaded, arguments),
+        roles=_roles(loaded, arguments), sample=dict(loaded.spec.sample), constraints=dict(loaded.spec.constraints),
     )

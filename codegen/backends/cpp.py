@@ -45,10 +45,79 @@ def _format(text: str, filename: str) -> str:
     return ruff(text, filename) if filename.endswith(".py") else clang_format(text, filename)
 
 
+SIZES = {"N": 3, "D": 4, "K": 5, "M": 3, "P": 4}
+
+
+def _size(d) -> int:
+    import sympy
+
+    return int(sympy.sympify(d).xreplace({sympy.Symbol(k, integer=True, positive=True): v for k, v in SIZES.items()}))
+
+
+def _value(f: Function, argument) -> str:
+    lo, hi = f.sample.get(argument.name, (-2.0, 2.0))
+    if argument.is_scalar:
+        return f"const double {argument.name} = {(lo + hi) / 2!r};"
+    rows, cols = (_size(d) for d in argument.shape)
+    text = f"sample({rows}, {cols}, {float(lo)!r}, {float(hi)!r})"
+    if f.constraints.get(argument.name) == "rows_sum_to_one":
+        text = f"rows_sum_to_one({text})"
+    if argument.storage == "csr":
+        return f"const CSRMatrix<double> {argument.name} = CSRMatrix<double>::from_dense({text}, 0.5);"
+    return f"M {argument.name} = {text};"
+
+
+def _results(f: Function, call: str) -> list[str]:
+    names = [f.aliases.get(r, r) for r in f.returns]
+    if f.in_place:
+        return [f"{call};"] + [f'finite({n}, "{f.name}: {n}");' for n in names]
+    if len(names) == 1:
+        return [f"const auto {names[0]} = {call};", f'finite({names[0]}, "{f.name}: {names[0]}");']
+    # References into a named tuple, not structured bindings: C++17 lambdas cannot capture those.
+    result = f"{f.name}_result"
+    lines = [f"const auto {result} = {call};"]
+    lines += [f"const auto& {n} = std::get<{i}>({result});" for i, n in enumerate(names)]
+    return lines + [f'finite({n}, "{f.name}: {n}");' for n in names]
+
+
+def sanitizer_test(functions: list[Function]) -> list[dict]:
+    """Per spec: draw its inputs, run forward then backward (or the update), check results and shapes."""
+    tests = []
+    by_spec: dict[str, list[Function]] = {}
+    for f in functions:
+        by_spec.setdefault(f.spec, []).append(f)
+    for spec, fs in by_spec.items():
+        lines, defined = [], set()
+        for f in fs:
+            for a in f.arguments:
+                if a.name in defined:
+                    continue
+                if a.name == f"D{f.output}" and f.kind != "loss":
+                    lines.append(f"const M {a.name} = M::Ones({f.output}.rows(), {f.output}.cols());")
+                elif f.roles.get(a.name) != "forward":
+                    lines.append(_value(f, a))
+                defined.add(a.name)
+            call = f"{f.name}<double>({', '.join(a.name for a in f.arguments)})"
+            lines += _results(f, call)
+            defined |= {f.aliases.get(r, r) for r in f.returns}
+            dense = [a for a in f.matrix_arguments if a.storage == "dense"]
+            if len(f.matrix_arguments) > 1 and dense and dense[-1] is not f.matrix_arguments[0] and not f.in_place:
+                wrong = dense[-1]
+                args = ", ".join(f"M::Zero({wrong.name}.rows() + 1, {wrong.name}.cols())" if a is wrong else a.name
+                                 for a in f.arguments)
+                lines.append(f'throws([&] {{ (void){f.name}<double>({args}); }}, "{f.name}");')
+        tests.append({"spec": spec, "lines": lines})
+    return tests
+
+
 def _extra(env, families) -> dict:
     out = {}
     for template, filename in (("cpp/bindings.cpp.jinja", "bindings.cpp"), ("cpp/__init__.py.jinja", "__init__.py")):
         out[filename] = env.get_template(template).render(families=families, template=f"templates/{template}")
+    functions = [f["function"] for family in families for f in family["functions"]]
+    template = "cpp/sanitizer_tests.cpp.jinja"
+    out["sanitizer_tests.cpp"] = env.get_template(template).render(
+        families=families, tests=sanitizer_test(functions), template=f"templates/{template}")
     template = "cpp/family_bindings.cpp.jinja"
     for family in families:
         out[f"bindings_{family['name']}.cpp"] = env.get_template(template).render(
