@@ -23,7 +23,7 @@ import sysconfig
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 CPP_DIR = ROOT / "cpp"
@@ -31,7 +31,11 @@ GENERATED_DIR = ROOT / "generated" / "cpp"
 BUILD_DIR = ROOT / "build" / "cpp"
 SANITIZE_BUILD_DIR = ROOT / "build" / "cpp-sanitize"
 MODULE_NAME = "_batchform_cpp"
-SANITIZER_TARGETS = ("batchform_cpp_tests_simd", "batchform_cpp_tests_generic", "batchform_generated_tests")
+# Hand-written runtime tests (cpp/tests/*.cpp; ~30 s to build) and the generated kernel tests
+# (generated/cpp/sanitizer_tests.cpp, built only when that file exists; minutes under ASan).
+RUNTIME_SANITIZER_TARGETS = ("batchform_cpp_tests_simd", "batchform_cpp_tests_generic")
+GENERATED_SANITIZER_TARGETS = ("batchform_generated_tests",)
+SANITIZER_TARGETS = RUNTIME_SANITIZER_TARGETS + GENERATED_SANITIZER_TARGETS
 
 _STAMP = ".batchform-stamp"
 _TAIL_LINES = 40
@@ -148,22 +152,39 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
-def _artifacts(sanitize: bool, build_dir: Path) -> list[Path]:
+def _sanitizer_targets(targets: Sequence[str] | None) -> tuple[str, ...]:
+    """The requested sanitizer targets; None: all that exist (the generated tests only when
+    generated/cpp/sanitizer_tests.cpp does)."""
+    if targets is not None:
+        unknown = set(targets) - set(SANITIZER_TARGETS)
+        if unknown:
+            raise ValueError(f"unknown sanitizer targets {sorted(unknown)}; known: {SANITIZER_TARGETS}")
+        return tuple(targets)
+    if (GENERATED_DIR / "sanitizer_tests.cpp").is_file():
+        return SANITIZER_TARGETS
+    return RUNTIME_SANITIZER_TARGETS
+
+
+def _artifacts(sanitize: bool, build_dir: Path, targets: tuple[str, ...] = ()) -> list[Path]:
     if sanitize:
         exe = ".exe" if os.name == "nt" else ""
-        return [build_dir / f"{t}{exe}" for t in SANITIZER_TARGETS]
+        return [build_dir / f"{t}{exe}" for t in targets]
     return [module_path()]
 
 
-def build(force: bool = False, sanitize: bool = False, quiet: bool = False) -> Path:
+def build(
+    force: bool = False, sanitize: bool = False, quiet: bool = False, targets: Sequence[str] | None = None
+) -> Path:
     """Configure and build the C++ backend if any input changed (or `force`).
 
     Returns the extension module path (generated/cpp/_batchform_cpp<EXT_SUFFIX>), or with
     `sanitize` the sanitizer build directory (build/cpp-sanitize). Prints one progress line
     when it builds (unless `quiet`); raises CppBuildError with the last ~40 lines of the
-    compiler output when configuration or compilation fails.
+    compiler output when configuration or compilation fails. With `sanitize`, `targets`
+    selects sanitizer executables (default: all that exist, see SANITIZER_TARGETS).
     """
     build_dir = SANITIZE_BUILD_DIR if sanitize else BUILD_DIR
+    san_targets = _sanitizer_targets(targets) if sanitize else ()
     if not sanitize and not (GENERATED_DIR / "bindings.cpp").is_file():
         raise CppBuildError(
             f"{GENERATED_DIR.relative_to(ROOT)}/bindings.cpp does not exist: run `batchform generate` first"
@@ -171,12 +192,13 @@ def build(force: bool = False, sanitize: bool = False, quiet: bool = False) -> P
     result = build_dir if sanitize else module_path()
     with _locked(build_dir):
         digest = _digest(sanitize)
-        stamp = build_dir / _STAMP
+        # one stamp per target set, so that building a subset does not mark the rest up to date
+        stamp = build_dir / (_STAMP + ("-" + "-".join(sorted(san_targets)) if sanitize else ""))
         if (
             not force
             and stamp.is_file()
             and stamp.read_text().strip() == digest
-            and all(a.is_file() for a in _artifacts(sanitize, build_dir))
+            and all(a.is_file() for a in _artifacts(sanitize, build_dir, san_targets))
         ):
             return result
 
@@ -200,12 +222,15 @@ def build(force: bool = False, sanitize: bool = False, quiet: bool = False) -> P
                 shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
                 (build_dir / "CMakeCache.txt").unlink()
                 _run(configure, "CMake configure")
-            _run([cmake, "--build", str(build_dir)], "C++ build")
+            build_cmd = [cmake, "--build", str(build_dir)]
+            if sanitize:
+                build_cmd += ["--target", *san_targets]
+            _run(build_cmd, "C++ build")
         except CppBuildError:
             if not quiet:
                 print(" failed", flush=True)
             raise
-        missing = [a for a in _artifacts(sanitize, build_dir) if not a.is_file()]
+        missing = [a for a in _artifacts(sanitize, build_dir, san_targets) if not a.is_file()]
         if missing:
             raise CppBuildError(f"build finished but {', '.join(map(str, missing))} is missing")
         stamp.write_text(digest + "\n")
@@ -214,16 +239,19 @@ def build(force: bool = False, sanitize: bool = False, quiet: bool = False) -> P
     return result
 
 
-def run_sanitizer_tests(force: bool = False, timeout: float = 300.0) -> str:
-    """Build the ASan/UBSan test executables (cpp/tests/*.cpp) and run them with ctest.
+def run_sanitizer_tests(force: bool = False, timeout: float = 300.0, targets: Sequence[str] | None = None) -> str:
+    """Build the ASan/UBSan test executables and run them with ctest.
 
-    Returns the test output; raises CppTestError (with the output) if any test fails, and
-    CppBuildError if the build fails.
+    `targets`: e.g. RUNTIME_SANITIZER_TARGETS (cpp/tests/*.cpp only, fast) or
+    GENERATED_SANITIZER_TARGETS; default all that exist. Returns the test output; raises
+    CppTestError (with the output) if any test fails, and CppBuildError if the build fails.
     """
-    build_dir = build(force=force, sanitize=True)
+    san_targets = _sanitizer_targets(targets)
+    build_dir = build(force=force, sanitize=True, targets=san_targets)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "2")
-    cmd = [_tool("ctest"), "--test-dir", str(build_dir), "--verbose", "--timeout", str(int(timeout))]
+    regex = "^(" + "|".join(san_targets) + ")$"
+    cmd = [_tool("ctest"), "--test-dir", str(build_dir), "--verbose", "--timeout", str(int(timeout)), "-R", regex]
     try:
         proc = subprocess.run(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, timeout=timeout + 30
