@@ -1,0 +1,25 @@
+"""PyTorch backend: kernels in generated/torch/<family>.py, and generated/torch/functional.py (an
+autograd.Function and a checked function per spec) and generated/torch/modules.py (an nn.Module per spec)."""
+
+from codegen.backends import Backend
+from codegen.format import ruff
+from codegen.printers.torch import TorchPrinter
+from codegen.render import python_annotations
+from codegen.wrappers import render_wrappers
+
+BACKEND = Backend(
+    name="torch",
+    title="PyTorch",
+    printer=TorchPrinter,
+    family_template="torch/module.py.jinja",
+    family_file="{family}.py",
+    annotate=python_annotations(array="Tensor", scalar="Scalar"),
+    formatter=ruff,
+    # The wrappers, and each backward kernel printed again without DX for layers whose input needs none.
+    extra=render_wrappers("torch", {
+        "torch/__init__.py.jinja": "__init__.py",
+        "torch/functional.py.jinja": "functional.py",
+        "torch/modules.py.jinja": "modules.py",
+    }, print_variants=True),
+    order=1,
+)

@@ -1,0 +1,34 @@
+"""JAX: ``jnp.*`` and ``jax.nn.*`` spellings; functional (updates return new arrays), pure, jit-compilable.
+
+Constants take the dtype of an input, so float32 and float64 (with ``jax_enable_x64``) both work.
+"""
+
+from __future__ import annotations
+
+from codegen.printers.python import PythonArrayPrinter
+from codegen.printers.scalar import ATOM, ScalarPrinter
+from codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
+
+
+class JaxScalarPrinter(TypedScalarMixin, ScalarPrinter):
+    module = "jnp"
+    sigmoid_precedence = ATOM
+    full_like = "jnp.full_like"
+
+    def _print_Sigmoid(self, expr):
+        return f"jax.nn.sigmoid({self._print(expr.args[0])})"
+
+    def _print_Softplus(self, expr):
+        return f"jax.nn.softplus({self._print(expr.args[0])})"
+
+
+class JaxPrinter(TypedArrayMixin, PythonArrayPrinter):
+    module = "jnp"
+    scalar_printer = JaxScalarPrinter
+    functional_updates = True
+
+    def like(self) -> str:
+        return f"dtype={self.reference()}.dtype"
+
+    def broadcast(self, text: str, shape) -> str:
+        return f"jnp.broadcast_to({text}, {self.shape(shape)})"

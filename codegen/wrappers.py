@@ -1,0 +1,299 @@
+"""What the framework wrappers of a spec are made of, decided once for every framework.
+
+A layer, function or loss spec lowers to a forward and a backward :class:`~codegen.lower.Function`; this
+module pairs them and derives everything a framework wrapper (a ``torch.autograd.Function`` and
+``nn.Module``, a ``jax.custom_vjp``) needs: its arguments, what forward saves for backward, which argument
+each returned gradient belongs to, the shapes to check at call time, the constructor of a module. Templates
+under ``templates/<framework>/`` only lay these out; no equation is written here or there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import sympy
+
+from codegen.errors import SpecError
+from codegen.lower import Argument, Function, _bind_dims, _free_scalars, _free_vars
+
+#: Class names of spec names' words where plain capitalization would misspell them.
+WORDS = {"relu": "ReLU", "srelu": "SReLU"}
+
+#: How a module initializes a trained parameter, by name: ("uniform_fan_in", None) draws from
+#: U(−1/√fan_in, 1/√fan_in) with fan_in the columns of the matrix (PyTorch's nn.Linear), ("constant", c)
+#: fills with c. Specs carry no initial values; SReLU's (a_l, t_l, a_r, t_r) = (0, 0, 0, 1) are those its
+#: spec's docstring gives (spec/activations/srelu.py). A parameter missing here stops generation.
+INITIALIZERS = {
+    "W": ("uniform_fan_in", None),
+    "b": ("constant", 0),
+    "gamma": ("constant", 1),
+    "beta": ("constant", 0),
+    "al": ("constant", 0),
+    "tl": ("constant", 0),
+    "ar": ("constant", 0),
+    "tr": ("constant", 1),
+}
+
+
+def class_name(spec_name: str) -> str:
+    """``relu_layer`` → ``ReLULayer``, ``batch_norm_eps`` → ``BatchNormEps``."""
+    return "".join(WORDS.get(word, word.capitalize()) for word in spec_name.split("_"))
+
+
+def _dim(d) -> str | int:
+    d = sympy.sympify(d)
+    if d.is_Integer:
+        return int(d)
+    if isinstance(d, sympy.Symbol):
+        return d.name
+    raise SpecError(f"a wrapper can only check dimensions that are symbols or integers, not {d}")
+
+
+@dataclass
+class Check:
+    """One argument checked at call time: its expected shape, dimensions named by their symbol."""
+
+    name: str
+    shape: tuple  # () for a scalar parameter; else a pair of ints and dimension names
+
+
+@dataclass
+class Parameter:
+    name: str
+    shape: tuple  # as in Check
+    init: tuple  # an INITIALIZERS entry
+
+
+@dataclass
+class Dimension:
+    """A constructor argument of a module: a dimension its parameters have, and where it shows."""
+
+    name: str
+    where: str  # e.g. "the number of columns of X and W, rows of R"
+
+
+@dataclass
+class Wrapper:
+    spec: str
+    kind: str  # layer, function or loss
+    class_name: str
+    summary: str
+    path: str
+    forward: Function
+    backward: Function
+    arguments: list[Argument]  # inputs, parameters and hyperparameters, in the forward kernel's order
+    roles: dict  # argument name → input, parameter or hyperparameter
+    output: str  # the forward value a wrapper returns
+    forward_returns: list[str]  # what the forward kernel returns, in order
+    saved: list[str]  # arrays forward keeps for backward (inputs, parameters, forward values)
+    saved_scalars: list[str]  # hyperparameters backward needs
+    gradient_returns: list[str]  # what the backward kernel returns, in order
+    gradients: list[str | None]  # per argument: the name of its gradient, or None
+    checks: list[Check]  # parameters first (they fix the layer's size), then inputs
+    parameters: list[Parameter]
+    dimensions: list[Dimension]
+    inputs: list[str]
+    hyperparameters: list[str]
+    seed: str  # the name of the incoming gradient: DY, or DL for a loss
+    equations: list[str] = field(default_factory=list)
+    #: The backward function without the gradients of the inputs, for when no input needs one (the first
+    #: layer of a network: no DX); None where that would leave nothing or change nothing.
+    backward_without_inputs: Function | None = None
+    #: Template contexts of kernel variants printed with the wrappers (see :func:`render_wrappers`).
+    variants: list[dict] = field(default_factory=list)
+    family: str = ""  # the spec/ sub-package, i.e. the kernel module under generated/<backend>/
+
+    @property
+    def input_gradients(self) -> list[int]:
+        """Positions of the arguments that are inputs with a gradient (X, or Y of a loss)."""
+        return [i for i, (a, g) in enumerate(zip(self.names, self.gradients))
+                if g is not None and self.roles[a] == "input"]
+
+    @property
+    def random_parameters(self) -> list[str]:
+        """Parameters drawn at random when initialized (the others are constants)."""
+        return [p.name for p in self.parameters if p.init[0] == "uniform_fan_in"]
+
+    @property
+    def names(self) -> list[str]:
+        return [a.name for a in self.arguments]
+
+    @property
+    def differentiable(self) -> list[str]:
+        """Arguments that get a gradient."""
+        return [a for a, g in zip(self.names, self.gradients) if g is not None]
+
+    @property
+    def constant(self) -> list[str]:
+        """Arguments that get none: inputs such as a dropout mask or targets, and hyperparameters."""
+        return [a for a, g in zip(self.names, self.gradients) if g is None]
+
+    @property
+    def scaled(self) -> bool:
+        """Whether backward multiplies the gradients by the incoming one (a loss's gradient kernel does not
+        take it)."""
+        return self.seed not in self.backward.roles
+
+    @property
+    def check_table(self) -> str:
+        """The checks as a Python literal: ``(("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))``."""
+        return repr(tuple((c.name, c.shape) for c in self.checks))
+
+    @property
+    def checked(self) -> list[str]:
+        return [c.name for c in self.checks]
+
+    @property
+    def shapes_text(self) -> str:
+        return ", ".join(f"{a.name} {'scalar' if a.is_scalar else '×'.join(map(str, _shape(a)))}"
+                         for a in self.arguments)
+
+    @property
+    def inputs_text(self) -> str:
+        """``X: N×D, R: D×K``: the inputs a module's forward takes, with their shapes."""
+        return ", ".join(f"{a.name}: {'×'.join(map(str, _shape(a)))}" for a in self.arguments
+                         if a.name in self.inputs)
+
+    @property
+    def output_text(self) -> str:
+        """``Y (N×K)``, or ``L (scalar)``."""
+        shape = tuple(_dim(d) for d in self.forward.return_shapes[self.forward.returns.index(self.output)])
+        return f"{self.output} ({'scalar' if shape == (1, 1) else '×'.join(map(str, shape))})"
+
+    def signature(self, array: str, scalar: str, hyperparameter: str, names=None) -> str:
+        """``X: Tensor, W: Tensor, alpha: float``: matrices are ``array``, trained scalars ``scalar``."""
+        def kind(a: Argument) -> str:
+            if self.roles[a.name] == "hyperparameter":
+                return hyperparameter
+            return scalar if a.is_scalar else array
+        chosen = self.arguments if names is None else [a for a in self.arguments if a.name in names]
+        return ", ".join(f"{a.name}: {kind(a)}" for a in chosen)
+
+
+def _shape(argument: Argument) -> tuple:
+    return () if argument.is_scalar else tuple(_dim(d) for d in argument.shape)
+
+
+def _where(arguments: list[Argument], dim: str) -> str:
+    """``the number of rows of W and columns of X and b``."""
+    places: dict[str, list[str]] = {}
+    for a in arguments:
+        for axis, d in enumerate(_shape(a)):
+            if d == dim:
+                places.setdefault(("rows", "columns")[axis], []).append(a.name)
+    return "the number of " + ", ".join(f"{axis} of {' and '.join(names)}" for axis, names in places.items())
+
+
+def without_gradients(backward: Function, dropped: list[str]) -> Function | None:
+    """``backward`` returning all but the gradients ``dropped``, without the statements only those need and
+    the arguments only those read: what a layer runs when its input needs no gradient."""
+    dropped = [r for r in backward.returns if r in dropped]
+    returns = [r for r in backward.returns if r not in dropped]
+    if not returns or not dropped:
+        return None
+    needed, statements = set(returns), []
+    for target, node in reversed(backward.statements):
+        if target in needed:
+            statements.insert(0, (target, node))
+            needed |= set(_free_vars([node]))
+    nodes = [node for _, node in statements]
+    scalars = {x.name for x in _free_scalars(nodes)}
+    arguments = [a for a in backward.arguments if a.name in needed or a.name in scalars]
+    return replace(backward, name=f"{backward.name}_without_{'_'.join(dropped)}",
+                   summary=f"{backward.summary.rstrip('.')}, without {', '.join(dropped)}.",
+                   equations=[eq for eq in backward.equations if eq.split(" = ", 1)[0] in needed],
+                   arguments=arguments, statements=statements, returns=returns,
+                   return_shapes=[backward.return_shapes[backward.returns.index(r)] for r in returns],
+                   dims=_bind_dims(arguments, nodes), roles={a.name: backward.roles[a.name] for a in arguments})
+
+
+def wrapper(forward: Function, backward: Function) -> Wrapper:
+    roles = forward.roles
+    hyper_needed = [a.name for a in backward.arguments if backward.roles[a.name] == "hyperparameter"]
+    arguments = list(forward.arguments) + [a for a in backward.arguments if a.name in hyper_needed
+                                           and a.name not in roles]
+    all_roles = {**roles, **{a.name: backward.roles[a.name] for a in arguments if a.name not in roles}}
+    saved = [a.name for a in backward.arguments if backward.roles[a.name] in ("input", "parameter", "forward")]
+    for name in saved:
+        if backward.roles[name] == "forward" and name not in forward.returns:
+            raise SpecError(f"spec {forward.spec!r}: backward needs {name}, which forward does not return")
+    gradients = [f"D{a.name}" if f"D{a.name}" in backward.returns else None for a in arguments]
+    parameters = [a for a in arguments if all_roles[a.name] == "parameter"]
+    inputs = [a for a in arguments if all_roles[a.name] == "input"]
+    checks = [Check(a.name, _shape(a)) for a in (*parameters, *inputs)]
+    module_parameters = []
+    for a in parameters:
+        if a.name not in INITIALIZERS:
+            raise SpecError(f"spec {forward.spec!r}: no initial value for the parameter {a.name}; add one to "
+                            f"INITIALIZERS in codegen/wrappers.py")
+        module_parameters.append(Parameter(a.name, _shape(a), INITIALIZERS[a.name]))
+    in_parameters = {d for p in module_parameters for d in p.shape if isinstance(d, str)}
+    dims: list[str] = []
+    for a in (*inputs, *parameters):
+        for d in _shape(a):
+            if isinstance(d, str) and d in in_parameters and d not in dims:
+                dims.append(d)
+    matrices = [a for a in (*inputs, *parameters) if not a.is_scalar]
+    return Wrapper(
+        spec=forward.spec, kind=forward.kind, class_name=class_name(forward.spec),
+        summary=forward.summary.rsplit(":", 1)[0], path=forward.path,
+        forward=forward, backward=backward, arguments=arguments,
+        roles=all_roles, output=forward.output, forward_returns=list(forward.returns), saved=saved,
+        saved_scalars=hyper_needed, gradient_returns=list(backward.returns), gradients=gradients,
+        checks=checks, parameters=module_parameters,
+        dimensions=[Dimension(d, _where(matrices, d)) for d in dims],
+        inputs=[a.name for a in inputs], hyperparameters=[a.name for a in arguments
+                                                          if all_roles[a.name] == "hyperparameter"],
+        seed=f"D{forward.output}", equations=list(forward.equations) + list(backward.equations),
+        backward_without_inputs=without_gradients(backward, [f"D{a.name}" for a in inputs]),
+    )
+
+
+def wrappers(functions: list[Function]) -> list[Wrapper]:
+    """Every layer, function and loss among ``functions`` (a spec's forward precedes its backward)."""
+    by_spec: dict[str, list[Function]] = {}
+    for f in functions:
+        if f.kind != "update":
+            by_spec.setdefault(f.spec, []).append(f)
+    out = []
+    for name, pair in by_spec.items():
+        if len(pair) != 2:
+            raise SpecError(f"spec {name!r}: expected a forward and a backward function, got {len(pair)}")
+        out.append(wrapper(*pair))
+    return out
+
+
+def render_wrappers(backend: str, templates: dict[str, str], print_variants: bool = False):
+    """A :class:`~codegen.backends.Backend` ``extra`` hook: render ``templates`` (template → file name) with
+    the wrappers of every family, and the families' functions for the package ``__init__``.
+
+    ``print_variants``: also print each backward kernel without its input gradients (for frameworks that
+    run a backward eagerly and can skip DX; under ``jax.jit`` XLA drops unused results by itself).
+    """
+
+    def render(env, families) -> dict[str, str]:
+        from codegen.backends import all_backends
+        from codegen.render import function_context
+
+        this = all_backends()[backend]
+        found = []
+        for family in families:
+            for w in wrappers([context["function"] for context in family["functions"]]):
+                w.family = family["name"]
+                if print_variants and w.backward_without_inputs is not None:
+                    w.variants.append(function_context(this, w.backward_without_inputs))
+                found.append(w)
+        names = [w.class_name for w in found]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise SpecError(f"specs {', '.join(w.spec for w in found if w.class_name in clash)} give the same "
+                            f"class name {', '.join(clash)}; rename one, or add a word to WORDS in codegen/wrappers.py")
+        out = {}
+        for template, filename in templates.items():
+            out[filename] = env.get_template(template).render(
+                backend=this.title, families=families, wrappers=found, sources="spec/",
+                template=f"templates/{template}",
+            )
+        return out
+
+    return render

@@ -1,0 +1,180 @@
+"""Shared by the framework backend tests: every spec, its generated functions and wrapper metadata, random
+inputs drawn from each spec's ``sample`` ranges and ``constraints`` at shapes hypothesis picks, and the
+reference results of the NumPy backend.
+
+Nothing here lists specs by hand: they come from ``codegen.loader.load_all()`` and ``codegen.lower.lower()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as np
+import sympy
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import generated.numpy as gnp
+from codegen.backends import all_backends
+from codegen.loader import load_all
+from codegen.lower import lower
+from codegen.wrappers import wrapper
+
+SPECS = {s.name: s for s in load_all()}
+FUNCTIONS = {name: lower(s) for name, s in SPECS.items()}
+
+
+def supported(backend: str, kinds=("layer", "function", "loss", "update")) -> list[str]:
+    """The specs of ``kinds`` that ``backend`` renders: those whose every argument has a storage format it
+    takes (a sparse layer needs a backend that takes CSR)."""
+    storages = getattr(all_backends()[backend], "storages", ("dense",))
+    return [name for name, s in SPECS.items() if s.spec.kind in kinds
+            and all(getattr(a, "storage", "dense") in storages for f in FUNCTIONS[name] for a in f.arguments)]
+
+
+DIFFERENTIABLE_KINDS = ("layer", "function", "loss")
+WRAPPERS = {name: wrapper(*FUNCTIONS[name]) for name, s in SPECS.items() if s.spec.kind != "update"}
+
+# --- shapes ----------------------------------------------------------------------------------------------
+
+#: Every dimension symbol a spec uses gets a size; hypothesis shrinks towards 1.
+DIMS = st.fixed_dictionaries({d: st.integers(1, 4) for d in ("N", "D", "K", "M", "P")})
+#: Always tried: one sample and one output (N = K = 1), and non-square layers both ways.
+EXAMPLES = [
+    {"N": 1, "D": 1, "K": 1, "M": 1, "P": 1},
+    {"N": 1, "D": 3, "K": 1, "M": 1, "P": 3},
+    {"N": 2, "D": 5, "K": 3, "M": 2, "P": 5},
+    {"N": 4, "D": 2, "K": 5, "M": 4, "P": 1},
+]
+
+
+def shapes(max_examples: int, pool: list[dict] | None = None):
+    """``@given(dims=..., seed=...)``, deterministic (derandomized) and small, always trying EXAMPLES.
+
+    ``pool``: draw the shapes from these only, and try each (values still vary). For JAX, whose eager mode
+    compiles every operation anew at each new shape: a few shapes shared by all specs keep that cache warm.
+    """
+
+    def decorate(test):
+        for dims in reversed(pool or EXAMPLES):
+            test = example(dims=dims, seed=0)(test)
+        test = given(dims=st.sampled_from(pool[::-1]) if pool else DIMS, seed=st.integers(0, 2**32 - 1))(test)
+        return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
+                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])(test)
+
+    return decorate
+
+
+def concrete(shape, dims) -> tuple[int, ...]:
+    """Sizes of a symbolic shape (SymPy expressions or dimension names) at ``dims``."""
+    sizes = []
+    for d in shape:
+        d = sympy.sympify(d)
+        sizes.append(int(d.xreplace({s: dims[s.name] for s in d.free_symbols})))
+    return tuple(sizes)
+
+
+# --- inputs ----------------------------------------------------------------------------------------------
+
+def draw(name: str, dims: dict, seed: int) -> dict:
+    """float64 values for every input, parameter and hyperparameter of spec ``name``, as the proofs draw
+    them: each entry uniform in the spec's ``sample`` interval for it (default (−2, 2)); a matrix with the
+    constraint ``rows_sum_to_one`` gets its last column as 1 minus the sum of the others."""
+    spec = SPECS[name].spec
+    rng = np.random.default_rng(seed)
+    values = {}
+    for item in (*spec.inputs, *spec.parameters, *spec.hyperparameters):
+        lo, hi = spec.sample.get(item.name, (-2.0, 2.0))
+        if isinstance(item, sympy.MatrixSymbol):
+            m = rng.uniform(lo, hi, size=concrete(item.shape, dims))
+            constraint = spec.constraints.get(item.name)
+            if constraint == "rows_sum_to_one":
+                m[:, -1] = 1 - m[:, :-1].sum(axis=1)
+            elif constraint:
+                raise ValueError(f"spec {name}: unknown constraint {constraint!r} on {item.name}")
+            values[item.name] = m
+        else:
+            values[item.name] = float(rng.uniform(lo, hi))
+    return values
+
+
+def seed_like(value, seed: int) -> np.ndarray:
+    """A random incoming gradient with the shape of ``value``."""
+    return np.random.default_rng(seed + 1).uniform(-1, 1, size=np.shape(value))
+
+
+# --- calling generated functions by argument name --------------------------------------------------------
+
+def call(module, function, values: dict) -> dict:
+    """Call ``function`` (a codegen.lower.Function) from ``module`` with values by name; results by name."""
+    fn = getattr(module, function.name)
+    result = fn(**{a.name: values[a.name] for a in function.arguments})
+    names = [function.aliases.get(r, r) for r in function.returns]
+    return dict(zip(names, result if len(names) > 1 else (result,)))
+
+
+def numpy_reference(name: str, values: dict, seed: int) -> tuple[dict, dict, dict]:
+    """The NumPy backend's (forward results, backward results, backward's incoming gradient by name).
+
+    The incoming gradient (``DY``) is drawn from ``seed``; a loss's gradient kernel takes none, and an
+    update has no backward (both give ``{}``).
+    """
+    functions = FUNCTIONS[name]
+    copies = {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in values.items()}
+    with np.errstate(all="ignore"):
+        forward = call(gnp, functions[0], copies)
+        if len(functions) == 1:
+            return forward, {}, {}
+        backward = functions[1]
+        seeds = {a.name: seed_like(forward[backward.output], seed) for a in backward.arguments
+                 if backward.roles[a.name] == "seed"}
+        return forward, call(gnp, backward, {**values, **forward, **seeds}), seeds
+
+
+def bad_shapes(w, check, shape: tuple) -> list[tuple]:
+    """Shapes an argument cannot have: another rank, or a size changed along an axis whose size is fixed
+    (a number, or a dimension another argument also has)."""
+    if not check.shape:
+        return [(1,), (2, 2)]
+    out = [(), (1, 1, 1), shape + (2,)]
+    others = [d for c in w.checks if c is not check for d in c.shape]
+    for axis, d in enumerate(check.shape):
+        if isinstance(d, int) or d in others:
+            out.append(tuple(n + (axis == k) for k, n in enumerate(shape)))
+    return out
+
+
+def finite(*dicts) -> bool:
+    return all(np.all(np.isfinite(np.asarray(v, dtype=float))) for d in dicts for v in d.values())
+
+
+def close(got, want, tol: float, what: str) -> None:
+    """|got − want| ≤ tol · max(1, max |want|) entry-wise: relative to the result's scale."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
+    scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
+    error = float(np.max(np.abs(got - want), initial=0.0))
+    assert error <= tol * scale, f"{what}: max error {error:.3g} > {tol:g} · {scale:.3g}"
+
+
+TOLERANCE = {np.float64: 1e-10, np.float32: 1e-4}
+
+
+@functools.cache
+def signature(module, name: str) -> list[str]:
+    return list(inspect.signature(getattr(module, name)).parameters)
+
+
+def print_and_run(printer, namespace: dict, nodes: dict, arguments: list[str], shapes: dict):
+    """Print a function of ``arguments`` computing ``nodes`` (result name → IR node) with ``printer``; return
+    its body lines and the function, defined in ``namespace``."""
+    from codegen.lower import Argument, Function, _bind_dims
+
+    args = [Argument(a, shapes.get(a)) for a in arguments]
+    f = Function(name="f", summary="", equations=[], spec="test", path="", arguments=args,
+                 statements=list(nodes.items()), returns=list(nodes), return_shapes=[n.shape for n in nodes.values()],
+                 dims=_bind_dims(args, list(nodes.values())))
+    body = printer(f).body()
+    exec("def f({}):\n    {}".format(", ".join(arguments), "\n    ".join(body)), namespace)  # noqa: S102
+    return body, namespace["f"]
