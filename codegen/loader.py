@@ -107,6 +107,11 @@ def check(s: Spec, family: str, path: str) -> LoadedSpec:
         else:
             raise SpecError(f"spec {s.name!r}: {item!r} is neither a matrix nor a scalar symbol")
     dims = {d for shape in known.values() for d in shape if isinstance(d, sympy.Symbol)}
+    for name, value in s.init.items():
+        if name not in {p.name for p in s.parameters}:
+            raise SpecError(f"spec {s.name!r}: init is given for {name!r}, which is not a parameter")
+        if not (isinstance(value, (int, float)) or value == "fan_in"):
+            raise SpecError(f"spec {s.name!r}: init of {name} must be a number or 'fan_in', not {value!r}")
     for name, kind in s.storage.items():
         if kind != "csr":
             raise SpecError(f"spec {s.name!r}: storage {kind!r} of {name} is not supported (only 'csr')")

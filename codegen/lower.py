@@ -44,6 +44,8 @@ class Function:
     #: The spec's sample intervals and input constraints, for code that needs valid inputs (tests).
     sample: dict = field(default_factory=dict)
     constraints: dict = field(default_factory=dict)
+    #: Initial value of each parameter: a number, or "fan_in" (uniform in ±1/√columns).
+    init: dict = field(default_factory=dict)
     #: The spec's kind (layer, function, loss or update) and, but for updates, its output (forward value).
     kind: str = ""
     output: str = ""
@@ -228,4 +230,18 @@ def _function(name, summary, equations, loaded, arguments, statements, returns, 
         return_shapes=[shapes[r] for r in returns], in_place=in_place, dims=_bind_dims(arguments, nodes),
         kind=loaded.spec.kind, output="" if loaded.spec.kind == "update" else loaded.spec.output.name,
         roles=_roles(loaded, arguments), sample=dict(loaded.spec.sample), constraints=dict(loaded.spec.constraints),
+        init=initial_values(loaded.spec),
     )
+
+
+def initial_values(s) -> dict:
+    """The spec's ``init``, completed: matrices with two non-unit dimensions "fan_in", the rest 0."""
+    values = {}
+    for p in s.parameters:
+        if p.name in s.init:
+            values[p.name] = s.init[p.name]
+        elif isinstance(p, MatrixSymbol) and all(d != 1 for d in p.shape):
+            values[p.name] = "fan_in"
+        else:
+            values[p.name] = 0
+    return values

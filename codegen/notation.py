@@ -149,6 +149,15 @@ class PaperLatexPrinter(_Common, LatexPrinter):
     def _print_Hadamard(self, e):
         return rf"{self._wrap(e.args[0])} \odot {self._wrap(e.args[1])}"
 
+    def _print_MatAdd(self, e):
+        """Positive terms first, as in the Unicode form."""
+        printed = [self._print(term) for term in e.args]
+        printed = [p for p in printed if not p.startswith("-")] + [p for p in printed if p.startswith("-")]
+        text = printed[0]
+        for p in printed[1:]:
+            text += f" - {p[1:]}" if p.startswith("-") else f" + {p}"
+        return text
+
     def _print_Apply(self, e):
         name = e.name.replace("σ", r"\sigma").replace("∂", r"\partial ").replace("_", r"\_")
         return rf"\operatorname{{{name}}}\left({self._print(e.args[1])}\right)"

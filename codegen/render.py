@@ -133,8 +133,11 @@ def _manifest(specs: list[LoadedSpec], groups: list[Family]) -> str:
                       for p in s.parameters}
         kernels = [{"name": f.name, "arguments": tuple(a.name for a in f.arguments),
                     "returns": tuple(f.aliases.get(r, r) for r in f.returns)} for f in functions[s.name]]
+        from codegen.lower import initial_values
+
         entries.append({"name": s.name, "kind": s.kind, "family": loaded.family, "doc": s.doc,
                         "inputs": tuple(i.name for i in s.inputs), "parameters": parameters,
+                        "init": initial_values(s),
                         "hyperparameters": tuple(h.name for h in s.hyperparameters),
                         "output": s.output.name, "kernels": kernels})
     from codegen.format import ruff

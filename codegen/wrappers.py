@@ -23,18 +23,6 @@ WORDS = {"relu": "ReLU", "srelu": "SReLU"}
 #: U(−1/√fan_in, 1/√fan_in) with fan_in the columns of the matrix (PyTorch's nn.Linear), ("constant", c)
 #: fills with c. Specs carry no initial values; SReLU's (a_l, t_l, a_r, t_r) = (0, 0, 0, 1) are those its
 #: spec's docstring gives (spec/activations/srelu.py). A parameter missing here stops generation.
-INITIALIZERS = {
-    "W": ("uniform_fan_in", None),
-    "b": ("constant", 0),
-    "gamma": ("constant", 1),
-    "beta": ("constant", 0),
-    "al": ("constant", 0),
-    "tl": ("constant", 0),
-    "ar": ("constant", 0),
-    "tr": ("constant", 1),
-}
-
-
 def class_name(spec_name: str) -> str:
     """``relu_layer`` → ``ReLULayer``, ``batch_norm_eps`` → ``BatchNormEps``."""
     return "".join(WORDS.get(word, word.capitalize()) for word in spec_name.split("_"))
@@ -61,7 +49,7 @@ class Check:
 class Parameter:
     name: str
     shape: tuple  # as in Check
-    init: tuple  # an INITIALIZERS entry
+    init: tuple  # ("uniform_fan_in", None) or ("constant", value), from the spec's init
 
 
 @dataclass
@@ -223,10 +211,9 @@ def wrapper(forward: Function, backward: Function) -> Wrapper:
     checks = [Check(a.name, _shape(a)) for a in (*parameters, *inputs)]
     module_parameters = []
     for a in parameters:
-        if a.name not in INITIALIZERS:
-            raise SpecError(f"spec {forward.spec!r}: no initial value for the parameter {a.name}; add one to "
-                            f"INITIALIZERS in codegen/wrappers.py")
-        module_parameters.append(Parameter(a.name, _shape(a), INITIALIZERS[a.name]))
+        value = forward.init[a.name]
+        init = ("uniform_fan_in", None) if value == "fan_in" else ("constant", value)
+        module_parameters.append(Parameter(a.name, _shape(a), init))
     in_parameters = {d for p in module_parameters for d in p.shape if isinstance(d, str)}
     dims: list[str] = []
     for a in (*inputs, *parameters):

@@ -282,6 +282,8 @@ class Spec:
     sample: interval to draw each scalar or matrix entry from in proofs, e.g. ``{"alpha": (0.05, 0.5)}``.
     constraints: facts about inputs the equations rely on; ``{"T": "rows_sum_to_one"}`` is the only one.
     storage: how a parameter is stored when not dense: ``{"W": "csr"}`` (see :func:`sparse`).
+    init: initial values of parameters, a number or ``"fan_in"`` (uniform in ±1/√columns); by default a
+    matrix with two non-unit dimensions is ``"fan_in"`` and anything else starts at 0.
     """
 
     name: str
@@ -295,6 +297,7 @@ class Spec:
     sample: dict = field(default_factory=dict)
     constraints: dict = field(default_factory=dict)
     storage: dict = field(default_factory=dict)
+    init: dict = field(default_factory=dict)
     paper: str = ""
     module: str = ""
 
@@ -326,7 +329,8 @@ def sparse(spec: Spec, name: str, **storage: str) -> Spec:
 class Activation:
     """A scalar activation f(x) with its hand-derived derivative f'(x).
 
-    params: scalars f depends on; trainable ones need ``partials`` (∂f/∂p as expressions in x).
+    params: scalars f depends on; trainable ones need ``partials`` (∂f/∂p as expressions in x) and may
+    give initial values in ``init``.
     """
 
     name: str
@@ -337,6 +341,7 @@ class Activation:
     trainable: tuple = ()
     partials: dict = field(default_factory=dict)
     sample: dict = field(default_factory=dict)
+    init: dict = field(default_factory=dict)
     paper: str = ""
 
     def __call__(self, X):
@@ -359,7 +364,8 @@ def activation_specs(act: Activation) -> list[Spec]:
     gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, X))) for p in act.trainable}
     function = Spec(
         name=act.name, kind="function", doc=f"{act.title}, applied element-wise.",
-        inputs=(X,), parameters=act.trainable, hyperparameters=hyper, sample=act.sample, paper=act.paper,
+        inputs=(X,), parameters=act.trainable, hyperparameters=hyper, sample=act.sample, init=act.init,
+        paper=act.paper,
         forward={"Y": act(X)},
         backward={**gradients, "DX": hadamard(DY, act.prime(X))},
     )
@@ -368,7 +374,7 @@ def activation_specs(act: Activation) -> list[Spec]:
     layer = Spec(
         name=f"{act.name}_layer", kind="layer", doc=f"Linear layer followed by {act.title}.",
         inputs=(X,), parameters=(W, b, *act.trainable), hyperparameters=hyper, sample=act.sample,
-        paper=act.paper,
+        init=act.init, paper=act.paper,
         forward={"Z": X * W.T + row_repeat(b, N), "Y": act(Z)},
         backward={
             "DZ": hadamard(DY, act.prime(Z)),
@@ -383,7 +389,7 @@ def activation_specs(act: Activation) -> list[Spec]:
         name=f"{act.name}_dropout_layer", kind="layer",
         doc=f"Linear layer with a dropout mask on its weights, followed by {act.title}.",
         inputs=(X, R), parameters=(W, b, *act.trainable), hyperparameters=hyper, sample=act.sample,
-        paper=act.paper + "; § dropout: activation dropout layer",
+        init=act.init, paper=act.paper + "; § dropout: activation dropout layer",
         forward={"Z": X * hadamard(W.T, R) + row_repeat(b, N), "Y": act(Z)},
         backward={
             "DZ": hadamard(DY, act.prime(Z)),

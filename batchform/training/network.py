@@ -70,18 +70,20 @@ class Network:
             info = SPECS[option.spec]
             D = sizes[index]
             parameters = {}
-            if option.is_batch_norm:
-                parameters = {"gamma": np.ones((1, D)), "beta": np.zeros((1, D))}
-            else:
-                K = sizes[index + 1]
-                for name, shape in info.parameters.items():
-                    if name == "W":
-                        parameters[name] = initialize(init, (K, D), rng)
-                    elif shape is None:  # a trainable scalar: its option value or SReLU's (0, 0, 0, 1)
-                        default = {"al": 0.0, "tl": 0.0, "ar": 0.0, "tr": 1.0}.get(name, 0.0)
-                        parameters[name] = np.full((1, 1), option.trainable_initial.get(name, default))
-                    else:
-                        parameters[name] = np.zeros((1, K) if shape[0] == "1" else (K, 1))
+            K = D if option.is_batch_norm else sizes[index + 1]
+            sizes_of = {"D": D, "K": K, "1": 1}
+            for name, shape in info.parameters.items():
+                start = info.init[name]
+                if name == "W":  # the weights: the --init-weights initializer
+                    parameters[name] = initialize(init, (K, D), rng)
+                elif shape is None:  # a trainable scalar: the value given in --layers, or the spec's
+                    parameters[name] = np.full((1, 1), option.trainable_initial.get(name, start))
+                elif start == "fan_in":
+                    rows, cols = (sizes_of[d] for d in shape)
+                    parameters[name] = rng.uniform(-1, 1, (rows, cols)) / np.sqrt(cols)
+                else:
+                    parameters[name] = np.full(tuple(sizes_of[d] for d in shape), float(start))
+            if not option.is_batch_norm:
                 index += 1
             dropout_info = None
             if option.dropout:

@@ -21,6 +21,7 @@ srelu = Activation(
         tr: Piecewise((0, x <= tl), (0, x < tr), (1 - ar, True)),
     },
     sample={"al": (0.05, 0.5), "tl": (-1.0, -0.2), "ar": (0.05, 0.5), "tr": (0.2, 1.0)},
+    init={"al": 0, "tl": 0, "ar": 0, "tr": 1},
     paper="§ SReLU layer: Dal = 1ᵀ(DY ⊙ Al)1, Dtl = 1ᵀ(DY ⊙ Tl)1, Dar = 1ᵀ(DY ⊙ Ar)1, Dtr = 1ᵀ(DY ⊙ Tr)1",
 )
 

@@ -34,7 +34,8 @@ def batch_norm(name: str, affine: bool, epsilon: bool) -> Spec:
         name, "layer",
         f"Batch normalization{' with affine γ, β' if affine else ''}{' and ε' if epsilon else ''}.",
         inputs=(X,), parameters=(gamma, beta) if affine else (), hyperparameters=(eps,) if epsilon else (),
-        sample={"epsilon": (0.01, 0.5)}, forward=forward, backward=backward,
+        sample={"epsilon": (0.01, 0.5)}, init={"gamma": 1, "beta": 0} if affine else {},
+        forward=forward, backward=backward,
         paper="§ batch normalization" + ("; ε added (not in the paper)" if epsilon else ""),
     )
 
