@@ -230,6 +230,22 @@ def rewrite(node: ir.Node) -> ir.Node:
     return ir.transform(node, _apply_rules)
 
 
+def in_place_update(target: str, node: ir.Node, aliases: dict):
+    """``θ' = c·θ + Σ cᵢ·Aᵢ`` as (c, [(cᵢ, Aᵢ), ...]) so that a printer can update θ in place (scale it, then
+    add each term); None when the new value is not of that form. ``aliases`` maps versions to names."""
+    name = aliases.get(target, target)
+    if not isinstance(node, Elementwise):
+        return None
+    old = next((a for a in node.args if isinstance(a, Var) and aliases.get(a.name, a.name) == name
+                and a.name != target), None)
+    terms = _linear_terms(node) if old is not None else None
+    if terms is None or terms[1] != 0:
+        return None
+    coefficients, _ = terms
+    scale = coefficients[node.args.index(old)]
+    return scale, [(c, arg) for c, arg in zip(coefficients, node.args) if arg is not old and c != 0]
+
+
 # --- element-wise fusion ------------------------------------------------------------------------------
 
 def fuse(node: ir.Node, keep: set[ir.Node] = frozenset()) -> ir.Node:

@@ -14,7 +14,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from codegen import ir
 from codegen.lower import Function
-from codegen.passes import _linear_terms
+from codegen.passes import in_place_update
 from codegen.printers.scalar import ATOM, ScalarPrinter, Sigmoid, Softplus, idioms
 
 ONE = ir.ONE
@@ -409,27 +409,20 @@ class CppPrinter:
         return self.pre + lines
 
     def update(self, target: str, node: ir.Node) -> list[str]:
+        """``θ ← c·θ + Σ cᵢ·Aᵢ`` as in-place array operations on the argument θ."""
         name = self.name(target)
-        old = next((a for a in getattr(node, "args", ()) if isinstance(a, ir.Var) and self.name(a.name) == name
-                    and a.name != target), None)
-        terms = _linear_terms(node) if isinstance(node, ir.Elementwise) and old is not None else None
-        if terms is None or terms[1] != 0:
+        update = in_place_update(target, node, self.function.aliases)
+        if update is None:
             return [f"{name} = {self.as_matrix(self.expr(node))};"]
-        coefficients, _ = terms
-        lines = []
-        scale = coefficients[node.args.index(old)]
+        scale, terms = update
         scalar = CppScalarPrinter([], array=False, dims=self.dims)
-        if scale != 1:
-            lines.append(f"{name}.array() *= {scalar.doprint(scale)};")
-        for coefficient, arg in zip(coefficients, node.args):
-            if arg is old or coefficient == 0:
-                continue
+        lines = [f"{name}.array() *= {scalar.doprint(scale)};"] if scale != 1 else []
+        for coefficient, arg in terms:
             negative = coefficient.could_extract_minus_sign()
             magnitude = -coefficient if negative else coefficient
-            value = self.as_array(self.expr(arg)) if not isinstance(arg, ir.Var) else f"{self.name(arg.name)}.array()"
-            op = "-=" if negative else "+="
+            value = self.as_array(self.expr(arg))
             text = value if magnitude == 1 else f"{scalar.doprint(magnitude)} * {value}"
-            lines.append(f"{name}.array() {op} {text};")
+            lines.append(f"{name}.array() {'-=' if negative else '+='} {text};")
         return lines
 
     def checks(self) -> list[str]:

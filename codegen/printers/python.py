@@ -7,7 +7,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from codegen import ir
 from codegen.lower import Function
-from codegen.passes import _linear_terms, natural_shape
+from codegen.passes import in_place_update, natural_shape
 from codegen.printers.scalar import ATOM, MATMUL, ScalarPrinter, idioms
 
 Printed = tuple[str, int]
@@ -143,21 +143,12 @@ class PythonArrayPrinter:
     def update(self, target: str, node: ir.Node) -> list[str]:
         """``θ ← c·θ + Σ cᵢ·Aᵢ`` as in-place operations on the argument θ."""
         name = self.name(target)
-        old = next((a for a in getattr(node, "args", ()) if isinstance(a, ir.Var) and self.name(a.name) == name
-                    and a.name != target), None)
-        terms = _linear_terms(node) if isinstance(node, ir.Elementwise) and old is not None else None
-        if terms is None or terms[1] != 0:
+        update = in_place_update(target, node, self.function.aliases)
+        if update is None:
             return [self.assign_in_place(name, self.expr(node)[0])]
-        coefficients, _ = terms
-        lines = []
-        scale = coefficients[node.args.index(old)]
-        if scale != 1:
-            lines.append(self.scale_in_place(name, scale))
-        for coefficient, arg in zip(coefficients, node.args):
-            if arg is old or coefficient == 0:
-                continue
-            lines.append(self.add_in_place(name, self.expr(arg), coefficient))
-        return lines
+        scale, terms = update
+        lines = [self.scale_in_place(name, scale)] if scale != 1 else []
+        return lines + [self.add_in_place(name, self.expr(arg), coefficient) for coefficient, arg in terms]
 
     def scalar(self, value: sympy.Expr) -> str:
         return self.scalar_printer([]).doprint(value)
