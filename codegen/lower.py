@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy
 from sympy import MatrixSymbol
@@ -197,6 +197,41 @@ def node_shape(node: ir.Node, name: str):
         if isinstance(sub, ir.Var) and sub.name == name:
             return sub.shape
     return None
+
+
+def without_gradients(backward: Function, dropped: list[str]) -> Function | None:
+    """``backward`` returning all but the gradients ``dropped``, without the statements only those need and
+    the arguments only those read: what a layer runs when its input needs no gradient."""
+    dropped = [r for r in backward.returns if r in dropped]
+    returns = [r for r in backward.returns if r not in dropped]
+    if not returns or not dropped:
+        return None
+    needed, statements = set(returns), []
+    for target, node in reversed(backward.statements):
+        if target in needed:
+            statements.insert(0, (target, node))
+            needed |= set(_free_vars([node]))
+    nodes = [node for _, node in statements]
+    scalars = {x.name for x in _free_scalars(nodes)}
+    # A sparse parameter whose gradient is kept is needed too: its pattern is where that gradient lives.
+    sparse = {a.name for a in backward.arguments if a.storage != "dense" and f"D{a.name}" in returns}
+    arguments = [a for a in backward.arguments if a.name in needed | sparse or a.name in scalars]
+    return replace(backward, name=f"{backward.name}_without_{'_'.join(dropped)}",
+                   summary=f"{backward.summary.rstrip('.')}, without {', '.join(dropped)}.",
+                   equations=[eq for eq in backward.equations if eq.split(" = ", 1)[0] in needed],
+                   arguments=arguments, statements=statements, returns=returns,
+                   return_shapes=[backward.return_shapes[backward.returns.index(r)] for r in returns],
+                   dims=_bind_dims(arguments, nodes), roles={a.name: backward.roles[a.name] for a in arguments})
+
+
+def variants(loaded: LoadedSpec, functions: list[Function]) -> list[Function]:
+    """Extra kernels every backend prints: for a layer (or a function with parameters), its backward without
+    the input's gradient, which the first layer of a network runs (no DX: one of a layer's three products)."""
+    if loaded.spec.kind not in ("layer", "function") or len(functions) != 2:
+        return []
+    inputs = [f"D{i.name}" for i in loaded.spec.inputs]
+    variant = without_gradients(functions[1], inputs)
+    return [variant] if variant is not None else []
 
 
 def _needed(equations, targets) -> set[str]:

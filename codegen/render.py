@@ -11,7 +11,7 @@ import jinja2
 from codegen.backends import Backend
 from codegen.errors import SpecError
 from codegen.loader import REPO, LoadedSpec
-from codegen.lower import Function, lower
+from codegen.lower import Function, lower, variants
 
 TEMPLATES = REPO / "templates"
 
@@ -47,7 +47,8 @@ def families(specs: list[LoadedSpec]) -> list[Family]:
             family = grouped[loaded.family] = Family(loaded.family, title, [], [])
         if loaded.path not in family.sources:
             family.sources.append(loaded.path)
-        family.functions.extend(lower(loaded))
+        functions = lower(loaded)
+        family.functions.extend(functions + variants(loaded, functions))
     return [grouped[k] for k in sorted(grouped)]
 
 
@@ -91,8 +92,9 @@ def render_backend(backend: Backend, groups: list[Family]) -> dict[str, str]:
     out: dict[str, str] = {}
     rendered_families = []
     for family in groups:
-        functions = [function_context(backend, f) for f in family.functions
-                     if all(a.storage in backend.storages for a in f.arguments)]
+        unsupported = {f.spec for f in family.functions if any(a.storage not in backend.storages
+                                                               for a in f.arguments)}
+        functions = [function_context(backend, f) for f in family.functions if f.spec not in unsupported]
         sources = ", ".join(family.sources) if len(family.sources) <= 2 else f"spec/{family.name}/*.py"
         template = backend.family_template
         text = env.get_template(template).render(
@@ -122,7 +124,7 @@ def _format(backend: Backend, text: str, filename: str) -> str:
 def _manifest(specs: list[LoadedSpec], groups: list[Family]) -> str:
     import sympy
 
-    functions = {f.spec: [] for g in groups for f in g.functions}
+    functions: dict[str, list] = {f.spec: [] for g in groups for f in g.functions}
     for g in groups:
         for f in g.functions:
             functions[f.spec].append(f)

@@ -9,12 +9,12 @@ under ``templates/<framework>/`` only lay these out; no equation is written here
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import sympy
 
 from codegen.errors import SpecError
-from codegen.lower import Argument, Function, _bind_dims, _free_scalars, _free_vars
+from codegen.lower import Argument, Function
 
 #: Class names of spec names' words where plain capitalization would misspell them.
 WORDS = {"relu": "ReLU", "srelu": "SReLU"}
@@ -87,8 +87,6 @@ class Wrapper:
     #: The backward function without the gradients of the inputs, for when no input needs one (the first
     #: layer of a network: no DX); None where that would leave nothing or change nothing.
     backward_without_inputs: Function | None = None
-    #: Template contexts of kernel variants printed with the wrappers (see :func:`render_wrappers`).
-    variants: list[dict] = field(default_factory=list)
     family: str = ""  # the spec/ sub-package, i.e. the kernel module under generated/<backend>/
 
     @property
@@ -172,29 +170,6 @@ def _where(arguments: list[Argument], dim: str) -> str:
     return "the number of " + ", ".join(f"{axis} of {' and '.join(names)}" for axis, names in places.items())
 
 
-def without_gradients(backward: Function, dropped: list[str]) -> Function | None:
-    """``backward`` returning all but the gradients ``dropped``, without the statements only those need and
-    the arguments only those read: what a layer runs when its input needs no gradient."""
-    dropped = [r for r in backward.returns if r in dropped]
-    returns = [r for r in backward.returns if r not in dropped]
-    if not returns or not dropped:
-        return None
-    needed, statements = set(returns), []
-    for target, node in reversed(backward.statements):
-        if target in needed:
-            statements.insert(0, (target, node))
-            needed |= set(_free_vars([node]))
-    nodes = [node for _, node in statements]
-    scalars = {x.name for x in _free_scalars(nodes)}
-    arguments = [a for a in backward.arguments if a.name in needed or a.name in scalars]
-    return replace(backward, name=f"{backward.name}_without_{'_'.join(dropped)}",
-                   summary=f"{backward.summary.rstrip('.')}, without {', '.join(dropped)}.",
-                   equations=[eq for eq in backward.equations if eq.split(" = ", 1)[0] in needed],
-                   arguments=arguments, statements=statements, returns=returns,
-                   return_shapes=[backward.return_shapes[backward.returns.index(r)] for r in returns],
-                   dims=_bind_dims(arguments, nodes), roles={a.name: backward.roles[a.name] for a in arguments})
-
-
 def wrapper(forward: Function, backward: Function) -> Wrapper:
     roles = forward.roles
     hyper_needed = [a.name for a in backward.arguments if backward.roles[a.name] == "hyperparameter"]
@@ -232,7 +207,6 @@ def wrapper(forward: Function, backward: Function) -> Wrapper:
         inputs=[a.name for a in inputs], hyperparameters=[a.name for a in arguments
                                                           if all_roles[a.name] == "hyperparameter"],
         seed=f"D{forward.output}", equations=list(forward.equations) + list(backward.equations),
-        backward_without_inputs=without_gradients(backward, [f"D{a.name}" for a in inputs]),
     )
 
 
@@ -243,32 +217,27 @@ def wrappers(functions: list[Function]) -> list[Wrapper]:
         if f.kind != "update":
             by_spec.setdefault(f.spec, []).append(f)
     out = []
-    for name, pair in by_spec.items():
-        if len(pair) != 2:
-            raise SpecError(f"spec {name!r}: expected a forward and a backward function, got {len(pair)}")
-        out.append(wrapper(*pair))
+    for name, group in by_spec.items():
+        if len(group) not in (2, 3):
+            raise SpecError(f"spec {name!r}: expected a forward and a backward function, got {len(group)}")
+        w = wrapper(*group[:2])
+        # The third kernel, when there is one, is backward without the input's gradient (see lower.variants).
+        w.backward_without_inputs = group[2] if len(group) == 3 else None
+        out.append(w)
     return out
 
 
-def render_wrappers(backend: str, templates: dict[str, str], print_variants: bool = False):
+def render_wrappers(backend: str, templates: dict[str, str]):
     """A :class:`~codegen.backends.Backend` ``extra`` hook: render ``templates`` (template → file name) with
-    the wrappers of every family, and the families' functions for the package ``__init__``.
-
-    ``print_variants``: also print each backward kernel without its input gradients (for frameworks that
-    run a backward eagerly and can skip DX; under ``jax.jit`` XLA drops unused results by itself).
-    """
+    the wrappers of every family, and the families' functions for the package ``__init__``."""
 
     def render(env, families) -> dict[str, str]:
         from codegen.backends import all_backends
-        from codegen.render import function_context
-
         this = all_backends()[backend]
         found = []
         for family in families:
             for w in wrappers([context["function"] for context in family["functions"]]):
                 w.family = family["name"]
-                if print_variants and w.backward_without_inputs is not None:
-                    w.variants.append(function_context(this, w.backward_without_inputs))
                 found.append(w)
         names = [w.class_name for w in found]
         clash = sorted({n for n in names if names.count(n) > 1})

@@ -62,6 +62,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("all_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
             Kernel("all_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
+            Kernel("all_relu_layer_backward_without_DX", ("X", "Z", "DY", "alpha"), ("DW", "Db")),
         ),
     ),
     "all_relu_dropout_layer": SpecInfo(
@@ -78,6 +79,9 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("all_relu_dropout_layer_forward", ("X", "R", "W", "b", "alpha"), ("Z", "Y")),
             Kernel(
                 "all_relu_dropout_layer_backward", ("X", "R", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")
+            ),
+            Kernel(
+                "all_relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY", "alpha"), ("DW", "Db")
             ),
         ),
     ),
@@ -109,6 +113,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("hard_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("hard_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("hard_sigmoid_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
     ),
     "hard_sigmoid_dropout_layer": SpecInfo(
@@ -124,6 +129,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("hard_sigmoid_dropout_layer_forward", ("X", "R", "W", "b"), ("Z", "Y")),
             Kernel("hard_sigmoid_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("hard_sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
     ),
     "hyperbolic_tangent": SpecInfo(
@@ -154,6 +160,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("hyperbolic_tangent_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("hyperbolic_tangent_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("hyperbolic_tangent_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
     ),
     "hyperbolic_tangent_dropout_layer": SpecInfo(
@@ -170,6 +177,9 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hyperbolic_tangent_dropout_layer_forward", ("X", "R", "W", "b"), ("Z", "Y")),
             Kernel(
                 "hyperbolic_tangent_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")
+            ),
+            Kernel(
+                "hyperbolic_tangent_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")
             ),
         ),
     ),
@@ -201,6 +211,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("leaky_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
             Kernel("leaky_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
+            Kernel("leaky_relu_layer_backward_without_DX", ("X", "Z", "DY", "alpha"), ("DW", "Db")),
         ),
     ),
     "leaky_relu_dropout_layer": SpecInfo(
@@ -217,6 +228,9 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("leaky_relu_dropout_layer_forward", ("X", "R", "W", "b", "alpha"), ("Z", "Y")),
             Kernel(
                 "leaky_relu_dropout_layer_backward", ("X", "R", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")
+            ),
+            Kernel(
+                "leaky_relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY", "alpha"), ("DW", "Db")
             ),
         ),
     ),
@@ -248,6 +262,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("relu_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("relu_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("relu_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
     ),
     "relu_dropout_layer": SpecInfo(
@@ -263,6 +278,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("relu_dropout_layer_forward", ("X", "R", "W", "b"), ("Z", "Y")),
             Kernel("relu_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
     ),
     "sigmoid": SpecInfo(
@@ -293,6 +309,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sigmoid_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
     ),
     "sigmoid_dropout_layer": SpecInfo(
@@ -308,6 +325,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("sigmoid_dropout_layer_forward", ("X", "R", "W", "b"), ("Z", "Y")),
             Kernel("sigmoid_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
     ),
     "srelu": SpecInfo(
@@ -323,6 +341,9 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("srelu", ("X", "al", "tl", "ar", "tr"), ("Y",)),
             Kernel("srelu_backward", ("X", "DY", "al", "tl", "ar", "tr"), ("Dal", "Dtl", "Dar", "Dtr", "DX")),
+            Kernel(
+                "srelu_backward_without_DX", ("X", "DY", "al", "tl", "ar", "tr"), ("Dal", "Dtl", "Dar", "Dtr")
+            ),
         ),
     ),
     "srelu_layer": SpecInfo(
@@ -342,6 +363,11 @@ SPECS: dict[str, SpecInfo] = {
                 ("X", "W", "Z", "DY", "al", "tl", "ar", "tr"),
                 ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db", "DX"),
             ),
+            Kernel(
+                "srelu_layer_backward_without_DX",
+                ("X", "Z", "DY", "al", "tl", "ar", "tr"),
+                ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
+            ),
         ),
     ),
     "srelu_dropout_layer": SpecInfo(
@@ -360,6 +386,11 @@ SPECS: dict[str, SpecInfo] = {
                 "srelu_dropout_layer_backward",
                 ("X", "R", "W", "Z", "DY", "al", "tl", "ar", "tr"),
                 ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db", "DX"),
+            ),
+            Kernel(
+                "srelu_dropout_layer_backward_without_DX",
+                ("X", "R", "Z", "DY", "al", "tl", "ar", "tr"),
+                ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
             ),
         ),
     ),
@@ -391,6 +422,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("batch_norm_forward", ("X", "gamma", "beta"), ("Sigma", "Z", "Y")),
             Kernel("batch_norm_backward", ("gamma", "Sigma", "Z", "DY"), ("Dbeta", "Dgamma", "DX")),
+            Kernel("batch_norm_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
         ),
     ),
     "simple_batch_norm_eps": SpecInfo(
@@ -423,6 +455,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel(
                 "batch_norm_eps_backward", ("gamma", "Sigma", "Z", "DY", "epsilon"), ("Dbeta", "Dgamma", "DX")
             ),
+            Kernel("batch_norm_eps_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
         ),
     ),
     "linear_dropout": SpecInfo(
@@ -438,6 +471,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("linear_dropout_forward", ("X", "R", "W", "b"), ("Y",)),
             Kernel("linear_dropout_backward", ("X", "R", "W", "DY"), ("DW", "Db", "DX")),
+            Kernel("linear_dropout_backward_without_DX", ("X", "R", "DY"), ("DW", "Db")),
         ),
     ),
     "linear": SpecInfo(
@@ -453,6 +487,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("linear_forward", ("X", "W", "b"), ("Y",)),
             Kernel("linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
+            Kernel("linear_backward_without_DX", ("X", "DY"), ("DW", "Db")),
         ),
     ),
     "sparse_linear": SpecInfo(
@@ -468,6 +503,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("sparse_linear_forward", ("X", "W", "b"), ("Y",)),
             Kernel("sparse_linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_linear_backward_without_DX", ("X", "W", "DY"), ("DW", "Db")),
         ),
     ),
     "softmax_layer": SpecInfo(
@@ -483,6 +519,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("softmax_layer_forward", ("X", "W", "b"), ("Y",)),
             Kernel("softmax_layer_backward", ("X", "W", "Y", "DY"), ("DW", "Db", "DX")),
+            Kernel("softmax_layer_backward_without_DX", ("X", "Y", "DY"), ("DW", "Db")),
         ),
     ),
     "log_softmax_layer": SpecInfo(
@@ -498,6 +535,7 @@ SPECS: dict[str, SpecInfo] = {
         kernels=(
             Kernel("log_softmax_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("log_softmax_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("log_softmax_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
     ),
     "squared_error_loss": SpecInfo(

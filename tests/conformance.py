@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import generated.numpy as gnp
 from codegen.backends import all_backends
 from codegen.loader import load_all
-from codegen.lower import lower
-from codegen.wrappers import wrapper
+from codegen.lower import lower, variants
+from codegen.wrappers import wrapper, wrappers
 
 SPECS = {s.name: s for s in load_all()}
 FUNCTIONS = {name: lower(s) for name, s in SPECS.items()}
@@ -34,7 +34,8 @@ def supported(backend: str, kinds=("layer", "function", "loss", "update")) -> li
 
 
 DIFFERENTIABLE_KINDS = ("layer", "function", "loss")
-WRAPPERS = {name: wrapper(*FUNCTIONS[name]) for name, s in SPECS.items() if s.spec.kind != "update"}
+WRAPPERS = {name: wrappers(FUNCTIONS[name] + variants(s, FUNCTIONS[name]))[0]
+            for name, s in SPECS.items() if s.spec.kind != "update"}
 
 # --- shapes ----------------------------------------------------------------------------------------------
 

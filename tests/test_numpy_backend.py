@@ -110,3 +110,23 @@ def test_dtype_is_preserved(name, dtype, loaded_specs, lowered):
     for label, value in {**outputs, **gradients}.items():
         if np.ndim(value):
             assert np.asarray(value).dtype == dtype, f"{name}: {label} is {np.asarray(value).dtype}"
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+def test_backward_without_input_gradient_equals_the_full_backward(name, loaded_specs, lowered):
+    """The kernel a first layer runs (no DX) returns exactly what the full backward returns for the rest."""
+    from codegen.lower import variants
+
+    spec = loaded_specs[name].spec
+    forward, backward = lowered[name]
+    extra = variants(loaded_specs[name], [forward, backward])
+    if not extra:
+        assert not (set(backward.returns) - {f"D{i.name}" for i in spec.inputs})
+        return
+    values = leaf_values(spec, np.random.default_rng(5))
+    outputs = call(gnp, forward, values)
+    inputs = {**values, **outputs, f"D{spec.output.name}": np.ones(np.shape(outputs[spec.output.name]))}
+    full, partial = call(gnp, backward, inputs), call(gnp, extra[0], inputs)
+    assert set(partial) == set(full) - {f"D{i.name}" for i in spec.inputs}
+    for key, value in partial.items():
+        np.testing.assert_array_equal(value, full[key], err_msg=f"{name}: {key}")

@@ -130,10 +130,13 @@ class Network:
         return X
 
     def backpropagate(self, DY) -> None:
-        for layer in reversed(self.layers):
+        for index in reversed(range(len(self.layers))):
+            layer = self.layers[index]
             info = layer.saved["__info__"]
             values = {**layer.saved, f"D{info.output}": DY}
-            gradients = _call(self.backend, info.kernels[1], values)
+            # The first layer's input needs no gradient: its kernel without DX saves a third of its work.
+            kernel = info.kernels[2] if index == 0 and len(info.kernels) > 2 else info.kernels[1]
+            gradients = _call(self.backend, kernel, values)
             layer.gradients = {name[1:]: g for name, g in gradients.items() if name[1:] in layer.parameters}
             DY = gradients.get("DX")
 

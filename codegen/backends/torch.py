@@ -15,11 +15,11 @@ BACKEND = Backend(
     family_file="{family}.py",
     annotate=python_annotations(array="Tensor", scalar="Scalar"),
     formatter=ruff,
-    # The wrappers, and each backward kernel printed again without DX for layers whose input needs none.
+    # The wrappers: an autograd.Function (and a checked function) and an nn.Module per spec.
     extra=render_wrappers("torch", {
         "torch/__init__.py.jinja": "__init__.py",
         "torch/functional.py.jinja": "functional.py",
         "torch/modules.py.jinja": "modules.py",
-    }, print_variants=True),
+    }),
     order=1,
 )

@@ -16,62 +16,86 @@ all_relu = _kernels.all_relu
 all_relu_backward = _kernels.all_relu_backward
 all_relu_layer_forward = _kernels.all_relu_layer_forward
 all_relu_layer_backward = _kernels.all_relu_layer_backward
+all_relu_layer_backward_without_DX = _kernels.all_relu_layer_backward_without_DX
 all_relu_dropout_layer_forward = _kernels.all_relu_dropout_layer_forward
 all_relu_dropout_layer_backward = _kernels.all_relu_dropout_layer_backward
+all_relu_dropout_layer_backward_without_DX = _kernels.all_relu_dropout_layer_backward_without_DX
 hard_sigmoid = _kernels.hard_sigmoid
 hard_sigmoid_backward = _kernels.hard_sigmoid_backward
 hard_sigmoid_layer_forward = _kernels.hard_sigmoid_layer_forward
 hard_sigmoid_layer_backward = _kernels.hard_sigmoid_layer_backward
+hard_sigmoid_layer_backward_without_DX = _kernels.hard_sigmoid_layer_backward_without_DX
 hard_sigmoid_dropout_layer_forward = _kernels.hard_sigmoid_dropout_layer_forward
 hard_sigmoid_dropout_layer_backward = _kernels.hard_sigmoid_dropout_layer_backward
+hard_sigmoid_dropout_layer_backward_without_DX = _kernels.hard_sigmoid_dropout_layer_backward_without_DX
 hyperbolic_tangent = _kernels.hyperbolic_tangent
 hyperbolic_tangent_backward = _kernels.hyperbolic_tangent_backward
 hyperbolic_tangent_layer_forward = _kernels.hyperbolic_tangent_layer_forward
 hyperbolic_tangent_layer_backward = _kernels.hyperbolic_tangent_layer_backward
+hyperbolic_tangent_layer_backward_without_DX = _kernels.hyperbolic_tangent_layer_backward_without_DX
 hyperbolic_tangent_dropout_layer_forward = _kernels.hyperbolic_tangent_dropout_layer_forward
 hyperbolic_tangent_dropout_layer_backward = _kernels.hyperbolic_tangent_dropout_layer_backward
+hyperbolic_tangent_dropout_layer_backward_without_DX = (
+    _kernels.hyperbolic_tangent_dropout_layer_backward_without_DX
+)
 leaky_relu = _kernels.leaky_relu
 leaky_relu_backward = _kernels.leaky_relu_backward
 leaky_relu_layer_forward = _kernels.leaky_relu_layer_forward
 leaky_relu_layer_backward = _kernels.leaky_relu_layer_backward
+leaky_relu_layer_backward_without_DX = _kernels.leaky_relu_layer_backward_without_DX
 leaky_relu_dropout_layer_forward = _kernels.leaky_relu_dropout_layer_forward
 leaky_relu_dropout_layer_backward = _kernels.leaky_relu_dropout_layer_backward
+leaky_relu_dropout_layer_backward_without_DX = _kernels.leaky_relu_dropout_layer_backward_without_DX
 relu = _kernels.relu
 relu_backward = _kernels.relu_backward
 relu_layer_forward = _kernels.relu_layer_forward
 relu_layer_backward = _kernels.relu_layer_backward
+relu_layer_backward_without_DX = _kernels.relu_layer_backward_without_DX
 relu_dropout_layer_forward = _kernels.relu_dropout_layer_forward
 relu_dropout_layer_backward = _kernels.relu_dropout_layer_backward
+relu_dropout_layer_backward_without_DX = _kernels.relu_dropout_layer_backward_without_DX
 sigmoid = _kernels.sigmoid
 sigmoid_backward = _kernels.sigmoid_backward
 sigmoid_layer_forward = _kernels.sigmoid_layer_forward
 sigmoid_layer_backward = _kernels.sigmoid_layer_backward
+sigmoid_layer_backward_without_DX = _kernels.sigmoid_layer_backward_without_DX
 sigmoid_dropout_layer_forward = _kernels.sigmoid_dropout_layer_forward
 sigmoid_dropout_layer_backward = _kernels.sigmoid_dropout_layer_backward
+sigmoid_dropout_layer_backward_without_DX = _kernels.sigmoid_dropout_layer_backward_without_DX
 srelu = _kernels.srelu
 srelu_backward = _kernels.srelu_backward
+srelu_backward_without_DX = _kernels.srelu_backward_without_DX
 srelu_layer_forward = _kernels.srelu_layer_forward
 srelu_layer_backward = _kernels.srelu_layer_backward
+srelu_layer_backward_without_DX = _kernels.srelu_layer_backward_without_DX
 srelu_dropout_layer_forward = _kernels.srelu_dropout_layer_forward
 srelu_dropout_layer_backward = _kernels.srelu_dropout_layer_backward
+srelu_dropout_layer_backward_without_DX = _kernels.srelu_dropout_layer_backward_without_DX
 simple_batch_norm_forward = _kernels.simple_batch_norm_forward
 simple_batch_norm_backward = _kernels.simple_batch_norm_backward
 batch_norm_forward = _kernels.batch_norm_forward
 batch_norm_backward = _kernels.batch_norm_backward
+batch_norm_backward_without_DX = _kernels.batch_norm_backward_without_DX
 simple_batch_norm_eps_forward = _kernels.simple_batch_norm_eps_forward
 simple_batch_norm_eps_backward = _kernels.simple_batch_norm_eps_backward
 batch_norm_eps_forward = _kernels.batch_norm_eps_forward
 batch_norm_eps_backward = _kernels.batch_norm_eps_backward
+batch_norm_eps_backward_without_DX = _kernels.batch_norm_eps_backward_without_DX
 linear_dropout_forward = _kernels.linear_dropout_forward
 linear_dropout_backward = _kernels.linear_dropout_backward
+linear_dropout_backward_without_DX = _kernels.linear_dropout_backward_without_DX
 linear_forward = _kernels.linear_forward
 linear_backward = _kernels.linear_backward
+linear_backward_without_DX = _kernels.linear_backward_without_DX
 sparse_linear_forward = _kernels.sparse_linear_forward
 sparse_linear_backward = _kernels.sparse_linear_backward
+sparse_linear_backward_without_DX = _kernels.sparse_linear_backward_without_DX
 softmax_layer_forward = _kernels.softmax_layer_forward
 softmax_layer_backward = _kernels.softmax_layer_backward
+softmax_layer_backward_without_DX = _kernels.softmax_layer_backward_without_DX
 log_softmax_layer_forward = _kernels.log_softmax_layer_forward
 log_softmax_layer_backward = _kernels.log_softmax_layer_backward
+log_softmax_layer_backward_without_DX = _kernels.log_softmax_layer_backward_without_DX
 squared_error_loss = _kernels.squared_error_loss
 squared_error_loss_gradient = _kernels.squared_error_loss_gradient
 mean_squared_error_loss = _kernels.mean_squared_error_loss
@@ -130,62 +154,84 @@ __all__ = [
     "all_relu_backward",
     "all_relu_layer_forward",
     "all_relu_layer_backward",
+    "all_relu_layer_backward_without_DX",
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
+    "all_relu_dropout_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
     "hard_sigmoid_layer_backward",
+    "hard_sigmoid_layer_backward_without_DX",
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
+    "hard_sigmoid_dropout_layer_backward_without_DX",
     "hyperbolic_tangent",
     "hyperbolic_tangent_backward",
     "hyperbolic_tangent_layer_forward",
     "hyperbolic_tangent_layer_backward",
+    "hyperbolic_tangent_layer_backward_without_DX",
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
+    "hyperbolic_tangent_dropout_layer_backward_without_DX",
     "leaky_relu",
     "leaky_relu_backward",
     "leaky_relu_layer_forward",
     "leaky_relu_layer_backward",
+    "leaky_relu_layer_backward_without_DX",
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
+    "leaky_relu_dropout_layer_backward_without_DX",
     "relu",
     "relu_backward",
     "relu_layer_forward",
     "relu_layer_backward",
+    "relu_layer_backward_without_DX",
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
+    "relu_dropout_layer_backward_without_DX",
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_layer_forward",
     "sigmoid_layer_backward",
+    "sigmoid_layer_backward_without_DX",
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
+    "sigmoid_dropout_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
+    "srelu_backward_without_DX",
     "srelu_layer_forward",
     "srelu_layer_backward",
+    "srelu_layer_backward_without_DX",
     "srelu_dropout_layer_forward",
     "srelu_dropout_layer_backward",
+    "srelu_dropout_layer_backward_without_DX",
     "simple_batch_norm_forward",
     "simple_batch_norm_backward",
     "batch_norm_forward",
     "batch_norm_backward",
+    "batch_norm_backward_without_DX",
     "simple_batch_norm_eps_forward",
     "simple_batch_norm_eps_backward",
     "batch_norm_eps_forward",
     "batch_norm_eps_backward",
+    "batch_norm_eps_backward_without_DX",
     "linear_dropout_forward",
     "linear_dropout_backward",
+    "linear_dropout_backward_without_DX",
     "linear_forward",
     "linear_backward",
+    "linear_backward_without_DX",
     "sparse_linear_forward",
     "sparse_linear_backward",
+    "sparse_linear_backward_without_DX",
     "softmax_layer_forward",
     "softmax_layer_backward",
+    "softmax_layer_backward_without_DX",
     "log_softmax_layer_forward",
     "log_softmax_layer_backward",
+    "log_softmax_layer_backward_without_DX",
     "squared_error_loss",
     "squared_error_loss_gradient",
     "mean_squared_error_loss",

@@ -104,6 +104,32 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> all_relu_layer_backward(const ConstM
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
 
+/// Linear layer followed by AllReLU: backpropagation, without DX.
+///
+/// From spec/activations/all_relu.py (all_relu_layer):
+///
+///     DZ = DY ⊙ all_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> all_relu_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                    const ConstMatrixRef<S>& Z,
+                                                                    const ConstMatrixRef<S>& DY, S alpha) {
+    check_shape("all_relu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("all_relu_layer_backward_without_DX", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("all_relu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 /// Linear layer with a dropout mask on its weights, followed by AllReLU: feedforward.
 ///
 /// From spec/activations/all_relu.py (all_relu_dropout_layer):
@@ -160,6 +186,36 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> all_relu_dropout_layer_backward(
     Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer with a dropout mask on its weights, followed by AllReLU: backpropagation, without DX.
+///
+/// From spec/activations/all_relu.py (all_relu_dropout_layer):
+///
+///     DZ = DY ⊙ all_relu'(Z)
+///     DW = (DZᵀ·X) ⊙ Rᵀ
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> all_relu_dropout_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                            const ConstMatrixRef<S>& R,
+                                                                            const ConstMatrixRef<S>& Z,
+                                                                            const ConstMatrixRef<S>& DY,
+                                                                            S alpha) {
+    check_shape("all_relu_dropout_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("all_relu_dropout_layer_backward_without_DX", "R", R, D, any);
+    const Index K = R.cols();
+    check_shape("all_relu_dropout_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("all_relu_dropout_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
 }
 
 /// Hard sigmoid, applied element-wise: feedforward.
@@ -256,6 +312,32 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> hard_sigmoid_layer_backward(const Co
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
 
+/// Linear layer followed by Hard sigmoid: backpropagation, without DX.
+///
+/// From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+///
+///     DZ = DY ⊙ hard_sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> hard_sigmoid_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                        const ConstMatrixRef<S>& Z,
+                                                                        const ConstMatrixRef<S>& DY) {
+    check_shape("hard_sigmoid_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hard_sigmoid_layer_backward_without_DX", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("hard_sigmoid_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
+    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 /// Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.
 ///
 /// From spec/activations/hard_sigmoid.py (hard_sigmoid_dropout_layer):
@@ -316,6 +398,35 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> hard_sigmoid_dropout_layer_backward(
     Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer with a dropout mask on its weights, followed by Hard sigmoid: backpropagation, without DX.
+///
+/// From spec/activations/hard_sigmoid.py (hard_sigmoid_dropout_layer):
+///
+///     DZ = DY ⊙ hard_sigmoid'(Z)
+///     DW = (DZᵀ·X) ⊙ Rᵀ
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> hard_sigmoid_dropout_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                                const ConstMatrixRef<S>& R,
+                                                                                const ConstMatrixRef<S>& Z,
+                                                                                const ConstMatrixRef<S>& DY) {
+    check_shape("hard_sigmoid_dropout_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hard_sigmoid_dropout_layer_backward_without_DX", "R", R, D, any);
+    const Index K = R.cols();
+    check_shape("hard_sigmoid_dropout_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("hard_sigmoid_dropout_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
+    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
 }
 
 /// Hyperbolic tangent, applied element-wise: feedforward.
@@ -408,6 +519,32 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> hyperbolic_tangent_layer_backward(co
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
 
+/// Linear layer followed by Hyperbolic tangent: backpropagation, without DX.
+///
+/// From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+///
+///     DZ = DY ⊙ hyperbolic_tangent'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> hyperbolic_tangent_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                              const ConstMatrixRef<S>& Z,
+                                                                              const ConstMatrixRef<S>& DY) {
+    check_shape("hyperbolic_tangent_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hyperbolic_tangent_layer_backward_without_DX", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("hyperbolic_tangent_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
+    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 /// Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: feedforward.
 ///
 /// From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_dropout_layer):
@@ -464,6 +601,35 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> hyperbolic_tangent_dropout_layer_bac
     Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: backpropagation, without
+/// DX.
+///
+/// From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_dropout_layer):
+///
+///     DZ = DY ⊙ hyperbolic_tangent'(Z)
+///     DW = (DZᵀ·X) ⊙ Rᵀ
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> hyperbolic_tangent_dropout_layer_backward_without_DX(
+    const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& Z,
+    const ConstMatrixRef<S>& DY) {
+    check_shape("hyperbolic_tangent_dropout_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hyperbolic_tangent_dropout_layer_backward_without_DX", "R", R, D, any);
+    const Index K = R.cols();
+    check_shape("hyperbolic_tangent_dropout_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("hyperbolic_tangent_dropout_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
+    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
 }
 
 /// Leaky ReLU, applied element-wise: feedforward.
@@ -556,6 +722,32 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> leaky_relu_layer_backward(const Cons
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
 
+/// Linear layer followed by Leaky ReLU: backpropagation, without DX.
+///
+/// From spec/activations/leaky_relu.py (leaky_relu_layer):
+///
+///     DZ = DY ⊙ leaky_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> leaky_relu_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                      const ConstMatrixRef<S>& Z,
+                                                                      const ConstMatrixRef<S>& DY, S alpha) {
+    check_shape("leaky_relu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("leaky_relu_layer_backward_without_DX", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("leaky_relu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 /// Linear layer with a dropout mask on its weights, followed by Leaky ReLU: feedforward.
 ///
 /// From spec/activations/leaky_relu.py (leaky_relu_dropout_layer):
@@ -612,6 +804,36 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> leaky_relu_dropout_layer_backward(
     Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation, without DX.
+///
+/// From spec/activations/leaky_relu.py (leaky_relu_dropout_layer):
+///
+///     DZ = DY ⊙ leaky_relu'(Z)
+///     DW = (DZᵀ·X) ⊙ Rᵀ
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> leaky_relu_dropout_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                              const ConstMatrixRef<S>& R,
+                                                                              const ConstMatrixRef<S>& Z,
+                                                                              const ConstMatrixRef<S>& DY,
+                                                                              S alpha) {
+    check_shape("leaky_relu_dropout_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("leaky_relu_dropout_layer_backward_without_DX", "R", R, D, any);
+    const Index K = R.cols();
+    check_shape("leaky_relu_dropout_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("leaky_relu_dropout_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
 }
 
 /// ReLU, applied element-wise: feedforward.
@@ -703,6 +925,32 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> relu_layer_backward(const ConstMatri
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
 
+/// Linear layer followed by ReLU: backpropagation, without DX.
+///
+/// From spec/activations/relu.py (relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> relu_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                const ConstMatrixRef<S>& Z,
+                                                                const ConstMatrixRef<S>& DY) {
+    check_shape("relu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("relu_layer_backward_without_DX", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("relu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
+    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 /// Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.
 ///
 /// From spec/activations/relu.py (relu_dropout_layer):
@@ -761,6 +1009,35 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> relu_dropout_layer_backward(const Co
     Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation, without DX.
+///
+/// From spec/activations/relu.py (relu_dropout_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = (DZᵀ·X) ⊙ Rᵀ
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> relu_dropout_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                        const ConstMatrixRef<S>& R,
+                                                                        const ConstMatrixRef<S>& Z,
+                                                                        const ConstMatrixRef<S>& DY) {
+    check_shape("relu_dropout_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("relu_dropout_layer_backward_without_DX", "R", R, D, any);
+    const Index K = R.cols();
+    check_shape("relu_dropout_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("relu_dropout_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
+    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
 }
 
 /// Sigmoid, applied element-wise: feedforward.
@@ -854,6 +1131,33 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sigmoid_layer_backward(const ConstMa
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
 
+/// Linear layer followed by Sigmoid: backpropagation, without DX.
+///
+/// From spec/activations/sigmoid.py (sigmoid_layer):
+///
+///     DZ = DY ⊙ sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sigmoid_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                   const ConstMatrixRef<S>& Z,
+                                                                   const ConstMatrixRef<S>& DY) {
+    check_shape("sigmoid_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sigmoid_layer_backward_without_DX", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("sigmoid_layer_backward_without_DX", "DY", DY, N, K);
+    const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
+    Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
+    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 /// Linear layer with a dropout mask on its weights, followed by Sigmoid: feedforward.
 ///
 /// From spec/activations/sigmoid.py (sigmoid_dropout_layer):
@@ -915,6 +1219,36 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sigmoid_dropout_layer_backward(const
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
 
+/// Linear layer with a dropout mask on its weights, followed by Sigmoid: backpropagation, without DX.
+///
+/// From spec/activations/sigmoid.py (sigmoid_dropout_layer):
+///
+///     DZ = DY ⊙ sigmoid'(Z)
+///     DW = (DZᵀ·X) ⊙ Rᵀ
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sigmoid_dropout_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                           const ConstMatrixRef<S>& R,
+                                                                           const ConstMatrixRef<S>& Z,
+                                                                           const ConstMatrixRef<S>& DY) {
+    check_shape("sigmoid_dropout_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sigmoid_dropout_layer_backward_without_DX", "R", R, D, any);
+    const Index K = R.cols();
+    check_shape("sigmoid_dropout_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sigmoid_dropout_layer_backward_without_DX", "DY", DY, N, K);
+    const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
+    Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
+    const Matrix<S> t1 = DZ.transpose() * X;
+    Matrix<S> DW = (t1.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 /// SReLU, applied element-wise: feedforward.
 ///
 /// From spec/activations/srelu.py (srelu):
@@ -963,6 +1297,32 @@ std::tuple<S, S, S, S, Matrix<S>> srelu_backward(const ConstMatrixRef<S>& X, con
                        .matrix();
     (void)K, (void)N;
     return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr), std::move(DX)};
+}
+
+/// SReLU, applied element-wise: backpropagation, without DX.
+///
+/// From spec/activations/srelu.py (srelu):
+///
+///     Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(X))·1_K
+///     Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(X))·1_K
+///     Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(X))·1_K
+///     Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(X))·1_K
+///
+/// Returns (Dal, Dtl, Dar, Dtr).
+template <class S>
+std::tuple<S, S, S, S> srelu_backward_without_DX(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& DY,
+                                                 S al, S tl, S ar, S tr) {
+    check_shape("srelu_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index K = X.cols();
+    check_shape("srelu_backward_without_DX", "DY", DY, N, K);
+    const S Dal = ((X.array() <= tl)).select(DY.array() * (X.array() - tl), S(S(0))).sum();
+    const S Dtl = ((X.array() <= tl)).select(DY.array() * (S(1) - al), S(S(0))).sum();
+    const S Dar =
+        ((X.array() <= tl) || (X.array() < tr)).select(S(S(0)), DY.array() * (X.array() - tr)).sum();
+    const S Dtr = ((X.array() <= tl) || (X.array() < tr)).select(S(S(0)), DY.array() * (S(1) - ar)).sum();
+    (void)K, (void)N;
+    return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr)};
 }
 
 /// Linear layer followed by SReLU: feedforward.
@@ -1033,6 +1393,44 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>, Matrix<S>> srelu_layer_backward(con
     (void)D, (void)K, (void)N;
     return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr),
             std::move(DW),  std::move(Db),  std::move(DX)};
+}
+
+/// Linear layer followed by SReLU: backpropagation, without DX.
+///
+/// From spec/activations/srelu.py (srelu_layer):
+///
+///     DZ = DY ⊙ srelu'(Z)
+///     Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+///     Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+///     Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+///     Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (Dal, Dtl, Dar, Dtr, DW, Db).
+template <class S>
+std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> srelu_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                             const ConstMatrixRef<S>& Z,
+                                                                             const ConstMatrixRef<S>& DY,
+                                                                             S al, S tl, S ar, S tr) {
+    check_shape("srelu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("srelu_layer_backward_without_DX", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("srelu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() <= tl))
+                       .select(DY.array() * al, ((Z.array() < tr)).select(DY.array(), DY.array() * ar))
+                       .matrix();
+    const S Dal = ((Z.array() <= tl)).select(DY.array() * (Z.array() - tl), S(S(0))).sum();
+    const S Dtl = ((Z.array() <= tl)).select(DY.array() * (S(1) - al), S(S(0))).sum();
+    const S Dar =
+        ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (Z.array() - tr)).sum();
+    const S Dtr = ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (S(1) - ar)).sum();
+    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr), std::move(DW), std::move(Db)};
 }
 
 /// Linear layer with a dropout mask on its weights, followed by SReLU: feedforward.
@@ -1107,6 +1505,45 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>, Matrix<S>> srelu_dropout_layer_back
     (void)D, (void)K, (void)N;
     return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr),
             std::move(DW),  std::move(Db),  std::move(DX)};
+}
+
+/// Linear layer with a dropout mask on its weights, followed by SReLU: backpropagation, without DX.
+///
+/// From spec/activations/srelu.py (srelu_dropout_layer):
+///
+///     DZ = DY ⊙ srelu'(Z)
+///     Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+///     Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+///     Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+///     Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+///     DW = (DZᵀ·X) ⊙ Rᵀ
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (Dal, Dtl, Dar, Dtr, DW, Db).
+template <class S>
+std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> srelu_dropout_layer_backward_without_DX(
+    const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& Z,
+    const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr) {
+    check_shape("srelu_dropout_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("srelu_dropout_layer_backward_without_DX", "R", R, D, any);
+    const Index K = R.cols();
+    check_shape("srelu_dropout_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("srelu_dropout_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() <= tl))
+                       .select(DY.array() * al, ((Z.array() < tr)).select(DY.array(), DY.array() * ar))
+                       .matrix();
+    const S Dal = ((Z.array() <= tl)).select(DY.array() * (Z.array() - tl), S(S(0))).sum();
+    const S Dtl = ((Z.array() <= tl)).select(DY.array() * (S(1) - al), S(S(0))).sum();
+    const S Dar =
+        ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (Z.array() - tr)).sum();
+    const S Dtr = ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (S(1) - ar)).sum();
+    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr), std::move(DW), std::move(Db)};
 }
 
 }  // namespace batchform

@@ -30,6 +30,10 @@ void define(nb::module_& m) {
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by AllReLU: backpropagation.\n\n    DZ = DY \u2299 all_relu\u0027(Z)\n    "
           "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("all_relu_layer_backward_without_DX", &all_relu_layer_backward_without_DX<S>, "X"_a, "Z"_a, "DY"_a,
+          "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by AllReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 "
+          "all_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("all_relu_dropout_layer_forward", &all_relu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
           "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by AllReLU: feedforward.\n\n    Z = "
@@ -39,6 +43,11 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by AllReLU: backpropagation.\n\n    DZ "
           "= DY \u2299 all_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
+    m.def("all_relu_dropout_layer_backward_without_DX", &all_relu_dropout_layer_backward_without_DX<S>, "X"_a,
+          "R"_a, "Z"_a, "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer with a dropout mask on its weights, followed by AllReLU: backpropagation, without "
+          "DX.\n\n    DZ = DY \u2299 all_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
+          "1_N\u1d40\u00b7DZ");
     m.def("hard_sigmoid", &hard_sigmoid<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Hard sigmoid, applied element-wise: feedforward.\n\n    Y = hard_sigmoid(X)");
     m.def("hard_sigmoid_backward", &hard_sigmoid_backward<S>, "X"_a, "DY"_a,
@@ -52,6 +61,10 @@ void define(nb::module_& m) {
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Hard sigmoid: backpropagation.\n\n    DZ = DY \u2299 "
           "hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("hard_sigmoid_layer_backward_without_DX", &hard_sigmoid_layer_backward_without_DX<S>, "X"_a, "Z"_a,
+          "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hard sigmoid: backpropagation, without DX.\n\n    DZ = DY \u2299 "
+          "hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("hard_sigmoid_dropout_layer_forward", &hard_sigmoid_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a,
           "b"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.\n\n    Z "
@@ -61,6 +74,12 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Hard sigmoid: backpropagation.\n\n   "
           " DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
+    m.def("hard_sigmoid_dropout_layer_backward_without_DX",
+          &hard_sigmoid_dropout_layer_backward_without_DX<S>, "X"_a, "R"_a, "Z"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer with a dropout mask on its weights, followed by Hard sigmoid: backpropagation, "
+          "without DX.\n\n    DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 "
+          "R\u1d40\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("hyperbolic_tangent", &hyperbolic_tangent<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Hyperbolic tangent, applied element-wise: feedforward.\n\n    Y = hyperbolic_tangent(X)");
     m.def("hyperbolic_tangent_backward", &hyperbolic_tangent_backward<S>, "X"_a, "DY"_a,
@@ -76,6 +95,10 @@ void define(nb::module_& m) {
           "Linear layer followed by Hyperbolic tangent: backpropagation.\n\n    DZ = DY \u2299 "
           "hyperbolic_tangent\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
           "DZ\u00b7W");
+    m.def("hyperbolic_tangent_layer_backward_without_DX", &hyperbolic_tangent_layer_backward_without_DX<S>,
+          "X"_a, "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hyperbolic tangent: backpropagation, without DX.\n\n    DZ = DY \u2299 "
+          "hyperbolic_tangent\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("hyperbolic_tangent_dropout_layer_forward", &hyperbolic_tangent_dropout_layer_forward<S>, "X"_a,
           "R"_a, "W"_a, "b"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: feedforward.\n\n "
@@ -85,6 +108,12 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: "
           "backpropagation.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) "
           "\u2299 R\u1d40\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
+    m.def("hyperbolic_tangent_dropout_layer_backward_without_DX",
+          &hyperbolic_tangent_dropout_layer_backward_without_DX<S>, "X"_a, "R"_a, "Z"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: backpropagation, "
+          "without DX.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 "
+          "R\u1d40\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("leaky_relu", &leaky_relu<S>, "X"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Leaky ReLU, applied element-wise: feedforward.\n\n    Y = leaky_relu(X)");
     m.def("leaky_relu_backward", &leaky_relu_backward<S>, "X"_a, "DY"_a, "alpha"_a,
@@ -98,6 +127,10 @@ void define(nb::module_& m) {
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Leaky ReLU: backpropagation.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n "
           "   DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("leaky_relu_layer_backward_without_DX", &leaky_relu_layer_backward_without_DX<S>, "X"_a, "Z"_a,
+          "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Leaky ReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 "
+          "leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("leaky_relu_dropout_layer_forward", &leaky_relu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a,
           "b"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: feedforward.\n\n    Z = "
@@ -107,6 +140,11 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation.\n\n    "
           "DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
+    m.def("leaky_relu_dropout_layer_backward_without_DX", &leaky_relu_dropout_layer_backward_without_DX<S>,
+          "X"_a, "R"_a, "Z"_a, "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation, without "
+          "DX.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db "
+          "= 1_N\u1d40\u00b7DZ");
     m.def("relu", &relu<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
           "ReLU, applied element-wise: feedforward.\n\n    Y = relu(X)");
     m.def("relu_backward", &relu_backward<S>, "X"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
@@ -119,6 +157,10 @@ void define(nb::module_& m) {
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by ReLU: backpropagation.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = "
           "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("relu_layer_backward_without_DX", &relu_layer_backward_without_DX<S>, "X"_a, "Z"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 relu\u0027(Z)\n "
+          "   DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("relu_dropout_layer_forward", &relu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.\n\n    Z = "
@@ -128,6 +170,11 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation.\n\n    DZ = "
           "DY \u2299 relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = 1_N\u1d40\u00b7DZ\n  "
           "  DX = DZ\u00b7(W \u2299 R\u1d40)");
+    m.def("relu_dropout_layer_backward_without_DX", &relu_dropout_layer_backward_without_DX<S>, "X"_a, "R"_a,
+          "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation, without "
+          "DX.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
+          "1_N\u1d40\u00b7DZ");
     m.def("sigmoid", &sigmoid<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Sigmoid, applied element-wise: feedforward.\n\n    Y = sigmoid(X)");
     m.def("sigmoid_backward", &sigmoid_backward<S>, "X"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
@@ -140,6 +187,10 @@ void define(nb::module_& m) {
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Sigmoid: backpropagation.\n\n    DZ = DY \u2299 sigmoid\u0027(Z)\n    DW "
           "= DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sigmoid_layer_backward_without_DX", &sigmoid_layer_backward_without_DX<S>, "X"_a, "Z"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Sigmoid: backpropagation, without DX.\n\n    DZ = DY \u2299 "
+          "sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("sigmoid_dropout_layer_forward", &sigmoid_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Sigmoid: feedforward.\n\n    Z = "
@@ -149,6 +200,11 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Sigmoid: backpropagation.\n\n    DZ "
           "= DY \u2299 sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
+    m.def("sigmoid_dropout_layer_backward_without_DX", &sigmoid_dropout_layer_backward_without_DX<S>, "X"_a,
+          "R"_a, "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer with a dropout mask on its weights, followed by Sigmoid: backpropagation, without "
+          "DX.\n\n    DZ = DY \u2299 sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
+          "1_N\u1d40\u00b7DZ");
     m.def("srelu", &srelu<S>, "X"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "SReLU, applied element-wise: feedforward.\n\n    Y = srelu(X)");
     m.def("srelu_backward", &srelu_backward<S>, "X"_a, "DY"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a,
@@ -158,6 +214,13 @@ void define(nb::module_& m) {
           "\u2202srelu/\u2202tl(X))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202ar(X))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(X))\u00b71_K\n    DX = DY \u2299 srelu\u0027(X)");
+    m.def("srelu_backward_without_DX", &srelu_backward_without_DX<S>, "X"_a, "DY"_a, "al"_a, "tl"_a, "ar"_a,
+          "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "SReLU, applied element-wise: backpropagation, without DX.\n\n    Dal = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202al(X))\u00b71_K\n    Dtl = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202tl(X))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202ar(X))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202tr(X))\u00b71_K");
     m.def("srelu_layer_forward", &srelu_layer_forward<S>, "X"_a, "W"_a, "b"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by SReLU: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
@@ -170,6 +233,13 @@ void define(nb::module_& m) {
           "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
           "DZ\u00b7W");
+    m.def("srelu_layer_backward_without_DX", &srelu_layer_backward_without_DX<S>, "X"_a, "Z"_a, "DY"_a,
+          "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by SReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 "
+          "srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n    Dtl = "
+          "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("srelu_dropout_layer_forward", &srelu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a, "al"_a,
           "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by SReLU: feedforward.\n\n    Z = "
@@ -182,6 +252,15 @@ void define(nb::module_& m) {
           "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
+    m.def("srelu_dropout_layer_backward_without_DX", &srelu_dropout_layer_backward_without_DX<S>, "X"_a,
+          "R"_a, "Z"_a, "DY"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer with a dropout mask on its weights, followed by SReLU: backpropagation, without "
+          "DX.\n\n    DZ = DY \u2299 srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202al(Z))\u00b71_K\n    Dtl = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
+          "1_N\u1d40\u00b7DZ");
 }
 
 }  // namespace

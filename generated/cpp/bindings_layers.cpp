@@ -37,6 +37,10 @@ void define(nb::module_& m) {
           "\u2299 DY\n    Dbeta = 1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z \u2299 DY)\n    DX = "
           "(1_N\u00b7inv_sqrt(\u03a3)/N) \u2299 ((N\u00b7I_N \u2212 1_N\u00b71_N\u1d40)\u00b7DZ \u2212 (Z "
           "\u2299 (1_N\u00b7diag(Z\u1d40\u00b7DZ)\u1d40)))");
+    m.def("batch_norm_backward_without_DX", &batch_norm_backward_without_DX<S>, "Z"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Batch normalization with affine \u03b3, \u03b2: backpropagation, without DX.\n\n    Dbeta = "
+          "1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z \u2299 DY)");
     m.def("simple_batch_norm_eps_forward", &simple_batch_norm_eps_forward<S>, "X"_a, "epsilon"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization and \u03b5: feedforward.\n\n    R = X \u2212 1_N\u00b71_N\u1d40\u00b7X/N\n    "
@@ -59,6 +63,10 @@ void define(nb::module_& m) {
           "(1_N\u00b7\u03b3) \u2299 DY\n    Dbeta = 1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z \u2299 "
           "DY)\n    DX = (1_N\u00b7inv_sqrt(\u03b5\u00b71_K\u1d40 + \u03a3)/N) \u2299 ((N\u00b7I_N \u2212 "
           "1_N\u00b71_N\u1d40)\u00b7DZ \u2212 (Z \u2299 (1_N\u00b7diag(Z\u1d40\u00b7DZ)\u1d40)))");
+    m.def("batch_norm_eps_backward_without_DX", &batch_norm_eps_backward_without_DX<S>, "Z"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Batch normalization with affine \u03b3, \u03b2 and \u03b5: backpropagation, without DX.\n\n    "
+          "Dbeta = 1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z \u2299 DY)");
     m.def("linear_dropout_forward", &linear_dropout_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights: feedforward.\n\n    Y = X\u00b7(W\u1d40 \u2299 "
@@ -67,12 +75,20 @@ void define(nb::module_& m) {
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights: backpropagation.\n\n    DW = (DY\u1d40\u00b7X) "
           "\u2299 R\u1d40\n    Db = 1_N\u1d40\u00b7DY\n    DX = DY\u00b7(W \u2299 R\u1d40)");
+    m.def("linear_dropout_backward_without_DX", &linear_dropout_backward_without_DX<S>, "X"_a, "R"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer with a dropout mask on its weights: backpropagation, without DX.\n\n    DW = "
+          "(DY\u1d40\u00b7X) \u2299 R\u1d40\n    Db = 1_N\u1d40\u00b7DY");
     m.def("linear_forward", &linear_forward<S>, "X"_a, "W"_a, "b"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: feedforward.\n\n    Y = X\u00b7W\u1d40 + 1_N\u00b7b");
     m.def("linear_backward", &linear_backward<S>, "X"_a, "W"_a, "DY"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: backpropagation.\n\n    DW = DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    DX = "
           "DY\u00b7W");
+    m.def(
+        "linear_backward_without_DX", &linear_backward_without_DX<S>, "X"_a, "DY"_a,
+        nb::call_guard<nb::gil_scoped_release>(),
+        "Linear layer: backpropagation, without DX.\n\n    DW = DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY");
     m.def("sparse_linear_forward", &sparse_linear_forward<S>, "X"_a, "W"_a, "b"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer, with W in CSR storage: feedforward.\n\n    Y = X\u00b7W\u1d40 + 1_N\u00b7b");
@@ -80,6 +96,10 @@ void define(nb::module_& m) {
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer, with W in CSR storage: backpropagation.\n\n    DW = DY\u1d40\u00b7X\n    Db = "
           "1_N\u1d40\u00b7DY\n    DX = DY\u00b7W");
+    m.def("sparse_linear_backward_without_DX", &sparse_linear_backward_without_DX<S>, "X"_a, "W"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer, with W in CSR storage: backpropagation, without DX.\n\n    DW = DY\u1d40\u00b7X\n   "
+          " Db = 1_N\u1d40\u00b7DY");
     m.def("softmax_layer_forward", &softmax_layer_forward<S>, "X"_a, "W"_a, "b"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
@@ -90,6 +110,10 @@ void define(nb::module_& m) {
           "Linear layer followed by softmax: backpropagation.\n\n    DZ = Y \u2299 (DY \u2212 "
           "diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    "
           "DX = DZ\u00b7W");
+    m.def("softmax_layer_backward_without_DX", &softmax_layer_backward_without_DX<S>, "X"_a, "Y"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by softmax: backpropagation, without DX.\n\n    DZ = Y \u2299 (DY \u2212 "
+          "diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("log_softmax_layer_forward", &log_softmax_layer_forward<S>, "X"_a, "W"_a, "b"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y "
@@ -101,6 +125,12 @@ void define(nb::module_& m) {
           "rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
           "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
           "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("log_softmax_layer_backward_without_DX", &log_softmax_layer_backward_without_DX<S>, "X"_a, "Z"_a,
+          "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by log-softmax: backpropagation, without DX.\n\n    DZ = DY \u2212 ((exp(Z "
+          "\u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
+          "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
+          "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
 }
 
 }  // namespace

@@ -125,6 +125,27 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_backward(const ConstMatri
     return {std::move(Dbeta), std::move(Dgamma), std::move(DX)};
 }
 
+/// Batch normalization with affine γ, β: backpropagation, without DX.
+///
+/// From spec/layers/batch_norm.py (batch_norm):
+///
+///     Dbeta = 1_Nᵀ·DY
+///     Dgamma = 1_Nᵀ·(Z ⊙ DY)
+///
+/// Returns (Dbeta, Dgamma).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> batch_norm_backward_without_DX(const ConstMatrixRef<S>& Z,
+                                                                const ConstMatrixRef<S>& DY) {
+    check_shape("batch_norm_backward_without_DX", "Z", Z, any, any);
+    const Index N = Z.rows();
+    const Index K = Z.cols();
+    check_shape("batch_norm_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> Dbeta = DY.colwise().sum();
+    Matrix<S> Dgamma = (Z.array() * DY.array()).colwise().sum().matrix();
+    (void)K, (void)N;
+    return {std::move(Dbeta), std::move(Dgamma)};
+}
+
 /// Batch normalization and ε: feedforward.
 ///
 /// From spec/layers/batch_norm.py (simple_batch_norm_eps):
@@ -236,6 +257,27 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_eps_backward(const ConstM
     return {std::move(Dbeta), std::move(Dgamma), std::move(DX)};
 }
 
+/// Batch normalization with affine γ, β and ε: backpropagation, without DX.
+///
+/// From spec/layers/batch_norm.py (batch_norm_eps):
+///
+///     Dbeta = 1_Nᵀ·DY
+///     Dgamma = 1_Nᵀ·(Z ⊙ DY)
+///
+/// Returns (Dbeta, Dgamma).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> batch_norm_eps_backward_without_DX(const ConstMatrixRef<S>& Z,
+                                                                    const ConstMatrixRef<S>& DY) {
+    check_shape("batch_norm_eps_backward_without_DX", "Z", Z, any, any);
+    const Index N = Z.rows();
+    const Index K = Z.cols();
+    check_shape("batch_norm_eps_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> Dbeta = DY.colwise().sum();
+    Matrix<S> Dgamma = (Z.array() * DY.array()).colwise().sum().matrix();
+    (void)K, (void)N;
+    return {std::move(Dbeta), std::move(Dgamma)};
+}
+
 /// Linear layer with a dropout mask on its weights: feedforward.
 ///
 /// From spec/layers/dropout.py (linear_dropout):
@@ -288,6 +330,31 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> linear_dropout_backward(const ConstM
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
 
+/// Linear layer with a dropout mask on its weights: backpropagation, without DX.
+///
+/// From spec/layers/dropout.py (linear_dropout):
+///
+///     DW = (DYᵀ·X) ⊙ Rᵀ
+///     Db = 1_Nᵀ·DY
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> linear_dropout_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                    const ConstMatrixRef<S>& R,
+                                                                    const ConstMatrixRef<S>& DY) {
+    check_shape("linear_dropout_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("linear_dropout_backward_without_DX", "R", R, D, any);
+    const Index K = R.cols();
+    check_shape("linear_dropout_backward_without_DX", "DY", DY, N, K);
+    const Matrix<S> t0 = DY.transpose() * X;
+    Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DY.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 /// Linear layer: feedforward.
 ///
 /// From spec/layers/linear.py (linear):
@@ -333,6 +400,28 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> linear_backward(const ConstMatrixRef
     Matrix<S> DX = DY * W;
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer: backpropagation, without DX.
+///
+/// From spec/layers/linear.py (linear):
+///
+///     DW = DYᵀ·X
+///     Db = 1_Nᵀ·DY
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> linear_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                            const ConstMatrixRef<S>& DY) {
+    check_shape("linear_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("linear_backward_without_DX", "DY", DY, N, any);
+    const Index K = DY.cols();
+    Matrix<S> DW = DY.transpose() * X;
+    Matrix<S> Db = DY.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
 }
 
 /// Linear layer, with W in CSR storage: feedforward.
@@ -381,6 +470,31 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_linear_backward(const ConstMa
     Matrix<S> DX = dense_matmul_csr<S>(DY, W);
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/layers/linear.py (sparse_linear):
+///
+///     DW = DYᵀ·X
+///     Db = 1_Nᵀ·DY
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_linear_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                   const CSRMatrix<S>& W,
+                                                                   const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_linear_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_linear_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_linear_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DY, X, W, DW.data());
+    Matrix<S> Db = DY.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
 }
 
 /// Linear layer followed by softmax: feedforward.
@@ -439,6 +553,33 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> softmax_layer_backward(const ConstMa
     Matrix<S> DX = DZ * W;
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by softmax: backpropagation, without DX.
+///
+/// From spec/layers/softmax.py (softmax_layer):
+///
+///     DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> softmax_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                   const ConstMatrixRef<S>& Y,
+                                                                   const ConstMatrixRef<S>& DY) {
+    check_shape("softmax_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("softmax_layer_backward_without_DX", "Y", Y, N, any);
+    const Index K = Y.cols();
+    check_shape("softmax_layer_backward_without_DX", "DY", DY, N, K);
+    const Matrix<S> t0 = (DY.array() * Y.array()).rowwise().sum().matrix();
+    Matrix<S> DZ = (Y.array() * (DY.array() - t0.replicate(1, K).array())).matrix();
+    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
 }
 
 /// Linear layer followed by log-softmax: feedforward.
@@ -500,6 +641,36 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> log_softmax_layer_backward(const Con
     Matrix<S> DX = DZ * W;
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by log-softmax: backpropagation, without DX.
+///
+/// From spec/layers/softmax.py (log_softmax_layer):
+///
+///     DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙
+///     (DY·1_K·1_Kᵀ)) DW = DZᵀ·X Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> log_softmax_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                       const ConstMatrixRef<S>& Z,
+                                                                       const ConstMatrixRef<S>& DY) {
+    check_shape("log_softmax_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("log_softmax_layer_backward_without_DX", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("log_softmax_layer_backward_without_DX", "DY", DY, N, K);
+    const Matrix<S> t1 = Z.rowwise().maxCoeff();
+    Matrix<S> t0 = (Z.array() - t1.replicate(1, K).array()).exp().matrix();
+    const Matrix<S> t2 = t0.rowwise().sum();
+    const Matrix<S> t3 = DY.rowwise().sum();
+    Matrix<S> DZ =
+        (DY.array() - t0.array() * t3.replicate(1, K).array() / t2.replicate(1, K).array()).matrix();
+    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
 }
 
 }  // namespace batchform

@@ -53,6 +53,16 @@ void finite(double x, const char* what) {
     if (!std::isfinite(x)) fail(std::string(what) + " is not finite");
 }
 
+void same(const M& a, const M& b, const char* what) {
+    ++g_checks;
+    if (a.rows() != b.rows() || a.cols() != b.cols() || a != b) fail(std::string(what) + " differs");
+}
+
+void same(double a, double b, const char* what) {
+    ++g_checks;
+    if (a != b) fail(std::string(what) + " differs");
+}
+
 template <class F>
 void throws(F&& f, const char* what) {
     ++g_checks;
@@ -102,6 +112,18 @@ int main() {
         throws(
             [&] { (void)all_relu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()), alpha); },
             "all_relu_layer_backward");
+        const auto all_relu_layer_backward_without_DX_result =
+            all_relu_layer_backward_without_DX<double>(X, Z, DY, alpha);
+        same(std::get<0>(all_relu_layer_backward_without_DX_result), DW,
+             "all_relu_layer_backward_without_DX: DW");
+        same(std::get<1>(all_relu_layer_backward_without_DX_result), Db,
+             "all_relu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)all_relu_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols()),
+                                                                 alpha);
+            },
+            "all_relu_layer_backward_without_DX");
     }
     {  // all_relu_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -135,6 +157,18 @@ int main() {
                                                               alpha);
             },
             "all_relu_dropout_layer_backward");
+        const auto all_relu_dropout_layer_backward_without_DX_result =
+            all_relu_dropout_layer_backward_without_DX<double>(X, R, Z, DY, alpha);
+        same(std::get<0>(all_relu_dropout_layer_backward_without_DX_result), DW,
+             "all_relu_dropout_layer_backward_without_DX: DW");
+        same(std::get<1>(all_relu_dropout_layer_backward_without_DX_result), Db,
+             "all_relu_dropout_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)all_relu_dropout_layer_backward_without_DX<double>(
+                    X, R, Z, M::Zero(DY.rows() + 1, DY.cols()), alpha);
+            },
+            "all_relu_dropout_layer_backward_without_DX");
     }
     {  // hard_sigmoid
         M X = sample(3, 5, -2.0, 2.0);
@@ -167,6 +201,17 @@ int main() {
         finite(DX, "hard_sigmoid_layer_backward: DX");
         throws([&] { (void)hard_sigmoid_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
                "hard_sigmoid_layer_backward");
+        const auto hard_sigmoid_layer_backward_without_DX_result =
+            hard_sigmoid_layer_backward_without_DX<double>(X, Z, DY);
+        same(std::get<0>(hard_sigmoid_layer_backward_without_DX_result), DW,
+             "hard_sigmoid_layer_backward_without_DX: DW");
+        same(std::get<1>(hard_sigmoid_layer_backward_without_DX_result), Db,
+             "hard_sigmoid_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)hard_sigmoid_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "hard_sigmoid_layer_backward_without_DX");
     }
     {  // hard_sigmoid_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -199,6 +244,18 @@ int main() {
                                                                   M::Zero(DY.rows() + 1, DY.cols()));
             },
             "hard_sigmoid_dropout_layer_backward");
+        const auto hard_sigmoid_dropout_layer_backward_without_DX_result =
+            hard_sigmoid_dropout_layer_backward_without_DX<double>(X, R, Z, DY);
+        same(std::get<0>(hard_sigmoid_dropout_layer_backward_without_DX_result), DW,
+             "hard_sigmoid_dropout_layer_backward_without_DX: DW");
+        same(std::get<1>(hard_sigmoid_dropout_layer_backward_without_DX_result), Db,
+             "hard_sigmoid_dropout_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)hard_sigmoid_dropout_layer_backward_without_DX<double>(
+                    X, R, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "hard_sigmoid_dropout_layer_backward_without_DX");
     }
     {  // hyperbolic_tangent
         M X = sample(3, 5, -2.0, 2.0);
@@ -236,6 +293,18 @@ int main() {
                 (void)hyperbolic_tangent_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()));
             },
             "hyperbolic_tangent_layer_backward");
+        const auto hyperbolic_tangent_layer_backward_without_DX_result =
+            hyperbolic_tangent_layer_backward_without_DX<double>(X, Z, DY);
+        same(std::get<0>(hyperbolic_tangent_layer_backward_without_DX_result), DW,
+             "hyperbolic_tangent_layer_backward_without_DX: DW");
+        same(std::get<1>(hyperbolic_tangent_layer_backward_without_DX_result), Db,
+             "hyperbolic_tangent_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)hyperbolic_tangent_layer_backward_without_DX<double>(X, Z,
+                                                                           M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "hyperbolic_tangent_layer_backward_without_DX");
     }
     {  // hyperbolic_tangent_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -269,6 +338,18 @@ int main() {
                                                                         M::Zero(DY.rows() + 1, DY.cols()));
             },
             "hyperbolic_tangent_dropout_layer_backward");
+        const auto hyperbolic_tangent_dropout_layer_backward_without_DX_result =
+            hyperbolic_tangent_dropout_layer_backward_without_DX<double>(X, R, Z, DY);
+        same(std::get<0>(hyperbolic_tangent_dropout_layer_backward_without_DX_result), DW,
+             "hyperbolic_tangent_dropout_layer_backward_without_DX: DW");
+        same(std::get<1>(hyperbolic_tangent_dropout_layer_backward_without_DX_result), Db,
+             "hyperbolic_tangent_dropout_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)hyperbolic_tangent_dropout_layer_backward_without_DX<double>(
+                    X, R, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "hyperbolic_tangent_dropout_layer_backward_without_DX");
     }
     {  // leaky_relu
         M X = sample(3, 5, -2.0, 2.0);
@@ -306,6 +387,18 @@ int main() {
                 (void)leaky_relu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()), alpha);
             },
             "leaky_relu_layer_backward");
+        const auto leaky_relu_layer_backward_without_DX_result =
+            leaky_relu_layer_backward_without_DX<double>(X, Z, DY, alpha);
+        same(std::get<0>(leaky_relu_layer_backward_without_DX_result), DW,
+             "leaky_relu_layer_backward_without_DX: DW");
+        same(std::get<1>(leaky_relu_layer_backward_without_DX_result), Db,
+             "leaky_relu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)leaky_relu_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols()),
+                                                                   alpha);
+            },
+            "leaky_relu_layer_backward_without_DX");
     }
     {  // leaky_relu_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -340,6 +433,18 @@ int main() {
                                                                 alpha);
             },
             "leaky_relu_dropout_layer_backward");
+        const auto leaky_relu_dropout_layer_backward_without_DX_result =
+            leaky_relu_dropout_layer_backward_without_DX<double>(X, R, Z, DY, alpha);
+        same(std::get<0>(leaky_relu_dropout_layer_backward_without_DX_result), DW,
+             "leaky_relu_dropout_layer_backward_without_DX: DW");
+        same(std::get<1>(leaky_relu_dropout_layer_backward_without_DX_result), Db,
+             "leaky_relu_dropout_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)leaky_relu_dropout_layer_backward_without_DX<double>(
+                    X, R, Z, M::Zero(DY.rows() + 1, DY.cols()), alpha);
+            },
+            "leaky_relu_dropout_layer_backward_without_DX");
     }
     {  // relu
         M X = sample(3, 5, -2.0, 2.0);
@@ -371,6 +476,11 @@ int main() {
         finite(DX, "relu_layer_backward: DX");
         throws([&] { (void)relu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
                "relu_layer_backward");
+        const auto relu_layer_backward_without_DX_result = relu_layer_backward_without_DX<double>(X, Z, DY);
+        same(std::get<0>(relu_layer_backward_without_DX_result), DW, "relu_layer_backward_without_DX: DW");
+        same(std::get<1>(relu_layer_backward_without_DX_result), Db, "relu_layer_backward_without_DX: Db");
+        throws([&] { (void)relu_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+               "relu_layer_backward_without_DX");
     }
     {  // relu_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -395,6 +505,18 @@ int main() {
         throws(
             [&] { (void)relu_dropout_layer_backward<double>(X, R, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
             "relu_dropout_layer_backward");
+        const auto relu_dropout_layer_backward_without_DX_result =
+            relu_dropout_layer_backward_without_DX<double>(X, R, Z, DY);
+        same(std::get<0>(relu_dropout_layer_backward_without_DX_result), DW,
+             "relu_dropout_layer_backward_without_DX: DW");
+        same(std::get<1>(relu_dropout_layer_backward_without_DX_result), Db,
+             "relu_dropout_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)relu_dropout_layer_backward_without_DX<double>(X, R, Z,
+                                                                     M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "relu_dropout_layer_backward_without_DX");
     }
     {  // sigmoid
         M X = sample(3, 5, -2.0, 2.0);
@@ -427,6 +549,15 @@ int main() {
         finite(DX, "sigmoid_layer_backward: DX");
         throws([&] { (void)sigmoid_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
                "sigmoid_layer_backward");
+        const auto sigmoid_layer_backward_without_DX_result =
+            sigmoid_layer_backward_without_DX<double>(X, Z, DY);
+        same(std::get<0>(sigmoid_layer_backward_without_DX_result), DW,
+             "sigmoid_layer_backward_without_DX: DW");
+        same(std::get<1>(sigmoid_layer_backward_without_DX_result), Db,
+             "sigmoid_layer_backward_without_DX: Db");
+        throws(
+            [&] { (void)sigmoid_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+            "sigmoid_layer_backward_without_DX");
     }
     {  // sigmoid_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -454,6 +585,18 @@ int main() {
                 (void)sigmoid_dropout_layer_backward<double>(X, R, W, Z, M::Zero(DY.rows() + 1, DY.cols()));
             },
             "sigmoid_dropout_layer_backward");
+        const auto sigmoid_dropout_layer_backward_without_DX_result =
+            sigmoid_dropout_layer_backward_without_DX<double>(X, R, Z, DY);
+        same(std::get<0>(sigmoid_dropout_layer_backward_without_DX_result), DW,
+             "sigmoid_dropout_layer_backward_without_DX: DW");
+        same(std::get<1>(sigmoid_dropout_layer_backward_without_DX_result), Db,
+             "sigmoid_dropout_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sigmoid_dropout_layer_backward_without_DX<double>(X, R, Z,
+                                                                        M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sigmoid_dropout_layer_backward_without_DX");
     }
     {  // srelu
         M X = sample(3, 5, -2.0, 2.0);
@@ -477,6 +620,17 @@ int main() {
         finite(DX, "srelu_backward: DX");
         throws([&] { (void)srelu_backward<double>(X, M::Zero(DY.rows() + 1, DY.cols()), al, tl, ar, tr); },
                "srelu_backward");
+        const auto srelu_backward_without_DX_result =
+            srelu_backward_without_DX<double>(X, DY, al, tl, ar, tr);
+        same(std::get<0>(srelu_backward_without_DX_result), Dal, "srelu_backward_without_DX: Dal");
+        same(std::get<1>(srelu_backward_without_DX_result), Dtl, "srelu_backward_without_DX: Dtl");
+        same(std::get<2>(srelu_backward_without_DX_result), Dar, "srelu_backward_without_DX: Dar");
+        same(std::get<3>(srelu_backward_without_DX_result), Dtr, "srelu_backward_without_DX: Dtr");
+        throws(
+            [&] {
+                (void)srelu_backward_without_DX<double>(X, M::Zero(DY.rows() + 1, DY.cols()), al, tl, ar, tr);
+            },
+            "srelu_backward_without_DX");
     }
     {  // srelu_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -516,6 +670,24 @@ int main() {
                                                    tr);
             },
             "srelu_layer_backward");
+        const auto srelu_layer_backward_without_DX_result =
+            srelu_layer_backward_without_DX<double>(X, Z, DY, al, tl, ar, tr);
+        same(std::get<0>(srelu_layer_backward_without_DX_result), Dal,
+             "srelu_layer_backward_without_DX: Dal");
+        same(std::get<1>(srelu_layer_backward_without_DX_result), Dtl,
+             "srelu_layer_backward_without_DX: Dtl");
+        same(std::get<2>(srelu_layer_backward_without_DX_result), Dar,
+             "srelu_layer_backward_without_DX: Dar");
+        same(std::get<3>(srelu_layer_backward_without_DX_result), Dtr,
+             "srelu_layer_backward_without_DX: Dtr");
+        same(std::get<4>(srelu_layer_backward_without_DX_result), DW, "srelu_layer_backward_without_DX: DW");
+        same(std::get<5>(srelu_layer_backward_without_DX_result), Db, "srelu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)srelu_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols()), al, tl,
+                                                              ar, tr);
+            },
+            "srelu_layer_backward_without_DX");
     }
     {  // srelu_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -561,6 +733,26 @@ int main() {
                                                            tl, ar, tr);
             },
             "srelu_dropout_layer_backward");
+        const auto srelu_dropout_layer_backward_without_DX_result =
+            srelu_dropout_layer_backward_without_DX<double>(X, R, Z, DY, al, tl, ar, tr);
+        same(std::get<0>(srelu_dropout_layer_backward_without_DX_result), Dal,
+             "srelu_dropout_layer_backward_without_DX: Dal");
+        same(std::get<1>(srelu_dropout_layer_backward_without_DX_result), Dtl,
+             "srelu_dropout_layer_backward_without_DX: Dtl");
+        same(std::get<2>(srelu_dropout_layer_backward_without_DX_result), Dar,
+             "srelu_dropout_layer_backward_without_DX: Dar");
+        same(std::get<3>(srelu_dropout_layer_backward_without_DX_result), Dtr,
+             "srelu_dropout_layer_backward_without_DX: Dtr");
+        same(std::get<4>(srelu_dropout_layer_backward_without_DX_result), DW,
+             "srelu_dropout_layer_backward_without_DX: DW");
+        same(std::get<5>(srelu_dropout_layer_backward_without_DX_result), Db,
+             "srelu_dropout_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)srelu_dropout_layer_backward_without_DX<double>(
+                    X, R, Z, M::Zero(DY.rows() + 1, DY.cols()), al, tl, ar, tr);
+            },
+            "srelu_dropout_layer_backward_without_DX");
     }
     {  // simple_batch_norm
         M X = sample(3, 5, -2.0, 2.0);
@@ -598,6 +790,13 @@ int main() {
         finite(DX, "batch_norm_backward: DX");
         throws([&] { (void)batch_norm_backward<double>(gamma, Sigma, Z, M::Zero(DY.rows() + 1, DY.cols())); },
                "batch_norm_backward");
+        const auto batch_norm_backward_without_DX_result = batch_norm_backward_without_DX<double>(Z, DY);
+        same(std::get<0>(batch_norm_backward_without_DX_result), Dbeta,
+             "batch_norm_backward_without_DX: Dbeta");
+        same(std::get<1>(batch_norm_backward_without_DX_result), Dgamma,
+             "batch_norm_backward_without_DX: Dgamma");
+        throws([&] { (void)batch_norm_backward_without_DX<double>(Z, M::Zero(DY.rows() + 1, DY.cols())); },
+               "batch_norm_backward_without_DX");
     }
     {  // simple_batch_norm_eps
         M X = sample(3, 5, -2.0, 2.0);
@@ -650,6 +849,15 @@ int main() {
                                                       epsilon);
             },
             "batch_norm_eps_backward");
+        const auto batch_norm_eps_backward_without_DX_result =
+            batch_norm_eps_backward_without_DX<double>(Z, DY);
+        same(std::get<0>(batch_norm_eps_backward_without_DX_result), Dbeta,
+             "batch_norm_eps_backward_without_DX: Dbeta");
+        same(std::get<1>(batch_norm_eps_backward_without_DX_result), Dgamma,
+             "batch_norm_eps_backward_without_DX: Dgamma");
+        throws(
+            [&] { (void)batch_norm_eps_backward_without_DX<double>(Z, M::Zero(DY.rows() + 1, DY.cols())); },
+            "batch_norm_eps_backward_without_DX");
     }
     {  // linear_dropout
         M X = sample(3, 4, -2.0, 2.0);
@@ -670,6 +878,17 @@ int main() {
         finite(DX, "linear_dropout_backward: DX");
         throws([&] { (void)linear_dropout_backward<double>(X, R, W, M::Zero(DY.rows() + 1, DY.cols())); },
                "linear_dropout_backward");
+        const auto linear_dropout_backward_without_DX_result =
+            linear_dropout_backward_without_DX<double>(X, R, DY);
+        same(std::get<0>(linear_dropout_backward_without_DX_result), DW,
+             "linear_dropout_backward_without_DX: DW");
+        same(std::get<1>(linear_dropout_backward_without_DX_result), Db,
+             "linear_dropout_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)linear_dropout_backward_without_DX<double>(X, R, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "linear_dropout_backward_without_DX");
     }
     {  // linear
         M X = sample(3, 4, -2.0, 2.0);
@@ -689,6 +908,11 @@ int main() {
         finite(DX, "linear_backward: DX");
         throws([&] { (void)linear_backward<double>(X, W, M::Zero(DY.rows() + 1, DY.cols())); },
                "linear_backward");
+        const auto linear_backward_without_DX_result = linear_backward_without_DX<double>(X, DY);
+        same(std::get<0>(linear_backward_without_DX_result), DW, "linear_backward_without_DX: DW");
+        same(std::get<1>(linear_backward_without_DX_result), Db, "linear_backward_without_DX: Db");
+        throws([&] { (void)linear_backward_without_DX<double>(X, M::Zero(DY.rows() + 1, DY.cols())); },
+               "linear_backward_without_DX");
     }
     {  // sparse_linear
         M X = sample(3, 4, -2.0, 2.0);
@@ -708,6 +932,15 @@ int main() {
         finite(DX, "sparse_linear_backward: DX");
         throws([&] { (void)sparse_linear_backward<double>(X, W, M::Zero(DY.rows() + 1, DY.cols())); },
                "sparse_linear_backward");
+        const auto sparse_linear_backward_without_DX_result =
+            sparse_linear_backward_without_DX<double>(X, W, DY);
+        same(std::get<0>(sparse_linear_backward_without_DX_result), DW,
+             "sparse_linear_backward_without_DX: DW");
+        same(std::get<1>(sparse_linear_backward_without_DX_result), Db,
+             "sparse_linear_backward_without_DX: Db");
+        throws(
+            [&] { (void)sparse_linear_backward_without_DX<double>(X, W, M::Zero(DY.rows() + 1, DY.cols())); },
+            "sparse_linear_backward_without_DX");
     }
     {  // softmax_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -727,6 +960,15 @@ int main() {
         finite(DX, "softmax_layer_backward: DX");
         throws([&] { (void)softmax_layer_backward<double>(X, W, Y, M::Zero(DY.rows() + 1, DY.cols())); },
                "softmax_layer_backward");
+        const auto softmax_layer_backward_without_DX_result =
+            softmax_layer_backward_without_DX<double>(X, Y, DY);
+        same(std::get<0>(softmax_layer_backward_without_DX_result), DW,
+             "softmax_layer_backward_without_DX: DW");
+        same(std::get<1>(softmax_layer_backward_without_DX_result), Db,
+             "softmax_layer_backward_without_DX: Db");
+        throws(
+            [&] { (void)softmax_layer_backward_without_DX<double>(X, Y, M::Zero(DY.rows() + 1, DY.cols())); },
+            "softmax_layer_backward_without_DX");
     }
     {  // log_softmax_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -749,6 +991,17 @@ int main() {
         finite(DX, "log_softmax_layer_backward: DX");
         throws([&] { (void)log_softmax_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
                "log_softmax_layer_backward");
+        const auto log_softmax_layer_backward_without_DX_result =
+            log_softmax_layer_backward_without_DX<double>(X, Z, DY);
+        same(std::get<0>(log_softmax_layer_backward_without_DX_result), DW,
+             "log_softmax_layer_backward_without_DX: DW");
+        same(std::get<1>(log_softmax_layer_backward_without_DX_result), Db,
+             "log_softmax_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)log_softmax_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "log_softmax_layer_backward_without_DX");
     }
     {  // squared_error_loss
         M Y = sample(3, 5, -2.0, 2.0);

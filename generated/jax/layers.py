@@ -15,18 +15,24 @@ __all__ = [
     "simple_batch_norm_backward",
     "batch_norm_forward",
     "batch_norm_backward",
+    "batch_norm_backward_without_DX",
     "simple_batch_norm_eps_forward",
     "simple_batch_norm_eps_backward",
     "batch_norm_eps_forward",
     "batch_norm_eps_backward",
+    "batch_norm_eps_backward_without_DX",
     "linear_dropout_forward",
     "linear_dropout_backward",
+    "linear_dropout_backward_without_DX",
     "linear_forward",
     "linear_backward",
+    "linear_backward_without_DX",
     "softmax_layer_forward",
     "softmax_layer_backward",
+    "softmax_layer_backward_without_DX",
     "log_softmax_layer_forward",
     "log_softmax_layer_backward",
+    "log_softmax_layer_backward_without_DX",
 ]
 
 
@@ -108,6 +114,22 @@ def batch_norm_backward(gamma: Array, Sigma: Array, Z: Array, DY: Array) -> tupl
         N * jnp.sqrt(Sigma)
     )
     return Dbeta, Dgamma, DX
+
+
+def batch_norm_backward_without_DX(Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Batch normalization with affine γ, β: backpropagation, without DX.
+
+    From spec/layers/batch_norm.py (batch_norm):
+
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+
+    Shapes: Z N×K, DY N×K.
+    Returns (Dbeta, Dgamma).
+    """
+    Dbeta = DY.sum(axis=0, keepdims=True)
+    Dgamma = (Z * DY).sum(axis=0, keepdims=True)
+    return Dbeta, Dgamma
 
 
 def simple_batch_norm_eps_forward(X: Array, epsilon: Scalar) -> tuple[Array, Array]:
@@ -194,6 +216,22 @@ def batch_norm_eps_backward(
     return Dbeta, Dgamma, DX
 
 
+def batch_norm_eps_backward_without_DX(Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Batch normalization with affine γ, β and ε: backpropagation, without DX.
+
+    From spec/layers/batch_norm.py (batch_norm_eps):
+
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+
+    Shapes: Z N×K, DY N×K.
+    Returns (Dbeta, Dgamma).
+    """
+    Dbeta = DY.sum(axis=0, keepdims=True)
+    Dgamma = (Z * DY).sum(axis=0, keepdims=True)
+    return Dbeta, Dgamma
+
+
 def linear_dropout_forward(X: Array, R: Array, W: Array, b: Array) -> Array:
     """Linear layer with a dropout mask on its weights: feedforward.
 
@@ -226,6 +264,22 @@ def linear_dropout_backward(X: Array, R: Array, W: Array, DY: Array) -> tuple[Ar
     return DW, Db, DX
 
 
+def linear_dropout_backward_without_DX(X: Array, R: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer with a dropout mask on its weights: backpropagation, without DX.
+
+    From spec/layers/dropout.py (linear_dropout):
+
+        DW = (DYᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DY
+
+    Shapes: X N×D, R D×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DW = (DY.T @ X) * R.T
+    Db = DY.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
 def linear_forward(X: Array, W: Array, b: Array) -> Array:
     """Linear layer: feedforward.
 
@@ -256,6 +310,22 @@ def linear_backward(X: Array, W: Array, DY: Array) -> tuple[Array, Array, Array]
     Db = DY.sum(axis=0, keepdims=True)
     DX = DY @ W
     return DW, Db, DX
+
+
+def linear_backward_without_DX(X: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer: backpropagation, without DX.
+
+    From spec/layers/linear.py (linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+
+    Shapes: X N×D, DY N×K.
+    Returns (DW, Db).
+    """
+    DW = DY.T @ X
+    Db = DY.sum(axis=0, keepdims=True)
+    return DW, Db
 
 
 def softmax_layer_forward(X: Array, W: Array, b: Array) -> Array:
@@ -295,6 +365,24 @@ def softmax_layer_backward(X: Array, W: Array, Y: Array, DY: Array) -> tuple[Arr
     return DW, Db, DX
 
 
+def softmax_layer_backward_without_DX(X: Array, Y: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by softmax: backpropagation, without DX.
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Y N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
 def log_softmax_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer followed by log-softmax: feedforward.
 
@@ -331,3 +419,22 @@ def log_softmax_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
     return DW, Db, DX
+
+
+def log_softmax_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by log-softmax: backpropagation, without DX.
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
+    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db

@@ -14,44 +14,59 @@ __all__ = [
     "all_relu_backward",
     "all_relu_layer_forward",
     "all_relu_layer_backward",
+    "all_relu_layer_backward_without_DX",
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
+    "all_relu_dropout_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
     "hard_sigmoid_layer_backward",
+    "hard_sigmoid_layer_backward_without_DX",
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
+    "hard_sigmoid_dropout_layer_backward_without_DX",
     "hyperbolic_tangent",
     "hyperbolic_tangent_backward",
     "hyperbolic_tangent_layer_forward",
     "hyperbolic_tangent_layer_backward",
+    "hyperbolic_tangent_layer_backward_without_DX",
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
+    "hyperbolic_tangent_dropout_layer_backward_without_DX",
     "leaky_relu",
     "leaky_relu_backward",
     "leaky_relu_layer_forward",
     "leaky_relu_layer_backward",
+    "leaky_relu_layer_backward_without_DX",
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
+    "leaky_relu_dropout_layer_backward_without_DX",
     "relu",
     "relu_backward",
     "relu_layer_forward",
     "relu_layer_backward",
+    "relu_layer_backward_without_DX",
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
+    "relu_dropout_layer_backward_without_DX",
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_layer_forward",
     "sigmoid_layer_backward",
+    "sigmoid_layer_backward_without_DX",
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
+    "sigmoid_dropout_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
+    "srelu_backward_without_DX",
     "srelu_layer_forward",
     "srelu_layer_backward",
+    "srelu_layer_backward_without_DX",
     "srelu_dropout_layer_forward",
     "srelu_dropout_layer_backward",
+    "srelu_dropout_layer_backward_without_DX",
 ]
 
 
@@ -121,6 +136,24 @@ def all_relu_layer_backward(
     return DW, Db, DX
 
 
+def all_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: float) -> tuple[Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, without DX.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    DZ = np.where(Z < 0, DY * alpha, DY)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
 def all_relu_dropout_layer_forward(
     X: Array, R: Array, W: Array, b: Array, alpha: float
 ) -> tuple[Array, Array]:
@@ -159,6 +192,26 @@ def all_relu_dropout_layer_backward(
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
     return DW, Db, DX
+
+
+def all_relu_dropout_layer_backward_without_DX(
+    X: Array, R: Array, Z: Array, DY: Array, alpha: float
+) -> tuple[Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by AllReLU: backpropagation, without DX.
+
+    From spec/activations/all_relu.py (all_relu_dropout_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    DZ = np.where(Z < 0, DY * alpha, DY)
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
 
 
 def hard_sigmoid(X: Array) -> Array:
@@ -225,6 +278,24 @@ def hard_sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tupl
     return DW, Db, DX
 
 
+def hard_sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = np.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
 def hard_sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.
 
@@ -261,6 +332,26 @@ def hard_sigmoid_dropout_layer_backward(
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
     return DW, Db, DX
+
+
+def hard_sigmoid_dropout_layer_backward_without_DX(
+    X: Array, R: Array, Z: Array, DY: Array
+) -> tuple[Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by Hard sigmoid: backpropagation, without DX.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_dropout_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = np.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
 
 
 def hyperbolic_tangent(X: Array) -> Array:
@@ -327,6 +418,24 @@ def hyperbolic_tangent_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -
     return DW, Db, DX
 
 
+def hyperbolic_tangent_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = DY * (1 - np.tanh(Z) ** 2)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
 def hyperbolic_tangent_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: feedforward.
 
@@ -363,6 +472,26 @@ def hyperbolic_tangent_dropout_layer_backward(
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
     return DW, Db, DX
+
+
+def hyperbolic_tangent_dropout_layer_backward_without_DX(
+    X: Array, R: Array, Z: Array, DY: Array
+) -> tuple[Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: backpropagation, without DX.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_dropout_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = DY * (1 - np.tanh(Z) ** 2)
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
 
 
 def leaky_relu(X: Array, alpha: float) -> Array:
@@ -431,6 +560,24 @@ def leaky_relu_layer_backward(
     return DW, Db, DX
 
 
+def leaky_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: float) -> tuple[Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    DZ = np.where(Z < 0, DY * alpha, DY)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
 def leaky_relu_dropout_layer_forward(
     X: Array, R: Array, W: Array, b: Array, alpha: float
 ) -> tuple[Array, Array]:
@@ -469,6 +616,26 @@ def leaky_relu_dropout_layer_backward(
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
     return DW, Db, DX
+
+
+def leaky_relu_dropout_layer_backward_without_DX(
+    X: Array, R: Array, Z: Array, DY: Array, alpha: float
+) -> tuple[Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation, without DX.
+
+    From spec/activations/leaky_relu.py (leaky_relu_dropout_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    DZ = np.where(Z < 0, DY * alpha, DY)
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
 
 
 def relu(X: Array) -> Array:
@@ -535,6 +702,24 @@ def relu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array,
     return DW, Db, DX
 
 
+def relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, without DX.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = np.where(Z < 0, 0, DY)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
 def relu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.
 
@@ -571,6 +756,24 @@ def relu_dropout_layer_backward(
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
     return DW, Db, DX
+
+
+def relu_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation, without DX.
+
+    From spec/activations/relu.py (relu_dropout_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = np.where(Z < 0, 0, DY)
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
 
 
 def sigmoid(X: Array) -> Array:
@@ -639,6 +842,25 @@ def sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Arr
     return DW, Db, DX
 
 
+def sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
+    DZ = DY * t0 * (1 - t0)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
 def sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by Sigmoid: feedforward.
 
@@ -678,6 +900,25 @@ def sigmoid_dropout_layer_backward(
     return DW, Db, DX
 
 
+def sigmoid_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by Sigmoid: backpropagation, without DX.
+
+    From spec/activations/sigmoid.py (sigmoid_dropout_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
+    DZ = DY * t0 * (1 - t0)
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
 def srelu(X: Array, al: float, tl: float, ar: float, tr: float) -> Array:
     """SReLU, applied element-wise: feedforward.
 
@@ -714,6 +955,28 @@ def srelu_backward(
     Dtr = np.where((X <= tl) | (X < tr), 0, DY * (1 - ar)).sum()
     DX = np.where(X <= tl, DY * al, np.where(X < tr, DY, DY * ar))
     return Dal, Dtl, Dar, Dtr, DX
+
+
+def srelu_backward_without_DX(
+    X: Array, DY: Array, al: float, tl: float, ar: float, tr: float
+) -> tuple[float, float, float, float]:
+    """SReLU, applied element-wise: backpropagation, without DX.
+
+    From spec/activations/srelu.py (srelu):
+
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(X))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(X))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(X))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(X))·1_K
+
+    Shapes: X N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr).
+    """
+    Dal = np.where(X <= tl, DY * (X - tl), 0).sum()
+    Dtl = np.where(X <= tl, DY * (1 - al), 0).sum()
+    Dar = np.where((X <= tl) | (X < tr), 0, DY * (X - tr)).sum()
+    Dtr = np.where((X <= tl) | (X < tr), 0, DY * (1 - ar)).sum()
+    return Dal, Dtl, Dar, Dtr
 
 
 def srelu_layer_forward(
@@ -764,6 +1027,34 @@ def srelu_layer_backward(
     return Dal, Dtl, Dar, Dtr, DW, Db, DX
 
 
+def srelu_layer_backward_without_DX(
+    X: Array, Z: Array, DY: Array, al: float, tl: float, ar: float, tr: float
+) -> tuple[float, float, float, float, Array, Array]:
+    """Linear layer followed by SReLU: backpropagation, without DX.
+
+    From spec/activations/srelu.py (srelu_layer):
+
+        DZ = DY ⊙ srelu'(Z)
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr, DW, Db).
+    """
+    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
+    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return Dal, Dtl, Dar, Dtr, DW, Db
+
+
 def srelu_dropout_layer_forward(
     X: Array, R: Array, W: Array, b: Array, al: float, tl: float, ar: float, tr: float
 ) -> tuple[Array, Array]:
@@ -810,3 +1101,31 @@ def srelu_dropout_layer_backward(
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
     return Dal, Dtl, Dar, Dtr, DW, Db, DX
+
+
+def srelu_dropout_layer_backward_without_DX(
+    X: Array, R: Array, Z: Array, DY: Array, al: float, tl: float, ar: float, tr: float
+) -> tuple[float, float, float, float, Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by SReLU: backpropagation, without DX.
+
+    From spec/activations/srelu.py (srelu_dropout_layer):
+
+        DZ = DY ⊙ srelu'(Z)
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr, DW, Db).
+    """
+    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
+    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return Dal, Dtl, Dar, Dtr, DW, Db

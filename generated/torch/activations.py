@@ -14,44 +14,59 @@ __all__ = [
     "all_relu_backward",
     "all_relu_layer_forward",
     "all_relu_layer_backward",
+    "all_relu_layer_backward_without_DX",
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
+    "all_relu_dropout_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
     "hard_sigmoid_layer_backward",
+    "hard_sigmoid_layer_backward_without_DX",
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
+    "hard_sigmoid_dropout_layer_backward_without_DX",
     "hyperbolic_tangent",
     "hyperbolic_tangent_backward",
     "hyperbolic_tangent_layer_forward",
     "hyperbolic_tangent_layer_backward",
+    "hyperbolic_tangent_layer_backward_without_DX",
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
+    "hyperbolic_tangent_dropout_layer_backward_without_DX",
     "leaky_relu",
     "leaky_relu_backward",
     "leaky_relu_layer_forward",
     "leaky_relu_layer_backward",
+    "leaky_relu_layer_backward_without_DX",
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
+    "leaky_relu_dropout_layer_backward_without_DX",
     "relu",
     "relu_backward",
     "relu_layer_forward",
     "relu_layer_backward",
+    "relu_layer_backward_without_DX",
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
+    "relu_dropout_layer_backward_without_DX",
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_layer_forward",
     "sigmoid_layer_backward",
+    "sigmoid_layer_backward_without_DX",
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
+    "sigmoid_dropout_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
+    "srelu_backward_without_DX",
     "srelu_layer_forward",
     "srelu_layer_backward",
+    "srelu_layer_backward_without_DX",
     "srelu_dropout_layer_forward",
     "srelu_dropout_layer_backward",
+    "srelu_dropout_layer_backward_without_DX",
 ]
 
 
@@ -121,6 +136,26 @@ def all_relu_layer_backward(
     return DW, Db, DX
 
 
+def all_relu_layer_backward_without_DX(
+    X: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by AllReLU: backpropagation, without DX.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DW = DZ.T @ X
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def all_relu_dropout_layer_forward(
     X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: Scalar
 ) -> tuple[Tensor, Tensor]:
@@ -159,6 +194,26 @@ def all_relu_dropout_layer_backward(
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ (W * R.T)
     return DW, Db, DX
+
+
+def all_relu_dropout_layer_backward_without_DX(
+    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by AllReLU: backpropagation, without DX.
+
+    From spec/activations/all_relu.py (all_relu_dropout_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
 
 
 def hard_sigmoid(X: Tensor) -> Tensor:
@@ -225,6 +280,24 @@ def hard_sigmoid_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> 
     return DW, Db, DX
 
 
+def hard_sigmoid_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = DY / 6 * ((Z > -3) & (Z < 3))
+    DW = DZ.T @ X
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def hard_sigmoid_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.
 
@@ -261,6 +334,26 @@ def hard_sigmoid_dropout_layer_backward(
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ (W * R.T)
     return DW, Db, DX
+
+
+def hard_sigmoid_dropout_layer_backward_without_DX(
+    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by Hard sigmoid: backpropagation, without DX.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_dropout_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = DY / 6 * ((Z > -3) & (Z < 3))
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
 
 
 def hyperbolic_tangent(X: Tensor) -> Tensor:
@@ -329,6 +422,24 @@ def hyperbolic_tangent_layer_backward(
     return DW, Db, DX
 
 
+def hyperbolic_tangent_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = DY * (1 - torch.tanh(Z) ** 2)
+    DW = DZ.T @ X
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def hyperbolic_tangent_dropout_layer_forward(
     X: Tensor, R: Tensor, W: Tensor, b: Tensor
 ) -> tuple[Tensor, Tensor]:
@@ -367,6 +478,26 @@ def hyperbolic_tangent_dropout_layer_backward(
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ (W * R.T)
     return DW, Db, DX
+
+
+def hyperbolic_tangent_dropout_layer_backward_without_DX(
+    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: backpropagation, without DX.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_dropout_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = DY * (1 - torch.tanh(Z) ** 2)
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
 
 
 def leaky_relu(X: Tensor, alpha: Scalar) -> Tensor:
@@ -435,6 +566,26 @@ def leaky_relu_layer_backward(
     return DW, Db, DX
 
 
+def leaky_relu_layer_backward_without_DX(
+    X: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DW = DZ.T @ X
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def leaky_relu_dropout_layer_forward(
     X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: Scalar
 ) -> tuple[Tensor, Tensor]:
@@ -473,6 +624,26 @@ def leaky_relu_dropout_layer_backward(
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ (W * R.T)
     return DW, Db, DX
+
+
+def leaky_relu_dropout_layer_backward_without_DX(
+    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation, without DX.
+
+    From spec/activations/leaky_relu.py (leaky_relu_dropout_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
 
 
 def relu(X: Tensor) -> Tensor:
@@ -539,6 +710,24 @@ def relu_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple[Te
     return DW, Db, DX
 
 
+def relu_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by ReLU: backpropagation, without DX.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = DY * (Z >= 0)
+    DW = DZ.T @ X
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def relu_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.
 
@@ -575,6 +764,26 @@ def relu_dropout_layer_backward(
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ (W * R.T)
     return DW, Db, DX
+
+
+def relu_dropout_layer_backward_without_DX(
+    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation, without DX.
+
+    From spec/activations/relu.py (relu_dropout_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = DY * (Z >= 0)
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
 
 
 def sigmoid(X: Tensor) -> Tensor:
@@ -643,6 +852,25 @@ def sigmoid_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple
     return DW, Db, DX
 
 
+def sigmoid_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    t0 = torch.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DW = DZ.T @ X
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def sigmoid_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Linear layer with a dropout mask on its weights, followed by Sigmoid: feedforward.
 
@@ -682,6 +910,27 @@ def sigmoid_dropout_layer_backward(
     return DW, Db, DX
 
 
+def sigmoid_dropout_layer_backward_without_DX(
+    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by Sigmoid: backpropagation, without DX.
+
+    From spec/activations/sigmoid.py (sigmoid_dropout_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    t0 = torch.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def srelu(X: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar) -> Tensor:
     """SReLU, applied element-wise: feedforward.
 
@@ -718,6 +967,28 @@ def srelu_backward(
     Dtr = (DY * (1 - ar) * ((X >= tr) & (X > tl))).sum()
     DX = torch.where(X <= tl, DY * al, torch.where(X < tr, DY, DY * ar))
     return Dal, Dtl, Dar, Dtr, DX
+
+
+def srelu_backward_without_DX(
+    X: Tensor, DY: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Scalar, Scalar, Scalar, Scalar]:
+    """SReLU, applied element-wise: backpropagation, without DX.
+
+    From spec/activations/srelu.py (srelu):
+
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(X))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(X))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(X))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(X))·1_K
+
+    Shapes: X N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr).
+    """
+    Dal = (DY * (X - tl) * (X <= tl)).sum()
+    Dtl = (DY * (1 - al) * (X <= tl)).sum()
+    Dar = (DY * (X - tr) * ((X >= tr) & (X > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((X >= tr) & (X > tl))).sum()
+    return Dal, Dtl, Dar, Dtr
 
 
 def srelu_layer_forward(
@@ -768,6 +1039,34 @@ def srelu_layer_backward(
     return Dal, Dtl, Dar, Dtr, DW, Db, DX
 
 
+def srelu_layer_backward_without_DX(
+    X: Tensor, Z: Tensor, DY: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Scalar, Scalar, Scalar, Scalar, Tensor, Tensor]:
+    """Linear layer followed by SReLU: backpropagation, without DX.
+
+    From spec/activations/srelu.py (srelu_layer):
+
+        DZ = DY ⊙ srelu'(Z)
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr, DW, Db).
+    """
+    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
+    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
+    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
+    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
+    DW = DZ.T @ X
+    Db = DZ.sum(dim=0, keepdim=True)
+    return Dal, Dtl, Dar, Dtr, DW, Db
+
+
 def srelu_dropout_layer_forward(
     X: Tensor, R: Tensor, W: Tensor, b: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
 ) -> tuple[Tensor, Tensor]:
@@ -814,3 +1113,31 @@ def srelu_dropout_layer_backward(
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ (W * R.T)
     return Dal, Dtl, Dar, Dtr, DW, Db, DX
+
+
+def srelu_dropout_layer_backward_without_DX(
+    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Scalar, Scalar, Scalar, Scalar, Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by SReLU: backpropagation, without DX.
+
+    From spec/activations/srelu.py (srelu_dropout_layer):
+
+        DZ = DY ⊙ srelu'(Z)
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+        DW = (DZᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr, DW, Db).
+    """
+    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
+    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
+    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
+    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
+    DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(dim=0, keepdim=True)
+    return Dal, Dtl, Dar, Dtr, DW, Db

@@ -6,8 +6,8 @@
 needs; ``backward`` runs that kernel. ``<spec name>(...)`` checks the shapes, dtypes and devices of its
 arguments (one error naming the argument, the expected and the received shape), then applies the Function.
 Arguments without a gradient (dropout masks, targets, hyperparameters) get ``None``. Where the input of a
-layer needs no gradient (the first layer of a network), backward runs ``<backward kernel>_without_DX``: the
-same kernel printed without DX and what only DX needs.
+layer needs no gradient (the first layer of a network), backward runs the kernel ``<backward>_without_DX``:
+the same equations without DX and what only DX needs.
 """
 
 from __future__ import annotations
@@ -189,26 +189,6 @@ def all_relu(X: Tensor, alpha: float) -> Tensor:
     return AllReLUFunction.apply(X, alpha)
 
 
-def all_relu_layer_backward_without_DX(
-    X: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
-) -> tuple[Tensor, Tensor]:
-    """Linear layer followed by AllReLU: backpropagation, without DX.
-
-    From spec/activations/all_relu.py (all_relu_layer):
-
-        DZ = DY ⊙ all_relu'(Z)
-        DW = DZᵀ·X
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
-    Returns (DW, Db).
-    """
-    DZ = torch.where(Z < 0, DY * alpha, DY)
-    DW = DZ.T @ X
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
-
-
 ALL_RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
 
 
@@ -238,7 +218,7 @@ class AllReLULayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = all_relu_layer_backward_without_DX(X, Z, DY, ctx.alpha)
+            DW, Db = _activations.all_relu_layer_backward_without_DX(X, Z, DY, ctx.alpha)
             return None, DW, Db, None
         DW, Db, DX = _activations.all_relu_layer_backward(X, W, Z, DY, ctx.alpha)
         return DX, DW, Db, None
@@ -253,26 +233,6 @@ def all_relu_layer(X: Tensor, W: Tensor, b: Tensor, alpha: float) -> Tensor:
     """
     check("all_relu_layer", ALL_RELU_LAYER_SHAPES, (W, b, X))
     return AllReLULayerFunction.apply(X, W, b, alpha)
-
-
-def all_relu_dropout_layer_backward_without_DX(
-    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
-) -> tuple[Tensor, Tensor]:
-    """Linear layer with a dropout mask on its weights, followed by AllReLU: backpropagation, without DX.
-
-    From spec/activations/all_relu.py (all_relu_dropout_layer):
-
-        DZ = DY ⊙ all_relu'(Z)
-        DW = (DZᵀ·X) ⊙ Rᵀ
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
-    Returns (DW, Db).
-    """
-    DZ = torch.where(Z < 0, DY * alpha, DY)
-    DW = (DZ.T @ X) * R.T
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
 
 
 ALL_RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -304,7 +264,7 @@ class AllReLUDropoutLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, R, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = all_relu_dropout_layer_backward_without_DX(X, R, Z, DY, ctx.alpha)
+            DW, Db = _activations.all_relu_dropout_layer_backward_without_DX(X, R, Z, DY, ctx.alpha)
             return None, None, DW, Db, None
         DW, Db, DX = _activations.all_relu_dropout_layer_backward(X, R, W, Z, DY, ctx.alpha)
         return DX, None, DW, Db, None
@@ -359,24 +319,6 @@ def hard_sigmoid(X: Tensor) -> Tensor:
     return HardSigmoidFunction.apply(X)
 
 
-def hard_sigmoid_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
-    """Linear layer followed by Hard sigmoid: backpropagation, without DX.
-
-    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
-
-        DZ = DY ⊙ hard_sigmoid'(Z)
-        DW = DZᵀ·X
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, Z N×K, DY N×K.
-    Returns (DW, Db).
-    """
-    DZ = DY / 6 * ((Z > -3) & (Z < 3))
-    DW = DZ.T @ X
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
-
-
 HARD_SIGMOID_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
 
 
@@ -405,7 +347,7 @@ class HardSigmoidLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = hard_sigmoid_layer_backward_without_DX(X, Z, DY)
+            DW, Db = _activations.hard_sigmoid_layer_backward_without_DX(X, Z, DY)
             return None, DW, Db
         DW, Db, DX = _activations.hard_sigmoid_layer_backward(X, W, Z, DY)
         return DX, DW, Db
@@ -420,26 +362,6 @@ def hard_sigmoid_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     check("hard_sigmoid_layer", HARD_SIGMOID_LAYER_SHAPES, (W, b, X))
     return HardSigmoidLayerFunction.apply(X, W, b)
-
-
-def hard_sigmoid_dropout_layer_backward_without_DX(
-    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Linear layer with a dropout mask on its weights, followed by Hard sigmoid: backpropagation, without DX.
-
-    From spec/activations/hard_sigmoid.py (hard_sigmoid_dropout_layer):
-
-        DZ = DY ⊙ hard_sigmoid'(Z)
-        DW = (DZᵀ·X) ⊙ Rᵀ
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, R D×K, Z N×K, DY N×K.
-    Returns (DW, Db).
-    """
-    DZ = DY / 6 * ((Z > -3) & (Z < 3))
-    DW = (DZ.T @ X) * R.T
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
 
 
 HARD_SIGMOID_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -470,7 +392,7 @@ class HardSigmoidDropoutLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, R, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = hard_sigmoid_dropout_layer_backward_without_DX(X, R, Z, DY)
+            DW, Db = _activations.hard_sigmoid_dropout_layer_backward_without_DX(X, R, Z, DY)
             return None, None, DW, Db
         DW, Db, DX = _activations.hard_sigmoid_dropout_layer_backward(X, R, W, Z, DY)
         return DX, None, DW, Db
@@ -525,24 +447,6 @@ def hyperbolic_tangent(X: Tensor) -> Tensor:
     return HyperbolicTangentFunction.apply(X)
 
 
-def hyperbolic_tangent_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
-    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX.
-
-    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
-
-        DZ = DY ⊙ hyperbolic_tangent'(Z)
-        DW = DZᵀ·X
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, Z N×K, DY N×K.
-    Returns (DW, Db).
-    """
-    DZ = DY * (1 - torch.tanh(Z) ** 2)
-    DW = DZ.T @ X
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
-
-
 HYPERBOLIC_TANGENT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
 
 
@@ -571,7 +475,7 @@ class HyperbolicTangentLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = hyperbolic_tangent_layer_backward_without_DX(X, Z, DY)
+            DW, Db = _activations.hyperbolic_tangent_layer_backward_without_DX(X, Z, DY)
             return None, DW, Db
         DW, Db, DX = _activations.hyperbolic_tangent_layer_backward(X, W, Z, DY)
         return DX, DW, Db
@@ -586,26 +490,6 @@ def hyperbolic_tangent_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     check("hyperbolic_tangent_layer", HYPERBOLIC_TANGENT_LAYER_SHAPES, (W, b, X))
     return HyperbolicTangentLayerFunction.apply(X, W, b)
-
-
-def hyperbolic_tangent_dropout_layer_backward_without_DX(
-    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: backpropagation, without DX.
-
-    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_dropout_layer):
-
-        DZ = DY ⊙ hyperbolic_tangent'(Z)
-        DW = (DZᵀ·X) ⊙ Rᵀ
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, R D×K, Z N×K, DY N×K.
-    Returns (DW, Db).
-    """
-    DZ = DY * (1 - torch.tanh(Z) ** 2)
-    DW = (DZ.T @ X) * R.T
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
 
 
 HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES = (
@@ -641,7 +525,7 @@ class HyperbolicTangentDropoutLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, R, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = hyperbolic_tangent_dropout_layer_backward_without_DX(X, R, Z, DY)
+            DW, Db = _activations.hyperbolic_tangent_dropout_layer_backward_without_DX(X, R, Z, DY)
             return None, None, DW, Db
         DW, Db, DX = _activations.hyperbolic_tangent_dropout_layer_backward(X, R, W, Z, DY)
         return DX, None, DW, Db
@@ -697,26 +581,6 @@ def leaky_relu(X: Tensor, alpha: float) -> Tensor:
     return LeakyReLUFunction.apply(X, alpha)
 
 
-def leaky_relu_layer_backward_without_DX(
-    X: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
-) -> tuple[Tensor, Tensor]:
-    """Linear layer followed by Leaky ReLU: backpropagation, without DX.
-
-    From spec/activations/leaky_relu.py (leaky_relu_layer):
-
-        DZ = DY ⊙ leaky_relu'(Z)
-        DW = DZᵀ·X
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
-    Returns (DW, Db).
-    """
-    DZ = torch.where(Z < 0, DY * alpha, DY)
-    DW = DZ.T @ X
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
-
-
 LEAKY_RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
 
 
@@ -746,7 +610,7 @@ class LeakyReLULayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = leaky_relu_layer_backward_without_DX(X, Z, DY, ctx.alpha)
+            DW, Db = _activations.leaky_relu_layer_backward_without_DX(X, Z, DY, ctx.alpha)
             return None, DW, Db, None
         DW, Db, DX = _activations.leaky_relu_layer_backward(X, W, Z, DY, ctx.alpha)
         return DX, DW, Db, None
@@ -761,26 +625,6 @@ def leaky_relu_layer(X: Tensor, W: Tensor, b: Tensor, alpha: float) -> Tensor:
     """
     check("leaky_relu_layer", LEAKY_RELU_LAYER_SHAPES, (W, b, X))
     return LeakyReLULayerFunction.apply(X, W, b, alpha)
-
-
-def leaky_relu_dropout_layer_backward_without_DX(
-    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
-) -> tuple[Tensor, Tensor]:
-    """Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation, without DX.
-
-    From spec/activations/leaky_relu.py (leaky_relu_dropout_layer):
-
-        DZ = DY ⊙ leaky_relu'(Z)
-        DW = (DZᵀ·X) ⊙ Rᵀ
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
-    Returns (DW, Db).
-    """
-    DZ = torch.where(Z < 0, DY * alpha, DY)
-    DW = (DZ.T @ X) * R.T
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
 
 
 LEAKY_RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -812,7 +656,7 @@ class LeakyReLUDropoutLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, R, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = leaky_relu_dropout_layer_backward_without_DX(X, R, Z, DY, ctx.alpha)
+            DW, Db = _activations.leaky_relu_dropout_layer_backward_without_DX(X, R, Z, DY, ctx.alpha)
             return None, None, DW, Db, None
         DW, Db, DX = _activations.leaky_relu_dropout_layer_backward(X, R, W, Z, DY, ctx.alpha)
         return DX, None, DW, Db, None
@@ -867,24 +711,6 @@ def relu(X: Tensor) -> Tensor:
     return ReLUFunction.apply(X)
 
 
-def relu_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
-    """Linear layer followed by ReLU: backpropagation, without DX.
-
-    From spec/activations/relu.py (relu_layer):
-
-        DZ = DY ⊙ relu'(Z)
-        DW = DZᵀ·X
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, Z N×K, DY N×K.
-    Returns (DW, Db).
-    """
-    DZ = DY * (Z >= 0)
-    DW = DZ.T @ X
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
-
-
 RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
 
 
@@ -913,7 +739,7 @@ class ReLULayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = relu_layer_backward_without_DX(X, Z, DY)
+            DW, Db = _activations.relu_layer_backward_without_DX(X, Z, DY)
             return None, DW, Db
         DW, Db, DX = _activations.relu_layer_backward(X, W, Z, DY)
         return DX, DW, Db
@@ -928,26 +754,6 @@ def relu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     check("relu_layer", RELU_LAYER_SHAPES, (W, b, X))
     return ReLULayerFunction.apply(X, W, b)
-
-
-def relu_dropout_layer_backward_without_DX(
-    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation, without DX.
-
-    From spec/activations/relu.py (relu_dropout_layer):
-
-        DZ = DY ⊙ relu'(Z)
-        DW = (DZᵀ·X) ⊙ Rᵀ
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, R D×K, Z N×K, DY N×K.
-    Returns (DW, Db).
-    """
-    DZ = DY * (Z >= 0)
-    DW = (DZ.T @ X) * R.T
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
 
 
 RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -978,7 +784,7 @@ class ReLUDropoutLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, R, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = relu_dropout_layer_backward_without_DX(X, R, Z, DY)
+            DW, Db = _activations.relu_dropout_layer_backward_without_DX(X, R, Z, DY)
             return None, None, DW, Db
         DW, Db, DX = _activations.relu_dropout_layer_backward(X, R, W, Z, DY)
         return DX, None, DW, Db
@@ -1033,25 +839,6 @@ def sigmoid(X: Tensor) -> Tensor:
     return SigmoidFunction.apply(X)
 
 
-def sigmoid_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
-    """Linear layer followed by Sigmoid: backpropagation, without DX.
-
-    From spec/activations/sigmoid.py (sigmoid_layer):
-
-        DZ = DY ⊙ sigmoid'(Z)
-        DW = DZᵀ·X
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, Z N×K, DY N×K.
-    Returns (DW, Db).
-    """
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
-    DW = DZ.T @ X
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
-
-
 SIGMOID_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
 
 
@@ -1080,7 +867,7 @@ class SigmoidLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = sigmoid_layer_backward_without_DX(X, Z, DY)
+            DW, Db = _activations.sigmoid_layer_backward_without_DX(X, Z, DY)
             return None, DW, Db
         DW, Db, DX = _activations.sigmoid_layer_backward(X, W, Z, DY)
         return DX, DW, Db
@@ -1095,27 +882,6 @@ def sigmoid_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     check("sigmoid_layer", SIGMOID_LAYER_SHAPES, (W, b, X))
     return SigmoidLayerFunction.apply(X, W, b)
-
-
-def sigmoid_dropout_layer_backward_without_DX(
-    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Linear layer with a dropout mask on its weights, followed by Sigmoid: backpropagation, without DX.
-
-    From spec/activations/sigmoid.py (sigmoid_dropout_layer):
-
-        DZ = DY ⊙ sigmoid'(Z)
-        DW = (DZᵀ·X) ⊙ Rᵀ
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, R D×K, Z N×K, DY N×K.
-    Returns (DW, Db).
-    """
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
-    DW = (DZ.T @ X) * R.T
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
 
 
 SIGMOID_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -1146,7 +912,7 @@ class SigmoidDropoutLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, R, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = sigmoid_dropout_layer_backward_without_DX(X, R, Z, DY)
+            DW, Db = _activations.sigmoid_dropout_layer_backward_without_DX(X, R, Z, DY)
             return None, None, DW, Db
         DW, Db, DX = _activations.sigmoid_dropout_layer_backward(X, R, W, Z, DY)
         return DX, None, DW, Db
@@ -1161,28 +927,6 @@ def sigmoid_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     check("sigmoid_dropout_layer", SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R))
     return SigmoidDropoutLayerFunction.apply(X, R, W, b)
-
-
-def srelu_backward_without_DX(
-    X: Tensor, DY: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
-) -> tuple[Scalar, Scalar, Scalar, Scalar]:
-    """SReLU, applied element-wise: backpropagation, without DX.
-
-    From spec/activations/srelu.py (srelu):
-
-        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(X))·1_K
-        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(X))·1_K
-        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(X))·1_K
-        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(X))·1_K
-
-    Shapes: X N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
-    Returns (Dal, Dtl, Dar, Dtr).
-    """
-    Dal = (DY * (X - tl) * (X <= tl)).sum()
-    Dtl = (DY * (1 - al) * (X <= tl)).sum()
-    Dar = (DY * (X - tr) * ((X >= tr) & (X > tl))).sum()
-    Dtr = (DY * (1 - ar) * ((X >= tr) & (X > tl))).sum()
-    return Dal, Dtl, Dar, Dtr
 
 
 SRELU_SHAPES = (("al", ()), ("tl", ()), ("ar", ()), ("tr", ()), ("X", ("N", "K")))
@@ -1213,7 +957,7 @@ class SReLUFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, al, tl, ar, tr = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            Dal, Dtl, Dar, Dtr = srelu_backward_without_DX(X, DY, al, tl, ar, tr)
+            Dal, Dtl, Dar, Dtr = _activations.srelu_backward_without_DX(X, DY, al, tl, ar, tr)
             return None, Dal, Dtl, Dar, Dtr
         Dal, Dtl, Dar, Dtr, DX = _activations.srelu_backward(X, DY, al, tl, ar, tr)
         return DX, Dal, Dtl, Dar, Dtr
@@ -1228,34 +972,6 @@ def srelu(X: Tensor, al: Tensor, tl: Tensor, ar: Tensor, tr: Tensor) -> Tensor:
     """
     check("srelu", SRELU_SHAPES, (al, tl, ar, tr, X))
     return SReLUFunction.apply(X, al, tl, ar, tr)
-
-
-def srelu_layer_backward_without_DX(
-    X: Tensor, Z: Tensor, DY: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
-) -> tuple[Scalar, Scalar, Scalar, Scalar, Tensor, Tensor]:
-    """Linear layer followed by SReLU: backpropagation, without DX.
-
-    From spec/activations/srelu.py (srelu_layer):
-
-        DZ = DY ⊙ srelu'(Z)
-        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
-        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
-        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
-        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
-        DW = DZᵀ·X
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
-    Returns (Dal, Dtl, Dar, Dtr, DW, Db).
-    """
-    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
-    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
-    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
-    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
-    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
-    DW = DZ.T @ X
-    Db = DZ.sum(dim=0, keepdim=True)
-    return Dal, Dtl, Dar, Dtr, DW, Db
 
 
 SRELU_LAYER_SHAPES = (
@@ -1298,7 +1014,9 @@ class SReLULayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, W, Z, al, tl, ar, tr = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            Dal, Dtl, Dar, Dtr, DW, Db = srelu_layer_backward_without_DX(X, Z, DY, al, tl, ar, tr)
+            Dal, Dtl, Dar, Dtr, DW, Db = _activations.srelu_layer_backward_without_DX(
+                X, Z, DY, al, tl, ar, tr
+            )
             return None, DW, Db, Dal, Dtl, Dar, Dtr
         Dal, Dtl, Dar, Dtr, DW, Db, DX = _activations.srelu_layer_backward(X, W, Z, DY, al, tl, ar, tr)
         return DX, DW, Db, Dal, Dtl, Dar, Dtr
@@ -1313,34 +1031,6 @@ def srelu_layer(X: Tensor, W: Tensor, b: Tensor, al: Tensor, tl: Tensor, ar: Ten
     """
     check("srelu_layer", SRELU_LAYER_SHAPES, (W, b, al, tl, ar, tr, X))
     return SReLULayerFunction.apply(X, W, b, al, tl, ar, tr)
-
-
-def srelu_dropout_layer_backward_without_DX(
-    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
-) -> tuple[Scalar, Scalar, Scalar, Scalar, Tensor, Tensor]:
-    """Linear layer with a dropout mask on its weights, followed by SReLU: backpropagation, without DX.
-
-    From spec/activations/srelu.py (srelu_dropout_layer):
-
-        DZ = DY ⊙ srelu'(Z)
-        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
-        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
-        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
-        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
-        DW = (DZᵀ·X) ⊙ Rᵀ
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, R D×K, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
-    Returns (Dal, Dtl, Dar, Dtr, DW, Db).
-    """
-    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
-    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
-    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
-    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
-    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
-    DW = (DZ.T @ X) * R.T
-    Db = DZ.sum(dim=0, keepdim=True)
-    return Dal, Dtl, Dar, Dtr, DW, Db
 
 
 SRELU_DROPOUT_LAYER_SHAPES = (
@@ -1384,7 +1074,9 @@ class SReLUDropoutLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, R, W, Z, al, tl, ar, tr = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            Dal, Dtl, Dar, Dtr, DW, Db = srelu_dropout_layer_backward_without_DX(X, R, Z, DY, al, tl, ar, tr)
+            Dal, Dtl, Dar, Dtr, DW, Db = _activations.srelu_dropout_layer_backward_without_DX(
+                X, R, Z, DY, al, tl, ar, tr
+            )
             return None, None, DW, Db, Dal, Dtl, Dar, Dtr
         Dal, Dtl, Dar, Dtr, DW, Db, DX = _activations.srelu_dropout_layer_backward(
             X, R, W, Z, DY, al, tl, ar, tr
@@ -1445,22 +1137,6 @@ def simple_batch_norm(X: Tensor) -> Tensor:
     return SimpleBatchNormFunction.apply(X)
 
 
-def batch_norm_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
-    """Batch normalization with affine γ, β: backpropagation, without DX.
-
-    From spec/layers/batch_norm.py (batch_norm):
-
-        Dbeta = 1_Nᵀ·DY
-        Dgamma = 1_Nᵀ·(Z ⊙ DY)
-
-    Shapes: Z N×K, DY N×K.
-    Returns (Dbeta, Dgamma).
-    """
-    Dbeta = DY.sum(dim=0, keepdim=True)
-    Dgamma = (Z * DY).sum(dim=0, keepdim=True)
-    return Dbeta, Dgamma
-
-
 BATCH_NORM_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
 
 
@@ -1491,7 +1167,7 @@ class BatchNormFunction(torch.autograd.Function):
     def backward(ctx, DY):
         gamma, Sigma, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            Dbeta, Dgamma = batch_norm_backward_without_DX(Z, DY)
+            Dbeta, Dgamma = _layers.batch_norm_backward_without_DX(Z, DY)
             return None, Dgamma, Dbeta
         Dbeta, Dgamma, DX = _layers.batch_norm_backward(gamma, Sigma, Z, DY)
         return DX, Dgamma, Dbeta
@@ -1549,22 +1225,6 @@ def simple_batch_norm_eps(X: Tensor, epsilon: float) -> Tensor:
     return SimpleBatchNormEpsFunction.apply(X, epsilon)
 
 
-def batch_norm_eps_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
-    """Batch normalization with affine γ, β and ε: backpropagation, without DX.
-
-    From spec/layers/batch_norm.py (batch_norm_eps):
-
-        Dbeta = 1_Nᵀ·DY
-        Dgamma = 1_Nᵀ·(Z ⊙ DY)
-
-    Shapes: Z N×K, DY N×K.
-    Returns (Dbeta, Dgamma).
-    """
-    Dbeta = DY.sum(dim=0, keepdim=True)
-    Dgamma = (Z * DY).sum(dim=0, keepdim=True)
-    return Dbeta, Dgamma
-
-
 BATCH_NORM_EPS_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
 
 
@@ -1596,7 +1256,7 @@ class BatchNormEpsFunction(torch.autograd.Function):
     def backward(ctx, DY):
         gamma, Sigma, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            Dbeta, Dgamma = batch_norm_eps_backward_without_DX(Z, DY)
+            Dbeta, Dgamma = _layers.batch_norm_eps_backward_without_DX(Z, DY)
             return None, Dgamma, Dbeta, None
         Dbeta, Dgamma, DX = _layers.batch_norm_eps_backward(gamma, Sigma, Z, DY, ctx.epsilon)
         return DX, Dgamma, Dbeta, None
@@ -1611,22 +1271,6 @@ def batch_norm_eps(X: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Te
     """
     check("batch_norm_eps", BATCH_NORM_EPS_SHAPES, (gamma, beta, X))
     return BatchNormEpsFunction.apply(X, gamma, beta, epsilon)
-
-
-def linear_dropout_backward_without_DX(X: Tensor, R: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
-    """Linear layer with a dropout mask on its weights: backpropagation, without DX.
-
-    From spec/layers/dropout.py (linear_dropout):
-
-        DW = (DYᵀ·X) ⊙ Rᵀ
-        Db = 1_Nᵀ·DY
-
-    Shapes: X N×D, R D×K, DY N×K.
-    Returns (DW, Db).
-    """
-    DW = (DY.T @ X) * R.T
-    Db = DY.sum(dim=0, keepdim=True)
-    return DW, Db
 
 
 LINEAR_DROPOUT_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -1655,7 +1299,7 @@ class LinearDropoutFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, R, W = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = linear_dropout_backward_without_DX(X, R, DY)
+            DW, Db = _layers.linear_dropout_backward_without_DX(X, R, DY)
             return None, None, DW, Db
         DW, Db, DX = _layers.linear_dropout_backward(X, R, W, DY)
         return DX, None, DW, Db
@@ -1670,22 +1314,6 @@ def linear_dropout(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     check("linear_dropout", LINEAR_DROPOUT_SHAPES, (W, b, X, R))
     return LinearDropoutFunction.apply(X, R, W, b)
-
-
-def linear_backward_without_DX(X: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
-    """Linear layer: backpropagation, without DX.
-
-    From spec/layers/linear.py (linear):
-
-        DW = DYᵀ·X
-        Db = 1_Nᵀ·DY
-
-    Shapes: X N×D, DY N×K.
-    Returns (DW, Db).
-    """
-    DW = DY.T @ X
-    Db = DY.sum(dim=0, keepdim=True)
-    return DW, Db
 
 
 LINEAR_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -1714,7 +1342,7 @@ class LinearFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, W = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = linear_backward_without_DX(X, DY)
+            DW, Db = _layers.linear_backward_without_DX(X, DY)
             return None, DW, Db
         DW, Db, DX = _layers.linear_backward(X, W, DY)
         return DX, DW, Db
@@ -1729,24 +1357,6 @@ def linear(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     check("linear", LINEAR_SHAPES, (W, b, X))
     return LinearFunction.apply(X, W, b)
-
-
-def softmax_layer_backward_without_DX(X: Tensor, Y: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
-    """Linear layer followed by softmax: backpropagation, without DX.
-
-    From spec/layers/softmax.py (softmax_layer):
-
-        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
-        DW = DZᵀ·X
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, Y N×K, DY N×K.
-    Returns (DW, Db).
-    """
-    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
-    DW = DZ.T @ X
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
 
 
 SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -1777,7 +1387,7 @@ class SoftmaxLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, W, Y = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = softmax_layer_backward_without_DX(X, Y, DY)
+            DW, Db = _layers.softmax_layer_backward_without_DX(X, Y, DY)
             return None, DW, Db
         DW, Db, DX = _layers.softmax_layer_backward(X, W, Y, DY)
         return DX, DW, Db
@@ -1792,25 +1402,6 @@ def softmax_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     check("softmax_layer", SOFTMAX_LAYER_SHAPES, (W, b, X))
     return SoftmaxLayerFunction.apply(X, W, b)
-
-
-def log_softmax_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
-    """Linear layer followed by log-softmax: backpropagation, without DX.
-
-    From spec/layers/softmax.py (log_softmax_layer):
-
-        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
-        DW = DZᵀ·X
-        Db = 1_Nᵀ·DZ
-
-    Shapes: X N×D, Z N×K, DY N×K.
-    Returns (DW, Db).
-    """
-    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
-    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
-    DW = DZ.T @ X
-    Db = DZ.sum(dim=0, keepdim=True)
-    return DW, Db
 
 
 LOG_SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -1841,7 +1432,7 @@ class LogSoftmaxLayerFunction(torch.autograd.Function):
     def backward(ctx, DY):
         X, W, Z = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            DW, Db = log_softmax_layer_backward_without_DX(X, Z, DY)
+            DW, Db = _layers.log_softmax_layer_backward_without_DX(X, Z, DY)
             return None, DW, Db
         DW, Db, DX = _layers.log_softmax_layer_backward(X, W, Z, DY)
         return DX, DW, Db

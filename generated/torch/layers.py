@@ -14,18 +14,24 @@ __all__ = [
     "simple_batch_norm_backward",
     "batch_norm_forward",
     "batch_norm_backward",
+    "batch_norm_backward_without_DX",
     "simple_batch_norm_eps_forward",
     "simple_batch_norm_eps_backward",
     "batch_norm_eps_forward",
     "batch_norm_eps_backward",
+    "batch_norm_eps_backward_without_DX",
     "linear_dropout_forward",
     "linear_dropout_backward",
+    "linear_dropout_backward_without_DX",
     "linear_forward",
     "linear_backward",
+    "linear_backward_without_DX",
     "softmax_layer_forward",
     "softmax_layer_backward",
+    "softmax_layer_backward_without_DX",
     "log_softmax_layer_forward",
     "log_softmax_layer_backward",
+    "log_softmax_layer_backward_without_DX",
 ]
 
 
@@ -107,6 +113,22 @@ def batch_norm_backward(gamma: Tensor, Sigma: Tensor, Z: Tensor, DY: Tensor) -> 
         N * torch.sqrt(Sigma)
     )
     return Dbeta, Dgamma, DX
+
+
+def batch_norm_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Batch normalization with affine γ, β: backpropagation, without DX.
+
+    From spec/layers/batch_norm.py (batch_norm):
+
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+
+    Shapes: Z N×K, DY N×K.
+    Returns (Dbeta, Dgamma).
+    """
+    Dbeta = DY.sum(dim=0, keepdim=True)
+    Dgamma = (Z * DY).sum(dim=0, keepdim=True)
+    return Dbeta, Dgamma
 
 
 def simple_batch_norm_eps_forward(X: Tensor, epsilon: Scalar) -> tuple[Tensor, Tensor]:
@@ -193,6 +215,22 @@ def batch_norm_eps_backward(
     return Dbeta, Dgamma, DX
 
 
+def batch_norm_eps_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Batch normalization with affine γ, β and ε: backpropagation, without DX.
+
+    From spec/layers/batch_norm.py (batch_norm_eps):
+
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+
+    Shapes: Z N×K, DY N×K.
+    Returns (Dbeta, Dgamma).
+    """
+    Dbeta = DY.sum(dim=0, keepdim=True)
+    Dgamma = (Z * DY).sum(dim=0, keepdim=True)
+    return Dbeta, Dgamma
+
+
 def linear_dropout_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """Linear layer with a dropout mask on its weights: feedforward.
 
@@ -225,6 +263,22 @@ def linear_dropout_backward(X: Tensor, R: Tensor, W: Tensor, DY: Tensor) -> tupl
     return DW, Db, DX
 
 
+def linear_dropout_backward_without_DX(X: Tensor, R: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights: backpropagation, without DX.
+
+    From spec/layers/dropout.py (linear_dropout):
+
+        DW = (DYᵀ·X) ⊙ Rᵀ
+        Db = 1_Nᵀ·DY
+
+    Shapes: X N×D, R D×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DW = (DY.T @ X) * R.T
+    Db = DY.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def linear_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """Linear layer: feedforward.
 
@@ -255,6 +309,22 @@ def linear_backward(X: Tensor, W: Tensor, DY: Tensor) -> tuple[Tensor, Tensor, T
     Db = DY.sum(dim=0, keepdim=True)
     DX = DY @ W
     return DW, Db, DX
+
+
+def linear_backward_without_DX(X: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer: backpropagation, without DX.
+
+    From spec/layers/linear.py (linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+
+    Shapes: X N×D, DY N×K.
+    Returns (DW, Db).
+    """
+    DW = DY.T @ X
+    Db = DY.sum(dim=0, keepdim=True)
+    return DW, Db
 
 
 def softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
@@ -294,6 +364,24 @@ def softmax_layer_backward(X: Tensor, W: Tensor, Y: Tensor, DY: Tensor) -> tuple
     return DW, Db, DX
 
 
+def softmax_layer_backward_without_DX(X: Tensor, Y: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by softmax: backpropagation, without DX.
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Y N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
+    DW = DZ.T @ X
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def log_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Linear layer followed by log-softmax: feedforward.
 
@@ -330,3 +418,22 @@ def log_softmax_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> t
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
     return DW, Db, DX
+
+
+def log_softmax_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by log-softmax: backpropagation, without DX.
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DW = DZ.T @ X
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
