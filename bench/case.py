@@ -1,0 +1,185 @@
+"""One benchmark case, in its own process: ``python -m bench.case <name> '<config json>' <result.json>``.
+
+Cases: gemm (the torch one records the environment), dense, sparse, memory, batchnorm (see `bench/__main__.py` for the configurations).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from bench import cases
+
+
+def gemm(config: dict) -> dict:
+    """Float32 GEMM peak of one library (torch.mm or NumPy's matmul) on n×n matrices, best of `repeat`
+    (GFLOP/s); the torch process also records the environment."""
+    library, out = config["library"], {}
+    if library == "torch":
+        import torch
+    for n in config["sizes"]:
+        rng = np.random.default_rng(0)
+        A, B = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+        if library == "torch":
+            A, B = torch.from_numpy(A), torch.from_numpy(B)
+        times = []
+        for _ in range(2 + config["repeat"]):  # two warm-ups
+            t0 = time.perf_counter()
+            A @ B
+            times.append(time.perf_counter() - t0)
+        out[f"{'torch.mm' if library == 'torch' else 'numpy'} {n}³"] = 2.0 * n**3 / min(times[2:]) / 1e9
+    return {"gflops": out, **({"env": cases.environment()} if library == "torch" else {})}
+
+
+def dense(config: dict) -> dict:
+    sizes, batch = config["sizes"], config["batch"]
+    X, labels, T, weights = cases.dense_data(sizes, batch)
+    steps = {name: cases.DENSE[name](X, labels, T, weights) for name in config["competitors"]}
+    result = {
+        "timing": cases.time_alternating(steps, config["rounds"], config["warmup"], config["budget_s"]),
+        "flops": cases.dense_flops(sizes, batch),
+    }
+    if "batchform-torch" in steps:  # what computing the first layer's unused DX = DZ·W costs in torch
+        import torch
+
+        DZ, W = torch.randn(batch, sizes[1]), torch.from_numpy(weights[0][0])
+        result["first_dx_ms"] = cases.time_alternating({"dx": lambda: DZ @ W}, 20, 3)["dx"]["ms"]
+    if (
+        "batchform-cpp" in steps
+    ):  # the first layer's three GEMMs, Eigen (the C++ kernels') against torch (MKL)
+        result["layer1_gemms_ms"] = layer1_gemms(sizes, batch)
+    result["compiled_flops"] = {
+        name: getattr(cases.DENSE[name], "compiled_flops", None)
+        for name in ("batchform-jax", "jax-grad-jit")
+        if name in steps
+    }
+    result["kernels"] = {
+        name: step.kernels_used() for name, step in steps.items() if hasattr(step, "kernels_used")
+    }
+    if config.get("profile"):
+        kinds = {
+            "batchform-torch": "torch",
+            "torch-autograd": "torch",
+            "nerva-torch": "torch",
+            "batchform-cpp": "generated.cpp",
+            "batchform-numpy": "generated.numpy",
+        }
+        result["profile"] = {
+            name: cases.profile_step(steps[name], kind) for name, kind in kinds.items() if name in steps
+        }
+    return result
+
+
+def layer1_gemms(sizes: list[int], batch: int) -> dict:
+    """X·Wᵀ, DZᵀ·X and DZ·W of the first layer into preallocated outputs: batchform::gemm (Eigen + OpenMP, what
+    the generated C++ kernels compute with) against torch.mm, alternated (ms)."""
+    import torch
+
+    from batchform.cpp_module import load
+
+    cpp, rng = load(), np.random.default_rng(0)
+    D, K = sizes[0], sizes[1]
+    X, W = rng.standard_normal((batch, D), dtype=np.float32), rng.standard_normal((K, D), dtype=np.float32)
+    DZ = rng.standard_normal((batch, K), dtype=np.float32)
+    Z, DW, DX = (
+        np.empty((batch, K), np.float32),
+        np.empty((K, D), np.float32),
+        np.empty((batch, D), np.float32),
+    )
+    tX, tW, tDZ, tZ, tDW, tDX = map(torch.from_numpy, (X, W, DZ, Z.copy(), DW.copy(), DX.copy()))
+
+    def eigen():
+        cpp.gemm(X, W, Z, trans_b=True)
+        cpp.gemm(DZ, X, DW, trans_a=True)
+        cpp.gemm(DZ, W, DX)
+
+    def mkl():
+        torch.mm(tX, tW.T, out=tZ)
+        torch.mm(tDZ.T, tX, out=tDW)
+        torch.mm(tDZ, tW, out=tDX)
+
+    times = cases.time_alternating({"eigen": eigen, "torch": mkl}, 20, 3)
+    return {k: v["ms"] for k, v in times.items()}
+
+
+def sparse(config: dict) -> dict:
+    """C++ sparse training step at one density against the dense PyTorch autograd step (timing)."""
+    sizes, batch, density = config["sizes"], config["batch"], config["density"]
+    X, labels, T, weights = cases.dense_data(sizes, batch)
+    factory = cases.cpp_sparse(density)
+    steps = {
+        "cpp-sparse": factory(X, labels, T, sizes),
+        "torch-autograd": cases.torch_autograd(X, labels, T, weights),
+    }
+    result = {
+        "timing": cases.time_alternating(steps, config["rounds"], config["warmup"], config["budget_s"]),
+        "nnz": factory.nnz,
+        "layer_densities": factory.densities,
+    }
+    if config.get("profile"):
+        result["profile"] = {"cpp-sparse": cases.profile_step(steps["cpp-sparse"], "generated.cpp")}
+    return result
+
+
+def memory(config: dict) -> dict:
+    """Memory of one competitor alone in this process: RSS after imports, then its data, model and `steps`
+    training steps; the peak (VmHWM, reset after building) minus the RSS after imports."""
+    competitor, sizes, batch = config["competitor"], config["sizes"], config["batch"]
+    if competitor == "torch-autograd":
+        import torch  # noqa: F401
+    else:
+        import generated.cpp  # noqa: F401
+    after_imports = cases.memory_now()["VmRSS"]
+    X, labels, T, _ = cases.dense_data(sizes, batch, with_weights=False)
+    if competitor == "torch-autograd":
+        step = cases.torch_autograd(X, labels, T, None, sizes)
+    else:
+        step = cases.cpp_sparse(config["density"])(X, labels, T, sizes)
+    built = cases.memory_now()["VmRSS"]
+    reset = cases.reset_peak_memory()
+    for _ in range(config["steps"]):
+        step()
+    now = cases.memory_now()
+    return {
+        "after_imports_mb": after_imports,
+        "built_mb": built - after_imports,
+        "peak_mb": now["VmHWM"] - after_imports,
+        "peak_reset": reset,
+    }
+
+
+def batchnorm(config: dict) -> dict:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((config["N"], config["K"]), dtype=np.float32)
+    DY = rng.standard_normal((config["N"], config["K"]), dtype=np.float32)
+    steps = {name: cases.BATCH_NORM[name](X, DY) for name in config["competitors"]}
+    result = {"timing": cases.time_alternating(steps, config["rounds"], config["warmup"], config["budget_s"])}
+    kinds = {
+        "batchform-torch": "torch",
+        "batchform-cpp": "generated.cpp",
+        "batchform-numpy": "generated.numpy",
+    }
+    result["profile"] = {
+        name: cases.profile_step(steps[name], kinds[name]) for name in steps if name in kinds
+    }
+    return result
+
+
+CASES = {"gemm": gemm, "dense": dense, "sparse": sparse, "memory": memory, "batchnorm": batchnorm}
+
+
+def main(argv: list[str]) -> int:
+    name, config, out = argv[0], json.loads(argv[1]), argv[2]
+    started = time.perf_counter()
+    result = CASES[name](config)
+    result["wall_s"] = time.perf_counter() - started
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
