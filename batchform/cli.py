@@ -109,7 +109,14 @@ def cmd_generate(args) -> int:
 def cmd_build_cpp(args) -> int:
     from batchform import cpp_build
 
-    cpp_build.build(force=args.force)
+    if not (cpp_build.GENERATED_DIR / "bindings.cpp").is_file():
+        raise UsageError(f"{cpp_build.GENERATED_DIR} has no generated C++ sources: run `batchform generate` "
+                         f"first")
+    try:
+        cpp_build.build(force=args.force)
+    except cpp_build.CppBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
