@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import importlib
 import keyword
+import os
 import pkgutil
+import signal
 import sys
+import threading
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -58,16 +62,66 @@ def spec_modules(root=spec_package):
         yield info.name, str(base.joinpath(*relative[:-1], relative[-1] + ".py"))
 
 
+#: Seconds one spec module may take to import (a normal one takes well under a second); override with the
+#: environment variable BATCHFORM_SPEC_LOAD_TIMEOUT.
+LOAD_TIMEOUT = 30.0
+
+
+class _LoadTimeout(BaseException):
+    """Raised inside a spec module's import by the alarm of :func:`_time_limit`."""
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the block after ``seconds`` (SIGALRM; only in the main thread, elsewhere no limit)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable or seconds <= 0:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _LoadTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _import(module_name: str, path: str, load=None):
+    """Import one spec module (or run ``load``, which imports spec packages); any failure, an exit
+    (SystemExit) or running past the time limit is a SpecError naming the file. Only KeyboardInterrupt (the
+    user) passes through."""
+    limit = float(os.environ.get("BATCHFORM_SPEC_LOAD_TIMEOUT", LOAD_TIMEOUT))
+    try:
+        with _time_limit(limit):
+            return load() if load else importlib.import_module(module_name)
+    except _LoadTimeout:
+        sys.modules.pop(module_name, None)
+        raise SpecError(f"spec {module_name}: cannot be loaded ({path}): importing it took longer than {limit:g} s "
+                        f"(an endless loop?)") from None
+    except SystemExit as exc:
+        sys.modules.pop(module_name, None)
+        raise SpecError(f"spec {module_name}: cannot be loaded ({path}): it exits while being imported "
+                        f"(SystemExit({exc.code!r})); a spec module must only define SPECS") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a spec file can fail in any way; the user wants file and line
+        sys.modules.pop(module_name, None)
+        raise _import_error(module_name, path, exc) from None
+
+
 def load_all(root=spec_package) -> list[LoadedSpec]:
     """Import every spec module and check every spec; raises SpecError naming the first fault."""
     loaded: list[LoadedSpec] = []
     seen: dict[str, str] = {}
-    for module_name, path in spec_modules(root):
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:  # a spec file can fail in any way; the user wants file and line
-            sys.modules.pop(module_name, None)
-            raise _import_error(module_name, path, exc) from None
+    # walk_packages imports every spec sub-package's __init__, which can fail or exit like any module
+    modules = _import(root.__name__, str(Path(root.__file__).parent), load=lambda: list(spec_modules(root)))
+    for module_name, path in modules:
+        module = _import(module_name, path)
         specs = getattr(module, "SPECS", None)
         if specs is None:
             raise SpecError(f"spec module {module_name} ({path}) defines no SPECS list")

@@ -5,12 +5,28 @@
 Arrays are NumPy arrays, float32 or float64. Updates change their arguments in place and return them.
 """
 
+from .. import _check_generation
+
+_check_generation(
+    __name__,
+    "245f2cfa05912e3f5900a9ee9271dae261dc14a3a99fec6d0a07aeab928dd08a",
+    "ed206cb34eff3fd37315e94c2cb1019a4772130f3cd87b1d17db16981e0c0a37",
+)
+_COMPILED_GENERATION = "245f2cfa05912e3f5900a9ee9271dae261dc14a3a99fec6d0a07aeab928dd08a"
+
 try:
     from . import _batchform_cpp as _kernels
 except ImportError as error:  # pragma: no cover - depends on the build
     raise ImportError(
         "generated.cpp is not built: run `make cpp` (or `batchform build-cpp`) first"
     ) from error
+# _COMPILED_GENERATION is the stamp codegen/generation.py puts above, the digest of these generated sources;
+# the compiled module carries the digest of the sources it was built from.
+if getattr(_kernels, "GENERATION", None) != _COMPILED_GENERATION:
+    raise ImportError(
+        "generated.cpp: the compiled module was built from older generated sources (a spec was added or "
+        "changed since): run `make cpp` (or `batchform build-cpp`)"
+    )
 
 all_relu = _kernels.all_relu
 all_relu_backward = _kernels.all_relu_backward

@@ -7,6 +7,14 @@ jit-compilable (updates return new arrays); and ``custom_vjp``: every layer, fun
 ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
 """
 
+from .. import _check_generation
+
+_check_generation(
+    __name__,
+    "fa657b887a72dc7ba45f096cd7d92a7e5cf589999714e5a1fe5db6ebfaf579d0",
+    "ed206cb34eff3fd37315e94c2cb1019a4772130f3cd87b1d17db16981e0c0a37",
+)
+
 from .activations import (
     all_relu,
     all_relu_backward,

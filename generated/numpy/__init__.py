@@ -2,6 +2,14 @@
 # Do not edit: change the spec and run `make generate`.
 """batchform's NumPy kernels: every function generated from spec/, one module per family."""
 
+from .. import _check_generation
+
+_check_generation(
+    __name__,
+    "6be0830ec632fb7fdc81219d2a91074fe87ed31ba1527e1931f7f9c3dc275f2b",
+    "ed206cb34eff3fd37315e94c2cb1019a4772130f3cd87b1d17db16981e0c0a37",
+)
+
 from .activations import (
     all_relu,
     all_relu_backward,

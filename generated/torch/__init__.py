@@ -7,6 +7,14 @@ layer, function and loss (``AllReLU``, ...); and ``functional``: their
 ``torch.autograd.Function`` classes and checked functional forms.
 """
 
+from .. import _check_generation
+
+_check_generation(
+    __name__,
+    "cacc8f27ebdc82c52603f2d9293875395099de89b7fb2780a37e124b88fade47",
+    "ed206cb34eff3fd37315e94c2cb1019a4772130f3cd87b1d17db16981e0c0a37",
+)
+
 from .activations import (
     all_relu,
     all_relu_backward,
