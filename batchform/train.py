@@ -18,13 +18,16 @@ from batchform.training.backends import BACKENDS
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="numpy", help=f"one of {', '.join(BACKENDS)} (default: numpy)")
     p.add_argument("--dataset", default="digits", help="'digits' (built in) or a Nerva .npz file")
-    p.add_argument("--layers", default="ReLU;ReLU;Linear",
-                   help="layer names separated by ';', e.g. 'ReLU;Dropout(0.3);ReLU;BatchNorm;Linear'")
+    from batchform.training.options import known_names, layers_help
+
+    p.add_argument("--layers", default="ReLU;ReLU;Linear", help=layers_help())
     p.add_argument("--layer-sizes", default=None,
                    help="comma-separated sizes, input first (default: input,64,64,classes for digits)")
-    p.add_argument("--optimizers", default="Momentum(0.9)", help="one for all layers or one per layer")
+    p.add_argument("--optimizers", default="Momentum(0.9)",
+                   help=f"one for all layers or one per layer: {', '.join(known_names('update'))}")
     p.add_argument("--init-weights", default="XavierNormal", help="XavierUniform, HeNormal, Uniform(a,b), ...")
-    p.add_argument("--loss", default="StableSoftmaxCrossEntropy", help="a loss spec name, e.g. SquaredError")
+    p.add_argument("--loss", default="StableSoftmaxCrossEntropy",
+                   help=f"one of {', '.join(known_names('loss', ('_loss',)))}")
     p.add_argument("--learning-rate", default="Constant(0.05)", help="Constant(η), Exponential(η,d), ...")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32)

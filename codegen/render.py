@@ -137,7 +137,10 @@ def _manifest(specs: list[LoadedSpec], groups: list[Family]) -> str:
                     "returns": tuple(f.aliases.get(r, r) for r in f.returns)} for f in functions[s.name]]
         from codegen.lower import initial_values
 
-        entries.append({"name": s.name, "kind": s.kind, "family": loaded.family, "doc": s.doc,
+        from codegen.wrappers import class_name
+
+        entries.append({"name": s.name, "title": class_name(s.name), "kind": s.kind, "family": loaded.family,
+                        "doc": s.doc,
                         "inputs": tuple(i.name for i in s.inputs), "parameters": parameters,
                         "init": initial_values(s),
                         "hyperparameters": tuple(h.name for h in s.hyperparameters),

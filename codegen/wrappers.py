@@ -17,7 +17,7 @@ from codegen.errors import SpecError
 from codegen.lower import Argument, Function
 
 #: Class names of spec names' words where plain capitalization would misspell them.
-WORDS = {"relu": "ReLU", "srelu": "SReLU"}
+WORDS = {"relu": "ReLU", "srelu": "SReLU", "silu": "SiLU", "gelu": "GELU", "elu": "ELU", "selu": "SELU"}
 
 #: How a module initializes a trained parameter, by name: ("uniform_fan_in", None) draws from
 #: U(−1/√fan_in, 1/√fan_in) with fan_in the columns of the matrix (PyTorch's nn.Linear), ("constant", c)

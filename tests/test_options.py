@@ -168,3 +168,25 @@ def test_build_cpp_without_generated_sources_is_one_error(monkeypatch, capsys, t
     assert main(["build-cpp"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "batchform generate" in err and "\n" not in err
+
+
+# --- names --------------------------------------------------------------------------------------------
+
+def test_layers_help_lists_the_spellings_that_parse():
+    from batchform.training.options import layers_help, parse_layers
+
+    text = layers_help()
+    assert "ReLU" in text and "SReLU" in text and "LeakyReLU(alpha)" in text and "Relu" not in text
+    assert "Dropout(p)" in text and "BatchNorm(ε)" in text
+    listed = text.split("known: ")[1].split("; BatchNorm(ε)")[0].split(", ")
+    for name in listed:
+        call = name.replace("(alpha)", "(0.1)").replace("(epsilon)", "(0.001)")
+        parse_layers(f"{call};Linear" if name != "Linear" else "Linear")
+
+
+def test_unknown_names_list_what_is_known():
+    from batchform.training.options import parse_layers
+
+    with pytest.raises(OptionError) as info:
+        parse_layers("Relu6;Linear")
+    assert "ReLU" in str(info.value) and "Dropout(p)" in str(info.value) and "Relu," not in str(info.value)

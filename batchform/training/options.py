@@ -129,16 +129,37 @@ def spec_by_name(name: str, kind: str, option: str, suffixes=("", "_layer")) -> 
         for spec_name, info in SPECS.items():
             if info.kind == kind and _key(spec_name) == wanted + _key(suffix):
                 return spec_name
-    known = sorted({_display(n, suffixes) for n, i in SPECS.items() if i.kind == kind})
+    known = known_names(kind, suffixes)
+    if kind == "layer":
+        known += [BATCH_NORM_FORM, "Dropout(p)"]
     raise OptionError(f"{option}: unknown name {name!r}; known: {', '.join(known)}")
 
 
-def _display(spec_name: str, suffixes) -> str:
-    for suffix in sorted(suffixes, key=len, reverse=True):
-        if suffix and spec_name.endswith(suffix):
-            spec_name = spec_name[: -len(suffix)]
-            break
-    return "".join(part.capitalize() for part in spec_name.split("_"))
+def known_names(kind: str, suffixes=("", "_layer")) -> list[str]:
+    """The spellings users type, from the manifest's titles, with their arguments: ``LeakyReLU(alpha)``."""
+    names = {}
+    for info in SPECS.values():
+        if info.kind != kind or (kind == "layer" and info.inputs != ("X",)):  # dropout forms: Dropout(p)
+            continue
+        # a manifest from before titles (generate is about to replace it) still gives usable names
+        title = getattr(info, "title", "") or "".join(p.capitalize() for p in info.name.split("_"))
+        for suffix in sorted(suffixes, key=len, reverse=True):
+            ending = "".join(p.capitalize() for p in suffix.split("_"))
+            if ending and title.endswith(ending) and title != ending:
+                title = title[: -len(ending)]
+                break
+        if kind == "layer" and _key(title) in BATCH_NORM_NAMES:  # the name BatchNorm(ε) stands for
+            continue
+        arguments = [h for h in info.hyperparameters if h != "eta"] if kind == "update" else list(info.hyperparameters)
+        names[title] = f"{title}({','.join(arguments)})" if arguments else title
+    return [names[k] for k in sorted(names)]
+
+
+def layers_help() -> str:
+    """--layers help: every layer by the name that parses, plus Dropout(p) and BatchNorm(ε)."""
+    return (f"layer names separated by ';', e.g. 'ReLU;Dropout(0.3);ReLU;BatchNorm;Linear'; known: "
+            f"{', '.join(known_names('layer'))}; {BATCH_NORM_FORM} (ε defaults to {DEFAULT_EPSILON:g}); Dropout(p) "
+            f"(a mask on the next layer's weights, 0 ≤ p < 1)")
 
 
 @dataclass(frozen=True)
@@ -158,6 +179,7 @@ class LayerOption:
 BATCH_NORM_NAMES = {"batchnorm", "batchnormalization", "batchnormalisation"}
 BATCH_NORM_SPEC = "batch_norm_eps"
 DEFAULT_EPSILON = 1e-5
+BATCH_NORM_FORM = "BatchNorm(ε)"
 
 
 def parse_layers(text: str) -> list[LayerOption]:

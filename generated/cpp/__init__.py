@@ -10,7 +10,7 @@ from .. import _check_generation
 _check_generation(
     __name__,
     "245f2cfa05912e3f5900a9ee9271dae261dc14a3a99fec6d0a07aeab928dd08a",
-    "ed206cb34eff3fd37315e94c2cb1019a4772130f3cd87b1d17db16981e0c0a37",
+    "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
 )
 _COMPILED_GENERATION = "245f2cfa05912e3f5900a9ee9271dae261dc14a3a99fec6d0a07aeab928dd08a"
 

@@ -7,7 +7,7 @@ from .. import _check_generation
 _check_generation(
     __name__,
     "6be0830ec632fb7fdc81219d2a91074fe87ed31ba1527e1931f7f9c3dc275f2b",
-    "ed206cb34eff3fd37315e94c2cb1019a4772130f3cd87b1d17db16981e0c0a37",
+    "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
 )
 
 from .activations import (

@@ -12,7 +12,7 @@ from .. import _check_generation
 _check_generation(
     __name__,
     "cacc8f27ebdc82c52603f2d9293875395099de89b7fb2780a37e124b88fade47",
-    "ed206cb34eff3fd37315e94c2cb1019a4772130f3cd87b1d17db16981e0c0a37",
+    "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
 )
 
 from .activations import (
