@@ -17,7 +17,7 @@ void define_softmax(nanobind::module_& m);
 
 NB_MODULE(_batchform_cpp, m) {
     m.attr("GENERATION") =
-        "245f2cfa05912e3f5900a9ee9271dae261dc14a3a99fec6d0a07aeab928dd08a";  // checked by generated.cpp
+        "3127b7320452f68a87bca450539b02207f8182ee334930734a213a87823d5585";  // checked by generated.cpp
     batchform::register_sparse(m);
     batchform::define_activations(m);
     batchform::define_layers(m);

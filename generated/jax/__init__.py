@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "fa657b887a72dc7ba45f096cd7d92a7e5cf589999714e5a1fe5db6ebfaf579d0",
+    "6297f432664e8e1f55e7613615c601d775f598fb133c7559921c1cfd7c85cd19",
     "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
 )
 

@@ -6,7 +6,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "6be0830ec632fb7fdc81219d2a91074fe87ed31ba1527e1931f7f9c3dc275f2b",
+    "d329fb9ac240ae9c5bae779e77557dfc8c9fdfa2b6304941ede38c5daf41fbfe",
     "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
 )
 

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "cacc8f27ebdc82c52603f2d9293875395099de89b7fb2780a37e124b88fade47",
+    "c992f2e46a5468662d9080b5a4b4176477c2c0039d60a0fc7e3ec19e2a3f4a8b",
     "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
 )
 
