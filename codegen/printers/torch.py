@@ -27,6 +27,9 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
     def _print_Softplus(self, expr):
         return f"torch.nn.functional.softplus({self._print(expr.args[0])})"
 
+    def _print_XLogY(self, expr):
+        return f"torch.xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
     # --- a piecewise map that is zero on one side: a mask multiplied in, not torch.where --------------
     def _masked(self, expr):
         """(value, condition) when ``expr`` is ``value`` where ``condition`` holds and 0 elsewhere, ``value``

@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "3127b7320452f68a87bca450539b02207f8182ee334930734a213a87823d5585",
+    "75cfa2ccbad0cfb8b3870d0d14de438ee431a39f35af04069b3fdf52b046f01d",
     "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
 )
-_COMPILED_GENERATION = "3127b7320452f68a87bca450539b02207f8182ee334930734a213a87823d5585"
+_COMPILED_GENERATION = "75cfa2ccbad0cfb8b3870d0d14de438ee431a39f35af04069b3fdf52b046f01d"
 
 import numpy as np
 

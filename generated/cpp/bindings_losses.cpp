@@ -65,8 +65,7 @@ void define(nb::module_& m) {
           "Mean squared error: gradient in Y.\n\n    DY = (2\u00b7Y \u2212 2\u00b7T)/(K\u00b7N)");
     m.def("cross_entropy_loss", &cross_entropy_loss<S>, "Y"_a.noconvert(), "T"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
-          "Cross-entropy of probabilities Y: value.\n\n    L = \u22121_N\u1d40\u00b7(T \u2299 "
-          "log(Y))\u00b71_K");
+          "Cross-entropy of probabilities Y: value.\n\n    L = \u22121_N\u1d40\u00b7xlogy(T, Y)\u00b71_K");
     m.def("cross_entropy_loss_gradient", &cross_entropy_loss_gradient<S>, "Y"_a.noconvert(),
           "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Cross-entropy of probabilities Y: gradient in Y.\n\n    DY = \u2212(T \u2299 reciprocal(Y))");

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "6297f432664e8e1f55e7613615c601d775f598fb133c7559921c1cfd7c85cd19",
+    "4c5544713f68ecdd8957498d5a8e1fd9ee4152b2e49e77e2eae73201e7dc9fe3",
     "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
 )
 

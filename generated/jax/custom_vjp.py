@@ -1835,7 +1835,7 @@ def cross_entropy_loss(Y: Array, T: Array) -> Array:
     From spec/losses/losses.py (cross_entropy_loss), kernels
     ``cross_entropy_loss`` and ``cross_entropy_loss_gradient``:
 
-        L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+        L = −1_Nᵀ·xlogy(T, Y)·1_K
         DY = −(T ⊙ reciprocal(Y))
 
     Shapes (checked): Y N×K, T N×K.

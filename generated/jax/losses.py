@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special
 
 Array = jax.Array
 Scalar = float | jax.Array
@@ -147,14 +148,14 @@ def cross_entropy_loss(Y: Array, T: Array) -> Scalar:
 
     From spec/losses/losses.py (cross_entropy_loss):
 
-        L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+        L = −1_Nᵀ·xlogy(T, Y)·1_K
 
     Shapes: Y N×K, T N×K.
     Returns L.
     """
     if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
         wrong_shapes("cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
-    L = (-T * jnp.log(Y)).sum()
+    L = (-jax.scipy.special.xlogy(T, Y)).sum()
     return L
 
 

@@ -6,7 +6,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "d329fb9ac240ae9c5bae779e77557dfc8c9fdfa2b6304941ede38c5daf41fbfe",
+    "e1a9f8df637c3a0c596613cbeb3180a8ae3abd8bbb688d110dd81070ffe05d82",
     "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
 )
 

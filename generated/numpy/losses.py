@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.special
 from numpy.typing import NDArray
 
 Array = NDArray[np.floating]
@@ -146,14 +147,14 @@ def cross_entropy_loss(Y: Array, T: Array) -> float:
 
     From spec/losses/losses.py (cross_entropy_loss):
 
-        L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+        L = −1_Nᵀ·xlogy(T, Y)·1_K
 
     Shapes: Y N×K, T N×K.
     Returns L.
     """
     if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
         wrong_shapes("cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
-    L = (-T * np.log(Y)).sum()
+    L = (-scipy.special.xlogy(T, Y)).sum()
     return L
 
 

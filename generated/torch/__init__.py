@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "c992f2e46a5468662d9080b5a4b4176477c2c0039d60a0fc7e3ec19e2a3f4a8b",
+    "f5d29681345b284a6b209f245a7b62808bf220f56e73c58c0984f2900a3d1848",
     "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
 )
 

@@ -1630,7 +1630,7 @@ class CrossEntropyLossFunction(torch.autograd.Function):
     From spec/losses/losses.py (cross_entropy_loss), kernels
     ``cross_entropy_loss`` and ``cross_entropy_loss_gradient``:
 
-        L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+        L = −1_Nᵀ·xlogy(T, Y)·1_K
         DY = −(T ⊙ reciprocal(Y))
     """
 

@@ -146,14 +146,14 @@ def cross_entropy_loss(Y: Tensor, T: Tensor) -> Scalar:
 
     From spec/losses/losses.py (cross_entropy_loss):
 
-        L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+        L = −1_Nᵀ·xlogy(T, Y)·1_K
 
     Shapes: Y N×K, T N×K.
     Returns L.
     """
     if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
         wrong_shapes("cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
-    L = (-T * torch.log(Y)).sum()
+    L = (-torch.xlogy(T, Y)).sum()
     return L
 
 
