@@ -644,7 +644,7 @@ Matrix<S> leaky_relu(const ConstMatrixRef<S>& X, S alpha) {
     check_shape("leaky_relu", "X", X, any, any);
     const Index N = X.rows();
     const Index K = X.cols();
-    Matrix<S> Y = X.array().max(X.array() * alpha).matrix();
+    Matrix<S> Y = ((X.array() <= S(0))).select(X.array() * alpha, X.array()).matrix();
     (void)K, (void)N;
     return Y;
 }
@@ -662,7 +662,7 @@ Matrix<S> leaky_relu_backward(const ConstMatrixRef<S>& X, const ConstMatrixRef<S
     const Index N = X.rows();
     const Index K = X.cols();
     check_shape("leaky_relu_backward", "DY", DY, N, K);
-    Matrix<S> DX = ((X.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DX = ((X.array() <= S(0))).select(DY.array() * alpha, DY.array()).matrix();
     (void)K, (void)N;
     return DX;
 }
@@ -687,7 +687,7 @@ std::tuple<Matrix<S>, Matrix<S>> leaky_relu_layer_forward(const ConstMatrixRef<S
     check_shape("leaky_relu_layer_forward", "b", b, 1, K);
     Matrix<S> Z = X * W.transpose();
     Z.rowwise() += b.row(0);
-    Matrix<S> Y = Z.array().max(Z.array() * alpha).matrix();
+    Matrix<S> Y = ((Z.array() <= S(0))).select(Z.array() * alpha, Z.array()).matrix();
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
 }
@@ -714,7 +714,7 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> leaky_relu_layer_backward(const Cons
     const Index K = W.rows();
     check_shape("leaky_relu_layer_backward", "Z", Z, N, K);
     check_shape("leaky_relu_layer_backward", "DY", DY, N, K);
-    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(DY.array() * alpha, DY.array()).matrix();
     Matrix<S> DW = DZ.transpose() * X;
     Matrix<S> Db = DZ.colwise().sum();
     Matrix<S> DX = DZ * W;
@@ -741,7 +741,7 @@ std::tuple<Matrix<S>, Matrix<S>> leaky_relu_layer_backward_without_DX(const Cons
     check_shape("leaky_relu_layer_backward_without_DX", "Z", Z, N, any);
     const Index K = Z.cols();
     check_shape("leaky_relu_layer_backward_without_DX", "DY", DY, N, K);
-    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(DY.array() * alpha, DY.array()).matrix();
     Matrix<S> DW = DZ.transpose() * X;
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
@@ -770,7 +770,7 @@ std::tuple<Matrix<S>, Matrix<S>> leaky_relu_dropout_layer_forward(const ConstMat
     check_shape("leaky_relu_dropout_layer_forward", "b", b, 1, K);
     Matrix<S> Z = X * (W.transpose().array() * R.array()).matrix();
     Z.rowwise() += b.row(0);
-    Matrix<S> Y = Z.array().max(Z.array() * alpha).matrix();
+    Matrix<S> Y = ((Z.array() <= S(0))).select(Z.array() * alpha, Z.array()).matrix();
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
 }
@@ -797,7 +797,7 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> leaky_relu_dropout_layer_backward(
     check_shape("leaky_relu_dropout_layer_backward", "W", W, K, D);
     check_shape("leaky_relu_dropout_layer_backward", "Z", Z, N, K);
     check_shape("leaky_relu_dropout_layer_backward", "DY", DY, N, K);
-    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(DY.array() * alpha, DY.array()).matrix();
     const Matrix<S> t0 = DZ.transpose() * X;
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
@@ -828,7 +828,7 @@ std::tuple<Matrix<S>, Matrix<S>> leaky_relu_dropout_layer_backward_without_DX(co
     const Index K = R.cols();
     check_shape("leaky_relu_dropout_layer_backward_without_DX", "Z", Z, N, K);
     check_shape("leaky_relu_dropout_layer_backward_without_DX", "DY", DY, N, K);
-    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(DY.array() * alpha, DY.array()).matrix();
     const Matrix<S> t0 = DZ.transpose() * X;
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
@@ -866,7 +866,7 @@ Matrix<S> relu_backward(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& DY)
     const Index N = X.rows();
     const Index K = X.cols();
     check_shape("relu_backward", "DY", DY, N, K);
-    Matrix<S> DX = ((X.array() < S(0))).select(S(S(0)), DY.array()).matrix();
+    Matrix<S> DX = ((X.array() <= S(0))).select(S(S(0)), DY.array()).matrix();
     (void)K, (void)N;
     return DX;
 }
@@ -917,7 +917,7 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> relu_layer_backward(const ConstMatri
     const Index K = W.rows();
     check_shape("relu_layer_backward", "Z", Z, N, K);
     check_shape("relu_layer_backward", "DY", DY, N, K);
-    Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(S(S(0)), DY.array()).matrix();
     Matrix<S> DW = DZ.transpose() * X;
     Matrix<S> Db = DZ.colwise().sum();
     Matrix<S> DX = DZ * W;
@@ -944,7 +944,7 @@ std::tuple<Matrix<S>, Matrix<S>> relu_layer_backward_without_DX(const ConstMatri
     check_shape("relu_layer_backward_without_DX", "Z", Z, N, any);
     const Index K = Z.cols();
     check_shape("relu_layer_backward_without_DX", "DY", DY, N, K);
-    Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(S(S(0)), DY.array()).matrix();
     Matrix<S> DW = DZ.transpose() * X;
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
@@ -1002,7 +1002,7 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> relu_dropout_layer_backward(const Co
     check_shape("relu_dropout_layer_backward", "W", W, K, D);
     check_shape("relu_dropout_layer_backward", "Z", Z, N, K);
     check_shape("relu_dropout_layer_backward", "DY", DY, N, K);
-    Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(S(S(0)), DY.array()).matrix();
     const Matrix<S> t0 = DZ.transpose() * X;
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
@@ -1032,7 +1032,7 @@ std::tuple<Matrix<S>, Matrix<S>> relu_dropout_layer_backward_without_DX(const Co
     const Index K = R.cols();
     check_shape("relu_dropout_layer_backward_without_DX", "Z", Z, N, K);
     check_shape("relu_dropout_layer_backward_without_DX", "DY", DY, N, K);
-    Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(S(S(0)), DY.array()).matrix();
     const Matrix<S> t0 = DZ.transpose() * X;
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();

@@ -505,7 +505,7 @@ def leaky_relu(X: Array, alpha: Scalar) -> Array:
     Shapes: X N×K, alpha scalar.
     Returns Y.
     """
-    Y = jnp.maximum(X, X * alpha)
+    Y = jnp.where(X <= 0, X * alpha, X)
     return Y
 
 
@@ -519,7 +519,7 @@ def leaky_relu_backward(X: Array, DY: Array, alpha: Scalar) -> Array:
     Shapes: X N×K, DY N×K, alpha scalar.
     Returns DX.
     """
-    DX = jnp.where(X < 0, DY * alpha, DY)
+    DX = jnp.where(X <= 0, DY * alpha, DY)
     return DX
 
 
@@ -535,7 +535,7 @@ def leaky_relu_layer_forward(X: Array, W: Array, b: Array, alpha: Scalar) -> tup
     Returns (Z, Y).
     """
     Z = X @ W.T + b
-    Y = jnp.maximum(Z, Z * alpha)
+    Y = jnp.where(Z <= 0, Z * alpha, Z)
     return Z, Y
 
 
@@ -554,7 +554,7 @@ def leaky_relu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -573,7 +573,7 @@ def leaky_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: S
     Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -593,7 +593,7 @@ def leaky_relu_dropout_layer_forward(
     Returns (Z, Y).
     """
     Z = X @ (W.T * R) + b
-    Y = jnp.maximum(Z, Z * alpha)
+    Y = jnp.where(Z <= 0, Z * alpha, Z)
     return Z, Y
 
 
@@ -612,7 +612,7 @@ def leaky_relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
@@ -633,7 +633,7 @@ def leaky_relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -663,7 +663,7 @@ def relu_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
-    DX = jnp.where(X < 0, 0, DY)
+    DX = jnp.where(X <= 0, 0, DY)
     return DX
 
 
@@ -696,7 +696,7 @@ def relu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array,
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    DZ = jnp.where(Z <= 0, 0, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -715,7 +715,7 @@ def relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    DZ = jnp.where(Z <= 0, 0, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -752,7 +752,7 @@ def relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    DZ = jnp.where(Z <= 0, 0, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
@@ -771,7 +771,7 @@ def relu_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: Arr
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    DZ = jnp.where(Z <= 0, 0, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db

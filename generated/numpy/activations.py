@@ -504,7 +504,7 @@ def leaky_relu(X: Array, alpha: float) -> Array:
     Shapes: X N×K, alpha scalar.
     Returns Y.
     """
-    Y = np.maximum(X, X * alpha)
+    Y = np.where(X <= 0, X * alpha, X)
     return Y
 
 
@@ -518,7 +518,7 @@ def leaky_relu_backward(X: Array, DY: Array, alpha: float) -> Array:
     Shapes: X N×K, DY N×K, alpha scalar.
     Returns DX.
     """
-    DX = np.where(X < 0, DY * alpha, DY)
+    DX = np.where(X <= 0, DY * alpha, DY)
     return DX
 
 
@@ -534,7 +534,7 @@ def leaky_relu_layer_forward(X: Array, W: Array, b: Array, alpha: float) -> tupl
     Returns (Z, Y).
     """
     Z = X @ W.T + b
-    Y = np.maximum(Z, Z * alpha)
+    Y = np.where(Z <= 0, Z * alpha, Z)
     return Z, Y
 
 
@@ -553,7 +553,7 @@ def leaky_relu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
-    DZ = np.where(Z < 0, DY * alpha, DY)
+    DZ = np.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -572,7 +572,7 @@ def leaky_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: f
     Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
-    DZ = np.where(Z < 0, DY * alpha, DY)
+    DZ = np.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -592,7 +592,7 @@ def leaky_relu_dropout_layer_forward(
     Returns (Z, Y).
     """
     Z = X @ (W.T * R) + b
-    Y = np.maximum(Z, Z * alpha)
+    Y = np.where(Z <= 0, Z * alpha, Z)
     return Z, Y
 
 
@@ -611,7 +611,7 @@ def leaky_relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
-    DZ = np.where(Z < 0, DY * alpha, DY)
+    DZ = np.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
@@ -632,7 +632,7 @@ def leaky_relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
-    DZ = np.where(Z < 0, DY * alpha, DY)
+    DZ = np.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -662,7 +662,7 @@ def relu_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
-    DX = np.where(X < 0, 0, DY)
+    DX = np.where(X <= 0, 0, DY)
     return DX
 
 
@@ -695,7 +695,7 @@ def relu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array,
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
-    DZ = np.where(Z < 0, 0, DY)
+    DZ = np.where(Z <= 0, 0, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -714,7 +714,7 @@ def relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
-    DZ = np.where(Z < 0, 0, DY)
+    DZ = np.where(Z <= 0, 0, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -751,7 +751,7 @@ def relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
-    DZ = np.where(Z < 0, 0, DY)
+    DZ = np.where(Z <= 0, 0, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
@@ -770,7 +770,7 @@ def relu_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: Arr
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
-    DZ = np.where(Z < 0, 0, DY)
+    DZ = np.where(Z <= 0, 0, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db

@@ -510,7 +510,7 @@ def leaky_relu(X: Tensor, alpha: Scalar) -> Tensor:
     Shapes: X N×K, alpha scalar.
     Returns Y.
     """
-    Y = torch.maximum(X, X * alpha)
+    Y = torch.where(X <= 0, X * alpha, X)
     return Y
 
 
@@ -524,7 +524,7 @@ def leaky_relu_backward(X: Tensor, DY: Tensor, alpha: Scalar) -> Tensor:
     Shapes: X N×K, DY N×K, alpha scalar.
     Returns DX.
     """
-    DX = torch.where(X < 0, DY * alpha, DY)
+    DX = torch.where(X <= 0, DY * alpha, DY)
     return DX
 
 
@@ -540,7 +540,7 @@ def leaky_relu_layer_forward(X: Tensor, W: Tensor, b: Tensor, alpha: Scalar) -> 
     Returns (Z, Y).
     """
     Z = torch.addmm(b, X, W.T)
-    Y = torch.maximum(Z, Z * alpha)
+    Y = torch.where(Z <= 0, Z * alpha, Z)
     return Z, Y
 
 
@@ -559,7 +559,7 @@ def leaky_relu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
-    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DZ = torch.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -580,7 +580,7 @@ def leaky_relu_layer_backward_without_DX(
     Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
-    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DZ = torch.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
@@ -600,7 +600,7 @@ def leaky_relu_dropout_layer_forward(
     Returns (Z, Y).
     """
     Z = torch.addmm(b, X, W.T * R)
-    Y = torch.maximum(Z, Z * alpha)
+    Y = torch.where(Z <= 0, Z * alpha, Z)
     return Z, Y
 
 
@@ -619,7 +619,7 @@ def leaky_relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
-    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DZ = torch.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ (W * R.T)
@@ -640,7 +640,7 @@ def leaky_relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
-    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DZ = torch.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
@@ -670,7 +670,7 @@ def relu_backward(X: Tensor, DY: Tensor) -> Tensor:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
-    DX = DY * (X >= 0)
+    DX = DY * (X > 0)
     return DX
 
 
@@ -703,7 +703,7 @@ def relu_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple[Te
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
-    DZ = DY * (Z >= 0)
+    DZ = DY * (Z > 0)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -722,7 +722,7 @@ def relu_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Te
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
-    DZ = DY * (Z >= 0)
+    DZ = DY * (Z > 0)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
@@ -759,7 +759,7 @@ def relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
-    DZ = DY * (Z >= 0)
+    DZ = DY * (Z > 0)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ (W * R.T)
@@ -780,7 +780,7 @@ def relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
-    DZ = DY * (Z >= 0)
+    DZ = DY * (Z > 0)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
