@@ -112,6 +112,10 @@ def check(s: Spec, family: str, path: str) -> LoadedSpec:
             raise SpecError(f"spec {s.name!r}: init is given for {name!r}, which is not a parameter")
         if not (isinstance(value, (int, float)) or value == "fan_in"):
             raise SpecError(f"spec {s.name!r}: init of {name} must be a number or 'fan_in', not {value!r}")
+    leaves = {m.name for m in (*s.inputs, *s.parameters)}
+    for name in s.no_gradient:
+        if name not in leaves:
+            raise SpecError(f"spec {s.name!r}: no_gradient names {name!r}, which is not an input or parameter")
     for name, kind in s.storage.items():
         if kind != "csr":
             raise SpecError(f"spec {s.name!r}: storage {kind!r} of {name} is not supported (only 'csr')")

@@ -270,12 +270,17 @@ class _Instance:
         fixed: set = set(self.scalars)
         targeted: set = set()
         placed = False
+        # Functions of the same argument (f in the forward, f' in the backward) share its entries.
+        grouped: dict[tuple, list] = {}
         for argument, f in kinks:
-            var = f.variables[0]
-            cuts = [c.xreplace(point) for c in (breakpoints(f.expr, var) or [])]
-            cuts = [c for c in cuts if c.is_Rational]
+            cuts = [c.xreplace(point) for c in (breakpoints(f.expr, f.variables[0]) or [])]
+            group = grouped.setdefault(tuple(argument), [])
+            group.extend(c for c in cuts if c.is_Rational and c not in group)
+        for key, cuts in grouped.items():
+            argument = list(key)
             if not cuts:
                 continue
+            cuts.sort()
             for k, entry in enumerate(argument):
                 target = cuts[k % len(cuts)]
                 if near:
@@ -484,13 +489,14 @@ def prove_spec(loaded: LoadedSpec) -> SpecProof:
     elementwise = _elementwise(s)
     equations = []
     for eq in s.backward:
-        if eq.name in failed:
-            equations.append(failed[eq.name])
-            continue
         checks = elementwise.get(eq.name, [])
         bad = [d for ok, d in checks if not ok]
-        if bad:
-            equations.append(EquationProof(eq.name, texts[eq.name], "", False, bad[0]))
+        if bad:  # the proof on ℝ names the piece; a sampled counterexample, if any, follows it
+            also = f"; and {failed[eq.name].counterexample}" if eq.name in failed else ""
+            equations.append(EquationProof(eq.name, texts[eq.name], "", False, bad[0] + also))
+            continue
+        if eq.name in failed:
+            equations.append(failed[eq.name])
             continue
         if eq.name not in per_shape:
             continue  # an intermediate that is not a gradient of anything proved here
