@@ -1,4 +1,4 @@
-"""The ``batchform`` command: generate, verify, report, check, build-cpp, train."""
+"""The ``batchform`` command: generate, verify, report, mutate, check, build-cpp, train."""
 
 from __future__ import annotations
 
@@ -106,6 +106,47 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_mutate(args) -> int:
+    from codegen import mutate
+
+    specs = _load(args)
+    if args.specs:
+        names = {s.name for s in specs}
+        unknown = [n for n in args.specs if n not in names]
+        if unknown:
+            raise UsageError(f"unknown spec {', '.join(unknown)}; `batchform verify` lists them")
+        specs = [s for s in specs if s.name in args.specs]
+    families = None
+    if args.families:
+        families = [f.strip() for f in args.families.split(",") if f.strip()]
+        unknown = [f for f in families if f not in mutate.FAMILIES]
+        if unknown:
+            raise UsageError(f"unknown mutation family {', '.join(unknown)}; choose from {', '.join(mutate.FAMILIES)}")
+    start = time.perf_counter()
+
+    def progress(outcome, done, total):
+        if args.verbose:
+            m = outcome.mutant
+            print(f"  [{done}/{total}] {outcome.verdict:<10} {m.spec}.{m.equation}: {m.family}: {m.description}",
+                  flush=True)
+
+    outcomes = mutate.run(specs, families=families, per_spec=args.sample, seed=args.seed, jobs=args.jobs,
+                          progress=progress)
+    family_of = {s.name: s.family for s in specs}.get
+    header = f"{'':<24}{'mutants':>8}{'ill-formed':>11}{'equivalent':>11}{'killed':>8}{'survived':>9}{'kill rate':>10}"
+    for by, title in (("family", "mutation family"), ("spec", "spec family")):
+        print(f"\nby {title}:\n{header}")
+        for key, n, bad, same, killed, survived, rate in mutate.summary(outcomes, by, family_of):
+            print(f"{key:<24}{n:>8}{bad:>11}{same:>11}{killed:>8}{survived:>9}{rate:>9.1f}%")
+    survivors = [o.mutant for o in outcomes if o.verdict == "survived"]
+    print(f"\n{len(outcomes)} mutants of {len(specs)} specs in {time.perf_counter() - start:.1f} s; "
+          f"{len(survivors)} non-equivalent survivor(s)")
+    for m in sorted(survivors, key=lambda m: (m.spec, m.equation, m.family)):
+        print(f"survived: {m.spec}, equation {m.equation}: {m.family}: {m.description}")
+    rates = [row[-1] for row in mutate.summary(outcomes)[:-1]]
+    return 1 if args.fail_under is not None and any(r < args.fail_under for r in rates) else 0
+
+
 def cmd_build_cpp(args) -> int:
     from batchform import cpp_build
 
@@ -145,6 +186,16 @@ def parser() -> argparse.ArgumentParser:
     proof_options(r)
     r.add_argument("--reports", default=str(REPO / "reports"))
     r.set_defaults(run=cmd_report)
+
+    m = sub.add_parser("mutate", help="mutation testing: perturb spec equations and report how many the proof kills")
+    m.add_argument("specs", nargs="*", metavar="SPEC", help="spec names (default: all)")
+    m.add_argument("--families", help="comma-separated mutation families (default: all)")
+    m.add_argument("--sample", type=int, default=None, help="at most this many mutants per spec and family")
+    m.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    m.add_argument("--jobs", type=int, default=None, help="processes (default: one per core)")
+    m.add_argument("--fail-under", type=float, default=None, help="exit 1 when a family's kill rate is below this %%")
+    m.add_argument("--verbose", action="store_true", help="a line per mutant")
+    m.set_defaults(run=cmd_mutate)
 
     c = sub.add_parser("build-cpp", help="build the C++ extension generated.cpp")
     c.add_argument("--force", action="store_true")

@@ -83,6 +83,16 @@ def _show(v) -> str:
 def prove_derivative(f: sympy.Expr, claimed: sympy.Expr, var: sympy.Symbol, wrt: sympy.Symbol,
                      sample: dict) -> ScalarProof:
     """Is ``claimed`` the derivative of ``f`` with respect to ``wrt`` at every real ``var``, under the convention?"""
+    return _by_pieces(f, claimed, var, sample, lambda f_case: sympy.diff(f_case, wrt), f"d/d{wrt} of")
+
+
+def same_function(f: sympy.Expr, g: sympy.Expr, var: sympy.Symbol, sample: dict) -> bool:
+    """Are f and g equal at every real ``var`` (boundaries included)? Used to recognise equivalent mutants."""
+    return _by_pieces(f, g, var, sample, lambda f_case: f_case, "the original").ok
+
+
+def _by_pieces(f, claimed, var, sample, truth, truth_name: str) -> ScalarProof:
+    """``claimed`` against ``truth(case of f)`` on every piece of ℝ and at every breakpoint."""
     F, G = piecewise_reading(f), piecewise_reading(claimed)
     params = sorted((F.free_symbols | G.free_symbols) - {var}, key=lambda s: s.name)
     points = [breakpoints(F, var), breakpoints(G, var)]
@@ -111,26 +121,27 @@ def prove_derivative(f: sympy.Expr, claimed: sympy.Expr, var: sympy.Symbol, wrt:
         f_case, g_case = _owner(F, where), _owner(G, where)
         if f_case is None or g_case is None:
             return ScalarProof(False, f"no case of the function holds on ({bounds[k]}, {bounds[k + 1]})")
-        residual = sympy.diff(f_case, wrt) - g_case
+        residual = truth(f_case) - g_case
         if not _zero(residual):
             value = residual.xreplace(where)
             return ScalarProof(False, f"wrong on ({bounds[k]}, {bounds[k + 1]}): claimed {g_case}, but "
-                                      f"d/d{wrt} of {f_case} is {sympy.diff(f_case, wrt)} (at {var} = {_show(rep)}"
+                                      f"{truth_name} {f_case} is {truth(f_case)} (at {var} = {_show(rep)}"
                                       f"{_params(centre)}: difference {_show(value)})")
     for c, c_here in zip(cuts, here):
         where = {var: c_here, **centre}
         f_case, g_case = _owner(F, where), _owner(G, where)
         if f_case is None or g_case is None:
             return ScalarProof(False, f"no case of the function holds at {var} = {c}")
-        residual = (sympy.diff(f_case, wrt) - g_case).subs(var, c)
+        residual = (truth(f_case) - g_case).subs(var, c)
         if not _zero(residual):
             return ScalarProof(False, f"wrong at the breakpoint {var} = {c}: claimed {g_case.subs(var, c)}, but the "
-                                      f"case of f that owns it ({f_case}) gives {sympy.diff(f_case, wrt).subs(var, c)}"
+                                      f"case of f that owns it ({f_case}) gives {truth(f_case).subs(var, c)}"
                                       f" (boundary convention of spec/dsl.py)")
     pieces = len(cuts) + 1
     where = f", breakpoints {var} = {', '.join(map(str, cuts))}" if cuts else ""
-    box = f", for {', '.join(f'{p} in {tuple(float(v) for v in b)}' for p, b in zip(params, boxes))}" \
-        if cuts and any(c.free_symbols - {var} for c in cuts) else ""
+    moving = set().union(*(c.free_symbols for c in cuts)) - {var} if cuts else set()
+    box = f", for {', '.join(f'{p} in {tuple(float(v) for v in b)}' for p, b in zip(params, boxes) if p in moving)}" \
+        if moving else ""
     return ScalarProof(True, f"proved symbolically on all of ℝ ({pieces} piece{'s' * (pieces > 1)}{where}{box})")
 
 

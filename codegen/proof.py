@@ -392,12 +392,14 @@ def _completeness(s, texts) -> list[EquationProof]:
     return missing
 
 
-def _elementwise(s) -> dict[str, list[tuple[bool, str]]]:
+def _elementwise(s, only=None) -> dict[str, list[tuple[bool, str]]]:
     """Backward equation name → (ok, detail) of each element-wise derivative it applies (Spec.derivatives)."""
     functions = {node.name: node.function for eq in s.forward for node in eq.expr.atoms(Apply)}
     scalars = {p.name: p for p in (*s.parameters, *s.hyperparameters) if isinstance(p, sympy.Symbol)}
     found: dict[str, list[tuple[bool, str]]] = {}
     for eq in s.backward:
+        if only is not None and eq.name not in only:
+            continue
         for node in eq.expr.atoms(Apply):
             if node.name not in s.derivatives:
                 continue
@@ -430,7 +432,9 @@ def _summary(per_shape: dict[str, str], points: str) -> str:
     return " · ".join(parts)
 
 
-def prove_spec(loaded: LoadedSpec) -> SpecProof:
+def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: bool = False) -> SpecProof:
+    """The proof of every backward equation of a spec (or of those in ``only``; ``stop_early``: return at the
+    first failure — what ``batchform mutate`` needs)."""
     s = loaded.spec
     start = time.perf_counter()
     shapes: list[str] = []
@@ -443,6 +447,13 @@ def prove_spec(loaded: LoadedSpec) -> SpecProof:
         shapes.append("M×P = 2×3")
         proof.seconds = time.perf_counter() - start
         return proof
+    if stop_early:  # the proof on ℝ is quick and decisive: try it first
+        for name, checks in _elementwise(s, only).items():
+            bad = [d for ok, d in checks if not ok]
+            if bad:
+                proof.equations = [EquationProof(name, texts[name], "", False, bad[0])]
+                proof.seconds = time.perf_counter() - start
+                return proof
     failed: dict[str, EquationProof] = {}
     per_shape: dict[str, dict[str, str]] = {}
     seen_shapes = set()
@@ -467,7 +478,7 @@ def prove_spec(loaded: LoadedSpec) -> SpecProof:
             if not eq.name.startswith("D") or target not in (*instance.leaves, *instance.forward_names,
                                                              *(p.name for p in instance.scalars)):
                 continue
-            if eq.name in failed:
+            if eq.name in failed or (only is not None and eq.name not in only):
                 continue
             true = instance.truth(target, L)
             claimed = env[eq.name]
@@ -480,13 +491,17 @@ def prove_spec(loaded: LoadedSpec) -> SpecProof:
                 method = None
             if counterexample:
                 failed[eq.name] = EquationProof(eq.name, texts[eq.name], "", False, counterexample)
+                if stop_early:
+                    proof.equations = [failed[eq.name]]
+                    proof.seconds = time.perf_counter() - start
+                    return proof
                 continue
             per_shape.setdefault(eq.name, {})[label] = method or (RATIONAL if exact else NUMERIC)
     total = sum(c for c, _ in point_counts)
     on = sum(p for _, p in point_counts)
     points = f"{total} random rational points over {len(point_counts)} shapes" + \
         (f", {on} of them on or next to breakpoints" if on else "")
-    elementwise = _elementwise(s)
+    elementwise = _elementwise(s, only)
     equations = []
     for eq in s.backward:
         checks = elementwise.get(eq.name, [])
