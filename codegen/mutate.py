@@ -275,9 +275,11 @@ def _downstream(s, name: str) -> set[str]:
 _WORK: list[tuple[LoadedSpec, Mutant]] = []
 
 
-def _judge_index(i: int) -> Outcome:
+def _judge_index(i: int) -> tuple[int, str, float]:
+    """Run in a forked worker: only plain values travel back (SymPy trees of custom nodes do not unpickle)."""
     original, mutant = _WORK[i]
-    return judge(original, mutant)
+    outcome = judge(original, mutant)
+    return i, outcome.verdict, outcome.seconds
 
 
 def run(specs: list[LoadedSpec], families=None, per_spec: int | None = None, seed: int = 0, jobs: int | None = None,
@@ -300,13 +302,13 @@ def run(specs: list[LoadedSpec], families=None, per_spec: int | None = None, see
         import multiprocessing
 
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            for outcome in pool.imap_unordered(_judge_index, range(len(work)), chunksize=1):
-                outcomes.append(outcome)
+            for i, verdict, seconds in pool.imap_unordered(_judge_index, range(len(work)), chunksize=1):
+                outcomes.append(Outcome(work[i][1], verdict, seconds))
                 if progress:
-                    progress(outcome, len(outcomes), len(work))
+                    progress(outcomes[-1], len(outcomes), len(work))
     else:
         for i in range(len(work)):
-            outcomes.append(_judge_index(i))
+            outcomes.append(Outcome(work[i][1], *_judge_index(i)[1:]))
             if progress:
                 progress(outcomes[-1], len(outcomes), len(work))
     return outcomes
