@@ -105,7 +105,7 @@ def check_update(spec, seed: int) -> tuple[bool, str]:
             for name, value in exact(env[reference.grad]).items():
                 if env[name] != value:
                     i = next(k for k in range(len(value)) if env[name][k] != value[k])
-                    return False, (f"differs from torch.optim.SGD's algorithm, run exactly, at step {step} of {STEPS}: "
+                    return False, (f"differs from {_describe(reference)}'s algorithm, run exactly, at step {step} of {STEPS}: "
                                    f"{name} entry {i} is {sympy.N(env[name][i], 45)} by the spec, "
                                    f"{sympy.N(value[i], 45)} by SGD")
         parameter.grad = torch.tensor(np.array(env[reference.grad].tolist(), dtype=float))
