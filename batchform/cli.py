@@ -19,7 +19,7 @@ class UsageError(Exception):
 def _load(args):
     from codegen.loader import load_all
 
-    return load_all()
+    return load_all(spec_dirs=getattr(args, "specs", None) or None)
 
 
 def _backends(selection: str | None):
@@ -77,7 +77,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from codegen.render import render_all
+    from codegen.execute import check_files
+    from codegen.render import families, kernels, render_all
     from codegen.report import write_reports
     from codegen.writer import differences, write_tree
 
@@ -93,11 +94,18 @@ def cmd_generate(args) -> int:
         if stale:
             print("error: generated/ is stale; run `make generate`", file=sys.stderr)
         return 1 if stale else 0
+    # Rendering first: a function a backend cannot print is an error before anything is proved.
+    groups = families(specs)
+    files = render_all(specs, backends, groups)
     proofs, failed = _prove(specs, args, quiet=args.quiet)
     if failed:
         print("error: refusing to generate code from specs whose proof failed", file=sys.stderr)
         return 1
-    files = render_all(specs, backends)
+    start = time.perf_counter()
+    check_files(files, specs, kernels(groups), list(backends))
+    if not args.quiet:
+        print(f"ran every generated NumPy, PyTorch and JAX kernel against SymPy's values of its spec "
+              f"({time.perf_counter() - start:.1f} s)")
     changed = write_tree(files, output, backends=list(backends) + ["__init__.py", "manifest.py"])
     print(f"generated {len(files)} files in {output} ({len(changed)} changed)")
     if not args.no_report:
@@ -124,13 +132,15 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def proof_options(q):
+        q.add_argument("--specs", action="append", metavar="DIR",
+                       help="a folder of specs laid out like spec/ (repeatable; default: spec/)")
         q.add_argument("--no-cache", action="store_true", help="prove again even where the spec is unchanged")
         q.add_argument("--jobs", type=int, default=None, help="processes for proofs (default: one per core)")
 
     g = sub.add_parser("generate", help="prove the specs, then render every backend into generated/")
     proof_options(g)
     g.add_argument("--backend", help="comma-separated backends (default: all)")
-    g.add_argument("--output", default=str(REPO / "generated"), help="output folder (default: generated/)")
+    g.add_argument("--output", "--out", default=str(REPO / "generated"), help="output folder (default: generated/)")
     g.add_argument("--reports", default=str(REPO / "reports"), help="folder for proofs.md and proofs.html")
     g.add_argument("--check", action="store_true", help="write nothing; fail when the output is stale")
     g.add_argument("--no-report", action="store_true", help="do not write the proof report")
