@@ -11,6 +11,8 @@ from codegen.backends import Backend
 from codegen.errors import SpecError
 from codegen.loader import REPO, LoadedSpec
 from codegen.lower import Function, lower, variants
+from codegen.printers.python import imports_for
+from codegen.printers.scalar import PrinterBug
 
 TEMPLATES = REPO / "templates"
 
@@ -74,6 +76,9 @@ def python_annotations(array: str, scalar: str):
 def function_context(backend: Backend, f: Function) -> dict:
     try:
         body = backend.printer(f).body()
+    except PrinterBug as exc:
+        raise SpecError(f"spec {f.spec!r} ({f.path}), function {f.name}: printer bug in the {backend.title} "
+                        f"backend: {exc}") from None
     except NotImplementedError as exc:
         raise SpecError(f"spec {f.spec!r} ({f.path}), function {f.name}: the {backend.title} backend cannot "
                         f"print it: {exc}") from None
@@ -96,9 +101,10 @@ def render_backend(backend: Backend, groups: list[Family]) -> dict[str, str]:
         folder = str(Path(family.sources[0]).parent)
         sources = ", ".join(family.sources) if len(family.sources) <= 2 else f"{folder}/*.py"
         template = backend.family_template
+        imports = imports_for(backend.printer, [f["body"] for f in functions])
         text = env.get_template(template).render(
             backend=backend.title, title=family.title, family=family.name, functions=functions,
-            sources=sources, template=f"templates/{template}",
+            sources=sources, template=f"templates/{template}", extra_imports=imports,
         )
         filename = backend.family_file.format(family=family.name)
         out[f"{backend.name}/{filename}"] = _format(backend, text, filename)

@@ -12,12 +12,24 @@ from sympy.printing.precedence import PRECEDENCE
 
 from codegen import ir
 from codegen.printers.python import PythonArrayPrinter
-from codegen.printers.scalar import ATOM, ScalarPrinter
+from codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
 from codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
+
+
+def _torch_table() -> dict[str, Spelling]:
+    """torch.* on tensors; on plain numbers (hyperparameters) the ``math`` module, since ``torch.exp(2.0)``
+    is a TypeError."""
+    arrays = table("torch", atan="torch.atan({0})", asinh="torch.asinh({0})", erf="torch.special.erf({0})",
+                   erfc="torch.special.erfc({0})")
+    numbers = {"Abs": "abs({0})", "sign": "((({0}) > 0) - (({0}) < 0))"}
+    return {name: Spelling(spelling.array, numbers.get(name, f"math.{name}({{0}})"))
+            for name, spelling in arrays.items()}
 
 
 class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
     module = "torch"
+    backend = "PyTorch"
+    functions = _torch_table()
     sigmoid_precedence = ATOM
     full_like = "torch.full_like"
 
