@@ -116,8 +116,22 @@ def cmd_generate(args) -> int:
 
 def cmd_build_cpp(args) -> int:
     from batchform import cpp_build
+    from codegen.execute import check_built
+    from codegen.render import families, kernels
 
-    cpp_build.build(force=args.force)
+    try:
+        cpp_build.build(force=args.force)
+    except cpp_build.CppBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.no_check:
+        return 0
+    # The built module runs every kernel against SymPy's values of its spec, as the Python backends do
+    # before `generate` writes them.
+    start = time.perf_counter()
+    specs = _load(args)
+    check_built(REPO, "generated", specs, kernels(families(specs)), ["cpp"])
+    print(f"ran every C++ kernel against SymPy's values of its spec ({time.perf_counter() - start:.1f} s)")
     return 0
 
 
@@ -158,6 +172,7 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("build-cpp", help="build the C++ extension generated.cpp")
     c.add_argument("--force", action="store_true")
+    c.add_argument("--no-check", action="store_true", help="build only; do not run the kernels against the specs")
     c.set_defaults(run=cmd_build_cpp)
 
     t = sub.add_parser("train", help="train an MLP on a data set with any backend")

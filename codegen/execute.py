@@ -138,6 +138,8 @@ def cases(specs: list[LoadedSpec], functions: dict[str, list[Function]]) -> list
     for loaded in specs:
         texts = {eq.name: text for eq, text in zip((*loaded.spec.forward, *loaded.spec.backward),
                                                    _equation_texts(loaded))}
+        used = {str(d) for item in (*loaded.spec.inputs, *loaded.spec.parameters)
+                if isinstance(item, MatrixSymbol) for d in sympy.Matrix(item.shape).free_symbols}
         for shape_index, dims in enumerate(SHAPES):
             inputs, values = reference(loaded, dims, seed=shape_index)
             for f in functions[loaded.name]:
@@ -151,7 +153,8 @@ def cases(specs: list[LoadedSpec], functions: dict[str, list[Function]]) -> list
                     if target and loaded.spec.storage.get(target) == "csr":
                         value = _pattern_values(inputs[target], value)
                     expected[r] = value
-                out.append(Case(f.name, loaded.name, loaded.path, dims, arguments, returns, given, expected,
+                shown = {k: v for k, v in dims.items() if k in used}
+                out.append(Case(f.name, loaded.name, loaded.path, shown, arguments, returns, given, expected,
                                 {r: texts.get(r, r) for r in returns}))
     return out
 

@@ -111,7 +111,7 @@ class ScalarPrinter(StrPrinter):
     @staticmethod
     def _as_float(expr) -> float | None:
         """A constant that prints as a float literal: π, e, √2, log(2), a huge fraction ..., else None."""
-        if not isinstance(expr, sympy.Expr) or not expr.is_number or expr.is_Integer:
+        if not isinstance(expr, sympy.Expr) or not expr.is_number:
             return None
         if expr.is_Rational and abs(expr.p) <= LARGEST_FRACTION and expr.q <= LARGEST_FRACTION:
             return None
@@ -131,6 +131,15 @@ class ScalarPrinter(StrPrinter):
 
     def _print_Rational(self, expr):
         return f"{expr.p} / {expr.q}"
+
+    def _print_Mul(self, expr):
+        """A huge fraction as a coefficient prints as a float (StrPrinter would split it over ``/``)."""
+        coefficient, rest = expr.as_coeff_Mul()
+        value = self._as_float(coefficient) if coefficient.is_Rational and coefficient != 1 else None
+        if value is None or rest == 1:
+            return super()._print_Mul(expr)
+        sign = "-" if value < 0 else ""
+        return f"{sign}{self.float_literal(abs(value))} * {self.parenthesize(rest, PRECEDENCE['Mul'])}"
 
     def _print_Half(self, expr):
         return "0.5"
