@@ -326,7 +326,7 @@ def run_job(job: dict) -> list[str]:
                     i = np.unravel_index(np.argmax(np.abs(got - want)) if np.isfinite(error) else
                                          np.argmax(~np.isfinite(got)), want.shape)
                     failures.append(f"printer bug: {where}, equation {case.equations[name]}: entry {tuple(map(int, i))} "
-                                    f"is {got[i]!r}, SymPy gives {want[i]!r} (max error {error:.3g})")
+                                    f"is {float(got[i])!r}, SymPy gives {float(want[i])!r} (max error {error:.3g})")
     return failures
 
 
