@@ -19,7 +19,8 @@ class UsageError(Exception):
 def _load(args):
     from codegen.loader import load_all
 
-    return load_all(spec_dirs=getattr(args, "specs", None) or None)
+    folders = getattr(args, "specs", None)
+    return load_all(spec_dirs=folders) if folders else load_all()
 
 
 def _backends(selection: str | None):

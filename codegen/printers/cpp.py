@@ -206,7 +206,7 @@ class CppScalarPrinter(ScalarPrinter):
             then = self._branch(value)
             if not self._is_array(value) and not (self._is_array(otherwise)):
                 rows, cols = self.shape
-                then = f"Array<S>::Constant({rows}, {cols}, {then})"
+                then = f"Matrix<S>::Constant({rows}, {cols}, {then}).array()"
             text = f"({self._print(condition)}).select({then}, {text})"
             otherwise = value if self._is_array(value) else otherwise
         return text
