@@ -301,3 +301,35 @@ def test_unknown_functions_name_the_function_and_the_backend():
                            (CppPrinter, "C\\+\\+")):
         with pytest.raises(NotImplementedError, match=f"the {title} backend has no spelling for the function gamma"):
             printer(_function([("Y", node)], [Argument("A", shape)])).body()
+
+
+# --- C++: the extra specs' kernels, compiled into one program with SymPy's values ---------------------------
+
+def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
+    """Every C++ kernel of the extra specs, compiled (-O0, one translation unit: a Python module of them would
+    take minutes to build) and run against the same SymPy values as the Python backends."""
+    import shutil
+    import sysconfig
+
+    from codegen.backends import all_backends
+    from codegen.execute import cases, cpp_check_source
+
+    compiler = shutil.which("g++") or shutil.which("c++")
+    assert compiler, "a C++ compiler is part of the project's requirements"
+    specs = load_all(spec_dirs=[EXTRA])
+    groups = families(specs)
+    files = render_all(specs, {"cpp": all_backends()["cpp"]}, groups)
+    headers = []
+    for rel, text in files.items():
+        if rel.endswith(".hpp"):
+            (tmp_path / Path(rel).name).write_text(text)
+            headers.append(Path(rel).name)
+    (tmp_path / "check.cpp").write_text(cpp_check_source(cases(specs, kernels(groups)), sorted(headers)))
+    repo = Path(__file__).resolve().parent.parent
+    eigen = Path(sysconfig.get_paths()["purelib"]) / "cmeel.prefix" / "include" / "eigen3"
+    build = subprocess.run([compiler, "-std=c++17", "-O0", f"-I{repo / 'cpp' / 'include'}", f"-I{eigen}",
+                            f"-I{tmp_path}", str(tmp_path / "check.cpp"), "-o", str(tmp_path / "check")],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    run = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "OK", run.stdout[-3000:]
