@@ -302,8 +302,10 @@ def run_job(job: dict) -> list[str]:
                 with np.errstate(all="ignore"):
                     result = fn(*args)
             except Exception as exc:
-                failures.append(f"printer bug: {where}: raised {type(exc).__name__}: {exc}"
-                                f"{_failing_line(exc, job['root'])}")
+                line = _failing_line(exc, job["root"])
+                target = line.split("`", 2)[1].split("=", 1)[0].strip() if "=" in line else ""
+                equation = f", equation {case.equations[target]}" if target in case.equations else ""
+                failures.append(f"printer bug: {where}{equation}: raised {type(exc).__name__}: {exc}{line}")
                 continue
             results = result if len(case.returns) > 1 else (result,)
             for name, value in zip(case.returns, results):
@@ -338,7 +340,8 @@ if __name__ == "__main__":  # python -m codegen.execute JOB.pickle → JOB.json
 
 # --- C++ without a Python module: one program with SymPy's values as literals ---------------------------
 
-def cpp_check_source(all_cases: list[Case], headers: list[str]) -> str:
+def cpp_check_source(all_cases: list[Case], headers: list[str], preamble: list[str] = (),
+                     checks: list[str] = ()) -> str:
     """A C++17 program that calls every kernel of ``all_cases`` on their inputs and compares each result with
     SymPy's value (written in as literals); it prints one line per mismatch and exits non-zero on any. For
     generated C++ that is not built into a module (the test-only specs, whose module would take minutes)."""
@@ -358,7 +361,7 @@ def cpp_check_source(all_cases: list[Case], headers: list[str]) -> str:
              "                            got(i, j), want(i, j));", "                ++failures;", "                return;",
              "            }", "}", "",
              "static void check(double got, const M& want, const char* what) { check(M::Constant(1, 1, got), want, what); }",
-             "", "int main() {"]
+             "", *preamble, "", "int main() {", *checks]
 
     def literal(name: str, value: np.ndarray, const: str = "") -> list[str]:
         value = np.atleast_2d(value)

@@ -305,8 +305,43 @@ def test_unknown_functions_name_the_function_and_the_backend():
 
 # --- C++: the extra specs' kernels, compiled into one program with SymPy's values ---------------------------
 
+def _cpp_scalar_table() -> tuple[list[str], list[str]]:
+    """Every case of SCALARS printed by the C++ printer on an array and on a scalar argument, as functions,
+    and the lines of main() that compare them with SymPy's values."""
+    from codegen.printers.cpp import CppPrinter
+
+    preamble, checks = [], []
+    for i, (case, (expr, (lo, hi))) in enumerate(SCALARS.items()):
+        values = np.linspace(lo, hi, 9)
+        if lo <= -2 and hi >= 2:
+            values = np.concatenate([values, [0.0, 1.0, -1.0, 1 / 3]])
+        shape = (sympy.Integer(1), sympy.Integer(len(values)))
+        on_array = ir.elementwise(expr.xreplace({x: ir.placeholder(0)}), (ir.Var("A", shape),), shape)
+        on_scalar = ir.elementwise(expr.xreplace({x: sympy.Symbol("alpha", real=True)}) * ir.placeholder(0),
+                                   (ir.Var("A", shape),), shape)
+        function = Function(name=f"scalar_{i}", summary="", equations=[], spec="test", path="",
+                            arguments=[Argument("A", shape), Argument("alpha", None)],
+                            statements=[("Y", on_array), ("V", on_scalar)], returns=["Y", "V"],
+                            return_shapes=[shape, shape])
+        body = "\n    ".join(CppPrinter(function).body())
+        preamble.append(f"template <class S>\nstd::tuple<Matrix<S>, Matrix<S>> scalar_{i}(const ConstMatrixRef<S>& A, "
+                        f"S alpha) {{\n    {body}\n}}")
+        entries = ", ".join(repr(float(v)) for v in values)
+        want_array = ", ".join(repr(float(v)) for v in _expected(expr, values))
+        want_scalar = ", ".join(repr(float(v)) for v in _expected(expr, values[:1]) * values)
+        n = len(values)
+        checks += [f"  {{  // {case}", f"    M A(1, {n}); A << {entries};",
+                   f"    M want_array(1, {n}); want_array << {want_array};",
+                   f"    M want_scalar(1, {n}); want_scalar << {want_scalar};",
+                   f"    const auto result = scalar_{i}<double>(A, {float(values[0])!r});",
+                   f'    check(std::get<0>(result), want_array, "C++ scalar table: {case} of an array");',
+                   f'    check(std::get<1>(result), want_scalar, "C++ scalar table: {case} of a scalar");', "  }"]
+    return preamble, checks
+
+
 def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
-    """Every C++ kernel of the extra specs, compiled (-O0, one translation unit: a Python module of them would
+    """Every C++ kernel of the extra specs and every scalar function of the C++ table (on arrays and on
+    scalars), compiled into one program (-O0, one translation unit: a Python module of the extra specs would
     take minutes to build) and run against the same SymPy values as the Python backends."""
     import shutil
     import sysconfig
@@ -324,7 +359,9 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
         if rel.endswith(".hpp"):
             (tmp_path / Path(rel).name).write_text(text)
             headers.append(Path(rel).name)
-    (tmp_path / "check.cpp").write_text(cpp_check_source(cases(specs, kernels(groups)), sorted(headers)))
+    preamble, checks = _cpp_scalar_table()
+    (tmp_path / "check.cpp").write_text(cpp_check_source(cases(specs, kernels(groups)), sorted(headers),
+                                                         preamble, checks))
     repo = Path(__file__).resolve().parent.parent
     eigen = Path(sysconfig.get_paths()["purelib"]) / "cmeel.prefix" / "include" / "eigen3"
     build = subprocess.run([compiler, "-std=c++17", "-O0", f"-I{repo / 'cpp' / 'include'}", f"-I{eigen}",

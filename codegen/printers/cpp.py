@@ -195,7 +195,7 @@ class CppScalarPrinter(ScalarPrinter):
         pieces = list(expr.args)
         if pieces[-1].cond != sympy.true:
             raise NotImplementedError("a Piecewise needs a final `True` case")
-        if not self.array:
+        if not self.array or not self._is_array(expr):  # cases of scalars: a conditional, not select()
             text = self._print(pieces[-1].expr)
             for value, condition in reversed(pieces[:-1]):
                 text = f"({self._print(condition)} ? {self._print(value)} : {text})"
