@@ -92,7 +92,8 @@ def _to_numpy(m: sympy.Matrix, where: str) -> np.ndarray:
     try:
         return np.array(m.evalf(DIGITS).tolist(), dtype=np.float64)
     except TypeError:
-        raise SpecError(f"{where}: SymPy cannot evaluate it to numbers: {m}") from None
+        raise SpecError(f"{where}: SymPy cannot evaluate it to real numbers at the sampled inputs (is every "
+                        f"`sample` interval inside the functions' domain?): {m}") from None
 
 
 def reference(loaded: LoadedSpec, dims: dict, seed: int) -> tuple[dict, dict]:
@@ -322,11 +323,15 @@ def run_job(job: dict) -> list[str]:
                     failures.append(f"printer bug: {where}, equation {case.equations[name]}: shape "
                                     f"{got.shape}, expected {want.shape}")
                     continue
-                scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
-                error = float(np.max(np.abs(got - want), initial=0.0)) if np.all(np.isfinite(got)) else np.inf
+                # Where SymPy's value is not finite (a 0/0 the spec allows), the kernel's must be the same.
+                finite = np.isfinite(want)
+                same = np.all((got == want) | (np.isnan(got) & np.isnan(want)) | finite)
+                scale = max(1.0, float(np.max(np.abs(want[finite]), initial=0.0)))
+                error = float(np.max(np.abs(got - want)[finite], initial=0.0)) \
+                    if same and np.all(np.isfinite(got[finite])) else np.inf
                 if not error <= TOLERANCE * scale:
-                    i = np.unravel_index(np.argmax(np.abs(got - want)) if np.isfinite(error) else
-                                         np.argmax(~np.isfinite(got)), want.shape)
+                    wrong = np.where(finite, np.nan_to_num(np.abs(got - want), nan=np.inf), ~same)
+                    i = np.unravel_index(np.argmax(wrong), want.shape)
                     failures.append(f"printer bug: {where}, equation {case.equations[name]}: entry {tuple(map(int, i))} "
                                     f"is {float(got[i])!r}, SymPy gives {float(want[i])!r} (max error {error:.3g})")
     return failures
