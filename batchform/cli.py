@@ -83,9 +83,11 @@ def cmd_generate(args) -> int:
     from codegen.report import write_reports
     from codegen.writer import differences, write_tree
 
+    if getattr(args, "specs", None) and args.output is None:
+        raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
     specs = _load(args)
     backends = _backends(args.backend)
-    output = Path(args.output)
+    output = Path(args.output) if args.output else REPO / "generated"
     if args.check:
         # Staleness is a question about rendering only; the proofs are `make verify`'s job.
         files = render_all(specs, backends)
@@ -109,8 +111,10 @@ def cmd_generate(args) -> int:
               f"({time.perf_counter() - start:.1f} s)")
     changed = write_tree(files, output, backends=list(backends) + ["__init__.py", "manifest.py"])
     print(f"generated {len(files)} files in {output} ({len(changed)} changed)")
-    if not args.no_report:
-        for path in write_reports(specs, proofs, Path(args.reports)):
+    # Reports go to reports/ only for spec/; other spec folders write one where --reports says.
+    reports = args.reports or (None if getattr(args, "specs", None) else REPO / "reports")
+    if not args.no_report and reports is not None:
+        for path in write_reports(specs, proofs, Path(reports)):
             print(f"wrote {path}")
     return 0
 
@@ -155,8 +159,9 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="prove the specs, then render every backend into generated/")
     proof_options(g)
     g.add_argument("--backend", help="comma-separated backends (default: all)")
-    g.add_argument("--output", "--out", default=str(REPO / "generated"), help="output folder (default: generated/)")
-    g.add_argument("--reports", default=str(REPO / "reports"), help="folder for proofs.md and proofs.html")
+    g.add_argument("--output", "--out", default=None, help="output folder (default: generated/; required with --specs)")
+    g.add_argument("--reports", default=None,
+                   help="folder for proofs.md and proofs.html (default: reports/, or none with --specs)")
     g.add_argument("--check", action="store_true", help="write nothing; fail when the output is stale")
     g.add_argument("--no-report", action="store_true", help="do not write the proof report")
     g.add_argument("--quiet", action="store_true", help="no line per proof")

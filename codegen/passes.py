@@ -11,7 +11,7 @@ import itertools
 import sympy
 
 from codegen import ir
-from codegen.ir import ONE, Elementwise, Eye, MatMul, Ones, Reduce, Repeat, Transpose, Var, DiagOf
+from codegen.ir import ONE, DiagOf, Elementwise, Eye, MatMul, Ones, Reduce, Repeat, Transpose, Var
 
 
 def _is_row(n: ir.Node) -> bool:
@@ -373,7 +373,10 @@ def share_across_maps(statements, prefix: str = "t"):
     for symbol, sub in replacements:
         sub = sub.xreplace(resolved)
         reads = [s for s in sub.free_symbols if s in nodes_of]
-        shared = sum(1 for u in users if symbol in u) >= 2
+        readers = [m for m, u in zip(maps, users) if symbol in u]
+        # Not out of a Piecewise: a guarded 1/Z or exp(Z) may be infinite where its case is not taken, and a
+        # printer may multiply by a mask (inf · 0 = nan) where it could prove the map's values finite.
+        shared = len(readers) >= 2 and not any(m.expr.has(sympy.Piecewise) for m in readers)
         if shared and costly(sub) and reads and all(nodes_of[s] in named for s in reads):
             value = _map_of(sub, nodes_of, temporaries)
             name = f"{prefix}{counter}"

@@ -226,14 +226,14 @@ def _modules(backend):
         return {"torch": torch, "math": math}
     import jax
     import jax.numpy as jnp
-    import jax.scipy.special  # noqa: F401
+    import jax.scipy.special
 
     return {"jax": jax, "jnp": jnp, "math": math}
 
 
 def _run(backend, body: list[str], argument):
     namespace = _modules(backend)
-    exec("def f(A, alpha):\n    " + "\n    ".join(body), namespace)  # noqa: S102
+    exec("def f(A, alpha):\n    " + "\n    ".join(body), namespace)
     if backend == "torch":
         import torch
 

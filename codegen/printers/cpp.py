@@ -15,7 +15,16 @@ from sympy.printing.precedence import PRECEDENCE
 from codegen import ir
 from codegen.lower import Function
 from codegen.passes import in_place_update
-from codegen.printers.scalar import ATOM, PrinterBug, ScalarPrinter, Sigmoid, Softplus, Spelling, hoist_common, idioms
+from codegen.printers.scalar import (
+    ATOM,
+    PrinterBug,
+    ScalarPrinter,
+    Sigmoid,
+    Softplus,
+    Spelling,
+    hoist_common,
+    idioms,
+)
 
 ONE = ir.ONE
 
