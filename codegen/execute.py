@@ -168,24 +168,55 @@ def _equation_texts(loaded: LoadedSpec) -> list[str]:
 
 # --- running them ----------------------------------------------------------------------------------------
 
-def _run_child(root: Path, package: str, backends: list[str], all_cases: list[Case], timeout: float) -> list[str]:
+def _start(root: Path, package: str, backend: str, scratch: Path) -> subprocess.Popen:
+    """A child that imports one backend's package at once, then reads its job on stdin (so the imports of
+    PyTorch and JAX overlap with SymPy's evaluation in the parent, and the backends run side by side)."""
+    env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    out, err = (open(scratch / f"{backend}.{kind}", "w+b") for kind in ("out", "err"))  # noqa: SIM115
+    return subprocess.Popen([sys.executable, "-m", "codegen.execute", str(root), package, backend],
+                            cwd=str(root), stdin=subprocess.PIPE, stdout=out, stderr=err, env=env)
+
+
+def _run(root: Path, package: str, backends: list[str], make_cases, timeout: float) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="batchform-check-") as scratch:
-        job = Path(scratch) / "job.pickle"
-        # Plain dicts and arrays: the child unpickles them without importing this module's classes.
-        job.write_bytes(pickle.dumps({"root": str(root), "package": package, "backends": backends,
-                                      "cases": [vars(c) for c in all_cases]}))
-        env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1"}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        children = {b: _start(root, package, b, Path(scratch)) for b in sorted(backends, key=_slowest_first)}
         try:
-            proc = subprocess.run([sys.executable, "-m", "codegen.execute", str(job)], cwd=str(root),
-                                  capture_output=True, text=True, timeout=timeout, env=env)
-        except subprocess.TimeoutExpired:
-            return [f"the generated kernels did not finish within {timeout:.0f} s"]
-        report = Path(scratch) / "job.json"
-        if proc.returncode != 0 or not report.exists():
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-            return [f"the process running the generated kernels died (exit {proc.returncode}):\n{tail}"]
-        return json.loads(report.read_text())
+            # Plain dicts and arrays: the children unpickle them without importing this module's classes.
+            job = pickle.dumps([vars(c) for c in make_cases()])
+        except BaseException:
+            for child in children.values():
+                child.kill()
+                child.wait()
+            raise
+        for child in children.values():
+            try:
+                child.stdin.write(job)
+                child.stdin.close()
+            except BrokenPipeError:  # it died while importing; reported below
+                pass
+        failures = []
+        for backend in backends:
+            child = children[backend]
+            try:
+                child.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+                failures.append(f"{backend} backend: the generated kernels did not finish within {timeout:.0f} s")
+                continue
+            out = Path(scratch, f"{backend}.out").read_text()
+            if child.returncode != 0 or not out.strip():
+                tail = "\n".join(Path(scratch, f"{backend}.err").read_text().strip().splitlines()[-15:])
+                failures.append(f"{backend} backend: the process running the generated kernels died "
+                                f"(exit {child.returncode}):\n{tail}")
+                continue
+            failures.extend(json.loads(out.strip().splitlines()[-1]))  # the last line: the report
+        return failures
+
+
+def _slowest_first(backend: str) -> int:
+    return {"jax": 0, "torch": 1}.get(backend, 2)
 
 
 def check_files(files: dict[str, str], specs: list[LoadedSpec], functions: dict[str, list[Function]],
@@ -195,7 +226,6 @@ def check_files(files: dict[str, str], specs: list[LoadedSpec], functions: dict[
     backends = [b for b in backends if b in PYTHON_BACKENDS]
     if not backends:
         return
-    all_cases = cases(specs, functions)
     with tempfile.TemporaryDirectory(prefix="batchform-candidate-") as tmp:
         root = Path(tmp)
         for rel, text in files.items():
@@ -203,13 +233,13 @@ def check_files(files: dict[str, str], specs: list[LoadedSpec], functions: dict[
                 path = root / PACKAGE / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
-        failures = _run_child(root, PACKAGE, backends, all_cases, timeout)
+        failures = _run(root, PACKAGE, backends, lambda: cases(specs, functions), timeout)
     _raise(failures)
 
 
 def check_built(package_root: Path, package: str, specs, functions, backends, timeout: float = 600.0) -> None:
     """Run the kernels of an importable, already written package (e.g. the built ``generated.cpp``)."""
-    _raise(_run_child(package_root, package, list(backends), cases(specs, functions), timeout))
+    _raise(_run(package_root, package, list(backends), lambda: cases(specs, functions), timeout))
 
 
 def _raise(failures: list[str]) -> None:
@@ -274,7 +304,6 @@ def run_job(job: dict) -> list[str]:
     import importlib
 
     global _PACKAGE_OF_CPP
-    sys.path.insert(0, job["root"])
     failures = []
     for backend in job["backends"]:
         module_name = f"{job['package']}.{backend}"
@@ -337,12 +366,6 @@ def run_job(job: dict) -> list[str]:
     return failures
 
 
-if __name__ == "__main__":  # python -m codegen.execute JOB.pickle → JOB.json
-    job_path = Path(sys.argv[1])
-    job_data = pickle.loads(job_path.read_bytes())
-    job_path.with_suffix(".json").write_text(json.dumps(run_job(job_data)))
-
-
 # --- C++ without a Python module: one program with SymPy's values as literals ---------------------------
 
 def cpp_check_source(all_cases: list[Case], headers: list[str], preamble: list[str] = (),
@@ -396,3 +419,21 @@ def cpp_check_source(all_cases: list[Case], headers: list[str], preamble: list[s
         lines.append("  }")
     lines += ['    if (failures == 0) std::printf("OK\\n");', "    return failures == 0 ? 0 : 1;", "}", ""]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m codegen.execute ROOT PACKAGE BACKEND < cases.pickle > failures.json
+    import importlib
+
+    root_dir, package_name, backend_name = sys.argv[1:4]
+    sys.path.insert(0, root_dir)
+    if backend_name == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    try:  # import while the parent is still computing SymPy's values; a failure is reported by run_job
+        importlib.import_module(f"{package_name}.{backend_name}")
+    except Exception:  # noqa: BLE001
+        pass
+    cases_data = pickle.loads(sys.stdin.buffer.read())
+    print(json.dumps(run_job({"root": root_dir, "package": package_name, "backends": [backend_name],
+                              "cases": cases_data})))
