@@ -370,3 +370,29 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
     assert build.returncode == 0, build.stderr[-3000:]
     run = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "OK", run.stdout[-3000:]
+
+
+def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_path, monkeypatch):
+    """`batchform build-cpp` runs codegen.execute.check_built on generated.cpp: here on the real module
+    (every spec), then on a stand-in "cpp" package whose kernels are wrong, which must fail naming it."""
+    from codegen.backends import all_backends
+    from codegen.execute import KernelCheckError, check_built
+
+    repo = Path(__file__).resolve().parent.parent
+    specs = load_all()
+    check_built(repo, "generated", specs, kernels(families(specs)), ["cpp"])
+
+    spelling = NumPyScalarPrinter.functions["tanh"]
+    monkeypatch.setitem(NumPyScalarPrinter.functions, "tanh", type(spelling)("np.sinh({0})"))
+    extra = load_all(spec_dirs=[EXTRA])
+    groups = families(extra)
+    for rel, text in render_all(extra, {"numpy": all_backends()["numpy"]}, groups).items():
+        if rel.startswith("numpy/"):
+            path = tmp_path / "standin" / "cpp" / rel.split("/", 1)[1]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    (tmp_path / "standin" / "__init__.py").write_text("")
+    expected = (r"printer bug: cpp backend, function mish \(spec 'mish', tests/extra_specs/activations/mish.py\), "
+                r"at N=2, K=4, equation Y = mish\(X\)")
+    with pytest.raises(KernelCheckError, match=expected):
+        check_built(tmp_path, "standin", extra, kernels(groups), ["cpp"])
