@@ -102,7 +102,11 @@ def load_all(root=spec_package, spec_dirs=None) -> list[LoadedSpec]:
     loaded: list[LoadedSpec] = []
     seen: dict[str, str] = {}
     for package in roots:
-        for module_name, path in spec_modules(package):
+        modules = list(spec_modules(package))
+        if not modules:
+            raise SpecError(f"spec folder {package.__path__[0]} holds no spec modules (each family is a "
+                            f"sub-folder with an __init__.py, like spec/activations/)")
+        for module_name, path in modules:
             loaded.extend(_load_module(package, module_name, path, seen))
     return loaded
 

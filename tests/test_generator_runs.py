@@ -27,6 +27,7 @@ from codegen.printers.torch import TorchPrinter
 from codegen.render import families, kernels, render_all
 
 EXTRA = Path(__file__).parent / "extra_specs"
+REPO = Path(__file__).resolve().parent.parent
 PRINTERS = {"numpy": NumPyPrinter, "torch": TorchPrinter, "jax": JaxPrinter}
 
 
@@ -396,3 +397,22 @@ def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_pa
                 r"at N=2, K=4, equation Y = mish\(X\)")
     with pytest.raises(KernelCheckError, match=expected):
         check_built(tmp_path, "standin", extra, kernels(groups), ["cpp"])
+
+
+def test_spec_folders_are_checked(tmp_path):
+    with pytest.raises(SpecError, match="does not exist"):
+        load_all(spec_dirs=[tmp_path / "missing"])
+    (tmp_path / "empty" / "family").mkdir(parents=True)
+    with pytest.raises(SpecError, match="holds no spec modules"):
+        load_all(spec_dirs=[tmp_path / "empty"])
+    with pytest.raises(SpecError, match="is defined twice"):
+        load_all(spec_dirs=[REPO / "spec", _copy_of_relu(tmp_path)])
+    assert _generate("--specs", str(EXTRA)) == 2  # --out is required: generated/ holds spec/'s kernels
+
+
+def _copy_of_relu(tmp_path) -> Path:
+    folder = tmp_path / "again" / "activations"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder / "relu_again.py").write_text((REPO / "spec" / "activations" / "relu.py").read_text())
+    return folder.parent
