@@ -348,7 +348,8 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
     import sysconfig
 
     from codegen.backends import all_backends
-    from codegen.execute import cases, cpp_check_source
+    from codegen.cpp_reference import cpp_check_source
+    from codegen.execute import cases
 
     compiler = shutil.which("g++") or shutil.which("c++")
     assert compiler, "a C++ compiler is part of the project's requirements"
