@@ -1,4 +1,4 @@
-"""NumPy: the scalar printer's defaults are NumPy's own spellings."""
+"""NumPy: the scalar printer's defaults are NumPy's own spellings (erf and erfc from scipy.special)."""
 
 from codegen.printers.python import PythonArrayPrinter
 from codegen.printers.scalar import ScalarPrinter
