@@ -165,6 +165,9 @@ def cmd_build_cpp(args) -> int:
     from codegen.execute import check_built
     from codegen.render import families, kernels
 
+    if not (cpp_build.GENERATED_DIR / "bindings.cpp").is_file():
+        raise UsageError(f"{cpp_build.GENERATED_DIR} has no generated C++ sources: run `batchform generate` "
+                         f"first")
     try:
         cpp_build.build(force=args.force)
     except cpp_build.CppBuildError as exc:

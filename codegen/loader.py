@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import keyword
+import os
 import pkgutil
+import signal
 import sys
+import threading
 import traceback
 import types
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -102,7 +106,8 @@ def load_all(root=spec_package, spec_dirs=None) -> list[LoadedSpec]:
     loaded: list[LoadedSpec] = []
     seen: dict[str, str] = {}
     for package in roots:
-        modules = list(spec_modules(package))
+        # walk_packages imports every spec sub-package's __init__, which can fail or exit like any module
+        modules = _import(package.__name__, package.__path__[0], load=lambda package=package: list(spec_modules(package)))
         if not modules:
             raise SpecError(f"spec folder {package.__path__[0]} holds no spec modules (each family is a "
                             f"sub-folder with an __init__.py, like spec/activations/)")
@@ -112,11 +117,7 @@ def load_all(root=spec_package, spec_dirs=None) -> list[LoadedSpec]:
 
 
 def _load_module(package, module_name: str, path: str, seen: dict[str, str]) -> list[LoadedSpec]:
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # a spec file can fail in any way; the user wants file and line
-        sys.modules.pop(module_name, None)
-        raise _import_error(module_name, path, exc) from None
+    module = _import(module_name, path)
     specs = getattr(module, "SPECS", None)
     if specs is None:
         raise SpecError(f"spec module {module_name} ({path}) defines no SPECS list")
@@ -132,6 +133,58 @@ def _load_module(package, module_name: str, path: str, seen: dict[str, str]) -> 
         seen[s.name] = relative
         loaded.append(replace(check(replace(s, module=relative), family, relative), family_title=title))
     return loaded
+
+
+#: Seconds one spec module may take to import (a normal one takes well under a second); override with the
+#: environment variable BATCHFORM_SPEC_LOAD_TIMEOUT.
+LOAD_TIMEOUT = 30.0
+
+
+class _LoadTimeout(BaseException):
+    """Raised inside a spec module's import by the alarm of :func:`_time_limit`."""
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the block after ``seconds`` (SIGALRM; only in the main thread, elsewhere no limit)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable or seconds <= 0:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _LoadTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _import(module_name: str, path: str, load=None):
+    """Import one spec module (or run ``load``, which imports spec packages); any failure, an exit
+    (SystemExit) or running past the time limit is a SpecError naming the file. Only KeyboardInterrupt (the
+    user) passes through."""
+    limit = float(os.environ.get("BATCHFORM_SPEC_LOAD_TIMEOUT", LOAD_TIMEOUT))
+    try:
+        with _time_limit(limit):
+            return load() if load else importlib.import_module(module_name)
+    except _LoadTimeout:
+        sys.modules.pop(module_name, None)
+        raise SpecError(f"spec {module_name}: cannot be loaded ({path}): importing it took longer than {limit:g} s "
+                        f"(an endless loop?)") from None
+    except SystemExit as exc:
+        sys.modules.pop(module_name, None)
+        raise SpecError(f"spec {module_name}: cannot be loaded ({path}): it exits while being imported "
+                        f"(SystemExit({exc.code!r})); a spec module must only define SPECS") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a spec file can fail in any way; the user wants file and line
+        sys.modules.pop(module_name, None)
+        raise _import_error(module_name, path, exc) from None
 
 
 def _identifier(what: str, name: str, spec_name: str) -> None:

@@ -129,6 +129,15 @@ class CppScalarPrinter(ScalarPrinter):
         tanh = f"({inner}).tanh()" if self._is_array(u) else f"std::tanh({inner})"
         return f"S(0.5) * {tanh} + S(0.5)"
 
+    def _print_XLogY(self, expr):
+        a, b = expr.args
+        if self._is_array(a) and self._is_array(b):
+            return (f"{self.parenthesize(a, ATOM, strict=True)}.binaryExpr({self._print(b)}, "
+                    f"batchform::XLogYOp<S>())")
+        if not self._is_array(a) and not self._is_array(b):
+            return f"batchform::xlogy({self._print(a)}, {self._print(b)})"
+        raise NotImplementedError("xlogy of an array and a scalar")
+
     def _print_Softplus(self, expr):
         u = expr.args[0]
         if self._is_array(u):

@@ -23,6 +23,9 @@ class JaxScalarPrinter(TypedScalarMixin, ScalarPrinter):
     def _print_Softplus(self, expr):
         return f"jax.nn.softplus({self._print(expr.args[0])})"
 
+    def _print_XLogY(self, expr):
+        return f"jax.scipy.special.xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
 
 class JaxPrinter(TypedArrayMixin, PythonArrayPrinter):
     module = "jnp"

@@ -7,6 +7,9 @@ from codegen.printers.scalar import ScalarPrinter
 class NumPyScalarPrinter(ScalarPrinter):
     module = "np"
 
+    def _print_XLogY(self, expr):
+        return f"scipy.special.xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
 
 class NumPyPrinter(PythonArrayPrinter):
     module = "np"

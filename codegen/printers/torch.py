@@ -44,6 +44,9 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
             return f"(max({u}, 0) + math.log1p(math.exp(-abs({u}))))"
         return f"torch.nn.functional.softplus({self._print(expr.args[0])})"
 
+    def _print_XLogY(self, expr):
+        return f"torch.xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
     # --- a piecewise map that is zero on one side: a mask multiplied in, not torch.where --------------
     def _masked(self, expr):
         """(value, condition) when ``expr`` is ``value`` where ``condition`` holds and 0 elsewhere, ``value``
