@@ -9,7 +9,7 @@ runtime builds networks from this table, so a new spec file is usable by name wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class SpecInfo:
     hyperparameters: tuple[str, ...]
     output: str
     kernels: tuple[Kernel, ...]
+    #: Parameters not stored densely (``{"W": "csr"}``), and the dense spec this one is the sparse form of.
+    storage: dict[str, str] = field(default_factory=dict)
+    sparse_of: str = ""
 
 
 SPECS: dict[str, SpecInfo] = {
@@ -85,6 +88,24 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
     ),
+    "sparse_all_relu_layer": SpecInfo(
+        name="sparse_all_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by AllReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=("alpha",),
+        output="Y",
+        kernels=(
+            Kernel("sparse_all_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
+            Kernel("sparse_all_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
+            Kernel("sparse_all_relu_layer_backward_without_DX", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db")),
+        ),
+        storage={"W": "csr"},
+        sparse_of="all_relu_layer",
+    ),
     "hard_sigmoid": SpecInfo(
         name="hard_sigmoid",
         kind="function",
@@ -131,6 +152,24 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hard_sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
+    ),
+    "sparse_hard_sigmoid_layer": SpecInfo(
+        name="sparse_hard_sigmoid_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Hard sigmoid, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_hard_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_hard_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_hard_sigmoid_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        storage={"W": "csr"},
+        sparse_of="hard_sigmoid_layer",
     ),
     "hyperbolic_tangent": SpecInfo(
         name="hyperbolic_tangent",
@@ -183,6 +222,26 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
     ),
+    "sparse_hyperbolic_tangent_layer": SpecInfo(
+        name="sparse_hyperbolic_tangent_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Hyperbolic tangent, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_hyperbolic_tangent_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_hyperbolic_tangent_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel(
+                "sparse_hyperbolic_tangent_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")
+            ),
+        ),
+        storage={"W": "csr"},
+        sparse_of="hyperbolic_tangent_layer",
+    ),
     "leaky_relu": SpecInfo(
         name="leaky_relu",
         kind="function",
@@ -234,6 +293,26 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
     ),
+    "sparse_leaky_relu_layer": SpecInfo(
+        name="sparse_leaky_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Leaky ReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=("alpha",),
+        output="Y",
+        kernels=(
+            Kernel("sparse_leaky_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
+            Kernel("sparse_leaky_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
+            Kernel(
+                "sparse_leaky_relu_layer_backward_without_DX", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db")
+            ),
+        ),
+        storage={"W": "csr"},
+        sparse_of="leaky_relu_layer",
+    ),
     "relu": SpecInfo(
         name="relu",
         kind="function",
@@ -281,6 +360,24 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
     ),
+    "sparse_relu_layer": SpecInfo(
+        name="sparse_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by ReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_relu_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_relu_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_relu_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        storage={"W": "csr"},
+        sparse_of="relu_layer",
+    ),
     "sigmoid": SpecInfo(
         name="sigmoid",
         kind="function",
@@ -327,6 +424,24 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
+    ),
+    "sparse_sigmoid_layer": SpecInfo(
+        name="sparse_sigmoid_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Sigmoid, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_sigmoid_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        storage={"W": "csr"},
+        sparse_of="sigmoid_layer",
     ),
     "srelu": SpecInfo(
         name="srelu",
@@ -393,6 +508,32 @@ SPECS: dict[str, SpecInfo] = {
                 ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
             ),
         ),
+    ),
+    "sparse_srelu_layer": SpecInfo(
+        name="sparse_srelu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by SReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K"), "al": None, "tl": None, "ar": None, "tr": None},
+        init={"W": "fan_in", "b": 0, "al": 0, "tl": 0, "ar": 0, "tr": 1},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_srelu_layer_forward", ("X", "W", "b", "al", "tl", "ar", "tr"), ("Z", "Y")),
+            Kernel(
+                "sparse_srelu_layer_backward",
+                ("X", "W", "Z", "DY", "al", "tl", "ar", "tr"),
+                ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db", "DX"),
+            ),
+            Kernel(
+                "sparse_srelu_layer_backward_without_DX",
+                ("X", "W", "Z", "DY", "al", "tl", "ar", "tr"),
+                ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
+            ),
+        ),
+        storage={"W": "csr"},
+        sparse_of="srelu_layer",
     ),
     "simple_batch_norm": SpecInfo(
         name="simple_batch_norm",
@@ -505,6 +646,8 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
             Kernel("sparse_linear_backward_without_DX", ("X", "W", "DY"), ("DW", "Db")),
         ),
+        storage={"W": "csr"},
+        sparse_of="linear",
     ),
     "softmax_layer": SpecInfo(
         name="softmax_layer",
@@ -537,6 +680,42 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("log_softmax_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("log_softmax_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
+    ),
+    "sparse_softmax_layer": SpecInfo(
+        name="sparse_softmax_layer",
+        kind="layer",
+        family="layers",
+        doc="Linear layer followed by softmax, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_softmax_layer_forward", ("X", "W", "b"), ("Y",)),
+            Kernel("sparse_softmax_layer_backward", ("X", "W", "Y", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_softmax_layer_backward_without_DX", ("X", "W", "Y", "DY"), ("DW", "Db")),
+        ),
+        storage={"W": "csr"},
+        sparse_of="softmax_layer",
+    ),
+    "sparse_log_softmax_layer": SpecInfo(
+        name="sparse_log_softmax_layer",
+        kind="layer",
+        family="layers",
+        doc="Linear layer followed by log-softmax, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_log_softmax_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_log_softmax_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_log_softmax_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        storage={"W": "csr"},
+        sparse_of="log_softmax_layer",
     ),
     "squared_error_loss": SpecInfo(
         name="squared_error_loss",

@@ -282,6 +282,7 @@ class Spec:
     sample: interval to draw each scalar or matrix entry from in proofs, e.g. ``{"alpha": (0.05, 0.5)}``.
     constraints: facts about inputs the equations rely on; ``{"T": "rows_sum_to_one"}`` is the only one.
     storage: how a parameter is stored when not dense: ``{"W": "csr"}`` (see :func:`sparse`).
+    sparse_of: for a spec made by :func:`sparse`, the name of the dense spec it has the equations of.
     init: initial values of parameters, a number or ``"fan_in"`` (uniform in ±1/√columns); by default a
     matrix with two non-unit dimensions is ``"fan_in"`` and anything else starts at 0.
     """
@@ -300,6 +301,7 @@ class Spec:
     init: dict = field(default_factory=dict)
     paper: str = ""
     module: str = ""
+    sparse_of: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "forward", _equations(self.forward))
@@ -320,7 +322,7 @@ def sparse(spec: Spec, name: str, **storage: str) -> Spec:
     from dataclasses import replace
 
     return replace(spec, name=name, doc=f"{spec.doc.rstrip('.')}, with {', '.join(storage)} in CSR storage.",
-                   storage=dict(storage))
+                   storage=dict(storage), sparse_of=spec.name)
 
 
 # --- activations: one scalar function gives an element-wise function spec and a layer spec -------------
@@ -352,8 +354,9 @@ class Activation:
 
 
 def activation_specs(act: Activation) -> list[Spec]:
-    """Three specs from one activation: the element-wise function ``Y = f(X)``, the layer
-    ``Y = f(X·Wᵀ + 1_N·b)`` and its dropout form ``Y = f(X·(Wᵀ ⊙ R) + 1_N·b)``."""
+    """Four specs from one activation: the element-wise function ``Y = f(X)``, the layer
+    ``Y = f(X·Wᵀ + 1_N·b)``, its dropout form ``Y = f(X·(Wᵀ ⊙ R) + 1_N·b)`` and its sparse form
+    ``sparse_<name>_layer`` (W in CSR)."""
     N, D, K = dims("N D K")
     X, DY = matrix("X", N, K), matrix("DY", N, K)
 
@@ -399,4 +402,6 @@ def activation_specs(act: Activation) -> list[Spec]:
             "DX": DZ * hadamard(W, R.T),
         },
     )
-    return [function, layer, dropout]
+    # The sparse-training form: the same layer with W in CSR storage (DW on W's pattern only). The dropout
+    # form has none: its mask R is a dense D × K matrix on Wᵀ, which a CSR W cannot carry.
+    return [function, layer, dropout, sparse(layer, f"sparse_{layer.name}", W="csr")]

@@ -20,6 +20,9 @@ all_relu_layer_backward_without_DX = _kernels.all_relu_layer_backward_without_DX
 all_relu_dropout_layer_forward = _kernels.all_relu_dropout_layer_forward
 all_relu_dropout_layer_backward = _kernels.all_relu_dropout_layer_backward
 all_relu_dropout_layer_backward_without_DX = _kernels.all_relu_dropout_layer_backward_without_DX
+sparse_all_relu_layer_forward = _kernels.sparse_all_relu_layer_forward
+sparse_all_relu_layer_backward = _kernels.sparse_all_relu_layer_backward
+sparse_all_relu_layer_backward_without_DX = _kernels.sparse_all_relu_layer_backward_without_DX
 hard_sigmoid = _kernels.hard_sigmoid
 hard_sigmoid_backward = _kernels.hard_sigmoid_backward
 hard_sigmoid_layer_forward = _kernels.hard_sigmoid_layer_forward
@@ -28,6 +31,9 @@ hard_sigmoid_layer_backward_without_DX = _kernels.hard_sigmoid_layer_backward_wi
 hard_sigmoid_dropout_layer_forward = _kernels.hard_sigmoid_dropout_layer_forward
 hard_sigmoid_dropout_layer_backward = _kernels.hard_sigmoid_dropout_layer_backward
 hard_sigmoid_dropout_layer_backward_without_DX = _kernels.hard_sigmoid_dropout_layer_backward_without_DX
+sparse_hard_sigmoid_layer_forward = _kernels.sparse_hard_sigmoid_layer_forward
+sparse_hard_sigmoid_layer_backward = _kernels.sparse_hard_sigmoid_layer_backward
+sparse_hard_sigmoid_layer_backward_without_DX = _kernels.sparse_hard_sigmoid_layer_backward_without_DX
 hyperbolic_tangent = _kernels.hyperbolic_tangent
 hyperbolic_tangent_backward = _kernels.hyperbolic_tangent_backward
 hyperbolic_tangent_layer_forward = _kernels.hyperbolic_tangent_layer_forward
@@ -38,6 +44,11 @@ hyperbolic_tangent_dropout_layer_backward = _kernels.hyperbolic_tangent_dropout_
 hyperbolic_tangent_dropout_layer_backward_without_DX = (
     _kernels.hyperbolic_tangent_dropout_layer_backward_without_DX
 )
+sparse_hyperbolic_tangent_layer_forward = _kernels.sparse_hyperbolic_tangent_layer_forward
+sparse_hyperbolic_tangent_layer_backward = _kernels.sparse_hyperbolic_tangent_layer_backward
+sparse_hyperbolic_tangent_layer_backward_without_DX = (
+    _kernels.sparse_hyperbolic_tangent_layer_backward_without_DX
+)
 leaky_relu = _kernels.leaky_relu
 leaky_relu_backward = _kernels.leaky_relu_backward
 leaky_relu_layer_forward = _kernels.leaky_relu_layer_forward
@@ -46,6 +57,9 @@ leaky_relu_layer_backward_without_DX = _kernels.leaky_relu_layer_backward_withou
 leaky_relu_dropout_layer_forward = _kernels.leaky_relu_dropout_layer_forward
 leaky_relu_dropout_layer_backward = _kernels.leaky_relu_dropout_layer_backward
 leaky_relu_dropout_layer_backward_without_DX = _kernels.leaky_relu_dropout_layer_backward_without_DX
+sparse_leaky_relu_layer_forward = _kernels.sparse_leaky_relu_layer_forward
+sparse_leaky_relu_layer_backward = _kernels.sparse_leaky_relu_layer_backward
+sparse_leaky_relu_layer_backward_without_DX = _kernels.sparse_leaky_relu_layer_backward_without_DX
 relu = _kernels.relu
 relu_backward = _kernels.relu_backward
 relu_layer_forward = _kernels.relu_layer_forward
@@ -54,6 +68,9 @@ relu_layer_backward_without_DX = _kernels.relu_layer_backward_without_DX
 relu_dropout_layer_forward = _kernels.relu_dropout_layer_forward
 relu_dropout_layer_backward = _kernels.relu_dropout_layer_backward
 relu_dropout_layer_backward_without_DX = _kernels.relu_dropout_layer_backward_without_DX
+sparse_relu_layer_forward = _kernels.sparse_relu_layer_forward
+sparse_relu_layer_backward = _kernels.sparse_relu_layer_backward
+sparse_relu_layer_backward_without_DX = _kernels.sparse_relu_layer_backward_without_DX
 sigmoid = _kernels.sigmoid
 sigmoid_backward = _kernels.sigmoid_backward
 sigmoid_layer_forward = _kernels.sigmoid_layer_forward
@@ -62,6 +79,9 @@ sigmoid_layer_backward_without_DX = _kernels.sigmoid_layer_backward_without_DX
 sigmoid_dropout_layer_forward = _kernels.sigmoid_dropout_layer_forward
 sigmoid_dropout_layer_backward = _kernels.sigmoid_dropout_layer_backward
 sigmoid_dropout_layer_backward_without_DX = _kernels.sigmoid_dropout_layer_backward_without_DX
+sparse_sigmoid_layer_forward = _kernels.sparse_sigmoid_layer_forward
+sparse_sigmoid_layer_backward = _kernels.sparse_sigmoid_layer_backward
+sparse_sigmoid_layer_backward_without_DX = _kernels.sparse_sigmoid_layer_backward_without_DX
 srelu = _kernels.srelu
 srelu_backward = _kernels.srelu_backward
 srelu_backward_without_DX = _kernels.srelu_backward_without_DX
@@ -71,6 +91,9 @@ srelu_layer_backward_without_DX = _kernels.srelu_layer_backward_without_DX
 srelu_dropout_layer_forward = _kernels.srelu_dropout_layer_forward
 srelu_dropout_layer_backward = _kernels.srelu_dropout_layer_backward
 srelu_dropout_layer_backward_without_DX = _kernels.srelu_dropout_layer_backward_without_DX
+sparse_srelu_layer_forward = _kernels.sparse_srelu_layer_forward
+sparse_srelu_layer_backward = _kernels.sparse_srelu_layer_backward
+sparse_srelu_layer_backward_without_DX = _kernels.sparse_srelu_layer_backward_without_DX
 simple_batch_norm_forward = _kernels.simple_batch_norm_forward
 simple_batch_norm_backward = _kernels.simple_batch_norm_backward
 batch_norm_forward = _kernels.batch_norm_forward
@@ -96,6 +119,12 @@ softmax_layer_backward_without_DX = _kernels.softmax_layer_backward_without_DX
 log_softmax_layer_forward = _kernels.log_softmax_layer_forward
 log_softmax_layer_backward = _kernels.log_softmax_layer_backward
 log_softmax_layer_backward_without_DX = _kernels.log_softmax_layer_backward_without_DX
+sparse_softmax_layer_forward = _kernels.sparse_softmax_layer_forward
+sparse_softmax_layer_backward = _kernels.sparse_softmax_layer_backward
+sparse_softmax_layer_backward_without_DX = _kernels.sparse_softmax_layer_backward_without_DX
+sparse_log_softmax_layer_forward = _kernels.sparse_log_softmax_layer_forward
+sparse_log_softmax_layer_backward = _kernels.sparse_log_softmax_layer_backward
+sparse_log_softmax_layer_backward_without_DX = _kernels.sparse_log_softmax_layer_backward_without_DX
 squared_error_loss = _kernels.squared_error_loss
 squared_error_loss_gradient = _kernels.squared_error_loss_gradient
 mean_squared_error_loss = _kernels.mean_squared_error_loss
@@ -158,6 +187,9 @@ __all__ = [
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
     "all_relu_dropout_layer_backward_without_DX",
+    "sparse_all_relu_layer_forward",
+    "sparse_all_relu_layer_backward",
+    "sparse_all_relu_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
@@ -166,6 +198,9 @@ __all__ = [
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
     "hard_sigmoid_dropout_layer_backward_without_DX",
+    "sparse_hard_sigmoid_layer_forward",
+    "sparse_hard_sigmoid_layer_backward",
+    "sparse_hard_sigmoid_layer_backward_without_DX",
     "hyperbolic_tangent",
     "hyperbolic_tangent_backward",
     "hyperbolic_tangent_layer_forward",
@@ -174,6 +209,9 @@ __all__ = [
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
     "hyperbolic_tangent_dropout_layer_backward_without_DX",
+    "sparse_hyperbolic_tangent_layer_forward",
+    "sparse_hyperbolic_tangent_layer_backward",
+    "sparse_hyperbolic_tangent_layer_backward_without_DX",
     "leaky_relu",
     "leaky_relu_backward",
     "leaky_relu_layer_forward",
@@ -182,6 +220,9 @@ __all__ = [
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
     "leaky_relu_dropout_layer_backward_without_DX",
+    "sparse_leaky_relu_layer_forward",
+    "sparse_leaky_relu_layer_backward",
+    "sparse_leaky_relu_layer_backward_without_DX",
     "relu",
     "relu_backward",
     "relu_layer_forward",
@@ -190,6 +231,9 @@ __all__ = [
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
     "relu_dropout_layer_backward_without_DX",
+    "sparse_relu_layer_forward",
+    "sparse_relu_layer_backward",
+    "sparse_relu_layer_backward_without_DX",
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_layer_forward",
@@ -198,6 +242,9 @@ __all__ = [
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
     "sigmoid_dropout_layer_backward_without_DX",
+    "sparse_sigmoid_layer_forward",
+    "sparse_sigmoid_layer_backward",
+    "sparse_sigmoid_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
     "srelu_backward_without_DX",
@@ -207,6 +254,9 @@ __all__ = [
     "srelu_dropout_layer_forward",
     "srelu_dropout_layer_backward",
     "srelu_dropout_layer_backward_without_DX",
+    "sparse_srelu_layer_forward",
+    "sparse_srelu_layer_backward",
+    "sparse_srelu_layer_backward_without_DX",
     "simple_batch_norm_forward",
     "simple_batch_norm_backward",
     "batch_norm_forward",
@@ -232,6 +282,12 @@ __all__ = [
     "log_softmax_layer_forward",
     "log_softmax_layer_backward",
     "log_softmax_layer_backward_without_DX",
+    "sparse_softmax_layer_forward",
+    "sparse_softmax_layer_backward",
+    "sparse_softmax_layer_backward_without_DX",
+    "sparse_log_softmax_layer_forward",
+    "sparse_log_softmax_layer_backward",
+    "sparse_log_softmax_layer_backward_without_DX",
     "squared_error_loss",
     "squared_error_loss_gradient",
     "mean_squared_error_loss",

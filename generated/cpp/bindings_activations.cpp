@@ -48,6 +48,18 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by AllReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 all_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
+    m.def("sparse_all_relu_layer_forward", &sparse_all_relu_layer_forward<S>, "X"_a, "W"_a, "b"_a, "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by AllReLU, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = all_relu(Z)");
+    m.def("sparse_all_relu_layer_backward", &sparse_all_relu_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a,
+          "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by AllReLU, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+          "all_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_all_relu_layer_backward_without_DX", &sparse_all_relu_layer_backward_without_DX<S>, "X"_a,
+          "W"_a, "Z"_a, "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by AllReLU, with W in CSR storage: backpropagation, without DX.\n\n    DZ = "
+          "DY \u2299 all_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("hard_sigmoid", &hard_sigmoid<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Hard sigmoid, applied element-wise: feedforward.\n\n    Y = hard_sigmoid(X)");
     m.def("hard_sigmoid_backward", &hard_sigmoid_backward<S>, "X"_a, "DY"_a,
@@ -80,6 +92,19 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Hard sigmoid: backpropagation, "
           "without DX.\n\n    DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 "
           "R\u1d40\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("sparse_hard_sigmoid_layer_forward", &sparse_hard_sigmoid_layer_forward<S>, "X"_a, "W"_a, "b"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hard sigmoid, with W in CSR storage: feedforward.\n\n    Z = "
+          "X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = hard_sigmoid(Z)");
+    m.def("sparse_hard_sigmoid_layer_backward", &sparse_hard_sigmoid_layer_backward<S>, "X"_a, "W"_a, "Z"_a,
+          "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation.\n\n    DZ = DY "
+          "\u2299 hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
+          "DZ\u00b7W");
+    m.def("sparse_hard_sigmoid_layer_backward_without_DX", &sparse_hard_sigmoid_layer_backward_without_DX<S>,
+          "X"_a, "W"_a, "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation, without DX.\n\n    "
+          "DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("hyperbolic_tangent", &hyperbolic_tangent<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Hyperbolic tangent, applied element-wise: feedforward.\n\n    Y = hyperbolic_tangent(X)");
     m.def("hyperbolic_tangent_backward", &hyperbolic_tangent_backward<S>, "X"_a, "DY"_a,
@@ -114,6 +139,21 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: backpropagation, "
           "without DX.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 "
           "R\u1d40\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("sparse_hyperbolic_tangent_layer_forward", &sparse_hyperbolic_tangent_layer_forward<S>, "X"_a,
+          "W"_a, "b"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hyperbolic tangent, with W in CSR storage: feedforward.\n\n    Z = "
+          "X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = hyperbolic_tangent(Z)");
+    m.def("sparse_hyperbolic_tangent_layer_backward", &sparse_hyperbolic_tangent_layer_backward<S>, "X"_a,
+          "W"_a, "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation.\n\n    DZ = "
+          "DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    "
+          "DX = DZ\u00b7W");
+    m.def("sparse_hyperbolic_tangent_layer_backward_without_DX",
+          &sparse_hyperbolic_tangent_layer_backward_without_DX<S>, "X"_a, "W"_a, "Z"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation, without "
+          "DX.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ");
     m.def("leaky_relu", &leaky_relu<S>, "X"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Leaky ReLU, applied element-wise: feedforward.\n\n    Y = leaky_relu(X)");
     m.def("leaky_relu_backward", &leaky_relu_backward<S>, "X"_a, "DY"_a, "alpha"_a,
@@ -145,6 +185,19 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db "
           "= 1_N\u1d40\u00b7DZ");
+    m.def("sparse_leaky_relu_layer_forward", &sparse_leaky_relu_layer_forward<S>, "X"_a, "W"_a, "b"_a,
+          "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Leaky ReLU, with W in CSR storage: feedforward.\n\n    Z = "
+          "X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = leaky_relu(Z)");
+    m.def(
+        "sparse_leaky_relu_layer_backward", &sparse_leaky_relu_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a,
+        "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+        "Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+        "leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_leaky_relu_layer_backward_without_DX", &sparse_leaky_relu_layer_backward_without_DX<S>,
+          "X"_a, "W"_a, "Z"_a, "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation, without DX.\n\n    "
+          "DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("relu", &relu<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
           "ReLU, applied element-wise: feedforward.\n\n    Y = relu(X)");
     m.def("relu_backward", &relu_backward<S>, "X"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
@@ -175,6 +228,18 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
+    m.def("sparse_relu_layer_forward", &sparse_relu_layer_forward<S>, "X"_a, "W"_a, "b"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = relu(Z)");
+    m.def("sparse_relu_layer_backward", &sparse_relu_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+          "relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_relu_layer_backward_without_DX", &sparse_relu_layer_backward_without_DX<S>, "X"_a, "W"_a,
+          "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU, with W in CSR storage: backpropagation, without DX.\n\n    DZ = DY "
+          "\u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("sigmoid", &sigmoid<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Sigmoid, applied element-wise: feedforward.\n\n    Y = sigmoid(X)");
     m.def("sigmoid_backward", &sigmoid_backward<S>, "X"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
@@ -205,6 +270,18 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Sigmoid: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
+    m.def("sparse_sigmoid_layer_forward", &sparse_sigmoid_layer_forward<S>, "X"_a, "W"_a, "b"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Sigmoid, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = sigmoid(Z)");
+    m.def("sparse_sigmoid_layer_backward", &sparse_sigmoid_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Sigmoid, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+          "sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_sigmoid_layer_backward_without_DX", &sparse_sigmoid_layer_backward_without_DX<S>, "X"_a,
+          "W"_a, "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Sigmoid, with W in CSR storage: backpropagation, without DX.\n\n    DZ = "
+          "DY \u2299 sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("srelu", &srelu<S>, "X"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "SReLU, applied element-wise: feedforward.\n\n    Y = srelu(X)");
     m.def("srelu_backward", &srelu_backward<S>, "X"_a, "DY"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a,
@@ -261,6 +338,25 @@ void define(nb::module_& m) {
           "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
+    m.def("sparse_srelu_layer_forward", &sparse_srelu_layer_forward<S>, "X"_a, "W"_a, "b"_a, "al"_a, "tl"_a,
+          "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by SReLU, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = srelu(Z)");
+    m.def("sparse_srelu_layer_backward", &sparse_srelu_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a, "al"_a,
+          "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by SReLU, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+          "srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n    Dtl = "
+          "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
+          "DZ\u00b7W");
+    m.def("sparse_srelu_layer_backward_without_DX", &sparse_srelu_layer_backward_without_DX<S>, "X"_a, "W"_a,
+          "Z"_a, "DY"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by SReLU, with W in CSR storage: backpropagation, without DX.\n\n    DZ = "
+          "DY \u2299 srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n "
+          "   Dtl = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = "
+          "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
 }
 
 }  // namespace
