@@ -15,6 +15,8 @@ class ArrayBackend:
     """NumPy arrays and the generated NumPy kernels; other backends override the few methods that differ."""
 
     name = "numpy"
+    #: Whether the generated kernels of this backend include the sparse (CSR) layers.
+    sparse = True
 
     def __init__(self, dtype=np.float32):
         self.dtype = np.dtype(dtype)
@@ -43,9 +45,31 @@ class ArrayBackend:
     def copy(self, x):
         return x.copy()
 
+    # --- sparse (CSR) weights: the backend's CSR type from host arrays, and its stored values ---------
+    def csr(self, indptr, indices, values, shape):
+        """A CSR matrix for the sparse kernels (scipy's here; they validate it on every call)."""
+        import scipy.sparse
+
+        return scipy.sparse.csr_matrix((self.array(values), np.asarray(indices, np.int32),
+                                        np.asarray(indptr, np.int32)), shape=shape)
+
+    def csr_arrays(self, W) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr, indices, values) of a CSR matrix made by :meth:`csr`, as NumPy arrays."""
+        return np.asarray(W.indptr), np.asarray(W.indices), np.asarray(W.data)
+
+    def csr_values(self, W):
+        """The stored values as a writable 1 × nnz view, which the update kernels change in place."""
+        return W.data.reshape(1, -1)
+
+    def is_csr(self, x) -> bool:
+        import scipy.sparse
+
+        return scipy.sparse.issparse(x)
+
 
 class TorchBackend(ArrayBackend):
     name = "torch"
+    sparse = False  # the torch and JAX printers generate no CSR kernels (README: sparse training)
 
     def load_kernels(self):
         import torch
@@ -66,6 +90,7 @@ class TorchBackend(ArrayBackend):
 
 class JaxBackend(ArrayBackend):
     name = "jax"
+    sparse = False
 
     def load_kernels(self):
         import jax
@@ -103,6 +128,22 @@ class CppBackend(ArrayBackend):
 
     def matrix(self, x, shape):
         return np.asarray(x, dtype=self.dtype).reshape(shape)
+
+    def csr(self, indptr, indices, values, shape):
+        # CSRMatrix validates its arrays on construction; the kernels take nothing else.
+        return self.kernels.CSRMatrix(np.asarray(indptr, np.int32), np.asarray(indices, np.int32),
+                                      np.asarray(values, self.dtype), tuple(shape), dtype=self.dtype.name)
+
+    def csr_values(self, W):
+        return W.data.reshape(1, -1)
+
+    def is_csr(self, x) -> bool:
+        return isinstance(x, self.kernels.CSRMatrix)
+
+    def copy(self, x):
+        if self.is_csr(x):
+            return self.csr(*self.csr_arrays(x), x.shape)
+        return x.copy()
 
 
 def make_backend(name: str, dtype=np.float32) -> ArrayBackend:

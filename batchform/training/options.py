@@ -90,8 +90,12 @@ def spec_by_name(name: str, kind: str, option: str, suffixes=("", "_layer")) -> 
     for suffix in suffixes:
         for spec_name, info in SPECS.items():
             if info.kind == kind and _key(spec_name) == wanted + _key(suffix):
+                if info.storage:  # a sparse form is chosen by density, not by name
+                    dense = _display(info.sparse_of, suffixes)
+                    raise OptionError(f"{option}: {name!r} is the sparse form of {dense}; write {dense} and give "
+                                      f"it a density below 1 with --densities or --overall-density")
                 return spec_name
-    known = sorted({_display(n, suffixes) for n, i in SPECS.items() if i.kind == kind})
+    known = sorted({_display(n, suffixes) for n, i in SPECS.items() if i.kind == kind and not i.storage})
     raise OptionError(f"{option}: unknown name {name!r}; known: {', '.join(known)}")
 
 

@@ -69,32 +69,35 @@ def parse_learning_rate(text: str) -> Scheduler:
     return Scheduler(call.name, eta0, rule, text)
 
 
-def initialize(text: str, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A K × D weight matrix drawn by a Nerva-named initializer, in float64."""
-    call = parse_call(text, "--init-weights")
+def initialize(text: str, shape: tuple[int, int], rng: np.random.Generator, count: int | None = None,
+               option: str = "--init-weights") -> np.ndarray:
+    """A K × D weight matrix drawn by a Nerva-named initializer, in float64; with ``count``, only that many
+    values (the stored entries of a sparse W), drawn with the dense K × D fan-in and fan-out."""
+    call = parse_call(text, option)
     K, D = shape
+    size = shape if count is None else (count,)
     name, args = call.name.lower(), [float(a) for a in call.args]
     if name == "xavieruniform":
         limit = math.sqrt(6.0 / (D + K))
-        return rng.uniform(-limit, limit, size=shape)
+        return rng.uniform(-limit, limit, size=size)
     if name == "xaviernormal":
-        return rng.normal(0.0, math.sqrt(2.0 / (D + K)), size=shape)
+        return rng.normal(0.0, math.sqrt(2.0 / (D + K)), size=size)
     if name == "heuniform":
         limit = math.sqrt(6.0 / D)
-        return rng.uniform(-limit, limit, size=shape)
+        return rng.uniform(-limit, limit, size=size)
     if name == "henormal":
-        return rng.normal(0.0, math.sqrt(2.0 / D), size=shape)
+        return rng.normal(0.0, math.sqrt(2.0 / D), size=size)
     if name == "uniform":
         a, b = args if len(args) == 2 else (-1.0, 1.0) if not args else (None, None)
         if a is None or a >= b:
-            raise OptionError(f"--init-weights: Uniform takes (a, b) with a < b, got {text!r}")
-        return rng.uniform(a, b, size=shape)
+            raise OptionError(f"{option}: Uniform takes (a, b) with a < b, got {text!r}")
+        return rng.uniform(a, b, size=size)
     if name == "normal":
         mean, std = args if len(args) == 2 else (0.0, 1.0) if not args else (None, None)
         if mean is None or std <= 0:
-            raise OptionError(f"--init-weights: Normal takes (mean, std) with std > 0, got {text!r}")
-        return rng.normal(mean, std, size=shape)
+            raise OptionError(f"{option}: Normal takes (mean, std) with std > 0, got {text!r}")
+        return rng.normal(mean, std, size=size)
     if name == "zero":
-        return np.zeros(shape)
-    raise OptionError(f"--init-weights: unknown initializer {call.name!r}; known: XavierUniform, XavierNormal, "
+        return np.zeros(size)
+    raise OptionError(f"{option}: unknown initializer {call.name!r}; known: XavierUniform, XavierNormal, "
                       f"HeUniform, HeNormal, Uniform(a,b), Normal(mean,std), Zero")
