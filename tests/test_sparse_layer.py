@@ -49,24 +49,38 @@ def _on_pattern(dense: np.ndarray, csr) -> np.ndarray:
 
 
 def _backend(name: str):
+    """The kernels, a dense W → the backend's CSR type, and a NumPy array → the backend's array type."""
     if name == "numpy":
-        return gnp, lambda W: scipy.sparse.csr_matrix(W)
+        return gnp, lambda W: scipy.sparse.csr_matrix(W), lambda a: a
+    if name == "torch":
+        import torch
+
+        import generated.torch as gtorch
+
+        def to_torch_csr(W):
+            S = scipy.sparse.csr_matrix(W)
+            return torch.sparse_csr_tensor(torch.from_numpy(S.indptr.astype(np.int64)),
+                                           torch.from_numpy(S.indices.astype(np.int64)),
+                                           torch.from_numpy(S.data), size=S.shape)
+
+        return gtorch, to_torch_csr, lambda a: torch.from_numpy(np.ascontiguousarray(a))
     import generated.cpp as gcpp
 
     def to_csr(W):
         S = scipy.sparse.csr_matrix(W)
         return gcpp.CSRMatrix(S.indptr, S.indices, S.data, S.shape)
 
-    return gcpp, to_csr
+    return gcpp, to_csr, lambda a: a
 
 
 CASES = [(name, backend, dtype) for name in SPARSE for backend, dtype in
-         (("numpy", np.float64), ("cpp", np.float64), ("cpp", np.float32))]
+         (("numpy", np.float64), ("cpp", np.float64), ("cpp", np.float32), ("torch", np.float64),
+          ("torch", np.float32))]
 
 
 @pytest.mark.parametrize("name,backend,dtype", CASES, ids=[f"{n}-{b}-{d.__name__}" for n, b, d in CASES])
 def test_sparse_layer_matches_masked_dense_layer(name, backend, dtype):
-    module, to_csr = _backend(backend)
+    module, to_csr, to_array = _backend(backend)
     dense_name = name.removeprefix("sparse_")
     dense_functions, sparse_functions = FUNCTIONS[dense_name], FUNCTIONS[name]
     values, mask = _masked(draw(dense_name, DIMS, seed=3), seed=4)
@@ -77,20 +91,23 @@ def test_sparse_layer_matches_masked_dense_layer(name, backend, dtype):
 
     want = call(gnp, dense_functions[0], {k: np.float64(v) if np.isscalar(v) else v.astype(np.float64)
                                           for k, v in values.items()})
-    got = call(module, sparse_functions[0], {**values, "W": csr})
+    arrays = {k: to_array(v) if isinstance(v, np.ndarray) else v for k, v in values.items()}
+    got = call(module, sparse_functions[0], {**arrays, "W": csr})
     assert set(got) == set(want)
     for key in want:
-        np.testing.assert_allclose(got[key], want[key], **TOL[dtype], err_msg=f"{name} forward {key}")
+        np.testing.assert_allclose(np.asarray(got[key], np.float64), want[key], **TOL[dtype],
+                                   err_msg=f"{name} forward {key}")
 
     rng = np.random.default_rng(5)
     output = SPECS[name].spec.output.name
     seed = {f"D{output}": rng.uniform(-1, 1, np.shape(want[output])).astype(dtype)}
+    seeded = {k: to_array(v) for k, v in seed.items()}
+    forward = {k: to_array(np.asarray(v, dtype)) for k, v in want.items()}
     dense_backward = call(gnp, dense_functions[1], {**{k: np.asarray(v, np.float64) if not np.isscalar(v) else v
                                                        for k, v in values.items()},
                                                     **want, **{k: v.astype(np.float64) for k, v in seed.items()}})
     for function in [sparse_functions[1], *variants(SPECS[name], sparse_functions)]:
-        got = call(module, function, {**values, "W": csr, **{k: np.asarray(v, dtype) for k, v in want.items()},
-                                      **seed})
+        got = call(module, function, {**arrays, "W": csr, **forward, **seeded})
         assert "DW" in got
         for key, value in got.items():
             expected = _on_pattern(dense_backward[key], pattern) if key == "DW" else dense_backward[key]
@@ -100,11 +117,11 @@ def test_sparse_layer_matches_masked_dense_layer(name, backend, dtype):
 
     # One Momentum step on the stored values is the dense step with the gradient masked: W stays on its
     # pattern, and every stored entry moves exactly as the dense entry does.
-    DW = np.asarray(call(module, sparse_functions[1], {**values, "W": csr, **{k: np.asarray(v, dtype)
-                                                                             for k, v in want.items()}, **seed})["DW"])
-    stored = np.array(pattern.data, dtype=dtype)[None, :]
-    delta = np.zeros_like(stored)
-    module.momentum_update(stored, DW.astype(dtype), delta, 0.1, 0.9)
+    DW = call(module, sparse_functions[1], {**arrays, "W": csr, **forward, **seeded})["DW"]
+    stored = to_array(np.array(pattern.data, dtype=dtype)[None, :])
+    delta = to_array(np.zeros((1, pattern.nnz), dtype))
+    module.momentum_update(stored, DW, delta, 0.1, 0.9)
+    stored = np.asarray(stored)
     dense_W, dense_delta = values["W"].astype(np.float64), np.zeros(values["W"].shape)
     gnp.momentum_update(dense_W, dense_backward["DW"] * mask, dense_delta, 0.1, 0.9)
     updated = scipy.sparse.csr_matrix((stored[0], pattern.indices, pattern.indptr), shape=pattern.shape).toarray()
@@ -157,6 +174,26 @@ def test_numpy_sparse_kernels_reject_a_corrupt_csr(case):
         gnp.sparse_linear_forward(X, W, b)
     with pytest.raises(ValueError, match=f"sparse_relu_layer_backward: argument 'W': {message}"):
         gnp.sparse_relu_layer_backward(X, W, DY, DY)
+
+
+@pytest.mark.parametrize("case", [c for c in CORRUPT if c != "values missing"])
+def test_torch_sparse_kernels_reject_a_corrupt_csr(case):
+    """torch.sparse_csr_tensor does not check its indices by default: the generated kernels do."""
+    import torch
+
+    import generated.torch as gtorch
+
+    W, message = CORRUPT[case]
+    T = torch.sparse_csr_tensor(torch.from_numpy(W.indptr), torch.from_numpy(W.indices),
+                                torch.from_numpy(W.data), size=W.shape, check_invariants=False)
+    X, b, DY = torch.ones(3, 4, dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64), \
+        torch.ones(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=f"sparse_linear_forward: argument 'W': {message}"):
+        gtorch.sparse_linear_forward(X, T, b)
+    with pytest.raises(ValueError, match=f"sparse_relu_layer_backward: argument 'W': {message}"):
+        gtorch.sparse_relu_layer_backward(X, T, DY, DY)
+    with pytest.raises(TypeError, match="must be a torch sparse CSR tensor"):
+        gtorch.sparse_linear_forward(X, torch.ones(2, 4, dtype=torch.float64), b)
 
 
 def test_numpy_sparse_kernels_reject_a_dense_weight():

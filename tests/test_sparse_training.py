@@ -144,7 +144,7 @@ def _network(backend, densities, layers="ReLU;SReLU;Linear", sizes=(64, 40, 30, 
                          densities=densities)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "cpp"])
+@pytest.mark.parametrize("backend", ["numpy", "cpp", "torch"])
 def test_a_sparse_network_computes_the_masked_dense_network(backend):
     sparse = _network(backend, [0.3, 0.5, 1.0])
     assert [layer.is_sparse for layer in sparse.layers] == [True, True, False]
@@ -153,11 +153,12 @@ def test_a_sparse_network_computes_the_masked_dense_network(backend):
     for s, d in zip(sparse.layers, dense.layers):
         d.parameters = {k: sparse.dense(v).astype(np.float64) for k, v in s.parameters.items()}
         assert s.size == d.size
-    assert sparse.layers[0].parameters["W"].nnz == round(0.3 * 40 * 64)
+    assert sparse.host_csr(sparse.layers[0].parameters["W"]).nnz == round(0.3 * 40 * 64)
     X = _data().Xtrain[:16]
-    np.testing.assert_allclose(sparse.feedforward(X.copy()), dense.feedforward(X.copy()), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sparse.backend.numpy(sparse.feedforward(sparse.backend.array(X))),
+                               dense.feedforward(X.copy()), rtol=1e-10, atol=1e-12)
     DY = np.random.default_rng(0).standard_normal((16, 10))
-    sparse.backpropagate(DY)
+    sparse.backpropagate(sparse.backend.array(DY))
     dense.backpropagate(DY)
     masks = [sparse.dense(layer.parameters["W"]) != 0 for layer in sparse.layers]
     for s, d, mask in zip(sparse.layers, dense.layers, masks):
@@ -166,8 +167,8 @@ def test_a_sparse_network_computes_the_masked_dense_network(backend):
             if s.is_sparse and name == "W":
                 csr = sparse.host_csr(s.parameters["W"])
                 want = (want * mask).reshape(-1)[csr.positions()][None, :]
-            np.testing.assert_allclose(np.asarray(gradient, float).reshape(np.shape(want)), want, rtol=1e-9,
-                                       atol=1e-12, err_msg=name)
+            got = np.asarray(sparse.backend.numpy(gradient) if hasattr(gradient, "detach") else gradient, float)
+            np.testing.assert_allclose(got.reshape(np.shape(want)), want, rtol=1e-9, atol=1e-12, err_msg=name)
     sparse.optimize(0.1)
     dense.optimize(0.1)
     for s, d, mask in zip(sparse.layers, dense.layers, masks):
@@ -185,16 +186,17 @@ def _sparse_run(backend, dynamic, epochs=3):
 def test_dynamic_sparse_training_gives_the_same_curve_on_numpy_and_cpp(grow):
     dynamic = parse_dynamic("SET(0.2)", grow, None, 1, "XavierNormal", [0.2, 0.4, 1.0])
     curves, patterns = {}, {}
-    for backend in ("numpy", "cpp"):
+    for backend in ("numpy", "cpp", "torch"):
         history, network = _sparse_run(backend, dynamic)
         assert not history.stopped
         curves[backend] = [(e.loss, e.train_accuracy) for e in history.epochs]
         patterns[backend] = [network.host_csr(layer.parameters["W"]) for layer in network.layers if layer.is_sparse]
         assert [p.nnz for p in patterns[backend]] == [round(0.2 * 64 * 40), round(0.4 * 40 * 30)]
-    np.testing.assert_allclose(curves["cpp"], curves["numpy"], rtol=1e-8)
+    for backend in ("cpp", "torch"):
+        np.testing.assert_allclose(curves[backend], curves["numpy"], rtol=1e-8, err_msg=backend)
+        for a, b in zip(patterns["numpy"], patterns[backend]):
+            np.testing.assert_array_equal(a.indices, b.indices)
     assert curves["numpy"][-1][0] < curves["numpy"][0][0]
-    for a, b in zip(patterns["numpy"], patterns["cpp"]):
-        np.testing.assert_array_equal(a.indices, b.indices)
     static, _ = _sparse_run("numpy", None)
     assert [e.loss for e in static.epochs] != [c[0] for c in curves["numpy"]]  # the pattern did change
 
@@ -246,7 +248,7 @@ def test_flush_to_zero_in_cpp():
 # --- weights I/O ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["numpy", "cpp"])
+@pytest.mark.parametrize("backend", ["numpy", "cpp", "torch"])
 def test_sparse_weights_round_trip(backend, tmp_path):
     network = _network(backend, [0.2, 0.5, 1.0])
     path = tmp_path / "w.npz"
@@ -261,8 +263,9 @@ def test_sparse_weights_round_trip(backend, tmp_path):
         for name in a.parameters:
             np.testing.assert_array_equal(network.dense(a.parameters[name]), other.dense(b.parameters[name]))
         assert a.is_sparse == b.is_sparse
-    X = _data().Xtrain[:5]
-    np.testing.assert_array_equal(network.feedforward(X), other.feedforward(X))
+    X = network.backend.array(_data().Xtrain[:5])
+    np.testing.assert_array_equal(network.backend.numpy(network.feedforward(X)),
+                                  other.backend.numpy(other.feedforward(X)))
     dense = _network("numpy", None)  # a dense network takes the sparse file densified
     dense.load_weights(path)
     np.testing.assert_array_equal(dense.layers[0].parameters["W"], network.dense(network.layers[0].parameters["W"]))
@@ -298,10 +301,11 @@ def test_sparse_training_from_the_command_line(capsys, tmp_path):
     weights = tmp_path / "w.npz"
     code = main(["train", "--backend", "cpp", "--overall-density", "0.2", "--prune", "SET(0.2)", "--grow",
                  "Random", "--epochs", "3", "--no-progress", "--clip", "1e-8", "--save-weights", str(weights)])
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines at the terminal width
     assert code == 0, out
     assert "sparsity: layer 1 64→64 density" in out and "nnz" in out
-    assert "epoch 2 layer 1: SET(0.2) pruned" in out and "epoch 3 layer 2: SET(0.2) pruned" in out
+    assert "epoch 2 regrow: layer 1: SET(0.2) pruned" in out and "; layer 2: SET(0.2) pruned" in out
+    assert "epoch 3 regrow: layer 1: SET(0.2) pruned" in out
     code = main(["train", "--backend", "numpy", "--overall-density", "0.2", "--epochs", "1", "--no-progress",
                  "--load-weights", str(weights)])
     assert code == 0, capsys.readouterr().out
@@ -325,7 +329,7 @@ def test_sparse_training_from_the_command_line(capsys, tmp_path):
     (["--overall-density", "0.1", "--prune", "SET(0.2)", "--grow", "Random", "--prune-interval", "0"],
      ["--prune-interval"]),
     (["--overall-density", "0.1", "--clip", "-1"], ["--clip"]),
-    (["--overall-density", "0.1", "--backend", "torch"], ["numpy and cpp backends only"]),
+    (["--overall-density", "0.1", "--backend", "jax"], ["numpy, torch and cpp backends only"]),
     (["--overall-density", "0.1", "--layers", "Dropout(0.2);ReLU;ReLU;Linear"], ["no dropout form"]),
     (["--layers", "SparseLinear;ReLU;Linear"], ["sparse form of Linear", "--densities"]),
 ])

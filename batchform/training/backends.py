@@ -69,7 +69,6 @@ class ArrayBackend:
 
 class TorchBackend(ArrayBackend):
     name = "torch"
-    sparse = False  # the torch and JAX printers generate no CSR kernels (README: sparse training)
 
     def load_kernels(self):
         import torch
@@ -87,10 +86,30 @@ class TorchBackend(ArrayBackend):
     def copy(self, x):
         return x.clone()
 
+    def csr(self, indptr, indices, values, shape):
+        import warnings
+
+        torch = self.torch
+        with warnings.catch_warnings():  # "CSR support is in beta": known; the kernels validate the indices
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(torch.from_numpy(np.asarray(indptr, np.int64)),
+                                           torch.from_numpy(np.asarray(indices, np.int64)),
+                                           self.array(np.asarray(values)), size=tuple(shape),
+                                           check_invariants=False)
+
+    def csr_arrays(self, W):
+        return W.crow_indices().numpy(), W.col_indices().numpy(), W.values().detach().numpy()
+
+    def csr_values(self, W):
+        return W.values().reshape(1, -1)
+
+    def is_csr(self, x) -> bool:
+        return isinstance(x, self.torch.Tensor) and x.layout == self.torch.sparse_csr
+
 
 class JaxBackend(ArrayBackend):
     name = "jax"
-    sparse = False
+    sparse = False  # the JAX printer generates no CSR (BCOO) kernels (README: sparse layers)
 
     def load_kernels(self):
         import jax

@@ -55,9 +55,9 @@ class Trainer:
             Y = self.network.feedforward(backend.array(batch[0]), training=True)
             _, DY = self._loss(Y, backend.array(batch[1]))
             self.network.backpropagate(DY / batch[0].shape[0])
-        for line in regrow(self.network, self.dynamic, self.sparse_rng):
-            if self.log:
-                self.log(f"epoch {epoch + 1} {line}")
+        lines = regrow(self.network, self.dynamic, self.sparse_rng)
+        if self.log:
+            self.log(f"epoch {epoch + 1} regrow: {'; '.join(lines)}")
 
     def _loss(self, Y, T) -> tuple[float, object]:
         backend = self.network.backend

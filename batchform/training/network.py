@@ -76,8 +76,8 @@ class Network:
         if densities is not None and len(densities) != len(weighted):
             raise OptionError(f"--densities: {len(weighted)} weighted layers need {len(weighted)} densities")
         if densities and any(d < 1 for d in densities) and not backend.sparse:
-            raise OptionError(f"--backend {backend.name}: sparse layers (density < 1) run on the numpy and cpp "
-                              f"backends only; the {backend.name} printer generates no CSR kernels")
+            raise OptionError(f"--backend {backend.name}: sparse layers (density < 1) run on the numpy, torch "
+                              f"and cpp backends only; the {backend.name} printer generates no CSR kernels")
         rng = np.random.default_rng(seed)
         built, index = [], 0
         for option, optimizer in zip(layers, optimizers):
@@ -194,8 +194,8 @@ class Network:
                     self._clip(layer, theta if sparse else layer.parameters[name])
 
     def _clip(self, layer: Layer, W) -> None:
-        if self.backend.is_csr(layer.parameters["W"]) or self.backend.name in ("numpy", "cpp"):
-            W[np.abs(W) < self.clip] = 0
+        if self.backend.is_csr(layer.parameters["W"]) or self.backend.name in ("numpy", "cpp", "torch"):
+            W[abs(W) < self.clip] = 0  # in place: an array, a tensor or a CSR matrix's values
         else:
             host = self.backend.numpy(W)
             layer.parameters["W"] = self.backend.array(np.where(np.abs(host) < self.clip, 0, host))

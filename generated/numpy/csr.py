@@ -13,22 +13,32 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-__all__ = ["check_csr"]
+__all__ = ["check_arrays", "check_csr"]
 
 
 def check_csr(function: str, argument: str, W: object) -> None:
-    """Raise ``TypeError``/``ValueError`` unless ``W`` is a well-formed CSR matrix in canonical form:
-    ``indptr`` of length rows + 1, starting at 0, non-decreasing and ending at nnz; column indices in
-    [0, cols), strictly increasing within each row (sorted, no duplicates); as many values as indices."""
+    """Raise ``TypeError`` unless ``W`` is a 2-D scipy.sparse CSR matrix, ``ValueError`` unless it is well
+    formed and canonical (see :func:`check_arrays`)."""
     where = f"{function}: argument {argument!r}"
     if not (scipy.sparse.issparse(W) and W.format == "csr"):
         raise TypeError(f"{where} must be a scipy.sparse CSR matrix, got {type(W).__name__}")
     if len(W.shape) != 2:
         raise ValueError(f"{where} must be 2-D, got shape {W.shape}")
-    rows, cols = W.shape
-    indptr, indices, data = np.asarray(W.indptr), np.asarray(W.indices), np.asarray(W.data)
-    if indptr.ndim != 1 or indices.ndim != 1 or data.ndim != 1:
-        raise ValueError(f"{where}: indptr, indices and data must be 1-D arrays")
+    data = np.asarray(W.data)
+    if data.ndim != 1:
+        raise ValueError(f"{where}: data must be a 1-D array")
+    check_arrays(where, W.shape, np.asarray(W.indptr), np.asarray(W.indices), len(data))
+
+
+def check_arrays(
+    where: str, shape: tuple[int, int], indptr: np.ndarray, indices: np.ndarray, count: int
+) -> None:
+    """Raise ``ValueError`` unless ``indptr`` has rows + 1 entries, starts at 0, never decreases and ends at nnz,
+    every column index is in [0, cols), columns increase strictly within each row (sorted, no duplicates) and
+    there are as many values (``count``) as indices."""
+    rows, cols = shape
+    if indptr.ndim != 1 or indices.ndim != 1:
+        raise ValueError(f"{where}: indptr and indices must be 1-D arrays")
     if not (np.issubdtype(indptr.dtype, np.integer) and np.issubdtype(indices.dtype, np.integer)):
         raise ValueError(f"{where}: indptr and indices must be integer arrays")
     if len(indptr) != rows + 1:
@@ -39,10 +49,10 @@ def check_csr(function: str, argument: str, W: object) -> None:
     if (steps < 0).any():
         row = int(np.argmax(steps < 0))
         raise ValueError(f"{where}: indptr decreases at row {row} ({indptr[row]} then {indptr[row + 1]})")
-    if indptr[-1] != len(indices) or len(indices) != len(data):
+    if indptr[-1] != len(indices) or len(indices) != count:
         raise ValueError(
             f"{where}: indptr ends at {indptr[-1]} with {len(indices)} column indices and "
-            f"{len(data)} values (all three must agree)"
+            f"{count} values (all three must agree)"
         )
     if len(indices):
         low, high = indices.min(), indices.max()
