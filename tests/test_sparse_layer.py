@@ -64,6 +64,18 @@ def _backend(name: str):
                                            torch.from_numpy(S.data), size=S.shape)
 
         return gtorch, to_torch_csr, lambda a: torch.from_numpy(np.ascontiguousarray(a))
+    if name == "jax":
+        import jax.numpy as jnp
+        from jax.experimental import sparse
+
+        import generated.jax as gjax
+
+        def to_bcoo(W):
+            S = scipy.sparse.csr_matrix(W)
+            rows = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
+            return sparse.BCOO((jnp.asarray(S.data), jnp.asarray(np.stack([rows, S.indices], 1))), shape=S.shape)
+
+        return gjax, to_bcoo, jnp.asarray
     import generated.cpp as gcpp
 
     def to_csr(W):
@@ -75,7 +87,7 @@ def _backend(name: str):
 
 CASES = [(name, backend, dtype) for name in SPARSE for backend, dtype in
          (("numpy", np.float64), ("cpp", np.float64), ("cpp", np.float32), ("torch", np.float64),
-          ("torch", np.float32))]
+          ("torch", np.float32), ("jax", np.float32))]
 
 
 @pytest.mark.parametrize("name,backend,dtype", CASES, ids=[f"{n}-{b}-{d.__name__}" for n, b, d in CASES])
@@ -120,8 +132,8 @@ def test_sparse_layer_matches_masked_dense_layer(name, backend, dtype):
     DW = call(module, sparse_functions[1], {**arrays, "W": csr, **forward, **seeded})["DW"]
     stored = to_array(np.array(pattern.data, dtype=dtype)[None, :])
     delta = to_array(np.zeros((1, pattern.nnz), dtype))
-    module.momentum_update(stored, DW, delta, 0.1, 0.9)
-    stored = np.asarray(stored)
+    result = module.momentum_update(stored, DW, delta, 0.1, 0.9)
+    stored = np.asarray(result[0] if backend == "jax" else stored)  # JAX updates return new arrays
     dense_W, dense_delta = values["W"].astype(np.float64), np.zeros(values["W"].shape)
     gnp.momentum_update(dense_W, dense_backward["DW"] * mask, dense_delta, 0.1, 0.9)
     updated = scipy.sparse.csr_matrix((stored[0], pattern.indices, pattern.indptr), shape=pattern.shape).toarray()
@@ -210,3 +222,29 @@ def test_cpp_csr_type_rejects_the_same_corruptions():
             continue
         with pytest.raises(ValueError):
             gcpp.CSRMatrix(W.indptr.astype(np.int32), W.indices.astype(np.int64), W.data, W.shape)
+
+
+@pytest.mark.parametrize("indices, message", [
+    ([[0, 0], [1, 10**9]], "column index 1000000000 is out of range"),
+    ([[0, 0], [1, -1]], "column index -1 is out of range"),
+    ([[0, 0], [5, 1]], "row index 5 is out of range"),
+    ([[1, 0], [0, 1]], "entries are not in row-major order"),
+    ([[0, 3], [0, 1]], "column indices of row 0 are not sorted and unique"),
+    ([[1, 2], [1, 2]], "column indices of row 1 are not sorted and unique"),
+])
+def test_jax_sparse_kernels_reject_a_corrupt_bcoo(indices, message):
+    """JAX clamps an out-of-range gather (a silently wrong result): the generated kernels check concrete
+    indices first."""
+    import jax.numpy as jnp
+    from jax.experimental import sparse
+
+    import generated.jax as gjax
+
+    W = sparse.BCOO((jnp.ones(2), jnp.asarray(indices)), shape=(2, 4))
+    X, b, DY = jnp.ones((3, 4)), jnp.zeros((1, 2)), jnp.ones((3, 2))
+    with pytest.raises(ValueError, match=f"sparse_linear_forward: argument 'W': {message}"):
+        gjax.sparse_linear_forward(X, W, b)
+    with pytest.raises(ValueError, match=f"sparse_relu_layer_backward: argument 'W': {message}"):
+        gjax.sparse_relu_layer_backward(X, W, DY, DY)
+    with pytest.raises(TypeError, match="must be a jax.experimental.sparse.BCOO matrix"):
+        gjax.sparse_linear_forward(X, jnp.ones((2, 4)), b)

@@ -16,6 +16,17 @@ from batchform.training.sparse import (DynamicSparsity, GrowOption, HostCSR, Pru
                                        layer_densities, parse_dynamic, prune_and_grow, random_pattern,
                                        sample_empty)
 
+
+@pytest.fixture(autouse=True)
+def restore_jax_x64():
+    """Training the JAX backend in float64 turns on JAX's global x64 flag; put it back for other tests."""
+    import jax
+
+    before = jax.config.jax_enable_x64
+    yield
+    jax.config.update("jax_enable_x64", before)
+
+
 # --- densities and patterns --------------------------------------------------------------------------
 
 
@@ -144,7 +155,7 @@ def _network(backend, densities, layers="ReLU;SReLU;Linear", sizes=(64, 40, 30, 
                          densities=densities)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "cpp", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", "cpp", "torch", "jax"])
 def test_a_sparse_network_computes_the_masked_dense_network(backend):
     sparse = _network(backend, [0.3, 0.5, 1.0])
     assert [layer.is_sparse for layer in sparse.layers] == [True, True, False]
@@ -186,13 +197,13 @@ def _sparse_run(backend, dynamic, epochs=3):
 def test_dynamic_sparse_training_gives_the_same_curve_on_numpy_and_cpp(grow):
     dynamic = parse_dynamic("SET(0.2)", grow, None, 1, "XavierNormal", [0.2, 0.4, 1.0])
     curves, patterns = {}, {}
-    for backend in ("numpy", "cpp", "torch"):
+    for backend in ("numpy", "cpp", "torch", "jax"):
         history, network = _sparse_run(backend, dynamic)
         assert not history.stopped
         curves[backend] = [(e.loss, e.train_accuracy) for e in history.epochs]
         patterns[backend] = [network.host_csr(layer.parameters["W"]) for layer in network.layers if layer.is_sparse]
         assert [p.nnz for p in patterns[backend]] == [round(0.2 * 64 * 40), round(0.4 * 40 * 30)]
-    for backend in ("cpp", "torch"):
+    for backend in ("cpp", "torch", "jax"):
         np.testing.assert_allclose(curves[backend], curves["numpy"], rtol=1e-8, err_msg=backend)
         for a, b in zip(patterns["numpy"], patterns[backend]):
             np.testing.assert_array_equal(a.indices, b.indices)
@@ -248,7 +259,7 @@ def test_flush_to_zero_in_cpp():
 # --- weights I/O ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["numpy", "cpp", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", "cpp", "torch", "jax"])
 def test_sparse_weights_round_trip(backend, tmp_path):
     network = _network(backend, [0.2, 0.5, 1.0])
     path = tmp_path / "w.npz"
@@ -329,7 +340,6 @@ def test_sparse_training_from_the_command_line(capsys, tmp_path):
     (["--overall-density", "0.1", "--prune", "SET(0.2)", "--grow", "Random", "--prune-interval", "0"],
      ["--prune-interval"]),
     (["--overall-density", "0.1", "--clip", "-1"], ["--clip"]),
-    (["--overall-density", "0.1", "--backend", "jax"], ["numpy, torch and cpp backends only"]),
     (["--overall-density", "0.1", "--layers", "Dropout(0.2);ReLU;ReLU;Linear"], ["no dropout form"]),
     (["--layers", "SparseLinear;ReLU;Linear"], ["sparse form of Linear", "--densities"]),
 ])

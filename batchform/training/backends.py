@@ -66,6 +66,11 @@ class ArrayBackend:
 
         return scipy.sparse.issparse(x)
 
+    def with_values(self, W, values):
+        """W with new stored values (an update kernel's result, when it did not update in place)."""
+        self.csr_values(W)[...] = self.numpy(values)
+        return W
+
 
 class TorchBackend(ArrayBackend):
     name = "torch"
@@ -109,7 +114,6 @@ class TorchBackend(ArrayBackend):
 
 class JaxBackend(ArrayBackend):
     name = "jax"
-    sparse = False  # the JAX printer generates no CSR (BCOO) kernels (README: sparse layers)
 
     def load_kernels(self):
         import jax
@@ -134,6 +138,40 @@ class JaxBackend(ArrayBackend):
 
     def copy(self, x):
         return x  # JAX arrays are immutable
+
+    def csr(self, indptr, indices, values, shape):
+        """A BCOO matrix in CSR order, validated here: under jit the kernels cannot read its indices."""
+        from jax.experimental import sparse
+
+        from generated.jax.csr import check_csr
+
+        indptr = np.asarray(indptr)
+        rows = np.repeat(np.arange(shape[0], dtype=np.int32), np.diff(indptr))
+        coordinates = np.stack([rows, np.asarray(indices, np.int32)], axis=1)
+        W = sparse.BCOO((self.array(np.asarray(values)), self.jax.numpy.asarray(coordinates)), shape=tuple(shape),
+                        indices_sorted=True, unique_indices=True)
+        check_csr("sparse weights", "W", W)
+        return W
+
+    def csr_arrays(self, W):
+        coordinates = np.asarray(W.indices)
+        indptr = np.zeros(W.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(coordinates[:, 0], minlength=W.shape[0]), out=indptr[1:])
+        return indptr, coordinates[:, 1], np.asarray(W.data)
+
+    def csr_values(self, W):
+        return W.data.reshape(1, -1)
+
+    def with_values(self, W, values):
+        from jax.experimental import sparse
+
+        return sparse.BCOO((values.reshape(-1), W.indices), shape=W.shape, indices_sorted=True,
+                           unique_indices=True)
+
+    def is_csr(self, x) -> bool:
+        from jax.experimental import sparse
+
+        return isinstance(x, sparse.BCOO)
 
 
 class CppBackend(ArrayBackend):

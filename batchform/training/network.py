@@ -76,8 +76,7 @@ class Network:
         if densities is not None and len(densities) != len(weighted):
             raise OptionError(f"--densities: {len(weighted)} weighted layers need {len(weighted)} densities")
         if densities and any(d < 1 for d in densities) and not backend.sparse:
-            raise OptionError(f"--backend {backend.name}: sparse layers (density < 1) run on the numpy, torch "
-                              f"and cpp backends only; the {backend.name} printer generates no CSR kernels")
+            raise OptionError(f"--backend {backend.name}: this backend has no sparse (CSR) kernels")
         rng = np.random.default_rng(seed)
         built, index = [], 0
         for option, optimizer in zip(layers, optimizers):
@@ -184,21 +183,24 @@ class Network:
                 values = {"theta": theta, "Dtheta": gradient, "eta": eta, **layer.optimizer.hyperparameters,
                           **layer.state[name]}
                 results = _call(self.backend, kernel, values)
-                if sparse:  # the values were updated in place (numpy, cpp); the pattern stays
+                if sparse:  # the values change (in place but in JAX); the pattern stays
                     if results["theta"] is not theta:
-                        theta[...] = self.backend.numpy(results["theta"])
+                        layer.parameters[name] = self.backend.with_values(value, results["theta"])
                 else:
                     layer.parameters[name] = results["theta"]
                 layer.state[name] = {k: v for k, v in results.items() if k != "theta"}
                 if self.clip and name == "W":
-                    self._clip(layer, theta if sparse else layer.parameters[name])
+                    self._clip(layer)
 
-    def _clip(self, layer: Layer, W) -> None:
-        if self.backend.is_csr(layer.parameters["W"]) or self.backend.name in ("numpy", "cpp", "torch"):
-            W[abs(W) < self.clip] = 0  # in place: an array, a tensor or a CSR matrix's values
-        else:
-            host = self.backend.numpy(W)
-            layer.parameters["W"] = self.backend.array(np.where(np.abs(host) < self.clip, 0, host))
+    def _clip(self, layer: Layer) -> None:
+        W = layer.parameters["W"]
+        if self.backend.name != "jax":
+            target = self.updated(W)
+            target[abs(target) < self.clip] = 0  # in place: an array, a tensor or a CSR matrix's values
+            return
+        host = np.asarray(self.backend.numpy(self.updated(W)))
+        clipped = self.backend.array(np.where(np.abs(host) < self.clip, 0, host))
+        layer.parameters["W"] = self.backend.with_values(W, clipped) if self.backend.is_csr(W) else clipped
 
     # --- weights -----------------------------------------------------------------------------------
     def snapshot(self) -> list[dict]:
