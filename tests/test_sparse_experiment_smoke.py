@@ -26,7 +26,8 @@ def test_experiment_cases_and_report(tmp_path):
             assert result["seconds_per_step"] > 0
             timing[(competitor, density)] = result
     assert "regrow_seconds" in timing[("cpp-sparse", 0.3)]
-    accuracy = {d: run_accuracy({"density": d, "epochs": 1, "seeds": 1, "hidden": [16, 8]}) for d in (1.0, 0.3)}
+    accuracy = {(d, "HeNormal", 0.1): run_accuracy({"density": d, "epochs": 1, "seeds": 1, "hidden": [16, 8],
+                                                    "init": "HeNormal", "eta": 0.1}) for d in (1.0, 0.3)}
     assert all(0 <= a["test_accuracy"] <= 1 for a in accuracy.values())
     out = tmp_path / "sparse-training.md"
     write_report(out, timing=timing, accuracy=accuracy, scaling={}, sizes=sizes, densities=[1.0, 0.3], widths=[],

@@ -114,19 +114,22 @@ class HostCSR:
 
 def sample_empty(total: int, occupied: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` distinct positions in [0, total) not in the increasing array ``occupied``, uniformly at
-    random, without forming a dense mask when the matrix is large and mostly empty."""
+    random, in O(nnz) time and memory when at least half the positions are free (rejection sampling: a sparse
+    layer never forms a K × D mask); by listing the free positions otherwise (then K·D < 2·nnz anyway)."""
     free = total - len(occupied)
     if count > free:
         raise ValueError(f"cannot place {count} entries in {free} empty positions")
     if count == 0:
         return np.zeros(0, dtype=np.int64)
-    if total <= 1 << 22 or free < total // 2:
+    if free < total // 2 or total <= 64:
         candidates = np.setdiff1d(np.arange(total, dtype=np.int64), occupied, assume_unique=True)
         return rng.choice(candidates, size=count, replace=False)
     chosen = np.zeros(0, dtype=np.int64)
     while len(chosen) < count:  # rejection sampling: at least half the positions are free
         draw = rng.integers(0, total, size=2 * (count - len(chosen)) + 16, dtype=np.int64)
-        draw = draw[~np.isin(draw, occupied, assume_unique=False)]
+        if len(occupied):  # drop the occupied ones (occupied is increasing: a binary search each)
+            at = np.minimum(np.searchsorted(occupied, draw), len(occupied) - 1)
+            draw = draw[occupied[at] != draw]
         merged = np.concatenate([chosen, draw])
         _, first = np.unique(merged, return_index=True)
         chosen = merged[np.sort(first)]  # distinct, in the order drawn (a uniform random order)
