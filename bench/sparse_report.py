@@ -37,10 +37,12 @@ def write_report(path: Path, *, timing, accuracy, scaling, sizes, densities, wid
              f"Written by `make experiment-sparse` (`python -m bench.sparse_training`) in {seconds:.0f} s on "
              f"{machine}{' (quick smoke run)' if quick else ''}. Network {'-'.join(map(str, sizes))} (ReLU, ReLU, "
              f"Linear), batch 100, Nesterov(0.9), float32, Erdős–Rényi densities. Data: "
-             f"{'CIFAR-10' if cifar else 'CIFAR-shaped synthetic batches (timing only)'}. Each case is its own "
-             f"process (median of {steps} timed steps after warm-up); peak memory is the process's peak RSS "
-             f"above its RSS after importing the libraries (torch, generated.cpp). The machine is shared: the "
-             f"load average at each case is given; compare ratios, not absolute times.", ""]
+             f"{'CIFAR-10' if cifar else 'CIFAR-shaped synthetic batches (timing only)'}. "
+             f"For each density all competitors run in one process, one step each in turn (median of {steps} "
+             f"timed steps after warm-up), so that the machine's changing load hits them alike; peak memory "
+             f"comes from a separate process per competitor: its peak RSS above its RSS after importing the "
+             f"libraries (torch, generated.cpp). The machine is shared: the load average at each case is "
+             f"given; compare ratios, not absolute times.", ""]
     lines += ["## Training step (ms per step; × 100 = seconds per 100 steps; an epoch of CIFAR-10 is 500 steps)", "",
               "| overall density | " + " | ".join(COMPETITORS) + " | vs torch-mask | vs torch-csr | vs torch-dense "
               "| peak MiB cpp / mask / dense | load |", "|" + "---|" * (len(COMPETITORS) + 6)]
@@ -50,7 +52,7 @@ def write_report(path: Path, *, timing, accuracy, scaling, sizes, densities, wid
         cpp, mask, csr, dense = row
         r_mask, r_csr, r_dense = _ratio(cpp, mask), _ratio(cpp, csr), _ratio(cpp, dense)
         ratios[d] = (r_mask, r_csr, r_dense)
-        memory = " / ".join(f"{r['peak_mib']:.0f}" if r and "peak_mib" in r else "—" for r in (cpp, mask, dense))
+        memory = " / ".join(f"{r['peak_mib']:.0f}" if r and r.get("peak_mib") else "—" for r in (cpp, mask, dense))
         load = max((r.get("load", 0) for r in row if r), default=0)
         lines.append(f"| {d:g} | " + " | ".join(_ms(r) for r in row) +
                      f" | {_fmt(r_mask)} | {_fmt(r_csr)} | {_fmt(r_dense)} | {memory} | {load:.1f} |")
@@ -99,7 +101,7 @@ def write_report(path: Path, *, timing, accuracy, scaling, sizes, densities, wid
             shape = [first] + ([1024] * v if kind == "depth" else [v] * 3) + [10]
             if quick:
                 shape = [first] + ([32] * v if kind == "depth" else [v] * 3) + [10]
-            peak = f"{cpp['peak_mib']:.0f}" if cpp and "peak_mib" in cpp else "—"
+            peak = f"{cpp['peak_mib']:.0f}" if cpp and cpp.get("peak_mib") else "—"
             lines.append(f"| {net} | {_ms(cpp)} | {_ms(dense) if dense else 'not run'} | {_fmt(_ratio(cpp, dense))} "
                          f"| {peak} | {dense_bytes(shape) / 2**30:.1f} |")
     lines.append("")

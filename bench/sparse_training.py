@@ -111,6 +111,34 @@ def run_case(case: dict) -> dict:
     return result
 
 
+def run_alternating(case: dict) -> dict:
+    """Every competitor of ``case["competitors"]`` in this one process, one step each in turn (rotating who goes
+    first), so that a change of the machine's load hits them alike: median seconds per step of each."""
+    sizes, steps, warmup = case["sizes"], case["steps"], case["warmup"]
+    from batchform.training.sparse import er_densities
+
+    densities = er_densities(sizes, case["density"]) if case["density"] < 1 else [1.0] * (len(sizes) - 1)
+    batches = _batches(sizes, 4, 0, case.get("cifar"))
+    builders = {"cpp-sparse": _cpp, "torch-mask": _torch_mask, "torch-csr": _torch_csr, "torch-dense": _torch_dense}
+    runs = {c: builders[c](sizes, densities, case) for c in case["competitors"]}
+    for step, _ in runs.values():
+        for i in range(warmup):
+            step(*batches[i % len(batches)])
+    times: dict[str, list[float]] = {c: [] for c in runs}
+    names = list(runs)
+    for i in range(steps):
+        X, T = batches[i % len(batches)]
+        for c in names[i % len(names):] + names[:i % len(names)]:
+            t0 = time.perf_counter()
+            runs[c][0](X, T)
+            times[c].append(time.perf_counter() - t0)
+    out = {c: {"seconds_per_step": statistics.median(t), "densities": densities} for c, t in times.items()}
+    for c, (_, extra) in runs.items():
+        out[c].update(extra() if callable(extra) else {})
+    out["load"] = os.getloadavg()[0]
+    return out
+
+
 def _cpp(sizes, densities, case):
     from batchform.training.backends import make_backend
     from batchform.training.loop import Trainer
@@ -328,6 +356,12 @@ def main(argv=None) -> int:
         if case.get("accuracy"):
             print(json.dumps(run_accuracy(case)))
             return 0
+        if case.get("competitors"):
+            import torch
+
+            torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", THREADS)))
+            print(json.dumps(run_alternating(case)))
+            return 0
         import torch  # every timing child imports the same libraries, for a fair baseline
 
         import generated.cpp  # noqa: F401
@@ -349,13 +383,19 @@ def main(argv=None) -> int:
     started = time.time()
     timing: dict = {}
     for density in densities:
-        for competitor in COMPETITORS:
-            if competitor == "torch-csr" and density >= 1:
-                continue
-            case = {"competitor": competitor, "sizes": sizes, "density": density, "steps": steps,
-                    "warmup": warmup, "cifar": cifar, "dynamic": competitor == "cpp-sparse"}
-            timing[(competitor, density)] = _child(case)
-            print(f"{competitor:12} {density:<6} {timing[(competitor, density)]}", file=sys.stderr)
+        competitors = [c for c in COMPETITORS if not (c == "torch-csr" and density >= 1)]
+        # Time: all competitors alternating in one process. Memory: each alone in its own process.
+        together = _child({"competitors": competitors, "sizes": sizes, "density": density, "steps": steps,
+                           "warmup": warmup, "cifar": cifar, "dynamic": True})
+        for competitor in competitors:
+            alone = _child({"competitor": competitor, "sizes": sizes, "density": density, "steps": 2, "warmup": 1,
+                            "cifar": cifar})
+            result = dict(together.get(competitor, {"error": together.get("error", "no result")}))
+            result.update(peak_mib=alone.get("peak_mib"), load=together.get("load", 0))
+            if "error" in alone:
+                result["memory_error"] = alone["error"]
+            timing[(competitor, density)] = result
+            print(f"{competitor:12} {density:<6} {result}", file=sys.stderr)
     accuracy = {}
     for density in ([1.0, 0.1] if args.quick else [1.0, 0.1, 0.01, 0.001]):
         for init, eta in ACCURACY_SETTINGS:
@@ -367,17 +407,23 @@ def main(argv=None) -> int:
     depth_widths = [(d, [sizes[0]] + [1024 if not args.quick else 32] * d + [10]) for d in
                     ([1, 3, 5, 10] if not args.quick else [1])]
     for depth, net in depth_widths:
+        together = _child({"competitors": ["cpp-sparse", "torch-dense"], "sizes": net, "density": 0.01,
+                           "steps": max(steps // 2, 2), "warmup": 1, "cifar": None})
         for competitor in ("cpp-sparse", "torch-dense"):
-            scaling[("depth", depth, competitor)] = _child({"competitor": competitor, "sizes": net, "density": 0.01,
-                                                            "steps": max(steps // 2, 2), "warmup": 1, "cifar": None})
+            scaling[("depth", depth, competitor)] = together.get(competitor, {"error": together.get("error")})
             print(f"depth {depth} {competitor}: {scaling[('depth', depth, competitor)]}", file=sys.stderr)
     widths = [1024, 4096, 16384, 32768] if not args.quick else [64]
     for width in widths:
         net = [sizes[0], width, width, width, 10]
         competitors = ["cpp-sparse"] + (["torch-dense"] if dense_bytes(net) < 4 << 30 else [])
+        together = _child({"competitors": competitors, "sizes": net, "density": 0.001,
+                           "steps": max(steps // 4, 2), "warmup": 1, "cifar": None})
+        alone = _child({"competitor": "cpp-sparse", "sizes": net, "density": 0.001, "steps": 2, "warmup": 1,
+                        "cifar": None})
         for competitor in competitors:
-            scaling[("width", width, competitor)] = _child({"competitor": competitor, "sizes": net, "density": 0.001,
-                                                            "steps": max(steps // 4, 2), "warmup": 1, "cifar": None})
+            scaling[("width", width, competitor)] = dict(together.get(competitor, {"error": together.get("error")}))
+        scaling[("width", width, "cpp-sparse")]["peak_mib"] = alone.get("peak_mib")
+        for competitor in competitors:
             print(f"width {width} {competitor}: {scaling[('width', width, competitor)]}", file=sys.stderr)
     from bench.sparse_report import write_report
 

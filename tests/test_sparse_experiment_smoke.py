@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from bench.sparse_report import write_report  # noqa: E402
-from bench.sparse_training import COMPETITORS, run_accuracy, run_case  # noqa: E402
+from bench.sparse_training import COMPETITORS, run_accuracy, run_alternating, run_case  # noqa: E402
 
 
 def test_experiment_cases_and_report(tmp_path):
@@ -26,6 +26,9 @@ def test_experiment_cases_and_report(tmp_path):
             assert result["seconds_per_step"] > 0
             timing[(competitor, density)] = result
     assert "regrow_seconds" in timing[("cpp-sparse", 0.3)]
+    together = run_alternating({"competitors": COMPETITORS, "sizes": sizes, "density": 0.3, "steps": 3,
+                                "warmup": 1, "dynamic": True})
+    assert all(together[c]["seconds_per_step"] > 0 for c in COMPETITORS) and "regrow_seconds" in together["cpp-sparse"]
     accuracy = {(d, "HeNormal", 0.1): run_accuracy({"density": d, "epochs": 1, "seeds": 1, "hidden": [16, 8],
                                                     "init": "HeNormal", "eta": 0.1}) for d in (1.0, 0.3)}
     assert all(0 <= a["test_accuracy"] <= 1 for a in accuracy.values())
