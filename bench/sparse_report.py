@@ -30,12 +30,13 @@ def _fmt(x, digits=2, suffix="×") -> str:
 
 
 def write_report(path: Path, *, timing, accuracy, scaling, sizes, densities, widths, depths, steps, cifar,
-                 seconds, quick, epochs, machine) -> None:
+                 seconds, quick, epochs, machine, threads=None) -> None:
     from bench.sparse_training import COMPETITORS, dense_bytes
 
     lines = ["# Sparse training: batchform C++ against PyTorch", "",
              f"Written by `make experiment-sparse` (`python -m bench.sparse_training`) in {seconds:.0f} s on "
-             f"{machine}{' (quick smoke run)' if quick else ''}. Network {'-'.join(map(str, sizes))} (ReLU, ReLU, "
+             f"{machine}{' (quick smoke run)' if quick else ''}"
+             f"{f', {threads} thread(s) per competitor' if threads else ''}. Network {'-'.join(map(str, sizes))} (ReLU, ReLU, "
              f"Linear), batch 100, Nesterov(0.9), float32, Erdős–Rényi densities. Data: "
              f"{'CIFAR-10' if cifar else 'CIFAR-shaped synthetic batches (timing only)'}. "
              f"For each density all competitors run in one process, one step each in turn (median of {steps} "

@@ -430,7 +430,7 @@ def main(argv=None) -> int:
     write_report(Path(args.out), timing=timing, accuracy=accuracy, scaling=scaling, sizes=sizes,
                  densities=densities, widths=widths, depths=[d for d, _ in depth_widths], steps=steps,
                  cifar=cifar, seconds=time.time() - started, quick=args.quick, epochs=args.epochs,
-                 machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+                 machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", threads=THREADS)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
