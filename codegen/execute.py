@@ -270,6 +270,19 @@ def _convert(backend: str, value, storage: str, role: str):
             cpp = importlib.import_module(_PACKAGE_OF_CPP)
             return cpp.CSRMatrix(matrix.indptr.astype(np.int32), matrix.indices.astype(np.int32), matrix.data,
                                  matrix.shape, dtype="float64")
+        if backend == "torch":
+            import torch
+
+            return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                           torch.from_numpy(matrix.indices.astype(np.int64)),
+                                           torch.from_numpy(matrix.data), size=matrix.shape)
+        if backend == "jax":
+            import jax.numpy as jnp
+            from jax.experimental import sparse
+
+            rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))  # BCOO in CSR order
+            return sparse.BCOO((jnp.asarray(matrix.data), jnp.asarray(np.stack([rows, matrix.indices], 1))),
+                               shape=matrix.shape)
         return matrix
     if backend == "torch":
         import torch

@@ -200,7 +200,8 @@ def _manifest(specs: list[LoadedSpec], groups: list[Family]) -> str:
                         "inputs": tuple(i.name for i in s.inputs), "parameters": parameters,
                         "init": initial_values(s),
                         "hyperparameters": tuple(h.name for h in s.hyperparameters),
-                        "output": s.output.name, "kernels": kernels})
+                        "output": s.output.name, "kernels": kernels,
+                        "storage": dict(s.storage), "sparse_of": s.sparse_of})
     from codegen.format import ruff
 
     return ruff(environment().get_template("manifest.py.jinja").render(specs=entries), "manifest.py")

@@ -9,7 +9,7 @@ runtime builds networks from this table, so a new spec file is usable by name wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class SpecInfo:
     kernels: tuple[Kernel, ...]
     #: The spelling users type and the wrappers' class name: ``ReLULayer``, ``SquaredErrorLoss``.
     title: str = ""
+    #: Parameters not stored densely (``{"W": "csr"}``), and the dense spec this one is the sparse form of.
+    storage: dict[str, str] = field(default_factory=dict)
+    sparse_of: str = ""
 
 
 SPECS: dict[str, SpecInfo] = {
@@ -90,6 +93,25 @@ SPECS: dict[str, SpecInfo] = {
         ),
         title="AllReLUDropoutLayer",
     ),
+    "sparse_all_relu_layer": SpecInfo(
+        name="sparse_all_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by AllReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=("alpha",),
+        output="Y",
+        kernels=(
+            Kernel("sparse_all_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
+            Kernel("sparse_all_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
+            Kernel("sparse_all_relu_layer_backward_without_DX", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db")),
+        ),
+        title="SparseAllReLULayer",
+        storage={"W": "csr"},
+        sparse_of="all_relu_layer",
+    ),
     "hard_sigmoid": SpecInfo(
         name="hard_sigmoid",
         kind="function",
@@ -139,6 +161,25 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
         title="HardSigmoidDropoutLayer",
+    ),
+    "sparse_hard_sigmoid_layer": SpecInfo(
+        name="sparse_hard_sigmoid_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Hard sigmoid, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_hard_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_hard_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_hard_sigmoid_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseHardSigmoidLayer",
+        storage={"W": "csr"},
+        sparse_of="hard_sigmoid_layer",
     ),
     "hyperbolic_tangent": SpecInfo(
         name="hyperbolic_tangent",
@@ -194,6 +235,27 @@ SPECS: dict[str, SpecInfo] = {
         ),
         title="HyperbolicTangentDropoutLayer",
     ),
+    "sparse_hyperbolic_tangent_layer": SpecInfo(
+        name="sparse_hyperbolic_tangent_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Hyperbolic tangent, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_hyperbolic_tangent_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_hyperbolic_tangent_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel(
+                "sparse_hyperbolic_tangent_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")
+            ),
+        ),
+        title="SparseHyperbolicTangentLayer",
+        storage={"W": "csr"},
+        sparse_of="hyperbolic_tangent_layer",
+    ),
     "leaky_relu": SpecInfo(
         name="leaky_relu",
         kind="function",
@@ -248,6 +310,27 @@ SPECS: dict[str, SpecInfo] = {
         ),
         title="LeakyReLUDropoutLayer",
     ),
+    "sparse_leaky_relu_layer": SpecInfo(
+        name="sparse_leaky_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Leaky ReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=("alpha",),
+        output="Y",
+        kernels=(
+            Kernel("sparse_leaky_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
+            Kernel("sparse_leaky_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
+            Kernel(
+                "sparse_leaky_relu_layer_backward_without_DX", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db")
+            ),
+        ),
+        title="SparseLeakyReLULayer",
+        storage={"W": "csr"},
+        sparse_of="leaky_relu_layer",
+    ),
     "relu": SpecInfo(
         name="relu",
         kind="function",
@@ -298,6 +381,25 @@ SPECS: dict[str, SpecInfo] = {
         ),
         title="ReLUDropoutLayer",
     ),
+    "sparse_relu_layer": SpecInfo(
+        name="sparse_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by ReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_relu_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_relu_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_relu_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseReLULayer",
+        storage={"W": "csr"},
+        sparse_of="relu_layer",
+    ),
     "sigmoid": SpecInfo(
         name="sigmoid",
         kind="function",
@@ -347,6 +449,25 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
         title="SigmoidDropoutLayer",
+    ),
+    "sparse_sigmoid_layer": SpecInfo(
+        name="sparse_sigmoid_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Sigmoid, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_sigmoid_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseSigmoidLayer",
+        storage={"W": "csr"},
+        sparse_of="sigmoid_layer",
     ),
     "srelu": SpecInfo(
         name="srelu",
@@ -416,6 +537,33 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
         title="SReLUDropoutLayer",
+    ),
+    "sparse_srelu_layer": SpecInfo(
+        name="sparse_srelu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by SReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K"), "al": None, "tl": None, "ar": None, "tr": None},
+        init={"W": "fan_in", "b": 0, "al": 0, "tl": 0, "ar": 0, "tr": 1},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_srelu_layer_forward", ("X", "W", "b", "al", "tl", "ar", "tr"), ("Z", "Y")),
+            Kernel(
+                "sparse_srelu_layer_backward",
+                ("X", "W", "Z", "DY", "al", "tl", "ar", "tr"),
+                ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db", "DX"),
+            ),
+            Kernel(
+                "sparse_srelu_layer_backward_without_DX",
+                ("X", "W", "Z", "DY", "al", "tl", "ar", "tr"),
+                ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
+            ),
+        ),
+        title="SparseSReLULayer",
+        storage={"W": "csr"},
+        sparse_of="srelu_layer",
     ),
     "simple_batch_norm": SpecInfo(
         name="simple_batch_norm",
@@ -535,6 +683,8 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_linear_backward_without_DX", ("X", "W", "DY"), ("DW", "Db")),
         ),
         title="SparseLinear",
+        storage={"W": "csr"},
+        sparse_of="linear",
     ),
     "softmax_layer": SpecInfo(
         name="softmax_layer",
@@ -569,6 +719,44 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("log_softmax_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
         title="LogSoftmaxLayer",
+    ),
+    "sparse_softmax_layer": SpecInfo(
+        name="sparse_softmax_layer",
+        kind="layer",
+        family="layers",
+        doc="Linear layer followed by softmax, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_softmax_layer_forward", ("X", "W", "b"), ("Y",)),
+            Kernel("sparse_softmax_layer_backward", ("X", "W", "Y", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_softmax_layer_backward_without_DX", ("X", "W", "Y", "DY"), ("DW", "Db")),
+        ),
+        title="SparseSoftmaxLayer",
+        storage={"W": "csr"},
+        sparse_of="softmax_layer",
+    ),
+    "sparse_log_softmax_layer": SpecInfo(
+        name="sparse_log_softmax_layer",
+        kind="layer",
+        family="layers",
+        doc="Linear layer followed by log-softmax, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_log_softmax_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_log_softmax_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_log_softmax_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseLogSoftmaxLayer",
+        storage={"W": "csr"},
+        sparse_of="log_softmax_layer",
     ),
     "squared_error_loss": SpecInfo(
         name="squared_error_loss",

@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "3b25f893009e9a92564a5b4f79da395cd068249204e568d73e0afc26e14abc30",
-    "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
+    "d6ec996e12b3afaa8a5ea2064aaf4516a0261e97c0204c29d03841d8982ffd45",
+    "bf121166df417f4e0ae444c0cf8044a24dcb62f3dcf80d2247657c6f60b817c9",
 )
-_COMPILED_GENERATION = "3b25f893009e9a92564a5b4f79da395cd068249204e568d73e0afc26e14abc30"
+_COMPILED_GENERATION = "d6ec996e12b3afaa8a5ea2064aaf4516a0261e97c0204c29d03841d8982ffd45"
 
 import numpy as np
 
@@ -78,6 +78,26 @@ _SIGNATURES = {
         ("DY", ("N", "K"), "array"),
         ("alpha", (), "scalar"),
     ),
+    "sparse_all_relu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "sparse_all_relu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "sparse_all_relu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
     "hard_sigmoid": (("X", ("N", "K"), "array"),),
     "hard_sigmoid_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
     "hard_sigmoid_layer_forward": (
@@ -115,6 +135,23 @@ _SIGNATURES = {
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
+    "sparse_hard_sigmoid_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_hard_sigmoid_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_hard_sigmoid_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
     "hyperbolic_tangent": (("X", ("N", "K"), "array"),),
     "hyperbolic_tangent_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
     "hyperbolic_tangent_layer_forward": (
@@ -149,6 +186,23 @@ _SIGNATURES = {
     "hyperbolic_tangent_dropout_layer_backward_without_DX": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_hyperbolic_tangent_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_hyperbolic_tangent_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_hyperbolic_tangent_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
@@ -195,6 +249,26 @@ _SIGNATURES = {
         ("DY", ("N", "K"), "array"),
         ("alpha", (), "scalar"),
     ),
+    "sparse_leaky_relu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "sparse_leaky_relu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "sparse_leaky_relu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
     "relu": (("X", ("N", "K"), "array"),),
     "relu_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
     "relu_layer_forward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "array"), ("b", (1, "K"), "array")),
@@ -225,6 +299,23 @@ _SIGNATURES = {
     "relu_dropout_layer_backward_without_DX": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_relu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_relu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_relu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
@@ -262,6 +353,23 @@ _SIGNATURES = {
     "sigmoid_dropout_layer_backward_without_DX": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_sigmoid_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_sigmoid_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_sigmoid_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
@@ -340,6 +448,35 @@ _SIGNATURES = {
     "srelu_dropout_layer_backward_without_DX": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "sparse_srelu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "sparse_srelu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "sparse_srelu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
         ("al", (), "scalar"),
@@ -446,6 +583,40 @@ _SIGNATURES = {
     ),
     "log_softmax_layer_backward_without_DX": (
         ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_softmax_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_softmax_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_softmax_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_log_softmax_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_log_softmax_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_log_softmax_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
@@ -604,6 +775,9 @@ all_relu_layer_backward_without_DX = _kernels.all_relu_layer_backward_without_DX
 all_relu_dropout_layer_forward = _kernels.all_relu_dropout_layer_forward
 all_relu_dropout_layer_backward = _kernels.all_relu_dropout_layer_backward
 all_relu_dropout_layer_backward_without_DX = _kernels.all_relu_dropout_layer_backward_without_DX
+sparse_all_relu_layer_forward = _kernels.sparse_all_relu_layer_forward
+sparse_all_relu_layer_backward = _kernels.sparse_all_relu_layer_backward
+sparse_all_relu_layer_backward_without_DX = _kernels.sparse_all_relu_layer_backward_without_DX
 hard_sigmoid = _kernels.hard_sigmoid
 hard_sigmoid_backward = _kernels.hard_sigmoid_backward
 hard_sigmoid_layer_forward = _kernels.hard_sigmoid_layer_forward
@@ -612,6 +786,9 @@ hard_sigmoid_layer_backward_without_DX = _kernels.hard_sigmoid_layer_backward_wi
 hard_sigmoid_dropout_layer_forward = _kernels.hard_sigmoid_dropout_layer_forward
 hard_sigmoid_dropout_layer_backward = _kernels.hard_sigmoid_dropout_layer_backward
 hard_sigmoid_dropout_layer_backward_without_DX = _kernels.hard_sigmoid_dropout_layer_backward_without_DX
+sparse_hard_sigmoid_layer_forward = _kernels.sparse_hard_sigmoid_layer_forward
+sparse_hard_sigmoid_layer_backward = _kernels.sparse_hard_sigmoid_layer_backward
+sparse_hard_sigmoid_layer_backward_without_DX = _kernels.sparse_hard_sigmoid_layer_backward_without_DX
 hyperbolic_tangent = _kernels.hyperbolic_tangent
 hyperbolic_tangent_backward = _kernels.hyperbolic_tangent_backward
 hyperbolic_tangent_layer_forward = _kernels.hyperbolic_tangent_layer_forward
@@ -622,6 +799,11 @@ hyperbolic_tangent_dropout_layer_backward = _kernels.hyperbolic_tangent_dropout_
 hyperbolic_tangent_dropout_layer_backward_without_DX = (
     _kernels.hyperbolic_tangent_dropout_layer_backward_without_DX
 )
+sparse_hyperbolic_tangent_layer_forward = _kernels.sparse_hyperbolic_tangent_layer_forward
+sparse_hyperbolic_tangent_layer_backward = _kernels.sparse_hyperbolic_tangent_layer_backward
+sparse_hyperbolic_tangent_layer_backward_without_DX = (
+    _kernels.sparse_hyperbolic_tangent_layer_backward_without_DX
+)
 leaky_relu = _kernels.leaky_relu
 leaky_relu_backward = _kernels.leaky_relu_backward
 leaky_relu_layer_forward = _kernels.leaky_relu_layer_forward
@@ -630,6 +812,9 @@ leaky_relu_layer_backward_without_DX = _kernels.leaky_relu_layer_backward_withou
 leaky_relu_dropout_layer_forward = _kernels.leaky_relu_dropout_layer_forward
 leaky_relu_dropout_layer_backward = _kernels.leaky_relu_dropout_layer_backward
 leaky_relu_dropout_layer_backward_without_DX = _kernels.leaky_relu_dropout_layer_backward_without_DX
+sparse_leaky_relu_layer_forward = _kernels.sparse_leaky_relu_layer_forward
+sparse_leaky_relu_layer_backward = _kernels.sparse_leaky_relu_layer_backward
+sparse_leaky_relu_layer_backward_without_DX = _kernels.sparse_leaky_relu_layer_backward_without_DX
 relu = _kernels.relu
 relu_backward = _kernels.relu_backward
 relu_layer_forward = _kernels.relu_layer_forward
@@ -638,6 +823,9 @@ relu_layer_backward_without_DX = _kernels.relu_layer_backward_without_DX
 relu_dropout_layer_forward = _kernels.relu_dropout_layer_forward
 relu_dropout_layer_backward = _kernels.relu_dropout_layer_backward
 relu_dropout_layer_backward_without_DX = _kernels.relu_dropout_layer_backward_without_DX
+sparse_relu_layer_forward = _kernels.sparse_relu_layer_forward
+sparse_relu_layer_backward = _kernels.sparse_relu_layer_backward
+sparse_relu_layer_backward_without_DX = _kernels.sparse_relu_layer_backward_without_DX
 sigmoid = _kernels.sigmoid
 sigmoid_backward = _kernels.sigmoid_backward
 sigmoid_layer_forward = _kernels.sigmoid_layer_forward
@@ -646,6 +834,9 @@ sigmoid_layer_backward_without_DX = _kernels.sigmoid_layer_backward_without_DX
 sigmoid_dropout_layer_forward = _kernels.sigmoid_dropout_layer_forward
 sigmoid_dropout_layer_backward = _kernels.sigmoid_dropout_layer_backward
 sigmoid_dropout_layer_backward_without_DX = _kernels.sigmoid_dropout_layer_backward_without_DX
+sparse_sigmoid_layer_forward = _kernels.sparse_sigmoid_layer_forward
+sparse_sigmoid_layer_backward = _kernels.sparse_sigmoid_layer_backward
+sparse_sigmoid_layer_backward_without_DX = _kernels.sparse_sigmoid_layer_backward_without_DX
 srelu = _kernels.srelu
 srelu_backward = _kernels.srelu_backward
 srelu_backward_without_DX = _kernels.srelu_backward_without_DX
@@ -655,6 +846,9 @@ srelu_layer_backward_without_DX = _kernels.srelu_layer_backward_without_DX
 srelu_dropout_layer_forward = _kernels.srelu_dropout_layer_forward
 srelu_dropout_layer_backward = _kernels.srelu_dropout_layer_backward
 srelu_dropout_layer_backward_without_DX = _kernels.srelu_dropout_layer_backward_without_DX
+sparse_srelu_layer_forward = _kernels.sparse_srelu_layer_forward
+sparse_srelu_layer_backward = _kernels.sparse_srelu_layer_backward
+sparse_srelu_layer_backward_without_DX = _kernels.sparse_srelu_layer_backward_without_DX
 simple_batch_norm_forward = _kernels.simple_batch_norm_forward
 simple_batch_norm_backward = _kernels.simple_batch_norm_backward
 batch_norm_forward = _kernels.batch_norm_forward
@@ -680,6 +874,12 @@ softmax_layer_backward_without_DX = _kernels.softmax_layer_backward_without_DX
 log_softmax_layer_forward = _kernels.log_softmax_layer_forward
 log_softmax_layer_backward = _kernels.log_softmax_layer_backward
 log_softmax_layer_backward_without_DX = _kernels.log_softmax_layer_backward_without_DX
+sparse_softmax_layer_forward = _kernels.sparse_softmax_layer_forward
+sparse_softmax_layer_backward = _kernels.sparse_softmax_layer_backward
+sparse_softmax_layer_backward_without_DX = _kernels.sparse_softmax_layer_backward_without_DX
+sparse_log_softmax_layer_forward = _kernels.sparse_log_softmax_layer_forward
+sparse_log_softmax_layer_backward = _kernels.sparse_log_softmax_layer_backward
+sparse_log_softmax_layer_backward_without_DX = _kernels.sparse_log_softmax_layer_backward_without_DX
 squared_error_loss = _kernels.squared_error_loss
 squared_error_loss_gradient = _kernels.squared_error_loss_gradient
 mean_squared_error_loss = _kernels.mean_squared_error_loss
@@ -742,6 +942,9 @@ __all__ = [
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
     "all_relu_dropout_layer_backward_without_DX",
+    "sparse_all_relu_layer_forward",
+    "sparse_all_relu_layer_backward",
+    "sparse_all_relu_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
@@ -750,6 +953,9 @@ __all__ = [
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
     "hard_sigmoid_dropout_layer_backward_without_DX",
+    "sparse_hard_sigmoid_layer_forward",
+    "sparse_hard_sigmoid_layer_backward",
+    "sparse_hard_sigmoid_layer_backward_without_DX",
     "hyperbolic_tangent",
     "hyperbolic_tangent_backward",
     "hyperbolic_tangent_layer_forward",
@@ -758,6 +964,9 @@ __all__ = [
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
     "hyperbolic_tangent_dropout_layer_backward_without_DX",
+    "sparse_hyperbolic_tangent_layer_forward",
+    "sparse_hyperbolic_tangent_layer_backward",
+    "sparse_hyperbolic_tangent_layer_backward_without_DX",
     "leaky_relu",
     "leaky_relu_backward",
     "leaky_relu_layer_forward",
@@ -766,6 +975,9 @@ __all__ = [
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
     "leaky_relu_dropout_layer_backward_without_DX",
+    "sparse_leaky_relu_layer_forward",
+    "sparse_leaky_relu_layer_backward",
+    "sparse_leaky_relu_layer_backward_without_DX",
     "relu",
     "relu_backward",
     "relu_layer_forward",
@@ -774,6 +986,9 @@ __all__ = [
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
     "relu_dropout_layer_backward_without_DX",
+    "sparse_relu_layer_forward",
+    "sparse_relu_layer_backward",
+    "sparse_relu_layer_backward_without_DX",
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_layer_forward",
@@ -782,6 +997,9 @@ __all__ = [
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
     "sigmoid_dropout_layer_backward_without_DX",
+    "sparse_sigmoid_layer_forward",
+    "sparse_sigmoid_layer_backward",
+    "sparse_sigmoid_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
     "srelu_backward_without_DX",
@@ -791,6 +1009,9 @@ __all__ = [
     "srelu_dropout_layer_forward",
     "srelu_dropout_layer_backward",
     "srelu_dropout_layer_backward_without_DX",
+    "sparse_srelu_layer_forward",
+    "sparse_srelu_layer_backward",
+    "sparse_srelu_layer_backward_without_DX",
     "simple_batch_norm_forward",
     "simple_batch_norm_backward",
     "batch_norm_forward",
@@ -816,6 +1037,12 @@ __all__ = [
     "log_softmax_layer_forward",
     "log_softmax_layer_backward",
     "log_softmax_layer_backward_without_DX",
+    "sparse_softmax_layer_forward",
+    "sparse_softmax_layer_backward",
+    "sparse_softmax_layer_backward_without_DX",
+    "sparse_log_softmax_layer_forward",
+    "sparse_log_softmax_layer_backward",
+    "sparse_log_softmax_layer_backward_without_DX",
     "squared_error_loss",
     "squared_error_loss_gradient",
     "mean_squared_error_loss",

@@ -218,6 +218,92 @@ std::tuple<Matrix<S>, Matrix<S>> all_relu_dropout_layer_backward_without_DX(cons
     return {std::move(DW), std::move(Db)};
 }
 
+/// Linear layer followed by AllReLU, with W in CSR storage: feedforward.
+///
+/// From spec/activations/all_relu.py (sparse_all_relu_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = all_relu(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_all_relu_layer_forward(const ConstMatrixRef<S>& X,
+                                                               const CSRMatrix<S>& W,
+                                                               const ConstMatrixRef<S>& b, S alpha) {
+    check_shape("sparse_all_relu_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_all_relu_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_all_relu_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> Y = ((Z.array() < S(0))).select(Z.array() * alpha, Z.array()).matrix();
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by AllReLU, with W in CSR storage: backpropagation.
+///
+/// From spec/activations/all_relu.py (sparse_all_relu_layer):
+///
+///     DZ = DY ⊙ all_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_all_relu_layer_backward(const ConstMatrixRef<S>& X,
+                                                                           const CSRMatrix<S>& W,
+                                                                           const ConstMatrixRef<S>& Z,
+                                                                           const ConstMatrixRef<S>& DY,
+                                                                           S alpha) {
+    check_shape("sparse_all_relu_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_all_relu_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_all_relu_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_all_relu_layer_backward", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by AllReLU, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/activations/all_relu.py (sparse_all_relu_layer):
+///
+///     DZ = DY ⊙ all_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_all_relu_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                           const CSRMatrix<S>& W,
+                                                                           const ConstMatrixRef<S>& Z,
+                                                                           const ConstMatrixRef<S>& DY,
+                                                                           S alpha) {
+    check_shape("sparse_all_relu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_all_relu_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_all_relu_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_all_relu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 /// Hard sigmoid, applied element-wise: feedforward.
 ///
 /// From spec/activations/hard_sigmoid.py (hard_sigmoid):
@@ -429,6 +515,92 @@ std::tuple<Matrix<S>, Matrix<S>> hard_sigmoid_dropout_layer_backward_without_DX(
     return {std::move(DW), std::move(Db)};
 }
 
+/// Linear layer followed by Hard sigmoid, with W in CSR storage: feedforward.
+///
+/// From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = hard_sigmoid(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_hard_sigmoid_layer_forward(const ConstMatrixRef<S>& X,
+                                                                   const CSRMatrix<S>& W,
+                                                                   const ConstMatrixRef<S>& b) {
+    check_shape("sparse_hard_sigmoid_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_hard_sigmoid_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_hard_sigmoid_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> Y = ((Z.array() <= S(-3)))
+                      .select(S(S(0)), ((Z.array() >= S(3))).select(S(S(1)), Z.array() / S(6) + S(0.5)))
+                      .matrix();
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation.
+///
+/// From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+///
+///     DZ = DY ⊙ hard_sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_hard_sigmoid_layer_backward(const ConstMatrixRef<S>& X,
+                                                                               const CSRMatrix<S>& W,
+                                                                               const ConstMatrixRef<S>& Z,
+                                                                               const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_hard_sigmoid_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_hard_sigmoid_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_hard_sigmoid_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_hard_sigmoid_layer_backward", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+///
+///     DZ = DY ⊙ hard_sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_hard_sigmoid_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                               const CSRMatrix<S>& W,
+                                                                               const ConstMatrixRef<S>& Z,
+                                                                               const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_hard_sigmoid_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_hard_sigmoid_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_hard_sigmoid_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_hard_sigmoid_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 /// Hyperbolic tangent, applied element-wise: feedforward.
 ///
 /// From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent):
@@ -627,6 +799,88 @@ std::tuple<Matrix<S>, Matrix<S>> hyperbolic_tangent_dropout_layer_backward_witho
     Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
     const Matrix<S> t0 = DZ.transpose() * X;
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by Hyperbolic tangent, with W in CSR storage: feedforward.
+///
+/// From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = hyperbolic_tangent(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_hyperbolic_tangent_layer_forward(const ConstMatrixRef<S>& X,
+                                                                         const CSRMatrix<S>& W,
+                                                                         const ConstMatrixRef<S>& b) {
+    check_shape("sparse_hyperbolic_tangent_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_hyperbolic_tangent_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_hyperbolic_tangent_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> Y = Z.array().tanh().matrix();
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation.
+///
+/// From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+///
+///     DZ = DY ⊙ hyperbolic_tangent'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_hyperbolic_tangent_layer_backward(
+    const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,
+    const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_hyperbolic_tangent_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_hyperbolic_tangent_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_hyperbolic_tangent_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_hyperbolic_tangent_layer_backward", "DY", DY, N, K);
+    Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+///
+///     DZ = DY ⊙ hyperbolic_tangent'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_hyperbolic_tangent_layer_backward_without_DX(
+    const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,
+    const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_hyperbolic_tangent_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_hyperbolic_tangent_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_hyperbolic_tangent_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_hyperbolic_tangent_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
@@ -836,6 +1090,92 @@ std::tuple<Matrix<S>, Matrix<S>> leaky_relu_dropout_layer_backward_without_DX(co
     return {std::move(DW), std::move(Db)};
 }
 
+/// Linear layer followed by Leaky ReLU, with W in CSR storage: feedforward.
+///
+/// From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = leaky_relu(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_leaky_relu_layer_forward(const ConstMatrixRef<S>& X,
+                                                                 const CSRMatrix<S>& W,
+                                                                 const ConstMatrixRef<S>& b, S alpha) {
+    check_shape("sparse_leaky_relu_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_leaky_relu_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_leaky_relu_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> Y = ((Z.array() <= S(0))).select(Z.array() * alpha, Z.array()).matrix();
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation.
+///
+/// From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+///
+///     DZ = DY ⊙ leaky_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_leaky_relu_layer_backward(const ConstMatrixRef<S>& X,
+                                                                             const CSRMatrix<S>& W,
+                                                                             const ConstMatrixRef<S>& Z,
+                                                                             const ConstMatrixRef<S>& DY,
+                                                                             S alpha) {
+    check_shape("sparse_leaky_relu_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_leaky_relu_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_leaky_relu_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_leaky_relu_layer_backward", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+///
+///     DZ = DY ⊙ leaky_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_leaky_relu_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                             const CSRMatrix<S>& W,
+                                                                             const ConstMatrixRef<S>& Z,
+                                                                             const ConstMatrixRef<S>& DY,
+                                                                             S alpha) {
+    check_shape("sparse_leaky_relu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_leaky_relu_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_leaky_relu_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_leaky_relu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 /// ReLU, applied element-wise: feedforward.
 ///
 /// From spec/activations/relu.py (relu):
@@ -1035,6 +1375,89 @@ std::tuple<Matrix<S>, Matrix<S>> relu_dropout_layer_backward_without_DX(const Co
     Matrix<S> DZ = ((Z.array() <= S(0))).select(S(S(0)), DY.array()).matrix();
     const Matrix<S> t0 = DZ.transpose() * X;
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by ReLU, with W in CSR storage: feedforward.
+///
+/// From spec/activations/relu.py (sparse_relu_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = relu(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_relu_layer_forward(const ConstMatrixRef<S>& X, const CSRMatrix<S>& W,
+                                                           const ConstMatrixRef<S>& b) {
+    check_shape("sparse_relu_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_relu_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_relu_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> Y = Z.array().max(S(0)).matrix();
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by ReLU, with W in CSR storage: backpropagation.
+///
+/// From spec/activations/relu.py (sparse_relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_relu_layer_backward(const ConstMatrixRef<S>& X,
+                                                                       const CSRMatrix<S>& W,
+                                                                       const ConstMatrixRef<S>& Z,
+                                                                       const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_relu_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_relu_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_relu_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_relu_layer_backward", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(S(S(0)), DY.array()).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by ReLU, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/activations/relu.py (sparse_relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_relu_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                       const CSRMatrix<S>& W,
+                                                                       const ConstMatrixRef<S>& Z,
+                                                                       const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_relu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_relu_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_relu_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_relu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() <= S(0))).select(S(S(0)), DY.array()).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
@@ -1244,6 +1667,92 @@ std::tuple<Matrix<S>, Matrix<S>> sigmoid_dropout_layer_backward_without_DX(const
     Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
     const Matrix<S> t1 = DZ.transpose() * X;
     Matrix<S> DW = (t1.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by Sigmoid, with W in CSR storage: feedforward.
+///
+/// From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = sigmoid(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_sigmoid_layer_forward(const ConstMatrixRef<S>& X,
+                                                              const CSRMatrix<S>& W,
+                                                              const ConstMatrixRef<S>& b) {
+    check_shape("sparse_sigmoid_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_sigmoid_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_sigmoid_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> Y = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by Sigmoid, with W in CSR storage: backpropagation.
+///
+/// From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+///
+///     DZ = DY ⊙ sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_sigmoid_layer_backward(const ConstMatrixRef<S>& X,
+                                                                          const CSRMatrix<S>& W,
+                                                                          const ConstMatrixRef<S>& Z,
+                                                                          const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_sigmoid_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_sigmoid_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_sigmoid_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_sigmoid_layer_backward", "DY", DY, N, K);
+    const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
+    Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by Sigmoid, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+///
+///     DZ = DY ⊙ sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_sigmoid_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                          const CSRMatrix<S>& W,
+                                                                          const ConstMatrixRef<S>& Z,
+                                                                          const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_sigmoid_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_sigmoid_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_sigmoid_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_sigmoid_layer_backward_without_DX", "DY", DY, N, K);
+    const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
+    Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
@@ -1541,6 +2050,114 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> srelu_dropout_layer_backward_withou
     const S Dtr = ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (S(1) - ar)).sum();
     const Matrix<S> t0 = DZ.transpose() * X;
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr), std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by SReLU, with W in CSR storage: feedforward.
+///
+/// From spec/activations/srelu.py (sparse_srelu_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = srelu(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_srelu_layer_forward(const ConstMatrixRef<S>& X, const CSRMatrix<S>& W,
+                                                            const ConstMatrixRef<S>& b, S al, S tl, S ar,
+                                                            S tr) {
+    check_shape("sparse_srelu_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_srelu_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_srelu_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> Y = ((Z.array() <= tl))
+                      .select(al * (Z.array() - tl) + tl,
+                              ((Z.array() < tr)).select(Z.array(), ar * (Z.array() - tr) + tr))
+                      .matrix();
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by SReLU, with W in CSR storage: backpropagation.
+///
+/// From spec/activations/srelu.py (sparse_srelu_layer):
+///
+///     DZ = DY ⊙ srelu'(Z)
+///     Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+///     Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+///     Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+///     Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
+template <class S>
+std::tuple<S, S, S, S, Matrix<S>, Matrix<S>, Matrix<S>> sparse_srelu_layer_backward(
+    const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,
+    const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr) {
+    check_shape("sparse_srelu_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_srelu_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_srelu_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_srelu_layer_backward", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() <= tl))
+                       .select(DY.array() * al, ((Z.array() < tr)).select(DY.array(), DY.array() * ar))
+                       .matrix();
+    const S Dal = ((Z.array() <= tl)).select(DY.array() * (Z.array() - tl), S(S(0))).sum();
+    const S Dtl = ((Z.array() <= tl)).select(DY.array() * (S(1) - al), S(S(0))).sum();
+    const S Dar =
+        ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (Z.array() - tr)).sum();
+    const S Dtr = ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (S(1) - ar)).sum();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr),
+            std::move(DW),  std::move(Db),  std::move(DX)};
+}
+
+/// Linear layer followed by SReLU, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/activations/srelu.py (sparse_srelu_layer):
+///
+///     DZ = DY ⊙ srelu'(Z)
+///     Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+///     Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+///     Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+///     Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (Dal, Dtl, Dar, Dtr, DW, Db).
+template <class S>
+std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> sparse_srelu_layer_backward_without_DX(
+    const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,
+    const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr) {
+    check_shape("sparse_srelu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_srelu_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_srelu_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_srelu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ = ((Z.array() <= tl))
+                       .select(DY.array() * al, ((Z.array() < tr)).select(DY.array(), DY.array() * ar))
+                       .matrix();
+    const S Dal = ((Z.array() <= tl)).select(DY.array() * (Z.array() - tl), S(S(0))).sum();
+    const S Dtl = ((Z.array() <= tl)).select(DY.array() * (S(1) - al), S(S(0))).sum();
+    const S Dar =
+        ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (Z.array() - tr)).sum();
+    const S Dtr = ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (S(1) - ar)).sum();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr), std::move(DW), std::move(Db)};

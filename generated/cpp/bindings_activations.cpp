@@ -84,6 +84,19 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by AllReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 all_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
+    m.def("sparse_all_relu_layer_forward", &sparse_all_relu_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by AllReLU, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = all_relu(Z)");
+    m.def("sparse_all_relu_layer_backward", &sparse_all_relu_layer_backward<S>, "X"_a.noconvert(), "W"_a,
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by AllReLU, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+          "all_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_all_relu_layer_backward_without_DX", &sparse_all_relu_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by AllReLU, with W in CSR storage: backpropagation, without DX.\n\n    DZ = "
+          "DY \u2299 all_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("hard_sigmoid", &hard_sigmoid<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Hard sigmoid, applied element-wise: feedforward.\n\n    Y = hard_sigmoid(X)");
     m.def("hard_sigmoid_backward", &hard_sigmoid_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
@@ -117,6 +130,20 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Hard sigmoid: backpropagation, "
           "without DX.\n\n    DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 "
           "R\u1d40\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("sparse_hard_sigmoid_layer_forward", &sparse_hard_sigmoid_layer_forward<S>, "X"_a.noconvert(),
+          "W"_a, "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hard sigmoid, with W in CSR storage: feedforward.\n\n    Z = "
+          "X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = hard_sigmoid(Z)");
+    m.def("sparse_hard_sigmoid_layer_backward", &sparse_hard_sigmoid_layer_backward<S>, "X"_a.noconvert(),
+          "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation.\n\n    DZ = DY "
+          "\u2299 hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
+          "DZ\u00b7W");
+    m.def("sparse_hard_sigmoid_layer_backward_without_DX", &sparse_hard_sigmoid_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation, without DX.\n\n    "
+          "DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("hyperbolic_tangent", &hyperbolic_tangent<S>, "X"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Hyperbolic tangent, applied element-wise: feedforward.\n\n    Y = hyperbolic_tangent(X)");
@@ -154,6 +181,22 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: backpropagation, "
           "without DX.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 "
           "R\u1d40\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("sparse_hyperbolic_tangent_layer_forward", &sparse_hyperbolic_tangent_layer_forward<S>,
+          "X"_a.noconvert(), "W"_a, "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hyperbolic tangent, with W in CSR storage: feedforward.\n\n    Z = "
+          "X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = hyperbolic_tangent(Z)");
+    m.def("sparse_hyperbolic_tangent_layer_backward", &sparse_hyperbolic_tangent_layer_backward<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation.\n\n    DZ = "
+          "DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    "
+          "DX = DZ\u00b7W");
+    m.def("sparse_hyperbolic_tangent_layer_backward_without_DX",
+          &sparse_hyperbolic_tangent_layer_backward_without_DX<S>, "X"_a.noconvert(), "W"_a,
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation, without "
+          "DX.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ");
     m.def("leaky_relu", &leaky_relu<S>, "X"_a.noconvert(), "alpha"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Leaky ReLU, applied element-wise: feedforward.\n\n    Y = leaky_relu(X)");
@@ -189,6 +232,20 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db "
           "= 1_N\u1d40\u00b7DZ");
+    m.def("sparse_leaky_relu_layer_forward", &sparse_leaky_relu_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Leaky ReLU, with W in CSR storage: feedforward.\n\n    Z = "
+          "X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = leaky_relu(Z)");
+    m.def(
+        "sparse_leaky_relu_layer_backward", &sparse_leaky_relu_layer_backward<S>, "X"_a.noconvert(), "W"_a,
+        "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+        "Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+        "leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_leaky_relu_layer_backward_without_DX", &sparse_leaky_relu_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation, without DX.\n\n    "
+          "DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("relu", &relu<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "ReLU, applied element-wise: feedforward.\n\n    Y = relu(X)");
     m.def("relu_backward", &relu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
@@ -222,6 +279,19 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
+    m.def("sparse_relu_layer_forward", &sparse_relu_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = relu(Z)");
+    m.def("sparse_relu_layer_backward", &sparse_relu_layer_backward<S>, "X"_a.noconvert(), "W"_a,
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+          "relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_relu_layer_backward_without_DX", &sparse_relu_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU, with W in CSR storage: backpropagation, without DX.\n\n    DZ = DY "
+          "\u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("sigmoid", &sigmoid<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Sigmoid, applied element-wise: feedforward.\n\n    Y = sigmoid(X)");
     m.def("sigmoid_backward", &sigmoid_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
@@ -255,6 +325,19 @@ void define(nb::module_& m) {
           "Linear layer with a dropout mask on its weights, followed by Sigmoid: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
+    m.def("sparse_sigmoid_layer_forward", &sparse_sigmoid_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Sigmoid, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = sigmoid(Z)");
+    m.def("sparse_sigmoid_layer_backward", &sparse_sigmoid_layer_backward<S>, "X"_a.noconvert(), "W"_a,
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Sigmoid, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+          "sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_sigmoid_layer_backward_without_DX", &sparse_sigmoid_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Sigmoid, with W in CSR storage: backpropagation, without DX.\n\n    DZ = "
+          "DY \u2299 sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("srelu", &srelu<S>, "X"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "SReLU, applied element-wise: feedforward.\n\n    Y = srelu(X)");
@@ -317,6 +400,27 @@ void define(nb::module_& m) {
           "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
+    m.def("sparse_srelu_layer_forward", &sparse_srelu_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by SReLU, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = srelu(Z)");
+    m.def("sparse_srelu_layer_backward", &sparse_srelu_layer_backward<S>, "X"_a.noconvert(), "W"_a,
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by SReLU, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+          "srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n    Dtl = "
+          "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
+          "DZ\u00b7W");
+    m.def("sparse_srelu_layer_backward_without_DX", &sparse_srelu_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by SReLU, with W in CSR storage: backpropagation, without DX.\n\n    DZ = "
+          "DY \u2299 srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n "
+          "   Dtl = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = "
+          "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
 }
 
 }  // namespace
@@ -371,6 +475,26 @@ void define_activations(nb::module_& m) {
                          {X.value, R.value, Z.value, DY.value, alpha.value});
         },
         "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "sparse_all_relu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b, Deferred alpha) {
+            return retry("sparse_all_relu_layer_forward", {X.value, W.value, b.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none(), "alpha"_a.none());
+    m.def(
+        "sparse_all_relu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("sparse_all_relu_layer_backward",
+                         {X.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "sparse_all_relu_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("sparse_all_relu_layer_backward_without_DX",
+                         {X.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
     m.def("hard_sigmoid", [](Deferred X) { return retry("hard_sigmoid", {X.value}); }, "X"_a.none());
     m.def(
         "hard_sigmoid_backward",
@@ -414,6 +538,25 @@ void define_activations(nb::module_& m) {
                          {X.value, R.value, Z.value, DY.value});
         },
         "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_hard_sigmoid_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sparse_hard_sigmoid_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sparse_hard_sigmoid_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_hard_sigmoid_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_hard_sigmoid_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_hard_sigmoid_layer_backward_without_DX",
+                         {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
     m.def(
         "hyperbolic_tangent", [](Deferred X) { return retry("hyperbolic_tangent", {X.value}); },
         "X"_a.none());
@@ -459,6 +602,25 @@ void define_activations(nb::module_& m) {
                          {X.value, R.value, Z.value, DY.value});
         },
         "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_hyperbolic_tangent_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sparse_hyperbolic_tangent_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sparse_hyperbolic_tangent_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_hyperbolic_tangent_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_hyperbolic_tangent_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_hyperbolic_tangent_layer_backward_without_DX",
+                         {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
     m.def(
         "leaky_relu", [](Deferred X, Deferred alpha) { return retry("leaky_relu", {X.value, alpha.value}); },
         "X"_a.none(), "alpha"_a.none());
@@ -507,6 +669,26 @@ void define_activations(nb::module_& m) {
                          {X.value, R.value, Z.value, DY.value, alpha.value});
         },
         "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "sparse_leaky_relu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b, Deferred alpha) {
+            return retry("sparse_leaky_relu_layer_forward", {X.value, W.value, b.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none(), "alpha"_a.none());
+    m.def(
+        "sparse_leaky_relu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("sparse_leaky_relu_layer_backward",
+                         {X.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "sparse_leaky_relu_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("sparse_leaky_relu_layer_backward_without_DX",
+                         {X.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
     m.def("relu", [](Deferred X) { return retry("relu", {X.value}); }, "X"_a.none());
     m.def(
         "relu_backward", [](Deferred X, Deferred DY) { return retry("relu_backward", {X.value, DY.value}); },
@@ -547,6 +729,24 @@ void define_activations(nb::module_& m) {
             return retry("relu_dropout_layer_backward_without_DX", {X.value, R.value, Z.value, DY.value});
         },
         "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_relu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sparse_relu_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sparse_relu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_relu_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_relu_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_relu_layer_backward_without_DX", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
     m.def("sigmoid", [](Deferred X) { return retry("sigmoid", {X.value}); }, "X"_a.none());
     m.def(
         "sigmoid_backward",
@@ -588,6 +788,24 @@ void define_activations(nb::module_& m) {
             return retry("sigmoid_dropout_layer_backward_without_DX", {X.value, R.value, Z.value, DY.value});
         },
         "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_sigmoid_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sparse_sigmoid_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sparse_sigmoid_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_sigmoid_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_sigmoid_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_sigmoid_layer_backward_without_DX", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
     m.def(
         "srelu",
         [](Deferred X, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
@@ -657,6 +875,31 @@ void define_activations(nb::module_& m) {
                          {X.value, R.value, Z.value, DY.value, al.value, tl.value, ar.value, tr.value});
         },
         "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
+    m.def(
+        "sparse_srelu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("sparse_srelu_layer_forward",
+                         {X.value, W.value, b.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "sparse_srelu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("sparse_srelu_layer_backward",
+                         {X.value, W.value, Z.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
+    m.def(
+        "sparse_srelu_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("sparse_srelu_layer_backward_without_DX",
+                         {X.value, W.value, Z.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
         "tr"_a.none());
 }
 

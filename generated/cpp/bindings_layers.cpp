@@ -166,6 +166,40 @@ void define(nb::module_& m) {
           "\u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
           "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
           "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("sparse_softmax_layer_forward", &sparse_softmax_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by softmax, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
+          "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)");
+    m.def("sparse_softmax_layer_backward", &sparse_softmax_layer_backward<S>, "X"_a.noconvert(), "W"_a,
+          "Y"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by softmax, with W in CSR storage: backpropagation.\n\n    DZ = Y \u2299 "
+          "(DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_softmax_layer_backward_without_DX", &sparse_softmax_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Y"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by softmax, with W in CSR storage: backpropagation, without DX.\n\n    DZ = "
+          "Y \u2299 (DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ");
+    m.def("sparse_log_softmax_layer_forward", &sparse_log_softmax_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by log-softmax, with W in CSR storage: feedforward.\n\n    Z = "
+          "X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = Z \u2212 log(exp(Z \u2212 "
+          "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40 \u2212 rows_max(Z)\u00b71_K\u1d40");
+    m.def("sparse_log_softmax_layer_backward", &sparse_log_softmax_layer_backward<S>, "X"_a.noconvert(),
+          "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by log-softmax, with W in CSR storage: backpropagation.\n\n    DZ = DY "
+          "\u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
+          "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
+          "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_log_softmax_layer_backward_without_DX", &sparse_log_softmax_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by log-softmax, with W in CSR storage: backpropagation, without DX.\n\n    "
+          "DZ = DY \u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
+          "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
+          "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
 }
 
 }  // namespace
@@ -317,6 +351,43 @@ void define_layers(nb::module_& m) {
             return retry("log_softmax_layer_backward_without_DX", {X.value, Z.value, DY.value});
         },
         "X"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_softmax_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sparse_softmax_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sparse_softmax_layer_backward",
+        [](Deferred X, Deferred W, Deferred Y, Deferred DY) {
+            return retry("sparse_softmax_layer_backward", {X.value, W.value, Y.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Y"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_softmax_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Y, Deferred DY) {
+            return retry("sparse_softmax_layer_backward_without_DX", {X.value, W.value, Y.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Y"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_log_softmax_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sparse_log_softmax_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sparse_log_softmax_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_log_softmax_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_log_softmax_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_log_softmax_layer_backward_without_DX",
+                         {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
 }
 
 }  // namespace batchform

@@ -673,4 +673,186 @@ std::tuple<Matrix<S>, Matrix<S>> log_softmax_layer_backward_without_DX(const Con
     return {std::move(DW), std::move(Db)};
 }
 
+/// Linear layer followed by softmax, with W in CSR storage: feedforward.
+///
+/// From spec/layers/softmax.py (sparse_softmax_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)
+///
+/// Returns Y.
+template <class S>
+Matrix<S> sparse_softmax_layer_forward(const ConstMatrixRef<S>& X, const CSRMatrix<S>& W,
+                                       const ConstMatrixRef<S>& b) {
+    check_shape("sparse_softmax_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_softmax_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_softmax_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    const Matrix<S> t1 = Z.rowwise().maxCoeff();
+    Matrix<S> t0 = (Z.array() - t1.replicate(1, K).array()).exp().matrix();
+    const Matrix<S> t2 = t0.rowwise().sum();
+    Matrix<S> Y = (t0.array() / t2.replicate(1, K).array()).matrix();
+    (void)D, (void)K, (void)N;
+    return Y;
+}
+
+/// Linear layer followed by softmax, with W in CSR storage: backpropagation.
+///
+/// From spec/layers/softmax.py (sparse_softmax_layer):
+///
+///     DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_softmax_layer_backward(const ConstMatrixRef<S>& X,
+                                                                          const CSRMatrix<S>& W,
+                                                                          const ConstMatrixRef<S>& Y,
+                                                                          const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_softmax_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_softmax_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_softmax_layer_backward", "Y", Y, N, K);
+    check_shape("sparse_softmax_layer_backward", "DY", DY, N, K);
+    const Matrix<S> t0 = (DY.array() * Y.array()).rowwise().sum().matrix();
+    Matrix<S> DZ = (Y.array() * (DY.array() - t0.replicate(1, K).array())).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by softmax, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/layers/softmax.py (sparse_softmax_layer):
+///
+///     DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_softmax_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                          const CSRMatrix<S>& W,
+                                                                          const ConstMatrixRef<S>& Y,
+                                                                          const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_softmax_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_softmax_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_softmax_layer_backward_without_DX", "Y", Y, N, K);
+    check_shape("sparse_softmax_layer_backward_without_DX", "DY", DY, N, K);
+    const Matrix<S> t0 = (DY.array() * Y.array()).rowwise().sum().matrix();
+    Matrix<S> DZ = (Y.array() * (DY.array() - t0.replicate(1, K).array())).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by log-softmax, with W in CSR storage: feedforward.
+///
+/// From spec/layers/softmax.py (sparse_log_softmax_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = Z − log(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Z)·1_Kᵀ
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_log_softmax_layer_forward(const ConstMatrixRef<S>& X,
+                                                                  const CSRMatrix<S>& W,
+                                                                  const ConstMatrixRef<S>& b) {
+    check_shape("sparse_log_softmax_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_log_softmax_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_log_softmax_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    const Matrix<S> t1 = Z.rowwise().maxCoeff();
+    Matrix<S> t0 = (-t1.array()).matrix();
+    const Matrix<S> t2 = (t0.replicate(1, K).array() + Z.array()).exp().rowwise().sum().matrix();
+    Matrix<S> Y = (t0.replicate(1, K).array() + Z.array() - t2.replicate(1, K).array().log()).matrix();
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by log-softmax, with W in CSR storage: backpropagation.
+///
+/// From spec/layers/softmax.py (sparse_log_softmax_layer):
+///
+///     DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙
+///     (DY·1_K·1_Kᵀ)) DW = DZᵀ·X Db = 1_Nᵀ·DZ DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_log_softmax_layer_backward(const ConstMatrixRef<S>& X,
+                                                                              const CSRMatrix<S>& W,
+                                                                              const ConstMatrixRef<S>& Z,
+                                                                              const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_log_softmax_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_log_softmax_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_log_softmax_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_log_softmax_layer_backward", "DY", DY, N, K);
+    const Matrix<S> t1 = Z.rowwise().maxCoeff();
+    Matrix<S> t0 = (Z.array() - t1.replicate(1, K).array()).exp().matrix();
+    const Matrix<S> t2 = t0.rowwise().sum();
+    const Matrix<S> t3 = DY.rowwise().sum();
+    Matrix<S> DZ =
+        (DY.array() - t0.array() * t3.replicate(1, K).array() / t2.replicate(1, K).array()).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by log-softmax, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/layers/softmax.py (sparse_log_softmax_layer):
+///
+///     DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙
+///     (DY·1_K·1_Kᵀ)) DW = DZᵀ·X Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_log_softmax_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                              const CSRMatrix<S>& W,
+                                                                              const ConstMatrixRef<S>& Z,
+                                                                              const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_log_softmax_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_log_softmax_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_log_softmax_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_log_softmax_layer_backward_without_DX", "DY", DY, N, K);
+    const Matrix<S> t1 = Z.rowwise().maxCoeff();
+    Matrix<S> t0 = (Z.array() - t1.replicate(1, K).array()).exp().matrix();
+    const Matrix<S> t2 = t0.rowwise().sum();
+    const Matrix<S> t3 = DY.rowwise().sum();
+    Matrix<S> DZ =
+        (DY.array() - t0.array() * t3.replicate(1, K).array() / t2.replicate(1, K).array()).matrix();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = DZ.colwise().sum();
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 }  // namespace batchform

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from .csr import check_csr
+
 Array = NDArray[np.floating]
 
 __all__ = [
@@ -35,6 +37,12 @@ __all__ = [
     "log_softmax_layer_forward",
     "log_softmax_layer_backward",
     "log_softmax_layer_backward_without_DX",
+    "sparse_softmax_layer_forward",
+    "sparse_softmax_layer_backward",
+    "sparse_softmax_layer_backward_without_DX",
+    "sparse_log_softmax_layer_forward",
+    "sparse_log_softmax_layer_backward",
+    "sparse_log_softmax_layer_backward_without_DX",
 ]
 
 
@@ -510,6 +518,7 @@ def sparse_linear_forward(X: Array, W: Array, b: Array) -> Array:
             (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
             (X.shape, W.shape, b.shape),
         )
+    check_csr("sparse_linear_forward", "W", W)
     Y = X @ W.T + b
     return Y
 
@@ -534,6 +543,7 @@ def sparse_linear_backward(X: Array, W: Array, DY: Array) -> tuple[Array, Array,
             (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
             (X.shape, W.shape, DY.shape),
         )
+    check_csr("sparse_linear_backward", "W", W)
     t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     DW = (DY[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DY.sum(axis=0, keepdims=True)
@@ -560,6 +570,7 @@ def sparse_linear_backward_without_DX(X: Array, W: Array, DY: Array) -> tuple[Ar
             (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
             (X.shape, W.shape, DY.shape),
         )
+    check_csr("sparse_linear_backward_without_DX", "W", W)
     t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     DW = (DY[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DY.sum(axis=0, keepdims=True)
@@ -724,5 +735,185 @@ def log_softmax_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tupl
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
     DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_softmax_layer_forward(X: Array, W: Array, b: Array) -> Array:
+    """Linear layer followed by softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns Y.
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_softmax_layer_forward", "W", W)
+    Z = X @ W.T + b
+    t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
+    Y = t0 / t0.sum(axis=1, keepdims=True)
+    return Y
+
+
+def sparse_softmax_layer_backward(X: Array, W: Array, Y: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
+    t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_softmax_layer_backward_without_DX(X: Array, W: Array, Y: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward_without_DX", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
+    t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_log_softmax_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by log-softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = Z − log(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Z)·1_Kᵀ
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_log_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_log_softmax_layer_forward", "W", W)
+    Z = X @ W.T + b
+    t0 = -Z.max(axis=1, keepdims=True)
+    Y = t0 + Z - np.log(np.exp(t0 + Z).sum(axis=1, keepdims=True))
+    return Z, Y
+
+
+def sparse_log_softmax_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward", "W", W)
+    t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
+    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_log_softmax_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array
+) -> tuple[Array, Array]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward_without_DX", "W", W)
+    t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
+    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db

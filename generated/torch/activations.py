@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .csr import check_csr
+
 Scalar = float | Tensor
 
 __all__ = [
@@ -18,6 +20,9 @@ __all__ = [
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
     "all_relu_dropout_layer_backward_without_DX",
+    "sparse_all_relu_layer_forward",
+    "sparse_all_relu_layer_backward",
+    "sparse_all_relu_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
@@ -26,6 +31,9 @@ __all__ = [
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
     "hard_sigmoid_dropout_layer_backward_without_DX",
+    "sparse_hard_sigmoid_layer_forward",
+    "sparse_hard_sigmoid_layer_backward",
+    "sparse_hard_sigmoid_layer_backward_without_DX",
     "hyperbolic_tangent",
     "hyperbolic_tangent_backward",
     "hyperbolic_tangent_layer_forward",
@@ -34,6 +42,9 @@ __all__ = [
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
     "hyperbolic_tangent_dropout_layer_backward_without_DX",
+    "sparse_hyperbolic_tangent_layer_forward",
+    "sparse_hyperbolic_tangent_layer_backward",
+    "sparse_hyperbolic_tangent_layer_backward_without_DX",
     "leaky_relu",
     "leaky_relu_backward",
     "leaky_relu_layer_forward",
@@ -42,6 +53,9 @@ __all__ = [
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
     "leaky_relu_dropout_layer_backward_without_DX",
+    "sparse_leaky_relu_layer_forward",
+    "sparse_leaky_relu_layer_backward",
+    "sparse_leaky_relu_layer_backward_without_DX",
     "relu",
     "relu_backward",
     "relu_layer_forward",
@@ -50,6 +64,9 @@ __all__ = [
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
     "relu_dropout_layer_backward_without_DX",
+    "sparse_relu_layer_forward",
+    "sparse_relu_layer_backward",
+    "sparse_relu_layer_backward_without_DX",
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_layer_forward",
@@ -58,6 +75,9 @@ __all__ = [
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
     "sigmoid_dropout_layer_backward_without_DX",
+    "sparse_sigmoid_layer_forward",
+    "sparse_sigmoid_layer_backward",
+    "sparse_sigmoid_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
     "srelu_backward_without_DX",
@@ -67,6 +87,9 @@ __all__ = [
     "srelu_dropout_layer_forward",
     "srelu_dropout_layer_backward",
     "srelu_dropout_layer_backward_without_DX",
+    "sparse_srelu_layer_forward",
+    "sparse_srelu_layer_backward",
+    "sparse_srelu_layer_backward_without_DX",
 ]
 
 
@@ -319,6 +342,95 @@ def all_relu_dropout_layer_backward_without_DX(
     return DW, Db
 
 
+def sparse_all_relu_layer_forward(X: Tensor, W: Tensor, b: Tensor, alpha: Scalar) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by AllReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/all_relu.py (sparse_all_relu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = all_relu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K, alpha scalar.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_all_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_all_relu_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    Y = torch.where(Z < 0, Z * alpha, Z)
+    return Z, Y
+
+
+def sparse_all_relu_layer_backward(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by AllReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/all_relu.py (sparse_all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_all_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_all_relu_layer_backward", "W", W)
+    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_all_relu_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by AllReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/all_relu.py (sparse_all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_all_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_all_relu_layer_backward_without_DX", "W", W)
+    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def hard_sigmoid(X: Tensor) -> Tensor:
     """Hard sigmoid, applied element-wise: feedforward.
 
@@ -518,6 +630,95 @@ def hard_sigmoid_dropout_layer_backward_without_DX(
         )
     DZ = DY / 6 * ((Z > -3) & (Z < 3))
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
+def sparse_hard_sigmoid_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Hard sigmoid, with W in CSR storage: feedforward.
+
+    From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = hard_sigmoid(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_hard_sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_hard_sigmoid_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    Y = torch.where(Z <= -3, 0, torch.where(Z >= 3, 1, Z / 6 + 0.5))
+    return Z, Y
+
+
+def sparse_hard_sigmoid_layer_backward(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation.
+
+    From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hard_sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hard_sigmoid_layer_backward", "W", W)
+    DZ = DY / 6 * ((Z > -3) & (Z < 3))
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_hard_sigmoid_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hard_sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hard_sigmoid_layer_backward_without_DX", "W", W)
+    DZ = DY / 6 * ((Z > -3) & (Z < 3))
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
 
@@ -731,6 +932,95 @@ def hyperbolic_tangent_dropout_layer_backward_without_DX(
     return DW, Db
 
 
+def sparse_hyperbolic_tangent_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Hyperbolic tangent, with W in CSR storage: feedforward.
+
+    From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = hyperbolic_tangent(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_hyperbolic_tangent_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_hyperbolic_tangent_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    Y = torch.tanh(Z)
+    return Z, Y
+
+
+def sparse_hyperbolic_tangent_layer_backward(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation.
+
+    From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hyperbolic_tangent_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hyperbolic_tangent_layer_backward", "W", W)
+    DZ = DY * (1 - torch.tanh(Z) ** 2)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_hyperbolic_tangent_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hyperbolic_tangent_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hyperbolic_tangent_layer_backward_without_DX", "W", W)
+    DZ = DY * (1 - torch.tanh(Z) ** 2)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def leaky_relu(X: Tensor, alpha: Scalar) -> Tensor:
     """Leaky ReLU, applied element-wise: feedforward.
 
@@ -940,6 +1230,95 @@ def leaky_relu_dropout_layer_backward_without_DX(
     return DW, Db
 
 
+def sparse_leaky_relu_layer_forward(X: Tensor, W: Tensor, b: Tensor, alpha: Scalar) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Leaky ReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = leaky_relu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K, alpha scalar.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_leaky_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_leaky_relu_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    Y = torch.where(Z <= 0, Z * alpha, Z)
+    return Z, Y
+
+
+def sparse_leaky_relu_layer_backward(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_leaky_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_leaky_relu_layer_backward", "W", W)
+    DZ = torch.where(Z <= 0, DY * alpha, DY)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_leaky_relu_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, alpha: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_leaky_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_leaky_relu_layer_backward_without_DX", "W", W)
+    DZ = torch.where(Z <= 0, DY * alpha, DY)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def relu(X: Tensor) -> Tensor:
     """ReLU, applied element-wise: feedforward.
 
@@ -1139,6 +1518,93 @@ def relu_dropout_layer_backward_without_DX(
         )
     DZ = DY * (Z > 0)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
+def sparse_relu_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by ReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/relu.py (sparse_relu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = relu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_relu_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    Y = torch.clamp_min(Z, 0)
+    return Z, Y
+
+
+def sparse_relu_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by ReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/relu.py (sparse_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_relu_layer_backward", "W", W)
+    DZ = DY * (Z > 0)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_relu_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by ReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/relu.py (sparse_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_relu_layer_backward_without_DX", "W", W)
+    DZ = DY * (Z > 0)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
 
@@ -1347,6 +1813,97 @@ def sigmoid_dropout_layer_backward_without_DX(
     t0 = torch.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
+def sparse_sigmoid_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Sigmoid, with W in CSR storage: feedforward.
+
+    From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = sigmoid(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_sigmoid_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    Y = torch.sigmoid(Z)
+    return Z, Y
+
+
+def sparse_sigmoid_layer_backward(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by Sigmoid, with W in CSR storage: backpropagation.
+
+    From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_sigmoid_layer_backward", "W", W)
+    t0 = torch.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_sigmoid_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Sigmoid, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_sigmoid_layer_backward_without_DX", "W", W)
+    t0 = torch.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
 
@@ -1626,5 +2183,112 @@ def srelu_dropout_layer_backward_without_DX(
     Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
     Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(dim=0, keepdim=True)
+    return Dal, Dtl, Dar, Dtr, DW, Db
+
+
+def sparse_srelu_layer_forward(
+    X: Tensor, W: Tensor, b: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by SReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/srelu.py (sparse_srelu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = srelu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_srelu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_srelu_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    Y = torch.where(Z <= tl, al * (Z - tl) + tl, torch.where(Z < tr, Z, ar * (Z - tr) + tr))
+    return Z, Y
+
+
+def sparse_srelu_layer_backward(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Scalar, Scalar, Scalar, Scalar, Tensor, Tensor, Tensor]:
+    """Linear layer followed by SReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/srelu.py (sparse_srelu_layer):
+
+        DZ = DY ⊙ srelu'(Z)
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_srelu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_srelu_layer_backward", "W", W)
+    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
+    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
+    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
+    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return Dal, Dtl, Dar, Dtr, DW, Db, DX
+
+
+def sparse_srelu_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Scalar, Scalar, Scalar, Scalar, Tensor, Tensor]:
+    """Linear layer followed by SReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/srelu.py (sparse_srelu_layer):
+
+        DZ = DY ⊙ srelu'(Z)
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr, DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_srelu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_srelu_layer_backward_without_DX", "W", W)
+    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
+    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
+    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
+    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return Dal, Dtl, Dar, Dtr, DW, Db

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .csr import check_csr
+
 Scalar = float | Tensor
 
 __all__ = [
@@ -26,12 +28,21 @@ __all__ = [
     "linear_forward",
     "linear_backward",
     "linear_backward_without_DX",
+    "sparse_linear_forward",
+    "sparse_linear_backward",
+    "sparse_linear_backward_without_DX",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "softmax_layer_backward_without_DX",
     "log_softmax_layer_forward",
     "log_softmax_layer_backward",
     "log_softmax_layer_backward_without_DX",
+    "sparse_softmax_layer_forward",
+    "sparse_softmax_layer_backward",
+    "sparse_softmax_layer_backward_without_DX",
+    "sparse_log_softmax_layer_forward",
+    "sparse_log_softmax_layer_backward",
+    "sparse_log_softmax_layer_backward_without_DX",
 ]
 
 
@@ -493,6 +504,79 @@ def linear_backward_without_DX(X: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
     return DW, Db
 
 
+def sparse_linear_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """Linear layer, with W in CSR storage: feedforward.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        Y = X·Wᵀ + 1_N·b
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns Y.
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_linear_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_linear_forward", "W", W)
+    Y = torch.sparse.mm(W, X.T).T + b
+    return Y
+
+
+def sparse_linear_backward(X: Tensor, W: Tensor, DY: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer, with W in CSR storage: backpropagation.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        DX = DY·W
+
+    Shapes: X N×D, W K×D, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
+    check_csr("sparse_linear_backward", "W", W)
+    DW = torch.sparse.sampled_addmm(W, DY.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DY.sum(dim=0, keepdim=True)
+    DX = DY @ W
+    return DW, Db, DX
+
+
+def sparse_linear_backward_without_DX(X: Tensor, W: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+
+    Shapes: X N×D, W K×D, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
+    check_csr("sparse_linear_backward_without_DX", "W", W)
+    DW = torch.sparse.sampled_addmm(W, DY.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DY.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """Linear layer followed by softmax: feedforward.
 
@@ -651,5 +735,187 @@ def log_softmax_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> t
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
     DW = DZ.T @ X
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
+def sparse_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """Linear layer followed by softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns Y.
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_softmax_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    Y = t0 / t0.sum(dim=1, keepdim=True)
+    return Y
+
+
+def sparse_softmax_layer_backward(
+    X: Tensor, W: Tensor, Y: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_softmax_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Y: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward_without_DX", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
+def sparse_log_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by log-softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = Z − log(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Z)·1_Kᵀ
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_log_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_log_softmax_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    t0 = -Z.amax(dim=1, keepdim=True)
+    Y = t0 + Z - torch.log(torch.exp(t0 + Z).sum(dim=1, keepdim=True))
+    return Z, Y
+
+
+def sparse_log_softmax_layer_backward(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward", "W", W)
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_log_softmax_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward_without_DX", "W", W)
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
