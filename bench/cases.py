@@ -90,7 +90,7 @@ def batchform_eager(backend_name: str):
 
         def step():
             Y = net.feedforward(X)
-            net.backpropagate(gradient(Y, T) / N)
+            net.backpropagate(gradient(Y, T) / N, ETA)
             net.optimize(ETA)
 
         def kernels_used() -> list[str]:
@@ -142,7 +142,7 @@ def batchform_jax(X, labels, T, weights):
             parameters
         )  # JAX "copies" are the arrays themselves: restore/snapshot pass tracers through
         Y = net.feedforward(X)
-        net.backpropagate(gradient(Y, T) / X.shape[0])
+        net.backpropagate(gradient(Y, T) / X.shape[0], ETA)
         net.optimize(ETA)
         return net.snapshot()
 

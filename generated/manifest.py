@@ -63,6 +63,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("all_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
             Kernel("all_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
             Kernel("all_relu_layer_backward_without_DX", ("X", "Z", "DY", "alpha"), ("DW", "Db")),
+            Kernel(
+                "all_relu_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "alpha", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "all_relu_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "all_relu_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "alpha", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "all_relu_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
     ),
     "all_relu_dropout_layer": SpecInfo(
@@ -114,6 +134,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("hard_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hard_sigmoid_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "hard_sigmoid_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "hard_sigmoid_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "hard_sigmoid_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
     ),
     "hard_sigmoid_dropout_layer": SpecInfo(
@@ -161,6 +201,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hyperbolic_tangent_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("hyperbolic_tangent_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hyperbolic_tangent_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
     ),
     "hyperbolic_tangent_dropout_layer": SpecInfo(
@@ -212,6 +272,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("leaky_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
             Kernel("leaky_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
             Kernel("leaky_relu_layer_backward_without_DX", ("X", "Z", "DY", "alpha"), ("DW", "Db")),
+            Kernel(
+                "leaky_relu_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "alpha", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "leaky_relu_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "alpha", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "leaky_relu_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
     ),
     "leaky_relu_dropout_layer": SpecInfo(
@@ -263,6 +343,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("relu_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("relu_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "relu_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "relu_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "relu_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "relu_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
     ),
     "relu_dropout_layer": SpecInfo(
@@ -310,6 +410,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sigmoid_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "sigmoid_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "sigmoid_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "sigmoid_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "sigmoid_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
     ),
     "sigmoid_dropout_layer": SpecInfo(
@@ -488,6 +608,20 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("linear_forward", ("X", "W", "b"), ("Y",)),
             Kernel("linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
             Kernel("linear_backward_without_DX", ("X", "DY"), ("DW", "Db")),
+            Kernel("linear_backward_update_gradient_descent", ("X", "W", "DY", "b", "eta"), ("DX", "W", "b")),
+            Kernel(
+                "linear_backward_update_momentum",
+                ("X", "W", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "linear_backward_without_DX_update_gradient_descent", ("X", "DY", "W", "b", "eta"), ("W", "b")
+            ),
+            Kernel(
+                "linear_backward_without_DX_update_momentum",
+                ("X", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
     ),
     "sparse_linear": SpecInfo(
@@ -520,6 +654,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_layer_forward", ("X", "W", "b"), ("Y",)),
             Kernel("softmax_layer_backward", ("X", "W", "Y", "DY"), ("DW", "Db", "DX")),
             Kernel("softmax_layer_backward_without_DX", ("X", "Y", "DY"), ("DW", "Db")),
+            Kernel(
+                "softmax_layer_backward_update_gradient_descent",
+                ("X", "W", "Y", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "softmax_layer_backward_update_momentum",
+                ("X", "W", "Y", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "softmax_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Y", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "softmax_layer_backward_without_DX_update_momentum",
+                ("X", "Y", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
     ),
     "log_softmax_layer": SpecInfo(
@@ -536,6 +690,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("log_softmax_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("log_softmax_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("log_softmax_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "log_softmax_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "log_softmax_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "log_softmax_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "log_softmax_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
     ),
     "squared_error_loss": SpecInfo(

@@ -22,8 +22,8 @@ def annotate(f: Function) -> dict:
             params.append(f"MatrixRef<S> {a.name}")
         else:
             params.append(f"const ConstMatrixRef<S>& {a.name}")
-    types = [_cpp_type(s) for s in f.return_shapes]
-    if f.in_place:
+    types = [_cpp_type(s) for r, s in zip(f.returns, f.return_shapes) if r not in f.aliases]
+    if not types:
         return_type = "void"
     else:
         return_type = types[0] if len(types) == 1 else f"std::tuple<{', '.join(types)}>"
@@ -38,6 +38,7 @@ def annotate(f: Function) -> dict:
         "binding_doc": doc,
         "py_signature": ", ".join(a.name for a in f.arguments),
         "py_returns": ", ".join(returns),
+        "py_values": ", ".join(f.aliases.get(r, r) for r in f.returns if r not in f.aliases),
     }
 
 
@@ -70,7 +71,10 @@ def _value(f: Function, argument) -> str:
 def _results(f: Function, call: str, defined: set) -> list[str]:
     names = [f.aliases.get(r, r) for r in f.returns]
     if f.in_place:
-        return [f"{call};"] + [f'finite({n}, "{f.name}: {n}");' for n in names]
+        values = [r for r in f.returns if r not in f.aliases]
+        lines = [f"{call};"] if not values else [f"const auto {f.name}_result = {call};",
+                                                 f'finite({f.name}_result, "{f.name}");']
+        return lines + [f'finite({n}, "{f.name}: {n}");' for r, n in zip(f.returns, names) if r in f.aliases]
     if any(n in defined for n in names):
         # A variant of a kernel already run (backward without DX): its results must equal the full one's.
         result = f"{f.name}_result"

@@ -304,8 +304,43 @@ class CppPrinter:
         n = self.dim(node.shape[0])
         return Piece(f"Matrix<S>::Identity({n}, {n})", ATOM, "matrix")
 
+    # --- dense products: one batchform::gemm call each (OpenBLAS, or Eigen as the fallback) ---------------
+    def _gemm_operand(self, node: ir.Node) -> tuple[str, bool]:
+        """(a named matrix, whether it is transposed) for a gemm operand; other operands are stored first."""
+        transposed = isinstance(node, ir.Transpose)
+        inner = node.a if transposed else node
+        if isinstance(inner, ir.Var) and not self.csr(inner):
+            return self.name(inner.name), transposed
+        return self._hoist(node).text, False
+
+    def dense_product(self, node: ir.MatMul) -> tuple[str, str, str, str] | None:
+        """(op(A)'s rows, op(B)'s columns, the gemm arguments before alpha, ...) of a dense ``A·B``; None for a
+        product with a CSR operand (the sparse kernels print those)."""
+        if self.csr(node.a) or self.csr(node.b) or (isinstance(node.b, ir.Transpose) and self.csr(node.b.a)):
+            return None
+        (a, ta), (b, tb) = self._gemm_operand(node.a), self._gemm_operand(node.b)
+        rows = f"{a}.{'cols' if ta else 'rows'}()"
+        cols = f"{b}.{'rows' if tb else 'cols'}()"
+        return rows, cols, f"{a}, {str(ta).lower()}", f"{b}, {str(tb).lower()}"
+
+    def gemm(self, target: str, node: ir.MatMul, alpha: str = "S(1)", beta: str = "S(0)",
+             declare: bool = True) -> list[str] | None:
+        """``target = alpha·op(A)·op(B) + beta·target`` as one gemm call (declaring target when asked)."""
+        product = self.dense_product(node)
+        if product is None:
+            return None
+        rows, cols, a, b = product
+        lines = [f"Matrix<S> {target}({rows}, {cols});"] if declare else []
+        return lines + [f'gemm<S>({alpha}, {a}, {b}, {beta}, {target}, "{self.function.name}");']
+
     def _hoist(self, node: ir.Node) -> Piece:
         """Store a product or reduction in a temporary so a map reads it once, not per coefficient."""
+        if isinstance(node, ir.MatMul) and not is_scalar_shape(node.shape):
+            name = self.fresh()
+            lines = self.gemm(name, node)
+            if lines is not None:
+                self.pre.extend(lines)
+                return Piece(name, ATOM, "matrix")
         piece = self.expr(node)
         name = self.fresh()
         if piece.domain == "scalar" or is_scalar_shape(node.shape):
@@ -380,9 +415,11 @@ class CppPrinter:
         if isinstance(product.b, ir.Transpose) and self.csr(product.b.a) and isinstance(rows[0], ir.Var):
             return [f"Matrix<S> {target} = csr_matmul_transposed<S>({self._dense_operand(product.a)}, "
                     f"{self.csr(product.b.a)}, {self.name(rows[0].name)}.data());"]
-        product = self.expr(product)
-        return [f"Matrix<S> {target} = {product.text};",
-                f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"]
+        add_row = f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"
+        lines = self.gemm(target, product)
+        if lines is not None:
+            return lines + [add_row]
+        return [f"Matrix<S> {target} = {self.expr(product).text};", add_row]
 
     def statement(self, target: str, node: ir.Node) -> list[str]:
         self.pre = []
@@ -395,11 +432,13 @@ class CppPrinter:
             a, b = self._dense_operand(node.a.a), self._dense_operand(node.b)
             return self.pre + [f"Matrix<S> {target}(1, {pattern}.nnz());",
                                f"sampled_matmul<S>({a}, {b}, {pattern}, {target}.data());"]
-        if self.function.in_place:
+        if target in self.function.aliases:
             lines = self.update(target, node)
         else:
             name = self.name(target)
             lines = self._bias_add(name, node)
+            if lines is None and isinstance(node, ir.MatMul) and not is_scalar_shape(node.shape):
+                lines = self.gemm(name, node)
             if lines is None:
                 piece = self.expr(node)
                 if piece.domain == "scalar" or is_scalar_shape(node.shape):
@@ -416,14 +455,38 @@ class CppPrinter:
             return [f"{name} = {self.as_matrix(self.expr(node))};"]
         scale, terms = update
         scalar = CppScalarPrinter([], array=False, dims=self.dims)
-        lines = [f"{name}.array() *= {scalar.doprint(scale)};"] if scale != 1 else []
+        lines = []
+        # A product term and the scaling are one gemm into θ: θ ← c·θ + a·op(A)·op(B), no temporary.
+        product = next((t for t in terms if isinstance(t[1], ir.MatMul) and self.dense_product(t[1])), None)
+        if product is not None:
+            lines = self.gemm(name, product[1], alpha=f"S({scalar.doprint(product[0])})",
+                              beta=f"S({scalar.doprint(scale)})", declare=False)
+            terms = [t for t in terms if t is not product]
+        # The rest, when every term is a named matrix: one pass row by row (on the OpenMP threads: updates
+        # of large parameters are memory-bound), each row scaled and added to while it is in cache.
+        row_terms = all(isinstance(arg, ir.Var) and not is_scalar_shape(arg.shape) for _, arg in terms)
+        if row_terms and not is_scalar_shape(node.shape):
+            body = [f"{name}.row(i).array() *= {scalar.doprint(scale)};"] if scale != 1 and not lines else []
+            for coefficient, arg in terms:
+                body.append(f"{name}.row(i).array() {self._term(scalar, coefficient, f'{self.name(arg.name)}.row(i).array()')};")
+            return lines + ([self.rows(name, " ".join(body))] if body else [])
+        if scale != 1 and not lines:
+            lines = [f"{name}.array() *= {scalar.doprint(scale)};"]
         for coefficient, arg in terms:
-            negative = coefficient.could_extract_minus_sign()
-            magnitude = -coefficient if negative else coefficient
-            value = self.as_array(self.expr(arg))
-            text = value if magnitude == 1 else f"{scalar.doprint(magnitude)} * {value}"
-            lines.append(f"{name}.array() {'-=' if negative else '+='} {text};")
+            lines.append(f"{name}.array() {self._term(scalar, coefficient, self.as_array(self.expr(arg)))};")
         return lines
+
+    @staticmethod
+    def _term(scalar, coefficient, value: str) -> str:
+        """``-= c * value`` or ``+= value``: an in-place addition of coefficient·value."""
+        negative = coefficient.could_extract_minus_sign()
+        magnitude = -coefficient if negative else coefficient
+        text = value if magnitude == 1 else f"{scalar.doprint(magnitude)} * {value}"
+        return f"{'-=' if negative else '+='} {text}"
+
+    def rows(self, matrix: str, body: str) -> str:
+        """``body`` (reading row ``i``) for every row of ``matrix``, on the OpenMP threads when it is large."""
+        return f"for_each_row({matrix}.rows(), {matrix}.cols(), [&](Index i) {{ {body} }});"
 
     def checks(self) -> list[str]:
         """Bind each dimension from the first argument that has it; check every argument's shape."""
@@ -474,8 +537,9 @@ class CppPrinter:
         unused = [str(d) for d in sorted(self.dims, key=str) if d not in used]
         if unused:
             lines.insert(len(lines) - len(self.function.statements) * 0, f"(void){', (void)'.join(unused)};")
-        returns = [self.name(r) for r in self.function.returns]
-        if self.function.in_place:
+        # what an in-place kernel updates is not returned; the rest (a fused kernel's DX) is
+        returns = [self.name(r) for r in self.function.returns if r not in self.function.aliases]
+        if not returns:
             return lines
         if len(returns) == 1:
             lines.append(f"return {returns[0]};")

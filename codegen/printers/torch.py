@@ -109,6 +109,13 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
     def scale_in_place(self, name: str, factor: sympy.Expr) -> str:
         return f"{name}.mul_({self.scalar(factor)})"
 
+    def product_in_place(self, name: str, scale, coefficient, product) -> str:
+        """``W.addmm_(A, B, beta=c, alpha=a)``: the product accumulated into θ by the GEMM, no temporary."""
+        left, right = self.expr(product.a), self.expr(product.b)
+        options = ([f"beta={self.scalar(scale)}"] if scale != 1 else []) + \
+            ([f"alpha={self.scalar(coefficient)}"] if coefficient != 1 else [])
+        return f"{name}.addmm_({', '.join([left[0], right[0], *options])})"
+
     def add_in_place(self, name: str, arg, coefficient: sympy.Expr) -> str:
         if coefficient == 1:
             return f"{name}.add_({arg[0]})"

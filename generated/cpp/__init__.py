@@ -17,6 +17,34 @@ all_relu_backward = _kernels.all_relu_backward
 all_relu_layer_forward = _kernels.all_relu_layer_forward
 all_relu_layer_backward = _kernels.all_relu_layer_backward
 all_relu_layer_backward_without_DX = _kernels.all_relu_layer_backward_without_DX
+
+
+def all_relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, alpha, eta):
+    """Linear layer followed by AllReLU: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.all_relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, alpha, eta)
+    return DX, W, b
+
+
+def all_relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta, mu):
+    """Linear layer followed by AllReLU: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.all_relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def all_relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, alpha, eta):
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.all_relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, alpha, eta)
+    return W, b
+
+
+def all_relu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, alpha, eta, mu):
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.all_relu_layer_backward_without_DX_update_momentum(
+        X, Z, DY, W, Delta_W, b, Delta_b, alpha, eta, mu
+    )
+    return Delta_W, W, Delta_b, b
+
+
 all_relu_dropout_layer_forward = _kernels.all_relu_dropout_layer_forward
 all_relu_dropout_layer_backward = _kernels.all_relu_dropout_layer_backward
 all_relu_dropout_layer_backward_without_DX = _kernels.all_relu_dropout_layer_backward_without_DX
@@ -25,6 +53,32 @@ hard_sigmoid_backward = _kernels.hard_sigmoid_backward
 hard_sigmoid_layer_forward = _kernels.hard_sigmoid_layer_forward
 hard_sigmoid_layer_backward = _kernels.hard_sigmoid_layer_backward
 hard_sigmoid_layer_backward_without_DX = _kernels.hard_sigmoid_layer_backward_without_DX
+
+
+def hard_sigmoid_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by Hard sigmoid: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.hard_sigmoid_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def hard_sigmoid_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Hard sigmoid: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.hard_sigmoid_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.hard_sigmoid_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.hard_sigmoid_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
 hard_sigmoid_dropout_layer_forward = _kernels.hard_sigmoid_dropout_layer_forward
 hard_sigmoid_dropout_layer_backward = _kernels.hard_sigmoid_dropout_layer_backward
 hard_sigmoid_dropout_layer_backward_without_DX = _kernels.hard_sigmoid_dropout_layer_backward_without_DX
@@ -33,6 +87,34 @@ hyperbolic_tangent_backward = _kernels.hyperbolic_tangent_backward
 hyperbolic_tangent_layer_forward = _kernels.hyperbolic_tangent_layer_forward
 hyperbolic_tangent_layer_backward = _kernels.hyperbolic_tangent_layer_backward
 hyperbolic_tangent_layer_backward_without_DX = _kernels.hyperbolic_tangent_layer_backward_without_DX
+
+
+def hyperbolic_tangent_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.hyperbolic_tangent_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def hyperbolic_tangent_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.hyperbolic_tangent_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.hyperbolic_tangent_layer_backward_without_DX_update_momentum(
+        X, Z, DY, W, Delta_W, b, Delta_b, eta, mu
+    )
+    return Delta_W, W, Delta_b, b
+
+
 hyperbolic_tangent_dropout_layer_forward = _kernels.hyperbolic_tangent_dropout_layer_forward
 hyperbolic_tangent_dropout_layer_backward = _kernels.hyperbolic_tangent_dropout_layer_backward
 hyperbolic_tangent_dropout_layer_backward_without_DX = (
@@ -43,6 +125,34 @@ leaky_relu_backward = _kernels.leaky_relu_backward
 leaky_relu_layer_forward = _kernels.leaky_relu_layer_forward
 leaky_relu_layer_backward = _kernels.leaky_relu_layer_backward
 leaky_relu_layer_backward_without_DX = _kernels.leaky_relu_layer_backward_without_DX
+
+
+def leaky_relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, alpha, eta):
+    """Linear layer followed by Leaky ReLU: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.leaky_relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, alpha, eta)
+    return DX, W, b
+
+
+def leaky_relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta, mu):
+    """Linear layer followed by Leaky ReLU: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.leaky_relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def leaky_relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, alpha, eta):
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.leaky_relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, alpha, eta)
+    return W, b
+
+
+def leaky_relu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, alpha, eta, mu):
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.leaky_relu_layer_backward_without_DX_update_momentum(
+        X, Z, DY, W, Delta_W, b, Delta_b, alpha, eta, mu
+    )
+    return Delta_W, W, Delta_b, b
+
+
 leaky_relu_dropout_layer_forward = _kernels.leaky_relu_dropout_layer_forward
 leaky_relu_dropout_layer_backward = _kernels.leaky_relu_dropout_layer_backward
 leaky_relu_dropout_layer_backward_without_DX = _kernels.leaky_relu_dropout_layer_backward_without_DX
@@ -51,6 +161,32 @@ relu_backward = _kernels.relu_backward
 relu_layer_forward = _kernels.relu_layer_forward
 relu_layer_backward = _kernels.relu_layer_backward
 relu_layer_backward_without_DX = _kernels.relu_layer_backward_without_DX
+
+
+def relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by ReLU: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by ReLU: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by ReLU: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def relu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by ReLU: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.relu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
 relu_dropout_layer_forward = _kernels.relu_dropout_layer_forward
 relu_dropout_layer_backward = _kernels.relu_dropout_layer_backward
 relu_dropout_layer_backward_without_DX = _kernels.relu_dropout_layer_backward_without_DX
@@ -59,6 +195,32 @@ sigmoid_backward = _kernels.sigmoid_backward
 sigmoid_layer_forward = _kernels.sigmoid_layer_forward
 sigmoid_layer_backward = _kernels.sigmoid_layer_backward
 sigmoid_layer_backward_without_DX = _kernels.sigmoid_layer_backward_without_DX
+
+
+def sigmoid_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by Sigmoid: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.sigmoid_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def sigmoid_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Sigmoid: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.sigmoid_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def sigmoid_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.sigmoid_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def sigmoid_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.sigmoid_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
 sigmoid_dropout_layer_forward = _kernels.sigmoid_dropout_layer_forward
 sigmoid_dropout_layer_backward = _kernels.sigmoid_dropout_layer_backward
 sigmoid_dropout_layer_backward_without_DX = _kernels.sigmoid_dropout_layer_backward_without_DX
@@ -87,15 +249,93 @@ linear_dropout_backward_without_DX = _kernels.linear_dropout_backward_without_DX
 linear_forward = _kernels.linear_forward
 linear_backward = _kernels.linear_backward
 linear_backward_without_DX = _kernels.linear_backward_without_DX
+
+
+def linear_backward_update_gradient_descent(X, W, DY, b, eta):
+    """Linear layer: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.linear_backward_update_gradient_descent(X, W, DY, b, eta)
+    return DX, W, b
+
+
+def linear_backward_update_momentum(X, W, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.linear_backward_update_momentum(X, W, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def linear_backward_without_DX_update_gradient_descent(X, DY, W, b, eta):
+    """Linear layer: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.linear_backward_without_DX_update_gradient_descent(X, DY, W, b, eta)
+    return W, b
+
+
+def linear_backward_without_DX_update_momentum(X, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.linear_backward_without_DX_update_momentum(X, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
 sparse_linear_forward = _kernels.sparse_linear_forward
 sparse_linear_backward = _kernels.sparse_linear_backward
 sparse_linear_backward_without_DX = _kernels.sparse_linear_backward_without_DX
 softmax_layer_forward = _kernels.softmax_layer_forward
 softmax_layer_backward = _kernels.softmax_layer_backward
 softmax_layer_backward_without_DX = _kernels.softmax_layer_backward_without_DX
+
+
+def softmax_layer_backward_update_gradient_descent(X, W, Y, DY, b, eta):
+    """Linear layer followed by softmax: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.softmax_layer_backward_update_gradient_descent(X, W, Y, DY, b, eta)
+    return DX, W, b
+
+
+def softmax_layer_backward_update_momentum(X, W, Y, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by softmax: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.softmax_layer_backward_update_momentum(X, W, Y, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def softmax_layer_backward_without_DX_update_gradient_descent(X, Y, DY, W, b, eta):
+    """Linear layer followed by softmax: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.softmax_layer_backward_without_DX_update_gradient_descent(X, Y, DY, W, b, eta)
+    return W, b
+
+
+def softmax_layer_backward_without_DX_update_momentum(X, Y, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by softmax: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.softmax_layer_backward_without_DX_update_momentum(X, Y, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
 log_softmax_layer_forward = _kernels.log_softmax_layer_forward
 log_softmax_layer_backward = _kernels.log_softmax_layer_backward
 log_softmax_layer_backward_without_DX = _kernels.log_softmax_layer_backward_without_DX
+
+
+def log_softmax_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by log-softmax: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.log_softmax_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def log_softmax_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by log-softmax: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.log_softmax_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def log_softmax_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by log-softmax: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.log_softmax_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def log_softmax_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by log-softmax: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.log_softmax_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
 squared_error_loss = _kernels.squared_error_loss
 squared_error_loss_gradient = _kernels.squared_error_loss_gradient
 mean_squared_error_loss = _kernels.mean_squared_error_loss
@@ -155,6 +395,10 @@ __all__ = [
     "all_relu_layer_forward",
     "all_relu_layer_backward",
     "all_relu_layer_backward_without_DX",
+    "all_relu_layer_backward_update_gradient_descent",
+    "all_relu_layer_backward_update_momentum",
+    "all_relu_layer_backward_without_DX_update_gradient_descent",
+    "all_relu_layer_backward_without_DX_update_momentum",
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
     "all_relu_dropout_layer_backward_without_DX",
@@ -163,6 +407,10 @@ __all__ = [
     "hard_sigmoid_layer_forward",
     "hard_sigmoid_layer_backward",
     "hard_sigmoid_layer_backward_without_DX",
+    "hard_sigmoid_layer_backward_update_gradient_descent",
+    "hard_sigmoid_layer_backward_update_momentum",
+    "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "hard_sigmoid_layer_backward_without_DX_update_momentum",
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
     "hard_sigmoid_dropout_layer_backward_without_DX",
@@ -171,6 +419,10 @@ __all__ = [
     "hyperbolic_tangent_layer_forward",
     "hyperbolic_tangent_layer_backward",
     "hyperbolic_tangent_layer_backward_without_DX",
+    "hyperbolic_tangent_layer_backward_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_update_momentum",
+    "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
     "hyperbolic_tangent_dropout_layer_backward_without_DX",
@@ -179,6 +431,10 @@ __all__ = [
     "leaky_relu_layer_forward",
     "leaky_relu_layer_backward",
     "leaky_relu_layer_backward_without_DX",
+    "leaky_relu_layer_backward_update_gradient_descent",
+    "leaky_relu_layer_backward_update_momentum",
+    "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+    "leaky_relu_layer_backward_without_DX_update_momentum",
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
     "leaky_relu_dropout_layer_backward_without_DX",
@@ -187,6 +443,10 @@ __all__ = [
     "relu_layer_forward",
     "relu_layer_backward",
     "relu_layer_backward_without_DX",
+    "relu_layer_backward_update_gradient_descent",
+    "relu_layer_backward_update_momentum",
+    "relu_layer_backward_without_DX_update_gradient_descent",
+    "relu_layer_backward_without_DX_update_momentum",
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
     "relu_dropout_layer_backward_without_DX",
@@ -195,6 +455,10 @@ __all__ = [
     "sigmoid_layer_forward",
     "sigmoid_layer_backward",
     "sigmoid_layer_backward_without_DX",
+    "sigmoid_layer_backward_update_gradient_descent",
+    "sigmoid_layer_backward_update_momentum",
+    "sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "sigmoid_layer_backward_without_DX_update_momentum",
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
     "sigmoid_dropout_layer_backward_without_DX",
@@ -223,15 +487,27 @@ __all__ = [
     "linear_forward",
     "linear_backward",
     "linear_backward_without_DX",
+    "linear_backward_update_gradient_descent",
+    "linear_backward_update_momentum",
+    "linear_backward_without_DX_update_gradient_descent",
+    "linear_backward_without_DX_update_momentum",
     "sparse_linear_forward",
     "sparse_linear_backward",
     "sparse_linear_backward_without_DX",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "softmax_layer_backward_without_DX",
+    "softmax_layer_backward_update_gradient_descent",
+    "softmax_layer_backward_update_momentum",
+    "softmax_layer_backward_without_DX_update_gradient_descent",
+    "softmax_layer_backward_without_DX_update_momentum",
     "log_softmax_layer_forward",
     "log_softmax_layer_backward",
     "log_softmax_layer_backward_without_DX",
+    "log_softmax_layer_backward_update_gradient_descent",
+    "log_softmax_layer_backward_update_momentum",
+    "log_softmax_layer_backward_without_DX_update_gradient_descent",
+    "log_softmax_layer_backward_without_DX_update_momentum",
     "squared_error_loss",
     "squared_error_loss_gradient",
     "mean_squared_error_loss",

@@ -67,7 +67,8 @@ std::tuple<Matrix<S>, Matrix<S>> all_relu_layer_forward(const ConstMatrixRef<S>&
     check_shape("all_relu_layer_forward", "W", W, any, D);
     const Index K = W.rows();
     check_shape("all_relu_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * W.transpose();
+    Matrix<S> Z(X.rows(), W.rows());
+    gemm<S>(S(1), X, false, W, true, S(0), Z, "all_relu_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = ((Z.array() < S(0))).select(Z.array() * alpha, Z.array()).matrix();
     (void)D, (void)K, (void)N;
@@ -97,9 +98,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> all_relu_layer_backward(const ConstM
     check_shape("all_relu_layer_backward", "Z", Z, N, K);
     check_shape("all_relu_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "all_relu_layer_backward");
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * W;
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "all_relu_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -124,10 +127,157 @@ std::tuple<Matrix<S>, Matrix<S>> all_relu_layer_backward_without_DX(const ConstM
     const Index K = Z.cols();
     check_shape("all_relu_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "all_relu_layer_backward_without_DX");
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by AllReLU: backpropagation, with the gradient descent update of W, b in place.
+///
+/// From spec/activations/all_relu.py (all_relu_layer):
+///
+///     DZ = DY ⊙ all_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (DX, W, b).
+template <class S>
+Matrix<S> all_relu_layer_backward_update_gradient_descent(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                          const ConstMatrixRef<S>& Z,
+                                                          const ConstMatrixRef<S>& DY, MatrixRef<S> b,
+                                                          S alpha, S eta) {
+    check_shape("all_relu_layer_backward_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("all_relu_layer_backward_update_gradient_descent", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("all_relu_layer_backward_update_gradient_descent", "Z", Z, N, K);
+    check_shape("all_relu_layer_backward_update_gradient_descent", "DY", DY, N, K);
+    check_shape("all_relu_layer_backward_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "all_relu_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "all_relu_layer_backward_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by AllReLU: backpropagation, with the momentum update of W, b in place.
+///
+/// From spec/activations/all_relu.py (all_relu_layer):
+///
+///     DZ = DY ⊙ all_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (DX, Delta_W, W, Delta_b, b).
+template <class S>
+Matrix<S> all_relu_layer_backward_update_momentum(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                  const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY,
+                                                  MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b,
+                                                  S alpha, S eta, S mu) {
+    check_shape("all_relu_layer_backward_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("all_relu_layer_backward_update_momentum", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("all_relu_layer_backward_update_momentum", "Z", Z, N, K);
+    check_shape("all_relu_layer_backward_update_momentum", "DY", DY, N, K);
+    check_shape("all_relu_layer_backward_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("all_relu_layer_backward_update_momentum", "b", b, 1, K);
+    check_shape("all_relu_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "all_relu_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "all_relu_layer_backward_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by AllReLU: backpropagation, without DX, with the gradient descent update of W, b in
+/// place.
+///
+/// From spec/activations/all_relu.py (all_relu_layer):
+///
+///     DZ = DY ⊙ all_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (W, b).
+template <class S>
+void all_relu_layer_backward_without_DX_update_gradient_descent(const ConstMatrixRef<S>& X,
+                                                                const ConstMatrixRef<S>& Z,
+                                                                const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                                MatrixRef<S> b, S alpha, S eta) {
+    check_shape("all_relu_layer_backward_without_DX_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("all_relu_layer_backward_without_DX_update_gradient_descent", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("all_relu_layer_backward_without_DX_update_gradient_descent", "DY", DY, N, K);
+    check_shape("all_relu_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
+    check_shape("all_relu_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+            "all_relu_layer_backward_without_DX_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+}
+
+/// Linear layer followed by AllReLU: backpropagation, without DX, with the momentum update of W, b in place.
+///
+/// From spec/activations/all_relu.py (all_relu_layer):
+///
+///     DZ = DY ⊙ all_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (Delta_W, W, Delta_b, b).
+template <class S>
+void all_relu_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X,
+                                                        const ConstMatrixRef<S>& Z,
+                                                        const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                        MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                        MatrixRef<S> Delta_b, S alpha, S eta, S mu) {
+    check_shape("all_relu_layer_backward_without_DX_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("all_relu_layer_backward_without_DX_update_momentum", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("all_relu_layer_backward_without_DX_update_momentum", "DY", DY, N, K);
+    check_shape("all_relu_layer_backward_without_DX_update_momentum", "W", W, K, D);
+    check_shape("all_relu_layer_backward_without_DX_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("all_relu_layer_backward_without_DX_update_momentum", "b", b, 1, K);
+    check_shape("all_relu_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W,
+            "all_relu_layer_backward_without_DX_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
 }
 
 /// Linear layer with a dropout mask on its weights, followed by AllReLU: feedforward.
@@ -150,7 +300,9 @@ std::tuple<Matrix<S>, Matrix<S>> all_relu_dropout_layer_forward(const ConstMatri
     const Index K = R.cols();
     check_shape("all_relu_dropout_layer_forward", "W", W, K, D);
     check_shape("all_relu_dropout_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * (W.transpose().array() * R.array()).matrix();
+    const Matrix<S> t0 = (W.transpose().array() * R.array()).matrix();
+    Matrix<S> Z(X.rows(), t0.cols());
+    gemm<S>(S(1), X, false, t0, false, S(0), Z, "all_relu_dropout_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = ((Z.array() < S(0))).select(Z.array() * alpha, Z.array()).matrix();
     (void)D, (void)K, (void)N;
@@ -180,10 +332,13 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> all_relu_dropout_layer_backward(
     check_shape("all_relu_dropout_layer_backward", "Z", Z, N, K);
     check_shape("all_relu_dropout_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "all_relu_dropout_layer_backward");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
+    const Matrix<S> t1 = (W.array() * R.transpose().array()).matrix();
+    Matrix<S> DX(DZ.rows(), t1.cols());
+    gemm<S>(S(1), DZ, false, t1, false, S(0), DX, "all_relu_dropout_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -211,7 +366,8 @@ std::tuple<Matrix<S>, Matrix<S>> all_relu_dropout_layer_backward_without_DX(cons
     check_shape("all_relu_dropout_layer_backward_without_DX", "Z", Z, N, K);
     check_shape("all_relu_dropout_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "all_relu_dropout_layer_backward_without_DX");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
@@ -273,7 +429,8 @@ std::tuple<Matrix<S>, Matrix<S>> hard_sigmoid_layer_forward(const ConstMatrixRef
     check_shape("hard_sigmoid_layer_forward", "W", W, any, D);
     const Index K = W.rows();
     check_shape("hard_sigmoid_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * W.transpose();
+    Matrix<S> Z(X.rows(), W.rows());
+    gemm<S>(S(1), X, false, W, true, S(0), Z, "hard_sigmoid_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = ((Z.array() <= S(-3)))
                       .select(S(S(0)), ((Z.array() >= S(3))).select(S(S(1)), Z.array() / S(6) + S(0.5)))
@@ -305,9 +462,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> hard_sigmoid_layer_backward(const Co
     check_shape("hard_sigmoid_layer_backward", "Z", Z, N, K);
     check_shape("hard_sigmoid_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "hard_sigmoid_layer_backward");
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * W;
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "hard_sigmoid_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -332,10 +491,158 @@ std::tuple<Matrix<S>, Matrix<S>> hard_sigmoid_layer_backward_without_DX(const Co
     const Index K = Z.cols();
     check_shape("hard_sigmoid_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "hard_sigmoid_layer_backward_without_DX");
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by Hard sigmoid: backpropagation, with the gradient descent update of W, b in place.
+///
+/// From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+///
+///     DZ = DY ⊙ hard_sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (DX, W, b).
+template <class S>
+Matrix<S> hard_sigmoid_layer_backward_update_gradient_descent(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                              const ConstMatrixRef<S>& Z,
+                                                              const ConstMatrixRef<S>& DY, MatrixRef<S> b,
+                                                              S eta) {
+    check_shape("hard_sigmoid_layer_backward_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hard_sigmoid_layer_backward_update_gradient_descent", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("hard_sigmoid_layer_backward_update_gradient_descent", "Z", Z, N, K);
+    check_shape("hard_sigmoid_layer_backward_update_gradient_descent", "DY", DY, N, K);
+    check_shape("hard_sigmoid_layer_backward_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "hard_sigmoid_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "hard_sigmoid_layer_backward_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by Hard sigmoid: backpropagation, with the momentum update of W, b in place.
+///
+/// From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+///
+///     DZ = DY ⊙ hard_sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (DX, Delta_W, W, Delta_b, b).
+template <class S>
+Matrix<S> hard_sigmoid_layer_backward_update_momentum(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                      const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY,
+                                                      MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                      MatrixRef<S> Delta_b, S eta, S mu) {
+    check_shape("hard_sigmoid_layer_backward_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hard_sigmoid_layer_backward_update_momentum", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("hard_sigmoid_layer_backward_update_momentum", "Z", Z, N, K);
+    check_shape("hard_sigmoid_layer_backward_update_momentum", "DY", DY, N, K);
+    check_shape("hard_sigmoid_layer_backward_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("hard_sigmoid_layer_backward_update_momentum", "b", b, 1, K);
+    check_shape("hard_sigmoid_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
+    Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "hard_sigmoid_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "hard_sigmoid_layer_backward_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by Hard sigmoid: backpropagation, without DX, with the gradient descent update of W,
+/// b in place.
+///
+/// From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+///
+///     DZ = DY ⊙ hard_sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (W, b).
+template <class S>
+void hard_sigmoid_layer_backward_without_DX_update_gradient_descent(const ConstMatrixRef<S>& X,
+                                                                    const ConstMatrixRef<S>& Z,
+                                                                    const ConstMatrixRef<S>& DY,
+                                                                    MatrixRef<S> W, MatrixRef<S> b, S eta) {
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_gradient_descent", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_gradient_descent", "DY", DY, N, K);
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+            "hard_sigmoid_layer_backward_without_DX_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+}
+
+/// Linear layer followed by Hard sigmoid: backpropagation, without DX, with the momentum update of W, b in
+/// place.
+///
+/// From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+///
+///     DZ = DY ⊙ hard_sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (Delta_W, W, Delta_b, b).
+template <class S>
+void hard_sigmoid_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X,
+                                                            const ConstMatrixRef<S>& Z,
+                                                            const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                            MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                            MatrixRef<S> Delta_b, S eta, S mu) {
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_momentum", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_momentum", "DY", DY, N, K);
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_momentum", "W", W, K, D);
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_momentum", "b", b, 1, K);
+    check_shape("hard_sigmoid_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
+    Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W,
+            "hard_sigmoid_layer_backward_without_DX_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
 }
 
 /// Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.
@@ -358,7 +665,9 @@ std::tuple<Matrix<S>, Matrix<S>> hard_sigmoid_dropout_layer_forward(const ConstM
     const Index K = R.cols();
     check_shape("hard_sigmoid_dropout_layer_forward", "W", W, K, D);
     check_shape("hard_sigmoid_dropout_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * (W.transpose().array() * R.array()).matrix();
+    const Matrix<S> t0 = (W.transpose().array() * R.array()).matrix();
+    Matrix<S> Z(X.rows(), t0.cols());
+    gemm<S>(S(1), X, false, t0, false, S(0), Z, "hard_sigmoid_dropout_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = ((Z.array() <= S(-3)))
                       .select(S(S(0)), ((Z.array() >= S(3))).select(S(S(1)), Z.array() / S(6) + S(0.5)))
@@ -392,10 +701,13 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> hard_sigmoid_dropout_layer_backward(
     check_shape("hard_sigmoid_dropout_layer_backward", "Z", Z, N, K);
     check_shape("hard_sigmoid_dropout_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "hard_sigmoid_dropout_layer_backward");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
+    const Matrix<S> t1 = (W.array() * R.transpose().array()).matrix();
+    Matrix<S> DX(DZ.rows(), t1.cols());
+    gemm<S>(S(1), DZ, false, t1, false, S(0), DX, "hard_sigmoid_dropout_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -422,7 +734,8 @@ std::tuple<Matrix<S>, Matrix<S>> hard_sigmoid_dropout_layer_backward_without_DX(
     check_shape("hard_sigmoid_dropout_layer_backward_without_DX", "Z", Z, N, K);
     check_shape("hard_sigmoid_dropout_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() >= S(3)) || (Z.array() <= S(-3))).select(S(S(0)), DY.array() / S(6)).matrix();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "hard_sigmoid_dropout_layer_backward_without_DX");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
@@ -482,7 +795,8 @@ std::tuple<Matrix<S>, Matrix<S>> hyperbolic_tangent_layer_forward(const ConstMat
     check_shape("hyperbolic_tangent_layer_forward", "W", W, any, D);
     const Index K = W.rows();
     check_shape("hyperbolic_tangent_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * W.transpose();
+    Matrix<S> Z(X.rows(), W.rows());
+    gemm<S>(S(1), X, false, W, true, S(0), Z, "hyperbolic_tangent_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = Z.array().tanh().matrix();
     (void)D, (void)K, (void)N;
@@ -512,9 +826,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> hyperbolic_tangent_layer_backward(co
     check_shape("hyperbolic_tangent_layer_backward", "Z", Z, N, K);
     check_shape("hyperbolic_tangent_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "hyperbolic_tangent_layer_backward");
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * W;
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "hyperbolic_tangent_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -539,10 +855,163 @@ std::tuple<Matrix<S>, Matrix<S>> hyperbolic_tangent_layer_backward_without_DX(co
     const Index K = Z.cols();
     check_shape("hyperbolic_tangent_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "hyperbolic_tangent_layer_backward_without_DX");
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by Hyperbolic tangent: backpropagation, with the gradient descent update of W, b in
+/// place.
+///
+/// From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+///
+///     DZ = DY ⊙ hyperbolic_tangent'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (DX, W, b).
+template <class S>
+Matrix<S> hyperbolic_tangent_layer_backward_update_gradient_descent(const ConstMatrixRef<S>& X,
+                                                                    MatrixRef<S> W,
+                                                                    const ConstMatrixRef<S>& Z,
+                                                                    const ConstMatrixRef<S>& DY,
+                                                                    MatrixRef<S> b, S eta) {
+    check_shape("hyperbolic_tangent_layer_backward_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hyperbolic_tangent_layer_backward_update_gradient_descent", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("hyperbolic_tangent_layer_backward_update_gradient_descent", "Z", Z, N, K);
+    check_shape("hyperbolic_tangent_layer_backward_update_gradient_descent", "DY", DY, N, K);
+    check_shape("hyperbolic_tangent_layer_backward_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "hyperbolic_tangent_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+            "hyperbolic_tangent_layer_backward_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by Hyperbolic tangent: backpropagation, with the momentum update of W, b in place.
+///
+/// From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+///
+///     DZ = DY ⊙ hyperbolic_tangent'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (DX, Delta_W, W, Delta_b, b).
+template <class S>
+Matrix<S> hyperbolic_tangent_layer_backward_update_momentum(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                            const ConstMatrixRef<S>& Z,
+                                                            const ConstMatrixRef<S>& DY, MatrixRef<S> Delta_W,
+                                                            MatrixRef<S> b, MatrixRef<S> Delta_b, S eta,
+                                                            S mu) {
+    check_shape("hyperbolic_tangent_layer_backward_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hyperbolic_tangent_layer_backward_update_momentum", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("hyperbolic_tangent_layer_backward_update_momentum", "Z", Z, N, K);
+    check_shape("hyperbolic_tangent_layer_backward_update_momentum", "DY", DY, N, K);
+    check_shape("hyperbolic_tangent_layer_backward_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("hyperbolic_tangent_layer_backward_update_momentum", "b", b, 1, K);
+    check_shape("hyperbolic_tangent_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
+    Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "hyperbolic_tangent_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "hyperbolic_tangent_layer_backward_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the gradient descent update
+/// of W, b in place.
+///
+/// From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+///
+///     DZ = DY ⊙ hyperbolic_tangent'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (W, b).
+template <class S>
+void hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(const ConstMatrixRef<S>& X,
+                                                                          const ConstMatrixRef<S>& Z,
+                                                                          const ConstMatrixRef<S>& DY,
+                                                                          MatrixRef<S> W, MatrixRef<S> b,
+                                                                          S eta) {
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent", "DY", DY, N, K);
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+            "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+}
+
+/// Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the momentum update of W, b
+/// in place.
+///
+/// From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+///
+///     DZ = DY ⊙ hyperbolic_tangent'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (Delta_W, W, Delta_b, b).
+template <class S>
+void hyperbolic_tangent_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X,
+                                                                  const ConstMatrixRef<S>& Z,
+                                                                  const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                                  MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                                  MatrixRef<S> Delta_b, S eta, S mu) {
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_momentum", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_momentum", "DY", DY, N, K);
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_momentum", "W", W, K, D);
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_momentum", "b", b, 1, K);
+    check_shape("hyperbolic_tangent_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
+    Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W,
+            "hyperbolic_tangent_layer_backward_without_DX_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
 }
 
 /// Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: feedforward.
@@ -565,7 +1034,9 @@ std::tuple<Matrix<S>, Matrix<S>> hyperbolic_tangent_dropout_layer_forward(const 
     const Index K = R.cols();
     check_shape("hyperbolic_tangent_dropout_layer_forward", "W", W, K, D);
     check_shape("hyperbolic_tangent_dropout_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * (W.transpose().array() * R.array()).matrix();
+    const Matrix<S> t0 = (W.transpose().array() * R.array()).matrix();
+    Matrix<S> Z(X.rows(), t0.cols());
+    gemm<S>(S(1), X, false, t0, false, S(0), Z, "hyperbolic_tangent_dropout_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = Z.array().tanh().matrix();
     (void)D, (void)K, (void)N;
@@ -595,10 +1066,13 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> hyperbolic_tangent_dropout_layer_bac
     check_shape("hyperbolic_tangent_dropout_layer_backward", "Z", Z, N, K);
     check_shape("hyperbolic_tangent_dropout_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "hyperbolic_tangent_dropout_layer_backward");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
+    const Matrix<S> t1 = (W.array() * R.transpose().array()).matrix();
+    Matrix<S> DX(DZ.rows(), t1.cols());
+    gemm<S>(S(1), DZ, false, t1, false, S(0), DX, "hyperbolic_tangent_dropout_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -625,7 +1099,8 @@ std::tuple<Matrix<S>, Matrix<S>> hyperbolic_tangent_dropout_layer_backward_witho
     check_shape("hyperbolic_tangent_dropout_layer_backward_without_DX", "Z", Z, N, K);
     check_shape("hyperbolic_tangent_dropout_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ = (DY.array() * (S(1) - Z.array().tanh().square())).matrix();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "hyperbolic_tangent_dropout_layer_backward_without_DX");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
@@ -685,7 +1160,8 @@ std::tuple<Matrix<S>, Matrix<S>> leaky_relu_layer_forward(const ConstMatrixRef<S
     check_shape("leaky_relu_layer_forward", "W", W, any, D);
     const Index K = W.rows();
     check_shape("leaky_relu_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * W.transpose();
+    Matrix<S> Z(X.rows(), W.rows());
+    gemm<S>(S(1), X, false, W, true, S(0), Z, "leaky_relu_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = Z.array().max(Z.array() * alpha).matrix();
     (void)D, (void)K, (void)N;
@@ -715,9 +1191,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> leaky_relu_layer_backward(const Cons
     check_shape("leaky_relu_layer_backward", "Z", Z, N, K);
     check_shape("leaky_relu_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "leaky_relu_layer_backward");
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * W;
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "leaky_relu_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -742,10 +1220,158 @@ std::tuple<Matrix<S>, Matrix<S>> leaky_relu_layer_backward_without_DX(const Cons
     const Index K = Z.cols();
     check_shape("leaky_relu_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "leaky_relu_layer_backward_without_DX");
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by Leaky ReLU: backpropagation, with the gradient descent update of W, b in place.
+///
+/// From spec/activations/leaky_relu.py (leaky_relu_layer):
+///
+///     DZ = DY ⊙ leaky_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (DX, W, b).
+template <class S>
+Matrix<S> leaky_relu_layer_backward_update_gradient_descent(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                            const ConstMatrixRef<S>& Z,
+                                                            const ConstMatrixRef<S>& DY, MatrixRef<S> b,
+                                                            S alpha, S eta) {
+    check_shape("leaky_relu_layer_backward_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("leaky_relu_layer_backward_update_gradient_descent", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("leaky_relu_layer_backward_update_gradient_descent", "Z", Z, N, K);
+    check_shape("leaky_relu_layer_backward_update_gradient_descent", "DY", DY, N, K);
+    check_shape("leaky_relu_layer_backward_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "leaky_relu_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "leaky_relu_layer_backward_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by Leaky ReLU: backpropagation, with the momentum update of W, b in place.
+///
+/// From spec/activations/leaky_relu.py (leaky_relu_layer):
+///
+///     DZ = DY ⊙ leaky_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (DX, Delta_W, W, Delta_b, b).
+template <class S>
+Matrix<S> leaky_relu_layer_backward_update_momentum(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                    const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY,
+                                                    MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                    MatrixRef<S> Delta_b, S alpha, S eta, S mu) {
+    check_shape("leaky_relu_layer_backward_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("leaky_relu_layer_backward_update_momentum", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("leaky_relu_layer_backward_update_momentum", "Z", Z, N, K);
+    check_shape("leaky_relu_layer_backward_update_momentum", "DY", DY, N, K);
+    check_shape("leaky_relu_layer_backward_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("leaky_relu_layer_backward_update_momentum", "b", b, 1, K);
+    check_shape("leaky_relu_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "leaky_relu_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "leaky_relu_layer_backward_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by Leaky ReLU: backpropagation, without DX, with the gradient descent update of W, b
+/// in place.
+///
+/// From spec/activations/leaky_relu.py (leaky_relu_layer):
+///
+///     DZ = DY ⊙ leaky_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (W, b).
+template <class S>
+void leaky_relu_layer_backward_without_DX_update_gradient_descent(const ConstMatrixRef<S>& X,
+                                                                  const ConstMatrixRef<S>& Z,
+                                                                  const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                                  MatrixRef<S> b, S alpha, S eta) {
+    check_shape("leaky_relu_layer_backward_without_DX_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("leaky_relu_layer_backward_without_DX_update_gradient_descent", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("leaky_relu_layer_backward_without_DX_update_gradient_descent", "DY", DY, N, K);
+    check_shape("leaky_relu_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
+    check_shape("leaky_relu_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+            "leaky_relu_layer_backward_without_DX_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+}
+
+/// Linear layer followed by Leaky ReLU: backpropagation, without DX, with the momentum update of W, b in
+/// place.
+///
+/// From spec/activations/leaky_relu.py (leaky_relu_layer):
+///
+///     DZ = DY ⊙ leaky_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (Delta_W, W, Delta_b, b).
+template <class S>
+void leaky_relu_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X,
+                                                          const ConstMatrixRef<S>& Z,
+                                                          const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                          MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                          MatrixRef<S> Delta_b, S alpha, S eta, S mu) {
+    check_shape("leaky_relu_layer_backward_without_DX_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("leaky_relu_layer_backward_without_DX_update_momentum", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("leaky_relu_layer_backward_without_DX_update_momentum", "DY", DY, N, K);
+    check_shape("leaky_relu_layer_backward_without_DX_update_momentum", "W", W, K, D);
+    check_shape("leaky_relu_layer_backward_without_DX_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("leaky_relu_layer_backward_without_DX_update_momentum", "b", b, 1, K);
+    check_shape("leaky_relu_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W,
+            "leaky_relu_layer_backward_without_DX_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
 }
 
 /// Linear layer with a dropout mask on its weights, followed by Leaky ReLU: feedforward.
@@ -768,7 +1394,9 @@ std::tuple<Matrix<S>, Matrix<S>> leaky_relu_dropout_layer_forward(const ConstMat
     const Index K = R.cols();
     check_shape("leaky_relu_dropout_layer_forward", "W", W, K, D);
     check_shape("leaky_relu_dropout_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * (W.transpose().array() * R.array()).matrix();
+    const Matrix<S> t0 = (W.transpose().array() * R.array()).matrix();
+    Matrix<S> Z(X.rows(), t0.cols());
+    gemm<S>(S(1), X, false, t0, false, S(0), Z, "leaky_relu_dropout_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = Z.array().max(Z.array() * alpha).matrix();
     (void)D, (void)K, (void)N;
@@ -798,10 +1426,13 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> leaky_relu_dropout_layer_backward(
     check_shape("leaky_relu_dropout_layer_backward", "Z", Z, N, K);
     check_shape("leaky_relu_dropout_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "leaky_relu_dropout_layer_backward");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
+    const Matrix<S> t1 = (W.array() * R.transpose().array()).matrix();
+    Matrix<S> DX(DZ.rows(), t1.cols());
+    gemm<S>(S(1), DZ, false, t1, false, S(0), DX, "leaky_relu_dropout_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -829,7 +1460,8 @@ std::tuple<Matrix<S>, Matrix<S>> leaky_relu_dropout_layer_backward_without_DX(co
     check_shape("leaky_relu_dropout_layer_backward_without_DX", "Z", Z, N, K);
     check_shape("leaky_relu_dropout_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(DY.array() * alpha, DY.array()).matrix();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "leaky_relu_dropout_layer_backward_without_DX");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
@@ -888,7 +1520,8 @@ std::tuple<Matrix<S>, Matrix<S>> relu_layer_forward(const ConstMatrixRef<S>& X, 
     check_shape("relu_layer_forward", "W", W, any, D);
     const Index K = W.rows();
     check_shape("relu_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * W.transpose();
+    Matrix<S> Z(X.rows(), W.rows());
+    gemm<S>(S(1), X, false, W, true, S(0), Z, "relu_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = Z.array().max(S(0)).matrix();
     (void)D, (void)K, (void)N;
@@ -918,9 +1551,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> relu_layer_backward(const ConstMatri
     check_shape("relu_layer_backward", "Z", Z, N, K);
     check_shape("relu_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "relu_layer_backward");
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * W;
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "relu_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -945,10 +1580,154 @@ std::tuple<Matrix<S>, Matrix<S>> relu_layer_backward_without_DX(const ConstMatri
     const Index K = Z.cols();
     check_shape("relu_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "relu_layer_backward_without_DX");
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by ReLU: backpropagation, with the gradient descent update of W, b in place.
+///
+/// From spec/activations/relu.py (relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (DX, W, b).
+template <class S>
+Matrix<S> relu_layer_backward_update_gradient_descent(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                      const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY,
+                                                      MatrixRef<S> b, S eta) {
+    check_shape("relu_layer_backward_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("relu_layer_backward_update_gradient_descent", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("relu_layer_backward_update_gradient_descent", "Z", Z, N, K);
+    check_shape("relu_layer_backward_update_gradient_descent", "DY", DY, N, K);
+    check_shape("relu_layer_backward_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "relu_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "relu_layer_backward_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by ReLU: backpropagation, with the momentum update of W, b in place.
+///
+/// From spec/activations/relu.py (relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (DX, Delta_W, W, Delta_b, b).
+template <class S>
+Matrix<S> relu_layer_backward_update_momentum(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                              const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY,
+                                              MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b,
+                                              S eta, S mu) {
+    check_shape("relu_layer_backward_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("relu_layer_backward_update_momentum", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("relu_layer_backward_update_momentum", "Z", Z, N, K);
+    check_shape("relu_layer_backward_update_momentum", "DY", DY, N, K);
+    check_shape("relu_layer_backward_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("relu_layer_backward_update_momentum", "b", b, 1, K);
+    check_shape("relu_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "relu_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "relu_layer_backward_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by ReLU: backpropagation, without DX, with the gradient descent update of W, b in
+/// place.
+///
+/// From spec/activations/relu.py (relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (W, b).
+template <class S>
+void relu_layer_backward_without_DX_update_gradient_descent(const ConstMatrixRef<S>& X,
+                                                            const ConstMatrixRef<S>& Z,
+                                                            const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                            MatrixRef<S> b, S eta) {
+    check_shape("relu_layer_backward_without_DX_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("relu_layer_backward_without_DX_update_gradient_descent", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("relu_layer_backward_without_DX_update_gradient_descent", "DY", DY, N, K);
+    check_shape("relu_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
+    check_shape("relu_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+            "relu_layer_backward_without_DX_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+}
+
+/// Linear layer followed by ReLU: backpropagation, without DX, with the momentum update of W, b in place.
+///
+/// From spec/activations/relu.py (relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (Delta_W, W, Delta_b, b).
+template <class S>
+void relu_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z,
+                                                    const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                    MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                    MatrixRef<S> Delta_b, S eta, S mu) {
+    check_shape("relu_layer_backward_without_DX_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("relu_layer_backward_without_DX_update_momentum", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("relu_layer_backward_without_DX_update_momentum", "DY", DY, N, K);
+    check_shape("relu_layer_backward_without_DX_update_momentum", "W", W, K, D);
+    check_shape("relu_layer_backward_without_DX_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("relu_layer_backward_without_DX_update_momentum", "b", b, 1, K);
+    check_shape("relu_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
+    Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "relu_layer_backward_without_DX_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
 }
 
 /// Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.
@@ -971,7 +1750,9 @@ std::tuple<Matrix<S>, Matrix<S>> relu_dropout_layer_forward(const ConstMatrixRef
     const Index K = R.cols();
     check_shape("relu_dropout_layer_forward", "W", W, K, D);
     check_shape("relu_dropout_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * (W.transpose().array() * R.array()).matrix();
+    const Matrix<S> t0 = (W.transpose().array() * R.array()).matrix();
+    Matrix<S> Z(X.rows(), t0.cols());
+    gemm<S>(S(1), X, false, t0, false, S(0), Z, "relu_dropout_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = Z.array().max(S(0)).matrix();
     (void)D, (void)K, (void)N;
@@ -1003,10 +1784,13 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> relu_dropout_layer_backward(const Co
     check_shape("relu_dropout_layer_backward", "Z", Z, N, K);
     check_shape("relu_dropout_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "relu_dropout_layer_backward");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
+    const Matrix<S> t1 = (W.array() * R.transpose().array()).matrix();
+    Matrix<S> DX(DZ.rows(), t1.cols());
+    gemm<S>(S(1), DZ, false, t1, false, S(0), DX, "relu_dropout_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -1033,7 +1817,8 @@ std::tuple<Matrix<S>, Matrix<S>> relu_dropout_layer_backward_without_DX(const Co
     check_shape("relu_dropout_layer_backward_without_DX", "Z", Z, N, K);
     check_shape("relu_dropout_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ = ((Z.array() < S(0))).select(S(S(0)), DY.array()).matrix();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "relu_dropout_layer_backward_without_DX");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
@@ -1093,7 +1878,8 @@ std::tuple<Matrix<S>, Matrix<S>> sigmoid_layer_forward(const ConstMatrixRef<S>& 
     check_shape("sigmoid_layer_forward", "W", W, any, D);
     const Index K = W.rows();
     check_shape("sigmoid_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * W.transpose();
+    Matrix<S> Z(X.rows(), W.rows());
+    gemm<S>(S(1), X, false, W, true, S(0), Z, "sigmoid_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
     (void)D, (void)K, (void)N;
@@ -1124,9 +1910,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sigmoid_layer_backward(const ConstMa
     check_shape("sigmoid_layer_backward", "DY", DY, N, K);
     const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
     Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "sigmoid_layer_backward");
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * W;
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "sigmoid_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -1152,10 +1940,158 @@ std::tuple<Matrix<S>, Matrix<S>> sigmoid_layer_backward_without_DX(const ConstMa
     check_shape("sigmoid_layer_backward_without_DX", "DY", DY, N, K);
     const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
     Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "sigmoid_layer_backward_without_DX");
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by Sigmoid: backpropagation, with the gradient descent update of W, b in place.
+///
+/// From spec/activations/sigmoid.py (sigmoid_layer):
+///
+///     DZ = DY ⊙ sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (DX, W, b).
+template <class S>
+Matrix<S> sigmoid_layer_backward_update_gradient_descent(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                         const ConstMatrixRef<S>& Z,
+                                                         const ConstMatrixRef<S>& DY, MatrixRef<S> b, S eta) {
+    check_shape("sigmoid_layer_backward_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sigmoid_layer_backward_update_gradient_descent", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("sigmoid_layer_backward_update_gradient_descent", "Z", Z, N, K);
+    check_shape("sigmoid_layer_backward_update_gradient_descent", "DY", DY, N, K);
+    check_shape("sigmoid_layer_backward_update_gradient_descent", "b", b, 1, K);
+    const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
+    Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "sigmoid_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "sigmoid_layer_backward_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by Sigmoid: backpropagation, with the momentum update of W, b in place.
+///
+/// From spec/activations/sigmoid.py (sigmoid_layer):
+///
+///     DZ = DY ⊙ sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (DX, Delta_W, W, Delta_b, b).
+template <class S>
+Matrix<S> sigmoid_layer_backward_update_momentum(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                 const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY,
+                                                 MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b,
+                                                 S eta, S mu) {
+    check_shape("sigmoid_layer_backward_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sigmoid_layer_backward_update_momentum", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("sigmoid_layer_backward_update_momentum", "Z", Z, N, K);
+    check_shape("sigmoid_layer_backward_update_momentum", "DY", DY, N, K);
+    check_shape("sigmoid_layer_backward_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("sigmoid_layer_backward_update_momentum", "b", b, 1, K);
+    check_shape("sigmoid_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
+    const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
+    Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "sigmoid_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "sigmoid_layer_backward_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by Sigmoid: backpropagation, without DX, with the gradient descent update of W, b in
+/// place.
+///
+/// From spec/activations/sigmoid.py (sigmoid_layer):
+///
+///     DZ = DY ⊙ sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (W, b).
+template <class S>
+void sigmoid_layer_backward_without_DX_update_gradient_descent(const ConstMatrixRef<S>& X,
+                                                               const ConstMatrixRef<S>& Z,
+                                                               const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                               MatrixRef<S> b, S eta) {
+    check_shape("sigmoid_layer_backward_without_DX_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sigmoid_layer_backward_without_DX_update_gradient_descent", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("sigmoid_layer_backward_without_DX_update_gradient_descent", "DY", DY, N, K);
+    check_shape("sigmoid_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
+    check_shape("sigmoid_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
+    const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
+    Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+            "sigmoid_layer_backward_without_DX_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+}
+
+/// Linear layer followed by Sigmoid: backpropagation, without DX, with the momentum update of W, b in place.
+///
+/// From spec/activations/sigmoid.py (sigmoid_layer):
+///
+///     DZ = DY ⊙ sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (Delta_W, W, Delta_b, b).
+template <class S>
+void sigmoid_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z,
+                                                       const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                       MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                       MatrixRef<S> Delta_b, S eta, S mu) {
+    check_shape("sigmoid_layer_backward_without_DX_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sigmoid_layer_backward_without_DX_update_momentum", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("sigmoid_layer_backward_without_DX_update_momentum", "DY", DY, N, K);
+    check_shape("sigmoid_layer_backward_without_DX_update_momentum", "W", W, K, D);
+    check_shape("sigmoid_layer_backward_without_DX_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("sigmoid_layer_backward_without_DX_update_momentum", "b", b, 1, K);
+    check_shape("sigmoid_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
+    const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
+    Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "sigmoid_layer_backward_without_DX_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
 }
 
 /// Linear layer with a dropout mask on its weights, followed by Sigmoid: feedforward.
@@ -1178,7 +2114,9 @@ std::tuple<Matrix<S>, Matrix<S>> sigmoid_dropout_layer_forward(const ConstMatrix
     const Index K = R.cols();
     check_shape("sigmoid_dropout_layer_forward", "W", W, K, D);
     check_shape("sigmoid_dropout_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * (W.transpose().array() * R.array()).matrix();
+    const Matrix<S> t0 = (W.transpose().array() * R.array()).matrix();
+    Matrix<S> Z(X.rows(), t0.cols());
+    gemm<S>(S(1), X, false, t0, false, S(0), Z, "sigmoid_dropout_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
     (void)D, (void)K, (void)N;
@@ -1211,10 +2149,13 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sigmoid_dropout_layer_backward(const
     check_shape("sigmoid_dropout_layer_backward", "DY", DY, N, K);
     const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
     Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
-    const Matrix<S> t1 = DZ.transpose() * X;
+    Matrix<S> t1(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t1, "sigmoid_dropout_layer_backward");
     Matrix<S> DW = (t1.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
+    const Matrix<S> t2 = (W.array() * R.transpose().array()).matrix();
+    Matrix<S> DX(DZ.rows(), t2.cols());
+    gemm<S>(S(1), DZ, false, t2, false, S(0), DX, "sigmoid_dropout_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -1242,7 +2183,8 @@ std::tuple<Matrix<S>, Matrix<S>> sigmoid_dropout_layer_backward_without_DX(const
     check_shape("sigmoid_dropout_layer_backward_without_DX", "DY", DY, N, K);
     const Matrix<S> t0 = (S(0.5) * (S(0.5) * Z.array()).tanh() + S(0.5)).matrix();
     Matrix<S> DZ = (DY.array() * t0.array() * (S(1) - t0.array())).matrix();
-    const Matrix<S> t1 = DZ.transpose() * X;
+    Matrix<S> t1(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t1, "sigmoid_dropout_layer_backward_without_DX");
     Matrix<S> DW = (t1.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
@@ -1342,7 +2284,8 @@ std::tuple<Matrix<S>, Matrix<S>> srelu_layer_forward(const ConstMatrixRef<S>& X,
     check_shape("srelu_layer_forward", "W", W, any, D);
     const Index K = W.rows();
     check_shape("srelu_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * W.transpose();
+    Matrix<S> Z(X.rows(), W.rows());
+    gemm<S>(S(1), X, false, W, true, S(0), Z, "srelu_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = ((Z.array() <= tl))
                       .select(al * (Z.array() - tl) + tl,
@@ -1387,9 +2330,11 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>, Matrix<S>> srelu_layer_backward(con
     const S Dar =
         ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (Z.array() - tr)).sum();
     const S Dtr = ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (S(1) - ar)).sum();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "srelu_layer_backward");
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * W;
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "srelu_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr),
             std::move(DW),  std::move(Db),  std::move(DX)};
@@ -1427,7 +2372,8 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> srelu_layer_backward_without_DX(con
     const S Dar =
         ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (Z.array() - tr)).sum();
     const S Dtr = ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (S(1) - ar)).sum();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "srelu_layer_backward_without_DX");
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr), std::move(DW), std::move(Db)};
@@ -1454,7 +2400,9 @@ std::tuple<Matrix<S>, Matrix<S>> srelu_dropout_layer_forward(const ConstMatrixRe
     const Index K = R.cols();
     check_shape("srelu_dropout_layer_forward", "W", W, K, D);
     check_shape("srelu_dropout_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * (W.transpose().array() * R.array()).matrix();
+    const Matrix<S> t0 = (W.transpose().array() * R.array()).matrix();
+    Matrix<S> Z(X.rows(), t0.cols());
+    gemm<S>(S(1), X, false, t0, false, S(0), Z, "srelu_dropout_layer_forward");
     Z.rowwise() += b.row(0);
     Matrix<S> Y = ((Z.array() <= tl))
                       .select(al * (Z.array() - tl) + tl,
@@ -1498,10 +2446,13 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>, Matrix<S>> srelu_dropout_layer_back
     const S Dar =
         ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (Z.array() - tr)).sum();
     const S Dtr = ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (S(1) - ar)).sum();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "srelu_dropout_layer_backward");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * (W.array() * R.transpose().array()).matrix();
+    const Matrix<S> t1 = (W.array() * R.transpose().array()).matrix();
+    Matrix<S> DX(DZ.rows(), t1.cols());
+    gemm<S>(S(1), DZ, false, t1, false, S(0), DX, "srelu_dropout_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr),
             std::move(DW),  std::move(Db),  std::move(DX)};
@@ -1539,7 +2490,8 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> srelu_dropout_layer_backward_withou
     const S Dar =
         ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (Z.array() - tr)).sum();
     const S Dtr = ((Z.array() <= tl) || (Z.array() < tr)).select(S(S(0)), DY.array() * (S(1) - ar)).sum();
-    const Matrix<S> t0 = DZ.transpose() * X;
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "srelu_dropout_layer_backward_without_DX");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;

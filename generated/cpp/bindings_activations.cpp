@@ -34,6 +34,35 @@ void define(nb::module_& m) {
           "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by AllReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "all_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("all_relu_layer_backward_update_gradient_descent",
+          &all_relu_layer_backward_update_gradient_descent<S>, "X"_a, "W"_a.noconvert(), "Z"_a, "DY"_a,
+          "b"_a.noconvert(), "alpha"_a, "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by AllReLU: backpropagation, with the gradient descent update of W, b in "
+          "place.\n\n    DZ = DY \u2299 all_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b "
+          "\u2212 \u03b7\u00b7Db");
+    m.def("all_relu_layer_backward_update_momentum", &all_relu_layer_backward_update_momentum<S>, "X"_a,
+          "W"_a.noconvert(), "Z"_a, "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+          "Delta_b"_a.noconvert(), "alpha"_a, "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by AllReLU: backpropagation, with the momentum update of W, b in place.\n\n "
+          "   DZ = DY \u2299 all_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX "
+          "= DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W "
+          "+ W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
+    m.def("all_relu_layer_backward_without_DX_update_gradient_descent",
+          &all_relu_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Z"_a, "DY"_a,
+          "W"_a.noconvert(), "b"_a.noconvert(), "alpha"_a, "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by AllReLU: backpropagation, without DX, with the gradient descent update "
+          "of W, b in place.\n\n    DZ = DY \u2299 all_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
+    m.def("all_relu_layer_backward_without_DX_update_momentum",
+          &all_relu_layer_backward_without_DX_update_momentum<S>, "X"_a, "Z"_a, "DY"_a, "W"_a.noconvert(),
+          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "alpha"_a, "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by AllReLU: backpropagation, without DX, with the momentum update of W, b "
+          "in place.\n\n    DZ = DY \u2299 all_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 "
+          "\u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 "
+          "\u0394_b + b");
     m.def("all_relu_dropout_layer_forward", &all_relu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
           "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by AllReLU: feedforward.\n\n    Z = "
@@ -65,6 +94,37 @@ void define(nb::module_& m) {
           "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Hard sigmoid: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("hard_sigmoid_layer_backward_update_gradient_descent",
+          &hard_sigmoid_layer_backward_update_gradient_descent<S>, "X"_a, "W"_a.noconvert(), "Z"_a, "DY"_a,
+          "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hard sigmoid: backpropagation, with the gradient descent update of W, b "
+          "in place.\n\n    DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b "
+          "\u2212 \u03b7\u00b7Db");
+    m.def("hard_sigmoid_layer_backward_update_momentum", &hard_sigmoid_layer_backward_update_momentum<S>,
+          "X"_a, "W"_a.noconvert(), "Z"_a, "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+          "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hard sigmoid: backpropagation, with the momentum update of W, b in "
+          "place.\n\n    DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
+          "\u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 "
+          "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
+    m.def(
+        "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+        &hard_sigmoid_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Z"_a, "DY"_a,
+        "W"_a.noconvert(), "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+        "Linear layer followed by Hard sigmoid: backpropagation, without DX, with the gradient descent "
+        "update of W, b in place.\n\n    DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    "
+        "Db = 1_N\u1d40\u00b7DZ\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
+    m.def("hard_sigmoid_layer_backward_without_DX_update_momentum",
+          &hard_sigmoid_layer_backward_without_DX_update_momentum<S>, "X"_a, "Z"_a, "DY"_a, "W"_a.noconvert(),
+          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hard sigmoid: backpropagation, without DX, with the momentum update of "
+          "W, b in place.\n\n    DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 "
+          "\u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 "
+          "\u0394_b + b");
     m.def("hard_sigmoid_dropout_layer_forward", &hard_sigmoid_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a,
           "b"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.\n\n    Z "
@@ -99,6 +159,38 @@ void define(nb::module_& m) {
           "X"_a, "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Hyperbolic tangent: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "hyperbolic_tangent\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("hyperbolic_tangent_layer_backward_update_gradient_descent",
+          &hyperbolic_tangent_layer_backward_update_gradient_descent<S>, "X"_a, "W"_a.noconvert(), "Z"_a,
+          "DY"_a, "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hyperbolic tangent: backpropagation, with the gradient descent update of "
+          "W, b in place.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    "
+          "Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b "
+          "\u2212 \u03b7\u00b7Db");
+    m.def("hyperbolic_tangent_layer_backward_update_momentum",
+          &hyperbolic_tangent_layer_backward_update_momentum<S>, "X"_a, "W"_a.noconvert(), "Z"_a, "DY"_a,
+          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hyperbolic tangent: backpropagation, with the momentum update of W, b in "
+          "place.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
+          "\u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 "
+          "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
+    m.def("hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+          &hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Z"_a, "DY"_a,
+          "W"_a.noconvert(), "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the gradient "
+          "descent update of W, b in place.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = "
+          "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b "
+          "\u2212 \u03b7\u00b7Db");
+    m.def("hyperbolic_tangent_layer_backward_without_DX_update_momentum",
+          &hyperbolic_tangent_layer_backward_without_DX_update_momentum<S>, "X"_a, "Z"_a, "DY"_a,
+          "W"_a.noconvert(), "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a,
+          "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the momentum "
+          "update of W, b in place.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = "
+          "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
+          "\u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 "
+          "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
     m.def("hyperbolic_tangent_dropout_layer_forward", &hyperbolic_tangent_dropout_layer_forward<S>, "X"_a,
           "R"_a, "W"_a, "b"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: feedforward.\n\n "
@@ -131,6 +223,37 @@ void define(nb::module_& m) {
           "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Leaky ReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("leaky_relu_layer_backward_update_gradient_descent",
+          &leaky_relu_layer_backward_update_gradient_descent<S>, "X"_a, "W"_a.noconvert(), "Z"_a, "DY"_a,
+          "b"_a.noconvert(), "alpha"_a, "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Leaky ReLU: backpropagation, with the gradient descent update of W, b in "
+          "place.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b "
+          "\u2212 \u03b7\u00b7Db");
+    m.def("leaky_relu_layer_backward_update_momentum", &leaky_relu_layer_backward_update_momentum<S>, "X"_a,
+          "W"_a.noconvert(), "Z"_a, "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+          "Delta_b"_a.noconvert(), "alpha"_a, "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Leaky ReLU: backpropagation, with the momentum update of W, b in "
+          "place.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
+          "\u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 "
+          "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
+    m.def(
+        "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+        &leaky_relu_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Z"_a, "DY"_a,
+        "W"_a.noconvert(), "b"_a.noconvert(), "alpha"_a, "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+        "Linear layer followed by Leaky ReLU: backpropagation, without DX, with the gradient descent update "
+        "of W, b in place.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+        "1_N\u1d40\u00b7DZ\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
+    m.def("leaky_relu_layer_backward_without_DX_update_momentum",
+          &leaky_relu_layer_backward_without_DX_update_momentum<S>, "X"_a, "Z"_a, "DY"_a, "W"_a.noconvert(),
+          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "alpha"_a, "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Leaky ReLU: backpropagation, without DX, with the momentum update of W, "
+          "b in place.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 "
+          "\u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 "
+          "\u0394_b + b");
     m.def("leaky_relu_dropout_layer_forward", &leaky_relu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a,
           "b"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: feedforward.\n\n    Z = "
@@ -161,6 +284,34 @@ void define(nb::module_& m) {
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by ReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 relu\u0027(Z)\n "
           "   DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def(
+        "relu_layer_backward_update_gradient_descent", &relu_layer_backward_update_gradient_descent<S>, "X"_a,
+        "W"_a.noconvert(), "Z"_a, "DY"_a, "b"_a.noconvert(), "eta"_a,
+        nb::call_guard<nb::gil_scoped_release>(),
+        "Linear layer followed by ReLU: backpropagation, with the gradient descent update of W, b in "
+        "place.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n  "
+        "  DX = DZ\u00b7W\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
+    m.def("relu_layer_backward_update_momentum", &relu_layer_backward_update_momentum<S>, "X"_a,
+          "W"_a.noconvert(), "Z"_a, "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+          "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU: backpropagation, with the momentum update of W, b in place.\n\n    "
+          "DZ = DY \u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
+          "DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W + "
+          "W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
+    m.def("relu_layer_backward_without_DX_update_gradient_descent",
+          &relu_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Z"_a, "DY"_a, "W"_a.noconvert(),
+          "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU: backpropagation, without DX, with the gradient descent update of "
+          "W, b in place.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
+    m.def(
+        "relu_layer_backward_without_DX_update_momentum", &relu_layer_backward_without_DX_update_momentum<S>,
+        "X"_a, "Z"_a, "DY"_a, "W"_a.noconvert(), "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+        "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+        "Linear layer followed by ReLU: backpropagation, without DX, with the momentum update of W, b in "
+        "place.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n  "
+        "  Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b "
+        "\u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
     m.def("relu_dropout_layer_forward", &relu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.\n\n    Z = "
@@ -191,6 +342,35 @@ void define(nb::module_& m) {
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Sigmoid: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("sigmoid_layer_backward_update_gradient_descent",
+          &sigmoid_layer_backward_update_gradient_descent<S>, "X"_a, "W"_a.noconvert(), "Z"_a, "DY"_a,
+          "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Sigmoid: backpropagation, with the gradient descent update of W, b in "
+          "place.\n\n    DZ = DY \u2299 sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b "
+          "\u2212 \u03b7\u00b7Db");
+    m.def("sigmoid_layer_backward_update_momentum", &sigmoid_layer_backward_update_momentum<S>, "X"_a,
+          "W"_a.noconvert(), "Z"_a, "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+          "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Sigmoid: backpropagation, with the momentum update of W, b in place.\n\n "
+          "   DZ = DY \u2299 sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX "
+          "= DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W "
+          "+ W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
+    m.def("sigmoid_layer_backward_without_DX_update_gradient_descent",
+          &sigmoid_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Z"_a, "DY"_a,
+          "W"_a.noconvert(), "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Sigmoid: backpropagation, without DX, with the gradient descent update "
+          "of W, b in place.\n\n    DZ = DY \u2299 sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
+    m.def("sigmoid_layer_backward_without_DX_update_momentum",
+          &sigmoid_layer_backward_without_DX_update_momentum<S>, "X"_a, "Z"_a, "DY"_a, "W"_a.noconvert(),
+          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Sigmoid: backpropagation, without DX, with the momentum update of W, b "
+          "in place.\n\n    DZ = DY \u2299 sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 "
+          "\u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 "
+          "\u0394_b + b");
     m.def("sigmoid_dropout_layer_forward", &sigmoid_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Sigmoid: feedforward.\n\n    Z = "

@@ -89,6 +89,31 @@ void define(nb::module_& m) {
         "linear_backward_without_DX", &linear_backward_without_DX<S>, "X"_a, "DY"_a,
         nb::call_guard<nb::gil_scoped_release>(),
         "Linear layer: backpropagation, without DX.\n\n    DW = DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY");
+    m.def("linear_backward_update_gradient_descent", &linear_backward_update_gradient_descent<S>, "X"_a,
+          "W"_a.noconvert(), "DY"_a, "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer: backpropagation, with the gradient descent update of W, b in place.\n\n    DW = "
+          "DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    DX = DY\u00b7W\n    W \u2190 W \u2212 "
+          "\u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
+    m.def("linear_backward_update_momentum", &linear_backward_update_momentum<S>, "X"_a, "W"_a.noconvert(),
+          "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer: backpropagation, with the momentum update of W, b in place.\n\n    DW = "
+          "DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    DX = DY\u00b7W\n    Delta_W \u2190 "
+          "\u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 "
+          "\u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
+    m.def("linear_backward_without_DX_update_gradient_descent",
+          &linear_backward_without_DX_update_gradient_descent<S>, "X"_a, "DY"_a, "W"_a.noconvert(),
+          "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer: backpropagation, without DX, with the gradient descent update of W, b in place.\n\n "
+          "   DW = DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b "
+          "\u2190 b \u2212 \u03b7\u00b7Db");
+    m.def("linear_backward_without_DX_update_momentum", &linear_backward_without_DX_update_momentum<S>, "X"_a,
+          "DY"_a, "W"_a.noconvert(), "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(),
+          "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer: backpropagation, without DX, with the momentum update of W, b in place.\n\n    DW = "
+          "DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
+          "\u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 "
+          "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
     m.def("sparse_linear_forward", &sparse_linear_forward<S>, "X"_a, "W"_a, "b"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer, with W in CSR storage: feedforward.\n\n    Y = X\u00b7W\u1d40 + 1_N\u00b7b");
@@ -114,6 +139,37 @@ void define(nb::module_& m) {
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: backpropagation, without DX.\n\n    DZ = Y \u2299 (DY \u2212 "
           "diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("softmax_layer_backward_update_gradient_descent",
+          &softmax_layer_backward_update_gradient_descent<S>, "X"_a, "W"_a.noconvert(), "Y"_a, "DY"_a,
+          "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by softmax: backpropagation, with the gradient descent update of W, b in "
+          "place.\n\n    DZ = Y \u2299 (DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = "
+          "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    W \u2190 W \u2212 "
+          "\u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
+    m.def("softmax_layer_backward_update_momentum", &softmax_layer_backward_update_momentum<S>, "X"_a,
+          "W"_a.noconvert(), "Y"_a, "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+          "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by softmax: backpropagation, with the momentum update of W, b in place.\n\n "
+          "   DZ = Y \u2299 (DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    "
+          "Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
+          "\u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 "
+          "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
+    m.def("softmax_layer_backward_without_DX_update_gradient_descent",
+          &softmax_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Y"_a, "DY"_a,
+          "W"_a.noconvert(), "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by softmax: backpropagation, without DX, with the gradient descent update "
+          "of W, b in place.\n\n    DZ = Y \u2299 (DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = "
+          "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b "
+          "\u2212 \u03b7\u00b7Db");
+    m.def("softmax_layer_backward_without_DX_update_momentum",
+          &softmax_layer_backward_without_DX_update_momentum<S>, "X"_a, "Y"_a, "DY"_a, "W"_a.noconvert(),
+          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by softmax: backpropagation, without DX, with the momentum update of W, b "
+          "in place.\n\n    DZ = Y \u2299 (DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = "
+          "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
+          "\u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 "
+          "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
     m.def("log_softmax_layer_forward", &log_softmax_layer_forward<S>, "X"_a, "W"_a, "b"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y "
@@ -131,6 +187,41 @@ void define(nb::module_& m) {
           "\u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
           "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
           "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
+    m.def("log_softmax_layer_backward_update_gradient_descent",
+          &log_softmax_layer_backward_update_gradient_descent<S>, "X"_a, "W"_a.noconvert(), "Z"_a, "DY"_a,
+          "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by log-softmax: backpropagation, with the gradient descent update of W, b "
+          "in place.\n\n    DZ = DY \u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 "
+          "(reciprocal(exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 "
+          "(DY\u00b71_K\u00b71_K\u1d40))\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
+          "DZ\u00b7W\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
+    m.def("log_softmax_layer_backward_update_momentum", &log_softmax_layer_backward_update_momentum<S>, "X"_a,
+          "W"_a.noconvert(), "Z"_a, "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+          "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by log-softmax: backpropagation, with the momentum update of W, b in "
+          "place.\n\n    DZ = DY \u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z "
+          "\u2212 rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 "
+          "(DY\u00b71_K\u00b71_K\u1d40))\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
+          "DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W + "
+          "W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
+    m.def("log_softmax_layer_backward_without_DX_update_gradient_descent",
+          &log_softmax_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Z"_a, "DY"_a,
+          "W"_a.noconvert(), "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by log-softmax: backpropagation, without DX, with the gradient descent "
+          "update of W, b in place.\n\n    DZ = DY \u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 "
+          "(reciprocal(exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 "
+          "(DY\u00b71_K\u00b71_K\u1d40))\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    W \u2190 "
+          "W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
+    m.def("log_softmax_layer_backward_without_DX_update_momentum",
+          &log_softmax_layer_backward_without_DX_update_momentum<S>, "X"_a, "Z"_a, "DY"_a, "W"_a.noconvert(),
+          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by log-softmax: backpropagation, without DX, with the momentum update of W, "
+          "b in place.\n\n    DZ = DY \u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 "
+          "(reciprocal(exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 "
+          "(DY\u00b71_K\u00b71_K\u1d40))\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    Delta_W "
+          "\u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 "
+          "\u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
 }
 
 }  // namespace

@@ -295,7 +295,9 @@ Matrix<S> linear_dropout_forward(const ConstMatrixRef<S>& X, const ConstMatrixRe
     const Index K = R.cols();
     check_shape("linear_dropout_forward", "W", W, K, D);
     check_shape("linear_dropout_forward", "b", b, 1, K);
-    Matrix<S> Y = X * (W.transpose().array() * R.array()).matrix();
+    const Matrix<S> t0 = (W.transpose().array() * R.array()).matrix();
+    Matrix<S> Y(X.rows(), t0.cols());
+    gemm<S>(S(1), X, false, t0, false, S(0), Y, "linear_dropout_forward");
     Y.rowwise() += b.row(0);
     (void)D, (void)K, (void)N;
     return Y;
@@ -322,10 +324,13 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> linear_dropout_backward(const ConstM
     const Index K = R.cols();
     check_shape("linear_dropout_backward", "W", W, K, D);
     check_shape("linear_dropout_backward", "DY", DY, N, K);
-    const Matrix<S> t0 = DY.transpose() * X;
+    Matrix<S> t0(DY.cols(), X.cols());
+    gemm<S>(S(1), DY, true, X, false, S(0), t0, "linear_dropout_backward");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DY.colwise().sum();
-    Matrix<S> DX = DY * (W.array() * R.transpose().array()).matrix();
+    const Matrix<S> t1 = (W.array() * R.transpose().array()).matrix();
+    Matrix<S> DX(DY.rows(), t1.cols());
+    gemm<S>(S(1), DY, false, t1, false, S(0), DX, "linear_dropout_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -348,7 +353,8 @@ std::tuple<Matrix<S>, Matrix<S>> linear_dropout_backward_without_DX(const ConstM
     check_shape("linear_dropout_backward_without_DX", "R", R, D, any);
     const Index K = R.cols();
     check_shape("linear_dropout_backward_without_DX", "DY", DY, N, K);
-    const Matrix<S> t0 = DY.transpose() * X;
+    Matrix<S> t0(DY.cols(), X.cols());
+    gemm<S>(S(1), DY, true, X, false, S(0), t0, "linear_dropout_backward_without_DX");
     Matrix<S> DW = (t0.array() * R.transpose().array()).matrix();
     Matrix<S> Db = DY.colwise().sum();
     (void)D, (void)K, (void)N;
@@ -370,7 +376,8 @@ Matrix<S> linear_forward(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W,
     check_shape("linear_forward", "W", W, any, D);
     const Index K = W.rows();
     check_shape("linear_forward", "b", b, 1, K);
-    Matrix<S> Y = X * W.transpose();
+    Matrix<S> Y(X.rows(), W.rows());
+    gemm<S>(S(1), X, false, W, true, S(0), Y, "linear_forward");
     Y.rowwise() += b.row(0);
     (void)D, (void)K, (void)N;
     return Y;
@@ -395,9 +402,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> linear_backward(const ConstMatrixRef
     check_shape("linear_backward", "W", W, any, D);
     const Index K = W.rows();
     check_shape("linear_backward", "DY", DY, N, K);
-    Matrix<S> DW = DY.transpose() * X;
+    Matrix<S> DW(DY.cols(), X.cols());
+    gemm<S>(S(1), DY, true, X, false, S(0), DW, "linear_backward");
     Matrix<S> Db = DY.colwise().sum();
-    Matrix<S> DX = DY * W;
+    Matrix<S> DX(DY.rows(), W.cols());
+    gemm<S>(S(1), DY, false, W, false, S(0), DX, "linear_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -418,10 +427,136 @@ std::tuple<Matrix<S>, Matrix<S>> linear_backward_without_DX(const ConstMatrixRef
     const Index D = X.cols();
     check_shape("linear_backward_without_DX", "DY", DY, N, any);
     const Index K = DY.cols();
-    Matrix<S> DW = DY.transpose() * X;
+    Matrix<S> DW(DY.cols(), X.cols());
+    gemm<S>(S(1), DY, true, X, false, S(0), DW, "linear_backward_without_DX");
     Matrix<S> Db = DY.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer: backpropagation, with the gradient descent update of W, b in place.
+///
+/// From spec/layers/linear.py (linear):
+///
+///     DW = DYᵀ·X
+///     Db = 1_Nᵀ·DY
+///     DX = DY·W
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (DX, W, b).
+template <class S>
+Matrix<S> linear_backward_update_gradient_descent(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                  const ConstMatrixRef<S>& DY, MatrixRef<S> b, S eta) {
+    check_shape("linear_backward_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("linear_backward_update_gradient_descent", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("linear_backward_update_gradient_descent", "DY", DY, N, K);
+    check_shape("linear_backward_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DX(DY.rows(), W.cols());
+    gemm<S>(S(1), DY, false, W, false, S(0), DX, "linear_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DY, true, X, false, S(S(1)), W, "linear_backward_update_gradient_descent");
+    b.array() -= eta * DY.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer: backpropagation, with the momentum update of W, b in place.
+///
+/// From spec/layers/linear.py (linear):
+///
+///     DW = DYᵀ·X
+///     Db = 1_Nᵀ·DY
+///     DX = DY·W
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (DX, Delta_W, W, Delta_b, b).
+template <class S>
+Matrix<S> linear_backward_update_momentum(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                          const ConstMatrixRef<S>& DY, MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                          MatrixRef<S> Delta_b, S eta, S mu) {
+    check_shape("linear_backward_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("linear_backward_update_momentum", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("linear_backward_update_momentum", "DY", DY, N, K);
+    check_shape("linear_backward_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("linear_backward_update_momentum", "b", b, 1, K);
+    check_shape("linear_backward_update_momentum", "Delta_b", Delta_b, 1, K);
+    Matrix<S> DX(DY.rows(), W.cols());
+    gemm<S>(S(1), DY, false, W, false, S(0), DX, "linear_backward_update_momentum");
+    gemm<S>(S(-eta), DY, true, X, false, S(mu), Delta_W, "linear_backward_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DY.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer: backpropagation, without DX, with the gradient descent update of W, b in place.
+///
+/// From spec/layers/linear.py (linear):
+///
+///     DW = DYᵀ·X
+///     Db = 1_Nᵀ·DY
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (W, b).
+template <class S>
+void linear_backward_without_DX_update_gradient_descent(const ConstMatrixRef<S>& X,
+                                                        const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                        MatrixRef<S> b, S eta) {
+    check_shape("linear_backward_without_DX_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("linear_backward_without_DX_update_gradient_descent", "DY", DY, N, any);
+    const Index K = DY.cols();
+    check_shape("linear_backward_without_DX_update_gradient_descent", "W", W, K, D);
+    check_shape("linear_backward_without_DX_update_gradient_descent", "b", b, 1, K);
+    gemm<S>(S(-eta), DY, true, X, false, S(S(1)), W, "linear_backward_without_DX_update_gradient_descent");
+    b.array() -= eta * DY.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+}
+
+/// Linear layer: backpropagation, without DX, with the momentum update of W, b in place.
+///
+/// From spec/layers/linear.py (linear):
+///
+///     DW = DYᵀ·X
+///     Db = 1_Nᵀ·DY
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (Delta_W, W, Delta_b, b).
+template <class S>
+void linear_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& DY,
+                                                MatrixRef<S> W, MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                MatrixRef<S> Delta_b, S eta, S mu) {
+    check_shape("linear_backward_without_DX_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("linear_backward_without_DX_update_momentum", "DY", DY, N, any);
+    const Index K = DY.cols();
+    check_shape("linear_backward_without_DX_update_momentum", "W", W, K, D);
+    check_shape("linear_backward_without_DX_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("linear_backward_without_DX_update_momentum", "b", b, 1, K);
+    check_shape("linear_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
+    gemm<S>(S(-eta), DY, true, X, false, S(mu), Delta_W, "linear_backward_without_DX_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DY.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
 }
 
 /// Linear layer, with W in CSR storage: feedforward.
@@ -514,7 +649,8 @@ Matrix<S> softmax_layer_forward(const ConstMatrixRef<S>& X, const ConstMatrixRef
     check_shape("softmax_layer_forward", "W", W, any, D);
     const Index K = W.rows();
     check_shape("softmax_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * W.transpose();
+    Matrix<S> Z(X.rows(), W.rows());
+    gemm<S>(S(1), X, false, W, true, S(0), Z, "softmax_layer_forward");
     Z.rowwise() += b.row(0);
     const Matrix<S> t1 = Z.rowwise().maxCoeff();
     Matrix<S> t0 = (Z.array() - t1.replicate(1, K).array()).exp().matrix();
@@ -548,9 +684,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> softmax_layer_backward(const ConstMa
     check_shape("softmax_layer_backward", "DY", DY, N, K);
     const Matrix<S> t0 = (DY.array() * Y.array()).rowwise().sum().matrix();
     Matrix<S> DZ = (Y.array() * (DY.array() - t0.replicate(1, K).array())).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "softmax_layer_backward");
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * W;
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "softmax_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -576,10 +714,158 @@ std::tuple<Matrix<S>, Matrix<S>> softmax_layer_backward_without_DX(const ConstMa
     check_shape("softmax_layer_backward_without_DX", "DY", DY, N, K);
     const Matrix<S> t0 = (DY.array() * Y.array()).rowwise().sum().matrix();
     Matrix<S> DZ = (Y.array() * (DY.array() - t0.replicate(1, K).array())).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "softmax_layer_backward_without_DX");
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by softmax: backpropagation, with the gradient descent update of W, b in place.
+///
+/// From spec/layers/softmax.py (softmax_layer):
+///
+///     DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (DX, W, b).
+template <class S>
+Matrix<S> softmax_layer_backward_update_gradient_descent(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                         const ConstMatrixRef<S>& Y,
+                                                         const ConstMatrixRef<S>& DY, MatrixRef<S> b, S eta) {
+    check_shape("softmax_layer_backward_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("softmax_layer_backward_update_gradient_descent", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("softmax_layer_backward_update_gradient_descent", "Y", Y, N, K);
+    check_shape("softmax_layer_backward_update_gradient_descent", "DY", DY, N, K);
+    check_shape("softmax_layer_backward_update_gradient_descent", "b", b, 1, K);
+    const Matrix<S> t0 = (DY.array() * Y.array()).rowwise().sum().matrix();
+    Matrix<S> DZ = (Y.array() * (DY.array() - t0.replicate(1, K).array())).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "softmax_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "softmax_layer_backward_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by softmax: backpropagation, with the momentum update of W, b in place.
+///
+/// From spec/layers/softmax.py (softmax_layer):
+///
+///     DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (DX, Delta_W, W, Delta_b, b).
+template <class S>
+Matrix<S> softmax_layer_backward_update_momentum(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                 const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>& DY,
+                                                 MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b,
+                                                 S eta, S mu) {
+    check_shape("softmax_layer_backward_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("softmax_layer_backward_update_momentum", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("softmax_layer_backward_update_momentum", "Y", Y, N, K);
+    check_shape("softmax_layer_backward_update_momentum", "DY", DY, N, K);
+    check_shape("softmax_layer_backward_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("softmax_layer_backward_update_momentum", "b", b, 1, K);
+    check_shape("softmax_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
+    const Matrix<S> t0 = (DY.array() * Y.array()).rowwise().sum().matrix();
+    Matrix<S> DZ = (Y.array() * (DY.array() - t0.replicate(1, K).array())).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "softmax_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "softmax_layer_backward_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by softmax: backpropagation, without DX, with the gradient descent update of W, b in
+/// place.
+///
+/// From spec/layers/softmax.py (softmax_layer):
+///
+///     DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     W ← W − η·DW
+///     b ← b − η·Db
+///
+/// Returns (W, b).
+template <class S>
+void softmax_layer_backward_without_DX_update_gradient_descent(const ConstMatrixRef<S>& X,
+                                                               const ConstMatrixRef<S>& Y,
+                                                               const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                               MatrixRef<S> b, S eta) {
+    check_shape("softmax_layer_backward_without_DX_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("softmax_layer_backward_without_DX_update_gradient_descent", "Y", Y, N, any);
+    const Index K = Y.cols();
+    check_shape("softmax_layer_backward_without_DX_update_gradient_descent", "DY", DY, N, K);
+    check_shape("softmax_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
+    check_shape("softmax_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
+    const Matrix<S> t0 = (DY.array() * Y.array()).rowwise().sum().matrix();
+    Matrix<S> DZ = (Y.array() * (DY.array() - t0.replicate(1, K).array())).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+            "softmax_layer_backward_without_DX_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+}
+
+/// Linear layer followed by softmax: backpropagation, without DX, with the momentum update of W, b in place.
+///
+/// From spec/layers/softmax.py (softmax_layer):
+///
+///     DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///
+/// Returns (Delta_W, W, Delta_b, b).
+template <class S>
+void softmax_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Y,
+                                                       const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                       MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                       MatrixRef<S> Delta_b, S eta, S mu) {
+    check_shape("softmax_layer_backward_without_DX_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("softmax_layer_backward_without_DX_update_momentum", "Y", Y, N, any);
+    const Index K = Y.cols();
+    check_shape("softmax_layer_backward_without_DX_update_momentum", "DY", DY, N, K);
+    check_shape("softmax_layer_backward_without_DX_update_momentum", "W", W, K, D);
+    check_shape("softmax_layer_backward_without_DX_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("softmax_layer_backward_without_DX_update_momentum", "b", b, 1, K);
+    check_shape("softmax_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
+    const Matrix<S> t0 = (DY.array() * Y.array()).rowwise().sum().matrix();
+    Matrix<S> DZ = (Y.array() * (DY.array() - t0.replicate(1, K).array())).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "softmax_layer_backward_without_DX_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
 }
 
 /// Linear layer followed by log-softmax: feedforward.
@@ -600,7 +886,8 @@ std::tuple<Matrix<S>, Matrix<S>> log_softmax_layer_forward(const ConstMatrixRef<
     check_shape("log_softmax_layer_forward", "W", W, any, D);
     const Index K = W.rows();
     check_shape("log_softmax_layer_forward", "b", b, 1, K);
-    Matrix<S> Z = X * W.transpose();
+    Matrix<S> Z(X.rows(), W.rows());
+    gemm<S>(S(1), X, false, W, true, S(0), Z, "log_softmax_layer_forward");
     Z.rowwise() += b.row(0);
     const Matrix<S> t1 = Z.rowwise().maxCoeff();
     Matrix<S> t0 = (-t1.array()).matrix();
@@ -636,9 +923,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> log_softmax_layer_backward(const Con
     const Matrix<S> t3 = DY.rowwise().sum();
     Matrix<S> DZ =
         (DY.array() - t0.array() * t3.replicate(1, K).array() / t2.replicate(1, K).array()).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "log_softmax_layer_backward");
     Matrix<S> Db = DZ.colwise().sum();
-    Matrix<S> DX = DZ * W;
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "log_softmax_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -667,10 +956,162 @@ std::tuple<Matrix<S>, Matrix<S>> log_softmax_layer_backward_without_DX(const Con
     const Matrix<S> t3 = DY.rowwise().sum();
     Matrix<S> DZ =
         (DY.array() - t0.array() * t3.replicate(1, K).array() / t2.replicate(1, K).array()).matrix();
-    Matrix<S> DW = DZ.transpose() * X;
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "log_softmax_layer_backward_without_DX");
     Matrix<S> Db = DZ.colwise().sum();
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by log-softmax: backpropagation, with the gradient descent update of W, b in place.
+///
+/// From spec/layers/softmax.py (log_softmax_layer):
+///
+///     DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙
+///     (DY·1_K·1_Kᵀ)) DW = DZᵀ·X Db = 1_Nᵀ·DZ DX = DZ·W W ← W − η·DW b ← b − η·Db
+///
+/// Returns (DX, W, b).
+template <class S>
+Matrix<S> log_softmax_layer_backward_update_gradient_descent(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                             const ConstMatrixRef<S>& Z,
+                                                             const ConstMatrixRef<S>& DY, MatrixRef<S> b,
+                                                             S eta) {
+    check_shape("log_softmax_layer_backward_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("log_softmax_layer_backward_update_gradient_descent", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("log_softmax_layer_backward_update_gradient_descent", "Z", Z, N, K);
+    check_shape("log_softmax_layer_backward_update_gradient_descent", "DY", DY, N, K);
+    check_shape("log_softmax_layer_backward_update_gradient_descent", "b", b, 1, K);
+    const Matrix<S> t1 = Z.rowwise().maxCoeff();
+    Matrix<S> t0 = (Z.array() - t1.replicate(1, K).array()).exp().matrix();
+    const Matrix<S> t2 = t0.rowwise().sum();
+    const Matrix<S> t3 = DY.rowwise().sum();
+    Matrix<S> DZ =
+        (DY.array() - t0.array() * t3.replicate(1, K).array() / t2.replicate(1, K).array()).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "log_softmax_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "log_softmax_layer_backward_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by log-softmax: backpropagation, with the momentum update of W, b in place.
+///
+/// From spec/layers/softmax.py (log_softmax_layer):
+///
+///     DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙
+///     (DY·1_K·1_Kᵀ)) DW = DZᵀ·X Db = 1_Nᵀ·DZ DX = DZ·W Delta_W ← μ·Δ_W − η·DW W ← Δ_W + W Delta_b ← μ·Δ_b −
+///     η·Db b ← Δ_b + b
+///
+/// Returns (DX, Delta_W, W, Delta_b, b).
+template <class S>
+Matrix<S> log_softmax_layer_backward_update_momentum(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                     const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY,
+                                                     MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                     MatrixRef<S> Delta_b, S eta, S mu) {
+    check_shape("log_softmax_layer_backward_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("log_softmax_layer_backward_update_momentum", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("log_softmax_layer_backward_update_momentum", "Z", Z, N, K);
+    check_shape("log_softmax_layer_backward_update_momentum", "DY", DY, N, K);
+    check_shape("log_softmax_layer_backward_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("log_softmax_layer_backward_update_momentum", "b", b, 1, K);
+    check_shape("log_softmax_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
+    const Matrix<S> t1 = Z.rowwise().maxCoeff();
+    Matrix<S> t0 = (Z.array() - t1.replicate(1, K).array()).exp().matrix();
+    const Matrix<S> t2 = t0.rowwise().sum();
+    const Matrix<S> t3 = DY.rowwise().sum();
+    Matrix<S> DZ =
+        (DY.array() - t0.array() * t3.replicate(1, K).array() / t2.replicate(1, K).array()).matrix();
+    Matrix<S> DX(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), DX, "log_softmax_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "log_softmax_layer_backward_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Linear layer followed by log-softmax: backpropagation, without DX, with the gradient descent update of W,
+/// b in place.
+///
+/// From spec/layers/softmax.py (log_softmax_layer):
+///
+///     DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙
+///     (DY·1_K·1_Kᵀ)) DW = DZᵀ·X Db = 1_Nᵀ·DZ W ← W − η·DW b ← b − η·Db
+///
+/// Returns (W, b).
+template <class S>
+void log_softmax_layer_backward_without_DX_update_gradient_descent(const ConstMatrixRef<S>& X,
+                                                                   const ConstMatrixRef<S>& Z,
+                                                                   const ConstMatrixRef<S>& DY,
+                                                                   MatrixRef<S> W, MatrixRef<S> b, S eta) {
+    check_shape("log_softmax_layer_backward_without_DX_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("log_softmax_layer_backward_without_DX_update_gradient_descent", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("log_softmax_layer_backward_without_DX_update_gradient_descent", "DY", DY, N, K);
+    check_shape("log_softmax_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
+    check_shape("log_softmax_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
+    const Matrix<S> t1 = Z.rowwise().maxCoeff();
+    Matrix<S> t0 = (Z.array() - t1.replicate(1, K).array()).exp().matrix();
+    const Matrix<S> t2 = t0.rowwise().sum();
+    const Matrix<S> t3 = DY.rowwise().sum();
+    Matrix<S> DZ =
+        (DY.array() - t0.array() * t3.replicate(1, K).array() / t2.replicate(1, K).array()).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+            "log_softmax_layer_backward_without_DX_update_gradient_descent");
+    b.array() -= eta * DZ.colwise().sum().array();
+    (void)D, (void)K, (void)N;
+}
+
+/// Linear layer followed by log-softmax: backpropagation, without DX, with the momentum update of W, b in
+/// place.
+///
+/// From spec/layers/softmax.py (log_softmax_layer):
+///
+///     DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙
+///     (DY·1_K·1_Kᵀ)) DW = DZᵀ·X Db = 1_Nᵀ·DZ Delta_W ← μ·Δ_W − η·DW W ← Δ_W + W Delta_b ← μ·Δ_b − η·Db b ←
+///     Δ_b + b
+///
+/// Returns (Delta_W, W, Delta_b, b).
+template <class S>
+void log_softmax_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X,
+                                                           const ConstMatrixRef<S>& Z,
+                                                           const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+                                                           MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                           MatrixRef<S> Delta_b, S eta, S mu) {
+    check_shape("log_softmax_layer_backward_without_DX_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("log_softmax_layer_backward_without_DX_update_momentum", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("log_softmax_layer_backward_without_DX_update_momentum", "DY", DY, N, K);
+    check_shape("log_softmax_layer_backward_without_DX_update_momentum", "W", W, K, D);
+    check_shape("log_softmax_layer_backward_without_DX_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("log_softmax_layer_backward_without_DX_update_momentum", "b", b, 1, K);
+    check_shape("log_softmax_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
+    const Matrix<S> t1 = Z.rowwise().maxCoeff();
+    Matrix<S> t0 = (Z.array() - t1.replicate(1, K).array()).exp().matrix();
+    const Matrix<S> t2 = t0.rowwise().sum();
+    const Matrix<S> t3 = DY.rowwise().sum();
+    Matrix<S> DZ =
+        (DY.array() - t0.array() * t3.replicate(1, K).array() / t2.replicate(1, K).array()).matrix();
+    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W,
+            "log_softmax_layer_backward_without_DX_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * DZ.colwise().sum().array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    (void)D, (void)K, (void)N;
 }
 
 }  // namespace batchform

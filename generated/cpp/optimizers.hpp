@@ -27,7 +27,8 @@ void gradient_descent_update(MatrixRef<S> theta, const ConstMatrixRef<S>& Dtheta
     const Index M = theta.rows();
     const Index P = theta.cols();
     check_shape("gradient_descent_update", "Dtheta", Dtheta, M, P);
-    theta.array() -= eta * Dtheta.array();
+    for_each_row(theta.rows(), theta.cols(),
+                 [&](Index i) { theta.row(i).array() -= eta * Dtheta.row(i).array(); });
     (void)M, (void)P;
 }
 
@@ -46,9 +47,11 @@ void momentum_update(MatrixRef<S> theta, const ConstMatrixRef<S>& Dtheta, Matrix
     const Index P = theta.cols();
     check_shape("momentum_update", "Dtheta", Dtheta, M, P);
     check_shape("momentum_update", "Delta", Delta, M, P);
-    Delta.array() *= mu;
-    Delta.array() -= eta * Dtheta.array();
-    theta.array() += Delta.array();
+    for_each_row(Delta.rows(), Delta.cols(), [&](Index i) {
+        Delta.row(i).array() *= mu;
+        Delta.row(i).array() -= eta * Dtheta.row(i).array();
+    });
+    for_each_row(theta.rows(), theta.cols(), [&](Index i) { theta.row(i).array() += Delta.row(i).array(); });
     (void)M, (void)P;
 }
 
@@ -67,10 +70,14 @@ void nesterov_update(MatrixRef<S> theta, const ConstMatrixRef<S>& Dtheta, Matrix
     const Index P = theta.cols();
     check_shape("nesterov_update", "Dtheta", Dtheta, M, P);
     check_shape("nesterov_update", "Delta", Delta, M, P);
-    Delta.array() *= mu;
-    Delta.array() -= eta * Dtheta.array();
-    theta.array() -= eta * Dtheta.array();
-    theta.array() += mu * Delta.array();
+    for_each_row(Delta.rows(), Delta.cols(), [&](Index i) {
+        Delta.row(i).array() *= mu;
+        Delta.row(i).array() -= eta * Dtheta.row(i).array();
+    });
+    for_each_row(theta.rows(), theta.cols(), [&](Index i) {
+        theta.row(i).array() -= eta * Dtheta.row(i).array();
+        theta.row(i).array() += mu * Delta.row(i).array();
+    });
     (void)M, (void)P;
 }
 

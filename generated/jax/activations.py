@@ -16,6 +16,10 @@ __all__ = [
     "all_relu_layer_forward",
     "all_relu_layer_backward",
     "all_relu_layer_backward_without_DX",
+    "all_relu_layer_backward_update_gradient_descent",
+    "all_relu_layer_backward_update_momentum",
+    "all_relu_layer_backward_without_DX_update_gradient_descent",
+    "all_relu_layer_backward_without_DX_update_momentum",
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
     "all_relu_dropout_layer_backward_without_DX",
@@ -24,6 +28,10 @@ __all__ = [
     "hard_sigmoid_layer_forward",
     "hard_sigmoid_layer_backward",
     "hard_sigmoid_layer_backward_without_DX",
+    "hard_sigmoid_layer_backward_update_gradient_descent",
+    "hard_sigmoid_layer_backward_update_momentum",
+    "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "hard_sigmoid_layer_backward_without_DX_update_momentum",
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
     "hard_sigmoid_dropout_layer_backward_without_DX",
@@ -32,6 +40,10 @@ __all__ = [
     "hyperbolic_tangent_layer_forward",
     "hyperbolic_tangent_layer_backward",
     "hyperbolic_tangent_layer_backward_without_DX",
+    "hyperbolic_tangent_layer_backward_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_update_momentum",
+    "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
     "hyperbolic_tangent_dropout_layer_backward_without_DX",
@@ -40,6 +52,10 @@ __all__ = [
     "leaky_relu_layer_forward",
     "leaky_relu_layer_backward",
     "leaky_relu_layer_backward_without_DX",
+    "leaky_relu_layer_backward_update_gradient_descent",
+    "leaky_relu_layer_backward_update_momentum",
+    "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+    "leaky_relu_layer_backward_without_DX_update_momentum",
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
     "leaky_relu_dropout_layer_backward_without_DX",
@@ -48,6 +64,10 @@ __all__ = [
     "relu_layer_forward",
     "relu_layer_backward",
     "relu_layer_backward_without_DX",
+    "relu_layer_backward_update_gradient_descent",
+    "relu_layer_backward_update_momentum",
+    "relu_layer_backward_without_DX_update_gradient_descent",
+    "relu_layer_backward_without_DX_update_momentum",
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
     "relu_dropout_layer_backward_without_DX",
@@ -56,6 +76,10 @@ __all__ = [
     "sigmoid_layer_forward",
     "sigmoid_layer_backward",
     "sigmoid_layer_backward_without_DX",
+    "sigmoid_layer_backward_update_gradient_descent",
+    "sigmoid_layer_backward_update_momentum",
+    "sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "sigmoid_layer_backward_without_DX_update_momentum",
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
     "sigmoid_dropout_layer_backward_without_DX",
@@ -153,6 +177,124 @@ def all_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: Sca
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
+
+
+def all_relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
+    Returns (DX, W, b).
+    """
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def all_relu_layer_backward_update_momentum(
+    X: Array,
+    W: Array,
+    Z: Array,
+    DY: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def all_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
+    Returns (W, b).
+    """
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def all_relu_layer_backward_without_DX_update_momentum(
+    X: Array,
+    Z: Array,
+    DY: Array,
+    W: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
 
 
 def all_relu_dropout_layer_forward(
@@ -297,6 +439,106 @@ def hard_sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tup
     return DW, Db
 
 
+def hard_sigmoid_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def hard_sigmoid_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def hard_sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.
 
@@ -435,6 +677,106 @@ def hyperbolic_tangent_layer_backward_without_DX(X: Array, Z: Array, DY: Array) 
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
+
+
+def hyperbolic_tangent_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def hyperbolic_tangent_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
 
 
 def hyperbolic_tangent_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
@@ -579,6 +921,124 @@ def leaky_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: S
     return DW, Db
 
 
+def leaky_relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
+    Returns (DX, W, b).
+    """
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def leaky_relu_layer_backward_update_momentum(
+    X: Array,
+    W: Array,
+    Z: Array,
+    DY: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def leaky_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
+    Returns (W, b).
+    """
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def leaky_relu_layer_backward_without_DX_update_momentum(
+    X: Array,
+    Z: Array,
+    DY: Array,
+    W: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def leaky_relu_dropout_layer_forward(
     X: Array, R: Array, W: Array, b: Array, alpha: Scalar
 ) -> tuple[Array, Array]:
@@ -721,6 +1181,106 @@ def relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array
     return DW, Db
 
 
+def relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    DZ = jnp.where(Z < 0, 0, DY)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def relu_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    DZ = jnp.where(Z < 0, 0, DY)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    DZ = jnp.where(Z < 0, 0, DY)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def relu_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    DZ = jnp.where(Z < 0, 0, DY)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def relu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.
 
@@ -860,6 +1420,110 @@ def sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Ar
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
+
+
+def sigmoid_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def sigmoid_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def sigmoid_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def sigmoid_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
 
 
 def sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
