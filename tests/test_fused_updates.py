@@ -4,6 +4,7 @@ backward kernel, then the optimizer's update kernel for each parameter (both gen
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,8 +103,8 @@ def test_fused_kernels_accumulate_the_product_into_the_parameter():
 
     source = inspect.getsource(gt.relu_layer_backward_update_momentum)
     assert "Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)" in source and "DW" not in source.split('"""')[2]
-    header = (importlib.resources.files("generated") / "cpp" / "activations.hpp").read_text()
-    body = header.split("void relu_layer_backward_update_gradient_descent(")[1].split("\n}\n")[0]
+    header = (Path(gt.__file__).parents[1] / "cpp" / "activations_relu.hpp").read_text()
+    body = header.split(" relu_layer_backward_update_gradient_descent(")[1].split("\n}\n")[0]
     assert 'gemm<S>(S(-eta), DZ, true, X, false, S(1), W' in body and "Matrix<S> DW" not in body
 
 

@@ -124,19 +124,39 @@ def sanitizer_test(functions: list[Function]) -> list[dict]:
     return tests
 
 
+def units(families) -> list[dict]:
+    """One translation unit per spec file (``<family>_<module>``): its kernels' header and bindings, so that
+    adding or changing one spec file recompiles only its own unit (and the small module definition)."""
+    out = []
+    for family in families:
+        modules: dict[str, list] = {}
+        for f in family["functions"]:
+            modules.setdefault(f["path"], []).append(f)
+        for path, functions in modules.items():
+            stem = path.rsplit("/", 1)[-1].removesuffix(".py")
+            out.append({"name": f"{family['name']}_{stem}", "family": family["name"], "title": family["title"],
+                        "path": path, "functions": functions})
+    return out
+
+
 def _extra(env, families) -> dict:
     out = {}
-    for template, filename in (("cpp/bindings.cpp.jinja", "bindings.cpp"), ("cpp/__init__.py.jinja", "__init__.py")):
-        out[filename] = env.get_template(template).render(families=families, template=f"templates/{template}")
+    parts = units(families)
+    template = "cpp/bindings.cpp.jinja"
+    out["bindings.cpp"] = env.get_template(template).render(families=parts, template=f"templates/{template}")
+    template = "cpp/__init__.py.jinja"
+    out["__init__.py"] = env.get_template(template).render(families=families, template=f"templates/{template}")
     functions = [f["function"] for family in families for f in family["functions"]]
     template = "cpp/sanitizer_tests.cpp.jinja"
     out["sanitizer_tests.cpp"] = env.get_template(template).render(
         families=families, tests=sanitizer_test(functions), template=f"templates/{template}")
-    template = "cpp/family_bindings.cpp.jinja"
-    for family in families:
-        out[f"bindings_{family['name']}.cpp"] = env.get_template(template).render(
-            family=family["name"], functions=family["functions"], sources=f"spec/{family['name']}/",
-            template=f"templates/{template}")
+    for unit in parts:
+        template = "cpp/kernels.hpp.jinja"
+        out[f"{unit['name']}.hpp"] = env.get_template(template).render(
+            title=unit["title"], functions=unit["functions"], sources=unit["path"], template=f"templates/{template}")
+        template = "cpp/family_bindings.cpp.jinja"
+        out[f"bindings_{unit['name']}.cpp"] = env.get_template(template).render(
+            family=unit["name"], functions=unit["functions"], sources=unit["path"], template=f"templates/{template}")
     return out
 
 

@@ -35,6 +35,11 @@ def is_scalar_shape(shape) -> bool:
     return tuple(shape) == (ONE, ONE)
 
 
+def is_full(shape) -> bool:
+    """Neither a row nor a column: the shape of a map printed row by row."""
+    return shape[0] != ONE and shape[1] != ONE
+
+
 class CppScalarPrinter(ScalarPrinter):
     """Coefficient-wise Eigen array syntax (``array=True``) or plain C++ scalar syntax."""
 
@@ -276,6 +281,8 @@ class CppPrinter:
         return Piece(f"{_paren(a.text, a.prec)}.transpose()", ATOM, a.domain)
 
     def _Reduce(self, node):
+        if is_full(node.a.shape) and isinstance(node.a, (ir.Var, ir.Elementwise)):
+            return self._fold(node)
         a = self.expr(node.a)
         base = _paren(a.text, a.prec)
         op = {"sum": "sum", "max": "maxCoeff"}[node.op]
@@ -335,6 +342,11 @@ class CppPrinter:
 
     def _hoist(self, node: ir.Node) -> Piece:
         """Store a product or reduction in a temporary so a map reads it once, not per coefficient."""
+        if isinstance(node, ir.Elementwise) and is_full(node.shape) and node.args:
+            return self._Elementwise(node)
+        if isinstance(node, ir.Reduce) and node.axis is not None and is_full(node.a.shape) \
+                and isinstance(node.a, (ir.Var, ir.Elementwise)):
+            return self._fold(node)
         if isinstance(node, ir.MatMul) and not is_scalar_shape(node.shape):
             name = self.fresh()
             lines = self.gemm(name, node)
@@ -369,7 +381,121 @@ class CppPrinter:
             return text, ATOM, "array"
         return f"{text}.array()", ATOM, "array"
 
+    # --- maps and reductions of full matrices, row by row --------------------------------------------
+    def _row_argument(self, arg: ir.Node) -> tuple[str, int, str]:
+        """An argument of a map printed for row ``i``: the row of a full matrix, a broadcast 1 × K row as it
+        is (never replicated), a broadcast N × 1 column's entry; anything else is stored once first."""
+        if is_scalar_shape(arg.shape):
+            piece = self._hoist(arg) if isinstance(arg, (ir.Reduce, ir.MatMul)) else self.expr(arg)
+            return piece.text, piece.prec, "scalar"
+        name = self.name(arg.name) if isinstance(arg, ir.Var) else self._hoist(arg).text
+        rows, cols = arg.shape
+        if rows == ONE:
+            return f"{name}.array()", ATOM, "array"
+        if cols == ONE:
+            return f"{name}(i, 0)", ATOM, "scalar"
+        return f"{name}.row(i).array()", ATOM, "array"
+
+    def row_map(self, node: ir.Node) -> tuple[list[str], str]:
+        """(declarations, expression) of row ``i`` of a full-shape map (or of a full matrix)."""
+        if isinstance(node, ir.Var):
+            return [], f"{self.name(node.name)}.row(i).array()"
+        args = [self._row_argument(a) for a in node.args]
+        expr = idioms(node.expr)
+        shape = ("1", self.dim(node.shape[1]))
+        # A function value used twice (σ in σ(1 − σ)) is computed once per row.
+        replacements, (reduced,) = sympy.cse(expr, symbols=(sympy.Symbol(f"__cse{i}", real=True)
+                                                              for i in range(100)), optimizations=None)
+        replacements = [(r, e) for r, e in replacements if e.has(sympy.Function, sympy.Pow)]
+        lines, undo = [], {}
+        for symbol, sub in replacements:
+            sub = sub.xreplace(undo)
+            printer = CppScalarPrinter(args, array=True, shape=shape, dims=self.dims)
+            name = self.fresh()
+            if printer._is_array(sub):
+                lines.append(f"const RowArray<S> {name} = {printer.doprint(sub)};")
+                args.append((name, ATOM, "array"))
+            else:
+                lines.append(f"const S {name} = {printer.doprint(sub)};")
+                args.append((name, ATOM, "scalar"))
+            undo[symbol] = ir.placeholder(len(args) - 1)
+        expr = self._hoist_invariants(reduced.xreplace(undo), args, shape)
+        printer = CppScalarPrinter(args, array=True, shape=shape, dims=self.dims)
+        text = printer.doprint(expr)
+        if not printer._is_array(expr):
+            text = f"RowArray<S>::Constant({shape[1]}, {text})"
+        return lines, text
+
+    def _hoist_invariants(self, expr: sympy.Expr, args: list, shape) -> sympy.Expr:
+        """Parts of a row's expression that read only broadcast rows and scalars (``1/√(Σ + ε)``) are the
+        same for every row: computed once, before the loop, into a 1 × K temporary."""
+        varying = {ir.placeholder(k) for k, (text, _, _) in enumerate(args) if "(i" in text}
+        rows = {ir.placeholder(k) for k, (_, _, domain) in enumerate(args) if domain == "array"} - varying
+
+        def invariant(e) -> bool:
+            symbols = {x for x in e.free_symbols if ir.is_placeholder(x)}
+            return bool(symbols & rows) and not symbols & varying
+
+        def worth(e) -> bool:  # more than a row read or scaled: a function, a power or two rows
+            return not e.is_Symbol and (e.has(sympy.Function, sympy.Pow) or
+                                        len({x for x in e.free_symbols if x in rows}) > 1)
+
+        def visit(e):
+            if invariant(e):
+                return store(e) if worth(e) else e
+            if isinstance(e, (sympy.Add, sympy.Mul)):
+                fixed = [a for a in e.args if invariant(a) or not any(ir.is_placeholder(x) for x in a.free_symbols)]
+                rest = [visit(a) for a in e.args if a not in fixed]
+                part = e.func(*fixed) if fixed else None
+                if part is not None and invariant(part) and worth(part):
+                    return e.func(store(part), *rest)
+                return e.func(*fixed, *rest)
+            if e.args and not isinstance(e, (sympy.Piecewise,)) and not e.is_Relational:
+                return e.func(*[visit(a) for a in e.args])
+            return e
+
+        def store(e):
+            name = self.fresh()
+            printer = CppScalarPrinter(args, array=True, shape=shape, dims=self.dims)
+            self.pre.append(f"const RowArray<S> {name} = {printer.doprint(e)};")
+            args.append((name, ATOM, "array"))
+            rows.add(ir.placeholder(len(args) - 1))
+            return ir.placeholder(len(args) - 1)
+
+        return visit(expr)
+
+    def map_into(self, target: str, node: ir.Elementwise, declare: bool = True) -> list[str]:
+        """``target = node`` row by row (on the OpenMP threads when large), in one pass."""
+        lines, text = self.row_map(node)
+        rows, cols = self.dim(node.shape[0]), self.dim(node.shape[1])
+        body = " ".join(lines + [f"{target}.row(i).array() = {text};"])
+        return ([f"Matrix<S> {target}({rows}, {cols});"] if declare else []) + \
+            [f"for_each_row({rows}, {cols}, [&](Index i) {{ {body} }});"]
+
+    def _fold(self, node: ir.Reduce, name: str | None = None) -> Piece:
+        """A sum or maximum of a full matrix or map, in storage order: column sums accumulate rows."""
+        lines, text = self.row_map(node.a)
+        rows, cols = self.dim(node.a.shape[0]), self.dim(node.a.shape[1])
+        name = name or self.fresh()
+        if node.axis == 0:
+            update = "acc.array() += " if node.op == "sum" else "acc.array() = acc.array().max"
+            value = f"{update}{text};" if node.op == "sum" else f"{update}({text});"
+            body = " ".join(lines + [value])
+            self.pre.append(f"Matrix<S> {name} = fold_rows<S, {str(node.op == 'max').lower()}>({rows}, "
+                            f"{cols}, [&](Index i, auto& acc) {{ {body} }});")
+            return Piece(name, ATOM, "matrix")
+        op = {"sum": "sum", "max": "maxCoeff"}[node.op]
+        body = " ".join(lines + [f"{name}(i, 0) = ({text}).{op}();"])
+        self.pre += [f"Matrix<S> {name}({rows}, 1);", f"for_each_row({rows}, {cols}, [&](Index i) {{ {body} }});"]
+        if node.axis == 1:
+            return Piece(name, ATOM, "matrix")
+        return Piece(f"{name}.{op if op == 'sum' else 'maxCoeff'}()", ATOM, "scalar")
+
     def _Elementwise(self, node):
+        if is_full(node.shape) and node.args:
+            name = self.fresh()
+            self.pre.extend(self.map_into(name, node))
+            return Piece(name, ATOM, "matrix")
         scalar = is_scalar_shape(node.shape)
         args = [self._argument(a, node.shape) for a in node.args]
         expr = idioms(node.expr)
@@ -439,6 +565,12 @@ class CppPrinter:
             lines = self._bias_add(name, node)
             if lines is None and isinstance(node, ir.MatMul) and not is_scalar_shape(node.shape):
                 lines = self.gemm(name, node)
+            if lines is None and isinstance(node, ir.Elementwise) and is_full(node.shape) and node.args:
+                lines = self.map_into(name, node)
+            if lines is None and isinstance(node, ir.Reduce) and node.axis in (0, 1) and is_full(node.a.shape) \
+                    and isinstance(node.a, (ir.Var, ir.Elementwise)):
+                self._fold(node, name)
+                lines = []
             if lines is None:
                 piece = self.expr(node)
                 if piece.domain == "scalar" or is_scalar_shape(node.shape):

@@ -51,7 +51,21 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
         if masked is None:
             return super()._print_Piecewise(expr)
         value, condition = masked
+        threshold = self._threshold(value, condition)
+        if threshold is not None:
+            return threshold
         return f"{self.parenthesize(value, PRECEDENCE['Mul'], strict=True)} * ({self._print(condition)})"
+
+    def _threshold(self, value, condition) -> str | None:
+        """``DY`` where ``Z > c``, else 0, is ATen's one-pass ``threshold_backward(DY, Z, c)`` (ReLU's mask):
+        exactly that function, for a tensor ``DY`` and ``Z`` and a constant threshold ``c``."""
+        if not (ir.is_placeholder(value) and isinstance(condition, sympy.StrictGreaterThan | sympy.StrictLessThan)):
+            return None
+        tensor, bound = (condition.lhs, condition.rhs) if isinstance(condition, sympy.StrictGreaterThan) \
+            else (condition.rhs, condition.lhs)
+        if not ir.is_placeholder(tensor) or not bound.is_number:
+            return None
+        return f"torch.ops.aten.threshold_backward({self._print(value)}, {self._print(tensor)}, {self._print(bound)})"
 
     def _binary(self, name, args):
         """``torch.maximum`` needs two tensors: a scalar bound (0, α, a 0-d parameter) is a ``clamp``."""
