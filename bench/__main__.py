@@ -36,7 +36,7 @@ BATCH_NORM_GROUPS = {
 }
 
 SCALING_GROUPS = {
-    "torch": ["batchform-torch", "batchform-cpp", "torch-autograd"],
+    "torch": ["batchform-torch", "batchform-cpp", "torch-autograd", "torch-BatchNorm1d"],
     "numpy": ["batchform-numpy"],
 }
 

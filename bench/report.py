@@ -430,12 +430,16 @@ class Report:
                 out.setdefault("flops", {}).update(res.get("flops", {}))
         return out
 
-    SERIES = {
-        "dense_batch": "dense step [1024, 1024, 10], batch N",
-        "dense_width": "dense step [K, 1024, 10], batch 100, width K",
-        "bn_batch": "batch norm fwd+bwd, K = 1024, batch N",
-        "bn_width": "batch norm fwd+bwd, N = 256, width K",
-    }
+    @property
+    def SERIES(self) -> dict:
+        c = self.cfg.get("scaling", {})
+        h = c.get("hidden")
+        return {
+            "dense_batch": f"dense step [{h}, {h}, 10], batch N",
+            "dense_width": f"dense step [K, {h}, 10], batch {c.get('batch')}, width K",
+            "bn_batch": f"batch norm fwd+bwd, K = {c.get('bn_width')}, batch N",
+            "bn_width": f"batch norm fwd+bwd, N = {c.get('bn_batch')}, width K",
+        }
 
     def scaling_tables(self) -> list[str]:
         data = self.scaling()
@@ -455,9 +459,9 @@ class Report:
                       + " | ".join(names) + (" | GEMM bound |" if bound else " |"),
                       "|---:|" + "---:|" * (len(names) + bound)]
             for x in sorted(points, key=int):
-                row = [f"{1e3 * points[x][n]:.1f}" if n in points[x] else "" for n in names]
+                row = [f"{1e3 * points[x][n]:.3g}" if n in points[x] else "" for n in names]
                 if bound:
-                    row.append(f"{1e6 * data['flops'][f'{series} {x}'] / (self.peak * 1e9):.1f}")
+                    row.append(f"{1e6 * data['flops'][f'{series} {x}'] / (self.peak * 1e9):.3g}")
                 lines.append(f"| {x} | " + " | ".join(row) + " |")
             lines.append("")
         return lines + ["![how the cost grows](results-scaling.png)", ""]

@@ -7,6 +7,7 @@ and products that feed a map are stored in a temporary first, so Eigen never re-
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy
@@ -38,6 +39,79 @@ def is_scalar_shape(shape) -> bool:
 def is_full(shape) -> bool:
     """Neither a row nor a column: the shape of a map printed row by row."""
     return shape[0] != ONE and shape[1] != ONE
+
+
+_ROW_LOOP = re.compile(r"^for_each_row\((?P<extent>.*?), \[&\]\(Index i\) \{ (?P<body>.*) \}\);$")
+_MOVABLE = re.compile(r"^(Matrix<S> \w+\([^()]*\);|const RowArray<S> \w+ = .*;)$")
+
+
+_FOLD = re.compile(r"^(?:const )?Matrix<S> (?P<name>\w+) = fold_rows<S, (?P<max>true|false)>\((?P<extent>[^,]*, [^,]*), "
+                   r"\[&\]\(Index i, auto& acc\) \{ (?P<body>.*) \}\);$")
+
+
+def fuse_folds(lines: list[str]) -> list[str]:
+    """Adjacent column reductions over the same rows, none reading another's result, become one pass with the
+    partial rows side by side (batch norm's backward: Σ DY, Σ Z ⊙ DY, Σ Z ⊙ DZ, Σ DZ in one pass)."""
+    out: list[str] = []
+    group: list[re.Match] = []
+
+    def flush():
+        if len(group) == 1:
+            out.append(group[0].string)
+        elif group:
+            first = group[0]
+            cols = first["extent"].split(", ")[1]
+            bodies = " ".join(m["body"].replace("acc.array()", f"acc.segment({k} * {cols}, {cols}).array()")
+                              for k, m in enumerate(group))
+            name = "_".join(m["name"] for m in group) + "_folded"
+            out.append(f"const Matrix<S> {name} = fold_rows<S, {first['max']}>({first['extent'].split(', ')[0]}, "
+                       f"{len(group)} * {cols}, [&](Index i, auto& acc) {{ {bodies} }}, {cols});")
+            out.extend(f"Matrix<S> {m['name']} = {name}.middleCols({k} * {cols}, {cols});"
+                       for k, m in enumerate(group))
+        group.clear()
+
+    for line in lines:
+        match = _FOLD.match(line)
+        if match and group and match["extent"] == group[0]["extent"] and match["max"] == group[0]["max"] \
+                and not any(re.search(rf"\b{m['name']}\b", match["body"]) for m in group):
+            group.append(match)
+            continue
+        flush()
+        if match:
+            group.append(match)
+        else:
+            out.append(line)
+    flush()
+    return out
+
+
+def fuse_row_loops(lines: list[str]) -> list[str]:
+    """Row loops over the same extent with only declarations between them become one loop: a bias added to
+    the GEMM output and the activation applied to it (the epilogue), or batch norm's Z and Y, in one pass.
+
+    Valid because a row loop writes row ``i`` of full matrices only, and reads of full matrices are of row
+    ``i`` too; what lies between (a result's declaration, a 1 × K row-invariant computed from rows and
+    scalars) does not read what the first loop writes, and moves above it."""
+    out: list[str] = []
+    loop: int | None = None  # index in out of the last row loop, while only movable lines followed it
+    for line in lines:
+        match = _ROW_LOOP.match(line)
+        if match and loop is not None:
+            previous = _ROW_LOOP.match(out[loop])
+            if previous["extent"] == match["extent"]:
+                moved = out[loop + 1:]
+                out[loop:] = [*moved, f"for_each_row({match['extent']}, [&](Index i) {{ {previous['body']} "
+                                      f"{match['body']} }});"]
+                loop = len(out) - 1
+                continue
+        if match:
+            out.append(line)
+            loop = len(out) - 1
+        else:
+            out.append(line)
+            if not _MOVABLE.match(line):
+                loop = None
+    return out
 
 
 class CppScalarPrinter(ScalarPrinter):
@@ -464,13 +538,15 @@ class CppPrinter:
 
         return visit(expr)
 
+    def row_loop(self, shape, body: str) -> str:
+        return f"for_each_row({self.dim(shape[0])}, {self.dim(shape[1])}, [&](Index i) {{ {body} }});"
+
     def map_into(self, target: str, node: ir.Elementwise, declare: bool = True) -> list[str]:
         """``target = node`` row by row (on the OpenMP threads when large), in one pass."""
         lines, text = self.row_map(node)
         rows, cols = self.dim(node.shape[0]), self.dim(node.shape[1])
         body = " ".join(lines + [f"{target}.row(i).array() = {text};"])
-        return ([f"Matrix<S> {target}({rows}, {cols});"] if declare else []) + \
-            [f"for_each_row({rows}, {cols}, [&](Index i) {{ {body} }});"]
+        return ([f"Matrix<S> {target}({rows}, {cols});"] if declare else []) + [self.row_loop(node.shape, body)]
 
     def _fold(self, node: ir.Reduce, name: str | None = None) -> Piece:
         """A sum or maximum of a full matrix or map, in storage order: column sums accumulate rows."""
@@ -541,7 +617,10 @@ class CppPrinter:
         if isinstance(product.b, ir.Transpose) and self.csr(product.b.a) and isinstance(rows[0], ir.Var):
             return [f"Matrix<S> {target} = csr_matmul_transposed<S>({self._dense_operand(product.a)}, "
                     f"{self.csr(product.b.a)}, {self.name(rows[0].name)}.data());"]
-        add_row = f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"
+        if isinstance(rows[0], ir.Var):  # row by row: the activation's map joins this loop (fuse_row_loops)
+            add_row = self.row_loop(node.shape, f"{target}.row(i).array() += {self.name(rows[0].name)}.array();")
+        else:
+            add_row = f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"
         lines = self.gemm(target, product)
         if lines is not None:
             return lines + [add_row]
@@ -665,6 +744,7 @@ class CppPrinter:
                     used |= sub.count.free_symbols
         for target, node in self.function.statements:
             lines.extend(self.statement(target, node))
+        lines = fuse_row_loops(fuse_folds(lines))
         # Dimensions only the checks use are still bound: mark them used so compilers do not warn.
         unused = [str(d) for d in sorted(self.dims, key=str) if d not in used]
         if unused:

@@ -75,9 +75,9 @@ std::tuple<Matrix<S>, Matrix<S>> all_relu_layer_forward(const ConstMatrixRef<S>&
     check_shape("all_relu_layer_forward", "b", b, 1, K);
     Matrix<S> Z(X.rows(), W.rows());
     gemm<S>(S(1), X, false, W, true, S(0), Z, "all_relu_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
         Y.row(i).array() = ((Z.row(i).array() < S(0))).select(Z.row(i).array() * alpha, Z.row(i).array());
     });
     (void)D, (void)K, (void)N;
@@ -336,9 +336,9 @@ std::tuple<Matrix<S>, Matrix<S>> all_relu_dropout_layer_forward(const ConstMatri
     for_each_row(D, K, [&](Index i) { t0.row(i).array() = t1.row(i).array() * R.row(i).array(); });
     Matrix<S> Z(X.rows(), t0.cols());
     gemm<S>(S(1), X, false, t0, false, S(0), Z, "all_relu_dropout_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
         Y.row(i).array() = ((Z.row(i).array() < S(0))).select(Z.row(i).array() * alpha, Z.row(i).array());
     });
     (void)D, (void)K, (void)N;

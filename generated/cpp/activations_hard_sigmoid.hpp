@@ -79,9 +79,9 @@ std::tuple<Matrix<S>, Matrix<S>> hard_sigmoid_layer_forward(const ConstMatrixRef
     check_shape("hard_sigmoid_layer_forward", "b", b, 1, K);
     Matrix<S> Z(X.rows(), W.rows());
     gemm<S>(S(1), X, false, W, true, S(0), Z, "hard_sigmoid_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
         Y.row(i).array() =
             ((Z.row(i).array() <= S(-3)))
                 .select(S(S(0)),
@@ -350,9 +350,9 @@ std::tuple<Matrix<S>, Matrix<S>> hard_sigmoid_dropout_layer_forward(const ConstM
     for_each_row(D, K, [&](Index i) { t0.row(i).array() = t1.row(i).array() * R.row(i).array(); });
     Matrix<S> Z(X.rows(), t0.cols());
     gemm<S>(S(1), X, false, t0, false, S(0), Z, "hard_sigmoid_dropout_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
         Y.row(i).array() =
             ((Z.row(i).array() <= S(-3)))
                 .select(S(S(0)),

@@ -73,9 +73,11 @@ std::tuple<Matrix<S>, Matrix<S>> hyperbolic_tangent_layer_forward(const ConstMat
     check_shape("hyperbolic_tangent_layer_forward", "b", b, 1, K);
     Matrix<S> Z(X.rows(), W.rows());
     gemm<S>(S(1), X, false, W, true, S(0), Z, "hyperbolic_tangent_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) { Y.row(i).array() = Z.row(i).array().tanh(); });
+    for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
+        Y.row(i).array() = Z.row(i).array().tanh();
+    });
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
 }
@@ -338,9 +340,11 @@ std::tuple<Matrix<S>, Matrix<S>> hyperbolic_tangent_dropout_layer_forward(const 
     for_each_row(D, K, [&](Index i) { t0.row(i).array() = t1.row(i).array() * R.row(i).array(); });
     Matrix<S> Z(X.rows(), t0.cols());
     gemm<S>(S(1), X, false, t0, false, S(0), Z, "hyperbolic_tangent_dropout_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) { Y.row(i).array() = Z.row(i).array().tanh(); });
+    for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
+        Y.row(i).array() = Z.row(i).array().tanh();
+    });
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
 }

@@ -74,10 +74,11 @@ std::tuple<Matrix<S>, Matrix<S>> sigmoid_layer_forward(const ConstMatrixRef<S>& 
     check_shape("sigmoid_layer_forward", "b", b, 1, K);
     Matrix<S> Z(X.rows(), W.rows());
     gemm<S>(S(1), X, false, W, true, S(0), Z, "sigmoid_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> Y(N, K);
-    for_each_row(N, K,
-                 [&](Index i) { Y.row(i).array() = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5); });
+    for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
+        Y.row(i).array() = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
+    });
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
 }
@@ -337,10 +338,11 @@ std::tuple<Matrix<S>, Matrix<S>> sigmoid_dropout_layer_forward(const ConstMatrix
     for_each_row(D, K, [&](Index i) { t0.row(i).array() = t1.row(i).array() * R.row(i).array(); });
     Matrix<S> Z(X.rows(), t0.cols());
     gemm<S>(S(1), X, false, t0, false, S(0), Z, "sigmoid_dropout_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> Y(N, K);
-    for_each_row(N, K,
-                 [&](Index i) { Y.row(i).array() = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5); });
+    for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
+        Y.row(i).array() = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
+    });
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
 }

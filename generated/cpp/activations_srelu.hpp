@@ -157,9 +157,9 @@ std::tuple<Matrix<S>, Matrix<S>> srelu_layer_forward(const ConstMatrixRef<S>& X,
     check_shape("srelu_layer_forward", "b", b, 1, K);
     Matrix<S> Z(X.rows(), W.rows());
     gemm<S>(S(1), X, false, W, true, S(0), Z, "srelu_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
         Y.row(i).array() =
             ((Z.row(i).array() <= tl))
                 .select(
@@ -198,14 +198,12 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>, Matrix<S>> srelu_layer_backward(con
     check_shape("srelu_layer_backward", "Z", Z, N, K);
     check_shape("srelu_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
+    Matrix<S> t0(N, 1);
     for_each_row(N, K, [&](Index i) {
         DZ.row(i).array() =
             ((Z.row(i).array() <= tl))
                 .select(DY.row(i).array() * al,
                         ((Z.row(i).array() < tr)).select(DY.row(i).array(), DY.row(i).array() * ar));
-    });
-    Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) {
         t0(i, 0) =
             (((Z.row(i).array() <= tl)).select(DY.row(i).array() * (Z.row(i).array() - tl), S(S(0)))).sum();
     });
@@ -264,14 +262,12 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> srelu_layer_backward_without_DX(con
     const Index K = Z.cols();
     check_shape("srelu_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
+    Matrix<S> t0(N, 1);
     for_each_row(N, K, [&](Index i) {
         DZ.row(i).array() =
             ((Z.row(i).array() <= tl))
                 .select(DY.row(i).array() * al,
                         ((Z.row(i).array() < tr)).select(DY.row(i).array(), DY.row(i).array() * ar));
-    });
-    Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) {
         t0(i, 0) =
             (((Z.row(i).array() <= tl)).select(DY.row(i).array() * (Z.row(i).array() - tl), S(S(0)))).sum();
     });
@@ -328,9 +324,9 @@ std::tuple<Matrix<S>, Matrix<S>> srelu_dropout_layer_forward(const ConstMatrixRe
     for_each_row(D, K, [&](Index i) { t0.row(i).array() = t1.row(i).array() * R.row(i).array(); });
     Matrix<S> Z(X.rows(), t0.cols());
     gemm<S>(S(1), X, false, t0, false, S(0), Z, "srelu_dropout_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
         Y.row(i).array() =
             ((Z.row(i).array() <= tl))
                 .select(
@@ -368,14 +364,12 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>, Matrix<S>> srelu_dropout_layer_back
     check_shape("srelu_dropout_layer_backward", "Z", Z, N, K);
     check_shape("srelu_dropout_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
+    Matrix<S> t0(N, 1);
     for_each_row(N, K, [&](Index i) {
         DZ.row(i).array() =
             ((Z.row(i).array() <= tl))
                 .select(DY.row(i).array() * al,
                         ((Z.row(i).array() < tr)).select(DY.row(i).array(), DY.row(i).array() * ar));
-    });
-    Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) {
         t0(i, 0) =
             (((Z.row(i).array() <= tl)).select(DY.row(i).array() * (Z.row(i).array() - tl), S(S(0)))).sum();
     });
@@ -440,14 +434,12 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> srelu_dropout_layer_backward_withou
     check_shape("srelu_dropout_layer_backward_without_DX", "Z", Z, N, K);
     check_shape("srelu_dropout_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
+    Matrix<S> t0(N, 1);
     for_each_row(N, K, [&](Index i) {
         DZ.row(i).array() =
             ((Z.row(i).array() <= tl))
                 .select(DY.row(i).array() * al,
                         ((Z.row(i).array() < tr)).select(DY.row(i).array(), DY.row(i).array() * ar));
-    });
-    Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) {
         t0(i, 0) =
             (((Z.row(i).array() <= tl)).select(DY.row(i).array() * (Z.row(i).array() - tl), S(S(0)))).sum();
     });

@@ -57,9 +57,15 @@ Matrix<S> simple_batch_norm_backward(const ConstMatrixRef<S>& Sigma, const Const
     check_shape("simple_batch_norm_backward", "Y", Y, any, K);
     const Index N = Y.rows();
     check_shape("simple_batch_norm_backward", "DY", DY, N, K);
-    Matrix<S> t0 = fold_rows<S, false>(
-        N, K, [&](Index i, auto& acc) { acc.array() += Y.row(i).array() * DY.row(i).array(); });
-    Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DY.row(i).array(); });
+    const Matrix<S> t0_t1_folded = fold_rows<S, false>(
+        N, 2 * K,
+        [&](Index i, auto& acc) {
+            acc.segment(0 * K, K).array() += Y.row(i).array() * DY.row(i).array();
+            acc.segment(1 * K, K).array() += DY.row(i).array();
+        },
+        K);
+    Matrix<S> t0 = t0_t1_folded.middleCols(0 * K, K);
+    Matrix<S> t1 = t0_t1_folded.middleCols(1 * K, K);
     const RowArray<S> t2 = S(1) / (S(N) * Sigma.array().sqrt());
     Matrix<S> DX(N, K);
     for_each_row(N, K, [&](Index i) {
@@ -97,9 +103,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_forward(const ConstMatrix
     Matrix<S> Sigma = (t2.array() / S(N)).matrix();
     const RowArray<S> t3 = Sigma.array().rsqrt();
     Matrix<S> Z(N, K);
-    for_each_row(N, K, [&](Index i) { Z.row(i).array() = R.row(i).array() * t3; });
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) { Y.row(i).array() = beta.array() + gamma.array() * Z.row(i).array(); });
+    for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() = R.row(i).array() * t3;
+        Y.row(i).array() = beta.array() + gamma.array() * Z.row(i).array();
+    });
     (void)K;
     return {std::move(Sigma), std::move(Z), std::move(Y)};
 }
@@ -127,13 +135,19 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_backward(const ConstMatri
     check_shape("batch_norm_backward", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) { DZ.row(i).array() = gamma.array() * DY.row(i).array(); });
-    Matrix<S> Dbeta =
-        fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DY.row(i).array(); });
-    Matrix<S> Dgamma = fold_rows<S, false>(
-        N, K, [&](Index i, auto& acc) { acc.array() += Z.row(i).array() * DY.row(i).array(); });
-    Matrix<S> t0 = fold_rows<S, false>(
-        N, K, [&](Index i, auto& acc) { acc.array() += Z.row(i).array() * DZ.row(i).array(); });
-    Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    const Matrix<S> Dbeta_Dgamma_t0_t1_folded = fold_rows<S, false>(
+        N, 4 * K,
+        [&](Index i, auto& acc) {
+            acc.segment(0 * K, K).array() += DY.row(i).array();
+            acc.segment(1 * K, K).array() += Z.row(i).array() * DY.row(i).array();
+            acc.segment(2 * K, K).array() += Z.row(i).array() * DZ.row(i).array();
+            acc.segment(3 * K, K).array() += DZ.row(i).array();
+        },
+        K);
+    Matrix<S> Dbeta = Dbeta_Dgamma_t0_t1_folded.middleCols(0 * K, K);
+    Matrix<S> Dgamma = Dbeta_Dgamma_t0_t1_folded.middleCols(1 * K, K);
+    Matrix<S> t0 = Dbeta_Dgamma_t0_t1_folded.middleCols(2 * K, K);
+    Matrix<S> t1 = Dbeta_Dgamma_t0_t1_folded.middleCols(3 * K, K);
     const RowArray<S> t2 = S(1) / (S(N) * Sigma.array().sqrt());
     Matrix<S> DX(N, K);
     for_each_row(N, K, [&](Index i) {
@@ -158,10 +172,15 @@ std::tuple<Matrix<S>, Matrix<S>> batch_norm_backward_without_DX(const ConstMatri
     const Index N = Z.rows();
     const Index K = Z.cols();
     check_shape("batch_norm_backward_without_DX", "DY", DY, N, K);
-    Matrix<S> Dbeta =
-        fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DY.row(i).array(); });
-    Matrix<S> Dgamma = fold_rows<S, false>(
-        N, K, [&](Index i, auto& acc) { acc.array() += Z.row(i).array() * DY.row(i).array(); });
+    const Matrix<S> Dbeta_Dgamma_folded = fold_rows<S, false>(
+        N, 2 * K,
+        [&](Index i, auto& acc) {
+            acc.segment(0 * K, K).array() += DY.row(i).array();
+            acc.segment(1 * K, K).array() += Z.row(i).array() * DY.row(i).array();
+        },
+        K);
+    Matrix<S> Dbeta = Dbeta_Dgamma_folded.middleCols(0 * K, K);
+    Matrix<S> Dgamma = Dbeta_Dgamma_folded.middleCols(1 * K, K);
     (void)K, (void)N;
     return {std::move(Dbeta), std::move(Dgamma)};
 }
@@ -209,9 +228,15 @@ Matrix<S> simple_batch_norm_eps_backward(const ConstMatrixRef<S>& Sigma, const C
     check_shape("simple_batch_norm_eps_backward", "Y", Y, any, K);
     const Index N = Y.rows();
     check_shape("simple_batch_norm_eps_backward", "DY", DY, N, K);
-    Matrix<S> t0 = fold_rows<S, false>(
-        N, K, [&](Index i, auto& acc) { acc.array() += Y.row(i).array() * DY.row(i).array(); });
-    Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DY.row(i).array(); });
+    const Matrix<S> t0_t1_folded = fold_rows<S, false>(
+        N, 2 * K,
+        [&](Index i, auto& acc) {
+            acc.segment(0 * K, K).array() += Y.row(i).array() * DY.row(i).array();
+            acc.segment(1 * K, K).array() += DY.row(i).array();
+        },
+        K);
+    Matrix<S> t0 = t0_t1_folded.middleCols(0 * K, K);
+    Matrix<S> t1 = t0_t1_folded.middleCols(1 * K, K);
     const RowArray<S> t2 = S(1) / (S(N) * (Sigma.array() + epsilon).sqrt());
     Matrix<S> DX(N, K);
     for_each_row(N, K, [&](Index i) {
@@ -249,9 +274,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_eps_forward(const ConstMa
     Matrix<S> Sigma = (t2.array() / S(N)).matrix();
     const RowArray<S> t3 = (Sigma.array() + epsilon).rsqrt();
     Matrix<S> Z(N, K);
-    for_each_row(N, K, [&](Index i) { Z.row(i).array() = R.row(i).array() * t3; });
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) { Y.row(i).array() = beta.array() + gamma.array() * Z.row(i).array(); });
+    for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() = R.row(i).array() * t3;
+        Y.row(i).array() = beta.array() + gamma.array() * Z.row(i).array();
+    });
     (void)K;
     return {std::move(Sigma), std::move(Z), std::move(Y)};
 }
@@ -279,13 +306,19 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_eps_backward(const ConstM
     check_shape("batch_norm_eps_backward", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) { DZ.row(i).array() = gamma.array() * DY.row(i).array(); });
-    Matrix<S> Dbeta =
-        fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DY.row(i).array(); });
-    Matrix<S> Dgamma = fold_rows<S, false>(
-        N, K, [&](Index i, auto& acc) { acc.array() += Z.row(i).array() * DY.row(i).array(); });
-    Matrix<S> t0 = fold_rows<S, false>(
-        N, K, [&](Index i, auto& acc) { acc.array() += Z.row(i).array() * DZ.row(i).array(); });
-    Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    const Matrix<S> Dbeta_Dgamma_t0_t1_folded = fold_rows<S, false>(
+        N, 4 * K,
+        [&](Index i, auto& acc) {
+            acc.segment(0 * K, K).array() += DY.row(i).array();
+            acc.segment(1 * K, K).array() += Z.row(i).array() * DY.row(i).array();
+            acc.segment(2 * K, K).array() += Z.row(i).array() * DZ.row(i).array();
+            acc.segment(3 * K, K).array() += DZ.row(i).array();
+        },
+        K);
+    Matrix<S> Dbeta = Dbeta_Dgamma_t0_t1_folded.middleCols(0 * K, K);
+    Matrix<S> Dgamma = Dbeta_Dgamma_t0_t1_folded.middleCols(1 * K, K);
+    Matrix<S> t0 = Dbeta_Dgamma_t0_t1_folded.middleCols(2 * K, K);
+    Matrix<S> t1 = Dbeta_Dgamma_t0_t1_folded.middleCols(3 * K, K);
     const RowArray<S> t2 = S(1) / (S(N) * (Sigma.array() + epsilon).sqrt());
     Matrix<S> DX(N, K);
     for_each_row(N, K, [&](Index i) {
@@ -310,10 +343,15 @@ std::tuple<Matrix<S>, Matrix<S>> batch_norm_eps_backward_without_DX(const ConstM
     const Index N = Z.rows();
     const Index K = Z.cols();
     check_shape("batch_norm_eps_backward_without_DX", "DY", DY, N, K);
-    Matrix<S> Dbeta =
-        fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DY.row(i).array(); });
-    Matrix<S> Dgamma = fold_rows<S, false>(
-        N, K, [&](Index i, auto& acc) { acc.array() += Z.row(i).array() * DY.row(i).array(); });
+    const Matrix<S> Dbeta_Dgamma_folded = fold_rows<S, false>(
+        N, 2 * K,
+        [&](Index i, auto& acc) {
+            acc.segment(0 * K, K).array() += DY.row(i).array();
+            acc.segment(1 * K, K).array() += Z.row(i).array() * DY.row(i).array();
+        },
+        K);
+    Matrix<S> Dbeta = Dbeta_Dgamma_folded.middleCols(0 * K, K);
+    Matrix<S> Dgamma = Dbeta_Dgamma_folded.middleCols(1 * K, K);
     (void)K, (void)N;
     return {std::move(Dbeta), std::move(Dgamma)};
 }

@@ -36,7 +36,7 @@ Matrix<S> linear_dropout_forward(const ConstMatrixRef<S>& X, const ConstMatrixRe
     for_each_row(D, K, [&](Index i) { t0.row(i).array() = t1.row(i).array() * R.row(i).array(); });
     Matrix<S> Y(X.rows(), t0.cols());
     gemm<S>(S(1), X, false, t0, false, S(0), Y, "linear_dropout_forward");
-    Y.rowwise() += b.row(0);
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() += b.array(); });
     (void)D, (void)K, (void)N;
     return Y;
 }

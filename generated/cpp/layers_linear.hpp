@@ -31,7 +31,7 @@ Matrix<S> linear_forward(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W,
     check_shape("linear_forward", "b", b, 1, K);
     Matrix<S> Y(X.rows(), W.rows());
     gemm<S>(S(1), X, false, W, true, S(0), Y, "linear_forward");
-    Y.rowwise() += b.row(0);
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() += b.array(); });
     (void)D, (void)K, (void)N;
     return Y;
 }

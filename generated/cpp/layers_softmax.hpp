@@ -33,15 +33,17 @@ Matrix<S> softmax_layer_forward(const ConstMatrixRef<S>& X, const ConstMatrixRef
     check_shape("softmax_layer_forward", "b", b, 1, K);
     Matrix<S> Z(X.rows(), W.rows());
     gemm<S>(S(1), X, false, W, true, S(0), Z, "softmax_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Z.row(i).array()).maxCoeff(); });
     Matrix<S> t0(N, K);
-    for_each_row(N, K, [&](Index i) { t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, K, [&](Index i) { t2(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) { Y.row(i).array() = t0.row(i).array() / t2(i, 0); });
+    for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
+        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        Y.row(i).array() = t0.row(i).array() / t2(i, 0);
+    });
     (void)D, (void)K, (void)N;
     return Y;
 }
@@ -69,10 +71,11 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> softmax_layer_backward(const ConstMa
     check_shape("softmax_layer_backward", "Y", Y, N, K);
     check_shape("softmax_layer_backward", "DY", DY, N, K);
     Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) { t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
-    for_each_row(N, K,
-                 [&](Index i) { DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0)); });
+    for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
+        DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
+    });
     Matrix<S> DW(DZ.cols(), X.cols());
     gemm<S>(S(1), DZ, true, X, false, S(0), DW, "softmax_layer_backward");
     Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
@@ -102,10 +105,11 @@ std::tuple<Matrix<S>, Matrix<S>> softmax_layer_backward_without_DX(const ConstMa
     const Index K = Y.cols();
     check_shape("softmax_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) { t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
-    for_each_row(N, K,
-                 [&](Index i) { DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0)); });
+    for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
+        DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
+    });
     Matrix<S> DW(DZ.cols(), X.cols());
     gemm<S>(S(1), DZ, true, X, false, S(0), DW, "softmax_layer_backward_without_DX");
     Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
@@ -138,10 +142,11 @@ Matrix<S> softmax_layer_backward_update_gradient_descent(const ConstMatrixRef<S>
     check_shape("softmax_layer_backward_update_gradient_descent", "DY", DY, N, K);
     check_shape("softmax_layer_backward_update_gradient_descent", "b", b, 1, K);
     Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) { t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
-    for_each_row(N, K,
-                 [&](Index i) { DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0)); });
+    for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
+        DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
+    });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "softmax_layer_backward_update_gradient_descent");
     gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "softmax_layer_backward_update_gradient_descent");
@@ -181,10 +186,11 @@ Matrix<S> softmax_layer_backward_update_momentum(const ConstMatrixRef<S>& X, Mat
     check_shape("softmax_layer_backward_update_momentum", "b", b, 1, K);
     check_shape("softmax_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
     Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) { t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
-    for_each_row(N, K,
-                 [&](Index i) { DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0)); });
+    for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
+        DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
+    });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "softmax_layer_backward_update_momentum");
     gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "softmax_layer_backward_update_momentum");
@@ -223,10 +229,11 @@ void softmax_layer_backward_without_DX_update_gradient_descent(const ConstMatrix
     check_shape("softmax_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
     check_shape("softmax_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
     Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) { t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
-    for_each_row(N, K,
-                 [&](Index i) { DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0)); });
+    for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
+        DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
+    });
     gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
             "softmax_layer_backward_without_DX_update_gradient_descent");
     Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
@@ -263,10 +270,11 @@ void softmax_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& 
     check_shape("softmax_layer_backward_without_DX_update_momentum", "b", b, 1, K);
     check_shape("softmax_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
     Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) { t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
-    for_each_row(N, K,
-                 [&](Index i) { DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0)); });
+    for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
+        DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
+    });
     gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "softmax_layer_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
@@ -296,14 +304,18 @@ std::tuple<Matrix<S>, Matrix<S>> log_softmax_layer_forward(const ConstMatrixRef<
     check_shape("log_softmax_layer_forward", "b", b, 1, K);
     Matrix<S> Z(X.rows(), W.rows());
     gemm<S>(S(1), X, false, W, true, S(0), Z, "log_softmax_layer_forward");
-    Z.rowwise() += b.row(0);
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Z.row(i).array()).maxCoeff(); });
+    for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() += b.array();
+        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+    });
     Matrix<S> t0 = (-t1.array()).matrix();
     Matrix<S> t2(N, 1);
-    for_each_row(N, K, [&](Index i) { t2(i, 0) = ((t0(i, 0) + Z.row(i).array()).exp()).sum(); });
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) { Y.row(i).array() = t0(i, 0) + Z.row(i).array() - std::log(t2(i, 0)); });
+    for_each_row(N, K, [&](Index i) {
+        t2(i, 0) = ((t0(i, 0) + Z.row(i).array()).exp()).sum();
+        Y.row(i).array() = t0(i, 0) + Z.row(i).array() - std::log(t2(i, 0));
+    });
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
 }
@@ -329,15 +341,15 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> log_softmax_layer_backward(const Con
     check_shape("log_softmax_layer_backward", "Z", Z, N, K);
     check_shape("log_softmax_layer_backward", "DY", DY, N, K);
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Z.row(i).array()).maxCoeff(); });
     Matrix<S> t0(N, K);
-    for_each_row(N, K, [&](Index i) { t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, K, [&](Index i) { t2(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> t3(N, 1);
-    for_each_row(N, K, [&](Index i) { t3(i, 0) = (DY.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (DY.row(i).array()).sum();
         DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
     });
     Matrix<S> DW(DZ.cols(), X.cols());
@@ -368,15 +380,15 @@ std::tuple<Matrix<S>, Matrix<S>> log_softmax_layer_backward_without_DX(const Con
     const Index K = Z.cols();
     check_shape("log_softmax_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Z.row(i).array()).maxCoeff(); });
     Matrix<S> t0(N, K);
-    for_each_row(N, K, [&](Index i) { t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, K, [&](Index i) { t2(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> t3(N, 1);
-    for_each_row(N, K, [&](Index i) { t3(i, 0) = (DY.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (DY.row(i).array()).sum();
         DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
     });
     Matrix<S> DW(DZ.cols(), X.cols());
@@ -408,15 +420,15 @@ Matrix<S> log_softmax_layer_backward_update_gradient_descent(const ConstMatrixRe
     check_shape("log_softmax_layer_backward_update_gradient_descent", "DY", DY, N, K);
     check_shape("log_softmax_layer_backward_update_gradient_descent", "b", b, 1, K);
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Z.row(i).array()).maxCoeff(); });
     Matrix<S> t0(N, K);
-    for_each_row(N, K, [&](Index i) { t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, K, [&](Index i) { t2(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> t3(N, 1);
-    for_each_row(N, K, [&](Index i) { t3(i, 0) = (DY.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (DY.row(i).array()).sum();
         DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
     });
     Matrix<S> DX(DZ.rows(), W.cols());
@@ -453,15 +465,15 @@ Matrix<S> log_softmax_layer_backward_update_momentum(const ConstMatrixRef<S>& X,
     check_shape("log_softmax_layer_backward_update_momentum", "b", b, 1, K);
     check_shape("log_softmax_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Z.row(i).array()).maxCoeff(); });
     Matrix<S> t0(N, K);
-    for_each_row(N, K, [&](Index i) { t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, K, [&](Index i) { t2(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> t3(N, 1);
-    for_each_row(N, K, [&](Index i) { t3(i, 0) = (DY.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (DY.row(i).array()).sum();
         DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
     });
     Matrix<S> DX(DZ.rows(), W.cols());
@@ -499,15 +511,15 @@ void log_softmax_layer_backward_without_DX_update_gradient_descent(const ConstMa
     check_shape("log_softmax_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
     check_shape("log_softmax_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Z.row(i).array()).maxCoeff(); });
     Matrix<S> t0(N, K);
-    for_each_row(N, K, [&](Index i) { t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, K, [&](Index i) { t2(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> t3(N, 1);
-    for_each_row(N, K, [&](Index i) { t3(i, 0) = (DY.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (DY.row(i).array()).sum();
         DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
     });
     gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
@@ -544,15 +556,15 @@ void log_softmax_layer_backward_without_DX_update_momentum(const ConstMatrixRef<
     check_shape("log_softmax_layer_backward_without_DX_update_momentum", "b", b, 1, K);
     check_shape("log_softmax_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Z.row(i).array()).maxCoeff(); });
     Matrix<S> t0(N, K);
-    for_each_row(N, K, [&](Index i) { t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, K, [&](Index i) { t2(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> t3(N, 1);
-    for_each_row(N, K, [&](Index i) { t3(i, 0) = (DY.row(i).array()).sum(); });
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (DY.row(i).array()).sum();
         DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
     });
     gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W,

@@ -147,9 +147,9 @@ S softmax_cross_entropy_loss(const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>
     const Index K = Y.cols();
     check_shape("softmax_cross_entropy_loss", "T", T, N, K);
     Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) { t0(i, 0) = (Y.row(i).array().exp()).sum(); });
     Matrix<S> t1(N, 1);
     for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (Y.row(i).array().exp()).sum();
         t1(i, 0) = (-T.row(i).array() * (Y.row(i).array() - std::log(t0(i, 0)))).sum();
     });
     const S L = t1.sum();
@@ -171,13 +171,13 @@ Matrix<S> softmax_cross_entropy_loss_gradient(const ConstMatrixRef<S>& Y, const 
     const Index K = Y.cols();
     check_shape("softmax_cross_entropy_loss_gradient", "T", T, N, K);
     Matrix<S> t0(N, K);
-    for_each_row(N, K, [&](Index i) { t0.row(i).array() = Y.row(i).array().exp(); });
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, K, [&](Index i) { t2(i, 0) = (T.row(i).array()).sum(); });
     Matrix<S> DY(N, K);
     for_each_row(N, K, [&](Index i) {
+        t0.row(i).array() = Y.row(i).array().exp();
+        t1(i, 0) = (t0.row(i).array()).sum();
+        t2(i, 0) = (T.row(i).array()).sum();
         DY.row(i).array() = t0.row(i).array() * t2(i, 0) / t1(i, 0) - T.row(i).array();
     });
     (void)K, (void)N;
@@ -198,9 +198,9 @@ S softmax_cross_entropy_one_hot_loss(const ConstMatrixRef<S>& Y, const ConstMatr
     const Index K = Y.cols();
     check_shape("softmax_cross_entropy_one_hot_loss", "T", T, N, K);
     Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) { t0(i, 0) = (Y.row(i).array().exp()).sum(); });
     Matrix<S> t1(N, 1);
     for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (Y.row(i).array().exp()).sum();
         t1(i, 0) = (-T.row(i).array() * (Y.row(i).array() - std::log(t0(i, 0)))).sum();
     });
     const S L = t1.sum();
@@ -223,11 +223,13 @@ Matrix<S> softmax_cross_entropy_one_hot_loss_gradient(const ConstMatrixRef<S>& Y
     const Index K = Y.cols();
     check_shape("softmax_cross_entropy_one_hot_loss_gradient", "T", T, N, K);
     Matrix<S> t0(N, K);
-    for_each_row(N, K, [&](Index i) { t0.row(i).array() = Y.row(i).array().exp(); });
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> DY(N, K);
-    for_each_row(N, K, [&](Index i) { DY.row(i).array() = t0.row(i).array() / t1(i, 0) - T.row(i).array(); });
+    for_each_row(N, K, [&](Index i) {
+        t0.row(i).array() = Y.row(i).array().exp();
+        t1(i, 0) = (t0.row(i).array()).sum();
+        DY.row(i).array() = t0.row(i).array() / t1(i, 0) - T.row(i).array();
+    });
     (void)K, (void)N;
     return DY;
 }
@@ -246,11 +248,11 @@ S stable_softmax_cross_entropy_loss(const ConstMatrixRef<S>& Y, const ConstMatri
     const Index K = Y.cols();
     check_shape("stable_softmax_cross_entropy_loss", "T", T, N, K);
     Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) { t0(i, 0) = (Y.row(i).array()).maxCoeff(); });
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = ((Y.row(i).array() - t0(i, 0)).exp()).sum(); });
     Matrix<S> t2(N, 1);
     for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (Y.row(i).array()).maxCoeff();
+        t1(i, 0) = ((Y.row(i).array() - t0(i, 0)).exp()).sum();
         t2(i, 0) = (-T.row(i).array() * (Y.row(i).array() - t0(i, 0) - std::log(t1(i, 0)))).sum();
     });
     const S L = t2.sum();
@@ -272,15 +274,15 @@ Matrix<S> stable_softmax_cross_entropy_loss_gradient(const ConstMatrixRef<S>& Y,
     const Index K = Y.cols();
     check_shape("stable_softmax_cross_entropy_loss_gradient", "T", T, N, K);
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Y.row(i).array()).maxCoeff(); });
     Matrix<S> t0(N, K);
-    for_each_row(N, K, [&](Index i) { t0.row(i).array() = (Y.row(i).array() - t1(i, 0)).exp(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, K, [&](Index i) { t2(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> t3(N, 1);
-    for_each_row(N, K, [&](Index i) { t3(i, 0) = (T.row(i).array()).sum(); });
     Matrix<S> DY(N, K);
     for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (Y.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Y.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (T.row(i).array()).sum();
         DY.row(i).array() = t0.row(i).array() * t3(i, 0) / t2(i, 0) - T.row(i).array();
     });
     (void)K, (void)N;
@@ -367,9 +369,11 @@ Matrix<S> negative_log_likelihood_loss_gradient(const ConstMatrixRef<S>& Y, cons
     const Index K = Y.cols();
     check_shape("negative_log_likelihood_loss_gradient", "T", T, N, K);
     Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) { t0(i, 0) = (Y.row(i).array() * T.row(i).array()).sum(); });
     Matrix<S> DY(N, K);
-    for_each_row(N, K, [&](Index i) { DY.row(i).array() = -T.row(i).array() / t0(i, 0); });
+    for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (Y.row(i).array() * T.row(i).array()).sum();
+        DY.row(i).array() = -T.row(i).array() / t0(i, 0);
+    });
     (void)K, (void)N;
     return DY;
 }

@@ -27,11 +27,13 @@ Matrix<S> softmax(const ConstMatrixRef<S>& X) {
     const Index N = X.rows();
     const Index D = X.cols();
     Matrix<S> t0(N, D);
-    for_each_row(N, D, [&](Index i) { t0.row(i).array() = X.row(i).array().exp(); });
     Matrix<S> t1(N, 1);
-    for_each_row(N, D, [&](Index i) { t1(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> Y(N, D);
-    for_each_row(N, D, [&](Index i) { Y.row(i).array() = t0.row(i).array() / t1(i, 0); });
+    for_each_row(N, D, [&](Index i) {
+        t0.row(i).array() = X.row(i).array().exp();
+        t1(i, 0) = (t0.row(i).array()).sum();
+        Y.row(i).array() = t0.row(i).array() / t1(i, 0);
+    });
     (void)D, (void)N;
     return Y;
 }
@@ -50,10 +52,11 @@ Matrix<S> softmax_backward(const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>& 
     const Index D = Y.cols();
     check_shape("softmax_backward", "DY", DY, N, D);
     Matrix<S> t0(N, 1);
-    for_each_row(N, D, [&](Index i) { t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum(); });
     Matrix<S> DX(N, D);
-    for_each_row(N, D,
-                 [&](Index i) { DX.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0)); });
+    for_each_row(N, D, [&](Index i) {
+        t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
+        DX.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
+    });
     (void)D, (void)N;
     return DX;
 }
@@ -71,13 +74,15 @@ Matrix<S> stable_softmax(const ConstMatrixRef<S>& X) {
     const Index N = X.rows();
     const Index D = X.cols();
     Matrix<S> t1(N, 1);
-    for_each_row(N, D, [&](Index i) { t1(i, 0) = (X.row(i).array()).maxCoeff(); });
     Matrix<S> t0(N, D);
-    for_each_row(N, D, [&](Index i) { t0.row(i).array() = (X.row(i).array() - t1(i, 0)).exp(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, D, [&](Index i) { t2(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> Y(N, D);
-    for_each_row(N, D, [&](Index i) { Y.row(i).array() = t0.row(i).array() / t2(i, 0); });
+    for_each_row(N, D, [&](Index i) {
+        t1(i, 0) = (X.row(i).array()).maxCoeff();
+        t0.row(i).array() = (X.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        Y.row(i).array() = t0.row(i).array() / t2(i, 0);
+    });
     (void)D, (void)N;
     return Y;
 }
@@ -96,10 +101,11 @@ Matrix<S> stable_softmax_backward(const ConstMatrixRef<S>& Y, const ConstMatrixR
     const Index D = Y.cols();
     check_shape("stable_softmax_backward", "DY", DY, N, D);
     Matrix<S> t0(N, 1);
-    for_each_row(N, D, [&](Index i) { t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum(); });
     Matrix<S> DX(N, D);
-    for_each_row(N, D,
-                 [&](Index i) { DX.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0)); });
+    for_each_row(N, D, [&](Index i) {
+        t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
+        DX.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
+    });
     (void)D, (void)N;
     return DX;
 }
@@ -117,9 +123,11 @@ Matrix<S> log_softmax(const ConstMatrixRef<S>& X) {
     const Index N = X.rows();
     const Index D = X.cols();
     Matrix<S> t0(N, 1);
-    for_each_row(N, D, [&](Index i) { t0(i, 0) = (X.row(i).array().exp()).sum(); });
     Matrix<S> Y(N, D);
-    for_each_row(N, D, [&](Index i) { Y.row(i).array() = X.row(i).array() - std::log(t0(i, 0)); });
+    for_each_row(N, D, [&](Index i) {
+        t0(i, 0) = (X.row(i).array().exp()).sum();
+        Y.row(i).array() = X.row(i).array() - std::log(t0(i, 0));
+    });
     (void)D, (void)N;
     return Y;
 }
@@ -138,13 +146,13 @@ Matrix<S> log_softmax_backward(const ConstMatrixRef<S>& X, const ConstMatrixRef<
     const Index D = X.cols();
     check_shape("log_softmax_backward", "DY", DY, N, D);
     Matrix<S> t0(N, D);
-    for_each_row(N, D, [&](Index i) { t0.row(i).array() = X.row(i).array().exp(); });
     Matrix<S> t1(N, 1);
-    for_each_row(N, D, [&](Index i) { t1(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, D, [&](Index i) { t2(i, 0) = (DY.row(i).array()).sum(); });
     Matrix<S> DX(N, D);
     for_each_row(N, D, [&](Index i) {
+        t0.row(i).array() = X.row(i).array().exp();
+        t1(i, 0) = (t0.row(i).array()).sum();
+        t2(i, 0) = (DY.row(i).array()).sum();
         DX.row(i).array() = DY.row(i).array() - t0.row(i).array() * t2(i, 0) / t1(i, 0);
     });
     (void)D, (void)N;
@@ -167,9 +175,11 @@ Matrix<S> stable_log_softmax(const ConstMatrixRef<S>& X) {
     for_each_row(N, D, [&](Index i) { t1(i, 0) = (X.row(i).array()).maxCoeff(); });
     Matrix<S> t0 = (-t1.array()).matrix();
     Matrix<S> t2(N, 1);
-    for_each_row(N, D, [&](Index i) { t2(i, 0) = ((t0(i, 0) + X.row(i).array()).exp()).sum(); });
     Matrix<S> Y(N, D);
-    for_each_row(N, D, [&](Index i) { Y.row(i).array() = t0(i, 0) + X.row(i).array() - std::log(t2(i, 0)); });
+    for_each_row(N, D, [&](Index i) {
+        t2(i, 0) = ((t0(i, 0) + X.row(i).array()).exp()).sum();
+        Y.row(i).array() = t0(i, 0) + X.row(i).array() - std::log(t2(i, 0));
+    });
     (void)D, (void)N;
     return Y;
 }
@@ -189,15 +199,15 @@ Matrix<S> stable_log_softmax_backward(const ConstMatrixRef<S>& X, const ConstMat
     const Index D = X.cols();
     check_shape("stable_log_softmax_backward", "DY", DY, N, D);
     Matrix<S> t1(N, 1);
-    for_each_row(N, D, [&](Index i) { t1(i, 0) = (X.row(i).array()).maxCoeff(); });
     Matrix<S> t0(N, D);
-    for_each_row(N, D, [&](Index i) { t0.row(i).array() = (X.row(i).array() - t1(i, 0)).exp(); });
     Matrix<S> t2(N, 1);
-    for_each_row(N, D, [&](Index i) { t2(i, 0) = (t0.row(i).array()).sum(); });
     Matrix<S> t3(N, 1);
-    for_each_row(N, D, [&](Index i) { t3(i, 0) = (DY.row(i).array()).sum(); });
     Matrix<S> DX(N, D);
     for_each_row(N, D, [&](Index i) {
+        t1(i, 0) = (X.row(i).array()).maxCoeff();
+        t0.row(i).array() = (X.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (DY.row(i).array()).sum();
         DX.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
     });
     (void)D, (void)N;

@@ -299,13 +299,16 @@ inline void for_each_row(Index rows, Index cols, F&& f) {
 /// The 1 x cols sum (or maximum) over rows of the rows that f(i, acc) folds into acc, in storage order:
 /// each block of row_block consecutive rows accumulates into its own partial row, the partials are then
 /// combined in block order, so the result does not depend on the number of threads.
+/// `row_cols` is the width of one input row (the work per row, which decides on threads): several
+/// reductions folded side by side in one pass have cols = their count x row_cols.
 template <class S, bool max, class F>
-inline Matrix<S> fold_rows(Index rows, Index cols, F&& f) {
+inline Matrix<S> fold_rows(Index rows, Index cols, F&& f, Index row_cols = -1) {
     constexpr Index row_block = 32;
     const Index blocks = std::max<Index>(1, (rows + row_block - 1) / row_block);
     const S init = max ? -std::numeric_limits<S>::infinity() : S(0);
     Matrix<S> partial = Matrix<S>::Constant(blocks, cols, init);
-    for_each_row(blocks, rows * cols / blocks, [&](Index k) {
+    const Index work = std::min(rows, row_block) * (row_cols < 0 ? cols : row_cols);
+    for_each_row(blocks, work, [&](Index k) {
         auto acc = partial.row(k);
         const Index end = std::min(rows, (k + 1) * row_block);
         for (Index i = k * row_block; i < end; ++i) f(i, acc);
