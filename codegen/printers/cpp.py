@@ -671,7 +671,7 @@ class CppPrinter:
         product = next((t for t in terms if isinstance(t[1], ir.MatMul) and self.dense_product(t[1])), None)
         if product is not None:
             lines = self.gemm(name, product[1], alpha=f"S({scalar.doprint(product[0])})",
-                              beta=f"S({scalar.doprint(scale)})", declare=False)
+                              beta=scalar.doprint(scale), declare=False)
             terms = [t for t in terms if t is not product]
         # The rest, when every term is a named matrix: one pass row by row (on the OpenMP threads: updates
         # of large parameters are memory-bound), each row scaled and added to while it is in cache.

@@ -190,7 +190,7 @@ Matrix<S> hard_sigmoid_layer_backward_update_gradient_descent(const ConstMatrixR
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "hard_sigmoid_layer_backward_update_gradient_descent");
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "hard_sigmoid_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W, "hard_sigmoid_layer_backward_update_gradient_descent");
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t0.array();
     (void)D, (void)K, (void)N;
@@ -233,7 +233,7 @@ Matrix<S> hard_sigmoid_layer_backward_update_momentum(const ConstMatrixRef<S>& X
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "hard_sigmoid_layer_backward_update_momentum");
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "hard_sigmoid_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "hard_sigmoid_layer_backward_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
@@ -273,7 +273,7 @@ void hard_sigmoid_layer_backward_without_DX_update_gradient_descent(const ConstM
         DZ.row(i).array() = ((Z.row(i).array() >= S(3)) || (Z.row(i).array() <= S(-3)))
                                 .select(S(S(0)), DY.row(i).array() / S(6));
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W,
             "hard_sigmoid_layer_backward_without_DX_update_gradient_descent");
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t0.array();
@@ -315,7 +315,7 @@ void hard_sigmoid_layer_backward_without_DX_update_momentum(const ConstMatrixRef
         DZ.row(i).array() = ((Z.row(i).array() >= S(3)) || (Z.row(i).array() <= S(-3)))
                                 .select(S(S(0)), DY.row(i).array() / S(6));
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W,
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W,
             "hard_sigmoid_layer_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });

@@ -180,7 +180,7 @@ Matrix<S> hyperbolic_tangent_layer_backward_update_gradient_descent(const ConstM
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "hyperbolic_tangent_layer_backward_update_gradient_descent");
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W,
             "hyperbolic_tangent_layer_backward_update_gradient_descent");
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t0.array();
@@ -224,7 +224,7 @@ Matrix<S> hyperbolic_tangent_layer_backward_update_momentum(const ConstMatrixRef
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "hyperbolic_tangent_layer_backward_update_momentum");
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "hyperbolic_tangent_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "hyperbolic_tangent_layer_backward_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
@@ -264,7 +264,7 @@ void hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(const 
     for_each_row(N, K, [&](Index i) {
         DZ.row(i).array() = DY.row(i).array() * (S(1) - Z.row(i).array().tanh().square());
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W,
             "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent");
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t0.array();
@@ -305,7 +305,7 @@ void hyperbolic_tangent_layer_backward_without_DX_update_momentum(const ConstMat
     for_each_row(N, K, [&](Index i) {
         DZ.row(i).array() = DY.row(i).array() * (S(1) - Z.row(i).array().tanh().square());
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W,
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W,
             "hyperbolic_tangent_layer_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });

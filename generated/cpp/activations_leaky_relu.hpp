@@ -178,7 +178,7 @@ Matrix<S> leaky_relu_layer_backward_update_gradient_descent(const ConstMatrixRef
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "leaky_relu_layer_backward_update_gradient_descent");
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "leaky_relu_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W, "leaky_relu_layer_backward_update_gradient_descent");
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t0.array();
     (void)D, (void)K, (void)N;
@@ -220,7 +220,7 @@ Matrix<S> leaky_relu_layer_backward_update_momentum(const ConstMatrixRef<S>& X, 
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "leaky_relu_layer_backward_update_momentum");
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "leaky_relu_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "leaky_relu_layer_backward_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
@@ -259,7 +259,7 @@ void leaky_relu_layer_backward_without_DX_update_gradient_descent(const ConstMat
     for_each_row(N, K, [&](Index i) {
         DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(DY.row(i).array() * alpha, DY.row(i).array());
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W,
             "leaky_relu_layer_backward_without_DX_update_gradient_descent");
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t0.array();
@@ -300,8 +300,7 @@ void leaky_relu_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S
     for_each_row(N, K, [&](Index i) {
         DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(DY.row(i).array() * alpha, DY.row(i).array());
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W,
-            "leaky_relu_layer_backward_without_DX_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "leaky_relu_layer_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;

@@ -176,7 +176,7 @@ Matrix<S> relu_layer_backward_update_gradient_descent(const ConstMatrixRef<S>& X
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "relu_layer_backward_update_gradient_descent");
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "relu_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W, "relu_layer_backward_update_gradient_descent");
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t0.array();
     (void)D, (void)K, (void)N;
@@ -218,7 +218,7 @@ Matrix<S> relu_layer_backward_update_momentum(const ConstMatrixRef<S>& X, Matrix
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "relu_layer_backward_update_momentum");
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "relu_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "relu_layer_backward_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
@@ -257,8 +257,7 @@ void relu_layer_backward_without_DX_update_gradient_descent(const ConstMatrixRef
     for_each_row(N, K, [&](Index i) {
         DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(S(S(0)), DY.row(i).array());
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
-            "relu_layer_backward_without_DX_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W, "relu_layer_backward_without_DX_update_gradient_descent");
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t0.array();
     (void)D, (void)K, (void)N;
@@ -296,7 +295,7 @@ void relu_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X, 
     for_each_row(N, K, [&](Index i) {
         DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(S(S(0)), DY.row(i).array());
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "relu_layer_backward_without_DX_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "relu_layer_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;

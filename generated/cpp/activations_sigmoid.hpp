@@ -181,7 +181,7 @@ Matrix<S> sigmoid_layer_backward_update_gradient_descent(const ConstMatrixRef<S>
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "sigmoid_layer_backward_update_gradient_descent");
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "sigmoid_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W, "sigmoid_layer_backward_update_gradient_descent");
     Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t1.array();
     (void)D, (void)K, (void)N;
@@ -224,7 +224,7 @@ Matrix<S> sigmoid_layer_backward_update_momentum(const ConstMatrixRef<S>& X, Mat
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "sigmoid_layer_backward_update_momentum");
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "sigmoid_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "sigmoid_layer_backward_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
@@ -264,7 +264,7 @@ void sigmoid_layer_backward_without_DX_update_gradient_descent(const ConstMatrix
         const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
         DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W,
             "sigmoid_layer_backward_without_DX_update_gradient_descent");
     Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t1.array();
@@ -304,7 +304,7 @@ void sigmoid_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& 
         const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
         DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "sigmoid_layer_backward_without_DX_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "sigmoid_layer_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;

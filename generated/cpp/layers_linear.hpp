@@ -110,7 +110,7 @@ Matrix<S> linear_backward_update_gradient_descent(const ConstMatrixRef<S>& X, Ma
     check_shape("linear_backward_update_gradient_descent", "b", b, 1, K);
     Matrix<S> DX(DY.rows(), W.cols());
     gemm<S>(S(1), DY, false, W, false, S(0), DX, "linear_backward_update_gradient_descent");
-    gemm<S>(S(-eta), DY, true, X, false, S(S(1)), W, "linear_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DY, true, X, false, S(1), W, "linear_backward_update_gradient_descent");
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DY.row(i).array(); });
     b.array() -= eta * t0.array();
     (void)D, (void)K, (void)N;
@@ -145,7 +145,7 @@ Matrix<S> linear_backward_update_momentum(const ConstMatrixRef<S>& X, MatrixRef<
     check_shape("linear_backward_update_momentum", "Delta_b", Delta_b, 1, K);
     Matrix<S> DX(DY.rows(), W.cols());
     gemm<S>(S(1), DY, false, W, false, S(0), DX, "linear_backward_update_momentum");
-    gemm<S>(S(-eta), DY, true, X, false, S(mu), Delta_W, "linear_backward_update_momentum");
+    gemm<S>(S(-eta), DY, true, X, false, mu, Delta_W, "linear_backward_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DY.row(i).array(); });
     Delta_b.array() *= mu;
@@ -176,7 +176,7 @@ void linear_backward_without_DX_update_gradient_descent(const ConstMatrixRef<S>&
     const Index K = DY.cols();
     check_shape("linear_backward_without_DX_update_gradient_descent", "W", W, K, D);
     check_shape("linear_backward_without_DX_update_gradient_descent", "b", b, 1, K);
-    gemm<S>(S(-eta), DY, true, X, false, S(S(1)), W, "linear_backward_without_DX_update_gradient_descent");
+    gemm<S>(S(-eta), DY, true, X, false, S(1), W, "linear_backward_without_DX_update_gradient_descent");
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DY.row(i).array(); });
     b.array() -= eta * t0.array();
     (void)D, (void)K, (void)N;
@@ -207,7 +207,7 @@ void linear_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X, cons
     check_shape("linear_backward_without_DX_update_momentum", "Delta_W", Delta_W, K, D);
     check_shape("linear_backward_without_DX_update_momentum", "b", b, 1, K);
     check_shape("linear_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
-    gemm<S>(S(-eta), DY, true, X, false, S(mu), Delta_W, "linear_backward_without_DX_update_momentum");
+    gemm<S>(S(-eta), DY, true, X, false, mu, Delta_W, "linear_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DY.row(i).array(); });
     Delta_b.array() *= mu;

@@ -149,7 +149,7 @@ Matrix<S> softmax_layer_backward_update_gradient_descent(const ConstMatrixRef<S>
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "softmax_layer_backward_update_gradient_descent");
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "softmax_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W, "softmax_layer_backward_update_gradient_descent");
     Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t1.array();
     (void)D, (void)K, (void)N;
@@ -193,7 +193,7 @@ Matrix<S> softmax_layer_backward_update_momentum(const ConstMatrixRef<S>& X, Mat
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "softmax_layer_backward_update_momentum");
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "softmax_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "softmax_layer_backward_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
@@ -234,7 +234,7 @@ void softmax_layer_backward_without_DX_update_gradient_descent(const ConstMatrix
         t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
         DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W,
             "softmax_layer_backward_without_DX_update_gradient_descent");
     Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t1.array();
@@ -275,7 +275,7 @@ void softmax_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& 
         t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
         DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "softmax_layer_backward_without_DX_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "softmax_layer_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
@@ -433,7 +433,7 @@ Matrix<S> log_softmax_layer_backward_update_gradient_descent(const ConstMatrixRe
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "log_softmax_layer_backward_update_gradient_descent");
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W, "log_softmax_layer_backward_update_gradient_descent");
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W, "log_softmax_layer_backward_update_gradient_descent");
     Matrix<S> t4 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t4.array();
     (void)D, (void)K, (void)N;
@@ -478,7 +478,7 @@ Matrix<S> log_softmax_layer_backward_update_momentum(const ConstMatrixRef<S>& X,
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "log_softmax_layer_backward_update_momentum");
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W, "log_softmax_layer_backward_update_momentum");
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "log_softmax_layer_backward_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t4 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
@@ -522,7 +522,7 @@ void log_softmax_layer_backward_without_DX_update_gradient_descent(const ConstMa
         t3(i, 0) = (DY.row(i).array()).sum();
         DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(S(1)), W,
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W,
             "log_softmax_layer_backward_without_DX_update_gradient_descent");
     Matrix<S> t4 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     b.array() -= eta * t4.array();
@@ -567,7 +567,7 @@ void log_softmax_layer_backward_without_DX_update_momentum(const ConstMatrixRef<
         t3(i, 0) = (DY.row(i).array()).sum();
         DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
     });
-    gemm<S>(S(-eta), DZ, true, X, false, S(mu), Delta_W,
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W,
             "log_softmax_layer_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
     Matrix<S> t4 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
