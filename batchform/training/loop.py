@@ -113,7 +113,7 @@ class Trainer:
                         progress.stop()
                     return history
                 good = network.snapshot()
-                network.backpropagate(DY / Xb.shape[0])
+                network.backpropagate(DY / Xb.shape[0], eta)
                 network.optimize(eta)
                 if progress:
                     progress.advance()

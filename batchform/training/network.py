@@ -39,6 +39,7 @@ class Layer:
     state: dict = field(default_factory=dict)
     saved: dict = field(default_factory=dict)
     gradients: dict = field(default_factory=dict)
+    updated: bool = False  # by a fused backward + update kernel in the last backpropagate
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -154,13 +155,24 @@ class Network:
             X = outputs[info.output]
         return X
 
-    def backpropagate(self, DY) -> None:
+    def backpropagate(self, DY, eta: float | None = None) -> None:
+        """Gradients of every layer, last to first. With ``eta``, a layer whose backward has a fused form with
+        its optimizer (``<backward>_update_<optimizer>``, generated where the update can consume a gradient
+        product directly) is updated right here, without forming that gradient; ``optimize`` skips it."""
         for index in reversed(range(len(self.layers))):
             layer = self.layers[index]
             info = layer.saved["__info__"]
             values = {**layer.saved, f"D{info.output}": DY}
             # The first layer's input needs no gradient: its kernel without DX saves a third of its work.
             kernel = info.kernels[2] if index == 0 and len(info.kernels) > 2 else info.kernels[1]
+            fused = self._fused(info, kernel, layer) if eta is not None else None
+            layer.updated = fused is not None
+            if fused is not None:
+                results = _call(self.backend, fused, {**values, **self._optimizer_values(layer, eta)})
+                self._store_updates(layer, results)
+                layer.gradients = {}
+                DY = results.get("DX")
+                continue
             gradients = _call(self.backend, kernel, values)
             layer.gradients = {name[1:]: g for name, g in gradients.items() if name[1:] in layer.parameters}
             layer.saved[f"D{info.output}"] = DY  # kept for the dense gradient of a --grow Gradient step
@@ -168,9 +180,31 @@ class Network:
 
     #: ``--clip t``: after each update, stored weights with |w| < t become exactly 0 (as the Nerva tools).
     clip = 0.0
+    @staticmethod
+    def _fused(info: SpecInfo, kernel: Kernel, layer: Layer) -> Kernel | None:
+        name = f"{kernel.name}_update_{layer.optimizer.spec}"
+        return next((k for k in info.kernels if k.name == name), None)
+
+    @staticmethod
+    def _optimizer_values(layer: Layer, eta: float) -> dict:
+        """The arguments a fused kernel takes for the update: η, the optimizer's hyperparameters, and each
+        parameter's state under ``<state>_<parameter>`` (e.g. ``Delta_W``)."""
+        values = {"eta": eta, **layer.optimizer.hyperparameters}
+        for name, state in layer.state.items():
+            values.update({f"{s}_{name}": v for s, v in state.items()})
+        return values
+
+    @staticmethod
+    def _store_updates(layer: Layer, results: dict) -> None:
+        for name in layer.parameters:
+            layer.parameters[name] = results.get(name, layer.parameters[name])
+            layer.state[name] = {s: results.get(f"{s}_{name}", v) for s, v in layer.state[name].items()}
 
     def optimize(self, eta: float) -> None:
         for layer in self.layers:
+            if layer.updated:  # already updated by its fused backward
+                layer.updated = False
+                continue
             update = SPECS[layer.optimizer.spec]
             kernel = update.kernels[0]
             for name, value in layer.parameters.items():

@@ -76,7 +76,21 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
         if masked is None:
             return super()._print_Piecewise(expr)
         value, condition = masked
+        threshold = self._threshold(value, condition)
+        if threshold is not None:
+            return threshold
         return f"{self.parenthesize(value, PRECEDENCE['Mul'], strict=True)} * ({self._print(condition)})"
+
+    def _threshold(self, value, condition) -> str | None:
+        """``DY`` where ``Z > c``, else 0, is ATen's one-pass ``threshold_backward(DY, Z, c)`` (ReLU's mask):
+        exactly that function, for a tensor ``DY`` and ``Z`` and a constant threshold ``c``."""
+        if not (ir.is_placeholder(value) and isinstance(condition, sympy.StrictGreaterThan | sympy.StrictLessThan)):
+            return None
+        tensor, bound = (condition.lhs, condition.rhs) if isinstance(condition, sympy.StrictGreaterThan) \
+            else (condition.rhs, condition.lhs)
+        if not ir.is_placeholder(tensor) or not bound.is_number:
+            return None
+        return f"torch.ops.aten.threshold_backward({self._print(value)}, {self._print(tensor)}, {self._print(bound)})"
 
     def _binary(self, name, args):
         """``torch.maximum`` needs two tensors: a scalar bound (0, α, a 0-d parameter) is a ``clamp``."""
@@ -163,6 +177,13 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
 
     def scale_in_place(self, name: str, factor: sympy.Expr) -> str:
         return f"{name}.mul_({self.scalar(factor)})"
+
+    def product_in_place(self, name: str, scale, coefficient, product) -> str:
+        """``W.addmm_(A, B, beta=c, alpha=a)``: the product accumulated into θ by the GEMM, no temporary."""
+        left, right = self.expr(product.a), self.expr(product.b)
+        options = ([f"beta={self.scalar(scale)}"] if scale != 1 else []) + \
+            ([f"alpha={self.scalar(coefficient)}"] if coefficient != 1 else [])
+        return f"{name}.addmm_({', '.join([left[0], right[0], *options])})"
 
     def add_in_place(self, name: str, arg, coefficient: sympy.Expr) -> str:
         if coefficient == 1:

@@ -19,6 +19,10 @@ __all__ = [
     "all_relu_layer_forward",
     "all_relu_layer_backward",
     "all_relu_layer_backward_without_DX",
+    "all_relu_layer_backward_update_gradient_descent",
+    "all_relu_layer_backward_update_momentum",
+    "all_relu_layer_backward_without_DX_update_gradient_descent",
+    "all_relu_layer_backward_without_DX_update_momentum",
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
     "all_relu_dropout_layer_backward_without_DX",
@@ -30,6 +34,10 @@ __all__ = [
     "hard_sigmoid_layer_forward",
     "hard_sigmoid_layer_backward",
     "hard_sigmoid_layer_backward_without_DX",
+    "hard_sigmoid_layer_backward_update_gradient_descent",
+    "hard_sigmoid_layer_backward_update_momentum",
+    "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "hard_sigmoid_layer_backward_without_DX_update_momentum",
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
     "hard_sigmoid_dropout_layer_backward_without_DX",
@@ -41,6 +49,10 @@ __all__ = [
     "hyperbolic_tangent_layer_forward",
     "hyperbolic_tangent_layer_backward",
     "hyperbolic_tangent_layer_backward_without_DX",
+    "hyperbolic_tangent_layer_backward_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_update_momentum",
+    "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
     "hyperbolic_tangent_dropout_layer_backward_without_DX",
@@ -52,6 +64,10 @@ __all__ = [
     "leaky_relu_layer_forward",
     "leaky_relu_layer_backward",
     "leaky_relu_layer_backward_without_DX",
+    "leaky_relu_layer_backward_update_gradient_descent",
+    "leaky_relu_layer_backward_update_momentum",
+    "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+    "leaky_relu_layer_backward_without_DX_update_momentum",
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
     "leaky_relu_dropout_layer_backward_without_DX",
@@ -63,6 +79,10 @@ __all__ = [
     "relu_layer_forward",
     "relu_layer_backward",
     "relu_layer_backward_without_DX",
+    "relu_layer_backward_update_gradient_descent",
+    "relu_layer_backward_update_momentum",
+    "relu_layer_backward_without_DX_update_gradient_descent",
+    "relu_layer_backward_without_DX_update_momentum",
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
     "relu_dropout_layer_backward_without_DX",
@@ -74,6 +94,10 @@ __all__ = [
     "sigmoid_layer_forward",
     "sigmoid_layer_backward",
     "sigmoid_layer_backward_without_DX",
+    "sigmoid_layer_backward_update_gradient_descent",
+    "sigmoid_layer_backward_update_momentum",
+    "sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "sigmoid_layer_backward_without_DX_update_momentum",
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
     "sigmoid_dropout_layer_backward_without_DX",
@@ -246,6 +270,192 @@ def all_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: Sca
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
+
+
+def all_relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def all_relu_layer_backward_update_momentum(
+    X: Array,
+    W: Array,
+    Z: Array,
+    DY: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def all_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def all_relu_layer_backward_without_DX_update_momentum(
+    X: Array,
+    Z: Array,
+    DY: Array,
+    W: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
 
 
 def all_relu_dropout_layer_forward(
@@ -546,6 +756,174 @@ def hard_sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tup
     return DW, Db
 
 
+def hard_sigmoid_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def hard_sigmoid_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def hard_sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.
 
@@ -840,6 +1218,174 @@ def hyperbolic_tangent_layer_backward_without_DX(X: Array, Z: Array, DY: Array) 
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
+
+
+def hyperbolic_tangent_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def hyperbolic_tangent_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
 
 
 def hyperbolic_tangent_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
@@ -1140,6 +1686,192 @@ def leaky_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: S
     return DW, Db
 
 
+def leaky_relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def leaky_relu_layer_backward_update_momentum(
+    X: Array,
+    W: Array,
+    Z: Array,
+    DY: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def leaky_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def leaky_relu_layer_backward_without_DX_update_momentum(
+    X: Array,
+    Z: Array,
+    DY: Array,
+    W: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def leaky_relu_dropout_layer_forward(
     X: Array, R: Array, W: Array, b: Array, alpha: Scalar
 ) -> tuple[Array, Array]:
@@ -1438,6 +2170,174 @@ def relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array
     return DW, Db
 
 
+def relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def relu_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def relu_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def relu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.
 
@@ -1729,6 +2629,178 @@ def sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Ar
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
+
+
+def sigmoid_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def sigmoid_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def sigmoid_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def sigmoid_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
 
 
 def sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:

@@ -17,6 +17,10 @@ __all__ = [
     "all_relu_layer_forward",
     "all_relu_layer_backward",
     "all_relu_layer_backward_without_DX",
+    "all_relu_layer_backward_update_gradient_descent",
+    "all_relu_layer_backward_update_momentum",
+    "all_relu_layer_backward_without_DX_update_gradient_descent",
+    "all_relu_layer_backward_without_DX_update_momentum",
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
     "all_relu_dropout_layer_backward_without_DX",
@@ -28,6 +32,10 @@ __all__ = [
     "hard_sigmoid_layer_forward",
     "hard_sigmoid_layer_backward",
     "hard_sigmoid_layer_backward_without_DX",
+    "hard_sigmoid_layer_backward_update_gradient_descent",
+    "hard_sigmoid_layer_backward_update_momentum",
+    "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "hard_sigmoid_layer_backward_without_DX_update_momentum",
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
     "hard_sigmoid_dropout_layer_backward_without_DX",
@@ -39,6 +47,10 @@ __all__ = [
     "hyperbolic_tangent_layer_forward",
     "hyperbolic_tangent_layer_backward",
     "hyperbolic_tangent_layer_backward_without_DX",
+    "hyperbolic_tangent_layer_backward_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_update_momentum",
+    "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
     "hyperbolic_tangent_dropout_layer_backward_without_DX",
@@ -50,6 +62,10 @@ __all__ = [
     "leaky_relu_layer_forward",
     "leaky_relu_layer_backward",
     "leaky_relu_layer_backward_without_DX",
+    "leaky_relu_layer_backward_update_gradient_descent",
+    "leaky_relu_layer_backward_update_momentum",
+    "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+    "leaky_relu_layer_backward_without_DX_update_momentum",
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
     "leaky_relu_dropout_layer_backward_without_DX",
@@ -61,6 +77,10 @@ __all__ = [
     "relu_layer_forward",
     "relu_layer_backward",
     "relu_layer_backward_without_DX",
+    "relu_layer_backward_update_gradient_descent",
+    "relu_layer_backward_update_momentum",
+    "relu_layer_backward_without_DX_update_gradient_descent",
+    "relu_layer_backward_without_DX_update_momentum",
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
     "relu_dropout_layer_backward_without_DX",
@@ -72,6 +92,10 @@ __all__ = [
     "sigmoid_layer_forward",
     "sigmoid_layer_backward",
     "sigmoid_layer_backward_without_DX",
+    "sigmoid_layer_backward_update_gradient_descent",
+    "sigmoid_layer_backward_update_momentum",
+    "sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "sigmoid_layer_backward_without_DX_update_momentum",
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
     "sigmoid_dropout_layer_backward_without_DX",
@@ -244,6 +268,196 @@ def all_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: flo
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
+
+
+def all_relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, alpha: float, eta: float
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = np.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return DX, W, b
+
+
+def all_relu_layer_backward_update_momentum(
+    X: Array,
+    W: Array,
+    Z: Array,
+    DY: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: float,
+    eta: float,
+    mu: float,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = np.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def all_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, alpha: float, eta: float
+) -> tuple[Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = np.where(Z < 0, DY * alpha, DY)
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return W, b
+
+
+def all_relu_layer_backward_without_DX_update_momentum(
+    X: Array,
+    Z: Array,
+    DY: Array,
+    W: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: float,
+    eta: float,
+    mu: float,
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = np.where(Z < 0, DY * alpha, DY)
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return Delta_W, W, Delta_b, b
 
 
 def all_relu_dropout_layer_forward(
@@ -542,6 +756,178 @@ def hard_sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tup
     return DW, Db
 
 
+def hard_sigmoid_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: float
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = np.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DX = DZ @ W
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return DX, W, b
+
+
+def hard_sigmoid_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = np.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DX = DZ @ W
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: float
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = np.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return W, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = np.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return Delta_W, W, Delta_b, b
+
+
 def hard_sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.
 
@@ -834,6 +1220,178 @@ def hyperbolic_tangent_layer_backward_without_DX(X: Array, Z: Array, DY: Array) 
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
+
+
+def hyperbolic_tangent_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: float
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = DY * (1 - np.tanh(Z) ** 2)
+    DX = DZ @ W
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return DX, W, b
+
+
+def hyperbolic_tangent_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = DY * (1 - np.tanh(Z) ** 2)
+    DX = DZ @ W
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: float
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = DY * (1 - np.tanh(Z) ** 2)
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return W, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = DY * (1 - np.tanh(Z) ** 2)
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return Delta_W, W, Delta_b, b
 
 
 def hyperbolic_tangent_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
@@ -1132,6 +1690,196 @@ def leaky_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: f
     return DW, Db
 
 
+def leaky_relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, alpha: float, eta: float
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = np.where(Z <= 0, DY * alpha, DY)
+    DX = DZ @ W
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return DX, W, b
+
+
+def leaky_relu_layer_backward_update_momentum(
+    X: Array,
+    W: Array,
+    Z: Array,
+    DY: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: float,
+    eta: float,
+    mu: float,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = np.where(Z <= 0, DY * alpha, DY)
+    DX = DZ @ W
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def leaky_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, alpha: float, eta: float
+) -> tuple[Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = np.where(Z <= 0, DY * alpha, DY)
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return W, b
+
+
+def leaky_relu_layer_backward_without_DX_update_momentum(
+    X: Array,
+    Z: Array,
+    DY: Array,
+    W: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: float,
+    eta: float,
+    mu: float,
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = np.where(Z <= 0, DY * alpha, DY)
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return Delta_W, W, Delta_b, b
+
+
 def leaky_relu_dropout_layer_forward(
     X: Array, R: Array, W: Array, b: Array, alpha: float
 ) -> tuple[Array, Array]:
@@ -1428,6 +2176,178 @@ def relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array
     return DW, Db
 
 
+def relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: float
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = np.where(Z <= 0, 0, DY)
+    DX = DZ @ W
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return DX, W, b
+
+
+def relu_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = np.where(Z <= 0, 0, DY)
+    DX = DZ @ W
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: float
+) -> tuple[Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = np.where(Z <= 0, 0, DY)
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return W, b
+
+
+def relu_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = np.where(Z <= 0, 0, DY)
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return Delta_W, W, Delta_b, b
+
+
 def relu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.
 
@@ -1717,6 +2637,182 @@ def sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Ar
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
+
+
+def sigmoid_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: float
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
+    DZ = DY * t0 * (1 - t0)
+    DX = DZ @ W
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return DX, W, b
+
+
+def sigmoid_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
+    DZ = DY * t0 * (1 - t0)
+    DX = DZ @ W
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def sigmoid_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: float
+) -> tuple[Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
+    DZ = DY * t0 * (1 - t0)
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return W, b
+
+
+def sigmoid_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
+    DZ = DY * t0 * (1 - t0)
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return Delta_W, W, Delta_b, b
 
 
 def sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:

@@ -17,6 +17,10 @@ __all__ = [
     "all_relu_layer_forward",
     "all_relu_layer_backward",
     "all_relu_layer_backward_without_DX",
+    "all_relu_layer_backward_update_gradient_descent",
+    "all_relu_layer_backward_update_momentum",
+    "all_relu_layer_backward_without_DX_update_gradient_descent",
+    "all_relu_layer_backward_without_DX_update_momentum",
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
     "all_relu_dropout_layer_backward_without_DX",
@@ -28,6 +32,10 @@ __all__ = [
     "hard_sigmoid_layer_forward",
     "hard_sigmoid_layer_backward",
     "hard_sigmoid_layer_backward_without_DX",
+    "hard_sigmoid_layer_backward_update_gradient_descent",
+    "hard_sigmoid_layer_backward_update_momentum",
+    "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "hard_sigmoid_layer_backward_without_DX_update_momentum",
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
     "hard_sigmoid_dropout_layer_backward_without_DX",
@@ -39,6 +47,10 @@ __all__ = [
     "hyperbolic_tangent_layer_forward",
     "hyperbolic_tangent_layer_backward",
     "hyperbolic_tangent_layer_backward_without_DX",
+    "hyperbolic_tangent_layer_backward_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_update_momentum",
+    "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
     "hyperbolic_tangent_dropout_layer_backward_without_DX",
@@ -50,6 +62,10 @@ __all__ = [
     "leaky_relu_layer_forward",
     "leaky_relu_layer_backward",
     "leaky_relu_layer_backward_without_DX",
+    "leaky_relu_layer_backward_update_gradient_descent",
+    "leaky_relu_layer_backward_update_momentum",
+    "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+    "leaky_relu_layer_backward_without_DX_update_momentum",
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
     "leaky_relu_dropout_layer_backward_without_DX",
@@ -61,6 +77,10 @@ __all__ = [
     "relu_layer_forward",
     "relu_layer_backward",
     "relu_layer_backward_without_DX",
+    "relu_layer_backward_update_gradient_descent",
+    "relu_layer_backward_update_momentum",
+    "relu_layer_backward_without_DX_update_gradient_descent",
+    "relu_layer_backward_without_DX_update_momentum",
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
     "relu_dropout_layer_backward_without_DX",
@@ -72,6 +92,10 @@ __all__ = [
     "sigmoid_layer_forward",
     "sigmoid_layer_backward",
     "sigmoid_layer_backward_without_DX",
+    "sigmoid_layer_backward_update_gradient_descent",
+    "sigmoid_layer_backward_update_momentum",
+    "sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "sigmoid_layer_backward_without_DX_update_momentum",
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
     "sigmoid_dropout_layer_backward_without_DX",
@@ -246,6 +270,194 @@ def all_relu_layer_backward_without_DX(
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
+
+
+def all_relu_layer_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, b: Tensor, alpha: Scalar, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by AllReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return DX, W, b
+
+
+def all_relu_layer_backward_update_momentum(
+    X: Tensor,
+    W: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by AllReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = torch.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def all_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Tensor, Z: Tensor, DY: Tensor, W: Tensor, b: Tensor, alpha: Scalar, eta: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = torch.where(Z < 0, DY * alpha, DY)
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return W, b
+
+
+def all_relu_layer_backward_without_DX_update_momentum(
+    X: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    W: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = torch.where(Z < 0, DY * alpha, DY)
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return Delta_W, W, Delta_b, b
 
 
 def all_relu_dropout_layer_forward(
@@ -542,6 +754,192 @@ def hard_sigmoid_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> 
     return DW, Db
 
 
+def hard_sigmoid_layer_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by Hard sigmoid: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = DY / 6 * ((Z > -3) & (Z < 3))
+    DX = DZ @ W
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return DX, W, b
+
+
+def hard_sigmoid_layer_backward_update_momentum(
+    X: Tensor,
+    W: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by Hard sigmoid: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = DY / 6 * ((Z > -3) & (Z < 3))
+    DX = DZ @ W
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_gradient_descent(
+    X: Tensor, Z: Tensor, DY: Tensor, W: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = DY / 6 * ((Z > -3) & (Z < 3))
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return W, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_momentum(
+    X: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    W: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = DY / 6 * ((Z > -3) & (Z < 3))
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return Delta_W, W, Delta_b, b
+
+
 def hard_sigmoid_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.
 
@@ -836,6 +1234,192 @@ def hyperbolic_tangent_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tenso
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
+
+
+def hyperbolic_tangent_layer_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = DY * (1 - torch.tanh(Z) ** 2)
+    DX = DZ @ W
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return DX, W, b
+
+
+def hyperbolic_tangent_layer_backward_update_momentum(
+    X: Tensor,
+    W: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = DY * (1 - torch.tanh(Z) ** 2)
+    DX = DZ @ W
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(
+    X: Tensor, Z: Tensor, DY: Tensor, W: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = DY * (1 - torch.tanh(Z) ** 2)
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return W, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_momentum(
+    X: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    W: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = DY * (1 - torch.tanh(Z) ** 2)
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return Delta_W, W, Delta_b, b
 
 
 def hyperbolic_tangent_dropout_layer_forward(
@@ -1136,6 +1720,194 @@ def leaky_relu_layer_backward_without_DX(
     return DW, Db
 
 
+def leaky_relu_layer_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, b: Tensor, alpha: Scalar, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by Leaky ReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = torch.where(Z <= 0, DY * alpha, DY)
+    DX = DZ @ W
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return DX, W, b
+
+
+def leaky_relu_layer_backward_update_momentum(
+    X: Tensor,
+    W: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by Leaky ReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = torch.where(Z <= 0, DY * alpha, DY)
+    DX = DZ @ W
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def leaky_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Tensor, Z: Tensor, DY: Tensor, W: Tensor, b: Tensor, alpha: Scalar, eta: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = torch.where(Z <= 0, DY * alpha, DY)
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return W, b
+
+
+def leaky_relu_layer_backward_without_DX_update_momentum(
+    X: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    W: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = torch.where(Z <= 0, DY * alpha, DY)
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return Delta_W, W, Delta_b, b
+
+
 def leaky_relu_dropout_layer_forward(
     X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: Scalar
 ) -> tuple[Tensor, Tensor]:
@@ -1347,7 +2119,7 @@ def relu_backward(X: Tensor, DY: Tensor) -> Tensor:
     """
     if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
         wrong_shapes("relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
-    DX = DY * (X > 0)
+    DX = torch.ops.aten.threshold_backward(DY, X, 0)
     return DX
 
 
@@ -1397,7 +2169,7 @@ def relu_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple[Te
             (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, W.shape, Z.shape, DY.shape),
         )
-    DZ = DY * (Z > 0)
+    DZ = torch.ops.aten.threshold_backward(DY, Z, 0)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -1424,10 +2196,196 @@ def relu_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Te
             (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, Z.shape, DY.shape),
         )
-    DZ = DY * (Z > 0)
+    DZ = torch.ops.aten.threshold_backward(DY, Z, 0)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
+
+
+def relu_layer_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by ReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = torch.ops.aten.threshold_backward(DY, Z, 0)
+    DX = DZ @ W
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return DX, W, b
+
+
+def relu_layer_backward_update_momentum(
+    X: Tensor,
+    W: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by ReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = torch.ops.aten.threshold_backward(DY, Z, 0)
+    DX = DZ @ W
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def relu_layer_backward_without_DX_update_gradient_descent(
+    X: Tensor, Z: Tensor, DY: Tensor, W: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by ReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = torch.ops.aten.threshold_backward(DY, Z, 0)
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return W, b
+
+
+def relu_layer_backward_without_DX_update_momentum(
+    X: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    W: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by ReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = torch.ops.aten.threshold_backward(DY, Z, 0)
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return Delta_W, W, Delta_b, b
 
 
 def relu_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
@@ -1484,7 +2442,7 @@ def relu_dropout_layer_backward(
             (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, W.shape, Z.shape, DY.shape),
         )
-    DZ = DY * (Z > 0)
+    DZ = torch.ops.aten.threshold_backward(DY, Z, 0)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ (W * R.T)
@@ -1516,7 +2474,7 @@ def relu_dropout_layer_backward_without_DX(
             (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, Z.shape, DY.shape),
         )
-    DZ = DY * (Z > 0)
+    DZ = torch.ops.aten.threshold_backward(DY, Z, 0)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
@@ -1570,7 +2528,7 @@ def sparse_relu_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> t
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_relu_layer_backward", "W", W)
-    DZ = DY * (Z > 0)
+    DZ = torch.ops.aten.threshold_backward(DY, Z, 0)
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -1603,7 +2561,7 @@ def sparse_relu_layer_backward_without_DX(
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_relu_layer_backward_without_DX", "W", W)
-    DZ = DY * (Z > 0)
+    DZ = torch.ops.aten.threshold_backward(DY, Z, 0)
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
@@ -1721,6 +2679,196 @@ def sigmoid_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
+
+
+def sigmoid_layer_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by Sigmoid: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    t0 = torch.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DX = DZ @ W
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return DX, W, b
+
+
+def sigmoid_layer_backward_update_momentum(
+    X: Tensor,
+    W: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by Sigmoid: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = torch.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DX = DZ @ W
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def sigmoid_layer_backward_without_DX_update_gradient_descent(
+    X: Tensor, Z: Tensor, DY: Tensor, W: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    t0 = torch.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return W, b
+
+
+def sigmoid_layer_backward_without_DX_update_momentum(
+    X: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    W: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = torch.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return Delta_W, W, Delta_b, b
 
 
 def sigmoid_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
