@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,10 @@ import jinja2
 from codegen.backends import Backend
 from codegen.errors import SpecError
 from codegen.loader import REPO, LoadedSpec
+from codegen.fused import fused_updates
 from codegen.lower import Function, lower, variants
+from codegen.printers.python import imports_for
+from codegen.printers.scalar import PrinterBug
 
 TEMPLATES = REPO / "templates"
 
@@ -39,16 +41,18 @@ class Family:
 
 def families(specs: list[LoadedSpec]) -> list[Family]:
     grouped: dict[str, Family] = {}
+    lowered = {loaded.name: lower(loaded) for loaded in specs}
+    updates = [f for functions in lowered.values() for f in functions if f.kind == "update" and f.in_place]
     for loaded in specs:
         family = grouped.get(loaded.family)
         if family is None:
-            package = importlib.import_module(f"spec.{loaded.family}")
-            title = (package.__doc__ or loaded.family).strip().splitlines()[0].rstrip(".")
+            title = loaded.family_title or loaded.family
             family = grouped[loaded.family] = Family(loaded.family, title, [], [])
         if loaded.path not in family.sources:
             family.sources.append(loaded.path)
-        functions = lower(loaded)
-        family.functions.extend(functions + variants(loaded, functions))
+        functions = lowered[loaded.name]
+        functions = functions + variants(loaded, functions)
+        family.functions.extend(functions + fused_updates(functions, updates))
     return [grouped[k] for k in sorted(grouped)]
 
 
@@ -118,6 +122,9 @@ def python_annotations(array: str, scalar: str):
 def function_context(backend: Backend, f: Function) -> dict:
     try:
         body = backend.printer(f).body()
+    except PrinterBug as exc:
+        raise SpecError(f"spec {f.spec!r} ({f.path}), function {f.name}: printer bug in the {backend.title} "
+                        f"backend: {exc}") from None
     except NotImplementedError as exc:
         raise SpecError(f"spec {f.spec!r} ({f.path}), function {f.name}: the {backend.title} backend cannot "
                         f"print it: {exc}") from None
@@ -137,11 +144,13 @@ def render_backend(backend: Backend, groups: list[Family]) -> dict[str, str]:
         unsupported = {f.spec for f in family.functions if any(a.storage not in backend.storages
                                                                for a in f.arguments)}
         functions = [function_context(backend, f) for f in family.functions if f.spec not in unsupported]
-        sources = ", ".join(family.sources) if len(family.sources) <= 2 else f"spec/{family.name}/*.py"
+        folder = str(Path(family.sources[0]).parent)
+        sources = ", ".join(family.sources) if len(family.sources) <= 2 else f"{folder}/*.py"
         template = backend.family_template
+        imports = imports_for(backend.printer, [f["body"] for f in functions])
         text = env.get_template(template).render(
             backend=backend.title, title=family.title, family=family.name, functions=functions,
-            sources=sources, template=f"templates/{template}",
+            sources=sources, template=f"templates/{template}", extra_imports=imports,
         )
         filename = backend.family_file.format(family=family.name)
         out[f"{backend.name}/{filename}"] = _format(backend, text, filename)
@@ -154,6 +163,15 @@ def render_backend(backend: Backend, groups: list[Family]) -> dict[str, str]:
     if backend.extra:
         for filename, text in backend.extra(env, rendered_families).items():
             out[f"{backend.name}/{filename}"] = _format(backend, text, filename)
+    return out
+
+
+def kernels(groups: list[Family]) -> dict[str, list[Function]]:
+    """Spec name → every function generated from it, in order."""
+    out: dict[str, list[Function]] = {}
+    for family in groups:
+        for f in family.functions:
+            out.setdefault(f.spec, []).append(f)
     return out
 
 
@@ -186,17 +204,19 @@ def _manifest(specs: list[LoadedSpec], groups: list[Family]) -> str:
                         "inputs": tuple(i.name for i in s.inputs), "parameters": parameters,
                         "init": initial_values(s),
                         "hyperparameters": tuple(h.name for h in s.hyperparameters),
-                        "output": s.output.name, "kernels": kernels})
+                        "output": s.output.name, "kernels": kernels,
+                        "storage": dict(s.storage), "sparse_of": s.sparse_of})
     from codegen.format import ruff
 
     return ruff(environment().get_template("manifest.py.jinja").render(specs=entries), "manifest.py")
 
 
-def render_all(specs: list[LoadedSpec], backends: dict[str, Backend]) -> dict[str, str]:
-    groups = families(specs)
+def render_all(specs: list[LoadedSpec], backends: dict[str, Backend], groups: list[Family] | None = None) \
+        -> dict[str, str]:
     from codegen.format import ruff
     from codegen.generation import TOP, stamp
 
+    groups = families(specs) if groups is None else groups
     out = {"__init__.py": ruff(TOP, "__init__.py"), "manifest.py": _manifest(specs, groups)}
     for backend in backends.values():
         out.update(render_backend(backend, groups))

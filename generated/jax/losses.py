@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import jax.scipy.special
 import jax
 import jax.numpy as jnp
 import jax.scipy.special

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import scipy.special
 import numpy as np
 import scipy.special
 from numpy.typing import NDArray

@@ -10,7 +10,7 @@ positive = {"Y": (0.1, 1.0)}
 
 def loss(name, doc, value, gradient, paper, **extra) -> Spec:
     return Spec(name, "loss", doc, inputs=(Y, T), forward={"L": value}, backward={"DY": gradient},
-                paper=paper, **extra)
+                no_gradient={"T": "targets, not trained"}, paper=paper, **extra)
 
 
 SPECS = [
