@@ -7,11 +7,11 @@
 #include <nanobind/nanobind.h>
 
 namespace batchform {
-void define_losses(nanobind::module_& m);
-void define_optimizers(nanobind::module_& m);
+void define_losses_losses(nanobind::module_& m);
+void define_optimizers_optimizers(nanobind::module_& m);
 }  // namespace batchform
 
 NB_MODULE(_batchform_sanitized, m) {
-    batchform::define_losses(m);
-    batchform::define_optimizers(m);
+    batchform::define_losses_losses(m);
+    batchform::define_optimizers_optimizers(m);
 }
