@@ -96,9 +96,11 @@ def test_binding_layer_as_a_python_module_under_sanitizers(tmp_path):
 
     _need_compiler()
     build_dir = cpp_build.build(sanitize=True, targets=cpp_build.BINDINGS_SANITIZER_TARGETS, quiet=True)
-    libasan = subprocess.run(["c++", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
-    assert os.path.isabs(libasan), f"libasan not found ({libasan!r})"
-    env = dict(os.environ, LD_PRELOAD=libasan, PYTHONMALLOC="malloc", OMP_NUM_THREADS="1",
+    # libasan must come first; libstdc++ too, or ASan finds no __cxa_throw to intercept (Python is C)
+    libraries = [subprocess.run(["c++", f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()
+                 for name in ("libasan.so", "libstdc++.so")]
+    assert all(os.path.isabs(lib) for lib in libraries), f"libasan or libstdc++ not found ({libraries!r})"
+    env = dict(os.environ, LD_PRELOAD=" ".join(libraries), PYTHONMALLOC="malloc", OMP_NUM_THREADS="1",
                ASAN_OPTIONS="detect_leaks=0:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     script = tmp_path / "driver.py"
     script.write_text(_BINDINGS_DRIVER)
