@@ -31,6 +31,8 @@ class SpecInfo:
     hyperparameters: tuple[str, ...]
     output: str
     kernels: tuple[Kernel, ...]
+    #: The spelling users type and the wrappers' class name: ``ReLULayer``, ``SquaredErrorLoss``.
+    title: str = ""
     #: Parameters not stored densely (``{"W": "csr"}``), and the dense spec this one is the sparse form of.
     storage: dict[str, str] = field(default_factory=dict)
     sparse_of: str = ""
@@ -51,6 +53,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("all_relu", ("X", "alpha"), ("Y",)),
             Kernel("all_relu_backward", ("X", "DY", "alpha"), ("DX",)),
         ),
+        title="AllReLU",
     ),
     "all_relu_layer": SpecInfo(
         name="all_relu_layer",
@@ -66,7 +69,28 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("all_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
             Kernel("all_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
             Kernel("all_relu_layer_backward_without_DX", ("X", "Z", "DY", "alpha"), ("DW", "Db")),
+            Kernel(
+                "all_relu_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "alpha", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "all_relu_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "all_relu_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "alpha", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "all_relu_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
+        title="AllReLULayer",
     ),
     "all_relu_dropout_layer": SpecInfo(
         name="all_relu_dropout_layer",
@@ -87,6 +111,7 @@ SPECS: dict[str, SpecInfo] = {
                 "all_relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY", "alpha"), ("DW", "Db")
             ),
         ),
+        title="AllReLUDropoutLayer",
     ),
     "sparse_all_relu_layer": SpecInfo(
         name="sparse_all_relu_layer",
@@ -103,6 +128,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_all_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
             Kernel("sparse_all_relu_layer_backward_without_DX", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db")),
         ),
+        title="SparseAllReLULayer",
         storage={"W": "csr"},
         sparse_of="all_relu_layer",
     ),
@@ -120,6 +146,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid", ("X",), ("Y",)),
             Kernel("hard_sigmoid_backward", ("X", "DY"), ("DX",)),
         ),
+        title="HardSigmoid",
     ),
     "hard_sigmoid_layer": SpecInfo(
         name="hard_sigmoid_layer",
@@ -135,7 +162,28 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("hard_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hard_sigmoid_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "hard_sigmoid_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "hard_sigmoid_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "hard_sigmoid_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
+        title="HardSigmoidLayer",
     ),
     "hard_sigmoid_dropout_layer": SpecInfo(
         name="hard_sigmoid_dropout_layer",
@@ -152,6 +200,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hard_sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
+        title="HardSigmoidDropoutLayer",
     ),
     "sparse_hard_sigmoid_layer": SpecInfo(
         name="sparse_hard_sigmoid_layer",
@@ -168,6 +217,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_hard_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sparse_hard_sigmoid_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
         ),
+        title="SparseHardSigmoidLayer",
         storage={"W": "csr"},
         sparse_of="hard_sigmoid_layer",
     ),
@@ -185,6 +235,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hyperbolic_tangent", ("X",), ("Y",)),
             Kernel("hyperbolic_tangent_backward", ("X", "DY"), ("DX",)),
         ),
+        title="HyperbolicTangent",
     ),
     "hyperbolic_tangent_layer": SpecInfo(
         name="hyperbolic_tangent_layer",
@@ -200,7 +251,28 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hyperbolic_tangent_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("hyperbolic_tangent_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hyperbolic_tangent_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
+        title="HyperbolicTangentLayer",
     ),
     "hyperbolic_tangent_dropout_layer": SpecInfo(
         name="hyperbolic_tangent_dropout_layer",
@@ -221,6 +293,7 @@ SPECS: dict[str, SpecInfo] = {
                 "hyperbolic_tangent_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")
             ),
         ),
+        title="HyperbolicTangentDropoutLayer",
     ),
     "sparse_hyperbolic_tangent_layer": SpecInfo(
         name="sparse_hyperbolic_tangent_layer",
@@ -239,6 +312,7 @@ SPECS: dict[str, SpecInfo] = {
                 "sparse_hyperbolic_tangent_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")
             ),
         ),
+        title="SparseHyperbolicTangentLayer",
         storage={"W": "csr"},
         sparse_of="hyperbolic_tangent_layer",
     ),
@@ -256,6 +330,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("leaky_relu", ("X", "alpha"), ("Y",)),
             Kernel("leaky_relu_backward", ("X", "DY", "alpha"), ("DX",)),
         ),
+        title="LeakyReLU",
     ),
     "leaky_relu_layer": SpecInfo(
         name="leaky_relu_layer",
@@ -271,7 +346,28 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("leaky_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
             Kernel("leaky_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
             Kernel("leaky_relu_layer_backward_without_DX", ("X", "Z", "DY", "alpha"), ("DW", "Db")),
+            Kernel(
+                "leaky_relu_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "alpha", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "leaky_relu_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "alpha", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "leaky_relu_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
+        title="LeakyReLULayer",
     ),
     "leaky_relu_dropout_layer": SpecInfo(
         name="leaky_relu_dropout_layer",
@@ -292,6 +388,7 @@ SPECS: dict[str, SpecInfo] = {
                 "leaky_relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY", "alpha"), ("DW", "Db")
             ),
         ),
+        title="LeakyReLUDropoutLayer",
     ),
     "sparse_leaky_relu_layer": SpecInfo(
         name="sparse_leaky_relu_layer",
@@ -310,6 +407,7 @@ SPECS: dict[str, SpecInfo] = {
                 "sparse_leaky_relu_layer_backward_without_DX", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db")
             ),
         ),
+        title="SparseLeakyReLULayer",
         storage={"W": "csr"},
         sparse_of="leaky_relu_layer",
     ),
@@ -327,6 +425,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu", ("X",), ("Y",)),
             Kernel("relu_backward", ("X", "DY"), ("DX",)),
         ),
+        title="ReLU",
     ),
     "relu_layer": SpecInfo(
         name="relu_layer",
@@ -342,7 +441,28 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("relu_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("relu_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "relu_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "relu_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "relu_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "relu_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
+        title="ReLULayer",
     ),
     "relu_dropout_layer": SpecInfo(
         name="relu_dropout_layer",
@@ -359,6 +479,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
+        title="ReLUDropoutLayer",
     ),
     "sparse_relu_layer": SpecInfo(
         name="sparse_relu_layer",
@@ -375,6 +496,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_relu_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sparse_relu_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
         ),
+        title="SparseReLULayer",
         storage={"W": "csr"},
         sparse_of="relu_layer",
     ),
@@ -392,6 +514,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid", ("X",), ("Y",)),
             Kernel("sigmoid_backward", ("X", "DY"), ("DX",)),
         ),
+        title="Sigmoid",
     ),
     "sigmoid_layer": SpecInfo(
         name="sigmoid_layer",
@@ -407,7 +530,28 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sigmoid_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "sigmoid_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "sigmoid_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "sigmoid_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "sigmoid_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
+        title="SigmoidLayer",
     ),
     "sigmoid_dropout_layer": SpecInfo(
         name="sigmoid_dropout_layer",
@@ -424,6 +568,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
+        title="SigmoidDropoutLayer",
     ),
     "sparse_sigmoid_layer": SpecInfo(
         name="sparse_sigmoid_layer",
@@ -440,6 +585,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sparse_sigmoid_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
         ),
+        title="SparseSigmoidLayer",
         storage={"W": "csr"},
         sparse_of="sigmoid_layer",
     ),
@@ -460,6 +606,7 @@ SPECS: dict[str, SpecInfo] = {
                 "srelu_backward_without_DX", ("X", "DY", "al", "tl", "ar", "tr"), ("Dal", "Dtl", "Dar", "Dtr")
             ),
         ),
+        title="SReLU",
     ),
     "srelu_layer": SpecInfo(
         name="srelu_layer",
@@ -484,6 +631,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
             ),
         ),
+        title="SReLULayer",
     ),
     "srelu_dropout_layer": SpecInfo(
         name="srelu_dropout_layer",
@@ -508,6 +656,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
             ),
         ),
+        title="SReLUDropoutLayer",
     ),
     "sparse_srelu_layer": SpecInfo(
         name="sparse_srelu_layer",
@@ -532,6 +681,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
             ),
         ),
+        title="SparseSReLULayer",
         storage={"W": "csr"},
         sparse_of="srelu_layer",
     ),
@@ -549,6 +699,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("simple_batch_norm_forward", ("X",), ("Sigma", "Y")),
             Kernel("simple_batch_norm_backward", ("Sigma", "Y", "DY"), ("DX",)),
         ),
+        title="SimpleBatchNorm",
     ),
     "batch_norm": SpecInfo(
         name="batch_norm",
@@ -565,6 +716,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("batch_norm_backward", ("gamma", "Sigma", "Z", "DY"), ("Dbeta", "Dgamma", "DX")),
             Kernel("batch_norm_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
         ),
+        title="BatchNorm",
     ),
     "simple_batch_norm_eps": SpecInfo(
         name="simple_batch_norm_eps",
@@ -580,6 +732,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("simple_batch_norm_eps_forward", ("X", "epsilon"), ("Sigma", "Y")),
             Kernel("simple_batch_norm_eps_backward", ("Sigma", "Y", "DY", "epsilon"), ("DX",)),
         ),
+        title="SimpleBatchNormEps",
     ),
     "batch_norm_eps": SpecInfo(
         name="batch_norm_eps",
@@ -598,6 +751,7 @@ SPECS: dict[str, SpecInfo] = {
             ),
             Kernel("batch_norm_eps_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
         ),
+        title="BatchNormEps",
     ),
     "linear_dropout": SpecInfo(
         name="linear_dropout",
@@ -614,6 +768,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("linear_dropout_backward", ("X", "R", "W", "DY"), ("DW", "Db", "DX")),
             Kernel("linear_dropout_backward_without_DX", ("X", "R", "DY"), ("DW", "Db")),
         ),
+        title="LinearDropout",
     ),
     "linear": SpecInfo(
         name="linear",
@@ -629,7 +784,22 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("linear_forward", ("X", "W", "b"), ("Y",)),
             Kernel("linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
             Kernel("linear_backward_without_DX", ("X", "DY"), ("DW", "Db")),
+            Kernel("linear_backward_update_gradient_descent", ("X", "W", "DY", "b", "eta"), ("DX", "W", "b")),
+            Kernel(
+                "linear_backward_update_momentum",
+                ("X", "W", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "linear_backward_without_DX_update_gradient_descent", ("X", "DY", "W", "b", "eta"), ("W", "b")
+            ),
+            Kernel(
+                "linear_backward_without_DX_update_momentum",
+                ("X", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
+        title="Linear",
     ),
     "sparse_linear": SpecInfo(
         name="sparse_linear",
@@ -646,6 +816,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
             Kernel("sparse_linear_backward_without_DX", ("X", "W", "DY"), ("DW", "Db")),
         ),
+        title="SparseLinear",
         storage={"W": "csr"},
         sparse_of="linear",
     ),
@@ -663,7 +834,28 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_layer_forward", ("X", "W", "b"), ("Y",)),
             Kernel("softmax_layer_backward", ("X", "W", "Y", "DY"), ("DW", "Db", "DX")),
             Kernel("softmax_layer_backward_without_DX", ("X", "Y", "DY"), ("DW", "Db")),
+            Kernel(
+                "softmax_layer_backward_update_gradient_descent",
+                ("X", "W", "Y", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "softmax_layer_backward_update_momentum",
+                ("X", "W", "Y", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "softmax_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Y", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "softmax_layer_backward_without_DX_update_momentum",
+                ("X", "Y", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
+        title="SoftmaxLayer",
     ),
     "log_softmax_layer": SpecInfo(
         name="log_softmax_layer",
@@ -679,7 +871,28 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("log_softmax_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("log_softmax_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("log_softmax_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "log_softmax_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "log_softmax_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "log_softmax_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "log_softmax_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
+        title="LogSoftmaxLayer",
     ),
     "sparse_softmax_layer": SpecInfo(
         name="sparse_softmax_layer",
@@ -696,6 +909,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_softmax_layer_backward", ("X", "W", "Y", "DY"), ("DW", "Db", "DX")),
             Kernel("sparse_softmax_layer_backward_without_DX", ("X", "W", "Y", "DY"), ("DW", "Db")),
         ),
+        title="SparseSoftmaxLayer",
         storage={"W": "csr"},
         sparse_of="softmax_layer",
     ),
@@ -714,6 +928,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_log_softmax_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sparse_log_softmax_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
         ),
+        title="SparseLogSoftmaxLayer",
         storage={"W": "csr"},
         sparse_of="log_softmax_layer",
     ),
@@ -731,6 +946,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("squared_error_loss", ("Y", "T"), ("L",)),
             Kernel("squared_error_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="SquaredErrorLoss",
     ),
     "mean_squared_error_loss": SpecInfo(
         name="mean_squared_error_loss",
@@ -746,6 +962,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("mean_squared_error_loss", ("Y", "T"), ("L",)),
             Kernel("mean_squared_error_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="MeanSquaredErrorLoss",
     ),
     "cross_entropy_loss": SpecInfo(
         name="cross_entropy_loss",
@@ -761,6 +978,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="CrossEntropyLoss",
     ),
     "softmax_cross_entropy_loss": SpecInfo(
         name="softmax_cross_entropy_loss",
@@ -776,6 +994,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("softmax_cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="SoftmaxCrossEntropyLoss",
     ),
     "softmax_cross_entropy_one_hot_loss": SpecInfo(
         name="softmax_cross_entropy_one_hot_loss",
@@ -791,6 +1010,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_cross_entropy_one_hot_loss", ("Y", "T"), ("L",)),
             Kernel("softmax_cross_entropy_one_hot_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="SoftmaxCrossEntropyOneHotLoss",
     ),
     "stable_softmax_cross_entropy_loss": SpecInfo(
         name="stable_softmax_cross_entropy_loss",
@@ -806,6 +1026,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("stable_softmax_cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("stable_softmax_cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="StableSoftmaxCrossEntropyLoss",
     ),
     "logistic_cross_entropy_loss": SpecInfo(
         name="logistic_cross_entropy_loss",
@@ -821,6 +1042,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("logistic_cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("logistic_cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="LogisticCrossEntropyLoss",
     ),
     "negative_log_likelihood_loss": SpecInfo(
         name="negative_log_likelihood_loss",
@@ -836,6 +1058,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("negative_log_likelihood_loss", ("Y", "T"), ("L",)),
             Kernel("negative_log_likelihood_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="NegativeLogLikelihoodLoss",
     ),
     "gradient_descent": SpecInfo(
         name="gradient_descent",
@@ -848,6 +1071,7 @@ SPECS: dict[str, SpecInfo] = {
         hyperparameters=("eta",),
         output="theta",
         kernels=(Kernel("gradient_descent_update", ("theta", "Dtheta", "eta"), ("theta",)),),
+        title="GradientDescent",
     ),
     "momentum": SpecInfo(
         name="momentum",
@@ -860,6 +1084,7 @@ SPECS: dict[str, SpecInfo] = {
         hyperparameters=("eta", "mu"),
         output="theta",
         kernels=(Kernel("momentum_update", ("theta", "Dtheta", "Delta", "eta", "mu"), ("theta", "Delta")),),
+        title="Momentum",
     ),
     "nesterov": SpecInfo(
         name="nesterov",
@@ -872,6 +1097,7 @@ SPECS: dict[str, SpecInfo] = {
         hyperparameters=("eta", "mu"),
         output="theta",
         kernels=(Kernel("nesterov_update", ("theta", "Dtheta", "Delta", "eta", "mu"), ("theta", "Delta")),),
+        title="Nesterov",
     ),
     "softmax": SpecInfo(
         name="softmax",
@@ -887,6 +1113,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax", ("X",), ("Y",)),
             Kernel("softmax_backward", ("Y", "DY"), ("DX",)),
         ),
+        title="Softmax",
     ),
     "stable_softmax": SpecInfo(
         name="stable_softmax",
@@ -902,6 +1129,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("stable_softmax", ("X",), ("Y",)),
             Kernel("stable_softmax_backward", ("Y", "DY"), ("DX",)),
         ),
+        title="StableSoftmax",
     ),
     "log_softmax": SpecInfo(
         name="log_softmax",
@@ -917,6 +1145,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("log_softmax", ("X",), ("Y",)),
             Kernel("log_softmax_backward", ("X", "DY"), ("DX",)),
         ),
+        title="LogSoftmax",
     ),
     "stable_log_softmax": SpecInfo(
         name="stable_log_softmax",
@@ -932,5 +1161,6 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("stable_log_softmax", ("X",), ("Y",)),
             Kernel("stable_log_softmax_backward", ("X", "DY"), ("DX",)),
         ),
+        title="StableLogSoftmax",
     ),
 }

@@ -7,12 +7,11 @@ each parameter is updated by an optimizer spec's update kernel. The math is all 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from batchform.atomic import write_atomic
 from batchform.training.backends import ArrayBackend
 from batchform.training.options import LayerOption, OptimizerOption, OptionError
 from batchform.training.schedules import initialize
@@ -40,6 +39,7 @@ class Layer:
     state: dict = field(default_factory=dict)
     saved: dict = field(default_factory=dict)
     gradients: dict = field(default_factory=dict)
+    updated: bool = False  # by a fused backward + update kernel in the last backpropagate
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -155,13 +155,24 @@ class Network:
             X = outputs[info.output]
         return X
 
-    def backpropagate(self, DY) -> None:
+    def backpropagate(self, DY, eta: float | None = None) -> None:
+        """Gradients of every layer, last to first. With ``eta``, a layer whose backward has a fused form with
+        its optimizer (``<backward>_update_<optimizer>``, generated where the update can consume a gradient
+        product directly) is updated right here, without forming that gradient; ``optimize`` skips it."""
         for index in reversed(range(len(self.layers))):
             layer = self.layers[index]
             info = layer.saved["__info__"]
             values = {**layer.saved, f"D{info.output}": DY}
             # The first layer's input needs no gradient: its kernel without DX saves a third of its work.
             kernel = info.kernels[2] if index == 0 and len(info.kernels) > 2 else info.kernels[1]
+            fused = self._fused(info, kernel, layer) if eta is not None else None
+            layer.updated = fused is not None
+            if fused is not None:
+                results = _call(self.backend, fused, {**values, **self._optimizer_values(layer, eta)})
+                self._store_updates(layer, results)
+                layer.gradients = {}
+                DY = results.get("DX")
+                continue
             gradients = _call(self.backend, kernel, values)
             layer.gradients = {name[1:]: g for name, g in gradients.items() if name[1:] in layer.parameters}
             layer.saved[f"D{info.output}"] = DY  # kept for the dense gradient of a --grow Gradient step
@@ -169,9 +180,31 @@ class Network:
 
     #: ``--clip t``: after each update, stored weights with |w| < t become exactly 0 (as the Nerva tools).
     clip = 0.0
+    @staticmethod
+    def _fused(info: SpecInfo, kernel: Kernel, layer: Layer) -> Kernel | None:
+        name = f"{kernel.name}_update_{layer.optimizer.spec}"
+        return next((k for k in info.kernels if k.name == name), None)
+
+    @staticmethod
+    def _optimizer_values(layer: Layer, eta: float) -> dict:
+        """The arguments a fused kernel takes for the update: η, the optimizer's hyperparameters, and each
+        parameter's state under ``<state>_<parameter>`` (e.g. ``Delta_W``)."""
+        values = {"eta": eta, **layer.optimizer.hyperparameters}
+        for name, state in layer.state.items():
+            values.update({f"{s}_{name}": v for s, v in state.items()})
+        return values
+
+    @staticmethod
+    def _store_updates(layer: Layer, results: dict) -> None:
+        for name in layer.parameters:
+            layer.parameters[name] = results.get(name, layer.parameters[name])
+            layer.state[name] = {s: results.get(f"{s}_{name}", v) for s, v in layer.state[name].items()}
 
     def optimize(self, eta: float) -> None:
         for layer in self.layers:
+            if layer.updated:  # already updated by its fused backward
+                layer.updated = False
+                continue
             update = SPECS[layer.optimizer.spec]
             kernel = update.kernels[0]
             for name, value in layer.parameters.items():
@@ -234,26 +267,32 @@ class Network:
         return out
 
     def save_weights(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez(tmp, **self.weights())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """An npz file of :meth:`weights`, written atomically (batchform.atomic)."""
+        weights = self.weights()
+        write_atomic(path, lambda handle: np.savez(handle, **weights))
+
+    def export_torch(self, path: str | os.PathLike) -> None:
+        """:meth:`torch_state_dict` saved with ``torch.save``, written atomically."""
+        import torch
+
+        state = self.torch_state_dict()
+        write_atomic(path, lambda handle: torch.save(state, handle))
 
     def load_weights(self, path: str | os.PathLike) -> None:
         from batchform.data import DataError
 
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+            data = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             raise DataError(f"{path}: no such file") from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{path}: not a weights npz file ({exc})") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy file: one bare array
+            raise DataError(f"{path}: not a weights npz file (it holds one array, not named weights)")
+        try:
+            with data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as exc:
             raise DataError(f"{path}: not a weights npz file ({exc})") from None
         for i, layer in enumerate(self.layers, start=1):
             for name, value in layer.parameters.items():
@@ -264,6 +303,8 @@ class Network:
                 if key not in arrays:
                     raise DataError(f"{path}: missing key {key!r}")
                 expected = self.backend.numpy(value).shape
+                if arrays[key].dtype.kind not in "fiu":
+                    raise DataError(f"{path}: {key!r} has dtype {arrays[key].dtype}, expected real numbers")
                 if arrays[key].shape != expected:
                     raise DataError(f"{path}: {key!r} has shape {arrays[key].shape}, the network needs {expected}")
                 if not np.all(np.isfinite(arrays[key])):
@@ -306,8 +347,9 @@ class Network:
 
         state, index = OrderedDict(), 0
         for layer in self.layers:
-            if "W" not in layer.parameters:
-                raise OptionError("export to a torch state_dict supports weighted layers only (no BatchNorm)")
+            if set(layer.parameters) != {"W", "b"}:
+                raise OptionError(f"a state_dict of nn.Linear layers cannot hold the {layer.info.name} layer's "
+                                  f"parameters ({', '.join(layer.parameters)})")
             state[f"{index}.weight"] = torch.from_numpy(np.array(self.dense(layer.parameters["W"])))
             state[f"{index}.bias"] = torch.from_numpy(np.array(self.backend.numpy(layer.parameters["b"])).reshape(-1))
             index += 2

@@ -7,6 +7,7 @@ and products that feed a map are stored in a temporary first, so Eigen never re-
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy
@@ -15,7 +16,16 @@ from sympy.printing.precedence import PRECEDENCE
 from codegen import ir
 from codegen.lower import Function
 from codegen.passes import in_place_update
-from codegen.printers.scalar import ATOM, ScalarPrinter, Sigmoid, Softplus, idioms
+from codegen.printers.scalar import (
+    ATOM,
+    PrinterBug,
+    ScalarPrinter,
+    Sigmoid,
+    Softplus,
+    Spelling,
+    hoist_common,
+    idioms,
+)
 
 ONE = ir.ONE
 
@@ -35,15 +45,110 @@ def is_scalar_shape(shape) -> bool:
     return tuple(shape) == (ONE, ONE)
 
 
+def _unary(std: str) -> Spelling:
+    """A function Eigen arrays lack as a method: applied coefficient-wise through ``unaryExpr``."""
+    return Spelling(f"{{0}}.unaryExpr([](S v) {{{{ return std::{std}(v); }}}})", f"std::{std}({{0}})")
+
+
+def _method(name: str, std: str | None = None) -> Spelling:
+    return Spelling(f"{{0}}.{name}()", f"std::{std or name}({{0}})")
+
+
+#: SymPy function → Eigen array method (``{0}`` is the parenthesized array) / C++ scalar expression.
+CPP_FUNCTIONS = {
+    "exp": _method("exp"), "log": _method("log"), "log1p": _method("log1p"), "expm1": _method("expm1"),
+    "sqrt": _method("sqrt"), "Abs": _method("abs"), "tanh": _method("tanh"), "sinh": _method("sinh"),
+    "cosh": _method("cosh"), "sin": _method("sin"), "cos": _method("cos"), "atan": _method("atan"),
+    "asinh": _method("asinh"), "erf": _unary("erf"), "erfc": _unary("erfc"),
+    "sign": Spelling("{0}.sign()", "S((S(0) < {0}) - ({0} < S(0)))"),
+}
+def is_full(shape) -> bool:
+    """Neither a row nor a column: the shape of a map printed row by row."""
+    return shape[0] != ONE and shape[1] != ONE
+
+
+_ROW_LOOP = re.compile(r"^for_each_row\((?P<extent>.*?), \[&\]\(Index i\) \{ (?P<body>.*) \}\);$")
+_MOVABLE = re.compile(r"^(Matrix<S> \w+\([^()]*\);|const RowArray<S> \w+ = .*;)$")
+
+
+_FOLD = re.compile(r"^(?:const )?Matrix<S> (?P<name>\w+) = fold_rows<S, (?P<max>true|false)>\((?P<extent>[^,]*, [^,]*), "
+                   r"\[&\]\(Index i, auto& acc\) \{ (?P<body>.*) \}\);$")
+
+
+def fuse_folds(lines: list[str]) -> list[str]:
+    """Adjacent column reductions over the same rows, none reading another's result, become one pass with the
+    partial rows side by side (batch norm's backward: Σ DY, Σ Z ⊙ DY, Σ Z ⊙ DZ, Σ DZ in one pass)."""
+    out: list[str] = []
+    group: list[re.Match] = []
+
+    def flush():
+        if len(group) == 1:
+            out.append(group[0].string)
+        elif group:
+            first = group[0]
+            cols = first["extent"].split(", ")[1]
+            bodies = " ".join(m["body"].replace("acc.array()", f"acc.segment({k} * {cols}, {cols}).array()")
+                              for k, m in enumerate(group))
+            name = "_".join(m["name"] for m in group) + "_folded"
+            out.append(f"const Matrix<S> {name} = fold_rows<S, {first['max']}>({first['extent'].split(', ')[0]}, "
+                       f"{len(group)} * {cols}, [&](Index i, auto& acc) {{ {bodies} }}, {cols});")
+            out.extend(f"Matrix<S> {m['name']} = {name}.middleCols({k} * {cols}, {cols});"
+                       for k, m in enumerate(group))
+        group.clear()
+
+    for line in lines:
+        match = _FOLD.match(line)
+        if match and group and match["extent"] == group[0]["extent"] and match["max"] == group[0]["max"] \
+                and not any(re.search(rf"\b{m['name']}\b", match["body"]) for m in group):
+            group.append(match)
+            continue
+        flush()
+        if match:
+            group.append(match)
+        else:
+            out.append(line)
+    flush()
+    return out
+
+
+def fuse_row_loops(lines: list[str]) -> list[str]:
+    """Row loops over the same extent with only declarations between them become one loop: a bias added to
+    the GEMM output and the activation applied to it (the epilogue), or batch norm's Z and Y, in one pass.
+
+    Valid because a row loop writes row ``i`` of full matrices only, and reads of full matrices are of row
+    ``i`` too; what lies between (a result's declaration, a 1 × K row-invariant computed from rows and
+    scalars) does not read what the first loop writes, and moves above it."""
+    out: list[str] = []
+    loop: int | None = None  # index in out of the last row loop, while only movable lines followed it
+    for line in lines:
+        match = _ROW_LOOP.match(line)
+        if match and loop is not None:
+            previous = _ROW_LOOP.match(out[loop])
+            if previous["extent"] == match["extent"]:
+                moved = out[loop + 1:]
+                out[loop:] = [*moved, f"for_each_row({match['extent']}, [&](Index i) {{ {previous['body']} "
+                                      f"{match['body']} }});"]
+                loop = len(out) - 1
+                continue
+        if match:
+            out.append(line)
+            loop = len(out) - 1
+        else:
+            out.append(line)
+            if not _MOVABLE.match(line):
+                loop = None
+    return out
+
+
 class CppScalarPrinter(ScalarPrinter):
     """Coefficient-wise Eigen array syntax (``array=True``) or plain C++ scalar syntax."""
 
     sigmoid_precedence = PRECEDENCE["Add"]
-    methods = {"exp": "exp", "log": "log", "tanh": "tanh", "sqrt": "sqrt", "Abs": "abs", "sign": "sign",
-               "sin": "sin", "cos": "cos", "sinh": "sinh", "cosh": "cosh", "atan": "atan", "asinh": "asinh"}
+    backend = "C++"
+    functions = CPP_FUNCTIONS
 
-    def __init__(self, args, array: bool, shape=None, dims=()):
-        super().__init__(args)
+    def __init__(self, args, array: bool, shape=None, dims=(), names=()):
+        super().__init__(args, names=set(names) | {str(d) for d in dims})
         self.array = array
         self.shape = shape
         self.dims = set(dims)
@@ -58,7 +163,7 @@ class CppScalarPrinter(ScalarPrinter):
             return arg[0]
         if expr in self.dims:
             return f"S({expr.name})"
-        return expr.name
+        return super()._print_Symbol(expr)
 
     def _print_Integer(self, expr):
         return f"S({expr.p})"
@@ -72,6 +177,9 @@ class CppScalarPrinter(ScalarPrinter):
     def _print_Float(self, expr):
         return f"S({float(expr)!r})"
 
+    def float_literal(self, value: float) -> str:
+        return f"S({value!r})"
+
     def _print_NegativeOne(self, expr):
         return "S(-1)"
 
@@ -81,26 +189,31 @@ class CppScalarPrinter(ScalarPrinter):
     def _print_Zero(self, expr):
         return "S(0)"
 
-    def _method(self, expr, name: str) -> str:
-        return f"{self.parenthesize(expr, ATOM, strict=True)}.{name}()"
+    def is_array(self, expr) -> bool:
+        return self._is_array(expr)
 
-    def _print_Function(self, expr):
-        name = type(expr).__name__
-        if name not in self.methods:
-            raise NotImplementedError(f"no C++ spelling for the function {name}")
-        (arg,) = expr.args
-        if self._is_array(arg):
-            return self._method(arg, self.methods[name])
-        return f"std::{self.methods[name]}({self._print(arg)})"
-
-    _print_exp = _print_log = _print_tanh = _print_Abs = _print_sign = _print_Function
-    _print_sin = _print_cos = _print_sinh = _print_cosh = _print_atan = _print_asinh = _print_Function
+    def _call(self, name, *args):
+        spelling = self.functions.get(name)
+        if spelling is None:
+            raise NotImplementedError(f"the C++ backend has no spelling for the function {name}")
+        if any(self._is_array(a) for a in args):
+            return spelling.array.format(*(self.parenthesize(a, ATOM, strict=True) for a in args))
+        return spelling.scalar.format(*(self._print(a) for a in args))
 
     def _print_Sigmoid(self, expr):
         u = expr.args[0]
         inner = f"S(0.5) * {self.parenthesize(u, PRECEDENCE['Mul'])}"
         tanh = f"({inner}).tanh()" if self._is_array(u) else f"std::tanh({inner})"
         return f"S(0.5) * {tanh} + S(0.5)"
+
+    def _print_XLogY(self, expr):
+        a, b = expr.args
+        if self._is_array(a) and self._is_array(b):
+            return (f"{self.parenthesize(a, ATOM, strict=True)}.binaryExpr({self._print(b)}, "
+                    f"batchform::XLogYOp<S>())")
+        if not self._is_array(a) and not self._is_array(b):
+            return f"batchform::xlogy({self._print(a)}, {self._print(b)})"
+        raise NotImplementedError("xlogy of an array and a scalar")
 
     def _print_Softplus(self, expr):
         u = expr.args[0]
@@ -125,7 +238,7 @@ class CppScalarPrinter(ScalarPrinter):
                 return f"{b}.sqrt()"
             if e == -sympy.Rational(1, 2):
                 return f"{b}.rsqrt()"
-            return f"{b}.pow({self._print(e)})"
+            return f"{b}.pow({self._scalar_exponent(e)})"
         b = self._print(base)
         if e == sympy.Rational(1, 2):
             return f"std::sqrt({b})"
@@ -133,7 +246,11 @@ class CppScalarPrinter(ScalarPrinter):
             return f"S(1) / std::sqrt({b})"
         if e == -1:
             return f"S(1) / {self.parenthesize(base, PRECEDENCE['Mul'], strict=True)}"
-        return f"std::pow({b}, {self._print(e)})"
+        return f"std::pow({b}, {self._scalar_exponent(e)})"
+
+    def _scalar_exponent(self, e) -> str:
+        """An exponent as a scalar of type S: ``S(3) / S(2)``, never the integer division ``3 / 2``."""
+        return self._print(e) if not e.is_Rational or e.is_Integer else self.float_literal(float(e))
 
     def _binary_method(self, name, std, args):
         arrays = [a for a in args if self._is_array(a)]
@@ -173,7 +290,7 @@ class CppScalarPrinter(ScalarPrinter):
         pieces = list(expr.args)
         if pieces[-1].cond != sympy.true:
             raise NotImplementedError("a Piecewise needs a final `True` case")
-        if not self.array:
+        if not self.array or not self._is_array(expr):  # cases of scalars: a conditional, not select()
             text = self._print(pieces[-1].expr)
             for value, condition in reversed(pieces[:-1]):
                 text = f"({self._print(condition)} ? {self._print(value)} : {text})"
@@ -184,7 +301,7 @@ class CppScalarPrinter(ScalarPrinter):
             then = self._branch(value)
             if not self._is_array(value) and not (self._is_array(otherwise)):
                 rows, cols = self.shape
-                then = f"Array<S>::Constant({rows}, {cols}, {then})"
+                then = f"Matrix<S>::Constant({rows}, {cols}, {then}).array()"
             text = f"({self._print(condition)}).select({then}, {text})"
             otherwise = value if self._is_array(value) else otherwise
         return text
@@ -211,6 +328,15 @@ class CppPrinter:
         self.pre: list[str] = []
         self.dims = set(function.dims)
         self.scalars = {a.name for a in function.arguments if a.is_scalar}
+        #: Names the printed code has bound so far: arguments, then each statement's target.
+        self.bound = {a.name for a in function.arguments}
+
+    def scalar_printer(self, args, array: bool, shape=None) -> CppScalarPrinter:
+        return CppScalarPrinter(args, array=array, shape=shape, dims=self.dims, names=self.scalars)
+
+    @staticmethod
+    def _is_array_expr(expr, args) -> bool:
+        return any(ir.is_placeholder(s) and args[int(s.name[1:])][2] == "array" for s in expr.free_symbols)
 
     def name(self, var: str) -> str:
         return self.function.aliases.get(var, var)
@@ -242,6 +368,8 @@ class CppPrinter:
 
     def _Var(self, node):
         name = self.name(node.name)
+        if name not in self.bound:
+            raise PrinterBug(f"{self.function.name}: reads {name!r} before anything binds it")
         if is_scalar_shape(node.shape):
             return Piece(name, ATOM, "scalar")
         return Piece(name, ATOM, "matrix")
@@ -276,6 +404,8 @@ class CppPrinter:
         return Piece(f"{_paren(a.text, a.prec)}.transpose()", ATOM, a.domain)
 
     def _Reduce(self, node):
+        if is_full(node.a.shape) and isinstance(node.a, (ir.Var, ir.Elementwise)):
+            return self._fold(node)
         a = self.expr(node.a)
         base = _paren(a.text, a.prec)
         op = {"sum": "sum", "max": "maxCoeff"}[node.op]
@@ -304,8 +434,48 @@ class CppPrinter:
         n = self.dim(node.shape[0])
         return Piece(f"Matrix<S>::Identity({n}, {n})", ATOM, "matrix")
 
+    # --- dense products: one batchform::gemm call each (OpenBLAS, or Eigen as the fallback) ---------------
+    def _gemm_operand(self, node: ir.Node) -> tuple[str, bool]:
+        """(a named matrix, whether it is transposed) for a gemm operand; other operands are stored first."""
+        transposed = isinstance(node, ir.Transpose)
+        inner = node.a if transposed else node
+        if isinstance(inner, ir.Var) and not self.csr(inner):
+            return self.name(inner.name), transposed
+        return self._hoist(node).text, False
+
+    def dense_product(self, node: ir.MatMul) -> tuple[str, str, str, str] | None:
+        """(op(A)'s rows, op(B)'s columns, the gemm arguments before alpha, ...) of a dense ``A·B``; None for a
+        product with a CSR operand (the sparse kernels print those)."""
+        if self.csr(node.a) or self.csr(node.b) or (isinstance(node.b, ir.Transpose) and self.csr(node.b.a)):
+            return None
+        (a, ta), (b, tb) = self._gemm_operand(node.a), self._gemm_operand(node.b)
+        rows = f"{a}.{'cols' if ta else 'rows'}()"
+        cols = f"{b}.{'rows' if tb else 'cols'}()"
+        return rows, cols, f"{a}, {str(ta).lower()}", f"{b}, {str(tb).lower()}"
+
+    def gemm(self, target: str, node: ir.MatMul, alpha: str = "S(1)", beta: str = "S(0)",
+             declare: bool = True) -> list[str] | None:
+        """``target = alpha·op(A)·op(B) + beta·target`` as one gemm call (declaring target when asked)."""
+        product = self.dense_product(node)
+        if product is None:
+            return None
+        rows, cols, a, b = product
+        lines = [f"Matrix<S> {target}({rows}, {cols});"] if declare else []
+        return lines + [f'gemm<S>({alpha}, {a}, {b}, {beta}, {target}, "{self.function.name}");']
+
     def _hoist(self, node: ir.Node) -> Piece:
         """Store a product or reduction in a temporary so a map reads it once, not per coefficient."""
+        if isinstance(node, ir.Elementwise) and is_full(node.shape) and node.args:
+            return self._Elementwise(node)
+        if isinstance(node, ir.Reduce) and node.axis is not None and is_full(node.a.shape) \
+                and isinstance(node.a, (ir.Var, ir.Elementwise)):
+            return self._fold(node)
+        if isinstance(node, ir.MatMul) and not is_scalar_shape(node.shape):
+            name = self.fresh()
+            lines = self.gemm(name, node)
+            if lines is not None:
+                self.pre.extend(lines)
+                return Piece(name, ATOM, "matrix")
         piece = self.expr(node)
         name = self.fresh()
         if piece.domain == "scalar" or is_scalar_shape(node.shape):
@@ -334,26 +504,140 @@ class CppPrinter:
             return text, ATOM, "array"
         return f"{text}.array()", ATOM, "array"
 
+    # --- maps and reductions of full matrices, row by row --------------------------------------------
+    def _row_argument(self, arg: ir.Node) -> tuple[str, int, str]:
+        """An argument of a map printed for row ``i``: the row of a full matrix, a broadcast 1 × K row as it
+        is (never replicated), a broadcast N × 1 column's entry; anything else is stored once first."""
+        if is_scalar_shape(arg.shape):
+            piece = self._hoist(arg) if isinstance(arg, (ir.Reduce, ir.MatMul)) else self.expr(arg)
+            return piece.text, piece.prec, "scalar"
+        name = self.name(arg.name) if isinstance(arg, ir.Var) else self._hoist(arg).text
+        rows, cols = arg.shape
+        if rows == ONE:
+            return f"{name}.array()", ATOM, "array"
+        if cols == ONE:
+            return f"{name}(i, 0)", ATOM, "scalar"
+        return f"{name}.row(i).array()", ATOM, "array"
+
+    def row_map(self, node: ir.Node) -> tuple[list[str], str]:
+        """(declarations, expression) of row ``i`` of a full-shape map (or of a full matrix)."""
+        if isinstance(node, ir.Var):
+            return [], f"{self.name(node.name)}.row(i).array()"
+        args = [self._row_argument(a) for a in node.args]
+        expr = idioms(node.expr)
+        shape = ("1", self.dim(node.shape[1]))
+        lines = []
+
+        # A function value used twice (σ in σ(1 − σ)) is computed once per row.
+        def hoist(sub):
+            printer = self.scalar_printer(args, array=True, shape=shape)
+            name = self.fresh()
+            if printer._is_array(sub):
+                lines.append(f"const RowArray<S> {name} = {printer.doprint(sub)};")
+                args.append((name, ATOM, "array"))
+            else:
+                lines.append(f"const S {name} = {printer.doprint(sub)};")
+                args.append((name, ATOM, "scalar"))
+            return ir.placeholder(len(args) - 1)
+
+        expr = self._hoist_invariants(hoist_common(expr, hoist), args, shape)
+        printer = self.scalar_printer(args, array=True, shape=shape)
+        text = printer.doprint(expr)
+        if not printer._is_array(expr):
+            text = f"RowArray<S>::Constant({shape[1]}, {text})"
+        return lines, text
+
+    def _hoist_invariants(self, expr: sympy.Expr, args: list, shape) -> sympy.Expr:
+        """Parts of a row's expression that read only broadcast rows and scalars (``1/√(Σ + ε)``) are the
+        same for every row: computed once, before the loop, into a 1 × K temporary."""
+        varying = {ir.placeholder(k) for k, (text, _, _) in enumerate(args) if "(i" in text}
+        rows = {ir.placeholder(k) for k, (_, _, domain) in enumerate(args) if domain == "array"} - varying
+
+        def invariant(e) -> bool:
+            symbols = {x for x in e.free_symbols if ir.is_placeholder(x)}
+            return bool(symbols & rows) and not symbols & varying
+
+        def worth(e) -> bool:  # more than a row read or scaled: a function, a power or two rows
+            return not e.is_Symbol and (e.has(sympy.Function, sympy.Pow) or
+                                        len({x for x in e.free_symbols if x in rows}) > 1)
+
+        def visit(e):
+            if invariant(e):
+                return store(e) if worth(e) else e
+            if isinstance(e, (sympy.Add, sympy.Mul)):
+                fixed = [a for a in e.args if invariant(a) or not any(ir.is_placeholder(x) for x in a.free_symbols)]
+                rest = [visit(a) for a in e.args if a not in fixed]
+                part = e.func(*fixed) if fixed else None
+                if part is not None and invariant(part) and worth(part):
+                    return e.func(store(part), *rest)
+                return e.func(*fixed, *rest)
+            if e.args and not isinstance(e, (sympy.Piecewise,)) and not e.is_Relational:
+                return e.func(*[visit(a) for a in e.args])
+            return e
+
+        def store(e):
+            name = self.fresh()
+            printer = self.scalar_printer(args, array=True, shape=shape)
+            self.pre.append(f"const RowArray<S> {name} = {printer.doprint(e)};")
+            args.append((name, ATOM, "array"))
+            rows.add(ir.placeholder(len(args) - 1))
+            return ir.placeholder(len(args) - 1)
+
+        return visit(expr)
+
+    def row_loop(self, shape, body: str) -> str:
+        return f"for_each_row({self.dim(shape[0])}, {self.dim(shape[1])}, [&](Index i) {{ {body} }});"
+
+    def map_into(self, target: str, node: ir.Elementwise, declare: bool = True) -> list[str]:
+        """``target = node`` row by row (on the OpenMP threads when large), in one pass."""
+        lines, text = self.row_map(node)
+        rows, cols = self.dim(node.shape[0]), self.dim(node.shape[1])
+        body = " ".join(lines + [f"{target}.row(i).array() = {text};"])
+        return ([f"Matrix<S> {target}({rows}, {cols});"] if declare else []) + [self.row_loop(node.shape, body)]
+
+    def _fold(self, node: ir.Reduce, name: str | None = None) -> Piece:
+        """A sum or maximum of a full matrix or map, in storage order: column sums accumulate rows."""
+        lines, text = self.row_map(node.a)
+        rows, cols = self.dim(node.a.shape[0]), self.dim(node.a.shape[1])
+        name = name or self.fresh()
+        if node.axis == 0:
+            update = "acc.array() += " if node.op == "sum" else "acc.array() = acc.array().max"
+            value = f"{update}{text};" if node.op == "sum" else f"{update}({text});"
+            body = " ".join(lines + [value])
+            self.pre.append(f"Matrix<S> {name} = fold_rows<S, {str(node.op == 'max').lower()}>({rows}, "
+                            f"{cols}, [&](Index i, auto& acc) {{ {body} }});")
+            return Piece(name, ATOM, "matrix")
+        op = {"sum": "sum", "max": "maxCoeff"}[node.op]
+        body = " ".join(lines + [f"{name}(i, 0) = ({text}).{op}();"])
+        self.pre += [f"Matrix<S> {name}({rows}, 1);", f"for_each_row({rows}, {cols}, [&](Index i) {{ {body} }});"]
+        if node.axis == 1:
+            return Piece(name, ATOM, "matrix")
+        return Piece(f"{name}.{op if op == 'sum' else 'maxCoeff'}()", ATOM, "scalar")
+
     def _Elementwise(self, node):
+        if is_full(node.shape) and node.args:
+            name = self.fresh()
+            self.pre.extend(self.map_into(name, node))
+            return Piece(name, ATOM, "matrix")
         scalar = is_scalar_shape(node.shape)
         args = [self._argument(a, node.shape) for a in node.args]
         expr = idioms(node.expr)
         shape = (self.dim(node.shape[0]), self.dim(node.shape[1]))
         # A function value used twice (σ in σ(1 − σ)) is computed once, into a temporary.
-        replacements, (reduced,) = sympy.cse(expr, symbols=(sympy.Symbol(f"__cse{i}", real=True)
-                                                              for i in range(100)), optimizations=None)
-        replacements = [(s, e) for s, e in replacements if e.has(sympy.Function, sympy.Pow)]
-        if replacements and not scalar:
-            undo = {}
-            for symbol, sub in replacements:
-                sub = sub.xreplace(undo)
-                text = CppScalarPrinter(args, array=True, shape=shape, dims=self.dims).doprint(sub)
+        if not scalar:
+            def hoist(sub):
+                text = self.scalar_printer(args, array=True, shape=shape).doprint(sub)
                 name = self.fresh()
-                self.pre.append(f"const Matrix<S> {name} = ({text}).matrix();")
-                undo[symbol] = ir.placeholder(len(args))
-                args.append((f"{name}.array()", ATOM, "array"))
-            expr = reduced.xreplace(undo)
-        printer = CppScalarPrinter(args, array=not scalar, shape=shape, dims=self.dims)
+                if self._is_array_expr(sub, args):
+                    self.pre.append(f"const Matrix<S> {name} = ({text}).matrix();")
+                    args.append((f"{name}.array()", ATOM, "array"))
+                else:
+                    self.pre.append(f"const S {name} = {text};")
+                    args.append((name, ATOM, "scalar"))
+                return ir.placeholder(len(args) - 1)
+
+            expr = hoist_common(expr, hoist)
+        printer = self.scalar_printer(args, array=not scalar, shape=shape)
         if not node.args:
             if scalar:
                 return Piece(printer.doprint(expr), printer.precedence(expr), "scalar")
@@ -380,9 +664,14 @@ class CppPrinter:
         if isinstance(product.b, ir.Transpose) and self.csr(product.b.a) and isinstance(rows[0], ir.Var):
             return [f"Matrix<S> {target} = csr_matmul_transposed<S>({self._dense_operand(product.a)}, "
                     f"{self.csr(product.b.a)}, {self.name(rows[0].name)}.data());"]
-        product = self.expr(product)
-        return [f"Matrix<S> {target} = {product.text};",
-                f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"]
+        if isinstance(rows[0], ir.Var):  # row by row: the activation's map joins this loop (fuse_row_loops)
+            add_row = self.row_loop(node.shape, f"{target}.row(i).array() += {self.name(rows[0].name)}.array();")
+        else:
+            add_row = f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"
+        lines = self.gemm(target, product)
+        if lines is not None:
+            return lines + [add_row]
+        return [f"Matrix<S> {target} = {self.expr(product).text};", add_row]
 
     def statement(self, target: str, node: ir.Node) -> list[str]:
         self.pre = []
@@ -395,11 +684,19 @@ class CppPrinter:
             a, b = self._dense_operand(node.a.a), self._dense_operand(node.b)
             return self.pre + [f"Matrix<S> {target}(1, {pattern}.nnz());",
                                f"sampled_matmul<S>({a}, {b}, {pattern}, {target}.data());"]
-        if self.function.in_place:
+        if target in self.function.aliases:
             lines = self.update(target, node)
         else:
             name = self.name(target)
             lines = self._bias_add(name, node)
+            if lines is None and isinstance(node, ir.MatMul) and not is_scalar_shape(node.shape):
+                lines = self.gemm(name, node)
+            if lines is None and isinstance(node, ir.Elementwise) and is_full(node.shape) and node.args:
+                lines = self.map_into(name, node)
+            if lines is None and isinstance(node, ir.Reduce) and node.axis in (0, 1) and is_full(node.a.shape) \
+                    and isinstance(node.a, (ir.Var, ir.Elementwise)):
+                self._fold(node, name)
+                lines = []
             if lines is None:
                 piece = self.expr(node)
                 if piece.domain == "scalar" or is_scalar_shape(node.shape):
@@ -415,15 +712,39 @@ class CppPrinter:
         if update is None:
             return [f"{name} = {self.as_matrix(self.expr(node))};"]
         scale, terms = update
-        scalar = CppScalarPrinter([], array=False, dims=self.dims)
-        lines = [f"{name}.array() *= {scalar.doprint(scale)};"] if scale != 1 else []
+        scalar = self.scalar_printer([], array=False)
+        lines = []
+        # A product term and the scaling are one gemm into θ: θ ← c·θ + a·op(A)·op(B), no temporary.
+        product = next((t for t in terms if isinstance(t[1], ir.MatMul) and self.dense_product(t[1])), None)
+        if product is not None:
+            lines = self.gemm(name, product[1], alpha=f"S({scalar.doprint(product[0])})",
+                              beta=scalar.doprint(scale), declare=False)
+            terms = [t for t in terms if t is not product]
+        # The rest, when every term is a named matrix: one pass row by row (on the OpenMP threads: updates
+        # of large parameters are memory-bound), each row scaled and added to while it is in cache.
+        row_terms = all(isinstance(arg, ir.Var) and not is_scalar_shape(arg.shape) for _, arg in terms)
+        if row_terms and not is_scalar_shape(node.shape):
+            body = [f"{name}.row(i).array() *= {scalar.doprint(scale)};"] if scale != 1 and not lines else []
+            for coefficient, arg in terms:
+                body.append(f"{name}.row(i).array() {self._term(scalar, coefficient, f'{self.name(arg.name)}.row(i).array()')};")
+            return lines + ([self.rows(name, " ".join(body))] if body else [])
+        if scale != 1 and not lines:
+            lines = [f"{name}.array() *= {scalar.doprint(scale)};"]
         for coefficient, arg in terms:
-            negative = coefficient.could_extract_minus_sign()
-            magnitude = -coefficient if negative else coefficient
-            value = self.as_array(self.expr(arg))
-            text = value if magnitude == 1 else f"{scalar.doprint(magnitude)} * {value}"
-            lines.append(f"{name}.array() {'-=' if negative else '+='} {text};")
+            lines.append(f"{name}.array() {self._term(scalar, coefficient, self.as_array(self.expr(arg)))};")
         return lines
+
+    @staticmethod
+    def _term(scalar, coefficient, value: str) -> str:
+        """``-= c * value`` or ``+= value``: an in-place addition of coefficient·value."""
+        negative = coefficient.could_extract_minus_sign()
+        magnitude = -coefficient if negative else coefficient
+        text = value if magnitude == 1 else f"{scalar.doprint(magnitude)} * {value}"
+        return f"{'-=' if negative else '+='} {text}"
+
+    def rows(self, matrix: str, body: str) -> str:
+        """``body`` (reading row ``i``) for every row of ``matrix``, on the OpenMP threads when it is large."""
+        return f"for_each_row({matrix}.rows(), {matrix}.cols(), [&](Index i) {{ {body} }});"
 
     def checks(self) -> list[str]:
         """Bind each dimension from the first argument that has it; check every argument's shape."""
@@ -470,12 +791,15 @@ class CppPrinter:
                     used |= sub.count.free_symbols
         for target, node in self.function.statements:
             lines.extend(self.statement(target, node))
+            self.bound.add(self.name(target))
+        lines = fuse_row_loops(fuse_folds(lines))
         # Dimensions only the checks use are still bound: mark them used so compilers do not warn.
         unused = [str(d) for d in sorted(self.dims, key=str) if d not in used]
         if unused:
             lines.insert(len(lines) - len(self.function.statements) * 0, f"(void){', (void)'.join(unused)};")
-        returns = [self.name(r) for r in self.function.returns]
-        if self.function.in_place:
+        # what an in-place kernel updates is not returned; the rest (a fused kernel's DX) is
+        returns = [self.name(r) for r in self.function.returns if r not in self.function.aliases]
+        if not returns:
             return lines
         if len(returns) == 1:
             lines.append(f"return {returns[0]};")

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from codegen import ir
 from codegen.printers.python import PythonArrayPrinter
-from codegen.printers.scalar import ATOM, ScalarPrinter
+from codegen.printers.scalar import ATOM, ScalarPrinter, table
 from codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
 
 
 class JaxScalarPrinter(TypedScalarMixin, ScalarPrinter):
     module = "jnp"
+    backend = "JAX"
+    functions = table("jnp", erf="jax.scipy.special.erf({0})", erfc="jax.scipy.special.erfc({0})")
     sigmoid_precedence = ATOM
     full_like = "jnp.full_like"
 
@@ -22,8 +24,13 @@ class JaxScalarPrinter(TypedScalarMixin, ScalarPrinter):
     def _print_Softplus(self, expr):
         return f"jax.nn.softplus({self._print(expr.args[0])})"
 
+    def _print_XLogY(self, expr):
+        return f"jax.scipy.special.xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
 
 class JaxPrinter(TypedArrayMixin, PythonArrayPrinter):
+    #: ``sparse`` is jax.experimental.sparse, imported by the module template where a kernel takes a CSR.
+    global_names = PythonArrayPrinter.global_names | {"sparse"}
     module = "jnp"
     scalar_printer = JaxScalarPrinter
     functional_updates = True

@@ -124,6 +124,32 @@ int main() {
                                                                  alpha);
             },
             "all_relu_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto all_relu_layer_backward_update_gradient_descent_result =
+            all_relu_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, alpha, eta);
+        finite(all_relu_layer_backward_update_gradient_descent_result,
+               "all_relu_layer_backward_update_gradient_descent");
+        finite(W, "all_relu_layer_backward_update_gradient_descent: W");
+        finite(b, "all_relu_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto all_relu_layer_backward_update_momentum_result =
+            all_relu_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta, mu);
+        finite(all_relu_layer_backward_update_momentum_result, "all_relu_layer_backward_update_momentum");
+        finite(Delta_W, "all_relu_layer_backward_update_momentum: Delta_W");
+        finite(W, "all_relu_layer_backward_update_momentum: W");
+        finite(Delta_b, "all_relu_layer_backward_update_momentum: Delta_b");
+        finite(b, "all_relu_layer_backward_update_momentum: b");
+        all_relu_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, alpha, eta);
+        finite(W, "all_relu_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "all_relu_layer_backward_without_DX_update_gradient_descent: b");
+        all_relu_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, alpha,
+                                                                   eta, mu);
+        finite(Delta_W, "all_relu_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "all_relu_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "all_relu_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "all_relu_layer_backward_without_DX_update_momentum: b");
     }
     {  // all_relu_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -256,6 +282,33 @@ int main() {
                 (void)hard_sigmoid_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols()));
             },
             "hard_sigmoid_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto hard_sigmoid_layer_backward_update_gradient_descent_result =
+            hard_sigmoid_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(hard_sigmoid_layer_backward_update_gradient_descent_result,
+               "hard_sigmoid_layer_backward_update_gradient_descent");
+        finite(W, "hard_sigmoid_layer_backward_update_gradient_descent: W");
+        finite(b, "hard_sigmoid_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto hard_sigmoid_layer_backward_update_momentum_result =
+            hard_sigmoid_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(hard_sigmoid_layer_backward_update_momentum_result,
+               "hard_sigmoid_layer_backward_update_momentum");
+        finite(Delta_W, "hard_sigmoid_layer_backward_update_momentum: Delta_W");
+        finite(W, "hard_sigmoid_layer_backward_update_momentum: W");
+        finite(Delta_b, "hard_sigmoid_layer_backward_update_momentum: Delta_b");
+        finite(b, "hard_sigmoid_layer_backward_update_momentum: b");
+        hard_sigmoid_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "hard_sigmoid_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "hard_sigmoid_layer_backward_without_DX_update_gradient_descent: b");
+        hard_sigmoid_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, eta,
+                                                                       mu);
+        finite(Delta_W, "hard_sigmoid_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "hard_sigmoid_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "hard_sigmoid_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "hard_sigmoid_layer_backward_without_DX_update_momentum: b");
     }
     {  // hard_sigmoid_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -389,6 +442,34 @@ int main() {
                                                                            M::Zero(DY.rows() + 1, DY.cols()));
             },
             "hyperbolic_tangent_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto hyperbolic_tangent_layer_backward_update_gradient_descent_result =
+            hyperbolic_tangent_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(hyperbolic_tangent_layer_backward_update_gradient_descent_result,
+               "hyperbolic_tangent_layer_backward_update_gradient_descent");
+        finite(W, "hyperbolic_tangent_layer_backward_update_gradient_descent: W");
+        finite(b, "hyperbolic_tangent_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto hyperbolic_tangent_layer_backward_update_momentum_result =
+            hyperbolic_tangent_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta,
+                                                                      mu);
+        finite(hyperbolic_tangent_layer_backward_update_momentum_result,
+               "hyperbolic_tangent_layer_backward_update_momentum");
+        finite(Delta_W, "hyperbolic_tangent_layer_backward_update_momentum: Delta_W");
+        finite(W, "hyperbolic_tangent_layer_backward_update_momentum: W");
+        finite(Delta_b, "hyperbolic_tangent_layer_backward_update_momentum: Delta_b");
+        finite(b, "hyperbolic_tangent_layer_backward_update_momentum: b");
+        hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent: b");
+        hyperbolic_tangent_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b,
+                                                                             eta, mu);
+        finite(Delta_W, "hyperbolic_tangent_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "hyperbolic_tangent_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "hyperbolic_tangent_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "hyperbolic_tangent_layer_backward_without_DX_update_momentum: b");
     }
     {  // hyperbolic_tangent_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -526,6 +607,33 @@ int main() {
                                                                    alpha);
             },
             "leaky_relu_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto leaky_relu_layer_backward_update_gradient_descent_result =
+            leaky_relu_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, alpha, eta);
+        finite(leaky_relu_layer_backward_update_gradient_descent_result,
+               "leaky_relu_layer_backward_update_gradient_descent");
+        finite(W, "leaky_relu_layer_backward_update_gradient_descent: W");
+        finite(b, "leaky_relu_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto leaky_relu_layer_backward_update_momentum_result =
+            leaky_relu_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta,
+                                                              mu);
+        finite(leaky_relu_layer_backward_update_momentum_result, "leaky_relu_layer_backward_update_momentum");
+        finite(Delta_W, "leaky_relu_layer_backward_update_momentum: Delta_W");
+        finite(W, "leaky_relu_layer_backward_update_momentum: W");
+        finite(Delta_b, "leaky_relu_layer_backward_update_momentum: Delta_b");
+        finite(b, "leaky_relu_layer_backward_update_momentum: b");
+        leaky_relu_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, alpha, eta);
+        finite(W, "leaky_relu_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "leaky_relu_layer_backward_without_DX_update_gradient_descent: b");
+        leaky_relu_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, alpha,
+                                                                     eta, mu);
+        finite(Delta_W, "leaky_relu_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "leaky_relu_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "leaky_relu_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "leaky_relu_layer_backward_without_DX_update_momentum: b");
     }
     {  // leaky_relu_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -652,6 +760,31 @@ int main() {
         same(std::get<1>(relu_layer_backward_without_DX_result), Db, "relu_layer_backward_without_DX: Db");
         throws([&] { (void)relu_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols())); },
                "relu_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto relu_layer_backward_update_gradient_descent_result =
+            relu_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(relu_layer_backward_update_gradient_descent_result,
+               "relu_layer_backward_update_gradient_descent");
+        finite(W, "relu_layer_backward_update_gradient_descent: W");
+        finite(b, "relu_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto relu_layer_backward_update_momentum_result =
+            relu_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(relu_layer_backward_update_momentum_result, "relu_layer_backward_update_momentum");
+        finite(Delta_W, "relu_layer_backward_update_momentum: Delta_W");
+        finite(W, "relu_layer_backward_update_momentum: W");
+        finite(Delta_b, "relu_layer_backward_update_momentum: Delta_b");
+        finite(b, "relu_layer_backward_update_momentum: b");
+        relu_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "relu_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "relu_layer_backward_without_DX_update_gradient_descent: b");
+        relu_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu);
+        finite(Delta_W, "relu_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "relu_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "relu_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "relu_layer_backward_without_DX_update_momentum: b");
     }
     {  // relu_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -763,6 +896,31 @@ int main() {
         throws(
             [&] { (void)sigmoid_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols())); },
             "sigmoid_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto sigmoid_layer_backward_update_gradient_descent_result =
+            sigmoid_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(sigmoid_layer_backward_update_gradient_descent_result,
+               "sigmoid_layer_backward_update_gradient_descent");
+        finite(W, "sigmoid_layer_backward_update_gradient_descent: W");
+        finite(b, "sigmoid_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto sigmoid_layer_backward_update_momentum_result =
+            sigmoid_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(sigmoid_layer_backward_update_momentum_result, "sigmoid_layer_backward_update_momentum");
+        finite(Delta_W, "sigmoid_layer_backward_update_momentum: Delta_W");
+        finite(W, "sigmoid_layer_backward_update_momentum: W");
+        finite(Delta_b, "sigmoid_layer_backward_update_momentum: Delta_b");
+        finite(b, "sigmoid_layer_backward_update_momentum: b");
+        sigmoid_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "sigmoid_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "sigmoid_layer_backward_without_DX_update_gradient_descent: b");
+        sigmoid_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu);
+        finite(Delta_W, "sigmoid_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "sigmoid_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "sigmoid_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "sigmoid_layer_backward_without_DX_update_momentum: b");
     }
     {  // sigmoid_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -1217,6 +1375,30 @@ int main() {
         same(std::get<1>(linear_backward_without_DX_result), Db, "linear_backward_without_DX: Db");
         throws([&] { (void)linear_backward_without_DX<double>(X, M::Zero(DY.rows() + 1, DY.cols())); },
                "linear_backward_without_DX");
+        const double eta = 0.0;
+        const auto linear_backward_update_gradient_descent_result =
+            linear_backward_update_gradient_descent<double>(X, W, DY, b, eta);
+        finite(linear_backward_update_gradient_descent_result, "linear_backward_update_gradient_descent");
+        finite(W, "linear_backward_update_gradient_descent: W");
+        finite(b, "linear_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto linear_backward_update_momentum_result =
+            linear_backward_update_momentum<double>(X, W, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(linear_backward_update_momentum_result, "linear_backward_update_momentum");
+        finite(Delta_W, "linear_backward_update_momentum: Delta_W");
+        finite(W, "linear_backward_update_momentum: W");
+        finite(Delta_b, "linear_backward_update_momentum: Delta_b");
+        finite(b, "linear_backward_update_momentum: b");
+        linear_backward_without_DX_update_gradient_descent<double>(X, DY, W, b, eta);
+        finite(W, "linear_backward_without_DX_update_gradient_descent: W");
+        finite(b, "linear_backward_without_DX_update_gradient_descent: b");
+        linear_backward_without_DX_update_momentum<double>(X, DY, W, Delta_W, b, Delta_b, eta, mu);
+        finite(Delta_W, "linear_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "linear_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "linear_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "linear_backward_without_DX_update_momentum: b");
     }
     {  // sparse_linear
         M X = sample(3, 4, -2.0, 2.0);
@@ -1273,6 +1455,31 @@ int main() {
         throws(
             [&] { (void)softmax_layer_backward_without_DX<double>(X, Y, M::Zero(DY.rows() + 1, DY.cols())); },
             "softmax_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto softmax_layer_backward_update_gradient_descent_result =
+            softmax_layer_backward_update_gradient_descent<double>(X, W, Y, DY, b, eta);
+        finite(softmax_layer_backward_update_gradient_descent_result,
+               "softmax_layer_backward_update_gradient_descent");
+        finite(W, "softmax_layer_backward_update_gradient_descent: W");
+        finite(b, "softmax_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto softmax_layer_backward_update_momentum_result =
+            softmax_layer_backward_update_momentum<double>(X, W, Y, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(softmax_layer_backward_update_momentum_result, "softmax_layer_backward_update_momentum");
+        finite(Delta_W, "softmax_layer_backward_update_momentum: Delta_W");
+        finite(W, "softmax_layer_backward_update_momentum: W");
+        finite(Delta_b, "softmax_layer_backward_update_momentum: Delta_b");
+        finite(b, "softmax_layer_backward_update_momentum: b");
+        softmax_layer_backward_without_DX_update_gradient_descent<double>(X, Y, DY, W, b, eta);
+        finite(W, "softmax_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "softmax_layer_backward_without_DX_update_gradient_descent: b");
+        softmax_layer_backward_without_DX_update_momentum<double>(X, Y, DY, W, Delta_W, b, Delta_b, eta, mu);
+        finite(Delta_W, "softmax_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "softmax_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "softmax_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "softmax_layer_backward_without_DX_update_momentum: b");
     }
     {  // log_softmax_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -1306,6 +1513,33 @@ int main() {
                 (void)log_softmax_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols()));
             },
             "log_softmax_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto log_softmax_layer_backward_update_gradient_descent_result =
+            log_softmax_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(log_softmax_layer_backward_update_gradient_descent_result,
+               "log_softmax_layer_backward_update_gradient_descent");
+        finite(W, "log_softmax_layer_backward_update_gradient_descent: W");
+        finite(b, "log_softmax_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto log_softmax_layer_backward_update_momentum_result =
+            log_softmax_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(log_softmax_layer_backward_update_momentum_result,
+               "log_softmax_layer_backward_update_momentum");
+        finite(Delta_W, "log_softmax_layer_backward_update_momentum: Delta_W");
+        finite(W, "log_softmax_layer_backward_update_momentum: W");
+        finite(Delta_b, "log_softmax_layer_backward_update_momentum: Delta_b");
+        finite(b, "log_softmax_layer_backward_update_momentum: b");
+        log_softmax_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "log_softmax_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "log_softmax_layer_backward_without_DX_update_gradient_descent: b");
+        log_softmax_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, eta,
+                                                                      mu);
+        finite(Delta_W, "log_softmax_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "log_softmax_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "log_softmax_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "log_softmax_layer_backward_without_DX_update_momentum: b");
     }
     {  // sparse_softmax_layer
         M X = sample(3, 4, -2.0, 2.0);
