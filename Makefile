@@ -37,7 +37,7 @@ test: $(STAMP) cpp
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) cpp
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_FLAGS)
 
 train: $(STAMP)
 	$(BIN)/batchform train --dataset digits
