@@ -1,4 +1,4 @@
-"""The ``batchform`` command: generate, verify, report, check, build-cpp, train."""
+"""The ``batchform`` command: generate, verify, report, mutate, check, build-cpp, train."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ class UsageError(Exception):
 def _load(args):
     from codegen.loader import load_all
 
-    return load_all()
+    folders = getattr(args, "specs", None)
+    return load_all(spec_dirs=folders) if folders else load_all()
 
 
 def _backends(selection: str | None):
@@ -77,13 +78,16 @@ def cmd_report(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from codegen.render import render_all
+    from codegen.execute import check_files
+    from codegen.render import families, kernels, render_all
     from codegen.report import write_reports
     from codegen.writer import differences, write_tree
 
+    if getattr(args, "specs", None) and args.output is None:
+        raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
     specs = _load(args)
     backends = _backends(args.backend)
-    output = Path(args.output)
+    output = Path(args.output) if args.output else REPO / "generated"
     if args.check:
         # Staleness is a question about rendering only; the proofs are `make verify`'s job.
         files = render_all(specs, backends)
@@ -93,23 +97,90 @@ def cmd_generate(args) -> int:
         if stale:
             print("error: generated/ is stale; run `make generate`", file=sys.stderr)
         return 1 if stale else 0
+    # Rendering first: a function a backend cannot print is an error before anything is proved.
+    groups = families(specs)
+    files = render_all(specs, backends, groups)
     proofs, failed = _prove(specs, args, quiet=args.quiet)
     if failed:
         print("error: refusing to generate code from specs whose proof failed", file=sys.stderr)
         return 1
-    files = render_all(specs, backends)
+    start = time.perf_counter()
+    check_files(files, specs, kernels(groups), list(backends))
+    if not args.quiet:
+        print(f"ran every generated NumPy, PyTorch and JAX kernel against SymPy's values of its spec "
+              f"({time.perf_counter() - start:.1f} s)")
     changed = write_tree(files, output, backends=list(backends) + ["__init__.py", "manifest.py"])
     print(f"generated {len(files)} files in {output} ({len(changed)} changed)")
-    if not args.no_report:
-        for path in write_reports(specs, proofs, Path(args.reports)):
+    # Reports go to reports/ only for spec/; other spec folders write one where --reports says.
+    reports = args.reports or (None if getattr(args, "specs", None) else REPO / "reports")
+    if not args.no_report and reports is not None:
+        for path in write_reports(specs, proofs, Path(reports)):
             print(f"wrote {path}")
     return 0
 
 
+def cmd_mutate(args) -> int:
+    from codegen import mutate
+
+    specs = _load(args)
+    if args.specs:
+        names = {s.name for s in specs}
+        unknown = [n for n in args.specs if n not in names]
+        if unknown:
+            raise UsageError(f"unknown spec {', '.join(unknown)}; `batchform verify` lists them")
+        specs = [s for s in specs if s.name in args.specs]
+    families = None
+    if args.families:
+        families = [f.strip() for f in args.families.split(",") if f.strip()]
+        unknown = [f for f in families if f not in mutate.FAMILIES]
+        if unknown:
+            raise UsageError(f"unknown mutation family {', '.join(unknown)}; choose from {', '.join(mutate.FAMILIES)}")
+    start = time.perf_counter()
+
+    def progress(outcome, done, total):
+        if args.verbose:
+            m = outcome.mutant
+            print(f"  [{done}/{total}] {outcome.verdict:<10} {m.spec}.{m.equation}: {m.family}: {m.description}",
+                  flush=True)
+
+    outcomes = mutate.run(specs, families=families, per_spec=args.sample, seed=args.seed, jobs=args.jobs,
+                          progress=progress)
+    family_of = {s.name: s.family for s in specs}.get
+    header = f"{'':<24}{'mutants':>8}{'ill-formed':>11}{'equivalent':>11}{'killed':>8}{'survived':>9}{'kill rate':>10}"
+    for by, title in (("family", "mutation family"), ("spec", "spec family")):
+        print(f"\nby {title}:\n{header}")
+        for key, n, bad, same, killed, survived, rate in mutate.summary(outcomes, by, family_of):
+            print(f"{key:<24}{n:>8}{bad:>11}{same:>11}{killed:>8}{survived:>9}{rate:>9.1f}%")
+    survivors = [o.mutant for o in outcomes if o.verdict == "survived"]
+    print(f"\n{len(outcomes)} mutants of {len(specs)} specs in {time.perf_counter() - start:.1f} s; "
+          f"{len(survivors)} non-equivalent survivor(s)")
+    for m in sorted(survivors, key=lambda m: (m.spec, m.equation, m.family)):
+        print(f"survived: {m.spec}, equation {m.equation}: {m.family}: {m.description}")
+    rates = [row[-1] for row in mutate.summary(outcomes)[:-1]]
+    return 1 if args.fail_under is not None and any(r < args.fail_under for r in rates) else 0
+
+
 def cmd_build_cpp(args) -> int:
     from batchform import cpp_build
+    from codegen.execute import check_built
+    from codegen.render import families, kernels
 
-    cpp_build.build(force=args.force)
+    if not (cpp_build.GENERATED_DIR / "bindings.cpp").is_file():
+        raise UsageError(f"{cpp_build.GENERATED_DIR} has no generated C++ sources: run `batchform generate` "
+                         f"first")
+    try:
+        cpp_build.build(force=args.force)
+    except cpp_build.CppBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.no_check:
+        return 0
+    # The built module runs every kernel against SymPy's values of its spec, as the Python backends do
+    # before `generate` writes them.
+    start = time.perf_counter()
+    specs = _load(args)
+    check_built(REPO, "generated", specs, kernels(families(specs)), ["cpp"])
+    print(f"ran every C++ kernel against SymPy's values of its spec ({time.perf_counter() - start:.1f} s)")
     return 0
 
 
@@ -124,14 +195,17 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def proof_options(q):
+        q.add_argument("--specs", action="append", metavar="DIR",
+                       help="a folder of specs laid out like spec/ (repeatable; default: spec/)")
         q.add_argument("--no-cache", action="store_true", help="prove again even where the spec is unchanged")
         q.add_argument("--jobs", type=int, default=None, help="processes for proofs (default: one per core)")
 
     g = sub.add_parser("generate", help="prove the specs, then render every backend into generated/")
     proof_options(g)
     g.add_argument("--backend", help="comma-separated backends (default: all)")
-    g.add_argument("--output", default=str(REPO / "generated"), help="output folder (default: generated/)")
-    g.add_argument("--reports", default=str(REPO / "reports"), help="folder for proofs.md and proofs.html")
+    g.add_argument("--output", "--out", default=None, help="output folder (default: generated/; required with --specs)")
+    g.add_argument("--reports", default=None,
+                   help="folder for proofs.md and proofs.html (default: reports/, or none with --specs)")
     g.add_argument("--check", action="store_true", help="write nothing; fail when the output is stale")
     g.add_argument("--no-report", action="store_true", help="do not write the proof report")
     g.add_argument("--quiet", action="store_true", help="no line per proof")
@@ -146,8 +220,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--reports", default=str(REPO / "reports"))
     r.set_defaults(run=cmd_report)
 
+    m = sub.add_parser("mutate", help="mutation testing: perturb spec equations and report how many the proof kills")
+    m.add_argument("specs", nargs="*", metavar="SPEC", help="spec names (default: all)")
+    m.add_argument("--families", help="comma-separated mutation families (default: all)")
+    m.add_argument("--sample", type=int, default=None, help="at most this many mutants per spec and family")
+    m.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    m.add_argument("--jobs", type=int, default=None, help="processes (default: one per core)")
+    m.add_argument("--fail-under", type=float, default=None, help="exit 1 when a family's kill rate is below this %%")
+    m.add_argument("--verbose", action="store_true", help="a line per mutant")
+    m.set_defaults(run=cmd_mutate)
+
     c = sub.add_parser("build-cpp", help="build the C++ extension generated.cpp")
     c.add_argument("--force", action="store_true")
+    c.add_argument("--no-check", action="store_true", help="build only; do not run the kernels against the specs")
     c.set_defaults(run=cmd_build_cpp)
 
     t = sub.add_parser("train", help="train an MLP on a data set with any backend")

@@ -1,13 +1,22 @@
 """Prove every backward equation against SymPy's own derivative of the forward equations.
 
-For each spec and each of two non-square shapes, every input and parameter becomes a matrix of symbols, the
-forward equations are evaluated explicitly, and the scalar L = Σ C ⊙ Y (C symbolic, so DY = C) — or the loss
-value itself — is differentiated entry by entry. Each claimed gradient ``DV`` minus ∂L/∂V must vanish:
+For each spec and each of three shapes (N, D, K = 2, 3, 4; 3, 4, 2; 1, 3, 2 — together they break every small
+affine relation between the sizes, and one has a size 1), every input and parameter becomes a matrix of
+symbols, the forward equations are evaluated explicitly, and the scalar L = Σ C ⊙ Y (C symbolic, so DY = C) —
+or the loss value itself — is differentiated entry by entry. Each claimed gradient ``DV`` minus ∂L/∂V must vanish:
 
-1. at random exact rational points (exactly where the entries stay rational — piecewise and polynomial
-   equations —, else to 50 significant digits): a non-zero value is a counterexample and fails the proof;
-2. then, when the residual is a rational function, symbolically (``cancel``), or for transcendental
-   residuals by ``simplify`` within a time budget. The report says which of these proved each equation.
+1. at random exact rational points, drawn with a seed of the spec's own and random denominators: in the spec's
+   sample intervals, in wider ones (±8 where the spec gives none), and — for every breakpoint of every
+   element-wise function — with entries of its argument solved to lie on the breakpoint and just next to it.
+   Exactly where the entries stay rational, else to 50 significant digits; a difference that is non-zero but
+   below 50-digit noise is evaluated again at 120 digits and must vanish there too;
+2. then symbolically: a rational residual must ``cancel`` to 0 (anything else fails), a transcendental one is
+   given to ``simplify`` within a time budget.
+
+Element-wise derivatives named in ``Spec.derivatives`` are proved on all of ℝ by ``codegen.pieces``; element-wise
+functions are read by the boundary convention of ``spec/dsl.py`` in the forward equations too, so the truth at a
+breakpoint is the convention's. Every input and parameter must have its ``D<V>`` unless ``no_gradient`` says why
+not. Update rules are checked against torch (``codegen.update_check``). The report says what each check established.
 """
 
 from __future__ import annotations
@@ -17,30 +26,47 @@ import json
 import os
 import random
 import signal
+import sys
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import sympy
-from sympy import MatrixSymbol
+from sympy import Lambda, MatrixSymbol
 
 from codegen.explicit import evaluate
 from codegen.loader import REPO, LoadedSpec
 from codegen.notation import unicode
+from codegen.pieces import breakpoints, piecewise_reading, prove_derivative
+from codegen.update_check import check_update
+from spec.dsl import Apply
 
-SHAPES = ({"N": 2, "D": 3, "K": 4, "M": 2, "P": 3}, {"N": 3, "D": 4, "K": 2, "M": 3, "P": 2})
-POINTS = 3
+# No relation a·N + b·D + c·K + d = 1 with |a|, |b|, |c|, |d| ≤ 3 (nor one between any two of the sizes) holds at
+# all three shapes, so an equation scaled by a small size relation such as (D − N) is wrong at one of them
+# (tests/test_proof_classes.py checks this); the third has a size 1.
+SHAPES = ({"N": 2, "D": 3, "K": 4, "M": 2, "P": 3}, {"N": 3, "D": 4, "K": 2, "M": 3, "P": 2},
+          {"N": 1, "D": 3, "K": 2, "M": 1, "P": 2})
+DEFAULT_INTERVAL = (-2, 2)
+WIDE_INTERVAL = (-8, 8)
+#: Points per shape: in the sample intervals, in the wide ones, on and next to breakpoints (where there are any).
+MODES = ("sample", "sample", "wide", "wide", "on", "near")
 DIGITS = 50
+RECHECK_DIGITS = 120
 SIMPLIFY_SECONDS = 2.0
 CACHE = REPO / ".batchform-cache" / "proofs"
 
-SYMBOLIC = "symbolic: the residual cancels to 0"
-SIMPLIFIED = "symbolic: simplify() reduces the residual to 0"
-RATIONAL = f"exact arithmetic at {POINTS} random rational points per shape"
-NUMERIC = f"{DIGITS}-digit evaluation at {POINTS} random rational points per shape"
-DEFINITION = "update rule: no derivative to prove; shapes checked"
-METHOD_STRENGTH = [SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION]
+# What a check establishes, strongest first; an equation is as strong as its weakest shape.
+SYMBOLIC = "proved symbolically"
+SIMPLIFIED = "proved symbolically (simplify)"
+RATIONAL = "checked exactly at random rational points"
+NUMERIC = f"checked to {DIGITS} digits at random rational points"
+DEFINITION = "definition (update rule), checked against torch.optim"
+MISSING = "missing"
+METHOD_STRENGTH = [SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION, MISSING]
+_HOW = {SYMBOLIC: "the residual cancels to 0", SIMPLIFIED: "simplify() reduces the residual to 0",
+        RATIONAL: "exact arithmetic", NUMERIC: f"{DIGITS} digits, re-evaluated at {RECHECK_DIGITS} where not 0"}
 
 
 @dataclass
@@ -50,6 +76,7 @@ class EquationProof:
     method: str
     ok: bool
     counterexample: str = ""
+    detail: str = ""
 
 
 @dataclass
@@ -68,7 +95,7 @@ class SpecProof:
 
     @property
     def method(self) -> str:
-        methods = {e.method for e in self.equations}
+        methods = {e.method for e in self.equations if e.method in METHOD_STRENGTH}
         return max(methods, key=METHOD_STRENGTH.index) if methods else DEFINITION
 
     def failures(self) -> list[str]:
@@ -115,27 +142,24 @@ def _symbol_matrix(name: str, rows: int, cols: int, constraint: str | None) -> s
 
 
 def _draw(rng: random.Random, interval) -> sympy.Rational:
-    lo, hi = interval
-    k = rng.randint(1, 996)
-    return sympy.Rational(lo) + (sympy.Rational(hi) - sympy.Rational(lo)) * sympy.Rational(k, 997)
+    lo, hi = (sympy.nsimplify(v) for v in interval)
+    q = rng.randint(97, 2003)
+    return lo + (hi - lo) * sympy.Rational(rng.randint(1, q - 1), q)
 
 
-def _value(e: sympy.Expr):
-    """Exact when rational, else a 50-digit float."""
-    return e if e.is_Rational else sympy.N(e, DIGITS)
+def _read_functions(expr: sympy.Basic) -> sympy.Basic:
+    """``expr`` with every element-wise function replaced by its reading under the boundary convention."""
+    def read(e):
+        f = e.function
+        return Apply(Lambda(f.variables, piecewise_reading(f.expr)), e.args[1], e.name)
+
+    return expr.replace(lambda e: isinstance(e, Apply), read)
 
 
-def _is_zero(difference, scale) -> bool:
-    if difference.is_Rational:
-        return difference == 0
-    bound = sympy.Float(10) ** (-(DIGITS - 12)) * max(1, abs(scale))
-    return bool(abs(difference) <= bound)
-
-
-def _fmt(v) -> str:
+def _fmt(v, close: bool = False) -> str:
     if v.is_Rational:
-        return str(v) if v.q < 10**6 else f"{float(v):.6g}"
-    return f"{float(v):.6g}"
+        return str(v) if v.q < 10**6 and abs(v.p) < 10**12 else f"{sympy.N(v, 30 if close else 15)}"
+    return str(sympy.N(v, 60 if close else 15))
 
 
 class _Instance:
@@ -151,10 +175,11 @@ class _Instance:
                 rows, cols = (int(sympy.sympify(d).xreplace(self.dims)) for d in m.shape)
                 self.leaves[m.name] = _symbol_matrix(m.name, rows, cols, s.constraints.get(m.name))
         self.scalars = [p for p in (*s.parameters, *s.hyperparameters) if isinstance(p, sympy.Symbol)]
+        self.forward = [(eq.name, _read_functions(eq.expr)) for eq in s.forward]
         self.env = dict(self.leaves)
-        for eq in s.forward:
-            self.env[eq.name] = evaluate(eq.expr, self.env, self.dims)
-        self.forward_names = [eq.name for eq in s.forward]
+        for name, expr in self.forward:
+            self.env[name] = evaluate(expr, self.env, self.dims)
+        self.forward_names = [name for name, _ in self.forward]
 
     def loss(self, env) -> tuple[sympy.Expr, dict]:
         out = self.spec.output.name
@@ -168,14 +193,14 @@ class _Instance:
         """Forward values with ``name`` replaced by free symbols, and everything after it recomputed."""
         env = dict(self.leaves)
         after = False
-        for eq in self.spec.forward:
-            if eq.name == name:
+        for eq_name, expr in self.forward:
+            if eq_name == name:
                 env[name], after = replacement, True
             else:
-                env[eq.name] = evaluate(eq.expr, env, self.dims) if after else self.env[eq.name]
+                env[eq_name] = evaluate(expr, env, self.dims) if after else self.env[eq_name]
         return env
 
-    def truth(self, target: str, L: sympy.Expr) -> sympy.Matrix:
+    def truth(self, target: str, L: sympy.Expr):
         if target in self.leaves:
             m = self.leaves[target]
             return m.applyfunc(lambda s: sympy.diff(L, s))
@@ -195,7 +220,28 @@ class _Instance:
 
         return at
 
-    def points(self, seed: int) -> list[dict]:
+    def _interval(self, sym: sympy.Symbol, wide: bool):
+        base = sym.name.rsplit("_", 2)[0] if sym.name.count("_") >= 2 else sym.name
+        given = self.spec.sample.get(base, self.spec.sample.get(sym.name))
+        return (given or (WIDE_INTERVAL if wide else DEFAULT_INTERVAL)), given is None
+
+    def _kinks(self) -> list[tuple[sympy.Matrix, Lambda]]:
+        """(explicit argument, function) of every element-wise function with breakpoints, forward and backward."""
+        found = []
+        env = dict(self.env)
+        for eq in (*self.forward, *((e.name, e.expr) for e in self.spec.backward)):
+            for node in eq[1].atoms(Apply):
+                f = node.function
+                if f.expr.has(sympy.Piecewise, sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.sign):
+                    try:
+                        argument = evaluate(node.args[1], env, self.dims)
+                    except KeyError:  # reads a backward value: its entries are not free to choose
+                        continue
+                    found.append((argument, f))
+        return found
+
+    def points(self, seed: int) -> tuple[list[dict], int]:
+        """Sample points (and how many of them were put on or next to a breakpoint)."""
         rng = random.Random(seed)
         symbols = set()
         for m in self.leaves.values():
@@ -205,15 +251,82 @@ class _Instance:
         seed_symbols = {sympy.Symbol(f"C_{i}_{j}", real=True) for i in range(self.env[out].rows)
                         for j in range(self.env[out].cols)}
         ordered = sorted(symbols | seed_symbols, key=lambda s: s.name)
-        result = []
-        for _ in range(POINTS):
+        kinks = self._kinks()
+        result, placed = [], 0
+        for mode in MODES:
+            if mode in ("on", "near") and not kinks:
+                continue
             point = {}
             for sym in ordered:
-                base = sym.name.rsplit("_", 2)[0] if sym.name.count("_") >= 2 else sym.name
-                interval = self.spec.sample.get(base, self.spec.sample.get(sym.name, (-2, 2)))
+                interval, _ = self._interval(sym, wide=mode == "wide")
                 point[sym] = _draw(rng, interval)
+            if mode in ("on", "near"):
+                placed += self._place(point, kinks, rng, near=mode == "near")
             result.append(point)
-        return result
+        return result, placed
+
+    def _place(self, point: dict, kinks, rng: random.Random, near: bool) -> int:
+        """Move free entries so that entries of each kinked function's argument sit on (or just next to) its
+        breakpoints, cycling through them; returns 1 when at least one entry was placed."""
+        fixed: set = set(self.scalars)
+        targeted: set = set()
+        placed = False
+        # Functions of the same argument (f in the forward, f' in the backward) share its entries.
+        grouped: dict[tuple, list] = {}
+        for argument, f in kinks:
+            cuts = [c.xreplace(point) for c in (breakpoints(f.expr, f.variables[0]) or [])]
+            group = grouped.setdefault(tuple(argument), [])
+            group.extend(c for c in cuts if c.is_Rational and c not in group)
+        for key, cuts in grouped.items():
+            argument = list(key)
+            if not cuts:
+                continue
+            cuts.sort()
+            for k, entry in enumerate(argument):
+                target = cuts[k % len(cuts)]
+                if near:
+                    target += (-1) ** k * sympy.Rational(1, rng.randint(300, 3000))
+                free = sorted(entry.free_symbols - fixed - targeted, key=lambda s: s.name)
+                for sym in free:
+                    if not self._interval(sym, wide=False)[1]:
+                        continue  # the spec restricts this entry's interval: leave it there
+                    slope = sympy.diff(entry, sym)
+                    if slope.has(sym):
+                        continue
+                    a = slope.xreplace(point)
+                    if not a.is_Rational or a == 0:
+                        continue
+                    rest = (entry - slope * sym).xreplace(point)
+                    if not rest.is_Rational:
+                        continue
+                    point[sym] = (target - rest) / a
+                    fixed.add(sym)
+                    placed = True
+                    break
+                targeted |= entry.free_symbols
+        return int(placed)
+
+
+def _value(e: sympy.Expr, digits: int = DIGITS):
+    """Exact when rational, else a float of ``digits`` significant digits."""
+    return e if e.is_Rational else sympy.N(e, digits)
+
+
+def _differs(c_expr, t_expr) -> tuple[bool, object, object]:
+    """(differs, claimed value, true value): exact where possible; a small non-zero 50-digit difference is
+    evaluated again at 120 digits and must vanish there (an error of 1e-40 relative fails)."""
+    c, t = _value(c_expr), _value(t_expr)
+    if c.is_Rational and t.is_Rational:
+        return c != t, c, t
+    difference = abs(c - t)
+    if difference == 0:
+        return False, c, t
+    scale = max(abs(c), abs(t), sympy.Float(10) ** -30)
+    if difference > sympy.Float(10) ** -(DIGITS - 12) * scale:
+        return True, c, t
+    c, t = _value(c_expr, RECHECK_DIGITS), _value(t_expr, RECHECK_DIGITS)
+    difference = abs(sympy.N(c - t, RECHECK_DIGITS))
+    return bool(difference > sympy.Float(10) ** -(RECHECK_DIGITS - 15) * scale), c, t
 
 
 def _check_entries(claimed: sympy.Matrix, true, points, sizes) -> tuple[str | None, bool]:
@@ -223,64 +336,142 @@ def _check_entries(claimed: sympy.Matrix, true, points, sizes) -> tuple[str | No
         true_here = true(point) if callable(true) else true.xreplace(point)
         for i in range(claimed.rows):
             for j in range(claimed.cols):
-                c = _value(claimed[i, j].xreplace(point))
-                t = _value(true_here[i, j])
-                difference = _value(c - t)
-                exact = exact and difference.is_Rational
-                if not _is_zero(difference, t):
+                c_expr, t_expr = claimed[i, j].xreplace(point), true_here[i, j]
+                differs, c, t = _differs(c_expr, t_expr)
+                exact = exact and c.is_Rational and t.is_Rational
+                if differs:
                     where = ", ".join(f"{n}={v}" for n, v in sizes.items())
-                    return (f"entry ({i}, {j}) differs at {where} (random point {k}): "
-                            f"claimed {_fmt(c)}, true {_fmt(t)}"), exact
+                    scale = max(abs(c), abs(t))
+                    close = scale != 0 and abs(c - t) < sympy.Rational(1, 10**6) * scale
+                    return (f"entry ({i}, {j}) differs at {where} (random point {k}): claimed {_fmt(c, close)}, "
+                            f"true {_fmt(t, close)}, difference {_fmt(sympy.N(c - t, 6) if close else c - t)}"), exact
     return None, exact
 
 
-_TRANSCENDENTAL = (sympy.exp, sympy.log, sympy.tanh, sympy.Pow)
 _PIECEWISE = (sympy.Piecewise, sympy.Max, sympy.Min, sympy.Heaviside, sympy.DiracDelta)
 
 
-def _symbolic_method(residual: sympy.Matrix, budget: list[float]) -> str | None:
+def _symbolic_method(residual: sympy.Matrix, budget: list[float]) -> tuple[str | None, str]:
+    """(method or None, failure): a rational residual that cancels to anything but 0 is a failure."""
     entries = [e for e in residual if e != 0]
     if not entries:
-        return SYMBOLIC
+        return SYMBOLIC, ""
     if any(e.has(*_PIECEWISE) for e in entries):
-        return None
+        return None, ""
     rational = all(not e.has(sympy.exp, sympy.log, sympy.tanh) and
                    all(p.exp.is_Integer for p in e.atoms(sympy.Pow)) for e in entries)
     try:
         start = time.perf_counter()
         with _time_limit(max(budget[0], 0.05)):
-            if rational:
-                ok = all(sympy.cancel(sympy.together(e)) == 0 for e in entries)
-            else:
-                ok = all(sympy.simplify(e) == 0 for e in entries)
+            for e in entries:
+                reduced = sympy.cancel(sympy.together(e)) if rational else sympy.simplify(e)
+                if reduced != 0:
+                    if rational:
+                        return None, f"the residual (claimed − true) cancels to {reduced}, not 0"
+                    return None, ""
         budget[0] -= time.perf_counter() - start
     except _Timeout:
         budget[0] = 0
-        return None
-    if not ok:
-        return None
-    return SYMBOLIC if rational else SIMPLIFIED
+        return None, ""
+    return (SYMBOLIC if rational else SIMPLIFIED), ""
 
 
-def prove_spec(loaded: LoadedSpec) -> SpecProof:
+def _seed(name: str, shape: int) -> int:
+    return zlib.crc32(f"{name}/{shape}".encode())
+
+
+def _completeness(s, texts) -> list[EquationProof]:
+    given = {eq.name for eq in s.backward}
+    missing = []
+    for m in (*s.inputs, *s.parameters):
+        if f"D{m.name}" not in given and m.name not in s.no_gradient:
+            role = "parameter" if any(m is p or m == p for p in s.parameters) else "input"
+            missing.append(EquationProof(
+                f"D{m.name}", f"D{m.name}", MISSING, False,
+                f"missing: the {role} {m.name} has no gradient equation D{m.name}; give it, or declare "
+                f"no_gradient={{{m.name!r}: 'why'}} in the spec"))
+    return missing
+
+
+def _elementwise(s, only=None) -> dict[str, list[tuple[bool, str]]]:
+    """Backward equation name → (ok, detail) of each element-wise derivative it applies (Spec.derivatives)."""
+    functions = {node.name: node.function for eq in s.forward for node in eq.expr.atoms(Apply)}
+    scalars = {p.name: p for p in (*s.parameters, *s.hyperparameters) if isinstance(p, sympy.Symbol)}
+    found: dict[str, list[tuple[bool, str]]] = {}
+    for eq in s.backward:
+        if only is not None and eq.name not in only:
+            continue
+        for node in eq.expr.atoms(Apply):
+            if node.name not in s.derivatives:
+                continue
+            of, wrt_name = s.derivatives[node.name]
+            f = functions.get(of)
+            if f is None:
+                found.setdefault(eq.name, []).append(
+                    (False, f"{node.name} is declared the derivative of {of}, which no forward equation applies"))
+                continue
+            var = f.variables[0]
+            wrt = var if wrt_name == var.name else scalars.get(wrt_name)
+            if wrt is None:
+                found.setdefault(eq.name, []).append((False, f"{node.name}: {wrt_name} is not a scalar of the spec"))
+                continue
+            claimed = node.function.expr.xreplace({node.function.variables[0]: var})
+            result = prove_derivative(f.expr, claimed, var, wrt, s.sample)
+            found.setdefault(eq.name, []).append((result.ok, f"element-wise {node.name}: {result.detail}"))
+    return found
+
+
+def _summary(per_shape: dict[str, str], points: str) -> str:
+    groups: dict[str, list[str]] = {}
+    for shape, method in per_shape.items():
+        groups.setdefault(method, []).append(shape)
+    parts = []
+    for method in sorted(groups, key=METHOD_STRENGTH.index):
+        shapes = "; ".join(groups[method])
+        extra = f" ({points})" if method in (RATIONAL, NUMERIC) else f" ({_HOW[method]})"
+        parts.append(f"{method}{extra} at {shapes}")
+    return " · ".join(parts)
+
+
+def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: bool = False) -> SpecProof:
+    """The proof of every backward equation of a spec (or of those in ``only``; ``stop_early``: return at the
+    first failure — what ``batchform mutate`` needs)."""
     s = loaded.spec
     start = time.perf_counter()
-    shapes = []
+    shapes: list[str] = []
     proof = SpecProof(s.name, loaded.family, loaded.path, shapes, 0.0)
     texts = {eq.name: f"{eq.name} = {unicode(eq.expr)}" for eq in (*s.forward, *s.backward)}
     if s.kind == "update":
-        proof.equations = [EquationProof(eq.name, texts[eq.name], DEFINITION, True) for eq in s.forward]
-        shapes.append("symbolic")
+        ok, detail = check_update(s, _seed(s.name, 0))
+        proof.equations = [EquationProof(eq.name, texts[eq.name], DEFINITION, ok, "" if ok else detail,
+                                         detail if ok else "") for eq in s.forward]
+        shapes.append("M×P = 2×3")
         proof.seconds = time.perf_counter() - start
         return proof
-    results: dict[str, EquationProof] = {}
+    if stop_early:  # the proof on ℝ is quick and decisive: try it first
+        for name, checks in _elementwise(s, only).items():
+            bad = [d for ok, d in checks if not ok]
+            if bad:
+                proof.equations = [EquationProof(name, texts[name], "", False, bad[0])]
+                proof.seconds = time.perf_counter() - start
+                return proof
+    failed: dict[str, EquationProof] = {}
+    per_shape: dict[str, dict[str, str]] = {}
+    seen_shapes = set()
+    point_counts = []
     for n, sizes in enumerate(SHAPES):
-        instance = _Instance(loaded, sizes)
         used = {name: sizes[name] for name in _dims_of(s)}
-        shapes.append(", ".join(f"{k}={v}" for k, v in used.items()))
+        key = tuple(used.items())
+        if key in seen_shapes:
+            continue
+        seen_shapes.add(key)
+        instance = _Instance(loaded, sizes)
+        label = ", ".join(f"{k}={v}" for k, v in used.items()) or "scalars"
+        shapes.append(label)
         L, seeds = instance.loss(instance.env)
         env = {**instance.env, **seeds}
-        points = instance.points(seed=1000 + n)
+        points, placed = instance.points(seed=_seed(s.name, n))
+        point_counts.append((len(points), placed))
         budget = [SIMPLIFY_SECONDS]
         for eq in s.backward:
             env[eq.name] = evaluate(eq.expr, env, instance.dims)
@@ -288,21 +479,48 @@ def prove_spec(loaded: LoadedSpec) -> SpecProof:
             if not eq.name.startswith("D") or target not in (*instance.leaves, *instance.forward_names,
                                                              *(p.name for p in instance.scalars)):
                 continue
-            previous = results.get(eq.name)
-            if previous is not None and not previous.ok:
+            if eq.name in failed or (only is not None and eq.name not in only):
                 continue
             true = instance.truth(target, L)
             claimed = env[eq.name]
             counterexample, exact = _check_entries(claimed, true, points, used)
+            if counterexample is None and not callable(true):
+                method, failure = _symbolic_method(claimed - true, budget)
+                if failure:
+                    counterexample = f"at {label}: {failure}"
+            else:
+                method = None
             if counterexample:
-                results[eq.name] = EquationProof(eq.name, texts[eq.name], "", False, counterexample)
+                failed[eq.name] = EquationProof(eq.name, texts[eq.name], "", False, counterexample)
+                if stop_early:
+                    proof.equations = [failed[eq.name]]
+                    proof.seconds = time.perf_counter() - start
+                    return proof
                 continue
-            symbolic = None if callable(true) else _symbolic_method(claimed - true, budget)
-            method = symbolic or (RATIONAL if exact else NUMERIC)
-            if previous is not None:
-                method = max(previous.method, method, key=METHOD_STRENGTH.index)
-            results[eq.name] = EquationProof(eq.name, texts[eq.name], method, True)
-    proof.equations = [results[eq.name] for eq in s.backward if eq.name in results]
+            per_shape.setdefault(eq.name, {})[label] = method or (RATIONAL if exact else NUMERIC)
+    total = sum(c for c, _ in point_counts)
+    on = sum(p for _, p in point_counts)
+    points = f"{total} random rational points over {len(point_counts)} shapes" + \
+        (f", {on} of them on or next to breakpoints" if on else "")
+    elementwise = _elementwise(s, only)
+    equations = []
+    for eq in s.backward:
+        checks = elementwise.get(eq.name, [])
+        bad = [d for ok, d in checks if not ok]
+        if bad:  # the proof on ℝ names the piece; a sampled counterexample, if any, follows it
+            also = f"; and {failed[eq.name].counterexample}" if eq.name in failed else ""
+            equations.append(EquationProof(eq.name, texts[eq.name], "", False, bad[0] + also))
+            continue
+        if eq.name in failed:
+            equations.append(failed[eq.name])
+            continue
+        if eq.name not in per_shape:
+            continue  # an intermediate that is not a gradient of anything proved here
+        methods = per_shape[eq.name]
+        weakest = max(methods.values(), key=METHOD_STRENGTH.index)
+        detail = "; ".join([_summary(methods, points), *(d for _, d in checks)])
+        equations.append(EquationProof(eq.name, texts[eq.name], weakest, True, "", detail))
+    proof.equations = equations + _completeness(s, texts)
     proof.seconds = time.perf_counter() - start
     return proof
 
@@ -311,7 +529,7 @@ def prove_spec(loaded: LoadedSpec) -> SpecProof:
 
 def _engine_hash() -> str:
     h = hashlib.sha256()
-    for name in ("proof.py", "explicit.py", "loader.py", "freeze.py"):
+    for name in ("proof.py", "pieces.py", "update_check.py", "explicit.py", "loader.py", "freeze.py"):
         h.update((Path(__file__).parent / name).read_bytes())
     h.update((REPO / "spec" / "dsl.py").read_bytes())
     return h.hexdigest()
@@ -319,7 +537,8 @@ def _engine_hash() -> str:
 
 def spec_hash(loaded: LoadedSpec, engine: str) -> str:
     s = loaded.spec
-    parts = [engine, s.name, s.kind, repr(sorted(s.sample.items())), repr(sorted(s.constraints.items()))]
+    parts = [engine, s.name, s.kind, repr(sorted(s.sample.items())), repr(sorted(s.constraints.items())),
+             repr(sorted(s.no_gradient.items())), repr(sorted(s.derivatives.items())), repr(s.reference)]
     for group in (s.inputs, s.parameters, s.hyperparameters):
         parts.append(sympy.srepr(tuple(group)))
     for eq in (*s.forward, *s.backward):
@@ -337,10 +556,17 @@ def _load_cached(path: Path) -> SpecProof | None:
 
 
 def _store(path: Path, proof: SpecProof) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Cache a proof; a cache that cannot be written (deleted meanwhile, full, read-only) is a warning only."""
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({k: v for k, v in asdict(proof).items() if k != "cached"}, indent=1))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({k: v for k, v in asdict(proof).items() if k != "cached"}, indent=1))
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        print(f"warning: the proof of {proof.name} could not be cached in {path.parent} ({exc.strerror or exc}); "
+              f"it will be proved again next time", file=sys.stderr)
 
 
 # Workers are forked after this is set, so they find specs by name instead of unpickling SymPy trees.

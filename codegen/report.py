@@ -7,7 +7,7 @@ from pathlib import Path
 
 from codegen.loader import LoadedSpec
 from codegen.notation import latex, latex_name
-from codegen.proof import SHAPES, SpecProof
+from codegen.proof import MISSING, SHAPES, SpecProof
 from codegen.render import environment
 from codegen.writer import write_atomic
 
@@ -23,10 +23,12 @@ def _context(specs: list[LoadedSpec], proofs: list[SpecProof]) -> dict:
             "proof": proof,
             "forward": [(latex_name(eq.name), latex(eq.expr)) for eq in s.forward],
             "backward": [(latex_name(eq.name), latex(eq.expr), methods.get(eq.name)) for eq in s.backward],
+            "missing": [e for e in proof.equations if e.method == MISSING],
         })
     total = sum(len(p.equations) for p in proofs)
     return {"entries": entries, "total": total, "failed": sum(1 for p in proofs if not p.ok),
-            "seconds": sum(p.seconds for p in proofs), "shapes": SHAPES, "escape": html.escape}
+            "seconds": sum(p.seconds for p in proofs), "shapes": SHAPES, "escape": html.escape,
+            "shape_text": "; ".join(", ".join(f"{k}={v}" for k, v in s.items() if k in "NDK") for s in SHAPES)}
 
 
 def write_reports(specs: list[LoadedSpec], proofs: list[SpecProof], folder: Path) -> list[Path]:

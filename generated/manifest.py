@@ -9,7 +9,7 @@ runtime builds networks from this table, so a new spec file is usable by name wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,11 @@ class SpecInfo:
     hyperparameters: tuple[str, ...]
     output: str
     kernels: tuple[Kernel, ...]
+    #: The spelling users type and the wrappers' class name: ``ReLULayer``, ``SquaredErrorLoss``.
+    title: str = ""
+    #: Parameters not stored densely (``{"W": "csr"}``), and the dense spec this one is the sparse form of.
+    storage: dict[str, str] = field(default_factory=dict)
+    sparse_of: str = ""
 
 
 SPECS: dict[str, SpecInfo] = {
@@ -48,6 +53,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("all_relu", ("X", "alpha"), ("Y",)),
             Kernel("all_relu_backward", ("X", "DY", "alpha"), ("DX",)),
         ),
+        title="AllReLU",
     ),
     "all_relu_layer": SpecInfo(
         name="all_relu_layer",
@@ -84,6 +90,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Delta_W", "W", "Delta_b", "b"),
             ),
         ),
+        title="AllReLULayer",
     ),
     "all_relu_dropout_layer": SpecInfo(
         name="all_relu_dropout_layer",
@@ -104,6 +111,26 @@ SPECS: dict[str, SpecInfo] = {
                 "all_relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY", "alpha"), ("DW", "Db")
             ),
         ),
+        title="AllReLUDropoutLayer",
+    ),
+    "sparse_all_relu_layer": SpecInfo(
+        name="sparse_all_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by AllReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=("alpha",),
+        output="Y",
+        kernels=(
+            Kernel("sparse_all_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
+            Kernel("sparse_all_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
+            Kernel("sparse_all_relu_layer_backward_without_DX", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db")),
+        ),
+        title="SparseAllReLULayer",
+        storage={"W": "csr"},
+        sparse_of="all_relu_layer",
     ),
     "hard_sigmoid": SpecInfo(
         name="hard_sigmoid",
@@ -119,6 +146,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid", ("X",), ("Y",)),
             Kernel("hard_sigmoid_backward", ("X", "DY"), ("DX",)),
         ),
+        title="HardSigmoid",
     ),
     "hard_sigmoid_layer": SpecInfo(
         name="hard_sigmoid_layer",
@@ -155,6 +183,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Delta_W", "W", "Delta_b", "b"),
             ),
         ),
+        title="HardSigmoidLayer",
     ),
     "hard_sigmoid_dropout_layer": SpecInfo(
         name="hard_sigmoid_dropout_layer",
@@ -171,6 +200,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hard_sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
+        title="HardSigmoidDropoutLayer",
+    ),
+    "sparse_hard_sigmoid_layer": SpecInfo(
+        name="sparse_hard_sigmoid_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Hard sigmoid, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_hard_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_hard_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_hard_sigmoid_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseHardSigmoidLayer",
+        storage={"W": "csr"},
+        sparse_of="hard_sigmoid_layer",
     ),
     "hyperbolic_tangent": SpecInfo(
         name="hyperbolic_tangent",
@@ -186,6 +235,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hyperbolic_tangent", ("X",), ("Y",)),
             Kernel("hyperbolic_tangent_backward", ("X", "DY"), ("DX",)),
         ),
+        title="HyperbolicTangent",
     ),
     "hyperbolic_tangent_layer": SpecInfo(
         name="hyperbolic_tangent_layer",
@@ -222,6 +272,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Delta_W", "W", "Delta_b", "b"),
             ),
         ),
+        title="HyperbolicTangentLayer",
     ),
     "hyperbolic_tangent_dropout_layer": SpecInfo(
         name="hyperbolic_tangent_dropout_layer",
@@ -242,6 +293,28 @@ SPECS: dict[str, SpecInfo] = {
                 "hyperbolic_tangent_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")
             ),
         ),
+        title="HyperbolicTangentDropoutLayer",
+    ),
+    "sparse_hyperbolic_tangent_layer": SpecInfo(
+        name="sparse_hyperbolic_tangent_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Hyperbolic tangent, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_hyperbolic_tangent_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_hyperbolic_tangent_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel(
+                "sparse_hyperbolic_tangent_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")
+            ),
+        ),
+        title="SparseHyperbolicTangentLayer",
+        storage={"W": "csr"},
+        sparse_of="hyperbolic_tangent_layer",
     ),
     "leaky_relu": SpecInfo(
         name="leaky_relu",
@@ -257,6 +330,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("leaky_relu", ("X", "alpha"), ("Y",)),
             Kernel("leaky_relu_backward", ("X", "DY", "alpha"), ("DX",)),
         ),
+        title="LeakyReLU",
     ),
     "leaky_relu_layer": SpecInfo(
         name="leaky_relu_layer",
@@ -293,6 +367,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Delta_W", "W", "Delta_b", "b"),
             ),
         ),
+        title="LeakyReLULayer",
     ),
     "leaky_relu_dropout_layer": SpecInfo(
         name="leaky_relu_dropout_layer",
@@ -313,6 +388,28 @@ SPECS: dict[str, SpecInfo] = {
                 "leaky_relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY", "alpha"), ("DW", "Db")
             ),
         ),
+        title="LeakyReLUDropoutLayer",
+    ),
+    "sparse_leaky_relu_layer": SpecInfo(
+        name="sparse_leaky_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Leaky ReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=("alpha",),
+        output="Y",
+        kernels=(
+            Kernel("sparse_leaky_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
+            Kernel("sparse_leaky_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
+            Kernel(
+                "sparse_leaky_relu_layer_backward_without_DX", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db")
+            ),
+        ),
+        title="SparseLeakyReLULayer",
+        storage={"W": "csr"},
+        sparse_of="leaky_relu_layer",
     ),
     "relu": SpecInfo(
         name="relu",
@@ -328,6 +425,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu", ("X",), ("Y",)),
             Kernel("relu_backward", ("X", "DY"), ("DX",)),
         ),
+        title="ReLU",
     ),
     "relu_layer": SpecInfo(
         name="relu_layer",
@@ -364,6 +462,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Delta_W", "W", "Delta_b", "b"),
             ),
         ),
+        title="ReLULayer",
     ),
     "relu_dropout_layer": SpecInfo(
         name="relu_dropout_layer",
@@ -380,6 +479,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
+        title="ReLUDropoutLayer",
+    ),
+    "sparse_relu_layer": SpecInfo(
+        name="sparse_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by ReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_relu_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_relu_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_relu_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseReLULayer",
+        storage={"W": "csr"},
+        sparse_of="relu_layer",
     ),
     "sigmoid": SpecInfo(
         name="sigmoid",
@@ -395,6 +514,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid", ("X",), ("Y",)),
             Kernel("sigmoid_backward", ("X", "DY"), ("DX",)),
         ),
+        title="Sigmoid",
     ),
     "sigmoid_layer": SpecInfo(
         name="sigmoid_layer",
@@ -431,6 +551,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Delta_W", "W", "Delta_b", "b"),
             ),
         ),
+        title="SigmoidLayer",
     ),
     "sigmoid_dropout_layer": SpecInfo(
         name="sigmoid_dropout_layer",
@@ -447,6 +568,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
+        title="SigmoidDropoutLayer",
+    ),
+    "sparse_sigmoid_layer": SpecInfo(
+        name="sparse_sigmoid_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Sigmoid, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_sigmoid_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseSigmoidLayer",
+        storage={"W": "csr"},
+        sparse_of="sigmoid_layer",
     ),
     "srelu": SpecInfo(
         name="srelu",
@@ -465,6 +606,7 @@ SPECS: dict[str, SpecInfo] = {
                 "srelu_backward_without_DX", ("X", "DY", "al", "tl", "ar", "tr"), ("Dal", "Dtl", "Dar", "Dtr")
             ),
         ),
+        title="SReLU",
     ),
     "srelu_layer": SpecInfo(
         name="srelu_layer",
@@ -489,6 +631,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
             ),
         ),
+        title="SReLULayer",
     ),
     "srelu_dropout_layer": SpecInfo(
         name="srelu_dropout_layer",
@@ -513,6 +656,34 @@ SPECS: dict[str, SpecInfo] = {
                 ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
             ),
         ),
+        title="SReLUDropoutLayer",
+    ),
+    "sparse_srelu_layer": SpecInfo(
+        name="sparse_srelu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by SReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K"), "al": None, "tl": None, "ar": None, "tr": None},
+        init={"W": "fan_in", "b": 0, "al": 0, "tl": 0, "ar": 0, "tr": 1},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_srelu_layer_forward", ("X", "W", "b", "al", "tl", "ar", "tr"), ("Z", "Y")),
+            Kernel(
+                "sparse_srelu_layer_backward",
+                ("X", "W", "Z", "DY", "al", "tl", "ar", "tr"),
+                ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db", "DX"),
+            ),
+            Kernel(
+                "sparse_srelu_layer_backward_without_DX",
+                ("X", "W", "Z", "DY", "al", "tl", "ar", "tr"),
+                ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
+            ),
+        ),
+        title="SparseSReLULayer",
+        storage={"W": "csr"},
+        sparse_of="srelu_layer",
     ),
     "simple_batch_norm": SpecInfo(
         name="simple_batch_norm",
@@ -528,6 +699,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("simple_batch_norm_forward", ("X",), ("Sigma", "Y")),
             Kernel("simple_batch_norm_backward", ("Sigma", "Y", "DY"), ("DX",)),
         ),
+        title="SimpleBatchNorm",
     ),
     "batch_norm": SpecInfo(
         name="batch_norm",
@@ -544,6 +716,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("batch_norm_backward", ("gamma", "Sigma", "Z", "DY"), ("Dbeta", "Dgamma", "DX")),
             Kernel("batch_norm_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
         ),
+        title="BatchNorm",
     ),
     "simple_batch_norm_eps": SpecInfo(
         name="simple_batch_norm_eps",
@@ -559,6 +732,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("simple_batch_norm_eps_forward", ("X", "epsilon"), ("Sigma", "Y")),
             Kernel("simple_batch_norm_eps_backward", ("Sigma", "Y", "DY", "epsilon"), ("DX",)),
         ),
+        title="SimpleBatchNormEps",
     ),
     "batch_norm_eps": SpecInfo(
         name="batch_norm_eps",
@@ -577,6 +751,7 @@ SPECS: dict[str, SpecInfo] = {
             ),
             Kernel("batch_norm_eps_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
         ),
+        title="BatchNormEps",
     ),
     "linear_dropout": SpecInfo(
         name="linear_dropout",
@@ -593,6 +768,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("linear_dropout_backward", ("X", "R", "W", "DY"), ("DW", "Db", "DX")),
             Kernel("linear_dropout_backward_without_DX", ("X", "R", "DY"), ("DW", "Db")),
         ),
+        title="LinearDropout",
     ),
     "linear": SpecInfo(
         name="linear",
@@ -623,6 +799,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Delta_W", "W", "Delta_b", "b"),
             ),
         ),
+        title="Linear",
     ),
     "sparse_linear": SpecInfo(
         name="sparse_linear",
@@ -639,6 +816,9 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
             Kernel("sparse_linear_backward_without_DX", ("X", "W", "DY"), ("DW", "Db")),
         ),
+        title="SparseLinear",
+        storage={"W": "csr"},
+        sparse_of="linear",
     ),
     "softmax_layer": SpecInfo(
         name="softmax_layer",
@@ -675,6 +855,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Delta_W", "W", "Delta_b", "b"),
             ),
         ),
+        title="SoftmaxLayer",
     ),
     "log_softmax_layer": SpecInfo(
         name="log_softmax_layer",
@@ -711,6 +892,45 @@ SPECS: dict[str, SpecInfo] = {
                 ("Delta_W", "W", "Delta_b", "b"),
             ),
         ),
+        title="LogSoftmaxLayer",
+    ),
+    "sparse_softmax_layer": SpecInfo(
+        name="sparse_softmax_layer",
+        kind="layer",
+        family="layers",
+        doc="Linear layer followed by softmax, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_softmax_layer_forward", ("X", "W", "b"), ("Y",)),
+            Kernel("sparse_softmax_layer_backward", ("X", "W", "Y", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_softmax_layer_backward_without_DX", ("X", "W", "Y", "DY"), ("DW", "Db")),
+        ),
+        title="SparseSoftmaxLayer",
+        storage={"W": "csr"},
+        sparse_of="softmax_layer",
+    ),
+    "sparse_log_softmax_layer": SpecInfo(
+        name="sparse_log_softmax_layer",
+        kind="layer",
+        family="layers",
+        doc="Linear layer followed by log-softmax, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_log_softmax_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_log_softmax_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_log_softmax_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseLogSoftmaxLayer",
+        storage={"W": "csr"},
+        sparse_of="log_softmax_layer",
     ),
     "squared_error_loss": SpecInfo(
         name="squared_error_loss",
@@ -726,6 +946,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("squared_error_loss", ("Y", "T"), ("L",)),
             Kernel("squared_error_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="SquaredErrorLoss",
     ),
     "mean_squared_error_loss": SpecInfo(
         name="mean_squared_error_loss",
@@ -741,6 +962,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("mean_squared_error_loss", ("Y", "T"), ("L",)),
             Kernel("mean_squared_error_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="MeanSquaredErrorLoss",
     ),
     "cross_entropy_loss": SpecInfo(
         name="cross_entropy_loss",
@@ -756,6 +978,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="CrossEntropyLoss",
     ),
     "softmax_cross_entropy_loss": SpecInfo(
         name="softmax_cross_entropy_loss",
@@ -771,6 +994,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("softmax_cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="SoftmaxCrossEntropyLoss",
     ),
     "softmax_cross_entropy_one_hot_loss": SpecInfo(
         name="softmax_cross_entropy_one_hot_loss",
@@ -786,6 +1010,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_cross_entropy_one_hot_loss", ("Y", "T"), ("L",)),
             Kernel("softmax_cross_entropy_one_hot_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="SoftmaxCrossEntropyOneHotLoss",
     ),
     "stable_softmax_cross_entropy_loss": SpecInfo(
         name="stable_softmax_cross_entropy_loss",
@@ -801,6 +1026,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("stable_softmax_cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("stable_softmax_cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="StableSoftmaxCrossEntropyLoss",
     ),
     "logistic_cross_entropy_loss": SpecInfo(
         name="logistic_cross_entropy_loss",
@@ -816,6 +1042,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("logistic_cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("logistic_cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="LogisticCrossEntropyLoss",
     ),
     "negative_log_likelihood_loss": SpecInfo(
         name="negative_log_likelihood_loss",
@@ -831,6 +1058,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("negative_log_likelihood_loss", ("Y", "T"), ("L",)),
             Kernel("negative_log_likelihood_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="NegativeLogLikelihoodLoss",
     ),
     "gradient_descent": SpecInfo(
         name="gradient_descent",
@@ -843,6 +1071,7 @@ SPECS: dict[str, SpecInfo] = {
         hyperparameters=("eta",),
         output="theta",
         kernels=(Kernel("gradient_descent_update", ("theta", "Dtheta", "eta"), ("theta",)),),
+        title="GradientDescent",
     ),
     "momentum": SpecInfo(
         name="momentum",
@@ -855,6 +1084,7 @@ SPECS: dict[str, SpecInfo] = {
         hyperparameters=("eta", "mu"),
         output="theta",
         kernels=(Kernel("momentum_update", ("theta", "Dtheta", "Delta", "eta", "mu"), ("theta", "Delta")),),
+        title="Momentum",
     ),
     "nesterov": SpecInfo(
         name="nesterov",
@@ -867,6 +1097,7 @@ SPECS: dict[str, SpecInfo] = {
         hyperparameters=("eta", "mu"),
         output="theta",
         kernels=(Kernel("nesterov_update", ("theta", "Dtheta", "Delta", "eta", "mu"), ("theta", "Delta")),),
+        title="Nesterov",
     ),
     "softmax": SpecInfo(
         name="softmax",
@@ -882,6 +1113,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax", ("X",), ("Y",)),
             Kernel("softmax_backward", ("Y", "DY"), ("DX",)),
         ),
+        title="Softmax",
     ),
     "stable_softmax": SpecInfo(
         name="stable_softmax",
@@ -897,6 +1129,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("stable_softmax", ("X",), ("Y",)),
             Kernel("stable_softmax_backward", ("Y", "DY"), ("DX",)),
         ),
+        title="StableSoftmax",
     ),
     "log_softmax": SpecInfo(
         name="log_softmax",
@@ -912,6 +1145,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("log_softmax", ("X",), ("Y",)),
             Kernel("log_softmax_backward", ("X", "DY"), ("DX",)),
         ),
+        title="LogSoftmax",
     ),
     "stable_log_softmax": SpecInfo(
         name="stable_log_softmax",
@@ -927,5 +1161,6 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("stable_log_softmax", ("X",), ("Y",)),
             Kernel("stable_log_softmax_backward", ("X", "DY"), ("DX",)),
         ),
+        title="StableLogSoftmax",
     ),
 }

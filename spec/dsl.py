@@ -4,6 +4,17 @@ Primitives follow the paper's notation. Sums and repeats are products with colum
 (``columns_sum(X) = 1ᵀX``), so a spec reads like the paper; ``codegen`` recovers the cheap form from them.
 Operations SymPy would canonicalize away (element-wise functions, Hadamard products, ``diag``, row maxima)
 are opaque ``MatrixExpr`` nodes with ``_entry`` so that proofs can still instantiate them entry by entry.
+
+Boundary convention (element-wise functions). Where f is not differentiable — at a breakpoint c of a
+``Piecewise``, ``Max``, ``Min``, ``Abs`` or ``Heaviside`` — its derivative (and each partial ∂f/∂p) is taken to
+be the derivative of the piece of f that *owns* c: the first case of f's ``Piecewise`` whose condition holds at
+c (SymPy's rule). ``Max``, ``Min``, ``Abs`` and ``Heaviside`` are read through SymPy's
+``rewrite(Piecewise)``, so ``Max(0, x)`` is ``Piecewise((0, x <= 0), (x, True))``: the 0 piece owns x = 0.
+Where f is differentiable this is just f'(c). The proofs (``codegen/pieces.py``) check every ``df`` and every
+partial against this reading of ``diff(f)`` piece by piece on all of ℝ, boundaries included. It matches PyTorch,
+JAX and the Nerva code at every breakpoint of the specs here: relu′(0) = 0, leaky_relu′(0) = α (PyTorch and
+Nerva; JAX's ``leaky_relu`` gives 1), all_relu′(0) = 1, hard_sigmoid′(±3) = 0, srelu′(t_l) = a_l,
+srelu′(t_r) = a_r.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ __all__ = [
     "diag_matrix", "dims", "elements_sum", "apply", "hadamard", "identity", "inv_sqrt", "matrix", "ones",
     "row_repeat",
     "rows_max", "rows_mean", "rows_sum", "scalar", "x", "zeros", "exp", "log", "sqrt", "reciprocal",
-    "log_sigmoid", "sigmoid",
+    "log_sigmoid", "sigmoid", "TorchOptimizer", "xlogy", "XLogY", "MatrixXLogY",
 ]
 
 #: The variable of every scalar (element-wise) function.
@@ -124,6 +135,42 @@ class Hadamard(_Opaque):
         return self.args[0]._entry(i, j) * self.args[1]._entry(i, j)
 
 
+class XLogY(sympy.Function):
+    """x·log(y), and 0 where x = 0 whatever y is (also y = 0): the convention of torch.xlogy and
+    scipy.special.xlogy, so a zero target never turns 0·log 0 into NaN. ∂/∂x = log y, ∂/∂y = x/y."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if a.is_zero:
+            return sympy.Integer(0)
+        if a.is_number and b.is_number:
+            return a * sympy.log(b)
+        return None
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sympy.log(b) if argindex == 1 else a / b
+
+
+class MatrixXLogY(_Opaque):
+    """``xlogy(A, B)``: :class:`XLogY` of the entries of A and B."""
+
+    def __new__(cls, A, B):
+        A, B = _sympify(A), _sympify(B)
+        if tuple(A.shape) != tuple(B.shape):
+            raise ShapeError(f"xlogy of a {A.shape[0]}×{A.shape[1]} and a {B.shape[0]}×{B.shape[1]} matrix")
+        return super().__new__(cls, A, B)
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def _entry(self, i, j, **kwargs):
+        return XLogY(self.args[0]._entry(i, j), self.args[1]._entry(i, j))
+
+
 class Apply(_Opaque):
     """``f(X)``, a scalar function f applied to every entry of X; ``name`` is how equations print it."""
 
@@ -197,6 +244,11 @@ class ColumnsMax(_Opaque):
 
 def hadamard(A, B) -> MatrixExpr:
     return Hadamard(A, B)
+
+
+def xlogy(A, B) -> MatrixExpr:
+    """``A ⊙ log(B)`` entry-wise, with 0 where A is 0 (see :class:`XLogY`)."""
+    return MatrixXLogY(A, B)
 
 
 def diag(X) -> MatrixExpr:
@@ -282,6 +334,13 @@ class Spec:
     sample: interval to draw each scalar or matrix entry from in proofs, e.g. ``{"alpha": (0.05, 0.5)}``.
     constraints: facts about inputs the equations rely on; ``{"T": "rows_sum_to_one"}`` is the only one.
     storage: how a parameter is stored when not dense: ``{"W": "csr"}`` (see :func:`sparse`).
+    no_gradient: inputs or parameters that need no ``D<V>``, with the reason (``{"R": "dropout mask"}``);
+    every other input and parameter of a layer, function or loss must have its gradient equation.
+    derivatives: element-wise functions of the backward equations that claim to be derivatives of one of the
+    forward equations, by ``apply`` name: ``{"relu'": ("relu", "x")}`` (∂/∂x), ``{"∂srelu/∂al": ("srelu",
+    "al")}``; each is proved on all of ℝ (filled in by :func:`activation_specs`).
+    reference: for an update, the independent statement it is checked against (a :class:`TorchOptimizer`).
+    sparse_of: for a spec made by :func:`sparse`, the name of the dense spec it has the equations of.
     init: initial values of parameters, a number or ``"fan_in"`` (uniform in ±1/√columns); by default a
     matrix with two non-unit dimensions is ``"fan_in"`` and anything else starts at 0.
     """
@@ -298,8 +357,12 @@ class Spec:
     constraints: dict = field(default_factory=dict)
     storage: dict = field(default_factory=dict)
     init: dict = field(default_factory=dict)
+    no_gradient: dict = field(default_factory=dict)
+    derivatives: dict = field(default_factory=dict)
+    reference: object = None
     paper: str = ""
     module: str = ""
+    sparse_of: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "forward", _equations(self.forward))
@@ -314,13 +377,27 @@ class Spec:
         return self.forward[-1]
 
 
+@dataclass(frozen=True)
+class TorchOptimizer:
+    """An update rule's independent statement: ``torch.optim.<name>(**options)``, stepped on the parameter
+    ``param`` with gradient ``grad``. ``options`` values are numbers or the spec's scalars (``{"lr": eta}``);
+    ``state`` maps a spec variable to (torch state name, scale): ``{"Delta": ("momentum_buffer", -eta)}`` says
+    Δ = −η · momentum_buffer. ``batchform verify`` runs both over several steps from a non-zero state."""
+
+    name: str
+    options: dict
+    param: str = "theta"
+    grad: str = "Dtheta"
+    state: dict = field(default_factory=dict)
+
+
 def sparse(spec: Spec, name: str, **storage: str) -> Spec:
     """The same equations with some parameters stored sparsely, e.g. ``sparse(linear, "sparse_linear",
     W="csr")``: products with W use its sparse storage, and DW is computed on W's pattern only."""
     from dataclasses import replace
 
     return replace(spec, name=name, doc=f"{spec.doc.rstrip('.')}, with {', '.join(storage)} in CSR storage.",
-                   storage=dict(storage))
+                   storage=dict(storage), sparse_of=spec.name)
 
 
 # --- activations: one scalar function gives an element-wise function spec and a layer spec -------------
@@ -352,8 +429,9 @@ class Activation:
 
 
 def activation_specs(act: Activation) -> list[Spec]:
-    """Three specs from one activation: the element-wise function ``Y = f(X)``, the layer
-    ``Y = f(X·Wᵀ + 1_N·b)`` and its dropout form ``Y = f(X·(Wᵀ ⊙ R) + 1_N·b)``."""
+    """Four specs from one activation: the element-wise function ``Y = f(X)``, the layer
+    ``Y = f(X·Wᵀ + 1_N·b)``, its dropout form ``Y = f(X·(Wᵀ ⊙ R) + 1_N·b)`` and its sparse form
+    ``sparse_<name>_layer`` (W in CSR)."""
     N, D, K = dims("N D K")
     X, DY = matrix("X", N, K), matrix("DY", N, K)
 
@@ -361,11 +439,13 @@ def activation_specs(act: Activation) -> list[Spec]:
         return apply(act.partials[p], M, f"∂{act.name}/∂{p.name}")
 
     hyper = tuple(p for p in act.params if p not in act.trainable)
+    derivatives = {f"{act.name}'": (act.name, x.name),
+                   **{f"∂{act.name}/∂{p.name}": (act.name, p.name) for p in act.trainable}}
     gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, X))) for p in act.trainable}
     function = Spec(
         name=act.name, kind="function", doc=f"{act.title}, applied element-wise.",
         inputs=(X,), parameters=act.trainable, hyperparameters=hyper, sample=act.sample, init=act.init,
-        paper=act.paper,
+        paper=act.paper, derivatives=derivatives,
         forward={"Y": act(X)},
         backward={**gradients, "DX": hadamard(DY, act.prime(X))},
     )
@@ -374,7 +454,7 @@ def activation_specs(act: Activation) -> list[Spec]:
     layer = Spec(
         name=f"{act.name}_layer", kind="layer", doc=f"Linear layer followed by {act.title}.",
         inputs=(X,), parameters=(W, b, *act.trainable), hyperparameters=hyper, sample=act.sample,
-        init=act.init, paper=act.paper,
+        init=act.init, paper=act.paper, derivatives=derivatives,
         forward={"Z": X * W.T + row_repeat(b, N), "Y": act(Z)},
         backward={
             "DZ": hadamard(DY, act.prime(Z)),
@@ -389,7 +469,8 @@ def activation_specs(act: Activation) -> list[Spec]:
         name=f"{act.name}_dropout_layer", kind="layer",
         doc=f"Linear layer with a dropout mask on its weights, followed by {act.title}.",
         inputs=(X, R), parameters=(W, b, *act.trainable), hyperparameters=hyper, sample=act.sample,
-        init=act.init, paper=act.paper + "; § dropout: activation dropout layer",
+        init=act.init, paper=act.paper + "; § dropout: activation dropout layer", derivatives=derivatives,
+        no_gradient={"R": "dropout mask, not trained"},
         forward={"Z": X * hadamard(W.T, R) + row_repeat(b, N), "Y": act(Z)},
         backward={
             "DZ": hadamard(DY, act.prime(Z)),
@@ -399,4 +480,6 @@ def activation_specs(act: Activation) -> list[Spec]:
             "DX": DZ * hadamard(W, R.T),
         },
     )
-    return [function, layer, dropout]
+    # The sparse-training form: the same layer with W in CSR storage (DW on W's pattern only). The dropout
+    # form has none: its mask R is a dense D × K matrix on Wᵀ, which a CSR W cannot carry.
+    return [function, layer, dropout, sparse(layer, f"sparse_{layer.name}", W="csr")]

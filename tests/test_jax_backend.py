@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from codegen.lower import variants
 from conformance import (
     DIFFERENTIABLE_KINDS,
     FUNCTIONS,
@@ -42,8 +41,10 @@ from jax.test_util import check_grads
 import generated.jax as gj
 import generated.numpy as gnp
 
-NAMES = supported("jax")
-DIFFERENTIABLE = supported("jax", DIFFERENTIABLE_KINDS)
+# Specs with sparse storage take BCOO matrices (and have no custom_vjp wrappers); tests/test_sparse_layer.py
+# checks them against the dense layer.
+NAMES = [n for n in supported("jax") if not SPECS[n].spec.storage]
+DIFFERENTIABLE = [n for n in supported("jax", DIFFERENTIABLE_KINDS) if not SPECS[n].spec.storage]
 GENERATED = Path(__file__).resolve().parents[1] / "generated" / "jax"
 #: N = K = 1 with W 1×3, and N = 4 with W 5×2: the two non-square ways.
 SHAPES = [{"N": 1, "D": 3, "K": 1, "M": 1, "P": 3}, {"N": 4, "D": 2, "K": 5, "M": 4, "P": 1}]
@@ -190,15 +191,18 @@ def test_no_gradient_for_masks_targets_and_hyperparameters(name):
 
 def test_error_messages():
     W, b = jnp.ones((4, 4)), jnp.ones((1, 4))
-    with pytest.raises(ValueError, match=re.escape("linear: argument X has shape (3, 5), expected (N, 4)")):
+    # X and W disagree on D: the functional form takes the input's width and names W (issue 12, item 11)
+    with pytest.raises(ValueError, match=re.escape("linear: argument W has shape (4, 4), expected (4, 5)")):
         F.linear(jnp.ones((3, 5)), W, b)
-    with pytest.raises(ValueError, match=re.escape("linear: argument X has shape (3, 5), expected (N, 4)")):
+    with pytest.raises(ValueError, match=re.escape("linear: argument W has shape (4, 4), expected (4, 5)")):
         jax.jit(F.linear)(jnp.ones((3, 5)), W, b)
+    with pytest.raises(ValueError, match=re.escape("linear_dropout: argument X has shape (3, 5), expected (N, 4)")):
+        F.linear_dropout(jnp.ones((3, 5)), jnp.ones((4, 4)), W, b)  # R and W agree: X is the odd one out
     with pytest.raises(TypeError, match=re.escape("linear: argument X has dtype int32, expected a "
                                                   "floating-point dtype")):
         F.linear(jnp.ones((3, 4), jnp.int32), W, b)
     with pytest.raises(TypeError, match=re.escape(
-            "linear: argument X has dtype bfloat16, expected float32 (the dtype of W)")):
+            "linear: argument W has dtype float32, expected bfloat16 (the dtype of X)")):
         F.linear(jnp.ones((3, 4), jnp.bfloat16), W, b)
     with pytest.raises(TypeError, match=re.escape("linear: argument X is a list, expected an array")):
         F.linear([[1.0] * 4], W, b)
@@ -246,7 +250,8 @@ def test_same_functions_as_numpy():
     """Same function names, arguments (in order) and number of results as generated/numpy."""
     from codegen.render import families  # every kernel: forward, backward, variants, fused backward + update
 
-    expected = [f.name for family in families(list(SPECS.values())) for f in family.functions if f.spec in NAMES]
+    names = set(supported("jax"))
+    expected = [f.name for family in families(list(SPECS.values())) for f in family.functions if f.spec in names]
     assert sorted(n for n in gj.__all__ if n != "custom_vjp") == sorted(expected)
     for name in expected:
         assert inspect.signature(getattr(gj, name)).parameters.keys() == \
@@ -258,6 +263,8 @@ def test_pure_kernels():
     for path in GENERATED.glob("*.py"):
         text = path.read_text()
         assert "Do not edit" in text
+        if path.name == "csr.py":  # the sparse-argument validator reads concrete indices on the host; no kernel
+            continue
         assert not re.search(r"\bnp\.", text), path.name
         for bad in ("[...] =", "+=", "-=", "*=", ".at[", "float(", ".item()", "device_get", "einsum"):
             assert bad not in text, f"{path.name}: {bad}"

@@ -12,20 +12,40 @@ from sympy.printing.precedence import PRECEDENCE
 
 from codegen import ir
 from codegen.printers.python import PythonArrayPrinter
-from codegen.printers.scalar import ATOM, ScalarPrinter
+from codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
 from codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
+
+
+def _torch_table() -> dict[str, Spelling]:
+    """torch.* on tensors; on plain numbers (hyperparameters) the ``math`` module, since ``torch.exp(2.0)``
+    is a TypeError."""
+    arrays = table("torch", atan="torch.atan({0})", asinh="torch.asinh({0})", erf="torch.special.erf({0})",
+                   erfc="torch.special.erfc({0})")
+    numbers = {"Abs": "abs({0})", "sign": "((({0}) > 0) - (({0}) < 0))"}
+    return {name: Spelling(spelling.array, numbers.get(name, f"math.{name}({{0}})"))
+            for name, spelling in arrays.items()}
 
 
 class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
     module = "torch"
+    backend = "PyTorch"
+    functions = _torch_table()
     sigmoid_precedence = ATOM
     full_like = "torch.full_like"
 
     def _print_Sigmoid(self, expr):
+        if not self.is_array(expr):  # a plain number: torch.sigmoid(2.0) is a TypeError
+            return f"(1 / (1 + math.exp(-{self.parenthesize(expr.args[0], PRECEDENCE['Mul'])})))"
         return f"torch.sigmoid({self._print(expr.args[0])})"
 
     def _print_Softplus(self, expr):
+        if not self.is_array(expr):
+            u = self._print(expr.args[0])
+            return f"(max({u}, 0) + math.log1p(math.exp(-abs({u}))))"
         return f"torch.nn.functional.softplus({self._print(expr.args[0])})"
+
+    def _print_XLogY(self, expr):
+        return f"torch.xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     # --- a piecewise map that is zero on one side: a mask multiplied in, not torch.where --------------
     def _masked(self, expr):
@@ -47,6 +67,11 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
 
     def _print_Piecewise(self, expr):
         """``torch.where(Z < 0, 0, DY)`` → ``DY * (Z >= 0)``: on CPU, several times faster."""
+        if not self.is_array(expr):  # cases of plain numbers: torch.where needs tensors
+            text = self._print(expr.args[-1].expr)
+            for value, condition in reversed(expr.args[:-1]):
+                text = f"({self._print(value)} if {self._print(condition)} else {text})"
+            return text
         masked = self._masked(expr)
         if masked is None:
             return super()._print_Piecewise(expr)
@@ -99,6 +124,35 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
     def broadcast(self, text: str, shape) -> str:
         return f"torch.broadcast_to({text}, {self.shape(shape)}).contiguous()"
 
+    # --- CSR weights (torch.sparse_csr_tensor) -------------------------------------------------------
+    def csr(self, node: ir.Node) -> str | None:
+        """The name of a CSR argument, if ``node`` is one."""
+        if isinstance(node, ir.Var) and any(a.name == node.name and a.storage == "csr"
+                                            for a in self.function.arguments):
+            return self.name(node.name)
+        return None
+
+    def _MatMul(self, node):
+        if self.csr(node.a) or (isinstance(node.a, ir.Transpose) and self.csr(node.a.a)):
+            raise NotImplementedError("a product with a CSR matrix on the left")
+        if isinstance(node.b, ir.Transpose) and self.csr(node.b.a):  # A·Wᵀ = (W·Aᵀ)ᵀ: CSR × dense
+            return f"torch.sparse.mm({self.csr(node.b.a)}, {self.atom(node.a)}.T).T", ATOM
+        return super()._MatMul(node)  # A·W with W in CSR: dense @ CSR is a torch product
+
+    def sampled_product(self, target: str, node: ir.Node, pattern: str) -> list[str]:
+        """``Aᵀ·B`` on the pattern of the CSR ``pattern`` only (SDDMM), as its 1 × nnz values."""
+        if not (isinstance(node, ir.MatMul) and isinstance(node.a, ir.Transpose)):
+            raise NotImplementedError(f"the gradient {target} of the sparse {pattern} must read Aᵀ·B")
+        a, b = self.atom(node.a.a), self.atom(node.b)
+        return [f"{target} = torch.sparse.sampled_addmm({pattern}, {a}.T.contiguous(), {b}, beta=0.0)"
+                f".values().reshape(1, -1)"]
+
+    def body(self) -> list[str]:
+        # A CSR argument is validated before any product reads its indices (torch does not check them).
+        checks = [f"check_csr({self.function.name!r}, {a.name!r}, {a.name})" for a in self.function.arguments
+                  if a.storage == "csr"]
+        return checks + super().body()
+
     # --- X·Wᵀ + 1·b in one BLAS call ----------------------------------------------------------------
     def _Elementwise(self, node):
         fused = self.addmm(node)
@@ -111,7 +165,8 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
             return None
         for product, bias in (node.args, reversed(node.args)):
             if isinstance(product, ir.MatMul) and tuple(product.shape) == tuple(node.shape) \
-                    and tuple(bias.shape) != (ir.ONE, ir.ONE):
+                    and tuple(bias.shape) != (ir.ONE, ir.ONE) \
+                    and not any(self.csr(n) for n in (product.a, product.b, getattr(product.b, "a", None))):
                 a, b, c = self.expr(product.a)[0], self.expr(product.b)[0], self.expr(bias)[0]
                 return f"torch.addmm({c}, {a}, {b})", ATOM
         return None

@@ -421,4 +421,99 @@ std::tuple<Matrix<S>, Matrix<S>> all_relu_dropout_layer_backward_without_DX(cons
     return {std::move(DW), std::move(Db)};
 }
 
+/// Linear layer followed by AllReLU, with W in CSR storage: feedforward.
+///
+/// From spec/activations/all_relu.py (sparse_all_relu_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = all_relu(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_all_relu_layer_forward(const ConstMatrixRef<S>& X,
+                                                               const CSRMatrix<S>& W,
+                                                               const ConstMatrixRef<S>& b, S alpha) {
+    check_shape("sparse_all_relu_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_all_relu_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_all_relu_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> Y(N, K);
+    for_each_row(N, K, [&](Index i) {
+        Y.row(i).array() = ((Z.row(i).array() < S(0))).select(Z.row(i).array() * alpha, Z.row(i).array());
+    });
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by AllReLU, with W in CSR storage: backpropagation.
+///
+/// From spec/activations/all_relu.py (sparse_all_relu_layer):
+///
+///     DZ = DY ⊙ all_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_all_relu_layer_backward(const ConstMatrixRef<S>& X,
+                                                                           const CSRMatrix<S>& W,
+                                                                           const ConstMatrixRef<S>& Z,
+                                                                           const ConstMatrixRef<S>& DY,
+                                                                           S alpha) {
+    check_shape("sparse_all_relu_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_all_relu_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_all_relu_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_all_relu_layer_backward", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(DY.row(i).array() * alpha, DY.row(i).array());
+    });
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by AllReLU, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/activations/all_relu.py (sparse_all_relu_layer):
+///
+///     DZ = DY ⊙ all_relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_all_relu_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                           const CSRMatrix<S>& W,
+                                                                           const ConstMatrixRef<S>& Z,
+                                                                           const ConstMatrixRef<S>& DY,
+                                                                           S alpha) {
+    check_shape("sparse_all_relu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_all_relu_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_all_relu_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_all_relu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(DY.row(i).array() * alpha, DY.row(i).array());
+    });
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 }  // namespace batchform

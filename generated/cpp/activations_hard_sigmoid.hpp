@@ -442,4 +442,102 @@ std::tuple<Matrix<S>, Matrix<S>> hard_sigmoid_dropout_layer_backward_without_DX(
     return {std::move(DW), std::move(Db)};
 }
 
+/// Linear layer followed by Hard sigmoid, with W in CSR storage: feedforward.
+///
+/// From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = hard_sigmoid(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_hard_sigmoid_layer_forward(const ConstMatrixRef<S>& X,
+                                                                   const CSRMatrix<S>& W,
+                                                                   const ConstMatrixRef<S>& b) {
+    check_shape("sparse_hard_sigmoid_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_hard_sigmoid_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_hard_sigmoid_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> Y(N, K);
+    for_each_row(N, K, [&](Index i) {
+        Y.row(i).array() =
+            ((Z.row(i).array() <= S(-3)))
+                .select(S(S(0)),
+                        ((Z.row(i).array() >= S(3))).select(S(S(1)), Z.row(i).array() / S(6) + S(0.5)));
+    });
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation.
+///
+/// From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+///
+///     DZ = DY ⊙ hard_sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_hard_sigmoid_layer_backward(const ConstMatrixRef<S>& X,
+                                                                               const CSRMatrix<S>& W,
+                                                                               const ConstMatrixRef<S>& Z,
+                                                                               const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_hard_sigmoid_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_hard_sigmoid_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_hard_sigmoid_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_hard_sigmoid_layer_backward", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() >= S(3)) || (Z.row(i).array() <= S(-3)))
+                                .select(S(S(0)), DY.row(i).array() / S(6));
+    });
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+///
+///     DZ = DY ⊙ hard_sigmoid'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_hard_sigmoid_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                               const CSRMatrix<S>& W,
+                                                                               const ConstMatrixRef<S>& Z,
+                                                                               const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_hard_sigmoid_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_hard_sigmoid_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_hard_sigmoid_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_hard_sigmoid_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() >= S(3)) || (Z.row(i).array() <= S(-3)))
+                                .select(S(S(0)), DY.row(i).array() / S(6));
+    });
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 }  // namespace batchform

@@ -47,7 +47,7 @@ Matrix<S> relu_backward(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& DY)
     check_shape("relu_backward", "DY", DY, N, K);
     Matrix<S> DX(N, K);
     for_each_row(N, K, [&](Index i) {
-        DX.row(i).array() = ((X.row(i).array() < S(0))).select(S(S(0)), DY.row(i).array());
+        DX.row(i).array() = ((X.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
     });
     (void)K, (void)N;
     return DX;
@@ -105,7 +105,7 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> relu_layer_backward(const ConstMatri
     check_shape("relu_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(S(S(0)), DY.row(i).array());
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
     });
     Matrix<S> DW(DZ.cols(), X.cols());
     gemm<S>(S(1), DZ, true, X, false, S(0), DW, "relu_layer_backward");
@@ -137,7 +137,7 @@ std::tuple<Matrix<S>, Matrix<S>> relu_layer_backward_without_DX(const ConstMatri
     check_shape("relu_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(S(S(0)), DY.row(i).array());
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
     });
     Matrix<S> DW(DZ.cols(), X.cols());
     gemm<S>(S(1), DZ, true, X, false, S(0), DW, "relu_layer_backward_without_DX");
@@ -172,7 +172,7 @@ Matrix<S> relu_layer_backward_update_gradient_descent(const ConstMatrixRef<S>& X
     check_shape("relu_layer_backward_update_gradient_descent", "b", b, 1, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(S(S(0)), DY.row(i).array());
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "relu_layer_backward_update_gradient_descent");
@@ -214,7 +214,7 @@ Matrix<S> relu_layer_backward_update_momentum(const ConstMatrixRef<S>& X, Matrix
     check_shape("relu_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(S(S(0)), DY.row(i).array());
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "relu_layer_backward_update_momentum");
@@ -255,7 +255,7 @@ void relu_layer_backward_without_DX_update_gradient_descent(const ConstMatrixRef
     check_shape("relu_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(S(S(0)), DY.row(i).array());
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
     });
     gemm<S>(S(-eta), DZ, true, X, false, S(1), W, "relu_layer_backward_without_DX_update_gradient_descent");
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
@@ -293,7 +293,7 @@ void relu_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& X, 
     check_shape("relu_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(S(S(0)), DY.row(i).array());
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
     });
     gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "relu_layer_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
@@ -364,7 +364,7 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> relu_dropout_layer_backward(const Co
     check_shape("relu_dropout_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(S(S(0)), DY.row(i).array());
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
     });
     Matrix<S> t0(DZ.cols(), X.cols());
     gemm<S>(S(1), DZ, true, X, false, S(0), t0, "relu_dropout_layer_backward");
@@ -404,13 +404,103 @@ std::tuple<Matrix<S>, Matrix<S>> relu_dropout_layer_backward_without_DX(const Co
     check_shape("relu_dropout_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        DZ.row(i).array() = ((Z.row(i).array() < S(0))).select(S(S(0)), DY.row(i).array());
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
     });
     Matrix<S> t0(DZ.cols(), X.cols());
     gemm<S>(S(1), DZ, true, X, false, S(0), t0, "relu_dropout_layer_backward_without_DX");
     const Matrix<S> t1 = R.transpose();
     Matrix<S> DW(K, D);
     for_each_row(K, D, [&](Index i) { DW.row(i).array() = t0.row(i).array() * t1.row(i).array(); });
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by ReLU, with W in CSR storage: feedforward.
+///
+/// From spec/activations/relu.py (sparse_relu_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = relu(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_relu_layer_forward(const ConstMatrixRef<S>& X, const CSRMatrix<S>& W,
+                                                           const ConstMatrixRef<S>& b) {
+    check_shape("sparse_relu_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_relu_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_relu_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> Y(N, K);
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() = Z.row(i).array().max(S(0)); });
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by ReLU, with W in CSR storage: backpropagation.
+///
+/// From spec/activations/relu.py (sparse_relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_relu_layer_backward(const ConstMatrixRef<S>& X,
+                                                                       const CSRMatrix<S>& W,
+                                                                       const ConstMatrixRef<S>& Z,
+                                                                       const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_relu_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_relu_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_relu_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_relu_layer_backward", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
+    });
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by ReLU, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/activations/relu.py (sparse_relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_relu_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                       const CSRMatrix<S>& W,
+                                                                       const ConstMatrixRef<S>& Z,
+                                                                       const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_relu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_relu_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_relu_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_relu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
+    });
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
     Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};

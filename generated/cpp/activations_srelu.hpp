@@ -473,4 +473,160 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> srelu_dropout_layer_backward_withou
     return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr), std::move(DW), std::move(Db)};
 }
 
+/// Linear layer followed by SReLU, with W in CSR storage: feedforward.
+///
+/// From spec/activations/srelu.py (sparse_srelu_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = srelu(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_srelu_layer_forward(const ConstMatrixRef<S>& X, const CSRMatrix<S>& W,
+                                                            const ConstMatrixRef<S>& b, S al, S tl, S ar,
+                                                            S tr) {
+    check_shape("sparse_srelu_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_srelu_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_srelu_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> Y(N, K);
+    for_each_row(N, K, [&](Index i) {
+        Y.row(i).array() =
+            ((Z.row(i).array() <= tl))
+                .select(
+                    al * (Z.row(i).array() - tl) + tl,
+                    ((Z.row(i).array() < tr)).select(Z.row(i).array(), ar * (Z.row(i).array() - tr) + tr));
+    });
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by SReLU, with W in CSR storage: backpropagation.
+///
+/// From spec/activations/srelu.py (sparse_srelu_layer):
+///
+///     DZ = DY ⊙ srelu'(Z)
+///     Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+///     Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+///     Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+///     Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
+template <class S>
+std::tuple<S, S, S, S, Matrix<S>, Matrix<S>, Matrix<S>> sparse_srelu_layer_backward(
+    const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,
+    const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr) {
+    check_shape("sparse_srelu_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_srelu_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_srelu_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_srelu_layer_backward", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    Matrix<S> t0(N, 1);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() =
+            ((Z.row(i).array() <= tl))
+                .select(DY.row(i).array() * al,
+                        ((Z.row(i).array() < tr)).select(DY.row(i).array(), DY.row(i).array() * ar));
+        t0(i, 0) =
+            (((Z.row(i).array() <= tl)).select(DY.row(i).array() * (Z.row(i).array() - tl), S(S(0)))).sum();
+    });
+    const S Dal = t0.sum();
+    Matrix<S> t1(N, 1);
+    for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (((Z.row(i).array() <= tl)).select(DY.row(i).array() * (S(1) - al), S(S(0)))).sum();
+    });
+    const S Dtl = t1.sum();
+    Matrix<S> t2(N, 1);
+    for_each_row(N, K, [&](Index i) {
+        t2(i, 0) = (((Z.row(i).array() <= tl) || (Z.row(i).array() < tr))
+                        .select(S(S(0)), DY.row(i).array() * (Z.row(i).array() - tr)))
+                       .sum();
+    });
+    const S Dar = t2.sum();
+    Matrix<S> t3(N, 1);
+    for_each_row(N, K, [&](Index i) {
+        t3(i, 0) = (((Z.row(i).array() <= tl) || (Z.row(i).array() < tr))
+                        .select(S(S(0)), DY.row(i).array() * (S(1) - ar)))
+                       .sum();
+    });
+    const S Dtr = t3.sum();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr),
+            std::move(DW),  std::move(Db),  std::move(DX)};
+}
+
+/// Linear layer followed by SReLU, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/activations/srelu.py (sparse_srelu_layer):
+///
+///     DZ = DY ⊙ srelu'(Z)
+///     Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+///     Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+///     Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+///     Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (Dal, Dtl, Dar, Dtr, DW, Db).
+template <class S>
+std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> sparse_srelu_layer_backward_without_DX(
+    const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,
+    const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr) {
+    check_shape("sparse_srelu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_srelu_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_srelu_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_srelu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    Matrix<S> t0(N, 1);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() =
+            ((Z.row(i).array() <= tl))
+                .select(DY.row(i).array() * al,
+                        ((Z.row(i).array() < tr)).select(DY.row(i).array(), DY.row(i).array() * ar));
+        t0(i, 0) =
+            (((Z.row(i).array() <= tl)).select(DY.row(i).array() * (Z.row(i).array() - tl), S(S(0)))).sum();
+    });
+    const S Dal = t0.sum();
+    Matrix<S> t1(N, 1);
+    for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (((Z.row(i).array() <= tl)).select(DY.row(i).array() * (S(1) - al), S(S(0)))).sum();
+    });
+    const S Dtl = t1.sum();
+    Matrix<S> t2(N, 1);
+    for_each_row(N, K, [&](Index i) {
+        t2(i, 0) = (((Z.row(i).array() <= tl) || (Z.row(i).array() < tr))
+                        .select(S(S(0)), DY.row(i).array() * (Z.row(i).array() - tr)))
+                       .sum();
+    });
+    const S Dar = t2.sum();
+    Matrix<S> t3(N, 1);
+    for_each_row(N, K, [&](Index i) {
+        t3(i, 0) = (((Z.row(i).array() <= tl) || (Z.row(i).array() < tr))
+                        .select(S(S(0)), DY.row(i).array() * (S(1) - ar)))
+                       .sum();
+    });
+    const S Dtr = t3.sum();
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr), std::move(DW), std::move(Db)};
+}
+
 }  // namespace batchform

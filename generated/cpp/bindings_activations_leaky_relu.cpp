@@ -13,37 +13,73 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace batchform {
+struct Deferred {
+    nb::handle value;
+};
+}  // namespace batchform
+
+namespace nanobind::detail {
+// Deferred: accepted only when nanobind converts (its second pass), see retry below.
+template <>
+struct type_caster<batchform::Deferred> {
+    NB_TYPE_CASTER(batchform::Deferred, const_name("object"))
+    bool from_python(handle src, uint8_t flags, cleanup_list*) noexcept {
+        if (!(flags & (uint8_t)cast_flags::convert)) return false;
+        value.value = src;
+        return true;
+    }
+    static handle from_cpp(const batchform::Deferred& v, rv_policy, cleanup_list*) noexcept {
+        return v.value.inc_ref();
+    }
+};
+}  // namespace nanobind::detail
+
+namespace batchform {
 namespace {
+
+// The last overload of every kernel takes any objects, but only in nanobind's second pass (the one that
+// converts): it is reached only when neither the float nor the double overload takes the call. Their array
+// arguments are noconvert, so nothing is ever converted silently (float32 mixed with float64, int, bool or
+// float16 arrays); scalars still convert as before. generated.cpp._retry names the argument at fault, or
+// makes the copy that is only a layout change (a non-contiguous array) and calls again.
+nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
+    nb::list values;
+    for (nb::handle a : arguments) values.append(a);
+    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+}
 
 template <class S>
 void define(nb::module_& m) {
-    m.def("leaky_relu", &leaky_relu<S>, "X"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu", &leaky_relu<S>, "X"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Leaky ReLU, applied element-wise: feedforward.\n\n    Y = leaky_relu(X)");
-    m.def("leaky_relu_backward", &leaky_relu_backward<S>, "X"_a, "DY"_a, "alpha"_a,
+    m.def("leaky_relu_backward", &leaky_relu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Leaky ReLU, applied element-wise: backpropagation.\n\n    DX = DY \u2299 leaky_relu\u0027(X)");
-    m.def("leaky_relu_layer_forward", &leaky_relu_layer_forward<S>, "X"_a, "W"_a, "b"_a, "alpha"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu_layer_forward", &leaky_relu_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Leaky ReLU: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
           "leaky_relu(Z)");
-    m.def("leaky_relu_layer_backward", &leaky_relu_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a, "alpha"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu_layer_backward", &leaky_relu_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Leaky ReLU: backpropagation.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n "
           "   DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
-    m.def("leaky_relu_layer_backward_without_DX", &leaky_relu_layer_backward_without_DX<S>, "X"_a, "Z"_a,
-          "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu_layer_backward_without_DX", &leaky_relu_layer_backward_without_DX<S>, "X"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Leaky ReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("leaky_relu_layer_backward_update_gradient_descent",
-          &leaky_relu_layer_backward_update_gradient_descent<S>, "X"_a, "W"_a.noconvert(), "Z"_a, "DY"_a,
-          "b"_a.noconvert(), "alpha"_a, "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          &leaky_relu_layer_backward_update_gradient_descent<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "b"_a.noconvert(), "alpha"_a, "eta"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Leaky ReLU: backpropagation, with the gradient descent update of W, b in "
           "place.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b "
           "\u2212 \u03b7\u00b7Db");
-    m.def("leaky_relu_layer_backward_update_momentum", &leaky_relu_layer_backward_update_momentum<S>, "X"_a,
-          "W"_a.noconvert(), "Z"_a, "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(),
-          "Delta_b"_a.noconvert(), "alpha"_a, "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu_layer_backward_update_momentum", &leaky_relu_layer_backward_update_momentum<S>,
+          "X"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
+          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "alpha"_a, "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Leaky ReLU: backpropagation, with the momentum update of W, b in "
           "place.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
@@ -51,34 +87,52 @@ void define(nb::module_& m) {
           "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
     m.def(
         "leaky_relu_layer_backward_without_DX_update_gradient_descent",
-        &leaky_relu_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Z"_a, "DY"_a,
-        "W"_a.noconvert(), "b"_a.noconvert(), "alpha"_a, "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+        &leaky_relu_layer_backward_without_DX_update_gradient_descent<S>, "X"_a.noconvert(),
+        "Z"_a.noconvert(), "DY"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), "alpha"_a, "eta"_a,
+        nb::call_guard<nb::gil_scoped_release>(),
         "Linear layer followed by Leaky ReLU: backpropagation, without DX, with the gradient descent update "
         "of W, b in place.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
         "1_N\u1d40\u00b7DZ\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
     m.def("leaky_relu_layer_backward_without_DX_update_momentum",
-          &leaky_relu_layer_backward_without_DX_update_momentum<S>, "X"_a, "Z"_a, "DY"_a, "W"_a.noconvert(),
-          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "alpha"_a, "eta"_a, "mu"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+          &leaky_relu_layer_backward_without_DX_update_momentum<S>, "X"_a.noconvert(), "Z"_a.noconvert(),
+          "DY"_a.noconvert(), "W"_a.noconvert(), "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+          "Delta_b"_a.noconvert(), "alpha"_a, "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Leaky ReLU: backpropagation, without DX, with the momentum update of W, "
           "b in place.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
           "1_N\u1d40\u00b7DZ\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 "
           "\u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 "
           "\u0394_b + b");
-    m.def("leaky_relu_dropout_layer_forward", &leaky_relu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a,
-          "b"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu_dropout_layer_forward", &leaky_relu_dropout_layer_forward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: feedforward.\n\n    Z = "
           "X\u00b7(W\u1d40 \u2299 R) + 1_N\u00b7b\n    Y = leaky_relu(Z)");
-    m.def("leaky_relu_dropout_layer_backward", &leaky_relu_dropout_layer_backward<S>, "X"_a, "R"_a, "W"_a,
-          "Z"_a, "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu_dropout_layer_backward", &leaky_relu_dropout_layer_backward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation.\n\n    "
           "DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
     m.def("leaky_relu_dropout_layer_backward_without_DX", &leaky_relu_dropout_layer_backward_without_DX<S>,
-          "X"_a, "R"_a, "Z"_a, "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "X"_a.noconvert(), "R"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db "
           "= 1_N\u1d40\u00b7DZ");
+    m.def("sparse_leaky_relu_layer_forward", &sparse_leaky_relu_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Leaky ReLU, with W in CSR storage: feedforward.\n\n    Z = "
+          "X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = leaky_relu(Z)");
+    m.def(
+        "sparse_leaky_relu_layer_backward", &sparse_leaky_relu_layer_backward<S>, "X"_a.noconvert(), "W"_a,
+        "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+        "Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+        "leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_leaky_relu_layer_backward_without_DX", &sparse_leaky_relu_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation, without DX.\n\n    "
+          "DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
 }
 
 }  // namespace
@@ -86,6 +140,110 @@ void define(nb::module_& m) {
 void define_activations_leaky_relu(nb::module_& m) {
     define<float>(m);
     define<double>(m);
+    m.def(
+        "leaky_relu", [](Deferred X, Deferred alpha) { return retry("leaky_relu", {X.value, alpha.value}); },
+        "X"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_backward",
+        [](Deferred X, Deferred DY, Deferred alpha) {
+            return retry("leaky_relu_backward", {X.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b, Deferred alpha) {
+            return retry("leaky_relu_layer_forward", {X.value, W.value, b.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("leaky_relu_layer_backward", {X.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("leaky_relu_layer_backward_without_DX", {X.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_layer_backward_update_gradient_descent",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred b, Deferred alpha, Deferred eta) {
+            return retry("leaky_relu_layer_backward_update_gradient_descent",
+                         {X.value, W.value, Z.value, DY.value, b.value, alpha.value, eta.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "b"_a.none(), "alpha"_a.none(),
+        "eta"_a.none());
+    m.def(
+        "leaky_relu_layer_backward_update_momentum",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred Delta_W, Deferred b, Deferred Delta_b,
+           Deferred alpha, Deferred eta, Deferred mu) {
+            return retry("leaky_relu_layer_backward_update_momentum",
+                         {X.value, W.value, Z.value, DY.value, Delta_W.value, b.value, Delta_b.value,
+                          alpha.value, eta.value, mu.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "Delta_W"_a.none(), "b"_a.none(),
+        "Delta_b"_a.none(), "alpha"_a.none(), "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred W, Deferred b, Deferred alpha, Deferred eta) {
+            return retry("leaky_relu_layer_backward_without_DX_update_gradient_descent",
+                         {X.value, Z.value, DY.value, W.value, b.value, alpha.value, eta.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "W"_a.none(), "b"_a.none(), "alpha"_a.none(),
+        "eta"_a.none());
+    m.def(
+        "leaky_relu_layer_backward_without_DX_update_momentum",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred W, Deferred Delta_W, Deferred b, Deferred Delta_b,
+           Deferred alpha, Deferred eta, Deferred mu) {
+            return retry("leaky_relu_layer_backward_without_DX_update_momentum",
+                         {X.value, Z.value, DY.value, W.value, Delta_W.value, b.value, Delta_b.value,
+                          alpha.value, eta.value, mu.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "W"_a.none(), "Delta_W"_a.none(), "b"_a.none(),
+        "Delta_b"_a.none(), "alpha"_a.none(), "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "leaky_relu_dropout_layer_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b, Deferred alpha) {
+            return retry("leaky_relu_dropout_layer_forward",
+                         {X.value, R.value, W.value, b.value, alpha.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_dropout_layer_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("leaky_relu_dropout_layer_backward",
+                         {X.value, R.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_dropout_layer_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("leaky_relu_dropout_layer_backward_without_DX",
+                         {X.value, R.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "sparse_leaky_relu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b, Deferred alpha) {
+            return retry("sparse_leaky_relu_layer_forward", {X.value, W.value, b.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none(), "alpha"_a.none());
+    m.def(
+        "sparse_leaky_relu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("sparse_leaky_relu_layer_backward",
+                         {X.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "sparse_leaky_relu_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("sparse_leaky_relu_layer_backward_without_DX",
+                         {X.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
 }
 
 }  // namespace batchform

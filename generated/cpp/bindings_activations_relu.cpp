@@ -13,68 +13,119 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace batchform {
+struct Deferred {
+    nb::handle value;
+};
+}  // namespace batchform
+
+namespace nanobind::detail {
+// Deferred: accepted only when nanobind converts (its second pass), see retry below.
+template <>
+struct type_caster<batchform::Deferred> {
+    NB_TYPE_CASTER(batchform::Deferred, const_name("object"))
+    bool from_python(handle src, uint8_t flags, cleanup_list*) noexcept {
+        if (!(flags & (uint8_t)cast_flags::convert)) return false;
+        value.value = src;
+        return true;
+    }
+    static handle from_cpp(const batchform::Deferred& v, rv_policy, cleanup_list*) noexcept {
+        return v.value.inc_ref();
+    }
+};
+}  // namespace nanobind::detail
+
+namespace batchform {
 namespace {
+
+// The last overload of every kernel takes any objects, but only in nanobind's second pass (the one that
+// converts): it is reached only when neither the float nor the double overload takes the call. Their array
+// arguments are noconvert, so nothing is ever converted silently (float32 mixed with float64, int, bool or
+// float16 arrays); scalars still convert as before. generated.cpp._retry names the argument at fault, or
+// makes the copy that is only a layout change (a non-contiguous array) and calls again.
+nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
+    nb::list values;
+    for (nb::handle a : arguments) values.append(a);
+    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+}
 
 template <class S>
 void define(nb::module_& m) {
-    m.def("relu", &relu<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("relu", &relu<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "ReLU, applied element-wise: feedforward.\n\n    Y = relu(X)");
-    m.def("relu_backward", &relu_backward<S>, "X"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
-          "ReLU, applied element-wise: backpropagation.\n\n    DX = DY \u2299 relu\u0027(X)");
-    m.def("relu_layer_forward", &relu_layer_forward<S>, "X"_a, "W"_a, "b"_a,
+    m.def("relu_backward", &relu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
+          "ReLU, applied element-wise: backpropagation.\n\n    DX = DY \u2299 relu\u0027(X)");
+    m.def("relu_layer_forward", &relu_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by ReLU: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
           "relu(Z)");
-    m.def("relu_layer_backward", &relu_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("relu_layer_backward", &relu_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by ReLU: backpropagation.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = "
           "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
-    m.def("relu_layer_backward_without_DX", &relu_layer_backward_without_DX<S>, "X"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("relu_layer_backward_without_DX", &relu_layer_backward_without_DX<S>, "X"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by ReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 relu\u0027(Z)\n "
           "   DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def(
-        "relu_layer_backward_update_gradient_descent", &relu_layer_backward_update_gradient_descent<S>, "X"_a,
-        "W"_a.noconvert(), "Z"_a, "DY"_a, "b"_a.noconvert(), "eta"_a,
-        nb::call_guard<nb::gil_scoped_release>(),
+        "relu_layer_backward_update_gradient_descent", &relu_layer_backward_update_gradient_descent<S>,
+        "X"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "b"_a.noconvert(),
+        "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
         "Linear layer followed by ReLU: backpropagation, with the gradient descent update of W, b in "
         "place.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n  "
         "  DX = DZ\u00b7W\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
-    m.def("relu_layer_backward_update_momentum", &relu_layer_backward_update_momentum<S>, "X"_a,
-          "W"_a.noconvert(), "Z"_a, "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(),
-          "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("relu_layer_backward_update_momentum", &relu_layer_backward_update_momentum<S>, "X"_a.noconvert(),
+          "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "Delta_W"_a.noconvert(),
+          "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by ReLU: backpropagation, with the momentum update of W, b in place.\n\n    "
           "DZ = DY \u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
           "DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W + "
           "W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
     m.def("relu_layer_backward_without_DX_update_gradient_descent",
-          &relu_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Z"_a, "DY"_a, "W"_a.noconvert(),
-          "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          &relu_layer_backward_without_DX_update_gradient_descent<S>, "X"_a.noconvert(), "Z"_a.noconvert(),
+          "DY"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), "eta"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by ReLU: backpropagation, without DX, with the gradient descent update of "
           "W, b in place.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = "
           "1_N\u1d40\u00b7DZ\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
     m.def(
         "relu_layer_backward_without_DX_update_momentum", &relu_layer_backward_without_DX_update_momentum<S>,
-        "X"_a, "Z"_a, "DY"_a, "W"_a.noconvert(), "Delta_W"_a.noconvert(), "b"_a.noconvert(),
-        "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+        "X"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "W"_a.noconvert(), "Delta_W"_a.noconvert(),
+        "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
         "Linear layer followed by ReLU: backpropagation, without DX, with the momentum update of W, b in "
         "place.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n  "
         "  Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b "
         "\u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
-    m.def("relu_dropout_layer_forward", &relu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("relu_dropout_layer_forward", &relu_dropout_layer_forward<S>, "X"_a.noconvert(), "R"_a.noconvert(),
+          "W"_a.noconvert(), "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.\n\n    Z = "
           "X\u00b7(W\u1d40 \u2299 R) + 1_N\u00b7b\n    Y = relu(Z)");
-    m.def("relu_dropout_layer_backward", &relu_dropout_layer_backward<S>, "X"_a, "R"_a, "W"_a, "Z"_a, "DY"_a,
+    m.def("relu_dropout_layer_backward", &relu_dropout_layer_backward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation.\n\n    DZ = "
           "DY \u2299 relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = 1_N\u1d40\u00b7DZ\n  "
           "  DX = DZ\u00b7(W \u2299 R\u1d40)");
-    m.def("relu_dropout_layer_backward_without_DX", &relu_dropout_layer_backward_without_DX<S>, "X"_a, "R"_a,
-          "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("relu_dropout_layer_backward_without_DX", &relu_dropout_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "R"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
+    m.def("sparse_relu_layer_forward", &sparse_relu_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = relu(Z)");
+    m.def("sparse_relu_layer_backward", &sparse_relu_layer_backward<S>, "X"_a.noconvert(), "W"_a,
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+          "relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_relu_layer_backward_without_DX", &sparse_relu_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by ReLU, with W in CSR storage: backpropagation, without DX.\n\n    DZ = DY "
+          "\u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
 }
 
 }  // namespace
@@ -82,6 +133,98 @@ void define(nb::module_& m) {
 void define_activations_relu(nb::module_& m) {
     define<float>(m);
     define<double>(m);
+    m.def("relu", [](Deferred X) { return retry("relu", {X.value}); }, "X"_a.none());
+    m.def(
+        "relu_backward", [](Deferred X, Deferred DY) { return retry("relu_backward", {X.value, DY.value}); },
+        "X"_a.none(), "DY"_a.none());
+    m.def(
+        "relu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("relu_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "relu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("relu_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "relu_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY) {
+            return retry("relu_layer_backward_without_DX", {X.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "relu_layer_backward_update_gradient_descent",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred b, Deferred eta) {
+            return retry("relu_layer_backward_update_gradient_descent",
+                         {X.value, W.value, Z.value, DY.value, b.value, eta.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "b"_a.none(), "eta"_a.none());
+    m.def(
+        "relu_layer_backward_update_momentum",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred Delta_W, Deferred b, Deferred Delta_b,
+           Deferred eta, Deferred mu) {
+            return retry("relu_layer_backward_update_momentum",
+                         {X.value, W.value, Z.value, DY.value, Delta_W.value, b.value, Delta_b.value,
+                          eta.value, mu.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "Delta_W"_a.none(), "b"_a.none(),
+        "Delta_b"_a.none(), "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "relu_layer_backward_without_DX_update_gradient_descent",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred W, Deferred b, Deferred eta) {
+            return retry("relu_layer_backward_without_DX_update_gradient_descent",
+                         {X.value, Z.value, DY.value, W.value, b.value, eta.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "W"_a.none(), "b"_a.none(), "eta"_a.none());
+    m.def(
+        "relu_layer_backward_without_DX_update_momentum",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred W, Deferred Delta_W, Deferred b, Deferred Delta_b,
+           Deferred eta, Deferred mu) {
+            return retry("relu_layer_backward_without_DX_update_momentum",
+                         {X.value, Z.value, DY.value, W.value, Delta_W.value, b.value, Delta_b.value,
+                          eta.value, mu.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "W"_a.none(), "Delta_W"_a.none(), "b"_a.none(),
+        "Delta_b"_a.none(), "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "relu_dropout_layer_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b) {
+            return retry("relu_dropout_layer_forward", {X.value, R.value, W.value, b.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "relu_dropout_layer_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred Z, Deferred DY) {
+            return retry("relu_dropout_layer_backward", {X.value, R.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "relu_dropout_layer_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred Z, Deferred DY) {
+            return retry("relu_dropout_layer_backward_without_DX", {X.value, R.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_relu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sparse_relu_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sparse_relu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_relu_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_relu_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_relu_layer_backward_without_DX", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
 }
 
 }  // namespace batchform

@@ -13,59 +13,98 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace batchform {
+struct Deferred {
+    nb::handle value;
+};
+}  // namespace batchform
+
+namespace nanobind::detail {
+// Deferred: accepted only when nanobind converts (its second pass), see retry below.
+template <>
+struct type_caster<batchform::Deferred> {
+    NB_TYPE_CASTER(batchform::Deferred, const_name("object"))
+    bool from_python(handle src, uint8_t flags, cleanup_list*) noexcept {
+        if (!(flags & (uint8_t)cast_flags::convert)) return false;
+        value.value = src;
+        return true;
+    }
+    static handle from_cpp(const batchform::Deferred& v, rv_policy, cleanup_list*) noexcept {
+        return v.value.inc_ref();
+    }
+};
+}  // namespace nanobind::detail
+
+namespace batchform {
 namespace {
+
+// The last overload of every kernel takes any objects, but only in nanobind's second pass (the one that
+// converts): it is reached only when neither the float nor the double overload takes the call. Their array
+// arguments are noconvert, so nothing is ever converted silently (float32 mixed with float64, int, bool or
+// float16 arrays); scalars still convert as before. generated.cpp._retry names the argument at fault, or
+// makes the copy that is only a layout change (a non-contiguous array) and calls again.
+nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
+    nb::list values;
+    for (nb::handle a : arguments) values.append(a);
+    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+}
 
 template <class S>
 void define(nb::module_& m) {
-    m.def("srelu", &srelu<S>, "X"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
-          "SReLU, applied element-wise: feedforward.\n\n    Y = srelu(X)");
-    m.def("srelu_backward", &srelu_backward<S>, "X"_a, "DY"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a,
+    m.def("srelu", &srelu<S>, "X"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
           nb::call_guard<nb::gil_scoped_release>(),
+          "SReLU, applied element-wise: feedforward.\n\n    Y = srelu(X)");
+    m.def("srelu_backward", &srelu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a,
+          "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "SReLU, applied element-wise: backpropagation.\n\n    Dal = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202al(X))\u00b71_K\n    Dtl = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tl(X))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202ar(X))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(X))\u00b71_K\n    DX = DY \u2299 srelu\u0027(X)");
-    m.def("srelu_backward_without_DX", &srelu_backward_without_DX<S>, "X"_a, "DY"_a, "al"_a, "tl"_a, "ar"_a,
-          "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_backward_without_DX", &srelu_backward_without_DX<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
+          "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "SReLU, applied element-wise: backpropagation, without DX.\n\n    Dal = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202al(X))\u00b71_K\n    Dtl = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tl(X))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202ar(X))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(X))\u00b71_K");
-    m.def("srelu_layer_forward", &srelu_layer_forward<S>, "X"_a, "W"_a, "b"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_layer_forward", &srelu_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by SReLU: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
           "srelu(Z)");
-    m.def("srelu_layer_backward", &srelu_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a, "al"_a, "tl"_a,
-          "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_layer_backward", &srelu_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by SReLU: backpropagation.\n\n    DZ = DY \u2299 srelu\u0027(Z)\n    Dal = "
           "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n    Dtl = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
           "DZ\u00b7W");
-    m.def("srelu_layer_backward_without_DX", &srelu_layer_backward_without_DX<S>, "X"_a, "Z"_a, "DY"_a,
-          "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_layer_backward_without_DX", &srelu_layer_backward_without_DX<S>, "X"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by SReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n    Dtl = "
           "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
-    m.def("srelu_dropout_layer_forward", &srelu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a, "al"_a,
-          "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_dropout_layer_forward", &srelu_dropout_layer_forward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by SReLU: feedforward.\n\n    Z = "
           "X\u00b7(W\u1d40 \u2299 R) + 1_N\u00b7b\n    Y = srelu(Z)");
-    m.def("srelu_dropout_layer_backward", &srelu_dropout_layer_backward<S>, "X"_a, "R"_a, "W"_a, "Z"_a,
-          "DY"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_dropout_layer_backward", &srelu_dropout_layer_backward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a,
+          "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by SReLU: backpropagation.\n\n    DZ = "
           "DY \u2299 srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n "
           "   Dtl = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = "
           "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
-    m.def("srelu_dropout_layer_backward_without_DX", &srelu_dropout_layer_backward_without_DX<S>, "X"_a,
-          "R"_a, "Z"_a, "DY"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_dropout_layer_backward_without_DX", &srelu_dropout_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "R"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a,
+          "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by SReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202al(Z))\u00b71_K\n    Dtl = 1_N\u1d40\u00b7(DY \u2299 "
@@ -73,6 +112,27 @@ void define(nb::module_& m) {
           "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
+    m.def("sparse_srelu_layer_forward", &sparse_srelu_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by SReLU, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = srelu(Z)");
+    m.def("sparse_srelu_layer_backward", &sparse_srelu_layer_backward<S>, "X"_a.noconvert(), "W"_a,
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by SReLU, with W in CSR storage: backpropagation.\n\n    DZ = DY \u2299 "
+          "srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n    Dtl = "
+          "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
+          "DZ\u00b7W");
+    m.def("sparse_srelu_layer_backward_without_DX", &sparse_srelu_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by SReLU, with W in CSR storage: backpropagation, without DX.\n\n    DZ = "
+          "DY \u2299 srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n "
+          "   Dtl = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = "
+          "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
+          "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
 }
 
 }  // namespace
@@ -80,6 +140,101 @@ void define(nb::module_& m) {
 void define_activations_srelu(nb::module_& m) {
     define<float>(m);
     define<double>(m);
+    m.def(
+        "srelu",
+        [](Deferred X, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("srelu", {X.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "srelu_backward",
+        [](Deferred X, Deferred DY, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("srelu_backward", {X.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "srelu_backward_without_DX",
+        [](Deferred X, Deferred DY, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("srelu_backward_without_DX",
+                         {X.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "srelu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("srelu_layer_forward",
+                         {X.value, W.value, b.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "srelu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("srelu_layer_backward",
+                         {X.value, W.value, Z.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
+    m.def(
+        "srelu_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("srelu_layer_backward_without_DX",
+                         {X.value, Z.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
+    m.def(
+        "srelu_dropout_layer_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("srelu_dropout_layer_forward",
+                         {X.value, R.value, W.value, b.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
+    m.def(
+        "srelu_dropout_layer_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("srelu_dropout_layer_backward", {X.value, R.value, W.value, Z.value, DY.value,
+                                                          al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(),
+        "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "srelu_dropout_layer_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("srelu_dropout_layer_backward_without_DX",
+                         {X.value, R.value, Z.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
+    m.def(
+        "sparse_srelu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("sparse_srelu_layer_forward",
+                         {X.value, W.value, b.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "sparse_srelu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("sparse_srelu_layer_backward",
+                         {X.value, W.value, Z.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
+    m.def(
+        "sparse_srelu_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("sparse_srelu_layer_backward_without_DX",
+                         {X.value, W.value, Z.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
 }
 
 }  // namespace batchform

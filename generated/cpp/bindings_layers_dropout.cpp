@@ -13,20 +13,53 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace batchform {
+struct Deferred {
+    nb::handle value;
+};
+}  // namespace batchform
+
+namespace nanobind::detail {
+// Deferred: accepted only when nanobind converts (its second pass), see retry below.
+template <>
+struct type_caster<batchform::Deferred> {
+    NB_TYPE_CASTER(batchform::Deferred, const_name("object"))
+    bool from_python(handle src, uint8_t flags, cleanup_list*) noexcept {
+        if (!(flags & (uint8_t)cast_flags::convert)) return false;
+        value.value = src;
+        return true;
+    }
+    static handle from_cpp(const batchform::Deferred& v, rv_policy, cleanup_list*) noexcept {
+        return v.value.inc_ref();
+    }
+};
+}  // namespace nanobind::detail
+
+namespace batchform {
 namespace {
+
+// The last overload of every kernel takes any objects, but only in nanobind's second pass (the one that
+// converts): it is reached only when neither the float nor the double overload takes the call. Their array
+// arguments are noconvert, so nothing is ever converted silently (float32 mixed with float64, int, bool or
+// float16 arrays); scalars still convert as before. generated.cpp._retry names the argument at fault, or
+// makes the copy that is only a layout change (a non-contiguous array) and calls again.
+nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
+    nb::list values;
+    for (nb::handle a : arguments) values.append(a);
+    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+}
 
 template <class S>
 void define(nb::module_& m) {
-    m.def("linear_dropout_forward", &linear_dropout_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("linear_dropout_forward", &linear_dropout_forward<S>, "X"_a.noconvert(), "R"_a.noconvert(),
+          "W"_a.noconvert(), "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights: feedforward.\n\n    Y = X\u00b7(W\u1d40 \u2299 "
           "R) + 1_N\u00b7b");
-    m.def("linear_dropout_backward", &linear_dropout_backward<S>, "X"_a, "R"_a, "W"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("linear_dropout_backward", &linear_dropout_backward<S>, "X"_a.noconvert(), "R"_a.noconvert(),
+          "W"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights: backpropagation.\n\n    DW = (DY\u1d40\u00b7X) "
           "\u2299 R\u1d40\n    Db = 1_N\u1d40\u00b7DY\n    DX = DY\u00b7(W \u2299 R\u1d40)");
-    m.def("linear_dropout_backward_without_DX", &linear_dropout_backward_without_DX<S>, "X"_a, "R"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("linear_dropout_backward_without_DX", &linear_dropout_backward_without_DX<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights: backpropagation, without DX.\n\n    DW = "
           "(DY\u1d40\u00b7X) \u2299 R\u1d40\n    Db = 1_N\u1d40\u00b7DY");
 }
@@ -36,6 +69,24 @@ void define(nb::module_& m) {
 void define_layers_dropout(nb::module_& m) {
     define<float>(m);
     define<double>(m);
+    m.def(
+        "linear_dropout_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b) {
+            return retry("linear_dropout_forward", {X.value, R.value, W.value, b.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "linear_dropout_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred DY) {
+            return retry("linear_dropout_backward", {X.value, R.value, W.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "DY"_a.none());
+    m.def(
+        "linear_dropout_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred DY) {
+            return retry("linear_dropout_backward_without_DX", {X.value, R.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "DY"_a.none());
 }
 
 }  // namespace batchform

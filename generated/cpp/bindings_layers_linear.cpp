@@ -13,54 +13,90 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace batchform {
+struct Deferred {
+    nb::handle value;
+};
+}  // namespace batchform
+
+namespace nanobind::detail {
+// Deferred: accepted only when nanobind converts (its second pass), see retry below.
+template <>
+struct type_caster<batchform::Deferred> {
+    NB_TYPE_CASTER(batchform::Deferred, const_name("object"))
+    bool from_python(handle src, uint8_t flags, cleanup_list*) noexcept {
+        if (!(flags & (uint8_t)cast_flags::convert)) return false;
+        value.value = src;
+        return true;
+    }
+    static handle from_cpp(const batchform::Deferred& v, rv_policy, cleanup_list*) noexcept {
+        return v.value.inc_ref();
+    }
+};
+}  // namespace nanobind::detail
+
+namespace batchform {
 namespace {
+
+// The last overload of every kernel takes any objects, but only in nanobind's second pass (the one that
+// converts): it is reached only when neither the float nor the double overload takes the call. Their array
+// arguments are noconvert, so nothing is ever converted silently (float32 mixed with float64, int, bool or
+// float16 arrays); scalars still convert as before. generated.cpp._retry names the argument at fault, or
+// makes the copy that is only a layout change (a non-contiguous array) and calls again.
+nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
+    nb::list values;
+    for (nb::handle a : arguments) values.append(a);
+    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+}
 
 template <class S>
 void define(nb::module_& m) {
-    m.def("linear_forward", &linear_forward<S>, "X"_a, "W"_a, "b"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("linear_forward", &linear_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: feedforward.\n\n    Y = X\u00b7W\u1d40 + 1_N\u00b7b");
-    m.def("linear_backward", &linear_backward<S>, "X"_a, "W"_a, "DY"_a,
+    m.def("linear_backward", &linear_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(), "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: backpropagation.\n\n    DW = DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    DX = "
           "DY\u00b7W");
     m.def(
-        "linear_backward_without_DX", &linear_backward_without_DX<S>, "X"_a, "DY"_a,
+        "linear_backward_without_DX", &linear_backward_without_DX<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
         nb::call_guard<nb::gil_scoped_release>(),
         "Linear layer: backpropagation, without DX.\n\n    DW = DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY");
-    m.def("linear_backward_update_gradient_descent", &linear_backward_update_gradient_descent<S>, "X"_a,
-          "W"_a.noconvert(), "DY"_a, "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("linear_backward_update_gradient_descent", &linear_backward_update_gradient_descent<S>,
+          "X"_a.noconvert(), "W"_a.noconvert(), "DY"_a.noconvert(), "b"_a.noconvert(), "eta"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: backpropagation, with the gradient descent update of W, b in place.\n\n    DW = "
           "DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    DX = DY\u00b7W\n    W \u2190 W \u2212 "
           "\u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
-    m.def("linear_backward_update_momentum", &linear_backward_update_momentum<S>, "X"_a, "W"_a.noconvert(),
-          "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("linear_backward_update_momentum", &linear_backward_update_momentum<S>, "X"_a.noconvert(),
+          "W"_a.noconvert(), "DY"_a.noconvert(), "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+          "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: backpropagation, with the momentum update of W, b in place.\n\n    DW = "
           "DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    DX = DY\u00b7W\n    Delta_W \u2190 "
           "\u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 "
           "\u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
     m.def("linear_backward_without_DX_update_gradient_descent",
-          &linear_backward_without_DX_update_gradient_descent<S>, "X"_a, "DY"_a, "W"_a.noconvert(),
-          "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          &linear_backward_without_DX_update_gradient_descent<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
+          "W"_a.noconvert(), "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: backpropagation, without DX, with the gradient descent update of W, b in place.\n\n "
           "   DW = DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b "
           "\u2190 b \u2212 \u03b7\u00b7Db");
-    m.def("linear_backward_without_DX_update_momentum", &linear_backward_without_DX_update_momentum<S>, "X"_a,
-          "DY"_a, "W"_a.noconvert(), "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(),
-          "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("linear_backward_without_DX_update_momentum", &linear_backward_without_DX_update_momentum<S>,
+          "X"_a.noconvert(), "DY"_a.noconvert(), "W"_a.noconvert(), "Delta_W"_a.noconvert(),
+          "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: backpropagation, without DX, with the momentum update of W, b in place.\n\n    DW = "
           "DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
           "\u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 "
           "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
-    m.def("sparse_linear_forward", &sparse_linear_forward<S>, "X"_a, "W"_a, "b"_a,
+    m.def("sparse_linear_forward", &sparse_linear_forward<S>, "X"_a.noconvert(), "W"_a, "b"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer, with W in CSR storage: feedforward.\n\n    Y = X\u00b7W\u1d40 + 1_N\u00b7b");
-    m.def("sparse_linear_backward", &sparse_linear_backward<S>, "X"_a, "W"_a, "DY"_a,
+    m.def("sparse_linear_backward", &sparse_linear_backward<S>, "X"_a.noconvert(), "W"_a, "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer, with W in CSR storage: backpropagation.\n\n    DW = DY\u1d40\u00b7X\n    Db = "
           "1_N\u1d40\u00b7DY\n    DX = DY\u00b7W");
-    m.def("sparse_linear_backward_without_DX", &sparse_linear_backward_without_DX<S>, "X"_a, "W"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("sparse_linear_backward_without_DX", &sparse_linear_backward_without_DX<S>, "X"_a.noconvert(),
+          "W"_a, "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer, with W in CSR storage: backpropagation, without DX.\n\n    DW = DY\u1d40\u00b7X\n   "
           " Db = 1_N\u1d40\u00b7DY");
 }
@@ -70,6 +106,73 @@ void define(nb::module_& m) {
 void define_layers_linear(nb::module_& m) {
     define<float>(m);
     define<double>(m);
+    m.def(
+        "linear_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("linear_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "linear_backward",
+        [](Deferred X, Deferred W, Deferred DY) {
+            return retry("linear_backward", {X.value, W.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "DY"_a.none());
+    m.def(
+        "linear_backward_without_DX",
+        [](Deferred X, Deferred DY) { return retry("linear_backward_without_DX", {X.value, DY.value}); },
+        "X"_a.none(), "DY"_a.none());
+    m.def(
+        "linear_backward_update_gradient_descent",
+        [](Deferred X, Deferred W, Deferred DY, Deferred b, Deferred eta) {
+            return retry("linear_backward_update_gradient_descent",
+                         {X.value, W.value, DY.value, b.value, eta.value});
+        },
+        "X"_a.none(), "W"_a.none(), "DY"_a.none(), "b"_a.none(), "eta"_a.none());
+    m.def(
+        "linear_backward_update_momentum",
+        [](Deferred X, Deferred W, Deferred DY, Deferred Delta_W, Deferred b, Deferred Delta_b, Deferred eta,
+           Deferred mu) {
+            return retry("linear_backward_update_momentum", {X.value, W.value, DY.value, Delta_W.value,
+                                                             b.value, Delta_b.value, eta.value, mu.value});
+        },
+        "X"_a.none(), "W"_a.none(), "DY"_a.none(), "Delta_W"_a.none(), "b"_a.none(), "Delta_b"_a.none(),
+        "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "linear_backward_without_DX_update_gradient_descent",
+        [](Deferred X, Deferred DY, Deferred W, Deferred b, Deferred eta) {
+            return retry("linear_backward_without_DX_update_gradient_descent",
+                         {X.value, DY.value, W.value, b.value, eta.value});
+        },
+        "X"_a.none(), "DY"_a.none(), "W"_a.none(), "b"_a.none(), "eta"_a.none());
+    m.def(
+        "linear_backward_without_DX_update_momentum",
+        [](Deferred X, Deferred DY, Deferred W, Deferred Delta_W, Deferred b, Deferred Delta_b, Deferred eta,
+           Deferred mu) {
+            return retry(
+                "linear_backward_without_DX_update_momentum",
+                {X.value, DY.value, W.value, Delta_W.value, b.value, Delta_b.value, eta.value, mu.value});
+        },
+        "X"_a.none(), "DY"_a.none(), "W"_a.none(), "Delta_W"_a.none(), "b"_a.none(), "Delta_b"_a.none(),
+        "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "sparse_linear_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sparse_linear_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sparse_linear_backward",
+        [](Deferred X, Deferred W, Deferred DY) {
+            return retry("sparse_linear_backward", {X.value, W.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_linear_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred DY) {
+            return retry("sparse_linear_backward_without_DX", {X.value, W.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "DY"_a.none());
 }
 
 }  // namespace batchform

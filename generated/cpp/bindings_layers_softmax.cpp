@@ -13,83 +13,121 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace batchform {
+struct Deferred {
+    nb::handle value;
+};
+}  // namespace batchform
+
+namespace nanobind::detail {
+// Deferred: accepted only when nanobind converts (its second pass), see retry below.
+template <>
+struct type_caster<batchform::Deferred> {
+    NB_TYPE_CASTER(batchform::Deferred, const_name("object"))
+    bool from_python(handle src, uint8_t flags, cleanup_list*) noexcept {
+        if (!(flags & (uint8_t)cast_flags::convert)) return false;
+        value.value = src;
+        return true;
+    }
+    static handle from_cpp(const batchform::Deferred& v, rv_policy, cleanup_list*) noexcept {
+        return v.value.inc_ref();
+    }
+};
+}  // namespace nanobind::detail
+
+namespace batchform {
 namespace {
+
+// The last overload of every kernel takes any objects, but only in nanobind's second pass (the one that
+// converts): it is reached only when neither the float nor the double overload takes the call. Their array
+// arguments are noconvert, so nothing is ever converted silently (float32 mixed with float64, int, bool or
+// float16 arrays); scalars still convert as before. generated.cpp._retry names the argument at fault, or
+// makes the copy that is only a layout change (a non-contiguous array) and calls again.
+nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
+    nb::list values;
+    for (nb::handle a : arguments) values.append(a);
+    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+}
 
 template <class S>
 void define(nb::module_& m) {
-    m.def("softmax_layer_forward", &softmax_layer_forward<S>, "X"_a, "W"_a, "b"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("softmax_layer_forward", &softmax_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
           "exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
           "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)");
-    m.def("softmax_layer_backward", &softmax_layer_backward<S>, "X"_a, "W"_a, "Y"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("softmax_layer_backward", &softmax_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Y"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: backpropagation.\n\n    DZ = Y \u2299 (DY \u2212 "
           "diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    "
           "DX = DZ\u00b7W");
-    m.def("softmax_layer_backward_without_DX", &softmax_layer_backward_without_DX<S>, "X"_a, "Y"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("softmax_layer_backward_without_DX", &softmax_layer_backward_without_DX<S>, "X"_a.noconvert(),
+          "Y"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: backpropagation, without DX.\n\n    DZ = Y \u2299 (DY \u2212 "
           "diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("softmax_layer_backward_update_gradient_descent",
-          &softmax_layer_backward_update_gradient_descent<S>, "X"_a, "W"_a.noconvert(), "Y"_a, "DY"_a,
-          "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          &softmax_layer_backward_update_gradient_descent<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Y"_a.noconvert(), "DY"_a.noconvert(), "b"_a.noconvert(), "eta"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: backpropagation, with the gradient descent update of W, b in "
           "place.\n\n    DZ = Y \u2299 (DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = "
           "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    W \u2190 W \u2212 "
           "\u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
-    m.def("softmax_layer_backward_update_momentum", &softmax_layer_backward_update_momentum<S>, "X"_a,
-          "W"_a.noconvert(), "Y"_a, "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(),
-          "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("softmax_layer_backward_update_momentum", &softmax_layer_backward_update_momentum<S>,
+          "X"_a.noconvert(), "W"_a.noconvert(), "Y"_a.noconvert(), "DY"_a.noconvert(),
+          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: backpropagation, with the momentum update of W, b in place.\n\n "
           "   DZ = Y \u2299 (DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    "
           "Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
           "\u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 "
           "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
     m.def("softmax_layer_backward_without_DX_update_gradient_descent",
-          &softmax_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Y"_a, "DY"_a,
-          "W"_a.noconvert(), "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          &softmax_layer_backward_without_DX_update_gradient_descent<S>, "X"_a.noconvert(), "Y"_a.noconvert(),
+          "DY"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), "eta"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: backpropagation, without DX, with the gradient descent update "
           "of W, b in place.\n\n    DZ = Y \u2299 (DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = "
           "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b "
           "\u2212 \u03b7\u00b7Db");
     m.def("softmax_layer_backward_without_DX_update_momentum",
-          &softmax_layer_backward_without_DX_update_momentum<S>, "X"_a, "Y"_a, "DY"_a, "W"_a.noconvert(),
-          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+          &softmax_layer_backward_without_DX_update_momentum<S>, "X"_a.noconvert(), "Y"_a.noconvert(),
+          "DY"_a.noconvert(), "W"_a.noconvert(), "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+          "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: backpropagation, without DX, with the momentum update of W, b "
           "in place.\n\n    DZ = Y \u2299 (DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = "
           "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
           "\u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 "
           "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
-    m.def("log_softmax_layer_forward", &log_softmax_layer_forward<S>, "X"_a, "W"_a, "b"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("log_softmax_layer_forward", &log_softmax_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y "
           "= Z \u2212 log(exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40 \u2212 "
           "rows_max(Z)\u00b71_K\u1d40");
-    m.def("log_softmax_layer_backward", &log_softmax_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("log_softmax_layer_backward", &log_softmax_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: backpropagation.\n\n    DZ = DY \u2212 ((exp(Z \u2212 "
           "rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
           "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
           "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
-    m.def("log_softmax_layer_backward_without_DX", &log_softmax_layer_backward_without_DX<S>, "X"_a, "Z"_a,
-          "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("log_softmax_layer_backward_without_DX", &log_softmax_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: backpropagation, without DX.\n\n    DZ = DY \u2212 ((exp(Z "
           "\u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
           "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
           "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
     m.def("log_softmax_layer_backward_update_gradient_descent",
-          &log_softmax_layer_backward_update_gradient_descent<S>, "X"_a, "W"_a.noconvert(), "Z"_a, "DY"_a,
-          "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          &log_softmax_layer_backward_update_gradient_descent<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "b"_a.noconvert(), "eta"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: backpropagation, with the gradient descent update of W, b "
           "in place.\n\n    DZ = DY \u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 "
           "(reciprocal(exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 "
           "(DY\u00b71_K\u00b71_K\u1d40))\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
           "DZ\u00b7W\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
-    m.def("log_softmax_layer_backward_update_momentum", &log_softmax_layer_backward_update_momentum<S>, "X"_a,
-          "W"_a.noconvert(), "Z"_a, "DY"_a, "Delta_W"_a.noconvert(), "b"_a.noconvert(),
-          "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("log_softmax_layer_backward_update_momentum", &log_softmax_layer_backward_update_momentum<S>,
+          "X"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
+          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: backpropagation, with the momentum update of W, b in "
           "place.\n\n    DZ = DY \u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z "
           "\u2212 rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 "
@@ -97,23 +135,58 @@ void define(nb::module_& m) {
           "DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W + "
           "W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
     m.def("log_softmax_layer_backward_without_DX_update_gradient_descent",
-          &log_softmax_layer_backward_without_DX_update_gradient_descent<S>, "X"_a, "Z"_a, "DY"_a,
-          "W"_a.noconvert(), "b"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          &log_softmax_layer_backward_without_DX_update_gradient_descent<S>, "X"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), "eta"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: backpropagation, without DX, with the gradient descent "
           "update of W, b in place.\n\n    DZ = DY \u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 "
           "(reciprocal(exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 "
           "(DY\u00b71_K\u00b71_K\u1d40))\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    W \u2190 "
           "W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db");
     m.def("log_softmax_layer_backward_without_DX_update_momentum",
-          &log_softmax_layer_backward_without_DX_update_momentum<S>, "X"_a, "Z"_a, "DY"_a, "W"_a.noconvert(),
-          "Delta_W"_a.noconvert(), "b"_a.noconvert(), "Delta_b"_a.noconvert(), "eta"_a, "mu"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+          &log_softmax_layer_backward_without_DX_update_momentum<S>, "X"_a.noconvert(), "Z"_a.noconvert(),
+          "DY"_a.noconvert(), "W"_a.noconvert(), "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+          "Delta_b"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: backpropagation, without DX, with the momentum update of W, "
           "b in place.\n\n    DZ = DY \u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 "
           "(reciprocal(exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 "
           "(DY\u00b71_K\u00b71_K\u1d40))\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    Delta_W "
           "\u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 "
           "\u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
+    m.def("sparse_softmax_layer_forward", &sparse_softmax_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by softmax, with W in CSR storage: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
+          "1_N\u00b7b\n    Y = exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
+          "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)");
+    m.def("sparse_softmax_layer_backward", &sparse_softmax_layer_backward<S>, "X"_a.noconvert(), "W"_a,
+          "Y"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by softmax, with W in CSR storage: backpropagation.\n\n    DZ = Y \u2299 "
+          "(DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_softmax_layer_backward_without_DX", &sparse_softmax_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Y"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by softmax, with W in CSR storage: backpropagation, without DX.\n\n    DZ = "
+          "Y \u2299 (DY \u2212 diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    Db = "
+          "1_N\u1d40\u00b7DZ");
+    m.def("sparse_log_softmax_layer_forward", &sparse_log_softmax_layer_forward<S>, "X"_a.noconvert(), "W"_a,
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by log-softmax, with W in CSR storage: feedforward.\n\n    Z = "
+          "X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = Z \u2212 log(exp(Z \u2212 "
+          "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40 \u2212 rows_max(Z)\u00b71_K\u1d40");
+    m.def("sparse_log_softmax_layer_backward", &sparse_log_softmax_layer_backward<S>, "X"_a.noconvert(),
+          "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by log-softmax, with W in CSR storage: backpropagation.\n\n    DZ = DY "
+          "\u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
+          "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
+          "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
+    m.def("sparse_log_softmax_layer_backward_without_DX", &sparse_log_softmax_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "W"_a, "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Linear layer followed by log-softmax, with W in CSR storage: backpropagation, without DX.\n\n    "
+          "DZ = DY \u2212 ((exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
+          "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
+          "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
 }
 
 }  // namespace
@@ -121,6 +194,147 @@ void define(nb::module_& m) {
 void define_layers_softmax(nb::module_& m) {
     define<float>(m);
     define<double>(m);
+    m.def(
+        "softmax_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("softmax_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "softmax_layer_backward",
+        [](Deferred X, Deferred W, Deferred Y, Deferred DY) {
+            return retry("softmax_layer_backward", {X.value, W.value, Y.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Y"_a.none(), "DY"_a.none());
+    m.def(
+        "softmax_layer_backward_without_DX",
+        [](Deferred X, Deferred Y, Deferred DY) {
+            return retry("softmax_layer_backward_without_DX", {X.value, Y.value, DY.value});
+        },
+        "X"_a.none(), "Y"_a.none(), "DY"_a.none());
+    m.def(
+        "softmax_layer_backward_update_gradient_descent",
+        [](Deferred X, Deferred W, Deferred Y, Deferred DY, Deferred b, Deferred eta) {
+            return retry("softmax_layer_backward_update_gradient_descent",
+                         {X.value, W.value, Y.value, DY.value, b.value, eta.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Y"_a.none(), "DY"_a.none(), "b"_a.none(), "eta"_a.none());
+    m.def(
+        "softmax_layer_backward_update_momentum",
+        [](Deferred X, Deferred W, Deferred Y, Deferred DY, Deferred Delta_W, Deferred b, Deferred Delta_b,
+           Deferred eta, Deferred mu) {
+            return retry("softmax_layer_backward_update_momentum",
+                         {X.value, W.value, Y.value, DY.value, Delta_W.value, b.value, Delta_b.value,
+                          eta.value, mu.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Y"_a.none(), "DY"_a.none(), "Delta_W"_a.none(), "b"_a.none(),
+        "Delta_b"_a.none(), "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "softmax_layer_backward_without_DX_update_gradient_descent",
+        [](Deferred X, Deferred Y, Deferred DY, Deferred W, Deferred b, Deferred eta) {
+            return retry("softmax_layer_backward_without_DX_update_gradient_descent",
+                         {X.value, Y.value, DY.value, W.value, b.value, eta.value});
+        },
+        "X"_a.none(), "Y"_a.none(), "DY"_a.none(), "W"_a.none(), "b"_a.none(), "eta"_a.none());
+    m.def(
+        "softmax_layer_backward_without_DX_update_momentum",
+        [](Deferred X, Deferred Y, Deferred DY, Deferred W, Deferred Delta_W, Deferred b, Deferred Delta_b,
+           Deferred eta, Deferred mu) {
+            return retry("softmax_layer_backward_without_DX_update_momentum",
+                         {X.value, Y.value, DY.value, W.value, Delta_W.value, b.value, Delta_b.value,
+                          eta.value, mu.value});
+        },
+        "X"_a.none(), "Y"_a.none(), "DY"_a.none(), "W"_a.none(), "Delta_W"_a.none(), "b"_a.none(),
+        "Delta_b"_a.none(), "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "log_softmax_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("log_softmax_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "log_softmax_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("log_softmax_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "log_softmax_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY) {
+            return retry("log_softmax_layer_backward_without_DX", {X.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "log_softmax_layer_backward_update_gradient_descent",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred b, Deferred eta) {
+            return retry("log_softmax_layer_backward_update_gradient_descent",
+                         {X.value, W.value, Z.value, DY.value, b.value, eta.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "b"_a.none(), "eta"_a.none());
+    m.def(
+        "log_softmax_layer_backward_update_momentum",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred Delta_W, Deferred b, Deferred Delta_b,
+           Deferred eta, Deferred mu) {
+            return retry("log_softmax_layer_backward_update_momentum",
+                         {X.value, W.value, Z.value, DY.value, Delta_W.value, b.value, Delta_b.value,
+                          eta.value, mu.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "Delta_W"_a.none(), "b"_a.none(),
+        "Delta_b"_a.none(), "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "log_softmax_layer_backward_without_DX_update_gradient_descent",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred W, Deferred b, Deferred eta) {
+            return retry("log_softmax_layer_backward_without_DX_update_gradient_descent",
+                         {X.value, Z.value, DY.value, W.value, b.value, eta.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "W"_a.none(), "b"_a.none(), "eta"_a.none());
+    m.def(
+        "log_softmax_layer_backward_without_DX_update_momentum",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred W, Deferred Delta_W, Deferred b, Deferred Delta_b,
+           Deferred eta, Deferred mu) {
+            return retry("log_softmax_layer_backward_without_DX_update_momentum",
+                         {X.value, Z.value, DY.value, W.value, Delta_W.value, b.value, Delta_b.value,
+                          eta.value, mu.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "W"_a.none(), "Delta_W"_a.none(), "b"_a.none(),
+        "Delta_b"_a.none(), "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "sparse_softmax_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sparse_softmax_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sparse_softmax_layer_backward",
+        [](Deferred X, Deferred W, Deferred Y, Deferred DY) {
+            return retry("sparse_softmax_layer_backward", {X.value, W.value, Y.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Y"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_softmax_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Y, Deferred DY) {
+            return retry("sparse_softmax_layer_backward_without_DX", {X.value, W.value, Y.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Y"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_log_softmax_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sparse_log_softmax_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sparse_log_softmax_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_log_softmax_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_log_softmax_layer_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sparse_log_softmax_layer_backward_without_DX",
+                         {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
 }
 
 }  // namespace batchform

@@ -577,4 +577,217 @@ void log_softmax_layer_backward_without_DX_update_momentum(const ConstMatrixRef<
     (void)D, (void)K, (void)N;
 }
 
+/// Linear layer followed by softmax, with W in CSR storage: feedforward.
+///
+/// From spec/layers/softmax.py (sparse_softmax_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)
+///
+/// Returns Y.
+template <class S>
+Matrix<S> sparse_softmax_layer_forward(const ConstMatrixRef<S>& X, const CSRMatrix<S>& W,
+                                       const ConstMatrixRef<S>& b) {
+    check_shape("sparse_softmax_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_softmax_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_softmax_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> t1(N, 1);
+    Matrix<S> t0(N, K);
+    Matrix<S> t2(N, 1);
+    Matrix<S> Y(N, K);
+    for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        Y.row(i).array() = t0.row(i).array() / t2(i, 0);
+    });
+    (void)D, (void)K, (void)N;
+    return Y;
+}
+
+/// Linear layer followed by softmax, with W in CSR storage: backpropagation.
+///
+/// From spec/layers/softmax.py (sparse_softmax_layer):
+///
+///     DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_softmax_layer_backward(const ConstMatrixRef<S>& X,
+                                                                          const CSRMatrix<S>& W,
+                                                                          const ConstMatrixRef<S>& Y,
+                                                                          const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_softmax_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_softmax_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_softmax_layer_backward", "Y", Y, N, K);
+    check_shape("sparse_softmax_layer_backward", "DY", DY, N, K);
+    Matrix<S> t0(N, 1);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
+        DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
+    });
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by softmax, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/layers/softmax.py (sparse_softmax_layer):
+///
+///     DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_softmax_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                          const CSRMatrix<S>& W,
+                                                                          const ConstMatrixRef<S>& Y,
+                                                                          const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_softmax_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_softmax_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_softmax_layer_backward_without_DX", "Y", Y, N, K);
+    check_shape("sparse_softmax_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> t0(N, 1);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (DY.row(i).array() * Y.row(i).array()).sum();
+        DZ.row(i).array() = Y.row(i).array() * (DY.row(i).array() - t0(i, 0));
+    });
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
+/// Linear layer followed by log-softmax, with W in CSR storage: feedforward.
+///
+/// From spec/layers/softmax.py (sparse_log_softmax_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = Z − log(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Z)·1_Kᵀ
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_log_softmax_layer_forward(const ConstMatrixRef<S>& X,
+                                                                  const CSRMatrix<S>& W,
+                                                                  const ConstMatrixRef<S>& b) {
+    check_shape("sparse_log_softmax_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_log_softmax_layer_forward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_log_softmax_layer_forward", "b", b, 1, K);
+    Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
+    Matrix<S> t1(N, 1);
+    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Z.row(i).array()).maxCoeff(); });
+    Matrix<S> t0 = (-t1.array()).matrix();
+    Matrix<S> t2(N, 1);
+    Matrix<S> Y(N, K);
+    for_each_row(N, K, [&](Index i) {
+        t2(i, 0) = ((t0(i, 0) + Z.row(i).array()).exp()).sum();
+        Y.row(i).array() = t0(i, 0) + Z.row(i).array() - std::log(t2(i, 0));
+    });
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Linear layer followed by log-softmax, with W in CSR storage: backpropagation.
+///
+/// From spec/layers/softmax.py (sparse_log_softmax_layer):
+///
+///     DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙
+///     (DY·1_K·1_Kᵀ)) DW = DZᵀ·X Db = 1_Nᵀ·DZ DX = DZ·W
+///
+/// Returns (DW, Db, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_log_softmax_layer_backward(const ConstMatrixRef<S>& X,
+                                                                              const CSRMatrix<S>& W,
+                                                                              const ConstMatrixRef<S>& Z,
+                                                                              const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_log_softmax_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_log_softmax_layer_backward", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_log_softmax_layer_backward", "Z", Z, N, K);
+    check_shape("sparse_log_softmax_layer_backward", "DY", DY, N, K);
+    Matrix<S> t1(N, 1);
+    Matrix<S> t0(N, K);
+    Matrix<S> t2(N, 1);
+    Matrix<S> t3(N, 1);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (DY.row(i).array()).sum();
+        DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
+    });
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> DX = dense_matmul_csr<S>(DZ, W);
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DX)};
+}
+
+/// Linear layer followed by log-softmax, with W in CSR storage: backpropagation, without DX.
+///
+/// From spec/layers/softmax.py (sparse_log_softmax_layer):
+///
+///     DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙
+///     (DY·1_K·1_Kᵀ)) DW = DZᵀ·X Db = 1_Nᵀ·DZ
+///
+/// Returns (DW, Db).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> sparse_log_softmax_layer_backward_without_DX(const ConstMatrixRef<S>& X,
+                                                                              const CSRMatrix<S>& W,
+                                                                              const ConstMatrixRef<S>& Z,
+                                                                              const ConstMatrixRef<S>& DY) {
+    check_shape("sparse_log_softmax_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("sparse_log_softmax_layer_backward_without_DX", "W", any, D, W.rows(), W.cols());
+    const Index K = W.rows();
+    check_shape("sparse_log_softmax_layer_backward_without_DX", "Z", Z, N, K);
+    check_shape("sparse_log_softmax_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> t1(N, 1);
+    Matrix<S> t0(N, K);
+    Matrix<S> t2(N, 1);
+    Matrix<S> t3(N, 1);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (DY.row(i).array()).sum();
+        DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
+    });
+    Matrix<S> DW(1, W.nnz());
+    sampled_matmul<S>(DZ, X, W, DW.data());
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db)};
+}
+
 }  // namespace batchform

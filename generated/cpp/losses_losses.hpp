@@ -98,7 +98,7 @@ Matrix<S> mean_squared_error_loss_gradient(const ConstMatrixRef<S>& Y, const Con
 ///
 /// From spec/losses/losses.py (cross_entropy_loss):
 ///
-///     L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+///     L = −1_Nᵀ·xlogy(T, Y)·1_K
 ///
 /// Returns L.
 template <class S>
@@ -108,7 +108,9 @@ S cross_entropy_loss(const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>& T) {
     const Index K = Y.cols();
     check_shape("cross_entropy_loss", "T", T, N, K);
     Matrix<S> t0(N, 1);
-    for_each_row(N, K, [&](Index i) { t0(i, 0) = (-T.row(i).array() * Y.row(i).array().log()).sum(); });
+    for_each_row(N, K, [&](Index i) {
+        t0(i, 0) = (-T.row(i).array().binaryExpr(Y.row(i).array(), batchform::XLogYOp<S>())).sum();
+    });
     const S L = t0.sum();
     (void)K, (void)N;
     return L;

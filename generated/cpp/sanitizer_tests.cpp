@@ -196,6 +196,50 @@ int main() {
             },
             "all_relu_dropout_layer_backward_without_DX");
     }
+    {  // sparse_all_relu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const double alpha = 0.0;
+        const auto sparse_all_relu_layer_forward_result =
+            sparse_all_relu_layer_forward<double>(X, W, b, alpha);
+        const auto& Z = std::get<0>(sparse_all_relu_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_all_relu_layer_forward_result);
+        finite(Z, "sparse_all_relu_layer_forward: Z");
+        finite(Y, "sparse_all_relu_layer_forward: Y");
+        throws(
+            [&] {
+                (void)sparse_all_relu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols()), alpha);
+            },
+            "sparse_all_relu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_all_relu_layer_backward_result =
+            sparse_all_relu_layer_backward<double>(X, W, Z, DY, alpha);
+        const auto& DW = std::get<0>(sparse_all_relu_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_all_relu_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_all_relu_layer_backward_result);
+        finite(DW, "sparse_all_relu_layer_backward: DW");
+        finite(Db, "sparse_all_relu_layer_backward: Db");
+        finite(DX, "sparse_all_relu_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_all_relu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()),
+                                                             alpha);
+            },
+            "sparse_all_relu_layer_backward");
+        const auto sparse_all_relu_layer_backward_without_DX_result =
+            sparse_all_relu_layer_backward_without_DX<double>(X, W, Z, DY, alpha);
+        same(std::get<0>(sparse_all_relu_layer_backward_without_DX_result), DW,
+             "sparse_all_relu_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_all_relu_layer_backward_without_DX_result), Db,
+             "sparse_all_relu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_all_relu_layer_backward_without_DX<double>(
+                    X, W, Z, M::Zero(DY.rows() + 1, DY.cols()), alpha);
+            },
+            "sparse_all_relu_layer_backward_without_DX");
+    }
     {  // hard_sigmoid
         M X = sample(3, 5, -2.0, 2.0);
         const auto Y = hard_sigmoid<double>(X);
@@ -309,6 +353,46 @@ int main() {
                     X, R, Z, M::Zero(DY.rows() + 1, DY.cols()));
             },
             "hard_sigmoid_dropout_layer_backward_without_DX");
+    }
+    {  // sparse_hard_sigmoid_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_hard_sigmoid_layer_forward_result =
+            sparse_hard_sigmoid_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_hard_sigmoid_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_hard_sigmoid_layer_forward_result);
+        finite(Z, "sparse_hard_sigmoid_layer_forward: Z");
+        finite(Y, "sparse_hard_sigmoid_layer_forward: Y");
+        throws(
+            [&] { (void)sparse_hard_sigmoid_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+            "sparse_hard_sigmoid_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_hard_sigmoid_layer_backward_result =
+            sparse_hard_sigmoid_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_hard_sigmoid_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_hard_sigmoid_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_hard_sigmoid_layer_backward_result);
+        finite(DW, "sparse_hard_sigmoid_layer_backward: DW");
+        finite(Db, "sparse_hard_sigmoid_layer_backward: Db");
+        finite(DX, "sparse_hard_sigmoid_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_hard_sigmoid_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_hard_sigmoid_layer_backward");
+        const auto sparse_hard_sigmoid_layer_backward_without_DX_result =
+            sparse_hard_sigmoid_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_hard_sigmoid_layer_backward_without_DX_result), DW,
+             "sparse_hard_sigmoid_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_hard_sigmoid_layer_backward_without_DX_result), Db,
+             "sparse_hard_sigmoid_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_hard_sigmoid_layer_backward_without_DX<double>(
+                    X, W, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_hard_sigmoid_layer_backward_without_DX");
     }
     {  // hyperbolic_tangent
         M X = sample(3, 5, -2.0, 2.0);
@@ -432,6 +516,49 @@ int main() {
             },
             "hyperbolic_tangent_dropout_layer_backward_without_DX");
     }
+    {  // sparse_hyperbolic_tangent_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_hyperbolic_tangent_layer_forward_result =
+            sparse_hyperbolic_tangent_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_hyperbolic_tangent_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_hyperbolic_tangent_layer_forward_result);
+        finite(Z, "sparse_hyperbolic_tangent_layer_forward: Z");
+        finite(Y, "sparse_hyperbolic_tangent_layer_forward: Y");
+        throws(
+            [&] {
+                (void)sparse_hyperbolic_tangent_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols()));
+            },
+            "sparse_hyperbolic_tangent_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_hyperbolic_tangent_layer_backward_result =
+            sparse_hyperbolic_tangent_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_hyperbolic_tangent_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_hyperbolic_tangent_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_hyperbolic_tangent_layer_backward_result);
+        finite(DW, "sparse_hyperbolic_tangent_layer_backward: DW");
+        finite(Db, "sparse_hyperbolic_tangent_layer_backward: Db");
+        finite(DX, "sparse_hyperbolic_tangent_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_hyperbolic_tangent_layer_backward<double>(X, W, Z,
+                                                                       M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_hyperbolic_tangent_layer_backward");
+        const auto sparse_hyperbolic_tangent_layer_backward_without_DX_result =
+            sparse_hyperbolic_tangent_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_hyperbolic_tangent_layer_backward_without_DX_result), DW,
+             "sparse_hyperbolic_tangent_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_hyperbolic_tangent_layer_backward_without_DX_result), Db,
+             "sparse_hyperbolic_tangent_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_hyperbolic_tangent_layer_backward_without_DX<double>(
+                    X, W, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_hyperbolic_tangent_layer_backward_without_DX");
+    }
     {  // leaky_relu
         M X = sample(3, 5, -2.0, 2.0);
         const double alpha = 0.275;
@@ -554,6 +681,50 @@ int main() {
             },
             "leaky_relu_dropout_layer_backward_without_DX");
     }
+    {  // sparse_leaky_relu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const double alpha = 0.275;
+        const auto sparse_leaky_relu_layer_forward_result =
+            sparse_leaky_relu_layer_forward<double>(X, W, b, alpha);
+        const auto& Z = std::get<0>(sparse_leaky_relu_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_leaky_relu_layer_forward_result);
+        finite(Z, "sparse_leaky_relu_layer_forward: Z");
+        finite(Y, "sparse_leaky_relu_layer_forward: Y");
+        throws(
+            [&] {
+                (void)sparse_leaky_relu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols()), alpha);
+            },
+            "sparse_leaky_relu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_leaky_relu_layer_backward_result =
+            sparse_leaky_relu_layer_backward<double>(X, W, Z, DY, alpha);
+        const auto& DW = std::get<0>(sparse_leaky_relu_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_leaky_relu_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_leaky_relu_layer_backward_result);
+        finite(DW, "sparse_leaky_relu_layer_backward: DW");
+        finite(Db, "sparse_leaky_relu_layer_backward: Db");
+        finite(DX, "sparse_leaky_relu_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_leaky_relu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()),
+                                                               alpha);
+            },
+            "sparse_leaky_relu_layer_backward");
+        const auto sparse_leaky_relu_layer_backward_without_DX_result =
+            sparse_leaky_relu_layer_backward_without_DX<double>(X, W, Z, DY, alpha);
+        same(std::get<0>(sparse_leaky_relu_layer_backward_without_DX_result), DW,
+             "sparse_leaky_relu_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_leaky_relu_layer_backward_without_DX_result), Db,
+             "sparse_leaky_relu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_leaky_relu_layer_backward_without_DX<double>(
+                    X, W, Z, M::Zero(DY.rows() + 1, DY.cols()), alpha);
+            },
+            "sparse_leaky_relu_layer_backward_without_DX");
+    }
     {  // relu
         M X = sample(3, 5, -2.0, 2.0);
         const auto Y = relu<double>(X);
@@ -650,6 +821,40 @@ int main() {
                                                                      M::Zero(DY.rows() + 1, DY.cols()));
             },
             "relu_dropout_layer_backward_without_DX");
+    }
+    {  // sparse_relu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_relu_layer_forward_result = sparse_relu_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_relu_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_relu_layer_forward_result);
+        finite(Z, "sparse_relu_layer_forward: Z");
+        finite(Y, "sparse_relu_layer_forward: Y");
+        throws([&] { (void)sparse_relu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "sparse_relu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_relu_layer_backward_result = sparse_relu_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_relu_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_relu_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_relu_layer_backward_result);
+        finite(DW, "sparse_relu_layer_backward: DW");
+        finite(Db, "sparse_relu_layer_backward: Db");
+        finite(DX, "sparse_relu_layer_backward: DX");
+        throws([&] { (void)sparse_relu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+               "sparse_relu_layer_backward");
+        const auto sparse_relu_layer_backward_without_DX_result =
+            sparse_relu_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_relu_layer_backward_without_DX_result), DW,
+             "sparse_relu_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_relu_layer_backward_without_DX_result), Db,
+             "sparse_relu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_relu_layer_backward_without_DX<double>(X, W, Z,
+                                                                    M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_relu_layer_backward_without_DX");
     }
     {  // sigmoid
         M X = sample(3, 5, -2.0, 2.0);
@@ -755,6 +960,41 @@ int main() {
                                                                         M::Zero(DY.rows() + 1, DY.cols()));
             },
             "sigmoid_dropout_layer_backward_without_DX");
+    }
+    {  // sparse_sigmoid_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_sigmoid_layer_forward_result = sparse_sigmoid_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_sigmoid_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_sigmoid_layer_forward_result);
+        finite(Z, "sparse_sigmoid_layer_forward: Z");
+        finite(Y, "sparse_sigmoid_layer_forward: Y");
+        throws([&] { (void)sparse_sigmoid_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "sparse_sigmoid_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_sigmoid_layer_backward_result = sparse_sigmoid_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_sigmoid_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_sigmoid_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_sigmoid_layer_backward_result);
+        finite(DW, "sparse_sigmoid_layer_backward: DW");
+        finite(Db, "sparse_sigmoid_layer_backward: Db");
+        finite(DX, "sparse_sigmoid_layer_backward: DX");
+        throws(
+            [&] { (void)sparse_sigmoid_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+            "sparse_sigmoid_layer_backward");
+        const auto sparse_sigmoid_layer_backward_without_DX_result =
+            sparse_sigmoid_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_sigmoid_layer_backward_without_DX_result), DW,
+             "sparse_sigmoid_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_sigmoid_layer_backward_without_DX_result), Db,
+             "sparse_sigmoid_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_sigmoid_layer_backward_without_DX<double>(X, W, Z,
+                                                                       M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_sigmoid_layer_backward_without_DX");
     }
     {  // srelu
         M X = sample(3, 5, -2.0, 2.0);
@@ -911,6 +1151,70 @@ int main() {
                     X, R, Z, M::Zero(DY.rows() + 1, DY.cols()), al, tl, ar, tr);
             },
             "srelu_dropout_layer_backward_without_DX");
+    }
+    {  // sparse_srelu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const double al = 0.275;
+        const double tl = -0.6;
+        const double ar = 0.275;
+        const double tr = 0.6;
+        const auto sparse_srelu_layer_forward_result =
+            sparse_srelu_layer_forward<double>(X, W, b, al, tl, ar, tr);
+        const auto& Z = std::get<0>(sparse_srelu_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_srelu_layer_forward_result);
+        finite(Z, "sparse_srelu_layer_forward: Z");
+        finite(Y, "sparse_srelu_layer_forward: Y");
+        throws(
+            [&] {
+                (void)sparse_srelu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols()), al, tl, ar,
+                                                         tr);
+            },
+            "sparse_srelu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_srelu_layer_backward_result =
+            sparse_srelu_layer_backward<double>(X, W, Z, DY, al, tl, ar, tr);
+        const auto& Dal = std::get<0>(sparse_srelu_layer_backward_result);
+        const auto& Dtl = std::get<1>(sparse_srelu_layer_backward_result);
+        const auto& Dar = std::get<2>(sparse_srelu_layer_backward_result);
+        const auto& Dtr = std::get<3>(sparse_srelu_layer_backward_result);
+        const auto& DW = std::get<4>(sparse_srelu_layer_backward_result);
+        const auto& Db = std::get<5>(sparse_srelu_layer_backward_result);
+        const auto& DX = std::get<6>(sparse_srelu_layer_backward_result);
+        finite(Dal, "sparse_srelu_layer_backward: Dal");
+        finite(Dtl, "sparse_srelu_layer_backward: Dtl");
+        finite(Dar, "sparse_srelu_layer_backward: Dar");
+        finite(Dtr, "sparse_srelu_layer_backward: Dtr");
+        finite(DW, "sparse_srelu_layer_backward: DW");
+        finite(Db, "sparse_srelu_layer_backward: Db");
+        finite(DX, "sparse_srelu_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_srelu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()), al, tl,
+                                                          ar, tr);
+            },
+            "sparse_srelu_layer_backward");
+        const auto sparse_srelu_layer_backward_without_DX_result =
+            sparse_srelu_layer_backward_without_DX<double>(X, W, Z, DY, al, tl, ar, tr);
+        same(std::get<0>(sparse_srelu_layer_backward_without_DX_result), Dal,
+             "sparse_srelu_layer_backward_without_DX: Dal");
+        same(std::get<1>(sparse_srelu_layer_backward_without_DX_result), Dtl,
+             "sparse_srelu_layer_backward_without_DX: Dtl");
+        same(std::get<2>(sparse_srelu_layer_backward_without_DX_result), Dar,
+             "sparse_srelu_layer_backward_without_DX: Dar");
+        same(std::get<3>(sparse_srelu_layer_backward_without_DX_result), Dtr,
+             "sparse_srelu_layer_backward_without_DX: Dtr");
+        same(std::get<4>(sparse_srelu_layer_backward_without_DX_result), DW,
+             "sparse_srelu_layer_backward_without_DX: DW");
+        same(std::get<5>(sparse_srelu_layer_backward_without_DX_result), Db,
+             "sparse_srelu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_srelu_layer_backward_without_DX<double>(
+                    X, W, Z, M::Zero(DY.rows() + 1, DY.cols()), al, tl, ar, tr);
+            },
+            "sparse_srelu_layer_backward_without_DX");
     }
     {  // simple_batch_norm
         M X = sample(3, 5, -2.0, 2.0);
@@ -1236,6 +1540,77 @@ int main() {
         finite(W, "log_softmax_layer_backward_without_DX_update_momentum: W");
         finite(Delta_b, "log_softmax_layer_backward_without_DX_update_momentum: Delta_b");
         finite(b, "log_softmax_layer_backward_without_DX_update_momentum: b");
+    }
+    {  // sparse_softmax_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto Y = sparse_softmax_layer_forward<double>(X, W, b);
+        finite(Y, "sparse_softmax_layer_forward: Y");
+        throws([&] { (void)sparse_softmax_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "sparse_softmax_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_softmax_layer_backward_result = sparse_softmax_layer_backward<double>(X, W, Y, DY);
+        const auto& DW = std::get<0>(sparse_softmax_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_softmax_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_softmax_layer_backward_result);
+        finite(DW, "sparse_softmax_layer_backward: DW");
+        finite(Db, "sparse_softmax_layer_backward: Db");
+        finite(DX, "sparse_softmax_layer_backward: DX");
+        throws(
+            [&] { (void)sparse_softmax_layer_backward<double>(X, W, Y, M::Zero(DY.rows() + 1, DY.cols())); },
+            "sparse_softmax_layer_backward");
+        const auto sparse_softmax_layer_backward_without_DX_result =
+            sparse_softmax_layer_backward_without_DX<double>(X, W, Y, DY);
+        same(std::get<0>(sparse_softmax_layer_backward_without_DX_result), DW,
+             "sparse_softmax_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_softmax_layer_backward_without_DX_result), Db,
+             "sparse_softmax_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_softmax_layer_backward_without_DX<double>(X, W, Y,
+                                                                       M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_softmax_layer_backward_without_DX");
+    }
+    {  // sparse_log_softmax_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_log_softmax_layer_forward_result =
+            sparse_log_softmax_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_log_softmax_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_log_softmax_layer_forward_result);
+        finite(Z, "sparse_log_softmax_layer_forward: Z");
+        finite(Y, "sparse_log_softmax_layer_forward: Y");
+        throws([&] { (void)sparse_log_softmax_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "sparse_log_softmax_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_log_softmax_layer_backward_result =
+            sparse_log_softmax_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_log_softmax_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_log_softmax_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_log_softmax_layer_backward_result);
+        finite(DW, "sparse_log_softmax_layer_backward: DW");
+        finite(Db, "sparse_log_softmax_layer_backward: Db");
+        finite(DX, "sparse_log_softmax_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_log_softmax_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_log_softmax_layer_backward");
+        const auto sparse_log_softmax_layer_backward_without_DX_result =
+            sparse_log_softmax_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_log_softmax_layer_backward_without_DX_result), DW,
+             "sparse_log_softmax_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_log_softmax_layer_backward_without_DX_result), Db,
+             "sparse_log_softmax_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_log_softmax_layer_backward_without_DX<double>(X, W, Z,
+                                                                           M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_log_softmax_layer_backward_without_DX");
     }
     {  // squared_error_loss
         M Y = sample(3, 5, -2.0, 2.0);

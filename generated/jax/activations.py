@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import sparse
+
+from .csr import check_csr
 
 Array = jax.Array
 Scalar = float | jax.Array
@@ -23,6 +26,9 @@ __all__ = [
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
     "all_relu_dropout_layer_backward_without_DX",
+    "sparse_all_relu_layer_forward",
+    "sparse_all_relu_layer_backward",
+    "sparse_all_relu_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
@@ -35,6 +41,9 @@ __all__ = [
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
     "hard_sigmoid_dropout_layer_backward_without_DX",
+    "sparse_hard_sigmoid_layer_forward",
+    "sparse_hard_sigmoid_layer_backward",
+    "sparse_hard_sigmoid_layer_backward_without_DX",
     "hyperbolic_tangent",
     "hyperbolic_tangent_backward",
     "hyperbolic_tangent_layer_forward",
@@ -47,6 +56,9 @@ __all__ = [
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
     "hyperbolic_tangent_dropout_layer_backward_without_DX",
+    "sparse_hyperbolic_tangent_layer_forward",
+    "sparse_hyperbolic_tangent_layer_backward",
+    "sparse_hyperbolic_tangent_layer_backward_without_DX",
     "leaky_relu",
     "leaky_relu_backward",
     "leaky_relu_layer_forward",
@@ -59,6 +71,9 @@ __all__ = [
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
     "leaky_relu_dropout_layer_backward_without_DX",
+    "sparse_leaky_relu_layer_forward",
+    "sparse_leaky_relu_layer_backward",
+    "sparse_leaky_relu_layer_backward_without_DX",
     "relu",
     "relu_backward",
     "relu_layer_forward",
@@ -71,6 +86,9 @@ __all__ = [
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
     "relu_dropout_layer_backward_without_DX",
+    "sparse_relu_layer_forward",
+    "sparse_relu_layer_backward",
+    "sparse_relu_layer_backward_without_DX",
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_layer_forward",
@@ -83,6 +101,9 @@ __all__ = [
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
     "sigmoid_dropout_layer_backward_without_DX",
+    "sparse_sigmoid_layer_forward",
+    "sparse_sigmoid_layer_backward",
+    "sparse_sigmoid_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
     "srelu_backward_without_DX",
@@ -92,7 +113,50 @@ __all__ = [
     "srelu_dropout_layer_forward",
     "srelu_dropout_layer_backward",
     "srelu_dropout_layer_backward_without_DX",
+    "sparse_srelu_layer_forward",
+    "sparse_srelu_layer_backward",
+    "sparse_srelu_layer_backward_without_DX",
 ]
+
+
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
 
 
 def all_relu(X: Array, alpha: Scalar) -> Array:
@@ -105,6 +169,8 @@ def all_relu(X: Array, alpha: Scalar) -> Array:
     Shapes: X N×K, alpha scalar.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("all_relu", (("X", ("N", "K")),), (X.shape,))
     Y = jnp.where(X < 0, X * alpha, X)
     return Y
 
@@ -119,6 +185,8 @@ def all_relu_backward(X: Array, DY: Array, alpha: Scalar) -> Array:
     Shapes: X N×K, DY N×K, alpha scalar.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("all_relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = jnp.where(X < 0, DY * alpha, DY)
     return DX
 
@@ -134,6 +202,12 @@ def all_relu_layer_forward(X: Array, W: Array, b: Array, alpha: Scalar) -> tuple
     Shapes: X N×D, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "all_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jnp.where(Z < 0, Z * alpha, Z)
     return Z, Y
@@ -154,6 +228,17 @@ def all_relu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -173,6 +258,14 @@ def all_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: Sca
     Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -196,6 +289,18 @@ def all_relu_layer_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
     Returns (DX, W, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     DX = DZ @ W
     W = W - (DZ.T @ X) * eta
@@ -231,6 +336,28 @@ def all_relu_layer_backward_update_momentum(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     DX = DZ @ W
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
@@ -256,6 +383,18 @@ def all_relu_layer_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
     Returns (W, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     W = W - (DZ.T @ X) * eta
     b = b - DZ.sum(axis=0, keepdims=True) * eta
@@ -289,6 +428,28 @@ def all_relu_layer_backward_without_DX_update_momentum(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
     W = Delta_W + W
@@ -310,6 +471,17 @@ def all_relu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jnp.where(Z < 0, Z * alpha, Z)
     return Z, Y
@@ -330,6 +502,18 @@ def all_relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -351,8 +535,112 @@ def all_relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_all_relu_layer_forward(X: Array, W: Array, b: Array, alpha: Scalar) -> tuple[Array, Array]:
+    """Linear layer followed by AllReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/all_relu.py (sparse_all_relu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = all_relu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K, alpha scalar.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_all_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_all_relu_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.where(Z < 0, Z * alpha, Z)
+    return Z, Y
+
+
+def sparse_all_relu_layer_backward(
+    X: Array, W: Array, Z: Array, DY: Array, alpha: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by AllReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/all_relu.py (sparse_all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_all_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_all_relu_layer_backward", "W", W)
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_all_relu_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array, alpha: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by AllReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/all_relu.py (sparse_all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_all_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_all_relu_layer_backward_without_DX", "W", W)
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -367,6 +655,8 @@ def hard_sigmoid(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("hard_sigmoid", (("X", ("N", "K")),), (X.shape,))
     Y = jnp.where(X <= -3, 0, jnp.where(X >= 3, 1, X / 6 + 0.5))
     return Y
 
@@ -381,6 +671,8 @@ def hard_sigmoid_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("hard_sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = jnp.where((X >= 3) | (X <= -3), 0, DY / 6)
     return DX
 
@@ -396,6 +688,12 @@ def hard_sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Arr
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "hard_sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jnp.where(Z <= -3, 0, jnp.where(Z >= 3, 1, Z / 6 + 0.5))
     return Z, Y
@@ -414,6 +712,17 @@ def hard_sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tupl
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -433,6 +742,14 @@ def hard_sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tup
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -456,6 +773,18 @@ def hard_sigmoid_layer_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
     Returns (DX, W, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DX = DZ @ W
     W = W - (DZ.T @ X) * eta
@@ -482,6 +811,28 @@ def hard_sigmoid_layer_backward_update_momentum(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DX = DZ @ W
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
@@ -507,6 +858,18 @@ def hard_sigmoid_layer_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
     Returns (W, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     W = W - (DZ.T @ X) * eta
     b = b - DZ.sum(axis=0, keepdims=True) * eta
@@ -531,6 +894,28 @@ def hard_sigmoid_layer_backward_without_DX_update_momentum(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
     W = Delta_W + W
@@ -550,6 +935,17 @@ def hard_sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jnp.where(Z <= -3, 0, jnp.where(Z >= 3, 1, Z / 6 + 0.5))
     return Z, Y
@@ -570,6 +966,18 @@ def hard_sigmoid_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -591,8 +999,110 @@ def hard_sigmoid_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_hard_sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by Hard sigmoid, with W in CSR storage: feedforward.
+
+    From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = hard_sigmoid(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_hard_sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_hard_sigmoid_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.where(Z <= -3, 0, jnp.where(Z >= 3, 1, Z / 6 + 0.5))
+    return Z, Y
+
+
+def sparse_hard_sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation.
+
+    From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hard_sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hard_sigmoid_layer_backward", "W", W)
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_hard_sigmoid_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hard_sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hard_sigmoid_layer_backward_without_DX", "W", W)
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -607,6 +1117,8 @@ def hyperbolic_tangent(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("hyperbolic_tangent", (("X", ("N", "K")),), (X.shape,))
     Y = jnp.tanh(X)
     return Y
 
@@ -621,6 +1133,10 @@ def hyperbolic_tangent_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes(
+            "hyperbolic_tangent_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     DX = DY * (1 - jnp.tanh(X) ** 2)
     return DX
 
@@ -636,6 +1152,12 @@ def hyperbolic_tangent_layer_forward(X: Array, W: Array, b: Array) -> tuple[Arra
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jnp.tanh(Z)
     return Z, Y
@@ -654,6 +1176,17 @@ def hyperbolic_tangent_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -673,6 +1206,14 @@ def hyperbolic_tangent_layer_backward_without_DX(X: Array, Z: Array, DY: Array) 
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -696,6 +1237,18 @@ def hyperbolic_tangent_layer_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
     Returns (DX, W, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     DX = DZ @ W
     W = W - (DZ.T @ X) * eta
@@ -722,6 +1275,28 @@ def hyperbolic_tangent_layer_backward_update_momentum(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     DX = DZ @ W
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
@@ -747,6 +1322,18 @@ def hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
     Returns (W, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     W = W - (DZ.T @ X) * eta
     b = b - DZ.sum(axis=0, keepdims=True) * eta
@@ -771,6 +1358,28 @@ def hyperbolic_tangent_layer_backward_without_DX_update_momentum(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
     W = Delta_W + W
@@ -790,6 +1399,17 @@ def hyperbolic_tangent_dropout_layer_forward(X: Array, R: Array, W: Array, b: Ar
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jnp.tanh(Z)
     return Z, Y
@@ -810,6 +1430,18 @@ def hyperbolic_tangent_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -831,8 +1463,112 @@ def hyperbolic_tangent_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_hyperbolic_tangent_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by Hyperbolic tangent, with W in CSR storage: feedforward.
+
+    From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = hyperbolic_tangent(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_hyperbolic_tangent_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_hyperbolic_tangent_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.tanh(Z)
+    return Z, Y
+
+
+def sparse_hyperbolic_tangent_layer_backward(
+    X: Array, W: Array, Z: Array, DY: Array
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation.
+
+    From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hyperbolic_tangent_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hyperbolic_tangent_layer_backward", "W", W)
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_hyperbolic_tangent_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hyperbolic_tangent_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hyperbolic_tangent_layer_backward_without_DX", "W", W)
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -847,7 +1583,9 @@ def leaky_relu(X: Array, alpha: Scalar) -> Array:
     Shapes: X N×K, alpha scalar.
     Returns Y.
     """
-    Y = jnp.maximum(X, X * alpha)
+    if not (X.ndim == 2):
+        wrong_shapes("leaky_relu", (("X", ("N", "K")),), (X.shape,))
+    Y = jnp.where(X <= 0, X * alpha, X)
     return Y
 
 
@@ -861,7 +1599,9 @@ def leaky_relu_backward(X: Array, DY: Array, alpha: Scalar) -> Array:
     Shapes: X N×K, DY N×K, alpha scalar.
     Returns DX.
     """
-    DX = jnp.where(X < 0, DY * alpha, DY)
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("leaky_relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
+    DX = jnp.where(X <= 0, DY * alpha, DY)
     return DX
 
 
@@ -876,8 +1616,14 @@ def leaky_relu_layer_forward(X: Array, W: Array, b: Array, alpha: Scalar) -> tup
     Shapes: X N×D, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "leaky_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
-    Y = jnp.maximum(Z, Z * alpha)
+    Y = jnp.where(Z <= 0, Z * alpha, Z)
     return Z, Y
 
 
@@ -896,7 +1642,18 @@ def leaky_relu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -915,7 +1672,15 @@ def leaky_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: S
     Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -938,7 +1703,19 @@ def leaky_relu_layer_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
     Returns (DX, W, b).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DX = DZ @ W
     W = W - (DZ.T @ X) * eta
     b = b - DZ.sum(axis=0, keepdims=True) * eta
@@ -973,7 +1750,29 @@ def leaky_relu_layer_backward_update_momentum(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DX = DZ @ W
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
     W = Delta_W + W
@@ -998,7 +1797,19 @@ def leaky_relu_layer_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
     Returns (W, b).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     W = W - (DZ.T @ X) * eta
     b = b - DZ.sum(axis=0, keepdims=True) * eta
     return W, b
@@ -1031,7 +1842,29 @@ def leaky_relu_layer_backward_without_DX_update_momentum(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
     W = Delta_W + W
     Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
@@ -1052,8 +1885,19 @@ def leaky_relu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
-    Y = jnp.maximum(Z, Z * alpha)
+    Y = jnp.where(Z <= 0, Z * alpha, Z)
     return Z, Y
 
 
@@ -1072,7 +1916,19 @@ def leaky_relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
@@ -1093,8 +1949,112 @@ def leaky_relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
-    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_leaky_relu_layer_forward(X: Array, W: Array, b: Array, alpha: Scalar) -> tuple[Array, Array]:
+    """Linear layer followed by Leaky ReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = leaky_relu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K, alpha scalar.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_leaky_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_leaky_relu_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.where(Z <= 0, Z * alpha, Z)
+    return Z, Y
+
+
+def sparse_leaky_relu_layer_backward(
+    X: Array, W: Array, Z: Array, DY: Array, alpha: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_leaky_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_leaky_relu_layer_backward", "W", W)
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_leaky_relu_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array, alpha: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_leaky_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_leaky_relu_layer_backward_without_DX", "W", W)
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -1109,6 +2069,8 @@ def relu(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("relu", (("X", ("N", "K")),), (X.shape,))
     Y = jnp.maximum(X, 0)
     return Y
 
@@ -1123,7 +2085,9 @@ def relu_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
-    DX = jnp.where(X < 0, 0, DY)
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
+    DX = jnp.where(X <= 0, 0, DY)
     return DX
 
 
@@ -1138,6 +2102,12 @@ def relu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jnp.maximum(Z, 0)
     return Z, Y
@@ -1156,7 +2126,18 @@ def relu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array,
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -1175,7 +2156,15 @@ def relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -1198,7 +2187,19 @@ def relu_layer_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
     Returns (DX, W, b).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
     DX = DZ @ W
     W = W - (DZ.T @ X) * eta
     b = b - DZ.sum(axis=0, keepdims=True) * eta
@@ -1224,7 +2225,29 @@ def relu_layer_backward_update_momentum(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
     DX = DZ @ W
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
     W = Delta_W + W
@@ -1249,7 +2272,19 @@ def relu_layer_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
     Returns (W, b).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
     W = W - (DZ.T @ X) * eta
     b = b - DZ.sum(axis=0, keepdims=True) * eta
     return W, b
@@ -1273,7 +2308,29 @@ def relu_layer_backward_without_DX_update_momentum(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
     W = Delta_W + W
     Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
@@ -1292,6 +2349,17 @@ def relu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jnp.maximum(Z, 0)
     return Z, Y
@@ -1312,7 +2380,19 @@ def relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
@@ -1331,8 +2411,108 @@ def relu_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: Arr
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
-    DZ = jnp.where(Z < 0, 0, DY)
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_relu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by ReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/relu.py (sparse_relu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = relu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_relu_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.maximum(Z, 0)
+    return Z, Y
+
+
+def sparse_relu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by ReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/relu.py (sparse_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_relu_layer_backward", "W", W)
+    DZ = jnp.where(Z <= 0, 0, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_relu_layer_backward_without_DX(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by ReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/relu.py (sparse_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_relu_layer_backward_without_DX", "W", W)
+    DZ = jnp.where(Z <= 0, 0, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -1347,6 +2527,8 @@ def sigmoid(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("sigmoid", (("X", ("N", "K")),), (X.shape,))
     Y = jax.nn.sigmoid(X)
     return Y
 
@@ -1361,6 +2543,8 @@ def sigmoid_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     t0 = jax.nn.sigmoid(X)
     DX = DY * t0 * (1 - t0)
     return DX
@@ -1377,6 +2561,12 @@ def sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jax.nn.sigmoid(Z)
     return Z, Y
@@ -1395,6 +2585,17 @@ def sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Arr
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = DZ.T @ X
@@ -1415,6 +2616,14 @@ def sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Ar
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = DZ.T @ X
@@ -1439,6 +2648,18 @@ def sigmoid_layer_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
     Returns (DX, W, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DX = DZ @ W
@@ -1466,6 +2687,28 @@ def sigmoid_layer_backward_update_momentum(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DX = DZ @ W
@@ -1492,6 +2735,18 @@ def sigmoid_layer_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
     Returns (W, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     W = W - (DZ.T @ X) * eta
@@ -1517,6 +2772,28 @@ def sigmoid_layer_backward_without_DX_update_momentum(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
@@ -1537,6 +2814,17 @@ def sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tup
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jax.nn.sigmoid(Z)
     return Z, Y
@@ -1557,6 +2845,18 @@ def sigmoid_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = (DZ.T @ X) * R.T
@@ -1577,9 +2877,111 @@ def sigmoid_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: 
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by Sigmoid, with W in CSR storage: feedforward.
+
+    From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = sigmoid(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_sigmoid_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jax.nn.sigmoid(Z)
+    return Z, Y
+
+
+def sparse_sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Sigmoid, with W in CSR storage: backpropagation.
+
+    From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_sigmoid_layer_backward", "W", W)
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_sigmoid_layer_backward_without_DX(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by Sigmoid, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_sigmoid_layer_backward_without_DX", "W", W)
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -1594,6 +2996,8 @@ def srelu(X: Array, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar) -> Array:
     Shapes: X N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("srelu", (("X", ("N", "K")),), (X.shape,))
     Y = jnp.where(X <= tl, al * (X - tl) + tl, jnp.where(X < tr, X, ar * (X - tr) + tr))
     return Y
 
@@ -1614,6 +3018,8 @@ def srelu_backward(
     Shapes: X N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DX).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("srelu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     Dal = jnp.where(X <= tl, DY * (X - tl), 0).sum()
     Dtl = jnp.where(X <= tl, DY * (1 - al), 0).sum()
     Dar = jnp.where((X <= tl) | (X < tr), 0, DY * (X - tr)).sum()
@@ -1637,6 +3043,10 @@ def srelu_backward_without_DX(
     Shapes: X N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes(
+            "srelu_backward_without_DX", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     Dal = jnp.where(X <= tl, DY * (X - tl), 0).sum()
     Dtl = jnp.where(X <= tl, DY * (1 - al), 0).sum()
     Dar = jnp.where((X <= tl) | (X < tr), 0, DY * (X - tr)).sum()
@@ -1657,6 +3067,12 @@ def srelu_layer_forward(
     Shapes: X N×D, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "srelu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jnp.where(Z <= tl, al * (Z - tl) + tl, jnp.where(Z < tr, Z, ar * (Z - tr) + tr))
     return Z, Y
@@ -1681,6 +3097,17 @@ def srelu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "srelu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
     Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()
@@ -1710,6 +3137,14 @@ def srelu_layer_backward_without_DX(
     Shapes: X N×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
     Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()
@@ -1733,6 +3168,17 @@ def srelu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jnp.where(Z <= tl, al * (Z - tl) + tl, jnp.where(Z < tr, Z, ar * (Z - tr) + tr))
     return Z, Y
@@ -1757,6 +3203,18 @@ def srelu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
     Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()
@@ -1786,11 +3244,133 @@ def srelu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
     Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()
     Dar = jnp.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
     Dtr = jnp.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return Dal, Dtl, Dar, Dtr, DW, Db
+
+
+def sparse_srelu_layer_forward(
+    X: Array, W: Array, b: Array, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by SReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/srelu.py (sparse_srelu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = srelu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_srelu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_srelu_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.where(Z <= tl, al * (Z - tl) + tl, jnp.where(Z < tr, Z, ar * (Z - tr) + tr))
+    return Z, Y
+
+
+def sparse_srelu_layer_backward(
+    X: Array, W: Array, Z: Array, DY: Array, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Scalar, Scalar, Scalar, Scalar, Array, Array, Array]:
+    """Linear layer followed by SReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/srelu.py (sparse_srelu_layer):
+
+        DZ = DY ⊙ srelu'(Z)
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_srelu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_srelu_layer_backward", "W", W)
+    DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
+    Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = jnp.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = jnp.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return Dal, Dtl, Dar, Dtr, DW, Db, DX
+
+
+def sparse_srelu_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Scalar, Scalar, Scalar, Scalar, Array, Array]:
+    """Linear layer followed by SReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/srelu.py (sparse_srelu_layer):
+
+        DZ = DY ⊙ srelu'(Z)
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr, DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_srelu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_srelu_layer_backward_without_DX", "W", W)
+    DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
+    Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = jnp.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = jnp.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return Dal, Dtl, Dar, Dtr, DW, Db

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from .csr import check_csr
+
 Array = NDArray[np.floating]
 
 __all__ = [
@@ -47,7 +49,53 @@ __all__ = [
     "log_softmax_layer_backward_update_momentum",
     "log_softmax_layer_backward_without_DX_update_gradient_descent",
     "log_softmax_layer_backward_without_DX_update_momentum",
+    "sparse_softmax_layer_forward",
+    "sparse_softmax_layer_backward",
+    "sparse_softmax_layer_backward_without_DX",
+    "sparse_log_softmax_layer_forward",
+    "sparse_log_softmax_layer_backward",
+    "sparse_log_softmax_layer_backward_without_DX",
 ]
+
+
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
 
 
 def simple_batch_norm_forward(X: Array) -> tuple[Array, Array]:
@@ -62,6 +110,8 @@ def simple_batch_norm_forward(X: Array) -> tuple[Array, Array]:
     Shapes: X N×K.
     Returns (Sigma, Y).
     """
+    if not (X.ndim == 2):
+        wrong_shapes("simple_batch_norm_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
     R = X - X.sum(axis=0, keepdims=True) / N
     Sigma = (R**2).sum(axis=0, keepdims=True) / N
@@ -79,6 +129,17 @@ def simple_batch_norm_backward(Sigma: Array, Y: Array, DY: Array) -> Array:
     Shapes: Sigma 1×K, Y N×K, DY N×K.
     Returns DX.
     """
+    if not (
+        Sigma.ndim == Y.ndim == DY.ndim == 2
+        and Sigma.shape[0] == 1
+        and Y.shape[1] == Sigma.shape[1]
+        and DY.shape == (Y.shape[0], Sigma.shape[1])
+    ):
+        wrong_shapes(
+            "simple_batch_norm_backward",
+            (("Sigma", (1, "K")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (Sigma.shape, Y.shape, DY.shape),
+        )
     N = Y.shape[0]
     DX = (N * DY - Y * (Y * DY).sum(axis=0, keepdims=True) - DY.sum(axis=0, keepdims=True)) / (
         N * np.sqrt(Sigma)
@@ -99,6 +160,16 @@ def batch_norm_forward(X: Array, gamma: Array, beta: Array) -> tuple[Array, Arra
     Shapes: X N×K, gamma 1×K, beta 1×K.
     Returns (Sigma, Z, Y).
     """
+    if not (
+        X.ndim == gamma.ndim == beta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and beta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_forward",
+            (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K"))),
+            (X.shape, gamma.shape, beta.shape),
+        )
     N = X.shape[0]
     R = X - X.sum(axis=0, keepdims=True) / N
     Sigma = (R**2).sum(axis=0, keepdims=True) / N
@@ -120,6 +191,18 @@ def batch_norm_backward(gamma: Array, Sigma: Array, Z: Array, DY: Array) -> tupl
     Shapes: gamma 1×K, Sigma 1×K, Z N×K, DY N×K.
     Returns (Dbeta, Dgamma, DX).
     """
+    if not (
+        gamma.ndim == Sigma.ndim == Z.ndim == DY.ndim == 2
+        and gamma.shape[0] == 1
+        and Sigma.shape == (1, gamma.shape[1])
+        and Z.shape[1] == gamma.shape[1]
+        and DY.shape == (Z.shape[0], gamma.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_backward",
+            (("gamma", (1, "K")), ("Sigma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (gamma.shape, Sigma.shape, Z.shape, DY.shape),
+        )
     N = Z.shape[0]
     DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
@@ -141,6 +224,10 @@ def batch_norm_backward_without_DX(Z: Array, DY: Array) -> tuple[Array, Array]:
     Shapes: Z N×K, DY N×K.
     Returns (Dbeta, Dgamma).
     """
+    if not (Z.ndim == DY.ndim == 2 and DY.shape == Z.shape):
+        wrong_shapes(
+            "batch_norm_backward_without_DX", (("Z", ("N", "K")), ("DY", ("N", "K"))), (Z.shape, DY.shape)
+        )
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
     return Dbeta, Dgamma
@@ -158,6 +245,8 @@ def simple_batch_norm_eps_forward(X: Array, epsilon: float) -> tuple[Array, Arra
     Shapes: X N×K, epsilon scalar.
     Returns (Sigma, Y).
     """
+    if not (X.ndim == 2):
+        wrong_shapes("simple_batch_norm_eps_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
     R = X - X.sum(axis=0, keepdims=True) / N
     Sigma = (R**2).sum(axis=0, keepdims=True) / N
@@ -175,6 +264,17 @@ def simple_batch_norm_eps_backward(Sigma: Array, Y: Array, DY: Array, epsilon: f
     Shapes: Sigma 1×K, Y N×K, DY N×K, epsilon scalar.
     Returns DX.
     """
+    if not (
+        Sigma.ndim == Y.ndim == DY.ndim == 2
+        and Sigma.shape[0] == 1
+        and Y.shape[1] == Sigma.shape[1]
+        and DY.shape == (Y.shape[0], Sigma.shape[1])
+    ):
+        wrong_shapes(
+            "simple_batch_norm_eps_backward",
+            (("Sigma", (1, "K")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (Sigma.shape, Y.shape, DY.shape),
+        )
     N = Y.shape[0]
     DX = (N * DY - Y * (Y * DY).sum(axis=0, keepdims=True) - DY.sum(axis=0, keepdims=True)) / (
         N * np.sqrt(Sigma + epsilon)
@@ -195,6 +295,16 @@ def batch_norm_eps_forward(X: Array, gamma: Array, beta: Array, epsilon: float) 
     Shapes: X N×K, gamma 1×K, beta 1×K, epsilon scalar.
     Returns (Sigma, Z, Y).
     """
+    if not (
+        X.ndim == gamma.ndim == beta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and beta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_forward",
+            (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K"))),
+            (X.shape, gamma.shape, beta.shape),
+        )
     N = X.shape[0]
     R = X - X.sum(axis=0, keepdims=True) / N
     Sigma = (R**2).sum(axis=0, keepdims=True) / N
@@ -218,6 +328,18 @@ def batch_norm_eps_backward(
     Shapes: gamma 1×K, Sigma 1×K, Z N×K, DY N×K, epsilon scalar.
     Returns (Dbeta, Dgamma, DX).
     """
+    if not (
+        gamma.ndim == Sigma.ndim == Z.ndim == DY.ndim == 2
+        and gamma.shape[0] == 1
+        and Sigma.shape == (1, gamma.shape[1])
+        and Z.shape[1] == gamma.shape[1]
+        and DY.shape == (Z.shape[0], gamma.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_backward",
+            (("gamma", (1, "K")), ("Sigma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (gamma.shape, Sigma.shape, Z.shape, DY.shape),
+        )
     N = Z.shape[0]
     DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
@@ -239,6 +361,10 @@ def batch_norm_eps_backward_without_DX(Z: Array, DY: Array) -> tuple[Array, Arra
     Shapes: Z N×K, DY N×K.
     Returns (Dbeta, Dgamma).
     """
+    if not (Z.ndim == DY.ndim == 2 and DY.shape == Z.shape):
+        wrong_shapes(
+            "batch_norm_eps_backward_without_DX", (("Z", ("N", "K")), ("DY", ("N", "K"))), (Z.shape, DY.shape)
+        )
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
     return Dbeta, Dgamma
@@ -254,6 +380,17 @@ def linear_dropout_forward(X: Array, R: Array, W: Array, b: Array) -> Array:
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns Y.
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Y = X @ (W.T * R) + b
     return Y
 
@@ -270,6 +407,17 @@ def linear_dropout_backward(X: Array, R: Array, W: Array, DY: Array) -> tuple[Ar
     Shapes: X N×D, R D×K, W K×D, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, DY.shape),
+        )
     DW = (DY.T @ X) * R.T
     Db = DY.sum(axis=0, keepdims=True)
     DX = DY @ (W * R.T)
@@ -287,6 +435,14 @@ def linear_dropout_backward_without_DX(X: Array, R: Array, DY: Array) -> tuple[A
     Shapes: X N×D, R D×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == DY.ndim == 2 and R.shape[0] == X.shape[1] and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, DY.shape),
+        )
     DW = (DY.T @ X) * R.T
     Db = DY.sum(axis=0, keepdims=True)
     return DW, Db
@@ -302,6 +458,12 @@ def linear_forward(X: Array, W: Array, b: Array) -> Array:
     Shapes: X N×D, W K×D, b 1×K.
     Returns Y.
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "linear_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Y = X @ W.T + b
     return Y
 
@@ -318,6 +480,14 @@ def linear_backward(X: Array, W: Array, DY: Array) -> tuple[Array, Array, Array]
     Shapes: X N×D, W K×D, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
     DW = DY.T @ X
     Db = DY.sum(axis=0, keepdims=True)
     DX = DY @ W
@@ -335,6 +505,10 @@ def linear_backward_without_DX(X: Array, DY: Array) -> tuple[Array, Array]:
     Shapes: X N×D, DY N×K.
     Returns (DW, Db).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape[0] == X.shape[0]):
+        wrong_shapes(
+            "linear_backward_without_DX", (("X", ("N", "D")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     DW = DY.T @ X
     Db = DY.sum(axis=0, keepdims=True)
     return DW, Db
@@ -356,6 +530,17 @@ def linear_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, DY N×K, b 1×K, eta scalar.
     Returns (DX, W, b).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, DY.shape, b.shape),
+        )
     DX = DY @ W
     W -= eta * (DY.T @ X)
     b -= eta * DY.sum(axis=0, keepdims=True)
@@ -380,6 +565,26 @@ def linear_backward_update_momentum(
     Shapes: X N×D, W K×D, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DX = DY @ W
     Delta_W *= mu
     Delta_W -= eta * (DY.T @ X)
@@ -405,6 +610,17 @@ def linear_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, DY N×K, W K×D, b 1×K, eta scalar.
     Returns (W, b).
     """
+    if not (
+        X.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and DY.shape[0] == X.shape[0]
+        and W.shape == (DY.shape[1], X.shape[1])
+        and b.shape == (1, DY.shape[1])
+    ):
+        wrong_shapes(
+            "linear_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, DY.shape, W.shape, b.shape),
+        )
     W -= eta * (DY.T @ X)
     b -= eta * DY.sum(axis=0, keepdims=True)
     return W, b
@@ -427,6 +643,26 @@ def linear_backward_without_DX_update_momentum(
     Shapes: X N×D, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and DY.shape[0] == X.shape[0]
+        and W.shape == (DY.shape[1], X.shape[1])
+        and Delta_W.shape == (DY.shape[1], X.shape[1])
+        and b.shape == (1, DY.shape[1])
+        and Delta_b.shape == (1, DY.shape[1])
+    ):
+        wrong_shapes(
+            "linear_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     Delta_W *= mu
     Delta_W -= eta * (DY.T @ X)
     W += Delta_W
@@ -446,6 +682,13 @@ def sparse_linear_forward(X: Array, W: Array, b: Array) -> Array:
     Shapes: X N×D, W K×D, b 1×K.
     Returns Y.
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_linear_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_linear_forward", "W", W)
     Y = X @ W.T + b
     return Y
 
@@ -462,6 +705,15 @@ def sparse_linear_backward(X: Array, W: Array, DY: Array) -> tuple[Array, Array,
     Shapes: X N×D, W K×D, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
+    check_csr("sparse_linear_backward", "W", W)
     t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     DW = (DY[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DY.sum(axis=0, keepdims=True)
@@ -480,6 +732,15 @@ def sparse_linear_backward_without_DX(X: Array, W: Array, DY: Array) -> tuple[Ar
     Shapes: X N×D, W K×D, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
+    check_csr("sparse_linear_backward_without_DX", "W", W)
     t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     DW = (DY[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DY.sum(axis=0, keepdims=True)
@@ -497,6 +758,12 @@ def softmax_layer_forward(X: Array, W: Array, b: Array) -> Array:
     Shapes: X N×D, W K×D, b 1×K.
     Returns Y.
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
     Y = t0 / t0.sum(axis=1, keepdims=True)
@@ -516,6 +783,17 @@ def softmax_layer_backward(X: Array, W: Array, Y: Array, DY: Array) -> tuple[Arr
     Shapes: X N×D, W K×D, Y N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -535,6 +813,14 @@ def softmax_layer_backward_without_DX(X: Array, Y: Array, DY: Array) -> tuple[Ar
     Shapes: X N×D, Y N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == 2 and Y.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Y.shape, DY.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -558,6 +844,18 @@ def softmax_layer_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, Y N×K, DY N×K, b 1×K, eta scalar.
     Returns (DX, W, b).
     """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape, b.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
     DX = DZ @ W
     W -= eta * (DZ.T @ X)
@@ -584,6 +882,28 @@ def softmax_layer_backward_update_momentum(
     Shapes: X N×D, W K×D, Y N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Y", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Y.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
     DX = DZ @ W
     Delta_W *= mu
@@ -611,6 +931,18 @@ def softmax_layer_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, Y N×K, DY N×K, W K×D, b 1×K, eta scalar.
     Returns (W, b).
     """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Y.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Y.shape[1])
+        and W.shape == (Y.shape[1], X.shape[1])
+        and b.shape == (1, Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Y", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Y.shape, DY.shape, W.shape, b.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
     W -= eta * (DZ.T @ X)
     b -= eta * DZ.sum(axis=0, keepdims=True)
@@ -635,6 +967,28 @@ def softmax_layer_backward_without_DX_update_momentum(
     Shapes: X N×D, Y N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Y.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Y.shape[1])
+        and W.shape == (Y.shape[1], X.shape[1])
+        and Delta_W.shape == (Y.shape[1], X.shape[1])
+        and b.shape == (1, Y.shape[1])
+        and Delta_b.shape == (1, Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Y", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Y.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
     Delta_W *= mu
     Delta_W -= eta * (DZ.T @ X)
@@ -656,6 +1010,12 @@ def log_softmax_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Arra
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "log_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     t0 = -Z.max(axis=1, keepdims=True)
     Y = t0 + Z - np.log(np.exp(t0 + Z).sum(axis=1, keepdims=True))
@@ -675,6 +1035,17 @@ def log_softmax_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
     DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     DW = DZ.T @ X
@@ -695,6 +1066,14 @@ def log_softmax_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tupl
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
     DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     DW = DZ.T @ X
@@ -719,6 +1098,18 @@ def log_softmax_layer_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
     Returns (DX, W, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
     DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     DX = DZ @ W
@@ -746,6 +1137,28 @@ def log_softmax_layer_backward_update_momentum(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
     DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     DX = DZ @ W
@@ -774,6 +1187,18 @@ def log_softmax_layer_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
     Returns (W, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
     DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     W -= eta * (DZ.T @ X)
@@ -799,6 +1224,28 @@ def log_softmax_layer_backward_without_DX_update_momentum(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
     DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     Delta_W *= mu
@@ -808,3 +1255,183 @@ def log_softmax_layer_backward_without_DX_update_momentum(
     Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
     b += Delta_b
     return Delta_W, W, Delta_b, b
+
+
+def sparse_softmax_layer_forward(X: Array, W: Array, b: Array) -> Array:
+    """Linear layer followed by softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns Y.
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_softmax_layer_forward", "W", W)
+    Z = X @ W.T + b
+    t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
+    Y = t0 / t0.sum(axis=1, keepdims=True)
+    return Y
+
+
+def sparse_softmax_layer_backward(X: Array, W: Array, Y: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
+    t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_softmax_layer_backward_without_DX(X: Array, W: Array, Y: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward_without_DX", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
+    t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_log_softmax_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by log-softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = Z − log(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Z)·1_Kᵀ
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_log_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_log_softmax_layer_forward", "W", W)
+    Z = X @ W.T + b
+    t0 = -Z.max(axis=1, keepdims=True)
+    Y = t0 + Z - np.log(np.exp(t0 + Z).sum(axis=1, keepdims=True))
+    return Z, Y
+
+
+def sparse_log_softmax_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward", "W", W)
+    t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
+    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_log_softmax_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array
+) -> tuple[Array, Array]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward_without_DX", "W", W)
+    t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
+    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db

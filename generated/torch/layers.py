@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .csr import check_csr
+
 Scalar = float | Tensor
 
 __all__ = [
@@ -30,6 +32,9 @@ __all__ = [
     "linear_backward_update_momentum",
     "linear_backward_without_DX_update_gradient_descent",
     "linear_backward_without_DX_update_momentum",
+    "sparse_linear_forward",
+    "sparse_linear_backward",
+    "sparse_linear_backward_without_DX",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "softmax_layer_backward_without_DX",
@@ -44,7 +49,53 @@ __all__ = [
     "log_softmax_layer_backward_update_momentum",
     "log_softmax_layer_backward_without_DX_update_gradient_descent",
     "log_softmax_layer_backward_without_DX_update_momentum",
+    "sparse_softmax_layer_forward",
+    "sparse_softmax_layer_backward",
+    "sparse_softmax_layer_backward_without_DX",
+    "sparse_log_softmax_layer_forward",
+    "sparse_log_softmax_layer_backward",
+    "sparse_log_softmax_layer_backward_without_DX",
 ]
+
+
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
 
 
 def simple_batch_norm_forward(X: Tensor) -> tuple[Tensor, Tensor]:
@@ -59,6 +110,8 @@ def simple_batch_norm_forward(X: Tensor) -> tuple[Tensor, Tensor]:
     Shapes: X N×K.
     Returns (Sigma, Y).
     """
+    if not (X.ndim == 2):
+        wrong_shapes("simple_batch_norm_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
     R = X - X.sum(dim=0, keepdim=True) / N
     Sigma = (R**2).sum(dim=0, keepdim=True) / N
@@ -76,6 +129,17 @@ def simple_batch_norm_backward(Sigma: Tensor, Y: Tensor, DY: Tensor) -> Tensor:
     Shapes: Sigma 1×K, Y N×K, DY N×K.
     Returns DX.
     """
+    if not (
+        Sigma.ndim == Y.ndim == DY.ndim == 2
+        and Sigma.shape[0] == 1
+        and Y.shape[1] == Sigma.shape[1]
+        and DY.shape == (Y.shape[0], Sigma.shape[1])
+    ):
+        wrong_shapes(
+            "simple_batch_norm_backward",
+            (("Sigma", (1, "K")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (Sigma.shape, Y.shape, DY.shape),
+        )
     N = Y.shape[0]
     DX = (N * DY - Y * (Y * DY).sum(dim=0, keepdim=True) - DY.sum(dim=0, keepdim=True)) / (
         N * torch.sqrt(Sigma)
@@ -96,6 +160,16 @@ def batch_norm_forward(X: Tensor, gamma: Tensor, beta: Tensor) -> tuple[Tensor, 
     Shapes: X N×K, gamma 1×K, beta 1×K.
     Returns (Sigma, Z, Y).
     """
+    if not (
+        X.ndim == gamma.ndim == beta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and beta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_forward",
+            (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K"))),
+            (X.shape, gamma.shape, beta.shape),
+        )
     N = X.shape[0]
     R = X - X.sum(dim=0, keepdim=True) / N
     Sigma = (R**2).sum(dim=0, keepdim=True) / N
@@ -117,6 +191,18 @@ def batch_norm_backward(gamma: Tensor, Sigma: Tensor, Z: Tensor, DY: Tensor) -> 
     Shapes: gamma 1×K, Sigma 1×K, Z N×K, DY N×K.
     Returns (Dbeta, Dgamma, DX).
     """
+    if not (
+        gamma.ndim == Sigma.ndim == Z.ndim == DY.ndim == 2
+        and gamma.shape[0] == 1
+        and Sigma.shape == (1, gamma.shape[1])
+        and Z.shape[1] == gamma.shape[1]
+        and DY.shape == (Z.shape[0], gamma.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_backward",
+            (("gamma", (1, "K")), ("Sigma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (gamma.shape, Sigma.shape, Z.shape, DY.shape),
+        )
     N = Z.shape[0]
     DZ = gamma * DY
     Dbeta = DY.sum(dim=0, keepdim=True)
@@ -138,6 +224,10 @@ def batch_norm_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, Tenso
     Shapes: Z N×K, DY N×K.
     Returns (Dbeta, Dgamma).
     """
+    if not (Z.ndim == DY.ndim == 2 and DY.shape == Z.shape):
+        wrong_shapes(
+            "batch_norm_backward_without_DX", (("Z", ("N", "K")), ("DY", ("N", "K"))), (Z.shape, DY.shape)
+        )
     Dbeta = DY.sum(dim=0, keepdim=True)
     Dgamma = (Z * DY).sum(dim=0, keepdim=True)
     return Dbeta, Dgamma
@@ -155,6 +245,8 @@ def simple_batch_norm_eps_forward(X: Tensor, epsilon: Scalar) -> tuple[Tensor, T
     Shapes: X N×K, epsilon scalar.
     Returns (Sigma, Y).
     """
+    if not (X.ndim == 2):
+        wrong_shapes("simple_batch_norm_eps_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
     R = X - X.sum(dim=0, keepdim=True) / N
     Sigma = (R**2).sum(dim=0, keepdim=True) / N
@@ -172,6 +264,17 @@ def simple_batch_norm_eps_backward(Sigma: Tensor, Y: Tensor, DY: Tensor, epsilon
     Shapes: Sigma 1×K, Y N×K, DY N×K, epsilon scalar.
     Returns DX.
     """
+    if not (
+        Sigma.ndim == Y.ndim == DY.ndim == 2
+        and Sigma.shape[0] == 1
+        and Y.shape[1] == Sigma.shape[1]
+        and DY.shape == (Y.shape[0], Sigma.shape[1])
+    ):
+        wrong_shapes(
+            "simple_batch_norm_eps_backward",
+            (("Sigma", (1, "K")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (Sigma.shape, Y.shape, DY.shape),
+        )
     N = Y.shape[0]
     DX = (N * DY - Y * (Y * DY).sum(dim=0, keepdim=True) - DY.sum(dim=0, keepdim=True)) / (
         N * torch.sqrt(Sigma + epsilon)
@@ -194,6 +297,16 @@ def batch_norm_eps_forward(
     Shapes: X N×K, gamma 1×K, beta 1×K, epsilon scalar.
     Returns (Sigma, Z, Y).
     """
+    if not (
+        X.ndim == gamma.ndim == beta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and beta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_forward",
+            (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K"))),
+            (X.shape, gamma.shape, beta.shape),
+        )
     N = X.shape[0]
     R = X - X.sum(dim=0, keepdim=True) / N
     Sigma = (R**2).sum(dim=0, keepdim=True) / N
@@ -217,6 +330,18 @@ def batch_norm_eps_backward(
     Shapes: gamma 1×K, Sigma 1×K, Z N×K, DY N×K, epsilon scalar.
     Returns (Dbeta, Dgamma, DX).
     """
+    if not (
+        gamma.ndim == Sigma.ndim == Z.ndim == DY.ndim == 2
+        and gamma.shape[0] == 1
+        and Sigma.shape == (1, gamma.shape[1])
+        and Z.shape[1] == gamma.shape[1]
+        and DY.shape == (Z.shape[0], gamma.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_backward",
+            (("gamma", (1, "K")), ("Sigma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (gamma.shape, Sigma.shape, Z.shape, DY.shape),
+        )
     N = Z.shape[0]
     DZ = gamma * DY
     Dbeta = DY.sum(dim=0, keepdim=True)
@@ -238,6 +363,10 @@ def batch_norm_eps_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, T
     Shapes: Z N×K, DY N×K.
     Returns (Dbeta, Dgamma).
     """
+    if not (Z.ndim == DY.ndim == 2 and DY.shape == Z.shape):
+        wrong_shapes(
+            "batch_norm_eps_backward_without_DX", (("Z", ("N", "K")), ("DY", ("N", "K"))), (Z.shape, DY.shape)
+        )
     Dbeta = DY.sum(dim=0, keepdim=True)
     Dgamma = (Z * DY).sum(dim=0, keepdim=True)
     return Dbeta, Dgamma
@@ -253,6 +382,17 @@ def linear_dropout_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns Y.
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Y = torch.addmm(b, X, W.T * R)
     return Y
 
@@ -269,6 +409,17 @@ def linear_dropout_backward(X: Tensor, R: Tensor, W: Tensor, DY: Tensor) -> tupl
     Shapes: X N×D, R D×K, W K×D, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, DY.shape),
+        )
     DW = (DY.T @ X) * R.T
     Db = DY.sum(dim=0, keepdim=True)
     DX = DY @ (W * R.T)
@@ -286,6 +437,14 @@ def linear_dropout_backward_without_DX(X: Tensor, R: Tensor, DY: Tensor) -> tupl
     Shapes: X N×D, R D×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == DY.ndim == 2 and R.shape[0] == X.shape[1] and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, DY.shape),
+        )
     DW = (DY.T @ X) * R.T
     Db = DY.sum(dim=0, keepdim=True)
     return DW, Db
@@ -301,6 +460,12 @@ def linear_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes: X N×D, W K×D, b 1×K.
     Returns Y.
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "linear_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Y = torch.addmm(b, X, W.T)
     return Y
 
@@ -317,6 +482,14 @@ def linear_backward(X: Tensor, W: Tensor, DY: Tensor) -> tuple[Tensor, Tensor, T
     Shapes: X N×D, W K×D, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
     DW = DY.T @ X
     Db = DY.sum(dim=0, keepdim=True)
     DX = DY @ W
@@ -334,6 +507,10 @@ def linear_backward_without_DX(X: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
     Shapes: X N×D, DY N×K.
     Returns (DW, Db).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape[0] == X.shape[0]):
+        wrong_shapes(
+            "linear_backward_without_DX", (("X", ("N", "D")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     DW = DY.T @ X
     Db = DY.sum(dim=0, keepdim=True)
     return DW, Db
@@ -355,6 +532,17 @@ def linear_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, DY N×K, b 1×K, eta scalar.
     Returns (DX, W, b).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, DY.shape, b.shape),
+        )
     DX = DY @ W
     W.addmm_(DY.T, X, alpha=-eta)
     b.add_(DY.sum(dim=0, keepdim=True), alpha=-eta)
@@ -379,6 +567,26 @@ def linear_backward_update_momentum(
     Shapes: X N×D, W K×D, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DX = DY @ W
     Delta_W.addmm_(DY.T, X, beta=mu, alpha=-eta)
     W.add_(Delta_W)
@@ -403,6 +611,17 @@ def linear_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, DY N×K, W K×D, b 1×K, eta scalar.
     Returns (W, b).
     """
+    if not (
+        X.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and DY.shape[0] == X.shape[0]
+        and W.shape == (DY.shape[1], X.shape[1])
+        and b.shape == (1, DY.shape[1])
+    ):
+        wrong_shapes(
+            "linear_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, DY.shape, W.shape, b.shape),
+        )
     W.addmm_(DY.T, X, alpha=-eta)
     b.add_(DY.sum(dim=0, keepdim=True), alpha=-eta)
     return W, b
@@ -425,12 +644,105 @@ def linear_backward_without_DX_update_momentum(
     Shapes: X N×D, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and DY.shape[0] == X.shape[0]
+        and W.shape == (DY.shape[1], X.shape[1])
+        and Delta_W.shape == (DY.shape[1], X.shape[1])
+        and b.shape == (1, DY.shape[1])
+        and Delta_b.shape == (1, DY.shape[1])
+    ):
+        wrong_shapes(
+            "linear_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     Delta_W.addmm_(DY.T, X, beta=mu, alpha=-eta)
     W.add_(Delta_W)
     Delta_b.mul_(mu)
     Delta_b.add_(DY.sum(dim=0, keepdim=True), alpha=-eta)
     b.add_(Delta_b)
     return Delta_W, W, Delta_b, b
+
+
+def sparse_linear_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """Linear layer, with W in CSR storage: feedforward.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        Y = X·Wᵀ + 1_N·b
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns Y.
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_linear_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_linear_forward", "W", W)
+    Y = torch.sparse.mm(W, X.T).T + b
+    return Y
+
+
+def sparse_linear_backward(X: Tensor, W: Tensor, DY: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer, with W in CSR storage: backpropagation.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        DX = DY·W
+
+    Shapes: X N×D, W K×D, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
+    check_csr("sparse_linear_backward", "W", W)
+    DW = torch.sparse.sampled_addmm(W, DY.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DY.sum(dim=0, keepdim=True)
+    DX = DY @ W
+    return DW, Db, DX
+
+
+def sparse_linear_backward_without_DX(X: Tensor, W: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+
+    Shapes: X N×D, W K×D, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
+    check_csr("sparse_linear_backward_without_DX", "W", W)
+    DW = torch.sparse.sampled_addmm(W, DY.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DY.sum(dim=0, keepdim=True)
+    return DW, Db
 
 
 def softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
@@ -444,6 +756,12 @@ def softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes: X N×D, W K×D, b 1×K.
     Returns Y.
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T)
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     Y = t0 / t0.sum(dim=1, keepdim=True)
@@ -463,6 +781,17 @@ def softmax_layer_backward(X: Tensor, W: Tensor, Y: Tensor, DY: Tensor) -> tuple
     Shapes: X N×D, W K×D, Y N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -482,6 +811,14 @@ def softmax_layer_backward_without_DX(X: Tensor, Y: Tensor, DY: Tensor) -> tuple
     Shapes: X N×D, Y N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == 2 and Y.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Y.shape, DY.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -505,6 +842,18 @@ def softmax_layer_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, Y N×K, DY N×K, b 1×K, eta scalar.
     Returns (DX, W, b).
     """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape, b.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
     DX = DZ @ W
     W.addmm_(DZ.T, X, alpha=-eta)
@@ -539,6 +888,28 @@ def softmax_layer_backward_update_momentum(
     Shapes: X N×D, W K×D, Y N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Y", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Y.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
     DX = DZ @ W
     Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
@@ -565,6 +936,18 @@ def softmax_layer_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, Y N×K, DY N×K, W K×D, b 1×K, eta scalar.
     Returns (W, b).
     """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Y.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Y.shape[1])
+        and W.shape == (Y.shape[1], X.shape[1])
+        and b.shape == (1, Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Y", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Y.shape, DY.shape, W.shape, b.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
     W.addmm_(DZ.T, X, alpha=-eta)
     b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
@@ -597,6 +980,28 @@ def softmax_layer_backward_without_DX_update_momentum(
     Shapes: X N×D, Y N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Y.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Y.shape[1])
+        and W.shape == (Y.shape[1], X.shape[1])
+        and Delta_W.shape == (Y.shape[1], X.shape[1])
+        and b.shape == (1, Y.shape[1])
+        and Delta_b.shape == (1, Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Y", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Y.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
     Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
     W.add_(Delta_W)
@@ -617,6 +1022,12 @@ def log_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, 
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "log_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T)
     t0 = -Z.amax(dim=1, keepdim=True)
     Y = t0 + Z - torch.log(torch.exp(t0 + Z).sum(dim=1, keepdim=True))
@@ -636,6 +1047,17 @@ def log_softmax_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> t
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
     DW = DZ.T @ X
@@ -656,6 +1078,14 @@ def log_softmax_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> t
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
     DW = DZ.T @ X
@@ -680,6 +1110,18 @@ def log_softmax_layer_backward_update_gradient_descent(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
     Returns (DX, W, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
     DX = DZ @ W
@@ -715,6 +1157,28 @@ def log_softmax_layer_backward_update_momentum(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (DX, Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
     DX = DZ @ W
@@ -742,6 +1206,18 @@ def log_softmax_layer_backward_without_DX_update_gradient_descent(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
     Returns (W, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
     W.addmm_(DZ.T, X, alpha=-eta)
@@ -775,6 +1251,28 @@ def log_softmax_layer_backward_without_DX_update_momentum(
     Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
     Returns (Delta_W, W, Delta_b, b).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
     Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
@@ -783,3 +1281,185 @@ def log_softmax_layer_backward_without_DX_update_momentum(
     Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
     b.add_(Delta_b)
     return Delta_W, W, Delta_b, b
+
+
+def sparse_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """Linear layer followed by softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns Y.
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_softmax_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    Y = t0 / t0.sum(dim=1, keepdim=True)
+    return Y
+
+
+def sparse_softmax_layer_backward(
+    X: Tensor, W: Tensor, Y: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_softmax_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Y: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward_without_DX", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
+def sparse_log_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by log-softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = Z − log(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Z)·1_Kᵀ
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_log_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_log_softmax_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    t0 = -Z.amax(dim=1, keepdim=True)
+    Y = t0 + Z - torch.log(torch.exp(t0 + Z).sum(dim=1, keepdim=True))
+    return Z, Y
+
+
+def sparse_log_softmax_layer_backward(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward", "W", W)
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_log_softmax_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward_without_DX", "W", W)
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db

@@ -10,7 +10,7 @@ X, W, b, R, DY = matrix("X", N, D), matrix("W", K, D), matrix("b", 1, K), matrix
 
 SPECS = [
     Spec("linear_dropout", "layer", "Linear layer with a dropout mask on its weights.",
-         inputs=(X, R), parameters=(W, b),
+         inputs=(X, R), parameters=(W, b), no_gradient={"R": "dropout mask, not trained"},
          forward={"Y": X * hadamard(W.T, R) + row_repeat(b, N)},
          backward={"DW": hadamard(DY.T * X, R.T), "Db": columns_sum(DY), "DX": DY * hadamard(W, R.T)},
          paper="§ dropout: linear dropout layer"),
