@@ -52,8 +52,12 @@ def _prove(specs, args, quiet=False):
                        progress=progress)
     failed = [p for p in proofs if not p.ok]
     equations = sum(len(p.equations) for p in proofs)
-    print(f"proved {equations - sum(1 for p in failed for e in p.equations if not e.ok)} of {equations} "
-          f"equations in {len(specs)} specs ({time.perf_counter() - start:.1f} s)")
+    from collections import Counter
+
+    kinds = Counter(e.method for p in proofs for e in p.equations if e.ok)
+    passed = sum(kinds.values())
+    print(f"{passed} of {equations} equations in {len(specs)} specs passed ({time.perf_counter() - start:.1f} s): "
+          + "; ".join(f"{n} {method}" for method, n in kinds.most_common()))
     for p in failed:
         for line in p.failures():
             print(f"error: {line}", file=sys.stderr)
