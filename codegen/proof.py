@@ -11,7 +11,9 @@ or the loss value itself — is differentiated entry by entry. Each claimed grad
    Exactly where the entries stay rational, else to 50 significant digits; a difference that is non-zero but
    below 50-digit noise is evaluated again at 120 digits and must vanish there too;
 2. then symbolically: a rational residual must ``cancel`` to 0 (anything else fails), a transcendental one is
-   given to ``simplify`` within a time budget.
+   given to ``simplify`` within a time budget;
+3. where the equations are products, sums, transposes, ones and Hadamard products only, for all shapes at once
+   (``codegen.all_shapes``: SymPy's matrix calculus with N, D, K symbolic).
 
 Element-wise derivatives named in ``Spec.derivatives`` are proved on all of ℝ by ``codegen.pieces``; element-wise
 functions are read by the boundary convention of ``spec/dsl.py`` in the forward equations too, so the truth at a
@@ -35,6 +37,7 @@ from pathlib import Path
 import sympy
 from sympy import Lambda, MatrixSymbol
 
+from codegen.all_shapes import proved_for_all_shapes
 from codegen.explicit import evaluate
 from codegen.loader import REPO, LoadedSpec
 from codegen.notation import unicode
@@ -57,13 +60,14 @@ SIMPLIFY_SECONDS = 2.0
 CACHE = REPO / ".batchform-cache" / "proofs"
 
 # What a check establishes, strongest first; an equation is as strong as its weakest shape.
+ALL_SHAPES = "proved symbolically for all shapes"
 SYMBOLIC = "proved symbolically"
 SIMPLIFIED = "proved symbolically (simplify)"
 RATIONAL = "checked exactly at random rational points"
 NUMERIC = f"checked to {DIGITS} digits at random rational points"
 DEFINITION = "definition (update rule), checked against torch.optim"
 MISSING = "missing"
-METHOD_STRENGTH = [SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION, MISSING]
+METHOD_STRENGTH = [ALL_SHAPES, SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION, MISSING]
 _HOW = {SYMBOLIC: "the residual cancels to 0", SIMPLIFIED: "simplify() reduces the residual to 0",
         RATIONAL: "exact arithmetic", NUMERIC: f"{DIGITS} digits, re-evaluated at {RECHECK_DIGITS} where not 0"}
 
@@ -502,6 +506,7 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
     points = f"{total} random rational points over {len(point_counts)} shapes" + \
         (f", {on} of them on or next to breakpoints" if on else "")
     elementwise = _elementwise(s, only)
+    all_shapes = proved_for_all_shapes(s) if not stop_early else set()
     equations = []
     for eq in s.backward:
         checks = elementwise.get(eq.name, [])
@@ -518,6 +523,9 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
         methods = per_shape[eq.name]
         weakest = max(methods.values(), key=METHOD_STRENGTH.index)
         detail = "; ".join([_summary(methods, points), *(d for _, d in checks)])
+        if eq.name in all_shapes:
+            weakest = ALL_SHAPES
+            detail = f"{ALL_SHAPES} (SymPy matrix calculus, N, D, K symbolic); also {detail}"
         equations.append(EquationProof(eq.name, texts[eq.name], weakest, True, "", detail))
     proof.equations = equations + _completeness(s, texts)
     proof.seconds = time.perf_counter() - start
@@ -528,7 +536,7 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
 
 def _engine_hash() -> str:
     h = hashlib.sha256()
-    for name in ("proof.py", "pieces.py", "update_check.py", "explicit.py", "loader.py", "freeze.py"):
+    for name in ("proof.py", "pieces.py", "all_shapes.py", "update_check.py", "explicit.py", "loader.py", "freeze.py"):
         h.update((Path(__file__).parent / name).read_bytes())
     h.update((REPO / "spec" / "dsl.py").read_bytes())
     return h.hexdigest()

@@ -164,3 +164,15 @@ def test_no_gradient_must_name_an_input(loaded_specs):
     linear = loaded_specs["linear"]
     with pytest.raises(SpecError, match="no_gradient names 'Q'"):
         check(replace(linear.spec, no_gradient={"Q": "?"}), linear.family, linear.path)
+
+
+def test_plain_matrix_equations_are_proved_for_all_shapes(loaded_specs):
+    from codegen.all_shapes import proved_for_all_shapes
+
+    assert proved_for_all_shapes(loaded_specs["linear"].spec) == {"DW", "Db", "DX"}
+    result = prove_spec(loaded_specs["linear"])
+    assert {e.method for e in result.equations} == {proof_module.ALL_SHAPES}
+    assert proved_for_all_shapes(loaded_specs["relu_layer"].spec) == set()  # element-wise: instantiated shapes only
+    N, D, K = dims("N D K")
+    scaled = _with(loaded_specs["linear"], "DX", lambda e: (D - N) * e)
+    assert proved_for_all_shapes(scaled.spec) == {"DW", "Db"}
