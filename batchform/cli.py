@@ -19,7 +19,8 @@ class UsageError(Exception):
 def _load(args):
     from codegen.loader import load_all
 
-    return load_all()
+    folders = getattr(args, "specs", None)
+    return load_all(spec_dirs=folders) if folders else load_all()
 
 
 def _backends(selection: str | None):
@@ -81,13 +82,16 @@ def cmd_report(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from codegen.render import render_all
+    from codegen.execute import check_files
+    from codegen.render import families, kernels, render_all
     from codegen.report import write_reports
     from codegen.writer import differences, write_tree
 
+    if getattr(args, "specs", None) and args.output is None:
+        raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
     specs = _load(args)
     backends = _backends(args.backend)
-    output = Path(args.output)
+    output = Path(args.output) if args.output else REPO / "generated"
     if args.check:
         # Staleness is a question about rendering only; the proofs are `make verify`'s job.
         files = render_all(specs, backends)
@@ -97,15 +101,24 @@ def cmd_generate(args) -> int:
         if stale:
             print("error: generated/ is stale; run `make generate`", file=sys.stderr)
         return 1 if stale else 0
+    # Rendering first: a function a backend cannot print is an error before anything is proved.
+    groups = families(specs)
+    files = render_all(specs, backends, groups)
     proofs, failed = _prove(specs, args, quiet=args.quiet)
     if failed:
         print("error: refusing to generate code from specs whose proof failed", file=sys.stderr)
         return 1
-    files = render_all(specs, backends)
+    start = time.perf_counter()
+    check_files(files, specs, kernels(groups), list(backends))
+    if not args.quiet:
+        print(f"ran every generated NumPy, PyTorch and JAX kernel against SymPy's values of its spec "
+              f"({time.perf_counter() - start:.1f} s)")
     changed = write_tree(files, output, backends=list(backends) + ["__init__.py", "manifest.py"])
     print(f"generated {len(files)} files in {output} ({len(changed)} changed)")
-    if not args.no_report:
-        for path in write_reports(specs, proofs, Path(args.reports)):
+    # Reports go to reports/ only for spec/; other spec folders write one where --reports says.
+    reports = args.reports or (None if getattr(args, "specs", None) else REPO / "reports")
+    if not args.no_report and reports is not None:
+        for path in write_reports(specs, proofs, Path(reports)):
             print(f"wrote {path}")
     return 0
 
@@ -153,8 +166,25 @@ def cmd_mutate(args) -> int:
 
 def cmd_build_cpp(args) -> int:
     from batchform import cpp_build
+    from codegen.execute import check_built
+    from codegen.render import families, kernels
 
-    cpp_build.build(force=args.force)
+    if not (cpp_build.GENERATED_DIR / "bindings.cpp").is_file():
+        raise UsageError(f"{cpp_build.GENERATED_DIR} has no generated C++ sources: run `batchform generate` "
+                         f"first")
+    try:
+        cpp_build.build(force=args.force)
+    except cpp_build.CppBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.no_check:
+        return 0
+    # The built module runs every kernel against SymPy's values of its spec, as the Python backends do
+    # before `generate` writes them.
+    start = time.perf_counter()
+    specs = _load(args)
+    check_built(REPO, "generated", specs, kernels(families(specs)), ["cpp"])
+    print(f"ran every C++ kernel against SymPy's values of its spec ({time.perf_counter() - start:.1f} s)")
     return 0
 
 
@@ -169,14 +199,17 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def proof_options(q):
+        q.add_argument("--specs", action="append", metavar="DIR",
+                       help="a folder of specs laid out like spec/ (repeatable; default: spec/)")
         q.add_argument("--no-cache", action="store_true", help="prove again even where the spec is unchanged")
         q.add_argument("--jobs", type=int, default=None, help="processes for proofs (default: one per core)")
 
     g = sub.add_parser("generate", help="prove the specs, then render every backend into generated/")
     proof_options(g)
     g.add_argument("--backend", help="comma-separated backends (default: all)")
-    g.add_argument("--output", default=str(REPO / "generated"), help="output folder (default: generated/)")
-    g.add_argument("--reports", default=str(REPO / "reports"), help="folder for proofs.md and proofs.html")
+    g.add_argument("--output", "--out", default=None, help="output folder (default: generated/; required with --specs)")
+    g.add_argument("--reports", default=None,
+                   help="folder for proofs.md and proofs.html (default: reports/, or none with --specs)")
     g.add_argument("--check", action="store_true", help="write nothing; fail when the output is stale")
     g.add_argument("--no-report", action="store_true", help="do not write the proof report")
     g.add_argument("--quiet", action="store_true", help="no line per proof")
@@ -203,6 +236,7 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("build-cpp", help="build the C++ extension generated.cpp")
     c.add_argument("--force", action="store_true")
+    c.add_argument("--no-check", action="store_true", help="build only; do not run the kernels against the specs")
     c.set_defaults(run=cmd_build_cpp)
 
     t = sub.add_parser("train", help="train an MLP on a data set with any backend")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -14,13 +18,16 @@ from batchform.training.backends import BACKENDS
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="numpy", help=f"one of {', '.join(BACKENDS)} (default: numpy)")
     p.add_argument("--dataset", default="digits", help="'digits' (built in) or a Nerva .npz file")
-    p.add_argument("--layers", default="ReLU;ReLU;Linear",
-                   help="layer names separated by ';', e.g. 'ReLU;Dropout(0.3);ReLU;BatchNorm;Linear'")
+    from batchform.training.options import known_names, layers_help
+
+    p.add_argument("--layers", default="ReLU;ReLU;Linear", help=layers_help())
     p.add_argument("--layer-sizes", default=None,
                    help="comma-separated sizes, input first (default: input,64,64,classes for digits)")
-    p.add_argument("--optimizers", default="Momentum(0.9)", help="one for all layers or one per layer")
+    p.add_argument("--optimizers", default="Momentum(0.9)",
+                   help=f"one for all layers or one per layer: {', '.join(known_names('update'))}")
     p.add_argument("--init-weights", default="XavierNormal", help="XavierUniform, HeNormal, Uniform(a,b), ...")
-    p.add_argument("--loss", default="StableSoftmaxCrossEntropy", help="a loss spec name, e.g. SquaredError")
+    p.add_argument("--loss", default="StableSoftmaxCrossEntropy",
+                   help=f"one of {', '.join(known_names('loss', ('_loss',)))}")
     p.add_argument("--learning-rate", default="Constant(0.05)", help="Constant(η), Exponential(η,d), ...")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32)
@@ -56,6 +63,77 @@ class _Progress:
         self.progress.stop()
 
 
+@dataclass(frozen=True)
+class Options:
+    """Every option of ``batchform train`` parsed and checked; nothing here needs the data or a backend."""
+
+    dtype: type
+    layers: list
+    loss: str
+    scheduler: object
+    optimizers: list
+    sizes: list | None
+    init: tuple
+
+
+def parse_options(args) -> Options:
+    """Check every option before anything is loaded or trained; raises OptionError naming the option."""
+    from batchform.atomic import check_writable
+    from batchform.training.options import (OptionError, parse_layers, parse_loss, parse_optimizers,
+                                            parse_sizes)
+    from batchform.training.schedules import parse_initializer, parse_learning_rate
+
+    if args.epochs < 1:
+        raise OptionError("--epochs must be at least 1")
+    if args.batch_size < 1:
+        raise OptionError("--batch-size must be at least 1")
+    if not 0 <= args.seed < 2**32:
+        raise OptionError(f"--seed must be a whole number from 0 to 2**32 - 1, got {args.seed}")
+    if args.backend not in BACKENDS:
+        raise OptionError(f"--backend: unknown backend {args.backend!r}; choose from {', '.join(BACKENDS)}")
+    layers = parse_layers(args.layers)
+    options = Options(np.float32 if args.dtype == "float32" else np.float64, layers, parse_loss(args.loss),
+                      parse_learning_rate(args.learning_rate), parse_optimizers(args.optimizers, len(layers)),
+                      parse_sizes(args.layer_sizes) if args.layer_sizes else None,
+                      parse_initializer(args.init_weights))
+    for option, path in (("--save-weights", args.save_weights), ("--export-torch", args.export_torch)):
+        problem = path and check_writable(path, option)
+        if problem:
+            raise OptionError(problem)
+    if args.export_torch:
+        from generated.manifest import SPECS
+
+        for layer in layers:
+            if set(SPECS[layer.spec].parameters) != {"W", "b"}:
+                raise OptionError(f"--export-torch: a state_dict of nn.Linear layers cannot hold the "
+                                  f"{layer.spec} layer's parameters ({', '.join(SPECS[layer.spec].parameters)})")
+    return options
+
+
+def _save_outputs(args, network, console) -> int:
+    """Write --save-weights and --export-torch; if one fails, the weights go to a fallback file instead."""
+    from batchform.atomic import write_atomic
+
+    failed = 0
+    for option, path, write in (("--save-weights", args.save_weights, network.save_weights),
+                                ("--export-torch", args.export_torch, network.export_torch)):
+        if not path:
+            continue
+        try:
+            write(path)
+            console.print(f"saved {'weights' if option == '--save-weights' else 'a torch state_dict'} to {path}")
+        except Exception as exc:  # the trained weights must survive any failure to write them
+            failed = 1
+            fallback = Path(tempfile.gettempdir()) / f"batchform-weights-{os.getpid()}-{int(time.time())}.npz"
+            try:
+                write_atomic(fallback, lambda handle: np.savez(handle, **network.weights()))
+                where = f"the weights were saved to {fallback} instead"
+            except Exception as again:
+                where = f"the weights could not be saved anywhere ({again})"
+            print(f"error: {option}: cannot write {path} ({exc}); {where}", file=sys.stderr)
+    return failed
+
+
 def main(args) -> int:
     from rich.console import Console
 
@@ -63,25 +141,16 @@ def main(args) -> int:
     from batchform.training.backends import make_backend
     from batchform.training.loop import Trainer
     from batchform.training.network import Network
-    from batchform.training.options import (OptionError, parse_layers, parse_loss, parse_optimizers,
-                                            parse_sizes)
-    from batchform.training.schedules import parse_learning_rate
+    from batchform.training.options import OptionError
 
     console = Console()
     try:
-        if args.epochs < 1:
-            raise OptionError("--epochs must be at least 1")
-        if args.batch_size < 1:
-            raise OptionError("--batch-size must be at least 1")
-        dtype = np.float32 if args.dtype == "float32" else np.float64
-        layers = parse_layers(args.layers)
-        loss = parse_loss(args.loss)
-        scheduler = parse_learning_rate(args.learning_rate)
-        optimizers = parse_optimizers(args.optimizers, len(layers))
-        data = load_dataset(args.dataset, seed=args.seed, dtype=dtype)
+        options = parse_options(args)
+        layers = options.layers
+        data = load_dataset(args.dataset, seed=args.seed, dtype=options.dtype)
         weighted = sum(1 for layer in layers if not layer.is_batch_norm)
-        if args.layer_sizes:
-            sizes = parse_sizes(args.layer_sizes)
+        if options.sizes:
+            sizes = options.sizes
         else:
             sizes = [data.num_features] + [64] * (weighted - 1) + [data.num_classes]
         if sizes[0] != data.num_features:
@@ -90,8 +159,8 @@ def main(args) -> int:
         if sizes[-1] != data.num_classes:
             raise OptionError(f"--layer-sizes: the output size {sizes[-1]} does not match the data's "
                               f"{data.num_classes} classes")
-        backend = make_backend(args.backend, dtype)
-        network = Network.build(backend, layers, sizes, optimizers, args.init_weights, seed=args.seed)
+        backend = make_backend(args.backend, options.dtype)
+        network = Network.build(backend, layers, sizes, options.optimizers, args.init_weights, seed=args.seed)
         if args.load_weights:
             network.load_weights(args.load_weights)
     except (OptionError, DataError) as exc:
@@ -104,7 +173,7 @@ def main(args) -> int:
     console.print(f"batchform train: backend {args.backend}, {args.dtype}, layers {args.layers}, sizes "
                   f"{','.join(map(str, sizes))}, loss {args.loss}, optimizer {args.optimizers}, "
                   f"learning rate {args.learning_rate}, batch {args.batch_size}, seed {args.seed}")
-    trainer = Trainer(network, loss, scheduler, args.batch_size, seed=args.seed)
+    trainer = Trainer(network, options.loss, options.scheduler, args.batch_size, seed=args.seed)
     console.print(f"{'epoch':>5}  {'loss':>10}  {'train acc':>9}  {'test acc':>8}  {'time (s)':>8}  {'η':>8}")
 
     def report(r):
@@ -115,18 +184,11 @@ def main(args) -> int:
     progress = None if args.no_progress or not console.is_terminal else _Progress(console)
     history = trainer.train(data, args.epochs, report=report, progress=progress)
     console.print(f"total {time.perf_counter() - start:.2f} s")
-    if args.save_weights:
-        network.save_weights(args.save_weights)
-        console.print(f"saved weights to {args.save_weights}")
-    if args.export_torch:
-        import torch
-
-        torch.save(network.torch_state_dict(), args.export_torch)
-        console.print(f"saved a torch state_dict to {args.export_torch}")
+    failed = _save_outputs(args, network, console)
     if history.stopped:
         print(f"error: {history.stopped}", file=sys.stderr)
         return 1
-    return 0
+    return failed
 
 
 if __name__ == "__main__":

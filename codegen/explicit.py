@@ -9,7 +9,7 @@ from __future__ import annotations
 import sympy
 from sympy import Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 
-from spec.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, RowsMax
+from spec.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, XLogY
 
 
 def evaluate(expr: sympy.Basic, env: dict[str, sympy.Matrix], dims: dict[sympy.Symbol, int]) -> sympy.Matrix:
@@ -43,6 +43,9 @@ def evaluate(expr: sympy.Basic, env: dict[str, sympy.Matrix], dims: dict[sympy.S
             return coefficient * product
         if isinstance(e, Hadamard):
             return ev(e.args[0]).multiply_elementwise(ev(e.args[1]))
+        if isinstance(e, MatrixXLogY):
+            a, b = ev(e.args[0]), ev(e.args[1])
+            return sympy.Matrix(a.rows, a.cols, [XLogY(u, v) for u, v in zip(a, b)])
         if isinstance(e, Apply):
             f = e.function
             return ev(e.args[1]).applyfunc(lambda v: f(v).xreplace(dims))

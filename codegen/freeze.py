@@ -6,7 +6,7 @@ import sympy
 from sympy import Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 
 from codegen import ir
-from spec.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, RowsMax, x
+from spec.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, XLogY, x
 
 
 class ShapeMismatch(Exception):
@@ -51,6 +51,11 @@ def freeze(expr: sympy.Basic) -> ir.Node:
         _same_shape("Hadamard product", [a, b])
         p0, p1 = ir.placeholders(2)
         return ir.elementwise(p0 * p1, (a, b), a.shape)
+    if isinstance(expr, MatrixXLogY):
+        a, b = freeze(expr.args[0]), freeze(expr.args[1])
+        _same_shape("xlogy", [a, b])
+        p0, p1 = ir.placeholders(2)
+        return ir.elementwise(XLogY(p0, p1), (a, b), a.shape)
     if isinstance(expr, Apply):
         a = freeze(expr.args[1])
         return ir.elementwise(expr.function(ir.placeholder(0)), (a,), a.shape)

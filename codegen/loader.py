@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import keyword
+import os
 import pkgutil
+import signal
 import sys
+import threading
 import traceback
+import types
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,6 +38,8 @@ class LoadedSpec:
     path: str
     forward: tuple[tuple[str, ir.Node], ...]
     backward: tuple[tuple[str, ir.Node], ...]
+    #: The family's title: the first line of its package docstring (``spec/<family>/__init__.py``).
+    family_title: str = ""
 
     @property
     def name(self) -> str:
@@ -58,29 +66,125 @@ def spec_modules(root=spec_package):
         yield info.name, str(base.joinpath(*relative[:-1], relative[-1] + ".py"))
 
 
-def load_all(root=spec_package) -> list[LoadedSpec]:
-    """Import every spec module and check every spec; raises SpecError naming the first fault."""
+def _folder_package(directory: Path):
+    """A package for a spec folder outside ``spec/``, so its modules import as ``<package>.<family>.<m>``.
+
+    The name is derived from the folder's absolute path: two folders never share modules, and loading the
+    same folder twice imports each module once.
+    """
+    directory = directory.resolve()
+    if directory == Path(spec_package.__file__).resolve().parent:
+        return spec_package
+    if not directory.is_dir():
+        raise SpecError(f"spec folder {directory} does not exist")
+    name = "batchform_specs_" + hashlib.sha256(str(directory).encode()).hexdigest()[:12]
+    package = sys.modules.get(name)
+    if package is None:
+        package = types.ModuleType(name, f"Specs from {directory}")
+        package.__path__ = [str(directory)]
+        package.__file__ = str(directory / "__init__.py")
+        sys.modules[name] = package
+    return package
+
+
+def _family_title(package_name: str, family: str) -> str:
+    try:
+        package = importlib.import_module(f"{package_name}.{family}")
+    except ImportError:
+        package = None
+    doc = getattr(package, "__doc__", None) or family
+    return doc.strip().splitlines()[0].rstrip(".")
+
+
+def load_all(root=spec_package, spec_dirs=None) -> list[LoadedSpec]:
+    """Import every spec module and check every spec; raises SpecError naming the first fault.
+
+    ``spec_dirs``: folders laid out like ``spec/`` (one sub-folder per family, any module defining ``SPECS``),
+    loaded in order instead of ``root``; spec names must be unique across all of them.
+    """
+    roots = [root] if spec_dirs is None else [_folder_package(Path(d)) for d in spec_dirs]
     loaded: list[LoadedSpec] = []
     seen: dict[str, str] = {}
-    for module_name, path in spec_modules(root):
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:  # a spec file can fail in any way; the user wants file and line
-            sys.modules.pop(module_name, None)
-            raise _import_error(module_name, path, exc) from None
-        specs = getattr(module, "SPECS", None)
-        if specs is None:
-            raise SpecError(f"spec module {module_name} ({path}) defines no SPECS list")
-        family = module_name.split(".")[1]
-        relative = str(Path(path).resolve().relative_to(REPO)) if Path(path).resolve().is_relative_to(REPO) else path
-        for s in specs:
-            if not isinstance(s, Spec):
-                raise SpecError(f"spec module {module_name}: SPECS holds {s!r}, which is not a Spec")
-            if s.name in seen:
-                raise SpecError(f"spec {s.name!r} is defined twice: in {seen[s.name]} and {relative}")
-            seen[s.name] = relative
-            loaded.append(check(replace(s, module=relative), family, relative))
+    for package in roots:
+        # walk_packages imports every spec sub-package's __init__, which can fail or exit like any module
+        modules = _import(package.__name__, package.__path__[0], load=lambda package=package: list(spec_modules(package)))
+        if not modules:
+            raise SpecError(f"spec folder {package.__path__[0]} holds no spec modules (each family is a "
+                            f"sub-folder with an __init__.py, like spec/activations/)")
+        for module_name, path in modules:
+            loaded.extend(_load_module(package, module_name, path, seen))
     return loaded
+
+
+def _load_module(package, module_name: str, path: str, seen: dict[str, str]) -> list[LoadedSpec]:
+    module = _import(module_name, path)
+    specs = getattr(module, "SPECS", None)
+    if specs is None:
+        raise SpecError(f"spec module {module_name} ({path}) defines no SPECS list")
+    family = module_name.split(".")[1]
+    title = _family_title(package.__name__, family)
+    relative = str(Path(path).resolve().relative_to(REPO)) if Path(path).resolve().is_relative_to(REPO) else path
+    loaded = []
+    for s in specs:
+        if not isinstance(s, Spec):
+            raise SpecError(f"spec module {module_name}: SPECS holds {s!r}, which is not a Spec")
+        if s.name in seen:
+            raise SpecError(f"spec {s.name!r} is defined twice: in {seen[s.name]} and {relative}")
+        seen[s.name] = relative
+        loaded.append(replace(check(replace(s, module=relative), family, relative), family_title=title))
+    return loaded
+
+
+#: Seconds one spec module may take to import (a normal one takes well under a second); override with the
+#: environment variable BATCHFORM_SPEC_LOAD_TIMEOUT.
+LOAD_TIMEOUT = 30.0
+
+
+class _LoadTimeout(BaseException):
+    """Raised inside a spec module's import by the alarm of :func:`_time_limit`."""
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the block after ``seconds`` (SIGALRM; only in the main thread, elsewhere no limit)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable or seconds <= 0:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _LoadTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _import(module_name: str, path: str, load=None):
+    """Import one spec module (or run ``load``, which imports spec packages); any failure, an exit
+    (SystemExit) or running past the time limit is a SpecError naming the file. Only KeyboardInterrupt (the
+    user) passes through."""
+    limit = float(os.environ.get("BATCHFORM_SPEC_LOAD_TIMEOUT", LOAD_TIMEOUT))
+    try:
+        with _time_limit(limit):
+            return load() if load else importlib.import_module(module_name)
+    except _LoadTimeout:
+        sys.modules.pop(module_name, None)
+        raise SpecError(f"spec {module_name}: cannot be loaded ({path}): importing it took longer than {limit:g} s "
+                        f"(an endless loop?)") from None
+    except SystemExit as exc:
+        sys.modules.pop(module_name, None)
+        raise SpecError(f"spec {module_name}: cannot be loaded ({path}): it exits while being imported "
+                        f"(SystemExit({exc.code!r})); a spec module must only define SPECS") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a spec file can fail in any way; the user wants file and line
+        sys.modules.pop(module_name, None)
+        raise _import_error(module_name, path, exc) from None
 
 
 def _identifier(what: str, name: str, spec_name: str) -> None:

@@ -11,7 +11,7 @@ from codegen import ir
 from codegen.errors import SpecError
 from codegen.loader import LoadedSpec
 from codegen.notation import unicode
-from codegen.passes import eliminate_common_subexpressions, fuse, rewrite
+from codegen.passes import eliminate_common_subexpressions, fuse, rewrite, share_across_maps
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def _free_scalars(nodes) -> set[sympy.Symbol]:
 def _optimize(statements: list[tuple[str, ir.Node]], keep_names: set[str]) -> list[tuple[str, ir.Node]]:
     statements = [(name, rewrite(node)) for name, node in statements]
     statements = eliminate_common_subexpressions(statements)
-    return [(name, fuse(node)) for name, node in statements]
+    return share_across_maps([(name, fuse(node)) for name, node in statements])
 
 
 def _bind_dims(arguments: list[Argument], nodes) -> dict:

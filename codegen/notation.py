@@ -84,6 +84,9 @@ class UnicodePrinter(_Common, StrPrinter):
     def _print_Apply(self, e):
         return f"{e.name}({self._print(e.args[1])})"
 
+    def _print_MatrixXLogY(self, e):
+        return f"xlogy({self._print(e.args[0])}, {self._print(e.args[1])})"
+
     def _print_Diag(self, e):
         return f"diag({self._print(e.args[0])})"
 
@@ -157,6 +160,9 @@ class PaperLatexPrinter(_Common, LatexPrinter):
         for p in printed[1:]:
             text += f" - {p[1:]}" if p.startswith("-") else f" + {p}"
         return text
+
+    def _print_MatrixXLogY(self, e):
+        return rf"\operatorname{{xlogy}}\left({self._print(e.args[0])}, {self._print(e.args[1])}\right)"
 
     def _print_Apply(self, e):
         name = e.name.replace("σ", r"\sigma").replace("∂", r"\partial ").replace("_", r"\_")

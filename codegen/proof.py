@@ -28,6 +28,7 @@ import json
 import os
 import random
 import signal
+import sys
 import time
 import zlib
 from contextlib import contextmanager
@@ -563,10 +564,17 @@ def _load_cached(path: Path) -> SpecProof | None:
 
 
 def _store(path: Path, proof: SpecProof) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Cache a proof; a cache that cannot be written (deleted meanwhile, full, read-only) is a warning only."""
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({k: v for k, v in asdict(proof).items() if k != "cached"}, indent=1))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({k: v for k, v in asdict(proof).items() if k != "cached"}, indent=1))
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        print(f"warning: the proof of {proof.name} could not be cached in {path.parent} ({exc.strerror or exc}); "
+              f"it will be proved again next time", file=sys.stderr)
 
 
 # Workers are forked after this is set, so they find specs by name instead of unpickling SymPy trees.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from codegen.backends import Backend
 from codegen.errors import SpecError
 from codegen.loader import REPO, LoadedSpec
 from codegen.lower import Function, lower, variants
+from codegen.printers.python import imports_for
+from codegen.printers.scalar import PrinterBug
 
 TEMPLATES = REPO / "templates"
 
@@ -42,8 +43,7 @@ def families(specs: list[LoadedSpec]) -> list[Family]:
     for loaded in specs:
         family = grouped.get(loaded.family)
         if family is None:
-            package = importlib.import_module(f"spec.{loaded.family}")
-            title = (package.__doc__ or loaded.family).strip().splitlines()[0].rstrip(".")
+            title = loaded.family_title or loaded.family
             family = grouped[loaded.family] = Family(loaded.family, title, [], [])
         if loaded.path not in family.sources:
             family.sources.append(loaded.path)
@@ -54,6 +54,47 @@ def families(specs: list[LoadedSpec]) -> list[Family]:
 
 def _shape_text(shape) -> str:
     return "scalar" if shape is None or tuple(shape) == (1, 1) else f"{shape[0]}×{shape[1]}"
+
+
+def shape_guard(f: Function) -> dict:
+    """The shape check every Python kernel starts with, from the spec's shapes: one condition of ``ndim`` and
+    ``shape`` comparisons (each dimension against its first occurrence), so a wrongly shaped argument is an
+    error instead of a broadcast; a failure calls ``wrong_shapes`` for the message. A few hundred
+    nanoseconds per call, nothing inside ``jax.jit`` (shapes are static there)."""
+    import sympy
+
+    matrices = [a for a in f.arguments if not a.is_scalar]
+    if not matrices:
+        return {"guard": "", "guard_table": ""}
+    conditions = [" == ".join(f"{a.name}.ndim" for a in matrices) + " == 2"]
+    first: dict = {}
+    table = []
+    for a in matrices:
+        shape, wanted = [], []
+        for axis, d in enumerate(a.shape):
+            d = sympy.sympify(d)
+            if d.is_Integer:
+                wanted.append(str(int(d)))
+                shape.append(int(d))
+            elif isinstance(d, sympy.Symbol):
+                wanted.append(first.get(d))
+                first.setdefault(d, (a.name, axis))
+                shape.append(d.name)
+            else:  # a derived size: checked by the kernel's own arithmetic
+                wanted.append(None)
+                shape.append(str(d))
+        table.append((a.name, tuple(shape)))
+        refs = [w if w is None or isinstance(w, str) else f"{w[0]}.shape[{w[1]}]" for w in wanted]
+        if all(isinstance(w, tuple) for w in wanted) and len({w[0] for w in wanted}) == 1 and \
+                [w[1] for w in wanted] == [0, 1]:
+            conditions.append(f"{a.name}.shape == {wanted[0][0]}.shape")
+        elif all(r is not None for r in refs):
+            conditions.append(f"{a.name}.shape == ({', '.join(refs)})")
+        else:
+            conditions += [f"{a.name}.shape[{axis}] == {r}" for axis, r in enumerate(refs) if r is not None]
+    names = ", ".join(f"{a.name}.shape" for a in matrices)
+    return {"guard": " and ".join(conditions), "guard_table": repr(tuple(table)),
+            "guard_shapes": f"({names},)" if len(matrices) == 1 else f"({names})"}
 
 
 def python_annotations(array: str, scalar: str):
@@ -68,6 +109,7 @@ def python_annotations(array: str, scalar: str):
             "return_type": types[0] if len(types) == 1 else f"tuple[{', '.join(types)}]",
             "shapes": ", ".join(f"{a.name} {_shape_text(a.shape)}" for a in f.arguments),
             "returns_text": returns[0] if len(returns) == 1 else f"({', '.join(returns)})",
+            **shape_guard(f),
         }
 
     return annotate
@@ -76,6 +118,9 @@ def python_annotations(array: str, scalar: str):
 def function_context(backend: Backend, f: Function) -> dict:
     try:
         body = backend.printer(f).body()
+    except PrinterBug as exc:
+        raise SpecError(f"spec {f.spec!r} ({f.path}), function {f.name}: printer bug in the {backend.title} "
+                        f"backend: {exc}") from None
     except NotImplementedError as exc:
         raise SpecError(f"spec {f.spec!r} ({f.path}), function {f.name}: the {backend.title} backend cannot "
                         f"print it: {exc}") from None
@@ -95,11 +140,13 @@ def render_backend(backend: Backend, groups: list[Family]) -> dict[str, str]:
         unsupported = {f.spec for f in family.functions if any(a.storage not in backend.storages
                                                                for a in f.arguments)}
         functions = [function_context(backend, f) for f in family.functions if f.spec not in unsupported]
-        sources = ", ".join(family.sources) if len(family.sources) <= 2 else f"spec/{family.name}/*.py"
+        folder = str(Path(family.sources[0]).parent)
+        sources = ", ".join(family.sources) if len(family.sources) <= 2 else f"{folder}/*.py"
         template = backend.family_template
+        imports = imports_for(backend.printer, [f["body"] for f in functions])
         text = env.get_template(template).render(
             backend=backend.title, title=family.title, family=family.name, functions=functions,
-            sources=sources, template=f"templates/{template}",
+            sources=sources, template=f"templates/{template}", extra_imports=imports,
         )
         filename = backend.family_file.format(family=family.name)
         out[f"{backend.name}/{filename}"] = _format(backend, text, filename)
@@ -112,6 +159,15 @@ def render_backend(backend: Backend, groups: list[Family]) -> dict[str, str]:
     if backend.extra:
         for filename, text in backend.extra(env, rendered_families).items():
             out[f"{backend.name}/{filename}"] = _format(backend, text, filename)
+    return out
+
+
+def kernels(groups: list[Family]) -> dict[str, list[Function]]:
+    """Spec name → every function generated from it, in order."""
+    out: dict[str, list[Function]] = {}
+    for family in groups:
+        for f in family.functions:
+            out.setdefault(f.spec, []).append(f)
     return out
 
 
@@ -137,7 +193,10 @@ def _manifest(specs: list[LoadedSpec], groups: list[Family]) -> str:
                     "returns": tuple(f.aliases.get(r, r) for r in f.returns)} for f in functions[s.name]]
         from codegen.lower import initial_values
 
-        entries.append({"name": s.name, "kind": s.kind, "family": loaded.family, "doc": s.doc,
+        from codegen.wrappers import class_name
+
+        entries.append({"name": s.name, "title": class_name(s.name), "kind": s.kind, "family": loaded.family,
+                        "doc": s.doc,
                         "inputs": tuple(i.name for i in s.inputs), "parameters": parameters,
                         "init": initial_values(s),
                         "hyperparameters": tuple(h.name for h in s.hyperparameters),
@@ -147,14 +206,14 @@ def _manifest(specs: list[LoadedSpec], groups: list[Family]) -> str:
     return ruff(environment().get_template("manifest.py.jinja").render(specs=entries), "manifest.py")
 
 
-def render_all(specs: list[LoadedSpec], backends: dict[str, Backend]) -> dict[str, str]:
-    groups = families(specs)
-    out = {"__init__.py": _TOP, "manifest.py": _manifest(specs, groups)}
+def render_all(specs: list[LoadedSpec], backends: dict[str, Backend], groups: list[Family] | None = None) \
+        -> dict[str, str]:
+    from codegen.format import ruff
+    from codegen.generation import TOP, stamp
+
+    groups = families(specs) if groups is None else groups
+    out = {"__init__.py": ruff(TOP, "__init__.py"), "manifest.py": _manifest(specs, groups)}
     for backend in backends.values():
         out.update(render_backend(backend, groups))
+    stamp(out, backends)
     return out
-
-
-_TOP = '''# Generated by batchform. Do not edit: change spec/ and run `make generate`.
-"""Kernels generated from spec/: ``generated.numpy``, ``generated.torch``, ``generated.jax``, ``generated.cpp``."""
-'''

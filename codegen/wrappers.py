@@ -17,7 +17,7 @@ from codegen.errors import SpecError
 from codegen.lower import Argument, Function
 
 #: Class names of spec names' words where plain capitalization would misspell them.
-WORDS = {"relu": "ReLU", "srelu": "SReLU"}
+WORDS = {"relu": "ReLU", "srelu": "SReLU", "silu": "SiLU", "gelu": "GELU", "elu": "ELU", "selu": "SELU"}
 
 #: How a module initializes a trained parameter, by name: ("uniform_fan_in", None) draws from
 #: U(−1/√fan_in, 1/√fan_in) with fan_in the columns of the matrix (PyTorch's nn.Linear), ("constant", c)
@@ -128,6 +128,26 @@ class Wrapper:
     @property
     def checked(self) -> list[str]:
         return [c.name for c in self.checks]
+
+    @property
+    def call_checks(self) -> list[Check]:
+        """The checks in the order of the functional form's arguments (inputs first): on a tie, the shape of
+        the earlier argument wins, so a W that disagrees with X is the one named."""
+        order = {name: i for i, name in enumerate(self.names)}
+        return sorted(self.checks, key=lambda c: order[c.name])
+
+    @property
+    def call_check_table(self) -> str:
+        return repr(tuple((c.name, c.shape) for c in self.call_checks))
+
+    @property
+    def call_checked(self) -> list[str]:
+        return [c.name for c in self.call_checks]
+
+    @property
+    def trusted(self) -> int:
+        """How many checks are a module's own parameters, which fix the sizes its inputs must have."""
+        return sum(1 for c in self.checks if c.name not in self.inputs)
 
     @property
     def shapes_text(self) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from batchform.atomic import check_writable, write_text_atomic
+from codegen.errors import SpecError
 
 #: Files under generated/ that generation owns; anything else there (build outputs) is left alone.
 OWNED_SUFFIXES = (".py", ".hpp", ".cpp", ".h", ".txt", ".cmake")
+#: Files that carry a backend's generation stamp (codegen/generation.py) and so are not covered by it.
+STAMPED = ("__init__.py", "bindings.cpp")
 
 
 def owned_files(root: Path) -> set[str]:
@@ -35,33 +38,53 @@ def differences(files: dict[str, str], root: Path, backends: list[str] | None = 
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename it over the target: never half a file."""
+    """Write via a temporary file in the same folder and rename it over the target: never half a file, and
+    the permissions of an ordinary file (batchform.atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
+
+
+def _write_order(rel: str) -> tuple:
+    """Each backend's modules before its ``__init__`` (the stamped file), backends before the top level:
+    a write that stops midway leaves a tree whose stamp check (codegen/generation.py) names the fault."""
+    top, _, name = rel.rpartition("/")
+    return (top == "", name in STAMPED, top, name)
+
+
+def _unwritable(paths: list[Path], root: Path) -> list[str]:
+    folders = sorted({p.parent for p in paths})
+    problems = []
+    for folder in folders:
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        problem = check_writable(existing / ".batchform-probe", str(folder.relative_to(root.parent))
+                                 if folder.is_relative_to(root.parent) else str(folder))
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 def write_tree(files: dict[str, str], root: Path, backends: list[str] | None = None) -> list[str]:
     """Bring ``root`` to exactly ``files`` (only the given backends' folders are pruned); returns changes.
 
-    Everything is rendered before this is called, so a failing spec or printer never touches disk; each file
-    is replaced atomically.
+    Everything is rendered before this is called, so a failing spec or printer never touches disk. Every
+    folder to be written is checked first (nothing is written if one is not writable); each file is
+    replaced atomically, each backend's stamped ``__init__`` last.
     """
+    writes = [rel for rel, text in files.items()
+              if not (root / rel).exists() or (root / rel).read_text(encoding="utf-8") != text]
+    removals = [rel for rel in owned_files(root) - set(files)
+                if backends is None or rel.split("/", 1)[0] in backends]
+    problems = _unwritable([root / rel for rel in writes + removals], root)
+    if problems:
+        raise SpecError("nothing was written: " + "; ".join(problems))
     changed = []
-    for rel, text in sorted(files.items()):
-        path = root / rel
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            write_atomic(path, text)
+    for rel in sorted(writes + removals, key=_write_order):
+        if rel in files:
+            write_atomic(root / rel, files[rel])
             changed.append(rel)
-    for rel in sorted(owned_files(root) - set(files)):
-        top = rel.split("/", 1)[0]
-        if backends is None or top in backends:
+        else:
             (root / rel).unlink()
             changed.append(f"removed {rel}")
     return changed

@@ -31,6 +31,8 @@ class SpecInfo:
     hyperparameters: tuple[str, ...]
     output: str
     kernels: tuple[Kernel, ...]
+    #: The spelling users type and the wrappers' class name: ``ReLULayer``, ``SquaredErrorLoss``.
+    title: str = ""
 
 
 SPECS: dict[str, SpecInfo] = {
@@ -48,6 +50,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("all_relu", ("X", "alpha"), ("Y",)),
             Kernel("all_relu_backward", ("X", "DY", "alpha"), ("DX",)),
         ),
+        title="AllReLU",
     ),
     "all_relu_layer": SpecInfo(
         name="all_relu_layer",
@@ -64,6 +67,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("all_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
             Kernel("all_relu_layer_backward_without_DX", ("X", "Z", "DY", "alpha"), ("DW", "Db")),
         ),
+        title="AllReLULayer",
     ),
     "all_relu_dropout_layer": SpecInfo(
         name="all_relu_dropout_layer",
@@ -84,6 +88,7 @@ SPECS: dict[str, SpecInfo] = {
                 "all_relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY", "alpha"), ("DW", "Db")
             ),
         ),
+        title="AllReLUDropoutLayer",
     ),
     "hard_sigmoid": SpecInfo(
         name="hard_sigmoid",
@@ -99,6 +104,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid", ("X",), ("Y",)),
             Kernel("hard_sigmoid_backward", ("X", "DY"), ("DX",)),
         ),
+        title="HardSigmoid",
     ),
     "hard_sigmoid_layer": SpecInfo(
         name="hard_sigmoid_layer",
@@ -115,6 +121,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hard_sigmoid_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
+        title="HardSigmoidLayer",
     ),
     "hard_sigmoid_dropout_layer": SpecInfo(
         name="hard_sigmoid_dropout_layer",
@@ -131,6 +138,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hard_sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
+        title="HardSigmoidDropoutLayer",
     ),
     "hyperbolic_tangent": SpecInfo(
         name="hyperbolic_tangent",
@@ -146,6 +154,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hyperbolic_tangent", ("X",), ("Y",)),
             Kernel("hyperbolic_tangent_backward", ("X", "DY"), ("DX",)),
         ),
+        title="HyperbolicTangent",
     ),
     "hyperbolic_tangent_layer": SpecInfo(
         name="hyperbolic_tangent_layer",
@@ -162,6 +171,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hyperbolic_tangent_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hyperbolic_tangent_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
+        title="HyperbolicTangentLayer",
     ),
     "hyperbolic_tangent_dropout_layer": SpecInfo(
         name="hyperbolic_tangent_dropout_layer",
@@ -182,6 +192,7 @@ SPECS: dict[str, SpecInfo] = {
                 "hyperbolic_tangent_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")
             ),
         ),
+        title="HyperbolicTangentDropoutLayer",
     ),
     "leaky_relu": SpecInfo(
         name="leaky_relu",
@@ -197,6 +208,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("leaky_relu", ("X", "alpha"), ("Y",)),
             Kernel("leaky_relu_backward", ("X", "DY", "alpha"), ("DX",)),
         ),
+        title="LeakyReLU",
     ),
     "leaky_relu_layer": SpecInfo(
         name="leaky_relu_layer",
@@ -213,6 +225,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("leaky_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
             Kernel("leaky_relu_layer_backward_without_DX", ("X", "Z", "DY", "alpha"), ("DW", "Db")),
         ),
+        title="LeakyReLULayer",
     ),
     "leaky_relu_dropout_layer": SpecInfo(
         name="leaky_relu_dropout_layer",
@@ -233,6 +246,7 @@ SPECS: dict[str, SpecInfo] = {
                 "leaky_relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY", "alpha"), ("DW", "Db")
             ),
         ),
+        title="LeakyReLUDropoutLayer",
     ),
     "relu": SpecInfo(
         name="relu",
@@ -248,6 +262,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu", ("X",), ("Y",)),
             Kernel("relu_backward", ("X", "DY"), ("DX",)),
         ),
+        title="ReLU",
     ),
     "relu_layer": SpecInfo(
         name="relu_layer",
@@ -264,6 +279,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("relu_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
+        title="ReLULayer",
     ),
     "relu_dropout_layer": SpecInfo(
         name="relu_dropout_layer",
@@ -280,6 +296,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
+        title="ReLUDropoutLayer",
     ),
     "sigmoid": SpecInfo(
         name="sigmoid",
@@ -295,6 +312,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid", ("X",), ("Y",)),
             Kernel("sigmoid_backward", ("X", "DY"), ("DX",)),
         ),
+        title="Sigmoid",
     ),
     "sigmoid_layer": SpecInfo(
         name="sigmoid_layer",
@@ -311,6 +329,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sigmoid_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
+        title="SigmoidLayer",
     ),
     "sigmoid_dropout_layer": SpecInfo(
         name="sigmoid_dropout_layer",
@@ -327,6 +346,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid_dropout_layer_backward", ("X", "R", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
+        title="SigmoidDropoutLayer",
     ),
     "srelu": SpecInfo(
         name="srelu",
@@ -345,6 +365,7 @@ SPECS: dict[str, SpecInfo] = {
                 "srelu_backward_without_DX", ("X", "DY", "al", "tl", "ar", "tr"), ("Dal", "Dtl", "Dar", "Dtr")
             ),
         ),
+        title="SReLU",
     ),
     "srelu_layer": SpecInfo(
         name="srelu_layer",
@@ -369,6 +390,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
             ),
         ),
+        title="SReLULayer",
     ),
     "srelu_dropout_layer": SpecInfo(
         name="srelu_dropout_layer",
@@ -393,6 +415,7 @@ SPECS: dict[str, SpecInfo] = {
                 ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
             ),
         ),
+        title="SReLUDropoutLayer",
     ),
     "simple_batch_norm": SpecInfo(
         name="simple_batch_norm",
@@ -408,6 +431,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("simple_batch_norm_forward", ("X",), ("Sigma", "Y")),
             Kernel("simple_batch_norm_backward", ("Sigma", "Y", "DY"), ("DX",)),
         ),
+        title="SimpleBatchNorm",
     ),
     "batch_norm": SpecInfo(
         name="batch_norm",
@@ -424,6 +448,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("batch_norm_backward", ("gamma", "Sigma", "Z", "DY"), ("Dbeta", "Dgamma", "DX")),
             Kernel("batch_norm_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
         ),
+        title="BatchNorm",
     ),
     "simple_batch_norm_eps": SpecInfo(
         name="simple_batch_norm_eps",
@@ -439,6 +464,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("simple_batch_norm_eps_forward", ("X", "epsilon"), ("Sigma", "Y")),
             Kernel("simple_batch_norm_eps_backward", ("Sigma", "Y", "DY", "epsilon"), ("DX",)),
         ),
+        title="SimpleBatchNormEps",
     ),
     "batch_norm_eps": SpecInfo(
         name="batch_norm_eps",
@@ -457,6 +483,7 @@ SPECS: dict[str, SpecInfo] = {
             ),
             Kernel("batch_norm_eps_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
         ),
+        title="BatchNormEps",
     ),
     "linear_dropout": SpecInfo(
         name="linear_dropout",
@@ -473,6 +500,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("linear_dropout_backward", ("X", "R", "W", "DY"), ("DW", "Db", "DX")),
             Kernel("linear_dropout_backward_without_DX", ("X", "R", "DY"), ("DW", "Db")),
         ),
+        title="LinearDropout",
     ),
     "linear": SpecInfo(
         name="linear",
@@ -489,6 +517,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
             Kernel("linear_backward_without_DX", ("X", "DY"), ("DW", "Db")),
         ),
+        title="Linear",
     ),
     "sparse_linear": SpecInfo(
         name="sparse_linear",
@@ -505,6 +534,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
             Kernel("sparse_linear_backward_without_DX", ("X", "W", "DY"), ("DW", "Db")),
         ),
+        title="SparseLinear",
     ),
     "softmax_layer": SpecInfo(
         name="softmax_layer",
@@ -521,6 +551,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_layer_backward", ("X", "W", "Y", "DY"), ("DW", "Db", "DX")),
             Kernel("softmax_layer_backward_without_DX", ("X", "Y", "DY"), ("DW", "Db")),
         ),
+        title="SoftmaxLayer",
     ),
     "log_softmax_layer": SpecInfo(
         name="log_softmax_layer",
@@ -537,6 +568,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("log_softmax_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("log_softmax_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
         ),
+        title="LogSoftmaxLayer",
     ),
     "squared_error_loss": SpecInfo(
         name="squared_error_loss",
@@ -552,6 +584,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("squared_error_loss", ("Y", "T"), ("L",)),
             Kernel("squared_error_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="SquaredErrorLoss",
     ),
     "mean_squared_error_loss": SpecInfo(
         name="mean_squared_error_loss",
@@ -567,6 +600,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("mean_squared_error_loss", ("Y", "T"), ("L",)),
             Kernel("mean_squared_error_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="MeanSquaredErrorLoss",
     ),
     "cross_entropy_loss": SpecInfo(
         name="cross_entropy_loss",
@@ -582,6 +616,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="CrossEntropyLoss",
     ),
     "softmax_cross_entropy_loss": SpecInfo(
         name="softmax_cross_entropy_loss",
@@ -597,6 +632,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("softmax_cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="SoftmaxCrossEntropyLoss",
     ),
     "softmax_cross_entropy_one_hot_loss": SpecInfo(
         name="softmax_cross_entropy_one_hot_loss",
@@ -612,6 +648,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_cross_entropy_one_hot_loss", ("Y", "T"), ("L",)),
             Kernel("softmax_cross_entropy_one_hot_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="SoftmaxCrossEntropyOneHotLoss",
     ),
     "stable_softmax_cross_entropy_loss": SpecInfo(
         name="stable_softmax_cross_entropy_loss",
@@ -627,6 +664,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("stable_softmax_cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("stable_softmax_cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="StableSoftmaxCrossEntropyLoss",
     ),
     "logistic_cross_entropy_loss": SpecInfo(
         name="logistic_cross_entropy_loss",
@@ -642,6 +680,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("logistic_cross_entropy_loss", ("Y", "T"), ("L",)),
             Kernel("logistic_cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="LogisticCrossEntropyLoss",
     ),
     "negative_log_likelihood_loss": SpecInfo(
         name="negative_log_likelihood_loss",
@@ -657,6 +696,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("negative_log_likelihood_loss", ("Y", "T"), ("L",)),
             Kernel("negative_log_likelihood_loss_gradient", ("Y", "T"), ("DY",)),
         ),
+        title="NegativeLogLikelihoodLoss",
     ),
     "gradient_descent": SpecInfo(
         name="gradient_descent",
@@ -669,6 +709,7 @@ SPECS: dict[str, SpecInfo] = {
         hyperparameters=("eta",),
         output="theta",
         kernels=(Kernel("gradient_descent_update", ("theta", "Dtheta", "eta"), ("theta",)),),
+        title="GradientDescent",
     ),
     "momentum": SpecInfo(
         name="momentum",
@@ -681,6 +722,7 @@ SPECS: dict[str, SpecInfo] = {
         hyperparameters=("eta", "mu"),
         output="theta",
         kernels=(Kernel("momentum_update", ("theta", "Dtheta", "Delta", "eta", "mu"), ("theta", "Delta")),),
+        title="Momentum",
     ),
     "nesterov": SpecInfo(
         name="nesterov",
@@ -693,6 +735,7 @@ SPECS: dict[str, SpecInfo] = {
         hyperparameters=("eta", "mu"),
         output="theta",
         kernels=(Kernel("nesterov_update", ("theta", "Dtheta", "Delta", "eta", "mu"), ("theta", "Delta")),),
+        title="Nesterov",
     ),
     "softmax": SpecInfo(
         name="softmax",
@@ -708,6 +751,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax", ("X",), ("Y",)),
             Kernel("softmax_backward", ("Y", "DY"), ("DX",)),
         ),
+        title="Softmax",
     ),
     "stable_softmax": SpecInfo(
         name="stable_softmax",
@@ -723,6 +767,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("stable_softmax", ("X",), ("Y",)),
             Kernel("stable_softmax_backward", ("Y", "DY"), ("DX",)),
         ),
+        title="StableSoftmax",
     ),
     "log_softmax": SpecInfo(
         name="log_softmax",
@@ -738,6 +783,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("log_softmax", ("X",), ("Y",)),
             Kernel("log_softmax_backward", ("X", "DY"), ("DX",)),
         ),
+        title="LogSoftmax",
     ),
     "stable_log_softmax": SpecInfo(
         name="stable_log_softmax",
@@ -753,5 +799,6 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("stable_log_softmax", ("X",), ("Y",)),
             Kernel("stable_log_softmax_backward", ("X", "DY"), ("DX",)),
         ),
+        title="StableLogSoftmax",
     ),
 }

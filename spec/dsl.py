@@ -33,7 +33,7 @@ __all__ = [
     "diag_matrix", "dims", "elements_sum", "apply", "hadamard", "identity", "inv_sqrt", "matrix", "ones",
     "row_repeat",
     "rows_max", "rows_mean", "rows_sum", "scalar", "x", "zeros", "exp", "log", "sqrt", "reciprocal",
-    "log_sigmoid", "sigmoid", "TorchOptimizer",
+    "log_sigmoid", "sigmoid", "TorchOptimizer", "xlogy", "XLogY", "MatrixXLogY",
 ]
 
 #: The variable of every scalar (element-wise) function.
@@ -135,6 +135,42 @@ class Hadamard(_Opaque):
         return self.args[0]._entry(i, j) * self.args[1]._entry(i, j)
 
 
+class XLogY(sympy.Function):
+    """x·log(y), and 0 where x = 0 whatever y is (also y = 0): the convention of torch.xlogy and
+    scipy.special.xlogy, so a zero target never turns 0·log 0 into NaN. ∂/∂x = log y, ∂/∂y = x/y."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if a.is_zero:
+            return sympy.Integer(0)
+        if a.is_number and b.is_number:
+            return a * sympy.log(b)
+        return None
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sympy.log(b) if argindex == 1 else a / b
+
+
+class MatrixXLogY(_Opaque):
+    """``xlogy(A, B)``: :class:`XLogY` of the entries of A and B."""
+
+    def __new__(cls, A, B):
+        A, B = _sympify(A), _sympify(B)
+        if tuple(A.shape) != tuple(B.shape):
+            raise ShapeError(f"xlogy of a {A.shape[0]}×{A.shape[1]} and a {B.shape[0]}×{B.shape[1]} matrix")
+        return super().__new__(cls, A, B)
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def _entry(self, i, j, **kwargs):
+        return XLogY(self.args[0]._entry(i, j), self.args[1]._entry(i, j))
+
+
 class Apply(_Opaque):
     """``f(X)``, a scalar function f applied to every entry of X; ``name`` is how equations print it."""
 
@@ -208,6 +244,11 @@ class ColumnsMax(_Opaque):
 
 def hadamard(A, B) -> MatrixExpr:
     return Hadamard(A, B)
+
+
+def xlogy(A, B) -> MatrixExpr:
+    """``A ⊙ log(B)`` entry-wise, with 0 where A is 0 (see :class:`XLogY`)."""
+    return MatrixXLogY(A, B)
 
 
 def diag(X) -> MatrixExpr:

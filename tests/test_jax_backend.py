@@ -190,15 +190,18 @@ def test_no_gradient_for_masks_targets_and_hyperparameters(name):
 
 def test_error_messages():
     W, b = jnp.ones((4, 4)), jnp.ones((1, 4))
-    with pytest.raises(ValueError, match=re.escape("linear: argument X has shape (3, 5), expected (N, 4)")):
+    # X and W disagree on D: the functional form takes the input's width and names W (issue 12, item 11)
+    with pytest.raises(ValueError, match=re.escape("linear: argument W has shape (4, 4), expected (4, 5)")):
         F.linear(jnp.ones((3, 5)), W, b)
-    with pytest.raises(ValueError, match=re.escape("linear: argument X has shape (3, 5), expected (N, 4)")):
+    with pytest.raises(ValueError, match=re.escape("linear: argument W has shape (4, 4), expected (4, 5)")):
         jax.jit(F.linear)(jnp.ones((3, 5)), W, b)
+    with pytest.raises(ValueError, match=re.escape("linear_dropout: argument X has shape (3, 5), expected (N, 4)")):
+        F.linear_dropout(jnp.ones((3, 5)), jnp.ones((4, 4)), W, b)  # R and W agree: X is the odd one out
     with pytest.raises(TypeError, match=re.escape("linear: argument X has dtype int32, expected a "
                                                   "floating-point dtype")):
         F.linear(jnp.ones((3, 4), jnp.int32), W, b)
     with pytest.raises(TypeError, match=re.escape(
-            "linear: argument X has dtype bfloat16, expected float32 (the dtype of W)")):
+            "linear: argument W has dtype float32, expected bfloat16 (the dtype of X)")):
         F.linear(jnp.ones((3, 4), jnp.bfloat16), W, b)
     with pytest.raises(TypeError, match=re.escape("linear: argument X is a list, expected an array")):
         F.linear([[1.0] * 4], W, b)

@@ -42,6 +42,17 @@ class Trainer:
         self.loss = SPECS[loss]
         self.rng = np.random.default_rng(seed + 2)
 
+    def _hint(self) -> str:
+        """Why a NaN is to be expected: a batch-normalization form without ε divides by a column's variance,
+        which is 0 for a constant column (a constant feature, or a batch of one)."""
+        without_epsilon = sorted({layer.info.name for layer in self.network.layers
+                                  if "Sigma" in (k for kernel in layer.info.kernels for k in kernel.returns)
+                                  and "epsilon" not in layer.info.hyperparameters})
+        if not without_epsilon:
+            return ""
+        return (f" ({', '.join(without_epsilon)} has no ε and gives NaN for a column of constant values; use "
+                f"BatchNorm(ε) or a *_eps form)")
+
     def _loss(self, Y, T) -> tuple[float, object]:
         backend = self.network.backend
         values = {"Y": Y, "T": T}
@@ -78,7 +89,7 @@ class Trainer:
                 if not math.isfinite(loss):
                     network.restore(good)
                     history.stopped = (f"the loss became {loss} in epoch {epoch + 1}, batch {index + 1}; "
-                                       f"training stopped and the last good weights were kept")
+                                       f"training stopped and the last good weights were kept{self._hint()}")
                     if progress:
                         progress.stop()
                     return history

@@ -7,12 +7,11 @@ each parameter is updated by an optimizer spec's update kernel. The math is all 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from batchform.atomic import write_atomic
 from batchform.training.backends import ArrayBackend
 from batchform.training.options import LayerOption, OptimizerOption, OptionError
 from batchform.training.schedules import initialize
@@ -171,26 +170,32 @@ class Network:
         return out
 
     def save_weights(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez(tmp, **self.weights())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """An npz file of :meth:`weights`, written atomically (batchform.atomic)."""
+        weights = self.weights()
+        write_atomic(path, lambda handle: np.savez(handle, **weights))
+
+    def export_torch(self, path: str | os.PathLike) -> None:
+        """:meth:`torch_state_dict` saved with ``torch.save``, written atomically."""
+        import torch
+
+        state = self.torch_state_dict()
+        write_atomic(path, lambda handle: torch.save(state, handle))
 
     def load_weights(self, path: str | os.PathLike) -> None:
         from batchform.data import DataError
 
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+            data = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             raise DataError(f"{path}: no such file") from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{path}: not a weights npz file ({exc})") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy file: one bare array
+            raise DataError(f"{path}: not a weights npz file (it holds one array, not named weights)")
+        try:
+            with data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as exc:
             raise DataError(f"{path}: not a weights npz file ({exc})") from None
         for i, layer in enumerate(self.layers, start=1):
             for name, value in layer.parameters.items():
@@ -198,6 +203,8 @@ class Network:
                 if key not in arrays:
                     raise DataError(f"{path}: missing key {key!r}")
                 expected = self.backend.numpy(value).shape
+                if arrays[key].dtype.kind not in "fiu":
+                    raise DataError(f"{path}: {key!r} has dtype {arrays[key].dtype}, expected real numbers")
                 if arrays[key].shape != expected:
                     raise DataError(f"{path}: {key!r} has shape {arrays[key].shape}, the network needs {expected}")
                 if not np.all(np.isfinite(arrays[key])):
@@ -212,8 +219,9 @@ class Network:
 
         state, index = OrderedDict(), 0
         for layer in self.layers:
-            if "W" not in layer.parameters:
-                raise OptionError("export to a torch state_dict supports weighted layers only (no BatchNorm)")
+            if set(layer.parameters) != {"W", "b"}:
+                raise OptionError(f"a state_dict of nn.Linear layers cannot hold the {layer.info.name} layer's "
+                                  f"parameters ({', '.join(layer.parameters)})")
             state[f"{index}.weight"] = torch.from_numpy(np.array(self.backend.numpy(layer.parameters["W"])))
             state[f"{index}.bias"] = torch.from_numpy(np.array(self.backend.numpy(layer.parameters["b"])).reshape(-1))
             index += 2

@@ -5,6 +5,7 @@ Every name is looked up in the generated manifest, so a new spec is reachable by
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -32,7 +33,44 @@ def _number(text: str, option: str, whole: str):
         value = float(text)
     except ValueError:
         raise OptionError(f"{option}: {text!r} in {whole!r} is not a number") from None
+    if not math.isfinite(value):  # nan, inf and 1e999 are never a meaningful hyperparameter
+        raise OptionError(f"{option}: {text!r} in {whole!r} is not a finite number")
     return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
+#: What each hyperparameter may be, by name; a value outside is rejected before training starts.
+DOMAINS = {
+    "mu": (lambda v: 0 <= v < 1, "0 ≤ mu < 1"),
+    "epsilon": (lambda v: v > 0, "epsilon > 0"),
+    "eta": (lambda v: v > 0, "eta > 0"),
+    "p": (lambda v: 0 <= v < 1, "0 ≤ p < 1"),
+}
+
+
+def bind(call: Call, names: list[str], option: str, text: str, required: int | None = None) -> dict:
+    """The arguments of ``call`` by name (positional, then ``name=value``); each must be one number within
+    its domain. ``required``: how many leading names must be given (default: all)."""
+    required = len(names) if required is None else required
+    form = f"{call.name}({', '.join(names)})" if names else f"{call.name} (no arguments)"
+    if len(call.args) > len(names):
+        raise OptionError(f"{option}: {call.name} takes at most {len(names)} argument(s) ({form}), got {text!r}")
+    values = dict(zip(names, call.args))
+    for key, value in call.kwargs.items():
+        if key not in names:
+            raise OptionError(f"{option}: {form} has no argument {key!r}, got {text!r}")
+        if key in values:
+            raise OptionError(f"{option}: {form} is given {key} twice in {text!r}")
+        values[key] = value
+    missing = [n for n in names[:required] if n not in values]
+    if missing:
+        raise OptionError(f"{option}: {call.name} needs {', '.join(missing)} ({form}), got {text!r}")
+    for key, value in values.items():
+        if isinstance(value, tuple):
+            raise OptionError(f"{option}: {key} of {form} must be one number, got {text!r}")
+        ok, domain = DOMAINS.get(key, (None, None))
+        if ok is not None and not ok(value):
+            raise OptionError(f"{option}: {form} needs {domain}, got {text!r}")
+    return {k: values[k] for k in names if k in values}
 
 
 def parse_call(text: str, option: str) -> Call:
@@ -91,16 +129,37 @@ def spec_by_name(name: str, kind: str, option: str, suffixes=("", "_layer")) -> 
         for spec_name, info in SPECS.items():
             if info.kind == kind and _key(spec_name) == wanted + _key(suffix):
                 return spec_name
-    known = sorted({_display(n, suffixes) for n, i in SPECS.items() if i.kind == kind})
+    known = known_names(kind, suffixes)
+    if kind == "layer":
+        known += [BATCH_NORM_FORM, "Dropout(p)"]
     raise OptionError(f"{option}: unknown name {name!r}; known: {', '.join(known)}")
 
 
-def _display(spec_name: str, suffixes) -> str:
-    for suffix in sorted(suffixes, key=len, reverse=True):
-        if suffix and spec_name.endswith(suffix):
-            spec_name = spec_name[: -len(suffix)]
-            break
-    return "".join(part.capitalize() for part in spec_name.split("_"))
+def known_names(kind: str, suffixes=("", "_layer")) -> list[str]:
+    """The spellings users type, from the manifest's titles, with their arguments: ``LeakyReLU(alpha)``."""
+    names = {}
+    for info in SPECS.values():
+        if info.kind != kind or (kind == "layer" and info.inputs != ("X",)):  # dropout forms: Dropout(p)
+            continue
+        # a manifest from before titles (generate is about to replace it) still gives usable names
+        title = getattr(info, "title", "") or "".join(p.capitalize() for p in info.name.split("_"))
+        for suffix in sorted(suffixes, key=len, reverse=True):
+            ending = "".join(p.capitalize() for p in suffix.split("_"))
+            if ending and title.endswith(ending) and title != ending:
+                title = title[: -len(ending)]
+                break
+        if kind == "layer" and _key(title) in BATCH_NORM_NAMES:  # the name BatchNorm(ε) stands for
+            continue
+        arguments = [h for h in info.hyperparameters if h != "eta"] if kind == "update" else list(info.hyperparameters)
+        names[title] = f"{title}({','.join(arguments)})" if arguments else title
+    return [names[k] for k in sorted(names)]
+
+
+def layers_help() -> str:
+    """--layers help: every layer by the name that parses, plus Dropout(p) and BatchNorm(ε)."""
+    return (f"layer names separated by ';', e.g. 'ReLU;Dropout(0.3);ReLU;BatchNorm;Linear'; known: "
+            f"{', '.join(known_names('layer'))}; {BATCH_NORM_FORM} (ε defaults to {DEFAULT_EPSILON:g}); Dropout(p) "
+            f"(a mask on the next layer's weights, 0 ≤ p < 1)")
 
 
 @dataclass(frozen=True)
@@ -120,6 +179,7 @@ class LayerOption:
 BATCH_NORM_NAMES = {"batchnorm", "batchnormalization", "batchnormalisation"}
 BATCH_NORM_SPEC = "batch_norm_eps"
 DEFAULT_EPSILON = 1e-5
+BATCH_NORM_FORM = "BatchNorm(ε)"
 
 
 def parse_layers(text: str) -> list[LayerOption]:
@@ -130,29 +190,22 @@ def parse_layers(text: str) -> list[LayerOption]:
         call = parse_call(item, "--layers")
         key = _key(call.name)
         if key == "dropout":
-            if len(call.args) != 1 or not 0 <= call.args[0] < 1:
+            if call.kwargs or len(call.args) != 1:
                 raise OptionError(f"--layers: Dropout takes one rate p with 0 ≤ p < 1, got {item!r}")
-            pending_dropout = float(call.args[0])
+            pending_dropout = float(bind(call, ["p"], "--layers", item)["p"])
             continue
         if key in BATCH_NORM_NAMES:
-            epsilon = float(call.args[0]) if call.args else DEFAULT_EPSILON
-            layers.append(LayerOption(BATCH_NORM_SPEC, {"epsilon": epsilon}, {}))
+            if call.kwargs:
+                raise OptionError(f"--layers: BatchNorm takes one optional ε > 0, as BatchNorm(1e-5), "
+                                  f"got {item!r}")
+            epsilon = bind(call, ["epsilon"], "--layers", item, required=0).get("epsilon", DEFAULT_EPSILON)
+            layers.append(LayerOption(BATCH_NORM_SPEC, {"epsilon": float(epsilon)}, {}))
             continue
         spec = spec_by_name(call.name, "layer", "--layers")
         info = SPECS[spec]
         trainable = [p for p, shape in info.parameters.items() if shape is None]
         names = list(info.hyperparameters) + trainable
-        values = list(call.args)
-        if len(values) > len(names):
-            raise OptionError(f"--layers: {call.name} takes at most {len(names)} argument(s) "
-                              f"({', '.join(names) or 'none'}), got {item!r}")
-        given = dict(zip(names, values)) | call.kwargs
-        unknown = set(call.kwargs) - set(names)
-        if unknown:
-            raise OptionError(f"--layers: {call.name} has no argument {', '.join(sorted(unknown))}")
-        missing = [h for h in info.hyperparameters if h not in given]
-        if missing:
-            raise OptionError(f"--layers: {call.name} needs {', '.join(missing)}, e.g. {call.name}(0.1)")
+        given = bind(call, names, "--layers", item, required=len(info.hyperparameters))
         layers.append(LayerOption(spec, {h: float(given[h]) for h in info.hyperparameters},
                                   {p: float(given[p]) for p in trainable if p in given},
                                   dropout=pending_dropout))
@@ -184,10 +237,7 @@ def parse_optimizer(text: str) -> OptimizerOption:
     spec = aliases.get(_key(call.name)) or spec_by_name(call.name, "update", "--optimizers")
     info = SPECS[spec]
     extra = [h for h in info.hyperparameters if h != "eta"]
-    if len(call.args) != len(extra) and not call.kwargs:
-        raise OptionError(f"--optimizers: {call.name} takes {len(extra)} argument(s) "
-                          f"({', '.join(extra) or 'none'}), got {text!r}")
-    values = dict(zip(extra, call.args)) | call.kwargs
+    values = bind(call, extra, "--optimizers", text)
     return OptimizerOption(spec, {k: float(v) for k, v in values.items()})
 
 
@@ -203,6 +253,6 @@ def parse_optimizers(text: str, count: int) -> list[OptimizerOption]:
 
 def parse_loss(text: str) -> str:
     call = parse_call(text, "--loss")
-    if call.args:
-        raise OptionError(f"--loss: {call.name} takes no arguments")
+    if call.args or call.kwargs:
+        raise OptionError(f"--loss: {call.name} takes no arguments, got {text!r}")
     return spec_by_name(call.name, "loss", "--loss", suffixes=("_loss",))

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from batchform.training.options import OptionError, parse_call
+from batchform.training.options import OptionError, bind, parse_call
 
 
 class Scheduler:
@@ -25,21 +25,33 @@ class Scheduler:
 
 
 def parse_learning_rate(text: str) -> Scheduler:
-    """Constant(η), TimeBased(η, d), StepBased(η, d, r), MultiStep(η; m1,m2,...; Γ), Exponential(η, d)."""
-    call = parse_call(text, "--learning-rate")
-    name, args = call.name.lower(), call.args
+    """Constant(η), TimeBased(η, d), StepBased(η, d, r), MultiStep(η; m1,m2,...; Γ), Exponential(η, d).
 
-    def need(n: int, form: str):
-        if len(args) != n:
-            raise OptionError(f"--learning-rate: {call.name} takes {form}, got {text!r}")
+    Every value is checked here, so η stays positive and finite in every epoch: d ≥ 0, 0 < drop ≤ 1, r > 0,
+    milestones increasing positive integers, 0 < Γ ≤ 1.
+    """
+    call = parse_call(text, "--learning-rate")
+    name = call.name.lower()
+    option = "--learning-rate"
+
+    def need(names, *conditions):
+        if name == "multistep" or name == "multisteplr":
+            values = dict(zip(names, call.args))
+            if call.kwargs or len(call.args) != len(names):
+                raise OptionError(f"{option}: {call.name} takes (eta; milestones; gamma), e.g. "
+                                  f"MultiStep(0.1;10,20;0.5), got {text!r}")
+        else:
+            values = bind(call, names, option, text)
+        for key, ok, domain in conditions:
+            if not ok(values[key]):
+                raise OptionError(f"{option}: {call.name} needs {domain}, got {text!r}")
+        return [values[n] for n in names]
 
     if name == "constant":
-        need(1, "(eta)")
-        eta0 = float(args[0])
+        (eta0,) = need(["eta"])
         rule = lambda i: eta0  # noqa: E731
     elif name == "timebased":
-        need(2, "(eta, decay)")
-        eta0, d = map(float, args)
+        eta0, d = need(["eta", "decay"], ("decay", lambda v: v >= 0, "decay ≥ 0"))
         cache = [eta0]
 
         def rule(i):
@@ -49,31 +61,61 @@ def parse_learning_rate(text: str) -> Scheduler:
                 cache.append(cache[k] / (1 + d * k))
             return cache[i]
     elif name == "stepbased":
-        need(3, "(eta, drop_rate, change_rate)")
-        eta0, d, r = map(float, args)
+        eta0, d, r = need(["eta", "drop_rate", "change_rate"], ("drop_rate", lambda v: 0 < v <= 1, "0 < drop_rate ≤ 1"),
+                          ("change_rate", lambda v: v > 0, "change_rate > 0"))
         rule = lambda i: eta0 * d ** math.floor((1 + i) / r)  # noqa: E731
     elif name in ("multistep", "multisteplr"):
-        need(3, "(eta; milestones; gamma), e.g. MultiStep(0.1;10,20;0.5)")
-        eta0, milestones, gamma = float(args[0]), args[1], float(args[2])
+        eta0, milestones, gamma = need(["eta", "milestones", "gamma"])
         milestones = milestones if isinstance(milestones, tuple) else (milestones,)
+        if isinstance(eta0, tuple) or isinstance(gamma, tuple) or not 0 < gamma <= 1 or not eta0 > 0:
+            raise OptionError(f"{option}: {call.name} needs eta > 0 and 0 < gamma ≤ 1, got {text!r}")
+        if any(not isinstance(m, int) or m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
+            raise OptionError(f"{option}: {call.name}'s milestones must be increasing positive whole epochs, "
+                              f"got {text!r}")
         rule = lambda i: eta0 * gamma ** sum(i // m for m in milestones)  # noqa: E731
     elif name == "exponential":
-        need(2, "(eta, change_rate)")
-        eta0, d = map(float, args)
+        eta0, d = need(["eta", "change_rate"], ("change_rate", lambda v: v >= 0, "change_rate ≥ 0"))
         rule = lambda i: eta0 * math.exp(-d * i)  # noqa: E731
     else:
-        raise OptionError(f"--learning-rate: unknown scheduler {call.name!r}; known: Constant, TimeBased, "
+        raise OptionError(f"{option}: unknown scheduler {call.name!r}; known: Constant, TimeBased, "
                           f"StepBased, MultiStep, Exponential")
-    if eta0 <= 0:
-        raise OptionError(f"--learning-rate: the learning rate must be positive, got {text!r}")
-    return Scheduler(call.name, eta0, rule, text)
+    return Scheduler(call.name, float(eta0), rule, text)
+
+
+#: The initializers and their arguments (all optional): name → (argument names, defaults).
+INITIALIZERS = {"xavieruniform": (), "xaviernormal": (), "heuniform": (), "henormal": (), "zero": (),
+                "uniform": ("a", "b"), "normal": ("mean", "std")}
+_INITIALIZER_NAMES = "XavierUniform, XavierNormal, HeUniform, HeNormal, Uniform(a,b), Normal(mean,std), Zero"
+
+
+def parse_initializer(text: str) -> tuple[str, list[float]]:
+    """(lower-case name, arguments) of an --init-weights value, checked: Uniform needs a < b with b − a finite,
+    Normal std > 0, the others take no arguments."""
+    call = parse_call(text, "--init-weights")
+    name = call.name.lower()
+    if name not in INITIALIZERS:
+        raise OptionError(f"--init-weights: unknown initializer {call.name!r}; known: {_INITIALIZER_NAMES}")
+    names = list(INITIALIZERS[name])
+    given = bind(call, names, "--init-weights", text, required=0)
+    if given and len(given) != len(names):
+        raise OptionError(f"--init-weights: {call.name} takes ({', '.join(names)}) or nothing, got {text!r}")
+    if name == "uniform":
+        a, b = (float(given["a"]), float(given["b"])) if given else (-1.0, 1.0)
+        if not (a < b and math.isfinite(b - a)):
+            raise OptionError(f"--init-weights: Uniform takes (a, b) with a < b, got {text!r}")
+        return name, [a, b]
+    if name == "normal":
+        mean, std = (float(given["mean"]), float(given["std"])) if given else (0.0, 1.0)
+        if not std > 0:
+            raise OptionError(f"--init-weights: Normal takes (mean, std) with std > 0, got {text!r}")
+        return name, [mean, std]
+    return name, []
 
 
 def initialize(text: str, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """A K × D weight matrix drawn by a Nerva-named initializer, in float64."""
-    call = parse_call(text, "--init-weights")
+    name, args = parse_initializer(text)
     K, D = shape
-    name, args = call.name.lower(), [float(a) for a in call.args]
     if name == "xavieruniform":
         limit = math.sqrt(6.0 / (D + K))
         return rng.uniform(-limit, limit, size=shape)
@@ -85,16 +127,7 @@ def initialize(text: str, shape: tuple[int, int], rng: np.random.Generator) -> n
     if name == "henormal":
         return rng.normal(0.0, math.sqrt(2.0 / D), size=shape)
     if name == "uniform":
-        a, b = args if len(args) == 2 else (-1.0, 1.0) if not args else (None, None)
-        if a is None or a >= b:
-            raise OptionError(f"--init-weights: Uniform takes (a, b) with a < b, got {text!r}")
-        return rng.uniform(a, b, size=shape)
+        return rng.uniform(args[0], args[1], size=shape)
     if name == "normal":
-        mean, std = args if len(args) == 2 else (0.0, 1.0) if not args else (None, None)
-        if mean is None or std <= 0:
-            raise OptionError(f"--init-weights: Normal takes (mean, std) with std > 0, got {text!r}")
-        return rng.normal(mean, std, size=shape)
-    if name == "zero":
-        return np.zeros(shape)
-    raise OptionError(f"--init-weights: unknown initializer {call.name!r}; known: XavierUniform, XavierNormal, "
-                      f"HeUniform, HeNormal, Uniform(a,b), Normal(mean,std), Zero")
+        return rng.normal(args[0], args[1], size=shape)
+    return np.zeros(shape)

@@ -28,9 +28,19 @@ def annotate(f: Function) -> dict:
     else:
         return_type = types[0] if len(types) == 1 else f"std::tuple<{', '.join(types)}>"
     returns = [f.aliases.get(r, r) for r in f.returns]
-    args = "".join(f'"{a.name}"_a{".noconvert()" if a.name in updated else ""}, ' for a in f.arguments)
+    # arrays never convert (a float64 array is not silently made float32); see family_bindings.cpp.jinja
+    args = "".join(f'"{a.name}"_a{".noconvert()" if not a.is_scalar and a.storage == "dense" else ""}, '
+                   for a in f.arguments)
     doc = f.summary + "\n\n" + "\n".join(f"    {eq}" for eq in f.equations)
+    kinds = [("scalar" if a.is_scalar else "csr" if a.storage == "csr" else "updated" if a.name in updated
+              else "array") for a in f.arguments]
+    table = tuple((a.name, () if a.is_scalar else tuple(_dimension(d) for d in a.shape), kind)
+                  for a, kind in zip(f.arguments, kinds))
     return {
+        "argument_table": repr(table),
+        "deferred_parameters": ", ".join(f"Deferred {a.name}" for a in f.arguments),
+        "deferred_values": ", ".join(f"{a.name}.value" for a in f.arguments),
+        "deferred_args": ", ".join(f'"{a.name}"_a.none()' for a in f.arguments),
         "signature": ", ".join(params),
         "return_type": return_type,
         "returns_text": returns[0] if len(returns) == 1 else f"({', '.join(returns)})",
@@ -39,6 +49,11 @@ def annotate(f: Function) -> dict:
         "py_signature": ", ".join(a.name for a in f.arguments),
         "py_returns": ", ".join(returns),
     }
+
+
+def _dimension(d) -> int | str:
+    """A dimension as generated.cpp's argument check names it: a size, or the symbol's name."""
+    return int(d) if getattr(d, "is_Integer", False) or isinstance(d, int) else str(d)
 
 
 def _format(text: str, filename: str) -> str:

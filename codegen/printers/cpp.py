@@ -15,7 +15,16 @@ from sympy.printing.precedence import PRECEDENCE
 from codegen import ir
 from codegen.lower import Function
 from codegen.passes import in_place_update
-from codegen.printers.scalar import ATOM, ScalarPrinter, Sigmoid, Softplus, idioms
+from codegen.printers.scalar import (
+    ATOM,
+    PrinterBug,
+    ScalarPrinter,
+    Sigmoid,
+    Softplus,
+    Spelling,
+    hoist_common,
+    idioms,
+)
 
 ONE = ir.ONE
 
@@ -35,15 +44,34 @@ def is_scalar_shape(shape) -> bool:
     return tuple(shape) == (ONE, ONE)
 
 
+def _unary(std: str) -> Spelling:
+    """A function Eigen arrays lack as a method: applied coefficient-wise through ``unaryExpr``."""
+    return Spelling(f"{{0}}.unaryExpr([](S v) {{{{ return std::{std}(v); }}}})", f"std::{std}({{0}})")
+
+
+def _method(name: str, std: str | None = None) -> Spelling:
+    return Spelling(f"{{0}}.{name}()", f"std::{std or name}({{0}})")
+
+
+#: SymPy function → Eigen array method (``{0}`` is the parenthesized array) / C++ scalar expression.
+CPP_FUNCTIONS = {
+    "exp": _method("exp"), "log": _method("log"), "log1p": _method("log1p"), "expm1": _method("expm1"),
+    "sqrt": _method("sqrt"), "Abs": _method("abs"), "tanh": _method("tanh"), "sinh": _method("sinh"),
+    "cosh": _method("cosh"), "sin": _method("sin"), "cos": _method("cos"), "atan": _method("atan"),
+    "asinh": _method("asinh"), "erf": _unary("erf"), "erfc": _unary("erfc"),
+    "sign": Spelling("{0}.sign()", "S((S(0) < {0}) - ({0} < S(0)))"),
+}
+
+
 class CppScalarPrinter(ScalarPrinter):
     """Coefficient-wise Eigen array syntax (``array=True``) or plain C++ scalar syntax."""
 
     sigmoid_precedence = PRECEDENCE["Add"]
-    methods = {"exp": "exp", "log": "log", "tanh": "tanh", "sqrt": "sqrt", "Abs": "abs", "sign": "sign",
-               "sin": "sin", "cos": "cos", "sinh": "sinh", "cosh": "cosh", "atan": "atan", "asinh": "asinh"}
+    backend = "C++"
+    functions = CPP_FUNCTIONS
 
-    def __init__(self, args, array: bool, shape=None, dims=()):
-        super().__init__(args)
+    def __init__(self, args, array: bool, shape=None, dims=(), names=()):
+        super().__init__(args, names=set(names) | {str(d) for d in dims})
         self.array = array
         self.shape = shape
         self.dims = set(dims)
@@ -58,7 +86,7 @@ class CppScalarPrinter(ScalarPrinter):
             return arg[0]
         if expr in self.dims:
             return f"S({expr.name})"
-        return expr.name
+        return super()._print_Symbol(expr)
 
     def _print_Integer(self, expr):
         return f"S({expr.p})"
@@ -72,6 +100,9 @@ class CppScalarPrinter(ScalarPrinter):
     def _print_Float(self, expr):
         return f"S({float(expr)!r})"
 
+    def float_literal(self, value: float) -> str:
+        return f"S({value!r})"
+
     def _print_NegativeOne(self, expr):
         return "S(-1)"
 
@@ -81,26 +112,31 @@ class CppScalarPrinter(ScalarPrinter):
     def _print_Zero(self, expr):
         return "S(0)"
 
-    def _method(self, expr, name: str) -> str:
-        return f"{self.parenthesize(expr, ATOM, strict=True)}.{name}()"
+    def is_array(self, expr) -> bool:
+        return self._is_array(expr)
 
-    def _print_Function(self, expr):
-        name = type(expr).__name__
-        if name not in self.methods:
-            raise NotImplementedError(f"no C++ spelling for the function {name}")
-        (arg,) = expr.args
-        if self._is_array(arg):
-            return self._method(arg, self.methods[name])
-        return f"std::{self.methods[name]}({self._print(arg)})"
-
-    _print_exp = _print_log = _print_tanh = _print_Abs = _print_sign = _print_Function
-    _print_sin = _print_cos = _print_sinh = _print_cosh = _print_atan = _print_asinh = _print_Function
+    def _call(self, name, *args):
+        spelling = self.functions.get(name)
+        if spelling is None:
+            raise NotImplementedError(f"the C++ backend has no spelling for the function {name}")
+        if any(self._is_array(a) for a in args):
+            return spelling.array.format(*(self.parenthesize(a, ATOM, strict=True) for a in args))
+        return spelling.scalar.format(*(self._print(a) for a in args))
 
     def _print_Sigmoid(self, expr):
         u = expr.args[0]
         inner = f"S(0.5) * {self.parenthesize(u, PRECEDENCE['Mul'])}"
         tanh = f"({inner}).tanh()" if self._is_array(u) else f"std::tanh({inner})"
         return f"S(0.5) * {tanh} + S(0.5)"
+
+    def _print_XLogY(self, expr):
+        a, b = expr.args
+        if self._is_array(a) and self._is_array(b):
+            return (f"{self.parenthesize(a, ATOM, strict=True)}.binaryExpr({self._print(b)}, "
+                    f"batchform::XLogYOp<S>())")
+        if not self._is_array(a) and not self._is_array(b):
+            return f"batchform::xlogy({self._print(a)}, {self._print(b)})"
+        raise NotImplementedError("xlogy of an array and a scalar")
 
     def _print_Softplus(self, expr):
         u = expr.args[0]
@@ -125,7 +161,7 @@ class CppScalarPrinter(ScalarPrinter):
                 return f"{b}.sqrt()"
             if e == -sympy.Rational(1, 2):
                 return f"{b}.rsqrt()"
-            return f"{b}.pow({self._print(e)})"
+            return f"{b}.pow({self._scalar_exponent(e)})"
         b = self._print(base)
         if e == sympy.Rational(1, 2):
             return f"std::sqrt({b})"
@@ -133,7 +169,11 @@ class CppScalarPrinter(ScalarPrinter):
             return f"S(1) / std::sqrt({b})"
         if e == -1:
             return f"S(1) / {self.parenthesize(base, PRECEDENCE['Mul'], strict=True)}"
-        return f"std::pow({b}, {self._print(e)})"
+        return f"std::pow({b}, {self._scalar_exponent(e)})"
+
+    def _scalar_exponent(self, e) -> str:
+        """An exponent as a scalar of type S: ``S(3) / S(2)``, never the integer division ``3 / 2``."""
+        return self._print(e) if not e.is_Rational or e.is_Integer else self.float_literal(float(e))
 
     def _binary_method(self, name, std, args):
         arrays = [a for a in args if self._is_array(a)]
@@ -173,7 +213,7 @@ class CppScalarPrinter(ScalarPrinter):
         pieces = list(expr.args)
         if pieces[-1].cond != sympy.true:
             raise NotImplementedError("a Piecewise needs a final `True` case")
-        if not self.array:
+        if not self.array or not self._is_array(expr):  # cases of scalars: a conditional, not select()
             text = self._print(pieces[-1].expr)
             for value, condition in reversed(pieces[:-1]):
                 text = f"({self._print(condition)} ? {self._print(value)} : {text})"
@@ -184,7 +224,7 @@ class CppScalarPrinter(ScalarPrinter):
             then = self._branch(value)
             if not self._is_array(value) and not (self._is_array(otherwise)):
                 rows, cols = self.shape
-                then = f"Array<S>::Constant({rows}, {cols}, {then})"
+                then = f"Matrix<S>::Constant({rows}, {cols}, {then}).array()"
             text = f"({self._print(condition)}).select({then}, {text})"
             otherwise = value if self._is_array(value) else otherwise
         return text
@@ -211,6 +251,15 @@ class CppPrinter:
         self.pre: list[str] = []
         self.dims = set(function.dims)
         self.scalars = {a.name for a in function.arguments if a.is_scalar}
+        #: Names the printed code has bound so far: arguments, then each statement's target.
+        self.bound = {a.name for a in function.arguments}
+
+    def scalar_printer(self, args, array: bool, shape=None) -> CppScalarPrinter:
+        return CppScalarPrinter(args, array=array, shape=shape, dims=self.dims, names=self.scalars)
+
+    @staticmethod
+    def _is_array_expr(expr, args) -> bool:
+        return any(ir.is_placeholder(s) and args[int(s.name[1:])][2] == "array" for s in expr.free_symbols)
 
     def name(self, var: str) -> str:
         return self.function.aliases.get(var, var)
@@ -242,6 +291,8 @@ class CppPrinter:
 
     def _Var(self, node):
         name = self.name(node.name)
+        if name not in self.bound:
+            raise PrinterBug(f"{self.function.name}: reads {name!r} before anything binds it")
         if is_scalar_shape(node.shape):
             return Piece(name, ATOM, "scalar")
         return Piece(name, ATOM, "matrix")
@@ -340,20 +391,20 @@ class CppPrinter:
         expr = idioms(node.expr)
         shape = (self.dim(node.shape[0]), self.dim(node.shape[1]))
         # A function value used twice (σ in σ(1 − σ)) is computed once, into a temporary.
-        replacements, (reduced,) = sympy.cse(expr, symbols=(sympy.Symbol(f"__cse{i}", real=True)
-                                                              for i in range(100)), optimizations=None)
-        replacements = [(s, e) for s, e in replacements if e.has(sympy.Function, sympy.Pow)]
-        if replacements and not scalar:
-            undo = {}
-            for symbol, sub in replacements:
-                sub = sub.xreplace(undo)
-                text = CppScalarPrinter(args, array=True, shape=shape, dims=self.dims).doprint(sub)
+        if not scalar:
+            def hoist(sub):
+                text = self.scalar_printer(args, array=True, shape=shape).doprint(sub)
                 name = self.fresh()
-                self.pre.append(f"const Matrix<S> {name} = ({text}).matrix();")
-                undo[symbol] = ir.placeholder(len(args))
-                args.append((f"{name}.array()", ATOM, "array"))
-            expr = reduced.xreplace(undo)
-        printer = CppScalarPrinter(args, array=not scalar, shape=shape, dims=self.dims)
+                if self._is_array_expr(sub, args):
+                    self.pre.append(f"const Matrix<S> {name} = ({text}).matrix();")
+                    args.append((f"{name}.array()", ATOM, "array"))
+                else:
+                    self.pre.append(f"const S {name} = {text};")
+                    args.append((name, ATOM, "scalar"))
+                return ir.placeholder(len(args) - 1)
+
+            expr = hoist_common(expr, hoist)
+        printer = self.scalar_printer(args, array=not scalar, shape=shape)
         if not node.args:
             if scalar:
                 return Piece(printer.doprint(expr), printer.precedence(expr), "scalar")
@@ -415,7 +466,7 @@ class CppPrinter:
         if update is None:
             return [f"{name} = {self.as_matrix(self.expr(node))};"]
         scale, terms = update
-        scalar = CppScalarPrinter([], array=False, dims=self.dims)
+        scalar = self.scalar_printer([], array=False)
         lines = [f"{name}.array() *= {scalar.doprint(scale)};"] if scale != 1 else []
         for coefficient, arg in terms:
             negative = coefficient.could_extract_minus_sign()
@@ -470,6 +521,7 @@ class CppPrinter:
                     used |= sub.count.free_symbols
         for target, node in self.function.statements:
             lines.extend(self.statement(target, node))
+            self.bound.add(self.name(target))
         # Dimensions only the checks use are still bound: mark them used so compilers do not warn.
         unused = [str(d) for d in sorted(self.dims, key=str) if d not in used]
         if unused:

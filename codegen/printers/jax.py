@@ -6,12 +6,14 @@ Constants take the dtype of an input, so float32 and float64 (with ``jax_enable_
 from __future__ import annotations
 
 from codegen.printers.python import PythonArrayPrinter
-from codegen.printers.scalar import ATOM, ScalarPrinter
+from codegen.printers.scalar import ATOM, ScalarPrinter, table
 from codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
 
 
 class JaxScalarPrinter(TypedScalarMixin, ScalarPrinter):
     module = "jnp"
+    backend = "JAX"
+    functions = table("jnp", erf="jax.scipy.special.erf({0})", erfc="jax.scipy.special.erfc({0})")
     sigmoid_precedence = ATOM
     full_like = "jnp.full_like"
 
@@ -20,6 +22,9 @@ class JaxScalarPrinter(TypedScalarMixin, ScalarPrinter):
 
     def _print_Softplus(self, expr):
         return f"jax.nn.softplus({self._print(expr.args[0])})"
+
+    def _print_XLogY(self, expr):
+        return f"jax.scipy.special.xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
 
 class JaxPrinter(TypedArrayMixin, PythonArrayPrinter):

@@ -1,4 +1,4 @@
-"""NumPy: the scalar printer's defaults are NumPy's own spellings."""
+"""NumPy: the scalar printer's defaults are NumPy's own spellings (erf and erfc from scipy.special)."""
 
 from codegen.printers.python import PythonArrayPrinter
 from codegen.printers.scalar import ScalarPrinter
@@ -6,6 +6,9 @@ from codegen.printers.scalar import ScalarPrinter
 
 class NumPyScalarPrinter(ScalarPrinter):
     module = "np"
+
+    def _print_XLogY(self, expr):
+        return f"scipy.special.xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
 
 class NumPyPrinter(PythonArrayPrinter):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import re
+
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
 from codegen import ir
 from codegen.lower import Function
 from codegen.passes import in_place_update, natural_shape
-from codegen.printers.scalar import ATOM, MATMUL, ScalarPrinter, idioms
+from codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter, hoist_common, idioms
 
 Printed = tuple[str, int]
 
@@ -20,10 +23,20 @@ class PythonArrayPrinter:
     scalar_printer = ScalarPrinter
     functional_updates = False
 
+    #: Modules generated code may use beyond the template's own imports: pattern → import line (the
+    #: templates import them only where a function uses them).
+    imports = {r"(?<![\w.])math\.": "import math", r"(?<![\w.])scipy\.special\.": "import scipy.special",
+               r"(?<![\w.])jax\.scipy\.special\.": "import jax.scipy.special"}
+    #: Names generated code reads without binding them: modules and builtins.
+    global_names = {"np", "torch", "jax", "jnp", "math", "scipy", "abs", "max", "min", "float"}
+
     def __init__(self, function: Function):
         self.function = function
         self.pre: list[str] = []
         self.counter = sum(1 for t, _ in function.statements if t.startswith("t") and t[1:].isdigit())
+        self.scalar_names = {a.name for a in function.arguments if a.is_scalar} | {str(d) for d in function.dims}
+        #: Every array name the printed code has bound so far: arguments, then each assigned target.
+        self.bound = {a.name for a in function.arguments} | set(self.scalar_names)
 
     # --- names ------------------------------------------------------------------------------------
     def name(self, var: str) -> str:
@@ -49,7 +62,10 @@ class PythonArrayPrinter:
         return f"({self.dim(shape[0])}, {self.dim(shape[1])})"
 
     def _Var(self, node):
-        return self.name(node.name), ATOM
+        name = self.name(node.name)
+        if name not in self.bound:
+            raise PrinterBug(f"{self.function.name}: reads {name!r} before anything binds it")
+        return name, ATOM
 
     def _MatMul(self, node):
         left = self.expr(node.a)
@@ -88,26 +104,24 @@ class PythonArrayPrinter:
     def _Eye(self, node):
         return f"{self.module}.eye({self.dim(node.shape[0])})", ATOM
 
+    def scalar_printer_for(self, args: list[Printed]):
+        """A scalar printer over ``args`` that may read only the function's scalar arguments and dimensions."""
+        return self.scalar_printer(args, names=self.scalar_names)
+
     def _Elementwise(self, node):
         args = [self.expr(a) for a in node.args]
-        expr = idioms(node.expr)
-        replacements, (reduced,) = sympy.cse(expr, symbols=(sympy.Symbol(f"__cse{i}", real=True)
-                                                              for i in range(100)), optimizations=None)
-        replacements = [(s, e) for s, e in replacements if e.has(sympy.Function, sympy.Pow)]
-        if replacements:
-            expr = reduced
-            undo = {}
-            for symbol, sub in replacements:
-                sub = sub.xreplace(undo)
-                printer = self.scalar_printer(args)
-                name = self.fresh()
-                self.pre.append(f"{name} = {printer.doprint(sub)}")
-                undo[symbol] = ir.placeholder(len(args))
-                args.append((name, ATOM))
-            expr = expr.xreplace(undo) if not replacements else _restore(reduced, replacements, undo)
+
+        def hoist(sub):
+            name = self.fresh()
+            self.pre.append(f"{name} = {self.scalar_printer_for(args).doprint(sub)}")
+            self.bound.add(name)
+            args.append((name, ATOM))
+            return ir.placeholder(len(args) - 1)
+
+        expr = hoist_common(idioms(node.expr), hoist)
         if not node.args:
-            return f"{self.module}.full({self.shape(node.shape)}, {self.scalar_printer([]).doprint(expr)})", ATOM
-        printer = self.scalar_printer(args)
+            return f"{self.module}.full({self.shape(node.shape)}, {self.scalar(expr)})", ATOM
+        printer = self.scalar_printer_for(args)
         return printer.doprint(expr), printer.precedence(expr)
 
     # --- statements -------------------------------------------------------------------------------
@@ -122,6 +136,7 @@ class PythonArrayPrinter:
             raise NotImplementedError(f"the gradient {target} of the sparse {pattern} must read Aᵀ·B")
         a, b = self.atom(node.a.a), self.atom(node.b)
         rows = self.fresh()
+        self.bound.add(rows)
         return [f"{rows} = {self.module}.repeat({self.module}.arange({pattern}.shape[0]), "
                 f"{self.module}.diff({pattern}.indptr))",
                 f"{target} = ({a}[:, {rows}] * {b}[:, {pattern}.indices]).sum(axis=0, keepdims=True)"]
@@ -151,7 +166,7 @@ class PythonArrayPrinter:
         return lines + [self.add_in_place(name, self.expr(arg), coefficient) for coefficient, arg in terms]
 
     def scalar(self, value: sympy.Expr) -> str:
-        return self.scalar_printer([]).doprint(value)
+        return self.scalar_printer_for([]).doprint(value)
 
     def assign_in_place(self, name: str, text: str) -> str:
         return f"{name}[...] = {text}"
@@ -172,10 +187,25 @@ class PythonArrayPrinter:
         lines = [f"{self.dim(d)} = {arg}.shape[{axis}]" for d, (arg, axis) in self.function.dims.items()]
         for target, node in self.function.statements:
             lines.extend(self.statement(target, node))
+            self.bound.add(self.name(target))
         returns = [self.name(r) for r in self.function.returns]
         lines.append(f"return {', '.join(returns)}")
+        self.check_bound(lines)
         return lines
 
+    def check_bound(self, lines: list[str]) -> None:
+        """Every name the body reads is an argument, a module or a name an earlier line assigned."""
+        bound = {a.name for a in self.function.arguments} | self.global_names
+        for line in lines:
+            tree = ast.parse(line)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:
+                    raise PrinterBug(f"{self.function.name}: the line `{line}` reads {node.id!r}, which "
+                                     f"nothing binds")
+            bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
-def _restore(reduced, replacements, undo):
-    return reduced.xreplace(undo)
+
+def imports_for(printer: type, bodies: list[list[str]]) -> list[str]:
+    """The import lines the printed ``bodies`` need beyond the template's own."""
+    text = "\n".join(line for body in bodies for line in body)
+    return [line for pattern, line in getattr(printer, "imports", {}).items() if re.search(pattern, text)]

@@ -5,6 +5,9 @@ A backend subclasses :class:`ScalarPrinter` and fills in the few spellings that 
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
+
 import sympy
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
@@ -17,20 +20,65 @@ MATMUL = PRECEDENCE["Mul"] - 1
 ATOM = PRECEDENCE["Atom"]
 
 
+class PrinterBug(NotImplementedError):
+    """A printer about to emit a name nothing binds: a defect of the printer, never valid output."""
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """How a backend spells one scalar function: ``array`` where an argument is an array, ``scalar`` where
+    every argument is a plain number (a hyperparameter; e.g. ``math.exp``, since ``torch.exp(2.0)`` fails).
+    Templates take the printed arguments as ``{0}``, ``{1}``, ..."""
+
+    array: str
+    scalar: str = ""
+
+    def text(self, args: list[str], is_array: bool) -> str:
+        return (self.array if is_array or not self.scalar else self.scalar).format(*args)
+
+
+def table(module: str, **overrides: str | Spelling) -> dict[str, Spelling]:
+    """The scalar functions every backend prints (SymPy class name → spelling): NumPy's names on
+    ``module``, with ``overrides``. A backend's table is this plus what it spells differently."""
+    names = {"exp": "exp", "log": "log", "log1p": "log1p", "expm1": "expm1", "sqrt": "sqrt", "Abs": "abs",
+             "sign": "sign", "tanh": "tanh", "sinh": "sinh", "cosh": "cosh", "sin": "sin", "cos": "cos",
+             "atan": "arctan", "asinh": "arcsinh"}
+    out = {k: Spelling(f"{module}.{v}({{0}})") for k, v in names.items()}
+    out.update({k: v if isinstance(v, Spelling) else Spelling(v) for k, v in overrides.items()})
+    return out
+
+
+#: Numbers printed as fractions ``p / q`` up to this size; larger ones (and π, e, √2 ...) as float literals.
+LARGEST_FRACTION = 10**6
+
+
 class ScalarPrinter(StrPrinter):
-    """Print ``expr`` with placeholder ``_i`` replaced by ``args[i] = (text, precedence)``."""
+    """Print ``expr`` with placeholder ``_i`` replaced by ``args[i] = (text, precedence)``.
+
+    ``names``: the scalar names the printed code may read (the function's scalar arguments and dimensions);
+    printing any other symbol is a :class:`PrinterBug`, so a printer never emits a name it has not bound.
+    """
 
     module = "np"
+    #: SymPy function class name → :class:`Spelling` (see :func:`table`); one table per backend.
+    functions = table("np", erf="scipy.special.erf({0})", erfc="scipy.special.erfc({0})")
     #: How tightly the printed σ binds: a call binds like an atom, NumPy's tanh formula like a sum.
     sigmoid_precedence = PRECEDENCE["Add"]
+    backend = "NumPy"
 
-    def __init__(self, args: list[tuple[str, int]], settings=None):
+    def __init__(self, args: list[tuple[str, int]], settings=None, names=()):
         super().__init__(settings or {})
         self.args = args
+        self.names = set(names)
 
     # --- placeholders and precedence ---------------------------------------------------------------
     def _placeholder(self, expr):
-        return self.args[int(expr.name[1:])] if ir.is_placeholder(expr) else None
+        if not ir.is_placeholder(expr):
+            return None
+        index = int(expr.name[1:])
+        if index >= len(self.args):
+            raise PrinterBug(f"placeholder {expr.name} has no argument (the map has {len(self.args)})")
+        return self.args[index]
 
     def parenthesize(self, item, level, strict=False):
         prec = self.precedence(item)
@@ -42,7 +90,9 @@ class ScalarPrinter(StrPrinter):
     def precedence(self, expr) -> int:
         """Precedence of the printed text of ``expr`` (placeholders take their argument's)."""
         if ir.is_placeholder(expr):
-            return self.args[int(expr.name[1:])][1]
+            return self._placeholder(expr)[1]
+        if self._as_float(expr) is not None:
+            return ATOM if self._as_float(expr) >= 0 else PRECEDENCE["Add"]
         if isinstance(expr, Sigmoid):
             return self.sigmoid_precedence
         if isinstance(expr, (sympy.Piecewise, sympy.Max, sympy.Min, sympy.Function)):
@@ -51,11 +101,45 @@ class ScalarPrinter(StrPrinter):
 
     def _print_Symbol(self, expr):
         arg = self._placeholder(expr)
-        return arg[0] if arg else expr.name
+        if arg:
+            return arg[0]
+        if expr.name not in self.names:
+            raise PrinterBug(f"the {self.backend} printer would emit the unbound name {expr.name!r}")
+        return expr.name
 
     # --- numbers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _as_float(expr) -> float | None:
+        """A constant that prints as a float literal: π, e, √2, log(2), a huge fraction ..., else None."""
+        if not isinstance(expr, sympy.Expr) or not expr.is_number:
+            return None
+        if expr.is_Rational and abs(expr.p) <= LARGEST_FRACTION and expr.q <= LARGEST_FRACTION:
+            return None
+        value = complex(expr.evalf(20))
+        if value.imag != 0:
+            raise NotImplementedError(f"the constant {expr} is not real")
+        return value.real
+
+    def float_literal(self, value: float) -> str:
+        return repr(value)
+
+    def _print(self, expr, **kwargs):
+        value = self._as_float(expr)
+        if value is not None:
+            return self.float_literal(value)
+        return super()._print(expr, **kwargs)
+
     def _print_Rational(self, expr):
         return f"{expr.p} / {expr.q}"
+
+    def _print_Mul(self, expr):
+        """A huge fraction as a coefficient prints as a float (StrPrinter would split it over ``/``)."""
+        coefficient, rest = expr.as_coeff_Mul()
+        value = self._as_float(coefficient) if coefficient.is_Rational and coefficient != 1 else None
+        if value is None or rest == 1:
+            return super()._print_Mul(expr)
+        sign = "-" if value < 0 else ""
+        return f"{sign}{self.float_literal(abs(value))} * {self.parenthesize(rest, PRECEDENCE['Mul'])}"
 
     def _print_Half(self, expr):
         return "0.5"
@@ -63,21 +147,26 @@ class ScalarPrinter(StrPrinter):
     def _print_Float(self, expr):
         return repr(float(expr))
 
-    # --- functions: a call on the backend's module -----------------------------------------------
-    functions = {"exp": "exp", "log": "log", "tanh": "tanh", "sqrt": "sqrt", "Abs": "abs", "sign": "sign",
-                 "sin": "sin", "cos": "cos", "sinh": "sinh", "cosh": "cosh", "atan": "arctan", "asinh": "arcsinh"}
+    # --- functions: the backend's table ------------------------------------------------------------
+    def is_array(self, expr) -> bool:
+        """Whether ``expr`` reads an array (a placeholder), not only plain numbers."""
+        return any(ir.is_placeholder(s) for s in expr.free_symbols)
 
     def _call(self, name, *args):
-        return f"{self.module}.{name}({', '.join(self._print(a) for a in args)})"
+        spelling = self.functions.get(name)
+        if spelling is None:
+            raise NotImplementedError(f"the {self.backend} backend has no spelling for the function {name}")
+        return spelling.text([self._print(a) for a in args], any(self.is_array(a) for a in args))
 
     def _print_Function(self, expr):
-        name = type(expr).__name__
-        if name not in self.functions:
-            raise NotImplementedError(f"no {self.module} spelling for the function {name}")
-        return self._call(self.functions[name], *expr.args)
+        return self._call(type(expr).__name__, *expr.args)
+
+    def _print_Heaviside(self, expr):
+        return self._print(heaviside_piecewise(expr))
 
     _print_exp = _print_log = _print_tanh = _print_Abs = _print_sign = _print_Function
     _print_sin = _print_cos = _print_sinh = _print_cosh = _print_atan = _print_asinh = _print_Function
+    _print_erf = _print_erfc = _print_log1p = _print_expm1 = _print_Function
 
     def _print_Sigmoid(self, expr):
         return f"0.5 * {self.module}.tanh(0.5 * {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])}) + 0.5"
@@ -103,14 +192,17 @@ class ScalarPrinter(StrPrinter):
     def _print_Pow(self, expr, rational=False):
         base, e = expr.args
         if e == sympy.Rational(1, 2):
-            return self._call(self.functions["sqrt"], base)
+            return self._call("sqrt", base)
         if e == -sympy.Rational(1, 2):
-            return f"1 / {self._call(self.functions['sqrt'], base)}"
+            return f"1 / {self._call('sqrt', base)}"
         if e == -1:
             return f"1 / {self.parenthesize(base, PRECEDENCE['Mul'], strict=True)}"
         if e.is_Integer and e < 0:
             return f"1 / {self.parenthesize(base, PRECEDENCE['Pow'], strict=True)}**{-e}"
-        return f"{self.parenthesize(base, PRECEDENCE['Pow'], strict=True)}**{self._print(e)}"
+        if e.is_Integer:
+            return f"{self.parenthesize(base, PRECEDENCE['Pow'], strict=True)}**{self._print(e)}"
+        # Rational or symbolic exponents: parenthesized, so that x**(3 / 2) never reads (x**3) / 2.
+        return f"{self.parenthesize(base, PRECEDENCE['Pow'], strict=True)}**({self._print(e)})"
 
     # --- max/min and piecewise --------------------------------------------------------------------
     def _binary(self, name, args):
@@ -157,6 +249,33 @@ class Sigmoid(sympy.Function):
 
 class Softplus(sympy.Function):
     """log(1 + e^{u}), recognized so that backends print it without overflow."""
+
+
+def heaviside_piecewise(expr: sympy.Heaviside) -> sympy.Piecewise:
+    """H(u) (with SymPy's H(0) = 1/2, or the given second argument) as cases every backend prints."""
+    u = expr.args[0]
+    at_zero = expr.args[1] if len(expr.args) > 1 else sympy.Rational(1, 2)
+    return sympy.Piecewise((0, u < 0), (at_zero, sympy.Eq(u, 0)), (1, True))
+
+
+def hoist_common(expr: sympy.Expr, hoist) -> sympy.Expr:
+    """Compute each function value an expression uses twice (σ in σ(1 − σ)) once: ``hoist(sub)`` stores
+    ``sub`` and returns the placeholder that reads it. Common parts too cheap to store are put back in
+    place (never dropped: every CSE symbol is replaced by its value or by a stored temporary)."""
+    symbols = (sympy.Symbol(f"__cse{i}", real=True) for i in itertools.count())
+    replacements, (reduced,) = sympy.cse(expr, symbols=symbols, optimizations=None)
+    resolved: dict = {}
+    for symbol, sub in replacements:
+        sub = sub.xreplace(resolved)
+        resolved[symbol] = hoist(sub) if costly(sub) else sub
+    return reduced.xreplace(resolved)
+
+
+def costly(expr: sympy.Expr) -> bool:
+    """Worth a temporary when used twice: a function call, a division or a root, not a product."""
+    return any(isinstance(e, sympy.Function) or (isinstance(e, sympy.Pow) and not
+                                                 (e.exp.is_Integer and e.exp > 0))
+               for e in sympy.preorder_traversal(expr))
 
 
 def idioms(expr: sympy.Expr) -> sympy.Expr:

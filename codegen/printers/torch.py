@@ -12,20 +12,40 @@ from sympy.printing.precedence import PRECEDENCE
 
 from codegen import ir
 from codegen.printers.python import PythonArrayPrinter
-from codegen.printers.scalar import ATOM, ScalarPrinter
+from codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
 from codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
+
+
+def _torch_table() -> dict[str, Spelling]:
+    """torch.* on tensors; on plain numbers (hyperparameters) the ``math`` module, since ``torch.exp(2.0)``
+    is a TypeError."""
+    arrays = table("torch", atan="torch.atan({0})", asinh="torch.asinh({0})", erf="torch.special.erf({0})",
+                   erfc="torch.special.erfc({0})")
+    numbers = {"Abs": "abs({0})", "sign": "((({0}) > 0) - (({0}) < 0))"}
+    return {name: Spelling(spelling.array, numbers.get(name, f"math.{name}({{0}})"))
+            for name, spelling in arrays.items()}
 
 
 class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
     module = "torch"
+    backend = "PyTorch"
+    functions = _torch_table()
     sigmoid_precedence = ATOM
     full_like = "torch.full_like"
 
     def _print_Sigmoid(self, expr):
+        if not self.is_array(expr):  # a plain number: torch.sigmoid(2.0) is a TypeError
+            return f"(1 / (1 + math.exp(-{self.parenthesize(expr.args[0], PRECEDENCE['Mul'])})))"
         return f"torch.sigmoid({self._print(expr.args[0])})"
 
     def _print_Softplus(self, expr):
+        if not self.is_array(expr):
+            u = self._print(expr.args[0])
+            return f"(max({u}, 0) + math.log1p(math.exp(-abs({u}))))"
         return f"torch.nn.functional.softplus({self._print(expr.args[0])})"
+
+    def _print_XLogY(self, expr):
+        return f"torch.xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     # --- a piecewise map that is zero on one side: a mask multiplied in, not torch.where --------------
     def _masked(self, expr):
@@ -47,6 +67,11 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
 
     def _print_Piecewise(self, expr):
         """``torch.where(Z < 0, 0, DY)`` → ``DY * (Z >= 0)``: on CPU, several times faster."""
+        if not self.is_array(expr):  # cases of plain numbers: torch.where needs tensors
+            text = self._print(expr.args[-1].expr)
+            for value, condition in reversed(expr.args[:-1]):
+                text = f"({self._print(value)} if {self._print(condition)} else {text})"
+            return text
         masked = self._masked(expr)
         if masked is None:
             return super()._print_Piecewise(expr)

@@ -58,6 +58,6 @@ class TypedArrayMixin:
 
     def _Elementwise(self, node):
         if not node.args:
-            value = self.scalar_printer([]).doprint(node.expr)
+            value = self.scalar(node.expr)
             return f"{self.module}.full({self.shape(node.shape)}, {value}, {self.like()})", ATOM
         return super()._Elementwise(node)

@@ -3,7 +3,21 @@
 """batchform's C++ kernels (Eigen, through nanobind), with the same names as generated.numpy.
 
 Arrays are NumPy arrays, float32 or float64. Updates change their arguments in place and return them.
+Every argument is checked: a call that the compiled kernels do not take as it is (a list, None, a 1-D or 3-D
+array, an int, bool or float16 array, float32 mixed with float64) raises one TypeError or ValueError naming
+the function, the argument and what it should be; nothing is converted silently.
 """
+
+from .. import _check_generation
+
+_check_generation(
+    __name__,
+    "3b25f893009e9a92564a5b4f79da395cd068249204e568d73e0afc26e14abc30",
+    "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
+)
+_COMPILED_GENERATION = "3b25f893009e9a92564a5b4f79da395cd068249204e568d73e0afc26e14abc30"
+
+import numpy as np
 
 try:
     from . import _batchform_cpp as _kernels
@@ -11,6 +25,576 @@ except ImportError as error:  # pragma: no cover - depends on the build
     raise ImportError(
         "generated.cpp is not built: run `make cpp` (or `batchform build-cpp`) first"
     ) from error
+# _COMPILED_GENERATION is the stamp codegen/generation.py puts above, the digest of these generated sources;
+# the compiled module carries the digest of the sources it was built from.
+if getattr(_kernels, "GENERATION", None) != _COMPILED_GENERATION:
+    raise ImportError(
+        "generated.cpp: the compiled module was built from older generated sources (a spec was added or "
+        "changed since): run `make cpp` (or `batchform build-cpp`)"
+    )
+
+#: Every kernel's arguments: (name, shape, kind), kind being array, updated (in place), scalar or csr.
+_SIGNATURES = {
+    "all_relu": (("X", ("N", "K"), "array"), ("alpha", (), "scalar")),
+    "all_relu_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array"), ("alpha", (), "scalar")),
+    "all_relu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "all_relu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "all_relu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "all_relu_dropout_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "all_relu_dropout_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "all_relu_dropout_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "hard_sigmoid": (("X", ("N", "K"), "array"),),
+    "hard_sigmoid_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "hard_sigmoid_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "hard_sigmoid_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "hard_sigmoid_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "hard_sigmoid_dropout_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "hard_sigmoid_dropout_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "hard_sigmoid_dropout_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "hyperbolic_tangent": (("X", ("N", "K"), "array"),),
+    "hyperbolic_tangent_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "hyperbolic_tangent_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "hyperbolic_tangent_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "hyperbolic_tangent_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "hyperbolic_tangent_dropout_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "hyperbolic_tangent_dropout_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "hyperbolic_tangent_dropout_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "leaky_relu": (("X", ("N", "K"), "array"), ("alpha", (), "scalar")),
+    "leaky_relu_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array"), ("alpha", (), "scalar")),
+    "leaky_relu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "leaky_relu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "leaky_relu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "leaky_relu_dropout_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "leaky_relu_dropout_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "leaky_relu_dropout_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "relu": (("X", ("N", "K"), "array"),),
+    "relu_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "relu_layer_forward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "array"), ("b", (1, "K"), "array")),
+    "relu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "relu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "relu_dropout_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "relu_dropout_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "relu_dropout_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sigmoid": (("X", ("N", "K"), "array"),),
+    "sigmoid_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "sigmoid_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sigmoid_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sigmoid_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sigmoid_dropout_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sigmoid_dropout_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sigmoid_dropout_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "srelu": (
+        ("X", ("N", "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "srelu_backward": (
+        ("X", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "srelu_backward_without_DX": (
+        ("X", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "srelu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "srelu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "srelu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "srelu_dropout_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "srelu_dropout_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "srelu_dropout_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "simple_batch_norm_forward": (("X", ("N", "K"), "array"),),
+    "simple_batch_norm_backward": (
+        ("Sigma", (1, "K"), "array"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "batch_norm_forward": (
+        ("X", ("N", "K"), "array"),
+        ("gamma", (1, "K"), "array"),
+        ("beta", (1, "K"), "array"),
+    ),
+    "batch_norm_backward": (
+        ("gamma", (1, "K"), "array"),
+        ("Sigma", (1, "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "batch_norm_backward_without_DX": (("Z", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "simple_batch_norm_eps_forward": (("X", ("N", "K"), "array"), ("epsilon", (), "scalar")),
+    "simple_batch_norm_eps_backward": (
+        ("Sigma", (1, "K"), "array"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("epsilon", (), "scalar"),
+    ),
+    "batch_norm_eps_forward": (
+        ("X", ("N", "K"), "array"),
+        ("gamma", (1, "K"), "array"),
+        ("beta", (1, "K"), "array"),
+        ("epsilon", (), "scalar"),
+    ),
+    "batch_norm_eps_backward": (
+        ("gamma", (1, "K"), "array"),
+        ("Sigma", (1, "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("epsilon", (), "scalar"),
+    ),
+    "batch_norm_eps_backward_without_DX": (("Z", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "linear_dropout_forward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "linear_dropout_backward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "linear_dropout_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "linear_forward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "array"), ("b", (1, "K"), "array")),
+    "linear_backward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "array"), ("DY", ("N", "K"), "array")),
+    "linear_backward_without_DX": (("X", ("N", "D"), "array"), ("DY", ("N", "K"), "array")),
+    "sparse_linear_forward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "csr"), ("b", (1, "K"), "array")),
+    "sparse_linear_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_linear_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "softmax_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "softmax_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "softmax_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "log_softmax_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "log_softmax_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "log_softmax_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "squared_error_loss": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "squared_error_loss_gradient": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "mean_squared_error_loss": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "mean_squared_error_loss_gradient": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "cross_entropy_loss": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "cross_entropy_loss_gradient": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "softmax_cross_entropy_loss": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "softmax_cross_entropy_loss_gradient": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "softmax_cross_entropy_one_hot_loss": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "softmax_cross_entropy_one_hot_loss_gradient": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "stable_softmax_cross_entropy_loss": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "stable_softmax_cross_entropy_loss_gradient": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "logistic_cross_entropy_loss": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "logistic_cross_entropy_loss_gradient": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "negative_log_likelihood_loss": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "negative_log_likelihood_loss_gradient": (("Y", ("N", "K"), "array"), ("T", ("N", "K"), "array")),
+    "gradient_descent_update": (
+        ("theta", ("M", "P"), "updated"),
+        ("Dtheta", ("M", "P"), "array"),
+        ("eta", (), "scalar"),
+    ),
+    "momentum_update": (
+        ("theta", ("M", "P"), "updated"),
+        ("Dtheta", ("M", "P"), "array"),
+        ("Delta", ("M", "P"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "nesterov_update": (
+        ("theta", ("M", "P"), "updated"),
+        ("Dtheta", ("M", "P"), "array"),
+        ("Delta", ("M", "P"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "softmax": (("X", ("N", "D"), "array"),),
+    "softmax_backward": (("Y", ("N", "D"), "array"), ("DY", ("N", "D"), "array")),
+    "stable_softmax": (("X", ("N", "D"), "array"),),
+    "stable_softmax_backward": (("Y", ("N", "D"), "array"), ("DY", ("N", "D"), "array")),
+    "log_softmax": (("X", ("N", "D"), "array"),),
+    "log_softmax_backward": (("X", ("N", "D"), "array"), ("DY", ("N", "D"), "array")),
+    "stable_log_softmax": (("X", ("N", "D"), "array"),),
+    "stable_log_softmax_backward": (("X", ("N", "D"), "array"), ("DY", ("N", "D"), "array")),
+}
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def _retry(name: str, args: tuple, kwargs: dict):
+    """Called by the compiled module when neither its float32 nor its float64 overload takes a call as it is.
+
+    Raises one error naming the argument at fault; where the only difference is layout (a non-contiguous or
+    Fortran-ordered array, an int scalar) it makes the contiguous copy or the float and calls again.
+    """
+    signature = _SIGNATURES[name]
+    names = [n for n, _, _ in signature]
+    if len(args) > len(names):
+        raise TypeError(f"{name}: takes {len(names)} arguments ({', '.join(names)}), got {len(args)}")
+    values = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in names:
+            raise TypeError(f"{name}: no argument {key!r}; the arguments are {', '.join(names)}")
+        if key in values:
+            raise TypeError(f"{name}: argument {key} is given twice")
+        values[key] = value
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise TypeError(f"{name}: missing argument {', '.join(missing)}")
+    arrays = [(n, shape, kind) for n, shape, kind in signature if kind in ("array", "updated")]
+    for n, shape, _ in arrays:
+        if not isinstance(values[n], np.ndarray):
+            want = ", ".join(map(str, shape))
+            raise TypeError(
+                f"{name}: argument {n} is a {type(values[n]).__name__}, expected a float32 or float64 "
+                f"NumPy array of shape ({want})"
+            )
+    expected_shapes(name, [(n, shape) for n, shape, _ in arrays], [values[n].shape for n, _, _ in arrays])
+    first = None
+    for n, _, _ in arrays:
+        dtype = values[n].dtype
+        if dtype not in _FLOATS:
+            raise TypeError(f"{name}: argument {n} has dtype {dtype}, expected float32 or float64")
+        if first is None:
+            first = (n, dtype)
+        elif dtype != first[1]:
+            raise TypeError(
+                f"{name}: argument {n} has dtype {dtype}, expected {first[1]} (the dtype of {first[0]}); "
+                f"mixed dtypes are not converted"
+            )
+    changed = False
+    for n, _, kind in signature:
+        value = values[n]
+        if kind == "scalar":
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)
+            ):
+                raise TypeError(f"{name}: argument {n} is a {type(value).__name__}, expected a real number")
+            if type(value) is not float:
+                values[n], changed = float(value), True
+        elif kind == "updated" and not (value.flags.c_contiguous and value.flags.writeable):
+            raise TypeError(
+                f"{name}: argument {n} is updated in place, so it must be a writable C-contiguous array"
+            )
+        elif kind == "array" and not value.flags.c_contiguous:
+            values[n], changed = np.ascontiguousarray(value), True
+    if not changed:
+        described = ", ".join(
+            f"{n}: {type(v).__name__}" + (f" {v.dtype}" if hasattr(v, "dtype") else "")
+            for n, v in values.items()
+        )
+        raise TypeError(f"{name}: incompatible arguments ({described})")
+    return getattr(_kernels, name)(*[values[n] for n in names])
+
 
 all_relu = _kernels.all_relu
 all_relu_backward = _kernels.all_relu_backward

@@ -16,6 +16,8 @@ void define_softmax(nanobind::module_& m);
 }  // namespace batchform
 
 NB_MODULE(_batchform_cpp, m) {
+    m.attr("GENERATION") =
+        "3b25f893009e9a92564a5b4f79da395cd068249204e568d73e0afc26e14abc30";  // checked by generated.cpp
     batchform::register_sparse(m);
     batchform::define_activations(m);
     batchform::define_layers(m);

@@ -13,247 +13,303 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace batchform {
+struct Deferred {
+    nb::handle value;
+};
+}  // namespace batchform
+
+namespace nanobind::detail {
+// Deferred: accepted only when nanobind converts (its second pass), see retry below.
+template <>
+struct type_caster<batchform::Deferred> {
+    NB_TYPE_CASTER(batchform::Deferred, const_name("object"))
+    bool from_python(handle src, uint8_t flags, cleanup_list*) noexcept {
+        if (!(flags & (uint8_t)cast_flags::convert)) return false;
+        value.value = src;
+        return true;
+    }
+    static handle from_cpp(const batchform::Deferred& v, rv_policy, cleanup_list*) noexcept {
+        return v.value.inc_ref();
+    }
+};
+}  // namespace nanobind::detail
+
+namespace batchform {
 namespace {
+
+// The last overload of every kernel takes any objects, but only in nanobind's second pass (the one that
+// converts): it is reached only when neither the float nor the double overload takes the call. Their array
+// arguments are noconvert, so nothing is ever converted silently (float32 mixed with float64, int, bool or
+// float16 arrays); scalars still convert as before. generated.cpp._retry names the argument at fault, or
+// makes the copy that is only a layout change (a non-contiguous array) and calls again.
+nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
+    nb::list values;
+    for (nb::handle a : arguments) values.append(a);
+    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+}
 
 template <class S>
 void define(nb::module_& m) {
-    m.def("all_relu", &all_relu<S>, "X"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("all_relu", &all_relu<S>, "X"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "AllReLU, applied element-wise: feedforward.\n\n    Y = all_relu(X)");
-    m.def("all_relu_backward", &all_relu_backward<S>, "X"_a, "DY"_a, "alpha"_a,
+    m.def("all_relu_backward", &all_relu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "AllReLU, applied element-wise: backpropagation.\n\n    DX = DY \u2299 all_relu\u0027(X)");
-    m.def("all_relu_layer_forward", &all_relu_layer_forward<S>, "X"_a, "W"_a, "b"_a, "alpha"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("all_relu_layer_forward", &all_relu_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by AllReLU: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
           "all_relu(Z)");
-    m.def("all_relu_layer_backward", &all_relu_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a, "alpha"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("all_relu_layer_backward", &all_relu_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by AllReLU: backpropagation.\n\n    DZ = DY \u2299 all_relu\u0027(Z)\n    "
           "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
-    m.def("all_relu_layer_backward_without_DX", &all_relu_layer_backward_without_DX<S>, "X"_a, "Z"_a, "DY"_a,
-          "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("all_relu_layer_backward_without_DX", &all_relu_layer_backward_without_DX<S>, "X"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by AllReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "all_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
-    m.def("all_relu_dropout_layer_forward", &all_relu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
-          "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("all_relu_dropout_layer_forward", &all_relu_dropout_layer_forward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by AllReLU: feedforward.\n\n    Z = "
           "X\u00b7(W\u1d40 \u2299 R) + 1_N\u00b7b\n    Y = all_relu(Z)");
-    m.def("all_relu_dropout_layer_backward", &all_relu_dropout_layer_backward<S>, "X"_a, "R"_a, "W"_a, "Z"_a,
-          "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("all_relu_dropout_layer_backward", &all_relu_dropout_layer_backward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by AllReLU: backpropagation.\n\n    DZ "
           "= DY \u2299 all_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
-    m.def("all_relu_dropout_layer_backward_without_DX", &all_relu_dropout_layer_backward_without_DX<S>, "X"_a,
-          "R"_a, "Z"_a, "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("all_relu_dropout_layer_backward_without_DX", &all_relu_dropout_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "R"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by AllReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 all_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
-    m.def("hard_sigmoid", &hard_sigmoid<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("hard_sigmoid", &hard_sigmoid<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Hard sigmoid, applied element-wise: feedforward.\n\n    Y = hard_sigmoid(X)");
-    m.def("hard_sigmoid_backward", &hard_sigmoid_backward<S>, "X"_a, "DY"_a,
+    m.def("hard_sigmoid_backward", &hard_sigmoid_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Hard sigmoid, applied element-wise: backpropagation.\n\n    DX = DY \u2299 hard_sigmoid\u0027(X)");
-    m.def("hard_sigmoid_layer_forward", &hard_sigmoid_layer_forward<S>, "X"_a, "W"_a, "b"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("hard_sigmoid_layer_forward", &hard_sigmoid_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Hard sigmoid: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y "
           "= hard_sigmoid(Z)");
-    m.def("hard_sigmoid_layer_backward", &hard_sigmoid_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("hard_sigmoid_layer_backward", &hard_sigmoid_layer_backward<S>, "X"_a.noconvert(),
+          "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Hard sigmoid: backpropagation.\n\n    DZ = DY \u2299 "
           "hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
-    m.def("hard_sigmoid_layer_backward_without_DX", &hard_sigmoid_layer_backward_without_DX<S>, "X"_a, "Z"_a,
-          "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("hard_sigmoid_layer_backward_without_DX", &hard_sigmoid_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Hard sigmoid: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "hard_sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
-    m.def("hard_sigmoid_dropout_layer_forward", &hard_sigmoid_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a,
-          "b"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("hard_sigmoid_dropout_layer_forward", &hard_sigmoid_dropout_layer_forward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.\n\n    Z "
           "= X\u00b7(W\u1d40 \u2299 R) + 1_N\u00b7b\n    Y = hard_sigmoid(Z)");
-    m.def("hard_sigmoid_dropout_layer_backward", &hard_sigmoid_dropout_layer_backward<S>, "X"_a, "R"_a, "W"_a,
-          "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("hard_sigmoid_dropout_layer_backward", &hard_sigmoid_dropout_layer_backward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Hard sigmoid: backpropagation.\n\n   "
           " DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
     m.def("hard_sigmoid_dropout_layer_backward_without_DX",
-          &hard_sigmoid_dropout_layer_backward_without_DX<S>, "X"_a, "R"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+          &hard_sigmoid_dropout_layer_backward_without_DX<S>, "X"_a.noconvert(), "R"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Hard sigmoid: backpropagation, "
           "without DX.\n\n    DZ = DY \u2299 hard_sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 "
           "R\u1d40\n    Db = 1_N\u1d40\u00b7DZ");
-    m.def("hyperbolic_tangent", &hyperbolic_tangent<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
-          "Hyperbolic tangent, applied element-wise: feedforward.\n\n    Y = hyperbolic_tangent(X)");
-    m.def("hyperbolic_tangent_backward", &hyperbolic_tangent_backward<S>, "X"_a, "DY"_a,
+    m.def("hyperbolic_tangent", &hyperbolic_tangent<S>, "X"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
+          "Hyperbolic tangent, applied element-wise: feedforward.\n\n    Y = hyperbolic_tangent(X)");
+    m.def("hyperbolic_tangent_backward", &hyperbolic_tangent_backward<S>, "X"_a.noconvert(),
+          "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Hyperbolic tangent, applied element-wise: backpropagation.\n\n    DX = DY \u2299 "
           "hyperbolic_tangent\u0027(X)");
-    m.def("hyperbolic_tangent_layer_forward", &hyperbolic_tangent_layer_forward<S>, "X"_a, "W"_a, "b"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("hyperbolic_tangent_layer_forward", &hyperbolic_tangent_layer_forward<S>, "X"_a.noconvert(),
+          "W"_a.noconvert(), "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Hyperbolic tangent: feedforward.\n\n    Z = X\u00b7W\u1d40 + "
           "1_N\u00b7b\n    Y = hyperbolic_tangent(Z)");
-    m.def("hyperbolic_tangent_layer_backward", &hyperbolic_tangent_layer_backward<S>, "X"_a, "W"_a, "Z"_a,
-          "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("hyperbolic_tangent_layer_backward", &hyperbolic_tangent_layer_backward<S>, "X"_a.noconvert(),
+          "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Hyperbolic tangent: backpropagation.\n\n    DZ = DY \u2299 "
           "hyperbolic_tangent\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
           "DZ\u00b7W");
     m.def("hyperbolic_tangent_layer_backward_without_DX", &hyperbolic_tangent_layer_backward_without_DX<S>,
-          "X"_a, "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "X"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Hyperbolic tangent: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "hyperbolic_tangent\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
-    m.def("hyperbolic_tangent_dropout_layer_forward", &hyperbolic_tangent_dropout_layer_forward<S>, "X"_a,
-          "R"_a, "W"_a, "b"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("hyperbolic_tangent_dropout_layer_forward", &hyperbolic_tangent_dropout_layer_forward<S>,
+          "X"_a.noconvert(), "R"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: feedforward.\n\n "
           "   Z = X\u00b7(W\u1d40 \u2299 R) + 1_N\u00b7b\n    Y = hyperbolic_tangent(Z)");
-    m.def("hyperbolic_tangent_dropout_layer_backward", &hyperbolic_tangent_dropout_layer_backward<S>, "X"_a,
-          "R"_a, "W"_a, "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("hyperbolic_tangent_dropout_layer_backward", &hyperbolic_tangent_dropout_layer_backward<S>,
+          "X"_a.noconvert(), "R"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: "
           "backpropagation.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) "
           "\u2299 R\u1d40\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
     m.def("hyperbolic_tangent_dropout_layer_backward_without_DX",
-          &hyperbolic_tangent_dropout_layer_backward_without_DX<S>, "X"_a, "R"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+          &hyperbolic_tangent_dropout_layer_backward_without_DX<S>, "X"_a.noconvert(), "R"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: backpropagation, "
           "without DX.\n\n    DZ = DY \u2299 hyperbolic_tangent\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 "
           "R\u1d40\n    Db = 1_N\u1d40\u00b7DZ");
-    m.def("leaky_relu", &leaky_relu<S>, "X"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu", &leaky_relu<S>, "X"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Leaky ReLU, applied element-wise: feedforward.\n\n    Y = leaky_relu(X)");
-    m.def("leaky_relu_backward", &leaky_relu_backward<S>, "X"_a, "DY"_a, "alpha"_a,
+    m.def("leaky_relu_backward", &leaky_relu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Leaky ReLU, applied element-wise: backpropagation.\n\n    DX = DY \u2299 leaky_relu\u0027(X)");
-    m.def("leaky_relu_layer_forward", &leaky_relu_layer_forward<S>, "X"_a, "W"_a, "b"_a, "alpha"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu_layer_forward", &leaky_relu_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Leaky ReLU: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
           "leaky_relu(Z)");
-    m.def("leaky_relu_layer_backward", &leaky_relu_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a, "alpha"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu_layer_backward", &leaky_relu_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Leaky ReLU: backpropagation.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n "
           "   DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
-    m.def("leaky_relu_layer_backward_without_DX", &leaky_relu_layer_backward_without_DX<S>, "X"_a, "Z"_a,
-          "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu_layer_backward_without_DX", &leaky_relu_layer_backward_without_DX<S>, "X"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Leaky ReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "leaky_relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
-    m.def("leaky_relu_dropout_layer_forward", &leaky_relu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a,
-          "b"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu_dropout_layer_forward", &leaky_relu_dropout_layer_forward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: feedforward.\n\n    Z = "
           "X\u00b7(W\u1d40 \u2299 R) + 1_N\u00b7b\n    Y = leaky_relu(Z)");
-    m.def("leaky_relu_dropout_layer_backward", &leaky_relu_dropout_layer_backward<S>, "X"_a, "R"_a, "W"_a,
-          "Z"_a, "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("leaky_relu_dropout_layer_backward", &leaky_relu_dropout_layer_backward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation.\n\n    "
           "DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
     m.def("leaky_relu_dropout_layer_backward_without_DX", &leaky_relu_dropout_layer_backward_without_DX<S>,
-          "X"_a, "R"_a, "Z"_a, "DY"_a, "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "X"_a.noconvert(), "R"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Leaky ReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 leaky_relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db "
           "= 1_N\u1d40\u00b7DZ");
-    m.def("relu", &relu<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("relu", &relu<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "ReLU, applied element-wise: feedforward.\n\n    Y = relu(X)");
-    m.def("relu_backward", &relu_backward<S>, "X"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
-          "ReLU, applied element-wise: backpropagation.\n\n    DX = DY \u2299 relu\u0027(X)");
-    m.def("relu_layer_forward", &relu_layer_forward<S>, "X"_a, "W"_a, "b"_a,
+    m.def("relu_backward", &relu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
+          "ReLU, applied element-wise: backpropagation.\n\n    DX = DY \u2299 relu\u0027(X)");
+    m.def("relu_layer_forward", &relu_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by ReLU: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
           "relu(Z)");
-    m.def("relu_layer_backward", &relu_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("relu_layer_backward", &relu_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by ReLU: backpropagation.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = "
           "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
-    m.def("relu_layer_backward_without_DX", &relu_layer_backward_without_DX<S>, "X"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("relu_layer_backward_without_DX", &relu_layer_backward_without_DX<S>, "X"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by ReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 relu\u0027(Z)\n "
           "   DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
-    m.def("relu_dropout_layer_forward", &relu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("relu_dropout_layer_forward", &relu_dropout_layer_forward<S>, "X"_a.noconvert(), "R"_a.noconvert(),
+          "W"_a.noconvert(), "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.\n\n    Z = "
           "X\u00b7(W\u1d40 \u2299 R) + 1_N\u00b7b\n    Y = relu(Z)");
-    m.def("relu_dropout_layer_backward", &relu_dropout_layer_backward<S>, "X"_a, "R"_a, "W"_a, "Z"_a, "DY"_a,
+    m.def("relu_dropout_layer_backward", &relu_dropout_layer_backward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation.\n\n    DZ = "
           "DY \u2299 relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = 1_N\u1d40\u00b7DZ\n  "
           "  DX = DZ\u00b7(W \u2299 R\u1d40)");
-    m.def("relu_dropout_layer_backward_without_DX", &relu_dropout_layer_backward_without_DX<S>, "X"_a, "R"_a,
-          "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("relu_dropout_layer_backward_without_DX", &relu_dropout_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "R"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by ReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
-    m.def("sigmoid", &sigmoid<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("sigmoid", &sigmoid<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Sigmoid, applied element-wise: feedforward.\n\n    Y = sigmoid(X)");
-    m.def("sigmoid_backward", &sigmoid_backward<S>, "X"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
-          "Sigmoid, applied element-wise: backpropagation.\n\n    DX = DY \u2299 sigmoid\u0027(X)");
-    m.def("sigmoid_layer_forward", &sigmoid_layer_forward<S>, "X"_a, "W"_a, "b"_a,
+    m.def("sigmoid_backward", &sigmoid_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
+          "Sigmoid, applied element-wise: backpropagation.\n\n    DX = DY \u2299 sigmoid\u0027(X)");
+    m.def("sigmoid_layer_forward", &sigmoid_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Sigmoid: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
           "sigmoid(Z)");
-    m.def("sigmoid_layer_backward", &sigmoid_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("sigmoid_layer_backward", &sigmoid_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Sigmoid: backpropagation.\n\n    DZ = DY \u2299 sigmoid\u0027(Z)\n    DW "
           "= DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
-    m.def("sigmoid_layer_backward_without_DX", &sigmoid_layer_backward_without_DX<S>, "X"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("sigmoid_layer_backward_without_DX", &sigmoid_layer_backward_without_DX<S>, "X"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by Sigmoid: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "sigmoid\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
-    m.def("sigmoid_dropout_layer_forward", &sigmoid_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("sigmoid_dropout_layer_forward", &sigmoid_dropout_layer_forward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Sigmoid: feedforward.\n\n    Z = "
           "X\u00b7(W\u1d40 \u2299 R) + 1_N\u00b7b\n    Y = sigmoid(Z)");
-    m.def("sigmoid_dropout_layer_backward", &sigmoid_dropout_layer_backward<S>, "X"_a, "R"_a, "W"_a, "Z"_a,
-          "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("sigmoid_dropout_layer_backward", &sigmoid_dropout_layer_backward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Sigmoid: backpropagation.\n\n    DZ "
           "= DY \u2299 sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
-    m.def("sigmoid_dropout_layer_backward_without_DX", &sigmoid_dropout_layer_backward_without_DX<S>, "X"_a,
-          "R"_a, "Z"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("sigmoid_dropout_layer_backward_without_DX", &sigmoid_dropout_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "R"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by Sigmoid: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 sigmoid\u0027(Z)\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ");
-    m.def("srelu", &srelu<S>, "X"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
-          "SReLU, applied element-wise: feedforward.\n\n    Y = srelu(X)");
-    m.def("srelu_backward", &srelu_backward<S>, "X"_a, "DY"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a,
+    m.def("srelu", &srelu<S>, "X"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
           nb::call_guard<nb::gil_scoped_release>(),
+          "SReLU, applied element-wise: feedforward.\n\n    Y = srelu(X)");
+    m.def("srelu_backward", &srelu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a,
+          "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "SReLU, applied element-wise: backpropagation.\n\n    Dal = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202al(X))\u00b71_K\n    Dtl = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tl(X))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202ar(X))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(X))\u00b71_K\n    DX = DY \u2299 srelu\u0027(X)");
-    m.def("srelu_backward_without_DX", &srelu_backward_without_DX<S>, "X"_a, "DY"_a, "al"_a, "tl"_a, "ar"_a,
-          "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_backward_without_DX", &srelu_backward_without_DX<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
+          "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "SReLU, applied element-wise: backpropagation, without DX.\n\n    Dal = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202al(X))\u00b71_K\n    Dtl = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tl(X))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202ar(X))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(X))\u00b71_K");
-    m.def("srelu_layer_forward", &srelu_layer_forward<S>, "X"_a, "W"_a, "b"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_layer_forward", &srelu_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by SReLU: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
           "srelu(Z)");
-    m.def("srelu_layer_backward", &srelu_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a, "al"_a, "tl"_a,
-          "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_layer_backward", &srelu_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by SReLU: backpropagation.\n\n    DZ = DY \u2299 srelu\u0027(Z)\n    Dal = "
           "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n    Dtl = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = "
           "DZ\u00b7W");
-    m.def("srelu_layer_backward_without_DX", &srelu_layer_backward_without_DX<S>, "X"_a, "Z"_a, "DY"_a,
-          "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_layer_backward_without_DX", &srelu_layer_backward_without_DX<S>, "X"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by SReLU: backpropagation, without DX.\n\n    DZ = DY \u2299 "
           "srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n    Dtl = "
           "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
-    m.def("srelu_dropout_layer_forward", &srelu_dropout_layer_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a, "al"_a,
-          "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_dropout_layer_forward", &srelu_dropout_layer_forward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by SReLU: feedforward.\n\n    Z = "
           "X\u00b7(W\u1d40 \u2299 R) + 1_N\u00b7b\n    Y = srelu(Z)");
-    m.def("srelu_dropout_layer_backward", &srelu_dropout_layer_backward<S>, "X"_a, "R"_a, "W"_a, "Z"_a,
-          "DY"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_dropout_layer_backward", &srelu_dropout_layer_backward<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "W"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a,
+          "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by SReLU: backpropagation.\n\n    DZ = "
           "DY \u2299 srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202al(Z))\u00b71_K\n "
           "   Dtl = 1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202tl(Z))\u00b71_K\n    Dar = "
           "1_N\u1d40\u00b7(DY \u2299 \u2202srelu/\u2202ar(Z))\u00b71_K\n    Dtr = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202tr(Z))\u00b71_K\n    DW = (DZ\u1d40\u00b7X) \u2299 R\u1d40\n    Db = "
           "1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7(W \u2299 R\u1d40)");
-    m.def("srelu_dropout_layer_backward_without_DX", &srelu_dropout_layer_backward_without_DX<S>, "X"_a,
-          "R"_a, "Z"_a, "DY"_a, "al"_a, "tl"_a, "ar"_a, "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("srelu_dropout_layer_backward_without_DX", &srelu_dropout_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "R"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "al"_a, "tl"_a, "ar"_a,
+          "tr"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights, followed by SReLU: backpropagation, without "
           "DX.\n\n    DZ = DY \u2299 srelu\u0027(Z)\n    Dal = 1_N\u1d40\u00b7(DY \u2299 "
           "\u2202srelu/\u2202al(Z))\u00b71_K\n    Dtl = 1_N\u1d40\u00b7(DY \u2299 "
@@ -268,6 +324,340 @@ void define(nb::module_& m) {
 void define_activations(nb::module_& m) {
     define<float>(m);
     define<double>(m);
+    m.def(
+        "all_relu", [](Deferred X, Deferred alpha) { return retry("all_relu", {X.value, alpha.value}); },
+        "X"_a.none(), "alpha"_a.none());
+    m.def(
+        "all_relu_backward",
+        [](Deferred X, Deferred DY, Deferred alpha) {
+            return retry("all_relu_backward", {X.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "all_relu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b, Deferred alpha) {
+            return retry("all_relu_layer_forward", {X.value, W.value, b.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none(), "alpha"_a.none());
+    m.def(
+        "all_relu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("all_relu_layer_backward", {X.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "all_relu_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("all_relu_layer_backward_without_DX", {X.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "all_relu_dropout_layer_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b, Deferred alpha) {
+            return retry("all_relu_dropout_layer_forward", {X.value, R.value, W.value, b.value, alpha.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none(), "alpha"_a.none());
+    m.def(
+        "all_relu_dropout_layer_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("all_relu_dropout_layer_backward",
+                         {X.value, R.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "all_relu_dropout_layer_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("all_relu_dropout_layer_backward_without_DX",
+                         {X.value, R.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def("hard_sigmoid", [](Deferred X) { return retry("hard_sigmoid", {X.value}); }, "X"_a.none());
+    m.def(
+        "hard_sigmoid_backward",
+        [](Deferred X, Deferred DY) { return retry("hard_sigmoid_backward", {X.value, DY.value}); },
+        "X"_a.none(), "DY"_a.none());
+    m.def(
+        "hard_sigmoid_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("hard_sigmoid_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "hard_sigmoid_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("hard_sigmoid_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "hard_sigmoid_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY) {
+            return retry("hard_sigmoid_layer_backward_without_DX", {X.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "hard_sigmoid_dropout_layer_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b) {
+            return retry("hard_sigmoid_dropout_layer_forward", {X.value, R.value, W.value, b.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "hard_sigmoid_dropout_layer_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred Z, Deferred DY) {
+            return retry("hard_sigmoid_dropout_layer_backward",
+                         {X.value, R.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "hard_sigmoid_dropout_layer_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred Z, Deferred DY) {
+            return retry("hard_sigmoid_dropout_layer_backward_without_DX",
+                         {X.value, R.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "hyperbolic_tangent", [](Deferred X) { return retry("hyperbolic_tangent", {X.value}); },
+        "X"_a.none());
+    m.def(
+        "hyperbolic_tangent_backward",
+        [](Deferred X, Deferred DY) { return retry("hyperbolic_tangent_backward", {X.value, DY.value}); },
+        "X"_a.none(), "DY"_a.none());
+    m.def(
+        "hyperbolic_tangent_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("hyperbolic_tangent_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "hyperbolic_tangent_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("hyperbolic_tangent_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "hyperbolic_tangent_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY) {
+            return retry("hyperbolic_tangent_layer_backward_without_DX", {X.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "hyperbolic_tangent_dropout_layer_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b) {
+            return retry("hyperbolic_tangent_dropout_layer_forward", {X.value, R.value, W.value, b.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "hyperbolic_tangent_dropout_layer_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred Z, Deferred DY) {
+            return retry("hyperbolic_tangent_dropout_layer_backward",
+                         {X.value, R.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "hyperbolic_tangent_dropout_layer_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred Z, Deferred DY) {
+            return retry("hyperbolic_tangent_dropout_layer_backward_without_DX",
+                         {X.value, R.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "leaky_relu", [](Deferred X, Deferred alpha) { return retry("leaky_relu", {X.value, alpha.value}); },
+        "X"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_backward",
+        [](Deferred X, Deferred DY, Deferred alpha) {
+            return retry("leaky_relu_backward", {X.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b, Deferred alpha) {
+            return retry("leaky_relu_layer_forward", {X.value, W.value, b.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("leaky_relu_layer_backward", {X.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("leaky_relu_layer_backward_without_DX", {X.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_dropout_layer_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b, Deferred alpha) {
+            return retry("leaky_relu_dropout_layer_forward",
+                         {X.value, R.value, W.value, b.value, alpha.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_dropout_layer_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("leaky_relu_dropout_layer_backward",
+                         {X.value, R.value, W.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def(
+        "leaky_relu_dropout_layer_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred Z, Deferred DY, Deferred alpha) {
+            return retry("leaky_relu_dropout_layer_backward_without_DX",
+                         {X.value, R.value, Z.value, DY.value, alpha.value});
+        },
+        "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none(), "alpha"_a.none());
+    m.def("relu", [](Deferred X) { return retry("relu", {X.value}); }, "X"_a.none());
+    m.def(
+        "relu_backward", [](Deferred X, Deferred DY) { return retry("relu_backward", {X.value, DY.value}); },
+        "X"_a.none(), "DY"_a.none());
+    m.def(
+        "relu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("relu_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "relu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("relu_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "relu_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY) {
+            return retry("relu_layer_backward_without_DX", {X.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "relu_dropout_layer_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b) {
+            return retry("relu_dropout_layer_forward", {X.value, R.value, W.value, b.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "relu_dropout_layer_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred Z, Deferred DY) {
+            return retry("relu_dropout_layer_backward", {X.value, R.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "relu_dropout_layer_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred Z, Deferred DY) {
+            return retry("relu_dropout_layer_backward_without_DX", {X.value, R.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def("sigmoid", [](Deferred X) { return retry("sigmoid", {X.value}); }, "X"_a.none());
+    m.def(
+        "sigmoid_backward",
+        [](Deferred X, Deferred DY) { return retry("sigmoid_backward", {X.value, DY.value}); }, "X"_a.none(),
+        "DY"_a.none());
+    m.def(
+        "sigmoid_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sigmoid_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sigmoid_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sigmoid_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sigmoid_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY) {
+            return retry("sigmoid_layer_backward_without_DX", {X.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sigmoid_dropout_layer_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b) {
+            return retry("sigmoid_dropout_layer_forward", {X.value, R.value, W.value, b.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sigmoid_dropout_layer_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred Z, Deferred DY) {
+            return retry("sigmoid_dropout_layer_backward", {X.value, R.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "sigmoid_dropout_layer_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred Z, Deferred DY) {
+            return retry("sigmoid_dropout_layer_backward_without_DX", {X.value, R.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "srelu",
+        [](Deferred X, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("srelu", {X.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "srelu_backward",
+        [](Deferred X, Deferred DY, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("srelu_backward", {X.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "srelu_backward_without_DX",
+        [](Deferred X, Deferred DY, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("srelu_backward_without_DX",
+                         {X.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "srelu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("srelu_layer_forward",
+                         {X.value, W.value, b.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "srelu_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("srelu_layer_backward",
+                         {X.value, W.value, Z.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
+    m.def(
+        "srelu_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar, Deferred tr) {
+            return retry("srelu_layer_backward_without_DX",
+                         {X.value, Z.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
+    m.def(
+        "srelu_dropout_layer_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("srelu_dropout_layer_forward",
+                         {X.value, R.value, W.value, b.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
+    m.def(
+        "srelu_dropout_layer_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("srelu_dropout_layer_backward", {X.value, R.value, W.value, Z.value, DY.value,
+                                                          al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(),
+        "ar"_a.none(), "tr"_a.none());
+    m.def(
+        "srelu_dropout_layer_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred Z, Deferred DY, Deferred al, Deferred tl, Deferred ar,
+           Deferred tr) {
+            return retry("srelu_dropout_layer_backward_without_DX",
+                         {X.value, R.value, Z.value, DY.value, al.value, tl.value, ar.value, tr.value});
+        },
+        "X"_a.none(), "R"_a.none(), "Z"_a.none(), "DY"_a.none(), "al"_a.none(), "tl"_a.none(), "ar"_a.none(),
+        "tr"_a.none());
 }
 
 }  // namespace batchform

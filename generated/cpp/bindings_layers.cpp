@@ -13,120 +13,155 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace batchform {
+struct Deferred {
+    nb::handle value;
+};
+}  // namespace batchform
+
+namespace nanobind::detail {
+// Deferred: accepted only when nanobind converts (its second pass), see retry below.
+template <>
+struct type_caster<batchform::Deferred> {
+    NB_TYPE_CASTER(batchform::Deferred, const_name("object"))
+    bool from_python(handle src, uint8_t flags, cleanup_list*) noexcept {
+        if (!(flags & (uint8_t)cast_flags::convert)) return false;
+        value.value = src;
+        return true;
+    }
+    static handle from_cpp(const batchform::Deferred& v, rv_policy, cleanup_list*) noexcept {
+        return v.value.inc_ref();
+    }
+};
+}  // namespace nanobind::detail
+
+namespace batchform {
 namespace {
+
+// The last overload of every kernel takes any objects, but only in nanobind's second pass (the one that
+// converts): it is reached only when neither the float nor the double overload takes the call. Their array
+// arguments are noconvert, so nothing is ever converted silently (float32 mixed with float64, int, bool or
+// float16 arrays); scalars still convert as before. generated.cpp._retry names the argument at fault, or
+// makes the copy that is only a layout change (a non-contiguous array) and calls again.
+nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
+    nb::list values;
+    for (nb::handle a : arguments) values.append(a);
+    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+}
 
 template <class S>
 void define(nb::module_& m) {
-    m.def("simple_batch_norm_forward", &simple_batch_norm_forward<S>, "X"_a,
+    m.def("simple_batch_norm_forward", &simple_batch_norm_forward<S>, "X"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization: feedforward.\n\n    R = X \u2212 1_N\u00b71_N\u1d40\u00b7X/N\n    Sigma = "
           "diag(R\u1d40\u00b7R)\u1d40/N\n    Y = (1_N\u00b7inv_sqrt(\u03a3)) \u2299 R");
     m.def(
-        "simple_batch_norm_backward", &simple_batch_norm_backward<S>, "Sigma"_a, "Y"_a, "DY"_a,
-        nb::call_guard<nb::gil_scoped_release>(),
+        "simple_batch_norm_backward", &simple_batch_norm_backward<S>, "Sigma"_a.noconvert(),
+        "Y"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
         "Batch normalization: backpropagation.\n\n    DX = (1_N\u00b7inv_sqrt(\u03a3)/N) \u2299 ((N\u00b7I_N "
         "\u2212 1_N\u00b71_N\u1d40)\u00b7DY \u2212 (Y \u2299 (1_N\u00b7diag(Y\u1d40\u00b7DY)\u1d40)))");
-    m.def("batch_norm_forward", &batch_norm_forward<S>, "X"_a, "gamma"_a, "beta"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("batch_norm_forward", &batch_norm_forward<S>, "X"_a.noconvert(), "gamma"_a.noconvert(),
+          "beta"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization with affine \u03b3, \u03b2: feedforward.\n\n    R = X \u2212 "
           "1_N\u00b71_N\u1d40\u00b7X/N\n    Sigma = diag(R\u1d40\u00b7R)\u1d40/N\n    Z = "
           "(1_N\u00b7inv_sqrt(\u03a3)) \u2299 R\n    Y = 1_N\u00b7\u03b2 + (1_N\u00b7\u03b3) \u2299 Z");
-    m.def("batch_norm_backward", &batch_norm_backward<S>, "gamma"_a, "Sigma"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("batch_norm_backward", &batch_norm_backward<S>, "gamma"_a.noconvert(), "Sigma"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization with affine \u03b3, \u03b2: backpropagation.\n\n    DZ = (1_N\u00b7\u03b3) "
           "\u2299 DY\n    Dbeta = 1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z \u2299 DY)\n    DX = "
           "(1_N\u00b7inv_sqrt(\u03a3)/N) \u2299 ((N\u00b7I_N \u2212 1_N\u00b71_N\u1d40)\u00b7DZ \u2212 (Z "
           "\u2299 (1_N\u00b7diag(Z\u1d40\u00b7DZ)\u1d40)))");
-    m.def("batch_norm_backward_without_DX", &batch_norm_backward_without_DX<S>, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("batch_norm_backward_without_DX", &batch_norm_backward_without_DX<S>, "Z"_a.noconvert(),
+          "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization with affine \u03b3, \u03b2: backpropagation, without DX.\n\n    Dbeta = "
           "1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z \u2299 DY)");
-    m.def("simple_batch_norm_eps_forward", &simple_batch_norm_eps_forward<S>, "X"_a, "epsilon"_a,
+    m.def("simple_batch_norm_eps_forward", &simple_batch_norm_eps_forward<S>, "X"_a.noconvert(), "epsilon"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization and \u03b5: feedforward.\n\n    R = X \u2212 1_N\u00b71_N\u1d40\u00b7X/N\n    "
           "Sigma = diag(R\u1d40\u00b7R)\u1d40/N\n    Y = (1_N\u00b7inv_sqrt(\u03b5\u00b71_K\u1d40 + \u03a3)) "
           "\u2299 R");
-    m.def("simple_batch_norm_eps_backward", &simple_batch_norm_eps_backward<S>, "Sigma"_a, "Y"_a, "DY"_a,
-          "epsilon"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("simple_batch_norm_eps_backward", &simple_batch_norm_eps_backward<S>, "Sigma"_a.noconvert(),
+          "Y"_a.noconvert(), "DY"_a.noconvert(), "epsilon"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization and \u03b5: backpropagation.\n\n    DX = "
           "(1_N\u00b7inv_sqrt(\u03b5\u00b71_K\u1d40 + \u03a3)/N) \u2299 ((N\u00b7I_N \u2212 "
           "1_N\u00b71_N\u1d40)\u00b7DY \u2212 (Y \u2299 (1_N\u00b7diag(Y\u1d40\u00b7DY)\u1d40)))");
-    m.def("batch_norm_eps_forward", &batch_norm_eps_forward<S>, "X"_a, "gamma"_a, "beta"_a, "epsilon"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("batch_norm_eps_forward", &batch_norm_eps_forward<S>, "X"_a.noconvert(), "gamma"_a.noconvert(),
+          "beta"_a.noconvert(), "epsilon"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization with affine \u03b3, \u03b2 and \u03b5: feedforward.\n\n    R = X \u2212 "
           "1_N\u00b71_N\u1d40\u00b7X/N\n    Sigma = diag(R\u1d40\u00b7R)\u1d40/N\n    Z = "
           "(1_N\u00b7inv_sqrt(\u03b5\u00b71_K\u1d40 + \u03a3)) \u2299 R\n    Y = 1_N\u00b7\u03b2 + "
           "(1_N\u00b7\u03b3) \u2299 Z");
-    m.def("batch_norm_eps_backward", &batch_norm_eps_backward<S>, "gamma"_a, "Sigma"_a, "Z"_a, "DY"_a,
-          "epsilon"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("batch_norm_eps_backward", &batch_norm_eps_backward<S>, "gamma"_a.noconvert(),
+          "Sigma"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "epsilon"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization with affine \u03b3, \u03b2 and \u03b5: backpropagation.\n\n    DZ = "
           "(1_N\u00b7\u03b3) \u2299 DY\n    Dbeta = 1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z \u2299 "
           "DY)\n    DX = (1_N\u00b7inv_sqrt(\u03b5\u00b71_K\u1d40 + \u03a3)/N) \u2299 ((N\u00b7I_N \u2212 "
           "1_N\u00b71_N\u1d40)\u00b7DZ \u2212 (Z \u2299 (1_N\u00b7diag(Z\u1d40\u00b7DZ)\u1d40)))");
-    m.def("batch_norm_eps_backward_without_DX", &batch_norm_eps_backward_without_DX<S>, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("batch_norm_eps_backward_without_DX", &batch_norm_eps_backward_without_DX<S>, "Z"_a.noconvert(),
+          "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization with affine \u03b3, \u03b2 and \u03b5: backpropagation, without DX.\n\n    "
           "Dbeta = 1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z \u2299 DY)");
-    m.def("linear_dropout_forward", &linear_dropout_forward<S>, "X"_a, "R"_a, "W"_a, "b"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("linear_dropout_forward", &linear_dropout_forward<S>, "X"_a.noconvert(), "R"_a.noconvert(),
+          "W"_a.noconvert(), "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights: feedforward.\n\n    Y = X\u00b7(W\u1d40 \u2299 "
           "R) + 1_N\u00b7b");
-    m.def("linear_dropout_backward", &linear_dropout_backward<S>, "X"_a, "R"_a, "W"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("linear_dropout_backward", &linear_dropout_backward<S>, "X"_a.noconvert(), "R"_a.noconvert(),
+          "W"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights: backpropagation.\n\n    DW = (DY\u1d40\u00b7X) "
           "\u2299 R\u1d40\n    Db = 1_N\u1d40\u00b7DY\n    DX = DY\u00b7(W \u2299 R\u1d40)");
-    m.def("linear_dropout_backward_without_DX", &linear_dropout_backward_without_DX<S>, "X"_a, "R"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("linear_dropout_backward_without_DX", &linear_dropout_backward_without_DX<S>, "X"_a.noconvert(),
+          "R"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights: backpropagation, without DX.\n\n    DW = "
           "(DY\u1d40\u00b7X) \u2299 R\u1d40\n    Db = 1_N\u1d40\u00b7DY");
-    m.def("linear_forward", &linear_forward<S>, "X"_a, "W"_a, "b"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("linear_forward", &linear_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: feedforward.\n\n    Y = X\u00b7W\u1d40 + 1_N\u00b7b");
-    m.def("linear_backward", &linear_backward<S>, "X"_a, "W"_a, "DY"_a,
+    m.def("linear_backward", &linear_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(), "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: backpropagation.\n\n    DW = DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY\n    DX = "
           "DY\u00b7W");
     m.def(
-        "linear_backward_without_DX", &linear_backward_without_DX<S>, "X"_a, "DY"_a,
+        "linear_backward_without_DX", &linear_backward_without_DX<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
         nb::call_guard<nb::gil_scoped_release>(),
         "Linear layer: backpropagation, without DX.\n\n    DW = DY\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DY");
-    m.def("sparse_linear_forward", &sparse_linear_forward<S>, "X"_a, "W"_a, "b"_a,
+    m.def("sparse_linear_forward", &sparse_linear_forward<S>, "X"_a.noconvert(), "W"_a, "b"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer, with W in CSR storage: feedforward.\n\n    Y = X\u00b7W\u1d40 + 1_N\u00b7b");
-    m.def("sparse_linear_backward", &sparse_linear_backward<S>, "X"_a, "W"_a, "DY"_a,
+    m.def("sparse_linear_backward", &sparse_linear_backward<S>, "X"_a.noconvert(), "W"_a, "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer, with W in CSR storage: backpropagation.\n\n    DW = DY\u1d40\u00b7X\n    Db = "
           "1_N\u1d40\u00b7DY\n    DX = DY\u00b7W");
-    m.def("sparse_linear_backward_without_DX", &sparse_linear_backward_without_DX<S>, "X"_a, "W"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("sparse_linear_backward_without_DX", &sparse_linear_backward_without_DX<S>, "X"_a.noconvert(),
+          "W"_a, "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer, with W in CSR storage: backpropagation, without DX.\n\n    DW = DY\u1d40\u00b7X\n   "
           " Db = 1_N\u1d40\u00b7DY");
-    m.def("softmax_layer_forward", &softmax_layer_forward<S>, "X"_a, "W"_a, "b"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("softmax_layer_forward", &softmax_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = "
           "exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
           "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)");
-    m.def("softmax_layer_backward", &softmax_layer_backward<S>, "X"_a, "W"_a, "Y"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("softmax_layer_backward", &softmax_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Y"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: backpropagation.\n\n    DZ = Y \u2299 (DY \u2212 "
           "diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    "
           "DX = DZ\u00b7W");
-    m.def("softmax_layer_backward_without_DX", &softmax_layer_backward_without_DX<S>, "X"_a, "Y"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("softmax_layer_backward_without_DX", &softmax_layer_backward_without_DX<S>, "X"_a.noconvert(),
+          "Y"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by softmax: backpropagation, without DX.\n\n    DZ = Y \u2299 (DY \u2212 "
           "diag(DY\u00b7Y\u1d40)\u00b71_K\u1d40)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ");
-    m.def("log_softmax_layer_forward", &log_softmax_layer_forward<S>, "X"_a, "W"_a, "b"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("log_softmax_layer_forward", &log_softmax_layer_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y "
           "= Z \u2212 log(exp(Z \u2212 rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40 \u2212 "
           "rows_max(Z)\u00b71_K\u1d40");
-    m.def("log_softmax_layer_backward", &log_softmax_layer_backward<S>, "X"_a, "W"_a, "Z"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("log_softmax_layer_backward", &log_softmax_layer_backward<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: backpropagation.\n\n    DZ = DY \u2212 ((exp(Z \u2212 "
           "rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
           "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
           "DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DX = DZ\u00b7W");
-    m.def("log_softmax_layer_backward_without_DX", &log_softmax_layer_backward_without_DX<S>, "X"_a, "Z"_a,
-          "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("log_softmax_layer_backward_without_DX", &log_softmax_layer_backward_without_DX<S>,
+          "X"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer followed by log-softmax: backpropagation, without DX.\n\n    DZ = DY \u2212 ((exp(Z "
           "\u2212 rows_max(Z)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Z \u2212 "
           "rows_max(Z)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (DY\u00b71_K\u00b71_K\u1d40))\n    "
@@ -138,6 +173,150 @@ void define(nb::module_& m) {
 void define_layers(nb::module_& m) {
     define<float>(m);
     define<double>(m);
+    m.def(
+        "simple_batch_norm_forward", [](Deferred X) { return retry("simple_batch_norm_forward", {X.value}); },
+        "X"_a.none());
+    m.def(
+        "simple_batch_norm_backward",
+        [](Deferred Sigma, Deferred Y, Deferred DY) {
+            return retry("simple_batch_norm_backward", {Sigma.value, Y.value, DY.value});
+        },
+        "Sigma"_a.none(), "Y"_a.none(), "DY"_a.none());
+    m.def(
+        "batch_norm_forward",
+        [](Deferred X, Deferred gamma, Deferred beta) {
+            return retry("batch_norm_forward", {X.value, gamma.value, beta.value});
+        },
+        "X"_a.none(), "gamma"_a.none(), "beta"_a.none());
+    m.def(
+        "batch_norm_backward",
+        [](Deferred gamma, Deferred Sigma, Deferred Z, Deferred DY) {
+            return retry("batch_norm_backward", {gamma.value, Sigma.value, Z.value, DY.value});
+        },
+        "gamma"_a.none(), "Sigma"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "batch_norm_backward_without_DX",
+        [](Deferred Z, Deferred DY) { return retry("batch_norm_backward_without_DX", {Z.value, DY.value}); },
+        "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "simple_batch_norm_eps_forward",
+        [](Deferred X, Deferred epsilon) {
+            return retry("simple_batch_norm_eps_forward", {X.value, epsilon.value});
+        },
+        "X"_a.none(), "epsilon"_a.none());
+    m.def(
+        "simple_batch_norm_eps_backward",
+        [](Deferred Sigma, Deferred Y, Deferred DY, Deferred epsilon) {
+            return retry("simple_batch_norm_eps_backward", {Sigma.value, Y.value, DY.value, epsilon.value});
+        },
+        "Sigma"_a.none(), "Y"_a.none(), "DY"_a.none(), "epsilon"_a.none());
+    m.def(
+        "batch_norm_eps_forward",
+        [](Deferred X, Deferred gamma, Deferred beta, Deferred epsilon) {
+            return retry("batch_norm_eps_forward", {X.value, gamma.value, beta.value, epsilon.value});
+        },
+        "X"_a.none(), "gamma"_a.none(), "beta"_a.none(), "epsilon"_a.none());
+    m.def(
+        "batch_norm_eps_backward",
+        [](Deferred gamma, Deferred Sigma, Deferred Z, Deferred DY, Deferred epsilon) {
+            return retry("batch_norm_eps_backward",
+                         {gamma.value, Sigma.value, Z.value, DY.value, epsilon.value});
+        },
+        "gamma"_a.none(), "Sigma"_a.none(), "Z"_a.none(), "DY"_a.none(), "epsilon"_a.none());
+    m.def(
+        "batch_norm_eps_backward_without_DX",
+        [](Deferred Z, Deferred DY) {
+            return retry("batch_norm_eps_backward_without_DX", {Z.value, DY.value});
+        },
+        "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "linear_dropout_forward",
+        [](Deferred X, Deferred R, Deferred W, Deferred b) {
+            return retry("linear_dropout_forward", {X.value, R.value, W.value, b.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "linear_dropout_backward",
+        [](Deferred X, Deferred R, Deferred W, Deferred DY) {
+            return retry("linear_dropout_backward", {X.value, R.value, W.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "W"_a.none(), "DY"_a.none());
+    m.def(
+        "linear_dropout_backward_without_DX",
+        [](Deferred X, Deferred R, Deferred DY) {
+            return retry("linear_dropout_backward_without_DX", {X.value, R.value, DY.value});
+        },
+        "X"_a.none(), "R"_a.none(), "DY"_a.none());
+    m.def(
+        "linear_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("linear_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "linear_backward",
+        [](Deferred X, Deferred W, Deferred DY) {
+            return retry("linear_backward", {X.value, W.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "DY"_a.none());
+    m.def(
+        "linear_backward_without_DX",
+        [](Deferred X, Deferred DY) { return retry("linear_backward_without_DX", {X.value, DY.value}); },
+        "X"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_linear_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("sparse_linear_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "sparse_linear_backward",
+        [](Deferred X, Deferred W, Deferred DY) {
+            return retry("sparse_linear_backward", {X.value, W.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "DY"_a.none());
+    m.def(
+        "sparse_linear_backward_without_DX",
+        [](Deferred X, Deferred W, Deferred DY) {
+            return retry("sparse_linear_backward_without_DX", {X.value, W.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "DY"_a.none());
+    m.def(
+        "softmax_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("softmax_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "softmax_layer_backward",
+        [](Deferred X, Deferred W, Deferred Y, Deferred DY) {
+            return retry("softmax_layer_backward", {X.value, W.value, Y.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Y"_a.none(), "DY"_a.none());
+    m.def(
+        "softmax_layer_backward_without_DX",
+        [](Deferred X, Deferred Y, Deferred DY) {
+            return retry("softmax_layer_backward_without_DX", {X.value, Y.value, DY.value});
+        },
+        "X"_a.none(), "Y"_a.none(), "DY"_a.none());
+    m.def(
+        "log_softmax_layer_forward",
+        [](Deferred X, Deferred W, Deferred b) {
+            return retry("log_softmax_layer_forward", {X.value, W.value, b.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none());
+    m.def(
+        "log_softmax_layer_backward",
+        [](Deferred X, Deferred W, Deferred Z, Deferred DY) {
+            return retry("log_softmax_layer_backward", {X.value, W.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "log_softmax_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY) {
+            return retry("log_softmax_layer_backward_without_DX", {X.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none());
 }
 
 }  // namespace batchform

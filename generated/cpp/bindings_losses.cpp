@@ -13,71 +13,103 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace batchform {
+struct Deferred {
+    nb::handle value;
+};
+}  // namespace batchform
+
+namespace nanobind::detail {
+// Deferred: accepted only when nanobind converts (its second pass), see retry below.
+template <>
+struct type_caster<batchform::Deferred> {
+    NB_TYPE_CASTER(batchform::Deferred, const_name("object"))
+    bool from_python(handle src, uint8_t flags, cleanup_list*) noexcept {
+        if (!(flags & (uint8_t)cast_flags::convert)) return false;
+        value.value = src;
+        return true;
+    }
+    static handle from_cpp(const batchform::Deferred& v, rv_policy, cleanup_list*) noexcept {
+        return v.value.inc_ref();
+    }
+};
+}  // namespace nanobind::detail
+
+namespace batchform {
 namespace {
+
+// The last overload of every kernel takes any objects, but only in nanobind's second pass (the one that
+// converts): it is reached only when neither the float nor the double overload takes the call. Their array
+// arguments are noconvert, so nothing is ever converted silently (float32 mixed with float64, int, bool or
+// float16 arrays); scalars still convert as before. generated.cpp._retry names the argument at fault, or
+// makes the copy that is only a layout change (a non-contiguous array) and calls again.
+nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
+    nb::list values;
+    for (nb::handle a : arguments) values.append(a);
+    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+}
 
 template <class S>
 void define(nb::module_& m) {
-    m.def("squared_error_loss", &squared_error_loss<S>, "Y"_a, "T"_a,
+    m.def("squared_error_loss", &squared_error_loss<S>, "Y"_a.noconvert(), "T"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Squared error: value.\n\n    L = 1_N\u1d40\u00b7((Y \u2212 T) \u2299 (Y \u2212 T))\u00b71_K");
-    m.def("squared_error_loss_gradient", &squared_error_loss_gradient<S>, "Y"_a, "T"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("squared_error_loss_gradient", &squared_error_loss_gradient<S>, "Y"_a.noconvert(),
+          "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Squared error: gradient in Y.\n\n    DY = 2\u00b7Y \u2212 2\u00b7T");
-    m.def("mean_squared_error_loss", &mean_squared_error_loss<S>, "Y"_a, "T"_a,
+    m.def("mean_squared_error_loss", &mean_squared_error_loss<S>, "Y"_a.noconvert(), "T"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Mean squared error: value.\n\n    L = 1_N\u1d40\u00b7((Y \u2212 T) \u2299 (Y \u2212 "
           "T))\u00b71_K/(K\u00b7N)");
-    m.def("mean_squared_error_loss_gradient", &mean_squared_error_loss_gradient<S>, "Y"_a, "T"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("mean_squared_error_loss_gradient", &mean_squared_error_loss_gradient<S>, "Y"_a.noconvert(),
+          "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Mean squared error: gradient in Y.\n\n    DY = (2\u00b7Y \u2212 2\u00b7T)/(K\u00b7N)");
-    m.def("cross_entropy_loss", &cross_entropy_loss<S>, "Y"_a, "T"_a,
+    m.def("cross_entropy_loss", &cross_entropy_loss<S>, "Y"_a.noconvert(), "T"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
-          "Cross-entropy of probabilities Y: value.\n\n    L = \u22121_N\u1d40\u00b7(T \u2299 "
-          "log(Y))\u00b71_K");
-    m.def("cross_entropy_loss_gradient", &cross_entropy_loss_gradient<S>, "Y"_a, "T"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+          "Cross-entropy of probabilities Y: value.\n\n    L = \u22121_N\u1d40\u00b7xlogy(T, Y)\u00b71_K");
+    m.def("cross_entropy_loss_gradient", &cross_entropy_loss_gradient<S>, "Y"_a.noconvert(),
+          "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Cross-entropy of probabilities Y: gradient in Y.\n\n    DY = \u2212(T \u2299 reciprocal(Y))");
-    m.def("softmax_cross_entropy_loss", &softmax_cross_entropy_loss<S>, "Y"_a, "T"_a,
+    m.def("softmax_cross_entropy_loss", &softmax_cross_entropy_loss<S>, "Y"_a.noconvert(), "T"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Softmax cross-entropy of logits Y: value.\n\n    L = \u22121_N\u1d40\u00b7(T \u2299 (Y \u2212 "
           "log(exp(Y)\u00b71_K)\u00b71_K\u1d40))\u00b71_K");
-    m.def("softmax_cross_entropy_loss_gradient", &softmax_cross_entropy_loss_gradient<S>, "Y"_a, "T"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("softmax_cross_entropy_loss_gradient", &softmax_cross_entropy_loss_gradient<S>, "Y"_a.noconvert(),
+          "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Softmax cross-entropy of logits Y: gradient in Y.\n\n    DY = (exp(Y) \u2299 "
           "(reciprocal(exp(Y)\u00b71_K)\u00b71_K\u1d40)) \u2299 (T\u00b71_K\u00b71_K\u1d40) \u2212 T");
-    m.def("softmax_cross_entropy_one_hot_loss", &softmax_cross_entropy_one_hot_loss<S>, "Y"_a, "T"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("softmax_cross_entropy_one_hot_loss", &softmax_cross_entropy_one_hot_loss<S>, "Y"_a.noconvert(),
+          "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Softmax cross-entropy of logits Y for rows of T summing to 1: value.\n\n    L = "
           "\u22121_N\u1d40\u00b7(T \u2299 (Y \u2212 log(exp(Y)\u00b71_K)\u00b71_K\u1d40))\u00b71_K");
     m.def("softmax_cross_entropy_one_hot_loss_gradient", &softmax_cross_entropy_one_hot_loss_gradient<S>,
-          "Y"_a, "T"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Y"_a.noconvert(), "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Softmax cross-entropy of logits Y for rows of T summing to 1: gradient in Y.\n\n    DY = exp(Y) "
           "\u2299 (reciprocal(exp(Y)\u00b71_K)\u00b71_K\u1d40) \u2212 T");
     m.def(
-        "stable_softmax_cross_entropy_loss", &stable_softmax_cross_entropy_loss<S>, "Y"_a, "T"_a,
-        nb::call_guard<nb::gil_scoped_release>(),
+        "stable_softmax_cross_entropy_loss", &stable_softmax_cross_entropy_loss<S>, "Y"_a.noconvert(),
+        "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
         "Softmax cross-entropy of logits Y, shifted by the row maxima: value.\n\n    L = "
         "\u22121_N\u1d40\u00b7(T \u2299 (Y \u2212 log(exp(Y \u2212 "
         "rows_max(Y)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40 \u2212 rows_max(Y)\u00b71_K\u1d40))\u00b71_K");
     m.def(
-        "stable_softmax_cross_entropy_loss_gradient", &stable_softmax_cross_entropy_loss_gradient<S>, "Y"_a,
-        "T"_a, nb::call_guard<nb::gil_scoped_release>(),
+        "stable_softmax_cross_entropy_loss_gradient", &stable_softmax_cross_entropy_loss_gradient<S>,
+        "Y"_a.noconvert(), "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
         "Softmax cross-entropy of logits Y, shifted by the row maxima: gradient in Y.\n\n    DY = (exp(Y "
         "\u2212 rows_max(Y)\u00b71_K\u1d40) \u2299 (reciprocal(exp(Y \u2212 "
         "rows_max(Y)\u00b71_K\u1d40)\u00b71_K)\u00b71_K\u1d40)) \u2299 (T\u00b71_K\u00b71_K\u1d40) \u2212 T");
-    m.def("logistic_cross_entropy_loss", &logistic_cross_entropy_loss<S>, "Y"_a, "T"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("logistic_cross_entropy_loss", &logistic_cross_entropy_loss<S>, "Y"_a.noconvert(),
+          "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Logistic cross-entropy of logits Y: value.\n\n    L = \u22121_N\u1d40\u00b7(T \u2299 "
           "log_sigmoid(Y))\u00b71_K");
-    m.def("logistic_cross_entropy_loss_gradient", &logistic_cross_entropy_loss_gradient<S>, "Y"_a, "T"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("logistic_cross_entropy_loss_gradient", &logistic_cross_entropy_loss_gradient<S>, "Y"_a.noconvert(),
+          "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Logistic cross-entropy of logits Y: gradient in Y.\n\n    DY = T \u2299 \u03c3(Y) \u2212 T");
-    m.def("negative_log_likelihood_loss", &negative_log_likelihood_loss<S>, "Y"_a, "T"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("negative_log_likelihood_loss", &negative_log_likelihood_loss<S>, "Y"_a.noconvert(),
+          "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Negative log-likelihood of probabilities Y: value.\n\n    L = \u22121_N\u1d40\u00b7log((Y \u2299 "
           "T)\u00b71_K)");
-    m.def("negative_log_likelihood_loss_gradient", &negative_log_likelihood_loss_gradient<S>, "Y"_a, "T"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("negative_log_likelihood_loss_gradient", &negative_log_likelihood_loss_gradient<S>,
+          "Y"_a.noconvert(), "T"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Negative log-likelihood of probabilities Y: gradient in Y.\n\n    DY = \u2212((reciprocal((Y "
           "\u2299 T)\u00b71_K)\u00b71_K\u1d40) \u2299 T)");
 }
@@ -87,6 +119,82 @@ void define(nb::module_& m) {
 void define_losses(nb::module_& m) {
     define<float>(m);
     define<double>(m);
+    m.def(
+        "squared_error_loss",
+        [](Deferred Y, Deferred T) { return retry("squared_error_loss", {Y.value, T.value}); }, "Y"_a.none(),
+        "T"_a.none());
+    m.def(
+        "squared_error_loss_gradient",
+        [](Deferred Y, Deferred T) { return retry("squared_error_loss_gradient", {Y.value, T.value}); },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "mean_squared_error_loss",
+        [](Deferred Y, Deferred T) { return retry("mean_squared_error_loss", {Y.value, T.value}); },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "mean_squared_error_loss_gradient",
+        [](Deferred Y, Deferred T) { return retry("mean_squared_error_loss_gradient", {Y.value, T.value}); },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "cross_entropy_loss",
+        [](Deferred Y, Deferred T) { return retry("cross_entropy_loss", {Y.value, T.value}); }, "Y"_a.none(),
+        "T"_a.none());
+    m.def(
+        "cross_entropy_loss_gradient",
+        [](Deferred Y, Deferred T) { return retry("cross_entropy_loss_gradient", {Y.value, T.value}); },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "softmax_cross_entropy_loss",
+        [](Deferred Y, Deferred T) { return retry("softmax_cross_entropy_loss", {Y.value, T.value}); },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "softmax_cross_entropy_loss_gradient",
+        [](Deferred Y, Deferred T) {
+            return retry("softmax_cross_entropy_loss_gradient", {Y.value, T.value});
+        },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "softmax_cross_entropy_one_hot_loss",
+        [](Deferred Y, Deferred T) {
+            return retry("softmax_cross_entropy_one_hot_loss", {Y.value, T.value});
+        },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "softmax_cross_entropy_one_hot_loss_gradient",
+        [](Deferred Y, Deferred T) {
+            return retry("softmax_cross_entropy_one_hot_loss_gradient", {Y.value, T.value});
+        },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "stable_softmax_cross_entropy_loss",
+        [](Deferred Y, Deferred T) { return retry("stable_softmax_cross_entropy_loss", {Y.value, T.value}); },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "stable_softmax_cross_entropy_loss_gradient",
+        [](Deferred Y, Deferred T) {
+            return retry("stable_softmax_cross_entropy_loss_gradient", {Y.value, T.value});
+        },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "logistic_cross_entropy_loss",
+        [](Deferred Y, Deferred T) { return retry("logistic_cross_entropy_loss", {Y.value, T.value}); },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "logistic_cross_entropy_loss_gradient",
+        [](Deferred Y, Deferred T) {
+            return retry("logistic_cross_entropy_loss_gradient", {Y.value, T.value});
+        },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "negative_log_likelihood_loss",
+        [](Deferred Y, Deferred T) { return retry("negative_log_likelihood_loss", {Y.value, T.value}); },
+        "Y"_a.none(), "T"_a.none());
+    m.def(
+        "negative_log_likelihood_loss_gradient",
+        [](Deferred Y, Deferred T) {
+            return retry("negative_log_likelihood_loss_gradient", {Y.value, T.value});
+        },
+        "Y"_a.none(), "T"_a.none());
 }
 
 }  // namespace batchform

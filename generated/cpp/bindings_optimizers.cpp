@@ -13,21 +13,54 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace batchform {
+struct Deferred {
+    nb::handle value;
+};
+}  // namespace batchform
+
+namespace nanobind::detail {
+// Deferred: accepted only when nanobind converts (its second pass), see retry below.
+template <>
+struct type_caster<batchform::Deferred> {
+    NB_TYPE_CASTER(batchform::Deferred, const_name("object"))
+    bool from_python(handle src, uint8_t flags, cleanup_list*) noexcept {
+        if (!(flags & (uint8_t)cast_flags::convert)) return false;
+        value.value = src;
+        return true;
+    }
+    static handle from_cpp(const batchform::Deferred& v, rv_policy, cleanup_list*) noexcept {
+        return v.value.inc_ref();
+    }
+};
+}  // namespace nanobind::detail
+
+namespace batchform {
 namespace {
+
+// The last overload of every kernel takes any objects, but only in nanobind's second pass (the one that
+// converts): it is reached only when neither the float nor the double overload takes the call. Their array
+// arguments are noconvert, so nothing is ever converted silently (float32 mixed with float64, int, bool or
+// float16 arrays); scalars still convert as before. generated.cpp._retry names the argument at fault, or
+// makes the copy that is only a layout change (a non-contiguous array) and calls again.
+nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
+    nb::list values;
+    for (nb::handle a : arguments) values.append(a);
+    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+}
 
 template <class S>
 void define(nb::module_& m) {
-    m.def("gradient_descent_update", &gradient_descent_update<S>, "theta"_a.noconvert(), "Dtheta"_a, "eta"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("gradient_descent_update", &gradient_descent_update<S>, "theta"_a.noconvert(),
+          "Dtheta"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Gradient descent: \u03b8\u0027 = \u03b8 \u2212 \u03b7\u00b7D\u03b8.\n\n    theta = \u03b8 \u2212 "
           "\u03b7\u00b7D\u03b8");
-    m.def("momentum_update", &momentum_update<S>, "theta"_a.noconvert(), "Dtheta"_a, "Delta"_a.noconvert(),
-          "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("momentum_update", &momentum_update<S>, "theta"_a.noconvert(), "Dtheta"_a.noconvert(),
+          "Delta"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Momentum: \u0394\u0027 = \u03bc\u0394 \u2212 \u03b7\u00b7D\u03b8, \u03b8\u0027 = \u03b8 + "
           "\u0394\u0027.\n\n    Delta = \u03bc\u00b7\u0394 \u2212 \u03b7\u00b7D\u03b8\n    theta = \u0394 + "
           "\u03b8");
-    m.def("nesterov_update", &nesterov_update<S>, "theta"_a.noconvert(), "Dtheta"_a, "Delta"_a.noconvert(),
-          "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("nesterov_update", &nesterov_update<S>, "theta"_a.noconvert(), "Dtheta"_a.noconvert(),
+          "Delta"_a.noconvert(), "eta"_a, "mu"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Nesterov momentum: \u0394\u0027 = \u03bc\u0394 \u2212 \u03b7\u00b7D\u03b8, \u03b8\u0027 = \u03b8 "
           "+ \u03bc\u0394\u0027 \u2212 \u03b7\u00b7D\u03b8.\n\n    Delta = \u03bc\u00b7\u0394 \u2212 "
           "\u03b7\u00b7D\u03b8\n    theta = \u03bc\u00b7\u0394 + \u03b8 \u2212 \u03b7\u00b7D\u03b8");
@@ -38,6 +71,24 @@ void define(nb::module_& m) {
 void define_optimizers(nb::module_& m) {
     define<float>(m);
     define<double>(m);
+    m.def(
+        "gradient_descent_update",
+        [](Deferred theta, Deferred Dtheta, Deferred eta) {
+            return retry("gradient_descent_update", {theta.value, Dtheta.value, eta.value});
+        },
+        "theta"_a.none(), "Dtheta"_a.none(), "eta"_a.none());
+    m.def(
+        "momentum_update",
+        [](Deferred theta, Deferred Dtheta, Deferred Delta, Deferred eta, Deferred mu) {
+            return retry("momentum_update", {theta.value, Dtheta.value, Delta.value, eta.value, mu.value});
+        },
+        "theta"_a.none(), "Dtheta"_a.none(), "Delta"_a.none(), "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "nesterov_update",
+        [](Deferred theta, Deferred Dtheta, Deferred Delta, Deferred eta, Deferred mu) {
+            return retry("nesterov_update", {theta.value, Dtheta.value, Delta.value, eta.value, mu.value});
+        },
+        "theta"_a.none(), "Dtheta"_a.none(), "Delta"_a.none(), "eta"_a.none(), "mu"_a.none());
 }
 
 }  // namespace batchform

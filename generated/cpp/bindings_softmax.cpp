@@ -13,35 +13,70 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace batchform {
+struct Deferred {
+    nb::handle value;
+};
+}  // namespace batchform
+
+namespace nanobind::detail {
+// Deferred: accepted only when nanobind converts (its second pass), see retry below.
+template <>
+struct type_caster<batchform::Deferred> {
+    NB_TYPE_CASTER(batchform::Deferred, const_name("object"))
+    bool from_python(handle src, uint8_t flags, cleanup_list*) noexcept {
+        if (!(flags & (uint8_t)cast_flags::convert)) return false;
+        value.value = src;
+        return true;
+    }
+    static handle from_cpp(const batchform::Deferred& v, rv_policy, cleanup_list*) noexcept {
+        return v.value.inc_ref();
+    }
+};
+}  // namespace nanobind::detail
+
+namespace batchform {
 namespace {
+
+// The last overload of every kernel takes any objects, but only in nanobind's second pass (the one that
+// converts): it is reached only when neither the float nor the double overload takes the call. Their array
+// arguments are noconvert, so nothing is ever converted silently (float32 mixed with float64, int, bool or
+// float16 arrays); scalars still convert as before. generated.cpp._retry names the argument at fault, or
+// makes the copy that is only a layout change (a non-contiguous array) and calls again.
+nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
+    nb::list values;
+    for (nb::handle a : arguments) values.append(a);
+    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+}
 
 template <class S>
 void define(nb::module_& m) {
-    m.def("softmax", &softmax<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("softmax", &softmax<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Row-wise softmax: feedforward.\n\n    Y = exp(X) \u2299 "
           "(reciprocal(exp(X)\u00b71_D)\u00b71_D\u1d40)");
-    m.def("softmax_backward", &softmax_backward<S>, "Y"_a, "DY"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("softmax_backward", &softmax_backward<S>, "Y"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
           "Row-wise softmax: backpropagation.\n\n    DX = Y \u2299 (DY \u2212 "
           "diag(DY\u00b7Y\u1d40)\u00b71_D\u1d40)");
-    m.def("stable_softmax", &stable_softmax<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("stable_softmax", &stable_softmax<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Row-wise softmax, shifted by the row maxima: feedforward.\n\n    Y = exp(X \u2212 "
           "rows_max(X)\u00b71_D\u1d40) \u2299 (reciprocal(exp(X \u2212 "
           "rows_max(X)\u00b71_D\u1d40)\u00b71_D)\u00b71_D\u1d40)");
-    m.def("stable_softmax_backward", &stable_softmax_backward<S>, "Y"_a, "DY"_a,
+    m.def("stable_softmax_backward", &stable_softmax_backward<S>, "Y"_a.noconvert(), "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Row-wise softmax, shifted by the row maxima: backpropagation.\n\n    DX = Y \u2299 (DY \u2212 "
           "diag(DY\u00b7Y\u1d40)\u00b71_D\u1d40)");
-    m.def("log_softmax", &log_softmax<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("log_softmax", &log_softmax<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Row-wise log-softmax: feedforward.\n\n    Y = X \u2212 log(exp(X)\u00b71_D)\u00b71_D\u1d40");
-    m.def("log_softmax_backward", &log_softmax_backward<S>, "X"_a, "DY"_a,
+    m.def("log_softmax_backward", &log_softmax_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Row-wise log-softmax: backpropagation.\n\n    DX = DY \u2212 ((exp(X) \u2299 "
           "(reciprocal(exp(X)\u00b71_D)\u00b71_D\u1d40)) \u2299 (DY\u00b71_D\u00b71_D\u1d40))");
-    m.def("stable_log_softmax", &stable_log_softmax<S>, "X"_a, nb::call_guard<nb::gil_scoped_release>(),
+    m.def("stable_log_softmax", &stable_log_softmax<S>, "X"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
           "Row-wise log-softmax, shifted by the row maxima: feedforward.\n\n    Y = X \u2212 log(exp(X "
           "\u2212 rows_max(X)\u00b71_D\u1d40)\u00b71_D)\u00b71_D\u1d40 \u2212 rows_max(X)\u00b71_D\u1d40");
-    m.def("stable_log_softmax_backward", &stable_log_softmax_backward<S>, "X"_a, "DY"_a,
-          nb::call_guard<nb::gil_scoped_release>(),
+    m.def("stable_log_softmax_backward", &stable_log_softmax_backward<S>, "X"_a.noconvert(),
+          "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Row-wise log-softmax, shifted by the row maxima: backpropagation.\n\n    DX = DY \u2212 ((exp(X "
           "\u2212 rows_max(X)\u00b71_D\u1d40) \u2299 (reciprocal(exp(X \u2212 "
           "rows_max(X)\u00b71_D\u1d40)\u00b71_D)\u00b71_D\u1d40)) \u2299 (DY\u00b71_D\u00b71_D\u1d40))");
@@ -52,6 +87,28 @@ void define(nb::module_& m) {
 void define_softmax(nb::module_& m) {
     define<float>(m);
     define<double>(m);
+    m.def("softmax", [](Deferred X) { return retry("softmax", {X.value}); }, "X"_a.none());
+    m.def(
+        "softmax_backward",
+        [](Deferred Y, Deferred DY) { return retry("softmax_backward", {Y.value, DY.value}); }, "Y"_a.none(),
+        "DY"_a.none());
+    m.def("stable_softmax", [](Deferred X) { return retry("stable_softmax", {X.value}); }, "X"_a.none());
+    m.def(
+        "stable_softmax_backward",
+        [](Deferred Y, Deferred DY) { return retry("stable_softmax_backward", {Y.value, DY.value}); },
+        "Y"_a.none(), "DY"_a.none());
+    m.def("log_softmax", [](Deferred X) { return retry("log_softmax", {X.value}); }, "X"_a.none());
+    m.def(
+        "log_softmax_backward",
+        [](Deferred X, Deferred DY) { return retry("log_softmax_backward", {X.value, DY.value}); },
+        "X"_a.none(), "DY"_a.none());
+    m.def(
+        "stable_log_softmax", [](Deferred X) { return retry("stable_log_softmax", {X.value}); },
+        "X"_a.none());
+    m.def(
+        "stable_log_softmax_backward",
+        [](Deferred X, Deferred DY) { return retry("stable_log_softmax_backward", {X.value, DY.value}); },
+        "X"_a.none(), "DY"_a.none());
 }
 
 }  // namespace batchform

@@ -89,7 +89,7 @@ Matrix<S> mean_squared_error_loss_gradient(const ConstMatrixRef<S>& Y, const Con
 ///
 /// From spec/losses/losses.py (cross_entropy_loss):
 ///
-///     L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+///     L = −1_Nᵀ·xlogy(T, Y)·1_K
 ///
 /// Returns L.
 template <class S>
@@ -98,7 +98,7 @@ S cross_entropy_loss(const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>& T) {
     const Index N = Y.rows();
     const Index K = Y.cols();
     check_shape("cross_entropy_loss", "T", T, N, K);
-    const S L = (-T.array() * Y.array().log()).sum();
+    const S L = (-T.array().binaryExpr(Y.array(), batchform::XLogYOp<S>())).sum();
     (void)K, (void)N;
     return L;
 }

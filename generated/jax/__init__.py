@@ -7,6 +7,14 @@ jit-compilable (updates return new arrays); and ``custom_vjp``: every layer, fun
 ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
 """
 
+from .. import _check_generation
+
+_check_generation(
+    __name__,
+    "629df7685954a4c8b1766625b1eb4346453a716714327b6dbff9bd64279eba39",
+    "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
+)
+
 from .activations import (
     all_relu,
     all_relu_backward,

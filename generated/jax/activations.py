@@ -71,6 +71,46 @@ __all__ = [
 ]
 
 
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
+
+
 def all_relu(X: Array, alpha: Scalar) -> Array:
     """AllReLU, applied element-wise: feedforward.
 
@@ -81,6 +121,8 @@ def all_relu(X: Array, alpha: Scalar) -> Array:
     Shapes: X N×K, alpha scalar.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("all_relu", (("X", ("N", "K")),), (X.shape,))
     Y = jnp.where(X < 0, X * alpha, X)
     return Y
 
@@ -95,6 +137,8 @@ def all_relu_backward(X: Array, DY: Array, alpha: Scalar) -> Array:
     Shapes: X N×K, DY N×K, alpha scalar.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("all_relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = jnp.where(X < 0, DY * alpha, DY)
     return DX
 
@@ -110,6 +154,12 @@ def all_relu_layer_forward(X: Array, W: Array, b: Array, alpha: Scalar) -> tuple
     Shapes: X N×D, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "all_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jnp.where(Z < 0, Z * alpha, Z)
     return Z, Y
@@ -130,6 +180,17 @@ def all_relu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -149,6 +210,14 @@ def all_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: Sca
     Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -168,6 +237,17 @@ def all_relu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jnp.where(Z < 0, Z * alpha, Z)
     return Z, Y
@@ -188,6 +268,18 @@ def all_relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -209,6 +301,17 @@ def all_relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -225,6 +328,8 @@ def hard_sigmoid(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("hard_sigmoid", (("X", ("N", "K")),), (X.shape,))
     Y = jnp.where(X <= -3, 0, jnp.where(X >= 3, 1, X / 6 + 0.5))
     return Y
 
@@ -239,6 +344,8 @@ def hard_sigmoid_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("hard_sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = jnp.where((X >= 3) | (X <= -3), 0, DY / 6)
     return DX
 
@@ -254,6 +361,12 @@ def hard_sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Arr
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "hard_sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jnp.where(Z <= -3, 0, jnp.where(Z >= 3, 1, Z / 6 + 0.5))
     return Z, Y
@@ -272,6 +385,17 @@ def hard_sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tupl
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -291,6 +415,14 @@ def hard_sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tup
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -308,6 +440,17 @@ def hard_sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jnp.where(Z <= -3, 0, jnp.where(Z >= 3, 1, Z / 6 + 0.5))
     return Z, Y
@@ -328,6 +471,18 @@ def hard_sigmoid_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -349,6 +504,17 @@ def hard_sigmoid_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -365,6 +531,8 @@ def hyperbolic_tangent(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("hyperbolic_tangent", (("X", ("N", "K")),), (X.shape,))
     Y = jnp.tanh(X)
     return Y
 
@@ -379,6 +547,10 @@ def hyperbolic_tangent_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes(
+            "hyperbolic_tangent_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     DX = DY * (1 - jnp.tanh(X) ** 2)
     return DX
 
@@ -394,6 +566,12 @@ def hyperbolic_tangent_layer_forward(X: Array, W: Array, b: Array) -> tuple[Arra
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jnp.tanh(Z)
     return Z, Y
@@ -412,6 +590,17 @@ def hyperbolic_tangent_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -431,6 +620,14 @@ def hyperbolic_tangent_layer_backward_without_DX(X: Array, Z: Array, DY: Array) 
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -448,6 +645,17 @@ def hyperbolic_tangent_dropout_layer_forward(X: Array, R: Array, W: Array, b: Ar
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jnp.tanh(Z)
     return Z, Y
@@ -468,6 +676,18 @@ def hyperbolic_tangent_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -489,6 +709,17 @@ def hyperbolic_tangent_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -505,6 +736,8 @@ def leaky_relu(X: Array, alpha: Scalar) -> Array:
     Shapes: X N×K, alpha scalar.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("leaky_relu", (("X", ("N", "K")),), (X.shape,))
     Y = jnp.where(X <= 0, X * alpha, X)
     return Y
 
@@ -519,6 +752,8 @@ def leaky_relu_backward(X: Array, DY: Array, alpha: Scalar) -> Array:
     Shapes: X N×K, DY N×K, alpha scalar.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("leaky_relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = jnp.where(X <= 0, DY * alpha, DY)
     return DX
 
@@ -534,6 +769,12 @@ def leaky_relu_layer_forward(X: Array, W: Array, b: Array, alpha: Scalar) -> tup
     Shapes: X N×D, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "leaky_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jnp.where(Z <= 0, Z * alpha, Z)
     return Z, Y
@@ -554,6 +795,17 @@ def leaky_relu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -573,6 +825,14 @@ def leaky_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: S
     Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -592,6 +852,17 @@ def leaky_relu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jnp.where(Z <= 0, Z * alpha, Z)
     return Z, Y
@@ -612,6 +883,18 @@ def leaky_relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -633,6 +916,17 @@ def leaky_relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -649,6 +943,8 @@ def relu(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("relu", (("X", ("N", "K")),), (X.shape,))
     Y = jnp.maximum(X, 0)
     return Y
 
@@ -663,6 +959,8 @@ def relu_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = jnp.where(X <= 0, 0, DY)
     return DX
 
@@ -678,6 +976,12 @@ def relu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jnp.maximum(Z, 0)
     return Z, Y
@@ -696,6 +1000,17 @@ def relu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array,
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= 0, 0, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -715,6 +1030,14 @@ def relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= 0, 0, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -732,6 +1055,17 @@ def relu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jnp.maximum(Z, 0)
     return Z, Y
@@ -752,6 +1086,18 @@ def relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= 0, 0, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -771,6 +1117,17 @@ def relu_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: Arr
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= 0, 0, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -787,6 +1144,8 @@ def sigmoid(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("sigmoid", (("X", ("N", "K")),), (X.shape,))
     Y = jax.nn.sigmoid(X)
     return Y
 
@@ -801,6 +1160,8 @@ def sigmoid_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     t0 = jax.nn.sigmoid(X)
     DX = DY * t0 * (1 - t0)
     return DX
@@ -817,6 +1178,12 @@ def sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jax.nn.sigmoid(Z)
     return Z, Y
@@ -835,6 +1202,17 @@ def sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Arr
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = DZ.T @ X
@@ -855,6 +1233,14 @@ def sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Ar
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = DZ.T @ X
@@ -873,6 +1259,17 @@ def sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tup
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jax.nn.sigmoid(Z)
     return Z, Y
@@ -893,6 +1290,18 @@ def sigmoid_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = (DZ.T @ X) * R.T
@@ -913,6 +1322,17 @@ def sigmoid_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: 
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = (DZ.T @ X) * R.T
@@ -930,6 +1350,8 @@ def srelu(X: Array, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar) -> Array:
     Shapes: X N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("srelu", (("X", ("N", "K")),), (X.shape,))
     Y = jnp.where(X <= tl, al * (X - tl) + tl, jnp.where(X < tr, X, ar * (X - tr) + tr))
     return Y
 
@@ -950,6 +1372,8 @@ def srelu_backward(
     Shapes: X N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DX).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("srelu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     Dal = jnp.where(X <= tl, DY * (X - tl), 0).sum()
     Dtl = jnp.where(X <= tl, DY * (1 - al), 0).sum()
     Dar = jnp.where((X <= tl) | (X < tr), 0, DY * (X - tr)).sum()
@@ -973,6 +1397,10 @@ def srelu_backward_without_DX(
     Shapes: X N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes(
+            "srelu_backward_without_DX", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     Dal = jnp.where(X <= tl, DY * (X - tl), 0).sum()
     Dtl = jnp.where(X <= tl, DY * (1 - al), 0).sum()
     Dar = jnp.where((X <= tl) | (X < tr), 0, DY * (X - tr)).sum()
@@ -993,6 +1421,12 @@ def srelu_layer_forward(
     Shapes: X N×D, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "srelu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = jnp.where(Z <= tl, al * (Z - tl) + tl, jnp.where(Z < tr, Z, ar * (Z - tr) + tr))
     return Z, Y
@@ -1017,6 +1451,17 @@ def srelu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "srelu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
     Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()
@@ -1046,6 +1491,14 @@ def srelu_layer_backward_without_DX(
     Shapes: X N×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
     Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()
@@ -1069,6 +1522,17 @@ def srelu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = jnp.where(Z <= tl, al * (Z - tl) + tl, jnp.where(Z < tr, Z, ar * (Z - tr) + tr))
     return Z, Y
@@ -1093,6 +1557,18 @@ def srelu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
     Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()
@@ -1122,6 +1598,17 @@ def srelu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
     Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()

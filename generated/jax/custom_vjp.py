@@ -92,29 +92,61 @@ __all__ = [
 ]
 
 
-def check(layer: str, expected: tuple, values: tuple) -> None:
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def check(layer: str, expected: tuple, values: tuple, trusted: int = 0) -> None:
     """Raise one error naming ``layer``, the argument and what was expected of it.
 
-    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; a name
-    takes its size from the first argument that has it (parameters come first, so they fix a layer's size).
-    Every array must have a floating-point dtype, the dtype of the first; a scalar may be a Python number.
-    Shapes and dtypes are static, so this costs nothing inside ``jax.jit``.
+    ``expected`` holds (argument, shape) pairs; the sizes of the dimensions are decided by
+    :func:`expected_shapes` (the first ``trusted`` arguments, a module's parameters, fix them; else most
+    arguments do). Every array must have a floating-point dtype, the dtype of the first; a scalar may be a
+    Python number. Shapes and dtypes are static, so this costs nothing inside ``jax.jit``.
     """
-    dims: dict[str, int] = {}
+    shapes = []
+    for (name, shape), value in zip(expected, values):
+        if shape == () and isinstance(value, (int, float)):
+            shapes.append(())
+            continue
+        if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+            raise TypeError(f"{layer}: argument {name} is a {type(value).__name__}, expected an array")
+        shapes.append(tuple(value.shape))
+    expected_shapes(layer, expected, tuple(shapes), trusted)
     first = None
     for (name, shape), value in zip(expected, values):
         if shape == () and isinstance(value, (int, float)):
             continue
-        if not (hasattr(value, "shape") and hasattr(value, "dtype")):
-            raise TypeError(f"{layer}: argument {name} is a {type(value).__name__}, expected an array")
-        got = tuple(value.shape)
-        bound = dict(dims)
-        if len(got) != len(shape) or any(
-            g != (e if isinstance(e, int) else bound.setdefault(e, g)) for g, e in zip(got, shape)
-        ):
-            want = ", ".join(str(e if isinstance(e, int) else dims.get(e, e)) for e in shape)
-            raise ValueError(f"{layer}: argument {name} has shape {got}, expected ({want})")
-        dims = bound
         dtype = jnp.dtype(value.dtype)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(f"{layer}: argument {name} has dtype {dtype}, expected a floating-point dtype")
@@ -166,7 +198,7 @@ def all_relu(X: Array, alpha: float) -> Array:
     return _all_relu_vjp(X, alpha)
 
 
-ALL_RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+ALL_RELU_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _all_relu_layer_fwd(X, W, b, alpha):
@@ -206,7 +238,7 @@ def all_relu_layer(X: Array, W: Array, b: Array, alpha: float) -> Array:
     Shapes (checked): X N×D, W K×D, b 1×K, alpha scalar.
     Gradients: X, W, b; none for alpha.
     """
-    check("all_relu_layer", ALL_RELU_LAYER_SHAPES, (W, b, X))
+    check("all_relu_layer", ALL_RELU_LAYER_SHAPES, (X, W, b))
     return _all_relu_layer_vjp(X, W, b, alpha)
 
 
@@ -223,7 +255,7 @@ def all_relu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dic
     }
 
 
-ALL_RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+ALL_RELU_DROPOUT_LAYER_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _all_relu_dropout_layer_fwd(X, R, W, b, alpha):
@@ -263,7 +295,7 @@ def all_relu_dropout_layer(X: Array, R: Array, W: Array, b: Array, alpha: float)
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Gradients: X, W, b; none for R, alpha.
     """
-    check("all_relu_dropout_layer", ALL_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("all_relu_dropout_layer", ALL_RELU_DROPOUT_LAYER_SHAPES, (X, R, W, b))
     return _all_relu_dropout_layer_vjp(X, R, W, b, alpha)
 
 
@@ -320,7 +352,7 @@ def hard_sigmoid(X: Array) -> Array:
     return _hard_sigmoid_vjp(X)
 
 
-HARD_SIGMOID_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+HARD_SIGMOID_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _hard_sigmoid_layer_fwd(X, W, b):
@@ -360,7 +392,7 @@ def hard_sigmoid_layer(X: Array, W: Array, b: Array) -> Array:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("hard_sigmoid_layer", HARD_SIGMOID_LAYER_SHAPES, (W, b, X))
+    check("hard_sigmoid_layer", HARD_SIGMOID_LAYER_SHAPES, (X, W, b))
     return _hard_sigmoid_layer_vjp(X, W, b)
 
 
@@ -377,7 +409,7 @@ def hard_sigmoid_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) ->
     }
 
 
-HARD_SIGMOID_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+HARD_SIGMOID_DROPOUT_LAYER_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _hard_sigmoid_dropout_layer_fwd(X, R, W, b):
@@ -417,7 +449,7 @@ def hard_sigmoid_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> Array:
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
     Gradients: X, W, b; none for R.
     """
-    check("hard_sigmoid_dropout_layer", HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("hard_sigmoid_dropout_layer", HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (X, R, W, b))
     return _hard_sigmoid_dropout_layer_vjp(X, R, W, b)
 
 
@@ -474,7 +506,7 @@ def hyperbolic_tangent(X: Array) -> Array:
     return _hyperbolic_tangent_vjp(X)
 
 
-HYPERBOLIC_TANGENT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+HYPERBOLIC_TANGENT_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _hyperbolic_tangent_layer_fwd(X, W, b):
@@ -514,7 +546,7 @@ def hyperbolic_tangent_layer(X: Array, W: Array, b: Array) -> Array:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("hyperbolic_tangent_layer", HYPERBOLIC_TANGENT_LAYER_SHAPES, (W, b, X))
+    check("hyperbolic_tangent_layer", HYPERBOLIC_TANGENT_LAYER_SHAPES, (X, W, b))
     return _hyperbolic_tangent_layer_vjp(X, W, b)
 
 
@@ -532,10 +564,10 @@ def hyperbolic_tangent_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float
 
 
 HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES = (
-    ("W", ("K", "D")),
-    ("b", (1, "K")),
     ("X", ("N", "D")),
     ("R", ("D", "K")),
+    ("W", ("K", "D")),
+    ("b", (1, "K")),
 )
 
 
@@ -578,7 +610,7 @@ def hyperbolic_tangent_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
     Gradients: X, W, b; none for R.
     """
-    check("hyperbolic_tangent_dropout_layer", HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("hyperbolic_tangent_dropout_layer", HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES, (X, R, W, b))
     return _hyperbolic_tangent_dropout_layer_vjp(X, R, W, b)
 
 
@@ -637,7 +669,7 @@ def leaky_relu(X: Array, alpha: float) -> Array:
     return _leaky_relu_vjp(X, alpha)
 
 
-LEAKY_RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+LEAKY_RELU_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _leaky_relu_layer_fwd(X, W, b, alpha):
@@ -677,7 +709,7 @@ def leaky_relu_layer(X: Array, W: Array, b: Array, alpha: float) -> Array:
     Shapes (checked): X N×D, W K×D, b 1×K, alpha scalar.
     Gradients: X, W, b; none for alpha.
     """
-    check("leaky_relu_layer", LEAKY_RELU_LAYER_SHAPES, (W, b, X))
+    check("leaky_relu_layer", LEAKY_RELU_LAYER_SHAPES, (X, W, b))
     return _leaky_relu_layer_vjp(X, W, b, alpha)
 
 
@@ -694,7 +726,7 @@ def leaky_relu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> d
     }
 
 
-LEAKY_RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+LEAKY_RELU_DROPOUT_LAYER_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _leaky_relu_dropout_layer_fwd(X, R, W, b, alpha):
@@ -734,7 +766,7 @@ def leaky_relu_dropout_layer(X: Array, R: Array, W: Array, b: Array, alpha: floa
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Gradients: X, W, b; none for R, alpha.
     """
-    check("leaky_relu_dropout_layer", LEAKY_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("leaky_relu_dropout_layer", LEAKY_RELU_DROPOUT_LAYER_SHAPES, (X, R, W, b))
     return _leaky_relu_dropout_layer_vjp(X, R, W, b, alpha)
 
 
@@ -791,7 +823,7 @@ def relu(X: Array) -> Array:
     return _relu_vjp(X)
 
 
-RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+RELU_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _relu_layer_fwd(X, W, b):
@@ -831,7 +863,7 @@ def relu_layer(X: Array, W: Array, b: Array) -> Array:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("relu_layer", RELU_LAYER_SHAPES, (W, b, X))
+    check("relu_layer", RELU_LAYER_SHAPES, (X, W, b))
     return _relu_layer_vjp(X, W, b)
 
 
@@ -848,7 +880,7 @@ def relu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[st
     }
 
 
-RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+RELU_DROPOUT_LAYER_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _relu_dropout_layer_fwd(X, R, W, b):
@@ -888,7 +920,7 @@ def relu_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> Array:
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
     Gradients: X, W, b; none for R.
     """
-    check("relu_dropout_layer", RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("relu_dropout_layer", RELU_DROPOUT_LAYER_SHAPES, (X, R, W, b))
     return _relu_dropout_layer_vjp(X, R, W, b)
 
 
@@ -945,7 +977,7 @@ def sigmoid(X: Array) -> Array:
     return _sigmoid_vjp(X)
 
 
-SIGMOID_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+SIGMOID_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _sigmoid_layer_fwd(X, W, b):
@@ -985,7 +1017,7 @@ def sigmoid_layer(X: Array, W: Array, b: Array) -> Array:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("sigmoid_layer", SIGMOID_LAYER_SHAPES, (W, b, X))
+    check("sigmoid_layer", SIGMOID_LAYER_SHAPES, (X, W, b))
     return _sigmoid_layer_vjp(X, W, b)
 
 
@@ -1002,7 +1034,7 @@ def sigmoid_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict
     }
 
 
-SIGMOID_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+SIGMOID_DROPOUT_LAYER_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _sigmoid_dropout_layer_fwd(X, R, W, b):
@@ -1042,7 +1074,7 @@ def sigmoid_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> Array:
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
     Gradients: X, W, b; none for R.
     """
-    check("sigmoid_dropout_layer", SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("sigmoid_dropout_layer", SIGMOID_DROPOUT_LAYER_SHAPES, (X, R, W, b))
     return _sigmoid_dropout_layer_vjp(X, R, W, b)
 
 
@@ -1059,7 +1091,7 @@ def sigmoid_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32)
     }
 
 
-SRELU_SHAPES = (("al", ()), ("tl", ()), ("ar", ()), ("tr", ()), ("X", ("N", "K")))
+SRELU_SHAPES = (("X", ("N", "K")), ("al", ()), ("tl", ()), ("ar", ()), ("tr", ()))
 
 
 def _srelu_fwd(X, al, tl, ar, tr):
@@ -1099,7 +1131,7 @@ def srelu(X: Array, al: Array | float, tl: Array | float, ar: Array | float, tr:
     Shapes (checked): X N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Gradients: X, al, tl, ar, tr.
     """
-    check("srelu", SRELU_SHAPES, (al, tl, ar, tr, X))
+    check("srelu", SRELU_SHAPES, (X, al, tl, ar, tr))
     return _srelu_vjp(X, al, tl, ar, tr)
 
 
@@ -1114,13 +1146,13 @@ def srelu_init(key: Array, *, dtype=jnp.float32) -> dict[str, Array]:
 
 
 SRELU_LAYER_SHAPES = (
+    ("X", ("N", "D")),
     ("W", ("K", "D")),
     ("b", (1, "K")),
     ("al", ()),
     ("tl", ()),
     ("ar", ()),
     ("tr", ()),
-    ("X", ("N", "D")),
 )
 
 
@@ -1167,7 +1199,7 @@ def srelu_layer(
     Shapes (checked): X N×D, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Gradients: X, W, b, al, tl, ar, tr.
     """
-    check("srelu_layer", SRELU_LAYER_SHAPES, (W, b, al, tl, ar, tr, X))
+    check("srelu_layer", SRELU_LAYER_SHAPES, (X, W, b, al, tl, ar, tr))
     return _srelu_layer_vjp(X, W, b, al, tl, ar, tr)
 
 
@@ -1189,14 +1221,14 @@ def srelu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[s
 
 
 SRELU_DROPOUT_LAYER_SHAPES = (
+    ("X", ("N", "D")),
+    ("R", ("D", "K")),
     ("W", ("K", "D")),
     ("b", (1, "K")),
     ("al", ()),
     ("tl", ()),
     ("ar", ()),
     ("tr", ()),
-    ("X", ("N", "D")),
-    ("R", ("D", "K")),
 )
 
 
@@ -1250,7 +1282,7 @@ def srelu_dropout_layer(
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Gradients: X, W, b, al, tl, ar, tr; none for R.
     """
-    check("srelu_dropout_layer", SRELU_DROPOUT_LAYER_SHAPES, (W, b, al, tl, ar, tr, X, R))
+    check("srelu_dropout_layer", SRELU_DROPOUT_LAYER_SHAPES, (X, R, W, b, al, tl, ar, tr))
     return _srelu_dropout_layer_vjp(X, R, W, b, al, tl, ar, tr)
 
 
@@ -1313,7 +1345,7 @@ def simple_batch_norm(X: Array) -> Array:
     return _simple_batch_norm_vjp(X)
 
 
-BATCH_NORM_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
+BATCH_NORM_SHAPES = (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K")))
 
 
 def _batch_norm_fwd(X, gamma, beta):
@@ -1355,7 +1387,7 @@ def batch_norm(X: Array, gamma: Array, beta: Array) -> Array:
     Shapes (checked): X N×K, gamma 1×K, beta 1×K.
     Gradients: X, gamma, beta.
     """
-    check("batch_norm", BATCH_NORM_SHAPES, (gamma, beta, X))
+    check("batch_norm", BATCH_NORM_SHAPES, (X, gamma, beta))
     return _batch_norm_vjp(X, gamma, beta)
 
 
@@ -1412,7 +1444,7 @@ def simple_batch_norm_eps(X: Array, epsilon: float) -> Array:
     return _simple_batch_norm_eps_vjp(X, epsilon)
 
 
-BATCH_NORM_EPS_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
+BATCH_NORM_EPS_SHAPES = (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K")))
 
 
 def _batch_norm_eps_fwd(X, gamma, beta, epsilon):
@@ -1454,7 +1486,7 @@ def batch_norm_eps(X: Array, gamma: Array, beta: Array, epsilon: float) -> Array
     Shapes (checked): X N×K, gamma 1×K, beta 1×K, epsilon scalar.
     Gradients: X, gamma, beta; none for epsilon.
     """
-    check("batch_norm_eps", BATCH_NORM_EPS_SHAPES, (gamma, beta, X))
+    check("batch_norm_eps", BATCH_NORM_EPS_SHAPES, (X, gamma, beta))
     return _batch_norm_eps_vjp(X, gamma, beta, epsilon)
 
 
@@ -1469,7 +1501,7 @@ def batch_norm_eps_init(key: Array, K: int, *, dtype=jnp.float32) -> dict[str, A
     }
 
 
-LINEAR_DROPOUT_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+LINEAR_DROPOUT_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _linear_dropout_fwd(X, R, W, b):
@@ -1507,7 +1539,7 @@ def linear_dropout(X: Array, R: Array, W: Array, b: Array) -> Array:
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
     Gradients: X, W, b; none for R.
     """
-    check("linear_dropout", LINEAR_DROPOUT_SHAPES, (W, b, X, R))
+    check("linear_dropout", LINEAR_DROPOUT_SHAPES, (X, R, W, b))
     return _linear_dropout_vjp(X, R, W, b)
 
 
@@ -1524,7 +1556,7 @@ def linear_dropout_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dic
     }
 
 
-LINEAR_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+LINEAR_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _linear_fwd(X, W, b):
@@ -1562,7 +1594,7 @@ def linear(X: Array, W: Array, b: Array) -> Array:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("linear", LINEAR_SHAPES, (W, b, X))
+    check("linear", LINEAR_SHAPES, (X, W, b))
     return _linear_vjp(X, W, b)
 
 
@@ -1579,7 +1611,7 @@ def linear_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, A
     }
 
 
-SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+SOFTMAX_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _softmax_layer_fwd(X, W, b):
@@ -1619,7 +1651,7 @@ def softmax_layer(X: Array, W: Array, b: Array) -> Array:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("softmax_layer", SOFTMAX_LAYER_SHAPES, (W, b, X))
+    check("softmax_layer", SOFTMAX_LAYER_SHAPES, (X, W, b))
     return _softmax_layer_vjp(X, W, b)
 
 
@@ -1636,7 +1668,7 @@ def softmax_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict
     }
 
 
-LOG_SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+LOG_SOFTMAX_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 def _log_softmax_layer_fwd(X, W, b):
@@ -1676,7 +1708,7 @@ def log_softmax_layer(X: Array, W: Array, b: Array) -> Array:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("log_softmax_layer", LOG_SOFTMAX_LAYER_SHAPES, (W, b, X))
+    check("log_softmax_layer", LOG_SOFTMAX_LAYER_SHAPES, (X, W, b))
     return _log_softmax_layer_vjp(X, W, b)
 
 
@@ -1803,7 +1835,7 @@ def cross_entropy_loss(Y: Array, T: Array) -> Array:
     From spec/losses/losses.py (cross_entropy_loss), kernels
     ``cross_entropy_loss`` and ``cross_entropy_loss_gradient``:
 
-        L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+        L = −1_Nᵀ·xlogy(T, Y)·1_K
         DY = −(T ⊙ reciprocal(Y))
 
     Shapes (checked): Y N×K, T N×K.

@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import jax.scipy.special
 import jax
 import jax.numpy as jnp
+import jax.scipy.special
 
 Array = jax.Array
 Scalar = float | jax.Array
@@ -30,6 +32,46 @@ __all__ = [
 ]
 
 
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
+
+
 def squared_error_loss(Y: Array, T: Array) -> Scalar:
     """Squared error: value.
 
@@ -40,6 +82,8 @@ def squared_error_loss(Y: Array, T: Array) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("squared_error_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
     L = ((Y - T) ** 2).sum()
     return L
 
@@ -54,6 +98,10 @@ def squared_error_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "squared_error_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     DY = 2 * Y - 2 * T
     return DY
 
@@ -68,6 +116,8 @@ def mean_squared_error_loss(Y: Array, T: Array) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("mean_squared_error_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
     N = Y.shape[0]
     K = Y.shape[1]
     L = ((Y - T) ** 2).sum() / (K * N)
@@ -84,6 +134,10 @@ def mean_squared_error_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "mean_squared_error_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     N = Y.shape[0]
     K = Y.shape[1]
     DY = (2 * Y - 2 * T) / (K * N)
@@ -95,12 +149,14 @@ def cross_entropy_loss(Y: Array, T: Array) -> Scalar:
 
     From spec/losses/losses.py (cross_entropy_loss):
 
-        L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+        L = −1_Nᵀ·xlogy(T, Y)·1_K
 
     Shapes: Y N×K, T N×K.
     Returns L.
     """
-    L = (-T * jnp.log(Y)).sum()
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
+    L = (-jax.scipy.special.xlogy(T, Y)).sum()
     return L
 
 
@@ -114,6 +170,10 @@ def cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     DY = -T / Y
     return DY
 
@@ -128,6 +188,8 @@ def softmax_cross_entropy_loss(Y: Array, T: Array) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
     L = (-T * (Y - jnp.log(jnp.exp(Y).sum(axis=1, keepdims=True)))).sum()
     return L
 
@@ -142,6 +204,10 @@ def softmax_cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "softmax_cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     t0 = jnp.exp(Y)
     DY = t0 * T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True) - T
     return DY
@@ -157,6 +223,10 @@ def softmax_cross_entropy_one_hot_loss(Y: Array, T: Array) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "softmax_cross_entropy_one_hot_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     L = (-T * (Y - jnp.log(jnp.exp(Y).sum(axis=1, keepdims=True)))).sum()
     return L
 
@@ -171,6 +241,12 @@ def softmax_cross_entropy_one_hot_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "softmax_cross_entropy_one_hot_loss_gradient",
+            (("Y", ("N", "K")), ("T", ("N", "K"))),
+            (Y.shape, T.shape),
+        )
     t0 = jnp.exp(Y)
     DY = t0 / t0.sum(axis=1, keepdims=True) - T
     return DY
@@ -186,6 +262,10 @@ def stable_softmax_cross_entropy_loss(Y: Array, T: Array) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "stable_softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     t0 = Y.max(axis=1, keepdims=True)
     L = (-T * (Y - t0 - jnp.log(jnp.exp(Y - t0).sum(axis=1, keepdims=True)))).sum()
     return L
@@ -201,6 +281,12 @@ def stable_softmax_cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "stable_softmax_cross_entropy_loss_gradient",
+            (("Y", ("N", "K")), ("T", ("N", "K"))),
+            (Y.shape, T.shape),
+        )
     t0 = jnp.exp(Y - Y.max(axis=1, keepdims=True))
     DY = t0 * T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True) - T
     return DY
@@ -216,6 +302,10 @@ def logistic_cross_entropy_loss(Y: Array, T: Array) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "logistic_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     L = (T * jax.nn.softplus(-Y)).sum()
     return L
 
@@ -230,6 +320,10 @@ def logistic_cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "logistic_cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     DY = T * jax.nn.sigmoid(Y) - T
     return DY
 
@@ -244,6 +338,10 @@ def negative_log_likelihood_loss(Y: Array, T: Array) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "negative_log_likelihood_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     L = (-jnp.log((Y * T).sum(axis=1, keepdims=True))).sum()
     return L
 
@@ -258,5 +356,11 @@ def negative_log_likelihood_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "negative_log_likelihood_loss_gradient",
+            (("Y", ("N", "K")), ("T", ("N", "K"))),
+            (Y.shape, T.shape),
+        )
     DY = -T / (Y * T).sum(axis=1, keepdims=True)
     return DY

@@ -22,6 +22,46 @@ __all__ = [
 ]
 
 
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
+
+
 def softmax(X: Array) -> Array:
     """Row-wise softmax: feedforward.
 
@@ -32,6 +72,8 @@ def softmax(X: Array) -> Array:
     Shapes: X N×D.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("softmax", (("X", ("N", "D")),), (X.shape,))
     t0 = jnp.exp(X)
     Y = t0 / t0.sum(axis=1, keepdims=True)
     return Y
@@ -47,6 +89,8 @@ def softmax_backward(Y: Array, DY: Array) -> Array:
     Shapes: Y N×D, DY N×D.
     Returns DX.
     """
+    if not (Y.ndim == DY.ndim == 2 and DY.shape == Y.shape):
+        wrong_shapes("softmax_backward", (("Y", ("N", "D")), ("DY", ("N", "D"))), (Y.shape, DY.shape))
     DX = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
     return DX
 
@@ -61,6 +105,8 @@ def stable_softmax(X: Array) -> Array:
     Shapes: X N×D.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("stable_softmax", (("X", ("N", "D")),), (X.shape,))
     t0 = jnp.exp(X - X.max(axis=1, keepdims=True))
     Y = t0 / t0.sum(axis=1, keepdims=True)
     return Y
@@ -76,6 +122,8 @@ def stable_softmax_backward(Y: Array, DY: Array) -> Array:
     Shapes: Y N×D, DY N×D.
     Returns DX.
     """
+    if not (Y.ndim == DY.ndim == 2 and DY.shape == Y.shape):
+        wrong_shapes("stable_softmax_backward", (("Y", ("N", "D")), ("DY", ("N", "D"))), (Y.shape, DY.shape))
     DX = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
     return DX
 
@@ -90,6 +138,8 @@ def log_softmax(X: Array) -> Array:
     Shapes: X N×D.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("log_softmax", (("X", ("N", "D")),), (X.shape,))
     Y = X - jnp.log(jnp.exp(X).sum(axis=1, keepdims=True))
     return Y
 
@@ -104,6 +154,8 @@ def log_softmax_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×D, DY N×D.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("log_softmax_backward", (("X", ("N", "D")), ("DY", ("N", "D"))), (X.shape, DY.shape))
     t0 = jnp.exp(X)
     DX = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     return DX
@@ -119,6 +171,8 @@ def stable_log_softmax(X: Array) -> Array:
     Shapes: X N×D.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("stable_log_softmax", (("X", ("N", "D")),), (X.shape,))
     t0 = -X.max(axis=1, keepdims=True)
     Y = t0 + X - jnp.log(jnp.exp(t0 + X).sum(axis=1, keepdims=True))
     return Y
@@ -134,6 +188,10 @@ def stable_log_softmax_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×D, DY N×D.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes(
+            "stable_log_softmax_backward", (("X", ("N", "D")), ("DY", ("N", "D"))), (X.shape, DY.shape)
+        )
     t0 = jnp.exp(X - X.max(axis=1, keepdims=True))
     DX = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     return DX

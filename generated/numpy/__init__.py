@@ -2,6 +2,14 @@
 # Do not edit: change the spec and run `make generate`.
 """batchform's NumPy kernels: every function generated from spec/, one module per family."""
 
+from .. import _check_generation
+
+_check_generation(
+    __name__,
+    "543d6dc58765bc532ed34db183b767e5b75e25508c992af955febabe8b1fbe81",
+    "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
+)
+
 from .activations import (
     all_relu,
     all_relu_backward,

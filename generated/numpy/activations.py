@@ -70,6 +70,46 @@ __all__ = [
 ]
 
 
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
+
+
 def all_relu(X: Array, alpha: float) -> Array:
     """AllReLU, applied element-wise: feedforward.
 
@@ -80,6 +120,8 @@ def all_relu(X: Array, alpha: float) -> Array:
     Shapes: X N×K, alpha scalar.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("all_relu", (("X", ("N", "K")),), (X.shape,))
     Y = np.where(X < 0, X * alpha, X)
     return Y
 
@@ -94,6 +136,8 @@ def all_relu_backward(X: Array, DY: Array, alpha: float) -> Array:
     Shapes: X N×K, DY N×K, alpha scalar.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("all_relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = np.where(X < 0, DY * alpha, DY)
     return DX
 
@@ -109,6 +153,12 @@ def all_relu_layer_forward(X: Array, W: Array, b: Array, alpha: float) -> tuple[
     Shapes: X N×D, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "all_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = np.where(Z < 0, Z * alpha, Z)
     return Z, Y
@@ -129,6 +179,17 @@ def all_relu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z < 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -148,6 +209,14 @@ def all_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: flo
     Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z < 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -167,6 +236,17 @@ def all_relu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = np.where(Z < 0, Z * alpha, Z)
     return Z, Y
@@ -187,6 +267,18 @@ def all_relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z < 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -208,6 +300,17 @@ def all_relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z < 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -224,6 +327,8 @@ def hard_sigmoid(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("hard_sigmoid", (("X", ("N", "K")),), (X.shape,))
     Y = np.where(X <= -3, 0, np.where(X >= 3, 1, X / 6 + 0.5))
     return Y
 
@@ -238,6 +343,8 @@ def hard_sigmoid_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("hard_sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = np.where((X >= 3) | (X <= -3), 0, DY / 6)
     return DX
 
@@ -253,6 +360,12 @@ def hard_sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Arr
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "hard_sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = np.where(Z <= -3, 0, np.where(Z >= 3, 1, Z / 6 + 0.5))
     return Z, Y
@@ -271,6 +384,17 @@ def hard_sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tupl
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = np.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -290,6 +414,14 @@ def hard_sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tup
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = np.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -307,6 +439,17 @@ def hard_sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = np.where(Z <= -3, 0, np.where(Z >= 3, 1, Z / 6 + 0.5))
     return Z, Y
@@ -327,6 +470,18 @@ def hard_sigmoid_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = np.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -348,6 +503,17 @@ def hard_sigmoid_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = np.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -364,6 +530,8 @@ def hyperbolic_tangent(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("hyperbolic_tangent", (("X", ("N", "K")),), (X.shape,))
     Y = np.tanh(X)
     return Y
 
@@ -378,6 +546,10 @@ def hyperbolic_tangent_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes(
+            "hyperbolic_tangent_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     DX = DY * (1 - np.tanh(X) ** 2)
     return DX
 
@@ -393,6 +565,12 @@ def hyperbolic_tangent_layer_forward(X: Array, W: Array, b: Array) -> tuple[Arra
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = np.tanh(Z)
     return Z, Y
@@ -411,6 +589,17 @@ def hyperbolic_tangent_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - np.tanh(Z) ** 2)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -430,6 +619,14 @@ def hyperbolic_tangent_layer_backward_without_DX(X: Array, Z: Array, DY: Array) 
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - np.tanh(Z) ** 2)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -447,6 +644,17 @@ def hyperbolic_tangent_dropout_layer_forward(X: Array, R: Array, W: Array, b: Ar
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = np.tanh(Z)
     return Z, Y
@@ -467,6 +675,18 @@ def hyperbolic_tangent_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - np.tanh(Z) ** 2)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -488,6 +708,17 @@ def hyperbolic_tangent_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - np.tanh(Z) ** 2)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -504,6 +735,8 @@ def leaky_relu(X: Array, alpha: float) -> Array:
     Shapes: X N×K, alpha scalar.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("leaky_relu", (("X", ("N", "K")),), (X.shape,))
     Y = np.where(X <= 0, X * alpha, X)
     return Y
 
@@ -518,6 +751,8 @@ def leaky_relu_backward(X: Array, DY: Array, alpha: float) -> Array:
     Shapes: X N×K, DY N×K, alpha scalar.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("leaky_relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = np.where(X <= 0, DY * alpha, DY)
     return DX
 
@@ -533,6 +768,12 @@ def leaky_relu_layer_forward(X: Array, W: Array, b: Array, alpha: float) -> tupl
     Shapes: X N×D, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "leaky_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = np.where(Z <= 0, Z * alpha, Z)
     return Z, Y
@@ -553,6 +794,17 @@ def leaky_relu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -572,6 +824,14 @@ def leaky_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: f
     Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -591,6 +851,17 @@ def leaky_relu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = np.where(Z <= 0, Z * alpha, Z)
     return Z, Y
@@ -611,6 +882,18 @@ def leaky_relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -632,6 +915,17 @@ def leaky_relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -648,6 +942,8 @@ def relu(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("relu", (("X", ("N", "K")),), (X.shape,))
     Y = np.maximum(X, 0)
     return Y
 
@@ -662,6 +958,8 @@ def relu_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = np.where(X <= 0, 0, DY)
     return DX
 
@@ -677,6 +975,12 @@ def relu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = np.maximum(Z, 0)
     return Z, Y
@@ -695,6 +999,17 @@ def relu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array,
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= 0, 0, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -714,6 +1029,14 @@ def relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= 0, 0, DY)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -731,6 +1054,17 @@ def relu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = np.maximum(Z, 0)
     return Z, Y
@@ -751,6 +1085,18 @@ def relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= 0, 0, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -770,6 +1116,17 @@ def relu_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: Arr
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= 0, 0, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
@@ -786,6 +1143,8 @@ def sigmoid(X: Array) -> Array:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("sigmoid", (("X", ("N", "K")),), (X.shape,))
     Y = 0.5 * np.tanh(0.5 * X) + 0.5
     return Y
 
@@ -800,6 +1159,8 @@ def sigmoid_backward(X: Array, DY: Array) -> Array:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     t0 = 0.5 * np.tanh(0.5 * X) + 0.5
     DX = DY * t0 * (1 - t0)
     return DX
@@ -816,6 +1177,12 @@ def sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = 0.5 * np.tanh(0.5 * Z) + 0.5
     return Z, Y
@@ -834,6 +1201,17 @@ def sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Arr
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
     DZ = DY * t0 * (1 - t0)
     DW = DZ.T @ X
@@ -854,6 +1232,14 @@ def sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Ar
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
     DZ = DY * t0 * (1 - t0)
     DW = DZ.T @ X
@@ -872,6 +1258,17 @@ def sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tup
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = 0.5 * np.tanh(0.5 * Z) + 0.5
     return Z, Y
@@ -892,6 +1289,18 @@ def sigmoid_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
     DZ = DY * t0 * (1 - t0)
     DW = (DZ.T @ X) * R.T
@@ -912,6 +1321,17 @@ def sigmoid_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: 
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
     DZ = DY * t0 * (1 - t0)
     DW = (DZ.T @ X) * R.T
@@ -929,6 +1349,8 @@ def srelu(X: Array, al: float, tl: float, ar: float, tr: float) -> Array:
     Shapes: X N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("srelu", (("X", ("N", "K")),), (X.shape,))
     Y = np.where(X <= tl, al * (X - tl) + tl, np.where(X < tr, X, ar * (X - tr) + tr))
     return Y
 
@@ -949,6 +1371,8 @@ def srelu_backward(
     Shapes: X N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DX).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("srelu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     Dal = np.where(X <= tl, DY * (X - tl), 0).sum()
     Dtl = np.where(X <= tl, DY * (1 - al), 0).sum()
     Dar = np.where((X <= tl) | (X < tr), 0, DY * (X - tr)).sum()
@@ -972,6 +1396,10 @@ def srelu_backward_without_DX(
     Shapes: X N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes(
+            "srelu_backward_without_DX", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     Dal = np.where(X <= tl, DY * (X - tl), 0).sum()
     Dtl = np.where(X <= tl, DY * (1 - al), 0).sum()
     Dar = np.where((X <= tl) | (X < tr), 0, DY * (X - tr)).sum()
@@ -992,6 +1420,12 @@ def srelu_layer_forward(
     Shapes: X N×D, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "srelu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     Y = np.where(Z <= tl, al * (Z - tl) + tl, np.where(Z < tr, Z, ar * (Z - tr) + tr))
     return Z, Y
@@ -1016,6 +1450,17 @@ def srelu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "srelu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
     Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
@@ -1045,6 +1490,14 @@ def srelu_layer_backward_without_DX(
     Shapes: X N×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
     Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
@@ -1068,6 +1521,17 @@ def srelu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = X @ (W.T * R) + b
     Y = np.where(Z <= tl, al * (Z - tl) + tl, np.where(Z < tr, Z, ar * (Z - tr) + tr))
     return Z, Y
@@ -1092,6 +1556,18 @@ def srelu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
     Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
@@ -1121,6 +1597,17 @@ def srelu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
     Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
     Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()

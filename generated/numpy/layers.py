@@ -38,6 +38,46 @@ __all__ = [
 ]
 
 
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
+
+
 def simple_batch_norm_forward(X: Array) -> tuple[Array, Array]:
     """Batch normalization: feedforward.
 
@@ -50,6 +90,8 @@ def simple_batch_norm_forward(X: Array) -> tuple[Array, Array]:
     Shapes: X N×K.
     Returns (Sigma, Y).
     """
+    if not (X.ndim == 2):
+        wrong_shapes("simple_batch_norm_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
     R = X - X.sum(axis=0, keepdims=True) / N
     Sigma = (R**2).sum(axis=0, keepdims=True) / N
@@ -67,6 +109,17 @@ def simple_batch_norm_backward(Sigma: Array, Y: Array, DY: Array) -> Array:
     Shapes: Sigma 1×K, Y N×K, DY N×K.
     Returns DX.
     """
+    if not (
+        Sigma.ndim == Y.ndim == DY.ndim == 2
+        and Sigma.shape[0] == 1
+        and Y.shape[1] == Sigma.shape[1]
+        and DY.shape == (Y.shape[0], Sigma.shape[1])
+    ):
+        wrong_shapes(
+            "simple_batch_norm_backward",
+            (("Sigma", (1, "K")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (Sigma.shape, Y.shape, DY.shape),
+        )
     N = Y.shape[0]
     DX = (N * DY - Y * (Y * DY).sum(axis=0, keepdims=True) - DY.sum(axis=0, keepdims=True)) / (
         N * np.sqrt(Sigma)
@@ -87,6 +140,16 @@ def batch_norm_forward(X: Array, gamma: Array, beta: Array) -> tuple[Array, Arra
     Shapes: X N×K, gamma 1×K, beta 1×K.
     Returns (Sigma, Z, Y).
     """
+    if not (
+        X.ndim == gamma.ndim == beta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and beta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_forward",
+            (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K"))),
+            (X.shape, gamma.shape, beta.shape),
+        )
     N = X.shape[0]
     R = X - X.sum(axis=0, keepdims=True) / N
     Sigma = (R**2).sum(axis=0, keepdims=True) / N
@@ -108,6 +171,18 @@ def batch_norm_backward(gamma: Array, Sigma: Array, Z: Array, DY: Array) -> tupl
     Shapes: gamma 1×K, Sigma 1×K, Z N×K, DY N×K.
     Returns (Dbeta, Dgamma, DX).
     """
+    if not (
+        gamma.ndim == Sigma.ndim == Z.ndim == DY.ndim == 2
+        and gamma.shape[0] == 1
+        and Sigma.shape == (1, gamma.shape[1])
+        and Z.shape[1] == gamma.shape[1]
+        and DY.shape == (Z.shape[0], gamma.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_backward",
+            (("gamma", (1, "K")), ("Sigma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (gamma.shape, Sigma.shape, Z.shape, DY.shape),
+        )
     N = Z.shape[0]
     DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
@@ -129,6 +204,10 @@ def batch_norm_backward_without_DX(Z: Array, DY: Array) -> tuple[Array, Array]:
     Shapes: Z N×K, DY N×K.
     Returns (Dbeta, Dgamma).
     """
+    if not (Z.ndim == DY.ndim == 2 and DY.shape == Z.shape):
+        wrong_shapes(
+            "batch_norm_backward_without_DX", (("Z", ("N", "K")), ("DY", ("N", "K"))), (Z.shape, DY.shape)
+        )
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
     return Dbeta, Dgamma
@@ -146,6 +225,8 @@ def simple_batch_norm_eps_forward(X: Array, epsilon: float) -> tuple[Array, Arra
     Shapes: X N×K, epsilon scalar.
     Returns (Sigma, Y).
     """
+    if not (X.ndim == 2):
+        wrong_shapes("simple_batch_norm_eps_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
     R = X - X.sum(axis=0, keepdims=True) / N
     Sigma = (R**2).sum(axis=0, keepdims=True) / N
@@ -163,6 +244,17 @@ def simple_batch_norm_eps_backward(Sigma: Array, Y: Array, DY: Array, epsilon: f
     Shapes: Sigma 1×K, Y N×K, DY N×K, epsilon scalar.
     Returns DX.
     """
+    if not (
+        Sigma.ndim == Y.ndim == DY.ndim == 2
+        and Sigma.shape[0] == 1
+        and Y.shape[1] == Sigma.shape[1]
+        and DY.shape == (Y.shape[0], Sigma.shape[1])
+    ):
+        wrong_shapes(
+            "simple_batch_norm_eps_backward",
+            (("Sigma", (1, "K")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (Sigma.shape, Y.shape, DY.shape),
+        )
     N = Y.shape[0]
     DX = (N * DY - Y * (Y * DY).sum(axis=0, keepdims=True) - DY.sum(axis=0, keepdims=True)) / (
         N * np.sqrt(Sigma + epsilon)
@@ -183,6 +275,16 @@ def batch_norm_eps_forward(X: Array, gamma: Array, beta: Array, epsilon: float) 
     Shapes: X N×K, gamma 1×K, beta 1×K, epsilon scalar.
     Returns (Sigma, Z, Y).
     """
+    if not (
+        X.ndim == gamma.ndim == beta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and beta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_forward",
+            (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K"))),
+            (X.shape, gamma.shape, beta.shape),
+        )
     N = X.shape[0]
     R = X - X.sum(axis=0, keepdims=True) / N
     Sigma = (R**2).sum(axis=0, keepdims=True) / N
@@ -206,6 +308,18 @@ def batch_norm_eps_backward(
     Shapes: gamma 1×K, Sigma 1×K, Z N×K, DY N×K, epsilon scalar.
     Returns (Dbeta, Dgamma, DX).
     """
+    if not (
+        gamma.ndim == Sigma.ndim == Z.ndim == DY.ndim == 2
+        and gamma.shape[0] == 1
+        and Sigma.shape == (1, gamma.shape[1])
+        and Z.shape[1] == gamma.shape[1]
+        and DY.shape == (Z.shape[0], gamma.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_backward",
+            (("gamma", (1, "K")), ("Sigma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (gamma.shape, Sigma.shape, Z.shape, DY.shape),
+        )
     N = Z.shape[0]
     DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
@@ -227,6 +341,10 @@ def batch_norm_eps_backward_without_DX(Z: Array, DY: Array) -> tuple[Array, Arra
     Shapes: Z N×K, DY N×K.
     Returns (Dbeta, Dgamma).
     """
+    if not (Z.ndim == DY.ndim == 2 and DY.shape == Z.shape):
+        wrong_shapes(
+            "batch_norm_eps_backward_without_DX", (("Z", ("N", "K")), ("DY", ("N", "K"))), (Z.shape, DY.shape)
+        )
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
     return Dbeta, Dgamma
@@ -242,6 +360,17 @@ def linear_dropout_forward(X: Array, R: Array, W: Array, b: Array) -> Array:
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns Y.
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Y = X @ (W.T * R) + b
     return Y
 
@@ -258,6 +387,17 @@ def linear_dropout_backward(X: Array, R: Array, W: Array, DY: Array) -> tuple[Ar
     Shapes: X N×D, R D×K, W K×D, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, DY.shape),
+        )
     DW = (DY.T @ X) * R.T
     Db = DY.sum(axis=0, keepdims=True)
     DX = DY @ (W * R.T)
@@ -275,6 +415,14 @@ def linear_dropout_backward_without_DX(X: Array, R: Array, DY: Array) -> tuple[A
     Shapes: X N×D, R D×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == DY.ndim == 2 and R.shape[0] == X.shape[1] and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, DY.shape),
+        )
     DW = (DY.T @ X) * R.T
     Db = DY.sum(axis=0, keepdims=True)
     return DW, Db
@@ -290,6 +438,12 @@ def linear_forward(X: Array, W: Array, b: Array) -> Array:
     Shapes: X N×D, W K×D, b 1×K.
     Returns Y.
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "linear_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Y = X @ W.T + b
     return Y
 
@@ -306,6 +460,14 @@ def linear_backward(X: Array, W: Array, DY: Array) -> tuple[Array, Array, Array]
     Shapes: X N×D, W K×D, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
     DW = DY.T @ X
     Db = DY.sum(axis=0, keepdims=True)
     DX = DY @ W
@@ -323,6 +485,10 @@ def linear_backward_without_DX(X: Array, DY: Array) -> tuple[Array, Array]:
     Shapes: X N×D, DY N×K.
     Returns (DW, Db).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape[0] == X.shape[0]):
+        wrong_shapes(
+            "linear_backward_without_DX", (("X", ("N", "D")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     DW = DY.T @ X
     Db = DY.sum(axis=0, keepdims=True)
     return DW, Db
@@ -338,6 +504,12 @@ def sparse_linear_forward(X: Array, W: Array, b: Array) -> Array:
     Shapes: X N×D, W K×D, b 1×K.
     Returns Y.
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_linear_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Y = X @ W.T + b
     return Y
 
@@ -354,6 +526,14 @@ def sparse_linear_backward(X: Array, W: Array, DY: Array) -> tuple[Array, Array,
     Shapes: X N×D, W K×D, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
     t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     DW = (DY[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DY.sum(axis=0, keepdims=True)
@@ -372,6 +552,14 @@ def sparse_linear_backward_without_DX(X: Array, W: Array, DY: Array) -> tuple[Ar
     Shapes: X N×D, W K×D, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
     t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     DW = (DY[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DY.sum(axis=0, keepdims=True)
@@ -389,6 +577,12 @@ def softmax_layer_forward(X: Array, W: Array, b: Array) -> Array:
     Shapes: X N×D, W K×D, b 1×K.
     Returns Y.
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
     Y = t0 / t0.sum(axis=1, keepdims=True)
@@ -408,6 +602,17 @@ def softmax_layer_backward(X: Array, W: Array, Y: Array, DY: Array) -> tuple[Arr
     Shapes: X N×D, W K×D, Y N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -427,6 +632,14 @@ def softmax_layer_backward_without_DX(X: Array, Y: Array, DY: Array) -> tuple[Ar
     Shapes: X N×D, Y N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == 2 and Y.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Y.shape, DY.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
@@ -444,6 +657,12 @@ def log_softmax_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Arra
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "log_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = X @ W.T + b
     t0 = -Z.max(axis=1, keepdims=True)
     Y = t0 + Z - np.log(np.exp(t0 + Z).sum(axis=1, keepdims=True))
@@ -463,6 +682,17 @@ def log_softmax_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
     DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     DW = DZ.T @ X
@@ -483,6 +713,14 @@ def log_softmax_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tupl
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
     DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     DW = DZ.T @ X

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import scipy.special
 import numpy as np
+import scipy.special
 from numpy.typing import NDArray
 
 Array = NDArray[np.floating]
@@ -29,6 +31,46 @@ __all__ = [
 ]
 
 
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
+
+
 def squared_error_loss(Y: Array, T: Array) -> float:
     """Squared error: value.
 
@@ -39,6 +81,8 @@ def squared_error_loss(Y: Array, T: Array) -> float:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("squared_error_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
     L = ((Y - T) ** 2).sum()
     return L
 
@@ -53,6 +97,10 @@ def squared_error_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "squared_error_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     DY = 2 * Y - 2 * T
     return DY
 
@@ -67,6 +115,8 @@ def mean_squared_error_loss(Y: Array, T: Array) -> float:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("mean_squared_error_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
     N = Y.shape[0]
     K = Y.shape[1]
     L = ((Y - T) ** 2).sum() / (K * N)
@@ -83,6 +133,10 @@ def mean_squared_error_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "mean_squared_error_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     N = Y.shape[0]
     K = Y.shape[1]
     DY = (2 * Y - 2 * T) / (K * N)
@@ -94,12 +148,14 @@ def cross_entropy_loss(Y: Array, T: Array) -> float:
 
     From spec/losses/losses.py (cross_entropy_loss):
 
-        L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+        L = −1_Nᵀ·xlogy(T, Y)·1_K
 
     Shapes: Y N×K, T N×K.
     Returns L.
     """
-    L = (-T * np.log(Y)).sum()
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
+    L = (-scipy.special.xlogy(T, Y)).sum()
     return L
 
 
@@ -113,6 +169,10 @@ def cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     DY = -T / Y
     return DY
 
@@ -127,6 +187,8 @@ def softmax_cross_entropy_loss(Y: Array, T: Array) -> float:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
     L = (-T * (Y - np.log(np.exp(Y).sum(axis=1, keepdims=True)))).sum()
     return L
 
@@ -141,6 +203,10 @@ def softmax_cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "softmax_cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     t0 = np.exp(Y)
     DY = t0 * T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True) - T
     return DY
@@ -156,6 +222,10 @@ def softmax_cross_entropy_one_hot_loss(Y: Array, T: Array) -> float:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "softmax_cross_entropy_one_hot_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     L = (-T * (Y - np.log(np.exp(Y).sum(axis=1, keepdims=True)))).sum()
     return L
 
@@ -170,6 +240,12 @@ def softmax_cross_entropy_one_hot_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "softmax_cross_entropy_one_hot_loss_gradient",
+            (("Y", ("N", "K")), ("T", ("N", "K"))),
+            (Y.shape, T.shape),
+        )
     t0 = np.exp(Y)
     DY = t0 / t0.sum(axis=1, keepdims=True) - T
     return DY
@@ -185,6 +261,10 @@ def stable_softmax_cross_entropy_loss(Y: Array, T: Array) -> float:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "stable_softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     t0 = Y.max(axis=1, keepdims=True)
     L = (-T * (Y - t0 - np.log(np.exp(Y - t0).sum(axis=1, keepdims=True)))).sum()
     return L
@@ -200,6 +280,12 @@ def stable_softmax_cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "stable_softmax_cross_entropy_loss_gradient",
+            (("Y", ("N", "K")), ("T", ("N", "K"))),
+            (Y.shape, T.shape),
+        )
     t0 = np.exp(Y - Y.max(axis=1, keepdims=True))
     DY = t0 * T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True) - T
     return DY
@@ -215,6 +301,10 @@ def logistic_cross_entropy_loss(Y: Array, T: Array) -> float:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "logistic_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     L = (T * np.logaddexp(0, -Y)).sum()
     return L
 
@@ -229,6 +319,10 @@ def logistic_cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "logistic_cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     DY = T * (0.5 * np.tanh(0.5 * Y) + 0.5) - T
     return DY
 
@@ -243,6 +337,10 @@ def negative_log_likelihood_loss(Y: Array, T: Array) -> float:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "negative_log_likelihood_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     L = (-np.log((Y * T).sum(axis=1, keepdims=True))).sum()
     return L
 
@@ -257,5 +355,11 @@ def negative_log_likelihood_loss_gradient(Y: Array, T: Array) -> Array:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "negative_log_likelihood_loss_gradient",
+            (("Y", ("N", "K")), ("T", ("N", "K"))),
+            (Y.shape, T.shape),
+        )
     DY = -T / (Y * T).sum(axis=1, keepdims=True)
     return DY

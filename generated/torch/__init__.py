@@ -7,6 +7,14 @@ layer, function and loss (``AllReLU``, ...); and ``functional``: their
 ``torch.autograd.Function`` classes and checked functional forms.
 """
 
+from .. import _check_generation
+
+_check_generation(
+    __name__,
+    "cca8cb929292515798e63da218058928a742bc5cc4146279bbac566229e0a45a",
+    "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
+)
+
 from .activations import (
     all_relu,
     all_relu_backward,

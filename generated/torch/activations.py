@@ -70,6 +70,46 @@ __all__ = [
 ]
 
 
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
+
+
 def all_relu(X: Tensor, alpha: Scalar) -> Tensor:
     """AllReLU, applied element-wise: feedforward.
 
@@ -80,6 +120,8 @@ def all_relu(X: Tensor, alpha: Scalar) -> Tensor:
     Shapes: X N×K, alpha scalar.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("all_relu", (("X", ("N", "K")),), (X.shape,))
     Y = torch.where(X < 0, X * alpha, X)
     return Y
 
@@ -94,6 +136,8 @@ def all_relu_backward(X: Tensor, DY: Tensor, alpha: Scalar) -> Tensor:
     Shapes: X N×K, DY N×K, alpha scalar.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("all_relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = torch.where(X < 0, DY * alpha, DY)
     return DX
 
@@ -109,6 +153,12 @@ def all_relu_layer_forward(X: Tensor, W: Tensor, b: Tensor, alpha: Scalar) -> tu
     Shapes: X N×D, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "all_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T)
     Y = torch.where(Z < 0, Z * alpha, Z)
     return Z, Y
@@ -129,6 +179,17 @@ def all_relu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z < 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -150,6 +211,14 @@ def all_relu_layer_backward_without_DX(
     Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z < 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -169,6 +238,17 @@ def all_relu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T * R)
     Y = torch.where(Z < 0, Z * alpha, Z)
     return Z, Y
@@ -189,6 +269,18 @@ def all_relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z < 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
@@ -210,6 +302,17 @@ def all_relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z < 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
@@ -226,6 +329,8 @@ def hard_sigmoid(X: Tensor) -> Tensor:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("hard_sigmoid", (("X", ("N", "K")),), (X.shape,))
     Y = torch.where(X <= -3, 0, torch.where(X >= 3, 1, X / 6 + 0.5))
     return Y
 
@@ -240,6 +345,8 @@ def hard_sigmoid_backward(X: Tensor, DY: Tensor) -> Tensor:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("hard_sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = DY / 6 * ((X > -3) & (X < 3))
     return DX
 
@@ -255,6 +362,12 @@ def hard_sigmoid_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor,
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "hard_sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T)
     Y = torch.where(Z <= -3, 0, torch.where(Z >= 3, 1, Z / 6 + 0.5))
     return Z, Y
@@ -273,6 +386,17 @@ def hard_sigmoid_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> 
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY / 6 * ((Z > -3) & (Z < 3))
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -292,6 +416,14 @@ def hard_sigmoid_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> 
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = DY / 6 * ((Z > -3) & (Z < 3))
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -309,6 +441,17 @@ def hard_sigmoid_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tenso
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T * R)
     Y = torch.where(Z <= -3, 0, torch.where(Z >= 3, 1, Z / 6 + 0.5))
     return Z, Y
@@ -329,6 +472,18 @@ def hard_sigmoid_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY / 6 * ((Z > -3) & (Z < 3))
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
@@ -350,6 +505,17 @@ def hard_sigmoid_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = DY / 6 * ((Z > -3) & (Z < 3))
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
@@ -366,6 +532,8 @@ def hyperbolic_tangent(X: Tensor) -> Tensor:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("hyperbolic_tangent", (("X", ("N", "K")),), (X.shape,))
     Y = torch.tanh(X)
     return Y
 
@@ -380,6 +548,10 @@ def hyperbolic_tangent_backward(X: Tensor, DY: Tensor) -> Tensor:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes(
+            "hyperbolic_tangent_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     DX = DY * (1 - torch.tanh(X) ** 2)
     return DX
 
@@ -395,6 +567,12 @@ def hyperbolic_tangent_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[T
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T)
     Y = torch.tanh(Z)
     return Z, Y
@@ -415,6 +593,17 @@ def hyperbolic_tangent_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - torch.tanh(Z) ** 2)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -434,6 +623,14 @@ def hyperbolic_tangent_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tenso
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - torch.tanh(Z) ** 2)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -453,6 +650,17 @@ def hyperbolic_tangent_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T * R)
     Y = torch.tanh(Z)
     return Z, Y
@@ -473,6 +681,18 @@ def hyperbolic_tangent_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - torch.tanh(Z) ** 2)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
@@ -494,6 +714,17 @@ def hyperbolic_tangent_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (1 - torch.tanh(Z) ** 2)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
@@ -510,6 +741,8 @@ def leaky_relu(X: Tensor, alpha: Scalar) -> Tensor:
     Shapes: X N×K, alpha scalar.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("leaky_relu", (("X", ("N", "K")),), (X.shape,))
     Y = torch.where(X <= 0, X * alpha, X)
     return Y
 
@@ -524,6 +757,8 @@ def leaky_relu_backward(X: Tensor, DY: Tensor, alpha: Scalar) -> Tensor:
     Shapes: X N×K, DY N×K, alpha scalar.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("leaky_relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = torch.where(X <= 0, DY * alpha, DY)
     return DX
 
@@ -539,6 +774,12 @@ def leaky_relu_layer_forward(X: Tensor, W: Tensor, b: Tensor, alpha: Scalar) -> 
     Shapes: X N×D, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "leaky_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T)
     Y = torch.where(Z <= 0, Z * alpha, Z)
     return Z, Y
@@ -559,6 +800,17 @@ def leaky_relu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -580,6 +832,14 @@ def leaky_relu_layer_backward_without_DX(
     Shapes: X N×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z <= 0, DY * alpha, DY)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -599,6 +859,17 @@ def leaky_relu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T * R)
     Y = torch.where(Z <= 0, Z * alpha, Z)
     return Z, Y
@@ -619,6 +890,18 @@ def leaky_relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
@@ -640,6 +923,17 @@ def leaky_relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, alpha scalar.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
@@ -656,6 +950,8 @@ def relu(X: Tensor) -> Tensor:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("relu", (("X", ("N", "K")),), (X.shape,))
     Y = torch.clamp_min(X, 0)
     return Y
 
@@ -670,6 +966,8 @@ def relu_backward(X: Tensor, DY: Tensor) -> Tensor:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("relu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     DX = DY * (X > 0)
     return DX
 
@@ -685,6 +983,12 @@ def relu_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T)
     Y = torch.clamp_min(Z, 0)
     return Z, Y
@@ -703,6 +1007,17 @@ def relu_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple[Te
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (Z > 0)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -722,6 +1037,14 @@ def relu_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Te
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (Z > 0)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -739,6 +1062,17 @@ def relu_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> tu
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T * R)
     Y = torch.clamp_min(Z, 0)
     return Z, Y
@@ -759,6 +1093,18 @@ def relu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (Z > 0)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
@@ -780,6 +1126,17 @@ def relu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = DY * (Z > 0)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
@@ -796,6 +1153,8 @@ def sigmoid(X: Tensor) -> Tensor:
     Shapes: X N×K.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("sigmoid", (("X", ("N", "K")),), (X.shape,))
     Y = torch.sigmoid(X)
     return Y
 
@@ -810,6 +1169,8 @@ def sigmoid_backward(X: Tensor, DY: Tensor) -> Tensor:
     Shapes: X N×K, DY N×K.
     Returns DX.
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     t0 = torch.sigmoid(X)
     DX = DY * t0 * (1 - t0)
     return DX
@@ -826,6 +1187,12 @@ def sigmoid_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tens
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T)
     Y = torch.sigmoid(Z)
     return Z, Y
@@ -844,6 +1211,17 @@ def sigmoid_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = torch.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = DZ.T @ X
@@ -864,6 +1242,14 @@ def sigmoid_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     t0 = torch.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = DZ.T @ X
@@ -882,6 +1268,17 @@ def sigmoid_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) ->
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T * R)
     Y = torch.sigmoid(Z)
     return Z, Y
@@ -902,6 +1299,18 @@ def sigmoid_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = torch.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = (DZ.T @ X) * R.T
@@ -924,6 +1333,17 @@ def sigmoid_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     t0 = torch.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = (DZ.T @ X) * R.T
@@ -941,6 +1361,8 @@ def srelu(X: Tensor, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar) -> Tensor:
     Shapes: X N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns Y.
     """
+    if not (X.ndim == 2):
+        wrong_shapes("srelu", (("X", ("N", "K")),), (X.shape,))
     Y = torch.where(X <= tl, al * (X - tl) + tl, torch.where(X < tr, X, ar * (X - tr) + tr))
     return Y
 
@@ -961,6 +1383,8 @@ def srelu_backward(
     Shapes: X N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DX).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("srelu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     Dal = (DY * (X - tl) * (X <= tl)).sum()
     Dtl = (DY * (1 - al) * (X <= tl)).sum()
     Dar = (DY * (X - tr) * ((X >= tr) & (X > tl))).sum()
@@ -984,6 +1408,10 @@ def srelu_backward_without_DX(
     Shapes: X N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes(
+            "srelu_backward_without_DX", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     Dal = (DY * (X - tl) * (X <= tl)).sum()
     Dtl = (DY * (1 - al) * (X <= tl)).sum()
     Dar = (DY * (X - tr) * ((X >= tr) & (X > tl))).sum()
@@ -1004,6 +1432,12 @@ def srelu_layer_forward(
     Shapes: X N×D, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "srelu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T)
     Y = torch.where(Z <= tl, al * (Z - tl) + tl, torch.where(Z < tr, Z, ar * (Z - tr) + tr))
     return Z, Y
@@ -1028,6 +1462,17 @@ def srelu_layer_backward(
     Shapes: X N×D, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "srelu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
     Dal = (DY * (Z - tl) * (Z <= tl)).sum()
     Dtl = (DY * (1 - al) * (Z <= tl)).sum()
@@ -1057,6 +1502,14 @@ def srelu_layer_backward_without_DX(
     Shapes: X N×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
     Dal = (DY * (Z - tl) * (Z <= tl)).sum()
     Dtl = (DY * (1 - al) * (Z <= tl)).sum()
@@ -1080,6 +1533,17 @@ def srelu_dropout_layer_forward(
     Shapes: X N×D, R D×K, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Z, Y).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T * R)
     Y = torch.where(Z <= tl, al * (Z - tl) + tl, torch.where(Z < tr, Z, ar * (Z - tr) + tr))
     return Z, Y
@@ -1104,6 +1568,18 @@ def srelu_dropout_layer_backward(
     Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
     Dal = (DY * (Z - tl) * (Z <= tl)).sum()
     Dtl = (DY * (1 - al) * (Z <= tl)).sum()
@@ -1133,6 +1609,17 @@ def srelu_dropout_layer_backward_without_DX(
     Shapes: X N×D, R D×K, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Returns (Dal, Dtl, Dar, Dtr, DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
     DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
     Dal = (DY * (Z - tl) * (Z <= tl)).sum()
     Dtl = (DY * (1 - al) * (Z <= tl)).sum()

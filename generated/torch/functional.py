@@ -112,26 +112,53 @@ __all__ = [
 ]
 
 
-def check(layer: str, expected: tuple, values: tuple) -> None:
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def check(layer: str, expected: tuple, values: tuple, trusted: int = 0) -> None:
     """Raise one error naming ``layer``, the argument and what was expected of it.
 
-    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; a name
-    takes its size from the first argument that has it (parameters come first, so they fix a layer's size).
-    Every array must be a floating-point tensor with the dtype and the device of the first.
+    ``expected`` holds (argument, shape) pairs; the sizes of the dimensions are decided by
+    :func:`expected_shapes` (the first ``trusted`` arguments, a module's parameters, fix them; else most
+    arguments do). Every array must be a floating-point tensor with the dtype and the device of the first.
     """
-    dims: dict[str, int] = {}
-    first = None
-    for (name, shape), value in zip(expected, values):
+    for (name, _), value in zip(expected, values):
         if not isinstance(value, Tensor):
             raise TypeError(f"{layer}: argument {name} is a {type(value).__name__}, expected a torch.Tensor")
-        got = tuple(value.shape)
-        bound = dict(dims)
-        if len(got) != len(shape) or any(
-            g != (e if isinstance(e, int) else bound.setdefault(e, g)) for g, e in zip(got, shape)
-        ):
-            want = ", ".join(str(e if isinstance(e, int) else dims.get(e, e)) for e in shape)
-            raise ValueError(f"{layer}: argument {name} has shape {got}, expected ({want})")
-        dims = bound
+    expected_shapes(layer, expected, tuple(tuple(v.shape) for v in values), trusted)
+    first = None
+    for (name, _), value in zip(expected, values):
         if not value.is_floating_point():
             raise TypeError(
                 f"{layer}: argument {name} has dtype {value.dtype}, expected a floating-point dtype"
@@ -151,6 +178,7 @@ def check(layer: str, expected: tuple, values: tuple) -> None:
 
 
 ALL_RELU_SHAPES = (("X", ("N", "K")),)
+ALL_RELU_CALL_SHAPES = (("X", ("N", "K")),)
 
 
 class AllReLUFunction(torch.autograd.Function):
@@ -185,11 +213,12 @@ def all_relu(X: Tensor, alpha: float) -> Tensor:
     Shapes (checked): X N×K, alpha scalar.
     Gradients: X; none for alpha.
     """
-    check("all_relu", ALL_RELU_SHAPES, (X,))
+    check("all_relu", ALL_RELU_CALL_SHAPES, (X,))
     return AllReLUFunction.apply(X, alpha)
 
 
 ALL_RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+ALL_RELU_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class AllReLULayerFunction(torch.autograd.Function):
@@ -231,11 +260,17 @@ def all_relu_layer(X: Tensor, W: Tensor, b: Tensor, alpha: float) -> Tensor:
     Shapes (checked): X N×D, W K×D, b 1×K, alpha scalar.
     Gradients: X, W, b; none for alpha.
     """
-    check("all_relu_layer", ALL_RELU_LAYER_SHAPES, (W, b, X))
+    check("all_relu_layer", ALL_RELU_LAYER_CALL_SHAPES, (X, W, b))
     return AllReLULayerFunction.apply(X, W, b, alpha)
 
 
 ALL_RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+ALL_RELU_DROPOUT_LAYER_CALL_SHAPES = (
+    ("X", ("N", "D")),
+    ("R", ("D", "K")),
+    ("W", ("K", "D")),
+    ("b", (1, "K")),
+)
 
 
 class AllReLUDropoutLayerFunction(torch.autograd.Function):
@@ -277,11 +312,12 @@ def all_relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: fl
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Gradients: X, W, b; none for R, alpha.
     """
-    check("all_relu_dropout_layer", ALL_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("all_relu_dropout_layer", ALL_RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return AllReLUDropoutLayerFunction.apply(X, R, W, b, alpha)
 
 
 HARD_SIGMOID_SHAPES = (("X", ("N", "K")),)
+HARD_SIGMOID_CALL_SHAPES = (("X", ("N", "K")),)
 
 
 class HardSigmoidFunction(torch.autograd.Function):
@@ -315,11 +351,12 @@ def hard_sigmoid(X: Tensor) -> Tensor:
     Shapes (checked): X N×K.
     Gradients: X.
     """
-    check("hard_sigmoid", HARD_SIGMOID_SHAPES, (X,))
+    check("hard_sigmoid", HARD_SIGMOID_CALL_SHAPES, (X,))
     return HardSigmoidFunction.apply(X)
 
 
 HARD_SIGMOID_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+HARD_SIGMOID_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class HardSigmoidLayerFunction(torch.autograd.Function):
@@ -360,11 +397,17 @@ def hard_sigmoid_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("hard_sigmoid_layer", HARD_SIGMOID_LAYER_SHAPES, (W, b, X))
+    check("hard_sigmoid_layer", HARD_SIGMOID_LAYER_CALL_SHAPES, (X, W, b))
     return HardSigmoidLayerFunction.apply(X, W, b)
 
 
 HARD_SIGMOID_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+HARD_SIGMOID_DROPOUT_LAYER_CALL_SHAPES = (
+    ("X", ("N", "D")),
+    ("R", ("D", "K")),
+    ("W", ("K", "D")),
+    ("b", (1, "K")),
+)
 
 
 class HardSigmoidDropoutLayerFunction(torch.autograd.Function):
@@ -405,11 +448,12 @@ def hard_sigmoid_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Te
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
     Gradients: X, W, b; none for R.
     """
-    check("hard_sigmoid_dropout_layer", HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("hard_sigmoid_dropout_layer", HARD_SIGMOID_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return HardSigmoidDropoutLayerFunction.apply(X, R, W, b)
 
 
 HYPERBOLIC_TANGENT_SHAPES = (("X", ("N", "K")),)
+HYPERBOLIC_TANGENT_CALL_SHAPES = (("X", ("N", "K")),)
 
 
 class HyperbolicTangentFunction(torch.autograd.Function):
@@ -443,11 +487,12 @@ def hyperbolic_tangent(X: Tensor) -> Tensor:
     Shapes (checked): X N×K.
     Gradients: X.
     """
-    check("hyperbolic_tangent", HYPERBOLIC_TANGENT_SHAPES, (X,))
+    check("hyperbolic_tangent", HYPERBOLIC_TANGENT_CALL_SHAPES, (X,))
     return HyperbolicTangentFunction.apply(X)
 
 
 HYPERBOLIC_TANGENT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+HYPERBOLIC_TANGENT_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class HyperbolicTangentLayerFunction(torch.autograd.Function):
@@ -488,7 +533,7 @@ def hyperbolic_tangent_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("hyperbolic_tangent_layer", HYPERBOLIC_TANGENT_LAYER_SHAPES, (W, b, X))
+    check("hyperbolic_tangent_layer", HYPERBOLIC_TANGENT_LAYER_CALL_SHAPES, (X, W, b))
     return HyperbolicTangentLayerFunction.apply(X, W, b)
 
 
@@ -497,6 +542,12 @@ HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES = (
     ("b", (1, "K")),
     ("X", ("N", "D")),
     ("R", ("D", "K")),
+)
+HYPERBOLIC_TANGENT_DROPOUT_LAYER_CALL_SHAPES = (
+    ("X", ("N", "D")),
+    ("R", ("D", "K")),
+    ("W", ("K", "D")),
+    ("b", (1, "K")),
 )
 
 
@@ -538,11 +589,12 @@ def hyperbolic_tangent_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor)
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
     Gradients: X, W, b; none for R.
     """
-    check("hyperbolic_tangent_dropout_layer", HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("hyperbolic_tangent_dropout_layer", HYPERBOLIC_TANGENT_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return HyperbolicTangentDropoutLayerFunction.apply(X, R, W, b)
 
 
 LEAKY_RELU_SHAPES = (("X", ("N", "K")),)
+LEAKY_RELU_CALL_SHAPES = (("X", ("N", "K")),)
 
 
 class LeakyReLUFunction(torch.autograd.Function):
@@ -577,11 +629,12 @@ def leaky_relu(X: Tensor, alpha: float) -> Tensor:
     Shapes (checked): X N×K, alpha scalar.
     Gradients: X; none for alpha.
     """
-    check("leaky_relu", LEAKY_RELU_SHAPES, (X,))
+    check("leaky_relu", LEAKY_RELU_CALL_SHAPES, (X,))
     return LeakyReLUFunction.apply(X, alpha)
 
 
 LEAKY_RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+LEAKY_RELU_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class LeakyReLULayerFunction(torch.autograd.Function):
@@ -623,11 +676,17 @@ def leaky_relu_layer(X: Tensor, W: Tensor, b: Tensor, alpha: float) -> Tensor:
     Shapes (checked): X N×D, W K×D, b 1×K, alpha scalar.
     Gradients: X, W, b; none for alpha.
     """
-    check("leaky_relu_layer", LEAKY_RELU_LAYER_SHAPES, (W, b, X))
+    check("leaky_relu_layer", LEAKY_RELU_LAYER_CALL_SHAPES, (X, W, b))
     return LeakyReLULayerFunction.apply(X, W, b, alpha)
 
 
 LEAKY_RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+LEAKY_RELU_DROPOUT_LAYER_CALL_SHAPES = (
+    ("X", ("N", "D")),
+    ("R", ("D", "K")),
+    ("W", ("K", "D")),
+    ("b", (1, "K")),
+)
 
 
 class LeakyReLUDropoutLayerFunction(torch.autograd.Function):
@@ -669,11 +728,12 @@ def leaky_relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, alpha scalar.
     Gradients: X, W, b; none for R, alpha.
     """
-    check("leaky_relu_dropout_layer", LEAKY_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("leaky_relu_dropout_layer", LEAKY_RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return LeakyReLUDropoutLayerFunction.apply(X, R, W, b, alpha)
 
 
 RELU_SHAPES = (("X", ("N", "K")),)
+RELU_CALL_SHAPES = (("X", ("N", "K")),)
 
 
 class ReLUFunction(torch.autograd.Function):
@@ -707,11 +767,12 @@ def relu(X: Tensor) -> Tensor:
     Shapes (checked): X N×K.
     Gradients: X.
     """
-    check("relu", RELU_SHAPES, (X,))
+    check("relu", RELU_CALL_SHAPES, (X,))
     return ReLUFunction.apply(X)
 
 
 RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+RELU_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class ReLULayerFunction(torch.autograd.Function):
@@ -752,11 +813,12 @@ def relu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("relu_layer", RELU_LAYER_SHAPES, (W, b, X))
+    check("relu_layer", RELU_LAYER_CALL_SHAPES, (X, W, b))
     return ReLULayerFunction.apply(X, W, b)
 
 
 RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+RELU_DROPOUT_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class ReLUDropoutLayerFunction(torch.autograd.Function):
@@ -797,11 +859,12 @@ def relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
     Gradients: X, W, b; none for R.
     """
-    check("relu_dropout_layer", RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("relu_dropout_layer", RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return ReLUDropoutLayerFunction.apply(X, R, W, b)
 
 
 SIGMOID_SHAPES = (("X", ("N", "K")),)
+SIGMOID_CALL_SHAPES = (("X", ("N", "K")),)
 
 
 class SigmoidFunction(torch.autograd.Function):
@@ -835,11 +898,12 @@ def sigmoid(X: Tensor) -> Tensor:
     Shapes (checked): X N×K.
     Gradients: X.
     """
-    check("sigmoid", SIGMOID_SHAPES, (X,))
+    check("sigmoid", SIGMOID_CALL_SHAPES, (X,))
     return SigmoidFunction.apply(X)
 
 
 SIGMOID_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+SIGMOID_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class SigmoidLayerFunction(torch.autograd.Function):
@@ -880,11 +944,12 @@ def sigmoid_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("sigmoid_layer", SIGMOID_LAYER_SHAPES, (W, b, X))
+    check("sigmoid_layer", SIGMOID_LAYER_CALL_SHAPES, (X, W, b))
     return SigmoidLayerFunction.apply(X, W, b)
 
 
 SIGMOID_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+SIGMOID_DROPOUT_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class SigmoidDropoutLayerFunction(torch.autograd.Function):
@@ -925,11 +990,12 @@ def sigmoid_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
     Gradients: X, W, b; none for R.
     """
-    check("sigmoid_dropout_layer", SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R))
+    check("sigmoid_dropout_layer", SIGMOID_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return SigmoidDropoutLayerFunction.apply(X, R, W, b)
 
 
 SRELU_SHAPES = (("al", ()), ("tl", ()), ("ar", ()), ("tr", ()), ("X", ("N", "K")))
+SRELU_CALL_SHAPES = (("X", ("N", "K")), ("al", ()), ("tl", ()), ("ar", ()), ("tr", ()))
 
 
 class SReLUFunction(torch.autograd.Function):
@@ -970,7 +1036,7 @@ def srelu(X: Tensor, al: Tensor, tl: Tensor, ar: Tensor, tr: Tensor) -> Tensor:
     Shapes (checked): X N×K, al scalar, tl scalar, ar scalar, tr scalar.
     Gradients: X, al, tl, ar, tr.
     """
-    check("srelu", SRELU_SHAPES, (al, tl, ar, tr, X))
+    check("srelu", SRELU_CALL_SHAPES, (X, al, tl, ar, tr))
     return SReLUFunction.apply(X, al, tl, ar, tr)
 
 
@@ -982,6 +1048,15 @@ SRELU_LAYER_SHAPES = (
     ("ar", ()),
     ("tr", ()),
     ("X", ("N", "D")),
+)
+SRELU_LAYER_CALL_SHAPES = (
+    ("X", ("N", "D")),
+    ("W", ("K", "D")),
+    ("b", (1, "K")),
+    ("al", ()),
+    ("tl", ()),
+    ("ar", ()),
+    ("tr", ()),
 )
 
 
@@ -1029,7 +1104,7 @@ def srelu_layer(X: Tensor, W: Tensor, b: Tensor, al: Tensor, tl: Tensor, ar: Ten
     Shapes (checked): X N×D, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Gradients: X, W, b, al, tl, ar, tr.
     """
-    check("srelu_layer", SRELU_LAYER_SHAPES, (W, b, al, tl, ar, tr, X))
+    check("srelu_layer", SRELU_LAYER_CALL_SHAPES, (X, W, b, al, tl, ar, tr))
     return SReLULayerFunction.apply(X, W, b, al, tl, ar, tr)
 
 
@@ -1042,6 +1117,16 @@ SRELU_DROPOUT_LAYER_SHAPES = (
     ("tr", ()),
     ("X", ("N", "D")),
     ("R", ("D", "K")),
+)
+SRELU_DROPOUT_LAYER_CALL_SHAPES = (
+    ("X", ("N", "D")),
+    ("R", ("D", "K")),
+    ("W", ("K", "D")),
+    ("b", (1, "K")),
+    ("al", ()),
+    ("tl", ()),
+    ("ar", ()),
+    ("tr", ()),
 )
 
 
@@ -1093,11 +1178,12 @@ def srelu_dropout_layer(
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
     Gradients: X, W, b, al, tl, ar, tr; none for R.
     """
-    check("srelu_dropout_layer", SRELU_DROPOUT_LAYER_SHAPES, (W, b, al, tl, ar, tr, X, R))
+    check("srelu_dropout_layer", SRELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b, al, tl, ar, tr))
     return SReLUDropoutLayerFunction.apply(X, R, W, b, al, tl, ar, tr)
 
 
 SIMPLE_BATCH_NORM_SHAPES = (("X", ("N", "K")),)
+SIMPLE_BATCH_NORM_CALL_SHAPES = (("X", ("N", "K")),)
 
 
 class SimpleBatchNormFunction(torch.autograd.Function):
@@ -1133,11 +1219,12 @@ def simple_batch_norm(X: Tensor) -> Tensor:
     Shapes (checked): X N×K.
     Gradients: X.
     """
-    check("simple_batch_norm", SIMPLE_BATCH_NORM_SHAPES, (X,))
+    check("simple_batch_norm", SIMPLE_BATCH_NORM_CALL_SHAPES, (X,))
     return SimpleBatchNormFunction.apply(X)
 
 
 BATCH_NORM_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
+BATCH_NORM_CALL_SHAPES = (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K")))
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -1180,11 +1267,12 @@ def batch_norm(X: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     Shapes (checked): X N×K, gamma 1×K, beta 1×K.
     Gradients: X, gamma, beta.
     """
-    check("batch_norm", BATCH_NORM_SHAPES, (gamma, beta, X))
+    check("batch_norm", BATCH_NORM_CALL_SHAPES, (X, gamma, beta))
     return BatchNormFunction.apply(X, gamma, beta)
 
 
 SIMPLE_BATCH_NORM_EPS_SHAPES = (("X", ("N", "K")),)
+SIMPLE_BATCH_NORM_EPS_CALL_SHAPES = (("X", ("N", "K")),)
 
 
 class SimpleBatchNormEpsFunction(torch.autograd.Function):
@@ -1221,11 +1309,12 @@ def simple_batch_norm_eps(X: Tensor, epsilon: float) -> Tensor:
     Shapes (checked): X N×K, epsilon scalar.
     Gradients: X; none for epsilon.
     """
-    check("simple_batch_norm_eps", SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
+    check("simple_batch_norm_eps", SIMPLE_BATCH_NORM_EPS_CALL_SHAPES, (X,))
     return SimpleBatchNormEpsFunction.apply(X, epsilon)
 
 
 BATCH_NORM_EPS_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
+BATCH_NORM_EPS_CALL_SHAPES = (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K")))
 
 
 class BatchNormEpsFunction(torch.autograd.Function):
@@ -1269,11 +1358,12 @@ def batch_norm_eps(X: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Te
     Shapes (checked): X N×K, gamma 1×K, beta 1×K, epsilon scalar.
     Gradients: X, gamma, beta; none for epsilon.
     """
-    check("batch_norm_eps", BATCH_NORM_EPS_SHAPES, (gamma, beta, X))
+    check("batch_norm_eps", BATCH_NORM_EPS_CALL_SHAPES, (X, gamma, beta))
     return BatchNormEpsFunction.apply(X, gamma, beta, epsilon)
 
 
 LINEAR_DROPOUT_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+LINEAR_DROPOUT_CALL_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class LinearDropoutFunction(torch.autograd.Function):
@@ -1312,11 +1402,12 @@ def linear_dropout(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
     Gradients: X, W, b; none for R.
     """
-    check("linear_dropout", LINEAR_DROPOUT_SHAPES, (W, b, X, R))
+    check("linear_dropout", LINEAR_DROPOUT_CALL_SHAPES, (X, R, W, b))
     return LinearDropoutFunction.apply(X, R, W, b)
 
 
 LINEAR_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+LINEAR_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class LinearFunction(torch.autograd.Function):
@@ -1355,11 +1446,12 @@ def linear(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("linear", LINEAR_SHAPES, (W, b, X))
+    check("linear", LINEAR_CALL_SHAPES, (X, W, b))
     return LinearFunction.apply(X, W, b)
 
 
 SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+SOFTMAX_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class SoftmaxLayerFunction(torch.autograd.Function):
@@ -1400,11 +1492,12 @@ def softmax_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("softmax_layer", SOFTMAX_LAYER_SHAPES, (W, b, X))
+    check("softmax_layer", SOFTMAX_LAYER_CALL_SHAPES, (X, W, b))
     return SoftmaxLayerFunction.apply(X, W, b)
 
 
 LOG_SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+LOG_SOFTMAX_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
 class LogSoftmaxLayerFunction(torch.autograd.Function):
@@ -1445,11 +1538,12 @@ def log_softmax_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes (checked): X N×D, W K×D, b 1×K.
     Gradients: X, W, b.
     """
-    check("log_softmax_layer", LOG_SOFTMAX_LAYER_SHAPES, (W, b, X))
+    check("log_softmax_layer", LOG_SOFTMAX_LAYER_CALL_SHAPES, (X, W, b))
     return LogSoftmaxLayerFunction.apply(X, W, b)
 
 
 SQUARED_ERROR_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
+SQUARED_ERROR_LOSS_CALL_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
 
 
 class SquaredErrorLossFunction(torch.autograd.Function):
@@ -1483,11 +1577,12 @@ def squared_error_loss(Y: Tensor, T: Tensor) -> Tensor:
     Shapes (checked): Y N×K, T N×K.
     Gradients: Y; none for T.
     """
-    check("squared_error_loss", SQUARED_ERROR_LOSS_SHAPES, (Y, T))
+    check("squared_error_loss", SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
     return SquaredErrorLossFunction.apply(Y, T)
 
 
 MEAN_SQUARED_ERROR_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
+MEAN_SQUARED_ERROR_LOSS_CALL_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
 
 
 class MeanSquaredErrorLossFunction(torch.autograd.Function):
@@ -1521,11 +1616,12 @@ def mean_squared_error_loss(Y: Tensor, T: Tensor) -> Tensor:
     Shapes (checked): Y N×K, T N×K.
     Gradients: Y; none for T.
     """
-    check("mean_squared_error_loss", MEAN_SQUARED_ERROR_LOSS_SHAPES, (Y, T))
+    check("mean_squared_error_loss", MEAN_SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
     return MeanSquaredErrorLossFunction.apply(Y, T)
 
 
 CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
+CROSS_ENTROPY_LOSS_CALL_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
 
 
 class CrossEntropyLossFunction(torch.autograd.Function):
@@ -1534,7 +1630,7 @@ class CrossEntropyLossFunction(torch.autograd.Function):
     From spec/losses/losses.py (cross_entropy_loss), kernels
     ``cross_entropy_loss`` and ``cross_entropy_loss_gradient``:
 
-        L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+        L = −1_Nᵀ·xlogy(T, Y)·1_K
         DY = −(T ⊙ reciprocal(Y))
     """
 
@@ -1559,11 +1655,12 @@ def cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     Shapes (checked): Y N×K, T N×K.
     Gradients: Y; none for T.
     """
-    check("cross_entropy_loss", CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
+    check("cross_entropy_loss", CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return CrossEntropyLossFunction.apply(Y, T)
 
 
 SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
+SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
 
 
 class SoftmaxCrossEntropyLossFunction(torch.autograd.Function):
@@ -1597,11 +1694,12 @@ def softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     Shapes (checked): Y N×K, T N×K.
     Gradients: Y; none for T.
     """
-    check("softmax_cross_entropy_loss", SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
+    check("softmax_cross_entropy_loss", SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return SoftmaxCrossEntropyLossFunction.apply(Y, T)
 
 
 SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
+SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_CALL_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
 
 
 class SoftmaxCrossEntropyOneHotLossFunction(torch.autograd.Function):
@@ -1635,11 +1733,12 @@ def softmax_cross_entropy_one_hot_loss(Y: Tensor, T: Tensor) -> Tensor:
     Shapes (checked): Y N×K, T N×K.
     Gradients: Y; none for T.
     """
-    check("softmax_cross_entropy_one_hot_loss", SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_SHAPES, (Y, T))
+    check("softmax_cross_entropy_one_hot_loss", SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_CALL_SHAPES, (Y, T))
     return SoftmaxCrossEntropyOneHotLossFunction.apply(Y, T)
 
 
 STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
+STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
 
 
 class StableSoftmaxCrossEntropyLossFunction(torch.autograd.Function):
@@ -1673,11 +1772,12 @@ def stable_softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     Shapes (checked): Y N×K, T N×K.
     Gradients: Y; none for T.
     """
-    check("stable_softmax_cross_entropy_loss", STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
+    check("stable_softmax_cross_entropy_loss", STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return StableSoftmaxCrossEntropyLossFunction.apply(Y, T)
 
 
 LOGISTIC_CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
+LOGISTIC_CROSS_ENTROPY_LOSS_CALL_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
 
 
 class LogisticCrossEntropyLossFunction(torch.autograd.Function):
@@ -1711,11 +1811,12 @@ def logistic_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     Shapes (checked): Y N×K, T N×K.
     Gradients: Y; none for T.
     """
-    check("logistic_cross_entropy_loss", LOGISTIC_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
+    check("logistic_cross_entropy_loss", LOGISTIC_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return LogisticCrossEntropyLossFunction.apply(Y, T)
 
 
 NEGATIVE_LOG_LIKELIHOOD_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
+NEGATIVE_LOG_LIKELIHOOD_LOSS_CALL_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
 
 
 class NegativeLogLikelihoodLossFunction(torch.autograd.Function):
@@ -1749,11 +1850,12 @@ def negative_log_likelihood_loss(Y: Tensor, T: Tensor) -> Tensor:
     Shapes (checked): Y N×K, T N×K.
     Gradients: Y; none for T.
     """
-    check("negative_log_likelihood_loss", NEGATIVE_LOG_LIKELIHOOD_LOSS_SHAPES, (Y, T))
+    check("negative_log_likelihood_loss", NEGATIVE_LOG_LIKELIHOOD_LOSS_CALL_SHAPES, (Y, T))
     return NegativeLogLikelihoodLossFunction.apply(Y, T)
 
 
 SOFTMAX_SHAPES = (("X", ("N", "D")),)
+SOFTMAX_CALL_SHAPES = (("X", ("N", "D")),)
 
 
 class SoftmaxFunction(torch.autograd.Function):
@@ -1787,11 +1889,12 @@ def softmax(X: Tensor) -> Tensor:
     Shapes (checked): X N×D.
     Gradients: X.
     """
-    check("softmax", SOFTMAX_SHAPES, (X,))
+    check("softmax", SOFTMAX_CALL_SHAPES, (X,))
     return SoftmaxFunction.apply(X)
 
 
 STABLE_SOFTMAX_SHAPES = (("X", ("N", "D")),)
+STABLE_SOFTMAX_CALL_SHAPES = (("X", ("N", "D")),)
 
 
 class StableSoftmaxFunction(torch.autograd.Function):
@@ -1825,11 +1928,12 @@ def stable_softmax(X: Tensor) -> Tensor:
     Shapes (checked): X N×D.
     Gradients: X.
     """
-    check("stable_softmax", STABLE_SOFTMAX_SHAPES, (X,))
+    check("stable_softmax", STABLE_SOFTMAX_CALL_SHAPES, (X,))
     return StableSoftmaxFunction.apply(X)
 
 
 LOG_SOFTMAX_SHAPES = (("X", ("N", "D")),)
+LOG_SOFTMAX_CALL_SHAPES = (("X", ("N", "D")),)
 
 
 class LogSoftmaxFunction(torch.autograd.Function):
@@ -1863,11 +1967,12 @@ def log_softmax(X: Tensor) -> Tensor:
     Shapes (checked): X N×D.
     Gradients: X.
     """
-    check("log_softmax", LOG_SOFTMAX_SHAPES, (X,))
+    check("log_softmax", LOG_SOFTMAX_CALL_SHAPES, (X,))
     return LogSoftmaxFunction.apply(X)
 
 
 STABLE_LOG_SOFTMAX_SHAPES = (("X", ("N", "D")),)
+STABLE_LOG_SOFTMAX_CALL_SHAPES = (("X", ("N", "D")),)
 
 
 class StableLogSoftmaxFunction(torch.autograd.Function):
@@ -1901,5 +2006,5 @@ def stable_log_softmax(X: Tensor) -> Tensor:
     Shapes (checked): X N×D.
     Gradients: X.
     """
-    check("stable_log_softmax", STABLE_LOG_SOFTMAX_SHAPES, (X,))
+    check("stable_log_softmax", STABLE_LOG_SOFTMAX_CALL_SHAPES, (X,))
     return StableLogSoftmaxFunction.apply(X)

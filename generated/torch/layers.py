@@ -35,6 +35,46 @@ __all__ = [
 ]
 
 
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
+
+
 def simple_batch_norm_forward(X: Tensor) -> tuple[Tensor, Tensor]:
     """Batch normalization: feedforward.
 
@@ -47,6 +87,8 @@ def simple_batch_norm_forward(X: Tensor) -> tuple[Tensor, Tensor]:
     Shapes: X N×K.
     Returns (Sigma, Y).
     """
+    if not (X.ndim == 2):
+        wrong_shapes("simple_batch_norm_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
     R = X - X.sum(dim=0, keepdim=True) / N
     Sigma = (R**2).sum(dim=0, keepdim=True) / N
@@ -64,6 +106,17 @@ def simple_batch_norm_backward(Sigma: Tensor, Y: Tensor, DY: Tensor) -> Tensor:
     Shapes: Sigma 1×K, Y N×K, DY N×K.
     Returns DX.
     """
+    if not (
+        Sigma.ndim == Y.ndim == DY.ndim == 2
+        and Sigma.shape[0] == 1
+        and Y.shape[1] == Sigma.shape[1]
+        and DY.shape == (Y.shape[0], Sigma.shape[1])
+    ):
+        wrong_shapes(
+            "simple_batch_norm_backward",
+            (("Sigma", (1, "K")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (Sigma.shape, Y.shape, DY.shape),
+        )
     N = Y.shape[0]
     DX = (N * DY - Y * (Y * DY).sum(dim=0, keepdim=True) - DY.sum(dim=0, keepdim=True)) / (
         N * torch.sqrt(Sigma)
@@ -84,6 +137,16 @@ def batch_norm_forward(X: Tensor, gamma: Tensor, beta: Tensor) -> tuple[Tensor, 
     Shapes: X N×K, gamma 1×K, beta 1×K.
     Returns (Sigma, Z, Y).
     """
+    if not (
+        X.ndim == gamma.ndim == beta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and beta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_forward",
+            (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K"))),
+            (X.shape, gamma.shape, beta.shape),
+        )
     N = X.shape[0]
     R = X - X.sum(dim=0, keepdim=True) / N
     Sigma = (R**2).sum(dim=0, keepdim=True) / N
@@ -105,6 +168,18 @@ def batch_norm_backward(gamma: Tensor, Sigma: Tensor, Z: Tensor, DY: Tensor) -> 
     Shapes: gamma 1×K, Sigma 1×K, Z N×K, DY N×K.
     Returns (Dbeta, Dgamma, DX).
     """
+    if not (
+        gamma.ndim == Sigma.ndim == Z.ndim == DY.ndim == 2
+        and gamma.shape[0] == 1
+        and Sigma.shape == (1, gamma.shape[1])
+        and Z.shape[1] == gamma.shape[1]
+        and DY.shape == (Z.shape[0], gamma.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_backward",
+            (("gamma", (1, "K")), ("Sigma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (gamma.shape, Sigma.shape, Z.shape, DY.shape),
+        )
     N = Z.shape[0]
     DZ = gamma * DY
     Dbeta = DY.sum(dim=0, keepdim=True)
@@ -126,6 +201,10 @@ def batch_norm_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, Tenso
     Shapes: Z N×K, DY N×K.
     Returns (Dbeta, Dgamma).
     """
+    if not (Z.ndim == DY.ndim == 2 and DY.shape == Z.shape):
+        wrong_shapes(
+            "batch_norm_backward_without_DX", (("Z", ("N", "K")), ("DY", ("N", "K"))), (Z.shape, DY.shape)
+        )
     Dbeta = DY.sum(dim=0, keepdim=True)
     Dgamma = (Z * DY).sum(dim=0, keepdim=True)
     return Dbeta, Dgamma
@@ -143,6 +222,8 @@ def simple_batch_norm_eps_forward(X: Tensor, epsilon: Scalar) -> tuple[Tensor, T
     Shapes: X N×K, epsilon scalar.
     Returns (Sigma, Y).
     """
+    if not (X.ndim == 2):
+        wrong_shapes("simple_batch_norm_eps_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
     R = X - X.sum(dim=0, keepdim=True) / N
     Sigma = (R**2).sum(dim=0, keepdim=True) / N
@@ -160,6 +241,17 @@ def simple_batch_norm_eps_backward(Sigma: Tensor, Y: Tensor, DY: Tensor, epsilon
     Shapes: Sigma 1×K, Y N×K, DY N×K, epsilon scalar.
     Returns DX.
     """
+    if not (
+        Sigma.ndim == Y.ndim == DY.ndim == 2
+        and Sigma.shape[0] == 1
+        and Y.shape[1] == Sigma.shape[1]
+        and DY.shape == (Y.shape[0], Sigma.shape[1])
+    ):
+        wrong_shapes(
+            "simple_batch_norm_eps_backward",
+            (("Sigma", (1, "K")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (Sigma.shape, Y.shape, DY.shape),
+        )
     N = Y.shape[0]
     DX = (N * DY - Y * (Y * DY).sum(dim=0, keepdim=True) - DY.sum(dim=0, keepdim=True)) / (
         N * torch.sqrt(Sigma + epsilon)
@@ -182,6 +274,16 @@ def batch_norm_eps_forward(
     Shapes: X N×K, gamma 1×K, beta 1×K, epsilon scalar.
     Returns (Sigma, Z, Y).
     """
+    if not (
+        X.ndim == gamma.ndim == beta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and beta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_forward",
+            (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K"))),
+            (X.shape, gamma.shape, beta.shape),
+        )
     N = X.shape[0]
     R = X - X.sum(dim=0, keepdim=True) / N
     Sigma = (R**2).sum(dim=0, keepdim=True) / N
@@ -205,6 +307,18 @@ def batch_norm_eps_backward(
     Shapes: gamma 1×K, Sigma 1×K, Z N×K, DY N×K, epsilon scalar.
     Returns (Dbeta, Dgamma, DX).
     """
+    if not (
+        gamma.ndim == Sigma.ndim == Z.ndim == DY.ndim == 2
+        and gamma.shape[0] == 1
+        and Sigma.shape == (1, gamma.shape[1])
+        and Z.shape[1] == gamma.shape[1]
+        and DY.shape == (Z.shape[0], gamma.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_backward",
+            (("gamma", (1, "K")), ("Sigma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (gamma.shape, Sigma.shape, Z.shape, DY.shape),
+        )
     N = Z.shape[0]
     DZ = gamma * DY
     Dbeta = DY.sum(dim=0, keepdim=True)
@@ -226,6 +340,10 @@ def batch_norm_eps_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, T
     Shapes: Z N×K, DY N×K.
     Returns (Dbeta, Dgamma).
     """
+    if not (Z.ndim == DY.ndim == 2 and DY.shape == Z.shape):
+        wrong_shapes(
+            "batch_norm_eps_backward_without_DX", (("Z", ("N", "K")), ("DY", ("N", "K"))), (Z.shape, DY.shape)
+        )
     Dbeta = DY.sum(dim=0, keepdim=True)
     Dgamma = (Z * DY).sum(dim=0, keepdim=True)
     return Dbeta, Dgamma
@@ -241,6 +359,17 @@ def linear_dropout_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor
     Shapes: X N×D, R D×K, W K×D, b 1×K.
     Returns Y.
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
     Y = torch.addmm(b, X, W.T * R)
     return Y
 
@@ -257,6 +386,17 @@ def linear_dropout_backward(X: Tensor, R: Tensor, W: Tensor, DY: Tensor) -> tupl
     Shapes: X N×D, R D×K, W K×D, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == R.ndim == W.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, DY.shape),
+        )
     DW = (DY.T @ X) * R.T
     Db = DY.sum(dim=0, keepdim=True)
     DX = DY @ (W * R.T)
@@ -274,6 +414,14 @@ def linear_dropout_backward_without_DX(X: Tensor, R: Tensor, DY: Tensor) -> tupl
     Shapes: X N×D, R D×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == R.ndim == DY.ndim == 2 and R.shape[0] == X.shape[1] and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, DY.shape),
+        )
     DW = (DY.T @ X) * R.T
     Db = DY.sum(dim=0, keepdim=True)
     return DW, Db
@@ -289,6 +437,12 @@ def linear_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes: X N×D, W K×D, b 1×K.
     Returns Y.
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "linear_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Y = torch.addmm(b, X, W.T)
     return Y
 
@@ -305,6 +459,14 @@ def linear_backward(X: Tensor, W: Tensor, DY: Tensor) -> tuple[Tensor, Tensor, T
     Shapes: X N×D, W K×D, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
     DW = DY.T @ X
     Db = DY.sum(dim=0, keepdim=True)
     DX = DY @ W
@@ -322,6 +484,10 @@ def linear_backward_without_DX(X: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
     Shapes: X N×D, DY N×K.
     Returns (DW, Db).
     """
+    if not (X.ndim == DY.ndim == 2 and DY.shape[0] == X.shape[0]):
+        wrong_shapes(
+            "linear_backward_without_DX", (("X", ("N", "D")), ("DY", ("N", "K"))), (X.shape, DY.shape)
+        )
     DW = DY.T @ X
     Db = DY.sum(dim=0, keepdim=True)
     return DW, Db
@@ -338,6 +504,12 @@ def softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     Shapes: X N×D, W K×D, b 1×K.
     Returns Y.
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T)
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     Y = t0 / t0.sum(dim=1, keepdim=True)
@@ -357,6 +529,17 @@ def softmax_layer_backward(X: Tensor, W: Tensor, Y: Tensor, DY: Tensor) -> tuple
     Shapes: X N×D, W K×D, Y N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -376,6 +559,14 @@ def softmax_layer_backward_without_DX(X: Tensor, Y: Tensor, DY: Tensor) -> tuple
     Shapes: X N×D, Y N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == 2 and Y.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Y.shape, DY.shape),
+        )
     DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
@@ -393,6 +584,12 @@ def log_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, 
     Shapes: X N×D, W K×D, b 1×K.
     Returns (Z, Y).
     """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "log_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
     Z = torch.addmm(b, X, W.T)
     t0 = -Z.amax(dim=1, keepdim=True)
     Y = t0 + Z - torch.log(torch.exp(t0 + Z).sum(dim=1, keepdim=True))
@@ -412,6 +609,17 @@ def log_softmax_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> t
     Shapes: X N×D, W K×D, Z N×K, DY N×K.
     Returns (DW, Db, DX).
     """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
     DW = DZ.T @ X
@@ -432,6 +640,14 @@ def log_softmax_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> t
     Shapes: X N×D, Z N×K, DY N×K.
     Returns (DW, Db).
     """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
     DW = DZ.T @ X

@@ -29,6 +29,46 @@ __all__ = [
 ]
 
 
+def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
+
+    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
+    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
+    module's own parameters), else from most of the arguments that have it, ties going to the earliest
+    argument: so the argument that disagrees with the others is the one named.
+    """
+    votes: dict[str, dict[int, int]] = {}
+    fixed: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
+    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
+        if len(got) != len(shape):
+            continue
+        for e, g in zip(shape, got):
+            if isinstance(e, str):
+                if index < trusted:
+                    fixed.setdefault(e, g)
+                counts = votes.setdefault(e, {})
+                counts[g] = counts.get(g, 0) + 1
+                holders.setdefault(e, set()).add(index)
+    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
+    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
+        # a dimension only this argument has is free: shown by its name
+        want = tuple(
+            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
+            for e in shape
+        )
+        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
+            raise ValueError(
+                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
+            )
+
+
+def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
+    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
+    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
+    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
+
+
 def squared_error_loss(Y: Tensor, T: Tensor) -> Scalar:
     """Squared error: value.
 
@@ -39,6 +79,8 @@ def squared_error_loss(Y: Tensor, T: Tensor) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("squared_error_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
     L = ((Y - T) ** 2).sum()
     return L
 
@@ -53,6 +95,10 @@ def squared_error_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "squared_error_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     DY = 2 * Y - 2 * T
     return DY
 
@@ -67,6 +113,8 @@ def mean_squared_error_loss(Y: Tensor, T: Tensor) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("mean_squared_error_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
     N = Y.shape[0]
     K = Y.shape[1]
     L = ((Y - T) ** 2).sum() / (K * N)
@@ -83,6 +131,10 @@ def mean_squared_error_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "mean_squared_error_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     N = Y.shape[0]
     K = Y.shape[1]
     DY = (2 * Y - 2 * T) / (K * N)
@@ -94,12 +146,14 @@ def cross_entropy_loss(Y: Tensor, T: Tensor) -> Scalar:
 
     From spec/losses/losses.py (cross_entropy_loss):
 
-        L = −1_Nᵀ·(T ⊙ log(Y))·1_K
+        L = −1_Nᵀ·xlogy(T, Y)·1_K
 
     Shapes: Y N×K, T N×K.
     Returns L.
     """
-    L = (-T * torch.log(Y)).sum()
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
+    L = (-torch.xlogy(T, Y)).sum()
     return L
 
 
@@ -113,6 +167,10 @@ def cross_entropy_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     DY = -T / Y
     return DY
 
@@ -127,6 +185,8 @@ def softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes("softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
     L = (-T * (Y - torch.log(torch.exp(Y).sum(dim=1, keepdim=True)))).sum()
     return L
 
@@ -141,6 +201,10 @@ def softmax_cross_entropy_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "softmax_cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     t0 = torch.exp(Y)
     DY = t0 * T.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True) - T
     return DY
@@ -156,6 +220,10 @@ def softmax_cross_entropy_one_hot_loss(Y: Tensor, T: Tensor) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "softmax_cross_entropy_one_hot_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     L = (-T * (Y - torch.log(torch.exp(Y).sum(dim=1, keepdim=True)))).sum()
     return L
 
@@ -170,6 +238,12 @@ def softmax_cross_entropy_one_hot_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "softmax_cross_entropy_one_hot_loss_gradient",
+            (("Y", ("N", "K")), ("T", ("N", "K"))),
+            (Y.shape, T.shape),
+        )
     t0 = torch.exp(Y)
     DY = t0 / t0.sum(dim=1, keepdim=True) - T
     return DY
@@ -185,6 +259,10 @@ def stable_softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "stable_softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     t0 = Y.amax(dim=1, keepdim=True)
     L = (-T * (Y - t0 - torch.log(torch.exp(Y - t0).sum(dim=1, keepdim=True)))).sum()
     return L
@@ -200,6 +278,12 @@ def stable_softmax_cross_entropy_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "stable_softmax_cross_entropy_loss_gradient",
+            (("Y", ("N", "K")), ("T", ("N", "K"))),
+            (Y.shape, T.shape),
+        )
     t0 = torch.exp(Y - Y.amax(dim=1, keepdim=True))
     DY = t0 * T.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True) - T
     return DY
@@ -215,6 +299,10 @@ def logistic_cross_entropy_loss(Y: Tensor, T: Tensor) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "logistic_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     L = (T * torch.nn.functional.softplus(-Y)).sum()
     return L
 
@@ -229,6 +317,10 @@ def logistic_cross_entropy_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "logistic_cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     DY = T * torch.sigmoid(Y) - T
     return DY
 
@@ -243,6 +335,10 @@ def negative_log_likelihood_loss(Y: Tensor, T: Tensor) -> Scalar:
     Shapes: Y N×K, T N×K.
     Returns L.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "negative_log_likelihood_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+        )
     L = (-torch.log((Y * T).sum(dim=1, keepdim=True))).sum()
     return L
 
@@ -257,5 +353,11 @@ def negative_log_likelihood_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
     Shapes: Y N×K, T N×K.
     Returns DY.
     """
+    if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
+        wrong_shapes(
+            "negative_log_likelihood_loss_gradient",
+            (("Y", ("N", "K")), ("T", ("N", "K"))),
+            (Y.shape, T.shape),
+        )
     DY = -T / (Y * T).sum(dim=1, keepdim=True)
     return DY

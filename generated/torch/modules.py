@@ -119,7 +119,7 @@ class AllReLULayer(nn.Module):
         return f"D={self.D}, K={self.K}, alpha={self.alpha}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("AllReLULayer", F.ALL_RELU_LAYER_SHAPES, (self.W, self.b, X))
+        F.check("AllReLULayer", F.ALL_RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
         return F.AllReLULayerFunction.apply(X, self.W, self.b, self.alpha)
 
 
@@ -157,7 +157,7 @@ class AllReLUDropoutLayer(nn.Module):
         return f"D={self.D}, K={self.K}, alpha={self.alpha}"
 
     def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check("AllReLUDropoutLayer", F.ALL_RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R))
+        F.check("AllReLUDropoutLayer", F.ALL_RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
         return F.AllReLUDropoutLayerFunction.apply(X, R, self.W, self.b, self.alpha)
 
 
@@ -207,7 +207,7 @@ class HardSigmoidLayer(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("HardSigmoidLayer", F.HARD_SIGMOID_LAYER_SHAPES, (self.W, self.b, X))
+        F.check("HardSigmoidLayer", F.HARD_SIGMOID_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
         return F.HardSigmoidLayerFunction.apply(X, self.W, self.b)
 
 
@@ -243,7 +243,9 @@ class HardSigmoidDropoutLayer(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check("HardSigmoidDropoutLayer", F.HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R))
+        F.check(
+            "HardSigmoidDropoutLayer", F.HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2
+        )
         return F.HardSigmoidDropoutLayerFunction.apply(X, R, self.W, self.b)
 
 
@@ -293,7 +295,7 @@ class HyperbolicTangentLayer(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("HyperbolicTangentLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (self.W, self.b, X))
+        F.check("HyperbolicTangentLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
         return F.HyperbolicTangentLayerFunction.apply(X, self.W, self.b)
 
 
@@ -330,7 +332,10 @@ class HyperbolicTangentDropoutLayer(nn.Module):
 
     def forward(self, X: Tensor, R: Tensor) -> Tensor:
         F.check(
-            "HyperbolicTangentDropoutLayer", F.HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R)
+            "HyperbolicTangentDropoutLayer",
+            F.HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES,
+            (self.W, self.b, X, R),
+            trusted=2,
         )
         return F.HyperbolicTangentDropoutLayerFunction.apply(X, R, self.W, self.b)
 
@@ -393,7 +398,7 @@ class LeakyReLULayer(nn.Module):
         return f"D={self.D}, K={self.K}, alpha={self.alpha}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("LeakyReLULayer", F.LEAKY_RELU_LAYER_SHAPES, (self.W, self.b, X))
+        F.check("LeakyReLULayer", F.LEAKY_RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
         return F.LeakyReLULayerFunction.apply(X, self.W, self.b, self.alpha)
 
 
@@ -431,7 +436,7 @@ class LeakyReLUDropoutLayer(nn.Module):
         return f"D={self.D}, K={self.K}, alpha={self.alpha}"
 
     def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R))
+        F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
         return F.LeakyReLUDropoutLayerFunction.apply(X, R, self.W, self.b, self.alpha)
 
 
@@ -481,7 +486,7 @@ class ReLULayer(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("ReLULayer", F.RELU_LAYER_SHAPES, (self.W, self.b, X))
+        F.check("ReLULayer", F.RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
         return F.ReLULayerFunction.apply(X, self.W, self.b)
 
 
@@ -517,7 +522,7 @@ class ReLUDropoutLayer(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check("ReLUDropoutLayer", F.RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R))
+        F.check("ReLUDropoutLayer", F.RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
         return F.ReLUDropoutLayerFunction.apply(X, R, self.W, self.b)
 
 
@@ -567,7 +572,7 @@ class SigmoidLayer(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("SigmoidLayer", F.SIGMOID_LAYER_SHAPES, (self.W, self.b, X))
+        F.check("SigmoidLayer", F.SIGMOID_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
         return F.SigmoidLayerFunction.apply(X, self.W, self.b)
 
 
@@ -603,7 +608,7 @@ class SigmoidDropoutLayer(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check("SigmoidDropoutLayer", F.SIGMOID_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R))
+        F.check("SigmoidDropoutLayer", F.SIGMOID_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
         return F.SigmoidDropoutLayerFunction.apply(X, R, self.W, self.b)
 
 
@@ -633,7 +638,7 @@ class SReLU(nn.Module):
             self.tr.fill_(1)
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("SReLU", F.SRELU_SHAPES, (self.al, self.tl, self.ar, self.tr, X))
+        F.check("SReLU", F.SRELU_SHAPES, (self.al, self.tl, self.ar, self.tr, X), trusted=4)
         return F.SReLUFunction.apply(X, self.al, self.tl, self.ar, self.tr)
 
 
@@ -677,7 +682,12 @@ class SReLULayer(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("SReLULayer", F.SRELU_LAYER_SHAPES, (self.W, self.b, self.al, self.tl, self.ar, self.tr, X))
+        F.check(
+            "SReLULayer",
+            F.SRELU_LAYER_SHAPES,
+            (self.W, self.b, self.al, self.tl, self.ar, self.tr, X),
+            trusted=6,
+        )
         return F.SReLULayerFunction.apply(X, self.W, self.b, self.al, self.tl, self.ar, self.tr)
 
 
@@ -725,6 +735,7 @@ class SReLUDropoutLayer(nn.Module):
             "SReLUDropoutLayer",
             F.SRELU_DROPOUT_LAYER_SHAPES,
             (self.W, self.b, self.al, self.tl, self.ar, self.tr, X, R),
+            trusted=6,
         )
         return F.SReLUDropoutLayerFunction.apply(X, R, self.W, self.b, self.al, self.tl, self.ar, self.tr)
 
@@ -772,7 +783,7 @@ class BatchNorm(nn.Module):
         return f"K={self.K}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("BatchNorm", F.BATCH_NORM_SHAPES, (self.gamma, self.beta, X))
+        F.check("BatchNorm", F.BATCH_NORM_SHAPES, (self.gamma, self.beta, X), trusted=2)
         return F.BatchNormFunction.apply(X, self.gamma, self.beta)
 
 
@@ -831,7 +842,7 @@ class BatchNormEps(nn.Module):
         return f"K={self.K}, epsilon={self.epsilon}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("BatchNormEps", F.BATCH_NORM_EPS_SHAPES, (self.gamma, self.beta, X))
+        F.check("BatchNormEps", F.BATCH_NORM_EPS_SHAPES, (self.gamma, self.beta, X), trusted=2)
         return F.BatchNormEpsFunction.apply(X, self.gamma, self.beta, self.epsilon)
 
 
@@ -867,7 +878,7 @@ class LinearDropout(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check("LinearDropout", F.LINEAR_DROPOUT_SHAPES, (self.W, self.b, X, R))
+        F.check("LinearDropout", F.LINEAR_DROPOUT_SHAPES, (self.W, self.b, X, R), trusted=2)
         return F.LinearDropoutFunction.apply(X, R, self.W, self.b)
 
 
@@ -903,7 +914,7 @@ class Linear(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("Linear", F.LINEAR_SHAPES, (self.W, self.b, X))
+        F.check("Linear", F.LINEAR_SHAPES, (self.W, self.b, X), trusted=2)
         return F.LinearFunction.apply(X, self.W, self.b)
 
 
@@ -939,7 +950,7 @@ class SoftmaxLayer(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("SoftmaxLayer", F.SOFTMAX_LAYER_SHAPES, (self.W, self.b, X))
+        F.check("SoftmaxLayer", F.SOFTMAX_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
         return F.SoftmaxLayerFunction.apply(X, self.W, self.b)
 
 
@@ -975,7 +986,7 @@ class LogSoftmaxLayer(nn.Module):
         return f"D={self.D}, K={self.K}"
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("LogSoftmaxLayer", F.LOG_SOFTMAX_LAYER_SHAPES, (self.W, self.b, X))
+        F.check("LogSoftmaxLayer", F.LOG_SOFTMAX_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
         return F.LogSoftmaxLayerFunction.apply(X, self.W, self.b)
 
 

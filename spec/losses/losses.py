@@ -1,6 +1,6 @@
 """Losses of the paper: value (a 1 × 1 matrix) | gradient in Y."""
 from spec.dsl import (Spec, column_repeat, dims, elements_sum, hadamard, log, log_sigmoid, matrix, ones,
-                      reciprocal, rows_sum, sigmoid)
+                      reciprocal, rows_sum, sigmoid, xlogy)
 from spec.softmax import log_softmax, softmax, stable_log_softmax, stable_softmax
 
 N, K = dims("N K")
@@ -20,8 +20,9 @@ SPECS = [
     loss("mean_squared_error_loss", "Mean squared error.",
          elements_sum(hadamard(Y - T, Y - T)) / (N * K), 2 * (Y - T) / (N * K),
          "§ loss functions: mean squared error"),
+    # xlogy: a zero target contributes 0 even where its probability is 0 (0·log 0 = 0, as torch.xlogy)
     loss("cross_entropy_loss", "Cross-entropy of probabilities Y.",
-         -elements_sum(hadamard(T, log(Y))), -hadamard(T, reciprocal(Y)),
+         -elements_sum(xlogy(T, Y)), -hadamard(T, reciprocal(Y)),
          "§ loss functions: cross-entropy", sample=positive),
     loss("softmax_cross_entropy_loss", "Softmax cross-entropy of logits Y.",
          -elements_sum(hadamard(T, log_softmax(Y))),

@@ -414,4 +414,17 @@ inline constexpr bool has_mkl() {
 #endif
 }
 
+/// x·log(y), and 0 where x = 0 whatever y is (also y = 0): the convention of torch.xlogy and
+/// scipy.special.xlogy, which the spec's xlogy (spec/dsl.py, XLogY) prints as.
+template <class S>
+inline S xlogy(S x, S y) {
+    return x == S(0) ? S(0) : x * std::log(y);
+}
+
+/// xlogy as an Eigen binary functor, for ``a.binaryExpr(b, XLogYOp<S>())``.
+template <class S>
+struct XLogYOp {
+    S operator()(S x, S y) const { return xlogy(x, y); }
+};
+
 }  // namespace batchform

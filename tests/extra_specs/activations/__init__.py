@@ -1,0 +1,1 @@
+"""Extra element-wise activations (test-only)."""
