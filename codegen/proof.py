@@ -229,14 +229,15 @@ class _Instance:
         given = self.spec.sample.get(base, self.spec.sample.get(sym.name))
         return (given or (WIDE_INTERVAL if wide else DEFAULT_INTERVAL)), given is None
 
-    def _kinks(self) -> list[tuple[sympy.Matrix, Lambda]]:
-        """(explicit argument, function) of every element-wise function with breakpoints, forward and backward."""
+    def _kinks(self, every: bool = False) -> list[tuple[sympy.Matrix, Lambda]]:
+        """(explicit argument, function) of every element-wise function with breakpoints (``every``: of every
+        element-wise function), forward and backward."""
         found = []
         env = dict(self.env)
         for eq in (*self.forward, *((e.name, e.expr) for e in self.spec.backward)):
             for node in eq[1].atoms(Apply):
                 f = node.function
-                if f.expr.has(sympy.Piecewise, sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.sign):
+                if every or f.expr.has(sympy.Piecewise, sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.sign):
                     try:
                         argument = evaluate(node.args[1], env, self.dims)
                     except KeyError:  # reads a backward value: its entries are not free to choose
@@ -255,39 +256,44 @@ class _Instance:
         seed_symbols = {sympy.Symbol(f"C_{i}_{j}", real=True) for i in range(self.env[out].rows)
                         for j in range(self.env[out].cols)}
         ordered = sorted(symbols | seed_symbols, key=lambda s: s.name)
-        kinks = self._kinks()
+        kinks, functions = self._kinks(), self._kinks(every=True)
         result, placed = [], 0
         for mode in MODES:
             if mode in ("on", "near") and not kinks:
                 continue
             point = {}
             for sym in ordered:
-                interval, _ = self._interval(sym, wide=mode == "wide")
+                # Wide: the arguments of element-wise functions are placed far out below (drawing every leaf
+                # wide would put them at hundreds, where erf and friends cost minutes at 50 digits).
+                interval, _ = self._interval(sym, wide=mode == "wide" and not functions)
                 point[sym] = _draw(rng, interval)
             if mode in ("on", "near"):
                 placed += self._place(point, kinks, rng, near=mode == "near")
+            elif mode == "wide" and functions:
+                self._place(point, functions, rng, near=False, wide=True)
             result.append(point)
         return result, placed
 
-    def _place(self, point: dict, kinks, rng: random.Random, near: bool) -> int:
+    def _place(self, point: dict, kinks, rng: random.Random, near: bool, wide: bool = False) -> int:
         """Move free entries so that entries of each kinked function's argument sit on (or just next to) its
-        breakpoints, cycling through them; returns 1 when at least one entry was placed."""
+        breakpoints, cycling through them (``wide``: at random values 4 < |x| < 8 instead); returns 1 when at
+        least one entry was placed."""
         fixed: set = set(self.scalars)
         targeted: set = set()
         placed = False
         # Functions of the same argument (f in the forward, f' in the backward) share its entries.
         grouped: dict[tuple, list] = {}
         for argument, f in kinks:
-            cuts = [c.xreplace(point) for c in (breakpoints(f.expr, f.variables[0]) or [])]
+            cuts = [] if wide else [c.xreplace(point) for c in (breakpoints(f.expr, f.variables[0]) or [])]
             group = grouped.setdefault(tuple(argument), [])
             group.extend(c for c in cuts if c.is_Rational and c not in group)
         for key, cuts in grouped.items():
             argument = list(key)
-            if not cuts:
+            if not cuts and not wide:
                 continue
             cuts.sort()
             for k, entry in enumerate(argument):
-                target = cuts[k % len(cuts)]
+                target = _draw(rng, (4, 8)) * (-1) ** k if wide else cuts[k % len(cuts)]
                 if near:
                     target += (-1) ** k * sympy.Rational(1, rng.randint(300, 3000))
                 free = sorted(entry.free_symbols - fixed - targeted, key=lambda s: s.name)
