@@ -6,7 +6,8 @@ symbols, the forward equations are evaluated explicitly, and the scalar L = Σ C
 or the loss value itself — is differentiated entry by entry. Each claimed gradient ``DV`` minus ∂L/∂V must vanish:
 
 1. at random exact rational points, drawn with a seed of the spec's own and random denominators: in the spec's
-   sample intervals, in wider ones (±8 where the spec gives none), and — for every breakpoint of every
+   sample intervals, far out (entries of every element-wise function's argument solved to lie at 4 < |x| < 8,
+   or every leaf in ±8 where there is none), and — for every breakpoint of every
    element-wise function — with entries of its argument solved to lie on the breakpoint and just next to it.
    Exactly where the entries stay rational, else to 50 significant digits; a difference that is non-zero but
    below 50-digit noise is evaluated again at 120 digits and must vanish there too;
