@@ -53,8 +53,12 @@ def _prove(specs, args, quiet=False):
                        progress=progress)
     failed = [p for p in proofs if not p.ok]
     equations = sum(len(p.equations) for p in proofs)
-    print(f"proved {equations - sum(1 for p in failed for e in p.equations if not e.ok)} of {equations} "
-          f"equations in {len(specs)} specs ({time.perf_counter() - start:.1f} s)")
+    from collections import Counter
+
+    kinds = Counter(e.method for p in proofs for e in p.equations if e.ok)
+    passed = sum(kinds.values())
+    print(f"{passed} of {equations} equations in {len(specs)} specs passed ({time.perf_counter() - start:.1f} s): "
+          + "; ".join(f"{n} {method}" for method, n in kinds.most_common()))
     for p in failed:
         for line in p.failures():
             print(f"error: {line}", file=sys.stderr)
@@ -123,12 +127,12 @@ def cmd_mutate(args) -> int:
     from codegen import mutate
 
     specs = _load(args)
-    if args.specs:
+    if args.names:
         names = {s.name for s in specs}
-        unknown = [n for n in args.specs if n not in names]
+        unknown = [n for n in args.names if n not in names]
         if unknown:
             raise UsageError(f"unknown spec {', '.join(unknown)}; `batchform verify` lists them")
-        specs = [s for s in specs if s.name in args.specs]
+        specs = [s for s in specs if s.name in args.names]
     families = None
     if args.families:
         families = [f.strip() for f in args.families.split(",") if f.strip()]
@@ -221,7 +225,7 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(run=cmd_report)
 
     m = sub.add_parser("mutate", help="mutation testing: perturb spec equations and report how many the proof kills")
-    m.add_argument("specs", nargs="*", metavar="SPEC", help="spec names (default: all)")
+    m.add_argument("names", nargs="*", metavar="SPEC", help="spec names (default: all)")
     m.add_argument("--families", help="comma-separated mutation families (default: all)")
     m.add_argument("--sample", type=int, default=None, help="at most this many mutants per spec and family")
     m.add_argument("--seed", type=int, default=0, help="seed of --sample")

