@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NERVA := nerva-numpy==1.0.0 nerva-torch==1.0.0 nerva-jax==1.0.0
 
-.PHONY: all setup generate verify report cpp test bench train clean
+.PHONY: all setup generate verify report cpp test bench experiment-sparse train clean
 
 all: generate
 
@@ -38,6 +38,11 @@ test: $(STAMP) cpp
 
 bench: $(STAMP) cpp
 	$(BIN)/python -m bench
+
+# The sparse-training experiment: writes bench/sparse-training.md and .png (minutes; not part of `make test`).
+# Pass EXPERIMENT_ARGS="--cifar10 DIR --steps 20" to use CIFAR-10 or change the budget.
+experiment-sparse: $(STAMP) cpp
+	$(BIN)/python -m bench.sparse_training $(EXPERIMENT_ARGS)
 
 train: $(STAMP)
 	$(BIN)/batchform train --dataset digits

@@ -37,6 +37,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--load-weights", metavar="PATH", help="start from the weights in an npz file")
     p.add_argument("--export-torch", metavar="PATH", help="save a torch state_dict of nn.Linear layers")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sparse = p.add_argument_group("sparse training (numpy and cpp backends)")
+    sparse.add_argument("--overall-density", metavar="D",
+                        help="overall density in (0, 1], split over the layers by Erdős–Rényi")
+    sparse.add_argument("--densities", metavar="D1;D2;...",
+                        help="one density per weighted layer; 1 means dense, below 1 sparse (CSR)")
+    sparse.add_argument("--prune", metavar="STRATEGY", help="Magnitude(ζ), SET(ζ) or Threshold(t)")
+    sparse.add_argument("--grow", metavar="STRATEGY", help="Random or Gradient (RigL); as many as pruned")
+    sparse.add_argument("--grow-weights", metavar="INIT", help="initializer of regrown weights "
+                        "(default: --init-weights)")
+    sparse.add_argument("--prune-interval", type=int, default=1, metavar="E",
+                        help="prune and grow at the start of every E-th epoch after the first (default 1)")
+    sparse.add_argument("--clip", metavar="T", help="after each update, set weights with |w| < T to 0")
 
 
 class _Progress:
@@ -142,6 +154,7 @@ def main(args) -> int:
     from batchform.training.loop import Trainer
     from batchform.training.network import Network
     from batchform.training.options import OptionError
+    from batchform.training.sparse import describe, layer_densities, parse_clip, parse_dynamic
 
     console = Console()
     try:
@@ -159,8 +172,16 @@ def main(args) -> int:
         if sizes[-1] != data.num_classes:
             raise OptionError(f"--layer-sizes: the output size {sizes[-1]} does not match the data's "
                               f"{data.num_classes} classes")
+        densities = layer_densities(args.overall_density, args.densities, sizes)
+        dynamic = parse_dynamic(args.prune, args.grow, args.grow_weights, args.prune_interval, args.init_weights,
+                                densities)
+        clip = parse_clip(args.clip)
         backend = make_backend(args.backend, options.dtype)
-        network = Network.build(backend, layers, sizes, options.optimizers, args.init_weights, seed=args.seed)
+        if args.backend == "cpp":
+            backend.kernels.set_flush_denormals(True)  # subnormals slow sparse CPU training several-fold
+        network = Network.build(backend, layers, sizes, options.optimizers, args.init_weights, seed=args.seed,
+                                densities=densities)
+        network.clip = clip
         if args.load_weights:
             network.load_weights(args.load_weights)
     except (OptionError, DataError) as exc:
@@ -173,7 +194,11 @@ def main(args) -> int:
     console.print(f"batchform train: backend {args.backend}, {args.dtype}, layers {args.layers}, sizes "
                   f"{','.join(map(str, sizes))}, loss {args.loss}, optimizer {args.optimizers}, "
                   f"learning rate {args.learning_rate}, batch {args.batch_size}, seed {args.seed}")
-    trainer = Trainer(network, options.loss, options.scheduler, args.batch_size, seed=args.seed)
+    if densities is not None:
+        console.print(f"sparsity: {describe(network)}" + (f"; prune {args.prune}, grow {args.grow} every "
+                                                           f"{args.prune_interval} epoch(s)" if dynamic else ""))
+    trainer = Trainer(network, options.loss, options.scheduler, args.batch_size, seed=args.seed, dynamic=dynamic,
+                      log=console.print)
     console.print(f"{'epoch':>5}  {'loss':>10}  {'train acc':>9}  {'test acc':>8}  {'time (s)':>8}  {'η':>8}")
 
     def report(r):

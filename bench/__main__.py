@@ -25,12 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # OpenBLAS threads (which spin after each call), XLA's pool and the OpenMP of PyTorch and the C++ module slow each
 # other down several-fold on 2 cores. PyTorch and the C++ module share one libgomp, so they can share a process.
 DENSE_GROUPS = {
-    "torch": ["batchform-torch", "batchform-cpp", "torch-autograd", "nerva-torch"],
+    "torch": ["batchform-torch", "batchform-cpp", "torch-autograd", "nerva-torch", "batchform-torch-momentum",
+              "batchform-cpp-momentum", "torch-autograd-momentum"],
     "jax": ["batchform-jax", "jax-grad-jit", "nerva-jax"],
     "numpy": ["batchform-numpy", "nerva-numpy"],
 }
 BATCH_NORM_GROUPS = {
     "torch": ["batchform-torch", "batchform-cpp", "torch-BatchNorm1d"],
+    "numpy": ["batchform-numpy"],
+}
+
+SCALING_GROUPS = {
+    "torch": ["batchform-torch", "batchform-cpp", "torch-autograd", "torch-BatchNorm1d"],
     "numpy": ["batchform-numpy"],
 }
 
@@ -44,6 +50,9 @@ FULL = {
     "sparse": {"rounds": 40, "warmup": 5, "budget_s": 25, "profile": True},
     "memory_steps": 5,
     "batchnorm": {"N": 256, "K": 4096, "rounds": 60, "warmup": 5, "budget_s": 20},
+    # time per sample as the batch N and the width K grow (bench.case.scaling)
+    "scaling": {"batches": [1, 4, 16, 64, 256, 1024, 4096], "widths": [256, 1024, 4096, 8192], "batch": 100,
+                "hidden": 1024, "bn_width": 1024, "bn_batch": 256, "rounds": 5, "warmup": 2, "budget_s": 4},
 }
 QUICK = {
     "nets": [[64, 32, 16, 10]],
@@ -55,6 +64,8 @@ QUICK = {
     "sparse": {"rounds": 3, "warmup": 1, "budget_s": 5, "profile": True},
     "memory_steps": 2,
     "batchnorm": {"N": 16, "K": 32, "rounds": 3, "warmup": 1, "budget_s": 5},
+    "scaling": {"batches": [1, 8], "widths": [16, 32], "batch": 4, "hidden": 16, "bn_width": 16, "bn_batch": 8,
+                "rounds": 2, "warmup": 1, "budget_s": 1},
 }
 
 
@@ -103,6 +114,10 @@ def plan(cfg: dict) -> list[tuple[str, str, dict]]:
     jobs += [
         (f"batchnorm {group}", "batchnorm", {"competitors": names, **cfg["batchnorm"]})
         for group, names in BATCH_NORM_GROUPS.items()
+    ]
+    jobs += [
+        (f"scaling {group}", "scaling", {"competitors": names, **cfg["scaling"]})
+        for group, names in SCALING_GROUPS.items()
     ]
     return jobs
 

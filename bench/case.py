@@ -1,6 +1,6 @@
 """One benchmark case, in its own process: ``python -m bench.case <name> '<config json>' <result.json>``.
 
-Cases: gemm (the torch one records the environment), dense, sparse, memory, batchnorm (see `bench/__main__.py` for the configurations).
+Cases: gemm (the torch one records the environment), dense, sparse, memory, batchnorm, scaling (see `bench/__main__.py` for the configurations).
 """
 
 from __future__ import annotations
@@ -168,7 +168,43 @@ def batchnorm(config: dict) -> dict:
     return result
 
 
-CASES = {"gemm": gemm, "dense": dense, "sparse": sparse, "memory": memory, "batchnorm": batchnorm}
+def scaling(config: dict) -> dict:
+    """Milliseconds per sample of the dense step (net [K, hidden, 10]) and of batch norm forward + backward,
+    per competitor, as the batch N grows (K fixed) and as the width K grows (N fixed)."""
+    names = config["competitors"]
+    dense_names = [n for n in names if n in cases.DENSE]
+    bn_names = [n for n in names if n in cases.BATCH_NORM]
+    rounds, warmup, budget = config["rounds"], config["warmup"], config["budget_s"]
+    out = {"dense_batch": {}, "dense_width": {}, "bn_batch": {}, "bn_width": {}, "flops": {}}
+
+    def dense_point(key, sizes, batch):
+        X, labels, T, weights = cases.dense_data(sizes, batch)
+        steps = {n: cases.DENSE[n](X, labels, T, weights) for n in dense_names}
+        timing = cases.time_alternating(steps, rounds, warmup, budget)
+        out[key][str(batch if key == "dense_batch" else sizes[0])] = {n: t["ms"] / batch for n, t in timing.items()}
+        out["flops"][f"{key} {batch if key == 'dense_batch' else sizes[0]}"] = cases.dense_flops(sizes, batch) / batch
+
+    def bn_point(key, N, K):
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((N, K), dtype=np.float32)
+        DY = rng.standard_normal((N, K), dtype=np.float32)
+        steps = {n: cases.BATCH_NORM[n](X, DY) for n in bn_names}
+        timing = cases.time_alternating(steps, rounds, warmup, budget)
+        out[key][str(N if key == "bn_batch" else K)] = {n: t["ms"] / N for n, t in timing.items()}
+
+    hidden, width = config["hidden"], config["widths"]
+    for N in config["batches"]:
+        dense_point("dense_batch", [hidden, hidden, 10], N)
+        if N > 1:  # one sample has no batch statistics
+            bn_point("bn_batch", N, config["bn_width"])
+    for K in width:
+        dense_point("dense_width", [K, hidden, 10], config["batch"])
+        bn_point("bn_width", config["bn_batch"], K)
+    return out
+
+
+CASES = {"gemm": gemm, "dense": dense, "sparse": sparse, "memory": memory, "batchnorm": batchnorm,
+         "scaling": scaling}
 
 
 def main(argv: list[str]) -> int:

@@ -23,6 +23,7 @@ from itertools import pairwise
 import numpy as np
 
 ETA = 0.01  # the learning rate of every SGD step
+MU = 0.9  # the momentum of the momentum competitors
 EPSILON = 1e-5  # batch normalization's ε (torch.nn.BatchNorm1d's default)
 
 
@@ -58,15 +59,13 @@ def dense_flops(sizes: list[int], batch: int) -> float:
 # --- dense competitors: the generated kernels composed by batchform's Network -------------------------
 
 
-def _network(backend, weights):
+def _network(backend, weights, optimizer: str = "GradientDescent"):
     from batchform.training.network import Network
     from batchform.training.options import parse_layers, parse_optimizers
 
     sizes = [weights[0][0].shape[1]] + [W.shape[0] for W, _ in weights]
     layers = "ReLU;" * (len(weights) - 1) + "Linear"
-    net = Network.build(
-        backend, parse_layers(layers), sizes, parse_optimizers("GradientDescent", len(weights)), "Zero"
-    )
+    net = Network.build(backend, parse_layers(layers), sizes, parse_optimizers(optimizer, len(weights)), "Zero")
     net.restore([{"W": backend.array(W), "b": backend.array(b)} for W, b in weights])
     return net
 
@@ -77,20 +76,21 @@ def _loss_gradient(backend):
     return backend.kernel(SPECS["stable_softmax_cross_entropy_loss"].kernels[1].name)
 
 
-def batchform_eager(backend_name: str):
-    """Generated NumPy / PyTorch / C++ kernels, one call per layer, as `batchform train` runs a step."""
+def batchform_eager(backend_name: str, optimizer: str = "GradientDescent"):
+    """Generated NumPy / PyTorch / C++ kernels, one call per layer, as `batchform train` runs a step (the
+    fused backward + update kernels where the optimizer has them)."""
 
     def factory(X, labels, T, weights):
         from batchform.training.backends import make_backend
 
         backend = make_backend(backend_name)
-        net, gradient = _network(backend, weights), _loss_gradient(backend)
+        net, gradient = _network(backend, weights, optimizer), _loss_gradient(backend)
         X, T = backend.array(X), backend.array(T)
         N = X.shape[0]
 
         def step():
             Y = net.feedforward(X)
-            net.backpropagate(gradient(Y, T) / N)
+            net.backpropagate(gradient(Y, T) / N, ETA)
             net.optimize(ETA)
 
         def kernels_used() -> list[str]:
@@ -142,7 +142,7 @@ def batchform_jax(X, labels, T, weights):
             parameters
         )  # JAX "copies" are the arrays themselves: restore/snapshot pass tracers through
         Y = net.feedforward(X)
-        net.backpropagate(gradient(Y, T) / X.shape[0])
+        net.backpropagate(gradient(Y, T) / X.shape[0], ETA)
         net.optimize(ETA)
         return net.snapshot()
 
@@ -160,7 +160,12 @@ def batchform_jax(X, labels, T, weights):
 # --- dense competitors: the frameworks' own autodiff --------------------------------------------------
 
 
-def torch_autograd(X, labels, T, weights, sizes=None):
+def torch_autograd_momentum(X, labels, T, weights):
+    """torch_autograd with torch.optim.SGD(momentum=MU)."""
+    return torch_autograd(X, labels, T, weights, momentum=MU)
+
+
+def torch_autograd(X, labels, T, weights, sizes=None, momentum: float = 0.0):
     """nn.Sequential(Linear, ReLU, ..., Linear) + mean CrossEntropyLoss + autograd + torch.optim.SGD.
     Without `weights`, nn.Linear's own initialization for the layer `sizes` (for memory measurements)."""
     import torch
@@ -175,7 +180,7 @@ def torch_autograd(X, labels, T, weights, sizes=None):
                 linear.bias.copy_(torch.from_numpy(weights[i][1].ravel()))
         modules += [linear] + ([torch.nn.ReLU()] if i < len(shapes) - 1 else [])
     model = torch.nn.Sequential(*modules)
-    optimizer = torch.optim.SGD(model.parameters(), lr=ETA)
+    optimizer = torch.optim.SGD(model.parameters(), lr=ETA, momentum=momentum)
     loss = torch.nn.CrossEntropyLoss()
     X, labels = torch.from_numpy(X), torch.from_numpy(labels)
 
@@ -267,6 +272,9 @@ DENSE = {
     "batchform-cpp": batchform_eager("cpp"),
     "batchform-numpy": batchform_eager("numpy"),
     "torch-autograd": torch_autograd,
+    "batchform-torch-momentum": batchform_eager("torch", f"Momentum({MU})"),
+    "batchform-cpp-momentum": batchform_eager("cpp", f"Momentum({MU})"),
+    "torch-autograd-momentum": torch_autograd_momentum,
     "jax-grad-jit": jax_grad_jit,
     "nerva-torch": nerva("nerva_torch"),
     "nerva-jax": nerva("nerva_jax"),

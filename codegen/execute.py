@@ -127,6 +127,29 @@ def reference(loaded: LoadedSpec, dims: dict, seed: int) -> tuple[dict, dict]:
     return inputs, values
 
 
+def _fused_reference(f: Function, update: LoadedSpec, inputs: dict, values: dict, seed: int) -> tuple[dict, dict]:
+    """The layer's inputs and values, plus what a backward fused with ``update`` reads and leaves: for each
+    parameter P it updates, drawn states ``<state>_P`` and hyperparameters, and the update's equations
+    evaluated by SymPy with θ = P and Dθ = DP (so ``P`` and ``<state>_P`` hold the updated values)."""
+    s = update.spec
+    rng = np.random.default_rng(seed + 1000)
+    theta, gradient, *states = (m.name for m in s.inputs)
+    hyper = {h.name: float(rng.uniform(*s.sample.get(h.name, (0.05, 0.9)))) for h in s.hyperparameters}
+    scalars = {h: sympy.Float(hyper[h.name], DIGITS) for h in s.hyperparameters}
+    inputs, values = {**inputs, **hyper}, dict(values)
+    for p in (a.name for a in f.arguments if f.roles.get(a.name) == "parameter"):
+        env = {theta: _to_sympy(inputs[p]), gradient: _to_sympy(values[f"D{p}"])}
+        for state in states:
+            inputs[f"{state}_{p}"] = rng.uniform(-1.0, 1.0, size=np.shape(inputs[p]))
+            env[state] = _to_sympy(inputs[f"{state}_{p}"])
+        for eq in s.forward:
+            env[eq.name] = evaluate(eq.expr, env, {}).xreplace(scalars)
+        values[p] = _to_numpy(env[theta], f"spec {s.name!r} ({update.path}) applied to {p}")
+        for state in states:
+            values[f"{state}_{p}"] = _to_numpy(env[state], f"spec {s.name!r} ({update.path}) applied to {p}")
+    return inputs, values
+
+
 def _pattern_values(dense: np.ndarray, gradient: np.ndarray) -> np.ndarray:
     """A gradient on a CSR matrix's pattern: its entries where ``dense`` is stored, in CSR order."""
     rows, cols = np.nonzero(dense)
@@ -136,6 +159,7 @@ def _pattern_values(dense: np.ndarray, gradient: np.ndarray) -> np.ndarray:
 def cases(specs: list[LoadedSpec], functions: dict[str, list[Function]]) -> list[Case]:
     """Every kernel at every shape of :data:`SHAPES`, with the values it must return."""
     out = []
+    by_name = {loaded.name: loaded for loaded in specs}
     for loaded in specs:
         texts = {eq.name: text for eq, text in zip((*loaded.spec.forward, *loaded.spec.backward),
                                                    _equation_texts(loaded))}
@@ -145,14 +169,18 @@ def cases(specs: list[LoadedSpec], functions: dict[str, list[Function]]) -> list
             inputs, values = reference(loaded, dims, seed=shape_index)
             for f in functions[loaded.name]:
                 arguments = [(a.name, a.storage, f.roles.get(a.name, "")) for a in f.arguments]
-                given = {a.name: inputs[a.name] if a.name in inputs else values[a.name] for a in f.arguments}
+                f_inputs, f_values = inputs, values
+                if f.kind == "update" and loaded.spec.kind == "layer":  # a backward fused with an update
+                    update = by_name[f.name.rsplit("_update_", 1)[1]]
+                    f_inputs, f_values = _fused_reference(f, update, inputs, values, seed=shape_index)
+                given = {a.name: f_inputs[a.name] if a.name in f_inputs else f_values[a.name] for a in f.arguments}
                 returns = [f.aliases.get(r, r) for r in f.returns]
                 expected = {}
                 for r in returns:
-                    value = values[r]
+                    value = f_values[r]
                     target = r[1:] if r.startswith("D") else None
                     if target and loaded.spec.storage.get(target) == "csr":
-                        value = _pattern_values(inputs[target], value)
+                        value = _pattern_values(f_inputs[target], value)
                     expected[r] = value
                 shown = {k: v for k, v in dims.items() if k in used}
                 out.append(Case(f.name, loaded.name, loaded.path, shown, arguments, returns, given, expected,
@@ -270,6 +298,19 @@ def _convert(backend: str, value, storage: str, role: str):
             cpp = importlib.import_module(_PACKAGE_OF_CPP)
             return cpp.CSRMatrix(matrix.indptr.astype(np.int32), matrix.indices.astype(np.int32), matrix.data,
                                  matrix.shape, dtype="float64")
+        if backend == "torch":
+            import torch
+
+            return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                           torch.from_numpy(matrix.indices.astype(np.int64)),
+                                           torch.from_numpy(matrix.data), size=matrix.shape)
+        if backend == "jax":
+            import jax.numpy as jnp
+            from jax.experimental import sparse
+
+            rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))  # BCOO in CSR order
+            return sparse.BCOO((jnp.asarray(matrix.data), jnp.asarray(np.stack([rows, matrix.indices], 1))),
+                               shape=matrix.shape)
         return matrix
     if backend == "torch":
         import torch

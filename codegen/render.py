@@ -10,6 +10,7 @@ import jinja2
 from codegen.backends import Backend
 from codegen.errors import SpecError
 from codegen.loader import REPO, LoadedSpec
+from codegen.fused import fused_updates
 from codegen.lower import Function, lower, variants
 from codegen.printers.python import imports_for
 from codegen.printers.scalar import PrinterBug
@@ -40,6 +41,8 @@ class Family:
 
 def families(specs: list[LoadedSpec]) -> list[Family]:
     grouped: dict[str, Family] = {}
+    lowered = {loaded.name: lower(loaded) for loaded in specs}
+    updates = [f for functions in lowered.values() for f in functions if f.kind == "update" and f.in_place]
     for loaded in specs:
         family = grouped.get(loaded.family)
         if family is None:
@@ -47,8 +50,9 @@ def families(specs: list[LoadedSpec]) -> list[Family]:
             family = grouped[loaded.family] = Family(loaded.family, title, [], [])
         if loaded.path not in family.sources:
             family.sources.append(loaded.path)
-        functions = lower(loaded)
-        family.functions.extend(functions + variants(loaded, functions))
+        functions = lowered[loaded.name]
+        functions = functions + variants(loaded, functions)
+        family.functions.extend(functions + fused_updates(functions, updates))
     return [grouped[k] for k in sorted(grouped)]
 
 
@@ -200,7 +204,8 @@ def _manifest(specs: list[LoadedSpec], groups: list[Family]) -> str:
                         "inputs": tuple(i.name for i in s.inputs), "parameters": parameters,
                         "init": initial_values(s),
                         "hyperparameters": tuple(h.name for h in s.hyperparameters),
-                        "output": s.output.name, "kernels": kernels})
+                        "output": s.output.name, "kernels": kernels,
+                        "storage": dict(s.storage), "sparse_of": s.sparse_of})
     from codegen.format import ruff
 
     return ruff(environment().get_template("manifest.py.jinja").render(specs=entries), "manifest.py")

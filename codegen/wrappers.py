@@ -256,7 +256,11 @@ def render_wrappers(backend: str, templates: dict[str, str]):
         this = all_backends()[backend]
         found = []
         for family in families:
-            for w in wrappers([context["function"] for context in family["functions"]]):
+            # Kernels with a sparse (CSR) argument have no framework wrapper: autograd would need a gradient
+            # with W's layout, and the kernels return DW as the 1 × nnz values on W's pattern.
+            dense = [context["function"] for context in family["functions"]
+                     if all(a.storage == "dense" for a in context["function"].arguments)]
+            for w in wrappers(dense):
                 w.family = family["name"]
                 found.append(w)
         names = [w.class_name for w in found]

@@ -9,7 +9,7 @@ runtime builds networks from this table, so a new spec file is usable by name wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class SpecInfo:
     kernels: tuple[Kernel, ...]
     #: The spelling users type and the wrappers' class name: ``ReLULayer``, ``SquaredErrorLoss``.
     title: str = ""
+    #: Parameters not stored densely (``{"W": "csr"}``), and the dense spec this one is the sparse form of.
+    storage: dict[str, str] = field(default_factory=dict)
+    sparse_of: str = ""
 
 
 SPECS: dict[str, SpecInfo] = {
@@ -66,6 +69,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("all_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
             Kernel("all_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
             Kernel("all_relu_layer_backward_without_DX", ("X", "Z", "DY", "alpha"), ("DW", "Db")),
+            Kernel(
+                "all_relu_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "alpha", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "all_relu_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "all_relu_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "alpha", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "all_relu_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
         title="AllReLULayer",
     ),
@@ -89,6 +112,25 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
         title="AllReLUDropoutLayer",
+    ),
+    "sparse_all_relu_layer": SpecInfo(
+        name="sparse_all_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by AllReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=("alpha",),
+        output="Y",
+        kernels=(
+            Kernel("sparse_all_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
+            Kernel("sparse_all_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
+            Kernel("sparse_all_relu_layer_backward_without_DX", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db")),
+        ),
+        title="SparseAllReLULayer",
+        storage={"W": "csr"},
+        sparse_of="all_relu_layer",
     ),
     "hard_sigmoid": SpecInfo(
         name="hard_sigmoid",
@@ -120,6 +162,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("hard_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hard_sigmoid_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "hard_sigmoid_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "hard_sigmoid_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "hard_sigmoid_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
         title="HardSigmoidLayer",
     ),
@@ -139,6 +201,25 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
         title="HardSigmoidDropoutLayer",
+    ),
+    "sparse_hard_sigmoid_layer": SpecInfo(
+        name="sparse_hard_sigmoid_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Hard sigmoid, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_hard_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_hard_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_hard_sigmoid_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseHardSigmoidLayer",
+        storage={"W": "csr"},
+        sparse_of="hard_sigmoid_layer",
     ),
     "hyperbolic_tangent": SpecInfo(
         name="hyperbolic_tangent",
@@ -170,6 +251,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hyperbolic_tangent_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("hyperbolic_tangent_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("hyperbolic_tangent_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
         title="HyperbolicTangentLayer",
     ),
@@ -193,6 +294,27 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
         title="HyperbolicTangentDropoutLayer",
+    ),
+    "sparse_hyperbolic_tangent_layer": SpecInfo(
+        name="sparse_hyperbolic_tangent_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Hyperbolic tangent, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_hyperbolic_tangent_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_hyperbolic_tangent_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel(
+                "sparse_hyperbolic_tangent_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")
+            ),
+        ),
+        title="SparseHyperbolicTangentLayer",
+        storage={"W": "csr"},
+        sparse_of="hyperbolic_tangent_layer",
     ),
     "leaky_relu": SpecInfo(
         name="leaky_relu",
@@ -224,6 +346,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("leaky_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
             Kernel("leaky_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
             Kernel("leaky_relu_layer_backward_without_DX", ("X", "Z", "DY", "alpha"), ("DW", "Db")),
+            Kernel(
+                "leaky_relu_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "alpha", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "leaky_relu_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "alpha", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "leaky_relu_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "alpha", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
         title="LeakyReLULayer",
     ),
@@ -247,6 +389,27 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
         title="LeakyReLUDropoutLayer",
+    ),
+    "sparse_leaky_relu_layer": SpecInfo(
+        name="sparse_leaky_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Leaky ReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=("alpha",),
+        output="Y",
+        kernels=(
+            Kernel("sparse_leaky_relu_layer_forward", ("X", "W", "b", "alpha"), ("Z", "Y")),
+            Kernel("sparse_leaky_relu_layer_backward", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db", "DX")),
+            Kernel(
+                "sparse_leaky_relu_layer_backward_without_DX", ("X", "W", "Z", "DY", "alpha"), ("DW", "Db")
+            ),
+        ),
+        title="SparseLeakyReLULayer",
+        storage={"W": "csr"},
+        sparse_of="leaky_relu_layer",
     ),
     "relu": SpecInfo(
         name="relu",
@@ -278,6 +441,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("relu_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("relu_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "relu_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "relu_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "relu_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "relu_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
         title="ReLULayer",
     ),
@@ -297,6 +480,25 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
         title="ReLUDropoutLayer",
+    ),
+    "sparse_relu_layer": SpecInfo(
+        name="sparse_relu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by ReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_relu_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_relu_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_relu_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseReLULayer",
+        storage={"W": "csr"},
+        sparse_of="relu_layer",
     ),
     "sigmoid": SpecInfo(
         name="sigmoid",
@@ -328,6 +530,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("sigmoid_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "sigmoid_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "sigmoid_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "sigmoid_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "sigmoid_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
         title="SigmoidLayer",
     ),
@@ -347,6 +569,25 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
         title="SigmoidDropoutLayer",
+    ),
+    "sparse_sigmoid_layer": SpecInfo(
+        name="sparse_sigmoid_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by Sigmoid, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_sigmoid_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_sigmoid_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_sigmoid_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseSigmoidLayer",
+        storage={"W": "csr"},
+        sparse_of="sigmoid_layer",
     ),
     "srelu": SpecInfo(
         name="srelu",
@@ -416,6 +657,33 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
         title="SReLUDropoutLayer",
+    ),
+    "sparse_srelu_layer": SpecInfo(
+        name="sparse_srelu_layer",
+        kind="layer",
+        family="activations",
+        doc="Linear layer followed by SReLU, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K"), "al": None, "tl": None, "ar": None, "tr": None},
+        init={"W": "fan_in", "b": 0, "al": 0, "tl": 0, "ar": 0, "tr": 1},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_srelu_layer_forward", ("X", "W", "b", "al", "tl", "ar", "tr"), ("Z", "Y")),
+            Kernel(
+                "sparse_srelu_layer_backward",
+                ("X", "W", "Z", "DY", "al", "tl", "ar", "tr"),
+                ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db", "DX"),
+            ),
+            Kernel(
+                "sparse_srelu_layer_backward_without_DX",
+                ("X", "W", "Z", "DY", "al", "tl", "ar", "tr"),
+                ("Dal", "Dtl", "Dar", "Dtr", "DW", "Db"),
+            ),
+        ),
+        title="SparseSReLULayer",
+        storage={"W": "csr"},
+        sparse_of="srelu_layer",
     ),
     "simple_batch_norm": SpecInfo(
         name="simple_batch_norm",
@@ -516,6 +784,20 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("linear_forward", ("X", "W", "b"), ("Y",)),
             Kernel("linear_backward", ("X", "W", "DY"), ("DW", "Db", "DX")),
             Kernel("linear_backward_without_DX", ("X", "DY"), ("DW", "Db")),
+            Kernel("linear_backward_update_gradient_descent", ("X", "W", "DY", "b", "eta"), ("DX", "W", "b")),
+            Kernel(
+                "linear_backward_update_momentum",
+                ("X", "W", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "linear_backward_without_DX_update_gradient_descent", ("X", "DY", "W", "b", "eta"), ("W", "b")
+            ),
+            Kernel(
+                "linear_backward_without_DX_update_momentum",
+                ("X", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
         title="Linear",
     ),
@@ -535,6 +817,8 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sparse_linear_backward_without_DX", ("X", "W", "DY"), ("DW", "Db")),
         ),
         title="SparseLinear",
+        storage={"W": "csr"},
+        sparse_of="linear",
     ),
     "softmax_layer": SpecInfo(
         name="softmax_layer",
@@ -550,6 +834,26 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_layer_forward", ("X", "W", "b"), ("Y",)),
             Kernel("softmax_layer_backward", ("X", "W", "Y", "DY"), ("DW", "Db", "DX")),
             Kernel("softmax_layer_backward_without_DX", ("X", "Y", "DY"), ("DW", "Db")),
+            Kernel(
+                "softmax_layer_backward_update_gradient_descent",
+                ("X", "W", "Y", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "softmax_layer_backward_update_momentum",
+                ("X", "W", "Y", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "softmax_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Y", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "softmax_layer_backward_without_DX_update_momentum",
+                ("X", "Y", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
         title="SoftmaxLayer",
     ),
@@ -567,8 +871,66 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("log_softmax_layer_forward", ("X", "W", "b"), ("Z", "Y")),
             Kernel("log_softmax_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
             Kernel("log_softmax_layer_backward_without_DX", ("X", "Z", "DY"), ("DW", "Db")),
+            Kernel(
+                "log_softmax_layer_backward_update_gradient_descent",
+                ("X", "W", "Z", "DY", "b", "eta"),
+                ("DX", "W", "b"),
+            ),
+            Kernel(
+                "log_softmax_layer_backward_update_momentum",
+                ("X", "W", "Z", "DY", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("DX", "Delta_W", "W", "Delta_b", "b"),
+            ),
+            Kernel(
+                "log_softmax_layer_backward_without_DX_update_gradient_descent",
+                ("X", "Z", "DY", "W", "b", "eta"),
+                ("W", "b"),
+            ),
+            Kernel(
+                "log_softmax_layer_backward_without_DX_update_momentum",
+                ("X", "Z", "DY", "W", "Delta_W", "b", "Delta_b", "eta", "mu"),
+                ("Delta_W", "W", "Delta_b", "b"),
+            ),
         ),
         title="LogSoftmaxLayer",
+    ),
+    "sparse_softmax_layer": SpecInfo(
+        name="sparse_softmax_layer",
+        kind="layer",
+        family="layers",
+        doc="Linear layer followed by softmax, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_softmax_layer_forward", ("X", "W", "b"), ("Y",)),
+            Kernel("sparse_softmax_layer_backward", ("X", "W", "Y", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_softmax_layer_backward_without_DX", ("X", "W", "Y", "DY"), ("DW", "Db")),
+        ),
+        title="SparseSoftmaxLayer",
+        storage={"W": "csr"},
+        sparse_of="softmax_layer",
+    ),
+    "sparse_log_softmax_layer": SpecInfo(
+        name="sparse_log_softmax_layer",
+        kind="layer",
+        family="layers",
+        doc="Linear layer followed by log-softmax, with W in CSR storage.",
+        inputs=("X",),
+        parameters={"W": ("K", "D"), "b": ("1", "K")},
+        init={"W": "fan_in", "b": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("sparse_log_softmax_layer_forward", ("X", "W", "b"), ("Z", "Y")),
+            Kernel("sparse_log_softmax_layer_backward", ("X", "W", "Z", "DY"), ("DW", "Db", "DX")),
+            Kernel("sparse_log_softmax_layer_backward_without_DX", ("X", "W", "Z", "DY"), ("DW", "Db")),
+        ),
+        title="SparseLogSoftmaxLayer",
+        storage={"W": "csr"},
+        sparse_of="log_softmax_layer",
     ),
     "squared_error_loss": SpecInfo(
         name="squared_error_loss",

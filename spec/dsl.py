@@ -340,6 +340,7 @@ class Spec:
     forward equations, by ``apply`` name: ``{"relu'": ("relu", "x")}`` (∂/∂x), ``{"∂srelu/∂al": ("srelu",
     "al")}``; each is proved on all of ℝ (filled in by :func:`activation_specs`).
     reference: for an update, the independent statement it is checked against (a :class:`TorchOptimizer`).
+    sparse_of: for a spec made by :func:`sparse`, the name of the dense spec it has the equations of.
     init: initial values of parameters, a number or ``"fan_in"`` (uniform in ±1/√columns); by default a
     matrix with two non-unit dimensions is ``"fan_in"`` and anything else starts at 0.
     """
@@ -361,6 +362,7 @@ class Spec:
     reference: object = None
     paper: str = ""
     module: str = ""
+    sparse_of: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "forward", _equations(self.forward))
@@ -395,7 +397,7 @@ def sparse(spec: Spec, name: str, **storage: str) -> Spec:
     from dataclasses import replace
 
     return replace(spec, name=name, doc=f"{spec.doc.rstrip('.')}, with {', '.join(storage)} in CSR storage.",
-                   storage=dict(storage))
+                   storage=dict(storage), sparse_of=spec.name)
 
 
 # --- activations: one scalar function gives an element-wise function spec and a layer spec -------------
@@ -427,8 +429,9 @@ class Activation:
 
 
 def activation_specs(act: Activation) -> list[Spec]:
-    """Three specs from one activation: the element-wise function ``Y = f(X)``, the layer
-    ``Y = f(X·Wᵀ + 1_N·b)`` and its dropout form ``Y = f(X·(Wᵀ ⊙ R) + 1_N·b)``."""
+    """Four specs from one activation: the element-wise function ``Y = f(X)``, the layer
+    ``Y = f(X·Wᵀ + 1_N·b)``, its dropout form ``Y = f(X·(Wᵀ ⊙ R) + 1_N·b)`` and its sparse form
+    ``sparse_<name>_layer`` (W in CSR)."""
     N, D, K = dims("N D K")
     X, DY = matrix("X", N, K), matrix("DY", N, K)
 
@@ -477,4 +480,6 @@ def activation_specs(act: Activation) -> list[Spec]:
             "DX": DZ * hadamard(W, R.T),
         },
     )
-    return [function, layer, dropout]
+    # The sparse-training form: the same layer with W in CSR storage (DW on W's pattern only). The dropout
+    # form has none: its mask R is a dense D × K matrix on Wᵀ, which a CSR W cannot carry.
+    return [function, layer, dropout, sparse(layer, f"sparse_{layer.name}", W="csr")]

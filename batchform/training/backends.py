@@ -15,6 +15,8 @@ class ArrayBackend:
     """NumPy arrays and the generated NumPy kernels; other backends override the few methods that differ."""
 
     name = "numpy"
+    #: Whether the generated kernels of this backend include the sparse (CSR) layers.
+    sparse = True
 
     def __init__(self, dtype=np.float32):
         self.dtype = np.dtype(dtype)
@@ -43,6 +45,32 @@ class ArrayBackend:
     def copy(self, x):
         return x.copy()
 
+    # --- sparse (CSR) weights: the backend's CSR type from host arrays, and its stored values ---------
+    def csr(self, indptr, indices, values, shape):
+        """A CSR matrix for the sparse kernels (scipy's here; they validate it on every call)."""
+        import scipy.sparse
+
+        return scipy.sparse.csr_matrix((self.array(values), np.asarray(indices, np.int32),
+                                        np.asarray(indptr, np.int32)), shape=shape)
+
+    def csr_arrays(self, W) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr, indices, values) of a CSR matrix made by :meth:`csr`, as NumPy arrays."""
+        return np.asarray(W.indptr), np.asarray(W.indices), np.asarray(W.data)
+
+    def csr_values(self, W):
+        """The stored values as a writable 1 × nnz view, which the update kernels change in place."""
+        return W.data.reshape(1, -1)
+
+    def is_csr(self, x) -> bool:
+        import scipy.sparse
+
+        return scipy.sparse.issparse(x)
+
+    def with_values(self, W, values):
+        """W with new stored values (an update kernel's result, when it did not update in place)."""
+        self.csr_values(W)[...] = self.numpy(values)
+        return W
+
 
 class TorchBackend(ArrayBackend):
     name = "torch"
@@ -62,6 +90,26 @@ class TorchBackend(ArrayBackend):
 
     def copy(self, x):
         return x.clone()
+
+    def csr(self, indptr, indices, values, shape):
+        import warnings
+
+        torch = self.torch
+        with warnings.catch_warnings():  # "CSR support is in beta": known; the kernels validate the indices
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse_csr_tensor(torch.from_numpy(np.asarray(indptr, np.int64)),
+                                           torch.from_numpy(np.asarray(indices, np.int64)),
+                                           self.array(np.asarray(values)), size=tuple(shape),
+                                           check_invariants=False)
+
+    def csr_arrays(self, W):
+        return W.crow_indices().numpy(), W.col_indices().numpy(), W.values().detach().numpy()
+
+    def csr_values(self, W):
+        return W.values().reshape(1, -1)
+
+    def is_csr(self, x) -> bool:
+        return isinstance(x, self.torch.Tensor) and x.layout == self.torch.sparse_csr
 
 
 class JaxBackend(ArrayBackend):
@@ -91,6 +139,40 @@ class JaxBackend(ArrayBackend):
     def copy(self, x):
         return x  # JAX arrays are immutable
 
+    def csr(self, indptr, indices, values, shape):
+        """A BCOO matrix in CSR order, validated here: under jit the kernels cannot read its indices."""
+        from jax.experimental import sparse
+
+        from generated.jax.csr import check_csr
+
+        indptr = np.asarray(indptr)
+        rows = np.repeat(np.arange(shape[0], dtype=np.int32), np.diff(indptr))
+        coordinates = np.stack([rows, np.asarray(indices, np.int32)], axis=1)
+        W = sparse.BCOO((self.array(np.asarray(values)), self.jax.numpy.asarray(coordinates)), shape=tuple(shape),
+                        indices_sorted=True, unique_indices=True)
+        check_csr("sparse weights", "W", W)
+        return W
+
+    def csr_arrays(self, W):
+        coordinates = np.asarray(W.indices)
+        indptr = np.zeros(W.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(coordinates[:, 0], minlength=W.shape[0]), out=indptr[1:])
+        return indptr, coordinates[:, 1], np.asarray(W.data)
+
+    def csr_values(self, W):
+        return W.data.reshape(1, -1)
+
+    def with_values(self, W, values):
+        from jax.experimental import sparse
+
+        return sparse.BCOO((values.reshape(-1), W.indices), shape=W.shape, indices_sorted=True,
+                           unique_indices=True)
+
+    def is_csr(self, x) -> bool:
+        from jax.experimental import sparse
+
+        return isinstance(x, sparse.BCOO)
+
 
 class CppBackend(ArrayBackend):
     name = "cpp"
@@ -103,6 +185,22 @@ class CppBackend(ArrayBackend):
 
     def matrix(self, x, shape):
         return np.asarray(x, dtype=self.dtype).reshape(shape)
+
+    def csr(self, indptr, indices, values, shape):
+        # CSRMatrix validates its arrays on construction; the kernels take nothing else.
+        return self.kernels.CSRMatrix(np.asarray(indptr, np.int32), np.asarray(indices, np.int32),
+                                      np.asarray(values, self.dtype), tuple(shape), dtype=self.dtype.name)
+
+    def csr_values(self, W):
+        return W.data.reshape(1, -1)
+
+    def is_csr(self, x) -> bool:
+        return isinstance(x, self.kernels.CSRMatrix)
+
+    def copy(self, x):
+        if self.is_csr(x):
+            return self.csr(*self.csr_arrays(x), x.shape)
+        return x.copy()
 
 
 def make_backend(name: str, dtype=np.float32) -> ArrayBackend:

@@ -35,12 +35,29 @@ class History:
 
 
 class Trainer:
-    def __init__(self, network: Network, loss: str, scheduler: Scheduler, batch_size: int, seed: int = 0):
+    def __init__(self, network: Network, loss: str, scheduler: Scheduler, batch_size: int, seed: int = 0,
+                 dynamic=None, log=None):
+        """``dynamic``: a :class:`batchform.training.sparse.DynamicSparsity` (prune and grow the sparse
+        layers at the start of its epochs, inside the epoch's time); ``log``: prints what each step did."""
         if batch_size < 1:
             raise ValueError("--batch-size must be at least 1")
         self.network, self.scheduler, self.batch_size = network, scheduler, batch_size
         self.loss = SPECS[loss]
         self.rng = np.random.default_rng(seed + 2)
+        self.dynamic, self.log = dynamic, log
+        self.sparse_rng = np.random.default_rng(seed + 3)
+
+    def _regrow(self, epoch: int, batch) -> None:
+        from batchform.training.sparse import regrow
+
+        if self.dynamic.grow.kind == "gradient":  # the dense gradient needs one forward and backward pass
+            backend = self.network.backend
+            Y = self.network.feedforward(backend.array(batch[0]), training=True)
+            _, DY = self._loss(Y, backend.array(batch[1]))
+            self.network.backpropagate(DY / batch[0].shape[0])
+        lines = regrow(self.network, self.dynamic, self.sparse_rng)
+        if self.log:
+            self.log(f"epoch {epoch + 1} regrow: {'; '.join(lines)}")
 
     def _hint(self) -> str:
         """Why a NaN is to be expected: a batch-normalization form without ε divides by a column's variance,
@@ -79,6 +96,8 @@ class Trainer:
             eta = self.scheduler(epoch)
             start = time.perf_counter()
             batches = list(iterate_minibatches(data.Xtrain, data.Ttrain, self.batch_size, self.rng))
+            if self.dynamic is not None and self.dynamic.due(epoch):
+                self._regrow(epoch, batches[0])
             if progress:
                 progress.start(epoch, len(batches))
             good = network.snapshot()
@@ -94,7 +113,7 @@ class Trainer:
                         progress.stop()
                     return history
                 good = network.snapshot()
-                network.backpropagate(DY / Xb.shape[0])
+                network.backpropagate(DY / Xb.shape[0], eta)
                 network.optimize(eta)
                 if progress:
                     progress.advance()

@@ -15,6 +15,7 @@ from batchform.atomic import write_atomic
 from batchform.training.backends import ArrayBackend
 from batchform.training.options import LayerOption, OptimizerOption, OptionError
 from batchform.training.schedules import initialize
+from batchform.training.sparse import HostCSR, random_pattern, sparse_form
 from generated.manifest import SPECS, Kernel, SpecInfo
 
 
@@ -38,11 +39,17 @@ class Layer:
     state: dict = field(default_factory=dict)
     saved: dict = field(default_factory=dict)
     gradients: dict = field(default_factory=dict)
+    updated: bool = False  # by a fused backward + update kernel in the last backpropagate
 
     @property
     def size(self) -> tuple[int, int] | None:
         W = self.parameters.get("W")
         return None if W is None else tuple(W.shape)
+
+    @property
+    def is_sparse(self) -> bool:
+        """W is stored in CSR (the layer runs its spec's sparse form)."""
+        return bool(self.info.storage)
 
 
 class Network:
@@ -56,24 +63,39 @@ class Network:
     # --- building --------------------------------------------------------------------------------
     @classmethod
     def build(cls, backend: ArrayBackend, layers: list[LayerOption], sizes: list[int],
-              optimizers: list[OptimizerOption], init: str, seed: int = 0) -> Network:
+              optimizers: list[OptimizerOption], init: str, seed: int = 0,
+              densities: list[float] | None = None) -> Network:
+        """``densities``: one per weighted layer; a layer below 1 is sparse (W in CSR with a random pattern
+        of exactly round(d·K·D) entries)."""
         weighted = [o for o in layers if not o.is_batch_norm]
         if len(weighted) != len(sizes) - 1:
             raise OptionError(f"--layer-sizes: {len(sizes)} sizes give {len(sizes) - 1} weighted layers, but "
                               f"--layers has {len(weighted)}")
         if len(optimizers) != len(layers):
             raise OptionError(f"--optimizers: {len(layers)} layers need {len(layers)} optimizers")
+        if densities is not None and len(densities) != len(weighted):
+            raise OptionError(f"--densities: {len(weighted)} weighted layers need {len(weighted)} densities")
+        if densities and any(d < 1 for d in densities) and not backend.sparse:
+            raise OptionError(f"--backend {backend.name}: this backend has no sparse (CSR) kernels")
         rng = np.random.default_rng(seed)
         built, index = [], 0
         for option, optimizer in zip(layers, optimizers):
             info = SPECS[option.spec]
+            density = 1.0 if option.is_batch_norm or densities is None else densities[index]
+            if density < 1:
+                if option.dropout:
+                    raise OptionError(f"--layers: a sparse layer ({option.spec}, density {density:g}) has no "
+                                      f"dropout form; its dense mask would cover all of W")
+                info = SPECS[sparse_form(option.spec)]
             D = sizes[index]
             parameters = {}
             K = D if option.is_batch_norm else sizes[index + 1]
             sizes_of = {"D": D, "K": K, "1": 1}
             for name, shape in info.parameters.items():
                 start = info.init[name]
-                if name == "W":  # the weights: the --init-weights initializer
+                if name == "W" and density < 1:  # a random pattern; only its values are drawn
+                    parameters[name] = random_pattern((K, D), density, init, rng)
+                elif name == "W":  # the weights: the --init-weights initializer
                     parameters[name] = initialize(init, (K, D), rng)
                 elif shape is None:  # a trainable scalar: the value given in --layers, or the spec's
                     parameters[name] = np.full((1, 1), option.trainable_initial.get(name, start))
@@ -91,17 +113,22 @@ class Network:
                 if name not in SPECS:
                     raise OptionError(f"--layers: {option.spec} has no dropout form")
                 dropout_info = SPECS[name]
-            layer = Layer(info, {k: backend.array(v) for k, v in parameters.items()}, dict(option.hyperparameters),
-                          optimizer, option.dropout, dropout_info)
+            arrays = {k: backend.csr(v.indptr, v.indices, v.values, v.shape) if isinstance(v, HostCSR)
+                      else backend.array(v) for k, v in parameters.items()}
+            layer = Layer(info, arrays, dict(option.hyperparameters), optimizer, option.dropout, dropout_info)
             built.append(layer)
         network = cls(backend, built, seed)
         network.reset_optimizers()
         return network
 
+    def updated(self, value):
+        """What an update kernel changes for a parameter: the array, or a CSR matrix's 1 × nnz values."""
+        return self.backend.csr_values(value) if self.backend.is_csr(value) else value
+
     def reset_optimizers(self) -> None:
         for layer in self.layers:
             update = SPECS[layer.optimizer.spec]
-            layer.state = {p: {s: self.backend.array(np.zeros(self.backend.numpy(value).shape))
+            layer.state = {p: {s: self.backend.array(np.zeros(self.backend.numpy(self.updated(value)).shape))
                                for s in update.inputs if s not in ("theta", "Dtheta")}
                            for p, value in layer.parameters.items()}
 
@@ -128,30 +155,85 @@ class Network:
             X = outputs[info.output]
         return X
 
-    def backpropagate(self, DY) -> None:
+    def backpropagate(self, DY, eta: float | None = None) -> None:
+        """Gradients of every layer, last to first. With ``eta``, a layer whose backward has a fused form with
+        its optimizer (``<backward>_update_<optimizer>``, generated where the update can consume a gradient
+        product directly) is updated right here, without forming that gradient; ``optimize`` skips it."""
         for index in reversed(range(len(self.layers))):
             layer = self.layers[index]
             info = layer.saved["__info__"]
             values = {**layer.saved, f"D{info.output}": DY}
             # The first layer's input needs no gradient: its kernel without DX saves a third of its work.
             kernel = info.kernels[2] if index == 0 and len(info.kernels) > 2 else info.kernels[1]
+            fused = self._fused(info, kernel, layer) if eta is not None else None
+            layer.updated = fused is not None
+            if fused is not None:
+                results = _call(self.backend, fused, {**values, **self._optimizer_values(layer, eta)})
+                self._store_updates(layer, results)
+                layer.gradients = {}
+                DY = results.get("DX")
+                continue
             gradients = _call(self.backend, kernel, values)
             layer.gradients = {name[1:]: g for name, g in gradients.items() if name[1:] in layer.parameters}
+            layer.saved[f"D{info.output}"] = DY  # kept for the dense gradient of a --grow Gradient step
             DY = gradients.get("DX")
+
+    #: ``--clip t``: after each update, stored weights with |w| < t become exactly 0 (as the Nerva tools).
+    clip = 0.0
+    @staticmethod
+    def _fused(info: SpecInfo, kernel: Kernel, layer: Layer) -> Kernel | None:
+        name = f"{kernel.name}_update_{layer.optimizer.spec}"
+        return next((k for k in info.kernels if k.name == name), None)
+
+    @staticmethod
+    def _optimizer_values(layer: Layer, eta: float) -> dict:
+        """The arguments a fused kernel takes for the update: η, the optimizer's hyperparameters, and each
+        parameter's state under ``<state>_<parameter>`` (e.g. ``Delta_W``)."""
+        values = {"eta": eta, **layer.optimizer.hyperparameters}
+        for name, state in layer.state.items():
+            values.update({f"{s}_{name}": v for s, v in state.items()})
+        return values
+
+    @staticmethod
+    def _store_updates(layer: Layer, results: dict) -> None:
+        for name in layer.parameters:
+            layer.parameters[name] = results.get(name, layer.parameters[name])
+            layer.state[name] = {s: results.get(f"{s}_{name}", v) for s, v in layer.state[name].items()}
 
     def optimize(self, eta: float) -> None:
         for layer in self.layers:
+            if layer.updated:  # already updated by its fused backward
+                layer.updated = False
+                continue
             update = SPECS[layer.optimizer.spec]
             kernel = update.kernels[0]
             for name, value in layer.parameters.items():
                 gradient = layer.gradients[name]
                 if layer.info.parameters.get(name, ()) is None:
                     gradient = self.backend.matrix(gradient, (1, 1))
-                values = {"theta": value, "Dtheta": gradient, "eta": eta, **layer.optimizer.hyperparameters,
+                sparse = self.backend.is_csr(value)
+                theta = self.updated(value)
+                values = {"theta": theta, "Dtheta": gradient, "eta": eta, **layer.optimizer.hyperparameters,
                           **layer.state[name]}
                 results = _call(self.backend, kernel, values)
-                layer.parameters[name] = results["theta"]
+                if sparse:  # the values change (in place but in JAX); the pattern stays
+                    if results["theta"] is not theta:
+                        layer.parameters[name] = self.backend.with_values(value, results["theta"])
+                else:
+                    layer.parameters[name] = results["theta"]
                 layer.state[name] = {k: v for k, v in results.items() if k != "theta"}
+                if self.clip and name == "W":
+                    self._clip(layer)
+
+    def _clip(self, layer: Layer) -> None:
+        W = layer.parameters["W"]
+        if self.backend.name != "jax":
+            target = self.updated(W)
+            target[abs(target) < self.clip] = 0  # in place: an array, a tensor or a CSR matrix's values
+            return
+        host = np.asarray(self.backend.numpy(self.updated(W)))
+        clipped = self.backend.array(np.where(np.abs(host) < self.clip, 0, host))
+        layer.parameters["W"] = self.backend.with_values(W, clipped) if self.backend.is_csr(W) else clipped
 
     # --- weights -----------------------------------------------------------------------------------
     def snapshot(self) -> list[dict]:
@@ -161,12 +243,27 @@ class Network:
         for layer, parameters in zip(self.layers, snapshot):
             layer.parameters = {k: self.backend.copy(v) for k, v in parameters.items()}
 
+    def host_csr(self, W) -> HostCSR:
+        indptr, indices, values = self.backend.csr_arrays(W)
+        return HostCSR(np.array(indptr), np.array(indices), np.array(values), tuple(W.shape))
+
+    def dense(self, value) -> np.ndarray:
+        """A parameter as a dense NumPy array (a CSR W with zeros off its pattern)."""
+        return self.host_csr(value).dense() if self.backend.is_csr(value) else self.backend.numpy(value)
+
     def weights(self) -> dict[str, np.ndarray]:
-        """Nerva's npz keys: ``W1, b1, W2, ...`` for weighted layers; ``gamma1, beta1`` etc. by position."""
+        """Nerva's npz keys: ``W1, b1, W2, ...`` for weighted layers; ``gamma1, beta1`` etc. by position. A
+        sparse W of layer i is stored as its CSR arrays ``W{i}_indptr``, ``W{i}_indices``, ``W{i}_data`` and
+        ``W{i}_shape`` (no dense ``W{i}``), so the pattern survives a save and load."""
         out = {}
         for i, layer in enumerate(self.layers, start=1):
             for name, value in layer.parameters.items():
-                out[f"{name}{i}"] = self.backend.numpy(value)
+                if self.backend.is_csr(value):
+                    csr = self.host_csr(value)
+                    out.update({f"{name}{i}_indptr": csr.indptr, f"{name}{i}_indices": csr.indices,
+                                f"{name}{i}_data": csr.values, f"{name}{i}_shape": np.array(csr.shape)})
+                else:
+                    out[f"{name}{i}"] = self.backend.numpy(value)
         return out
 
     def save_weights(self, path: str | os.PathLike) -> None:
@@ -200,6 +297,9 @@ class Network:
         for i, layer in enumerate(self.layers, start=1):
             for name, value in layer.parameters.items():
                 key = f"{name}{i}"
+                if self.backend.is_csr(value) or f"{key}_data" in arrays:
+                    self._load_sparse(layer, name, key, arrays, path)
+                    continue
                 if key not in arrays:
                     raise DataError(f"{path}: missing key {key!r}")
                 expected = self.backend.numpy(value).shape
@@ -212,6 +312,34 @@ class Network:
                 layer.parameters[name] = self.backend.array(arrays[key])
         self.reset_optimizers()
 
+    def _load_sparse(self, layer: Layer, name: str, key: str, arrays: dict, path) -> None:
+        """A CSR W from its four npz arrays, validated; a dense layer takes it densified."""
+        from batchform.data import DataError
+        from generated.numpy.csr import check_csr
+        import scipy.sparse
+
+        parts = [f"{key}_{part}" for part in ("indptr", "indices", "data", "shape")]
+        missing = [p for p in parts if p not in arrays]
+        if missing:
+            raise DataError(f"{path}: layer {key[len(name):]} is sparse but the file has no {', '.join(missing)}"
+                            f"{' (it holds a dense ' + repr(key) + ')' if key in arrays else ''}")
+        indptr, indices, data, shape = (arrays[p] for p in parts)
+        expected = tuple(layer.size)
+        if shape.shape != (2,) or tuple(int(s) for s in shape) != expected:
+            raise DataError(f"{path}: {key + '_shape'!r} is {shape.tolist()}, the network needs {expected}")
+        if not (np.issubdtype(data.dtype, np.floating) and np.all(np.isfinite(data))):
+            raise DataError(f"{path}: {key + '_data'!r} must hold finite floating-point values")
+        matrix = scipy.sparse.csr_matrix(expected)
+        matrix.indptr, matrix.indices, matrix.data = indptr, indices, data
+        try:
+            check_csr("--load-weights", key, matrix)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{path}: {exc}") from None
+        if self.backend.is_csr(layer.parameters[name]):
+            layer.parameters[name] = self.backend.csr(indptr, indices, data, expected)
+        else:
+            layer.parameters[name] = self.backend.array(matrix.toarray())
+
     def torch_state_dict(self):
         """The weighted layers as ``nn.Linear`` entries of an ``nn.Sequential(Linear, act, Linear, ...)``."""
         import torch
@@ -222,7 +350,7 @@ class Network:
             if set(layer.parameters) != {"W", "b"}:
                 raise OptionError(f"a state_dict of nn.Linear layers cannot hold the {layer.info.name} layer's "
                                   f"parameters ({', '.join(layer.parameters)})")
-            state[f"{index}.weight"] = torch.from_numpy(np.array(self.backend.numpy(layer.parameters["W"])))
+            state[f"{index}.weight"] = torch.from_numpy(np.array(self.dense(layer.parameters["W"])))
             state[f"{index}.bias"] = torch.from_numpy(np.array(self.backend.numpy(layer.parameters["b"])).reshape(-1))
             index += 2
         return state

@@ -128,6 +128,10 @@ def spec_by_name(name: str, kind: str, option: str, suffixes=("", "_layer")) -> 
     for suffix in suffixes:
         for spec_name, info in SPECS.items():
             if info.kind == kind and _key(spec_name) == wanted + _key(suffix):
+                if info.storage:  # a sparse form is chosen by density, not by name
+                    dense = _display(info.sparse_of, suffixes)
+                    raise OptionError(f"{option}: {name!r} is the sparse form of {dense}; write {dense} and give "
+                                      f"it a density below 1 with --densities or --overall-density")
                 return spec_name
     known = known_names(kind, suffixes)
     if kind == "layer":
@@ -140,6 +144,8 @@ def known_names(kind: str, suffixes=("", "_layer")) -> list[str]:
     names = {}
     for info in SPECS.values():
         if info.kind != kind or (kind == "layer" and info.inputs != ("X",)):  # dropout forms: Dropout(p)
+            continue
+        if getattr(info, "storage", None):  # a sparse form is chosen by density, not by name
             continue
         # a manifest from before titles (generate is about to replace it) still gives usable names
         title = getattr(info, "title", "") or "".join(p.capitalize() for p in info.name.split("_"))

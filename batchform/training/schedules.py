@@ -88,46 +88,49 @@ INITIALIZERS = {"xavieruniform": (), "xaviernormal": (), "heuniform": (), "henor
 _INITIALIZER_NAMES = "XavierUniform, XavierNormal, HeUniform, HeNormal, Uniform(a,b), Normal(mean,std), Zero"
 
 
-def parse_initializer(text: str) -> tuple[str, list[float]]:
+def parse_initializer(text: str, option: str = "--init-weights") -> tuple[str, list[float]]:
     """(lower-case name, arguments) of an --init-weights value, checked: Uniform needs a < b with b − a finite,
     Normal std > 0, the others take no arguments."""
-    call = parse_call(text, "--init-weights")
+    call = parse_call(text, option)
     name = call.name.lower()
     if name not in INITIALIZERS:
-        raise OptionError(f"--init-weights: unknown initializer {call.name!r}; known: {_INITIALIZER_NAMES}")
+        raise OptionError(f"{option}: unknown initializer {call.name!r}; known: {_INITIALIZER_NAMES}")
     names = list(INITIALIZERS[name])
-    given = bind(call, names, "--init-weights", text, required=0)
+    given = bind(call, names, option, text, required=0)
     if given and len(given) != len(names):
-        raise OptionError(f"--init-weights: {call.name} takes ({', '.join(names)}) or nothing, got {text!r}")
+        raise OptionError(f"{option}: {call.name} takes ({', '.join(names)}) or nothing, got {text!r}")
     if name == "uniform":
         a, b = (float(given["a"]), float(given["b"])) if given else (-1.0, 1.0)
         if not (a < b and math.isfinite(b - a)):
-            raise OptionError(f"--init-weights: Uniform takes (a, b) with a < b, got {text!r}")
+            raise OptionError(f"{option}: Uniform takes (a, b) with a < b, got {text!r}")
         return name, [a, b]
     if name == "normal":
         mean, std = (float(given["mean"]), float(given["std"])) if given else (0.0, 1.0)
         if not std > 0:
-            raise OptionError(f"--init-weights: Normal takes (mean, std) with std > 0, got {text!r}")
+            raise OptionError(f"{option}: Normal takes (mean, std) with std > 0, got {text!r}")
         return name, [mean, std]
     return name, []
 
 
-def initialize(text: str, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A K × D weight matrix drawn by a Nerva-named initializer, in float64."""
-    name, args = parse_initializer(text)
+def initialize(text: str, shape: tuple[int, int], rng: np.random.Generator, count: int | None = None,
+               option: str = "--init-weights") -> np.ndarray:
+    """A K × D weight matrix drawn by a Nerva-named initializer, in float64; with ``count``, only that many
+    values (the stored entries of a sparse W), drawn with the dense K × D fan-in and fan-out."""
+    name, args = parse_initializer(text, option)
     K, D = shape
+    size = shape if count is None else (count,)
     if name == "xavieruniform":
         limit = math.sqrt(6.0 / (D + K))
-        return rng.uniform(-limit, limit, size=shape)
+        return rng.uniform(-limit, limit, size=size)
     if name == "xaviernormal":
-        return rng.normal(0.0, math.sqrt(2.0 / (D + K)), size=shape)
+        return rng.normal(0.0, math.sqrt(2.0 / (D + K)), size=size)
     if name == "heuniform":
         limit = math.sqrt(6.0 / D)
-        return rng.uniform(-limit, limit, size=shape)
+        return rng.uniform(-limit, limit, size=size)
     if name == "henormal":
-        return rng.normal(0.0, math.sqrt(2.0 / D), size=shape)
+        return rng.normal(0.0, math.sqrt(2.0 / D), size=size)
     if name == "uniform":
-        return rng.uniform(args[0], args[1], size=shape)
+        return rng.uniform(args[0], args[1], size=size)
     if name == "normal":
-        return rng.normal(args[0], args[1], size=shape)
-    return np.zeros(shape)
+        return rng.normal(args[0], args[1], size=size)
+    return np.zeros(size)

@@ -22,8 +22,8 @@ def annotate(f: Function) -> dict:
             params.append(f"MatrixRef<S> {a.name}")
         else:
             params.append(f"const ConstMatrixRef<S>& {a.name}")
-    types = [_cpp_type(s) for s in f.return_shapes]
-    if f.in_place:
+    types = [_cpp_type(s) for r, s in zip(f.returns, f.return_shapes) if r not in f.aliases]
+    if not types:
         return_type = "void"
     else:
         return_type = types[0] if len(types) == 1 else f"std::tuple<{', '.join(types)}>"
@@ -48,6 +48,7 @@ def annotate(f: Function) -> dict:
         "binding_doc": doc,
         "py_signature": ", ".join(a.name for a in f.arguments),
         "py_returns": ", ".join(returns),
+        "py_values": ", ".join(f.aliases.get(r, r) for r in f.returns if r not in f.aliases),
     }
 
 
@@ -85,7 +86,10 @@ def _value(f: Function, argument) -> str:
 def _results(f: Function, call: str, defined: set) -> list[str]:
     names = [f.aliases.get(r, r) for r in f.returns]
     if f.in_place:
-        return [f"{call};"] + [f'finite({n}, "{f.name}: {n}");' for n in names]
+        values = [r for r in f.returns if r not in f.aliases]
+        lines = [f"{call};"] if not values else [f"const auto {f.name}_result = {call};",
+                                                 f'finite({f.name}_result, "{f.name}");']
+        return lines + [f'finite({n}, "{f.name}: {n}");' for r, n in zip(f.returns, names) if r in f.aliases]
     if any(n in defined for n in names):
         # A variant of a kernel already run (backward without DX): its results must equal the full one's.
         result = f"{f.name}_result"
@@ -135,19 +139,39 @@ def sanitizer_test(functions: list[Function]) -> list[dict]:
     return tests
 
 
+def units(families) -> list[dict]:
+    """One translation unit per spec file (``<family>_<module>``): its kernels' header and bindings, so that
+    adding or changing one spec file recompiles only its own unit (and the small module definition)."""
+    out = []
+    for family in families:
+        modules: dict[str, list] = {}
+        for f in family["functions"]:
+            modules.setdefault(f["path"], []).append(f)
+        for path, functions in modules.items():
+            stem = path.rsplit("/", 1)[-1].removesuffix(".py")
+            out.append({"name": f"{family['name']}_{stem}", "family": family["name"], "title": family["title"],
+                        "path": path, "functions": functions})
+    return out
+
+
 def _extra(env, families) -> dict:
     out = {}
-    for template, filename in (("cpp/bindings.cpp.jinja", "bindings.cpp"), ("cpp/__init__.py.jinja", "__init__.py")):
-        out[filename] = env.get_template(template).render(families=families, template=f"templates/{template}")
+    parts = units(families)
+    template = "cpp/bindings.cpp.jinja"
+    out["bindings.cpp"] = env.get_template(template).render(families=parts, template=f"templates/{template}")
+    template = "cpp/__init__.py.jinja"
+    out["__init__.py"] = env.get_template(template).render(families=families, template=f"templates/{template}")
     functions = [f["function"] for family in families for f in family["functions"]]
     template = "cpp/sanitizer_tests.cpp.jinja"
     out["sanitizer_tests.cpp"] = env.get_template(template).render(
         families=families, tests=sanitizer_test(functions), template=f"templates/{template}")
-    template = "cpp/family_bindings.cpp.jinja"
-    for family in families:
-        out[f"bindings_{family['name']}.cpp"] = env.get_template(template).render(
-            family=family["name"], functions=family["functions"], sources=f"spec/{family['name']}/",
-            template=f"templates/{template}")
+    for unit in parts:
+        template = "cpp/kernels.hpp.jinja"
+        out[f"{unit['name']}.hpp"] = env.get_template(template).render(
+            title=unit["title"], functions=unit["functions"], sources=unit["path"], template=f"templates/{template}")
+        template = "cpp/family_bindings.cpp.jinja"
+        out[f"bindings_{unit['name']}.cpp"] = env.get_template(template).render(
+            family=unit["name"], functions=unit["functions"], sources=unit["path"], template=f"templates/{template}")
     return out
 
 

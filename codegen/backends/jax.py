@@ -18,6 +18,9 @@ BACKEND = Backend(
     extra=render_wrappers("jax", {
         "jax/__init__.py.jinja": "__init__.py",
         "jax/custom_vjp.py.jinja": "custom_vjp.py",
+        "jax/csr.py.jinja": "csr.py",
     }),
     order=2,
+    # A CSR weight as a BCOO matrix in CSR order: BCOO @ dense, dense @ BCOO, bcoo_dot_general_sampled.
+    storages=("dense", "csr"),
 )

@@ -11,7 +11,7 @@ BACKEND = Backend(
     printer=NumPyPrinter,
     family_template="numpy/module.py.jinja",
     family_file="{family}.py",
-    package_templates={"numpy/__init__.py.jinja": "__init__.py"},
+    package_templates={"numpy/__init__.py.jinja": "__init__.py", "numpy/csr.py.jinja": "csr.py"},
     annotate=python_annotations(array="Array", scalar="float"),
     formatter=ruff,
     order=0,

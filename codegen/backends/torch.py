@@ -20,6 +20,9 @@ BACKEND = Backend(
         "torch/__init__.py.jinja": "__init__.py",
         "torch/functional.py.jinja": "functional.py",
         "torch/modules.py.jinja": "modules.py",
+        "torch/csr.py.jinja": "csr.py",
     }),
     order=1,
+    # CSR weights as torch.sparse_csr_tensor: sparse.mm, dense @ CSR and sampled_addmm (no wrappers).
+    storages=("dense", "csr"),
 )

@@ -7,6 +7,7 @@ and products that feed a map are stored in a temporary first, so Eigen never re-
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy
@@ -61,6 +62,82 @@ CPP_FUNCTIONS = {
     "asinh": _method("asinh"), "erf": _unary("erf"), "erfc": _unary("erfc"),
     "sign": Spelling("{0}.sign()", "S((S(0) < {0}) - ({0} < S(0)))"),
 }
+def is_full(shape) -> bool:
+    """Neither a row nor a column: the shape of a map printed row by row."""
+    return shape[0] != ONE and shape[1] != ONE
+
+
+_ROW_LOOP = re.compile(r"^for_each_row\((?P<extent>.*?), \[&\]\(Index i\) \{ (?P<body>.*) \}\);$")
+_MOVABLE = re.compile(r"^(Matrix<S> \w+\([^()]*\);|const RowArray<S> \w+ = .*;)$")
+
+
+_FOLD = re.compile(r"^(?:const )?Matrix<S> (?P<name>\w+) = fold_rows<S, (?P<max>true|false)>\((?P<extent>[^,]*, [^,]*), "
+                   r"\[&\]\(Index i, auto& acc\) \{ (?P<body>.*) \}\);$")
+
+
+def fuse_folds(lines: list[str]) -> list[str]:
+    """Adjacent column reductions over the same rows, none reading another's result, become one pass with the
+    partial rows side by side (batch norm's backward: Σ DY, Σ Z ⊙ DY, Σ Z ⊙ DZ, Σ DZ in one pass)."""
+    out: list[str] = []
+    group: list[re.Match] = []
+
+    def flush():
+        if len(group) == 1:
+            out.append(group[0].string)
+        elif group:
+            first = group[0]
+            cols = first["extent"].split(", ")[1]
+            bodies = " ".join(m["body"].replace("acc.array()", f"acc.segment({k} * {cols}, {cols}).array()")
+                              for k, m in enumerate(group))
+            name = "_".join(m["name"] for m in group) + "_folded"
+            out.append(f"const Matrix<S> {name} = fold_rows<S, {first['max']}>({first['extent'].split(', ')[0]}, "
+                       f"{len(group)} * {cols}, [&](Index i, auto& acc) {{ {bodies} }}, {cols});")
+            out.extend(f"Matrix<S> {m['name']} = {name}.middleCols({k} * {cols}, {cols});"
+                       for k, m in enumerate(group))
+        group.clear()
+
+    for line in lines:
+        match = _FOLD.match(line)
+        if match and group and match["extent"] == group[0]["extent"] and match["max"] == group[0]["max"] \
+                and not any(re.search(rf"\b{m['name']}\b", match["body"]) for m in group):
+            group.append(match)
+            continue
+        flush()
+        if match:
+            group.append(match)
+        else:
+            out.append(line)
+    flush()
+    return out
+
+
+def fuse_row_loops(lines: list[str]) -> list[str]:
+    """Row loops over the same extent with only declarations between them become one loop: a bias added to
+    the GEMM output and the activation applied to it (the epilogue), or batch norm's Z and Y, in one pass.
+
+    Valid because a row loop writes row ``i`` of full matrices only, and reads of full matrices are of row
+    ``i`` too; what lies between (a result's declaration, a 1 × K row-invariant computed from rows and
+    scalars) does not read what the first loop writes, and moves above it."""
+    out: list[str] = []
+    loop: int | None = None  # index in out of the last row loop, while only movable lines followed it
+    for line in lines:
+        match = _ROW_LOOP.match(line)
+        if match and loop is not None:
+            previous = _ROW_LOOP.match(out[loop])
+            if previous["extent"] == match["extent"]:
+                moved = out[loop + 1:]
+                out[loop:] = [*moved, f"for_each_row({match['extent']}, [&](Index i) {{ {previous['body']} "
+                                      f"{match['body']} }});"]
+                loop = len(out) - 1
+                continue
+        if match:
+            out.append(line)
+            loop = len(out) - 1
+        else:
+            out.append(line)
+            if not _MOVABLE.match(line):
+                loop = None
+    return out
 
 
 class CppScalarPrinter(ScalarPrinter):
@@ -327,6 +404,8 @@ class CppPrinter:
         return Piece(f"{_paren(a.text, a.prec)}.transpose()", ATOM, a.domain)
 
     def _Reduce(self, node):
+        if is_full(node.a.shape) and isinstance(node.a, (ir.Var, ir.Elementwise)):
+            return self._fold(node)
         a = self.expr(node.a)
         base = _paren(a.text, a.prec)
         op = {"sum": "sum", "max": "maxCoeff"}[node.op]
@@ -355,8 +434,48 @@ class CppPrinter:
         n = self.dim(node.shape[0])
         return Piece(f"Matrix<S>::Identity({n}, {n})", ATOM, "matrix")
 
+    # --- dense products: one batchform::gemm call each (OpenBLAS, or Eigen as the fallback) ---------------
+    def _gemm_operand(self, node: ir.Node) -> tuple[str, bool]:
+        """(a named matrix, whether it is transposed) for a gemm operand; other operands are stored first."""
+        transposed = isinstance(node, ir.Transpose)
+        inner = node.a if transposed else node
+        if isinstance(inner, ir.Var) and not self.csr(inner):
+            return self.name(inner.name), transposed
+        return self._hoist(node).text, False
+
+    def dense_product(self, node: ir.MatMul) -> tuple[str, str, str, str] | None:
+        """(op(A)'s rows, op(B)'s columns, the gemm arguments before alpha, ...) of a dense ``A·B``; None for a
+        product with a CSR operand (the sparse kernels print those)."""
+        if self.csr(node.a) or self.csr(node.b) or (isinstance(node.b, ir.Transpose) and self.csr(node.b.a)):
+            return None
+        (a, ta), (b, tb) = self._gemm_operand(node.a), self._gemm_operand(node.b)
+        rows = f"{a}.{'cols' if ta else 'rows'}()"
+        cols = f"{b}.{'rows' if tb else 'cols'}()"
+        return rows, cols, f"{a}, {str(ta).lower()}", f"{b}, {str(tb).lower()}"
+
+    def gemm(self, target: str, node: ir.MatMul, alpha: str = "S(1)", beta: str = "S(0)",
+             declare: bool = True) -> list[str] | None:
+        """``target = alpha·op(A)·op(B) + beta·target`` as one gemm call (declaring target when asked)."""
+        product = self.dense_product(node)
+        if product is None:
+            return None
+        rows, cols, a, b = product
+        lines = [f"Matrix<S> {target}({rows}, {cols});"] if declare else []
+        return lines + [f'gemm<S>({alpha}, {a}, {b}, {beta}, {target}, "{self.function.name}");']
+
     def _hoist(self, node: ir.Node) -> Piece:
         """Store a product or reduction in a temporary so a map reads it once, not per coefficient."""
+        if isinstance(node, ir.Elementwise) and is_full(node.shape) and node.args:
+            return self._Elementwise(node)
+        if isinstance(node, ir.Reduce) and node.axis is not None and is_full(node.a.shape) \
+                and isinstance(node.a, (ir.Var, ir.Elementwise)):
+            return self._fold(node)
+        if isinstance(node, ir.MatMul) and not is_scalar_shape(node.shape):
+            name = self.fresh()
+            lines = self.gemm(name, node)
+            if lines is not None:
+                self.pre.extend(lines)
+                return Piece(name, ATOM, "matrix")
         piece = self.expr(node)
         name = self.fresh()
         if piece.domain == "scalar" or is_scalar_shape(node.shape):
@@ -385,7 +504,121 @@ class CppPrinter:
             return text, ATOM, "array"
         return f"{text}.array()", ATOM, "array"
 
+    # --- maps and reductions of full matrices, row by row --------------------------------------------
+    def _row_argument(self, arg: ir.Node) -> tuple[str, int, str]:
+        """An argument of a map printed for row ``i``: the row of a full matrix, a broadcast 1 × K row as it
+        is (never replicated), a broadcast N × 1 column's entry; anything else is stored once first."""
+        if is_scalar_shape(arg.shape):
+            piece = self._hoist(arg) if isinstance(arg, (ir.Reduce, ir.MatMul)) else self.expr(arg)
+            return piece.text, piece.prec, "scalar"
+        name = self.name(arg.name) if isinstance(arg, ir.Var) else self._hoist(arg).text
+        rows, cols = arg.shape
+        if rows == ONE:
+            return f"{name}.array()", ATOM, "array"
+        if cols == ONE:
+            return f"{name}(i, 0)", ATOM, "scalar"
+        return f"{name}.row(i).array()", ATOM, "array"
+
+    def row_map(self, node: ir.Node) -> tuple[list[str], str]:
+        """(declarations, expression) of row ``i`` of a full-shape map (or of a full matrix)."""
+        if isinstance(node, ir.Var):
+            return [], f"{self.name(node.name)}.row(i).array()"
+        args = [self._row_argument(a) for a in node.args]
+        expr = idioms(node.expr)
+        shape = ("1", self.dim(node.shape[1]))
+        lines = []
+
+        # A function value used twice (σ in σ(1 − σ)) is computed once per row.
+        def hoist(sub):
+            printer = self.scalar_printer(args, array=True, shape=shape)
+            name = self.fresh()
+            if printer._is_array(sub):
+                lines.append(f"const RowArray<S> {name} = {printer.doprint(sub)};")
+                args.append((name, ATOM, "array"))
+            else:
+                lines.append(f"const S {name} = {printer.doprint(sub)};")
+                args.append((name, ATOM, "scalar"))
+            return ir.placeholder(len(args) - 1)
+
+        expr = self._hoist_invariants(hoist_common(expr, hoist), args, shape)
+        printer = self.scalar_printer(args, array=True, shape=shape)
+        text = printer.doprint(expr)
+        if not printer._is_array(expr):
+            text = f"RowArray<S>::Constant({shape[1]}, {text})"
+        return lines, text
+
+    def _hoist_invariants(self, expr: sympy.Expr, args: list, shape) -> sympy.Expr:
+        """Parts of a row's expression that read only broadcast rows and scalars (``1/√(Σ + ε)``) are the
+        same for every row: computed once, before the loop, into a 1 × K temporary."""
+        varying = {ir.placeholder(k) for k, (text, _, _) in enumerate(args) if "(i" in text}
+        rows = {ir.placeholder(k) for k, (_, _, domain) in enumerate(args) if domain == "array"} - varying
+
+        def invariant(e) -> bool:
+            symbols = {x for x in e.free_symbols if ir.is_placeholder(x)}
+            return bool(symbols & rows) and not symbols & varying
+
+        def worth(e) -> bool:  # more than a row read or scaled: a function, a power or two rows
+            return not e.is_Symbol and (e.has(sympy.Function, sympy.Pow) or
+                                        len({x for x in e.free_symbols if x in rows}) > 1)
+
+        def visit(e):
+            if invariant(e):
+                return store(e) if worth(e) else e
+            if isinstance(e, (sympy.Add, sympy.Mul)):
+                fixed = [a for a in e.args if invariant(a) or not any(ir.is_placeholder(x) for x in a.free_symbols)]
+                rest = [visit(a) for a in e.args if a not in fixed]
+                part = e.func(*fixed) if fixed else None
+                if part is not None and invariant(part) and worth(part):
+                    return e.func(store(part), *rest)
+                return e.func(*fixed, *rest)
+            if e.args and not isinstance(e, (sympy.Piecewise,)) and not e.is_Relational:
+                return e.func(*[visit(a) for a in e.args])
+            return e
+
+        def store(e):
+            name = self.fresh()
+            printer = self.scalar_printer(args, array=True, shape=shape)
+            self.pre.append(f"const RowArray<S> {name} = {printer.doprint(e)};")
+            args.append((name, ATOM, "array"))
+            rows.add(ir.placeholder(len(args) - 1))
+            return ir.placeholder(len(args) - 1)
+
+        return visit(expr)
+
+    def row_loop(self, shape, body: str) -> str:
+        return f"for_each_row({self.dim(shape[0])}, {self.dim(shape[1])}, [&](Index i) {{ {body} }});"
+
+    def map_into(self, target: str, node: ir.Elementwise, declare: bool = True) -> list[str]:
+        """``target = node`` row by row (on the OpenMP threads when large), in one pass."""
+        lines, text = self.row_map(node)
+        rows, cols = self.dim(node.shape[0]), self.dim(node.shape[1])
+        body = " ".join(lines + [f"{target}.row(i).array() = {text};"])
+        return ([f"Matrix<S> {target}({rows}, {cols});"] if declare else []) + [self.row_loop(node.shape, body)]
+
+    def _fold(self, node: ir.Reduce, name: str | None = None) -> Piece:
+        """A sum or maximum of a full matrix or map, in storage order: column sums accumulate rows."""
+        lines, text = self.row_map(node.a)
+        rows, cols = self.dim(node.a.shape[0]), self.dim(node.a.shape[1])
+        name = name or self.fresh()
+        if node.axis == 0:
+            update = "acc.array() += " if node.op == "sum" else "acc.array() = acc.array().max"
+            value = f"{update}{text};" if node.op == "sum" else f"{update}({text});"
+            body = " ".join(lines + [value])
+            self.pre.append(f"Matrix<S> {name} = fold_rows<S, {str(node.op == 'max').lower()}>({rows}, "
+                            f"{cols}, [&](Index i, auto& acc) {{ {body} }});")
+            return Piece(name, ATOM, "matrix")
+        op = {"sum": "sum", "max": "maxCoeff"}[node.op]
+        body = " ".join(lines + [f"{name}(i, 0) = ({text}).{op}();"])
+        self.pre += [f"Matrix<S> {name}({rows}, 1);", f"for_each_row({rows}, {cols}, [&](Index i) {{ {body} }});"]
+        if node.axis == 1:
+            return Piece(name, ATOM, "matrix")
+        return Piece(f"{name}.{op if op == 'sum' else 'maxCoeff'}()", ATOM, "scalar")
+
     def _Elementwise(self, node):
+        if is_full(node.shape) and node.args:
+            name = self.fresh()
+            self.pre.extend(self.map_into(name, node))
+            return Piece(name, ATOM, "matrix")
         scalar = is_scalar_shape(node.shape)
         args = [self._argument(a, node.shape) for a in node.args]
         expr = idioms(node.expr)
@@ -431,9 +664,14 @@ class CppPrinter:
         if isinstance(product.b, ir.Transpose) and self.csr(product.b.a) and isinstance(rows[0], ir.Var):
             return [f"Matrix<S> {target} = csr_matmul_transposed<S>({self._dense_operand(product.a)}, "
                     f"{self.csr(product.b.a)}, {self.name(rows[0].name)}.data());"]
-        product = self.expr(product)
-        return [f"Matrix<S> {target} = {product.text};",
-                f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"]
+        if isinstance(rows[0], ir.Var):  # row by row: the activation's map joins this loop (fuse_row_loops)
+            add_row = self.row_loop(node.shape, f"{target}.row(i).array() += {self.name(rows[0].name)}.array();")
+        else:
+            add_row = f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"
+        lines = self.gemm(target, product)
+        if lines is not None:
+            return lines + [add_row]
+        return [f"Matrix<S> {target} = {self.expr(product).text};", add_row]
 
     def statement(self, target: str, node: ir.Node) -> list[str]:
         self.pre = []
@@ -446,11 +684,19 @@ class CppPrinter:
             a, b = self._dense_operand(node.a.a), self._dense_operand(node.b)
             return self.pre + [f"Matrix<S> {target}(1, {pattern}.nnz());",
                                f"sampled_matmul<S>({a}, {b}, {pattern}, {target}.data());"]
-        if self.function.in_place:
+        if target in self.function.aliases:
             lines = self.update(target, node)
         else:
             name = self.name(target)
             lines = self._bias_add(name, node)
+            if lines is None and isinstance(node, ir.MatMul) and not is_scalar_shape(node.shape):
+                lines = self.gemm(name, node)
+            if lines is None and isinstance(node, ir.Elementwise) and is_full(node.shape) and node.args:
+                lines = self.map_into(name, node)
+            if lines is None and isinstance(node, ir.Reduce) and node.axis in (0, 1) and is_full(node.a.shape) \
+                    and isinstance(node.a, (ir.Var, ir.Elementwise)):
+                self._fold(node, name)
+                lines = []
             if lines is None:
                 piece = self.expr(node)
                 if piece.domain == "scalar" or is_scalar_shape(node.shape):
@@ -467,14 +713,38 @@ class CppPrinter:
             return [f"{name} = {self.as_matrix(self.expr(node))};"]
         scale, terms = update
         scalar = self.scalar_printer([], array=False)
-        lines = [f"{name}.array() *= {scalar.doprint(scale)};"] if scale != 1 else []
+        lines = []
+        # A product term and the scaling are one gemm into θ: θ ← c·θ + a·op(A)·op(B), no temporary.
+        product = next((t for t in terms if isinstance(t[1], ir.MatMul) and self.dense_product(t[1])), None)
+        if product is not None:
+            lines = self.gemm(name, product[1], alpha=f"S({scalar.doprint(product[0])})",
+                              beta=scalar.doprint(scale), declare=False)
+            terms = [t for t in terms if t is not product]
+        # The rest, when every term is a named matrix: one pass row by row (on the OpenMP threads: updates
+        # of large parameters are memory-bound), each row scaled and added to while it is in cache.
+        row_terms = all(isinstance(arg, ir.Var) and not is_scalar_shape(arg.shape) for _, arg in terms)
+        if row_terms and not is_scalar_shape(node.shape):
+            body = [f"{name}.row(i).array() *= {scalar.doprint(scale)};"] if scale != 1 and not lines else []
+            for coefficient, arg in terms:
+                body.append(f"{name}.row(i).array() {self._term(scalar, coefficient, f'{self.name(arg.name)}.row(i).array()')};")
+            return lines + ([self.rows(name, " ".join(body))] if body else [])
+        if scale != 1 and not lines:
+            lines = [f"{name}.array() *= {scalar.doprint(scale)};"]
         for coefficient, arg in terms:
-            negative = coefficient.could_extract_minus_sign()
-            magnitude = -coefficient if negative else coefficient
-            value = self.as_array(self.expr(arg))
-            text = value if magnitude == 1 else f"{scalar.doprint(magnitude)} * {value}"
-            lines.append(f"{name}.array() {'-=' if negative else '+='} {text};")
+            lines.append(f"{name}.array() {self._term(scalar, coefficient, self.as_array(self.expr(arg)))};")
         return lines
+
+    @staticmethod
+    def _term(scalar, coefficient, value: str) -> str:
+        """``-= c * value`` or ``+= value``: an in-place addition of coefficient·value."""
+        negative = coefficient.could_extract_minus_sign()
+        magnitude = -coefficient if negative else coefficient
+        text = value if magnitude == 1 else f"{scalar.doprint(magnitude)} * {value}"
+        return f"{'-=' if negative else '+='} {text}"
+
+    def rows(self, matrix: str, body: str) -> str:
+        """``body`` (reading row ``i``) for every row of ``matrix``, on the OpenMP threads when it is large."""
+        return f"for_each_row({matrix}.rows(), {matrix}.cols(), [&](Index i) {{ {body} }});"
 
     def checks(self) -> list[str]:
         """Bind each dimension from the first argument that has it; check every argument's shape."""
@@ -522,12 +792,14 @@ class CppPrinter:
         for target, node in self.function.statements:
             lines.extend(self.statement(target, node))
             self.bound.add(self.name(target))
+        lines = fuse_row_loops(fuse_folds(lines))
         # Dimensions only the checks use are still bound: mark them used so compilers do not warn.
         unused = [str(d) for d in sorted(self.dims, key=str) if d not in used]
         if unused:
             lines.insert(len(lines) - len(self.function.statements) * 0, f"(void){', (void)'.join(unused)};")
-        returns = [self.name(r) for r in self.function.returns]
-        if self.function.in_place:
+        # what an in-place kernel updates is not returned; the rest (a fused kernel's DX) is
+        returns = [self.name(r) for r in self.function.returns if r not in self.function.aliases]
+        if not returns:
             return lines
         if len(returns) == 1:
             lines.append(f"return {returns[0]};")

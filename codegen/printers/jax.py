@@ -5,6 +5,7 @@ Constants take the dtype of an input, so float32 and float64 (with ``jax_enable_
 
 from __future__ import annotations
 
+from codegen import ir
 from codegen.printers.python import PythonArrayPrinter
 from codegen.printers.scalar import ATOM, ScalarPrinter, table
 from codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
@@ -28,6 +29,8 @@ class JaxScalarPrinter(TypedScalarMixin, ScalarPrinter):
 
 
 class JaxPrinter(TypedArrayMixin, PythonArrayPrinter):
+    #: ``sparse`` is jax.experimental.sparse, imported by the module template where a kernel takes a CSR.
+    global_names = PythonArrayPrinter.global_names | {"sparse"}
     module = "jnp"
     scalar_printer = JaxScalarPrinter
     functional_updates = True
@@ -37,3 +40,32 @@ class JaxPrinter(TypedArrayMixin, PythonArrayPrinter):
 
     def broadcast(self, text: str, shape) -> str:
         return f"jnp.broadcast_to({text}, {self.shape(shape)})"
+
+    # --- CSR weights, as BCOO matrices in CSR order --------------------------------------------------
+    def csr(self, node: ir.Node) -> str | None:
+        """The name of a CSR argument, if ``node`` is one."""
+        if isinstance(node, ir.Var) and any(a.name == node.name and a.storage == "csr"
+                                            for a in self.function.arguments):
+            return self.name(node.name)
+        return None
+
+    def _MatMul(self, node):
+        if self.csr(node.a) or (isinstance(node.a, ir.Transpose) and self.csr(node.a.a)):
+            raise NotImplementedError("a product with a CSR matrix on the left")
+        if isinstance(node.b, ir.Transpose) and self.csr(node.b.a):  # A·Wᵀ = (W·Aᵀ)ᵀ: sparse × dense
+            return f"({self.csr(node.b.a)} @ {self.atom(node.a)}.T).T", ATOM
+        return super()._MatMul(node)  # A·W with W sparse: dense @ BCOO is a JAX product
+
+    def sampled_product(self, target: str, node: ir.Node, pattern: str) -> list[str]:
+        """``Aᵀ·B`` at the indices of the sparse ``pattern`` only (SDDMM), as its 1 × nnz values."""
+        if not (isinstance(node, ir.MatMul) and isinstance(node.a, ir.Transpose)):
+            raise NotImplementedError(f"the gradient {target} of the sparse {pattern} must read Aᵀ·B")
+        a, b = self.atom(node.a.a), self.atom(node.b)
+        return [f"{target} = sparse.bcoo_dot_general_sampled({a}.T, {b}, {pattern}.indices, "
+                f"dimension_numbers=(([1], [0]), ([], []))).reshape(1, -1)"]
+
+    def body(self) -> list[str]:
+        # A sparse argument is validated (when its indices are concrete) before any product reads them.
+        checks = [f"check_csr({self.function.name!r}, {a.name!r}, {a.name})" for a in self.function.arguments
+                  if a.storage == "csr"]
+        return checks + super().body()

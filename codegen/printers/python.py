@@ -146,7 +146,7 @@ class PythonArrayPrinter:
         pattern = self.sparse_pattern(target)
         if pattern:
             return self.sampled_product(target, node, pattern)
-        if self.function.in_place and not self.functional_updates:
+        if target in self.function.aliases and not self.functional_updates:
             lines = self.update(target, node)
         else:
             text = self.expr(node)[0]
@@ -162,8 +162,17 @@ class PythonArrayPrinter:
         if update is None:
             return [self.assign_in_place(name, self.expr(node)[0])]
         scale, terms = update
-        lines = [self.scale_in_place(name, scale)] if scale != 1 else []
+        product = next((t for t in terms if isinstance(t[1], ir.MatMul)), None)
+        fused = self.product_in_place(name, scale, *product) if product else None
+        if fused is not None:
+            lines, terms = [fused], [t for t in terms if t is not product]
+        else:
+            lines = [self.scale_in_place(name, scale)] if scale != 1 else []
         return lines + [self.add_in_place(name, self.expr(arg), coefficient) for coefficient, arg in terms]
+
+    def product_in_place(self, name: str, scale, coefficient, product: ir.MatMul) -> str | None:
+        """``θ ← scale·θ + coefficient·A·B`` in one call, where the library has one (else None)."""
+        return None
 
     def scalar(self, value: sympy.Expr) -> str:
         return self.scalar_printer_for([]).doprint(value)

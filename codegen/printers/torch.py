@@ -76,7 +76,21 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
         if masked is None:
             return super()._print_Piecewise(expr)
         value, condition = masked
+        threshold = self._threshold(value, condition)
+        if threshold is not None:
+            return threshold
         return f"{self.parenthesize(value, PRECEDENCE['Mul'], strict=True)} * ({self._print(condition)})"
+
+    def _threshold(self, value, condition) -> str | None:
+        """``DY`` where ``Z > c``, else 0, is ATen's one-pass ``threshold_backward(DY, Z, c)`` (ReLU's mask):
+        exactly that function, for a tensor ``DY`` and ``Z`` and a constant threshold ``c``."""
+        if not (ir.is_placeholder(value) and isinstance(condition, sympy.StrictGreaterThan | sympy.StrictLessThan)):
+            return None
+        tensor, bound = (condition.lhs, condition.rhs) if isinstance(condition, sympy.StrictGreaterThan) \
+            else (condition.rhs, condition.lhs)
+        if not ir.is_placeholder(tensor) or not bound.is_number:
+            return None
+        return f"torch.ops.aten.threshold_backward({self._print(value)}, {self._print(tensor)}, {self._print(bound)})"
 
     def _binary(self, name, args):
         """``torch.maximum`` needs two tensors: a scalar bound (0, α, a 0-d parameter) is a ``clamp``."""
@@ -110,6 +124,35 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
     def broadcast(self, text: str, shape) -> str:
         return f"torch.broadcast_to({text}, {self.shape(shape)}).contiguous()"
 
+    # --- CSR weights (torch.sparse_csr_tensor) -------------------------------------------------------
+    def csr(self, node: ir.Node) -> str | None:
+        """The name of a CSR argument, if ``node`` is one."""
+        if isinstance(node, ir.Var) and any(a.name == node.name and a.storage == "csr"
+                                            for a in self.function.arguments):
+            return self.name(node.name)
+        return None
+
+    def _MatMul(self, node):
+        if self.csr(node.a) or (isinstance(node.a, ir.Transpose) and self.csr(node.a.a)):
+            raise NotImplementedError("a product with a CSR matrix on the left")
+        if isinstance(node.b, ir.Transpose) and self.csr(node.b.a):  # A·Wᵀ = (W·Aᵀ)ᵀ: CSR × dense
+            return f"torch.sparse.mm({self.csr(node.b.a)}, {self.atom(node.a)}.T).T", ATOM
+        return super()._MatMul(node)  # A·W with W in CSR: dense @ CSR is a torch product
+
+    def sampled_product(self, target: str, node: ir.Node, pattern: str) -> list[str]:
+        """``Aᵀ·B`` on the pattern of the CSR ``pattern`` only (SDDMM), as its 1 × nnz values."""
+        if not (isinstance(node, ir.MatMul) and isinstance(node.a, ir.Transpose)):
+            raise NotImplementedError(f"the gradient {target} of the sparse {pattern} must read Aᵀ·B")
+        a, b = self.atom(node.a.a), self.atom(node.b)
+        return [f"{target} = torch.sparse.sampled_addmm({pattern}, {a}.T.contiguous(), {b}, beta=0.0)"
+                f".values().reshape(1, -1)"]
+
+    def body(self) -> list[str]:
+        # A CSR argument is validated before any product reads its indices (torch does not check them).
+        checks = [f"check_csr({self.function.name!r}, {a.name!r}, {a.name})" for a in self.function.arguments
+                  if a.storage == "csr"]
+        return checks + super().body()
+
     # --- X·Wᵀ + 1·b in one BLAS call ----------------------------------------------------------------
     def _Elementwise(self, node):
         fused = self.addmm(node)
@@ -122,7 +165,8 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
             return None
         for product, bias in (node.args, reversed(node.args)):
             if isinstance(product, ir.MatMul) and tuple(product.shape) == tuple(node.shape) \
-                    and tuple(bias.shape) != (ir.ONE, ir.ONE):
+                    and tuple(bias.shape) != (ir.ONE, ir.ONE) \
+                    and not any(self.csr(n) for n in (product.a, product.b, getattr(product.b, "a", None))):
                 a, b, c = self.expr(product.a)[0], self.expr(product.b)[0], self.expr(bias)[0]
                 return f"torch.addmm({c}, {a}, {b})", ATOM
         return None
@@ -133,6 +177,13 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
 
     def scale_in_place(self, name: str, factor: sympy.Expr) -> str:
         return f"{name}.mul_({self.scalar(factor)})"
+
+    def product_in_place(self, name: str, scale, coefficient, product) -> str:
+        """``W.addmm_(A, B, beta=c, alpha=a)``: the product accumulated into θ by the GEMM, no temporary."""
+        left, right = self.expr(product.a), self.expr(product.b)
+        options = ([f"beta={self.scalar(scale)}"] if scale != 1 else []) + \
+            ([f"alpha={self.scalar(coefficient)}"] if coefficient != 1 else [])
+        return f"{name}.addmm_({', '.join([left[0], right[0], *options])})"
 
     def add_in_place(self, name: str, arg, coefficient: sympy.Expr) -> str:
         if coefficient == 1:

@@ -540,7 +540,7 @@ bool register_scipy_blas() {
 
 /// set_blas_enabled(True) registers scipy's BLAS first; raises if it is unavailable.
 bool py_set_blas_enabled(bool enabled) {
-    if (enabled && !register_scipy_blas())
+    if (enabled && !has_openblas && !register_scipy_blas())
         throw std::runtime_error("set_blas_enabled: scipy.linalg.cython_blas is not available");
     return blas::set_enabled(enabled);
 }
@@ -577,8 +577,11 @@ nb::object py_gemm(const Eigen::Ref<const Matrix<S>>& A, const Eigen::Ref<const 
 }  // namespace
 
 void register_sparse(nb::module_& m) {
+    keep_freed_memory();  // see runtime.hpp: no page faults on every call's large results
     if (const char* env = std::getenv("BATCHFORM_BLAS"); env && std::string(env) == "scipy")
         blas::set_enabled(register_scipy_blas());
+    else if (env && std::string(env) == "eigen")
+        blas::set_enabled(false);
 
     nb::class_<CSRBase>(
         m, "CSRMatrix",
@@ -716,10 +719,12 @@ void register_sparse(nb::module_& m) {
     m.def("gemm", &py_gemm<double>, "A"_a.noconvert(), "B"_a.noconvert(), "C"_a = nb::none(),
           "trans_a"_a = false, "trans_b"_a = false, "alpha"_a = 1.0, "beta"_a = 0.0);
     m.def("blas_backend", []() { return std::string(blas::backend()); },
-          "Library behind batchform::gemm: 'scipy-openblas' or 'eigen'.");
+          "Library behind batchform::gemm: 'scipy-openblas32' (linked), 'scipy-openblas' (registered)\n"
+          "or 'eigen'.");
     m.def("set_blas_enabled", &py_set_blas_enabled, "enabled"_a,
-          "Use scipy's BLAS (True; default False unless BATCHFORM_BLAS=scipy) or Eigen's GEMM\n"
-          "(False) in batchform::gemm; returns the previous setting.");
+          "Use the BLAS (True: the linked scipy-openblas32, on by default, else scipy's registered at\n"
+          "run time) or Eigen's GEMM (False; BATCHFORM_BLAS=eigen) in batchform::gemm; returns the\n"
+          "previous setting.");
 
     m.def("set_flush_denormals", &set_flush_denormals, "enable"_a = true,
           "Flush-to-zero / denormals-are-zero on (or off) for the calling thread and the OpenMP\n"
@@ -734,6 +739,7 @@ void register_sparse(nb::module_& m) {
         nb::dict d;
         d["openmp"] = has_openmp();
         d["mkl"] = has_mkl();
+        d["openblas"] = has_openblas;
         d["blas"] = blas::backend();
         d["simd"] = BATCHFORM_SIMD_AVX2 ? "avx2" : "generic";
         d["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +

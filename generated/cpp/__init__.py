@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "3b25f893009e9a92564a5b4f79da395cd068249204e568d73e0afc26e14abc30",
-    "e87294e19bdedf2c7bce6add4843fe89ff686988241ddaede049614450c7b83a",
+    "fedbcbffac3177e0a3a81d12863975441f4fb1a2282370accd6103c07c152bf5",
+    "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
-_COMPILED_GENERATION = "3b25f893009e9a92564a5b4f79da395cd068249204e568d73e0afc26e14abc30"
+_COMPILED_GENERATION = "fedbcbffac3177e0a3a81d12863975441f4fb1a2282370accd6103c07c152bf5"
 
 import numpy as np
 
@@ -56,6 +56,48 @@ _SIGNATURES = {
         ("DY", ("N", "K"), "array"),
         ("alpha", (), "scalar"),
     ),
+    "all_relu_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("alpha", (), "scalar"),
+        ("eta", (), "scalar"),
+    ),
+    "all_relu_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("alpha", (), "scalar"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "all_relu_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("alpha", (), "scalar"),
+        ("eta", (), "scalar"),
+    ),
+    "all_relu_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("alpha", (), "scalar"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
     "all_relu_dropout_layer_forward": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
@@ -78,6 +120,26 @@ _SIGNATURES = {
         ("DY", ("N", "K"), "array"),
         ("alpha", (), "scalar"),
     ),
+    "sparse_all_relu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "sparse_all_relu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "sparse_all_relu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
     "hard_sigmoid": (("X", ("N", "K"), "array"),),
     "hard_sigmoid_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
     "hard_sigmoid_layer_forward": (
@@ -96,6 +158,44 @@ _SIGNATURES = {
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
+    "hard_sigmoid_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "hard_sigmoid_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "hard_sigmoid_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "hard_sigmoid_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
     "hard_sigmoid_dropout_layer_forward": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
@@ -112,6 +212,23 @@ _SIGNATURES = {
     "hard_sigmoid_dropout_layer_backward_without_DX": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_hard_sigmoid_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_hard_sigmoid_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_hard_sigmoid_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
@@ -133,6 +250,44 @@ _SIGNATURES = {
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
+    "hyperbolic_tangent_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "hyperbolic_tangent_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "hyperbolic_tangent_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
     "hyperbolic_tangent_dropout_layer_forward": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
@@ -149,6 +304,23 @@ _SIGNATURES = {
     "hyperbolic_tangent_dropout_layer_backward_without_DX": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_hyperbolic_tangent_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_hyperbolic_tangent_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_hyperbolic_tangent_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
@@ -173,6 +345,48 @@ _SIGNATURES = {
         ("DY", ("N", "K"), "array"),
         ("alpha", (), "scalar"),
     ),
+    "leaky_relu_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("alpha", (), "scalar"),
+        ("eta", (), "scalar"),
+    ),
+    "leaky_relu_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("alpha", (), "scalar"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "leaky_relu_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("alpha", (), "scalar"),
+        ("eta", (), "scalar"),
+    ),
+    "leaky_relu_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("alpha", (), "scalar"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
     "leaky_relu_dropout_layer_forward": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
@@ -195,6 +409,26 @@ _SIGNATURES = {
         ("DY", ("N", "K"), "array"),
         ("alpha", (), "scalar"),
     ),
+    "sparse_leaky_relu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "sparse_leaky_relu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
+    "sparse_leaky_relu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("alpha", (), "scalar"),
+    ),
     "relu": (("X", ("N", "K"), "array"),),
     "relu_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
     "relu_layer_forward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "array"), ("b", (1, "K"), "array")),
@@ -208,6 +442,44 @@ _SIGNATURES = {
         ("X", ("N", "D"), "array"),
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
+    ),
+    "relu_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "relu_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "relu_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "relu_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
     ),
     "relu_dropout_layer_forward": (
         ("X", ("N", "D"), "array"),
@@ -225,6 +497,23 @@ _SIGNATURES = {
     "relu_dropout_layer_backward_without_DX": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_relu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_relu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_relu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
@@ -246,6 +535,44 @@ _SIGNATURES = {
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
+    "sigmoid_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "sigmoid_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "sigmoid_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "sigmoid_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
     "sigmoid_dropout_layer_forward": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
@@ -262,6 +589,23 @@ _SIGNATURES = {
     "sigmoid_dropout_layer_backward_without_DX": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_sigmoid_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_sigmoid_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_sigmoid_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
@@ -347,6 +691,35 @@ _SIGNATURES = {
         ("ar", (), "scalar"),
         ("tr", (), "scalar"),
     ),
+    "sparse_srelu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "sparse_srelu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
+    "sparse_srelu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("al", (), "scalar"),
+        ("tl", (), "scalar"),
+        ("ar", (), "scalar"),
+        ("tr", (), "scalar"),
+    ),
     "simple_batch_norm_forward": (("X", ("N", "K"), "array"),),
     "simple_batch_norm_backward": (
         ("Sigma", (1, "K"), "array"),
@@ -406,6 +779,40 @@ _SIGNATURES = {
     "linear_forward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "array"), ("b", (1, "K"), "array")),
     "linear_backward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "array"), ("DY", ("N", "K"), "array")),
     "linear_backward_without_DX": (("X", ("N", "D"), "array"), ("DY", ("N", "K"), "array")),
+    "linear_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "linear_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "linear_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "linear_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
     "sparse_linear_forward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "csr"), ("b", (1, "K"), "array")),
     "sparse_linear_backward": (
         ("X", ("N", "D"), "array"),
@@ -433,6 +840,44 @@ _SIGNATURES = {
         ("Y", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
+    "softmax_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "softmax_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "softmax_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "softmax_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
     "log_softmax_layer_forward": (
         ("X", ("N", "D"), "array"),
         ("W", ("K", "D"), "array"),
@@ -446,6 +891,78 @@ _SIGNATURES = {
     ),
     "log_softmax_layer_backward_without_DX": (
         ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "log_softmax_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "log_softmax_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "log_softmax_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "log_softmax_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "sparse_softmax_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_softmax_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_softmax_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Y", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_log_softmax_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_log_softmax_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_log_softmax_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
@@ -601,51 +1118,233 @@ all_relu_backward = _kernels.all_relu_backward
 all_relu_layer_forward = _kernels.all_relu_layer_forward
 all_relu_layer_backward = _kernels.all_relu_layer_backward
 all_relu_layer_backward_without_DX = _kernels.all_relu_layer_backward_without_DX
+
+
+def all_relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, alpha, eta):
+    """Linear layer followed by AllReLU: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.all_relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, alpha, eta)
+    return DX, W, b
+
+
+def all_relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta, mu):
+    """Linear layer followed by AllReLU: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.all_relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def all_relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, alpha, eta):
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.all_relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, alpha, eta)
+    return W, b
+
+
+def all_relu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, alpha, eta, mu):
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.all_relu_layer_backward_without_DX_update_momentum(
+        X, Z, DY, W, Delta_W, b, Delta_b, alpha, eta, mu
+    )
+    return Delta_W, W, Delta_b, b
+
+
 all_relu_dropout_layer_forward = _kernels.all_relu_dropout_layer_forward
 all_relu_dropout_layer_backward = _kernels.all_relu_dropout_layer_backward
 all_relu_dropout_layer_backward_without_DX = _kernels.all_relu_dropout_layer_backward_without_DX
+sparse_all_relu_layer_forward = _kernels.sparse_all_relu_layer_forward
+sparse_all_relu_layer_backward = _kernels.sparse_all_relu_layer_backward
+sparse_all_relu_layer_backward_without_DX = _kernels.sparse_all_relu_layer_backward_without_DX
 hard_sigmoid = _kernels.hard_sigmoid
 hard_sigmoid_backward = _kernels.hard_sigmoid_backward
 hard_sigmoid_layer_forward = _kernels.hard_sigmoid_layer_forward
 hard_sigmoid_layer_backward = _kernels.hard_sigmoid_layer_backward
 hard_sigmoid_layer_backward_without_DX = _kernels.hard_sigmoid_layer_backward_without_DX
+
+
+def hard_sigmoid_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by Hard sigmoid: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.hard_sigmoid_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def hard_sigmoid_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Hard sigmoid: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.hard_sigmoid_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.hard_sigmoid_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.hard_sigmoid_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
 hard_sigmoid_dropout_layer_forward = _kernels.hard_sigmoid_dropout_layer_forward
 hard_sigmoid_dropout_layer_backward = _kernels.hard_sigmoid_dropout_layer_backward
 hard_sigmoid_dropout_layer_backward_without_DX = _kernels.hard_sigmoid_dropout_layer_backward_without_DX
+sparse_hard_sigmoid_layer_forward = _kernels.sparse_hard_sigmoid_layer_forward
+sparse_hard_sigmoid_layer_backward = _kernels.sparse_hard_sigmoid_layer_backward
+sparse_hard_sigmoid_layer_backward_without_DX = _kernels.sparse_hard_sigmoid_layer_backward_without_DX
 hyperbolic_tangent = _kernels.hyperbolic_tangent
 hyperbolic_tangent_backward = _kernels.hyperbolic_tangent_backward
 hyperbolic_tangent_layer_forward = _kernels.hyperbolic_tangent_layer_forward
 hyperbolic_tangent_layer_backward = _kernels.hyperbolic_tangent_layer_backward
 hyperbolic_tangent_layer_backward_without_DX = _kernels.hyperbolic_tangent_layer_backward_without_DX
+
+
+def hyperbolic_tangent_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.hyperbolic_tangent_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def hyperbolic_tangent_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.hyperbolic_tangent_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.hyperbolic_tangent_layer_backward_without_DX_update_momentum(
+        X, Z, DY, W, Delta_W, b, Delta_b, eta, mu
+    )
+    return Delta_W, W, Delta_b, b
+
+
 hyperbolic_tangent_dropout_layer_forward = _kernels.hyperbolic_tangent_dropout_layer_forward
 hyperbolic_tangent_dropout_layer_backward = _kernels.hyperbolic_tangent_dropout_layer_backward
 hyperbolic_tangent_dropout_layer_backward_without_DX = (
     _kernels.hyperbolic_tangent_dropout_layer_backward_without_DX
+)
+sparse_hyperbolic_tangent_layer_forward = _kernels.sparse_hyperbolic_tangent_layer_forward
+sparse_hyperbolic_tangent_layer_backward = _kernels.sparse_hyperbolic_tangent_layer_backward
+sparse_hyperbolic_tangent_layer_backward_without_DX = (
+    _kernels.sparse_hyperbolic_tangent_layer_backward_without_DX
 )
 leaky_relu = _kernels.leaky_relu
 leaky_relu_backward = _kernels.leaky_relu_backward
 leaky_relu_layer_forward = _kernels.leaky_relu_layer_forward
 leaky_relu_layer_backward = _kernels.leaky_relu_layer_backward
 leaky_relu_layer_backward_without_DX = _kernels.leaky_relu_layer_backward_without_DX
+
+
+def leaky_relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, alpha, eta):
+    """Linear layer followed by Leaky ReLU: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.leaky_relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, alpha, eta)
+    return DX, W, b
+
+
+def leaky_relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta, mu):
+    """Linear layer followed by Leaky ReLU: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.leaky_relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def leaky_relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, alpha, eta):
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.leaky_relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, alpha, eta)
+    return W, b
+
+
+def leaky_relu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, alpha, eta, mu):
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.leaky_relu_layer_backward_without_DX_update_momentum(
+        X, Z, DY, W, Delta_W, b, Delta_b, alpha, eta, mu
+    )
+    return Delta_W, W, Delta_b, b
+
+
 leaky_relu_dropout_layer_forward = _kernels.leaky_relu_dropout_layer_forward
 leaky_relu_dropout_layer_backward = _kernels.leaky_relu_dropout_layer_backward
 leaky_relu_dropout_layer_backward_without_DX = _kernels.leaky_relu_dropout_layer_backward_without_DX
+sparse_leaky_relu_layer_forward = _kernels.sparse_leaky_relu_layer_forward
+sparse_leaky_relu_layer_backward = _kernels.sparse_leaky_relu_layer_backward
+sparse_leaky_relu_layer_backward_without_DX = _kernels.sparse_leaky_relu_layer_backward_without_DX
 relu = _kernels.relu
 relu_backward = _kernels.relu_backward
 relu_layer_forward = _kernels.relu_layer_forward
 relu_layer_backward = _kernels.relu_layer_backward
 relu_layer_backward_without_DX = _kernels.relu_layer_backward_without_DX
+
+
+def relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by ReLU: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by ReLU: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by ReLU: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def relu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by ReLU: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.relu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
 relu_dropout_layer_forward = _kernels.relu_dropout_layer_forward
 relu_dropout_layer_backward = _kernels.relu_dropout_layer_backward
 relu_dropout_layer_backward_without_DX = _kernels.relu_dropout_layer_backward_without_DX
+sparse_relu_layer_forward = _kernels.sparse_relu_layer_forward
+sparse_relu_layer_backward = _kernels.sparse_relu_layer_backward
+sparse_relu_layer_backward_without_DX = _kernels.sparse_relu_layer_backward_without_DX
 sigmoid = _kernels.sigmoid
 sigmoid_backward = _kernels.sigmoid_backward
 sigmoid_layer_forward = _kernels.sigmoid_layer_forward
 sigmoid_layer_backward = _kernels.sigmoid_layer_backward
 sigmoid_layer_backward_without_DX = _kernels.sigmoid_layer_backward_without_DX
+
+
+def sigmoid_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by Sigmoid: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.sigmoid_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def sigmoid_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Sigmoid: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.sigmoid_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def sigmoid_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.sigmoid_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def sigmoid_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.sigmoid_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
 sigmoid_dropout_layer_forward = _kernels.sigmoid_dropout_layer_forward
 sigmoid_dropout_layer_backward = _kernels.sigmoid_dropout_layer_backward
 sigmoid_dropout_layer_backward_without_DX = _kernels.sigmoid_dropout_layer_backward_without_DX
+sparse_sigmoid_layer_forward = _kernels.sparse_sigmoid_layer_forward
+sparse_sigmoid_layer_backward = _kernels.sparse_sigmoid_layer_backward
+sparse_sigmoid_layer_backward_without_DX = _kernels.sparse_sigmoid_layer_backward_without_DX
 srelu = _kernels.srelu
 srelu_backward = _kernels.srelu_backward
 srelu_backward_without_DX = _kernels.srelu_backward_without_DX
@@ -655,6 +1354,9 @@ srelu_layer_backward_without_DX = _kernels.srelu_layer_backward_without_DX
 srelu_dropout_layer_forward = _kernels.srelu_dropout_layer_forward
 srelu_dropout_layer_backward = _kernels.srelu_dropout_layer_backward
 srelu_dropout_layer_backward_without_DX = _kernels.srelu_dropout_layer_backward_without_DX
+sparse_srelu_layer_forward = _kernels.sparse_srelu_layer_forward
+sparse_srelu_layer_backward = _kernels.sparse_srelu_layer_backward
+sparse_srelu_layer_backward_without_DX = _kernels.sparse_srelu_layer_backward_without_DX
 simple_batch_norm_forward = _kernels.simple_batch_norm_forward
 simple_batch_norm_backward = _kernels.simple_batch_norm_backward
 batch_norm_forward = _kernels.batch_norm_forward
@@ -671,15 +1373,99 @@ linear_dropout_backward_without_DX = _kernels.linear_dropout_backward_without_DX
 linear_forward = _kernels.linear_forward
 linear_backward = _kernels.linear_backward
 linear_backward_without_DX = _kernels.linear_backward_without_DX
+
+
+def linear_backward_update_gradient_descent(X, W, DY, b, eta):
+    """Linear layer: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.linear_backward_update_gradient_descent(X, W, DY, b, eta)
+    return DX, W, b
+
+
+def linear_backward_update_momentum(X, W, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.linear_backward_update_momentum(X, W, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def linear_backward_without_DX_update_gradient_descent(X, DY, W, b, eta):
+    """Linear layer: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.linear_backward_without_DX_update_gradient_descent(X, DY, W, b, eta)
+    return W, b
+
+
+def linear_backward_without_DX_update_momentum(X, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.linear_backward_without_DX_update_momentum(X, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
 sparse_linear_forward = _kernels.sparse_linear_forward
 sparse_linear_backward = _kernels.sparse_linear_backward
 sparse_linear_backward_without_DX = _kernels.sparse_linear_backward_without_DX
 softmax_layer_forward = _kernels.softmax_layer_forward
 softmax_layer_backward = _kernels.softmax_layer_backward
 softmax_layer_backward_without_DX = _kernels.softmax_layer_backward_without_DX
+
+
+def softmax_layer_backward_update_gradient_descent(X, W, Y, DY, b, eta):
+    """Linear layer followed by softmax: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.softmax_layer_backward_update_gradient_descent(X, W, Y, DY, b, eta)
+    return DX, W, b
+
+
+def softmax_layer_backward_update_momentum(X, W, Y, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by softmax: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.softmax_layer_backward_update_momentum(X, W, Y, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def softmax_layer_backward_without_DX_update_gradient_descent(X, Y, DY, W, b, eta):
+    """Linear layer followed by softmax: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.softmax_layer_backward_without_DX_update_gradient_descent(X, Y, DY, W, b, eta)
+    return W, b
+
+
+def softmax_layer_backward_without_DX_update_momentum(X, Y, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by softmax: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.softmax_layer_backward_without_DX_update_momentum(X, Y, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
 log_softmax_layer_forward = _kernels.log_softmax_layer_forward
 log_softmax_layer_backward = _kernels.log_softmax_layer_backward
 log_softmax_layer_backward_without_DX = _kernels.log_softmax_layer_backward_without_DX
+
+
+def log_softmax_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by log-softmax: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.log_softmax_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def log_softmax_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by log-softmax: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.log_softmax_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def log_softmax_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by log-softmax: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.log_softmax_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def log_softmax_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by log-softmax: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.log_softmax_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
+sparse_softmax_layer_forward = _kernels.sparse_softmax_layer_forward
+sparse_softmax_layer_backward = _kernels.sparse_softmax_layer_backward
+sparse_softmax_layer_backward_without_DX = _kernels.sparse_softmax_layer_backward_without_DX
+sparse_log_softmax_layer_forward = _kernels.sparse_log_softmax_layer_forward
+sparse_log_softmax_layer_backward = _kernels.sparse_log_softmax_layer_backward
+sparse_log_softmax_layer_backward_without_DX = _kernels.sparse_log_softmax_layer_backward_without_DX
 squared_error_loss = _kernels.squared_error_loss
 squared_error_loss_gradient = _kernels.squared_error_loss_gradient
 mean_squared_error_loss = _kernels.mean_squared_error_loss
@@ -739,49 +1525,91 @@ __all__ = [
     "all_relu_layer_forward",
     "all_relu_layer_backward",
     "all_relu_layer_backward_without_DX",
+    "all_relu_layer_backward_update_gradient_descent",
+    "all_relu_layer_backward_update_momentum",
+    "all_relu_layer_backward_without_DX_update_gradient_descent",
+    "all_relu_layer_backward_without_DX_update_momentum",
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
     "all_relu_dropout_layer_backward_without_DX",
+    "sparse_all_relu_layer_forward",
+    "sparse_all_relu_layer_backward",
+    "sparse_all_relu_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
     "hard_sigmoid_layer_backward",
     "hard_sigmoid_layer_backward_without_DX",
+    "hard_sigmoid_layer_backward_update_gradient_descent",
+    "hard_sigmoid_layer_backward_update_momentum",
+    "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "hard_sigmoid_layer_backward_without_DX_update_momentum",
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
     "hard_sigmoid_dropout_layer_backward_without_DX",
+    "sparse_hard_sigmoid_layer_forward",
+    "sparse_hard_sigmoid_layer_backward",
+    "sparse_hard_sigmoid_layer_backward_without_DX",
     "hyperbolic_tangent",
     "hyperbolic_tangent_backward",
     "hyperbolic_tangent_layer_forward",
     "hyperbolic_tangent_layer_backward",
     "hyperbolic_tangent_layer_backward_without_DX",
+    "hyperbolic_tangent_layer_backward_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_update_momentum",
+    "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
     "hyperbolic_tangent_dropout_layer_backward_without_DX",
+    "sparse_hyperbolic_tangent_layer_forward",
+    "sparse_hyperbolic_tangent_layer_backward",
+    "sparse_hyperbolic_tangent_layer_backward_without_DX",
     "leaky_relu",
     "leaky_relu_backward",
     "leaky_relu_layer_forward",
     "leaky_relu_layer_backward",
     "leaky_relu_layer_backward_without_DX",
+    "leaky_relu_layer_backward_update_gradient_descent",
+    "leaky_relu_layer_backward_update_momentum",
+    "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+    "leaky_relu_layer_backward_without_DX_update_momentum",
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
     "leaky_relu_dropout_layer_backward_without_DX",
+    "sparse_leaky_relu_layer_forward",
+    "sparse_leaky_relu_layer_backward",
+    "sparse_leaky_relu_layer_backward_without_DX",
     "relu",
     "relu_backward",
     "relu_layer_forward",
     "relu_layer_backward",
     "relu_layer_backward_without_DX",
+    "relu_layer_backward_update_gradient_descent",
+    "relu_layer_backward_update_momentum",
+    "relu_layer_backward_without_DX_update_gradient_descent",
+    "relu_layer_backward_without_DX_update_momentum",
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
     "relu_dropout_layer_backward_without_DX",
+    "sparse_relu_layer_forward",
+    "sparse_relu_layer_backward",
+    "sparse_relu_layer_backward_without_DX",
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_layer_forward",
     "sigmoid_layer_backward",
     "sigmoid_layer_backward_without_DX",
+    "sigmoid_layer_backward_update_gradient_descent",
+    "sigmoid_layer_backward_update_momentum",
+    "sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "sigmoid_layer_backward_without_DX_update_momentum",
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
     "sigmoid_dropout_layer_backward_without_DX",
+    "sparse_sigmoid_layer_forward",
+    "sparse_sigmoid_layer_backward",
+    "sparse_sigmoid_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
     "srelu_backward_without_DX",
@@ -791,6 +1619,9 @@ __all__ = [
     "srelu_dropout_layer_forward",
     "srelu_dropout_layer_backward",
     "srelu_dropout_layer_backward_without_DX",
+    "sparse_srelu_layer_forward",
+    "sparse_srelu_layer_backward",
+    "sparse_srelu_layer_backward_without_DX",
     "simple_batch_norm_forward",
     "simple_batch_norm_backward",
     "batch_norm_forward",
@@ -807,15 +1638,33 @@ __all__ = [
     "linear_forward",
     "linear_backward",
     "linear_backward_without_DX",
+    "linear_backward_update_gradient_descent",
+    "linear_backward_update_momentum",
+    "linear_backward_without_DX_update_gradient_descent",
+    "linear_backward_without_DX_update_momentum",
     "sparse_linear_forward",
     "sparse_linear_backward",
     "sparse_linear_backward_without_DX",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "softmax_layer_backward_without_DX",
+    "softmax_layer_backward_update_gradient_descent",
+    "softmax_layer_backward_update_momentum",
+    "softmax_layer_backward_without_DX_update_gradient_descent",
+    "softmax_layer_backward_without_DX_update_momentum",
     "log_softmax_layer_forward",
     "log_softmax_layer_backward",
     "log_softmax_layer_backward_without_DX",
+    "log_softmax_layer_backward_update_gradient_descent",
+    "log_softmax_layer_backward_update_momentum",
+    "log_softmax_layer_backward_without_DX_update_gradient_descent",
+    "log_softmax_layer_backward_without_DX_update_momentum",
+    "sparse_softmax_layer_forward",
+    "sparse_softmax_layer_backward",
+    "sparse_softmax_layer_backward_without_DX",
+    "sparse_log_softmax_layer_forward",
+    "sparse_log_softmax_layer_backward",
+    "sparse_log_softmax_layer_backward_without_DX",
     "squared_error_loss",
     "squared_error_loss_gradient",
     "mean_squared_error_loss",

@@ -8,20 +8,38 @@
 #include <batchform/sparse_bindings.hpp>
 
 namespace batchform {
-void define_activations(nanobind::module_& m);
-void define_layers(nanobind::module_& m);
-void define_losses(nanobind::module_& m);
-void define_optimizers(nanobind::module_& m);
-void define_softmax(nanobind::module_& m);
+void define_activations_all_relu(nanobind::module_& m);
+void define_activations_hard_sigmoid(nanobind::module_& m);
+void define_activations_hyperbolic_tangent(nanobind::module_& m);
+void define_activations_leaky_relu(nanobind::module_& m);
+void define_activations_relu(nanobind::module_& m);
+void define_activations_sigmoid(nanobind::module_& m);
+void define_activations_srelu(nanobind::module_& m);
+void define_layers_batch_norm(nanobind::module_& m);
+void define_layers_dropout(nanobind::module_& m);
+void define_layers_linear(nanobind::module_& m);
+void define_layers_softmax(nanobind::module_& m);
+void define_losses_losses(nanobind::module_& m);
+void define_optimizers_optimizers(nanobind::module_& m);
+void define_softmax_functions(nanobind::module_& m);
 }  // namespace batchform
 
 NB_MODULE(_batchform_cpp, m) {
     m.attr("GENERATION") =
-        "3b25f893009e9a92564a5b4f79da395cd068249204e568d73e0afc26e14abc30";  // checked by generated.cpp
+        "fedbcbffac3177e0a3a81d12863975441f4fb1a2282370accd6103c07c152bf5";  // checked by generated.cpp
     batchform::register_sparse(m);
-    batchform::define_activations(m);
-    batchform::define_layers(m);
-    batchform::define_losses(m);
-    batchform::define_optimizers(m);
-    batchform::define_softmax(m);
+    batchform::define_activations_all_relu(m);
+    batchform::define_activations_hard_sigmoid(m);
+    batchform::define_activations_hyperbolic_tangent(m);
+    batchform::define_activations_leaky_relu(m);
+    batchform::define_activations_relu(m);
+    batchform::define_activations_sigmoid(m);
+    batchform::define_activations_srelu(m);
+    batchform::define_layers_batch_norm(m);
+    batchform::define_layers_dropout(m);
+    batchform::define_layers_linear(m);
+    batchform::define_layers_softmax(m);
+    batchform::define_losses_losses(m);
+    batchform::define_optimizers_optimizers(m);
+    batchform::define_softmax_functions(m);
 }

@@ -2,76 +2,8 @@
 // Do not edit: change the spec and run `make generate`.
 //
 // Optimizer updates. Each equation rebinds a name, in order: ``Delta`` in the second equation of momentum is
-// (C++ kernels, Eigen, row-major; S is float or double).
+// (C++ kernels, Eigen, row-major; S is float or double): one header per spec file, so that each compiles in
+// its own translation unit.
 #pragma once
 
-#include <batchform/runtime.hpp>
-#include <batchform/sparse.hpp>
-
-#include <cmath>
-#include <tuple>
-#include <utility>
-
-namespace batchform {
-
-/// Gradient descent: θ' = θ − η·Dθ.
-///
-/// From spec/optimizers/optimizers.py (gradient_descent):
-///
-///     theta = θ − η·Dθ
-///
-/// Returns theta.
-template <class S>
-void gradient_descent_update(MatrixRef<S> theta, const ConstMatrixRef<S>& Dtheta, S eta) {
-    check_shape("gradient_descent_update", "theta", theta, any, any);
-    const Index M = theta.rows();
-    const Index P = theta.cols();
-    check_shape("gradient_descent_update", "Dtheta", Dtheta, M, P);
-    theta.array() -= eta * Dtheta.array();
-    (void)M, (void)P;
-}
-
-/// Momentum: Δ' = μΔ − η·Dθ, θ' = θ + Δ'.
-///
-/// From spec/optimizers/optimizers.py (momentum):
-///
-///     Delta = μ·Δ − η·Dθ
-///     theta = Δ + θ
-///
-/// Returns (theta, Delta).
-template <class S>
-void momentum_update(MatrixRef<S> theta, const ConstMatrixRef<S>& Dtheta, MatrixRef<S> Delta, S eta, S mu) {
-    check_shape("momentum_update", "theta", theta, any, any);
-    const Index M = theta.rows();
-    const Index P = theta.cols();
-    check_shape("momentum_update", "Dtheta", Dtheta, M, P);
-    check_shape("momentum_update", "Delta", Delta, M, P);
-    Delta.array() *= mu;
-    Delta.array() -= eta * Dtheta.array();
-    theta.array() += Delta.array();
-    (void)M, (void)P;
-}
-
-/// Nesterov momentum: Δ' = μΔ − η·Dθ, θ' = θ + μΔ' − η·Dθ.
-///
-/// From spec/optimizers/optimizers.py (nesterov):
-///
-///     Delta = μ·Δ − η·Dθ
-///     theta = μ·Δ + θ − η·Dθ
-///
-/// Returns (theta, Delta).
-template <class S>
-void nesterov_update(MatrixRef<S> theta, const ConstMatrixRef<S>& Dtheta, MatrixRef<S> Delta, S eta, S mu) {
-    check_shape("nesterov_update", "theta", theta, any, any);
-    const Index M = theta.rows();
-    const Index P = theta.cols();
-    check_shape("nesterov_update", "Dtheta", Dtheta, M, P);
-    check_shape("nesterov_update", "Delta", Delta, M, P);
-    Delta.array() *= mu;
-    Delta.array() -= eta * Dtheta.array();
-    theta.array() -= eta * Dtheta.array();
-    theta.array() += mu * Delta.array();
-    (void)M, (void)P;
-}
-
-}  // namespace batchform
+#include "optimizers_optimizers.hpp"

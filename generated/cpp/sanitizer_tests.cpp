@@ -124,6 +124,32 @@ int main() {
                                                                  alpha);
             },
             "all_relu_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto all_relu_layer_backward_update_gradient_descent_result =
+            all_relu_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, alpha, eta);
+        finite(all_relu_layer_backward_update_gradient_descent_result,
+               "all_relu_layer_backward_update_gradient_descent");
+        finite(W, "all_relu_layer_backward_update_gradient_descent: W");
+        finite(b, "all_relu_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto all_relu_layer_backward_update_momentum_result =
+            all_relu_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta, mu);
+        finite(all_relu_layer_backward_update_momentum_result, "all_relu_layer_backward_update_momentum");
+        finite(Delta_W, "all_relu_layer_backward_update_momentum: Delta_W");
+        finite(W, "all_relu_layer_backward_update_momentum: W");
+        finite(Delta_b, "all_relu_layer_backward_update_momentum: Delta_b");
+        finite(b, "all_relu_layer_backward_update_momentum: b");
+        all_relu_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, alpha, eta);
+        finite(W, "all_relu_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "all_relu_layer_backward_without_DX_update_gradient_descent: b");
+        all_relu_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, alpha,
+                                                                   eta, mu);
+        finite(Delta_W, "all_relu_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "all_relu_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "all_relu_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "all_relu_layer_backward_without_DX_update_momentum: b");
     }
     {  // all_relu_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -170,6 +196,50 @@ int main() {
             },
             "all_relu_dropout_layer_backward_without_DX");
     }
+    {  // sparse_all_relu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const double alpha = 0.0;
+        const auto sparse_all_relu_layer_forward_result =
+            sparse_all_relu_layer_forward<double>(X, W, b, alpha);
+        const auto& Z = std::get<0>(sparse_all_relu_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_all_relu_layer_forward_result);
+        finite(Z, "sparse_all_relu_layer_forward: Z");
+        finite(Y, "sparse_all_relu_layer_forward: Y");
+        throws(
+            [&] {
+                (void)sparse_all_relu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols()), alpha);
+            },
+            "sparse_all_relu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_all_relu_layer_backward_result =
+            sparse_all_relu_layer_backward<double>(X, W, Z, DY, alpha);
+        const auto& DW = std::get<0>(sparse_all_relu_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_all_relu_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_all_relu_layer_backward_result);
+        finite(DW, "sparse_all_relu_layer_backward: DW");
+        finite(Db, "sparse_all_relu_layer_backward: Db");
+        finite(DX, "sparse_all_relu_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_all_relu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()),
+                                                             alpha);
+            },
+            "sparse_all_relu_layer_backward");
+        const auto sparse_all_relu_layer_backward_without_DX_result =
+            sparse_all_relu_layer_backward_without_DX<double>(X, W, Z, DY, alpha);
+        same(std::get<0>(sparse_all_relu_layer_backward_without_DX_result), DW,
+             "sparse_all_relu_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_all_relu_layer_backward_without_DX_result), Db,
+             "sparse_all_relu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_all_relu_layer_backward_without_DX<double>(
+                    X, W, Z, M::Zero(DY.rows() + 1, DY.cols()), alpha);
+            },
+            "sparse_all_relu_layer_backward_without_DX");
+    }
     {  // hard_sigmoid
         M X = sample(3, 5, -2.0, 2.0);
         const auto Y = hard_sigmoid<double>(X);
@@ -212,6 +282,33 @@ int main() {
                 (void)hard_sigmoid_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols()));
             },
             "hard_sigmoid_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto hard_sigmoid_layer_backward_update_gradient_descent_result =
+            hard_sigmoid_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(hard_sigmoid_layer_backward_update_gradient_descent_result,
+               "hard_sigmoid_layer_backward_update_gradient_descent");
+        finite(W, "hard_sigmoid_layer_backward_update_gradient_descent: W");
+        finite(b, "hard_sigmoid_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto hard_sigmoid_layer_backward_update_momentum_result =
+            hard_sigmoid_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(hard_sigmoid_layer_backward_update_momentum_result,
+               "hard_sigmoid_layer_backward_update_momentum");
+        finite(Delta_W, "hard_sigmoid_layer_backward_update_momentum: Delta_W");
+        finite(W, "hard_sigmoid_layer_backward_update_momentum: W");
+        finite(Delta_b, "hard_sigmoid_layer_backward_update_momentum: Delta_b");
+        finite(b, "hard_sigmoid_layer_backward_update_momentum: b");
+        hard_sigmoid_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "hard_sigmoid_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "hard_sigmoid_layer_backward_without_DX_update_gradient_descent: b");
+        hard_sigmoid_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, eta,
+                                                                       mu);
+        finite(Delta_W, "hard_sigmoid_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "hard_sigmoid_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "hard_sigmoid_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "hard_sigmoid_layer_backward_without_DX_update_momentum: b");
     }
     {  // hard_sigmoid_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -256,6 +353,46 @@ int main() {
                     X, R, Z, M::Zero(DY.rows() + 1, DY.cols()));
             },
             "hard_sigmoid_dropout_layer_backward_without_DX");
+    }
+    {  // sparse_hard_sigmoid_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_hard_sigmoid_layer_forward_result =
+            sparse_hard_sigmoid_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_hard_sigmoid_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_hard_sigmoid_layer_forward_result);
+        finite(Z, "sparse_hard_sigmoid_layer_forward: Z");
+        finite(Y, "sparse_hard_sigmoid_layer_forward: Y");
+        throws(
+            [&] { (void)sparse_hard_sigmoid_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+            "sparse_hard_sigmoid_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_hard_sigmoid_layer_backward_result =
+            sparse_hard_sigmoid_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_hard_sigmoid_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_hard_sigmoid_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_hard_sigmoid_layer_backward_result);
+        finite(DW, "sparse_hard_sigmoid_layer_backward: DW");
+        finite(Db, "sparse_hard_sigmoid_layer_backward: Db");
+        finite(DX, "sparse_hard_sigmoid_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_hard_sigmoid_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_hard_sigmoid_layer_backward");
+        const auto sparse_hard_sigmoid_layer_backward_without_DX_result =
+            sparse_hard_sigmoid_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_hard_sigmoid_layer_backward_without_DX_result), DW,
+             "sparse_hard_sigmoid_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_hard_sigmoid_layer_backward_without_DX_result), Db,
+             "sparse_hard_sigmoid_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_hard_sigmoid_layer_backward_without_DX<double>(
+                    X, W, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_hard_sigmoid_layer_backward_without_DX");
     }
     {  // hyperbolic_tangent
         M X = sample(3, 5, -2.0, 2.0);
@@ -305,6 +442,34 @@ int main() {
                                                                            M::Zero(DY.rows() + 1, DY.cols()));
             },
             "hyperbolic_tangent_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto hyperbolic_tangent_layer_backward_update_gradient_descent_result =
+            hyperbolic_tangent_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(hyperbolic_tangent_layer_backward_update_gradient_descent_result,
+               "hyperbolic_tangent_layer_backward_update_gradient_descent");
+        finite(W, "hyperbolic_tangent_layer_backward_update_gradient_descent: W");
+        finite(b, "hyperbolic_tangent_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto hyperbolic_tangent_layer_backward_update_momentum_result =
+            hyperbolic_tangent_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta,
+                                                                      mu);
+        finite(hyperbolic_tangent_layer_backward_update_momentum_result,
+               "hyperbolic_tangent_layer_backward_update_momentum");
+        finite(Delta_W, "hyperbolic_tangent_layer_backward_update_momentum: Delta_W");
+        finite(W, "hyperbolic_tangent_layer_backward_update_momentum: W");
+        finite(Delta_b, "hyperbolic_tangent_layer_backward_update_momentum: Delta_b");
+        finite(b, "hyperbolic_tangent_layer_backward_update_momentum: b");
+        hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent: b");
+        hyperbolic_tangent_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b,
+                                                                             eta, mu);
+        finite(Delta_W, "hyperbolic_tangent_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "hyperbolic_tangent_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "hyperbolic_tangent_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "hyperbolic_tangent_layer_backward_without_DX_update_momentum: b");
     }
     {  // hyperbolic_tangent_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -350,6 +515,49 @@ int main() {
                     X, R, Z, M::Zero(DY.rows() + 1, DY.cols()));
             },
             "hyperbolic_tangent_dropout_layer_backward_without_DX");
+    }
+    {  // sparse_hyperbolic_tangent_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_hyperbolic_tangent_layer_forward_result =
+            sparse_hyperbolic_tangent_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_hyperbolic_tangent_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_hyperbolic_tangent_layer_forward_result);
+        finite(Z, "sparse_hyperbolic_tangent_layer_forward: Z");
+        finite(Y, "sparse_hyperbolic_tangent_layer_forward: Y");
+        throws(
+            [&] {
+                (void)sparse_hyperbolic_tangent_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols()));
+            },
+            "sparse_hyperbolic_tangent_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_hyperbolic_tangent_layer_backward_result =
+            sparse_hyperbolic_tangent_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_hyperbolic_tangent_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_hyperbolic_tangent_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_hyperbolic_tangent_layer_backward_result);
+        finite(DW, "sparse_hyperbolic_tangent_layer_backward: DW");
+        finite(Db, "sparse_hyperbolic_tangent_layer_backward: Db");
+        finite(DX, "sparse_hyperbolic_tangent_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_hyperbolic_tangent_layer_backward<double>(X, W, Z,
+                                                                       M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_hyperbolic_tangent_layer_backward");
+        const auto sparse_hyperbolic_tangent_layer_backward_without_DX_result =
+            sparse_hyperbolic_tangent_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_hyperbolic_tangent_layer_backward_without_DX_result), DW,
+             "sparse_hyperbolic_tangent_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_hyperbolic_tangent_layer_backward_without_DX_result), Db,
+             "sparse_hyperbolic_tangent_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_hyperbolic_tangent_layer_backward_without_DX<double>(
+                    X, W, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_hyperbolic_tangent_layer_backward_without_DX");
     }
     {  // leaky_relu
         M X = sample(3, 5, -2.0, 2.0);
@@ -399,6 +607,33 @@ int main() {
                                                                    alpha);
             },
             "leaky_relu_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto leaky_relu_layer_backward_update_gradient_descent_result =
+            leaky_relu_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, alpha, eta);
+        finite(leaky_relu_layer_backward_update_gradient_descent_result,
+               "leaky_relu_layer_backward_update_gradient_descent");
+        finite(W, "leaky_relu_layer_backward_update_gradient_descent: W");
+        finite(b, "leaky_relu_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto leaky_relu_layer_backward_update_momentum_result =
+            leaky_relu_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, alpha, eta,
+                                                              mu);
+        finite(leaky_relu_layer_backward_update_momentum_result, "leaky_relu_layer_backward_update_momentum");
+        finite(Delta_W, "leaky_relu_layer_backward_update_momentum: Delta_W");
+        finite(W, "leaky_relu_layer_backward_update_momentum: W");
+        finite(Delta_b, "leaky_relu_layer_backward_update_momentum: Delta_b");
+        finite(b, "leaky_relu_layer_backward_update_momentum: b");
+        leaky_relu_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, alpha, eta);
+        finite(W, "leaky_relu_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "leaky_relu_layer_backward_without_DX_update_gradient_descent: b");
+        leaky_relu_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, alpha,
+                                                                     eta, mu);
+        finite(Delta_W, "leaky_relu_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "leaky_relu_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "leaky_relu_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "leaky_relu_layer_backward_without_DX_update_momentum: b");
     }
     {  // leaky_relu_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -446,6 +681,50 @@ int main() {
             },
             "leaky_relu_dropout_layer_backward_without_DX");
     }
+    {  // sparse_leaky_relu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const double alpha = 0.275;
+        const auto sparse_leaky_relu_layer_forward_result =
+            sparse_leaky_relu_layer_forward<double>(X, W, b, alpha);
+        const auto& Z = std::get<0>(sparse_leaky_relu_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_leaky_relu_layer_forward_result);
+        finite(Z, "sparse_leaky_relu_layer_forward: Z");
+        finite(Y, "sparse_leaky_relu_layer_forward: Y");
+        throws(
+            [&] {
+                (void)sparse_leaky_relu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols()), alpha);
+            },
+            "sparse_leaky_relu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_leaky_relu_layer_backward_result =
+            sparse_leaky_relu_layer_backward<double>(X, W, Z, DY, alpha);
+        const auto& DW = std::get<0>(sparse_leaky_relu_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_leaky_relu_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_leaky_relu_layer_backward_result);
+        finite(DW, "sparse_leaky_relu_layer_backward: DW");
+        finite(Db, "sparse_leaky_relu_layer_backward: Db");
+        finite(DX, "sparse_leaky_relu_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_leaky_relu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()),
+                                                               alpha);
+            },
+            "sparse_leaky_relu_layer_backward");
+        const auto sparse_leaky_relu_layer_backward_without_DX_result =
+            sparse_leaky_relu_layer_backward_without_DX<double>(X, W, Z, DY, alpha);
+        same(std::get<0>(sparse_leaky_relu_layer_backward_without_DX_result), DW,
+             "sparse_leaky_relu_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_leaky_relu_layer_backward_without_DX_result), Db,
+             "sparse_leaky_relu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_leaky_relu_layer_backward_without_DX<double>(
+                    X, W, Z, M::Zero(DY.rows() + 1, DY.cols()), alpha);
+            },
+            "sparse_leaky_relu_layer_backward_without_DX");
+    }
     {  // relu
         M X = sample(3, 5, -2.0, 2.0);
         const auto Y = relu<double>(X);
@@ -481,6 +760,31 @@ int main() {
         same(std::get<1>(relu_layer_backward_without_DX_result), Db, "relu_layer_backward_without_DX: Db");
         throws([&] { (void)relu_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols())); },
                "relu_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto relu_layer_backward_update_gradient_descent_result =
+            relu_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(relu_layer_backward_update_gradient_descent_result,
+               "relu_layer_backward_update_gradient_descent");
+        finite(W, "relu_layer_backward_update_gradient_descent: W");
+        finite(b, "relu_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto relu_layer_backward_update_momentum_result =
+            relu_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(relu_layer_backward_update_momentum_result, "relu_layer_backward_update_momentum");
+        finite(Delta_W, "relu_layer_backward_update_momentum: Delta_W");
+        finite(W, "relu_layer_backward_update_momentum: W");
+        finite(Delta_b, "relu_layer_backward_update_momentum: Delta_b");
+        finite(b, "relu_layer_backward_update_momentum: b");
+        relu_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "relu_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "relu_layer_backward_without_DX_update_gradient_descent: b");
+        relu_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu);
+        finite(Delta_W, "relu_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "relu_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "relu_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "relu_layer_backward_without_DX_update_momentum: b");
     }
     {  // relu_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -517,6 +821,40 @@ int main() {
                                                                      M::Zero(DY.rows() + 1, DY.cols()));
             },
             "relu_dropout_layer_backward_without_DX");
+    }
+    {  // sparse_relu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_relu_layer_forward_result = sparse_relu_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_relu_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_relu_layer_forward_result);
+        finite(Z, "sparse_relu_layer_forward: Z");
+        finite(Y, "sparse_relu_layer_forward: Y");
+        throws([&] { (void)sparse_relu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "sparse_relu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_relu_layer_backward_result = sparse_relu_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_relu_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_relu_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_relu_layer_backward_result);
+        finite(DW, "sparse_relu_layer_backward: DW");
+        finite(Db, "sparse_relu_layer_backward: Db");
+        finite(DX, "sparse_relu_layer_backward: DX");
+        throws([&] { (void)sparse_relu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+               "sparse_relu_layer_backward");
+        const auto sparse_relu_layer_backward_without_DX_result =
+            sparse_relu_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_relu_layer_backward_without_DX_result), DW,
+             "sparse_relu_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_relu_layer_backward_without_DX_result), Db,
+             "sparse_relu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_relu_layer_backward_without_DX<double>(X, W, Z,
+                                                                    M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_relu_layer_backward_without_DX");
     }
     {  // sigmoid
         M X = sample(3, 5, -2.0, 2.0);
@@ -558,6 +896,31 @@ int main() {
         throws(
             [&] { (void)sigmoid_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols())); },
             "sigmoid_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto sigmoid_layer_backward_update_gradient_descent_result =
+            sigmoid_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(sigmoid_layer_backward_update_gradient_descent_result,
+               "sigmoid_layer_backward_update_gradient_descent");
+        finite(W, "sigmoid_layer_backward_update_gradient_descent: W");
+        finite(b, "sigmoid_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto sigmoid_layer_backward_update_momentum_result =
+            sigmoid_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(sigmoid_layer_backward_update_momentum_result, "sigmoid_layer_backward_update_momentum");
+        finite(Delta_W, "sigmoid_layer_backward_update_momentum: Delta_W");
+        finite(W, "sigmoid_layer_backward_update_momentum: W");
+        finite(Delta_b, "sigmoid_layer_backward_update_momentum: Delta_b");
+        finite(b, "sigmoid_layer_backward_update_momentum: b");
+        sigmoid_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "sigmoid_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "sigmoid_layer_backward_without_DX_update_gradient_descent: b");
+        sigmoid_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu);
+        finite(Delta_W, "sigmoid_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "sigmoid_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "sigmoid_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "sigmoid_layer_backward_without_DX_update_momentum: b");
     }
     {  // sigmoid_dropout_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -597,6 +960,41 @@ int main() {
                                                                         M::Zero(DY.rows() + 1, DY.cols()));
             },
             "sigmoid_dropout_layer_backward_without_DX");
+    }
+    {  // sparse_sigmoid_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_sigmoid_layer_forward_result = sparse_sigmoid_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_sigmoid_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_sigmoid_layer_forward_result);
+        finite(Z, "sparse_sigmoid_layer_forward: Z");
+        finite(Y, "sparse_sigmoid_layer_forward: Y");
+        throws([&] { (void)sparse_sigmoid_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "sparse_sigmoid_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_sigmoid_layer_backward_result = sparse_sigmoid_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_sigmoid_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_sigmoid_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_sigmoid_layer_backward_result);
+        finite(DW, "sparse_sigmoid_layer_backward: DW");
+        finite(Db, "sparse_sigmoid_layer_backward: Db");
+        finite(DX, "sparse_sigmoid_layer_backward: DX");
+        throws(
+            [&] { (void)sparse_sigmoid_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+            "sparse_sigmoid_layer_backward");
+        const auto sparse_sigmoid_layer_backward_without_DX_result =
+            sparse_sigmoid_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_sigmoid_layer_backward_without_DX_result), DW,
+             "sparse_sigmoid_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_sigmoid_layer_backward_without_DX_result), Db,
+             "sparse_sigmoid_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_sigmoid_layer_backward_without_DX<double>(X, W, Z,
+                                                                       M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_sigmoid_layer_backward_without_DX");
     }
     {  // srelu
         M X = sample(3, 5, -2.0, 2.0);
@@ -753,6 +1151,70 @@ int main() {
                     X, R, Z, M::Zero(DY.rows() + 1, DY.cols()), al, tl, ar, tr);
             },
             "srelu_dropout_layer_backward_without_DX");
+    }
+    {  // sparse_srelu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const double al = 0.275;
+        const double tl = -0.6;
+        const double ar = 0.275;
+        const double tr = 0.6;
+        const auto sparse_srelu_layer_forward_result =
+            sparse_srelu_layer_forward<double>(X, W, b, al, tl, ar, tr);
+        const auto& Z = std::get<0>(sparse_srelu_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_srelu_layer_forward_result);
+        finite(Z, "sparse_srelu_layer_forward: Z");
+        finite(Y, "sparse_srelu_layer_forward: Y");
+        throws(
+            [&] {
+                (void)sparse_srelu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols()), al, tl, ar,
+                                                         tr);
+            },
+            "sparse_srelu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_srelu_layer_backward_result =
+            sparse_srelu_layer_backward<double>(X, W, Z, DY, al, tl, ar, tr);
+        const auto& Dal = std::get<0>(sparse_srelu_layer_backward_result);
+        const auto& Dtl = std::get<1>(sparse_srelu_layer_backward_result);
+        const auto& Dar = std::get<2>(sparse_srelu_layer_backward_result);
+        const auto& Dtr = std::get<3>(sparse_srelu_layer_backward_result);
+        const auto& DW = std::get<4>(sparse_srelu_layer_backward_result);
+        const auto& Db = std::get<5>(sparse_srelu_layer_backward_result);
+        const auto& DX = std::get<6>(sparse_srelu_layer_backward_result);
+        finite(Dal, "sparse_srelu_layer_backward: Dal");
+        finite(Dtl, "sparse_srelu_layer_backward: Dtl");
+        finite(Dar, "sparse_srelu_layer_backward: Dar");
+        finite(Dtr, "sparse_srelu_layer_backward: Dtr");
+        finite(DW, "sparse_srelu_layer_backward: DW");
+        finite(Db, "sparse_srelu_layer_backward: Db");
+        finite(DX, "sparse_srelu_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_srelu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()), al, tl,
+                                                          ar, tr);
+            },
+            "sparse_srelu_layer_backward");
+        const auto sparse_srelu_layer_backward_without_DX_result =
+            sparse_srelu_layer_backward_without_DX<double>(X, W, Z, DY, al, tl, ar, tr);
+        same(std::get<0>(sparse_srelu_layer_backward_without_DX_result), Dal,
+             "sparse_srelu_layer_backward_without_DX: Dal");
+        same(std::get<1>(sparse_srelu_layer_backward_without_DX_result), Dtl,
+             "sparse_srelu_layer_backward_without_DX: Dtl");
+        same(std::get<2>(sparse_srelu_layer_backward_without_DX_result), Dar,
+             "sparse_srelu_layer_backward_without_DX: Dar");
+        same(std::get<3>(sparse_srelu_layer_backward_without_DX_result), Dtr,
+             "sparse_srelu_layer_backward_without_DX: Dtr");
+        same(std::get<4>(sparse_srelu_layer_backward_without_DX_result), DW,
+             "sparse_srelu_layer_backward_without_DX: DW");
+        same(std::get<5>(sparse_srelu_layer_backward_without_DX_result), Db,
+             "sparse_srelu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_srelu_layer_backward_without_DX<double>(
+                    X, W, Z, M::Zero(DY.rows() + 1, DY.cols()), al, tl, ar, tr);
+            },
+            "sparse_srelu_layer_backward_without_DX");
     }
     {  // simple_batch_norm
         M X = sample(3, 5, -2.0, 2.0);
@@ -913,6 +1375,30 @@ int main() {
         same(std::get<1>(linear_backward_without_DX_result), Db, "linear_backward_without_DX: Db");
         throws([&] { (void)linear_backward_without_DX<double>(X, M::Zero(DY.rows() + 1, DY.cols())); },
                "linear_backward_without_DX");
+        const double eta = 0.0;
+        const auto linear_backward_update_gradient_descent_result =
+            linear_backward_update_gradient_descent<double>(X, W, DY, b, eta);
+        finite(linear_backward_update_gradient_descent_result, "linear_backward_update_gradient_descent");
+        finite(W, "linear_backward_update_gradient_descent: W");
+        finite(b, "linear_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto linear_backward_update_momentum_result =
+            linear_backward_update_momentum<double>(X, W, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(linear_backward_update_momentum_result, "linear_backward_update_momentum");
+        finite(Delta_W, "linear_backward_update_momentum: Delta_W");
+        finite(W, "linear_backward_update_momentum: W");
+        finite(Delta_b, "linear_backward_update_momentum: Delta_b");
+        finite(b, "linear_backward_update_momentum: b");
+        linear_backward_without_DX_update_gradient_descent<double>(X, DY, W, b, eta);
+        finite(W, "linear_backward_without_DX_update_gradient_descent: W");
+        finite(b, "linear_backward_without_DX_update_gradient_descent: b");
+        linear_backward_without_DX_update_momentum<double>(X, DY, W, Delta_W, b, Delta_b, eta, mu);
+        finite(Delta_W, "linear_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "linear_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "linear_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "linear_backward_without_DX_update_momentum: b");
     }
     {  // sparse_linear
         M X = sample(3, 4, -2.0, 2.0);
@@ -969,6 +1455,31 @@ int main() {
         throws(
             [&] { (void)softmax_layer_backward_without_DX<double>(X, Y, M::Zero(DY.rows() + 1, DY.cols())); },
             "softmax_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto softmax_layer_backward_update_gradient_descent_result =
+            softmax_layer_backward_update_gradient_descent<double>(X, W, Y, DY, b, eta);
+        finite(softmax_layer_backward_update_gradient_descent_result,
+               "softmax_layer_backward_update_gradient_descent");
+        finite(W, "softmax_layer_backward_update_gradient_descent: W");
+        finite(b, "softmax_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto softmax_layer_backward_update_momentum_result =
+            softmax_layer_backward_update_momentum<double>(X, W, Y, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(softmax_layer_backward_update_momentum_result, "softmax_layer_backward_update_momentum");
+        finite(Delta_W, "softmax_layer_backward_update_momentum: Delta_W");
+        finite(W, "softmax_layer_backward_update_momentum: W");
+        finite(Delta_b, "softmax_layer_backward_update_momentum: Delta_b");
+        finite(b, "softmax_layer_backward_update_momentum: b");
+        softmax_layer_backward_without_DX_update_gradient_descent<double>(X, Y, DY, W, b, eta);
+        finite(W, "softmax_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "softmax_layer_backward_without_DX_update_gradient_descent: b");
+        softmax_layer_backward_without_DX_update_momentum<double>(X, Y, DY, W, Delta_W, b, Delta_b, eta, mu);
+        finite(Delta_W, "softmax_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "softmax_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "softmax_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "softmax_layer_backward_without_DX_update_momentum: b");
     }
     {  // log_softmax_layer
         M X = sample(3, 4, -2.0, 2.0);
@@ -1002,6 +1513,104 @@ int main() {
                 (void)log_softmax_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols()));
             },
             "log_softmax_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto log_softmax_layer_backward_update_gradient_descent_result =
+            log_softmax_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(log_softmax_layer_backward_update_gradient_descent_result,
+               "log_softmax_layer_backward_update_gradient_descent");
+        finite(W, "log_softmax_layer_backward_update_gradient_descent: W");
+        finite(b, "log_softmax_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto log_softmax_layer_backward_update_momentum_result =
+            log_softmax_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(log_softmax_layer_backward_update_momentum_result,
+               "log_softmax_layer_backward_update_momentum");
+        finite(Delta_W, "log_softmax_layer_backward_update_momentum: Delta_W");
+        finite(W, "log_softmax_layer_backward_update_momentum: W");
+        finite(Delta_b, "log_softmax_layer_backward_update_momentum: Delta_b");
+        finite(b, "log_softmax_layer_backward_update_momentum: b");
+        log_softmax_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "log_softmax_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "log_softmax_layer_backward_without_DX_update_gradient_descent: b");
+        log_softmax_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, eta,
+                                                                      mu);
+        finite(Delta_W, "log_softmax_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "log_softmax_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "log_softmax_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "log_softmax_layer_backward_without_DX_update_momentum: b");
+    }
+    {  // sparse_softmax_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto Y = sparse_softmax_layer_forward<double>(X, W, b);
+        finite(Y, "sparse_softmax_layer_forward: Y");
+        throws([&] { (void)sparse_softmax_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "sparse_softmax_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_softmax_layer_backward_result = sparse_softmax_layer_backward<double>(X, W, Y, DY);
+        const auto& DW = std::get<0>(sparse_softmax_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_softmax_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_softmax_layer_backward_result);
+        finite(DW, "sparse_softmax_layer_backward: DW");
+        finite(Db, "sparse_softmax_layer_backward: Db");
+        finite(DX, "sparse_softmax_layer_backward: DX");
+        throws(
+            [&] { (void)sparse_softmax_layer_backward<double>(X, W, Y, M::Zero(DY.rows() + 1, DY.cols())); },
+            "sparse_softmax_layer_backward");
+        const auto sparse_softmax_layer_backward_without_DX_result =
+            sparse_softmax_layer_backward_without_DX<double>(X, W, Y, DY);
+        same(std::get<0>(sparse_softmax_layer_backward_without_DX_result), DW,
+             "sparse_softmax_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_softmax_layer_backward_without_DX_result), Db,
+             "sparse_softmax_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_softmax_layer_backward_without_DX<double>(X, W, Y,
+                                                                       M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_softmax_layer_backward_without_DX");
+    }
+    {  // sparse_log_softmax_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_log_softmax_layer_forward_result =
+            sparse_log_softmax_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_log_softmax_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_log_softmax_layer_forward_result);
+        finite(Z, "sparse_log_softmax_layer_forward: Z");
+        finite(Y, "sparse_log_softmax_layer_forward: Y");
+        throws([&] { (void)sparse_log_softmax_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "sparse_log_softmax_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_log_softmax_layer_backward_result =
+            sparse_log_softmax_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_log_softmax_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_log_softmax_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_log_softmax_layer_backward_result);
+        finite(DW, "sparse_log_softmax_layer_backward: DW");
+        finite(Db, "sparse_log_softmax_layer_backward: Db");
+        finite(DX, "sparse_log_softmax_layer_backward: DX");
+        throws(
+            [&] {
+                (void)sparse_log_softmax_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_log_softmax_layer_backward");
+        const auto sparse_log_softmax_layer_backward_without_DX_result =
+            sparse_log_softmax_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_log_softmax_layer_backward_without_DX_result), DW,
+             "sparse_log_softmax_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_log_softmax_layer_backward_without_DX_result), Db,
+             "sparse_log_softmax_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_log_softmax_layer_backward_without_DX<double>(X, W, Z,
+                                                                           M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_log_softmax_layer_backward_without_DX");
     }
     {  // squared_error_loss
         M Y = sample(3, 5, -2.0, 2.0);

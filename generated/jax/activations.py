@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import sparse
+
+from .csr import check_csr
 
 Array = jax.Array
 Scalar = float | jax.Array
@@ -16,49 +19,91 @@ __all__ = [
     "all_relu_layer_forward",
     "all_relu_layer_backward",
     "all_relu_layer_backward_without_DX",
+    "all_relu_layer_backward_update_gradient_descent",
+    "all_relu_layer_backward_update_momentum",
+    "all_relu_layer_backward_without_DX_update_gradient_descent",
+    "all_relu_layer_backward_without_DX_update_momentum",
     "all_relu_dropout_layer_forward",
     "all_relu_dropout_layer_backward",
     "all_relu_dropout_layer_backward_without_DX",
+    "sparse_all_relu_layer_forward",
+    "sparse_all_relu_layer_backward",
+    "sparse_all_relu_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
     "hard_sigmoid_layer_backward",
     "hard_sigmoid_layer_backward_without_DX",
+    "hard_sigmoid_layer_backward_update_gradient_descent",
+    "hard_sigmoid_layer_backward_update_momentum",
+    "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "hard_sigmoid_layer_backward_without_DX_update_momentum",
     "hard_sigmoid_dropout_layer_forward",
     "hard_sigmoid_dropout_layer_backward",
     "hard_sigmoid_dropout_layer_backward_without_DX",
+    "sparse_hard_sigmoid_layer_forward",
+    "sparse_hard_sigmoid_layer_backward",
+    "sparse_hard_sigmoid_layer_backward_without_DX",
     "hyperbolic_tangent",
     "hyperbolic_tangent_backward",
     "hyperbolic_tangent_layer_forward",
     "hyperbolic_tangent_layer_backward",
     "hyperbolic_tangent_layer_backward_without_DX",
+    "hyperbolic_tangent_layer_backward_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_update_momentum",
+    "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+    "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
     "hyperbolic_tangent_dropout_layer_forward",
     "hyperbolic_tangent_dropout_layer_backward",
     "hyperbolic_tangent_dropout_layer_backward_without_DX",
+    "sparse_hyperbolic_tangent_layer_forward",
+    "sparse_hyperbolic_tangent_layer_backward",
+    "sparse_hyperbolic_tangent_layer_backward_without_DX",
     "leaky_relu",
     "leaky_relu_backward",
     "leaky_relu_layer_forward",
     "leaky_relu_layer_backward",
     "leaky_relu_layer_backward_without_DX",
+    "leaky_relu_layer_backward_update_gradient_descent",
+    "leaky_relu_layer_backward_update_momentum",
+    "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+    "leaky_relu_layer_backward_without_DX_update_momentum",
     "leaky_relu_dropout_layer_forward",
     "leaky_relu_dropout_layer_backward",
     "leaky_relu_dropout_layer_backward_without_DX",
+    "sparse_leaky_relu_layer_forward",
+    "sparse_leaky_relu_layer_backward",
+    "sparse_leaky_relu_layer_backward_without_DX",
     "relu",
     "relu_backward",
     "relu_layer_forward",
     "relu_layer_backward",
     "relu_layer_backward_without_DX",
+    "relu_layer_backward_update_gradient_descent",
+    "relu_layer_backward_update_momentum",
+    "relu_layer_backward_without_DX_update_gradient_descent",
+    "relu_layer_backward_without_DX_update_momentum",
     "relu_dropout_layer_forward",
     "relu_dropout_layer_backward",
     "relu_dropout_layer_backward_without_DX",
+    "sparse_relu_layer_forward",
+    "sparse_relu_layer_backward",
+    "sparse_relu_layer_backward_without_DX",
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_layer_forward",
     "sigmoid_layer_backward",
     "sigmoid_layer_backward_without_DX",
+    "sigmoid_layer_backward_update_gradient_descent",
+    "sigmoid_layer_backward_update_momentum",
+    "sigmoid_layer_backward_without_DX_update_gradient_descent",
+    "sigmoid_layer_backward_without_DX_update_momentum",
     "sigmoid_dropout_layer_forward",
     "sigmoid_dropout_layer_backward",
     "sigmoid_dropout_layer_backward_without_DX",
+    "sparse_sigmoid_layer_forward",
+    "sparse_sigmoid_layer_backward",
+    "sparse_sigmoid_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
     "srelu_backward_without_DX",
@@ -68,6 +113,9 @@ __all__ = [
     "srelu_dropout_layer_forward",
     "srelu_dropout_layer_backward",
     "srelu_dropout_layer_backward_without_DX",
+    "sparse_srelu_layer_forward",
+    "sparse_srelu_layer_backward",
+    "sparse_srelu_layer_backward_without_DX",
 ]
 
 
@@ -224,6 +272,192 @@ def all_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: Sca
     return DW, Db
 
 
+def all_relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def all_relu_layer_backward_update_momentum(
+    X: Array,
+    W: Array,
+    Z: Array,
+    DY: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def all_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def all_relu_layer_backward_without_DX_update_momentum(
+    X: Array,
+    Z: Array,
+    DY: Array,
+    W: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by AllReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def all_relu_dropout_layer_forward(
     X: Array, R: Array, W: Array, b: Array, alpha: Scalar
 ) -> tuple[Array, Array]:
@@ -314,6 +548,99 @@ def all_relu_dropout_layer_backward_without_DX(
         )
     DZ = jnp.where(Z < 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_all_relu_layer_forward(X: Array, W: Array, b: Array, alpha: Scalar) -> tuple[Array, Array]:
+    """Linear layer followed by AllReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/all_relu.py (sparse_all_relu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = all_relu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K, alpha scalar.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_all_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_all_relu_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.where(Z < 0, Z * alpha, Z)
+    return Z, Y
+
+
+def sparse_all_relu_layer_backward(
+    X: Array, W: Array, Z: Array, DY: Array, alpha: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by AllReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/all_relu.py (sparse_all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_all_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_all_relu_layer_backward", "W", W)
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_all_relu_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array, alpha: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by AllReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/all_relu.py (sparse_all_relu_layer):
+
+        DZ = DY ⊙ all_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_all_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_all_relu_layer_backward_without_DX", "W", W)
+    DZ = jnp.where(Z < 0, DY * alpha, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -429,6 +756,174 @@ def hard_sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tup
     return DW, Db
 
 
+def hard_sigmoid_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def hard_sigmoid_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def hard_sigmoid_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def hard_sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by Hard sigmoid: feedforward.
 
@@ -517,6 +1012,97 @@ def hard_sigmoid_dropout_layer_backward_without_DX(
         )
     DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_hard_sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by Hard sigmoid, with W in CSR storage: feedforward.
+
+    From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = hard_sigmoid(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_hard_sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_hard_sigmoid_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.where(Z <= -3, 0, jnp.where(Z >= 3, 1, Z / 6 + 0.5))
+    return Z, Y
+
+
+def sparse_hard_sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation.
+
+    From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hard_sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hard_sigmoid_layer_backward", "W", W)
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_hard_sigmoid_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hard sigmoid, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/hard_sigmoid.py (sparse_hard_sigmoid_layer):
+
+        DZ = DY ⊙ hard_sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hard_sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hard_sigmoid_layer_backward_without_DX", "W", W)
+    DZ = jnp.where((Z >= 3) | (Z <= -3), 0, DY / 6)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -634,6 +1220,174 @@ def hyperbolic_tangent_layer_backward_without_DX(X: Array, Z: Array, DY: Array) 
     return DW, Db
 
 
+def hyperbolic_tangent_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def hyperbolic_tangent_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def hyperbolic_tangent_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def hyperbolic_tangent_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: feedforward.
 
@@ -722,6 +1476,99 @@ def hyperbolic_tangent_dropout_layer_backward_without_DX(
         )
     DZ = DY * (1 - jnp.tanh(Z) ** 2)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_hyperbolic_tangent_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by Hyperbolic tangent, with W in CSR storage: feedforward.
+
+    From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = hyperbolic_tangent(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_hyperbolic_tangent_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_hyperbolic_tangent_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.tanh(Z)
+    return Z, Y
+
+
+def sparse_hyperbolic_tangent_layer_backward(
+    X: Array, W: Array, Z: Array, DY: Array
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation.
+
+    From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hyperbolic_tangent_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hyperbolic_tangent_layer_backward", "W", W)
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_hyperbolic_tangent_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array
+) -> tuple[Array, Array]:
+    """Linear layer followed by Hyperbolic tangent, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/hyperbolic_tangent.py (sparse_hyperbolic_tangent_layer):
+
+        DZ = DY ⊙ hyperbolic_tangent'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_hyperbolic_tangent_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_hyperbolic_tangent_layer_backward_without_DX", "W", W)
+    DZ = DY * (1 - jnp.tanh(Z) ** 2)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -839,6 +1686,192 @@ def leaky_relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array, alpha: S
     return DW, Db
 
 
+def leaky_relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, alpha scalar, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def leaky_relu_layer_backward_update_momentum(
+    X: Array,
+    W: Array,
+    Z: Array,
+    DY: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def leaky_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, alpha: Scalar, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, alpha scalar, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def leaky_relu_layer_backward_without_DX_update_momentum(
+    X: Array,
+    Z: Array,
+    DY: Array,
+    W: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    alpha: Scalar,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, alpha scalar, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def leaky_relu_dropout_layer_forward(
     X: Array, R: Array, W: Array, b: Array, alpha: Scalar
 ) -> tuple[Array, Array]:
@@ -929,6 +1962,99 @@ def leaky_relu_dropout_layer_backward_without_DX(
         )
     DZ = jnp.where(Z <= 0, DY * alpha, DY)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_leaky_relu_layer_forward(X: Array, W: Array, b: Array, alpha: Scalar) -> tuple[Array, Array]:
+    """Linear layer followed by Leaky ReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = leaky_relu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K, alpha scalar.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_leaky_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_leaky_relu_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.where(Z <= 0, Z * alpha, Z)
+    return Z, Y
+
+
+def sparse_leaky_relu_layer_backward(
+    X: Array, W: Array, Z: Array, DY: Array, alpha: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_leaky_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_leaky_relu_layer_backward", "W", W)
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_leaky_relu_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array, alpha: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Leaky ReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/leaky_relu.py (sparse_leaky_relu_layer):
+
+        DZ = DY ⊙ leaky_relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, alpha scalar.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_leaky_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_leaky_relu_layer_backward_without_DX", "W", W)
+    DZ = jnp.where(Z <= 0, DY * alpha, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -1044,6 +2170,174 @@ def relu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array
     return DW, Db
 
 
+def relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def relu_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def relu_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by ReLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/relu.py (relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = jnp.where(Z <= 0, 0, DY)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def relu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by ReLU: feedforward.
 
@@ -1130,6 +2424,95 @@ def relu_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: Arr
         )
     DZ = jnp.where(Z <= 0, 0, DY)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_relu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by ReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/relu.py (sparse_relu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = relu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_relu_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.maximum(Z, 0)
+    return Z, Y
+
+
+def sparse_relu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by ReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/relu.py (sparse_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_relu_layer_backward", "W", W)
+    DZ = jnp.where(Z <= 0, 0, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_relu_layer_backward_without_DX(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by ReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/relu.py (sparse_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_relu_layer_backward_without_DX", "W", W)
+    DZ = jnp.where(Z <= 0, 0, DY)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -1248,6 +2631,178 @@ def sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Ar
     return DW, Db
 
 
+def sigmoid_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def sigmoid_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def sigmoid_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def sigmoid_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by Sigmoid: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer with a dropout mask on its weights, followed by Sigmoid: feedforward.
 
@@ -1336,6 +2891,97 @@ def sigmoid_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: 
     t0 = jax.nn.sigmoid(Z)
     DZ = DY * t0 * (1 - t0)
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by Sigmoid, with W in CSR storage: feedforward.
+
+    From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = sigmoid(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_sigmoid_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_sigmoid_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jax.nn.sigmoid(Z)
+    return Z, Y
+
+
+def sparse_sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by Sigmoid, with W in CSR storage: backpropagation.
+
+    From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_sigmoid_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_sigmoid_layer_backward", "W", W)
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_sigmoid_layer_backward_without_DX(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by Sigmoid, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/sigmoid.py (sparse_sigmoid_layer):
+
+        DZ = DY ⊙ sigmoid'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_sigmoid_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_sigmoid_layer_backward_without_DX", "W", W)
+    t0 = jax.nn.sigmoid(Z)
+    DZ = DY * t0 * (1 - t0)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -1615,5 +3261,116 @@ def srelu_dropout_layer_backward_without_DX(
     Dar = jnp.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
     Dtr = jnp.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
     DW = (DZ.T @ X) * R.T
+    Db = DZ.sum(axis=0, keepdims=True)
+    return Dal, Dtl, Dar, Dtr, DW, Db
+
+
+def sparse_srelu_layer_forward(
+    X: Array, W: Array, b: Array, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by SReLU, with W in CSR storage: feedforward.
+
+    From spec/activations/srelu.py (sparse_srelu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = srelu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_srelu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_srelu_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    Y = jnp.where(Z <= tl, al * (Z - tl) + tl, jnp.where(Z < tr, Z, ar * (Z - tr) + tr))
+    return Z, Y
+
+
+def sparse_srelu_layer_backward(
+    X: Array, W: Array, Z: Array, DY: Array, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Scalar, Scalar, Scalar, Scalar, Array, Array, Array]:
+    """Linear layer followed by SReLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/srelu.py (sparse_srelu_layer):
+
+        DZ = DY ⊙ srelu'(Z)
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr, DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_srelu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_srelu_layer_backward", "W", W)
+    DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
+    Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = jnp.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = jnp.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return Dal, Dtl, Dar, Dtr, DW, Db, DX
+
+
+def sparse_srelu_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array, al: Scalar, tl: Scalar, ar: Scalar, tr: Scalar
+) -> tuple[Scalar, Scalar, Scalar, Scalar, Array, Array]:
+    """Linear layer followed by SReLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/srelu.py (sparse_srelu_layer):
+
+        DZ = DY ⊙ srelu'(Z)
+        Dal = 1_Nᵀ·(DY ⊙ ∂srelu/∂al(Z))·1_K
+        Dtl = 1_Nᵀ·(DY ⊙ ∂srelu/∂tl(Z))·1_K
+        Dar = 1_Nᵀ·(DY ⊙ ∂srelu/∂ar(Z))·1_K
+        Dtr = 1_Nᵀ·(DY ⊙ ∂srelu/∂tr(Z))·1_K
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    Returns (Dal, Dtl, Dar, Dtr, DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_srelu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_srelu_layer_backward_without_DX", "W", W)
+    DZ = jnp.where(Z <= tl, DY * al, jnp.where(Z < tr, DY, DY * ar))
+    Dal = jnp.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = jnp.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = jnp.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = jnp.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return Dal, Dtl, Dar, Dtr, DW, Db

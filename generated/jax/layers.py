@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import sparse
+
+from .csr import check_csr
 
 Array = jax.Array
 Scalar = float | jax.Array
@@ -27,12 +30,33 @@ __all__ = [
     "linear_forward",
     "linear_backward",
     "linear_backward_without_DX",
+    "linear_backward_update_gradient_descent",
+    "linear_backward_update_momentum",
+    "linear_backward_without_DX_update_gradient_descent",
+    "linear_backward_without_DX_update_momentum",
+    "sparse_linear_forward",
+    "sparse_linear_backward",
+    "sparse_linear_backward_without_DX",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "softmax_layer_backward_without_DX",
+    "softmax_layer_backward_update_gradient_descent",
+    "softmax_layer_backward_update_momentum",
+    "softmax_layer_backward_without_DX_update_gradient_descent",
+    "softmax_layer_backward_without_DX_update_momentum",
     "log_softmax_layer_forward",
     "log_softmax_layer_backward",
     "log_softmax_layer_backward_without_DX",
+    "log_softmax_layer_backward_update_gradient_descent",
+    "log_softmax_layer_backward_update_momentum",
+    "log_softmax_layer_backward_without_DX_update_gradient_descent",
+    "log_softmax_layer_backward_without_DX_update_momentum",
+    "sparse_softmax_layer_forward",
+    "sparse_softmax_layer_backward",
+    "sparse_softmax_layer_backward_without_DX",
+    "sparse_log_softmax_layer_forward",
+    "sparse_log_softmax_layer_backward",
+    "sparse_log_softmax_layer_backward_without_DX",
 ]
 
 
@@ -494,6 +518,237 @@ def linear_backward_without_DX(X: Array, DY: Array) -> tuple[Array, Array]:
     return DW, Db
 
 
+def linear_backward_update_gradient_descent(
+    X: Array, W: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/layers/linear.py (linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        DX = DY·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, DY.shape, b.shape),
+        )
+    DX = DY @ W
+    W = W - (DY.T @ X) * eta
+    b = b - DY.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def linear_backward_update_momentum(
+    X: Array, W: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer: backpropagation, with the momentum update of W, b in place.
+
+    From spec/layers/linear.py (linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        DX = DY·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DX = DY @ W
+    Delta_W = Delta_W * mu - (DY.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DY.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def linear_backward_without_DX_update_gradient_descent(
+    X: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/layers/linear.py (linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and DY.shape[0] == X.shape[0]
+        and W.shape == (DY.shape[1], X.shape[1])
+        and b.shape == (1, DY.shape[1])
+    ):
+        wrong_shapes(
+            "linear_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, DY.shape, W.shape, b.shape),
+        )
+    W = W - (DY.T @ X) * eta
+    b = b - DY.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def linear_backward_without_DX_update_momentum(
+    X: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/layers/linear.py (linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and DY.shape[0] == X.shape[0]
+        and W.shape == (DY.shape[1], X.shape[1])
+        and Delta_W.shape == (DY.shape[1], X.shape[1])
+        and b.shape == (1, DY.shape[1])
+        and Delta_b.shape == (1, DY.shape[1])
+    ):
+        wrong_shapes(
+            "linear_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    Delta_W = Delta_W * mu - (DY.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DY.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
+def sparse_linear_forward(X: Array, W: Array, b: Array) -> Array:
+    """Linear layer, with W in CSR storage: feedforward.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        Y = X·Wᵀ + 1_N·b
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns Y.
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_linear_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_linear_forward", "W", W)
+    Y = (W @ X.T).T + b
+    return Y
+
+
+def sparse_linear_backward(X: Array, W: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer, with W in CSR storage: backpropagation.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        DX = DY·W
+
+    Shapes: X N×D, W K×D, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
+    check_csr("sparse_linear_backward", "W", W)
+    DW = sparse.bcoo_dot_general_sampled(
+        DY.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DY.sum(axis=0, keepdims=True)
+    DX = DY @ W
+    return DW, Db, DX
+
+
+def sparse_linear_backward_without_DX(X: Array, W: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+
+    Shapes: X N×D, W K×D, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
+    check_csr("sparse_linear_backward_without_DX", "W", W)
+    DW = sparse.bcoo_dot_general_sampled(
+        DY.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DY.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
 def softmax_layer_forward(X: Array, W: Array, b: Array) -> Array:
     """Linear layer followed by softmax: feedforward.
 
@@ -574,6 +829,174 @@ def softmax_layer_backward_without_DX(X: Array, Y: Array, DY: Array) -> tuple[Ar
     return DW, Db
 
 
+def softmax_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Y: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by softmax: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape, b.shape),
+        )
+    DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def softmax_layer_backward_update_momentum(
+    X: Array, W: Array, Y: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by softmax: backpropagation, with the momentum update of W, b in place.
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Y", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Y.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def softmax_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Y: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by softmax: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Y N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Y.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Y.shape[1])
+        and W.shape == (Y.shape[1], X.shape[1])
+        and b.shape == (1, Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Y", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Y.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def softmax_layer_backward_without_DX_update_momentum(
+    X: Array, Y: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by softmax: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Y N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Y.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Y.shape[1])
+        and W.shape == (Y.shape[1], X.shape[1])
+        and Delta_W.shape == (Y.shape[1], X.shape[1])
+        and b.shape == (1, Y.shape[1])
+        and Delta_b.shape == (1, Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Y", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Y.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
 def log_softmax_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
     """Linear layer followed by log-softmax: feedforward.
 
@@ -652,5 +1075,361 @@ def log_softmax_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tupl
     t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
     DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def log_softmax_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by log-softmax: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
+    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DX = DZ @ W
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def log_softmax_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by log-softmax: backpropagation, with the momentum update of W, b in place.
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
+    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def log_softmax_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: Scalar
+) -> tuple[Array, Array]:
+    """Linear layer followed by log-softmax: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
+    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    W = W - (DZ.T @ X) * eta
+    b = b - DZ.sum(axis=0, keepdims=True) * eta
+    return W, b
+
+
+def log_softmax_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: Scalar, mu: Scalar
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by log-softmax: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
+    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    Delta_W = Delta_W * mu - (DZ.T @ X) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
+def sparse_softmax_layer_forward(X: Array, W: Array, b: Array) -> Array:
+    """Linear layer followed by softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns Y.
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_softmax_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
+    Y = t0 / t0.sum(axis=1, keepdims=True)
+    return Y
+
+
+def sparse_softmax_layer_backward(X: Array, W: Array, Y: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_softmax_layer_backward_without_DX(X: Array, W: Array, Y: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward_without_DX", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(axis=1, keepdims=True))
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_log_softmax_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by log-softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = Z − log(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Z)·1_Kᵀ
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_log_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_log_softmax_layer_forward", "W", W)
+    Z = (W @ X.T).T + b
+    t0 = -Z.max(axis=1, keepdims=True)
+    Y = t0 + Z - jnp.log(jnp.exp(t0 + Z).sum(axis=1, keepdims=True))
+    return Z, Y
+
+
+def sparse_log_softmax_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward", "W", W)
+    t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
+    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_log_softmax_layer_backward_without_DX(
+    X: Array, W: Array, Z: Array, DY: Array
+) -> tuple[Array, Array]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward_without_DX", "W", W)
+    t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
+    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DW = sparse.bcoo_dot_general_sampled(
+        DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
+    ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db

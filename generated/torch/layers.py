@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .csr import check_csr
+
 Scalar = float | Tensor
 
 __all__ = [
@@ -26,12 +28,33 @@ __all__ = [
     "linear_forward",
     "linear_backward",
     "linear_backward_without_DX",
+    "linear_backward_update_gradient_descent",
+    "linear_backward_update_momentum",
+    "linear_backward_without_DX_update_gradient_descent",
+    "linear_backward_without_DX_update_momentum",
+    "sparse_linear_forward",
+    "sparse_linear_backward",
+    "sparse_linear_backward_without_DX",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "softmax_layer_backward_without_DX",
+    "softmax_layer_backward_update_gradient_descent",
+    "softmax_layer_backward_update_momentum",
+    "softmax_layer_backward_without_DX_update_gradient_descent",
+    "softmax_layer_backward_without_DX_update_momentum",
     "log_softmax_layer_forward",
     "log_softmax_layer_backward",
     "log_softmax_layer_backward_without_DX",
+    "log_softmax_layer_backward_update_gradient_descent",
+    "log_softmax_layer_backward_update_momentum",
+    "log_softmax_layer_backward_without_DX_update_gradient_descent",
+    "log_softmax_layer_backward_without_DX_update_momentum",
+    "sparse_softmax_layer_forward",
+    "sparse_softmax_layer_backward",
+    "sparse_softmax_layer_backward_without_DX",
+    "sparse_log_softmax_layer_forward",
+    "sparse_log_softmax_layer_backward",
+    "sparse_log_softmax_layer_backward_without_DX",
 ]
 
 
@@ -493,6 +516,235 @@ def linear_backward_without_DX(X: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
     return DW, Db
 
 
+def linear_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, DY: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/layers/linear.py (linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        DX = DY·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, DY.shape, b.shape),
+        )
+    DX = DY @ W
+    W.addmm_(DY.T, X, alpha=-eta)
+    b.add_(DY.sum(dim=0, keepdim=True), alpha=-eta)
+    return DX, W, b
+
+
+def linear_backward_update_momentum(
+    X: Tensor, W: Tensor, DY: Tensor, Delta_W: Tensor, b: Tensor, Delta_b: Tensor, eta: Scalar, mu: Scalar
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer: backpropagation, with the momentum update of W, b in place.
+
+    From spec/layers/linear.py (linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        DX = DY·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DX = DY @ W
+    Delta_W.addmm_(DY.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DY.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def linear_backward_without_DX_update_gradient_descent(
+    X: Tensor, DY: Tensor, W: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/layers/linear.py (linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and DY.shape[0] == X.shape[0]
+        and W.shape == (DY.shape[1], X.shape[1])
+        and b.shape == (1, DY.shape[1])
+    ):
+        wrong_shapes(
+            "linear_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, DY.shape, W.shape, b.shape),
+        )
+    W.addmm_(DY.T, X, alpha=-eta)
+    b.add_(DY.sum(dim=0, keepdim=True), alpha=-eta)
+    return W, b
+
+
+def linear_backward_without_DX_update_momentum(
+    X: Tensor, DY: Tensor, W: Tensor, Delta_W: Tensor, b: Tensor, Delta_b: Tensor, eta: Scalar, mu: Scalar
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/layers/linear.py (linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and DY.shape[0] == X.shape[0]
+        and W.shape == (DY.shape[1], X.shape[1])
+        and Delta_W.shape == (DY.shape[1], X.shape[1])
+        and b.shape == (1, DY.shape[1])
+        and Delta_b.shape == (1, DY.shape[1])
+    ):
+        wrong_shapes(
+            "linear_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    Delta_W.addmm_(DY.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DY.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return Delta_W, W, Delta_b, b
+
+
+def sparse_linear_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """Linear layer, with W in CSR storage: feedforward.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        Y = X·Wᵀ + 1_N·b
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns Y.
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_linear_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_linear_forward", "W", W)
+    Y = torch.sparse.mm(W, X.T).T + b
+    return Y
+
+
+def sparse_linear_backward(X: Tensor, W: Tensor, DY: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer, with W in CSR storage: backpropagation.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+        DX = DY·W
+
+    Shapes: X N×D, W K×D, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
+    check_csr("sparse_linear_backward", "W", W)
+    DW = torch.sparse.sampled_addmm(W, DY.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DY.sum(dim=0, keepdim=True)
+    DX = DY @ W
+    return DW, Db, DX
+
+
+def sparse_linear_backward_without_DX(X: Tensor, W: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/linear.py (sparse_linear):
+
+        DW = DYᵀ·X
+        Db = 1_Nᵀ·DY
+
+    Shapes: X N×D, W K×D, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == DY.ndim == 2 and W.shape[1] == X.shape[1] and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_linear_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, DY.shape),
+        )
+    check_csr("sparse_linear_backward_without_DX", "W", W)
+    DW = torch.sparse.sampled_addmm(W, DY.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DY.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
 def softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """Linear layer followed by softmax: feedforward.
 
@@ -573,6 +825,192 @@ def softmax_layer_backward_without_DX(X: Tensor, Y: Tensor, DY: Tensor) -> tuple
     return DW, Db
 
 
+def softmax_layer_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, Y: Tensor, DY: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by softmax: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape, b.shape),
+        )
+    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
+    DX = DZ @ W
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return DX, W, b
+
+
+def softmax_layer_backward_update_momentum(
+    X: Tensor,
+    W: Tensor,
+    Y: Tensor,
+    DY: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by softmax: backpropagation, with the momentum update of W, b in place.
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Y", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Y.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
+    DX = DZ @ W
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def softmax_layer_backward_without_DX_update_gradient_descent(
+    X: Tensor, Y: Tensor, DY: Tensor, W: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by softmax: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Y N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Y.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Y.shape[1])
+        and W.shape == (Y.shape[1], X.shape[1])
+        and b.shape == (1, Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Y", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Y.shape, DY.shape, W.shape, b.shape),
+        )
+    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return W, b
+
+
+def softmax_layer_backward_without_DX_update_momentum(
+    X: Tensor,
+    Y: Tensor,
+    DY: Tensor,
+    W: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by softmax: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Y N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Y.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Y.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Y.shape[1])
+        and W.shape == (Y.shape[1], X.shape[1])
+        and Delta_W.shape == (Y.shape[1], X.shape[1])
+        and b.shape == (1, Y.shape[1])
+        and Delta_b.shape == (1, Y.shape[1])
+    ):
+        wrong_shapes(
+            "softmax_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Y", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Y.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return Delta_W, W, Delta_b, b
+
+
 def log_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Linear layer followed by log-softmax: feedforward.
 
@@ -651,5 +1089,377 @@ def log_softmax_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> t
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
     DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
     DW = DZ.T @ X
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
+def log_softmax_layer_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by log-softmax: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DX = DZ @ W
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return DX, W, b
+
+
+def log_softmax_layer_backward_update_momentum(
+    X: Tensor,
+    W: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by log-softmax: backpropagation, with the momentum update of W, b in place.
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DX = DZ @ W
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def log_softmax_layer_backward_without_DX_update_gradient_descent(
+    X: Tensor, Z: Tensor, DY: Tensor, W: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by log-softmax: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    W.addmm_(DZ.T, X, alpha=-eta)
+    b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    return W, b
+
+
+def log_softmax_layer_backward_without_DX_update_momentum(
+    X: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    W: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by log-softmax: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
+    W.add_(Delta_W)
+    Delta_b.mul_(mu)
+    Delta_b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
+    b.add_(Delta_b)
+    return Delta_W, W, Delta_b, b
+
+
+def sparse_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """Linear layer followed by softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns Y.
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_softmax_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    Y = t0 / t0.sum(dim=1, keepdim=True)
+    return Y
+
+
+def sparse_softmax_layer_backward(
+    X: Tensor, W: Tensor, Y: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_softmax_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Y: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_softmax_layer):
+
+        DZ = Y ⊙ (DY − diag(DY·Yᵀ)·1_Kᵀ)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Y N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Y", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Y.shape, DY.shape),
+        )
+    check_csr("sparse_softmax_layer_backward_without_DX", "W", W)
+    DZ = Y * (DY - (DY * Y).sum(dim=1, keepdim=True))
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    return DW, Db
+
+
+def sparse_log_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by log-softmax, with W in CSR storage: feedforward.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = Z − log(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Z)·1_Kᵀ
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_log_softmax_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_log_softmax_layer_forward", "W", W)
+    Z = torch.sparse.mm(W, X.T).T + b
+    t0 = -Z.amax(dim=1, keepdim=True)
+    Y = t0 + Z - torch.log(torch.exp(t0 + Z).sum(dim=1, keepdim=True))
+    return Z, Y
+
+
+def sparse_log_softmax_layer_backward(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward", "W", W)
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
+    Db = DZ.sum(dim=0, keepdim=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_log_softmax_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by log-softmax, with W in CSR storage: backpropagation, without DX.
+
+    From spec/layers/softmax.py (sparse_log_softmax_layer):
+
+        DZ = DY − ((exp(Z − rows_max(Z)·1_Kᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (DY·1_K·1_Kᵀ))
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_log_softmax_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_log_softmax_layer_backward_without_DX", "W", W)
+    t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
+    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db

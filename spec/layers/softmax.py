@@ -1,5 +1,5 @@
 """Softmax and log-softmax layers: a linear layer followed by a (stable) row-wise softmax."""
-from spec.dsl import Spec, columns_sum, dims, matrix, row_repeat
+from spec.dsl import Spec, columns_sum, dims, matrix, row_repeat, sparse
 from spec.softmax import log_softmax_backward, softmax_backward, stable_log_softmax, stable_softmax
 
 N, D, K = dims("N D K")
@@ -19,3 +19,5 @@ SPECS = [
                    "Db": columns_sum(DZ), "DX": DZ * W},
          paper="§ log-softmax layer: DZ = DY − softmax(Z) ⊙ (DY·1·1ᵀ)"),
 ]
+# Their sparse-training forms: the same equations, W in CSR storage.
+SPECS += [sparse(s, f"sparse_{s.name}", W="csr") for s in list(SPECS)]

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -33,6 +34,14 @@
 #include <omp.h>
 #endif
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#if defined(BATCHFORM_OPENBLAS)
+#include <cblas.h>  // from the scipy-openblas32 wheel: scipy_cblas_sgemm, scipy_cblas_dgemm
+#endif
+
 namespace batchform {
 
 using Index = Eigen::Index;
@@ -40,6 +49,13 @@ using Index = Eigen::Index;
 /// Row-major dynamic matrix, the storage type of every dense matrix in batchform.
 template <class S>
 using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// Row-major dynamic array (coefficient-wise operations), and a 1 x n row of one: one row of a map.
+template <class S>
+using Array = Eigen::Array<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+template <class S>
+using RowArray = Eigen::Array<S, 1, Eigen::Dynamic>;
 
 /// Row vector (1 x n), e.g. a bias; binds to a 1-D NumPy array.
 template <class S>
@@ -238,20 +254,94 @@ inline void set_num_threads(int n) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Memory: large temporaries from the heap, reused between calls
+// ---------------------------------------------------------------------------------------------
+//
+// glibc serves a large allocation (from 128 KB up, adjusted dynamically) with fresh mmap pages and returns
+// freed heap tops to the system, so each kernel call's N x K results and temporaries page-fault on first
+// touch: measured on batch norm N=256, K=4096 (five 4 MB matrices), 8-10 ms a forward call against
+// 0.7 ms with the memory kept. The module sets this once at import; it applies to the whole process (NumPy
+// and PyTorch allocations in it too).
+
+/// Allocations up to 32 MB from the heap, and up to 256 MB of freed heap kept for reuse.
+inline void keep_freed_memory() {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row loops: how the generated element-wise maps and reductions traverse row-major data
+// ---------------------------------------------------------------------------------------------
+//
+// A map of an N x K matrix with 1 x K rows (statistics, biases) and N x 1 columns broadcast into it is
+// printed as one Eigen expression per row: the rows of the full arguments are contiguous, a broadcast row
+// is read as it is (never replicated), a broadcast column is a scalar. Rows run on the OpenMP threads when
+// the map is large enough to pay for the parallel region.
+
+/// Entries below which a row loop stays on the calling thread.
+inline constexpr Index parallel_entries = 1 << 15;
+
+/// f(i) for every row i < rows; on the OpenMP threads when rows x cols >= parallel_entries.
+template <class F>
+inline void for_each_row(Index rows, Index cols, F&& f) {
+#if defined(_OPENMP)
+    if (rows > 1 && rows * cols >= parallel_entries && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+        for (Index i = 0; i < rows; ++i) f(i);
+        return;
+    }
+#endif
+    for (Index i = 0; i < rows; ++i) f(i);
+}
+
+/// The 1 x cols sum (or maximum) over rows of the rows that f(i, acc) folds into acc, in storage order:
+/// each block of row_block consecutive rows accumulates into its own partial row, the partials are then
+/// combined in block order, so the result does not depend on the number of threads.
+/// `row_cols` is the width of one input row (the work per row, which decides on threads): several
+/// reductions folded side by side in one pass have cols = their count x row_cols.
+template <class S, bool max, class F>
+inline Matrix<S> fold_rows(Index rows, Index cols, F&& f, Index row_cols = -1) {
+    constexpr Index row_block = 32;
+    const Index blocks = std::max<Index>(1, (rows + row_block - 1) / row_block);
+    const S init = max ? -std::numeric_limits<S>::infinity() : S(0);
+    Matrix<S> partial = Matrix<S>::Constant(blocks, cols, init);
+    const Index work = std::min(rows, row_block) * (row_cols < 0 ? cols : row_cols);
+    for_each_row(blocks, work, [&](Index k) {
+        auto acc = partial.row(k);
+        const Index end = std::min(rows, (k + 1) * row_block);
+        for (Index i = k * row_block; i < end; ++i) f(i, acc);
+    });
+    if (blocks == 1) return partial;
+    if constexpr (max)
+        return partial.colwise().maxCoeff();
+    else
+        return partial.colwise().sum();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Dense matrix products: gemm / matmul_nt / matmul_nn / matmul_tn
 // ---------------------------------------------------------------------------------------------
 //
 // C = alpha * op(A) * op(B) + beta * C on row-major matrices, shapes checked
-// (std::invalid_argument naming the argument); C must not overlap A or B.
+// (std::invalid_argument naming the argument); C must not overlap A or B. Every dense product of the
+// generated kernels goes through gemm(), and an update θ ← c·θ + a·op(A)·op(B) is one call with beta = c.
 //
-// Default: Eigen's GEMM, multithreaded with OpenMP, i.e. on the same thread pool as the sparse
-// kernels. Optionally an external BLAS ?gemm: register_sparse() registers the OpenBLAS that
-// scipy ships (function pointers of scipy.linalg.cython_blas, the same library class numpy
-// uses) and enables it when the environment variable BATCHFORM_BLAS=scipy is set (or through
-// set_blas_enabled(True) in Python). Measured on 2 cores, 100x3072 . 3072x1024 float32: numpy
-// ~5 ms, that BLAS ~1.1-1.4x faster than Eigen+OpenMP when alone, but alternating it with
-// OpenMP kernels makes two spinning thread pools fight for the 2 cores (steps 1.3x slower and
-// erratic), hence off by default.
+// Which library multiplies:
+//   * BATCHFORM_OPENBLAS (defined by CMake when the scipy-openblas32 wheel is installed, as `make setup`
+//     does): OpenBLAS through its CBLAS interface (scipy_cblas_?gemm), on by default. Measured on 2 cores,
+//     100x3072 . 3072x1024 float32: about as fast as numpy's OpenBLAS, 1.3-1.6x faster than Eigen's GEMM
+//     with OpenMP.
+//   * set_gemm(): Fortran ?gemm pointers registered at run time, e.g. scipy.linalg.cython_blas
+//     (register_scipy_blas() in the bindings; BATCHFORM_BLAS=scipy), used before the linked library.
+//   * otherwise, or after set_enabled(false) (BATCHFORM_BLAS=eigen): Eigen's GEMM with OpenMP.
+
+#if defined(BATCHFORM_OPENBLAS)
+inline constexpr bool has_openblas = true;
+#else
+inline constexpr bool has_openblas = false;
+#endif
 
 namespace blas {
 
@@ -264,7 +354,7 @@ using dgemm_fn = void (*)(char*, char*, int*, int*, int*, double*, double*, int*
 struct Registry {
     sgemm_fn sgemm = nullptr;
     dgemm_fn dgemm = nullptr;
-    bool enabled = false;
+    bool enabled = has_openblas;
     const char* name = "eigen";
 };
 
@@ -287,11 +377,34 @@ inline bool set_enabled(bool enabled) {
     return previous;
 }
 
-/// "eigen" or the name of the registered BLAS currently used.
+/// "eigen" or the name of the BLAS currently used.
 inline const char* backend() {
     const Registry& r = registry();
-    return (r.enabled && (r.sgemm || r.dgemm)) ? r.name : "eigen";
+    if (!r.enabled) return "eigen";
+    if (r.sgemm || r.dgemm) return r.name;
+    return has_openblas ? "scipy-openblas32" : "eigen";
 }
+
+#if defined(BATCHFORM_OPENBLAS)
+template <class S>
+inline bool call_cblas(bool ta, bool tb, Index m, Index n, Index k, S alpha, const S* A, Index lda,
+                       const S* B, Index ldb, S beta, S* C, Index ldc) {
+    const auto op = [](bool t) { return t ? CblasTrans : CblasNoTrans; };
+    const blasint M = static_cast<blasint>(m), N = static_cast<blasint>(n), K = static_cast<blasint>(k);
+    const blasint LDA = static_cast<blasint>(std::max<Index>(lda, std::max<Index>(1, ta ? m : k)));
+    const blasint LDB = static_cast<blasint>(std::max<Index>(ldb, std::max<Index>(1, tb ? k : n)));
+    const blasint LDC = static_cast<blasint>(std::max<Index>(ldc, std::max<Index>(1, n)));
+    if constexpr (std::is_same_v<S, float>) {
+        scipy_cblas_sgemm(CblasRowMajor, op(ta), op(tb), M, N, K, alpha, A, LDA, B, LDB, beta, C, LDC);
+        return true;
+    } else if constexpr (std::is_same_v<S, double>) {
+        scipy_cblas_dgemm(CblasRowMajor, op(ta), op(tb), M, N, K, alpha, A, LDA, B, LDB, beta, C, LDC);
+        return true;
+    } else {
+        return false;
+    }
+}
+#endif
 
 template <class S>
 inline bool call_gemm(bool ta, bool tb, Index m, Index n, Index k, S alpha, const S* A, Index lda,
@@ -308,6 +421,10 @@ inline bool call_gemm(bool ta, bool tb, Index m, Index n, Index k, S alpha, cons
     int LDB = static_cast<int>(std::max<Index>(ldb, std::max<Index>(1, tb ? k : n)));
     int LDA = static_cast<int>(std::max<Index>(lda, std::max<Index>(1, ta ? m : k)));
     int LDC = static_cast<int>(std::max<Index>(ldc, std::max<Index>(1, n)));
+#if defined(BATCHFORM_OPENBLAS)
+    if (!(std::is_same_v<S, float> ? static_cast<bool>(r.sgemm) : static_cast<bool>(r.dgemm)))
+        return call_cblas<S>(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
     if constexpr (std::is_same_v<S, float>) {
         if (!r.sgemm) return false;
         r.sgemm(&transb, &transa, &M, &N, &K, &alpha, const_cast<S*>(B), &LDB, const_cast<S*>(A),
