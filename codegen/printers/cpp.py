@@ -545,17 +545,21 @@ class CppPrinter:
                 args.append((name, ATOM, "scalar"))
             return ir.placeholder(len(args) - 1)
 
-        expr = self._hoist_invariants(hoist_common(expr, hoist), args, shape)
+        first = len(args)
+        expr = hoist_common(expr, hoist)
+        # Values hoisted above are computed inside the row loop: they vary with i like the rows they read.
+        expr = self._hoist_invariants(expr, args, shape, per_row=range(first, len(args)))
         printer = self.scalar_printer(args, array=True, shape=shape)
         text = printer.doprint(expr)
         if not printer._is_array(expr):
             text = f"RowArray<S>::Constant({shape[1]}, {text})"
         return lines, text
 
-    def _hoist_invariants(self, expr: sympy.Expr, args: list, shape) -> sympy.Expr:
+    def _hoist_invariants(self, expr: sympy.Expr, args: list, shape, per_row=()) -> sympy.Expr:
         """Parts of a row's expression that read only broadcast rows and scalars (``1/√(Σ + ε)``) are the
         same for every row: computed once, before the loop, into a 1 × K temporary."""
-        varying = {ir.placeholder(k) for k, (text, _, _) in enumerate(args) if "(i" in text}
+        varying = {ir.placeholder(k) for k, (text, _, _) in enumerate(args) if "(i" in text} | \
+            {ir.placeholder(k) for k in per_row}
         rows = {ir.placeholder(k) for k, (_, _, domain) in enumerate(args) if domain == "array"} - varying
 
         def invariant(e) -> bool:
