@@ -395,11 +395,10 @@ def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_pa
     extra = load_all(spec_dirs=[EXTRA])
     groups = families(extra)
     for rel, text in render_all(extra, {"numpy": all_backends()["numpy"]}, groups).items():
-        if rel.startswith("numpy/"):
-            path = tmp_path / "standin" / "cpp" / rel.split("/", 1)[1]
+        if rel.startswith("numpy/") or "/" not in rel:
+            path = tmp_path / "standin" / ("cpp/" + rel.split("/", 1)[1] if "/" in rel else rel)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-    (tmp_path / "standin" / "__init__.py").write_text("")
     expected = (r"printer bug: cpp backend, function mish \(spec 'mish', tests/extra_specs/activations/mish.py\), "
                 r"at N=2, K=4, equation Y = mish\(X\)")
     with pytest.raises(KernelCheckError, match=expected):
