@@ -37,7 +37,7 @@ test: $(STAMP) cpp
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) cpp
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_FLAGS)
 
 # The sparse-training experiment: writes bench/sparse-training.md and .png (minutes; not part of `make test`).
 # Pass EXPERIMENT_ARGS="--cifar10 DIR --steps 20" to use CIFAR-10 or change the budget.

@@ -36,6 +36,9 @@ MODULE_NAME = "_batchform_cpp"
 RUNTIME_SANITIZER_TARGETS = ("batchform_cpp_tests_simd", "batchform_cpp_tests_generic")
 GENERATED_SANITIZER_TARGETS = ("batchform_generated_tests",)
 SANITIZER_TARGETS = RUNTIME_SANITIZER_TARGETS + GENERATED_SANITIZER_TARGETS
+# The binding layer of two families as a Python module under the sanitizers (cpp/sanitized/module.cpp);
+# built only when asked for, run by tests/test_cpp_sanitizers.py in a Python with libasan preloaded.
+BINDINGS_SANITIZER_TARGETS = ("_batchform_sanitized",)
 
 _STAMP = ".batchform-stamp"
 _TAIL_LINES = 40
@@ -156,7 +159,7 @@ def _sanitizer_targets(targets: Sequence[str] | None) -> tuple[str, ...]:
     """The requested sanitizer targets; None: all that exist (the generated tests only when
     generated/cpp/sanitizer_tests.cpp does)."""
     if targets is not None:
-        unknown = set(targets) - set(SANITIZER_TARGETS)
+        unknown = set(targets) - set(SANITIZER_TARGETS) - set(BINDINGS_SANITIZER_TARGETS)
         if unknown:
             raise ValueError(f"unknown sanitizer targets {sorted(unknown)}; known: {SANITIZER_TARGETS}")
         return tuple(targets)
@@ -168,7 +171,8 @@ def _sanitizer_targets(targets: Sequence[str] | None) -> tuple[str, ...]:
 def _artifacts(sanitize: bool, build_dir: Path, targets: tuple[str, ...] = ()) -> list[Path]:
     if sanitize:
         exe = ".exe" if os.name == "nt" else ""
-        return [build_dir / f"{t}{exe}" for t in targets]
+        module = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+        return [build_dir / f"{t}{module if t in BINDINGS_SANITIZER_TARGETS else exe}" for t in targets]
     return [module_path()]
 
 

@@ -213,7 +213,19 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help=f"run a case again when other processes used more than {NOISY} cores during it (not --quick)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads of every runtime in the cases (OMP, OpenBLAS, MKL, torch, XLA); default: theirs (all cores). "
+        "With 1, a core taken by another process slows a step down by its share, not many-fold",
+    )
     args = p.parse_args(argv)
+    if args.threads:
+        n = str(args.threads)
+        os.environ.update({"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n,
+                           "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'false' if n == '1' else 'true'} "
+                                        f"intra_op_parallelism_threads={n}"})
     if args.jobs > 1 and not args.quick:
         p.error("--jobs > 1 would make the cases compete for the cores; use it with --quick only")
     raw = args.out / "results-raw"

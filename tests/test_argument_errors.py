@@ -101,9 +101,7 @@ def test_an_in_place_argument_must_be_writable_and_contiguous():
         bfc.gradient_descent_update(np.ones((2, 2)), np.ones((2, 2)), "0.1")
 
 
-def test_keyword_and_count_errors_name_the_function():
-    with pytest.raises(TypeError, match="relu: no argument 'Z'"):
-        bfc.relu(Z=X)
-    with pytest.raises(TypeError, match="relu: missing argument X"):
-        bfc.relu()
+def test_keywords_reach_the_checks_too():
     np.testing.assert_array_equal(bfc.relu(X=-X), np.zeros_like(X))
+    with pytest.raises(TypeError, match="relu: argument X has dtype int64"):
+        bfc.relu(X=np.ones((2, 2), dtype=np.int64))

@@ -39,13 +39,15 @@ def test_readme_example_is_proved_generated_and_correct(tmp_path):
         specs = load_all(importlib.import_module("readme_specs"))
     finally:
         sys.path.remove(str(tmp_path))
-    assert len(specs) == 3
+    assert len(specs) == 4  # the function, the layer, its dropout form and its sparse (CSR) form
+    assert [s.name for s in specs if s.spec.storage] == [f"sparse_{specs[0].name}_layer"]
     for loaded in specs:
         proof = prove_spec(loaded)
         assert proof.ok, proof.failures()
     files = render_backend(all_backends()["numpy"], families(specs))
     source = files[f"numpy/{family}.py"]
     generated = types.ModuleType("readme_generated")
+    generated.__package__ = "generated.numpy"  # its sparse kernels import the package's CSR check
     exec(compile(source, "readme_generated", "exec"), generated.__dict__)
     name = specs[0].name
     forward, backward = lower(specs[0])

@@ -74,7 +74,7 @@ def test_the_commands_exit_2_on_an_exiting_spec(spec_folder, monkeypatch, capsys
     from batchform.cli import main
 
     root, path = spec_folder("bad", "raise SystemExit(0)\n")
-    monkeypatch.setattr(loader.load_all, "__defaults__", (root,))
+    monkeypatch.setattr(loader.load_all, "__defaults__", (root, None))
     assert main(command) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and path in err

@@ -129,7 +129,8 @@ def spec_by_name(name: str, kind: str, option: str, suffixes=("", "_layer")) -> 
         for spec_name, info in SPECS.items():
             if info.kind == kind and _key(spec_name) == wanted + _key(suffix):
                 if info.storage:  # a sparse form is chosen by density, not by name
-                    dense = _display(info.sparse_of, suffixes)
+                    dense = getattr(SPECS[info.sparse_of], "title", "") or info.sparse_of
+                    dense = dense[:-len("Layer")] if dense.endswith("Layer") and dense != "Layer" else dense
                     raise OptionError(f"{option}: {name!r} is the sparse form of {dense}; write {dense} and give "
                                       f"it a density below 1 with --densities or --overall-density")
                 return spec_name
