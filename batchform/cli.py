@@ -19,7 +19,7 @@ class UsageError(Exception):
 def _load(args):
     from codegen.loader import load_all
 
-    folders = getattr(args, "specs", None)
+    folders = getattr(args, "spec_dirs", None)
     return load_all(spec_dirs=folders) if folders else load_all()
 
 
@@ -87,7 +87,7 @@ def cmd_generate(args) -> int:
     from codegen.report import write_reports
     from codegen.writer import differences, write_tree
 
-    if getattr(args, "specs", None) and args.output is None:
+    if getattr(args, "spec_dirs", None) and args.output is None:
         raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
     specs = _load(args)
     backends = _backends(args.backend)
@@ -116,7 +116,7 @@ def cmd_generate(args) -> int:
     changed = write_tree(files, output, backends=list(backends) + ["__init__.py", "manifest.py"])
     print(f"generated {len(files)} files in {output} ({len(changed)} changed)")
     # Reports go to reports/ only for spec/; other spec folders write one where --reports says.
-    reports = args.reports or (None if getattr(args, "specs", None) else REPO / "reports")
+    reports = args.reports or (None if getattr(args, "spec_dirs", None) else REPO / "reports")
     if not args.no_report and reports is not None:
         for path in write_reports(specs, proofs, Path(reports)):
             print(f"wrote {path}")
@@ -199,7 +199,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def proof_options(q):
-        q.add_argument("--specs", action="append", metavar="DIR",
+        q.add_argument("--specs", action="append", metavar="DIR", dest="spec_dirs",
                        help="a folder of specs laid out like spec/ (repeatable; default: spec/)")
         q.add_argument("--no-cache", action="store_true", help="prove again even where the spec is unchanged")
         q.add_argument("--jobs", type=int, default=None, help="processes for proofs (default: one per core)")

@@ -366,10 +366,15 @@ class CppPrinter:
             return f"{_paren(p.text, p.prec)}.array()"
         return p.text
 
-    def _Var(self, node):
-        name = self.name(node.name)
+    def read(self, var: str) -> str:
+        """The name of ``var`` where the printed code reads it; a name nothing has bound is a PrinterBug."""
+        name = self.name(var)
         if name not in self.bound:
             raise PrinterBug(f"{self.function.name}: reads {name!r} before anything binds it")
+        return name
+
+    def _Var(self, node):
+        name = self.read(node.name)
         if is_scalar_shape(node.shape):
             return Piece(name, ATOM, "scalar")
         return Piece(name, ATOM, "matrix")
@@ -383,7 +388,7 @@ class CppPrinter:
     def _dense_operand(self, node: ir.Node) -> str:
         """A named dense matrix for a sparse kernel (which takes Refs, not expressions)."""
         if isinstance(node, ir.Var):
-            return self.name(node.name)
+            return self.read(node.name)
         return self._hoist(node).text
 
     def _MatMul(self, node):
@@ -440,7 +445,7 @@ class CppPrinter:
         transposed = isinstance(node, ir.Transpose)
         inner = node.a if transposed else node
         if isinstance(inner, ir.Var) and not self.csr(inner):
-            return self.name(inner.name), transposed
+            return self.read(inner.name), transposed
         return self._hoist(node).text, False
 
     def dense_product(self, node: ir.MatMul) -> tuple[str, str, str, str] | None:
@@ -511,7 +516,7 @@ class CppPrinter:
         if is_scalar_shape(arg.shape):
             piece = self._hoist(arg) if isinstance(arg, (ir.Reduce, ir.MatMul)) else self.expr(arg)
             return piece.text, piece.prec, "scalar"
-        name = self.name(arg.name) if isinstance(arg, ir.Var) else self._hoist(arg).text
+        name = self.read(arg.name) if isinstance(arg, ir.Var) else self._hoist(arg).text
         rows, cols = arg.shape
         if rows == ONE:
             return f"{name}.array()", ATOM, "array"
@@ -522,7 +527,7 @@ class CppPrinter:
     def row_map(self, node: ir.Node) -> tuple[list[str], str]:
         """(declarations, expression) of row ``i`` of a full-shape map (or of a full matrix)."""
         if isinstance(node, ir.Var):
-            return [], f"{self.name(node.name)}.row(i).array()"
+            return [], f"{self.read(node.name)}.row(i).array()"
         args = [self._row_argument(a) for a in node.args]
         expr = idioms(node.expr)
         shape = ("1", self.dim(node.shape[1]))
@@ -540,17 +545,21 @@ class CppPrinter:
                 args.append((name, ATOM, "scalar"))
             return ir.placeholder(len(args) - 1)
 
-        expr = self._hoist_invariants(hoist_common(expr, hoist), args, shape)
+        first = len(args)
+        expr = hoist_common(expr, hoist)
+        # Values hoisted above are computed inside the row loop: they vary with i like the rows they read.
+        expr = self._hoist_invariants(expr, args, shape, per_row=range(first, len(args)))
         printer = self.scalar_printer(args, array=True, shape=shape)
         text = printer.doprint(expr)
         if not printer._is_array(expr):
             text = f"RowArray<S>::Constant({shape[1]}, {text})"
         return lines, text
 
-    def _hoist_invariants(self, expr: sympy.Expr, args: list, shape) -> sympy.Expr:
+    def _hoist_invariants(self, expr: sympy.Expr, args: list, shape, per_row=()) -> sympy.Expr:
         """Parts of a row's expression that read only broadcast rows and scalars (``1/√(Σ + ε)``) are the
         same for every row: computed once, before the loop, into a 1 × K temporary."""
-        varying = {ir.placeholder(k) for k, (text, _, _) in enumerate(args) if "(i" in text}
+        varying = {ir.placeholder(k) for k, (text, _, _) in enumerate(args) if "(i" in text} | \
+            {ir.placeholder(k) for k in per_row}
         rows = {ir.placeholder(k) for k, (_, _, domain) in enumerate(args) if domain == "array"} - varying
 
         def invariant(e) -> bool:
@@ -663,9 +672,9 @@ class CppPrinter:
         row = self.expr(rows[0])
         if isinstance(product.b, ir.Transpose) and self.csr(product.b.a) and isinstance(rows[0], ir.Var):
             return [f"Matrix<S> {target} = csr_matmul_transposed<S>({self._dense_operand(product.a)}, "
-                    f"{self.csr(product.b.a)}, {self.name(rows[0].name)}.data());"]
+                    f"{self.csr(product.b.a)}, {self.read(rows[0].name)}.data());"]
         if isinstance(rows[0], ir.Var):  # row by row: the activation's map joins this loop (fuse_row_loops)
-            add_row = self.row_loop(node.shape, f"{target}.row(i).array() += {self.name(rows[0].name)}.array();")
+            add_row = self.row_loop(node.shape, f"{target}.row(i).array() += {self.read(rows[0].name)}.array();")
         else:
             add_row = f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"
         lines = self.gemm(target, product)
@@ -726,7 +735,7 @@ class CppPrinter:
         if row_terms and not is_scalar_shape(node.shape):
             body = [f"{name}.row(i).array() *= {scalar.doprint(scale)};"] if scale != 1 and not lines else []
             for coefficient, arg in terms:
-                body.append(f"{name}.row(i).array() {self._term(scalar, coefficient, f'{self.name(arg.name)}.row(i).array()')};")
+                body.append(f"{name}.row(i).array() {self._term(scalar, coefficient, f'{self.read(arg.name)}.row(i).array()')};")
             return lines + ([self.rows(name, " ".join(body))] if body else [])
         if scale != 1 and not lines:
             lines = [f"{name}.array() *= {scalar.doprint(scale)};"]
