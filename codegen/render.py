@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +120,22 @@ def python_annotations(array: str, scalar: str):
     return annotate
 
 
+def _check_names(backend: Backend, f: Function) -> None:
+    """A spec's matrix, scalar or equation name that the backend's code uses for something else (C++'s scalar
+    type ``S``, NumPy's ``np``, a printer temporary ``t0``) would make the generated code wrong or not compile."""
+    reserved = getattr(backend.printer, "reserved_names", frozenset())
+    names = [a.name for a in f.arguments] + [t for t, _ in f.statements] + list(f.returns)
+    for name in dict.fromkeys(names):
+        clash = "is a name its generated code uses itself" if name in reserved else \
+            "has the form of a printer temporary" if re.fullmatch(r"t\d+", name) and \
+            any(a.name == name for a in f.arguments) else ""
+        if clash:
+            raise SpecError(f"spec {f.spec!r} ({f.path}): the name {name!r} {clash} in the {backend.title} "
+                            f"backend; rename it")
+
+
 def function_context(backend: Backend, f: Function) -> dict:
+    _check_names(backend, f)
     try:
         body = backend.printer(f).body()
     except PrinterBug as exc:

@@ -5,6 +5,7 @@ kernel against SymPy before writing — proved on the test-only specs of tests/e
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -422,3 +423,29 @@ def _copy_of_relu(tmp_path) -> Path:
     (folder / "__init__.py").write_text("")
     (folder / "relu_again.py").write_text((REPO / "spec" / "activations" / "relu.py").read_text())
     return folder.parent
+
+
+_SCALED = '''"""A layer whose matrix names clash with generated code."""
+from spec.dsl import Spec, dims, matrix
+
+N, D, K = dims("N D K")
+X, {w}, DY = matrix("X", N, D), matrix("{w}", K, D), matrix("DY", N, K)
+
+SPECS = [Spec("clash_layer", "layer", "Y = X·{w}ᵀ.", inputs=(X,), parameters=({w},),
+              forward={{"Y": X * {w}.T}}, backward={{"D{w}": DY.T * X, "DX": DY * {w}}})]
+'''
+
+
+@pytest.mark.parametrize("name, backend", [("S", "C++"), ("np", "NumPy"), ("t0", "NumPy")])
+def test_a_name_the_generated_code_uses_is_refused_before_printing(tmp_path, name, backend):
+    """A matrix named S (C++'s scalar type), np or t0 (a printer temporary) is one SpecError naming it and
+    the backend, not code that does not compile or silently reads the wrong thing."""
+    from codegen.backends import all_backends
+
+    family = tmp_path / "layers"
+    family.mkdir()
+    (family / "__init__.py").write_text('"""Clashing layers."""\n')
+    (family / "clash.py").write_text(_SCALED.format(w=name))
+    specs = load_all(spec_dirs=[tmp_path])
+    with pytest.raises(SpecError, match=rf"the name '{name}' .* in the {re.escape(backend)} backend; rename it"):
+        render_all(specs, all_backends())

@@ -322,6 +322,18 @@ class CppScalarPrinter(ScalarPrinter):
 class CppPrinter:
     """Prints one :class:`Function` as the body of a C++ function template over the scalar type S."""
 
+    #: Names a spec may not use: the scalar type, the runtime's types and helpers, loop variables and C++
+    #: words that are valid Python identifiers (checked before printing, see codegen.render._check_names).
+    reserved_names = frozenset({
+        "S", "Index", "Matrix", "MatrixRef", "ConstMatrixRef", "RowArray", "CSRMatrix", "i", "acc", "std",
+        "batchform", "Eigen", "gemm", "check_shape", "for_each_row", "fold_rows", "xlogy", "auto", "const",
+        "double", "float", "int", "long", "char", "bool", "void", "new", "delete", "this", "template",
+        "typename", "namespace", "using", "struct", "class", "public", "private", "switch", "case", "default",
+        "do", "goto", "static", "extern", "register", "volatile", "signed", "unsigned", "short", "sizeof",
+        "union", "enum", "friend", "operator", "virtual", "inline", "explicit", "mutable", "throw", "catch",
+        "try", "true", "false", "nullptr", "and", "or", "not", "xor", "bitand", "bitor", "compl",
+    })
+
     def __init__(self, function: Function):
         self.function = function
         self.counter = sum(1 for t, _ in function.statements if t.startswith("t") and t[1:].isdigit())

@@ -29,6 +29,9 @@ class PythonArrayPrinter:
                r"(?<![\w.])jax\.scipy\.special\.": "import jax.scipy.special"}
     #: Names generated code reads without binding them: modules and builtins.
     global_names = {"np", "torch", "jax", "jnp", "math", "scipy", "abs", "max", "min", "float"}
+    #: Names a spec may not use for a matrix, scalar or equation: the modules, helpers and type names the
+    #: generated modules define or import (checked before printing, see codegen.render._check_names).
+    reserved_names = frozenset(global_names | {"sparse", "check_csr", "Array", "Scalar", "annotations"})
 
     def __init__(self, function: Function):
         self.function = function
