@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from codegen.loader import load_all
@@ -13,3 +15,15 @@ def loaded_specs():
 def lowered(loaded_specs):
     """spec name → its generated functions, in order (forward first)."""
     return {name: lower(s) for name, s in loaded_specs.items()}
+
+
+@pytest.fixture(autouse=True)
+def _jax_x64_is_restored():
+    """A test that turns on JAX's float64 mode (a float64 backend, an update check) leaves it as it found it,
+    so later tests keep JAX's float32 default whatever the order."""
+    jax = sys.modules.get("jax")
+    before = bool(jax.config.jax_enable_x64) if jax is not None else False
+    yield
+    jax = sys.modules.get("jax")
+    if jax is not None and bool(jax.config.jax_enable_x64) != before:
+        jax.config.update("jax_enable_x64", before)
