@@ -17,15 +17,6 @@ from batchform.training.sparse import (DynamicSparsity, GrowOption, HostCSR, Pru
                                        sample_empty)
 
 
-@pytest.fixture(autouse=True)
-def restore_jax_x64():
-    """Training the JAX backend in float64 turns on JAX's global x64 flag; put it back for other tests."""
-    import jax
-
-    before = jax.config.jax_enable_x64
-    yield
-    jax.config.update("jax_enable_x64", before)
-
 
 # --- densities and patterns --------------------------------------------------------------------------
 

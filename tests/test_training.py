@@ -16,15 +16,6 @@ from batchform.training.options import (OptionError, parse_layers, parse_loss, p
 from batchform.training.schedules import initialize, parse_learning_rate
 
 
-@pytest.fixture(autouse=True)
-def restore_jax_x64():
-    """Training the JAX backend in float64 turns on JAX's global x64 flag; put it back for other tests."""
-    import jax
-
-    before = jax.config.jax_enable_x64
-    yield
-    jax.config.update("jax_enable_x64", before)
-
 
 # --- options -----------------------------------------------------------------------------------------
 

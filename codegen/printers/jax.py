@@ -58,14 +58,7 @@ class JaxPrinter(TypedArrayMixin, PythonArrayPrinter):
 
     def sampled_product(self, target: str, node: ir.Node, pattern: str) -> list[str]:
         """``Aᵀ·B`` at the indices of the sparse ``pattern`` only (SDDMM), as its 1 × nnz values."""
-        if not (isinstance(node, ir.MatMul) and isinstance(node.a, ir.Transpose)):
-            raise NotImplementedError(f"the gradient {target} of the sparse {pattern} must read Aᵀ·B")
-        a, b = self.atom(node.a.a), self.atom(node.b)
+        a, b = self.sampled_operands(target, node, pattern)
         return [f"{target} = sparse.bcoo_dot_general_sampled({a}.T, {b}, {pattern}.indices, "
                 f"dimension_numbers=(([1], [0]), ([], []))).reshape(1, -1)"]
 
-    def body(self) -> list[str]:
-        # A sparse argument is validated (when its indices are concrete) before any product reads them.
-        checks = [f"check_csr({self.function.name!r}, {a.name!r}, {a.name})" for a in self.function.arguments
-                  if a.storage == "csr"]
-        return checks + super().body()

@@ -15,8 +15,3 @@ class NumPyPrinter(PythonArrayPrinter):
     module = "np"
     scalar_printer = NumPyScalarPrinter
 
-    def body(self) -> list[str]:
-        # A CSR argument is validated before any product reads its indices (scipy's do not check them).
-        checks = [f"check_csr({self.function.name!r}, {a.name!r}, {a.name})" for a in self.function.arguments
-                  if a.storage == "csr"]
-        return checks + super().body()

@@ -28,10 +28,10 @@ class PythonArrayPrinter:
     imports = {r"(?<![\w.])math\.": "import math", r"(?<![\w.])scipy\.special\.": "import scipy.special",
                r"(?<![\w.])jax\.scipy\.special\.": "import jax.scipy.special"}
     #: Names generated code reads without binding them: modules and builtins.
-    global_names = {"np", "torch", "jax", "jnp", "math", "scipy", "abs", "max", "min", "float"}
+    global_names = {"np", "torch", "jax", "jnp", "math", "scipy", "abs", "max", "min", "float", "check_csr"}
     #: Names a spec may not use for a matrix, scalar or equation: the modules, helpers and type names the
     #: generated modules define or import (checked before printing, see codegen.render._check_names).
-    reserved_names = frozenset(global_names | {"sparse", "check_csr", "Array", "Scalar", "annotations"})
+    reserved_names = frozenset(global_names | {"sparse", "Array", "Scalar", "annotations"})
 
     def __init__(self, function: Function):
         self.function = function
@@ -133,11 +133,15 @@ class PythonArrayPrinter:
         return next((a.name for a in self.function.arguments if a.storage == "csr" and target == f"D{a.name}"),
                     None)
 
-    def sampled_product(self, target: str, node: ir.Node, pattern: str) -> list[str]:
-        """``Aᵀ·B`` on the pattern of a CSR matrix only: gather the needed columns, multiply, sum."""
+    def sampled_operands(self, target: str, node: ir.Node, pattern: str) -> tuple[str, str]:
+        """(A, B) of a sparse parameter's gradient ``Aᵀ·B``, the only form computed on a pattern."""
         if not (isinstance(node, ir.MatMul) and isinstance(node.a, ir.Transpose)):
             raise NotImplementedError(f"the gradient {target} of the sparse {pattern} must read Aᵀ·B")
-        a, b = self.atom(node.a.a), self.atom(node.b)
+        return self.atom(node.a.a), self.atom(node.b)
+
+    def sampled_product(self, target: str, node: ir.Node, pattern: str) -> list[str]:
+        """``Aᵀ·B`` on the pattern of a CSR matrix only: gather the needed columns, multiply, sum."""
+        a, b = self.sampled_operands(target, node, pattern)
         rows = self.fresh()
         self.bound.add(rows)
         return [f"{rows} = {self.module}.repeat({self.module}.arange({pattern}.shape[0]), "
@@ -196,7 +200,11 @@ class PythonArrayPrinter:
         return f"{name} {op} {self.scalar(magnitude)} * {text}"
 
     def body(self) -> list[str]:
-        lines = [f"{self.dim(d)} = {arg}.shape[{axis}]" for d, (arg, axis) in self.function.dims.items()]
+        # A sparse argument is validated before any product reads its indices (scipy's and torch's products
+        # do not check them; JAX's check runs where the indices are concrete).
+        lines = [f"check_csr({self.function.name!r}, {a.name!r}, {a.name})" for a in self.function.arguments
+                 if a.storage == "csr"]
+        lines += [f"{self.dim(d)} = {arg}.shape[{axis}]" for d, (arg, axis) in self.function.dims.items()]
         for target, node in self.function.statements:
             lines.extend(self.statement(target, node))
             self.bound.add(self.name(target))

@@ -141,17 +141,10 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
 
     def sampled_product(self, target: str, node: ir.Node, pattern: str) -> list[str]:
         """``Aᵀ·B`` on the pattern of the CSR ``pattern`` only (SDDMM), as its 1 × nnz values."""
-        if not (isinstance(node, ir.MatMul) and isinstance(node.a, ir.Transpose)):
-            raise NotImplementedError(f"the gradient {target} of the sparse {pattern} must read Aᵀ·B")
-        a, b = self.atom(node.a.a), self.atom(node.b)
+        a, b = self.sampled_operands(target, node, pattern)
         return [f"{target} = torch.sparse.sampled_addmm({pattern}, {a}.T.contiguous(), {b}, beta=0.0)"
                 f".values().reshape(1, -1)"]
 
-    def body(self) -> list[str]:
-        # A CSR argument is validated before any product reads its indices (torch does not check them).
-        checks = [f"check_csr({self.function.name!r}, {a.name!r}, {a.name})" for a in self.function.arguments
-                  if a.storage == "csr"]
-        return checks + super().body()
 
     # --- X·Wᵀ + 1·b in one BLAS call ----------------------------------------------------------------
     def _Elementwise(self, node):
