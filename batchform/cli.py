@@ -111,7 +111,10 @@ def cmd_generate(args) -> int:
     start = time.perf_counter()
     check_files(files, specs, kernels(groups), list(backends))
     if not args.quiet:
-        print(f"ran every generated NumPy, PyTorch and JAX kernel against SymPy's values of its spec "
+        from codegen.execute import PYTHON_BACKENDS
+
+        titles = ", ".join(b.title for name, b in backends.items() if name in PYTHON_BACKENDS)
+        print(f"ran every generated {titles} kernel against SymPy's values of its spec "
               f"({time.perf_counter() - start:.1f} s)")
     changed = write_tree(files, output, backends=list(backends) + ["__init__.py", "manifest.py"])
     print(f"generated {len(files)} files in {output} ({len(changed)} changed)")

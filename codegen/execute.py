@@ -34,7 +34,10 @@ from codegen.lower import Function
 SHAPES = ({"N": 2, "D": 3, "K": 4, "M": 2, "P": 3}, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1})
 TOLERANCE = 1e-10
 DIGITS = 30
-PYTHON_BACKENDS = ("numpy", "torch", "jax")
+PYTHON_BACKENDS = ("numpy", "torch", "jax", "tensorflow")
+#: TensorFlow without its start-up logs, and on one thread (the kernels are tiny; the machine is shared).
+TENSORFLOW_QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "1",
+                    "TF_NUM_INTEROP_THREADS": "1"}
 #: A package name no real module has: the candidate files import as ``batchform_candidate.numpy`` etc.
 PACKAGE = "batchform_candidate"
 
@@ -199,7 +202,7 @@ def _equation_texts(loaded: LoadedSpec) -> list[str]:
 def _start(root: Path, package: str, backend: str, scratch: Path) -> subprocess.Popen:
     """A child that imports one backend's package at once, then reads its job on stdin (so the imports of
     PyTorch and JAX overlap with SymPy's evaluation in the parent, and the backends run side by side)."""
-    env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1", **TENSORFLOW_QUIET}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     out, err = (open(scratch / f"{backend}.{kind}", "w+b") for kind in ("out", "err"))  # noqa: SIM115
     return subprocess.Popen([sys.executable, "-m", "codegen.execute", str(root), package, backend],
@@ -244,7 +247,7 @@ def _run(root: Path, package: str, backends: list[str], make_cases, timeout: flo
 
 
 def _slowest_first(backend: str) -> int:
-    return {"jax": 0, "torch": 1}.get(backend, 2)
+    return {"jax": 0, "tensorflow": 0, "torch": 1}.get(backend, 2)
 
 
 def check_files(files: dict[str, str], specs: list[LoadedSpec], functions: dict[str, list[Function]],
@@ -286,6 +289,10 @@ def _convert(backend: str, value, storage: str, role: str):
             import torch
 
             return torch.tensor(value, dtype=torch.float64)
+        if backend == "tensorflow" and role == "parameter":
+            import tensorflow as tf
+
+            return tf.constant(value, dtype=tf.float64)
         return value
     value = np.array(value, dtype=np.float64)
     if storage == "csr":
@@ -311,6 +318,12 @@ def _convert(backend: str, value, storage: str, role: str):
             rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))  # BCOO in CSR order
             return sparse.BCOO((jnp.asarray(matrix.data), jnp.asarray(np.stack([rows, matrix.indices], 1))),
                                shape=matrix.shape)
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))  # row-major: CSR order
+            return tf.sparse.SparseTensor(np.stack([rows, matrix.indices], 1).astype(np.int64),
+                                          tf.constant(matrix.data), matrix.shape)
         return matrix
     if backend == "torch":
         import torch
@@ -320,6 +333,10 @@ def _convert(backend: str, value, storage: str, role: str):
         import jax.numpy as jnp
 
         return jnp.asarray(value)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.constant(value)
     return value
 
 
@@ -329,6 +346,8 @@ _PACKAGE_OF_CPP = ""
 def _as_numpy(value) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
+    elif hasattr(value, "numpy"):  # a tf.Tensor
+        value = value.numpy()
     return np.asarray(value, dtype=np.float64)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from batchform.training.options import OptionError
 
-BACKENDS = ("numpy", "torch", "jax", "cpp")
+BACKENDS = ("numpy", "torch", "jax", "tensorflow", "cpp")
 
 
 class ArrayBackend:
@@ -17,6 +17,8 @@ class ArrayBackend:
     name = "numpy"
     #: Whether the generated kernels of this backend include the sparse (CSR) layers.
     sparse = True
+    #: Whether arrays cannot be changed in place (updates and clipping rebind them instead).
+    immutable = False
 
     def __init__(self, dtype=np.float32):
         self.dtype = np.dtype(dtype)
@@ -114,6 +116,7 @@ class TorchBackend(ArrayBackend):
 
 class JaxBackend(ArrayBackend):
     name = "jax"
+    immutable = True
 
     def load_kernels(self):
         import jax
@@ -174,6 +177,71 @@ class JaxBackend(ArrayBackend):
         return isinstance(x, sparse.BCOO)
 
 
+class TensorFlowBackend(ArrayBackend):
+    """tf.Tensors on the CPU and the generated TensorFlow kernels, each run as a ``tf.function`` (traced once
+    per shape; the last, smaller batch of an epoch traces once more)."""
+
+    name = "tensorflow"
+    immutable = True
+    #: Quiet start-up logs and no more threads than the machine has cores, unless the caller chose.
+    ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTEROP_THREADS": "1"}
+
+    def load_kernels(self):
+        import os
+
+        for key, value in self.ENVIRONMENT.items():
+            os.environ.setdefault(key, value)
+        import tensorflow as tf
+
+        self.tf = tf
+        self._compiled = {}
+        return importlib.import_module("generated.tensorflow")
+
+    def kernel(self, name):
+        if name not in self._compiled:
+            self._compiled[name] = self.tf.function(getattr(self.kernels, name), reduce_retracing=True)
+        return self._compiled[name]
+
+    def array(self, a):
+        return self.tf.constant(np.asarray(a, dtype=self.dtype))
+
+    def numpy(self, x):
+        return x.numpy()
+
+    def matrix(self, x, shape):
+        return self.tf.reshape(x, shape)
+
+    def copy(self, x):
+        return x  # tf.Tensors are immutable
+
+    def csr(self, indptr, indices, values, shape):
+        """A SparseTensor in row-major (CSR) order, validated here: inside tf.function the kernels cannot."""
+        from generated.tensorflow.csr import check_csr
+
+        indptr = np.asarray(indptr)
+        rows = np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(indptr))
+        coordinates = np.stack([rows, np.asarray(indices, np.int64)], axis=1)
+        W = self.tf.sparse.SparseTensor(coordinates, self.array(np.asarray(values)), tuple(int(n) for n in shape))
+        check_csr("sparse weights", "W", W)
+        return W
+
+    def csr_arrays(self, W):
+        coordinates = W.indices.numpy()
+        rows = int(W.dense_shape[0])
+        indptr = np.zeros(rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(coordinates[:, 0], minlength=rows), out=indptr[1:])
+        return indptr, coordinates[:, 1], W.values.numpy()
+
+    def csr_values(self, W):
+        return self.tf.reshape(W.values, (1, -1))
+
+    def with_values(self, W, values):
+        return self.tf.sparse.SparseTensor(W.indices, self.tf.reshape(values, (-1,)), W.dense_shape)
+
+    def is_csr(self, x) -> bool:
+        return isinstance(x, self.tf.sparse.SparseTensor)
+
+
 class CppBackend(ArrayBackend):
     name = "cpp"
 
@@ -204,7 +272,8 @@ class CppBackend(ArrayBackend):
 
 
 def make_backend(name: str, dtype=np.float32) -> ArrayBackend:
-    classes = {"numpy": ArrayBackend, "torch": TorchBackend, "jax": JaxBackend, "cpp": CppBackend}
+    classes = {"numpy": ArrayBackend, "torch": TorchBackend, "jax": JaxBackend, "tensorflow": TensorFlowBackend,
+               "cpp": CppBackend}
     if name not in classes:
         raise OptionError(f"--backend: unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     return classes[name](dtype)
