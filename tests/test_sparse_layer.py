@@ -76,6 +76,18 @@ def _backend(name: str):
             return sparse.BCOO((jnp.asarray(S.data), jnp.asarray(np.stack([rows, S.indices], 1))), shape=S.shape)
 
         return gjax, to_bcoo, jnp.asarray
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        import generated.tensorflow as gtf
+
+        def to_sparse_tensor(W):
+            S = scipy.sparse.csr_matrix(W)
+            rows = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))  # row-major: CSR order
+            return tf.sparse.SparseTensor(np.stack([rows, S.indices], 1).astype(np.int64), tf.constant(S.data),
+                                          S.shape)
+
+        return gtf, to_sparse_tensor, tf.constant
     import generated.cpp as gcpp
 
     def to_csr(W):
@@ -87,7 +99,7 @@ def _backend(name: str):
 
 CASES = [(name, backend, dtype) for name in SPARSE for backend, dtype in
          (("numpy", np.float64), ("cpp", np.float64), ("cpp", np.float32), ("torch", np.float64),
-          ("torch", np.float32), ("jax", np.float32))]
+          ("torch", np.float32), ("jax", np.float32), ("tensorflow", np.float64), ("tensorflow", np.float32))]
 
 
 @pytest.mark.parametrize("name,backend,dtype", CASES, ids=[f"{n}-{b}-{d.__name__}" for n, b, d in CASES])
@@ -133,7 +145,7 @@ def test_sparse_layer_matches_masked_dense_layer(name, backend, dtype):
     stored = to_array(np.array(pattern.data, dtype=dtype)[None, :])
     delta = to_array(np.zeros((1, pattern.nnz), dtype))
     result = module.momentum_update(stored, DW, delta, 0.1, 0.9)
-    stored = np.asarray(result[0] if backend == "jax" else stored)  # JAX updates return new arrays
+    stored = np.asarray(result[0] if backend in ("jax", "tensorflow") else stored)  # they return new arrays
     dense_W, dense_delta = values["W"].astype(np.float64), np.zeros(values["W"].shape)
     gnp.momentum_update(dense_W, dense_backward["DW"] * mask, dense_delta, 0.1, 0.9)
     updated = scipy.sparse.csr_matrix((stored[0], pattern.indices, pattern.indptr), shape=pattern.shape).toarray()
