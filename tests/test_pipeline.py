@@ -49,12 +49,12 @@ class ToyArrays(NumPyArrays):
 def toy(monkeypatch, tmp_path):
     """A backend package ``codegen.backends.toy`` (backend, arrays and a runtime file) and its registry line."""
     package = types.ModuleType("codegen.backends.toy")
-    package.__file__ = str(tmp_path / "package" / "__init__.py")
-    (tmp_path / "package").mkdir()
-    (tmp_path / "package" / "runtime.py").write_text('"""Hand-written, copied verbatim."""\n\nHELLO = 1\n')
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "runtime.py").write_text('"""Hand-written, copied verbatim."""\n\nHELLO = 1\n')
+    monkeypatch.setattr("codegen.backends.interface.BACKENDS", tmp_path)
     backend = types.ModuleType("codegen.backends.toy.backend")
     backend.BACKEND = ToyBackend(name="toy", title="Toy", printer=NumPyPrinter, family_template="",
-                                 family_file="", runtime={"_runtime.py": "runtime.py"})
+                                 family_file="", runtime={"_runtime.py": "toy/runtime.py"})
     arrays = types.ModuleType("codegen.backends.toy.arrays")
     arrays.ARRAYS = ToyArrays
     kernels = types.ModuleType("generated.toy")

@@ -2,8 +2,8 @@
 
 The pipeline (:mod:`codegen.pipeline`) prints every lowered kernel with the backend's ``printer`` and hands
 the printed families to :meth:`Backend.files`, which returns the files of ``generated/<name>/``; the
-pipeline then adds the backend's hand-written ``runtime`` files, formats everything with :meth:`Backend.format`
-and stamps the package (:mod:`codegen.generation`). A backend never sees another backend, the writer or the
+pipeline formats them with :meth:`Backend.format`, adds the backend's hand-written ``runtime`` files as they
+are and stamps the package (:mod:`codegen.generation`). A backend never sees another backend, the writer or the
 proofs.
 """
 
@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codegen.lower import Function
+
+#: The folder runtime files are named from: ``torch/runtime.py``, or ``python_runtime.py`` shared by several.
+BACKENDS = Path(__file__).parent
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,10 @@ class Backend:
     and, by convention, ``templates/<name>/``. title: how messages and docstrings name it. printer: a class
     whose ``printer(kernel).body()`` is the kernel's body (lines). family_template: rendered once per spec
     family into ``family_file`` (``{family}`` is replaced). package_templates: template → file name, each
-    rendered once with every family. runtime: file name in ``generated/<name>/`` → hand-written file in
-    ``codegen/backends/<name>/``, copied verbatim (code that is the same for every spec: argument checks,
-    initializers). storages: parameter storages the printer can take (a spec needing another is skipped).
-    importable: whether ``generate`` can import the rendered package and run every kernel before writing it
+    rendered once with every family. runtime: file name in ``generated/<name>/`` → hand-written file under
+    ``codegen/backends/`` (``torch/runtime.py``; a file several backends share sits beside them), copied
+    verbatim: code that is the same for every spec (argument checks, initializers). storages: parameter
+    storages the printer can take (a spec needing another is skipped). importable: whether ``generate`` can import the rendered package and run every kernel before writing it
     (C++ needs a build first; ``batchform build-cpp`` runs the same check on the built module).
     """
 
@@ -125,8 +128,5 @@ class Backend:
         return imports_for(self.printer, [k.body for k in family.kernels])
 
     def runtime_files(self) -> dict[str, str]:
-        """The hand-written runtime files, read from this backend's package."""
-        import importlib
-
-        folder = Path(importlib.import_module(f"codegen.backends.{self.name}").__file__).parent
-        return {target: (folder / source).read_text(encoding="utf-8") for target, source in self.runtime.items()}
+        """The hand-written runtime files, read from ``codegen/backends/``."""
+        return {target: (BACKENDS / source).read_text(encoding="utf-8") for target, source in self.runtime.items()}
