@@ -12,6 +12,7 @@ for _key, _value in {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", 
 
 from codegen.loader import load_all
 from codegen.lower import lower
+from codegen.passes import optimize
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +23,7 @@ def loaded_specs():
 @pytest.fixture(scope="session")
 def lowered(loaded_specs):
     """spec name → its generated functions, in order (forward first)."""
-    return {name: lower(s) for name, s in loaded_specs.items()}
+    return {name: lower(optimize(s)) for name, s in loaded_specs.items()}
 
 
 @pytest.fixture(autouse=True)

@@ -268,7 +268,7 @@ def test_constants_take_the_dtype_of_an_input():
     import sympy
 
     from codegen import ir
-    from codegen.printers.tensorflow import TensorFlowPrinter
+    from codegen.backends.tensorflow.printer import TensorFlowPrinter
 
     N, K = sympy.symbols("N K", integer=True, positive=True)
     Z = ir.Var("Z", (N, K))
