@@ -1,6 +1,6 @@
 """What the framework wrappers of a spec are made of, decided once for every framework.
 
-A layer, function or loss spec lowers to a forward and a backward :class:`~codegen.lower.Function`; this
+A layer, function or loss spec lowers to a forward and a backward :class:`~codegen.lower.Kernel`; this
 module pairs them and derives everything a framework wrapper (a ``torch.autograd.Function`` and
 ``nn.Module``, a ``jax.custom_vjp``) needs: its arguments, what forward saves for backward, which argument
 each returned gradient belongs to, the shapes to check at call time, the constructor of a module. Templates
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from codegen.errors import SpecError
-from codegen.lower import Argument, Function
+from codegen.lower import Argument, Kernel
 
 #: Class names of spec names' words where plain capitalization would misspell them.
 WORDS = {"relu": "ReLU", "srelu": "SReLU", "silu": "SiLU", "gelu": "GELU", "elu": "ELU", "selu": "SELU"}
@@ -67,8 +67,8 @@ class Wrapper:
     class_name: str
     summary: str
     path: str
-    forward: Function
-    backward: Function
+    forward: Kernel
+    backward: Kernel
     arguments: list[Argument]  # inputs, parameters and hyperparameters, in the forward kernel's order
     roles: dict  # argument name → input, parameter or hyperparameter
     output: str  # the forward value a wrapper returns
@@ -86,7 +86,7 @@ class Wrapper:
     equations: list[str] = field(default_factory=list)
     #: The backward function without the gradients of the inputs, for when no input needs one (the first
     #: layer of a network: no DX); None where that would leave nothing or change nothing.
-    backward_without_inputs: Function | None = None
+    backward_without_inputs: Kernel | None = None
     family: str = ""  # the spec/ sub-package, i.e. the kernel module under generated/<backend>/
 
     @property
@@ -190,7 +190,7 @@ def _where(arguments: list[Argument], dim: str) -> str:
     return "the number of " + ", ".join(f"{axis} of {' and '.join(names)}" for axis, names in places.items())
 
 
-def wrapper(forward: Function, backward: Function) -> Wrapper:
+def wrapper(forward: Kernel, backward: Kernel) -> Wrapper:
     roles = forward.roles
     hyper_needed = [a.name for a in backward.arguments if backward.roles[a.name] == "hyperparameter"]
     arguments = list(forward.arguments) + [a for a in backward.arguments if a.name in hyper_needed
@@ -230,9 +230,9 @@ def wrapper(forward: Function, backward: Function) -> Wrapper:
     )
 
 
-def wrappers(functions: list[Function]) -> list[Wrapper]:
+def wrappers(functions: list[Kernel]) -> list[Wrapper]:
     """Every layer, function and loss among ``functions`` (a spec's forward precedes its backward)."""
-    by_spec: dict[str, list[Function]] = {}
+    by_spec: dict[str, list[Kernel]] = {}
     for f in functions:
         if f.kind != "update":
             by_spec.setdefault(f.spec, []).append(f)
