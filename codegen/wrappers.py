@@ -19,10 +19,6 @@ from codegen.lower import Argument, Kernel
 #: Class names of spec names' words where plain capitalization would misspell them.
 WORDS = {"relu": "ReLU", "srelu": "SReLU", "silu": "SiLU", "gelu": "GELU", "elu": "ELU", "selu": "SELU"}
 
-#: How a module initializes a trained parameter, by name: ("uniform_fan_in", None) draws from
-#: U(−1/√fan_in, 1/√fan_in) with fan_in the columns of the matrix (PyTorch's nn.Linear), ("constant", c)
-#: fills with c. Specs carry no initial values; SReLU's (a_l, t_l, a_r, t_r) = (0, 0, 0, 1) are those its
-#: spec's docstring gives (spec/activations/srelu.py). A parameter missing here stops generation.
 def class_name(spec_name: str) -> str:
     """``relu_layer`` → ``ReLULayer``, ``batch_norm_eps`` → ``BatchNormEps``."""
     return "".join(WORDS.get(word, word.capitalize()) for word in spec_name.split("_"))
@@ -49,7 +45,9 @@ class Check:
 class Parameter:
     name: str
     shape: tuple  # as in Check
-    init: tuple  # ("uniform_fan_in", None) or ("constant", value), from the spec's init
+    #: The spec's init (codegen.lower.initial_values): "fan_in", drawn from U(−b, b) with b = 1/√columns by
+    #: the runtime's initializer (codegen/backends/python_runtime.py: fan_in_bound), or a constant.
+    init: float | str
 
 
 @dataclass
@@ -98,7 +96,7 @@ class Wrapper:
     @property
     def random_parameters(self) -> list[str]:
         """Parameters drawn at random when initialized (the others are constants)."""
-        return [p.name for p in self.parameters if p.init[0] == "uniform_fan_in"]
+        return [p.name for p in self.parameters if p.init == "fan_in"]
 
     @property
     def names(self) -> list[str]:
@@ -206,9 +204,7 @@ def wrapper(forward: Kernel, backward: Kernel) -> Wrapper:
     checks = [Check(a.name, _shape(a)) for a in (*parameters, *inputs)]
     module_parameters = []
     for a in parameters:
-        value = forward.init[a.name]
-        init = ("uniform_fan_in", None) if value == "fan_in" else ("constant", value)
-        module_parameters.append(Parameter(a.name, _shape(a), init))
+        module_parameters.append(Parameter(a.name, _shape(a), forward.init[a.name]))
     in_parameters = {d for p in module_parameters for d in p.shape if isinstance(d, str)}
     dims: list[str] = []
     for a in (*inputs, *parameters):

@@ -16,6 +16,7 @@ from batchform.training.backends import ArrayAdapter
 from batchform.training.options import LayerOption, OptimizerOption, OptionError
 from batchform.training.schedules import initialize
 from batchform.training.sparse import HostCSR, random_pattern, sparse_form
+from codegen.backends.python_runtime import fan_in_bound
 from generated.manifest import SPECS, Kernel, SpecInfo
 
 
@@ -101,7 +102,8 @@ class Network:
                     parameters[name] = np.full((1, 1), option.trainable_initial.get(name, start))
                 elif start == "fan_in":
                     rows, cols = (sizes_of[d] for d in shape)
-                    parameters[name] = rng.uniform(-1, 1, (rows, cols)) / np.sqrt(cols)
+                    bound = fan_in_bound(cols)  # the generated wrappers' initializer's bound, from one place
+                    parameters[name] = rng.uniform(-bound, bound, (rows, cols))
                 else:
                     parameters[name] = np.full(tuple(sizes_of[d] for d in shape), float(start))
             if not option.is_batch_norm:

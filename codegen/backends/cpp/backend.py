@@ -199,6 +199,7 @@ BACKEND = CppBackend(
     printer=CppPrinter,
     family_template="cpp/family.hpp.jinja",
     family_file="{family}.hpp",
+    runtime={"_runtime.py": "python_runtime.py"},  # the shape rule of the argument checks
     storages=("dense", "csr"),
     importable=False,
 )
