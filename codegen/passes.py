@@ -16,14 +16,6 @@ from codegen.ir import ONE, DiagOf, Elementwise, Eye, MatMul, Ones, Reduce, Repe
 from codegen.loader import LoadedSpec
 
 
-def _is_row(n: ir.Node) -> bool:
-    return n.shape[0] == ONE
-
-
-def _is_col(n: ir.Node) -> bool:
-    return n.shape[1] == ONE
-
-
 def ones_product(n):
     """``1_m·x`` → repeat the row x; ``1ᵀ·X`` → columns_sum; ``X·1`` → rows_sum; ``1·1ᵀ·X`` → repeat(colsum)."""
     if not isinstance(n, MatMul):

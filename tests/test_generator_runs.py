@@ -24,7 +24,7 @@ from codegen.backends.tensorflow.printer import TensorFlowPrinter
 from codegen.backends.torch.printer import TorchPrinter
 from codegen.errors import SpecError
 from codegen.loader import load_all
-from codegen.lower import Argument, Function, by_spec, lower, lower_all
+from codegen.lower import Argument, Kernel, by_spec, lower, lower_all
 from codegen.passes import optimize, optimize_all
 from codegen.pipeline import render_files
 from codegen.printers.scalar import PrinterBug, hoist_common, idioms
@@ -165,8 +165,8 @@ def test_swish_backward_computes_sigma_once_in_every_backend():
         assert body.count("sigmoid(") + body.count("np.tanh(") == 1, (name, body)
 
 
-def _function(statements, arguments) -> Function:
-    return Function(name="f", summary="", equations=[], spec="test", path="", arguments=arguments,
+def _function(statements, arguments) -> Kernel:
+    return Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=arguments,
                     statements=statements, returns=[statements[-1][0]],
                     return_shapes=[statements[-1][1].shape])
 
@@ -282,7 +282,7 @@ def test_every_scalar_function_prints_and_computes_in_every_backend(backend, cas
     # A function of a hyperparameter alone (a plain float), times the array.
     on_scalar = ir.elementwise(expr.xreplace({x: sympy.Symbol("alpha", real=True)}) * ir.placeholder(0),
                                (ir.Var("A", shape),), shape)
-    function = Function(name="f", summary="", equations=[], spec="test", path="", arguments=[A, alpha],
+    function = Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=[A, alpha],
                         statements=[("Y", on_array), ("S", on_scalar)], returns=["Y", "S"],
                         return_shapes=[shape, shape])
     body = PRINTERS[backend](function).body()
@@ -341,7 +341,7 @@ def _cpp_scalar_table() -> tuple[list[str], list[str]]:
         on_array = ir.elementwise(expr.xreplace({x: ir.placeholder(0)}), (ir.Var("A", shape),), shape)
         on_scalar = ir.elementwise(expr.xreplace({x: sympy.Symbol("alpha", real=True)}) * ir.placeholder(0),
                                    (ir.Var("A", shape),), shape)
-        function = Function(name=f"scalar_{i}", summary="", equations=[], spec="test", path="",
+        function = Kernel(name=f"scalar_{i}", summary="", equations=[], spec="test", path="",
                             arguments=[Argument("A", shape), Argument("alpha", None)],
                             statements=[("Y", on_array), ("V", on_scalar)], returns=["Y", "V"],
                             return_shapes=[shape, shape])

@@ -9,7 +9,7 @@ import pytest
 
 from codegen.freeze import freeze
 from codegen.ir import Var, walk
-from codegen.lower import Argument, Function, _bind_dims
+from codegen.lower import Argument, Kernel, _bind_dims
 from codegen.passes import eliminate_common_subexpressions, fuse, rewrite
 from codegen.backends.numpy.printer import NumPyPrinter
 from spec.dsl import (column_repeat, columns_sum, diag, dims, elements_sum, exp, hadamard, identity, log, matrix,
@@ -23,7 +23,7 @@ A, B, Z, DY = matrix("A", N, K), matrix("B", N, K), matrix("Z", N, K), matrix("D
 def printed(expr) -> str:
     node = fuse(rewrite(freeze(expr)))
     arguments = [Argument(v.name, v.shape) for v in {n for n in walk(node) if isinstance(n, Var)}]
-    f = Function("f", "", [], "", "", arguments, [("Y", node)], ["Y"], [node.shape],
+    f = Kernel("f", "", [], "", "", arguments, [("Y", node)], ["Y"], [node.shape],
                  dims=_bind_dims(arguments, [node]))
     lines = NumPyPrinter(f).body()
     return "\n".join(line for line in lines[len(f.dims):-1])  # without the dimension bindings and return

@@ -9,7 +9,7 @@ import sympy
 from sympy.printing.precedence import PRECEDENCE
 
 from codegen import ir
-from codegen.lower import Function
+from codegen.lower import Kernel
 from codegen.passes import in_place_update, natural_shape
 from codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter, hoist_common, idioms
 
@@ -17,7 +17,7 @@ Printed = tuple[str, int]
 
 
 class PythonArrayPrinter:
-    """Prints the statements of one :class:`Function`; subclasses name the module and a few calls."""
+    """Prints the statements of one :class:`Kernel`; subclasses name the module and a few calls."""
 
     module = "np"
     scalar_printer = ScalarPrinter
@@ -33,7 +33,7 @@ class PythonArrayPrinter:
     #: generated modules define or import (checked before printing, see codegen.render._check_names).
     reserved_names = frozenset(global_names | {"sparse", "Array", "Scalar", "annotations"})
 
-    def __init__(self, function: Function):
+    def __init__(self, function: Kernel):
         self.function = function
         self.pre: list[str] = []
         self.counter = sum(1 for t, _ in function.statements if t.startswith("t") and t[1:].isdigit())

@@ -14,13 +14,12 @@ import sympy
 from sympy.printing.precedence import PRECEDENCE
 
 from codegen import ir
-from codegen.lower import Function
+from codegen.lower import Kernel
 from codegen.passes import in_place_update
 from codegen.printers.scalar import (
     ATOM,
     PrinterBug,
     ScalarPrinter,
-    Sigmoid,
     Softplus,
     Spelling,
     hoist_common,
@@ -320,7 +319,7 @@ class CppScalarPrinter(ScalarPrinter):
 
 
 class CppPrinter:
-    """Prints one :class:`Function` as the body of a C++ function template over the scalar type S."""
+    """Prints one :class:`Kernel` as the body of a C++ function template over the scalar type S."""
 
     #: Names a spec may not use: the scalar type, the runtime's types and helpers, loop variables and C++
     #: words that are valid Python identifiers (checked before printing, see codegen.render._check_names).
@@ -334,7 +333,7 @@ class CppPrinter:
         "try", "true", "false", "nullptr", "and", "or", "not", "xor", "bitand", "bitor", "compl",
     })
 
-    def __init__(self, function: Function):
+    def __init__(self, function: Kernel):
         self.function = function
         self.counter = sum(1 for t, _ in function.statements if t.startswith("t") and t[1:].isdigit())
         self.pre: list[str] = []
