@@ -250,16 +250,14 @@ def test_kernels_are_tf_ops_only():
     """No NumPy, no host round trip, no Python loop, no size read on the host; every constant array takes
     the dtype of an input."""
     for path in GENERATED.glob("*.py"):
-        if path.name in ("csr.py", "keras_layers.py", "__init__.py"):
-            continue
+        if path.name in ("csr.py", "keras_layers.py", "__init__.py") or path.name.startswith("_"):
+            continue  # the CSR validator and the runtime copies read shapes on the host; they are no kernels
         text = path.read_text()
         assert "Do not edit" in text
-        bodies = [part.split('"""', 2)[-1] for part in re.split(r"\ndef ", text)[1:]
-                  if not part.startswith(("expected_shapes", "known_shapes", "check_shapes", "check("))]
-        body = "\n".join(bodies)
+        body = "\n".join(part.split('"""', 2)[-1] for part in re.split(r"\ndef ", text)[1:])
         assert not re.search(r"\bnp\.", text), path.name
         for bad in (".numpy()", "float(", ".item()", "for ", "while ", "[...] ="):
-            assert bad not in body.replace("for (name", ""), f"{path.name}: {bad}"
+            assert bad not in body, f"{path.name}: {bad}"
         assert not re.search(r"\b\w+\.shape\[\d\]", body.replace("check_shapes(", "")), path.name
         for line in body.splitlines():
             if re.search(r"tf\.(ones|zeros|eye)\(", line):

@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "7d04ec9ebfe92f3b3085a8c669017f49f9c84bdb3a6cd73383a39f44401d16ac",
+    "050ea161f056ef4b96a40be4648909320c267515cc63fc87590c94e98b2ace9c",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
 

@@ -17,6 +17,8 @@ from importlib import import_module
 
 import tensorflow as tf
 
+from ._framework import check
+
 # The kernel modules, by module name: a package attribute can be a kernel with the same name (``softmax``).
 _activations = import_module(".activations", __package__)
 _layers = import_module(".layers", __package__)
@@ -68,110 +70,6 @@ __all__ = [
     "log_softmax",
     "stable_log_softmax",
 ]
-
-
-def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
-    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
-
-    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
-    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
-    module's own parameters), else from most of the arguments that have it, ties going to the earliest
-    argument: so the argument that disagrees with the others is the one named.
-    """
-    votes: dict[str, dict[int, int]] = {}
-    fixed: dict[str, int] = {}
-    holders: dict[str, set[int]] = {}
-    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
-        if len(got) != len(shape):
-            continue
-        for e, g in zip(shape, got):
-            if isinstance(e, str):
-                if index < trusted:
-                    fixed.setdefault(e, g)
-                counts = votes.setdefault(e, {})
-                counts[g] = counts.get(g, 0) + 1
-                holders.setdefault(e, set()).add(index)
-    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
-    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
-        # a dimension only this argument has is free: shown by its name
-        want = tuple(
-            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
-            for e in shape
-        )
-        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
-            raise ValueError(
-                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
-            )
-
-
-def known_shapes(expected: tuple, shapes: tuple) -> tuple:
-    """``shapes`` (TensorShapes) as tuples of ints: an unknown size takes the size another argument gives the
-    same dimension (or the fixed size the spec gives it), so that only a real disagreement is an error."""
-    sizes: dict[str, int] = {}
-    got = [None if s.rank is None else tuple(s.as_list()) for s in shapes]
-    for (_, shape), sizes_got in zip(expected, got):
-        if sizes_got is not None and len(sizes_got) == len(shape):
-            for e, g in zip(shape, sizes_got):
-                if isinstance(e, str) and g is not None:
-                    sizes.setdefault(e, g)
-    out = []
-    for (_, shape), sizes_got in zip(expected, got):
-        if sizes_got is None:  # unknown rank: nothing to check
-            out.append(tuple(e if isinstance(e, int) else sizes.get(e, -1) for e in shape))
-        elif len(sizes_got) != len(shape):
-            out.append(tuple(-1 if g is None else g for g in sizes_got))
-        else:
-            out.append(
-                tuple(
-                    g if g is not None else e if isinstance(e, int) else sizes.get(e, -1)
-                    for e, g in zip(shape, sizes_got)
-                )
-            )
-    return tuple(out)
-
-
-def check_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
-    """Raise one ValueError naming the argument whose shape does not fit ``expected`` (see
-    :func:`expected_shapes`); runs in Python, once per trace inside ``tf.function``."""
-    expected_shapes(function, expected, known_shapes(expected, shapes), trusted)
-
-
-def check(layer: str, expected: tuple, values: tuple, trusted: int = 0) -> tf.DType:
-    """Raise one error naming ``layer``, the argument and what was expected of it; return the arrays' dtype.
-
-    ``expected`` holds (argument, shape) pairs; the sizes of the dimensions are decided by
-    :func:`expected_shapes` (the first ``trusted`` arguments, a layer's own weights, fix them; else most
-    arguments do). Every array must be a floating-point ``tf.Tensor`` (or ``tf.Variable``) with the dtype of the
-    first; a trained scalar may be a Python number.
-    """
-    shapes = []
-    for (name, shape), value in zip(expected, values):
-        if shape == () and isinstance(value, (int, float)):
-            shapes.append(tf.TensorShape([]))
-            continue
-        if not isinstance(value, (tf.Tensor, tf.Variable)):
-            raise TypeError(
-                f"{layer}: argument {name} is a {type(value).__name__}, expected a tf.Tensor "
-                f"(tf.convert_to_tensor makes one)"
-            )
-        shapes.append(value.shape)
-    check_shapes(layer, expected, tuple(shapes), trusted)
-    first = None
-    for (name, shape), value in zip(expected, values):
-        if shape == () and isinstance(value, (int, float)):
-            continue
-        if not value.dtype.is_floating:
-            raise TypeError(
-                f"{layer}: argument {name} has dtype {value.dtype.name}, expected a floating-point dtype"
-            )
-        if first is None:
-            first = (name, value.dtype)
-        elif value.dtype != first[1]:
-            raise TypeError(
-                f"{layer}: argument {name} has dtype {value.dtype.name}, expected {first[1].name} "
-                f"(the dtype of {first[0]})"
-            )
-    return first[1] if first else tf.float32
 
 
 ALL_RELU_SHAPES = (("X", ("N", "K")),)

@@ -13,7 +13,6 @@ a sum over the batch, as in the paper (Keras' reduction of one value leaves it u
 
 from __future__ import annotations
 
-import math
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -22,6 +21,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from . import functional as F  # noqa: E402
+from ._runtime import fan_in_bound  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(
@@ -75,9 +75,8 @@ __all__ = [
 
 
 def uniform_fan_in(fan_in: int) -> keras.initializers.Initializer:
-    """U(−1/√fan_in, 1/√fan_in), as PyTorch's nn.Linear and the PyTorch modules."""
-    bound = 1 / math.sqrt(fan_in) if fan_in else 0.0
-    return keras.initializers.RandomUniform(-bound, bound)
+    """U(−b, b) with b = 1/√fan_in (``fan_in_bound``), as the PyTorch modules and JAX initializers."""
+    return keras.initializers.RandomUniform(-fan_in_bound(fan_in), fan_in_bound(fan_in))
 
 
 class AllReLU(keras.layers.Layer):

@@ -16,6 +16,8 @@ BACKEND = PythonBackend(
         "tensorflow/keras_layers.py.jinja": "keras_layers.py",
         "tensorflow/csr.py.jinja": "csr.py",
     },
+    # Hand-written, copied verbatim: the shape rule, and its TensorFlow form with unknown sizes and dtypes.
+    runtime={"_runtime.py": "python_runtime.py", "_framework.py": "tensorflow/runtime.py"},
     wrapped=True,
     array="Tensor",
     scalar="Scalar",
