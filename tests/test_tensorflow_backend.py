@@ -271,6 +271,7 @@ def test_constants_take_the_dtype_of_an_input():
     from codegen.backends.tensorflow.printer import TensorFlowPrinter
 
     N, K = sympy.symbols("N K", integer=True, positive=True)
+    alpha = sympy.Symbol("alpha", real=True)
     Z = ir.Var("Z", (N, K))
     _0 = ir.placeholder(0)
     nodes = {
@@ -280,12 +281,15 @@ def test_constants_take_the_dtype_of_an_input():
         "E": ir.Eye((K, K)),
         "S": ir.Elementwise(1 / (1 + sympy.exp(-_0)), (Z,), (N, K)),
         "H": ir.Elementwise(sympy.Piecewise((0, _0 < 0), (_0, True)), (Z,), (N, K)),
+        # a hyperparameter (a Python float) first in a Max or as a case: in a graph it would decide the dtype
+        "A": ir.Elementwise(sympy.Max(alpha * _0, alpha), (Z,), (N, K)),
+        "P": ir.Elementwise(sympy.Piecewise((alpha, _0 < 0), (_0, True)), (Z,), (N, K)),
     }
-    body, f = print_and_run(TensorFlowPrinter, {"tf": tf}, nodes, ["Z"], {"Z": (N, K)})
+    body, f = print_and_run(TensorFlowPrinter, {"tf": tf}, nodes, ["Z", "alpha"], {"Z": (N, K)})
     text = "\n".join(body)
     assert "S = tf.sigmoid(Z)" in text
     for dtype in (tf.float32, tf.float64):
-        traced = tf.function(f, input_signature=[tf.TensorSpec([None, None], dtype)])
+        traced = tf.function(lambda Z: f(Z, 0.3), input_signature=[tf.TensorSpec([None, None], dtype)])
         results = traced(tf.reshape(tf.linspace(tf.constant(-1, dtype), 1, 12), (3, 4)))
         assert all(r.dtype == dtype for r in results), [r.dtype for r in results]
 

@@ -16,7 +16,7 @@ from sympy.printing.precedence import PRECEDENCE
 from codegen import ir
 from codegen.printers.python import PythonArrayPrinter
 from codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
-from codegen.printers.typed import TypedArrayMixin
+from codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
 
 
 def _tensorflow_table() -> dict[str, Spelling]:
@@ -30,25 +30,20 @@ def _tensorflow_table() -> dict[str, Spelling]:
             for name, spelling in arrays.items()}
 
 
-class TensorFlowScalarPrinter(ScalarPrinter):
+class TensorFlowScalarPrinter(TypedScalarMixin, ScalarPrinter):
     module = "tf"
     backend = "TensorFlow"
     functions = _tensorflow_table()
     sigmoid_precedence = ATOM
 
-    def __init__(self, args, settings=None, names=(), sizes=None):
+    def __init__(self, args, settings=None, names=(), sizes=()):
         super().__init__(args, settings, names)
-        #: dimension name → the text of its value in the arrays' dtype
-        self.sizes = sizes or {}
+        #: the dimension names among ``names``: bound as tensors (``tf.shape``), not Python numbers
+        self.sizes = set(sizes)
 
     def is_array(self, expr) -> bool:
         """A size is a tensor here (``tf.shape``), so a function of it is a tensor function too."""
         return super().is_array(expr) or any(s.name in self.sizes for s in expr.free_symbols)
-
-    def _print_Symbol(self, expr):
-        if not ir.is_placeholder(expr) and expr.name in self.sizes:
-            return self.sizes[expr.name]
-        return super()._print_Symbol(expr)
 
     def _print_Sigmoid(self, expr):
         if not self.is_array(expr):
@@ -63,13 +58,6 @@ class TensorFlowScalarPrinter(ScalarPrinter):
 
     def _print_XLogY(self, expr):
         return f"tf.math.xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
-
-    def _reference(self, expr) -> str | None:
-        for symbol in sorted(expr.free_symbols, key=lambda s: s.name):
-            if ir.is_placeholder(symbol):
-                text, prec = self.args[int(symbol.name[1:])]
-                return text if prec >= ATOM else f"({text})"
-        return None
 
     def _print_Piecewise(self, expr):
         if not self.is_array(expr):  # cases of plain numbers: a Python conditional, not a float32 tensor
@@ -96,10 +84,15 @@ class TensorFlowScalarPrinter(ScalarPrinter):
         return text
 
     def _binary(self, name, args):
-        """``tf.maximum(Z, 0)``; of plain numbers, Python's ``max``."""
-        if not any(self.is_array(a) for a in args):
+        """``tf.maximum(Z, alpha)``, an array first (in a graph the first argument decides the dtype); of
+        plain numbers, Python's ``max``."""
+        arrays = [a for a in args if self.is_array(a)]
+        if not arrays:
             return f"{name[:3]}({', '.join(self._print(a) for a in args)})"
-        return super()._binary(name, args)
+        text = self._print(arrays[0])
+        for a in [*arrays[1:], *(a for a in args if not self.is_array(a))]:
+            text = f"tf.{name}({text}, {self._print(a)})"
+        return text
 
 
 class TensorFlowPrinter(TypedArrayMixin, PythonArrayPrinter):
@@ -122,11 +115,8 @@ class TensorFlowPrinter(TypedArrayMixin, PythonArrayPrinter):
         arg, axis = self.function.dims[d]
         return f"tf.shape({arg})[{axis}]"
 
-    def size_names(self) -> dict[str, str]:
-        return {str(d): str(d) for d in self.function.dims}
-
     def scalar_printer_for(self, args):
-        return self.scalar_printer(args, names=self.scalar_names, sizes=self.size_names())
+        return self.scalar_printer(args, names=self.scalar_names, sizes=[str(d) for d in self.function.dims])
 
     def body(self) -> list[str]:
         lines = [f"check_csr({self.function.name!r}, {a.name!r}, {a.name})" for a in self.function.arguments
