@@ -323,6 +323,9 @@ def test_a_keras_layer_owns_its_weights_and_its_gradient_is_the_generated_backwa
     close(Db.numpy(), want[1], 1e-12, "Db")
     with pytest.raises(ValueError, match=re.escape("ReLULayer: argument X has shape (5, 2), expected (N, 3)")):
         layer(tf.zeros((5, 2), tf.float64))
+    copy = keras_layers.ReLULayer.from_config(layer.get_config())  # the sizes are in its config
+    assert (copy.D, copy.K, copy.dtype) == (3, 4, "float64")
+    assert keras_layers.LeakyReLULayer.from_config(keras_layers.LeakyReLULayer(3, 4, 0.2).get_config()).alpha == 0.2
 
 
 def test_keras_sequential_trains_with_model_fit(keras_layers):
