@@ -176,8 +176,8 @@ def print_and_run(printer, namespace: dict, nodes: dict, arguments: list[str], s
 
     args = [Argument(a, shapes.get(a)) for a in arguments]
     f = Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=args,
-                 statements=list(nodes.items()), returns=list(nodes), return_shapes=[n.shape for n in nodes.values()],
-                 dims=_bind_dims(args, list(nodes.values())))
+               statements=list(nodes.items()), returns=list(nodes), return_shapes=[n.shape for n in nodes.values()],
+               dims=_bind_dims(args, list(nodes.values())))
     body = printer(f).body()
     exec("def f({}):\n    {}".format(", ".join(arguments), "\n    ".join(body)), namespace)  # noqa: S102
     return body, namespace["f"]
