@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "02b1396666af1c0dc013153d4b1673422b04ad789afdd95b80e4971ec4cd2269",
+    "12d71004f4a0c5a07dc520c81165dacad96965f8c4c5b32662584b626dad68a2",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
-_COMPILED_GENERATION = "02b1396666af1c0dc013153d4b1673422b04ad789afdd95b80e4971ec4cd2269"
+_COMPILED_GENERATION = "12d71004f4a0c5a07dc520c81165dacad96965f8c4c5b32662584b626dad68a2"
 
 import numpy as np
 
