@@ -229,7 +229,7 @@ class Network:
 
     def _clip(self, layer: Layer) -> None:
         W = layer.parameters["W"]
-        if self.backend.name != "jax":
+        if not self.backend.immutable:
             target = self.updated(W)
             target[abs(target) < self.clip] = 0  # in place: an array, a tensor or a CSR matrix's values
             return

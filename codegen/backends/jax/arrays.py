@@ -9,6 +9,7 @@ from codegen.backends.numpy.arrays import NumPyArrays
 
 class JaxArrays(NumPyArrays):
     name = "jax"
+    immutable = True
 
     def load_kernels(self, kernels=None):
         import jax

@@ -19,6 +19,8 @@ class NumPyArrays:
     name = "numpy"
     #: Whether the generated kernels of this backend include the sparse (CSR) layers.
     sparse = True
+    #: Whether arrays cannot be changed in place (updates and clipping rebind them instead).
+    immutable = False
 
     def __init__(self, dtype=np.float32, kernels=None):
         self.dtype = np.dtype(dtype)
