@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "050ea161f056ef4b96a40be4648909320c267515cc63fc87590c94e98b2ace9c",
+    "1d905fa79d0d46a7975d93d9346c78c507be8d52dfa5e64d9d73652e5f0a0f9e",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
 
