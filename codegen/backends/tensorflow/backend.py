@@ -15,7 +15,8 @@ BACKEND = PythonBackend(
         "tensorflow/functional.py.jinja": "functional.py",
         "tensorflow/keras_layers.py.jinja": "keras_layers.py",
     },
-    # Hand-written, copied verbatim: the shape rule, and its TensorFlow form with unknown sizes and dtypes.
+    # Hand-written, copied verbatim: the shape rule, its TensorFlow form with unknown sizes and dtypes, and
+    # the CSR checks.
     runtime={"_runtime.py": "python_runtime.py", "_framework.py": "tensorflow/runtime.py",
              "csr.py": "tensorflow/csr_runtime.py"},
     wrapped=True,
