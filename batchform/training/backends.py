@@ -15,6 +15,8 @@ class ArrayBackend:
     """NumPy arrays and the generated NumPy kernels; other backends override the few methods that differ."""
 
     name = "numpy"
+    #: Whether the training step is compiled as one function (JAX) or runs kernel by kernel.
+    compiles_steps = False
     #: Whether the generated kernels of this backend include the sparse (CSR) layers.
     sparse = True
 
@@ -44,6 +46,11 @@ class ArrayBackend:
 
     def copy(self, x):
         return x.copy()
+
+    def zero_below(self, x, threshold: float):
+        """``--clip``: entries with |x| < threshold become 0, in place (None: nothing new to store)."""
+        x[abs(x) < threshold] = 0
+        return None
 
     # --- sparse (CSR) weights: the backend's CSR type from host arrays, and its stored values ---------
     def csr(self, indptr, indices, values, shape):
@@ -82,8 +89,12 @@ class TorchBackend(ArrayBackend):
         torch.set_num_threads(max(torch.get_num_threads(), 1))
         return importlib.import_module("generated.torch")
 
+    #: Where arrays live; a CUDA device when torch.distributed runs one process per GPU (NCCL).
+    device = None
+
     def array(self, a):
-        return self.torch.from_numpy(np.ascontiguousarray(a, dtype=self.dtype))
+        tensor = self.torch.from_numpy(np.ascontiguousarray(a, dtype=self.dtype))
+        return tensor if self.device is None else tensor.to(self.device)
 
     def numpy(self, x):
         return x.detach().cpu().numpy()
@@ -114,6 +125,8 @@ class TorchBackend(ArrayBackend):
 
 class JaxBackend(ArrayBackend):
     name = "jax"
+    #: The training step is traced and compiled whole (batchform.training.step.CompiledStep).
+    compiles_steps = True
 
     def load_kernels(self):
         import jax
@@ -138,6 +151,9 @@ class JaxBackend(ArrayBackend):
 
     def copy(self, x):
         return x  # JAX arrays are immutable
+
+    def zero_below(self, x, threshold: float):
+        return self.jax.numpy.where(abs(x) < threshold, 0, x).astype(x.dtype)
 
     def csr(self, indptr, indices, values, shape):
         """A BCOO matrix in CSR order, validated here: under jit the kernels cannot read its indices."""

@@ -140,16 +140,28 @@ class Network:
             values[name] = self.backend.scalar_argument(value) if scalar else value
         return values
 
-    def feedforward(self, X, training: bool = False):
+    def draw_masks(self) -> list:
+        """The dropout masks of one training step, one per dropout layer in order, drawn on the host from the
+        network's generator (so every backend, every process and a compiled step see the same masks)."""
+        masks = []
+        for layer in self.layers:
+            if layer.dropout:
+                K, D = layer.size
+                keep = 1.0 - layer.dropout
+                masks.append(self.backend.array((self.rng.random((D, K)) < keep) / keep))
+        return masks
+
+    def feedforward(self, X, training: bool = False, masks: list | None = None):
+        """``masks``: the dropout masks of :meth:`draw_masks` (drawn here when training without them)."""
+        if training and masks is None:
+            masks = self.draw_masks()
+        masks = iter(masks or ())
         for layer in self.layers:
             info = layer.info
             values = {"X": X, **self._arguments(layer)}
             if training and layer.dropout:
                 info = layer.dropout_info
-                K, D = layer.size
-                keep = 1.0 - layer.dropout
-                mask = (self.rng.random((D, K)) < keep) / keep
-                values["R"] = self.backend.array(mask)
+                values["R"] = next(masks)
             outputs = _call(self.backend, info.kernels[0], values)
             layer.saved = {**values, **outputs, "__info__": info}
             X = outputs[info.output]
@@ -227,13 +239,18 @@ class Network:
 
     def _clip(self, layer: Layer) -> None:
         W = layer.parameters["W"]
-        if self.backend.name != "jax":
-            target = self.updated(W)
-            target[abs(target) < self.clip] = 0  # in place: an array, a tensor or a CSR matrix's values
-            return
-        host = np.asarray(self.backend.numpy(self.updated(W)))
-        clipped = self.backend.array(np.where(np.abs(host) < self.clip, 0, host))
-        layer.parameters["W"] = self.backend.with_values(W, clipped) if self.backend.is_csr(W) else clipped
+        clipped = self.backend.zero_below(self.updated(W), self.clip)
+        if clipped is not None:  # JAX: a new array (also inside a compiled step); the others clip in place
+            layer.parameters["W"] = self.backend.with_values(W, clipped) if self.backend.is_csr(W) else clipped
+
+    # --- the whole training state as a pytree (lists and dicts of arrays), for a compiled step -------
+    def training_state(self) -> tuple[list[dict], list[dict]]:
+        """(parameters, optimizer states) of every layer: a pytree a compiled step takes and returns."""
+        return [dict(layer.parameters) for layer in self.layers], [dict(layer.state) for layer in self.layers]
+
+    def set_training_state(self, parameters: list[dict], states: list[dict]) -> None:
+        for layer, p, s in zip(self.layers, parameters, states):
+            layer.parameters, layer.state = dict(p), dict(s)
 
     # --- weights -----------------------------------------------------------------------------------
     def snapshot(self) -> list[dict]:
