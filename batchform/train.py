@@ -190,12 +190,13 @@ def main(args) -> int:
         backend = make_backend(args.backend, options.dtype)
         if args.backend == "cpp":
             backend.kernels.set_flush_denormals(True)  # subnormals slow sparse CPU training several-fold
-        replicas = parallel.replicas_for(args, backend)
+        parallel.choose_device(backend)
         network = Network.build(backend, layers, sizes, options.optimizers, args.init_weights, seed=args.seed,
                                 densities=densities)
         network.clip = clip
         if args.load_weights:
             network.load_weights(args.load_weights)
+        replicas = parallel.replicas_for(args, backend)  # last: every check before the processes meet
     except (OptionError, DataError) as exc:
         if rank == 0:  # every process finds the same fault
             print(f"error: {exc}", file=sys.stderr)

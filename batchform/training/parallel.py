@@ -72,15 +72,7 @@ class TorchProcesses(SingleProcess):
         import torch.distributed as dist
 
         self.torch, self.dist, self.backend = torch, dist, backend
-        local_size = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
-        local_rank = int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
-        # NCCL needs one GPU per process; otherwise the gradients travel between CPU tensors with gloo.
-        cuda = torch.cuda.is_available() and torch.cuda.device_count() >= local_size
-        if cuda:
-            backend.device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(backend.device)
-        elif "OMP_NUM_THREADS" not in os.environ:  # P processes on the machine's cores, not P × all of them
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_size))
+        cuda = choose_device(backend)
         try:
             dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
         except Exception as exc:  # noqa: BLE001 - any failure to meet the others is one message
@@ -152,6 +144,24 @@ class JaxDevices(SingleProcess):
 
     def place_state(self, tree):
         return self.jax.device_put(tree, self.replicated)
+
+
+def choose_device(backend) -> bool:
+    """Under torch.distributed, where this process's tensors live: its own GPU when there is one per process
+    (then NCCL carries the gradients), else the CPU (gloo) with its share of the cores. Returns "GPU"."""
+    if world_size() == 1 or backend.name != "torch":
+        return False
+    import torch
+
+    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
+    local_rank = int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
+    if torch.cuda.is_available() and torch.cuda.device_count() >= local_size:
+        backend.device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(backend.device)
+        return True
+    if "OMP_NUM_THREADS" not in os.environ:  # P processes on the machine's cores, not P × all of them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_size))
+    return False
 
 
 def _first_line(exc: BaseException) -> str:
