@@ -192,11 +192,11 @@ def test_summed_gradients_take_the_unfused_backward():
 
 # --- JAX: the whole step compiled, on one device or a mesh ----------------------------------------
 
-def test_jax_on_two_host_devices_trains_as_one(tmp_path, capsys, capfd):
+def test_jax_on_two_host_devices_trains_as_one(tmp_path, capfd):
     """The CLI starts JAX with two host devices (a fresh Python: JAX is already running in this one) and
     trains over a mesh; batch normalization is exact too, the compiled step is one program."""
     args = ["--backend", "jax", *SMALL, "--layers", "ReLU;BatchNorm;Dropout(0.1);ReLU;Linear", "--batch-size", "50"]
-    curve, one = _single(tmp_path, capsys, *args)
+    curve, one = _single(tmp_path, capfd, *args)
     two = tmp_path / "two.npz"
     assert main(["train", *args, "--devices", "2", "--save-weights", str(two)]) == 0
     out = capfd.readouterr().out
