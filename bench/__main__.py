@@ -54,7 +54,8 @@ FULL = {
     "scaling": {"batches": [1, 4, 16, 64, 256, 1024, 4096], "widths": [256, 1024, 4096, 8192], "batch": 100,
                 "hidden": 1024, "bn_width": 1024, "bn_batch": 256, "rounds": 5, "warmup": 2, "budget_s": 4},
     # `batchform train --nproc P` / `--devices P`: samples per second of an epoch's steps
-    "parallel": {"sizes": [784, 1024, 512, 10], "samples": 4000, "batch": 100, "epochs": 2, "counts": [1, 2]},
+    "parallel": {"sizes": [784, 1024, 512, 10], "samples": 4000, "batch": 100, "epochs": 2, "counts": [1, 2],
+                 "repeats": 2},
 }
 QUICK = {
     "nets": [[64, 32, 16, 10]],

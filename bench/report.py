@@ -501,8 +501,8 @@ class Report:
         lines = [f"## 5. More than one process: {net_name(res['sizes'])}, batch {res['batch']}, "
                  f"{res['samples']} samples", "",
                  "`batchform train`, float32, gradient descent; the steps of the last epoch as the command times "
-                 "them (evaluation excluded), one fresh command per row. Each process or device computes its "
-                 "block of every global batch.", "", "| command | s per epoch | samples/s | vs 1 |", "|---|---:|---:|---:|"]
+                 "them (evaluation excluded), the quickest of fresh commands, `OMP_NUM_THREADS=1` (one thread "
+                 "per torch process). Each process or device computes its block of every global batch.", "", "| command | s per epoch | samples/s | vs 1 |", "|---|---:|---:|---:|"]
         for backend in ("torch --nproc", "jax --devices"):
             runs = {k: v for k, v in res["runs"].items() if k.startswith(backend)}
             base = runs.get(f"{backend} 1", {}).get("samples_per_s")
