@@ -69,6 +69,19 @@ def test_two_torch_processes_train_as_one(extra, tmp_path, capsys):
     _same_weights(one, two)
 
 
+def test_the_same_command_under_torchrun(tmp_path, capsys):
+    args = ["--backend", "torch", *SMALL, "--epochs", "1", "--batch-size", "100"]
+    curve, one = _single(tmp_path, capsys, *args)
+    two = tmp_path / "two.npz"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "batchform.cli", "train", *args, "--save-weights", str(two)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 processes (torch.distributed, gloo)" in " ".join(proc.stdout.split())
+    np.testing.assert_allclose(_curve(proc.stdout), curve, rtol=0, atol=1e-6)
+    _same_weights(one, two)
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(c) for c in path.read_text().split()] if path.exists() else []
