@@ -86,8 +86,8 @@ class CompiledStep:
 
         self.jax, self.network, self.loss = jax, network, loss
         self.replicas = replicas or SingleProcess()
-        sharding = getattr(self.replicas, "replicated", None)
-        self.compiled = jax.jit(self._step, out_shardings=sharding)
+        sharding = getattr(self.replicas, "replicated", None)  # a mesh: everything it returns is replicated
+        self.compiled = jax.jit(self._step, **({"out_shardings": sharding} if sharding is not None else {}))
         self.carry = None
 
     def begin_epoch(self) -> None:
