@@ -128,9 +128,9 @@ def batchform_jax(X, labels, T, weights):
     """The generated JAX kernels composed by the same Network, traced into ONE jax.jit'd step."""
     import jax
 
-    from batchform.training.backends import JaxBackend
+    from codegen.backends.jax.arrays import JaxArrays
 
-    class RawJax(JaxBackend):  # the raw generated functions: tracing the step fuses all of them
+    class RawJax(JaxArrays):  # the raw generated functions: tracing the step fuses all of them
         def kernel(self, name):
             return getattr(self.kernels, name)
 

@@ -7,11 +7,13 @@ The point of most rules is to never build an N×N or K×K matrix the paper's lit
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import sympy
 
 from codegen import ir
 from codegen.ir import ONE, DiagOf, Elementwise, Eye, MatMul, Ones, Reduce, Repeat, Transpose, Var
+from codegen.loader import LoadedSpec
 
 
 def _is_row(n: ir.Node) -> bool:
@@ -410,3 +412,54 @@ def _map_of(expr, nodes_of: dict, temporaries: dict, shape=None) -> ir.Node:
     if shape is None:
         shape = natural_shape(Elementwise(body, tuple(args), (ONE, ONE)))
     return ir.elementwise(body, args, shape)
+
+
+# --- the passes stage: every spec's equations, before they are lowered into kernels -----------------------
+
+@dataclass(frozen=True)
+class Optimized:
+    """One spec's equations after the passes, which :func:`codegen.lower.lower` turns into kernels.
+
+    forward: every forward (or update) equation; backward: those the returned gradients need (``DV`` for
+    each input and parameter V), the others dropped. Each is (name, node), plus the temporaries common
+    subexpressions and shared maps introduced (``t0``, ...) ahead of their first use."""
+
+    loaded: LoadedSpec
+    forward: tuple[tuple[str, ir.Node], ...]
+    backward: tuple[tuple[str, ir.Node], ...]
+    gradients: tuple[str, ...]
+
+
+def optimize_all(specs: list[LoadedSpec]) -> list[Optimized]:
+    return [optimize(loaded) for loaded in specs]
+
+
+def optimize(loaded: LoadedSpec) -> Optimized:
+    """Rewrite rules, then common subexpressions, element-wise fusion and maps sharing a costly part. An
+    update's equations are rewritten and fused one by one: each rebinds a name the next may read."""
+    s = loaded.spec
+    if s.kind == "update":
+        return Optimized(loaded, tuple((name, fuse(rewrite(node))) for name, node in loaded.forward), (), ())
+    leaves = [item.name for item in (*s.inputs, *s.parameters)]
+    gradients = tuple(name for name, _ in loaded.backward if name.startswith("D") and name[1:] in leaves)
+    needed = live_equations(loaded.backward, gradients)
+    return Optimized(loaded, _optimize(loaded.forward),
+                     _optimize([(name, node) for name, node in loaded.backward if name in needed]), gradients)
+
+
+def _optimize(statements) -> tuple[tuple[str, ir.Node], ...]:
+    statements = eliminate_common_subexpressions([(name, rewrite(node)) for name, node in statements])
+    return tuple(share_across_maps([(name, fuse(node)) for name, node in statements]))
+
+
+def live_equations(equations, targets) -> set[str]:
+    """The equations ``targets`` depend on (others are dropped, never computed)."""
+    by_name = dict(equations)
+    needed, stack = set(), list(targets)
+    while stack:
+        name = stack.pop()
+        if name in needed or name not in by_name:
+            continue
+        needed.add(name)
+        stack.extend(sub.name for sub in ir.walk(by_name[name]) if isinstance(sub, Var) and sub.name in by_name)
+    return needed

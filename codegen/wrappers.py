@@ -247,33 +247,20 @@ def wrappers(functions: list[Function]) -> list[Wrapper]:
     return out
 
 
-def render_wrappers(backend: str, templates: dict[str, str]):
-    """A :class:`~codegen.backends.Backend` ``extra`` hook: render ``templates`` (template → file name) with
-    the wrappers of every family, and the families' functions for the package ``__init__``."""
-
-    def render(env, families) -> dict[str, str]:
-        from codegen.backends import all_backends
-        this = all_backends()[backend]
-        found = []
-        for family in families:
-            # Kernels with a sparse (CSR) argument have no framework wrapper: autograd would need a gradient
-            # with W's layout, and the kernels return DW as the 1 × nnz values on W's pattern.
-            dense = [context["function"] for context in family["functions"]
-                     if all(a.storage == "dense" for a in context["function"].arguments)]
-            for w in wrappers(dense):
-                w.family = family["name"]
-                found.append(w)
-        names = [w.class_name for w in found]
-        clash = sorted({n for n in names if names.count(n) > 1})
-        if clash:
-            raise SpecError(f"specs {', '.join(w.spec for w in found if w.class_name in clash)} give the same "
-                            f"class name {', '.join(clash)}; rename one, or add a word to WORDS in codegen/wrappers.py")
-        out = {}
-        for template, filename in templates.items():
-            out[filename] = env.get_template(template).render(
-                backend=this.title, families=families, wrappers=found, sources="spec/",
-                template=f"templates/{template}",
-            )
-        return out
-
-    return render
+def framework_wrappers(families) -> list[Wrapper]:
+    """The wrappers of every printed family (:class:`~codegen.backends.interface.PrintedFamily`), each
+    knowing its family; one SpecError when two specs would give the same class name."""
+    found = []
+    for family in families:
+        # Kernels with a sparse (CSR) argument have no framework wrapper: autograd would need a gradient
+        # with W's layout, and the kernels return DW as the 1 × nnz values on W's pattern.
+        dense = [k.kernel for k in family.kernels if all(a.storage == "dense" for a in k.kernel.arguments)]
+        for w in wrappers(dense):
+            w.family = family.name
+            found.append(w)
+    names = [w.class_name for w in found]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise SpecError(f"specs {', '.join(w.spec for w in found if w.class_name in clash)} give the same "
+                        f"class name {', '.join(clash)}; rename one, or add a word to WORDS in codegen/wrappers.py")
+    return found

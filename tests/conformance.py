@@ -2,7 +2,8 @@
 inputs drawn from each spec's ``sample`` ranges and ``constraints`` at shapes hypothesis picks, and the
 reference results of the NumPy backend.
 
-Nothing here lists specs by hand: they come from ``codegen.loader.load_all()`` and ``codegen.lower.lower()``.
+Nothing here lists specs by hand: they come from ``codegen.loader.load_all()`` and ``codegen.lower.lower()``
+(after ``codegen.passes.optimize()``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import generated.numpy as gnp
 from codegen.backends import all_backends
 from codegen.loader import load_all
 from codegen.lower import lower, variants
+from codegen.passes import optimize
 from codegen.wrappers import wrapper, wrappers
 
 SPECS = {s.name: s for s in load_all()}
-FUNCTIONS = {name: lower(s) for name, s in SPECS.items()}
+FUNCTIONS = {name: lower(optimize(s)) for name, s in SPECS.items()}
 
 
 def supported(backend: str, kinds=("layer", "function", "loss", "update")) -> list[str]:

@@ -4,6 +4,7 @@ import pytest
 
 from codegen.loader import load_all
 from codegen.lower import lower
+from codegen.passes import optimize
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +15,7 @@ def loaded_specs():
 @pytest.fixture(scope="session")
 def lowered(loaded_specs):
     """spec name → its generated functions, in order (forward first)."""
-    return {name: lower(s) for name, s in loaded_specs.items()}
+    return {name: lower(optimize(s)) for name, s in loaded_specs.items()}
 
 
 @pytest.fixture(autouse=True)

@@ -18,14 +18,15 @@ from sympy.codegen.cfunctions import expm1, log1p
 
 from batchform import cli
 from codegen import ir
+from codegen.backends.jax.printer import JaxPrinter
+from codegen.backends.numpy.printer import NumPyPrinter, NumPyScalarPrinter
+from codegen.backends.torch.printer import TorchPrinter
 from codegen.errors import SpecError
 from codegen.loader import load_all
-from codegen.lower import Argument, Function, lower
-from codegen.printers.jax import JaxPrinter
-from codegen.printers.numpy import NumPyPrinter, NumPyScalarPrinter
+from codegen.lower import Argument, Function, by_spec, lower, lower_all
+from codegen.passes import optimize, optimize_all
+from codegen.pipeline import render_files
 from codegen.printers.scalar import PrinterBug, hoist_common, idioms
-from codegen.printers.torch import TorchPrinter
-from codegen.render import families, kernels, render_all
 
 EXTRA = Path(__file__).parent / "extra_specs"
 REPO = Path(__file__).resolve().parent.parent
@@ -80,7 +81,7 @@ def test_every_extra_kernel_was_run(extra_tree):
     specs = load_all(spec_dirs=[EXTRA])
     assert {"swish_layer", "gelu_layer", "medley", "elu_dropout_layer", "gated_linear", "residual_tanh"} \
         <= {s.name for s in specs}
-    functions = [f for fs in kernels(families(specs)).values() for f in fs]
+    functions = [f for fs in by_spec(lower_all(optimize_all(specs))).values() for f in fs]
     for backend in PRINTERS:
         storages = all_backends()[backend].storages
         names = {f.name for f in functions if all(a.storage in storages for a in f.arguments)}
@@ -98,9 +99,9 @@ def test_an_injected_printer_bug_is_caught_and_nothing_is_written(extra_tree, tm
         from codegen.backends import all_backends
         from codegen.execute import check_files
 
-        groups = families(specs)
+        groups = lower_all(optimize_all(specs))
         backends = {"numpy": all_backends()["numpy"]}
-        check_files(render_all(specs, backends, groups), specs, kernels(groups), ["numpy"])
+        check_files(render_files(specs, backends, groups), specs, by_spec(groups), ["numpy"])
     message = str(error.value)
     import re
 
@@ -154,7 +155,7 @@ def test_cse_keeps_every_replacement():
 
 def test_swish_backward_computes_sigma_once_in_every_backend():
     loaded = next(s for s in load_all(spec_dirs=[EXTRA]) if s.name == "swish_layer")
-    backward = lower(loaded)[1]
+    backward = lower(optimize(loaded))[1]
     temporaries = [t for t, _ in backward.statements if t.startswith("t")]
     assert len(temporaries) == 1  # σ(βZ), shared by DZ and Dbeta
     for name, printer in PRINTERS.items():
@@ -171,7 +172,7 @@ def _function(statements, arguments) -> Function:
 
 @pytest.mark.parametrize("backend", [*PRINTERS, "cpp"])
 def test_printers_refuse_to_emit_an_unbound_name(backend):
-    from codegen.printers.cpp import CppPrinter
+    from codegen.backends.cpp.printer import CppPrinter
 
     printer = {**PRINTERS, "cpp": CppPrinter}[backend]
     shape = (sympy.Integer(2), sympy.Integer(3))
@@ -194,7 +195,7 @@ def test_render_reports_a_printer_bug_naming_spec_and_backend(monkeypatch):
     from codegen.backends import all_backends
 
     with pytest.raises(SpecError, match=r"spec 'swish'.*printer bug in the NumPy backend.*__cse0"):
-        render_all(specs, {"numpy": all_backends()["numpy"]})
+        render_files(specs, {"numpy": all_backends()["numpy"]})
 
 
 # --- the scalar function tables ---------------------------------------------------------------------------
@@ -303,7 +304,7 @@ def test_mpmath_agrees_with_the_reference_values():
 def test_unknown_functions_name_the_function_and_the_backend():
     shape = (sympy.Integer(1), sympy.Integer(3))
     node = ir.elementwise(sympy.gamma(ir.placeholder(0)), (ir.Var("A", shape),), shape)
-    from codegen.printers.cpp import CppPrinter
+    from codegen.backends.cpp.printer import CppPrinter
 
     for printer, title in ((NumPyPrinter, "NumPy"), (TorchPrinter, "PyTorch"), (JaxPrinter, "JAX"),
                            (CppPrinter, "C\\+\\+")):
@@ -316,7 +317,7 @@ def test_unknown_functions_name_the_function_and_the_backend():
 def _cpp_scalar_table() -> tuple[list[str], list[str]]:
     """Every case of SCALARS printed by the C++ printer on an array and on a scalar argument, as functions,
     and the lines of main() that compare them with SymPy's values."""
-    from codegen.printers.cpp import CppPrinter
+    from codegen.backends.cpp.printer import CppPrinter
 
     preamble, checks = [], []
     for i, (case, (expr, (lo, hi))) in enumerate(SCALARS.items()):
@@ -361,15 +362,15 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
     compiler = shutil.which("g++") or shutil.which("c++")
     assert compiler, "a C++ compiler is part of the project's requirements"
     specs = load_all(spec_dirs=[EXTRA])
-    groups = families(specs)
-    files = render_all(specs, {"cpp": all_backends()["cpp"]}, groups)
+    groups = lower_all(optimize_all(specs))
+    files = render_files(specs, {"cpp": all_backends()["cpp"]}, groups)
     headers = []
     for rel, text in files.items():
         if rel.endswith(".hpp"):
             (tmp_path / Path(rel).name).write_text(text)
             headers.append(Path(rel).name)
     preamble, checks = _cpp_scalar_table()
-    (tmp_path / "check.cpp").write_text(cpp_check_source(cases(specs, kernels(groups)), sorted(headers),
+    (tmp_path / "check.cpp").write_text(cpp_check_source(cases(specs, by_spec(groups)), sorted(headers),
                                                          preamble, checks))
     repo = Path(__file__).resolve().parent.parent
     eigen = Path(sysconfig.get_paths()["purelib"]) / "cmeel.prefix" / "include" / "eigen3"
@@ -389,13 +390,13 @@ def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_pa
 
     repo = Path(__file__).resolve().parent.parent
     specs = load_all()
-    check_built(repo, "generated", specs, kernels(families(specs)), ["cpp"])
+    check_built(repo, "generated", specs, by_spec(lower_all(optimize_all(specs))), ["cpp"])
 
     spelling = NumPyScalarPrinter.functions["tanh"]
     monkeypatch.setitem(NumPyScalarPrinter.functions, "tanh", type(spelling)("np.sinh({0})"))
     extra = load_all(spec_dirs=[EXTRA])
-    groups = families(extra)
-    for rel, text in render_all(extra, {"numpy": all_backends()["numpy"]}, groups).items():
+    groups = lower_all(optimize_all(extra))
+    for rel, text in render_files(extra, {"numpy": all_backends()["numpy"]}, groups).items():
         if rel.startswith("numpy/") or "/" not in rel:
             path = tmp_path / "standin" / ("cpp/" + rel.split("/", 1)[1] if "/" in rel else rel)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -403,7 +404,7 @@ def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_pa
     expected = (r"printer bug: cpp backend, function mish \(spec 'mish', tests/extra_specs/activations/mish.py\), "
                 r"at N=2, K=4, equation Y = mish\(X\)")
     with pytest.raises(KernelCheckError, match=expected):
-        check_built(tmp_path, "standin", extra, kernels(groups), ["cpp"])
+        check_built(tmp_path, "standin", extra, by_spec(groups), ["cpp"])
 
 
 def test_spec_folders_are_checked(tmp_path):
@@ -448,4 +449,4 @@ def test_a_name_the_generated_code_uses_is_refused_before_printing(tmp_path, nam
     (family / "clash.py").write_text(_SCALED.format(w=name))
     specs = load_all(spec_dirs=[tmp_path])
     with pytest.raises(SpecError, match=rf"the name '{name}' .* in the {re.escape(backend)} backend; rename it"):
-        render_all(specs, all_backends())
+        render_files(specs, all_backends())

@@ -11,7 +11,7 @@ from codegen.freeze import freeze
 from codegen.ir import Var, walk
 from codegen.lower import Argument, Function, _bind_dims
 from codegen.passes import eliminate_common_subexpressions, fuse, rewrite
-from codegen.printers.numpy import NumPyPrinter
+from codegen.backends.numpy.printer import NumPyPrinter
 from spec.dsl import (column_repeat, columns_sum, diag, dims, elements_sum, exp, hadamard, identity, log, matrix,
                       ones, reciprocal, row_repeat, rows_max, rows_sum, sigmoid)
 
