@@ -103,7 +103,6 @@ class Trainer:
 
     def train(self, data: Dataset, epochs: int, report=None, progress=None) -> History:
         history = History()
-        network = self.network
         for epoch in range(epochs):
             eta = self.scheduler(epoch)
             start = time.perf_counter()
@@ -137,6 +136,6 @@ class Trainer:
                 report(result)
             if not math.isfinite(train_loss):
                 history.stopped = f"the loss became {train_loss} after epoch {epoch + 1}; training stopped"
-                network.restore(self.step.good_weights())
+                self.step.restore_good()
                 return history
         return history

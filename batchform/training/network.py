@@ -244,13 +244,18 @@ class Network:
             layer.parameters["W"] = self.backend.with_values(W, clipped) if self.backend.is_csr(W) else clipped
 
     # --- the whole training state as a pytree (lists and dicts of arrays), for a compiled step -------
-    def training_state(self) -> tuple[list[dict], list[dict]]:
-        """(parameters, optimizer states) of every layer: a pytree a compiled step takes and returns."""
-        return [dict(layer.parameters) for layer in self.layers], [dict(layer.state) for layer in self.layers]
+    #: What a training step changes in a layer (those of them it has): a compiled step takes and returns them.
+    TRAINING_STATE = ("parameters", "state", "running", "batches_tracked")
 
-    def set_training_state(self, parameters: list[dict], states: list[dict]) -> None:
-        for layer, p, s in zip(self.layers, parameters, states):
-            layer.parameters, layer.state = dict(p), dict(s)
+    def training_state(self) -> list[dict]:
+        """Per layer, ``{"parameters": …, "state": …}`` (and running statistics where a layer keeps them): a
+        pytree of the backend's arrays."""
+        return [{k: getattr(layer, k) for k in self.TRAINING_STATE if hasattr(layer, k)} for layer in self.layers]
+
+    def set_training_state(self, state: list[dict]) -> None:
+        for layer, entries in zip(self.layers, state):
+            for key, value in entries.items():
+                setattr(layer, key, dict(value) if isinstance(value, dict) else value)
 
     # --- weights -----------------------------------------------------------------------------------
     def snapshot(self) -> list[dict]:

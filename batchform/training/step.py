@@ -69,13 +69,13 @@ class EagerStep:
     def losses(self, losses: list) -> np.ndarray:
         return np.array(losses, dtype=float)
 
-    def good_weights(self) -> list[dict]:
+    def restore_good(self) -> None:
         """The parameters before the last update (a snapshot)."""
-        return self.good
+        self.network.restore(self.good)
 
 
 class CompiledStep:
-    """The whole step as one ``jax.jit`` function of (parameters, states, previous parameters, ok flag),
+    """The whole step as one ``jax.jit`` function of (training state, previous parameters, ok flag),
     the batch, the dropout masks and η. Once a loss is not finite the step stops changing anything and the
     parameters it returns are the last ones whose loss was finite, so nothing needs the host mid-epoch."""
 
@@ -92,26 +92,29 @@ class CompiledStep:
 
     def begin_epoch(self) -> None:
         """The network's current state (prune and grow may have changed it between epochs) goes in."""
-        jnp = self.jax.numpy
-        parameters, states = self.network.training_state()
-        self.carry = self.replicas.place_state((parameters, states, parameters, jnp.asarray(True)))
+        state = self.network.training_state()
+        previous = [entries["parameters"] for entries in state]
+        self.carry = self.replicas.place_state((state, previous, self.jax.numpy.asarray(True)))
 
     def _step(self, carry, X, T, masks, eta):
-        jnp, tree = self.jax.numpy, self.jax.tree_util
-        parameters, states, previous, ok = carry
+        jnp, where = self.jax.numpy, self.jax.tree_util.tree_map
+        state, previous, ok = carry
         network = self.network
-        network.set_training_state(parameters, states)
+        network.set_training_state(state)
         Y = network.feedforward(X, training=True, masks=masks)
         value, DY = loss_and_gradient(network, self.loss, Y, T)
         network.backpropagate(DY / X.shape[0], eta)
         network.optimize(eta)
-        new_parameters, new_states = network.training_state()
+        new = network.training_state()
         go = ok & jnp.isfinite(value)
-        # Kept when this loss is not finite: the previous parameters at the first such loss, then those.
-        kept = tree.tree_map(lambda p, q: jnp.where(ok, q, p), parameters, previous)
-        parameters_out = tree.tree_map(lambda n, k: jnp.where(go, n, k), new_parameters, kept)
-        states_out = tree.tree_map(lambda n, s: jnp.where(go, n, s), new_states, states)
-        return (parameters_out, states_out, parameters, go), value
+        # Kept when this loss is not finite: the previous parameters at the first such loss, then those; the
+        # rest of the state (optimizer states, running statistics) as it was.
+        parameters = [entries["parameters"] for entries in state]
+        kept = where(lambda p, q: jnp.where(ok, q, p), parameters, previous)
+        out = where(lambda n, s: jnp.where(go, n, s), new, state)
+        for entries, fresh, keep in zip(out, new, kept):
+            entries["parameters"] = where(lambda n, k: jnp.where(go, n, k), fresh["parameters"], keep)
+        return (out, parameters, go), value
 
     def __call__(self, Xb: np.ndarray, Tb: np.ndarray, eta: float):
         network, replicas = self.network, self.replicas
@@ -119,7 +122,7 @@ class CompiledStep:
         masks = replicas.place_state(network.draw_masks())
         eta = self.jax.numpy.asarray(eta, dtype=network.backend.dtype)
         self.carry, value = self.compiled(self.carry, X, T, masks, eta)
-        network.set_training_state(*self.carry[:2])
+        network.set_training_state(self.carry[0])
         return value
 
     def losses(self, losses: list) -> np.ndarray:
@@ -128,9 +131,10 @@ class CompiledStep:
             return np.zeros(0)
         return np.asarray(self.jax.numpy.stack(losses), dtype=float)
 
-    def good_weights(self) -> list[dict]:
+    def restore_good(self) -> None:
         """The parameters before the last update."""
-        return self.carry[2]
+        for layer, parameters in zip(self.network.layers, self.carry[1]):
+            layer.parameters = dict(parameters)
 
 
 def make_step(network: Network, loss, replicas=None):
