@@ -134,8 +134,28 @@ def test_nproc_reports_a_killed_worker_and_stops_the_others():
         proc.kill()
     assert proc.returncode == 1
     assert "was killed by SIGKILL; the other workers were stopped" in err, err
-    assert not any(Path(f"/proc/{w}").exists() and b"Z" not in Path(f"/proc/{w}/stat").read_bytes().split()[2]
-                   for w in workers)
+    assert not any(_alive(w) for w in workers)
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_workers_stop_when_their_launcher_is_killed():
+    proc = subprocess.Popen([sys.executable, "-m", "batchform.cli", "train", *LONG, "--nproc", "2"], cwd=ROOT,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for_epoch(proc)
+        workers = _children(proc.pid)
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        proc.kill()
 
 
 @pytest.mark.parametrize("args, words", [

@@ -211,6 +211,11 @@ def _free_port() -> int:
 
 
 def _worker(index: int, args, count: int, port: int) -> None:
+    if sys.platform == "linux":  # a worker whose launcher is killed stops too, instead of training on alone
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     os.environ.update(RANK=str(index), LOCAL_RANK=str(index), WORLD_SIZE=str(count),
                       LOCAL_WORLD_SIZE=str(count), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     from batchform import train
