@@ -28,7 +28,7 @@ from sympy import MatrixSymbol
 from codegen.errors import SpecError
 from codegen.explicit import evaluate
 from codegen.loader import REPO, LoadedSpec
-from codegen.lower import Function
+from codegen.lower import Kernel
 
 #: Two shapes with no size in common between N, D and K (so a transposed or swapped axis cannot pass).
 SHAPES = ({"N": 2, "D": 3, "K": 4, "M": 2, "P": 3}, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1})
@@ -126,7 +126,7 @@ def reference(loaded: LoadedSpec, dims: dict, seed: int) -> tuple[dict, dict]:
     return inputs, values
 
 
-def _fused_reference(f: Function, update: LoadedSpec, inputs: dict, values: dict, seed: int) -> tuple[dict, dict]:
+def _fused_reference(f: Kernel, update: LoadedSpec, inputs: dict, values: dict, seed: int) -> tuple[dict, dict]:
     """The layer's inputs and values, plus what a backward fused with ``update`` reads and leaves: for each
     parameter P it updates, drawn states ``<state>_P`` and hyperparameters, and the update's equations
     evaluated by SymPy with θ = P and Dθ = DP (so ``P`` and ``<state>_P`` hold the updated values)."""
@@ -155,7 +155,7 @@ def _pattern_values(dense: np.ndarray, gradient: np.ndarray) -> np.ndarray:
     return gradient[rows, cols].reshape(1, -1)
 
 
-def cases(specs: list[LoadedSpec], functions: dict[str, list[Function]]) -> list[Case]:
+def cases(specs: list[LoadedSpec], functions: dict[str, list[Kernel]]) -> list[Case]:
     """Every kernel at every shape of :data:`SHAPES`, with the values it must return."""
     out = []
     by_name = {loaded.name: loaded for loaded in specs}
@@ -246,7 +246,7 @@ def _slowest_first(backend: str) -> int:
     return {"jax": 0, "torch": 1}.get(backend, 2)
 
 
-def check_files(files: dict[str, str], specs: list[LoadedSpec], functions: dict[str, list[Function]],
+def check_files(files: dict[str, str], specs: list[LoadedSpec], functions: dict[str, list[Kernel]],
                 backends: list[str], timeout: float = 600.0) -> None:
     """Write ``files`` (paths relative to the generated package) to a temporary folder, run every kernel
     of ``backends`` (importable ones: ``Backend.importable``) there, and raise :class:`KernelCheckError` listing every failure."""

@@ -26,8 +26,9 @@ class Argument:
 
 
 @dataclass
-class Function:
-    """One generated function; ``statements`` are (target, node) in order, ``updates`` mutate arguments."""
+class Kernel:
+    """One kernel, a function in every backend: ``statements`` are (target, node) in order; an in-place
+    update overwrites the arguments ``aliases`` names. generated/manifest.py's ``Kernel`` is its signature."""
 
     name: str
     summary: str
@@ -105,7 +106,7 @@ def _texts(equations) -> list[str]:
     return [f"{eq.name} = {unicode(eq.expr)}" for eq in equations]
 
 
-def lower(optimized: Optimized) -> list[Function]:
+def lower(optimized: Optimized) -> list[Kernel]:
     """One spec's kernels from its optimized equations (:func:`codegen.passes.optimize`): forward and
     backward (value and gradient for a loss), or the in-place update."""
     loaded = optimized.loaded
@@ -135,7 +136,9 @@ def lower(optimized: Optimized) -> list[Function]:
     seed = f"D{out}"
     order = [a.name for a in leaves] + forward_names + [seed]
     bad = [v for v in free if v not in order and not v.startswith("t")]
-    assert not bad, bad
+    if bad:  # the loader's checks make this unreachable from a spec; a bug here must still name the spec
+        raise SpecError(f"spec {s.name!r}: backward reads {', '.join(bad)}, which is neither an input, a "
+                        f"parameter, a forward value nor {seed}")
     storage = {a.name: a.storage for a in leaves}
     backward_matrix_args = [Argument(v, shapes.get(v, shapes.get(v[1:])), storage.get(v, "dense"))
                             for v in order if v in free]
@@ -160,7 +163,7 @@ def lower(optimized: Optimized) -> list[Function]:
     ]
 
 
-def _update(optimized: Optimized, arguments: list[Argument], shapes) -> Function:
+def _update(optimized: Optimized, arguments: list[Argument], shapes) -> Kernel:
     """Updates rebind names in order; give each new value its own name (Δ → Δ__1) so that printers never
     confuse Δ' with Δ, and record which argument each final value overwrites."""
     loaded = optimized.loaded
@@ -195,7 +198,7 @@ def node_shape(node: ir.Node, name: str):
     return None
 
 
-def without_gradients(backward: Function, dropped: list[str]) -> Function | None:
+def without_gradients(backward: Kernel, dropped: list[str]) -> Kernel | None:
     """``backward`` returning all but the gradients ``dropped``, without the statements only those need and
     the arguments only those read: what a layer runs when its input needs no gradient."""
     dropped = [r for r in backward.returns if r in dropped]
@@ -220,7 +223,7 @@ def without_gradients(backward: Function, dropped: list[str]) -> Function | None
                    dims=_bind_dims(arguments, nodes), roles={a.name: backward.roles[a.name] for a in arguments})
 
 
-def variants(loaded: LoadedSpec, functions: list[Function]) -> list[Function]:
+def variants(loaded: LoadedSpec, functions: list[Kernel]) -> list[Kernel]:
     """Extra kernels every backend prints: for a layer (or a function with parameters), its backward without
     the input's gradient, which the first layer of a network runs (no DX: one of a layer's three products)."""
     if loaded.spec.kind not in ("layer", "function") or len(functions) != 2:
@@ -242,7 +245,7 @@ def _roles(loaded: LoadedSpec, arguments: list[Argument]) -> dict:
 
 def _function(name, summary, equations, loaded, arguments, statements, returns, shapes, in_place=False):
     nodes = [n for _, n in statements]
-    return Function(
+    return Kernel(
         name=name, summary=summary, equations=equations, spec=loaded.name, path=loaded.path,
         arguments=arguments, statements=statements, returns=returns,
         return_shapes=[shapes[r] for r in returns], in_place=in_place, dims=_bind_dims(arguments, nodes),
@@ -272,14 +275,14 @@ class Family:
     name: str
     title: str
     sources: list[str]
-    functions: list[Function]
+    functions: list[Kernel]
 
 
 def lower_all(specs: list[Optimized]) -> list[Family]:
     """Every spec's kernels, grouped by family (sorted by name): forward and backward (or the update), the
     variants every backend prints (:func:`variants`) and the backward kernels fused with each optimizer's
     update (:mod:`codegen.fused`)."""
-    from codegen.fused import fused_updates  # fused builds on this module's Function
+    from codegen.fused import fused_updates  # fused builds on this module's Kernel
 
     grouped: dict[str, Family] = {}
     lowered = {optimized.loaded.name: lower(optimized) for optimized in specs}
@@ -296,9 +299,9 @@ def lower_all(specs: list[Optimized]) -> list[Family]:
     return [grouped[k] for k in sorted(grouped)]
 
 
-def by_spec(families: list[Family]) -> dict[str, list[Function]]:
+def by_spec(families: list[Family]) -> dict[str, list[Kernel]]:
     """Spec name → every kernel generated from it, in order."""
-    out: dict[str, list[Function]] = {}
+    out: dict[str, list[Kernel]] = {}
     for family in families:
         for f in family.functions:
             out.setdefault(f.spec, []).append(f)

@@ -4,7 +4,7 @@
     check    codegen.loader    names, kinds, known symbols and shapes of every equation (one SpecError each)
     freeze   codegen.freeze    SymPy matrix expressions → the frozen IR (codegen.ir), shapes checked on the way
     passes   codegen.passes    rewrite rules, common subexpressions, element-wise fusion, sharing across maps
-    lower    codegen.lower     IR equations → kernels (codegen.lower.Function): forward, backward, update,
+    lower    codegen.lower     IR equations → kernels (codegen.lower.Kernel): forward, backward, update,
                                their variants and the backward kernels fused with each update (codegen.fused)
     print    codegen.printing  every kernel through each backend's printer (codegen/backends/<name>/printer.py)
     render   codegen.render    each backend's files (Backend.files, its templates and runtime files), the

@@ -11,7 +11,7 @@ import re
 
 from codegen.backends.interface import Backend, PrintedFamily, PrintedKernel
 from codegen.errors import SpecError
-from codegen.lower import Family, Function
+from codegen.lower import Family, Kernel
 from codegen.printers.scalar import PrinterBug
 
 
@@ -26,7 +26,7 @@ def print_kernels(backend: Backend, families: list[Family]) -> list[PrintedFamil
     return out
 
 
-def print_kernel(backend: Backend, f: Function) -> list[str]:
+def print_kernel(backend: Backend, f: Kernel) -> list[str]:
     _check_names(backend, f)
     try:
         return backend.printer(f).body()
@@ -38,7 +38,7 @@ def print_kernel(backend: Backend, f: Function) -> list[str]:
                         f"print it: {exc}") from None
 
 
-def _check_names(backend: Backend, f: Function) -> None:
+def _check_names(backend: Backend, f: Kernel) -> None:
     """A spec's matrix, scalar or equation name that the backend's code uses for something else (C++'s scalar
     type ``S``, NumPy's ``np``, a printer temporary ``t0``) would make the generated code wrong or not compile."""
     reserved = getattr(backend.printer, "reserved_names", frozenset())

@@ -23,10 +23,10 @@ from codegen.backends.numpy.printer import NumPyPrinter, NumPyScalarPrinter
 from codegen.backends.torch.printer import TorchPrinter
 from codegen.errors import SpecError
 from codegen.loader import load_all
-from codegen.lower import Argument, Function, by_spec, lower, lower_all
-from codegen.passes import optimize, optimize_all
+from codegen.lower import Argument, Kernel, by_spec, lower, lower_all
+from codegen.passes import idioms, optimize, optimize_all
 from codegen.pipeline import render_files
-from codegen.printers.scalar import PrinterBug, hoist_common, idioms
+from codegen.printers.scalar import PrinterBug, hoist_common
 
 EXTRA = Path(__file__).parent / "extra_specs"
 REPO = Path(__file__).resolve().parent.parent
@@ -164,10 +164,10 @@ def test_swish_backward_computes_sigma_once_in_every_backend():
         assert body.count("sigmoid(") + body.count("np.tanh(") == 1, (name, body)
 
 
-def _function(statements, arguments) -> Function:
-    return Function(name="f", summary="", equations=[], spec="test", path="", arguments=arguments,
-                    statements=statements, returns=[statements[-1][0]],
-                    return_shapes=[statements[-1][1].shape])
+def _function(statements, arguments) -> Kernel:
+    return Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=arguments,
+                  statements=statements, returns=[statements[-1][0]],
+                  return_shapes=[statements[-1][1].shape])
 
 
 @pytest.mark.parametrize("backend", [*PRINTERS, "cpp"])
@@ -188,9 +188,7 @@ def test_printers_refuse_to_emit_an_unbound_name(backend):
 
 def test_render_reports_a_printer_bug_naming_spec_and_backend(monkeypatch):
     specs = [s for s in load_all(spec_dirs=[EXTRA]) if s.name == "swish"]
-    monkeypatch.setattr("codegen.printers.scalar.hoist_common", lambda expr, hoist: expr.xreplace(
-        {ir.placeholder(0): sympy.Symbol("__cse0", real=True)}))
-    monkeypatch.setattr("codegen.printers.python.hoist_common", lambda expr, hoist: expr.xreplace(
+    monkeypatch.setattr("codegen.printers.core.hoist_common", lambda expr, hoist: expr.xreplace(
         {ir.placeholder(0): sympy.Symbol("__cse0", real=True)}))
     from codegen.backends import all_backends
 
@@ -269,9 +267,9 @@ def test_every_scalar_function_prints_and_computes_in_every_backend(backend, cas
     # A function of a hyperparameter alone (a plain float), times the array.
     on_scalar = ir.elementwise(expr.xreplace({x: sympy.Symbol("alpha", real=True)}) * ir.placeholder(0),
                                (ir.Var("A", shape),), shape)
-    function = Function(name="f", summary="", equations=[], spec="test", path="", arguments=[A, alpha],
-                        statements=[("Y", on_array), ("S", on_scalar)], returns=["Y", "S"],
-                        return_shapes=[shape, shape])
+    function = Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=[A, alpha],
+                      statements=[("Y", on_array), ("S", on_scalar)], returns=["Y", "S"],
+                      return_shapes=[shape, shape])
     body = PRINTERS[backend](function).body()
     body[-1] = "return Y, S"
     tolerance = 1e-12
@@ -328,10 +326,10 @@ def _cpp_scalar_table() -> tuple[list[str], list[str]]:
         on_array = ir.elementwise(expr.xreplace({x: ir.placeholder(0)}), (ir.Var("A", shape),), shape)
         on_scalar = ir.elementwise(expr.xreplace({x: sympy.Symbol("alpha", real=True)}) * ir.placeholder(0),
                                    (ir.Var("A", shape),), shape)
-        function = Function(name=f"scalar_{i}", summary="", equations=[], spec="test", path="",
-                            arguments=[Argument("A", shape), Argument("alpha", None)],
-                            statements=[("Y", on_array), ("V", on_scalar)], returns=["Y", "V"],
-                            return_shapes=[shape, shape])
+        function = Kernel(name=f"scalar_{i}", summary="", equations=[], spec="test", path="",
+                          arguments=[Argument("A", shape), Argument("alpha", None)],
+                          statements=[("Y", on_array), ("V", on_scalar)], returns=["Y", "V"],
+                          return_shapes=[shape, shape])
         body = "\n    ".join(CppPrinter(function).body())
         preamble.append(f"template <class S>\nstd::tuple<Matrix<S>, Matrix<S>> scalar_{i}(const ConstMatrixRef<S>& A, "
                         f"S alpha) {{\n    {body}\n}}")

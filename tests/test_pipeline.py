@@ -127,3 +127,36 @@ def test_check_prints_a_unified_diff_of_a_stale_file(tmp_path, capsys, monkeypat
     assert "\n-def relu_renamed(" in err and "\n+def relu(" in err
     assert f"--- a/{tmp_path.name}/numpy/stray.py" in err and "\n-x = 1\n" in err
     assert "stale: changed: numpy/activations.py" in err and "stale: extra: numpy/stray.py" in err
+
+
+def test_runtime_code_is_hand_written_once_and_copied_verbatim():
+    from codegen.backends.interface import BACKENDS
+    from codegen.render import TEMPLATES
+
+    generated = BACKENDS.parent.parent / "generated"
+    copies = {(b.name, target): source for b in all_backends().values() for target, source in b.runtime.items()}
+    assert ("torch", "_framework.py") in copies and ("jax", "_framework.py") in copies
+    assert {name for name, target in copies if target == "_runtime.py"} == set(REGISTRY)
+    for (name, target), source in copies.items():
+        assert (generated / name / target).read_bytes() == (BACKENDS / source).read_bytes()
+    # the argument checks and the fan-in initializer are in no template
+    text = "".join(p.read_text() for p in TEMPLATES.rglob("*.jinja"))
+    for runtime_code in ("def check(", "def expected_shapes(", "def wrong_shapes(", "sqrt", "uniform_("):
+        assert runtime_code not in text, runtime_code
+
+
+def test_every_fan_in_initializer_draws_within_the_one_bound():
+    import jax
+    import torch
+
+    from codegen.backends.python_runtime import fan_in_bound
+    from generated.jax.custom_vjp import linear_init
+    from generated.torch.modules import Linear
+
+    D, K, bound = 9, 4, fan_in_bound(9)
+    assert bound == pytest.approx(1 / 3)
+    W = Linear(D, K, dtype=torch.float64).W.detach().numpy()
+    assert W.shape == (K, D) and 0.5 * bound < np.abs(W).max() <= bound
+    W = np.asarray(linear_init(jax.random.PRNGKey(0), D, K)["W"])
+    assert W.shape == (K, D) and 0.5 * bound < np.abs(W).max() <= bound
+    assert fan_in_bound(0) == 0.0  # a matrix without columns has nothing to divide by

@@ -13,7 +13,7 @@ from batchform.training.options import OptionError
 from codegen.backends.numpy.arrays import NumPyArrays
 
 #: The type of every adapter (the NumPy one is the base the others override).
-ArrayBackend = NumPyArrays
+ArrayAdapter = NumPyArrays
 
 
 def names() -> tuple[str, ...]:
@@ -21,7 +21,7 @@ def names() -> tuple[str, ...]:
     return codegen.backends.REGISTRY
 
 
-def make_backend(name: str, dtype=np.float32) -> ArrayBackend:
+def make_backend(name: str, dtype=np.float32) -> ArrayAdapter:
     """The array adapter of backend ``name`` (loading its generated kernels)."""
     if name not in names():
         raise OptionError(f"--backend: unknown backend {name!r}; choose from {', '.join(names())}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codegen.lower import Function
+from codegen.lower import Kernel
 
 #: The folder runtime files are named from: ``torch/runtime.py``, or ``python_runtime.py`` shared by several.
 BACKENDS = Path(__file__).parent
@@ -22,7 +22,7 @@ BACKENDS = Path(__file__).parent
 class PrintedKernel:
     """One lowered kernel and its body as the backend's printer wrote it."""
 
-    kernel: Function
+    kernel: Kernel
     body: list[str]
 
 
@@ -70,7 +70,7 @@ class Backend:
 
     # --- what a backend may override -----------------------------------------------------------------------
 
-    def annotate(self, kernel: Function) -> dict:
+    def annotate(self, kernel: Kernel) -> dict:
         """Per-kernel fields the templates need beyond the printed body (signature, types)."""
         return {}
 

@@ -9,7 +9,7 @@ import sympy
 
 from codegen.backends.interface import Backend, PrintedFamily
 from codegen.format import ruff
-from codegen.lower import Function
+from codegen.lower import Kernel
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class PythonBackend(Backend):
     scalar: str = "float"
     wrapped: bool = False
 
-    def annotate(self, f: Function) -> dict:
+    def annotate(self, f: Kernel) -> dict:
         args = ", ".join(f"{a.name}: {self.scalar if a.is_scalar else self.array}" for a in f.arguments)
         types = [self.scalar if tuple(s) == (1, 1) else self.array for s in f.return_shapes]
         returns = [f.aliases.get(r, r) for r in f.returns]
@@ -51,7 +51,7 @@ def _shape_text(shape) -> str:
     return "scalar" if shape is None or tuple(shape) == (1, 1) else f"{shape[0]}×{shape[1]}"
 
 
-def shape_guard(f: Function) -> dict:
+def shape_guard(f: Kernel) -> dict:
     """The shape check every Python kernel starts with, from the spec's shapes: one condition of ``ndim`` and
     ``shape`` comparisons (each dimension against its first occurrence), so a wrongly shaped argument is an
     error instead of a broadcast; a failure calls ``wrong_shapes`` for the message. A few hundred

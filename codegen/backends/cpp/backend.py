@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from codegen.backends.cpp.printer import CppPrinter, is_scalar_shape
 from codegen.backends.interface import Backend, PrintedFamily
 from codegen.format import clang_format, ruff
-from codegen.lower import Function
+from codegen.lower import Kernel
 
 
 def _cpp_type(shape) -> str:
     return "S" if is_scalar_shape(shape) else "Matrix<S>"
 
 
-def annotate(f: Function) -> dict:
+def annotate(f: Kernel) -> dict:
     updated = {f.aliases.get(r, r) for r in f.returns} if f.in_place else set()
     params = []
     for a in f.arguments:
@@ -70,7 +70,7 @@ def _size(d) -> int:
     return int(sympy.sympify(d).xreplace({sympy.Symbol(k, integer=True, positive=True): v for k, v in SIZES.items()}))
 
 
-def _value(f: Function, argument) -> str:
+def _value(f: Kernel, argument) -> str:
     lo, hi = f.sample.get(argument.name, (-2.0, 2.0))
     if argument.is_scalar:
         return f"const double {argument.name} = {(lo + hi) / 2!r};"
@@ -83,7 +83,7 @@ def _value(f: Function, argument) -> str:
     return f"M {argument.name} = {text};"
 
 
-def _results(f: Function, call: str, defined: set) -> list[str]:
+def _results(f: Kernel, call: str, defined: set) -> list[str]:
     names = [f.aliases.get(r, r) for r in f.returns]
     if f.in_place:
         values = [r for r in f.returns if r not in f.aliases]
@@ -109,10 +109,10 @@ def _results(f: Function, call: str, defined: set) -> list[str]:
     return lines + [f'finite({n}, "{f.name}: {n}");' for n in names]
 
 
-def sanitizer_test(functions: list[Function]) -> list[dict]:
+def sanitizer_test(functions: list[Kernel]) -> list[dict]:
     """Per spec: draw its inputs, run forward then backward (or the update), check results and shapes."""
     tests = []
-    by_spec: dict[str, list[Function]] = {}
+    by_spec: dict[str, list[Kernel]] = {}
     for f in functions:
         by_spec.setdefault(f.spec, []).append(f)
     for spec, fs in by_spec.items():
@@ -156,7 +156,7 @@ def units(families: list[dict]) -> list[dict]:
 
 @dataclass(frozen=True)
 class CppBackend(Backend):
-    def annotate(self, kernel: Function) -> dict:
+    def annotate(self, kernel: Kernel) -> dict:
         return annotate(kernel)
 
     def format(self, text: str, filename: str) -> str:
@@ -199,6 +199,7 @@ BACKEND = CppBackend(
     printer=CppPrinter,
     family_template="cpp/family.hpp.jinja",
     family_file="{family}.hpp",
+    runtime={"_runtime.py": "python_runtime.py"},  # the shape rule of the argument checks
     storages=("dense", "csr"),
     importable=False,
 )

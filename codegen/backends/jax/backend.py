@@ -14,6 +14,8 @@ BACKEND = PythonBackend(
         "jax/custom_vjp.py.jinja": "custom_vjp.py",
         "jax/csr.py.jinja": "csr.py",
     },
+    # Hand-written, copied verbatim: the shape rule (and the wrappers' checks and initializers).
+    runtime={"_runtime.py": "python_runtime.py", "_framework.py": "jax/runtime.py"},
     wrapped=True,
     array="Array",
     scalar="Scalar",

@@ -9,6 +9,8 @@ BACKEND = PythonBackend(
     printer=NumPyPrinter,
     family_template="numpy/module.py.jinja",
     package_templates={"numpy/__init__.py.jinja": "__init__.py", "numpy/csr.py.jinja": "csr.py"},
+    # Hand-written, copied verbatim: the shape rule (and the wrappers' checks and initializers).
+    runtime={"_runtime.py": "python_runtime.py"},
     array="Array",
     scalar="float",
     storages=("dense", "csr"),

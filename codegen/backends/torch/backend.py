@@ -16,6 +16,8 @@ BACKEND = PythonBackend(
         "torch/modules.py.jinja": "modules.py",
         "torch/csr.py.jinja": "csr.py",
     },
+    # Hand-written, copied verbatim: the shape rule (and the wrappers' checks and initializers).
+    runtime={"_runtime.py": "python_runtime.py", "_framework.py": "torch/runtime.py"},
     wrapped=True,
     array="Tensor",
     scalar="Scalar",
