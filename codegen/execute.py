@@ -198,7 +198,11 @@ def _equation_texts(loaded: LoadedSpec) -> list[str]:
 def _start(root: Path, package: str, backend: str, scratch: Path) -> subprocess.Popen:
     """A child that imports one backend's package at once, then reads its job on stdin (so the imports of
     PyTorch and JAX overlap with SymPy's evaluation in the parent, and the backends run side by side)."""
-    env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1"}
+    from codegen.backends import arrays
+
+    # the adapter's defaults for its framework's process (TensorFlow's logs and threads), then the caller's
+    env = {**getattr(arrays(backend), "environment", {}), **os.environ, "JAX_ENABLE_X64": "1",
+           "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     out, err = (open(scratch / f"{backend}.{kind}", "w+b") for kind in ("out", "err"))  # noqa: SIM115
     return subprocess.Popen([sys.executable, "-m", "codegen.execute", str(root), package, backend],

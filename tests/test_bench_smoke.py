@@ -61,6 +61,9 @@ def test_quick_bench_writes_report(tmp_path):
         "nerva-torch",
         "nerva-jax",
         "nerva-numpy",
+        "batchform-tensorflow",
+        "tf-gradient-tape",
+        "nerva-tensorflow",
         "torch-BatchNorm1d",
     ):
         assert f"| {competitor} |" in md or f"| **{competitor}** |" in md
@@ -75,7 +78,7 @@ def test_quick_bench_writes_report(tmp_path):
             assert 0 < t["p25"] <= t["ms"] <= t["p75"] < 60_000, (key, name, t)
     assert all(g > 0 for key in ("gemm torch", "gemm numpy") for g in results["cases"][key]["gflops"].values())
     dense = [v for k, v in results["cases"].items() if k.startswith("dense ")]
-    assert len(dense) == 3  # one process per thread runtime: torch (+ C++), jax, numpy
+    assert len(dense) == 4  # one process per thread runtime: torch (+ C++), jax, numpy, tensorflow
     assert all(d["flops"] == 6 * 8 * (64 * 32 + 32 * 16 + 16 * 10) for d in dense)
     runs = results["cases"]["parallel"]["runs"]  # samples/s of `batchform train` in 1 and 2 processes/devices
     assert sorted(runs) == ["jax --devices 1", "jax --devices 2", "torch --nproc 1", "torch --nproc 2"]

@@ -20,6 +20,7 @@ from batchform import cli
 from codegen import ir
 from codegen.backends.jax.printer import JaxPrinter
 from codegen.backends.numpy.printer import NumPyPrinter, NumPyScalarPrinter
+from codegen.backends.tensorflow.printer import TensorFlowPrinter
 from codegen.backends.torch.printer import TorchPrinter
 from codegen.errors import SpecError
 from codegen.loader import load_all
@@ -30,7 +31,7 @@ from codegen.printers.scalar import PrinterBug, hoist_common
 
 EXTRA = Path(__file__).parent / "extra_specs"
 REPO = Path(__file__).resolve().parent.parent
-PRINTERS = {"numpy": NumPyPrinter, "torch": TorchPrinter, "jax": JaxPrinter}
+PRINTERS = {"numpy": NumPyPrinter, "torch": TorchPrinter, "jax": JaxPrinter, "tensorflow": TensorFlowPrinter}
 
 
 def _generate(*args: str) -> int:
@@ -41,7 +42,7 @@ def _generate(*args: str) -> int:
 def extra_tree(tmp_path_factory) -> Path:
     """The extra specs proved and generated (after the pre-write run of every Python kernel)."""
     out = tmp_path_factory.mktemp("extra") / "extra_generated"
-    assert _generate("--specs", str(EXTRA), "--out", str(out), "--backend", "numpy,torch,jax") == 0
+    assert _generate("--specs", str(EXTRA), "--out", str(out), "--backend", ",".join(PRINTERS)) == 0
     return out
 
 
@@ -54,7 +55,7 @@ def test_extra_specs_generate_and_import_on_their_own(extra_tree):
 import sys
 sys.path = [{str(extra_tree.parent)!r}] + [p for p in sys.path if p not in ('', {str(Path.cwd())!r})]
 import numpy as np
-import extra_generated.numpy as bf, extra_generated.torch, extra_generated.jax
+import extra_generated.numpy as bf, extra_generated.torch, extra_generated.jax, extra_generated.tensorflow
 assert 'generated' not in sys.modules
 rng = np.random.default_rng(0)
 X, W, b, DY = rng.normal(size=(3, 4)), rng.normal(size=(2, 4)), rng.normal(size=(1, 2)), rng.normal(size=(3, 2))
@@ -231,6 +232,10 @@ def _modules(backend):
         import torch
 
         return {"torch": torch, "math": math}
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return {"tf": tf, "math": math}
     import jax
     import jax.numpy as jnp
     import jax.scipy.special
@@ -249,6 +254,14 @@ def _run(backend, body: list[str], argument):
         import jax.numpy as jnp
 
         return np.asarray(namespace["f"](jnp.asarray(argument), float(argument[0])))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # traced with unknown sizes, as Keras traces a layer: the graph's dtype rules are the strict ones; a
+        # hyperparameter stays a Python number, as the kernels and wrappers take it
+        traced = tf.function(lambda A: namespace["f"](A, float(argument[0])),
+                             input_signature=[tf.TensorSpec([None, None], tf.float64)])
+        return np.asarray(traced(tf.constant(argument.reshape(1, -1))))
     return np.asarray(namespace["f"](argument, float(argument[0])))
 
 
@@ -305,7 +318,7 @@ def test_unknown_functions_name_the_function_and_the_backend():
     from codegen.backends.cpp.printer import CppPrinter
 
     for printer, title in ((NumPyPrinter, "NumPy"), (TorchPrinter, "PyTorch"), (JaxPrinter, "JAX"),
-                           (CppPrinter, "C\\+\\+")):
+                           (TensorFlowPrinter, "TensorFlow"), (CppPrinter, "C\\+\\+")):
         with pytest.raises(NotImplementedError, match=f"the {title} backend has no spelling for the function gamma"):
             printer(_function([("Y", node)], [Argument("A", shape)])).body()
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 
 #: Every backend, in the order generated/ and the CLI list them. Adding one is one entry here.
-REGISTRY: tuple[str, ...] = ("numpy", "torch", "jax", "cpp")
+REGISTRY: tuple[str, ...] = ("numpy", "torch", "jax", "tensorflow", "cpp")
 
 
 def all_backends() -> dict:

@@ -11,6 +11,7 @@ class JaxArrays(NumPyArrays):
     name = "jax"
     #: The training step is traced and compiled whole (batchform.training.step.CompiledStep).
     compiles_steps = True
+    immutable = True
 
     def load_kernels(self, kernels=None):
         import jax
