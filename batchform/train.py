@@ -210,13 +210,18 @@ def main(args) -> int:
     except parallel.ReplicaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    failed = True
     try:
-        return _train(args, options, data, sizes, densities, dynamic, network, replicas, console)
+        code = _train(args, options, data, sizes, densities, dynamic, network, replicas, console)
+        failed = False
+        replicas.close()
+        return code
     except parallel.ReplicaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        replicas.close()
+        if failed:
+            replicas.close(failed=True)
 
 
 def _train(args, options, data, sizes, densities, dynamic, network, replicas, console) -> int:

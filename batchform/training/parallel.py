@@ -57,7 +57,7 @@ class SingleProcess:
     def broadcast(self, obj):
         return obj
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         pass
 
 
@@ -113,9 +113,12 @@ class TorchProcesses(SingleProcess):
         self._collective("a broadcast from rank 0", lambda: self.dist.broadcast_object_list(box, src=0))
         return box[0]
 
-    def close(self) -> None:
-        if self.dist.is_initialized():
-            self.dist.destroy_process_group()
+    def close(self, failed: bool = False) -> None:
+        if not self.dist.is_initialized():
+            return
+        if not failed:  # tear down together: a process leaving while another still talks to it can abort
+            self._collective("the last barrier", self.dist.barrier)
+        self.dist.destroy_process_group()
 
 
 class JaxDevices(SingleProcess):
