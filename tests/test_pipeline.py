@@ -136,13 +136,15 @@ def test_runtime_code_is_hand_written_once_and_copied_verbatim():
 
     generated = BACKENDS.parent.parent / "generated"
     copies = {(b.name, target): source for b in all_backends().values() for target, source in b.runtime.items()}
-    assert ("torch", "_framework.py") in copies and ("jax", "_framework.py") in copies
+    assert {("torch", "_framework.py"), ("jax", "_framework.py"), ("numpy", "csr.py"), ("cpp", "_checks.py")} \
+        <= set(copies)
     assert {name for name, target in copies if target == "_runtime.py"} == set(REGISTRY)
     for (name, target), source in copies.items():
         assert (generated / name / target).read_bytes() == (BACKENDS / source).read_bytes()
-    # the argument checks and the fan-in initializer are in no template
+    # the argument checks (none raises in a template) and the fan-in initializer are in no template
     text = "".join(p.read_text() for p in TEMPLATES.rglob("*.jinja"))
-    for runtime_code in ("def check(", "def expected_shapes(", "def wrong_shapes(", "sqrt", "uniform_("):
+    for runtime_code in ("def check(", "def expected_shapes(", "def wrong_shapes(", "def check_csr(",
+                         "def check_arrays(", "raise TypeError", "raise ValueError", "sqrt", "uniform_("):
         assert runtime_code not in text, runtime_code
 
 

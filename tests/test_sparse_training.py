@@ -221,11 +221,12 @@ def test_optimizer_state_follows_the_pattern_through_a_regrow():
         assert value == before.get(position, 0.0)
 
 
-def test_clip_zeroes_small_weights():
-    network = _network("numpy", [0.5, 1.0, 1.0])
+@pytest.mark.parametrize("backend", ["numpy", "jax", "tensorflow"])  # in place, and on immutable arrays
+def test_clip_zeroes_small_weights(backend):
+    network = _network(backend, [0.5, 1.0, 1.0])
     network.clip = 0.05
-    network.feedforward(_data().Xtrain[:8])
-    network.backpropagate(np.zeros((8, 10)))
+    network.feedforward(network.backend.array(_data().Xtrain[:8]))
+    network.backpropagate(network.backend.array(np.zeros((8, 10))))
     network.optimize(0.0)
     for layer in network.layers:
         W = network.dense(layer.parameters["W"])

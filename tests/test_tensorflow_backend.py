@@ -269,6 +269,7 @@ def test_constants_take_the_dtype_of_an_input():
 
     from codegen import ir
     from codegen.backends.tensorflow.printer import TensorFlowPrinter
+    from codegen.passes import stable_forms
 
     N, K = sympy.symbols("N K", integer=True, positive=True)
     alpha = sympy.Symbol("alpha", real=True)
@@ -279,7 +280,7 @@ def test_constants_take_the_dtype_of_an_input():
         "O": ir.Ones((N, K)),
         "C": ir.Elementwise(sympy.Integer(3), (), (N, K)),
         "E": ir.Eye((K, K)),
-        "S": ir.Elementwise(1 / (1 + sympy.exp(-_0)), (Z,), (N, K)),
+        "S": stable_forms(ir.Elementwise(1 / (1 + sympy.exp(-_0)), (Z,), (N, K))),  # the passes' σ
         "H": ir.Elementwise(sympy.Piecewise((0, _0 < 0), (_0, True)), (Z,), (N, K)),
         # a hyperparameter (a Python float) first in a Max or as a case: in a graph it would decide the dtype
         "A": ir.Elementwise(sympy.Max(alpha * _0, alpha), (Z,), (N, K)),
@@ -323,6 +324,9 @@ def test_a_keras_layer_owns_its_weights_and_its_gradient_is_the_generated_backwa
     close(Db.numpy(), want[1], 1e-12, "Db")
     with pytest.raises(ValueError, match=re.escape("ReLULayer: argument X has shape (5, 2), expected (N, 3)")):
         layer(tf.zeros((5, 2), tf.float64))
+    copy = keras_layers.ReLULayer.from_config(layer.get_config())  # the sizes are in its config
+    assert (copy.D, copy.K, copy.dtype) == (3, 4, "float64")
+    assert keras_layers.LeakyReLULayer.from_config(keras_layers.LeakyReLULayer(3, 4, 0.2).get_config()).alpha == 0.2
 
 
 def test_keras_sequential_trains_with_model_fit(keras_layers):

@@ -12,14 +12,12 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "02b1396666af1c0dc013153d4b1673422b04ad789afdd95b80e4971ec4cd2269",
+    "62bf7f0a93ce8c9cc3459326d84f6a5ba5fd97e505edbd37678433e83a8567e0",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
-_COMPILED_GENERATION = "02b1396666af1c0dc013153d4b1673422b04ad789afdd95b80e4971ec4cd2269"
+_COMPILED_GENERATION = "62bf7f0a93ce8c9cc3459326d84f6a5ba5fd97e505edbd37678433e83a8567e0"
 
-import numpy as np
-
-from ._runtime import expected_shapes
+from ._checks import retry
 
 try:
     from . import _batchform_cpp as _kernels
@@ -1012,73 +1010,12 @@ _SIGNATURES = {
     "stable_log_softmax": (("X", ("N", "D"), "array"),),
     "stable_log_softmax_backward": (("X", ("N", "D"), "array"), ("DY", ("N", "D"), "array")),
 }
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _retry(name: str, args: tuple, kwargs: dict):
-    """Called by the compiled module when neither its float32 nor its float64 overload takes a call as it is.
-
-    Raises one error naming the argument at fault; where the only difference is layout (a non-contiguous or
-    Fortran-ordered array, an int scalar) it makes the contiguous copy or the float and calls again.
-    """
-    signature = _SIGNATURES[name]
-    names = [n for n, _, _ in signature]
-    if len(args) > len(names):
-        raise TypeError(f"{name}: takes {len(names)} arguments ({', '.join(names)}), got {len(args)}")
-    values = dict(zip(names, args))
-    for key, value in kwargs.items():
-        if key not in names:
-            raise TypeError(f"{name}: no argument {key!r}; the arguments are {', '.join(names)}")
-        if key in values:
-            raise TypeError(f"{name}: argument {key} is given twice")
-        values[key] = value
-    missing = [n for n in names if n not in values]
-    if missing:
-        raise TypeError(f"{name}: missing argument {', '.join(missing)}")
-    arrays = [(n, shape, kind) for n, shape, kind in signature if kind in ("array", "updated")]
-    for n, shape, _ in arrays:
-        if not isinstance(values[n], np.ndarray):
-            want = ", ".join(map(str, shape))
-            raise TypeError(
-                f"{name}: argument {n} is a {type(values[n]).__name__}, expected a float32 or float64 "
-                f"NumPy array of shape ({want})"
-            )
-    expected_shapes(name, [(n, shape) for n, shape, _ in arrays], [values[n].shape for n, _, _ in arrays])
-    first = None
-    for n, _, _ in arrays:
-        dtype = values[n].dtype
-        if dtype not in _FLOATS:
-            raise TypeError(f"{name}: argument {n} has dtype {dtype}, expected float32 or float64")
-        if first is None:
-            first = (n, dtype)
-        elif dtype != first[1]:
-            raise TypeError(
-                f"{name}: argument {n} has dtype {dtype}, expected {first[1]} (the dtype of {first[0]}); "
-                f"mixed dtypes are not converted"
-            )
-    changed = False
-    for n, _, kind in signature:
-        value = values[n]
-        if kind == "scalar":
-            if isinstance(value, (bool, np.bool_)) or not isinstance(
-                value, (int, float, np.integer, np.floating)
-            ):
-                raise TypeError(f"{name}: argument {n} is a {type(value).__name__}, expected a real number")
-            if type(value) is not float:
-                values[n], changed = float(value), True
-        elif kind == "updated" and not (value.flags.c_contiguous and value.flags.writeable):
-            raise TypeError(
-                f"{name}: argument {n} is updated in place, so it must be a writable C-contiguous array"
-            )
-        elif kind == "array" and not value.flags.c_contiguous:
-            values[n], changed = np.ascontiguousarray(value), True
-    if not changed:
-        described = ", ".join(
-            f"{n}: {type(v).__name__}" + (f" {v.dtype}" if hasattr(v, "dtype") else "")
-            for n, v in values.items()
-        )
-        raise TypeError(f"{name}: incompatible arguments ({described})")
-    return getattr(_kernels, name)(*[values[n] for n in names])
+    """Called by the compiled module when neither its float32 nor its float64 overload takes a call as it is
+    (see :func:`._checks.retry`)."""
+    return retry(name, args, kwargs, _SIGNATURES, _kernels)
 
 
 all_relu = _kernels.all_relu

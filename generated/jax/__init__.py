@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "28ccb4d6e0add342bfeea98ced6622598c301a336243ff2f3c2f8ea44200234d",
+    "29bdce98974e96cb27f84897a2e4b33d276db3543b1ee9bd9d83f9721d177df6",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
 

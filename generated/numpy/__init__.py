@@ -6,7 +6,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "bffd9ac94d06179fb1dd1208848863497668fb4eda6b8ebdcca81c8cff2fa269",
+    "4452fc22601453a50b22c3fe7cf20c953553de5488e61cb38d2d7a69b8f89f93",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
 

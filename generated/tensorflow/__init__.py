@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "050ea161f056ef4b96a40be4648909320c267515cc63fc87590c94e98b2ace9c",
+    "5e03bbb54d25995f7ee2638f41946b60775d390151ba6a53560a6406c2724295",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
 

@@ -1,6 +1,7 @@
 # batchform's Python runtime, copied verbatim into every generated Python package as _runtime.py.
 # Do not edit the copy: edit codegen/backends/python_runtime.py and run `make generate`.
-"""What every checked entry point of the generated packages shares: one shape rule, and the fan-in bound.
+"""What every checked entry point of the generated packages shares: one shape rule, the check of a CSR
+matrix's index arrays, and the fan-in bound.
 
 Hand-written once and spec-independent: the kernels, the framework wrappers and the C++ module's argument
 checks call these; nothing here is an equation of a spec.
@@ -9,6 +10,8 @@ checks call these; nothing here is an equation of a spec.
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 
 def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
@@ -55,3 +58,44 @@ def fan_in_bound(fan_in: int) -> float:
     """The bound b of a parameter initialized "fan_in": U(−b, b) with b = 1/√fan_in, fan_in being the
     columns of the matrix (PyTorch's nn.Linear); 0 for a matrix without columns."""
     return 1 / math.sqrt(fan_in) if fan_in else 0.0
+
+
+def check_arrays(
+    where: str, shape: tuple[int, int], indptr: np.ndarray, indices: np.ndarray, count: int
+) -> None:
+    """Raise ``ValueError`` unless ``indptr`` has rows + 1 entries, starts at 0, never decreases and ends at nnz,
+    every column index is in [0, cols), columns increase strictly within each row (sorted, no duplicates) and
+    there are as many values (``count``) as indices."""
+    rows, cols = shape
+    if indptr.ndim != 1 or indices.ndim != 1:
+        raise ValueError(f"{where}: indptr and indices must be 1-D arrays")
+    if not (np.issubdtype(indptr.dtype, np.integer) and np.issubdtype(indices.dtype, np.integer)):
+        raise ValueError(f"{where}: indptr and indices must be integer arrays")
+    if len(indptr) != rows + 1:
+        raise ValueError(f"{where}: indptr has {len(indptr)} entries, expected rows + 1 = {rows + 1}")
+    if indptr[0] != 0:
+        raise ValueError(f"{where}: indptr[0] is {indptr[0]}, expected 0")
+    steps = np.diff(indptr)
+    if (steps < 0).any():
+        row = int(np.argmax(steps < 0))
+        raise ValueError(f"{where}: indptr decreases at row {row} ({indptr[row]} then {indptr[row + 1]})")
+    if indptr[-1] != len(indices) or len(indices) != count:
+        raise ValueError(
+            f"{where}: indptr ends at {indptr[-1]} with {len(indices)} column indices and "
+            f"{count} values (all three must agree)"
+        )
+    if len(indices):
+        low, high = indices.min(), indices.max()
+        if low < 0 or high >= cols:
+            bad = low if low < 0 else high
+            raise ValueError(f"{where}: column index {bad} is out of range for {cols} columns")
+        starts = np.zeros(len(indices), dtype=bool)
+        starts[indptr[:-1][steps > 0]] = True
+        unordered = (np.diff(indices) <= 0) & ~starts[1:]
+        if unordered.any():
+            position = int(np.argmax(unordered)) + 1
+            row = int(np.searchsorted(indptr, position, side="right")) - 1
+            raise ValueError(
+                f"{where}: column indices of row {row} are not sorted and unique (call "
+                f"sum_duplicates() to put the matrix in canonical form)"
+            )

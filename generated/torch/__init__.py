@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "55bf81dd6e114f2a13a1ef92e9fd3b0bcdd39b25c7a5dec06e6c8ecaf9134d82",
+    "a9e43f45f8298a9f4df0dc3ed943a7d353b00a6e85ece9b54bf3d2ac8fe17c60",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
 

@@ -199,7 +199,8 @@ BACKEND = CppBackend(
     printer=CppPrinter,
     family_template="cpp/family.hpp.jinja",
     family_file="{family}.hpp",
-    runtime={"_runtime.py": "python_runtime.py"},  # the shape rule of the argument checks
+    # Hand-written, copied verbatim: the shape rule, and the argument checks of a refused call.
+    runtime={"_runtime.py": "python_runtime.py", "_checks.py": "cpp/runtime.py"},
     storages=("dense", "csr"),
     importable=False,
 )

@@ -12,10 +12,10 @@ BACKEND = PythonBackend(
     package_templates={
         "jax/__init__.py.jinja": "__init__.py",
         "jax/custom_vjp.py.jinja": "custom_vjp.py",
-        "jax/csr.py.jinja": "csr.py",
     },
-    # Hand-written, copied verbatim: the shape rule (and the wrappers' checks and initializers).
-    runtime={"_runtime.py": "python_runtime.py", "_framework.py": "jax/runtime.py"},
+    # Hand-written, copied verbatim: the shape rule, the CSR checks (and the wrappers' checks, initializers).
+    runtime={"_runtime.py": "python_runtime.py", "_framework.py": "jax/runtime.py",
+             "csr.py": "jax/csr_runtime.py"},
     wrapped=True,
     array="Array",
     scalar="Scalar",

@@ -8,9 +8,9 @@ BACKEND = PythonBackend(
     title="NumPy",
     printer=NumPyPrinter,
     family_template="numpy/module.py.jinja",
-    package_templates={"numpy/__init__.py.jinja": "__init__.py", "numpy/csr.py.jinja": "csr.py"},
-    # Hand-written, copied verbatim: the shape rule (and the wrappers' checks and initializers).
-    runtime={"_runtime.py": "python_runtime.py"},
+    package_templates={"numpy/__init__.py.jinja": "__init__.py"},
+    # Hand-written, copied verbatim: the shape rule, the CSR checks (and the wrappers' checks, initializers).
+    runtime={"_runtime.py": "python_runtime.py", "csr.py": "numpy/csr_runtime.py"},
     array="Array",
     scalar="float",
     storages=("dense", "csr"),

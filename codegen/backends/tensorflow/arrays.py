@@ -50,6 +50,10 @@ class TensorFlowArrays(NumPyArrays):
     def copy(self, x):
         return x  # tf.Tensors are immutable
 
+    def zero_below(self, x, threshold: float):
+        """``--clip``: entries with |x| < threshold become 0, as a new tensor (tf.Tensors are immutable)."""
+        return self.tf.where(abs(x) < threshold, self.tf.zeros_like(x), x)
+
     def csr(self, indptr, indices, values, shape):
         """A SparseTensor in row-major (CSR) order, validated here: inside tf.function the kernels cannot."""
         check_csr = import_module(".csr", self.kernels.__name__).check_csr

@@ -14,10 +14,10 @@ BACKEND = PythonBackend(
         "tensorflow/__init__.py.jinja": "__init__.py",
         "tensorflow/functional.py.jinja": "functional.py",
         "tensorflow/keras_layers.py.jinja": "keras_layers.py",
-        "tensorflow/csr.py.jinja": "csr.py",
     },
     # Hand-written, copied verbatim: the shape rule, and its TensorFlow form with unknown sizes and dtypes.
-    runtime={"_runtime.py": "python_runtime.py", "_framework.py": "tensorflow/runtime.py"},
+    runtime={"_runtime.py": "python_runtime.py", "_framework.py": "tensorflow/runtime.py",
+             "csr.py": "tensorflow/csr_runtime.py"},
     wrapped=True,
     array="Tensor",
     scalar="Scalar",

@@ -14,10 +14,10 @@ BACKEND = PythonBackend(
         "torch/__init__.py.jinja": "__init__.py",
         "torch/functional.py.jinja": "functional.py",
         "torch/modules.py.jinja": "modules.py",
-        "torch/csr.py.jinja": "csr.py",
     },
-    # Hand-written, copied verbatim: the shape rule (and the wrappers' checks and initializers).
-    runtime={"_runtime.py": "python_runtime.py", "_framework.py": "torch/runtime.py"},
+    # Hand-written, copied verbatim: the shape rule, the CSR checks (and the wrappers' checks, initializers).
+    runtime={"_runtime.py": "python_runtime.py", "_framework.py": "torch/runtime.py",
+             "csr.py": "torch/csr_runtime.py"},
     wrapped=True,
     array="Tensor",
     scalar="Scalar",

@@ -1,7 +1,6 @@
-{% import "python/macros.jinja" as m %}
-{% import "python/csr_check.jinja" as csr %}
-{{ m.header(template, sources) }}
-"""Validation of the CSR (``scipy.sparse``) arguments of the {{ backend }} sparse kernels.
+# The NumPy backend's CSR checks, copied verbatim into generated/numpy/csr.py.
+# Do not edit the copy: edit codegen/backends/numpy/csr_runtime.py and run `make generate`.
+"""Validation of the CSR (``scipy.sparse``) arguments of the NumPy sparse kernels.
 
 scipy's constructors do not check a CSR's index arrays fully, and its products read them unchecked: an
 out-of-range column index reads out of bounds (garbage or a segfault). Every generated kernel with a CSR
@@ -13,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse
+
+from ._runtime import check_arrays
 
 __all__ = ["check_arrays", "check_csr"]
 
@@ -29,6 +30,3 @@ def check_csr(function: str, argument: str, W: object) -> None:
     if data.ndim != 1:
         raise ValueError(f"{where}: data must be a 1-D array")
     check_arrays(where, W.shape, np.asarray(W.indptr), np.asarray(W.indices), len(data))
-
-
-{{ csr.check_arrays() }}

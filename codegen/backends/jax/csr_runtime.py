@@ -1,7 +1,6 @@
-{% import "python/macros.jinja" as m %}
-{% import "python/csr_check.jinja" as csr %}
-{{ m.header(template, sources) }}
-"""Validation of the sparse (``jax.experimental.sparse.BCOO``) arguments of the {{ backend }} sparse kernels.
+# The JAX backend's CSR checks, copied verbatim into generated/jax/csr.py.
+# Do not edit the copy: edit codegen/backends/jax/csr_runtime.py and run `make generate`.
+"""Validation of the sparse (``jax.experimental.sparse.BCOO``) arguments of the JAX sparse kernels.
 
 A CSR weight is passed as a BCOO matrix whose (row, column) indices are in row-major order, sorted and unique
 (so its values are in CSR order). JAX's gathers clamp an out-of-range index instead of reading out of bounds,
@@ -16,6 +15,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 from jax.experimental import sparse
+
+from ._runtime import check_arrays
 
 __all__ = ["check_csr"]
 
@@ -39,10 +40,9 @@ def check_csr(function: str, argument: str, W: object) -> None:
         bad = row.min() if row.min() < 0 else row.max()
         raise ValueError(f"{where}: row index {bad} is out of range for {rows} rows")
     if (np.diff(row) < 0).any():
-        raise ValueError(f"{where}: entries are not in row-major order (sort the indices by row, then column)")
+        raise ValueError(
+            f"{where}: entries are not in row-major order (sort the indices by row, then column)"
+        )
     indptr = np.zeros(rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(row, minlength=rows), out=indptr[1:])
     check_arrays(where, (rows, cols), indptr, indices[:, 1], int(np.size(W.data)))
-
-
-{{ csr.check_arrays() }}

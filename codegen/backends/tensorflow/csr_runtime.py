@@ -1,20 +1,21 @@
-{% import "python/macros.jinja" as m %}
-{% import "python/csr_check.jinja" as csr %}
-{{ m.header(template, sources) }}
-"""Validation of the sparse (``tf.sparse.SparseTensor``) arguments of the {{ backend }} sparse kernels.
+# The TensorFlow backend's CSR checks, copied verbatim into generated/tensorflow/csr.py.
+# Do not edit the copy: edit codegen/backends/tensorflow/csr_runtime.py and run `make generate`.
+"""Validation of the sparse (``tf.sparse.SparseTensor``) arguments of the TensorFlow sparse kernels.
 
 A CSR weight is passed as a 2-D SparseTensor whose (row, column) indices are in row-major order, sorted and
 unique (``tf.sparse.reorder`` gives that order), so its values are in CSR order. TensorFlow's sparse products
 read the indices unchecked; every generated kernel with such an argument calls :func:`check_csr` first, so a
-corrupt matrix raises one ``ValueError`` naming the kernel and the argument. Inside ``tf.function`` the indices
-are symbolic and cannot be read: validate the matrix when you build it (the training backend does) — the
-check runs whenever the indices are concrete (eager).
+corrupt matrix raises one ``ValueError`` naming the kernel and the argument. Inside ``tf.function`` the
+indices are symbolic and cannot be read: validate the matrix when you build it (the training backend does) —
+the check runs whenever the indices are concrete (eager).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+
+from ._runtime import check_arrays
 
 __all__ = ["check_csr"]
 
@@ -40,6 +41,3 @@ def check_csr(function: str, argument: str, W: object) -> None:
     indptr = np.zeros(rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(row, minlength=rows), out=indptr[1:])
     check_arrays(where, (rows, cols), indptr, indices[:, 1], int(W.values.shape[0]))
-
-
-{{ csr.check_arrays() }}

@@ -1,7 +1,6 @@
-{% import "python/macros.jinja" as m %}
-{% import "python/csr_check.jinja" as csr %}
-{{ m.header(template, sources) }}
-"""Validation of the CSR (``torch.sparse_csr_tensor``) arguments of the {{ backend }} sparse kernels.
+# The PyTorch backend's CSR checks, copied verbatim into generated/torch/csr.py.
+# Do not edit the copy: edit codegen/backends/torch/csr_runtime.py and run `make generate`.
+"""Validation of the CSR (``torch.sparse_csr_tensor``) arguments of the PyTorch sparse kernels.
 
 ``torch.sparse_csr_tensor`` does not check its index arrays by default, and the sparse products read them
 unchecked. Every generated kernel with a CSR argument calls :func:`check_csr` first, so a corrupt matrix
@@ -13,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from ._runtime import check_arrays
 
 __all__ = ["check_csr"]
 
@@ -27,6 +28,3 @@ def check_csr(function: str, argument: str, W: object) -> None:
         raise ValueError(f"{where} must be 2-D, got shape {tuple(W.shape)}")
     indptr, indices = W.crow_indices().cpu().numpy(), W.col_indices().cpu().numpy()
     check_arrays(where, tuple(W.shape), indptr, indices, W.values().numel())
-
-
-{{ csr.check_arrays() }}
