@@ -263,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to run the same command again (train --devices)
     try:
         return args.run(args)
     except (SpecError, UsageError) as exc:

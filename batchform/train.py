@@ -49,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sparse.add_argument("--prune-interval", type=int, default=1, metavar="E",
                         help="prune and grow at the start of every E-th epoch after the first (default 1)")
     sparse.add_argument("--clip", metavar="T", help="after each update, set weights with |w| < T to 0")
+    from batchform.training import parallel
+
+    parallel.add_arguments(p)
 
 
 class _Progress:
@@ -151,14 +154,22 @@ def main(args) -> int:
 
     from batchform.data import DataError, load_dataset
     from batchform.training.backends import make_backend
-    from batchform.training.loop import Trainer
     from batchform.training.network import Network
     from batchform.training.options import OptionError
-    from batchform.training.sparse import describe, layer_densities, parse_clip, parse_dynamic
+    from batchform.training.sparse import layer_densities, parse_clip, parse_dynamic
 
-    console = Console()
+    from batchform.training import parallel
+
+    rank = int(os.environ.get("RANK", "0"))
+    console = Console(quiet=rank != 0)  # only rank 0 prints (and saves)
+    replicas = None
     try:
         options = parse_options(args)
+        parallel.check_options(args, options.layers)
+        if args.devices > 1 and not parallel.use_host_devices(args.devices):
+            return parallel.rerun_with_host_devices(getattr(args, "argv", ["train", *sys.argv[1:]]), args.devices)
+        if args.nproc > 1 and parallel.world_size() == 1:
+            return parallel.launch(args, args.nproc)
         layers = options.layers
         data = load_dataset(args.dataset, seed=args.seed, dtype=options.dtype)
         weighted = sum(1 for layer in layers if not layer.is_batch_norm)
@@ -179,26 +190,53 @@ def main(args) -> int:
         backend = make_backend(args.backend, options.dtype)
         if args.backend == "cpp":
             backend.kernels.set_flush_denormals(True)  # subnormals slow sparse CPU training several-fold
+        parallel.choose_device(backend)
         network = Network.build(backend, layers, sizes, options.optimizers, args.init_weights, seed=args.seed,
                                 densities=densities)
         network.clip = clip
         if args.load_weights:
             network.load_weights(args.load_weights)
+        replicas = parallel.replicas_for(args, backend)  # last: every check before the processes meet
     except (OptionError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if rank == 0:  # every process finds the same fault
+            print(f"error: {exc}", file=sys.stderr)
+        if replicas is not None:
+            replicas.close()
         return 2
     except ImportError as exc:
-        print(f"error: backend {args.backend!r} is not available: {exc}", file=sys.stderr)
+        if rank == 0:
+            print(f"error: backend {args.backend!r} is not available: {exc}", file=sys.stderr)
         return 2
+    except parallel.ReplicaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    failed = True
+    try:
+        code = _train(args, options, data, sizes, densities, dynamic, network, replicas, console)
+        failed = False
+        replicas.close()
+        return code
+    except parallel.ReplicaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if failed:
+            replicas.close(failed=True)
+
+
+def _train(args, options, data, sizes, densities, dynamic, network, replicas, console) -> int:
+    from batchform.training.loop import Trainer
+    from batchform.training.sparse import describe
 
     console.print(f"batchform train: backend {args.backend}, {args.dtype}, layers {args.layers}, sizes "
                   f"{','.join(map(str, sizes))}, loss {args.loss}, optimizer {args.optimizers}, "
-                  f"learning rate {args.learning_rate}, batch {args.batch_size}, seed {args.seed}")
+                  f"learning rate {args.learning_rate}, batch {args.batch_size}, seed {args.seed}"
+                  + (f", {replicas.description}" if replicas.size > 1 else ""))
     if densities is not None:
         console.print(f"sparsity: {describe(network)}" + (f"; prune {args.prune}, grow {args.grow} every "
                                                            f"{args.prune_interval} epoch(s)" if dynamic else ""))
     trainer = Trainer(network, options.loss, options.scheduler, args.batch_size, seed=args.seed, dynamic=dynamic,
-                      log=console.print)
+                      log=console.print, replicas=replicas)
     console.print(f"{'epoch':>5}  {'loss':>10}  {'train acc':>9}  {'test acc':>8}  {'time (s)':>8}  {'η':>8}")
 
     def report(r):
@@ -209,9 +247,10 @@ def main(args) -> int:
     progress = None if args.no_progress or not console.is_terminal else _Progress(console)
     history = trainer.train(data, args.epochs, report=report, progress=progress)
     console.print(f"total {time.perf_counter() - start:.2f} s")
-    failed = _save_outputs(args, network, console)
+    failed = _save_outputs(args, network, console) if replicas.rank == 0 else 0
     if history.stopped:
-        print(f"error: {history.stopped}", file=sys.stderr)
+        if replicas.rank == 0:
+            print(f"error: {history.stopped}", file=sys.stderr)
         return 1
     return failed
 

@@ -54,6 +54,9 @@ FULL = {
     # time per sample as the batch N and the width K grow (bench.case.scaling)
     "scaling": {"batches": [1, 4, 16, 64, 256, 1024, 4096], "widths": [256, 1024, 4096, 8192], "batch": 100,
                 "hidden": 1024, "bn_width": 1024, "bn_batch": 256, "rounds": 5, "warmup": 2, "budget_s": 4},
+    # `batchform train --nproc P` / `--devices P`: samples per second of an epoch's steps
+    "parallel": {"sizes": [784, 1024, 512, 10], "samples": 4000, "batch": 100, "epochs": 2, "counts": [1, 2],
+                 "repeats": 2},
 }
 QUICK = {
     "nets": [[64, 32, 16, 10]],
@@ -67,6 +70,7 @@ QUICK = {
     "batchnorm": {"N": 16, "K": 32, "rounds": 3, "warmup": 1, "budget_s": 5},
     "scaling": {"batches": [1, 8], "widths": [16, 32], "batch": 4, "hidden": 16, "bn_width": 16, "bn_batch": 8,
                 "rounds": 2, "warmup": 1, "budget_s": 1},
+    "parallel": {"sizes": [32, 16, 10], "samples": 64, "batch": 16, "epochs": 1, "counts": [1, 2]},
 }
 
 
@@ -120,6 +124,7 @@ def plan(cfg: dict) -> list[tuple[str, str, dict]]:
         (f"scaling {group}", "scaling", {"competitors": names, **cfg["scaling"]})
         for group, names in SCALING_GROUPS.items()
     ]
+    jobs += [("parallel", "parallel", cfg["parallel"])]
     return jobs
 
 

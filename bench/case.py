@@ -203,8 +203,49 @@ def scaling(config: dict) -> dict:
     return out
 
 
+def parallel(config: dict) -> dict:
+    """Samples per second of `batchform train` in 1 and more torch processes (--nproc) and JAX host devices
+    (--devices) on one synthetic data set: the time of the last epoch's steps, as the command reports it
+    (evaluation excluded), each run a fresh command with OMP_NUM_THREADS=1 (one thread per torch process, as
+    torchrun sets it: P processes use P cores). Same global batches, same curve, by construction."""
+    import os
+    import subprocess
+    import tempfile
+
+    sizes, samples = config["sizes"], config["samples"]
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, sizes[-1], samples)
+    labels[: sizes[-1]] = np.arange(sizes[-1])  # every class present
+    test = min(100, samples)
+    data = {"Xtrain": rng.standard_normal((samples, sizes[0]), dtype=np.float32), "Ttrain": labels,
+            "Xtest": rng.standard_normal((test, sizes[0]), dtype=np.float32), "Ttest": labels[:test]}
+    out: dict = {"samples": samples, "sizes": sizes, "batch": config["batch"], "runs": {}}
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "data.npz")
+        np.savez(path, **data)
+        for backend, option in (("torch", "--nproc"), ("jax", "--devices")):
+            for count in config["counts"]:
+                command = [sys.executable, "-m", "batchform.cli", "train", "--backend", backend, "--dataset", path,
+                           "--layer-sizes", ",".join(map(str, sizes)), "--layers",
+                           "ReLU;" * (len(sizes) - 2) + "Linear", "--optimizers", "GradientDescent",
+                           "--batch-size", str(config["batch"]), "--epochs", str(config["epochs"]),
+                           "--no-progress", option, str(count)]
+                times = []
+                for _ in range(config.get("repeats", 1)):  # the quickest of a few fresh commands
+                    proc = subprocess.run(command, capture_output=True, text=True, check=False,
+                                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+                    if proc.returncode != 0:
+                        raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr}")
+                    rows = [line.split() for line in proc.stdout.splitlines() if line.split()
+                            and line.split()[0] == str(config["epochs"])]
+                    times.append(float(rows[-1][4]))
+                out["runs"][f"{backend} {option} {count}"] = {"seconds": min(times), "samples_per_s":
+                                                              samples / min(times), "all_seconds": times}
+    return out
+
+
 CASES = {"gemm": gemm, "dense": dense, "sparse": sparse, "memory": memory, "batchnorm": batchnorm,
-         "scaling": scaling}
+         "scaling": scaling, "parallel": parallel}
 
 
 def main(argv: list[str]) -> int:

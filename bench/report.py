@@ -497,10 +497,28 @@ class Report:
         fig.savefig(path, dpi=100)
         plt.close(fig)
 
+    def parallel_table(self) -> list[str]:
+        """`batchform train --nproc P` (torch.distributed) and `--devices P` (a JAX mesh)."""
+        res = self.cases.get("parallel")
+        if not res:
+            return []
+        lines = [f"## 5. More than one process: {net_name(res['sizes'])}, batch {res['batch']}, "
+                 f"{res['samples']} samples", "",
+                 "`batchform train`, float32, gradient descent; the steps of the last epoch as the command times "
+                 "them (evaluation excluded), the quickest of fresh commands, `OMP_NUM_THREADS=1` (one thread "
+                 "per torch process). Each process or device computes its block of every global batch.", "", "| command | s per epoch | samples/s | vs 1 |", "|---|---:|---:|---:|"]
+        for backend in ("torch --nproc", "jax --devices"):
+            runs = {k: v for k, v in res["runs"].items() if k.startswith(backend)}
+            base = runs.get(f"{backend} 1", {}).get("samples_per_s")
+            lines += [f"| `--backend {k}` | {v['seconds']:.3f} | {v['samples_per_s']:.0f} | "
+                      f"{v['samples_per_s'] / base:.2f}× |" for k, v in runs.items()]
+        return [*lines, ""]
+
     def markdown(self) -> str:
         self.check_targets()
         lines = self.header() + self.targets_table() + self.dense_tables() + self.sparse_table()
-        return "\n".join([*lines, *self.batchnorm_table(), "![results](results.png)", "", *self.scaling_tables()])
+        return "\n".join([*lines, *self.batchnorm_table(), "![results](results.png)", "", *self.scaling_tables(),
+                          *self.parallel_table()])
 
     # --- chart ----------------------------------------------------------------------------------------
     def chart(self, path: Path) -> None:

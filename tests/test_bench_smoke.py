@@ -48,6 +48,7 @@ def test_quick_bench_writes_report(tmp_path):
         "## 1. Dense training step",
         "## 2. Sparse training step",
         "## 3. Batch norm",
+        "## 5. More than one process",
     ):
         assert heading in md
     for competitor in (
@@ -79,6 +80,9 @@ def test_quick_bench_writes_report(tmp_path):
     dense = [v for k, v in results["cases"].items() if k.startswith("dense ")]
     assert len(dense) == 4  # one process per thread runtime: torch (+ C++), jax, numpy, tensorflow
     assert all(d["flops"] == 6 * 8 * (64 * 32 + 32 * 16 + 16 * 10) for d in dense)
+    runs = results["cases"]["parallel"]["runs"]  # samples/s of `batchform train` in 1 and 2 processes/devices
+    assert sorted(runs) == ["jax --devices 1", "jax --devices 2", "torch --nproc 1", "torch --nproc 2"]
+    assert all(run["samples_per_s"] > 0 for run in runs.values())
     for key in ("memory torch-autograd", "memory cpp-sparse 0.1"):
         assert 0 < results["cases"][key]["peak_mb"] < 4096
 

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from batchform.data import Dataset, iterate_minibatches
-from batchform.training.network import Network, _call
+from batchform.training.network import Network
+from batchform.training.parallel import SingleProcess
 from batchform.training.schedules import Scheduler
+from batchform.training.step import loss_and_gradient, make_step
 from generated.manifest import SPECS
 
 
@@ -36,9 +38,11 @@ class History:
 
 class Trainer:
     def __init__(self, network: Network, loss: str, scheduler: Scheduler, batch_size: int, seed: int = 0,
-                 dynamic=None, log=None):
+                 dynamic=None, log=None, replicas=None):
         """``dynamic``: a :class:`batchform.training.sparse.DynamicSparsity` (prune and grow the sparse
-        layers at the start of its epochs, inside the epoch's time); ``log``: prints what each step did."""
+        layers at the start of its epochs, inside the epoch's time); ``log``: prints what each step did;
+        ``replicas``: the processes or devices of data-parallel training (:mod:`batchform.training.parallel`;
+        default one process). Every process draws the same shuffles and dropout masks from the same seeds."""
         if batch_size < 1:
             raise ValueError("--batch-size must be at least 1")
         self.network, self.scheduler, self.batch_size = network, scheduler, batch_size
@@ -46,8 +50,11 @@ class Trainer:
         self.rng = np.random.default_rng(seed + 2)
         self.dynamic, self.log = dynamic, log
         self.sparse_rng = np.random.default_rng(seed + 3)
+        self.replicas = replicas or SingleProcess()
+        self.step = make_step(network, self.loss, self.replicas)
 
     def _regrow(self, epoch: int, batch) -> None:
+        from batchform.training.parallel import broadcast_regrow
         from batchform.training.sparse import regrow
 
         if self.dynamic.grow.kind == "gradient":  # the dense gradient needs one forward and backward pass
@@ -55,7 +62,11 @@ class Trainer:
             Y = self.network.feedforward(backend.array(batch[0]), training=True)
             _, DY = self._loss(Y, backend.array(batch[1]))
             self.network.backpropagate(DY / batch[0].shape[0])
-        lines = regrow(self.network, self.dynamic, self.sparse_rng)
+        if self.replicas.size > 1:  # decided on rank 0, the same pattern on every replica
+            lines = broadcast_regrow(self.network, self.replicas,
+                                     lambda: regrow(self.network, self.dynamic, self.sparse_rng))
+        else:
+            lines = regrow(self.network, self.dynamic, self.sparse_rng)
         if self.log:
             self.log(f"epoch {epoch + 1} regrow: {'; '.join(lines)}")
 
@@ -71,27 +82,27 @@ class Trainer:
                 f"BatchNorm(ε) or a *_eps form)")
 
     def _loss(self, Y, T) -> tuple[float, object]:
-        backend = self.network.backend
-        values = {"Y": Y, "T": T}
-        value = _call(backend, self.loss.kernels[0], values)[self.loss.output]
-        gradient = _call(backend, self.loss.kernels[1], values)["DY"]
-        return float(np.asarray(backend.numpy(value))), gradient
+        value, gradient = loss_and_gradient(self.network, self.loss, Y, T)
+        return float(np.asarray(self.network.backend.numpy(value))), gradient
 
     def evaluate(self, X: np.ndarray, T: np.ndarray) -> tuple[float, float]:
         """(mean loss, accuracy) over a whole split, in batches so memory stays bounded."""
         backend, total_loss, correct = self.network.backend, 0.0, 0
         step = max(self.batch_size, 1024)
+        rows = self.replicas.rows(X.shape[0])  # each process its block; the sums are added up below
+        X, T = X[rows], T[rows]
         for start in range(0, X.shape[0], step):
             Xb, Tb = X[start:start + step], T[start:start + step]
             Y = self.network.feedforward(backend.array(Xb))
             loss, _ = self._loss(Y, backend.array(Tb))
             total_loss += loss
             correct += int((backend.numpy(Y).argmax(axis=1) == Tb.argmax(axis=1)).sum())
-        return total_loss / X.shape[0], correct / X.shape[0]
+        total_loss, correct, count = (float(v) for v in self.replicas.sum(
+            [np.array(total_loss), np.array(float(correct)), np.array(float(X.shape[0]))]))
+        return total_loss / count, correct / count
 
     def train(self, data: Dataset, epochs: int, report=None, progress=None) -> History:
         history = History()
-        backend, network = self.network.backend, self.network
         for epoch in range(epochs):
             eta = self.scheduler(epoch)
             start = time.perf_counter()
@@ -100,26 +111,23 @@ class Trainer:
                 self._regrow(epoch, batches[0])
             if progress:
                 progress.start(epoch, len(batches))
-            good = network.snapshot()
-            for index, (Xb, Tb) in enumerate(batches):
-                X, T = backend.array(Xb), backend.array(Tb)
-                Y = network.feedforward(X, training=True)
-                loss, DY = self._loss(Y, T)
-                if not math.isfinite(loss):
-                    network.restore(good)
-                    history.stopped = (f"the loss became {loss} in epoch {epoch + 1}, batch {index + 1}; "
-                                       f"training stopped and the last good weights were kept{self._hint()}")
-                    if progress:
-                        progress.stop()
-                    return history
-                good = network.snapshot()
-                network.backpropagate(DY / Xb.shape[0], eta)
-                network.optimize(eta)
+            self.step.begin_epoch()
+            losses = []
+            for Xb, Tb in batches:
+                losses.append(self.step(Xb, Tb, eta))
+                if self.step.stops_at_once and not math.isfinite(losses[-1]):
+                    break
                 if progress:
                     progress.advance()
+            losses = self.step.losses(losses)  # a compiled step's losses come to the host here, once
             seconds = time.perf_counter() - start
             if progress:
                 progress.stop()
+            bad = np.flatnonzero(~np.isfinite(losses))
+            if bad.size:  # the step kept the weights of the last finite loss
+                history.stopped = (f"the loss became {losses[bad[0]]} in epoch {epoch + 1}, batch {bad[0] + 1}; "
+                                   f"training stopped and the last good weights were kept{self._hint()}")
+                return history
             train_loss, train_accuracy = self.evaluate(data.Xtrain, data.Ttrain)
             _, test_accuracy = self.evaluate(data.Xtest, data.Ttest)
             result = EpochResult(epoch + 1, train_loss, train_accuracy, test_accuracy, seconds, eta)
@@ -128,6 +136,6 @@ class Trainer:
                 report(result)
             if not math.isfinite(train_loss):
                 history.stopped = f"the loss became {train_loss} after epoch {epoch + 1}; training stopped"
-                network.restore(good)
+                self.step.restore_good()
                 return history
         return history

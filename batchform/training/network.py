@@ -142,16 +142,28 @@ class Network:
             values[name] = self.backend.scalar_argument(value) if scalar else value
         return values
 
-    def feedforward(self, X, training: bool = False):
+    def draw_masks(self) -> list:
+        """The dropout masks of one training step, one per dropout layer in order, drawn on the host from the
+        network's generator (so every backend, every process and a compiled step see the same masks)."""
+        masks = []
+        for layer in self.layers:
+            if layer.dropout:
+                K, D = layer.size
+                keep = 1.0 - layer.dropout
+                masks.append(self.backend.array((self.rng.random((D, K)) < keep) / keep))
+        return masks
+
+    def feedforward(self, X, training: bool = False, masks: list | None = None):
+        """``masks``: the dropout masks of :meth:`draw_masks` (drawn here when training without them)."""
+        if training and masks is None:
+            masks = self.draw_masks()
+        masks = iter(masks or ())
         for layer in self.layers:
             info = layer.info
             values = {"X": X, **self._arguments(layer)}
             if training and layer.dropout:
                 info = layer.dropout_info
-                K, D = layer.size
-                keep = 1.0 - layer.dropout
-                mask = (self.rng.random((D, K)) < keep) / keep
-                values["R"] = self.backend.array(mask)
+                values["R"] = next(masks)
             outputs = _call(self.backend, info.kernels[0], values)
             layer.saved = {**values, **outputs, "__info__": info}
             X = outputs[info.output]
@@ -229,13 +241,23 @@ class Network:
 
     def _clip(self, layer: Layer) -> None:
         W = layer.parameters["W"]
-        if not self.backend.immutable:
-            target = self.updated(W)
-            target[abs(target) < self.clip] = 0  # in place: an array, a tensor or a CSR matrix's values
-            return
-        host = np.asarray(self.backend.numpy(self.updated(W)))
-        clipped = self.backend.array(np.where(np.abs(host) < self.clip, 0, host))
-        layer.parameters["W"] = self.backend.with_values(W, clipped) if self.backend.is_csr(W) else clipped
+        clipped = self.backend.zero_below(self.updated(W), self.clip)
+        if clipped is not None:  # JAX: a new array (also inside a compiled step); the others clip in place
+            layer.parameters["W"] = self.backend.with_values(W, clipped) if self.backend.is_csr(W) else clipped
+
+    # --- the whole training state as a pytree (lists and dicts of arrays), for a compiled step -------
+    #: What a training step changes in a layer (those of them it has): a compiled step takes and returns them.
+    TRAINING_STATE = ("parameters", "state", "running", "batches_tracked")
+
+    def training_state(self) -> list[dict]:
+        """Per layer, ``{"parameters": …, "state": …}`` (and running statistics where a layer keeps them): a
+        pytree of the backend's arrays."""
+        return [{k: getattr(layer, k) for k in self.TRAINING_STATE if hasattr(layer, k)} for layer in self.layers]
+
+    def set_training_state(self, state: list[dict]) -> None:
+        for layer, entries in zip(self.layers, state):
+            for key, value in entries.items():
+                setattr(layer, key, dict(value) if isinstance(value, dict) else value)
 
     # --- weights -----------------------------------------------------------------------------------
     def snapshot(self) -> list[dict]:

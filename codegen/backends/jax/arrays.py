@@ -9,6 +9,8 @@ from codegen.backends.numpy.arrays import NumPyArrays
 
 class JaxArrays(NumPyArrays):
     name = "jax"
+    #: The training step is traced and compiled whole (batchform.training.step.CompiledStep).
+    compiles_steps = True
     immutable = True
 
     def load_kernels(self, kernels=None):
@@ -34,6 +36,9 @@ class JaxArrays(NumPyArrays):
 
     def copy(self, x):
         return x  # JAX arrays are immutable
+
+    def zero_below(self, x, threshold: float):
+        return self.jax.numpy.where(abs(x) < threshold, 0, x).astype(x.dtype)
 
     def csr(self, indptr, indices, values, shape):
         """A BCOO matrix in CSR order, validated here: under jit the kernels cannot read its indices."""

@@ -19,6 +19,8 @@ class NumPyArrays:
     name = "numpy"
     #: Whether the generated kernels of this backend include the sparse (CSR) layers.
     sparse = True
+    #: Whether training compiles its whole step as one function (JAX) or runs it kernel by kernel.
+    compiles_steps = False
     #: Whether arrays cannot be changed in place (updates and clipping rebind them instead).
     immutable = False
 
@@ -66,6 +68,15 @@ class NumPyArrays:
 
     def copy(self, x):
         return x.copy()
+
+    def zero_below(self, x, threshold: float):
+        """``--clip``: entries with |x| < threshold become 0: in place (returns None), or, for immutable arrays,
+        a new array (through the host; JAX overrides this with a traceable form)."""
+        if not self.immutable:
+            x[abs(x) < threshold] = 0
+            return None
+        host = np.asarray(self.numpy(x))
+        return self.array(np.where(np.abs(host) < threshold, 0, host))
 
     # --- sparse (CSR) weights: the backend's CSR type from host arrays, and its stored values ---------
     def csr(self, indptr, indices, values, shape):

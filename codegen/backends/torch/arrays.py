@@ -24,8 +24,12 @@ class TorchArrays(NumPyArrays):
     def dtype_of(self):
         return {np.dtype(np.float32): self.torch.float32, np.dtype(np.float64): self.torch.float64}[self.dtype]
 
+    #: Where arrays live; a CUDA device when torch.distributed runs one process per GPU (NCCL).
+    device = None
+
     def array(self, a):
-        return self.torch.from_numpy(np.ascontiguousarray(a, dtype=self.dtype))
+        tensor = self.torch.from_numpy(np.ascontiguousarray(a, dtype=self.dtype))
+        return tensor if self.device is None else tensor.to(self.device)
 
     def numpy(self, x):
         return x.detach().cpu().numpy()
