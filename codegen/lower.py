@@ -52,6 +52,10 @@ class Function:
     #: Argument name → its role in the spec: "input", "parameter" (trained), "hyperparameter", "forward" (a
     #: value the forward function returned) or "seed" (the gradient of the output that backward receives).
     roles: dict = field(default_factory=dict)
+    #: The spec's train/eval companions and loss targets (spec.dsl.Spec.running, dropout_of, targets).
+    running: object = None
+    dropout_of: str = ""
+    targets: str = ""
 
     @property
     def matrix_arguments(self) -> list[Argument]:
@@ -265,7 +269,8 @@ def _function(name, summary, equations, loaded, arguments, statements, returns, 
         return_shapes=[shapes[r] for r in returns], in_place=in_place, dims=_bind_dims(arguments, nodes),
         kind=loaded.spec.kind, output="" if loaded.spec.kind == "update" else loaded.spec.output.name,
         roles=_roles(loaded, arguments), sample=dict(loaded.spec.sample), constraints=dict(loaded.spec.constraints),
-        init=initial_values(loaded.spec),
+        init=initial_values(loaded.spec), running=loaded.spec.running, dropout_of=loaded.spec.dropout_of,
+        targets=loaded.spec.targets,
     )
 
 

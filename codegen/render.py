@@ -43,7 +43,9 @@ class Family:
 def families(specs: list[LoadedSpec]) -> list[Family]:
     grouped: dict[str, Family] = {}
     lowered = {loaded.name: lower(loaded) for loaded in specs}
-    updates = [f for functions in lowered.values() for f in functions if f.kind == "update" and f.in_place]
+    # Optimizer updates (of a parameter θ by its gradient); a running-statistics update is not fused.
+    updates = [f for functions in lowered.values() for f in functions if f.kind == "update" and f.in_place
+               and any(a.name == "theta" for a in f.arguments)]
     for loaded in specs:
         family = grouped.get(loaded.family)
         if family is None:
@@ -221,7 +223,11 @@ def _manifest(specs: list[LoadedSpec], groups: list[Family]) -> str:
                         "init": initial_values(s),
                         "hyperparameters": tuple(h.name for h in s.hyperparameters),
                         "output": s.output.name, "kernels": kernels,
-                        "storage": dict(s.storage), "sparse_of": s.sparse_of})
+                        "storage": dict(s.storage), "sparse_of": s.sparse_of,
+                        "dropout_of": s.dropout_of, "targets": s.targets, "statistics_of": s.statistics_of,
+                        "running": None if s.running is None else {
+                            "update": s.running.update, "inference": s.running.inference,
+                            "initial": dict(s.running.initial), "momentum": s.running.momentum}})
     from codegen.format import ruff
 
     return ruff(environment().get_template("manifest.py.jinja").render(specs=entries), "manifest.py")

@@ -61,6 +61,23 @@ class Dimension:
 
 
 @dataclass
+class Running:
+    """A layer's running statistics: the update kernel (``<layer>_statistics_update``) and its module, the
+    inference-mode wrapper, each statistic's shape and initial value, and the default momentum."""
+
+    update: Function
+    update_family: str
+    inference: Wrapper
+    shapes: dict  # statistic → shape, as in Check
+    initial: dict
+    momentum: float
+
+    @property
+    def statistics(self) -> list[str]:
+        return list(self.initial)
+
+
+@dataclass
 class Wrapper:
     spec: str
     kind: str  # layer, function or loss
@@ -88,6 +105,49 @@ class Wrapper:
     #: layer of a network: no DX); None where that would leave nothing or change nothing.
     backward_without_inputs: Function | None = None
     family: str = ""  # the spec/ sub-package, i.e. the kernel module under generated/<backend>/
+    #: Train/eval: for a layer with running statistics, its :class:`Running`; for a dropout form, the wrapper
+    #: of the layer without the mask (eval mode) and the mask's name; for a classification loss, "classes".
+    running: Running | None = None
+    dropout: Wrapper | None = None
+    mask: str = ""
+    targets: str = ""
+
+    @property
+    def output_index(self) -> int | None:
+        """Where the output is among the forward kernel's returns; None when it returns the output alone."""
+        return None if len(self.forward_returns) == 1 else self.forward_returns.index(self.output)
+
+    @property
+    def intermediates(self) -> list[str]:
+        """Forward values returned besides the output (kept for backward, not differentiable)."""
+        return [r for r in self.forward_returns if r != self.output]
+
+    @property
+    def array_arguments(self) -> list[str]:
+        """Arguments that are arrays (inputs and parameters; hyperparameters are numbers)."""
+        return [a.name for a in self.arguments if self.roles[a.name] != "hyperparameter"]
+
+    @property
+    def mask_shape(self) -> list[str]:
+        """A dropout mask's shape as expressions of the other arguments: ``["W.shape[1]", "W.shape[0]"]``."""
+        shape = next(c.shape for c in self.checks if c.name == self.mask)
+        out = []
+        for d in shape:
+            if isinstance(d, int):
+                out.append(str(d))
+                continue
+            out.append(next(f"{c.name}.shape[{axis}]" for c in self.checks if c.name != self.mask
+                            for axis, e in enumerate(c.shape) if e == d))
+        return out
+
+    @property
+    def unmasked_names(self) -> list[str]:
+        return [n for n in self.names if n != self.mask]
+
+    @property
+    def torch_exportable(self) -> list[str]:
+        """Parameters an nn.Linear / nn.BatchNorm1d state_dict has a name for (see torch/conventions.py)."""
+        return [p.name for p in self.parameters if p.name in ("W", "b", "gamma", "beta")]
 
     @property
     def input_gradients(self) -> list[int]:
@@ -247,6 +307,28 @@ def wrappers(functions: list[Function]) -> list[Wrapper]:
     return out
 
 
+def _link_modes(found: list[Wrapper], families) -> None:
+    """Give each wrapper its train/eval companions (running statistics, the layer without dropout)."""
+    by_spec = {w.spec: w for w in found}
+    updates = {context["function"].name: (family["name"], context["function"]) for family in families
+               for context in family["functions"]}
+    for w in found:
+        w.targets = w.forward.targets
+        running = w.forward.running
+        if running is not None:
+            family, update = updates[f"{running.update}_update"]
+            inference = by_spec[running.inference]
+            shapes = {a.name: _shape(a) for a in update.arguments if a.name in running.initial}
+            w.running = Running(update, family, inference, shapes, dict(running.initial), running.momentum)
+        if w.forward.dropout_of:
+            base = by_spec[w.forward.dropout_of]
+            masks = [name for name in w.inputs if name not in base.inputs]
+            if len(masks) != 1:
+                raise SpecError(f"spec {w.spec!r}: a dropout form must have one input more than "
+                                f"{base.spec!r} (its mask), not {', '.join(masks) or 'none'}")
+            w.dropout, w.mask = base, masks[0]
+
+
 def render_wrappers(backend: str, templates: dict[str, str]):
     """A :class:`~codegen.backends.Backend` ``extra`` hook: render ``templates`` (template → file name) with
     the wrappers of every family, and the families' functions for the package ``__init__``."""
@@ -263,6 +345,7 @@ def render_wrappers(backend: str, templates: dict[str, str]):
             for w in wrappers(dense):
                 w.family = family["name"]
                 found.append(w)
+        _link_modes(found, families)
         names = [w.class_name for w in found]
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:

@@ -77,10 +77,12 @@ class Trainer:
         gradient = _call(backend, self.loss.kernels[1], values)["DY"]
         return float(np.asarray(backend.numpy(value))), gradient
 
-    def evaluate(self, X: np.ndarray, T: np.ndarray) -> tuple[float, float]:
-        """(mean loss, accuracy) over a whole split, in batches so memory stays bounded."""
+    def evaluate(self, X: np.ndarray, T: np.ndarray, chunk: int | None = None) -> tuple[float, float]:
+        """(mean loss, accuracy) over a whole split in inference mode (running statistics, no dropout), in
+        chunks of ``chunk`` rows (default max(batch size, 1024)) so memory stays bounded; in inference mode
+        each row's output depends on that row alone, so the result does not depend on the chunk size."""
         backend, total_loss, correct = self.network.backend, 0.0, 0
-        step = max(self.batch_size, 1024)
+        step = chunk or max(self.batch_size, 1024)
         for start in range(0, X.shape[0], step):
             Xb, Tb = X[start:start + step], T[start:start + step]
             Y = self.network.feedforward(backend.array(Xb))

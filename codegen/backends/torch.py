@@ -21,6 +21,7 @@ BACKEND = Backend(
         "torch/functional.py.jinja": "functional.py",
         "torch/modules.py.jinja": "modules.py",
         "torch/csr.py.jinja": "csr.py",
+        "torch/conventions.py.jinja": "conventions.py",  # hand-written train/eval and interchange glue
     }),
     order=1,
     # CSR weights as torch.sparse_csr_tensor: sparse.mm, dense @ CSR and sampled_addmm (no wrappers).
