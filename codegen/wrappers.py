@@ -307,11 +307,11 @@ def wrappers(functions: list[Function]) -> list[Wrapper]:
     return out
 
 
-def _link_modes(found: list[Wrapper], families) -> None:
-    """Give each wrapper its train/eval companions (running statistics, the layer without dropout)."""
+def link_modes(found: list[Wrapper], updates: dict) -> None:
+    """Give each wrapper its train/eval companions (running statistics, the layer without dropout);
+    ``updates``: kernel name → (family, Function) of every update kernel. A layer with running statistics
+    takes their dimensions as constructor arguments (``SimpleBatchNorm(K)``), as torch's BatchNorm1d."""
     by_spec = {w.spec: w for w in found}
-    updates = {context["function"].name: (family["name"], context["function"]) for family in families
-               for context in family["functions"]}
     for w in found:
         w.targets = w.forward.targets
         running = w.forward.running
@@ -320,6 +320,11 @@ def _link_modes(found: list[Wrapper], families) -> None:
             inference = by_spec[running.inference]
             shapes = {a.name: _shape(a) for a in update.arguments if a.name in running.initial}
             w.running = Running(update, family, inference, shapes, dict(running.initial), running.momentum)
+            for shape in shapes.values():
+                for d in shape:
+                    if isinstance(d, str) and d not in [x.name for x in w.dimensions]:
+                        statistics = [a for a in update.arguments if a.name in running.initial]
+                        w.dimensions.append(Dimension(d, _where(statistics, d)))
         if w.forward.dropout_of:
             base = by_spec[w.forward.dropout_of]
             masks = [name for name in w.inputs if name not in base.inputs]
@@ -345,7 +350,8 @@ def render_wrappers(backend: str, templates: dict[str, str]):
             for w in wrappers(dense):
                 w.family = family["name"]
                 found.append(w)
-        _link_modes(found, families)
+        link_modes(found, {context["function"].name: (family["name"], context["function"])
+                           for family in families for context in family["functions"]})
         names = [w.class_name for w in found]
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "0ea8d5072d5a1c7c68ac0bc48cdfc3ef02cc2c56c3134e515a79835ff39edac1",
+    "628886fd1d81d5519ced2a086eb2b1ff7da7f2c480467f7666626632769a20d8",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

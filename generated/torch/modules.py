@@ -955,20 +955,30 @@ class SimpleBatchNorm(nn.Module):
     ``simple_batch_norm_statistics_update`` with ``momentum``, as nn.BatchNorm1d).
 
     Args:
+        K: the number of columns of running_mean and running_var.
         momentum: the weight m of each new batch in the running statistics (default 0.1, as torch).
 
     ``forward(X: N×K)`` returns Y (N×K).
     """
 
-    def __init__(self, momentum: float = 0.1) -> None:
+    def __init__(self, K: int, momentum: float = 0.1, *, device=None, dtype=None) -> None:
         super().__init__()
+        self.K = K
         self.momentum = C.check_momentum("SimpleBatchNorm", momentum)
-        self.register_buffer("running_mean", torch.full((1, K), 0.0, device=device, dtype=dtype))
-        self.register_buffer("running_var", torch.full((1, K), 1.0, device=device, dtype=dtype))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        self.register_buffer("running_mean", torch.full([1, K], 0.0, device=device, dtype=dtype))
+        self.register_buffer("running_var", torch.full([1, K], 1.0, device=device, dtype=dtype))
+        self.register_buffer("num_batches_tracked", torch.zeros([], dtype=torch.long, device=device))
 
     def extra_repr(self) -> str:
-        return f"momentum={self.momentum}"
+        return f"K={self.K}, momentum={self.momentum}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters and running statistics as an nn.BatchNorm1d state_dict (running_mean, running_var, num_batches_tracked)."""
+        return C.to_torch_state_dict(self, "SimpleBatchNorm")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.BatchNorm1d state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "SimpleBatchNorm")
 
     def forward(self, X: Tensor) -> Tensor:
         if self.training:
@@ -1025,9 +1035,9 @@ class BatchNorm(nn.Module):
         self.momentum = C.check_momentum("BatchNorm", momentum)
         self.gamma = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
         self.beta = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
-        self.register_buffer("running_mean", torch.full((1, K), 0.0, device=device, dtype=dtype))
-        self.register_buffer("running_var", torch.full((1, K), 1.0, device=device, dtype=dtype))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        self.register_buffer("running_mean", torch.full([1, K], 0.0, device=device, dtype=dtype))
+        self.register_buffer("running_var", torch.full([1, K], 1.0, device=device, dtype=dtype))
+        self.register_buffer("num_batches_tracked", torch.zeros([], dtype=torch.long, device=device))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -1126,22 +1136,32 @@ class SimpleBatchNormEps(nn.Module):
     ``simple_batch_norm_eps_statistics_update`` with ``momentum``, as nn.BatchNorm1d).
 
     Args:
+        K: the number of columns of running_mean and running_var.
         epsilon: hyperparameter.
         momentum: the weight m of each new batch in the running statistics (default 0.1, as torch).
 
     ``forward(X: N×K)`` returns Y (N×K).
     """
 
-    def __init__(self, epsilon: float, momentum: float = 0.1) -> None:
+    def __init__(self, K: int, epsilon: float, momentum: float = 0.1, *, device=None, dtype=None) -> None:
         super().__init__()
+        self.K = K
         self.epsilon = epsilon
         self.momentum = C.check_momentum("SimpleBatchNormEps", momentum)
-        self.register_buffer("running_mean", torch.full((1, K), 0.0, device=device, dtype=dtype))
-        self.register_buffer("running_var", torch.full((1, K), 1.0, device=device, dtype=dtype))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        self.register_buffer("running_mean", torch.full([1, K], 0.0, device=device, dtype=dtype))
+        self.register_buffer("running_var", torch.full([1, K], 1.0, device=device, dtype=dtype))
+        self.register_buffer("num_batches_tracked", torch.zeros([], dtype=torch.long, device=device))
 
     def extra_repr(self) -> str:
-        return f"epsilon={self.epsilon}, momentum={self.momentum}"
+        return f"K={self.K}, epsilon={self.epsilon}, momentum={self.momentum}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters and running statistics as an nn.BatchNorm1d state_dict (running_mean, running_var, num_batches_tracked)."""
+        return C.to_torch_state_dict(self, "SimpleBatchNormEps")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.BatchNorm1d state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "SimpleBatchNormEps")
 
     def forward(self, X: Tensor) -> Tensor:
         if self.training:
@@ -1216,9 +1236,9 @@ class BatchNormEps(nn.Module):
         self.momentum = C.check_momentum("BatchNormEps", momentum)
         self.gamma = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
         self.beta = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
-        self.register_buffer("running_mean", torch.full((1, K), 0.0, device=device, dtype=dtype))
-        self.register_buffer("running_var", torch.full((1, K), 1.0, device=device, dtype=dtype))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        self.register_buffer("running_mean", torch.full([1, K], 0.0, device=device, dtype=dtype))
+        self.register_buffer("running_var", torch.full([1, K], 1.0, device=device, dtype=dtype))
+        self.register_buffer("num_batches_tracked", torch.zeros([], dtype=torch.long, device=device))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
