@@ -82,6 +82,29 @@ def test_batch_norm_matches_torch_in_training_and_eval(name):
     torch.testing.assert_close(ours(X)[2:3], ours(X[2:3]), rtol=0, atol=1e-15)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "cpp"])
+def test_running_statistics_kernels_match_torch_on_every_backend(backend):
+    """Each backend's ``<layer>_statistics_update`` kernel, stepped over batches, gives nn.BatchNorm1d's
+    running_mean and running_var (in place in NumPy, PyTorch and C++; new arrays in JAX)."""
+    from batchform.training.backends import make_backend
+    from batchform.training.network import _call
+
+    arrays = make_backend(backend, np.float64)
+    rng = np.random.default_rng(0)
+    for name in RUNNING:
+        update = SPECS[SPECS[name].running["update"]]
+        theirs = torch.nn.BatchNorm1d(3, momentum=0.25).double()
+        state = {"running_mean": arrays.array(np.zeros((1, 3))), "running_var": arrays.array(np.ones((1, 3)))}
+        for _ in range(3):
+            X = rng.normal(size=(5, 3)) * 2 + 1
+            theirs(torch.from_numpy(X))
+            results = _call(arrays, update.kernels[0], {**state, "X": arrays.array(X), "momentum": 0.25})
+            state = {k: results[k] for k in state}
+        for key in state:
+            np.testing.assert_allclose(arrays.numpy(state[key]).reshape(-1), getattr(theirs, key).numpy(),
+                                       rtol=1e-12, err_msg=f"{backend} {name} {key}")
+
+
 def test_a_one_sample_training_batch_is_a_clear_error():
     module = gt.BatchNormEps(3, 1e-5)
     with pytest.raises(ValueError, match="BatchNormEps: training mode needs more than one sample"):
@@ -392,3 +415,28 @@ def test_evaluation_is_in_inference_mode_and_independent_of_the_chunk_size():
     # one sample alone gives the row it gives in a batch, not β
     Y = network.feedforward(data.Xtest[:9])
     np.testing.assert_allclose(network.feedforward(data.Xtest[4:5]), Y[4:5], rtol=1e-12)
+
+
+def test_a_network_with_batch_norm_exports_to_torch_and_agrees_in_eval_mode():
+    """--export-torch: nn.Sequential(Linear, ReLU, BatchNorm1d, Linear) loads the state_dict strictly and,
+    in eval mode, gives the network's inference-mode output."""
+    from batchform.data import load_digits_dataset
+    from batchform.training.backends import make_backend
+    from batchform.training.loop import Trainer
+    from batchform.training.network import Network
+    from batchform.training.options import parse_layers, parse_loss, parse_optimizers
+    from batchform.training.schedules import parse_learning_rate
+
+    data = load_digits_dataset(seed=0, dtype=np.float64)
+    layers = parse_layers("ReLU;BatchNorm;Linear")
+    network = Network.build(make_backend("numpy", np.float64), layers, [64, 32, 10],
+                            parse_optimizers("GradientDescent", len(layers)), "XavierNormal", seed=2)
+    Trainer(network, parse_loss("StableSoftmaxCrossEntropy"), parse_learning_rate("Constant(0.05)"), batch_size=50,
+            seed=2).train(type(data)(data.Xtrain[:200], data.Ttrain[:200], data.Xtest, data.Ttest), 1)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.BatchNorm1d(32, eps=1e-5),
+                                torch.nn.Linear(32, 10)).double()
+    model.load_state_dict(network.torch_state_dict())
+    assert int(model[2].num_batches_tracked) == 4
+    model.eval()
+    X = data.Xtest[:6]
+    np.testing.assert_allclose(model(torch.from_numpy(X)).detach().numpy(), network.feedforward(X), rtol=1e-10)
