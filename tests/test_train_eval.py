@@ -321,10 +321,10 @@ def test_a_failing_double_backward_names_the_layer(monkeypatch):
     def broken(*args):
         raise RuntimeError("an operation autograd cannot differentiate")
 
-    monkeypatch.setattr(module, "sigmoid_layer_backward", broken)
     layer = _layer()
     X = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
-    (g,) = torch.autograd.grad(layer(X).sum(), X, create_graph=False) if False else (None,)
+    assert torch.autograd.grad(layer(X).sum(), X)[0].shape == X.shape
+    monkeypatch.setattr(module, "sigmoid_layer_backward", broken)
     with pytest.raises(RuntimeError, match="SigmoidLayer: double backward failed"):
         torch.autograd.grad(layer(X).sum(), X, create_graph=True)
 
@@ -440,3 +440,12 @@ def test_a_network_with_batch_norm_exports_to_torch_and_agrees_in_eval_mode():
     model.eval()
     X = data.Xtest[:6]
     np.testing.assert_allclose(model(torch.from_numpy(X)).detach().numpy(), network.feedforward(X), rtol=1e-10)
+
+
+def test_statistics_updates_and_inference_forms_are_not_options():
+    from batchform.training.options import OptionError, parse_layers, parse_optimizer
+
+    with pytest.raises(OptionError, match="unknown name 'BatchNormEpsStatistics'"):
+        parse_optimizer("BatchNormEpsStatistics(0.1)")
+    with pytest.raises(OptionError, match="unknown name 'BatchNormEpsInference'"):
+        parse_layers("BatchNormEpsInference;Linear")
