@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "628886fd1d81d5519ced2a086eb2b1ff7da7f2c480467f7666626632769a20d8",
+    "55591418279f0a14098db93aec1d7a2c909545c0e965378c310083c06d6e1a90",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

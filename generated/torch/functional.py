@@ -212,7 +212,6 @@ class AllReLUFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, alpha = inputs
-        Y = output
         ctx.save_for_backward(X)
         ctx.alpha = alpha
 
@@ -280,7 +279,7 @@ class AllReLULayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, W, b, alpha = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, W, b, Z)
         ctx.alpha = alpha
@@ -359,7 +358,7 @@ class AllReLUDropoutLayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, R, W, b, alpha = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.alpha = alpha
@@ -428,7 +427,6 @@ class HardSigmoidFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         (X,) = inputs
-        Y = output
         ctx.save_for_backward(X)
 
     @staticmethod
@@ -494,7 +492,7 @@ class HardSigmoidLayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, W, b = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, W, b, Z)
 
@@ -571,7 +569,7 @@ class HardSigmoidDropoutLayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, R, W, b = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, R, W, b, Z)
 
@@ -639,7 +637,6 @@ class HyperbolicTangentFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         (X,) = inputs
-        Y = output
         ctx.save_for_backward(X)
 
     @staticmethod
@@ -705,7 +702,7 @@ class HyperbolicTangentLayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, W, b = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, W, b, Z)
 
@@ -787,7 +784,7 @@ class HyperbolicTangentDropoutLayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, R, W, b = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, R, W, b, Z)
 
@@ -855,7 +852,6 @@ class LeakyReLUFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, alpha = inputs
-        Y = output
         ctx.save_for_backward(X)
         ctx.alpha = alpha
 
@@ -923,7 +919,7 @@ class LeakyReLULayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, W, b, alpha = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, W, b, Z)
         ctx.alpha = alpha
@@ -1002,7 +998,7 @@ class LeakyReLUDropoutLayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, R, W, b, alpha = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.alpha = alpha
@@ -1071,7 +1067,6 @@ class ReLUFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         (X,) = inputs
-        Y = output
         ctx.save_for_backward(X)
 
     @staticmethod
@@ -1137,7 +1132,7 @@ class ReLULayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, W, b = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, W, b, Z)
 
@@ -1209,7 +1204,7 @@ class ReLUDropoutLayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, R, W, b = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, R, W, b, Z)
 
@@ -1276,7 +1271,6 @@ class SigmoidFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         (X,) = inputs
-        Y = output
         ctx.save_for_backward(X)
 
     @staticmethod
@@ -1342,7 +1336,7 @@ class SigmoidLayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, W, b = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, W, b, Z)
 
@@ -1414,7 +1408,7 @@ class SigmoidDropoutLayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, R, W, b = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, R, W, b, Z)
 
@@ -1485,7 +1479,6 @@ class SReLUFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, al, tl, ar, tr = inputs
-        Y = output
         ctx.save_for_backward(X, al, tl, ar, tr)
 
     @staticmethod
@@ -1574,7 +1567,7 @@ class SReLULayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, W, b, al, tl, ar, tr = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, W, b, al, tl, ar, tr, Z)
 
@@ -1668,7 +1661,7 @@ class SReLUDropoutLayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, R, W, b, al, tl, ar, tr = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, R, W, b, al, tl, ar, tr, Z)
 
@@ -1814,7 +1807,6 @@ class SimpleBatchNormInferenceFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, running_mean, running_var = inputs
-        Y = output
         ctx.save_for_backward(X, running_mean, running_var)
 
     @staticmethod
@@ -1885,7 +1877,7 @@ class BatchNormFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, gamma, beta = inputs
-        Sigma, Z, Y = output
+        Sigma, Z, _ = output
         ctx.mark_non_differentiable(Sigma, Z)
         ctx.save_for_backward(X, gamma, beta, Sigma, Z)
 
@@ -1969,7 +1961,7 @@ class BatchNormInferenceFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, running_mean, running_var, gamma, beta = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, running_mean, running_var, gamma, beta, Z)
 
@@ -2121,7 +2113,6 @@ class SimpleBatchNormEpsInferenceFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, running_mean, running_var, epsilon = inputs
-        Y = output
         ctx.save_for_backward(X, running_mean, running_var)
         ctx.epsilon = epsilon
 
@@ -2198,7 +2189,7 @@ class BatchNormEpsFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, gamma, beta, epsilon = inputs
-        Sigma, Z, Y = output
+        Sigma, Z, _ = output
         ctx.mark_non_differentiable(Sigma, Z)
         ctx.save_for_backward(X, gamma, beta, Sigma, Z)
         ctx.epsilon = epsilon
@@ -2284,7 +2275,7 @@ class BatchNormEpsInferenceFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, running_mean, running_var, gamma, beta, epsilon = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, running_mean, running_var, gamma, beta, Z)
         ctx.epsilon = epsilon
@@ -2367,7 +2358,6 @@ class LinearDropoutFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, R, W, b = inputs
-        Y = output
         ctx.save_for_backward(X, R, W, b)
 
     @staticmethod
@@ -2433,7 +2423,6 @@ class LinearFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, W, b = inputs
-        Y = output
         ctx.save_for_backward(X, W, b)
 
     @staticmethod
@@ -2572,7 +2561,7 @@ class LogSoftmaxLayerFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         X, W, b = inputs
-        Z, Y = output
+        Z, _ = output
         ctx.mark_non_differentiable(Z)
         ctx.save_for_backward(X, W, b, Z)
 
@@ -2639,7 +2628,6 @@ class SquaredErrorLossFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         Y, T = inputs
-        L = output
         ctx.save_for_backward(Y, T)
 
     @staticmethod
@@ -2700,7 +2688,6 @@ class MeanSquaredErrorLossFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         Y, T = inputs
-        L = output
         ctx.save_for_backward(Y, T)
 
     @staticmethod
@@ -2761,7 +2748,6 @@ class CrossEntropyLossFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         Y, T = inputs
-        L = output
         ctx.save_for_backward(Y, T)
 
     @staticmethod
@@ -2822,7 +2808,6 @@ class SoftmaxCrossEntropyLossFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         Y, T = inputs
-        L = output
         ctx.save_for_backward(Y, T)
 
     @staticmethod
@@ -2884,7 +2869,6 @@ class SoftmaxCrossEntropyOneHotLossFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         Y, T = inputs
-        L = output
         ctx.save_for_backward(Y, T)
 
     @staticmethod
@@ -2946,7 +2930,6 @@ class StableSoftmaxCrossEntropyLossFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         Y, T = inputs
-        L = output
         ctx.save_for_backward(Y, T)
 
     @staticmethod
@@ -3008,7 +2991,6 @@ class LogisticCrossEntropyLossFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         Y, T = inputs
-        L = output
         ctx.save_for_backward(Y, T)
 
     @staticmethod
@@ -3070,7 +3052,6 @@ class NegativeLogLikelihoodLossFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         Y, T = inputs
-        L = output
         ctx.save_for_backward(Y, T)
 
     @staticmethod
@@ -3258,7 +3239,6 @@ class LogSoftmaxFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         (X,) = inputs
-        Y = output
         ctx.save_for_backward(X)
 
     @staticmethod
@@ -3319,7 +3299,6 @@ class StableLogSoftmaxFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         (X,) = inputs
-        Y = output
         ctx.save_for_backward(X)
 
     @staticmethod
