@@ -52,7 +52,7 @@ class Trainer:
 
         if self.dynamic.grow.kind == "gradient":  # the dense gradient needs one forward and backward pass
             backend = self.network.backend
-            Y = self.network.feedforward(backend.array(batch[0]), training=True)
+            Y = self.network.feedforward(backend.array(batch[0]), training=True, update_statistics=False)
             _, DY = self._loss(Y, backend.array(batch[1]))
             self.network.backpropagate(DY / batch[0].shape[0])
         lines = regrow(self.network, self.dynamic, self.sparse_rng)

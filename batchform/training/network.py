@@ -146,17 +146,17 @@ class Network:
             values[name] = self.backend.scalar_argument(value) if scalar else value
         return values
 
-    def feedforward(self, X, training: bool = False):
-        """The network's output. ``training``: batch statistics (and the running statistics updated), dropout
-        masks drawn; otherwise inference mode: running statistics, no dropout, so each row's output depends on
-        that row alone."""
+    def feedforward(self, X, training: bool = False, update_statistics: bool = True):
+        """The network's output. ``training``: batch statistics (and the running statistics updated, unless
+        ``update_statistics`` is False), dropout masks drawn; otherwise inference mode: running statistics, no
+        dropout, so each row's output depends on that row alone."""
         for layer in self.layers:
             info = layer.info
             values = {"X": X, **self._arguments(layer)}
             if info.running and not training:
                 info = SPECS[info.running["inference"]]
                 values.update(layer.running)
-            elif info.running:
+            elif info.running and update_statistics:
                 self._update_running(layer, X)
             if training and layer.dropout:
                 info = layer.dropout_info
