@@ -266,10 +266,14 @@ class Network:
         return [({k: self.backend.copy(v) for k, v in layer.parameters.items()},
                  {k: self.backend.copy(v) for k, v in layer.running.items()}) for layer in self.layers]
 
-    def restore(self, snapshot: list[tuple[dict, dict]]) -> None:
-        for layer, (parameters, running) in zip(self.layers, snapshot):
+    def restore(self, snapshot: list) -> None:
+        """Back to a :meth:`snapshot` (parameters and running statistics), or to parameters alone (a list of
+        dicts, as the benchmarks give)."""
+        for layer, entry in zip(self.layers, snapshot):
+            parameters, running = (entry, None) if isinstance(entry, dict) else entry
             layer.parameters = {k: self.backend.copy(v) for k, v in parameters.items()}
-            layer.running = {k: self.backend.copy(v) for k, v in running.items()}
+            if running is not None:
+                layer.running = {k: self.backend.copy(v) for k, v in running.items()}
 
     def host_csr(self, W) -> HostCSR:
         indptr, indices, values = self.backend.csr_arrays(W)
