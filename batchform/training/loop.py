@@ -102,7 +102,7 @@ class Trainer:
                 self._regrow(epoch, batches[0])
             if progress:
                 progress.start(epoch, len(batches))
-            good = network.snapshot()
+            good = network.snapshot(statistics=True)
             for index, (Xb, Tb) in enumerate(batches):
                 X, T = backend.array(Xb), backend.array(Tb)
                 Y = network.feedforward(X, training=True)
@@ -114,7 +114,7 @@ class Trainer:
                     if progress:
                         progress.stop()
                     return history
-                good = network.snapshot()
+                good = network.snapshot(statistics=True)
                 network.backpropagate(DY / Xb.shape[0], eta)
                 network.optimize(eta)
                 if progress:

@@ -262,9 +262,14 @@ class Network:
         layer.parameters["W"] = self.backend.with_values(W, clipped) if self.backend.is_csr(W) else clipped
 
     # --- weights -----------------------------------------------------------------------------------
-    def snapshot(self) -> list[tuple[dict, dict]]:
-        return [({k: self.backend.copy(v) for k, v in layer.parameters.items()},
-                 {k: self.backend.copy(v) for k, v in layer.running.items()}) for layer in self.layers]
+    def snapshot(self, statistics: bool = False) -> list:
+        """Copies of every layer's parameters (a dict per layer); with ``statistics``, (parameters, running
+        statistics) per layer, so that a restore also undoes the running statistics of a failed batch."""
+        parameters = [{k: self.backend.copy(v) for k, v in layer.parameters.items()} for layer in self.layers]
+        if not statistics:
+            return parameters
+        return [(p, {k: self.backend.copy(v) for k, v in layer.running.items()})
+                for p, layer in zip(parameters, self.layers)]
 
     def restore(self, snapshot: list) -> None:
         """Back to a :meth:`snapshot` (parameters and running statistics), or to parameters alone (a list of
