@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "cf045b01c962cb37f111268f981240d3b5b14d7870c5a571dc1f42a5553f2ef2",
+    "1c6041dc2ae999d248aedef1a0c182405597d79e2181fc239f455002bcac484a",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
-_COMPILED_GENERATION = "cf045b01c962cb37f111268f981240d3b5b14d7870c5a571dc1f42a5553f2ef2"
+_COMPILED_GENERATION = "1c6041dc2ae999d248aedef1a0c182405597d79e2181fc239f455002bcac484a"
 
 import numpy as np
 

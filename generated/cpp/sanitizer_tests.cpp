@@ -1247,7 +1247,7 @@ int main() {
         throws(
             [&] {
                 (void)simple_batch_norm_inference_backward<double>(running_var,
-                                                                   M::Zero(DY.rows() + 1, DY.cols()));
+                                                                   M::Zero(DY.rows(), DY.cols() + 1));
             },
             "simple_batch_norm_inference_backward");
     }
@@ -1382,7 +1382,7 @@ int main() {
         throws(
             [&] {
                 (void)simple_batch_norm_eps_inference_backward<double>(
-                    running_var, M::Zero(DY.rows() + 1, DY.cols()), epsilon);
+                    running_var, M::Zero(DY.rows(), DY.cols() + 1), epsilon);
             },
             "simple_batch_norm_eps_inference_backward");
     }
