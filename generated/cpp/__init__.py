@@ -12,12 +12,14 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "1c6041dc2ae999d248aedef1a0c182405597d79e2181fc239f455002bcac484a",
+    "fc9549299149aa94468a565486d0402082e71b00ff6893a82eed6e953243d1a9",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
-_COMPILED_GENERATION = "1c6041dc2ae999d248aedef1a0c182405597d79e2181fc239f455002bcac484a"
+_COMPILED_GENERATION = "fc9549299149aa94468a565486d0402082e71b00ff6893a82eed6e953243d1a9"
 
 import numpy as np
+
+from ._runtime import expected_shapes
 
 try:
     from . import _batchform_cpp as _kernels
@@ -1082,40 +1084,6 @@ _SIGNATURES = {
     "stable_log_softmax_backward": (("X", ("N", "D"), "array"), ("DY", ("N", "D"), "array")),
 }
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
-    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
-
-    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
-    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
-    module's own parameters), else from most of the arguments that have it, ties going to the earliest
-    argument: so the argument that disagrees with the others is the one named.
-    """
-    votes: dict[str, dict[int, int]] = {}
-    fixed: dict[str, int] = {}
-    holders: dict[str, set[int]] = {}
-    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
-        if len(got) != len(shape):
-            continue
-        for e, g in zip(shape, got):
-            if isinstance(e, str):
-                if index < trusted:
-                    fixed.setdefault(e, g)
-                counts = votes.setdefault(e, {})
-                counts[g] = counts.get(g, 0) + 1
-                holders.setdefault(e, set()).add(index)
-    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
-    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
-        # a dimension only this argument has is free: shown by its name
-        want = tuple(
-            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
-            for e in shape
-        )
-        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
-            raise ValueError(
-                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
-            )
 
 
 def _retry(name: str, args: tuple, kwargs: dict):

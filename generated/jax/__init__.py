@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "0094418d73a2afbf738857ba35c7743cb7324b304bb5cd322207c5fe0bb2ef51",
+    "5e74557eda31532d6eb1eed31bda38f6529ae785955def5be4076afd9b361595",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -6,7 +6,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "4b193e2d399bb2d311fd6d33810fcd9792e709ddc80644928aedc2815664b1ce",
+    "a3c9e9dd2f8aa7902932328e0fa7038bb9c0e121d1ac6d7cc67746b93d12ff55",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

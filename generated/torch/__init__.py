@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "55591418279f0a14098db93aec1d7a2c909545c0e965378c310083c06d6e1a90",
+    "7b0d8938f3bef0d746dcbef3808e2915ee0ee09be55a565d9ea5d8661190b4e5",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -24,7 +24,6 @@ probabilities (torch's ``nn.NLLLoss`` takes log-probabilities), and ``SquaredErr
 
 from __future__ import annotations
 
-import math
 from importlib import import_module
 
 import torch
@@ -32,6 +31,7 @@ from torch import Tensor, nn
 
 from . import conventions as C
 from . import functional as F
+from ._framework import uniform_fan_in_
 
 _layers = import_module(".layers", __package__)  # the running-statistics update kernels
 
@@ -134,8 +134,7 @@ class AllReLULayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -184,8 +183,7 @@ class AllReLUDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -246,8 +244,7 @@ class HardSigmoidLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -294,8 +291,7 @@ class HardSigmoidDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -361,8 +357,7 @@ class HyperbolicTangentLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -409,8 +404,7 @@ class HyperbolicTangentDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -490,8 +484,7 @@ class LeakyReLULayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -540,8 +533,7 @@ class LeakyReLUDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -604,8 +596,7 @@ class ReLULayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -652,8 +643,7 @@ class ReLUDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -714,8 +704,7 @@ class SigmoidLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -762,8 +751,7 @@ class SigmoidDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -844,8 +832,7 @@ class SReLULayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
             self.al.fill_(0)
             self.tl.fill_(0)
@@ -905,8 +892,7 @@ class SReLUDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
             self.al.fill_(0)
             self.tl.fill_(0)
@@ -1359,8 +1345,7 @@ class LinearDropout(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -1407,8 +1392,7 @@ class Linear(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -1451,8 +1435,7 @@ class SoftmaxLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -1495,8 +1478,7 @@ class LogSoftmaxLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
