@@ -115,13 +115,14 @@ def parse_options(args) -> Options:
         problem = path and check_writable(path, option)
         if problem:
             raise OptionError(problem)
-    if args.export_torch:
+    if args.export_torch:  # refused before training, not after
+        from batchform.training.network import Network
         from generated.manifest import SPECS
 
         for layer in layers:
-            if set(SPECS[layer.spec].parameters) != {"W", "b"}:
-                raise OptionError(f"--export-torch: a state_dict of nn.Linear layers cannot hold the "
-                                  f"{layer.spec} layer's parameters ({', '.join(SPECS[layer.spec].parameters)})")
+            problem = Network.torch_export_problem(SPECS[layer.spec])
+            if problem:
+                raise OptionError(f"--export-torch: {problem}")
     return options
 
 

@@ -51,9 +51,13 @@ def cpp_check_source(all_cases: list[Case], headers: list[str], preamble: list[s
             else:
                 lines.extend(literal(name, value))
             arguments.append(name)
-        lines.append(f"    const auto result = {case.function}<double>({', '.join(arguments)});")
+        # An update kernel changes its arguments in place (and returns only what is not an argument).
+        returned = [name for name in case.returns if name not in arguments]
+        call = f"{case.function}<double>({', '.join(arguments)})"
+        lines.append(f"    const auto result = {call};" if returned else f"    {call};")
         for k, name in enumerate(case.returns):
-            got = f"std::get<{k}>(result)" if len(case.returns) > 1 else "result"
+            index = returned.index(name) if name in returned else None
+            got = name if index is None else f"std::get<{index}>(result)" if len(returned) > 1 else "result"
             lines.extend(literal(f"want_{k}", case.expected[name]))
             what = f"C++ backend, function {case.function} (spec '{case.spec}', {case.path}), at {shape}, " \
                    f"equation {case.equations[name]}"

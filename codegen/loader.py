@@ -113,7 +113,38 @@ def load_all(root=spec_package, spec_dirs=None) -> list[LoadedSpec]:
                             f"sub-folder with an __init__.py, like spec/activations/)")
         for module_name, path in modules:
             loaded.extend(_load_module(package, module_name, path, seen))
+    _check_companions(loaded)
     return loaded
+
+
+def _check_companions(loaded: list[LoadedSpec]) -> None:
+    """Specs that name other specs: a dropout form its layer, a layer with running statistics its inference
+    form (same parameters, hyperparameters and output) and its update."""
+    by_name = {x.name: x.spec for x in loaded}
+    for x in loaded:
+        s = x.spec
+        if s.dropout_of and by_name.get(s.dropout_of, None) is None:
+            raise SpecError(f"spec {s.name!r}: dropout_of names {s.dropout_of!r}, which is not a spec")
+        if s.targets not in ("", "classes"):
+            raise SpecError(f"spec {s.name!r}: targets {s.targets!r} is not 'classes'")
+        if s.running is None:
+            continue
+        update, inference = by_name.get(s.running.update), by_name.get(s.running.inference)
+        if update is None or inference is None:
+            missing = s.running.update if update is None else s.running.inference
+            raise SpecError(f"spec {s.name!r}: its running statistics need the spec {missing!r}; put every spec "
+                            f"running_statistics(...) returns in SPECS")
+        if s.kind != "layer" or inference.kind != "layer":
+            raise SpecError(f"spec {s.name!r}: only a layer and a layer inference form can keep running statistics")
+        for what in ("parameters", "hyperparameters"):
+            if [p.name for p in getattr(s, what)] != [p.name for p in getattr(inference, what)]:
+                raise SpecError(f"spec {inference.name!r}: the inference form must have the {what} of "
+                                f"{s.name!r} ({', '.join(p.name for p in getattr(s, what)) or 'none'})")
+        statistics = [i.name for i in update.inputs if i.name in s.running.initial]
+        if sorted(statistics) != sorted(s.running.initial) or \
+                any(name not in {i.name for i in inference.inputs} for name in statistics):
+            raise SpecError(f"spec {s.name!r}: its running statistics {', '.join(s.running.initial)} must be "
+                            f"inputs of {update.name!r} and {inference.name!r}")
 
 
 def _load_module(package, module_name: str, path: str, seen: dict[str, str]) -> list[LoadedSpec]:

@@ -53,6 +53,10 @@ class Kernel:
     #: Argument name → its role in the spec: "input", "parameter" (trained), "hyperparameter", "forward" (a
     #: value the forward function returned) or "seed" (the gradient of the output that backward receives).
     roles: dict = field(default_factory=dict)
+    #: The spec's train/eval companions and loss targets (spec.dsl.Spec.running, dropout_of, targets).
+    running: object = None
+    dropout_of: str = ""
+    targets: str = ""
 
     @property
     def matrix_arguments(self) -> list[Argument]:
@@ -251,7 +255,8 @@ def _function(name, summary, equations, loaded, arguments, statements, returns, 
         return_shapes=[shapes[r] for r in returns], in_place=in_place, dims=_bind_dims(arguments, nodes),
         kind=loaded.spec.kind, output="" if loaded.spec.kind == "update" else loaded.spec.output.name,
         roles=_roles(loaded, arguments), sample=dict(loaded.spec.sample), constraints=dict(loaded.spec.constraints),
-        init=initial_values(loaded.spec),
+        init=initial_values(loaded.spec), running=loaded.spec.running, dropout_of=loaded.spec.dropout_of,
+        targets=loaded.spec.targets,
     )
 
 
@@ -286,7 +291,9 @@ def lower_all(specs: list[Optimized]) -> list[Family]:
 
     grouped: dict[str, Family] = {}
     lowered = {optimized.loaded.name: lower(optimized) for optimized in specs}
-    updates = [f for functions in lowered.values() for f in functions if f.kind == "update" and f.in_place]
+    # Optimizer updates (of a parameter θ by its gradient); a running-statistics update is not fused.
+    updates = [f for functions in lowered.values() for f in functions if f.kind == "update" and f.in_place
+               and any(a.name == "theta" for a in f.arguments)]
     for loaded in (optimized.loaded for optimized in specs):
         family = grouped.get(loaded.family)
         if family is None:

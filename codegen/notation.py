@@ -56,11 +56,12 @@ class UnicodePrinter(_Common, StrPrinter):
         mats = [a for a in e.args if getattr(a, "is_Matrix", False)]
         coefficient = sympy.Mul(*scalars)
         sign = ""
-        if coefficient.could_extract_minus_sign():
+        if coefficient.could_extract_minus_sign() and not coefficient.is_Add:  # (1 - m)·S, not −(m - 1)·S
             sign, coefficient = "−", -coefficient
         body = "·".join(self._wrap(m) if isinstance(m, (MatAdd, Hadamard)) else self._print(m) for m in mats)
         numerator, denominator = sympy.fraction(coefficient)
-        text = body if numerator == 1 else f"{self._scalar(numerator)}·{body}"
+        factor = self._scalar(numerator)
+        text = body if numerator == 1 else f"({factor})·{body}" if numerator.is_Add else f"{factor}·{body}"
         if denominator != 1:
             d = self._scalar(denominator)
             text = f"{text}/{d if denominator.is_Atom else f'({d})'}"
@@ -147,7 +148,8 @@ class PaperLatexPrinter(_Common, LatexPrinter):
             return body
         if coefficient == -1:
             return f"-{body}"
-        return rf"{self._print(coefficient)} \, {body}"
+        factor = self._print(coefficient)
+        return rf"\left({factor}\right) \, {body}" if coefficient.is_Add else rf"{factor} \, {body}"
 
     def _print_Hadamard(self, e):
         return rf"{self._wrap(e.args[0])} \odot {self._wrap(e.args[1])}"

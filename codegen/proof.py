@@ -68,8 +68,9 @@ SIMPLIFIED = "proved symbolically (simplify)"
 RATIONAL = "checked exactly at random rational points"
 NUMERIC = f"checked to {DIGITS} digits at random rational points"
 DEFINITION = "definition (update rule), checked against torch.optim"
+STATISTICS = "definition (running statistics), checked against torch.nn.BatchNorm1d"
 MISSING = "missing"
-METHOD_STRENGTH = [ALL_SHAPES, SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION, MISSING]
+METHOD_STRENGTH = [ALL_SHAPES, SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION, STATISTICS, MISSING]
 _HOW = {SYMBOLIC: "the residual cancels to 0", SIMPLIFIED: "simplify() reduces the residual to 0",
         RATIONAL: "exact arithmetic", NUMERIC: f"{DIGITS} digits, re-evaluated at {RECHECK_DIGITS} where not 0"}
 
@@ -454,9 +455,10 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
     texts = {eq.name: f"{eq.name} = {unicode(eq.expr)}" for eq in (*s.forward, *s.backward)}
     if s.kind == "update":
         ok, detail = check_update(s, _seed(s.name, 0))
-        proof.equations = [EquationProof(eq.name, texts[eq.name], DEFINITION, ok, "" if ok else detail,
+        method = STATISTICS if s.statistics_of else DEFINITION
+        proof.equations = [EquationProof(eq.name, texts[eq.name], method, ok, "" if ok else detail,
                                          detail if ok else "") for eq in s.forward]
-        shapes.append("M×P = 2×3")
+        shapes.append("N×K = 3×2" if s.statistics_of else "M×P = 2×3")
         proof.seconds = time.perf_counter() - start
         return proof
     if stop_early:  # the proof on ℝ is quick and decisive: try it first

@@ -65,5 +65,9 @@ def manifest(specs: list[LoadedSpec], families: list[Family]) -> str:
                         "init": initial_values(s),
                         "hyperparameters": tuple(h.name for h in s.hyperparameters),
                         "output": s.output.name, "kernels": kernels,
-                        "storage": dict(s.storage), "sparse_of": s.sparse_of})
+                        "storage": dict(s.storage), "sparse_of": s.sparse_of,
+                        "dropout_of": s.dropout_of, "targets": s.targets, "statistics_of": s.statistics_of,
+                        "running": None if s.running is None else {
+                            "update": s.running.update, "inference": s.running.inference,
+                            "initial": dict(s.running.initial), "momentum": s.running.momentum}})
     return ruff(environment().get_template("manifest.py.jinja").render(specs=entries), "manifest.py")

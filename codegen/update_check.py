@@ -58,9 +58,70 @@ def _describe(reference) -> str:
     return f"torch.optim.{reference.name}({options})"
 
 
+def check_running_statistics(spec, seed: int) -> tuple[bool, str]:
+    """A running-statistics update against torch.nn.BatchNorm1d in training mode, over several batches from a
+    random non-zero state (1e-12 relative), and against torch's documented estimates (the batch mean and the
+    unbiased variance, s' = (1 − m)·s + m·estimate) in exact arithmetic."""
+    import numpy as np
+    import torch
+
+    reference = spec.reference
+    rng = random.Random(seed)
+    momentum = _rational(rng, *spec.sample.get(reference.momentum, (0.05, 0.5)))
+    scalars = {p: momentum for p in spec.hyperparameters if p.name == reference.momentum}
+    if not scalars:
+        return False, f"the reference's momentum {reference.momentum!r} is not a hyperparameter of the spec"
+    matrices = {m.name: m for m in spec.inputs if isinstance(m, MatrixSymbol)}
+    missing = ({reference.input} | set(reference.state)) - set(matrices)
+    if missing:
+        return False, f"reference names {', '.join(sorted(missing))}, which are not inputs of the spec"
+    rows, cols = 3, 2
+    X_shape = matrices[reference.input].shape
+    dims = {X_shape[0]: rows, X_shape[1]: cols}
+    env = {name: sympy.Matrix(1, cols, lambda i, j: _rational(rng, 0.25, 2) if "var" in name else _rational(rng, -2, 2))
+           for name in reference.state}
+    module = getattr(torch.nn, reference.name)(cols, momentum=float(momentum), affine=False).double().train()
+    for name, buffer in reference.state.items():
+        getattr(module, buffer).copy_(torch.tensor(np.array(env[name].tolist(), dtype=float).reshape(-1)))
+    exact = {name: env[name] for name in reference.state}
+    for step in range(1, STEPS + 1):
+        X = sympy.Matrix(rows, cols, lambda i, j: _rational(rng, -2, 2))
+        env[reference.input] = X
+        for eq in spec.forward:
+            env[eq.name] = evaluate(eq.expr, env, dims).xreplace(scalars)
+        module(torch.tensor(np.array(X.tolist(), dtype=float)))
+        mean = sympy.Matrix(1, cols, lambda i, j: sum(X[k, j] for k in range(rows)) / rows)
+        documented = {"running_mean": mean, "running_var": sympy.Matrix(
+            1, cols, lambda i, j: sum((X[k, j] - mean[0, j]) ** 2 for k in range(rows)) / (rows - 1))}
+        for name, buffer in reference.state.items():
+            if buffer in documented:
+                exact[name] = (1 - momentum) * exact[name] + momentum * documented[buffer]
+                if env[name] != exact[name]:
+                    j = next(k for k in range(cols) if env[name][k] != exact[name][k])
+                    return False, (f"differs from torch.nn.{reference.name}'s documented update, run exactly, at "
+                                   f"step {step} of {STEPS}: {name}[0, {j}] is {sympy.N(env[name][j], 45)} by the "
+                                   f"spec, {sympy.N(exact[name][j], 45)} by torch's definition (momentum "
+                                   f"{float(momentum):.6g}; the variance estimate is unbiased, divided by N − 1)")
+            ours = np.array(env[name].tolist(), dtype=float).reshape(-1)
+            theirs = getattr(module, buffer).numpy()
+            error = np.max(np.abs(ours - theirs)) / max(1.0, float(np.max(np.abs(theirs))))
+            if not error <= TOLERANCE:
+                j = int(np.argmax(np.abs(ours - theirs)))
+                return False, (f"differs from torch.nn.{reference.name} at step {step} of {STEPS} (momentum "
+                               f"{float(momentum):.6g}): {name}[0, {j}] is {ours[j]:.17g} by the spec, "
+                               f"{theirs[j]:.17g} by torch")
+    return True, (f"definition (running statistics), checked against torch.nn.{reference.name}(momentum=m) in "
+                  f"training mode: {STEPS} batches from a random non-zero state agree exactly with its documented "
+                  f"update and to {TOLERANCE:g} relative with torch itself")
+
+
 def check_update(spec, seed: int) -> tuple[bool, str]:
     """(ok, what was established or the first disagreement)."""
+    from spec.dsl import TorchBatchNorm
+
     reference = spec.reference
+    if isinstance(reference, TorchBatchNorm):
+        return check_running_statistics(spec, seed)
     if reference is None:
         return False, ("an update rule needs an independent statement to be checked against: give the spec "
                        "reference=TorchOptimizer(...) (spec/dsl.py)")

@@ -59,6 +59,23 @@ class Dimension:
 
 
 @dataclass
+class Running:
+    """A layer's running statistics: the update kernel (``<layer>_statistics_update``) and its module, the
+    inference-mode wrapper, each statistic's shape and initial value, and the default momentum."""
+
+    update: Function
+    update_family: str
+    inference: Wrapper
+    shapes: dict  # statistic → shape, as in Check
+    initial: dict
+    momentum: float
+
+    @property
+    def statistics(self) -> list[str]:
+        return list(self.initial)
+
+
+@dataclass
 class Wrapper:
     spec: str
     kind: str  # layer, function or loss
@@ -86,6 +103,49 @@ class Wrapper:
     #: layer of a network: no DX); None where that would leave nothing or change nothing.
     backward_without_inputs: Kernel | None = None
     family: str = ""  # the spec/ sub-package, i.e. the kernel module under generated/<backend>/
+    #: Train/eval: for a layer with running statistics, its :class:`Running`; for a dropout form, the wrapper
+    #: of the layer without the mask (eval mode) and the mask's name; for a classification loss, "classes".
+    running: Running | None = None
+    dropout: Wrapper | None = None
+    mask: str = ""
+    targets: str = ""
+
+    @property
+    def output_index(self) -> int | None:
+        """Where the output is among the forward kernel's returns; None when it returns the output alone."""
+        return None if len(self.forward_returns) == 1 else self.forward_returns.index(self.output)
+
+    @property
+    def intermediates(self) -> list[str]:
+        """Forward values returned besides the output (kept for backward, not differentiable)."""
+        return [r for r in self.forward_returns if r != self.output]
+
+    @property
+    def array_arguments(self) -> list[str]:
+        """Arguments that are arrays (inputs and parameters; hyperparameters are numbers)."""
+        return [a.name for a in self.arguments if self.roles[a.name] != "hyperparameter"]
+
+    @property
+    def mask_shape(self) -> list[str]:
+        """A dropout mask's shape as expressions of the other arguments: ``["W.shape[1]", "W.shape[0]"]``."""
+        shape = next(c.shape for c in self.checks if c.name == self.mask)
+        out = []
+        for d in shape:
+            if isinstance(d, int):
+                out.append(str(d))
+                continue
+            out.append(next(f"{c.name}.shape[{axis}]" for c in self.checks if c.name != self.mask
+                            for axis, e in enumerate(c.shape) if e == d))
+        return out
+
+    @property
+    def unmasked_names(self) -> list[str]:
+        return [n for n in self.names if n != self.mask]
+
+    @property
+    def torch_exportable(self) -> list[str]:
+        """Parameters an nn.Linear / nn.BatchNorm1d state_dict has a name for (see torch/conventions.py)."""
+        return [p.name for p in self.parameters if p.name in ("W", "b", "gamma", "beta")]
 
     @property
     def input_gradients(self) -> list[int]:
@@ -243,6 +303,33 @@ def wrappers(functions: list[Kernel]) -> list[Wrapper]:
     return out
 
 
+def link_modes(found: list[Wrapper], updates: dict) -> None:
+    """Give each wrapper its train/eval companions (running statistics, the layer without dropout);
+    ``updates``: kernel name → (family, Function) of every update kernel. A layer with running statistics
+    takes their dimensions as constructor arguments (``SimpleBatchNorm(K)``), as torch's BatchNorm1d."""
+    by_spec = {w.spec: w for w in found}
+    for w in found:
+        w.targets = w.forward.targets
+        running = w.forward.running
+        if running is not None:
+            family, update = updates[f"{running.update}_update"]
+            inference = by_spec[running.inference]
+            shapes = {a.name: _shape(a) for a in update.arguments if a.name in running.initial}
+            w.running = Running(update, family, inference, shapes, dict(running.initial), running.momentum)
+            for shape in shapes.values():
+                for d in shape:
+                    if isinstance(d, str) and d not in [x.name for x in w.dimensions]:
+                        statistics = [a for a in update.arguments if a.name in running.initial]
+                        w.dimensions.append(Dimension(d, _where(statistics, d)))
+        if w.forward.dropout_of:
+            base = by_spec[w.forward.dropout_of]
+            masks = [name for name in w.inputs if name not in base.inputs]
+            if len(masks) != 1:
+                raise SpecError(f"spec {w.spec!r}: a dropout form must have one input more than "
+                                f"{base.spec!r} (its mask), not {', '.join(masks) or 'none'}")
+            w.dropout, w.mask = base, masks[0]
+
+
 def framework_wrappers(families) -> list[Wrapper]:
     """The wrappers of every printed family (:class:`~codegen.backends.interface.PrintedFamily`), each
     knowing its family; one SpecError when two specs would give the same class name."""
@@ -254,6 +341,7 @@ def framework_wrappers(families) -> list[Wrapper]:
         for w in wrappers(dense):
             w.family = family.name
             found.append(w)
+    link_modes(found, {k.kernel.name: (family.name, k.kernel) for family in families for k in family.kernels})
     names = [w.class_name for w in found]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:

@@ -36,6 +36,13 @@ class SpecInfo:
     #: Parameters not stored densely (``{"W": "csr"}``), and the dense spec this one is the sparse form of.
     storage: dict[str, str] = field(default_factory=dict)
     sparse_of: str = ""
+    #: A dropout form's layer without the mask (what eval mode runs); ``"classes"`` for a classification loss.
+    dropout_of: str = ""
+    targets: str = ""
+    #: A layer's running statistics: ``{"update": spec, "inference": spec, "initial": {name: value},
+    #: "momentum": default}``; and, for that update spec, the layer it belongs to.
+    running: dict | None = None
+    statistics_of: str = ""
 
 
 SPECS: dict[str, SpecInfo] = {
@@ -112,6 +119,7 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
         title="AllReLUDropoutLayer",
+        dropout_of="all_relu_layer",
     ),
     "sparse_all_relu_layer": SpecInfo(
         name="sparse_all_relu_layer",
@@ -201,6 +209,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("hard_sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
         title="HardSigmoidDropoutLayer",
+        dropout_of="hard_sigmoid_layer",
     ),
     "sparse_hard_sigmoid_layer": SpecInfo(
         name="sparse_hard_sigmoid_layer",
@@ -294,6 +303,7 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
         title="HyperbolicTangentDropoutLayer",
+        dropout_of="hyperbolic_tangent_layer",
     ),
     "sparse_hyperbolic_tangent_layer": SpecInfo(
         name="sparse_hyperbolic_tangent_layer",
@@ -389,6 +399,7 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
         title="LeakyReLUDropoutLayer",
+        dropout_of="leaky_relu_layer",
     ),
     "sparse_leaky_relu_layer": SpecInfo(
         name="sparse_leaky_relu_layer",
@@ -480,6 +491,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("relu_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
         title="ReLUDropoutLayer",
+        dropout_of="relu_layer",
     ),
     "sparse_relu_layer": SpecInfo(
         name="sparse_relu_layer",
@@ -569,6 +581,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("sigmoid_dropout_layer_backward_without_DX", ("X", "R", "Z", "DY"), ("DW", "Db")),
         ),
         title="SigmoidDropoutLayer",
+        dropout_of="sigmoid_layer",
     ),
     "sparse_sigmoid_layer": SpecInfo(
         name="sparse_sigmoid_layer",
@@ -657,6 +670,7 @@ SPECS: dict[str, SpecInfo] = {
             ),
         ),
         title="SReLUDropoutLayer",
+        dropout_of="srelu_layer",
     ),
     "sparse_srelu_layer": SpecInfo(
         name="sparse_srelu_layer",
@@ -700,6 +714,48 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("simple_batch_norm_backward", ("Sigma", "Y", "DY"), ("DX",)),
         ),
         title="SimpleBatchNorm",
+        running={
+            "update": "simple_batch_norm_statistics",
+            "inference": "simple_batch_norm_inference",
+            "initial": {"running_mean": 0, "running_var": 1},
+            "momentum": 0.1,
+        },
+    ),
+    "simple_batch_norm_inference": SpecInfo(
+        name="simple_batch_norm_inference",
+        kind="layer",
+        family="layers",
+        doc="Batch normalization in inference mode (by the running statistics).",
+        inputs=("X", "running_mean", "running_var"),
+        parameters={},
+        init={},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel("simple_batch_norm_inference_forward", ("X", "running_mean", "running_var"), ("Y",)),
+            Kernel("simple_batch_norm_inference_backward", ("running_var", "DY"), ("DX",)),
+        ),
+        title="SimpleBatchNormInference",
+    ),
+    "simple_batch_norm_statistics": SpecInfo(
+        name="simple_batch_norm_statistics",
+        kind="update",
+        family="layers",
+        doc="Running statistics of simple_batch_norm: s\u0027 = (1 \u2212 m)\u00b7s + m\u00b7(batch estimate), m the momentum.",
+        inputs=("running_mean", "running_var", "X"),
+        parameters={},
+        init={},
+        hyperparameters=("momentum",),
+        output="running_var",
+        kernels=(
+            Kernel(
+                "simple_batch_norm_statistics_update",
+                ("running_mean", "running_var", "X", "momentum"),
+                ("running_mean", "running_var"),
+            ),
+        ),
+        title="SimpleBatchNormStatistics",
+        statistics_of="simple_batch_norm",
     ),
     "batch_norm": SpecInfo(
         name="batch_norm",
@@ -717,6 +773,57 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("batch_norm_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
         ),
         title="BatchNorm",
+        running={
+            "update": "batch_norm_statistics",
+            "inference": "batch_norm_inference",
+            "initial": {"running_mean": 0, "running_var": 1},
+            "momentum": 0.1,
+        },
+    ),
+    "batch_norm_inference": SpecInfo(
+        name="batch_norm_inference",
+        kind="layer",
+        family="layers",
+        doc="Batch normalization with affine \u03b3, \u03b2 in inference mode (by the running statistics).",
+        inputs=("X", "running_mean", "running_var"),
+        parameters={"gamma": ("1", "K"), "beta": ("1", "K")},
+        init={"gamma": 1, "beta": 0},
+        hyperparameters=(),
+        output="Y",
+        kernels=(
+            Kernel(
+                "batch_norm_inference_forward",
+                ("X", "running_mean", "running_var", "gamma", "beta"),
+                ("Z", "Y"),
+            ),
+            Kernel(
+                "batch_norm_inference_backward",
+                ("running_var", "gamma", "Z", "DY"),
+                ("Dbeta", "Dgamma", "DX"),
+            ),
+            Kernel("batch_norm_inference_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
+        ),
+        title="BatchNormInference",
+    ),
+    "batch_norm_statistics": SpecInfo(
+        name="batch_norm_statistics",
+        kind="update",
+        family="layers",
+        doc="Running statistics of batch_norm: s\u0027 = (1 \u2212 m)\u00b7s + m\u00b7(batch estimate), m the momentum.",
+        inputs=("running_mean", "running_var", "X"),
+        parameters={},
+        init={},
+        hyperparameters=("momentum",),
+        output="running_var",
+        kernels=(
+            Kernel(
+                "batch_norm_statistics_update",
+                ("running_mean", "running_var", "X", "momentum"),
+                ("running_mean", "running_var"),
+            ),
+        ),
+        title="BatchNormStatistics",
+        statistics_of="batch_norm",
     ),
     "simple_batch_norm_eps": SpecInfo(
         name="simple_batch_norm_eps",
@@ -733,6 +840,52 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("simple_batch_norm_eps_backward", ("Sigma", "Y", "DY", "epsilon"), ("DX",)),
         ),
         title="SimpleBatchNormEps",
+        running={
+            "update": "simple_batch_norm_eps_statistics",
+            "inference": "simple_batch_norm_eps_inference",
+            "initial": {"running_mean": 0, "running_var": 1},
+            "momentum": 0.1,
+        },
+    ),
+    "simple_batch_norm_eps_inference": SpecInfo(
+        name="simple_batch_norm_eps_inference",
+        kind="layer",
+        family="layers",
+        doc="Batch normalization and \u03b5 in inference mode (by the running statistics).",
+        inputs=("X", "running_mean", "running_var"),
+        parameters={},
+        init={},
+        hyperparameters=("epsilon",),
+        output="Y",
+        kernels=(
+            Kernel(
+                "simple_batch_norm_eps_inference_forward",
+                ("X", "running_mean", "running_var", "epsilon"),
+                ("Y",),
+            ),
+            Kernel("simple_batch_norm_eps_inference_backward", ("running_var", "DY", "epsilon"), ("DX",)),
+        ),
+        title="SimpleBatchNormEpsInference",
+    ),
+    "simple_batch_norm_eps_statistics": SpecInfo(
+        name="simple_batch_norm_eps_statistics",
+        kind="update",
+        family="layers",
+        doc="Running statistics of simple_batch_norm_eps: s\u0027 = (1 \u2212 m)\u00b7s + m\u00b7(batch estimate), m the momentum.",
+        inputs=("running_mean", "running_var", "X"),
+        parameters={},
+        init={},
+        hyperparameters=("momentum",),
+        output="running_var",
+        kernels=(
+            Kernel(
+                "simple_batch_norm_eps_statistics_update",
+                ("running_mean", "running_var", "X", "momentum"),
+                ("running_mean", "running_var"),
+            ),
+        ),
+        title="SimpleBatchNormEpsStatistics",
+        statistics_of="simple_batch_norm_eps",
     ),
     "batch_norm_eps": SpecInfo(
         name="batch_norm_eps",
@@ -752,6 +905,57 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("batch_norm_eps_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
         ),
         title="BatchNormEps",
+        running={
+            "update": "batch_norm_eps_statistics",
+            "inference": "batch_norm_eps_inference",
+            "initial": {"running_mean": 0, "running_var": 1},
+            "momentum": 0.1,
+        },
+    ),
+    "batch_norm_eps_inference": SpecInfo(
+        name="batch_norm_eps_inference",
+        kind="layer",
+        family="layers",
+        doc="Batch normalization with affine \u03b3, \u03b2 and \u03b5 in inference mode (by the running statistics).",
+        inputs=("X", "running_mean", "running_var"),
+        parameters={"gamma": ("1", "K"), "beta": ("1", "K")},
+        init={"gamma": 1, "beta": 0},
+        hyperparameters=("epsilon",),
+        output="Y",
+        kernels=(
+            Kernel(
+                "batch_norm_eps_inference_forward",
+                ("X", "running_mean", "running_var", "gamma", "beta", "epsilon"),
+                ("Z", "Y"),
+            ),
+            Kernel(
+                "batch_norm_eps_inference_backward",
+                ("running_var", "gamma", "Z", "DY", "epsilon"),
+                ("Dbeta", "Dgamma", "DX"),
+            ),
+            Kernel("batch_norm_eps_inference_backward_without_DX", ("Z", "DY"), ("Dbeta", "Dgamma")),
+        ),
+        title="BatchNormEpsInference",
+    ),
+    "batch_norm_eps_statistics": SpecInfo(
+        name="batch_norm_eps_statistics",
+        kind="update",
+        family="layers",
+        doc="Running statistics of batch_norm_eps: s\u0027 = (1 \u2212 m)\u00b7s + m\u00b7(batch estimate), m the momentum.",
+        inputs=("running_mean", "running_var", "X"),
+        parameters={},
+        init={},
+        hyperparameters=("momentum",),
+        output="running_var",
+        kernels=(
+            Kernel(
+                "batch_norm_eps_statistics_update",
+                ("running_mean", "running_var", "X", "momentum"),
+                ("running_mean", "running_var"),
+            ),
+        ),
+        title="BatchNormEpsStatistics",
+        statistics_of="batch_norm_eps",
     ),
     "linear_dropout": SpecInfo(
         name="linear_dropout",
@@ -769,6 +973,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("linear_dropout_backward_without_DX", ("X", "R", "DY"), ("DW", "Db")),
         ),
         title="LinearDropout",
+        dropout_of="linear",
     ),
     "linear": SpecInfo(
         name="linear",
@@ -979,6 +1184,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
         title="CrossEntropyLoss",
+        targets="classes",
     ),
     "softmax_cross_entropy_loss": SpecInfo(
         name="softmax_cross_entropy_loss",
@@ -995,6 +1201,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
         title="SoftmaxCrossEntropyLoss",
+        targets="classes",
     ),
     "softmax_cross_entropy_one_hot_loss": SpecInfo(
         name="softmax_cross_entropy_one_hot_loss",
@@ -1011,6 +1218,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("softmax_cross_entropy_one_hot_loss_gradient", ("Y", "T"), ("DY",)),
         ),
         title="SoftmaxCrossEntropyOneHotLoss",
+        targets="classes",
     ),
     "stable_softmax_cross_entropy_loss": SpecInfo(
         name="stable_softmax_cross_entropy_loss",
@@ -1027,6 +1235,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("stable_softmax_cross_entropy_loss_gradient", ("Y", "T"), ("DY",)),
         ),
         title="StableSoftmaxCrossEntropyLoss",
+        targets="classes",
     ),
     "logistic_cross_entropy_loss": SpecInfo(
         name="logistic_cross_entropy_loss",
@@ -1059,6 +1268,7 @@ SPECS: dict[str, SpecInfo] = {
             Kernel("negative_log_likelihood_loss_gradient", ("Y", "T"), ("DY",)),
         ),
         title="NegativeLogLikelihoodLoss",
+        targets="classes",
     ),
     "gradient_descent": SpecInfo(
         name="gradient_descent",

@@ -33,7 +33,8 @@ __all__ = [
     "diag_matrix", "dims", "elements_sum", "apply", "hadamard", "identity", "inv_sqrt", "matrix", "ones",
     "row_repeat",
     "rows_max", "rows_mean", "rows_sum", "scalar", "x", "zeros", "exp", "log", "sqrt", "reciprocal",
-    "log_sigmoid", "sigmoid", "TorchOptimizer", "xlogy", "XLogY", "MatrixXLogY",
+    "log_sigmoid", "sigmoid", "TorchOptimizer", "xlogy", "XLogY", "MatrixXLogY", "RunningStatistics",
+    "TorchBatchNorm", "running_statistics", "DEFAULT_MOMENTUM",
 ]
 
 #: The variable of every scalar (element-wise) function.
@@ -341,6 +342,10 @@ class Spec:
     "al")}``; each is proved on all of ℝ (filled in by :func:`activation_specs`).
     reference: for an update, the independent statement it is checked against (a :class:`TorchOptimizer`).
     sparse_of: for a spec made by :func:`sparse`, the name of the dense spec it has the equations of.
+    dropout_of: for a layer with a dropout mask, the layer it is without the mask (what eval mode runs).
+    targets: ``"classes"`` for a classification loss (T holds one-hot rows; wrappers take class indices too).
+    running: for a layer that keeps running statistics (see :func:`running_statistics`), what they are.
+    statistics_of: for the running-statistics update made by :func:`running_statistics`, its layer.
     init: initial values of parameters, a number or ``"fan_in"`` (uniform in ±1/√columns); by default a
     matrix with two non-unit dimensions is ``"fan_in"`` and anything else starts at 0.
     """
@@ -363,6 +368,10 @@ class Spec:
     paper: str = ""
     module: str = ""
     sparse_of: str = ""
+    dropout_of: str = ""
+    targets: str = ""
+    running: RunningStatistics | None = None
+    statistics_of: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "forward", _equations(self.forward))
@@ -391,6 +400,70 @@ class TorchOptimizer:
     state: dict = field(default_factory=dict)
 
 
+#: torch.nn.BatchNorm1d's default momentum, the weight of the newest batch in a running statistic.
+DEFAULT_MOMENTUM = 0.1
+
+
+@dataclass(frozen=True)
+class RunningStatistics:
+    """What a layer that keeps running statistics (batch normalization) records: the spec of its update
+    (``<layer>_statistics``), the spec of its inference-mode forward (``<layer>_inference``), each statistic's
+    initial value, and the default momentum."""
+
+    update: str
+    inference: str
+    initial: dict
+    momentum: float = DEFAULT_MOMENTUM
+
+
+@dataclass(frozen=True)
+class TorchBatchNorm:
+    """A running-statistics update's independent statement: ``torch.nn.BatchNorm1d(K, momentum=m)`` in
+    training mode on the spec's input ``X``; ``state`` maps the spec's statistics to torch's buffers.
+    ``batchform verify`` runs both over several batches from a random non-zero state."""
+
+    name: str = "BatchNorm1d"
+    input: str = "X"
+    momentum: str = "momentum"
+    state: dict = field(default_factory=lambda: {"running_mean": "running_mean", "running_var": "running_var"})
+
+
+def running_statistics(layer: Spec, inference: Spec, estimates: dict, initial: dict,
+                       momentum: float = DEFAULT_MOMENTUM) -> list[Spec]:
+    """A layer that normalizes by batch statistics in training and by running statistics in inference, as
+    three specs: ``layer`` (training mode, as written), ``inference`` (its forward and backward in inference
+    mode, reading the statistics as inputs without gradient; proved like any layer) and the update
+    ``<layer>_statistics``.
+
+    ``estimates`` maps each statistic (a 1 × K matrix named as torch's buffer, ``running_mean``) to its batch
+    estimate, an expression in the layer's inputs. The update follows torch's momentum convention: with
+    m = ``momentum`` (torch.nn.BatchNorm1d's default 0.1), s' = (1 − m)·s + m·estimate for every statistic s
+    (an exponential moving average in which m weighs the newest batch). It is checked against
+    ``torch.nn.BatchNorm1d`` (:class:`TorchBatchNorm`), so a variance estimate must be torch's unbiased one
+    (divided by N − 1).
+    """
+    m = scalar("momentum")
+    statistics = [s for s in estimates]
+    read = []
+    for estimate in estimates.values():
+        for sym in sorted(estimate.atoms(MatrixSymbol), key=lambda s: s.name):
+            if sym not in read and sym not in statistics:
+                read.append(sym)
+    update_name = f"{layer.name}_statistics"
+    update = Spec(
+        update_name, "update",
+        f"Running statistics of {layer.name}: s' = (1 − m)·s + m·(batch estimate), m the momentum.",
+        inputs=(*statistics, *read), hyperparameters=(m,), sample={"momentum": (0.05, 0.5)},
+        forward={s.name: (1 - m) * s + m * estimate for s, estimate in estimates.items()},
+        reference=TorchBatchNorm(), statistics_of=layer.name,
+        paper="not in the paper: torch.nn.BatchNorm1d's running estimates",
+    )
+    record = RunningStatistics(update_name, inference.name, dict(initial), momentum)
+    from dataclasses import replace
+
+    return [replace(layer, running=record), inference, update]
+
+
 def sparse(spec: Spec, name: str, **storage: str) -> Spec:
     """The same equations with some parameters stored sparsely, e.g. ``sparse(linear, "sparse_linear",
     W="csr")``: products with W use its sparse storage, and DW is computed on W's pattern only."""
@@ -398,6 +471,12 @@ def sparse(spec: Spec, name: str, **storage: str) -> Spec:
 
     return replace(spec, name=name, doc=f"{spec.doc.rstrip('.')}, with {', '.join(storage)} in CSR storage.",
                    storage=dict(storage), sparse_of=spec.name)
+
+
+#: The mask R of a dropout layer: the wrappers draw it in training mode with rate p as inverted dropout (as
+#: torch.nn.Dropout): each entry is 0 with probability p, else 1/(1 − p), so E[R] = 1 and eval mode, which
+#: runs the layer without R, needs no rescaling.
+DROPOUT_MASK = "dropout mask (entries 0 or 1/(1 − p), drawn in training mode), not trained"
 
 
 # --- activations: one scalar function gives an element-wise function spec and a layer spec -------------
@@ -466,11 +545,11 @@ def activation_specs(act: Activation) -> list[Spec]:
     )
     R = matrix("R", D, K)
     dropout = Spec(
-        name=f"{act.name}_dropout_layer", kind="layer",
+        name=f"{act.name}_dropout_layer", kind="layer", dropout_of=layer.name,
         doc=f"Linear layer with a dropout mask on its weights, followed by {act.title}.",
         inputs=(X, R), parameters=(W, b, *act.trainable), hyperparameters=hyper, sample=act.sample,
         init=act.init, paper=act.paper + "; § dropout: activation dropout layer", derivatives=derivatives,
-        no_gradient={"R": "dropout mask, not trained"},
+        no_gradient={"R": DROPOUT_MASK},
         forward={"Z": X * hadamard(W.T, R) + row_repeat(b, N), "Y": act(Z)},
         backward={
             "DZ": hadamard(DY, act.prime(Z)),

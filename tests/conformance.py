@@ -21,7 +21,7 @@ from codegen.backends import all_backends
 from codegen.loader import load_all
 from codegen.lower import lower, variants
 from codegen.passes import optimize
-from codegen.wrappers import wrappers
+from codegen.wrappers import link_modes, wrappers
 
 SPECS = {s.name: s for s in load_all()}
 FUNCTIONS = {name: lower(optimize(s)) for name, s in SPECS.items()}
@@ -38,6 +38,8 @@ def supported(backend: str, kinds=("layer", "function", "loss", "update")) -> li
 DIFFERENTIABLE_KINDS = ("layer", "function", "loss")
 WRAPPERS = {name: wrappers(FUNCTIONS[name] + variants(s, FUNCTIONS[name]))[0]
             for name, s in SPECS.items() if s.spec.kind != "update"}
+link_modes(list(WRAPPERS.values()), {f.name: (SPECS[f.spec].family, f) for fs in FUNCTIONS.values() for f in fs
+                                     if f.kind == "update"})
 
 # --- shapes ----------------------------------------------------------------------------------------------
 
@@ -83,8 +85,11 @@ def concrete(shape, dims) -> tuple[int, ...]:
 def draw(name: str, dims: dict, seed: int) -> dict:
     """float64 values for every input, parameter and hyperparameter of spec ``name``, as the proofs draw
     them: each entry uniform in the spec's ``sample`` interval for it (default (−2, 2)); a matrix with the
-    constraint ``rows_sum_to_one`` gets its last column as 1 minus the sum of the others."""
+    constraint ``rows_sum_to_one`` gets its last column as 1 minus the sum of the others. A running-statistics
+    update (spec.dsl.running_statistics) estimates a variance, which needs N ≥ 2: it is drawn with N ≥ 2."""
     spec = SPECS[name].spec
+    if spec.statistics_of and dims.get("N", 2) < 2:
+        dims = {**dims, "N": 2}
     rng = np.random.default_rng(seed)
     values = {}
     for item in (*spec.inputs, *spec.parameters, *spec.hyperparameters):

@@ -74,6 +74,37 @@ print("ok")
     assert "__cse" not in text and "import scipy.special" in text
 
 
+def test_a_new_batch_norm_like_spec_gets_train_and_eval_modes(extra_tree):
+    """tests/extra_specs/layers/scale_norm.py, written as the README says: its torch module keeps running
+    statistics like nn.BatchNorm1d (γ as weight, no shift) and switches to them in eval mode; JAX's
+    ``scale_batch_norm_apply`` does the same with ``train``."""
+    script = f"""
+import sys
+sys.path = [{str(extra_tree.parent)!r}] + [p for p in sys.path if p not in ('', {str(Path.cwd())!r})]
+import numpy as np, torch
+import extra_generated.torch as bt
+from extra_generated.jax import custom_vjp as bj
+torch.manual_seed(0)
+ours = bt.ScaleBatchNorm(3, 0.01, momentum=0.2, dtype=torch.float64)
+theirs = torch.nn.BatchNorm1d(3, eps=0.01, momentum=0.2).double()
+with torch.no_grad():
+    ours.gamma.uniform_(0.5, 2.0); theirs.weight.copy_(ours.gamma.reshape(-1))
+state = bj.scale_batch_norm_state(3, dtype=np.float64)
+for _ in range(3):
+    X = torch.randn(6, 3, dtype=torch.float64) * 2 + 1
+    assert torch.allclose(ours(X), theirs(X), atol=1e-10)
+    Y, state = bj.scale_batch_norm_apply(X.numpy(), ours.gamma.detach().numpy(), 0.01, state, train=True, momentum=0.2)
+assert torch.allclose(ours.running_var.reshape(-1), theirs.running_var, atol=1e-12)
+assert np.allclose(np.asarray(state["running_var"]).reshape(-1), theirs.running_var.numpy(), atol=1e-6)
+ours.eval(); theirs.eval()
+X = torch.randn(1, 3, dtype=torch.float64)
+assert torch.allclose(ours(X), theirs(X), atol=1e-10)
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/")
+    assert result.stdout.strip() == "ok", result.stderr
+
+
 def test_every_extra_kernel_was_run(extra_tree):
     """Every function of every extra spec exists in every Python backend that takes its storage (so the
     pre-write run saw it)."""

@@ -42,7 +42,7 @@ def test_bad_output_paths_are_refused_before_training(option, tmp_path, capsys):
         assert err.startswith(f"error: {option}") and words in err and "\n" not in err, err
 
 
-@pytest.mark.parametrize("layers", ["ReLU;BatchNorm;Linear", "SReLU;Linear"])
+@pytest.mark.parametrize("layers", ["SReLU;Linear"])  # SReLU's scalars (batch norm exports as BatchNorm1d)
 def test_an_export_that_cannot_hold_the_network_is_refused_before_training(layers, tmp_path, capsys):
     assert main([*QUICK, "--layers", layers, "--export-torch", str(tmp_path / "m.pt")]) == 2
     captured = capsys.readouterr()

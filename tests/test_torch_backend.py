@@ -155,7 +155,7 @@ def build_module(name: str, dims: dict, values: dict, dtype=torch.float64) -> to
     w = WRAPPERS[name]
     cls = getattr(gt, w.class_name)
     module = cls(*[dims[d.name] for d in w.dimensions], *[values[h] for h in w.hyperparameters],
-                 **({"dtype": dtype} if w.parameters else {}))
+                 **({"dtype": dtype} if w.parameters or w.running else {}))
     with torch.no_grad():
         for p in w.parameters:
             getattr(module, p.name).copy_(torch.as_tensor(values[p.name], dtype=dtype))
@@ -176,11 +176,25 @@ def test_modules(name, dims, seed):
     for p in w.parameters:
         assert tuple(getattr(module, p.name).shape) == (concrete(p.shape, dims) if p.shape else ())
     seed_tensor = torch.tensor(seeds[w.seed]) if w.seed in seeds else torch.tensor(1.0, dtype=torch.float64)
+    spec = SPECS[name].spec
+    # A dropout form draws its mask R itself in training mode (tests/test_train_eval.py checks how); here it
+    # is given the drawn values. A layer with running statistics needs N ≥ 2 in training mode.
+    mask = spec.dropout_of and next(i for i in w.inputs if i not in WRAPPERS[spec.dropout_of].inputs)
+    if spec.running is not None and dims["N"] < 2:
+        with pytest.raises(ValueError, match="more than one sample"):
+            module(torch.tensor(values["X"]))
+        return
     for inputs_need_gradients in (True, False):
         module.zero_grad()
         inputs = [torch.tensor(values[i], requires_grad=inputs_need_gradients and i in w.differentiable)
                   for i in w.inputs]
-        output = module(*inputs)
+        if mask:
+            drawn = dict(zip(w.inputs, inputs))[mask]
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(gt.conventions, "dropout_mask", lambda shape, p, like: drawn)
+                output = module(*[t for i, t in zip(w.inputs, inputs) if i != mask])
+        else:
+            output = module(*inputs)
         close(numpy_of(output), forward[w.output], 1e-10, f"{name}: {w.output}")
         if not output.requires_grad:
             continue

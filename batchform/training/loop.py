@@ -59,7 +59,7 @@ class Trainer:
 
         if self.dynamic.grow.kind == "gradient":  # the dense gradient needs one forward and backward pass
             backend = self.network.backend
-            Y = self.network.feedforward(backend.array(batch[0]), training=True)
+            Y = self.network.feedforward(backend.array(batch[0]), training=True, update_statistics=False)
             _, DY = self._loss(Y, backend.array(batch[1]))
             self.network.backpropagate(DY / batch[0].shape[0])
         if self.replicas.size > 1:  # decided on rank 0, the same pattern on every replica
@@ -85,10 +85,12 @@ class Trainer:
         value, gradient = loss_and_gradient(self.network, self.loss, Y, T)
         return float(np.asarray(self.network.backend.numpy(value))), gradient
 
-    def evaluate(self, X: np.ndarray, T: np.ndarray) -> tuple[float, float]:
-        """(mean loss, accuracy) over a whole split, in batches so memory stays bounded."""
+    def evaluate(self, X: np.ndarray, T: np.ndarray, chunk: int | None = None) -> tuple[float, float]:
+        """(mean loss, accuracy) over a whole split in inference mode (running statistics, no dropout), in
+        chunks of ``chunk`` rows (default max(batch size, 1024)) so memory stays bounded; in inference mode
+        each row's output depends on that row alone, so the result does not depend on the chunk size."""
         backend, total_loss, correct = self.network.backend, 0.0, 0
-        step = max(self.batch_size, 1024)
+        step = chunk or max(self.batch_size, 1024)
         rows = self.replicas.rows(X.shape[0])  # each process its block; the sums are added up below
         X, T = X[rows], T[rows]
         for start in range(0, X.shape[0], step):

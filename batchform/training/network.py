@@ -38,6 +38,9 @@ class Layer:
     dropout: float = 0.0
     dropout_info: SpecInfo | None = None
     state: dict = field(default_factory=dict)
+    #: Running statistics (batch normalization): updated in training, read in inference mode.
+    running: dict = field(default_factory=dict)
+    batches_tracked: int = 0  # batches that updated the running statistics (nn.BatchNorm1d's counter)
     saved: dict = field(default_factory=dict)
     gradients: dict = field(default_factory=dict)
     updated: bool = False  # by a fused backward + update kernel in the last backpropagate
@@ -118,6 +121,9 @@ class Network:
             arrays = {k: backend.csr(v.indptr, v.indices, v.values, v.shape) if isinstance(v, HostCSR)
                       else backend.array(v) for k, v in parameters.items()}
             layer = Layer(info, arrays, dict(option.hyperparameters), optimizer, option.dropout, dropout_info)
+            if info.running:  # the spec's initial values, e.g. running_mean = 0, running_var = 1 (1 × K)
+                layer.running = {name: backend.array(np.full((1, K), float(value)))
+                                 for name, value in info.running["initial"].items()}
             built.append(layer)
         network = cls(backend, built, seed)
         network.reset_optimizers()
@@ -153,14 +159,22 @@ class Network:
                 masks.append(self.backend.array((self.rng.random((D, K)) < keep) / keep))
         return masks
 
-    def feedforward(self, X, training: bool = False, masks: list | None = None):
-        """``masks``: the dropout masks of :meth:`draw_masks` (drawn here when training without them)."""
+    def feedforward(self, X, training: bool = False, masks: list | None = None, update_statistics: bool = True):
+        """The network's output. ``training``: batch statistics (and the running statistics updated, unless
+        ``update_statistics`` is False), dropout masks applied (``masks``: those of :meth:`draw_masks`, drawn
+        here when training without them); otherwise inference mode: running statistics, no dropout, so each
+        row's output depends on that row alone."""
         if training and masks is None:
             masks = self.draw_masks()
         masks = iter(masks or ())
         for layer in self.layers:
             info = layer.info
             values = {"X": X, **self._arguments(layer)}
+            if info.running and not training:
+                info = SPECS[info.running["inference"]]
+                values.update(layer.running)
+            elif info.running and update_statistics:
+                self._update_running(layer, X)
             if training and layer.dropout:
                 info = layer.dropout_info
                 values["R"] = next(masks)
@@ -168,6 +182,18 @@ class Network:
             layer.saved = {**values, **outputs, "__info__": info}
             X = outputs[info.output]
         return X
+
+    def _update_running(self, layer: Layer, X) -> None:
+        """The spec's running-statistics update kernel on this batch (momentum: the spec's default, torch's
+        0.1). A batch of one sample has no variance estimate (N − 1 = 0) and leaves the statistics as they
+        are, where torch.nn.BatchNorm1d raises."""
+        if X.shape[0] < 2:
+            return
+        update = SPECS[layer.info.running["update"]]
+        values = {**layer.running, "X": X, "momentum": layer.info.running["momentum"]}
+        results = _call(self.backend, update.kernels[0], values)
+        layer.running = {name: results.get(name, value) for name, value in layer.running.items()}
+        layer.batches_tracked += 1
 
     def backpropagate(self, DY, eta: float | None = None) -> None:
         """Gradients of every layer, last to first. With ``eta``, a layer whose backward has a fused form with
@@ -260,12 +286,23 @@ class Network:
                 setattr(layer, key, dict(value) if isinstance(value, dict) else value)
 
     # --- weights -----------------------------------------------------------------------------------
-    def snapshot(self) -> list[dict]:
-        return [{k: self.backend.copy(v) for k, v in layer.parameters.items()} for layer in self.layers]
+    def snapshot(self, statistics: bool = False) -> list:
+        """Copies of every layer's parameters (a dict per layer); with ``statistics``, (parameters, running
+        statistics) per layer, so that a restore also undoes the running statistics of a failed batch."""
+        parameters = [{k: self.backend.copy(v) for k, v in layer.parameters.items()} for layer in self.layers]
+        if not statistics:
+            return parameters
+        return [(p, {k: self.backend.copy(v) for k, v in layer.running.items()})
+                for p, layer in zip(parameters, self.layers)]
 
-    def restore(self, snapshot: list[dict]) -> None:
-        for layer, parameters in zip(self.layers, snapshot):
+    def restore(self, snapshot: list) -> None:
+        """Back to a :meth:`snapshot` (parameters and running statistics), or to parameters alone (a list of
+        dicts, as the benchmarks give)."""
+        for layer, entry in zip(self.layers, snapshot):
+            parameters, running = (entry, None) if isinstance(entry, dict) else entry
             layer.parameters = {k: self.backend.copy(v) for k, v in parameters.items()}
+            if running is not None:
+                layer.running = {k: self.backend.copy(v) for k, v in running.items()}
 
     def host_csr(self, W) -> HostCSR:
         indptr, indices, values = self.backend.csr_arrays(W)
@@ -288,6 +325,8 @@ class Network:
                                 f"{name}{i}_data": csr.values, f"{name}{i}_shape": np.array(csr.shape)})
                 else:
                     out[f"{name}{i}"] = self.backend.numpy(value)
+            for name, value in layer.running.items():
+                out[f"{name}{i}"] = self.backend.numpy(value)
         return out
 
     def save_weights(self, path: str | os.PathLike) -> None:
@@ -319,9 +358,9 @@ class Network:
         except (OSError, ValueError, EOFError) as exc:
             raise DataError(f"{path}: not a weights npz file ({exc})") from None
         for i, layer in enumerate(self.layers, start=1):
-            for name, value in layer.parameters.items():
+            for name, value in (*layer.parameters.items(), *layer.running.items()):
                 key = f"{name}{i}"
-                if self.backend.is_csr(value) or f"{key}_data" in arrays:
+                if name in layer.parameters and (self.backend.is_csr(value) or f"{key}_data" in arrays):
                     self._load_sparse(layer, name, key, arrays, path)
                     continue
                 if key not in arrays:
@@ -333,7 +372,8 @@ class Network:
                     raise DataError(f"{path}: {key!r} has shape {arrays[key].shape}, the network needs {expected}")
                 if not np.all(np.isfinite(arrays[key])):
                     raise DataError(f"{path}: {key!r} holds NaN or infinite values")
-                layer.parameters[name] = self.backend.array(arrays[key])
+                target = layer.parameters if name in layer.parameters else layer.running
+                target[name] = self.backend.array(arrays[key])
         self.reset_optimizers()
 
     def _load_sparse(self, layer: Layer, name: str, key: str, arrays: dict, path) -> None:
@@ -364,17 +404,35 @@ class Network:
         else:
             layer.parameters[name] = self.backend.array(matrix.toarray())
 
+    #: The torch name of each parameter and running statistic (nn.Linear, nn.BatchNorm1d).
+    TORCH_NAMES = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias", "running_mean": "running_mean",
+                   "running_var": "running_var"}
+
+    @classmethod
+    def torch_export_problem(cls, info: SpecInfo) -> str:
+        """Why a layer of spec ``info`` has no nn.Linear / nn.BatchNorm1d form, or "" (checked before training)."""
+        other = [p for p in info.parameters if p not in cls.TORCH_NAMES]
+        if other:
+            return (f"a state_dict of nn.Linear and nn.BatchNorm1d layers cannot hold the {info.name} layer's "
+                    f"parameters {', '.join(other)}")
+        return ""
+
     def torch_state_dict(self):
-        """The weighted layers as ``nn.Linear`` entries of an ``nn.Sequential(Linear, act, Linear, ...)``."""
+        """The network as the state_dict of ``nn.Sequential(Linear, act, BatchNorm1d, Linear, ...)``: a
+        weighted layer is an nn.Linear followed by its activation (two entries), batch normalization one
+        nn.BatchNorm1d (running statistics included)."""
         import torch
         from collections import OrderedDict
 
         state, index = OrderedDict(), 0
         for layer in self.layers:
-            if set(layer.parameters) != {"W", "b"}:
-                raise OptionError(f"a state_dict of nn.Linear layers cannot hold the {layer.info.name} layer's "
-                                  f"parameters ({', '.join(layer.parameters)})")
-            state[f"{index}.weight"] = torch.from_numpy(np.array(self.dense(layer.parameters["W"])))
-            state[f"{index}.bias"] = torch.from_numpy(np.array(self.backend.numpy(layer.parameters["b"])).reshape(-1))
-            index += 2
+            problem = self.torch_export_problem(layer.info)
+            if problem:
+                raise OptionError(problem)
+            for name, value in (*layer.parameters.items(), *layer.running.items()):
+                array = np.array(self.dense(value) if name == "W" else self.backend.numpy(value))
+                state[f"{index}.{self.TORCH_NAMES[name]}"] = torch.from_numpy(array if name == "W" else array.reshape(-1))
+            if layer.running:
+                state[f"{index}.num_batches_tracked"] = torch.tensor(layer.batches_tracked)
+            index += 1 if layer.running or "W" not in layer.parameters else 2
         return state

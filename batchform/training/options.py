@@ -122,11 +122,19 @@ def _key(name: str) -> str:
     return name.replace("_", "").lower()
 
 
+def _internal(info) -> bool:
+    """Specs no option names: a running-statistics update (not an optimizer) and a layer with inputs besides X
+    (an inference form reads running statistics; a dropout form a mask, chosen by Dropout(p))."""
+    return bool(getattr(info, "statistics_of", "")) or (info.kind == "layer" and info.inputs != ("X",))
+
+
 def spec_by_name(name: str, kind: str, option: str, suffixes=("", "_layer")) -> str:
     """Find the spec a user-facing name means: ``LeakyReLU`` → leaky_relu_layer, ``Linear`` → linear."""
     wanted = _key(name)
     for suffix in suffixes:
         for spec_name, info in SPECS.items():
+            if _internal(info):
+                continue
             if info.kind == kind and _key(spec_name) == wanted + _key(suffix):
                 if info.storage:  # a sparse form is chosen by density, not by name
                     dense = getattr(SPECS[info.sparse_of], "title", "") or info.sparse_of
@@ -144,7 +152,7 @@ def known_names(kind: str, suffixes=("", "_layer")) -> list[str]:
     """The spellings users type, from the manifest's titles, with their arguments: ``LeakyReLU(alpha)``."""
     names = {}
     for info in SPECS.values():
-        if info.kind != kind or (kind == "layer" and info.inputs != ("X",)):  # dropout forms: Dropout(p)
+        if info.kind != kind or _internal(info):  # dropout forms: Dropout(p); statistics: not optimizers
             continue
         if getattr(info, "storage", None):  # a sparse form is chosen by density, not by name
             continue

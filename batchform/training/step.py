@@ -39,7 +39,7 @@ class EagerStep:
         self.ok, self.good = True, None
 
     def begin_epoch(self) -> None:
-        self.good = self.network.snapshot()
+        self.good = self.network.snapshot(statistics=True)
 
     def __call__(self, Xb: np.ndarray, Tb: np.ndarray, eta: float) -> float:
         network, replicas = self.network, self.replicas
@@ -60,7 +60,7 @@ class EagerStep:
             network.restore(self.good)
             self.ok = False
             return loss
-        self.good = network.snapshot()
+        self.good = network.snapshot(statistics=True)
         if not replicas.reduces_gradients:
             network.backpropagate(DY, eta)  # the fused backward + update kernels where they exist
         network.optimize(eta)

@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "62bf7f0a93ce8c9cc3459326d84f6a5ba5fd97e505edbd37678433e83a8567e0",
-    "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
+    "f9d081273c32b9f800f027da60328fdb5183fb8c3a55b8062e321cebd04fbb69",
+    "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
-_COMPILED_GENERATION = "62bf7f0a93ce8c9cc3459326d84f6a5ba5fd97e505edbd37678433e83a8567e0"
+_COMPILED_GENERATION = "f9d081273c32b9f800f027da60328fdb5183fb8c3a55b8062e321cebd04fbb69"
 
 from ._checks import retry
 
@@ -726,6 +726,18 @@ _SIGNATURES = {
         ("Y", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
+    "simple_batch_norm_inference_forward": (
+        ("X", ("N", "K"), "array"),
+        ("running_mean", (1, "K"), "array"),
+        ("running_var", (1, "K"), "array"),
+    ),
+    "simple_batch_norm_inference_backward": (("running_var", (1, "K"), "array"), ("DY", ("N", "K"), "array")),
+    "simple_batch_norm_statistics_update": (
+        ("running_mean", (1, "K"), "updated"),
+        ("running_var", (1, "K"), "updated"),
+        ("X", ("N", "K"), "array"),
+        ("momentum", (), "scalar"),
+    ),
     "batch_norm_forward": (
         ("X", ("N", "K"), "array"),
         ("gamma", (1, "K"), "array"),
@@ -738,12 +750,49 @@ _SIGNATURES = {
         ("DY", ("N", "K"), "array"),
     ),
     "batch_norm_backward_without_DX": (("Z", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "batch_norm_inference_forward": (
+        ("X", ("N", "K"), "array"),
+        ("running_mean", (1, "K"), "array"),
+        ("running_var", (1, "K"), "array"),
+        ("gamma", (1, "K"), "array"),
+        ("beta", (1, "K"), "array"),
+    ),
+    "batch_norm_inference_backward": (
+        ("running_var", (1, "K"), "array"),
+        ("gamma", (1, "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "batch_norm_inference_backward_without_DX": (("Z", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "batch_norm_statistics_update": (
+        ("running_mean", (1, "K"), "updated"),
+        ("running_var", (1, "K"), "updated"),
+        ("X", ("N", "K"), "array"),
+        ("momentum", (), "scalar"),
+    ),
     "simple_batch_norm_eps_forward": (("X", ("N", "K"), "array"), ("epsilon", (), "scalar")),
     "simple_batch_norm_eps_backward": (
         ("Sigma", (1, "K"), "array"),
         ("Y", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
         ("epsilon", (), "scalar"),
+    ),
+    "simple_batch_norm_eps_inference_forward": (
+        ("X", ("N", "K"), "array"),
+        ("running_mean", (1, "K"), "array"),
+        ("running_var", (1, "K"), "array"),
+        ("epsilon", (), "scalar"),
+    ),
+    "simple_batch_norm_eps_inference_backward": (
+        ("running_var", (1, "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("epsilon", (), "scalar"),
+    ),
+    "simple_batch_norm_eps_statistics_update": (
+        ("running_mean", (1, "K"), "updated"),
+        ("running_var", (1, "K"), "updated"),
+        ("X", ("N", "K"), "array"),
+        ("momentum", (), "scalar"),
     ),
     "batch_norm_eps_forward": (
         ("X", ("N", "K"), "array"),
@@ -759,6 +808,28 @@ _SIGNATURES = {
         ("epsilon", (), "scalar"),
     ),
     "batch_norm_eps_backward_without_DX": (("Z", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "batch_norm_eps_inference_forward": (
+        ("X", ("N", "K"), "array"),
+        ("running_mean", (1, "K"), "array"),
+        ("running_var", (1, "K"), "array"),
+        ("gamma", (1, "K"), "array"),
+        ("beta", (1, "K"), "array"),
+        ("epsilon", (), "scalar"),
+    ),
+    "batch_norm_eps_inference_backward": (
+        ("running_var", (1, "K"), "array"),
+        ("gamma", (1, "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("epsilon", (), "scalar"),
+    ),
+    "batch_norm_eps_inference_backward_without_DX": (("Z", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "batch_norm_eps_statistics_update": (
+        ("running_mean", (1, "K"), "updated"),
+        ("running_var", (1, "K"), "updated"),
+        ("X", ("N", "K"), "array"),
+        ("momentum", (), "scalar"),
+    ),
     "linear_dropout_forward": (
         ("X", ("N", "D"), "array"),
         ("R", ("D", "K"), "array"),
@@ -1264,14 +1335,56 @@ sparse_srelu_layer_backward = _kernels.sparse_srelu_layer_backward
 sparse_srelu_layer_backward_without_DX = _kernels.sparse_srelu_layer_backward_without_DX
 simple_batch_norm_forward = _kernels.simple_batch_norm_forward
 simple_batch_norm_backward = _kernels.simple_batch_norm_backward
+simple_batch_norm_inference_forward = _kernels.simple_batch_norm_inference_forward
+simple_batch_norm_inference_backward = _kernels.simple_batch_norm_inference_backward
+
+
+def simple_batch_norm_statistics_update(running_mean, running_var, X, momentum):
+    """Running statistics of simple_batch_norm: s' = (1 − m)·s + m·(batch estimate), m the momentum. In place; returns (running_mean, running_var)."""
+    _kernels.simple_batch_norm_statistics_update(running_mean, running_var, X, momentum)
+    return running_mean, running_var
+
+
 batch_norm_forward = _kernels.batch_norm_forward
 batch_norm_backward = _kernels.batch_norm_backward
 batch_norm_backward_without_DX = _kernels.batch_norm_backward_without_DX
+batch_norm_inference_forward = _kernels.batch_norm_inference_forward
+batch_norm_inference_backward = _kernels.batch_norm_inference_backward
+batch_norm_inference_backward_without_DX = _kernels.batch_norm_inference_backward_without_DX
+
+
+def batch_norm_statistics_update(running_mean, running_var, X, momentum):
+    """Running statistics of batch_norm: s' = (1 − m)·s + m·(batch estimate), m the momentum. In place; returns (running_mean, running_var)."""
+    _kernels.batch_norm_statistics_update(running_mean, running_var, X, momentum)
+    return running_mean, running_var
+
+
 simple_batch_norm_eps_forward = _kernels.simple_batch_norm_eps_forward
 simple_batch_norm_eps_backward = _kernels.simple_batch_norm_eps_backward
+simple_batch_norm_eps_inference_forward = _kernels.simple_batch_norm_eps_inference_forward
+simple_batch_norm_eps_inference_backward = _kernels.simple_batch_norm_eps_inference_backward
+
+
+def simple_batch_norm_eps_statistics_update(running_mean, running_var, X, momentum):
+    """Running statistics of simple_batch_norm_eps: s' = (1 − m)·s + m·(batch estimate), m the momentum. In place; returns (running_mean, running_var)."""
+    _kernels.simple_batch_norm_eps_statistics_update(running_mean, running_var, X, momentum)
+    return running_mean, running_var
+
+
 batch_norm_eps_forward = _kernels.batch_norm_eps_forward
 batch_norm_eps_backward = _kernels.batch_norm_eps_backward
 batch_norm_eps_backward_without_DX = _kernels.batch_norm_eps_backward_without_DX
+batch_norm_eps_inference_forward = _kernels.batch_norm_eps_inference_forward
+batch_norm_eps_inference_backward = _kernels.batch_norm_eps_inference_backward
+batch_norm_eps_inference_backward_without_DX = _kernels.batch_norm_eps_inference_backward_without_DX
+
+
+def batch_norm_eps_statistics_update(running_mean, running_var, X, momentum):
+    """Running statistics of batch_norm_eps: s' = (1 − m)·s + m·(batch estimate), m the momentum. In place; returns (running_mean, running_var)."""
+    _kernels.batch_norm_eps_statistics_update(running_mean, running_var, X, momentum)
+    return running_mean, running_var
+
+
 linear_dropout_forward = _kernels.linear_dropout_forward
 linear_dropout_backward = _kernels.linear_dropout_backward
 linear_dropout_backward_without_DX = _kernels.linear_dropout_backward_without_DX
@@ -1529,14 +1642,28 @@ __all__ = [
     "sparse_srelu_layer_backward_without_DX",
     "simple_batch_norm_forward",
     "simple_batch_norm_backward",
+    "simple_batch_norm_inference_forward",
+    "simple_batch_norm_inference_backward",
+    "simple_batch_norm_statistics_update",
     "batch_norm_forward",
     "batch_norm_backward",
     "batch_norm_backward_without_DX",
+    "batch_norm_inference_forward",
+    "batch_norm_inference_backward",
+    "batch_norm_inference_backward_without_DX",
+    "batch_norm_statistics_update",
     "simple_batch_norm_eps_forward",
     "simple_batch_norm_eps_backward",
+    "simple_batch_norm_eps_inference_forward",
+    "simple_batch_norm_eps_inference_backward",
+    "simple_batch_norm_eps_statistics_update",
     "batch_norm_eps_forward",
     "batch_norm_eps_backward",
     "batch_norm_eps_backward_without_DX",
+    "batch_norm_eps_inference_forward",
+    "batch_norm_eps_inference_backward",
+    "batch_norm_eps_inference_backward_without_DX",
+    "batch_norm_eps_statistics_update",
     "linear_dropout_forward",
     "linear_dropout_backward",
     "linear_dropout_backward_without_DX",

@@ -59,6 +59,22 @@ void define(nb::module_& m) {
         "Y"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
         "Batch normalization: backpropagation.\n\n    DX = (1_N\u00b7inv_sqrt(\u03a3)/N) \u2299 ((N\u00b7I_N "
         "\u2212 1_N\u00b71_N\u1d40)\u00b7DY \u2212 (Y \u2299 (1_N\u00b7diag(Y\u1d40\u00b7DY)\u1d40)))");
+    m.def("simple_batch_norm_inference_forward", &simple_batch_norm_inference_forward<S>, "X"_a.noconvert(),
+          "running_mean"_a.noconvert(), "running_var"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Batch normalization in inference mode (by the running statistics): feedforward.\n\n    Y = "
+          "(1_N\u00b7inv_sqrt(running_var)) \u2299 (X \u2212 1_N\u00b7running_mean)");
+    m.def("simple_batch_norm_inference_backward", &simple_batch_norm_inference_backward<S>,
+          "running_var"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Batch normalization in inference mode (by the running statistics): backpropagation.\n\n    DX = "
+          "(1_N\u00b7inv_sqrt(running_var)) \u2299 DY");
+    m.def("simple_batch_norm_statistics_update", &simple_batch_norm_statistics_update<S>,
+          "running_mean"_a.noconvert(), "running_var"_a.noconvert(), "X"_a.noconvert(), "momentum"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Running statistics of simple_batch_norm: s\u0027 = (1 \u2212 m)\u00b7s + m\u00b7(batch estimate), "
+          "m the momentum.\n\n    running_mean = (1 - momentum)\u00b7running_mean + "
+          "momentum\u00b71_N\u1d40\u00b7X/N\n    running_var = momentum\u00b7diag((X\u1d40 \u2212 "
+          "X\u1d40\u00b71_N\u00b71_N\u1d40/N)\u00b7(X \u2212 1_N\u00b71_N\u1d40\u00b7X/N))\u1d40/(N - 1) + "
+          "(1 - momentum)\u00b7running_var");
     m.def("batch_norm_forward", &batch_norm_forward<S>, "X"_a.noconvert(), "gamma"_a.noconvert(),
           "beta"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization with affine \u03b3, \u03b2: feedforward.\n\n    R = X \u2212 "
@@ -74,6 +90,31 @@ void define(nb::module_& m) {
           "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization with affine \u03b3, \u03b2: backpropagation, without DX.\n\n    Dbeta = "
           "1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z \u2299 DY)");
+    m.def("batch_norm_inference_forward", &batch_norm_inference_forward<S>, "X"_a.noconvert(),
+          "running_mean"_a.noconvert(), "running_var"_a.noconvert(), "gamma"_a.noconvert(),
+          "beta"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Batch normalization with affine \u03b3, \u03b2 in inference mode (by the running statistics): "
+          "feedforward.\n\n    Z = (1_N\u00b7inv_sqrt(running_var)) \u2299 (X \u2212 "
+          "1_N\u00b7running_mean)\n    Y = 1_N\u00b7\u03b2 + (1_N\u00b7\u03b3) \u2299 Z");
+    m.def("batch_norm_inference_backward", &batch_norm_inference_backward<S>, "running_var"_a.noconvert(),
+          "gamma"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Batch normalization with affine \u03b3, \u03b2 in inference mode (by the running statistics): "
+          "backpropagation.\n\n    DZ = (1_N\u00b7\u03b3) \u2299 DY\n    Dbeta = 1_N\u1d40\u00b7DY\n    "
+          "Dgamma = 1_N\u1d40\u00b7(Z \u2299 DY)\n    DX = (1_N\u00b7inv_sqrt(running_var)) \u2299 DZ");
+    m.def("batch_norm_inference_backward_without_DX", &batch_norm_inference_backward_without_DX<S>,
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Batch normalization with affine \u03b3, \u03b2 in inference mode (by the running statistics): "
+          "backpropagation, without DX.\n\n    Dbeta = 1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z "
+          "\u2299 DY)");
+    m.def("batch_norm_statistics_update", &batch_norm_statistics_update<S>, "running_mean"_a.noconvert(),
+          "running_var"_a.noconvert(), "X"_a.noconvert(), "momentum"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Running statistics of batch_norm: s\u0027 = (1 \u2212 m)\u00b7s + m\u00b7(batch estimate), m the "
+          "momentum.\n\n    running_mean = (1 - momentum)\u00b7running_mean + "
+          "momentum\u00b71_N\u1d40\u00b7X/N\n    running_var = momentum\u00b7diag((X\u1d40 \u2212 "
+          "X\u1d40\u00b71_N\u00b71_N\u1d40/N)\u00b7(X \u2212 1_N\u00b71_N\u1d40\u00b7X/N))\u1d40/(N - 1) + "
+          "(1 - momentum)\u00b7running_var");
     m.def("simple_batch_norm_eps_forward", &simple_batch_norm_eps_forward<S>, "X"_a.noconvert(), "epsilon"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization and \u03b5: feedforward.\n\n    R = X \u2212 1_N\u00b71_N\u1d40\u00b7X/N\n    "
@@ -84,6 +125,25 @@ void define(nb::module_& m) {
           "Batch normalization and \u03b5: backpropagation.\n\n    DX = "
           "(1_N\u00b7inv_sqrt(\u03b5\u00b71_K\u1d40 + \u03a3)/N) \u2299 ((N\u00b7I_N \u2212 "
           "1_N\u00b71_N\u1d40)\u00b7DY \u2212 (Y \u2299 (1_N\u00b7diag(Y\u1d40\u00b7DY)\u1d40)))");
+    m.def(
+        "simple_batch_norm_eps_inference_forward", &simple_batch_norm_eps_inference_forward<S>,
+        "X"_a.noconvert(), "running_mean"_a.noconvert(), "running_var"_a.noconvert(), "epsilon"_a,
+        nb::call_guard<nb::gil_scoped_release>(),
+        "Batch normalization and \u03b5 in inference mode (by the running statistics): feedforward.\n\n    Y "
+        "= (1_N\u00b7inv_sqrt(\u03b5\u00b71_K\u1d40 + running_var)) \u2299 (X \u2212 1_N\u00b7running_mean)");
+    m.def("simple_batch_norm_eps_inference_backward", &simple_batch_norm_eps_inference_backward<S>,
+          "running_var"_a.noconvert(), "DY"_a.noconvert(), "epsilon"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Batch normalization and \u03b5 in inference mode (by the running statistics): "
+          "backpropagation.\n\n    DX = (1_N\u00b7inv_sqrt(\u03b5\u00b71_K\u1d40 + running_var)) \u2299 DY");
+    m.def("simple_batch_norm_eps_statistics_update", &simple_batch_norm_eps_statistics_update<S>,
+          "running_mean"_a.noconvert(), "running_var"_a.noconvert(), "X"_a.noconvert(), "momentum"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Running statistics of simple_batch_norm_eps: s\u0027 = (1 \u2212 m)\u00b7s + m\u00b7(batch "
+          "estimate), m the momentum.\n\n    running_mean = (1 - momentum)\u00b7running_mean + "
+          "momentum\u00b71_N\u1d40\u00b7X/N\n    running_var = momentum\u00b7diag((X\u1d40 \u2212 "
+          "X\u1d40\u00b71_N\u00b71_N\u1d40/N)\u00b7(X \u2212 1_N\u00b71_N\u1d40\u00b7X/N))\u1d40/(N - 1) + "
+          "(1 - momentum)\u00b7running_var");
     m.def("batch_norm_eps_forward", &batch_norm_eps_forward<S>, "X"_a.noconvert(), "gamma"_a.noconvert(),
           "beta"_a.noconvert(), "epsilon"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization with affine \u03b3, \u03b2 and \u03b5: feedforward.\n\n    R = X \u2212 "
@@ -101,6 +161,32 @@ void define(nb::module_& m) {
           "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization with affine \u03b3, \u03b2 and \u03b5: backpropagation, without DX.\n\n    "
           "Dbeta = 1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z \u2299 DY)");
+    m.def("batch_norm_eps_inference_forward", &batch_norm_eps_inference_forward<S>, "X"_a.noconvert(),
+          "running_mean"_a.noconvert(), "running_var"_a.noconvert(), "gamma"_a.noconvert(),
+          "beta"_a.noconvert(), "epsilon"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Batch normalization with affine \u03b3, \u03b2 and \u03b5 in inference mode (by the running "
+          "statistics): feedforward.\n\n    Z = (1_N\u00b7inv_sqrt(\u03b5\u00b71_K\u1d40 + running_var)) "
+          "\u2299 (X \u2212 1_N\u00b7running_mean)\n    Y = 1_N\u00b7\u03b2 + (1_N\u00b7\u03b3) \u2299 Z");
+    m.def("batch_norm_eps_inference_backward", &batch_norm_eps_inference_backward<S>,
+          "running_var"_a.noconvert(), "gamma"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
+          "epsilon"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Batch normalization with affine \u03b3, \u03b2 and \u03b5 in inference mode (by the running "
+          "statistics): backpropagation.\n\n    DZ = (1_N\u00b7\u03b3) \u2299 DY\n    Dbeta = "
+          "1_N\u1d40\u00b7DY\n    Dgamma = 1_N\u1d40\u00b7(Z \u2299 DY)\n    DX = "
+          "(1_N\u00b7inv_sqrt(\u03b5\u00b71_K\u1d40 + running_var)) \u2299 DZ");
+    m.def("batch_norm_eps_inference_backward_without_DX", &batch_norm_eps_inference_backward_without_DX<S>,
+          "Z"_a.noconvert(), "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Batch normalization with affine \u03b3, \u03b2 and \u03b5 in inference mode (by the running "
+          "statistics): backpropagation, without DX.\n\n    Dbeta = 1_N\u1d40\u00b7DY\n    Dgamma = "
+          "1_N\u1d40\u00b7(Z \u2299 DY)");
+    m.def("batch_norm_eps_statistics_update", &batch_norm_eps_statistics_update<S>,
+          "running_mean"_a.noconvert(), "running_var"_a.noconvert(), "X"_a.noconvert(), "momentum"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Running statistics of batch_norm_eps: s\u0027 = (1 \u2212 m)\u00b7s + m\u00b7(batch estimate), m "
+          "the momentum.\n\n    running_mean = (1 - momentum)\u00b7running_mean + "
+          "momentum\u00b71_N\u1d40\u00b7X/N\n    running_var = momentum\u00b7diag((X\u1d40 \u2212 "
+          "X\u1d40\u00b71_N\u00b71_N\u1d40/N)\u00b7(X \u2212 1_N\u00b71_N\u1d40\u00b7X/N))\u1d40/(N - 1) + "
+          "(1 - momentum)\u00b7running_var");
 }
 
 }  // namespace
@@ -118,6 +204,26 @@ void define_layers_batch_norm(nb::module_& m) {
         },
         "Sigma"_a.none(), "Y"_a.none(), "DY"_a.none());
     m.def(
+        "simple_batch_norm_inference_forward",
+        [](Deferred X, Deferred running_mean, Deferred running_var) {
+            return retry("simple_batch_norm_inference_forward",
+                         {X.value, running_mean.value, running_var.value});
+        },
+        "X"_a.none(), "running_mean"_a.none(), "running_var"_a.none());
+    m.def(
+        "simple_batch_norm_inference_backward",
+        [](Deferred running_var, Deferred DY) {
+            return retry("simple_batch_norm_inference_backward", {running_var.value, DY.value});
+        },
+        "running_var"_a.none(), "DY"_a.none());
+    m.def(
+        "simple_batch_norm_statistics_update",
+        [](Deferred running_mean, Deferred running_var, Deferred X, Deferred momentum) {
+            return retry("simple_batch_norm_statistics_update",
+                         {running_mean.value, running_var.value, X.value, momentum.value});
+        },
+        "running_mean"_a.none(), "running_var"_a.none(), "X"_a.none(), "momentum"_a.none());
+    m.def(
         "batch_norm_forward",
         [](Deferred X, Deferred gamma, Deferred beta) {
             return retry("batch_norm_forward", {X.value, gamma.value, beta.value});
@@ -134,6 +240,33 @@ void define_layers_batch_norm(nb::module_& m) {
         [](Deferred Z, Deferred DY) { return retry("batch_norm_backward_without_DX", {Z.value, DY.value}); },
         "Z"_a.none(), "DY"_a.none());
     m.def(
+        "batch_norm_inference_forward",
+        [](Deferred X, Deferred running_mean, Deferred running_var, Deferred gamma, Deferred beta) {
+            return retry("batch_norm_inference_forward",
+                         {X.value, running_mean.value, running_var.value, gamma.value, beta.value});
+        },
+        "X"_a.none(), "running_mean"_a.none(), "running_var"_a.none(), "gamma"_a.none(), "beta"_a.none());
+    m.def(
+        "batch_norm_inference_backward",
+        [](Deferred running_var, Deferred gamma, Deferred Z, Deferred DY) {
+            return retry("batch_norm_inference_backward",
+                         {running_var.value, gamma.value, Z.value, DY.value});
+        },
+        "running_var"_a.none(), "gamma"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "batch_norm_inference_backward_without_DX",
+        [](Deferred Z, Deferred DY) {
+            return retry("batch_norm_inference_backward_without_DX", {Z.value, DY.value});
+        },
+        "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "batch_norm_statistics_update",
+        [](Deferred running_mean, Deferred running_var, Deferred X, Deferred momentum) {
+            return retry("batch_norm_statistics_update",
+                         {running_mean.value, running_var.value, X.value, momentum.value});
+        },
+        "running_mean"_a.none(), "running_var"_a.none(), "X"_a.none(), "momentum"_a.none());
+    m.def(
         "simple_batch_norm_eps_forward",
         [](Deferred X, Deferred epsilon) {
             return retry("simple_batch_norm_eps_forward", {X.value, epsilon.value});
@@ -145,6 +278,27 @@ void define_layers_batch_norm(nb::module_& m) {
             return retry("simple_batch_norm_eps_backward", {Sigma.value, Y.value, DY.value, epsilon.value});
         },
         "Sigma"_a.none(), "Y"_a.none(), "DY"_a.none(), "epsilon"_a.none());
+    m.def(
+        "simple_batch_norm_eps_inference_forward",
+        [](Deferred X, Deferred running_mean, Deferred running_var, Deferred epsilon) {
+            return retry("simple_batch_norm_eps_inference_forward",
+                         {X.value, running_mean.value, running_var.value, epsilon.value});
+        },
+        "X"_a.none(), "running_mean"_a.none(), "running_var"_a.none(), "epsilon"_a.none());
+    m.def(
+        "simple_batch_norm_eps_inference_backward",
+        [](Deferred running_var, Deferred DY, Deferred epsilon) {
+            return retry("simple_batch_norm_eps_inference_backward",
+                         {running_var.value, DY.value, epsilon.value});
+        },
+        "running_var"_a.none(), "DY"_a.none(), "epsilon"_a.none());
+    m.def(
+        "simple_batch_norm_eps_statistics_update",
+        [](Deferred running_mean, Deferred running_var, Deferred X, Deferred momentum) {
+            return retry("simple_batch_norm_eps_statistics_update",
+                         {running_mean.value, running_var.value, X.value, momentum.value});
+        },
+        "running_mean"_a.none(), "running_var"_a.none(), "X"_a.none(), "momentum"_a.none());
     m.def(
         "batch_norm_eps_forward",
         [](Deferred X, Deferred gamma, Deferred beta, Deferred epsilon) {
@@ -164,6 +318,35 @@ void define_layers_batch_norm(nb::module_& m) {
             return retry("batch_norm_eps_backward_without_DX", {Z.value, DY.value});
         },
         "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "batch_norm_eps_inference_forward",
+        [](Deferred X, Deferred running_mean, Deferred running_var, Deferred gamma, Deferred beta,
+           Deferred epsilon) {
+            return retry("batch_norm_eps_inference_forward", {X.value, running_mean.value, running_var.value,
+                                                              gamma.value, beta.value, epsilon.value});
+        },
+        "X"_a.none(), "running_mean"_a.none(), "running_var"_a.none(), "gamma"_a.none(), "beta"_a.none(),
+        "epsilon"_a.none());
+    m.def(
+        "batch_norm_eps_inference_backward",
+        [](Deferred running_var, Deferred gamma, Deferred Z, Deferred DY, Deferred epsilon) {
+            return retry("batch_norm_eps_inference_backward",
+                         {running_var.value, gamma.value, Z.value, DY.value, epsilon.value});
+        },
+        "running_var"_a.none(), "gamma"_a.none(), "Z"_a.none(), "DY"_a.none(), "epsilon"_a.none());
+    m.def(
+        "batch_norm_eps_inference_backward_without_DX",
+        [](Deferred Z, Deferred DY) {
+            return retry("batch_norm_eps_inference_backward_without_DX", {Z.value, DY.value});
+        },
+        "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "batch_norm_eps_statistics_update",
+        [](Deferred running_mean, Deferred running_var, Deferred X, Deferred momentum) {
+            return retry("batch_norm_eps_statistics_update",
+                         {running_mean.value, running_var.value, X.value, momentum.value});
+        },
+        "running_mean"_a.none(), "running_var"_a.none(), "X"_a.none(), "momentum"_a.none());
 }
 
 }  // namespace batchform

@@ -75,6 +75,84 @@ Matrix<S> simple_batch_norm_backward(const ConstMatrixRef<S>& Sigma, const Const
     return DX;
 }
 
+/// Batch normalization in inference mode (by the running statistics): feedforward.
+///
+/// From spec/layers/batch_norm.py (simple_batch_norm_inference):
+///
+///     Y = (1_N·inv_sqrt(running_var)) ⊙ (X − 1_N·running_mean)
+///
+/// Returns Y.
+template <class S>
+Matrix<S> simple_batch_norm_inference_forward(const ConstMatrixRef<S>& X,
+                                              const ConstMatrixRef<S>& running_mean,
+                                              const ConstMatrixRef<S>& running_var) {
+    check_shape("simple_batch_norm_inference_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index K = X.cols();
+    check_shape("simple_batch_norm_inference_forward", "running_mean", running_mean, 1, K);
+    check_shape("simple_batch_norm_inference_forward", "running_var", running_var, 1, K);
+    const RowArray<S> t0 = running_var.array().rsqrt();
+    Matrix<S> Y(N, K);
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() = t0 * (X.row(i).array() - running_mean.array()); });
+    (void)K, (void)N;
+    return Y;
+}
+
+/// Batch normalization in inference mode (by the running statistics): backpropagation.
+///
+/// From spec/layers/batch_norm.py (simple_batch_norm_inference):
+///
+///     DX = (1_N·inv_sqrt(running_var)) ⊙ DY
+///
+/// Returns DX.
+template <class S>
+Matrix<S> simple_batch_norm_inference_backward(const ConstMatrixRef<S>& running_var,
+                                               const ConstMatrixRef<S>& DY) {
+    check_shape("simple_batch_norm_inference_backward", "running_var", running_var, 1, any);
+    const Index K = running_var.cols();
+    check_shape("simple_batch_norm_inference_backward", "DY", DY, any, K);
+    const Index N = DY.rows();
+    const RowArray<S> t0 = running_var.array().rsqrt();
+    Matrix<S> DX(N, K);
+    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DY.row(i).array() * t0; });
+    (void)K, (void)N;
+    return DX;
+}
+
+/// Running statistics of simple_batch_norm: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+///
+/// From spec/layers/batch_norm.py (simple_batch_norm_statistics):
+///
+///     running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+///     running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 -
+///     momentum)·running_var
+///
+/// Returns (running_mean, running_var).
+template <class S>
+void simple_batch_norm_statistics_update(MatrixRef<S> running_mean, MatrixRef<S> running_var,
+                                         const ConstMatrixRef<S>& X, S momentum) {
+    check_shape("simple_batch_norm_statistics_update", "running_mean", running_mean, 1, any);
+    const Index K = running_mean.cols();
+    check_shape("simple_batch_norm_statistics_update", "running_var", running_var, 1, K);
+    check_shape("simple_batch_norm_statistics_update", "X", X, any, K);
+    const Index N = X.rows();
+    Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
+    running_mean.array() *= S(1) - momentum;
+    running_mean.array() += momentum / S(N) * t0.array();
+    const Matrix<S> t1 = X.transpose().rowwise().sum();
+    const Matrix<S> t2 = X.transpose();
+    Matrix<S> t3 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
+    const Matrix<S> t4 = t3.transpose();
+    Matrix<S> t6(K, 1);
+    for_each_row(K, N, [&](Index i) {
+        const S t5 = S(1) / S(N);
+        t6(i, 0) = ((t2.row(i).array() - t4(i, 0) * t5) * (t2.row(i).array() - t1(i, 0) * t5)).sum();
+    });
+    running_var.array() *= S(1) - momentum;
+    running_var.array() += momentum / (S(N) - S(1)) * t6.transpose().array();
+    (void)K;
+}
+
 /// Batch normalization with affine γ, β: feedforward.
 ///
 /// From spec/layers/batch_norm.py (batch_norm):
@@ -185,6 +263,139 @@ std::tuple<Matrix<S>, Matrix<S>> batch_norm_backward_without_DX(const ConstMatri
     return {std::move(Dbeta), std::move(Dgamma)};
 }
 
+/// Batch normalization with affine γ, β in inference mode (by the running statistics): feedforward.
+///
+/// From spec/layers/batch_norm.py (batch_norm_inference):
+///
+///     Z = (1_N·inv_sqrt(running_var)) ⊙ (X − 1_N·running_mean)
+///     Y = 1_N·β + (1_N·γ) ⊙ Z
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> batch_norm_inference_forward(const ConstMatrixRef<S>& X,
+                                                              const ConstMatrixRef<S>& running_mean,
+                                                              const ConstMatrixRef<S>& running_var,
+                                                              const ConstMatrixRef<S>& gamma,
+                                                              const ConstMatrixRef<S>& beta) {
+    check_shape("batch_norm_inference_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index K = X.cols();
+    check_shape("batch_norm_inference_forward", "running_mean", running_mean, 1, K);
+    check_shape("batch_norm_inference_forward", "running_var", running_var, 1, K);
+    check_shape("batch_norm_inference_forward", "gamma", gamma, 1, K);
+    check_shape("batch_norm_inference_forward", "beta", beta, 1, K);
+    const RowArray<S> t0 = running_var.array().rsqrt();
+    Matrix<S> Z(N, K);
+    Matrix<S> Y(N, K);
+    for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() = t0 * (X.row(i).array() - running_mean.array());
+        Y.row(i).array() = beta.array() + gamma.array() * Z.row(i).array();
+    });
+    (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Batch normalization with affine γ, β in inference mode (by the running statistics): backpropagation.
+///
+/// From spec/layers/batch_norm.py (batch_norm_inference):
+///
+///     DZ = (1_N·γ) ⊙ DY
+///     Dbeta = 1_Nᵀ·DY
+///     Dgamma = 1_Nᵀ·(Z ⊙ DY)
+///     DX = (1_N·inv_sqrt(running_var)) ⊙ DZ
+///
+/// Returns (Dbeta, Dgamma, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_inference_backward(
+    const ConstMatrixRef<S>& running_var, const ConstMatrixRef<S>& gamma, const ConstMatrixRef<S>& Z,
+    const ConstMatrixRef<S>& DY) {
+    check_shape("batch_norm_inference_backward", "running_var", running_var, 1, any);
+    const Index K = running_var.cols();
+    check_shape("batch_norm_inference_backward", "gamma", gamma, 1, K);
+    check_shape("batch_norm_inference_backward", "Z", Z, any, K);
+    const Index N = Z.rows();
+    check_shape("batch_norm_inference_backward", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) { DZ.row(i).array() = gamma.array() * DY.row(i).array(); });
+    const Matrix<S> Dbeta_Dgamma_folded = fold_rows<S, false>(
+        N, 2 * K,
+        [&](Index i, auto& acc) {
+            acc.segment(0 * K, K).array() += DY.row(i).array();
+            acc.segment(1 * K, K).array() += Z.row(i).array() * DY.row(i).array();
+        },
+        K);
+    Matrix<S> Dbeta = Dbeta_Dgamma_folded.middleCols(0 * K, K);
+    Matrix<S> Dgamma = Dbeta_Dgamma_folded.middleCols(1 * K, K);
+    const RowArray<S> t0 = running_var.array().rsqrt();
+    Matrix<S> DX(N, K);
+    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DZ.row(i).array() * t0; });
+    (void)K, (void)N;
+    return {std::move(Dbeta), std::move(Dgamma), std::move(DX)};
+}
+
+/// Batch normalization with affine γ, β in inference mode (by the running statistics): backpropagation,
+/// without DX.
+///
+/// From spec/layers/batch_norm.py (batch_norm_inference):
+///
+///     Dbeta = 1_Nᵀ·DY
+///     Dgamma = 1_Nᵀ·(Z ⊙ DY)
+///
+/// Returns (Dbeta, Dgamma).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> batch_norm_inference_backward_without_DX(const ConstMatrixRef<S>& Z,
+                                                                          const ConstMatrixRef<S>& DY) {
+    check_shape("batch_norm_inference_backward_without_DX", "Z", Z, any, any);
+    const Index N = Z.rows();
+    const Index K = Z.cols();
+    check_shape("batch_norm_inference_backward_without_DX", "DY", DY, N, K);
+    const Matrix<S> Dbeta_Dgamma_folded = fold_rows<S, false>(
+        N, 2 * K,
+        [&](Index i, auto& acc) {
+            acc.segment(0 * K, K).array() += DY.row(i).array();
+            acc.segment(1 * K, K).array() += Z.row(i).array() * DY.row(i).array();
+        },
+        K);
+    Matrix<S> Dbeta = Dbeta_Dgamma_folded.middleCols(0 * K, K);
+    Matrix<S> Dgamma = Dbeta_Dgamma_folded.middleCols(1 * K, K);
+    (void)K, (void)N;
+    return {std::move(Dbeta), std::move(Dgamma)};
+}
+
+/// Running statistics of batch_norm: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+///
+/// From spec/layers/batch_norm.py (batch_norm_statistics):
+///
+///     running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+///     running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 -
+///     momentum)·running_var
+///
+/// Returns (running_mean, running_var).
+template <class S>
+void batch_norm_statistics_update(MatrixRef<S> running_mean, MatrixRef<S> running_var,
+                                  const ConstMatrixRef<S>& X, S momentum) {
+    check_shape("batch_norm_statistics_update", "running_mean", running_mean, 1, any);
+    const Index K = running_mean.cols();
+    check_shape("batch_norm_statistics_update", "running_var", running_var, 1, K);
+    check_shape("batch_norm_statistics_update", "X", X, any, K);
+    const Index N = X.rows();
+    Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
+    running_mean.array() *= S(1) - momentum;
+    running_mean.array() += momentum / S(N) * t0.array();
+    const Matrix<S> t1 = X.transpose().rowwise().sum();
+    const Matrix<S> t2 = X.transpose();
+    Matrix<S> t3 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
+    const Matrix<S> t4 = t3.transpose();
+    Matrix<S> t6(K, 1);
+    for_each_row(K, N, [&](Index i) {
+        const S t5 = S(1) / S(N);
+        t6(i, 0) = ((t2.row(i).array() - t4(i, 0) * t5) * (t2.row(i).array() - t1(i, 0) * t5)).sum();
+    });
+    running_var.array() *= S(1) - momentum;
+    running_var.array() += momentum / (S(N) - S(1)) * t6.transpose().array();
+    (void)K;
+}
+
 /// Batch normalization and ε: feedforward.
 ///
 /// From spec/layers/batch_norm.py (simple_batch_norm_eps):
@@ -244,6 +455,84 @@ Matrix<S> simple_batch_norm_eps_backward(const ConstMatrixRef<S>& Sigma, const C
     });
     (void)K;
     return DX;
+}
+
+/// Batch normalization and ε in inference mode (by the running statistics): feedforward.
+///
+/// From spec/layers/batch_norm.py (simple_batch_norm_eps_inference):
+///
+///     Y = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ (X − 1_N·running_mean)
+///
+/// Returns Y.
+template <class S>
+Matrix<S> simple_batch_norm_eps_inference_forward(const ConstMatrixRef<S>& X,
+                                                  const ConstMatrixRef<S>& running_mean,
+                                                  const ConstMatrixRef<S>& running_var, S epsilon) {
+    check_shape("simple_batch_norm_eps_inference_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index K = X.cols();
+    check_shape("simple_batch_norm_eps_inference_forward", "running_mean", running_mean, 1, K);
+    check_shape("simple_batch_norm_eps_inference_forward", "running_var", running_var, 1, K);
+    const RowArray<S> t0 = (running_var.array() + epsilon).rsqrt();
+    Matrix<S> Y(N, K);
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() = t0 * (X.row(i).array() - running_mean.array()); });
+    (void)K, (void)N;
+    return Y;
+}
+
+/// Batch normalization and ε in inference mode (by the running statistics): backpropagation.
+///
+/// From spec/layers/batch_norm.py (simple_batch_norm_eps_inference):
+///
+///     DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DY
+///
+/// Returns DX.
+template <class S>
+Matrix<S> simple_batch_norm_eps_inference_backward(const ConstMatrixRef<S>& running_var,
+                                                   const ConstMatrixRef<S>& DY, S epsilon) {
+    check_shape("simple_batch_norm_eps_inference_backward", "running_var", running_var, 1, any);
+    const Index K = running_var.cols();
+    check_shape("simple_batch_norm_eps_inference_backward", "DY", DY, any, K);
+    const Index N = DY.rows();
+    const RowArray<S> t0 = (running_var.array() + epsilon).rsqrt();
+    Matrix<S> DX(N, K);
+    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DY.row(i).array() * t0; });
+    (void)K, (void)N;
+    return DX;
+}
+
+/// Running statistics of simple_batch_norm_eps: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+///
+/// From spec/layers/batch_norm.py (simple_batch_norm_eps_statistics):
+///
+///     running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+///     running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 -
+///     momentum)·running_var
+///
+/// Returns (running_mean, running_var).
+template <class S>
+void simple_batch_norm_eps_statistics_update(MatrixRef<S> running_mean, MatrixRef<S> running_var,
+                                             const ConstMatrixRef<S>& X, S momentum) {
+    check_shape("simple_batch_norm_eps_statistics_update", "running_mean", running_mean, 1, any);
+    const Index K = running_mean.cols();
+    check_shape("simple_batch_norm_eps_statistics_update", "running_var", running_var, 1, K);
+    check_shape("simple_batch_norm_eps_statistics_update", "X", X, any, K);
+    const Index N = X.rows();
+    Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
+    running_mean.array() *= S(1) - momentum;
+    running_mean.array() += momentum / S(N) * t0.array();
+    const Matrix<S> t1 = X.transpose().rowwise().sum();
+    const Matrix<S> t2 = X.transpose();
+    Matrix<S> t3 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
+    const Matrix<S> t4 = t3.transpose();
+    Matrix<S> t6(K, 1);
+    for_each_row(K, N, [&](Index i) {
+        const S t5 = S(1) / S(N);
+        t6(i, 0) = ((t2.row(i).array() - t4(i, 0) * t5) * (t2.row(i).array() - t1(i, 0) * t5)).sum();
+    });
+    running_var.array() *= S(1) - momentum;
+    running_var.array() += momentum / (S(N) - S(1)) * t6.transpose().array();
+    (void)K;
 }
 
 /// Batch normalization with affine γ, β and ε: feedforward.
@@ -354,6 +643,139 @@ std::tuple<Matrix<S>, Matrix<S>> batch_norm_eps_backward_without_DX(const ConstM
     Matrix<S> Dgamma = Dbeta_Dgamma_folded.middleCols(1 * K, K);
     (void)K, (void)N;
     return {std::move(Dbeta), std::move(Dgamma)};
+}
+
+/// Batch normalization with affine γ, β and ε in inference mode (by the running statistics): feedforward.
+///
+/// From spec/layers/batch_norm.py (batch_norm_eps_inference):
+///
+///     Z = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ (X − 1_N·running_mean)
+///     Y = 1_N·β + (1_N·γ) ⊙ Z
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> batch_norm_eps_inference_forward(const ConstMatrixRef<S>& X,
+                                                                  const ConstMatrixRef<S>& running_mean,
+                                                                  const ConstMatrixRef<S>& running_var,
+                                                                  const ConstMatrixRef<S>& gamma,
+                                                                  const ConstMatrixRef<S>& beta, S epsilon) {
+    check_shape("batch_norm_eps_inference_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index K = X.cols();
+    check_shape("batch_norm_eps_inference_forward", "running_mean", running_mean, 1, K);
+    check_shape("batch_norm_eps_inference_forward", "running_var", running_var, 1, K);
+    check_shape("batch_norm_eps_inference_forward", "gamma", gamma, 1, K);
+    check_shape("batch_norm_eps_inference_forward", "beta", beta, 1, K);
+    const RowArray<S> t0 = (running_var.array() + epsilon).rsqrt();
+    Matrix<S> Z(N, K);
+    Matrix<S> Y(N, K);
+    for_each_row(N, K, [&](Index i) {
+        Z.row(i).array() = t0 * (X.row(i).array() - running_mean.array());
+        Y.row(i).array() = beta.array() + gamma.array() * Z.row(i).array();
+    });
+    (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
+
+/// Batch normalization with affine γ, β and ε in inference mode (by the running statistics): backpropagation.
+///
+/// From spec/layers/batch_norm.py (batch_norm_eps_inference):
+///
+///     DZ = (1_N·γ) ⊙ DY
+///     Dbeta = 1_Nᵀ·DY
+///     Dgamma = 1_Nᵀ·(Z ⊙ DY)
+///     DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DZ
+///
+/// Returns (Dbeta, Dgamma, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_eps_inference_backward(
+    const ConstMatrixRef<S>& running_var, const ConstMatrixRef<S>& gamma, const ConstMatrixRef<S>& Z,
+    const ConstMatrixRef<S>& DY, S epsilon) {
+    check_shape("batch_norm_eps_inference_backward", "running_var", running_var, 1, any);
+    const Index K = running_var.cols();
+    check_shape("batch_norm_eps_inference_backward", "gamma", gamma, 1, K);
+    check_shape("batch_norm_eps_inference_backward", "Z", Z, any, K);
+    const Index N = Z.rows();
+    check_shape("batch_norm_eps_inference_backward", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) { DZ.row(i).array() = gamma.array() * DY.row(i).array(); });
+    const Matrix<S> Dbeta_Dgamma_folded = fold_rows<S, false>(
+        N, 2 * K,
+        [&](Index i, auto& acc) {
+            acc.segment(0 * K, K).array() += DY.row(i).array();
+            acc.segment(1 * K, K).array() += Z.row(i).array() * DY.row(i).array();
+        },
+        K);
+    Matrix<S> Dbeta = Dbeta_Dgamma_folded.middleCols(0 * K, K);
+    Matrix<S> Dgamma = Dbeta_Dgamma_folded.middleCols(1 * K, K);
+    const RowArray<S> t0 = (running_var.array() + epsilon).rsqrt();
+    Matrix<S> DX(N, K);
+    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DZ.row(i).array() * t0; });
+    (void)K, (void)N;
+    return {std::move(Dbeta), std::move(Dgamma), std::move(DX)};
+}
+
+/// Batch normalization with affine γ, β and ε in inference mode (by the running statistics): backpropagation,
+/// without DX.
+///
+/// From spec/layers/batch_norm.py (batch_norm_eps_inference):
+///
+///     Dbeta = 1_Nᵀ·DY
+///     Dgamma = 1_Nᵀ·(Z ⊙ DY)
+///
+/// Returns (Dbeta, Dgamma).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> batch_norm_eps_inference_backward_without_DX(const ConstMatrixRef<S>& Z,
+                                                                              const ConstMatrixRef<S>& DY) {
+    check_shape("batch_norm_eps_inference_backward_without_DX", "Z", Z, any, any);
+    const Index N = Z.rows();
+    const Index K = Z.cols();
+    check_shape("batch_norm_eps_inference_backward_without_DX", "DY", DY, N, K);
+    const Matrix<S> Dbeta_Dgamma_folded = fold_rows<S, false>(
+        N, 2 * K,
+        [&](Index i, auto& acc) {
+            acc.segment(0 * K, K).array() += DY.row(i).array();
+            acc.segment(1 * K, K).array() += Z.row(i).array() * DY.row(i).array();
+        },
+        K);
+    Matrix<S> Dbeta = Dbeta_Dgamma_folded.middleCols(0 * K, K);
+    Matrix<S> Dgamma = Dbeta_Dgamma_folded.middleCols(1 * K, K);
+    (void)K, (void)N;
+    return {std::move(Dbeta), std::move(Dgamma)};
+}
+
+/// Running statistics of batch_norm_eps: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+///
+/// From spec/layers/batch_norm.py (batch_norm_eps_statistics):
+///
+///     running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+///     running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 -
+///     momentum)·running_var
+///
+/// Returns (running_mean, running_var).
+template <class S>
+void batch_norm_eps_statistics_update(MatrixRef<S> running_mean, MatrixRef<S> running_var,
+                                      const ConstMatrixRef<S>& X, S momentum) {
+    check_shape("batch_norm_eps_statistics_update", "running_mean", running_mean, 1, any);
+    const Index K = running_mean.cols();
+    check_shape("batch_norm_eps_statistics_update", "running_var", running_var, 1, K);
+    check_shape("batch_norm_eps_statistics_update", "X", X, any, K);
+    const Index N = X.rows();
+    Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
+    running_mean.array() *= S(1) - momentum;
+    running_mean.array() += momentum / S(N) * t0.array();
+    const Matrix<S> t1 = X.transpose().rowwise().sum();
+    const Matrix<S> t2 = X.transpose();
+    Matrix<S> t3 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
+    const Matrix<S> t4 = t3.transpose();
+    Matrix<S> t6(K, 1);
+    for_each_row(K, N, [&](Index i) {
+        const S t5 = S(1) / S(N);
+        t6(i, 0) = ((t2.row(i).array() - t4(i, 0) * t5) * (t2.row(i).array() - t1(i, 0) * t5)).sum();
+    });
+    running_var.array() *= S(1) - momentum;
+    running_var.array() += momentum / (S(N) - S(1)) * t6.transpose().array();
+    (void)K;
 }
 
 }  // namespace batchform

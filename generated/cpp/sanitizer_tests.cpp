@@ -1229,6 +1229,37 @@ int main() {
         throws([&] { (void)simple_batch_norm_backward<double>(Sigma, Y, M::Zero(DY.rows() + 1, DY.cols())); },
                "simple_batch_norm_backward");
     }
+    {  // simple_batch_norm_inference
+        M X = sample(3, 5, -2.0, 2.0);
+        M running_mean = sample(1, 5, -2.0, 2.0);
+        M running_var = sample(1, 5, 0.25, 2.0);
+        const auto Y = simple_batch_norm_inference_forward<double>(X, running_mean, running_var);
+        finite(Y, "simple_batch_norm_inference_forward: Y");
+        throws(
+            [&] {
+                (void)simple_batch_norm_inference_forward<double>(
+                    X, running_mean, M::Zero(running_var.rows() + 1, running_var.cols()));
+            },
+            "simple_batch_norm_inference_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto DX = simple_batch_norm_inference_backward<double>(running_var, DY);
+        finite(DX, "simple_batch_norm_inference_backward: DX");
+        throws(
+            [&] {
+                (void)simple_batch_norm_inference_backward<double>(running_var,
+                                                                   M::Zero(DY.rows(), DY.cols() + 1));
+            },
+            "simple_batch_norm_inference_backward");
+    }
+    {  // simple_batch_norm_statistics
+        M running_mean = sample(1, 5, -2.0, 2.0);
+        M running_var = sample(1, 5, -2.0, 2.0);
+        M X = sample(3, 5, -2.0, 2.0);
+        const double momentum = 0.275;
+        simple_batch_norm_statistics_update<double>(running_mean, running_var, X, momentum);
+        finite(running_mean, "simple_batch_norm_statistics_update: running_mean");
+        finite(running_var, "simple_batch_norm_statistics_update: running_var");
+    }
     {  // batch_norm
         M X = sample(3, 5, -2.0, 2.0);
         M gamma = sample(1, 5, -2.0, 2.0);
@@ -1260,6 +1291,60 @@ int main() {
         throws([&] { (void)batch_norm_backward_without_DX<double>(Z, M::Zero(DY.rows() + 1, DY.cols())); },
                "batch_norm_backward_without_DX");
     }
+    {  // batch_norm_inference
+        M X = sample(3, 5, -2.0, 2.0);
+        M running_mean = sample(1, 5, -2.0, 2.0);
+        M running_var = sample(1, 5, 0.25, 2.0);
+        M gamma = sample(1, 5, -2.0, 2.0);
+        M beta = sample(1, 5, -2.0, 2.0);
+        const auto batch_norm_inference_forward_result =
+            batch_norm_inference_forward<double>(X, running_mean, running_var, gamma, beta);
+        const auto& Z = std::get<0>(batch_norm_inference_forward_result);
+        const auto& Y = std::get<1>(batch_norm_inference_forward_result);
+        finite(Z, "batch_norm_inference_forward: Z");
+        finite(Y, "batch_norm_inference_forward: Y");
+        throws(
+            [&] {
+                (void)batch_norm_inference_forward<double>(X, running_mean, running_var, gamma,
+                                                           M::Zero(beta.rows() + 1, beta.cols()));
+            },
+            "batch_norm_inference_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto batch_norm_inference_backward_result =
+            batch_norm_inference_backward<double>(running_var, gamma, Z, DY);
+        const auto& Dbeta = std::get<0>(batch_norm_inference_backward_result);
+        const auto& Dgamma = std::get<1>(batch_norm_inference_backward_result);
+        const auto& DX = std::get<2>(batch_norm_inference_backward_result);
+        finite(Dbeta, "batch_norm_inference_backward: Dbeta");
+        finite(Dgamma, "batch_norm_inference_backward: Dgamma");
+        finite(DX, "batch_norm_inference_backward: DX");
+        throws(
+            [&] {
+                (void)batch_norm_inference_backward<double>(running_var, gamma, Z,
+                                                            M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "batch_norm_inference_backward");
+        const auto batch_norm_inference_backward_without_DX_result =
+            batch_norm_inference_backward_without_DX<double>(Z, DY);
+        same(std::get<0>(batch_norm_inference_backward_without_DX_result), Dbeta,
+             "batch_norm_inference_backward_without_DX: Dbeta");
+        same(std::get<1>(batch_norm_inference_backward_without_DX_result), Dgamma,
+             "batch_norm_inference_backward_without_DX: Dgamma");
+        throws(
+            [&] {
+                (void)batch_norm_inference_backward_without_DX<double>(Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "batch_norm_inference_backward_without_DX");
+    }
+    {  // batch_norm_statistics
+        M running_mean = sample(1, 5, -2.0, 2.0);
+        M running_var = sample(1, 5, -2.0, 2.0);
+        M X = sample(3, 5, -2.0, 2.0);
+        const double momentum = 0.275;
+        batch_norm_statistics_update<double>(running_mean, running_var, X, momentum);
+        finite(running_mean, "batch_norm_statistics_update: running_mean");
+        finite(running_var, "batch_norm_statistics_update: running_var");
+    }
     {  // simple_batch_norm_eps
         M X = sample(3, 5, -2.0, 2.0);
         const double epsilon = 0.255;
@@ -1277,6 +1362,38 @@ int main() {
                                                              epsilon);
             },
             "simple_batch_norm_eps_backward");
+    }
+    {  // simple_batch_norm_eps_inference
+        M X = sample(3, 5, -2.0, 2.0);
+        M running_mean = sample(1, 5, -2.0, 2.0);
+        M running_var = sample(1, 5, 0.25, 2.0);
+        const double epsilon = 0.255;
+        const auto Y = simple_batch_norm_eps_inference_forward<double>(X, running_mean, running_var, epsilon);
+        finite(Y, "simple_batch_norm_eps_inference_forward: Y");
+        throws(
+            [&] {
+                (void)simple_batch_norm_eps_inference_forward<double>(
+                    X, running_mean, M::Zero(running_var.rows() + 1, running_var.cols()), epsilon);
+            },
+            "simple_batch_norm_eps_inference_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto DX = simple_batch_norm_eps_inference_backward<double>(running_var, DY, epsilon);
+        finite(DX, "simple_batch_norm_eps_inference_backward: DX");
+        throws(
+            [&] {
+                (void)simple_batch_norm_eps_inference_backward<double>(
+                    running_var, M::Zero(DY.rows(), DY.cols() + 1), epsilon);
+            },
+            "simple_batch_norm_eps_inference_backward");
+    }
+    {  // simple_batch_norm_eps_statistics
+        M running_mean = sample(1, 5, -2.0, 2.0);
+        M running_var = sample(1, 5, -2.0, 2.0);
+        M X = sample(3, 5, -2.0, 2.0);
+        const double momentum = 0.275;
+        simple_batch_norm_eps_statistics_update<double>(running_mean, running_var, X, momentum);
+        finite(running_mean, "simple_batch_norm_eps_statistics_update: running_mean");
+        finite(running_var, "simple_batch_norm_eps_statistics_update: running_var");
     }
     {  // batch_norm_eps
         M X = sample(3, 5, -2.0, 2.0);
@@ -1320,6 +1437,62 @@ int main() {
         throws(
             [&] { (void)batch_norm_eps_backward_without_DX<double>(Z, M::Zero(DY.rows() + 1, DY.cols())); },
             "batch_norm_eps_backward_without_DX");
+    }
+    {  // batch_norm_eps_inference
+        M X = sample(3, 5, -2.0, 2.0);
+        M running_mean = sample(1, 5, -2.0, 2.0);
+        M running_var = sample(1, 5, 0.25, 2.0);
+        M gamma = sample(1, 5, -2.0, 2.0);
+        M beta = sample(1, 5, -2.0, 2.0);
+        const double epsilon = 0.255;
+        const auto batch_norm_eps_inference_forward_result =
+            batch_norm_eps_inference_forward<double>(X, running_mean, running_var, gamma, beta, epsilon);
+        const auto& Z = std::get<0>(batch_norm_eps_inference_forward_result);
+        const auto& Y = std::get<1>(batch_norm_eps_inference_forward_result);
+        finite(Z, "batch_norm_eps_inference_forward: Z");
+        finite(Y, "batch_norm_eps_inference_forward: Y");
+        throws(
+            [&] {
+                (void)batch_norm_eps_inference_forward<double>(
+                    X, running_mean, running_var, gamma, M::Zero(beta.rows() + 1, beta.cols()), epsilon);
+            },
+            "batch_norm_eps_inference_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto batch_norm_eps_inference_backward_result =
+            batch_norm_eps_inference_backward<double>(running_var, gamma, Z, DY, epsilon);
+        const auto& Dbeta = std::get<0>(batch_norm_eps_inference_backward_result);
+        const auto& Dgamma = std::get<1>(batch_norm_eps_inference_backward_result);
+        const auto& DX = std::get<2>(batch_norm_eps_inference_backward_result);
+        finite(Dbeta, "batch_norm_eps_inference_backward: Dbeta");
+        finite(Dgamma, "batch_norm_eps_inference_backward: Dgamma");
+        finite(DX, "batch_norm_eps_inference_backward: DX");
+        throws(
+            [&] {
+                (void)batch_norm_eps_inference_backward<double>(running_var, gamma, Z,
+                                                                M::Zero(DY.rows() + 1, DY.cols()), epsilon);
+            },
+            "batch_norm_eps_inference_backward");
+        const auto batch_norm_eps_inference_backward_without_DX_result =
+            batch_norm_eps_inference_backward_without_DX<double>(Z, DY);
+        same(std::get<0>(batch_norm_eps_inference_backward_without_DX_result), Dbeta,
+             "batch_norm_eps_inference_backward_without_DX: Dbeta");
+        same(std::get<1>(batch_norm_eps_inference_backward_without_DX_result), Dgamma,
+             "batch_norm_eps_inference_backward_without_DX: Dgamma");
+        throws(
+            [&] {
+                (void)batch_norm_eps_inference_backward_without_DX<double>(Z,
+                                                                           M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "batch_norm_eps_inference_backward_without_DX");
+    }
+    {  // batch_norm_eps_statistics
+        M running_mean = sample(1, 5, -2.0, 2.0);
+        M running_var = sample(1, 5, -2.0, 2.0);
+        M X = sample(3, 5, -2.0, 2.0);
+        const double momentum = 0.275;
+        batch_norm_eps_statistics_update<double>(running_mean, running_var, X, momentum);
+        finite(running_mean, "batch_norm_eps_statistics_update: running_mean");
+        finite(running_var, "batch_norm_eps_statistics_update: running_var");
     }
     {  // linear_dropout
         M X = sample(3, 4, -2.0, 2.0);

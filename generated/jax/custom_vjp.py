@@ -8,6 +8,14 @@ the argument, the expected and the received shape), then calls the custom_vjp fu
 returns its output; a loss returns its scalar value, and its VJP scales the gradient by the cotangent.
 Arguments without a gradient (dropout masks, targets, hyperparameters) get a ``None`` (zero) cotangent.
 ``<spec name>_init(key, <dimensions>)`` draws a layer's parameters, as a dict of keyword arguments.
+
+Train and eval modes: a layer with running statistics (batch normalization) has
+``<spec name>_apply(..., state, *, train, momentum)``, which normalizes by the batch and returns the updated
+running statistics (``train=True``; momentum as torch.nn.BatchNorm1d) or by ``state``'s running statistics
+(``train=False``), and ``<spec name>_state(<dimensions>)``, the initial statistics; a dropout form has
+``<spec name>_apply(..., *, p, key, train)``, which draws its mask from ``key`` with rate p (inverted
+dropout: entries 0 or 1/(1 − p)) when ``train`` and runs the layer without the mask otherwise. ``train`` is
+a Python bool: mark it static under ``jax.jit`` (``static_argnames="train"``).
 """
 
 from __future__ import annotations
@@ -33,45 +41,67 @@ __all__ = [
     "all_relu_layer_init",
     "all_relu_dropout_layer",
     "all_relu_dropout_layer_init",
+    "all_relu_dropout_layer_apply",
     "hard_sigmoid",
     "hard_sigmoid_layer",
     "hard_sigmoid_layer_init",
     "hard_sigmoid_dropout_layer",
     "hard_sigmoid_dropout_layer_init",
+    "hard_sigmoid_dropout_layer_apply",
     "hyperbolic_tangent",
     "hyperbolic_tangent_layer",
     "hyperbolic_tangent_layer_init",
     "hyperbolic_tangent_dropout_layer",
     "hyperbolic_tangent_dropout_layer_init",
+    "hyperbolic_tangent_dropout_layer_apply",
     "leaky_relu",
     "leaky_relu_layer",
     "leaky_relu_layer_init",
     "leaky_relu_dropout_layer",
     "leaky_relu_dropout_layer_init",
+    "leaky_relu_dropout_layer_apply",
     "relu",
     "relu_layer",
     "relu_layer_init",
     "relu_dropout_layer",
     "relu_dropout_layer_init",
+    "relu_dropout_layer_apply",
     "sigmoid",
     "sigmoid_layer",
     "sigmoid_layer_init",
     "sigmoid_dropout_layer",
     "sigmoid_dropout_layer_init",
+    "sigmoid_dropout_layer_apply",
     "srelu",
     "srelu_init",
     "srelu_layer",
     "srelu_layer_init",
     "srelu_dropout_layer",
     "srelu_dropout_layer_init",
+    "srelu_dropout_layer_apply",
     "simple_batch_norm",
+    "simple_batch_norm_apply",
+    "simple_batch_norm_state",
+    "simple_batch_norm_inference",
     "batch_norm",
     "batch_norm_init",
+    "batch_norm_apply",
+    "batch_norm_state",
+    "batch_norm_inference",
+    "batch_norm_inference_init",
     "simple_batch_norm_eps",
+    "simple_batch_norm_eps_apply",
+    "simple_batch_norm_eps_state",
+    "simple_batch_norm_eps_inference",
     "batch_norm_eps",
     "batch_norm_eps_init",
+    "batch_norm_eps_apply",
+    "batch_norm_eps_state",
+    "batch_norm_eps_inference",
+    "batch_norm_eps_inference_init",
     "linear_dropout",
     "linear_dropout_init",
+    "linear_dropout_apply",
     "linear",
     "linear_init",
     "softmax_layer",
@@ -247,6 +277,23 @@ def all_relu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32
     }
 
 
+def all_relu_dropout_layer_apply(
+    X: Array, W: Array, b: Array, alpha: float, *, p: float, key: Array | None = None, train: bool
+) -> Array:
+    """``all_relu_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
+    inverted dropout: entries 0 or 1/(1 − p)), ``all_relu_layer`` (without the mask) in eval mode."""
+    if not 0 <= p < 1:
+        raise ValueError(f"all_relu_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    if train and p > 0:
+        if key is None:
+            raise ValueError(
+                "all_relu_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
+            )
+        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        return all_relu_dropout_layer(X, R, W, b, alpha)
+    return all_relu_layer(X, W, b, alpha)
+
+
 HARD_SIGMOID_SHAPES = (("X", ("N", "K")),)
 
 
@@ -399,6 +446,23 @@ def hard_sigmoid_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.flo
         "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
+
+
+def hard_sigmoid_dropout_layer_apply(
+    X: Array, W: Array, b: Array, *, p: float, key: Array | None = None, train: bool
+) -> Array:
+    """``hard_sigmoid_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
+    inverted dropout: entries 0 or 1/(1 − p)), ``hard_sigmoid_layer`` (without the mask) in eval mode."""
+    if not 0 <= p < 1:
+        raise ValueError(f"hard_sigmoid_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    if train and p > 0:
+        if key is None:
+            raise ValueError(
+                "hard_sigmoid_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
+            )
+        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        return hard_sigmoid_dropout_layer(X, R, W, b)
+    return hard_sigmoid_layer(X, W, b)
 
 
 HYPERBOLIC_TANGENT_SHAPES = (("X", ("N", "K")),)
@@ -564,6 +628,25 @@ def hyperbolic_tangent_dropout_layer_init(
     }
 
 
+def hyperbolic_tangent_dropout_layer_apply(
+    X: Array, W: Array, b: Array, *, p: float, key: Array | None = None, train: bool
+) -> Array:
+    """``hyperbolic_tangent_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
+    inverted dropout: entries 0 or 1/(1 − p)), ``hyperbolic_tangent_layer`` (without the mask) in eval mode."""
+    if not 0 <= p < 1:
+        raise ValueError(
+            f"hyperbolic_tangent_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}"
+        )
+    if train and p > 0:
+        if key is None:
+            raise ValueError(
+                "hyperbolic_tangent_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
+            )
+        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        return hyperbolic_tangent_dropout_layer(X, R, W, b)
+    return hyperbolic_tangent_layer(X, W, b)
+
+
 LEAKY_RELU_SHAPES = (("X", ("N", "K")),)
 
 
@@ -716,6 +799,23 @@ def leaky_relu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float
         "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
+
+
+def leaky_relu_dropout_layer_apply(
+    X: Array, W: Array, b: Array, alpha: float, *, p: float, key: Array | None = None, train: bool
+) -> Array:
+    """``leaky_relu_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
+    inverted dropout: entries 0 or 1/(1 − p)), ``leaky_relu_layer`` (without the mask) in eval mode."""
+    if not 0 <= p < 1:
+        raise ValueError(f"leaky_relu_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    if train and p > 0:
+        if key is None:
+            raise ValueError(
+                "leaky_relu_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
+            )
+        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        return leaky_relu_dropout_layer(X, R, W, b, alpha)
+    return leaky_relu_layer(X, W, b, alpha)
 
 
 RELU_SHAPES = (("X", ("N", "K")),)
@@ -872,6 +972,23 @@ def relu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) ->
     }
 
 
+def relu_dropout_layer_apply(
+    X: Array, W: Array, b: Array, *, p: float, key: Array | None = None, train: bool
+) -> Array:
+    """``relu_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
+    inverted dropout: entries 0 or 1/(1 − p)), ``relu_layer`` (without the mask) in eval mode."""
+    if not 0 <= p < 1:
+        raise ValueError(f"relu_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    if train and p > 0:
+        if key is None:
+            raise ValueError(
+                "relu_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
+            )
+        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        return relu_dropout_layer(X, R, W, b)
+    return relu_layer(X, W, b)
+
+
 SIGMOID_SHAPES = (("X", ("N", "K")),)
 
 
@@ -1024,6 +1141,23 @@ def sigmoid_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32)
         "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
+
+
+def sigmoid_dropout_layer_apply(
+    X: Array, W: Array, b: Array, *, p: float, key: Array | None = None, train: bool
+) -> Array:
+    """``sigmoid_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
+    inverted dropout: entries 0 or 1/(1 − p)), ``sigmoid_layer`` (without the mask) in eval mode."""
+    if not 0 <= p < 1:
+        raise ValueError(f"sigmoid_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    if train and p > 0:
+        if key is None:
+            raise ValueError(
+                "sigmoid_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
+            )
+        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        return sigmoid_dropout_layer(X, R, W, b)
+    return sigmoid_layer(X, W, b)
 
 
 SRELU_SHAPES = (("X", ("N", "K")), ("al", ()), ("tl", ()), ("ar", ()), ("tr", ()))
@@ -1238,6 +1372,33 @@ def srelu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -
     }
 
 
+def srelu_dropout_layer_apply(
+    X: Array,
+    W: Array,
+    b: Array,
+    al: Array | float,
+    tl: Array | float,
+    ar: Array | float,
+    tr: Array | float,
+    *,
+    p: float,
+    key: Array | None = None,
+    train: bool,
+) -> Array:
+    """``srelu_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
+    inverted dropout: entries 0 or 1/(1 − p)), ``srelu_layer`` (without the mask) in eval mode."""
+    if not 0 <= p < 1:
+        raise ValueError(f"srelu_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    if train and p > 0:
+        if key is None:
+            raise ValueError(
+                "srelu_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
+            )
+        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        return srelu_dropout_layer(X, R, W, b, al, tl, ar, tr)
+    return srelu_layer(X, W, b, al, tl, ar, tr)
+
+
 SIMPLE_BATCH_NORM_SHAPES = (("X", ("N", "K")),)
 
 
@@ -1278,6 +1439,76 @@ def simple_batch_norm(X: Array) -> Array:
     """
     check("simple_batch_norm", SIMPLE_BATCH_NORM_SHAPES, (X,))
     return _simple_batch_norm_vjp(X)
+
+
+def simple_batch_norm_apply(
+    X: Array, state: dict[str, Array], *, train: bool, momentum: float = 0.1
+) -> tuple[Array, dict[str, Array]]:
+    """``simple_batch_norm`` in training or inference mode; returns (Y, the running statistics).
+
+    ``train=True``: normalized by the batch; running_mean, running_var updated by
+    ``simple_batch_norm_statistics_update`` (s' = (1 − m)·s + m·estimate, m = ``momentum``, as torch.nn.BatchNorm1d).
+    ``train=False``: ``simple_batch_norm_inference``, normalized by ``state``'s statistics (returned unchanged).
+    """
+    if train:
+        if X.shape[0] < 2:
+            raise ValueError(
+                f"simple_batch_norm: training mode needs more than one sample per batch to update the running statistics (got N = {X.shape[0]}); use train=False"
+            )
+        running_mean, running_var = _layers.simple_batch_norm_statistics_update(
+            state["running_mean"], state["running_var"], jax.lax.stop_gradient(X), momentum
+        )
+        return simple_batch_norm(X), {"running_mean": running_mean, "running_var": running_var}
+    return simple_batch_norm_inference(X, state["running_mean"], state["running_var"]), state
+
+
+def simple_batch_norm_state(K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """The initial running statistics of ``simple_batch_norm`` (running_mean = 0, running_var = 1, as torch)."""
+    return {"running_mean": jnp.full((1, K), 0.0, dtype), "running_var": jnp.full((1, K), 1.0, dtype)}
+
+
+SIMPLE_BATCH_NORM_INFERENCE_SHAPES = (
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+)
+
+
+def _simple_batch_norm_inference_fwd(X, running_mean, running_var):
+    Y = _layers.simple_batch_norm_inference_forward(X, running_mean, running_var)
+    return Y, (running_var,)
+
+
+def _simple_batch_norm_inference_bwd(residuals, DY):
+    (running_var,) = residuals
+    DX = _layers.simple_batch_norm_inference_backward(running_var, DY)
+    return DX, None, None
+
+
+@jax.custom_vjp
+def _simple_batch_norm_inference_vjp(X, running_mean, running_var):
+    return _simple_batch_norm_inference_fwd(X, running_mean, running_var)[0]
+
+
+_simple_batch_norm_inference_vjp.defvjp(_simple_batch_norm_inference_fwd, _simple_batch_norm_inference_bwd)
+
+
+def simple_batch_norm_inference(X: Array, running_mean: Array, running_var: Array) -> Array:
+    """Batch normalization in inference mode (by the running statistics).
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_inference), kernels
+    ``simple_batch_norm_inference_forward`` and ``simple_batch_norm_inference_backward``:
+
+        Y = (1_N·inv_sqrt(running_var)) ⊙ (X − 1_N·running_mean)
+        DX = (1_N·inv_sqrt(running_var)) ⊙ DY
+
+    Shapes (checked): X N×K, running_mean 1×K, running_var 1×K.
+    Gradients: X; none for running_mean, running_var.
+    """
+    check("simple_batch_norm_inference", SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var))
+    return _simple_batch_norm_inference_vjp(X, running_mean, running_var)
 
 
 BATCH_NORM_SHAPES = (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K")))
@@ -1337,6 +1568,95 @@ def batch_norm_init(key: Array, K: int, *, dtype=jnp.float32) -> dict[str, Array
     }
 
 
+def batch_norm_apply(
+    X: Array, gamma: Array, beta: Array, state: dict[str, Array], *, train: bool, momentum: float = 0.1
+) -> tuple[Array, dict[str, Array]]:
+    """``batch_norm`` in training or inference mode; returns (Y, the running statistics).
+
+    ``train=True``: normalized by the batch; running_mean, running_var updated by
+    ``batch_norm_statistics_update`` (s' = (1 − m)·s + m·estimate, m = ``momentum``, as torch.nn.BatchNorm1d).
+    ``train=False``: ``batch_norm_inference``, normalized by ``state``'s statistics (returned unchanged).
+    """
+    if train:
+        if X.shape[0] < 2:
+            raise ValueError(
+                f"batch_norm: training mode needs more than one sample per batch to update the running statistics (got N = {X.shape[0]}); use train=False"
+            )
+        running_mean, running_var = _layers.batch_norm_statistics_update(
+            state["running_mean"], state["running_var"], jax.lax.stop_gradient(X), momentum
+        )
+        return batch_norm(X, gamma, beta), {"running_mean": running_mean, "running_var": running_var}
+    return batch_norm_inference(X, state["running_mean"], state["running_var"], gamma, beta), state
+
+
+def batch_norm_state(K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """The initial running statistics of ``batch_norm`` (running_mean = 0, running_var = 1, as torch)."""
+    return {"running_mean": jnp.full((1, K), 0.0, dtype), "running_var": jnp.full((1, K), 1.0, dtype)}
+
+
+BATCH_NORM_INFERENCE_SHAPES = (
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+    ("gamma", (1, "K")),
+    ("beta", (1, "K")),
+)
+
+
+def _batch_norm_inference_fwd(X, running_mean, running_var, gamma, beta):
+    Z, Y = _layers.batch_norm_inference_forward(X, running_mean, running_var, gamma, beta)
+    return Y, (running_var, gamma, Z)
+
+
+def _batch_norm_inference_bwd(residuals, DY):
+    running_var, gamma, Z = residuals
+    Dbeta, Dgamma, DX = _layers.batch_norm_inference_backward(running_var, gamma, Z, DY)
+    return DX, None, None, Dgamma, Dbeta
+
+
+@jax.custom_vjp
+def _batch_norm_inference_vjp(X, running_mean, running_var, gamma, beta):
+    return _batch_norm_inference_fwd(X, running_mean, running_var, gamma, beta)[0]
+
+
+_batch_norm_inference_vjp.defvjp(_batch_norm_inference_fwd, _batch_norm_inference_bwd)
+
+
+def batch_norm_inference(
+    X: Array, running_mean: Array, running_var: Array, gamma: Array, beta: Array
+) -> Array:
+    """Batch normalization with affine γ, β in inference mode (by the running statistics).
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/layers/batch_norm.py (batch_norm_inference), kernels
+    ``batch_norm_inference_forward`` and ``batch_norm_inference_backward``:
+
+        Z = (1_N·inv_sqrt(running_var)) ⊙ (X − 1_N·running_mean)
+        Y = 1_N·β + (1_N·γ) ⊙ Z
+        DZ = (1_N·γ) ⊙ DY
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+        DX = (1_N·inv_sqrt(running_var)) ⊙ DZ
+
+    Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K.
+    Gradients: X, gamma, beta; none for running_mean, running_var.
+    """
+    check("batch_norm_inference", BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var, gamma, beta))
+    return _batch_norm_inference_vjp(X, running_mean, running_var, gamma, beta)
+
+
+def batch_norm_inference_init(key: Array, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """Initial gamma, beta of ``batch_norm_inference``, to call it with ``**params``.
+
+    K: the number of columns of X and running_mean and running_var and gamma and beta.
+    """
+    return {
+        "gamma": jnp.full((1, K), 1, dtype),
+        "beta": jnp.full((1, K), 0, dtype),
+    }
+
+
 SIMPLE_BATCH_NORM_EPS_SHAPES = (("X", ("N", "K")),)
 
 
@@ -1377,6 +1697,84 @@ def simple_batch_norm_eps(X: Array, epsilon: float) -> Array:
     """
     check("simple_batch_norm_eps", SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
     return _simple_batch_norm_eps_vjp(X, epsilon)
+
+
+def simple_batch_norm_eps_apply(
+    X: Array, epsilon: float, state: dict[str, Array], *, train: bool, momentum: float = 0.1
+) -> tuple[Array, dict[str, Array]]:
+    """``simple_batch_norm_eps`` in training or inference mode; returns (Y, the running statistics).
+
+    ``train=True``: normalized by the batch; running_mean, running_var updated by
+    ``simple_batch_norm_eps_statistics_update`` (s' = (1 − m)·s + m·estimate, m = ``momentum``, as torch.nn.BatchNorm1d).
+    ``train=False``: ``simple_batch_norm_eps_inference``, normalized by ``state``'s statistics (returned unchanged).
+    """
+    if train:
+        if X.shape[0] < 2:
+            raise ValueError(
+                f"simple_batch_norm_eps: training mode needs more than one sample per batch to update the running statistics (got N = {X.shape[0]}); use train=False"
+            )
+        running_mean, running_var = _layers.simple_batch_norm_eps_statistics_update(
+            state["running_mean"], state["running_var"], jax.lax.stop_gradient(X), momentum
+        )
+        return simple_batch_norm_eps(X, epsilon), {"running_mean": running_mean, "running_var": running_var}
+    return simple_batch_norm_eps_inference(X, state["running_mean"], state["running_var"], epsilon), state
+
+
+def simple_batch_norm_eps_state(K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """The initial running statistics of ``simple_batch_norm_eps`` (running_mean = 0, running_var = 1, as torch)."""
+    return {"running_mean": jnp.full((1, K), 0.0, dtype), "running_var": jnp.full((1, K), 1.0, dtype)}
+
+
+SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES = (
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+)
+
+
+def _simple_batch_norm_eps_inference_fwd(X, running_mean, running_var, epsilon):
+    Y = _layers.simple_batch_norm_eps_inference_forward(X, running_mean, running_var, epsilon)
+    return Y, (running_var, epsilon)
+
+
+def _simple_batch_norm_eps_inference_bwd(residuals, DY):
+    running_var, epsilon = residuals
+    DX = _layers.simple_batch_norm_eps_inference_backward(running_var, DY, epsilon)
+    return DX, None, None, None
+
+
+@jax.custom_vjp
+def _simple_batch_norm_eps_inference_vjp(X, running_mean, running_var, epsilon):
+    return _simple_batch_norm_eps_inference_fwd(X, running_mean, running_var, epsilon)[0]
+
+
+_simple_batch_norm_eps_inference_vjp.defvjp(
+    _simple_batch_norm_eps_inference_fwd, _simple_batch_norm_eps_inference_bwd
+)
+
+
+def simple_batch_norm_eps_inference(
+    X: Array, running_mean: Array, running_var: Array, epsilon: float
+) -> Array:
+    """Batch normalization and ε in inference mode (by the running statistics).
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps_inference), kernels
+    ``simple_batch_norm_eps_inference_forward`` and ``simple_batch_norm_eps_inference_backward``:
+
+        Y = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ (X − 1_N·running_mean)
+        DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DY
+
+    Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, epsilon scalar.
+    Gradients: X; none for running_mean, running_var, epsilon.
+    """
+    check(
+        "simple_batch_norm_eps_inference",
+        SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES,
+        (X, running_mean, running_var),
+    )
+    return _simple_batch_norm_eps_inference_vjp(X, running_mean, running_var, epsilon)
 
 
 BATCH_NORM_EPS_SHAPES = (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K")))
@@ -1429,6 +1827,111 @@ def batch_norm_eps_init(key: Array, K: int, *, dtype=jnp.float32) -> dict[str, A
     """Initial gamma, beta of ``batch_norm_eps``, to call it with ``**params``.
 
     K: the number of columns of X and gamma and beta.
+    """
+    return {
+        "gamma": jnp.full((1, K), 1, dtype),
+        "beta": jnp.full((1, K), 0, dtype),
+    }
+
+
+def batch_norm_eps_apply(
+    X: Array,
+    gamma: Array,
+    beta: Array,
+    epsilon: float,
+    state: dict[str, Array],
+    *,
+    train: bool,
+    momentum: float = 0.1,
+) -> tuple[Array, dict[str, Array]]:
+    """``batch_norm_eps`` in training or inference mode; returns (Y, the running statistics).
+
+    ``train=True``: normalized by the batch; running_mean, running_var updated by
+    ``batch_norm_eps_statistics_update`` (s' = (1 − m)·s + m·estimate, m = ``momentum``, as torch.nn.BatchNorm1d).
+    ``train=False``: ``batch_norm_eps_inference``, normalized by ``state``'s statistics (returned unchanged).
+    """
+    if train:
+        if X.shape[0] < 2:
+            raise ValueError(
+                f"batch_norm_eps: training mode needs more than one sample per batch to update the running statistics (got N = {X.shape[0]}); use train=False"
+            )
+        running_mean, running_var = _layers.batch_norm_eps_statistics_update(
+            state["running_mean"], state["running_var"], jax.lax.stop_gradient(X), momentum
+        )
+        return batch_norm_eps(X, gamma, beta, epsilon), {
+            "running_mean": running_mean,
+            "running_var": running_var,
+        }
+    return batch_norm_eps_inference(
+        X, state["running_mean"], state["running_var"], gamma, beta, epsilon
+    ), state
+
+
+def batch_norm_eps_state(K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """The initial running statistics of ``batch_norm_eps`` (running_mean = 0, running_var = 1, as torch)."""
+    return {"running_mean": jnp.full((1, K), 0.0, dtype), "running_var": jnp.full((1, K), 1.0, dtype)}
+
+
+BATCH_NORM_EPS_INFERENCE_SHAPES = (
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+    ("gamma", (1, "K")),
+    ("beta", (1, "K")),
+)
+
+
+def _batch_norm_eps_inference_fwd(X, running_mean, running_var, gamma, beta, epsilon):
+    Z, Y = _layers.batch_norm_eps_inference_forward(X, running_mean, running_var, gamma, beta, epsilon)
+    return Y, (running_var, gamma, Z, epsilon)
+
+
+def _batch_norm_eps_inference_bwd(residuals, DY):
+    running_var, gamma, Z, epsilon = residuals
+    Dbeta, Dgamma, DX = _layers.batch_norm_eps_inference_backward(running_var, gamma, Z, DY, epsilon)
+    return DX, None, None, Dgamma, Dbeta, None
+
+
+@jax.custom_vjp
+def _batch_norm_eps_inference_vjp(X, running_mean, running_var, gamma, beta, epsilon):
+    return _batch_norm_eps_inference_fwd(X, running_mean, running_var, gamma, beta, epsilon)[0]
+
+
+_batch_norm_eps_inference_vjp.defvjp(_batch_norm_eps_inference_fwd, _batch_norm_eps_inference_bwd)
+
+
+def batch_norm_eps_inference(
+    X: Array, running_mean: Array, running_var: Array, gamma: Array, beta: Array, epsilon: float
+) -> Array:
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics).
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/layers/batch_norm.py (batch_norm_eps_inference), kernels
+    ``batch_norm_eps_inference_forward`` and ``batch_norm_eps_inference_backward``:
+
+        Z = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ (X − 1_N·running_mean)
+        Y = 1_N·β + (1_N·γ) ⊙ Z
+        DZ = (1_N·γ) ⊙ DY
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+        DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DZ
+
+    Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K, epsilon scalar.
+    Gradients: X, gamma, beta; none for running_mean, running_var, epsilon.
+    """
+    check(
+        "batch_norm_eps_inference",
+        BATCH_NORM_EPS_INFERENCE_SHAPES,
+        (X, running_mean, running_var, gamma, beta),
+    )
+    return _batch_norm_eps_inference_vjp(X, running_mean, running_var, gamma, beta, epsilon)
+
+
+def batch_norm_eps_inference_init(key: Array, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """Initial gamma, beta of ``batch_norm_eps_inference``, to call it with ``**params``.
+
+    K: the number of columns of X and running_mean and running_var and gamma and beta.
     """
     return {
         "gamma": jnp.full((1, K), 1, dtype),
@@ -1489,6 +1992,23 @@ def linear_dropout_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dic
         "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
+
+
+def linear_dropout_apply(
+    X: Array, W: Array, b: Array, *, p: float, key: Array | None = None, train: bool
+) -> Array:
+    """``linear_dropout`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
+    inverted dropout: entries 0 or 1/(1 − p)), ``linear`` (without the mask) in eval mode."""
+    if not 0 <= p < 1:
+        raise ValueError(f"linear_dropout: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    if train and p > 0:
+        if key is None:
+            raise ValueError(
+                "linear_dropout: training mode with p > 0 needs a PRNG key to draw the dropout mask"
+            )
+        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        return linear_dropout(X, R, W, b)
+    return linear(X, W, b)
 
 
 LINEAR_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))

@@ -15,14 +15,28 @@ Array = NDArray[np.floating]
 __all__ = [
     "simple_batch_norm_forward",
     "simple_batch_norm_backward",
+    "simple_batch_norm_inference_forward",
+    "simple_batch_norm_inference_backward",
+    "simple_batch_norm_statistics_update",
     "batch_norm_forward",
     "batch_norm_backward",
     "batch_norm_backward_without_DX",
+    "batch_norm_inference_forward",
+    "batch_norm_inference_backward",
+    "batch_norm_inference_backward_without_DX",
+    "batch_norm_statistics_update",
     "simple_batch_norm_eps_forward",
     "simple_batch_norm_eps_backward",
+    "simple_batch_norm_eps_inference_forward",
+    "simple_batch_norm_eps_inference_backward",
+    "simple_batch_norm_eps_statistics_update",
     "batch_norm_eps_forward",
     "batch_norm_eps_backward",
     "batch_norm_eps_backward_without_DX",
+    "batch_norm_eps_inference_forward",
+    "batch_norm_eps_inference_backward",
+    "batch_norm_eps_inference_backward_without_DX",
+    "batch_norm_eps_statistics_update",
     "linear_dropout_forward",
     "linear_dropout_backward",
     "linear_dropout_backward_without_DX",
@@ -106,6 +120,91 @@ def simple_batch_norm_backward(Sigma: Array, Y: Array, DY: Array) -> Array:
         N * np.sqrt(Sigma)
     )
     return DX
+
+
+def simple_batch_norm_inference_forward(X: Array, running_mean: Array, running_var: Array) -> Array:
+    """Batch normalization in inference mode (by the running statistics): feedforward.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_inference):
+
+        Y = (1_N·inv_sqrt(running_var)) ⊙ (X − 1_N·running_mean)
+
+    Shapes: X N×K, running_mean 1×K, running_var 1×K.
+    Returns Y.
+    """
+    if not (
+        X.ndim == running_mean.ndim == running_var.ndim == 2
+        and running_mean.shape == (1, X.shape[1])
+        and running_var.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "simple_batch_norm_inference_forward",
+            (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
+            (X.shape, running_mean.shape, running_var.shape),
+        )
+    Y = (X - running_mean) / np.sqrt(running_var)
+    return Y
+
+
+def simple_batch_norm_inference_backward(running_var: Array, DY: Array) -> Array:
+    """Batch normalization in inference mode (by the running statistics): backpropagation.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_inference):
+
+        DX = (1_N·inv_sqrt(running_var)) ⊙ DY
+
+    Shapes: running_var 1×K, DY N×K.
+    Returns DX.
+    """
+    if not (
+        running_var.ndim == DY.ndim == 2 and running_var.shape[0] == 1 and DY.shape[1] == running_var.shape[1]
+    ):
+        wrong_shapes(
+            "simple_batch_norm_inference_backward",
+            (("running_var", (1, "K")), ("DY", ("N", "K"))),
+            (running_var.shape, DY.shape),
+        )
+    DX = DY / np.sqrt(running_var)
+    return DX
+
+
+def simple_batch_norm_statistics_update(
+    running_mean: Array, running_var: Array, X: Array, momentum: float
+) -> tuple[Array, Array]:
+    """Running statistics of simple_batch_norm: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_statistics):
+
+        running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+        running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 - momentum)·running_var
+
+    Shapes: running_mean 1×K, running_var 1×K, X N×K, momentum scalar.
+    Returns (running_mean, running_var).
+    """
+    if not (
+        running_mean.ndim == running_var.ndim == X.ndim == 2
+        and running_mean.shape[0] == 1
+        and running_var.shape == (1, running_mean.shape[1])
+        and X.shape[1] == running_mean.shape[1]
+    ):
+        wrong_shapes(
+            "simple_batch_norm_statistics_update",
+            (("running_mean", (1, "K")), ("running_var", (1, "K")), ("X", ("N", "K"))),
+            (running_mean.shape, running_var.shape, X.shape),
+        )
+    N = X.shape[0]
+    running_mean *= 1 - momentum
+    running_mean += momentum / N * X.sum(axis=0, keepdims=True)
+    t0 = 1 / N
+    running_var *= 1 - momentum
+    running_var += (
+        momentum
+        / (N - 1)
+        * ((X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0))
+        .sum(axis=1, keepdims=True)
+        .T
+    )
+    return running_mean, running_var
 
 
 def batch_norm_forward(X: Array, gamma: Array, beta: Array) -> tuple[Array, Array, Array]:
@@ -194,6 +293,137 @@ def batch_norm_backward_without_DX(Z: Array, DY: Array) -> tuple[Array, Array]:
     return Dbeta, Dgamma
 
 
+def batch_norm_inference_forward(
+    X: Array, running_mean: Array, running_var: Array, gamma: Array, beta: Array
+) -> tuple[Array, Array]:
+    """Batch normalization with affine γ, β in inference mode (by the running statistics): feedforward.
+
+    From spec/layers/batch_norm.py (batch_norm_inference):
+
+        Z = (1_N·inv_sqrt(running_var)) ⊙ (X − 1_N·running_mean)
+        Y = 1_N·β + (1_N·γ) ⊙ Z
+
+    Shapes: X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K.
+    Returns (Z, Y).
+    """
+    if not (
+        X.ndim == running_mean.ndim == running_var.ndim == gamma.ndim == beta.ndim == 2
+        and running_mean.shape == (1, X.shape[1])
+        and running_var.shape == (1, X.shape[1])
+        and gamma.shape == (1, X.shape[1])
+        and beta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_inference_forward",
+            (
+                ("X", ("N", "K")),
+                ("running_mean", (1, "K")),
+                ("running_var", (1, "K")),
+                ("gamma", (1, "K")),
+                ("beta", (1, "K")),
+            ),
+            (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
+        )
+    Z = (X - running_mean) / np.sqrt(running_var)
+    Y = beta + gamma * Z
+    return Z, Y
+
+
+def batch_norm_inference_backward(
+    running_var: Array, gamma: Array, Z: Array, DY: Array
+) -> tuple[Array, Array, Array]:
+    """Batch normalization with affine γ, β in inference mode (by the running statistics): backpropagation.
+
+    From spec/layers/batch_norm.py (batch_norm_inference):
+
+        DZ = (1_N·γ) ⊙ DY
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+        DX = (1_N·inv_sqrt(running_var)) ⊙ DZ
+
+    Shapes: running_var 1×K, gamma 1×K, Z N×K, DY N×K.
+    Returns (Dbeta, Dgamma, DX).
+    """
+    if not (
+        running_var.ndim == gamma.ndim == Z.ndim == DY.ndim == 2
+        and running_var.shape[0] == 1
+        and gamma.shape == (1, running_var.shape[1])
+        and Z.shape[1] == running_var.shape[1]
+        and DY.shape == (Z.shape[0], running_var.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_inference_backward",
+            (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (running_var.shape, gamma.shape, Z.shape, DY.shape),
+        )
+    DZ = gamma * DY
+    Dbeta = DY.sum(axis=0, keepdims=True)
+    Dgamma = (Z * DY).sum(axis=0, keepdims=True)
+    DX = DZ / np.sqrt(running_var)
+    return Dbeta, Dgamma, DX
+
+
+def batch_norm_inference_backward_without_DX(Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Batch normalization with affine γ, β in inference mode (by the running statistics): backpropagation, without DX.
+
+    From spec/layers/batch_norm.py (batch_norm_inference):
+
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+
+    Shapes: Z N×K, DY N×K.
+    Returns (Dbeta, Dgamma).
+    """
+    if not (Z.ndim == DY.ndim == 2 and DY.shape == Z.shape):
+        wrong_shapes(
+            "batch_norm_inference_backward_without_DX",
+            (("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (Z.shape, DY.shape),
+        )
+    Dbeta = DY.sum(axis=0, keepdims=True)
+    Dgamma = (Z * DY).sum(axis=0, keepdims=True)
+    return Dbeta, Dgamma
+
+
+def batch_norm_statistics_update(
+    running_mean: Array, running_var: Array, X: Array, momentum: float
+) -> tuple[Array, Array]:
+    """Running statistics of batch_norm: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+
+    From spec/layers/batch_norm.py (batch_norm_statistics):
+
+        running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+        running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 - momentum)·running_var
+
+    Shapes: running_mean 1×K, running_var 1×K, X N×K, momentum scalar.
+    Returns (running_mean, running_var).
+    """
+    if not (
+        running_mean.ndim == running_var.ndim == X.ndim == 2
+        and running_mean.shape[0] == 1
+        and running_var.shape == (1, running_mean.shape[1])
+        and X.shape[1] == running_mean.shape[1]
+    ):
+        wrong_shapes(
+            "batch_norm_statistics_update",
+            (("running_mean", (1, "K")), ("running_var", (1, "K")), ("X", ("N", "K"))),
+            (running_mean.shape, running_var.shape, X.shape),
+        )
+    N = X.shape[0]
+    running_mean *= 1 - momentum
+    running_mean += momentum / N * X.sum(axis=0, keepdims=True)
+    t0 = 1 / N
+    running_var *= 1 - momentum
+    running_var += (
+        momentum
+        / (N - 1)
+        * ((X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0))
+        .sum(axis=1, keepdims=True)
+        .T
+    )
+    return running_mean, running_var
+
+
 def simple_batch_norm_eps_forward(X: Array, epsilon: float) -> tuple[Array, Array]:
     """Batch normalization and ε: feedforward.
 
@@ -241,6 +471,93 @@ def simple_batch_norm_eps_backward(Sigma: Array, Y: Array, DY: Array, epsilon: f
         N * np.sqrt(Sigma + epsilon)
     )
     return DX
+
+
+def simple_batch_norm_eps_inference_forward(
+    X: Array, running_mean: Array, running_var: Array, epsilon: float
+) -> Array:
+    """Batch normalization and ε in inference mode (by the running statistics): feedforward.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps_inference):
+
+        Y = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ (X − 1_N·running_mean)
+
+    Shapes: X N×K, running_mean 1×K, running_var 1×K, epsilon scalar.
+    Returns Y.
+    """
+    if not (
+        X.ndim == running_mean.ndim == running_var.ndim == 2
+        and running_mean.shape == (1, X.shape[1])
+        and running_var.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "simple_batch_norm_eps_inference_forward",
+            (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
+            (X.shape, running_mean.shape, running_var.shape),
+        )
+    Y = (X - running_mean) / np.sqrt(running_var + epsilon)
+    return Y
+
+
+def simple_batch_norm_eps_inference_backward(running_var: Array, DY: Array, epsilon: float) -> Array:
+    """Batch normalization and ε in inference mode (by the running statistics): backpropagation.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps_inference):
+
+        DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DY
+
+    Shapes: running_var 1×K, DY N×K, epsilon scalar.
+    Returns DX.
+    """
+    if not (
+        running_var.ndim == DY.ndim == 2 and running_var.shape[0] == 1 and DY.shape[1] == running_var.shape[1]
+    ):
+        wrong_shapes(
+            "simple_batch_norm_eps_inference_backward",
+            (("running_var", (1, "K")), ("DY", ("N", "K"))),
+            (running_var.shape, DY.shape),
+        )
+    DX = DY / np.sqrt(running_var + epsilon)
+    return DX
+
+
+def simple_batch_norm_eps_statistics_update(
+    running_mean: Array, running_var: Array, X: Array, momentum: float
+) -> tuple[Array, Array]:
+    """Running statistics of simple_batch_norm_eps: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps_statistics):
+
+        running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+        running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 - momentum)·running_var
+
+    Shapes: running_mean 1×K, running_var 1×K, X N×K, momentum scalar.
+    Returns (running_mean, running_var).
+    """
+    if not (
+        running_mean.ndim == running_var.ndim == X.ndim == 2
+        and running_mean.shape[0] == 1
+        and running_var.shape == (1, running_mean.shape[1])
+        and X.shape[1] == running_mean.shape[1]
+    ):
+        wrong_shapes(
+            "simple_batch_norm_eps_statistics_update",
+            (("running_mean", (1, "K")), ("running_var", (1, "K")), ("X", ("N", "K"))),
+            (running_mean.shape, running_var.shape, X.shape),
+        )
+    N = X.shape[0]
+    running_mean *= 1 - momentum
+    running_mean += momentum / N * X.sum(axis=0, keepdims=True)
+    t0 = 1 / N
+    running_var *= 1 - momentum
+    running_var += (
+        momentum
+        / (N - 1)
+        * ((X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0))
+        .sum(axis=1, keepdims=True)
+        .T
+    )
+    return running_mean, running_var
 
 
 def batch_norm_eps_forward(X: Array, gamma: Array, beta: Array, epsilon: float) -> tuple[Array, Array, Array]:
@@ -329,6 +646,137 @@ def batch_norm_eps_backward_without_DX(Z: Array, DY: Array) -> tuple[Array, Arra
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
     return Dbeta, Dgamma
+
+
+def batch_norm_eps_inference_forward(
+    X: Array, running_mean: Array, running_var: Array, gamma: Array, beta: Array, epsilon: float
+) -> tuple[Array, Array]:
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics): feedforward.
+
+    From spec/layers/batch_norm.py (batch_norm_eps_inference):
+
+        Z = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ (X − 1_N·running_mean)
+        Y = 1_N·β + (1_N·γ) ⊙ Z
+
+    Shapes: X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K, epsilon scalar.
+    Returns (Z, Y).
+    """
+    if not (
+        X.ndim == running_mean.ndim == running_var.ndim == gamma.ndim == beta.ndim == 2
+        and running_mean.shape == (1, X.shape[1])
+        and running_var.shape == (1, X.shape[1])
+        and gamma.shape == (1, X.shape[1])
+        and beta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_inference_forward",
+            (
+                ("X", ("N", "K")),
+                ("running_mean", (1, "K")),
+                ("running_var", (1, "K")),
+                ("gamma", (1, "K")),
+                ("beta", (1, "K")),
+            ),
+            (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
+        )
+    Z = (X - running_mean) / np.sqrt(running_var + epsilon)
+    Y = beta + gamma * Z
+    return Z, Y
+
+
+def batch_norm_eps_inference_backward(
+    running_var: Array, gamma: Array, Z: Array, DY: Array, epsilon: float
+) -> tuple[Array, Array, Array]:
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics): backpropagation.
+
+    From spec/layers/batch_norm.py (batch_norm_eps_inference):
+
+        DZ = (1_N·γ) ⊙ DY
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+        DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DZ
+
+    Shapes: running_var 1×K, gamma 1×K, Z N×K, DY N×K, epsilon scalar.
+    Returns (Dbeta, Dgamma, DX).
+    """
+    if not (
+        running_var.ndim == gamma.ndim == Z.ndim == DY.ndim == 2
+        and running_var.shape[0] == 1
+        and gamma.shape == (1, running_var.shape[1])
+        and Z.shape[1] == running_var.shape[1]
+        and DY.shape == (Z.shape[0], running_var.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_inference_backward",
+            (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (running_var.shape, gamma.shape, Z.shape, DY.shape),
+        )
+    DZ = gamma * DY
+    Dbeta = DY.sum(axis=0, keepdims=True)
+    Dgamma = (Z * DY).sum(axis=0, keepdims=True)
+    DX = DZ / np.sqrt(running_var + epsilon)
+    return Dbeta, Dgamma, DX
+
+
+def batch_norm_eps_inference_backward_without_DX(Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics): backpropagation, without DX.
+
+    From spec/layers/batch_norm.py (batch_norm_eps_inference):
+
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+
+    Shapes: Z N×K, DY N×K.
+    Returns (Dbeta, Dgamma).
+    """
+    if not (Z.ndim == DY.ndim == 2 and DY.shape == Z.shape):
+        wrong_shapes(
+            "batch_norm_eps_inference_backward_without_DX",
+            (("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (Z.shape, DY.shape),
+        )
+    Dbeta = DY.sum(axis=0, keepdims=True)
+    Dgamma = (Z * DY).sum(axis=0, keepdims=True)
+    return Dbeta, Dgamma
+
+
+def batch_norm_eps_statistics_update(
+    running_mean: Array, running_var: Array, X: Array, momentum: float
+) -> tuple[Array, Array]:
+    """Running statistics of batch_norm_eps: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+
+    From spec/layers/batch_norm.py (batch_norm_eps_statistics):
+
+        running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+        running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 - momentum)·running_var
+
+    Shapes: running_mean 1×K, running_var 1×K, X N×K, momentum scalar.
+    Returns (running_mean, running_var).
+    """
+    if not (
+        running_mean.ndim == running_var.ndim == X.ndim == 2
+        and running_mean.shape[0] == 1
+        and running_var.shape == (1, running_mean.shape[1])
+        and X.shape[1] == running_mean.shape[1]
+    ):
+        wrong_shapes(
+            "batch_norm_eps_statistics_update",
+            (("running_mean", (1, "K")), ("running_var", (1, "K")), ("X", ("N", "K"))),
+            (running_mean.shape, running_var.shape, X.shape),
+        )
+    N = X.shape[0]
+    running_mean *= 1 - momentum
+    running_mean += momentum / N * X.sum(axis=0, keepdims=True)
+    t0 = 1 / N
+    running_var *= 1 - momentum
+    running_var += (
+        momentum
+        / (N - 1)
+        * ((X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0))
+        .sum(axis=1, keepdims=True)
+        .T
+    )
+    return running_mean, running_var
 
 
 def linear_dropout_forward(X: Array, R: Array, W: Array, b: Array) -> Array:

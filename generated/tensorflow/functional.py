@@ -50,9 +50,13 @@ __all__ = [
     "srelu_layer",
     "srelu_dropout_layer",
     "simple_batch_norm",
+    "simple_batch_norm_inference",
     "batch_norm",
+    "batch_norm_inference",
     "simple_batch_norm_eps",
+    "simple_batch_norm_eps_inference",
     "batch_norm_eps",
+    "batch_norm_eps_inference",
     "linear_dropout",
     "linear",
     "softmax_layer",
@@ -1135,6 +1139,56 @@ def simple_batch_norm(X: Tensor) -> Tensor:
     return simple_batch_norm_apply(X, dtype=dtype)
 
 
+SIMPLE_BATCH_NORM_INFERENCE_SHAPES = (
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+)
+SIMPLE_BATCH_NORM_INFERENCE_CALL_SHAPES = (
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+)
+
+
+def simple_batch_norm_inference_apply(
+    X: Tensor, running_mean: Tensor, running_var: Tensor, *, dtype: tf.DType = tf.float32
+) -> Tensor:
+    """``simple_batch_norm_inference`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X):
+        Y = _layers.simple_batch_norm_inference_forward(X, running_mean, running_var)
+
+        def gradient(DY):
+            DX = _layers.simple_batch_norm_inference_backward(running_var, DY)
+            return DX
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X))
+
+
+def simple_batch_norm_inference(X: Tensor, running_mean: Tensor, running_var: Tensor) -> Tensor:
+    """Batch normalization in inference mode (by the running statistics).
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_inference), kernels
+    ``simple_batch_norm_inference_forward`` and ``simple_batch_norm_inference_backward``:
+
+        Y = (1_N·inv_sqrt(running_var)) ⊙ (X − 1_N·running_mean)
+        DX = (1_N·inv_sqrt(running_var)) ⊙ DY
+
+    Shapes (checked): X N×K, running_mean 1×K, running_var 1×K.
+    Gradients: X; none for running_mean, running_var.
+    """
+    dtype = check(
+        "simple_batch_norm_inference", SIMPLE_BATCH_NORM_INFERENCE_CALL_SHAPES, (X, running_mean, running_var)
+    )
+    return simple_batch_norm_inference_apply(X, running_mean, running_var, dtype=dtype)
+
+
 BATCH_NORM_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
 BATCH_NORM_CALL_SHAPES = (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K")))
 
@@ -1179,6 +1233,72 @@ def batch_norm(X: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     return batch_norm_apply(X, gamma, beta, dtype=dtype)
 
 
+BATCH_NORM_INFERENCE_SHAPES = (
+    ("gamma", (1, "K")),
+    ("beta", (1, "K")),
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+)
+BATCH_NORM_INFERENCE_CALL_SHAPES = (
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+    ("gamma", (1, "K")),
+    ("beta", (1, "K")),
+)
+
+
+def batch_norm_inference_apply(
+    X: Tensor,
+    running_mean: Tensor,
+    running_var: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    *,
+    dtype: tf.DType = tf.float32,
+) -> Tensor:
+    """``batch_norm_inference`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X, gamma, beta):
+        Z, Y = _layers.batch_norm_inference_forward(X, running_mean, running_var, gamma, beta)
+
+        def gradient(DY):
+            Dbeta, Dgamma, DX = _layers.batch_norm_inference_backward(running_var, gamma, Z, DY)
+            return DX, Dgamma, Dbeta
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X), tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta))
+
+
+def batch_norm_inference(
+    X: Tensor, running_mean: Tensor, running_var: Tensor, gamma: Tensor, beta: Tensor
+) -> Tensor:
+    """Batch normalization with affine γ, β in inference mode (by the running statistics).
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/layers/batch_norm.py (batch_norm_inference), kernels
+    ``batch_norm_inference_forward`` and ``batch_norm_inference_backward``:
+
+        Z = (1_N·inv_sqrt(running_var)) ⊙ (X − 1_N·running_mean)
+        Y = 1_N·β + (1_N·γ) ⊙ Z
+        DZ = (1_N·γ) ⊙ DY
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+        DX = (1_N·inv_sqrt(running_var)) ⊙ DZ
+
+    Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K.
+    Gradients: X, gamma, beta; none for running_mean, running_var.
+    """
+    dtype = check(
+        "batch_norm_inference", BATCH_NORM_INFERENCE_CALL_SHAPES, (X, running_mean, running_var, gamma, beta)
+    )
+    return batch_norm_inference_apply(X, running_mean, running_var, gamma, beta, dtype=dtype)
+
+
 SIMPLE_BATCH_NORM_EPS_SHAPES = (("X", ("N", "K")),)
 SIMPLE_BATCH_NORM_EPS_CALL_SHAPES = (("X", ("N", "K")),)
 
@@ -1217,6 +1337,60 @@ def simple_batch_norm_eps(X: Tensor, epsilon: float) -> Tensor:
     """
     dtype = check("simple_batch_norm_eps", SIMPLE_BATCH_NORM_EPS_CALL_SHAPES, (X,))
     return simple_batch_norm_eps_apply(X, epsilon, dtype=dtype)
+
+
+SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES = (
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+)
+SIMPLE_BATCH_NORM_EPS_INFERENCE_CALL_SHAPES = (
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+)
+
+
+def simple_batch_norm_eps_inference_apply(
+    X: Tensor, running_mean: Tensor, running_var: Tensor, epsilon: float, *, dtype: tf.DType = tf.float32
+) -> Tensor:
+    """``simple_batch_norm_eps_inference`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X):
+        Y = _layers.simple_batch_norm_eps_inference_forward(X, running_mean, running_var, epsilon)
+
+        def gradient(DY):
+            DX = _layers.simple_batch_norm_eps_inference_backward(running_var, DY, epsilon)
+            return DX
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X))
+
+
+def simple_batch_norm_eps_inference(
+    X: Tensor, running_mean: Tensor, running_var: Tensor, epsilon: float
+) -> Tensor:
+    """Batch normalization and ε in inference mode (by the running statistics).
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps_inference), kernels
+    ``simple_batch_norm_eps_inference_forward`` and ``simple_batch_norm_eps_inference_backward``:
+
+        Y = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ (X − 1_N·running_mean)
+        DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DY
+
+    Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, epsilon scalar.
+    Gradients: X; none for running_mean, running_var, epsilon.
+    """
+    dtype = check(
+        "simple_batch_norm_eps_inference",
+        SIMPLE_BATCH_NORM_EPS_INFERENCE_CALL_SHAPES,
+        (X, running_mean, running_var),
+    )
+    return simple_batch_norm_eps_inference_apply(X, running_mean, running_var, epsilon, dtype=dtype)
 
 
 BATCH_NORM_EPS_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
@@ -1263,6 +1437,75 @@ def batch_norm_eps(X: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Te
     """
     dtype = check("batch_norm_eps", BATCH_NORM_EPS_CALL_SHAPES, (X, gamma, beta))
     return batch_norm_eps_apply(X, gamma, beta, epsilon, dtype=dtype)
+
+
+BATCH_NORM_EPS_INFERENCE_SHAPES = (
+    ("gamma", (1, "K")),
+    ("beta", (1, "K")),
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+)
+BATCH_NORM_EPS_INFERENCE_CALL_SHAPES = (
+    ("X", ("N", "K")),
+    ("running_mean", (1, "K")),
+    ("running_var", (1, "K")),
+    ("gamma", (1, "K")),
+    ("beta", (1, "K")),
+)
+
+
+def batch_norm_eps_inference_apply(
+    X: Tensor,
+    running_mean: Tensor,
+    running_var: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    epsilon: float,
+    *,
+    dtype: tf.DType = tf.float32,
+) -> Tensor:
+    """``batch_norm_eps_inference`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X, gamma, beta):
+        Z, Y = _layers.batch_norm_eps_inference_forward(X, running_mean, running_var, gamma, beta, epsilon)
+
+        def gradient(DY):
+            Dbeta, Dgamma, DX = _layers.batch_norm_eps_inference_backward(running_var, gamma, Z, DY, epsilon)
+            return DX, Dgamma, Dbeta
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X), tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta))
+
+
+def batch_norm_eps_inference(
+    X: Tensor, running_mean: Tensor, running_var: Tensor, gamma: Tensor, beta: Tensor, epsilon: float
+) -> Tensor:
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics).
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/layers/batch_norm.py (batch_norm_eps_inference), kernels
+    ``batch_norm_eps_inference_forward`` and ``batch_norm_eps_inference_backward``:
+
+        Z = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ (X − 1_N·running_mean)
+        Y = 1_N·β + (1_N·γ) ⊙ Z
+        DZ = (1_N·γ) ⊙ DY
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+        DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DZ
+
+    Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K, epsilon scalar.
+    Gradients: X, gamma, beta; none for running_mean, running_var, epsilon.
+    """
+    dtype = check(
+        "batch_norm_eps_inference",
+        BATCH_NORM_EPS_INFERENCE_CALL_SHAPES,
+        (X, running_mean, running_var, gamma, beta),
+    )
+    return batch_norm_eps_inference_apply(X, running_mean, running_var, gamma, beta, epsilon, dtype=dtype)
 
 
 LINEAR_DROPOUT_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))

@@ -52,9 +52,13 @@ __all__ = [
     "SReLULayer",
     "SReLUDropoutLayer",
     "SimpleBatchNorm",
+    "SimpleBatchNormInference",
     "BatchNorm",
+    "BatchNormInference",
     "SimpleBatchNormEps",
+    "SimpleBatchNormEpsInference",
     "BatchNormEps",
+    "BatchNormEpsInference",
     "LinearDropout",
     "Linear",
     "SoftmaxLayer",
@@ -709,15 +713,41 @@ class SimpleBatchNorm(keras.layers.Layer):
     Spec ``simple_batch_norm`` (spec/layers/batch_norm.py),
     differentiated by its generated backward kernel (``functional.simple_batch_norm``).
 
+    Args:
+        K: the number of columns of running_mean and running_var.
+
     ``call(X: N×K)`` returns Y (N×K).
+    """
+
+    def __init__(self, K: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.K = K
+
+    def call(self, X):
+        dtype = F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_SHAPES, (X,))
+        return F.simple_batch_norm_apply(X, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "K": self.K}
+
+
+class SimpleBatchNormInference(keras.layers.Layer):
+    """Batch normalization in inference mode (by the running statistics).
+
+    Spec ``simple_batch_norm_inference`` (spec/layers/batch_norm.py),
+    differentiated by its generated backward kernel (``functional.simple_batch_norm_inference``).
+
+    ``call(X: N×K, running_mean: 1×K, running_var: 1×K)`` returns Y (N×K).
     """
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
 
-    def call(self, X):
-        dtype = F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_SHAPES, (X,))
-        return F.simple_batch_norm_apply(X, dtype=dtype)
+    def call(self, X, running_mean, running_var):
+        dtype = F.check(
+            "SimpleBatchNormInference", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var)
+        )
+        return F.simple_batch_norm_inference_apply(X, running_mean, running_var, dtype=dtype)
 
 
 class BatchNorm(keras.layers.Layer):
@@ -750,6 +780,41 @@ class BatchNorm(keras.layers.Layer):
         return {**super().get_config(), "K": self.K}
 
 
+class BatchNormInference(keras.layers.Layer):
+    """Batch normalization with affine γ, β in inference mode (by the running statistics).
+
+    Spec ``batch_norm_inference`` (spec/layers/batch_norm.py),
+    differentiated by its generated backward kernel (``functional.batch_norm_inference``).
+
+    Args:
+        K: the number of columns of X and running_mean and running_var and gamma and beta.
+
+    Weights: gamma 1×K, beta 1×K.
+    ``call(X: N×K, running_mean: 1×K, running_var: 1×K)`` returns Y (N×K).
+    """
+
+    def __init__(self, K: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.K = K
+        self.gamma = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(1), name="gamma")
+        self.beta = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="beta")
+        self.built = True
+
+    def call(self, X, running_mean, running_var):
+        gamma = tf.convert_to_tensor(self.gamma)
+        beta = tf.convert_to_tensor(self.beta)
+        dtype = F.check(
+            "BatchNormInference",
+            F.BATCH_NORM_INFERENCE_SHAPES,
+            (gamma, beta, X, running_mean, running_var),
+            trusted=2,
+        )
+        return F.batch_norm_inference_apply(X, running_mean, running_var, gamma, beta, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "K": self.K}
+
+
 class SimpleBatchNormEps(keras.layers.Layer):
     """Batch normalization and ε.
 
@@ -757,18 +822,50 @@ class SimpleBatchNormEps(keras.layers.Layer):
     differentiated by its generated backward kernel (``functional.simple_batch_norm_eps``).
 
     Args:
+        K: the number of columns of running_mean and running_var.
         epsilon: hyperparameter.
 
     ``call(X: N×K)`` returns Y (N×K).
+    """
+
+    def __init__(self, K: int, epsilon: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.K = K
+        self.epsilon = epsilon
+
+    def call(self, X):
+        dtype = F.check("SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
+        return F.simple_batch_norm_eps_apply(X, self.epsilon, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "K": self.K, "epsilon": self.epsilon}
+
+
+class SimpleBatchNormEpsInference(keras.layers.Layer):
+    """Batch normalization and ε in inference mode (by the running statistics).
+
+    Spec ``simple_batch_norm_eps_inference`` (spec/layers/batch_norm.py),
+    differentiated by its generated backward kernel (``functional.simple_batch_norm_eps_inference``).
+
+    Args:
+        epsilon: hyperparameter.
+
+    ``call(X: N×K, running_mean: 1×K, running_var: 1×K)`` returns Y (N×K).
     """
 
     def __init__(self, epsilon: float, **kwargs) -> None:
         super().__init__(**kwargs)
         self.epsilon = epsilon
 
-    def call(self, X):
-        dtype = F.check("SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
-        return F.simple_batch_norm_eps_apply(X, self.epsilon, dtype=dtype)
+    def call(self, X, running_mean, running_var):
+        dtype = F.check(
+            "SimpleBatchNormEpsInference",
+            F.SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES,
+            (X, running_mean, running_var),
+        )
+        return F.simple_batch_norm_eps_inference_apply(
+            X, running_mean, running_var, self.epsilon, dtype=dtype
+        )
 
     def get_config(self) -> dict:
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -801,6 +898,45 @@ class BatchNormEps(keras.layers.Layer):
         beta = tf.convert_to_tensor(self.beta)
         dtype = F.check("BatchNormEps", F.BATCH_NORM_EPS_SHAPES, (gamma, beta, X), trusted=2)
         return F.batch_norm_eps_apply(X, gamma, beta, self.epsilon, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "K": self.K, "epsilon": self.epsilon}
+
+
+class BatchNormEpsInference(keras.layers.Layer):
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics).
+
+    Spec ``batch_norm_eps_inference`` (spec/layers/batch_norm.py),
+    differentiated by its generated backward kernel (``functional.batch_norm_eps_inference``).
+
+    Args:
+        K: the number of columns of X and running_mean and running_var and gamma and beta.
+        epsilon: hyperparameter.
+
+    Weights: gamma 1×K, beta 1×K.
+    ``call(X: N×K, running_mean: 1×K, running_var: 1×K)`` returns Y (N×K).
+    """
+
+    def __init__(self, K: int, epsilon: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.K = K
+        self.epsilon = epsilon
+        self.gamma = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(1), name="gamma")
+        self.beta = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="beta")
+        self.built = True
+
+    def call(self, X, running_mean, running_var):
+        gamma = tf.convert_to_tensor(self.gamma)
+        beta = tf.convert_to_tensor(self.beta)
+        dtype = F.check(
+            "BatchNormEpsInference",
+            F.BATCH_NORM_EPS_INFERENCE_SHAPES,
+            (gamma, beta, X, running_mean, running_var),
+            trusted=2,
+        )
+        return F.batch_norm_eps_inference_apply(
+            X, running_mean, running_var, gamma, beta, self.epsilon, dtype=dtype
+        )
 
     def get_config(self) -> dict:
         return {**super().get_config(), "K": self.K, "epsilon": self.epsilon}

@@ -15,14 +15,28 @@ Scalar = float | tf.Tensor
 __all__ = [
     "simple_batch_norm_forward",
     "simple_batch_norm_backward",
+    "simple_batch_norm_inference_forward",
+    "simple_batch_norm_inference_backward",
+    "simple_batch_norm_statistics_update",
     "batch_norm_forward",
     "batch_norm_backward",
     "batch_norm_backward_without_DX",
+    "batch_norm_inference_forward",
+    "batch_norm_inference_backward",
+    "batch_norm_inference_backward_without_DX",
+    "batch_norm_statistics_update",
     "simple_batch_norm_eps_forward",
     "simple_batch_norm_eps_backward",
+    "simple_batch_norm_eps_inference_forward",
+    "simple_batch_norm_eps_inference_backward",
+    "simple_batch_norm_eps_statistics_update",
     "batch_norm_eps_forward",
     "batch_norm_eps_backward",
     "batch_norm_eps_backward_without_DX",
+    "batch_norm_eps_inference_forward",
+    "batch_norm_eps_inference_backward",
+    "batch_norm_eps_inference_backward_without_DX",
+    "batch_norm_eps_statistics_update",
     "linear_dropout_forward",
     "linear_dropout_backward",
     "linear_dropout_backward_without_DX",
@@ -101,6 +115,76 @@ def simple_batch_norm_backward(Sigma: Tensor, Y: Tensor, DY: Tensor) -> Tensor:
     return DX
 
 
+def simple_batch_norm_inference_forward(X: Tensor, running_mean: Tensor, running_var: Tensor) -> Tensor:
+    """Batch normalization in inference mode (by the running statistics): feedforward.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_inference):
+
+        Y = (1_N·inv_sqrt(running_var)) ⊙ (X − 1_N·running_mean)
+
+    Shapes: X N×K, running_mean 1×K, running_var 1×K.
+    Returns Y.
+    """
+    check_shapes(
+        "simple_batch_norm_inference_forward",
+        (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
+        (X.shape, running_mean.shape, running_var.shape),
+    )
+    Y = (X - running_mean) / tf.sqrt(running_var)
+    return Y
+
+
+def simple_batch_norm_inference_backward(running_var: Tensor, DY: Tensor) -> Tensor:
+    """Batch normalization in inference mode (by the running statistics): backpropagation.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_inference):
+
+        DX = (1_N·inv_sqrt(running_var)) ⊙ DY
+
+    Shapes: running_var 1×K, DY N×K.
+    Returns DX.
+    """
+    check_shapes(
+        "simple_batch_norm_inference_backward",
+        (("running_var", (1, "K")), ("DY", ("N", "K"))),
+        (running_var.shape, DY.shape),
+    )
+    DX = DY / tf.sqrt(running_var)
+    return DX
+
+
+def simple_batch_norm_statistics_update(
+    running_mean: Tensor, running_var: Tensor, X: Tensor, momentum: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Running statistics of simple_batch_norm: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_statistics):
+
+        running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+        running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 - momentum)·running_var
+
+    Shapes: running_mean 1×K, running_var 1×K, X N×K, momentum scalar.
+    Returns (running_mean, running_var).
+    """
+    check_shapes(
+        "simple_batch_norm_statistics_update",
+        (("running_mean", (1, "K")), ("running_var", (1, "K")), ("X", ("N", "K"))),
+        (running_mean.shape, running_var.shape, X.shape),
+    )
+    N = tf.cast(tf.shape(X)[0], X.dtype)
+    running_mean = running_mean * (1 - momentum) + tf.reduce_sum(X, axis=0, keepdims=True) * momentum / N
+    t0 = 1 / N
+    running_var = tf.transpose(
+        tf.reduce_sum(
+            (tf.transpose(X) - tf.transpose(tf.reduce_sum(X, axis=0, keepdims=True)) * t0)
+            * (tf.transpose(X) - tf.reduce_sum(tf.transpose(X), axis=1, keepdims=True) * t0),
+            axis=1,
+            keepdims=True,
+        )
+    ) * momentum / (N - 1) + running_var * (1 - momentum)
+    return running_mean, running_var
+
+
 def batch_norm_forward(X: Tensor, gamma: Tensor, beta: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Batch normalization with affine γ, β: feedforward.
 
@@ -174,6 +258,115 @@ def batch_norm_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, Tenso
     return Dbeta, Dgamma
 
 
+def batch_norm_inference_forward(
+    X: Tensor, running_mean: Tensor, running_var: Tensor, gamma: Tensor, beta: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Batch normalization with affine γ, β in inference mode (by the running statistics): feedforward.
+
+    From spec/layers/batch_norm.py (batch_norm_inference):
+
+        Z = (1_N·inv_sqrt(running_var)) ⊙ (X − 1_N·running_mean)
+        Y = 1_N·β + (1_N·γ) ⊙ Z
+
+    Shapes: X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K.
+    Returns (Z, Y).
+    """
+    check_shapes(
+        "batch_norm_inference_forward",
+        (
+            ("X", ("N", "K")),
+            ("running_mean", (1, "K")),
+            ("running_var", (1, "K")),
+            ("gamma", (1, "K")),
+            ("beta", (1, "K")),
+        ),
+        (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
+    )
+    Z = (X - running_mean) / tf.sqrt(running_var)
+    Y = beta + gamma * Z
+    return Z, Y
+
+
+def batch_norm_inference_backward(
+    running_var: Tensor, gamma: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch normalization with affine γ, β in inference mode (by the running statistics): backpropagation.
+
+    From spec/layers/batch_norm.py (batch_norm_inference):
+
+        DZ = (1_N·γ) ⊙ DY
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+        DX = (1_N·inv_sqrt(running_var)) ⊙ DZ
+
+    Shapes: running_var 1×K, gamma 1×K, Z N×K, DY N×K.
+    Returns (Dbeta, Dgamma, DX).
+    """
+    check_shapes(
+        "batch_norm_inference_backward",
+        (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (running_var.shape, gamma.shape, Z.shape, DY.shape),
+    )
+    DZ = gamma * DY
+    Dbeta = tf.reduce_sum(DY, axis=0, keepdims=True)
+    Dgamma = tf.reduce_sum(Z * DY, axis=0, keepdims=True)
+    DX = DZ / tf.sqrt(running_var)
+    return Dbeta, Dgamma, DX
+
+
+def batch_norm_inference_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Batch normalization with affine γ, β in inference mode (by the running statistics): backpropagation, without DX.
+
+    From spec/layers/batch_norm.py (batch_norm_inference):
+
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+
+    Shapes: Z N×K, DY N×K.
+    Returns (Dbeta, Dgamma).
+    """
+    check_shapes(
+        "batch_norm_inference_backward_without_DX",
+        (("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (Z.shape, DY.shape),
+    )
+    Dbeta = tf.reduce_sum(DY, axis=0, keepdims=True)
+    Dgamma = tf.reduce_sum(Z * DY, axis=0, keepdims=True)
+    return Dbeta, Dgamma
+
+
+def batch_norm_statistics_update(
+    running_mean: Tensor, running_var: Tensor, X: Tensor, momentum: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Running statistics of batch_norm: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+
+    From spec/layers/batch_norm.py (batch_norm_statistics):
+
+        running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+        running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 - momentum)·running_var
+
+    Shapes: running_mean 1×K, running_var 1×K, X N×K, momentum scalar.
+    Returns (running_mean, running_var).
+    """
+    check_shapes(
+        "batch_norm_statistics_update",
+        (("running_mean", (1, "K")), ("running_var", (1, "K")), ("X", ("N", "K"))),
+        (running_mean.shape, running_var.shape, X.shape),
+    )
+    N = tf.cast(tf.shape(X)[0], X.dtype)
+    running_mean = running_mean * (1 - momentum) + tf.reduce_sum(X, axis=0, keepdims=True) * momentum / N
+    t0 = 1 / N
+    running_var = tf.transpose(
+        tf.reduce_sum(
+            (tf.transpose(X) - tf.transpose(tf.reduce_sum(X, axis=0, keepdims=True)) * t0)
+            * (tf.transpose(X) - tf.reduce_sum(tf.transpose(X), axis=1, keepdims=True) * t0),
+            axis=1,
+            keepdims=True,
+        )
+    ) * momentum / (N - 1) + running_var * (1 - momentum)
+    return running_mean, running_var
+
+
 def simple_batch_norm_eps_forward(X: Tensor, epsilon: Scalar) -> tuple[Tensor, Tensor]:
     """Batch normalization and ε: feedforward.
 
@@ -214,6 +407,78 @@ def simple_batch_norm_eps_backward(Sigma: Tensor, Y: Tensor, DY: Tensor, epsilon
         N * DY - Y * tf.reduce_sum(Y * DY, axis=0, keepdims=True) - tf.reduce_sum(DY, axis=0, keepdims=True)
     ) / (N * tf.sqrt(Sigma + epsilon))
     return DX
+
+
+def simple_batch_norm_eps_inference_forward(
+    X: Tensor, running_mean: Tensor, running_var: Tensor, epsilon: Scalar
+) -> Tensor:
+    """Batch normalization and ε in inference mode (by the running statistics): feedforward.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps_inference):
+
+        Y = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ (X − 1_N·running_mean)
+
+    Shapes: X N×K, running_mean 1×K, running_var 1×K, epsilon scalar.
+    Returns Y.
+    """
+    check_shapes(
+        "simple_batch_norm_eps_inference_forward",
+        (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
+        (X.shape, running_mean.shape, running_var.shape),
+    )
+    Y = (X - running_mean) / tf.sqrt(running_var + epsilon)
+    return Y
+
+
+def simple_batch_norm_eps_inference_backward(running_var: Tensor, DY: Tensor, epsilon: Scalar) -> Tensor:
+    """Batch normalization and ε in inference mode (by the running statistics): backpropagation.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps_inference):
+
+        DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DY
+
+    Shapes: running_var 1×K, DY N×K, epsilon scalar.
+    Returns DX.
+    """
+    check_shapes(
+        "simple_batch_norm_eps_inference_backward",
+        (("running_var", (1, "K")), ("DY", ("N", "K"))),
+        (running_var.shape, DY.shape),
+    )
+    DX = DY / tf.sqrt(running_var + epsilon)
+    return DX
+
+
+def simple_batch_norm_eps_statistics_update(
+    running_mean: Tensor, running_var: Tensor, X: Tensor, momentum: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Running statistics of simple_batch_norm_eps: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps_statistics):
+
+        running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+        running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 - momentum)·running_var
+
+    Shapes: running_mean 1×K, running_var 1×K, X N×K, momentum scalar.
+    Returns (running_mean, running_var).
+    """
+    check_shapes(
+        "simple_batch_norm_eps_statistics_update",
+        (("running_mean", (1, "K")), ("running_var", (1, "K")), ("X", ("N", "K"))),
+        (running_mean.shape, running_var.shape, X.shape),
+    )
+    N = tf.cast(tf.shape(X)[0], X.dtype)
+    running_mean = running_mean * (1 - momentum) + tf.reduce_sum(X, axis=0, keepdims=True) * momentum / N
+    t0 = 1 / N
+    running_var = tf.transpose(
+        tf.reduce_sum(
+            (tf.transpose(X) - tf.transpose(tf.reduce_sum(X, axis=0, keepdims=True)) * t0)
+            * (tf.transpose(X) - tf.reduce_sum(tf.transpose(X), axis=1, keepdims=True) * t0),
+            axis=1,
+            keepdims=True,
+        )
+    ) * momentum / (N - 1) + running_var * (1 - momentum)
+    return running_mean, running_var
 
 
 def batch_norm_eps_forward(
@@ -291,6 +556,115 @@ def batch_norm_eps_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, T
     Dbeta = tf.reduce_sum(DY, axis=0, keepdims=True)
     Dgamma = tf.reduce_sum(Z * DY, axis=0, keepdims=True)
     return Dbeta, Dgamma
+
+
+def batch_norm_eps_inference_forward(
+    X: Tensor, running_mean: Tensor, running_var: Tensor, gamma: Tensor, beta: Tensor, epsilon: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics): feedforward.
+
+    From spec/layers/batch_norm.py (batch_norm_eps_inference):
+
+        Z = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ (X − 1_N·running_mean)
+        Y = 1_N·β + (1_N·γ) ⊙ Z
+
+    Shapes: X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K, epsilon scalar.
+    Returns (Z, Y).
+    """
+    check_shapes(
+        "batch_norm_eps_inference_forward",
+        (
+            ("X", ("N", "K")),
+            ("running_mean", (1, "K")),
+            ("running_var", (1, "K")),
+            ("gamma", (1, "K")),
+            ("beta", (1, "K")),
+        ),
+        (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
+    )
+    Z = (X - running_mean) / tf.sqrt(running_var + epsilon)
+    Y = beta + gamma * Z
+    return Z, Y
+
+
+def batch_norm_eps_inference_backward(
+    running_var: Tensor, gamma: Tensor, Z: Tensor, DY: Tensor, epsilon: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics): backpropagation.
+
+    From spec/layers/batch_norm.py (batch_norm_eps_inference):
+
+        DZ = (1_N·γ) ⊙ DY
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+        DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DZ
+
+    Shapes: running_var 1×K, gamma 1×K, Z N×K, DY N×K, epsilon scalar.
+    Returns (Dbeta, Dgamma, DX).
+    """
+    check_shapes(
+        "batch_norm_eps_inference_backward",
+        (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (running_var.shape, gamma.shape, Z.shape, DY.shape),
+    )
+    DZ = gamma * DY
+    Dbeta = tf.reduce_sum(DY, axis=0, keepdims=True)
+    Dgamma = tf.reduce_sum(Z * DY, axis=0, keepdims=True)
+    DX = DZ / tf.sqrt(running_var + epsilon)
+    return Dbeta, Dgamma, DX
+
+
+def batch_norm_eps_inference_backward_without_DX(Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics): backpropagation, without DX.
+
+    From spec/layers/batch_norm.py (batch_norm_eps_inference):
+
+        Dbeta = 1_Nᵀ·DY
+        Dgamma = 1_Nᵀ·(Z ⊙ DY)
+
+    Shapes: Z N×K, DY N×K.
+    Returns (Dbeta, Dgamma).
+    """
+    check_shapes(
+        "batch_norm_eps_inference_backward_without_DX",
+        (("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (Z.shape, DY.shape),
+    )
+    Dbeta = tf.reduce_sum(DY, axis=0, keepdims=True)
+    Dgamma = tf.reduce_sum(Z * DY, axis=0, keepdims=True)
+    return Dbeta, Dgamma
+
+
+def batch_norm_eps_statistics_update(
+    running_mean: Tensor, running_var: Tensor, X: Tensor, momentum: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Running statistics of batch_norm_eps: s' = (1 − m)·s + m·(batch estimate), m the momentum.
+
+    From spec/layers/batch_norm.py (batch_norm_eps_statistics):
+
+        running_mean = (1 - momentum)·running_mean + momentum·1_Nᵀ·X/N
+        running_var = momentum·diag((Xᵀ − Xᵀ·1_N·1_Nᵀ/N)·(X − 1_N·1_Nᵀ·X/N))ᵀ/(N - 1) + (1 - momentum)·running_var
+
+    Shapes: running_mean 1×K, running_var 1×K, X N×K, momentum scalar.
+    Returns (running_mean, running_var).
+    """
+    check_shapes(
+        "batch_norm_eps_statistics_update",
+        (("running_mean", (1, "K")), ("running_var", (1, "K")), ("X", ("N", "K"))),
+        (running_mean.shape, running_var.shape, X.shape),
+    )
+    N = tf.cast(tf.shape(X)[0], X.dtype)
+    running_mean = running_mean * (1 - momentum) + tf.reduce_sum(X, axis=0, keepdims=True) * momentum / N
+    t0 = 1 / N
+    running_var = tf.transpose(
+        tf.reduce_sum(
+            (tf.transpose(X) - tf.transpose(tf.reduce_sum(X, axis=0, keepdims=True)) * t0)
+            * (tf.transpose(X) - tf.reduce_sum(tf.transpose(X), axis=1, keepdims=True) * t0),
+            axis=1,
+            keepdims=True,
+        )
+    ) * momentum / (N - 1) + running_var * (1 - momentum)
+    return running_mean, running_var
 
 
 def linear_dropout_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:

@@ -5,15 +5,35 @@
 A module owns the spec's trained parameters as ``nn.Parameter`` and takes its dimensions and hyperparameters
 as constructor arguments; ``forward`` takes the spec's inputs and returns its output, checking shapes,
 dtypes and devices first. Gradients come from the generated backward kernels (see ``functional``).
+
+Train and eval modes (``module.train()`` / ``module.eval()``) behave as torch's own layers: a layer with
+running statistics (batch normalization) normalizes by the batch and updates ``running_mean`` and
+``running_var`` (buffers, momentum as in ``nn.BatchNorm1d``: s' = (1 − m)·s + m·estimate, the variance
+estimate unbiased) in training, and by the running statistics in eval; a dropout form takes a rate ``p``,
+draws its mask in training (inverted dropout, ``conventions.dropout_mask``) and is the layer without the
+mask in eval. Every weighted layer loads and exports ``nn.Linear`` / ``nn.BatchNorm1d`` state_dicts with
+``load_torch_state_dict(state)`` and ``torch_state_dict()``.
+
+Losses are sums over the batch by default, as in the paper (``reduction="sum"``); ``reduction="mean"``
+divides by the batch size N. Names that clash with torch's mean something else here:
+``CrossEntropyLoss`` takes probabilities Y (torch's ``nn.CrossEntropyLoss`` takes logits: that is
+``SoftmaxCrossEntropyLoss`` / ``StableSoftmaxCrossEntropyLoss`` here), ``NegativeLogLikelihoodLoss`` takes
+probabilities (torch's ``nn.NLLLoss`` takes log-probabilities), and ``SquaredErrorLoss`` is torch's
+``MSELoss(reduction="sum")``. Classification losses take one-hot targets or a 1-D tensor of class indices.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+
 import torch
 from torch import Tensor, nn
 
+from . import conventions as C
 from . import functional as F
 from ._framework import uniform_fan_in_
+
+_layers = import_module(".layers", __package__)  # the running-statistics update kernels
 
 __all__ = [
     "AllReLU",
@@ -38,9 +58,13 @@ __all__ = [
     "SReLULayer",
     "SReLUDropoutLayer",
     "SimpleBatchNorm",
+    "SimpleBatchNormInference",
     "BatchNorm",
+    "BatchNormInference",
     "SimpleBatchNormEps",
+    "SimpleBatchNormEpsInference",
     "BatchNormEps",
+    "BatchNormEpsInference",
     "LinearDropout",
     "Linear",
     "SoftmaxLayer",
@@ -116,9 +140,17 @@ class AllReLULayer(nn.Module):
     def extra_repr(self) -> str:
         return f"D={self.D}, K={self.K}, alpha={self.alpha}"
 
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "AllReLULayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "AllReLULayer")
+
     def forward(self, X: Tensor) -> Tensor:
         F.check("AllReLULayer", F.ALL_RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.AllReLULayerFunction.apply(X, self.W, self.b, self.alpha)
+        return F.AllReLULayerFunction.apply(X, self.W, self.b, self.alpha)[1]
 
 
 class AllReLUDropoutLayer(nn.Module):
@@ -126,21 +158,25 @@ class AllReLUDropoutLayer(nn.Module):
 
     Spec ``all_relu_dropout_layer`` (spec/activations/all_relu.py),
     differentiated by its generated backward kernel (``functional.AllReLUDropoutLayerFunction``).
+    In training mode R is drawn with rate ``p`` (inverted dropout: entries 0 or 1/(1 − p)); in eval
+    mode the layer runs spec ``all_relu_layer``, without R.
 
     Args:
         D: the number of columns of X and W, rows of R.
         K: the number of columns of R and b, rows of W.
         alpha: hyperparameter.
+        p: the dropout rate, 0 <= p < 1 (default 0.5, as torch.nn.Dropout).
 
     Parameters: W K×D, b 1×K.
-    ``forward(X: N×D, R: D×K)`` returns Y (N×K).
+    ``forward(X)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, alpha: float, *, device=None, dtype=None) -> None:
+    def __init__(self, D: int, K: int, alpha: float, p: float = 0.5, *, device=None, dtype=None) -> None:
         super().__init__()
         self.D = D
         self.K = K
         self.alpha = alpha
+        self.p = C.check_rate("AllReLUDropoutLayer", p)
         self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
         self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
         self.reset_parameters()
@@ -151,11 +187,23 @@ class AllReLUDropoutLayer(nn.Module):
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
-        return f"D={self.D}, K={self.K}, alpha={self.alpha}"
+        return f"D={self.D}, K={self.K}, alpha={self.alpha}, p={self.p}"
 
-    def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check("AllReLUDropoutLayer", F.ALL_RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
-        return F.AllReLUDropoutLayerFunction.apply(X, R, self.W, self.b, self.alpha)
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "AllReLUDropoutLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "AllReLUDropoutLayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training and self.p > 0:
+            R = C.dropout_mask((self.D, self.K), self.p, X)
+            F.check("AllReLUDropoutLayer", F.ALL_RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
+            return F.AllReLUDropoutLayerFunction.apply(X, R, self.W, self.b, self.alpha)[1]
+        F.check("AllReLUDropoutLayer", F.ALL_RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
+        return F.AllReLULayerFunction.apply(X, self.W, self.b, self.alpha)[1]
 
 
 class HardSigmoid(nn.Module):
@@ -202,9 +250,17 @@ class HardSigmoidLayer(nn.Module):
     def extra_repr(self) -> str:
         return f"D={self.D}, K={self.K}"
 
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "HardSigmoidLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "HardSigmoidLayer")
+
     def forward(self, X: Tensor) -> Tensor:
         F.check("HardSigmoidLayer", F.HARD_SIGMOID_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.HardSigmoidLayerFunction.apply(X, self.W, self.b)
+        return F.HardSigmoidLayerFunction.apply(X, self.W, self.b)[1]
 
 
 class HardSigmoidDropoutLayer(nn.Module):
@@ -212,19 +268,23 @@ class HardSigmoidDropoutLayer(nn.Module):
 
     Spec ``hard_sigmoid_dropout_layer`` (spec/activations/hard_sigmoid.py),
     differentiated by its generated backward kernel (``functional.HardSigmoidDropoutLayerFunction``).
+    In training mode R is drawn with rate ``p`` (inverted dropout: entries 0 or 1/(1 − p)); in eval
+    mode the layer runs spec ``hard_sigmoid_layer``, without R.
 
     Args:
         D: the number of columns of X and W, rows of R.
         K: the number of columns of R and b, rows of W.
+        p: the dropout rate, 0 <= p < 1 (default 0.5, as torch.nn.Dropout).
 
     Parameters: W K×D, b 1×K.
-    ``forward(X: N×D, R: D×K)`` returns Y (N×K).
+    ``forward(X)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, *, device=None, dtype=None) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, *, device=None, dtype=None) -> None:
         super().__init__()
         self.D = D
         self.K = K
+        self.p = C.check_rate("HardSigmoidDropoutLayer", p)
         self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
         self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
         self.reset_parameters()
@@ -235,13 +295,28 @@ class HardSigmoidDropoutLayer(nn.Module):
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
-        return f"D={self.D}, K={self.K}"
+        return f"D={self.D}, K={self.K}, p={self.p}"
 
-    def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check(
-            "HardSigmoidDropoutLayer", F.HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2
-        )
-        return F.HardSigmoidDropoutLayerFunction.apply(X, R, self.W, self.b)
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "HardSigmoidDropoutLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "HardSigmoidDropoutLayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training and self.p > 0:
+            R = C.dropout_mask((self.D, self.K), self.p, X)
+            F.check(
+                "HardSigmoidDropoutLayer",
+                F.HARD_SIGMOID_DROPOUT_LAYER_SHAPES,
+                (self.W, self.b, X, R),
+                trusted=2,
+            )
+            return F.HardSigmoidDropoutLayerFunction.apply(X, R, self.W, self.b)[1]
+        F.check("HardSigmoidDropoutLayer", F.HARD_SIGMOID_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
+        return F.HardSigmoidLayerFunction.apply(X, self.W, self.b)[1]
 
 
 class HyperbolicTangent(nn.Module):
@@ -288,9 +363,17 @@ class HyperbolicTangentLayer(nn.Module):
     def extra_repr(self) -> str:
         return f"D={self.D}, K={self.K}"
 
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "HyperbolicTangentLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "HyperbolicTangentLayer")
+
     def forward(self, X: Tensor) -> Tensor:
         F.check("HyperbolicTangentLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.HyperbolicTangentLayerFunction.apply(X, self.W, self.b)
+        return F.HyperbolicTangentLayerFunction.apply(X, self.W, self.b)[1]
 
 
 class HyperbolicTangentDropoutLayer(nn.Module):
@@ -298,19 +381,23 @@ class HyperbolicTangentDropoutLayer(nn.Module):
 
     Spec ``hyperbolic_tangent_dropout_layer`` (spec/activations/hyperbolic_tangent.py),
     differentiated by its generated backward kernel (``functional.HyperbolicTangentDropoutLayerFunction``).
+    In training mode R is drawn with rate ``p`` (inverted dropout: entries 0 or 1/(1 − p)); in eval
+    mode the layer runs spec ``hyperbolic_tangent_layer``, without R.
 
     Args:
         D: the number of columns of X and W, rows of R.
         K: the number of columns of R and b, rows of W.
+        p: the dropout rate, 0 <= p < 1 (default 0.5, as torch.nn.Dropout).
 
     Parameters: W K×D, b 1×K.
-    ``forward(X: N×D, R: D×K)`` returns Y (N×K).
+    ``forward(X)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, *, device=None, dtype=None) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, *, device=None, dtype=None) -> None:
         super().__init__()
         self.D = D
         self.K = K
+        self.p = C.check_rate("HyperbolicTangentDropoutLayer", p)
         self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
         self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
         self.reset_parameters()
@@ -321,16 +408,30 @@ class HyperbolicTangentDropoutLayer(nn.Module):
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
-        return f"D={self.D}, K={self.K}"
+        return f"D={self.D}, K={self.K}, p={self.p}"
 
-    def forward(self, X: Tensor, R: Tensor) -> Tensor:
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "HyperbolicTangentDropoutLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "HyperbolicTangentDropoutLayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training and self.p > 0:
+            R = C.dropout_mask((self.D, self.K), self.p, X)
+            F.check(
+                "HyperbolicTangentDropoutLayer",
+                F.HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES,
+                (self.W, self.b, X, R),
+                trusted=2,
+            )
+            return F.HyperbolicTangentDropoutLayerFunction.apply(X, R, self.W, self.b)[1]
         F.check(
-            "HyperbolicTangentDropoutLayer",
-            F.HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES,
-            (self.W, self.b, X, R),
-            trusted=2,
+            "HyperbolicTangentDropoutLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (self.W, self.b, X), trusted=2
         )
-        return F.HyperbolicTangentDropoutLayerFunction.apply(X, R, self.W, self.b)
+        return F.HyperbolicTangentLayerFunction.apply(X, self.W, self.b)[1]
 
 
 class LeakyReLU(nn.Module):
@@ -389,9 +490,17 @@ class LeakyReLULayer(nn.Module):
     def extra_repr(self) -> str:
         return f"D={self.D}, K={self.K}, alpha={self.alpha}"
 
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "LeakyReLULayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "LeakyReLULayer")
+
     def forward(self, X: Tensor) -> Tensor:
         F.check("LeakyReLULayer", F.LEAKY_RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.LeakyReLULayerFunction.apply(X, self.W, self.b, self.alpha)
+        return F.LeakyReLULayerFunction.apply(X, self.W, self.b, self.alpha)[1]
 
 
 class LeakyReLUDropoutLayer(nn.Module):
@@ -399,21 +508,25 @@ class LeakyReLUDropoutLayer(nn.Module):
 
     Spec ``leaky_relu_dropout_layer`` (spec/activations/leaky_relu.py),
     differentiated by its generated backward kernel (``functional.LeakyReLUDropoutLayerFunction``).
+    In training mode R is drawn with rate ``p`` (inverted dropout: entries 0 or 1/(1 − p)); in eval
+    mode the layer runs spec ``leaky_relu_layer``, without R.
 
     Args:
         D: the number of columns of X and W, rows of R.
         K: the number of columns of R and b, rows of W.
         alpha: hyperparameter.
+        p: the dropout rate, 0 <= p < 1 (default 0.5, as torch.nn.Dropout).
 
     Parameters: W K×D, b 1×K.
-    ``forward(X: N×D, R: D×K)`` returns Y (N×K).
+    ``forward(X)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, alpha: float, *, device=None, dtype=None) -> None:
+    def __init__(self, D: int, K: int, alpha: float, p: float = 0.5, *, device=None, dtype=None) -> None:
         super().__init__()
         self.D = D
         self.K = K
         self.alpha = alpha
+        self.p = C.check_rate("LeakyReLUDropoutLayer", p)
         self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
         self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
         self.reset_parameters()
@@ -424,11 +537,25 @@ class LeakyReLUDropoutLayer(nn.Module):
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
-        return f"D={self.D}, K={self.K}, alpha={self.alpha}"
+        return f"D={self.D}, K={self.K}, alpha={self.alpha}, p={self.p}"
 
-    def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
-        return F.LeakyReLUDropoutLayerFunction.apply(X, R, self.W, self.b, self.alpha)
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "LeakyReLUDropoutLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "LeakyReLUDropoutLayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training and self.p > 0:
+            R = C.dropout_mask((self.D, self.K), self.p, X)
+            F.check(
+                "LeakyReLUDropoutLayer", F.LEAKY_RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2
+            )
+            return F.LeakyReLUDropoutLayerFunction.apply(X, R, self.W, self.b, self.alpha)[1]
+        F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
+        return F.LeakyReLULayerFunction.apply(X, self.W, self.b, self.alpha)[1]
 
 
 class ReLU(nn.Module):
@@ -475,9 +602,17 @@ class ReLULayer(nn.Module):
     def extra_repr(self) -> str:
         return f"D={self.D}, K={self.K}"
 
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "ReLULayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "ReLULayer")
+
     def forward(self, X: Tensor) -> Tensor:
         F.check("ReLULayer", F.RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.ReLULayerFunction.apply(X, self.W, self.b)
+        return F.ReLULayerFunction.apply(X, self.W, self.b)[1]
 
 
 class ReLUDropoutLayer(nn.Module):
@@ -485,19 +620,23 @@ class ReLUDropoutLayer(nn.Module):
 
     Spec ``relu_dropout_layer`` (spec/activations/relu.py),
     differentiated by its generated backward kernel (``functional.ReLUDropoutLayerFunction``).
+    In training mode R is drawn with rate ``p`` (inverted dropout: entries 0 or 1/(1 − p)); in eval
+    mode the layer runs spec ``relu_layer``, without R.
 
     Args:
         D: the number of columns of X and W, rows of R.
         K: the number of columns of R and b, rows of W.
+        p: the dropout rate, 0 <= p < 1 (default 0.5, as torch.nn.Dropout).
 
     Parameters: W K×D, b 1×K.
-    ``forward(X: N×D, R: D×K)`` returns Y (N×K).
+    ``forward(X)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, *, device=None, dtype=None) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, *, device=None, dtype=None) -> None:
         super().__init__()
         self.D = D
         self.K = K
+        self.p = C.check_rate("ReLUDropoutLayer", p)
         self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
         self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
         self.reset_parameters()
@@ -508,11 +647,23 @@ class ReLUDropoutLayer(nn.Module):
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
-        return f"D={self.D}, K={self.K}"
+        return f"D={self.D}, K={self.K}, p={self.p}"
 
-    def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check("ReLUDropoutLayer", F.RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
-        return F.ReLUDropoutLayerFunction.apply(X, R, self.W, self.b)
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "ReLUDropoutLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "ReLUDropoutLayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training and self.p > 0:
+            R = C.dropout_mask((self.D, self.K), self.p, X)
+            F.check("ReLUDropoutLayer", F.RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
+            return F.ReLUDropoutLayerFunction.apply(X, R, self.W, self.b)[1]
+        F.check("ReLUDropoutLayer", F.RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
+        return F.ReLULayerFunction.apply(X, self.W, self.b)[1]
 
 
 class Sigmoid(nn.Module):
@@ -559,9 +710,17 @@ class SigmoidLayer(nn.Module):
     def extra_repr(self) -> str:
         return f"D={self.D}, K={self.K}"
 
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "SigmoidLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "SigmoidLayer")
+
     def forward(self, X: Tensor) -> Tensor:
         F.check("SigmoidLayer", F.SIGMOID_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.SigmoidLayerFunction.apply(X, self.W, self.b)
+        return F.SigmoidLayerFunction.apply(X, self.W, self.b)[1]
 
 
 class SigmoidDropoutLayer(nn.Module):
@@ -569,19 +728,23 @@ class SigmoidDropoutLayer(nn.Module):
 
     Spec ``sigmoid_dropout_layer`` (spec/activations/sigmoid.py),
     differentiated by its generated backward kernel (``functional.SigmoidDropoutLayerFunction``).
+    In training mode R is drawn with rate ``p`` (inverted dropout: entries 0 or 1/(1 − p)); in eval
+    mode the layer runs spec ``sigmoid_layer``, without R.
 
     Args:
         D: the number of columns of X and W, rows of R.
         K: the number of columns of R and b, rows of W.
+        p: the dropout rate, 0 <= p < 1 (default 0.5, as torch.nn.Dropout).
 
     Parameters: W K×D, b 1×K.
-    ``forward(X: N×D, R: D×K)`` returns Y (N×K).
+    ``forward(X)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, *, device=None, dtype=None) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, *, device=None, dtype=None) -> None:
         super().__init__()
         self.D = D
         self.K = K
+        self.p = C.check_rate("SigmoidDropoutLayer", p)
         self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
         self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
         self.reset_parameters()
@@ -592,11 +755,23 @@ class SigmoidDropoutLayer(nn.Module):
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
-        return f"D={self.D}, K={self.K}"
+        return f"D={self.D}, K={self.K}, p={self.p}"
 
-    def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check("SigmoidDropoutLayer", F.SIGMOID_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
-        return F.SigmoidDropoutLayerFunction.apply(X, R, self.W, self.b)
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "SigmoidDropoutLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "SigmoidDropoutLayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training and self.p > 0:
+            R = C.dropout_mask((self.D, self.K), self.p, X)
+            F.check("SigmoidDropoutLayer", F.SIGMOID_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
+            return F.SigmoidDropoutLayerFunction.apply(X, R, self.W, self.b)[1]
+        F.check("SigmoidDropoutLayer", F.SIGMOID_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
+        return F.SigmoidLayerFunction.apply(X, self.W, self.b)[1]
 
 
 class SReLU(nn.Module):
@@ -667,6 +842,14 @@ class SReLULayer(nn.Module):
     def extra_repr(self) -> str:
         return f"D={self.D}, K={self.K}"
 
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """Refused: an nn.Linear state_dict has no place for al, tl, ar, tr."""
+        return C.to_torch_state_dict(self, "SReLULayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Refused: an nn.Linear state_dict has no place for al, tl, ar, tr."""
+        C.load_torch_state_dict(self, state, "SReLULayer")
+
     def forward(self, X: Tensor) -> Tensor:
         F.check(
             "SReLULayer",
@@ -674,7 +857,7 @@ class SReLULayer(nn.Module):
             (self.W, self.b, self.al, self.tl, self.ar, self.tr, X),
             trusted=6,
         )
-        return F.SReLULayerFunction.apply(X, self.W, self.b, self.al, self.tl, self.ar, self.tr)
+        return F.SReLULayerFunction.apply(X, self.W, self.b, self.al, self.tl, self.ar, self.tr)[1]
 
 
 class SReLUDropoutLayer(nn.Module):
@@ -682,19 +865,23 @@ class SReLUDropoutLayer(nn.Module):
 
     Spec ``srelu_dropout_layer`` (spec/activations/srelu.py),
     differentiated by its generated backward kernel (``functional.SReLUDropoutLayerFunction``).
+    In training mode R is drawn with rate ``p`` (inverted dropout: entries 0 or 1/(1 − p)); in eval
+    mode the layer runs spec ``srelu_layer``, without R.
 
     Args:
         D: the number of columns of X and W, rows of R.
         K: the number of columns of R and b, rows of W.
+        p: the dropout rate, 0 <= p < 1 (default 0.5, as torch.nn.Dropout).
 
     Parameters: W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
-    ``forward(X: N×D, R: D×K)`` returns Y (N×K).
+    ``forward(X)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, *, device=None, dtype=None) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, *, device=None, dtype=None) -> None:
         super().__init__()
         self.D = D
         self.K = K
+        self.p = C.check_rate("SReLUDropoutLayer", p)
         self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
         self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
         self.al = nn.Parameter(torch.empty((), device=device, dtype=dtype))
@@ -713,16 +900,35 @@ class SReLUDropoutLayer(nn.Module):
             self.tr.fill_(1)
 
     def extra_repr(self) -> str:
-        return f"D={self.D}, K={self.K}"
+        return f"D={self.D}, K={self.K}, p={self.p}"
 
-    def forward(self, X: Tensor, R: Tensor) -> Tensor:
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """Refused: an nn.Linear state_dict has no place for al, tl, ar, tr."""
+        return C.to_torch_state_dict(self, "SReLUDropoutLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Refused: an nn.Linear state_dict has no place for al, tl, ar, tr."""
+        C.load_torch_state_dict(self, state, "SReLUDropoutLayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training and self.p > 0:
+            R = C.dropout_mask((self.D, self.K), self.p, X)
+            F.check(
+                "SReLUDropoutLayer",
+                F.SRELU_DROPOUT_LAYER_SHAPES,
+                (self.W, self.b, self.al, self.tl, self.ar, self.tr, X, R),
+                trusted=6,
+            )
+            return F.SReLUDropoutLayerFunction.apply(
+                X, R, self.W, self.b, self.al, self.tl, self.ar, self.tr
+            )[1]
         F.check(
             "SReLUDropoutLayer",
-            F.SRELU_DROPOUT_LAYER_SHAPES,
-            (self.W, self.b, self.al, self.tl, self.ar, self.tr, X, R),
+            F.SRELU_LAYER_SHAPES,
+            (self.W, self.b, self.al, self.tl, self.ar, self.tr, X),
             trusted=6,
         )
-        return F.SReLUDropoutLayerFunction.apply(X, R, self.W, self.b, self.al, self.tl, self.ar, self.tr)
+        return F.SReLULayerFunction.apply(X, self.W, self.b, self.al, self.tl, self.ar, self.tr)[1]
 
 
 class SimpleBatchNorm(nn.Module):
@@ -730,13 +936,66 @@ class SimpleBatchNorm(nn.Module):
 
     Spec ``simple_batch_norm`` (spec/layers/batch_norm.py),
     differentiated by its generated backward kernel (``functional.SimpleBatchNormFunction``).
+    In eval mode, spec ``simple_batch_norm_inference``: normalized by the running statistics
+    running_mean, running_var (buffers, updated in training mode by
+    ``simple_batch_norm_statistics_update`` with ``momentum``, as nn.BatchNorm1d).
+
+    Args:
+        K: the number of columns of running_mean and running_var.
+        momentum: the weight m of each new batch in the running statistics (default 0.1, as torch).
 
     ``forward(X: N×K)`` returns Y (N×K).
     """
 
+    def __init__(self, K: int, momentum: float = 0.1, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.K = K
+        self.momentum = C.check_momentum("SimpleBatchNorm", momentum)
+        self.register_buffer("running_mean", torch.full([1, K], 0.0, device=device, dtype=dtype))
+        self.register_buffer("running_var", torch.full([1, K], 1.0, device=device, dtype=dtype))
+        self.register_buffer("num_batches_tracked", torch.zeros([], dtype=torch.long, device=device))
+
+    def extra_repr(self) -> str:
+        return f"K={self.K}, momentum={self.momentum}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters and running statistics as an nn.BatchNorm1d state_dict (running_mean, running_var, num_batches_tracked)."""
+        return C.to_torch_state_dict(self, "SimpleBatchNorm")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.BatchNorm1d state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "SimpleBatchNorm")
+
     def forward(self, X: Tensor) -> Tensor:
-        F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_SHAPES, (X,))
-        return F.SimpleBatchNormFunction.apply(X)
+        if self.training:
+            F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_SHAPES, (X,))
+            C.check_training_batch("SimpleBatchNorm", X)
+            with torch.no_grad():
+                _layers.simple_batch_norm_statistics_update(
+                    self.running_mean, self.running_var, X.detach(), self.momentum
+                )
+                self.num_batches_tracked += 1
+            return F.SimpleBatchNormFunction.apply(X)[1]
+        F.check(
+            "SimpleBatchNorm", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, self.running_mean, self.running_var)
+        )
+        return F.SimpleBatchNormInferenceFunction.apply(X, self.running_mean, self.running_var)
+
+
+class SimpleBatchNormInference(nn.Module):
+    """Batch normalization in inference mode (by the running statistics).
+
+    Spec ``simple_batch_norm_inference`` (spec/layers/batch_norm.py),
+    differentiated by its generated backward kernel (``functional.SimpleBatchNormInferenceFunction``).
+
+    ``forward(X: N×K, running_mean: 1×K, running_var: 1×K)`` returns Y (N×K).
+    """
+
+    def forward(self, X: Tensor, running_mean: Tensor, running_var: Tensor) -> Tensor:
+        F.check(
+            "SimpleBatchNormInference", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var)
+        )
+        return F.SimpleBatchNormInferenceFunction.apply(X, running_mean, running_var)
 
 
 class BatchNorm(nn.Module):
@@ -744,12 +1003,80 @@ class BatchNorm(nn.Module):
 
     Spec ``batch_norm`` (spec/layers/batch_norm.py),
     differentiated by its generated backward kernel (``functional.BatchNormFunction``).
+    In eval mode, spec ``batch_norm_inference``: normalized by the running statistics
+    running_mean, running_var (buffers, updated in training mode by
+    ``batch_norm_statistics_update`` with ``momentum``, as nn.BatchNorm1d).
 
     Args:
         K: the number of columns of X and gamma and beta.
+        momentum: the weight m of each new batch in the running statistics (default 0.1, as torch).
 
     Parameters: gamma 1×K, beta 1×K.
     ``forward(X: N×K)`` returns Y (N×K).
+    """
+
+    def __init__(self, K: int, momentum: float = 0.1, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.K = K
+        self.momentum = C.check_momentum("BatchNorm", momentum)
+        self.gamma = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
+        self.beta = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
+        self.register_buffer("running_mean", torch.full([1, K], 0.0, device=device, dtype=dtype))
+        self.register_buffer("running_var", torch.full([1, K], 1.0, device=device, dtype=dtype))
+        self.register_buffer("num_batches_tracked", torch.zeros([], dtype=torch.long, device=device))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.gamma.fill_(1)
+            self.beta.fill_(0)
+            self.running_mean.fill_(0)
+            self.running_var.fill_(1)
+            self.num_batches_tracked.zero_()
+
+    def extra_repr(self) -> str:
+        return f"K={self.K}, momentum={self.momentum}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters and running statistics as an nn.BatchNorm1d state_dict (weight, bias, running_mean, running_var, num_batches_tracked)."""
+        return C.to_torch_state_dict(self, "BatchNorm")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.BatchNorm1d state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "BatchNorm")
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training:
+            F.check("BatchNorm", F.BATCH_NORM_SHAPES, (self.gamma, self.beta, X), trusted=2)
+            C.check_training_batch("BatchNorm", X)
+            with torch.no_grad():
+                _layers.batch_norm_statistics_update(
+                    self.running_mean, self.running_var, X.detach(), self.momentum
+                )
+                self.num_batches_tracked += 1
+            return F.BatchNormFunction.apply(X, self.gamma, self.beta)[2]
+        F.check(
+            "BatchNorm",
+            F.BATCH_NORM_INFERENCE_SHAPES,
+            (self.gamma, self.beta, X, self.running_mean, self.running_var),
+            trusted=2,
+        )
+        return F.BatchNormInferenceFunction.apply(
+            X, self.running_mean, self.running_var, self.gamma, self.beta
+        )[1]
+
+
+class BatchNormInference(nn.Module):
+    """Batch normalization with affine γ, β in inference mode (by the running statistics).
+
+    Spec ``batch_norm_inference`` (spec/layers/batch_norm.py),
+    differentiated by its generated backward kernel (``functional.BatchNormInferenceFunction``).
+
+    Args:
+        K: the number of columns of X and running_mean and running_var and gamma and beta.
+
+    Parameters: gamma 1×K, beta 1×K.
+    ``forward(X: N×K, running_mean: 1×K, running_var: 1×K)`` returns Y (N×K).
     """
 
     def __init__(self, K: int, *, device=None, dtype=None) -> None:
@@ -767,9 +1094,22 @@ class BatchNorm(nn.Module):
     def extra_repr(self) -> str:
         return f"K={self.K}"
 
-    def forward(self, X: Tensor) -> Tensor:
-        F.check("BatchNorm", F.BATCH_NORM_SHAPES, (self.gamma, self.beta, X), trusted=2)
-        return F.BatchNormFunction.apply(X, self.gamma, self.beta)
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "BatchNormInference")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "BatchNormInference")
+
+    def forward(self, X: Tensor, running_mean: Tensor, running_var: Tensor) -> Tensor:
+        F.check(
+            "BatchNormInference",
+            F.BATCH_NORM_INFERENCE_SHAPES,
+            (self.gamma, self.beta, X, running_mean, running_var),
+            trusted=2,
+        )
+        return F.BatchNormInferenceFunction.apply(X, running_mean, running_var, self.gamma, self.beta)[1]
 
 
 class SimpleBatchNormEps(nn.Module):
@@ -777,11 +1117,68 @@ class SimpleBatchNormEps(nn.Module):
 
     Spec ``simple_batch_norm_eps`` (spec/layers/batch_norm.py),
     differentiated by its generated backward kernel (``functional.SimpleBatchNormEpsFunction``).
+    In eval mode, spec ``simple_batch_norm_eps_inference``: normalized by the running statistics
+    running_mean, running_var (buffers, updated in training mode by
+    ``simple_batch_norm_eps_statistics_update`` with ``momentum``, as nn.BatchNorm1d).
+
+    Args:
+        K: the number of columns of running_mean and running_var.
+        epsilon: hyperparameter.
+        momentum: the weight m of each new batch in the running statistics (default 0.1, as torch).
+
+    ``forward(X: N×K)`` returns Y (N×K).
+    """
+
+    def __init__(self, K: int, epsilon: float, momentum: float = 0.1, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.K = K
+        self.epsilon = epsilon
+        self.momentum = C.check_momentum("SimpleBatchNormEps", momentum)
+        self.register_buffer("running_mean", torch.full([1, K], 0.0, device=device, dtype=dtype))
+        self.register_buffer("running_var", torch.full([1, K], 1.0, device=device, dtype=dtype))
+        self.register_buffer("num_batches_tracked", torch.zeros([], dtype=torch.long, device=device))
+
+    def extra_repr(self) -> str:
+        return f"K={self.K}, epsilon={self.epsilon}, momentum={self.momentum}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters and running statistics as an nn.BatchNorm1d state_dict (running_mean, running_var, num_batches_tracked)."""
+        return C.to_torch_state_dict(self, "SimpleBatchNormEps")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.BatchNorm1d state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "SimpleBatchNormEps")
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training:
+            F.check("SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
+            C.check_training_batch("SimpleBatchNormEps", X)
+            with torch.no_grad():
+                _layers.simple_batch_norm_eps_statistics_update(
+                    self.running_mean, self.running_var, X.detach(), self.momentum
+                )
+                self.num_batches_tracked += 1
+            return F.SimpleBatchNormEpsFunction.apply(X, self.epsilon)[1]
+        F.check(
+            "SimpleBatchNormEps",
+            F.SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES,
+            (X, self.running_mean, self.running_var),
+        )
+        return F.SimpleBatchNormEpsInferenceFunction.apply(
+            X, self.running_mean, self.running_var, self.epsilon
+        )
+
+
+class SimpleBatchNormEpsInference(nn.Module):
+    """Batch normalization and ε in inference mode (by the running statistics).
+
+    Spec ``simple_batch_norm_eps_inference`` (spec/layers/batch_norm.py),
+    differentiated by its generated backward kernel (``functional.SimpleBatchNormEpsInferenceFunction``).
 
     Args:
         epsilon: hyperparameter.
 
-    ``forward(X: N×K)`` returns Y (N×K).
+    ``forward(X: N×K, running_mean: 1×K, running_var: 1×K)`` returns Y (N×K).
     """
 
     def __init__(self, epsilon: float) -> None:
@@ -791,9 +1188,13 @@ class SimpleBatchNormEps(nn.Module):
     def extra_repr(self) -> str:
         return f"epsilon={self.epsilon}"
 
-    def forward(self, X: Tensor) -> Tensor:
-        F.check("SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
-        return F.SimpleBatchNormEpsFunction.apply(X, self.epsilon)
+    def forward(self, X: Tensor, running_mean: Tensor, running_var: Tensor) -> Tensor:
+        F.check(
+            "SimpleBatchNormEpsInference",
+            F.SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES,
+            (X, running_mean, running_var),
+        )
+        return F.SimpleBatchNormEpsInferenceFunction.apply(X, running_mean, running_var, self.epsilon)
 
 
 class BatchNormEps(nn.Module):
@@ -801,13 +1202,83 @@ class BatchNormEps(nn.Module):
 
     Spec ``batch_norm_eps`` (spec/layers/batch_norm.py),
     differentiated by its generated backward kernel (``functional.BatchNormEpsFunction``).
+    In eval mode, spec ``batch_norm_eps_inference``: normalized by the running statistics
+    running_mean, running_var (buffers, updated in training mode by
+    ``batch_norm_eps_statistics_update`` with ``momentum``, as nn.BatchNorm1d).
 
     Args:
         K: the number of columns of X and gamma and beta.
         epsilon: hyperparameter.
+        momentum: the weight m of each new batch in the running statistics (default 0.1, as torch).
 
     Parameters: gamma 1×K, beta 1×K.
     ``forward(X: N×K)`` returns Y (N×K).
+    """
+
+    def __init__(self, K: int, epsilon: float, momentum: float = 0.1, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.K = K
+        self.epsilon = epsilon
+        self.momentum = C.check_momentum("BatchNormEps", momentum)
+        self.gamma = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
+        self.beta = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
+        self.register_buffer("running_mean", torch.full([1, K], 0.0, device=device, dtype=dtype))
+        self.register_buffer("running_var", torch.full([1, K], 1.0, device=device, dtype=dtype))
+        self.register_buffer("num_batches_tracked", torch.zeros([], dtype=torch.long, device=device))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.gamma.fill_(1)
+            self.beta.fill_(0)
+            self.running_mean.fill_(0)
+            self.running_var.fill_(1)
+            self.num_batches_tracked.zero_()
+
+    def extra_repr(self) -> str:
+        return f"K={self.K}, epsilon={self.epsilon}, momentum={self.momentum}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters and running statistics as an nn.BatchNorm1d state_dict (weight, bias, running_mean, running_var, num_batches_tracked)."""
+        return C.to_torch_state_dict(self, "BatchNormEps")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.BatchNorm1d state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "BatchNormEps")
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training:
+            F.check("BatchNormEps", F.BATCH_NORM_EPS_SHAPES, (self.gamma, self.beta, X), trusted=2)
+            C.check_training_batch("BatchNormEps", X)
+            with torch.no_grad():
+                _layers.batch_norm_eps_statistics_update(
+                    self.running_mean, self.running_var, X.detach(), self.momentum
+                )
+                self.num_batches_tracked += 1
+            return F.BatchNormEpsFunction.apply(X, self.gamma, self.beta, self.epsilon)[2]
+        F.check(
+            "BatchNormEps",
+            F.BATCH_NORM_EPS_INFERENCE_SHAPES,
+            (self.gamma, self.beta, X, self.running_mean, self.running_var),
+            trusted=2,
+        )
+        return F.BatchNormEpsInferenceFunction.apply(
+            X, self.running_mean, self.running_var, self.gamma, self.beta, self.epsilon
+        )[1]
+
+
+class BatchNormEpsInference(nn.Module):
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics).
+
+    Spec ``batch_norm_eps_inference`` (spec/layers/batch_norm.py),
+    differentiated by its generated backward kernel (``functional.BatchNormEpsInferenceFunction``).
+
+    Args:
+        K: the number of columns of X and running_mean and running_var and gamma and beta.
+        epsilon: hyperparameter.
+
+    Parameters: gamma 1×K, beta 1×K.
+    ``forward(X: N×K, running_mean: 1×K, running_var: 1×K)`` returns Y (N×K).
     """
 
     def __init__(self, K: int, epsilon: float, *, device=None, dtype=None) -> None:
@@ -826,9 +1297,24 @@ class BatchNormEps(nn.Module):
     def extra_repr(self) -> str:
         return f"K={self.K}, epsilon={self.epsilon}"
 
-    def forward(self, X: Tensor) -> Tensor:
-        F.check("BatchNormEps", F.BATCH_NORM_EPS_SHAPES, (self.gamma, self.beta, X), trusted=2)
-        return F.BatchNormEpsFunction.apply(X, self.gamma, self.beta, self.epsilon)
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "BatchNormEpsInference")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "BatchNormEpsInference")
+
+    def forward(self, X: Tensor, running_mean: Tensor, running_var: Tensor) -> Tensor:
+        F.check(
+            "BatchNormEpsInference",
+            F.BATCH_NORM_EPS_INFERENCE_SHAPES,
+            (self.gamma, self.beta, X, running_mean, running_var),
+            trusted=2,
+        )
+        return F.BatchNormEpsInferenceFunction.apply(
+            X, running_mean, running_var, self.gamma, self.beta, self.epsilon
+        )[1]
 
 
 class LinearDropout(nn.Module):
@@ -836,19 +1322,23 @@ class LinearDropout(nn.Module):
 
     Spec ``linear_dropout`` (spec/layers/dropout.py),
     differentiated by its generated backward kernel (``functional.LinearDropoutFunction``).
+    In training mode R is drawn with rate ``p`` (inverted dropout: entries 0 or 1/(1 − p)); in eval
+    mode the layer runs spec ``linear``, without R.
 
     Args:
         D: the number of columns of X and W, rows of R.
         K: the number of columns of R and b, rows of W.
+        p: the dropout rate, 0 <= p < 1 (default 0.5, as torch.nn.Dropout).
 
     Parameters: W K×D, b 1×K.
-    ``forward(X: N×D, R: D×K)`` returns Y (N×K).
+    ``forward(X)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, *, device=None, dtype=None) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, *, device=None, dtype=None) -> None:
         super().__init__()
         self.D = D
         self.K = K
+        self.p = C.check_rate("LinearDropout", p)
         self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
         self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
         self.reset_parameters()
@@ -859,11 +1349,23 @@ class LinearDropout(nn.Module):
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
-        return f"D={self.D}, K={self.K}"
+        return f"D={self.D}, K={self.K}, p={self.p}"
 
-    def forward(self, X: Tensor, R: Tensor) -> Tensor:
-        F.check("LinearDropout", F.LINEAR_DROPOUT_SHAPES, (self.W, self.b, X, R), trusted=2)
-        return F.LinearDropoutFunction.apply(X, R, self.W, self.b)
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "LinearDropout")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "LinearDropout")
+
+    def forward(self, X: Tensor) -> Tensor:
+        if self.training and self.p > 0:
+            R = C.dropout_mask((self.D, self.K), self.p, X)
+            F.check("LinearDropout", F.LINEAR_DROPOUT_SHAPES, (self.W, self.b, X, R), trusted=2)
+            return F.LinearDropoutFunction.apply(X, R, self.W, self.b)
+        F.check("LinearDropout", F.LINEAR_SHAPES, (self.W, self.b, X), trusted=2)
+        return F.LinearFunction.apply(X, self.W, self.b)
 
 
 class Linear(nn.Module):
@@ -895,6 +1397,14 @@ class Linear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"D={self.D}, K={self.K}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "Linear")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "Linear")
 
     def forward(self, X: Tensor) -> Tensor:
         F.check("Linear", F.LINEAR_SHAPES, (self.W, self.b, X), trusted=2)
@@ -931,6 +1441,14 @@ class SoftmaxLayer(nn.Module):
     def extra_repr(self) -> str:
         return f"D={self.D}, K={self.K}"
 
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "SoftmaxLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "SoftmaxLayer")
+
     def forward(self, X: Tensor) -> Tensor:
         F.check("SoftmaxLayer", F.SOFTMAX_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
         return F.SoftmaxLayerFunction.apply(X, self.W, self.b)
@@ -966,9 +1484,17 @@ class LogSoftmaxLayer(nn.Module):
     def extra_repr(self) -> str:
         return f"D={self.D}, K={self.K}"
 
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "LogSoftmaxLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "LogSoftmaxLayer")
+
     def forward(self, X: Tensor) -> Tensor:
         F.check("LogSoftmaxLayer", F.LOG_SOFTMAX_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.LogSoftmaxLayerFunction.apply(X, self.W, self.b)
+        return F.LogSoftmaxLayerFunction.apply(X, self.W, self.b)[1]
 
 
 class SquaredErrorLoss(nn.Module):
@@ -977,12 +1503,23 @@ class SquaredErrorLoss(nn.Module):
     Spec ``squared_error_loss`` (spec/losses/losses.py),
     differentiated by its generated backward kernel (``functional.SquaredErrorLossFunction``).
 
+    Args:
+        reduction: "sum" (default: the sum over the batch, as in the paper) or "mean" (the sum divided by N).
+
     ``forward(Y: N×K, T: N×K)`` returns L (scalar).
     """
 
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        self.reduction = C.check_reduction("SquaredErrorLoss", reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
         F.check("SquaredErrorLoss", F.SQUARED_ERROR_LOSS_SHAPES, (Y, T))
-        return F.SquaredErrorLossFunction.apply(Y, T)
+        L = F.SquaredErrorLossFunction.apply(Y, T)
+        return C.reduce(L, Y.shape[0], self.reduction)
 
 
 class MeanSquaredErrorLoss(nn.Module):
@@ -991,12 +1528,23 @@ class MeanSquaredErrorLoss(nn.Module):
     Spec ``mean_squared_error_loss`` (spec/losses/losses.py),
     differentiated by its generated backward kernel (``functional.MeanSquaredErrorLossFunction``).
 
+    Args:
+        reduction: "sum" (default: the sum over the batch, as in the paper) or "mean" (the sum divided by N).
+
     ``forward(Y: N×K, T: N×K)`` returns L (scalar).
     """
 
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        self.reduction = C.check_reduction("MeanSquaredErrorLoss", reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
         F.check("MeanSquaredErrorLoss", F.MEAN_SQUARED_ERROR_LOSS_SHAPES, (Y, T))
-        return F.MeanSquaredErrorLossFunction.apply(Y, T)
+        L = F.MeanSquaredErrorLossFunction.apply(Y, T)
+        return C.reduce(L, Y.shape[0], self.reduction)
 
 
 class CrossEntropyLoss(nn.Module):
@@ -1005,12 +1553,24 @@ class CrossEntropyLoss(nn.Module):
     Spec ``cross_entropy_loss`` (spec/losses/losses.py),
     differentiated by its generated backward kernel (``functional.CrossEntropyLossFunction``).
 
-    ``forward(Y: N×K, T: N×K)`` returns L (scalar).
+    Args:
+        reduction: "sum" (default: the sum over the batch, as in the paper) or "mean" (the sum divided by N).
+
+    ``forward(Y: N×K, T: N×K)`` returns L (scalar). T: one-hot rows or N class indices.
     """
 
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        self.reduction = C.check_reduction("CrossEntropyLoss", reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        T = C.class_targets("CrossEntropyLoss", Y, T)
         F.check("CrossEntropyLoss", F.CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
-        return F.CrossEntropyLossFunction.apply(Y, T)
+        L = F.CrossEntropyLossFunction.apply(Y, T)
+        return C.reduce(L, Y.shape[0], self.reduction)
 
 
 class SoftmaxCrossEntropyLoss(nn.Module):
@@ -1019,12 +1579,24 @@ class SoftmaxCrossEntropyLoss(nn.Module):
     Spec ``softmax_cross_entropy_loss`` (spec/losses/losses.py),
     differentiated by its generated backward kernel (``functional.SoftmaxCrossEntropyLossFunction``).
 
-    ``forward(Y: N×K, T: N×K)`` returns L (scalar).
+    Args:
+        reduction: "sum" (default: the sum over the batch, as in the paper) or "mean" (the sum divided by N).
+
+    ``forward(Y: N×K, T: N×K)`` returns L (scalar). T: one-hot rows or N class indices.
     """
 
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        self.reduction = C.check_reduction("SoftmaxCrossEntropyLoss", reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        T = C.class_targets("SoftmaxCrossEntropyLoss", Y, T)
         F.check("SoftmaxCrossEntropyLoss", F.SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
-        return F.SoftmaxCrossEntropyLossFunction.apply(Y, T)
+        L = F.SoftmaxCrossEntropyLossFunction.apply(Y, T)
+        return C.reduce(L, Y.shape[0], self.reduction)
 
 
 class SoftmaxCrossEntropyOneHotLoss(nn.Module):
@@ -1033,12 +1605,24 @@ class SoftmaxCrossEntropyOneHotLoss(nn.Module):
     Spec ``softmax_cross_entropy_one_hot_loss`` (spec/losses/losses.py),
     differentiated by its generated backward kernel (``functional.SoftmaxCrossEntropyOneHotLossFunction``).
 
-    ``forward(Y: N×K, T: N×K)`` returns L (scalar).
+    Args:
+        reduction: "sum" (default: the sum over the batch, as in the paper) or "mean" (the sum divided by N).
+
+    ``forward(Y: N×K, T: N×K)`` returns L (scalar). T: one-hot rows or N class indices.
     """
 
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        self.reduction = C.check_reduction("SoftmaxCrossEntropyOneHotLoss", reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        T = C.class_targets("SoftmaxCrossEntropyOneHotLoss", Y, T)
         F.check("SoftmaxCrossEntropyOneHotLoss", F.SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_SHAPES, (Y, T))
-        return F.SoftmaxCrossEntropyOneHotLossFunction.apply(Y, T)
+        L = F.SoftmaxCrossEntropyOneHotLossFunction.apply(Y, T)
+        return C.reduce(L, Y.shape[0], self.reduction)
 
 
 class StableSoftmaxCrossEntropyLoss(nn.Module):
@@ -1047,12 +1631,24 @@ class StableSoftmaxCrossEntropyLoss(nn.Module):
     Spec ``stable_softmax_cross_entropy_loss`` (spec/losses/losses.py),
     differentiated by its generated backward kernel (``functional.StableSoftmaxCrossEntropyLossFunction``).
 
-    ``forward(Y: N×K, T: N×K)`` returns L (scalar).
+    Args:
+        reduction: "sum" (default: the sum over the batch, as in the paper) or "mean" (the sum divided by N).
+
+    ``forward(Y: N×K, T: N×K)`` returns L (scalar). T: one-hot rows or N class indices.
     """
 
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        self.reduction = C.check_reduction("StableSoftmaxCrossEntropyLoss", reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        T = C.class_targets("StableSoftmaxCrossEntropyLoss", Y, T)
         F.check("StableSoftmaxCrossEntropyLoss", F.STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
-        return F.StableSoftmaxCrossEntropyLossFunction.apply(Y, T)
+        L = F.StableSoftmaxCrossEntropyLossFunction.apply(Y, T)
+        return C.reduce(L, Y.shape[0], self.reduction)
 
 
 class LogisticCrossEntropyLoss(nn.Module):
@@ -1061,12 +1657,23 @@ class LogisticCrossEntropyLoss(nn.Module):
     Spec ``logistic_cross_entropy_loss`` (spec/losses/losses.py),
     differentiated by its generated backward kernel (``functional.LogisticCrossEntropyLossFunction``).
 
+    Args:
+        reduction: "sum" (default: the sum over the batch, as in the paper) or "mean" (the sum divided by N).
+
     ``forward(Y: N×K, T: N×K)`` returns L (scalar).
     """
 
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        self.reduction = C.check_reduction("LogisticCrossEntropyLoss", reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
         F.check("LogisticCrossEntropyLoss", F.LOGISTIC_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
-        return F.LogisticCrossEntropyLossFunction.apply(Y, T)
+        L = F.LogisticCrossEntropyLossFunction.apply(Y, T)
+        return C.reduce(L, Y.shape[0], self.reduction)
 
 
 class NegativeLogLikelihoodLoss(nn.Module):
@@ -1075,12 +1682,24 @@ class NegativeLogLikelihoodLoss(nn.Module):
     Spec ``negative_log_likelihood_loss`` (spec/losses/losses.py),
     differentiated by its generated backward kernel (``functional.NegativeLogLikelihoodLossFunction``).
 
-    ``forward(Y: N×K, T: N×K)`` returns L (scalar).
+    Args:
+        reduction: "sum" (default: the sum over the batch, as in the paper) or "mean" (the sum divided by N).
+
+    ``forward(Y: N×K, T: N×K)`` returns L (scalar). T: one-hot rows or N class indices.
     """
 
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        self.reduction = C.check_reduction("NegativeLogLikelihoodLoss", reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        T = C.class_targets("NegativeLogLikelihoodLoss", Y, T)
         F.check("NegativeLogLikelihoodLoss", F.NEGATIVE_LOG_LIKELIHOOD_LOSS_SHAPES, (Y, T))
-        return F.NegativeLogLikelihoodLossFunction.apply(Y, T)
+        L = F.NegativeLogLikelihoodLossFunction.apply(Y, T)
+        return C.reduce(L, Y.shape[0], self.reduction)
 
 
 class Softmax(nn.Module):

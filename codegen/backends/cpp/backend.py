@@ -4,6 +4,8 @@ bindings.cpp (the module), sanitizer_tests.cpp and __init__.py (argument checks 
 import ast
 from dataclasses import dataclass
 
+import sympy
+
 from codegen.backends.cpp.printer import CppPrinter, is_scalar_shape
 from codegen.backends.interface import Backend, PrintedFamily
 from codegen.format import clang_format, ruff
@@ -65,8 +67,6 @@ SIZES = {"N": 3, "D": 4, "K": 5, "M": 3, "P": 4}
 
 
 def _size(d) -> int:
-    import sympy
-
     return int(sympy.sympify(d).xreplace({sympy.Symbol(k, integer=True, positive=True): v for k, v in SIZES.items()}))
 
 
@@ -132,9 +132,16 @@ def sanitizer_test(functions: list[Kernel]) -> list[dict]:
             dense = [a for a in f.matrix_arguments if a.storage == "dense"]
             if len(f.matrix_arguments) > 1 and dense and dense[-1] is not f.matrix_arguments[0] and not f.in_place:
                 wrong = dense[-1]
-                args = ", ".join(f"M::Zero({wrong.name}.rows() + 1, {wrong.name}.cols())" if a is wrong else a.name
-                                 for a in f.arguments)
-                lines.append(f'throws([&] {{ (void){f.name}<double>({args}); }}, "{f.name}");')
+                # grow an axis the kernel can check: a fixed size, or one another argument also has (a size
+                # only this argument has is free)
+                others = {d for a in f.matrix_arguments if a is not wrong for d in a.shape}
+                axis = next((i for i, d in enumerate(wrong.shape) if d in others or sympy.sympify(d).is_Integer),
+                            None)
+                if axis is not None:
+                    rows, cols = (f"{wrong.name}.{n}()" + (" + 1" if i == axis else "")
+                                  for i, n in enumerate(("rows", "cols")))
+                    args = ", ".join(f"M::Zero({rows}, {cols})" if a is wrong else a.name for a in f.arguments)
+                    lines.append(f'throws([&] {{ (void){f.name}<double>({args}); }}, "{f.name}");')
         tests.append({"spec": spec, "lines": lines})
     return tests
 

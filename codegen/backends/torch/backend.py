@@ -16,8 +16,9 @@ BACKEND = PythonBackend(
         "torch/modules.py.jinja": "modules.py",
     },
     # Hand-written, copied verbatim: the shape rule, the CSR checks (and the wrappers' checks, initializers).
+    # conventions.py: train/eval, loss reductions and state_dict interchange (hand-written glue, no equation).
     runtime={"_runtime.py": "python_runtime.py", "_framework.py": "torch/runtime.py",
-             "csr.py": "torch/csr_runtime.py"},
+             "csr.py": "torch/csr_runtime.py", "conventions.py": "torch/conventions.py"},
     wrapped=True,
     array="Tensor",
     scalar="Scalar",
