@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "6ccf2c7fdecba33b321920be561b231b651eb6975679c3c268061bd9ab0c2e88",
+    "fac13eb4805626e8400d2831223912b283d53f46617fa1422d172f2baeb36dff",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

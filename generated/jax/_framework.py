@@ -47,3 +47,23 @@ def uniform_fan_in(key: jax.Array, shape: tuple[int, int], dtype) -> jax.Array:
     """A ``shape`` (K × D) matrix drawn from U(−b, b), b = 1/√D (:func:`fan_in_bound`)."""
     bound = fan_in_bound(shape[1])
     return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def check_training_batch(layer: str, X: jax.Array) -> None:
+    """Running statistics need a variance estimate, which a batch of one has not (as nn.BatchNorm1d)."""
+    if X.shape[0] < 2:
+        raise ValueError(f"{layer}: training mode needs more than one sample per batch to update the running "
+                         f"statistics (got N = {X.shape[0]}); use train=False")
+
+
+def check_rate(layer: str, p: float) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise ValueError(f"{layer}: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    return float(p)
+
+
+def dropout_mask(layer: str, key: jax.Array | None, shape: tuple, p: float, dtype) -> jax.Array:
+    """Inverted dropout drawn from ``key``: 0 with probability p, else 1/(1 − p)."""
+    if key is None:
+        raise ValueError(f"{layer}: training mode with p > 0 needs a PRNG key to draw the dropout mask")
+    return jax.random.bernoulli(key, 1.0 - p, shape).astype(dtype) / (1.0 - p)

@@ -25,7 +25,7 @@ from importlib import import_module
 import jax
 import jax.numpy as jnp
 
-from ._framework import check, uniform_fan_in
+from ._framework import check, check_training_batch, check_rate, dropout_mask, uniform_fan_in
 
 # The kernel modules, by module name: a package attribute can be a kernel with the same name (``softmax``).
 _activations = import_module(".activations", __package__)
@@ -282,14 +282,9 @@ def all_relu_dropout_layer_apply(
 ) -> Array:
     """``all_relu_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
     inverted dropout: entries 0 or 1/(1 − p)), ``all_relu_layer`` (without the mask) in eval mode."""
-    if not 0 <= p < 1:
-        raise ValueError(f"all_relu_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    p = check_rate("all_relu_dropout_layer", p)
     if train and p > 0:
-        if key is None:
-            raise ValueError(
-                "all_relu_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
-            )
-        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        R = dropout_mask("all_relu_dropout_layer", key, (W.shape[1], W.shape[0]), p, X.dtype)
         return all_relu_dropout_layer(X, R, W, b, alpha)
     return all_relu_layer(X, W, b, alpha)
 
@@ -453,14 +448,9 @@ def hard_sigmoid_dropout_layer_apply(
 ) -> Array:
     """``hard_sigmoid_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
     inverted dropout: entries 0 or 1/(1 − p)), ``hard_sigmoid_layer`` (without the mask) in eval mode."""
-    if not 0 <= p < 1:
-        raise ValueError(f"hard_sigmoid_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    p = check_rate("hard_sigmoid_dropout_layer", p)
     if train and p > 0:
-        if key is None:
-            raise ValueError(
-                "hard_sigmoid_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
-            )
-        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        R = dropout_mask("hard_sigmoid_dropout_layer", key, (W.shape[1], W.shape[0]), p, X.dtype)
         return hard_sigmoid_dropout_layer(X, R, W, b)
     return hard_sigmoid_layer(X, W, b)
 
@@ -633,16 +623,9 @@ def hyperbolic_tangent_dropout_layer_apply(
 ) -> Array:
     """``hyperbolic_tangent_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
     inverted dropout: entries 0 or 1/(1 − p)), ``hyperbolic_tangent_layer`` (without the mask) in eval mode."""
-    if not 0 <= p < 1:
-        raise ValueError(
-            f"hyperbolic_tangent_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}"
-        )
+    p = check_rate("hyperbolic_tangent_dropout_layer", p)
     if train and p > 0:
-        if key is None:
-            raise ValueError(
-                "hyperbolic_tangent_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
-            )
-        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        R = dropout_mask("hyperbolic_tangent_dropout_layer", key, (W.shape[1], W.shape[0]), p, X.dtype)
         return hyperbolic_tangent_dropout_layer(X, R, W, b)
     return hyperbolic_tangent_layer(X, W, b)
 
@@ -806,14 +789,9 @@ def leaky_relu_dropout_layer_apply(
 ) -> Array:
     """``leaky_relu_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
     inverted dropout: entries 0 or 1/(1 − p)), ``leaky_relu_layer`` (without the mask) in eval mode."""
-    if not 0 <= p < 1:
-        raise ValueError(f"leaky_relu_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    p = check_rate("leaky_relu_dropout_layer", p)
     if train and p > 0:
-        if key is None:
-            raise ValueError(
-                "leaky_relu_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
-            )
-        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        R = dropout_mask("leaky_relu_dropout_layer", key, (W.shape[1], W.shape[0]), p, X.dtype)
         return leaky_relu_dropout_layer(X, R, W, b, alpha)
     return leaky_relu_layer(X, W, b, alpha)
 
@@ -977,14 +955,9 @@ def relu_dropout_layer_apply(
 ) -> Array:
     """``relu_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
     inverted dropout: entries 0 or 1/(1 − p)), ``relu_layer`` (without the mask) in eval mode."""
-    if not 0 <= p < 1:
-        raise ValueError(f"relu_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    p = check_rate("relu_dropout_layer", p)
     if train and p > 0:
-        if key is None:
-            raise ValueError(
-                "relu_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
-            )
-        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        R = dropout_mask("relu_dropout_layer", key, (W.shape[1], W.shape[0]), p, X.dtype)
         return relu_dropout_layer(X, R, W, b)
     return relu_layer(X, W, b)
 
@@ -1148,14 +1121,9 @@ def sigmoid_dropout_layer_apply(
 ) -> Array:
     """``sigmoid_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
     inverted dropout: entries 0 or 1/(1 − p)), ``sigmoid_layer`` (without the mask) in eval mode."""
-    if not 0 <= p < 1:
-        raise ValueError(f"sigmoid_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    p = check_rate("sigmoid_dropout_layer", p)
     if train and p > 0:
-        if key is None:
-            raise ValueError(
-                "sigmoid_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
-            )
-        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        R = dropout_mask("sigmoid_dropout_layer", key, (W.shape[1], W.shape[0]), p, X.dtype)
         return sigmoid_dropout_layer(X, R, W, b)
     return sigmoid_layer(X, W, b)
 
@@ -1387,14 +1355,9 @@ def srelu_dropout_layer_apply(
 ) -> Array:
     """``srelu_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
     inverted dropout: entries 0 or 1/(1 − p)), ``srelu_layer`` (without the mask) in eval mode."""
-    if not 0 <= p < 1:
-        raise ValueError(f"srelu_dropout_layer: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    p = check_rate("srelu_dropout_layer", p)
     if train and p > 0:
-        if key is None:
-            raise ValueError(
-                "srelu_dropout_layer: training mode with p > 0 needs a PRNG key to draw the dropout mask"
-            )
-        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        R = dropout_mask("srelu_dropout_layer", key, (W.shape[1], W.shape[0]), p, X.dtype)
         return srelu_dropout_layer(X, R, W, b, al, tl, ar, tr)
     return srelu_layer(X, W, b, al, tl, ar, tr)
 
@@ -1451,10 +1414,7 @@ def simple_batch_norm_apply(
     ``train=False``: ``simple_batch_norm_inference``, normalized by ``state``'s statistics (returned unchanged).
     """
     if train:
-        if X.shape[0] < 2:
-            raise ValueError(
-                f"simple_batch_norm: training mode needs more than one sample per batch to update the running statistics (got N = {X.shape[0]}); use train=False"
-            )
+        check_training_batch("simple_batch_norm", X)
         running_mean, running_var = _layers.simple_batch_norm_statistics_update(
             state["running_mean"], state["running_var"], jax.lax.stop_gradient(X), momentum
         )
@@ -1578,10 +1538,7 @@ def batch_norm_apply(
     ``train=False``: ``batch_norm_inference``, normalized by ``state``'s statistics (returned unchanged).
     """
     if train:
-        if X.shape[0] < 2:
-            raise ValueError(
-                f"batch_norm: training mode needs more than one sample per batch to update the running statistics (got N = {X.shape[0]}); use train=False"
-            )
+        check_training_batch("batch_norm", X)
         running_mean, running_var = _layers.batch_norm_statistics_update(
             state["running_mean"], state["running_var"], jax.lax.stop_gradient(X), momentum
         )
@@ -1709,10 +1666,7 @@ def simple_batch_norm_eps_apply(
     ``train=False``: ``simple_batch_norm_eps_inference``, normalized by ``state``'s statistics (returned unchanged).
     """
     if train:
-        if X.shape[0] < 2:
-            raise ValueError(
-                f"simple_batch_norm_eps: training mode needs more than one sample per batch to update the running statistics (got N = {X.shape[0]}); use train=False"
-            )
+        check_training_batch("simple_batch_norm_eps", X)
         running_mean, running_var = _layers.simple_batch_norm_eps_statistics_update(
             state["running_mean"], state["running_var"], jax.lax.stop_gradient(X), momentum
         )
@@ -1851,10 +1805,7 @@ def batch_norm_eps_apply(
     ``train=False``: ``batch_norm_eps_inference``, normalized by ``state``'s statistics (returned unchanged).
     """
     if train:
-        if X.shape[0] < 2:
-            raise ValueError(
-                f"batch_norm_eps: training mode needs more than one sample per batch to update the running statistics (got N = {X.shape[0]}); use train=False"
-            )
+        check_training_batch("batch_norm_eps", X)
         running_mean, running_var = _layers.batch_norm_eps_statistics_update(
             state["running_mean"], state["running_var"], jax.lax.stop_gradient(X), momentum
         )
@@ -1999,14 +1950,9 @@ def linear_dropout_apply(
 ) -> Array:
     """``linear_dropout`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
     inverted dropout: entries 0 or 1/(1 − p)), ``linear`` (without the mask) in eval mode."""
-    if not 0 <= p < 1:
-        raise ValueError(f"linear_dropout: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
+    p = check_rate("linear_dropout", p)
     if train and p > 0:
-        if key is None:
-            raise ValueError(
-                "linear_dropout: training mode with p > 0 needs a PRNG key to draw the dropout mask"
-            )
-        R = jax.random.bernoulli(key, 1.0 - p, (W.shape[1], W.shape[0])).astype(X.dtype) / (1.0 - p)
+        R = dropout_mask("linear_dropout", key, (W.shape[1], W.shape[0]), p, X.dtype)
         return linear_dropout(X, R, W, b)
     return linear(X, W, b)
 
