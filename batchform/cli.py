@@ -1,4 +1,4 @@
-"""The ``batchform`` command: generate, verify, report, mutate, check, build-cpp, train."""
+"""The ``batchform`` command: generate, verify, report, show, mutate, build-cpp, train."""
 
 from __future__ import annotations
 
@@ -194,17 +194,27 @@ def cmd_train(args) -> int:
     return train.main(args)
 
 
+def cmd_show(args) -> int:
+    from batchform.show import show
+
+    return show(args)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="batchform", description=__doc__)
+    from batchform import __version__
+    from batchform.help_format import HelpFormatter, subcommand
+
+    p = argparse.ArgumentParser(prog="batchform", description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--version", action="version", version=f"batchform {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def proof_options(q):
         q.add_argument("--specs", action="append", metavar="DIR", dest="spec_dirs",
-                       help="a folder of specs laid out like spec/ (repeatable; default: spec/)")
+                       help="a folder of specs laid out like spec/ (repeatable; default: the built-in spec/)")
         q.add_argument("--no-cache", action="store_true", help="prove again even where the spec is unchanged")
         q.add_argument("--jobs", type=int, default=None, help="processes for proofs (default: one per core)")
 
-    g = sub.add_parser("generate", help="prove the specs, then render every backend into generated/")
+    g = subcommand(sub, "generate", "prove the specs, then render every backend into generated/")
     proof_options(g)
     g.add_argument("--backend", help="comma-separated backends (default: all)")
     g.add_argument("--output", "--out", default=None, help="output folder (default: generated/; required with --specs)")
@@ -215,31 +225,38 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no line per proof")
     g.set_defaults(run=cmd_generate)
 
-    v = sub.add_parser("verify", help="prove every backward equation against SymPy's derivative")
+    v = subcommand(sub, "verify", "prove every backward equation against SymPy's derivative")
     proof_options(v)
     v.set_defaults(run=cmd_verify)
 
-    r = sub.add_parser("report", help="write reports/proofs.md and reports/proofs.html")
+    r = subcommand(sub, "report", "write the proof report, proofs.md and proofs.html (MathML, renders offline)")
     proof_options(r)
-    r.add_argument("--reports", default=str(REPO / "reports"))
+    r.add_argument("--reports", default=str(REPO / "reports"), help="output folder")
     r.set_defaults(run=cmd_report)
 
-    m = sub.add_parser("mutate", help="mutation testing: perturb spec equations and report how many the proof kills")
+    s = subcommand(sub, "show", "print one spec's equations and how each was proved")
+    proof_options(s)
+    s.add_argument("name", metavar="NAME", help="the spec's name, e.g. relu_layer (`batchform verify` lists them)")
+    s.set_defaults(run=cmd_show)
+
+    m = subcommand(sub, "mutate", "mutation testing: perturb spec equations and report how many the proof kills")
     m.add_argument("names", nargs="*", metavar="SPEC", help="spec names (default: all)")
     m.add_argument("--families", help="comma-separated mutation families (default: all)")
-    m.add_argument("--sample", type=int, default=None, help="at most this many mutants per spec and family")
+    m.add_argument("--sample", type=int, default=None,
+                   help="at most this many mutants per spec and family (default: every mutant)")
     m.add_argument("--seed", type=int, default=0, help="seed of --sample")
     m.add_argument("--jobs", type=int, default=None, help="processes (default: one per core)")
-    m.add_argument("--fail-under", type=float, default=None, help="exit 1 when a family's kill rate is below this %%")
+    m.add_argument("--fail-under", type=float, default=None,
+                   help="exit 1 when a family's kill rate is below this %% (default: never)")
     m.add_argument("--verbose", action="store_true", help="a line per mutant")
     m.set_defaults(run=cmd_mutate)
 
-    c = sub.add_parser("build-cpp", help="build the C++ extension generated.cpp")
-    c.add_argument("--force", action="store_true")
+    c = subcommand(sub, "build-cpp", "build the C++ extension generated.cpp (CMake + Ninja from the venv)")
+    c.add_argument("--force", action="store_true", help="rebuild even where no input changed")
     c.add_argument("--no-check", action="store_true", help="build only; do not run the kernels against the specs")
     c.set_defaults(run=cmd_build_cpp)
 
-    t = sub.add_parser("train", help="train an MLP on a data set with any backend")
+    t = subcommand(sub, "train", "train an MLP on a data set with any backend (Nerva's options)")
     try:
         from batchform import train
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -148,11 +149,38 @@ def _locked(build_dir: Path) -> Iterator[None]:
         yield
 
 
-def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if proc.returncode != 0:
-        raise CppBuildError(f"{what} failed (exit {proc.returncode}): {shlex.join(cmd)}\n{_tail(proc.stdout)}")
-    return proc.stdout
+_STEP = re.compile(r"^\[(\d+)/(\d+)\]\s+(.*)$")
+
+
+def _step_line(line: str) -> str | None:
+    """Ninja's ``[3/40] Building CXX object …/bindings_layers_linear.cpp.o`` as ``[3/40] bindings_layers_linear.cpp``."""
+    match = _STEP.match(line.strip())
+    if not match:
+        return None
+    done, total, what = match.groups()
+    target = what.split()[-1].rsplit("/", 1)[-1].removesuffix(".o") if what else ""
+    return f"[{done}/{total}] {target}"
+
+
+def _run(cmd: list[str], what: str, cwd: Path | None = None, progress: bool = False) -> str:
+    """Run a build tool; with ``progress``, print each compile step as Ninja reports it (one line per step,
+    or one line rewritten in place on a terminal)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    terminal = sys.stdout.isatty()
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        step = _step_line(line) if progress else None
+        if step:
+            print(f"\r\033[K  {step}" if terminal else f"  {step}", end="" if terminal else "\n", flush=True)
+    code = proc.wait()
+    if progress and terminal:
+        print("\r\033[K", end="", flush=True)
+    output = "".join(lines)
+    if code != 0:
+        raise CppBuildError(f"{what} failed (exit {code}): {shlex.join(cmd)}\n{_tail(output)}")
+    return output
 
 
 def _sanitizer_targets(targets: Sequence[str] | None) -> tuple[str, ...]:
@@ -209,7 +237,7 @@ def build(
         what = "sanitizer tests" if sanitize else MODULE_NAME
         rel = build_dir.relative_to(ROOT)
         if not quiet:
-            print(f"batchform: building {what} in {rel} ...", end="", flush=True)
+            print(f"batchform: building {what} in {rel} ...", flush=True)
         t0 = time.perf_counter()
         cmake, ninja = _tool("cmake"), _tool("ninja")
         if stamp.exists():
@@ -229,17 +257,17 @@ def build(
             build_cmd = [cmake, "--build", str(build_dir)]
             if sanitize:
                 build_cmd += ["--target", *san_targets]
-            _run(build_cmd, "C++ build")
+            _run(build_cmd, "C++ build", progress=not quiet)
         except CppBuildError:
             if not quiet:
-                print(" failed", flush=True)
+                print("batchform: the C++ build failed", flush=True)
             raise
         missing = [a for a in _artifacts(sanitize, build_dir, san_targets) if not a.is_file()]
         if missing:
             raise CppBuildError(f"build finished but {', '.join(map(str, missing))} is missing")
         stamp.write_text(digest + "\n")
         if not quiet:
-            print(f" done in {time.perf_counter() - t0:.1f} s", flush=True)
+            print(f"batchform: built {what} in {time.perf_counter() - t0:.1f} s", flush=True)
     return result
 
 
