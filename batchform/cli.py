@@ -16,10 +16,25 @@ class UsageError(Exception):
     """A wrong command-line option; reported as one line."""
 
 
+def checkout_folder(name: str, option: str) -> Path:
+    """generated/ or reports/ of the checkout: the default output of a command run from one. An installed
+    batchform has no default output folder: it never writes into its own package (site-packages)."""
+    from batchform.paths import CHECKOUT
+
+    if CHECKOUT is None:
+        raise UsageError(f"{option} DIR is needed: an installed batchform writes only into a folder you name "
+                         f"(e.g. `batchform generate --specs myspecs --out mykernels`)")
+    return CHECKOUT / name
+
+
 def _load(args):
     from codegen.loader import load_all
 
     folders = getattr(args, "spec_dirs", None)
+    if folders and getattr(args, "builtin", False):
+        from batchform.api import builtin_specs
+
+        folders = [str(builtin_specs()), *folders]
     return load_all(spec_dirs=folders) if folders else load_all()
 
 
@@ -76,7 +91,8 @@ def cmd_report(args) -> int:
 
     specs = _load(args)
     proofs, failed = _prove(specs, args, quiet=True)
-    for path in write_reports(specs, proofs, Path(args.reports)):
+    folder = Path(args.reports) if args.reports else checkout_folder("reports", "--reports")
+    for path in write_reports(specs, proofs, folder):
         print(f"wrote {path}")
     return 1 if failed else 0
 
@@ -91,7 +107,7 @@ def cmd_generate(args) -> int:
         raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
     specs = _load(args)
     backends = _backends(args.backend)
-    output = Path(args.output) if args.output else REPO / "generated"
+    output = Path(args.output) if args.output else checkout_folder("generated", "--out")
     if args.check:
         # Staleness is a question about rendering only; the proofs are `make verify`'s job.
         files = render_all(specs, backends)
@@ -116,7 +132,7 @@ def cmd_generate(args) -> int:
     changed = write_tree(files, output, backends=list(backends) + ["__init__.py", "manifest.py"])
     print(f"generated {len(files)} files in {output} ({len(changed)} changed)")
     # Reports go to reports/ only for spec/; other spec folders write one where --reports says.
-    reports = args.reports or (None if getattr(args, "spec_dirs", None) else REPO / "reports")
+    reports = args.reports or (None if getattr(args, "spec_dirs", None) or _installed() else REPO / "reports")
     if not args.no_report and reports is not None:
         for path in write_reports(specs, proofs, Path(reports)):
             print(f"wrote {path}")
@@ -169,11 +185,14 @@ def cmd_build_cpp(args) -> int:
     from codegen.execute import check_built
     from codegen.render import families, kernels
 
-    if not (cpp_build.GENERATED_DIR / "bindings.cpp").is_file():
-        raise UsageError(f"{cpp_build.GENERATED_DIR} has no generated C++ sources: run `batchform generate` "
-                         f"first")
+    out = Path(args.output) if getattr(args, "output", None) else checkout_folder("generated", "--out")
+    source = out / "cpp"
+    if not (source / "bindings.cpp").is_file():
+        raise UsageError(f"{source} has no generated C++ sources: run `batchform generate"
+                         f"{' --out ' + str(out) if getattr(args, 'output', None) else ''}` first")
+    default = source.resolve() == cpp_build.GENERATED_DIR.resolve()
     try:
-        cpp_build.build(force=args.force)
+        cpp_build.build(force=args.force, generated_dir=None if default else source)
     except cpp_build.CppBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -183,7 +202,7 @@ def cmd_build_cpp(args) -> int:
     # before `generate` writes them.
     start = time.perf_counter()
     specs = _load(args)
-    check_built(REPO, "generated", specs, kernels(families(specs)), ["cpp"])
+    check_built(out.resolve().parent, out.resolve().name, specs, kernels(families(specs)), ["cpp"])
     print(f"ran every C++ kernel against SymPy's values of its spec ({time.perf_counter() - start:.1f} s)")
     return 0
 
@@ -192,6 +211,12 @@ def cmd_train(args) -> int:
     from batchform import train
 
     return train.main(args)
+
+
+def _installed() -> bool:
+    from batchform.paths import CHECKOUT
+
+    return CHECKOUT is None
 
 
 def cmd_show(args) -> int:
@@ -216,6 +241,8 @@ def parser() -> argparse.ArgumentParser:
 
     g = subcommand(sub, "generate", "prove the specs, then render every backend into generated/")
     proof_options(g)
+    g.add_argument("--builtin", action="store_true",
+                   help="with --specs: generate the built-in specs too (default: only the --specs folders)")
     g.add_argument("--backend", help="comma-separated backends (default: all)")
     g.add_argument("--output", "--out", default=None, help="output folder (default: generated/; required with --specs)")
     g.add_argument("--reports", default=None,
@@ -231,7 +258,7 @@ def parser() -> argparse.ArgumentParser:
 
     r = subcommand(sub, "report", "write the proof report, proofs.md and proofs.html (MathML, renders offline)")
     proof_options(r)
-    r.add_argument("--reports", default=str(REPO / "reports"), help="output folder")
+    r.add_argument("--reports", default=None, help="output folder (default: reports/ of the checkout)")
     r.set_defaults(run=cmd_report)
 
     s = subcommand(sub, "show", "print one spec's equations and how each was proved")
@@ -252,6 +279,11 @@ def parser() -> argparse.ArgumentParser:
     m.set_defaults(run=cmd_mutate)
 
     c = subcommand(sub, "build-cpp", "build the C++ extension generated.cpp (CMake + Ninja from the venv)")
+    c.add_argument("--out", "--output", dest="output", default=None, metavar="DIR",
+                   help="the folder `batchform generate --out DIR` wrote (default: generated/ of the checkout)")
+    proof_options(c)
+    c.add_argument("--builtin", action="store_true",
+                   help="with --specs: the output holds the built-in specs too (default: only --specs)")
     c.add_argument("--force", action="store_true", help="rebuild even where no input changed")
     c.add_argument("--no-check", action="store_true", help="build only; do not run the kernels against the specs")
     c.set_defaults(run=cmd_build_cpp)

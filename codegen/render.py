@@ -10,13 +10,15 @@ import jinja2
 
 from codegen.backends import Backend
 from codegen.errors import SpecError
-from codegen.loader import REPO, LoadedSpec
+from codegen.loader import LoadedSpec
 from codegen.fused import fused_updates
 from codegen.lower import Function, lower, variants
 from codegen.printers.python import imports_for
 from codegen.printers.scalar import PrinterBug
 
-TEMPLATES = REPO / "templates"
+from batchform.paths import resource
+
+TEMPLATES = resource("templates")
 
 
 def environment() -> jinja2.Environment:
