@@ -185,11 +185,14 @@ def cmd_build_cpp(args) -> int:
     from codegen.execute import check_built
     from codegen.render import families, kernels
 
-    out = Path(args.output) if getattr(args, "output", None) else checkout_folder("generated", "--out")
-    source = out / "cpp"
+    given = getattr(args, "output", None)
+    if not given:
+        checkout_folder("generated", "--out")  # an installed batchform has no default output folder
+    source = Path(given) / "cpp" if given else cpp_build.GENERATED_DIR
+    out = source.parent
     if not (source / "bindings.cpp").is_file():
         raise UsageError(f"{source} has no generated C++ sources: run `batchform generate"
-                         f"{' --out ' + str(out) if getattr(args, 'output', None) else ''}` first")
+                         f"{' --out ' + str(given) if given else ''}` first")
     default = source.resolve() == cpp_build.GENERATED_DIR.resolve()
     try:
         cpp_build.build(force=args.force, generated_dir=None if default else source)

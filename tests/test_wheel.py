@@ -56,7 +56,9 @@ def installed(tmp_path_factory):
                      env).strip())
     (site / "batchform_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], tmp, env)
-    env = {**env, "XDG_CACHE_HOME": str(tmp / "cache"), "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"}
+    # the dependencies' programs (ruff, clang-format) come from this venv too, after the fresh venv's own
+    path = os.pathsep.join([str(venv / "bin"), str(Path(sys.executable).parent), env.get("PATH", "")])
+    env = {**env, "XDG_CACHE_HOME": str(tmp / "cache"), "PATH": path}
     return python, venv / "bin", site, env, wheel
 
 
