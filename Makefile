@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-NERVA := nerva-numpy==1.0.0 nerva-torch==1.0.0 nerva-jax==1.0.0
+NERVA := nerva-numpy==1.0.0 nerva-torch==1.0.0 nerva-jax==1.0.0 nerva-tensorflow==1.0.0
 
 .PHONY: all setup generate verify report cpp test bench experiment-sparse train clean
 

@@ -27,14 +27,20 @@ def checkout_folder(name: str, option: str) -> Path:
     return CHECKOUT / name
 
 
-def _load(args):
-    from codegen.loader import load_all
-
+def _spec_dirs(args) -> list[str] | None:
+    """The --specs folders, after the built-in spec folder with --builtin; None: the built-in specs only."""
     folders = getattr(args, "spec_dirs", None)
     if folders and getattr(args, "builtin", False):
         from batchform.api import builtin_specs
 
         folders = [str(builtin_specs()), *folders]
+    return folders
+
+
+def _load(args):
+    from codegen.loader import load_all
+
+    folders = _spec_dirs(args)
     return load_all(spec_dirs=folders) if folders else load_all()
 
 
@@ -51,33 +57,48 @@ def _backends(selection: str | None):
     return {b: backends[b] for b in chosen}
 
 
+class _ProofLines:
+    """Prints a line per proof (unless quiet) and the summary: what ``generate``, ``verify`` and ``report`` say."""
+
+    def __init__(self, total: int = 0, quiet: bool = False):
+        self.total, self.quiet, self.done = total, quiet, 0
+
+    def proving(self, loaded) -> None:  # codegen.pipeline.Progress
+        self.total = len(loaded)
+
+    def proof(self, proof) -> None:
+        self.done += 1
+        if not self.quiet:
+            status = "cached" if proof.cached else f"{proof.seconds:.1f} s"
+            mark = "ok" if proof.ok else "FAILED"
+            print(f"  [{self.done:>2}/{self.total}] {proof.name:<40} {mark:<6} {status}", flush=True)
+
+    def summary(self, proofs, seconds: float) -> list:
+        from collections import Counter
+
+        failed = [p for p in proofs if not p.ok]
+        equations = sum(len(p.equations) for p in proofs)
+        kinds = Counter(e.method for p in proofs for e in p.equations if e.ok)
+        passed = sum(kinds.values())
+        print(f"{passed} of {equations} equations in {self.total} specs passed ({seconds:.1f} s): "
+              + "; ".join(f"{n} {method}" for method, n in kinds.most_common()))
+        for p in failed:
+            for line in p.failures():
+                print(f"error: {line}", file=sys.stderr)
+        return failed
+
+    def proved(self, build) -> None:  # codegen.pipeline.Progress
+        self.summary(build.proofs, build.seconds["prove"])
+
+
 def _prove(specs, args, quiet=False):
     from codegen.proof import prove_all
 
     start = time.perf_counter()
-    done = [0]
-
-    def progress(proof):
-        done[0] += 1
-        if not quiet:
-            status = "cached" if proof.cached else f"{proof.seconds:.1f} s"
-            mark = "ok" if proof.ok else "FAILED"
-            print(f"  [{done[0]:>2}/{len(specs)}] {proof.name:<40} {mark:<6} {status}", flush=True)
-
+    lines = _ProofLines(len(specs), quiet)
     proofs = prove_all(specs, use_cache=not getattr(args, "no_cache", False), jobs=getattr(args, "jobs", None),
-                       progress=progress)
-    failed = [p for p in proofs if not p.ok]
-    equations = sum(len(p.equations) for p in proofs)
-    from collections import Counter
-
-    kinds = Counter(e.method for p in proofs for e in p.equations if e.ok)
-    passed = sum(kinds.values())
-    print(f"{passed} of {equations} equations in {len(specs)} specs passed ({time.perf_counter() - start:.1f} s): "
-          + "; ".join(f"{n} {method}" for method, n in kinds.most_common()))
-    for p in failed:
-        for line in p.failures():
-            print(f"error: {line}", file=sys.stderr)
-    return proofs, failed
+                       progress=lines.proof)
+    return proofs, lines.summary(proofs, time.perf_counter() - start)
 
 
 def cmd_verify(args) -> int:
@@ -98,43 +119,37 @@ def cmd_report(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from codegen.execute import check_files
-    from codegen.render import families, kernels, render_all
+    from codegen.pipeline import build
     from codegen.report import write_reports
-    from codegen.writer import differences, write_tree
 
     if getattr(args, "spec_dirs", None) and args.output is None:
         raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
-    specs = _load(args)
     backends = _backends(args.backend)
     output = Path(args.output) if args.output else checkout_folder("generated", "--out")
+    # Staleness is a question about rendering only (check=True proves nothing); the proofs are `make verify`'s.
+    done = build(backends, spec_dirs=_spec_dirs(args), output=output, check=args.check,
+                 use_cache=not args.no_cache, jobs=args.jobs, progress=_ProofLines(quiet=args.quiet))
     if args.check:
-        # Staleness is a question about rendering only; the proofs are `make verify`'s job.
-        files = render_all(specs, backends)
-        stale = differences(files, output, list(backends))
-        for line in stale:
+        sys.stderr.write(done.diff)
+        for line in done.stale:
             print(f"stale: {line}", file=sys.stderr)
-        if stale:
+        if done.stale:
             print("error: generated/ is stale; run `make generate`", file=sys.stderr)
-        return 1 if stale else 0
-    # Rendering first: a function a backend cannot print is an error before anything is proved.
-    groups = families(specs)
-    files = render_all(specs, backends, groups)
-    proofs, failed = _prove(specs, args, quiet=args.quiet)
-    if failed:
+        return 1 if done.stale else 0
+    if done.failed:
         print("error: refusing to generate code from specs whose proof failed", file=sys.stderr)
         return 1
-    start = time.perf_counter()
-    check_files(files, specs, kernels(groups), list(backends))
     if not args.quiet:
-        print(f"ran every generated NumPy, PyTorch and JAX kernel against SymPy's values of its spec "
-              f"({time.perf_counter() - start:.1f} s)")
-    changed = write_tree(files, output, backends=list(backends) + ["__init__.py", "manifest.py"])
-    print(f"generated {len(files)} files in {output} ({len(changed)} changed)")
+        checked = [b.title for b in backends.values() if b.importable]
+        names = ", ".join(checked[:-1]) + " and " + checked[-1] if len(checked) > 1 else "".join(checked)
+        if checked:
+            print(f"ran every generated {names} kernel against SymPy's values of its spec "
+                  f"({done.seconds['verify']:.1f} s)")
+    print(f"generated {len(done.files)} files in {output} ({len(done.written)} changed)")
     # Reports go to reports/ only for spec/; other spec folders write one where --reports says.
     reports = args.reports or (None if getattr(args, "spec_dirs", None) or _installed() else REPO / "reports")
     if not args.no_report and reports is not None:
-        for path in write_reports(specs, proofs, Path(reports)):
+        for path in write_reports(done.loaded, done.proofs, Path(reports)):
             print(f"wrote {path}")
     return 0
 
@@ -183,7 +198,8 @@ def cmd_mutate(args) -> int:
 def cmd_build_cpp(args) -> int:
     from batchform import cpp_build
     from codegen.execute import check_built
-    from codegen.render import families, kernels
+    from codegen.lower import by_spec, lower_all
+    from codegen.passes import optimize_all
 
     given = getattr(args, "output", None)
     if not given:
@@ -205,7 +221,7 @@ def cmd_build_cpp(args) -> int:
     # before `generate` writes them.
     start = time.perf_counter()
     specs = _load(args)
-    check_built(out.resolve().parent, out.resolve().name, specs, kernels(families(specs)), ["cpp"])
+    check_built(out.resolve().parent, out.resolve().name, specs, by_spec(lower_all(optimize_all(specs))), ["cpp"])
     print(f"ran every C++ kernel against SymPy's values of its spec ({time.perf_counter() - start:.1f} s)")
     return 0
 

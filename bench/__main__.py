@@ -29,6 +29,7 @@ DENSE_GROUPS = {
               "batchform-cpp-momentum", "torch-autograd-momentum"],
     "jax": ["batchform-jax", "jax-grad-jit", "nerva-jax"],
     "numpy": ["batchform-numpy", "nerva-numpy"],
+    "tensorflow": ["batchform-tensorflow", "tf-gradient-tape", "nerva-tensorflow"],
 }
 BATCH_NORM_GROUPS = {
     "torch": ["batchform-torch", "batchform-cpp", "torch-BatchNorm1d"],
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "--threads",
         type=int,
         default=None,
-        help="threads of every runtime in the cases (OMP, OpenBLAS, MKL, torch, XLA); default: theirs (all cores). "
+        help="threads of every runtime in the cases (OMP, OpenBLAS, MKL, torch, XLA, TensorFlow); default: theirs (all cores). "
         "With 1, a core taken by another process slows a step down by its share, not many-fold",
     )
     args = p.parse_args(argv)
@@ -225,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         n = str(args.threads)
         os.environ.update({"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n,
                            "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'false' if n == '1' else 'true'} "
-                                        f"intra_op_parallelism_threads={n}"})
+                                        f"intra_op_parallelism_threads={n}",
+                           "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n})
     if args.jobs > 1 and not args.quick:
         p.error("--jobs > 1 would make the cases compete for the cores; use it with --quick only")
     raw = args.out / "results-raw"

@@ -128,9 +128,9 @@ def batchform_jax(X, labels, T, weights):
     """The generated JAX kernels composed by the same Network, traced into ONE jax.jit'd step."""
     import jax
 
-    from batchform.training.backends import JaxBackend
+    from codegen.backends.jax.arrays import JaxArrays
 
-    class RawJax(JaxBackend):  # the raw generated functions: tracing the step fuses all of them
+    class RawJax(JaxArrays):  # the raw generated functions: tracing the step fuses all of them
         def kernel(self, name):
             return getattr(self.kernels, name)
 
@@ -154,6 +154,39 @@ def batchform_jax(X, labels, T, weights):
         state["p"] = jax.block_until_ready(jitted(state["p"], X, T))
 
     step.weights = lambda: [np.asarray(layer["W"]) for layer in state["p"]]
+    return step
+
+
+def batchform_tensorflow(X, labels, T, weights):
+    """The generated TensorFlow kernels composed by the same Network, traced into ONE tf.function step (as
+    batchform-jax is one jax.jit)."""
+    import tensorflow as tf
+
+    from codegen.backends.tensorflow.arrays import TensorFlowArrays
+
+    class RawTensorFlow(TensorFlowArrays):  # the raw generated functions: the step's trace holds all of them
+        def kernel(self, name):
+            return getattr(self.kernels, name)
+
+    backend = RawTensorFlow()
+    net, gradient = _network(backend, weights), _loss_gradient(backend)
+
+    @tf.function
+    def train_step(parameters, X, T):
+        net.restore(parameters)
+        Y = net.feedforward(X)
+        net.backpropagate(gradient(Y, T) / X.shape[0], ETA)
+        net.optimize(ETA)
+        return net.snapshot()
+
+    state = {"p": net.snapshot()}
+    X, T = backend.array(X), backend.array(T)
+
+    def step():
+        state["p"] = train_step(state["p"], X, T)
+        state["p"][-1]["W"].numpy()  # wait for the step
+
+    step.weights = lambda: [layer["W"].numpy() for layer in state["p"]]
     return step
 
 
@@ -219,6 +252,35 @@ def jax_grad_jit(X, labels, T, weights):
     return step
 
 
+def tf_gradient_tape(X, labels, T, weights):
+    """A plain MLP in TensorFlow ops, differentiated by tf.GradientTape, the whole SGD step in one tf.function."""
+    import tensorflow as tf
+
+    variables = [(tf.Variable(W), tf.Variable(b)) for W, b in weights]
+    flat = [v for pair in variables for v in pair]
+
+    @tf.function
+    def train_step(X, T):
+        with tf.GradientTape() as tape:
+            H = X
+            for W, b in variables[:-1]:
+                H = tf.nn.relu(tf.linalg.matmul(H, W, transpose_b=True) + b)
+            W, b = variables[-1]
+            logits = tf.linalg.matmul(H, W, transpose_b=True) + b
+            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(T, logits))
+        for v, g in zip(flat, tape.gradient(loss, flat)):
+            v.assign_sub(ETA * g)
+
+    X, T = tf.constant(X), tf.constant(T)
+
+    def step():
+        train_step(X, T)
+        variables[-1][0].numpy()  # wait for the step
+
+    step.weights = lambda: [W.numpy() for W, _ in variables]
+    return step
+
+
 # --- dense competitors: the Nerva reference packages, stepped as their training.py does ---------------
 
 
@@ -247,7 +309,16 @@ def nerva(package: str):
             def sync():
                 jax.block_until_ready([(layer.W, layer.b) for layer in M.layers])
 
+        if package == "nerva_tensorflow":  # its layers hold tf.Variables, which its optimizers assign to
+            import tensorflow as tf
+
+            convert = tf.constant
         for layer, (W, b) in zip(M.layers, weights):
+            if package == "nerva_tensorflow":
+                layer.W.assign(W)
+                layer.b.assign(b.ravel())
+                layer.set_optimizer("GradientDescent")
+                continue
             layer.W, layer.b = convert(W.copy()), convert(b.ravel().copy())
             # the optimizers hold the arrays (or their names): rebind them to the new ones
             layer.set_optimizer("GradientDescent")
@@ -279,6 +350,9 @@ DENSE = {
     "nerva-torch": nerva("nerva_torch"),
     "nerva-jax": nerva("nerva_jax"),
     "nerva-numpy": nerva("nerva_numpy"),
+    "batchform-tensorflow": batchform_tensorflow,
+    "tf-gradient-tape": tf_gradient_tape,
+    "nerva-tensorflow": nerva("nerva_tensorflow"),
 }
 
 
@@ -516,7 +590,8 @@ def environment() -> dict:
         "python": platform.python_version(),
         "versions": {
             p: version(p)
-            for p in ("numpy", "torch", "jax", "jaxlib", "scipy", "nerva-numpy", "nerva-torch", "nerva-jax")
+            for p in ("numpy", "torch", "jax", "jaxlib", "scipy", "nerva-numpy", "nerva-torch", "nerva-jax",
+                      "tensorflow-cpu", "keras", "nerva-tensorflow")
         },
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
@@ -530,6 +605,7 @@ def environment() -> dict:
                 "MKL_NUM_THREADS",
                 "OPENBLAS_NUM_THREADS",
                 "XLA_FLAGS",
+                "TF_NUM_INTRAOP_THREADS",
                 "BATCHFORM_BLAS",
             )
         },

@@ -5,7 +5,7 @@ from __future__ import annotations
 from itertools import pairwise
 from pathlib import Path
 
-GENERATED = ["batchform-torch", "batchform-jax", "batchform-cpp", "batchform-numpy"]
+GENERATED = ["batchform-torch", "batchform-jax", "batchform-tensorflow", "batchform-cpp", "batchform-numpy"]
 EAGER_NETWORK = ["batchform-torch", "batchform-cpp", "batchform-numpy"]
 PROFILED_BY = {
     "batchform-torch": "torch.profiler, self CPU time per op",
@@ -147,6 +147,7 @@ class Report:
                 ("batchform-torch", "torch-autograd", 1.10),
                 ("batchform-torch-momentum", "torch-autograd-momentum", 1.10),
                 ("batchform-jax", "jax-grad-jit", 1.0),
+                ("batchform-tensorflow", "tf-gradient-tape", 1.0),
                 ("batchform-cpp", "torch-autograd", 1.0),
                 ("batchform-cpp-momentum", "torch-autograd-momentum", 1.0),
                 ("batchform-cpp", "batchform-numpy", 1.0),
@@ -241,7 +242,9 @@ class Report:
             f"| Python, NumPy, SciPy | {e['python']}, {v['numpy']}, {v['scipy']} |",
             f"| PyTorch | {v['torch']} |",
             f"| JAX, jaxlib | {v['jax']}, {v['jaxlib']} |",
-            f"| nerva-torch, nerva-numpy, nerva-jax | {v['nerva-torch']}, {v['nerva-numpy']}, {v['nerva-jax']} |",
+            f"| TensorFlow, Keras | {v.get('tensorflow-cpu', '?')}, {v.get('keras', '?')} |",
+            f"| nerva-torch, nerva-numpy, nerva-jax, nerva-tensorflow | {v['nerva-torch']}, {v['nerva-numpy']}, "
+            f"{v['nerva-jax']}, {v.get('nerva-tensorflow', '?')} |",
             (
                 f"| C++ module | Eigen {build.get('eigen')}, g++ {build.get('compiler')}, SIMD {build.get('simd')}, "
                 f"OpenMP {build.get('openmp')}, GEMM backend `{e['cpp_blas']}` |"
@@ -338,9 +341,10 @@ class Report:
             "",
             (
                 "batchform-* compose the generated kernels with `batchform.training.network.Network` (the JAX one "
-                "traces that whole Network step into one `jax.jit`); torch-autograd is `nn.Sequential` + "
-                "`CrossEntropyLoss` + `torch.optim.SGD`; jax-grad-jit is `jax.grad` of a plain MLP under "
-                "`jax.jit`; nerva-* are the reference packages stepped as their `training.py` does "
+                "traces that whole Network step into one `jax.jit`, the TensorFlow one into one `tf.function`); "
+                "torch-autograd is `nn.Sequential` + `CrossEntropyLoss` + `torch.optim.SGD`; jax-grad-jit is "
+                "`jax.grad` of a plain MLP under `jax.jit`; tf-gradient-tape is `tf.GradientTape` of a plain MLP "
+                "in one `tf.function`; nerva-* are the reference packages stepped as their `training.py` does "
                 "(`feedforward`, `loss.gradient / N`, `backpropagate`, `optimize`)."
             ),
             "",

@@ -1,5 +1,5 @@
-"""From spec/ to generated/: load and check specs, prove them, lower them to a small IR, rewrite, print.
+"""From spec/ to generated/: load, check, freeze into a small IR, optimize, lower into kernels, print.
 
-Pipeline (one module per stage): ``loader`` → ``proof`` → ``freeze`` (SymPy → IR) → ``passes`` (rewrites,
-common subexpressions, element-wise fusion) → ``lower`` (functions) → ``printers/<backend>`` → ``writer``.
+The stages, in order, are named in one function: :func:`codegen.pipeline.build` (its docstring lists the
+module of each). The backends are packages under ``codegen/backends/``, listed once in its ``REGISTRY``.
 """

@@ -9,8 +9,17 @@ from __future__ import annotations
 import signal
 
 import sympy
-from sympy import (HadamardProduct, Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix, Trace, Transpose,
-                   ZeroMatrix)
+from sympy import (
+    HadamardProduct,
+    Identity,
+    MatAdd,
+    MatMul,
+    MatrixSymbol,
+    OneMatrix,
+    Trace,
+    Transpose,
+    ZeroMatrix,
+)
 
 from spec.dsl import Hadamard
 

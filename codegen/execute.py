@@ -28,13 +28,12 @@ from sympy import MatrixSymbol
 from codegen.errors import SpecError
 from codegen.explicit import evaluate
 from codegen.loader import REPO, LoadedSpec
-from codegen.lower import Function
+from codegen.lower import Kernel
 
 #: Two shapes with no size in common between N, D and K (so a transposed or swapped axis cannot pass).
 SHAPES = ({"N": 2, "D": 3, "K": 4, "M": 2, "P": 3}, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1})
 TOLERANCE = 1e-10
 DIGITS = 30
-PYTHON_BACKENDS = ("numpy", "torch", "jax")
 #: A package name no real module has: the candidate files import as ``batchform_candidate.numpy`` etc.
 PACKAGE = "batchform_candidate"
 
@@ -127,7 +126,7 @@ def reference(loaded: LoadedSpec, dims: dict, seed: int) -> tuple[dict, dict]:
     return inputs, values
 
 
-def _fused_reference(f: Function, update: LoadedSpec, inputs: dict, values: dict, seed: int) -> tuple[dict, dict]:
+def _fused_reference(f: Kernel, update: LoadedSpec, inputs: dict, values: dict, seed: int) -> tuple[dict, dict]:
     """The layer's inputs and values, plus what a backward fused with ``update`` reads and leaves: for each
     parameter P it updates, drawn states ``<state>_P`` and hyperparameters, and the update's equations
     evaluated by SymPy with θ = P and Dθ = DP (so ``P`` and ``<state>_P`` hold the updated values)."""
@@ -156,7 +155,7 @@ def _pattern_values(dense: np.ndarray, gradient: np.ndarray) -> np.ndarray:
     return gradient[rows, cols].reshape(1, -1)
 
 
-def cases(specs: list[LoadedSpec], functions: dict[str, list[Function]]) -> list[Case]:
+def cases(specs: list[LoadedSpec], functions: dict[str, list[Kernel]]) -> list[Case]:
     """Every kernel at every shape of :data:`SHAPES`, with the values it must return."""
     out = []
     by_name = {loaded.name: loaded for loaded in specs}
@@ -199,7 +198,11 @@ def _equation_texts(loaded: LoadedSpec) -> list[str]:
 def _start(root: Path, package: str, backend: str, scratch: Path) -> subprocess.Popen:
     """A child that imports one backend's package at once, then reads its job on stdin (so the imports of
     PyTorch and JAX overlap with SymPy's evaluation in the parent, and the backends run side by side)."""
-    env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1"}
+    from codegen.backends import arrays
+
+    # the adapter's defaults for its framework's process (TensorFlow's logs and threads), then the caller's
+    env = {**getattr(arrays(backend), "environment", {}), **os.environ, "JAX_ENABLE_X64": "1",
+           "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     out, err = (open(scratch / f"{backend}.{kind}", "w+b") for kind in ("out", "err"))  # noqa: SIM115
     return subprocess.Popen([sys.executable, "-m", "codegen.execute", str(root), package, backend],
@@ -247,11 +250,10 @@ def _slowest_first(backend: str) -> int:
     return {"jax": 0, "torch": 1}.get(backend, 2)
 
 
-def check_files(files: dict[str, str], specs: list[LoadedSpec], functions: dict[str, list[Function]],
+def check_files(files: dict[str, str], specs: list[LoadedSpec], functions: dict[str, list[Kernel]],
                 backends: list[str], timeout: float = 600.0) -> None:
     """Write ``files`` (paths relative to the generated package) to a temporary folder, run every kernel
-    of ``backends`` there, and raise :class:`KernelCheckError` listing every failure."""
-    backends = [b for b in backends if b in PYTHON_BACKENDS]
+    of ``backends`` (importable ones: ``Backend.importable``) there, and raise :class:`KernelCheckError` listing every failure."""
     if not backends:
         return
     with tempfile.TemporaryDirectory(prefix="batchform-candidate-") as tmp:
@@ -280,52 +282,6 @@ def _raise(failures: list[str]) -> None:
 
 # --- the child process -----------------------------------------------------------------------------------
 
-def _convert(backend: str, value, storage: str, role: str):
-    if isinstance(value, float):
-        if backend == "torch" and role == "parameter":
-            import torch
-
-            return torch.tensor(value, dtype=torch.float64)
-        return value
-    value = np.array(value, dtype=np.float64)
-    if storage == "csr":
-        import scipy.sparse
-
-        matrix = scipy.sparse.csr_matrix(value)
-        if backend == "cpp":
-            import importlib
-
-            cpp = importlib.import_module(_PACKAGE_OF_CPP)
-            return cpp.CSRMatrix(matrix.indptr.astype(np.int32), matrix.indices.astype(np.int32), matrix.data,
-                                 matrix.shape, dtype="float64")
-        if backend == "torch":
-            import torch
-
-            return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
-                                           torch.from_numpy(matrix.indices.astype(np.int64)),
-                                           torch.from_numpy(matrix.data), size=matrix.shape)
-        if backend == "jax":
-            import jax.numpy as jnp
-            from jax.experimental import sparse
-
-            rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))  # BCOO in CSR order
-            return sparse.BCOO((jnp.asarray(matrix.data), jnp.asarray(np.stack([rows, matrix.indices], 1))),
-                               shape=matrix.shape)
-        return matrix
-    if backend == "torch":
-        import torch
-
-        return torch.tensor(value, dtype=torch.float64)
-    if backend == "jax":
-        import jax.numpy as jnp
-
-        return jnp.asarray(value)
-    return value
-
-
-_PACKAGE_OF_CPP = ""
-
-
 def _as_numpy(value) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
@@ -344,17 +300,14 @@ def _failing_line(exc: BaseException, root: str) -> str:
 def run_job(job: dict) -> list[str]:
     import importlib
 
-    global _PACKAGE_OF_CPP
+    from codegen.backends import arrays
+
     failures = []
     for backend in job["backends"]:
         module_name = f"{job['package']}.{backend}"
-        _PACKAGE_OF_CPP = module_name
-        if backend == "jax":
-            import jax
-
-            jax.config.update("jax_enable_x64", True)
         try:
             module = importlib.import_module(module_name)
+            adapter = arrays(backend)(np.float64, kernels=module)  # float64: JAX's x64 mode is switched on
         except Exception as exc:
             failures.append(f"{backend} backend: the generated package does not import: "
                             f"{type(exc).__name__}: {exc}{_failing_line(exc, job['root'])}")
@@ -369,7 +322,7 @@ def run_job(job: dict) -> list[str]:
             shape = ", ".join(f"{k}={v}" for k, v in case.dims.items())
             where = f"{backend} backend, function {case.function} (spec {case.spec!r}, {case.path}), at {shape}"
             try:
-                args = [_convert(backend, case.inputs[name], storage, role) for name, storage, role in case.arguments]
+                args = [adapter.argument(case.inputs[name], storage, role) for name, storage, role in case.arguments]
                 with np.errstate(all="ignore"):
                     result = fn(*args)
             except Exception as exc:
@@ -412,10 +365,6 @@ if __name__ == "__main__":  # python -m codegen.execute ROOT PACKAGE BACKEND < c
 
     root_dir, package_name, backend_name = sys.argv[1:4]
     sys.path.insert(0, root_dir)
-    if backend_name == "jax":
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
     try:  # import while the parent is still computing SymPy's values; a failure is reported by run_job
         importlib.import_module(f"{package_name}.{backend_name}")
     except Exception:  # noqa: BLE001

@@ -15,12 +15,12 @@ from dataclasses import replace
 import sympy
 
 from codegen import ir
-from codegen.lower import Argument, Function, _bind_dims, _free_vars
+from codegen.lower import Argument, Kernel, _bind_dims, _free_vars
 
 _THETA, _GRADIENT = "theta", "Dtheta"
 
 
-def _parameters(backward: Function) -> list[tuple[str, tuple]] | None:
+def _parameters(backward: Kernel) -> list[tuple[str, tuple]] | None:
     """(parameter, shape) for every gradient backward returns of a trained matrix parameter; None when a
     parameter is a trainable scalar or sparse (those keep the separate update kernel)."""
     out = []
@@ -62,7 +62,7 @@ def _equation(text: str, parameter: str, states: list[str]) -> str:
     return f"{left} ← {right}"
 
 
-def fuse_update(backward: Function, update: Function) -> Function | None:
+def fuse_update(backward: Kernel, update: Kernel) -> Kernel | None:
     """``backward`` followed by ``update`` of each parameter it returns a gradient for, in one kernel that
     returns the input's gradient (if backward does) and updates parameters and states in place; None where it
     would not save a pass (no parameter gradient is a dense product) or does not apply."""
@@ -143,7 +143,7 @@ def fuse_update(backward: Function, update: Function) -> Function | None:
     )
 
 
-def fused_updates(functions: list[Function], updates: list[Function]) -> list[Function]:
+def fused_updates(functions: list[Kernel], updates: list[Kernel]) -> list[Kernel]:
     """Every backward among ``functions`` (with and without DX) composed with every update."""
     out = []
     for f in functions:

@@ -11,7 +11,7 @@ from codegen import ir
 from codegen.errors import SpecError
 from codegen.loader import LoadedSpec
 from codegen.notation import unicode
-from codegen.passes import eliminate_common_subexpressions, fuse, rewrite, share_across_maps
+from codegen.passes import Optimized
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,9 @@ class Argument:
 
 
 @dataclass
-class Function:
-    """One generated function; ``statements`` are (target, node) in order, ``updates`` mutate arguments."""
+class Kernel:
+    """One kernel, a function in every backend: ``statements`` are (target, node) in order; an in-place
+    update overwrites the arguments ``aliases`` names. generated/manifest.py's ``Kernel`` is its signature."""
 
     name: str
     summary: str
@@ -78,12 +79,6 @@ def _free_scalars(nodes) -> set[sympy.Symbol]:
     return found
 
 
-def _optimize(statements: list[tuple[str, ir.Node]], keep_names: set[str]) -> list[tuple[str, ir.Node]]:
-    statements = [(name, rewrite(node)) for name, node in statements]
-    statements = eliminate_common_subexpressions(statements)
-    return share_across_maps([(name, fuse(node)) for name, node in statements])
-
-
 def _bind_dims(arguments: list[Argument], nodes) -> dict:
     """Each dimension symbol used by the statements → (argument, axis) that carries it."""
     needed = _free_scalars(nodes)
@@ -111,7 +106,10 @@ def _texts(equations) -> list[str]:
     return [f"{eq.name} = {unicode(eq.expr)}" for eq in equations]
 
 
-def lower(loaded: LoadedSpec) -> list[Function]:
+def lower(optimized: Optimized) -> list[Kernel]:
+    """One spec's kernels from its optimized equations (:func:`codegen.passes.optimize`): forward and
+    backward (value and gradient for a loss), or the in-place update."""
+    loaded = optimized.loaded
     s = loaded.spec
     leaves = [_argument(i, s.storage.get(i.name, "dense")) for i in (*s.inputs, *s.parameters)]
     hyper = [_argument(h) for h in s.hyperparameters]
@@ -120,27 +118,27 @@ def lower(loaded: LoadedSpec) -> list[Function]:
     shapes.update({name: tuple(node.shape) for name, node in loaded.forward})
 
     if s.kind == "update":
-        return [_update(loaded, leaves + hyper, shapes)]
+        return [_update(optimized, leaves + hyper, shapes)]
 
     backward_nodes = [node for _, node in loaded.backward]
     backward_uses = set(_free_vars(backward_nodes))
     out = s.output.name
     # The forward function returns its output and whatever backward needs from it.
     returned = [n for n in forward_names if n in backward_uses or n == out]
-    forward_statements = _optimize(list(loaded.forward), set(returned))
+    forward_statements = list(optimized.forward)
     scalars_used = {x.name for x in _free_scalars([n for _, n in loaded.forward])}
     forward_args = leaves + [h for h in hyper if h.name in scalars_used]
 
-    leaf_names = [a.name for a in leaves] + [p.name for p in s.parameters if isinstance(p, sympy.Symbol)]
-    gradients = [name for name, _ in loaded.backward if name.startswith("D") and name[1:] in leaf_names]
-    needed = _needed(loaded.backward, gradients)
-    backward_statements = _optimize([(n, e) for n, e in loaded.backward if n in needed], set(gradients))
+    gradients = list(optimized.gradients)
+    backward_statements = list(optimized.backward)
     defined = {n for n, _ in loaded.backward}
     free = [v for v in _free_vars([n for _, n in backward_statements]) if v not in defined]
     seed = f"D{out}"
     order = [a.name for a in leaves] + forward_names + [seed]
     bad = [v for v in free if v not in order and not v.startswith("t")]
-    assert not bad, bad
+    if bad:  # the loader's checks make this unreachable from a spec; a bug here must still name the spec
+        raise SpecError(f"spec {s.name!r}: backward reads {', '.join(bad)}, which is neither an input, a "
+                        f"parameter, a forward value nor {seed}")
     storage = {a.name: a.storage for a in leaves}
     backward_matrix_args = [Argument(v, shapes.get(v, shapes.get(v[1:])), storage.get(v, "dense"))
                             for v in order if v in free]
@@ -165,20 +163,21 @@ def lower(loaded: LoadedSpec) -> list[Function]:
     ]
 
 
-def _update(loaded: LoadedSpec, arguments: list[Argument], shapes) -> Function:
-    """Updates rebind names in order; give each new value its own name (Δ → Δ__1) so that rewrites and
-    printers never confuse Δ' with Δ, and record which argument each final value overwrites."""
+def _update(optimized: Optimized, arguments: list[Argument], shapes) -> Kernel:
+    """Updates rebind names in order; give each new value its own name (Δ → Δ__1) so that printers never
+    confuse Δ' with Δ, and record which argument each final value overwrites."""
+    loaded = optimized.loaded
     s = loaded.spec
     current: dict[str, str] = {}
     statements, aliases = [], {}
-    for name, node in loaded.forward:
+    for name, node in optimized.forward:
         node = ir.substitute(node, {ir.Var(old, node_shape(node, old)): ir.Var(new, node_shape(node, old))
                                     for old, new in current.items()})
         version = sum(1 for v in aliases.values() if v == name) + 1
         target = f"{name}__{version}"
         aliases[target] = name
         current[name] = target
-        statements.append((target, fuse(rewrite(node))))
+        statements.append((target, node))
     for i, (target, node) in enumerate(statements):
         for later_target, later in statements[i + 1:]:
             if aliases[target] in _free_vars([later]):
@@ -199,7 +198,7 @@ def node_shape(node: ir.Node, name: str):
     return None
 
 
-def without_gradients(backward: Function, dropped: list[str]) -> Function | None:
+def without_gradients(backward: Kernel, dropped: list[str]) -> Kernel | None:
     """``backward`` returning all but the gradients ``dropped``, without the statements only those need and
     the arguments only those read: what a layer runs when its input needs no gradient."""
     dropped = [r for r in backward.returns if r in dropped]
@@ -224,7 +223,7 @@ def without_gradients(backward: Function, dropped: list[str]) -> Function | None
                    dims=_bind_dims(arguments, nodes), roles={a.name: backward.roles[a.name] for a in arguments})
 
 
-def variants(loaded: LoadedSpec, functions: list[Function]) -> list[Function]:
+def variants(loaded: LoadedSpec, functions: list[Kernel]) -> list[Kernel]:
     """Extra kernels every backend prints: for a layer (or a function with parameters), its backward without
     the input's gradient, which the first layer of a network runs (no DX: one of a layer's three products)."""
     if loaded.spec.kind not in ("layer", "function") or len(functions) != 2:
@@ -232,19 +231,6 @@ def variants(loaded: LoadedSpec, functions: list[Function]) -> list[Function]:
     inputs = [f"D{i.name}" for i in loaded.spec.inputs]
     variant = without_gradients(functions[1], inputs)
     return [variant] if variant is not None else []
-
-
-def _needed(equations, targets) -> set[str]:
-    """Backward equations the returned gradients depend on (others are dropped, never computed)."""
-    by_name = dict(equations)
-    needed, stack = set(), list(targets)
-    while stack:
-        name = stack.pop()
-        if name in needed or name not in by_name:
-            continue
-        needed.add(name)
-        stack.extend(v for v in _free_vars([by_name[name]]) if v in by_name)
-    return needed
 
 
 def _roles(loaded: LoadedSpec, arguments: list[Argument]) -> dict:
@@ -259,7 +245,7 @@ def _roles(loaded: LoadedSpec, arguments: list[Argument]) -> dict:
 
 def _function(name, summary, equations, loaded, arguments, statements, returns, shapes, in_place=False):
     nodes = [n for _, n in statements]
-    return Function(
+    return Kernel(
         name=name, summary=summary, equations=equations, spec=loaded.name, path=loaded.path,
         arguments=arguments, statements=statements, returns=returns,
         return_shapes=[shapes[r] for r in returns], in_place=in_place, dims=_bind_dims(arguments, nodes),
@@ -280,3 +266,43 @@ def initial_values(s) -> dict:
         else:
             values[p.name] = 0
     return values
+
+
+@dataclass
+class Family:
+    """One spec sub-package (``spec/layers``): its title, its source files and every kernel of its specs."""
+
+    name: str
+    title: str
+    sources: list[str]
+    functions: list[Kernel]
+
+
+def lower_all(specs: list[Optimized]) -> list[Family]:
+    """Every spec's kernels, grouped by family (sorted by name): forward and backward (or the update), the
+    variants every backend prints (:func:`variants`) and the backward kernels fused with each optimizer's
+    update (:mod:`codegen.fused`)."""
+    from codegen.fused import fused_updates  # fused builds on this module's Kernel
+
+    grouped: dict[str, Family] = {}
+    lowered = {optimized.loaded.name: lower(optimized) for optimized in specs}
+    updates = [f for functions in lowered.values() for f in functions if f.kind == "update" and f.in_place]
+    for loaded in (optimized.loaded for optimized in specs):
+        family = grouped.get(loaded.family)
+        if family is None:
+            family = grouped[loaded.family] = Family(loaded.family, loaded.family_title or loaded.family, [], [])
+        if loaded.path not in family.sources:
+            family.sources.append(loaded.path)
+        functions = lowered[loaded.name]
+        functions = functions + variants(loaded, functions)
+        family.functions.extend(functions + fused_updates(functions, updates))
+    return [grouped[k] for k in sorted(grouped)]
+
+
+def by_spec(families: list[Family]) -> dict[str, list[Kernel]]:
+    """Spec name → every kernel generated from it, in order."""
+    out: dict[str, list[Kernel]] = {}
+    for family in families:
+        for f in family.functions:
+            out.setdefault(f.spec, []).append(f)
+    return out

@@ -18,8 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 import sympy
-from sympy import (Identity, Lambda, MatAdd, MatMul, MatrixSymbol, OneMatrix, Piecewise, Transpose,
-                   ZeroMatrix)
+from sympy import Identity, Lambda, MatAdd, MatMul, MatrixSymbol, OneMatrix, Piecewise, Transpose, ZeroMatrix
 from sympy.core.relational import Relational
 from sympy.core.symbol import Str
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sympy
-from sympy import MatAdd, MatMul, MatrixSymbol, OneMatrix, Identity, Transpose, ZeroMatrix
+from sympy import MatAdd, MatMul, OneMatrix
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from spec.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, RowsMax
+from spec.dsl import Hadamard
 
 _SUB = {"N": "N", "D": "D", "K": "K"}
 
@@ -192,6 +192,3 @@ def latex(expr) -> str:
 def latex_name(name: str) -> str:
     return _GREEK.get(name, name if len(name) <= 2 else rf"\mathit{{{name}}}")
 
-
-def unicode_name(name: str) -> str:
-    return UnicodePrinter()._print_Symbol(sympy.Symbol(name))

@@ -7,19 +7,14 @@ The point of most rules is to never build an N×N or K×K matrix the paper's lit
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import sympy
 
 from codegen import ir
 from codegen.ir import ONE, DiagOf, Elementwise, Eye, MatMul, Ones, Reduce, Repeat, Transpose, Var
-
-
-def _is_row(n: ir.Node) -> bool:
-    return n.shape[0] == ONE
-
-
-def _is_col(n: ir.Node) -> bool:
-    return n.shape[1] == ONE
+from codegen.loader import LoadedSpec
+from codegen.printers.scalar import Sigmoid, Softplus, costly
 
 
 def ones_product(n):
@@ -334,8 +329,6 @@ def share_across_maps(statements, prefix: str = "t"):
     (arguments or earlier results, so nothing is computed twice), and is used by two maps or more becomes a
     temporary placed before its first use. Cheap common parts stay where they are.
     """
-    from codegen.printers.scalar import costly, idioms
-
     statements = list(statements)
     maps: list[Elementwise] = []
     for _, node in statements:
@@ -349,7 +342,7 @@ def share_across_maps(statements, prefix: str = "t"):
         for a in m.args:
             arg_symbols.setdefault(a, sympy.Symbol(f"__arg{len(arg_symbols)}", real=True))
     nodes_of = {s: n for n, s in arg_symbols.items()}
-    exprs = [idioms(m.expr).xreplace({ir.placeholder(i): arg_symbols[a] for i, a in enumerate(m.args)})
+    exprs = [m.expr.xreplace({ir.placeholder(i): arg_symbols[a] for i, a in enumerate(m.args)})
              for m in maps]
     symbols = (sympy.Symbol(f"__common{i}", real=True) for i in itertools.count())
     replacements, reduced = sympy.cse(exprs, symbols=symbols, optimizations=None)
@@ -410,3 +403,96 @@ def _map_of(expr, nodes_of: dict, temporaries: dict, shape=None) -> ir.Node:
     if shape is None:
         shape = natural_shape(Elementwise(body, tuple(args), (ONE, ONE)))
     return ir.elementwise(body, args, shape)
+
+
+# --- idioms: scalar forms every backend prints as one stable library call ---------------------------
+
+def _is_one_plus_exp(e) -> bool:
+    return isinstance(e, sympy.Add) and len(e.args) == 2 and sympy.Integer(1) in e.args and \
+        any(isinstance(a, sympy.exp) for a in e.args)
+
+
+def _exponent(e):
+    return next(a for a in e.args if isinstance(a, sympy.exp)).args[0]
+
+
+def stable_softplus(expr: sympy.Expr) -> sympy.Expr:
+    """log(1 + eᵘ) → Softplus(u): printed as the backend's softplus, which does not overflow for large u."""
+    return expr.replace(lambda e: isinstance(e, sympy.log) and _is_one_plus_exp(e.args[0]),
+                        lambda e: Softplus(_exponent(e.args[0])))
+
+
+def stable_sigmoid(expr: sympy.Expr) -> sympy.Expr:
+    """1 / (1 + e⁻ᵘ) → Sigmoid(u): printed as the backend's sigmoid, which does not overflow for large −u."""
+    return expr.replace(lambda e: isinstance(e, sympy.Pow) and e.exp == -1 and _is_one_plus_exp(e.base),
+                        lambda e: Sigmoid(-_exponent(e.base)))
+
+
+#: The idioms, in the order they are applied (softplus first: its log(1 + eᵘ) holds no reciprocal).
+IDIOMS = [stable_softplus, stable_sigmoid]
+
+
+def idioms(expr: sympy.Expr) -> sympy.Expr:
+    """Every rule of :data:`IDIOMS` applied to one scalar expression."""
+    for rule in IDIOMS:
+        expr = rule(expr)
+    return expr
+
+
+def stable_forms(node: ir.Node) -> ir.Node:
+    """The idioms applied to every map of ``node``, once for all backends: the printers print what they
+    find (``Sigmoid``, ``Softplus``) and never look for these forms themselves."""
+    return ir.transform(node, lambda n: Elementwise(idioms(n.expr), n.args, n.shape)
+                        if isinstance(n, Elementwise) else n)
+
+
+# --- the passes stage: every spec's equations, before they are lowered into kernels -----------------------
+
+@dataclass(frozen=True)
+class Optimized:
+    """One spec's equations after the passes, which :func:`codegen.lower.lower` turns into kernels.
+
+    forward: every forward (or update) equation; backward: those the returned gradients need (``DV`` for
+    each input and parameter V), the others dropped. Each is (name, node), plus the temporaries common
+    subexpressions and shared maps introduced (``t0``, ...) ahead of their first use."""
+
+    loaded: LoadedSpec
+    forward: tuple[tuple[str, ir.Node], ...]
+    backward: tuple[tuple[str, ir.Node], ...]
+    gradients: tuple[str, ...]
+
+
+def optimize_all(specs: list[LoadedSpec]) -> list[Optimized]:
+    return [optimize(loaded) for loaded in specs]
+
+
+def optimize(loaded: LoadedSpec) -> Optimized:
+    """Rewrite rules, then common subexpressions, element-wise fusion, the stable forms of σ and softplus
+    (:data:`IDIOMS`) and maps sharing a costly part. An update's equations are rewritten and fused one by one: each rebinds a name the next may read."""
+    s = loaded.spec
+    if s.kind == "update":
+        return Optimized(loaded, tuple((name, stable_forms(fuse(rewrite(node)))) for name, node in loaded.forward),
+                         (), ())
+    leaves = [item.name for item in (*s.inputs, *s.parameters)]
+    gradients = tuple(name for name, _ in loaded.backward if name.startswith("D") and name[1:] in leaves)
+    needed = live_equations(loaded.backward, gradients)
+    return Optimized(loaded, _optimize(loaded.forward),
+                     _optimize([(name, node) for name, node in loaded.backward if name in needed]), gradients)
+
+
+def _optimize(statements) -> tuple[tuple[str, ir.Node], ...]:
+    statements = eliminate_common_subexpressions([(name, rewrite(node)) for name, node in statements])
+    return tuple(share_across_maps([(name, stable_forms(fuse(node))) for name, node in statements]))
+
+
+def live_equations(equations, targets) -> set[str]:
+    """The equations ``targets`` depend on (others are dropped, never computed)."""
+    by_name = dict(equations)
+    needed, stack = set(), list(targets)
+    while stack:
+        name = stack.pop()
+        if name in needed or name not in by_name:
+            continue
+        needed.add(name)
+        stack.extend(sub.name for sub in ir.walk(by_name[name]) if isinstance(sub, Var) and sub.name in by_name)
+    return needed

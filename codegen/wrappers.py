@@ -1,6 +1,6 @@
 """What the framework wrappers of a spec are made of, decided once for every framework.
 
-A layer, function or loss spec lowers to a forward and a backward :class:`~codegen.lower.Function`; this
+A layer, function or loss spec lowers to a forward and a backward :class:`~codegen.lower.Kernel`; this
 module pairs them and derives everything a framework wrapper (a ``torch.autograd.Function`` and
 ``nn.Module``, a ``jax.custom_vjp``) needs: its arguments, what forward saves for backward, which argument
 each returned gradient belongs to, the shapes to check at call time, the constructor of a module. Templates
@@ -14,15 +14,11 @@ from dataclasses import dataclass, field
 import sympy
 
 from codegen.errors import SpecError
-from codegen.lower import Argument, Function
+from codegen.lower import Argument, Kernel
 
 #: Class names of spec names' words where plain capitalization would misspell them.
 WORDS = {"relu": "ReLU", "srelu": "SReLU", "silu": "SiLU", "gelu": "GELU", "elu": "ELU", "selu": "SELU"}
 
-#: How a module initializes a trained parameter, by name: ("uniform_fan_in", None) draws from
-#: U(−1/√fan_in, 1/√fan_in) with fan_in the columns of the matrix (PyTorch's nn.Linear), ("constant", c)
-#: fills with c. Specs carry no initial values; SReLU's (a_l, t_l, a_r, t_r) = (0, 0, 0, 1) are those its
-#: spec's docstring gives (spec/activations/srelu.py). A parameter missing here stops generation.
 def class_name(spec_name: str) -> str:
     """``relu_layer`` → ``ReLULayer``, ``batch_norm_eps`` → ``BatchNormEps``."""
     return "".join(WORDS.get(word, word.capitalize()) for word in spec_name.split("_"))
@@ -49,7 +45,9 @@ class Check:
 class Parameter:
     name: str
     shape: tuple  # as in Check
-    init: tuple  # ("uniform_fan_in", None) or ("constant", value), from the spec's init
+    #: The spec's init (codegen.lower.initial_values): "fan_in", drawn from U(−b, b) with b = 1/√columns by
+    #: the runtime's initializer (codegen/backends/python_runtime.py: fan_in_bound), or a constant.
+    init: float | str
 
 
 @dataclass
@@ -67,8 +65,8 @@ class Wrapper:
     class_name: str
     summary: str
     path: str
-    forward: Function
-    backward: Function
+    forward: Kernel
+    backward: Kernel
     arguments: list[Argument]  # inputs, parameters and hyperparameters, in the forward kernel's order
     roles: dict  # argument name → input, parameter or hyperparameter
     output: str  # the forward value a wrapper returns
@@ -86,7 +84,7 @@ class Wrapper:
     equations: list[str] = field(default_factory=list)
     #: The backward function without the gradients of the inputs, for when no input needs one (the first
     #: layer of a network: no DX); None where that would leave nothing or change nothing.
-    backward_without_inputs: Function | None = None
+    backward_without_inputs: Kernel | None = None
     family: str = ""  # the spec/ sub-package, i.e. the kernel module under generated/<backend>/
 
     @property
@@ -98,7 +96,7 @@ class Wrapper:
     @property
     def random_parameters(self) -> list[str]:
         """Parameters drawn at random when initialized (the others are constants)."""
-        return [p.name for p in self.parameters if p.init[0] == "uniform_fan_in"]
+        return [p.name for p in self.parameters if p.init == "fan_in"]
 
     @property
     def names(self) -> list[str]:
@@ -190,7 +188,7 @@ def _where(arguments: list[Argument], dim: str) -> str:
     return "the number of " + ", ".join(f"{axis} of {' and '.join(names)}" for axis, names in places.items())
 
 
-def wrapper(forward: Function, backward: Function) -> Wrapper:
+def wrapper(forward: Kernel, backward: Kernel) -> Wrapper:
     roles = forward.roles
     hyper_needed = [a.name for a in backward.arguments if backward.roles[a.name] == "hyperparameter"]
     arguments = list(forward.arguments) + [a for a in backward.arguments if a.name in hyper_needed
@@ -206,9 +204,7 @@ def wrapper(forward: Function, backward: Function) -> Wrapper:
     checks = [Check(a.name, _shape(a)) for a in (*parameters, *inputs)]
     module_parameters = []
     for a in parameters:
-        value = forward.init[a.name]
-        init = ("uniform_fan_in", None) if value == "fan_in" else ("constant", value)
-        module_parameters.append(Parameter(a.name, _shape(a), init))
+        module_parameters.append(Parameter(a.name, _shape(a), forward.init[a.name]))
     in_parameters = {d for p in module_parameters for d in p.shape if isinstance(d, str)}
     dims: list[str] = []
     for a in (*inputs, *parameters):
@@ -230,9 +226,9 @@ def wrapper(forward: Function, backward: Function) -> Wrapper:
     )
 
 
-def wrappers(functions: list[Function]) -> list[Wrapper]:
+def wrappers(functions: list[Kernel]) -> list[Wrapper]:
     """Every layer, function and loss among ``functions`` (a spec's forward precedes its backward)."""
-    by_spec: dict[str, list[Function]] = {}
+    by_spec: dict[str, list[Kernel]] = {}
     for f in functions:
         if f.kind != "update":
             by_spec.setdefault(f.spec, []).append(f)
@@ -247,33 +243,20 @@ def wrappers(functions: list[Function]) -> list[Wrapper]:
     return out
 
 
-def render_wrappers(backend: str, templates: dict[str, str]):
-    """A :class:`~codegen.backends.Backend` ``extra`` hook: render ``templates`` (template → file name) with
-    the wrappers of every family, and the families' functions for the package ``__init__``."""
-
-    def render(env, families) -> dict[str, str]:
-        from codegen.backends import all_backends
-        this = all_backends()[backend]
-        found = []
-        for family in families:
-            # Kernels with a sparse (CSR) argument have no framework wrapper: autograd would need a gradient
-            # with W's layout, and the kernels return DW as the 1 × nnz values on W's pattern.
-            dense = [context["function"] for context in family["functions"]
-                     if all(a.storage == "dense" for a in context["function"].arguments)]
-            for w in wrappers(dense):
-                w.family = family["name"]
-                found.append(w)
-        names = [w.class_name for w in found]
-        clash = sorted({n for n in names if names.count(n) > 1})
-        if clash:
-            raise SpecError(f"specs {', '.join(w.spec for w in found if w.class_name in clash)} give the same "
-                            f"class name {', '.join(clash)}; rename one, or add a word to WORDS in codegen/wrappers.py")
-        out = {}
-        for template, filename in templates.items():
-            out[filename] = env.get_template(template).render(
-                backend=this.title, families=families, wrappers=found, sources="spec/",
-                template=f"templates/{template}",
-            )
-        return out
-
-    return render
+def framework_wrappers(families) -> list[Wrapper]:
+    """The wrappers of every printed family (:class:`~codegen.backends.interface.PrintedFamily`), each
+    knowing its family; one SpecError when two specs would give the same class name."""
+    found = []
+    for family in families:
+        # Kernels with a sparse (CSR) argument have no framework wrapper: autograd would need a gradient
+        # with W's layout, and the kernels return DW as the 1 × nnz values on W's pattern.
+        dense = [k.kernel for k in family.kernels if all(a.storage == "dense" for a in k.kernel.arguments)]
+        for w in wrappers(dense):
+            w.family = family.name
+            found.append(w)
+    names = [w.class_name for w in found]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise SpecError(f"specs {', '.join(w.spec for w in found if w.class_name in clash)} give the same "
+                        f"class name {', '.join(clash)}; rename one, or add a word to WORDS in codegen/wrappers.py")
+    return found

@@ -37,6 +37,26 @@ def differences(files: dict[str, str], root: Path, backends: list[str] | None = 
     return out
 
 
+def unified_diff(files: dict[str, str], root: Path, backends: list[str] | None = None) -> str:
+    """The unified diff that would bring ``root`` to ``files`` (what :func:`differences` lists, line by line):
+    ``a/`` is what is on disk, ``b/`` what was rendered; a missing file is diffed against nothing, an extra one
+    against its removal."""
+    import difflib
+
+    def lines(path: Path) -> list[str]:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True) if path.is_file() else []
+
+    out = []
+    extra = [rel for rel in sorted(owned_files(root) - set(files))
+             if backends is None or rel.split("/", 1)[0] in backends]
+    for rel in sorted(set(files) | set(extra)):
+        old, new = lines(root / rel), files[rel].splitlines(keepends=True) if rel in files else []
+        if old != new:
+            out.extend(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                       for line in difflib.unified_diff(old, new, f"a/{root.name}/{rel}", f"b/{root.name}/{rel}"))
+    return "".join(out)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder and rename it over the target: never half a file, and
     the permissions of an ordinary file (batchform.atomic)."""

@@ -2,7 +2,8 @@
 inputs drawn from each spec's ``sample`` ranges and ``constraints`` at shapes hypothesis picks, and the
 reference results of the NumPy backend.
 
-Nothing here lists specs by hand: they come from ``codegen.loader.load_all()`` and ``codegen.lower.lower()``.
+Nothing here lists specs by hand: they come from ``codegen.loader.load_all()`` and ``codegen.lower.lower()``
+(after ``codegen.passes.optimize()``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import generated.numpy as gnp
 from codegen.backends import all_backends
 from codegen.loader import load_all
 from codegen.lower import lower, variants
-from codegen.wrappers import wrapper, wrappers
+from codegen.passes import optimize
+from codegen.wrappers import wrappers
 
 SPECS = {s.name: s for s in load_all()}
-FUNCTIONS = {name: lower(s) for name, s in SPECS.items()}
+FUNCTIONS = {name: lower(optimize(s)) for name, s in SPECS.items()}
 
 
 def supported(backend: str, kinds=("layer", "function", "loss", "update")) -> list[str]:
@@ -108,7 +110,7 @@ def seed_like(value, seed: int) -> np.ndarray:
 # --- calling generated functions by argument name --------------------------------------------------------
 
 def call(module, function, values: dict) -> dict:
-    """Call ``function`` (a codegen.lower.Function) from ``module`` with values by name; results by name."""
+    """Call ``function`` (a codegen.lower.Kernel) from ``module`` with values by name; results by name."""
     fn = getattr(module, function.name)
     result = fn(**{a.name: values[a.name] for a in function.arguments})
     names = [function.aliases.get(r, r) for r in function.returns]
@@ -170,12 +172,12 @@ def signature(module, name: str) -> list[str]:
 def print_and_run(printer, namespace: dict, nodes: dict, arguments: list[str], shapes: dict):
     """Print a function of ``arguments`` computing ``nodes`` (result name → IR node) with ``printer``; return
     its body lines and the function, defined in ``namespace``."""
-    from codegen.lower import Argument, Function, _bind_dims
+    from codegen.lower import Argument, Kernel, _bind_dims
 
     args = [Argument(a, shapes.get(a)) for a in arguments]
-    f = Function(name="f", summary="", equations=[], spec="test", path="", arguments=args,
-                 statements=list(nodes.items()), returns=list(nodes), return_shapes=[n.shape for n in nodes.values()],
-                 dims=_bind_dims(args, list(nodes.values())))
+    f = Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=args,
+               statements=list(nodes.items()), returns=list(nodes), return_shapes=[n.shape for n in nodes.values()],
+               dims=_bind_dims(args, list(nodes.values())))
     body = printer(f).body()
     exec("def f({}):\n    {}".format(", ".join(arguments), "\n    ".join(body)), namespace)  # noqa: S102
     return body, namespace["f"]

@@ -1,9 +1,18 @@
+import os
 import sys
 
 import pytest
 
+# TensorFlow (imported once per session by whichever test needs it first): no start-up logs, deterministic
+# kernels (no oneDNN reordering), and one thread each for its op pools, so that it never oversubscribes the
+# machine's cores beside the other tests' processes. Set before any import of tensorflow or keras.
+for _key, _value in {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTRAOP_THREADS": "1",
+                     "TF_NUM_INTEROP_THREADS": "1", "KERAS_BACKEND": "tensorflow"}.items():
+    os.environ.setdefault(_key, _value)
+
 from codegen.loader import load_all
 from codegen.lower import lower
+from codegen.passes import optimize
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +23,7 @@ def loaded_specs():
 @pytest.fixture(scope="session")
 def lowered(loaded_specs):
     """spec name → its generated functions, in order (forward first)."""
-    return {name: lower(s) for name, s in loaded_specs.items()}
+    return {name: lower(optimize(s)) for name, s in loaded_specs.items()}
 
 
 @pytest.fixture(autouse=True)

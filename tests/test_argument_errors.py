@@ -9,6 +9,7 @@ import torch
 
 import generated.cpp as bfc
 import generated.jax.custom_vjp as bj
+import generated.tensorflow.functional as btf
 import generated.torch as bt
 import generated.torch.functional as F
 
@@ -21,11 +22,18 @@ def _torch(*arrays):
     return [torch.from_numpy(a) for a in arrays]
 
 
+def _tensorflow(*arrays):
+    import tensorflow as tf
+
+    return [tf.constant(a) for a in arrays]
+
+
 @pytest.mark.parametrize("call", [
     lambda X, W, b: F.linear(X, W, b),
     lambda X, W, b: bj.linear(X, W, b),
     lambda X, W, b: bfc.linear_forward(X, W, b),
-], ids=["torch", "jax", "cpp"])
+    lambda X, W, b: btf.linear(*_tensorflow(X, W, b)),
+], ids=["torch", "jax", "cpp", "tensorflow"])
 def test_the_argument_at_fault_is_named(call):
     wrap = _torch if call.__code__.co_names[0] == "F" else (lambda *a: a)
     cases = [

@@ -60,6 +60,9 @@ def test_quick_bench_writes_report(tmp_path):
         "nerva-torch",
         "nerva-jax",
         "nerva-numpy",
+        "batchform-tensorflow",
+        "tf-gradient-tape",
+        "nerva-tensorflow",
         "torch-BatchNorm1d",
     ):
         assert f"| {competitor} |" in md or f"| **{competitor}** |" in md
@@ -74,7 +77,7 @@ def test_quick_bench_writes_report(tmp_path):
             assert 0 < t["p25"] <= t["ms"] <= t["p75"] < 60_000, (key, name, t)
     assert all(g > 0 for key in ("gemm torch", "gemm numpy") for g in results["cases"][key]["gflops"].values())
     dense = [v for k, v in results["cases"].items() if k.startswith("dense ")]
-    assert len(dense) == 3  # one process per thread runtime: torch (+ C++), jax, numpy
+    assert len(dense) == 4  # one process per thread runtime: torch (+ C++), jax, numpy, tensorflow
     assert all(d["flops"] == 6 * 8 * (64 * 32 + 32 * 16 + 16 * 10) for d in dense)
     for key in ("memory torch-autograd", "memory cpp-sparse 0.1"):
         assert 0 < results["cases"][key]["peak_mb"] < 4096

@@ -8,17 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from spec_inputs import call, leaf_values
 
 import generated.numpy as gnp
 from codegen.loader import load_all
-from codegen.render import families
-from spec_inputs import call, leaf_values
+from codegen.lower import lower_all
+from codegen.passes import optimize_all
 
 LOADED = {s.name: s for s in load_all()}
-FUNCTIONS = [f for family in families(list(LOADED.values())) for f in family.functions]
+FUNCTIONS = [f for family in lower_all(optimize_all(list(LOADED.values()))) for f in family.functions]
 BY_NAME = {f.name: f for f in FUNCTIONS}
 FUSED = [f for f in FUNCTIONS if f.kind == "update" and f.spec in LOADED and LOADED[f.spec].spec.kind == "layer"]
-BACKENDS = ["numpy", "torch", "jax", "cpp"]
+BACKENDS = ["numpy", "torch", "jax", "tensorflow", "cpp"]
 
 
 def _unfused(fused):
@@ -65,6 +66,10 @@ def _convert(backend, value):
         import jax.numpy as jnp
 
         return jnp.asarray(value)
+    if backend == "tensorflow" and isinstance(value, np.ndarray):
+        import tensorflow as tf
+
+        return tf.constant(value)
     return value.copy() if isinstance(value, np.ndarray) else value
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from codegen import writer
+from codegen.backends import all_backends
 from codegen.errors import SpecError
 from codegen.loader import REPO
 
 GENERATED = REPO / "generated"
-BACKENDS = ("numpy", "torch", "jax", "cpp")
+BACKENDS = tuple(all_backends())
 
 
 def _tree(tmp_path: Path) -> Path:

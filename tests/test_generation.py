@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import codegen.loader
 from batchform.cli import main
 from codegen.backends import all_backends
 from codegen.loader import check, load_all
-from codegen.render import render_all
+from codegen.pipeline import render_files
 from codegen.writer import differences, owned_files
 from spec.dsl import Equation, dims, matrix
 
@@ -21,7 +21,7 @@ GENERATED = REPO / "generated"
 
 @pytest.fixture(scope="module")
 def rendered():
-    return render_all(load_all(), all_backends())
+    return render_files(load_all(), all_backends())
 
 
 def test_committed_generated_code_is_not_stale(rendered):
@@ -35,7 +35,7 @@ def test_the_set_of_files_is_exactly_what_generation_makes(rendered):
 
 
 def test_rendering_is_deterministic(rendered):
-    assert render_all(load_all(), all_backends()) == rendered
+    assert render_files(load_all(), all_backends()) == rendered
 
 
 def test_check_command_reports_a_stale_tree(tmp_path, capsys):
@@ -67,7 +67,12 @@ def test_a_failing_render_leaves_old_files_intact(tmp_path, monkeypatch):
             raise RuntimeError("formatter crashed")
         return text
 
-    monkeypatch.setattr("codegen.backends.all_backends", lambda: {"numpy": replace(backend, formatter=failing)})
+    class FailingFormatter(type(backend)):
+        def format(self, text, filename):
+            return failing(text, filename)
+
+    broken = FailingFormatter(**{f.name: getattr(backend, f.name) for f in fields(backend)})
+    monkeypatch.setattr("codegen.backends.all_backends", lambda: {"numpy": broken})
     with pytest.raises(RuntimeError):
         main(args)
     assert (tmp_path / "numpy" / "layers.py").read_text() == "old content\n"

@@ -18,18 +18,20 @@ from sympy.codegen.cfunctions import expm1, log1p
 
 from batchform import cli
 from codegen import ir
+from codegen.backends.jax.printer import JaxPrinter
+from codegen.backends.numpy.printer import NumPyPrinter, NumPyScalarPrinter
+from codegen.backends.tensorflow.printer import TensorFlowPrinter
+from codegen.backends.torch.printer import TorchPrinter
 from codegen.errors import SpecError
 from codegen.loader import load_all
-from codegen.lower import Argument, Function, lower
-from codegen.printers.jax import JaxPrinter
-from codegen.printers.numpy import NumPyPrinter, NumPyScalarPrinter
-from codegen.printers.scalar import PrinterBug, hoist_common, idioms
-from codegen.printers.torch import TorchPrinter
-from codegen.render import families, kernels, render_all
+from codegen.lower import Argument, Kernel, by_spec, lower, lower_all
+from codegen.passes import idioms, optimize, optimize_all
+from codegen.pipeline import render_files
+from codegen.printers.scalar import PrinterBug, hoist_common
 
 EXTRA = Path(__file__).parent / "extra_specs"
 REPO = Path(__file__).resolve().parent.parent
-PRINTERS = {"numpy": NumPyPrinter, "torch": TorchPrinter, "jax": JaxPrinter}
+PRINTERS = {"numpy": NumPyPrinter, "torch": TorchPrinter, "jax": JaxPrinter, "tensorflow": TensorFlowPrinter}
 
 
 def _generate(*args: str) -> int:
@@ -40,7 +42,7 @@ def _generate(*args: str) -> int:
 def extra_tree(tmp_path_factory) -> Path:
     """The extra specs proved and generated (after the pre-write run of every Python kernel)."""
     out = tmp_path_factory.mktemp("extra") / "extra_generated"
-    assert _generate("--specs", str(EXTRA), "--out", str(out), "--backend", "numpy,torch,jax") == 0
+    assert _generate("--specs", str(EXTRA), "--out", str(out), "--backend", ",".join(PRINTERS)) == 0
     return out
 
 
@@ -53,7 +55,7 @@ def test_extra_specs_generate_and_import_on_their_own(extra_tree):
 import sys
 sys.path = [{str(extra_tree.parent)!r}] + [p for p in sys.path if p not in ('', {str(Path.cwd())!r})]
 import numpy as np
-import extra_generated.numpy as bf, extra_generated.torch, extra_generated.jax
+import extra_generated.numpy as bf, extra_generated.torch, extra_generated.jax, extra_generated.tensorflow
 assert 'generated' not in sys.modules
 rng = np.random.default_rng(0)
 X, W, b, DY = rng.normal(size=(3, 4)), rng.normal(size=(2, 4)), rng.normal(size=(1, 2)), rng.normal(size=(3, 2))
@@ -80,7 +82,7 @@ def test_every_extra_kernel_was_run(extra_tree):
     specs = load_all(spec_dirs=[EXTRA])
     assert {"swish_layer", "gelu_layer", "medley", "elu_dropout_layer", "gated_linear", "residual_tanh"} \
         <= {s.name for s in specs}
-    functions = [f for fs in kernels(families(specs)).values() for f in fs]
+    functions = [f for fs in by_spec(lower_all(optimize_all(specs))).values() for f in fs]
     for backend in PRINTERS:
         storages = all_backends()[backend].storages
         names = {f.name for f in functions if all(a.storage in storages for a in f.arguments)}
@@ -98,9 +100,9 @@ def test_an_injected_printer_bug_is_caught_and_nothing_is_written(extra_tree, tm
         from codegen.backends import all_backends
         from codegen.execute import check_files
 
-        groups = families(specs)
+        groups = lower_all(optimize_all(specs))
         backends = {"numpy": all_backends()["numpy"]}
-        check_files(render_all(specs, backends, groups), specs, kernels(groups), ["numpy"])
+        check_files(render_files(specs, backends, groups), specs, by_spec(groups), ["numpy"])
     message = str(error.value)
     import re
 
@@ -154,7 +156,7 @@ def test_cse_keeps_every_replacement():
 
 def test_swish_backward_computes_sigma_once_in_every_backend():
     loaded = next(s for s in load_all(spec_dirs=[EXTRA]) if s.name == "swish_layer")
-    backward = lower(loaded)[1]
+    backward = lower(optimize(loaded))[1]
     temporaries = [t for t, _ in backward.statements if t.startswith("t")]
     assert len(temporaries) == 1  # σ(βZ), shared by DZ and Dbeta
     for name, printer in PRINTERS.items():
@@ -163,15 +165,15 @@ def test_swish_backward_computes_sigma_once_in_every_backend():
         assert body.count("sigmoid(") + body.count("np.tanh(") == 1, (name, body)
 
 
-def _function(statements, arguments) -> Function:
-    return Function(name="f", summary="", equations=[], spec="test", path="", arguments=arguments,
-                    statements=statements, returns=[statements[-1][0]],
-                    return_shapes=[statements[-1][1].shape])
+def _function(statements, arguments) -> Kernel:
+    return Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=arguments,
+                  statements=statements, returns=[statements[-1][0]],
+                  return_shapes=[statements[-1][1].shape])
 
 
 @pytest.mark.parametrize("backend", [*PRINTERS, "cpp"])
 def test_printers_refuse_to_emit_an_unbound_name(backend):
-    from codegen.printers.cpp import CppPrinter
+    from codegen.backends.cpp.printer import CppPrinter
 
     printer = {**PRINTERS, "cpp": CppPrinter}[backend]
     shape = (sympy.Integer(2), sympy.Integer(3))
@@ -187,14 +189,12 @@ def test_printers_refuse_to_emit_an_unbound_name(backend):
 
 def test_render_reports_a_printer_bug_naming_spec_and_backend(monkeypatch):
     specs = [s for s in load_all(spec_dirs=[EXTRA]) if s.name == "swish"]
-    monkeypatch.setattr("codegen.printers.scalar.hoist_common", lambda expr, hoist: expr.xreplace(
-        {ir.placeholder(0): sympy.Symbol("__cse0", real=True)}))
-    monkeypatch.setattr("codegen.printers.python.hoist_common", lambda expr, hoist: expr.xreplace(
+    monkeypatch.setattr("codegen.printers.core.hoist_common", lambda expr, hoist: expr.xreplace(
         {ir.placeholder(0): sympy.Symbol("__cse0", real=True)}))
     from codegen.backends import all_backends
 
     with pytest.raises(SpecError, match=r"spec 'swish'.*printer bug in the NumPy backend.*__cse0"):
-        render_all(specs, {"numpy": all_backends()["numpy"]})
+        render_files(specs, {"numpy": all_backends()["numpy"]})
 
 
 # --- the scalar function tables ---------------------------------------------------------------------------
@@ -232,6 +232,10 @@ def _modules(backend):
         import torch
 
         return {"torch": torch, "math": math}
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return {"tf": tf, "math": math}
     import jax
     import jax.numpy as jnp
     import jax.scipy.special
@@ -250,6 +254,14 @@ def _run(backend, body: list[str], argument):
         import jax.numpy as jnp
 
         return np.asarray(namespace["f"](jnp.asarray(argument), float(argument[0])))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # traced with unknown sizes, as Keras traces a layer: the graph's dtype rules are the strict ones; a
+        # hyperparameter stays a Python number, as the kernels and wrappers take it
+        traced = tf.function(lambda A: namespace["f"](A, float(argument[0])),
+                             input_signature=[tf.TensorSpec([None, None], tf.float64)])
+        return np.asarray(traced(tf.constant(argument.reshape(1, -1))))
     return np.asarray(namespace["f"](argument, float(argument[0])))
 
 
@@ -268,9 +280,9 @@ def test_every_scalar_function_prints_and_computes_in_every_backend(backend, cas
     # A function of a hyperparameter alone (a plain float), times the array.
     on_scalar = ir.elementwise(expr.xreplace({x: sympy.Symbol("alpha", real=True)}) * ir.placeholder(0),
                                (ir.Var("A", shape),), shape)
-    function = Function(name="f", summary="", equations=[], spec="test", path="", arguments=[A, alpha],
-                        statements=[("Y", on_array), ("S", on_scalar)], returns=["Y", "S"],
-                        return_shapes=[shape, shape])
+    function = Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=[A, alpha],
+                      statements=[("Y", on_array), ("S", on_scalar)], returns=["Y", "S"],
+                      return_shapes=[shape, shape])
     body = PRINTERS[backend](function).body()
     body[-1] = "return Y, S"
     tolerance = 1e-12
@@ -303,10 +315,10 @@ def test_mpmath_agrees_with_the_reference_values():
 def test_unknown_functions_name_the_function_and_the_backend():
     shape = (sympy.Integer(1), sympy.Integer(3))
     node = ir.elementwise(sympy.gamma(ir.placeholder(0)), (ir.Var("A", shape),), shape)
-    from codegen.printers.cpp import CppPrinter
+    from codegen.backends.cpp.printer import CppPrinter
 
     for printer, title in ((NumPyPrinter, "NumPy"), (TorchPrinter, "PyTorch"), (JaxPrinter, "JAX"),
-                           (CppPrinter, "C\\+\\+")):
+                           (TensorFlowPrinter, "TensorFlow"), (CppPrinter, "C\\+\\+")):
         with pytest.raises(NotImplementedError, match=f"the {title} backend has no spelling for the function gamma"):
             printer(_function([("Y", node)], [Argument("A", shape)])).body()
 
@@ -316,7 +328,7 @@ def test_unknown_functions_name_the_function_and_the_backend():
 def _cpp_scalar_table() -> tuple[list[str], list[str]]:
     """Every case of SCALARS printed by the C++ printer on an array and on a scalar argument, as functions,
     and the lines of main() that compare them with SymPy's values."""
-    from codegen.printers.cpp import CppPrinter
+    from codegen.backends.cpp.printer import CppPrinter
 
     preamble, checks = [], []
     for i, (case, (expr, (lo, hi))) in enumerate(SCALARS.items()):
@@ -327,10 +339,10 @@ def _cpp_scalar_table() -> tuple[list[str], list[str]]:
         on_array = ir.elementwise(expr.xreplace({x: ir.placeholder(0)}), (ir.Var("A", shape),), shape)
         on_scalar = ir.elementwise(expr.xreplace({x: sympy.Symbol("alpha", real=True)}) * ir.placeholder(0),
                                    (ir.Var("A", shape),), shape)
-        function = Function(name=f"scalar_{i}", summary="", equations=[], spec="test", path="",
-                            arguments=[Argument("A", shape), Argument("alpha", None)],
-                            statements=[("Y", on_array), ("V", on_scalar)], returns=["Y", "V"],
-                            return_shapes=[shape, shape])
+        function = Kernel(name=f"scalar_{i}", summary="", equations=[], spec="test", path="",
+                          arguments=[Argument("A", shape), Argument("alpha", None)],
+                          statements=[("Y", on_array), ("V", on_scalar)], returns=["Y", "V"],
+                          return_shapes=[shape, shape])
         body = "\n    ".join(CppPrinter(function).body())
         preamble.append(f"template <class S>\nstd::tuple<Matrix<S>, Matrix<S>> scalar_{i}(const ConstMatrixRef<S>& A, "
                         f"S alpha) {{\n    {body}\n}}")
@@ -361,15 +373,15 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
     compiler = shutil.which("g++") or shutil.which("c++")
     assert compiler, "a C++ compiler is part of the project's requirements"
     specs = load_all(spec_dirs=[EXTRA])
-    groups = families(specs)
-    files = render_all(specs, {"cpp": all_backends()["cpp"]}, groups)
+    groups = lower_all(optimize_all(specs))
+    files = render_files(specs, {"cpp": all_backends()["cpp"]}, groups)
     headers = []
     for rel, text in files.items():
         if rel.endswith(".hpp"):
             (tmp_path / Path(rel).name).write_text(text)
             headers.append(Path(rel).name)
     preamble, checks = _cpp_scalar_table()
-    (tmp_path / "check.cpp").write_text(cpp_check_source(cases(specs, kernels(groups)), sorted(headers),
+    (tmp_path / "check.cpp").write_text(cpp_check_source(cases(specs, by_spec(groups)), sorted(headers),
                                                          preamble, checks))
     repo = Path(__file__).resolve().parent.parent
     eigen = Path(sysconfig.get_paths()["purelib"]) / "cmeel.prefix" / "include" / "eigen3"
@@ -389,13 +401,13 @@ def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_pa
 
     repo = Path(__file__).resolve().parent.parent
     specs = load_all()
-    check_built(repo, "generated", specs, kernels(families(specs)), ["cpp"])
+    check_built(repo, "generated", specs, by_spec(lower_all(optimize_all(specs))), ["cpp"])
 
     spelling = NumPyScalarPrinter.functions["tanh"]
     monkeypatch.setitem(NumPyScalarPrinter.functions, "tanh", type(spelling)("np.sinh({0})"))
     extra = load_all(spec_dirs=[EXTRA])
-    groups = families(extra)
-    for rel, text in render_all(extra, {"numpy": all_backends()["numpy"]}, groups).items():
+    groups = lower_all(optimize_all(extra))
+    for rel, text in render_files(extra, {"numpy": all_backends()["numpy"]}, groups).items():
         if rel.startswith("numpy/") or "/" not in rel:
             path = tmp_path / "standin" / ("cpp/" + rel.split("/", 1)[1] if "/" in rel else rel)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -403,7 +415,7 @@ def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_pa
     expected = (r"printer bug: cpp backend, function mish \(spec 'mish', tests/extra_specs/activations/mish.py\), "
                 r"at N=2, K=4, equation Y = mish\(X\)")
     with pytest.raises(KernelCheckError, match=expected):
-        check_built(tmp_path, "standin", extra, kernels(groups), ["cpp"])
+        check_built(tmp_path, "standin", extra, by_spec(groups), ["cpp"])
 
 
 def test_spec_folders_are_checked(tmp_path):
@@ -448,4 +460,4 @@ def test_a_name_the_generated_code_uses_is_refused_before_printing(tmp_path, nam
     (family / "clash.py").write_text(_SCALED.format(w=name))
     specs = load_all(spec_dirs=[tmp_path])
     with pytest.raises(SpecError, match=rf"the name '{name}' .* in the {re.escape(backend)} backend; rename it"):
-        render_all(specs, all_backends())
+        render_files(specs, all_backends())

@@ -15,6 +15,7 @@ BACKENDS = {
     "numpy": lambda: (__import__("generated.numpy", fromlist=["x"]), np.asarray),
     "torch": lambda: (__import__("generated.torch", fromlist=["x"]), __import__("torch").from_numpy),
     "jax": lambda: (__import__("generated.jax", fromlist=["x"]), __import__("jax.numpy", fromlist=["x"]).asarray),
+    "tensorflow": lambda: (__import__("generated.tensorflow", fromlist=["x"]), __import__("tensorflow").constant),
 }
 
 

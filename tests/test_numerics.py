@@ -14,12 +14,13 @@ T = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
 EXPECTED = float(-torch.xlogy(torch.from_numpy(T), torch.from_numpy(Y)).sum())
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "cpp"])
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow", "cpp"])
 def test_cross_entropy_of_a_zero_probability_in_a_non_target_class_is_finite(backend):
     import importlib
 
     module = importlib.import_module(f"generated.{backend}")
-    convert = {"torch": torch.from_numpy, "jax": __import__("jax.numpy", fromlist=["x"]).asarray}.get(backend, np.asarray)
+    convert = {"torch": torch.from_numpy, "jax": __import__("jax.numpy", fromlist=["x"]).asarray,
+               "tensorflow": lambda a: __import__("tensorflow").constant(a)}.get(backend, np.asarray)
     value = float(module.cross_entropy_loss(convert(Y), convert(T)))
     rel = 1e-6 if backend == "jax" else 1e-12  # JAX computes in float32 unless x64 is on
     assert np.isfinite(value) and value == pytest.approx(EXPECTED, rel=rel)

@@ -9,20 +9,18 @@ import sympy
 from sympy import Piecewise
 
 from codegen import proof as proof_module
-from codegen.loader import check
+from codegen.loader import LoadedSpec, check
 from codegen.proof import prove_all, prove_spec
 from spec.dsl import Equation, Spec, apply, dims, hadamard, matrix, x
 
 
-def _break(loaded, equation: str, expr) -> "LoadedSpec":
+def _break(loaded, equation: str, expr) -> LoadedSpec:
     s = loaded.spec
     backward = tuple(Equation(e.name, expr if e.name == equation else e.expr) for e in s.backward)
     return check(replace(s, backward=backward), loaded.family, loaded.path)
 
 
 def _broken_cases(specs):
-    from spec.dsl import ones
-    from spec.softmax import softmax
     linear, bn, sm, relu, sig, se = (specs[n] for n in ("linear", "batch_norm_eps", "softmax_layer", "relu_layer",
                                                         "sigmoid_layer", "squared_error_loss"))
     N, D, K = dims("N D K")

@@ -13,8 +13,9 @@ import numpy as np
 from codegen.backends import all_backends
 from codegen.loader import load_all
 from codegen.lower import lower
+from codegen.passes import optimize
+from codegen.pipeline import render_files
 from codegen.proof import prove_spec
-from codegen.render import families, render_backend
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -44,13 +45,13 @@ def test_readme_example_is_proved_generated_and_correct(tmp_path):
     for loaded in specs:
         proof = prove_spec(loaded)
         assert proof.ok, proof.failures()
-    files = render_backend(all_backends()["numpy"], families(specs))
+    files = render_files(specs, {"numpy": all_backends()["numpy"]})
     source = files[f"numpy/{family}.py"]
     generated = types.ModuleType("readme_generated")
     generated.__package__ = "generated.numpy"  # its sparse kernels import the package's CSR check
     exec(compile(source, "readme_generated", "exec"), generated.__dict__)
     name = specs[0].name
-    forward, backward = lower(specs[0])
+    forward, backward = lower(optimize(specs[0]))
     X = np.random.default_rng(0).uniform(-2, 2, (4, 3))
     Y = getattr(generated, forward.name)(X)
     DX = getattr(generated, backward.name)(X, np.ones_like(X))

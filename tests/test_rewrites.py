@@ -9,9 +9,9 @@ import pytest
 
 from codegen.freeze import freeze
 from codegen.ir import Var, walk
-from codegen.lower import Argument, Function, _bind_dims
-from codegen.passes import eliminate_common_subexpressions, fuse, rewrite
-from codegen.printers.numpy import NumPyPrinter
+from codegen.lower import Argument, Kernel, _bind_dims
+from codegen.passes import eliminate_common_subexpressions, fuse, rewrite, stable_forms
+from codegen.backends.numpy.printer import NumPyPrinter
 from spec.dsl import (column_repeat, columns_sum, diag, dims, elements_sum, exp, hadamard, identity, log, matrix,
                       ones, reciprocal, row_repeat, rows_max, rows_sum, sigmoid)
 
@@ -21,10 +21,10 @@ A, B, Z, DY = matrix("A", N, K), matrix("B", N, K), matrix("Z", N, K), matrix("D
 
 
 def printed(expr) -> str:
-    node = fuse(rewrite(freeze(expr)))
+    node = stable_forms(fuse(rewrite(freeze(expr))))  # the passes, as codegen.passes.optimize runs them
     arguments = [Argument(v.name, v.shape) for v in {n for n in walk(node) if isinstance(n, Var)}]
-    f = Function("f", "", [], "", "", arguments, [("Y", node)], ["Y"], [node.shape],
-                 dims=_bind_dims(arguments, [node]))
+    f = Kernel("f", "", [], "", "", arguments, [("Y", node)], ["Y"], [node.shape],
+               dims=_bind_dims(arguments, [node]))
     lines = NumPyPrinter(f).body()
     return "\n".join(line for line in lines[len(f.dims):-1])  # without the dimension bindings and return
 
@@ -72,3 +72,11 @@ def test_no_quadratic_temporaries(path):
     for forbidden in ("np.eye", "np.ones", "np.diagonal", "np.diagflat", "np.full"):
         assert forbidden not in text, f"{path.name} uses {forbidden}"
     assert not re.search(r"@ [A-Za-z_]+\.T\)\.sum|np\.diag\(", text)
+
+
+def test_the_stable_forms_are_a_pass_and_no_printer_applies_them():
+    """σ is recognized once, by the passes: a printer given the raw form prints it as written."""
+    raw = fuse(rewrite(freeze(sigmoid(Z))))
+    f = Kernel("f", "", [], "", "", [Argument("Z", tuple(Z.shape))], [("Y", raw)], ["Y"], [raw.shape])
+    assert "np.exp" in NumPyPrinter(f).body()[-2]
+    assert "np.tanh" in printed(sigmoid(Z))

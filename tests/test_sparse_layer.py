@@ -76,6 +76,18 @@ def _backend(name: str):
             return sparse.BCOO((jnp.asarray(S.data), jnp.asarray(np.stack([rows, S.indices], 1))), shape=S.shape)
 
         return gjax, to_bcoo, jnp.asarray
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        import generated.tensorflow as gtf
+
+        def to_sparse_tensor(W):
+            S = scipy.sparse.csr_matrix(W)
+            rows = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))  # row-major: CSR order
+            return tf.sparse.SparseTensor(np.stack([rows, S.indices], 1).astype(np.int64), tf.constant(S.data),
+                                          S.shape)
+
+        return gtf, to_sparse_tensor, tf.constant
     import generated.cpp as gcpp
 
     def to_csr(W):
@@ -87,7 +99,7 @@ def _backend(name: str):
 
 CASES = [(name, backend, dtype) for name in SPARSE for backend, dtype in
          (("numpy", np.float64), ("cpp", np.float64), ("cpp", np.float32), ("torch", np.float64),
-          ("torch", np.float32), ("jax", np.float32))]
+          ("torch", np.float32), ("jax", np.float32), ("tensorflow", np.float64), ("tensorflow", np.float32))]
 
 
 @pytest.mark.parametrize("name,backend,dtype", CASES, ids=[f"{n}-{b}-{d.__name__}" for n, b, d in CASES])
@@ -133,7 +145,7 @@ def test_sparse_layer_matches_masked_dense_layer(name, backend, dtype):
     stored = to_array(np.array(pattern.data, dtype=dtype)[None, :])
     delta = to_array(np.zeros((1, pattern.nnz), dtype))
     result = module.momentum_update(stored, DW, delta, 0.1, 0.9)
-    stored = np.asarray(result[0] if backend == "jax" else stored)  # JAX updates return new arrays
+    stored = np.asarray(result[0] if backend in ("jax", "tensorflow") else stored)  # they return new arrays
     dense_W, dense_delta = values["W"].astype(np.float64), np.zeros(values["W"].shape)
     gnp.momentum_update(dense_W, dense_backward["DW"] * mask, dense_delta, 0.1, 0.9)
     updated = scipy.sparse.csr_matrix((stored[0], pattern.indices, pattern.indptr), shape=pattern.shape).toarray()
@@ -224,6 +236,26 @@ def test_cpp_csr_type_rejects_the_same_corruptions():
             gcpp.CSRMatrix(W.indptr.astype(np.int32), W.indices.astype(np.int64), W.data, W.shape)
 
 
+def _coordinate_sparse(backend: str):
+    """(kernels, (indices, shape) → the backend's coordinate-format sparse matrix, dense arrays, type error)
+    for the backends whose sparse weights are (row, column) coordinates in CSR order."""
+    if backend == "jax":
+        import jax.numpy as jnp
+        from jax.experimental import sparse
+
+        import generated.jax as gjax
+
+        return gjax, lambda i, shape: sparse.BCOO((jnp.ones(len(i)), jnp.asarray(i)), shape=shape), jnp.ones, \
+            "must be a jax.experimental.sparse.BCOO matrix"
+    import tensorflow as tf
+
+    import generated.tensorflow as gtf
+
+    return gtf, lambda i, shape: tf.sparse.SparseTensor(i, tf.ones(len(i)), shape), tf.ones, \
+        "must be a tf.sparse.SparseTensor"
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
 @pytest.mark.parametrize("indices, message", [
     ([[0, 0], [1, 10**9]], "column index 1000000000 is out of range"),
     ([[0, 0], [1, -1]], "column index -1 is out of range"),
@@ -232,19 +264,15 @@ def test_cpp_csr_type_rejects_the_same_corruptions():
     ([[0, 3], [0, 1]], "column indices of row 0 are not sorted and unique"),
     ([[1, 2], [1, 2]], "column indices of row 1 are not sorted and unique"),
 ])
-def test_jax_sparse_kernels_reject_a_corrupt_bcoo(indices, message):
-    """JAX clamps an out-of-range gather (a silently wrong result): the generated kernels check concrete
-    indices first."""
-    import jax.numpy as jnp
-    from jax.experimental import sparse
-
-    import generated.jax as gjax
-
-    W = sparse.BCOO((jnp.ones(2), jnp.asarray(indices)), shape=(2, 4))
-    X, b, DY = jnp.ones((3, 4)), jnp.zeros((1, 2)), jnp.ones((3, 2))
+def test_coordinate_sparse_kernels_reject_corrupt_indices(backend, indices, message):
+    """JAX clamps an out-of-range gather (a silently wrong result) and TensorFlow's sparse products read the
+    indices unchecked: the generated kernels check concrete indices first."""
+    module, sparse_matrix, ones, wrong_type = _coordinate_sparse(backend)
+    W = sparse_matrix(indices, (2, 4))
+    X, b, DY = ones((3, 4)), ones((1, 2)) * 0, ones((3, 2))
     with pytest.raises(ValueError, match=f"sparse_linear_forward: argument 'W': {message}"):
-        gjax.sparse_linear_forward(X, W, b)
+        module.sparse_linear_forward(X, W, b)
     with pytest.raises(ValueError, match=f"sparse_relu_layer_backward: argument 'W': {message}"):
-        gjax.sparse_relu_layer_backward(X, W, DY, DY)
-    with pytest.raises(TypeError, match="must be a jax.experimental.sparse.BCOO matrix"):
-        gjax.sparse_linear_forward(X, jnp.ones((2, 4)), b)
+        module.sparse_relu_layer_backward(X, W, DY, DY)
+    with pytest.raises(TypeError, match=wrong_type):
+        module.sparse_linear_forward(X, ones((2, 4)), b)

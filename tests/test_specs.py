@@ -10,7 +10,7 @@ import pytest
 
 from codegen.errors import SpecError
 from codegen.loader import check, load_all
-from spec.dsl import Spec, columns_sum, dims, hadamard, matrix, row_repeat, scalar
+from spec.dsl import Spec, columns_sum, dims, matrix, row_repeat, scalar
 
 PAPER = {
     "linear", "relu_layer", "leaky_relu_layer", "all_relu_layer", "sigmoid_layer", "hyperbolic_tangent_layer",

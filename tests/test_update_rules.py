@@ -16,7 +16,7 @@ from codegen.loader import load_all
 
 STEPS = 6
 ETA, MU = 0.07, 0.85
-BACKENDS = ("numpy", "torch", "jax", "cpp")
+BACKENDS = ("numpy", "torch", "jax", "tensorflow", "cpp")
 
 
 def _torch_trajectory(theta0, delta0, grads, options):
@@ -36,7 +36,8 @@ def _torch_trajectory(theta0, delta0, grads, options):
 def _step(backend: str, name: str, theta, grad, delta):
     module = importlib.import_module(f"generated.{backend}")
     f = getattr(module, f"{name}_update")
-    convert = {"torch": torch.tensor, "jax": lambda a: importlib.import_module("jax.numpy").asarray(a)}.get(
+    convert = {"torch": torch.tensor, "jax": lambda a: importlib.import_module("jax.numpy").asarray(a),
+               "tensorflow": lambda a: importlib.import_module("tensorflow").constant(a)}.get(
         backend, lambda a: np.array(a))
     args = [convert(theta), convert(grad)] + ([convert(delta)] if delta is not None else [])
     args += [ETA] + ([MU] if delta is not None else [])

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from batchform.atomic import write_atomic
-from batchform.training.backends import ArrayBackend
+from batchform.training.backends import ArrayAdapter
 from batchform.training.options import LayerOption, OptimizerOption, OptionError
 from batchform.training.schedules import initialize
 from batchform.training.sparse import HostCSR, random_pattern, sparse_form
+from codegen.backends.python_runtime import fan_in_bound
 from generated.manifest import SPECS, Kernel, SpecInfo
 
 
-def _call(backend: ArrayBackend, kernel: Kernel, values: dict) -> dict:
+def _call(backend: ArrayAdapter, kernel: Kernel, values: dict) -> dict:
     result = backend.kernel(kernel.name)(*[values[a] for a in kernel.arguments])
     if len(kernel.returns) == 1:
         result = (result,)
@@ -55,14 +56,14 @@ class Layer:
 class Network:
     """``feedforward`` → ``backpropagate`` → ``optimize``, as in the paper's Nerva libraries."""
 
-    def __init__(self, backend: ArrayBackend, layers: list[Layer], seed: int = 0):
+    def __init__(self, backend: ArrayAdapter, layers: list[Layer], seed: int = 0):
         self.backend = backend
         self.layers = layers
         self.rng = np.random.default_rng(seed + 1)  # dropout masks, drawn on the host for every backend
 
     # --- building --------------------------------------------------------------------------------
     @classmethod
-    def build(cls, backend: ArrayBackend, layers: list[LayerOption], sizes: list[int],
+    def build(cls, backend: ArrayAdapter, layers: list[LayerOption], sizes: list[int],
               optimizers: list[OptimizerOption], init: str | list[str], seed: int = 0,
               densities: list[float] | None = None) -> Network:
         """``init``: one initializer for every weighted layer, or a list with one per weighted layer;
@@ -103,7 +104,8 @@ class Network:
                     parameters[name] = np.full((1, 1), option.trainable_initial.get(name, start))
                 elif start == "fan_in":
                     rows, cols = (sizes_of[d] for d in shape)
-                    parameters[name] = rng.uniform(-1, 1, (rows, cols)) / np.sqrt(cols)
+                    bound = fan_in_bound(cols)  # the generated wrappers' initializer's bound, from one place
+                    parameters[name] = rng.uniform(-bound, bound, (rows, cols))
                 else:
                     parameters[name] = np.full(tuple(sizes_of[d] for d in shape), float(start))
             if not option.is_batch_norm:
@@ -229,7 +231,7 @@ class Network:
 
     def _clip(self, layer: Layer) -> None:
         W = layer.parameters["W"]
-        if self.backend.name != "jax":
+        if not self.backend.immutable:
             target = self.updated(W)
             target[abs(target) < self.clip] = 0  # in place: an array, a tensor or a CSR matrix's values
             return

@@ -3,7 +3,7 @@
 A layer is sparse iff its density is below 1; it then runs the CSR form of its spec (``sparse(...)`` in
 ``spec/``, found through the manifest's ``sparse_of``), so the math stays in the generated kernels. Patterns
 live on the host as (indptr, indices, values) arrays; each backend only turns them into its CSR type
-(``ArrayBackend.csr``). Pruning and growing work on those arrays and keep nnz, sorted unique column indices,
+(``ArrayAdapter.csr``). Pruning and growing work on those arrays and keep nnz, sorted unique column indices,
 the values and optimizer state of surviving entries, and zero state for new entries.
 """
 

@@ -1,42 +1,44 @@
-"""Backends: each module here defines ``BACKEND``, a :class:`Backend` saying what to render and how.
+"""The backends: one package each under ``codegen/backends/<name>/``, listed once in :data:`REGISTRY`.
 
-Adding a backend is one module here, one printer in ``codegen/printers`` and a folder in ``templates/``.
+Everything that enumerates backends reads this list: ``batchform generate`` (which folders of generated/ it
+writes, and the top-level ``generated/__init__.py`` naming them), the check that runs every kernel before it
+is written, and training (``batchform train --backend``, :mod:`batchform.training.backends`). A package holds
+
+- ``backend.py``: ``BACKEND``, a :class:`codegen.backends.interface.Backend` (its printer, its templates under
+  ``templates/<name>/``, the files it writes from the lowered kernels, its hand-written runtime files);
+- ``printer.py``: the printer, lowered kernel (IR) → lines of code;
+- ``arrays.py``: ``ARRAYS``, its array adapter for training and for running the generated kernels;
+- optionally ``runtime.py`` (or another hand-written file) copied verbatim into ``generated/<name>/``.
+
+This module imports nothing else, so training can read the registry without SymPy or Jinja. How to add a
+backend, step by step: ``codegen/backends/README.md``.
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
-from dataclasses import dataclass, field
-from typing import Callable
+
+#: Every backend, in the order generated/ and the CLI list them. Adding one is one entry here.
+REGISTRY: tuple[str, ...] = ("numpy", "torch", "jax", "tensorflow", "cpp")
 
 
-@dataclass(frozen=True)
-class Backend:
-    """name: folder under generated/ and templates/. family_template / package_template: rendered once per
-    family and once per backend. printer: IR → code for one function. annotate: the per-function fields the
-    templates need beyond the printed body (types, signature). formatter: source → formatted source."""
-
-    name: str
-    title: str
-    printer: type
-    family_template: str
-    family_file: str
-    package_templates: dict = field(default_factory=dict)
-    annotate: Callable | None = None
-    formatter: Callable[[str, str], str] | None = None
-    # Backends whose files are rendered from the whole set of families at once (e.g. C++ bindings).
-    extra: Callable | None = None
-    order: int = 0
-    # Storage formats the printer can take parameters in; specs needing another are not rendered here.
-    storages: tuple = ("dense",)
+def all_backends() -> dict:
+    """Name → :class:`~codegen.backends.interface.Backend`, in registry order."""
+    return {name: backend(name) for name in REGISTRY}
 
 
-def all_backends() -> dict[str, Backend]:
-    found = {}
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        backend = getattr(module, "BACKEND", None)
-        if backend is not None:
-            found[backend.name] = backend
-    return dict(sorted(found.items(), key=lambda kv: (kv[1].order, kv[0])))
+def backend(name: str):
+    """The ``BACKEND`` of ``codegen/backends/<name>/backend.py``."""
+    _known(name)
+    return importlib.import_module(f"{__name__}.{name}.backend").BACKEND
+
+
+def arrays(name: str) -> type:
+    """The array adapter class (``ARRAYS``) of ``codegen/backends/<name>/arrays.py``."""
+    _known(name)
+    return importlib.import_module(f"{__name__}.{name}.arrays").ARRAYS
+
+
+def _known(name: str) -> None:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown backend {name!r}; the backends are {', '.join(REGISTRY)} (codegen/backends/__init__.py)")

@@ -9,15 +9,16 @@ import sympy
 from sympy.printing.precedence import PRECEDENCE
 
 from codegen import ir
-from codegen.lower import Function
+from codegen.lower import Kernel
 from codegen.passes import in_place_update, natural_shape
-from codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter, hoist_common, idioms
+from codegen.printers.core import KernelPrinter
+from codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter
 
 Printed = tuple[str, int]
 
 
-class PythonArrayPrinter:
-    """Prints the statements of one :class:`Function`; subclasses name the module and a few calls."""
+class PythonArrayPrinter(KernelPrinter):
+    """Prints the statements of one :class:`Kernel`; subclasses name the module and a few calls."""
 
     module = "np"
     scalar_printer = ScalarPrinter
@@ -33,27 +34,12 @@ class PythonArrayPrinter:
     #: generated modules define or import (checked before printing, see codegen.render._check_names).
     reserved_names = frozenset(global_names | {"sparse", "Array", "Scalar", "annotations"})
 
-    def __init__(self, function: Function):
-        self.function = function
-        self.pre: list[str] = []
-        self.counter = sum(1 for t, _ in function.statements if t.startswith("t") and t[1:].isdigit())
+    def __init__(self, function: Kernel):
+        super().__init__(function)
         self.scalar_names = {a.name for a in function.arguments if a.is_scalar} | {str(d) for d in function.dims}
-        #: Every array name the printed code has bound so far: arguments, then each assigned target.
-        self.bound = {a.name for a in function.arguments} | set(self.scalar_names)
-
-    # --- names ------------------------------------------------------------------------------------
-    def name(self, var: str) -> str:
-        return self.function.aliases.get(var, var)
-
-    def fresh(self) -> str:
-        name = f"t{self.counter}"
-        self.counter += 1
-        return name
+        self.bound |= self.scalar_names
 
     # --- expressions ------------------------------------------------------------------------------
-    def expr(self, node: ir.Node) -> Printed:
-        return getattr(self, f"_{type(node).__name__}")(node)
-
     def atom(self, node: ir.Node) -> str:
         text, prec = self.expr(node)
         return text if prec >= ATOM else f"({text})"
@@ -114,14 +100,12 @@ class PythonArrayPrinter:
     def _Elementwise(self, node):
         args = [self.expr(a) for a in node.args]
 
-        def hoist(sub):
-            name = self.fresh()
+        def store(name, sub):
             self.pre.append(f"{name} = {self.scalar_printer_for(args).doprint(sub)}")
             self.bound.add(name)
-            args.append((name, ATOM))
-            return ir.placeholder(len(args) - 1)
+            return name, ATOM
 
-        expr = hoist_common(idioms(node.expr), hoist)
+        expr = self.hoist_repeated(node.expr, args, store)
         if not node.args:
             return f"{self.module}.full({self.shape(node.shape)}, {self.scalar(expr)})", ATOM
         printer = self.scalar_printer_for(args)
@@ -191,9 +175,7 @@ class PythonArrayPrinter:
         return f"{name} *= {self.scalar(factor)}"
 
     def add_in_place(self, name: str, arg: Printed, coefficient: sympy.Expr) -> str:
-        negative = coefficient.could_extract_minus_sign()
-        magnitude = -coefficient if negative else coefficient
-        op = "-=" if negative else "+="
+        op, magnitude = self.signed_term(coefficient)
         if magnitude == 1:
             return f"{name} {op} {arg[0]}"
         text = arg[0] if arg[1] > PRECEDENCE["Mul"] else f"({arg[0]})"

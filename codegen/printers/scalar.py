@@ -276,20 +276,3 @@ def costly(expr: sympy.Expr) -> bool:
     return any(isinstance(e, sympy.Function) or (isinstance(e, sympy.Pow) and not
                                                  (e.exp.is_Integer and e.exp > 0))
                for e in sympy.preorder_traversal(expr))
-
-
-def idioms(expr: sympy.Expr) -> sympy.Expr:
-    """Recognize σ and softplus in an expression, so that they print as stable library calls."""
-
-    def is_one_plus_exp(e):
-        return isinstance(e, sympy.Add) and len(e.args) == 2 and sympy.Integer(1) in e.args and \
-            any(isinstance(a, sympy.exp) for a in e.args)
-
-    def exponent(e):
-        return next(a for a in e.args if isinstance(a, sympy.exp)).args[0]
-
-    expr = expr.replace(lambda e: isinstance(e, sympy.log) and is_one_plus_exp(e.args[0]),
-                        lambda e: Softplus(exponent(e.args[0])))
-    expr = expr.replace(lambda e: isinstance(e, sympy.Pow) and e.exp == -1 and is_one_plus_exp(e.base),
-                        lambda e: Sigmoid(-exponent(e.base)))
-    return expr

@@ -12,12 +12,14 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "fedbcbffac3177e0a3a81d12863975441f4fb1a2282370accd6103c07c152bf5",
+    "02b1396666af1c0dc013153d4b1673422b04ad789afdd95b80e4971ec4cd2269",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
-_COMPILED_GENERATION = "fedbcbffac3177e0a3a81d12863975441f4fb1a2282370accd6103c07c152bf5"
+_COMPILED_GENERATION = "02b1396666af1c0dc013153d4b1673422b04ad789afdd95b80e4971ec4cd2269"
 
 import numpy as np
+
+from ._runtime import expected_shapes
 
 try:
     from . import _batchform_cpp as _kernels
@@ -1011,40 +1013,6 @@ _SIGNATURES = {
     "stable_log_softmax_backward": (("X", ("N", "D"), "array"), ("DY", ("N", "D"), "array")),
 }
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
-    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
-
-    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
-    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
-    module's own parameters), else from most of the arguments that have it, ties going to the earliest
-    argument: so the argument that disagrees with the others is the one named.
-    """
-    votes: dict[str, dict[int, int]] = {}
-    fixed: dict[str, int] = {}
-    holders: dict[str, set[int]] = {}
-    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
-        if len(got) != len(shape):
-            continue
-        for e, g in zip(shape, got):
-            if isinstance(e, str):
-                if index < trusted:
-                    fixed.setdefault(e, g)
-                counts = votes.setdefault(e, {})
-                counts[g] = counts.get(g, 0) + 1
-                holders.setdefault(e, set()).add(index)
-    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
-    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
-        # a dimension only this argument has is free: shown by its name
-        want = tuple(
-            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
-            for e in shape
-        )
-        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
-            raise ValueError(
-                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
-            )
 
 
 def _retry(name: str, args: tuple, kwargs: dict):

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "502453b05f5a6ab0fcea7af38520782ea3f0a20648a042a47303b1c8c74d29e1",
+    "28ccb4d6e0add342bfeea98ced6622598c301a336243ff2f3c2f8ea44200234d",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
 

@@ -12,11 +12,12 @@ Arguments without a gradient (dropout masks, targets, hyperparameters) get a ``N
 
 from __future__ import annotations
 
-import math
 from importlib import import_module
 
 import jax
 import jax.numpy as jnp
+
+from ._framework import check, uniform_fan_in
 
 # The kernel modules, by module name: a package attribute can be a kernel with the same name (``softmax``).
 _activations = import_module(".activations", __package__)
@@ -90,72 +91,6 @@ __all__ = [
     "log_softmax",
     "stable_log_softmax",
 ]
-
-
-def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
-    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
-
-    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
-    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
-    module's own parameters), else from most of the arguments that have it, ties going to the earliest
-    argument: so the argument that disagrees with the others is the one named.
-    """
-    votes: dict[str, dict[int, int]] = {}
-    fixed: dict[str, int] = {}
-    holders: dict[str, set[int]] = {}
-    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
-        if len(got) != len(shape):
-            continue
-        for e, g in zip(shape, got):
-            if isinstance(e, str):
-                if index < trusted:
-                    fixed.setdefault(e, g)
-                counts = votes.setdefault(e, {})
-                counts[g] = counts.get(g, 0) + 1
-                holders.setdefault(e, set()).add(index)
-    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
-    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
-        # a dimension only this argument has is free: shown by its name
-        want = tuple(
-            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
-            for e in shape
-        )
-        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
-            raise ValueError(
-                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
-            )
-
-
-def check(layer: str, expected: tuple, values: tuple, trusted: int = 0) -> None:
-    """Raise one error naming ``layer``, the argument and what was expected of it.
-
-    ``expected`` holds (argument, shape) pairs; the sizes of the dimensions are decided by
-    :func:`expected_shapes` (the first ``trusted`` arguments, a module's parameters, fix them; else most
-    arguments do). Every array must have a floating-point dtype, the dtype of the first; a scalar may be a
-    Python number. Shapes and dtypes are static, so this costs nothing inside ``jax.jit``.
-    """
-    shapes = []
-    for (name, shape), value in zip(expected, values):
-        if shape == () and isinstance(value, (int, float)):
-            shapes.append(())
-            continue
-        if not (hasattr(value, "shape") and hasattr(value, "dtype")):
-            raise TypeError(f"{layer}: argument {name} is a {type(value).__name__}, expected an array")
-        shapes.append(tuple(value.shape))
-    expected_shapes(layer, expected, tuple(shapes), trusted)
-    first = None
-    for (name, shape), value in zip(expected, values):
-        if shape == () and isinstance(value, (int, float)):
-            continue
-        dtype = jnp.dtype(value.dtype)
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise TypeError(f"{layer}: argument {name} has dtype {dtype}, expected a floating-point dtype")
-        if first is None:
-            first = (name, dtype)
-        elif dtype != first[1]:
-            raise TypeError(
-                f"{layer}: argument {name} has dtype {dtype}, expected {first[1]} (the dtype of {first[0]})"
-            )
 
 
 ALL_RELU_SHAPES = (("X", ("N", "K")),)
@@ -250,7 +185,7 @@ def all_relu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dic
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -307,7 +242,7 @@ def all_relu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -404,7 +339,7 @@ def hard_sigmoid_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) ->
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -461,7 +396,7 @@ def hard_sigmoid_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.flo
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -558,7 +493,7 @@ def hyperbolic_tangent_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -624,7 +559,7 @@ def hyperbolic_tangent_dropout_layer_init(
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -721,7 +656,7 @@ def leaky_relu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> d
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -778,7 +713,7 @@ def leaky_relu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -875,7 +810,7 @@ def relu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[st
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -932,7 +867,7 @@ def relu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) ->
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -1029,7 +964,7 @@ def sigmoid_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -1086,7 +1021,7 @@ def sigmoid_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32)
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -1211,7 +1146,7 @@ def srelu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[s
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
         "al": jnp.full((), 0, dtype),
         "tl": jnp.full((), 0, dtype),
@@ -1294,7 +1229,7 @@ def srelu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
         "al": jnp.full((), 0, dtype),
         "tl": jnp.full((), 0, dtype),
@@ -1551,7 +1486,7 @@ def linear_dropout_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dic
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -1606,7 +1541,7 @@ def linear_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, A
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -1663,7 +1598,7 @@ def softmax_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 
@@ -1720,7 +1655,7 @@ def log_softmax_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> 
     """
     keys = jax.random.split(key, 1)
     return {
-        "W": jax.random.uniform(keys[0], (K, D), dtype, -1 / math.sqrt(D), 1 / math.sqrt(D)),
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
     }
 

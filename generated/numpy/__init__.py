@@ -6,7 +6,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "3acfbf58f8f7b5fa221e071412c593a7a5548378c81ff4a83738983d942e5900",
+    "bffd9ac94d06179fb1dd1208848863497668fb4eda6b8ebdcca81c8cff2fa269",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
 

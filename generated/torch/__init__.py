@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "6791b283023462196b1dfc0c01aac0c4516d62af2766fe4f47b6ff5a2661d95b",
+    "55bf81dd6e114f2a13a1ef92e9fd3b0bcdd39b25c7a5dec06e6c8ecaf9134d82",
     "2db9b7cb87bb5be09cc58a30449905bd28ad6e03577c6a0c8733ae1d3df2ce5b",
 )
 

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ._framework import check
+
 # The kernel modules, by module name: a package attribute can be a kernel with the same name (``softmax``).
 _activations = import_module(".activations", __package__)
 _layers = import_module(".layers", __package__)
@@ -110,71 +112,6 @@ __all__ = [
     "StableLogSoftmaxFunction",
     "stable_log_softmax",
 ]
-
-
-def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
-    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
-
-    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
-    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
-    module's own parameters), else from most of the arguments that have it, ties going to the earliest
-    argument: so the argument that disagrees with the others is the one named.
-    """
-    votes: dict[str, dict[int, int]] = {}
-    fixed: dict[str, int] = {}
-    holders: dict[str, set[int]] = {}
-    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
-        if len(got) != len(shape):
-            continue
-        for e, g in zip(shape, got):
-            if isinstance(e, str):
-                if index < trusted:
-                    fixed.setdefault(e, g)
-                counts = votes.setdefault(e, {})
-                counts[g] = counts.get(g, 0) + 1
-                holders.setdefault(e, set()).add(index)
-    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
-    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
-        # a dimension only this argument has is free: shown by its name
-        want = tuple(
-            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
-            for e in shape
-        )
-        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
-            raise ValueError(
-                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
-            )
-
-
-def check(layer: str, expected: tuple, values: tuple, trusted: int = 0) -> None:
-    """Raise one error naming ``layer``, the argument and what was expected of it.
-
-    ``expected`` holds (argument, shape) pairs; the sizes of the dimensions are decided by
-    :func:`expected_shapes` (the first ``trusted`` arguments, a module's parameters, fix them; else most
-    arguments do). Every array must be a floating-point tensor with the dtype and the device of the first.
-    """
-    for (name, _), value in zip(expected, values):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{layer}: argument {name} is a {type(value).__name__}, expected a torch.Tensor")
-    expected_shapes(layer, expected, tuple(tuple(v.shape) for v in values), trusted)
-    first = None
-    for (name, _), value in zip(expected, values):
-        if not value.is_floating_point():
-            raise TypeError(
-                f"{layer}: argument {name} has dtype {value.dtype}, expected a floating-point dtype"
-            )
-        if first is None:
-            first = (name, value.dtype, value.device)
-        elif value.dtype != first[1]:
-            raise TypeError(
-                f"{layer}: argument {name} has dtype {value.dtype}, expected {first[1]} "
-                f"(the dtype of {first[0]})"
-            )
-        elif value.device != first[2]:
-            raise ValueError(
-                f"{layer}: argument {name} is on {value.device}, expected {first[2]} "
-                f"(the device of {first[0]})"
-            )
 
 
 ALL_RELU_SHAPES = (("X", ("N", "K")),)

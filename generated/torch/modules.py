@@ -9,12 +9,11 @@ dtypes and devices first. Gradients come from the generated backward kernels (se
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
 from . import functional as F
+from ._framework import uniform_fan_in_
 
 __all__ = [
     "AllReLU",
@@ -111,8 +110,7 @@ class AllReLULayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -149,8 +147,7 @@ class AllReLUDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -199,8 +196,7 @@ class HardSigmoidLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -235,8 +231,7 @@ class HardSigmoidDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -287,8 +282,7 @@ class HyperbolicTangentLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -323,8 +317,7 @@ class HyperbolicTangentDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -390,8 +383,7 @@ class LeakyReLULayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -428,8 +420,7 @@ class LeakyReLUDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -478,8 +469,7 @@ class ReLULayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -514,8 +504,7 @@ class ReLUDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -564,8 +553,7 @@ class SigmoidLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -600,8 +588,7 @@ class SigmoidDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -670,8 +657,7 @@ class SReLULayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
             self.al.fill_(0)
             self.tl.fill_(0)
@@ -719,8 +705,7 @@ class SReLUDropoutLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
             self.al.fill_(0)
             self.tl.fill_(0)
@@ -870,8 +855,7 @@ class LinearDropout(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -906,8 +890,7 @@ class Linear(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -942,8 +925,7 @@ class SoftmaxLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:
@@ -978,8 +960,7 @@ class LogSoftmaxLayer(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            bound = 1 / math.sqrt(self.W.shape[1]) if self.W.shape[1] else 0.0
-            self.W.uniform_(-bound, bound)
+            uniform_fan_in_(self.W)
             self.b.fill_(0)
 
     def extra_repr(self) -> str:

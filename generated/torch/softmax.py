@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._runtime import wrong_shapes
+
 Scalar = float | Tensor
 
 __all__ = [
@@ -19,46 +21,6 @@ __all__ = [
     "stable_log_softmax",
     "stable_log_softmax_backward",
 ]
-
-
-def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
-    """Raise one ValueError naming the argument whose shape is at fault, and the shape it should have.
-
-    ``expected`` holds (argument, shape) pairs, a shape's entries being sizes or dimension names; ``shapes``
-    the shapes received. A dimension takes its size from the first ``trusted`` arguments where they have it (a
-    module's own parameters), else from most of the arguments that have it, ties going to the earliest
-    argument: so the argument that disagrees with the others is the one named.
-    """
-    votes: dict[str, dict[int, int]] = {}
-    fixed: dict[str, int] = {}
-    holders: dict[str, set[int]] = {}
-    for index, ((_, shape), got) in enumerate(zip(expected, shapes)):
-        if len(got) != len(shape):
-            continue
-        for e, g in zip(shape, got):
-            if isinstance(e, str):
-                if index < trusted:
-                    fixed.setdefault(e, g)
-                counts = votes.setdefault(e, {})
-                counts[g] = counts.get(g, 0) + 1
-                holders.setdefault(e, set()).add(index)
-    sizes = {e: max(counts, key=counts.get) for e, counts in votes.items()} | fixed
-    for index, ((name, shape), got) in enumerate(zip(expected, shapes)):
-        # a dimension only this argument has is free: shown by its name
-        want = tuple(
-            e if not isinstance(e, str) else e if holders.get(e, {index}) == {index} else sizes[e]
-            for e in shape
-        )
-        if len(got) != len(shape) or any(isinstance(w, int) and g != w for g, w in zip(got, want)):
-            raise ValueError(
-                f"{function}: argument {name} has shape {tuple(got)}, expected ({', '.join(map(str, want))})"
-            )
-
-
-def wrong_shapes(function: str, expected: tuple, shapes: tuple) -> None:
-    """Raise the error of a kernel whose shape check failed (see :func:`expected_shapes`)."""
-    expected_shapes(function, expected, tuple(tuple(s) for s in shapes))
-    raise ValueError(f"{function}: arguments of shapes {', '.join(map(str, shapes))} do not fit {expected}")
 
 
 def softmax(X: Tensor) -> Tensor:

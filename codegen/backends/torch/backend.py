@@ -1,28 +1,26 @@
 """PyTorch backend: kernels in generated/torch/<family>.py, and generated/torch/functional.py (an
 autograd.Function and a checked function per spec) and generated/torch/modules.py (an nn.Module per spec)."""
 
-from codegen.backends import Backend
-from codegen.format import ruff
-from codegen.printers.torch import TorchPrinter
-from codegen.render import python_annotations
-from codegen.wrappers import render_wrappers
+from codegen.backends.python import PythonBackend
+from codegen.backends.torch.printer import TorchPrinter
 
-BACKEND = Backend(
+BACKEND = PythonBackend(
     name="torch",
     title="PyTorch",
     printer=TorchPrinter,
     family_template="torch/module.py.jinja",
-    family_file="{family}.py",
-    annotate=python_annotations(array="Tensor", scalar="Scalar"),
-    formatter=ruff,
     # The wrappers: an autograd.Function (and a checked function) and an nn.Module per spec.
-    extra=render_wrappers("torch", {
+    package_templates={
         "torch/__init__.py.jinja": "__init__.py",
         "torch/functional.py.jinja": "functional.py",
         "torch/modules.py.jinja": "modules.py",
         "torch/csr.py.jinja": "csr.py",
-    }),
-    order=1,
+    },
+    # Hand-written, copied verbatim: the shape rule (and the wrappers' checks and initializers).
+    runtime={"_runtime.py": "python_runtime.py", "_framework.py": "torch/runtime.py"},
+    wrapped=True,
+    array="Tensor",
+    scalar="Scalar",
     # CSR weights as torch.sparse_csr_tensor: sparse.mm, dense @ CSR and sampled_addmm (no wrappers).
     storages=("dense", "csr"),
 )

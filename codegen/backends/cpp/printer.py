@@ -14,17 +14,15 @@ import sympy
 from sympy.printing.precedence import PRECEDENCE
 
 from codegen import ir
-from codegen.lower import Function
+from codegen.lower import Kernel
 from codegen.passes import in_place_update
+from codegen.printers.core import KernelPrinter
 from codegen.printers.scalar import (
     ATOM,
     PrinterBug,
     ScalarPrinter,
-    Sigmoid,
     Softplus,
     Spelling,
-    hoist_common,
-    idioms,
 )
 
 ONE = ir.ONE
@@ -319,8 +317,8 @@ class CppScalarPrinter(ScalarPrinter):
         return super().precedence(expr)
 
 
-class CppPrinter:
-    """Prints one :class:`Function` as the body of a C++ function template over the scalar type S."""
+class CppPrinter(KernelPrinter):
+    """Prints one :class:`Kernel` as the body of a C++ function template over the scalar type S."""
 
     #: Names a spec may not use: the scalar type, the runtime's types and helpers, loop variables and C++
     #: words that are valid Python identifiers (checked before printing, see codegen.render._check_names).
@@ -334,14 +332,10 @@ class CppPrinter:
         "try", "true", "false", "nullptr", "and", "or", "not", "xor", "bitand", "bitor", "compl",
     })
 
-    def __init__(self, function: Function):
-        self.function = function
-        self.counter = sum(1 for t, _ in function.statements if t.startswith("t") and t[1:].isdigit())
-        self.pre: list[str] = []
+    def __init__(self, function: Kernel):
+        super().__init__(function)
         self.dims = set(function.dims)
         self.scalars = {a.name for a in function.arguments if a.is_scalar}
-        #: Names the printed code has bound so far: arguments, then each statement's target.
-        self.bound = {a.name for a in function.arguments}
 
     def scalar_printer(self, args, array: bool, shape=None) -> CppScalarPrinter:
         return CppScalarPrinter(args, array=array, shape=shape, dims=self.dims, names=self.scalars)
@@ -350,14 +344,6 @@ class CppPrinter:
     def _is_array_expr(expr, args) -> bool:
         return any(ir.is_placeholder(s) and args[int(s.name[1:])][2] == "array" for s in expr.free_symbols)
 
-    def name(self, var: str) -> str:
-        return self.function.aliases.get(var, var)
-
-    def fresh(self) -> str:
-        name = f"t{self.counter}"
-        self.counter += 1
-        return name
-
     def dim(self, d) -> str:
         d = sympy.sympify(d)
         if d.is_Integer:
@@ -365,9 +351,6 @@ class CppPrinter:
         return str(d).replace("*", " * ")
 
     # --- expressions --------------------------------------------------------------------------------
-    def expr(self, node: ir.Node) -> Piece:
-        return getattr(self, f"_{type(node).__name__}")(node)
-
     def as_matrix(self, p: Piece) -> str:
         if p.domain == "array":
             return f"{_paren(p.text, p.prec)}.matrix()"
@@ -541,24 +524,21 @@ class CppPrinter:
         if isinstance(node, ir.Var):
             return [], f"{self.read(node.name)}.row(i).array()"
         args = [self._row_argument(a) for a in node.args]
-        expr = idioms(node.expr)
+        expr = node.expr
         shape = ("1", self.dim(node.shape[1]))
         lines = []
 
         # A function value used twice (σ in σ(1 − σ)) is computed once per row.
-        def hoist(sub):
+        def store(name, sub):
             printer = self.scalar_printer(args, array=True, shape=shape)
-            name = self.fresh()
             if printer._is_array(sub):
                 lines.append(f"const RowArray<S> {name} = {printer.doprint(sub)};")
-                args.append((name, ATOM, "array"))
-            else:
-                lines.append(f"const S {name} = {printer.doprint(sub)};")
-                args.append((name, ATOM, "scalar"))
-            return ir.placeholder(len(args) - 1)
+                return name, ATOM, "array"
+            lines.append(f"const S {name} = {printer.doprint(sub)};")
+            return name, ATOM, "scalar"
 
         first = len(args)
-        expr = hoist_common(expr, hoist)
+        expr = self.hoist_repeated(expr, args, store)
         # Values hoisted above are computed inside the row loop: they vary with i like the rows they read.
         expr = self._hoist_invariants(expr, args, shape, per_row=range(first, len(args)))
         printer = self.scalar_printer(args, array=True, shape=shape)
@@ -642,22 +622,19 @@ class CppPrinter:
             return Piece(name, ATOM, "matrix")
         scalar = is_scalar_shape(node.shape)
         args = [self._argument(a, node.shape) for a in node.args]
-        expr = idioms(node.expr)
+        expr = node.expr
         shape = (self.dim(node.shape[0]), self.dim(node.shape[1]))
         # A function value used twice (σ in σ(1 − σ)) is computed once, into a temporary.
         if not scalar:
-            def hoist(sub):
+            def store(name, sub):
                 text = self.scalar_printer(args, array=True, shape=shape).doprint(sub)
-                name = self.fresh()
                 if self._is_array_expr(sub, args):
                     self.pre.append(f"const Matrix<S> {name} = ({text}).matrix();")
-                    args.append((f"{name}.array()", ATOM, "array"))
-                else:
-                    self.pre.append(f"const S {name} = {text};")
-                    args.append((name, ATOM, "scalar"))
-                return ir.placeholder(len(args) - 1)
+                    return f"{name}.array()", ATOM, "array"
+                self.pre.append(f"const S {name} = {text};")
+                return name, ATOM, "scalar"
 
-            expr = hoist_common(expr, hoist)
+            expr = self.hoist_repeated(expr, args, store)
         printer = self.scalar_printer(args, array=not scalar, shape=shape)
         if not node.args:
             if scalar:
@@ -755,13 +732,11 @@ class CppPrinter:
             lines.append(f"{name}.array() {self._term(scalar, coefficient, self.as_array(self.expr(arg)))};")
         return lines
 
-    @staticmethod
-    def _term(scalar, coefficient, value: str) -> str:
+    def _term(self, scalar, coefficient, value: str) -> str:
         """``-= c * value`` or ``+= value``: an in-place addition of coefficient·value."""
-        negative = coefficient.could_extract_minus_sign()
-        magnitude = -coefficient if negative else coefficient
+        op, magnitude = self.signed_term(coefficient)
         text = value if magnitude == 1 else f"{scalar.doprint(magnitude)} * {value}"
-        return f"{'-=' if negative else '+='} {text}"
+        return f"{op} {text}"
 
     def rows(self, matrix: str, body: str) -> str:
         """``body`` (reading row ``i``) for every row of ``matrix``, on the OpenMP threads when it is large."""

@@ -1,16 +1,20 @@
-"""C++ backend: generated/cpp/<family>.hpp (Eigen kernels), bindings.cpp (nanobind) and __init__.py."""
+"""C++ backend: generated/cpp/<family>.hpp (Eigen kernels), one header and one nanobind unit per spec file,
+bindings.cpp (the module), sanitizer_tests.cpp and __init__.py (argument checks around the compiled module)."""
 
-from codegen.backends import Backend
+import ast
+from dataclasses import dataclass
+
+from codegen.backends.cpp.printer import CppPrinter, is_scalar_shape
+from codegen.backends.interface import Backend, PrintedFamily
 from codegen.format import clang_format, ruff
-from codegen.lower import Function
-from codegen.printers.cpp import CppPrinter, is_scalar_shape
+from codegen.lower import Kernel
 
 
 def _cpp_type(shape) -> str:
     return "S" if is_scalar_shape(shape) else "Matrix<S>"
 
 
-def annotate(f: Function) -> dict:
+def annotate(f: Kernel) -> dict:
     updated = {f.aliases.get(r, r) for r in f.returns} if f.in_place else set()
     params = []
     for a in f.arguments:
@@ -57,10 +61,6 @@ def _dimension(d) -> int | str:
     return int(d) if getattr(d, "is_Integer", False) or isinstance(d, int) else str(d)
 
 
-def _format(text: str, filename: str) -> str:
-    return ruff(text, filename) if filename.endswith(".py") else clang_format(text, filename)
-
-
 SIZES = {"N": 3, "D": 4, "K": 5, "M": 3, "P": 4}
 
 
@@ -70,7 +70,7 @@ def _size(d) -> int:
     return int(sympy.sympify(d).xreplace({sympy.Symbol(k, integer=True, positive=True): v for k, v in SIZES.items()}))
 
 
-def _value(f: Function, argument) -> str:
+def _value(f: Kernel, argument) -> str:
     lo, hi = f.sample.get(argument.name, (-2.0, 2.0))
     if argument.is_scalar:
         return f"const double {argument.name} = {(lo + hi) / 2!r};"
@@ -83,7 +83,7 @@ def _value(f: Function, argument) -> str:
     return f"M {argument.name} = {text};"
 
 
-def _results(f: Function, call: str, defined: set) -> list[str]:
+def _results(f: Kernel, call: str, defined: set) -> list[str]:
     names = [f.aliases.get(r, r) for r in f.returns]
     if f.in_place:
         values = [r for r in f.returns if r not in f.aliases]
@@ -109,10 +109,10 @@ def _results(f: Function, call: str, defined: set) -> list[str]:
     return lines + [f'finite({n}, "{f.name}: {n}");' for n in names]
 
 
-def sanitizer_test(functions: list[Function]) -> list[dict]:
+def sanitizer_test(functions: list[Kernel]) -> list[dict]:
     """Per spec: draw its inputs, run forward then backward (or the update), check results and shapes."""
     tests = []
-    by_spec: dict[str, list[Function]] = {}
+    by_spec: dict[str, list[Kernel]] = {}
     for f in functions:
         by_spec.setdefault(f.spec, []).append(f)
     for spec, fs in by_spec.items():
@@ -139,7 +139,7 @@ def sanitizer_test(functions: list[Function]) -> list[dict]:
     return tests
 
 
-def units(families) -> list[dict]:
+def units(families: list[dict]) -> list[dict]:
     """One translation unit per spec file (``<family>_<module>``): its kernels' header and bindings, so that
     adding or changing one spec file recompiles only its own unit (and the small module definition)."""
     out = []
@@ -154,36 +154,52 @@ def units(families) -> list[dict]:
     return out
 
 
-def _extra(env, families) -> dict:
-    out = {}
-    parts = units(families)
-    template = "cpp/bindings.cpp.jinja"
-    out["bindings.cpp"] = env.get_template(template).render(families=parts, template=f"templates/{template}")
-    template = "cpp/__init__.py.jinja"
-    out["__init__.py"] = env.get_template(template).render(families=families, template=f"templates/{template}")
-    functions = [f["function"] for family in families for f in family["functions"]]
-    template = "cpp/sanitizer_tests.cpp.jinja"
-    out["sanitizer_tests.cpp"] = env.get_template(template).render(
-        families=families, tests=sanitizer_test(functions), template=f"templates/{template}")
-    for unit in parts:
-        template = "cpp/kernels.hpp.jinja"
-        out[f"{unit['name']}.hpp"] = env.get_template(template).render(
-            title=unit["title"], functions=unit["functions"], sources=unit["path"], template=f"templates/{template}")
-        template = "cpp/family_bindings.cpp.jinja"
-        out[f"bindings_{unit['name']}.cpp"] = env.get_template(template).render(
-            family=unit["name"], functions=unit["functions"], sources=unit["path"], template=f"templates/{template}")
-    return out
+@dataclass(frozen=True)
+class CppBackend(Backend):
+    def annotate(self, kernel: Kernel) -> dict:
+        return annotate(kernel)
+
+    def format(self, text: str, filename: str) -> str:
+        return ruff(text, filename) if filename.endswith(".py") else clang_format(text, filename)
+
+    def files(self, families: list[PrintedFamily]) -> dict[str, str]:
+        out = self.family_files(families)
+        contexts = self.family_contexts(families)
+        parts = units(contexts)
+        out["bindings.cpp"] = self.render("cpp/bindings.cpp.jinja", families=parts)
+        out["__init__.py"] = self.render("cpp/__init__.py.jinja", families=contexts)
+        kernels = [k.kernel for family in families for k in family.kernels]
+        out["sanitizer_tests.cpp"] = self.render("cpp/sanitizer_tests.cpp.jinja", families=contexts,
+                                                 tests=sanitizer_test(kernels))
+        for unit in parts:
+            out[f"{unit['name']}.hpp"] = self.render("cpp/kernels.hpp.jinja", title=unit["title"],
+                                                     functions=unit["functions"], sources=unit["path"])
+            out[f"bindings_{unit['name']}.cpp"] = self.render(
+                "cpp/family_bindings.cpp.jinja", family=unit["name"], functions=unit["functions"],
+                sources=unit["path"])
+        return out
+
+    def stamp(self, files: dict[str, str], digest: str) -> None:
+        """The compiled module carries the digest of the sources it was built from (``m.attr("GENERATION")``),
+        which ``__init__.py`` compares with its own: a module built from older sources is "run `make cpp`"."""
+        lines = files["__init__.py"].splitlines(keepends=True)
+        call = next(node for node in ast.parse(files["__init__.py"]).body if isinstance(node, ast.Expr)
+                    and getattr(node.value, "func", None) and getattr(node.value.func, "id", "") == "_check_generation")
+        lines.insert(call.end_lineno, f'_COMPILED_GENERATION = "{digest}"\n')
+        files["__init__.py"] = self.format("".join(lines), "__init__.py")
+        opening = "NB_MODULE(_batchform_cpp, m) {\n"
+        files["bindings.cpp"] = self.format(files["bindings.cpp"].replace(
+            opening, opening + f'    m.attr("GENERATION") = "{digest}";  // checked by generated.cpp\n', 1),
+            "bindings.cpp")
 
 
-BACKEND = Backend(
+BACKEND = CppBackend(
     name="cpp",
     title="C++",
     printer=CppPrinter,
     family_template="cpp/family.hpp.jinja",
     family_file="{family}.hpp",
-    annotate=annotate,
-    formatter=_format,
-    extra=_extra,
-    order=3,
+    runtime={"_runtime.py": "python_runtime.py"},  # the shape rule of the argument checks
     storages=("dense", "csr"),
+    importable=False,
 )

@@ -1,0 +1,1 @@
+"""The cpp backend: see backend.py (what it writes), printer.py and arrays.py."""

@@ -1,0 +1,132 @@
+"""What a backend is: the small interface every ``codegen/backends/<name>/backend.py`` fills in.
+
+The pipeline (:mod:`codegen.pipeline`) prints every lowered kernel with the backend's ``printer`` and hands
+the printed families to :meth:`Backend.files`, which returns the files of ``generated/<name>/``; the
+pipeline formats them with :meth:`Backend.format`, adds the backend's hand-written ``runtime`` files as they
+are and stamps the package (:mod:`codegen.generation`). A backend never sees another backend, the writer or the
+proofs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codegen.lower import Kernel
+
+#: The folder runtime files are named from: ``torch/runtime.py``, or ``python_runtime.py`` shared by several.
+BACKENDS = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class PrintedKernel:
+    """One lowered kernel and its body as the backend's printer wrote it."""
+
+    kernel: Kernel
+    body: list[str]
+
+
+@dataclass(frozen=True)
+class PrintedFamily:
+    """One spec sub-package (``spec/layers``): its title, source files and printed kernels, in order."""
+
+    name: str
+    title: str
+    sources: tuple[str, ...]
+    kernels: tuple[PrintedKernel, ...]
+
+    @property
+    def sources_text(self) -> str:
+        """The sources as a file header names them: ``spec/layers/linear.py``, or ``spec/layers/*.py``."""
+        if len(self.sources) <= 2:
+            return ", ".join(self.sources)
+        return f"{Path(self.sources[0]).parent}/*.py"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One target language or framework.
+
+    name: the package ``codegen/backends/<name>/``, the folder ``generated/<name>/`` (``generated.<name>``)
+    and, by convention, ``templates/<name>/``. title: how messages and docstrings name it. printer: a class
+    whose ``printer(kernel).body()`` is the kernel's body (lines). family_template: rendered once per spec
+    family into ``family_file`` (``{family}`` is replaced). package_templates: template → file name, each
+    rendered once with every family. runtime: file name in ``generated/<name>/`` → hand-written file under
+    ``codegen/backends/`` (``torch/runtime.py``; a file several backends share sits beside them), copied
+    verbatim: code that is the same for every spec (argument checks, initializers). storages: parameter
+    storages the printer can take (a spec needing another is skipped). importable: whether ``generate`` can import the rendered package and run every kernel before writing it
+    (C++ needs a build first; ``batchform build-cpp`` runs the same check on the built module).
+    """
+
+    name: str
+    title: str
+    printer: type
+    family_template: str
+    family_file: str
+    package_templates: dict[str, str] = field(default_factory=dict)
+    runtime: dict[str, str] = field(default_factory=dict)
+    storages: tuple[str, ...] = ("dense",)
+    importable: bool = True
+
+    # --- what a backend may override -----------------------------------------------------------------------
+
+    def annotate(self, kernel: Kernel) -> dict:
+        """Per-kernel fields the templates need beyond the printed body (signature, types)."""
+        return {}
+
+    def format(self, text: str, filename: str) -> str:
+        """A rendered file laid out by the language's formatter (``codegen.format``)."""
+        return text
+
+    def files(self, families: list[PrintedFamily]) -> dict[str, str]:
+        """File name in ``generated/<name>/`` → content, from the printed kernels of every family: by default
+        the family modules and the package templates. A backend writing more overrides this."""
+        return {**self.family_files(families), **self.package_files(families)}
+
+    def stamp(self, files: dict[str, str], digest: str) -> None:
+        """Put the digest of this generation into files the stamp of ``__init__.py`` does not reach (a
+        compiled module's sources); ``files`` are this backend's, by file name. Nothing by default."""
+
+    # --- helpers for files() --------------------------------------------------------------------------------
+
+    def family_files(self, families: list[PrintedFamily]) -> dict[str, str]:
+        """``family_template`` rendered once per family."""
+        return {self.family_file.format(family=family.name): self.render(
+                    self.family_template, title=family.title, family=family.name, sources=family.sources_text,
+                    functions=self.contexts(family), extra_imports=self.imports(family))
+                for family in families}
+
+    def package_files(self, families: list[PrintedFamily], **context) -> dict[str, str]:
+        """Each of ``package_templates`` rendered once with every family (and ``context``)."""
+        contexts = self.family_contexts(families)
+        return {filename: self.render(template, families=contexts, sources="spec/", **context)
+                for template, filename in self.package_templates.items()}
+
+    def render(self, template: str, **context) -> str:
+        """``templates/<template>`` rendered with ``context``, plus ``backend`` (the title) and ``template``."""
+        from codegen.render import environment
+
+        return environment().get_template(template).render(
+            backend=self.title, template=f"templates/{template}", **context)
+
+    def context(self, printed: PrintedKernel) -> dict:
+        """What a template sees of one kernel: its names, docstring parts, body and :meth:`annotate`'s fields."""
+        f = printed.kernel
+        return {"name": f.name, "summary": f.summary, "path": f.path, "spec": f.spec, "equations": f.equations,
+                "body": printed.body, "function": f, **self.annotate(f)}
+
+    def contexts(self, family: PrintedFamily) -> list[dict]:
+        return [self.context(k) for k in family.kernels]
+
+    def family_contexts(self, families: list[PrintedFamily]) -> list[dict]:
+        return [{"name": f.name, "title": f.title, "functions": self.contexts(f)} for f in families]
+
+    def imports(self, family: PrintedFamily) -> list[str]:
+        """Imports the printed bodies of a family need beyond the template's (the printer says)."""
+        from codegen.printers.python import imports_for
+
+        return imports_for(self.printer, [k.body for k in family.kernels])
+
+    def runtime_files(self) -> dict[str, str]:
+        """The hand-written runtime files, read from ``codegen/backends/``."""
+        return {target: (BACKENDS / source).read_text(encoding="utf-8") for target, source in self.runtime.items()}

@@ -1,0 +1,1 @@
+"""The jax backend: see backend.py (what it writes), printer.py and arrays.py."""

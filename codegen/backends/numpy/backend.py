@@ -1,0 +1,17 @@
+"""NumPy backend: generated/numpy/<family>.py, csr.py (the CSR argument checks) and __init__.py."""
+
+from codegen.backends.numpy.printer import NumPyPrinter
+from codegen.backends.python import PythonBackend
+
+BACKEND = PythonBackend(
+    name="numpy",
+    title="NumPy",
+    printer=NumPyPrinter,
+    family_template="numpy/module.py.jinja",
+    package_templates={"numpy/__init__.py.jinja": "__init__.py", "numpy/csr.py.jinja": "csr.py"},
+    # Hand-written, copied verbatim: the shape rule (and the wrappers' checks and initializers).
+    runtime={"_runtime.py": "python_runtime.py"},
+    array="Array",
+    scalar="float",
+    storages=("dense", "csr"),
+)

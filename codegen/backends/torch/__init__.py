@@ -1,0 +1,1 @@
+"""The torch backend: see backend.py (what it writes), printer.py and arrays.py."""

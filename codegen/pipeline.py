@@ -1,0 +1,131 @@
+"""``batchform generate`` from end to end: every stage, in order, in :func:`build`.
+
+    load     codegen.loader    import the spec modules of spec/ (or --specs folders)
+    check    codegen.loader    names, kinds, known symbols and shapes of every equation (one SpecError each)
+    freeze   codegen.freeze    SymPy matrix expressions → the frozen IR (codegen.ir), shapes checked on the way
+    passes   codegen.passes    rewrite rules, common subexpressions, element-wise fusion, sharing across maps
+    lower    codegen.lower     IR equations → kernels (codegen.lower.Kernel): forward, backward, update,
+                               their variants and the backward kernels fused with each update (codegen.fused)
+    print    codegen.printing  every kernel through each backend's printer (codegen/backends/<name>/printer.py)
+    render   codegen.render    each backend's files (Backend.files, its templates and runtime files), the
+                               manifest and the top-level package, formatted and stamped (codegen.generation)
+    prove    codegen.proof     every backward equation against SymPy's derivative (cached per spec)
+    verify   codegen.execute   import the rendered packages in a child process and run every kernel against
+                               SymPy's values of its spec's equations
+    write    codegen.writer    bring generated/ to exactly the rendered files, atomically, file by file
+
+Rendering comes before proving so that a kernel a backend cannot print is an error before minutes of proofs;
+nothing is written unless every proof and every run passed. ``check=True`` (``generate --check``) stops after
+rendering and compares with what is on disk.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codegen import execute, loader, passes, printing, render, writer
+from codegen.backends.interface import Backend, PrintedFamily
+from codegen.loader import REPO, LoadedSpec
+from codegen.lower import Family, by_spec, lower_all
+
+GENERATED = REPO / "generated"
+
+
+@dataclass
+class Build:
+    """What one run of the pipeline made: each stage's result, and how long each took (seconds)."""
+
+    loaded: list[LoadedSpec]
+    families: list[Family]  # the lowered kernels, by spec family
+    printed: dict[str, list[PrintedFamily]]  # backend → its printed kernels
+    files: dict[str, str]  # path under the output folder → content
+    proofs: list | None = None  # codegen.proof.SpecProof per spec; None when not proved (--check)
+    stale: list[str] | None = None  # with check=True: one line per differing file (changed, missing, extra)
+    diff: str = ""  # with check=True: the unified diff from what is on disk to what was rendered
+    written: list[str] | None = None  # what write changed; None when nothing was written
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kernels(self) -> dict:
+        """Spec name → its kernels, in order."""
+        return by_spec(self.families)
+
+    @property
+    def failed(self) -> list:
+        return [p for p in self.proofs or () if not p.ok]
+
+
+class Progress:
+    """What :func:`build` tells as it goes; the CLI prints it. Every method does nothing here."""
+
+    def proving(self, loaded: list[LoadedSpec]) -> None:
+        """The proofs of these specs begin."""
+
+    def proof(self, proof) -> None:
+        """One spec proved (or found in the cache)."""
+
+    def proved(self, build: Build) -> None:
+        """Every spec proved; ``build.failed`` lists those that failed."""
+
+
+def build(backends: dict[str, Backend], *, spec_dirs=None, output: Path = GENERATED, check: bool = False,
+          use_cache: bool = True, jobs: int | None = None, progress: Progress | None = None) -> Build:
+    """Specs → generated files: every stage of the module docstring, in order. Raises SpecError for a spec,
+    printer or kernel at fault (nothing written); returns with ``failed`` proofs before writing anything."""
+    progress = progress or Progress()
+    clock = _Clock()
+    loaded = clock("load", _load, spec_dirs)  # load, check and freeze, spec by spec
+    optimized = clock("passes", passes.optimize_all, loaded)
+    families = clock("lower", lower_all, optimized)  # with their variants and fused updates
+    printed = {name: clock("print", printing.print_kernels, b, families) for name, b in backends.items()}
+    files = clock("render", render.render_all, loaded, families, backends, printed)
+    result = Build(loaded, families, printed, files, seconds=clock.seconds)
+    if check:
+        result.stale = writer.differences(files, output, list(backends))
+        result.diff = writer.unified_diff(files, output, list(backends))
+        return result
+    progress.proving(loaded)
+    result.proofs = clock("prove", _prove, loaded, use_cache, jobs, progress)
+    progress.proved(result)
+    if result.failed:
+        return result
+    importable = [name for name, b in backends.items() if b.importable]
+    clock("verify", execute.check_files, files, loaded, result.kernels, importable)
+    result.written = clock("write", writer.write_tree, files, output,
+                           backends=list(backends) + ["__init__.py", "manifest.py"])
+    return result
+
+
+def _load(spec_dirs) -> list[LoadedSpec]:
+    return loader.load_all(spec_dirs=spec_dirs) if spec_dirs else loader.load_all()
+
+
+def _prove(loaded, use_cache, jobs, progress):
+    from codegen.proof import prove_all
+
+    return prove_all(loaded, use_cache=use_cache, jobs=jobs, progress=progress.proof)
+
+
+class _Clock:
+    """Runs a stage and adds up the seconds it took, by stage name."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, stage: str, function, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+def render_files(loaded: list[LoadedSpec], backends: dict[str, Backend], families: list[Family] | None = None) \
+        -> dict[str, str]:
+    """The files :func:`build` would write, without proving, running or writing anything: lower (unless
+    ``families`` are given), print, render."""
+    families = lower_all(passes.optimize_all(loaded)) if families is None else families
+    printed = {name: printing.print_kernels(b, families) for name, b in backends.items()}
+    return render.render_all(loaded, families, backends, printed)

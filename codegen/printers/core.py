@@ -1,0 +1,63 @@
+"""What every array printer shares, whatever the language: the kernel, its bound names and temporaries,
+the dispatch on IR nodes, the hoisting of function values a map uses twice, and the signed terms of an
+in-place update. ``PythonArrayPrinter`` (NumPy, PyTorch, JAX) and ``CppPrinter`` (Eigen) differ only in
+what they print for each node and statement."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import sympy
+
+from codegen import ir
+from codegen.lower import Kernel
+from codegen.printers.scalar import hoist_common
+
+
+class KernelPrinter:
+    """Prints one :class:`~codegen.lower.Kernel`; a subclass has a method ``_<Node>`` per IR node type
+    and ``body()``, the kernel's lines."""
+
+    #: Names a spec may not use for a matrix, scalar or equation (checked before printing, see
+    #: codegen.printing._check_names).
+    reserved_names: frozenset = frozenset()
+
+    def __init__(self, function: Kernel):
+        self.function = function
+        #: Lines a statement needs before its own (temporaries), emptied per statement by the subclass.
+        self.pre: list[str] = []
+        # Temporaries continue the numbering of those the passes introduced (t0, t1, ...).
+        self.counter = sum(1 for t, _ in function.statements if t.startswith("t") and t[1:].isdigit())
+        #: Names the printed code has bound so far: arguments, then each statement's target.
+        self.bound = {a.name for a in function.arguments}
+
+    def name(self, var: str) -> str:
+        """The printed name of an IR variable: an update's versions (Δ__1) are the argument they overwrite."""
+        return self.function.aliases.get(var, var)
+
+    def fresh(self) -> str:
+        name = f"t{self.counter}"
+        self.counter += 1
+        return name
+
+    def expr(self, node: ir.Node):
+        return getattr(self, f"_{type(node).__name__}")(node)
+
+    def hoist_repeated(self, expr: sympy.Expr, args: list, store: Callable[[str, sympy.Expr], tuple]) \
+            -> sympy.Expr:
+        """``expr`` with each function value it uses twice (σ in σ(1 − σ)) computed once: ``store(name,
+        sub)`` writes the temporary ``name`` = ``sub`` and returns how a map reads it, which is appended to
+        ``args``; ``expr`` then reads it through that argument's placeholder."""
+
+        def hoist(sub):
+            name = self.fresh()
+            args.append(store(name, sub))
+            return ir.placeholder(len(args) - 1)
+
+        return hoist_common(expr, hoist)
+
+    @staticmethod
+    def signed_term(coefficient: sympy.Expr) -> tuple[str, sympy.Expr]:
+        """An in-place update's term ``coefficient·A`` as (``"+="`` or ``"-="``, the coefficient's magnitude)."""
+        negative = coefficient.could_extract_minus_sign()
+        return ("-=" if negative else "+="), (-coefficient if negative else coefficient)

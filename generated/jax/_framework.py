@@ -1,0 +1,49 @@
+# The JAX wrappers' runtime, copied verbatim into generated/jax/_framework.py.
+# Do not edit the copy: edit codegen/backends/jax/runtime.py and run `make generate`.
+"""What the JAX wrappers (generated.jax.custom_vjp) call for every spec: the call-time check of shapes and
+dtypes, and the initializer of a "fan_in" parameter."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ._runtime import expected_shapes, fan_in_bound
+
+
+def check(layer: str, expected: tuple, values: tuple, trusted: int = 0) -> None:
+    """Raise one error naming ``layer``, the argument and what was expected of it.
+
+    ``expected`` holds (argument, shape) pairs; the sizes of the dimensions are decided by
+    :func:`expected_shapes` (the first ``trusted`` arguments, a module's parameters, fix them; else most
+    arguments do). Every array must have a floating-point dtype, the dtype of the first; a scalar may be a
+    Python number. Shapes and dtypes are static, so this costs nothing inside ``jax.jit``.
+    """
+    shapes = []
+    for (name, shape), value in zip(expected, values):
+        if shape == () and isinstance(value, (int, float)):
+            shapes.append(())
+            continue
+        if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+            raise TypeError(f"{layer}: argument {name} is a {type(value).__name__}, expected an array")
+        shapes.append(tuple(value.shape))
+    expected_shapes(layer, expected, tuple(shapes), trusted)
+    first = None
+    for (name, shape), value in zip(expected, values):
+        if shape == () and isinstance(value, (int, float)):
+            continue
+        dtype = jnp.dtype(value.dtype)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(f"{layer}: argument {name} has dtype {dtype}, expected a floating-point dtype")
+        if first is None:
+            first = (name, dtype)
+        elif dtype != first[1]:
+            raise TypeError(
+                f"{layer}: argument {name} has dtype {dtype}, expected {first[1]} (the dtype of {first[0]})"
+            )
+
+
+def uniform_fan_in(key: jax.Array, shape: tuple[int, int], dtype) -> jax.Array:
+    """A ``shape`` (K × D) matrix drawn from U(−b, b), b = 1/√D (:func:`fan_in_bound`)."""
+    bound = fan_in_bound(shape[1])
+    return jax.random.uniform(key, shape, dtype, -bound, bound)

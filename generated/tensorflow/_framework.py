@@ -1,0 +1,81 @@
+# The TensorFlow kernels' and wrappers' runtime, copied verbatim into generated/tensorflow/_framework.py.
+# Do not edit the copy: edit codegen/backends/tensorflow/runtime.py and run `make generate`.
+"""What the TensorFlow kernels and wrappers (generated.tensorflow, .functional, .keras_layers) call for every
+spec: the shape rule with sizes a ``tf.function`` does not know, and the call-time check of dtypes."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from ._runtime import expected_shapes
+
+
+def known_shapes(expected: tuple, shapes: tuple) -> tuple:
+    """``shapes`` (TensorShapes) as tuples of ints: an unknown size (``None``, the batch inside Keras'
+    ``model.fit``) takes the size another argument gives the same dimension, or the fixed size the spec gives
+    it, so that only a real disagreement is an error; an unknown rank is taken as the expected one."""
+    sizes: dict[str, int] = {}
+    got = [None if s.rank is None else tuple(s.as_list()) for s in shapes]
+    for (_, shape), sizes_got in zip(expected, got):
+        if sizes_got is not None and len(sizes_got) == len(shape):
+            for e, g in zip(shape, sizes_got):
+                if isinstance(e, str) and g is not None:
+                    sizes.setdefault(e, g)
+    out = []
+    for (_, shape), sizes_got in zip(expected, got):
+        if sizes_got is None:
+            out.append(tuple(e if isinstance(e, int) else sizes.get(e, -1) for e in shape))
+        elif len(sizes_got) != len(shape):
+            out.append(tuple(-1 if g is None else g for g in sizes_got))
+        else:
+            out.append(
+                tuple(
+                    g if g is not None else e if isinstance(e, int) else sizes.get(e, -1)
+                    for e, g in zip(shape, sizes_got)
+                )
+            )
+    return tuple(out)
+
+
+def check_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:
+    """Raise one ValueError naming the argument whose shape does not fit ``expected`` (the shared rule,
+    :func:`expected_shapes`); Python, so it runs once per trace inside ``tf.function``."""
+    expected_shapes(function, expected, known_shapes(expected, shapes), trusted)
+
+
+def check(layer: str, expected: tuple, values: tuple, trusted: int = 0) -> tf.DType:
+    """Raise one error naming ``layer``, the argument and what was expected of it; return the arrays' dtype.
+
+    ``expected`` holds (argument, shape) pairs; the sizes of the dimensions are decided by
+    :func:`expected_shapes` (the first ``trusted`` arguments, a layer's own weights, fix them; else most
+    arguments do). Every array must be a floating-point ``tf.Tensor`` (or ``tf.Variable``) with the dtype of
+    the first; a trained scalar may be a Python number.
+    """
+    shapes = []
+    for (name, shape), value in zip(expected, values):
+        if shape == () and isinstance(value, (int, float)):
+            shapes.append(tf.TensorShape([]))
+            continue
+        if not isinstance(value, (tf.Tensor, tf.Variable)):
+            raise TypeError(
+                f"{layer}: argument {name} is a {type(value).__name__}, expected a tf.Tensor "
+                f"(tf.convert_to_tensor makes one)"
+            )
+        shapes.append(value.shape)
+    check_shapes(layer, expected, tuple(shapes), trusted)
+    first = None
+    for (name, shape), value in zip(expected, values):
+        if shape == () and isinstance(value, (int, float)):
+            continue
+        if not value.dtype.is_floating:
+            raise TypeError(
+                f"{layer}: argument {name} has dtype {value.dtype.name}, expected a floating-point dtype"
+            )
+        if first is None:
+            first = (name, value.dtype)
+        elif value.dtype != first[1]:
+            raise TypeError(
+                f"{layer}: argument {name} has dtype {value.dtype.name}, expected {first[1].name} "
+                f"(the dtype of {first[0]})"
+            )
+    return first[1] if first else tf.float32

@@ -1,0 +1,347 @@
+"""The TensorFlow backend (generated/tensorflow): kernels against the NumPy backend and against
+tf.GradientTape, the tf.custom_gradient wrappers eagerly and inside tf.function (unknown sizes), call-time
+checks, and the Keras 3 layers in a keras.Sequential trained by model.fit.
+
+Every spec is covered, taken from spec/ by the loader; shapes are drawn by hypothesis (see conformance.py).
+TensorFlow is imported once for the session (tests/conftest.py sets its threads and quiets its logs).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conformance import (
+    DIFFERENTIABLE_KINDS,
+    FUNCTIONS,
+    SPECS,
+    TOLERANCE,
+    WRAPPERS,
+    bad_shapes,
+    call,
+    close,
+    draw,
+    finite,
+    numpy_reference,
+    print_and_run,
+    shapes,
+    supported,
+)
+from hypothesis import assume
+
+import generated.numpy as gnp
+import generated.tensorflow as gtf
+
+# Specs with sparse storage take tf.sparse.SparseTensor weights (and have no wrappers); tests/test_sparse_layer.py
+# checks them against the dense layer.
+NAMES = [n for n in supported("tensorflow") if not SPECS[n].spec.storage]
+DIFFERENTIABLE = [n for n in supported("tensorflow", DIFFERENTIABLE_KINDS) if not SPECS[n].spec.storage]
+GENERATED = Path(__file__).resolve().parents[1] / "generated" / "tensorflow"
+DTYPES = {np.float64: tf.float64, np.float32: tf.float32}
+F = gtf.functional
+
+
+def tensors(name: str, values: dict, dtype) -> dict:
+    """Matrices and trained scalars as tensors of ``dtype``; hyperparameters stay Python floats."""
+    roles = {**FUNCTIONS[name][0].roles, **FUNCTIONS[name][-1].roles}
+    return {k: tf.constant(v, dtype=DTYPES[dtype]) if isinstance(v, np.ndarray) or roles.get(k) == "parameter"
+            else v for k, v in values.items()}
+
+
+# --- kernels ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", NAMES)
+@shapes(max_examples=3)
+def test_kernels_match_numpy(name, dtype, dims, seed):
+    """Forward and backward kernels (updates included: they return new tensors) give the NumPy backend's
+    results in the input's dtype."""
+    values = draw(name, dims, seed)
+    forward, backward, seeds = numpy_reference(name, values, seed)
+    assume(finite(forward, backward))
+    functions = FUNCTIONS[name]
+    inputs = tensors(name, values, dtype)
+    got = call(gtf, functions[0], inputs)
+    assert got.keys() == forward.keys()
+    for key, value in got.items():
+        assert value.dtype == DTYPES[dtype], f"{name}: {key} is {value.dtype}"
+        close(value.numpy(), forward[key], TOLERANCE[dtype], f"{name}: {key}")
+    if backward:
+        got = call(gtf, functions[1], {**inputs, **tensors(name, {**forward, **seeds}, dtype)})
+        for key, value in got.items():
+            assert value.dtype == DTYPES[dtype], f"{name}: {key} is {value.dtype}"
+            close(value.numpy(), backward[key], TOLERANCE[dtype], f"{name}: {key}")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+@shapes(max_examples=3)
+def test_backward_matches_gradient_tape(name, dtype, dims, seed):
+    """The backward kernel equals tf.GradientTape differentiating the forward kernel (TensorFlow's own
+    gradients of its ops): 1e-10 in float64, 1e-4 relative in float32."""
+    values = draw(name, dims, seed)
+    forward, backward, seeds = numpy_reference(name, values, seed)
+    assume(finite(forward, backward))
+    first, second = FUNCTIONS[name]
+    leaves = [g[1:] for g in second.returns]
+    inputs = tensors(name, values, dtype)
+    seed_tensors = tensors(name, seeds, dtype)
+    with tf.GradientTape() as tape:
+        tape.watch([inputs[leaf] for leaf in leaves])
+        output = call(gtf, first, inputs)[first.output]
+    autodiff = tape.gradient(output, [inputs[leaf] for leaf in leaves],
+                             output_gradients=seed_tensors.get(f"D{first.output}"))
+    kernel = call(gtf, second, {**inputs, **call(gtf, first, inputs), **seed_tensors})
+    for leaf, expected in zip(leaves, autodiff):
+        close(kernel[f"D{leaf}"].numpy(), expected.numpy(), TOLERANCE[dtype], f"{name}: D{leaf}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernels_run_inside_tf_function_with_unknown_sizes(name):
+    """Every kernel traces in a tf.function whose input sizes are all unknown (as Keras' batch is), and
+    gives its eager results: no host round trip, no Python size."""
+    values = draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 0)
+    forward, backward, seeds = numpy_reference(name, values, 0)
+    inputs = tensors(name, {**values, **forward, **seeds}, np.float64)
+    for function in FUNCTIONS[name]:
+        args = [inputs[a.name] for a in function.arguments]
+        signature = [tf.TensorSpec([None] * len(v.shape), v.dtype) if isinstance(v, tf.Tensor) else v for v in args]
+        traced = tf.function(lambda *xs, f=getattr(gtf, function.name): f(*xs)).get_concrete_function(*signature)
+        got = traced(*[a for a in args if isinstance(a, tf.Tensor)])
+        want = getattr(gtf, function.name)(*args)
+        for g, w in zip(tf.nest.flatten(got), tf.nest.flatten(want)):
+            close(g.numpy(), w.numpy(), 1e-12, function.name)
+
+
+# --- tf.custom_gradient wrappers --------------------------------------------------------------------------
+
+def wrapper_arguments(name: str, values: dict, dtype=np.float64) -> list:
+    w = WRAPPERS[name]
+    inputs = tensors(name, values, dtype)
+    return [inputs[a] for a in w.names]
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+@shapes(max_examples=3)
+def test_custom_gradient_is_the_generated_backward(name, dims, seed):
+    """Every wrapper returns the NumPy forward output, and tf.GradientTape through it gives the NumPy
+    backward's gradients (scaled by the incoming one for a loss); arguments without a gradient get None."""
+    values = draw(name, dims, seed)
+    forward, backward, seeds = numpy_reference(name, values, seed)
+    assume(finite(forward, backward))
+    w = WRAPPERS[name]
+    arguments = wrapper_arguments(name, values)
+    watched = [a for a, n in zip(arguments, w.names) if isinstance(a, tf.Tensor)]
+    incoming = tf.constant(seeds[w.seed]) if seeds else tf.constant(1.5, tf.float64)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(watched)
+        output = getattr(F, name)(*arguments)
+    close(output.numpy(), forward[w.output], 1e-10, f"{name}: {w.output}")
+    gradients = tape.gradient(output, [arguments[w.names.index(a)] for a in w.differentiable],
+                              output_gradients=incoming)
+    scale = 1.0 if seeds else 1.5
+    for a, g in zip(w.differentiable, gradients):
+        close(g.numpy(), scale * backward[f"D{a}"], 1e-10, f"{name}: D{a}")
+    for a in w.constant:
+        if isinstance(arguments[w.names.index(a)], tf.Tensor):
+            assert tape.gradient(output, arguments[w.names.index(a)]) is None, f"{name}: {a}"
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+def test_wrappers_and_gradients_inside_tf_function(name):
+    """Inside one tf.function with an unknown batch size: every wrapper's output and its gradients are the
+    NumPy backend's."""
+    values = draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 1)
+    forward, backward, seeds = numpy_reference(name, values, 1)
+    w = WRAPPERS[name]
+    arguments = wrapper_arguments(name, values)
+    incoming = tf.constant(seeds[w.seed]) if seeds else tf.constant(1.0, tf.float64)
+    positions = [i for i, a in enumerate(arguments) if isinstance(a, tf.Tensor)]
+
+    def both(*tensors_):
+        args = list(arguments)
+        for i, t in zip(positions, tensors_):
+            args[i] = t
+        with tf.GradientTape() as tape:
+            tape.watch(tensors_)
+            output = getattr(F, name)(*args)
+        return output, tape.gradient(output, [args[w.names.index(a)] for a in w.differentiable],
+                                     output_gradients=incoming)
+
+    signature = [tf.TensorSpec([None, *arguments[i].shape[1:]] if arguments[i].shape.rank == 2 and
+                               w.names[i] in w.inputs else arguments[i].shape, tf.float64) for i in positions]
+    output, gradients = tf.function(both, input_signature=signature)(*[arguments[i] for i in positions])
+    close(output.numpy(), forward[w.output], 1e-10, f"{name}: {w.output}")
+    for a, g in zip(w.differentiable, gradients):
+        close(g.numpy(), backward[f"D{a}"], 1e-10, f"{name}: D{a}")
+
+
+# --- call-time checks ------------------------------------------------------------------------------------
+
+def test_error_messages():
+    W, b = tf.ones((4, 4)), tf.ones((1, 4))
+    with pytest.raises(ValueError, match=re.escape("linear: argument W has shape (4, 4), expected (4, 5)")):
+        F.linear(tf.ones((3, 5)), W, b)
+    with pytest.raises(ValueError, match=re.escape("linear_dropout: argument X has shape (3, 5), expected (N, 4)")):
+        F.linear_dropout(tf.ones((3, 5)), tf.ones((4, 4)), W, b)
+    with pytest.raises(TypeError, match=re.escape("linear: argument X has dtype int32, expected a floating-point")):
+        F.linear(tf.ones((3, 4), tf.int32), W, b)
+    with pytest.raises(TypeError, match=re.escape("linear: argument W has dtype float32, expected float64 (the dtype of X)")):
+        F.linear(tf.ones((3, 4), tf.float64), W, b)
+    with pytest.raises(TypeError, match=re.escape("linear: argument X is a list, expected a tf.Tensor")):
+        F.linear([[1.0] * 4], W, b)
+    with pytest.raises(ValueError, match=re.escape("srelu: argument al has shape (2,), expected ()")):
+        F.srelu(tf.ones((3, 4)), tf.ones(2), 0.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match=re.escape("linear_forward: argument b has shape (5, 1), expected (1, 5)")):
+        gtf.linear_forward(tf.ones((5, 4)), tf.ones((5, 4)), tf.ones((5, 1)))
+    traced = tf.function(F.linear, input_signature=[tf.TensorSpec([None, 5]), tf.TensorSpec([4, 4]),
+                                                    tf.TensorSpec([1, 4])])
+    with pytest.raises(ValueError, match=re.escape("linear: argument W has shape (4, 4), expected (4, 5)")):
+        traced.get_concrete_function()
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+def test_every_wrapper_checks_every_argument(name):
+    """A wrong shape or dtype of any array argument is one error naming the wrapper and an argument with its
+    received and expected shape."""
+    w = WRAPPERS[name]
+    values = draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 0)
+    fn = getattr(F, name)
+    good = wrapper_arguments(name, values, np.float32)
+    fn(*good)
+    pattern = re.compile(rf"^{name}: argument (\w+) has shape \(([\d, ]*)\), expected \(([\w, ]*)\)$")
+    for check in w.checks:
+        i = w.names.index(check.name)
+        for bad_shape in bad_shapes(w, check, tuple(good[i].shape)):
+            bad = list(good)
+            bad[i] = tf.zeros(bad_shape)
+            with pytest.raises(ValueError) as error:
+                fn(*bad)
+            match = pattern.match(str(error.value))
+            assert match, str(error.value)
+        bad = list(good)
+        bad[i] = tf.cast(good[i], tf.int32)
+        with pytest.raises(TypeError, match=rf"^{name}: argument {check.name} has dtype int32, expected a "):
+            fn(*bad)
+
+
+# --- the generated code itself ---------------------------------------------------------------------------
+
+def test_same_functions_as_numpy():
+    """Same function names, arguments (in order) and number of results as generated/numpy."""
+    from codegen.lower import lower_all  # every kernel: forward, backward, variants, fused backward + update
+    from codegen.passes import optimize_all
+
+    names = set(supported("tensorflow"))
+    expected = [f.name for family in lower_all(optimize_all(list(SPECS.values()))) for f in family.functions
+                if f.spec in names]
+    assert sorted(n for n in gtf.__all__ if n != "functional") == sorted(expected)
+    for name in expected:
+        assert inspect.signature(getattr(gtf, name)).parameters.keys() == \
+            inspect.signature(getattr(gnp, name)).parameters.keys(), name
+    assert set(F.__all__) == set(DIFFERENTIABLE)
+
+
+def test_kernels_are_tf_ops_only():
+    """No NumPy, no host round trip, no Python loop, no size read on the host; every constant array takes
+    the dtype of an input."""
+    for path in GENERATED.glob("*.py"):
+        if path.name in ("csr.py", "keras_layers.py", "__init__.py") or path.name.startswith("_"):
+            continue  # the CSR validator and the runtime copies read shapes on the host; they are no kernels
+        text = path.read_text()
+        assert "Do not edit" in text
+        body = "\n".join(part.split('"""', 2)[-1] for part in re.split(r"\ndef ", text)[1:])
+        assert not re.search(r"\bnp\.", text), path.name
+        for bad in (".numpy()", "float(", ".item()", "for ", "while ", "[...] ="):
+            assert bad not in body, f"{path.name}: {bad}"
+        assert not re.search(r"\b\w+\.shape\[\d\]", body.replace("check_shapes(", "")), path.name
+        for line in body.splitlines():
+            if re.search(r"tf\.(ones|zeros|eye)\(", line):
+                assert "dtype" in line, line
+
+
+def test_constants_take_the_dtype_of_an_input():
+    import sympy
+
+    from codegen import ir
+    from codegen.backends.tensorflow.printer import TensorFlowPrinter
+
+    N, K = sympy.symbols("N K", integer=True, positive=True)
+    alpha = sympy.Symbol("alpha", real=True)
+    Z = ir.Var("Z", (N, K))
+    _0 = ir.placeholder(0)
+    nodes = {
+        "M": ir.Elementwise(sympy.Piecewise((0, _0 < 0), (1, True)), (Z,), (N, K)),
+        "O": ir.Ones((N, K)),
+        "C": ir.Elementwise(sympy.Integer(3), (), (N, K)),
+        "E": ir.Eye((K, K)),
+        "S": ir.Elementwise(1 / (1 + sympy.exp(-_0)), (Z,), (N, K)),
+        "H": ir.Elementwise(sympy.Piecewise((0, _0 < 0), (_0, True)), (Z,), (N, K)),
+        # a hyperparameter (a Python float) first in a Max or as a case: in a graph it would decide the dtype
+        "A": ir.Elementwise(sympy.Max(alpha * _0, alpha), (Z,), (N, K)),
+        "P": ir.Elementwise(sympy.Piecewise((alpha, _0 < 0), (_0, True)), (Z,), (N, K)),
+    }
+    body, f = print_and_run(TensorFlowPrinter, {"tf": tf}, nodes, ["Z", "alpha"], {"Z": (N, K)})
+    text = "\n".join(body)
+    assert "S = tf.sigmoid(Z)" in text
+    for dtype in (tf.float32, tf.float64):
+        traced = tf.function(lambda Z: f(Z, 0.3), input_signature=[tf.TensorSpec([None, None], dtype)])
+        results = traced(tf.reshape(tf.linspace(tf.constant(-1, dtype), 1, 12), (3, 4)))
+        assert all(r.dtype == dtype for r in results), [r.dtype for r in results]
+
+
+# --- Keras 3 layers ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def keras_layers():
+    from generated.tensorflow import keras_layers
+
+    return keras_layers
+
+
+def test_a_keras_layer_owns_its_weights_and_its_gradient_is_the_generated_backward(keras_layers):
+    """ReLULayer(D, K) has W and b as trainable Keras weights; tape gradients through it are those of the
+    NumPy backward kernel on the same weights."""
+    layer = keras_layers.ReLULayer(3, 4, dtype="float64")
+    assert [v.name for v in layer.trainable_weights] == ["W", "b"]
+    assert tuple(layer.W.shape) == (4, 3) and tuple(layer.b.shape) == (1, 4)
+    X = np.random.default_rng(0).uniform(-1, 1, (5, 3))
+    W = np.asarray(layer.W)
+    layer.b.assign(np.full((1, 4), 0.1))
+    DY = np.random.default_rng(1).uniform(-1, 1, (5, 4))
+    with tf.GradientTape() as tape:
+        Y = layer(tf.constant(X))
+    DW, Db = tape.gradient(Y, layer.trainable_weights, output_gradients=tf.constant(DY))
+    Z, Y_np = gnp.relu_layer_forward(X, W, np.full((1, 4), 0.1))
+    want = gnp.relu_layer_backward(X, W, Z, DY)
+    close(Y.numpy(), Y_np, 1e-12, "Y")
+    close(DW.numpy(), want[0], 1e-12, "DW")
+    close(Db.numpy(), want[1], 1e-12, "Db")
+    with pytest.raises(ValueError, match=re.escape("ReLULayer: argument X has shape (5, 2), expected (N, 3)")):
+        layer(tf.zeros((5, 2), tf.float64))
+
+
+def test_keras_sequential_trains_with_model_fit(keras_layers):
+    import keras
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 20)).astype(np.float32)
+    labels = (X[:, :5].sum(axis=1) > 0).astype(int) + 2 * (X[:, 5:10].sum(axis=1) > 0).astype(int)
+    T = np.eye(4, dtype=np.float32)[labels]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((20,)), keras_layers.ReLULayer(20, 32),
+                              keras_layers.BatchNormEps(32, 1e-5), keras_layers.SReLULayer(32, 16),
+                              keras_layers.Linear(16, 4)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=keras_layers.StableSoftmaxCrossEntropyLoss(),
+                  metrics=["accuracy"])
+    history = model.fit(X, T, epochs=8, batch_size=50, verbose=0)  # 256 = 5 · 50 + 6: a smaller last batch
+    losses = history.history["loss"]
+    assert losses[-1] < 0.6 * losses[0], losses
+    assert history.history["accuracy"][-1] > 0.7, history.history
+    assert model.predict(X[:7], verbose=0).shape == (7, 4)
+    srelu = model.layers[2]
+    assert float(srelu.tr.numpy()) != 1.0  # SReLU's trainable scalars get gradients too
