@@ -11,14 +11,18 @@ import sys
 
 
 def show(args) -> int:
+    import sympy
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     from codegen.loader import load_all
-    from codegen.notation import unicode, unicode_name
+    from codegen.notation import unicode
     from codegen.proof import prove_all
     from codegen.report import elementwise_functions, method_words
+
+    def unicode_name(name: str) -> str:  # DW, Dγ, Σ: an equation's name as its right-hand side prints it
+        return unicode(sympy.Symbol(name))
 
     folders = getattr(args, "spec_dirs", None)
     specs = load_all(spec_dirs=folders) if folders else load_all()
