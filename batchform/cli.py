@@ -1,4 +1,4 @@
-"""The ``batchform`` command: generate, verify, report, mutate, check, build-cpp, train."""
+"""The ``batchform`` command: generate, verify, report, show, mutate, build-cpp, train."""
 
 from __future__ import annotations
 
@@ -16,10 +16,31 @@ class UsageError(Exception):
     """A wrong command-line option; reported as one line."""
 
 
+def checkout_folder(name: str, option: str) -> Path:
+    """generated/ or reports/ of the checkout: the default output of a command run from one. An installed
+    batchform has no default output folder: it never writes into its own package (site-packages)."""
+    from batchform.paths import CHECKOUT
+
+    if CHECKOUT is None:
+        raise UsageError(f"{option} DIR is needed: an installed batchform writes only into a folder you name "
+                         f"(e.g. `batchform generate --specs myspecs --out mykernels`)")
+    return CHECKOUT / name
+
+
+def _spec_dirs(args) -> list[str] | None:
+    """The --specs folders, after the built-in spec folder with --builtin; None: the built-in specs only."""
+    folders = getattr(args, "spec_dirs", None)
+    if folders and getattr(args, "builtin", False):
+        from batchform.api import builtin_specs
+
+        folders = [str(builtin_specs()), *folders]
+    return folders
+
+
 def _load(args):
     from codegen.loader import load_all
 
-    folders = getattr(args, "spec_dirs", None)
+    folders = _spec_dirs(args)
     return load_all(spec_dirs=folders) if folders else load_all()
 
 
@@ -91,21 +112,22 @@ def cmd_report(args) -> int:
 
     specs = _load(args)
     proofs, failed = _prove(specs, args, quiet=True)
-    for path in write_reports(specs, proofs, Path(args.reports)):
+    folder = Path(args.reports) if args.reports else checkout_folder("reports", "--reports")
+    for path in write_reports(specs, proofs, folder):
         print(f"wrote {path}")
     return 1 if failed else 0
 
 
 def cmd_generate(args) -> int:
-    from codegen.pipeline import GENERATED, build
+    from codegen.pipeline import build
     from codegen.report import write_reports
 
     if getattr(args, "spec_dirs", None) and args.output is None:
         raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
     backends = _backends(args.backend)
-    output = Path(args.output) if args.output else GENERATED
+    output = Path(args.output) if args.output else checkout_folder("generated", "--out")
     # Staleness is a question about rendering only (check=True proves nothing); the proofs are `make verify`'s.
-    done = build(backends, spec_dirs=getattr(args, "spec_dirs", None), output=output, check=args.check,
+    done = build(backends, spec_dirs=_spec_dirs(args), output=output, check=args.check,
                  use_cache=not args.no_cache, jobs=args.jobs, progress=_ProofLines(quiet=args.quiet))
     if args.check:
         sys.stderr.write(done.diff)
@@ -125,7 +147,7 @@ def cmd_generate(args) -> int:
                   f"({done.seconds['verify']:.1f} s)")
     print(f"generated {len(done.files)} files in {output} ({len(done.written)} changed)")
     # Reports go to reports/ only for spec/; other spec folders write one where --reports says.
-    reports = args.reports or (None if getattr(args, "spec_dirs", None) else REPO / "reports")
+    reports = args.reports or (None if getattr(args, "spec_dirs", None) or _installed() else REPO / "reports")
     if not args.no_report and reports is not None:
         for path in write_reports(done.loaded, done.proofs, Path(reports)):
             print(f"wrote {path}")
@@ -179,11 +201,17 @@ def cmd_build_cpp(args) -> int:
     from codegen.lower import by_spec, lower_all
     from codegen.passes import optimize_all
 
-    if not (cpp_build.GENERATED_DIR / "bindings.cpp").is_file():
-        raise UsageError(f"{cpp_build.GENERATED_DIR} has no generated C++ sources: run `batchform generate` "
-                         f"first")
+    given = getattr(args, "output", None)
+    if not given:
+        checkout_folder("generated", "--out")  # an installed batchform has no default output folder
+    source = Path(given) / "cpp" if given else cpp_build.GENERATED_DIR
+    out = source.parent
+    if not (source / "bindings.cpp").is_file():
+        raise UsageError(f"{source} has no generated C++ sources: run `batchform generate"
+                         f"{' --out ' + str(given) if given else ''}` first")
+    default = source.resolve() == cpp_build.GENERATED_DIR.resolve()
     try:
-        cpp_build.build(force=args.force)
+        cpp_build.build(force=args.force, generated_dir=None if default else source)
     except cpp_build.CppBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -193,7 +221,7 @@ def cmd_build_cpp(args) -> int:
     # before `generate` writes them.
     start = time.perf_counter()
     specs = _load(args)
-    check_built(REPO, "generated", specs, by_spec(lower_all(optimize_all(specs))), ["cpp"])
+    check_built(out.resolve().parent, out.resolve().name, specs, by_spec(lower_all(optimize_all(specs))), ["cpp"])
     print(f"ran every C++ kernel against SymPy's values of its spec ({time.perf_counter() - start:.1f} s)")
     return 0
 
@@ -204,18 +232,36 @@ def cmd_train(args) -> int:
     return train.main(args)
 
 
+def _installed() -> bool:
+    from batchform.paths import CHECKOUT
+
+    return CHECKOUT is None
+
+
+def cmd_show(args) -> int:
+    from batchform.show import show
+
+    return show(args)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="batchform", description=__doc__)
+    from batchform import __version__
+    from batchform.help_format import HelpFormatter, subcommand
+
+    p = argparse.ArgumentParser(prog="batchform", description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--version", action="version", version=f"batchform {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def proof_options(q):
         q.add_argument("--specs", action="append", metavar="DIR", dest="spec_dirs",
-                       help="a folder of specs laid out like spec/ (repeatable; default: spec/)")
+                       help="a folder of specs laid out like spec/ (repeatable; default: the built-in spec/)")
         q.add_argument("--no-cache", action="store_true", help="prove again even where the spec is unchanged")
         q.add_argument("--jobs", type=int, default=None, help="processes for proofs (default: one per core)")
 
-    g = sub.add_parser("generate", help="prove the specs, then render every backend into generated/")
+    g = subcommand(sub, "generate", "prove the specs, then render every backend into generated/")
     proof_options(g)
+    g.add_argument("--builtin", action="store_true",
+                   help="with --specs: generate the built-in specs too (default: only the --specs folders)")
     g.add_argument("--backend", help="comma-separated backends (default: all)")
     g.add_argument("--output", "--out", default=None, help="output folder (default: generated/; required with --specs)")
     g.add_argument("--reports", default=None,
@@ -225,31 +271,43 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no line per proof")
     g.set_defaults(run=cmd_generate)
 
-    v = sub.add_parser("verify", help="prove every backward equation against SymPy's derivative")
+    v = subcommand(sub, "verify", "prove every backward equation against SymPy's derivative")
     proof_options(v)
     v.set_defaults(run=cmd_verify)
 
-    r = sub.add_parser("report", help="write reports/proofs.md and reports/proofs.html")
+    r = subcommand(sub, "report", "write the proof report, proofs.md and proofs.html (MathML, renders offline)")
     proof_options(r)
-    r.add_argument("--reports", default=str(REPO / "reports"))
+    r.add_argument("--reports", default=None, help="output folder (default: reports/ of the checkout)")
     r.set_defaults(run=cmd_report)
 
-    m = sub.add_parser("mutate", help="mutation testing: perturb spec equations and report how many the proof kills")
+    s = subcommand(sub, "show", "print one spec's equations and how each was proved")
+    proof_options(s)
+    s.add_argument("name", metavar="NAME", help="the spec's name, e.g. relu_layer (`batchform verify` lists them)")
+    s.set_defaults(run=cmd_show)
+
+    m = subcommand(sub, "mutate", "mutation testing: perturb spec equations and report how many the proof kills")
     m.add_argument("names", nargs="*", metavar="SPEC", help="spec names (default: all)")
     m.add_argument("--families", help="comma-separated mutation families (default: all)")
-    m.add_argument("--sample", type=int, default=None, help="at most this many mutants per spec and family")
+    m.add_argument("--sample", type=int, default=None,
+                   help="at most this many mutants per spec and family (default: every mutant)")
     m.add_argument("--seed", type=int, default=0, help="seed of --sample")
     m.add_argument("--jobs", type=int, default=None, help="processes (default: one per core)")
-    m.add_argument("--fail-under", type=float, default=None, help="exit 1 when a family's kill rate is below this %%")
+    m.add_argument("--fail-under", type=float, default=None,
+                   help="exit 1 when a family's kill rate is below this %% (default: never)")
     m.add_argument("--verbose", action="store_true", help="a line per mutant")
     m.set_defaults(run=cmd_mutate)
 
-    c = sub.add_parser("build-cpp", help="build the C++ extension generated.cpp")
-    c.add_argument("--force", action="store_true")
+    c = subcommand(sub, "build-cpp", "build the C++ extension generated.cpp (CMake + Ninja from the venv)")
+    c.add_argument("--out", "--output", dest="output", default=None, metavar="DIR",
+                   help="the folder `batchform generate --out DIR` wrote (default: generated/ of the checkout)")
+    proof_options(c)
+    c.add_argument("--builtin", action="store_true",
+                   help="with --specs: the output holds the built-in specs too (default: only --specs)")
+    c.add_argument("--force", action="store_true", help="rebuild even where no input changed")
     c.add_argument("--no-check", action="store_true", help="build only; do not run the kernels against the specs")
     c.set_defaults(run=cmd_build_cpp)
 
-    t = sub.add_parser("train", help="train an MLP on a data set with any backend")
+    t = subcommand(sub, "train", "train an MLP on a data set with any backend (Nerva's options)")
     try:
         from batchform import train
 

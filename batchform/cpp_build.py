@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -25,8 +26,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from batchform.paths import CHECKOUT, resource
+
 ROOT = Path(__file__).resolve().parents[1]
-CPP_DIR = ROOT / "cpp"
+# The runtime headers and CMake files: cpp/ of the checkout, batchform/cpp installed (package data).
+CPP_DIR = resource("cpp")
 GENERATED_DIR = ROOT / "generated" / "cpp"
 BUILD_DIR = ROOT / "build" / "cpp"
 SANITIZE_BUILD_DIR = ROOT / "build" / "cpp-sanitize"
@@ -53,10 +57,11 @@ class CppTestError(RuntimeError):
     """A sanitizer test executable failed (mismatch, sanitizer report or crash)."""
 
 
-def module_path() -> Path:
-    """Where the extension module is written (the Python package directory generated/cpp)."""
+def module_path(generated_dir: Path | None = None) -> Path:
+    """Where the extension module is written (the Python package directory generated/cpp, or the cpp/
+    folder of another output folder)."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    return GENERATED_DIR / f"{MODULE_NAME}{suffix}"
+    return (generated_dir or GENERATED_DIR) / f"{MODULE_NAME}{suffix}"
 
 
 def _tool(name: str) -> str:
@@ -84,8 +89,8 @@ def _tool(name: str) -> str:
     raise CppBuildError(f"{name} not found: install the 'cpp' extra (pip install -e '.[cpp]')")
 
 
-def _input_files(sanitize: bool) -> list[Path]:
-    roots = [CPP_DIR, GENERATED_DIR]
+def _input_files(sanitize: bool, generated_dir: Path | None = None) -> list[Path]:
+    roots = [CPP_DIR, generated_dir or GENERATED_DIR]
     files: list[Path] = []
     for root in roots:
         if not root.is_dir():
@@ -102,22 +107,24 @@ def _input_files(sanitize: bool) -> list[Path]:
     return files
 
 
-def _cmake_args(sanitize: bool) -> list[str]:
+def _cmake_args(sanitize: bool, generated_dir: Path | None = None) -> list[str]:
     args = [
         f"-DPython_EXECUTABLE={sys.executable}",
         f"-DCMAKE_BUILD_TYPE={'Debug' if sanitize else 'Release'}",
         f"-DBATCHFORM_SANITIZE={'ON' if sanitize else 'OFF'}",
     ]
+    if generated_dir is not None:  # another output folder (batchform build-cpp --out DIR)
+        args.append(f"-DBATCHFORM_GENERATED_DIR={generated_dir.resolve()}")
     extra = os.environ.get("BATCHFORM_CMAKE_ARGS", "")
     return args + shlex.split(extra)
 
 
-def _digest(sanitize: bool) -> str:
+def _digest(sanitize: bool, generated_dir: Path | None = None) -> str:
     h = hashlib.sha256()
-    for a in _cmake_args(sanitize):
+    for a in _cmake_args(sanitize, generated_dir):
         h.update(a.encode() + b"\0")
-    for p in _input_files(sanitize):
-        h.update(str(p.relative_to(ROOT)).encode() + b"\0")
+    for p in _input_files(sanitize, generated_dir):
+        h.update(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p).encode() + b"\0")
         h.update(p.read_bytes())
         h.update(b"\0")
     return h.hexdigest()
@@ -148,11 +155,38 @@ def _locked(build_dir: Path) -> Iterator[None]:
         yield
 
 
-def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if proc.returncode != 0:
-        raise CppBuildError(f"{what} failed (exit {proc.returncode}): {shlex.join(cmd)}\n{_tail(proc.stdout)}")
-    return proc.stdout
+_STEP = re.compile(r"^\[(\d+)/(\d+)\]\s+(.*)$")
+
+
+def _step_line(line: str) -> str | None:
+    """Ninja's ``[3/40] Building CXX object …/bindings_layers_linear.cpp.o`` as ``[3/40] bindings_layers_linear.cpp``."""
+    match = _STEP.match(line.strip())
+    if not match:
+        return None
+    done, total, what = match.groups()
+    target = what.split()[-1].rsplit("/", 1)[-1].removesuffix(".o") if what else ""
+    return f"[{done}/{total}] {target}"
+
+
+def _run(cmd: list[str], what: str, cwd: Path | None = None, progress: bool = False) -> str:
+    """Run a build tool; with ``progress``, print each compile step as Ninja reports it (one line per step,
+    or one line rewritten in place on a terminal)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    terminal = sys.stdout.isatty()
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        step = _step_line(line) if progress else None
+        if step:
+            print(f"\r\033[K  {step}" if terminal else f"  {step}", end="" if terminal else "\n", flush=True)
+    code = proc.wait()
+    if progress and terminal:
+        print("\r\033[K", end="", flush=True)
+    output = "".join(lines)
+    if code != 0:
+        raise CppBuildError(f"{what} failed (exit {code}): {shlex.join(cmd)}\n{_tail(output)}")
+    return output
 
 
 def _sanitizer_targets(targets: Sequence[str] | None) -> tuple[str, ...]:
@@ -168,16 +202,18 @@ def _sanitizer_targets(targets: Sequence[str] | None) -> tuple[str, ...]:
     return RUNTIME_SANITIZER_TARGETS
 
 
-def _artifacts(sanitize: bool, build_dir: Path, targets: tuple[str, ...] = ()) -> list[Path]:
+def _artifacts(sanitize: bool, build_dir: Path, targets: tuple[str, ...] = (),
+               generated_dir: Path | None = None) -> list[Path]:
     if sanitize:
         exe = ".exe" if os.name == "nt" else ""
         module = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
         return [build_dir / f"{t}{module if t in BINDINGS_SANITIZER_TARGETS else exe}" for t in targets]
-    return [module_path()]
+    return [module_path(generated_dir)]
 
 
 def build(
-    force: bool = False, sanitize: bool = False, quiet: bool = False, targets: Sequence[str] | None = None
+    force: bool = False, sanitize: bool = False, quiet: bool = False, targets: Sequence[str] | None = None,
+    generated_dir: Path | None = None,
 ) -> Path:
     """Configure and build the C++ backend if any input changed (or `force`).
 
@@ -187,35 +223,40 @@ def build(
     compiler output when configuration or compilation fails. With `sanitize`, `targets`
     selects sanitizer executables (default: all that exist, see SANITIZER_TARGETS).
     """
-    build_dir = SANITIZE_BUILD_DIR if sanitize else BUILD_DIR
+    if generated_dir is None and CHECKOUT is None:
+        raise CppBuildError("an installed batchform builds only the C++ sources you generated: "
+                            "`batchform build-cpp --out DIR` with the DIR of `batchform generate --out DIR`")
+    if generated_dir is not None:
+        generated_dir = Path(generated_dir).resolve()
+    build_dir = SANITIZE_BUILD_DIR if sanitize else (generated_dir / "build" if generated_dir else BUILD_DIR)
+    source_dir = generated_dir or GENERATED_DIR
     san_targets = _sanitizer_targets(targets) if sanitize else ()
-    if not sanitize and not (GENERATED_DIR / "bindings.cpp").is_file():
-        raise CppBuildError(
-            f"{GENERATED_DIR.relative_to(ROOT)}/bindings.cpp does not exist: run `batchform generate` first"
-        )
-    result = build_dir if sanitize else module_path()
+    if not sanitize and not (source_dir / "bindings.cpp").is_file():
+        shown = source_dir.relative_to(ROOT) if source_dir.is_relative_to(ROOT) else source_dir
+        raise CppBuildError(f"{shown}/bindings.cpp does not exist: run `batchform generate` first")
+    result = build_dir if sanitize else module_path(generated_dir)
     with _locked(build_dir):
-        digest = _digest(sanitize)
+        digest = _digest(sanitize, generated_dir)
         # one stamp per target set, so that building a subset does not mark the rest up to date
         stamp = build_dir / (_STAMP + ("-" + "-".join(sorted(san_targets)) if sanitize else ""))
         if (
             not force
             and stamp.is_file()
             and stamp.read_text().strip() == digest
-            and all(a.is_file() for a in _artifacts(sanitize, build_dir, san_targets))
+            and all(a.is_file() for a in _artifacts(sanitize, build_dir, san_targets, generated_dir))
         ):
             return result
 
         what = "sanitizer tests" if sanitize else MODULE_NAME
-        rel = build_dir.relative_to(ROOT)
+        rel = build_dir.relative_to(ROOT) if build_dir.is_relative_to(ROOT) else build_dir
         if not quiet:
-            print(f"batchform: building {what} in {rel} ...", end="", flush=True)
+            print(f"batchform: building {what} in {rel} ...", flush=True)
         t0 = time.perf_counter()
         cmake, ninja = _tool("cmake"), _tool("ninja")
         if stamp.exists():
             stamp.unlink()
         configure = [cmake, "-S", str(CPP_DIR), "-B", str(build_dir), "-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
-        configure += _cmake_args(sanitize)
+        configure += _cmake_args(sanitize, generated_dir)
         try:
             try:
                 _run(configure, "CMake configure")
@@ -229,17 +270,17 @@ def build(
             build_cmd = [cmake, "--build", str(build_dir)]
             if sanitize:
                 build_cmd += ["--target", *san_targets]
-            _run(build_cmd, "C++ build")
+            _run(build_cmd, "C++ build", progress=not quiet)
         except CppBuildError:
             if not quiet:
-                print(" failed", flush=True)
+                print("batchform: the C++ build failed", flush=True)
             raise
-        missing = [a for a in _artifacts(sanitize, build_dir, san_targets) if not a.is_file()]
+        missing = [a for a in _artifacts(sanitize, build_dir, san_targets, generated_dir) if not a.is_file()]
         if missing:
             raise CppBuildError(f"build finished but {', '.join(map(str, missing))} is missing")
         stamp.write_text(digest + "\n")
         if not quiet:
-            print(f" done in {time.perf_counter() - t0:.1f} s", flush=True)
+            print(f"batchform: built {what} in {time.perf_counter() - t0:.1f} s", flush=True)
     return result
 
 

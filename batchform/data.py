@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -214,18 +213,10 @@ def load_npz(path: str | os.PathLike[str], dtype: npt.DTypeLike = np.float32) ->
 def _write_npz_atomic(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> Path:
     # A crash mid-write must never leave a half-written file under the final name, so write a
     # temporary in the same directory (same filesystem, hence os.replace is atomic) and rename.
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    # batchform.atomic gives the file the permissions of an ordinary write (0666 minus the umask).
+    from batchform.atomic import write_atomic
+
+    return write_atomic(path, lambda handle: np.savez(handle, **arrays))
 
 
 def save_npz(path: str | os.PathLike[str], dataset: Dataset) -> None:
@@ -392,9 +383,10 @@ def load_dataset(spec: str, seed: int = 0, dtype: npt.DTypeLike = np.float32) ->
 
 
 def iterate_minibatches(
-    X: np.ndarray, T: np.ndarray, batch_size: int, rng: np.random.Generator
+    X: np.ndarray, T: np.ndarray, batch_size: int, rng: np.random.Generator, shuffle: bool = True
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """One epoch of shuffled minibatches ``(Xb, Tb)``.
+    """One epoch of shuffled minibatches ``(Xb, Tb)`` (in the data's order with ``shuffle=False``, as
+    Nerva's ``--no-shuffle``).
 
     Every row appears exactly once per epoch: full batches first, then a final smaller batch with
     the remaining ``N % batch_size`` rows (kept rather than dropped so no example is skipped).
@@ -406,7 +398,7 @@ def iterate_minibatches(
         raise ValueError(f"X has {X.shape[0]} rows but T has {T.shape[0]}")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    order = rng.permutation(X.shape[0])
+    order = rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
 
     def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for start in range(0, order.shape[0], int(batch_size)):

@@ -16,39 +16,54 @@ from batchform.training.backends import BACKENDS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="numpy", help=f"one of {', '.join(BACKENDS)} (default: numpy)")
-    p.add_argument("--dataset", default="digits", help="'digits' (built in) or a Nerva .npz file")
+    """The options of ``batchform train``; Nerva's spellings (``--layer-weights``, ``--load-dataset``,
+    ``;``-separated ``--layer-sizes``, a plain ``--learning-rate``) are accepted as they are."""
     from batchform.training.options import known_names, layers_help
+    from batchform.training.schedules import INITIALIZER_NAMES
 
+    p.add_argument("--backend", default="numpy", help=f"one of {', '.join(BACKENDS)}")
+    p.add_argument("--dataset", "--load-dataset", dest="dataset", default="digits",
+                   help="'digits' (scikit-learn's 8×8 digits, built in) or a Nerva .npz file (Xtrain, Ttrain, "
+                        "Xtest, Ttest); --load-dataset is Nerva's name")
     p.add_argument("--layers", default="ReLU;ReLU;Linear", help=layers_help())
-    p.add_argument("--layer-sizes", default=None,
-                   help="comma-separated sizes, input first (default: input,64,64,classes for digits)")
+    p.add_argument("--layer-sizes", "--sizes", dest="layer_sizes", default=None,
+                   help="sizes separated by ',' or ';', input first, e.g. 784;1024;512;10 "
+                        "(default: input,64,…,64,classes from the data)")
     p.add_argument("--optimizers", default="Momentum(0.9)",
-                   help=f"one for all layers or one per layer: {', '.join(known_names('update'))}")
-    p.add_argument("--init-weights", default="XavierNormal", help="XavierUniform, HeNormal, Uniform(a,b), ...")
+                   help=f"one for all layers or one per layer, separated by ';': {', '.join(known_names('update'))}")
+    p.add_argument("--init-weights", "--layer-weights", dest="init_weights", default="XavierNormal",
+                   help=f"weight initializer, one for all weighted layers or one per layer separated by ';' "
+                        f"(--layer-weights is Nerva's name): {INITIALIZER_NAMES}")
     p.add_argument("--loss", default="StableSoftmaxCrossEntropy",
                    help=f"one of {', '.join(known_names('loss', ('_loss',)))}")
-    p.add_argument("--learning-rate", default="Constant(0.05)", help="Constant(η), Exponential(η,d), ...")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--save-weights", metavar="PATH", help="write the trained weights to an npz file")
-    p.add_argument("--load-weights", metavar="PATH", help="start from the weights in an npz file")
-    p.add_argument("--export-torch", metavar="PATH", help="save a torch state_dict of nn.Linear layers")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--learning-rate", default="Constant(0.05)",
+                   help="a number η (constant) or a scheduler: Constant(η), TimeBased(η,d), StepBased(η,d,r), "
+                        "MultiStep(η;m1,m2,…;Γ), Exponential(η,d)")
+    p.add_argument("--epochs", type=int, default=20, help="number of epochs")
+    p.add_argument("--batch-size", type=int, default=32, help="minibatch size")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the digits split and the shuffling")
+    p.add_argument("--no-shuffle", action="store_true",
+                   help="take the minibatches in the data's order every epoch (default: shuffled each epoch)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="floating-point type")
+    p.add_argument("--save-weights", metavar="PATH", help="write the trained weights to an npz file (default: none)")
+    p.add_argument("--load-weights", metavar="PATH", help="start from the weights in an npz file (default: none)")
+    p.add_argument("--export-torch", metavar="PATH",
+                   help="save a torch state_dict of nn.Linear layers (default: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: a bar on a terminal)")
     sparse = p.add_argument_group("sparse training (numpy and cpp backends)")
     sparse.add_argument("--overall-density", metavar="D",
-                        help="overall density in (0, 1], split over the layers by Erdős–Rényi")
+                        help="overall density in (0, 1], split over the layers by Erdős–Rényi (default: dense)")
     sparse.add_argument("--densities", metavar="D1;D2;...",
-                        help="one density per weighted layer; 1 means dense, below 1 sparse (CSR)")
-    sparse.add_argument("--prune", metavar="STRATEGY", help="Magnitude(ζ), SET(ζ) or Threshold(t)")
-    sparse.add_argument("--grow", metavar="STRATEGY", help="Random or Gradient (RigL); as many as pruned")
+                        help="one density per weighted layer; 1 means dense, below 1 sparse (CSR) (default: dense)")
+    sparse.add_argument("--prune", metavar="STRATEGY",
+                        help="Magnitude(ζ), SET(ζ) or Threshold(t) (default: no pruning)")
+    sparse.add_argument("--grow", metavar="STRATEGY",
+                        help="Random or Gradient (RigL); as many as pruned (default: none)")
     sparse.add_argument("--grow-weights", metavar="INIT", help="initializer of regrown weights "
                         "(default: --init-weights)")
     sparse.add_argument("--prune-interval", type=int, default=1, metavar="E",
-                        help="prune and grow at the start of every E-th epoch after the first (default 1)")
-    sparse.add_argument("--clip", metavar="T", help="after each update, set weights with |w| < T to 0")
+                        help="prune and grow at the start of every E-th epoch after the first")
+    sparse.add_argument("--clip", metavar="T", help="after each update, set weights with |w| < T to 0 (default: none)")
     from batchform.training import parallel
 
     parallel.add_arguments(p)
@@ -88,7 +103,7 @@ class Options:
     scheduler: object
     optimizers: list
     sizes: list | None
-    init: tuple
+    init: list
 
 
 def parse_options(args) -> Options:
@@ -96,7 +111,7 @@ def parse_options(args) -> Options:
     from batchform.atomic import check_writable
     from batchform.training.options import (OptionError, parse_layers, parse_loss, parse_optimizers,
                                             parse_sizes)
-    from batchform.training.schedules import parse_initializer, parse_learning_rate
+    from batchform.training.schedules import parse_layer_initializers, parse_learning_rate
 
     if args.epochs < 1:
         raise OptionError("--epochs must be at least 1")
@@ -107,10 +122,11 @@ def parse_options(args) -> Options:
     if args.backend not in BACKENDS:
         raise OptionError(f"--backend: unknown backend {args.backend!r}; choose from {', '.join(BACKENDS)}")
     layers = parse_layers(args.layers)
+    weighted = sum(1 for layer in layers if not layer.is_batch_norm)
     options = Options(np.float32 if args.dtype == "float32" else np.float64, layers, parse_loss(args.loss),
                       parse_learning_rate(args.learning_rate), parse_optimizers(args.optimizers, len(layers)),
                       parse_sizes(args.layer_sizes) if args.layer_sizes else None,
-                      parse_initializer(args.init_weights))
+                      parse_layer_initializers(args.init_weights, weighted))
     for option, path in (("--save-weights", args.save_weights), ("--export-torch", args.export_torch)):
         problem = path and check_writable(path, option)
         if problem:
@@ -150,6 +166,15 @@ def _save_outputs(args, network, console) -> int:
     return failed
 
 
+def initial_statistics(trainer, data):
+    """Nerva's epoch-0 line: loss and accuracies of the initial weights, with epoch 0's η."""
+    from batchform.training.loop import EpochResult
+
+    loss, train_accuracy = trainer.evaluate(data.Xtrain, data.Ttrain)
+    _, test_accuracy = trainer.evaluate(data.Xtest, data.Ttest)
+    return EpochResult(0, loss, train_accuracy, test_accuracy, 0.0, trainer.scheduler(0))
+
+
 def main(args) -> int:
     from rich.console import Console
 
@@ -185,14 +210,14 @@ def main(args) -> int:
             raise OptionError(f"--layer-sizes: the output size {sizes[-1]} does not match the data's "
                               f"{data.num_classes} classes")
         densities = layer_densities(args.overall_density, args.densities, sizes)
-        dynamic = parse_dynamic(args.prune, args.grow, args.grow_weights, args.prune_interval, args.init_weights,
+        dynamic = parse_dynamic(args.prune, args.grow, args.grow_weights, args.prune_interval, options.init[0],
                                 densities)
         clip = parse_clip(args.clip)
         backend = make_backend(args.backend, options.dtype)
         if args.backend == "cpp":
             backend.kernels.set_flush_denormals(True)  # subnormals slow sparse CPU training several-fold
         parallel.choose_device(backend)
-        network = Network.build(backend, layers, sizes, options.optimizers, args.init_weights, seed=args.seed,
+        network = Network.build(backend, layers, sizes, options.optimizers, options.init, seed=args.seed,
                                 densities=densities)
         network.clip = clip
         if args.load_weights:
@@ -237,12 +262,14 @@ def _train(args, options, data, sizes, densities, dynamic, network, replicas, co
         console.print(f"sparsity: {describe(network)}" + (f"; prune {args.prune}, grow {args.grow} every "
                                                            f"{args.prune_interval} epoch(s)" if dynamic else ""))
     trainer = Trainer(network, options.loss, options.scheduler, args.batch_size, seed=args.seed, dynamic=dynamic,
-                      log=console.print, replicas=replicas)
+                      log=console.print, replicas=replicas, shuffle=not getattr(args, "no_shuffle", False))
     console.print(f"{'epoch':>5}  {'loss':>10}  {'train acc':>9}  {'test acc':>8}  {'time (s)':>8}  {'η':>8}")
 
     def report(r):
         console.print(f"{r.epoch:>5}  {r.loss:>10.6f}  {r.train_accuracy:>9.4f}  {r.test_accuracy:>8.4f}  "
                       f"{r.seconds:>8.3f}  {r.learning_rate:>8.4g}")
+
+    report(initial_statistics(trainer, data))
 
     start = time.perf_counter()
     progress = None if args.no_progress or not console.is_terminal else _Progress(console)

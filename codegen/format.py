@@ -9,7 +9,11 @@ from pathlib import Path
 
 from codegen.errors import SpecError
 
-REPO = Path(__file__).resolve().parent.parent
+from batchform.paths import resource
+
+#: The formatter configurations ship with the templates (installed: batchform/templates).
+RUFF_CONFIG = resource("templates") / "ruff.toml"
+CLANG_FORMAT_CONFIG = resource("templates") / "cpp" / ".clang-format"
 
 
 def _tool(name: str) -> str:
@@ -21,7 +25,7 @@ def _tool(name: str) -> str:
 
 
 def ruff(source: str, filename: str) -> str:
-    result = subprocess.run([_tool("ruff"), "format", "--config", str(REPO / "pyproject.toml"),
+    result = subprocess.run([_tool("ruff"), "format", "--config", str(RUFF_CONFIG),
                              "--stdin-filename", filename, "-"],
                             input=source, capture_output=True, text=True)
     if result.returncode != 0:
@@ -31,7 +35,7 @@ def ruff(source: str, filename: str) -> str:
 
 def clang_format(source: str, filename: str) -> str:
     result = subprocess.run([_tool("clang-format"), f"--assume-filename={filename}",
-                             "--style=file:" + str(REPO / "templates" / "cpp" / ".clang-format")],
+                             "--style=file:" + str(CLANG_FORMAT_CONFIG)],
                             input=source, capture_output=True, text=True)
     if result.returncode != 0:
         raise SpecError(f"clang-format failed on generated {filename}:\n{result.stderr}")

@@ -60,7 +60,7 @@ def spec_modules(root=spec_package):
     for info in sorted(pkgutil.walk_packages([str(base)], prefix=root.__name__ + "."), key=lambda i: i.name):
         if info.ispkg:
             continue
-        relative = info.name.split(".")[1:]
+        relative = info.name[len(root.__name__) + 1:].split(".")  # the package may be batchform.spec
         if len(relative) < 2 or relative[-1] == "dsl":
             continue
         yield info.name, str(base.joinpath(*relative[:-1], relative[-1] + ".py"))
@@ -152,7 +152,7 @@ def _load_module(package, module_name: str, path: str, seen: dict[str, str]) -> 
     specs = getattr(module, "SPECS", None)
     if specs is None:
         raise SpecError(f"spec module {module_name} ({path}) defines no SPECS list")
-    family = module_name.split(".")[1]
+    family = module_name[len(package.__name__) + 1:].split(".")[0]
     title = _family_title(package.__name__, family)
     relative = str(Path(path).resolve().relative_to(REPO)) if Path(path).resolve().is_relative_to(REPO) else path
     loaded = []

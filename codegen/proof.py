@@ -41,11 +41,14 @@ from sympy import Lambda, MatrixSymbol
 
 from codegen.all_shapes import proved_for_all_shapes
 from codegen.explicit import evaluate
-from codegen.loader import REPO, LoadedSpec
+from codegen.loader import LoadedSpec
 from codegen.notation import unicode
 from codegen.pieces import breakpoints, piecewise_reading, prove_derivative
 from codegen.update_check import check_update
+from spec import dsl
 from spec.dsl import Apply
+
+from batchform.paths import cache_dir
 
 # No relation a·N + b·D + c·K + d = 1 with |a|, |b|, |c|, |d| ≤ 3 (nor one between any two of the sizes) holds at
 # all three shapes, so an equation scaled by a small size relation such as (D − N) is wrong at one of them
@@ -59,7 +62,8 @@ MODES = ("sample", "sample", "wide", "wide", "on", "near")
 DIGITS = 50
 RECHECK_DIGITS = 120
 SIMPLIFY_SECONDS = 2.0
-CACHE = REPO / ".batchform-cache" / "proofs"
+#: Proofs are cached per user (XDG cache folder; BATCHFORM_CACHE_DIR overrides), never in the package.
+CACHE = cache_dir() / "proofs"
 
 # What a check establishes, strongest first; an equation is as strong as its weakest shape.
 ALL_SHAPES = "proved symbolically for all shapes"
@@ -548,7 +552,7 @@ def _engine_hash() -> str:
     h = hashlib.sha256()
     for name in ("proof.py", "pieces.py", "all_shapes.py", "update_check.py", "explicit.py", "loader.py", "freeze.py"):
         h.update((Path(__file__).parent / name).read_bytes())
-    h.update((REPO / "spec" / "dsl.py").read_bytes())
+    h.update(Path(dsl.__file__).read_bytes())
     return h.hexdigest()
 
 

@@ -9,11 +9,13 @@ import codegen.backends
 from codegen.backends.interface import Backend, PrintedFamily
 from codegen.format import ruff
 from codegen.generation import stamp, top_level
-from codegen.loader import REPO, LoadedSpec
+from codegen.loader import LoadedSpec
 from codegen.lower import Family, by_spec, initial_values
 from codegen.wrappers import class_name
 
-TEMPLATES = REPO / "templates"
+from batchform.paths import resource
+
+TEMPLATES = resource("templates")
 
 
 def environment() -> jinja2.Environment:

@@ -80,7 +80,7 @@ def test_good_options_parse():
                                   "--learning-rate", "MultiStep(0.1;10,20;0.5)", "--optimizers", "Nesterov(0.9)",
                                   "--init-weights", "Uniform(-0.1,0.1)", "--seed", "7"))
     assert options.layers[1].hyperparameters == {"epsilon": 1e-3}
-    assert options.scheduler(25) == pytest.approx(0.1 * 0.5 ** 3)  # 25 // 10 + 25 // 20 drops
+    assert options.scheduler(25) == pytest.approx(0.1 * 0.5 ** 2)  # once per milestone passed (10 and 20)
     assert options.optimizers[0].hyperparameters == {"mu": 0.9}
 
 

@@ -38,7 +38,7 @@ class History:
 
 class Trainer:
     def __init__(self, network: Network, loss: str, scheduler: Scheduler, batch_size: int, seed: int = 0,
-                 dynamic=None, log=None, replicas=None):
+                 dynamic=None, log=None, replicas=None, shuffle: bool = True):
         """``dynamic``: a :class:`batchform.training.sparse.DynamicSparsity` (prune and grow the sparse
         layers at the start of its epochs, inside the epoch's time); ``log``: prints what each step did;
         ``replicas``: the processes or devices of data-parallel training (:mod:`batchform.training.parallel`;
@@ -49,6 +49,7 @@ class Trainer:
         self.loss = SPECS[loss]
         self.rng = np.random.default_rng(seed + 2)
         self.dynamic, self.log = dynamic, log
+        self.shuffle = shuffle  # False: batches in the data's order every epoch (Nerva's --no-shuffle)
         self.sparse_rng = np.random.default_rng(seed + 3)
         self.replicas = replicas or SingleProcess()
         self.step = make_step(network, self.loss, self.replicas)
@@ -108,7 +109,8 @@ class Trainer:
         for epoch in range(epochs):
             eta = self.scheduler(epoch)
             start = time.perf_counter()
-            batches = list(iterate_minibatches(data.Xtrain, data.Ttrain, self.batch_size, self.rng))
+            batches = list(iterate_minibatches(data.Xtrain, data.Ttrain, self.batch_size, self.rng,
+                                                       shuffle=self.shuffle))
             if self.dynamic is not None and self.dynamic.due(epoch):
                 self._regrow(epoch, batches[0])
             if progress:

@@ -67,9 +67,10 @@ class Network:
     # --- building --------------------------------------------------------------------------------
     @classmethod
     def build(cls, backend: ArrayAdapter, layers: list[LayerOption], sizes: list[int],
-              optimizers: list[OptimizerOption], init: str, seed: int = 0,
+              optimizers: list[OptimizerOption], init: str | list[str], seed: int = 0,
               densities: list[float] | None = None) -> Network:
-        """``densities``: one per weighted layer; a layer below 1 is sparse (W in CSR with a random pattern
+        """``init``: one initializer for every weighted layer, or a list with one per weighted layer;
+        ``densities``: one per weighted layer; a layer below 1 is sparse (W in CSR with a random pattern
         of exactly round(d·K·D) entries)."""
         weighted = [o for o in layers if not o.is_batch_norm]
         if len(weighted) != len(sizes) - 1:
@@ -92,15 +93,16 @@ class Network:
                                       f"dropout form; its dense mask would cover all of W")
                 info = SPECS[sparse_form(option.spec)]
             D = sizes[index]
+            layer_init = init if isinstance(init, str) else init[min(index, len(init) - 1)]
             parameters = {}
             K = D if option.is_batch_norm else sizes[index + 1]
             sizes_of = {"D": D, "K": K, "1": 1}
             for name, shape in info.parameters.items():
                 start = info.init[name]
                 if name == "W" and density < 1:  # a random pattern; only its values are drawn
-                    parameters[name] = random_pattern((K, D), density, init, rng)
+                    parameters[name] = random_pattern((K, D), density, layer_init, rng)
                 elif name == "W":  # the weights: the --init-weights initializer
-                    parameters[name] = initialize(init, (K, D), rng)
+                    parameters[name] = initialize(layer_init, (K, D), rng)
                 elif shape is None:  # a trainable scalar: the value given in --layers, or the spec's
                     parameters[name] = np.full((1, 1), option.trainable_initial.get(name, start))
                 elif start == "fan_in":

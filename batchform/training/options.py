@@ -231,10 +231,11 @@ def parse_layers(text: str) -> list[LayerOption]:
 
 
 def parse_sizes(text: str) -> list[int]:
+    """``64,64,10`` or Nerva's ``64;64;10``."""
     try:
-        sizes = [int(s) for s in text.split(",")]
+        sizes = [int(s) for s in re.split(r"[;,]", text)]
     except ValueError:
-        raise OptionError(f"--layer-sizes: {text!r} is not a comma-separated list of integers") from None
+        raise OptionError(f"--layer-sizes: {text!r} is not a list of integers separated by ',' or ';'") from None
     if len(sizes) < 2 or any(s < 1 for s in sizes):
         raise OptionError(f"--layer-sizes: need at least two positive sizes, got {text!r}")
     return sizes

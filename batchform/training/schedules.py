@@ -25,11 +25,20 @@ class Scheduler:
 
 
 def parse_learning_rate(text: str) -> Scheduler:
-    """Constant(η), TimeBased(η, d), StepBased(η, d, r), MultiStep(η; m1,m2,...; Γ), Exponential(η, d).
+    """Constant(η), TimeBased(η, d), StepBased(η, d, r), MultiStep(η; m1,m2,...; Γ), Exponential(η, d), or a
+    plain number η (Constant(η)), as Nerva's tools accept.
+
+    η for epoch e = 0, 1, … agrees with Nerva (``nerva_torch.learning_rate``) and, where it has the same
+    schedule, with ``torch.optim.lr_scheduler`` stepped once per epoch: TimeBased is η_e = η_{e−1}/(1 + d·e)
+    (MultiplicativeLR with factor 1/(1 + d·e)), MultiStep multiplies by Γ once per milestone passed
+    (MultiStepLR), Exponential is η·e^{−d·e} (ExponentialLR with γ = e^{−d}), StepBased is Nerva's
+    η·drop^⌊(1 + e)/r⌋.
 
     Every value is checked here, so η stays positive and finite in every epoch: d ≥ 0, 0 < drop ≤ 1, r > 0,
     milestones increasing positive integers, 0 < Γ ≤ 1.
     """
+    if _is_number(text):
+        text = f"Constant({text.strip()})"
     call = parse_call(text, "--learning-rate")
     name = call.name.lower()
     option = "--learning-rate"
@@ -55,10 +64,9 @@ def parse_learning_rate(text: str) -> Scheduler:
         cache = [eta0]
 
         def rule(i):
-            # η_{i+1} = η_i / (1 + d·i): a recurrence, unrolled up to epoch i.
+            # η_i = η_{i−1} / (1 + d·i), η_0 = η: Nerva's stateful scheduler called once per epoch, unrolled.
             while len(cache) <= i:
-                k = len(cache) - 1
-                cache.append(cache[k] / (1 + d * k))
+                cache.append(cache[-1] / (1 + d * len(cache)))
             return cache[i]
     elif name == "stepbased":
         eta0, d, r = need(["eta", "drop_rate", "change_rate"], ("drop_rate", lambda v: 0 < v <= 1, "0 < drop_rate ≤ 1"),
@@ -72,7 +80,8 @@ def parse_learning_rate(text: str) -> Scheduler:
         if any(not isinstance(m, int) or m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
             raise OptionError(f"{option}: {call.name}'s milestones must be increasing positive whole epochs, "
                               f"got {text!r}")
-        rule = lambda i: eta0 * gamma ** sum(i // m for m in milestones)  # noqa: E731
+        # Γ once per milestone already reached (torch's MultiStepLR, Nerva's MultiStepLRScheduler).
+        rule = lambda i: eta0 * gamma ** sum(1 for m in milestones if i >= m)  # noqa: E731
     elif name == "exponential":
         eta0, d = need(["eta", "change_rate"], ("change_rate", lambda v: v >= 0, "change_rate ≥ 0"))
         rule = lambda i: eta0 * math.exp(-d * i)  # noqa: E731
@@ -82,19 +91,31 @@ def parse_learning_rate(text: str) -> Scheduler:
     return Scheduler(call.name, float(eta0), rule, text)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 #: The initializers and their arguments (all optional): name → (argument names, defaults).
 INITIALIZERS = {"xavieruniform": (), "xaviernormal": (), "heuniform": (), "henormal": (), "zero": (),
-                "uniform": ("a", "b"), "normal": ("mean", "std")}
-_INITIALIZER_NAMES = "XavierUniform, XavierNormal, HeUniform, HeNormal, Uniform(a,b), Normal(mean,std), Zero"
+                "uniform": ("a", "b"), "normal": ("mean", "std"), "xavier": ()}
+#: Nerva's C++ names (``--layer-weights``): Xavier is U(±1/√D) (its own rule, kept as ``xavier``),
+#: XavierNormalized is U(±√(6/(D + K))) (= XavierUniform), He is N(0, 2/D) (= HeNormal).
+NERVA_ALIASES = {"xaviernormalized": "xavieruniform", "he": "henormal"}
+INITIALIZER_NAMES = ("XavierUniform, XavierNormal, HeUniform, HeNormal, Uniform(a,b), Normal(mean,std), Zero; "
+                     "Nerva's Xavier, XavierNormalized, He")
 
 
 def parse_initializer(text: str, option: str = "--init-weights") -> tuple[str, list[float]]:
     """(lower-case name, arguments) of an --init-weights value, checked: Uniform needs a < b with b − a finite,
     Normal std > 0, the others take no arguments."""
     call = parse_call(text, option)
-    name = call.name.lower()
+    name = NERVA_ALIASES.get(call.name.lower(), call.name.lower())
     if name not in INITIALIZERS:
-        raise OptionError(f"{option}: unknown initializer {call.name!r}; known: {_INITIALIZER_NAMES}")
+        raise OptionError(f"{option}: unknown initializer {call.name!r}; known: {INITIALIZER_NAMES}")
     names = list(INITIALIZERS[name])
     given = bind(call, names, option, text, required=0)
     if given and len(given) != len(names):
@@ -119,6 +140,9 @@ def initialize(text: str, shape: tuple[int, int], rng: np.random.Generator, coun
     name, args = parse_initializer(text, option)
     K, D = shape
     size = shape if count is None else (count,)
+    if name == "xavier":
+        limit = 1.0 / math.sqrt(D)
+        return rng.uniform(-limit, limit, size=size)
     if name == "xavieruniform":
         limit = math.sqrt(6.0 / (D + K))
         return rng.uniform(-limit, limit, size=size)
@@ -134,3 +158,19 @@ def initialize(text: str, shape: tuple[int, int], rng: np.random.Generator, coun
     if name == "normal":
         return rng.normal(args[0], args[1], size=size)
     return np.zeros(size)
+
+
+def parse_layer_initializers(text: str, weighted: int, option: str = "--init-weights") -> list[str]:
+    """``--init-weights`` / ``--layer-weights``: one initializer for all weighted layers or one per layer,
+    separated by ';' (Nerva: ``Xavier;Xavier;Xavier``); each is checked; returns one per weighted layer."""
+    from batchform.training.options import split_list
+
+    items = split_list(text, option)
+    for item in items:
+        parse_initializer(item, option)
+    if len(items) == 1:
+        return items * weighted
+    if len(items) != weighted:
+        raise OptionError(f"{option}: give one initializer for all layers or one per weighted layer ({weighted}), "
+                          f"got {len(items)} in {text!r}")
+    return items

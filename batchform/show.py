@@ -1,0 +1,91 @@
+"""``batchform show NAME``: one spec's equations and how each was proved, in the terminal.
+
+The same content as the spec's section of the proof report (codegen/report.py), in Unicode: the Forward
+equations (or the update rule), the element-wise functions they apply with their definitions, and each
+Backward equation with what its check established. Proofs come from the cache where the spec is unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def show(args) -> int:
+    import sympy
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from codegen.loader import load_all
+    from codegen.notation import unicode
+    from codegen.proof import prove_all
+    from codegen.report import elementwise_functions, method_words
+
+    def unicode_name(name: str) -> str:  # DW, Dγ, Σ: an equation's name as its right-hand side prints it
+        return unicode(sympy.Symbol(name))
+
+    folders = getattr(args, "spec_dirs", None)
+    specs = load_all(spec_dirs=folders) if folders else load_all()
+    chosen = [s for s in specs if s.name == args.name]
+    if not chosen:
+        close = sorted(s.name for s in specs if args.name.lower() in s.name.lower())[:8]
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `batchform verify` lists every spec"
+        print(f"error: no spec named {args.name!r}{hint}", file=sys.stderr)
+        return 2
+    loaded = chosen[0]
+    (proof,) = prove_all(chosen, use_cache=not getattr(args, "no_cache", False), jobs=1)
+    console = Console(highlight=False)
+    spec = loaded.spec
+    status = "[green]passed[/green]" if proof.ok else "[bold red]FAILED[/bold red]"
+    console.print(f"[bold]{escape(spec.name)}[/bold] ({spec.kind}, {escape(loaded.path)}): {escape(spec.doc)}")
+    weakest = method_words(proof.method, proof.shapes) if proof.ok else "FAILED"
+    console.print(f"proof {status}; weakest method: {escape(weakest)}"
+                  f"{' (cached)' if proof.cached else f' ({proof.seconds:.1f} s)'}")
+    methods = {e.equation: e for e in proof.equations}
+
+    def equations(title, eqs):
+        table = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
+        table.add_column("equation", overflow="fold")
+        table.add_column("method", overflow="fold", style="dim")
+        for eq in eqs:
+            how = methods.get(eq.name)
+            if how is None:
+                words = "an intermediate" if title == "Backward" else ""
+            elif how.ok:
+                words = method_words(how.method, proof.shapes)
+            else:
+                words = f"[bold red]FAILED: {escape(how.counterexample)}[/bold red]"
+            table.add_row(escape(f"{unicode_name(eq.name)} = {unicode(eq.expr)}"), words if how and not how.ok
+                          else escape(words))
+        console.print(table)
+
+    console.print()
+    equations("Update rule" if spec.kind == "update" else "Forward", spec.forward)
+    functions = elementwise_functions(spec)
+    if functions:
+        console.print("\n[bold]Element-wise functions[/bold]")
+        for name, f in functions:
+            variables = ", ".join(str(v) for v in f.variables)
+            console.print(f"  {escape(name)}({variables}) = {escape(_cases(f.expr))}")
+    if spec.backward:
+        console.print()
+        equations("Backward", spec.backward)
+    for line in proof.failures():
+        print(f"error: {line}", file=sys.stderr)
+    return 0 if proof.ok else 1
+
+
+def _cases(expr) -> str:
+    """A Piecewise as ``α·x if x ≤ 0; x otherwise``; anything else in the paper's Unicode notation."""
+    import sympy
+
+    from codegen.notation import unicode
+
+    if not isinstance(expr, sympy.Piecewise):
+        return unicode(expr)
+    parts = []
+    for value, condition in expr.args:
+        when = "otherwise" if condition == sympy.true else "if " + unicode(condition).replace("<=", "≤").replace(
+            ">=", "≥")
+        parts.append(f"{unicode(value)} {when}")
+    return "; ".join(parts)
