@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from codegen.errors import SpecError
+from batchform.codegen.errors import SpecError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,14 +38,14 @@ def _spec_dirs(args) -> list[str] | None:
 
 
 def _load(args):
-    from codegen.loader import load_all
+    from batchform.codegen.loader import load_all
 
     folders = _spec_dirs(args)
     return load_all(spec_dirs=folders) if folders else load_all()
 
 
 def _backends(selection: str | None):
-    from codegen.backends import all_backends
+    from batchform.codegen.backends import all_backends
 
     backends = all_backends()
     if not selection:
@@ -92,7 +92,7 @@ class _ProofLines:
 
 
 def _prove(specs, args, quiet=False):
-    from codegen.proof import prove_all
+    from batchform.codegen.proof import prove_all
 
     start = time.perf_counter()
     lines = _ProofLines(len(specs), quiet)
@@ -108,7 +108,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from codegen.report import write_reports
+    from batchform.codegen.report import write_reports
 
     specs = _load(args)
     proofs, failed = _prove(specs, args, quiet=True)
@@ -119,8 +119,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from codegen.pipeline import build
-    from codegen.report import write_reports
+    from batchform.codegen.pipeline import build
+    from batchform.codegen.report import write_reports
 
     if getattr(args, "spec_dirs", None) and args.output is None:
         raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
@@ -155,7 +155,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_mutate(args) -> int:
-    from codegen import mutate
+    from batchform.codegen import mutate
 
     specs = _load(args)
     if args.names:
@@ -197,9 +197,9 @@ def cmd_mutate(args) -> int:
 
 def cmd_build_cpp(args) -> int:
     from batchform import cpp_build
-    from codegen.execute import check_built
-    from codegen.lower import by_spec, lower_all
-    from codegen.passes import optimize_all
+    from batchform.codegen.execute import check_built
+    from batchform.codegen.lower import by_spec, lower_all
+    from batchform.codegen.passes import optimize_all
 
     given = getattr(args, "output", None)
     if not given:

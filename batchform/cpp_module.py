@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-MODULE = "generated.cpp._batchform_cpp"
+MODULE = "batchform.generated.cpp._batchform_cpp"
 _ROOT = Path(__file__).resolve().parents[1]
 _HINT = "run `make cpp` (or `batchform build-cpp`) to build it"
 
@@ -37,13 +37,13 @@ def load(build: bool = False) -> ModuleType:
         _build()
     if str(_ROOT) not in sys.path and (_ROOT / "generated").is_dir():
         try:
-            importlib.import_module("generated")
+            importlib.import_module("batchform.generated")
         except ImportError:
             sys.path.insert(0, str(_ROOT))
     try:
         return importlib.import_module(MODULE)
     except ModuleNotFoundError as e:
-        if e.name in ("generated", "generated.cpp", MODULE):
+        if e.name in ("batchform.generated", "batchform.generated.cpp", MODULE):
             raise ImportError(f"the batchform C++ module {MODULE} is not built: {_HINT}") from e
         raise
     except ImportError as e:

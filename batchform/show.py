@@ -16,10 +16,10 @@ def show(args) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from codegen.loader import load_all
-    from codegen.notation import unicode
-    from codegen.proof import prove_all
-    from codegen.report import elementwise_functions, method_words
+    from batchform.codegen.loader import load_all
+    from batchform.codegen.notation import unicode
+    from batchform.codegen.proof import prove_all
+    from batchform.codegen.report import elementwise_functions, method_words
 
     def unicode_name(name: str) -> str:  # DW, Dγ, Σ: an equation's name as its right-hand side prints it
         return unicode(sympy.Symbol(name))
@@ -79,7 +79,7 @@ def _cases(expr) -> str:
     """A Piecewise as ``α·x if x ≤ 0; x otherwise``; anything else in the paper's Unicode notation."""
     import sympy
 
-    from codegen.notation import unicode
+    from batchform.codegen.notation import unicode
 
     if not isinstance(expr, sympy.Piecewise):
         return unicode(expr)

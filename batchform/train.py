@@ -133,7 +133,7 @@ def parse_options(args) -> Options:
             raise OptionError(problem)
     if args.export_torch:  # refused before training, not after
         from batchform.training.network import Network
-        from generated.manifest import SPECS
+        from batchform.generated.manifest import SPECS
 
         for layer in layers:
             problem = Network.torch_export_problem(SPECS[layer.spec])

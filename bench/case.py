@@ -64,8 +64,8 @@ def dense(config: dict) -> dict:
             "batchform-torch": "torch",
             "torch-autograd": "torch",
             "nerva-torch": "torch",
-            "batchform-cpp": "generated.cpp",
-            "batchform-numpy": "generated.numpy",
+            "batchform-cpp": "batchform.generated.cpp",
+            "batchform-numpy": "batchform.generated.numpy",
         }
         result["profile"] = {
             name: cases.profile_step(steps[name], kind) for name, kind in kinds.items() if name in steps
@@ -120,7 +120,7 @@ def sparse(config: dict) -> dict:
         "layer_densities": factory.densities,
     }
     if config.get("profile"):
-        result["profile"] = {"cpp-sparse": cases.profile_step(steps["cpp-sparse"], "generated.cpp")}
+        result["profile"] = {"cpp-sparse": cases.profile_step(steps["cpp-sparse"], "batchform.generated.cpp")}
     return result
 
 
@@ -131,7 +131,7 @@ def memory(config: dict) -> dict:
     if competitor == "torch-autograd":
         import torch  # noqa: F401
     else:
-        import generated.cpp  # noqa: F401
+        import batchform.generated.cpp  # noqa: F401
     after_imports = cases.memory_now()["VmRSS"]
     X, labels, T, _ = cases.dense_data(sizes, batch, with_weights=False)
     if competitor == "torch-autograd":
@@ -159,8 +159,8 @@ def batchnorm(config: dict) -> dict:
     result = {"timing": cases.time_alternating(steps, config["rounds"], config["warmup"], config["budget_s"])}
     kinds = {
         "batchform-torch": "torch",
-        "batchform-cpp": "generated.cpp",
-        "batchform-numpy": "generated.numpy",
+        "batchform-cpp": "batchform.generated.cpp",
+        "batchform-numpy": "batchform.generated.numpy",
     }
     result["profile"] = {
         name: cases.profile_step(steps[name], kinds[name]) for name in steps if name in kinds

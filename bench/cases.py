@@ -71,7 +71,7 @@ def _network(backend, weights, optimizer: str = "GradientDescent"):
 
 
 def _loss_gradient(backend):
-    from generated.manifest import SPECS
+    from batchform.generated.manifest import SPECS
 
     return backend.kernel(SPECS["stable_softmax_cross_entropy_loss"].kernels[1].name)
 
@@ -128,7 +128,7 @@ def batchform_jax(X, labels, T, weights):
     """The generated JAX kernels composed by the same Network, traced into ONE jax.jit'd step."""
     import jax
 
-    from codegen.backends.jax.arrays import JaxArrays
+    from batchform.codegen.backends.jax.arrays import JaxArrays
 
     class RawJax(JaxArrays):  # the raw generated functions: tracing the step fuses all of them
         def kernel(self, name):
@@ -162,7 +162,7 @@ def batchform_tensorflow(X, labels, T, weights):
     batchform-jax is one jax.jit)."""
     import tensorflow as tf
 
-    from codegen.backends.tensorflow.arrays import TensorFlowArrays
+    from batchform.codegen.backends.tensorflow.arrays import TensorFlowArrays
 
     class RawTensorFlow(TensorFlowArrays):  # the raw generated functions: the step's trace holds all of them
         def kernel(self, name):
@@ -364,7 +364,7 @@ def cpp_sparse(density: float):
     gradient_descent_update on the CSR values in place; flush-to-zero on."""
 
     def factory(X, labels, T, sizes):
-        import generated.cpp as bf
+        import batchform.generated.cpp as bf
 
         bf.set_flush_denormals(True)
         shapes = [(K, D) for D, K in pairwise(sizes)]
@@ -406,7 +406,7 @@ def batch_norm_generated(backend_name: str):
     def factory(X, DY):
         import importlib
 
-        bf = importlib.import_module(f"generated.{backend_name}")
+        bf = importlib.import_module(f"batchform.generated.{backend_name}")
         if backend_name == "torch":
             import torch
 
@@ -483,7 +483,7 @@ def time_alternating(
 def profile_step(step: Callable[[], object], kind: str, steps: int = 5, top: int = 5) -> list[list]:
     """Where one step's time goes: [name, share of the step's time] for the `top` largest entries.
     kind "torch": torch.profiler, self CPU time per aten op. Otherwise `kind` names a module of generated
-    kernels (e.g. "generated.cpp"), whose every function is wrapped with a timer while `steps` steps run: time
+    kernels (e.g. "batchform.generated.cpp"), whose every function is wrapped with a timer while `steps` steps run: time
     per kernel, the rest of the step being Python glue (the kernels' own NumPy / nanobind calls included)."""
     if kind == "torch":
         from torch.profiler import ProfilerActivity, profile

@@ -364,7 +364,7 @@ def main(argv=None) -> int:
             return 0
         import torch  # every timing child imports the same libraries, for a fair baseline
 
-        import generated.cpp  # noqa: F401
+        import batchform.generated.cpp  # noqa: F401
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", THREADS)))
 

@@ -21,7 +21,7 @@ from sympy import (
     ZeroMatrix,
 )
 
-from spec.dsl import Hadamard
+from batchform.dsl import Hadamard
 
 _SUPPORTED = (MatAdd, MatMul, Transpose, MatrixSymbol, OneMatrix, Identity, ZeroMatrix, HadamardProduct)
 SECONDS = 3.0

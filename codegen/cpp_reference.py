@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from codegen.execute import TOLERANCE, Case
+from batchform.codegen.execute import TOLERANCE, Case
 
 
 def cpp_check_source(all_cases: list[Case], headers: list[str], preamble: list[str] = (),

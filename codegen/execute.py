@@ -25,10 +25,10 @@ import numpy as np
 import sympy
 from sympy import MatrixSymbol
 
-from codegen.errors import SpecError
-from codegen.explicit import evaluate
-from codegen.loader import REPO, LoadedSpec
-from codegen.lower import Kernel
+from batchform.codegen.errors import SpecError
+from batchform.codegen.explicit import evaluate
+from batchform.codegen.loader import REPO, LoadedSpec
+from batchform.codegen.lower import Kernel
 
 #: Two shapes with no size in common between N, D and K (so a transposed or swapped axis cannot pass).
 SHAPES = ({"N": 2, "D": 3, "K": 4, "M": 2, "P": 3}, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1})
@@ -188,7 +188,7 @@ def cases(specs: list[LoadedSpec], functions: dict[str, list[Kernel]]) -> list[C
 
 
 def _equation_texts(loaded: LoadedSpec) -> list[str]:
-    from codegen.notation import unicode
+    from batchform.codegen.notation import unicode
 
     return [f"{eq.name} = {unicode(eq.expr)}" for eq in (*loaded.spec.forward, *loaded.spec.backward)]
 
@@ -198,14 +198,14 @@ def _equation_texts(loaded: LoadedSpec) -> list[str]:
 def _start(root: Path, package: str, backend: str, scratch: Path) -> subprocess.Popen:
     """A child that imports one backend's package at once, then reads its job on stdin (so the imports of
     PyTorch and JAX overlap with SymPy's evaluation in the parent, and the backends run side by side)."""
-    from codegen.backends import arrays
+    from batchform.codegen.backends import arrays
 
     # the adapter's defaults for its framework's process (TensorFlow's logs and threads), then the caller's
     env = {**getattr(arrays(backend), "environment", {}), **os.environ, "JAX_ENABLE_X64": "1",
            "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     out, err = (open(scratch / f"{backend}.{kind}", "w+b") for kind in ("out", "err"))  # noqa: SIM115
-    return subprocess.Popen([sys.executable, "-m", "codegen.execute", str(root), package, backend],
+    return subprocess.Popen([sys.executable, "-m", "batchform.codegen.execute", str(root), package, backend],
                             cwd=str(root), stdin=subprocess.PIPE, stdout=out, stderr=err, env=env)
 
 
@@ -300,7 +300,7 @@ def _failing_line(exc: BaseException, root: str) -> str:
 def run_job(job: dict) -> list[str]:
     import importlib
 
-    from codegen.backends import arrays
+    from batchform.codegen.backends import arrays
 
     failures = []
     for backend in job["backends"]:

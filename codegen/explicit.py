@@ -9,7 +9,7 @@ from __future__ import annotations
 import sympy
 from sympy import Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 
-from spec.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, XLogY
+from batchform.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, XLogY
 
 
 def evaluate(expr: sympy.Basic, env: dict[str, sympy.Matrix], dims: dict[sympy.Symbol, int]) -> sympy.Matrix:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from codegen.errors import SpecError
+from batchform.codegen.errors import SpecError
 
 from batchform.paths import resource
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sympy
 from sympy import Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 
-from codegen import ir
-from spec.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, XLogY, x
+from batchform.codegen import ir
+from batchform.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, XLogY, x
 
 
 class ShapeMismatch(Exception):

@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import sympy
 
-from codegen import ir
-from codegen.lower import Argument, Kernel, _bind_dims, _free_vars
+from batchform.codegen import ir
+from batchform.codegen.lower import Argument, Kernel, _bind_dims, _free_vars
 
 _THETA, _GRADIENT = "theta", "Dtheta"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import hashlib
 
-from codegen.writer import OWNED_SUFFIXES, STAMPED
+from batchform.codegen.writer import OWNED_SUFFIXES, STAMPED
 
 
 def digest(files: dict[str, bytes]) -> str:

@@ -19,11 +19,11 @@ from pathlib import Path
 import sympy
 from sympy import MatrixSymbol
 
-import spec as spec_package
-from codegen import ir
-from codegen.errors import SpecError
-from codegen.freeze import ShapeMismatch, freeze
-from spec.dsl import Spec
+import batchform.spec as spec_package
+from batchform.codegen import ir
+from batchform.codegen.errors import SpecError
+from batchform.codegen.freeze import ShapeMismatch, freeze
+from batchform.dsl import Spec
 
 KINDS = ("layer", "function", "loss", "update")
 REPO = Path(__file__).resolve().parent.parent

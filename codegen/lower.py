@@ -7,11 +7,11 @@ from dataclasses import dataclass, field, replace
 import sympy
 from sympy import MatrixSymbol
 
-from codegen import ir
-from codegen.errors import SpecError
-from codegen.loader import LoadedSpec
-from codegen.notation import unicode
-from codegen.passes import Optimized
+from batchform.codegen import ir
+from batchform.codegen.errors import SpecError
+from batchform.codegen.loader import LoadedSpec
+from batchform.codegen.notation import unicode
+from batchform.codegen.passes import Optimized
 
 
 @dataclass(frozen=True)
@@ -287,7 +287,7 @@ def lower_all(specs: list[Optimized]) -> list[Family]:
     """Every spec's kernels, grouped by family (sorted by name): forward and backward (or the update), the
     variants every backend prints (:func:`variants`) and the backward kernels fused with each optimizer's
     update (:mod:`codegen.fused`)."""
-    from codegen.fused import fused_updates  # fused builds on this module's Kernel
+    from batchform.codegen.fused import fused_updates  # fused builds on this module's Kernel
 
     grouped: dict[str, Family] = {}
     lowered = {optimized.loaded.name: lower(optimized) for optimized in specs}

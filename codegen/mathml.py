@@ -11,7 +11,7 @@ import sympy
 from sympy import MatAdd, MatMul, OneMatrix
 from sympy.printing.mathml import MathMLPresentationPrinter
 
-from spec.dsl import Hadamard
+from batchform.dsl import Hadamard
 
 _GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "epsilon": "ε", "eta": "η", "mu": "μ", "theta": "θ",
           "Sigma": "Σ", "Delta": "Δ", "sigma": "σ", "lambda": "λ"}

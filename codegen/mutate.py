@@ -22,13 +22,13 @@ from sympy import Identity, Lambda, MatAdd, MatMul, MatrixSymbol, OneMatrix, Pie
 from sympy.core.relational import Relational
 from sympy.core.symbol import Str
 
-from codegen.errors import SpecError
-from codegen.explicit import evaluate
-from codegen.loader import LoadedSpec, check
-from codegen.pieces import same_function
-from codegen.proof import SHAPES, _differs, _dims_of, _Instance, prove_spec
-from codegen.update_check import check_update
-from spec.dsl import Apply, Equation, Hadamard
+from batchform.codegen.errors import SpecError
+from batchform.codegen.explicit import evaluate
+from batchform.codegen.loader import LoadedSpec, check
+from batchform.codegen.pieces import same_function
+from batchform.codegen.proof import SHAPES, _differs, _dims_of, _Instance, prove_spec
+from batchform.codegen.update_check import check_update
+from batchform.dsl import Apply, Equation, Hadamard
 
 FAMILIES = ("sign", "drop term", "duplicate term", "swap operands", "drop transpose", "sum axis", "comparison",
             "constant", "scale 1+tiny", "scale by size relation")

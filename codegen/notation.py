@@ -7,7 +7,7 @@ from sympy import MatAdd, MatMul, OneMatrix
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from spec.dsl import Hadamard
+from batchform.dsl import Hadamard
 
 _SUB = {"N": "N", "D": "D", "K": "K"}
 

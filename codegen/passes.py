@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import sympy
 
-from codegen import ir
-from codegen.ir import ONE, DiagOf, Elementwise, Eye, MatMul, Ones, Reduce, Repeat, Transpose, Var
-from codegen.loader import LoadedSpec
-from codegen.printers.scalar import Sigmoid, Softplus, costly
+from batchform.codegen import ir
+from batchform.codegen.ir import ONE, DiagOf, Elementwise, Eye, MatMul, Ones, Reduce, Repeat, Transpose, Var
+from batchform.codegen.loader import LoadedSpec
+from batchform.codegen.printers.scalar import Sigmoid, Softplus, costly
 
 
 def ones_product(n):

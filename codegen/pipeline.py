@@ -25,10 +25,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codegen import execute, loader, passes, printing, render, writer
-from codegen.backends.interface import Backend, PrintedFamily
-from codegen.loader import REPO, LoadedSpec
-from codegen.lower import Family, by_spec, lower_all
+from batchform.codegen import execute, loader, passes, printing, render, writer
+from batchform.codegen.backends.interface import Backend, PrintedFamily
+from batchform.codegen.loader import REPO, LoadedSpec
+from batchform.codegen.lower import Family, by_spec, lower_all
 
 GENERATED = REPO / "generated"
 
@@ -103,7 +103,7 @@ def _load(spec_dirs) -> list[LoadedSpec]:
 
 
 def _prove(loaded, use_cache, jobs, progress):
-    from codegen.proof import prove_all
+    from batchform.codegen.proof import prove_all
 
     return prove_all(loaded, use_cache=use_cache, jobs=jobs, progress=progress.proof)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-from codegen.backends.interface import Backend, PrintedFamily, PrintedKernel
-from codegen.errors import SpecError
-from codegen.lower import Family, Kernel
-from codegen.printers.scalar import PrinterBug
+from batchform.codegen.backends.interface import Backend, PrintedFamily, PrintedKernel
+from batchform.codegen.errors import SpecError
+from batchform.codegen.lower import Family, Kernel
+from batchform.codegen.printers.scalar import PrinterBug
 
 
 def print_kernels(backend: Backend, families: list[Family]) -> list[PrintedFamily]:

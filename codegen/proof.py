@@ -39,14 +39,14 @@ from pathlib import Path
 import sympy
 from sympy import Lambda, MatrixSymbol
 
-from codegen.all_shapes import proved_for_all_shapes
-from codegen.explicit import evaluate
-from codegen.loader import LoadedSpec
-from codegen.notation import unicode
-from codegen.pieces import breakpoints, piecewise_reading, prove_derivative
-from codegen.update_check import check_update
-from spec import dsl
-from spec.dsl import Apply
+from batchform.codegen.all_shapes import proved_for_all_shapes
+from batchform.codegen.explicit import evaluate
+from batchform.codegen.loader import LoadedSpec
+from batchform.codegen.notation import unicode
+from batchform.codegen.pieces import breakpoints, piecewise_reading, prove_derivative
+from batchform.codegen.update_check import check_update
+from batchform.spec import dsl
+from batchform.dsl import Apply
 
 from batchform.paths import cache_dir
 

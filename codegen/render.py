@@ -5,13 +5,13 @@ from __future__ import annotations
 import jinja2
 import sympy
 
-import codegen.backends
-from codegen.backends.interface import Backend, PrintedFamily
-from codegen.format import ruff
-from codegen.generation import stamp, top_level
-from codegen.loader import LoadedSpec
-from codegen.lower import Family, by_spec, initial_values
-from codegen.wrappers import class_name
+import batchform.codegen.backends
+from batchform.codegen.backends.interface import Backend, PrintedFamily
+from batchform.codegen.format import ruff
+from batchform.codegen.generation import stamp, top_level
+from batchform.codegen.loader import LoadedSpec
+from batchform.codegen.lower import Family, by_spec, initial_values
+from batchform.codegen.wrappers import class_name
 
 from batchform.paths import resource
 
@@ -33,7 +33,7 @@ def render_all(specs: list[LoadedSpec], families: list[Family], backends: dict[s
                printed: dict[str, list[PrintedFamily]]) -> dict[str, str]:
     """Relative path under generated/ → content: the top-level package and manifest, then every backend's
     files, each backend stamped with the digest of its generation (:mod:`codegen.generation`)."""
-    out = {"__init__.py": ruff(top_level(codegen.backends.REGISTRY), "__init__.py"), "manifest.py": manifest(specs, families)}
+    out = {"__init__.py": ruff(top_level(batchform.codegen.backends.REGISTRY), "__init__.py"), "manifest.py": manifest(specs, families)}
     for name, backend in backends.items():
         out.update(render_backend(backend, printed[name]))
     stamp(out, backends)

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import sympy
 
-from codegen.loader import LoadedSpec
-from codegen.mathml import equation, function_definition
-from codegen.notation import latex, latex_name
-from codegen.proof import (ALL_SHAPES, DEFINITION, MISSING, NUMERIC, RATIONAL, SHAPES, SIMPLIFIED, SYMBOLIC,
+from batchform.codegen.loader import LoadedSpec
+from batchform.codegen.mathml import equation, function_definition
+from batchform.codegen.notation import latex, latex_name
+from batchform.codegen.proof import (ALL_SHAPES, DEFINITION, MISSING, NUMERIC, RATIONAL, SHAPES, SIMPLIFIED, SYMBOLIC,
                            SpecProof)
-from codegen.render import environment
-from codegen.writer import write_atomic
-from spec.dsl import Apply, x
+from batchform.codegen.render import environment
+from batchform.codegen.writer import write_atomic
+from batchform.dsl import Apply, x
 
 #: Element-wise functions whose definition is their own name: not worth a line.
 _STANDARD = {"exp", "log", "sqrt"}

@@ -13,7 +13,7 @@ import random
 import sympy
 from sympy import MatrixSymbol
 
-from codegen.explicit import evaluate
+from batchform.codegen.explicit import evaluate
 
 STEPS = 5
 TOLERANCE = 1e-12
@@ -117,7 +117,7 @@ def check_running_statistics(spec, seed: int) -> tuple[bool, str]:
 
 def check_update(spec, seed: int) -> tuple[bool, str]:
     """(ok, what was established or the first disagreement)."""
-    from spec.dsl import TorchBatchNorm
+    from batchform.dsl import TorchBatchNorm
 
     reference = spec.reference
     if isinstance(reference, TorchBatchNorm):

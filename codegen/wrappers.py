@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from codegen.errors import SpecError
-from codegen.lower import Argument, Kernel
+from batchform.codegen.errors import SpecError
+from batchform.codegen.lower import Argument, Kernel
 
 #: Class names of spec names' words where plain capitalization would misspell them.
 WORDS = {"relu": "ReLU", "srelu": "SReLU", "silu": "SiLU", "gelu": "GELU", "elu": "ELU", "selu": "SELU"}

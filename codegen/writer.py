@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from batchform.atomic import check_writable, write_text_atomic
-from codegen.errors import SpecError
+from batchform.codegen.errors import SpecError
 
 #: Files under generated/ that generation owns; anything else there (build outputs) is left alone.
 OWNED_SUFFIXES = (".py", ".hpp", ".cpp", ".h", ".txt", ".cmake")

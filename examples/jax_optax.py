@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from batchform.data import load_digits_dataset
-from generated.jax import custom_vjp as bj
+from batchform.generated.jax import custom_vjp as bj
 
 
 def loss(params, X, T):

@@ -25,7 +25,7 @@ SPEC = '''\
 """Softsign: softsign(x) = x / (1 + |x|)."""
 from sympy import Abs
 
-from spec.dsl import Activation, activation_specs, x
+from batchform.dsl import Activation, activation_specs, x
 
 softsign = Activation(
     "softsign", "Softsign",

@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import scipy.sparse
 
-import generated.numpy as bf
+import batchform.generated.numpy as bf
 from batchform.data import iterate_minibatches, load_digits_dataset
 
 

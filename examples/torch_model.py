@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-import generated.torch as bt
+import batchform.generated.torch as bt
 from batchform.data import load_digits_dataset
 
 

@@ -16,12 +16,12 @@ import sympy
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import generated.numpy as gnp
-from codegen.backends import all_backends
-from codegen.loader import load_all
-from codegen.lower import lower, variants
-from codegen.passes import optimize
-from codegen.wrappers import link_modes, wrappers
+import batchform.generated.numpy as gnp
+from batchform.codegen.backends import all_backends
+from batchform.codegen.loader import load_all
+from batchform.codegen.lower import lower, variants
+from batchform.codegen.passes import optimize
+from batchform.codegen.wrappers import link_modes, wrappers
 
 SPECS = {s.name: s for s in load_all()}
 FUNCTIONS = {name: lower(optimize(s)) for name, s in SPECS.items()}
@@ -177,7 +177,7 @@ def signature(module, name: str) -> list[str]:
 def print_and_run(printer, namespace: dict, nodes: dict, arguments: list[str], shapes: dict):
     """Print a function of ``arguments`` computing ``nodes`` (result name → IR node) with ``printer``; return
     its body lines and the function, defined in ``namespace``."""
-    from codegen.lower import Argument, Kernel, _bind_dims
+    from batchform.codegen.lower import Argument, Kernel, _bind_dims
 
     args = [Argument(a, shapes.get(a)) for a in arguments]
     f = Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=args,

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-import generated.cpp as bfc
-import generated.jax.custom_vjp as bj
-import generated.tensorflow.functional as btf
-import generated.torch as bt
-import generated.torch.functional as F
+import batchform.generated.cpp as bfc
+import batchform.generated.jax.custom_vjp as bj
+import batchform.generated.tensorflow.functional as btf
+import batchform.generated.torch as bt
+import batchform.generated.torch.functional as F
 
 rng = np.random.default_rng(0)
 X, W, b = rng.random((6, 4)), rng.random((3, 4)), rng.random((1, 3))

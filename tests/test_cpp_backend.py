@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import generated.numpy as gnp
-from codegen.loader import load_all
+import batchform.generated.numpy as gnp
+from batchform.codegen.loader import load_all
 from spec_inputs import call, leaf_values
 
-import generated.cpp as gcpp  # `make test` builds it first; a missing build is an error, not a skip
+import batchform.generated.cpp as gcpp  # `make test` builds it first; a missing build is an error, not a skip
 
 # Specs with sparse storage take CSRMatrix arguments; tests/test_sparse_layer.py checks them.
 SPECS = [s.name for s in load_all() if not s.spec.storage]

@@ -46,7 +46,7 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 import _batchform_sanitized as S  # noqa: E402  (ASan + UBSan build of the losses' and optimizers' bindings)
 
-import generated.cpp as reference  # noqa: E402  (its _retry is what the last overload calls)
+import batchform.generated.cpp as reference  # noqa: E402  (its _retry is what the last overload calls)
 
 calls = 0
 for dtype in (np.float32, np.float64):

@@ -447,7 +447,7 @@ def test_import_after_torch(cpp, tmp_path):
 def test_load_hint_when_not_built(monkeypatch):
     from batchform import cpp_module
 
-    monkeypatch.setattr(cpp_module, "MODULE", "generated.cpp._batchform_cpp_not_built")
+    monkeypatch.setattr(cpp_module, "MODULE", "batchform.generated.cpp._batchform_cpp_not_built")
     with pytest.raises(ImportError, match=r"run `make cpp` \(or `batchform build-cpp`\) to build it"):
         cpp_module.load()
 

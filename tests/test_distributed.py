@@ -192,7 +192,7 @@ def test_summed_gradients_take_the_unfused_backward():
     from batchform.training.options import parse_layers, parse_loss, parse_optimizers
     from batchform.training.parallel import SingleProcess
     from batchform.training.step import EagerStep
-    from generated.manifest import SPECS
+    from batchform.generated.manifest import SPECS
 
     class SummingOneProcess(SingleProcess):
         reduces_gradients = True
@@ -245,7 +245,7 @@ from batchform.training.network import Network
 from batchform.training.options import parse_layers, parse_optimizers
 from batchform.training.parallel import JaxDevices
 from batchform.training.step import CompiledStep
-from generated.manifest import SPECS
+from batchform.generated.manifest import SPECS
 backend = make_backend("jax", np.float64)
 network = Network.build(backend, parse_layers("ReLU;Linear"), [8, 6, 4], parse_optimizers("Momentum(0.9)", 2), "XavierNormal")
 step = CompiledStep(network, SPECS["stable_softmax_cross_entropy_loss"], JaxDevices(2))
@@ -282,7 +282,7 @@ def test_the_jax_step_is_one_compiled_call_with_the_loss_left_on_the_device():
 
     from batchform.data import load_digits_dataset
     from batchform.training.step import CompiledStep
-    from generated.manifest import SPECS
+    from batchform.generated.manifest import SPECS
 
     data = load_digits_dataset(dtype=np.float64)
     network = _jax_network()

@@ -23,7 +23,7 @@ def _block(marker: str) -> str:
 def test_the_ddp_example_trains_as_one_process_on_the_global_batches(tmp_path):
     import torch
 
-    import generated.torch as bt
+    import batchform.generated.torch as bt
 
     script, weights = tmp_path / "ddp_generated.py", tmp_path / "weights.pt"
     script.write_text(_block("DistributedDataParallel(layers)"))
@@ -59,7 +59,7 @@ def test_the_optax_example_updates_the_pytree_with_the_generated_gradients():
     exec(compile(_block("optax.adam"), "README.md", "exec"), namespace)  # noqa: S102 - the README, as written
     assert namespace["value"] < namespace["first"]
 
-    from generated.jax import custom_vjp as bj
+    from batchform.generated.jax import custom_vjp as bj
 
     params = [bj.relu_layer_init(jax.random.PRNGKey(0), 64, 32), bj.linear_init(jax.random.PRNGKey(1), 32, 10)]
     X, T = namespace["X"], namespace["T"]

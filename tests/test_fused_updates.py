@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from spec_inputs import call, leaf_values
 
-import generated.numpy as gnp
-from codegen.loader import load_all
-from codegen.lower import lower_all
-from codegen.passes import optimize_all
+import batchform.generated.numpy as gnp
+from batchform.codegen.loader import load_all
+from batchform.codegen.lower import lower_all
+from batchform.codegen.passes import optimize_all
 
 LOADED = {s.name: s for s in load_all()}
 FUNCTIONS = [f for family in lower_all(optimize_all(list(LOADED.values()))) for f in family.functions]
@@ -90,7 +90,7 @@ def test_fused_equals_backward_then_update(fused, backend):
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    module = importlib.import_module(f"generated.{backend}")
+    module = importlib.import_module(f"batchform.generated.{backend}")
     values = _inputs(fused, np.random.default_rng(3))
     want = _reference(fused, values)
     got = call(module, fused, {k: _convert(backend, v) for k, v in values.items()})
@@ -104,7 +104,7 @@ def test_fused_kernels_accumulate_the_product_into_the_parameter():
     """The point of fusing: torch writes DZᵀ·X into W (or Δ) with addmm_, C++ with one gemm, no DW."""
     import inspect
 
-    import generated.torch as gt
+    import batchform.generated.torch as gt
 
     source = inspect.getsource(gt.relu_layer_backward_update_momentum)
     assert "Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)" in source and "DW" not in source.split('"""')[2]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from codegen import writer
-from codegen.backends import all_backends
-from codegen.errors import SpecError
-from codegen.loader import REPO
+from batchform.codegen import writer
+from batchform.codegen.backends import all_backends
+from batchform.codegen.errors import SpecError
+from batchform.codegen.loader import REPO
 
 GENERATED = REPO / "generated"
 BACKENDS = tuple(all_backends())
@@ -39,7 +39,7 @@ def _checker(root: Path):
         stamp = re.search(r'_check_generation\(\s*__name__,\s*"(\w+)",\s*"(\w+)",?\s*\)',
                           (root / backend / "__init__.py").read_text())
         try:
-            namespace["_check_generation"](f"generated.{backend}", stamp.group(1), stamp.group(2))
+            namespace["_check_generation"](f"batchform.generated.{backend}", stamp.group(1), stamp.group(2))
         except ImportError as error:
             assert "run `batchform generate`" in str(error) and f"generated/{backend}" in str(error)
             return False
@@ -118,7 +118,7 @@ def test_generated_files_have_normal_permissions():
 
 def test_a_stale_cpp_build_says_run_make_cpp(tmp_path):
     """The compiled module carries the digest of the sources it was built from (bindings.cpp)."""
-    import generated.cpp  # noqa: F401  (`make test` builds it; a missing build is an error, not a skip)
+    import batchform.generated.cpp  # noqa: F401  (`make test` builds it; a missing build is an error, not a skip)
     root = _tree(tmp_path)
     built = next(GENERATED.joinpath("cpp").glob("_batchform_cpp*"))
     shutil.copy(built, root / "cpp" / built.name)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-import codegen.loader
+import batchform.codegen.loader
 from batchform.cli import main
-from codegen.backends import all_backends
-from codegen.loader import check, load_all
-from codegen.pipeline import render_files
-from codegen.writer import differences, owned_files
-from spec.dsl import Equation, dims, matrix
+from batchform.codegen.backends import all_backends
+from batchform.codegen.loader import check, load_all
+from batchform.codegen.pipeline import render_files
+from batchform.codegen.writer import differences, owned_files
+from batchform.dsl import Equation, dims, matrix
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATED = REPO / "generated"
@@ -72,7 +72,7 @@ def test_a_failing_render_leaves_old_files_intact(tmp_path, monkeypatch):
             return failing(text, filename)
 
     broken = FailingFormatter(**{f.name: getattr(backend, f.name) for f in fields(backend)})
-    monkeypatch.setattr("codegen.backends.all_backends", lambda: {"numpy": broken})
+    monkeypatch.setattr("batchform.codegen.backends.all_backends", lambda: {"numpy": broken})
     with pytest.raises(RuntimeError):
         main(args)
     assert (tmp_path / "numpy" / "layers.py").read_text() == "old content\n"
@@ -86,7 +86,7 @@ def test_generate_refuses_when_a_proof_fails(tmp_path, monkeypatch, capsys):
     wrong = tuple(Equation(e.name, -matrix("DY", N, K) * matrix("W", K, D) if e.name == "DX" else e.expr)
                   for e in linear.spec.backward)
     broken = check(replace(linear.spec, backward=wrong), linear.family, linear.path)
-    monkeypatch.setattr(codegen.loader, "load_all", lambda: [broken])
+    monkeypatch.setattr(batchform.codegen.loader, "load_all", lambda: [broken])
     code = main(["generate", "--backend", "numpy", "--output", str(tmp_path), "--no-report", "--quiet"])
     err = capsys.readouterr().err
     assert code == 1

@@ -17,17 +17,17 @@ import sympy
 from sympy.codegen.cfunctions import expm1, log1p
 
 from batchform import cli
-from codegen import ir
-from codegen.backends.jax.printer import JaxPrinter
-from codegen.backends.numpy.printer import NumPyPrinter, NumPyScalarPrinter
-from codegen.backends.tensorflow.printer import TensorFlowPrinter
-from codegen.backends.torch.printer import TorchPrinter
-from codegen.errors import SpecError
-from codegen.loader import load_all
-from codegen.lower import Argument, Kernel, by_spec, lower, lower_all
-from codegen.passes import idioms, optimize, optimize_all, stable_forms
-from codegen.pipeline import render_files
-from codegen.printers.scalar import PrinterBug, hoist_common
+from batchform.codegen import ir
+from batchform.codegen.backends.jax.printer import JaxPrinter
+from batchform.codegen.backends.numpy.printer import NumPyPrinter, NumPyScalarPrinter
+from batchform.codegen.backends.tensorflow.printer import TensorFlowPrinter
+from batchform.codegen.backends.torch.printer import TorchPrinter
+from batchform.codegen.errors import SpecError
+from batchform.codegen.loader import load_all
+from batchform.codegen.lower import Argument, Kernel, by_spec, lower, lower_all
+from batchform.codegen.passes import idioms, optimize, optimize_all, stable_forms
+from batchform.codegen.pipeline import render_files
+from batchform.codegen.printers.scalar import PrinterBug, hoist_common
 
 EXTRA = Path(__file__).parent / "extra_specs"
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ import sys
 sys.path = [{str(extra_tree.parent)!r}] + [p for p in sys.path if p not in ('', {str(Path.cwd())!r})]
 import numpy as np
 import extra_generated.numpy as bf, extra_generated.torch, extra_generated.jax, extra_generated.tensorflow
-assert 'generated' not in sys.modules
+assert 'batchform.generated' not in sys.modules
 rng = np.random.default_rng(0)
 X, W, b, DY = rng.normal(size=(3, 4)), rng.normal(size=(2, 4)), rng.normal(size=(1, 2)), rng.normal(size=(3, 2))
 Z, Y = bf.swish_layer_forward(X, W, b, 1.5)
@@ -108,7 +108,7 @@ print("ok")
 def test_every_extra_kernel_was_run(extra_tree):
     """Every function of every extra spec exists in every Python backend that takes its storage (so the
     pre-write run saw it)."""
-    from codegen.backends import all_backends
+    from batchform.codegen.backends import all_backends
 
     specs = load_all(spec_dirs=[EXTRA])
     assert {"swish_layer", "gelu_layer", "medley", "elu_dropout_layer", "gated_linear", "residual_tanh"} \
@@ -128,8 +128,8 @@ def test_an_injected_printer_bug_is_caught_and_nothing_is_written(extra_tree, tm
     out = tmp_path / "never_written"
     with pytest.raises(SpecError) as error:
         specs = load_all(spec_dirs=[EXTRA])
-        from codegen.backends import all_backends
-        from codegen.execute import check_files
+        from batchform.codegen.backends import all_backends
+        from batchform.codegen.execute import check_files
 
         groups = lower_all(optimize_all(specs))
         backends = {"numpy": all_backends()["numpy"]}
@@ -150,13 +150,13 @@ def test_a_function_no_backend_can_print_fails_before_proving(tmp_path, monkeypa
     (family / "__init__.py").write_text('"""Odd activations."""\n')
     (family / "gamma_act.py").write_text(
         "from sympy import gamma, polygamma\n"
-        "from spec.dsl import Activation, activation_specs, x\n"
+        "from batchform.dsl import Activation, activation_specs, x\n"
         "SPECS = activation_specs(Activation('gamma_act', 'Gamma', f=gamma(x), df=gamma(x) * polygamma(0, x)))\n")
 
     def no_proofs(*args, **kwargs):
         raise AssertionError("proofs ran before the printers were tried")
 
-    monkeypatch.setattr("codegen.proof.prove_all", no_proofs)
+    monkeypatch.setattr("batchform.codegen.proof.prove_all", no_proofs)
     assert _generate("--specs", str(tmp_path / "specs"), "--out", str(tmp_path / "out")) == 2
     err = capsys.readouterr().err
     assert "gamma_act" in err and "no spelling for the function gamma" in err and "NumPy backend" in err
@@ -204,7 +204,7 @@ def _function(statements, arguments) -> Kernel:
 
 @pytest.mark.parametrize("backend", [*PRINTERS, "cpp"])
 def test_printers_refuse_to_emit_an_unbound_name(backend):
-    from codegen.backends.cpp.printer import CppPrinter
+    from batchform.codegen.backends.cpp.printer import CppPrinter
 
     printer = {**PRINTERS, "cpp": CppPrinter}[backend]
     shape = (sympy.Integer(2), sympy.Integer(3))
@@ -220,9 +220,9 @@ def test_printers_refuse_to_emit_an_unbound_name(backend):
 
 def test_render_reports_a_printer_bug_naming_spec_and_backend(monkeypatch):
     specs = [s for s in load_all(spec_dirs=[EXTRA]) if s.name == "swish"]
-    monkeypatch.setattr("codegen.printers.core.hoist_common", lambda expr, hoist: expr.xreplace(
+    monkeypatch.setattr("batchform.codegen.printers.core.hoist_common", lambda expr, hoist: expr.xreplace(
         {ir.placeholder(0): sympy.Symbol("__cse0", real=True)}))
-    from codegen.backends import all_backends
+    from batchform.codegen.backends import all_backends
 
     with pytest.raises(SpecError, match=r"spec 'swish'.*printer bug in the NumPy backend.*__cse0"):
         render_files(specs, {"numpy": all_backends()["numpy"]})
@@ -347,7 +347,7 @@ def test_mpmath_agrees_with_the_reference_values():
 def test_unknown_functions_name_the_function_and_the_backend():
     shape = (sympy.Integer(1), sympy.Integer(3))
     node = ir.elementwise(sympy.gamma(ir.placeholder(0)), (ir.Var("A", shape),), shape)
-    from codegen.backends.cpp.printer import CppPrinter
+    from batchform.codegen.backends.cpp.printer import CppPrinter
 
     for printer, title in ((NumPyPrinter, "NumPy"), (TorchPrinter, "PyTorch"), (JaxPrinter, "JAX"),
                            (TensorFlowPrinter, "TensorFlow"), (CppPrinter, "C\\+\\+")):
@@ -360,7 +360,7 @@ def test_unknown_functions_name_the_function_and_the_backend():
 def _cpp_scalar_table() -> tuple[list[str], list[str]]:
     """Every case of SCALARS printed by the C++ printer on an array and on a scalar argument, as functions,
     and the lines of main() that compare them with SymPy's values."""
-    from codegen.backends.cpp.printer import CppPrinter
+    from batchform.codegen.backends.cpp.printer import CppPrinter
 
     preamble, checks = [], []
     for i, (case, (expr, (lo, hi))) in enumerate(SCALARS.items()):
@@ -398,9 +398,9 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
     import shutil
     import sysconfig
 
-    from codegen.backends import all_backends
-    from codegen.cpp_reference import cpp_check_source
-    from codegen.execute import cases
+    from batchform.codegen.backends import all_backends
+    from batchform.codegen.cpp_reference import cpp_check_source
+    from batchform.codegen.execute import cases
 
     compiler = shutil.which("g++") or shutil.which("c++")
     assert compiler, "a C++ compiler is part of the project's requirements"
@@ -428,8 +428,8 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
 def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_path, monkeypatch):
     """`batchform build-cpp` runs codegen.execute.check_built on generated.cpp: here on the real module
     (every spec), then on a stand-in "cpp" package whose kernels are wrong, which must fail naming it."""
-    from codegen.backends import all_backends
-    from codegen.execute import KernelCheckError, check_built
+    from batchform.codegen.backends import all_backends
+    from batchform.codegen.execute import KernelCheckError, check_built
 
     repo = Path(__file__).resolve().parent.parent
     specs = load_all()
@@ -470,7 +470,7 @@ def _copy_of_relu(tmp_path) -> Path:
 
 
 _SCALED = '''"""A layer whose matrix names clash with generated code."""
-from spec.dsl import Spec, dims, matrix
+from batchform.dsl import Spec, dims, matrix
 
 N, D, K = dims("N D K")
 X, {w}, DY = matrix("X", N, D), matrix("{w}", K, D), matrix("DY", N, K)
@@ -484,7 +484,7 @@ SPECS = [Spec("clash_layer", "layer", "Y = X·{w}ᵀ.", inputs=(X,), parameters=
 def test_a_name_the_generated_code_uses_is_refused_before_printing(tmp_path, name, backend):
     """A matrix named S (C++'s scalar type), np or t0 (a printer temporary) is one SpecError naming it and
     the backend, not code that does not compile or silently reads the wrong thing."""
-    from codegen.backends import all_backends
+    from batchform.codegen.backends import all_backends
 
     family = tmp_path / "layers"
     family.mkdir()

@@ -12,10 +12,10 @@ import sympy
 from spec_inputs import concrete
 
 BACKENDS = {
-    "numpy": lambda: (__import__("generated.numpy", fromlist=["x"]), np.asarray),
-    "torch": lambda: (__import__("generated.torch", fromlist=["x"]), __import__("torch").from_numpy),
-    "jax": lambda: (__import__("generated.jax", fromlist=["x"]), __import__("jax.numpy", fromlist=["x"]).asarray),
-    "tensorflow": lambda: (__import__("generated.tensorflow", fromlist=["x"]), __import__("tensorflow").constant),
+    "numpy": lambda: (__import__("batchform.generated.numpy", fromlist=["x"]), np.asarray),
+    "torch": lambda: (__import__("batchform.generated.torch", fromlist=["x"]), __import__("torch").from_numpy),
+    "jax": lambda: (__import__("batchform.generated.jax", fromlist=["x"]), __import__("jax.numpy", fromlist=["x"]).asarray),
+    "tensorflow": lambda: (__import__("batchform.generated.tensorflow", fromlist=["x"]), __import__("tensorflow").constant),
 }
 
 

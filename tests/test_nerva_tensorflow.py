@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from conformance import FUNCTIONS, SPECS, call, close, draw
 
-import generated.tensorflow as gtf
+import batchform.generated.tensorflow as gtf
 
 nerva_activations = pytest.importorskip("nerva_tensorflow.activation_functions")
 nerva_layers = pytest.importorskip("nerva_tensorflow.layers")

@@ -18,7 +18,7 @@ EXPECTED = float(-torch.xlogy(torch.from_numpy(T), torch.from_numpy(Y)).sum())
 def test_cross_entropy_of_a_zero_probability_in_a_non_target_class_is_finite(backend):
     import importlib
 
-    module = importlib.import_module(f"generated.{backend}")
+    module = importlib.import_module(f"batchform.generated.{backend}")
     convert = {"torch": torch.from_numpy, "jax": __import__("jax.numpy", fromlist=["x"]).asarray,
                "tensorflow": lambda a: __import__("tensorflow").constant(a)}.get(backend, np.asarray)
     value = float(module.cross_entropy_loss(convert(Y), convert(T)))
@@ -28,7 +28,7 @@ def test_cross_entropy_of_a_zero_probability_in_a_non_target_class_is_finite(bac
 
 
 def test_the_wrappers_agree_with_torch_on_zero_probabilities():
-    import generated.torch.functional as F
+    import batchform.generated.torch.functional as F
 
     Yt = torch.from_numpy(Y).requires_grad_()
     loss = F.cross_entropy_loss(Yt, torch.from_numpy(T))

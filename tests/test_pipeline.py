@@ -11,18 +11,18 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-import codegen.backends
+import batchform.codegen.backends
 from batchform.cli import main
 from batchform.training.backends import make_backend
-from codegen.backends import REGISTRY, all_backends
-from codegen.backends.interface import Backend, PrintedFamily
-from codegen.backends.numpy.arrays import NumPyArrays
-from codegen.backends.numpy.printer import NumPyPrinter
-from codegen.loader import load_all
-from codegen.lower import lower_all
-from codegen.passes import optimize_all
-from codegen.pipeline import build, render_files
-from codegen.writer import write_tree
+from batchform.codegen.backends import REGISTRY, all_backends
+from batchform.codegen.backends.interface import Backend, PrintedFamily
+from batchform.codegen.backends.numpy.arrays import NumPyArrays
+from batchform.codegen.backends.numpy.printer import NumPyPrinter
+from batchform.codegen.loader import load_all
+from batchform.codegen.lower import lower_all
+from batchform.codegen.passes import optimize_all
+from batchform.codegen.pipeline import build, render_files
+from batchform.codegen.writer import write_tree
 
 SPECS = [s for s in load_all() if s.family == "activations"]
 
@@ -47,21 +47,21 @@ class ToyArrays(NumPyArrays):
 
 @pytest.fixture
 def toy(monkeypatch, tmp_path):
-    """A backend package ``codegen.backends.toy`` (backend, arrays and a runtime file) and its registry line."""
-    package = types.ModuleType("codegen.backends.toy")
+    """A backend package ``batchform.codegen.backends.toy`` (backend, arrays and a runtime file) and its registry line."""
+    package = types.ModuleType("batchform.codegen.backends.toy")
     (tmp_path / "toy").mkdir()
     (tmp_path / "toy" / "runtime.py").write_text('"""Hand-written, copied verbatim."""\n\nHELLO = 1\n')
-    monkeypatch.setattr("codegen.backends.interface.BACKENDS", tmp_path)
-    backend = types.ModuleType("codegen.backends.toy.backend")
+    monkeypatch.setattr("batchform.codegen.backends.interface.BACKENDS", tmp_path)
+    backend = types.ModuleType("batchform.codegen.backends.toy.backend")
     backend.BACKEND = ToyBackend(name="toy", title="Toy", printer=NumPyPrinter, family_template="",
                                  family_file="", runtime={"_runtime.py": "toy/runtime.py"})
-    arrays = types.ModuleType("codegen.backends.toy.arrays")
+    arrays = types.ModuleType("batchform.codegen.backends.toy.arrays")
     arrays.ARRAYS = ToyArrays
-    kernels = types.ModuleType("generated.toy")
-    for name, module in {"codegen.backends.toy": package, "codegen.backends.toy.backend": backend,
-                         "codegen.backends.toy.arrays": arrays, "generated.toy": kernels}.items():
+    kernels = types.ModuleType("batchform.generated.toy")
+    for name, module in {"batchform.codegen.backends.toy": package, "batchform.codegen.backends.toy.backend": backend,
+                         "batchform.codegen.backends.toy.arrays": arrays, "batchform.generated.toy": kernels}.items():
         monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(codegen.backends, "REGISTRY", (*REGISTRY, "toy"))
+    monkeypatch.setattr(batchform.codegen.backends, "REGISTRY", (*REGISTRY, "toy"))
     return backend.BACKEND
 
 
@@ -91,7 +91,7 @@ def test_a_registered_backend_is_rendered_stamped_and_written_through_the_interf
 
 
 def test_the_pipeline_check_reports_a_backend_folder_that_is_missing(toy, tmp_path, monkeypatch):
-    monkeypatch.setattr("codegen.loader.load_all", lambda: SPECS)
+    monkeypatch.setattr("batchform.codegen.loader.load_all", lambda: SPECS)
     result = build({"toy": toy}, output=tmp_path, check=True)
     assert "missing: toy/kernels.txt" in result.stale and result.proofs is None and result.written is None
     assert "+++ b/" in result.diff and "+relu: " in result.diff
@@ -100,20 +100,20 @@ def test_the_pipeline_check_reports_a_backend_folder_that_is_missing(toy, tmp_pa
 
 def test_training_takes_its_backends_from_the_registry(toy):
     adapter = make_backend("toy", np.float64)
-    assert isinstance(adapter, ToyArrays) and adapter.kernels is sys.modules["generated.toy"]
+    assert isinstance(adapter, ToyArrays) and adapter.kernels is sys.modules["batchform.generated.toy"]
     assert adapter.array([[1.0]])[0] == "toy"
-    with pytest.raises(Exception, match=f"choose from {', '.join(codegen.backends.REGISTRY)}$"):
+    with pytest.raises(Exception, match=f"choose from {', '.join(batchform.codegen.backends.REGISTRY)}$"):
         make_backend("nope")
 
 
 def test_generate_backend_option_takes_a_registered_backend(toy, tmp_path, capsys):
     assert main(["generate", "--backend", "nope", "--check", "--output", str(tmp_path)]) == 2
-    assert f"choose from {', '.join(codegen.backends.REGISTRY)}" in capsys.readouterr().err
-    assert codegen.backends.REGISTRY[-1] == "toy"
+    assert f"choose from {', '.join(batchform.codegen.backends.REGISTRY)}" in capsys.readouterr().err
+    assert batchform.codegen.backends.REGISTRY[-1] == "toy"
 
 
 def test_check_prints_a_unified_diff_of_a_stale_file(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("codegen.loader.load_all", lambda: SPECS)
+    monkeypatch.setattr("batchform.codegen.loader.load_all", lambda: SPECS)
     files = render_files(SPECS, {"numpy": all_backends()["numpy"]})
     write_tree(files, tmp_path, backends=["numpy", "__init__.py", "manifest.py"])
     args = ["generate", "--check", "--backend", "numpy", "--output", str(tmp_path)]
@@ -131,8 +131,8 @@ def test_check_prints_a_unified_diff_of_a_stale_file(tmp_path, capsys, monkeypat
 
 
 def test_runtime_code_is_hand_written_once_and_copied_verbatim():
-    from codegen.backends.interface import BACKENDS
-    from codegen.render import TEMPLATES
+    from batchform.codegen.backends.interface import BACKENDS
+    from batchform.codegen.render import TEMPLATES
 
     generated = BACKENDS.parent.parent / "generated"
     copies = {(b.name, target): source for b in all_backends().values() for target, source in b.runtime.items()}
@@ -152,9 +152,9 @@ def test_every_fan_in_initializer_draws_within_the_one_bound():
     import jax
     import torch
 
-    from codegen.backends.python_runtime import fan_in_bound
-    from generated.jax.custom_vjp import linear_init
-    from generated.torch.modules import Linear
+    from batchform.codegen.backends.python_runtime import fan_in_bound
+    from batchform.generated.jax.custom_vjp import linear_init
+    from batchform.generated.torch.modules import Linear
 
     D, K, bound = 9, 4, fan_in_bound(9)
     assert bound == pytest.approx(1 / 3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from codegen import proof
+from batchform.codegen import proof
 
 
 def test_proofs_survive_a_cache_deleted_or_unwritable_while_they_run(loaded_specs, tmp_path, monkeypatch, capsys):

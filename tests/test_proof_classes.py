@@ -17,11 +17,11 @@ import torch
 from sympy import Piecewise, Rational
 
 from batchform import cli
-from codegen import proof as proof_module
-from codegen.loader import check
-from codegen.proof import SHAPES, prove_spec
-from spec.activations.relu import relu
-from spec.dsl import Activation, Equation, activation_specs, dims, matrix, x
+from batchform.codegen import proof as proof_module
+from batchform.codegen.loader import check
+from batchform.codegen.proof import SHAPES, prove_spec
+from batchform.spec.activations.relu import relu
+from batchform.dsl import Activation, Equation, activation_specs, dims, matrix, x
 
 
 def _with(loaded, equation: str, change):
@@ -73,7 +73,7 @@ def test_convention_matches_torch_at_the_breakpoints(loaded_specs):
     alpha = 0.25
     for name, torch_f in (("relu", torch.relu), ("leaky_relu", lambda t: torch.nn.functional.leaky_relu(t, alpha))):
         spec = loaded_specs[name].spec
-        (prime,) = [n for e in spec.backward for n in e.expr.atoms(__import__("spec.dsl").dsl.Apply)]
+        (prime,) = [n for e in spec.backward for n in e.expr.atoms(__import__("batchform.dsl", fromlist=["x"]).Apply)]
         value = prime.function(sympy.Integer(0)).subs(sympy.Symbol("alpha", real=True), Rational(1, 4))
         t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
         torch_f(t).backward()
@@ -159,7 +159,7 @@ def test_verify_exits_non_zero_on_a_broken_spec(loaded_specs, monkeypatch, tmp_p
 
 
 def test_no_gradient_must_name_an_input(loaded_specs):
-    from codegen.errors import SpecError
+    from batchform.codegen.errors import SpecError
 
     linear = loaded_specs["linear"]
     with pytest.raises(SpecError, match="no_gradient names 'Q'"):
@@ -167,7 +167,7 @@ def test_no_gradient_must_name_an_input(loaded_specs):
 
 
 def test_plain_matrix_equations_are_proved_for_all_shapes(loaded_specs):
-    from codegen.all_shapes import proved_for_all_shapes
+    from batchform.codegen.all_shapes import proved_for_all_shapes
 
     assert proved_for_all_shapes(loaded_specs["linear"].spec) == {"DW", "Db", "DX"}
     result = prove_spec(loaded_specs["linear"])

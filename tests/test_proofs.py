@@ -8,10 +8,10 @@ import pytest
 import sympy
 from sympy import Piecewise
 
-from codegen import proof as proof_module
-from codegen.loader import LoadedSpec, check
-from codegen.proof import prove_all, prove_spec
-from spec.dsl import Equation, Spec, apply, dims, hadamard, matrix, x
+from batchform.codegen import proof as proof_module
+from batchform.codegen.loader import LoadedSpec, check
+from batchform.codegen.proof import prove_all, prove_spec
+from batchform.dsl import Equation, Spec, apply, dims, hadamard, matrix, x
 
 
 def _break(loaded, equation: str, expr) -> LoadedSpec:

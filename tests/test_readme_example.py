@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.backends import all_backends
-from codegen.loader import load_all
-from codegen.lower import lower
-from codegen.passes import optimize
-from codegen.pipeline import render_files
-from codegen.proof import prove_spec
+from batchform.codegen.backends import all_backends
+from batchform.codegen.loader import load_all
+from batchform.codegen.lower import lower
+from batchform.codegen.passes import optimize
+from batchform.codegen.pipeline import render_files
+from batchform.codegen.proof import prove_spec
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -48,7 +48,7 @@ def test_readme_example_is_proved_generated_and_correct(tmp_path):
     files = render_files(specs, {"numpy": all_backends()["numpy"]})
     source = files[f"numpy/{family}.py"]
     generated = types.ModuleType("readme_generated")
-    generated.__package__ = "generated.numpy"  # its sparse kernels import the package's CSR check
+    generated.__package__ = "batchform.generated.numpy"  # its sparse kernels import the package's CSR check
     exec(compile(source, "readme_generated", "exec"), generated.__dict__)
     name = specs[0].name
     forward, backward = lower(optimize(specs[0]))

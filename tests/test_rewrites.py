@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from codegen.freeze import freeze
-from codegen.ir import Var, walk
-from codegen.lower import Argument, Kernel, _bind_dims
-from codegen.passes import eliminate_common_subexpressions, fuse, rewrite, stable_forms
-from codegen.backends.numpy.printer import NumPyPrinter
-from spec.dsl import (column_repeat, columns_sum, diag, dims, elements_sum, exp, hadamard, identity, log, matrix,
+from batchform.codegen.freeze import freeze
+from batchform.codegen.ir import Var, walk
+from batchform.codegen.lower import Argument, Kernel, _bind_dims
+from batchform.codegen.passes import eliminate_common_subexpressions, fuse, rewrite, stable_forms
+from batchform.codegen.backends.numpy.printer import NumPyPrinter
+from batchform.dsl import (column_repeat, columns_sum, diag, dims, elements_sum, exp, hadamard, identity, log, matrix,
                       ones, reciprocal, row_repeat, rows_max, rows_sum, sigmoid)
 
 N, D, K = dims("N D K")
@@ -56,7 +56,7 @@ def test_rewrite(title, expr, expected):
 
 
 def test_common_subexpressions_are_computed_once():
-    from spec.softmax import stable_softmax
+    from batchform.spec.softmax import stable_softmax
     node = rewrite(freeze(stable_softmax(Z)))
     statements = eliminate_common_subexpressions([("Y", node)])
     assert [name for name, _ in statements] == ["t0", "Y"]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-import generated.numpy as gnp
-from codegen.lower import variants
+import batchform.generated.numpy as gnp
+from batchform.codegen.lower import variants
 from tests.conformance import FUNCTIONS, SPECS, call, draw
 
 SPARSE = sorted(name for name, s in SPECS.items() if "csr" in s.spec.storage.values())
@@ -55,7 +55,7 @@ def _backend(name: str):
     if name == "torch":
         import torch
 
-        import generated.torch as gtorch
+        import batchform.generated.torch as gtorch
 
         def to_torch_csr(W):
             S = scipy.sparse.csr_matrix(W)
@@ -68,7 +68,7 @@ def _backend(name: str):
         import jax.numpy as jnp
         from jax.experimental import sparse
 
-        import generated.jax as gjax
+        import batchform.generated.jax as gjax
 
         def to_bcoo(W):
             S = scipy.sparse.csr_matrix(W)
@@ -79,7 +79,7 @@ def _backend(name: str):
     if name == "tensorflow":
         import tensorflow as tf
 
-        import generated.tensorflow as gtf
+        import batchform.generated.tensorflow as gtf
 
         def to_sparse_tensor(W):
             S = scipy.sparse.csr_matrix(W)
@@ -88,7 +88,7 @@ def _backend(name: str):
                                           S.shape)
 
         return gtf, to_sparse_tensor, tf.constant
-    import generated.cpp as gcpp
+    import batchform.generated.cpp as gcpp
 
     def to_csr(W):
         S = scipy.sparse.csr_matrix(W)
@@ -154,7 +154,7 @@ def test_sparse_layer_matches_masked_dense_layer(name, backend, dtype):
 
 
 def test_cpp_sparse_layer_shape_errors():
-    import generated.cpp as gcpp
+    import batchform.generated.cpp as gcpp
 
     values, _ = _masked(draw("linear", DIMS, seed=0), seed=1)
     S = scipy.sparse.csr_matrix(values["W"])
@@ -205,7 +205,7 @@ def test_torch_sparse_kernels_reject_a_corrupt_csr(case):
     """torch.sparse_csr_tensor does not check its indices by default: the generated kernels do."""
     import torch
 
-    import generated.torch as gtorch
+    import batchform.generated.torch as gtorch
 
     W, message = CORRUPT[case]
     T = torch.sparse_csr_tensor(torch.from_numpy(W.indptr), torch.from_numpy(W.indices),
@@ -227,7 +227,7 @@ def test_numpy_sparse_kernels_reject_a_dense_weight():
 
 def test_cpp_csr_type_rejects_the_same_corruptions():
     """The C++ kernels take only the validated CSRMatrix type; building one from corrupt arrays raises."""
-    import generated.cpp as gcpp
+    import batchform.generated.cpp as gcpp
 
     for case, (W, _) in CORRUPT.items():
         if case == "unsorted columns":  # CSRMatrix sorts a row's columns (values move with them)
@@ -243,13 +243,13 @@ def _coordinate_sparse(backend: str):
         import jax.numpy as jnp
         from jax.experimental import sparse
 
-        import generated.jax as gjax
+        import batchform.generated.jax as gjax
 
         return gjax, lambda i, shape: sparse.BCOO((jnp.ones(len(i)), jnp.asarray(i)), shape=shape), jnp.ones, \
             "must be a jax.experimental.sparse.BCOO matrix"
     import tensorflow as tf
 
-    import generated.tensorflow as gtf
+    import batchform.generated.tensorflow as gtf
 
     return gtf, lambda i, shape: tf.sparse.SparseTensor(i, tf.ones(len(i)), shape), tf.ones, \
         "must be a tf.sparse.SparseTensor"

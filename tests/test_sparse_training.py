@@ -28,7 +28,7 @@ def test_erdos_renyi_densities_match_nerva():
     sizes = [3072, 1024, 512, 10]
     stored = sum(d * sizes[i] * sizes[i + 1] for i, d in enumerate(densities))
     assert stored == pytest.approx(0.05 * sum(sizes[i] * sizes[i + 1] for i in range(3)))
-    import generated.cpp as gcpp
+    import batchform.generated.cpp as gcpp
 
     for density in (0.5, 0.05, 0.001):
         shapes = [(sizes[i + 1], sizes[i]) for i in range(3)]
@@ -234,7 +234,7 @@ def test_clip_zeroes_small_weights(backend):
 
 
 def test_flush_to_zero_in_cpp():
-    import generated.cpp as gcpp
+    import batchform.generated.cpp as gcpp
 
     X = np.full((1, 1), 1e-20, np.float32)
     W = gcpp.CSRMatrix(np.array([0, 1], np.int32), np.array([0], np.int32), np.full(1, 1e-20, np.float32), (1, 1))

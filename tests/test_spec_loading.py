@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from codegen import loader
-from codegen.errors import SpecError
+from batchform.codegen import loader
+from batchform.codegen.errors import SpecError
 
 GOOD = """
-from spec.dsl import Activation, activation_specs, x
+from batchform.dsl import Activation, activation_specs, x
 SPECS = activation_specs(Activation("twice_{n}", "Twice", f=2 * x, df=2 + 0 * x))
 """
 

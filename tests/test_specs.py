@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from codegen.errors import SpecError
-from codegen.loader import check, load_all
-from spec.dsl import Spec, columns_sum, dims, matrix, row_repeat, scalar
+from batchform.codegen.errors import SpecError
+from batchform.codegen.loader import check, load_all
+from batchform.dsl import Spec, columns_sum, dims, matrix, row_repeat, scalar
 
 PAPER = {
     "linear", "relu_layer", "leaky_relu_layer", "all_relu_layer", "sigmoid_layer", "hyperbolic_tangent_layer",
@@ -77,7 +77,7 @@ def _package(tmp_path, name, body):
 
 def test_a_spec_file_that_fails_to_import_names_file_and_line(tmp_path):
     package = _package(tmp_path, "badspecs_import", """
-        from spec.dsl import dims, hadamard, matrix
+        from batchform.dsl import dims, hadamard, matrix
         N, D = dims("N D")
         X = matrix("X", N, D)
         Y = hadamard(X, X.T)

@@ -31,9 +31,9 @@ from conformance import (
 )
 from hypothesis import assume
 
-import generated.numpy as gnp
-import generated.torch as gt
-from codegen.backends import all_backends
+import batchform.generated.numpy as gnp
+import batchform.generated.torch as gt
+from batchform.codegen.backends import all_backends
 
 # Specs with sparse storage take torch sparse CSR tensors (and have no wrappers); tests/test_sparse_layer.py
 # checks them against the dense layer.
@@ -288,8 +288,8 @@ def test_same_functions_as_numpy():
     """Same function names, arguments (in order) and number of results as generated/numpy."""
     import inspect
 
-    from codegen.lower import lower_all  # every kernel: forward, backward, variants, fused backward + update
-    from codegen.passes import optimize_all
+    from batchform.codegen.lower import lower_all  # every kernel: forward, backward, variants, fused backward + update
+    from batchform.codegen.passes import optimize_all
 
     names = set(supported("torch"))
     expected = [f.name for family in lower_all(optimize_all(list(SPECS.values()))) for f in family.functions if f.spec in names]
@@ -355,8 +355,8 @@ def test_sequential_of_generated_modules_trains():
 def test_printer_rules():
     import sympy
 
-    from codegen import ir
-    from codegen.backends.torch.printer import TorchPrinter
+    from batchform.codegen import ir
+    from batchform.codegen.backends.torch.printer import TorchPrinter
 
     N, K, D = sympy.symbols("N K D", integer=True, positive=True)
     X, W, b = ir.Var("X", (N, D)), ir.Var("W", (K, D)), ir.Var("b", (ir.ONE, K))

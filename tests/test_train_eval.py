@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-import generated.torch as gt
-from generated.manifest import SPECS
+import batchform.generated.torch as gt
+from batchform.generated.manifest import SPECS
 
 RUNNING = [name for name, info in SPECS.items() if info.running]
 DROPOUT = [name for name, info in SPECS.items() if info.dropout_of]
@@ -359,7 +359,7 @@ def test_torch_compile_fullgraph():
 def test_jax_train_flag():
     import jax
     import jax.numpy as jnp
-    from generated.jax import custom_vjp as bj
+    from batchform.generated.jax import custom_vjp as bj
 
     torch.manual_seed(0)
     theirs = torch.nn.BatchNorm1d(3, eps=1e-5, momentum=0.2)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from codegen.loader import load_all
+from batchform.codegen.loader import load_all
 
 STEPS = 6
 ETA, MU = 0.07, 0.85
@@ -34,7 +34,7 @@ def _torch_trajectory(theta0, delta0, grads, options):
 
 
 def _step(backend: str, name: str, theta, grad, delta):
-    module = importlib.import_module(f"generated.{backend}")
+    module = importlib.import_module(f"batchform.generated.{backend}")
     f = getattr(module, f"{name}_update")
     convert = {"torch": torch.tensor, "jax": lambda a: importlib.import_module("jax.numpy").asarray(a),
                "tensorflow": lambda a: importlib.import_module("tensorflow").constant(a)}.get(

@@ -1,16 +1,16 @@
 """The training side of each backend, its array adapter: where its kernels live and how arrays move.
 
 The adapters are ``codegen/backends/<name>/arrays.py`` and the list of them is the registry
-(``codegen.backends.REGISTRY``): a backend added there is a ``--backend`` of ``batchform train`` too.
+(``batchform.codegen.backends.REGISTRY``): a backend added there is a ``--backend`` of ``batchform train`` too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-import codegen.backends
+import batchform.codegen.backends
 from batchform.training.options import OptionError
-from codegen.backends.numpy.arrays import NumPyArrays
+from batchform.codegen.backends.numpy.arrays import NumPyArrays
 
 #: The type of every adapter (the NumPy one is the base the others override).
 ArrayAdapter = NumPyArrays
@@ -18,14 +18,14 @@ ArrayAdapter = NumPyArrays
 
 def names() -> tuple[str, ...]:
     """The backends training can use: every backend of the registry."""
-    return codegen.backends.REGISTRY
+    return batchform.codegen.backends.REGISTRY
 
 
 def make_backend(name: str, dtype=np.float32) -> ArrayAdapter:
     """The array adapter of backend ``name`` (loading its generated kernels)."""
     if name not in names():
         raise OptionError(f"--backend: unknown backend {name!r}; choose from {', '.join(names())}")
-    return codegen.backends.arrays(name)(dtype)
+    return batchform.codegen.backends.arrays(name)(dtype)
 
 
 BACKENDS = names()

@@ -13,7 +13,7 @@ from batchform.training.network import Network
 from batchform.training.parallel import SingleProcess
 from batchform.training.schedules import Scheduler
 from batchform.training.step import loss_and_gradient, make_step
-from generated.manifest import SPECS
+from batchform.generated.manifest import SPECS
 
 
 class NonFiniteLoss(Exception):

@@ -16,8 +16,8 @@ from batchform.training.backends import ArrayAdapter
 from batchform.training.options import LayerOption, OptimizerOption, OptionError
 from batchform.training.schedules import initialize
 from batchform.training.sparse import HostCSR, random_pattern, sparse_form
-from codegen.backends.python_runtime import fan_in_bound
-from generated.manifest import SPECS, Kernel, SpecInfo
+from batchform.codegen.backends.python_runtime import fan_in_bound
+from batchform.generated.manifest import SPECS, Kernel, SpecInfo
 
 
 def _call(backend: ArrayAdapter, kernel: Kernel, values: dict) -> dict:
@@ -381,7 +381,7 @@ class Network:
     def _load_sparse(self, layer: Layer, name: str, key: str, arrays: dict, path) -> None:
         """A CSR W from its four npz arrays, validated; a dense layer takes it densified."""
         from batchform.data import DataError
-        from generated.numpy.csr import check_csr
+        from batchform.generated.numpy.csr import check_csr
         import scipy.sparse
 
         parts = [f"{key}_{part}" for part in ("indptr", "indices", "data", "shape")]

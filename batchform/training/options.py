@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from generated.manifest import SPECS
+from batchform.generated.manifest import SPECS
 
 
 class OptionError(ValueError):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from batchform.training.options import OptionError, parse_call, split_list
-from generated.manifest import SPECS
+from batchform.generated.manifest import SPECS
 
 
 # --- densities ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codegen.lower import Kernel
+from batchform.codegen.lower import Kernel
 
 #: The folder runtime files are named from: ``torch/runtime.py``, or ``python_runtime.py`` shared by several.
 BACKENDS = Path(__file__).parent
@@ -104,7 +104,7 @@ class Backend:
 
     def render(self, template: str, **context) -> str:
         """``templates/<template>`` rendered with ``context``, plus ``backend`` (the title) and ``template``."""
-        from codegen.render import environment
+        from batchform.codegen.render import environment
 
         return environment().get_template(template).render(
             backend=self.title, template=f"templates/{template}", **context)
@@ -123,7 +123,7 @@ class Backend:
 
     def imports(self, family: PrintedFamily) -> list[str]:
         """Imports the printed bodies of a family need beyond the template's (the printer says)."""
-        from codegen.printers.python import imports_for
+        from batchform.codegen.printers.python import imports_for
 
         return imports_for(self.printer, [k.body for k in family.kernels])
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import sympy
 
-from codegen.backends.interface import Backend, PrintedFamily
-from codegen.format import ruff
-from codegen.lower import Kernel
+from batchform.codegen.backends.interface import Backend, PrintedFamily
+from batchform.codegen.format import ruff
+from batchform.codegen.lower import Kernel
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class PythonBackend(Backend):
     def files(self, families: list[PrintedFamily]) -> dict[str, str]:
         if not self.wrapped:
             return super().files(families)
-        from codegen.wrappers import framework_wrappers
+        from batchform.codegen.wrappers import framework_wrappers
 
         wrappers = framework_wrappers(families)
         return {**self.family_files(families), **self.package_files(families, wrappers=wrappers)}

@@ -9,9 +9,9 @@ from typing import Callable
 
 import sympy
 
-from codegen import ir
-from codegen.lower import Kernel
-from codegen.printers.scalar import hoist_common
+from batchform.codegen import ir
+from batchform.codegen.lower import Kernel
+from batchform.codegen.printers.scalar import hoist_common
 
 
 class KernelPrinter:

@@ -8,11 +8,11 @@ import re
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
-from codegen import ir
-from codegen.lower import Kernel
-from codegen.passes import in_place_update, natural_shape
-from codegen.printers.core import KernelPrinter
-from codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter
+from batchform.codegen import ir
+from batchform.codegen.lower import Kernel
+from batchform.codegen.passes import in_place_update, natural_shape
+from batchform.codegen.printers.core import KernelPrinter
+from batchform.codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter
 
 Printed = tuple[str, int]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sympy
 
-from codegen import ir
-from codegen.printers.scalar import ATOM
+from batchform.codegen import ir
+from batchform.codegen.printers.scalar import ATOM
 
 
 class TypedScalarMixin:

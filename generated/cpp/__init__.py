@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "f9d081273c32b9f800f027da60328fdb5183fb8c3a55b8062e321cebd04fbb69",
+    "3e2dd2a6debadd2730c7bfffccabec8b522099f808310f0fd6136352e86b67db",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
-_COMPILED_GENERATION = "f9d081273c32b9f800f027da60328fdb5183fb8c3a55b8062e321cebd04fbb69"
+_COMPILED_GENERATION = "3e2dd2a6debadd2730c7bfffccabec8b522099f808310f0fd6136352e86b67db"
 
 from ._checks import retry
 
@@ -23,13 +23,13 @@ try:
     from . import _batchform_cpp as _kernels
 except ImportError as error:  # pragma: no cover - depends on the build
     raise ImportError(
-        "generated.cpp is not built: run `make cpp` (or `batchform build-cpp`) first"
+        "batchform.generated.cpp is not built: run `make cpp` (or `batchform build-cpp`) first"
     ) from error
 # _COMPILED_GENERATION is the stamp codegen/generation.py puts above, the digest of these generated sources;
 # the compiled module carries the digest of the sources it was built from.
 if getattr(_kernels, "GENERATION", None) != _COMPILED_GENERATION:
     raise ImportError(
-        "generated.cpp: the compiled module was built from older generated sources (a spec was added or "
+        "batchform.generated.cpp: the compiled module was built from older generated sources (a spec was added or "
         "changed since): run `make cpp` (or `batchform build-cpp`)"
     )
 

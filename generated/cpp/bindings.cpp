@@ -26,7 +26,7 @@ void define_softmax_functions(nanobind::module_& m);
 
 NB_MODULE(_batchform_cpp, m) {
     m.attr("GENERATION") =
-        "f9d081273c32b9f800f027da60328fdb5183fb8c3a55b8062e321cebd04fbb69";  // checked by generated.cpp
+        "3e2dd2a6debadd2730c7bfffccabec8b522099f808310f0fd6136352e86b67db";  // checked by generated.cpp
     batchform::register_sparse(m);
     batchform::define_activations_all_relu(m);
     batchform::define_activations_hard_sigmoid(m);

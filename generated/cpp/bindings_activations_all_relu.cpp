@@ -45,7 +45,8 @@ namespace {
 nb::object retry(const char* name, std::initializer_list<nb::handle> arguments) {
     nb::list values;
     for (nb::handle a : arguments) values.append(a);
-    return nb::module_::import_("generated.cpp").attr("_retry")(name, nb::tuple(values), nb::dict());
+    return nb::module_::import_("batchform.generated.cpp")
+        .attr("_retry")(name, nb::tuple(values), nb::dict());
 }
 
 template <class S>

@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "94a42a45df6a0df75f2a790235abf7740ca756e047e40c8875a90021b7323a82",
+    "25b41887d5b80e2943427325bb947d2f88ecb20fbc600ffd86cbac7065aa5ffe",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

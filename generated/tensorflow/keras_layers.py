@@ -25,7 +25,7 @@ from ._runtime import fan_in_bound  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(
-        f"generated.tensorflow.keras_layers needs Keras' TensorFlow backend, but Keras runs on "
+        f"batchform.generated.tensorflow.keras_layers needs Keras' TensorFlow backend, but Keras runs on "
         f"{keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow before importing keras)"
     )
 

@@ -1,7 +1,7 @@
 """AllReLU: all_relu(x) = αx if x < 0 else x (layers alternate the sign of α)."""
 from sympy import Piecewise
 
-from spec.dsl import Activation, activation_specs, scalar, x
+from batchform.dsl import Activation, activation_specs, scalar, x
 
 alpha = scalar("alpha")
 

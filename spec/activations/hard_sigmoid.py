@@ -4,7 +4,7 @@ The paper asks for "a common piecewise-linear σ" without fixing one; this is ``
 """
 from sympy import Piecewise, Rational
 
-from spec.dsl import Activation, activation_specs, x
+from batchform.dsl import Activation, activation_specs, x
 
 hard_sigmoid = Activation(
     "hard_sigmoid", "Hard sigmoid",

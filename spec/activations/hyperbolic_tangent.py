@@ -1,7 +1,7 @@
 """Hyperbolic tangent: tanh(x), tanh' = 1 − tanh²."""
 from sympy import tanh
 
-from spec.dsl import Activation, activation_specs, x
+from batchform.dsl import Activation, activation_specs, x
 
 hyperbolic_tangent = Activation(
     "hyperbolic_tangent", "Hyperbolic tangent",

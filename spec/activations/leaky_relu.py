@@ -1,7 +1,7 @@
 """Leaky ReLU: leaky_relu(x) = max(αx, x), 0 < α < 1."""
 from sympy import Piecewise
 
-from spec.dsl import Activation, activation_specs, scalar, x
+from batchform.dsl import Activation, activation_specs, scalar, x
 
 alpha = scalar("alpha")
 

@@ -1,7 +1,7 @@
 """ReLU: relu(x) = max(0, x)."""
 from sympy import Max, Piecewise
 
-from spec.dsl import Activation, activation_specs, x
+from batchform.dsl import Activation, activation_specs, x
 
 relu = Activation(
     "relu", "ReLU",

@@ -1,5 +1,5 @@
 """Sigmoid: σ(x) = 1 / (1 + e^{−x}), σ' = σ(1 − σ)."""
-from spec.dsl import Activation, activation_specs, sigmoid_expr
+from batchform.dsl import Activation, activation_specs, sigmoid_expr
 
 sigmoid = Activation(
     "sigmoid", "Sigmoid",

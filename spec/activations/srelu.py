@@ -5,7 +5,7 @@ The first case wins where they overlap; the partial derivatives follow the same 
 """
 from sympy import Piecewise
 
-from spec.dsl import Activation, activation_specs, scalar, x
+from batchform.dsl import Activation, activation_specs, scalar, x
 
 al, tl, ar, tr = scalar("al"), scalar("tl"), scalar("ar"), scalar("tr")
 

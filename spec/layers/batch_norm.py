@@ -8,7 +8,7 @@ running_var with momentum m, s' = (1 − m)·s + m·estimate, the variance estim
 N/(N − 1)·Σ; inference mode (``<name>_inference``) normalizes by the running statistics instead, so each
 row's output depends on that row alone.
 """
-from spec.dsl import (Spec, columns_mean, columns_sum, diag, dims, hadamard, identity, inv_sqrt, matrix, ones,
+from batchform.dsl import (Spec, columns_mean, columns_sum, diag, dims, hadamard, identity, inv_sqrt, matrix, ones,
                       row_repeat, running_statistics, scalar)
 
 N, K = dims("N K")

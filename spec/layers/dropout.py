@@ -6,7 +6,7 @@ R is inverted dropout with rate p (``DROPOUT_MASK`` in spec/dsl.py): entries 0 w
 Activation dropout layers are built for every activation in ``spec.activations`` by
 ``spec.dsl.activation_specs``.
 """
-from spec.dsl import DROPOUT_MASK, Spec, columns_sum, dims, hadamard, matrix, row_repeat
+from batchform.dsl import DROPOUT_MASK, Spec, columns_sum, dims, hadamard, matrix, row_repeat
 
 N, D, K = dims("N D K")
 X, W, b, R, DY = matrix("X", N, D), matrix("W", K, D), matrix("b", 1, K), matrix("R", D, K), matrix("DY", N, K)

@@ -1,5 +1,5 @@
 """Linear layer: Y = X·Wᵀ + 1_N·b."""
-from spec.dsl import Spec, columns_sum, dims, matrix, row_repeat, sparse
+from batchform.dsl import Spec, columns_sum, dims, matrix, row_repeat, sparse
 
 N, D, K = dims("N D K")
 X, W, b, DY = matrix("X", N, D), matrix("W", K, D), matrix("b", 1, K), matrix("DY", N, K)

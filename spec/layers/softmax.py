@@ -1,6 +1,6 @@
 """Softmax and log-softmax layers: a linear layer followed by a (stable) row-wise softmax."""
-from spec.dsl import Spec, columns_sum, dims, matrix, row_repeat, sparse
-from spec.softmax import log_softmax_backward, softmax_backward, stable_log_softmax, stable_softmax
+from batchform.dsl import Spec, columns_sum, dims, matrix, row_repeat, sparse
+from batchform.spec.softmax import log_softmax_backward, softmax_backward, stable_log_softmax, stable_softmax
 
 N, D, K = dims("N D K")
 X, W, b = matrix("X", N, D), matrix("W", K, D), matrix("b", 1, K)

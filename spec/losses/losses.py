@@ -3,9 +3,9 @@
 Each is a sum over the batch, as in the paper. ``targets="classes"`` marks a classification loss: T holds one
 row per sample that is one-hot (or a distribution), and the framework wrappers also take class indices.
 """
-from spec.dsl import (Spec, column_repeat, dims, elements_sum, hadamard, log, log_sigmoid, matrix, ones,
+from batchform.dsl import (Spec, column_repeat, dims, elements_sum, hadamard, log, log_sigmoid, matrix, ones,
                       reciprocal, rows_sum, sigmoid, xlogy)
-from spec.softmax import log_softmax, softmax, stable_log_softmax, stable_softmax
+from batchform.spec.softmax import log_softmax, softmax, stable_log_softmax, stable_softmax
 
 N, K = dims("N K")
 Y, T = matrix("Y", N, K), matrix("T", N, K)

@@ -1,5 +1,5 @@
 """Gradient descent, momentum and Nesterov updates of one parameter θ with velocity Δ."""
-from spec.dsl import Spec, TorchOptimizer, dims, matrix, scalar
+from batchform.dsl import Spec, TorchOptimizer, dims, matrix, scalar
 
 M, P = dims("M P")
 theta, Dtheta, Delta = matrix("theta", M, P), matrix("Dtheta", M, P), matrix("Delta", M, P)

@@ -1,5 +1,5 @@
 """Row-wise softmax functions; the builders here are reused by the softmax layers and losses."""
-from spec.dsl import column_repeat, exp, hadamard, log, reciprocal, rows_max, rows_sum
+from batchform.dsl import column_repeat, exp, hadamard, log, reciprocal, rows_max, rows_sum
 
 
 def softmax(X):
@@ -28,7 +28,7 @@ def stable_log_softmax(X):
 
 def softmax_backward(Y, DY):
     """DX = Y ⊙ (DY − diag(DY·Yᵀ)·1ᵀ), for Y = softmax(X)."""
-    from spec.dsl import diag
+    from batchform.dsl import diag
     return hadamard(Y, DY - column_repeat(diag(DY * Y.T), Y.shape[1]))
 
 

@@ -1,6 +1,6 @@
 """softmax, stable softmax, log-softmax and stable log-softmax as functions with their backward."""
-from spec.dsl import Spec, dims, matrix
-from spec.softmax import (log_softmax, log_softmax_backward, softmax, softmax_backward, stable_log_softmax,
+from batchform.dsl import Spec, dims, matrix
+from batchform.spec.softmax import (log_softmax, log_softmax_backward, softmax, softmax_backward, stable_log_softmax,
                           stable_softmax)
 
 N, D = dims("N D")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.backends.numpy.arrays import NumPyArrays
+from batchform.codegen.backends.numpy.arrays import NumPyArrays
 
 
 class CppArrays(NumPyArrays):

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import sympy
 
-from codegen.backends.cpp.printer import CppPrinter, is_scalar_shape
-from codegen.backends.interface import Backend, PrintedFamily
-from codegen.format import clang_format, ruff
-from codegen.lower import Kernel
+from batchform.codegen.backends.cpp.printer import CppPrinter, is_scalar_shape
+from batchform.codegen.backends.interface import Backend, PrintedFamily
+from batchform.codegen.format import clang_format, ruff
+from batchform.codegen.lower import Kernel
 
 
 def _cpp_type(shape) -> str:

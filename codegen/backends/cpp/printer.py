@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
-from codegen import ir
-from codegen.lower import Kernel
-from codegen.passes import in_place_update
-from codegen.printers.core import KernelPrinter
-from codegen.printers.scalar import (
+from batchform.codegen import ir
+from batchform.codegen.lower import Kernel
+from batchform.codegen.passes import in_place_update
+from batchform.codegen.printers.core import KernelPrinter
+from batchform.codegen.printers.scalar import (
     ATOM,
     PrinterBug,
     ScalarPrinter,

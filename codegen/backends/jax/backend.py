@@ -1,8 +1,8 @@
 """JAX backend: pure kernels in generated/jax/<family>.py, and generated/jax/custom_vjp.py (a
 jax.custom_vjp function per spec whose VJP is the generated backward kernel)."""
 
-from codegen.backends.jax.printer import JaxPrinter
-from codegen.backends.python import PythonBackend
+from batchform.codegen.backends.jax.printer import JaxPrinter
+from batchform.codegen.backends.python import PythonBackend
 
 BACKEND = PythonBackend(
     name="jax",

@@ -5,10 +5,10 @@ Constants take the dtype of an input, so float32 and float64 (with ``jax_enable_
 
 from __future__ import annotations
 
-from codegen import ir
-from codegen.printers.python import PythonArrayPrinter
-from codegen.printers.scalar import ATOM, ScalarPrinter, table
-from codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
+from batchform.codegen import ir
+from batchform.codegen.printers.python import PythonArrayPrinter
+from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, table
+from batchform.codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
 
 
 class JaxScalarPrinter(TypedScalarMixin, ScalarPrinter):

@@ -29,7 +29,7 @@ class NumPyArrays:
         self.kernels = self.load_kernels(kernels)
 
     def load_kernels(self, kernels=None):
-        return kernels if kernels is not None else importlib.import_module(f"generated.{self.name}")
+        return kernels if kernels is not None else importlib.import_module(f"batchform.generated.{self.name}")
 
     def kernel(self, name: str):
         return getattr(self.kernels, name)

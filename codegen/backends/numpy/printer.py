@@ -1,7 +1,7 @@
 """NumPy: the scalar printer's defaults are NumPy's own spellings (erf and erfc from scipy.special)."""
 
-from codegen.printers.python import PythonArrayPrinter
-from codegen.printers.scalar import ScalarPrinter
+from batchform.codegen.printers.python import PythonArrayPrinter
+from batchform.codegen.printers.scalar import ScalarPrinter
 
 
 class NumPyScalarPrinter(ScalarPrinter):

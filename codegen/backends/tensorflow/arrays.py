@@ -7,7 +7,7 @@ from importlib import import_module
 
 import numpy as np
 
-from codegen.backends.numpy.arrays import NumPyArrays
+from batchform.codegen.backends.numpy.arrays import NumPyArrays
 
 
 class TensorFlowArrays(NumPyArrays):

@@ -2,8 +2,8 @@
 generated/tensorflow/functional.py (a tf.custom_gradient function per spec) and
 generated/tensorflow/keras_layers.py (a Keras 3 layer or loss per spec)."""
 
-from codegen.backends.python import PythonBackend
-from codegen.backends.tensorflow.printer import TensorFlowPrinter
+from batchform.codegen.backends.python import PythonBackend
+from batchform.codegen.backends.tensorflow.printer import TensorFlowPrinter
 
 BACKEND = PythonBackend(
     name="tensorflow",

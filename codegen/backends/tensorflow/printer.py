@@ -13,10 +13,10 @@ import re
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
-from codegen import ir
-from codegen.printers.python import PythonArrayPrinter
-from codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
-from codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
+from batchform.codegen import ir
+from batchform.codegen.printers.python import PythonArrayPrinter
+from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
+from batchform.codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
 
 
 def _tensorflow_table() -> dict[str, Spelling]:

@@ -1,8 +1,8 @@
 """PyTorch backend: kernels in generated/torch/<family>.py, and generated/torch/functional.py (an
 autograd.Function and a checked function per spec) and generated/torch/modules.py (an nn.Module per spec)."""
 
-from codegen.backends.python import PythonBackend
-from codegen.backends.torch.printer import TorchPrinter
+from batchform.codegen.backends.python import PythonBackend
+from batchform.codegen.backends.torch.printer import TorchPrinter
 
 BACKEND = PythonBackend(
     name="torch",

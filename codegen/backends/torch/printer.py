@@ -10,10 +10,10 @@ import sympy
 from sympy.logic.boolalg import to_nnf
 from sympy.printing.precedence import PRECEDENCE
 
-from codegen import ir
-from codegen.printers.python import PythonArrayPrinter
-from codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
-from codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
+from batchform.codegen import ir
+from batchform.codegen.printers.python import PythonArrayPrinter
+from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
+from batchform.codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
 
 
 def _torch_table() -> dict[str, Spelling]:

@@ -2,7 +2,7 @@
 from sympy import Piecewise, exp
 from sympy.codegen.cfunctions import expm1
 
-from spec.dsl import Activation, activation_specs, scalar, x
+from batchform.dsl import Activation, activation_specs, scalar, x
 
 alpha = scalar("alpha")
 

@@ -1,7 +1,7 @@
 """GELU, exactly: f(x) = x·Φ(x) with Φ(x) = (1 + erf(x/√2))/2; f'(x) = Φ(x) + x·e^{−x²/2}/√(2π)."""
 from sympy import erf, exp, pi, sqrt
 
-from spec.dsl import Activation, activation_specs, x
+from batchform.dsl import Activation, activation_specs, x
 
 Phi = (1 + erf(x / sqrt(2))) / 2
 

@@ -3,7 +3,7 @@ atan, sinh, cosh, Abs, sign, Min, Max, Heaviside, erfc, a rational power, Ï€, âˆ
 Min and Max enter squared, so that f' is continuous at their breakpoints (no boundary convention needed)."""
 from sympy import Abs, Heaviside, Max, Min, Rational, atan, cosh, erfc, exp, pi, sign, sinh, sqrt
 
-from spec.dsl import Activation, activation_specs, x
+from batchform.dsl import Activation, activation_specs, x
 
 HUGE = Rational(123456789123456789123, 100000000000000000000)
 

@@ -2,7 +2,7 @@
 from sympy import exp, tanh
 from sympy.codegen.cfunctions import log1p
 
-from spec.dsl import Activation, activation_specs, x
+from batchform.dsl import Activation, activation_specs, x
 
 s = log1p(exp(x))
 

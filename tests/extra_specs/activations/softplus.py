@@ -1,7 +1,7 @@
 """Softplus: f(x) = log(1 + eˣ) (printed as each backend's stable softplus), f'(x) = σ(x)."""
 from sympy import exp, log
 
-from spec.dsl import Activation, activation_specs, x
+from batchform.dsl import Activation, activation_specs, x
 
 softplus = Activation(
     "softplus", "Softplus",

@@ -1,7 +1,7 @@
 """SiLU / swish with a trainable β: f(x) = x·σ(βx), written as README's "Adding a new layer" says."""
 from sympy import exp
 
-from spec.dsl import Activation, activation_specs, scalar, x
+from batchform.dsl import Activation, activation_specs, scalar, x
 
 beta = scalar("beta")
 sigma = 1 / (1 + exp(-beta * x))

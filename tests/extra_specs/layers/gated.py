@@ -1,7 +1,7 @@
 """Gated linear unit: Y = (X·Wᵀ + 1_N·b) ⊙ σ(X·Vᵀ + 1_N·c) — a layer with two weight matrices.
 
 The gate is H, not S: a matrix named S collides with the C++ kernels' scalar type parameter (known defect)."""
-from spec.dsl import Spec, columns_sum, dims, hadamard, matrix, ones, row_repeat, sigmoid
+from batchform.dsl import Spec, columns_sum, dims, hadamard, matrix, ones, row_repeat, sigmoid
 
 N, D, K = dims("N D K")
 X, W, V = matrix("X", N, D), matrix("W", K, D), matrix("V", K, D)

@@ -1,7 +1,7 @@
 """Residual layer: Y = X + tanh(X·Wᵀ + 1_N·b), with W square (K = D)."""
 from sympy import tanh
 
-from spec.dsl import Spec, apply, columns_sum, dims, hadamard, matrix, row_repeat, x
+from batchform.dsl import Spec, apply, columns_sum, dims, hadamard, matrix, row_repeat, x
 
 N, D = dims("N D")
 X, W, b = matrix("X", N, D), matrix("W", D, D), matrix("b", 1, D)

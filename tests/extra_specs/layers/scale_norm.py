@@ -1,6 +1,6 @@
 """Batch normalization with a scale γ only (no shift β) and ε, keeping running statistics: a batch-norm-like
 layer added as the README says (the layer, its inference form, and ``running_statistics``)."""
-from spec.dsl import (Spec, columns_mean, columns_sum, diag, dims, hadamard, identity, inv_sqrt, matrix, ones,
+from batchform.dsl import (Spec, columns_mean, columns_sum, diag, dims, hadamard, identity, inv_sqrt, matrix, ones,
                       row_repeat, running_statistics, scalar)
 
 N, K = dims("N K")
