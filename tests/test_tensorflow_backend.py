@@ -349,3 +349,78 @@ def test_keras_sequential_trains_with_model_fit(keras_layers):
     assert model.predict(X[:7], verbose=0).shape == (7, 4)
     srelu = model.layers[2]
     assert float(srelu.tr.numpy()) != 1.0  # SReLU's trainable scalars get gradients too
+
+
+# --- Keras train/eval: training= decides the running statistics and the dropout mask ------------------------
+
+def test_keras_batch_norm_keeps_running_statistics_as_batchnorm1d(keras_layers):
+    """Every layer with running statistics (found from the manifest): with training=True its output and the
+    running statistics after several batches equal nn.BatchNorm1d's; with training=False (and by default,
+    as Keras' predict) the output comes from the running statistics and leaves them alone."""
+    import torch
+    from test_train_eval import RUNNING, running_module
+
+    from batchform.generated.manifest import SPECS
+
+    assert RUNNING
+    for name in RUNNING:
+        info = SPECS[name]
+        torch.manual_seed(0)
+        _, theirs = running_module(name, 4, momentum=0.3)
+        args = [4] + ([0.01] if "epsilon" in info.hyperparameters else [])
+        layer = getattr(keras_layers, info.title)(*args, momentum=0.3, dtype="float64")
+        assert [v.name for v in layer.non_trainable_weights] == ["running_mean", "running_var"]
+        if info.parameters:
+            layer.gamma.assign(theirs.weight.detach().numpy().reshape(1, -1))
+            layer.beta.assign(theirs.bias.detach().numpy().reshape(1, -1))
+        for _ in range(4):
+            X = torch.randn(6, 4, dtype=torch.float64) * 3 + 2
+            close(layer(tf.constant(X.numpy()), training=True).numpy(), theirs(X).detach().numpy(), 1e-10, name)
+        close(layer.running_mean.numpy().reshape(-1), theirs.running_mean.numpy(), 1e-12, "running_mean")
+        close(layer.running_var.numpy().reshape(-1), theirs.running_var.numpy(), 1e-12, "running_var")
+        theirs.eval()
+        before = layer.running_mean.numpy().copy()
+        for N in (1, 5):
+            X = torch.randn(N, 4, dtype=torch.float64)
+            close(layer(tf.constant(X.numpy())).numpy(), theirs(X).detach().numpy(), 1e-10, f"{name} eval")
+            close(layer(tf.constant(X.numpy()), training=False).numpy(), theirs(X).detach().numpy(), 1e-10, name)
+        assert np.array_equal(layer.running_mean.numpy(), before)  # inference leaves the statistics alone
+        copy = type(layer).from_config(layer.get_config())
+        assert copy.momentum == 0.3
+        with pytest.raises(ValueError, match="more than one sample per batch"):
+            layer(tf.zeros((1, 4), tf.float64), training=True)
+
+
+def test_keras_dropout_draws_its_mask_only_in_training(keras_layers):
+    """Every dropout form: training=False (the default) is the layer without the mask; training=True draws
+    a mask of rate p with entries 0 or 1/(1 − p), so outputs differ from the plain layer and average to it."""
+    from batchform.generated.manifest import SPECS
+
+    names = [name for name, info in SPECS.items() if info.dropout_of]
+    assert names
+    for name in names:
+        info = SPECS[name]
+        args = [40, 30] + [0.2] * len(info.hyperparameters)
+        layer = getattr(keras_layers, info.title)(*args, p=0.25, dtype="float64")
+        plain = getattr(keras_layers, SPECS[info.dropout_of].title)(*args, dtype="float64")
+        for mine, theirs in zip(layer.trainable_weights, plain.trainable_weights):
+            theirs.assign(mine)
+        X = tf.constant(np.random.default_rng(0).uniform(-1, 1, (7, 40)))
+        close(layer(X).numpy(), plain(X).numpy(), 0, f"{name} eval")
+        close(layer(X, training=False).numpy(), plain(X).numpy(), 0, f"{name} eval")
+        tf.random.set_seed(0)
+        drawn = []
+        real = keras_layers.dropout_mask
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(keras_layers, "dropout_mask", lambda *a: drawn.append(real(*a)) or drawn[-1])
+            Y = layer(X, training=True)
+        (R,) = drawn
+        R = R.numpy()
+        assert R.shape == (40, 30) and set(np.unique(R)) <= {0.0, 1 / 0.75}
+        assert abs((R == 0).mean() - 0.25) < 0.05  # 1200 entries: rate p
+        arguments = {"X": X, "R": tf.constant(R), **{v.name: tf.convert_to_tensor(v) for v in layer.trainable_weights}}
+        want = getattr(gtf.functional, name)(*[arguments.get(a, 0.2) for a in WRAPPERS[name].names])
+        close(Y.numpy(), want.numpy(), 0, f"{name} training")
+        assert type(layer).from_config(layer.get_config()).p == 0.25
+        with pytest.raises(ValueError, match="dropout rate p"):
+            getattr(keras_layers, info.title)(*args, p=1.0)

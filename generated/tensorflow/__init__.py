@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "25b41887d5b80e2943427325bb947d2f88ecb20fbc600ffd86cbac7065aa5ffe",
+    "a92dad34db558d934dbe231e4993c7e5b57fe80d6dac14167a7328bd5decec6e",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -14,6 +14,7 @@ a sum over the batch, as in the paper (Keras' reduction of one value leaves it u
 from __future__ import annotations
 
 import os
+from importlib import import_module
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -21,7 +22,10 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from . import functional as F  # noqa: E402
+from ._framework import check_momentum, check_rate, check_training_batch, dropout_mask  # noqa: E402
 from ._runtime import fan_in_bound  # noqa: E402
+
+_layers = import_module(".layers", __package__)  # the running-statistics update kernels
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(
@@ -153,26 +157,33 @@ class AllReLUDropoutLayer(keras.layers.Layer):
         alpha: hyperparameter.
 
     Weights: W K×D, b 1×K.
-    ``call(X: N×D, R: D×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) R is drawn with rate ``p`` (inverted dropout: entries 0 or
+    1/(1 − p)); otherwise the layer runs spec ``all_relu_layer``, without R.
+    ``call(X, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, alpha: float, **kwargs) -> None:
+    def __init__(self, D: int, K: int, alpha: float, p: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
         self.D = D
         self.K = K
         self.alpha = alpha
+        self.p = check_rate("AllReLUDropoutLayer", p)
         self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
         self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
         self.built = True
 
-    def call(self, X, R):
+    def call(self, X, training=None):
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
-        dtype = F.check("AllReLUDropoutLayer", F.ALL_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
-        return F.all_relu_dropout_layer_apply(X, R, W, b, self.alpha, dtype=dtype)
+        if training and self.p > 0:
+            R = dropout_mask((self.D, self.K), self.p, W.dtype)
+            dtype = F.check("AllReLUDropoutLayer", F.ALL_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            return F.all_relu_dropout_layer_apply(X, R, W, b, self.alpha, dtype=dtype)
+        dtype = F.check("AllReLUDropoutLayer", F.ALL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        return F.all_relu_layer_apply(X, W, b, self.alpha, dtype=dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha}
+        return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha, "p": self.p}
 
 
 class HardSigmoid(keras.layers.Layer):
@@ -235,27 +246,34 @@ class HardSigmoidDropoutLayer(keras.layers.Layer):
         K: the number of columns of R and b, rows of W.
 
     Weights: W K×D, b 1×K.
-    ``call(X: N×D, R: D×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) R is drawn with rate ``p`` (inverted dropout: entries 0 or
+    1/(1 − p)); otherwise the layer runs spec ``hard_sigmoid_layer``, without R.
+    ``call(X, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, **kwargs) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
         self.D = D
         self.K = K
+        self.p = check_rate("HardSigmoidDropoutLayer", p)
         self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
         self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
         self.built = True
 
-    def call(self, X, R):
+    def call(self, X, training=None):
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
-        dtype = F.check(
-            "HardSigmoidDropoutLayer", F.HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2
-        )
-        return F.hard_sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype)
+        if training and self.p > 0:
+            R = dropout_mask((self.D, self.K), self.p, W.dtype)
+            dtype = F.check(
+                "HardSigmoidDropoutLayer", F.HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2
+            )
+            return F.hard_sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype)
+        dtype = F.check("HardSigmoidDropoutLayer", F.HARD_SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
+        return F.hard_sigmoid_layer_apply(X, W, b, dtype=dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "D": self.D, "K": self.K}
+        return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
 class HyperbolicTangent(keras.layers.Layer):
@@ -318,30 +336,39 @@ class HyperbolicTangentDropoutLayer(keras.layers.Layer):
         K: the number of columns of R and b, rows of W.
 
     Weights: W K×D, b 1×K.
-    ``call(X: N×D, R: D×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) R is drawn with rate ``p`` (inverted dropout: entries 0 or
+    1/(1 − p)); otherwise the layer runs spec ``hyperbolic_tangent_layer``, without R.
+    ``call(X, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, **kwargs) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
         self.D = D
         self.K = K
+        self.p = check_rate("HyperbolicTangentDropoutLayer", p)
         self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
         self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
         self.built = True
 
-    def call(self, X, R):
+    def call(self, X, training=None):
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
+        if training and self.p > 0:
+            R = dropout_mask((self.D, self.K), self.p, W.dtype)
+            dtype = F.check(
+                "HyperbolicTangentDropoutLayer",
+                F.HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES,
+                (W, b, X, R),
+                trusted=2,
+            )
+            return F.hyperbolic_tangent_dropout_layer_apply(X, R, W, b, dtype=dtype)
         dtype = F.check(
-            "HyperbolicTangentDropoutLayer",
-            F.HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES,
-            (W, b, X, R),
-            trusted=2,
+            "HyperbolicTangentDropoutLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (W, b, X), trusted=2
         )
-        return F.hyperbolic_tangent_dropout_layer_apply(X, R, W, b, dtype=dtype)
+        return F.hyperbolic_tangent_layer_apply(X, W, b, dtype=dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "D": self.D, "K": self.K}
+        return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
 class LeakyReLU(keras.layers.Layer):
@@ -414,26 +441,35 @@ class LeakyReLUDropoutLayer(keras.layers.Layer):
         alpha: hyperparameter.
 
     Weights: W K×D, b 1×K.
-    ``call(X: N×D, R: D×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) R is drawn with rate ``p`` (inverted dropout: entries 0 or
+    1/(1 − p)); otherwise the layer runs spec ``leaky_relu_layer``, without R.
+    ``call(X, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, alpha: float, **kwargs) -> None:
+    def __init__(self, D: int, K: int, alpha: float, p: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
         self.D = D
         self.K = K
         self.alpha = alpha
+        self.p = check_rate("LeakyReLUDropoutLayer", p)
         self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
         self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
         self.built = True
 
-    def call(self, X, R):
+    def call(self, X, training=None):
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
-        dtype = F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
-        return F.leaky_relu_dropout_layer_apply(X, R, W, b, self.alpha, dtype=dtype)
+        if training and self.p > 0:
+            R = dropout_mask((self.D, self.K), self.p, W.dtype)
+            dtype = F.check(
+                "LeakyReLUDropoutLayer", F.LEAKY_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2
+            )
+            return F.leaky_relu_dropout_layer_apply(X, R, W, b, self.alpha, dtype=dtype)
+        dtype = F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        return F.leaky_relu_layer_apply(X, W, b, self.alpha, dtype=dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha}
+        return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha, "p": self.p}
 
 
 class ReLU(keras.layers.Layer):
@@ -496,25 +532,32 @@ class ReLUDropoutLayer(keras.layers.Layer):
         K: the number of columns of R and b, rows of W.
 
     Weights: W K×D, b 1×K.
-    ``call(X: N×D, R: D×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) R is drawn with rate ``p`` (inverted dropout: entries 0 or
+    1/(1 − p)); otherwise the layer runs spec ``relu_layer``, without R.
+    ``call(X, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, **kwargs) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
         self.D = D
         self.K = K
+        self.p = check_rate("ReLUDropoutLayer", p)
         self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
         self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
         self.built = True
 
-    def call(self, X, R):
+    def call(self, X, training=None):
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
-        dtype = F.check("ReLUDropoutLayer", F.RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
-        return F.relu_dropout_layer_apply(X, R, W, b, dtype=dtype)
+        if training and self.p > 0:
+            R = dropout_mask((self.D, self.K), self.p, W.dtype)
+            dtype = F.check("ReLUDropoutLayer", F.RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            return F.relu_dropout_layer_apply(X, R, W, b, dtype=dtype)
+        dtype = F.check("ReLUDropoutLayer", F.RELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        return F.relu_layer_apply(X, W, b, dtype=dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "D": self.D, "K": self.K}
+        return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
 class Sigmoid(keras.layers.Layer):
@@ -577,25 +620,32 @@ class SigmoidDropoutLayer(keras.layers.Layer):
         K: the number of columns of R and b, rows of W.
 
     Weights: W K×D, b 1×K.
-    ``call(X: N×D, R: D×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) R is drawn with rate ``p`` (inverted dropout: entries 0 or
+    1/(1 − p)); otherwise the layer runs spec ``sigmoid_layer``, without R.
+    ``call(X, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, **kwargs) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
         self.D = D
         self.K = K
+        self.p = check_rate("SigmoidDropoutLayer", p)
         self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
         self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
         self.built = True
 
-    def call(self, X, R):
+    def call(self, X, training=None):
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
-        dtype = F.check("SigmoidDropoutLayer", F.SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
-        return F.sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype)
+        if training and self.p > 0:
+            R = dropout_mask((self.D, self.K), self.p, W.dtype)
+            dtype = F.check("SigmoidDropoutLayer", F.SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            return F.sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype)
+        dtype = F.check("SigmoidDropoutLayer", F.SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
+        return F.sigmoid_layer_apply(X, W, b, dtype=dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "D": self.D, "K": self.K}
+        return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
 class SReLU(keras.layers.Layer):
@@ -676,13 +726,16 @@ class SReLUDropoutLayer(keras.layers.Layer):
         K: the number of columns of R and b, rows of W.
 
     Weights: W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
-    ``call(X: N×D, R: D×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) R is drawn with rate ``p`` (inverted dropout: entries 0 or
+    1/(1 − p)); otherwise the layer runs spec ``srelu_layer``, without R.
+    ``call(X, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, **kwargs) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
         self.D = D
         self.K = K
+        self.p = check_rate("SReLUDropoutLayer", p)
         self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
         self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
         self.al = self.add_weight(shape=(), initializer=keras.initializers.Constant(0), name="al")
@@ -691,20 +744,24 @@ class SReLUDropoutLayer(keras.layers.Layer):
         self.tr = self.add_weight(shape=(), initializer=keras.initializers.Constant(1), name="tr")
         self.built = True
 
-    def call(self, X, R):
+    def call(self, X, training=None):
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         al = tf.convert_to_tensor(self.al)
         tl = tf.convert_to_tensor(self.tl)
         ar = tf.convert_to_tensor(self.ar)
         tr = tf.convert_to_tensor(self.tr)
-        dtype = F.check(
-            "SReLUDropoutLayer", F.SRELU_DROPOUT_LAYER_SHAPES, (W, b, al, tl, ar, tr, X, R), trusted=6
-        )
-        return F.srelu_dropout_layer_apply(X, R, W, b, al, tl, ar, tr, dtype=dtype)
+        if training and self.p > 0:
+            R = dropout_mask((self.D, self.K), self.p, W.dtype)
+            dtype = F.check(
+                "SReLUDropoutLayer", F.SRELU_DROPOUT_LAYER_SHAPES, (W, b, al, tl, ar, tr, X, R), trusted=6
+            )
+            return F.srelu_dropout_layer_apply(X, R, W, b, al, tl, ar, tr, dtype=dtype)
+        dtype = F.check("SReLUDropoutLayer", F.SRELU_LAYER_SHAPES, (W, b, al, tl, ar, tr, X), trusted=6)
+        return F.srelu_layer_apply(X, W, b, al, tl, ar, tr, dtype=dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "D": self.D, "K": self.K}
+        return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
 class SimpleBatchNorm(keras.layers.Layer):
@@ -716,19 +773,46 @@ class SimpleBatchNorm(keras.layers.Layer):
     Args:
         K: the number of columns of running_mean and running_var.
 
-    ``call(X: N×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) normalized by the batch, and the running statistics
+    running_mean, running_var (non-trainable weights) updated by ``simple_batch_norm_statistics_update`` with
+    ``momentum``, as nn.BatchNorm1d; otherwise spec ``simple_batch_norm_inference``, normalized by them.
+    ``call(X: N×K, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, K: int, **kwargs) -> None:
+    def __init__(self, K: int, momentum: float = 0.1, **kwargs) -> None:
         super().__init__(**kwargs)
         self.K = K
+        self.momentum = check_momentum("SimpleBatchNorm", momentum)
+        self.running_mean = self.add_weight(
+            shape=(1, K), initializer=keras.initializers.Constant(0), trainable=False, name="running_mean"
+        )
+        self.running_var = self.add_weight(
+            shape=(1, K), initializer=keras.initializers.Constant(1), trainable=False, name="running_var"
+        )
+        self.built = True
 
-    def call(self, X):
-        dtype = F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_SHAPES, (X,))
-        return F.simple_batch_norm_apply(X, dtype=dtype)
+    def call(self, X, training=None):
+        if training:
+            dtype = F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_SHAPES, (X,))
+            check_training_batch("SimpleBatchNorm", X)
+            running_mean, running_var = _layers.simple_batch_norm_statistics_update(
+                tf.convert_to_tensor(self.running_mean),
+                tf.convert_to_tensor(self.running_var),
+                tf.stop_gradient(X),
+                self.momentum,
+            )
+            self.running_mean.assign(running_mean)
+            self.running_var.assign(running_var)
+            return F.simple_batch_norm_apply(X, dtype=dtype)
+        running_mean = tf.convert_to_tensor(self.running_mean)
+        running_var = tf.convert_to_tensor(self.running_var)
+        dtype = F.check(
+            "SimpleBatchNorm", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var)
+        )
+        return F.simple_batch_norm_inference_apply(X, running_mean, running_var, dtype=dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "K": self.K}
+        return {**super().get_config(), "K": self.K, "momentum": self.momentum}
 
 
 class SimpleBatchNormInference(keras.layers.Layer):
@@ -760,24 +844,50 @@ class BatchNorm(keras.layers.Layer):
         K: the number of columns of X and gamma and beta.
 
     Weights: gamma 1×K, beta 1×K.
-    ``call(X: N×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) normalized by the batch, and the running statistics
+    running_mean, running_var (non-trainable weights) updated by ``batch_norm_statistics_update`` with
+    ``momentum``, as nn.BatchNorm1d; otherwise spec ``batch_norm_inference``, normalized by them.
+    ``call(X: N×K, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, K: int, **kwargs) -> None:
+    def __init__(self, K: int, momentum: float = 0.1, **kwargs) -> None:
         super().__init__(**kwargs)
         self.K = K
+        self.momentum = check_momentum("BatchNorm", momentum)
         self.gamma = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(1), name="gamma")
         self.beta = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="beta")
+        self.running_mean = self.add_weight(
+            shape=(1, K), initializer=keras.initializers.Constant(0), trainable=False, name="running_mean"
+        )
+        self.running_var = self.add_weight(
+            shape=(1, K), initializer=keras.initializers.Constant(1), trainable=False, name="running_var"
+        )
         self.built = True
 
-    def call(self, X):
+    def call(self, X, training=None):
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
-        dtype = F.check("BatchNorm", F.BATCH_NORM_SHAPES, (gamma, beta, X), trusted=2)
-        return F.batch_norm_apply(X, gamma, beta, dtype=dtype)
+        if training:
+            dtype = F.check("BatchNorm", F.BATCH_NORM_SHAPES, (gamma, beta, X), trusted=2)
+            check_training_batch("BatchNorm", X)
+            running_mean, running_var = _layers.batch_norm_statistics_update(
+                tf.convert_to_tensor(self.running_mean),
+                tf.convert_to_tensor(self.running_var),
+                tf.stop_gradient(X),
+                self.momentum,
+            )
+            self.running_mean.assign(running_mean)
+            self.running_var.assign(running_var)
+            return F.batch_norm_apply(X, gamma, beta, dtype=dtype)
+        running_mean = tf.convert_to_tensor(self.running_mean)
+        running_var = tf.convert_to_tensor(self.running_var)
+        dtype = F.check(
+            "BatchNorm", F.BATCH_NORM_INFERENCE_SHAPES, (gamma, beta, X, running_mean, running_var), trusted=2
+        )
+        return F.batch_norm_inference_apply(X, running_mean, running_var, gamma, beta, dtype=dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "K": self.K}
+        return {**super().get_config(), "K": self.K, "momentum": self.momentum}
 
 
 class BatchNormInference(keras.layers.Layer):
@@ -825,20 +935,49 @@ class SimpleBatchNormEps(keras.layers.Layer):
         K: the number of columns of running_mean and running_var.
         epsilon: hyperparameter.
 
-    ``call(X: N×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) normalized by the batch, and the running statistics
+    running_mean, running_var (non-trainable weights) updated by ``simple_batch_norm_eps_statistics_update`` with
+    ``momentum``, as nn.BatchNorm1d; otherwise spec ``simple_batch_norm_eps_inference``, normalized by them.
+    ``call(X: N×K, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, K: int, epsilon: float, **kwargs) -> None:
+    def __init__(self, K: int, epsilon: float, momentum: float = 0.1, **kwargs) -> None:
         super().__init__(**kwargs)
         self.K = K
         self.epsilon = epsilon
+        self.momentum = check_momentum("SimpleBatchNormEps", momentum)
+        self.running_mean = self.add_weight(
+            shape=(1, K), initializer=keras.initializers.Constant(0), trainable=False, name="running_mean"
+        )
+        self.running_var = self.add_weight(
+            shape=(1, K), initializer=keras.initializers.Constant(1), trainable=False, name="running_var"
+        )
+        self.built = True
 
-    def call(self, X):
-        dtype = F.check("SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
-        return F.simple_batch_norm_eps_apply(X, self.epsilon, dtype=dtype)
+    def call(self, X, training=None):
+        if training:
+            dtype = F.check("SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
+            check_training_batch("SimpleBatchNormEps", X)
+            running_mean, running_var = _layers.simple_batch_norm_eps_statistics_update(
+                tf.convert_to_tensor(self.running_mean),
+                tf.convert_to_tensor(self.running_var),
+                tf.stop_gradient(X),
+                self.momentum,
+            )
+            self.running_mean.assign(running_mean)
+            self.running_var.assign(running_var)
+            return F.simple_batch_norm_eps_apply(X, self.epsilon, dtype=dtype)
+        running_mean = tf.convert_to_tensor(self.running_mean)
+        running_var = tf.convert_to_tensor(self.running_var)
+        dtype = F.check(
+            "SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES, (X, running_mean, running_var)
+        )
+        return F.simple_batch_norm_eps_inference_apply(
+            X, running_mean, running_var, self.epsilon, dtype=dtype
+        )
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "K": self.K, "epsilon": self.epsilon}
+        return {**super().get_config(), "K": self.K, "epsilon": self.epsilon, "momentum": self.momentum}
 
 
 class SimpleBatchNormEpsInference(keras.layers.Layer):
@@ -882,25 +1021,56 @@ class BatchNormEps(keras.layers.Layer):
         epsilon: hyperparameter.
 
     Weights: gamma 1×K, beta 1×K.
-    ``call(X: N×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) normalized by the batch, and the running statistics
+    running_mean, running_var (non-trainable weights) updated by ``batch_norm_eps_statistics_update`` with
+    ``momentum``, as nn.BatchNorm1d; otherwise spec ``batch_norm_eps_inference``, normalized by them.
+    ``call(X: N×K, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, K: int, epsilon: float, **kwargs) -> None:
+    def __init__(self, K: int, epsilon: float, momentum: float = 0.1, **kwargs) -> None:
         super().__init__(**kwargs)
         self.K = K
         self.epsilon = epsilon
+        self.momentum = check_momentum("BatchNormEps", momentum)
         self.gamma = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(1), name="gamma")
         self.beta = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="beta")
+        self.running_mean = self.add_weight(
+            shape=(1, K), initializer=keras.initializers.Constant(0), trainable=False, name="running_mean"
+        )
+        self.running_var = self.add_weight(
+            shape=(1, K), initializer=keras.initializers.Constant(1), trainable=False, name="running_var"
+        )
         self.built = True
 
-    def call(self, X):
+    def call(self, X, training=None):
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
-        dtype = F.check("BatchNormEps", F.BATCH_NORM_EPS_SHAPES, (gamma, beta, X), trusted=2)
-        return F.batch_norm_eps_apply(X, gamma, beta, self.epsilon, dtype=dtype)
+        if training:
+            dtype = F.check("BatchNormEps", F.BATCH_NORM_EPS_SHAPES, (gamma, beta, X), trusted=2)
+            check_training_batch("BatchNormEps", X)
+            running_mean, running_var = _layers.batch_norm_eps_statistics_update(
+                tf.convert_to_tensor(self.running_mean),
+                tf.convert_to_tensor(self.running_var),
+                tf.stop_gradient(X),
+                self.momentum,
+            )
+            self.running_mean.assign(running_mean)
+            self.running_var.assign(running_var)
+            return F.batch_norm_eps_apply(X, gamma, beta, self.epsilon, dtype=dtype)
+        running_mean = tf.convert_to_tensor(self.running_mean)
+        running_var = tf.convert_to_tensor(self.running_var)
+        dtype = F.check(
+            "BatchNormEps",
+            F.BATCH_NORM_EPS_INFERENCE_SHAPES,
+            (gamma, beta, X, running_mean, running_var),
+            trusted=2,
+        )
+        return F.batch_norm_eps_inference_apply(
+            X, running_mean, running_var, gamma, beta, self.epsilon, dtype=dtype
+        )
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "K": self.K, "epsilon": self.epsilon}
+        return {**super().get_config(), "K": self.K, "epsilon": self.epsilon, "momentum": self.momentum}
 
 
 class BatchNormEpsInference(keras.layers.Layer):
@@ -953,25 +1123,32 @@ class LinearDropout(keras.layers.Layer):
         K: the number of columns of R and b, rows of W.
 
     Weights: W K×D, b 1×K.
-    ``call(X: N×D, R: D×K)`` returns Y (N×K).
+    With ``training=True`` (``model.fit``) R is drawn with rate ``p`` (inverted dropout: entries 0 or
+    1/(1 − p)); otherwise the layer runs spec ``linear``, without R.
+    ``call(X, training=None)`` returns Y (N×K).
     """
 
-    def __init__(self, D: int, K: int, **kwargs) -> None:
+    def __init__(self, D: int, K: int, p: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
         self.D = D
         self.K = K
+        self.p = check_rate("LinearDropout", p)
         self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
         self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
         self.built = True
 
-    def call(self, X, R):
+    def call(self, X, training=None):
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
-        dtype = F.check("LinearDropout", F.LINEAR_DROPOUT_SHAPES, (W, b, X, R), trusted=2)
-        return F.linear_dropout_apply(X, R, W, b, dtype=dtype)
+        if training and self.p > 0:
+            R = dropout_mask((self.D, self.K), self.p, W.dtype)
+            dtype = F.check("LinearDropout", F.LINEAR_DROPOUT_SHAPES, (W, b, X, R), trusted=2)
+            return F.linear_dropout_apply(X, R, W, b, dtype=dtype)
+        dtype = F.check("LinearDropout", F.LINEAR_SHAPES, (W, b, X), trusted=2)
+        return F.linear_apply(X, W, b, dtype=dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "D": self.D, "K": self.K}
+        return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
 class Linear(keras.layers.Layer):
