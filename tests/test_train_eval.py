@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import batchform.generated.torch as gt
+from batchform.training.backends import BACKENDS
 from batchform.generated.manifest import SPECS
 
 RUNNING = [name for name, info in SPECS.items() if info.running]
@@ -82,10 +83,10 @@ def test_batch_norm_matches_torch_in_training_and_eval(name):
     torch.testing.assert_close(ours(X)[2:3], ours(X[2:3]), rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "cpp"])
+@pytest.mark.parametrize("backend", BACKENDS)  # the registry: every training backend
 def test_running_statistics_kernels_match_torch_on_every_backend(backend):
     """Each backend's ``<layer>_statistics_update`` kernel, stepped over batches, gives nn.BatchNorm1d's
-    running_mean and running_var (in place in NumPy, PyTorch and C++; new arrays in JAX)."""
+    running_mean and running_var (in place in NumPy, PyTorch and C++; new arrays in JAX and TensorFlow)."""
     from batchform.training.backends import make_backend
     from batchform.training.network import _call
 
