@@ -598,6 +598,33 @@ def _prove_one(name: str) -> SpecProof:
     return prove_spec(_PENDING[name])
 
 
+def _fork_is_safe() -> bool:
+    """TensorFlow's runtime does not support fork() once it has started (its threads and locks are not
+    carried into the child), so a process that has imported it (a test session) proves serially."""
+    return "tensorflow" not in sys.modules
+
+
+def _prove_forked(todo: list, jobs: int, results: dict, progress) -> None:
+    """Prove in ``jobs`` forked workers (the loaded specs are inherited, not pickled). A worker that dies
+    breaks the pool instead of losing its spec silently; whatever is left is proved serially by the caller."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    _PENDING.update({loaded.name: loaded for loaded, _ in todo})
+    # Slowest first keeps both cores busy to the end.
+    order = sorted(todo, key=lambda t: -len(t[0].spec.backward) - 10 * ("softmax" in t[0].name))
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            for future in as_completed([pool.submit(_prove_one, t[0].name) for t in order]):
+                proof = future.result()
+                results[proof.name] = proof
+                if progress:
+                    progress(proof)
+    except BrokenProcessPool:
+        print("batchform: a proof worker died; proving the remaining specs in this process", file=sys.stderr)
+
+
 def prove_all(specs: list[LoadedSpec], use_cache: bool = True, jobs: int | None = None,
               progress=None) -> list[SpecProof]:
     """Proofs of every spec, from the cache where the spec is unchanged; in parallel otherwise."""
@@ -615,19 +642,10 @@ def prove_all(specs: list[LoadedSpec], use_cache: bool = True, jobs: int | None 
             todo.append((loaded, path))
     if todo:
         jobs = jobs or min(len(todo), os.cpu_count() or 1)
-        if jobs > 1:
-            import multiprocessing
-
-            _PENDING.update({loaded.name: loaded for loaded, _ in todo})
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                # Slowest first keeps both cores busy to the end.
-                order = sorted(todo, key=lambda t: -len(t[0].spec.backward) - 10 * ("softmax" in t[0].name))
-                for proof in pool.imap_unordered(_prove_one, [t[0].name for t in order]):
-                    results[proof.name] = proof
-                    if progress:
-                        progress(proof)
-        else:
-            for loaded, _ in todo:
+        if jobs > 1 and _fork_is_safe():
+            _prove_forked(todo, jobs, results, progress)
+        for loaded, _ in todo:  # serially: one job, or what a broken worker pool left
+            if loaded.name not in results:
                 proof = prove_spec(loaded)
                 results[proof.name] = proof
                 if progress:
