@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "3e2dd2a6debadd2730c7bfffccabec8b522099f808310f0fd6136352e86b67db",
+    "ba735cbdff385b31d8e179af0cff850807930112f888bd5b5f9d65df61820012",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
-_COMPILED_GENERATION = "3e2dd2a6debadd2730c7bfffccabec8b522099f808310f0fd6136352e86b67db"
+_COMPILED_GENERATION = "ba735cbdff385b31d8e179af0cff850807930112f888bd5b5f9d65df61820012"
 
 from ._checks import retry
 

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "fac13eb4805626e8400d2831223912b283d53f46617fa1422d172f2baeb36dff",
+    "5f71a82a831376ee972720df4e4de66c86c10222292c911612e4eda17563b01c",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

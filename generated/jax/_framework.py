@@ -8,7 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._runtime import expected_shapes, fan_in_bound
+from ._runtime import check_rate, check_training_rows, expected_shapes, fan_in_bound  # noqa: F401
 
 
 def check(layer: str, expected: tuple, values: tuple, trusted: int = 0) -> None:
@@ -50,16 +50,7 @@ def uniform_fan_in(key: jax.Array, shape: tuple[int, int], dtype) -> jax.Array:
 
 
 def check_training_batch(layer: str, X: jax.Array) -> None:
-    """Running statistics need a variance estimate, which a batch of one has not (as nn.BatchNorm1d)."""
-    if X.shape[0] < 2:
-        raise ValueError(f"{layer}: training mode needs more than one sample per batch to update the running "
-                         f"statistics (got N = {X.shape[0]}); use train=False")
-
-
-def check_rate(layer: str, p: float) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-        raise ValueError(f"{layer}: dropout rate p must satisfy 0 <= p < 1, got {p!r}")
-    return float(p)
+    check_training_rows(layer, X.shape[0], "use train=False")
 
 
 def dropout_mask(layer: str, key: jax.Array | None, shape: tuple, p: float, dtype) -> jax.Array:

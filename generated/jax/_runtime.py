@@ -99,3 +99,25 @@ def check_arrays(
                 f"{where}: column indices of row {row} are not sorted and unique (call "
                 f"sum_duplicates() to put the matrix in canonical form)"
             )
+
+
+def check_rate(layer: str, p: float) -> float:
+    """A dropout rate: a number with 0 <= p < 1."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise ValueError(f"{layer}: dropout rate p must be a number with 0 <= p < 1, got {p!r}")
+    return float(p)
+
+
+def check_momentum(layer: str, momentum: float) -> float:
+    """The running statistics' momentum: a number with 0 <= momentum <= 1."""
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+        raise ValueError(f"{layer}: momentum must be a number with 0 <= momentum <= 1, got {momentum!r}")
+    return float(momentum)
+
+
+def check_training_rows(layer: str, rows: int | None, remedy: str) -> None:
+    """Running statistics need a variance estimate, which a batch of one has not (as nn.BatchNorm1d);
+    ``rows`` None: a size not known yet (a traced batch)."""
+    if rows is not None and rows < 2:
+        raise ValueError(f"{layer}: training mode needs more than one sample per batch to update the running "
+                         f"statistics (got N = {rows}); {remedy}")

@@ -6,7 +6,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "832087ad9a120299eacf6d612b9a6bdcedf62c496945318222f9d868afc51e07",
+    "010e1f30ee2e8b67cd6d57299b646e08e6a6b9aded3cf823a78cdeeaf88a1709",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "a92dad34db558d934dbe231e4993c7e5b57fe80d6dac14167a7328bd5decec6e",
+    "4bce1affb7be00bdef9ce9c3b390bc043705b3216866bbd0fd8395c47ad163d2",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "c804a8af1081656fc71c3953cfa5ddbcde6975df14d303e0e1b482703221a026",
+    "ccbc8b203bf262d2de38e6606a52593844cb1b6b1985952c33c88234bdc865df",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

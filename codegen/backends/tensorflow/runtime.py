@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ._runtime import expected_shapes
+from ._runtime import check_momentum, check_rate, check_training_rows, expected_shapes  # noqa: F401
 
 
 def known_shapes(expected: tuple, shapes: tuple) -> tuple:
@@ -81,25 +81,11 @@ def check(layer: str, expected: tuple, values: tuple, trusted: int = 0) -> tf.DT
     return first[1] if first else tf.float32
 
 
-def check_rate(layer: str, p: float) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-        raise ValueError(f"{layer}: dropout rate p must be a number with 0 <= p < 1, got {p!r}")
-    return float(p)
-
-
-def check_momentum(layer: str, momentum: float) -> float:
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
-        raise ValueError(f"{layer}: momentum must be a number with 0 <= momentum <= 1, got {momentum!r}")
-    return float(momentum)
-
 
 def check_training_batch(layer: str, X) -> None:
-    """Running statistics need a variance estimate, which a batch of one has not (as nn.BatchNorm1d); a batch
-    size a ``tf.function`` does not know yet is left to the kernels."""
-    rows = X.shape[0] if X.shape.rank else None
-    if rows is not None and rows < 2:
-        raise ValueError(f"{layer}: training mode needs more than one sample per batch to update the running "
-                         f"statistics (got N = {rows}); call the layer with training=False to use them instead")
+    """A batch size a ``tf.function`` does not know yet is left to the kernels."""
+    check_training_rows(layer, X.shape[0] if X.shape.rank else None,
+                        "call the layer with training=False to use them instead")
 
 
 def dropout_mask(shape: tuple, p: float, dtype: tf.DType) -> tf.Tensor:

@@ -15,23 +15,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ._runtime import check_momentum, check_rate, check_training_rows  # noqa: F401 (the modules' C.check_*)
+
 #: The torch name of each parameter a state_dict of nn.Linear or nn.BatchNorm1d holds.
 TORCH_NAMES = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias"}
 #: The buffers of nn.BatchNorm1d (running statistics), under the same names.
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 REDUCTIONS = ("sum", "mean")
-
-
-def check_rate(layer: str, p: float) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-        raise ValueError(f"{layer}: dropout rate p must be a number with 0 <= p < 1, got {p!r}")
-    return float(p)
-
-
-def check_momentum(layer: str, momentum: float) -> float:
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
-        raise ValueError(f"{layer}: momentum must be a number with 0 <= momentum <= 1, got {momentum!r}")
-    return float(momentum)
 
 
 def dropout_mask(shape: tuple, p: float, like: Tensor) -> Tensor:
@@ -66,10 +56,8 @@ def class_targets(layer: str, Y: Tensor, T: Tensor) -> Tensor:
 
 
 def check_training_batch(layer: str, X: Tensor) -> None:
-    """Running statistics need a variance estimate, which a batch of one has not (as nn.BatchNorm1d)."""
-    if isinstance(X, Tensor) and X.ndim == 2 and X.shape[0] < 2:
-        raise ValueError(f"{layer}: training mode needs more than one sample per batch to update the running "
-                         f"statistics (got N = {X.shape[0]}); call .eval() to use them instead")
+    if isinstance(X, Tensor) and X.ndim == 2:
+        check_training_rows(layer, X.shape[0], "call .eval() to use them instead")
 
 
 def _exported(module: nn.Module, layer: str) -> list[str]:
