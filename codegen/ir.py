@@ -209,6 +209,13 @@ def elementwise(expr: sympy.Expr, args, shape: Shape) -> Node:
     return Elementwise(expr, tuple(kept), tuple(shape))
 
 
+def natural_shape(args) -> Shape:
+    """The shape of a map of ``args`` before broadcasting: 1 along an axis where every argument has 1."""
+    rows = max((a.shape[0] for a in args), key=lambda d: d != 1, default=ONE)
+    cols = max((a.shape[1] for a in args), key=lambda d: d != 1, default=ONE)
+    return (rows, cols)
+
+
 def walk(node: Node):
     """Pre-order traversal."""
     yield node

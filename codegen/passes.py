@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from batchform.codegen import ir
+from batchform.codegen import ir, memory_passes
 from batchform.codegen.ir import ONE, DiagOf, Elementwise, Eye, MatMul, Ones, Reduce, Repeat, Transpose, Var
 from batchform.codegen.loader import LoadedSpec
 from batchform.codegen.printers.scalar import Sigmoid, Softplus, costly
@@ -287,7 +287,7 @@ def eliminate_common_subexpressions(statements, prefix: str = "t"):
     ``statements`` is a list of (name, node); returns a new list with temporaries placed before first use.
     """
     statements = list(statements)
-    counter = 0
+    counter = sum(1 for t, _ in statements if t.startswith(prefix) and t[len(prefix):].isdigit())
     while True:
         counts: dict[ir.Node, int] = {}
         order: dict[ir.Node, int] = {}
@@ -312,9 +312,7 @@ def eliminate_common_subexpressions(statements, prefix: str = "t"):
 
 def natural_shape(node: Elementwise):
     """The shape a map has before broadcasting: 1 along an axis where every argument has 1."""
-    rows = max((a.shape[0] for a in node.args), key=lambda d: d != 1, default=ONE)
-    cols = max((a.shape[1] for a in node.args), key=lambda d: d != 1, default=ONE)
-    return (rows, cols)
+    return ir.natural_shape(node.args)
 
 
 # --- common scalar subexpressions across the maps of one kernel ------------------------------------------
@@ -370,8 +368,10 @@ def share_across_maps(statements, prefix: str = "t"):
         # Not out of a Piecewise: a guarded 1/Z or exp(Z) may be infinite where its case is not taken, and a
         # printer may multiply by a mask (inf · 0 = nan) where it could prove the map's values finite.
         shared = len(readers) >= 2 and not any(m.expr.has(sympy.Piecewise) for m in readers)
-        if shared and costly(sub) and reads and all(nodes_of[s] in named for s in reads):
-            value = _map_of(sub, nodes_of, temporaries)
+        value = _map_of(sub, nodes_of, temporaries) if shared and costly(sub) and reads \
+            and all(nodes_of[s] in named for s in reads) else None
+        # A map affine in one full-size array is cheaper recomputed than stored (memory_passes.inline_cheap_maps).
+        if value is not None and not memory_passes.affine_in_one(value):
             name = f"{prefix}{counter}"
             counter += 1
             temporaries[sympy.Symbol(name, real=True)] = Var(name, value.shape)
@@ -468,7 +468,9 @@ def optimize_all(specs: list[LoadedSpec]) -> list[Optimized]:
 
 def optimize(loaded: LoadedSpec) -> Optimized:
     """Rewrite rules, then common subexpressions, element-wise fusion, the stable forms of σ and softplus
-    (:data:`IDIOMS`) and maps sharing a costly part. An update's equations are rewritten and fused one by one: each rebinds a name the next may read."""
+    (:data:`IDIOMS`), the passes that cut passes over memory (:mod:`codegen.memory_passes`) and maps sharing a
+    costly part. An update's equations are rewritten and fused one by one: each rebinds a name the next may
+    read."""
     s = loaded.spec
     if s.kind == "update":
         return Optimized(loaded, tuple((name, stable_forms(fuse(rewrite(node)))) for name, node in loaded.forward),
@@ -476,13 +478,42 @@ def optimize(loaded: LoadedSpec) -> Optimized:
     leaves = [item.name for item in (*s.inputs, *s.parameters)]
     gradients = tuple(name for name, _ in loaded.backward if name.startswith("D") and name[1:] in leaves)
     needed = live_equations(loaded.backward, gradients)
-    return Optimized(loaded, _optimize(loaded.forward),
-                     _optimize([(name, node) for name, node in loaded.backward if name in needed]), gradients)
+    # What the forward kernel returns: its output and what the backward reads (never inlined away).
+    returned = {s.output.name} | {v.name for _, node in loaded.backward for v in ir.walk(node) if isinstance(v, Var)}
+    return Optimized(loaded, _optimize(loaded.forward, returned),
+                     _optimize([(name, node) for name, node in loaded.backward if name in needed], set(gradients)),
+                     gradients)
 
 
-def _optimize(statements) -> tuple[tuple[str, ir.Node], ...]:
+def _optimize(statements, returned: set[str]) -> tuple[tuple[str, ir.Node], ...]:
     statements = eliminate_common_subexpressions([(name, rewrite(node)) for name, node in statements])
-    return tuple(share_across_maps([(name, stable_forms(fuse(node))) for name, node in statements]))
+    statements = [(name, stable_forms(fuse(node))) for name, node in statements]
+    statements = memory_passes.inline_cheap_maps(statements, returned, fuse)
+    statements = [(name, fuse(ir.transform(node, lambda n: memory_passes.factor_rows(n) or n)))
+                  for name, node in statements]
+    statements = eliminate_common_subexpressions(memory_passes.reuse_named(statements))
+    statements = share_across_maps(memory_passes.hoist_invariants(statements))
+    return tuple(_live(statements, returned))
+
+
+def _live(statements, returned: set[str], prefix: str = "t"):
+    """The statements ``returned`` depends on, in order, an alias (``t1 = t3``) read as what it names, and
+    the temporaries numbered in the order they are computed."""
+    aliases: dict[ir.Node, ir.Node] = {}
+    kept = []
+    for name, node in statements:
+        node = ir.substitute(node, aliases) if aliases else node
+        if isinstance(node, Var) and name not in returned:
+            aliases[Var(name, node.shape)] = node
+        else:
+            kept.append((name, node))
+    needed = live_equations(kept, returned)
+    kept = [(name, node) for name, node in kept if name in needed]
+    temporaries = [name for name, _ in kept if name.startswith(prefix) and name[len(prefix):].isdigit()]
+    renamed = {Var(old, node.shape): Var(f"{prefix}{i}", node.shape)
+               for i, (old, node) in enumerate((t, n) for t, n in kept if t in temporaries)}
+    names = {old.name: new.name for old, new in renamed.items()}
+    return [(names.get(name, name), ir.substitute(node, renamed)) for name, node in kept]
 
 
 def live_equations(equations, targets) -> set[str]:

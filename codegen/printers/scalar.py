@@ -65,6 +65,8 @@ class ScalarPrinter(StrPrinter):
     #: How tightly the printed σ binds: a call binds like an atom, NumPy's tanh formula like a sum.
     sigmoid_precedence = PRECEDENCE["Add"]
     backend = "NumPy"
+    #: The array function x⁻¹ᐟ² is printed with, if the library has one (else ``1 / sqrt(x)``).
+    rsqrt: str | None = None
 
     def __init__(self, args: list[tuple[str, int]], settings=None, names=()):
         super().__init__(settings or {})
@@ -194,6 +196,8 @@ class ScalarPrinter(StrPrinter):
         if e == sympy.Rational(1, 2):
             return self._call("sqrt", base)
         if e == -sympy.Rational(1, 2):
+            if self.rsqrt and self.is_array(base):
+                return f"{self.rsqrt}({self._print(base)})"
             return f"1 / {self._call('sqrt', base)}"
         if e == -1:
             return f"1 / {self.parenthesize(base, PRECEDENCE['Mul'], strict=True)}"

@@ -29,15 +29,13 @@ std::tuple<Matrix<S>, Matrix<S>> simple_batch_norm_forward(const ConstMatrixRef<
     const Index N = X.rows();
     const Index K = X.cols();
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    const RowArray<S> t1 = -t0.array() / S(N);
-    Matrix<S> R(N, K);
-    for_each_row(N, K, [&](Index i) { R.row(i).array() = X.row(i).array() + t1; });
-    Matrix<S> t2 =
-        fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += R.row(i).array().square(); });
-    Matrix<S> Sigma = (t2.array() / S(N)).matrix();
-    const RowArray<S> t3 = Sigma.array().rsqrt();
+    Matrix<S> t1 = (-t0.array() / S(N)).matrix();
+    Matrix<S> t3 = fold_rows<S, false>(
+        N, K, [&](Index i, auto& acc) { acc.array() += (X.row(i).array() + t1.array()).square(); });
+    Matrix<S> Sigma = (t3.array() / S(N)).matrix();
+    Matrix<S> t2 = (Sigma.array().rsqrt()).matrix();
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) { Y.row(i).array() = R.row(i).array() * t3; });
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() = t2.array() * (X.row(i).array() + t1.array()); });
     (void)K;
     return {std::move(Sigma), std::move(Y)};
 }
@@ -66,10 +64,12 @@ Matrix<S> simple_batch_norm_backward(const ConstMatrixRef<S>& Sigma, const Const
         K);
     Matrix<S> t0 = t0_t1_folded.middleCols(0 * K, K);
     Matrix<S> t1 = t0_t1_folded.middleCols(1 * K, K);
-    const RowArray<S> t2 = S(1) / (S(N) * Sigma.array().sqrt());
+    Matrix<S> t2 = (Sigma.array().rsqrt()).matrix();
+    Matrix<S> t3 = (-t0.array() * t2.array() / S(N)).matrix();
+    Matrix<S> t4 = (-t1.array() * t2.array() / S(N)).matrix();
     Matrix<S> DX(N, K);
     for_each_row(N, K, [&](Index i) {
-        DX.row(i).array() = t2 * (S(N) * DY.row(i).array() - Y.row(i).array() * t0.array() - t1.array());
+        DX.row(i).array() = Y.row(i).array() * t3.array() + DY.row(i).array() * t2.array() + t4.array();
     });
     (void)K;
     return DX;
@@ -91,9 +91,10 @@ Matrix<S> simple_batch_norm_inference_forward(const ConstMatrixRef<S>& X,
     const Index K = X.cols();
     check_shape("simple_batch_norm_inference_forward", "running_mean", running_mean, 1, K);
     check_shape("simple_batch_norm_inference_forward", "running_var", running_var, 1, K);
-    const RowArray<S> t0 = running_var.array().rsqrt();
+    Matrix<S> t0 = (running_var.array().rsqrt()).matrix();
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) { Y.row(i).array() = t0 * (X.row(i).array() - running_mean.array()); });
+    for_each_row(N, K,
+                 [&](Index i) { Y.row(i).array() = t0.array() * (X.row(i).array() - running_mean.array()); });
     (void)K, (void)N;
     return Y;
 }
@@ -112,9 +113,9 @@ Matrix<S> simple_batch_norm_inference_backward(const ConstMatrixRef<S>& running_
     const Index K = running_var.cols();
     check_shape("simple_batch_norm_inference_backward", "DY", DY, any, K);
     const Index N = DY.rows();
-    const RowArray<S> t0 = running_var.array().rsqrt();
+    Matrix<S> t0 = (running_var.array().rsqrt()).matrix();
     Matrix<S> DX(N, K);
-    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DY.row(i).array() * t0; });
+    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DY.row(i).array() * t0.array(); });
     (void)K, (void)N;
     return DX;
 }
@@ -173,17 +174,15 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_forward(const ConstMatrix
     check_shape("batch_norm_forward", "gamma", gamma, 1, K);
     check_shape("batch_norm_forward", "beta", beta, 1, K);
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    const RowArray<S> t1 = -t0.array() / S(N);
-    Matrix<S> R(N, K);
-    for_each_row(N, K, [&](Index i) { R.row(i).array() = X.row(i).array() + t1; });
-    Matrix<S> t2 =
-        fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += R.row(i).array().square(); });
-    Matrix<S> Sigma = (t2.array() / S(N)).matrix();
-    const RowArray<S> t3 = Sigma.array().rsqrt();
+    Matrix<S> t1 = (-t0.array() / S(N)).matrix();
+    Matrix<S> t3 = fold_rows<S, false>(
+        N, K, [&](Index i, auto& acc) { acc.array() += (X.row(i).array() + t1.array()).square(); });
+    Matrix<S> Sigma = (t3.array() / S(N)).matrix();
+    Matrix<S> t2 = (Sigma.array().rsqrt()).matrix();
     Matrix<S> Z(N, K);
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
-        Z.row(i).array() = R.row(i).array() * t3;
+        Z.row(i).array() = t2.array() * (X.row(i).array() + t1.array());
         Y.row(i).array() = beta.array() + gamma.array() * Z.row(i).array();
     });
     (void)K;
@@ -211,25 +210,21 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_backward(const ConstMatri
     check_shape("batch_norm_backward", "Z", Z, any, K);
     const Index N = Z.rows();
     check_shape("batch_norm_backward", "DY", DY, N, K);
-    Matrix<S> DZ(N, K);
-    for_each_row(N, K, [&](Index i) { DZ.row(i).array() = gamma.array() * DY.row(i).array(); });
-    const Matrix<S> Dbeta_Dgamma_t0_t1_folded = fold_rows<S, false>(
-        N, 4 * K,
+    const Matrix<S> Dbeta_Dgamma_folded = fold_rows<S, false>(
+        N, 2 * K,
         [&](Index i, auto& acc) {
             acc.segment(0 * K, K).array() += DY.row(i).array();
             acc.segment(1 * K, K).array() += Z.row(i).array() * DY.row(i).array();
-            acc.segment(2 * K, K).array() += Z.row(i).array() * DZ.row(i).array();
-            acc.segment(3 * K, K).array() += DZ.row(i).array();
         },
         K);
-    Matrix<S> Dbeta = Dbeta_Dgamma_t0_t1_folded.middleCols(0 * K, K);
-    Matrix<S> Dgamma = Dbeta_Dgamma_t0_t1_folded.middleCols(1 * K, K);
-    Matrix<S> t0 = Dbeta_Dgamma_t0_t1_folded.middleCols(2 * K, K);
-    Matrix<S> t1 = Dbeta_Dgamma_t0_t1_folded.middleCols(3 * K, K);
-    const RowArray<S> t2 = S(1) / (S(N) * Sigma.array().sqrt());
+    Matrix<S> Dbeta = Dbeta_Dgamma_folded.middleCols(0 * K, K);
+    Matrix<S> Dgamma = Dbeta_Dgamma_folded.middleCols(1 * K, K);
+    Matrix<S> t0 = (gamma.array() / Sigma.array().sqrt()).matrix();
+    Matrix<S> t1 = (-Dgamma.array() * t0.array() / S(N)).matrix();
+    Matrix<S> t2 = (-Dbeta.array() * t0.array() / S(N)).matrix();
     Matrix<S> DX(N, K);
     for_each_row(N, K, [&](Index i) {
-        DX.row(i).array() = t2 * (S(N) * DZ.row(i).array() - Z.row(i).array() * t0.array() - t1.array());
+        DX.row(i).array() = Z.row(i).array() * t1.array() + DY.row(i).array() * t0.array() + t2.array();
     });
     (void)K;
     return {std::move(Dbeta), std::move(Dgamma), std::move(DX)};
@@ -284,11 +279,11 @@ std::tuple<Matrix<S>, Matrix<S>> batch_norm_inference_forward(const ConstMatrixR
     check_shape("batch_norm_inference_forward", "running_var", running_var, 1, K);
     check_shape("batch_norm_inference_forward", "gamma", gamma, 1, K);
     check_shape("batch_norm_inference_forward", "beta", beta, 1, K);
-    const RowArray<S> t0 = running_var.array().rsqrt();
+    Matrix<S> t0 = (running_var.array().rsqrt()).matrix();
     Matrix<S> Z(N, K);
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
-        Z.row(i).array() = t0 * (X.row(i).array() - running_mean.array());
+        Z.row(i).array() = t0.array() * (X.row(i).array() - running_mean.array());
         Y.row(i).array() = beta.array() + gamma.array() * Z.row(i).array();
     });
     (void)K, (void)N;
@@ -315,8 +310,6 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_inference_backward(
     check_shape("batch_norm_inference_backward", "Z", Z, any, K);
     const Index N = Z.rows();
     check_shape("batch_norm_inference_backward", "DY", DY, N, K);
-    Matrix<S> DZ(N, K);
-    for_each_row(N, K, [&](Index i) { DZ.row(i).array() = gamma.array() * DY.row(i).array(); });
     const Matrix<S> Dbeta_Dgamma_folded = fold_rows<S, false>(
         N, 2 * K,
         [&](Index i, auto& acc) {
@@ -326,9 +319,9 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_inference_backward(
         K);
     Matrix<S> Dbeta = Dbeta_Dgamma_folded.middleCols(0 * K, K);
     Matrix<S> Dgamma = Dbeta_Dgamma_folded.middleCols(1 * K, K);
-    const RowArray<S> t0 = running_var.array().rsqrt();
+    Matrix<S> t0 = (gamma.array() / running_var.array().sqrt()).matrix();
     Matrix<S> DX(N, K);
-    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DZ.row(i).array() * t0; });
+    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DY.row(i).array() * t0.array(); });
     (void)K, (void)N;
     return {std::move(Dbeta), std::move(Dgamma), std::move(DX)};
 }
@@ -411,15 +404,13 @@ std::tuple<Matrix<S>, Matrix<S>> simple_batch_norm_eps_forward(const ConstMatrix
     const Index N = X.rows();
     const Index K = X.cols();
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    const RowArray<S> t1 = -t0.array() / S(N);
-    Matrix<S> R(N, K);
-    for_each_row(N, K, [&](Index i) { R.row(i).array() = X.row(i).array() + t1; });
-    Matrix<S> t2 =
-        fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += R.row(i).array().square(); });
-    Matrix<S> Sigma = (t2.array() / S(N)).matrix();
-    const RowArray<S> t3 = (Sigma.array() + epsilon).rsqrt();
+    Matrix<S> t1 = (-t0.array() / S(N)).matrix();
+    Matrix<S> t3 = fold_rows<S, false>(
+        N, K, [&](Index i, auto& acc) { acc.array() += (X.row(i).array() + t1.array()).square(); });
+    Matrix<S> Sigma = (t3.array() / S(N)).matrix();
+    Matrix<S> t2 = ((Sigma.array() + epsilon).rsqrt()).matrix();
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) { Y.row(i).array() = R.row(i).array() * t3; });
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() = t2.array() * (X.row(i).array() + t1.array()); });
     (void)K;
     return {std::move(Sigma), std::move(Y)};
 }
@@ -448,10 +439,12 @@ Matrix<S> simple_batch_norm_eps_backward(const ConstMatrixRef<S>& Sigma, const C
         K);
     Matrix<S> t0 = t0_t1_folded.middleCols(0 * K, K);
     Matrix<S> t1 = t0_t1_folded.middleCols(1 * K, K);
-    const RowArray<S> t2 = S(1) / (S(N) * (Sigma.array() + epsilon).sqrt());
+    Matrix<S> t2 = ((Sigma.array() + epsilon).rsqrt()).matrix();
+    Matrix<S> t3 = (-t0.array() * t2.array() / S(N)).matrix();
+    Matrix<S> t4 = (-t1.array() * t2.array() / S(N)).matrix();
     Matrix<S> DX(N, K);
     for_each_row(N, K, [&](Index i) {
-        DX.row(i).array() = t2 * (S(N) * DY.row(i).array() - Y.row(i).array() * t0.array() - t1.array());
+        DX.row(i).array() = Y.row(i).array() * t3.array() + DY.row(i).array() * t2.array() + t4.array();
     });
     (void)K;
     return DX;
@@ -473,9 +466,10 @@ Matrix<S> simple_batch_norm_eps_inference_forward(const ConstMatrixRef<S>& X,
     const Index K = X.cols();
     check_shape("simple_batch_norm_eps_inference_forward", "running_mean", running_mean, 1, K);
     check_shape("simple_batch_norm_eps_inference_forward", "running_var", running_var, 1, K);
-    const RowArray<S> t0 = (running_var.array() + epsilon).rsqrt();
+    Matrix<S> t0 = ((running_var.array() + epsilon).rsqrt()).matrix();
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) { Y.row(i).array() = t0 * (X.row(i).array() - running_mean.array()); });
+    for_each_row(N, K,
+                 [&](Index i) { Y.row(i).array() = t0.array() * (X.row(i).array() - running_mean.array()); });
     (void)K, (void)N;
     return Y;
 }
@@ -494,9 +488,9 @@ Matrix<S> simple_batch_norm_eps_inference_backward(const ConstMatrixRef<S>& runn
     const Index K = running_var.cols();
     check_shape("simple_batch_norm_eps_inference_backward", "DY", DY, any, K);
     const Index N = DY.rows();
-    const RowArray<S> t0 = (running_var.array() + epsilon).rsqrt();
+    Matrix<S> t0 = ((running_var.array() + epsilon).rsqrt()).matrix();
     Matrix<S> DX(N, K);
-    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DY.row(i).array() * t0; });
+    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DY.row(i).array() * t0.array(); });
     (void)K, (void)N;
     return DX;
 }
@@ -555,17 +549,15 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_eps_forward(const ConstMa
     check_shape("batch_norm_eps_forward", "gamma", gamma, 1, K);
     check_shape("batch_norm_eps_forward", "beta", beta, 1, K);
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    const RowArray<S> t1 = -t0.array() / S(N);
-    Matrix<S> R(N, K);
-    for_each_row(N, K, [&](Index i) { R.row(i).array() = X.row(i).array() + t1; });
-    Matrix<S> t2 =
-        fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += R.row(i).array().square(); });
-    Matrix<S> Sigma = (t2.array() / S(N)).matrix();
-    const RowArray<S> t3 = (Sigma.array() + epsilon).rsqrt();
+    Matrix<S> t1 = (-t0.array() / S(N)).matrix();
+    Matrix<S> t3 = fold_rows<S, false>(
+        N, K, [&](Index i, auto& acc) { acc.array() += (X.row(i).array() + t1.array()).square(); });
+    Matrix<S> Sigma = (t3.array() / S(N)).matrix();
+    Matrix<S> t2 = ((Sigma.array() + epsilon).rsqrt()).matrix();
     Matrix<S> Z(N, K);
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
-        Z.row(i).array() = R.row(i).array() * t3;
+        Z.row(i).array() = t2.array() * (X.row(i).array() + t1.array());
         Y.row(i).array() = beta.array() + gamma.array() * Z.row(i).array();
     });
     (void)K;
@@ -593,25 +585,21 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_eps_backward(const ConstM
     check_shape("batch_norm_eps_backward", "Z", Z, any, K);
     const Index N = Z.rows();
     check_shape("batch_norm_eps_backward", "DY", DY, N, K);
-    Matrix<S> DZ(N, K);
-    for_each_row(N, K, [&](Index i) { DZ.row(i).array() = gamma.array() * DY.row(i).array(); });
-    const Matrix<S> Dbeta_Dgamma_t0_t1_folded = fold_rows<S, false>(
-        N, 4 * K,
+    const Matrix<S> Dbeta_Dgamma_folded = fold_rows<S, false>(
+        N, 2 * K,
         [&](Index i, auto& acc) {
             acc.segment(0 * K, K).array() += DY.row(i).array();
             acc.segment(1 * K, K).array() += Z.row(i).array() * DY.row(i).array();
-            acc.segment(2 * K, K).array() += Z.row(i).array() * DZ.row(i).array();
-            acc.segment(3 * K, K).array() += DZ.row(i).array();
         },
         K);
-    Matrix<S> Dbeta = Dbeta_Dgamma_t0_t1_folded.middleCols(0 * K, K);
-    Matrix<S> Dgamma = Dbeta_Dgamma_t0_t1_folded.middleCols(1 * K, K);
-    Matrix<S> t0 = Dbeta_Dgamma_t0_t1_folded.middleCols(2 * K, K);
-    Matrix<S> t1 = Dbeta_Dgamma_t0_t1_folded.middleCols(3 * K, K);
-    const RowArray<S> t2 = S(1) / (S(N) * (Sigma.array() + epsilon).sqrt());
+    Matrix<S> Dbeta = Dbeta_Dgamma_folded.middleCols(0 * K, K);
+    Matrix<S> Dgamma = Dbeta_Dgamma_folded.middleCols(1 * K, K);
+    Matrix<S> t0 = (gamma.array() / (Sigma.array() + epsilon).sqrt()).matrix();
+    Matrix<S> t1 = (-Dgamma.array() * t0.array() / S(N)).matrix();
+    Matrix<S> t2 = (-Dbeta.array() * t0.array() / S(N)).matrix();
     Matrix<S> DX(N, K);
     for_each_row(N, K, [&](Index i) {
-        DX.row(i).array() = t2 * (S(N) * DZ.row(i).array() - Z.row(i).array() * t0.array() - t1.array());
+        DX.row(i).array() = Z.row(i).array() * t1.array() + DY.row(i).array() * t0.array() + t2.array();
     });
     (void)K;
     return {std::move(Dbeta), std::move(Dgamma), std::move(DX)};
@@ -666,11 +654,11 @@ std::tuple<Matrix<S>, Matrix<S>> batch_norm_eps_inference_forward(const ConstMat
     check_shape("batch_norm_eps_inference_forward", "running_var", running_var, 1, K);
     check_shape("batch_norm_eps_inference_forward", "gamma", gamma, 1, K);
     check_shape("batch_norm_eps_inference_forward", "beta", beta, 1, K);
-    const RowArray<S> t0 = (running_var.array() + epsilon).rsqrt();
+    Matrix<S> t0 = ((running_var.array() + epsilon).rsqrt()).matrix();
     Matrix<S> Z(N, K);
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
-        Z.row(i).array() = t0 * (X.row(i).array() - running_mean.array());
+        Z.row(i).array() = t0.array() * (X.row(i).array() - running_mean.array());
         Y.row(i).array() = beta.array() + gamma.array() * Z.row(i).array();
     });
     (void)K, (void)N;
@@ -697,8 +685,6 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_eps_inference_backward(
     check_shape("batch_norm_eps_inference_backward", "Z", Z, any, K);
     const Index N = Z.rows();
     check_shape("batch_norm_eps_inference_backward", "DY", DY, N, K);
-    Matrix<S> DZ(N, K);
-    for_each_row(N, K, [&](Index i) { DZ.row(i).array() = gamma.array() * DY.row(i).array(); });
     const Matrix<S> Dbeta_Dgamma_folded = fold_rows<S, false>(
         N, 2 * K,
         [&](Index i, auto& acc) {
@@ -708,9 +694,9 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_eps_inference_backward(
         K);
     Matrix<S> Dbeta = Dbeta_Dgamma_folded.middleCols(0 * K, K);
     Matrix<S> Dgamma = Dbeta_Dgamma_folded.middleCols(1 * K, K);
-    const RowArray<S> t0 = (running_var.array() + epsilon).rsqrt();
+    Matrix<S> t0 = (gamma.array() / (running_var.array() + epsilon).sqrt()).matrix();
     Matrix<S> DX(N, K);
-    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DZ.row(i).array() * t0; });
+    for_each_row(N, K, [&](Index i) { DX.row(i).array() = DY.row(i).array() * t0.array(); });
     (void)K, (void)N;
     return {std::move(Dbeta), std::move(Dgamma), std::move(DX)};
 }

@@ -304,18 +304,17 @@ std::tuple<Matrix<S>, Matrix<S>> log_softmax_layer_forward(const ConstMatrixRef<
     check_shape("log_softmax_layer_forward", "b", b, 1, K);
     Matrix<S> Z(X.rows(), W.rows());
     gemm<S>(S(1), X, false, W, true, S(0), Z, "log_softmax_layer_forward");
-    Matrix<S> t1(N, 1);
+    Matrix<S> t2(N, 1);
     for_each_row(N, K, [&](Index i) {
         Z.row(i).array() += b.array();
-        t1(i, 0) = (Z.row(i).array()).maxCoeff();
+        t2(i, 0) = (Z.row(i).array()).maxCoeff();
     });
-    Matrix<S> t0 = (-t1.array()).matrix();
-    Matrix<S> t2(N, 1);
+    Matrix<S> t0 = (-t2.array()).matrix();
+    Matrix<S> t3(N, 1);
+    for_each_row(N, K, [&](Index i) { t3(i, 0) = ((t0(i, 0) + Z.row(i).array()).exp()).sum(); });
+    Matrix<S> t1 = (t0.array() - t3.array().log()).matrix();
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) {
-        t2(i, 0) = ((t0(i, 0) + Z.row(i).array()).exp()).sum();
-        Y.row(i).array() = t0(i, 0) + Z.row(i).array() - std::log(t2(i, 0));
-    });
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() = Z.row(i).array() + t1(i, 0); });
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
 }
@@ -340,18 +339,20 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> log_softmax_layer_backward(const Con
     const Index K = W.rows();
     check_shape("log_softmax_layer_backward", "Z", Z, N, K);
     check_shape("log_softmax_layer_backward", "DY", DY, N, K);
-    Matrix<S> t1(N, 1);
-    Matrix<S> t0(N, K);
     Matrix<S> t2(N, 1);
+    Matrix<S> t0(N, K);
     Matrix<S> t3(N, 1);
-    Matrix<S> DZ(N, K);
+    Matrix<S> t4(N, 1);
     for_each_row(N, K, [&](Index i) {
-        t1(i, 0) = (Z.row(i).array()).maxCoeff();
-        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
-        t2(i, 0) = (t0.row(i).array()).sum();
-        t3(i, 0) = (DY.row(i).array()).sum();
-        DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
+        t2(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t2(i, 0)).exp();
+        t3(i, 0) = (t0.row(i).array()).sum();
+        t4(i, 0) = (DY.row(i).array()).sum();
     });
+    Matrix<S> t1 = (-t4.array() / t3.array()).matrix();
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K,
+                 [&](Index i) { DZ.row(i).array() = t0.row(i).array() * t1(i, 0) + DY.row(i).array(); });
     Matrix<S> DW(DZ.cols(), X.cols());
     gemm<S>(S(1), DZ, true, X, false, S(0), DW, "log_softmax_layer_backward");
     Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
@@ -379,18 +380,20 @@ std::tuple<Matrix<S>, Matrix<S>> log_softmax_layer_backward_without_DX(const Con
     check_shape("log_softmax_layer_backward_without_DX", "Z", Z, N, any);
     const Index K = Z.cols();
     check_shape("log_softmax_layer_backward_without_DX", "DY", DY, N, K);
-    Matrix<S> t1(N, 1);
-    Matrix<S> t0(N, K);
     Matrix<S> t2(N, 1);
+    Matrix<S> t0(N, K);
     Matrix<S> t3(N, 1);
-    Matrix<S> DZ(N, K);
+    Matrix<S> t4(N, 1);
     for_each_row(N, K, [&](Index i) {
-        t1(i, 0) = (Z.row(i).array()).maxCoeff();
-        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
-        t2(i, 0) = (t0.row(i).array()).sum();
-        t3(i, 0) = (DY.row(i).array()).sum();
-        DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
+        t2(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t2(i, 0)).exp();
+        t3(i, 0) = (t0.row(i).array()).sum();
+        t4(i, 0) = (DY.row(i).array()).sum();
     });
+    Matrix<S> t1 = (-t4.array() / t3.array()).matrix();
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K,
+                 [&](Index i) { DZ.row(i).array() = t0.row(i).array() * t1(i, 0) + DY.row(i).array(); });
     Matrix<S> DW(DZ.cols(), X.cols());
     gemm<S>(S(1), DZ, true, X, false, S(0), DW, "log_softmax_layer_backward_without_DX");
     Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
@@ -419,23 +422,25 @@ Matrix<S> log_softmax_layer_backward_update_gradient_descent(const ConstMatrixRe
     check_shape("log_softmax_layer_backward_update_gradient_descent", "Z", Z, N, K);
     check_shape("log_softmax_layer_backward_update_gradient_descent", "DY", DY, N, K);
     check_shape("log_softmax_layer_backward_update_gradient_descent", "b", b, 1, K);
-    Matrix<S> t1(N, 1);
-    Matrix<S> t0(N, K);
     Matrix<S> t2(N, 1);
+    Matrix<S> t0(N, K);
     Matrix<S> t3(N, 1);
-    Matrix<S> DZ(N, K);
+    Matrix<S> t4(N, 1);
     for_each_row(N, K, [&](Index i) {
-        t1(i, 0) = (Z.row(i).array()).maxCoeff();
-        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
-        t2(i, 0) = (t0.row(i).array()).sum();
-        t3(i, 0) = (DY.row(i).array()).sum();
-        DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
+        t2(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t2(i, 0)).exp();
+        t3(i, 0) = (t0.row(i).array()).sum();
+        t4(i, 0) = (DY.row(i).array()).sum();
     });
+    Matrix<S> t1 = (-t4.array() / t3.array()).matrix();
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K,
+                 [&](Index i) { DZ.row(i).array() = t0.row(i).array() * t1(i, 0) + DY.row(i).array(); });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "log_softmax_layer_backward_update_gradient_descent");
     gemm<S>(S(-eta), DZ, true, X, false, S(1), W, "log_softmax_layer_backward_update_gradient_descent");
-    Matrix<S> t4 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
-    b.array() -= eta * t4.array();
+    Matrix<S> t5 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    b.array() -= eta * t5.array();
     (void)D, (void)K, (void)N;
     return DX;
 }
@@ -464,25 +469,27 @@ Matrix<S> log_softmax_layer_backward_update_momentum(const ConstMatrixRef<S>& X,
     check_shape("log_softmax_layer_backward_update_momentum", "Delta_W", Delta_W, K, D);
     check_shape("log_softmax_layer_backward_update_momentum", "b", b, 1, K);
     check_shape("log_softmax_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
-    Matrix<S> t1(N, 1);
-    Matrix<S> t0(N, K);
     Matrix<S> t2(N, 1);
+    Matrix<S> t0(N, K);
     Matrix<S> t3(N, 1);
-    Matrix<S> DZ(N, K);
+    Matrix<S> t4(N, 1);
     for_each_row(N, K, [&](Index i) {
-        t1(i, 0) = (Z.row(i).array()).maxCoeff();
-        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
-        t2(i, 0) = (t0.row(i).array()).sum();
-        t3(i, 0) = (DY.row(i).array()).sum();
-        DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
+        t2(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t2(i, 0)).exp();
+        t3(i, 0) = (t0.row(i).array()).sum();
+        t4(i, 0) = (DY.row(i).array()).sum();
     });
+    Matrix<S> t1 = (-t4.array() / t3.array()).matrix();
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K,
+                 [&](Index i) { DZ.row(i).array() = t0.row(i).array() * t1(i, 0) + DY.row(i).array(); });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "log_softmax_layer_backward_update_momentum");
     gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "log_softmax_layer_backward_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
-    Matrix<S> t4 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> t5 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
-    Delta_b.array() -= eta * t4.array();
+    Delta_b.array() -= eta * t5.array();
     for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
     (void)D, (void)K, (void)N;
     return DX;
@@ -510,22 +517,24 @@ void log_softmax_layer_backward_without_DX_update_gradient_descent(const ConstMa
     check_shape("log_softmax_layer_backward_without_DX_update_gradient_descent", "DY", DY, N, K);
     check_shape("log_softmax_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
     check_shape("log_softmax_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
-    Matrix<S> t1(N, 1);
-    Matrix<S> t0(N, K);
     Matrix<S> t2(N, 1);
+    Matrix<S> t0(N, K);
     Matrix<S> t3(N, 1);
-    Matrix<S> DZ(N, K);
+    Matrix<S> t4(N, 1);
     for_each_row(N, K, [&](Index i) {
-        t1(i, 0) = (Z.row(i).array()).maxCoeff();
-        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
-        t2(i, 0) = (t0.row(i).array()).sum();
-        t3(i, 0) = (DY.row(i).array()).sum();
-        DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
+        t2(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t2(i, 0)).exp();
+        t3(i, 0) = (t0.row(i).array()).sum();
+        t4(i, 0) = (DY.row(i).array()).sum();
     });
+    Matrix<S> t1 = (-t4.array() / t3.array()).matrix();
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K,
+                 [&](Index i) { DZ.row(i).array() = t0.row(i).array() * t1(i, 0) + DY.row(i).array(); });
     gemm<S>(S(-eta), DZ, true, X, false, S(1), W,
             "log_softmax_layer_backward_without_DX_update_gradient_descent");
-    Matrix<S> t4 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
-    b.array() -= eta * t4.array();
+    Matrix<S> t5 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    b.array() -= eta * t5.array();
     (void)D, (void)K, (void)N;
 }
 
@@ -555,24 +564,26 @@ void log_softmax_layer_backward_without_DX_update_momentum(const ConstMatrixRef<
     check_shape("log_softmax_layer_backward_without_DX_update_momentum", "Delta_W", Delta_W, K, D);
     check_shape("log_softmax_layer_backward_without_DX_update_momentum", "b", b, 1, K);
     check_shape("log_softmax_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
-    Matrix<S> t1(N, 1);
-    Matrix<S> t0(N, K);
     Matrix<S> t2(N, 1);
+    Matrix<S> t0(N, K);
     Matrix<S> t3(N, 1);
-    Matrix<S> DZ(N, K);
+    Matrix<S> t4(N, 1);
     for_each_row(N, K, [&](Index i) {
-        t1(i, 0) = (Z.row(i).array()).maxCoeff();
-        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
-        t2(i, 0) = (t0.row(i).array()).sum();
-        t3(i, 0) = (DY.row(i).array()).sum();
-        DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
+        t2(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t2(i, 0)).exp();
+        t3(i, 0) = (t0.row(i).array()).sum();
+        t4(i, 0) = (DY.row(i).array()).sum();
     });
+    Matrix<S> t1 = (-t4.array() / t3.array()).matrix();
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K,
+                 [&](Index i) { DZ.row(i).array() = t0.row(i).array() * t1(i, 0) + DY.row(i).array(); });
     gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W,
             "log_softmax_layer_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
-    Matrix<S> t4 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> t5 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
-    Delta_b.array() -= eta * t4.array();
+    Delta_b.array() -= eta * t5.array();
     for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
     (void)D, (void)K, (void)N;
 }
@@ -698,15 +709,14 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_log_softmax_layer_forward(const ConstMat
     const Index K = W.rows();
     check_shape("sparse_log_softmax_layer_forward", "b", b, 1, K);
     Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
-    Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Z.row(i).array()).maxCoeff(); });
-    Matrix<S> t0 = (-t1.array()).matrix();
     Matrix<S> t2(N, 1);
+    for_each_row(N, K, [&](Index i) { t2(i, 0) = (Z.row(i).array()).maxCoeff(); });
+    Matrix<S> t0 = (-t2.array()).matrix();
+    Matrix<S> t3(N, 1);
+    for_each_row(N, K, [&](Index i) { t3(i, 0) = ((t0(i, 0) + Z.row(i).array()).exp()).sum(); });
+    Matrix<S> t1 = (t0.array() - t3.array().log()).matrix();
     Matrix<S> Y(N, K);
-    for_each_row(N, K, [&](Index i) {
-        t2(i, 0) = ((t0(i, 0) + Z.row(i).array()).exp()).sum();
-        Y.row(i).array() = t0(i, 0) + Z.row(i).array() - std::log(t2(i, 0));
-    });
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() = Z.row(i).array() + t1(i, 0); });
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
 }
@@ -731,18 +741,20 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_log_softmax_layer_backward(co
     const Index K = W.rows();
     check_shape("sparse_log_softmax_layer_backward", "Z", Z, N, K);
     check_shape("sparse_log_softmax_layer_backward", "DY", DY, N, K);
-    Matrix<S> t1(N, 1);
-    Matrix<S> t0(N, K);
     Matrix<S> t2(N, 1);
+    Matrix<S> t0(N, K);
     Matrix<S> t3(N, 1);
-    Matrix<S> DZ(N, K);
+    Matrix<S> t4(N, 1);
     for_each_row(N, K, [&](Index i) {
-        t1(i, 0) = (Z.row(i).array()).maxCoeff();
-        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
-        t2(i, 0) = (t0.row(i).array()).sum();
-        t3(i, 0) = (DY.row(i).array()).sum();
-        DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
+        t2(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t2(i, 0)).exp();
+        t3(i, 0) = (t0.row(i).array()).sum();
+        t4(i, 0) = (DY.row(i).array()).sum();
     });
+    Matrix<S> t1 = (-t4.array() / t3.array()).matrix();
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K,
+                 [&](Index i) { DZ.row(i).array() = t0.row(i).array() * t1(i, 0) + DY.row(i).array(); });
     Matrix<S> DW(1, W.nnz());
     sampled_matmul<S>(DZ, X, W, DW.data());
     Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
@@ -771,18 +783,20 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_log_softmax_layer_backward_without_DX(co
     const Index K = W.rows();
     check_shape("sparse_log_softmax_layer_backward_without_DX", "Z", Z, N, K);
     check_shape("sparse_log_softmax_layer_backward_without_DX", "DY", DY, N, K);
-    Matrix<S> t1(N, 1);
-    Matrix<S> t0(N, K);
     Matrix<S> t2(N, 1);
+    Matrix<S> t0(N, K);
     Matrix<S> t3(N, 1);
-    Matrix<S> DZ(N, K);
+    Matrix<S> t4(N, 1);
     for_each_row(N, K, [&](Index i) {
-        t1(i, 0) = (Z.row(i).array()).maxCoeff();
-        t0.row(i).array() = (Z.row(i).array() - t1(i, 0)).exp();
-        t2(i, 0) = (t0.row(i).array()).sum();
-        t3(i, 0) = (DY.row(i).array()).sum();
-        DZ.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
+        t2(i, 0) = (Z.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Z.row(i).array() - t2(i, 0)).exp();
+        t3(i, 0) = (t0.row(i).array()).sum();
+        t4(i, 0) = (DY.row(i).array()).sum();
     });
+    Matrix<S> t1 = (-t4.array() / t3.array()).matrix();
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K,
+                 [&](Index i) { DZ.row(i).array() = t0.row(i).array() * t1(i, 0) + DY.row(i).array(); });
     Matrix<S> DW(1, W.nnz());
     sampled_matmul<S>(DZ, X, W, DW.data());
     Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });

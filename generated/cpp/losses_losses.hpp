@@ -148,13 +148,13 @@ S softmax_cross_entropy_loss(const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>
     const Index N = Y.rows();
     const Index K = Y.cols();
     check_shape("softmax_cross_entropy_loss", "T", T, N, K);
-    Matrix<S> t0(N, 1);
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) {
-        t0(i, 0) = (Y.row(i).array().exp()).sum();
-        t1(i, 0) = (-T.row(i).array() * (Y.row(i).array() - std::log(t0(i, 0)))).sum();
-    });
-    const S L = t1.sum();
+    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Y.row(i).array().exp()).sum(); });
+    Matrix<S> t0 = (-t1.array().log()).matrix();
+    Matrix<S> t2(N, 1);
+    for_each_row(N, K,
+                 [&](Index i) { t2(i, 0) = (-T.row(i).array() * (Y.row(i).array() + t0(i, 0))).sum(); });
+    const S L = t2.sum();
     (void)K, (void)N;
     return L;
 }
@@ -173,15 +173,16 @@ Matrix<S> softmax_cross_entropy_loss_gradient(const ConstMatrixRef<S>& Y, const 
     const Index K = Y.cols();
     check_shape("softmax_cross_entropy_loss_gradient", "T", T, N, K);
     Matrix<S> t0(N, K);
-    Matrix<S> t1(N, 1);
     Matrix<S> t2(N, 1);
-    Matrix<S> DY(N, K);
+    Matrix<S> t3(N, 1);
     for_each_row(N, K, [&](Index i) {
         t0.row(i).array() = Y.row(i).array().exp();
-        t1(i, 0) = (t0.row(i).array()).sum();
-        t2(i, 0) = (T.row(i).array()).sum();
-        DY.row(i).array() = t0.row(i).array() * t2(i, 0) / t1(i, 0) - T.row(i).array();
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (T.row(i).array()).sum();
     });
+    Matrix<S> t1 = (t3.array() / t2.array()).matrix();
+    Matrix<S> DY(N, K);
+    for_each_row(N, K, [&](Index i) { DY.row(i).array() = t0.row(i).array() * t1(i, 0) - T.row(i).array(); });
     (void)K, (void)N;
     return DY;
 }
@@ -199,13 +200,13 @@ S softmax_cross_entropy_one_hot_loss(const ConstMatrixRef<S>& Y, const ConstMatr
     const Index N = Y.rows();
     const Index K = Y.cols();
     check_shape("softmax_cross_entropy_one_hot_loss", "T", T, N, K);
-    Matrix<S> t0(N, 1);
     Matrix<S> t1(N, 1);
-    for_each_row(N, K, [&](Index i) {
-        t0(i, 0) = (Y.row(i).array().exp()).sum();
-        t1(i, 0) = (-T.row(i).array() * (Y.row(i).array() - std::log(t0(i, 0)))).sum();
-    });
-    const S L = t1.sum();
+    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Y.row(i).array().exp()).sum(); });
+    Matrix<S> t0 = (-t1.array().log()).matrix();
+    Matrix<S> t2(N, 1);
+    for_each_row(N, K,
+                 [&](Index i) { t2(i, 0) = (-T.row(i).array() * (Y.row(i).array() + t0(i, 0))).sum(); });
+    const S L = t2.sum();
     (void)K, (void)N;
     return L;
 }
@@ -250,14 +251,16 @@ S stable_softmax_cross_entropy_loss(const ConstMatrixRef<S>& Y, const ConstMatri
     const Index K = Y.cols();
     check_shape("stable_softmax_cross_entropy_loss", "T", T, N, K);
     Matrix<S> t0(N, 1);
-    Matrix<S> t1(N, 1);
     Matrix<S> t2(N, 1);
     for_each_row(N, K, [&](Index i) {
         t0(i, 0) = (Y.row(i).array()).maxCoeff();
-        t1(i, 0) = ((Y.row(i).array() - t0(i, 0)).exp()).sum();
-        t2(i, 0) = (-T.row(i).array() * (Y.row(i).array() - t0(i, 0) - std::log(t1(i, 0)))).sum();
+        t2(i, 0) = ((Y.row(i).array() - t0(i, 0)).exp()).sum();
     });
-    const S L = t2.sum();
+    Matrix<S> t1 = (-t0.array() - t2.array().log()).matrix();
+    Matrix<S> t3(N, 1);
+    for_each_row(N, K,
+                 [&](Index i) { t3(i, 0) = (-T.row(i).array() * (Y.row(i).array() + t1(i, 0))).sum(); });
+    const S L = t3.sum();
     (void)K, (void)N;
     return L;
 }
@@ -275,18 +278,19 @@ Matrix<S> stable_softmax_cross_entropy_loss_gradient(const ConstMatrixRef<S>& Y,
     const Index N = Y.rows();
     const Index K = Y.cols();
     check_shape("stable_softmax_cross_entropy_loss_gradient", "T", T, N, K);
-    Matrix<S> t1(N, 1);
-    Matrix<S> t0(N, K);
     Matrix<S> t2(N, 1);
+    Matrix<S> t0(N, K);
     Matrix<S> t3(N, 1);
-    Matrix<S> DY(N, K);
+    Matrix<S> t4(N, 1);
     for_each_row(N, K, [&](Index i) {
-        t1(i, 0) = (Y.row(i).array()).maxCoeff();
-        t0.row(i).array() = (Y.row(i).array() - t1(i, 0)).exp();
-        t2(i, 0) = (t0.row(i).array()).sum();
-        t3(i, 0) = (T.row(i).array()).sum();
-        DY.row(i).array() = t0.row(i).array() * t3(i, 0) / t2(i, 0) - T.row(i).array();
+        t2(i, 0) = (Y.row(i).array()).maxCoeff();
+        t0.row(i).array() = (Y.row(i).array() - t2(i, 0)).exp();
+        t3(i, 0) = (t0.row(i).array()).sum();
+        t4(i, 0) = (T.row(i).array()).sum();
     });
+    Matrix<S> t1 = (t4.array() / t3.array()).matrix();
+    Matrix<S> DY(N, K);
+    for_each_row(N, K, [&](Index i) { DY.row(i).array() = t0.row(i).array() * t1(i, 0) - T.row(i).array(); });
     (void)K, (void)N;
     return DY;
 }
@@ -370,12 +374,11 @@ Matrix<S> negative_log_likelihood_loss_gradient(const ConstMatrixRef<S>& Y, cons
     const Index N = Y.rows();
     const Index K = Y.cols();
     check_shape("negative_log_likelihood_loss_gradient", "T", T, N, K);
-    Matrix<S> t0(N, 1);
+    Matrix<S> t1(N, 1);
+    for_each_row(N, K, [&](Index i) { t1(i, 0) = (Y.row(i).array() * T.row(i).array()).sum(); });
+    Matrix<S> t0 = (-S(1) / t1.array()).matrix();
     Matrix<S> DY(N, K);
-    for_each_row(N, K, [&](Index i) {
-        t0(i, 0) = (Y.row(i).array() * T.row(i).array()).sum();
-        DY.row(i).array() = -T.row(i).array() / t0(i, 0);
-    });
+    for_each_row(N, K, [&](Index i) { DY.row(i).array() = T.row(i).array() * t0(i, 0); });
     (void)K, (void)N;
     return DY;
 }

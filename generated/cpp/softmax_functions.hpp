@@ -122,12 +122,11 @@ Matrix<S> log_softmax(const ConstMatrixRef<S>& X) {
     check_shape("log_softmax", "X", X, any, any);
     const Index N = X.rows();
     const Index D = X.cols();
-    Matrix<S> t0(N, 1);
+    Matrix<S> t1(N, 1);
+    for_each_row(N, D, [&](Index i) { t1(i, 0) = (X.row(i).array().exp()).sum(); });
+    Matrix<S> t0 = (-t1.array().log()).matrix();
     Matrix<S> Y(N, D);
-    for_each_row(N, D, [&](Index i) {
-        t0(i, 0) = (X.row(i).array().exp()).sum();
-        Y.row(i).array() = X.row(i).array() - std::log(t0(i, 0));
-    });
+    for_each_row(N, D, [&](Index i) { Y.row(i).array() = X.row(i).array() + t0(i, 0); });
     (void)D, (void)N;
     return Y;
 }
@@ -146,15 +145,17 @@ Matrix<S> log_softmax_backward(const ConstMatrixRef<S>& X, const ConstMatrixRef<
     const Index D = X.cols();
     check_shape("log_softmax_backward", "DY", DY, N, D);
     Matrix<S> t0(N, D);
-    Matrix<S> t1(N, 1);
     Matrix<S> t2(N, 1);
-    Matrix<S> DX(N, D);
+    Matrix<S> t3(N, 1);
     for_each_row(N, D, [&](Index i) {
         t0.row(i).array() = X.row(i).array().exp();
-        t1(i, 0) = (t0.row(i).array()).sum();
-        t2(i, 0) = (DY.row(i).array()).sum();
-        DX.row(i).array() = DY.row(i).array() - t0.row(i).array() * t2(i, 0) / t1(i, 0);
+        t2(i, 0) = (t0.row(i).array()).sum();
+        t3(i, 0) = (DY.row(i).array()).sum();
     });
+    Matrix<S> t1 = (-t3.array() / t2.array()).matrix();
+    Matrix<S> DX(N, D);
+    for_each_row(N, D,
+                 [&](Index i) { DX.row(i).array() = t0.row(i).array() * t1(i, 0) + DY.row(i).array(); });
     (void)D, (void)N;
     return DX;
 }
@@ -171,15 +172,14 @@ Matrix<S> stable_log_softmax(const ConstMatrixRef<S>& X) {
     check_shape("stable_log_softmax", "X", X, any, any);
     const Index N = X.rows();
     const Index D = X.cols();
-    Matrix<S> t1(N, 1);
-    for_each_row(N, D, [&](Index i) { t1(i, 0) = (X.row(i).array()).maxCoeff(); });
-    Matrix<S> t0 = (-t1.array()).matrix();
     Matrix<S> t2(N, 1);
+    for_each_row(N, D, [&](Index i) { t2(i, 0) = (X.row(i).array()).maxCoeff(); });
+    Matrix<S> t0 = (-t2.array()).matrix();
+    Matrix<S> t3(N, 1);
+    for_each_row(N, D, [&](Index i) { t3(i, 0) = ((t0(i, 0) + X.row(i).array()).exp()).sum(); });
+    Matrix<S> t1 = (t0.array() - t3.array().log()).matrix();
     Matrix<S> Y(N, D);
-    for_each_row(N, D, [&](Index i) {
-        t2(i, 0) = ((t0(i, 0) + X.row(i).array()).exp()).sum();
-        Y.row(i).array() = t0(i, 0) + X.row(i).array() - std::log(t2(i, 0));
-    });
+    for_each_row(N, D, [&](Index i) { Y.row(i).array() = X.row(i).array() + t1(i, 0); });
     (void)D, (void)N;
     return Y;
 }
@@ -198,18 +198,20 @@ Matrix<S> stable_log_softmax_backward(const ConstMatrixRef<S>& X, const ConstMat
     const Index N = X.rows();
     const Index D = X.cols();
     check_shape("stable_log_softmax_backward", "DY", DY, N, D);
-    Matrix<S> t1(N, 1);
-    Matrix<S> t0(N, D);
     Matrix<S> t2(N, 1);
+    Matrix<S> t0(N, D);
     Matrix<S> t3(N, 1);
-    Matrix<S> DX(N, D);
+    Matrix<S> t4(N, 1);
     for_each_row(N, D, [&](Index i) {
-        t1(i, 0) = (X.row(i).array()).maxCoeff();
-        t0.row(i).array() = (X.row(i).array() - t1(i, 0)).exp();
-        t2(i, 0) = (t0.row(i).array()).sum();
-        t3(i, 0) = (DY.row(i).array()).sum();
-        DX.row(i).array() = DY.row(i).array() - t0.row(i).array() * t3(i, 0) / t2(i, 0);
+        t2(i, 0) = (X.row(i).array()).maxCoeff();
+        t0.row(i).array() = (X.row(i).array() - t2(i, 0)).exp();
+        t3(i, 0) = (t0.row(i).array()).sum();
+        t4(i, 0) = (DY.row(i).array()).sum();
     });
+    Matrix<S> t1 = (-t4.array() / t3.array()).matrix();
+    Matrix<S> DX(N, D);
+    for_each_row(N, D,
+                 [&](Index i) { DX.row(i).array() = t0.row(i).array() * t1(i, 0) + DY.row(i).array(); });
     (void)D, (void)N;
     return DX;
 }

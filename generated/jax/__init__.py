@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "5f71a82a831376ee972720df4e4de66c86c10222292c911612e4eda17563b01c",
+    "1e2cc02690674bd1f09ebbaaf10edf3cdff8080cfbdcf1a80d1ad810590f9140",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -90,9 +90,11 @@ def simple_batch_norm_forward(X: Array) -> tuple[Array, Array]:
     if not (X.ndim == 2):
         wrong_shapes("simple_batch_norm_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
-    R = X - X.sum(axis=0, keepdims=True) / N
-    Sigma = (R**2).sum(axis=0, keepdims=True) / N
-    Y = R / jnp.sqrt(Sigma)
+    t0 = X.sum(axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t2 = jax.lax.rsqrt(Sigma)
+    Y = t2 * (X + t1)
     return Sigma, Y
 
 
@@ -118,9 +120,12 @@ def simple_batch_norm_backward(Sigma: Array, Y: Array, DY: Array) -> Array:
             (Sigma.shape, Y.shape, DY.shape),
         )
     N = Y.shape[0]
-    DX = (N * DY - Y * (Y * DY).sum(axis=0, keepdims=True) - DY.sum(axis=0, keepdims=True)) / (
-        N * jnp.sqrt(Sigma)
-    )
+    t0 = (Y * DY).sum(axis=0, keepdims=True)
+    t1 = DY.sum(axis=0, keepdims=True)
+    t2 = jax.lax.rsqrt(Sigma)
+    t3 = -t0 * t2 / N
+    t4 = -t1 * t2 / N
+    DX = Y * t3 + DY * t2 + t4
     return DX
 
 
@@ -144,7 +149,8 @@ def simple_batch_norm_inference_forward(X: Array, running_mean: Array, running_v
             (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
             (X.shape, running_mean.shape, running_var.shape),
         )
-    Y = (X - running_mean) / jnp.sqrt(running_var)
+    t0 = jax.lax.rsqrt(running_var)
+    Y = t0 * (X - running_mean)
     return Y
 
 
@@ -166,7 +172,8 @@ def simple_batch_norm_inference_backward(running_var: Array, DY: Array) -> Array
             (("running_var", (1, "K")), ("DY", ("N", "K"))),
             (running_var.shape, DY.shape),
         )
-    DX = DY / jnp.sqrt(running_var)
+    t0 = jax.lax.rsqrt(running_var)
+    DX = DY * t0
     return DX
 
 
@@ -227,9 +234,11 @@ def batch_norm_forward(X: Array, gamma: Array, beta: Array) -> tuple[Array, Arra
             (X.shape, gamma.shape, beta.shape),
         )
     N = X.shape[0]
-    R = X - X.sum(axis=0, keepdims=True) / N
-    Sigma = (R**2).sum(axis=0, keepdims=True) / N
-    Z = R / jnp.sqrt(Sigma)
+    t0 = X.sum(axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t2 = jax.lax.rsqrt(Sigma)
+    Z = t2 * (X + t1)
     Y = beta + gamma * Z
     return Sigma, Z, Y
 
@@ -260,12 +269,12 @@ def batch_norm_backward(gamma: Array, Sigma: Array, Z: Array, DY: Array) -> tupl
             (gamma.shape, Sigma.shape, Z.shape, DY.shape),
         )
     N = Z.shape[0]
-    DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
-    DX = (N * DZ - Z * (Z * DZ).sum(axis=0, keepdims=True) - DZ.sum(axis=0, keepdims=True)) / (
-        N * jnp.sqrt(Sigma)
-    )
+    t0 = gamma / jnp.sqrt(Sigma)
+    t1 = -Dgamma * t0 / N
+    t2 = -Dbeta * t0 / N
+    DX = Z * t1 + DY * t0 + t2
     return Dbeta, Dgamma, DX
 
 
@@ -320,7 +329,8 @@ def batch_norm_inference_forward(
             ),
             (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
         )
-    Z = (X - running_mean) / jnp.sqrt(running_var)
+    t0 = jax.lax.rsqrt(running_var)
+    Z = t0 * (X - running_mean)
     Y = beta + gamma * Z
     return Z, Y
 
@@ -352,10 +362,10 @@ def batch_norm_inference_backward(
             (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (running_var.shape, gamma.shape, Z.shape, DY.shape),
         )
-    DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
-    DX = DZ / jnp.sqrt(running_var)
+    t0 = gamma / jnp.sqrt(running_var)
+    DX = DY * t0
     return Dbeta, Dgamma, DX
 
 
@@ -429,9 +439,11 @@ def simple_batch_norm_eps_forward(X: Array, epsilon: Scalar) -> tuple[Array, Arr
     if not (X.ndim == 2):
         wrong_shapes("simple_batch_norm_eps_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
-    R = X - X.sum(axis=0, keepdims=True) / N
-    Sigma = (R**2).sum(axis=0, keepdims=True) / N
-    Y = R / jnp.sqrt(Sigma + epsilon)
+    t0 = X.sum(axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t2 = jax.lax.rsqrt(Sigma + epsilon)
+    Y = t2 * (X + t1)
     return Sigma, Y
 
 
@@ -457,9 +469,12 @@ def simple_batch_norm_eps_backward(Sigma: Array, Y: Array, DY: Array, epsilon: S
             (Sigma.shape, Y.shape, DY.shape),
         )
     N = Y.shape[0]
-    DX = (N * DY - Y * (Y * DY).sum(axis=0, keepdims=True) - DY.sum(axis=0, keepdims=True)) / (
-        N * jnp.sqrt(Sigma + epsilon)
-    )
+    t0 = (Y * DY).sum(axis=0, keepdims=True)
+    t1 = DY.sum(axis=0, keepdims=True)
+    t2 = jax.lax.rsqrt(Sigma + epsilon)
+    t3 = -t0 * t2 / N
+    t4 = -t1 * t2 / N
+    DX = Y * t3 + DY * t2 + t4
     return DX
 
 
@@ -485,7 +500,8 @@ def simple_batch_norm_eps_inference_forward(
             (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
             (X.shape, running_mean.shape, running_var.shape),
         )
-    Y = (X - running_mean) / jnp.sqrt(running_var + epsilon)
+    t0 = jax.lax.rsqrt(running_var + epsilon)
+    Y = t0 * (X - running_mean)
     return Y
 
 
@@ -507,7 +523,8 @@ def simple_batch_norm_eps_inference_backward(running_var: Array, DY: Array, epsi
             (("running_var", (1, "K")), ("DY", ("N", "K"))),
             (running_var.shape, DY.shape),
         )
-    DX = DY / jnp.sqrt(running_var + epsilon)
+    t0 = jax.lax.rsqrt(running_var + epsilon)
+    DX = DY * t0
     return DX
 
 
@@ -570,9 +587,11 @@ def batch_norm_eps_forward(
             (X.shape, gamma.shape, beta.shape),
         )
     N = X.shape[0]
-    R = X - X.sum(axis=0, keepdims=True) / N
-    Sigma = (R**2).sum(axis=0, keepdims=True) / N
-    Z = R / jnp.sqrt(Sigma + epsilon)
+    t0 = X.sum(axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t2 = jax.lax.rsqrt(Sigma + epsilon)
+    Z = t2 * (X + t1)
     Y = beta + gamma * Z
     return Sigma, Z, Y
 
@@ -605,12 +624,12 @@ def batch_norm_eps_backward(
             (gamma.shape, Sigma.shape, Z.shape, DY.shape),
         )
     N = Z.shape[0]
-    DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
-    DX = (N * DZ - Z * (Z * DZ).sum(axis=0, keepdims=True) - DZ.sum(axis=0, keepdims=True)) / (
-        N * jnp.sqrt(Sigma + epsilon)
-    )
+    t0 = gamma / jnp.sqrt(Sigma + epsilon)
+    t1 = -Dgamma * t0 / N
+    t2 = -Dbeta * t0 / N
+    DX = Z * t1 + DY * t0 + t2
     return Dbeta, Dgamma, DX
 
 
@@ -665,7 +684,8 @@ def batch_norm_eps_inference_forward(
             ),
             (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
         )
-    Z = (X - running_mean) / jnp.sqrt(running_var + epsilon)
+    t0 = jax.lax.rsqrt(running_var + epsilon)
+    Z = t0 * (X - running_mean)
     Y = beta + gamma * Z
     return Z, Y
 
@@ -697,10 +717,10 @@ def batch_norm_eps_inference_backward(
             (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (running_var.shape, gamma.shape, Z.shape, DY.shape),
         )
-    DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
-    DX = DZ / jnp.sqrt(running_var + epsilon)
+    t0 = gamma / jnp.sqrt(running_var + epsilon)
+    DX = DY * t0
     return Dbeta, Dgamma, DX
 
 
@@ -1401,7 +1421,8 @@ def log_softmax_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Arra
         )
     Z = X @ W.T + b
     t0 = -Z.max(axis=1, keepdims=True)
-    Y = t0 + Z - jnp.log(jnp.exp(t0 + Z).sum(axis=1, keepdims=True))
+    t1 = t0 - jnp.log(jnp.exp(t0 + Z).sum(axis=1, keepdims=True))
+    Y = Z + t1
     return Z, Y
 
 
@@ -1430,7 +1451,8 @@ def log_softmax_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -1458,7 +1480,8 @@ def log_softmax_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tupl
             (X.shape, Z.shape, DY.shape),
         )
     t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -1494,7 +1517,8 @@ def log_softmax_layer_backward_update_gradient_descent(
             (X.shape, W.shape, Z.shape, DY.shape, b.shape),
         )
     t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DX = DZ @ W
     W = W - (DZ.T @ X) * eta
     b = b - DZ.sum(axis=0, keepdims=True) * eta
@@ -1543,7 +1567,8 @@ def log_softmax_layer_backward_update_momentum(
             (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
     t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DX = DZ @ W
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
     W = Delta_W + W
@@ -1581,7 +1606,8 @@ def log_softmax_layer_backward_without_DX_update_gradient_descent(
             (X.shape, Z.shape, DY.shape, W.shape, b.shape),
         )
     t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     W = W - (DZ.T @ X) * eta
     b = b - DZ.sum(axis=0, keepdims=True) * eta
     return W, b
@@ -1628,7 +1654,8 @@ def log_softmax_layer_backward_without_DX_update_momentum(
             (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
     t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
     W = Delta_W + W
     Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
@@ -1746,7 +1773,8 @@ def sparse_log_softmax_layer_forward(X: Array, W: Array, b: Array) -> tuple[Arra
     check_csr("sparse_log_softmax_layer_forward", "W", W)
     Z = (W @ X.T).T + b
     t0 = -Z.max(axis=1, keepdims=True)
-    Y = t0 + Z - jnp.log(jnp.exp(t0 + Z).sum(axis=1, keepdims=True))
+    t1 = t0 - jnp.log(jnp.exp(t0 + Z).sum(axis=1, keepdims=True))
+    Y = Z + t1
     return Z, Y
 
 
@@ -1776,7 +1804,8 @@ def sparse_log_softmax_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -
         )
     check_csr("sparse_log_softmax_layer_backward", "W", W)
     t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DW = sparse.bcoo_dot_general_sampled(
         DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
     ).reshape(1, -1)
@@ -1812,7 +1841,8 @@ def sparse_log_softmax_layer_backward_without_DX(
         )
     check_csr("sparse_log_softmax_layer_backward_without_DX", "W", W)
     t0 = jnp.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DW = sparse.bcoo_dot_general_sampled(
         DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
     ).reshape(1, -1)

@@ -152,7 +152,8 @@ def softmax_cross_entropy_loss(Y: Array, T: Array) -> Scalar:
     """
     if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
         wrong_shapes("softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
-    L = (-T * (Y - jnp.log(jnp.exp(Y).sum(axis=1, keepdims=True)))).sum()
+    t0 = -jnp.log(jnp.exp(Y).sum(axis=1, keepdims=True))
+    L = (-T * (Y + t0)).sum()
     return L
 
 
@@ -171,7 +172,8 @@ def softmax_cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
             "softmax_cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
         )
     t0 = jnp.exp(Y)
-    DY = t0 * T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True) - T
+    t1 = T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DY = t0 * t1 - T
     return DY
 
 
@@ -189,7 +191,8 @@ def softmax_cross_entropy_one_hot_loss(Y: Array, T: Array) -> Scalar:
         wrong_shapes(
             "softmax_cross_entropy_one_hot_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
         )
-    L = (-T * (Y - jnp.log(jnp.exp(Y).sum(axis=1, keepdims=True)))).sum()
+    t0 = -jnp.log(jnp.exp(Y).sum(axis=1, keepdims=True))
+    L = (-T * (Y + t0)).sum()
     return L
 
 
@@ -229,7 +232,8 @@ def stable_softmax_cross_entropy_loss(Y: Array, T: Array) -> Scalar:
             "stable_softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
         )
     t0 = Y.max(axis=1, keepdims=True)
-    L = (-T * (Y - t0 - jnp.log(jnp.exp(Y - t0).sum(axis=1, keepdims=True)))).sum()
+    t1 = -t0 - jnp.log(jnp.exp(Y - t0).sum(axis=1, keepdims=True))
+    L = (-T * (Y + t1)).sum()
     return L
 
 
@@ -250,7 +254,8 @@ def stable_softmax_cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
             (Y.shape, T.shape),
         )
     t0 = jnp.exp(Y - Y.max(axis=1, keepdims=True))
-    DY = t0 * T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True) - T
+    t1 = T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DY = t0 * t1 - T
     return DY
 
 
@@ -324,5 +329,6 @@ def negative_log_likelihood_loss_gradient(Y: Array, T: Array) -> Array:
             (("Y", ("N", "K")), ("T", ("N", "K"))),
             (Y.shape, T.shape),
         )
-    DY = -T / (Y * T).sum(axis=1, keepdims=True)
+    t0 = -1 / (Y * T).sum(axis=1, keepdims=True)
+    DY = T * t0
     return DY

@@ -6,7 +6,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "010e1f30ee2e8b67cd6d57299b646e08e6a6b9aded3cf823a78cdeeaf88a1709",
+    "471e039eb0350b23ff7daffa41a5b3ca0475e8e36f610da5d57080804c9b012f",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

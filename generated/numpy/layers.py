@@ -88,9 +88,11 @@ def simple_batch_norm_forward(X: Array) -> tuple[Array, Array]:
     if not (X.ndim == 2):
         wrong_shapes("simple_batch_norm_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
-    R = X - X.sum(axis=0, keepdims=True) / N
-    Sigma = (R**2).sum(axis=0, keepdims=True) / N
-    Y = R / np.sqrt(Sigma)
+    t0 = X.sum(axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t2 = 1 / np.sqrt(Sigma)
+    Y = t2 * (X + t1)
     return Sigma, Y
 
 
@@ -116,9 +118,12 @@ def simple_batch_norm_backward(Sigma: Array, Y: Array, DY: Array) -> Array:
             (Sigma.shape, Y.shape, DY.shape),
         )
     N = Y.shape[0]
-    DX = (N * DY - Y * (Y * DY).sum(axis=0, keepdims=True) - DY.sum(axis=0, keepdims=True)) / (
-        N * np.sqrt(Sigma)
-    )
+    t0 = (Y * DY).sum(axis=0, keepdims=True)
+    t1 = DY.sum(axis=0, keepdims=True)
+    t2 = 1 / np.sqrt(Sigma)
+    t3 = -t0 * t2 / N
+    t4 = -t1 * t2 / N
+    DX = Y * t3 + DY * t2 + t4
     return DX
 
 
@@ -142,7 +147,8 @@ def simple_batch_norm_inference_forward(X: Array, running_mean: Array, running_v
             (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
             (X.shape, running_mean.shape, running_var.shape),
         )
-    Y = (X - running_mean) / np.sqrt(running_var)
+    t0 = 1 / np.sqrt(running_var)
+    Y = t0 * (X - running_mean)
     return Y
 
 
@@ -164,7 +170,8 @@ def simple_batch_norm_inference_backward(running_var: Array, DY: Array) -> Array
             (("running_var", (1, "K")), ("DY", ("N", "K"))),
             (running_var.shape, DY.shape),
         )
-    DX = DY / np.sqrt(running_var)
+    t0 = 1 / np.sqrt(running_var)
+    DX = DY * t0
     return DX
 
 
@@ -231,9 +238,11 @@ def batch_norm_forward(X: Array, gamma: Array, beta: Array) -> tuple[Array, Arra
             (X.shape, gamma.shape, beta.shape),
         )
     N = X.shape[0]
-    R = X - X.sum(axis=0, keepdims=True) / N
-    Sigma = (R**2).sum(axis=0, keepdims=True) / N
-    Z = R / np.sqrt(Sigma)
+    t0 = X.sum(axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t2 = 1 / np.sqrt(Sigma)
+    Z = t2 * (X + t1)
     Y = beta + gamma * Z
     return Sigma, Z, Y
 
@@ -264,12 +273,12 @@ def batch_norm_backward(gamma: Array, Sigma: Array, Z: Array, DY: Array) -> tupl
             (gamma.shape, Sigma.shape, Z.shape, DY.shape),
         )
     N = Z.shape[0]
-    DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
-    DX = (N * DZ - Z * (Z * DZ).sum(axis=0, keepdims=True) - DZ.sum(axis=0, keepdims=True)) / (
-        N * np.sqrt(Sigma)
-    )
+    t0 = gamma / np.sqrt(Sigma)
+    t1 = -Dgamma * t0 / N
+    t2 = -Dbeta * t0 / N
+    DX = Z * t1 + DY * t0 + t2
     return Dbeta, Dgamma, DX
 
 
@@ -324,7 +333,8 @@ def batch_norm_inference_forward(
             ),
             (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
         )
-    Z = (X - running_mean) / np.sqrt(running_var)
+    t0 = 1 / np.sqrt(running_var)
+    Z = t0 * (X - running_mean)
     Y = beta + gamma * Z
     return Z, Y
 
@@ -356,10 +366,10 @@ def batch_norm_inference_backward(
             (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (running_var.shape, gamma.shape, Z.shape, DY.shape),
         )
-    DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
-    DX = DZ / np.sqrt(running_var)
+    t0 = gamma / np.sqrt(running_var)
+    DX = DY * t0
     return Dbeta, Dgamma, DX
 
 
@@ -439,9 +449,11 @@ def simple_batch_norm_eps_forward(X: Array, epsilon: float) -> tuple[Array, Arra
     if not (X.ndim == 2):
         wrong_shapes("simple_batch_norm_eps_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
-    R = X - X.sum(axis=0, keepdims=True) / N
-    Sigma = (R**2).sum(axis=0, keepdims=True) / N
-    Y = R / np.sqrt(Sigma + epsilon)
+    t0 = X.sum(axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t2 = 1 / np.sqrt(Sigma + epsilon)
+    Y = t2 * (X + t1)
     return Sigma, Y
 
 
@@ -467,9 +479,12 @@ def simple_batch_norm_eps_backward(Sigma: Array, Y: Array, DY: Array, epsilon: f
             (Sigma.shape, Y.shape, DY.shape),
         )
     N = Y.shape[0]
-    DX = (N * DY - Y * (Y * DY).sum(axis=0, keepdims=True) - DY.sum(axis=0, keepdims=True)) / (
-        N * np.sqrt(Sigma + epsilon)
-    )
+    t0 = (Y * DY).sum(axis=0, keepdims=True)
+    t1 = DY.sum(axis=0, keepdims=True)
+    t2 = 1 / np.sqrt(Sigma + epsilon)
+    t3 = -t0 * t2 / N
+    t4 = -t1 * t2 / N
+    DX = Y * t3 + DY * t2 + t4
     return DX
 
 
@@ -495,7 +510,8 @@ def simple_batch_norm_eps_inference_forward(
             (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
             (X.shape, running_mean.shape, running_var.shape),
         )
-    Y = (X - running_mean) / np.sqrt(running_var + epsilon)
+    t0 = 1 / np.sqrt(running_var + epsilon)
+    Y = t0 * (X - running_mean)
     return Y
 
 
@@ -517,7 +533,8 @@ def simple_batch_norm_eps_inference_backward(running_var: Array, DY: Array, epsi
             (("running_var", (1, "K")), ("DY", ("N", "K"))),
             (running_var.shape, DY.shape),
         )
-    DX = DY / np.sqrt(running_var + epsilon)
+    t0 = 1 / np.sqrt(running_var + epsilon)
+    DX = DY * t0
     return DX
 
 
@@ -584,9 +601,11 @@ def batch_norm_eps_forward(X: Array, gamma: Array, beta: Array, epsilon: float) 
             (X.shape, gamma.shape, beta.shape),
         )
     N = X.shape[0]
-    R = X - X.sum(axis=0, keepdims=True) / N
-    Sigma = (R**2).sum(axis=0, keepdims=True) / N
-    Z = R / np.sqrt(Sigma + epsilon)
+    t0 = X.sum(axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t2 = 1 / np.sqrt(Sigma + epsilon)
+    Z = t2 * (X + t1)
     Y = beta + gamma * Z
     return Sigma, Z, Y
 
@@ -619,12 +638,12 @@ def batch_norm_eps_backward(
             (gamma.shape, Sigma.shape, Z.shape, DY.shape),
         )
     N = Z.shape[0]
-    DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
-    DX = (N * DZ - Z * (Z * DZ).sum(axis=0, keepdims=True) - DZ.sum(axis=0, keepdims=True)) / (
-        N * np.sqrt(Sigma + epsilon)
-    )
+    t0 = gamma / np.sqrt(Sigma + epsilon)
+    t1 = -Dgamma * t0 / N
+    t2 = -Dbeta * t0 / N
+    DX = Z * t1 + DY * t0 + t2
     return Dbeta, Dgamma, DX
 
 
@@ -679,7 +698,8 @@ def batch_norm_eps_inference_forward(
             ),
             (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
         )
-    Z = (X - running_mean) / np.sqrt(running_var + epsilon)
+    t0 = 1 / np.sqrt(running_var + epsilon)
+    Z = t0 * (X - running_mean)
     Y = beta + gamma * Z
     return Z, Y
 
@@ -711,10 +731,10 @@ def batch_norm_eps_inference_backward(
             (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (running_var.shape, gamma.shape, Z.shape, DY.shape),
         )
-    DZ = gamma * DY
     Dbeta = DY.sum(axis=0, keepdims=True)
     Dgamma = (Z * DY).sum(axis=0, keepdims=True)
-    DX = DZ / np.sqrt(running_var + epsilon)
+    t0 = gamma / np.sqrt(running_var + epsilon)
+    DX = DY * t0
     return Dbeta, Dgamma, DX
 
 
@@ -1427,7 +1447,8 @@ def log_softmax_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Arra
         )
     Z = X @ W.T + b
     t0 = -Z.max(axis=1, keepdims=True)
-    Y = t0 + Z - np.log(np.exp(t0 + Z).sum(axis=1, keepdims=True))
+    t1 = t0 - np.log(np.exp(t0 + Z).sum(axis=1, keepdims=True))
+    Y = Z + t1
     return Z, Y
 
 
@@ -1456,7 +1477,8 @@ def log_softmax_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -1484,7 +1506,8 @@ def log_softmax_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tupl
             (X.shape, Z.shape, DY.shape),
         )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -1520,7 +1543,8 @@ def log_softmax_layer_backward_update_gradient_descent(
             (X.shape, W.shape, Z.shape, DY.shape, b.shape),
         )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DX = DZ @ W
     W -= eta * (DZ.T @ X)
     b -= eta * DZ.sum(axis=0, keepdims=True)
@@ -1569,7 +1593,8 @@ def log_softmax_layer_backward_update_momentum(
             (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DX = DZ @ W
     Delta_W *= mu
     Delta_W -= eta * (DZ.T @ X)
@@ -1609,7 +1634,8 @@ def log_softmax_layer_backward_without_DX_update_gradient_descent(
             (X.shape, Z.shape, DY.shape, W.shape, b.shape),
         )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     W -= eta * (DZ.T @ X)
     b -= eta * DZ.sum(axis=0, keepdims=True)
     return W, b
@@ -1656,7 +1682,8 @@ def log_softmax_layer_backward_without_DX_update_momentum(
             (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     Delta_W *= mu
     Delta_W -= eta * (DZ.T @ X)
     W += Delta_W
@@ -1774,7 +1801,8 @@ def sparse_log_softmax_layer_forward(X: Array, W: Array, b: Array) -> tuple[Arra
     check_csr("sparse_log_softmax_layer_forward", "W", W)
     Z = X @ W.T + b
     t0 = -Z.max(axis=1, keepdims=True)
-    Y = t0 + Z - np.log(np.exp(t0 + Z).sum(axis=1, keepdims=True))
+    t1 = t0 - np.log(np.exp(t0 + Z).sum(axis=1, keepdims=True))
+    Y = Z + t1
     return Z, Y
 
 
@@ -1804,9 +1832,10 @@ def sparse_log_softmax_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -
         )
     check_csr("sparse_log_softmax_layer_backward", "W", W)
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
-    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
-    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
+    t2 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t2] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
     return DW, Db, DX
@@ -1839,8 +1868,9 @@ def sparse_log_softmax_layer_backward_without_DX(
         )
     check_csr("sparse_log_softmax_layer_backward_without_DX", "W", W)
     t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
-    DZ = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
-    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
-    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
+    t2 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t2] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db

@@ -151,7 +151,8 @@ def softmax_cross_entropy_loss(Y: Array, T: Array) -> float:
     """
     if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
         wrong_shapes("softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
-    L = (-T * (Y - np.log(np.exp(Y).sum(axis=1, keepdims=True)))).sum()
+    t0 = -np.log(np.exp(Y).sum(axis=1, keepdims=True))
+    L = (-T * (Y + t0)).sum()
     return L
 
 
@@ -170,7 +171,8 @@ def softmax_cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
             "softmax_cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
         )
     t0 = np.exp(Y)
-    DY = t0 * T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True) - T
+    t1 = T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DY = t0 * t1 - T
     return DY
 
 
@@ -188,7 +190,8 @@ def softmax_cross_entropy_one_hot_loss(Y: Array, T: Array) -> float:
         wrong_shapes(
             "softmax_cross_entropy_one_hot_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
         )
-    L = (-T * (Y - np.log(np.exp(Y).sum(axis=1, keepdims=True)))).sum()
+    t0 = -np.log(np.exp(Y).sum(axis=1, keepdims=True))
+    L = (-T * (Y + t0)).sum()
     return L
 
 
@@ -228,7 +231,8 @@ def stable_softmax_cross_entropy_loss(Y: Array, T: Array) -> float:
             "stable_softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
         )
     t0 = Y.max(axis=1, keepdims=True)
-    L = (-T * (Y - t0 - np.log(np.exp(Y - t0).sum(axis=1, keepdims=True)))).sum()
+    t1 = -t0 - np.log(np.exp(Y - t0).sum(axis=1, keepdims=True))
+    L = (-T * (Y + t1)).sum()
     return L
 
 
@@ -249,7 +253,8 @@ def stable_softmax_cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
             (Y.shape, T.shape),
         )
     t0 = np.exp(Y - Y.max(axis=1, keepdims=True))
-    DY = t0 * T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True) - T
+    t1 = T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DY = t0 * t1 - T
     return DY
 
 
@@ -323,5 +328,6 @@ def negative_log_likelihood_loss_gradient(Y: Array, T: Array) -> Array:
             (("Y", ("N", "K")), ("T", ("N", "K"))),
             (Y.shape, T.shape),
         )
-    DY = -T / (Y * T).sum(axis=1, keepdims=True)
+    t0 = -1 / (Y * T).sum(axis=1, keepdims=True)
+    DY = T * t0
     return DY

@@ -101,7 +101,8 @@ def log_softmax(X: Array) -> Array:
     """
     if not (X.ndim == 2):
         wrong_shapes("log_softmax", (("X", ("N", "D")),), (X.shape,))
-    Y = X - np.log(np.exp(X).sum(axis=1, keepdims=True))
+    t0 = -np.log(np.exp(X).sum(axis=1, keepdims=True))
+    Y = X + t0
     return Y
 
 
@@ -118,7 +119,8 @@ def log_softmax_backward(X: Array, DY: Array) -> Array:
     if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
         wrong_shapes("log_softmax_backward", (("X", ("N", "D")), ("DY", ("N", "D"))), (X.shape, DY.shape))
     t0 = np.exp(X)
-    DX = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DX = t0 * t1 + DY
     return DX
 
 
@@ -135,7 +137,8 @@ def stable_log_softmax(X: Array) -> Array:
     if not (X.ndim == 2):
         wrong_shapes("stable_log_softmax", (("X", ("N", "D")),), (X.shape,))
     t0 = -X.max(axis=1, keepdims=True)
-    Y = t0 + X - np.log(np.exp(t0 + X).sum(axis=1, keepdims=True))
+    t1 = t0 - np.log(np.exp(t0 + X).sum(axis=1, keepdims=True))
+    Y = X + t1
     return Y
 
 
@@ -154,5 +157,6 @@ def stable_log_softmax_backward(X: Array, DY: Array) -> Array:
             "stable_log_softmax_backward", (("X", ("N", "D")), ("DY", ("N", "D"))), (X.shape, DY.shape)
         )
     t0 = np.exp(X - X.max(axis=1, keepdims=True))
-    DX = DY - t0 * DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    DX = t0 * t1 + DY
     return DX

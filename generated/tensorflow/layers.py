@@ -87,9 +87,11 @@ def simple_batch_norm_forward(X: Tensor) -> tuple[Tensor, Tensor]:
     """
     check_shapes("simple_batch_norm_forward", (("X", ("N", "K")),), (X.shape,))
     N = tf.cast(tf.shape(X)[0], X.dtype)
-    R = X - tf.reduce_sum(X, axis=0, keepdims=True) / N
-    Sigma = tf.reduce_sum(R**2, axis=0, keepdims=True) / N
-    Y = R / tf.sqrt(Sigma)
+    t0 = tf.reduce_sum(X, axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = tf.reduce_sum((X + t1) ** 2, axis=0, keepdims=True) / N
+    t2 = tf.math.rsqrt(Sigma)
+    Y = t2 * (X + t1)
     return Sigma, Y
 
 
@@ -109,9 +111,12 @@ def simple_batch_norm_backward(Sigma: Tensor, Y: Tensor, DY: Tensor) -> Tensor:
         (Sigma.shape, Y.shape, DY.shape),
     )
     N = tf.cast(tf.shape(Y)[0], Y.dtype)
-    DX = (
-        N * DY - Y * tf.reduce_sum(Y * DY, axis=0, keepdims=True) - tf.reduce_sum(DY, axis=0, keepdims=True)
-    ) / (N * tf.sqrt(Sigma))
+    t0 = tf.reduce_sum(Y * DY, axis=0, keepdims=True)
+    t1 = tf.reduce_sum(DY, axis=0, keepdims=True)
+    t2 = tf.math.rsqrt(Sigma)
+    t3 = -t0 * t2 / N
+    t4 = -t1 * t2 / N
+    DX = Y * t3 + DY * t2 + t4
     return DX
 
 
@@ -130,7 +135,8 @@ def simple_batch_norm_inference_forward(X: Tensor, running_mean: Tensor, running
         (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
         (X.shape, running_mean.shape, running_var.shape),
     )
-    Y = (X - running_mean) / tf.sqrt(running_var)
+    t0 = tf.math.rsqrt(running_var)
+    Y = t0 * (X - running_mean)
     return Y
 
 
@@ -149,7 +155,8 @@ def simple_batch_norm_inference_backward(running_var: Tensor, DY: Tensor) -> Ten
         (("running_var", (1, "K")), ("DY", ("N", "K"))),
         (running_var.shape, DY.shape),
     )
-    DX = DY / tf.sqrt(running_var)
+    t0 = tf.math.rsqrt(running_var)
+    DX = DY * t0
     return DX
 
 
@@ -204,9 +211,11 @@ def batch_norm_forward(X: Tensor, gamma: Tensor, beta: Tensor) -> tuple[Tensor, 
         (X.shape, gamma.shape, beta.shape),
     )
     N = tf.cast(tf.shape(X)[0], X.dtype)
-    R = X - tf.reduce_sum(X, axis=0, keepdims=True) / N
-    Sigma = tf.reduce_sum(R**2, axis=0, keepdims=True) / N
-    Z = R / tf.sqrt(Sigma)
+    t0 = tf.reduce_sum(X, axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = tf.reduce_sum((X + t1) ** 2, axis=0, keepdims=True) / N
+    t2 = tf.math.rsqrt(Sigma)
+    Z = t2 * (X + t1)
     Y = beta + gamma * Z
     return Sigma, Z, Y
 
@@ -230,12 +239,12 @@ def batch_norm_backward(gamma: Tensor, Sigma: Tensor, Z: Tensor, DY: Tensor) -> 
         (gamma.shape, Sigma.shape, Z.shape, DY.shape),
     )
     N = tf.cast(tf.shape(Z)[0], Z.dtype)
-    DZ = gamma * DY
     Dbeta = tf.reduce_sum(DY, axis=0, keepdims=True)
     Dgamma = tf.reduce_sum(Z * DY, axis=0, keepdims=True)
-    DX = (
-        N * DZ - Z * tf.reduce_sum(Z * DZ, axis=0, keepdims=True) - tf.reduce_sum(DZ, axis=0, keepdims=True)
-    ) / (N * tf.sqrt(Sigma))
+    t0 = gamma / tf.sqrt(Sigma)
+    t1 = -Dgamma * t0 / N
+    t2 = -Dbeta * t0 / N
+    DX = Z * t1 + DY * t0 + t2
     return Dbeta, Dgamma, DX
 
 
@@ -282,7 +291,8 @@ def batch_norm_inference_forward(
         ),
         (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
     )
-    Z = (X - running_mean) / tf.sqrt(running_var)
+    t0 = tf.math.rsqrt(running_var)
+    Z = t0 * (X - running_mean)
     Y = beta + gamma * Z
     return Z, Y
 
@@ -307,10 +317,10 @@ def batch_norm_inference_backward(
         (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
         (running_var.shape, gamma.shape, Z.shape, DY.shape),
     )
-    DZ = gamma * DY
     Dbeta = tf.reduce_sum(DY, axis=0, keepdims=True)
     Dgamma = tf.reduce_sum(Z * DY, axis=0, keepdims=True)
-    DX = DZ / tf.sqrt(running_var)
+    t0 = gamma / tf.sqrt(running_var)
+    DX = DY * t0
     return Dbeta, Dgamma, DX
 
 
@@ -381,9 +391,11 @@ def simple_batch_norm_eps_forward(X: Tensor, epsilon: Scalar) -> tuple[Tensor, T
     """
     check_shapes("simple_batch_norm_eps_forward", (("X", ("N", "K")),), (X.shape,))
     N = tf.cast(tf.shape(X)[0], X.dtype)
-    R = X - tf.reduce_sum(X, axis=0, keepdims=True) / N
-    Sigma = tf.reduce_sum(R**2, axis=0, keepdims=True) / N
-    Y = R / tf.sqrt(Sigma + epsilon)
+    t0 = tf.reduce_sum(X, axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = tf.reduce_sum((X + t1) ** 2, axis=0, keepdims=True) / N
+    t2 = tf.math.rsqrt(Sigma + epsilon)
+    Y = t2 * (X + t1)
     return Sigma, Y
 
 
@@ -403,9 +415,12 @@ def simple_batch_norm_eps_backward(Sigma: Tensor, Y: Tensor, DY: Tensor, epsilon
         (Sigma.shape, Y.shape, DY.shape),
     )
     N = tf.cast(tf.shape(Y)[0], Y.dtype)
-    DX = (
-        N * DY - Y * tf.reduce_sum(Y * DY, axis=0, keepdims=True) - tf.reduce_sum(DY, axis=0, keepdims=True)
-    ) / (N * tf.sqrt(Sigma + epsilon))
+    t0 = tf.reduce_sum(Y * DY, axis=0, keepdims=True)
+    t1 = tf.reduce_sum(DY, axis=0, keepdims=True)
+    t2 = tf.math.rsqrt(Sigma + epsilon)
+    t3 = -t0 * t2 / N
+    t4 = -t1 * t2 / N
+    DX = Y * t3 + DY * t2 + t4
     return DX
 
 
@@ -426,7 +441,8 @@ def simple_batch_norm_eps_inference_forward(
         (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
         (X.shape, running_mean.shape, running_var.shape),
     )
-    Y = (X - running_mean) / tf.sqrt(running_var + epsilon)
+    t0 = tf.math.rsqrt(running_var + epsilon)
+    Y = t0 * (X - running_mean)
     return Y
 
 
@@ -445,7 +461,8 @@ def simple_batch_norm_eps_inference_backward(running_var: Tensor, DY: Tensor, ep
         (("running_var", (1, "K")), ("DY", ("N", "K"))),
         (running_var.shape, DY.shape),
     )
-    DX = DY / tf.sqrt(running_var + epsilon)
+    t0 = tf.math.rsqrt(running_var + epsilon)
+    DX = DY * t0
     return DX
 
 
@@ -502,9 +519,11 @@ def batch_norm_eps_forward(
         (X.shape, gamma.shape, beta.shape),
     )
     N = tf.cast(tf.shape(X)[0], X.dtype)
-    R = X - tf.reduce_sum(X, axis=0, keepdims=True) / N
-    Sigma = tf.reduce_sum(R**2, axis=0, keepdims=True) / N
-    Z = R / tf.sqrt(Sigma + epsilon)
+    t0 = tf.reduce_sum(X, axis=0, keepdims=True)
+    t1 = -t0 / N
+    Sigma = tf.reduce_sum((X + t1) ** 2, axis=0, keepdims=True) / N
+    t2 = tf.math.rsqrt(Sigma + epsilon)
+    Z = t2 * (X + t1)
     Y = beta + gamma * Z
     return Sigma, Z, Y
 
@@ -530,12 +549,12 @@ def batch_norm_eps_backward(
         (gamma.shape, Sigma.shape, Z.shape, DY.shape),
     )
     N = tf.cast(tf.shape(Z)[0], Z.dtype)
-    DZ = gamma * DY
     Dbeta = tf.reduce_sum(DY, axis=0, keepdims=True)
     Dgamma = tf.reduce_sum(Z * DY, axis=0, keepdims=True)
-    DX = (
-        N * DZ - Z * tf.reduce_sum(Z * DZ, axis=0, keepdims=True) - tf.reduce_sum(DZ, axis=0, keepdims=True)
-    ) / (N * tf.sqrt(Sigma + epsilon))
+    t0 = gamma / tf.sqrt(Sigma + epsilon)
+    t1 = -Dgamma * t0 / N
+    t2 = -Dbeta * t0 / N
+    DX = Z * t1 + DY * t0 + t2
     return Dbeta, Dgamma, DX
 
 
@@ -582,7 +601,8 @@ def batch_norm_eps_inference_forward(
         ),
         (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
     )
-    Z = (X - running_mean) / tf.sqrt(running_var + epsilon)
+    t0 = tf.math.rsqrt(running_var + epsilon)
+    Z = t0 * (X - running_mean)
     Y = beta + gamma * Z
     return Z, Y
 
@@ -607,10 +627,10 @@ def batch_norm_eps_inference_backward(
         (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
         (running_var.shape, gamma.shape, Z.shape, DY.shape),
     )
-    DZ = gamma * DY
     Dbeta = tf.reduce_sum(DY, axis=0, keepdims=True)
     Dgamma = tf.reduce_sum(Z * DY, axis=0, keepdims=True)
-    DX = DZ / tf.sqrt(running_var + epsilon)
+    t0 = gamma / tf.sqrt(running_var + epsilon)
+    DX = DY * t0
     return Dbeta, Dgamma, DX
 
 
@@ -1223,7 +1243,8 @@ def log_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, 
     )
     Z = tf.linalg.matmul(X, W, transpose_b=True) + b
     t0 = -tf.reduce_max(Z, axis=1, keepdims=True)
-    Y = t0 + Z - tf.math.log(tf.reduce_sum(tf.exp(t0 + Z), axis=1, keepdims=True))
+    t1 = t0 - tf.math.log(tf.reduce_sum(tf.exp(t0 + Z), axis=1, keepdims=True))
+    Y = Z + t1
     return Z, Y
 
 
@@ -1246,7 +1267,8 @@ def log_softmax_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> t
         (X.shape, W.shape, Z.shape, DY.shape),
     )
     t0 = tf.exp(Z - tf.reduce_max(Z, axis=1, keepdims=True))
-    DZ = DY - t0 * tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    t1 = -tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DW = tf.linalg.matmul(DZ, X, transpose_a=True)
     Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
     DX = DZ @ W
@@ -1271,7 +1293,8 @@ def log_softmax_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> t
         (X.shape, Z.shape, DY.shape),
     )
     t0 = tf.exp(Z - tf.reduce_max(Z, axis=1, keepdims=True))
-    DZ = DY - t0 * tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    t1 = -tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DW = tf.linalg.matmul(DZ, X, transpose_a=True)
     Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
     return DW, Db
@@ -1300,7 +1323,8 @@ def log_softmax_layer_backward_update_gradient_descent(
         (X.shape, W.shape, Z.shape, DY.shape, b.shape),
     )
     t0 = tf.exp(Z - tf.reduce_max(Z, axis=1, keepdims=True))
-    DZ = DY - t0 * tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    t1 = -tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DX = DZ @ W
     W = W - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
     b = b - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
@@ -1348,7 +1372,8 @@ def log_softmax_layer_backward_update_momentum(
         (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
     )
     t0 = tf.exp(Z - tf.reduce_max(Z, axis=1, keepdims=True))
-    DZ = DY - t0 * tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    t1 = -tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DX = DZ @ W
     Delta_W = Delta_W * mu - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
     W = Delta_W + W
@@ -1379,7 +1404,8 @@ def log_softmax_layer_backward_without_DX_update_gradient_descent(
         (X.shape, Z.shape, DY.shape, W.shape, b.shape),
     )
     t0 = tf.exp(Z - tf.reduce_max(Z, axis=1, keepdims=True))
-    DZ = DY - t0 * tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    t1 = -tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     W = W - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
     b = b - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
     return W, b
@@ -1425,7 +1451,8 @@ def log_softmax_layer_backward_without_DX_update_momentum(
         (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
     )
     t0 = tf.exp(Z - tf.reduce_max(Z, axis=1, keepdims=True))
-    DZ = DY - t0 * tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    t1 = -tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     Delta_W = Delta_W * mu - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
     W = Delta_W + W
     Delta_b = Delta_b * mu - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
@@ -1533,7 +1560,8 @@ def sparse_log_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[T
     check_csr("sparse_log_softmax_layer_forward", "W", W)
     Z = tf.sparse.sparse_dense_matmul(X, W, adjoint_b=True) + b
     t0 = -tf.reduce_max(Z, axis=1, keepdims=True)
-    Y = t0 + Z - tf.math.log(tf.reduce_sum(tf.exp(t0 + Z), axis=1, keepdims=True))
+    t1 = t0 - tf.math.log(tf.reduce_sum(tf.exp(t0 + Z), axis=1, keepdims=True))
+    Y = Z + t1
     return Z, Y
 
 
@@ -1559,7 +1587,8 @@ def sparse_log_softmax_layer_backward(
     )
     check_csr("sparse_log_softmax_layer_backward", "W", W)
     t0 = tf.exp(Z - tf.reduce_max(Z, axis=1, keepdims=True))
-    DZ = DY - t0 * tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    t1 = -tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DW = tf.reduce_sum(
         tf.gather(DZ, W.indices[:, 0], axis=1) * tf.gather(X, W.indices[:, 1], axis=1), axis=0, keepdims=True
     )
@@ -1589,7 +1618,8 @@ def sparse_log_softmax_layer_backward_without_DX(
     )
     check_csr("sparse_log_softmax_layer_backward_without_DX", "W", W)
     t0 = tf.exp(Z - tf.reduce_max(Z, axis=1, keepdims=True))
-    DZ = DY - t0 * tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    t1 = -tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DZ = t0 * t1 + DY
     DW = tf.reduce_sum(
         tf.gather(DZ, W.indices[:, 0], axis=1) * tf.gather(X, W.indices[:, 1], axis=1), axis=0, keepdims=True
     )

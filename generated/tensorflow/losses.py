@@ -138,7 +138,8 @@ def softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Scalar:
     Returns L.
     """
     check_shapes("softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
-    L = tf.reduce_sum(-T * (Y - tf.math.log(tf.reduce_sum(tf.exp(Y), axis=1, keepdims=True))))
+    t0 = -tf.math.log(tf.reduce_sum(tf.exp(Y), axis=1, keepdims=True))
+    L = tf.reduce_sum(-T * (Y + t0))
     return L
 
 
@@ -156,7 +157,8 @@ def softmax_cross_entropy_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
         "softmax_cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
     )
     t0 = tf.exp(Y)
-    DY = t0 * tf.reduce_sum(T, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True) - T
+    t1 = tf.reduce_sum(T, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DY = t0 * t1 - T
     return DY
 
 
@@ -173,7 +175,8 @@ def softmax_cross_entropy_one_hot_loss(Y: Tensor, T: Tensor) -> Scalar:
     check_shapes(
         "softmax_cross_entropy_one_hot_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
     )
-    L = tf.reduce_sum(-T * (Y - tf.math.log(tf.reduce_sum(tf.exp(Y), axis=1, keepdims=True))))
+    t0 = -tf.math.log(tf.reduce_sum(tf.exp(Y), axis=1, keepdims=True))
+    L = tf.reduce_sum(-T * (Y + t0))
     return L
 
 
@@ -211,7 +214,8 @@ def stable_softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Scalar:
         "stable_softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
     )
     t0 = tf.reduce_max(Y, axis=1, keepdims=True)
-    L = tf.reduce_sum(-T * (Y - t0 - tf.math.log(tf.reduce_sum(tf.exp(Y - t0), axis=1, keepdims=True))))
+    t1 = -t0 - tf.math.log(tf.reduce_sum(tf.exp(Y - t0), axis=1, keepdims=True))
+    L = tf.reduce_sum(-T * (Y + t1))
     return L
 
 
@@ -231,7 +235,8 @@ def stable_softmax_cross_entropy_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
         (Y.shape, T.shape),
     )
     t0 = tf.exp(Y - tf.reduce_max(Y, axis=1, keepdims=True))
-    DY = t0 * tf.reduce_sum(T, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True) - T
+    t1 = tf.reduce_sum(T, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DY = t0 * t1 - T
     return DY
 
 
@@ -295,5 +300,6 @@ def negative_log_likelihood_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
     check_shapes(
         "negative_log_likelihood_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
     )
-    DY = -T / tf.reduce_sum(Y * T, axis=1, keepdims=True)
+    t0 = -1 / tf.reduce_sum(Y * T, axis=1, keepdims=True)
+    DY = T * t0
     return DY

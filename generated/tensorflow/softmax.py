@@ -96,7 +96,8 @@ def log_softmax(X: Tensor) -> Tensor:
     Returns Y.
     """
     check_shapes("log_softmax", (("X", ("N", "D")),), (X.shape,))
-    Y = X - tf.math.log(tf.reduce_sum(tf.exp(X), axis=1, keepdims=True))
+    t0 = -tf.math.log(tf.reduce_sum(tf.exp(X), axis=1, keepdims=True))
+    Y = X + t0
     return Y
 
 
@@ -112,7 +113,8 @@ def log_softmax_backward(X: Tensor, DY: Tensor) -> Tensor:
     """
     check_shapes("log_softmax_backward", (("X", ("N", "D")), ("DY", ("N", "D"))), (X.shape, DY.shape))
     t0 = tf.exp(X)
-    DX = DY - t0 * tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    t1 = -tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DX = t0 * t1 + DY
     return DX
 
 
@@ -128,7 +130,8 @@ def stable_log_softmax(X: Tensor) -> Tensor:
     """
     check_shapes("stable_log_softmax", (("X", ("N", "D")),), (X.shape,))
     t0 = -tf.reduce_max(X, axis=1, keepdims=True)
-    Y = t0 + X - tf.math.log(tf.reduce_sum(tf.exp(t0 + X), axis=1, keepdims=True))
+    t1 = t0 - tf.math.log(tf.reduce_sum(tf.exp(t0 + X), axis=1, keepdims=True))
+    Y = X + t1
     return Y
 
 
@@ -144,5 +147,6 @@ def stable_log_softmax_backward(X: Tensor, DY: Tensor) -> Tensor:
     """
     check_shapes("stable_log_softmax_backward", (("X", ("N", "D")), ("DY", ("N", "D"))), (X.shape, DY.shape))
     t0 = tf.exp(X - tf.reduce_max(X, axis=1, keepdims=True))
-    DX = DY - t0 * tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    t1 = -tf.reduce_sum(DY, axis=1, keepdims=True) / tf.reduce_sum(t0, axis=1, keepdims=True)
+    DX = t0 * t1 + DY
     return DX

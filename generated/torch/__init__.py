@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "ccbc8b203bf262d2de38e6606a52593844cb1b6b1985952c33c88234bdc865df",
+    "b20038262bb78cf3e447546a6b694a7233b716f4d3eaf8f99e1a1f158725865f",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

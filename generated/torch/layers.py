@@ -88,9 +88,11 @@ def simple_batch_norm_forward(X: Tensor) -> tuple[Tensor, Tensor]:
     if not (X.ndim == 2):
         wrong_shapes("simple_batch_norm_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
-    R = X - X.sum(dim=0, keepdim=True) / N
-    Sigma = (R**2).sum(dim=0, keepdim=True) / N
-    Y = R / torch.sqrt(Sigma)
+    t0 = X.sum(dim=0, keepdim=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(dim=0, keepdim=True) / N
+    t2 = torch.rsqrt(Sigma)
+    Y = t2 * (X + t1)
     return Sigma, Y
 
 
@@ -116,9 +118,12 @@ def simple_batch_norm_backward(Sigma: Tensor, Y: Tensor, DY: Tensor) -> Tensor:
             (Sigma.shape, Y.shape, DY.shape),
         )
     N = Y.shape[0]
-    DX = (N * DY - Y * (Y * DY).sum(dim=0, keepdim=True) - DY.sum(dim=0, keepdim=True)) / (
-        N * torch.sqrt(Sigma)
-    )
+    t0 = (Y * DY).sum(dim=0, keepdim=True)
+    t1 = DY.sum(dim=0, keepdim=True)
+    t2 = torch.rsqrt(Sigma)
+    t3 = -t0 * t2 / N
+    t4 = -t1 * t2 / N
+    DX = torch.addcmul(t4, Y, t3).addcmul_(DY, t2)
     return DX
 
 
@@ -142,7 +147,8 @@ def simple_batch_norm_inference_forward(X: Tensor, running_mean: Tensor, running
             (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
             (X.shape, running_mean.shape, running_var.shape),
         )
-    Y = (X - running_mean) / torch.sqrt(running_var)
+    t0 = torch.rsqrt(running_var)
+    Y = t0 * (X - running_mean)
     return Y
 
 
@@ -164,7 +170,8 @@ def simple_batch_norm_inference_backward(running_var: Tensor, DY: Tensor) -> Ten
             (("running_var", (1, "K")), ("DY", ("N", "K"))),
             (running_var.shape, DY.shape),
         )
-    DX = DY / torch.sqrt(running_var)
+    t0 = torch.rsqrt(running_var)
+    DX = DY * t0
     return DX
 
 
@@ -230,10 +237,12 @@ def batch_norm_forward(X: Tensor, gamma: Tensor, beta: Tensor) -> tuple[Tensor, 
             (X.shape, gamma.shape, beta.shape),
         )
     N = X.shape[0]
-    R = X - X.sum(dim=0, keepdim=True) / N
-    Sigma = (R**2).sum(dim=0, keepdim=True) / N
-    Z = R / torch.sqrt(Sigma)
-    Y = beta + gamma * Z
+    t0 = X.sum(dim=0, keepdim=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(dim=0, keepdim=True) / N
+    t2 = torch.rsqrt(Sigma)
+    Z = t2 * (X + t1)
+    Y = torch.addcmul(beta, gamma, Z)
     return Sigma, Z, Y
 
 
@@ -263,12 +272,12 @@ def batch_norm_backward(gamma: Tensor, Sigma: Tensor, Z: Tensor, DY: Tensor) -> 
             (gamma.shape, Sigma.shape, Z.shape, DY.shape),
         )
     N = Z.shape[0]
-    DZ = gamma * DY
     Dbeta = DY.sum(dim=0, keepdim=True)
     Dgamma = (Z * DY).sum(dim=0, keepdim=True)
-    DX = (N * DZ - Z * (Z * DZ).sum(dim=0, keepdim=True) - DZ.sum(dim=0, keepdim=True)) / (
-        N * torch.sqrt(Sigma)
-    )
+    t0 = gamma / torch.sqrt(Sigma)
+    t1 = -Dgamma * t0 / N
+    t2 = -Dbeta * t0 / N
+    DX = torch.addcmul(t2, Z, t1).addcmul_(DY, t0)
     return Dbeta, Dgamma, DX
 
 
@@ -323,8 +332,9 @@ def batch_norm_inference_forward(
             ),
             (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
         )
-    Z = (X - running_mean) / torch.sqrt(running_var)
-    Y = beta + gamma * Z
+    t0 = torch.rsqrt(running_var)
+    Z = t0 * (X - running_mean)
+    Y = torch.addcmul(beta, gamma, Z)
     return Z, Y
 
 
@@ -355,10 +365,10 @@ def batch_norm_inference_backward(
             (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (running_var.shape, gamma.shape, Z.shape, DY.shape),
         )
-    DZ = gamma * DY
     Dbeta = DY.sum(dim=0, keepdim=True)
     Dgamma = (Z * DY).sum(dim=0, keepdim=True)
-    DX = DZ / torch.sqrt(running_var)
+    t0 = gamma / torch.sqrt(running_var)
+    DX = DY * t0
     return Dbeta, Dgamma, DX
 
 
@@ -437,9 +447,11 @@ def simple_batch_norm_eps_forward(X: Tensor, epsilon: Scalar) -> tuple[Tensor, T
     if not (X.ndim == 2):
         wrong_shapes("simple_batch_norm_eps_forward", (("X", ("N", "K")),), (X.shape,))
     N = X.shape[0]
-    R = X - X.sum(dim=0, keepdim=True) / N
-    Sigma = (R**2).sum(dim=0, keepdim=True) / N
-    Y = R / torch.sqrt(Sigma + epsilon)
+    t0 = X.sum(dim=0, keepdim=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(dim=0, keepdim=True) / N
+    t2 = torch.rsqrt(Sigma + epsilon)
+    Y = t2 * (X + t1)
     return Sigma, Y
 
 
@@ -465,9 +477,12 @@ def simple_batch_norm_eps_backward(Sigma: Tensor, Y: Tensor, DY: Tensor, epsilon
             (Sigma.shape, Y.shape, DY.shape),
         )
     N = Y.shape[0]
-    DX = (N * DY - Y * (Y * DY).sum(dim=0, keepdim=True) - DY.sum(dim=0, keepdim=True)) / (
-        N * torch.sqrt(Sigma + epsilon)
-    )
+    t0 = (Y * DY).sum(dim=0, keepdim=True)
+    t1 = DY.sum(dim=0, keepdim=True)
+    t2 = torch.rsqrt(Sigma + epsilon)
+    t3 = -t0 * t2 / N
+    t4 = -t1 * t2 / N
+    DX = torch.addcmul(t4, Y, t3).addcmul_(DY, t2)
     return DX
 
 
@@ -493,7 +508,8 @@ def simple_batch_norm_eps_inference_forward(
             (("X", ("N", "K")), ("running_mean", (1, "K")), ("running_var", (1, "K"))),
             (X.shape, running_mean.shape, running_var.shape),
         )
-    Y = (X - running_mean) / torch.sqrt(running_var + epsilon)
+    t0 = torch.rsqrt(running_var + epsilon)
+    Y = t0 * (X - running_mean)
     return Y
 
 
@@ -515,7 +531,8 @@ def simple_batch_norm_eps_inference_backward(running_var: Tensor, DY: Tensor, ep
             (("running_var", (1, "K")), ("DY", ("N", "K"))),
             (running_var.shape, DY.shape),
         )
-    DX = DY / torch.sqrt(running_var + epsilon)
+    t0 = torch.rsqrt(running_var + epsilon)
+    DX = DY * t0
     return DX
 
 
@@ -583,10 +600,12 @@ def batch_norm_eps_forward(
             (X.shape, gamma.shape, beta.shape),
         )
     N = X.shape[0]
-    R = X - X.sum(dim=0, keepdim=True) / N
-    Sigma = (R**2).sum(dim=0, keepdim=True) / N
-    Z = R / torch.sqrt(Sigma + epsilon)
-    Y = beta + gamma * Z
+    t0 = X.sum(dim=0, keepdim=True)
+    t1 = -t0 / N
+    Sigma = ((X + t1) ** 2).sum(dim=0, keepdim=True) / N
+    t2 = torch.rsqrt(Sigma + epsilon)
+    Z = t2 * (X + t1)
+    Y = torch.addcmul(beta, gamma, Z)
     return Sigma, Z, Y
 
 
@@ -618,12 +637,12 @@ def batch_norm_eps_backward(
             (gamma.shape, Sigma.shape, Z.shape, DY.shape),
         )
     N = Z.shape[0]
-    DZ = gamma * DY
     Dbeta = DY.sum(dim=0, keepdim=True)
     Dgamma = (Z * DY).sum(dim=0, keepdim=True)
-    DX = (N * DZ - Z * (Z * DZ).sum(dim=0, keepdim=True) - DZ.sum(dim=0, keepdim=True)) / (
-        N * torch.sqrt(Sigma + epsilon)
-    )
+    t0 = gamma / torch.sqrt(Sigma + epsilon)
+    t1 = -Dgamma * t0 / N
+    t2 = -Dbeta * t0 / N
+    DX = torch.addcmul(t2, Z, t1).addcmul_(DY, t0)
     return Dbeta, Dgamma, DX
 
 
@@ -678,8 +697,9 @@ def batch_norm_eps_inference_forward(
             ),
             (X.shape, running_mean.shape, running_var.shape, gamma.shape, beta.shape),
         )
-    Z = (X - running_mean) / torch.sqrt(running_var + epsilon)
-    Y = beta + gamma * Z
+    t0 = torch.rsqrt(running_var + epsilon)
+    Z = t0 * (X - running_mean)
+    Y = torch.addcmul(beta, gamma, Z)
     return Z, Y
 
 
@@ -710,10 +730,10 @@ def batch_norm_eps_inference_backward(
             (("running_var", (1, "K")), ("gamma", (1, "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (running_var.shape, gamma.shape, Z.shape, DY.shape),
         )
-    DZ = gamma * DY
     Dbeta = DY.sum(dim=0, keepdim=True)
     Dgamma = (Z * DY).sum(dim=0, keepdim=True)
-    DX = DZ / torch.sqrt(running_var + epsilon)
+    t0 = gamma / torch.sqrt(running_var + epsilon)
+    DX = DY * t0
     return Dbeta, Dgamma, DX
 
 
@@ -1435,7 +1455,8 @@ def log_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, 
         )
     Z = torch.addmm(b, X, W.T)
     t0 = -Z.amax(dim=1, keepdim=True)
-    Y = t0 + Z - torch.log(torch.exp(t0 + Z).sum(dim=1, keepdim=True))
+    t1 = t0 - torch.log(torch.exp(t0 + Z).sum(dim=1, keepdim=True))
+    Y = Z + t1
     return Z, Y
 
 
@@ -1464,7 +1485,8 @@ def log_softmax_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> t
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
-    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    t1 = -DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DZ = torch.addcmul(DY, t0, t1)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -1492,7 +1514,8 @@ def log_softmax_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> t
             (X.shape, Z.shape, DY.shape),
         )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
-    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    t1 = -DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DZ = torch.addcmul(DY, t0, t1)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
@@ -1528,7 +1551,8 @@ def log_softmax_layer_backward_update_gradient_descent(
             (X.shape, W.shape, Z.shape, DY.shape, b.shape),
         )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
-    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    t1 = -DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DZ = torch.addcmul(DY, t0, t1)
     DX = DZ @ W
     W.addmm_(DZ.T, X, alpha=-eta)
     b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
@@ -1585,7 +1609,8 @@ def log_softmax_layer_backward_update_momentum(
             (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
-    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    t1 = -DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DZ = torch.addcmul(DY, t0, t1)
     DX = DZ @ W
     Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
     W.add_(Delta_W)
@@ -1624,7 +1649,8 @@ def log_softmax_layer_backward_without_DX_update_gradient_descent(
             (X.shape, Z.shape, DY.shape, W.shape, b.shape),
         )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
-    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    t1 = -DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DZ = torch.addcmul(DY, t0, t1)
     W.addmm_(DZ.T, X, alpha=-eta)
     b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
     return W, b
@@ -1679,7 +1705,8 @@ def log_softmax_layer_backward_without_DX_update_momentum(
             (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
-    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    t1 = -DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DZ = torch.addcmul(DY, t0, t1)
     Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
     W.add_(Delta_W)
     Delta_b.mul_(mu)
@@ -1798,7 +1825,8 @@ def sparse_log_softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[T
     check_csr("sparse_log_softmax_layer_forward", "W", W)
     Z = torch.sparse.mm(W, X.T).T + b
     t0 = -Z.amax(dim=1, keepdim=True)
-    Y = t0 + Z - torch.log(torch.exp(t0 + Z).sum(dim=1, keepdim=True))
+    t1 = t0 - torch.log(torch.exp(t0 + Z).sum(dim=1, keepdim=True))
+    Y = Z + t1
     return Z, Y
 
 
@@ -1830,7 +1858,8 @@ def sparse_log_softmax_layer_backward(
         )
     check_csr("sparse_log_softmax_layer_backward", "W", W)
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
-    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    t1 = -DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DZ = torch.addcmul(DY, t0, t1)
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -1864,7 +1893,8 @@ def sparse_log_softmax_layer_backward_without_DX(
         )
     check_csr("sparse_log_softmax_layer_backward_without_DX", "W", W)
     t0 = torch.exp(Z - Z.amax(dim=1, keepdim=True))
-    DZ = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    t1 = -DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DZ = torch.addcmul(DY, t0, t1)
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db

@@ -149,7 +149,8 @@ def softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Scalar:
     """
     if not (Y.ndim == T.ndim == 2 and T.shape == Y.shape):
         wrong_shapes("softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
-    L = (-T * (Y - torch.log(torch.exp(Y).sum(dim=1, keepdim=True)))).sum()
+    t0 = -torch.log(torch.exp(Y).sum(dim=1, keepdim=True))
+    L = (-T * (Y + t0)).sum()
     return L
 
 
@@ -168,7 +169,8 @@ def softmax_cross_entropy_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
             "softmax_cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
         )
     t0 = torch.exp(Y)
-    DY = t0 * T.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True) - T
+    t1 = T.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DY = t0 * t1 - T
     return DY
 
 
@@ -186,7 +188,8 @@ def softmax_cross_entropy_one_hot_loss(Y: Tensor, T: Tensor) -> Scalar:
         wrong_shapes(
             "softmax_cross_entropy_one_hot_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
         )
-    L = (-T * (Y - torch.log(torch.exp(Y).sum(dim=1, keepdim=True)))).sum()
+    t0 = -torch.log(torch.exp(Y).sum(dim=1, keepdim=True))
+    L = (-T * (Y + t0)).sum()
     return L
 
 
@@ -226,7 +229,8 @@ def stable_softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Scalar:
             "stable_softmax_cross_entropy_loss", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
         )
     t0 = Y.amax(dim=1, keepdim=True)
-    L = (-T * (Y - t0 - torch.log(torch.exp(Y - t0).sum(dim=1, keepdim=True)))).sum()
+    t1 = -t0 - torch.log(torch.exp(Y - t0).sum(dim=1, keepdim=True))
+    L = (-T * (Y + t1)).sum()
     return L
 
 
@@ -247,7 +251,8 @@ def stable_softmax_cross_entropy_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
             (Y.shape, T.shape),
         )
     t0 = torch.exp(Y - Y.amax(dim=1, keepdim=True))
-    DY = t0 * T.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True) - T
+    t1 = T.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DY = t0 * t1 - T
     return DY
 
 
@@ -321,5 +326,6 @@ def negative_log_likelihood_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
             (("Y", ("N", "K")), ("T", ("N", "K"))),
             (Y.shape, T.shape),
         )
-    DY = -T / (Y * T).sum(dim=1, keepdim=True)
+    t0 = -1 / (Y * T).sum(dim=1, keepdim=True)
+    DY = T * t0
     return DY

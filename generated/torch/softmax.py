@@ -101,7 +101,8 @@ def log_softmax(X: Tensor) -> Tensor:
     """
     if not (X.ndim == 2):
         wrong_shapes("log_softmax", (("X", ("N", "D")),), (X.shape,))
-    Y = X - torch.log(torch.exp(X).sum(dim=1, keepdim=True))
+    t0 = -torch.log(torch.exp(X).sum(dim=1, keepdim=True))
+    Y = X + t0
     return Y
 
 
@@ -118,7 +119,8 @@ def log_softmax_backward(X: Tensor, DY: Tensor) -> Tensor:
     if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
         wrong_shapes("log_softmax_backward", (("X", ("N", "D")), ("DY", ("N", "D"))), (X.shape, DY.shape))
     t0 = torch.exp(X)
-    DX = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    t1 = -DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DX = torch.addcmul(DY, t0, t1)
     return DX
 
 
@@ -135,7 +137,8 @@ def stable_log_softmax(X: Tensor) -> Tensor:
     if not (X.ndim == 2):
         wrong_shapes("stable_log_softmax", (("X", ("N", "D")),), (X.shape,))
     t0 = -X.amax(dim=1, keepdim=True)
-    Y = t0 + X - torch.log(torch.exp(t0 + X).sum(dim=1, keepdim=True))
+    t1 = t0 - torch.log(torch.exp(t0 + X).sum(dim=1, keepdim=True))
+    Y = X + t1
     return Y
 
 
@@ -154,5 +157,6 @@ def stable_log_softmax_backward(X: Tensor, DY: Tensor) -> Tensor:
             "stable_log_softmax_backward", (("X", ("N", "D")), ("DY", ("N", "D"))), (X.shape, DY.shape)
         )
     t0 = torch.exp(X - X.amax(dim=1, keepdim=True))
-    DX = DY - t0 * DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    t1 = -DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    DX = torch.addcmul(DY, t0, t1)
     return DX

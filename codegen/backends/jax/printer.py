@@ -12,6 +12,7 @@ from batchform.codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
 
 
 class JaxScalarPrinter(TypedScalarMixin, ScalarPrinter):
+    rsqrt = "jax.lax.rsqrt"
     module = "jnp"
     backend = "JAX"
     functions = table("jnp", erf="jax.scipy.special.erf({0})", erfc="jax.scipy.special.erfc({0})")

@@ -31,6 +31,7 @@ def _tensorflow_table() -> dict[str, Spelling]:
 
 
 class TensorFlowScalarPrinter(TypedScalarMixin, ScalarPrinter):
+    rsqrt = "tf.math.rsqrt"
     module = "tf"
     backend = "TensorFlow"
     functions = _tensorflow_table()

@@ -27,6 +27,7 @@ def _torch_table() -> dict[str, Spelling]:
 
 
 class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
+    rsqrt = "torch.rsqrt"
     module = "torch"
     backend = "PyTorch"
     functions = _torch_table()
@@ -149,7 +150,47 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
     # --- X·Wᵀ + 1·b in one BLAS call ----------------------------------------------------------------
     def _Elementwise(self, node):
         fused = self.addmm(node)
+        if fused is None:
+            fused = self.addcmul(node)
         return fused if fused is not None else super()._Elementwise(node)
+
+    def addcmul(self, node: ir.Elementwise):
+        """``C + A₁ ⊙ B₁ + A₂ ⊙ B₂ + …`` (the Σ cᵢ·Fᵢ form of codegen.memory_passes, a full-size map from rows
+        and full arrays) → ``torch.addcmul(C, A₁, B₁).addcmul_(A₂, B₂)``: one pass per product, the first
+        writing the result and the others updating it in place, no temporaries."""
+        expr = node.expr
+        if not isinstance(expr, sympy.Add) or node.shape[0] == ir.ONE or node.shape[1] == ir.ONE:
+            return None
+        products, constant = [], None
+        for term in expr.args:
+            factors = sympy.Mul.make_args(term)
+            arrays = [f for f in factors if ir.is_placeholder(f)]
+            number = sympy.Mul(*[f for f in factors if not ir.is_placeholder(f)])
+            if len(arrays) == 2 and number.is_number:
+                products.append((number, arrays))
+            elif term in ir.placeholders(len(node.args)) and constant is None:
+                constant = term
+            else:
+                return None
+        if not products or constant is None and len(products) < 2:
+            return None
+        args = [self.expr(a)[0] for a in node.args]
+
+        def call(number, arrays):
+            a, b = (args[int(p.name[1:])] for p in arrays)
+            return f"{a}, {b}" + ("" if number == 1 else f", value={self.scalar(number)}")
+
+        if constant is None:
+            (number, (a, b)), *products = products
+            constant_text = f"{args[int(a.name[1:])]} * {args[int(b.name[1:])]}"
+            if number != 1:
+                return None
+        else:
+            constant_text = args[int(constant.name[1:])]
+        text = f"torch.addcmul({constant_text}, {call(*products[0])})"
+        for product in products[1:]:
+            text += f".addcmul_({call(*product)})"
+        return text, ATOM
 
     def addmm(self, node: ir.Elementwise):
         """``A @ B + c`` with ``c`` a row (or any 2-D array) broadcast to the product → ``torch.addmm(c, A, B)``."""
