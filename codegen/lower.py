@@ -174,9 +174,14 @@ def _update(optimized: Optimized, arguments: list[Argument], shapes) -> Kernel:
     s = loaded.spec
     current: dict[str, str] = {}
     statements, aliases = [], {}
+    argument_names = {a.name for a in arguments}
     for name, node in optimized.forward:
         node = ir.substitute(node, {ir.Var(old, node_shape(node, old)): ir.Var(new, node_shape(node, old))
                                     for old, new in current.items()})
+        if name not in argument_names:  # a temporary the passes introduced: computed, never written back
+            statements.append((name, node))
+            shapes[name] = tuple(node.shape)
+            continue
         version = sum(1 for v in aliases.values() if v == name) + 1
         target = f"{name}__{version}"
         aliases[target] = name
@@ -184,7 +189,7 @@ def _update(optimized: Optimized, arguments: list[Argument], shapes) -> Kernel:
         statements.append((target, node))
     for i, (target, node) in enumerate(statements):
         for later_target, later in statements[i + 1:]:
-            if aliases[target] in _free_vars([later]):
+            if target in aliases and aliases[target] in _free_vars([later]):
                 raise SpecError(f"spec {s.name!r}: equation {aliases[later_target]} reads the old value of "
                                 f"{aliases[target]} after it was updated; an in-place update cannot do that")
     updated = [a.name for a in arguments if a.name in current]

@@ -148,6 +148,22 @@ def sum_of_repeat(n):
     return None
 
 
+def sum_of_transposed(n):
+    """``(Aᵀ)·1`` → ``(1ᵀA)ᵀ``, and a sum of a map of transposed arrays → the transposed sum of the map of the
+    arrays: reductions run over the arrays as they are stored, never through a strided transpose."""
+    if not (isinstance(n, Reduce) and n.axis in (0, 1)):
+        return None
+    if isinstance(n.a, Transpose):
+        return Transpose(Reduce(n.op, 1 - n.axis, n.a.a))
+    if not isinstance(n.a, Elementwise):
+        return None
+    full = [a for a in n.a.args if tuple(a.shape) == tuple(n.a.shape)]
+    if not full or not all(isinstance(a, Transpose) for a in full):
+        return None
+    inner = Elementwise(n.a.expr, tuple(rewrite(Transpose(a)) for a in n.a.args), (n.a.shape[1], n.a.shape[0]))
+    return Transpose(Reduce(n.op, 1 - n.axis, ir.elementwise(inner.expr, inner.args, inner.shape)))
+
+
 def reduce_of_reduce(n):
     """``(1ᵀX)·1`` and ``1ᵀ(X·1)`` → the sum of all entries."""
     if isinstance(n, Reduce) and n.op == "sum" and isinstance(n.a, Reduce) and n.a.op == "sum":
@@ -206,7 +222,7 @@ def elementwise_args(n):
 
 
 RULES = [identity_product, ones_product, repeat_through_product, distribute_product, transpose_rules,
-         diag_of_product, sum_of_repeat, reduce_of_reduce, sum_to_scalar, negate_into_sum, repeat_of_ones,
+         diag_of_product, sum_of_repeat, sum_of_transposed, reduce_of_reduce, sum_to_scalar, negate_into_sum, repeat_of_ones,
          elementwise_args]
 
 
@@ -281,8 +297,8 @@ def _trivial(n: ir.Node) -> bool:
     return isinstance(n, Elementwise) and not n.args
 
 
-def eliminate_common_subexpressions(statements, prefix: str = "t"):
-    """Hoist every non-trivial subtree used twice or more into a temporary ``t0, t1, ...``.
+def eliminate_common_subexpressions(statements, prefix: str = "t", allowed=lambda node: True):
+    """Hoist every non-trivial subtree used twice or more (and ``allowed``) into a temporary ``t0, t1, ...``.
 
     ``statements`` is a list of (name, node); returns a new list with temporaries placed before first use.
     """
@@ -293,7 +309,7 @@ def eliminate_common_subexpressions(statements, prefix: str = "t"):
         order: dict[ir.Node, int] = {}
         for _, node in statements:
             for sub in ir.walk(node):
-                if not _trivial(sub):
+                if not _trivial(sub) and allowed(sub):
                     counts[sub] = counts.get(sub, 0) + 1
                     order.setdefault(sub, len(order))
         repeated = [n for n, c in counts.items() if c >= 2]
@@ -473,8 +489,12 @@ def optimize(loaded: LoadedSpec) -> Optimized:
     read."""
     s = loaded.spec
     if s.kind == "update":
-        return Optimized(loaded, tuple((name, stable_forms(fuse(rewrite(node)))) for name, node in loaded.forward),
-                         (), ())
+        # Fused one by one (each rebinds a name the next may read). A value two equations share is computed
+        # once, ahead of both, where it reads no name the update rebinds (a name means its newest value).
+        updated = [(name, after_fusion(stable_forms(fuse(rewrite(node))))) for name, node in loaded.forward]
+        rebound = {name for name, _ in updated}
+        steady = lambda node: not any(isinstance(v, Var) and v.name in rebound for v in ir.walk(node))  # noqa: E731
+        return Optimized(loaded, tuple(eliminate_common_subexpressions(updated, allowed=steady)), (), ())
     leaves = [item.name for item in (*s.inputs, *s.parameters)]
     gradients = tuple(name for name, _ in loaded.backward if name.startswith("D") and name[1:] in leaves)
     needed = live_equations(loaded.backward, gradients)
@@ -489,11 +509,21 @@ def _optimize(statements, returned: set[str]) -> tuple[tuple[str, ir.Node], ...]
     statements = eliminate_common_subexpressions([(name, rewrite(node)) for name, node in statements])
     statements = [(name, stable_forms(fuse(node))) for name, node in statements]
     statements = memory_passes.inline_cheap_maps(statements, returned, fuse)
-    statements = [(name, fuse(ir.transform(node, lambda n: memory_passes.factor_rows(n) or n)))
-                  for name, node in statements]
+    statements = [(name, after_fusion(node)) for name, node in statements]
     statements = eliminate_common_subexpressions(memory_passes.reuse_named(statements))
     statements = share_across_maps(memory_passes.hoist_invariants(statements))
     return tuple(_live(statements, returned))
+
+
+def after_fusion(node: ir.Node) -> ir.Node:
+    """The rules that see more once maps are fused: broadcast factors out of sums, sums of transposed maps
+    as transposed sums (then ᵀᵀ cancels), and the maps that produces fused again."""
+
+    def step(n):
+        n = memory_passes.factor_rows(n) or sum_of_transposed(n) or n
+        return n.a.a if isinstance(n, Transpose) and isinstance(n.a, Transpose) else n
+
+    return fuse(ir.transform(node, step))
 
 
 def _live(statements, returned: set[str], prefix: str = "t"):

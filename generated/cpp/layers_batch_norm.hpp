@@ -138,19 +138,15 @@ void simple_batch_norm_statistics_update(MatrixRef<S> running_mean, MatrixRef<S>
     check_shape("simple_batch_norm_statistics_update", "X", X, any, K);
     const Index N = X.rows();
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    running_mean.array() *= S(1) - momentum;
-    running_mean.array() += momentum / S(N) * t0.array();
-    const Matrix<S> t1 = X.transpose().rowwise().sum();
-    const Matrix<S> t2 = X.transpose();
-    Matrix<S> t3 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    const Matrix<S> t4 = t3.transpose();
-    Matrix<S> t6(K, 1);
-    for_each_row(K, N, [&](Index i) {
-        const S t5 = S(1) / S(N);
-        t6(i, 0) = ((t2.row(i).array() - t4(i, 0) * t5) * (t2.row(i).array() - t1(i, 0) * t5)).sum();
+    for_each_row(running_mean.rows(), running_mean.cols(), [&](Index i) {
+        running_mean.row(i).array() *= S(1) - momentum;
+        running_mean.row(i).array() += momentum / S(N) * t0.row(i).array();
     });
+    const RowArray<S> t1 = -t0.array() / S(N);
+    Matrix<S> t2 = fold_rows<S, false>(
+        N, K, [&](Index i, auto& acc) { acc.array() += (X.row(i).array() + t1).square(); });
     running_var.array() *= S(1) - momentum;
-    running_var.array() += momentum / (S(N) - S(1)) * t6.transpose().array();
+    running_var.array() += momentum / (S(N) - S(1)) * t2.array();
     (void)K;
 }
 
@@ -373,19 +369,15 @@ void batch_norm_statistics_update(MatrixRef<S> running_mean, MatrixRef<S> runnin
     check_shape("batch_norm_statistics_update", "X", X, any, K);
     const Index N = X.rows();
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    running_mean.array() *= S(1) - momentum;
-    running_mean.array() += momentum / S(N) * t0.array();
-    const Matrix<S> t1 = X.transpose().rowwise().sum();
-    const Matrix<S> t2 = X.transpose();
-    Matrix<S> t3 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    const Matrix<S> t4 = t3.transpose();
-    Matrix<S> t6(K, 1);
-    for_each_row(K, N, [&](Index i) {
-        const S t5 = S(1) / S(N);
-        t6(i, 0) = ((t2.row(i).array() - t4(i, 0) * t5) * (t2.row(i).array() - t1(i, 0) * t5)).sum();
+    for_each_row(running_mean.rows(), running_mean.cols(), [&](Index i) {
+        running_mean.row(i).array() *= S(1) - momentum;
+        running_mean.row(i).array() += momentum / S(N) * t0.row(i).array();
     });
+    const RowArray<S> t1 = -t0.array() / S(N);
+    Matrix<S> t2 = fold_rows<S, false>(
+        N, K, [&](Index i, auto& acc) { acc.array() += (X.row(i).array() + t1).square(); });
     running_var.array() *= S(1) - momentum;
-    running_var.array() += momentum / (S(N) - S(1)) * t6.transpose().array();
+    running_var.array() += momentum / (S(N) - S(1)) * t2.array();
     (void)K;
 }
 
@@ -513,19 +505,15 @@ void simple_batch_norm_eps_statistics_update(MatrixRef<S> running_mean, MatrixRe
     check_shape("simple_batch_norm_eps_statistics_update", "X", X, any, K);
     const Index N = X.rows();
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    running_mean.array() *= S(1) - momentum;
-    running_mean.array() += momentum / S(N) * t0.array();
-    const Matrix<S> t1 = X.transpose().rowwise().sum();
-    const Matrix<S> t2 = X.transpose();
-    Matrix<S> t3 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    const Matrix<S> t4 = t3.transpose();
-    Matrix<S> t6(K, 1);
-    for_each_row(K, N, [&](Index i) {
-        const S t5 = S(1) / S(N);
-        t6(i, 0) = ((t2.row(i).array() - t4(i, 0) * t5) * (t2.row(i).array() - t1(i, 0) * t5)).sum();
+    for_each_row(running_mean.rows(), running_mean.cols(), [&](Index i) {
+        running_mean.row(i).array() *= S(1) - momentum;
+        running_mean.row(i).array() += momentum / S(N) * t0.row(i).array();
     });
+    const RowArray<S> t1 = -t0.array() / S(N);
+    Matrix<S> t2 = fold_rows<S, false>(
+        N, K, [&](Index i, auto& acc) { acc.array() += (X.row(i).array() + t1).square(); });
     running_var.array() *= S(1) - momentum;
-    running_var.array() += momentum / (S(N) - S(1)) * t6.transpose().array();
+    running_var.array() += momentum / (S(N) - S(1)) * t2.array();
     (void)K;
 }
 
@@ -748,19 +736,15 @@ void batch_norm_eps_statistics_update(MatrixRef<S> running_mean, MatrixRef<S> ru
     check_shape("batch_norm_eps_statistics_update", "X", X, any, K);
     const Index N = X.rows();
     Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    running_mean.array() *= S(1) - momentum;
-    running_mean.array() += momentum / S(N) * t0.array();
-    const Matrix<S> t1 = X.transpose().rowwise().sum();
-    const Matrix<S> t2 = X.transpose();
-    Matrix<S> t3 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += X.row(i).array(); });
-    const Matrix<S> t4 = t3.transpose();
-    Matrix<S> t6(K, 1);
-    for_each_row(K, N, [&](Index i) {
-        const S t5 = S(1) / S(N);
-        t6(i, 0) = ((t2.row(i).array() - t4(i, 0) * t5) * (t2.row(i).array() - t1(i, 0) * t5)).sum();
+    for_each_row(running_mean.rows(), running_mean.cols(), [&](Index i) {
+        running_mean.row(i).array() *= S(1) - momentum;
+        running_mean.row(i).array() += momentum / S(N) * t0.row(i).array();
     });
+    const RowArray<S> t1 = -t0.array() / S(N);
+    Matrix<S> t2 = fold_rows<S, false>(
+        N, K, [&](Index i, auto& acc) { acc.array() += (X.row(i).array() + t1).square(); });
     running_var.array() *= S(1) - momentum;
-    running_var.array() += momentum / (S(N) - S(1)) * t6.transpose().array();
+    running_var.array() += momentum / (S(N) - S(1)) * t2.array();
     (void)K;
 }
 

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "1e2cc02690674bd1f09ebbaaf10edf3cdff8080cfbdcf1a80d1ad810590f9140",
+    "de9fe182904678086be539f75bb206d973d88c3d1ab40764f5c2fe9963df9d35",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

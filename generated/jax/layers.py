@@ -202,11 +202,11 @@ def simple_batch_norm_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
-    running_mean = running_mean * (1 - momentum) + X.sum(axis=0, keepdims=True) * momentum / N
-    t0 = 1 / N
-    running_var = (
-        (X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0)
-    ).sum(axis=1, keepdims=True).T * momentum / (N - 1) + running_var * (1 - momentum)
+    t0 = X.sum(axis=0, keepdims=True)
+    running_mean = running_mean * (1 - momentum) + t0 * momentum / N
+    running_var = ((X - t0 / N) ** 2).sum(axis=0, keepdims=True) * momentum / (N - 1) + running_var * (
+        1 - momentum
+    )
     return running_mean, running_var
 
 
@@ -416,11 +416,11 @@ def batch_norm_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
-    running_mean = running_mean * (1 - momentum) + X.sum(axis=0, keepdims=True) * momentum / N
-    t0 = 1 / N
-    running_var = (
-        (X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0)
-    ).sum(axis=1, keepdims=True).T * momentum / (N - 1) + running_var * (1 - momentum)
+    t0 = X.sum(axis=0, keepdims=True)
+    running_mean = running_mean * (1 - momentum) + t0 * momentum / N
+    running_var = ((X - t0 / N) ** 2).sum(axis=0, keepdims=True) * momentum / (N - 1) + running_var * (
+        1 - momentum
+    )
     return running_mean, running_var
 
 
@@ -553,11 +553,11 @@ def simple_batch_norm_eps_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
-    running_mean = running_mean * (1 - momentum) + X.sum(axis=0, keepdims=True) * momentum / N
-    t0 = 1 / N
-    running_var = (
-        (X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0)
-    ).sum(axis=1, keepdims=True).T * momentum / (N - 1) + running_var * (1 - momentum)
+    t0 = X.sum(axis=0, keepdims=True)
+    running_mean = running_mean * (1 - momentum) + t0 * momentum / N
+    running_var = ((X - t0 / N) ** 2).sum(axis=0, keepdims=True) * momentum / (N - 1) + running_var * (
+        1 - momentum
+    )
     return running_mean, running_var
 
 
@@ -771,11 +771,11 @@ def batch_norm_eps_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
-    running_mean = running_mean * (1 - momentum) + X.sum(axis=0, keepdims=True) * momentum / N
-    t0 = 1 / N
-    running_var = (
-        (X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0)
-    ).sum(axis=1, keepdims=True).T * momentum / (N - 1) + running_var * (1 - momentum)
+    t0 = X.sum(axis=0, keepdims=True)
+    running_mean = running_mean * (1 - momentum) + t0 * momentum / N
+    running_var = ((X - t0 / N) ** 2).sum(axis=0, keepdims=True) * momentum / (N - 1) + running_var * (
+        1 - momentum
+    )
     return running_mean, running_var
 
 

@@ -6,7 +6,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "471e039eb0350b23ff7daffa41a5b3ca0475e8e36f610da5d57080804c9b012f",
+    "45c819e95f9a721ac5f055a4b31854dff11139af13e5f1c53b40ac0b60531f8e",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -200,17 +200,11 @@ def simple_batch_norm_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
+    t0 = X.sum(axis=0, keepdims=True)
     running_mean *= 1 - momentum
-    running_mean += momentum / N * X.sum(axis=0, keepdims=True)
-    t0 = 1 / N
+    running_mean += momentum / N * t0
     running_var *= 1 - momentum
-    running_var += (
-        momentum
-        / (N - 1)
-        * ((X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0))
-        .sum(axis=1, keepdims=True)
-        .T
-    )
+    running_var += momentum / (N - 1) * ((X - t0 / N) ** 2).sum(axis=0, keepdims=True)
     return running_mean, running_var
 
 
@@ -420,17 +414,11 @@ def batch_norm_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
+    t0 = X.sum(axis=0, keepdims=True)
     running_mean *= 1 - momentum
-    running_mean += momentum / N * X.sum(axis=0, keepdims=True)
-    t0 = 1 / N
+    running_mean += momentum / N * t0
     running_var *= 1 - momentum
-    running_var += (
-        momentum
-        / (N - 1)
-        * ((X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0))
-        .sum(axis=1, keepdims=True)
-        .T
-    )
+    running_var += momentum / (N - 1) * ((X - t0 / N) ** 2).sum(axis=0, keepdims=True)
     return running_mean, running_var
 
 
@@ -563,17 +551,11 @@ def simple_batch_norm_eps_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
+    t0 = X.sum(axis=0, keepdims=True)
     running_mean *= 1 - momentum
-    running_mean += momentum / N * X.sum(axis=0, keepdims=True)
-    t0 = 1 / N
+    running_mean += momentum / N * t0
     running_var *= 1 - momentum
-    running_var += (
-        momentum
-        / (N - 1)
-        * ((X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0))
-        .sum(axis=1, keepdims=True)
-        .T
-    )
+    running_var += momentum / (N - 1) * ((X - t0 / N) ** 2).sum(axis=0, keepdims=True)
     return running_mean, running_var
 
 
@@ -785,17 +767,11 @@ def batch_norm_eps_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
+    t0 = X.sum(axis=0, keepdims=True)
     running_mean *= 1 - momentum
-    running_mean += momentum / N * X.sum(axis=0, keepdims=True)
-    t0 = 1 / N
+    running_mean += momentum / N * t0
     running_var *= 1 - momentum
-    running_var += (
-        momentum
-        / (N - 1)
-        * ((X.T - X.sum(axis=0, keepdims=True).T * t0) * (X.T - X.T.sum(axis=1, keepdims=True) * t0))
-        .sum(axis=1, keepdims=True)
-        .T
-    )
+    running_var += momentum / (N - 1) * ((X - t0 / N) ** 2).sum(axis=0, keepdims=True)
     return running_mean, running_var
 
 

@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "2e805e3e210d2e2b5dfe908ed38c4b26e997a9b5feb3109947167e419c218583",
+    "924fdcb10f446efb51bcda837c14a10fe75401e5776f305e3c8a1b317475e46a",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

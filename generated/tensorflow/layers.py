@@ -179,16 +179,11 @@ def simple_batch_norm_statistics_update(
         (running_mean.shape, running_var.shape, X.shape),
     )
     N = tf.cast(tf.shape(X)[0], X.dtype)
-    running_mean = running_mean * (1 - momentum) + tf.reduce_sum(X, axis=0, keepdims=True) * momentum / N
-    t0 = 1 / N
-    running_var = tf.transpose(
-        tf.reduce_sum(
-            (tf.transpose(X) - tf.transpose(tf.reduce_sum(X, axis=0, keepdims=True)) * t0)
-            * (tf.transpose(X) - tf.reduce_sum(tf.transpose(X), axis=1, keepdims=True) * t0),
-            axis=1,
-            keepdims=True,
-        )
-    ) * momentum / (N - 1) + running_var * (1 - momentum)
+    t0 = tf.reduce_sum(X, axis=0, keepdims=True)
+    running_mean = running_mean * (1 - momentum) + t0 * momentum / N
+    running_var = tf.reduce_sum((X - t0 / N) ** 2, axis=0, keepdims=True) * momentum / (
+        N - 1
+    ) + running_var * (1 - momentum)
     return running_mean, running_var
 
 
@@ -364,16 +359,11 @@ def batch_norm_statistics_update(
         (running_mean.shape, running_var.shape, X.shape),
     )
     N = tf.cast(tf.shape(X)[0], X.dtype)
-    running_mean = running_mean * (1 - momentum) + tf.reduce_sum(X, axis=0, keepdims=True) * momentum / N
-    t0 = 1 / N
-    running_var = tf.transpose(
-        tf.reduce_sum(
-            (tf.transpose(X) - tf.transpose(tf.reduce_sum(X, axis=0, keepdims=True)) * t0)
-            * (tf.transpose(X) - tf.reduce_sum(tf.transpose(X), axis=1, keepdims=True) * t0),
-            axis=1,
-            keepdims=True,
-        )
-    ) * momentum / (N - 1) + running_var * (1 - momentum)
+    t0 = tf.reduce_sum(X, axis=0, keepdims=True)
+    running_mean = running_mean * (1 - momentum) + t0 * momentum / N
+    running_var = tf.reduce_sum((X - t0 / N) ** 2, axis=0, keepdims=True) * momentum / (
+        N - 1
+    ) + running_var * (1 - momentum)
     return running_mean, running_var
 
 
@@ -485,16 +475,11 @@ def simple_batch_norm_eps_statistics_update(
         (running_mean.shape, running_var.shape, X.shape),
     )
     N = tf.cast(tf.shape(X)[0], X.dtype)
-    running_mean = running_mean * (1 - momentum) + tf.reduce_sum(X, axis=0, keepdims=True) * momentum / N
-    t0 = 1 / N
-    running_var = tf.transpose(
-        tf.reduce_sum(
-            (tf.transpose(X) - tf.transpose(tf.reduce_sum(X, axis=0, keepdims=True)) * t0)
-            * (tf.transpose(X) - tf.reduce_sum(tf.transpose(X), axis=1, keepdims=True) * t0),
-            axis=1,
-            keepdims=True,
-        )
-    ) * momentum / (N - 1) + running_var * (1 - momentum)
+    t0 = tf.reduce_sum(X, axis=0, keepdims=True)
+    running_mean = running_mean * (1 - momentum) + t0 * momentum / N
+    running_var = tf.reduce_sum((X - t0 / N) ** 2, axis=0, keepdims=True) * momentum / (
+        N - 1
+    ) + running_var * (1 - momentum)
     return running_mean, running_var
 
 
@@ -674,16 +659,11 @@ def batch_norm_eps_statistics_update(
         (running_mean.shape, running_var.shape, X.shape),
     )
     N = tf.cast(tf.shape(X)[0], X.dtype)
-    running_mean = running_mean * (1 - momentum) + tf.reduce_sum(X, axis=0, keepdims=True) * momentum / N
-    t0 = 1 / N
-    running_var = tf.transpose(
-        tf.reduce_sum(
-            (tf.transpose(X) - tf.transpose(tf.reduce_sum(X, axis=0, keepdims=True)) * t0)
-            * (tf.transpose(X) - tf.reduce_sum(tf.transpose(X), axis=1, keepdims=True) * t0),
-            axis=1,
-            keepdims=True,
-        )
-    ) * momentum / (N - 1) + running_var * (1 - momentum)
+    t0 = tf.reduce_sum(X, axis=0, keepdims=True)
+    running_mean = running_mean * (1 - momentum) + t0 * momentum / N
+    running_var = tf.reduce_sum((X - t0 / N) ** 2, axis=0, keepdims=True) * momentum / (
+        N - 1
+    ) + running_var * (1 - momentum)
     return running_mean, running_var
 
 

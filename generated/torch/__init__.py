@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "b20038262bb78cf3e447546a6b694a7233b716f4d3eaf8f99e1a1f158725865f",
+    "db63f3f35ca2e13fed94daab18be30882425df9fc55d616e1e0b053debf8ff6b",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -200,16 +200,11 @@ def simple_batch_norm_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
+    t0 = X.sum(dim=0, keepdim=True)
     running_mean.mul_(1 - momentum)
-    running_mean.add_(X.sum(dim=0, keepdim=True), alpha=momentum / N)
-    t0 = 1 / N
+    running_mean.add_(t0, alpha=momentum / N)
     running_var.mul_(1 - momentum)
-    running_var.add_(
-        ((X.T - X.sum(dim=0, keepdim=True).T * t0) * (X.T - X.T.sum(dim=1, keepdim=True) * t0))
-        .sum(dim=1, keepdim=True)
-        .T,
-        alpha=momentum / (N - 1),
-    )
+    running_var.add_(((X - t0 / N) ** 2).sum(dim=0, keepdim=True), alpha=momentum / (N - 1))
     return running_mean, running_var
 
 
@@ -419,16 +414,11 @@ def batch_norm_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
+    t0 = X.sum(dim=0, keepdim=True)
     running_mean.mul_(1 - momentum)
-    running_mean.add_(X.sum(dim=0, keepdim=True), alpha=momentum / N)
-    t0 = 1 / N
+    running_mean.add_(t0, alpha=momentum / N)
     running_var.mul_(1 - momentum)
-    running_var.add_(
-        ((X.T - X.sum(dim=0, keepdim=True).T * t0) * (X.T - X.T.sum(dim=1, keepdim=True) * t0))
-        .sum(dim=1, keepdim=True)
-        .T,
-        alpha=momentum / (N - 1),
-    )
+    running_var.add_(((X - t0 / N) ** 2).sum(dim=0, keepdim=True), alpha=momentum / (N - 1))
     return running_mean, running_var
 
 
@@ -561,16 +551,11 @@ def simple_batch_norm_eps_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
+    t0 = X.sum(dim=0, keepdim=True)
     running_mean.mul_(1 - momentum)
-    running_mean.add_(X.sum(dim=0, keepdim=True), alpha=momentum / N)
-    t0 = 1 / N
+    running_mean.add_(t0, alpha=momentum / N)
     running_var.mul_(1 - momentum)
-    running_var.add_(
-        ((X.T - X.sum(dim=0, keepdim=True).T * t0) * (X.T - X.T.sum(dim=1, keepdim=True) * t0))
-        .sum(dim=1, keepdim=True)
-        .T,
-        alpha=momentum / (N - 1),
-    )
+    running_var.add_(((X - t0 / N) ** 2).sum(dim=0, keepdim=True), alpha=momentum / (N - 1))
     return running_mean, running_var
 
 
@@ -784,16 +769,11 @@ def batch_norm_eps_statistics_update(
             (running_mean.shape, running_var.shape, X.shape),
         )
     N = X.shape[0]
+    t0 = X.sum(dim=0, keepdim=True)
     running_mean.mul_(1 - momentum)
-    running_mean.add_(X.sum(dim=0, keepdim=True), alpha=momentum / N)
-    t0 = 1 / N
+    running_mean.add_(t0, alpha=momentum / N)
     running_var.mul_(1 - momentum)
-    running_var.add_(
-        ((X.T - X.sum(dim=0, keepdim=True).T * t0) * (X.T - X.T.sum(dim=1, keepdim=True) * t0))
-        .sum(dim=1, keepdim=True)
-        .T,
-        alpha=momentum / (N - 1),
-    )
+    running_var.add_(((X - t0 / N) ** 2).sum(dim=0, keepdim=True), alpha=momentum / (N - 1))
     return running_mean, running_var
 
 
