@@ -117,3 +117,27 @@ def test_batch_norm_keeps_its_accuracy_far_from_zero_mean(backend):
     _, Z32, _ = bf.batch_norm_eps_forward(X32, g32, b32, 1e-5)
     error = np.abs(np.asarray(Z32, dtype=np.float64) - Z64).max()
     assert error < 1e-5 < expanded
+
+
+@pytest.mark.parametrize("setting, calls", [(None, 2), ("1", 2), ("0", 0)])
+def test_the_allocator_setting_can_be_turned_off(monkeypatch, setting, calls):
+    """The generated packages keep freed memory for reuse (no page faults on every call's results) unless
+    BATCHFORM_KEEP_FREED_MEMORY=0."""
+    import ctypes
+
+    from batchform.generated.numpy import _runtime
+
+    made = []
+
+    class Libc:
+        def mallopt(self, option, value):
+            made.append((option, value))
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Libc())
+    if setting is None:
+        monkeypatch.delenv(_runtime.KEEP_FREED_MEMORY, raising=False)
+    else:
+        monkeypatch.setenv(_runtime.KEEP_FREED_MEMORY, setting)
+    _runtime.keep_freed_memory()
+    assert len(made) == calls
+    assert all(value >= 32 << 20 for _, value in made)

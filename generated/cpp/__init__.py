@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "112a0ce85604be260d56e0673370d52e1430bf839f19f6cfbd5b62798209f65b",
+    "f1b6d7f2af35d5b522b1a9a78a2fdae257771f8fd217192e433b25fdb742e647",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
-_COMPILED_GENERATION = "112a0ce85604be260d56e0673370d52e1430bf839f19f6cfbd5b62798209f65b"
+_COMPILED_GENERATION = "f1b6d7f2af35d5b522b1a9a78a2fdae257771f8fd217192e433b25fdb742e647"
 
 from ._checks import retry
 

@@ -9,9 +9,39 @@ checks call these; nothing here is an equation of a spec.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import sys
 
 import numpy as np
+
+#: Set to 0 to leave the C library's allocator settings alone (see :func:`keep_freed_memory`).
+KEEP_FREED_MEMORY = "BATCHFORM_KEEP_FREED_MEMORY"
+
+
+def keep_freed_memory() -> None:
+    """Have glibc serve allocations up to 32 MB from the heap and keep up to 256 MB of freed heap for reuse.
+
+    By default it gives every allocation from 128 KB up fresh mmap pages and returns freed heap tops to the
+    system, so each call's N × K results page-fault on first touch. Measured on batch norm N=256, K=4096 in
+    float32 with the generated torch kernels: 7.0 ms a forward call against 0.74 ms with the memory kept.
+    Applied once, when a generated package is imported (the C++ module does the same); it holds for the
+    whole process. ``BATCHFORM_KEEP_FREED_MEMORY=0`` in the environment turns it off; on a C library
+    without ``mallopt`` it does nothing.
+    """
+    if os.environ.get(KEEP_FREED_MEMORY, "1") == "0" or not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    mallopt(M_MMAP_THRESHOLD, 32 << 20)
+    mallopt(M_TRIM_THRESHOLD, 256 << 20)
+
+
+keep_freed_memory()
 
 
 def expected_shapes(function: str, expected: tuple, shapes: tuple, trusted: int = 0) -> None:

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "de9fe182904678086be539f75bb206d973d88c3d1ab40764f5c2fe9963df9d35",
+    "83ee5d3eb5261c17d04913fc569c63f5b0ff0089195360336113f3440add3f92",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

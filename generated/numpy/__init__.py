@@ -6,7 +6,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "45c819e95f9a721ac5f055a4b31854dff11139af13e5f1c53b40ac0b60531f8e",
+    "d26bcb3ed5cea81bb103c111a6dcb1c14b54fb73c6bec8a299bb937e349f033b",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

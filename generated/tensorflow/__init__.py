@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "924fdcb10f446efb51bcda837c14a10fe75401e5776f305e3c8a1b317475e46a",
+    "fb218d52f0dbed673963162f472ad524ad963229e0427182aaa9f3c5a76357bb",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "db63f3f35ca2e13fed94daab18be30882425df9fc55d616e1e0b053debf8ff6b",
+    "3ec995c4f262d237763066d98f2c4a98ec1859e8e0c95c69665500045274689f",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -264,8 +265,11 @@ inline void set_num_threads(int n) {
 // and PyTorch allocations in it too).
 
 /// Allocations up to 32 MB from the heap, and up to 256 MB of freed heap kept for reuse.
+/// BATCHFORM_KEEP_FREED_MEMORY=0 in the environment leaves the allocator alone (as the Python runtime does).
 inline void keep_freed_memory() {
 #if defined(__GLIBC__)
+    const char* setting = std::getenv("BATCHFORM_KEEP_FREED_MEMORY");
+    if (setting != nullptr && std::string(setting) == "0") return;
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 #endif
