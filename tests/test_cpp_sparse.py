@@ -501,12 +501,14 @@ def test_build_error_reports_compiler_output(tmp_path, monkeypatch):
 @pytest.mark.parametrize("use_blas", [False, True], ids=["eigen", "blas"])
 def test_gemm_matches_numpy(cpp, dtype, use_blas):
     rng = np.random.default_rng(5)
-    previous = cpp.set_blas_enabled(use_blas)
+    previous, threads = cpp.set_blas_enabled(use_blas), cpp.num_threads()
+    cpp.set_num_threads(2)  # so that the large products below are split over two threads
     try:
         # the linked scipy-openblas32 (make setup installs it), else scipy's registered at run time
         assert cpp.blas_backend() == (("scipy-openblas32" if cpp.build_info()["openblas"] else "scipy-openblas")
                                       if use_blas else "eigen")
-        for m_, k_, n_ in [(7, 5, 3), (1, 9, 4), (6, 1, 2), (33, 64, 17)]:
+        # the last two are large enough to be split over the OpenMP threads: by rows, then by columns
+        for m_, k_, n_ in [(7, 5, 3), (1, 9, 4), (6, 1, 2), (33, 64, 17), (203, 64, 90), (90, 64, 203)]:
             for ta in (False, True):
                 for tb in (False, True):
                     A = rng.standard_normal((k_, m_) if ta else (m_, k_)).astype(dtype)
@@ -532,6 +534,7 @@ def test_gemm_matches_numpy(cpp, dtype, use_blas):
         np.testing.assert_allclose(cpp.gemm(X, W, trans_b=True), X.astype(np.float64) @ W.T, rtol=1e-3, atol=1e-3)
     finally:
         cpp.set_blas_enabled(previous)
+        cpp.set_num_threads(threads)
 
 
 def test_gemm_errors(cpp):

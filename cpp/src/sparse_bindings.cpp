@@ -578,6 +578,7 @@ nb::object py_gemm(const Eigen::Ref<const Matrix<S>>& A, const Eigen::Ref<const 
 
 void register_sparse(nb::module_& m) {
     keep_freed_memory();  // see runtime.hpp: no page faults on every call's large results
+    blas::use_one_thread_pool();  // see runtime.hpp: OpenMP splits the products, not OpenBLAS's own threads
     if (const char* env = std::getenv("BATCHFORM_BLAS"); env && std::string(env) == "scipy")
         blas::set_enabled(register_scipy_blas());
     else if (env && std::string(env) == "eigen")

@@ -156,8 +156,9 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
 
     def addcmul(self, node: ir.Elementwise):
         """``C + A₁ ⊙ B₁ + A₂ ⊙ B₂ + …`` (the Σ cᵢ·Fᵢ form of codegen.memory_passes, a full-size map from rows
-        and full arrays) → ``torch.addcmul(C, A₁, B₁).addcmul_(A₂, B₂)``: one pass per product, the first
-        writing the result and the others updating it in place, no temporaries."""
+        and full arrays) → ``torch.addcmul(torch.addcmul(C, A₁, B₁), A₂, B₂)``: one pass per product, none
+        for the sums. Not ``.addcmul_`` on the first result: under ``torch.func.vmap`` an in-place op on an
+        unbatched temporary with a batched operand is an error, and writing a fresh result costs no extra pass."""
         expr = node.expr
         if not isinstance(expr, sympy.Add) or node.shape[0] == ir.ONE or node.shape[1] == ir.ONE:
             return None
@@ -187,9 +188,9 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
                 return None
         else:
             constant_text = args[int(constant.name[1:])]
-        text = f"torch.addcmul({constant_text}, {call(*products[0])})"
-        for product in products[1:]:
-            text += f".addcmul_({call(*product)})"
+        text = constant_text
+        for product in products:
+            text = f"torch.addcmul({text}, {call(*product)})"
         return text, ATOM
 
     def addmm(self, node: ir.Elementwise):
