@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "3ec995c4f262d237763066d98f2c4a98ec1859e8e0c95c69665500045274689f",
+    "6b49cb0364e396e95cb86baf12743a119d7a64da4a9af344720a41c6801a00bc",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

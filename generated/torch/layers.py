@@ -123,7 +123,7 @@ def simple_batch_norm_backward(Sigma: Tensor, Y: Tensor, DY: Tensor) -> Tensor:
     t2 = torch.rsqrt(Sigma)
     t3 = -t0 * t2 / N
     t4 = -t1 * t2 / N
-    DX = torch.addcmul(t4, Y, t3).addcmul_(DY, t2)
+    DX = torch.addcmul(torch.addcmul(t4, Y, t3), DY, t2)
     return DX
 
 
@@ -272,7 +272,7 @@ def batch_norm_backward(gamma: Tensor, Sigma: Tensor, Z: Tensor, DY: Tensor) -> 
     t0 = gamma / torch.sqrt(Sigma)
     t1 = -Dgamma * t0 / N
     t2 = -Dbeta * t0 / N
-    DX = torch.addcmul(t2, Z, t1).addcmul_(DY, t0)
+    DX = torch.addcmul(torch.addcmul(t2, Z, t1), DY, t0)
     return Dbeta, Dgamma, DX
 
 
@@ -472,7 +472,7 @@ def simple_batch_norm_eps_backward(Sigma: Tensor, Y: Tensor, DY: Tensor, epsilon
     t2 = torch.rsqrt(Sigma + epsilon)
     t3 = -t0 * t2 / N
     t4 = -t1 * t2 / N
-    DX = torch.addcmul(t4, Y, t3).addcmul_(DY, t2)
+    DX = torch.addcmul(torch.addcmul(t4, Y, t3), DY, t2)
     return DX
 
 
@@ -627,7 +627,7 @@ def batch_norm_eps_backward(
     t0 = gamma / torch.sqrt(Sigma + epsilon)
     t1 = -Dgamma * t0 / N
     t2 = -Dbeta * t0 / N
-    DX = torch.addcmul(t2, Z, t1).addcmul_(DY, t0)
+    DX = torch.addcmul(torch.addcmul(t2, Z, t1), DY, t0)
     return Dbeta, Dgamma, DX
 
 
