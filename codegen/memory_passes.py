@@ -48,13 +48,20 @@ def inline_cheap_maps(statements, keep: set[str], fuse):
     i = 0
     while i < len(statements):
         name, node = statements[i]
-        if name in keep or not affine_in_one(node):
+        var = Var(name, tuple(node.shape))
+        if name in keep or not affine_in_one(node) or _multiplied(var, statements[i + 1:]):
             i += 1
             continue
-        var = Var(name, tuple(node.shape))
         rest = [(t, fuse(ir.substitute(n, {var: node}))) for t, n in statements[i + 1:]]
         statements = statements[:i] + rest
     return statements
+
+
+def _multiplied(var: Var, statements) -> bool:
+    """Whether a matrix product reads ``var``: a product reads its operands several times over, so a map
+    there is computed once, into an array, not recomputed."""
+    return any(isinstance(sub, ir.MatMul) and var in (sub.a, sub.b, getattr(sub.a, "a", None), getattr(sub.b, "a", None))
+               for _, node in statements for sub in ir.walk(node))
 
 
 # --- factor broadcast factors out of sums -------------------------------------------------------------

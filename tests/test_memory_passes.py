@@ -141,3 +141,16 @@ def test_the_allocator_setting_can_be_turned_off(monkeypatch, setting, calls):
     _runtime.keep_freed_memory()
     assert len(made) == calls
     assert all(value >= 32 << 20 for _, value in made)
+
+
+def test_a_map_a_product_reads_is_stored_not_recomputed():
+    """DZ = γ ⊙ DY read by DW = DZᵀ·X and DX = DZ·W stays one array (a product reads it many times over)."""
+    from batchform.codegen.memory_passes import inline_cheap_maps
+
+    W = Var("W", (K, K))
+    dz = ir.elementwise(p0 * p1, (gamma, DY), FULL)
+    DZ = Var("DZ", FULL)
+    statements = [("DZ", dz), ("DW", ir.MatMul(ir.Transpose(DZ), X)), ("DX", ir.MatMul(DZ, W))]
+    assert inline_cheap_maps(statements, {"DW", "DX"}, passes.fuse) == statements
+    summed = [("DZ", dz), ("Db", Reduce("sum", 0, DZ))]
+    assert [name for name, _ in inline_cheap_maps(summed, {"Db"}, passes.fuse)] == ["Db"]
