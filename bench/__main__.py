@@ -230,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         n = str(args.threads)
         os.environ.update({"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n,
-                           "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'false' if n == '1' else 'true'} "
-                                        f"intra_op_parallelism_threads={n}",
+                           # Only real XLA flags: XLA stops reading XLA_FLAGS at one it does not know, which
+                           # dropped --devices' host device count after a stray `intra_op_parallelism_threads`.
+                           "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'false' if n == '1' else 'true'}",
                            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n})
     if args.jobs > 1 and not args.quick:
         p.error("--jobs > 1 would make the cases compete for the cores; use it with --quick only")
