@@ -16,6 +16,7 @@ subtraction: exact when X and μ are close, which X·s − μ·s is not).
 from __future__ import annotations
 
 import sympy
+from sympy.polys.polyerrors import BasePolynomialError
 
 from batchform.codegen import ir
 from batchform.codegen.ir import ONE, Elementwise, Reduce, Var
@@ -136,7 +137,7 @@ def affine_form(node: Elementwise):
         return None
     try:
         poly = sympy.Poly(node.expr, *full)
-    except sympy.PolynomialError:
+    except BasePolynomialError:  # not a polynomial in them (a function of a full array, ...): left as it is
         return None
     if any(d > 1 for monomial in poly.monoms() for d in monomial):
         return None
