@@ -1,0 +1,94 @@
+"""A layer no built-in spec has, in a user's own folder: `batchform generate --specs DIR --out DIR`, then
+`batchform build-cpp --out DIR`, then the packages imported from there and checked against
+torch.nn.functional.layer_norm (forward) and torch's autograd of it (backward), in NumPy, PyTorch and C++.
+
+Layer normalization reduces over rows (axis 1), where batch norm reduces over columns: the memory passes'
+factoring, reuse and hoisting run here on sums and broadcasts along the other axis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SPEC = '''
+"""Layer normalization over the rows of X (N × K), with ε."""
+from batchform.dsl import Spec, column_repeat, diag, dims, hadamard, identity, inv_sqrt, matrix, ones, scalar
+
+N, K = dims("N K")
+X, DY = matrix("X", N, K), matrix("DY", N, K)
+R, Sigma, Y = matrix("R", N, K), matrix("Sigma", N, 1), matrix("Y", N, K)
+eps = scalar("epsilon")
+variance = Sigma + eps * ones(N)
+SPECS = [Spec(
+    "my_layer_norm", "layer", "Layer normalization with ε.",
+    inputs=(X,), hyperparameters=(eps,), sample={"epsilon": (0.01, 0.5)},
+    forward={
+        "R": X - X * (ones(K) * ones(K).T / K),
+        "Sigma": diag(R * R.T) / K,
+        "Y": hadamard(column_repeat(inv_sqrt(variance), K), R),
+    },
+    backward={
+        "DX": hadamard(column_repeat(inv_sqrt(variance), K) / K,
+                       DY * (K * identity(K) - ones(K) * ones(K).T) - hadamard(Y, column_repeat(diag(DY * Y.T), K))),
+    },
+)]
+'''
+
+CHECK = '''
+import json, sys
+import numpy as np, torch
+import mykernels.numpy as bn, mykernels.torch as bt, mykernels.cpp as bc
+
+rng = np.random.default_rng(0)
+X, DY, eps = rng.standard_normal((7, 9)), rng.standard_normal((7, 9)), 0.1
+Xt = torch.from_numpy(X).requires_grad_(True)
+reference = torch.nn.functional.layer_norm(Xt, (9,), eps=eps)
+reference.backward(torch.from_numpy(DY))
+errors = {}
+for name, module, array in (("numpy", bn, np.asarray), ("torch", bt, torch.from_numpy), ("cpp", bc, np.asarray)):
+    Sigma, Y = module.my_layer_norm_forward(array(X), eps)
+    DX = module.my_layer_norm_backward(Sigma, Y, array(DY), eps)
+    errors[name] = [float(np.abs(np.asarray(Y) - reference.detach().numpy()).max()),
+                    float(np.abs(np.asarray(DX) - Xt.grad.numpy()).max())]
+print(json.dumps(errors))
+'''
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    (root / "myspecs" / "norms").mkdir(parents=True)
+    (root / "myspecs" / "norms" / "__init__.py").write_text('"""My normalization layers."""\n')
+    (root / "myspecs" / "norms" / "my_layer_norm.py").write_text(textwrap.dedent(SPEC))
+    env = {**os.environ, "BATCHFORM_CACHE_DIR": str(root / "cache")}
+    for command in (["generate", "--specs", "myspecs", "--out", "mykernels"],
+                    ["build-cpp", "--specs", "myspecs", "--out", "mykernels"]):
+        run = subprocess.run([sys.executable, "-m", "batchform.cli", *command], cwd=root, env=env,
+                             capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stdout + run.stderr
+    return root, env
+
+
+def test_a_users_layer_is_generated_built_and_agrees_with_torch(project):
+    root, env = project
+    run = subprocess.run([sys.executable, "-c", CHECK], cwd=root, env={**env, "PYTHONPATH": str(root)},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    for backend, (forward, backward) in json.loads(run.stdout).items():
+        assert forward < 1e-12 and backward < 1e-12, (backend, forward, backward)
+
+
+def test_the_users_kernels_read_each_row_sum_once(project):
+    """Σ_rows(DY ⊙ Y) and Σ_rows(DY), each once; DX one map over them, no N × K temporary."""
+    root, _ = project
+    text = (root / "mykernels" / "numpy" / "norms.py").read_text()
+    backward = text[text.index("def my_layer_norm_backward("):]
+    backward = backward[:backward.index("return DX")]
+    assert backward.count(".sum(axis=1, keepdims=True)") == 2, backward
+    forward = text[text.index("def my_layer_norm_forward("):text.index("def my_layer_norm_backward(")]
+    assert "\n    R = " not in forward and "\n    Y = " in forward, "R is recomputed where used, not stored"
