@@ -333,8 +333,12 @@ def natural_shape(node: Elementwise):
 
 # --- common scalar subexpressions across the maps of one kernel ------------------------------------------
 
-def share_across_maps(statements, prefix: str = "t"):
+def share_across_maps(statements, prefix: str = "t", eager: bool = False):
     """Compute a costly scalar subexpression that several maps of one kernel share once, into a temporary.
+
+    ``eager``: for a backend that runs one library call per operation (NumPy, PyTorch), where every
+    operation on a full-size array is a pass over memory, any full-size part two maps share is stored once,
+    however cheap (batch norm's X − μ, which a fused-loop backend recomputes where it is used).
 
     σ(β·Z) appears in both DZ and Dβ of a swish layer's backward; each map alone has it once, so only a CSE
     over all maps together finds it. The maps are rewritten into one namespace (each distinct argument node
@@ -384,10 +388,15 @@ def share_across_maps(statements, prefix: str = "t"):
         # Not out of a Piecewise: a guarded 1/Z or exp(Z) may be infinite where its case is not taken, and a
         # printer may multiply by a mask (inf · 0 = nan) where it could prove the map's values finite.
         shared = len(readers) >= 2 and not any(m.expr.has(sympy.Piecewise) for m in readers)
-        value = _map_of(sub, nodes_of, temporaries) if shared and costly(sub) and reads \
+        value = _map_of(sub, nodes_of, temporaries) if shared and (costly(sub) or eager) and reads \
             and all(nodes_of[s] in named for s in reads) else None
-        # A map affine in one full-size array is cheaper recomputed than stored (memory_passes.inline_cheap_maps).
-        if value is not None and not memory_passes.affine_in_one(value):
+        if value is None:
+            keep = False
+        elif eager:  # any full-size part: each operation on it is a pass (costly ones are shared already)
+            keep = value.shape[0] != ONE and value.shape[1] != ONE
+        else:  # a map affine in one full-size array is cheaper recomputed in a fused loop than stored
+            keep = costly(sub) and not memory_passes.affine_in_one(value)
+        if keep:
             name = f"{prefix}{counter}"
             counter += 1
             temporaries[sympy.Symbol(name, real=True)] = Var(name, value.shape)
@@ -398,7 +407,12 @@ def share_across_maps(statements, prefix: str = "t"):
     if not new_statements:
         return statements
     rebuilt = {m: _map_of(e.xreplace(resolved), nodes_of, temporaries, m.shape) for m, e in zip(maps, reduced)}
-    statements = [(t, ir.substitute(node, rebuilt)) for t, node in statements]
+
+    def rebuild(n: ir.Node) -> ir.Node:  # a map inside a rebuilt map's arguments (under a sum) too
+        n = rebuilt.get(n, n)
+        return n.with_children(tuple(rebuild(c) for c in n.children)) if n.children else n
+
+    statements = [(t, rebuild(node)) for t, node in statements]
     # Later temporaries may read earlier ones: place the last first, each before its first reader.
     for name, value in reversed(new_statements):
         uses = [i for i, (_, node) in enumerate(statements) if _reads(node, name)]

@@ -154,3 +154,21 @@ def test_a_map_a_product_reads_is_stored_not_recomputed():
     assert inline_cheap_maps(statements, {"DW", "DX"}, passes.fuse) == statements
     summed = [("DZ", dz), ("Db", Reduce("sum", 0, DZ))]
     assert [name for name, _ in inline_cheap_maps(summed, {"Db"}, passes.fuse)] == ["Db"]
+
+
+def test_eager_backends_store_a_full_size_part_two_maps_share():
+    """X − μ feeds both Σ (X − μ)² and Z: NumPy and PyTorch (one pass per operation) store it once, the C++
+    loops (one pass per loop) recompute it where they read X."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "generated"
+
+    def body(path, start, end):
+        text = (root / path).read_text()
+        return text[text.index(start):text.index(end, text.index(start))]
+
+    for path in ("numpy/layers.py", "torch/layers.py"):
+        forward = body(path, "def batch_norm_eps_forward(", "return Sigma, Z, Y")
+        assert forward.count("X + t1") == 1 and "(t3**2).sum(" in forward and "Z = t2 * t3" in forward, path
+    forward = body("cpp/layers_batch_norm.hpp", "batch_norm_eps_forward(const", "return {")
+    assert forward.count("X.row(i).array() + t1.array()") == 2

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
 from batchform.codegen import ir
 from batchform.codegen.lower import Kernel
-from batchform.codegen.passes import in_place_update, natural_shape
+from batchform.codegen.passes import in_place_update, natural_shape, share_across_maps
 from batchform.codegen.printers.core import KernelPrinter
 from batchform.codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter
 
@@ -34,7 +35,13 @@ class PythonArrayPrinter(KernelPrinter):
     #: generated modules define or import (checked before printing, see codegen.render._check_names).
     reserved_names = frozenset(global_names | {"sparse", "Array", "Scalar", "annotations"})
 
+    #: One library call per operation (NumPy, eager PyTorch): a full-size part two maps share is stored once
+    #: (``share_across_maps(eager=True)``), where JAX and TensorFlow leave it to XLA's fusion.
+    eager = False
+
     def __init__(self, function: Kernel):
+        if self.eager and not function.in_place:
+            function = replace(function, statements=share_across_maps(list(function.statements), eager=True))
         super().__init__(function)
         self.scalar_names = {a.name for a in function.arguments if a.is_scalar} | {str(d) for d in function.dims}
         self.bound |= self.scalar_names

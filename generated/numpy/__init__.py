@@ -6,7 +6,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "d26bcb3ed5cea81bb103c111a6dcb1c14b54fb73c6bec8a299bb937e349f033b",
+    "02035146b0afde3574d5c336e5d3066c81dbbc77045bc2053f05f92a9f208fa1",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -90,9 +90,10 @@ def simple_batch_norm_forward(X: Array) -> tuple[Array, Array]:
     N = X.shape[0]
     t0 = X.sum(axis=0, keepdims=True)
     t1 = -t0 / N
-    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t3 = X + t1
+    Sigma = (t3**2).sum(axis=0, keepdims=True) / N
     t2 = 1 / np.sqrt(Sigma)
-    Y = t2 * (X + t1)
+    Y = t2 * t3
     return Sigma, Y
 
 
@@ -234,9 +235,10 @@ def batch_norm_forward(X: Array, gamma: Array, beta: Array) -> tuple[Array, Arra
     N = X.shape[0]
     t0 = X.sum(axis=0, keepdims=True)
     t1 = -t0 / N
-    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t3 = X + t1
+    Sigma = (t3**2).sum(axis=0, keepdims=True) / N
     t2 = 1 / np.sqrt(Sigma)
-    Z = t2 * (X + t1)
+    Z = t2 * t3
     Y = beta + gamma * Z
     return Sigma, Z, Y
 
@@ -439,9 +441,10 @@ def simple_batch_norm_eps_forward(X: Array, epsilon: float) -> tuple[Array, Arra
     N = X.shape[0]
     t0 = X.sum(axis=0, keepdims=True)
     t1 = -t0 / N
-    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t3 = X + t1
+    Sigma = (t3**2).sum(axis=0, keepdims=True) / N
     t2 = 1 / np.sqrt(Sigma + epsilon)
-    Y = t2 * (X + t1)
+    Y = t2 * t3
     return Sigma, Y
 
 
@@ -585,9 +588,10 @@ def batch_norm_eps_forward(X: Array, gamma: Array, beta: Array, epsilon: float) 
     N = X.shape[0]
     t0 = X.sum(axis=0, keepdims=True)
     t1 = -t0 / N
-    Sigma = ((X + t1) ** 2).sum(axis=0, keepdims=True) / N
+    t3 = X + t1
+    Sigma = (t3**2).sum(axis=0, keepdims=True) / N
     t2 = 1 / np.sqrt(Sigma + epsilon)
-    Z = t2 * (X + t1)
+    Z = t2 * t3
     Y = beta + gamma * Z
     return Sigma, Z, Y
 

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "6b49cb0364e396e95cb86baf12743a119d7a64da4a9af344720a41c6801a00bc",
+    "3ee5a97e11a8c3705f8e664b95cb476a14eccc8858c205b4d8edcb567cd75a01",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

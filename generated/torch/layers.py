@@ -90,9 +90,10 @@ def simple_batch_norm_forward(X: Tensor) -> tuple[Tensor, Tensor]:
     N = X.shape[0]
     t0 = X.sum(dim=0, keepdim=True)
     t1 = -t0 / N
-    Sigma = ((X + t1) ** 2).sum(dim=0, keepdim=True) / N
+    t3 = X + t1
+    Sigma = (t3**2).sum(dim=0, keepdim=True) / N
     t2 = torch.rsqrt(Sigma)
-    Y = t2 * (X + t1)
+    Y = t2 * t3
     return Sigma, Y
 
 
@@ -234,9 +235,10 @@ def batch_norm_forward(X: Tensor, gamma: Tensor, beta: Tensor) -> tuple[Tensor, 
     N = X.shape[0]
     t0 = X.sum(dim=0, keepdim=True)
     t1 = -t0 / N
-    Sigma = ((X + t1) ** 2).sum(dim=0, keepdim=True) / N
+    t3 = X + t1
+    Sigma = (t3**2).sum(dim=0, keepdim=True) / N
     t2 = torch.rsqrt(Sigma)
-    Z = t2 * (X + t1)
+    Z = t2 * t3
     Y = torch.addcmul(beta, gamma, Z)
     return Sigma, Z, Y
 
@@ -439,9 +441,10 @@ def simple_batch_norm_eps_forward(X: Tensor, epsilon: Scalar) -> tuple[Tensor, T
     N = X.shape[0]
     t0 = X.sum(dim=0, keepdim=True)
     t1 = -t0 / N
-    Sigma = ((X + t1) ** 2).sum(dim=0, keepdim=True) / N
+    t3 = X + t1
+    Sigma = (t3**2).sum(dim=0, keepdim=True) / N
     t2 = torch.rsqrt(Sigma + epsilon)
-    Y = t2 * (X + t1)
+    Y = t2 * t3
     return Sigma, Y
 
 
@@ -587,9 +590,10 @@ def batch_norm_eps_forward(
     N = X.shape[0]
     t0 = X.sum(dim=0, keepdim=True)
     t1 = -t0 / N
-    Sigma = ((X + t1) ** 2).sum(dim=0, keepdim=True) / N
+    t3 = X + t1
+    Sigma = (t3**2).sum(dim=0, keepdim=True) / N
     t2 = torch.rsqrt(Sigma + epsilon)
-    Z = t2 * (X + t1)
+    Z = t2 * t3
     Y = torch.addcmul(beta, gamma, Z)
     return Sigma, Z, Y
 

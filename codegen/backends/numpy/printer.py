@@ -12,6 +12,7 @@ class NumPyScalarPrinter(ScalarPrinter):
 
 
 class NumPyPrinter(PythonArrayPrinter):
+    eager = True
     module = "np"
     scalar_printer = NumPyScalarPrinter
 

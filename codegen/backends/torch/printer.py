@@ -109,6 +109,7 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
 
 
 class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
+    eager = True
     module = "torch"
     scalar_printer = TorchScalarPrinter
 
