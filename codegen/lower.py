@@ -83,13 +83,16 @@ def _free_scalars(nodes) -> set[sympy.Symbol]:
     return found
 
 
-def _bind_dims(arguments: list[Argument], nodes) -> dict:
-    """Each dimension symbol used by the statements → (argument, axis) that carries it."""
+def _bind_dims(arguments: list[Argument], nodes, collect: bool = False) -> dict:
+    """Each dimension symbol used by the statements → (argument, axis) that carries it (``collect``: the set
+    of those symbols, carried or not)."""
     needed = _free_scalars(nodes)
     for node in nodes:
         for sub in ir.walk(node):
             if isinstance(sub, (ir.Ones, ir.Eye)) or (isinstance(sub, ir.Elementwise) and not sub.args):
                 needed |= set().union(*(sympy.sympify(d).free_symbols for d in sub.shape))
+    if collect:
+        return {d: None for d in needed if isinstance(d, sympy.Symbol)}
     found = {}
     for arg in arguments:
         if arg.is_scalar:
@@ -98,6 +101,23 @@ def _bind_dims(arguments: list[Argument], nodes) -> dict:
             if isinstance(d, sympy.Symbol) and d in needed and d not in found:
                 found[d] = (arg.name, axis)
     return found
+
+
+def with_dimensions(arguments: list[Argument], candidates: list[Argument], nodes, results) -> list[Argument]:
+    """``arguments`` and, for each dimension the statements or the ``results`` (shapes) need that none of them
+    carries, the first of ``candidates`` that carries it, in the candidates' order: a gradient that does not
+    depend on its variable (DY = 1, or a broken equation whose terms cancel) still knows its size."""
+    needed = set(_bind_dims([], nodes, collect=True))
+    for shape in results:
+        needed |= {d for d in (shape or ()) if isinstance(d, sympy.Symbol)}
+    carried = {d for a in arguments if not a.is_scalar for d in a.shape if isinstance(d, sympy.Symbol)}
+    names = {a.name for a in arguments}
+    for d in sorted(needed - carried, key=str):
+        extra = next((c for c in candidates if not c.is_scalar and d in c.shape and c.name not in names), None)
+        if extra is not None:
+            names.add(extra.name)
+            carried |= {e for e in extra.shape if isinstance(e, sympy.Symbol)}
+    return [c for c in candidates if c.name in names]
 
 
 def _argument(item, storage: str = "dense") -> Argument:
@@ -144,8 +164,10 @@ def lower(optimized: Optimized) -> list[Kernel]:
         raise SpecError(f"spec {s.name!r}: backward reads {', '.join(bad)}, which is neither an input, a "
                         f"parameter, a forward value nor {seed}")
     storage = {a.name: a.storage for a in leaves}
-    backward_matrix_args = [Argument(v, shapes.get(v, shapes.get(v[1:])), storage.get(v, "dense"))
-                            for v in order if v in free]
+    candidates = [Argument(v, shapes.get(v, shapes.get(v[1:])), storage.get(v, "dense")) for v in order]
+    backward_matrix_args = with_dimensions([a for a in candidates if a.name in free], candidates,
+                                           [n for _, n in backward_statements],
+                                           [shapes.get(g[1:]) for g in gradients])
     scalars_used = {x.name for x in _free_scalars([n for _, n in backward_statements])}
     backward_args = backward_matrix_args + [_argument(p) for p in s.parameters
                                             if isinstance(p, sympy.Symbol) and p.name in scalars_used] \
@@ -224,6 +246,9 @@ def without_gradients(backward: Kernel, dropped: list[str]) -> Kernel | None:
     # A sparse parameter whose gradient is kept is needed too: its pattern is where that gradient lives.
     sparse = {a.name for a in backward.arguments if a.storage != "dense" and f"D{a.name}" in returns}
     arguments = [a for a in backward.arguments if a.name in needed | sparse or a.name in scalars]
+    matrices = with_dimensions([a for a in arguments if not a.is_scalar], backward.matrix_arguments, nodes,
+                               [backward.return_shapes[backward.returns.index(r)] for r in returns])
+    arguments = [a for a in backward.arguments if a in matrices or (a.is_scalar and a in arguments)]
     return replace(backward, name=f"{backward.name}_without_{'_'.join(dropped)}",
                    summary=f"{backward.summary.rstrip('.')}, without {', '.join(dropped)}.",
                    equations=[eq for eq in backward.equations if eq.split(" = ", 1)[0] in needed],
