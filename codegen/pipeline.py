@@ -3,7 +3,8 @@
     load     codegen.loader    import the spec modules of spec/ (or --specs folders)
     check    codegen.loader    names, kinds, known symbols and shapes of every equation (one SpecError each)
     freeze   codegen.freeze    SymPy matrix expressions → the frozen IR (codegen.ir), shapes checked on the way
-    passes   codegen.passes    rewrite rules, common subexpressions, element-wise fusion, sharing across maps
+    passes   codegen.passes    rewrite rules, common subexpressions, element-wise fusion, sharing across maps,
+                               and codegen.memory_passes: fewer passes over memory (inlining, factoring, hoisting)
     lower    codegen.lower     IR equations → kernels (codegen.lower.Kernel): forward, backward, update,
                                their variants and the backward kernels fused with each update (codegen.fused)
     print    codegen.printing  every kernel through each backend's printer (codegen/backends/<name>/printer.py)
