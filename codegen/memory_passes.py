@@ -16,10 +16,9 @@ subtraction: exact when X and μ are close, which X·s − μ·s is not).
 from __future__ import annotations
 
 import sympy
-from sympy.polys.polyerrors import BasePolynomialError
-
 from batchform.codegen import ir
 from batchform.codegen.ir import ONE, Elementwise, Reduce, Var
+from sympy.polys.polyerrors import BasePolynomialError
 
 
 def _full_placeholders(node: Elementwise) -> list[sympy.Symbol]:
@@ -120,9 +119,8 @@ def _full_ops(expr: sympy.Expr, full: set) -> int:
 def _bare_in_sum(expr: sympy.Expr, full: set, top: bool = True) -> bool:
     """Whether a sum below the top level adds a full-size argument as it is (±F): multiplying that sum out
     would round F's products before they cancel."""
-    if isinstance(expr, sympy.Add) and not top:
-        if any(a in full or (-a) in full for a in expr.args):
-            return True
+    if isinstance(expr, sympy.Add) and not top and any(a in full or (-a) in full for a in expr.args):
+        return True
     return any(_bare_in_sum(a, full, top and isinstance(expr, sympy.Add)) for a in expr.args)
 
 

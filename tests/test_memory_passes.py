@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy
-
 from batchform.codegen import ir, loader, passes
 from batchform.codegen.ir import Elementwise, Reduce, Var
 from batchform.codegen.lower import lower_all

@@ -61,3 +61,15 @@ class KernelPrinter:
         """An in-place update's term ``coefficient·A`` as (``"+="`` or ``"-="``, the coefficient's magnitude)."""
         negative = coefficient.could_extract_minus_sign()
         return ("-=" if negative else "+="), (-coefficient if negative else coefficient)
+
+
+def scaled_product(node: ir.Node) -> tuple[sympy.Expr, ir.Node]:
+    """``c·(A·B)`` as (c, A·B): a sparse parameter's gradient is computed on its pattern as a sampled product,
+    then scaled (c = 1 when ``node`` is the product itself, or not a scaled product at all)."""
+    if isinstance(node, ir.Elementwise) and len(node.args) == 1 and isinstance(node.args[0], ir.MatMul):
+        coefficient = sympy.diff(node.expr, ir.placeholder(0))
+        if not any(ir.is_placeholder(s) for s in coefficient.free_symbols) \
+                and sympy.expand(node.expr - coefficient * ir.placeholder(0)) == 0:
+            return coefficient, node.args[0]
+    return sympy.Integer(1), node
+

@@ -12,7 +12,7 @@ from sympy.printing.precedence import PRECEDENCE
 from batchform.codegen import ir
 from batchform.codegen.lower import Kernel
 from batchform.codegen.passes import in_place_update, natural_shape, share_across_maps
-from batchform.codegen.printers.core import KernelPrinter
+from batchform.codegen.printers.core import KernelPrinter, scaled_product
 from batchform.codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter
 
 Printed = tuple[str, int]
@@ -143,7 +143,12 @@ class PythonArrayPrinter(KernelPrinter):
         self.pre = []
         pattern = self.sparse_pattern(target)
         if pattern:
-            return self.sampled_product(target, node, pattern)
+            scale, product = scaled_product(node)
+            lines = self.sampled_product(target, product, pattern)
+            if scale == 1:
+                return lines
+            factor = "-" if scale == -1 else f"({self.scalar(scale)}) * "
+            return [*lines, f"{target} = {factor}{target}"]
         if target in self.function.aliases and not self.functional_updates:
             lines = self.update(target, node)
         else:

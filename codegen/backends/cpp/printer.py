@@ -16,7 +16,7 @@ from sympy.printing.precedence import PRECEDENCE
 from batchform.codegen import ir
 from batchform.codegen.lower import Kernel
 from batchform.codegen.passes import in_place_update
-from batchform.codegen.printers.core import KernelPrinter
+from batchform.codegen.printers.core import KernelPrinter, scaled_product
 from batchform.codegen.printers.scalar import (
     ATOM,
     PrinterBug,
@@ -676,12 +676,16 @@ class CppPrinter(KernelPrinter):
         pattern = next((a.name for a in self.function.arguments if a.storage == "csr" and target == f"D{a.name}"),
                        None)
         if pattern:
-            # The gradient of a CSR matrix: Aᵀ·B on its pattern only, never a dense K × D matrix.
+            # The gradient of a CSR matrix: c·Aᵀ·B on its pattern only, never a dense K × D matrix.
+            scale, node = scaled_product(node)
             if not (isinstance(node, ir.MatMul) and isinstance(node.a, ir.Transpose)):
                 raise NotImplementedError(f"the gradient {target} of the sparse {pattern} must read Aᵀ·B")
             a, b = self._dense_operand(node.a.a), self._dense_operand(node.b)
-            return self.pre + [f"Matrix<S> {target}(1, {pattern}.nnz());",
-                               f"sampled_matmul<S>({a}, {b}, {pattern}, {target}.data());"]
+            lines = [f"Matrix<S> {target}(1, {pattern}.nnz());",
+                     f"sampled_matmul<S>({a}, {b}, {pattern}, {target}.data());"]
+            if scale != 1:
+                lines.append(f"{target}.array() *= {self.scalar_printer([], array=False).doprint(scale)};")
+            return self.pre + lines
         if target in self.function.aliases:
             lines = self.update(target, node)
         else:
