@@ -209,6 +209,16 @@ def elementwise(expr: sympy.Expr, args, shape: Shape) -> Node:
     return Elementwise(expr, tuple(kept), tuple(shape))
 
 
+def is_temporary(name: str, prefix: str = "t") -> bool:
+    """Whether ``name`` is a temporary the passes or a printer introduced (``t0``, ``t1``, ...)."""
+    return name.startswith(prefix) and name[len(prefix):].isdigit()
+
+
+def count_temporaries(statements, prefix: str = "t") -> int:
+    """How many of the (name, node) ``statements`` bind temporaries: where the next one's number starts."""
+    return sum(1 for name, _ in statements if is_temporary(name, prefix))
+
+
 def natural_shape(args) -> Shape:
     """The shape of a map of ``args`` before broadcasting: 1 along an axis where every argument has 1."""
     rows = max((a.shape[0] for a in args), key=lambda d: d != 1, default=ONE)

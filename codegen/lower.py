@@ -83,16 +83,20 @@ def _free_scalars(nodes) -> set[sympy.Symbol]:
     return found
 
 
-def _bind_dims(arguments: list[Argument], nodes, collect: bool = False) -> dict:
-    """Each dimension symbol used by the statements → (argument, axis) that carries it (``collect``: the set
-    of those symbols, carried or not)."""
+def _dims_needed(nodes) -> set[sympy.Symbol]:
+    """The dimension symbols (and scalars) the statements read as values: in maps, repeats, ones, identities
+    and argument-free maps, whose size no argument gives."""
     needed = _free_scalars(nodes)
     for node in nodes:
         for sub in ir.walk(node):
             if isinstance(sub, (ir.Ones, ir.Eye)) or (isinstance(sub, ir.Elementwise) and not sub.args):
                 needed |= set().union(*(sympy.sympify(d).free_symbols for d in sub.shape))
-    if collect:
-        return {d: None for d in needed if isinstance(d, sympy.Symbol)}
+    return needed
+
+
+def _bind_dims(arguments: list[Argument], nodes) -> dict:
+    """Each dimension symbol used by the statements → (argument, axis) that carries it."""
+    needed = _dims_needed(nodes)
     found = {}
     for arg in arguments:
         if arg.is_scalar:
@@ -107,7 +111,7 @@ def with_dimensions(arguments: list[Argument], candidates: list[Argument], nodes
     """``arguments`` and, for each dimension the statements or the ``results`` (shapes) need that none of them
     carries, the first of ``candidates`` that carries it, in the candidates' order: a gradient that does not
     depend on its variable (DY = 1, or a broken equation whose terms cancel) still knows its size."""
-    needed = set(_bind_dims([], nodes, collect=True))
+    needed = {d for d in _dims_needed(nodes) if isinstance(d, sympy.Symbol)}
     for shape in results:
         needed |= {d for d in (shape or ()) if isinstance(d, sympy.Symbol)}
     carried = {d for a in arguments if not a.is_scalar for d in a.shape if isinstance(d, sympy.Symbol)}

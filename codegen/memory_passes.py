@@ -171,7 +171,7 @@ class _Temporaries:
 
     def __init__(self, statements, prefix: str):
         self.prefix = prefix
-        self.counter = sum(1 for t, _ in statements if t.startswith(prefix) and t[len(prefix):].isdigit())
+        self.counter = ir.count_temporaries(statements, prefix)
         self.out: list[tuple[str, ir.Node]] = []
         self.pending: list[tuple[str, ir.Node]] = []
         self.known: dict[ir.Node, Var] = {}

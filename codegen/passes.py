@@ -222,8 +222,8 @@ def elementwise_args(n):
 
 
 RULES = [identity_product, ones_product, repeat_through_product, distribute_product, transpose_rules,
-         diag_of_product, sum_of_repeat, sum_of_transposed, reduce_of_reduce, sum_to_scalar, negate_into_sum, repeat_of_ones,
-         elementwise_args]
+         diag_of_product, sum_of_repeat, sum_of_transposed, reduce_of_reduce, sum_to_scalar, negate_into_sum,
+         repeat_of_ones, elementwise_args]
 
 
 def _apply_rules(n: ir.Node) -> ir.Node:
@@ -303,7 +303,7 @@ def eliminate_common_subexpressions(statements, prefix: str = "t", allowed=lambd
     ``statements`` is a list of (name, node); returns a new list with temporaries placed before first use.
     """
     statements = list(statements)
-    counter = sum(1 for t, _ in statements if t.startswith(prefix) and t[len(prefix):].isdigit())
+    counter = ir.count_temporaries(statements, prefix)
     while True:
         counts: dict[ir.Node, int] = {}
         order: dict[ir.Node, int] = {}
@@ -377,7 +377,7 @@ def share_across_maps(statements, prefix: str = "t", eager: bool = False):
 
     users = [closure(e) for e in reduced]
     named = {n for n in arg_symbols if isinstance(n, Var) or (isinstance(n, Transpose) and isinstance(n.a, Var))}
-    counter = sum(1 for t, _ in statements if t.startswith(prefix) and t[len(prefix):].isdigit())
+    counter = ir.count_temporaries(statements, prefix)
     resolved: dict = {}
     temporaries: dict[sympy.Symbol, Var] = {}
     new_statements: list[tuple[str, ir.Node]] = []
@@ -553,7 +553,7 @@ def _live(statements, returned: set[str], prefix: str = "t"):
             kept.append((name, node))
     needed = live_equations(kept, returned)
     kept = [(name, node) for name, node in kept if name in needed]
-    temporaries = [name for name, _ in kept if name.startswith(prefix) and name[len(prefix):].isdigit()]
+    temporaries = [name for name, _ in kept if ir.is_temporary(name, prefix)]
     renamed = {Var(old, node.shape): Var(f"{prefix}{i}", node.shape)
                for i, (old, node) in enumerate((t, n) for t, n in kept if t in temporaries)}
     names = {old.name: new.name for old, new in renamed.items()}

@@ -54,15 +54,11 @@ def test_a_sum_holding_a_bare_array_is_never_multiplied_out():
 def test_invariants_are_hoisted_only_where_that_saves_full_size_work():
     kept = [("Y", ir.elementwise(p0 + p1 * p2, (m, gamma, Z), FULL))]  # β + γ ⊙ Z: already one op per term
     assert hoist_invariants(kept) == kept
-    dx = [("DX", ir.elementwise((N * p0 * p1 - p2 * p3 - p4(1)) / (N * sympy.sqrt(p1)),
+    dx = [("DX", ir.elementwise((N * p0 * p1 - p2 * p3 - ir.placeholder(4)) / (N * sympy.sqrt(p1)),
                                 (DY, s, Z, gamma, m), FULL))]
     out = hoist_invariants(dx)
     assert [name for name, _ in out][-1] == "DX" and len(out) > 1
     assert all(not _full(node.shape) for name, node in out[:-1])  # the temporaries are rows
-
-
-def p4(i):
-    return ir.placeholder(3 + i)
 
 
 def test_no_kernel_computes_a_sum_twice(kernels):

@@ -27,7 +27,7 @@ class KernelPrinter:
         #: Lines a statement needs before its own (temporaries), emptied per statement by the subclass.
         self.pre: list[str] = []
         # Temporaries continue the numbering of those the passes introduced (t0, t1, ...).
-        self.counter = sum(1 for t, _ in function.statements if t.startswith("t") and t[1:].isdigit())
+        self.counter = ir.count_temporaries(function.statements)
         #: Names the printed code has bound so far: arguments, then each statement's target.
         self.bound = {a.name for a in function.arguments}
 
