@@ -30,7 +30,7 @@ def generate(specs: Iterable[str | os.PathLike] = (), out: str | os.PathLike | N
     codegen.errors.SpecError for a malformed spec) and writes nothing when a proof or a kernel check fails.
     """
     from batchform.cli import UsageError, cmd_generate
-    from batchform.codegen.writer import owned_files
+    from batchform.codegen.writer import recorded_files
 
     folders = [str(Path(d)) for d in specs]
     if not folders and not builtin:
@@ -48,4 +48,4 @@ def generate(specs: Iterable[str | os.PathLike] = (), out: str | os.PathLike | N
     if code != 0:
         raise GenerationError("generation failed (the reasons are printed above); nothing was written")
     root = Path(out)
-    return sorted(root / rel for rel in owned_files(root))
+    return sorted(root / rel for rel in recorded_files(root))

@@ -118,6 +118,24 @@ def cmd_report(args) -> int:
     return 1 if failed else 0
 
 
+def _check_user_output(output: Path, spec_dirs: list[str]) -> None:
+    """A user's kernels never go into batchform's own folders (the built-in kernels, specs or compiler, in a
+    checkout or installed), nor into a spec folder itself (a folder inside one is fine: it is skipped)."""
+    import importlib.util
+
+    out = output.resolve()
+    own = {Path(p).resolve() for name in ("batchform", "batchform.codegen", "batchform.generated", "batchform.spec")
+           for p in (importlib.util.find_spec(name).submodule_search_locations or [])}
+    for folder in sorted(own):
+        if out == folder or out.is_relative_to(folder):
+            raise UsageError(f"--out {output} is inside batchform's own folder {folder}: the built-in kernels "
+                             f"and specs live there; name a folder of your own (e.g. --out mykernels)")
+    for spec_dir in spec_dirs:
+        if out == Path(spec_dir).resolve():
+            raise UsageError(f"--out {output} is the spec folder itself; name another folder (a sub-folder "
+                             f"of it is fine)")
+
+
 def cmd_generate(args) -> int:
     from batchform.codegen.pipeline import build
     from batchform.codegen.report import write_reports
@@ -126,6 +144,8 @@ def cmd_generate(args) -> int:
         raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
     backends = _backends(args.backend)
     output = Path(args.output) if args.output else checkout_folder("generated", "--out")
+    if getattr(args, "spec_dirs", None):
+        _check_user_output(output, args.spec_dirs)
     # Staleness is a question about rendering only (check=True proves nothing); the proofs are `make verify`'s.
     done = build(backends, spec_dirs=_spec_dirs(args), output=output, check=args.check,
                  use_cache=not args.no_cache, jobs=args.jobs, progress=_ProofLines(quiet=args.quiet))

@@ -23,6 +23,7 @@ import batchform.spec as spec_package
 from batchform.codegen import ir
 from batchform.codegen.errors import SpecError
 from batchform.codegen.freeze import ShapeMismatch, freeze
+from batchform.codegen.writer import is_output_folder
 from batchform.dsl import Spec
 
 KINDS = ("layer", "function", "loss", "update")
@@ -54,10 +55,25 @@ def _import_error(module_name: str, path: str, exc: BaseException) -> SpecError:
     return SpecError(f"spec {module_name}: cannot be loaded ({where}): {reason}{line}")
 
 
+def _walk(folder: Path, prefix: str):
+    """pkgutil.walk_packages without the folders batchform generated (an --out folder inside the spec folder
+    is output, not specs): each package is imported, as walk_packages does, before its modules are listed."""
+    for info in pkgutil.iter_modules([str(folder)], prefix):
+        if not info.ispkg:
+            yield info
+            continue
+        sub = folder / info.name.rsplit(".", 1)[-1]
+        if is_output_folder(sub):
+            continue
+        importlib.import_module(info.name)
+        yield info
+        yield from _walk(sub, info.name + ".")
+
+
 def spec_modules(root=spec_package):
     """(module name, file path) of every spec module, in sorted order."""
     base = Path(root.__file__).parent
-    for info in sorted(pkgutil.walk_packages([str(base)], prefix=root.__name__ + "."), key=lambda i: i.name):
+    for info in sorted(_walk(base, root.__name__ + "."), key=lambda i: i.name):
         if info.ispkg:
             continue
         relative = info.name[len(root.__name__) + 1:].split(".")  # the package may be batchform.spec
