@@ -38,7 +38,7 @@ def _spec_dirs(args) -> list[str] | None:
 
 
 def _load(args):
-    from batchform.codegen.loader import load_all
+    from batchform.codegen.load.loader import load_all
 
     folders = _spec_dirs(args)
     return load_all(spec_dirs=folders) if folders else load_all()
@@ -92,7 +92,7 @@ class _ProofLines:
 
 
 def _prove(specs, args, quiet=False):
-    from batchform.codegen.proof import prove_all
+    from batchform.codegen.verify.proof import prove_all
 
     start = time.perf_counter()
     lines = _ProofLines(len(specs), quiet)
@@ -108,7 +108,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from batchform.codegen.report import write_reports
+    from batchform.codegen.report.report import write_reports
 
     specs = _load(args)
     proofs, failed = _prove(specs, args, quiet=True)
@@ -120,7 +120,7 @@ def cmd_report(args) -> int:
 
 def cmd_generate(args) -> int:
     from batchform.codegen.pipeline import build
-    from batchform.codegen.report import write_reports
+    from batchform.codegen.report.report import write_reports
 
     if getattr(args, "spec_dirs", None) and args.output is None:
         raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
@@ -155,8 +155,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_mutate(args) -> int:
-    from batchform.codegen import mutate
-
+    from batchform.codegen.verify import mutate
     specs = _load(args)
     if args.names:
         names = {s.name for s in specs}
@@ -197,9 +196,9 @@ def cmd_mutate(args) -> int:
 
 def cmd_build_cpp(args) -> int:
     from batchform import cpp_build
-    from batchform.codegen.execute import check_built
-    from batchform.codegen.lower import by_spec, lower_all
-    from batchform.codegen.passes import optimize_all
+    from batchform.codegen.lower.lower import by_spec, lower_all
+    from batchform.codegen.passes.rewrite import optimize_all
+    from batchform.codegen.verify.execute import check_built
 
     given = getattr(args, "output", None)
     if not given:

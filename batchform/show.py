@@ -1,6 +1,6 @@
 """``batchform show NAME``: one spec's equations and how each was proved, in the terminal.
 
-The same content as the spec's section of the proof report (codegen/report.py), in Unicode: the Forward
+The same content as the spec's section of the proof report (codegen/report/report.py), in Unicode: the Forward
 equations (or the update rule), the element-wise functions they apply with their definitions, and each
 Backward equation with what its check established. Proofs come from the cache where the spec is unchanged.
 """
@@ -16,10 +16,10 @@ def show(args) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from batchform.codegen.loader import load_all
+    from batchform.codegen.load.loader import load_all
     from batchform.codegen.notation import unicode
-    from batchform.codegen.proof import prove_all
-    from batchform.codegen.report import elementwise_functions, method_words
+    from batchform.codegen.report.report import elementwise_functions, method_words
+    from batchform.codegen.verify.proof import prove_all
 
     def unicode_name(name: str) -> str:  # DW, Dγ, Σ: an equation's name as its right-hand side prints it
         return unicode(sympy.Symbol(name))

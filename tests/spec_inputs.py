@@ -30,7 +30,7 @@ def leaf_values(spec, rng: np.random.Generator, dims=DIMS, dtype=np.float64) -> 
 
 
 def call(module, function, values: dict) -> dict:
-    """Call the generated ``function`` (a codegen.lower.Kernel) of ``module`` with named values; returns
+    """Call the generated ``function`` (a codegen.lower.lower.Kernel) of ``module`` with named values; returns
     its results by name."""
     fn = getattr(module, function.name)
     result = fn(*[values[a.name] for a in function.arguments])

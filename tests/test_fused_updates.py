@@ -11,9 +11,9 @@ import pytest
 from spec_inputs import call, leaf_values
 
 import batchform.generated.numpy as gnp
-from batchform.codegen.loader import load_all
-from batchform.codegen.lower import lower_all
-from batchform.codegen.passes import optimize_all
+from batchform.codegen.load.loader import load_all
+from batchform.codegen.lower.lower import lower_all
+from batchform.codegen.passes.rewrite import optimize_all
 
 LOADED = {s.name: s for s in load_all()}
 FUNCTIONS = [f for family in lower_all(optimize_all(list(LOADED.values()))) for f in family.functions]

@@ -17,15 +17,15 @@ import sympy
 from sympy.codegen.cfunctions import expm1, log1p
 
 from batchform import cli
-from batchform.codegen import ir
+from batchform.codegen.ir import nodes as ir
 from batchform.codegen.backends.jax.printer import JaxPrinter
 from batchform.codegen.backends.numpy.printer import NumPyPrinter, NumPyScalarPrinter
 from batchform.codegen.backends.tensorflow.printer import TensorFlowPrinter
 from batchform.codegen.backends.torch.printer import TorchPrinter
 from batchform.codegen.errors import SpecError
-from batchform.codegen.loader import load_all
-from batchform.codegen.lower import Argument, Kernel, by_spec, lower, lower_all
-from batchform.codegen.passes import idioms, optimize, optimize_all, stable_forms
+from batchform.codegen.load.loader import load_all
+from batchform.codegen.lower.lower import Argument, Kernel, by_spec, lower, lower_all
+from batchform.codegen.passes.rewrite import idioms, optimize, optimize_all, stable_forms
 from batchform.codegen.pipeline import render_files
 from batchform.codegen.printers.scalar import PrinterBug, hoist_common
 
@@ -129,7 +129,7 @@ def test_an_injected_printer_bug_is_caught_and_nothing_is_written(extra_tree, tm
     with pytest.raises(SpecError) as error:
         specs = load_all(spec_dirs=[EXTRA])
         from batchform.codegen.backends import all_backends
-        from batchform.codegen.execute import check_files
+        from batchform.codegen.verify.execute import check_files
 
         groups = lower_all(optimize_all(specs))
         backends = {"numpy": all_backends()["numpy"]}
@@ -156,7 +156,7 @@ def test_a_function_no_backend_can_print_fails_before_proving(tmp_path, monkeypa
     def no_proofs(*args, **kwargs):
         raise AssertionError("proofs ran before the printers were tried")
 
-    monkeypatch.setattr("batchform.codegen.proof.prove_all", no_proofs)
+    monkeypatch.setattr("batchform.codegen.verify.proof.prove_all", no_proofs)
     assert _generate("--specs", str(tmp_path / "specs"), "--out", str(tmp_path / "out")) == 2
     err = capsys.readouterr().err
     assert "gamma_act" in err and "no spelling for the function gamma" in err and "NumPy backend" in err
@@ -399,8 +399,8 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
     import sysconfig
 
     from batchform.codegen.backends import all_backends
-    from batchform.codegen.cpp_reference import cpp_check_source
-    from batchform.codegen.execute import cases
+    from batchform.codegen.verify.cpp_reference import cpp_check_source
+    from batchform.codegen.verify.execute import cases
 
     compiler = shutil.which("g++") or shutil.which("c++")
     assert compiler, "a C++ compiler is part of the project's requirements"
@@ -426,10 +426,10 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
 
 
 def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_path, monkeypatch):
-    """`batchform build-cpp` runs codegen.execute.check_built on generated.cpp: here on the real module
+    """`batchform build-cpp` runs codegen.verify.execute.check_built on generated.cpp: here on the real module
     (every spec), then on a stand-in "cpp" package whose kernels are wrong, which must fail naming it."""
     from batchform.codegen.backends import all_backends
-    from batchform.codegen.execute import KernelCheckError, check_built
+    from batchform.codegen.verify.execute import KernelCheckError, check_built
 
     repo = Path(__file__).resolve().parent.parent
     specs = load_all()

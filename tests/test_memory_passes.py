@@ -1,4 +1,4 @@
-"""The passes that cut passes over memory (codegen/memory_passes.py): their rules one by one, the properties
+"""The passes that cut passes over memory (codegen/passes/memory.py): their rules one by one, the properties
 they give every spec's kernels, and the accuracy they must not cost."""
 
 from __future__ import annotations
@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy
-from batchform.codegen import ir, loader, passes
-from batchform.codegen.ir import Elementwise, Reduce, Var
-from batchform.codegen.lower import lower_all
-from batchform.codegen.memory_passes import affine_form, affine_in_one, factor_rows, hoist_invariants
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.load import loader
+from batchform.codegen.passes import rewrite as passes
+from batchform.codegen.ir.nodes import Elementwise, Reduce, Var
+from batchform.codegen.lower.lower import lower_all
+from batchform.codegen.passes.memory import affine_form, affine_in_one, factor_rows, hoist_invariants
 
 N, K = sympy.symbols("N K", positive=True, integer=True)
 FULL, ROW = (N, K), (sympy.Integer(1), K)
@@ -140,7 +142,7 @@ def test_the_allocator_setting_can_be_turned_off(monkeypatch, setting, calls):
 
 def test_a_map_a_product_reads_is_stored_not_recomputed():
     """DZ = γ ⊙ DY read by DW = DZᵀ·X and DX = DZ·W stays one array (a product reads it many times over)."""
-    from batchform.codegen.memory_passes import inline_cheap_maps
+    from batchform.codegen.passes.memory import inline_cheap_maps
 
     W = Var("W", (K, K))
     dz = ir.elementwise(p0 * p1, (gamma, DY), FULL)

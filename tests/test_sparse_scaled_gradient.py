@@ -7,10 +7,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from batchform.codegen import execute, loader, passes, pipeline
+from batchform.codegen.verify import execute
+from batchform.codegen.load import loader
+from batchform.codegen.passes import rewrite as passes
+from batchform.codegen import pipeline
 from batchform.codegen.backends import all_backends
-from batchform.codegen.loader import check
-from batchform.codegen.lower import by_spec, lower_all
+from batchform.codegen.load.loader import check
+from batchform.codegen.lower.lower import by_spec, lower_all
 
 
 def scaled(factor):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from batchform.codegen.loader import load_all
+from batchform.codegen.load.loader import load_all
 
 STEPS = 6
 ETA, MU = 0.07, 0.85

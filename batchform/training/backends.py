@@ -10,7 +10,7 @@ import numpy as np
 
 import batchform.codegen.backends
 from batchform.training.options import OptionError
-from batchform.codegen.backends.numpy.arrays import NumPyArrays
+from batchform.runtime.numpy.arrays import NumPyArrays
 
 #: The type of every adapter (the NumPy one is the base the others override).
 ArrayAdapter = NumPyArrays

@@ -16,7 +16,7 @@ from batchform.training.backends import ArrayAdapter
 from batchform.training.options import LayerOption, OptimizerOption, OptionError
 from batchform.training.schedules import initialize
 from batchform.training.sparse import HostCSR, random_pattern, sparse_form
-from batchform.codegen.backends.python_runtime import fan_in_bound
+from batchform.runtime.python_runtime import fan_in_bound
 from batchform.generated.manifest import SPECS, Kernel, SpecInfo
 
 

@@ -9,9 +9,9 @@ from dataclasses import replace
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
-from batchform.codegen import ir
-from batchform.codegen.lower import Kernel
-from batchform.codegen.passes import in_place_update, natural_shape, share_across_maps
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.lower.lower import Kernel
+from batchform.codegen.passes.rewrite import in_place_update, natural_shape, share_across_maps
 from batchform.codegen.printers.core import KernelPrinter, scaled_product
 from batchform.codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter
 
@@ -32,7 +32,7 @@ class PythonArrayPrinter(KernelPrinter):
     #: Names generated code reads without binding them: modules and builtins.
     global_names = {"np", "torch", "jax", "jnp", "math", "scipy", "abs", "max", "min", "float", "check_csr"}
     #: Names a spec may not use for a matrix, scalar or equation: the modules, helpers and type names the
-    #: generated modules define or import (checked before printing, see codegen.render._check_names).
+    #: generated modules define or import (checked before printing, see codegen.output.render._check_names).
     reserved_names = frozenset(global_names | {"sparse", "Array", "Scalar", "annotations"})
 
     #: One library call per operation (NumPy, eager PyTorch): a full-size part two maps share is stored once

@@ -12,8 +12,7 @@ import sympy
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
-from batchform.codegen import ir
-
+from batchform.codegen.ir import nodes as ir
 #: Precedence of printed array expressions, on SymPy's scale; a matrix product binds like ``*`` in Python
 #: but must not merge with a neighbouring element-wise ``*``, so it sits just below Mul.
 MATMUL = PRECEDENCE["Mul"] - 1

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
-from batchform.codegen import ir
-from batchform.codegen.lower import Kernel
-from batchform.codegen.passes import in_place_update
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.lower.lower import Kernel
+from batchform.codegen.passes.rewrite import in_place_update
 from batchform.codegen.printers.core import KernelPrinter, scaled_product
 from batchform.codegen.printers.scalar import (
     ATOM,
@@ -321,7 +321,7 @@ class CppPrinter(KernelPrinter):
     """Prints one :class:`Kernel` as the body of a C++ function template over the scalar type S."""
 
     #: Names a spec may not use: the scalar type, the runtime's types and helpers, loop variables and C++
-    #: words that are valid Python identifiers (checked before printing, see codegen.render._check_names).
+    #: words that are valid Python identifiers (checked before printing, see codegen.output.render._check_names).
     reserved_names = frozenset({
         "S", "Index", "Matrix", "MatrixRef", "ConstMatrixRef", "RowArray", "CSRMatrix", "i", "acc", "std",
         "batchform", "Eigen", "gemm", "check_shape", "for_each_row", "fold_rows", "xlogy", "auto", "const",
