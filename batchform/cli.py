@@ -31,9 +31,9 @@ def _spec_dirs(args) -> list[str] | None:
     """The --specs folders, after the built-in spec folder with --builtin; None: the built-in specs only."""
     folders = getattr(args, "spec_dirs", None)
     if folders and getattr(args, "builtin", False):
-        from batchform.api import builtin_specs
+        from batchform.codegen.load.loader import spec_package
 
-        folders = [str(builtin_specs()), *folders]
+        folders = [str(Path(spec_package.__path__[0])), *folders]
     return folders
 
 
@@ -196,8 +196,8 @@ def cmd_mutate(args) -> int:
 
 def cmd_build_cpp(args) -> int:
     from batchform import cpp_build
-    from batchform.codegen.lower.lower import by_spec, lower_all
-    from batchform.codegen.passes.rewrite import optimize_all
+    from batchform.codegen.lower.families import by_spec
+    from batchform.codegen.pipeline import kernels_of
     from batchform.codegen.verify.execute import check_built
 
     given = getattr(args, "output", None)
@@ -220,7 +220,7 @@ def cmd_build_cpp(args) -> int:
     # before `generate` writes them.
     start = time.perf_counter()
     specs = _load(args)
-    check_built(out.resolve().parent, out.resolve().name, specs, by_spec(lower_all(optimize_all(specs))), ["cpp"])
+    check_built(out.resolve().parent, out.resolve().name, specs, by_spec(kernels_of(specs)), ["cpp"])
     print(f"ran every C++ kernel against SymPy's values of its spec ({time.perf_counter() - start:.1f} s)")
     return 0
 
@@ -282,6 +282,9 @@ def parser() -> argparse.ArgumentParser:
     s = subcommand(sub, "show", "print one spec's equations and how each was proved")
     proof_options(s)
     s.add_argument("name", metavar="NAME", help="the spec's name, e.g. relu_layer (`batchform verify` lists them)")
+    s.add_argument("--ir", action="store_true", help="print the spec's IR (after its last pass) instead, no proof")
+    s.add_argument("--after", metavar="PASS", default=None,
+                   help="with --ir: after this pass (freeze, a pass of codegen/passes/schedule.py, or lower)")
     s.set_defaults(run=cmd_show)
 
     m = subcommand(sub, "mutate", "mutation testing: perturb spec equations and report how many the proof kills")

@@ -3,8 +3,9 @@
     load     codegen.load.loader    import the spec modules of spec/ (or --specs folders)
     check    codegen.load.loader    names, kinds, known symbols and shapes of every equation (one SpecError each)
     freeze   codegen.ir.freeze    SymPy matrix expressions → the frozen IR (codegen.ir.nodes), shapes checked on the way
-    passes   codegen.passes.rewrite    rewrite rules, common subexpressions, element-wise fusion, sharing across maps,
-                               and codegen.passes.memory: fewer passes over memory (inlining, factoring, hoisting)
+    passes   codegen.passes.schedule  the named passes each kind of spec goes through, in order (PIPELINES), one
+                               module each under codegen/passes/: rewrite rules, CSE, fusion, stable forms,
+                               fewer passes over memory (inlining, factoring, reuse, hoisting), sharing across maps
     lower    codegen.lower.lower     IR equations → kernels (codegen.lower.lower.Kernel): forward, backward, update,
                                their variants and the backward kernels fused with each update (codegen.lower.fused)
     print    codegen.printers.printing  every kernel through each backend's printer (codegen/backends/<name>/printer.py)
@@ -26,20 +27,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchform.codegen.verify import execute
-
-from batchform.codegen.load import loader
-
-from batchform.codegen.passes import rewrite as passes
-
-from batchform.codegen.printers import printing
-
-from batchform.codegen.output import render
-
-from batchform.codegen.output import writer
 from batchform.codegen.backends.interface import Backend, PrintedFamily
+from batchform.codegen.load import loader
 from batchform.codegen.load.loader import REPO, LoadedSpec
-from batchform.codegen.lower.lower import Family, by_spec, lower_all
+from batchform.codegen.lower.families import Family, by_spec, lower_all
+from batchform.codegen.output import render, writer
+from batchform.codegen.passes import schedule as passes
+from batchform.codegen.printers import printing
+from batchform.codegen.verify import execute
+from batchform.codegen.verify.proof import prove_all
 
 GENERATED = REPO / "generated"
 
@@ -109,13 +105,18 @@ def build(backends: dict[str, Backend], *, spec_dirs=None, output: Path = GENERA
     return result
 
 
+def kernels_of(loaded: list[LoadedSpec]) -> list[Family]:
+    """Specs → kernels, by spec family: the passes, then lowering (forward, backward, update, their variants
+    and the backward kernels fused with each update). The one way to get kernels: ``generate``, ``build-cpp``,
+    the tests and the bench all call this (``build`` runs the same two stages, timed one by one)."""
+    return lower_all(passes.optimize_all(loaded))
+
+
 def _load(spec_dirs) -> list[LoadedSpec]:
     return loader.load_all(spec_dirs=spec_dirs) if spec_dirs else loader.load_all()
 
 
 def _prove(loaded, use_cache, jobs, progress):
-    from batchform.codegen.verify.proof import prove_all
-
     return prove_all(loaded, use_cache=use_cache, jobs=jobs, progress=progress.proof)
 
 
@@ -137,6 +138,6 @@ def render_files(loaded: list[LoadedSpec], backends: dict[str, Backend], familie
         -> dict[str, str]:
     """The files :func:`build` would write, without proving, running or writing anything: lower (unless
     ``families`` are given), print, render."""
-    families = lower_all(passes.optimize_all(loaded)) if families is None else families
+    families = kernels_of(loaded) if families is None else families
     printed = {name: printing.print_kernels(b, families) for name, b in backends.items()}
     return render.render_all(loaded, families, backends, printed)

@@ -3,7 +3,7 @@ inputs drawn from each spec's ``sample`` ranges and ``constraints`` at shapes hy
 reference results of the NumPy backend.
 
 Nothing here lists specs by hand: they come from ``codegen.load.loader.load_all()`` and ``codegen.lower.lower.lower()``
-(after ``codegen.passes.rewrite.optimize()``).
+(after ``codegen.passes.schedule.optimize()``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import batchform.generated.numpy as gnp
 from batchform.codegen.backends import all_backends
 from batchform.codegen.load.loader import load_all
 from batchform.codegen.lower.lower import lower, variants
-from batchform.codegen.passes.rewrite import optimize
+from batchform.codegen.passes.schedule import optimize
 from batchform.codegen.output.wrappers import link_modes, wrappers
 
 SPECS = {s.name: s for s in load_all()}

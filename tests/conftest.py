@@ -12,7 +12,7 @@ for _key, _value in {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", 
 
 from batchform.codegen.load.loader import load_all
 from batchform.codegen.lower.lower import lower
-from batchform.codegen.passes.rewrite import optimize
+from batchform.codegen.passes.schedule import optimize
 
 
 @pytest.fixture(scope="session")

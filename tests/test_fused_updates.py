@@ -12,11 +12,10 @@ from spec_inputs import call, leaf_values
 
 import batchform.generated.numpy as gnp
 from batchform.codegen.load.loader import load_all
-from batchform.codegen.lower.lower import lower_all
-from batchform.codegen.passes.rewrite import optimize_all
+from batchform.codegen.pipeline import kernels_of
 
 LOADED = {s.name: s for s in load_all()}
-FUNCTIONS = [f for family in lower_all(optimize_all(list(LOADED.values()))) for f in family.functions]
+FUNCTIONS = [f for family in kernels_of(list(LOADED.values())) for f in family.functions]
 BY_NAME = {f.name: f for f in FUNCTIONS}
 FUSED = [f for f in FUNCTIONS if f.kind == "update" and f.spec in LOADED and LOADED[f.spec].spec.kind == "layer"]
 BACKENDS = ["numpy", "torch", "jax", "tensorflow", "cpp"]

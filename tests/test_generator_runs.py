@@ -24,8 +24,11 @@ from batchform.codegen.backends.tensorflow.printer import TensorFlowPrinter
 from batchform.codegen.backends.torch.printer import TorchPrinter
 from batchform.codegen.errors import SpecError
 from batchform.codegen.load.loader import load_all
-from batchform.codegen.lower.lower import Argument, Kernel, by_spec, lower, lower_all
-from batchform.codegen.passes.rewrite import idioms, optimize, optimize_all, stable_forms
+from batchform.codegen.lower.families import by_spec
+from batchform.codegen.lower.lower import Argument, Kernel, lower
+from batchform.codegen.pipeline import kernels_of
+from batchform.codegen.passes.idioms import idioms, stable_forms
+from batchform.codegen.passes.schedule import optimize
 from batchform.codegen.pipeline import render_files
 from batchform.codegen.printers.scalar import PrinterBug, hoist_common
 
@@ -113,7 +116,7 @@ def test_every_extra_kernel_was_run(extra_tree):
     specs = load_all(spec_dirs=[EXTRA])
     assert {"swish_layer", "gelu_layer", "medley", "elu_dropout_layer", "gated_linear", "residual_tanh"} \
         <= {s.name for s in specs}
-    functions = [f for fs in by_spec(lower_all(optimize_all(specs))).values() for f in fs]
+    functions = [f for fs in by_spec(kernels_of(specs)).values() for f in fs]
     for backend in PRINTERS:
         storages = all_backends()[backend].storages
         names = {f.name for f in functions if all(a.storage in storages for a in f.arguments)}
@@ -131,7 +134,7 @@ def test_an_injected_printer_bug_is_caught_and_nothing_is_written(extra_tree, tm
         from batchform.codegen.backends import all_backends
         from batchform.codegen.verify.execute import check_files
 
-        groups = lower_all(optimize_all(specs))
+        groups = kernels_of(specs)
         backends = {"numpy": all_backends()["numpy"]}
         check_files(render_files(specs, backends, groups), specs, by_spec(groups), ["numpy"])
     message = str(error.value)
@@ -405,7 +408,7 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
     compiler = shutil.which("g++") or shutil.which("c++")
     assert compiler, "a C++ compiler is part of the project's requirements"
     specs = load_all(spec_dirs=[EXTRA])
-    groups = lower_all(optimize_all(specs))
+    groups = kernels_of(specs)
     files = render_files(specs, {"cpp": all_backends()["cpp"]}, groups)
     headers = []
     for rel, text in files.items():
@@ -433,12 +436,12 @@ def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_pa
 
     repo = Path(__file__).resolve().parent.parent
     specs = load_all()
-    check_built(repo, "generated", specs, by_spec(lower_all(optimize_all(specs))), ["cpp"])
+    check_built(repo, "generated", specs, by_spec(kernels_of(specs)), ["cpp"])
 
     spelling = NumPyScalarPrinter.functions["tanh"]
     monkeypatch.setitem(NumPyScalarPrinter.functions, "tanh", type(spelling)("np.sinh({0})"))
     extra = load_all(spec_dirs=[EXTRA])
-    groups = lower_all(optimize_all(extra))
+    groups = kernels_of(extra)
     for rel, text in render_files(extra, {"numpy": all_backends()["numpy"]}, groups).items():
         if rel.startswith("numpy/") or "/" not in rel:
             path = tmp_path / "standin" / ("cpp/" + rel.split("/", 1)[1] if "/" in rel else rel)

@@ -8,10 +8,13 @@ import pytest
 import sympy
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.load import loader
-from batchform.codegen.passes import rewrite as passes
+from batchform.codegen.passes.fusion import fuse
 from batchform.codegen.ir.nodes import Elementwise, Reduce, Var
-from batchform.codegen.lower.lower import lower_all
-from batchform.codegen.passes.memory import affine_form, affine_in_one, factor_rows, hoist_invariants
+from batchform.codegen.pipeline import kernels_of
+from batchform.codegen.ir.algebra import affine_in_one
+from batchform.codegen.passes.factor_rows import factor_rows
+from batchform.codegen.passes.hoist_invariants import affine_form, hoist_invariants
+from batchform.codegen.passes.inline_cheap_maps import inline_cheap_maps
 
 N, K = sympy.symbols("N K", positive=True, integer=True)
 FULL, ROW = (N, K), (sympy.Integer(1), K)
@@ -22,7 +25,7 @@ gamma, s, m = Var("gamma", ROW), Var("s", ROW), Var("m", ROW)
 
 @pytest.fixture(scope="module")
 def kernels():
-    return [k for family in lower_all(passes.optimize_all(loader.load_all())) for k in family.functions]
+    return [k for family in kernels_of(loader.load_all()) for k in family.functions]
 
 
 def _full(shape) -> bool:
@@ -142,15 +145,14 @@ def test_the_allocator_setting_can_be_turned_off(monkeypatch, setting, calls):
 
 def test_a_map_a_product_reads_is_stored_not_recomputed():
     """DZ = γ ⊙ DY read by DW = DZᵀ·X and DX = DZ·W stays one array (a product reads it many times over)."""
-    from batchform.codegen.passes.memory import inline_cheap_maps
 
     W = Var("W", (K, K))
     dz = ir.elementwise(p0 * p1, (gamma, DY), FULL)
     DZ = Var("DZ", FULL)
     statements = [("DZ", dz), ("DW", ir.MatMul(ir.Transpose(DZ), X)), ("DX", ir.MatMul(DZ, W))]
-    assert inline_cheap_maps(statements, {"DW", "DX"}, passes.fuse) == statements
+    assert inline_cheap_maps(statements, {"DW", "DX"}, fuse) == statements
     summed = [("DZ", dz), ("Db", Reduce("sum", 0, DZ))]
-    assert [name for name, _ in inline_cheap_maps(summed, {"Db"}, passes.fuse)] == ["Db"]
+    assert [name for name, _ in inline_cheap_maps(summed, {"Db"}, fuse)] == ["Db"]
 
 
 def test_eager_backends_store_a_full_size_part_two_maps_share():

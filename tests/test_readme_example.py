@@ -13,7 +13,7 @@ import numpy as np
 from batchform.codegen.backends import all_backends
 from batchform.codegen.load.loader import load_all
 from batchform.codegen.lower.lower import lower
-from batchform.codegen.passes.rewrite import optimize
+from batchform.codegen.passes.schedule import optimize
 from batchform.codegen.pipeline import render_files
 from batchform.codegen.verify.proof import prove_spec
 

@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 from batchform.codegen.verify import execute
 from batchform.codegen.load import loader
-from batchform.codegen.passes import rewrite as passes
 from batchform.codegen import pipeline
 from batchform.codegen.backends import all_backends
 from batchform.codegen.load.loader import check
-from batchform.codegen.lower.lower import by_spec, lower_all
+from batchform.codegen.lower.families import by_spec
+from batchform.codegen.pipeline import kernels_of
 
 
 def scaled(factor):
@@ -28,7 +28,7 @@ def scaled(factor):
 def test_a_scaled_sparse_gradient_prints_and_runs_in_every_backend(name):
     factor = {"negated": lambda e: -e, "by 3/2": lambda e: 3 * e / 2}[name]
     specs = list(scaled(factor))
-    groups = lower_all(passes.optimize_all(specs))
+    groups = kernels_of(specs)
     files = pipeline.render_files(specs, all_backends(), groups)
     numpy_text = files["numpy/layers.py"]
     assert ("DW = -DW" if name == "negated" else "DW = (3 / 2) * DW") in numpy_text

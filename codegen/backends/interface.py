@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchform.codegen.lower.lower import Kernel
+from batchform.codegen.output.templates import environment
+from batchform.codegen.printers.python import imports_for
 
 import batchform.runtime
 
@@ -107,8 +109,6 @@ class Backend:
 
     def render(self, template: str, **context) -> str:
         """The template ``<backend>/<file>`` (``codegen/backends/<backend>/templates/<file>``) rendered with ``context``, plus ``backend`` (the title) and ``template``."""
-        from batchform.codegen.output.render import environment
-
         return environment().get_template(template).render(
             backend=self.title, template=f"templates/{template}", **context)
 
@@ -126,8 +126,6 @@ class Backend:
 
     def imports(self, family: PrintedFamily) -> list[str]:
         """Imports the printed bodies of a family need beyond the template's (the printer says)."""
-        from batchform.codegen.printers.python import imports_for
-
         return imports_for(self.printer, [k.body for k in family.kernels])
 
     def runtime_files(self) -> dict[str, str]:

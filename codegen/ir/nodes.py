@@ -27,6 +27,11 @@ class Node:
     def size(self) -> int:
         return 1 + sum(c.size() for c in self.children)
 
+    def __str__(self) -> str:
+        """The node in one line: ``Z = (X · Wᵀ) + repeat_rows(N, b)`` reads as the equation it computes
+        (``batchform show NAME --ir``). Maps print as ``map[expr](args)``, placeholders ``_0, _1, …``."""
+        return show(self)
+
 
 @dataclass(frozen=True)
 class Var(Node):
@@ -174,6 +179,39 @@ class Elementwise(Node):
 
     def with_children(self, children):
         return Elementwise(self.expr, tuple(children), self.shape)
+
+
+def _shape_text(shape: Shape) -> str:
+    return f"{shape[0]}×{shape[1]}"
+
+
+_REDUCED = {0: "columns", 1: "rows", None: "all"}
+
+
+def show(node: Node) -> str:
+    """A readable one-line form of ``node`` (see :meth:`Node.__str__`)."""
+    if isinstance(node, Var):
+        return node.name
+    if isinstance(node, Ones):
+        return f"ones({_shape_text(node.shape)})"
+    if isinstance(node, Eye):
+        return f"I({node.shape[0]})"
+    if isinstance(node, MatMul):
+        return f"({show(node.a)} · {show(node.b)})"
+    if isinstance(node, Transpose):
+        inner = show(node.a)
+        return f"{inner}ᵀ" if isinstance(node.a, Var) else f"({inner})ᵀ"
+    if isinstance(node, Reduce):
+        return f"{node.op}_{_REDUCED[node.axis]}({show(node.a)})"
+    if isinstance(node, Repeat):
+        return f"repeat_{'rows' if node.axis == 0 else 'columns'}({node.count}, {show(node.a)})"
+    if isinstance(node, DiagOf):
+        return f"diag({show(node.a)})"
+    if isinstance(node, DiagMatrix):
+        return f"Diag({show(node.a)})"
+    if isinstance(node, Elementwise):
+        return f"map[{node.expr}]({', '.join(show(a) for a in node.args)}): {_shape_text(node.shape)}"
+    return repr(node)
 
 
 def placeholder(i: int) -> sympy.Symbol:

@@ -11,7 +11,7 @@ from batchform.codegen.ir import nodes as ir
 from batchform.codegen.errors import SpecError
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.notation import unicode
-from batchform.codegen.passes.rewrite import Optimized
+from batchform.codegen.passes.schedule import Optimized
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def _texts(equations) -> list[str]:
 
 
 def lower(optimized: Optimized) -> list[Kernel]:
-    """One spec's kernels from its optimized equations (:func:`codegen.passes.rewrite.optimize`): forward and
+    """One spec's kernels from its optimized equations (:func:`codegen.passes.schedule.optimize`): forward and
     backward (value and gradient for a loss), or the in-place update."""
     loaded = optimized.loaded
     s = loaded.spec
@@ -305,45 +305,3 @@ def initial_values(s) -> dict:
         else:
             values[p.name] = 0
     return values
-
-
-@dataclass
-class Family:
-    """One spec sub-package (``spec/layers``): its title, its source files and every kernel of its specs."""
-
-    name: str
-    title: str
-    sources: list[str]
-    functions: list[Kernel]
-
-
-def lower_all(specs: list[Optimized]) -> list[Family]:
-    """Every spec's kernels, grouped by family (sorted by name): forward and backward (or the update), the
-    variants every backend prints (:func:`variants`) and the backward kernels fused with each optimizer's
-    update (:mod:`codegen.lower.fused`)."""
-    from batchform.codegen.lower.fused import fused_updates  # fused builds on this module's Kernel
-
-    grouped: dict[str, Family] = {}
-    lowered = {optimized.loaded.name: lower(optimized) for optimized in specs}
-    # Optimizer updates (of a parameter θ by its gradient); a running-statistics update is not fused.
-    updates = [f for functions in lowered.values() for f in functions if f.kind == "update" and f.in_place
-               and any(a.name == "theta" for a in f.arguments)]
-    for loaded in (optimized.loaded for optimized in specs):
-        family = grouped.get(loaded.family)
-        if family is None:
-            family = grouped[loaded.family] = Family(loaded.family, loaded.family_title or loaded.family, [], [])
-        if loaded.path not in family.sources:
-            family.sources.append(loaded.path)
-        functions = lowered[loaded.name]
-        functions = functions + variants(loaded, functions)
-        family.functions.extend(functions + fused_updates(functions, updates))
-    return [grouped[k] for k in sorted(grouped)]
-
-
-def by_spec(families: list[Family]) -> dict[str, list[Kernel]]:
-    """Spec name → every kernel generated from it, in order."""
-    out: dict[str, list[Kernel]] = {}
-    for family in families:
-        for f in family.functions:
-            out.setdefault(f.spec, []).append(f)
-    return out

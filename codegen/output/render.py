@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import jinja2
 import sympy
 
 import batchform.codegen.backends
 from batchform.codegen.backends.interface import Backend, PrintedFamily
 from batchform.codegen.output.format import ruff
 from batchform.codegen.output.generation import stamp, top_level
+from batchform.codegen.output.templates import environment
 from batchform.codegen.load.loader import LoadedSpec
-from batchform.codegen.lower.lower import Family, by_spec, initial_values
+from batchform.codegen.lower.families import Family, by_spec
+from batchform.codegen.lower.lower import initial_values
 from batchform.codegen.output.wrappers import class_name
-
-CODEGEN = Path(__file__).resolve().parent.parent
-#: Template folders by the first part of a template's name: ``torch/module.py.jinja`` is
-#: ``codegen/backends/torch/templates/module.py.jinja`` (``python/``: the Python backends' shared templates),
-#: ``report/proofs.html.jinja`` is ``codegen/report/templates/proofs.html.jinja``.
-TEMPLATE_FOLDERS = {**{folder.parent.name: folder for folder in sorted((CODEGEN / "backends").glob("*/templates"))},
-                    "report": CODEGEN / "report" / "templates"}
-#: Templates named without a folder (``manifest.py.jinja``).
-TEMPLATES = CODEGEN / "output" / "templates"
-
-
-def environment() -> jinja2.Environment:
-    prefixed = jinja2.PrefixLoader({name: jinja2.FileSystemLoader(str(folder))
-                                    for name, folder in TEMPLATE_FOLDERS.items()})
-    return jinja2.Environment(
-        loader=jinja2.ChoiceLoader([prefixed, jinja2.FileSystemLoader(str(TEMPLATES))]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-
 
 def render_all(specs: list[LoadedSpec], families: list[Family], backends: dict[str, Backend],
                printed: dict[str, list[PrintedFamily]]) -> dict[str, str]:

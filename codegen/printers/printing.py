@@ -11,7 +11,8 @@ import re
 
 from batchform.codegen.backends.interface import Backend, PrintedFamily, PrintedKernel
 from batchform.codegen.errors import SpecError
-from batchform.codegen.lower.lower import Family, Kernel
+from batchform.codegen.lower.families import Family
+from batchform.codegen.lower.lower import Kernel
 from batchform.codegen.printers.scalar import PrinterBug
 
 

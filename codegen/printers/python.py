@@ -11,7 +11,8 @@ from sympy.printing.precedence import PRECEDENCE
 
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.lower.lower import Kernel
-from batchform.codegen.passes.rewrite import in_place_update, natural_shape, share_across_maps
+from batchform.codegen.ir.algebra import in_place_update
+from batchform.codegen.passes.sharing import share_across_maps
 from batchform.codegen.printers.core import KernelPrinter, scaled_product
 from batchform.codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter
 
@@ -153,7 +154,7 @@ class PythonArrayPrinter(KernelPrinter):
             lines = self.update(target, node)
         else:
             text = self.expr(node)[0]
-            if isinstance(node, ir.Elementwise) and natural_shape(node) != tuple(node.shape):
+            if isinstance(node, ir.Elementwise) and ir.natural_shape(node.args) != tuple(node.shape):
                 text = self.broadcast(text, node.shape)
             lines = [f"{self.name(target)} = {text}"]
         return self.pre + lines

@@ -11,6 +11,7 @@ never leaks into the caller. ``batchform build-cpp`` runs the same check on the 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pickle
@@ -25,7 +26,9 @@ import numpy as np
 import sympy
 from sympy import MatrixSymbol
 
+from batchform.codegen.backends import arrays
 from batchform.codegen.errors import SpecError
+from batchform.codegen.notation import unicode
 from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.load.loader import REPO, LoadedSpec
 from batchform.codegen.lower.lower import Kernel
@@ -188,8 +191,6 @@ def cases(specs: list[LoadedSpec], functions: dict[str, list[Kernel]]) -> list[C
 
 
 def _equation_texts(loaded: LoadedSpec) -> list[str]:
-    from batchform.codegen.notation import unicode
-
     return [f"{eq.name} = {unicode(eq.expr)}" for eq in (*loaded.spec.forward, *loaded.spec.backward)]
 
 
@@ -198,8 +199,6 @@ def _equation_texts(loaded: LoadedSpec) -> list[str]:
 def _start(root: Path, package: str, backend: str, scratch: Path) -> subprocess.Popen:
     """A child that imports one backend's package at once, then reads its job on stdin (so the imports of
     PyTorch and JAX overlap with SymPy's evaluation in the parent, and the backends run side by side)."""
-    from batchform.codegen.backends import arrays
-
     # the adapter's defaults for its framework's process (TensorFlow's logs and threads), then the caller's
     env = {**getattr(arrays(backend), "environment", {}), **os.environ, "JAX_ENABLE_X64": "1",
            "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1"}
@@ -298,10 +297,6 @@ def _failing_line(exc: BaseException, root: str) -> str:
 
 
 def run_job(job: dict) -> list[str]:
-    import importlib
-
-    from batchform.codegen.backends import arrays
-
     failures = []
     for backend in job["backends"]:
         module_name = f"{job['package']}.{backend}"

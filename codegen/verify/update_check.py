@@ -14,6 +14,7 @@ import sympy
 from sympy import MatrixSymbol
 
 from batchform.codegen.verify.explicit import evaluate
+from batchform.dsl import TorchBatchNorm
 
 STEPS = 5
 TOLERANCE = 1e-12
@@ -117,8 +118,6 @@ def check_running_statistics(spec, seed: int) -> tuple[bool, str]:
 
 def check_update(spec, seed: int) -> tuple[bool, str]:
     """(ok, what was established or the first disagreement)."""
-    from batchform.dsl import TorchBatchNorm
-
     reference = spec.reference
     if isinstance(reference, TorchBatchNorm):
         return check_running_statistics(spec, seed)

@@ -15,7 +15,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.lower.lower import Kernel
-from batchform.codegen.passes.rewrite import in_place_update
+from batchform.codegen.ir.algebra import in_place_update
 from batchform.codegen.printers.core import KernelPrinter, scaled_product
 from batchform.codegen.printers.scalar import (
     ATOM,

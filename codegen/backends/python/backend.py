@@ -10,6 +10,7 @@ import sympy
 from batchform.codegen.backends.interface import Backend, PrintedFamily
 from batchform.codegen.output.format import ruff
 from batchform.codegen.lower.lower import Kernel
+from batchform.codegen.output.wrappers import framework_wrappers
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,6 @@ class PythonBackend(Backend):
     def files(self, families: list[PrintedFamily]) -> dict[str, str]:
         if not self.wrapped:
             return super().files(families)
-        from batchform.codegen.output.wrappers import framework_wrappers
-
         wrappers = framework_wrappers(families)
         return {**self.family_files(families), **self.package_files(families, wrappers=wrappers)}
 

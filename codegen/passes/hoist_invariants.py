@@ -1,109 +1,17 @@
-"""Passes that cut passes over memory: what an N × K map costs is one read of each N × K array it reads
-and one write, so these move work from N × K to 1 × K wherever the algebra allows, for every backend.
+"""The ``hoist_invariants`` pass (fewer passes over memory): a map's parts that read only broadcast rows,
+columns and scalars are computed once (1 × K), and the map becomes Σ cᵢ·Fᵢ over its full-size monomials.
 
-    inline_cheap_maps     a local map affine in its only full-size argument (R = X − 1·μ, DZ = (1·γ) ⊙ DY)
-                          is recomputed where it is used instead of written and read back
-    factor_rows           Σ_rows((1·g) ⊙ A) → g ⊙ Σ_rows(A): a broadcast factor leaves a column sum
-    reuse_named           a subtree equal to an earlier equation's value reads that equation
-    hoist_invariants      a map's parts that read only broadcast rows, columns and scalars are computed once
-                          (1 × K), and the map becomes Σ cᵢ·Fᵢ over its full-size monomials
-
-Each is exact algebra (the kernels are run against SymPy's values of the spec before anything is written);
-:func:`hoist_invariants` never multiplies out a sum holding a bare full-size argument (X − μ stays a
-subtraction: exact when X and μ are close, which X·s − μ·s is not).
-"""
+Exact algebra; it never multiplies out a sum holding a bare full-size argument (X − μ stays a difference)."""
 
 from __future__ import annotations
 
 import sympy
-from batchform.codegen.ir import nodes as ir
-from batchform.codegen.ir.nodes import ONE, Elementwise, Reduce, Var
 from sympy.polys.polyerrors import BasePolynomialError
 
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.ir.algebra import full_placeholders, map_of
+from batchform.codegen.ir.nodes import ONE, Elementwise, Reduce, Var
 
-def _full_placeholders(node: Elementwise) -> list[sympy.Symbol]:
-    """The placeholders of the arguments that have the map's whole shape (not broadcast)."""
-    return [ir.placeholder(i) for i, a in enumerate(node.args) if tuple(a.shape) == tuple(node.shape)]
-
-
-def affine_in_one(node: ir.Node) -> bool:
-    """A map of exactly one full-size argument, a stored array (not a product to compute), affine in it
-    (a·F + b, a and b broadcast)."""
-    if not isinstance(node, Elementwise) or node.shape[0] == ONE or node.shape[1] == ONE:
-        return False
-    full = _full_placeholders(node)
-    if len(full) != 1 or node.expr.has(sympy.Piecewise) or not isinstance(node.args[int(full[0].name[1:])], Var):
-        return False
-    slope = sympy.diff(node.expr, full[0])
-    return full[0] not in slope.free_symbols
-
-
-# --- inline ------------------------------------------------------------------------------------------
-
-def inline_cheap_maps(statements, keep: set[str], fuse):
-    """Substitute each local map affine in its only full-size argument into the equations that read it, and
-    drop it: recomputing a·F + b where it is used reads F once, as reading the stored map would, and saves
-    writing it. ``keep``: the names the kernel returns or other kernels read (never inlined)."""
-    statements = list(statements)
-    i = 0
-    while i < len(statements):
-        name, node = statements[i]
-        var = Var(name, tuple(node.shape))
-        if name in keep or not affine_in_one(node) or _multiplied(var, statements[i + 1:]):
-            i += 1
-            continue
-        rest = [(t, fuse(ir.substitute(n, {var: node}))) for t, n in statements[i + 1:]]
-        statements = statements[:i] + rest
-    return statements
-
-
-def _multiplied(var: Var, statements) -> bool:
-    """Whether a matrix product reads ``var``: a product reads its operands several times over, so a map
-    there is computed once, into an array, not recomputed."""
-    return any(isinstance(sub, ir.MatMul) and var in (sub.a, sub.b, getattr(sub.a, "a", None), getattr(sub.b, "a", None))
-               for _, node in statements for sub in ir.walk(node))
-
-
-# --- factor broadcast factors out of sums -------------------------------------------------------------
-
-def factor_rows(n: ir.Node):
-    """``Σ_rows((1·g) ⊙ A)`` → ``g ⊙ Σ_rows(A)`` (and the same for row sums and columns): a factor of the map
-    under a sum that is constant along the summed axis leaves the sum, so the sum of A can be shared (γ ⊙ Dβ)
-    and a row, not N × K entries, is multiplied."""
-    if not (isinstance(n, Reduce) and n.op == "sum" and n.axis in (0, 1) and isinstance(n.a, Elementwise)):
-        return None
-    inner = n.a
-    # Arguments constant along the summed axis: 1 × K rows under a column sum, N × 1 columns under a row sum.
-    constant = {ir.placeholder(i) for i, a in enumerate(inner.args) if a.shape[n.axis] == ONE}
-    factors = sympy.Mul.make_args(sympy.factor_terms(inner.expr))
-    outside = [f for f in factors if f.free_symbols <= constant | _scalars(f)]
-    if not outside or len(outside) == len(factors):
-        return None
-    inside = sympy.Mul(*[f for f in factors if f not in outside])
-    reduced = Reduce("sum", n.axis, ir.elementwise(inside, inner.args, inner.shape))
-    args = [*inner.args, reduced]
-    return ir.elementwise(sympy.Mul(*outside) * ir.placeholder(len(args) - 1), args, n.shape)
-
-
-def _scalars(expr: sympy.Expr) -> set[sympy.Symbol]:
-    return {s for s in expr.free_symbols if not ir.is_placeholder(s)}
-
-
-# --- reuse equations ------------------------------------------------------------------------------------
-
-def reuse_named(statements):
-    """Where a later equation contains the value of an earlier one (DX holds Σ_rows(Z ⊙ DY) = Dγ), it reads
-    the earlier equation's name instead of computing the value again."""
-    statements = list(statements)
-    for i, (name, node) in enumerate(statements):
-        if isinstance(node, (Var, ir.Ones, ir.Eye)):
-            continue
-        var = Var(name, tuple(node.shape))
-        statements[i + 1:] = [(t, ir.substitute(n, {node: var})) for t, n in statements[i + 1:]]
-    return statements
-
-
-# --- hoist loop invariants -------------------------------------------------------------------------------
 
 def _full_ops(expr: sympy.Expr, full: set) -> int:
     """Operations on full-size values ``expr`` costs, broadcast-only parts taken as computed once."""
@@ -128,7 +36,7 @@ def affine_form(node: Elementwise):
     """(coefficients, monomials) with ``node.expr`` = Σ cᵢ·mᵢ, each mᵢ a product of full-size placeholders
     (1 for the constant term) and cᵢ reading broadcast placeholders and scalars only; None when the map is
     not a polynomial in its full-size arguments or multiplying out would lose accuracy."""
-    full = _full_placeholders(node)
+    full = full_placeholders(node)
     if not full or len(full) == len(node.args) or node.expr.has(sympy.Piecewise):
         return None
     if _bare_in_sum(node.expr, set(full)):
@@ -193,7 +101,7 @@ class _Temporaries:
         """``node`` (a full-size map) with each largest broadcast-only part read from a temporary."""
         if not isinstance(node, Elementwise) or node.expr.has(sympy.Piecewise):
             return node
-        full = set(_full_placeholders(node))
+        full = set(full_placeholders(node))
         if not full:
             return node
         args = list(node.args)
@@ -242,7 +150,7 @@ def _as_sum(node: Elementwise, terms, hoisted: _Temporaries) -> ir.Node | None:
         coefficients.append(coefficient)
         args.append(None)
         body += ir.placeholder(len(args) - 1) * monomial
-    full = set(_full_placeholders(node))
+    full = set(full_placeholders(node))
     if _full_ops(body, full) >= _full_ops(node.expr, full):
         return None
     # The sums over rows the coefficients read come first: a backend can compute adjacent ones in one pass.
@@ -261,6 +169,4 @@ def _as_sum(node: Elementwise, terms, hoisted: _Temporaries) -> ir.Node | None:
 def _map_of(expr: sympy.Expr, args) -> ir.Node:
     """A map of some of ``args`` (by their placeholders in ``expr``), at its natural, broadcast shape."""
     used = sorted((s for s in expr.free_symbols if ir.is_placeholder(s)), key=lambda s: int(s.name[1:]))
-    sub_args = [args[int(s.name[1:])] for s in used]
-    body = expr.xreplace({s: ir.placeholder(i) for i, s in enumerate(used)})
-    return ir.elementwise(body, sub_args, ir.natural_shape(sub_args))
+    return map_of(expr, used, [args[int(s.name[1:])] for s in used])
