@@ -17,11 +17,9 @@ import sympy
 from sympy.codegen.cfunctions import expm1, log1p
 
 from batchform import cli
+from batchform.codegen.backends import all_backends
 from batchform.codegen.ir import nodes as ir
-from batchform.codegen.backends.jax.printer import JaxPrinter
-from batchform.codegen.backends.numpy.printer import NumPyPrinter, NumPyScalarPrinter
-from batchform.codegen.backends.tensorflow.printer import TensorFlowPrinter
-from batchform.codegen.backends.torch.printer import TorchPrinter
+from batchform.codegen.backends.numpy.printer import NumPyScalarPrinter
 from batchform.codegen.errors import SpecError
 from batchform.codegen.load.loader import load_all
 from batchform.codegen.lower.families import by_spec
@@ -31,10 +29,12 @@ from batchform.codegen.passes.idioms import idioms, stable_forms
 from batchform.codegen.passes.schedule import optimize
 from batchform.codegen.pipeline import render_files
 from batchform.codegen.printers.scalar import PrinterBug, hoist_common
+from spec_inputs import python_backends
 
 EXTRA = Path(__file__).parent / "extra_specs"
 REPO = Path(__file__).resolve().parent.parent
-PRINTERS = {"numpy": NumPyPrinter, "torch": TorchPrinter, "jax": JaxPrinter, "tensorflow": TensorFlowPrinter}
+#: Every registered backend whose kernels are Python modules, by name → its printer (the registry decides).
+PRINTERS = {name: all_backends()[name].printer for name in python_backends()}
 
 
 def _generate(*args: str) -> int:
@@ -205,11 +205,9 @@ def _function(statements, arguments) -> Kernel:
                   return_shapes=[statements[-1][1].shape])
 
 
-@pytest.mark.parametrize("backend", [*PRINTERS, "cpp"])
+@pytest.mark.parametrize("backend", list(all_backends()))
 def test_printers_refuse_to_emit_an_unbound_name(backend):
-    from batchform.codegen.backends.cpp.printer import CppPrinter
-
-    printer = {**PRINTERS, "cpp": CppPrinter}[backend]
+    printer = all_backends()[backend].printer
     shape = (sympy.Integer(2), sympy.Integer(3))
     X = Argument("X", shape)
     ghost_array = ir.elementwise(ir.placeholder(0) * 2, (ir.Var("ghost", shape),), shape)
@@ -350,12 +348,11 @@ def test_mpmath_agrees_with_the_reference_values():
 def test_unknown_functions_name_the_function_and_the_backend():
     shape = (sympy.Integer(1), sympy.Integer(3))
     node = ir.elementwise(sympy.gamma(ir.placeholder(0)), (ir.Var("A", shape),), shape)
-    from batchform.codegen.backends.cpp.printer import CppPrinter
 
-    for printer, title in ((NumPyPrinter, "NumPy"), (TorchPrinter, "PyTorch"), (JaxPrinter, "JAX"),
-                           (TensorFlowPrinter, "TensorFlow"), (CppPrinter, "C\\+\\+")):
-        with pytest.raises(NotImplementedError, match=f"the {title} backend has no spelling for the function gamma"):
-            printer(_function([("Y", node)], [Argument("A", shape)])).body()
+    for backend in all_backends().values():
+        with pytest.raises(NotImplementedError,
+                           match=f"the {re.escape(backend.title)} backend has no spelling for the function gamma"):
+            backend.printer(_function([("Y", node)], [Argument("A", shape)])).body()
 
 
 # --- C++: the extra specs' kernels, compiled into one program with SymPy's values ---------------------------
