@@ -2,8 +2,8 @@
 generated/, templates/ and cpp/ at its root, and the wheel installs them inside the batchform package.
 
 Every folder with an ``__init__.py`` under a mapped root is a package; templates/ and cpp/ (no Python) are
-data folders. Package data: every template and formatter configuration (templates/ruff.toml,
-templates/cpp/.clang-format), the C++ runtime headers, sources and CMake files (cpp/), and the generated C++
+data folders. Package data: every template and formatter configuration (codegen/output/ruff.toml,
+codegen/backends/cpp/templates/.clang-format), the C++ runtime headers, sources and CMake files (cpp/), and the generated C++
 sources (generated/cpp/*.hpp, *.cpp) — never a build product.
 """
 
@@ -15,9 +15,9 @@ from setuptools import setup
 
 ROOT = Path(__file__).resolve().parent
 #: installed package → repository folder
-MAPPED = {"batchform.spec": "spec", "batchform.codegen": "codegen", "batchform.generated": "generated"}
-#: data folders: installed package → repository folder
-DATA = {"batchform.templates": "templates", "batchform.cpp": "cpp"}
+MAPPED = {"batchform.spec": "spec", "batchform.generated": "generated"}
+#: folders whose every sub-folder is a package (Python modules and data): installed package → repository folder
+DATA = {"batchform.codegen": "codegen", "batchform.cpp": "cpp"}
 _SKIP = {"__pycache__", "build"}
 _BUILD_PRODUCTS = {".so", ".pyd", ".dylib", ".o", ".a", ".pyc"}
 
@@ -44,8 +44,7 @@ def _data(package_dir: dict[str, str]) -> dict[str, list[str]]:
     return data
 
 
-package_dir = {"batchform": "batchform"}
-package_dir.update(_packages("batchform.training", "batchform/training", True))
+package_dir = _packages("batchform", "batchform", True)
 for name, folder in MAPPED.items():
     package_dir.update(_packages(name, folder, True))
 for name, folder in DATA.items():

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "generate"]
 
 if _CHECKOUT is not None:
-    # In a checkout, spec/, codegen/, generated/ and templates/ live at the repository root; installed, the
+    # In a checkout, spec/, codegen/, generated/ and cpp/ live at the repository root; installed, the
     # wheel puts them inside this package. Searching the root too makes batchform.codegen one import path.
     __path__.append(str(_CHECKOUT))  # noqa: F821 - a package's __path__
 

@@ -14,7 +14,7 @@ class GenerationError(RuntimeError):
 
 def builtin_specs() -> Path:
     """The folder of the built-in specs (spec/ in the checkout, batchform/spec installed)."""
-    from batchform.codegen.loader import spec_package
+    from batchform.codegen.load.loader import spec_package
 
     return Path(spec_package.__path__[0])
 
@@ -30,7 +30,7 @@ def generate(specs: Iterable[str | os.PathLike] = (), out: str | os.PathLike | N
     codegen.errors.SpecError for a malformed spec) and writes nothing when a proof or a kernel check fails.
     """
     from batchform.cli import UsageError, cmd_generate
-    from batchform.codegen.writer import recorded_files
+    from batchform.codegen.output.writer import recorded_files
 
     folders = [str(Path(d)) for d in specs]
     if not folders and not builtin:

@@ -31,14 +31,14 @@ def _spec_dirs(args) -> list[str] | None:
     """The --specs folders, after the built-in spec folder with --builtin; None: the built-in specs only."""
     folders = getattr(args, "spec_dirs", None)
     if folders and getattr(args, "builtin", False):
-        from batchform.api import builtin_specs
+        from batchform.codegen.load.loader import spec_package
 
-        folders = [str(builtin_specs()), *folders]
+        folders = [str(Path(spec_package.__path__[0])), *folders]
     return folders
 
 
 def _load(args):
-    from batchform.codegen.loader import load_all
+    from batchform.codegen.load.loader import load_all
 
     folders = _spec_dirs(args)
     return load_all(spec_dirs=folders) if folders else load_all()
@@ -92,7 +92,7 @@ class _ProofLines:
 
 
 def _prove(specs, args, quiet=False):
-    from batchform.codegen.proof import prove_all
+    from batchform.codegen.verify.proof import prove_all
 
     start = time.perf_counter()
     lines = _ProofLines(len(specs), quiet)
@@ -108,7 +108,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from batchform.codegen.report import write_reports
+    from batchform.codegen.report.report import write_reports
 
     specs = _load(args)
     proofs, failed = _prove(specs, args, quiet=True)
@@ -138,7 +138,7 @@ def _check_user_output(output: Path, spec_dirs: list[str]) -> None:
 
 def cmd_generate(args) -> int:
     from batchform.codegen.pipeline import build
-    from batchform.codegen.report import write_reports
+    from batchform.codegen.report.report import write_reports
 
     if getattr(args, "spec_dirs", None) and args.output is None:
         raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
@@ -175,8 +175,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_mutate(args) -> int:
-    from batchform.codegen import mutate
-
+    from batchform.codegen.verify import mutate
     specs = _load(args)
     if args.names:
         names = {s.name for s in specs}
@@ -217,9 +216,9 @@ def cmd_mutate(args) -> int:
 
 def cmd_build_cpp(args) -> int:
     from batchform import cpp_build
-    from batchform.codegen.execute import check_built
-    from batchform.codegen.lower import by_spec, lower_all
-    from batchform.codegen.passes import optimize_all
+    from batchform.codegen.lower.families import by_spec
+    from batchform.codegen.pipeline import kernels_of
+    from batchform.codegen.verify.execute import check_built
 
     given = getattr(args, "output", None)
     if not given:
@@ -241,7 +240,7 @@ def cmd_build_cpp(args) -> int:
     # before `generate` writes them.
     start = time.perf_counter()
     specs = _load(args)
-    check_built(out.resolve().parent, out.resolve().name, specs, by_spec(lower_all(optimize_all(specs))), ["cpp"])
+    check_built(out.resolve().parent, out.resolve().name, specs, by_spec(kernels_of(specs)), ["cpp"])
     print(f"ran every C++ kernel against SymPy's values of its spec ({time.perf_counter() - start:.1f} s)")
     return 0
 
@@ -303,6 +302,9 @@ def parser() -> argparse.ArgumentParser:
     s = subcommand(sub, "show", "print one spec's equations and how each was proved")
     proof_options(s)
     s.add_argument("name", metavar="NAME", help="the spec's name, e.g. relu_layer (`batchform verify` lists them)")
+    s.add_argument("--ir", action="store_true", help="print the spec's IR (after its last pass) instead, no proof")
+    s.add_argument("--after", metavar="PASS", default=None,
+                   help="with --ir: after this pass (freeze, a pass of codegen/passes/schedule.py, or lower)")
     s.set_defaults(run=cmd_show)
 
     m = subcommand(sub, "mutate", "mutation testing: perturb spec equations and report how many the proof kills")

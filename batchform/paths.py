@@ -1,7 +1,7 @@
 """Where batchform's own files are, in a checkout and installed, and where it keeps its cache.
 
 Installed (a wheel), everything is inside the ``batchform`` package: ``batchform/spec``, ``codegen``,
-``generated``, ``templates``, ``cpp`` (pyproject.toml maps the repository's root folders there). In a
+``generated``, ``cpp`` (pyproject.toml maps the repository's root folders there). In a
 checkout those folders stay at the repository root, and ``batchform/__init__.py`` adds the root to the
 package's search path, so ``batchform.codegen`` is the same import in both.
 """
@@ -20,7 +20,7 @@ CHECKOUT: Path | None = (_ROOT if (_ROOT / "pyproject.toml").is_file() and (_ROO
 
 
 def resource(name: str) -> Path:
-    """batchform's folder ``name`` (spec, codegen, generated, templates, cpp): inside the installed package,
+    """batchform's folder ``name`` (spec, codegen, generated, cpp): inside the installed package,
     or at the root of the checkout."""
     inside = PACKAGE / name
     return inside if inside.exists() or CHECKOUT is None else CHECKOUT / name

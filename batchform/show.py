@@ -1,8 +1,12 @@
 """``batchform show NAME``: one spec's equations and how each was proved, in the terminal.
 
-The same content as the spec's section of the proof report (codegen/report.py), in Unicode: the Forward
+The same content as the spec's section of the proof report (codegen/report/report.py), in Unicode: the Forward
 equations (or the update rule), the element-wise functions they apply with their definitions, and each
 Backward equation with what its check established. Proofs come from the cache where the spec is unchanged.
+
+``batchform show NAME --ir [--after PASS]`` prints instead the spec's IR after a pass of its pipeline
+(``codegen/passes/schedule.py``; default: after the last), ``--after freeze`` as the equations froze, and
+``--after lower`` its kernels' statements, one line per statement (``codegen/ir/nodes.py``, ``Node.__str__``).
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ def show(args) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from batchform.codegen.loader import load_all
+    from batchform.codegen.load.loader import load_all
     from batchform.codegen.notation import unicode
-    from batchform.codegen.proof import prove_all
-    from batchform.codegen.report import elementwise_functions, method_words
+    from batchform.codegen.report.report import elementwise_functions, method_words
+    from batchform.codegen.verify.proof import prove_all
 
     def unicode_name(name: str) -> str:  # DW, Dγ, Σ: an equation's name as its right-hand side prints it
         return unicode(sympy.Symbol(name))
@@ -33,6 +37,8 @@ def show(args) -> int:
         print(f"error: no spec named {args.name!r}{hint}", file=sys.stderr)
         return 2
     loaded = chosen[0]
+    if getattr(args, "ir", False) or getattr(args, "after", None):
+        return show_ir(loaded, getattr(args, "after", None))
     (proof,) = prove_all(chosen, use_cache=not getattr(args, "no_cache", False), jobs=1)
     console = Console(highlight=False)
     spec = loaded.spec
@@ -73,6 +79,41 @@ def show(args) -> int:
     for line in proof.failures():
         print(f"error: {line}", file=sys.stderr)
     return 0 if proof.ok else 1
+
+
+def show_ir(loaded, after: str | None) -> int:
+    """Print ``loaded``'s statements after the pass ``after`` (see the module docstring)."""
+    from batchform.codegen.passes.schedule import PIPELINES, optimize
+    from batchform.codegen.pipeline import kernels_of
+
+    names = ["freeze", *dict.fromkeys(p.name for p in PIPELINES[loaded.spec.kind]), "lower"]
+    after = after or names[-2]
+    if after not in names:
+        article = "an" if loaded.spec.kind[0] in "aeiou" else "a"
+        print(f"error: --after {after}: not a pass of {article} {loaded.spec.kind} spec; its passes, in order: "
+              f"{', '.join(names)}", file=sys.stderr)
+        return 2
+    print(f"{loaded.name} ({loaded.spec.kind}, {loaded.path}): the IR after {after}")
+    if after == "lower":
+        for family in kernels_of([loaded]):
+            for kernel in family.functions:
+                arguments = ", ".join(a.name for a in kernel.arguments)
+                print(f"\nkernel {kernel.name}({arguments}) -> {', '.join(kernel.returns)}")
+                for name, node in kernel.statements:
+                    print(f"  {name} = {node}")
+        return 0
+    shown: dict[str, list] = {}
+
+    def trace(part, pass_name, statements):
+        if pass_name == after:  # a pass that runs twice (cse): its last run
+            shown[part] = statements
+
+    optimize(loaded, trace=trace)
+    for part, statements in shown.items():
+        print(f"\n{part}:")
+        for name, node in statements:
+            print(f"  {name} = {node}")
+    return 0
 
 
 def _cases(expr) -> str:

@@ -195,7 +195,7 @@ def main(args) -> int:
         if args.devices > 1 and not parallel.use_host_devices(args.devices):
             return parallel.rerun_with_host_devices(getattr(args, "argv", ["train", *sys.argv[1:]]), args.devices)
         if args.nproc > 1 and parallel.world_size() == 1:
-            return parallel.launch(args, args.nproc)
+            return parallel.launch(args, args.nproc, main)
         layers = options.layers
         data = load_dataset(args.dataset, seed=args.seed, dtype=options.dtype)
         weighted = sum(1 for layer in layers if not layer.is_batch_norm)
@@ -282,8 +282,3 @@ def _train(args, options, data, sizes, densities, dynamic, network, replicas, co
         return 1
     return failed
 
-
-if __name__ == "__main__":
-    from batchform.cli import main as cli_main
-
-    sys.exit(cli_main(["train", *sys.argv[1:]]))

@@ -128,7 +128,7 @@ def batchform_jax(X, labels, T, weights):
     """The generated JAX kernels composed by the same Network, traced into ONE jax.jit'd step."""
     import jax
 
-    from batchform.codegen.backends.jax.arrays import JaxArrays
+    from batchform.runtime.jax.arrays import JaxArrays
 
     class RawJax(JaxArrays):  # the raw generated functions: tracing the step fuses all of them
         def kernel(self, name):
@@ -162,7 +162,7 @@ def batchform_tensorflow(X, labels, T, weights):
     batchform-jax is one jax.jit)."""
     import tensorflow as tf
 
-    from batchform.codegen.backends.tensorflow.arrays import TensorFlowArrays
+    from batchform.runtime.tensorflow.arrays import TensorFlowArrays
 
     class RawTensorFlow(TensorFlowArrays):  # the raw generated functions: the step's trace holds all of them
         def kernel(self, name):

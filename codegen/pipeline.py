@@ -1,19 +1,20 @@
 """``batchform generate`` from end to end: every stage, in order, in :func:`build`.
 
-    load     codegen.loader    import the spec modules of spec/ (or --specs folders)
-    check    codegen.loader    names, kinds, known symbols and shapes of every equation (one SpecError each)
-    freeze   codegen.freeze    SymPy matrix expressions → the frozen IR (codegen.ir), shapes checked on the way
-    passes   codegen.passes    rewrite rules, common subexpressions, element-wise fusion, sharing across maps,
-                               and codegen.memory_passes: fewer passes over memory (inlining, factoring, hoisting)
-    lower    codegen.lower     IR equations → kernels (codegen.lower.Kernel): forward, backward, update,
-                               their variants and the backward kernels fused with each update (codegen.fused)
-    print    codegen.printing  every kernel through each backend's printer (codegen/backends/<name>/printer.py)
-    render   codegen.render    each backend's files (Backend.files, its templates and runtime files), the
-                               manifest and the top-level package, formatted and stamped (codegen.generation)
-    prove    codegen.proof     every backward equation against SymPy's derivative (cached per spec)
-    verify   codegen.execute   import the rendered packages in a child process and run every kernel against
+    load     codegen.load.loader    import the spec modules of spec/ (or --specs folders)
+    check    codegen.load.loader    names, kinds, known symbols and shapes of every equation (one SpecError each)
+    freeze   codegen.ir.freeze    SymPy matrix expressions → the frozen IR (codegen.ir.nodes), shapes checked on the way
+    passes   codegen.passes.schedule  the named passes each kind of spec goes through, in order (PIPELINES), one
+                               module each under codegen/passes/: rewrite rules, CSE, fusion, stable forms,
+                               fewer passes over memory (inlining, factoring, reuse, hoisting), sharing across maps
+    lower    codegen.lower.lower     IR equations → kernels (codegen.lower.lower.Kernel): forward, backward, update,
+                               their variants and the backward kernels fused with each update (codegen.lower.fused)
+    print    codegen.printers.printing  every kernel through each backend's printer (codegen/backends/<name>/printer.py)
+    render   codegen.output.render    each backend's files (Backend.files, its templates and runtime files), the
+                               manifest and the top-level package, formatted and stamped (codegen.output.generation)
+    prove    codegen.verify.proof     every backward equation against SymPy's derivative (cached per spec)
+    verify   codegen.verify.execute   import the rendered packages in a child process and run every kernel against
                                SymPy's values of its spec's equations
-    write    codegen.writer    bring generated/ to exactly the rendered files, atomically, file by file
+    write    codegen.output.writer    bring generated/ to exactly the rendered files, atomically, file by file
 
 Rendering comes before proving so that a kernel a backend cannot print is an error before minutes of proofs;
 nothing is written unless every proof and every run passed. ``check=True`` (``generate --check``) stops after
@@ -26,10 +27,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchform.codegen import execute, loader, passes, printing, render, writer
 from batchform.codegen.backends.interface import Backend, PrintedFamily
-from batchform.codegen.loader import REPO, LoadedSpec
-from batchform.codegen.lower import Family, by_spec, lower_all
+from batchform.codegen.load import loader
+from batchform.codegen.load.loader import REPO, LoadedSpec
+from batchform.codegen.lower.families import Family, by_spec, lower_all
+from batchform.codegen.output import render, writer
+from batchform.codegen.passes import schedule as passes
+from batchform.codegen.printers import printing
+from batchform.codegen.verify import execute
+from batchform.codegen.verify.proof import prove_all
 
 GENERATED = REPO / "generated"
 
@@ -42,7 +48,7 @@ class Build:
     families: list[Family]  # the lowered kernels, by spec family
     printed: dict[str, list[PrintedFamily]]  # backend → its printed kernels
     files: dict[str, str]  # path under the output folder → content
-    proofs: list | None = None  # codegen.proof.SpecProof per spec; None when not proved (--check)
+    proofs: list | None = None  # codegen.verify.proof.SpecProof per spec; None when not proved (--check)
     stale: list[str] | None = None  # with check=True: one line per differing file (changed, missing, extra)
     diff: str = ""  # with check=True: the unified diff from what is on disk to what was rendered
     written: list[str] | None = None  # what write changed; None when nothing was written
@@ -99,13 +105,18 @@ def build(backends: dict[str, Backend], *, spec_dirs=None, output: Path = GENERA
     return result
 
 
+def kernels_of(loaded: list[LoadedSpec]) -> list[Family]:
+    """Specs → kernels, by spec family: the passes, then lowering (forward, backward, update, their variants
+    and the backward kernels fused with each update). The one way to get kernels: ``generate``, ``build-cpp``,
+    the tests and the bench all call this (``build`` runs the same two stages, timed one by one)."""
+    return lower_all(passes.optimize_all(loaded))
+
+
 def _load(spec_dirs) -> list[LoadedSpec]:
     return loader.load_all(spec_dirs=spec_dirs) if spec_dirs else loader.load_all()
 
 
 def _prove(loaded, use_cache, jobs, progress):
-    from batchform.codegen.proof import prove_all
-
     return prove_all(loaded, use_cache=use_cache, jobs=jobs, progress=progress.proof)
 
 
@@ -127,6 +138,6 @@ def render_files(loaded: list[LoadedSpec], backends: dict[str, Backend], familie
         -> dict[str, str]:
     """The files :func:`build` would write, without proving, running or writing anything: lower (unless
     ``families`` are given), print, render."""
-    families = lower_all(passes.optimize_all(loaded)) if families is None else families
+    families = kernels_of(loaded) if families is None else families
     printed = {name: printing.print_kernels(b, families) for name, b in backends.items()}
     return render.render_all(loaded, families, backends, printed)

@@ -10,7 +10,7 @@ Boundary convention (element-wise functions). Where f is not differentiable — 
 be the derivative of the piece of f that *owns* c: the first case of f's ``Piecewise`` whose condition holds at
 c (SymPy's rule). ``Max``, ``Min``, ``Abs`` and ``Heaviside`` are read through SymPy's
 ``rewrite(Piecewise)``, so ``Max(0, x)`` is ``Piecewise((0, x <= 0), (x, True))``: the 0 piece owns x = 0.
-Where f is differentiable this is just f'(c). The proofs (``codegen/pieces.py``) check every ``df`` and every
+Where f is differentiable this is just f'(c). The proofs (``codegen/verify/pieces.py``) check every ``df`` and every
 partial against this reading of ``diff(f)`` piece by piece on all of ℝ, boundaries included. It matches PyTorch,
 JAX and the Nerva code at every breakpoint of the specs here: relu′(0) = 0, leaky_relu′(0) = α (PyTorch and
 Nerva; JAX's ``leaky_relu`` gives 1), all_relu′(0) = 1, hard_sigmoid′(±3) = 0, srelu′(t_l) = a_l,

@@ -2,8 +2,8 @@
 inputs drawn from each spec's ``sample`` ranges and ``constraints`` at shapes hypothesis picks, and the
 reference results of the NumPy backend.
 
-Nothing here lists specs by hand: they come from ``codegen.loader.load_all()`` and ``codegen.lower.lower()``
-(after ``codegen.passes.optimize()``).
+Nothing here lists specs by hand: they come from ``codegen.load.loader.load_all()`` and ``codegen.lower.lower.lower()``
+(after ``codegen.passes.schedule.optimize()``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 import batchform.generated.numpy as gnp
 from batchform.codegen.backends import all_backends
-from batchform.codegen.loader import load_all
-from batchform.codegen.lower import lower, variants
-from batchform.codegen.passes import optimize
-from batchform.codegen.wrappers import link_modes, wrappers
+from batchform.codegen.load.loader import load_all
+from batchform.codegen.lower.lower import lower, variants
+from batchform.codegen.passes.schedule import optimize
+from batchform.codegen.output.wrappers import link_modes, wrappers
 
 SPECS = {s.name: s for s in load_all()}
 FUNCTIONS = {name: lower(optimize(s)) for name, s in SPECS.items()}
@@ -115,7 +115,7 @@ def seed_like(value, seed: int) -> np.ndarray:
 # --- calling generated functions by argument name --------------------------------------------------------
 
 def call(module, function, values: dict) -> dict:
-    """Call ``function`` (a codegen.lower.Kernel) from ``module`` with values by name; results by name."""
+    """Call ``function`` (a codegen.lower.lower.Kernel) from ``module`` with values by name; results by name."""
     fn = getattr(module, function.name)
     result = fn(**{a.name: values[a.name] for a in function.arguments})
     names = [function.aliases.get(r, r) for r in function.returns]
@@ -177,7 +177,7 @@ def signature(module, name: str) -> list[str]:
 def print_and_run(printer, namespace: dict, nodes: dict, arguments: list[str], shapes: dict):
     """Print a function of ``arguments`` computing ``nodes`` (result name → IR node) with ``printer``; return
     its body lines and the function, defined in ``namespace``."""
-    from batchform.codegen.lower import Argument, Kernel, _bind_dims
+    from batchform.codegen.lower.lower import Argument, Kernel, _bind_dims
 
     args = [Argument(a, shapes.get(a)) for a in arguments]
     f = Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=args,

@@ -10,9 +10,9 @@ for _key, _value in {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", 
                      "TF_NUM_INTEROP_THREADS": "1", "KERAS_BACKEND": "tensorflow"}.items():
     os.environ.setdefault(_key, _value)
 
-from batchform.codegen.loader import load_all
-from batchform.codegen.lower import lower
-from batchform.codegen.passes import optimize
+from batchform.codegen.load.loader import load_all
+from batchform.codegen.lower.lower import lower
+from batchform.codegen.passes.schedule import optimize
 
 
 @pytest.fixture(scope="session")

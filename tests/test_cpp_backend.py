@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import batchform.generated.numpy as gnp
-from batchform.codegen.loader import load_all
+from batchform.codegen.load.loader import load_all
 from spec_inputs import call, leaf_values
 
 import batchform.generated.cpp as gcpp  # `make test` builds it first; a missing build is an error, not a skip

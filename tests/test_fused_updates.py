@@ -3,23 +3,22 @@ backward kernel, then the optimizer's update kernel for each parameter (both gen
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from spec_inputs import call, leaf_values
+from spec_inputs import arrays_of, call, leaf_values, on
 
 import batchform.generated.numpy as gnp
-from batchform.codegen.loader import load_all
-from batchform.codegen.lower import lower_all
-from batchform.codegen.passes import optimize_all
+from batchform.codegen.backends import REGISTRY
+from batchform.codegen.load.loader import load_all
+from batchform.codegen.pipeline import kernels_of
 
 LOADED = {s.name: s for s in load_all()}
-FUNCTIONS = [f for family in lower_all(optimize_all(list(LOADED.values()))) for f in family.functions]
+FUNCTIONS = [f for family in kernels_of(list(LOADED.values())) for f in family.functions]
 BY_NAME = {f.name: f for f in FUNCTIONS}
 FUSED = [f for f in FUNCTIONS if f.kind == "update" and f.spec in LOADED and LOADED[f.spec].spec.kind == "layer"]
-BACKENDS = ["numpy", "torch", "jax", "tensorflow", "cpp"]
+BACKENDS = REGISTRY
 
 
 def _unfused(fused):
@@ -57,22 +56,6 @@ def _reference(fused, values):
     return out
 
 
-def _convert(backend, value):
-    if backend == "torch" and isinstance(value, np.ndarray):
-        import torch
-
-        return torch.from_numpy(value.copy())
-    if backend == "jax" and isinstance(value, np.ndarray):
-        import jax.numpy as jnp
-
-        return jnp.asarray(value)
-    if backend == "tensorflow" and isinstance(value, np.ndarray):
-        import tensorflow as tf
-
-        return tf.constant(value)
-    return value.copy() if isinstance(value, np.ndarray) else value
-
-
 def test_every_layer_with_a_product_gradient_has_fused_kernels():
     names = {f.name for f in FUSED}
     assert "relu_layer_backward_update_gradient_descent" in names
@@ -86,17 +69,13 @@ def test_every_layer_with_a_product_gradient_has_fused_kernels():
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fused", FUSED, ids=[f.name for f in FUSED])
 def test_fused_equals_backward_then_update(fused, backend):
-    if backend == "jax":
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-    module = importlib.import_module(f"batchform.generated.{backend}")
+    arrays = arrays_of(backend)
     values = _inputs(fused, np.random.default_rng(3))
     want = _reference(fused, values)
-    got = call(module, fused, {k: _convert(backend, v) for k, v in values.items()})
+    got = call(arrays.kernels, fused, {k: on(arrays, v) for k, v in values.items()})
     assert set(got) == set(want)
     for key, value in want.items():
-        np.testing.assert_allclose(np.asarray(got[key]), value, rtol=1e-10, atol=1e-12,
+        np.testing.assert_allclose(arrays.numpy(got[key]), value, rtol=1e-10, atol=1e-12,
                                    err_msg=f"{fused.name} ({backend}): {key}")
 
 

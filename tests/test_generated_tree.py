@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from batchform.codegen import writer
+from batchform.codegen.output import writer
 from batchform.codegen.backends import all_backends
 from batchform.codegen.errors import SpecError
-from batchform.codegen.loader import REPO
+from batchform.codegen.load.loader import REPO
 
 GENERATED = REPO / "generated"
 BACKENDS = tuple(all_backends())

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-import batchform.codegen.loader
+import batchform.codegen.load.loader
 from batchform.cli import main
 from batchform.codegen.backends import all_backends
-from batchform.codegen.loader import check, load_all
+from batchform.codegen.load.loader import check, load_all
 from batchform.codegen.pipeline import render_files
-from batchform.codegen.writer import differences, owned_files
+from batchform.codegen.output.writer import differences, owned_files
 from batchform.dsl import Equation, dims, matrix
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,7 +86,7 @@ def test_generate_refuses_when_a_proof_fails(tmp_path, monkeypatch, capsys):
     wrong = tuple(Equation(e.name, -matrix("DY", N, K) * matrix("W", K, D) if e.name == "DX" else e.expr)
                   for e in linear.spec.backward)
     broken = check(replace(linear.spec, backward=wrong), linear.family, linear.path)
-    monkeypatch.setattr(batchform.codegen.loader, "load_all", lambda: [broken])
+    monkeypatch.setattr(batchform.codegen.load.loader, "load_all", lambda: [broken])
     code = main(["generate", "--backend", "numpy", "--output", str(tmp_path), "--no-report", "--quiet"])
     err = capsys.readouterr().err
     assert code == 1

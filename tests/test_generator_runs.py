@@ -17,21 +17,24 @@ import sympy
 from sympy.codegen.cfunctions import expm1, log1p
 
 from batchform import cli
-from batchform.codegen import ir
-from batchform.codegen.backends.jax.printer import JaxPrinter
-from batchform.codegen.backends.numpy.printer import NumPyPrinter, NumPyScalarPrinter
-from batchform.codegen.backends.tensorflow.printer import TensorFlowPrinter
-from batchform.codegen.backends.torch.printer import TorchPrinter
+from batchform.codegen.backends import all_backends
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.backends.numpy.printer import NumPyScalarPrinter
 from batchform.codegen.errors import SpecError
-from batchform.codegen.loader import load_all
-from batchform.codegen.lower import Argument, Kernel, by_spec, lower, lower_all
-from batchform.codegen.passes import idioms, optimize, optimize_all, stable_forms
+from batchform.codegen.load.loader import load_all
+from batchform.codegen.lower.families import by_spec
+from batchform.codegen.lower.lower import Argument, Kernel, lower
+from batchform.codegen.pipeline import kernels_of
+from batchform.codegen.passes.idioms import idioms, stable_forms
+from batchform.codegen.passes.schedule import optimize
 from batchform.codegen.pipeline import render_files
 from batchform.codegen.printers.scalar import PrinterBug, hoist_common
+from spec_inputs import python_backends
 
 EXTRA = Path(__file__).parent / "extra_specs"
 REPO = Path(__file__).resolve().parent.parent
-PRINTERS = {"numpy": NumPyPrinter, "torch": TorchPrinter, "jax": JaxPrinter, "tensorflow": TensorFlowPrinter}
+#: Every registered backend whose kernels are Python modules, by name → its printer (the registry decides).
+PRINTERS = {name: all_backends()[name].printer for name in python_backends()}
 
 
 def _generate(*args: str) -> int:
@@ -113,7 +116,7 @@ def test_every_extra_kernel_was_run(extra_tree):
     specs = load_all(spec_dirs=[EXTRA])
     assert {"swish_layer", "gelu_layer", "medley", "elu_dropout_layer", "gated_linear", "residual_tanh"} \
         <= {s.name for s in specs}
-    functions = [f for fs in by_spec(lower_all(optimize_all(specs))).values() for f in fs]
+    functions = [f for fs in by_spec(kernels_of(specs)).values() for f in fs]
     for backend in PRINTERS:
         storages = all_backends()[backend].storages
         names = {f.name for f in functions if all(a.storage in storages for a in f.arguments)}
@@ -129,9 +132,9 @@ def test_an_injected_printer_bug_is_caught_and_nothing_is_written(extra_tree, tm
     with pytest.raises(SpecError) as error:
         specs = load_all(spec_dirs=[EXTRA])
         from batchform.codegen.backends import all_backends
-        from batchform.codegen.execute import check_files
+        from batchform.codegen.verify.execute import check_files
 
-        groups = lower_all(optimize_all(specs))
+        groups = kernels_of(specs)
         backends = {"numpy": all_backends()["numpy"]}
         check_files(render_files(specs, backends, groups), specs, by_spec(groups), ["numpy"])
     message = str(error.value)
@@ -156,7 +159,7 @@ def test_a_function_no_backend_can_print_fails_before_proving(tmp_path, monkeypa
     def no_proofs(*args, **kwargs):
         raise AssertionError("proofs ran before the printers were tried")
 
-    monkeypatch.setattr("batchform.codegen.proof.prove_all", no_proofs)
+    monkeypatch.setattr("batchform.codegen.verify.proof.prove_all", no_proofs)
     assert _generate("--specs", str(tmp_path / "specs"), "--out", str(tmp_path / "out")) == 2
     err = capsys.readouterr().err
     assert "gamma_act" in err and "no spelling for the function gamma" in err and "NumPy backend" in err
@@ -202,11 +205,9 @@ def _function(statements, arguments) -> Kernel:
                   return_shapes=[statements[-1][1].shape])
 
 
-@pytest.mark.parametrize("backend", [*PRINTERS, "cpp"])
+@pytest.mark.parametrize("backend", list(all_backends()))
 def test_printers_refuse_to_emit_an_unbound_name(backend):
-    from batchform.codegen.backends.cpp.printer import CppPrinter
-
-    printer = {**PRINTERS, "cpp": CppPrinter}[backend]
+    printer = all_backends()[backend].printer
     shape = (sympy.Integer(2), sympy.Integer(3))
     X = Argument("X", shape)
     ghost_array = ir.elementwise(ir.placeholder(0) * 2, (ir.Var("ghost", shape),), shape)
@@ -347,12 +348,11 @@ def test_mpmath_agrees_with_the_reference_values():
 def test_unknown_functions_name_the_function_and_the_backend():
     shape = (sympy.Integer(1), sympy.Integer(3))
     node = ir.elementwise(sympy.gamma(ir.placeholder(0)), (ir.Var("A", shape),), shape)
-    from batchform.codegen.backends.cpp.printer import CppPrinter
 
-    for printer, title in ((NumPyPrinter, "NumPy"), (TorchPrinter, "PyTorch"), (JaxPrinter, "JAX"),
-                           (TensorFlowPrinter, "TensorFlow"), (CppPrinter, "C\\+\\+")):
-        with pytest.raises(NotImplementedError, match=f"the {title} backend has no spelling for the function gamma"):
-            printer(_function([("Y", node)], [Argument("A", shape)])).body()
+    for backend in all_backends().values():
+        with pytest.raises(NotImplementedError,
+                           match=f"the {re.escape(backend.title)} backend has no spelling for the function gamma"):
+            backend.printer(_function([("Y", node)], [Argument("A", shape)])).body()
 
 
 # --- C++: the extra specs' kernels, compiled into one program with SymPy's values ---------------------------
@@ -399,13 +399,13 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
     import sysconfig
 
     from batchform.codegen.backends import all_backends
-    from batchform.codegen.cpp_reference import cpp_check_source
-    from batchform.codegen.execute import cases
+    from batchform.codegen.verify.cpp_reference import cpp_check_source
+    from batchform.codegen.verify.execute import cases
 
     compiler = shutil.which("g++") or shutil.which("c++")
     assert compiler, "a C++ compiler is part of the project's requirements"
     specs = load_all(spec_dirs=[EXTRA])
-    groups = lower_all(optimize_all(specs))
+    groups = kernels_of(specs)
     files = render_files(specs, {"cpp": all_backends()["cpp"]}, groups)
     headers = []
     for rel, text in files.items():
@@ -426,19 +426,19 @@ def test_extra_specs_cpp_kernels_match_sympy(tmp_path):
 
 
 def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_path, monkeypatch):
-    """`batchform build-cpp` runs codegen.execute.check_built on generated.cpp: here on the real module
+    """`batchform build-cpp` runs codegen.verify.execute.check_built on generated.cpp: here on the real module
     (every spec), then on a stand-in "cpp" package whose kernels are wrong, which must fail naming it."""
     from batchform.codegen.backends import all_backends
-    from batchform.codegen.execute import KernelCheckError, check_built
+    from batchform.codegen.verify.execute import KernelCheckError, check_built
 
     repo = Path(__file__).resolve().parent.parent
     specs = load_all()
-    check_built(repo, "generated", specs, by_spec(lower_all(optimize_all(specs))), ["cpp"])
+    check_built(repo, "generated", specs, by_spec(kernels_of(specs)), ["cpp"])
 
     spelling = NumPyScalarPrinter.functions["tanh"]
     monkeypatch.setitem(NumPyScalarPrinter.functions, "tanh", type(spelling)("np.sinh({0})"))
     extra = load_all(spec_dirs=[EXTRA])
-    groups = lower_all(optimize_all(extra))
+    groups = kernels_of(extra)
     for rel, text in render_files(extra, {"numpy": all_backends()["numpy"]}, groups).items():
         if rel.startswith("numpy/") or "/" not in rel:
             path = tmp_path / "standin" / ("cpp/" + rel.split("/", 1)[1] if "/" in rel else rel)

@@ -249,11 +249,10 @@ def test_every_wrapper_checks_every_argument(name):
 
 def test_same_functions_as_numpy():
     """Same function names, arguments (in order) and number of results as generated/numpy."""
-    from batchform.codegen.lower import lower_all  # every kernel: forward, backward, variants, fused backward + update
-    from batchform.codegen.passes import optimize_all
+    from batchform.codegen.pipeline import kernels_of  # every kernel: forward, backward, variants, fused backward + update
 
     names = set(supported("jax"))
-    expected = [f.name for family in lower_all(optimize_all(list(SPECS.values()))) for f in family.functions if f.spec in names]
+    expected = [f.name for family in kernels_of(list(SPECS.values())) for f in family.functions if f.spec in names]
     assert sorted(n for n in gj.__all__ if n != "custom_vjp") == sorted(expected)
     for name in expected:
         assert inspect.signature(getattr(gj, name)).parameters.keys() == \
@@ -320,9 +319,9 @@ def test_jitted_training_step_reduces_the_loss():
 def test_constants_take_the_dtype_of_an_input():
     import sympy
 
-    from batchform.codegen import ir
+    from batchform.codegen.ir import nodes as ir
     from batchform.codegen.backends.jax.printer import JaxPrinter
-    from batchform.codegen.passes import stable_forms
+    from batchform.codegen.passes.idioms import stable_forms
 
     N, K = sympy.symbols("N K", integer=True, positive=True)
     Z = ir.Var("Z", (N, K))

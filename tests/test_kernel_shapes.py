@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 import sympy
 
-from spec_inputs import concrete
+from spec_inputs import arrays_of, concrete, python_backends
 
-BACKENDS = {
-    "numpy": lambda: (__import__("batchform.generated.numpy", fromlist=["x"]), np.asarray),
-    "torch": lambda: (__import__("batchform.generated.torch", fromlist=["x"]), __import__("torch").from_numpy),
-    "jax": lambda: (__import__("batchform.generated.jax", fromlist=["x"]), __import__("jax.numpy", fromlist=["x"]).asarray),
-    "tensorflow": lambda: (__import__("batchform.generated.tensorflow", fromlist=["x"]), __import__("tensorflow").constant),
-}
+BACKENDS = python_backends()
 
 
 def _wrong_shapes(function):
@@ -36,7 +31,8 @@ def _wrong_shapes(function):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_every_kernel_rejects_every_wrong_shape(backend, lowered):
-    module, array = BACKENDS[backend]()
+    arrays = arrays_of(backend)
+    module, array = arrays.kernels, arrays.array
     rng = np.random.default_rng(0)
     checked = 0
     for functions in lowered.values():
@@ -58,7 +54,8 @@ def test_every_kernel_rejects_every_wrong_shape(backend, lowered):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_broadcasting_mistakes_of_the_issue_are_named(backend):
-    module, array = BACKENDS[backend]()
+    arrays = arrays_of(backend)
+    module, array = arrays.kernels, arrays.array
     X, W = array(np.ones((5, 4))), array(np.ones((5, 4)))
     with pytest.raises(ValueError, match="linear_forward: argument b has shape \\(5, 1\\), expected \\(1, 5\\)"):
         module.linear_forward(X, W, array(np.ones((5, 1))))  # K×1 bias with N = K

@@ -1,4 +1,4 @@
-"""The passes that cut passes over memory (codegen/memory_passes.py): their rules one by one, the properties
+"""The passes that cut passes over memory (codegen/passes/memory.py): their rules one by one, the properties
 they give every spec's kernels, and the accuracy they must not cost."""
 
 from __future__ import annotations
@@ -6,10 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy
-from batchform.codegen import ir, loader, passes
-from batchform.codegen.ir import Elementwise, Reduce, Var
-from batchform.codegen.lower import lower_all
-from batchform.codegen.memory_passes import affine_form, affine_in_one, factor_rows, hoist_invariants
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.load import loader
+from batchform.codegen.passes.fusion import fuse
+from batchform.codegen.ir.nodes import Elementwise, Reduce, Var
+from batchform.codegen.backends import REGISTRY
+from batchform.codegen.pipeline import kernels_of
+from spec_inputs import arrays_of
+from batchform.codegen.ir.algebra import affine_in_one
+from batchform.codegen.passes.factor_rows import factor_rows
+from batchform.codegen.passes.hoist_invariants import affine_form, hoist_invariants
+from batchform.codegen.passes.inline_cheap_maps import inline_cheap_maps
 
 N, K = sympy.symbols("N K", positive=True, integer=True)
 FULL, ROW = (N, K), (sympy.Integer(1), K)
@@ -20,7 +27,7 @@ gamma, s, m = Var("gamma", ROW), Var("s", ROW), Var("m", ROW)
 
 @pytest.fixture(scope="module")
 def kernels():
-    return [k for family in lower_all(passes.optimize_all(loader.load_all())) for k in family.functions]
+    return [k for family in kernels_of(loader.load_all()) for k in family.functions]
 
 
 def _full(shape) -> bool:
@@ -90,27 +97,21 @@ def test_batch_norm_writes_only_its_results(kernels, name, full_results):
     assert len(sums) == 2, sums
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch", "cpp"])
+@pytest.mark.parametrize("backend", REGISTRY)
 def test_batch_norm_keeps_its_accuracy_far_from_zero_mean(backend):
     """float32 columns near 1024 on a grid of 1/16 (their sums and X − μ are exact): Z to 1e-5 of the float64
     answer. Multiplying (X − μ)·s out rounds X·s at the size of 1024, several times that (checked below)."""
-    import importlib
-
-    bf = importlib.import_module(f"batchform.generated.{backend}")
     rng = np.random.default_rng(0)
     X64 = 1024.0 + rng.integers(-32, 33, size=(64, 16)) / 16
     gamma64, beta64 = np.ones((1, 16)), np.zeros((1, 16))
-    _, Z64, _ = importlib.import_module("batchform.generated.numpy").batch_norm_eps_forward(X64, gamma64, beta64, 1e-5)
+    _, Z64, _ = arrays_of("numpy").kernels.batch_norm_eps_forward(X64, gamma64, beta64, 1e-5)
     X32, g32, b32 = (a.astype(np.float32) for a in (X64, gamma64, beta64))
     mean = X32.mean(axis=0, keepdims=True)
     scale = (1 / np.sqrt(((X32 - mean) ** 2).mean(axis=0, keepdims=True) + 1e-5)).astype(np.float32)
     expanded = np.abs((X32 * scale - mean * scale).astype(np.float64) - Z64).max()
-    if backend == "torch":
-        import torch
-
-        X32, g32, b32 = (torch.from_numpy(a) for a in (X32, g32, b32))
-    _, Z32, _ = bf.batch_norm_eps_forward(X32, g32, b32, 1e-5)
-    error = np.abs(np.asarray(Z32, dtype=np.float64) - Z64).max()
+    arrays = arrays_of(backend, np.float32)
+    _, Z32, _ = arrays.kernels.batch_norm_eps_forward(*(arrays.array(a) for a in (X32, g32, b32)), 1e-5)
+    error = np.abs(np.asarray(arrays.numpy(Z32), dtype=np.float64) - Z64).max()
     assert error < 1e-5 < expanded
 
 
@@ -140,15 +141,14 @@ def test_the_allocator_setting_can_be_turned_off(monkeypatch, setting, calls):
 
 def test_a_map_a_product_reads_is_stored_not_recomputed():
     """DZ = γ ⊙ DY read by DW = DZᵀ·X and DX = DZ·W stays one array (a product reads it many times over)."""
-    from batchform.codegen.memory_passes import inline_cheap_maps
 
     W = Var("W", (K, K))
     dz = ir.elementwise(p0 * p1, (gamma, DY), FULL)
     DZ = Var("DZ", FULL)
     statements = [("DZ", dz), ("DW", ir.MatMul(ir.Transpose(DZ), X)), ("DX", ir.MatMul(DZ, W))]
-    assert inline_cheap_maps(statements, {"DW", "DX"}, passes.fuse) == statements
+    assert inline_cheap_maps(statements, {"DW", "DX"}, fuse) == statements
     summed = [("DZ", dz), ("Db", Reduce("sum", 0, DZ))]
-    assert [name for name, _ in inline_cheap_maps(summed, {"Db"}, passes.fuse)] == ["Db"]
+    assert [name for name, _ in inline_cheap_maps(summed, {"Db"}, fuse)] == ["Db"]
 
 
 def test_eager_backends_store_a_full_size_part_two_maps_share():

@@ -3,8 +3,8 @@ equivalent and ill-formed mutants are recognised as such. The full run (`batchfo
 
 from __future__ import annotations
 
-from batchform.codegen import mutate
-from batchform.codegen.loader import load_all  # noqa: F401  (the fixture loads the specs)
+from batchform.codegen.verify import mutate
+from batchform.codegen.load.loader import load_all  # noqa: F401  (the fixture loads the specs)
 
 SAMPLE = ("linear", "leaky_relu", "hard_sigmoid", "relu_layer", "squared_error_loss", "nesterov")
 

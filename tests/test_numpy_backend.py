@@ -7,8 +7,8 @@ import pytest
 import sympy
 
 import batchform.generated.numpy as gnp
-from batchform.codegen.explicit import evaluate
-from batchform.codegen.loader import load_all
+from batchform.codegen.verify.explicit import evaluate
+from batchform.codegen.load.loader import load_all
 from spec_inputs import DIMS, call, leaf_values
 
 # Specs with sparse storage take scipy matrices; tests/test_sparse_layer.py checks them against the dense layer.
@@ -115,7 +115,7 @@ def test_dtype_is_preserved(name, dtype, loaded_specs, lowered):
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_backward_without_input_gradient_equals_the_full_backward(name, loaded_specs, lowered):
     """The kernel a first layer runs (no DX) returns exactly what the full backward returns for the rest."""
-    from batchform.codegen.lower import variants
+    from batchform.codegen.lower.lower import variants
 
     spec = loaded_specs[name].spec
     forward, backward = lowered[name]

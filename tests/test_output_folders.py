@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from batchform import cli
-from batchform.codegen.writer import RECORD, recorded_files
+from batchform.codegen.output.writer import RECORD, recorded_files
 
 REPO = Path(__file__).resolve().parent.parent
 RELU = (REPO / "spec" / "activations" / "relu.py").read_text()

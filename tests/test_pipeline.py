@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import types
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +17,12 @@ from batchform.cli import main
 from batchform.training.backends import make_backend
 from batchform.codegen.backends import REGISTRY, all_backends
 from batchform.codegen.backends.interface import Backend, PrintedFamily
-from batchform.codegen.backends.numpy.arrays import NumPyArrays
+from batchform.runtime.numpy.arrays import NumPyArrays
 from batchform.codegen.backends.numpy.printer import NumPyPrinter
-from batchform.codegen.loader import load_all
-from batchform.codegen.lower import lower_all
-from batchform.codegen.passes import optimize_all
+from batchform.codegen.load.loader import load_all
+from batchform.codegen.pipeline import kernels_of
 from batchform.codegen.pipeline import build, render_files
-from batchform.codegen.writer import write_tree
+from batchform.codegen.output.writer import write_tree
 
 SPECS = [s for s in load_all() if s.family == "activations"]
 
@@ -47,7 +47,8 @@ class ToyArrays(NumPyArrays):
 
 @pytest.fixture
 def toy(monkeypatch, tmp_path):
-    """A backend package ``batchform.codegen.backends.toy`` (backend, arrays and a runtime file) and its registry line."""
+    """A backend package ``batchform.codegen.backends.toy`` (its backend), its runtime side
+    ``batchform.runtime.toy`` (arrays and a runtime file) and its registry line."""
     package = types.ModuleType("batchform.codegen.backends.toy")
     (tmp_path / "toy").mkdir()
     (tmp_path / "toy" / "runtime.py").write_text('"""Hand-written, copied verbatim."""\n\nHELLO = 1\n')
@@ -55,11 +56,12 @@ def toy(monkeypatch, tmp_path):
     backend = types.ModuleType("batchform.codegen.backends.toy.backend")
     backend.BACKEND = ToyBackend(name="toy", title="Toy", printer=NumPyPrinter, family_template="",
                                  family_file="", runtime={"_runtime.py": "toy/runtime.py"})
-    arrays = types.ModuleType("batchform.codegen.backends.toy.arrays")
+    arrays = types.ModuleType("batchform.runtime.toy.arrays")
     arrays.ARRAYS = ToyArrays
     kernels = types.ModuleType("batchform.generated.toy")
     for name, module in {"batchform.codegen.backends.toy": package, "batchform.codegen.backends.toy.backend": backend,
-                         "batchform.codegen.backends.toy.arrays": arrays, "batchform.generated.toy": kernels}.items():
+                         "batchform.runtime.toy": types.ModuleType("batchform.runtime.toy"),
+                         "batchform.runtime.toy.arrays": arrays, "batchform.generated.toy": kernels}.items():
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.setattr(batchform.codegen.backends, "REGISTRY", (*REGISTRY, "toy"))
     return backend.BACKEND
@@ -73,7 +75,7 @@ def test_the_registry_lists_the_backends_in_order():
 
 def test_a_registered_backend_is_rendered_stamped_and_written_through_the_interface(toy, tmp_path):
     files = render_files(SPECS, {"toy": toy})
-    kernels = [f for family in lower_all(optimize_all(SPECS)) for f in family.functions]
+    kernels = [f for family in kernels_of(SPECS) for f in family.functions]
     sparse = {f.spec for f in kernels if any(a.storage == "csr" for a in f.arguments)}
     listed = [line.split(":")[0] for line in files["toy/kernels.txt"].splitlines()]
     # every kernel but those of the sparse specs, which need a storage the toy backend does not take
@@ -91,7 +93,7 @@ def test_a_registered_backend_is_rendered_stamped_and_written_through_the_interf
 
 
 def test_the_pipeline_check_reports_a_backend_folder_that_is_missing(toy, tmp_path, monkeypatch):
-    monkeypatch.setattr("batchform.codegen.loader.load_all", lambda: SPECS)
+    monkeypatch.setattr("batchform.codegen.load.loader.load_all", lambda: SPECS)
     result = build({"toy": toy}, output=tmp_path, check=True)
     assert "missing: toy/kernels.txt" in result.stale and result.proofs is None and result.written is None
     assert "+++ b/" in result.diff and "+relu: " in result.diff
@@ -113,7 +115,7 @@ def test_generate_backend_option_takes_a_registered_backend(toy, tmp_path, capsy
 
 
 def test_check_prints_a_unified_diff_of_a_stale_file(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("batchform.codegen.loader.load_all", lambda: SPECS)
+    monkeypatch.setattr("batchform.codegen.load.loader.load_all", lambda: SPECS)
     files = render_files(SPECS, {"numpy": all_backends()["numpy"]})
     write_tree(files, tmp_path, backends=["numpy", "__init__.py", "manifest.py"])
     args = ["generate", "--check", "--backend", "numpy", "--output", str(tmp_path)]
@@ -132,9 +134,9 @@ def test_check_prints_a_unified_diff_of_a_stale_file(tmp_path, capsys, monkeypat
 
 def test_runtime_code_is_hand_written_once_and_copied_verbatim():
     from batchform.codegen.backends.interface import BACKENDS
-    from batchform.codegen.render import TEMPLATES
+    from batchform.codegen.output.templates import TEMPLATE_FOLDERS, TEMPLATES
 
-    generated = BACKENDS.parent.parent / "generated"
+    generated = Path(batchform.codegen.__file__).parent.parent / "generated"
     copies = {(b.name, target): source for b in all_backends().values() for target, source in b.runtime.items()}
     assert {("torch", "_framework.py"), ("jax", "_framework.py"), ("numpy", "csr.py"), ("cpp", "_checks.py")} \
         <= set(copies)
@@ -142,7 +144,7 @@ def test_runtime_code_is_hand_written_once_and_copied_verbatim():
     for (name, target), source in copies.items():
         assert (generated / name / target).read_bytes() == (BACKENDS / source).read_bytes()
     # the argument checks (none raises in a template) and the fan-in initializer are in no template
-    text = "".join(p.read_text() for p in TEMPLATES.rglob("*.jinja"))
+    text = "".join(p.read_text() for folder in [TEMPLATES, *TEMPLATE_FOLDERS.values()] for p in folder.rglob("*.jinja"))
     for runtime_code in ("def check(", "def expected_shapes(", "def wrong_shapes(", "def check_csr(",
                          "def check_arrays(", "raise TypeError", "raise ValueError", "sqrt", "uniform_("):
         assert runtime_code not in text, runtime_code
@@ -152,7 +154,7 @@ def test_every_fan_in_initializer_draws_within_the_one_bound():
     import jax
     import torch
 
-    from batchform.codegen.backends.python_runtime import fan_in_bound
+    from batchform.runtime.python_runtime import fan_in_bound
     from batchform.generated.jax.custom_vjp import linear_init
     from batchform.generated.torch.modules import Linear
 

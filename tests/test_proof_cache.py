@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from batchform.codegen import proof
-
-
+from batchform.codegen.verify import proof
 def test_proofs_survive_a_cache_deleted_or_unwritable_while_they_run(loaded_specs, tmp_path, monkeypatch, capsys):
     specs = [loaded_specs["relu"], loaded_specs["sigmoid"]]
     cache = tmp_path / "cache" / "proofs"

@@ -17,9 +17,9 @@ import torch
 from sympy import Piecewise, Rational
 
 from batchform import cli
-from batchform.codegen import proof as proof_module
-from batchform.codegen.loader import check
-from batchform.codegen.proof import SHAPES, prove_spec
+from batchform.codegen.verify import proof as proof_module
+from batchform.codegen.load.loader import check
+from batchform.codegen.verify.proof import SHAPES, prove_spec
 from batchform.spec.activations.relu import relu
 from batchform.dsl import Activation, Equation, activation_specs, dims, matrix, x
 
@@ -167,7 +167,7 @@ def test_no_gradient_must_name_an_input(loaded_specs):
 
 
 def test_plain_matrix_equations_are_proved_for_all_shapes(loaded_specs):
-    from batchform.codegen.all_shapes import proved_for_all_shapes
+    from batchform.codegen.verify.all_shapes import proved_for_all_shapes
 
     assert proved_for_all_shapes(loaded_specs["linear"].spec) == {"DW", "Db", "DX"}
     result = prove_spec(loaded_specs["linear"])

@@ -8,9 +8,9 @@ import pytest
 import sympy
 from sympy import Piecewise
 
-from batchform.codegen import proof as proof_module
-from batchform.codegen.loader import LoadedSpec, check
-from batchform.codegen.proof import prove_all, prove_spec
+from batchform.codegen.verify import proof as proof_module
+from batchform.codegen.load.loader import LoadedSpec, check
+from batchform.codegen.verify.proof import prove_all, prove_spec
 from batchform.dsl import Equation, Spec, apply, dims, hadamard, matrix, x
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from batchform.codegen.backends import all_backends
-from batchform.codegen.loader import load_all
-from batchform.codegen.lower import lower
-from batchform.codegen.passes import optimize
+from batchform.codegen.load.loader import load_all
+from batchform.codegen.lower.lower import lower
+from batchform.codegen.passes.schedule import optimize
 from batchform.codegen.pipeline import render_files
-from batchform.codegen.proof import prove_spec
+from batchform.codegen.verify.proof import prove_spec
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

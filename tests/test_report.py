@@ -15,9 +15,9 @@ import xml.dom.minidom
 import pytest
 
 from batchform.cli import main
-from batchform.codegen.loader import load_all
-from batchform.codegen.proof import METHOD_STRENGTH, prove_all
-from batchform.codegen.report import method_words, write_reports
+from batchform.codegen.load.loader import load_all
+from batchform.codegen.verify.proof import METHOD_STRENGTH, prove_all
+from batchform.codegen.report.report import method_words, write_reports
 
 # a layer proved for all shapes, an activation function with cases, an update rule: a few seconds cold
 NAMES = ("linear", "relu", "momentum")

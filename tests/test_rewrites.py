@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from batchform.codegen.freeze import freeze
-from batchform.codegen.ir import Var, walk
-from batchform.codegen.lower import Argument, Kernel, _bind_dims
-from batchform.codegen.passes import eliminate_common_subexpressions, fuse, rewrite, stable_forms
+from batchform.codegen.ir.freeze import freeze
+from batchform.codegen.ir.nodes import Var, walk
+from batchform.codegen.lower.lower import Argument, Kernel, _bind_dims
+from batchform.codegen.passes.cse import eliminate_common_subexpressions
+from batchform.codegen.passes.fusion import fuse
+from batchform.codegen.passes.idioms import stable_forms
+from batchform.codegen.passes.rules import rewrite
 from batchform.codegen.backends.numpy.printer import NumPyPrinter
 from batchform.dsl import (column_repeat, columns_sum, diag, dims, elements_sum, exp, hadamard, identity, log, matrix,
                       ones, reciprocal, row_repeat, rows_max, rows_sum, sigmoid)
@@ -21,7 +24,7 @@ A, B, Z, DY = matrix("A", N, K), matrix("B", N, K), matrix("Z", N, K), matrix("D
 
 
 def printed(expr) -> str:
-    node = stable_forms(fuse(rewrite(freeze(expr))))  # the passes, as codegen.passes.optimize runs them
+    node = stable_forms(fuse(rewrite(freeze(expr))))  # the passes, as codegen.passes.schedule.optimize runs them
     arguments = [Argument(v.name, v.shape) for v in {n for n in walk(node) if isinstance(n, Var)}]
     f = Kernel("f", "", [], "", "", arguments, [("Y", node)], ["Y"], [node.shape],
                dims=_bind_dims(arguments, [node]))

@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse
 
 import batchform.generated.numpy as gnp
-from batchform.codegen.lower import variants
+from batchform.codegen.lower.lower import variants
 from tests.conformance import FUNCTIONS, SPECS, call, draw
 
 SPARSE = sorted(name for name, s in SPECS.items() if "csr" in s.spec.storage.values())

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from batchform.codegen import loader
+from batchform.codegen.load import loader
 from batchform.codegen.errors import SpecError
 
 GOOD = """

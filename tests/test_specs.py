@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from batchform.codegen.errors import SpecError
-from batchform.codegen.loader import check, load_all
+from batchform.codegen.load.loader import check, load_all
 from batchform.dsl import Spec, columns_sum, dims, matrix, row_repeat, scalar
 
 PAPER = {

@@ -288,11 +288,10 @@ def test_same_functions_as_numpy():
     """Same function names, arguments (in order) and number of results as generated/numpy."""
     import inspect
 
-    from batchform.codegen.lower import lower_all  # every kernel: forward, backward, variants, fused backward + update
-    from batchform.codegen.passes import optimize_all
+    from batchform.codegen.pipeline import kernels_of  # every kernel: forward, backward, variants, fused backward + update
 
     names = set(supported("torch"))
-    expected = [f.name for family in lower_all(optimize_all(list(SPECS.values()))) for f in family.functions if f.spec in names]
+    expected = [f.name for family in kernels_of(list(SPECS.values())) for f in family.functions if f.spec in names]
     assert sorted(n for n in gt.__all__ if not n[0].isupper() and n != "functional") == sorted(expected)
     for name in expected:
         assert inspect.signature(getattr(gt, name)).parameters.keys() == \
@@ -355,7 +354,7 @@ def test_sequential_of_generated_modules_trains():
 def test_printer_rules():
     import sympy
 
-    from batchform.codegen import ir
+    from batchform.codegen.ir import nodes as ir
     from batchform.codegen.backends.torch.printer import TorchPrinter
 
     N, K, D = sympy.symbols("N K D", integer=True, positive=True)

@@ -6,17 +6,18 @@ The reference is torch's own optimizer, not the spec: with a constant η the vel
 
 from __future__ import annotations
 
-import importlib
 
 import numpy as np
 import pytest
 import torch
 
-from batchform.codegen.loader import load_all
+from batchform.codegen.backends import REGISTRY
+from batchform.codegen.load.loader import load_all
+from spec_inputs import arrays_of
 
 STEPS = 6
 ETA, MU = 0.07, 0.85
-BACKENDS = ("numpy", "torch", "jax", "tensorflow", "cpp")
+BACKENDS = REGISTRY
 
 
 def _torch_trajectory(theta0, delta0, grads, options):
@@ -34,16 +35,13 @@ def _torch_trajectory(theta0, delta0, grads, options):
 
 
 def _step(backend: str, name: str, theta, grad, delta):
-    module = importlib.import_module(f"batchform.generated.{backend}")
-    f = getattr(module, f"{name}_update")
-    convert = {"torch": torch.tensor, "jax": lambda a: importlib.import_module("jax.numpy").asarray(a),
-               "tensorflow": lambda a: importlib.import_module("tensorflow").constant(a)}.get(
-        backend, lambda a: np.array(a))
-    args = [convert(theta), convert(grad)] + ([convert(delta)] if delta is not None else [])
-    args += [ETA] + ([MU] if delta is not None else [])
+    arrays = arrays_of(backend)
+    f = getattr(arrays.kernels, f"{name}_update")
+    args = [arrays.array(theta.copy()), arrays.array(grad.copy())]
+    args += ([arrays.array(delta.copy())] if delta is not None else []) + [ETA] + ([MU] if delta is not None else [])
     result = f(*args)
     theta_new, delta_new = (result if delta is not None else (result, None))
-    as_array = lambda a: None if a is None else np.asarray(a.detach() if hasattr(a, "detach") else a)  # noqa: E731
+    as_array = lambda a: None if a is None else np.array(arrays.numpy(a))  # noqa: E731
     return as_array(theta_new), as_array(delta_new)
 
 
@@ -53,10 +51,6 @@ CASES = {"gradient_descent": {}, "momentum": {"momentum": MU}, "nesterov": {"mom
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", list(CASES))
 def test_update_follows_torch_sgd(backend, name):
-    if backend == "jax":
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
     rng = np.random.default_rng(7)
     theta0, delta0 = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
     grads = [rng.normal(size=(3, 4)) for _ in range(STEPS)]

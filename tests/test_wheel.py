@@ -65,10 +65,14 @@ def installed(tmp_path_factory):
 def test_the_wheel_holds_only_the_batchform_namespace_and_its_data(installed):
     names = zipfile.ZipFile(installed[4]).namelist()
     assert {n.split("/")[0] for n in names} == {"batchform", f"{installed[4].name.split('-py3')[0]}.dist-info"}
-    for needed in ("batchform/dsl.py", "batchform/codegen/proof.py", "batchform/spec/dsl.py",
+    for needed in ("batchform/dsl.py", "batchform/codegen/verify/proof.py", "batchform/spec/dsl.py",
                    "batchform/generated/numpy/__init__.py", "batchform/generated/manifest.py",
-                   "batchform/generated/cpp/bindings.cpp", "batchform/templates/ruff.toml",
-                   "batchform/templates/cpp/.clang-format", "batchform/templates/report/proofs.html.jinja",
+                   "batchform/generated/cpp/bindings.cpp", "batchform/codegen/output/ruff.toml",
+                   "batchform/codegen/backends/cpp/templates/.clang-format",
+                   "batchform/codegen/report/templates/proofs.html.jinja",
+                   "batchform/codegen/backends/torch/templates/module.py.jinja",
+                   "batchform/codegen/output/templates/manifest.py.jinja",
+                   "batchform/runtime/python_runtime.py", "batchform/runtime/torch/runtime.py",
                    "batchform/cpp/CMakeLists.txt", "batchform/cpp/include/batchform/runtime.hpp", "batchform/py.typed",
                    "batchform/generated/cpp/activations.hpp"):
         assert needed in names, needed

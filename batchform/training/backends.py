@@ -1,6 +1,6 @@
 """The training side of each backend, its array adapter: where its kernels live and how arrays move.
 
-The adapters are ``codegen/backends/<name>/arrays.py`` and the list of them is the registry
+The adapters are ``batchform/runtime/<name>/arrays.py`` and the list of them is the registry
 (``batchform.codegen.backends.REGISTRY``): a backend added there is a ``--backend`` of ``batchform train`` too.
 """
 
@@ -10,7 +10,7 @@ import numpy as np
 
 import batchform.codegen.backends
 from batchform.training.options import OptionError
-from batchform.codegen.backends.numpy.arrays import NumPyArrays
+from batchform.runtime.numpy.arrays import NumPyArrays
 
 #: The type of every adapter (the NumPy one is the base the others override).
 ArrayAdapter = NumPyArrays
@@ -29,3 +29,11 @@ def make_backend(name: str, dtype=np.float32) -> ArrayAdapter:
 
 
 BACKENDS = names()
+
+
+def call_kernel(backend: ArrayAdapter, kernel, values: dict) -> dict:
+    """Run one generated kernel (a manifest ``Kernel``) on ``values`` (argument name → array): its results by name."""
+    result = backend.kernel(kernel.name)(*[values[a] for a in kernel.arguments])
+    if len(kernel.returns) == 1:
+        result = (result,)
+    return dict(zip(kernel.returns, result))

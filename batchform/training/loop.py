@@ -10,8 +10,9 @@ import numpy as np
 
 from batchform.data import Dataset, iterate_minibatches
 from batchform.training.network import Network
-from batchform.training.parallel import SingleProcess
+from batchform.training.parallel import SingleProcess, broadcast_regrow
 from batchform.training.schedules import Scheduler
+from batchform.training.sparse import regrow
 from batchform.training.step import loss_and_gradient, make_step
 from batchform.generated.manifest import SPECS
 
@@ -55,9 +56,6 @@ class Trainer:
         self.step = make_step(network, self.loss, self.replicas)
 
     def _regrow(self, epoch: int, batch) -> None:
-        from batchform.training.parallel import broadcast_regrow
-        from batchform.training.sparse import regrow
-
         if self.dynamic.grow.kind == "gradient":  # the dense gradient needs one forward and backward pass
             backend = self.network.backend
             Y = self.network.feedforward(backend.array(batch[0]), training=True, update_statistics=False)

@@ -12,19 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from batchform.atomic import write_atomic
-from batchform.training.backends import ArrayAdapter
+from batchform.training.backends import ArrayAdapter, call_kernel
 from batchform.training.options import LayerOption, OptimizerOption, OptionError
 from batchform.training.schedules import initialize
 from batchform.training.sparse import HostCSR, random_pattern, sparse_form
-from batchform.codegen.backends.python_runtime import fan_in_bound
+from batchform.runtime.python_runtime import fan_in_bound
 from batchform.generated.manifest import SPECS, Kernel, SpecInfo
-
-
-def _call(backend: ArrayAdapter, kernel: Kernel, values: dict) -> dict:
-    result = backend.kernel(kernel.name)(*[values[a] for a in kernel.arguments])
-    if len(kernel.returns) == 1:
-        result = (result,)
-    return dict(zip(kernel.returns, result))
 
 
 @dataclass
@@ -180,7 +173,7 @@ class Network:
             if training and layer.dropout:
                 info = layer.dropout_info
                 values["R"] = next(masks)
-            outputs = _call(self.backend, info.kernels[0], values)
+            outputs = call_kernel(self.backend, info.kernels[0], values)
             layer.saved = {**values, **outputs, "__info__": info}
             X = outputs[info.output]
         return X
@@ -193,7 +186,7 @@ class Network:
             return
         update = SPECS[layer.info.running["update"]]
         values = {**layer.running, "X": X, "momentum": layer.info.running["momentum"]}
-        results = _call(self.backend, update.kernels[0], values)
+        results = call_kernel(self.backend, update.kernels[0], values)
         layer.running = {name: results.get(name, value) for name, value in layer.running.items()}
         layer.batches_tracked += 1
 
@@ -210,12 +203,12 @@ class Network:
             fused = self._fused(info, kernel, layer) if eta is not None else None
             layer.updated = fused is not None
             if fused is not None:
-                results = _call(self.backend, fused, {**values, **self._optimizer_values(layer, eta)})
+                results = call_kernel(self.backend, fused, {**values, **self._optimizer_values(layer, eta)})
                 self._store_updates(layer, results)
                 layer.gradients = {}
                 DY = results.get("DX")
                 continue
-            gradients = _call(self.backend, kernel, values)
+            gradients = call_kernel(self.backend, kernel, values)
             layer.gradients = {name[1:]: g for name, g in gradients.items() if name[1:] in layer.parameters}
             layer.saved[f"D{info.output}"] = DY  # kept for the dense gradient of a --grow Gradient step
             DY = gradients.get("DX")
@@ -257,7 +250,7 @@ class Network:
                 theta = self.updated(value)
                 values = {"theta": theta, "Dtheta": gradient, "eta": eta, **layer.optimizer.hyperparameters,
                           **layer.state[name]}
-                results = _call(self.backend, kernel, values)
+                results = call_kernel(self.backend, kernel, values)
                 if sparse:  # the values change (in place but in JAX); the pattern stays
                     if results["theta"] is not theta:
                         layer.parameters[name] = self.backend.with_values(value, results["theta"])

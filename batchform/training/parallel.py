@@ -213,7 +213,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(index: int, args, count: int, port: int) -> None:
+def _worker(index: int, args, count: int, port: int, run) -> None:
     if sys.platform == "linux":  # a worker whose launcher is killed stops too, instead of training on alone
         import ctypes
         import signal
@@ -221,14 +221,12 @@ def _worker(index: int, args, count: int, port: int) -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     os.environ.update(RANK=str(index), LOCAL_RANK=str(index), WORLD_SIZE=str(count),
                       LOCAL_WORLD_SIZE=str(count), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from batchform import train
-
-    sys.exit(train.main(args))
+    sys.exit(run(args))
 
 
-def launch(args, count: int) -> int:
+def launch(args, count: int, run) -> int:
     """Starts ``count`` workers with ``torch.multiprocessing`` (the launcher torch ships) running this same
-    ``batchform train`` on one machine, each as ``torchrun`` would start it, and waits for them. When one
+    ``batchform train`` (``run(args)``, a module-level function: the workers are spawned) on one machine, each as ``torchrun`` would start it, and waits for them. When one
     fails, the others get a few seconds to stop on their own (their next all-reduce fails), then torch
     terminates them; the exit status is the failed worker's."""
     import logging
@@ -237,7 +235,7 @@ def launch(args, count: int) -> int:
 
     logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)
     sys.stdout.flush()
-    context = mp.start_processes(_worker, args=(args, count, _free_port()), nprocs=count, join=False,
+    context = mp.start_processes(_worker, args=(args, count, _free_port(), run), nprocs=count, join=False,
                                  start_method="spawn")
     try:
         while not context.join(grace_period=5):

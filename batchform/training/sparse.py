@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from batchform.training.backends import call_kernel
 from batchform.training.options import OptionError, parse_call, split_list
+from batchform.training.schedules import initialize
 from batchform.generated.manifest import SPECS
 
 
@@ -139,7 +141,6 @@ def sample_empty(total: int, occupied: np.ndarray, count: int, rng: np.random.Ge
 def random_pattern(shape: tuple[int, int], density: float, init: str, rng: np.random.Generator) -> HostCSR:
     """Exactly round(density·K·D) entries at uniformly random positions; only those values are drawn, by
     the initializer with the dense K × D fan-in and fan-out."""
-    from batchform.training.schedules import initialize
 
     K, D = shape
     nnz = round(density * K * D)
@@ -182,7 +183,6 @@ def parse_prune(text: str) -> PruneOption:
 
 
 def parse_grow(text: str, init: str) -> GrowOption:
-    from batchform.training.schedules import initialize
 
     call = parse_call(text, "--grow")
     kind = call.name.lower()
@@ -223,7 +223,6 @@ def prune_and_grow(W: HostCSR, state: dict[str, np.ndarray], prune: PruneOption,
     uniformly at random, or where |gradient| (the dense K × D gradient) is largest. Survivors keep their
     values and optimizer state (``state``: name → nnz values); new entries get values from ``grow.init``
     and zero state. Returns the new matrix and state, a report, and the pruned and grown linear positions."""
-    from batchform.training.schedules import initialize
 
     K, D = W.shape
     positions = W.positions()
@@ -292,13 +291,12 @@ def parse_clip(text: str | None) -> float:
 def dense_gradient(network, layer) -> np.ndarray:
     """The dense K × D gradient DW of a sparse layer on the batch it last saw, by its dense spec's backward
     kernel (RigL's DYᵀ·X, through the activation), computed once per regrow step."""
-    from batchform.training.network import _call
 
     dense = SPECS[layer.info.sparse_of]
     kernel = dense.kernels[2] if len(dense.kernels) > 2 else dense.kernels[1]
     values = {k: v for k, v in layer.saved.items() if k != "__info__"}
     values["W"] = network.backend.array(network.dense(layer.parameters["W"]))
-    return np.asarray(network.backend.numpy(_call(network.backend, kernel, values)["DW"]))
+    return np.asarray(network.backend.numpy(call_kernel(network.backend, kernel, values)["DW"]))
 
 
 def regrow(network, dynamic: DynamicSparsity, rng: np.random.Generator) -> list[str]:

@@ -17,15 +17,16 @@ import math
 
 import numpy as np
 
-from batchform.training.network import Network, _call
+from batchform.training.backends import call_kernel
+from batchform.training.network import Network
 from batchform.training.parallel import SingleProcess
 
 
 def loss_and_gradient(network: Network, loss, Y, T):
     """The loss spec's value and DY kernels, on the backend's arrays (nothing copied to the host)."""
     values = {"Y": Y, "T": T}
-    value = _call(network.backend, loss.kernels[0], values)[loss.output]
-    gradient = _call(network.backend, loss.kernels[1], values)["DY"]
+    value = call_kernel(network.backend, loss.kernels[0], values)[loss.output]
+    gradient = call_kernel(network.backend, loss.kernels[1], values)["DY"]
     return value, gradient
 
 

@@ -5,8 +5,11 @@ writes, and the top-level ``generated/__init__.py`` naming them), the check that
 is written, and training (``batchform train --backend``, :mod:`batchform.training.backends`). A package holds
 
 - ``backend.py``: ``BACKEND``, a :class:`codegen.backends.interface.Backend` (its printer, its templates under
-  ``templates/<name>/``, the files it writes from the lowered kernels, its hand-written runtime files);
+  ``codegen/backends/<name>/templates/``, the files it writes from the lowered kernels, its runtime files);
 - ``printer.py``: the printer, lowered kernel (IR) → lines of code;
+
+and its runtime side, outside the compiler, is ``batchform/runtime/<name>/``:
+
 - ``arrays.py``: ``ARRAYS``, its array adapter for training and for running the generated kernels;
 - optionally ``runtime.py`` (or another hand-written file) copied verbatim into ``generated/<name>/``.
 
@@ -34,9 +37,9 @@ def backend(name: str):
 
 
 def arrays(name: str) -> type:
-    """The array adapter class (``ARRAYS``) of ``codegen/backends/<name>/arrays.py``."""
+    """The array adapter class (``ARRAYS``) of ``batchform/runtime/<name>/arrays.py``."""
     _known(name)
-    return importlib.import_module(f"{__name__}.{name}.arrays").ARRAYS
+    return importlib.import_module(f"batchform.runtime.{name}.arrays").ARRAYS
 
 
 def _known(name: str) -> None:

@@ -3,7 +3,7 @@
 The pipeline (:mod:`codegen.pipeline`) prints every lowered kernel with the backend's ``printer`` and hands
 the printed families to :meth:`Backend.files`, which returns the files of ``generated/<name>/``; the
 pipeline formats them with :meth:`Backend.format`, adds the backend's hand-written ``runtime`` files as they
-are and stamps the package (:mod:`codegen.generation`). A backend never sees another backend, the writer or the
+are and stamps the package (:mod:`codegen.output.generation`). A backend never sees another backend, the writer or the
 proofs.
 """
 
@@ -12,10 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchform.codegen.lower import Kernel
+from batchform.codegen.lower.lower import Kernel
+from batchform.codegen.output.templates import environment
+from batchform.codegen.printers.python import imports_for
 
-#: The folder runtime files are named from: ``torch/runtime.py``, or ``python_runtime.py`` shared by several.
-BACKENDS = Path(__file__).parent
+import batchform.runtime
+
+#: The folder runtime files are named from (``batchform/runtime/``): ``torch/runtime.py``, or
+#: ``python_runtime.py`` shared by several.
+BACKENDS = Path(batchform.runtime.__file__).parent
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,11 @@ class Backend:
     """One target language or framework.
 
     name: the package ``codegen/backends/<name>/``, the folder ``generated/<name>/`` (``generated.<name>``)
-    and, by convention, ``templates/<name>/``. title: how messages and docstrings name it. printer: a class
+    and, by convention, ``codegen/backends/<name>/templates/``. title: how messages and docstrings name it. printer: a class
     whose ``printer(kernel).body()`` is the kernel's body (lines). family_template: rendered once per spec
     family into ``family_file`` (``{family}`` is replaced). package_templates: template → file name, each
     rendered once with every family. runtime: file name in ``generated/<name>/`` → hand-written file under
-    ``codegen/backends/`` (``torch/runtime.py``; a file several backends share sits beside them), copied
+    ``batchform/runtime/`` (``torch/runtime.py``; a file several backends share sits beside them), copied
     verbatim: code that is the same for every spec (argument checks, initializers). storages: parameter
     storages the printer can take (a spec needing another is skipped). importable: whether ``generate`` can import the rendered package and run every kernel before writing it
     (C++ needs a build first; ``batchform build-cpp`` runs the same check on the built module).
@@ -75,7 +80,7 @@ class Backend:
         return {}
 
     def format(self, text: str, filename: str) -> str:
-        """A rendered file laid out by the language's formatter (``codegen.format``)."""
+        """A rendered file laid out by the language's formatter (``codegen.output.format``)."""
         return text
 
     def files(self, families: list[PrintedFamily]) -> dict[str, str]:
@@ -103,9 +108,7 @@ class Backend:
                 for template, filename in self.package_templates.items()}
 
     def render(self, template: str, **context) -> str:
-        """``templates/<template>`` rendered with ``context``, plus ``backend`` (the title) and ``template``."""
-        from batchform.codegen.render import environment
-
+        """The template ``<backend>/<file>`` (``codegen/backends/<backend>/templates/<file>``) rendered with ``context``, plus ``backend`` (the title) and ``template``."""
         return environment().get_template(template).render(
             backend=self.title, template=f"templates/{template}", **context)
 
@@ -123,10 +126,8 @@ class Backend:
 
     def imports(self, family: PrintedFamily) -> list[str]:
         """Imports the printed bodies of a family need beyond the template's (the printer says)."""
-        from batchform.codegen.printers.python import imports_for
-
         return imports_for(self.printer, [k.body for k in family.kernels])
 
     def runtime_files(self) -> dict[str, str]:
-        """The hand-written runtime files, read from ``codegen/backends/``."""
+        """The hand-written runtime files, read from ``batchform/runtime/``."""
         return {target: (BACKENDS / source).read_text(encoding="utf-8") for target, source in self.runtime.items()}

@@ -1,2 +1,2 @@
 """One printer per backend: IR nodes → source text. Decisions about expressions live here, layout in
-templates/, and what to generate in codegen.lower."""
+templates/, and what to generate in codegen.lower.lower."""

@@ -9,17 +9,17 @@ from typing import Callable
 
 import sympy
 
-from batchform.codegen import ir
-from batchform.codegen.lower import Kernel
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.lower.lower import Kernel
 from batchform.codegen.printers.scalar import hoist_common
 
 
 class KernelPrinter:
-    """Prints one :class:`~codegen.lower.Kernel`; a subclass has a method ``_<Node>`` per IR node type
+    """Prints one :class:`~codegen.lower.lower.Kernel`; a subclass has a method ``_<Node>`` per IR node type
     and ``body()``, the kernel's lines."""
 
     #: Names a spec may not use for a matrix, scalar or equation (checked before printing, see
-    #: codegen.printing._check_names).
+    #: codegen.printers.printing._check_names).
     reserved_names: frozenset = frozenset()
 
     def __init__(self, function: Kernel):

@@ -9,9 +9,10 @@ from dataclasses import replace
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
-from batchform.codegen import ir
-from batchform.codegen.lower import Kernel
-from batchform.codegen.passes import in_place_update, natural_shape, share_across_maps
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.lower.lower import Kernel
+from batchform.codegen.ir.algebra import in_place_update
+from batchform.codegen.passes.sharing import share_across_maps
 from batchform.codegen.printers.core import KernelPrinter, scaled_product
 from batchform.codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter
 
@@ -32,7 +33,7 @@ class PythonArrayPrinter(KernelPrinter):
     #: Names generated code reads without binding them: modules and builtins.
     global_names = {"np", "torch", "jax", "jnp", "math", "scipy", "abs", "max", "min", "float", "check_csr"}
     #: Names a spec may not use for a matrix, scalar or equation: the modules, helpers and type names the
-    #: generated modules define or import (checked before printing, see codegen.render._check_names).
+    #: generated modules define or import (checked before printing, see codegen.output.render._check_names).
     reserved_names = frozenset(global_names | {"sparse", "Array", "Scalar", "annotations"})
 
     #: One library call per operation (NumPy, eager PyTorch): a full-size part two maps share is stored once
@@ -153,7 +154,7 @@ class PythonArrayPrinter(KernelPrinter):
             lines = self.update(target, node)
         else:
             text = self.expr(node)[0]
-            if isinstance(node, ir.Elementwise) and natural_shape(node) != tuple(node.shape):
+            if isinstance(node, ir.Elementwise) and ir.natural_shape(node.args) != tuple(node.shape):
                 text = self.broadcast(text, node.shape)
             lines = [f"{self.name(target)} = {text}"]
         return self.pre + lines

@@ -12,8 +12,8 @@ import sympy
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
-from batchform.codegen import ir
-
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.ir.functions import Sigmoid, Softplus, costly  # noqa: F401 (printers spell them)
 #: Precedence of printed array expressions, on SymPy's scale; a matrix product binds like ``*`` in Python
 #: but must not merge with a neighbouring element-wise ``*``, so it sits just below Mul.
 MATMUL = PRECEDENCE["Mul"] - 1
@@ -247,14 +247,6 @@ class ScalarPrinter(StrPrinter):
         return text
 
 
-class Sigmoid(sympy.Function):
-    """σ(u) = 1 / (1 + e^{−u}), recognized so that backends print their stable sigmoid."""
-
-
-class Softplus(sympy.Function):
-    """log(1 + e^{u}), recognized so that backends print it without overflow."""
-
-
 def heaviside_piecewise(expr: sympy.Heaviside) -> sympy.Piecewise:
     """H(u) (with SymPy's H(0) = 1/2, or the given second argument) as cases every backend prints."""
     u = expr.args[0]
@@ -273,10 +265,3 @@ def hoist_common(expr: sympy.Expr, hoist) -> sympy.Expr:
         sub = sub.xreplace(resolved)
         resolved[symbol] = hoist(sub) if costly(sub) else sub
     return reduced.xreplace(resolved)
-
-
-def costly(expr: sympy.Expr) -> bool:
-    """Worth a temporary when used twice: a function call, a division or a root, not a product."""
-    return any(isinstance(e, sympy.Function) or (isinstance(e, sympy.Pow) and not
-                                                 (e.exp.is_Integer and e.exp > 0))
-               for e in sympy.preorder_traversal(expr))

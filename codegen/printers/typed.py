@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy
 
-from batchform.codegen import ir
+from batchform.codegen.ir import nodes as ir
 from batchform.codegen.printers.scalar import ATOM
 
 

@@ -8,8 +8,8 @@ import sympy
 
 from batchform.codegen.backends.cpp.printer import CppPrinter, is_scalar_shape
 from batchform.codegen.backends.interface import Backend, PrintedFamily
-from batchform.codegen.format import clang_format, ruff
-from batchform.codegen.lower import Kernel
+from batchform.codegen.output.format import clang_format, ruff
+from batchform.codegen.lower.lower import Kernel
 
 
 def _cpp_type(shape) -> str:

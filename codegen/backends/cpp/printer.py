@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
-from batchform.codegen import ir
-from batchform.codegen.lower import Kernel
-from batchform.codegen.passes import in_place_update
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.lower.lower import Kernel
+from batchform.codegen.ir.algebra import in_place_update
 from batchform.codegen.printers.core import KernelPrinter, scaled_product
 from batchform.codegen.printers.scalar import (
     ATOM,
@@ -321,7 +321,7 @@ class CppPrinter(KernelPrinter):
     """Prints one :class:`Kernel` as the body of a C++ function template over the scalar type S."""
 
     #: Names a spec may not use: the scalar type, the runtime's types and helpers, loop variables and C++
-    #: words that are valid Python identifiers (checked before printing, see codegen.render._check_names).
+    #: words that are valid Python identifiers (checked before printing, see codegen.output.render._check_names).
     reserved_names = frozenset({
         "S", "Index", "Matrix", "MatrixRef", "ConstMatrixRef", "RowArray", "CSRMatrix", "i", "acc", "std",
         "batchform", "Eigen", "gemm", "check_shape", "for_each_row", "fold_rows", "xlogy", "auto", "const",
@@ -336,6 +336,8 @@ class CppPrinter(KernelPrinter):
         super().__init__(function)
         self.dims = set(function.dims)
         self.scalars = {a.name for a in function.arguments if a.is_scalar}
+        #: Every name a declaration has introduced (the arguments are declared by the signature).
+        self.declared = {a.name for a in function.arguments}
 
     def scalar_printer(self, args, array: bool, shape=None) -> CppScalarPrinter:
         return CppScalarPrinter(args, array=array, shape=shape, dims=self.dims, names=self.scalars)
@@ -366,6 +368,14 @@ class CppPrinter(KernelPrinter):
         name = self.name(var)
         if name not in self.bound:
             raise PrinterBug(f"{self.function.name}: reads {name!r} before anything binds it")
+        return name
+
+    def declare(self, name: str) -> str:
+        """``name``, as a declaration introduces it; a name declared twice (the C++ would not compile) is a
+        PrinterBug, found here rather than by the compiler."""
+        if name in self.declared:
+            raise PrinterBug(f"{self.function.name}: declares {name!r} twice")
+        self.declared.add(name)
         return name
 
     def _Var(self, node):
@@ -460,7 +470,7 @@ class CppPrinter(KernelPrinter):
         if product is None:
             return None
         rows, cols, a, b = product
-        lines = [f"Matrix<S> {target}({rows}, {cols});"] if declare else []
+        lines = [f"Matrix<S> {self.declare(target)}({rows}, {cols});"] if declare else []
         return lines + [f'gemm<S>({alpha}, {a}, {b}, {beta}, {target}, "{self.function.name}");']
 
     def _hoist(self, node: ir.Node) -> Piece:
@@ -479,9 +489,9 @@ class CppPrinter(KernelPrinter):
         piece = self.expr(node)
         name = self.fresh()
         if piece.domain == "scalar" or is_scalar_shape(node.shape):
-            self.pre.append(f"const S {name} = {piece.text};")
+            self.pre.append(f"const S {self.declare(name)} = {piece.text};")
             return Piece(name, ATOM, "scalar")
-        self.pre.append(f"const Matrix<S> {name} = {self.as_matrix(piece)};")
+        self.pre.append(f"const Matrix<S> {self.declare(name)} = {self.as_matrix(piece)};")
         return Piece(name, ATOM, "matrix")
 
     def _argument(self, arg: ir.Node, shape) -> tuple[str, int, str]:
@@ -532,9 +542,9 @@ class CppPrinter(KernelPrinter):
         def store(name, sub):
             printer = self.scalar_printer(args, array=True, shape=shape)
             if printer._is_array(sub):
-                lines.append(f"const RowArray<S> {name} = {printer.doprint(sub)};")
+                lines.append(f"const RowArray<S> {self.declare(name)} = {printer.doprint(sub)};")
                 return name, ATOM, "array"
-            lines.append(f"const S {name} = {printer.doprint(sub)};")
+            lines.append(f"const S {self.declare(name)} = {printer.doprint(sub)};")
             return name, ATOM, "scalar"
 
         first = len(args)
@@ -579,7 +589,7 @@ class CppPrinter(KernelPrinter):
         def store(e):
             name = self.fresh()
             printer = self.scalar_printer(args, array=True, shape=shape)
-            self.pre.append(f"const RowArray<S> {name} = {printer.doprint(e)};")
+            self.pre.append(f"const RowArray<S> {self.declare(name)} = {printer.doprint(e)};")
             args.append((name, ATOM, "array"))
             rows.add(ir.placeholder(len(args) - 1))
             return ir.placeholder(len(args) - 1)
@@ -594,7 +604,8 @@ class CppPrinter(KernelPrinter):
         lines, text = self.row_map(node)
         rows, cols = self.dim(node.shape[0]), self.dim(node.shape[1])
         body = " ".join(lines + [f"{target}.row(i).array() = {text};"])
-        return ([f"Matrix<S> {target}({rows}, {cols});"] if declare else []) + [self.row_loop(node.shape, body)]
+        return ([f"Matrix<S> {self.declare(target)}({rows}, {cols});"] if declare else []) + \
+            [self.row_loop(node.shape, body)]
 
     def _fold(self, node: ir.Reduce, name: str | None = None) -> Piece:
         """A sum or maximum of a full matrix or map, in storage order: column sums accumulate rows."""
@@ -605,12 +616,12 @@ class CppPrinter(KernelPrinter):
             update = "acc.array() += " if node.op == "sum" else "acc.array() = acc.array().max"
             value = f"{update}{text};" if node.op == "sum" else f"{update}({text});"
             body = " ".join(lines + [value])
-            self.pre.append(f"Matrix<S> {name} = fold_rows<S, {str(node.op == 'max').lower()}>({rows}, "
+            self.pre.append(f"Matrix<S> {self.declare(name)} = fold_rows<S, {str(node.op == 'max').lower()}>({rows}, "
                             f"{cols}, [&](Index i, auto& acc) {{ {body} }});")
             return Piece(name, ATOM, "matrix")
         op = {"sum": "sum", "max": "maxCoeff"}[node.op]
         body = " ".join(lines + [f"{name}(i, 0) = ({text}).{op}();"])
-        self.pre += [f"Matrix<S> {name}({rows}, 1);", f"for_each_row({rows}, {cols}, [&](Index i) {{ {body} }});"]
+        self.pre += [f"Matrix<S> {self.declare(name)}({rows}, 1);", f"for_each_row({rows}, {cols}, [&](Index i) {{ {body} }});"]
         if node.axis == 1:
             return Piece(name, ATOM, "matrix")
         return Piece(f"{name}.{op if op == 'sum' else 'maxCoeff'}()", ATOM, "scalar")
@@ -629,9 +640,9 @@ class CppPrinter(KernelPrinter):
             def store(name, sub):
                 text = self.scalar_printer(args, array=True, shape=shape).doprint(sub)
                 if self._is_array_expr(sub, args):
-                    self.pre.append(f"const Matrix<S> {name} = ({text}).matrix();")
+                    self.pre.append(f"const Matrix<S> {self.declare(name)} = ({text}).matrix();")
                     return f"{name}.array()", ATOM, "array"
-                self.pre.append(f"const S {name} = {text};")
+                self.pre.append(f"const S {self.declare(name)} = {text};")
                 return name, ATOM, "scalar"
 
             expr = self.hoist_repeated(expr, args, store)
@@ -660,7 +671,7 @@ class CppPrinter(KernelPrinter):
         product = products[0]
         row = self.expr(rows[0])
         if isinstance(product.b, ir.Transpose) and self.csr(product.b.a) and isinstance(rows[0], ir.Var):
-            return [f"Matrix<S> {target} = csr_matmul_transposed<S>({self._dense_operand(product.a)}, "
+            return [f"Matrix<S> {self.declare(target)} = csr_matmul_transposed<S>({self._dense_operand(product.a)}, "
                     f"{self.csr(product.b.a)}, {self.read(rows[0].name)}.data());"]
         if isinstance(rows[0], ir.Var):  # row by row: the activation's map joins this loop (fuse_row_loops)
             add_row = self.row_loop(node.shape, f"{target}.row(i).array() += {self.read(rows[0].name)}.array();")
@@ -669,7 +680,7 @@ class CppPrinter(KernelPrinter):
         lines = self.gemm(target, product)
         if lines is not None:
             return lines + [add_row]
-        return [f"Matrix<S> {target} = {self.expr(product).text};", add_row]
+        return [f"Matrix<S> {self.declare(target)} = {self.expr(product).text};", add_row]
 
     def statement(self, target: str, node: ir.Node) -> list[str]:
         self.pre = []
@@ -681,7 +692,7 @@ class CppPrinter(KernelPrinter):
             if not (isinstance(node, ir.MatMul) and isinstance(node.a, ir.Transpose)):
                 raise NotImplementedError(f"the gradient {target} of the sparse {pattern} must read Aᵀ·B")
             a, b = self._dense_operand(node.a.a), self._dense_operand(node.b)
-            lines = [f"Matrix<S> {target}(1, {pattern}.nnz());",
+            lines = [f"Matrix<S> {self.declare(target)}(1, {pattern}.nnz());",
                      f"sampled_matmul<S>({a}, {b}, {pattern}, {target}.data());"]
             if scale != 1:
                 lines.append(f"{target}.array() *= {self.scalar_printer([], array=False).doprint(scale)};")
@@ -702,9 +713,9 @@ class CppPrinter(KernelPrinter):
             if lines is None:
                 piece = self.expr(node)
                 if piece.domain == "scalar" or is_scalar_shape(node.shape):
-                    lines = [f"const S {name} = {piece.text};"]
+                    lines = [f"const S {self.declare(name)} = {piece.text};"]
                 else:
-                    lines = [f"Matrix<S> {name} = {self.as_matrix(piece)};"]
+                    lines = [f"Matrix<S> {self.declare(name)} = {self.as_matrix(piece)};"]
         return self.pre + lines
 
     def update(self, target: str, node: ir.Node) -> list[str]:

@@ -2,7 +2,7 @@
 jax.custom_vjp function per spec whose VJP is the generated backward kernel)."""
 
 from batchform.codegen.backends.jax.printer import JaxPrinter
-from batchform.codegen.backends.python import PythonBackend
+from batchform.codegen.backends.python.backend import PythonBackend
 
 BACKEND = PythonBackend(
     name="jax",

@@ -5,7 +5,7 @@ Constants take the dtype of an input, so float32 and float64 (with ``jax_enable_
 
 from __future__ import annotations
 
-from batchform.codegen import ir
+from batchform.codegen.ir import nodes as ir
 from batchform.codegen.printers.python import PythonArrayPrinter
 from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, table
 from batchform.codegen.printers.typed import TypedArrayMixin, TypedScalarMixin

@@ -1,7 +1,7 @@
 """NumPy backend: generated/numpy/<family>.py, csr.py (the CSR argument checks) and __init__.py."""
 
 from batchform.codegen.backends.numpy.printer import NumPyPrinter
-from batchform.codegen.backends.python import PythonBackend
+from batchform.codegen.backends.python.backend import PythonBackend
 
 BACKEND = PythonBackend(
     name="numpy",

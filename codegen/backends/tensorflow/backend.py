@@ -2,7 +2,7 @@
 generated/tensorflow/functional.py (a tf.custom_gradient function per spec) and
 generated/tensorflow/keras_layers.py (a Keras 3 layer or loss per spec)."""
 
-from batchform.codegen.backends.python import PythonBackend
+from batchform.codegen.backends.python.backend import PythonBackend
 from batchform.codegen.backends.tensorflow.printer import TensorFlowPrinter
 
 BACKEND = PythonBackend(

@@ -13,7 +13,7 @@ import re
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
-from batchform.codegen import ir
+from batchform.codegen.ir import nodes as ir
 from batchform.codegen.printers.python import PythonArrayPrinter
 from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
 from batchform.codegen.printers.typed import TypedArrayMixin, TypedScalarMixin

@@ -1,7 +1,7 @@
 """PyTorch backend: kernels in generated/torch/<family>.py, and generated/torch/functional.py (an
 autograd.Function and a checked function per spec) and generated/torch/modules.py (an nn.Module per spec)."""
 
-from batchform.codegen.backends.python import PythonBackend
+from batchform.codegen.backends.python.backend import PythonBackend
 from batchform.codegen.backends.torch.printer import TorchPrinter
 
 BACKEND = PythonBackend(

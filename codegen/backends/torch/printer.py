@@ -10,7 +10,7 @@ import sympy
 from sympy.logic.boolalg import to_nnf
 from sympy.printing.precedence import PRECEDENCE
 
-from batchform.codegen import ir
+from batchform.codegen.ir import nodes as ir
 from batchform.codegen.printers.python import PythonArrayPrinter
 from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
 from batchform.codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
@@ -156,7 +156,7 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
         return fused if fused is not None else super()._Elementwise(node)
 
     def addcmul(self, node: ir.Elementwise):
-        """``C + A₁ ⊙ B₁ + A₂ ⊙ B₂ + …`` (the Σ cᵢ·Fᵢ form of codegen.memory_passes, a full-size map from rows
+        """``C + A₁ ⊙ B₁ + A₂ ⊙ B₂ + …`` (the Σ cᵢ·Fᵢ form of codegen.passes.hoist_invariants, a full-size map from rows
         and full arrays) → ``torch.addcmul(torch.addcmul(C, A₁, B₁), A₂, B₂)``: one pass per product, none
         for the sums. Not ``.addcmul_`` on the first result: under ``torch.func.vmap`` an in-place op on an
         unbatched temporary with a batched operand is an error, and writing a fresh result costs no extra pass."""

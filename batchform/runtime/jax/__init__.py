@@ -1,0 +1,1 @@
+"""The jax backend's runtime side: its array adapter and the files copied into generated/jax/."""

@@ -1,0 +1,1 @@
+"""The torch backend's runtime side: its array adapter and the files copied into generated/torch/."""

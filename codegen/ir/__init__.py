@@ -1,0 +1,2 @@
+"""The intermediate representation: its nodes (``nodes``) and how a spec's SymPy expressions become them
+(``freeze``)."""

@@ -1,0 +1,1 @@
+"""The load and check stages: spec modules found, imported and checked (``loader``)."""

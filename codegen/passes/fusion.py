@@ -1,0 +1,34 @@
+"""The ``fuse`` pass: maps inlined into the maps that use them (element-wise fusion)."""
+
+from __future__ import annotations
+
+import sympy
+
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.ir.nodes import Elementwise
+
+
+def fuse(node: ir.Node, keep: set[ir.Node] = frozenset()) -> ir.Node:
+    """Inline maps into the maps that use them, so ``relu'(Z) ⊙ DY`` is one expression."""
+
+    def step(n):
+        if not isinstance(n, Elementwise):
+            return n
+        expr, args = n.expr, []
+        mapping = {}
+        for i, arg in enumerate(n.args):
+            p = ir.placeholder(i)
+            if isinstance(arg, Elementwise) and arg not in keep:
+                inner = {ir.placeholder(j): sympy.Symbol(f"__{len(args) + j}", real=True)
+                         for j in range(len(arg.args))}
+                mapping[p] = arg.expr.xreplace(inner)
+                args.extend(arg.args)
+            else:
+                mapping[p] = sympy.Symbol(f"__{len(args)}", real=True)
+                args.append(arg)
+        expr = expr.xreplace(mapping)
+        expr = expr.xreplace({sympy.Symbol(f"__{i}", real=True): ir.placeholder(i) for i in range(len(args))})
+        expr = sympy.piecewise_fold(expr)
+        return ir.elementwise(expr, args, n.shape)
+
+    return ir.transform(node, step)

@@ -1,0 +1,1 @@
+"""The proof report (``report``), its MathML (``mathml``) and its templates (``templates/``)."""

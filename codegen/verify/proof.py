@@ -1,0 +1,658 @@
+"""Prove every backward equation against SymPy's own derivative of the forward equations.
+
+For each spec and each of three shapes (N, D, K = 2, 3, 4; 3, 4, 2; 1, 3, 2 — together they break every small
+affine relation between the sizes, and one has a size 1), every input and parameter becomes a matrix of
+symbols, the forward equations are evaluated explicitly, and the scalar L = Σ C ⊙ Y (C symbolic, so DY = C) —
+or the loss value itself — is differentiated entry by entry. Each claimed gradient ``DV`` minus ∂L/∂V must vanish:
+
+1. at random exact rational points, drawn with a seed of the spec's own and random denominators: in the spec's
+   sample intervals, far out (entries of every element-wise function's argument solved to lie at 4 < |x| < 8,
+   or every leaf in ±8 where there is none), and — for every breakpoint of every
+   element-wise function — with entries of its argument solved to lie on the breakpoint and just next to it.
+   Exactly where the entries stay rational, else to 50 significant digits; a difference that is non-zero but
+   below 50-digit noise is evaluated again at 120 digits and must vanish there too;
+2. then symbolically: a rational residual must ``cancel`` to 0 (anything else fails), a transcendental one is
+   given to ``simplify`` within a time budget;
+3. where the equations are products, sums, transposes, ones and Hadamard products only, for all shapes at once
+   (``codegen.verify.all_shapes``: SymPy's matrix calculus with N, D, K symbolic).
+
+Element-wise derivatives named in ``Spec.derivatives`` are proved on all of ℝ by ``codegen.verify.pieces``; element-wise
+functions are read by the boundary convention of ``spec/dsl.py`` in the forward equations too, so the truth at a
+breakpoint is the convention's. Every input and parameter must have its ``D<V>`` unless ``no_gradient`` says why
+not. Update rules are checked against torch (``codegen.verify.update_check``). The report says what each check established.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import sys
+import time
+import zlib
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import sympy
+from sympy import Lambda, MatrixSymbol
+
+from batchform.codegen.verify.all_shapes import proved_for_all_shapes
+from batchform.codegen.verify.explicit import evaluate
+from batchform.codegen.load.loader import LoadedSpec
+from batchform.codegen.notation import unicode
+from batchform.codegen.verify.pieces import breakpoints, piecewise_reading, prove_derivative
+from batchform.codegen.verify.update_check import check_update
+from batchform.spec import dsl
+from batchform.dsl import Apply
+
+from batchform.paths import cache_dir
+
+# No relation a·N + b·D + c·K + d = 1 with |a|, |b|, |c|, |d| ≤ 3 (nor one between any two of the sizes) holds at
+# all three shapes, so an equation scaled by a small size relation such as (D − N) is wrong at one of them
+# (tests/test_proof_classes.py checks this); the third has a size 1.
+SHAPES = ({"N": 2, "D": 3, "K": 4, "M": 2, "P": 3}, {"N": 3, "D": 4, "K": 2, "M": 3, "P": 2},
+          {"N": 1, "D": 3, "K": 2, "M": 1, "P": 2})
+DEFAULT_INTERVAL = (-2, 2)
+WIDE_INTERVAL = (-8, 8)
+#: Points per shape: in the sample intervals, in the wide ones, on and next to breakpoints (where there are any).
+MODES = ("sample", "sample", "wide", "wide", "on", "near")
+DIGITS = 50
+RECHECK_DIGITS = 120
+SIMPLIFY_SECONDS = 2.0
+#: Proofs are cached per user (XDG cache folder; BATCHFORM_CACHE_DIR overrides), never in the package.
+CACHE = cache_dir() / "proofs"
+
+# What a check establishes, strongest first; an equation is as strong as its weakest shape.
+ALL_SHAPES = "proved symbolically for all shapes"
+SYMBOLIC = "proved symbolically"
+SIMPLIFIED = "proved symbolically (simplify)"
+RATIONAL = "checked exactly at random rational points"
+NUMERIC = f"checked to {DIGITS} digits at random rational points"
+DEFINITION = "definition (update rule), checked against torch.optim"
+STATISTICS = "definition (running statistics), checked against torch.nn.BatchNorm1d"
+MISSING = "missing"
+METHOD_STRENGTH = [ALL_SHAPES, SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION, STATISTICS, MISSING]
+_HOW = {SYMBOLIC: "the residual cancels to 0", SIMPLIFIED: "simplify() reduces the residual to 0",
+        RATIONAL: "exact arithmetic", NUMERIC: f"{DIGITS} digits, re-evaluated at {RECHECK_DIGITS} where not 0"}
+
+
+@dataclass
+class EquationProof:
+    equation: str
+    text: str
+    method: str
+    ok: bool
+    counterexample: str = ""
+    detail: str = ""
+
+
+@dataclass
+class SpecProof:
+    name: str
+    family: str
+    path: str
+    shapes: list[str]
+    seconds: float
+    equations: list[EquationProof] = field(default_factory=list)
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(e.ok for e in self.equations)
+
+    @property
+    def method(self) -> str:
+        methods = {e.method for e in self.equations if e.method in METHOD_STRENGTH}
+        return max(methods, key=METHOD_STRENGTH.index) if methods else DEFINITION
+
+    def failures(self) -> list[str]:
+        return [f"spec {self.name!r} ({self.path}), equation {e.text}: {e.counterexample}"
+                for e in self.equations if not e.ok]
+
+
+class _Timeout(Exception):
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    def handler(signum, frame):
+        raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _dims_of(spec) -> dict[str, sympy.Symbol]:
+    found = {}
+    for m in (*spec.inputs, *spec.parameters):
+        if isinstance(m, MatrixSymbol):
+            for d in m.shape:
+                if isinstance(d, sympy.Symbol):
+                    found[d.name] = d
+    return found
+
+
+def _symbol_matrix(name: str, rows: int, cols: int, constraint: str | None) -> sympy.Matrix:
+    m = sympy.Matrix(rows, cols, lambda i, j: sympy.Symbol(f"{name}_{i}_{j}", real=True))
+    if constraint == "rows_sum_to_one":
+        for i in range(rows):
+            m[i, cols - 1] = 1 - sum(m[i, j] for j in range(cols - 1))
+    elif constraint:
+        raise ValueError(f"unknown constraint {constraint!r} on {name}")
+    return m
+
+
+def _draw(rng: random.Random, interval) -> sympy.Rational:
+    lo, hi = (sympy.nsimplify(v) for v in interval)
+    q = rng.randint(97, 2003)
+    return lo + (hi - lo) * sympy.Rational(rng.randint(1, q - 1), q)
+
+
+def _read_functions(expr: sympy.Basic) -> sympy.Basic:
+    """``expr`` with every element-wise function replaced by its reading under the boundary convention."""
+    def read(e):
+        f = e.function
+        return Apply(Lambda(f.variables, piecewise_reading(f.expr)), e.args[1], e.name)
+
+    return expr.replace(lambda e: isinstance(e, Apply), read)
+
+
+def _fmt(v, close: bool = False) -> str:
+    if v.is_Rational:
+        return str(v) if v.q < 10**6 and abs(v.p) < 10**12 else f"{sympy.N(v, 30 if close else 15)}"
+    return str(sympy.N(v, 60 if close else 15))
+
+
+class _Instance:
+    """One spec at one concrete shape, with its forward values and L."""
+
+    def __init__(self, loaded: LoadedSpec, sizes: dict[str, int]):
+        s = loaded.spec
+        self.spec = s
+        self.dims = {sym: sizes[name] for name, sym in _dims_of(s).items()}
+        self.leaves: dict[str, sympy.Matrix] = {}
+        for m in (*s.inputs, *s.parameters):
+            if isinstance(m, MatrixSymbol):
+                rows, cols = (int(sympy.sympify(d).xreplace(self.dims)) for d in m.shape)
+                self.leaves[m.name] = _symbol_matrix(m.name, rows, cols, s.constraints.get(m.name))
+        self.scalars = [p for p in (*s.parameters, *s.hyperparameters) if isinstance(p, sympy.Symbol)]
+        self.forward = [(eq.name, _read_functions(eq.expr)) for eq in s.forward]
+        self.env = dict(self.leaves)
+        for name, expr in self.forward:
+            self.env[name] = evaluate(expr, self.env, self.dims)
+        self.forward_names = [name for name, _ in self.forward]
+
+    def loss(self, env) -> tuple[sympy.Expr, dict]:
+        out = self.spec.output.name
+        y = env[out]
+        if self.spec.kind == "loss":
+            return y[0, 0], {}
+        seed = sympy.Matrix(y.rows, y.cols, lambda i, j: sympy.Symbol(f"C_{i}_{j}", real=True))
+        return sum(seed.multiply_elementwise(y)), {f"D{out}": seed}
+
+    def downstream(self, name: str, replacement: sympy.Matrix) -> dict:
+        """Forward values with ``name`` replaced by free symbols, and everything after it recomputed."""
+        env = dict(self.leaves)
+        after = False
+        for eq_name, expr in self.forward:
+            if eq_name == name:
+                env[name], after = replacement, True
+            else:
+                env[eq_name] = evaluate(expr, env, self.dims) if after else self.env[eq_name]
+        return env
+
+    def truth(self, target: str, L: sympy.Expr):
+        if target in self.leaves:
+            m = self.leaves[target]
+            return m.applyfunc(lambda s: sympy.diff(L, s))
+        scalar = next((p for p in self.scalars if p.name == target), None)
+        if scalar is not None:
+            return sympy.Matrix([[sympy.diff(L, scalar)]])
+        # An intermediate: differentiate with respect to free symbols standing for it, then put its value
+        # back — at each point only, since substituting the symbolic value would blow the expression up.
+        value = self.env[target]
+        fresh = sympy.Matrix(value.rows, value.cols, lambda i, j: sympy.Symbol(f"{target}__{i}_{j}", real=True))
+        L_fresh, _ = self.loss(self.downstream(target, fresh))
+        gradient = fresh.applyfunc(lambda s: sympy.diff(L_fresh, s))
+
+        def at(point: dict) -> sympy.Matrix:
+            back = {f: v.xreplace(point) for f, v in zip(fresh, value)}
+            return gradient.xreplace({**point, **back})
+
+        return at
+
+    def _interval(self, sym: sympy.Symbol, wide: bool):
+        base = sym.name.rsplit("_", 2)[0] if sym.name.count("_") >= 2 else sym.name
+        given = self.spec.sample.get(base, self.spec.sample.get(sym.name))
+        return (given or (WIDE_INTERVAL if wide else DEFAULT_INTERVAL)), given is None
+
+    def _kinks(self, every: bool = False) -> list[tuple[sympy.Matrix, Lambda]]:
+        """(explicit argument, function) of every element-wise function with breakpoints (``every``: of every
+        element-wise function), forward and backward."""
+        found = []
+        env = dict(self.env)
+        for eq in (*self.forward, *((e.name, e.expr) for e in self.spec.backward)):
+            for node in eq[1].atoms(Apply):
+                f = node.function
+                if every or f.expr.has(sympy.Piecewise, sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.sign):
+                    try:
+                        argument = evaluate(node.args[1], env, self.dims)
+                    except KeyError:  # reads a backward value: its entries are not free to choose
+                        continue
+                    found.append((argument, f))
+        return found
+
+    def points(self, seed: int) -> tuple[list[dict], int]:
+        """Sample points (and how many of them were put on or next to a breakpoint)."""
+        rng = random.Random(seed)
+        symbols = set()
+        for m in self.leaves.values():
+            symbols |= set().union(*(e.free_symbols for e in m))
+        symbols |= set(self.scalars)
+        out = self.spec.output.name
+        seed_symbols = {sympy.Symbol(f"C_{i}_{j}", real=True) for i in range(self.env[out].rows)
+                        for j in range(self.env[out].cols)}
+        ordered = sorted(symbols | seed_symbols, key=lambda s: s.name)
+        kinks, functions = self._kinks(), self._kinks(every=True)
+        result, placed = [], 0
+        for mode in MODES:
+            if mode in ("on", "near") and not kinks:
+                continue
+            point = {}
+            for sym in ordered:
+                # Wide: the arguments of element-wise functions are placed far out below (drawing every leaf
+                # wide would put them at hundreds, where erf and friends cost minutes at 50 digits).
+                interval, _ = self._interval(sym, wide=mode == "wide" and not functions)
+                point[sym] = _draw(rng, interval)
+            if mode in ("on", "near"):
+                placed += self._place(point, kinks, rng, near=mode == "near")
+            elif mode == "wide" and functions:
+                self._place(point, functions, rng, near=False, wide=True)
+            result.append(point)
+        return result, placed
+
+    def _place(self, point: dict, kinks, rng: random.Random, near: bool, wide: bool = False) -> int:
+        """Move free entries so that entries of each kinked function's argument sit on (or just next to) its
+        breakpoints, cycling through them (``wide``: at random values 4 < |x| < 8 instead); returns 1 when at
+        least one entry was placed."""
+        fixed: set = set(self.scalars)
+        targeted: set = set()
+        placed = False
+        # Functions of the same argument (f in the forward, f' in the backward) share its entries.
+        grouped: dict[tuple, list] = {}
+        for argument, f in kinks:
+            cuts = [] if wide else [c.xreplace(point) for c in (breakpoints(f.expr, f.variables[0]) or [])]
+            group = grouped.setdefault(tuple(argument), [])
+            group.extend(c for c in cuts if c.is_Rational and c not in group)
+        for key, cuts in grouped.items():
+            argument = list(key)
+            if not cuts and not wide:
+                continue
+            cuts.sort()
+            for k, entry in enumerate(argument):
+                target = _draw(rng, (4, 8)) * (-1) ** k if wide else cuts[k % len(cuts)]
+                if near:
+                    target += (-1) ** k * sympy.Rational(1, rng.randint(300, 3000))
+                free = sorted(entry.free_symbols - fixed - targeted, key=lambda s: s.name)
+                for sym in free:
+                    if not self._interval(sym, wide=False)[1]:
+                        continue  # the spec restricts this entry's interval: leave it there
+                    slope = sympy.diff(entry, sym)
+                    if slope.has(sym):
+                        continue
+                    a = slope.xreplace(point)
+                    if not a.is_Rational or a == 0:
+                        continue
+                    rest = (entry - slope * sym).xreplace(point)
+                    if not rest.is_Rational:
+                        continue
+                    point[sym] = (target - rest) / a
+                    fixed.add(sym)
+                    placed = True
+                    break
+                targeted |= entry.free_symbols
+        return int(placed)
+
+
+def _value(e: sympy.Expr, digits: int = DIGITS):
+    """Exact when rational, else a float of ``digits`` significant digits."""
+    return e if e.is_Rational else sympy.N(e, digits)
+
+
+def _differs(c_expr, t_expr) -> tuple[bool, object, object]:
+    """(differs, claimed value, true value): exact where possible; a small non-zero 50-digit difference is
+    evaluated again at 120 digits and must vanish there (an error of 1e-40 relative fails)."""
+    c, t = _value(c_expr), _value(t_expr)
+    if c.is_Rational and t.is_Rational:
+        return c != t, c, t
+    difference = abs(c - t)
+    if difference == 0:
+        return False, c, t
+    scale = max(abs(c), abs(t), sympy.Float(10) ** -30)
+    if difference > sympy.Float(10) ** -(DIGITS - 12) * scale:
+        return True, c, t
+    c, t = _value(c_expr, RECHECK_DIGITS), _value(t_expr, RECHECK_DIGITS)
+    difference = abs(sympy.N(c - t, RECHECK_DIGITS))
+    return bool(difference > sympy.Float(10) ** -(RECHECK_DIGITS - 15) * scale), c, t
+
+
+def _check_entries(claimed: sympy.Matrix, true, points, sizes) -> tuple[str | None, bool]:
+    """(counterexample or None, whether every evaluation was exact); ``true`` is a matrix or point → matrix."""
+    exact = True
+    for k, point in enumerate(points):
+        true_here = true(point) if callable(true) else true.xreplace(point)
+        for i in range(claimed.rows):
+            for j in range(claimed.cols):
+                c_expr, t_expr = claimed[i, j].xreplace(point), true_here[i, j]
+                differs, c, t = _differs(c_expr, t_expr)
+                exact = exact and c.is_Rational and t.is_Rational
+                if differs:
+                    where = ", ".join(f"{n}={v}" for n, v in sizes.items())
+                    scale = max(abs(c), abs(t))
+                    close = scale != 0 and abs(c - t) < sympy.Rational(1, 10**6) * scale
+                    return (f"entry ({i}, {j}) differs at {where} (random point {k}): claimed {_fmt(c, close)}, "
+                            f"true {_fmt(t, close)}, difference {_fmt(sympy.N(c - t, 6) if close else c - t)}"), exact
+    return None, exact
+
+
+_PIECEWISE = (sympy.Piecewise, sympy.Max, sympy.Min, sympy.Heaviside, sympy.DiracDelta)
+
+
+def _symbolic_method(residual: sympy.Matrix, budget: list[float]) -> tuple[str | None, str]:
+    """(method or None, failure): a rational residual that cancels to anything but 0 is a failure."""
+    entries = [e for e in residual if e != 0]
+    if not entries:
+        return SYMBOLIC, ""
+    if any(e.has(*_PIECEWISE) for e in entries):
+        return None, ""
+    rational = all(not e.has(sympy.exp, sympy.log, sympy.tanh) and
+                   all(p.exp.is_Integer for p in e.atoms(sympy.Pow)) for e in entries)
+    try:
+        start = time.perf_counter()
+        with _time_limit(max(budget[0], 0.05)):
+            for e in entries:
+                reduced = sympy.cancel(sympy.together(e)) if rational else sympy.simplify(e)
+                if reduced != 0:
+                    if rational:
+                        return None, f"the residual (claimed − true) cancels to {reduced}, not 0"
+                    return None, ""
+        budget[0] -= time.perf_counter() - start
+    except _Timeout:
+        budget[0] = 0
+        return None, ""
+    return (SYMBOLIC if rational else SIMPLIFIED), ""
+
+
+def _seed(name: str, shape: int) -> int:
+    return zlib.crc32(f"{name}/{shape}".encode())
+
+
+def _completeness(s, texts) -> list[EquationProof]:
+    given = {eq.name for eq in s.backward}
+    missing = []
+    for m in (*s.inputs, *s.parameters):
+        if f"D{m.name}" not in given and m.name not in s.no_gradient:
+            role = "parameter" if any(m is p or m == p for p in s.parameters) else "input"
+            missing.append(EquationProof(
+                f"D{m.name}", f"D{m.name}", MISSING, False,
+                f"missing: the {role} {m.name} has no gradient equation D{m.name}; give it, or declare "
+                f"no_gradient={{{m.name!r}: 'why'}} in the spec"))
+    return missing
+
+
+def _elementwise(s, only=None) -> dict[str, list[tuple[bool, str]]]:
+    """Backward equation name → (ok, detail) of each element-wise derivative it applies (Spec.derivatives)."""
+    functions = {node.name: node.function for eq in s.forward for node in eq.expr.atoms(Apply)}
+    scalars = {p.name: p for p in (*s.parameters, *s.hyperparameters) if isinstance(p, sympy.Symbol)}
+    found: dict[str, list[tuple[bool, str]]] = {}
+    for eq in s.backward:
+        if only is not None and eq.name not in only:
+            continue
+        for node in eq.expr.atoms(Apply):
+            if node.name not in s.derivatives:
+                continue
+            of, wrt_name = s.derivatives[node.name]
+            f = functions.get(of)
+            if f is None:
+                found.setdefault(eq.name, []).append(
+                    (False, f"{node.name} is declared the derivative of {of}, which no forward equation applies"))
+                continue
+            var = f.variables[0]
+            wrt = var if wrt_name == var.name else scalars.get(wrt_name)
+            if wrt is None:
+                found.setdefault(eq.name, []).append((False, f"{node.name}: {wrt_name} is not a scalar of the spec"))
+                continue
+            claimed = node.function.expr.xreplace({node.function.variables[0]: var})
+            result = prove_derivative(f.expr, claimed, var, wrt, s.sample)
+            found.setdefault(eq.name, []).append((result.ok, f"element-wise {node.name}: {result.detail}"))
+    return found
+
+
+def _summary(per_shape: dict[str, str], points: str) -> str:
+    groups: dict[str, list[str]] = {}
+    for shape, method in per_shape.items():
+        groups.setdefault(method, []).append(shape)
+    parts = []
+    for method in sorted(groups, key=METHOD_STRENGTH.index):
+        shapes = "; ".join(groups[method])
+        extra = f" ({points})" if method in (RATIONAL, NUMERIC) else f" ({_HOW[method]})"
+        parts.append(f"{method}{extra} at {shapes}")
+    return " · ".join(parts)
+
+
+def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: bool = False) -> SpecProof:
+    """The proof of every backward equation of a spec (or of those in ``only``; ``stop_early``: return at the
+    first failure — what ``batchform mutate`` needs)."""
+    s = loaded.spec
+    start = time.perf_counter()
+    shapes: list[str] = []
+    proof = SpecProof(s.name, loaded.family, loaded.path, shapes, 0.0)
+    texts = {eq.name: f"{eq.name} = {unicode(eq.expr)}" for eq in (*s.forward, *s.backward)}
+    if s.kind == "update":
+        ok, detail = check_update(s, _seed(s.name, 0))
+        method = STATISTICS if s.statistics_of else DEFINITION
+        proof.equations = [EquationProof(eq.name, texts[eq.name], method, ok, "" if ok else detail,
+                                         detail if ok else "") for eq in s.forward]
+        shapes.append("N×K = 3×2" if s.statistics_of else "M×P = 2×3")
+        proof.seconds = time.perf_counter() - start
+        return proof
+    if stop_early:  # the proof on ℝ is quick and decisive: try it first
+        for name, checks in _elementwise(s, only).items():
+            bad = [d for ok, d in checks if not ok]
+            if bad:
+                proof.equations = [EquationProof(name, texts[name], "", False, bad[0])]
+                proof.seconds = time.perf_counter() - start
+                return proof
+    failed: dict[str, EquationProof] = {}
+    per_shape: dict[str, dict[str, str]] = {}
+    seen_shapes = set()
+    point_counts = []
+    for n, sizes in enumerate(SHAPES):
+        used = {name: sizes[name] for name in _dims_of(s)}
+        key = tuple(used.items())
+        if key in seen_shapes:
+            continue
+        seen_shapes.add(key)
+        instance = _Instance(loaded, sizes)
+        label = ", ".join(f"{k}={v}" for k, v in used.items()) or "scalars"
+        shapes.append(label)
+        L, seeds = instance.loss(instance.env)
+        env = {**instance.env, **seeds}
+        points, placed = instance.points(seed=_seed(s.name, n))
+        point_counts.append((len(points), placed))
+        budget = [SIMPLIFY_SECONDS]
+        for eq in s.backward:
+            env[eq.name] = evaluate(eq.expr, env, instance.dims)
+            target = eq.name[1:]
+            if not eq.name.startswith("D") or target not in (*instance.leaves, *instance.forward_names,
+                                                             *(p.name for p in instance.scalars)):
+                continue
+            if eq.name in failed or (only is not None and eq.name not in only):
+                continue
+            true = instance.truth(target, L)
+            claimed = env[eq.name]
+            counterexample, exact = _check_entries(claimed, true, points, used)
+            if counterexample is None and not callable(true):
+                method, failure = _symbolic_method(claimed - true, budget)
+                if failure:
+                    counterexample = f"at {label}: {failure}"
+            else:
+                method = None
+            if counterexample:
+                failed[eq.name] = EquationProof(eq.name, texts[eq.name], "", False, counterexample)
+                if stop_early:
+                    proof.equations = [failed[eq.name]]
+                    proof.seconds = time.perf_counter() - start
+                    return proof
+                continue
+            per_shape.setdefault(eq.name, {})[label] = method or (RATIONAL if exact else NUMERIC)
+    total = sum(c for c, _ in point_counts)
+    on = sum(p for _, p in point_counts)
+    points = f"{total} random rational points over {len(point_counts)} shapes" + \
+        (f", {on} of them on or next to breakpoints" if on else "")
+    elementwise = _elementwise(s, only)
+    all_shapes = proved_for_all_shapes(s) if not stop_early else set()
+    equations = []
+    for eq in s.backward:
+        checks = elementwise.get(eq.name, [])
+        bad = [d for ok, d in checks if not ok]
+        if bad:  # the proof on ℝ names the piece; a sampled counterexample, if any, follows it
+            also = f"; and {failed[eq.name].counterexample}" if eq.name in failed else ""
+            equations.append(EquationProof(eq.name, texts[eq.name], "", False, bad[0] + also))
+            continue
+        if eq.name in failed:
+            equations.append(failed[eq.name])
+            continue
+        if eq.name not in per_shape:
+            continue  # an intermediate that is not a gradient of anything proved here
+        methods = per_shape[eq.name]
+        weakest = max(methods.values(), key=METHOD_STRENGTH.index)
+        detail = "; ".join([_summary(methods, points), *(d for _, d in checks)])
+        if eq.name in all_shapes:
+            weakest = ALL_SHAPES
+            detail = f"{ALL_SHAPES} (SymPy matrix calculus, N, D, K symbolic); also {detail}"
+        equations.append(EquationProof(eq.name, texts[eq.name], weakest, True, "", detail))
+    proof.equations = equations + _completeness(s, texts)
+    proof.seconds = time.perf_counter() - start
+    return proof
+
+
+# --- caching and running every spec -------------------------------------------------------------------
+
+def _engine_hash() -> str:
+    h = hashlib.sha256()
+    codegen = Path(__file__).resolve().parents[1]
+    for name in ("verify/proof.py", "verify/pieces.py", "verify/all_shapes.py", "verify/update_check.py",
+                 "verify/explicit.py", "load/loader.py", "ir/freeze.py"):
+        h.update((codegen / name).read_bytes())
+    h.update(Path(dsl.__file__).read_bytes())
+    return h.hexdigest()
+
+
+def spec_hash(loaded: LoadedSpec, engine: str) -> str:
+    s = loaded.spec
+    parts = [engine, s.name, s.kind, repr(sorted(s.sample.items())), repr(sorted(s.constraints.items())),
+             repr(sorted(s.no_gradient.items())), repr(sorted(s.derivatives.items())), repr(s.reference)]
+    for group in (s.inputs, s.parameters, s.hyperparameters):
+        parts.append(sympy.srepr(tuple(group)))
+    for eq in (*s.forward, *s.backward):
+        parts.append(f"{eq.name}={sympy.srepr(eq.expr)}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _load_cached(path: Path) -> SpecProof | None:
+    try:
+        data = json.loads(path.read_text())
+        data["equations"] = [EquationProof(**e) for e in data["equations"]]
+        return SpecProof(**{**data, "cached": True})
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _store(path: Path, proof: SpecProof) -> None:
+    """Cache a proof; a cache that cannot be written (deleted meanwhile, full, read-only) is a warning only."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({k: v for k, v in asdict(proof).items() if k != "cached"}, indent=1))
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        print(f"warning: the proof of {proof.name} could not be cached in {path.parent} ({exc.strerror or exc}); "
+              f"it will be proved again next time", file=sys.stderr)
+
+
+# Workers are forked after this is set, so they find specs by name instead of unpickling SymPy trees.
+_PENDING: dict[str, LoadedSpec] = {}
+
+
+def _prove_one(name: str) -> SpecProof:
+    return prove_spec(_PENDING[name])
+
+
+def _fork_is_safe() -> bool:
+    """TensorFlow's runtime does not support fork() once it has started (its threads and locks are not
+    carried into the child), so a process that has imported it (a test session) proves serially."""
+    return "tensorflow" not in sys.modules
+
+
+def _prove_forked(todo: list, jobs: int, results: dict, progress) -> None:
+    """Prove in ``jobs`` forked workers (the loaded specs are inherited, not pickled). A worker that dies
+    breaks the pool instead of losing its spec silently; whatever is left is proved serially by the caller."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    _PENDING.update({loaded.name: loaded for loaded, _ in todo})
+    # Slowest first keeps both cores busy to the end.
+    order = sorted(todo, key=lambda t: -len(t[0].spec.backward) - 10 * ("softmax" in t[0].name))
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            for future in as_completed([pool.submit(_prove_one, t[0].name) for t in order]):
+                proof = future.result()
+                results[proof.name] = proof
+                if progress:
+                    progress(proof)
+    except BrokenProcessPool:
+        print("batchform: a proof worker died; proving the remaining specs in this process", file=sys.stderr)
+
+
+def prove_all(specs: list[LoadedSpec], use_cache: bool = True, jobs: int | None = None,
+              progress=None) -> list[SpecProof]:
+    """Proofs of every spec, from the cache where the spec is unchanged; in parallel otherwise."""
+    engine = _engine_hash()
+    results: dict[str, SpecProof] = {}
+    todo = []
+    for loaded in specs:
+        path = CACHE / f"{spec_hash(loaded, engine)}.json"
+        cached = _load_cached(path) if use_cache else None
+        if cached is not None and cached.name == loaded.name:
+            results[loaded.name] = cached
+            if progress:
+                progress(cached)
+        else:
+            todo.append((loaded, path))
+    if todo:
+        jobs = jobs or min(len(todo), os.cpu_count() or 1)
+        if jobs > 1 and _fork_is_safe():
+            _prove_forked(todo, jobs, results, progress)
+        for loaded, _ in todo:  # serially: one job, or what a broken worker pool left
+            if loaded.name not in results:
+                proof = prove_spec(loaded)
+                results[proof.name] = proof
+                if progress:
+                    progress(proof)
+        for loaded, path in todo:
+            if results[loaded.name].ok:
+                _store(path, results[loaded.name])
+    return [results[loaded.name] for loaded in specs]
