@@ -101,6 +101,7 @@ def derive(s: Spec) -> Derivation:
 
     context = Context(s.constraints)
     context.add_constraints(s.inputs)
+    context.free = set(leaves)
     for eq in s.forward:
         shapes[eq.name] = _shape(eq.expr)
         if shapes[eq.name] != (1, 1):
@@ -163,6 +164,18 @@ def derive(s: Spec) -> Derivation:
             value = context.simplify(total)
         equations.append(Equation(name, value))
     return Derivation(s.name, tuple(equations), steps, derivatives, notes, time.perf_counter() - start)
+
+
+def derive_checked(s: Spec) -> Derivation:
+    """:func:`derive`, with anything unexpected turned into one DeriveError naming the spec (never a traceback
+    from deep inside SymPy)."""
+    try:
+        return derive(s)
+    except DeriveError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug or a SymPy limit must still name the spec
+        raise DeriveError(f"spec {s.name!r}: its backward equations cannot be derived ({type(exc).__name__}: "
+                          f"{exc}); give them by hand in backward={{...}}") from None
 
 
 def _key_name(k) -> str:

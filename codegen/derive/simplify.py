@@ -104,6 +104,7 @@ class Context:
         self.forward: list[tuple[sympy.Symbol, sympy.Expr, tuple]] = []  # (V, F_V, shape)
         self.reasons: list[str] = []
         self._constraints = dict(constraints or {})
+        self.free: set[str] = set()  # names of inputs and parameters (never divided by, see _may_vanish)
 
     # --- atoms -----------------------------------------------------------------------------------------
 
@@ -327,7 +328,7 @@ class Context:
                     u = sympy.Dummy("u")
                     G = F.xreplace({key: u})
                     slope = sympy.diff(G, u)
-                    if slope == 0 or slope.has(u):
+                    if slope == 0 or slope.has(u) or self._may_vanish(slope):
                         continue
                     offset = G.xreplace({u: 0})
                     solution = (v - offset) / slope
@@ -344,6 +345,14 @@ class Context:
             if not changed:
                 break
         return e
+
+    def _may_vanish(self, slope: sympy.Expr) -> bool:
+        """Whether solving by dividing by ``slope`` could divide by 0: it reads an input or a parameter (γ in
+        Y = γ ⊙ X) other than through e^(…). Forward values and their sums (Σ, e^X·1) are what the forward
+        equations already divide by."""
+        hidden = slope.replace(lambda e: isinstance(e, sympy.exp), lambda e: sympy.Integer(2))
+        return any(isinstance(self.atoms.get(s), Leaf) and self.atoms[s].name in self.free
+                   for s in hidden.free_symbols)
 
     def _keys(self, F: sympy.Expr, shape: tuple):
         """Parts of a forward value F that could be solved for: its atoms and element-wise functions of its
