@@ -96,7 +96,8 @@ def _algebraic(name: str) -> bool:
 class Context:
     """The atoms of one spec's expressions, its facts, and its forward values for reading by name."""
 
-    def __init__(self, constraints: dict | None = None):
+    def __init__(self, constraints: dict | None = None, sample: dict | None = None):
+        self.sample = dict(sample or {})
         self.atoms: dict[sympy.Symbol, object] = {}
         self.symbols: dict[object, sympy.Symbol] = {}
         self.functions: dict[str, Lambda] = {}
@@ -177,11 +178,25 @@ class Context:
         """The SymPy function standing for the element-wise function ``name``; a second, different function
         of the same name gets a name of its own."""
         base, k = name, 1
-        while name in self.functions and self.functions[name] != f:
+        while name in self.functions and not self._same_function(self.functions[name], f):
             k += 1
             name = f"{base}#{k}"
-        self.functions[name] = f
+        self.functions.setdefault(name, f)
         return sympy.Function(name, real=True)
+
+    def _same_function(self, f: Lambda, g: Lambda) -> bool:
+        if f == g:
+            return True
+        from batchform.codegen.pieces import same_function
+
+        var = f.variables[0]
+        return same_function(f.expr, g.expr.xreplace({g.variables[0]: var}), var, self.sample)
+
+    def normal_form(self, expr) -> sympy.Expr:
+        """The entries of ``expr`` with forward values read by name and every product multiplied out: equal
+        normal forms are the same terms."""
+        e = self.read_forward(self.to_map(expr))
+        return self.rewrite(e, sympy.expand)
 
     def transpose(self, e: sympy.Expr) -> sympy.Expr:
         mapping = {}
@@ -211,6 +226,14 @@ class Context:
 
     def chain(self, factors: list) -> sympy.Expr:
         """The entries of the product of ``factors`` (matrices), products with ones read as sums and repeats."""
+        for k, f in enumerate(factors):  # (N·I − 1·1ᵀ)·M = N·M − 1·1ᵀ·M: a sum of I and ones multiplied out
+            if isinstance(f, MatAdd) and any(t.has(Identity, OneMatrix) for t in f.args):
+                return sympy.Add(*[self.chain([*factors[:k], t, *factors[k + 1:]]) for t in f.args])
+            if isinstance(f, MatMul) and not f.args[0].is_Matrix:
+                coefficient = sympy.Mul(*[a for a in f.args if not a.is_Matrix])
+                inner = [a for a in f.args if a.is_Matrix]
+                return coefficient * self.chain([*factors[:k], *inner, *factors[k + 1:]])
+        factors = [f for f in factors if not (isinstance(f, Identity) and len(factors) > 1)]
         split = []
         for f in factors:
             if isinstance(f, Transpose) and isinstance(f.arg, DiagMatrix):
