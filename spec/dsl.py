@@ -176,7 +176,8 @@ class Apply(_Opaque):
     """``f(X)``, a scalar function f applied to every entry of X; ``name`` is how equations print it."""
 
     def __new__(cls, f: Lambda, X, name: str = ""):
-        return super().__new__(cls, f, _sympify(X), Str(name or "f"))
+        # xreplace and subs rebuild a node from its args, where the name is already a Str
+        return super().__new__(cls, f, _sympify(X), name if isinstance(name, Str) else Str(name or "f"))
 
     @property
     def name(self) -> str:

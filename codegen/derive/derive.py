@@ -127,11 +127,11 @@ def derive(s: Spec) -> Derivation:
         before = len(notes)
         symbol = seed if eq.name == out else MatrixSymbol(f"D{eq.name}", *shapes[eq.name])
         step.run(eq.expr, symbol)
-        _check_maxima(step, context, where, notes)
         derivatives.update(step.derivatives)
         targets = [k for k in step.contributions if (k in variables or k in trainable)]
+        value = context.simplify(total) if eq.name != out else symbol
+        _check_maxima(step, context, where, notes, {symbol: value} if eq.name != out else {})
         if eq.name != out:
-            value = context.simplify(total)
             if len(targets) >= 2:
                 named.append(Equation(f"D{eq.name}", value))
                 context.leaf(symbol)
@@ -186,15 +186,16 @@ def _name(name: str) -> str:
     return unicode(sympy.Symbol(name))
 
 
-def _check_maxima(step: Backprop, context: Context, where: str, notes: list[str]) -> None:
-    """The gradient reaching each row or column maximum must simplify to 0 (a shift that cancels)."""
+def _check_maxima(step: Backprop, context: Context, where: str, notes: list[str], value: dict) -> None:
+    """The gradient reaching each row or column maximum must simplify to 0 (a shift that cancels); ``value``
+    writes the equation's own gradient in, where it is a sum of later contributions."""
     by_node: dict = {}
     for node, g in step.maxima:
-        by_node.setdefault(node, []).append(g)
-    for node, gs in by_node.items():
+        by_node.setdefault(node, []).append(g.xreplace(value) if value else g)
+    for node, gs in by_node.items():  # noqa: B007
         total = _sum(gs)
-        value = context.to_map(total) if total is not None else 0
-        value = sympy.simplify(context.rewrite(sympy.sympify(value), lambda t: sympy.expand_mul(t)))
+        value = context.read_forward(context.to_map(total)) if total is not None else sympy.Integer(0)
+        value = sympy.simplify(context.rewrite(value, sympy.expand_mul))
         if value != 0:
             raise DeriveError(f"{where}: no derivative rule for {unicode(node)} here: a row or column maximum is "
                               f"differentiable only as a shift whose derivative cancels (X − rows_max(X)·1ᵀ "
