@@ -15,7 +15,7 @@ import time
 
 
 def _load(args):
-    from batchform.codegen.loader import load_all
+    from batchform.codegen.load.loader import load_all
 
     folders = getattr(args, "spec_dirs", None)
     return load_all(spec_dirs=folders) if folders else load_all()
@@ -58,8 +58,8 @@ def derive_command(args) -> int:
 
 def _explain(loaded, row, variant, args, seconds) -> int:
     from batchform.codegen.notation import unicode
-    from batchform.codegen.proof import prove_all
-    from batchform.codegen.report import method_words
+    from batchform.codegen.verify.proof import prove_all
+    from batchform.codegen.report.report import method_words
     from batchform.show import _cases
 
     s = loaded.spec

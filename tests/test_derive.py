@@ -16,8 +16,8 @@ from sympy import Max, Min, Piecewise, erf, tanh
 
 from batchform.codegen.derive import DeriveError, derive
 from batchform.codegen.errors import SpecError
-from batchform.codegen.explicit import evaluate
-from batchform.codegen.loader import check, load_all
+from batchform.codegen.verify.explicit import evaluate
+from batchform.codegen.load.loader import check, load_all
 from batchform.dsl import (Activation, Spec, activation_specs, apply, column_repeat, columns_max, columns_sum, diag,
                            diag_matrix, dims, elements_sum, exp, hadamard, inv_sqrt, log, matrix, ones,
                            reciprocal, row_repeat, rows_max, rows_sum, scalar, sigmoid, x, xlogy)
@@ -222,7 +222,7 @@ def forward_only(tmp_path_factory):
 
 
 def test_forward_only_specs_derive_and_pass_the_proof(forward_only):
-    from batchform.codegen.proof import prove_all
+    from batchform.codegen.verify.proof import prove_all
 
     specs = load_all(spec_dirs=[forward_only / "specs"])
     assert [s.backward_origin for s in specs] == ["derived"] * len(specs)

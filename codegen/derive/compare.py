@@ -3,7 +3,7 @@
 
 ``same_terms`` reads each gradient of the two backwards into the normal form of :mod:`codegen.derive.simplify`
 (named intermediates written in, forward values read by name, sums distributed, products with I or ones
-multiplied out, element-wise functions of the same name identified where :func:`codegen.pieces.same_function`
+multiplied out, element-wise functions of the same name identified where :func:`codegen.verify.pieces.same_function`
 proves them equal on ℝ) and asks whether the difference expands to 0: every step is an identity, so equal
 forms are proved-equal rearrangements. Unequal forms need not be wrong (the proof decides that); they are
 written differently, and the table says how.
@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 import sympy
 from sympy import MatrixSymbol
 
-from batchform.codegen import ir
+from batchform.codegen.ir import nodes as ir
 from batchform.codegen.derive.derive import Derivation, derive
 from batchform.codegen.derive.simplify import Context
-from batchform.codegen.loader import LoadedSpec, check
+from batchform.codegen.load.loader import LoadedSpec, check
 
 
 def derived_variant(loaded: LoadedSpec, derivation: Derivation | None = None) -> LoadedSpec:
@@ -104,8 +104,8 @@ def _full(shape) -> bool:
 
 def kernel_cost(loaded: LoadedSpec) -> Cost:
     """What the backward (or gradient) kernel of the spec costs after every pass."""
-    from batchform.codegen.lower import lower_all
-    from batchform.codegen.passes import optimize_all
+    from batchform.codegen.lower.lower import lower_all
+    from batchform.codegen.passes.rewrite import optimize_all
 
     (family,) = lower_all(optimize_all([loaded]))
     kernel = next(k for k in family.functions if k.name.endswith(("_backward", "_gradient")) and k.spec == loaded.name)
@@ -153,7 +153,7 @@ def compare(loaded: LoadedSpec) -> tuple[Row, LoadedSpec]:
 
 def table(specs: list[LoadedSpec], prove: bool = True, use_cache: bool = True, jobs: int | None = None) -> list[Row]:
     """The rows of every layer, function and loss spec; with ``prove``, each derived variant is proved too."""
-    from batchform.codegen.proof import prove_all
+    from batchform.codegen.verify.proof import prove_all
 
     rows, variants = [], []
     for loaded in specs:

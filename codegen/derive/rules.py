@@ -14,7 +14,7 @@ contribution of that node to the gradient of each of its operands.
 
 Sums and repeats written with ones (``columns_sum``, ``row_repeat`` …) are products, so the product rule covers
 them: ``Y = 1_N·b`` gives ``Db += 1_Nᵀ·G``, a column sum. f′ and ∂f/∂p are SymPy's ``diff`` of f read by the
-boundary convention of ``spec/dsl.py`` (``codegen.pieces.piecewise_reading``): at a breakpoint, the derivative
+boundary convention of ``spec/dsl.py`` (``codegen.verify.pieces.piecewise_reading``): at a breakpoint, the derivative
 of the piece that owns it.
 """
 
@@ -25,7 +25,7 @@ from sympy import Identity, Lambda, MatAdd, MatMul, MatrixSymbol, OneMatrix, Tra
 
 from batchform.codegen.errors import SpecError
 from batchform.codegen.notation import unicode
-from batchform.codegen.pieces import piecewise_reading
+from batchform.codegen.verify.pieces import piecewise_reading
 from batchform.dsl import (Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, elements_sum,
                            hadamard, log, reciprocal)
 

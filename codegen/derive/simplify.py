@@ -187,7 +187,7 @@ class Context:
     def _same_function(self, f: Lambda, g: Lambda) -> bool:
         if f == g:
             return True
-        from batchform.codegen.pieces import same_function
+        from batchform.codegen.verify.pieces import same_function
 
         var = f.variables[0]
         return same_function(f.expr, g.expr.xreplace({g.variables[0]: var}), var, self.sample)
