@@ -4,8 +4,10 @@ generated, the built-in specs' table, and bad input as one clear error."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 import textwrap
 from dataclasses import replace
 
@@ -294,6 +296,14 @@ def test_every_built_in_spec_derives_as_the_paper_and_costs_no_more():
     cheaper = {r.spec for r in rows if r.derived_cost != r.hand_cost}
     assert cheaper <= {"log_softmax", "stable_log_softmax", "log_softmax_layer", "sparse_log_softmax_layer"}
     assert sum(r.seconds for r in rows) < 60
+    # the README's table is this one
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    listed = dict(re.findall(r"^\| (\w+) \| (yes|no) \| (yes|cheaper|no) \|", readme, re.M) and
+                  [(m[0], (m[1], m[2])) for m in re.findall(r"^\| (\w+) \| (yes|no) \| (yes|cheaper|no) \|", readme,
+                                                            re.M)])
+    computed = {r.spec: ("yes" if r.same else "no",
+                         "yes" if r.derived_cost == r.hand_cost else "cheaper" if r.cost_ok else "no") for r in rows}
+    assert listed == computed
 
 
 # --- bad input: one clear error naming the spec, the equation and the operation --------------------------
