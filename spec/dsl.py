@@ -575,7 +575,8 @@ def _forward_only_specs(act: Activation) -> list[Spec]:
 
     N, D, K = dims("N D K")
     hyper = tuple(p for p in act.params if p not in act.trainable)
-    common = dict(parameters=act.trainable, hyperparameters=hyper, sample=act.sample, init=act.init, paper=act.paper)
+    common = {"parameters": act.trainable, "hyperparameters": hyper, "sample": act.sample, "init": act.init,
+              "paper": act.paper}
     X = matrix("X", N, K)
     function = Spec(name=act.name, kind="function", doc=f"{act.title}, applied element-wise.", inputs=(X,),
                     forward={"Y": act(X)}, **common)

@@ -7,23 +7,44 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 import textwrap
-from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import sympy
-from sympy import Max, Min, Piecewise, erf, tanh
-
 from batchform.codegen.derive import DeriveError, derive
 from batchform.codegen.errors import SpecError
-from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.load.loader import check, load_all
-from batchform.dsl import (Activation, Spec, activation_specs, apply, column_repeat, columns_max, columns_sum, diag,
-                           diag_matrix, dims, elements_sum, exp, hadamard, inv_sqrt, log, matrix, ones,
-                           reciprocal, row_repeat, rows_max, rows_sum, scalar, sigmoid, x, xlogy)
+from batchform.codegen.verify.explicit import evaluate
 from batchform.spec.softmax import log_softmax, softmax, stable_log_softmax, stable_softmax
+from sympy import Max, Min, Piecewise, tanh
+
+from batchform.dsl import (
+    Spec,
+    apply,
+    column_repeat,
+    columns_max,
+    columns_sum,
+    diag,
+    diag_matrix,
+    dims,
+    elements_sum,
+    exp,
+    hadamard,
+    inv_sqrt,
+    log,
+    matrix,
+    ones,
+    reciprocal,
+    row_repeat,
+    rows_max,
+    rows_sum,
+    scalar,
+    sigmoid,
+    x,
+    xlogy,
+)
 
 N, D, K = dims("N D K")
 X, W, V, b = matrix("X", N, D), matrix("W", K, D), matrix("V", K, D), matrix("b", 1, K)
@@ -298,9 +319,7 @@ def test_every_built_in_spec_derives_as_the_paper_and_costs_no_more():
     assert sum(r.seconds for r in rows) < 60
     # the README's table is this one
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    listed = dict(re.findall(r"^\| (\w+) \| (yes|no) \| (yes|cheaper|no) \|", readme, re.M) and
-                  [(m[0], (m[1], m[2])) for m in re.findall(r"^\| (\w+) \| (yes|no) \| (yes|cheaper|no) \|", readme,
-                                                            re.M)])
+    listed = {m[0]: (m[1], m[2]) for m in re.findall(r"^\| (\w+) \| (yes|no) \| (yes|cheaper|no) \|", readme, re.MULTILINE)}
     computed = {r.spec: ("yes" if r.same else "no",
                          "yes" if r.derived_cost == r.hand_cost else "cheaper" if r.cost_ok else "no") for r in rows}
     assert listed == computed
@@ -362,9 +381,10 @@ def test_the_cli_reports_a_bad_spec_in_one_line(tmp_path):
 
 
 def test_derive_prints_the_steps_and_a_pasteable_block():
-    from batchform.cli import main
     import contextlib
     import io
+
+    from batchform.cli import main
 
     text = io.StringIO()
     with contextlib.redirect_stdout(text):
@@ -379,6 +399,7 @@ def test_derive_prints_the_steps_and_a_pasteable_block():
     spec = next(s for s in load_all() if s.name == "softmax_layer").spec
     assert list(backward) == ["DZ", "DW", "Db", "DX"]
     from batchform.codegen.derive.compare import same_terms
+
     from batchform.dsl import Equation
 
     assert same_terms(spec, spec.backward, tuple(Equation(k, v) for k, v in backward.items()))[0]

@@ -192,7 +192,7 @@ def _check_maxima(step: Backprop, context: Context, where: str, notes: list[str]
     by_node: dict = {}
     for node, g in step.maxima:
         by_node.setdefault(node, []).append(g.xreplace(value) if value else g)
-    for node, gs in by_node.items():  # noqa: B007
+    for node, gs in by_node.items():
         total = _sum(gs)
         value = context.read_forward(context.to_map(total)) if total is not None else sympy.Integer(0)
         value = sympy.simplify(context.rewrite(value, sympy.expand_mul))

@@ -382,9 +382,8 @@ class Context:
         shape."""
         keys = []
         for node in sympy.preorder_traversal(F):
-            if node in self.atoms and self.shape(node) == shape and isinstance(self.atoms[node], Leaf):
-                keys.append(node)
-            elif isinstance(node, sympy.exp) and self.natural_shape(node) == shape:
+            leaf = node in self.atoms and isinstance(self.atoms[node], Leaf) and self.shape(node) == shape
+            if leaf or isinstance(node, sympy.exp) and self.natural_shape(node) == shape:
                 keys.append(node)
         return list(dict.fromkeys(keys))
 
