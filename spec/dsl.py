@@ -524,8 +524,9 @@ def activation_specs(act: Activation) -> list[Spec]:
 
     hyper = tuple(p for p in act.params if p not in act.trainable)
     derivatives = {f"{act.name}'": (act.name, x.name),
-                   **{f"∂{act.name}/∂{p.name}": (act.name, p.name) for p in act.trainable}}
-    gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, X))) for p in act.trainable}
+                   **{f"∂{act.name}/∂{p.name}": (act.name, p.name) for p in act.trainable if p in act.partials}}
+    # a trainable scalar without its partial in ``partials`` gets its gradient derived (codegen/derive)
+    gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, X))) for p in act.trainable if p in act.partials}
     function = Spec(
         name=act.name, kind="function", doc=f"{act.title}, applied element-wise.",
         inputs=(X,), parameters=act.trainable, hyperparameters=hyper, sample=act.sample, init=act.init,
@@ -534,7 +535,8 @@ def activation_specs(act: Activation) -> list[Spec]:
         backward={**gradients, "DX": hadamard(DY, act.prime(X))},
     )
     X, W, b, Z, DZ = matrix("X", N, D), matrix("W", K, D), matrix("b", 1, K), matrix("Z", N, K), matrix("DZ", N, K)
-    layer_gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, Z))) for p in act.trainable}
+    layer_gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, Z))) for p in act.trainable
+                       if p in act.partials}
     layer = Spec(
         name=f"{act.name}_layer", kind="layer", doc=f"Linear layer followed by {act.title}.",
         inputs=(X,), parameters=(W, b, *act.trainable), hyperparameters=hyper, sample=act.sample,

@@ -88,7 +88,10 @@ silu_grads = {"DW": Wt.grad.numpy(), "Db": bt_.grad.numpy(), "DX": Xt.grad.numpy
 
 
 def call(function, values):
-    return function(**{k: values[k] for k in inspect.signature(function).parameters})
+    """Arguments by the names of the NumPy kernel's parameters (every backend has its signature; a compiled C++
+    function cannot be introspected)."""
+    names = inspect.signature(getattr(bn, function.__name__)).parameters
+    return function(*[values[k] for k in names])
 
 
 def by_shape(results, shapes):

@@ -487,10 +487,19 @@ class Context:
             if read_forward:
                 e = self.read_forward(e)
             e = self.rewrite(e, lambda t: sympy.factor_terms(sympy.expand_mul(t)))
-            e = sympy.factor_terms(e)
+            e = _collect(sympy.factor_terms(e))
             return self.to_dsl(e, shape)
         except SimplifyError:
             return expr
+
+
+def _collect(e: sympy.Expr) -> sympy.Expr:
+    """Terms that share an element-wise function collected, (1 − T) ⊙ f′(−Y), where that is shorter."""
+    functions = sorted(e.atoms(sympy.core.function.AppliedUndef), key=str)
+    if not functions or not e.is_Add:
+        return e
+    collected = sympy.collect(e, functions)
+    return collected if sympy.count_ops(collected) < sympy.count_ops(e) else e
 
 
 def _leaf_shape(leaf: Leaf) -> tuple:
