@@ -244,7 +244,8 @@ def forward_only(tmp_path_factory):
     return root
 
 
-def test_forward_only_specs_derive_and_pass_the_proof(forward_only):
+def test_forward_only_specs_derive_and_pass_the_proof(forward_only, tmp_path):
+    from batchform.codegen.report.report import write_reports
     from batchform.codegen.verify.proof import prove_all
 
     specs = load_all(spec_dirs=[forward_only / "specs"])
@@ -254,6 +255,13 @@ def test_forward_only_specs_derive_and_pass_the_proof(forward_only):
     # f′ of an activation given by f only is proved on ℝ, as a hand-written one is
     gelu = next(p for p in proofs if p.name == "my_gelu")
     assert any("element-wise my_gelu'" in e.detail for e in gelu.equations)
+    # the report says the backward was derived, and shows the chain-rule steps
+    markdown, html = (path.read_text() for path in write_reports(specs, proofs, tmp_path))
+    section = markdown[markdown.index("## my_batch_norm"):markdown.index("## my_layer_norm")]
+    assert "Backward (derived by batchform from the forward equations)" in section
+    assert "Y = 1_N·β + (1_N·γ) ⊙ Z\n    Dβ ⟵ 1_Nᵀ·DY" in section and "R = X − 1_N·1_Nᵀ·X/N\n    DX ⟵" in section
+    assert "| [my_batch_norm](#my_batch_norm) | layer | derived |" in markdown
+    assert "Derivation (the chain rule" in html and "DZ ⟵ (1_N·γ) ⊙ DY" in html
 
 
 def test_forward_only_specs_generate_and_agree_with_torch(forward_only, tmp_path):
@@ -307,6 +315,7 @@ def test_every_built_in_spec_derives_as_the_paper_and_costs_no_more():
     specs = load_all()
     rows = table(specs, prove=True, jobs=2)
     assert len(rows) == sum(1 for s in specs if s.spec.kind != "update")
+    assert {r.origin for r in rows} == {"hand-written"}  # the built-in specs keep the paper's equations
     assert all(r.proved for r in rows), [r.spec for r in rows if not r.proved]
     same = [r for r in rows if r.same]
     assert len(same) >= 0.9 * len(rows)
