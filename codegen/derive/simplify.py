@@ -489,7 +489,9 @@ class Context:
             e = self.rewrite(e, lambda t: sympy.factor_terms(sympy.expand_mul(t)))
             e = _collect(sympy.factor_terms(e))
             return self.to_dsl(e, shape)
-        except SimplifyError:
+        except (SimplifyError, TypeError, ValueError, AttributeError, KeyError, RecursionError,
+                sympy.ShapeError, NotImplementedError):
+            # the rewriting is an optimization: the chain rule's own form is correct, and the proof checks it
             return expr
 
 
