@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from batchform.spec.softmax import log_softmax, softmax, stable_log_softmax, sta
 from sympy import Max, Min, Piecewise, tanh
 
 from batchform.dsl import (
+    Equation,
     Spec,
     apply,
     column_repeat,
@@ -412,3 +414,33 @@ def test_derive_prints_the_steps_and_a_pasteable_block():
     from batchform.dsl import Equation
 
     assert same_terms(spec, spec.backward, tuple(Equation(k, v) for k, v in backward.items()))[0]
+
+
+def test_a_backward_given_in_part_is_completed_and_proved():
+    from batchform.codegen.verify.proof import prove_spec
+
+    DYl = matrix("DY", N, K)
+    spec = Spec("linear_given_dx", "layer", "linear", inputs=(X,), parameters=(W, b),
+                forward={"Y": X * W.T + row_repeat(b, N)}, backward={"DX": DYl * W})
+    loaded = _load_one(spec)
+    assert loaded.backward_origin == "partly derived" and set(loaded.derived) == {"DW", "Db"}
+    assert [eq.name for eq in loaded.spec.backward] == ["DX", "DW", "Db"]
+    proof = prove_spec(loaded)
+    assert proof.ok and {e.equation for e in proof.equations} == {"DX", "DW", "Db"}
+    # a hand-written equation that is wrong is still caught: derivation completes, it never overrides
+    wrong = _load_one(replace(spec, name="linear_wrong_dx", backward=(Equation("DX", 2 * DYl * W),)))
+    assert not prove_spec(wrong).ok
+
+
+def test_an_elementwise_derivative_prints_as_pasteable_source():
+    from batchform.codegen.derive.as_spec import backward_block
+
+    spec = next(s for s in RULE_SPECS if s.name == "piecewise_elementwise")
+    derivation = derive(spec)
+    block = backward_block(spec.name, derivation.equations, {"X"}, {"DY": (N, K)})
+    head, tail = block.split("backward=", 1)
+    namespace: dict = {}
+    exec("from batchform.dsl import *\nimport sympy\nN, K = dims('N K')\nX = matrix('X', N, K)\n"  # noqa: S102
+         "alpha = scalar('alpha')\n" + head + "\nresult = dict(backward=" + tail + ")", namespace)
+    (expr,) = namespace["result"]["backward"].values()
+    assert expr == derivation.equations[0].expr
