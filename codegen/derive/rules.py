@@ -66,12 +66,6 @@ def _is_constant(e, variables: set[str], scalars: set) -> bool:
     return not (names & variables) and not (e.free_symbols & scalars)
 
 
-def _product(factors, rows, cols):
-    if not factors:
-        return None
-    return factors[0] if len(factors) == 1 else MatMul(*factors)
-
-
 class Backprop:
     """One forward equation's reverse step: ``run(expr, G)`` adds each operand's contribution to
     ``contributions`` (variable name or scalar → list of DSL expressions) and the gradients reaching row or

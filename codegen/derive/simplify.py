@@ -103,7 +103,6 @@ class Context:
         self.functions: dict[str, Lambda] = {}
         self.facts: dict[tuple, sympy.Expr] = {}  # (axis, symbol) → value of the sum
         self.forward: list[tuple[sympy.Symbol, sympy.Expr, tuple]] = []  # (V, F_V, shape)
-        self.reasons: list[str] = []
         self._constraints = dict(constraints or {})
         self.free: set[str] = set()  # names of inputs and parameters (never divided by, see _may_vanish)
 
