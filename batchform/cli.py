@@ -1,4 +1,4 @@
-"""The ``batchform`` command: generate, verify, report, show, mutate, build-cpp, train."""
+"""The ``batchform`` command: generate, verify, report, show, derive, mutate, build-cpp, train."""
 
 from __future__ import annotations
 
@@ -263,6 +263,12 @@ def cmd_show(args) -> int:
     return show(args)
 
 
+def cmd_derive(args) -> int:
+    from batchform.derive_command import derive_command
+
+    return derive_command(args)
+
+
 def parser() -> argparse.ArgumentParser:
     from batchform import __version__
     from batchform.help_format import HelpFormatter, subcommand
@@ -306,6 +312,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--after", metavar="PASS", default=None,
                    help="with --ir: after this pass (freeze, a pass of codegen/passes/schedule.py, or lower)")
     s.set_defaults(run=cmd_show)
+
+    d = subcommand(sub, "derive", "derive a spec's backward equations from its forward ones, step by step")
+    proof_options(d)
+    d.add_argument("name", metavar="NAME", nargs="?", help="the spec's name, e.g. batch_norm")
+    d.add_argument("--as-spec", action="store_true", help="print a backward={...} block to paste into the spec")
+    d.add_argument("--table", action="store_true",
+                   help="every layer, function and loss: derived = paper?, kernel cost, proof of the derived equations")
+    d.add_argument("--no-proof", action="store_true", help="with --table: do not prove the derived equations")
+    d.set_defaults(run=cmd_derive)
 
     m = subcommand(sub, "mutate", "mutation testing: perturb spec equations and report how many the proof kills")
     m.add_argument("names", nargs="*", metavar="SPEC", help="spec names (default: all)")

@@ -45,6 +45,9 @@ def show(args) -> int:
     status = "[green]passed[/green]" if proof.ok else "[bold red]FAILED[/bold red]"
     console.print(f"[bold]{escape(spec.name)}[/bold] ({spec.kind}, {escape(loaded.path)}): {escape(spec.doc)}")
     weakest = method_words(proof.method, proof.shapes) if proof.ok else "FAILED"
+    if loaded.derived:
+        console.print(f"backward: {loaded.backward_origin} by batchform from the forward equations "
+                      f"(`batchform derive {escape(spec.name)}` shows the steps)")
     console.print(f"proof {status}; weakest method: {escape(weakest)}"
                   f"{' (cached)' if proof.cached else f' ({proof.seconds:.1f} s)'}")
     methods = {e.equation: e for e in proof.equations}

@@ -176,7 +176,8 @@ class Apply(_Opaque):
     """``f(X)``, a scalar function f applied to every entry of X; ``name`` is how equations print it."""
 
     def __new__(cls, f: Lambda, X, name: str = ""):
-        return super().__new__(cls, f, _sympify(X), Str(name or "f"))
+        # xreplace and subs rebuild a node from its args, where the name is already a Str
+        return super().__new__(cls, f, _sympify(X), name if isinstance(name, Str) else Str(name or "f"))
 
     @property
     def name(self) -> str:
@@ -483,16 +484,17 @@ DROPOUT_MASK = "dropout mask (entries 0 or 1/(1 − p), drawn in training mode),
 
 @dataclass(frozen=True)
 class Activation:
-    """A scalar activation f(x) with its hand-derived derivative f'(x).
+    """A scalar activation f(x), with its hand-derived derivative f'(x) or without (``df=None``: batchform
+    derives the backward equations, f' being ``diff(f)`` under the boundary convention above).
 
-    params: scalars f depends on; trainable ones need ``partials`` (∂f/∂p as expressions in x) and may
-    give initial values in ``init``.
+    params: scalars f depends on; trainable ones need ``partials`` (∂f/∂p as expressions in x) when df is
+    given (without df they are derived too) and may give initial values in ``init``.
     """
 
     name: str
     title: str
     f: sympy.Expr
-    df: sympy.Expr
+    df: sympy.Expr | None = None
     params: tuple = ()
     trainable: tuple = ()
     partials: dict = field(default_factory=dict)
@@ -510,7 +512,10 @@ class Activation:
 def activation_specs(act: Activation) -> list[Spec]:
     """Four specs from one activation: the element-wise function ``Y = f(X)``, the layer
     ``Y = f(X·Wᵀ + 1_N·b)``, its dropout form ``Y = f(X·(Wᵀ ⊙ R) + 1_N·b)`` and its sparse form
-    ``sparse_<name>_layer`` (W in CSR)."""
+    ``sparse_<name>_layer`` (W in CSR). Without ``df``, their backward equations are left out: batchform
+    derives them (codegen/derive)."""
+    if act.df is None:
+        return _forward_only_specs(act)
     N, D, K = dims("N D K")
     X, DY = matrix("X", N, K), matrix("DY", N, K)
 
@@ -519,8 +524,9 @@ def activation_specs(act: Activation) -> list[Spec]:
 
     hyper = tuple(p for p in act.params if p not in act.trainable)
     derivatives = {f"{act.name}'": (act.name, x.name),
-                   **{f"∂{act.name}/∂{p.name}": (act.name, p.name) for p in act.trainable}}
-    gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, X))) for p in act.trainable}
+                   **{f"∂{act.name}/∂{p.name}": (act.name, p.name) for p in act.trainable if p in act.partials}}
+    # a trainable scalar without its partial in ``partials`` gets its gradient derived (codegen/derive)
+    gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, X))) for p in act.trainable if p in act.partials}
     function = Spec(
         name=act.name, kind="function", doc=f"{act.title}, applied element-wise.",
         inputs=(X,), parameters=act.trainable, hyperparameters=hyper, sample=act.sample, init=act.init,
@@ -529,7 +535,8 @@ def activation_specs(act: Activation) -> list[Spec]:
         backward={**gradients, "DX": hadamard(DY, act.prime(X))},
     )
     X, W, b, Z, DZ = matrix("X", N, D), matrix("W", K, D), matrix("b", 1, K), matrix("Z", N, K), matrix("DZ", N, K)
-    layer_gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, Z))) for p in act.trainable}
+    layer_gradients = {f"D{p.name}": elements_sum(hadamard(DY, partial(p, Z))) for p in act.trainable
+                       if p in act.partials}
     layer = Spec(
         name=f"{act.name}_layer", kind="layer", doc=f"Linear layer followed by {act.title}.",
         inputs=(X,), parameters=(W, b, *act.trainable), hyperparameters=hyper, sample=act.sample,
@@ -561,4 +568,27 @@ def activation_specs(act: Activation) -> list[Spec]:
     )
     # The sparse-training form: the same layer with W in CSR storage (DW on W's pattern only). The dropout
     # form has none: its mask R is a dense D × K matrix on Wᵀ, which a CSR W cannot carry.
+    return [function, layer, dropout, sparse(layer, f"sparse_{layer.name}", W="csr")]
+
+
+def _forward_only_specs(act: Activation) -> list[Spec]:
+    """:func:`activation_specs` for an activation given by f alone: the same four specs, forward only."""
+    from dataclasses import replace
+
+    N, D, K = dims("N D K")
+    hyper = tuple(p for p in act.params if p not in act.trainable)
+    common = {"parameters": act.trainable, "hyperparameters": hyper, "sample": act.sample, "init": act.init,
+              "paper": act.paper}
+    X = matrix("X", N, K)
+    function = Spec(name=act.name, kind="function", doc=f"{act.title}, applied element-wise.", inputs=(X,),
+                    forward={"Y": act(X)}, **common)
+    X, W, b, Z = matrix("X", N, D), matrix("W", K, D), matrix("b", 1, K), matrix("Z", N, K)
+    layer = Spec(name=f"{act.name}_layer", kind="layer", doc=f"Linear layer followed by {act.title}.",
+                 inputs=(X,), **{**common, "parameters": (W, b, *act.trainable)},
+                 forward={"Z": X * W.T + row_repeat(b, N), "Y": act(Z)})
+    R = matrix("R", D, K)
+    dropout = replace(layer, name=f"{act.name}_dropout_layer", dropout_of=layer.name, inputs=(X, R),
+                      doc=f"Linear layer with a dropout mask on its weights, followed by {act.title}.",
+                      no_gradient={"R": DROPOUT_MASK}, paper=act.paper + "; § dropout: activation dropout layer",
+                      forward={"Z": X * hadamard(W.T, R) + row_repeat(b, N), "Y": act(Z)})
     return [function, layer, dropout, sparse(layer, f"sparse_{layer.name}", W="csr")]

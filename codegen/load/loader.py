@@ -20,6 +20,7 @@ import sympy
 from sympy import MatrixSymbol
 
 import batchform.spec as spec_package
+from batchform.codegen.derive import derive_checked, needs_derivation
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.errors import SpecError
 from batchform.codegen.ir.freeze import ShapeMismatch, freeze
@@ -41,6 +42,17 @@ class LoadedSpec:
     backward: tuple[tuple[str, ir.Node], ...]
     #: The family's title: the first line of its package docstring (``spec/<family>/__init__.py``).
     family_title: str = ""
+    #: Names of the backward equations batchform derived (codegen.derive) because the spec left them out,
+    #: and the derivation (its chain-rule steps); empty and None for a hand-written backward.
+    derived: tuple[str, ...] = ()
+    derivation: object = None
+
+    @property
+    def backward_origin(self) -> str:
+        """``hand-written``, ``derived`` or ``partly derived``."""
+        if not self.derived:
+            return "hand-written"
+        return "derived" if len(self.derived) == len(self.backward) else "partly derived"
 
     @property
     def name(self) -> str:
@@ -273,6 +285,14 @@ def check(s: Spec, family: str, path: str) -> LoadedSpec:
         if name not in {p.name for p in s.parameters if isinstance(p, MatrixSymbol)}:
             raise SpecError(f"spec {s.name!r}: storage is given for {name!r}, which is not a matrix parameter")
     forward = _check_equations(s, "forward", s.forward, known, scalars, dims, rebinding=s.kind == "update")
+    if s.kind == "loss" and tuple(forward[-1][1].shape) != (1, 1):
+        raise SpecError(f"spec {s.name!r}, equation {forward[-1][0]}: a loss value must be 1×1, "
+                        f"not {_shape(forward[-1][1].shape)}")
+    derivation = None
+    given = {eq.name for eq in s.backward}
+    if needs_derivation(s):  # the backward (or part of it) is left out: derive it from the forward equations
+        derivation = derive_checked(s)
+        s = derivation.spec_with(s, keep_given=True)
     backward_known = dict(known)
     if s.kind != "update":
         out = s.output
@@ -289,10 +309,8 @@ def check(s: Spec, family: str, path: str) -> LoadedSpec:
                 tuple(node.shape) != tuple(backward_known[target]):
             raise SpecError(f"spec {s.name!r}, equation {name}: the gradient of {target} must be "
                             f"{_shape(backward_known[target])}, not {_shape(node.shape)}")
-    if s.kind == "loss" and tuple(forward[-1][1].shape) != (1, 1):
-        raise SpecError(f"spec {s.name!r}, equation {forward[-1][0]}: a loss value must be 1×1, "
-                        f"not {_shape(forward[-1][1].shape)}")
-    return LoadedSpec(s, family, path, forward, backward)
+    derived = tuple(eq.name for eq in derivation.equations if eq.name not in given) if derivation else ()
+    return LoadedSpec(s, family, path, forward, backward, derived=derived, derivation=derivation)
 
 
 def _shape(shape) -> str:

@@ -82,6 +82,9 @@ def _context(specs: list[LoadedSpec], proofs: list[SpecProof]) -> dict:
             "backward": [_equation(eq, methods.get(eq.name), proof.shapes) for eq in s.backward],
             "functions": [_definition(name, f) for name, f in elementwise_functions(s)],
             "missing": [e for e in proof.equations if e.method == MISSING],
+            "origin": loaded.backward_origin if s.kind != "update" else "",
+            "derived": set(loaded.derived),
+            "steps": _steps(loaded),
         })
     families: dict[str, list[dict]] = {}
     for entry in entries:
@@ -91,6 +94,15 @@ def _context(specs: list[LoadedSpec], proofs: list[SpecProof]) -> dict:
             "failed": sum(1 for p in proofs if not p.ok),
             "seconds": sum(p.seconds for p in proofs), "shapes": SHAPES, "escape": html.escape,
             "shape_text": "; ".join(", ".join(f"{k}={v}" for k, v in s.items() if k in "NDK") for s in SHAPES)}
+
+
+def _steps(loaded: LoadedSpec) -> list[dict]:
+    """The chain-rule steps of a derived backward (codegen.derive), in the paper's Unicode notation."""
+    derivation = loaded.derivation
+    if derivation is None:
+        return []
+    return [{"forward": step.forward, "contributions": [f"{target} ⟵ {value}" for target, value in step.contributions],
+             "notes": step.notes} for step in derivation.steps]
 
 
 def write_reports(specs: list[LoadedSpec], proofs: list[SpecProof], folder: Path) -> list[Path]:
