@@ -26,7 +26,7 @@ from batchform.codegen.errors import SpecError
 from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.load.loader import LoadedSpec, check
 from batchform.codegen.verify.pieces import same_function
-from batchform.codegen.verify.proof import SHAPES, _differs, _dims_of, _Instance, prove_spec
+from batchform.codegen.verify.proof import _differs, _dims_of, _Instance, prove_spec, shapes_for
 from batchform.codegen.verify.update_check import check_update
 from batchform.dsl import Apply, Equation, Hadamard
 
@@ -86,6 +86,7 @@ def _size_relations(spec) -> list[sympy.Expr]:
     """Affine relations of the sizes with small coefficients that equal 1 at the first two proof shapes (the
     ones an equation used to be proved at), e.g. D − N."""
     dims = list(_dims_of(spec).values())
+    shapes = shapes_for(spec)
     found = []
     if not dims:
         return found
@@ -96,7 +97,7 @@ def _size_relations(spec) -> list[sympy.Expr]:
         if not any(c):
             continue
         relation = sum(ci * di for ci, di in zip(c, dims)) + d
-        if all(relation.xreplace({di: SHAPES[k][di.name] for di in dims}) == 1 for k in (0, 1)):
+        if all(relation.xreplace({di: shapes[k][di.name] for di in dims}) == 1 for k in (0, 1)):
             found.append(relation)
         if len(found) == 2:
             break
@@ -204,7 +205,7 @@ def _equivalent(original: LoadedSpec, mutant: Mutant) -> bool:
         var = f.variables[0]
         return same_function(f.expr, g.expr.xreplace({g.variables[0]: var}), var, original.spec.sample)
     s, m = original.spec, mutant.loaded.spec
-    for n, sizes in enumerate(SHAPES):
+    for n, sizes in enumerate(shapes_for(s)):
         a, b = _Instance(original, sizes), _Instance(mutant.loaded, sizes)
         if s.kind == "update":
             pairs = [(a.env[eq.name], b.env[eq.name]) for eq in s.forward]
