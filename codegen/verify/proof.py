@@ -79,7 +79,7 @@ def shapes_for(spec) -> list[dict[str, int]]:
     of its own, chosen so that no set of up to three dimensions satisfies a small affine relation at every
     shape (so that an equation confusing M with N, or scaled by E − K, fails at one of them); where none of
     N, D, K occurs, the first dimension takes N's sizes (one shape has a size 1)."""
-    names = sorted(_dims_of(spec))
+    names = list(_dims_of(spec))
     fixed = {name: tuple(shape[name] for shape in SHAPES) for name in names if name in SHAPES[0]}
     if not fixed and names:
         fixed[names[0]] = tuple(shape["N"] for shape in SHAPES)
@@ -191,7 +191,7 @@ def _dims_of(spec) -> dict[str, sympy.Symbol]:
             for sym in sympy.sympify(d).free_symbols:
                 if isinstance(sym, sympy.Symbol) and sym.is_integer:
                     found[sym.name] = sym
-    return dict(sorted(found.items()))
+    return found
 
 
 def _symbol_matrix(name: str, rows: int, cols: int, constraint: str | None) -> sympy.Matrix:
