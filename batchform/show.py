@@ -22,7 +22,7 @@ def show(args) -> int:
 
     from batchform.codegen.load.loader import load_all
     from batchform.codegen.notation import unicode
-    from batchform.codegen.report.report import elementwise_functions, method_words
+    from batchform.codegen.report.report import elementwise_functions, equation_words, method_words
     from batchform.codegen.verify.proof import prove_all
 
     def unicode_name(name: str) -> str:  # DW, Dγ, Σ: an equation's name as its right-hand side prints it
@@ -51,6 +51,8 @@ def show(args) -> int:
     console.print(f"proof {status}; weakest method: {escape(weakest)}"
                   f"{' (cached)' if proof.cached else f' ({proof.seconds:.1f} s)'}")
     methods = {e.equation: e for e in proof.equations}
+    for reading in getattr(proof, "constants", []):
+        console.print(f"decimal constant {escape(reading)}")
 
     def equations(title, eqs):
         table = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
@@ -61,7 +63,7 @@ def show(args) -> int:
             if how is None:
                 words = "an intermediate" if title == "Backward" else ""
             elif how.ok:
-                words = method_words(how.method, proof.shapes)
+                words = equation_words(how, proof.shapes)
             else:
                 words = f"[bold red]FAILED: {escape(how.counterexample)}[/bold red]"
             table.add_row(escape(f"{unicode_name(eq.name)} = {unicode(eq.expr)}"), words if how and not how.ok

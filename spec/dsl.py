@@ -175,8 +175,8 @@ class MatrixXLogY(_Opaque):
 class Apply(_Opaque):
     """``f(X)``, a scalar function f applied to every entry of X; ``name`` is how equations print it."""
 
-    def __new__(cls, f: Lambda, X, name: str = ""):
-        # xreplace and subs rebuild a node from its args, where the name is already a Str
+    def __new__(cls, f: Lambda, X, name: str | Str = ""):
+        # A rebuild (xreplace, subs) passes the name back as the Str it stored.
         return super().__new__(cls, f, _sympify(X), name if isinstance(name, Str) else Str(name or "f"))
 
     @property

@@ -167,12 +167,29 @@ def test_no_gradient_must_name_an_input(loaded_specs):
 
 
 def test_plain_matrix_equations_are_proved_for_all_shapes(loaded_specs):
-    from batchform.codegen.verify.all_shapes import proved_for_all_shapes
+    from batchform.codegen.verify.indexed import prove_all_shapes
 
-    assert proved_for_all_shapes(loaded_specs["linear"].spec) == {"DW", "Db", "DX"}
+    def proved(spec):
+        return {name for name, r in prove_all_shapes(spec).items() if r.proved}
+
+    assert proved(loaded_specs["linear"].spec) == {"DW", "Db", "DX"}
     result = prove_spec(loaded_specs["linear"])
     assert {e.method for e in result.equations} == {proof_module.ALL_SHAPES}
-    assert proved_for_all_shapes(loaded_specs["relu_layer"].spec) == set()  # element-wise: instantiated shapes only
+    # Element-wise functions are opaque atoms linked by their proved lemmas: proved for all shapes too.
+    assert proved(loaded_specs["relu_layer"].spec) == {"DZ", "DW", "Db", "DX"}
     N, D, K = dims("N D K")
     scaled = _with(loaded_specs["linear"], "DX", lambda e: (D - N) * e)
-    assert proved_for_all_shapes(scaled.spec) == {"DW", "Db"}
+    assert proved(scaled.spec) == {"DW", "Db"}
+
+
+@pytest.mark.parametrize("case", list(WRONG_DERIVATIVES))
+def test_wrong_elementwise_derivative_is_never_proved_for_all_shapes(case):
+    """With the wrong lemma the index form rests on a lemma that fails on ℝ, so the equation fails; without
+    any lemma, relu is opaque with an unknown derivative and the index form proves nothing."""
+    from batchform.codegen.verify.indexed import prove_all_shapes
+
+    for loaded in _relu_with(WRONG_DERIVATIVES[case]):
+        result = prove_spec(loaded)
+        assert not any(e.method == proof_module.ALL_SHAPES for e in result.equations if "relu'" in e.text)
+        bare = replace(loaded.spec, derivatives={})
+        assert not any(r.proved for name, r in prove_all_shapes(bare).items() if name in ("DX", "DZ")), case

@@ -115,7 +115,9 @@ def test_each_equation_has_its_own_method_and_the_contents_the_weakest(report):
         assert method_words(weakest, proof.shapes) in row
     relu = proofs["relu"]
     expected = method_words(relu.equations[0].method, relu.shapes)
-    assert expected.startswith(("proved symbolically at shapes N=", "checked"))
+    assert expected.startswith("proved symbolically for all shapes (N, D, K symbolic) and at shapes N=")
+    # Each equation names the element-wise derivative lemmas its proof rests on.
+    assert "lemmas (each proved on all of ℝ): relu&#x27;" in text
     assert "definition (update rule), checked against torch.optim.SGD" in text
 
 
@@ -137,6 +139,7 @@ def test_show_prints_one_specs_equations_and_methods(capsys, report):
     assert main(["show", "relu"]) == 0
     out = capsys.readouterr().out
     assert "relu(x) = " in out and "relu'(x) = " in out and "otherwise" in out
+    assert "lemmas (each proved on all of ℝ): relu'" in " ".join(out.split())  # rich folds long lines
     assert main(["show", "no_such_spec"]) == 2
     assert capsys.readouterr().err.startswith("error: no spec named 'no_such_spec'")
 

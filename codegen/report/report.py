@@ -30,7 +30,7 @@ def method_words(method: str, shapes: list[str]) -> str:
     if method in (SYMBOLIC, SIMPLIFIED):
         return f"proved symbolically at shapes {'; '.join(shapes)}"
     if method == ALL_SHAPES:
-        return "proved symbolically for all shapes"
+        return f"proved symbolically for all shapes (N, D, K symbolic) and at shapes {'; '.join(shapes)}"
     if method == RATIONAL:
         return "checked exactly at random rational points"
     if method == NUMERIC:
@@ -40,6 +40,22 @@ def method_words(method: str, shapes: list[str]) -> str:
     if method == MISSING:
         return "missing"
     return method or "failed"
+
+
+def equation_words(how, shapes: list[str]) -> str:
+    """One equation's verdict: the method, the lemmas it rests on, and why a weaker method remains (if so)."""
+    if how is None:
+        return ""
+    if not how.ok:
+        return "FAILED"
+    words = method_words(how.method, shapes)
+    lemmas = getattr(how, "lemmas", None)
+    if lemmas:
+        words += f"; lemmas (each proved on all of ℝ): {', '.join(lemmas)}"
+    reason = getattr(how, "reason", "")
+    if reason:
+        words += f"; {reason}"
+    return words
 
 
 def elementwise_functions(spec) -> list[tuple[str, sympy.Lambda]]:
@@ -65,7 +81,7 @@ def _latex_text(name: str) -> str:
 def _equation(eq, how, shapes) -> dict:
     return {"name": eq.name, "latex_name": latex_name(eq.name), "latex": latex(eq.expr),
             "mathml": equation(eq.name, eq.expr), "how": how,
-            "words": (method_words(how.method, shapes) if how.ok else "FAILED") if how else ""}
+            "words": equation_words(how, shapes)}
 
 
 def _context(specs: list[LoadedSpec], proofs: list[SpecProof]) -> dict:
@@ -85,6 +101,7 @@ def _context(specs: list[LoadedSpec], proofs: list[SpecProof]) -> dict:
             "origin": loaded.backward_origin if s.kind != "update" else "",
             "derived": set(loaded.derived),
             "steps": _steps(loaded),
+            "constants": getattr(proof, "constants", []),
         })
     families: dict[str, list[dict]] = {}
     for entry in entries:

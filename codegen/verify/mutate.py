@@ -6,7 +6,9 @@ inside it, is walked; at each node the mutation families below propose a change.
 element-wise function this is decided exactly on all of ℝ (``codegen.verify.pieces.same_function``), for a matrix
 equation by cancelling the difference of the two explicit matrices at every proof shape, or — where the
 difference does not reduce — by exact / 50-digit comparison at the proof's own points. Every other mutant must be
-*killed* by the proof (``prove_spec``; ``check_update`` for updates); the rest are *survivors*, listed.
+*killed* by the proof (``prove_spec``; ``check_update`` for updates); the rest are *survivors*, listed. A
+mutant the all-shapes prover (``codegen.verify.indexed``) claims to prove is a survivor too unless it is equivalent:
+that prover must never be fooled either.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from batchform.codegen.errors import SpecError
 from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.load.loader import LoadedSpec, check
 from batchform.codegen.verify.pieces import same_function
-from batchform.codegen.verify.proof import SHAPES, _differs, _dims_of, _Instance, prove_spec
+from batchform.codegen.verify.indexed import prove_all_shapes
+from batchform.codegen.verify.proof import _differs, _dims_of, _elementwise, _Instance, prove_spec, shapes_for
 from batchform.codegen.verify.update_check import check_update
 from batchform.dsl import Apply, Equation, Hadamard
 
@@ -86,6 +89,7 @@ def _size_relations(spec) -> list[sympy.Expr]:
     """Affine relations of the sizes with small coefficients that equal 1 at the first two proof shapes (the
     ones an equation used to be proved at), e.g. D − N."""
     dims = list(_dims_of(spec).values())
+    shapes = shapes_for(spec)
     found = []
     if not dims:
         return found
@@ -96,7 +100,7 @@ def _size_relations(spec) -> list[sympy.Expr]:
         if not any(c):
             continue
         relation = sum(ci * di for ci, di in zip(c, dims)) + d
-        if all(relation.xreplace({di: SHAPES[k][di.name] for di in dims}) == 1 for k in (0, 1)):
+        if all(relation.xreplace({di: shapes[k][di.name] for di in dims}) == 1 for k in (0, 1)):
             found.append(relation)
         if len(found) == 2:
             break
@@ -204,7 +208,7 @@ def _equivalent(original: LoadedSpec, mutant: Mutant) -> bool:
         var = f.variables[0]
         return same_function(f.expr, g.expr.xreplace({g.variables[0]: var}), var, original.spec.sample)
     s, m = original.spec, mutant.loaded.spec
-    for n, sizes in enumerate(SHAPES):
+    for n, sizes in enumerate(shapes_for(s)):
         a, b = _Instance(original, sizes), _Instance(mutant.loaded, sizes)
         if s.kind == "update":
             pairs = [(a.env[eq.name], b.env[eq.name]) for eq in s.forward]
@@ -238,20 +242,36 @@ def _equivalent(original: LoadedSpec, mutant: Mutant) -> bool:
 
 
 def judge(original: LoadedSpec, mutant: Mutant) -> Outcome:
+    """Killed: the proof fails. A mutant the proof passes, or one the all-shapes prover (``codegen.verify.indexed``)
+    claims to prove, survives unless it is equivalent."""
     start = time.perf_counter()
     if mutant.loaded is None:
         return Outcome(mutant, "ill-formed", 0.0)
     s = mutant.loaded.spec
+    claimed = False
     if s.kind == "update":
         killed = not check_update(s, seed=zlib_seed(s.name))[0]
     else:
         result = prove_spec(mutant.loaded, only=_downstream(s, mutant.equation), stop_early=True)
         killed = not result.ok
-    if not killed and _equivalent(original, mutant):
+        claimed = _claimed_for_all_shapes(s, mutant.equation)
+    if (not killed or claimed) and _equivalent(original, mutant):
         return Outcome(mutant, "equivalent", time.perf_counter() - start)
-    if killed:
+    if killed and not claimed:
         return Outcome(mutant, "killed", time.perf_counter() - start)
     return Outcome(mutant, "survived", time.perf_counter() - start)
+
+
+def _claimed_for_all_shapes(s, equation: str) -> bool:
+    """Would the report say the mutated equation is proved for all shapes (its lemmas proved on ℝ and the index
+    form's residual cancelled)?"""
+    names = _downstream(s, equation)
+    if any(not ok for checks in _elementwise(s, names).values() for ok, _ in checks):
+        return False
+    results = prove_all_shapes(s, names)
+    if equation in results:
+        return results[equation].proved
+    return bool(results) and all(r.proved for r in results.values())
 
 
 def zlib_seed(name: str) -> int:

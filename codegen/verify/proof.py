@@ -25,6 +25,7 @@ not. Update rules are checked against torch (``codegen.verify.update_check``). T
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -39,7 +40,8 @@ from pathlib import Path
 import sympy
 from sympy import Lambda, MatrixSymbol
 
-from batchform.codegen.verify.all_shapes import proved_for_all_shapes
+from batchform.codegen.verify.atoms import FormalMax, cancels, formal_maxima, lemma_functions, opaque_reading
+from batchform.codegen.verify.indexed import prove_all_shapes
 from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.notation import unicode
@@ -52,9 +54,50 @@ from batchform.paths import cache_dir
 
 # No relation a·N + b·D + c·K + d = 1 with |a|, |b|, |c|, |d| ≤ 3 (nor one between any two of the sizes) holds at
 # all three shapes, so an equation scaled by a small size relation such as (D − N) is wrong at one of them
-# (tests/test_proof_classes.py checks this); the third has a size 1.
-SHAPES = ({"N": 2, "D": 3, "K": 4, "M": 2, "P": 3}, {"N": 3, "D": 4, "K": 2, "M": 3, "P": 2},
-          {"N": 1, "D": 3, "K": 2, "M": 1, "P": 2})
+# (tests/test_proof_classes.py checks this); the third has a size 1. Every other dimension a spec declares
+# (M, P, attention's E, …) gets sizes of its own by ``shapes_for``, under the same rule.
+SHAPES = ({"N": 2, "D": 3, "K": 4}, {"N": 3, "D": 4, "K": 2}, {"N": 1, "D": 3, "K": 2})
+#: Coefficients |c| ≤ 3 in the relations no set of up to three sizes may satisfy at every shape.
+RELATION_BOUND = 3
+_SIZE_CANDIDATES = sorted(itertools.product(range(1, 8), repeat=len(SHAPES)), key=lambda v: (v.count(1), sum(v), v))
+
+
+def related(vectors: list[tuple[int, ...]], bound: int = RELATION_BOUND) -> bool:
+    """Do sizes (one vector of sizes per dimension, one entry per shape) satisfy c₁·n₁ + … + d = 1 at every
+    shape for some integers |cᵢ|, |d| ≤ bound, not all cᵢ 0?"""
+    for coefficients in itertools.product(range(-bound, bound + 1), repeat=len(vectors)):
+        if not any(coefficients):
+            continue
+        values = {sum(c * v[k] for c, v in zip(coefficients, vectors)) for k in range(len(vectors[0]))}
+        if len(values) == 1 and abs(1 - values.pop()) <= bound:
+            return True
+    return False
+
+
+def shapes_for(spec) -> list[dict[str, int]]:
+    """The proof shapes of a spec: N, D, K as in :data:`SHAPES`, and every other dimension it declares sizes
+    of its own, chosen so that no set of up to three dimensions satisfies a small affine relation at every
+    shape (so that an equation confusing M with N, or scaled by E − K, fails at one of them); where none of
+    N, D, K occurs, the first dimension takes N's sizes (one shape has a size 1)."""
+    names = list(_dims_of(spec))
+    fixed = {name: tuple(shape[name] for shape in SHAPES) for name in names if name in SHAPES[0]}
+    if not fixed and names:
+        fixed[names[0]] = tuple(shape["N"] for shape in SHAPES)
+    chosen = dict(fixed)
+    for name in names:
+        if name in chosen:
+            continue
+        for candidate in _SIZE_CANDIDATES:
+            vectors = list(chosen.values())
+            if all(not related([*group, candidate]) for r in range(0, 3)
+                   for group in itertools.combinations(vectors, r)):
+                chosen[name] = candidate
+                break
+        else:  # pragma: no cover - seven sizes per shape always leave a choice for the specs here
+            raise ValueError(f"spec {spec.name!r}: no proof sizes for dimension {name} free of small relations")
+    return [{name: sizes[k] for name, sizes in chosen.items()} for k in range(len(SHAPES))]
+
+
 DEFAULT_INTERVAL = (-2, 2)
 WIDE_INTERVAL = (-8, 8)
 #: Points per shape: in the sample intervals, in the wide ones, on and next to breakpoints (where there are any).
@@ -62,6 +105,7 @@ MODES = ("sample", "sample", "wide", "wide", "on", "near")
 DIGITS = 50
 RECHECK_DIGITS = 120
 SIMPLIFY_SECONDS = 2.0
+COMPOSITION_SECONDS = 8.0
 #: Proofs are cached per user (XDG cache folder; BATCHFORM_CACHE_DIR overrides), never in the package.
 CACHE = cache_dir() / "proofs"
 
@@ -75,7 +119,7 @@ DEFINITION = "definition (update rule), checked against torch.optim"
 STATISTICS = "definition (running statistics), checked against torch.nn.BatchNorm1d"
 MISSING = "missing"
 METHOD_STRENGTH = [ALL_SHAPES, SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION, STATISTICS, MISSING]
-_HOW = {SYMBOLIC: "the residual cancels to 0", SIMPLIFIED: "simplify() reduces the residual to 0",
+_HOW = {SYMBOLIC: "the residual cancels to 0, element-wise functions opaque atoms linked by their lemmas", SIMPLIFIED: "simplify() reduces the residual to 0",
         RATIONAL: "exact arithmetic", NUMERIC: f"{DIGITS} digits, re-evaluated at {RECHECK_DIGITS} where not 0"}
 
 
@@ -87,6 +131,9 @@ class EquationProof:
     ok: bool
     counterexample: str = ""
     detail: str = ""
+    lemmas: list = field(default_factory=list)  # the element-wise derivative lemmas it rests on, each proved on ℝ
+    instantiated: str = ""  # what was established at the instantiated shapes
+    reason: str = ""  # why a stronger method did not apply, where one did not
 
 
 @dataclass
@@ -98,6 +145,7 @@ class SpecProof:
     seconds: float
     equations: list[EquationProof] = field(default_factory=list)
     cached: bool = False
+    constants: list[str] = field(default_factory=list)  # decimal constants and the exact numbers read for them
 
     @property
     def ok(self) -> bool:
@@ -132,12 +180,17 @@ def _time_limit(seconds: float):
 
 
 def _dims_of(spec) -> dict[str, sympy.Symbol]:
+    """Every dimension the spec declares: in the shapes of its inputs and parameters, and of every matrix its
+    equations name (a size that only an intermediate or a ones column has counts too)."""
     found = {}
-    for m in (*spec.inputs, *spec.parameters):
-        if isinstance(m, MatrixSymbol):
-            for d in m.shape:
-                if isinstance(d, sympy.Symbol):
-                    found[d.name] = d
+    shapes = [m.shape for m in (*spec.inputs, *spec.parameters) if isinstance(m, MatrixSymbol)]
+    for eq in (*spec.forward, *spec.backward):
+        shapes += [m.shape for m in sympy.preorder_traversal(eq.expr) if getattr(m, "is_Matrix", False)]
+    for shape in shapes:
+        for d in shape:
+            for sym in sympy.sympify(d).free_symbols:
+                if isinstance(sym, sympy.Symbol) and sym.is_integer:
+                    found[sym.name] = sym
     return found
 
 
@@ -175,9 +228,12 @@ def _fmt(v, close: bool = False) -> str:
 class _Instance:
     """One spec at one concrete shape, with its forward values and L."""
 
-    def __init__(self, loaded: LoadedSpec, sizes: dict[str, int]):
+    def __init__(self, loaded: LoadedSpec, sizes: dict[str, int], opaque: dict | None = None):
+        """``opaque``: lemma functions as opaque atoms (``codegen.verify.atoms``), maxima formal — the compositional
+        proof; without it, the functions themselves (what the sample points evaluate)."""
         s = loaded.spec
         self.spec = s
+        self.opaque = opaque
         self.dims = {sym: sizes[name] for name, sym in _dims_of(s).items()}
         self.leaves: dict[str, sympy.Matrix] = {}
         for m in (*s.inputs, *s.parameters):
@@ -185,11 +241,18 @@ class _Instance:
                 rows, cols = (int(sympy.sympify(d).xreplace(self.dims)) for d in m.shape)
                 self.leaves[m.name] = _symbol_matrix(m.name, rows, cols, s.constraints.get(m.name))
         self.scalars = [p for p in (*s.parameters, *s.hyperparameters) if isinstance(p, sympy.Symbol)]
-        self.forward = [(eq.name, _read_functions(eq.expr)) for eq in s.forward]
+        self.forward = [(eq.name, self.read(eq.expr)) for eq in s.forward]
         self.env = dict(self.leaves)
         for name, expr in self.forward:
-            self.env[name] = evaluate(expr, self.env, self.dims)
+            self.env[name] = self.evaluate(expr, self.env)
         self.forward_names = [name for name, _ in self.forward]
+
+    def read(self, expr):
+        return opaque_reading(expr, self.opaque) if self.opaque is not None else _read_functions(expr)
+
+    def evaluate(self, expr, env) -> sympy.Matrix:
+        value = evaluate(expr, env, self.dims)
+        return value.applyfunc(formal_maxima) if self.opaque is not None else value
 
     def loss(self, env) -> tuple[sympy.Expr, dict]:
         out = self.spec.output.name
@@ -207,7 +270,7 @@ class _Instance:
             if eq_name == name:
                 env[name], after = replacement, True
             else:
-                env[eq_name] = evaluate(expr, env, self.dims) if after else self.env[eq_name]
+                env[eq_name] = self.evaluate(expr, env) if after else self.env[eq_name]
         return env
 
     def truth(self, target: str, L: sympy.Expr):
@@ -223,6 +286,9 @@ class _Instance:
         fresh = sympy.Matrix(value.rows, value.cols, lambda i, j: sympy.Symbol(f"{target}__{i}_{j}", real=True))
         L_fresh, _ = self.loss(self.downstream(target, fresh))
         gradient = fresh.applyfunc(lambda s: sympy.diff(L_fresh, s))
+
+        if self.opaque is not None:  # compact values (atoms): substitute them symbolically
+            return gradient.xreplace(dict(zip(fresh, value)))
 
         def at(point: dict) -> sympy.Matrix:
             back = {f: v.xreplace(point) for f, v in zip(fresh, value)}
@@ -449,13 +515,45 @@ def _summary(per_shape: dict[str, str], points: str) -> str:
     return " · ".join(parts)
 
 
+def exact_number(f: sympy.Float) -> sympy.Rational:
+    """The one number a decimal constant denotes: the decimal it is written as (a Python float: its shortest
+    round-trip spelling, 0.044715 → 8943/200000; a Float of a decimal string: that string's digits)."""
+    text = repr(float(f)) if f._prec <= 53 else str(f)
+    return sympy.Rational(text)
+
+
+def exact_constants(spec):
+    """The spec with every Float constant (in equations and element-wise functions) replaced by the exact
+    rational it denotes, and the readings, e.g. ``["1.0507009873554804934193349852946 = 10507…/10…"]``."""
+    from dataclasses import replace
+
+    floats = set()
+    for eq in (*spec.forward, *spec.backward):
+        floats |= eq.expr.atoms(sympy.Float)
+    if not floats:
+        return spec, []
+    exact = {f: exact_number(f) for f in floats}
+    readings = [f"{f} read as {exact[f]}" for f in sorted(floats, key=lambda f: (float(f), str(f)))]
+
+    def read(equations):
+        return tuple(dsl.Equation(eq.name, eq.expr.xreplace(exact), eq.line) for eq in equations)
+
+    return replace(spec, forward=read(spec.forward), backward=read(spec.backward)), readings
+
+
 def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: bool = False) -> SpecProof:
     """The proof of every backward equation of a spec (or of those in ``only``; ``stop_early``: return at the
-    first failure — what ``batchform mutate`` needs)."""
+    first failure — what ``batchform mutate`` needs). Decimal constants are read as the exact numbers they
+    denote (:func:`exact_constants`) and the proof records the readings."""
+    from dataclasses import replace
+
+    exact_spec, readings = exact_constants(loaded.spec)
+    if readings:
+        loaded = replace(loaded, spec=exact_spec)
     s = loaded.spec
     start = time.perf_counter()
     shapes: list[str] = []
-    proof = SpecProof(s.name, loaded.family, loaded.path, shapes, 0.0)
+    proof = SpecProof(s.name, loaded.family, loaded.path, shapes, 0.0, constants=readings)
     texts = {eq.name: f"{eq.name} = {unicode(eq.expr)}" for eq in (*s.forward, *s.backward)}
     if s.kind == "update":
         ok, detail = check_update(s, _seed(s.name, 0))
@@ -474,9 +572,11 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
                 return proof
     failed: dict[str, EquationProof] = {}
     per_shape: dict[str, dict[str, str]] = {}
+    weaker: dict[str, str] = {}  # why the compositional proof did not decide an equation at some shape
     seen_shapes = set()
     point_counts = []
-    for n, sizes in enumerate(SHAPES):
+    classes = lemma_functions(s)
+    for n, sizes in enumerate(shapes_for(s)):
         used = {name: sizes[name] for name in _dims_of(s)}
         key = tuple(used.items())
         if key in seen_shapes:
@@ -490,8 +590,11 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
         points, placed = instance.points(seed=_seed(s.name, n))
         point_counts.append((len(points), placed))
         budget = [SIMPLIFY_SECONDS]
+        composition = None if stop_early else _Composition(loaded, sizes, classes)
         for eq in s.backward:
             env[eq.name] = evaluate(eq.expr, env, instance.dims)
+            if composition is not None:
+                composition.evaluate(eq)
             target = eq.name[1:]
             if not eq.name.startswith("D") or target not in (*instance.leaves, *instance.forward_names,
                                                              *(p.name for p in instance.scalars)):
@@ -501,12 +604,17 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
             true = instance.truth(target, L)
             claimed = env[eq.name]
             counterexample, exact = _check_entries(claimed, true, points, used)
-            if counterexample is None and not callable(true):
+            method = None
+            if counterexample is None and composition is not None:
+                proved, why = composition.prove(eq.name)
+                if proved:
+                    method = SYMBOLIC
+                else:
+                    weaker.setdefault(eq.name, f"at {label}: {why}")
+            if counterexample is None and method is None and not callable(true):
                 method, failure = _symbolic_method(claimed - true, budget)
                 if failure:
                     counterexample = f"at {label}: {failure}"
-            else:
-                method = None
             if counterexample:
                 failed[eq.name] = EquationProof(eq.name, texts[eq.name], "", False, counterexample)
                 if stop_early:
@@ -520,7 +628,7 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
     points = f"{total} random rational points over {len(point_counts)} shapes" + \
         (f", {on} of them on or next to breakpoints" if on else "")
     elementwise = _elementwise(s, only)
-    all_shapes = proved_for_all_shapes(s) if not stop_early else set()
+    all_shapes = prove_all_shapes(s, only) if not stop_early else {}
     equations = []
     for eq in s.backward:
         checks = elementwise.get(eq.name, [])
@@ -536,14 +644,166 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
             continue  # an intermediate that is not a gradient of anything proved here
         methods = per_shape[eq.name]
         weakest = max(methods.values(), key=METHOD_STRENGTH.index)
-        detail = "; ".join([_summary(methods, points), *(d for _, d in checks)])
-        if eq.name in all_shapes:
+        lemmas = sorted({d.split(":")[0].removeprefix("element-wise ") for ok, d in checks if ok})
+        instantiated = _summary(methods, points)
+        detail = "; ".join([instantiated, *(d for _, d in checks)])
+        reason = weaker.get(eq.name, "") if weakest != SYMBOLIC else ""
+        index = all_shapes.get(eq.name)
+        if index is not None and index.proved:
+            # Two independent methods agree: the index form for all sizes, and the explicit matrices at the
+            # instantiated shapes (compositional where it says so, sampled in any case).
             weakest = ALL_SHAPES
-            detail = f"{ALL_SHAPES} (SymPy matrix calculus, N, D, K symbolic); also {detail}"
-        equations.append(EquationProof(eq.name, texts[eq.name], weakest, True, "", detail))
+            detail = (f"{ALL_SHAPES} (index notation, N, D, K symbolic, opaque atoms linked by lemmas"
+                      f"{': ' + ', '.join(index.lemmas) if index.lemmas else ''}); also {detail}")
+        elif index is not None:
+            reason = f"not for all shapes: {index.detail}" + (f"; {reason}" if reason else "")
+        equations.append(EquationProof(eq.name, texts[eq.name], weakest, True, "", detail, lemmas=lemmas,
+                                       instantiated=instantiated, reason=reason))
     proof.equations = equations + _completeness(s, texts)
     proof.seconds = time.perf_counter() - start
     return proof
+
+
+class _Composition:
+    """The compositional proof at one instantiated shape: explicit matrices of symbols, lemma functions as
+    opaque atoms (``codegen.verify.atoms``), maxima formal; claimed − true must cancel to 0.
+
+    First by the chain rule through the named intermediates: every forward variable but the output is a matrix
+    of fresh symbols, each forward equation is differentiated locally (SymPy's scalar ``diff``) and the adjoints
+    are accumulated in reverse; the claimed gradient, evaluated with the same fresh symbols, must equal the
+    truth as an identity in them (so for their actual values too). Where that needs a relation between the
+    intermediates (batch norm's Z = Σ^{-1/2}⊙R), the intermediates are expanded instead."""
+
+    def __init__(self, loaded: LoadedSpec, sizes: dict, classes: dict):
+        self.loaded, self.sizes, self.classes = loaded, sizes, classes
+        self.backward: list = []
+        self._chain = self._expanded = None
+
+    def evaluate(self, eq) -> None:
+        self.backward.append(eq)
+
+    def prove(self, name: str) -> tuple[bool, str]:
+        reasons = []
+        for how in ("chain", "expanded"):
+            try:
+                with _time_limit(COMPOSITION_SECONDS):
+                    claimed, true = self._sides(how, name)
+                    if claimed is None:
+                        reasons.append(f"{how}: {true}")
+                        continue
+                    if all(c - t == 0 or cancels(c - t, only=(FormalMax,)) == 0 for c, t in zip(claimed, true)):
+                        if self._chain is not None:  # proved (by either way): later gradients may rest on it
+                            self._chain.mark_proved(name[1:])
+                        return True, ""
+                    reasons.append(f"{how}: the residual with opaque atoms does not cancel to 0")
+            except _Timeout:
+                reasons.append(f"{how}: cancel ran past {COMPOSITION_SECONDS:g} s")
+        return False, "; ".join(reasons)
+
+    def _sides(self, how: str, name: str):
+        if how == "chain":
+            if self._chain is None:
+                self._chain = _Chain(self.loaded, self.sizes, self.classes)
+            side = self._chain
+        else:
+            if self._expanded is None:
+                self._expanded = _Expanded(self.loaded, self.sizes, self.classes)
+            side = self._expanded
+        try:
+            for eq in self.backward:
+                side.evaluate(eq)
+            return side.env[name], side.truth(name[1:])
+        except (KeyError, TypeError, ValueError) as exc:
+            return None, f"its explicit form failed ({type(exc).__name__}: {exc})"
+
+
+class _Expanded:
+    """Every forward value written out in the leaves (lemma functions opaque)."""
+
+    def __init__(self, loaded: LoadedSpec, sizes: dict, classes: dict):
+        self.instance = _Instance(loaded, sizes, opaque=classes)
+        self.L, seeds = self.instance.loss(self.instance.env)
+        self.env = {**self.instance.env, **seeds}
+
+    def evaluate(self, eq) -> None:
+        if eq.name not in self.env or eq.name in self.instance.forward_names:
+            self.env[eq.name] = self.instance.evaluate(self.instance.read(eq.expr), self.env)
+
+    def truth(self, target: str):
+        return self.instance.truth(target, self.L)
+
+
+class _Chain:
+    """The chain rule through the named intermediates (see :class:`_Composition`)."""
+
+    def __init__(self, loaded: LoadedSpec, sizes: dict, classes: dict):
+        inst = _Instance(loaded, sizes, opaque=classes)
+        self.instance = inst
+        names = inst.forward_names
+        env = dict(inst.leaves)
+        self.values, self.fresh = {}, {}
+        for k, (name, expr) in enumerate(inst.forward):
+            value = inst.evaluate(expr, env)
+            self.values[name] = value
+            if k < len(names) - 1:
+                self.fresh[name] = sympy.Matrix(value.rows, value.cols, lambda i, j: sympy.Symbol(
+                    f"{name}__{i}_{j}", real=True))
+                env[name] = self.fresh[name]
+            else:
+                env[name] = value
+        _, seeds = inst.loss(env)
+        self.env = {**env, **seeds}
+        out = names[-1]
+        self.adjoint = {out: sympy.Matrix([[1]]) if inst.spec.kind == "loss" else seeds[f"D{out}"]}
+        self.proved: set = set()
+
+    def adjoint_of(self, name: str) -> sympy.Matrix:
+        """Σ over later equations of their adjoint times ∂(their value)/∂V, computed in reverse on demand."""
+        if name not in self.adjoint:
+            self.adjoint[name] = self.fresh[name].applyfunc(lambda f: self._pull(f, after=name))
+        return self.adjoint[name]
+
+    def mark_proved(self, name: str) -> None:
+        """D<name> (an intermediate) is proved equal to its adjoint at this shape: both become the same fresh
+        symbols G, so later gradients are proved from it (DW = DZᵀ·X against adjoint(Z)ᵀ·X) without
+        expanding it again."""
+        names = self.instance.forward_names
+        if name not in self.fresh:
+            return
+        g = self.fresh[name].applyfunc(lambda f: sympy.Symbol(f"G_{f.name}", real=True))
+        self.adjoint[name] = g
+        self.env[f"D{name}"] = g
+        for earlier in names[:names.index(name)]:
+            if earlier not in self.proved:
+                self.adjoint.pop(earlier, None)
+        self.proved.add(name)
+
+    def _pull(self, symbol, after: str | None = None):
+        """Σ over the forward equations (after ``after``) of adjoint ⊙ ∂value/∂symbol, summed."""
+        names = self.instance.forward_names
+        later = names[names.index(after) + 1:] if after else names
+        total = sympy.Integer(0)
+        for name in later:
+            value = self.values[name]
+            if not any(v.has(symbol) for v in value):
+                continue
+            adjoint = self.adjoint_of(name)
+            for v, a in zip(value, adjoint):
+                if v.has(symbol):
+                    total += a * sympy.diff(v, symbol)
+        return total
+
+    def evaluate(self, eq) -> None:
+        if eq.name not in self.env or eq.name in self.instance.forward_names:
+            self.env[eq.name] = self.instance.evaluate(self.instance.read(eq.expr), self.env)
+
+    def truth(self, target: str):
+        if target in self.fresh or target == self.instance.forward_names[-1]:
+            return self.adjoint_of(target)
+        if target in self.instance.leaves:
+            return self.instance.leaves[target].applyfunc(self._pull)
+        scalar = next(p for p in self.instance.scalars if p.name == target)
+        return sympy.Matrix([[self._pull(scalar)]])
 
 
 # --- caching and running every spec -------------------------------------------------------------------
@@ -551,8 +811,8 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
 def _engine_hash() -> str:
     h = hashlib.sha256()
     codegen = Path(__file__).resolve().parents[1]
-    for name in ("verify/proof.py", "verify/pieces.py", "verify/all_shapes.py", "verify/update_check.py",
-                 "verify/explicit.py", "load/loader.py", "ir/freeze.py"):
+    for name in ("verify/proof.py", "verify/pieces.py", "verify/atoms.py", "verify/indexed.py",
+                 "verify/update_check.py", "verify/explicit.py", "load/loader.py", "ir/freeze.py"):
         h.update((codegen / name).read_bytes())
     h.update(Path(dsl.__file__).read_bytes())
     return h.hexdigest()
@@ -597,7 +857,19 @@ _PENDING: dict[str, LoadedSpec] = {}
 
 
 def _prove_one(name: str) -> SpecProof:
-    return prove_spec(_PENDING[name])
+    return prove_safely(_PENDING[name])
+
+
+def prove_safely(loaded: LoadedSpec) -> SpecProof:
+    """``prove_spec``, with an exception inside the prover turned into a failed proof naming the spec (the
+    equations could not be proved), instead of a traceback from a worker."""
+    try:
+        return prove_spec(loaded)
+    except Exception as exc:  # noqa: BLE001 - any fault of the prover on this spec is this spec's error
+        where = f"{type(exc).__name__}: {exc}".strip()
+        return SpecProof(loaded.spec.name, loaded.family, loaded.path, [], 0.0, [EquationProof(
+            "proof", "(the whole spec)", "", False,
+            f"the prover could not handle this spec ({where}); no equation of it is proved")])
 
 
 def _fork_is_safe() -> bool:
@@ -648,7 +920,7 @@ def prove_all(specs: list[LoadedSpec], use_cache: bool = True, jobs: int | None 
             _prove_forked(todo, jobs, results, progress)
         for loaded, _ in todo:  # serially: one job, or what a broken worker pool left
             if loaded.name not in results:
-                proof = prove_spec(loaded)
+                proof = prove_safely(loaded)
                 results[proof.name] = proof
                 if progress:
                     progress(proof)
