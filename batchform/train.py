@@ -221,7 +221,8 @@ def main(args) -> int:
                                 densities=densities)
         network.clip = clip
         if args.load_weights:
-            network.load_weights(args.load_weights)
+            for line in network.load_weights(args.load_weights):
+                console.print(f"note: --load-weights {line}")
         replicas = parallel.replicas_for(args, backend)  # last: every check before the processes meet
     except (OptionError, DataError) as exc:
         if rank == 0:  # every process finds the same fault

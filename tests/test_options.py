@@ -161,6 +161,28 @@ def test_bad_weight_files_are_one_error(tmp_path, capsys):
         assert key in _weights_error(tmp_path, capsys, path)
 
 
+def _damaged(tmp_path, how: str, compressed: bool):
+    """A weights file of the ReLU;Linear network on digits, cut short or with one byte flipped inside W1."""
+    good = {"W1": np.random.default_rng(0).random((64, 64)), "b1": np.zeros((1, 64)),
+            "W2": np.zeros((10, 64)), "b2": np.zeros((1, 10))}
+    path = tmp_path / f"{how}-{compressed}.npz"
+    (np.savez_compressed if compressed else np.savez)(path, **good)
+    raw = bytearray(path.read_bytes())
+    if how == "truncated":
+        raw = raw[:len(raw) // 2]
+    else:  # a byte of W1's data: the zip directory is intact, the member's CRC (or its deflate stream) is not
+        raw[400] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize("how", ["truncated", "corrupt"])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_truncated_or_corrupt_weight_files_are_one_error(tmp_path, capsys, how, compressed):
+    path = _damaged(tmp_path, how, compressed)
+    assert path.name in _weights_error(tmp_path, capsys, path)
+
+
 def test_build_cpp_without_generated_sources_is_one_error(monkeypatch, capsys, tmp_path):
     from batchform import cpp_build
 
