@@ -125,7 +125,7 @@ def load_all(root=spec_package, spec_dirs=None) -> list[LoadedSpec]:
     roots = [root] if spec_dirs is None else [_folder_package(Path(d)) for d in spec_dirs]
     user = [Path(p.__path__[0]) for p in roots if p is not spec_package and p.__name__.startswith(FOLDER_PACKAGE)]
     if user and not _IN_CHILD:
-        from batchform.codegen.load_child import preflight
+        from batchform.codegen.load.child import preflight
 
         preflight(user, LOAD_TIMEOUT_S())
     loaded: list[LoadedSpec] = []
@@ -222,7 +222,7 @@ def _load_module(package, module_name: str, path: str, seen: dict[str, str]) -> 
 #: environment variable BATCHFORM_SPEC_LOAD_TIMEOUT.
 LOAD_TIMEOUT = 30.0
 
-#: True in the child process of :mod:`codegen.load_child`, which loads the spec folders first.
+#: True in the child process of :mod:`codegen.load.child`, which loads the spec folders first.
 _IN_CHILD = False
 #: Told the name and file of each spec module before it is imported (the child process reports them).
 _importing = None

@@ -1,10 +1,10 @@
 """Spec folders of the user's are loaded first in a child process, with a hard time limit and a checked exit.
 
-A spec module is arbitrary Python. In this process, :mod:`codegen.loader` turns an exception, ``sys.exit``
+A spec module is arbitrary Python. In this process, :mod:`codegen.load.loader` turns an exception, ``sys.exit``
 and a Python-level endless loop (SIGALRM) into a SpecError; three faults it cannot catch here: a spec stuck
 in C code (``sum(itertools.repeat(0))`` never returns to the interpreter, so no signal handler runs),
 ``os._exit(0)`` (ends the process at once, exit status 0, nothing said) and a crash of an extension. So the
-folders are first loaded and checked, exactly as :func:`codegen.loader.load_all` does, in a child that tells
+folders are first loaded and checked, exactly as :func:`codegen.load.loader.load_all` does, in a child that tells
 the parent each module before importing it; the parent kills the child when one module takes longer than the
 limit, and an exit without a verdict (any status, any signal) is an error naming the module being imported.
 Only after the child's verdict "loaded" does this process import the folders itself. spec/ is batchform's
@@ -97,7 +97,7 @@ def _ended(status: int, current, stderr: str) -> str:
 
 def child(write_end: int, folders: list[str]) -> None:
     """The child's side: load the folders, telling the parent each module first, then the verdict."""
-    from batchform.codegen import loader
+    from batchform.codegen.load import loader
 
     out = os.fdopen(write_end, "w", buffering=1)
 
