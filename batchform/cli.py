@@ -355,11 +355,56 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_options(args) -> None:
+    """Every option of generate, verify, report, show, mutate and build-cpp, checked before any work: a value
+    out of range, or an option that has no effect in this command line (it needs another option, or the
+    command never uses it), is a UsageError naming it. ``train`` checks its own (batchform.train)."""
+    def given(name: str) -> bool:  # 0 is a value given (and checked), False a flag left out
+        value = getattr(args, name, None)
+        return value is not None and value is not False
+    command = args.command
+    for name, option in (("jobs", "--jobs"), ("sample", "--sample")):
+        if given(name) and getattr(args, name) < 1:
+            raise UsageError(f"{option} must be at least 1, got {getattr(args, name)}")
+    if given("builtin") and not given("spec_dirs"):
+        raise UsageError("--builtin adds the built-in specs to --specs folders: give --specs DIR too")
+    for name in ("spec_dirs", "output", "reports"):
+        values = getattr(args, name, None)
+        for value in values if isinstance(values, list) else [values]:
+            if value is not None and not str(value).strip():
+                raise UsageError(f"--{'specs' if name == 'spec_dirs' else name.replace('_', '-')}: "
+                                 f"an empty folder name")
+    inert = []  # (option, why it does nothing here)
+    if command == "show" and given("jobs"):
+        inert.append(("--jobs", "show proves one spec, in this process"))
+    if command == "build-cpp":
+        inert += [(o, "build-cpp proves nothing") for n, o in (("jobs", "--jobs"), ("no_cache", "--no-cache"))
+                  if given(n)]
+        if given("no_check"):
+            inert += [(o, "with --no-check no spec is loaded") for n, o in (("spec_dirs", "--specs"),)
+                      if given(n)]
+    if command == "generate":
+        if given("check"):
+            inert += [(o, "--check proves nothing and writes nothing") for n, o in (
+                ("jobs", "--jobs"), ("no_cache", "--no-cache"), ("reports", "--reports"), ("no_report", "--no-report"))
+                if given(n)]
+        elif given("no_report") and given("reports"):
+            inert.append(("--reports", "--no-report writes no report"))
+    if command == "mutate":
+        if args.seed != 0 and args.sample is None:
+            inert.append(("--seed", "it seeds --sample, which is not given"))
+        if args.fail_under is not None and not 0 <= args.fail_under <= 100:
+            raise UsageError(f"--fail-under is a kill rate in %, from 0 to 100, got {args.fail_under:g}")
+    if inert:
+        raise UsageError("; ".join(f"{option} has no effect here ({why})" for option, why in inert))
+
+
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # to run the same command again (train --devices)
     try:
+        check_options(args)
         return args.run(args)
     except (SpecError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -61,8 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help="Random or Gradient (RigL); as many as pruned (default: none)")
     sparse.add_argument("--grow-weights", metavar="INIT", help="initializer of regrown weights "
                         "(default: --init-weights)")
-    sparse.add_argument("--prune-interval", type=int, default=1, metavar="E",
-                        help="prune and grow at the start of every E-th epoch after the first")
+    sparse.add_argument("--prune-interval", type=int, default=None, metavar="E",
+                        help="with --prune: prune and grow at the start of every E-th epoch after the first "
+                             "(default: 1)")
     sparse.add_argument("--clip", metavar="T", help="after each update, set weights with |w| < T to 0 (default: none)")
     from batchform.training import parallel
 
@@ -112,6 +113,7 @@ def parse_options(args) -> Options:
     from batchform.training.options import (OptionError, parse_layers, parse_loss, parse_optimizers,
                                             parse_sizes)
     from batchform.training.schedules import parse_layer_initializers, parse_learning_rate
+    from batchform.training.sparse import check_dynamic
 
     if args.epochs < 1:
         raise OptionError("--epochs must be at least 1")
@@ -121,12 +123,17 @@ def parse_options(args) -> Options:
         raise OptionError(f"--seed must be a whole number from 0 to 2**32 - 1, got {args.seed}")
     if args.backend not in BACKENDS:
         raise OptionError(f"--backend: unknown backend {args.backend!r}; choose from {', '.join(BACKENDS)}")
+    check_dynamic(args.prune, args.grow, args.grow_weights, args.prune_interval)
     layers = parse_layers(args.layers)
     weighted = sum(1 for layer in layers if not layer.is_batch_norm)
     options = Options(np.float32 if args.dtype == "float32" else np.float64, layers, parse_loss(args.loss),
                       parse_learning_rate(args.learning_rate), parse_optimizers(args.optimizers, len(layers)),
-                      parse_sizes(args.layer_sizes) if args.layer_sizes else None,
+                      parse_sizes(args.layer_sizes) if args.layer_sizes is not None else None,
                       parse_layer_initializers(args.init_weights, weighted))
+    for option, path in (("--save-weights", args.save_weights), ("--export-torch", args.export_torch),
+                         ("--load-weights", args.load_weights), ("--dataset", args.dataset)):
+        if path is not None and not path.strip():
+            raise OptionError(f"{option}: an empty file name")
     for option, path in (("--save-weights", args.save_weights), ("--export-torch", args.export_torch)):
         problem = path and check_writable(path, option)
         if problem:
@@ -221,7 +228,8 @@ def main(args) -> int:
                                 densities=densities)
         network.clip = clip
         if args.load_weights:
-            network.load_weights(args.load_weights)
+            for line in network.load_weights(args.load_weights):
+                console.print(f"note: --load-weights {line}")
         replicas = parallel.replicas_for(args, backend)  # last: every check before the processes meet
     except (OptionError, DataError) as exc:
         if rank == 0:  # every process finds the same fault
@@ -260,7 +268,7 @@ def _train(args, options, data, sizes, densities, dynamic, network, replicas, co
                   + (f", {replicas.description}" if replicas.size > 1 else ""))
     if densities is not None:
         console.print(f"sparsity: {describe(network)}" + (f"; prune {args.prune}, grow {args.grow} every "
-                                                           f"{args.prune_interval} epoch(s)" if dynamic else ""))
+                                                           f"{dynamic.interval} epoch(s)" if dynamic else ""))
     trainer = Trainer(network, options.loss, options.scheduler, args.batch_size, seed=args.seed, dynamic=dynamic,
                       log=console.print, replicas=replicas, shuffle=not getattr(args, "no_shuffle", False))
     console.print(f"{'epoch':>5}  {'loss':>10}  {'train acc':>9}  {'test acc':>8}  {'time (s)':>8}  {'η':>8}")

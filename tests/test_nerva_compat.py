@@ -140,3 +140,69 @@ def test_no_shuffle_takes_batches_in_order():
     X = np.arange(10.0).reshape(10, 1)
     batches = iterate_minibatches(X, X, 4, np.random.default_rng(0), shuffle=False)
     assert [b[0][:, 0].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+# --- Nerva's own weight files -------------------------------------------------------------------------
+
+def _nerva_weights(tmp_path, layers: list[str], sizes: list[int]):
+    """A weights file written by Nerva itself (nerva_numpy's MultilayerPerceptron.save_weights_and_bias):
+    W1, b1, W2, b2, … numbered over the linear layers, 1-D biases, float32, nothing for batch normalization."""
+    mlp_module = pytest.importorskip("nerva_numpy.multilayer_perceptron")
+    mlp = mlp_module.parse_multilayer_perceptron(layers, sizes, ["GradientDescent"] * len(layers),
+                                                 ["XavierNormal"] * (len(sizes) - 1))
+    path = tmp_path / "nerva.npz"
+    mlp.save_weights_and_bias(str(path))
+    return mlp, path
+
+
+def test_nerva_weight_files_of_a_network_with_batch_norm_load(tmp_path):
+    from batchform.training.backends import make_backend
+    from batchform.training.network import Network
+    from batchform.training.options import parse_layers, parse_optimizers
+
+    mlp, path = _nerva_weights(tmp_path, ["ReLU", "BatchNormalization", "ReLU", "Linear"], [64, 32, 16, 10])
+    options = parse_layers("ReLU;BatchNorm;ReLU;Linear")
+    network = Network.build(make_backend("numpy", np.float64), options, [64, 32, 16, 10],
+                            parse_optimizers("GradientDescent", len(options)), "XavierNormal", seed=3)
+    fresh = network.snapshot(statistics=True)
+    notes = network.load_weights(path)
+    nerva_linear = [layer for layer in mlp.layers if hasattr(layer, "W")]
+    ours = [layer for layer in network.layers if "W" in layer.parameters]
+    assert len(ours) == len(nerva_linear) == 3
+    for layer, theirs in zip(ours, nerva_linear):
+        np.testing.assert_array_equal(layer.parameters["W"], theirs.W)
+        np.testing.assert_array_equal(layer.parameters["b"], theirs.b.reshape(1, -1))
+    norm = network.layers[1]
+    for name, value in (*fresh[1][0].items(), *fresh[1][1].items()):  # γ, β and the running statistics
+        np.testing.assert_array_equal(norm.parameters.get(name, norm.running.get(name)), value)
+    assert len(notes) == 1 and "layer 2" in notes[0]
+    assert all(name in notes[0] for name in ("gamma", "beta", "running_mean", "running_var"))
+
+
+def test_train_loads_a_nerva_weight_file_with_batch_norm_and_says_what_it_kept(tmp_path, capsys):
+    _, path = _nerva_weights(tmp_path, ["ReLU", "BatchNormalization", "Linear"], [64, 32, 10])
+    assert main(["train", "--no-progress", "--epochs", "1", "--layers", "ReLU;BatchNorm;Linear",
+                 "--layer-sizes", "64,32,10", "--load-weights", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "note: --load-weights" in out and "running_mean" in out and "initial value" in out
+
+
+def test_own_weight_files_without_running_statistics_load_with_initial_ones(tmp_path):
+    from batchform.training.backends import make_backend
+    from batchform.training.network import Network
+    from batchform.training.options import parse_layers, parse_optimizers
+
+    options = parse_layers("ReLU;BatchNorm;Linear")
+    network = Network.build(make_backend("numpy", np.float64), options, [64, 32, 10],
+                            parse_optimizers("GradientDescent", len(options)), "XavierNormal", seed=3)
+    weights = network.weights()
+    path = tmp_path / "w.npz"
+    np.savez(path, **{k: v for k, v in weights.items() if not k.startswith("running_")})
+    notes = network.load_weights(path)
+    assert len(notes) == 1 and "running_mean, running_var" in notes[0]
+    del weights["gamma2"]  # a missing parameter is still an error
+    np.savez(path, **weights)
+    from batchform.data import DataError
+
+    with pytest.raises(DataError, match="missing key 'gamma2'"):
+        network.load_weights(path)

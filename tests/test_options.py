@@ -161,6 +161,28 @@ def test_bad_weight_files_are_one_error(tmp_path, capsys):
         assert key in _weights_error(tmp_path, capsys, path)
 
 
+def _damaged(tmp_path, how: str, compressed: bool):
+    """A weights file of the ReLU;Linear network on digits, cut short or with one byte flipped inside W1."""
+    good = {"W1": np.random.default_rng(0).random((64, 64)), "b1": np.zeros((1, 64)),
+            "W2": np.zeros((10, 64)), "b2": np.zeros((1, 10))}
+    path = tmp_path / f"{how}-{compressed}.npz"
+    (np.savez_compressed if compressed else np.savez)(path, **good)
+    raw = bytearray(path.read_bytes())
+    if how == "truncated":
+        raw = raw[:len(raw) // 2]
+    else:  # a byte of W1's data: the zip directory is intact, the member's CRC (or its deflate stream) is not
+        raw[400] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize("how", ["truncated", "corrupt"])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_truncated_or_corrupt_weight_files_are_one_error(tmp_path, capsys, how, compressed):
+    path = _damaged(tmp_path, how, compressed)
+    assert path.name in _weights_error(tmp_path, capsys, path)
+
+
 def test_build_cpp_without_generated_sources_is_one_error(monkeypatch, capsys, tmp_path):
     from batchform import cpp_build
 
@@ -190,3 +212,59 @@ def test_unknown_names_list_what_is_known():
     with pytest.raises(OptionError) as info:
         parse_layers("Relu6;Linear")
     assert "ReLU" in str(info.value) and "Dropout(p)" in str(info.value) and "Relu," not in str(info.value)
+
+
+# --- options validated up front, including the ones that only matter together -------------------------
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--backend", "torch", "--nproc", "2", "--timeout", "1e20"], ["--timeout", "2147483"]),
+    (["train", "--backend", "torch", "--nproc", "2", "--timeout", "1e-9"], ["--timeout", "from 1"]),
+    (["train", "--timeout", "30"], ["--timeout", "one process"]),
+    (["train", "--backend", "torch", "--nproc", str(_cores() + 1)], [f"--nproc {_cores() + 1}", "core"]),
+    (["train", "--prune-interval", "-3"], ["--prune-interval", "at least 1"]),
+    (["train", "--prune-interval", "3"], ["--prune-interval", "without --prune"]),
+    (["train", "--grow-weights", "Zero"], ["--grow-weights", "without --prune"]),
+    (["train", "--layer-sizes", ""], ["--layer-sizes"]),
+    (["train", "--save-weights", ""], ["--save-weights", "empty"]),
+    (["train", "--load-weights", " "], ["--load-weights", "empty"]),
+    (["train", "--export-torch", ""], ["--export-torch", "empty"]),
+    (["verify", "--specs", "/nonexistent", "--jobs", "0"], ["--jobs must be at least 1"]),
+    (["generate", "--builtin", "--check", "--backend", "numpy", "--out", "{tmp}"], ["--builtin", "--specs"]),
+    (["generate", "--check", "--no-report", "--backend", "numpy", "--out", "{tmp}"], ["--no-report", "--check"]),
+    (["generate", "--specs", "/nonexistent", "--out", "{tmp}", "--no-report", "--reports", "{tmp}"],
+     ["--reports", "--no-report"]),
+    (["generate", "--specs", "/nonexistent", "--out", ""], ["--output", "empty"]),
+    (["build-cpp", "--out", "{tmp}", "--no-cache"], ["--no-cache", "build-cpp proves nothing"]),
+    (["mutate", "no_such_spec", "--seed", "3"], ["--seed", "--sample"]),
+    (["mutate", "no_such_spec", "--sample", "0"], ["--sample must be at least 1"]),
+    (["mutate", "no_such_spec", "--fail-under", "150"], ["--fail-under", "0 to 100"]),
+    (["show", "relu", "--jobs", "2"], ["--jobs", "no effect"]),
+])
+def test_every_option_is_checked_before_any_work(argv, words, capsys, tmp_path):
+    """A value out of range, or an option that does nothing in this command line, is one error and exit 2
+    (before, --timeout 1e20 was a torch error, 1e-9 C++ stack frames, and the others were ignored)."""
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    argv = [*argv[:1], "--no-progress", "--epochs", "1", *argv[1:]] if argv[0] == "train" else argv
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err, err
+    for word in words:
+        assert word in err, err
+
+
+def test_more_jax_host_devices_than_cores_is_one_error():
+    """On the CPU every --devices P is a host device sharing the machine's cores (before, --devices 1000 on 2
+    cores trained on without a word)."""
+    count = _cores() + 1
+    proc = subprocess.run([sys.executable, "-m", "batchform.cli", "train", "--no-progress", "--epochs", "1",
+                           "--backend", "jax", "--devices", str(count)], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"--devices {count}" in proc.stderr and "core" in proc.stderr

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from batchform.codegen.load import loader
 from batchform.codegen.errors import SpecError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 GOOD = """
 from batchform.dsl import Activation, activation_specs, x
@@ -78,3 +83,69 @@ def test_the_commands_exit_2_on_an_exiting_spec(spec_folder, monkeypatch, capsys
     assert main(command) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and path in err
+
+
+# --- spec folders given with --specs: loaded first in a child process ------------------------------------
+
+def _user_folder(tmp_path, family: str, body: str = "") -> str:
+    """A --specs folder with one family holding one good spec module, plus ``body`` at its end."""
+    folder = tmp_path / "specs"
+    (folder / family).mkdir(parents=True)
+    (folder / family / "__init__.py").write_text('"""User specs."""\n')
+    (folder / family / "mine.py").write_text(GOOD.format(n=family.strip("_")) + textwrap.dedent(body))
+    return str(folder)
+
+
+def _verify(folder: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "batchform.cli", "verify", "--specs", folder], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "BATCHFORM_SPEC_LOAD_TIMEOUT": "3"})
+
+
+@pytest.mark.parametrize("body, words", [
+    ("import itertools\nsum(itertools.repeat(0))\n", ["longer than 3 s", "stopped"]),  # stuck in C code
+    ("import os\nos._exit(0)\n", ["exited with status 0"]),
+    ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", ["killed by SIGSEGV"]),
+])
+def test_a_spec_stuck_in_c_code_or_ending_the_process_is_one_error(tmp_path, body, words):
+    """SIGALRM cannot interrupt C code, and os._exit ends any process: before, `verify` hung forever or exited
+    0 with nothing said."""
+    folder = _user_folder(tmp_path, "extra", body)
+    proc = _verify(folder)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1, proc.stderr
+    for word in ["spec extra.mine", str(Path(folder) / "extra" / "mine.py"), *words]:
+        assert word in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("family, words", [
+    ("csr", ["'csr'", "csr.py of NumPy"]),
+    ("_runtime", ["'_runtime'", "not a public Python identifier"]),
+    ("functional", ["'functional'", "functional.py of PyTorch"]),
+])
+def test_a_family_named_like_a_file_the_backends_write_is_one_error(tmp_path, capsys, family, words):
+    from batchform.cli import main
+
+    assert main(["generate", "--check", "--specs", _user_folder(tmp_path, family), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "batchform_specs_" not in err, err
+    for word in words:
+        assert word in err, err
+
+
+@pytest.mark.parametrize("body", ["1 / 0\n", "from . import missing_module\n", "import extra.nothing\n"])
+def test_errors_never_name_the_internal_package_of_a_spec_folder(tmp_path, capsys, body):
+    from batchform.cli import main
+
+    assert main(["verify", "--specs", _user_folder(tmp_path, "extra", body)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "spec extra.mine" in err and "batchform_specs_" not in err, err
+
+
+def test_a_spec_folder_that_is_a_file_says_so(tmp_path, capsys):
+    from batchform.cli import main
+
+    path = tmp_path / "passwd"
+    path.write_text("root:x:0:0\n")
+    assert main(["verify", "--specs", str(path)]) == 2
+    assert f"spec folder {path} is a file, not a folder" in capsys.readouterr().err

@@ -20,6 +20,45 @@ from batchform.runtime.python_runtime import fan_in_bound
 from batchform.generated.manifest import SPECS, Kernel, SpecInfo
 
 
+def _read_npz(path) -> dict[str, np.ndarray]:
+    """Every array of an npz file, read in full; a missing, truncated or corrupt file (a bad zip directory, a
+    CRC or zlib fault inside a member) is one DataError naming the file."""
+    import zipfile
+    import zlib
+
+    from batchform.data import DataError
+
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{path}: not a weights npz file ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy file: one bare array
+        raise DataError(f"{path}: not a weights npz file (it holds one array, not named weights)")
+    try:
+        with data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{path}: damaged npz file, cannot be read ({type(exc).__name__}: {exc})") from None
+
+
+def _checked(array: np.ndarray, expected: tuple, key: str, path) -> np.ndarray:
+    """``array`` as a weight of shape ``expected``: real, finite, that shape (a 1-D vector of Nerva's for a
+    1 × K row is that row)."""
+    from batchform.data import DataError
+
+    if array.dtype.kind not in "fiu":
+        raise DataError(f"{path}: {key!r} has dtype {array.dtype}, expected real numbers")
+    if array.ndim == 1 and len(expected) == 2 and expected[0] == 1 and array.shape == expected[1:]:
+        array = array.reshape(expected)
+    if array.shape != expected:
+        raise DataError(f"{path}: {key!r} has shape {array.shape}, the network needs {expected}")
+    if not np.all(np.isfinite(array)):
+        raise DataError(f"{path}: {key!r} holds NaN or infinite values")
+    return array
+
+
 @dataclass
 class Layer:
     """One layer: its spec (and dropout variant), parameters, hyperparameters and optimizer state."""
@@ -336,40 +375,55 @@ class Network:
         state = self.torch_state_dict()
         write_atomic(path, lambda handle: torch.save(state, handle))
 
-    def load_weights(self, path: str | os.PathLike) -> None:
+    def load_weights(self, path: str | os.PathLike) -> list[str]:
+        """The parameters and running statistics in an npz file: batchform's own (keys by layer position, as
+        :meth:`weights` writes them) or Nerva's (``W1, b1, W2, …`` numbered over the linear layers only, vectors
+        1-D, nothing else). What the file does not hold of a layer keeps its initial value, where that is
+        meaningful: Nerva saves no batch-normalization parameters (nor SReLU's), and no file need hold running
+        statistics. Returns one line per layer that kept initial values, to tell the user; a damaged file or a
+        missing weight is a DataError naming the file."""
         from batchform.data import DataError
 
-        try:
-            data = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"{path}: not a weights npz file ({exc})") from None
-        if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy file: one bare array
-            raise DataError(f"{path}: not a weights npz file (it holds one array, not named weights)")
-        try:
-            with data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"{path}: not a weights npz file ({exc})") from None
-        for i, layer in enumerate(self.layers, start=1):
-            for name, value in (*layer.parameters.items(), *layer.running.items()):
-                key = f"{name}{i}"
-                if name in layer.parameters and (self.backend.is_csr(value) or f"{key}_data" in arrays):
+        arrays = _read_npz(path)
+        layout = self._nerva_keys(arrays) or self._own_keys()
+        kept = []
+        for position, (layer, keys) in enumerate(zip(self.layers, layout), start=1):
+            initial = []
+            for name, key in keys.items():
+                value = layer.parameters[name] if name in layer.parameters else layer.running[name]
+                if key is not None and name in layer.parameters and \
+                        (self.backend.is_csr(value) or f"{key}_data" in arrays):
                     self._load_sparse(layer, name, key, arrays, path)
+                    continue
+                if key is None or (key not in arrays and name in layer.running):
+                    initial.append(name)
                     continue
                 if key not in arrays:
                     raise DataError(f"{path}: missing key {key!r}")
-                expected = self.backend.numpy(value).shape
-                if arrays[key].dtype.kind not in "fiu":
-                    raise DataError(f"{path}: {key!r} has dtype {arrays[key].dtype}, expected real numbers")
-                if arrays[key].shape != expected:
-                    raise DataError(f"{path}: {key!r} has shape {arrays[key].shape}, the network needs {expected}")
-                if not np.all(np.isfinite(arrays[key])):
-                    raise DataError(f"{path}: {key!r} holds NaN or infinite values")
+                array = _checked(arrays[key], tuple(self.backend.numpy(value).shape), key, path)
                 target = layer.parameters if name in layer.parameters else layer.running
-                target[name] = self.backend.array(arrays[key])
+                target[name] = self.backend.array(array)
+            if initial:
+                kept.append(f"{path}: layer {position} ({layer.info.name}): {', '.join(initial)} not in the file, "
+                            f"initial value{'s' if len(initial) > 1 else ''} kept")
         self.reset_optimizers()
+        return kept
+
+    def _own_keys(self) -> list[dict[str, str]]:
+        """Per layer, the npz key of each parameter and running statistic in :meth:`weights`' layout."""
+        return [{name: f"{name}{i}" for name in (*layer.parameters, *layer.running)}
+                for i, layer in enumerate(self.layers, start=1)]
+
+    def _nerva_keys(self, arrays: dict) -> list[dict[str, str | None]] | None:
+        """Nerva's layout (save_weights_and_bias of nerva_numpy, nerva_torch, …) when the file holds exactly
+        ``W1, b1, …, Wn, bn`` for this network's n linear layers: per layer, the key of W and b, None for
+        everything Nerva does not save. None when the file is not in Nerva's layout."""
+        weighted = [layer for layer in self.layers if "W" in layer.parameters and "b" in layer.parameters]
+        if not weighted or set(arrays) != {f"{p}{j}" for j in range(1, len(weighted) + 1) for p in "Wb"}:
+            return None
+        index = {id(layer): j for j, layer in enumerate(weighted, start=1)}
+        return [{name: f"{name}{index[id(layer)]}" if name in ("W", "b") and id(layer) in index else None
+                 for name in (*layer.parameters, *layer.running)} for layer in self.layers]
 
     def _load_sparse(self, layer: Layer, name: str, key: str, arrays: dict, path) -> None:
         """A CSR W from its four npz arrays, validated; a dense layer takes it densified."""

@@ -30,6 +30,9 @@ from batchform.training.options import OptionError
 
 #: Seconds a collective waits for the other processes before it fails (``--timeout``).
 DEFAULT_TIMEOUT_S = 60.0
+#: The range of ``--timeout``: below a second no process group forms; above, torch.distributed's timeout in
+#: milliseconds no longer fits its C int (2**31 - 1 ms, about 24.8 days).
+TIMEOUT_RANGE_S = (1.0, (2**31 - 1) // 1000)
 
 
 class ReplicaError(Exception):
@@ -131,6 +134,10 @@ class JaxDevices(SingleProcess):
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
         devices = jax.devices()
+        if devices[0].platform == "cpu" and count > usable_cores():
+            raise OptionError(f"--devices {count}: JAX runs on the CPU here, where each device is a host device "
+                              f"sharing this machine's {usable_cores()} usable core(s); give at most "
+                              f"{usable_cores()}")
         if len(devices) < count:
             raise OptionError(f"--devices {count}: JAX sees {len(devices)} {devices[0].platform} device(s); on "
                               f"CPU, batchform starts JAX with XLA_FLAGS=--xla_force_host_platform_device_count="
@@ -284,8 +291,9 @@ def add_arguments(p) -> None:
     group.add_argument("--devices", type=int, default=1, metavar="P",
                        help="jax backend: the compiled step over a mesh of P devices, batch sharded, parameters "
                             "replicated (on CPU, P host devices)")
-    group.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
-                       help=f"seconds a process waits for the others before it stops (default {DEFAULT_TIMEOUT_S:g})")
+    group.add_argument("--timeout", type=float, default=None, metavar="S",
+                       help=f"with several processes: seconds a process waits for the others before it stops, "
+                            f"{TIMEOUT_RANGE_S[0]:g} to {TIMEOUT_RANGE_S[1]} (default {DEFAULT_TIMEOUT_S:g})")
 
 
 def check_options(args, layers) -> None:
@@ -293,9 +301,16 @@ def check_options(args, layers) -> None:
     world = world_size()
     if args.nproc < 1 or args.devices < 1:
         raise OptionError(f"--{'nproc' if args.nproc < 1 else 'devices'} must be at least 1")
-    if not (args.timeout > 0 and np.isfinite(args.timeout)):
-        raise OptionError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     processes = max(args.nproc, world)
+    if args.timeout is not None:
+        low, high = TIMEOUT_RANGE_S
+        if not (np.isfinite(args.timeout) and low <= args.timeout <= high):
+            raise OptionError(f"--timeout must be from {low:g} to {high} seconds, got {args.timeout:g}")
+        if processes == 1:
+            raise OptionError("--timeout has no effect in one process: it is how long each of several processes "
+                              "(--nproc P, or torchrun) waits for the others")
+    if args.nproc > 1 and args.backend == "torch":
+        _check_process_count(args.nproc)
     if processes > 1 and args.backend != "torch":
         how = " (WORLD_SIZE is set: torchrun started this process)" if world > 1 else ""
         other = "; JAX shards one process's step over devices: --backend jax --devices P" if args.backend == "jax" else ""
@@ -313,11 +328,29 @@ def check_options(args, layers) -> None:
                           f"--backend jax --devices P (one program over the global batch)")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), as os.cpu_count() where that is unknown."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _check_process_count(count: int) -> None:
+    """``--nproc P``: a process per GPU, or else a process per core at most (more only wait for each other)."""
+    cores = usable_cores()
+    if count <= cores:
+        return
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count > gpus:
+        raise OptionError(f"--nproc {count}: this machine has {cores} usable core(s) and {gpus} CUDA GPU(s); "
+                          f"give at most {max(cores, gpus)} processes (one per core, or one per GPU)")
+
+
 def replicas_for(args, backend):
     """The replica set this process belongs to: torch processes (torchrun's or --nproc's), a JAX mesh, or
     one process."""
     if world_size() > 1:
-        return TorchProcesses(backend, args.timeout)
+        return TorchProcesses(backend, DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout)
     if args.devices > 1:
         return JaxDevices(args.devices)
     return SingleProcess()

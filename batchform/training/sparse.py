@@ -261,17 +261,27 @@ class DynamicSparsity:
         return epoch > 0 and epoch % self.interval == 0
 
 
-def parse_dynamic(prune: str | None, grow: str | None, grow_weights: str | None, interval: int,
+def check_dynamic(prune: str | None, grow: str | None, grow_weights: str | None, interval: int | None) -> None:
+    """What needs no data: --prune-interval at least 1, and it and --grow-weights only with --prune/--grow."""
+    if interval is not None and interval < 1:
+        raise OptionError(f"--prune-interval must be at least 1, got {interval}")
+    if prune is None and grow is None:
+        for option, value in (("--prune-interval", interval), ("--grow-weights", grow_weights)):
+            if value is not None:
+                raise OptionError(f"{option} has no effect without --prune and --grow")
+
+
+def parse_dynamic(prune: str | None, grow: str | None, grow_weights: str | None, interval: int | None,
                   init: str, densities: list[float] | None) -> DynamicSparsity | None:
+    """``interval`` and ``grow_weights`` are None where not given; each needs --prune and --grow."""
+    check_dynamic(prune, grow, grow_weights, interval)
     if prune is None and grow is None:
         return None
     if prune is None or grow is None:
         raise OptionError("--prune and --grow go together: pruning without growing would change nnz")
     if not densities or all(d >= 1 for d in densities):
         raise OptionError("--prune: no sparse layer; give --overall-density or --densities below 1")
-    if interval < 1:
-        raise OptionError(f"--prune-interval must be at least 1, got {interval}")
-    return DynamicSparsity(parse_prune(prune), parse_grow(grow, grow_weights or init), interval)
+    return DynamicSparsity(parse_prune(prune), parse_grow(grow, grow_weights or init), interval or 1)
 
 
 def parse_clip(text: str | None) -> float:

@@ -59,12 +59,30 @@ class LoadedSpec:
         return self.spec.name
 
 
+#: The prefix of the package a spec folder outside spec/ is imported as (never shown to the user).
+FOLDER_PACKAGE = "batchform_specs_"
+
+
+def display_name(module_name: str) -> str:
+    """A spec module as messages name it: ``activations.relu`` for a module of a --specs folder (its internal
+    package ``batchform_specs_<hash>`` is no name of the user's), the full name for spec/."""
+    head, _, rest = module_name.partition(".")
+    return rest or "(the spec folder)" if head.startswith(FOLDER_PACKAGE) else module_name
+
+
 def _import_error(module_name: str, path: str, exc: BaseException) -> SpecError:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == Path(path)]
     where = f"{path}:{frames[-1].lineno}" if frames else path
     line = f"\n    {frames[-1].line}" if frames and frames[-1].line else ""
-    reason = f"{type(exc).__name__}: {exc}"
-    return SpecError(f"spec {module_name}: cannot be loaded ({where}): {reason}{line}")
+    reason = f"{type(exc).__name__}: {_internal_names_out(str(exc))}"
+    return SpecError(f"spec {display_name(module_name)}: cannot be loaded ({where}): {reason}{line}")
+
+
+def _internal_names_out(text: str) -> str:
+    """``text`` with every internal package name of a spec folder cut out (an ImportError names modules)."""
+    import re
+
+    return re.sub(FOLDER_PACKAGE + r"[0-9a-f]+\.?", "", text)
 
 
 def _walk(folder: Path, prefix: str):
@@ -103,9 +121,11 @@ def _folder_package(directory: Path):
     directory = directory.resolve()
     if directory == Path(spec_package.__file__).resolve().parent:
         return spec_package
+    if directory.exists() and not directory.is_dir():
+        raise SpecError(f"spec folder {directory} is a file, not a folder")
     if not directory.is_dir():
         raise SpecError(f"spec folder {directory} does not exist")
-    name = "batchform_specs_" + hashlib.sha256(str(directory).encode()).hexdigest()[:12]
+    name = FOLDER_PACKAGE + hashlib.sha256(str(directory).encode()).hexdigest()[:12]
     package = sys.modules.get(name)
     if package is None:
         package = types.ModuleType(name, f"Specs from {directory}")
@@ -131,6 +151,11 @@ def load_all(root=spec_package, spec_dirs=None) -> list[LoadedSpec]:
     loaded in order instead of ``root``; spec names must be unique across all of them.
     """
     roots = [root] if spec_dirs is None else [_folder_package(Path(d)) for d in spec_dirs]
+    user = [Path(p.__path__[0]) for p in roots if p is not spec_package and p.__name__.startswith(FOLDER_PACKAGE)]
+    if user and not _IN_CHILD:
+        from batchform.codegen.load.child import preflight
+
+        preflight(user, LOAD_TIMEOUT_S())
     loaded: list[LoadedSpec] = []
     seen: dict[str, str] = {}
     for package in roots:
@@ -142,7 +167,34 @@ def load_all(root=spec_package, spec_dirs=None) -> list[LoadedSpec]:
         for module_name, path in modules:
             loaded.extend(_load_module(package, module_name, path, seen))
     _check_companions(loaded)
+    check_family_names(loaded)
     return loaded
+
+
+def check_family_names(loaded: list[LoadedSpec]) -> None:
+    """Every family becomes a module of every backend's package (``generated/torch/<family>.py``): its name
+    must be an identifier, not private, and not the name of a file a backend writes itself (a runtime file
+    such as csr.py or _runtime.py, a package file such as torch's functional.py). One error lists them all."""
+    from batchform.codegen.backends import all_backends
+
+    taken: dict[str, list[str]] = {}
+    for backend in all_backends().values():
+        for filename in (*backend.runtime, *backend.package_templates.values(), "__init__.py"):
+            taken.setdefault(filename, []).append(backend.title)
+    faults = []
+    for family, where in sorted({x.family: x.path for x in loaded}.items()):
+        folder = str(Path(where).parent)
+        if not family.isidentifier() or keyword.iskeyword(family) or family.startswith("_"):
+            faults.append(f"{family!r} ({folder}) is not a public Python identifier")
+            continue
+        clashes = sorted({f"{b.family_file.format(family=family)} of {title}"
+                          for b in all_backends().values()
+                          for title in taken.get(b.family_file.format(family=family), []) if title == b.title})
+        if clashes:
+            faults.append(f"{family!r} ({folder}) is the name of a file the backends write themselves "
+                          f"({', '.join(clashes)})")
+    if faults:
+        raise SpecError(f"spec family {'; '.join(faults)}: rename the folder")
 
 
 def _check_companions(loaded: list[LoadedSpec]) -> None:
@@ -179,14 +231,14 @@ def _load_module(package, module_name: str, path: str, seen: dict[str, str]) -> 
     module = _import(module_name, path)
     specs = getattr(module, "SPECS", None)
     if specs is None:
-        raise SpecError(f"spec module {module_name} ({path}) defines no SPECS list")
+        raise SpecError(f"spec module {display_name(module_name)} ({path}) defines no SPECS list")
     family = module_name[len(package.__name__) + 1:].split(".")[0]
     title = _family_title(package.__name__, family)
     relative = str(Path(path).resolve().relative_to(REPO)) if Path(path).resolve().is_relative_to(REPO) else path
     loaded = []
     for s in specs:
         if not isinstance(s, Spec):
-            raise SpecError(f"spec module {module_name}: SPECS holds {s!r}, which is not a Spec")
+            raise SpecError(f"spec module {display_name(module_name)}: SPECS holds {s!r}, which is not a Spec")
         if s.name in seen:
             raise SpecError(f"spec {s.name!r} is defined twice: in {seen[s.name]} and {relative}")
         seen[s.name] = relative
@@ -197,6 +249,15 @@ def _load_module(package, module_name: str, path: str, seen: dict[str, str]) -> 
 #: Seconds one spec module may take to import (a normal one takes well under a second); override with the
 #: environment variable BATCHFORM_SPEC_LOAD_TIMEOUT.
 LOAD_TIMEOUT = 30.0
+
+#: True in the child process of :mod:`codegen.load.child`, which loads the spec folders first.
+_IN_CHILD = False
+#: Told the name and file of each spec module before it is imported (the child process reports them).
+_importing = None
+
+
+def LOAD_TIMEOUT_S() -> float:  # noqa: N802 - read when used, so a test can set the variable
+    return float(os.environ.get("BATCHFORM_SPEC_LOAD_TIMEOUT", LOAD_TIMEOUT))
 
 
 class _LoadTimeout(BaseException):
@@ -227,17 +288,19 @@ def _import(module_name: str, path: str, load=None):
     """Import one spec module (or run ``load``, which imports spec packages); any failure, an exit
     (SystemExit) or running past the time limit is a SpecError naming the file. Only KeyboardInterrupt (the
     user) passes through."""
-    limit = float(os.environ.get("BATCHFORM_SPEC_LOAD_TIMEOUT", LOAD_TIMEOUT))
+    limit = LOAD_TIMEOUT_S()
+    if _importing is not None:
+        _importing(display_name(module_name), path)
     try:
         with _time_limit(limit):
             return load() if load else importlib.import_module(module_name)
     except _LoadTimeout:
         sys.modules.pop(module_name, None)
-        raise SpecError(f"spec {module_name}: cannot be loaded ({path}): importing it took longer than {limit:g} s "
-                        f"(an endless loop?)") from None
+        raise SpecError(f"spec {display_name(module_name)}: cannot be loaded ({path}): importing it took longer "
+                        f"than {limit:g} s (an endless loop?)") from None
     except SystemExit as exc:
         sys.modules.pop(module_name, None)
-        raise SpecError(f"spec {module_name}: cannot be loaded ({path}): it exits while being imported "
+        raise SpecError(f"spec {display_name(module_name)}: cannot be loaded ({path}): it exits while being imported "
                         f"(SystemExit({exc.code!r})); a spec module must only define SPECS") from None
     except KeyboardInterrupt:
         raise
