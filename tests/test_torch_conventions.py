@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import copy
 
+import batchform.generated.torch as gt
 import numpy as np
 import pytest
 import torch
 from conformance import DIFFERENTIABLE_KINDS, SPECS, WRAPPERS, draw, supported
 from test_torch_backend import build_module
-
-import batchform.generated.torch as gt
 
 DIFFERENTIABLE = [n for n in supported("torch", DIFFERENTIABLE_KINDS) if not SPECS[n].spec.storage]
 #: The dimensions every module is built with; N = 6 rows are laid out as 2 × 3 (batch, tokens).
@@ -126,7 +125,7 @@ def test_autocast_bfloat16_on_cpu(name, input_dtype):
         for p in w.parameters:
             grad = getattr(module, p.name).grad
             assert grad is not None and grad.dtype == torch.float32 and torch.isfinite(grad).all()
-        for k, v in given.items():
+        for v in given.values():
             if v.requires_grad:
                 assert v.grad is not None and v.grad.dtype == input_dtype
 
