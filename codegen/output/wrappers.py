@@ -167,6 +167,16 @@ class Wrapper:
         return [c.name for c in inputs if c.shape[0] == rows]
 
     @property
+    def averaged_over_rows(self) -> bool:
+        """Whether the spec's value divides by its number of rows (mean_squared_error_loss: ·/(K·N)), i.e. the
+        forward kernel reads N as a value: a framework's per-row values then divide by N as well, so that they
+        sum to the spec's value."""
+        if not self.batch_inputs:
+            return False
+        rows = next(c.shape[0] for c in self.checks if c.name == self.batch_inputs[0])
+        return any(str(d) == rows for d in self.forward.dims)
+
+    @property
     def autocast(self) -> str:
         """How a framework module follows mixed precision (torch.autocast), after torch's own op lists: a layer
         with a weight matrix runs in the autocast dtype ("lower", as nn.Linear), a loss in float32 (as torch's
