@@ -16,6 +16,11 @@ if _CHECKOUT is not None:
     # In a checkout, spec/, codegen/, generated/ and cpp/ live at the repository root; installed, the
     # wheel puts them inside this package. Searching the root too makes batchform.codegen one import path.
     __path__.append(str(_CHECKOUT))  # noqa: F821 - a package's __path__
+else:
+    # Installed, `batchform build-cpp` builds the built-in C++ kernels in the user cache: find them there.
+    from batchform.cpp_module import install_finder as _install_finder
+
+    _install_finder()
 
 
 def generate(*args, **kwargs):

@@ -44,16 +44,30 @@ def _load(args):
     return load_all(spec_dirs=folders) if folders else load_all()
 
 
-def _backends(selection: str | None):
+def _backends(selection: str | None, check: bool = False):
+    """The backends to generate: those named, each needing its framework installed (a usage error names the
+    extra that installs it); by default every backend whose framework is installed, the others skipped with a
+    note on stderr. ``check`` (``generate --check``) renders without running anything: every backend."""
     from batchform.codegen.backends import all_backends
 
     backends = all_backends()
     if not selection:
-        return backends
+        skipped = [name for name, b in backends.items() if not check and not b.installed]
+        if skipped:
+            print(f"note: skipped the {', '.join(skipped)} backend{'s' if len(skipped) > 1 else ''}: "
+                  f"{' and '.join(backends[n].requires for n in skipped)} not installed (pip install "
+                  f"'batchform[{','.join(backends[n].requires for n in skipped)}]', or name backends with "
+                  f"--backend)", file=sys.stderr)
+        return {name: b for name, b in backends.items() if name not in skipped}
     chosen = [b.strip() for b in selection.split(",") if b.strip()]
     unknown = [b for b in chosen if b not in backends]
     if unknown:
         raise UsageError(f"unknown backend {', '.join(unknown)}; choose from {', '.join(backends)}")
+    missing = [b for b in chosen if not check and not backends[b].installed]
+    if missing:
+        raise UsageError(f"--backend {', '.join(missing)}: {' and '.join(backends[b].requires for b in missing)} "
+                         f"not installed; pip install 'batchform[{','.join(backends[b].requires for b in missing)}]'"
+                         f" (the generated kernels are run before they are written)")
     return {b: backends[b] for b in chosen}
 
 
@@ -142,7 +156,7 @@ def cmd_generate(args) -> int:
 
     if getattr(args, "spec_dirs", None) and args.output is None:
         raise UsageError("--specs needs --out DIR: generated/ holds the kernels of spec/")
-    backends = _backends(args.backend)
+    backends = _backends(args.backend, args.check)
     output = Path(args.output) if args.output else checkout_folder("generated", "--out")
     if getattr(args, "spec_dirs", None):
         _check_user_output(output, args.spec_dirs)
@@ -221,9 +235,12 @@ def cmd_build_cpp(args) -> int:
     from batchform.codegen.verify.execute import check_built
 
     given = getattr(args, "output", None)
-    if not given:
-        checkout_folder("generated", "--out")  # an installed batchform has no default output folder
-    source = Path(given) / "cpp" if given else cpp_build.GENERATED_DIR
+    if given:
+        source = Path(given) / "cpp"
+    elif _installed():  # the built-in kernels, copied to the user cache and built there (not site-packages)
+        source = cpp_build.builtin_sources()
+    else:
+        source = cpp_build.GENERATED_DIR
     out = source.parent
     if not (source / "bindings.cpp").is_file():
         raise UsageError(f"{source} has no generated C++ sources: run `batchform generate"
@@ -336,7 +353,8 @@ def parser() -> argparse.ArgumentParser:
 
     c = subcommand(sub, "build-cpp", "build the C++ extension generated.cpp (CMake + Ninja from the venv)")
     c.add_argument("--out", "--output", dest="output", default=None, metavar="DIR",
-                   help="the folder `batchform generate --out DIR` wrote (default: generated/ of the checkout)")
+                   help="the folder `batchform generate --out DIR` wrote (default: the built-in kernels: "
+                        "generated/ of a checkout; installed, a copy in the user cache)")
     proof_options(c)
     c.add_argument("--builtin", action="store_true",
                    help="with --specs: the output holds the built-in specs too (default: only --specs)")

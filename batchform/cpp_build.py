@@ -64,6 +64,36 @@ def module_path(generated_dir: Path | None = None) -> Path:
     return (generated_dir or GENERATED_DIR) / f"{MODULE_NAME}{suffix}"
 
 
+def builtin_sources() -> Path:
+    """Installed: the built-in C++ sources copied into the user cache (:func:`batchform.paths.builtin_cpp_package`),
+    where they are built; only files whose content changed are written, so an unchanged copy builds nothing.
+    Returns the copy's ``cpp`` folder."""
+    from batchform.paths import builtin_cpp_package
+
+    package, installed = builtin_cpp_package(), resource("generated")
+    copies = [(installed / name, package / name) for name in ("__init__.py", "manifest.py")]
+    copies += [(f, package / "cpp" / f.name) for f in sorted((installed / "cpp").iterdir())
+               if f.is_file() and f.suffix not in (".so", ".pyd", ".dylib", ".pyc")]
+    for source, target in copies:
+        content = source.read_bytes()
+        if not target.is_file() or target.read_bytes() != content:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+    return package / "cpp"
+
+
+def _check_cpp_extra() -> None:
+    """The Python packages of the 'cpp' extra the build needs besides a C++ compiler (nanobind, the Eigen
+    headers): one clear error before CMake fails on the first missing one."""
+    import importlib.util
+
+    missing = [name for name in ("nanobind", "cmeel")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CppBuildError(f"the C++ backend needs batchform's 'cpp' extra ({', '.join(missing)} not installed): "
+                            f"pip install 'batchform[cpp]' (in a checkout: pip install -e '.[cpp]')")
+
+
 def _tool(name: str) -> str:
     """cmake / ctest / ninja from this Python environment (venv bin dir, the cmake and ninja
     packages), else from PATH."""
@@ -86,7 +116,8 @@ def _tool(name: str) -> str:
     found = shutil.which(name)
     if found:
         return found
-    raise CppBuildError(f"{name} not found: install the 'cpp' extra (pip install -e '.[cpp]')")
+    raise CppBuildError(f"{name} not found: install batchform's 'cpp' extra (pip install 'batchform[cpp]'; "
+                        f"in a checkout pip install -e '.[cpp]')")
 
 
 def _input_files(sanitize: bool, generated_dir: Path | None = None) -> list[Path]:
@@ -224,8 +255,7 @@ def build(
     selects sanitizer executables (default: all that exist, see SANITIZER_TARGETS).
     """
     if generated_dir is None and CHECKOUT is None:
-        raise CppBuildError("an installed batchform builds only the C++ sources you generated: "
-                            "`batchform build-cpp --out DIR` with the DIR of `batchform generate --out DIR`")
+        generated_dir = builtin_sources()  # installed: the built-in kernels, built in the user cache
     if generated_dir is not None:
         generated_dir = Path(generated_dir).resolve()
     build_dir = SANITIZE_BUILD_DIR if sanitize else (generated_dir / "build" if generated_dir else BUILD_DIR)
@@ -252,6 +282,7 @@ def build(
         if not quiet:
             print(f"batchform: building {what} in {rel} ...", flush=True)
         t0 = time.perf_counter()
+        _check_cpp_extra()
         cmake, ninja = _tool("cmake"), _tool("ninja")
         if stamp.exists():
             stamp.unlink()

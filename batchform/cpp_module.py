@@ -8,13 +8,34 @@
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import sys
 from pathlib import Path
 from types import ModuleType
 
 MODULE = "batchform.generated.cpp._batchform_cpp"
 _ROOT = Path(__file__).resolve().parents[1]
-_HINT = "run `make cpp` (or `batchform build-cpp`) to build it"
+_HINT = "run `batchform build-cpp` to build it (`make cpp` in a checkout)"
+
+
+class BuiltInCacheFinder(importlib.abc.MetaPathFinder):
+    """Finds the compiled module of an installed batchform's built-in kernels where ``batchform build-cpp``
+    built it, in the user cache (:func:`batchform.paths.builtin_cpp_package`): the wheel holds the C++ sources
+    only, and nothing is ever written into site-packages. Consulted last, only for that one module name."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != MODULE:
+            return None
+        from batchform.paths import builtin_cpp_package
+
+        return importlib.machinery.PathFinder.find_spec(fullname, [str(builtin_cpp_package() / "cpp")])
+
+
+def install_finder() -> None:
+    """Let ``import batchform.generated.cpp`` find a module built into the user cache (installed batchform)."""
+    if not any(isinstance(f, BuiltInCacheFinder) for f in sys.meta_path):
+        sys.meta_path.append(BuiltInCacheFinder())
 
 
 def is_built() -> bool:

@@ -34,3 +34,18 @@ def cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME")
     return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache") / "batchform"
+
+
+def builtin_cpp_package() -> Path:
+    """Installed, where ``batchform build-cpp`` builds the built-in C++ kernels: a copy of the package's
+    ``generated/__init__.py``, ``manifest.py`` and ``generated/cpp`` sources in the user cache (never in
+    site-packages), ``<cache>/cpp-<version>-<environment>/generated``; its ``cpp/`` then holds the module
+    ``batchform.generated.cpp`` loads (see :mod:`batchform.cpp_module`). One folder per Python environment:
+    the module is built for its interpreter and libraries."""
+    import hashlib
+    import sys
+
+    from batchform import __version__
+
+    environment = hashlib.sha256(sys.prefix.encode()).hexdigest()[:10]
+    return cache_dir() / f"cpp-{__version__}-{environment}" / "generated"

@@ -448,7 +448,7 @@ def test_load_hint_when_not_built(monkeypatch):
     from batchform import cpp_module
 
     monkeypatch.setattr(cpp_module, "MODULE", "batchform.generated.cpp._batchform_cpp_not_built")
-    with pytest.raises(ImportError, match=r"run `make cpp` \(or `batchform build-cpp`\) to build it"):
+    with pytest.raises(ImportError, match=r"run `batchform build-cpp` to build it \(`make cpp` in a checkout\)"):
         cpp_module.load()
 
 

@@ -241,8 +241,9 @@ def test_error_messages():
     with pytest.raises(ValueError, match=re.escape(
             "softmax_cross_entropy_loss: argument T has shape (3, 4), expected (3, 5)")):
         gt.functional.softmax_cross_entropy_loss(torch.randn(3, 5), torch.randn(3, 4))
-    with pytest.raises(ValueError, match=re.escape("SReLU: argument X has shape (3,), expected (N, K)")):
-        gt.SReLU()(torch.randn(3))
+    # modules take (*, K) as nn.Linear (tests/test_torch_conventions.py); a 0-d tensor has no row
+    with pytest.raises(ValueError, match=re.escape("SReLU: argument X has shape (), expected (N, K)")):
+        gt.SReLU()(torch.tensor(3.0))
     with pytest.raises(ValueError, match=re.escape("linear: argument b has shape (2, 4), expected (1, 4)")):
         gt.functional.linear(torch.randn(3, 5), torch.randn(4, 5), torch.randn(2, 4))
 

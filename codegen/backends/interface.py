@@ -60,7 +60,9 @@ class Backend:
     ``batchform/runtime/`` (``torch/runtime.py``; a file several backends share sits beside them), copied
     verbatim: code that is the same for every spec (argument checks, initializers). storages: parameter
     storages the printer can take (a spec needing another is skipped). importable: whether ``generate`` can import the rendered package and run every kernel before writing it
-    (C++ needs a build first; ``batchform build-cpp`` runs the same check on the built module).
+    (C++ needs a build first; ``batchform build-cpp`` runs the same check on the built module). requires: the
+    framework the generated package imports (a module name), which is also the name of batchform's extra that
+    installs it; ``generate`` without ``--backend`` skips a backend whose framework is not installed.
     """
 
     name: str
@@ -72,6 +74,14 @@ class Backend:
     runtime: dict[str, str] = field(default_factory=dict)
     storages: tuple[str, ...] = ("dense",)
     importable: bool = True
+    requires: str = ""
+
+    @property
+    def installed(self) -> bool:
+        """Whether the framework the generated package needs is importable here (found, not imported)."""
+        import importlib.util
+
+        return not self.requires or importlib.util.find_spec(self.requires) is not None
 
     # --- what a backend may override -----------------------------------------------------------------------
 

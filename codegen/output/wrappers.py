@@ -154,6 +154,39 @@ class Wrapper:
                 if g is not None and self.roles[a] == "input"]
 
     @property
+    def batch_inputs(self) -> list[str]:
+        """Inputs whose rows are the batch (the first input's row dimension, not a size the module fixes): a
+        framework module takes them as (*, D) and flattens their leading axes into those rows. A dropout mask
+        (D×K) or a running statistic (1×K) is not one."""
+        inputs = [c for c in self.checks if c.name in self.inputs and len(c.shape) == 2]
+        if not inputs or not isinstance(inputs[0].shape[0], str):
+            return []
+        rows = inputs[0].shape[0]
+        if rows in [d.name for d in self.dimensions]:
+            return []
+        return [c.name for c in inputs if c.shape[0] == rows]
+
+    @property
+    def averaged_over_rows(self) -> bool:
+        """Whether the spec's value divides by its number of rows (mean_squared_error_loss: ·/(K·N)), i.e. the
+        forward kernel reads N as a value: a framework's per-row values then divide by N as well, so that they
+        sum to the spec's value."""
+        if not self.batch_inputs:
+            return False
+        rows = next(c.shape[0] for c in self.checks if c.name == self.batch_inputs[0])
+        return any(str(d) == rows for d in self.forward.dims)
+
+    @property
+    def autocast(self) -> str:
+        """How a framework module follows mixed precision (torch.autocast), after torch's own op lists: a layer
+        with a weight matrix runs in the autocast dtype ("lower", as nn.Linear), a loss in float32 (as torch's
+        losses), anything else in the widest dtype of its arguments ("widest")."""
+        if self.kind == "loss":
+            return "float32"
+        weights = [p for p in self.parameters if len(p.shape) == 2 and all(isinstance(d, str) for d in p.shape)]
+        return "lower" if weights else "widest"
+
+    @property
     def random_parameters(self) -> list[str]:
         """Parameters drawn at random when initialized (the others are constants)."""
         return [p.name for p in self.parameters if p.init == "fan_in"]

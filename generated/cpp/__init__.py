@@ -17,20 +17,29 @@ _check_generation(
 )
 _COMPILED_GENERATION = "f1b6d7f2af35d5b522b1a9a78a2fdae257771f8fd217192e433b25fdb742e647"
 
+import os
+
 from ._checks import retry
+
+
+def _build_command() -> str:
+    """The command that builds this package's compiled module: batchform's own, or one of `generate --out DIR`."""
+    if __name__ == "batchform.generated.cpp":
+        return "`batchform build-cpp` (`make cpp` in a checkout)"
+    out = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return f"`batchform build-cpp --specs <your spec folders> --out {out}`"
+
 
 try:
     from . import _batchform_cpp as _kernels
 except ImportError as error:  # pragma: no cover - depends on the build
-    raise ImportError(
-        "batchform.generated.cpp is not built: run `make cpp` (or `batchform build-cpp`) first"
-    ) from error
+    raise ImportError(f"{__name__} is not built: run {_build_command()} first") from error
 # _COMPILED_GENERATION is the stamp codegen/generation.py puts above, the digest of these generated sources;
 # the compiled module carries the digest of the sources it was built from.
 if getattr(_kernels, "GENERATION", None) != _COMPILED_GENERATION:
     raise ImportError(
-        "batchform.generated.cpp: the compiled module was built from older generated sources (a spec was added or "
-        "changed since): run `make cpp` (or `batchform build-cpp`)"
+        f"{__name__}: the compiled module was built from older generated sources (a spec was added or "
+        f"changed since): run {_build_command()}"
     )
 
 #: Every kernel's arguments: (name, shape, kind), kind being array, updated (in place), scalar or csr.

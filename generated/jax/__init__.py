@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "83ee5d3eb5261c17d04913fc569c63f5b0ff0089195360336113f3440add3f92",
+    "d696226cd4d128561e346142f13a8fd086606c29c0cecf5e460c0c5048788ef1",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

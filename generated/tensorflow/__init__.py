@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "fb218d52f0dbed673963162f472ad524ad963229e0427182aaa9f3c5a76357bb",
+    "9fa11263a28c05cd5bb39714274c9e0ed9fce2c68d0930990039078ca1e8fc35",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -7,8 +7,11 @@ A layer owns the spec's trained parameters as Keras weights, created when it is 
 constructor arguments, as in the PyTorch modules), and takes its hyperparameters as constructor arguments;
 ``call`` takes the spec's inputs and returns its output, checking shapes and dtypes first. Gradients come from
 the generated backward kernels (``functional``, ``tf.custom_gradient``), so ``keras.Sequential([...])`` with
-``model.fit`` trains them. A loss's ``call(y_true, y_pred)`` is the spec's loss of (Y = y_pred, T = y_true):
-a sum over the batch, as in the paper (Keras' reduction of one value leaves it unchanged).
+``model.fit`` trains them. A loss ``loss(y_true, y_pred)`` is the spec's loss of (Y = y_pred, T = y_true),
+reduced as its ``reduction`` says: "sum" by default (a sum over the batch, as in the paper), or any of
+Keras' reductions. Every class is registered as serializable under this package's name (``PACKAGE``), so a
+model saved with ``model.save("m.keras")`` loads with ``keras.models.load_model("m.keras")`` once this
+module is imported, without ``custom_objects``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,16 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from . import functional as F  # noqa: E402
-from ._framework import check_momentum, check_rate, check_training_batch, dropout_mask  # noqa: E402
+from ._framework import (  # noqa: E402
+    check_momentum,
+    check_rate,
+    check_training_batch,
+    dropout_mask,
+    loss_arguments,
+    per_row,
+    reduce_sum,
+    summed,
+)
 from ._runtime import fan_in_bound  # noqa: E402
 
 _layers = import_module(".layers", __package__)  # the running-statistics update kernels
@@ -32,6 +44,10 @@ if keras.backend.backend() != "tensorflow":
         f"batchform.generated.tensorflow.keras_layers needs Keras' TensorFlow backend, but Keras runs on "
         f"{keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow before importing keras)"
     )
+
+#: The package name every class below is registered under (``keras.saving.register_keras_serializable``), so
+#: that ``keras.models.load_model`` finds them without ``custom_objects``: this generated package's name.
+PACKAGE = __package__
 
 __all__ = [
     "AllReLU",
@@ -87,6 +103,7 @@ def uniform_fan_in(fan_in: int) -> keras.initializers.Initializer:
     return keras.initializers.RandomUniform(-fan_in_bound(fan_in), fan_in_bound(fan_in))
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class AllReLU(keras.layers.Layer):
     """AllReLU, applied element-wise.
 
@@ -111,6 +128,7 @@ class AllReLU(keras.layers.Layer):
         return {**super().get_config(), "alpha": self.alpha}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class AllReLULayer(keras.layers.Layer):
     """Linear layer followed by AllReLU.
 
@@ -145,6 +163,7 @@ class AllReLULayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class AllReLUDropoutLayer(keras.layers.Layer):
     """Linear layer with a dropout mask on its weights, followed by AllReLU.
 
@@ -186,6 +205,7 @@ class AllReLUDropoutLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha, "p": self.p}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class HardSigmoid(keras.layers.Layer):
     """Hard sigmoid, applied element-wise.
 
@@ -203,6 +223,7 @@ class HardSigmoid(keras.layers.Layer):
         return F.hard_sigmoid_apply(X, dtype=dtype)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class HardSigmoidLayer(keras.layers.Layer):
     """Linear layer followed by Hard sigmoid.
 
@@ -235,6 +256,7 @@ class HardSigmoidLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class HardSigmoidDropoutLayer(keras.layers.Layer):
     """Linear layer with a dropout mask on its weights, followed by Hard sigmoid.
 
@@ -276,6 +298,7 @@ class HardSigmoidDropoutLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class HyperbolicTangent(keras.layers.Layer):
     """Hyperbolic tangent, applied element-wise.
 
@@ -293,6 +316,7 @@ class HyperbolicTangent(keras.layers.Layer):
         return F.hyperbolic_tangent_apply(X, dtype=dtype)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class HyperbolicTangentLayer(keras.layers.Layer):
     """Linear layer followed by Hyperbolic tangent.
 
@@ -325,6 +349,7 @@ class HyperbolicTangentLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class HyperbolicTangentDropoutLayer(keras.layers.Layer):
     """Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent.
 
@@ -371,6 +396,7 @@ class HyperbolicTangentDropoutLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class LeakyReLU(keras.layers.Layer):
     """Leaky ReLU, applied element-wise.
 
@@ -395,6 +421,7 @@ class LeakyReLU(keras.layers.Layer):
         return {**super().get_config(), "alpha": self.alpha}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class LeakyReLULayer(keras.layers.Layer):
     """Linear layer followed by Leaky ReLU.
 
@@ -429,6 +456,7 @@ class LeakyReLULayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class LeakyReLUDropoutLayer(keras.layers.Layer):
     """Linear layer with a dropout mask on its weights, followed by Leaky ReLU.
 
@@ -472,6 +500,7 @@ class LeakyReLUDropoutLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha, "p": self.p}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ReLU(keras.layers.Layer):
     """ReLU, applied element-wise.
 
@@ -489,6 +518,7 @@ class ReLU(keras.layers.Layer):
         return F.relu_apply(X, dtype=dtype)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ReLULayer(keras.layers.Layer):
     """Linear layer followed by ReLU.
 
@@ -521,6 +551,7 @@ class ReLULayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ReLUDropoutLayer(keras.layers.Layer):
     """Linear layer with a dropout mask on its weights, followed by ReLU.
 
@@ -560,6 +591,7 @@ class ReLUDropoutLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Sigmoid(keras.layers.Layer):
     """Sigmoid, applied element-wise.
 
@@ -577,6 +609,7 @@ class Sigmoid(keras.layers.Layer):
         return F.sigmoid_apply(X, dtype=dtype)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SigmoidLayer(keras.layers.Layer):
     """Linear layer followed by Sigmoid.
 
@@ -609,6 +642,7 @@ class SigmoidLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SigmoidDropoutLayer(keras.layers.Layer):
     """Linear layer with a dropout mask on its weights, followed by Sigmoid.
 
@@ -648,6 +682,7 @@ class SigmoidDropoutLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SReLU(keras.layers.Layer):
     """SReLU, applied element-wise.
 
@@ -675,6 +710,7 @@ class SReLU(keras.layers.Layer):
         return F.srelu_apply(X, al, tl, ar, tr, dtype=dtype)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SReLULayer(keras.layers.Layer):
     """Linear layer followed by SReLU.
 
@@ -715,6 +751,7 @@ class SReLULayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SReLUDropoutLayer(keras.layers.Layer):
     """Linear layer with a dropout mask on its weights, followed by SReLU.
 
@@ -764,6 +801,7 @@ class SReLUDropoutLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SimpleBatchNorm(keras.layers.Layer):
     """Batch normalization.
 
@@ -815,6 +853,7 @@ class SimpleBatchNorm(keras.layers.Layer):
         return {**super().get_config(), "K": self.K, "momentum": self.momentum}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SimpleBatchNormInference(keras.layers.Layer):
     """Batch normalization in inference mode (by the running statistics).
 
@@ -834,6 +873,7 @@ class SimpleBatchNormInference(keras.layers.Layer):
         return F.simple_batch_norm_inference_apply(X, running_mean, running_var, dtype=dtype)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class BatchNorm(keras.layers.Layer):
     """Batch normalization with affine γ, β.
 
@@ -890,6 +930,7 @@ class BatchNorm(keras.layers.Layer):
         return {**super().get_config(), "K": self.K, "momentum": self.momentum}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class BatchNormInference(keras.layers.Layer):
     """Batch normalization with affine γ, β in inference mode (by the running statistics).
 
@@ -925,6 +966,7 @@ class BatchNormInference(keras.layers.Layer):
         return {**super().get_config(), "K": self.K}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SimpleBatchNormEps(keras.layers.Layer):
     """Batch normalization and ε.
 
@@ -980,6 +1022,7 @@ class SimpleBatchNormEps(keras.layers.Layer):
         return {**super().get_config(), "K": self.K, "epsilon": self.epsilon, "momentum": self.momentum}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SimpleBatchNormEpsInference(keras.layers.Layer):
     """Batch normalization and ε in inference mode (by the running statistics).
 
@@ -1010,6 +1053,7 @@ class SimpleBatchNormEpsInference(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class BatchNormEps(keras.layers.Layer):
     """Batch normalization with affine γ, β and ε.
 
@@ -1073,6 +1117,7 @@ class BatchNormEps(keras.layers.Layer):
         return {**super().get_config(), "K": self.K, "epsilon": self.epsilon, "momentum": self.momentum}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class BatchNormEpsInference(keras.layers.Layer):
     """Batch normalization with affine γ, β and ε in inference mode (by the running statistics).
 
@@ -1112,6 +1157,7 @@ class BatchNormEpsInference(keras.layers.Layer):
         return {**super().get_config(), "K": self.K, "epsilon": self.epsilon}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class LinearDropout(keras.layers.Layer):
     """Linear layer with a dropout mask on its weights.
 
@@ -1151,6 +1197,7 @@ class LinearDropout(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Linear(keras.layers.Layer):
     """Linear layer.
 
@@ -1183,6 +1230,7 @@ class Linear(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SoftmaxLayer(keras.layers.Layer):
     """Linear layer followed by softmax.
 
@@ -1215,6 +1263,7 @@ class SoftmaxLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class LogSoftmaxLayer(keras.layers.Layer):
     """Linear layer followed by log-softmax.
 
@@ -1247,142 +1296,259 @@ class LogSoftmaxLayer(keras.layers.Layer):
         return {**super().get_config(), "D": self.D, "K": self.K}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SquaredErrorLoss(keras.losses.Loss):
     """Squared error.
 
     Spec ``squared_error_loss`` (spec/losses/losses.py), differentiated by its generated gradient kernel
-    (``functional.squared_error_loss``). ``call(y_true, y_pred)`` returns L (scalar), with
-    Y = y_pred and T = y_true.
+    (``functional.squared_error_loss``). ``loss(y_true, y_pred)`` is the spec's L of
+    Y = y_pred and T = y_true, reduced as ``reduction`` says:
+    "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
+    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row.
     """
 
-    def __init__(self, name: str = "squared_error_loss", **kwargs) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(self, name: str = "squared_error_loss", reduction: str | None = "sum", dtype=None) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None or not summed(self.reduction, y_pred):
+            return super().__call__(y_true, y_pred, sample_weight)  # per row, then Keras' reduction
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        L = F.squared_error_loss(Y, T)
+        return reduce_sum(self.name, L, Y, self.reduction)
 
     def call(self, y_true, y_pred):
-        Y = tf.convert_to_tensor(y_pred)
-        T = tf.cast(y_true, Y.dtype)
-        return F.squared_error_loss(Y, T)
+        """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
+        alone."""
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        return per_row(F.squared_error_loss, Y, T, averaged=False)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class MeanSquaredErrorLoss(keras.losses.Loss):
     """Mean squared error.
 
     Spec ``mean_squared_error_loss`` (spec/losses/losses.py), differentiated by its generated gradient kernel
-    (``functional.mean_squared_error_loss``). ``call(y_true, y_pred)`` returns L (scalar), with
-    Y = y_pred and T = y_true.
+    (``functional.mean_squared_error_loss``). ``loss(y_true, y_pred)`` is the spec's L of
+    Y = y_pred and T = y_true, reduced as ``reduction`` says:
+    "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
+    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row.
     """
 
-    def __init__(self, name: str = "mean_squared_error_loss", **kwargs) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(
+        self, name: str = "mean_squared_error_loss", reduction: str | None = "sum", dtype=None
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None or not summed(self.reduction, y_pred):
+            return super().__call__(y_true, y_pred, sample_weight)  # per row, then Keras' reduction
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        L = F.mean_squared_error_loss(Y, T)
+        return reduce_sum(self.name, L, Y, self.reduction)
 
     def call(self, y_true, y_pred):
-        Y = tf.convert_to_tensor(y_pred)
-        T = tf.cast(y_true, Y.dtype)
-        return F.mean_squared_error_loss(Y, T)
+        """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
+        alone, divided by N (the spec averages over its rows)."""
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        return per_row(F.mean_squared_error_loss, Y, T, averaged=True)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class CrossEntropyLoss(keras.losses.Loss):
     """Cross-entropy of probabilities Y.
 
     Spec ``cross_entropy_loss`` (spec/losses/losses.py), differentiated by its generated gradient kernel
-    (``functional.cross_entropy_loss``). ``call(y_true, y_pred)`` returns L (scalar), with
-    Y = y_pred and T = y_true.
+    (``functional.cross_entropy_loss``). ``loss(y_true, y_pred)`` is the spec's L of
+    Y = y_pred and T = y_true, reduced as ``reduction`` says:
+    "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
+    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row.
     """
 
-    def __init__(self, name: str = "cross_entropy_loss", **kwargs) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(self, name: str = "cross_entropy_loss", reduction: str | None = "sum", dtype=None) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None or not summed(self.reduction, y_pred):
+            return super().__call__(y_true, y_pred, sample_weight)  # per row, then Keras' reduction
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        L = F.cross_entropy_loss(Y, T)
+        return reduce_sum(self.name, L, Y, self.reduction)
 
     def call(self, y_true, y_pred):
-        Y = tf.convert_to_tensor(y_pred)
-        T = tf.cast(y_true, Y.dtype)
-        return F.cross_entropy_loss(Y, T)
+        """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
+        alone."""
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        return per_row(F.cross_entropy_loss, Y, T, averaged=False)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SoftmaxCrossEntropyLoss(keras.losses.Loss):
     """Softmax cross-entropy of logits Y.
 
     Spec ``softmax_cross_entropy_loss`` (spec/losses/losses.py), differentiated by its generated gradient kernel
-    (``functional.softmax_cross_entropy_loss``). ``call(y_true, y_pred)`` returns L (scalar), with
-    Y = y_pred and T = y_true.
+    (``functional.softmax_cross_entropy_loss``). ``loss(y_true, y_pred)`` is the spec's L of
+    Y = y_pred and T = y_true, reduced as ``reduction`` says:
+    "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
+    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row.
     """
 
-    def __init__(self, name: str = "softmax_cross_entropy_loss", **kwargs) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(
+        self, name: str = "softmax_cross_entropy_loss", reduction: str | None = "sum", dtype=None
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None or not summed(self.reduction, y_pred):
+            return super().__call__(y_true, y_pred, sample_weight)  # per row, then Keras' reduction
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        L = F.softmax_cross_entropy_loss(Y, T)
+        return reduce_sum(self.name, L, Y, self.reduction)
 
     def call(self, y_true, y_pred):
-        Y = tf.convert_to_tensor(y_pred)
-        T = tf.cast(y_true, Y.dtype)
-        return F.softmax_cross_entropy_loss(Y, T)
+        """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
+        alone."""
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        return per_row(F.softmax_cross_entropy_loss, Y, T, averaged=False)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SoftmaxCrossEntropyOneHotLoss(keras.losses.Loss):
     """Softmax cross-entropy of logits Y for rows of T summing to 1.
 
     Spec ``softmax_cross_entropy_one_hot_loss`` (spec/losses/losses.py), differentiated by its generated gradient kernel
-    (``functional.softmax_cross_entropy_one_hot_loss``). ``call(y_true, y_pred)`` returns L (scalar), with
-    Y = y_pred and T = y_true.
+    (``functional.softmax_cross_entropy_one_hot_loss``). ``loss(y_true, y_pred)`` is the spec's L of
+    Y = y_pred and T = y_true, reduced as ``reduction`` says:
+    "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
+    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row.
     """
 
-    def __init__(self, name: str = "softmax_cross_entropy_one_hot_loss", **kwargs) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(
+        self, name: str = "softmax_cross_entropy_one_hot_loss", reduction: str | None = "sum", dtype=None
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None or not summed(self.reduction, y_pred):
+            return super().__call__(y_true, y_pred, sample_weight)  # per row, then Keras' reduction
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        L = F.softmax_cross_entropy_one_hot_loss(Y, T)
+        return reduce_sum(self.name, L, Y, self.reduction)
 
     def call(self, y_true, y_pred):
-        Y = tf.convert_to_tensor(y_pred)
-        T = tf.cast(y_true, Y.dtype)
-        return F.softmax_cross_entropy_one_hot_loss(Y, T)
+        """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
+        alone."""
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        return per_row(F.softmax_cross_entropy_one_hot_loss, Y, T, averaged=False)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class StableSoftmaxCrossEntropyLoss(keras.losses.Loss):
     """Softmax cross-entropy of logits Y, shifted by the row maxima.
 
     Spec ``stable_softmax_cross_entropy_loss`` (spec/losses/losses.py), differentiated by its generated gradient kernel
-    (``functional.stable_softmax_cross_entropy_loss``). ``call(y_true, y_pred)`` returns L (scalar), with
-    Y = y_pred and T = y_true.
+    (``functional.stable_softmax_cross_entropy_loss``). ``loss(y_true, y_pred)`` is the spec's L of
+    Y = y_pred and T = y_true, reduced as ``reduction`` says:
+    "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
+    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row.
     """
 
-    def __init__(self, name: str = "stable_softmax_cross_entropy_loss", **kwargs) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(
+        self, name: str = "stable_softmax_cross_entropy_loss", reduction: str | None = "sum", dtype=None
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None or not summed(self.reduction, y_pred):
+            return super().__call__(y_true, y_pred, sample_weight)  # per row, then Keras' reduction
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        L = F.stable_softmax_cross_entropy_loss(Y, T)
+        return reduce_sum(self.name, L, Y, self.reduction)
 
     def call(self, y_true, y_pred):
-        Y = tf.convert_to_tensor(y_pred)
-        T = tf.cast(y_true, Y.dtype)
-        return F.stable_softmax_cross_entropy_loss(Y, T)
+        """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
+        alone."""
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        return per_row(F.stable_softmax_cross_entropy_loss, Y, T, averaged=False)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class LogisticCrossEntropyLoss(keras.losses.Loss):
     """Logistic cross-entropy of logits Y.
 
     Spec ``logistic_cross_entropy_loss`` (spec/losses/losses.py), differentiated by its generated gradient kernel
-    (``functional.logistic_cross_entropy_loss``). ``call(y_true, y_pred)`` returns L (scalar), with
-    Y = y_pred and T = y_true.
+    (``functional.logistic_cross_entropy_loss``). ``loss(y_true, y_pred)`` is the spec's L of
+    Y = y_pred and T = y_true, reduced as ``reduction`` says:
+    "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
+    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row.
     """
 
-    def __init__(self, name: str = "logistic_cross_entropy_loss", **kwargs) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(
+        self, name: str = "logistic_cross_entropy_loss", reduction: str | None = "sum", dtype=None
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None or not summed(self.reduction, y_pred):
+            return super().__call__(y_true, y_pred, sample_weight)  # per row, then Keras' reduction
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        L = F.logistic_cross_entropy_loss(Y, T)
+        return reduce_sum(self.name, L, Y, self.reduction)
 
     def call(self, y_true, y_pred):
-        Y = tf.convert_to_tensor(y_pred)
-        T = tf.cast(y_true, Y.dtype)
-        return F.logistic_cross_entropy_loss(Y, T)
+        """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
+        alone."""
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        return per_row(F.logistic_cross_entropy_loss, Y, T, averaged=False)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class NegativeLogLikelihoodLoss(keras.losses.Loss):
     """Negative log-likelihood of probabilities Y.
 
     Spec ``negative_log_likelihood_loss`` (spec/losses/losses.py), differentiated by its generated gradient kernel
-    (``functional.negative_log_likelihood_loss``). ``call(y_true, y_pred)`` returns L (scalar), with
-    Y = y_pred and T = y_true.
+    (``functional.negative_log_likelihood_loss``). ``loss(y_true, y_pred)`` is the spec's L of
+    Y = y_pred and T = y_true, reduced as ``reduction`` says:
+    "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
+    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row.
     """
 
-    def __init__(self, name: str = "negative_log_likelihood_loss", **kwargs) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(
+        self, name: str = "negative_log_likelihood_loss", reduction: str | None = "sum", dtype=None
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None or not summed(self.reduction, y_pred):
+            return super().__call__(y_true, y_pred, sample_weight)  # per row, then Keras' reduction
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        L = F.negative_log_likelihood_loss(Y, T)
+        return reduce_sum(self.name, L, Y, self.reduction)
 
     def call(self, y_true, y_pred):
-        Y = tf.convert_to_tensor(y_pred)
-        T = tf.cast(y_true, Y.dtype)
-        return F.negative_log_likelihood_loss(Y, T)
+        """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
+        alone."""
+        Y, T = loss_arguments(y_true, y_pred, self.dtype)
+        return per_row(F.negative_log_likelihood_loss, Y, T, averaged=False)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Softmax(keras.layers.Layer):
     """Row-wise softmax.
 
@@ -1400,6 +1566,7 @@ class Softmax(keras.layers.Layer):
         return F.softmax_apply(X, dtype=dtype)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class StableSoftmax(keras.layers.Layer):
     """Row-wise softmax, shifted by the row maxima.
 
@@ -1417,6 +1584,7 @@ class StableSoftmax(keras.layers.Layer):
         return F.stable_softmax_apply(X, dtype=dtype)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class LogSoftmax(keras.layers.Layer):
     """Row-wise log-softmax.
 
@@ -1434,6 +1602,7 @@ class LogSoftmax(keras.layers.Layer):
         return F.log_softmax_apply(X, dtype=dtype)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class StableLogSoftmax(keras.layers.Layer):
     """Row-wise log-softmax, shifted by the row maxima.
 

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "3ee5a97e11a8c3705f8e664b95cb476a14eccc8858c205b4d8edcb567cd75a01",
+    "b35a093972d508501b10c0cd4e61987aeb4a58f6a38588258f63318de4e0177a",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

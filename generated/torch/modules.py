@@ -14,6 +14,12 @@ draws its mask in training (inverted dropout, ``conventions.dropout_mask``) and 
 mask in eval. Every weighted layer loads and exports ``nn.Linear`` / ``nn.BatchNorm1d`` state_dicts with
 ``load_torch_state_dict(state)`` and ``torch_state_dict()``.
 
+A module takes its batch inputs as ``nn.Linear`` does, of shape (*, D): one row (D,) or (batch, tokens, D)
+are the spec's N × D rows, N the product of the leading sizes, and the output gets the leading axes back
+(``conventions.batch_rows``). Under ``torch.autocast`` a layer with a weight matrix runs in the autocast
+dtype (as ``nn.Linear``), a loss in float32 (as torch's losses), anything else in the widest dtype of its
+arguments; the generated kernels then run with autocast off (``conventions.autocast_arguments``).
+
 Losses are sums over the batch by default, as in the paper (``reduction="sum"``); ``reduction="mean"``
 divides by the batch size N. Names that clash with torch's mean something else here:
 ``CrossEntropyLoss`` takes probabilities Y (torch's ``nn.CrossEntropyLoss`` takes logits: that is
@@ -104,8 +110,11 @@ class AllReLU(nn.Module):
         return f"alpha={self.alpha}"
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("AllReLU", ("X",), X)
         F.check("AllReLU", F.ALL_RELU_SHAPES, (X,))
-        return F.AllReLUFunction.apply(X, self.alpha)
+        with C.autocast_disabled(X):
+            Y = F.AllReLUFunction.apply(X, self.alpha)
+        return C.restore_rows(Y, rows)
 
 
 class AllReLULayer(nn.Module):
@@ -149,8 +158,12 @@ class AllReLULayer(nn.Module):
         C.load_torch_state_dict(self, state, "AllReLULayer")
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("AllReLULayer", F.ALL_RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.AllReLULayerFunction.apply(X, self.W, self.b, self.alpha)[1]
+        X, rows = C.batch_rows("AllReLULayer", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("AllReLULayer", F.ALL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.AllReLULayerFunction.apply(X, W, b, self.alpha)[1]
+        return C.restore_rows(Y, rows)
 
 
 class AllReLUDropoutLayer(nn.Module):
@@ -198,12 +211,19 @@ class AllReLUDropoutLayer(nn.Module):
         C.load_torch_state_dict(self, state, "AllReLUDropoutLayer")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("AllReLUDropoutLayer", ("X",), X)
         if self.training and self.p > 0:
             R = C.dropout_mask((self.D, self.K), self.p, X)
-            F.check("AllReLUDropoutLayer", F.ALL_RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
-            return F.AllReLUDropoutLayerFunction.apply(X, R, self.W, self.b, self.alpha)[1]
-        F.check("AllReLUDropoutLayer", F.ALL_RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.AllReLULayerFunction.apply(X, self.W, self.b, self.alpha)[1]
+            X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
+            F.check("AllReLUDropoutLayer", F.ALL_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            with C.autocast_disabled(X):
+                Y = F.AllReLUDropoutLayerFunction.apply(X, R, W, b, self.alpha)[1]
+            return C.restore_rows(Y, rows)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("AllReLUDropoutLayer", F.ALL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.AllReLULayerFunction.apply(X, W, b, self.alpha)[1]
+        return C.restore_rows(Y, rows)
 
 
 class HardSigmoid(nn.Module):
@@ -216,8 +236,11 @@ class HardSigmoid(nn.Module):
     """
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("HardSigmoid", ("X",), X)
         F.check("HardSigmoid", F.HARD_SIGMOID_SHAPES, (X,))
-        return F.HardSigmoidFunction.apply(X)
+        with C.autocast_disabled(X):
+            Y = F.HardSigmoidFunction.apply(X)
+        return C.restore_rows(Y, rows)
 
 
 class HardSigmoidLayer(nn.Module):
@@ -259,8 +282,12 @@ class HardSigmoidLayer(nn.Module):
         C.load_torch_state_dict(self, state, "HardSigmoidLayer")
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("HardSigmoidLayer", F.HARD_SIGMOID_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.HardSigmoidLayerFunction.apply(X, self.W, self.b)[1]
+        X, rows = C.batch_rows("HardSigmoidLayer", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("HardSigmoidLayer", F.HARD_SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.HardSigmoidLayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
 
 
 class HardSigmoidDropoutLayer(nn.Module):
@@ -306,17 +333,19 @@ class HardSigmoidDropoutLayer(nn.Module):
         C.load_torch_state_dict(self, state, "HardSigmoidDropoutLayer")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("HardSigmoidDropoutLayer", ("X",), X)
         if self.training and self.p > 0:
             R = C.dropout_mask((self.D, self.K), self.p, X)
-            F.check(
-                "HardSigmoidDropoutLayer",
-                F.HARD_SIGMOID_DROPOUT_LAYER_SHAPES,
-                (self.W, self.b, X, R),
-                trusted=2,
-            )
-            return F.HardSigmoidDropoutLayerFunction.apply(X, R, self.W, self.b)[1]
-        F.check("HardSigmoidDropoutLayer", F.HARD_SIGMOID_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.HardSigmoidLayerFunction.apply(X, self.W, self.b)[1]
+            X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
+            F.check("HardSigmoidDropoutLayer", F.HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            with C.autocast_disabled(X):
+                Y = F.HardSigmoidDropoutLayerFunction.apply(X, R, W, b)[1]
+            return C.restore_rows(Y, rows)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("HardSigmoidDropoutLayer", F.HARD_SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.HardSigmoidLayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
 
 
 class HyperbolicTangent(nn.Module):
@@ -329,8 +358,11 @@ class HyperbolicTangent(nn.Module):
     """
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("HyperbolicTangent", ("X",), X)
         F.check("HyperbolicTangent", F.HYPERBOLIC_TANGENT_SHAPES, (X,))
-        return F.HyperbolicTangentFunction.apply(X)
+        with C.autocast_disabled(X):
+            Y = F.HyperbolicTangentFunction.apply(X)
+        return C.restore_rows(Y, rows)
 
 
 class HyperbolicTangentLayer(nn.Module):
@@ -372,8 +404,12 @@ class HyperbolicTangentLayer(nn.Module):
         C.load_torch_state_dict(self, state, "HyperbolicTangentLayer")
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("HyperbolicTangentLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.HyperbolicTangentLayerFunction.apply(X, self.W, self.b)[1]
+        X, rows = C.batch_rows("HyperbolicTangentLayer", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("HyperbolicTangentLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.HyperbolicTangentLayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
 
 
 class HyperbolicTangentDropoutLayer(nn.Module):
@@ -419,19 +455,24 @@ class HyperbolicTangentDropoutLayer(nn.Module):
         C.load_torch_state_dict(self, state, "HyperbolicTangentDropoutLayer")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("HyperbolicTangentDropoutLayer", ("X",), X)
         if self.training and self.p > 0:
             R = C.dropout_mask((self.D, self.K), self.p, X)
+            X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
             F.check(
                 "HyperbolicTangentDropoutLayer",
                 F.HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES,
-                (self.W, self.b, X, R),
+                (W, b, X, R),
                 trusted=2,
             )
-            return F.HyperbolicTangentDropoutLayerFunction.apply(X, R, self.W, self.b)[1]
-        F.check(
-            "HyperbolicTangentDropoutLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (self.W, self.b, X), trusted=2
-        )
-        return F.HyperbolicTangentLayerFunction.apply(X, self.W, self.b)[1]
+            with C.autocast_disabled(X):
+                Y = F.HyperbolicTangentDropoutLayerFunction.apply(X, R, W, b)[1]
+            return C.restore_rows(Y, rows)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("HyperbolicTangentDropoutLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.HyperbolicTangentLayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
 
 
 class LeakyReLU(nn.Module):
@@ -454,8 +495,11 @@ class LeakyReLU(nn.Module):
         return f"alpha={self.alpha}"
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("LeakyReLU", ("X",), X)
         F.check("LeakyReLU", F.LEAKY_RELU_SHAPES, (X,))
-        return F.LeakyReLUFunction.apply(X, self.alpha)
+        with C.autocast_disabled(X):
+            Y = F.LeakyReLUFunction.apply(X, self.alpha)
+        return C.restore_rows(Y, rows)
 
 
 class LeakyReLULayer(nn.Module):
@@ -499,8 +543,12 @@ class LeakyReLULayer(nn.Module):
         C.load_torch_state_dict(self, state, "LeakyReLULayer")
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("LeakyReLULayer", F.LEAKY_RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.LeakyReLULayerFunction.apply(X, self.W, self.b, self.alpha)[1]
+        X, rows = C.batch_rows("LeakyReLULayer", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("LeakyReLULayer", F.LEAKY_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.LeakyReLULayerFunction.apply(X, W, b, self.alpha)[1]
+        return C.restore_rows(Y, rows)
 
 
 class LeakyReLUDropoutLayer(nn.Module):
@@ -548,14 +596,19 @@ class LeakyReLUDropoutLayer(nn.Module):
         C.load_torch_state_dict(self, state, "LeakyReLUDropoutLayer")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("LeakyReLUDropoutLayer", ("X",), X)
         if self.training and self.p > 0:
             R = C.dropout_mask((self.D, self.K), self.p, X)
-            F.check(
-                "LeakyReLUDropoutLayer", F.LEAKY_RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2
-            )
-            return F.LeakyReLUDropoutLayerFunction.apply(X, R, self.W, self.b, self.alpha)[1]
-        F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.LeakyReLULayerFunction.apply(X, self.W, self.b, self.alpha)[1]
+            X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
+            F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            with C.autocast_disabled(X):
+                Y = F.LeakyReLUDropoutLayerFunction.apply(X, R, W, b, self.alpha)[1]
+            return C.restore_rows(Y, rows)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.LeakyReLULayerFunction.apply(X, W, b, self.alpha)[1]
+        return C.restore_rows(Y, rows)
 
 
 class ReLU(nn.Module):
@@ -568,8 +621,11 @@ class ReLU(nn.Module):
     """
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("ReLU", ("X",), X)
         F.check("ReLU", F.RELU_SHAPES, (X,))
-        return F.ReLUFunction.apply(X)
+        with C.autocast_disabled(X):
+            Y = F.ReLUFunction.apply(X)
+        return C.restore_rows(Y, rows)
 
 
 class ReLULayer(nn.Module):
@@ -611,8 +667,12 @@ class ReLULayer(nn.Module):
         C.load_torch_state_dict(self, state, "ReLULayer")
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("ReLULayer", F.RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.ReLULayerFunction.apply(X, self.W, self.b)[1]
+        X, rows = C.batch_rows("ReLULayer", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("ReLULayer", F.RELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.ReLULayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
 
 
 class ReLUDropoutLayer(nn.Module):
@@ -658,12 +718,19 @@ class ReLUDropoutLayer(nn.Module):
         C.load_torch_state_dict(self, state, "ReLUDropoutLayer")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("ReLUDropoutLayer", ("X",), X)
         if self.training and self.p > 0:
             R = C.dropout_mask((self.D, self.K), self.p, X)
-            F.check("ReLUDropoutLayer", F.RELU_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
-            return F.ReLUDropoutLayerFunction.apply(X, R, self.W, self.b)[1]
-        F.check("ReLUDropoutLayer", F.RELU_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.ReLULayerFunction.apply(X, self.W, self.b)[1]
+            X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
+            F.check("ReLUDropoutLayer", F.RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            with C.autocast_disabled(X):
+                Y = F.ReLUDropoutLayerFunction.apply(X, R, W, b)[1]
+            return C.restore_rows(Y, rows)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("ReLUDropoutLayer", F.RELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.ReLULayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
 
 
 class Sigmoid(nn.Module):
@@ -676,8 +743,11 @@ class Sigmoid(nn.Module):
     """
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("Sigmoid", ("X",), X)
         F.check("Sigmoid", F.SIGMOID_SHAPES, (X,))
-        return F.SigmoidFunction.apply(X)
+        with C.autocast_disabled(X):
+            Y = F.SigmoidFunction.apply(X)
+        return C.restore_rows(Y, rows)
 
 
 class SigmoidLayer(nn.Module):
@@ -719,8 +789,12 @@ class SigmoidLayer(nn.Module):
         C.load_torch_state_dict(self, state, "SigmoidLayer")
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("SigmoidLayer", F.SIGMOID_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.SigmoidLayerFunction.apply(X, self.W, self.b)[1]
+        X, rows = C.batch_rows("SigmoidLayer", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("SigmoidLayer", F.SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.SigmoidLayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
 
 
 class SigmoidDropoutLayer(nn.Module):
@@ -766,12 +840,19 @@ class SigmoidDropoutLayer(nn.Module):
         C.load_torch_state_dict(self, state, "SigmoidDropoutLayer")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("SigmoidDropoutLayer", ("X",), X)
         if self.training and self.p > 0:
             R = C.dropout_mask((self.D, self.K), self.p, X)
-            F.check("SigmoidDropoutLayer", F.SIGMOID_DROPOUT_LAYER_SHAPES, (self.W, self.b, X, R), trusted=2)
-            return F.SigmoidDropoutLayerFunction.apply(X, R, self.W, self.b)[1]
-        F.check("SigmoidDropoutLayer", F.SIGMOID_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.SigmoidLayerFunction.apply(X, self.W, self.b)[1]
+            X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
+            F.check("SigmoidDropoutLayer", F.SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            with C.autocast_disabled(X):
+                Y = F.SigmoidDropoutLayerFunction.apply(X, R, W, b)[1]
+            return C.restore_rows(Y, rows)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("SigmoidDropoutLayer", F.SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.SigmoidLayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
 
 
 class SReLU(nn.Module):
@@ -800,8 +881,12 @@ class SReLU(nn.Module):
             self.tr.fill_(1)
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("SReLU", F.SRELU_SHAPES, (self.al, self.tl, self.ar, self.tr, X), trusted=4)
-        return F.SReLUFunction.apply(X, self.al, self.tl, self.ar, self.tr)
+        X, rows = C.batch_rows("SReLU", ("X",), X)
+        X, al, tl, ar, tr = C.autocast_arguments("widest", X, self.al, self.tl, self.ar, self.tr)
+        F.check("SReLU", F.SRELU_SHAPES, (al, tl, ar, tr, X), trusted=4)
+        with C.autocast_disabled(X):
+            Y = F.SReLUFunction.apply(X, al, tl, ar, tr)
+        return C.restore_rows(Y, rows)
 
 
 class SReLULayer(nn.Module):
@@ -851,13 +936,14 @@ class SReLULayer(nn.Module):
         C.load_torch_state_dict(self, state, "SReLULayer")
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check(
-            "SReLULayer",
-            F.SRELU_LAYER_SHAPES,
-            (self.W, self.b, self.al, self.tl, self.ar, self.tr, X),
-            trusted=6,
+        X, rows = C.batch_rows("SReLULayer", ("X",), X)
+        X, W, b, al, tl, ar, tr = C.autocast_arguments(
+            "lower", X, self.W, self.b, self.al, self.tl, self.ar, self.tr
         )
-        return F.SReLULayerFunction.apply(X, self.W, self.b, self.al, self.tl, self.ar, self.tr)[1]
+        F.check("SReLULayer", F.SRELU_LAYER_SHAPES, (W, b, al, tl, ar, tr, X), trusted=6)
+        with C.autocast_disabled(X):
+            Y = F.SReLULayerFunction.apply(X, W, b, al, tl, ar, tr)[1]
+        return C.restore_rows(Y, rows)
 
 
 class SReLUDropoutLayer(nn.Module):
@@ -911,24 +997,25 @@ class SReLUDropoutLayer(nn.Module):
         C.load_torch_state_dict(self, state, "SReLUDropoutLayer")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("SReLUDropoutLayer", ("X",), X)
         if self.training and self.p > 0:
             R = C.dropout_mask((self.D, self.K), self.p, X)
-            F.check(
-                "SReLUDropoutLayer",
-                F.SRELU_DROPOUT_LAYER_SHAPES,
-                (self.W, self.b, self.al, self.tl, self.ar, self.tr, X, R),
-                trusted=6,
+            X, R, W, b, al, tl, ar, tr = C.autocast_arguments(
+                "lower", X, R, self.W, self.b, self.al, self.tl, self.ar, self.tr
             )
-            return F.SReLUDropoutLayerFunction.apply(
-                X, R, self.W, self.b, self.al, self.tl, self.ar, self.tr
-            )[1]
-        F.check(
-            "SReLUDropoutLayer",
-            F.SRELU_LAYER_SHAPES,
-            (self.W, self.b, self.al, self.tl, self.ar, self.tr, X),
-            trusted=6,
+            F.check(
+                "SReLUDropoutLayer", F.SRELU_DROPOUT_LAYER_SHAPES, (W, b, al, tl, ar, tr, X, R), trusted=6
+            )
+            with C.autocast_disabled(X):
+                Y = F.SReLUDropoutLayerFunction.apply(X, R, W, b, al, tl, ar, tr)[1]
+            return C.restore_rows(Y, rows)
+        X, W, b, al, tl, ar, tr = C.autocast_arguments(
+            "lower", X, self.W, self.b, self.al, self.tl, self.ar, self.tr
         )
-        return F.SReLULayerFunction.apply(X, self.W, self.b, self.al, self.tl, self.ar, self.tr)[1]
+        F.check("SReLUDropoutLayer", F.SRELU_LAYER_SHAPES, (W, b, al, tl, ar, tr, X), trusted=6)
+        with C.autocast_disabled(X):
+            Y = F.SReLULayerFunction.apply(X, W, b, al, tl, ar, tr)[1]
+        return C.restore_rows(Y, rows)
 
 
 class SimpleBatchNorm(nn.Module):
@@ -967,19 +1054,23 @@ class SimpleBatchNorm(nn.Module):
         C.load_torch_state_dict(self, state, "SimpleBatchNorm")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("SimpleBatchNorm", ("X",), X)
         if self.training:
-            F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_SHAPES, (X,))
             C.check_training_batch("SimpleBatchNorm", X)
+            F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_SHAPES, (X,))
+            with C.autocast_disabled(X):
+                Y = F.SimpleBatchNormFunction.apply(X)[1]
             with torch.no_grad():
                 _layers.simple_batch_norm_statistics_update(
-                    self.running_mean, self.running_var, X.detach(), self.momentum
+                    self.running_mean, self.running_var, X.detach().to(self.running_mean.dtype), self.momentum
                 )
                 self.num_batches_tracked += 1
-            return F.SimpleBatchNormFunction.apply(X)[1]
-        F.check(
-            "SimpleBatchNorm", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, self.running_mean, self.running_var)
-        )
-        return F.SimpleBatchNormInferenceFunction.apply(X, self.running_mean, self.running_var)
+            return C.restore_rows(Y, rows)
+        X, running_mean, running_var = C.autocast_arguments("widest", X, self.running_mean, self.running_var)
+        F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var))
+        with C.autocast_disabled(X):
+            Y = F.SimpleBatchNormInferenceFunction.apply(X, running_mean, running_var)
+        return C.restore_rows(Y, rows)
 
 
 class SimpleBatchNormInference(nn.Module):
@@ -992,10 +1083,14 @@ class SimpleBatchNormInference(nn.Module):
     """
 
     def forward(self, X: Tensor, running_mean: Tensor, running_var: Tensor) -> Tensor:
+        X, rows = C.batch_rows("SimpleBatchNormInference", ("X",), X)
+        X, running_mean, running_var = C.autocast_arguments("widest", X, running_mean, running_var)
         F.check(
             "SimpleBatchNormInference", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var)
         )
-        return F.SimpleBatchNormInferenceFunction.apply(X, running_mean, running_var)
+        with C.autocast_disabled(X):
+            Y = F.SimpleBatchNormInferenceFunction.apply(X, running_mean, running_var)
+        return C.restore_rows(Y, rows)
 
 
 class BatchNorm(nn.Module):
@@ -1046,24 +1141,28 @@ class BatchNorm(nn.Module):
         C.load_torch_state_dict(self, state, "BatchNorm")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("BatchNorm", ("X",), X)
         if self.training:
-            F.check("BatchNorm", F.BATCH_NORM_SHAPES, (self.gamma, self.beta, X), trusted=2)
             C.check_training_batch("BatchNorm", X)
+            X, gamma, beta = C.autocast_arguments("widest", X, self.gamma, self.beta)
+            F.check("BatchNorm", F.BATCH_NORM_SHAPES, (gamma, beta, X), trusted=2)
+            with C.autocast_disabled(X):
+                Y = F.BatchNormFunction.apply(X, gamma, beta)[2]
             with torch.no_grad():
                 _layers.batch_norm_statistics_update(
-                    self.running_mean, self.running_var, X.detach(), self.momentum
+                    self.running_mean, self.running_var, X.detach().to(self.running_mean.dtype), self.momentum
                 )
                 self.num_batches_tracked += 1
-            return F.BatchNormFunction.apply(X, self.gamma, self.beta)[2]
-        F.check(
-            "BatchNorm",
-            F.BATCH_NORM_INFERENCE_SHAPES,
-            (self.gamma, self.beta, X, self.running_mean, self.running_var),
-            trusted=2,
+            return C.restore_rows(Y, rows)
+        X, running_mean, running_var, gamma, beta = C.autocast_arguments(
+            "widest", X, self.running_mean, self.running_var, self.gamma, self.beta
         )
-        return F.BatchNormInferenceFunction.apply(
-            X, self.running_mean, self.running_var, self.gamma, self.beta
-        )[1]
+        F.check(
+            "BatchNorm", F.BATCH_NORM_INFERENCE_SHAPES, (gamma, beta, X, running_mean, running_var), trusted=2
+        )
+        with C.autocast_disabled(X):
+            Y = F.BatchNormInferenceFunction.apply(X, running_mean, running_var, gamma, beta)[1]
+        return C.restore_rows(Y, rows)
 
 
 class BatchNormInference(nn.Module):
@@ -1103,13 +1202,19 @@ class BatchNormInference(nn.Module):
         C.load_torch_state_dict(self, state, "BatchNormInference")
 
     def forward(self, X: Tensor, running_mean: Tensor, running_var: Tensor) -> Tensor:
+        X, rows = C.batch_rows("BatchNormInference", ("X",), X)
+        X, running_mean, running_var, gamma, beta = C.autocast_arguments(
+            "widest", X, running_mean, running_var, self.gamma, self.beta
+        )
         F.check(
             "BatchNormInference",
             F.BATCH_NORM_INFERENCE_SHAPES,
-            (self.gamma, self.beta, X, running_mean, running_var),
+            (gamma, beta, X, running_mean, running_var),
             trusted=2,
         )
-        return F.BatchNormInferenceFunction.apply(X, running_mean, running_var, self.gamma, self.beta)[1]
+        with C.autocast_disabled(X):
+            Y = F.BatchNormInferenceFunction.apply(X, running_mean, running_var, gamma, beta)[1]
+        return C.restore_rows(Y, rows)
 
 
 class SimpleBatchNormEps(nn.Module):
@@ -1150,23 +1255,25 @@ class SimpleBatchNormEps(nn.Module):
         C.load_torch_state_dict(self, state, "SimpleBatchNormEps")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("SimpleBatchNormEps", ("X",), X)
         if self.training:
-            F.check("SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
             C.check_training_batch("SimpleBatchNormEps", X)
+            F.check("SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
+            with C.autocast_disabled(X):
+                Y = F.SimpleBatchNormEpsFunction.apply(X, self.epsilon)[1]
             with torch.no_grad():
                 _layers.simple_batch_norm_eps_statistics_update(
-                    self.running_mean, self.running_var, X.detach(), self.momentum
+                    self.running_mean, self.running_var, X.detach().to(self.running_mean.dtype), self.momentum
                 )
                 self.num_batches_tracked += 1
-            return F.SimpleBatchNormEpsFunction.apply(X, self.epsilon)[1]
+            return C.restore_rows(Y, rows)
+        X, running_mean, running_var = C.autocast_arguments("widest", X, self.running_mean, self.running_var)
         F.check(
-            "SimpleBatchNormEps",
-            F.SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES,
-            (X, self.running_mean, self.running_var),
+            "SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES, (X, running_mean, running_var)
         )
-        return F.SimpleBatchNormEpsInferenceFunction.apply(
-            X, self.running_mean, self.running_var, self.epsilon
-        )
+        with C.autocast_disabled(X):
+            Y = F.SimpleBatchNormEpsInferenceFunction.apply(X, running_mean, running_var, self.epsilon)
+        return C.restore_rows(Y, rows)
 
 
 class SimpleBatchNormEpsInference(nn.Module):
@@ -1189,12 +1296,16 @@ class SimpleBatchNormEpsInference(nn.Module):
         return f"epsilon={self.epsilon}"
 
     def forward(self, X: Tensor, running_mean: Tensor, running_var: Tensor) -> Tensor:
+        X, rows = C.batch_rows("SimpleBatchNormEpsInference", ("X",), X)
+        X, running_mean, running_var = C.autocast_arguments("widest", X, running_mean, running_var)
         F.check(
             "SimpleBatchNormEpsInference",
             F.SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES,
             (X, running_mean, running_var),
         )
-        return F.SimpleBatchNormEpsInferenceFunction.apply(X, running_mean, running_var, self.epsilon)
+        with C.autocast_disabled(X):
+            Y = F.SimpleBatchNormEpsInferenceFunction.apply(X, running_mean, running_var, self.epsilon)
+        return C.restore_rows(Y, rows)
 
 
 class BatchNormEps(nn.Module):
@@ -1247,24 +1358,33 @@ class BatchNormEps(nn.Module):
         C.load_torch_state_dict(self, state, "BatchNormEps")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("BatchNormEps", ("X",), X)
         if self.training:
-            F.check("BatchNormEps", F.BATCH_NORM_EPS_SHAPES, (self.gamma, self.beta, X), trusted=2)
             C.check_training_batch("BatchNormEps", X)
+            X, gamma, beta = C.autocast_arguments("widest", X, self.gamma, self.beta)
+            F.check("BatchNormEps", F.BATCH_NORM_EPS_SHAPES, (gamma, beta, X), trusted=2)
+            with C.autocast_disabled(X):
+                Y = F.BatchNormEpsFunction.apply(X, gamma, beta, self.epsilon)[2]
             with torch.no_grad():
                 _layers.batch_norm_eps_statistics_update(
-                    self.running_mean, self.running_var, X.detach(), self.momentum
+                    self.running_mean, self.running_var, X.detach().to(self.running_mean.dtype), self.momentum
                 )
                 self.num_batches_tracked += 1
-            return F.BatchNormEpsFunction.apply(X, self.gamma, self.beta, self.epsilon)[2]
+            return C.restore_rows(Y, rows)
+        X, running_mean, running_var, gamma, beta = C.autocast_arguments(
+            "widest", X, self.running_mean, self.running_var, self.gamma, self.beta
+        )
         F.check(
             "BatchNormEps",
             F.BATCH_NORM_EPS_INFERENCE_SHAPES,
-            (self.gamma, self.beta, X, self.running_mean, self.running_var),
+            (gamma, beta, X, running_mean, running_var),
             trusted=2,
         )
-        return F.BatchNormEpsInferenceFunction.apply(
-            X, self.running_mean, self.running_var, self.gamma, self.beta, self.epsilon
-        )[1]
+        with C.autocast_disabled(X):
+            Y = F.BatchNormEpsInferenceFunction.apply(
+                X, running_mean, running_var, gamma, beta, self.epsilon
+            )[1]
+        return C.restore_rows(Y, rows)
 
 
 class BatchNormEpsInference(nn.Module):
@@ -1306,15 +1426,21 @@ class BatchNormEpsInference(nn.Module):
         C.load_torch_state_dict(self, state, "BatchNormEpsInference")
 
     def forward(self, X: Tensor, running_mean: Tensor, running_var: Tensor) -> Tensor:
+        X, rows = C.batch_rows("BatchNormEpsInference", ("X",), X)
+        X, running_mean, running_var, gamma, beta = C.autocast_arguments(
+            "widest", X, running_mean, running_var, self.gamma, self.beta
+        )
         F.check(
             "BatchNormEpsInference",
             F.BATCH_NORM_EPS_INFERENCE_SHAPES,
-            (self.gamma, self.beta, X, running_mean, running_var),
+            (gamma, beta, X, running_mean, running_var),
             trusted=2,
         )
-        return F.BatchNormEpsInferenceFunction.apply(
-            X, running_mean, running_var, self.gamma, self.beta, self.epsilon
-        )[1]
+        with C.autocast_disabled(X):
+            Y = F.BatchNormEpsInferenceFunction.apply(
+                X, running_mean, running_var, gamma, beta, self.epsilon
+            )[1]
+        return C.restore_rows(Y, rows)
 
 
 class LinearDropout(nn.Module):
@@ -1360,12 +1486,19 @@ class LinearDropout(nn.Module):
         C.load_torch_state_dict(self, state, "LinearDropout")
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("LinearDropout", ("X",), X)
         if self.training and self.p > 0:
             R = C.dropout_mask((self.D, self.K), self.p, X)
-            F.check("LinearDropout", F.LINEAR_DROPOUT_SHAPES, (self.W, self.b, X, R), trusted=2)
-            return F.LinearDropoutFunction.apply(X, R, self.W, self.b)
-        F.check("LinearDropout", F.LINEAR_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.LinearFunction.apply(X, self.W, self.b)
+            X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
+            F.check("LinearDropout", F.LINEAR_DROPOUT_SHAPES, (W, b, X, R), trusted=2)
+            with C.autocast_disabled(X):
+                Y = F.LinearDropoutFunction.apply(X, R, W, b)
+            return C.restore_rows(Y, rows)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("LinearDropout", F.LINEAR_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.LinearFunction.apply(X, W, b)
+        return C.restore_rows(Y, rows)
 
 
 class Linear(nn.Module):
@@ -1407,8 +1540,12 @@ class Linear(nn.Module):
         C.load_torch_state_dict(self, state, "Linear")
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("Linear", F.LINEAR_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.LinearFunction.apply(X, self.W, self.b)
+        X, rows = C.batch_rows("Linear", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("Linear", F.LINEAR_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.LinearFunction.apply(X, W, b)
+        return C.restore_rows(Y, rows)
 
 
 class SoftmaxLayer(nn.Module):
@@ -1450,8 +1587,12 @@ class SoftmaxLayer(nn.Module):
         C.load_torch_state_dict(self, state, "SoftmaxLayer")
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("SoftmaxLayer", F.SOFTMAX_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.SoftmaxLayerFunction.apply(X, self.W, self.b)
+        X, rows = C.batch_rows("SoftmaxLayer", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("SoftmaxLayer", F.SOFTMAX_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.SoftmaxLayerFunction.apply(X, W, b)
+        return C.restore_rows(Y, rows)
 
 
 class LogSoftmaxLayer(nn.Module):
@@ -1493,8 +1634,12 @@ class LogSoftmaxLayer(nn.Module):
         C.load_torch_state_dict(self, state, "LogSoftmaxLayer")
 
     def forward(self, X: Tensor) -> Tensor:
-        F.check("LogSoftmaxLayer", F.LOG_SOFTMAX_LAYER_SHAPES, (self.W, self.b, X), trusted=2)
-        return F.LogSoftmaxLayerFunction.apply(X, self.W, self.b)[1]
+        X, rows = C.batch_rows("LogSoftmaxLayer", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("LogSoftmaxLayer", F.LOG_SOFTMAX_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.LogSoftmaxLayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
 
 
 class SquaredErrorLoss(nn.Module):
@@ -1517,8 +1662,11 @@ class SquaredErrorLoss(nn.Module):
         return f"reduction={self.reduction!r}"
 
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        Y, T, rows = C.batch_rows("SquaredErrorLoss", ("Y", "T"), Y, T)
+        Y, T = C.autocast_arguments("float32", Y, T)
         F.check("SquaredErrorLoss", F.SQUARED_ERROR_LOSS_SHAPES, (Y, T))
-        L = F.SquaredErrorLossFunction.apply(Y, T)
+        with C.autocast_disabled(Y):
+            L = F.SquaredErrorLossFunction.apply(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -1542,8 +1690,11 @@ class MeanSquaredErrorLoss(nn.Module):
         return f"reduction={self.reduction!r}"
 
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        Y, T, rows = C.batch_rows("MeanSquaredErrorLoss", ("Y", "T"), Y, T)
+        Y, T = C.autocast_arguments("float32", Y, T)
         F.check("MeanSquaredErrorLoss", F.MEAN_SQUARED_ERROR_LOSS_SHAPES, (Y, T))
-        L = F.MeanSquaredErrorLossFunction.apply(Y, T)
+        with C.autocast_disabled(Y):
+            L = F.MeanSquaredErrorLossFunction.apply(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -1567,9 +1718,12 @@ class CrossEntropyLoss(nn.Module):
         return f"reduction={self.reduction!r}"
 
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        Y, T, rows = C.batch_rows("CrossEntropyLoss", ("Y", "T"), Y, T)
         T = C.class_targets("CrossEntropyLoss", Y, T)
+        Y, T = C.autocast_arguments("float32", Y, T)
         F.check("CrossEntropyLoss", F.CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
-        L = F.CrossEntropyLossFunction.apply(Y, T)
+        with C.autocast_disabled(Y):
+            L = F.CrossEntropyLossFunction.apply(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -1593,9 +1747,12 @@ class SoftmaxCrossEntropyLoss(nn.Module):
         return f"reduction={self.reduction!r}"
 
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        Y, T, rows = C.batch_rows("SoftmaxCrossEntropyLoss", ("Y", "T"), Y, T)
         T = C.class_targets("SoftmaxCrossEntropyLoss", Y, T)
+        Y, T = C.autocast_arguments("float32", Y, T)
         F.check("SoftmaxCrossEntropyLoss", F.SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
-        L = F.SoftmaxCrossEntropyLossFunction.apply(Y, T)
+        with C.autocast_disabled(Y):
+            L = F.SoftmaxCrossEntropyLossFunction.apply(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -1619,9 +1776,12 @@ class SoftmaxCrossEntropyOneHotLoss(nn.Module):
         return f"reduction={self.reduction!r}"
 
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        Y, T, rows = C.batch_rows("SoftmaxCrossEntropyOneHotLoss", ("Y", "T"), Y, T)
         T = C.class_targets("SoftmaxCrossEntropyOneHotLoss", Y, T)
+        Y, T = C.autocast_arguments("float32", Y, T)
         F.check("SoftmaxCrossEntropyOneHotLoss", F.SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_SHAPES, (Y, T))
-        L = F.SoftmaxCrossEntropyOneHotLossFunction.apply(Y, T)
+        with C.autocast_disabled(Y):
+            L = F.SoftmaxCrossEntropyOneHotLossFunction.apply(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -1645,9 +1805,12 @@ class StableSoftmaxCrossEntropyLoss(nn.Module):
         return f"reduction={self.reduction!r}"
 
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        Y, T, rows = C.batch_rows("StableSoftmaxCrossEntropyLoss", ("Y", "T"), Y, T)
         T = C.class_targets("StableSoftmaxCrossEntropyLoss", Y, T)
+        Y, T = C.autocast_arguments("float32", Y, T)
         F.check("StableSoftmaxCrossEntropyLoss", F.STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
-        L = F.StableSoftmaxCrossEntropyLossFunction.apply(Y, T)
+        with C.autocast_disabled(Y):
+            L = F.StableSoftmaxCrossEntropyLossFunction.apply(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -1671,8 +1834,11 @@ class LogisticCrossEntropyLoss(nn.Module):
         return f"reduction={self.reduction!r}"
 
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        Y, T, rows = C.batch_rows("LogisticCrossEntropyLoss", ("Y", "T"), Y, T)
+        Y, T = C.autocast_arguments("float32", Y, T)
         F.check("LogisticCrossEntropyLoss", F.LOGISTIC_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
-        L = F.LogisticCrossEntropyLossFunction.apply(Y, T)
+        with C.autocast_disabled(Y):
+            L = F.LogisticCrossEntropyLossFunction.apply(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -1696,9 +1862,12 @@ class NegativeLogLikelihoodLoss(nn.Module):
         return f"reduction={self.reduction!r}"
 
     def forward(self, Y: Tensor, T: Tensor) -> Tensor:
+        Y, T, rows = C.batch_rows("NegativeLogLikelihoodLoss", ("Y", "T"), Y, T)
         T = C.class_targets("NegativeLogLikelihoodLoss", Y, T)
+        Y, T = C.autocast_arguments("float32", Y, T)
         F.check("NegativeLogLikelihoodLoss", F.NEGATIVE_LOG_LIKELIHOOD_LOSS_SHAPES, (Y, T))
-        L = F.NegativeLogLikelihoodLossFunction.apply(Y, T)
+        with C.autocast_disabled(Y):
+            L = F.NegativeLogLikelihoodLossFunction.apply(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -1712,8 +1881,11 @@ class Softmax(nn.Module):
     """
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("Softmax", ("X",), X)
         F.check("Softmax", F.SOFTMAX_SHAPES, (X,))
-        return F.SoftmaxFunction.apply(X)
+        with C.autocast_disabled(X):
+            Y = F.SoftmaxFunction.apply(X)
+        return C.restore_rows(Y, rows)
 
 
 class StableSoftmax(nn.Module):
@@ -1726,8 +1898,11 @@ class StableSoftmax(nn.Module):
     """
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("StableSoftmax", ("X",), X)
         F.check("StableSoftmax", F.STABLE_SOFTMAX_SHAPES, (X,))
-        return F.StableSoftmaxFunction.apply(X)
+        with C.autocast_disabled(X):
+            Y = F.StableSoftmaxFunction.apply(X)
+        return C.restore_rows(Y, rows)
 
 
 class LogSoftmax(nn.Module):
@@ -1740,8 +1915,11 @@ class LogSoftmax(nn.Module):
     """
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("LogSoftmax", ("X",), X)
         F.check("LogSoftmax", F.LOG_SOFTMAX_SHAPES, (X,))
-        return F.LogSoftmaxFunction.apply(X)
+        with C.autocast_disabled(X):
+            Y = F.LogSoftmaxFunction.apply(X)
+        return C.restore_rows(Y, rows)
 
 
 class StableLogSoftmax(nn.Module):
@@ -1754,5 +1932,8 @@ class StableLogSoftmax(nn.Module):
     """
 
     def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("StableLogSoftmax", ("X",), X)
         F.check("StableLogSoftmax", F.STABLE_LOG_SOFTMAX_SHAPES, (X,))
-        return F.StableLogSoftmaxFunction.apply(X)
+        with C.autocast_disabled(X):
+            Y = F.StableLogSoftmaxFunction.apply(X)
+        return C.restore_rows(Y, rows)

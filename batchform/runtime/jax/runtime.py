@@ -16,8 +16,9 @@ def check(layer: str, expected: tuple, values: tuple, trusted: int = 0) -> None:
 
     ``expected`` holds (argument, shape) pairs; the sizes of the dimensions are decided by
     :func:`expected_shapes` (the first ``trusted`` arguments, a module's parameters, fix them; else most
-    arguments do). Every array must have a floating-point dtype, the dtype of the first; a scalar may be a
-    Python number. Shapes and dtypes are static, so this costs nothing inside ``jax.jit``.
+    arguments do). Every array must have a floating-point dtype, the dtype of the first as JAX converts them
+    (``jax.dtypes.canonicalize_dtype``: float64 NumPy inputs are float32 unless x64 is enabled); a scalar may
+    be a Python number. Shapes and dtypes are static, so this costs nothing inside ``jax.jit``.
     """
     shapes = []
     for (name, shape), value in zip(expected, values):
@@ -32,7 +33,9 @@ def check(layer: str, expected: tuple, values: tuple, trusted: int = 0) -> None:
     for (name, shape), value in zip(expected, values):
         if shape == () and isinstance(value, (int, float)):
             continue
-        dtype = jnp.dtype(value.dtype)
+        # As JAX converts the argument (a float64 NumPy array is float32 while x64 is disabled, its default):
+        # the dtype the kernel will see, not the one given.
+        dtype = jax.dtypes.canonicalize_dtype(value.dtype)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(f"{layer}: argument {name} has dtype {dtype}, expected a floating-point dtype")
         if first is None:

@@ -92,3 +92,40 @@ def dropout_mask(shape: tuple, p: float, dtype: tf.DType) -> tf.Tensor:
     """Inverted dropout: 0 with probability p, else 1/(1 − p)."""
     keep = tf.cast(tf.random.uniform(shape, dtype=dtype) >= p, dtype)
     return keep / (1.0 - p)
+
+
+# --- Keras losses: Keras' reductions of the spec's loss ----------------------------------------------------
+
+#: Reductions computed from the spec's loss itself, a sum over the batch: no per-row values needed.
+SUMMED = ("sum", "sum_over_batch_size", "mean")
+
+
+def summed(reduction, y_pred) -> bool:
+    """Whether a Keras loss's ``reduction`` is the spec's sum (or that sum over N) with no mask to apply."""
+    return reduction in SUMMED and getattr(y_pred, "_keras_mask", None) is None
+
+
+def loss_arguments(y_true, y_pred, dtype) -> tuple:
+    """(Y, T) of a loss spec from Keras' (y_true, y_pred), both in the loss's dtype (float32 under mixed
+    precision, as Keras' own losses)."""
+    return tf.cast(tf.convert_to_tensor(y_pred), dtype), tf.cast(tf.convert_to_tensor(y_true), dtype)
+
+
+def reduce_sum(name: str, L, Y, reduction: str):
+    """The spec's loss L (a sum over the batch) as ``reduction`` asks: "sum" as it is, "sum_over_batch_size"
+    and "mean" divided by the batch size N (Keras divides its per-sample values' sum by their number)."""
+    L = tf.reshape(L, [])
+    if reduction == "sum":
+        return L
+    if reduction in ("sum_over_batch_size", "mean"):
+        return L / tf.cast(tf.shape(Y)[0], L.dtype)
+    raise ValueError(f"{name}: reduction {reduction!r} needs the values per row (Loss.call)")
+
+
+def per_row(loss, Y, T, averaged: bool):
+    """The values of a loss per row of Y and T (Keras' per-sample losses): ``loss`` of each row as a batch of
+    one; divided by N where the spec averages over its N rows (``averaged``), so that they always sum to the
+    spec's value of the whole batch."""
+    values = tf.map_fn(lambda rows: tf.reshape(loss(rows[0][None], rows[1][None]), []), (Y, T),
+                       fn_output_signature=Y.dtype)
+    return values / tf.cast(tf.shape(Y)[0], Y.dtype) if averaged else values

@@ -6,11 +6,17 @@
   else 1/(1 − p) (the spec's R, see ``DROPOUT_MASK`` in spec/dsl.py), drawn in training mode only.
 * Loss reductions: ``"sum"`` (the paper's, the default) or ``"mean"``, the sum divided by the batch size N.
 * Classification targets: one-hot rows, or a 1-D integer tensor of class indices (made one-hot here).
+* Inputs of shape (*, D), as ``nn.Linear`` takes them: the leading axes are flattened into the spec's N rows
+  and restored on the output (``batch_rows``, ``restore_rows``).
+* ``torch.autocast``: a module casts its arguments to the dtype it runs in (``autocast_arguments``) and runs
+  the generated kernels with autocast off (``autocast_disabled``), as ``torch.amp.custom_fwd`` does.
 * ``state_dict`` interchange with ``nn.Linear`` / ``nn.BatchNorm1d``: W ↔ weight (the same K × D layout),
   b ↔ bias (1 × K ↔ K), γ ↔ weight, β ↔ bias, running_mean / running_var / num_batches_tracked as they are.
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import torch
 from torch import Tensor, nn
@@ -107,3 +113,74 @@ def load_torch_state_dict(module: nn.Module, state: dict, layer: str) -> None:
     with torch.no_grad():
         for name, value in values.items():
             getattr(module, name).copy_(value)
+
+
+# --- (*, D) inputs, as nn.Linear and nn.LayerNorm take them ----------------------------------------------
+
+def batch_rows(layer: str, names: tuple[str, ...], *inputs):
+    """The batch inputs of a module as the spec's N × D matrices: an input of shape (*, D) (one row (D,), or
+    (batch, tokens, D)) becomes a matrix of N = the product of the leading sizes rows, as ``nn.Linear``
+    reads it. Returns the inputs so flattened and, last, the leading shape to restore on the output (None
+    when the first input is a matrix already, or not a tensor: ``check`` names what is wrong with it).
+
+    The other inputs (a loss's T) must have the first one's leading shape; integer class indices have exactly
+    that shape (no feature axis)."""
+    X = inputs[0]
+    if not isinstance(X, Tensor) or X.ndim in (0, 2):
+        return (*inputs, None)
+    rows = X.shape[:-1]
+    flat = [X.reshape(-1, X.shape[-1])]
+    for name, T in zip(names[1:], inputs[1:]):
+        if not isinstance(T, Tensor):
+            flat.append(T)
+            continue
+        indices = not (T.is_floating_point() or T.is_complex() or T.dtype == torch.bool)
+        if tuple(T.shape[: len(rows)]) != tuple(rows) or T.ndim != len(rows) + (0 if indices else 1):
+            raise ValueError(f"{layer}: argument {name} has shape {tuple(T.shape)}, expected the leading shape "
+                             f"{tuple(rows)} of {names[0]} {tuple(X.shape)}"
+                             + (" (class indices: exactly that shape)" if indices else " and one more axis"))
+        flat.append(T.reshape(-1) if indices else T.reshape(-1, T.shape[-1]))
+    return (*flat, rows)
+
+
+def restore_rows(Y: Tensor, rows) -> Tensor:
+    """The output's rows back in the input's leading shape: (N, K) → (*, K)."""
+    return Y if rows is None else Y.reshape(*rows, Y.shape[-1])
+
+
+# --- torch.autocast ----------------------------------------------------------------------------------------
+
+def autocast_arguments(policy: str, *arrays):
+    """The array arguments of a module in the dtype it runs in under ``torch.autocast`` for their device
+    (unchanged outside autocast, where ``check`` insists on one dtype, as torch's own layers do). ``policy``,
+    decided per spec by codegen/wrappers.py (``Wrapper.autocast``) after torch's own autocast op lists:
+
+    * ``"lower"``: a layer with a weight matrix runs in the autocast dtype (bfloat16 on CPU), as
+      ``nn.Linear`` does (``linear`` is on torch's lower-precision list);
+    * ``"float32"``: a loss runs in float32, as torch's losses (``mse_loss``, ``nll_loss``,
+      ``cross_entropy``) do;
+    * ``"widest"``: any other layer or function runs in the widest floating dtype of its arguments, as
+      torch's type promotion does for operations on neither list.
+
+    The casts are differentiable: gradients of float32 parameters come back in float32."""
+    device = next((a.device.type for a in arrays if isinstance(a, Tensor)), None)
+    if device is None or not torch.is_autocast_enabled(device):
+        return arrays
+    floating = [a for a in arrays if isinstance(a, Tensor) and a.is_floating_point()]
+    if policy == "lower":
+        dtype = torch.get_autocast_dtype(device)
+    elif policy == "float32":
+        dtype = torch.float32
+    else:
+        dtype = floating[0].dtype
+        for a in floating[1:]:
+            dtype = torch.promote_types(dtype, a.dtype)
+    return tuple(a.to(dtype) if isinstance(a, Tensor) and a.is_floating_point() else a for a in arrays)
+
+
+def autocast_disabled(X):
+    """A context in which the generated kernels run as written, in the dtype of their (cast) arguments: autocast
+    off for X's device while autocast is on (else nothing), as ``torch.amp.custom_fwd(cast_inputs=…)`` does."""
+    if isinstance(X, Tensor) and torch.is_autocast_enabled(X.device.type):
+        return torch.autocast(X.device.type, enabled=False)
+    return nullcontext()

@@ -7,6 +7,7 @@ from batchform.codegen.backends.python.backend import PythonBackend
 BACKEND = PythonBackend(
     name="jax",
     title="JAX",
+    requires="jax",
     printer=JaxPrinter,
     family_template="jax/module.py.jinja",
     package_templates={

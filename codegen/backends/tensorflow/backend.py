@@ -8,6 +8,7 @@ from batchform.codegen.backends.tensorflow.printer import TensorFlowPrinter
 BACKEND = PythonBackend(
     name="tensorflow",
     title="TensorFlow",
+    requires="tensorflow",
     printer=TensorFlowPrinter,
     family_template="tensorflow/module.py.jinja",
     package_templates={

@@ -7,6 +7,7 @@ from batchform.codegen.backends.torch.printer import TorchPrinter
 BACKEND = PythonBackend(
     name="torch",
     title="PyTorch",
+    requires="torch",
     printer=TorchPrinter,
     family_template="torch/module.py.jinja",
     # The wrappers: an autograd.Function (and a checked function) and an nn.Module per spec.

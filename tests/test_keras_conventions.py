@@ -1,0 +1,99 @@
+"""The generated Keras layers and losses follow Keras' conventions (issue #30): registered as serializable, so
+``keras.models.load_model("m.keras")`` needs no ``custom_objects``; losses honour Keras' ``reduction=``
+("sum", batchform's default: the spec's loss, a sum over the batch as in the paper).
+"""
+
+from __future__ import annotations
+
+import batchform.generated.tensorflow as gtf
+import numpy as np
+import pytest
+from conformance import SPECS, WRAPPERS, draw, supported
+
+keras = pytest.importorskip("keras")
+from batchform.generated.tensorflow import keras_layers as K
+
+LOSSES = [n for n in supported("tensorflow", ("loss",)) if hasattr(K, WRAPPERS[n].class_name)
+          and issubclass(getattr(K, WRAPPERS[n].class_name), keras.losses.Loss)]
+DIMS = {"N": 5, "K": 3, "D": 3}
+
+
+def test_every_loss_spec_is_a_keras_loss():
+    assert len(LOSSES) == len([n for n, s in SPECS.items() if s.spec.kind == "loss" and not s.spec.storage])
+
+
+def _loss_inputs(name: str):
+    values = draw(name, DIMS, 0)
+    return values["T"].astype(np.float32), values["Y"].astype(np.float32)
+
+
+def _spec_loss(name: str, Y, T) -> float:
+    """The generated functional loss (the spec's L), as a number."""
+    import tensorflow as tf
+
+    return float(np.asarray(getattr(gtf.functional, name)(tf.constant(Y), tf.constant(T))).reshape(()))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_losses_honour_keras_reductions(name):
+    """"sum" (the default) is the spec's L; "sum_over_batch_size" and "mean" are L / N; None and "none" give
+    one value per row, summing to L; a sample_weight weighs those values as Keras' own losses do."""
+    cls = getattr(K, WRAPPERS[name].class_name)
+    T, Y = _loss_inputs(name)
+    N = Y.shape[0]
+    L = _spec_loss(name, Y, T)
+    assert cls().reduction == "sum"
+    np.testing.assert_allclose(float(cls()(T, Y)), L, rtol=1e-5)
+    np.testing.assert_allclose(float(cls(reduction="sum")(T, Y)), L, rtol=1e-5)
+    for reduction in ("sum_over_batch_size", "mean"):
+        np.testing.assert_allclose(float(cls(reduction=reduction)(T, Y)), L / N, rtol=1e-5)
+    for reduction in (None, "none"):
+        rows = np.asarray(cls(reduction=reduction)(T, Y))
+        assert rows.shape == (N,)
+        np.testing.assert_allclose(rows.sum(), L, rtol=1e-5, atol=1e-6)
+        for i in range(N):  # each row's value is the spec's loss of that row (over N where it averages)
+            alone = _spec_loss(name, Y[i:i + 1], T[i:i + 1])
+            np.testing.assert_allclose(rows[i], alone / (N if WRAPPERS[name].averaged_over_rows else 1),
+                                       rtol=1e-5, atol=1e-6)
+    weights = np.linspace(0.5, 2.0, N).astype(np.float32)
+    rows = np.asarray(cls(reduction="none")(T, Y))
+    np.testing.assert_allclose(float(cls()(T, Y, sample_weight=weights)), (weights * rows).sum(), rtol=1e-5)
+    np.testing.assert_allclose(float(cls(reduction="sum_over_batch_size")(T, Y, sample_weight=weights)),
+                               (weights * rows).sum() / N, rtol=1e-5)
+
+
+def test_squared_error_per_row_against_numpy():
+    T, Y = _loss_inputs("squared_error_loss")
+    rows = np.asarray(K.SquaredErrorLoss(reduction="none")(T, Y))
+    np.testing.assert_allclose(rows, ((Y - T) ** 2).sum(axis=1), rtol=1e-5)
+    mse = np.asarray(K.MeanSquaredErrorLoss(reduction="none")(T, Y))  # the spec divides by N·K
+    np.testing.assert_allclose(mse, ((Y - T) ** 2).sum(axis=1) / (Y.size), rtol=1e-5)
+
+
+def test_reduction_is_saved_in_the_config():
+    loss = K.SoftmaxCrossEntropyLoss(reduction="sum_over_batch_size")
+    again = K.SoftmaxCrossEntropyLoss.from_config(loss.get_config())
+    assert again.reduction == "sum_over_batch_size"
+    assert keras.losses.deserialize(keras.losses.serialize(loss)).reduction == "sum_over_batch_size"
+
+
+def test_load_model_without_custom_objects(tmp_path):
+    """A model of generated layers, compiled with a generated loss, saved as .keras, loads with
+    keras.models.load_model alone (the classes are registered under the generated package's name) and
+    predicts the same; its loss keeps its class and reduction."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), K.ReLULayer(4, 8), K.BatchNorm(8), K.LeakyReLU(0.1),
+                              K.LinearDropout(8, 3, p=0.2)])
+    model.compile(optimizer="sgd", loss=K.SoftmaxCrossEntropyLoss(reduction="sum_over_batch_size"))
+    X = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    T = np.eye(3, dtype=np.float32)[np.arange(16) % 3]
+    model.fit(X, T, epochs=1, batch_size=8, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    assert keras.saving.get_registered_name(K.ReLULayer) == f"{K.PACKAGE}>ReLULayer"
+    loaded = keras.models.load_model(path)
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+    np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0), rtol=1e-6)
+    assert isinstance(loaded.loss, K.SoftmaxCrossEntropyLoss)
+    assert loaded.loss.reduction == "sum_over_batch_size"
+    loaded.fit(X, T, epochs=1, batch_size=8, verbose=0)  # and trains on
