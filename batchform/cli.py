@@ -1,4 +1,4 @@
-"""The ``batchform`` command: generate, verify, report, show, mutate, build-cpp, train."""
+"""The ``batchform`` command: generate, verify, report, show, docs, mutate, build-cpp, train."""
 
 from __future__ import annotations
 
@@ -243,6 +243,12 @@ def cmd_show(args) -> int:
     return show(args)
 
 
+def cmd_docs(args) -> int:
+    from batchform.docs import cmd_docs as docs
+
+    return docs(args)
+
+
 def parser() -> argparse.ArgumentParser:
     from batchform import __version__
     from batchform.help_format import HelpFormatter, subcommand
@@ -282,7 +288,16 @@ def parser() -> argparse.ArgumentParser:
     s = subcommand(sub, "show", "print one spec's equations and how each was proved")
     proof_options(s)
     s.add_argument("name", metavar="NAME", help="the spec's name, e.g. relu_layer (`batchform verify` lists them)")
+    s.add_argument("--latex", action="store_true",
+                   help="print the equations as LaTeX in the paper's notation (amsmath), to paste into a paper")
     s.set_defaults(run=cmd_show)
+
+    d = subcommand(sub, "docs", "build the documentation site, or the equation gallery of a spec folder (offline)")
+    proof_options(d)
+    d.add_argument("--output", "--out", default=None, metavar="DIR",
+                   help="the site's folder (default: site/ of the checkout; required with --specs)")
+    d.add_argument("--quiet", action="store_true", help="only errors from MkDocs")
+    d.set_defaults(run=cmd_docs)
 
     m = subcommand(sub, "mutate", "mutation testing: perturb spec equations and report how many the proof kills")
     m.add_argument("names", nargs="*", metavar="SPEC", help="spec names (default: all)")

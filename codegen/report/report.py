@@ -68,7 +68,9 @@ def _equation(eq, how, shapes) -> dict:
             "words": (method_words(how.method, shapes) if how.ok else "FAILED") if how else ""}
 
 
-def _context(specs: list[LoadedSpec], proofs: list[SpecProof]) -> dict:
+def spec_entries(specs: list[LoadedSpec], proofs: list[SpecProof]) -> list[dict]:
+    """Per spec, what its section shows: its equations as MathML and LaTeX with each one's proof method, the
+    element-wise functions it applies, its paper section. The equation gallery (codegen.gallery) shows the same."""
     by_name = {p.name: p for p in proofs}
     entries = []
     for loaded in specs:
@@ -83,6 +85,11 @@ def _context(specs: list[LoadedSpec], proofs: list[SpecProof]) -> dict:
             "functions": [_definition(name, f) for name, f in elementwise_functions(s)],
             "missing": [e for e in proof.equations if e.method == MISSING],
         })
+    return entries
+
+
+def _context(specs: list[LoadedSpec], proofs: list[SpecProof]) -> dict:
+    entries = spec_entries(specs, proofs)
     families: dict[str, list[dict]] = {}
     for entry in entries:
         families.setdefault(entry["family"], []).append(entry)
