@@ -89,13 +89,16 @@ def _run_mkdocs(config_file: Path, out: Path, quiet: bool) -> None:
     from mkdocs.exceptions import Abort
 
     build, load_config = _mkdocs()
-    if quiet:
-        logging.getLogger("mkdocs").setLevel(logging.ERROR)
-    config = load_config(str(config_file), site_dir=str(out.resolve()), strict=True)
+    logger = logging.getLogger("mkdocs")
+    level = logger.level
+    if quiet:  # hide MkDocs' INFO lines only: a warning must still reach strict mode's count, and the user
+        logger.setLevel(logging.WARNING)
     try:
-        build(config)
+        build(load_config(str(config_file), site_dir=str(out.resolve()), strict=True))
     except Abort as exc:
         raise DocsError(f"the site did not build: {exc}") from None
+    finally:
+        logger.setLevel(level)
 
 
 def build_site(out: Path, quiet: bool = False) -> Path:
