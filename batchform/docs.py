@@ -35,8 +35,8 @@ def backend_titles() -> dict[str, str]:
 
 def gallery(specs, files: dict[str, str], jobs: int | None = None, use_cache: bool = True, **texts) -> dict:
     """Page → Markdown of the gallery of these specs, proved (cached where unchanged) here."""
-    from batchform.codegen.gallery import gallery_pages
-    from batchform.codegen.proof import prove_all
+    from batchform.codegen.report.gallery import gallery_pages
+    from batchform.codegen.verify.proof import prove_all
 
     proofs = prove_all(specs, use_cache=use_cache, jobs=jobs)
     return gallery_pages(specs, proofs, files, backend_titles(), **texts)
@@ -44,8 +44,8 @@ def gallery(specs, files: dict[str, str], jobs: int | None = None, use_cache: bo
 
 def builtin_gallery(jobs: int | None = None) -> dict[str, str]:
     """The gallery of the built-in specs, with the code as generated/ holds it."""
-    from batchform.codegen.gallery import read_generated
-    from batchform.codegen.loader import load_all
+    from batchform.codegen.load.loader import load_all
+    from batchform.codegen.report.gallery import read_generated
 
     return gallery(load_all(), read_generated(resource("generated")), jobs=jobs)
 
@@ -60,8 +60,8 @@ def cli_reference() -> str:
         top = parser()
         sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
         lines = ["# Command line", "",
-                 "Generated from the argument parser (`batchform/cli.py`) when the site is built: what "
-                 "`batchform COMMAND --help` prints. Every option states its default.", "",
+                 ("Generated from the argument parser (`batchform/cli.py`) when the site is built: what "
+                  "`batchform COMMAND --help` prints. Every option states its default."), "",
                  "```text", top.format_help().rstrip(), "```", ""]
         for name, command in sub.choices.items():
             lines += [f"## batchform {name}", "", "```text", command.format_help().rstrip(), "```", ""]
@@ -126,10 +126,10 @@ def build_gallery(spec_dirs: list[str], out: Path, jobs: int | None = None, use_
                   quiet: bool = False) -> Path:
     """The gallery of the specs in ``spec_dirs`` as a site of its own in ``out``; returns its index.html. The
     code is rendered in memory, as ``generate`` would write it (nothing is written but the site)."""
-    from batchform.codegen.loader import load_all
-    from batchform.codegen.pipeline import render_files
-
     from batchform.codegen.backends import all_backends
+    from batchform.codegen.load.loader import load_all
+    from batchform.codegen.pipeline import render_files
+    from batchform.codegen.report.gallery import STYLESHEET
 
     _mkdocs()
     specs = load_all(spec_dirs=spec_dirs)
@@ -141,7 +141,7 @@ def build_gallery(spec_dirs: list[str], out: Path, jobs: int | None = None, use_
         docs.mkdir()
         for page, text in pages.items():
             (docs / page).write_text(text)
-        shutil.copy(resource("templates") / "docs" / CSS, docs / CSS)
+        shutil.copy(STYLESHEET, docs / CSS)
         config = Path(temporary) / "mkdocs.yml"
         config.write_text(_gallery_config(docs, f"batchform gallery: {names}"))
         _run_mkdocs(config, out, quiet)

@@ -3,7 +3,7 @@
 The same content as the spec's section of the proof report (codegen/report/report.py), in Unicode: the Forward
 equations (or the update rule), the element-wise functions they apply with their definitions, and each
 Backward equation with what its check established. Proofs come from the cache where the spec is unchanged.
-With ``--latex``, the same equations as LaTeX (codegen/latex.py), to paste into a paper or slides.
+With ``--latex``, the same equations as LaTeX (codegen/report/latex.py), to paste into a paper or slides.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def show(args) -> int:
     loaded = chosen[0]
     (proof,) = prove_all(chosen, use_cache=not getattr(args, "no_cache", False), jobs=1)
     if getattr(args, "latex", False):
-        from batchform.codegen.latex import spec_latex
+        from batchform.codegen.report.latex import spec_latex
 
         sys.stdout.write(spec_latex(loaded, proof))
         return 0 if proof.ok else 1

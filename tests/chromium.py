@@ -67,7 +67,7 @@ def measure(page: Path, script: str, width: int = 1400, folder: Path | None = No
     try:
         dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-proxy-server",
                               f"--window-size={width},1200", "--virtual-time-budget=5000", "--dump-dom",
-                              copy.as_uri()], capture_output=True, text=True, timeout=120).stdout
+                              copy.as_uri()], capture_output=True, text=True, timeout=120, check=False).stdout
     finally:
         copy.unlink()
     found = re.search(r'data-measured="([^"]*)"', dom)

@@ -22,7 +22,7 @@ RUN_PAGES = ["tutorial.md", "add-a-layer.md", *sorted(f"guides/{p.name}" for p i
 CODE = {"python", "sh", "bash"}
 
 _BLOCK = re.compile(r"(?:<!-- (?P<marker>[^>]*?) -->\n)?^```(?P<lang>[\w+-]*)[^\n]*\n(?P<code>.*?)^```\s*$",
-                    re.M | re.S)
+                    re.MULTILINE | re.DOTALL)
 
 
 @dataclass

@@ -10,16 +10,16 @@ import html.parser
 import re
 import shutil
 import time
-from pathlib import Path
 from html import unescape
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from chromium import CHROMIUM, SKIP_REASON, measure
+from docs_pages import DOCS, ROOT
 
 from batchform.cli import main
 from batchform.docs import DocsError, _mkdocs, _run_mkdocs, build_site
-from chromium import CHROMIUM, SKIP_REASON, measure
-from docs_pages import DOCS, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded():
-    from batchform.codegen.loader import load_all
+    from batchform.codegen.load.loader import load_all
 
     return load_all()
 
@@ -111,7 +111,7 @@ def test_a_broken_link_fails_the_strict_build(tmp_path):
 
 
 def test_the_gallery_page_shows_the_math_its_proofs_and_every_backends_code(site):
-    from batchform.codegen.gallery import kernel_sources, read_generated
+    from batchform.codegen.report.gallery import kernel_sources, read_generated
 
     text = (site / "gallery" / "batch_norm_eps.html").read_text()
     assert text.count("<math") >= 9  # 4 forward, inv_sqrt, 4 backward

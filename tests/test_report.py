@@ -11,11 +11,12 @@ import re
 import xml.dom.minidom
 
 import pytest
+from batchform.codegen.load.loader import load_all
+from batchform.codegen.report.report import method_words, write_reports
+from batchform.codegen.verify.proof import METHOD_STRENGTH, prove_all
+from chromium import CHROMIUM, SKIP_REASON, measure
 
 from batchform.cli import main
-from batchform.codegen.load.loader import load_all
-from batchform.codegen.verify.proof import METHOD_STRENGTH, prove_all
-from batchform.codegen.report.report import method_words, write_reports
 
 # a layer proved for all shapes, an activation function with cases, an update rule: a few seconds cold
 NAMES = ("linear", "relu", "momentum")
@@ -74,7 +75,7 @@ def test_the_html_report_loads_nothing_and_names_no_url(report):
 
 def test_every_math_element_is_well_formed_mathml(report):
     text = report[0].read_text()
-    maths = re.findall(r"<math\b.*?</math>", text, flags=re.S)
+    maths = re.findall(r"<math\b.*?</math>", text, flags=re.DOTALL)
     assert len(maths) >= 10
     for m in maths:  # HTML's named entities (&InvisibleTimes;) as numeric ones, for an XML parser
         m = re.sub(r"&([A-Za-z]+);", lambda e: "".join(f"&#{ord(c)};" for c in html.unescape(e.group(0))), m)
@@ -109,7 +110,7 @@ def test_each_equation_has_its_own_method_and_the_contents_the_weakest(report):
     assert {e.method for e in linear.equations} == {"proved symbolically for all shapes"}
     for name, proof in proofs.items():
         weakest = max((e.method for e in proof.equations), key=METHOD_STRENGTH.index)
-        row = re.search(rf'<a href="#{name}">{name}</a>.*?</tr>', text, flags=re.S).group(0)
+        row = re.search(rf'<a href="#{name}">{name}</a>.*?</tr>', text, flags=re.DOTALL).group(0)
         assert method_words(weakest, proof.shapes) in row
     relu = proofs["relu"]
     expected = method_words(relu.equations[0].method, relu.shapes)
@@ -138,8 +139,6 @@ def test_show_prints_one_specs_equations_and_methods(capsys, report):
     assert main(["show", "no_such_spec"]) == 2
     assert capsys.readouterr().err.startswith("error: no spec named 'no_such_spec'")
 
-
-from chromium import CHROMIUM, SKIP_REASON, measure  # noqa: E402
 
 #: Specs whose equations are the widest of the built-in ones (log-softmax's DX, batch norm's DX).
 WIDE = ("batch_norm_eps", "log_softmax_layer")

@@ -11,14 +11,23 @@ import html
 from pathlib import Path
 
 import sympy
-
 from batchform.codegen.load.loader import LoadedSpec
-from batchform.codegen.report.mathml import equation, function_definition
 from batchform.codegen.notation import latex, latex_name
-from batchform.codegen.verify.proof import (ALL_SHAPES, DEFINITION, MISSING, NUMERIC, RATIONAL, SHAPES, SIMPLIFIED, SYMBOLIC,
-                           SpecProof)
 from batchform.codegen.output.render import environment
 from batchform.codegen.output.writer import write_atomic
+from batchform.codegen.report.mathml import equation, function_definition
+from batchform.codegen.verify.proof import (
+    ALL_SHAPES,
+    DEFINITION,
+    MISSING,
+    NUMERIC,
+    RATIONAL,
+    SHAPES,
+    SIMPLIFIED,
+    SYMBOLIC,
+    SpecProof,
+)
+
 from batchform.dsl import Apply, x
 
 #: Element-wise functions whose definition is their own name: not worth a line.
@@ -70,7 +79,7 @@ def _equation(eq, how, shapes) -> dict:
 
 def spec_entries(specs: list[LoadedSpec], proofs: list[SpecProof]) -> list[dict]:
     """Per spec, what its section shows: its equations as MathML and LaTeX with each one's proof method, the
-    element-wise functions it applies, its paper section. The equation gallery (codegen.gallery) shows the same."""
+    element-wise functions it applies, its paper section. The equation gallery (codegen.report.gallery) shows the same."""
     by_name = {p.name: p for p in proofs}
     entries = []
     for loaded in specs:

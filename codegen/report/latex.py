@@ -10,10 +10,9 @@ their derivatives, Backward — each equation followed by a comment saying what 
 from __future__ import annotations
 
 import sympy
-
-from batchform.codegen.loader import LoadedSpec
+from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.notation import latex
-from batchform.codegen.report import elementwise_functions, method_words
+from batchform.codegen.report.report import elementwise_functions, method_words
 
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eta", "theta", "lambda", "mu", "sigma", "Sigma", "Delta",
           "Gamma", "Theta", "Lambda"}

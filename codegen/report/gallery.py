@@ -1,6 +1,6 @@
 """The equation gallery: one page per spec, its math beside the code generated from it.
 
-Each page shows the spec's Forward and Backward equations as MathML (the proof report's, ``codegen.report``;
+Each page shows the spec's Forward and Backward equations as MathML (the proof report's, ``codegen.report.report``;
 browsers render it natively, so the pages load no script and work offline), how each equation was proved, the
 element-wise functions it applies with their derivatives, the paper section it comes from, and the generated
 code of every kernel of the spec in each backend, one tab per backend. The pages are Markdown for MkDocs with
@@ -18,13 +18,17 @@ import html
 import re
 from pathlib import Path
 
-from batchform.codegen.loader import LoadedSpec
+from batchform.codegen.load.loader import LoadedSpec
+
+#: The stylesheet of the gallery's equations (each one above what its proof established); every site that shows
+#: gallery pages lists it in ``extra_css``.
+STYLESHEET = Path(__file__).parent / "templates" / "gallery.css"
 
 #: How each backend's code is highlighted; a backend not listed here is shown as plain text.
 LANGUAGES = {"numpy": "python", "torch": "python", "jax": "python", "tensorflow": "python", "cpp": "cpp"}
 
 #: A C++ kernel definition: its doc comment, ``template <class S>``, then the signature at column 0.
-_CPP_DEFINITION = re.compile(r"((?:^///.*\n)*)^template <class S>\n(^\S.*?\b(\w+)\((?:.|\n)*?^\}\n)", re.M)
+_CPP_DEFINITION = re.compile(r"((?:^///.*\n)*)^template <class S>\n(^\S.*?\b(\w+)\((?:.|\n)*?^\}\n)", re.MULTILINE)
 
 
 def kernel_sources(files: dict[str, str], families: set[str]) -> dict[str, dict[str, str]]:
@@ -144,9 +148,9 @@ def gallery_pages(specs: list[LoadedSpec], proofs: list, files: dict[str, str], 
                   title: str = "Equation gallery", intro: str = INTRO) -> dict[str, str]:
     """Page path (``index.md``, ``<spec>.md``) → Markdown, for these specs, their proofs and the generated files
     (path under the output folder → content). ``titles``: backend name → its tab's title, in tab order."""
-    from batchform.codegen.lower import by_spec, lower_all
-    from batchform.codegen.passes import optimize_all
-    from batchform.codegen.report import spec_entries
+    from batchform.codegen.lower.lower import by_spec, lower_all
+    from batchform.codegen.passes.rewrite import optimize_all
+    from batchform.codegen.report.report import spec_entries
 
     entries = spec_entries(specs, proofs)
     kernels = by_spec(lower_all(optimize_all(specs)))
