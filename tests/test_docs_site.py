@@ -127,6 +127,10 @@ def test_the_gallery_page_shows_the_math_its_proofs_and_every_backends_code(site
         for kernel in ("batch_norm_eps_forward", "batch_norm_eps_backward"):
             code = sources[backend][kernel]
             assert code in plain, (backend, kernel)  # the generated code itself, as generated/ holds it
+    columns = re.search(r'<div class="bf-side-by-side">(.*?)</div>\s*</div>\s*</div>', text, re.DOTALL)
+    assert columns, "no NumPy and C++ side by side"
+    both = unescape(re.sub(r"<[^>]+>", "", columns.group(1)))
+    assert sources["numpy"]["batch_norm_eps_backward"] in both and sources["cpp"]["batch_norm_eps_backward"] in both
 
 
 def test_the_cli_reference_has_every_command_and_option(site):

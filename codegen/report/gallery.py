@@ -82,17 +82,33 @@ def _indent(text: str, by: str = "    ") -> str:
     return "\n".join(by + line if line.strip() else "" for line in text.splitlines())
 
 
+#: The two backends of the side-by-side tab: the reference implementation and the fast one.
+SIDE_BY_SIDE = ("numpy", "cpp")
+
+
+def _code_block(backend: str, code: str) -> str:
+    return f"```{LANGUAGES.get(backend, 'text')}\n{code}\n```"
+
+
 def _code_tabs(kernels: list[str], sources: dict[str, dict[str, str]], titles: dict[str, str]) -> str:
+    """One tab per backend, with every kernel of the spec."""
     tabs = []
     for backend, title in titles.items():
-        found = [sources.get(backend, {}).get(k) for k in kernels]
-        code = "\n\n\n".join(c for c in found if c)
-        if not code:
-            body = _indent(f"No {title} code: the {title} backend does not print this spec.")
-        else:
-            body = _indent(f"```{LANGUAGES.get(backend, 'text')}\n{code}\n```")
-        tabs.append(f'=== "{title}"\n\n{body}\n')
+        code = "\n\n\n".join(c for c in (sources.get(backend, {}).get(k) for k in kernels) if c)
+        body = _code_block(backend, code) if code else f"No {title} code: the {title} backend does not print this spec."
+        tabs.append(f'=== "{title}"\n\n{_indent(body)}\n')
     return "\n".join(tabs)
+
+
+def _side_by_side(kernels: list[str], sources: dict[str, dict[str, str]], titles: dict[str, str]) -> str:
+    """The forward and backward kernels (the first two) in NumPy and C++, in two columns; "" where either
+    backend lacks them. Not inside a tab: Markdown in HTML is parsed only at the page's top level."""
+    if not all(b in titles and all(k in sources.get(b, {}) for k in kernels[:2]) for b in SIDE_BY_SIDE):
+        return ""
+    code = {b: "\n\n\n".join(sources[b][k] for k in kernels[:2]) for b in SIDE_BY_SIDE}
+    columns = "\n".join(f'<div markdown="1">\n\n{_code_block(b, code[b])}\n\n</div>' for b in SIDE_BY_SIDE)
+    heading = " and ".join(titles[b] for b in SIDE_BY_SIDE)
+    return f'### {heading} side by side\n\n<div class="bf-side-by-side" markdown="1">\n{columns}\n</div>\n'
 
 
 def spec_page(entry: dict, kernels: list[str], sources: dict[str, dict[str, str]], titles: dict[str, str]) -> str:
@@ -118,8 +134,9 @@ def spec_page(entry: dict, kernels: list[str], sources: dict[str, dict[str, str]
     for missing in entry["missing"]:
         lines += [f'<p class="bf-fail">{html.escape(missing.counterexample)}</p>', ""]
     lines += ["## Generated code", "",
-              "Every kernel of this spec, as `batchform generate` writes it, one tab per backend.", "",
-              _code_tabs(kernels, sources, titles)]
+              ("Every kernel of this spec, as `batchform generate` writes it, one tab per backend; below them, "
+               "its forward and backward kernels in NumPy and C++ side by side."), "",
+              _code_tabs(kernels, sources, titles), _side_by_side(kernels, sources, titles)]
     return "\n".join(lines) + "\n"
 
 
