@@ -78,13 +78,19 @@ def _prove_generate_and_call(code: str, relative: str, tmp_path: Path) -> None:
         h = 1e-6
         numeric = (forward(X + h) - forward(X - h)) / (2 * h)
         np.testing.assert_allclose(backward(X, np.ones_like(X)), numeric, rtol=1e-6)
-    else:  # a layer: the gradient of Σ Y for one weight entry against a central difference
-        forward, backward = getattr(generated, f"{first.name}_forward"), getattr(generated, f"{first.name}_backward")
+    else:  # a layer with X, W and b: the gradient of Σ Y for one weight entry against a central difference
+        from batchform.codegen.lower.lower import lower
+        from batchform.codegen.passes.rewrite import optimize
+
+        kernel_of = {k.name: k for k in lower(optimize(first))}
+        forward_kernel, backward_kernel = kernel_of[f"{first.name}_forward"], kernel_of[f"{first.name}_backward"]
         X, W, b = rng.uniform(-1, 1, (4, 3)), rng.uniform(-1, 1, (3, 3)), rng.uniform(-1, 1, (1, 3))
-        *saved, Y = forward(X, W, b)
-        DW = dict(zip(("DW", "Db", "DX"), backward(X, W, *saved, np.ones_like(Y)))).get("DW")
-        if DW is None:
-            DW = backward(X, W, *saved, np.ones_like(Y))[0]
+        forward, backward = getattr(generated, forward_kernel.name), getattr(generated, backward_kernel.name)
+        values = {"X": X, "W": W, "b": b, **dict(zip(forward_kernel.returns, forward(X, W, b)))}
+        Y = values[forward_kernel.returns[-1]]
+        values["DY"] = np.ones_like(Y)
+        results = backward(*(values[a.name] for a in backward_kernel.arguments))
+        DW = dict(zip(backward_kernel.returns, results))["DW"]
         E = np.zeros_like(W)
         E[1, 2] = 1e-6
         numeric = (forward(X, W + E, b)[-1].sum() - forward(X, W - E, b)[-1].sum()) / 2e-6
