@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NERVA := nerva-numpy==1.0.0 nerva-torch==1.0.0 nerva-jax==1.0.0 nerva-tensorflow==1.0.0
 
-.PHONY: all setup generate verify report cpp test bench experiment-sparse train clean
+.PHONY: all setup generate verify report docs cpp test bench experiment-sparse train clean
 
 all: generate
 
@@ -30,6 +30,10 @@ verify: $(STAMP)
 report: $(STAMP)
 	$(BIN)/batchform report
 
+# The documentation site, with the equation gallery of every spec: open site/index.html (no network needed).
+docs: $(STAMP)
+	$(BIN)/batchform docs --out site
+
 cpp: $(STAMP)
 	$(BIN)/batchform build-cpp
 
@@ -48,4 +52,4 @@ train: $(STAMP)
 	$(BIN)/batchform train --dataset digits
 
 clean:
-	rm -rf build generated/cpp/build .batchform-cache reports
+	rm -rf build generated/cpp/build .batchform-cache reports site

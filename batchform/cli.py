@@ -1,4 +1,4 @@
-"""The ``batchform`` command: generate, verify, report, show, derive, mutate, build-cpp, train."""
+"""The ``batchform`` command: generate, verify, report, show, derive, docs, mutate, build-cpp, train."""
 
 from __future__ import annotations
 
@@ -286,6 +286,12 @@ def cmd_derive(args) -> int:
     return derive_command(args)
 
 
+def cmd_docs(args) -> int:
+    from batchform.docs import cmd_docs as docs
+
+    return docs(args)
+
+
 def parser() -> argparse.ArgumentParser:
     from batchform import __version__
     from batchform.help_format import HelpFormatter, subcommand
@@ -328,6 +334,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ir", action="store_true", help="print the spec's IR (after its last pass) instead, no proof")
     s.add_argument("--after", metavar="PASS", default=None,
                    help="with --ir: after this pass (freeze, a pass of codegen/passes/schedule.py, or lower)")
+    s.add_argument("--latex", action="store_true",
+                   help="print the equations as LaTeX in the paper's notation (amsmath), to paste into a paper")
     s.set_defaults(run=cmd_show)
 
     d = subcommand(sub, "derive", "derive a spec's backward equations from its forward ones, step by step")
@@ -338,6 +346,13 @@ def parser() -> argparse.ArgumentParser:
                    help="every layer, function and loss: derived = paper?, kernel cost, proof of the derived equations")
     d.add_argument("--no-proof", action="store_true", help="with --table: do not prove the derived equations")
     d.set_defaults(run=cmd_derive)
+
+    d = subcommand(sub, "docs", "build the documentation site, or the equation gallery of a spec folder (offline)")
+    proof_options(d)
+    d.add_argument("--output", "--out", default=None, metavar="DIR",
+                   help="the site's folder (default: site/ of the checkout; required with --specs)")
+    d.add_argument("--quiet", action="store_true", help="only errors from MkDocs")
+    d.set_defaults(run=cmd_docs)
 
     m = subcommand(sub, "mutate", "mutation testing: perturb spec equations and report how many the proof kills")
     m.add_argument("names", nargs="*", metavar="SPEC", help="spec names (default: all)")

@@ -7,6 +7,8 @@ Backward equation with what its check established. Proofs come from the cache wh
 ``batchform show NAME --ir [--after PASS]`` prints instead the spec's IR after a pass of its pipeline
 (``codegen/passes/schedule.py``; default: after the last), ``--after freeze`` as the equations froze, and
 ``--after lower`` its kernels' statements, one line per statement (``codegen/ir/nodes.py``, ``Node.__str__``).
+
+With ``--latex``, the same equations as LaTeX (codegen/report/latex.py), to paste into a paper or slides.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ def show(args) -> int:
     if getattr(args, "ir", False) or getattr(args, "after", None):
         return show_ir(loaded, getattr(args, "after", None))
     (proof,) = prove_all(chosen, use_cache=not getattr(args, "no_cache", False), jobs=1)
+    if getattr(args, "latex", False):
+        from batchform.codegen.report.latex import spec_latex
+
+        sys.stdout.write(spec_latex(loaded, proof))
+        return 0 if proof.ok else 1
     console = Console(highlight=False)
     spec = loaded.spec
     status = "[green]passed[/green]" if proof.ok else "[bold red]FAILED[/bold red]"

@@ -1,32 +1,25 @@
-"""The README's DistributedDataParallel example (2 processes under torchrun) and its optax example, as written."""
+"""The DistributedDataParallel example of docs/guides/distributed.md (2 processes under torchrun) and the optax
+example of docs/guides/jax.md, as written."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+from docs_pages import block
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
-
-
-def _block(marker: str) -> str:
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if marker in b]
-    assert len(blocks) == 1, marker
-    return blocks[0]
 
 
 def test_the_ddp_example_trains_as_one_process_on_the_global_batches(tmp_path):
+    import batchform.generated.torch as bt
     import torch
 
-    import batchform.generated.torch as bt
-
     script, weights = tmp_path / "ddp_generated.py", tmp_path / "weights.pt"
-    script.write_text(_block("DistributedDataParallel(layers)"))
+    script.write_text(block("guides/distributed.md", "DistributedDataParallel(layers)"))
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                            str(script), str(weights)], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -56,7 +49,7 @@ def test_the_optax_example_updates_the_pytree_with_the_generated_gradients():
     import optax
 
     namespace: dict = {}
-    exec(compile(_block("optax.adam"), "README.md", "exec"), namespace)  # noqa: S102 - the README, as written
+    exec(compile(block("guides/jax.md", "optax.adam"), "docs/guides/jax.md", "exec"), namespace)  # noqa: S102 - the page
     assert namespace["value"] < namespace["first"]
 
     from batchform.generated.jax import custom_vjp as bj

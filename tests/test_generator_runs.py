@@ -78,7 +78,7 @@ print("ok")
 
 
 def test_a_new_batch_norm_like_spec_gets_train_and_eval_modes(extra_tree):
-    """tests/extra_specs/layers/scale_norm.py, written as the README says: its torch module keeps running
+    """tests/extra_specs/layers/scale_norm.py, written as docs/add-a-layer.md says: its torch module keeps running
     statistics like nn.BatchNorm1d (γ as weight, no shift) and switches to them in eval mode; JAX's
     ``scale_batch_norm_apply`` does the same with ``train``."""
     script = f"""

@@ -1,5 +1,5 @@
 """`batchform mutate` on a small fast sample: every non-equivalent mutant is killed by the proof alone, and
-equivalent and ill-formed mutants are recognised as such. The full run (`batchform mutate`) is in the README."""
+equivalent and ill-formed mutants are recognised as such. The full run (`batchform mutate`): docs/proofs.md."""
 
 from __future__ import annotations
 

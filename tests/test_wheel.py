@@ -70,6 +70,7 @@ def test_the_wheel_holds_only_the_batchform_namespace_and_its_data(installed):
                    "batchform/generated/cpp/bindings.cpp", "batchform/codegen/output/ruff.toml",
                    "batchform/codegen/backends/cpp/templates/.clang-format",
                    "batchform/codegen/report/templates/proofs.html.jinja",
+                   "batchform/codegen/report/templates/gallery.css",
                    "batchform/codegen/backends/torch/templates/module.py.jinja",
                    "batchform/codegen/output/templates/manifest.py.jinja",
                    "batchform/runtime/python_runtime.py", "batchform/runtime/torch/runtime.py",
@@ -112,6 +113,13 @@ def test_generate_a_users_own_specs_outside_the_checkout(installed, tmp_path):
     assert int(api.split()[0]) >= 4 and "viaapi" in api
     shown = _run([str(bin_dir / "batchform"), "show", "twice_layer", "--specs", "myspecs"], tmp_path, env)
     assert "twice'(x) = x + 2" in shown and "Backward" in shown
+    # the equation gallery of the user's specs, and the LaTeX of one, from the installed package
+    gallery = _run([str(bin_dir / "batchform"), "docs", "--specs", "myspecs", "--out", "mygallery", "--quiet"],
+                   tmp_path, env)
+    assert "mygallery" in gallery and "gallery.css" in (tmp_path / "mygallery" / "twice_layer.html").read_text()
+    assert (tmp_path / "mygallery" / "gallery.css").stat().st_size > 100
+    latex = _run([str(bin_dir / "batchform"), "show", "twice_layer", "--specs", "myspecs", "--latex"], tmp_path, env)
+    assert r"\begin{align*}" in latex and "DW &= " in latex
     after = sorted(p for p in (site / "batchform").rglob("*") if "__pycache__" not in p.parts)
     assert after == before  # nothing written into site-packages: no output, report or cache there
 

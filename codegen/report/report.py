@@ -11,14 +11,13 @@ import html
 from pathlib import Path
 
 import sympy
-
 from batchform.codegen.load.loader import LoadedSpec
-from batchform.codegen.report.mathml import equation, function_definition
 from batchform.codegen.notation import latex, latex_name
 from batchform.codegen.verify.proof import (ALL_SHAPES, DEFINITION, MISSING, NUMERIC, RATIONAL, SHAPES, SIMPLIFIED, SYMBOLIC,
                            SpecProof)
 from batchform.codegen.output.templates import environment
 from batchform.codegen.output.writer import write_atomic
+from batchform.codegen.report.mathml import equation, function_definition
 from batchform.dsl import Apply, x
 
 #: Element-wise functions whose definition is their own name: not worth a line.
@@ -84,7 +83,9 @@ def _equation(eq, how, shapes) -> dict:
             "words": equation_words(how, shapes)}
 
 
-def _context(specs: list[LoadedSpec], proofs: list[SpecProof]) -> dict:
+def spec_entries(specs: list[LoadedSpec], proofs: list[SpecProof]) -> list[dict]:
+    """Per spec, what its section shows: its equations as MathML and LaTeX with each one's proof method, the
+    element-wise functions it applies, its paper section. The equation gallery (codegen.report.gallery) shows the same."""
     by_name = {p.name: p for p in proofs}
     entries = []
     for loaded in specs:
@@ -103,6 +104,11 @@ def _context(specs: list[LoadedSpec], proofs: list[SpecProof]) -> dict:
             "steps": _steps(loaded),
             "constants": getattr(proof, "constants", []),
         })
+    return entries
+
+
+def _context(specs: list[LoadedSpec], proofs: list[SpecProof]) -> dict:
+    entries = spec_entries(specs, proofs)
     families: dict[str, list[dict]] = {}
     for entry in entries:
         families.setdefault(entry["family"], []).append(entry)
