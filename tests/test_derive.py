@@ -444,3 +444,20 @@ def test_an_elementwise_derivative_prints_as_pasteable_source():
          "alpha = scalar('alpha')\n" + head + "\nresult = dict(backward=" + tail + ")", namespace)
     (expr,) = namespace["result"]["backward"].values()
     assert expr == derivation.equations[0].expr
+
+
+def test_verify_derived_proves_the_derived_equations_of_hand_written_specs(tmp_path, capsys):
+    from batchform.cli import main
+
+    (tmp_path / "specs" / "mine").mkdir(parents=True)
+    (tmp_path / "specs" / "mine" / "__init__.py").write_text('"""Mine."""\n')
+    (tmp_path / "specs" / "mine" / "scaled.py").write_text(textwrap.dedent('''
+        from batchform.dsl import Spec, dims, hadamard, matrix
+        N, K = dims("N K")
+        X, G, DY = matrix("X", N, K), matrix("G", N, K), matrix("DY", N, K)
+        SPECS = [Spec("gated_identity", "layer", "X ⊙ G", inputs=(X, G), forward={"Y": hadamard(X, G)},
+                      backward={"DX": hadamard(DY, G), "DG": hadamard(DY, X)})]
+    '''))
+    assert main(["verify", "--specs", str(tmp_path / "specs"), "--derived", "--no-cache", "--jobs", "1"]) == 0
+    assert "derived backward equations of 1 specs: 1 passed the proof; 1 of 1 hand-written ones are the same " \
+           "terms" in capsys.readouterr().out
