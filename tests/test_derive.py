@@ -461,3 +461,18 @@ def test_verify_derived_proves_the_derived_equations_of_hand_written_specs(tmp_p
     assert main(["verify", "--specs", str(tmp_path / "specs"), "--derived", "--no-cache", "--jobs", "1"]) == 0
     assert "derived backward equations of 1 specs: 1 passed the proof; 1 of 1 hand-written ones are the same " \
            "terms" in capsys.readouterr().out
+
+
+def test_derived_equations_do_not_depend_on_the_hash_seed():
+    """generated/ is byte-reproducible: a derivation may not follow the order of a set."""
+    script = ("import sympy\nfrom batchform.codegen.load.loader import load_all\nfrom batchform.codegen.derive import "
+              "derive\nfor s in load_all():\n    if s.name in ('batch_norm_eps', 'log_softmax_layer', "
+              "'stable_softmax_cross_entropy_loss', 'srelu_layer'):\n        for eq in derive(s.spec).equations:\n"
+              "            print(eq.name, sympy.srepr(eq.expr))\n")
+    outputs = set()
+    for seed in ("1", "2"):
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False,
+                             env={**__import__("os").environ, "PYTHONHASHSEED": seed})
+        assert run.returncode == 0, run.stderr
+        outputs.add(run.stdout)
+    assert len(outputs) == 1 and "DX" in outputs.pop()
