@@ -118,6 +118,17 @@ def _prove(specs, args, quiet=False):
 def cmd_verify(args) -> int:
     specs = _load(args)
     _, failed = _prove(specs, args)
+    if getattr(args, "derived", False):
+        from batchform.codegen.derive.compare import table
+
+        rows = table(specs, use_cache=not args.no_cache, jobs=args.jobs)
+        bad = [r.spec for r in rows if not r.proved]
+        compared = [r for r in rows if r.same is not None]
+        print(f"derived backward equations of {len(rows)} specs: {len(rows) - len(bad)} passed the proof; "
+              f"{sum(bool(r.same) for r in compared)} of {len(compared)} hand-written ones are the same terms")
+        for name in bad:
+            print(f"error: spec {name!r}: its derived backward equations fail the proof", file=sys.stderr)
+        return 1 if failed or bad else 0
     return 1 if failed else 0
 
 
@@ -321,6 +332,8 @@ def parser() -> argparse.ArgumentParser:
 
     v = subcommand(sub, "verify", "prove every backward equation against SymPy's derivative")
     proof_options(v)
+    v.add_argument("--derived", action="store_true",
+                   help="also derive every spec's backward from its forward equations and prove that too")
     v.set_defaults(run=cmd_verify)
 
     r = subcommand(sub, "report", "write the proof report, proofs.md and proofs.html (MathML, renders offline)")

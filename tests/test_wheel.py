@@ -28,8 +28,10 @@ SPEC = '''\
 from batchform.dsl import Activation, activation_specs, x
 
 twice = Activation("twice", "Twice", f=2 * x + x**2 / 2, df=2 + x)
+thrice = Activation("thrice", "Thrice", f=3 * x + x**3 / 3)  # forward only: batchform derives the backward
 
-SPECS = [s for s in activation_specs(twice) if s.name in ("twice", "twice_layer")]
+SPECS = [s for s in activation_specs(twice) if s.name in ("twice", "twice_layer")] + \
+    [s for s in activation_specs(thrice) if s.name == "thrice_layer"]
 '''
 
 
@@ -102,6 +104,9 @@ def test_generate_a_users_own_specs_outside_the_checkout(installed, tmp_path):
         Z, Y = k.twice_layer_forward(X, W, b)
         DW, Db, DX = k.twice_layer_backward(X, W, Z, np.ones_like(Y))
         assert np.allclose(DX, (2 + Z) @ W)
+        Z, Y = k.thrice_layer_forward(X, W, b)
+        DW, Db, DX = k.thrice_layer_backward(X, W, Z, np.ones_like(Y))
+        assert np.allclose(DX, (3 + Z**2) @ W) and np.allclose(DW, ((3 + Z**2).T @ X))
         import batchform, batchform.codegen, batchform.dsl
         print(batchform.__file__)
         """)], tmp_path, env)
@@ -120,6 +125,8 @@ def test_generate_a_users_own_specs_outside_the_checkout(installed, tmp_path):
     assert (tmp_path / "mygallery" / "gallery.css").stat().st_size > 100
     latex = _run([str(bin_dir / "batchform"), "show", "twice_layer", "--specs", "myspecs", "--latex"], tmp_path, env)
     assert r"\begin{align*}" in latex and "DW &= " in latex
+    derived = _run([str(bin_dir / "batchform"), "derive", "thrice_layer", "--specs", "myspecs"], tmp_path, env)
+    assert "DZ = DY ⊙ thrice'(Z)" in derived and "thrice'(x) = x**2 + 3" in derived
     after = sorted(p for p in (site / "batchform").rglob("*") if "__pycache__" not in p.parts)
     assert after == before  # nothing written into site-packages: no output, report or cache there
 

@@ -401,6 +401,29 @@ class Context:
                 mapping[s] = self.total(atom.axis, self.rewrite(atom.inner, fn), atom.inner_shape)
         return fn(e.xreplace(mapping))
 
+    def merge_sums(self, e: sympy.Expr) -> sympy.Expr:
+        """c₁·1ᵀA₁1 + c₂·1ᵀA₂1 = 1ᵀ(c₁A₁ + c₂A₂)1 for numbers and scalars cᵢ: one sum, one pass."""
+        if not e.is_Add:
+            return e
+        groups: dict[tuple, list] = {}
+        rest = []
+        for term in e.args:
+            coefficient, atom = term.as_independent(*self.atoms)
+            found = self.atoms.get(atom)
+            if isinstance(found, Total):
+                groups.setdefault((found.axis, found.inner_shape), []).append((coefficient, found))
+            else:
+                rest.append(term)
+        merged = []
+        for (axis, shape), members in groups.items():
+            if len(members) == 1:
+                coefficient, found = members[0]
+                merged.append(coefficient * self.symbol(found))
+            else:
+                inner = sympy.Add(*[c * found.inner for c, found in members])
+                merged.append(self.symbol(Total(axis, sympy.factor_terms(inner), shape)))
+        return sympy.Add(*rest, *merged)
+
     def cost(self, e: sympy.Expr) -> int:
         total = sympy.count_ops(e)
         for s in e.free_symbols:
@@ -423,6 +446,9 @@ class Context:
         if e in self.atoms:
             return self.atoms[e].dsl(self)
         if e.is_Add:
+            merged = self.merge_sums(e)
+            if merged != e:
+                return self.to_dsl(merged, shape)
             return MatAdd(*[self.to_dsl(t, shape) for t in _ordered(e.args)])
         if e.is_Mul:
             scalars = [f for f in e.args if not any(s in self.atoms for s in f.free_symbols)]
