@@ -346,7 +346,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("name", metavar="NAME", help="the spec's name, e.g. relu_layer (`batchform verify` lists them)")
     s.add_argument("--ir", action="store_true", help="print the spec's IR (after its last pass) instead, no proof")
     s.add_argument("--after", metavar="PASS", default=None,
-                   help="with --ir: after this pass (freeze, a pass of codegen/passes/schedule.py, or lower)")
+                   help="with --ir: after this pass (freeze, a pass of codegen/passes/schedule.py, or lower; default: the last pass)")
     s.add_argument("--latex", action="store_true",
                    help="print the equations as LaTeX in the paper's notation (amsmath), to paste into a paper")
     s.set_defaults(run=cmd_show)

@@ -50,10 +50,9 @@ def builtin_gallery(jobs: int | None = None) -> dict[str, str]:
     return gallery(load_all(), read_generated(resource("generated")), jobs=jobs)
 
 
-def cli_reference() -> str:
-    """Every command's ``--help``, as argparse prints it at 100 columns."""
-    from batchform.cli import parser
-
+def cli_reference(parser) -> str:
+    """Every command's ``--help``, as argparse prints it at 100 columns; ``parser``: batchform.cli.parser (passed
+    in, since the CLI imports this module)."""
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from mkdocs.structure.files import File, Files
 
 from batchform.codegen.report.gallery import STYLESHEET
+from batchform.cli import parser
 from batchform.docs import CSS, builtin_gallery, cli_reference
 from batchform.paths import CHECKOUT
 
@@ -24,7 +25,7 @@ BENCH = ("results.md", "results.png", "results-scaling.png", "sparse-training.md
 def on_files(files: Files, config) -> Files:
     for page, text in builtin_gallery().items():
         files.append(File.generated(config, f"gallery/{page}", content=text))
-    files.append(File.generated(config, "reference/cli.md", content=cli_reference()))
+    files.append(File.generated(config, "reference/cli.md", content=cli_reference(parser)))
     files.append(File.generated(config, CSS, abs_src_path=str(STYLESHEET)))
     for name in BENCH:
         files.append(File.generated(config, f"benchmarks/{name}", abs_src_path=str(CHECKOUT / "bench" / name)))

@@ -33,7 +33,7 @@ def preflight(folders: list[Path], limit: float) -> None:
     """Load and check ``folders`` in a child process; raises the child's SpecError, or one naming the module
     that hung (longer than ``limit`` seconds) or ended the child; returns when every spec loaded."""
     read_end, write_end = os.pipe()
-    code = f"import sys; from {__name__} import child; child({write_end}, sys.argv[1:])"
+    code = f"import sys; from {__package__}.child_main import child; child({write_end}, sys.argv[1:])"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen([sys.executable, "-c", code, *map(str, folders)], pass_fds=(write_end,),
@@ -93,23 +93,3 @@ def _ended(status: int, current, stderr: str) -> str:
     name, path = current
     return (f"spec {name}: cannot be loaded ({path}): while it was being imported, the loading process {how}; "
             f"a spec module must only define SPECS")
-
-
-def child(write_end: int, folders: list[str]) -> None:
-    """The child's side: load the folders, telling the parent each module first, then the verdict."""
-    from batchform.codegen.load import loader
-
-    out = os.fdopen(write_end, "w", buffering=1)
-
-    def tell(*message) -> None:
-        out.write(json.dumps(message) + "\n")
-        out.flush()
-
-    loader._IN_CHILD = True
-    loader._importing = lambda name, path: tell("importing", name, path)
-    try:
-        loader.load_all(spec_dirs=folders)
-    except SpecError as exc:
-        tell("error", str(exc))
-        return
-    tell("loaded")

@@ -23,6 +23,7 @@ import batchform.spec as spec_package
 from batchform.codegen.derive import derive_checked, needs_derivation
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.errors import SpecError
+from batchform.codegen.load.child import preflight
 from batchform.codegen.ir.freeze import ShapeMismatch, freeze
 from batchform.codegen.output.writer import is_output_folder
 from batchform.dsl import Spec
@@ -153,8 +154,6 @@ def load_all(root=spec_package, spec_dirs=None) -> list[LoadedSpec]:
     roots = [root] if spec_dirs is None else [_folder_package(Path(d)) for d in spec_dirs]
     user = [Path(p.__path__[0]) for p in roots if p is not spec_package and p.__name__.startswith(FOLDER_PACKAGE)]
     if user and not _IN_CHILD:
-        from batchform.codegen.load.child import preflight
-
         preflight(user, LOAD_TIMEOUT_S())
     loaded: list[LoadedSpec] = []
     seen: dict[str, str] = {}
