@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "f1b6d7f2af35d5b522b1a9a78a2fdae257771f8fd217192e433b25fdb742e647",
+    "bf995a20520f25c87852470bc122a18a95664f81425b7cf3bf662fe95896403d",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
-_COMPILED_GENERATION = "f1b6d7f2af35d5b522b1a9a78a2fdae257771f8fd217192e433b25fdb742e647"
+_COMPILED_GENERATION = "bf995a20520f25c87852470bc122a18a95664f81425b7cf3bf662fe95896403d"
 
 from ._checks import retry
 
