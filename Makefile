@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NERVA := nerva-numpy==1.0.0 nerva-torch==1.0.0 nerva-jax==1.0.0 nerva-tensorflow==1.0.0
 
-.PHONY: all setup generate verify report docs cpp test bench experiment-sparse train clean
+.PHONY: all setup generate verify report docs cpp test bench experiment-sparse train fuzz-asan clean
 
 all: generate
 
@@ -50,6 +50,11 @@ experiment-sparse: $(STAMP) cpp
 
 train: $(STAMP)
 	$(BIN)/batchform train --dataset digits
+
+# Every C++ kernel × argument × array layout (negative, zero, odd and overlapping strides, offsets, Fortran
+# order) against a build of generated/cpp with AddressSanitizer + UBSan (minutes; `make test` runs a sample).
+fuzz-asan: $(STAMP)
+	$(BIN)/python tests/layout_fuzz.py --asan
 
 clean:
 	rm -rf build generated/cpp/build .batchform-cache reports site

@@ -11,6 +11,8 @@
 #include "batchform/runtime.hpp"
 #include "batchform/sparse.hpp"
 
+#include "batchform/array_casters.hpp"  // before any binding: which array layouts the kernels take as they are
+
 #include <nanobind/eigen/dense.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/pair.h>

@@ -7,6 +7,8 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/tuple.h>
 
+#include <batchform/array_casters.hpp>  // before any binding: which array layouts the kernels take as they are
+
 #include "activations_hard_sigmoid.hpp"
 
 namespace nb = nanobind;

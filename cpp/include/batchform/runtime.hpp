@@ -499,6 +499,19 @@ inline bool call_gemm_serial(bool ta, bool tb, Index m, Index n, Index k, S alph
 
 }  // namespace blas
 
+namespace detail {
+
+/// Whether a row-major view can be handed to a BLAS as it is: BLAS takes a leading dimension of at least
+/// the row length, while a view NumPy passes may have a negative, zero or overlapping row stride
+/// (X[::-1], np.broadcast_to). Eigen's own indexing is correct for every stride; a BLAS given such a
+/// view reads out of bounds, so those views are copied first.
+template <class Ref>
+inline bool blas_layout(const Ref& A) {
+    return A.rows() <= 1 || A.outerStride() >= std::max<Index>(1, A.cols());
+}
+
+}  // namespace detail
+
 /// C = alpha * op(A) * op(B) + beta * C (op = transpose when trans_a / trans_b).
 /// `function` and the argument names appear in shape errors.
 template <class S>
@@ -520,6 +533,21 @@ void gemm(S alpha, const Eigen::Ref<const Matrix<S>>& A, bool trans_a,
             C.setZero();
         else if (beta != S(1))
             C *= beta;
+        return;
+    }
+    if (!detail::blas_layout(A)) {
+        const Matrix<S> a = A;
+        return gemm<S>(alpha, a, trans_a, B, trans_b, beta, C, function, a_name, b_name, c_name);
+    }
+    if (!detail::blas_layout(B)) {
+        const Matrix<S> b = B;
+        return gemm<S>(alpha, A, trans_a, b, trans_b, beta, C, function, a_name, b_name, c_name);
+    }
+    if (!detail::blas_layout(C)) {
+        Matrix<S> c(C.rows(), C.cols());
+        if (beta != S(0)) c = C;  // beta == 0 must not read C (it may hold NaN)
+        gemm<S>(alpha, A, trans_a, B, trans_b, beta, c, function, a_name, b_name, c_name);
+        C = c;
         return;
     }
     if (blas::call_gemm<S>(trans_a, trans_b, m, n, k, alpha, A.data(), A.outerStride(), B.data(),
