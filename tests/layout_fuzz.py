@@ -91,12 +91,13 @@ NEW_VALUES = {"broadcast row": _broadcast_row, "overlapping rows": _overlapping_
 
 def calls(dtypes=(np.float64, np.float32)):
     """(case, dtype) of every generated kernel at the run check's shapes (codegen/execute.py)."""
-    from batchform.codegen import execute, passes
-    from batchform.codegen.loader import load_all
-    from batchform.codegen.lower import by_spec, lower_all
+    from batchform.codegen.load.loader import load_all
+    from batchform.codegen.lower.families import by_spec
+    from batchform.codegen.pipeline import kernels_of
+    from batchform.codegen.verify import execute
 
     specs = load_all()
-    cases = execute.cases(specs, by_spec(lower_all(passes.optimize_all(specs))))
+    cases = execute.cases(specs, by_spec(kernels_of(specs)))
     return [(case, dtype) for case in cases for dtype in dtypes]
 
 
