@@ -39,10 +39,12 @@ def install_finder() -> None:
 
 
 def is_built() -> bool:
-    """Whether the extension module file exists (it may still be stale)."""
+    """Whether the extension module file exists (it may still be stale): in generated/cpp of a checkout, in the
+    user cache where an installed batchform builds it."""
     from batchform.cpp_build import module_path
+    from batchform.paths import CHECKOUT, builtin_cpp_package
 
-    return module_path().is_file()
+    return module_path(None if CHECKOUT is not None else builtin_cpp_package() / "cpp").is_file()
 
 
 def load(build: bool = False) -> ModuleType:

@@ -97,3 +97,43 @@ def test_load_model_without_custom_objects(tmp_path):
     assert isinstance(loaded.loss, K.SoftmaxCrossEntropyLoss)
     assert loaded.loss.reduction == "sum_over_batch_size"
     loaded.fit(X, T, epochs=1, batch_size=8, verbose=0)  # and trains on
+
+
+# --- inputs of shape (*, D), as Keras' Dense takes them ---------------------------------------------------
+
+LAYERS = [n for n in supported("tensorflow", ("layer", "function")) if not SPECS[n].spec.storage
+          and issubclass(getattr(K, WRAPPERS[n].class_name), keras.layers.Layer)]
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_layers_take_leading_axes_as_dense(name):
+    """(2, 3, D) gives the (6, D) result laid out as (2, 3, K); one row (D,) gives the first row's as (K,)."""
+    import tensorflow as tf
+
+    w = WRAPPERS[name]
+    values = draw(name, {"N": 6, "D": 3, "K": 4}, 0)
+    layer = getattr(K, w.class_name)(*[{"D": 3, "K": 4}[d.name] for d in w.dimensions],
+                                     *[values[h] for h in w.hyperparameters])
+    X = tf.constant(values[w.inputs[0]], tf.float32)
+    rest = [tf.constant(values[i], tf.float32) for i in w.inputs[1:] if i != w.mask]  # running statistics of an
+    flat = np.asarray(layer(X, *rest))                                    # inference form: not batch inputs
+    shaped = np.asarray(layer(tf.reshape(X, (2, 3, -1)), *rest))
+    assert shaped.shape == (2, 3, flat.shape[-1])
+    np.testing.assert_allclose(shaped.reshape(flat.shape), flat, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(layer(X[0], *rest)), flat[0], rtol=1e-6, atol=1e-6)
+
+
+def test_sequence_model_fits_with_leading_axes():
+    """A functional model over (tokens, D) inputs: the static output shape is known and model.fit trains."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5, 4))
+    hidden = K.BatchNorm(8)(K.ReLULayer(4, 8)(inputs))
+    outputs = K.Linear(8, 2)(hidden)
+    assert tuple(outputs.shape) == (None, 5, 2)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss="mse")
+    X = np.random.default_rng(0).normal(size=(32, 5, 4)).astype(np.float32)
+    T = X[..., :2] * 0.5
+    first = model.evaluate(X, T, verbose=0)
+    model.fit(X, T, epochs=5, batch_size=8, verbose=0)
+    assert model.evaluate(X, T, verbose=0) < first

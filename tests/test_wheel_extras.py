@@ -100,7 +100,16 @@ def _timed(seconds: dict, what: str, cmd, cwd, env, timeout=2400):
     result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, check=False,
                             timeout=timeout)
     seconds[what] = time.perf_counter() - start
+    print(f"\n  {what}: {seconds[what]:.1f} s (exit {result.returncode})", flush=True)
     return result
+
+
+def _trained(result) -> float:
+    """The test accuracy after the last epoch of `batchform train`'s table (epoch, loss, train acc, test acc, …)."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s*\d+\s+[\d.]+\s", line)]
+    assert rows, result.stdout
+    return float(rows[-1][3])
 
 
 def _site_files(site: Path) -> list[Path]:
@@ -150,8 +159,7 @@ def test_only_cpp_generates_builds_and_trains(wheel, tmp_path):
     assert list(cache.glob("cpp-*/generated/cpp/_batchform_cpp*"))  # built in the user cache
     trained = _timed(seconds, "train --backend cpp (1 epoch)", [batchform, "train", "--backend", "cpp",
                                                                 "--epochs", "1"], tmp_path, env)
-    assert trained.returncode == 0, trained.stdout + trained.stderr
-    assert re.search(r"accuracy", trained.stdout, re.IGNORECASE), trained.stdout
+    assert _trained(trained) > 0.5  # digits, 10 classes: one epoch gets well above chance
     again = _timed(seconds, "build-cpp (built-in, up to date)", [batchform, "build-cpp", "--no-check"],
                    tmp_path, env)
     assert again.returncode == 0 and "building" not in again.stdout, again.stdout
@@ -188,7 +196,7 @@ def test_only_torch_generates_and_trains(wheel, tmp_path):
 
     trained = _timed(seconds, "train --backend torch (1 epoch)", [batchform, "train", "--backend", "torch",
                                                                   "--epochs", "1"], tmp_path, env)
-    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert _trained(trained) > 0.5
     no_cpp = subprocess.run([str(batchform), "build-cpp", "--specs", "myspecs", "--out", "mykernels"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
     assert no_cpp.returncode == 1 and "pip install 'batchform[cpp]'" in no_cpp.stderr, no_cpp.stderr

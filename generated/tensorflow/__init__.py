@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "9fa11263a28c05cd5bb39714274c9e0ed9fce2c68d0930990039078ca1e8fc35",
+    "6ca68d5037e8e351fc30be8a42625f9373d756ae6f27550590caf06a42017376",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

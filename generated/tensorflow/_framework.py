@@ -129,3 +129,25 @@ def per_row(loss, Y, T, averaged: bool):
     values = tf.map_fn(lambda rows: tf.reshape(loss(rows[0][None], rows[1][None]), []), (Y, T),
                        fn_output_signature=Y.dtype)
     return values / tf.cast(tf.shape(Y)[0], Y.dtype) if averaged else values
+
+
+# --- Keras layers: inputs of shape (*, D), as Keras' Dense takes them ----------------------------------------
+
+def batch_rows(X):
+    """X of shape (*, D) as the spec's N × D matrix (N the product of the leading sizes, as ``Dense`` reads
+    it), and what ``restore_rows`` needs to give the output the leading axes back (None for a matrix, or for
+    what is not a tensor of known rank: ``check`` then names what is wrong with it)."""
+    if not isinstance(X, (tf.Tensor, tf.Variable)) or X.shape.rank in (None, 0, 2):
+        return X, None
+    D = X.shape[-1] if X.shape[-1] is not None else tf.shape(X)[-1]
+    return tf.reshape(X, [-1, D]), (tf.shape(X)[:-1], X.shape[:-1])
+
+
+def restore_rows(Y, rows):
+    """The output's N rows back in the input's leading shape: (N, K) → (*, K), its static shape kept."""
+    if rows is None:
+        return Y
+    leading, static = rows
+    out = tf.reshape(Y, tf.concat([leading, tf.shape(Y)[-1:]], 0))
+    out.set_shape(static.concatenate(Y.shape[-1:]))
+    return out

@@ -3,6 +3,8 @@
 """Every layer and function of spec/ as a Keras 3 layer, and every loss as a Keras loss, running the
 generated kernels (Keras with its TensorFlow backend).
 
+A layer takes its input as Keras' ``Dense`` does, of shape (*, D): (batch, tokens, D) are the spec's N × D
+rows (N the product of the leading sizes), and the output gets the leading axes back (``batch_rows``).
 A layer owns the spec's trained parameters as Keras weights, created when it is constructed (its sizes are
 constructor arguments, as in the PyTorch modules), and takes its hyperparameters as constructor arguments;
 ``call`` takes the spec's inputs and returns its output, checking shapes and dtypes first. Gradients come from
@@ -30,9 +32,11 @@ from ._framework import (  # noqa: E402
     check_rate,
     check_training_batch,
     dropout_mask,
+    batch_rows,
     loss_arguments,
     per_row,
     reduce_sum,
+    restore_rows,
     summed,
 )
 from ._runtime import fan_in_bound  # noqa: E402
@@ -121,8 +125,9 @@ class AllReLU(keras.layers.Layer):
         self.alpha = alpha
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("AllReLU", F.ALL_RELU_SHAPES, (X,))
-        return F.all_relu_apply(X, self.alpha, dtype=dtype)
+        return restore_rows(F.all_relu_apply(X, self.alpha, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "alpha": self.alpha}
@@ -154,10 +159,11 @@ class AllReLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("AllReLULayer", F.ALL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.all_relu_layer_apply(X, W, b, self.alpha, dtype=dtype)
+        return restore_rows(F.all_relu_layer_apply(X, W, b, self.alpha, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha}
@@ -192,14 +198,15 @@ class AllReLUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
             R = dropout_mask((self.D, self.K), self.p, W.dtype)
             dtype = F.check("AllReLUDropoutLayer", F.ALL_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
-            return F.all_relu_dropout_layer_apply(X, R, W, b, self.alpha, dtype=dtype)
+            return restore_rows(F.all_relu_dropout_layer_apply(X, R, W, b, self.alpha, dtype=dtype), rows)
         dtype = F.check("AllReLUDropoutLayer", F.ALL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.all_relu_layer_apply(X, W, b, self.alpha, dtype=dtype)
+        return restore_rows(F.all_relu_layer_apply(X, W, b, self.alpha, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha, "p": self.p}
@@ -219,8 +226,9 @@ class HardSigmoid(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("HardSigmoid", F.HARD_SIGMOID_SHAPES, (X,))
-        return F.hard_sigmoid_apply(X, dtype=dtype)
+        return restore_rows(F.hard_sigmoid_apply(X, dtype=dtype), rows)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -247,10 +255,11 @@ class HardSigmoidLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("HardSigmoidLayer", F.HARD_SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.hard_sigmoid_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.hard_sigmoid_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K}
@@ -283,6 +292,7 @@ class HardSigmoidDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -290,9 +300,9 @@ class HardSigmoidDropoutLayer(keras.layers.Layer):
             dtype = F.check(
                 "HardSigmoidDropoutLayer", F.HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2
             )
-            return F.hard_sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype)
+            return restore_rows(F.hard_sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
         dtype = F.check("HardSigmoidDropoutLayer", F.HARD_SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.hard_sigmoid_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.hard_sigmoid_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
@@ -312,8 +322,9 @@ class HyperbolicTangent(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("HyperbolicTangent", F.HYPERBOLIC_TANGENT_SHAPES, (X,))
-        return F.hyperbolic_tangent_apply(X, dtype=dtype)
+        return restore_rows(F.hyperbolic_tangent_apply(X, dtype=dtype), rows)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -340,10 +351,11 @@ class HyperbolicTangentLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("HyperbolicTangentLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.hyperbolic_tangent_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.hyperbolic_tangent_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K}
@@ -376,6 +388,7 @@ class HyperbolicTangentDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -386,11 +399,11 @@ class HyperbolicTangentDropoutLayer(keras.layers.Layer):
                 (W, b, X, R),
                 trusted=2,
             )
-            return F.hyperbolic_tangent_dropout_layer_apply(X, R, W, b, dtype=dtype)
+            return restore_rows(F.hyperbolic_tangent_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
         dtype = F.check(
             "HyperbolicTangentDropoutLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (W, b, X), trusted=2
         )
-        return F.hyperbolic_tangent_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.hyperbolic_tangent_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
@@ -414,8 +427,9 @@ class LeakyReLU(keras.layers.Layer):
         self.alpha = alpha
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("LeakyReLU", F.LEAKY_RELU_SHAPES, (X,))
-        return F.leaky_relu_apply(X, self.alpha, dtype=dtype)
+        return restore_rows(F.leaky_relu_apply(X, self.alpha, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "alpha": self.alpha}
@@ -447,10 +461,11 @@ class LeakyReLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("LeakyReLULayer", F.LEAKY_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.leaky_relu_layer_apply(X, W, b, self.alpha, dtype=dtype)
+        return restore_rows(F.leaky_relu_layer_apply(X, W, b, self.alpha, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha}
@@ -485,6 +500,7 @@ class LeakyReLUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -492,9 +508,9 @@ class LeakyReLUDropoutLayer(keras.layers.Layer):
             dtype = F.check(
                 "LeakyReLUDropoutLayer", F.LEAKY_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2
             )
-            return F.leaky_relu_dropout_layer_apply(X, R, W, b, self.alpha, dtype=dtype)
+            return restore_rows(F.leaky_relu_dropout_layer_apply(X, R, W, b, self.alpha, dtype=dtype), rows)
         dtype = F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.leaky_relu_layer_apply(X, W, b, self.alpha, dtype=dtype)
+        return restore_rows(F.leaky_relu_layer_apply(X, W, b, self.alpha, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha, "p": self.p}
@@ -514,8 +530,9 @@ class ReLU(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("ReLU", F.RELU_SHAPES, (X,))
-        return F.relu_apply(X, dtype=dtype)
+        return restore_rows(F.relu_apply(X, dtype=dtype), rows)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -542,10 +559,11 @@ class ReLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("ReLULayer", F.RELU_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.relu_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.relu_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K}
@@ -578,14 +596,15 @@ class ReLUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
             R = dropout_mask((self.D, self.K), self.p, W.dtype)
             dtype = F.check("ReLUDropoutLayer", F.RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
-            return F.relu_dropout_layer_apply(X, R, W, b, dtype=dtype)
+            return restore_rows(F.relu_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
         dtype = F.check("ReLUDropoutLayer", F.RELU_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.relu_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.relu_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
@@ -605,8 +624,9 @@ class Sigmoid(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("Sigmoid", F.SIGMOID_SHAPES, (X,))
-        return F.sigmoid_apply(X, dtype=dtype)
+        return restore_rows(F.sigmoid_apply(X, dtype=dtype), rows)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -633,10 +653,11 @@ class SigmoidLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("SigmoidLayer", F.SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.sigmoid_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.sigmoid_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K}
@@ -669,14 +690,15 @@ class SigmoidDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
             R = dropout_mask((self.D, self.K), self.p, W.dtype)
             dtype = F.check("SigmoidDropoutLayer", F.SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
-            return F.sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype)
+            return restore_rows(F.sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
         dtype = F.check("SigmoidDropoutLayer", F.SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.sigmoid_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.sigmoid_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
@@ -702,12 +724,13 @@ class SReLU(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         al = tf.convert_to_tensor(self.al)
         tl = tf.convert_to_tensor(self.tl)
         ar = tf.convert_to_tensor(self.ar)
         tr = tf.convert_to_tensor(self.tr)
         dtype = F.check("SReLU", F.SRELU_SHAPES, (al, tl, ar, tr, X), trusted=4)
-        return F.srelu_apply(X, al, tl, ar, tr, dtype=dtype)
+        return restore_rows(F.srelu_apply(X, al, tl, ar, tr, dtype=dtype), rows)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -738,6 +761,7 @@ class SReLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         al = tf.convert_to_tensor(self.al)
@@ -745,7 +769,7 @@ class SReLULayer(keras.layers.Layer):
         ar = tf.convert_to_tensor(self.ar)
         tr = tf.convert_to_tensor(self.tr)
         dtype = F.check("SReLULayer", F.SRELU_LAYER_SHAPES, (W, b, al, tl, ar, tr, X), trusted=6)
-        return F.srelu_layer_apply(X, W, b, al, tl, ar, tr, dtype=dtype)
+        return restore_rows(F.srelu_layer_apply(X, W, b, al, tl, ar, tr, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K}
@@ -782,6 +806,7 @@ class SReLUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         al = tf.convert_to_tensor(self.al)
@@ -793,9 +818,9 @@ class SReLUDropoutLayer(keras.layers.Layer):
             dtype = F.check(
                 "SReLUDropoutLayer", F.SRELU_DROPOUT_LAYER_SHAPES, (W, b, al, tl, ar, tr, X, R), trusted=6
             )
-            return F.srelu_dropout_layer_apply(X, R, W, b, al, tl, ar, tr, dtype=dtype)
+            return restore_rows(F.srelu_dropout_layer_apply(X, R, W, b, al, tl, ar, tr, dtype=dtype), rows)
         dtype = F.check("SReLUDropoutLayer", F.SRELU_LAYER_SHAPES, (W, b, al, tl, ar, tr, X), trusted=6)
-        return F.srelu_layer_apply(X, W, b, al, tl, ar, tr, dtype=dtype)
+        return restore_rows(F.srelu_layer_apply(X, W, b, al, tl, ar, tr, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
@@ -830,6 +855,7 @@ class SimpleBatchNorm(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         if training:
             dtype = F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_SHAPES, (X,))
             check_training_batch("SimpleBatchNorm", X)
@@ -841,13 +867,15 @@ class SimpleBatchNorm(keras.layers.Layer):
             )
             self.running_mean.assign(running_mean)
             self.running_var.assign(running_var)
-            return F.simple_batch_norm_apply(X, dtype=dtype)
+            return restore_rows(F.simple_batch_norm_apply(X, dtype=dtype), rows)
         running_mean = tf.convert_to_tensor(self.running_mean)
         running_var = tf.convert_to_tensor(self.running_var)
         dtype = F.check(
             "SimpleBatchNorm", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var)
         )
-        return F.simple_batch_norm_inference_apply(X, running_mean, running_var, dtype=dtype)
+        return restore_rows(
+            F.simple_batch_norm_inference_apply(X, running_mean, running_var, dtype=dtype), rows
+        )
 
     def get_config(self) -> dict:
         return {**super().get_config(), "K": self.K, "momentum": self.momentum}
@@ -867,10 +895,13 @@ class SimpleBatchNormInference(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X, running_mean, running_var):
+        X, rows = batch_rows(X)
         dtype = F.check(
             "SimpleBatchNormInference", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var)
         )
-        return F.simple_batch_norm_inference_apply(X, running_mean, running_var, dtype=dtype)
+        return restore_rows(
+            F.simple_batch_norm_inference_apply(X, running_mean, running_var, dtype=dtype), rows
+        )
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -905,6 +936,7 @@ class BatchNorm(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
         if training:
@@ -918,13 +950,15 @@ class BatchNorm(keras.layers.Layer):
             )
             self.running_mean.assign(running_mean)
             self.running_var.assign(running_var)
-            return F.batch_norm_apply(X, gamma, beta, dtype=dtype)
+            return restore_rows(F.batch_norm_apply(X, gamma, beta, dtype=dtype), rows)
         running_mean = tf.convert_to_tensor(self.running_mean)
         running_var = tf.convert_to_tensor(self.running_var)
         dtype = F.check(
             "BatchNorm", F.BATCH_NORM_INFERENCE_SHAPES, (gamma, beta, X, running_mean, running_var), trusted=2
         )
-        return F.batch_norm_inference_apply(X, running_mean, running_var, gamma, beta, dtype=dtype)
+        return restore_rows(
+            F.batch_norm_inference_apply(X, running_mean, running_var, gamma, beta, dtype=dtype), rows
+        )
 
     def get_config(self) -> dict:
         return {**super().get_config(), "K": self.K, "momentum": self.momentum}
@@ -952,6 +986,7 @@ class BatchNormInference(keras.layers.Layer):
         self.built = True
 
     def call(self, X, running_mean, running_var):
+        X, rows = batch_rows(X)
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
         dtype = F.check(
@@ -960,7 +995,9 @@ class BatchNormInference(keras.layers.Layer):
             (gamma, beta, X, running_mean, running_var),
             trusted=2,
         )
-        return F.batch_norm_inference_apply(X, running_mean, running_var, gamma, beta, dtype=dtype)
+        return restore_rows(
+            F.batch_norm_inference_apply(X, running_mean, running_var, gamma, beta, dtype=dtype), rows
+        )
 
     def get_config(self) -> dict:
         return {**super().get_config(), "K": self.K}
@@ -997,6 +1034,7 @@ class SimpleBatchNormEps(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         if training:
             dtype = F.check("SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
             check_training_batch("SimpleBatchNormEps", X)
@@ -1008,14 +1046,15 @@ class SimpleBatchNormEps(keras.layers.Layer):
             )
             self.running_mean.assign(running_mean)
             self.running_var.assign(running_var)
-            return F.simple_batch_norm_eps_apply(X, self.epsilon, dtype=dtype)
+            return restore_rows(F.simple_batch_norm_eps_apply(X, self.epsilon, dtype=dtype), rows)
         running_mean = tf.convert_to_tensor(self.running_mean)
         running_var = tf.convert_to_tensor(self.running_var)
         dtype = F.check(
             "SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES, (X, running_mean, running_var)
         )
-        return F.simple_batch_norm_eps_inference_apply(
-            X, running_mean, running_var, self.epsilon, dtype=dtype
+        return restore_rows(
+            F.simple_batch_norm_eps_inference_apply(X, running_mean, running_var, self.epsilon, dtype=dtype),
+            rows,
         )
 
     def get_config(self) -> dict:
@@ -1040,13 +1079,15 @@ class SimpleBatchNormEpsInference(keras.layers.Layer):
         self.epsilon = epsilon
 
     def call(self, X, running_mean, running_var):
+        X, rows = batch_rows(X)
         dtype = F.check(
             "SimpleBatchNormEpsInference",
             F.SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES,
             (X, running_mean, running_var),
         )
-        return F.simple_batch_norm_eps_inference_apply(
-            X, running_mean, running_var, self.epsilon, dtype=dtype
+        return restore_rows(
+            F.simple_batch_norm_eps_inference_apply(X, running_mean, running_var, self.epsilon, dtype=dtype),
+            rows,
         )
 
     def get_config(self) -> dict:
@@ -1087,6 +1128,7 @@ class BatchNormEps(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
         if training:
@@ -1100,7 +1142,7 @@ class BatchNormEps(keras.layers.Layer):
             )
             self.running_mean.assign(running_mean)
             self.running_var.assign(running_var)
-            return F.batch_norm_eps_apply(X, gamma, beta, self.epsilon, dtype=dtype)
+            return restore_rows(F.batch_norm_eps_apply(X, gamma, beta, self.epsilon, dtype=dtype), rows)
         running_mean = tf.convert_to_tensor(self.running_mean)
         running_var = tf.convert_to_tensor(self.running_var)
         dtype = F.check(
@@ -1109,8 +1151,11 @@ class BatchNormEps(keras.layers.Layer):
             (gamma, beta, X, running_mean, running_var),
             trusted=2,
         )
-        return F.batch_norm_eps_inference_apply(
-            X, running_mean, running_var, gamma, beta, self.epsilon, dtype=dtype
+        return restore_rows(
+            F.batch_norm_eps_inference_apply(
+                X, running_mean, running_var, gamma, beta, self.epsilon, dtype=dtype
+            ),
+            rows,
         )
 
     def get_config(self) -> dict:
@@ -1141,6 +1186,7 @@ class BatchNormEpsInference(keras.layers.Layer):
         self.built = True
 
     def call(self, X, running_mean, running_var):
+        X, rows = batch_rows(X)
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
         dtype = F.check(
@@ -1149,8 +1195,11 @@ class BatchNormEpsInference(keras.layers.Layer):
             (gamma, beta, X, running_mean, running_var),
             trusted=2,
         )
-        return F.batch_norm_eps_inference_apply(
-            X, running_mean, running_var, gamma, beta, self.epsilon, dtype=dtype
+        return restore_rows(
+            F.batch_norm_eps_inference_apply(
+                X, running_mean, running_var, gamma, beta, self.epsilon, dtype=dtype
+            ),
+            rows,
         )
 
     def get_config(self) -> dict:
@@ -1184,14 +1233,15 @@ class LinearDropout(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
             R = dropout_mask((self.D, self.K), self.p, W.dtype)
             dtype = F.check("LinearDropout", F.LINEAR_DROPOUT_SHAPES, (W, b, X, R), trusted=2)
-            return F.linear_dropout_apply(X, R, W, b, dtype=dtype)
+            return restore_rows(F.linear_dropout_apply(X, R, W, b, dtype=dtype), rows)
         dtype = F.check("LinearDropout", F.LINEAR_SHAPES, (W, b, X), trusted=2)
-        return F.linear_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.linear_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
@@ -1221,10 +1271,11 @@ class Linear(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("Linear", F.LINEAR_SHAPES, (W, b, X), trusted=2)
-        return F.linear_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.linear_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K}
@@ -1254,10 +1305,11 @@ class SoftmaxLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("SoftmaxLayer", F.SOFTMAX_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.softmax_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.softmax_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K}
@@ -1287,10 +1339,11 @@ class LogSoftmaxLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("LogSoftmaxLayer", F.LOG_SOFTMAX_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.log_softmax_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.log_softmax_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K}
@@ -1562,8 +1615,9 @@ class Softmax(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("Softmax", F.SOFTMAX_SHAPES, (X,))
-        return F.softmax_apply(X, dtype=dtype)
+        return restore_rows(F.softmax_apply(X, dtype=dtype), rows)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1580,8 +1634,9 @@ class StableSoftmax(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("StableSoftmax", F.STABLE_SOFTMAX_SHAPES, (X,))
-        return F.stable_softmax_apply(X, dtype=dtype)
+        return restore_rows(F.stable_softmax_apply(X, dtype=dtype), rows)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1598,8 +1653,9 @@ class LogSoftmax(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("LogSoftmax", F.LOG_SOFTMAX_SHAPES, (X,))
-        return F.log_softmax_apply(X, dtype=dtype)
+        return restore_rows(F.log_softmax_apply(X, dtype=dtype), rows)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1616,5 +1672,6 @@ class StableLogSoftmax(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("StableLogSoftmax", F.STABLE_LOG_SOFTMAX_SHAPES, (X,))
-        return F.stable_log_softmax_apply(X, dtype=dtype)
+        return restore_rows(F.stable_log_softmax_apply(X, dtype=dtype), rows)
