@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "f1b6d7f2af35d5b522b1a9a78a2fdae257771f8fd217192e433b25fdb742e647",
+    "6526ff5b6fab58db5ede13f4c049b20506cecc6b77aa48b5c7fea02e8261035c",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
-_COMPILED_GENERATION = "f1b6d7f2af35d5b522b1a9a78a2fdae257771f8fd217192e433b25fdb742e647"
+_COMPILED_GENERATION = "6526ff5b6fab58db5ede13f4c049b20506cecc6b77aa48b5c7fea02e8261035c"
 
 from ._checks import retry
 

@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "fb218d52f0dbed673963162f472ad524ad963229e0427182aaa9f3c5a76357bb",
+    "29aad094201b57423dfe1e8ef4f0fbc9b4f274758999d10d3babbe68333d153e",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "3ee5a97e11a8c3705f8e664b95cb476a14eccc8858c205b4d8edcb567cd75a01",
+    "8f0204d346445ae971f6a46c51c48408f51a01c46c81f0a40f6156d83e791c87",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 
