@@ -86,6 +86,7 @@ def build(backends: dict[str, Backend], *, spec_dirs=None, output: Path = GENERA
     loaded = clock("load", _load, spec_dirs)  # load, check and freeze, spec by spec
     optimized = clock("passes", passes.optimize_all, loaded)
     families = clock("lower", lower_all, optimized)  # with their variants and fused updates
+    clock("print", printing.check_names, backends, families)  # every clash of every spec, in one error
     printed = {name: clock("print", printing.print_kernels, b, families) for name, b in backends.items()}
     files = clock("render", render.render_all, loaded, families, backends, printed)
     result = Build(loaded, families, printed, files, seconds=clock.seconds)
@@ -139,5 +140,6 @@ def render_files(loaded: list[LoadedSpec], backends: dict[str, Backend], familie
     """The files :func:`build` would write, without proving, running or writing anything: lower (unless
     ``families`` are given), print, render."""
     families = kernels_of(loaded) if families is None else families
+    printing.check_names(backends, families)
     printed = {name: printing.print_kernels(b, families) for name, b in backends.items()}
     return render.render_all(loaded, families, backends, printed)

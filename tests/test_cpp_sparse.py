@@ -549,3 +549,87 @@ def test_gemm_errors(cpp):
         cpp.gemm(A, np.ones((4, 2)))  # mixed dtypes: no silent conversion
     with pytest.raises(TypeError, match="argument 'C' must be a writable C-contiguous float32 matrix"):
         cpp.gemm(A, np.ones((4, 2), np.float32), np.empty((2, 3), np.float32).T)
+
+
+# --- what a user who passes the wrong sparse type, and a fault in the hand-written runtime, are told -------
+
+def test_a_scipy_csr_matrix_given_to_a_sparse_kernel_names_csrmatrix_and_how_to_make_one(cpp):
+    W = sp.random(4, 3, density=0.5, format="csr", random_state=0)
+    X, b = np.ones((2, 3)), np.zeros((1, 4))
+    for given in (W, W.toarray()):
+        with pytest.raises(TypeError) as info:
+            cpp.sparse_linear_forward(X, given, b)
+        message = str(info.value)
+        assert "sparse_linear_forward: argument W" in message and "incompatible" not in message, message
+        assert "batchform.generated.cpp.CSRMatrix" in message and "CSRMatrix(M.indptr, M.indices" in message
+    # the way the message says works
+    S = cpp.CSRMatrix(W.indptr, W.indices, W.data, W.shape)
+    np.testing.assert_allclose(cpp.sparse_linear_forward(X, S, b), X @ W.toarray().T + b, rtol=1e-12)
+    with pytest.raises(TypeError, match="CSRMatrix of float64, expected float32"):
+        cpp.sparse_linear_forward(X.astype(np.float32), S, b.astype(np.float32))
+
+
+class _WrongRuntime:
+    """The compiled module's sparse products computed by NumPy, sampled_matmul leaving out the last stored
+    entry (as an off-by-one in its loop over the pattern would)."""
+
+    class CSRMatrix:
+        def __init__(self, indptr, indices, data, shape):
+            self.dense = sp.csr_matrix((data, indices, indptr), shape=shape).toarray()
+
+    @staticmethod
+    def csr_matmul_transposed(X, S):
+        return X @ S.dense.T
+
+    @staticmethod
+    def dense_matmul_csr(A, S):
+        return A @ S.dense
+
+    @staticmethod
+    def sampled_matmul(A, B, S):
+        rows, cols = np.nonzero(S.dense)
+        values = (A.T @ B)[rows, cols]
+        values[-1] = 0.0
+        return values
+
+
+def test_a_fault_in_the_hand_written_cpp_runtime_is_reported_as_the_runtime_s(cpp):
+    from batchform.codegen.verify.execute import _runtime_faults
+
+    assert _runtime_faults("cpp", cpp) == []  # the built runtime: no false alarm
+    faults = _runtime_faults("cpp", _WrongRuntime)
+    assert faults and all("sampled_matmul" in f for f in faults), faults
+    assert all(f.startswith("runtime bug in the hand-written C++ runtime (cpp/include/batchform/sparse.hpp)")
+               for f in faults)
+
+
+def test_a_fault_in_a_hand_written_python_runtime_file_is_not_called_a_printer_bug(monkeypatch):
+    """numpy/csr.py is copied from batchform/runtime/numpy/csr_runtime.py: a fault there is reported as that
+    file's, for every kernel that reaches it, and never as a printer bug."""
+    from batchform.codegen.backends import all_backends
+    from batchform.codegen.errors import SpecError
+    from batchform.codegen.load.loader import load_all
+    from batchform.codegen.lower.lower import by_spec, lower_all
+    from batchform.codegen.passes.rewrite import optimize_all
+    from batchform.codegen.pipeline import render_files
+    from batchform.codegen.verify.execute import check_files
+
+    specs = [s for s in load_all() if s.name in ("linear", "sparse_linear")]
+    families = lower_all(optimize_all(specs))
+    backends = all_backends()
+    numpy_backend = backends["numpy"]
+    runtime_files = type(numpy_backend).runtime_files
+
+    def faulty(backend):
+        files = runtime_files(backend)
+        if backend is numpy_backend:  # before stamping, as a fault in batchform/runtime/ would be
+            files["csr.py"] += "\n\ndef check_csr(function, argument, W):\n    raise ValueError('an injected fault')\n"
+        return files
+
+    monkeypatch.setattr(type(numpy_backend), "runtime_files", faulty)
+    files = render_files(specs, backends, families)
+    with pytest.raises(SpecError) as info:
+        check_files(files, specs, by_spec(families), ["numpy"])
+    message = str(info.value)
+    assert "runtime bug in the hand-written numpy/csr.py (batchform/runtime/numpy/csr_runtime.py)" in message
+    assert "printer bug" not in message, message

@@ -73,7 +73,8 @@ print("ok")
     assert result.stdout.strip() == "ok", result.stderr
     text = (extra_tree / "numpy" / "activations.py").read_text()
     backward = text.split("def swish_layer_backward(")[1].split("\ndef ")[0]
-    assert backward.count("np.tanh(") == 1, backward
+    # σ(βZ) once, and 1 − σ(βZ) as σ(−βZ) (accurate where σ(βZ) rounds to 1)
+    assert backward.count("scipy.special.expit(t2)") == 1 and backward.count("expit(-t2)") == 1, backward
     assert "__cse" not in text and "import scipy.special" in text
 
 
@@ -192,11 +193,12 @@ def test_swish_backward_computes_sigma_once_in_every_backend():
     loaded = next(s for s in load_all(spec_dirs=[EXTRA]) if s.name == "swish_layer")
     backward = lower(optimize(loaded))[1]
     temporaries = [t for t, _ in backward.statements if t.startswith("t")]
-    assert len(temporaries) == 1  # σ(βZ), shared by DZ and Dbeta
+    assert len(temporaries) == 2  # σ(βZ), and σ(βZ)·σ(−βZ) shared by DZ and Dbeta
     for name, printer in PRINTERS.items():
         body = "\n".join(printer(backward).body())
         assert "__cse" not in body
-        assert body.count("sigmoid(") + body.count("np.tanh(") == 1, (name, body)
+        # σ(βZ) once, and 1 − σ(βZ) as σ(−βZ) once (accurate where σ(βZ) rounds to 1)
+        assert body.count("sigmoid(") + body.count("expit(") == 2, (name, body)
 
 
 def _function(statements, arguments) -> Kernel:
@@ -491,5 +493,20 @@ def test_a_name_the_generated_code_uses_is_refused_before_printing(tmp_path, nam
     (family / "__init__.py").write_text('"""Clashing layers."""\n')
     (family / "clash.py").write_text(_SCALED.format(w=name))
     specs = load_all(spec_dirs=[tmp_path])
-    with pytest.raises(SpecError, match=rf"the name '{name}' .* in the {re.escape(backend)} backend; rename it"):
+    with pytest.raises(SpecError, match=rf"'{name}' \(.*\) in [^;]*{re.escape(backend)}"):
         render_files(specs, all_backends())
+
+
+def test_every_clashing_name_of_every_spec_is_reported_in_one_run(tmp_path, capsys):
+    """Before, the first clash stopped the run, and each rename showed the next (one spec per run)."""
+    family = tmp_path / "layers"
+    family.mkdir()
+    (family / "__init__.py").write_text('"""Clashing layers."""\n')
+    for module, name in (("first", "S"), ("second", "acc"), ("third", "np")):
+        (family / f"{module}.py").write_text(_SCALED.format(w=name).replace("clash_layer", f"{module}_layer"))
+    assert cli.main(["generate", "--check", "--specs", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "3 spec(s)" in err, err
+    for spec, name, backend in (("first_layer", "S", "C++"), ("second_layer", "acc", "C++"),
+                                ("third_layer", "np", "NumPy")):
+        assert re.search(rf"spec '{spec}' \([^)]*\): [^;]*'{name}' \([^)]*\) in [^;]*{re.escape(backend)}", err), err

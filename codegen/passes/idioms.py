@@ -30,8 +30,24 @@ def stable_sigmoid(expr: sympy.Expr) -> sympy.Expr:
                         lambda e: Sigmoid(-_exponent(e.base)))
 
 
+def sigmoid_complement(expr: sympy.Expr) -> sympy.Expr:
+    """1 − σ(u) → σ(−u), the same number: where σ(u) rounds to 1 (u ≳ 37 in float64) the difference is 0,
+    σ(−u) keeps its relative accuracy (σ′(50) = σ(50)·σ(−50) = 1.9e-22, not 0)."""
+    def complement(e):
+        return isinstance(e, sympy.Add) and sympy.Integer(1) in e.args and \
+            any(isinstance(-a, Sigmoid) for a in e.args)
+
+    def replace(e):
+        term = next(a for a in e.args if isinstance(-a, Sigmoid))
+        rest = [a for a in e.args if a is not term]
+        rest.remove(sympy.Integer(1))
+        return sympy.Add(Sigmoid(-(-term).args[0]), *rest)
+
+    return expr.replace(complement, replace)
+
+
 #: The idioms, in the order they are applied (softplus first: its log(1 + eᵘ) holds no reciprocal).
-IDIOMS = [stable_softplus, stable_sigmoid]
+IDIOMS = [stable_softplus, stable_sigmoid, sigmoid_complement]
 
 
 def idioms(expr: sympy.Expr) -> sympy.Expr:

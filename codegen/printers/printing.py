@@ -27,6 +27,26 @@ def print_kernels(backend: Backend, families: list[Family]) -> list[PrintedFamil
     return out
 
 
+def check_names(backends: dict[str, Backend], families: list[Family]) -> None:
+    """Every spec name that some backend's code uses itself, found in one run: one SpecError listing each
+    spec with its clashing names and the backends they clash in (before, the first clash stopped the run,
+    and each rename showed the next)."""
+    clashes: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for backend in backends.values():
+        for family in families:
+            for f in family.functions:
+                for name, why in _clashes(backend, f):
+                    titles = clashes.setdefault((f.spec, f.path), {}).setdefault(f"{name!r} ({why})", [])
+                    if backend.title not in titles:
+                        titles.append(backend.title)
+    if clashes:
+        lines = [f"spec {spec!r} ({path}): " + ", ".join(f"{name} in {', '.join(titles)}" for name, titles in
+                                                         by_name.items())
+                 for (spec, path), by_name in clashes.items()]
+        raise SpecError(f"{len(lines)} spec(s) use names the generated code uses itself; rename them: "
+                        + "; ".join(lines))
+
+
 def print_kernel(backend: Backend, f: Kernel) -> list[str]:
     _check_names(backend, f)
     try:
@@ -39,15 +59,23 @@ def print_kernel(backend: Backend, f: Kernel) -> list[str]:
                         f"print it: {exc}") from None
 
 
-def _check_names(backend: Backend, f: Kernel) -> None:
-    """A spec's matrix, scalar or equation name that the backend's code uses for something else (C++'s scalar
-    type ``S``, NumPy's ``np``, a printer temporary ``t0``) would make the generated code wrong or not compile."""
+def _clashes(backend: Backend, f: Kernel) -> list[tuple[str, str]]:
+    """(name, why) for each of a kernel's names that the backend's code uses for something else (C++'s scalar
+    type ``S``, NumPy's ``np``, a printer temporary ``t0``): it would make the generated code wrong or not
+    compile."""
     reserved = getattr(backend.printer, "reserved_names", frozenset())
     names = [a.name for a in f.arguments] + [t for t, _ in f.statements] + list(f.returns)
+    out = []
     for name in dict.fromkeys(names):
-        clash = "is a name its generated code uses itself" if name in reserved else \
-            "has the form of a printer temporary" if re.fullmatch(r"t\d+", name) and \
+        clash = "used by the generated code" if name in reserved else \
+            "the form of a printer temporary" if re.fullmatch(r"t\d+", name) and \
             any(a.name == name for a in f.arguments) else ""
         if clash:
-            raise SpecError(f"spec {f.spec!r} ({f.path}): the name {name!r} {clash} in the {backend.title} "
-                            f"backend; rename it")
+            out.append((name, clash))
+    return out
+
+
+def _check_names(backend: Backend, f: Kernel) -> None:
+    for name, clash in _clashes(backend, f)[:1]:
+        raise SpecError(f"spec {f.spec!r} ({f.path}): the name {name!r} is {clash} in the {backend.title} "
+                        f"backend; rename it")

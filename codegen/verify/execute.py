@@ -297,61 +297,155 @@ def _failing_line(exc: BaseException, root: str) -> str:
 
 
 def run_job(job: dict) -> list[str]:
+    """Every case in float64 (values against SymPy's), then in float32: every result must be float32 (a
+    step function printed as integers, or a float64 constant, silently promotes float32 to float64) and
+    close to SymPy's value at float32's precision."""
     failures = []
     for backend in job["backends"]:
         module_name = f"{job['package']}.{backend}"
         try:
             module = importlib.import_module(module_name)
-            adapter = arrays(backend)(np.float64, kernels=module)  # float64: JAX's x64 mode is switched on
+            adapters = [(dtype, arrays(backend)(dtype, kernels=module)) for dtype in (np.float64, np.float32)]
         except Exception as exc:
             failures.append(f"{backend} backend: the generated package does not import: "
                             f"{type(exc).__name__}: {exc}{_failing_line(exc, job['root'])}")
             continue
-        for case in map(lambda c: SimpleNamespace(**c), job["cases"]):
-            fn = getattr(module, case.function, None)
-            if fn is None:
-                if not any(storage != "dense" for _, storage, _ in case.arguments):
-                    failures.append(f"{backend} backend: function {case.function} (spec {case.spec!r}, "
-                                    f"{case.path}) is missing")
-                continue
-            shape = ", ".join(f"{k}={v}" for k, v in case.dims.items())
-            where = f"{backend} backend, function {case.function} (spec {case.spec!r}, {case.path}), at {shape}"
+        runtime = _runtime_faults(backend, module)
+        failures.extend(runtime)
+        for dtype, adapter in adapters:
+            for case in map(lambda c: SimpleNamespace(**c), job["cases"]):
+                found = _run_case(module, adapter, np.dtype(dtype), backend, case, job["root"])
+                if runtime and any(storage == "csr" for _, storage, _ in case.arguments):
+                    found = [f.replace("printer bug: ", "after the runtime bug above: ", 1) for f in found]
+                failures.extend(found)
+    return failures
+
+
+#: Where the hand-written C++ runtime code is (a fault there is no printer bug): the first word of the
+#: messages it throws (std::invalid_argument, which nanobind raises as ValueError) → its header.
+CPP_RUNTIME = {"CSRMatrix": "cpp/include/batchform/sparse.hpp", "csr_matmul_transposed": "cpp/include/batchform/sparse.hpp",
+               "dense_matmul_csr": "cpp/include/batchform/sparse.hpp", "sampled_matmul": "cpp/include/batchform/sparse.hpp",
+               "random_csr": "cpp/include/batchform/sparse.hpp", "gemm": "cpp/include/batchform/runtime.hpp"}
+
+
+def _runtime_faults(backend: str, module) -> list[str]:
+    """The hand-written sparse runtime a backend's kernels call, checked on its own before them (for C++:
+    cpp/include/batchform/sparse.hpp's products against NumPy's dense ones), so that a fault there is
+    reported as the runtime's, not as a printer bug in every kernel that calls it."""
+    products = [getattr(module, n, None) for n in ("csr_matmul_transposed", "dense_matmul_csr", "sampled_matmul")]
+    if backend != "cpp" or None in products or not hasattr(module, "CSRMatrix"):
+        return []
+    transposed, dense_times_csr, sampled = products
+    rng = np.random.default_rng(7)
+    failures = []
+    for dtype in (np.float64, np.float32):
+        W = rng.uniform(-1, 1, size=(5, 4)) * (rng.uniform(size=(5, 4)) < 0.6)
+        W[2] = 0.0  # an empty row
+        import scipy.sparse
+
+        M = scipy.sparse.csr_matrix(W)
+        S = module.CSRMatrix(M.indptr, M.indices, M.data.astype(dtype), M.shape)
+        X, A, B = (rng.uniform(-1, 1, size=(3, n)).astype(dtype) for n in (4, 5, 4))
+        rows, cols = np.nonzero(W)
+        checks = {"csr_matmul_transposed": (transposed, (X, S), X.astype(np.float64) @ W.T),
+                  "dense_matmul_csr": (dense_times_csr, (A, S), A.astype(np.float64) @ W),
+                  "sampled_matmul": (sampled, (A, B, S), (A.astype(np.float64).T @ B.astype(np.float64))[rows, cols])}
+        for name, (function, arguments, want) in checks.items():
+            where = f"runtime bug in the hand-written C++ runtime ({CPP_RUNTIME[name]}), {name} in {np.dtype(dtype).name}"
             try:
-                args = [adapter.argument(case.inputs[name], storage, role) for name, storage, role in case.arguments]
-                with np.errstate(all="ignore"):
-                    result = fn(*args)
-            except Exception as exc:
-                line = _failing_line(exc, job["root"])
-                target = line.split("`", 2)[1].split("=", 1)[0].strip() if "=" in line else ""
-                equation = f", equation {case.equations[target]}" if target in case.equations else ""
-                failures.append(f"printer bug: {where}{equation}: raised {type(exc).__name__}: {exc}{line}")
+                got = np.asarray(function(*arguments), dtype=np.float64).reshape(want.shape)
+            except Exception as exc:  # noqa: BLE001 - any failure of hand-written code is reported as its own
+                failures.append(f"{where}: raised {type(exc).__name__}: {exc}")
                 continue
-            results = result if len(case.returns) > 1 else (result,)
-            for name, value in zip(case.returns, results):
-                want = case.expected[name]
-                try:
-                    got = _as_numpy(value)
-                    if got.size == want.size:
-                        got = got.reshape(want.shape)
-                except Exception as exc:  # a result that is not an array at all
-                    failures.append(f"printer bug: {where}, equation {case.equations[name]}: returned "
-                                    f"{type(value).__name__} ({exc})")
-                    continue
-                if got.shape != want.shape:
-                    failures.append(f"printer bug: {where}, equation {case.equations[name]}: shape "
-                                    f"{got.shape}, expected {want.shape}")
-                    continue
-                # Where SymPy's value is not finite (a 0/0 the spec allows), the kernel's must be the same.
-                finite = np.isfinite(want)
-                same = np.all((got == want) | (np.isnan(got) & np.isnan(want)) | finite)
-                scale = max(1.0, float(np.max(np.abs(want[finite]), initial=0.0)))
-                error = float(np.max(np.abs(got - want)[finite], initial=0.0)) \
-                    if same and np.all(np.isfinite(got[finite])) else np.inf
-                if not error <= TOLERANCE * scale:
-                    wrong = np.where(finite, np.nan_to_num(np.abs(got - want), nan=np.inf), ~same)
-                    i = np.unravel_index(np.argmax(wrong), want.shape)
-                    failures.append(f"printer bug: {where}, equation {case.equations[name]}: entry {tuple(map(int, i))} "
-                                    f"is {float(got[i])!r}, SymPy gives {float(want[i])!r} (max error {error:.3g})")
+            error = float(np.max(np.abs(got - want), initial=0.0))
+            if not error <= (1e-5 if dtype == np.float32 else TOLERANCE):
+                failures.append(f"{where}: differs from NumPy's dense product by {error:.3g}")
+    return failures
+
+
+def _blame(backend: str, exc: BaseException, root: str) -> str:
+    """Whose code raised: ``printer bug`` (the generated kernel) or ``runtime bug in ...`` naming the
+    hand-written runtime file (copied into the generated package from batchform/runtime/, or a C++ header)."""
+    import traceback
+
+    from batchform.codegen.backends import all_backends
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(root)]
+    runtime = getattr(all_backends().get(backend), "runtime", {})
+    if frames and Path(frames[-1].filename).name in runtime:
+        name = Path(frames[-1].filename).name
+        return f"runtime bug in the hand-written {backend}/{name} (batchform/runtime/{runtime[name]})"
+    head = str(exc).split(":", 1)[0].split("::", 1)[0].strip()
+    if backend == "cpp" and head in CPP_RUNTIME:
+        return f"runtime bug in the hand-written C++ runtime ({CPP_RUNTIME[head]})"
+    return "printer bug"
+
+
+#: Relative error a float32 result may have against SymPy's value (of the largest entry's size): a few
+#: hundred roundings of 6e-8, as the proofs' inputs are small and every spec is well conditioned there.
+TOLERANCE_FLOAT32 = 1e-4
+
+
+def _dtype_name(value) -> str:
+    """``float32`` for a NumPy, PyTorch, JAX or TensorFlow array (or scalar) of that dtype."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        return type(value).__name__
+    return getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
+
+
+def _run_case(module, adapter, dtype: np.dtype, backend: str, case, root: str) -> list[str]:
+    fn = getattr(module, case.function, None)
+    if fn is None:
+        if dtype == np.float64 and not any(storage != "dense" for _, storage, _ in case.arguments):
+            return [f"{backend} backend: function {case.function} (spec {case.spec!r}, {case.path}) is missing"]
+        return []
+    shape = ", ".join(f"{k}={v}" for k, v in case.dims.items())
+    where = f"{backend} backend, function {case.function} (spec {case.spec!r}, {case.path}), at {shape}" + \
+        ("" if dtype == np.float64 else f", in {dtype.name}")
+    try:
+        args = [adapter.argument(case.inputs[name], storage, role) for name, storage, role in case.arguments]
+        with np.errstate(all="ignore"):
+            result = fn(*args)
+    except Exception as exc:
+        line = _failing_line(exc, root)
+        target = line.split("`", 2)[1].split("=", 1)[0].strip() if "=" in line else ""
+        equation = f", equation {case.equations[target]}" if target in case.equations else ""
+        return [f"{_blame(backend, exc, root)}: {where}{equation}: raised {type(exc).__name__}: {exc}{line}"]
+    failures = []
+    results = result if len(case.returns) > 1 else (result,)
+    for name, value in zip(case.returns, results):
+        want = case.expected[name]
+        # A Python float (a C++ kernel's scalar result) has no dtype of its own and never promotes an array.
+        if _dtype_name(value) != dtype.name and not (type(value) is float and want.size == 1):
+            failures.append(f"printer bug: {where}, equation {case.equations[name]}: the result is "
+                            f"{_dtype_name(value)}, not {dtype.name} (a constant or a comparison in the "
+                            f"printed code has another dtype)")
+            continue
+        try:
+            got = _as_numpy(value)
+            if got.size == want.size:
+                got = got.reshape(want.shape)
+        except Exception as exc:  # a result that is not an array at all
+            failures.append(f"printer bug: {where}, equation {case.equations[name]}: returned "
+                            f"{type(value).__name__} ({exc})")
+            continue
+        if got.shape != want.shape:
+            failures.append(f"printer bug: {where}, equation {case.equations[name]}: shape "
+                            f"{got.shape}, expected {want.shape}")
+            continue
+        # Where SymPy's value is not finite (a 0/0 the spec allows), the kernel's must be the same.
+        finite = np.isfinite(want)
+        same = np.all((got == want) | (np.isnan(got) & np.isnan(want)) | finite)
+        scale = max(1.0, float(np.max(np.abs(want[finite]), initial=0.0)))
+        error = float(np.max(np.abs(got - want)[finite], initial=0.0)) \
+            if same and np.all(np.isfinite(got[finite])) else np.inf
+        tolerance = TOLERANCE if dtype == np.float64 else TOLERANCE_FLOAT32
+        if not error <= tolerance * scale:
+            wrong = np.where(finite, np.nan_to_num(np.abs(got - want), nan=np.inf), ~same)
+            i = np.unravel_index(np.argmax(wrong), want.shape)
+            failures.append(f"printer bug: {where}, equation {case.equations[name]}: entry {tuple(map(int, i))} "
+                            f"is {float(got[i])!r}, SymPy gives {float(want[i])!r} (max error {error:.3g})")
     return failures
 
 

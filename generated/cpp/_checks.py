@@ -12,6 +12,27 @@ from ._runtime import expected_shapes
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+#: How to make the sparse matrix a kernel takes, for the error that finds something else.
+MAKE_CSR = (
+    "batchform.generated.cpp.CSRMatrix(M.indptr, M.indices, M.data, M.shape) of a scipy.sparse.csr_matrix M"
+)
+
+
+def _check_csr(name: str, argument: str, shape, value, kernels) -> None:
+    """A CSR argument must be the compiled module's CSRMatrix (a scipy.sparse matrix or a dense array is not
+    converted: the pattern is the layer's, and a conversion per call would hide a copy)."""
+    if isinstance(value, kernels.CSRMatrix):
+        return
+    want = ", ".join(map(str, shape))
+    what = type(value).__name__
+    if hasattr(value, "tocsr"):  # any scipy.sparse matrix or array
+        what = f"scipy.sparse {what}"
+    raise TypeError(
+        f"{name}: argument {argument} is a {what}, expected a batchform.generated.cpp.CSRMatrix of shape "
+        f"({want}) (float32 or float64); make one with {MAKE_CSR}"
+    )
+
+
 def retry(name: str, args: tuple, kwargs: dict, signatures: dict, kernels):
     """Called by the compiled module when neither its float32 nor its float64 overload takes a call as it is.
 
@@ -33,6 +54,9 @@ def retry(name: str, args: tuple, kwargs: dict, signatures: dict, kernels):
     missing = [n for n in names if n not in values]
     if missing:
         raise TypeError(f"{name}: missing argument {', '.join(missing)}")
+    for n, shape, kind in signature:
+        if kind == "csr":
+            _check_csr(name, n, shape, values[n], kernels)
     arrays = [(n, shape, kind) for n, shape, kind in signature if kind in ("array", "updated")]
     for n, shape, _ in arrays:
         if not isinstance(values[n], np.ndarray):
@@ -53,6 +77,13 @@ def retry(name: str, args: tuple, kwargs: dict, signatures: dict, kernels):
             raise TypeError(
                 f"{name}: argument {n} has dtype {dtype}, expected {first[1]} (the dtype of {first[0]}); "
                 f"mixed dtypes are not converted"
+            )
+    csr = [(n, values[n]) for n, _, kind in signature if kind == "csr"]
+    for n, value in csr:
+        if first is not None and np.dtype(value.dtype) != first[1]:
+            raise TypeError(
+                f"{name}: argument {n} is a CSRMatrix of {np.dtype(value.dtype)}, expected {first[1]} (the "
+                f"dtype of {first[0]}); make it with CSRMatrix(..., dtype=np.{first[1]})"
             )
     changed = False
     for n, _, kind in signature:

@@ -27,8 +27,7 @@ Matrix<S> sigmoid(const ConstMatrixRef<S>& X) {
     const Index N = X.rows();
     const Index K = X.cols();
     Matrix<S> Y(N, K);
-    for_each_row(N, K,
-                 [&](Index i) { Y.row(i).array() = S(0.5) * (S(0.5) * X.row(i).array()).tanh() + S(0.5); });
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() = (S(1) / (S(1) + (-X.row(i).array()).exp())); });
     (void)K, (void)N;
     return Y;
 }
@@ -48,8 +47,8 @@ Matrix<S> sigmoid_backward(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& 
     check_shape("sigmoid_backward", "DY", DY, N, K);
     Matrix<S> DX(N, K);
     for_each_row(N, K, [&](Index i) {
-        const RowArray<S> t0 = S(0.5) * (S(0.5) * X.row(i).array()).tanh() + S(0.5);
-        DX.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
+        DX.row(i).array() = DY.row(i).array() * (S(1) / (S(1) + X.row(i).array().exp())) *
+                            (S(1) / (S(1) + (-X.row(i).array()).exp()));
     });
     (void)K, (void)N;
     return DX;
@@ -77,7 +76,7 @@ std::tuple<Matrix<S>, Matrix<S>> sigmoid_layer_forward(const ConstMatrixRef<S>& 
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
         Z.row(i).array() += b.array();
-        Y.row(i).array() = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
+        Y.row(i).array() = (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
@@ -107,8 +106,8 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sigmoid_layer_backward(const ConstMa
     check_shape("sigmoid_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
-        DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
+        DZ.row(i).array() = DY.row(i).array() * (S(1) / (S(1) + Z.row(i).array().exp())) *
+                            (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
     Matrix<S> DW(DZ.cols(), X.cols());
     gemm<S>(S(1), DZ, true, X, false, S(0), DW, "sigmoid_layer_backward");
@@ -140,8 +139,8 @@ std::tuple<Matrix<S>, Matrix<S>> sigmoid_layer_backward_without_DX(const ConstMa
     check_shape("sigmoid_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
-        DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
+        DZ.row(i).array() = DY.row(i).array() * (S(1) / (S(1) + Z.row(i).array().exp())) *
+                            (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
     Matrix<S> DW(DZ.cols(), X.cols());
     gemm<S>(S(1), DZ, true, X, false, S(0), DW, "sigmoid_layer_backward_without_DX");
@@ -176,14 +175,14 @@ Matrix<S> sigmoid_layer_backward_update_gradient_descent(const ConstMatrixRef<S>
     check_shape("sigmoid_layer_backward_update_gradient_descent", "b", b, 1, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
-        DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
+        DZ.row(i).array() = DY.row(i).array() * (S(1) / (S(1) + Z.row(i).array().exp())) *
+                            (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "sigmoid_layer_backward_update_gradient_descent");
     gemm<S>(S(-eta), DZ, true, X, false, S(1), W, "sigmoid_layer_backward_update_gradient_descent");
-    Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
-    b.array() -= eta * t1.array();
+    Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    b.array() -= eta * t0.array();
     (void)D, (void)K, (void)N;
     return DX;
 }
@@ -219,16 +218,16 @@ Matrix<S> sigmoid_layer_backward_update_momentum(const ConstMatrixRef<S>& X, Mat
     check_shape("sigmoid_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
-        DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
+        DZ.row(i).array() = DY.row(i).array() * (S(1) / (S(1) + Z.row(i).array().exp())) *
+                            (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
     Matrix<S> DX(DZ.rows(), W.cols());
     gemm<S>(S(1), DZ, false, W, false, S(0), DX, "sigmoid_layer_backward_update_momentum");
     gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "sigmoid_layer_backward_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
-    Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
-    Delta_b.array() -= eta * t1.array();
+    Delta_b.array() -= eta * t0.array();
     for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
     (void)D, (void)K, (void)N;
     return DX;
@@ -261,13 +260,13 @@ void sigmoid_layer_backward_without_DX_update_gradient_descent(const ConstMatrix
     check_shape("sigmoid_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
-        DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
+        DZ.row(i).array() = DY.row(i).array() * (S(1) / (S(1) + Z.row(i).array().exp())) *
+                            (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
     gemm<S>(S(-eta), DZ, true, X, false, S(1), W,
             "sigmoid_layer_backward_without_DX_update_gradient_descent");
-    Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
-    b.array() -= eta * t1.array();
+    Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    b.array() -= eta * t0.array();
     (void)D, (void)K, (void)N;
 }
 
@@ -301,14 +300,14 @@ void sigmoid_layer_backward_without_DX_update_momentum(const ConstMatrixRef<S>& 
     check_shape("sigmoid_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
-        DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
+        DZ.row(i).array() = DY.row(i).array() * (S(1) / (S(1) + Z.row(i).array().exp())) *
+                            (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
     gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W, "sigmoid_layer_backward_without_DX_update_momentum");
     for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
-    Matrix<S> t1 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     Delta_b.array() *= mu;
-    Delta_b.array() -= eta * t1.array();
+    Delta_b.array() -= eta * t0.array();
     for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
     (void)D, (void)K, (void)N;
 }
@@ -341,7 +340,7 @@ std::tuple<Matrix<S>, Matrix<S>> sigmoid_dropout_layer_forward(const ConstMatrix
     Matrix<S> Y(N, K);
     for_each_row(N, K, [&](Index i) {
         Z.row(i).array() += b.array();
-        Y.row(i).array() = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
+        Y.row(i).array() = (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
@@ -373,20 +372,20 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sigmoid_dropout_layer_backward(const
     check_shape("sigmoid_dropout_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
-        DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
+        DZ.row(i).array() = DY.row(i).array() * (S(1) / (S(1) + Z.row(i).array().exp())) *
+                            (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
-    Matrix<S> t1(DZ.cols(), X.cols());
-    gemm<S>(S(1), DZ, true, X, false, S(0), t1, "sigmoid_dropout_layer_backward");
-    const Matrix<S> t2 = R.transpose();
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "sigmoid_dropout_layer_backward");
+    const Matrix<S> t1 = R.transpose();
     Matrix<S> DW(K, D);
-    for_each_row(K, D, [&](Index i) { DW.row(i).array() = t1.row(i).array() * t2.row(i).array(); });
+    for_each_row(K, D, [&](Index i) { DW.row(i).array() = t0.row(i).array() * t1.row(i).array(); });
     Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
-    const Matrix<S> t4 = R.transpose();
-    Matrix<S> t3(K, D);
-    for_each_row(K, D, [&](Index i) { t3.row(i).array() = W.row(i).array() * t4.row(i).array(); });
-    Matrix<S> DX(DZ.rows(), t3.cols());
-    gemm<S>(S(1), DZ, false, t3, false, S(0), DX, "sigmoid_dropout_layer_backward");
+    const Matrix<S> t3 = R.transpose();
+    Matrix<S> t2(K, D);
+    for_each_row(K, D, [&](Index i) { t2.row(i).array() = W.row(i).array() * t3.row(i).array(); });
+    Matrix<S> DX(DZ.rows(), t2.cols());
+    gemm<S>(S(1), DZ, false, t2, false, S(0), DX, "sigmoid_dropout_layer_backward");
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db), std::move(DX)};
 }
@@ -414,14 +413,14 @@ std::tuple<Matrix<S>, Matrix<S>> sigmoid_dropout_layer_backward_without_DX(const
     check_shape("sigmoid_dropout_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
-        DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
+        DZ.row(i).array() = DY.row(i).array() * (S(1) / (S(1) + Z.row(i).array().exp())) *
+                            (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
-    Matrix<S> t1(DZ.cols(), X.cols());
-    gemm<S>(S(1), DZ, true, X, false, S(0), t1, "sigmoid_dropout_layer_backward_without_DX");
-    const Matrix<S> t2 = R.transpose();
+    Matrix<S> t0(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), t0, "sigmoid_dropout_layer_backward_without_DX");
+    const Matrix<S> t1 = R.transpose();
     Matrix<S> DW(K, D);
-    for_each_row(K, D, [&](Index i) { DW.row(i).array() = t1.row(i).array() * t2.row(i).array(); });
+    for_each_row(K, D, [&](Index i) { DW.row(i).array() = t0.row(i).array() * t1.row(i).array(); });
     Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
     (void)D, (void)K, (void)N;
     return {std::move(DW), std::move(Db)};
@@ -447,8 +446,7 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_sigmoid_layer_forward(const ConstMatrixR
     check_shape("sparse_sigmoid_layer_forward", "b", b, 1, K);
     Matrix<S> Z = csr_matmul_transposed<S>(X, W, b.data());
     Matrix<S> Y(N, K);
-    for_each_row(N, K,
-                 [&](Index i) { Y.row(i).array() = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5); });
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() = (S(1) / (S(1) + (-Z.row(i).array()).exp())); });
     (void)D, (void)K, (void)N;
     return {std::move(Z), std::move(Y)};
 }
@@ -477,8 +475,8 @@ std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_sigmoid_layer_backward(const 
     check_shape("sparse_sigmoid_layer_backward", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
-        DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
+        DZ.row(i).array() = DY.row(i).array() * (S(1) / (S(1) + Z.row(i).array().exp())) *
+                            (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
     Matrix<S> DW(1, W.nnz());
     sampled_matmul<S>(DZ, X, W, DW.data());
@@ -511,8 +509,8 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_sigmoid_layer_backward_without_DX(const 
     check_shape("sparse_sigmoid_layer_backward_without_DX", "DY", DY, N, K);
     Matrix<S> DZ(N, K);
     for_each_row(N, K, [&](Index i) {
-        const RowArray<S> t0 = S(0.5) * (S(0.5) * Z.row(i).array()).tanh() + S(0.5);
-        DZ.row(i).array() = DY.row(i).array() * t0 * (S(1) - t0);
+        DZ.row(i).array() = DY.row(i).array() * (S(1) / (S(1) + Z.row(i).array().exp())) *
+                            (S(1) / (S(1) + (-Z.row(i).array()).exp()));
     });
     Matrix<S> DW(1, W.nnz());
     sampled_matmul<S>(DZ, X, W, DW.data());

@@ -26,7 +26,7 @@ void define_softmax_functions(nanobind::module_& m);
 
 NB_MODULE(_batchform_cpp, m) {
     m.attr("GENERATION") =
-        "bf995a20520f25c87852470bc122a18a95664f81425b7cf3bf662fe95896403d";  // checked by generated.cpp
+        "6526ff5b6fab58db5ede13f4c049b20506cecc6b77aa48b5c7fea02e8261035c";  // checked by generated.cpp
     batchform::register_sparse(m);
     batchform::define_activations_all_relu(m);
     batchform::define_activations_hard_sigmoid(m);

@@ -334,8 +334,7 @@ Matrix<S> logistic_cross_entropy_loss_gradient(const ConstMatrixRef<S>& Y, const
     check_shape("logistic_cross_entropy_loss_gradient", "T", T, N, K);
     Matrix<S> DY(N, K);
     for_each_row(N, K, [&](Index i) {
-        DY.row(i).array() =
-            T.row(i).array() * (S(0.5) * (S(0.5) * Y.row(i).array()).tanh() + S(0.5)) - T.row(i).array();
+        DY.row(i).array() = T.row(i).array() * (S(1) / (S(1) + (-Y.row(i).array()).exp())) - T.row(i).array();
     });
     (void)K, (void)N;
     return DY;

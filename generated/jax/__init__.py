@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "d696226cd4d128561e346142f13a8fd086606c29c0cecf5e460c0c5048788ef1",
+    "34505a0a9e88af390579fe61cc3e27b0c3d2a7cfd53524963ec46a94368bc73b",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -2506,8 +2506,7 @@ def sigmoid_backward(X: Array, DY: Array) -> Array:
     """
     if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
         wrong_shapes("sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
-    t0 = jax.nn.sigmoid(X)
-    DX = DY * t0 * (1 - t0)
+    DX = DY * jax.nn.sigmoid(-X) * jax.nn.sigmoid(X)
     return DX
 
 
@@ -2557,8 +2556,7 @@ def sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Arr
             (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, W.shape, Z.shape, DY.shape),
         )
-    t0 = jax.nn.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -2585,8 +2583,7 @@ def sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Ar
             (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, Z.shape, DY.shape),
         )
-    t0 = jax.nn.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -2621,8 +2618,7 @@ def sigmoid_layer_backward_update_gradient_descent(
             (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
             (X.shape, W.shape, Z.shape, DY.shape, b.shape),
         )
-    t0 = jax.nn.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
     DX = DZ @ W
     W = W - (DZ.T @ X) * eta
     b = b - DZ.sum(axis=0, keepdims=True) * eta
@@ -2670,8 +2666,7 @@ def sigmoid_layer_backward_update_momentum(
             ),
             (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
-    t0 = jax.nn.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
     DX = DZ @ W
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
     W = Delta_W + W
@@ -2708,8 +2703,7 @@ def sigmoid_layer_backward_without_DX_update_gradient_descent(
             (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
             (X.shape, Z.shape, DY.shape, W.shape, b.shape),
         )
-    t0 = jax.nn.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
     W = W - (DZ.T @ X) * eta
     b = b - DZ.sum(axis=0, keepdims=True) * eta
     return W, b
@@ -2755,8 +2749,7 @@ def sigmoid_layer_backward_without_DX_update_momentum(
             ),
             (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
-    t0 = jax.nn.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
     Delta_W = Delta_W * mu - (DZ.T @ X) * eta
     W = Delta_W + W
     Delta_b = Delta_b * mu - DZ.sum(axis=0, keepdims=True) * eta
@@ -2818,8 +2811,7 @@ def sigmoid_dropout_layer_backward(
             (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, W.shape, Z.shape, DY.shape),
         )
-    t0 = jax.nn.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
@@ -2849,8 +2841,7 @@ def sigmoid_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: 
             (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, Z.shape, DY.shape),
         )
-    t0 = jax.nn.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -2904,8 +2895,7 @@ def sparse_sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tu
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_sigmoid_layer_backward", "W", W)
-    t0 = jax.nn.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
     DW = sparse.bcoo_dot_general_sampled(
         DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
     ).reshape(1, -1)
@@ -2938,8 +2928,7 @@ def sparse_sigmoid_layer_backward_without_DX(X: Array, W: Array, Z: Array, DY: A
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_sigmoid_layer_backward_without_DX", "W", W)
-    t0 = jax.nn.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
     DW = sparse.bcoo_dot_general_sampled(
         DZ.T, X, W.indices, dimension_numbers=(([1], [0]), ([], []))
     ).reshape(1, -1)

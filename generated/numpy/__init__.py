@@ -6,7 +6,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "02035146b0afde3574d5c336e5d3066c81dbbc77045bc2053f05f92a9f208fa1",
+    "065ef2005f09d150f56b30a3b032a999683378ddd727f7248001ffd904d908e3",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

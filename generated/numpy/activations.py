@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import scipy.special
 import numpy as np
+import scipy.special
 from numpy.typing import NDArray
 
 from ._runtime import wrong_shapes
@@ -2498,7 +2500,7 @@ def sigmoid(X: Array) -> Array:
     """
     if not (X.ndim == 2):
         wrong_shapes("sigmoid", (("X", ("N", "K")),), (X.shape,))
-    Y = 0.5 * np.tanh(0.5 * X) + 0.5
+    Y = scipy.special.expit(X)
     return Y
 
 
@@ -2514,8 +2516,7 @@ def sigmoid_backward(X: Array, DY: Array) -> Array:
     """
     if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
         wrong_shapes("sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
-    t0 = 0.5 * np.tanh(0.5 * X) + 0.5
-    DX = DY * t0 * (1 - t0)
+    DX = DY * scipy.special.expit(-X) * scipy.special.expit(X)
     return DX
 
 
@@ -2537,7 +2538,7 @@ def sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
             (X.shape, W.shape, b.shape),
         )
     Z = X @ W.T + b
-    Y = 0.5 * np.tanh(0.5 * Z) + 0.5
+    Y = scipy.special.expit(Z)
     return Z, Y
 
 
@@ -2565,8 +2566,7 @@ def sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Arr
             (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, W.shape, Z.shape, DY.shape),
         )
-    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * scipy.special.expit(-Z) * scipy.special.expit(Z)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -2593,8 +2593,7 @@ def sigmoid_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Ar
             (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, Z.shape, DY.shape),
         )
-    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * scipy.special.expit(-Z) * scipy.special.expit(Z)
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -2629,8 +2628,7 @@ def sigmoid_layer_backward_update_gradient_descent(
             (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
             (X.shape, W.shape, Z.shape, DY.shape, b.shape),
         )
-    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * scipy.special.expit(-Z) * scipy.special.expit(Z)
     DX = DZ @ W
     W -= eta * (DZ.T @ X)
     b -= eta * DZ.sum(axis=0, keepdims=True)
@@ -2678,8 +2676,7 @@ def sigmoid_layer_backward_update_momentum(
             ),
             (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
-    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * scipy.special.expit(-Z) * scipy.special.expit(Z)
     DX = DZ @ W
     Delta_W *= mu
     Delta_W -= eta * (DZ.T @ X)
@@ -2718,8 +2715,7 @@ def sigmoid_layer_backward_without_DX_update_gradient_descent(
             (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
             (X.shape, Z.shape, DY.shape, W.shape, b.shape),
         )
-    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * scipy.special.expit(-Z) * scipy.special.expit(Z)
     W -= eta * (DZ.T @ X)
     b -= eta * DZ.sum(axis=0, keepdims=True)
     return W, b
@@ -2765,8 +2761,7 @@ def sigmoid_layer_backward_without_DX_update_momentum(
             ),
             (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
-    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * scipy.special.expit(-Z) * scipy.special.expit(Z)
     Delta_W *= mu
     Delta_W -= eta * (DZ.T @ X)
     W += Delta_W
@@ -2799,7 +2794,7 @@ def sigmoid_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tup
             (X.shape, R.shape, W.shape, b.shape),
         )
     Z = X @ (W.T * R) + b
-    Y = 0.5 * np.tanh(0.5 * Z) + 0.5
+    Y = scipy.special.expit(Z)
     return Z, Y
 
 
@@ -2830,8 +2825,7 @@ def sigmoid_dropout_layer_backward(
             (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, W.shape, Z.shape, DY.shape),
         )
-    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * scipy.special.expit(-Z) * scipy.special.expit(Z)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (W * R.T)
@@ -2861,8 +2855,7 @@ def sigmoid_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: 
             (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, Z.shape, DY.shape),
         )
-    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * scipy.special.expit(-Z) * scipy.special.expit(Z)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -2887,7 +2880,7 @@ def sparse_sigmoid_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, A
         )
     check_csr("sparse_sigmoid_layer_forward", "W", W)
     Z = X @ W.T + b
-    Y = 0.5 * np.tanh(0.5 * Z) + 0.5
+    Y = scipy.special.expit(Z)
     return Z, Y
 
 
@@ -2916,10 +2909,9 @@ def sparse_sigmoid_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tu
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_sigmoid_layer_backward", "W", W)
-    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
-    DZ = DY * t0 * (1 - t0)
-    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
-    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    DZ = DY * scipy.special.expit(-Z) * scipy.special.expit(Z)
+    t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
     return DW, Db, DX
@@ -2949,10 +2941,9 @@ def sparse_sigmoid_layer_backward_without_DX(X: Array, W: Array, Z: Array, DY: A
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_sigmoid_layer_backward_without_DX", "W", W)
-    t0 = 0.5 * np.tanh(0.5 * Z) + 0.5
-    DZ = DY * t0 * (1 - t0)
-    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
-    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    DZ = DY * scipy.special.expit(-Z) * scipy.special.expit(Z)
+    t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 

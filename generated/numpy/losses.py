@@ -290,7 +290,7 @@ def logistic_cross_entropy_loss_gradient(Y: Array, T: Array) -> Array:
         wrong_shapes(
             "logistic_cross_entropy_loss_gradient", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
         )
-    DY = T * (0.5 * np.tanh(0.5 * Y) + 0.5) - T
+    DY = T * scipy.special.expit(Y) - T
     return DY
 
 

@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "6ca68d5037e8e351fc30be8a42625f9373d756ae6f27550590caf06a42017376",
+    "29aad094201b57423dfe1e8ef4f0fbc9b4f274758999d10d3babbe68333d153e",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -2182,8 +2182,7 @@ def sigmoid_backward(X: Tensor, DY: Tensor) -> Tensor:
     Returns DX.
     """
     check_shapes("sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
-    t0 = tf.sigmoid(X)
-    DX = DY * t0 * (1 - t0)
+    DX = DY * tf.sigmoid(-X) * tf.sigmoid(X)
     return DX
 
 
@@ -2226,8 +2225,7 @@ def sigmoid_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple
         (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
         (X.shape, W.shape, Z.shape, DY.shape),
     )
-    t0 = tf.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * tf.sigmoid(-Z) * tf.sigmoid(Z)
     DW = tf.linalg.matmul(DZ, X, transpose_a=True)
     Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
     DX = DZ @ W
@@ -2251,8 +2249,7 @@ def sigmoid_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple
         (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
         (X.shape, Z.shape, DY.shape),
     )
-    t0 = tf.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * tf.sigmoid(-Z) * tf.sigmoid(Z)
     DW = tf.linalg.matmul(DZ, X, transpose_a=True)
     Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
     return DW, Db
@@ -2280,8 +2277,7 @@ def sigmoid_layer_backward_update_gradient_descent(
         (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
         (X.shape, W.shape, Z.shape, DY.shape, b.shape),
     )
-    t0 = tf.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * tf.sigmoid(-Z) * tf.sigmoid(Z)
     DX = DZ @ W
     W = W - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
     b = b - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
@@ -2328,8 +2324,7 @@ def sigmoid_layer_backward_update_momentum(
         ),
         (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
     )
-    t0 = tf.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * tf.sigmoid(-Z) * tf.sigmoid(Z)
     DX = DZ @ W
     Delta_W = Delta_W * mu - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
     W = Delta_W + W
@@ -2359,8 +2354,7 @@ def sigmoid_layer_backward_without_DX_update_gradient_descent(
         (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
         (X.shape, Z.shape, DY.shape, W.shape, b.shape),
     )
-    t0 = tf.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * tf.sigmoid(-Z) * tf.sigmoid(Z)
     W = W - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
     b = b - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
     return W, b
@@ -2405,8 +2399,7 @@ def sigmoid_layer_backward_without_DX_update_momentum(
         ),
         (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
     )
-    t0 = tf.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * tf.sigmoid(-Z) * tf.sigmoid(Z)
     Delta_W = Delta_W * mu - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
     W = Delta_W + W
     Delta_b = Delta_b * mu - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
@@ -2455,8 +2448,7 @@ def sigmoid_dropout_layer_backward(
         (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
         (X.shape, R.shape, W.shape, Z.shape, DY.shape),
     )
-    t0 = tf.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * tf.sigmoid(-Z) * tf.sigmoid(Z)
     DW = tf.linalg.matmul(DZ, X, transpose_a=True) * tf.transpose(R)
     Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
     DX = DZ @ (W * tf.transpose(R))
@@ -2482,8 +2474,7 @@ def sigmoid_dropout_layer_backward_without_DX(
         (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
         (X.shape, R.shape, Z.shape, DY.shape),
     )
-    t0 = tf.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * tf.sigmoid(-Z) * tf.sigmoid(Z)
     DW = tf.linalg.matmul(DZ, X, transpose_a=True) * tf.transpose(R)
     Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
     return DW, Db
@@ -2532,8 +2523,7 @@ def sparse_sigmoid_layer_backward(
         (X.shape, W.shape, Z.shape, DY.shape),
     )
     check_csr("sparse_sigmoid_layer_backward", "W", W)
-    t0 = tf.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * tf.sigmoid(-Z) * tf.sigmoid(Z)
     DW = tf.reduce_sum(
         tf.gather(DZ, W.indices[:, 0], axis=1) * tf.gather(X, W.indices[:, 1], axis=1), axis=0, keepdims=True
     )
@@ -2562,8 +2552,7 @@ def sparse_sigmoid_layer_backward_without_DX(
         (X.shape, W.shape, Z.shape, DY.shape),
     )
     check_csr("sparse_sigmoid_layer_backward_without_DX", "W", W)
-    t0 = tf.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * tf.sigmoid(-Z) * tf.sigmoid(Z)
     DW = tf.reduce_sum(
         tf.gather(DZ, W.indices[:, 0], axis=1) * tf.gather(X, W.indices[:, 1], axis=1), axis=0, keepdims=True
     )

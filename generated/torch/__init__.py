@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "b35a093972d508501b10c0cd4e61987aeb4a58f6a38588258f63318de4e0177a",
+    "8f0204d346445ae971f6a46c51c48408f51a01c46c81f0a40f6156d83e791c87",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -2556,8 +2556,7 @@ def sigmoid_backward(X: Tensor, DY: Tensor) -> Tensor:
     """
     if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
         wrong_shapes("sigmoid_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
-    t0 = torch.sigmoid(X)
-    DX = DY * t0 * (1 - t0)
+    DX = DY * torch.sigmoid(-X) * torch.sigmoid(X)
     return DX
 
 
@@ -2607,8 +2606,7 @@ def sigmoid_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple
             (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, W.shape, Z.shape, DY.shape),
         )
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * torch.sigmoid(-Z) * torch.sigmoid(Z)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -2635,8 +2633,7 @@ def sigmoid_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple
             (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, Z.shape, DY.shape),
         )
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * torch.sigmoid(-Z) * torch.sigmoid(Z)
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
@@ -2671,8 +2668,7 @@ def sigmoid_layer_backward_update_gradient_descent(
             (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
             (X.shape, W.shape, Z.shape, DY.shape, b.shape),
         )
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * torch.sigmoid(-Z) * torch.sigmoid(Z)
     DX = DZ @ W
     W.addmm_(DZ.T, X, alpha=-eta)
     b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
@@ -2728,8 +2724,7 @@ def sigmoid_layer_backward_update_momentum(
             ),
             (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * torch.sigmoid(-Z) * torch.sigmoid(Z)
     DX = DZ @ W
     Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
     W.add_(Delta_W)
@@ -2767,8 +2762,7 @@ def sigmoid_layer_backward_without_DX_update_gradient_descent(
             (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
             (X.shape, Z.shape, DY.shape, W.shape, b.shape),
         )
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * torch.sigmoid(-Z) * torch.sigmoid(Z)
     W.addmm_(DZ.T, X, alpha=-eta)
     b.add_(DZ.sum(dim=0, keepdim=True), alpha=-eta)
     return W, b
@@ -2822,8 +2816,7 @@ def sigmoid_layer_backward_without_DX_update_momentum(
             ),
             (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * torch.sigmoid(-Z) * torch.sigmoid(Z)
     Delta_W.addmm_(DZ.T, X, beta=mu, alpha=-eta)
     W.add_(Delta_W)
     Delta_b.mul_(mu)
@@ -2886,8 +2879,7 @@ def sigmoid_dropout_layer_backward(
             (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, W.shape, Z.shape, DY.shape),
         )
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * torch.sigmoid(-Z) * torch.sigmoid(Z)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ (W * R.T)
@@ -2919,8 +2911,7 @@ def sigmoid_dropout_layer_backward_without_DX(
             (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, Z.shape, DY.shape),
         )
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * torch.sigmoid(-Z) * torch.sigmoid(Z)
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
@@ -2976,8 +2967,7 @@ def sparse_sigmoid_layer_backward(
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_sigmoid_layer_backward", "W", W)
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * torch.sigmoid(-Z) * torch.sigmoid(Z)
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -3010,8 +3000,7 @@ def sparse_sigmoid_layer_backward_without_DX(
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_sigmoid_layer_backward_without_DX", "W", W)
-    t0 = torch.sigmoid(Z)
-    DZ = DY * t0 * (1 - t0)
+    DZ = DY * torch.sigmoid(-Z) * torch.sigmoid(Z)
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db

@@ -141,7 +141,7 @@ def fuse_row_loops(lines: list[str]) -> list[str]:
 class CppScalarPrinter(ScalarPrinter):
     """Coefficient-wise Eigen array syntax (``array=True``) or plain C++ scalar syntax."""
 
-    sigmoid_precedence = PRECEDENCE["Add"]
+    sigmoid_precedence = ATOM  # printed in parentheses
     backend = "C++"
     functions = CPP_FUNCTIONS
 
@@ -199,10 +199,9 @@ class CppScalarPrinter(ScalarPrinter):
         return spelling.scalar.format(*(self._print(a) for a in args))
 
     def _print_Sigmoid(self, expr):
-        u = expr.args[0]
-        inner = f"S(0.5) * {self.parenthesize(u, PRECEDENCE['Mul'])}"
-        tanh = f"({inner}).tanh()" if self._is_array(u) else f"std::tanh({inner})"
-        return f"S(0.5) * {tanh} + S(0.5)"
+        # 1 / (1 + e⁻ᵘ): accurate in relative terms in both tails (0.5·tanh(u/2) + 0.5 gives σ(−50) = 0) and
+        # never NaN (e⁻ᵘ = ∞ gives 0). Eigen's logistic() is not used: its float version is an approximation.
+        return f"(S(1) / (S(1) + {self._call('exp', -expr.args[0])}))"
 
     def _print_XLogY(self, expr):
         a, b = expr.args

@@ -1,0 +1,1 @@
+"""Specs whose NumPy kernels once promoted float32 to float64 (test-only)."""
