@@ -12,25 +12,34 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "6526ff5b6fab58db5ede13f4c049b20506cecc6b77aa48b5c7fea02e8261035c",
+    "d55a8df177e7b72e9ae34b9e61509ddbfba4282d6ae8380627c26f31e90d553f",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
-_COMPILED_GENERATION = "6526ff5b6fab58db5ede13f4c049b20506cecc6b77aa48b5c7fea02e8261035c"
+_COMPILED_GENERATION = "d55a8df177e7b72e9ae34b9e61509ddbfba4282d6ae8380627c26f31e90d553f"
+
+import os
 
 from ._checks import retry
+
+
+def _build_command() -> str:
+    """The command that builds this package's compiled module: batchform's own, or one of `generate --out DIR`."""
+    if __name__ == "batchform.generated.cpp":
+        return "`batchform build-cpp` (`make cpp` in a checkout)"
+    out = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return f"`batchform build-cpp --specs <your spec folders> --out {out}`"
+
 
 try:
     from . import _batchform_cpp as _kernels
 except ImportError as error:  # pragma: no cover - depends on the build
-    raise ImportError(
-        "batchform.generated.cpp is not built: run `make cpp` (or `batchform build-cpp`) first"
-    ) from error
+    raise ImportError(f"{__name__} is not built: run {_build_command()} first") from error
 # _COMPILED_GENERATION is the stamp codegen/generation.py puts above, the digest of these generated sources;
 # the compiled module carries the digest of the sources it was built from.
 if getattr(_kernels, "GENERATION", None) != _COMPILED_GENERATION:
     raise ImportError(
-        "batchform.generated.cpp: the compiled module was built from older generated sources (a spec was added or "
-        "changed since): run `make cpp` (or `batchform build-cpp`)"
+        f"{__name__}: the compiled module was built from older generated sources (a spec was added or "
+        f"changed since): run {_build_command()}"
     )
 
 #: Every kernel's arguments: (name, shape, kind), kind being array, updated (in place), scalar or csr.

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "34505a0a9e88af390579fe61cc3e27b0c3d2a7cfd53524963ec46a94368bc73b",
+    "7c42d5d6d470327a31b674e720154b9697a878b3a8e326e1c71570ebaf1f92b2",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

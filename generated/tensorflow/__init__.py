@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "29aad094201b57423dfe1e8ef4f0fbc9b4f274758999d10d3babbe68333d153e",
+    "8d1df17eb35f6680414ccf47684ceb8c78fc15f043824325e610e57a6c0e0358",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 

@@ -11,7 +11,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "8f0204d346445ae971f6a46c51c48408f51a01c46c81f0a40f6156d83e791c87",
+    "f34137a11c61bd6c0d25481d0025f8fa73a9d55619efd04bb220c7428f7b6bc7",
     "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
 )
 
