@@ -1,7 +1,10 @@
 """Prove every backward equation against SymPy's own derivative of the forward equations.
 
-For each spec and each of three shapes (N, D, K = 2, 3, 4; 3, 4, 2; 1, 3, 2 — together they break every small
-affine relation between the sizes, and one has a size 1), every input and parameter becomes a matrix of
+Two independent methods. For all shapes at once, ``codegen.verify.indexed`` (index notation, N, D, K symbolic,
+its own normal form; no SymPy matrix derivative). At instantiated shapes, this module: for each spec and each of
+three shapes (N, D, K = 2, 3, 4; 3, 4, 2; 1, 3, 2, and sizes of its own for every other dimension the spec
+declares, :func:`shapes_for` — together they break every small affine relation between the sizes, and one has
+a size 1), every input and parameter becomes a matrix of
 symbols, the forward equations are evaluated explicitly, and the scalar L = Σ C ⊙ Y (C symbolic, so DY = C) —
 or the loss value itself — is differentiated entry by entry. Each claimed gradient ``DV`` minus ∂L/∂V must vanish:
 
@@ -11,10 +14,16 @@ or the loss value itself — is differentiated entry by entry. Each claimed grad
    element-wise function — with entries of its argument solved to lie on the breakpoint and just next to it.
    Exactly where the entries stay rational, else to 50 significant digits; a difference that is non-zero but
    below 50-digit noise is evaluated again at 120 digits and must vanish there too;
-2. then symbolically: a rational residual must ``cancel`` to 0 (anything else fails), a transcendental one is
-   given to ``simplify`` within a time budget;
-3. where the equations are products, sums, transposes, ones and Hadamard products only, for all shapes at once
-   (``codegen.verify.all_shapes``: SymPy's matrix calculus with N, D, K symbolic).
+2. then compositionally (:class:`_Composition`): element-wise functions with a derivative lemma are opaque
+   atoms linked only by it (``codegen.verify.atoms``), maxima formal, and claimed − true must ``cancel`` to 0 —
+   by the chain rule through the named intermediates, else with everything expanded; where that does not
+   decide, a rational residual must ``cancel`` to 0 (anything else fails), a transcendental one is given to
+   ``simplify`` within a time budget;
+3. for all shapes by ``codegen.verify.indexed``: an equation is "proved for all shapes" only when that proof
+   holds, its lemmas are proved on ℝ and the instantiated checks above pass too.
+
+Decimal constants (``Float``) are read as the exact rationals they denote (:func:`exact_constants`) and the
+proof lists the readings.
 
 Element-wise derivatives named in ``Spec.derivatives`` are proved on all of ℝ by ``codegen.verify.pieces``; element-wise
 functions are read by the boundary convention of ``spec/dsl.py`` in the forward equations too, so the truth at a
