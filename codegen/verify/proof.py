@@ -49,7 +49,8 @@ from pathlib import Path
 import sympy
 from sympy import Lambda, MatrixSymbol
 
-from batchform.codegen.verify.atoms import FormalMax, cancels, formal_maxima, lemma_functions, opaque_reading
+from batchform.codegen.verify.atoms import (FormalMax, OutOfTime, cancels, cpu_time_limit, formal_maxima,
+                                            lemma_functions, opaque_reading)
 from batchform.codegen.verify.indexed import prove_all_shapes
 from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.load.loader import LoadedSpec
@@ -695,7 +696,7 @@ class _Composition:
         reasons = []
         for how in ("chain", "expanded"):
             try:
-                with _time_limit(COMPOSITION_SECONDS):
+                with cpu_time_limit(COMPOSITION_SECONDS):
                     claimed, true = self._sides(how, name)
                     if claimed is None:
                         reasons.append(f"{how}: {true}")
@@ -705,8 +706,8 @@ class _Composition:
                             self._chain.mark_proved(name[1:])
                         return True, ""
                     reasons.append(f"{how}: the residual with opaque atoms does not cancel to 0")
-            except _Timeout:
-                reasons.append(f"{how}: cancel ran past {COMPOSITION_SECONDS:g} s")
+            except OutOfTime:
+                reasons.append(f"{how}: cancel ran past {COMPOSITION_SECONDS:g} s of CPU time")
         return False, "; ".join(reasons)
 
     def _sides(self, how: str, name: str):
