@@ -663,6 +663,7 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
             # Two independent methods agree: the index form for all sizes, and the explicit matrices at the
             # instantiated shapes (compositional where it says so, sampled in any case).
             weakest = ALL_SHAPES
+            lemmas = sorted(set(lemmas) | set(index.lemmas))
             detail = (f"{ALL_SHAPES} (index notation, N, D, K symbolic, opaque atoms linked by lemmas"
                       f"{': ' + ', '.join(index.lemmas) if index.lemmas else ''}); also {detail}")
         elif index is not None:
