@@ -10,10 +10,10 @@ import sympy
 from sympy import Float, Piecewise
 
 from batchform import cli
-from batchform.codegen.verify import proof as proof_module
 from batchform.codegen.load.loader import check
+from batchform.codegen.verify import proof as proof_module
 from batchform.codegen.verify.proof import prove_all, prove_spec, related, shapes_for
-from batchform.dsl import (Activation, Spec, activation_specs, columns_sum, dims, matrix, row_repeat, x)
+from batchform.dsl import Activation, Spec, activation_specs, columns_sum, dims, matrix, row_repeat, x
 
 LAMBDA = Float("1.0507009873554804934193349852946")
 ALPHA = Float("1.6732632423543772848170429916717")

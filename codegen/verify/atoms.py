@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import signal
 from contextlib import contextmanager
+from typing import ClassVar
 
 import sympy
-
 from batchform.codegen.verify.pieces import piecewise_reading
+
 from batchform.dsl import Apply
 
 
 class Lemma(sympy.Function):
     """An element-wise function kept opaque: its derivatives are the spec's proved lemmas, nothing else."""
 
-    _derivative_of: dict = {}  # argument position → (class, parameter symbols) of the lemma's function
-    _lemma_names: dict = {}  # argument position → the lemma's name (as the spec's Apply calls it)
+    # Each subclass made by lemma_functions gets dictionaries of its own.
+    _derivative_of: ClassVar[dict] = {}  # argument position → (class, parameter symbols) of the lemma's function
+    _lemma_names: ClassVar[dict] = {}  # argument position → the lemma's name (as the spec's Apply calls it)
     _is_lemma = False  # is this function a proved derivative of another (f′, ∂f/∂p)?
 
     def fdiff(self, argindex=1):

@@ -32,21 +32,12 @@ import itertools
 from dataclasses import dataclass
 
 import sympy
-from sympy import (
-    Identity,
-    KroneckerDelta,
-    MatAdd,
-    MatMul,
-    MatrixSymbol,
-    OneMatrix,
-    Transpose,
-    ZeroMatrix,
-)
+from sympy import Identity, KroneckerDelta, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 from sympy.core.function import AppliedUndef
 
-from batchform.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, XLogY
 from batchform.codegen.verify.atoms import OutOfTime, cancels, cpu_time_limit, lemma_functions, lemmas_in
 from batchform.codegen.verify.pieces import piecewise_reading
+from batchform.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, XLogY
 
 SECONDS = 20.0
 _PERMUTATIONS = 720  # canonical renaming tries at most this many orders of one term's bound indices
@@ -254,7 +245,7 @@ class IndexProver:
         return self.spec.constraints.get(dep.func.__name__) == "rows_sum_to_one"
 
     def _definition(self, atom) -> list[Term]:
-        placeholders, definition, kind, size = self.atom_info[atom.func]
+        placeholders, definition, _, _ = self.atom_info[atom.func]
         renaming = dict(zip(placeholders, atom.args))
         terms = [Term(t.bound, t.body.xreplace(renaming)) for t in definition]
         return self._freshen(terms)
@@ -299,7 +290,7 @@ class IndexProver:
 
     def _d_atom(self, a, target) -> list[Term]:
         if a.func in self.atom_info:
-            placeholders, definition, kind, size = self.atom_info[a.func]
+            kind = self.atom_info[a.func][2]
             inner = self.derivative(self._definition(a), target)
             if kind == "sum" or not inner:
                 return inner

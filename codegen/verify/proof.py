@@ -49,17 +49,16 @@ from pathlib import Path
 import sympy
 from sympy import Lambda, MatrixSymbol
 
-from batchform.codegen.verify.atoms import (FormalMax, OutOfTime, cancels, cpu_time_limit, formal_maxima,
-                                            lemma_functions, opaque_reading)
-from batchform.codegen.verify.indexed import prove_all_shapes
-from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.notation import unicode
+from batchform.codegen.verify.atoms import (FormalMax, OutOfTime, cancels, cpu_time_limit, formal_maxima,
+                                            lemma_functions, opaque_reading)
+from batchform.codegen.verify.explicit import evaluate
+from batchform.codegen.verify.indexed import prove_all_shapes
 from batchform.codegen.verify.pieces import breakpoints, piecewise_reading, prove_derivative
 from batchform.codegen.verify.update_check import check_update
-from batchform.spec import dsl
 from batchform.dsl import Apply
-
+from batchform.spec import dsl
 from batchform.paths import cache_dir
 
 # No relation a·N + b·D + c·K + d = 1 with |a|, |b|, |c|, |d| ≤ 3 (nor one between any two of the sizes) holds at
@@ -99,7 +98,7 @@ def shapes_for(spec) -> list[dict[str, int]]:
             continue
         for candidate in _SIZE_CANDIDATES:
             vectors = list(chosen.values())
-            if all(not related([*group, candidate]) for r in range(0, 3)
+            if all(not related([*group, candidate]) for r in range(3)
                    for group in itertools.combinations(vectors, r)):
                 chosen[name] = candidate
                 break
@@ -757,7 +756,7 @@ class _Chain:
             value = inst.evaluate(expr, env)
             self.values[name] = value
             if k < len(names) - 1:
-                self.fresh[name] = sympy.Matrix(value.rows, value.cols, lambda i, j: sympy.Symbol(
+                self.fresh[name] = sympy.Matrix(value.rows, value.cols, lambda i, j, name=name: sympy.Symbol(
                     f"{name}__{i}_{j}", real=True))
                 env[name] = self.fresh[name]
             else:
