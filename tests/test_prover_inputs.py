@@ -97,3 +97,12 @@ def test_a_fault_inside_the_prover_is_that_spec_s_error(loaded_specs, monkeypatc
     assert cli.main(["verify", "--jobs", "1", "--no-cache"]) == 1
     err = capsys.readouterr().err
     assert "spec 'relu'" in err and "Traceback" not in err
+
+
+def test_generated_kernels_are_run_at_sizes_for_every_dimension():
+    """The run-before-write check of generated kernels gives E sizes too (it raised KeyError: 'E')."""
+    from batchform.codegen.verify.execute import sizes_for
+
+    for shape in sizes_for(_headed()):
+        assert {"N", "E", "K"} <= set(shape)
+        assert len({shape[n] for n in ("N", "E", "K")}) == 3
