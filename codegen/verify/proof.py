@@ -128,7 +128,7 @@ DEFINITION = "definition (update rule), checked against torch.optim"
 STATISTICS = "definition (running statistics), checked against torch.nn.BatchNorm1d"
 MISSING = "missing"
 METHOD_STRENGTH = [ALL_SHAPES, SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION, STATISTICS, MISSING]
-_HOW = {SYMBOLIC: "the residual cancels to 0, element-wise functions opaque atoms linked by their lemmas", SIMPLIFIED: "simplify() reduces the residual to 0",
+_HOW = {SYMBOLIC: "claimed − true cancels to 0", SIMPLIFIED: "simplify() reduces the residual to 0",
         RATIONAL: "exact arithmetic", NUMERIC: f"{DIGITS} digits, re-evaluated at {RECHECK_DIGITS} where not 0"}
 
 
@@ -655,6 +655,9 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
         weakest = max(methods.values(), key=METHOD_STRENGTH.index)
         lemmas = sorted({d.split(":")[0].removeprefix("element-wise ") for ok, d in checks if ok})
         instantiated = _summary(methods, points)
+        if eq.name not in weaker and not stop_early:
+            instantiated += ("; compositionally at every shape: element-wise functions with a lemma opaque atoms "
+                             "linked only by it, maxima formal")
         detail = "; ".join([instantiated, *(d for _, d in checks)])
         reason = weaker.get(eq.name, "") if weakest != SYMBOLIC else ""
         index = all_shapes.get(eq.name)
