@@ -10,9 +10,9 @@ from dataclasses import replace
 import sympy
 from sympy import Rational
 
+from batchform.codegen.load.loader import check
 from batchform.codegen.verify import proof as proof_module
 from batchform.codegen.verify.indexed import prove_all_shapes
-from batchform.codegen.load.loader import check
 from batchform.codegen.verify.proof import prove_spec
 from batchform.dsl import Equation, Spec, dims, elements_sum, hadamard, matrix, ones
 

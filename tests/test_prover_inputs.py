@@ -10,10 +10,10 @@ import sympy
 from sympy import Float, Piecewise
 
 from batchform import cli
-from batchform.codegen.verify import proof as proof_module
 from batchform.codegen.load.loader import check
+from batchform.codegen.verify import proof as proof_module
 from batchform.codegen.verify.proof import prove_all, prove_spec, related, shapes_for
-from batchform.dsl import (Activation, Spec, activation_specs, columns_sum, dims, matrix, row_repeat, x)
+from batchform.dsl import Activation, Spec, activation_specs, columns_sum, dims, matrix, row_repeat, x
 
 LAMBDA = Float("1.0507009873554804934193349852946")
 ALPHA = Float("1.6732632423543772848170429916717")
@@ -97,3 +97,12 @@ def test_a_fault_inside_the_prover_is_that_spec_s_error(loaded_specs, monkeypatc
     assert cli.main(["verify", "--jobs", "1", "--no-cache"]) == 1
     err = capsys.readouterr().err
     assert "spec 'relu'" in err and "Traceback" not in err
+
+
+def test_generated_kernels_are_run_at_sizes_for_every_dimension():
+    """The run-before-write check of generated kernels gives E sizes too (it raised KeyError: 'E')."""
+    from batchform.codegen.verify.execute import sizes_for
+
+    for shape in sizes_for(_headed()):
+        assert {"N", "E", "K"} <= set(shape)
+        assert len({shape[n] for n in ("N", "E", "K")}) == 3

@@ -12,7 +12,7 @@ import xml.dom.minidom
 
 import pytest
 from batchform.codegen.load.loader import load_all
-from batchform.codegen.report.report import method_words, write_reports
+from batchform.codegen.report.report import equation_words, method_words, write_reports
 from batchform.codegen.verify.proof import METHOD_STRENGTH, prove_all
 from chromium import CHROMIUM, SKIP_REASON, measure
 
@@ -113,7 +113,7 @@ def test_each_equation_has_its_own_method_and_the_contents_the_weakest(report):
         row = re.search(rf'<a href="#{name}">{name}</a>.*?</tr>', text, flags=re.DOTALL).group(0)
         assert method_words(weakest, proof.shapes) in row
     relu = proofs["relu"]
-    expected = method_words(relu.equations[0].method, relu.shapes)
+    expected = equation_words(relu.equations[0], relu.shapes)
     assert expected.startswith("proved symbolically for all shapes (N, D, K symbolic) and at shapes N=")
     # Each equation names the element-wise derivative lemmas its proof rests on.
     assert "lemmas (each proved on all of ℝ): relu&#x27;" in text

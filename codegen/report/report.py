@@ -29,7 +29,7 @@ def method_words(method: str, shapes: list[str]) -> str:
     if method in (SYMBOLIC, SIMPLIFIED):
         return f"proved symbolically at shapes {'; '.join(shapes)}"
     if method == ALL_SHAPES:
-        return f"proved symbolically for all shapes (N, D, K symbolic) and at shapes {'; '.join(shapes)}"
+        return "proved symbolically for all shapes (N, D, K symbolic)"
     if method == RATIONAL:
         return "checked exactly at random rational points"
     if method == NUMERIC:
@@ -48,6 +48,12 @@ def equation_words(how, shapes: list[str]) -> str:
     if not how.ok:
         return "FAILED"
     words = method_words(how.method, shapes)
+    instantiated = getattr(how, "instantiated", "")
+    if how.method == ALL_SHAPES and instantiated:
+        if instantiated.startswith(SYMBOLIC + " (") and " · " not in instantiated:
+            words += f" and at shapes {'; '.join(shapes)}"
+        else:  # the second method did not prove it at every shape: say what it did
+            words += f"; at the instantiated shapes: {instantiated}"
     lemmas = getattr(how, "lemmas", None)
     if lemmas:
         words += f"; lemmas (each proved on all of ℝ): {', '.join(lemmas)}"

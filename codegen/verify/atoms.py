@@ -12,17 +12,22 @@ every value of it holds wherever the maximum is differentiable.
 
 from __future__ import annotations
 
-import sympy
+import signal
+from contextlib import contextmanager
+from typing import ClassVar
 
+import sympy
 from batchform.codegen.verify.pieces import piecewise_reading
+
 from batchform.dsl import Apply
 
 
 class Lemma(sympy.Function):
     """An element-wise function kept opaque: its derivatives are the spec's proved lemmas, nothing else."""
 
-    _derivative_of: dict = {}  # argument position → (class, parameter symbols) of the lemma's function
-    _lemma_names: dict = {}  # argument position → the lemma's name (as the spec's Apply calls it)
+    # Each subclass made by lemma_functions gets dictionaries of its own.
+    _derivative_of: ClassVar[dict] = {}  # argument position → (class, parameter symbols) of the lemma's function
+    _lemma_names: ClassVar[dict] = {}  # argument position → the lemma's name (as the spec's Apply calls it)
     _is_lemma = False  # is this function a proved derivative of another (f′, ∂f/∂p)?
 
     def fdiff(self, argindex=1):
@@ -124,4 +129,28 @@ def cancels(e, only=None) -> sympy.Expr:
     e = sympy.expand(split_exponentials(e, only))
     if e == 0:
         return e
-    return sympy.cancel(sympy.together(e))
+    # Over one denominator, e is 0 exactly when its numerator expands to 0: cheaper than cancel's gcds.
+    combined = sympy.together(e)
+    if sympy.expand(sympy.numer(combined)) == 0:
+        return sympy.Integer(0)
+    return sympy.cancel(combined)
+
+
+class OutOfTime(Exception):
+    """A proof step ran past its CPU-time budget."""
+
+
+@contextmanager
+def cpu_time_limit(seconds: float):
+    """Raise :class:`OutOfTime` after ``seconds`` of this process's CPU time (not wall time: a loaded machine
+    must not turn a proof into a weaker method)."""
+    def handler(signum, frame):
+        raise OutOfTime
+
+    previous = signal.signal(signal.SIGPROF, handler)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)

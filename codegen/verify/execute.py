@@ -158,6 +158,15 @@ def _pattern_values(dense: np.ndarray, gradient: np.ndarray) -> np.ndarray:
     return gradient[rows, cols].reshape(1, -1)
 
 
+def sizes_for(spec) -> list[dict[str, int]]:
+    """:data:`SHAPES`, with sizes for every other dimension the spec declares (attention's E, …): 6, 7, … at the
+    first shape and 7, 8, … at the second, none equal to another size of its shape."""
+    from batchform.codegen.verify.proof import _dims_of
+
+    extra = [name for name in _dims_of(spec) if name not in SHAPES[0]]
+    return [{**shape, **{name: 6 + k + n for n, name in enumerate(extra)}} for k, shape in enumerate(SHAPES)]
+
+
 def cases(specs: list[LoadedSpec], functions: dict[str, list[Kernel]]) -> list[Case]:
     """Every kernel at every shape of :data:`SHAPES`, with the values it must return."""
     out = []
@@ -167,7 +176,7 @@ def cases(specs: list[LoadedSpec], functions: dict[str, list[Kernel]]) -> list[C
                                                    _equation_texts(loaded))}
         used = {str(d) for item in (*loaded.spec.inputs, *loaded.spec.parameters)
                 if isinstance(item, MatrixSymbol) for d in sympy.Matrix(item.shape).free_symbols}
-        for shape_index, dims in enumerate(SHAPES):
+        for shape_index, dims in enumerate(sizes_for(loaded.spec)):
             inputs, values = reference(loaded, dims, seed=shape_index)
             for f in functions[loaded.name]:
                 arguments = [(a.name, a.storage, f.roles.get(a.name, "")) for a in f.arguments]

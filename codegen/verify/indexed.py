@@ -29,25 +29,15 @@ not cancel proves nothing either way: the instantiated shapes decide (``codegen.
 from __future__ import annotations
 
 import itertools
-import signal
 from dataclasses import dataclass
 
 import sympy
-from sympy import (
-    Identity,
-    KroneckerDelta,
-    MatAdd,
-    MatMul,
-    MatrixSymbol,
-    OneMatrix,
-    Transpose,
-    ZeroMatrix,
-)
+from sympy import Identity, KroneckerDelta, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 from sympy.core.function import AppliedUndef
 
-from batchform.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, XLogY
-from batchform.codegen.verify.atoms import cancels, lemma_functions, lemmas_in
+from batchform.codegen.verify.atoms import OutOfTime, cancels, cpu_time_limit, lemma_functions, lemmas_in
 from batchform.codegen.verify.pieces import piecewise_reading
+from batchform.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, XLogY
 
 SECONDS = 20.0
 _PERMUTATIONS = 720  # canonical renaming tries at most this many orders of one term's bound indices
@@ -255,7 +245,7 @@ class IndexProver:
         return self.spec.constraints.get(dep.func.__name__) == "rows_sum_to_one"
 
     def _definition(self, atom) -> list[Term]:
-        placeholders, definition, kind, size = self.atom_info[atom.func]
+        placeholders, definition, _, _ = self.atom_info[atom.func]
         renaming = dict(zip(placeholders, atom.args))
         terms = [Term(t.bound, t.body.xreplace(renaming)) for t in definition]
         return self._freshen(terms)
@@ -300,7 +290,7 @@ class IndexProver:
 
     def _d_atom(self, a, target) -> list[Term]:
         if a.func in self.atom_info:
-            placeholders, definition, kind, size = self.atom_info[a.func]
+            kind = self.atom_info[a.func][2]
             inner = self.derivative(self._definition(a), target)
             if kind == "sum" or not inner:
                 return inner
@@ -437,10 +427,6 @@ def _canonical_monomial(mono, bound: list, fold=None):
     return best[1], best[2]
 
 
-class _Timeout(Exception):
-    pass
-
-
 def prove_all_shapes(spec, names=None, seconds: float = SECONDS) -> dict[str, Result]:
     """Backward equation name → Result, for every gradient of the spec (or those in ``names``)."""
     results: dict[str, Result] = {}
@@ -451,28 +437,19 @@ def prove_all_shapes(spec, names=None, seconds: float = SECONDS) -> dict[str, Re
     except Unsupported as exc:
         return {eq.name: Result(False, str(exc)) for eq in spec.backward}
 
-    def give_up(signum, frame):
-        raise _Timeout
-
-    previous = signal.signal(signal.SIGALRM, give_up)
-    try:
-        for eq in spec.backward:
-            if names is not None and eq.name not in names or not eq.name.startswith("D"):
-                continue
-            target = eq.name[1:]
-            if target not in (*prover.leaves, *prover.forward, *prover.scalars):
-                continue
-            signal.setitimer(signal.ITIMER_REAL, seconds)
-            try:
+    for eq in spec.backward:
+        if names is not None and eq.name not in names or not eq.name.startswith("D"):
+            continue
+        target = eq.name[1:]
+        if target not in (*prover.leaves, *prover.forward, *prover.scalars):
+            continue
+        try:
+            with cpu_time_limit(seconds):
                 results[eq.name] = prover.prove(eq.name)
-            except Unsupported as exc:
-                results[eq.name] = Result(False, str(exc))
-            except _Timeout:
-                results[eq.name] = Result(False, f"the index-form normal form ran past {seconds:g} s")
-            except (TypeError, ValueError, AttributeError, NotImplementedError, RecursionError) as exc:
-                results[eq.name] = Result(False, f"the index form failed: {type(exc).__name__}: {exc}")
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-    finally:
-        signal.signal(signal.SIGALRM, previous)
+        except Unsupported as exc:
+            results[eq.name] = Result(False, str(exc))
+        except OutOfTime:
+            results[eq.name] = Result(False, f"the index-form normal form ran past {seconds:g} s of CPU time")
+        except (TypeError, ValueError, AttributeError, NotImplementedError, RecursionError) as exc:
+            results[eq.name] = Result(False, f"the index form failed: {type(exc).__name__}: {exc}")
     return results

@@ -1,7 +1,10 @@
 """Prove every backward equation against SymPy's own derivative of the forward equations.
 
-For each spec and each of three shapes (N, D, K = 2, 3, 4; 3, 4, 2; 1, 3, 2 — together they break every small
-affine relation between the sizes, and one has a size 1), every input and parameter becomes a matrix of
+Two independent methods. For all shapes at once, ``codegen.verify.indexed`` (index notation, N, D, K symbolic,
+its own normal form; no SymPy matrix derivative). At instantiated shapes, this module: for each spec and each of
+three shapes (N, D, K = 2, 3, 4; 3, 4, 2; 1, 3, 2, and sizes of its own for every other dimension the spec
+declares, :func:`shapes_for` — together they break every small affine relation between the sizes, and one has
+a size 1), every input and parameter becomes a matrix of
 symbols, the forward equations are evaluated explicitly, and the scalar L = Σ C ⊙ Y (C symbolic, so DY = C) —
 or the loss value itself — is differentiated entry by entry. Each claimed gradient ``DV`` minus ∂L/∂V must vanish:
 
@@ -11,10 +14,16 @@ or the loss value itself — is differentiated entry by entry. Each claimed grad
    element-wise function — with entries of its argument solved to lie on the breakpoint and just next to it.
    Exactly where the entries stay rational, else to 50 significant digits; a difference that is non-zero but
    below 50-digit noise is evaluated again at 120 digits and must vanish there too;
-2. then symbolically: a rational residual must ``cancel`` to 0 (anything else fails), a transcendental one is
-   given to ``simplify`` within a time budget;
-3. where the equations are products, sums, transposes, ones and Hadamard products only, for all shapes at once
-   (``codegen.verify.all_shapes``: SymPy's matrix calculus with N, D, K symbolic).
+2. then compositionally (:class:`_Composition`): element-wise functions with a derivative lemma are opaque
+   atoms linked only by it (``codegen.verify.atoms``), maxima formal, and claimed − true must ``cancel`` to 0 —
+   by the chain rule through the named intermediates, else with everything expanded; where that does not
+   decide, a rational residual must ``cancel`` to 0 (anything else fails), a transcendental one is given to
+   ``simplify`` within a time budget;
+3. for all shapes by ``codegen.verify.indexed``: an equation is "proved for all shapes" only when that proof
+   holds, its lemmas are proved on ℝ and the instantiated checks above pass too.
+
+Decimal constants (``Float``) are read as the exact rationals they denote (:func:`exact_constants`) and the
+proof lists the readings.
 
 Element-wise derivatives named in ``Spec.derivatives`` are proved on all of ℝ by ``codegen.verify.pieces``; element-wise
 functions are read by the boundary convention of ``spec/dsl.py`` in the forward equations too, so the truth at a
@@ -40,16 +49,16 @@ from pathlib import Path
 import sympy
 from sympy import Lambda, MatrixSymbol
 
-from batchform.codegen.verify.atoms import FormalMax, cancels, formal_maxima, lemma_functions, opaque_reading
-from batchform.codegen.verify.indexed import prove_all_shapes
-from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.notation import unicode
+from batchform.codegen.verify.atoms import (FormalMax, OutOfTime, cancels, cpu_time_limit, formal_maxima,
+                                            lemma_functions, opaque_reading)
+from batchform.codegen.verify.explicit import evaluate
+from batchform.codegen.verify.indexed import prove_all_shapes
 from batchform.codegen.verify.pieces import breakpoints, piecewise_reading, prove_derivative
 from batchform.codegen.verify.update_check import check_update
-from batchform.spec import dsl
 from batchform.dsl import Apply
-
+from batchform.spec import dsl
 from batchform.paths import cache_dir
 
 # No relation a·N + b·D + c·K + d = 1 with |a|, |b|, |c|, |d| ≤ 3 (nor one between any two of the sizes) holds at
@@ -89,7 +98,7 @@ def shapes_for(spec) -> list[dict[str, int]]:
             continue
         for candidate in _SIZE_CANDIDATES:
             vectors = list(chosen.values())
-            if all(not related([*group, candidate]) for r in range(0, 3)
+            if all(not related([*group, candidate]) for r in range(3)
                    for group in itertools.combinations(vectors, r)):
                 chosen[name] = candidate
                 break
@@ -119,7 +128,7 @@ DEFINITION = "definition (update rule), checked against torch.optim"
 STATISTICS = "definition (running statistics), checked against torch.nn.BatchNorm1d"
 MISSING = "missing"
 METHOD_STRENGTH = [ALL_SHAPES, SYMBOLIC, SIMPLIFIED, RATIONAL, NUMERIC, DEFINITION, STATISTICS, MISSING]
-_HOW = {SYMBOLIC: "the residual cancels to 0, element-wise functions opaque atoms linked by their lemmas", SIMPLIFIED: "simplify() reduces the residual to 0",
+_HOW = {SYMBOLIC: "claimed − true cancels to 0", SIMPLIFIED: "simplify() reduces the residual to 0",
         RATIONAL: "exact arithmetic", NUMERIC: f"{DIGITS} digits, re-evaluated at {RECHECK_DIGITS} where not 0"}
 
 
@@ -646,6 +655,9 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
         weakest = max(methods.values(), key=METHOD_STRENGTH.index)
         lemmas = sorted({d.split(":")[0].removeprefix("element-wise ") for ok, d in checks if ok})
         instantiated = _summary(methods, points)
+        if eq.name not in weaker and not stop_early:
+            instantiated += ("; compositionally at every shape: element-wise functions with a lemma opaque atoms "
+                             "linked only by it, maxima formal")
         detail = "; ".join([instantiated, *(d for _, d in checks)])
         reason = weaker.get(eq.name, "") if weakest != SYMBOLIC else ""
         index = all_shapes.get(eq.name)
@@ -653,6 +665,7 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
             # Two independent methods agree: the index form for all sizes, and the explicit matrices at the
             # instantiated shapes (compositional where it says so, sampled in any case).
             weakest = ALL_SHAPES
+            lemmas = sorted(set(lemmas) | set(index.lemmas))
             detail = (f"{ALL_SHAPES} (index notation, N, D, K symbolic, opaque atoms linked by lemmas"
                       f"{': ' + ', '.join(index.lemmas) if index.lemmas else ''}); also {detail}")
         elif index is not None:
@@ -686,7 +699,7 @@ class _Composition:
         reasons = []
         for how in ("chain", "expanded"):
             try:
-                with _time_limit(COMPOSITION_SECONDS):
+                with cpu_time_limit(COMPOSITION_SECONDS):
                     claimed, true = self._sides(how, name)
                     if claimed is None:
                         reasons.append(f"{how}: {true}")
@@ -696,8 +709,8 @@ class _Composition:
                             self._chain.mark_proved(name[1:])
                         return True, ""
                     reasons.append(f"{how}: the residual with opaque atoms does not cancel to 0")
-            except _Timeout:
-                reasons.append(f"{how}: cancel ran past {COMPOSITION_SECONDS:g} s")
+            except OutOfTime:
+                reasons.append(f"{how}: cancel ran past {COMPOSITION_SECONDS:g} s of CPU time")
         return False, "; ".join(reasons)
 
     def _sides(self, how: str, name: str):
@@ -746,7 +759,7 @@ class _Chain:
             value = inst.evaluate(expr, env)
             self.values[name] = value
             if k < len(names) - 1:
-                self.fresh[name] = sympy.Matrix(value.rows, value.cols, lambda i, j: sympy.Symbol(
+                self.fresh[name] = sympy.Matrix(value.rows, value.cols, lambda i, j, name=name: sympy.Symbol(
                     f"{name}__{i}_{j}", real=True))
                 env[name] = self.fresh[name]
             else:
