@@ -28,11 +28,9 @@ import hashlib
 import json
 import os
 import random
-import signal
 import sys
 import time
 import zlib
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from batchform.codegen.verify.all_shapes import proved_for_all_shapes
 from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.notation import unicode
+from batchform.codegen.time_limit import time_limit
 from batchform.codegen.verify.pieces import breakpoints, piecewise_reading, prove_derivative
 from batchform.codegen.verify.update_check import check_update
 from batchform.spec import dsl
@@ -115,20 +114,6 @@ class SpecProof:
 
 class _Timeout(Exception):
     pass
-
-
-@contextmanager
-def _time_limit(seconds: float):
-    def handler(signum, frame):
-        raise _Timeout
-
-    previous = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _dims_of(spec) -> dict[str, sympy.Symbol]:
@@ -378,7 +363,7 @@ def _symbolic_method(residual: sympy.Matrix, budget: list[float]) -> tuple[str |
                    all(p.exp.is_Integer for p in e.atoms(sympy.Pow)) for e in entries)
     try:
         start = time.perf_counter()
-        with _time_limit(max(budget[0], 0.05)):
+        with time_limit(max(budget[0], 0.05), _Timeout):
             for e in entries:
                 reduced = sympy.cancel(sympy.together(e)) if rational else sympy.simplify(e)
                 if reduced != 0:

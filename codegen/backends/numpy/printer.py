@@ -12,7 +12,6 @@ class NumPyScalarPrinter(ScalarPrinter):
 
 
 class NumPyPrinter(PythonArrayPrinter):
-    eager = True
     module = "np"
     scalar_printer = NumPyScalarPrinter
 
