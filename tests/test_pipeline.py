@@ -134,7 +134,7 @@ def test_check_prints_a_unified_diff_of_a_stale_file(tmp_path, capsys, monkeypat
 
 def test_runtime_code_is_hand_written_once_and_copied_verbatim():
     from batchform.codegen.backends.interface import BACKENDS
-    from batchform.codegen.output.templates import TEMPLATE_FOLDERS, TEMPLATES
+    from batchform.codegen.output.template_lookup import TEMPLATE_FOLDERS, TEMPLATES
 
     generated = Path(batchform.codegen.__file__).parent.parent / "generated"
     copies = {(b.name, target): source for b in all_backends().values() for target, source in b.runtime.items()}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchform.codegen.lower.lower import Kernel
-from batchform.codegen.output.templates import environment, template_path
+from batchform.codegen.output.template_lookup import environment, template_path
 from batchform.codegen.printers.python import imports_for
 
 import batchform.runtime
