@@ -108,7 +108,7 @@ def show_ir(loaded, after: str | None) -> int:
     print(f"{loaded.name} ({loaded.spec.kind}, {loaded.path}): the IR after {after}")
     if after == "lower":
         for family in kernels_of([loaded]):
-            for kernel in family.functions:
+            for kernel in family.kernels:
                 arguments = ", ".join(a.name for a in kernel.arguments)
                 print(f"\nkernel {kernel.name}({arguments}) -> {', '.join(kernel.returns)}")
                 for name, node in kernel.statements:

@@ -1,24 +1,24 @@
 """``batchform generate`` from end to end: every stage, in order, in :func:`build`.
 
-    load     codegen.load.loader    import the spec modules of spec/ (or --specs folders)
-    check    codegen.load.loader    names, kinds, known symbols and shapes of every equation (one SpecError each)
-    freeze   codegen.ir.freeze    SymPy matrix expressions → the frozen IR (codegen.ir.nodes), shapes checked on the way
-    passes   codegen.passes.schedule  the named passes each kind of spec goes through, in order (PIPELINES), one
-                               module each under codegen/passes/: rewrite rules, CSE, fusion, stable forms,
-                               fewer passes over memory (inlining, factoring, reuse, hoisting), sharing across maps
-    lower    codegen.lower.lower     IR equations → kernels (codegen.lower.lower.Kernel): forward, backward, update,
-                               their variants and the backward kernels fused with each update (codegen.lower.fused)
-    print    codegen.printers.printing  every kernel through each backend's printer (codegen/backends/<name>/printer.py)
-    render   codegen.output.render    each backend's files (Backend.files, its templates and runtime files), the
-                               manifest and the top-level package, formatted and stamped (codegen.output.generation)
-    prove    codegen.verify.proof     every backward equation against SymPy's derivative (cached per spec)
-    verify   codegen.verify.execute   import the rendered packages in a child process and run every kernel against
-                               SymPy's values of its spec's equations
-    write    codegen.output.writer    bring generated/ to exactly the rendered files, atomically, file by file
+    load     codegen/load/loader.py        import the spec modules of spec/ (or --specs folders)
+    check    codegen/load/loader.py        names, kinds, known symbols and shapes of every equation
+    freeze   codegen/ir/freeze.py          SymPy matrix expressions → the IR (codegen/ir/nodes.py)
+    passes   codegen/passes/schedule.py    the named passes each kind of spec goes through, in order
+                                           (PIPELINES), one module each under codegen/passes/
+    lower    codegen/lower/                equations → kernels (lower.py), the backward kernels fused with each
+                                           update (fused.py), grouped by spec family (families.py)
+    print    codegen/printers/printing.py  per backend: its passes over each kernel (Backend.passes, e.g.
+                                           codegen/backends/torch/idioms.py), then its printer
+    render   codegen/output/render.py      each backend's files (its templates and runtime files), the
+                                           manifest and the top-level package, formatted and stamped
+    prove    codegen/verify/proof.py       every backward equation against SymPy's derivative (cached)
+    verify   codegen/verify/execute.py     import the rendered packages in a child process and run every
+                                           kernel against SymPy's values of its spec's equations
+    write    codegen/output/writer.py      bring generated/ to exactly the rendered files, atomically
 
 Rendering comes before proving so that a kernel a backend cannot print is an error before minutes of proofs;
 nothing is written unless every proof and every run passed. ``check=True`` (``generate --check``) stops after
-rendering and compares with what is on disk.
+rendering and compares with what is on disk. :func:`kernels_of` is the one way to get kernels from specs.
 """
 
 from __future__ import annotations

@@ -175,14 +175,16 @@ def signature(module, name: str) -> list[str]:
 
 
 def print_and_run(printer, namespace: dict, nodes: dict, arguments: list[str], shapes: dict):
-    """Print a function of ``arguments`` computing ``nodes`` (result name → IR node) with ``printer``; return
-    its body lines and the function, defined in ``namespace``."""
+    """Print a function of ``arguments`` computing ``nodes`` (result name → IR node) with ``printer``, after the
+    passes of the registered backend that prints with it (torch's idioms); return its body lines and the
+    function, defined in ``namespace``."""
     from batchform.codegen.lower.lower import Argument, Kernel, _bind_dims
 
     args = [Argument(a, shapes.get(a)) for a in arguments]
     f = Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=args,
                statements=list(nodes.items()), returns=list(nodes), return_shapes=[n.shape for n in nodes.values()],
                dims=_bind_dims(args, list(nodes.values())))
-    body = printer(f).body()
+    backend = next(b for b in all_backends().values() if b.printer is printer)
+    body = backend.print_kernel(f)
     exec("def f({}):\n    {}".format(", ".join(arguments), "\n    ".join(body)), namespace)  # noqa: S102
     return body, namespace["f"]

@@ -62,9 +62,17 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_the_graph_covers_the_compiler_the_cli_and_training():
     graph = import_graph()
-    assert {"batchform.cli", "batchform.api", "batchform.train", "batchform.training.parallel",
-            "batchform.codegen.pipeline", "batchform.codegen.lower.lower", "batchform.codegen.lower.fused",
-            "batchform.codegen.backends.interface", "batchform.codegen.output.render"} <= set(graph)
+    assert {
+        "batchform.cli",
+        "batchform.api",
+        "batchform.train",
+        "batchform.training.parallel",
+        "batchform.codegen.pipeline",
+        "batchform.codegen.lower.lower",
+        "batchform.codegen.lower.fused",
+        "batchform.codegen.backends.interface",
+        "batchform.codegen.output.render",
+    } <= set(graph)
     # imports inside functions are edges too
     assert "batchform.codegen.pipeline" in graph["batchform.cli"]
 

@@ -252,7 +252,7 @@ def test_same_functions_as_numpy():
     from batchform.codegen.pipeline import kernels_of  # every kernel: forward, backward, variants, fused backward + update
 
     names = set(supported("jax"))
-    expected = [f.name for family in kernels_of(list(SPECS.values())) for f in family.functions if f.spec in names]
+    expected = [f.name for family in kernels_of(list(SPECS.values())) for f in family.kernels if f.spec in names]
     assert sorted(n for n in gj.__all__ if n != "custom_vjp") == sorted(expected)
     for name in expected:
         assert inspect.signature(getattr(gj, name)).parameters.keys() == \

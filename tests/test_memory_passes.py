@@ -27,7 +27,7 @@ gamma, s, m = Var("gamma", ROW), Var("s", ROW), Var("m", ROW)
 
 @pytest.fixture(scope="module")
 def kernels():
-    return [k for family in kernels_of(loader.load_all()) for k in family.functions]
+    return [k for family in kernels_of(loader.load_all()) for k in family.kernels]
 
 
 def _full(shape) -> bool:

@@ -75,7 +75,7 @@ def test_the_registry_lists_the_backends_in_order():
 
 def test_a_registered_backend_is_rendered_stamped_and_written_through_the_interface(toy, tmp_path):
     files = render_files(SPECS, {"toy": toy})
-    kernels = [f for family in kernels_of(SPECS) for f in family.functions]
+    kernels = [f for family in kernels_of(SPECS) for f in family.kernels]
     sparse = {f.spec for f in kernels if any(a.storage == "csr" for a in f.arguments)}
     listed = [line.split(":")[0] for line in files["toy/kernels.txt"].splitlines()]
     # every kernel but those of the sparse specs, which need a storage the toy backend does not take
@@ -134,7 +134,7 @@ def test_check_prints_a_unified_diff_of_a_stale_file(tmp_path, capsys, monkeypat
 
 def test_runtime_code_is_hand_written_once_and_copied_verbatim():
     from batchform.codegen.backends.interface import BACKENDS
-    from batchform.codegen.output.templates import TEMPLATE_FOLDERS, TEMPLATES
+    from batchform.codegen.output.template_lookup import TEMPLATE_FOLDERS, TEMPLATES
 
     generated = Path(batchform.codegen.__file__).parent.parent / "generated"
     copies = {(b.name, target): source for b in all_backends().values() for target, source in b.runtime.items()}

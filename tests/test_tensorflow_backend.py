@@ -236,7 +236,7 @@ def test_same_functions_as_numpy():
     from batchform.codegen.pipeline import kernels_of  # every kernel: forward, backward, variants, fused backward + update
 
     names = set(supported("tensorflow"))
-    expected = [f.name for family in kernels_of(list(SPECS.values())) for f in family.functions
+    expected = [f.name for family in kernels_of(list(SPECS.values())) for f in family.kernels
                 if f.spec in names]
     assert sorted(n for n in gtf.__all__ if n != "functional") == sorted(expected)
     for name in expected:

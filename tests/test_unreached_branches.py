@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import sympy
-
 from batchform.codegen.backends.cpp.printer import CppPrinter
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.lower.lower import Argument, Kernel
@@ -22,9 +21,11 @@ p0, p1 = ir.placeholders(2)
 def test_cse_numbers_a_second_temporary_and_places_each_before_its_first_use():
     exp_x = ir.elementwise(sympy.exp(p0), (X,), (N, K))
     log_y = ir.elementwise(sympy.log(p0), (Y,), (N, K))
-    statements = [("A", ir.elementwise(p0 + p1, (exp_x, log_y), (N, K))),
-                  ("B", ir.elementwise(p0 * p1, (exp_x, log_y), (N, K))),
-                  ("C", ir.elementwise(p0 - p1, (log_y, X), (N, K)))]
+    statements = [
+        ("A", ir.elementwise(p0 + p1, (exp_x, log_y), (N, K))),
+        ("B", ir.elementwise(p0 * p1, (exp_x, log_y), (N, K))),
+        ("C", ir.elementwise(p0 - p1, (log_y, X), (N, K))),
+    ]
     out = eliminate_common_subexpressions(statements)
     names = [name for name, _ in out]
     assert names == ["t0", "t1", "A", "B", "C"]
@@ -39,8 +40,10 @@ def test_cse_numbers_a_second_temporary_and_places_each_before_its_first_use():
 
 def test_cse_stores_a_map_of_broadcast_rows_at_its_own_shape():
     scaled = ir.elementwise(sympy.sqrt(p0), (row,), (N, K))  # √r, broadcast over N rows where it is used
-    statements = [("A", ir.elementwise(p0 * p1, (scaled, X), (N, K))),
-                  ("B", ir.elementwise(p0 + p1, (scaled, Y), (N, K)))]
+    statements = [
+        ("A", ir.elementwise(p0 * p1, (scaled, X), (N, K))),
+        ("B", ir.elementwise(p0 + p1, (scaled, Y), (N, K))),
+    ]
     out = dict(eliminate_common_subexpressions(statements))
     assert out["t0"].shape == (1, K)  # one row, not N × K
 
@@ -58,8 +61,17 @@ def test_a_sum_along_a_repeated_axis_is_a_multiplication_by_the_count():
 
 
 def _kernel(statements, arguments) -> Kernel:
-    return Kernel(name="f", summary="", equations=[], spec="test", path="", arguments=arguments,
-                  statements=statements, returns=[statements[-1][0]], return_shapes=[statements[-1][1].shape])
+    return Kernel(
+        name="f",
+        summary="",
+        equations=[],
+        spec="test",
+        path="",
+        arguments=arguments,
+        statements=statements,
+        returns=[statements[-1][0]],
+        return_shapes=[statements[-1][1].shape],
+    )
 
 
 def test_the_cpp_printer_refuses_to_declare_a_name_twice():
@@ -69,6 +81,8 @@ def test_the_cpp_printer_refuses_to_declare_a_name_twice():
     once = CppPrinter(_kernel([("Y", double)], [A])).body()
     assert sum(line.startswith("Matrix<S> Y(") for line in once) == 1
     with pytest.raises(PrinterBug, match="f: declares 'Y' twice"):
-        CppPrinter(_kernel([("Y", double), ("Y", ir.elementwise(3 * p0, (ir.Var("A", shape),), shape))], [A])).body()
+        CppPrinter(
+            _kernel([("Y", double), ("Y", ir.elementwise(3 * p0, (ir.Var("A", shape),), shape))], [A])
+        ).body()
     with pytest.raises(PrinterBug, match="f: declares 'A' twice"):  # an argument is declared by the signature
         CppPrinter(_kernel([("A", double)], [A])).body()

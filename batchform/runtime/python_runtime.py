@@ -1,5 +1,5 @@
 # batchform's Python runtime, copied verbatim into every generated Python package as _runtime.py.
-# Do not edit the copy: edit codegen/backends/python_runtime.py and run `make generate`.
+# Do not edit the copy: edit batchform/runtime/python_runtime.py and run `make generate`.
 """What every checked entry point of the generated packages shares: one shape rule, the check of a CSR
 matrix's index arrays, and the fan-in bound.
 

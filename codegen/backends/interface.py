@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchform.codegen.lower.lower import Kernel
-from batchform.codegen.output.templates import environment
+from batchform.codegen.output.template_lookup import environment, template_path
 from batchform.codegen.printers.python import imports_for
 
 import batchform.runtime
@@ -62,7 +62,9 @@ class Backend:
     storages the printer can take (a spec needing another is skipped). importable: whether ``generate`` can import the rendered package and run every kernel before writing it
     (C++ needs a build first; ``batchform build-cpp`` runs the same check on the built module). requires: the
     framework the generated package imports (a module name), which is also the name of batchform's extra that
-    installs it; ``generate`` without ``--backend`` skips a backend whose framework is not installed.
+    installs it; ``generate`` without ``--backend`` skips a backend whose framework is not installed. passes:
+    the passes over each lowered kernel this backend runs before its printer, in order (``KernelPass``: the
+    shared ones in ``codegen/passes/kernel_passes.py``, its own idioms beside its printer).
     """
 
     name: str
@@ -74,6 +76,7 @@ class Backend:
     runtime: dict[str, str] = field(default_factory=dict)
     storages: tuple[str, ...] = ("dense",)
     importable: bool = True
+    passes: tuple = ()
     requires: str = ""
 
     @property
@@ -120,7 +123,7 @@ class Backend:
     def render(self, template: str, **context) -> str:
         """The template ``<backend>/<file>`` (``codegen/backends/<backend>/templates/<file>``) rendered with ``context``, plus ``backend`` (the title) and ``template``."""
         return environment().get_template(template).render(
-            backend=self.title, template=f"templates/{template}", **context)
+            backend=self.title, template=template_path(template), **context)
 
     def context(self, printed: PrintedKernel) -> dict:
         """What a template sees of one kernel: its names, docstring parts, body and :meth:`annotate`'s fields."""
@@ -137,6 +140,13 @@ class Backend:
     def imports(self, family: PrintedFamily) -> list[str]:
         """Imports the printed bodies of a family need beyond the template's (the printer says)."""
         return imports_for(self.printer, [k.body for k in family.kernels])
+
+    def print_kernel(self, kernel: Kernel) -> list[str]:
+        """``kernel``'s body: the backend's :attr:`passes` (``codegen.passes.kernel_passes.KernelPass``), in
+        order, then its printer."""
+        for kernel_pass in self.passes:
+            kernel = kernel_pass(kernel)
+        return self.printer(kernel).body()
 
     def runtime_files(self) -> dict[str, str]:
         """The hand-written runtime files, read from ``batchform/runtime/``."""

@@ -4,7 +4,6 @@ from an expression."""
 from __future__ import annotations
 
 import sympy
-
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.ir.nodes import ONE, Elementwise, Var
 

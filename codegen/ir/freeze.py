@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sympy
+from batchform.codegen.ir import nodes as ir
 from sympy import Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 
-from batchform.codegen.ir import nodes as ir
 from batchform.dsl import Apply, ColumnsMax, Diag, DiagMatrix, Hadamard, MatrixXLogY, RowsMax, XLogY, x
 
 

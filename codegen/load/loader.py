@@ -7,12 +7,9 @@ import importlib
 import keyword
 import os
 import pkgutil
-import signal
 import sys
-import threading
 import traceback
 import types
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from batchform.codegen.errors import SpecError
 from batchform.codegen.load.child import preflight
 from batchform.codegen.ir.freeze import ShapeMismatch, freeze
 from batchform.codegen.output.writer import is_output_folder
+from batchform.codegen.time_limit import time_limit
 from batchform.dsl import Spec
 
 KINDS = ("layer", "function", "loss", "update")
@@ -260,27 +258,7 @@ def LOAD_TIMEOUT_S() -> float:  # noqa: N802 - read when used, so a test can set
 
 
 class _LoadTimeout(BaseException):
-    """Raised inside a spec module's import by the alarm of :func:`_time_limit`."""
-
-
-@contextmanager
-def _time_limit(seconds: float):
-    """Interrupt the block after ``seconds`` (SIGALRM; only in the main thread, elsewhere no limit)."""
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable or seconds <= 0:
-        yield
-        return
-
-    def expire(signum, frame):
-        raise _LoadTimeout
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    """Raised inside a spec module's import by the alarm of :func:`codegen.time_limit.time_limit`."""
 
 
 def _import(module_name: str, path: str, load=None):
@@ -291,7 +269,7 @@ def _import(module_name: str, path: str, load=None):
     if _importing is not None:
         _importing(display_name(module_name), path)
     try:
-        with _time_limit(limit):
+        with time_limit(limit, _LoadTimeout):
             return load() if load else importlib.import_module(module_name)
     except _LoadTimeout:
         sys.modules.pop(module_name, None)

@@ -16,7 +16,7 @@ class Family:
     name: str
     title: str
     sources: list[str]
-    functions: list[Kernel]
+    kernels: list[Kernel]
 
 
 def lower_all(specs: list[Optimized]) -> list[Family]:
@@ -36,7 +36,7 @@ def lower_all(specs: list[Optimized]) -> list[Family]:
             family.sources.append(loaded.path)
         functions = lowered[loaded.name]
         functions = functions + variants(loaded, functions)
-        family.functions.extend(functions + fused_updates(functions, updates))
+        family.kernels.extend(functions + fused_updates(functions, updates))
     return [grouped[k] for k in sorted(grouped)]
 
 
@@ -44,6 +44,6 @@ def by_spec(families: list[Family]) -> dict[str, list[Kernel]]:
     """Spec name → every kernel generated from it, in order."""
     out: dict[str, list[Kernel]] = {}
     for family in families:
-        for f in family.functions:
+        for f in family.kernels:
             out.setdefault(f.spec, []).append(f)
     return out

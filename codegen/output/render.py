@@ -8,7 +8,7 @@ import batchform.codegen.backends
 from batchform.codegen.backends.interface import Backend, PrintedFamily
 from batchform.codegen.output.format import ruff
 from batchform.codegen.output.generation import stamp, top_level
-from batchform.codegen.output.templates import environment
+from batchform.codegen.output.template_lookup import environment
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.lower.families import Family, by_spec
 from batchform.codegen.lower.lower import initial_values

@@ -4,7 +4,6 @@ factor leaves a column sum. Applied by the ``after_fusion`` pass."""
 from __future__ import annotations
 
 import sympy
-
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.ir.nodes import ONE, Elementwise, Reduce
 

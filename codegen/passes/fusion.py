@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sympy
-
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.ir.nodes import Elementwise
 

@@ -6,11 +6,10 @@ Exact algebra; it never multiplies out a sum holding a bare full-size argument (
 from __future__ import annotations
 
 import sympy
-from sympy.polys.polyerrors import BasePolynomialError
-
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.ir.algebra import full_placeholders, map_of
 from batchform.codegen.ir.nodes import ONE, Elementwise, Reduce, Var
+from sympy.polys.polyerrors import BasePolynomialError
 
 
 def _full_ops(expr: sympy.Expr, full: set) -> int:

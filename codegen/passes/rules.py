@@ -7,7 +7,6 @@ The point of most rules is to never build an N×N or K×K matrix the paper's lit
 from __future__ import annotations
 
 import sympy
-
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.ir.algebra import linear_terms
 from batchform.codegen.ir.nodes import ONE, DiagOf, Elementwise, Eye, MatMul, Ones, Reduce, Repeat, Transpose

@@ -58,30 +58,50 @@ def _steady_cse(statements: Statements, context: Context) -> Statements:
     the update rebinds (a name means its newest value)."""
     rebound = {name for name, _ in statements}
     return eliminate_common_subexpressions(
-        statements, allowed=lambda node: not any(isinstance(v, Var) and v.name in rebound for v in ir.walk(node)))
+        statements,
+        allowed=lambda node: not any(isinstance(v, Var) and v.name in rebound for v in ir.walk(node)),
+    )
 
 
 REWRITE = Pass("rewrite", _each(rewrite))  # codegen/passes/rules.py
 CSE = Pass("cse", lambda statements, context: eliminate_common_subexpressions(statements))
 FUSE = Pass("fuse", _each(fuse))
 STABLE_FORMS = Pass("stable_forms", _each(stable_forms))  # codegen/passes/idioms.py
-INLINE_CHEAP_MAPS = Pass("inline_cheap_maps",
-                         lambda statements, context: inline_cheap_maps(statements, context.returned, fuse))
+INLINE_CHEAP_MAPS = Pass(
+    "inline_cheap_maps", lambda statements, context: inline_cheap_maps(statements, context.returned, fuse)
+)
 AFTER_FUSION = Pass("after_fusion", _each(after_fusion))
 REUSE_NAMED = Pass("reuse_named", lambda statements, context: reuse_named(statements))
 HOIST_INVARIANTS = Pass("hoist_invariants", lambda statements, context: hoist_invariants(statements))
 SHARE_ACROSS_MAPS = Pass("share_across_maps", lambda statements, context: share_across_maps(statements))
-LIVE = Pass("live", lambda statements, context: live(statements, context.returned))  # codegen/passes/liveness.py
+LIVE = Pass(
+    "live", lambda statements, context: live(statements, context.returned)
+)  # codegen/passes/liveness.py
 STEADY_CSE = Pass("steady_cse", _steady_cse)
 
 #: The forward and the backward equations of a layer, a function or a loss.
-EQUATIONS: tuple[Pass, ...] = (REWRITE, CSE, FUSE, STABLE_FORMS, INLINE_CHEAP_MAPS, AFTER_FUSION, REUSE_NAMED, CSE,
-                               HOIST_INVARIANTS, SHARE_ACROSS_MAPS, LIVE)
+EQUATIONS: tuple[Pass, ...] = (
+    REWRITE,
+    CSE,
+    FUSE,
+    STABLE_FORMS,
+    INLINE_CHEAP_MAPS,
+    AFTER_FUSION,
+    REUSE_NAMED,
+    CSE,
+    HOIST_INVARIANTS,
+    SHARE_ACROSS_MAPS,
+    LIVE,
+)
 #: The equations of an update rule.
 UPDATE: tuple[Pass, ...] = (REWRITE, FUSE, STABLE_FORMS, AFTER_FUSION, STEADY_CSE)
 #: Spec kind → its passes, in order.
-PIPELINES: dict[str, tuple[Pass, ...]] = {"layer": EQUATIONS, "function": EQUATIONS, "loss": EQUATIONS,
-                                          "update": UPDATE}
+PIPELINES: dict[str, tuple[Pass, ...]] = {
+    "layer": EQUATIONS,
+    "function": EQUATIONS,
+    "loss": EQUATIONS,
+    "update": UPDATE,
+}
 
 
 def pass_names() -> list[str]:
@@ -94,8 +114,13 @@ def pass_names() -> list[str]:
 Trace = Callable[[str, str, Statements], None]
 
 
-def run(passes: tuple[Pass, ...], statements: Statements, context: Context, part: str = "",
-        trace: Trace | None = None) -> tuple[tuple[str, ir.Node], ...]:
+def run(
+    passes: tuple[Pass, ...],
+    statements: Statements,
+    context: Context,
+    part: str = "",
+    trace: Trace | None = None,
+) -> tuple[tuple[str, ir.Node], ...]:
     statements = list(statements)
     if trace:
         trace(part, "freeze", statements)
@@ -136,8 +161,15 @@ def optimize(loaded: LoadedSpec, trace: Trace | None = None) -> Optimized:
     gradients = tuple(name for name, _ in loaded.backward if name.startswith("D") and name[1:] in leaves)
     needed = live_equations(loaded.backward, gradients)
     # What the forward kernel returns: its output and what the backward reads (never inlined away).
-    returned = {s.output.name} | {v.name for _, node in loaded.backward for v in ir.walk(node) if isinstance(v, Var)}
+    returned = {s.output.name} | {
+        v.name for _, node in loaded.backward for v in ir.walk(node) if isinstance(v, Var)
+    }
     forward = run(passes, loaded.forward, Context(frozenset(returned)), "forward", trace)
-    backward = run(passes, [(name, node) for name, node in loaded.backward if name in needed],
-                   Context(frozenset(gradients)), "backward", trace)
+    backward = run(
+        passes,
+        [(name, node) for name, node in loaded.backward if name in needed],
+        Context(frozenset(gradients)),
+        "backward",
+        trace,
+    )
     return Optimized(loaded, forward, backward, gradients)

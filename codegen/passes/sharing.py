@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 
 import sympy
-
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.ir.algebra import affine_in_one, map_of
 from batchform.codegen.ir.functions import costly

@@ -22,23 +22,30 @@ class KernelPrinter:
     #: codegen.printers.printing._check_names).
     reserved_names: frozenset = frozenset()
 
-    def __init__(self, function: Kernel):
-        self.function = function
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
         #: Lines a statement needs before its own (temporaries), emptied per statement by the subclass.
         self.pre: list[str] = []
         # Temporaries continue the numbering of those the passes introduced (t0, t1, ...).
-        self.counter = ir.count_temporaries(function.statements)
+        self.counter = ir.count_temporaries(kernel.statements)
         #: Names the printed code has bound so far: arguments, then each statement's target.
-        self.bound = {a.name for a in function.arguments}
+        self.bound = {a.name for a in kernel.arguments}
 
     def name(self, var: str) -> str:
         """The printed name of an IR variable: an update's versions (Δ__1) are the argument they overwrite."""
-        return self.function.aliases.get(var, var)
+        return self.kernel.aliases.get(var, var)
 
     def fresh(self) -> str:
         name = f"t{self.counter}"
         self.counter += 1
         return name
+
+    def csr(self, node: ir.Node) -> str | None:
+        """The printed name of a CSR argument, if ``node`` is one (its products have their own calls)."""
+        if isinstance(node, ir.Var) and any(a.name == node.name and a.storage == "csr"
+                                            for a in self.kernel.arguments):
+            return self.name(node.name)
+        return None
 
     def expr(self, node: ir.Node):
         return getattr(self, f"_{type(node).__name__}")(node)

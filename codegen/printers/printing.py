@@ -19,9 +19,9 @@ from batchform.codegen.printers.scalar import PrinterBug
 def print_kernels(backend: Backend, families: list[Family]) -> list[PrintedFamily]:
     out = []
     for family in families:
-        unsupported = {f.spec for f in family.functions
+        unsupported = {f.spec for f in family.kernels
                        if any(a.storage not in backend.storages for a in f.arguments)}
-        kernels = tuple(PrintedKernel(f, print_kernel(backend, f)) for f in family.functions
+        kernels = tuple(PrintedKernel(f, print_kernel(backend, f)) for f in family.kernels
                         if f.spec not in unsupported)
         out.append(PrintedFamily(family.name, family.title, tuple(family.sources), kernels))
     return out
@@ -50,7 +50,7 @@ def check_names(backends: dict[str, Backend], families: list[Family]) -> None:
 def print_kernel(backend: Backend, f: Kernel) -> list[str]:
     _check_names(backend, f)
     try:
-        return backend.printer(f).body()
+        return backend.print_kernel(f)
     except PrinterBug as exc:
         raise SpecError(f"spec {f.spec!r} ({f.path}), function {f.name}: printer bug in the {backend.title} "
                         f"backend: {exc}") from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import replace
 
 import sympy
 from sympy.printing.precedence import PRECEDENCE
@@ -12,7 +11,6 @@ from sympy.printing.precedence import PRECEDENCE
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.lower.lower import Kernel
 from batchform.codegen.ir.algebra import in_place_update
-from batchform.codegen.passes.sharing import share_across_maps
 from batchform.codegen.printers.core import KernelPrinter, scaled_product
 from batchform.codegen.printers.scalar import ATOM, MATMUL, PrinterBug, ScalarPrinter
 
@@ -36,15 +34,9 @@ class PythonArrayPrinter(KernelPrinter):
     #: generated modules define or import (checked before printing, see codegen.output.render._check_names).
     reserved_names = frozenset(global_names | {"sparse", "Array", "Scalar", "annotations"})
 
-    #: One library call per operation (NumPy, eager PyTorch): a full-size part two maps share is stored once
-    #: (``share_across_maps(eager=True)``), where JAX and TensorFlow leave it to XLA's fusion.
-    eager = False
-
-    def __init__(self, function: Kernel):
-        if self.eager and not function.in_place:
-            function = replace(function, statements=share_across_maps(list(function.statements), eager=True))
-        super().__init__(function)
-        self.scalar_names = {a.name for a in function.arguments if a.is_scalar} | {str(d) for d in function.dims}
+    def __init__(self, kernel: Kernel):
+        super().__init__(kernel)
+        self.scalar_names = {a.name for a in kernel.arguments if a.is_scalar} | {str(d) for d in kernel.dims}
         self.bound |= self.scalar_names
 
     # --- expressions ------------------------------------------------------------------------------
@@ -61,7 +53,7 @@ class PythonArrayPrinter(KernelPrinter):
     def _Var(self, node):
         name = self.name(node.name)
         if name not in self.bound:
-            raise PrinterBug(f"{self.function.name}: reads {name!r} before anything binds it")
+            raise PrinterBug(f"{self.kernel.name}: reads {name!r} before anything binds it")
         return name, ATOM
 
     def _MatMul(self, node):
@@ -122,7 +114,7 @@ class PythonArrayPrinter(KernelPrinter):
     # --- statements -------------------------------------------------------------------------------
     def sparse_pattern(self, target: str) -> str | None:
         """The CSR argument whose gradient ``target`` is (computed on its pattern only), if any."""
-        return next((a.name for a in self.function.arguments if a.storage == "csr" and target == f"D{a.name}"),
+        return next((a.name for a in self.kernel.arguments if a.storage == "csr" and target == f"D{a.name}"),
                     None)
 
     def sampled_operands(self, target: str, node: ir.Node, pattern: str) -> tuple[str, str]:
@@ -150,7 +142,7 @@ class PythonArrayPrinter(KernelPrinter):
                 return lines
             factor = "-" if scale == -1 else f"({self.scalar(scale)}) * "
             return [*lines, f"{target} = {factor}{target}"]
-        if target in self.function.aliases and not self.functional_updates:
+        if target in self.kernel.aliases and not self.functional_updates:
             lines = self.update(target, node)
         else:
             text = self.expr(node)[0]
@@ -162,7 +154,7 @@ class PythonArrayPrinter(KernelPrinter):
     def update(self, target: str, node: ir.Node) -> list[str]:
         """``θ ← c·θ + Σ cᵢ·Aᵢ`` as in-place operations on the argument θ."""
         name = self.name(target)
-        update = in_place_update(target, node, self.function.aliases)
+        update = in_place_update(target, node, self.kernel.aliases)
         if update is None:
             return [self.assign_in_place(name, self.expr(node)[0])]
         scale, terms = update
@@ -197,25 +189,25 @@ class PythonArrayPrinter(KernelPrinter):
     def body(self) -> list[str]:
         # A sparse argument is validated before any product reads its indices (scipy's and torch's products
         # do not check them; JAX's check runs where the indices are concrete).
-        lines = [f"check_csr({self.function.name!r}, {a.name!r}, {a.name})" for a in self.function.arguments
+        lines = [f"check_csr({self.kernel.name!r}, {a.name!r}, {a.name})" for a in self.kernel.arguments
                  if a.storage == "csr"]
-        lines += [f"{self.dim(d)} = {arg}.shape[{axis}]" for d, (arg, axis) in self.function.dims.items()]
-        for target, node in self.function.statements:
+        lines += [f"{self.dim(d)} = {arg}.shape[{axis}]" for d, (arg, axis) in self.kernel.dims.items()]
+        for target, node in self.kernel.statements:
             lines.extend(self.statement(target, node))
             self.bound.add(self.name(target))
-        returns = [self.name(r) for r in self.function.returns]
+        returns = [self.name(r) for r in self.kernel.returns]
         lines.append(f"return {', '.join(returns)}")
         self.check_bound(lines)
         return lines
 
     def check_bound(self, lines: list[str]) -> None:
         """Every name the body reads is an argument, a module or a name an earlier line assigned."""
-        bound = {a.name for a in self.function.arguments} | self.global_names
+        bound = {a.name for a in self.kernel.arguments} | self.global_names
         for line in lines:
             tree = ast.parse(line)
             for node in ast.walk(tree):
                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:
-                    raise PrinterBug(f"{self.function.name}: the line `{line}` reads {node.id!r}, which "
+                    raise PrinterBug(f"{self.kernel.name}: the line `{line}` reads {node.id!r}, which "
                                      f"nothing binds")
             bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 

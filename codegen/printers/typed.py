@@ -48,7 +48,7 @@ class TypedArrayMixin:
         raise NotImplementedError
 
     def reference(self) -> str:
-        return self.function.matrix_arguments[0].name
+        return self.kernel.matrix_arguments[0].name
 
     def _Ones(self, node):
         return f"{self.module}.ones({self.shape(node.shape)}, {self.like()})", ATOM

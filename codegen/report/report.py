@@ -15,7 +15,7 @@ from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.notation import latex, latex_name
 from batchform.codegen.verify.proof import (ALL_SHAPES, DEFINITION, MISSING, NUMERIC, RATIONAL, SHAPES, SIMPLIFIED, SYMBOLIC,
                            SpecProof)
-from batchform.codegen.output.templates import environment
+from batchform.codegen.output.template_lookup import environment
 from batchform.codegen.output.writer import write_atomic
 from batchform.codegen.report.mathml import equation, function_definition
 from batchform.dsl import Apply, x

@@ -38,11 +38,9 @@ import itertools
 import json
 import os
 import random
-import signal
 import sys
 import time
 import zlib
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,6 +49,7 @@ from sympy import Lambda, MatrixSymbol
 
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.notation import unicode
+from batchform.codegen.time_limit import time_limit
 from batchform.codegen.verify.atoms import (FormalMax, OutOfTime, cancels, cpu_time_limit, formal_maxima,
                                             lemma_functions, opaque_reading)
 from batchform.codegen.verify.explicit import evaluate
@@ -172,20 +171,6 @@ class SpecProof:
 
 class _Timeout(Exception):
     pass
-
-
-@contextmanager
-def _time_limit(seconds: float):
-    def handler(signum, frame):
-        raise _Timeout
-
-    previous = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _dims_of(spec) -> dict[str, sympy.Symbol]:
@@ -453,7 +438,7 @@ def _symbolic_method(residual: sympy.Matrix, budget: list[float]) -> tuple[str |
                    all(p.exp.is_Integer for p in e.atoms(sympy.Pow)) for e in entries)
     try:
         start = time.perf_counter()
-        with _time_limit(max(budget[0], 0.05)):
+        with time_limit(max(budget[0], 0.05), _Timeout):
             for e in entries:
                 reduced = sympy.cancel(sympy.together(e)) if rational else sympy.simplify(e)
                 if reduced != 0:

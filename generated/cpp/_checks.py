@@ -1,5 +1,5 @@
 # The C++ module's Python-side argument checks, copied verbatim into generated/cpp/_checks.py.
-# Do not edit the copy: edit codegen/backends/cpp/runtime.py and run `make generate`.
+# Do not edit the copy: edit batchform/runtime/cpp/runtime.py and run `make generate`.
 """What generated.cpp runs when the compiled module refuses a call: one error naming the argument at fault,
 or the one conversion that is safe (a contiguous copy, an int scalar as a float) and the call again."""
 

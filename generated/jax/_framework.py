@@ -1,5 +1,5 @@
 # The JAX wrappers' runtime, copied verbatim into generated/jax/_framework.py.
-# Do not edit the copy: edit codegen/backends/jax/runtime.py and run `make generate`.
+# Do not edit the copy: edit batchform/runtime/jax/runtime.py and run `make generate`.
 """What the JAX wrappers (generated.jax.custom_vjp) call for every spec: the call-time check of shapes and
 dtypes, and the initializer of a "fan_in" parameter."""
 

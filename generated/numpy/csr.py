@@ -1,5 +1,5 @@
 # The NumPy backend's CSR checks, copied verbatim into generated/numpy/csr.py.
-# Do not edit the copy: edit codegen/backends/numpy/csr_runtime.py and run `make generate`.
+# Do not edit the copy: edit batchform/runtime/numpy/csr_runtime.py and run `make generate`.
 """Validation of the CSR (``scipy.sparse``) arguments of the NumPy sparse kernels.
 
 scipy's constructors do not check a CSR's index arrays fully, and its products read them unchecked: an

@@ -1,5 +1,5 @@
 # The TensorFlow kernels' and wrappers' runtime, copied verbatim into generated/tensorflow/_framework.py.
-# Do not edit the copy: edit codegen/backends/tensorflow/runtime.py and run `make generate`.
+# Do not edit the copy: edit batchform/runtime/tensorflow/runtime.py and run `make generate`.
 """What the TensorFlow kernels and wrappers (generated.tensorflow, .functional, .keras_layers) call for every
 spec: the shape rule with sizes a ``tf.function`` does not know, and the call-time check of dtypes."""
 

@@ -1,5 +1,5 @@
 # The PyTorch backend's CSR checks, copied verbatim into generated/torch/csr.py.
-# Do not edit the copy: edit codegen/backends/torch/csr_runtime.py and run `make generate`.
+# Do not edit the copy: edit batchform/runtime/torch/csr_runtime.py and run `make generate`.
 """Validation of the CSR (``torch.sparse_csr_tensor``) arguments of the PyTorch sparse kernels.
 
 ``torch.sparse_csr_tensor`` does not check its index arrays by default, and the sparse products read them

@@ -1,5 +1,5 @@
 # The JAX backend's CSR checks, copied verbatim into generated/jax/csr.py.
-# Do not edit the copy: edit codegen/backends/jax/csr_runtime.py and run `make generate`.
+# Do not edit the copy: edit batchform/runtime/jax/csr_runtime.py and run `make generate`.
 """Validation of the sparse (``jax.experimental.sparse.BCOO``) arguments of the JAX sparse kernels.
 
 A CSR weight is passed as a BCOO matrix whose (row, column) indices are in row-major order, sorted and unique

@@ -1,5 +1,5 @@
 # The TensorFlow backend's CSR checks, copied verbatim into generated/tensorflow/csr.py.
-# Do not edit the copy: edit codegen/backends/tensorflow/csr_runtime.py and run `make generate`.
+# Do not edit the copy: edit batchform/runtime/tensorflow/csr_runtime.py and run `make generate`.
 """Validation of the sparse (``tf.sparse.SparseTensor``) arguments of the TensorFlow sparse kernels.
 
 A CSR weight is passed as a 2-D SparseTensor whose (row, column) indices are in row-major order, sorted and

@@ -1,5 +1,5 @@
 # PyTorch train/eval and interchange conventions, copied verbatim into generated/torch/conventions.py.
-# Do not edit the copy: edit codegen/backends/torch/conventions.py and run `make generate`.
+# Do not edit the copy: edit batchform/runtime/torch/conventions.py and run `make generate`.
 """How the generated modules follow PyTorch's conventions: hand-written glue, no equation.
 
 * Dropout masks: inverted dropout as ``torch.nn.Dropout`` — each entry of the mask is 0 with probability p,

@@ -1,5 +1,5 @@
 # The PyTorch wrappers' runtime, copied verbatim into generated/torch/_framework.py.
-# Do not edit the copy: edit codegen/backends/torch/runtime.py and run `make generate`.
+# Do not edit the copy: edit batchform/runtime/torch/runtime.py and run `make generate`.
 """What the PyTorch wrappers (generated.torch.functional and .modules) call for every spec: the call-time
 check of shapes, dtypes and devices, and the initializer of a "fan_in" parameter."""
 

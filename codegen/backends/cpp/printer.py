@@ -331,12 +331,12 @@ class CppPrinter(KernelPrinter):
         "try", "true", "false", "nullptr", "and", "or", "not", "xor", "bitand", "bitor", "compl",
     })
 
-    def __init__(self, function: Kernel):
-        super().__init__(function)
-        self.dims = set(function.dims)
-        self.scalars = {a.name for a in function.arguments if a.is_scalar}
+    def __init__(self, kernel: Kernel):
+        super().__init__(kernel)
+        self.dims = set(kernel.dims)
+        self.scalars = {a.name for a in kernel.arguments if a.is_scalar}
         #: Every name a declaration has introduced (the arguments are declared by the signature).
-        self.declared = {a.name for a in function.arguments}
+        self.declared = {a.name for a in kernel.arguments}
 
     def scalar_printer(self, args, array: bool, shape=None) -> CppScalarPrinter:
         return CppScalarPrinter(args, array=array, shape=shape, dims=self.dims, names=self.scalars)
@@ -366,14 +366,14 @@ class CppPrinter(KernelPrinter):
         """The name of ``var`` where the printed code reads it; a name nothing has bound is a PrinterBug."""
         name = self.name(var)
         if name not in self.bound:
-            raise PrinterBug(f"{self.function.name}: reads {name!r} before anything binds it")
+            raise PrinterBug(f"{self.kernel.name}: reads {name!r} before anything binds it")
         return name
 
     def declare(self, name: str) -> str:
         """``name``, as a declaration introduces it; a name declared twice (the C++ would not compile) is a
         PrinterBug, found here rather than by the compiler."""
         if name in self.declared:
-            raise PrinterBug(f"{self.function.name}: declares {name!r} twice")
+            raise PrinterBug(f"{self.kernel.name}: declares {name!r} twice")
         self.declared.add(name)
         return name
 
@@ -382,12 +382,6 @@ class CppPrinter(KernelPrinter):
         if is_scalar_shape(node.shape):
             return Piece(name, ATOM, "scalar")
         return Piece(name, ATOM, "matrix")
-
-    def csr(self, node: ir.Node) -> str | None:
-        if isinstance(node, ir.Var) and any(a.name == node.name and a.storage == "csr"
-                                            for a in self.function.arguments):
-            return node.name
-        return None
 
     def _dense_operand(self, node: ir.Node) -> str:
         """A named dense matrix for a sparse kernel (which takes Refs, not expressions)."""
@@ -470,7 +464,7 @@ class CppPrinter(KernelPrinter):
             return None
         rows, cols, a, b = product
         lines = [f"Matrix<S> {self.declare(target)}({rows}, {cols});"] if declare else []
-        return lines + [f'gemm<S>({alpha}, {a}, {b}, {beta}, {target}, "{self.function.name}");']
+        return lines + [f'gemm<S>({alpha}, {a}, {b}, {beta}, {target}, "{self.kernel.name}");']
 
     def _hoist(self, node: ir.Node) -> Piece:
         """Store a product or reduction in a temporary so a map reads it once, not per coefficient."""
@@ -683,7 +677,7 @@ class CppPrinter(KernelPrinter):
 
     def statement(self, target: str, node: ir.Node) -> list[str]:
         self.pre = []
-        pattern = next((a.name for a in self.function.arguments if a.storage == "csr" and target == f"D{a.name}"),
+        pattern = next((a.name for a in self.kernel.arguments if a.storage == "csr" and target == f"D{a.name}"),
                        None)
         if pattern:
             # The gradient of a CSR matrix: c·Aᵀ·B on its pattern only, never a dense K × D matrix.
@@ -696,7 +690,7 @@ class CppPrinter(KernelPrinter):
             if scale != 1:
                 lines.append(f"{target}.array() *= {self.scalar_printer([], array=False).doprint(scale)};")
             return self.pre + lines
-        if target in self.function.aliases:
+        if target in self.kernel.aliases:
             lines = self.update(target, node)
         else:
             name = self.name(target)
@@ -720,7 +714,7 @@ class CppPrinter(KernelPrinter):
     def update(self, target: str, node: ir.Node) -> list[str]:
         """``θ ← c·θ + Σ cᵢ·Aᵢ`` as in-place array operations on the argument θ."""
         name = self.name(target)
-        update = in_place_update(target, node, self.function.aliases)
+        update = in_place_update(target, node, self.kernel.aliases)
         if update is None:
             return [f"{name} = {self.as_matrix(self.expr(node))};"]
         scale, terms = update
@@ -759,7 +753,7 @@ class CppPrinter(KernelPrinter):
     def checks(self) -> list[str]:
         """Bind each dimension from the first argument that has it; check every argument's shape."""
         lines, bound = [], {}
-        for arg in self.function.matrix_arguments:
+        for arg in self.kernel.matrix_arguments:
             if arg.storage == "csr":
                 sizes = [f"{arg.name}.rows()", f"{arg.name}.cols()"]
             else:
@@ -774,10 +768,10 @@ class CppPrinter(KernelPrinter):
                 else:
                     expected.append("any")
             if sizes:
-                lines.append(f'check_shape("{self.function.name}", "{arg.name}", {expected[0]}, {expected[1]}, '
+                lines.append(f'check_shape("{self.kernel.name}", "{arg.name}", {expected[0]}, {expected[1]}, '
                              f"{sizes[0]}, {sizes[1]});")
             else:
-                lines.append(f'check_shape("{self.function.name}", "{arg.name}", {arg.name}, '
+                lines.append(f'check_shape("{self.kernel.name}", "{arg.name}", {arg.name}, '
                              f"{expected[0]}, {expected[1]});")
             for axis, d in enumerate(arg.shape):
                 d = sympy.sympify(d)
@@ -789,26 +783,26 @@ class CppPrinter(KernelPrinter):
 
     def body(self) -> list[str]:
         lines = self.checks()
-        for d in self.function.dims:
+        for d in self.kernel.dims:
             if d not in self.dims:
                 raise NotImplementedError(f"dimension {d} is not carried by any argument")
         used = set()
-        for _, node in self.function.statements:
+        for _, node in self.kernel.statements:
             for sub in ir.walk(node):
                 if isinstance(sub, ir.Elementwise):
                     used |= sub.expr.free_symbols
                 if isinstance(sub, ir.Repeat):
                     used |= sub.count.free_symbols
-        for target, node in self.function.statements:
+        for target, node in self.kernel.statements:
             lines.extend(self.statement(target, node))
             self.bound.add(self.name(target))
         lines = fuse_row_loops(fuse_folds(lines))
         # Dimensions only the checks use are still bound: mark them used so compilers do not warn.
         unused = [str(d) for d in sorted(self.dims, key=str) if d not in used]
         if unused:
-            lines.insert(len(lines) - len(self.function.statements) * 0, f"(void){', (void)'.join(unused)};")
+            lines.insert(len(lines) - len(self.kernel.statements) * 0, f"(void){', (void)'.join(unused)};")
         # what an in-place kernel updates is not returned; the rest (a fused kernel's DX) is
-        returns = [self.name(r) for r in self.function.returns if r not in self.function.aliases]
+        returns = [self.name(r) for r in self.kernel.returns if r not in self.kernel.aliases]
         if not returns:
             return lines
         if len(returns) == 1:

@@ -43,13 +43,6 @@ class JaxPrinter(TypedArrayMixin, PythonArrayPrinter):
         return f"jnp.broadcast_to({text}, {self.shape(shape)})"
 
     # --- CSR weights, as BCOO matrices in CSR order --------------------------------------------------
-    def csr(self, node: ir.Node) -> str | None:
-        """The name of a CSR argument, if ``node`` is one."""
-        if isinstance(node, ir.Var) and any(a.name == node.name and a.storage == "csr"
-                                            for a in self.function.arguments):
-            return self.name(node.name)
-        return None
-
     def _MatMul(self, node):
         if self.csr(node.a) or (isinstance(node.a, ir.Transpose) and self.csr(node.a.a)):
             raise NotImplementedError("a product with a CSR matrix on the left")

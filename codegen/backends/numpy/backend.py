@@ -2,6 +2,7 @@
 
 from batchform.codegen.backends.numpy.printer import NumPyPrinter
 from batchform.codegen.backends.python.backend import PythonBackend
+from batchform.codegen.passes.kernel_passes import EAGER_SHARING
 
 BACKEND = PythonBackend(
     name="numpy",
@@ -14,4 +15,5 @@ BACKEND = PythonBackend(
     array="Array",
     scalar="float",
     storages=("dense", "csr"),
+    passes=(EAGER_SHARING,),
 )

@@ -45,7 +45,6 @@ class NumPyScalarPrinter(TypedScalarMixin, ScalarPrinter):
 
 
 class NumPyPrinter(TypedArrayMixin, PythonArrayPrinter):
-    eager = True
     module = "np"
     scalar_printer = NumPyScalarPrinter
 

@@ -113,22 +113,22 @@ class TensorFlowPrinter(TypedArrayMixin, PythonArrayPrinter):
         d = sympy.sympify(d)
         if d.is_Integer:
             return str(int(d))
-        arg, axis = self.function.dims[d]
+        arg, axis = self.kernel.dims[d]
         return f"tf.shape({arg})[{axis}]"
 
     def scalar_printer_for(self, args):
-        return self.scalar_printer(args, names=self.scalar_names, sizes=[str(d) for d in self.function.dims])
+        return self.scalar_printer(args, names=self.scalar_names, sizes=[str(d) for d in self.kernel.dims])
 
     def body(self) -> list[str]:
-        lines = [f"check_csr({self.function.name!r}, {a.name!r}, {a.name})" for a in self.function.arguments
+        lines = [f"check_csr({self.kernel.name!r}, {a.name!r}, {a.name})" for a in self.kernel.arguments
                  if a.storage == "csr"]
         statements = []
-        for target, node in self.function.statements:
+        for target, node in self.kernel.statements:
             statements.extend(self.statement(target, node))
             self.bound.add(self.name(target))
-        statements.append(f"return {', '.join(self.name(r) for r in self.function.returns)}")
+        statements.append(f"return {', '.join(self.name(r) for r in self.kernel.returns)}")
         # A size is bound, in the arrays' dtype, only where arithmetic reads it (shapes use tf.shape).
-        for d, (arg, axis) in self.function.dims.items():
+        for d, (arg, axis) in self.kernel.dims.items():
             if any(re.search(rf"(?<![\w.]){d}(?!\w)", line) for line in statements):
                 lines.append(f"{d} = tf.cast(tf.shape({arg})[{axis}], {arg}.dtype)")
         lines += statements
@@ -181,13 +181,6 @@ class TensorFlowPrinter(TypedArrayMixin, PythonArrayPrinter):
         return f"tf.linalg.matmul({', '.join([self.expr(a)[0], self.expr(b)[0], *flags])})", ATOM
 
     # --- CSR weights, as tf.sparse.SparseTensor in row-major (CSR) order ----------------------------
-    def csr(self, node: ir.Node) -> str | None:
-        """The name of a CSR argument, if ``node`` is one."""
-        if isinstance(node, ir.Var) and any(a.name == node.name and a.storage == "csr"
-                                            for a in self.function.arguments):
-            return self.name(node.name)
-        return None
-
     def sampled_product(self, target: str, node: ir.Node, pattern: str) -> list[str]:
         """``Aᵀ·B`` at the stored entries of the sparse ``pattern`` only, as its 1 × nnz values: column k of
         A times column d of B summed over the batch, for each stored (k, d); no K × D matrix is formed."""

@@ -2,7 +2,9 @@
 autograd.Function and a checked function per spec) and generated/torch/modules.py (an nn.Module per spec)."""
 
 from batchform.codegen.backends.python.backend import PythonBackend
+from batchform.codegen.backends.torch.idioms import TORCH_IDIOMS
 from batchform.codegen.backends.torch.printer import TorchPrinter
+from batchform.codegen.passes.kernel_passes import EAGER_SHARING
 
 BACKEND = PythonBackend(
     name="torch",
@@ -25,4 +27,6 @@ BACKEND = PythonBackend(
     scalar="Scalar",
     # CSR weights as torch.sparse_csr_tensor: sparse.mm, dense @ CSR and sampled_addmm (no wrappers).
     storages=("dense", "csr"),
+    # Before the printer: the shared maps of an eager backend, then addmm / addcmul chosen (idioms.py).
+    passes=(EAGER_SHARING, TORCH_IDIOMS),
 )

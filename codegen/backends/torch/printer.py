@@ -10,6 +10,7 @@ import sympy
 from sympy.logic.boolalg import to_nnf
 from sympy.printing.precedence import PRECEDENCE
 
+from batchform.codegen.backends.torch.idioms import AddCMul, AddMM
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.printers.python import PythonArrayPrinter
 from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
@@ -109,7 +110,6 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
 
 
 class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
-    eager = True
     module = "torch"
     scalar_printer = TorchScalarPrinter
 
@@ -127,13 +127,6 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
         return f"torch.broadcast_to({text}, {self.shape(shape)}).contiguous()"
 
     # --- CSR weights (torch.sparse_csr_tensor) -------------------------------------------------------
-    def csr(self, node: ir.Node) -> str | None:
-        """The name of a CSR argument, if ``node`` is one."""
-        if isinstance(node, ir.Var) and any(a.name == node.name and a.storage == "csr"
-                                            for a in self.function.arguments):
-            return self.name(node.name)
-        return None
-
     def _MatMul(self, node):
         if self.csr(node.a) or (isinstance(node.a, ir.Transpose) and self.csr(node.a.a)):
             raise NotImplementedError("a product with a CSR matrix on the left")
@@ -148,64 +141,26 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
                 f".values().reshape(1, -1)"]
 
 
-    # --- X·Wᵀ + 1·b in one BLAS call ----------------------------------------------------------------
-    def _Elementwise(self, node):
-        fused = self.addmm(node)
-        if fused is None:
-            fused = self.addcmul(node)
-        return fused if fused is not None else super()._Elementwise(node)
+    # --- the idioms codegen/backends/torch/idioms.py chose ---------------------------------------------
+    def _AddMM(self, node: AddMM):
+        a, b, c = self.expr(node.a)[0], self.expr(node.b)[0], self.expr(node.bias)[0]
+        return f"torch.addmm({c}, {a}, {b})", ATOM
 
-    def addcmul(self, node: ir.Elementwise):
-        """``C + A₁ ⊙ B₁ + A₂ ⊙ B₂ + …`` (the Σ cᵢ·Fᵢ form of codegen.passes.hoist_invariants, a full-size map from rows
-        and full arrays) → ``torch.addcmul(torch.addcmul(C, A₁, B₁), A₂, B₂)``: one pass per product, none
-        for the sums. Not ``.addcmul_`` on the first result: under ``torch.func.vmap`` an in-place op on an
-        unbatched temporary with a batched operand is an error, and writing a fresh result costs no extra pass."""
-        expr = node.expr
-        if not isinstance(expr, sympy.Add) or node.shape[0] == ir.ONE or node.shape[1] == ir.ONE:
-            return None
-        products, constant = [], None
-        for term in expr.args:
-            factors = sympy.Mul.make_args(term)
-            arrays = [f for f in factors if ir.is_placeholder(f)]
-            number = sympy.Mul(*[f for f in factors if not ir.is_placeholder(f)])
-            if len(arrays) == 2 and number.is_number:
-                products.append((number, arrays))
-            elif term in ir.placeholders(len(node.args)) and constant is None:
-                constant = term
-            else:
-                return None
-        if not products or constant is None and len(products) < 2:
-            return None
+    def _AddCMul(self, node: AddCMul):
         args = [self.expr(a)[0] for a in node.args]
 
-        def call(number, arrays):
-            a, b = (args[int(p.name[1:])] for p in arrays)
-            return f"{a}, {b}" + ("" if number == 1 else f", value={self.scalar(number)}")
+        def call(number, i, j):
+            return f"{args[i]}, {args[j]}" + ("" if number == 1 else f", value={self.scalar(number)}")
 
-        if constant is None:
-            (number, (a, b)), *products = products
-            constant_text = f"{args[int(a.name[1:])]} * {args[int(b.name[1:])]}"
-            if number != 1:
-                return None
+        products = list(node.products)
+        if node.constant is None:
+            _, i, j = products.pop(0)
+            text = f"{args[i]} * {args[j]}"
         else:
-            constant_text = args[int(constant.name[1:])]
-        text = constant_text
+            text = args[node.constant]
         for product in products:
             text = f"torch.addcmul({text}, {call(*product)})"
         return text, ATOM
-
-    def addmm(self, node: ir.Elementwise):
-        """``A @ B + c`` with ``c`` a row (or any 2-D array) broadcast to the product → ``torch.addmm(c, A, B)``."""
-        p0, p1 = ir.placeholders(2)
-        if len(node.args) != 2 or node.expr != p0 + p1:
-            return None
-        for product, bias in (node.args, reversed(node.args)):
-            if isinstance(product, ir.MatMul) and tuple(product.shape) == tuple(node.shape) \
-                    and tuple(bias.shape) != (ir.ONE, ir.ONE) \
-                    and not any(self.csr(n) for n in (product.a, product.b, getattr(product.b, "a", None))):
-                a, b, c = self.expr(product.a)[0], self.expr(product.b)[0], self.expr(bias)[0]
-                return f"torch.addmm({c}, {a}, {b})", ATOM
-        return None
 
     # --- optimizer updates: in place, without temporaries ---------------------------------------------
     def assign_in_place(self, name: str, text: str) -> str:
