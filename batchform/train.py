@@ -68,6 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sparse.add_argument("--prune-interval", type=int, default=None, metavar="E",
                         help="with --prune: prune and grow at the start of every E-th epoch after the first "
                              "(default: 1)")
+    sparse.add_argument("--sparse-fans", choices=["stored", "dense"], default="stored",
+                        help="scale a sparse layer's initial weights by the stored entries of each row and column "
+                             "(its units' real fan-in and fan-out, Evci et al. 2022) or by the dense layer's "
+                             "(default: stored)")
     sparse.add_argument("--clip", metavar="T", help="after each update, set weights with |w| < T to 0 (default: none)")
     from batchform.training import parallel
 
@@ -231,7 +235,7 @@ def main(args) -> int:
             backend.kernels.set_flush_denormals(True)  # subnormals slow sparse CPU training several-fold
         parallel.choose_device(backend)
         network = Network.build(backend, layers, sizes, options.optimizers, options.init, seed=args.seed,
-                                densities=densities)
+                                densities=densities, sparse_fans=args.sparse_fans)
         network.clip = clip
         if args.load_weights:
             for line in network.load_weights(args.load_weights):
