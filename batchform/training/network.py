@@ -129,6 +129,9 @@ class Network:
             parameters = {}
             K = D if option.is_batch_norm else sizes[index + 1]
             sizes_of = {"D": D, "K": K, "1": 1}
+            if info.parameters.get("W") == ("D", "D") and K != D:  # a residual block keeps its input's width
+                raise OptionError(f"--layer-sizes: {option.spec} maps {D} features to {D} (W is square), but the "
+                                  f"sizes give it {D} → {K}")
             for name, shape in info.parameters.items():
                 start = info.init[name]
                 if name == "W" and density < 1:  # a random pattern; only its values are drawn

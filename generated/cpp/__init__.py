@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "f1b6d7f2af35d5b522b1a9a78a2fdae257771f8fd217192e433b25fdb742e647",
-    "f0add2408633e59471e68ab6e95504de3d89df59def807f20903bf8848318c28",
+    "ba850bfaab7b5d24c77ff89f63404d77454afdda06c23511113ac71ea91f5dbf",
+    "9f97d30bcd70ef674a194aacb1a49189d04a27148d822137901591a5454c6b27",
 )
-_COMPILED_GENERATION = "f1b6d7f2af35d5b522b1a9a78a2fdae257771f8fd217192e433b25fdb742e647"
+_COMPILED_GENERATION = "ba850bfaab7b5d24c77ff89f63404d77454afdda06c23511113ac71ea91f5dbf"
 
 import os
 
@@ -148,6 +148,94 @@ _SIGNATURES = {
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
         ("alpha", (), "scalar"),
+    ),
+    "gelu": (("X", ("N", "K"), "array"),),
+    "gelu_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "gelu_layer_forward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "array"), ("b", (1, "K"), "array")),
+    "gelu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "gelu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "gelu_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "gelu_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "gelu_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "gelu_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "gelu_dropout_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "gelu_dropout_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "gelu_dropout_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_gelu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_gelu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_gelu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
     ),
     "hard_sigmoid": (("X", ("N", "K"), "array"),),
     "hard_sigmoid_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
@@ -618,6 +706,94 @@ _SIGNATURES = {
         ("Z", ("N", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
+    "silu": (("X", ("N", "K"), "array"),),
+    "silu_backward": (("X", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
+    "silu_layer_forward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "array"), ("b", (1, "K"), "array")),
+    "silu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "silu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "silu_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "silu_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "silu_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "silu_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "silu_dropout_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+    ),
+    "silu_dropout_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "silu_dropout_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("R", ("D", "K"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_silu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("b", (1, "K"), "array"),
+    ),
+    "sparse_silu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "sparse_silu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "csr"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
     "srelu": (
         ("X", ("N", "K"), "array"),
         ("al", (), "scalar"),
@@ -856,6 +1032,20 @@ _SIGNATURES = {
         ("R", ("D", "K"), "array"),
         ("DY", ("N", "K"), "array"),
     ),
+    "layer_norm_forward": (
+        ("X", ("N", "K"), "array"),
+        ("gamma", (1, "K"), "array"),
+        ("beta", (1, "K"), "array"),
+        ("epsilon", (), "scalar"),
+    ),
+    "layer_norm_backward": (
+        ("gamma", (1, "K"), "array"),
+        ("Sigma", ("N", 1), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("epsilon", (), "scalar"),
+    ),
+    "layer_norm_backward_without_DX": (("Z", ("N", "K"), "array"), ("DY", ("N", "K"), "array")),
     "linear_forward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "array"), ("b", (1, "K"), "array")),
     "linear_backward": (("X", ("N", "D"), "array"), ("W", ("K", "D"), "array"), ("DY", ("N", "K"), "array")),
     "linear_backward_without_DX": (("X", ("N", "D"), "array"), ("DY", ("N", "K"), "array")),
@@ -903,6 +1093,60 @@ _SIGNATURES = {
         ("X", ("N", "D"), "array"),
         ("W", ("K", "D"), "csr"),
         ("DY", ("N", "K"), "array"),
+    ),
+    "residual_relu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("D", "D"), "array"),
+        ("b", (1, "D"), "array"),
+    ),
+    "residual_relu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("D", "D"), "array"),
+        ("Z", ("N", "D"), "array"),
+        ("DY", ("N", "D"), "array"),
+    ),
+    "residual_relu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "D"), "array"),
+        ("DY", ("N", "D"), "array"),
+    ),
+    "residual_relu_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("D", "D"), "updated"),
+        ("Z", ("N", "D"), "array"),
+        ("DY", ("N", "D"), "array"),
+        ("b", (1, "D"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "residual_relu_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("D", "D"), "updated"),
+        ("Z", ("N", "D"), "array"),
+        ("DY", ("N", "D"), "array"),
+        ("Delta_W", ("D", "D"), "updated"),
+        ("b", (1, "D"), "updated"),
+        ("Delta_b", (1, "D"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "residual_relu_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "D"), "array"),
+        ("DY", ("N", "D"), "array"),
+        ("W", ("D", "D"), "updated"),
+        ("b", (1, "D"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "residual_relu_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "D"), "array"),
+        ("DY", ("N", "D"), "array"),
+        ("W", ("D", "D"), "updated"),
+        ("Delta_W", ("D", "D"), "updated"),
+        ("b", (1, "D"), "updated"),
+        ("Delta_b", (1, "D"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
     ),
     "softmax_layer_forward": (
         ("X", ("N", "D"), "array"),
@@ -1137,6 +1381,43 @@ all_relu_dropout_layer_backward_without_DX = _kernels.all_relu_dropout_layer_bac
 sparse_all_relu_layer_forward = _kernels.sparse_all_relu_layer_forward
 sparse_all_relu_layer_backward = _kernels.sparse_all_relu_layer_backward
 sparse_all_relu_layer_backward_without_DX = _kernels.sparse_all_relu_layer_backward_without_DX
+gelu = _kernels.gelu
+gelu_backward = _kernels.gelu_backward
+gelu_layer_forward = _kernels.gelu_layer_forward
+gelu_layer_backward = _kernels.gelu_layer_backward
+gelu_layer_backward_without_DX = _kernels.gelu_layer_backward_without_DX
+
+
+def gelu_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by GELU: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.gelu_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def gelu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by GELU: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.gelu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def gelu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by GELU: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.gelu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def gelu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by GELU: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.gelu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
+gelu_dropout_layer_forward = _kernels.gelu_dropout_layer_forward
+gelu_dropout_layer_backward = _kernels.gelu_dropout_layer_backward
+gelu_dropout_layer_backward_without_DX = _kernels.gelu_dropout_layer_backward_without_DX
+sparse_gelu_layer_forward = _kernels.sparse_gelu_layer_forward
+sparse_gelu_layer_backward = _kernels.sparse_gelu_layer_backward
+sparse_gelu_layer_backward_without_DX = _kernels.sparse_gelu_layer_backward_without_DX
 hard_sigmoid = _kernels.hard_sigmoid
 hard_sigmoid_backward = _kernels.hard_sigmoid_backward
 hard_sigmoid_layer_forward = _kernels.hard_sigmoid_layer_forward
@@ -1330,6 +1611,43 @@ sigmoid_dropout_layer_backward_without_DX = _kernels.sigmoid_dropout_layer_backw
 sparse_sigmoid_layer_forward = _kernels.sparse_sigmoid_layer_forward
 sparse_sigmoid_layer_backward = _kernels.sparse_sigmoid_layer_backward
 sparse_sigmoid_layer_backward_without_DX = _kernels.sparse_sigmoid_layer_backward_without_DX
+silu = _kernels.silu
+silu_backward = _kernels.silu_backward
+silu_layer_forward = _kernels.silu_layer_forward
+silu_layer_backward = _kernels.silu_layer_backward
+silu_layer_backward_without_DX = _kernels.silu_layer_backward_without_DX
+
+
+def silu_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Linear layer followed by SiLU: backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.silu_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def silu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by SiLU: backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.silu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def silu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Linear layer followed by SiLU: backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.silu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def silu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Linear layer followed by SiLU: backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.silu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu)
+    return Delta_W, W, Delta_b, b
+
+
+silu_dropout_layer_forward = _kernels.silu_dropout_layer_forward
+silu_dropout_layer_backward = _kernels.silu_dropout_layer_backward
+silu_dropout_layer_backward_without_DX = _kernels.silu_dropout_layer_backward_without_DX
+sparse_silu_layer_forward = _kernels.sparse_silu_layer_forward
+sparse_silu_layer_backward = _kernels.sparse_silu_layer_backward
+sparse_silu_layer_backward_without_DX = _kernels.sparse_silu_layer_backward_without_DX
 srelu = _kernels.srelu
 srelu_backward = _kernels.srelu_backward
 srelu_backward_without_DX = _kernels.srelu_backward_without_DX
@@ -1397,6 +1715,9 @@ def batch_norm_eps_statistics_update(running_mean, running_var, X, momentum):
 linear_dropout_forward = _kernels.linear_dropout_forward
 linear_dropout_backward = _kernels.linear_dropout_backward
 linear_dropout_backward_without_DX = _kernels.linear_dropout_backward_without_DX
+layer_norm_forward = _kernels.layer_norm_forward
+layer_norm_backward = _kernels.layer_norm_backward
+layer_norm_backward_without_DX = _kernels.layer_norm_backward_without_DX
 linear_forward = _kernels.linear_forward
 linear_backward = _kernels.linear_backward
 linear_backward_without_DX = _kernels.linear_backward_without_DX
@@ -1429,6 +1750,37 @@ def linear_backward_without_DX_update_momentum(X, DY, W, Delta_W, b, Delta_b, et
 sparse_linear_forward = _kernels.sparse_linear_forward
 sparse_linear_backward = _kernels.sparse_linear_backward
 sparse_linear_backward_without_DX = _kernels.sparse_linear_backward_without_DX
+residual_relu_layer_forward = _kernels.residual_relu_layer_forward
+residual_relu_layer_backward = _kernels.residual_relu_layer_backward
+residual_relu_layer_backward_without_DX = _kernels.residual_relu_layer_backward_without_DX
+
+
+def residual_relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta):
+    """Residual block Y = X + relu(X·Wᵀ + 1_N·b) (W square): backpropagation, with the gradient descent update of W, b in place. In place; returns (DX, W, b)."""
+    DX = _kernels.residual_relu_layer_backward_update_gradient_descent(X, W, Z, DY, b, eta)
+    return DX, W, b
+
+
+def residual_relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu):
+    """Residual block Y = X + relu(X·Wᵀ + 1_N·b) (W square): backpropagation, with the momentum update of W, b in place. In place; returns (DX, Delta_W, W, Delta_b, b)."""
+    DX = _kernels.residual_relu_layer_backward_update_momentum(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu)
+    return DX, Delta_W, W, Delta_b, b
+
+
+def residual_relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta):
+    """Residual block Y = X + relu(X·Wᵀ + 1_N·b) (W square): backpropagation, without DX, with the gradient descent update of W, b in place. In place; returns (W, b)."""
+    _kernels.residual_relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, eta)
+    return W, b
+
+
+def residual_relu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu):
+    """Residual block Y = X + relu(X·Wᵀ + 1_N·b) (W square): backpropagation, without DX, with the momentum update of W, b in place. In place; returns (Delta_W, W, Delta_b, b)."""
+    _kernels.residual_relu_layer_backward_without_DX_update_momentum(
+        X, Z, DY, W, Delta_W, b, Delta_b, eta, mu
+    )
+    return Delta_W, W, Delta_b, b
+
+
 softmax_layer_forward = _kernels.softmax_layer_forward
 softmax_layer_backward = _kernels.softmax_layer_backward
 softmax_layer_backward_without_DX = _kernels.softmax_layer_backward_without_DX
@@ -1562,6 +1914,21 @@ __all__ = [
     "sparse_all_relu_layer_forward",
     "sparse_all_relu_layer_backward",
     "sparse_all_relu_layer_backward_without_DX",
+    "gelu",
+    "gelu_backward",
+    "gelu_layer_forward",
+    "gelu_layer_backward",
+    "gelu_layer_backward_without_DX",
+    "gelu_layer_backward_update_gradient_descent",
+    "gelu_layer_backward_update_momentum",
+    "gelu_layer_backward_without_DX_update_gradient_descent",
+    "gelu_layer_backward_without_DX_update_momentum",
+    "gelu_dropout_layer_forward",
+    "gelu_dropout_layer_backward",
+    "gelu_dropout_layer_backward_without_DX",
+    "sparse_gelu_layer_forward",
+    "sparse_gelu_layer_backward",
+    "sparse_gelu_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
@@ -1637,6 +2004,21 @@ __all__ = [
     "sparse_sigmoid_layer_forward",
     "sparse_sigmoid_layer_backward",
     "sparse_sigmoid_layer_backward_without_DX",
+    "silu",
+    "silu_backward",
+    "silu_layer_forward",
+    "silu_layer_backward",
+    "silu_layer_backward_without_DX",
+    "silu_layer_backward_update_gradient_descent",
+    "silu_layer_backward_update_momentum",
+    "silu_layer_backward_without_DX_update_gradient_descent",
+    "silu_layer_backward_without_DX_update_momentum",
+    "silu_dropout_layer_forward",
+    "silu_dropout_layer_backward",
+    "silu_dropout_layer_backward_without_DX",
+    "sparse_silu_layer_forward",
+    "sparse_silu_layer_backward",
+    "sparse_silu_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
     "srelu_backward_without_DX",
@@ -1676,6 +2058,9 @@ __all__ = [
     "linear_dropout_forward",
     "linear_dropout_backward",
     "linear_dropout_backward_without_DX",
+    "layer_norm_forward",
+    "layer_norm_backward",
+    "layer_norm_backward_without_DX",
     "linear_forward",
     "linear_backward",
     "linear_backward_without_DX",
@@ -1686,6 +2071,13 @@ __all__ = [
     "sparse_linear_forward",
     "sparse_linear_backward",
     "sparse_linear_backward_without_DX",
+    "residual_relu_layer_forward",
+    "residual_relu_layer_backward",
+    "residual_relu_layer_backward_without_DX",
+    "residual_relu_layer_backward_update_gradient_descent",
+    "residual_relu_layer_backward_update_momentum",
+    "residual_relu_layer_backward_without_DX_update_gradient_descent",
+    "residual_relu_layer_backward_without_DX_update_momentum",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "softmax_layer_backward_without_DX",

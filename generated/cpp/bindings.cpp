@@ -9,15 +9,19 @@
 
 namespace batchform {
 void define_activations_all_relu(nanobind::module_& m);
+void define_activations_gelu(nanobind::module_& m);
 void define_activations_hard_sigmoid(nanobind::module_& m);
 void define_activations_hyperbolic_tangent(nanobind::module_& m);
 void define_activations_leaky_relu(nanobind::module_& m);
 void define_activations_relu(nanobind::module_& m);
 void define_activations_sigmoid(nanobind::module_& m);
+void define_activations_silu(nanobind::module_& m);
 void define_activations_srelu(nanobind::module_& m);
 void define_layers_batch_norm(nanobind::module_& m);
 void define_layers_dropout(nanobind::module_& m);
+void define_layers_layer_norm(nanobind::module_& m);
 void define_layers_linear(nanobind::module_& m);
+void define_layers_residual(nanobind::module_& m);
 void define_layers_softmax(nanobind::module_& m);
 void define_losses_losses(nanobind::module_& m);
 void define_optimizers_optimizers(nanobind::module_& m);
@@ -26,18 +30,22 @@ void define_softmax_functions(nanobind::module_& m);
 
 NB_MODULE(_batchform_cpp, m) {
     m.attr("GENERATION") =
-        "f1b6d7f2af35d5b522b1a9a78a2fdae257771f8fd217192e433b25fdb742e647";  // checked by generated.cpp
+        "ba850bfaab7b5d24c77ff89f63404d77454afdda06c23511113ac71ea91f5dbf";  // checked by generated.cpp
     batchform::register_sparse(m);
     batchform::define_activations_all_relu(m);
+    batchform::define_activations_gelu(m);
     batchform::define_activations_hard_sigmoid(m);
     batchform::define_activations_hyperbolic_tangent(m);
     batchform::define_activations_leaky_relu(m);
     batchform::define_activations_relu(m);
     batchform::define_activations_sigmoid(m);
+    batchform::define_activations_silu(m);
     batchform::define_activations_srelu(m);
     batchform::define_layers_batch_norm(m);
     batchform::define_layers_dropout(m);
+    batchform::define_layers_layer_norm(m);
     batchform::define_layers_linear(m);
+    batchform::define_layers_residual(m);
     batchform::define_layers_softmax(m);
     batchform::define_losses_losses(m);
     batchform::define_optimizers_optimizers(m);
