@@ -1,4 +1,5 @@
-"""Data loading for the training CLI: digits, Nerva ``.npz`` files, MNIST/CIFAR-10 converters, minibatches.
+"""Data loading for the training CLI: digits, Fashion-MNIST by name, Nerva ``.npz`` files, MNIST/CIFAR-10
+converters, minibatches.
 
 Every fault in a data file is reported as a single :class:`DataError` whose message starts with the
 file's path, so the CLI can print it as-is instead of a traceback.
@@ -32,6 +33,9 @@ __all__ = [
     "save_npz",
     "convert_mnist",
     "convert_cifar10",
+    "FASHION_MNIST_DIRS",
+    "fashion_mnist_npz",
+    "load_fashion_mnist",
     "load_dataset",
     "iterate_minibatches",
 ]
@@ -369,16 +373,70 @@ def convert_cifar10(directory: str | os.PathLike[str], out_path: str | os.PathLi
     })
 
 
+# ---------------------------------------------------------------- Fashion-MNIST by name
+
+#: Where Fashion-MNIST's four idx files are looked for when no folder is named: Debian's package
+#: ``dataset-fashion-mnist`` installs them (gzipped) in the first.
+FASHION_MNIST_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets/fashion-mnist"),)
+FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
+
+
+def _idx_files(directory: Path) -> list[Path]:
+    """The idx files (plain or .gz) of the MNIST layout that ``directory`` holds."""
+    names = [name for pair in _MNIST_FILES.values() for name in pair]
+    return [p for name in names for p in (directory / name, directory / f"{name}.gz") if p.is_file()]
+
+
+def fashion_mnist_npz(directory: str | os.PathLike[str] | None = None) -> Path:
+    """The Nerva ``.npz`` of Fashion-MNIST in the user cache, converted (once) from the four idx files in
+    ``directory``, or when none is named in the first of :data:`FASHION_MNIST_DIRS` that has them.
+
+    The cached file is converted again when a source file is newer than it. Raises :class:`DataError`
+    saying how to get the data when no idx file is found."""
+    from batchform.paths import cache_dir
+
+    candidates = [Path(directory)] if directory is not None else list(FASHION_MNIST_DIRS)
+    found = next((d for d in candidates if _idx_files(d)), None)
+    if found is None:
+        where = " or ".join(str(d) for d in candidates)
+        how = (f"install Debian's package with `apt-get install {FASHION_MNIST_PACKAGE}`, or name a folder "
+               f"holding them with --data-dir FOLDER" if directory is None else
+               f"name the folder that holds them, or drop --data-dir to use Debian's package "
+               f"{FASHION_MNIST_PACKAGE} in {FASHION_MNIST_DIRS[0]}")
+        raise DataError(f"fashion-mnist: the idx files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+                        f"t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) are not in {where}; {how}")
+    import hashlib
+
+    key = hashlib.sha256(os.fsencode(found.resolve())).hexdigest()[:12]  # one cache file per source folder
+    cached = cache_dir() / "datasets" / f"fashion-mnist-{key}.npz"
+    newest = max(p.stat().st_mtime for p in _idx_files(found))
+    if not cached.is_file() or cached.stat().st_mtime < newest:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        convert_mnist(found, cached)
+    return cached
+
+
+def load_fashion_mnist(directory: str | os.PathLike[str] | None = None,
+                       dtype: npt.DTypeLike = np.float32) -> Dataset:
+    """Fashion-MNIST (60,000 + 10,000 images of 28 × 28 as rows of 784 pixels in [0, 1], 10 classes), from
+    the cached ``.npz`` of :func:`fashion_mnist_npz`."""
+    return load_npz(fashion_mnist_npz(directory), dtype=dtype)
+
+
 # ---------------------------------------------------------------- CLI helpers
 
 
-def load_dataset(spec: str, seed: int = 0, dtype: npt.DTypeLike = np.float32) -> Dataset:
-    """``"digits"`` gives the bundled digits split by ``seed``; anything else is a path to a Nerva ``.npz``.
+def load_dataset(spec: str, seed: int = 0, dtype: npt.DTypeLike = np.float32,
+                 data_dir: str | os.PathLike[str] | None = None) -> Dataset:
+    """``"digits"`` gives the bundled digits split by ``seed``; ``"fashion-mnist"`` Fashion-MNIST from
+    ``data_dir`` or Debian's location (:func:`load_fashion_mnist`); anything else is a path to a Nerva ``.npz``.
 
-    ``seed`` only affects the digits split: an npz file carries its own fixed split.
+    ``seed`` only affects the digits split: the others carry their own fixed split.
     """
     if spec == "digits":
         return load_digits_dataset(seed=seed, dtype=dtype)
+    if spec == "fashion-mnist":
+        return load_fashion_mnist(data_dir, dtype=dtype)
     return load_npz(spec, dtype=dtype)
 
 

@@ -23,8 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--backend", default="numpy", help=f"one of {', '.join(BACKENDS)}")
     p.add_argument("--dataset", "--load-dataset", dest="dataset", default="digits",
-                   help="'digits' (scikit-learn's 8×8 digits, built in) or a Nerva .npz file (Xtrain, Ttrain, "
-                        "Xtest, Ttest); --load-dataset is Nerva's name")
+                   help="'digits' (scikit-learn's 8×8 digits, built in), 'fashion-mnist' (the idx files of "
+                        "Debian's package dataset-fashion-mnist, or of --data-dir; converted once into the user "
+                        "cache) or a Nerva .npz file (Xtrain, Ttrain, Xtest, Ttest); --load-dataset is Nerva's name")
+    p.add_argument("--data-dir", metavar="FOLDER", default=None,
+                   help="with --dataset fashion-mnist: the folder holding its four idx files, plain or .gz "
+                        "(default: /usr/share/datasets/fashion-mnist)")
     p.add_argument("--layers", default="ReLU;ReLU;Linear", help=layers_help())
     p.add_argument("--layer-sizes", "--sizes", dest="layer_sizes", default=None,
                    help="sizes separated by ',' or ';', input first, e.g. 784;1024;512;10 "
@@ -64,6 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sparse.add_argument("--prune-interval", type=int, default=None, metavar="E",
                         help="with --prune: prune and grow at the start of every E-th epoch after the first "
                              "(default: 1)")
+    sparse.add_argument("--sparse-fans", choices=["stored", "dense"], default="stored",
+                        help="scale a sparse layer's initial weights by the stored entries of each row and column "
+                             "(its units' real fan-in and fan-out, Evci et al. 2022) or by the dense layer's "
+                             "(default: stored)")
     sparse.add_argument("--clip", metavar="T", help="after each update, set weights with |w| < T to 0 (default: none)")
     from batchform.training import parallel
 
@@ -134,6 +142,8 @@ def parse_options(args) -> Options:
                          ("--load-weights", args.load_weights), ("--dataset", args.dataset)):
         if path is not None and not path.strip():
             raise OptionError(f"{option}: an empty file name")
+    if args.data_dir is not None and args.dataset != "fashion-mnist":
+        raise OptionError(f"--data-dir: only for --dataset fashion-mnist, not {args.dataset!r}")
     for option, path in (("--save-weights", args.save_weights), ("--export-torch", args.export_torch)):
         problem = path and check_writable(path, option)
         if problem:
@@ -204,7 +214,7 @@ def main(args) -> int:
         if args.nproc > 1 and parallel.world_size() == 1:
             return parallel.launch(args, args.nproc, main)
         layers = options.layers
-        data = load_dataset(args.dataset, seed=args.seed, dtype=options.dtype)
+        data = load_dataset(args.dataset, seed=args.seed, dtype=options.dtype, data_dir=args.data_dir)
         weighted = sum(1 for layer in layers if not layer.is_batch_norm)
         if options.sizes:
             sizes = options.sizes
@@ -225,7 +235,7 @@ def main(args) -> int:
             backend.kernels.set_flush_denormals(True)  # subnormals slow sparse CPU training several-fold
         parallel.choose_device(backend)
         network = Network.build(backend, layers, sizes, options.optimizers, options.init, seed=args.seed,
-                                densities=densities)
+                                densities=densities, sparse_fans=args.sparse_fans)
         network.clip = clip
         if args.load_weights:
             for line in network.load_weights(args.load_weights):

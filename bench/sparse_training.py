@@ -42,7 +42,8 @@ COMPETITORS = ["cpp-sparse", "torch-mask", "torch-csr", "torch-dense"]
 NETWORK = [3072, 1024, 512, 10]
 BATCH, ETA, MU = 100, 0.01, 0.9
 #: (initializer, learning rate) of the accuracy runs: the training default, and He init with a larger step,
-#: which suits sparse layers (the initializers use the dense fan-in, so sparse layers start with small outputs).
+#: which suited sparse layers while their initializer used the dense fan-in (the default is now each unit's
+#: stored fan-in; bench/sparse-training.md was measured before that change).
 ACCURACY_SETTINGS = [("XavierNormal", 0.05), ("HeNormal", 0.1)]
 
 

@@ -115,7 +115,7 @@ def test_every_extra_kernel_was_run(extra_tree):
     from batchform.codegen.backends import all_backends
 
     specs = load_all(spec_dirs=[EXTRA])
-    assert {"swish_layer", "gelu_layer", "medley", "elu_dropout_layer", "gated_linear", "residual_tanh"} \
+    assert {"swish_layer", "mish_layer", "medley", "elu_dropout_layer", "gated_linear", "residual_tanh"} \
         <= {s.name for s in specs}
     functions = [f for fs in by_spec(kernels_of(specs)).values() for f in fs]
     for backend in PRINTERS:

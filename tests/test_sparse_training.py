@@ -45,11 +45,55 @@ def test_a_random_pattern_has_exactly_the_requested_entries():
         assert np.all(np.diff(positions) > 0)  # sorted, unique
         assert positions.min() >= 0 and positions.max() < shape[0] * shape[1]
         assert len(W.values) == W.nnz
-    # Values come from the initializer with the dense fan: XavierNormal's std is sqrt(2 / (K + D)).
-    W = random_pattern((400, 600), 0.2, "XavierNormal", np.random.default_rng(1))
+    # With fans="dense", values come from the initializer with the dense fan: XavierNormal's std is
+    # sqrt(2 / (K + D)); by default with the stored entries per row and column (tested below).
+    W = random_pattern((400, 600), 0.2, "XavierNormal", np.random.default_rng(1), fans="dense")
     assert np.std(W.values) == pytest.approx(np.sqrt(2 / 1000), rel=0.02)
     with pytest.raises(OptionError, match="gives no stored entry"):
         random_pattern((3, 3), 0.01, "XavierNormal", rng)
+
+
+@pytest.mark.parametrize("init, variance", [
+    ("HeNormal", lambda fan_in, fan_out: 2 / fan_in),
+    ("HeUniform", lambda fan_in, fan_out: 2 / fan_in),  # U(±√(6/n)) has variance 2/n
+    ("XavierNormal", lambda fan_in, fan_out: 2 / (fan_in + fan_out)),
+])
+def test_sparse_weights_are_scaled_by_the_stored_entries_of_each_unit(init, variance):
+    """The default sparse initializer draws each row's values with the row's stored entries (nnz) as the
+    fan-in (and each column's as the fan-out), not the dense D and K (Evci et al. 2022): the per-row
+    variance matches that scale, a factor 1/density away from the dense one."""
+    K, D, density = 40, 20000, 0.05
+    W = random_pattern((K, D), density, init, np.random.default_rng(3))
+    rows, columns = np.divmod(W.positions(), D)
+    row_nnz, column_nnz = np.bincount(rows, minlength=K), np.bincount(columns, minlength=D)
+    assert row_nnz.min() > 900  # about 1,000 entries per row: a sample variance within a few percent
+    expected = variance(row_nnz[rows], column_nnz[columns])
+    for row in range(K):
+        values = W.values[rows == row]
+        intended = float(np.mean(expected[rows == row]))
+        assert np.mean(values**2) == pytest.approx(intended, rel=0.15), (row, init)
+    dense = random_pattern((K, D), density, init, np.random.default_rng(3), fans="dense")
+    np.testing.assert_array_equal(dense.positions(), W.positions())  # same draws, another scale
+    assert np.mean(dense.values**2) == pytest.approx(float(variance(D, K)), rel=0.05)
+
+
+def test_sparse_fans_option_reaches_the_network():
+    from batchform.training.backends import make_backend
+    from batchform.training.network import Network
+
+    backend = make_backend("numpy", np.float64)
+
+    def first_values(fans):
+        network = Network.build(backend, parse_layers("ReLU;Linear"), [400, 50, 10],
+                                parse_optimizers("GradientDescent", 2), "HeNormal", seed=5,
+                                densities=[0.1, 1.0], sparse_fans=fans)
+        return network.host_csr(network.layers[0].parameters["W"]).values
+
+    stored, dense = first_values("stored"), first_values("dense")
+    assert np.mean(stored**2) == pytest.approx(2 / 40, rel=0.1)  # 40 stored inputs per unit
+    assert np.mean(dense**2) == pytest.approx(2 / 400, rel=0.1)
+    with pytest.raises(OptionError, match="--sparse-fans"):
+        random_pattern((4, 4), 0.5, "HeNormal", np.random.default_rng(0), fans="widest")
 
 
 def test_patterns_are_uniform_over_positions():

@@ -100,10 +100,10 @@ class Network:
     @classmethod
     def build(cls, backend: ArrayAdapter, layers: list[LayerOption], sizes: list[int],
               optimizers: list[OptimizerOption], init: str | list[str], seed: int = 0,
-              densities: list[float] | None = None) -> Network:
+              densities: list[float] | None = None, sparse_fans: str = "stored") -> Network:
         """``init``: one initializer for every weighted layer, or a list with one per weighted layer;
         ``densities``: one per weighted layer; a layer below 1 is sparse (W in CSR with a random pattern
-        of exactly round(d·K·D) entries)."""
+        of exactly round(d·K·D) entries, drawn with the fans of :func:`random_pattern`: ``sparse_fans``)."""
         weighted = [o for o in layers if not o.is_batch_norm]
         if len(weighted) != len(sizes) - 1:
             raise OptionError(f"--layer-sizes: {len(sizes)} sizes give {len(sizes) - 1} weighted layers, but "
@@ -129,10 +129,13 @@ class Network:
             parameters = {}
             K = D if option.is_batch_norm else sizes[index + 1]
             sizes_of = {"D": D, "K": K, "1": 1}
+            if info.parameters.get("W") == ("D", "D") and K != D:  # a residual block keeps its input's width
+                raise OptionError(f"--layer-sizes: {option.spec} maps {D} features to {D} (W is square), but the "
+                                  f"sizes give it {D} → {K}")
             for name, shape in info.parameters.items():
                 start = info.init[name]
                 if name == "W" and density < 1:  # a random pattern; only its values are drawn
-                    parameters[name] = random_pattern((K, D), density, layer_init, rng)
+                    parameters[name] = random_pattern((K, D), density, layer_init, rng, sparse_fans)
                 elif name == "W":  # the weights: the --init-weights initializer
                     parameters[name] = initialize(layer_init, (K, D), rng)
                 elif shape is None:  # a trainable scalar: the value given in --layers, or the spec's

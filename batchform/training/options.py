@@ -188,6 +188,7 @@ class LayerOption:
 
     @property
     def is_batch_norm(self) -> bool:
+        """A normalization layer (batch or layer norm): no W, its output as wide as its input."""
         return SPECS[self.spec].inputs == ("X",) and "W" not in SPECS[self.spec].parameters
 
 
@@ -220,7 +221,11 @@ def parse_layers(text: str) -> list[LayerOption]:
         info = SPECS[spec]
         trainable = [p for p, shape in info.parameters.items() if shape is None]
         names = list(info.hyperparameters) + trainable
-        given = bind(call, names, "--layers", item, required=len(info.hyperparameters))
+        hyperparameters = list(info.hyperparameters)
+        optional = 1 if hyperparameters[-1:] == ["epsilon"] else 0  # a trailing ε defaults, as BatchNorm's
+        given = bind(call, names, "--layers", item, required=len(hyperparameters) - optional)
+        if optional:
+            given.setdefault("epsilon", DEFAULT_EPSILON)
         layers.append(LayerOption(spec, {h: float(given[h]) for h in info.hyperparameters},
                                   {p: float(given[p]) for p in trainable if p in given},
                                   dropout=pending_dropout))

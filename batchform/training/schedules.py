@@ -134,25 +134,30 @@ def parse_initializer(text: str, option: str = "--init-weights") -> tuple[str, l
 
 
 def initialize(text: str, shape: tuple[int, int], rng: np.random.Generator, count: int | None = None,
-               option: str = "--init-weights") -> np.ndarray:
+               option: str = "--init-weights", fans: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """A K × D weight matrix drawn by a Nerva-named initializer, in float64; with ``count``, only that many
-    values (the stored entries of a sparse W), drawn with the dense K × D fan-in and fan-out."""
+    values (the stored entries of a sparse W), drawn with the dense K × D fan-in D and fan-out K, or with
+    ``fans`` = (fan-in, fan-out) per value (arrays of ``count``) in their place: a sparse layer's stored
+    entries per row and per column (Evci et al. 2022). The draws are the same either way; only the scale
+    differs."""
     name, args = parse_initializer(text, option)
     K, D = shape
+    if fans is not None:
+        D, K = (np.asarray(fan, dtype=np.float64) for fan in fans)
     size = shape if count is None else (count,)
     if name == "xavier":
-        limit = 1.0 / math.sqrt(D)
+        limit = 1.0 / np.sqrt(D)
         return rng.uniform(-limit, limit, size=size)
     if name == "xavieruniform":
-        limit = math.sqrt(6.0 / (D + K))
+        limit = np.sqrt(6.0 / (D + K))
         return rng.uniform(-limit, limit, size=size)
     if name == "xaviernormal":
-        return rng.normal(0.0, math.sqrt(2.0 / (D + K)), size=size)
+        return rng.normal(0.0, np.sqrt(2.0 / (D + K)), size=size)
     if name == "heuniform":
-        limit = math.sqrt(6.0 / D)
+        limit = np.sqrt(6.0 / D)
         return rng.uniform(-limit, limit, size=size)
     if name == "henormal":
-        return rng.normal(0.0, math.sqrt(2.0 / D), size=size)
+        return rng.normal(0.0, np.sqrt(2.0 / D), size=size)
     if name == "uniform":
         return rng.uniform(args[0], args[1], size=size)
     if name == "normal":

@@ -138,16 +138,28 @@ def sample_empty(total: int, occupied: np.ndarray, count: int, rng: np.random.Ge
     return chosen[:count]
 
 
-def random_pattern(shape: tuple[int, int], density: float, init: str, rng: np.random.Generator) -> HostCSR:
-    """Exactly round(density·K·D) entries at uniformly random positions; only those values are drawn, by
-    the initializer with the dense K × D fan-in and fan-out."""
+#: How a sparse layer's initial weights are scaled: by the stored entries of each row (fan-in) and column
+#: (fan-out), the default (Evci et al. 2022: a unit with few inputs gets the variance of a dense unit with
+#: that many), or by the dense K × D layer's fan-in and fan-out.
+SPARSE_FANS = ("stored", "dense")
 
+
+def random_pattern(shape: tuple[int, int], density: float, init: str, rng: np.random.Generator,
+                   fans: str = "stored") -> HostCSR:
+    """Exactly round(density·K·D) entries at uniformly random positions; only those values are drawn, by
+    the initializer with each entry's row and column counts of stored entries as its fan-in and fan-out
+    (``fans="stored"``), or with the dense K × D fan-in and fan-out (``fans="dense"``)."""
+    if fans not in SPARSE_FANS:
+        raise OptionError(f"--sparse-fans: {fans!r} is not one of {', '.join(SPARSE_FANS)}")
     K, D = shape
     nnz = round(density * K * D)
     if nnz < 1:
         raise OptionError(f"--densities: density {density:g} gives no stored entry for a {K}×{D} layer")
     positions = np.sort(sample_empty(K * D, np.zeros(0, dtype=np.int64), nnz, rng))
-    return HostCSR.from_positions(positions, initialize(init, shape, rng, count=nnz), shape)
+    rows, columns = np.divmod(positions, D)
+    stored = (np.bincount(rows, minlength=K)[rows], np.bincount(columns, minlength=D)[columns])
+    values = initialize(init, shape, rng, count=nnz, fans=stored if fans == "stored" else None)
+    return HostCSR.from_positions(positions, values, shape)
 
 
 # --- prune and grow -----------------------------------------------------------------------------------

@@ -104,8 +104,8 @@ def _full(shape) -> bool:
 
 def kernel_cost(loaded: LoadedSpec) -> Cost:
     """What the backward (or gradient) kernel of the spec costs after every pass."""
-    from batchform.codegen.lower.lower import lower_all
-    from batchform.codegen.passes.rewrite import optimize_all
+    from batchform.codegen.lower.families import lower_all
+    from batchform.codegen.passes.schedule import optimize_all
 
     (family,) = lower_all(optimize_all([loaded]))
     kernel = next(k for k in family.functions if k.name.endswith(("_backward", "_gradient")) and k.spec == loaded.name)

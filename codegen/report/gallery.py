@@ -165,8 +165,8 @@ def gallery_pages(specs: list[LoadedSpec], proofs: list, files: dict[str, str], 
                   title: str = "Equation gallery", intro: str = INTRO) -> dict[str, str]:
     """Page path (``index.md``, ``<spec>.md``) → Markdown, for these specs, their proofs and the generated files
     (path under the output folder → content). ``titles``: backend name → its tab's title, in tab order."""
-    from batchform.codegen.lower.lower import by_spec, lower_all
-    from batchform.codegen.passes.rewrite import optimize_all
+    from batchform.codegen.lower.families import by_spec, lower_all
+    from batchform.codegen.passes.schedule import optimize_all
     from batchform.codegen.report.report import spec_entries
 
     entries = spec_entries(specs, proofs)

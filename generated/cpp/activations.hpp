@@ -8,9 +8,11 @@
 #pragma once
 
 #include "activations_all_relu.hpp"
+#include "activations_gelu.hpp"
 #include "activations_hard_sigmoid.hpp"
 #include "activations_hyperbolic_tangent.hpp"
 #include "activations_leaky_relu.hpp"
 #include "activations_relu.hpp"
 #include "activations_sigmoid.hpp"
+#include "activations_silu.hpp"
 #include "activations_srelu.hpp"

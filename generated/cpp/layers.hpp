@@ -2,12 +2,14 @@
 // codegen/backends/cpp/templates/family.hpp.jinja.
 // Do not edit: change the spec and run `make generate`.
 //
-// Layers with weights: linear, softmax, log-softmax, batch normalization and dropout (C++ kernels, Eigen,
-// row-major; S is float or double): one header per spec file, so that each compiles in its own translation
-// unit.
+// Layers with weights: linear, softmax, log-softmax, batch and layer normalization, dropout, the residual
+// block (C++ kernels, Eigen, row-major; S is float or double): one header per spec file, so that each
+// compiles in its own translation unit.
 #pragma once
 
 #include "layers_batch_norm.hpp"
 #include "layers_dropout.hpp"
+#include "layers_layer_norm.hpp"
 #include "layers_linear.hpp"
+#include "layers_residual.hpp"
 #include "layers_softmax.hpp"

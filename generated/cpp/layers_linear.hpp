@@ -2,8 +2,8 @@
 // codegen/backends/cpp/templates/kernels.hpp.jinja.
 // Do not edit: change the spec and run `make generate`.
 //
-// Layers with weights: linear, softmax, log-softmax, batch normalization and dropout (C++ kernels, Eigen,
-// row-major; S is float or double).
+// Layers with weights: linear, softmax, log-softmax, batch and layer normalization, dropout, the residual
+// block (C++ kernels, Eigen, row-major; S is float or double).
 #pragma once
 
 #include <batchform/runtime.hpp>

@@ -240,6 +240,137 @@ int main() {
             },
             "sparse_all_relu_layer_backward_without_DX");
     }
+    {  // gelu
+        M X = sample(3, 5, -2.0, 2.0);
+        const auto Y = gelu<double>(X);
+        finite(Y, "gelu: Y");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto DX = gelu_backward<double>(X, DY);
+        finite(DX, "gelu_backward: DX");
+        throws([&] { (void)gelu_backward<double>(X, M::Zero(DY.rows() + 1, DY.cols())); }, "gelu_backward");
+    }
+    {  // gelu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        M W = sample(5, 4, -2.0, 2.0);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto gelu_layer_forward_result = gelu_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(gelu_layer_forward_result);
+        const auto& Y = std::get<1>(gelu_layer_forward_result);
+        finite(Z, "gelu_layer_forward: Z");
+        finite(Y, "gelu_layer_forward: Y");
+        throws([&] { (void)gelu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "gelu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto gelu_layer_backward_result = gelu_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(gelu_layer_backward_result);
+        const auto& Db = std::get<1>(gelu_layer_backward_result);
+        const auto& DX = std::get<2>(gelu_layer_backward_result);
+        finite(DW, "gelu_layer_backward: DW");
+        finite(Db, "gelu_layer_backward: Db");
+        finite(DX, "gelu_layer_backward: DX");
+        throws([&] { (void)gelu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+               "gelu_layer_backward");
+        const auto gelu_layer_backward_without_DX_result = gelu_layer_backward_without_DX<double>(X, Z, DY);
+        same(std::get<0>(gelu_layer_backward_without_DX_result), DW, "gelu_layer_backward_without_DX: DW");
+        same(std::get<1>(gelu_layer_backward_without_DX_result), Db, "gelu_layer_backward_without_DX: Db");
+        throws([&] { (void)gelu_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+               "gelu_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto gelu_layer_backward_update_gradient_descent_result =
+            gelu_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(gelu_layer_backward_update_gradient_descent_result,
+               "gelu_layer_backward_update_gradient_descent");
+        finite(W, "gelu_layer_backward_update_gradient_descent: W");
+        finite(b, "gelu_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto gelu_layer_backward_update_momentum_result =
+            gelu_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(gelu_layer_backward_update_momentum_result, "gelu_layer_backward_update_momentum");
+        finite(Delta_W, "gelu_layer_backward_update_momentum: Delta_W");
+        finite(W, "gelu_layer_backward_update_momentum: W");
+        finite(Delta_b, "gelu_layer_backward_update_momentum: Delta_b");
+        finite(b, "gelu_layer_backward_update_momentum: b");
+        gelu_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "gelu_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "gelu_layer_backward_without_DX_update_gradient_descent: b");
+        gelu_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu);
+        finite(Delta_W, "gelu_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "gelu_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "gelu_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "gelu_layer_backward_without_DX_update_momentum: b");
+    }
+    {  // gelu_dropout_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        M R = sample(4, 5, -2.0, 2.0);
+        M W = sample(5, 4, -2.0, 2.0);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto gelu_dropout_layer_forward_result = gelu_dropout_layer_forward<double>(X, R, W, b);
+        const auto& Z = std::get<0>(gelu_dropout_layer_forward_result);
+        const auto& Y = std::get<1>(gelu_dropout_layer_forward_result);
+        finite(Z, "gelu_dropout_layer_forward: Z");
+        finite(Y, "gelu_dropout_layer_forward: Y");
+        throws([&] { (void)gelu_dropout_layer_forward<double>(X, R, W, M::Zero(b.rows() + 1, b.cols())); },
+               "gelu_dropout_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto gelu_dropout_layer_backward_result = gelu_dropout_layer_backward<double>(X, R, W, Z, DY);
+        const auto& DW = std::get<0>(gelu_dropout_layer_backward_result);
+        const auto& Db = std::get<1>(gelu_dropout_layer_backward_result);
+        const auto& DX = std::get<2>(gelu_dropout_layer_backward_result);
+        finite(DW, "gelu_dropout_layer_backward: DW");
+        finite(Db, "gelu_dropout_layer_backward: Db");
+        finite(DX, "gelu_dropout_layer_backward: DX");
+        throws(
+            [&] { (void)gelu_dropout_layer_backward<double>(X, R, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+            "gelu_dropout_layer_backward");
+        const auto gelu_dropout_layer_backward_without_DX_result =
+            gelu_dropout_layer_backward_without_DX<double>(X, R, Z, DY);
+        same(std::get<0>(gelu_dropout_layer_backward_without_DX_result), DW,
+             "gelu_dropout_layer_backward_without_DX: DW");
+        same(std::get<1>(gelu_dropout_layer_backward_without_DX_result), Db,
+             "gelu_dropout_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)gelu_dropout_layer_backward_without_DX<double>(X, R, Z,
+                                                                     M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "gelu_dropout_layer_backward_without_DX");
+    }
+    {  // sparse_gelu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_gelu_layer_forward_result = sparse_gelu_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_gelu_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_gelu_layer_forward_result);
+        finite(Z, "sparse_gelu_layer_forward: Z");
+        finite(Y, "sparse_gelu_layer_forward: Y");
+        throws([&] { (void)sparse_gelu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "sparse_gelu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_gelu_layer_backward_result = sparse_gelu_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_gelu_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_gelu_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_gelu_layer_backward_result);
+        finite(DW, "sparse_gelu_layer_backward: DW");
+        finite(Db, "sparse_gelu_layer_backward: Db");
+        finite(DX, "sparse_gelu_layer_backward: DX");
+        throws([&] { (void)sparse_gelu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+               "sparse_gelu_layer_backward");
+        const auto sparse_gelu_layer_backward_without_DX_result =
+            sparse_gelu_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_gelu_layer_backward_without_DX_result), DW,
+             "sparse_gelu_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_gelu_layer_backward_without_DX_result), Db,
+             "sparse_gelu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_gelu_layer_backward_without_DX<double>(X, W, Z,
+                                                                    M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_gelu_layer_backward_without_DX");
+    }
     {  // hard_sigmoid
         M X = sample(3, 5, -2.0, 2.0);
         const auto Y = hard_sigmoid<double>(X);
@@ -996,6 +1127,137 @@ int main() {
             },
             "sparse_sigmoid_layer_backward_without_DX");
     }
+    {  // silu
+        M X = sample(3, 5, -2.0, 2.0);
+        const auto Y = silu<double>(X);
+        finite(Y, "silu: Y");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto DX = silu_backward<double>(X, DY);
+        finite(DX, "silu_backward: DX");
+        throws([&] { (void)silu_backward<double>(X, M::Zero(DY.rows() + 1, DY.cols())); }, "silu_backward");
+    }
+    {  // silu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        M W = sample(5, 4, -2.0, 2.0);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto silu_layer_forward_result = silu_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(silu_layer_forward_result);
+        const auto& Y = std::get<1>(silu_layer_forward_result);
+        finite(Z, "silu_layer_forward: Z");
+        finite(Y, "silu_layer_forward: Y");
+        throws([&] { (void)silu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "silu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto silu_layer_backward_result = silu_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(silu_layer_backward_result);
+        const auto& Db = std::get<1>(silu_layer_backward_result);
+        const auto& DX = std::get<2>(silu_layer_backward_result);
+        finite(DW, "silu_layer_backward: DW");
+        finite(Db, "silu_layer_backward: Db");
+        finite(DX, "silu_layer_backward: DX");
+        throws([&] { (void)silu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+               "silu_layer_backward");
+        const auto silu_layer_backward_without_DX_result = silu_layer_backward_without_DX<double>(X, Z, DY);
+        same(std::get<0>(silu_layer_backward_without_DX_result), DW, "silu_layer_backward_without_DX: DW");
+        same(std::get<1>(silu_layer_backward_without_DX_result), Db, "silu_layer_backward_without_DX: Db");
+        throws([&] { (void)silu_layer_backward_without_DX<double>(X, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+               "silu_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto silu_layer_backward_update_gradient_descent_result =
+            silu_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(silu_layer_backward_update_gradient_descent_result,
+               "silu_layer_backward_update_gradient_descent");
+        finite(W, "silu_layer_backward_update_gradient_descent: W");
+        finite(b, "silu_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto silu_layer_backward_update_momentum_result =
+            silu_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(silu_layer_backward_update_momentum_result, "silu_layer_backward_update_momentum");
+        finite(Delta_W, "silu_layer_backward_update_momentum: Delta_W");
+        finite(W, "silu_layer_backward_update_momentum: W");
+        finite(Delta_b, "silu_layer_backward_update_momentum: Delta_b");
+        finite(b, "silu_layer_backward_update_momentum: b");
+        silu_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "silu_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "silu_layer_backward_without_DX_update_gradient_descent: b");
+        silu_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, eta, mu);
+        finite(Delta_W, "silu_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "silu_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "silu_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "silu_layer_backward_without_DX_update_momentum: b");
+    }
+    {  // silu_dropout_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        M R = sample(4, 5, -2.0, 2.0);
+        M W = sample(5, 4, -2.0, 2.0);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto silu_dropout_layer_forward_result = silu_dropout_layer_forward<double>(X, R, W, b);
+        const auto& Z = std::get<0>(silu_dropout_layer_forward_result);
+        const auto& Y = std::get<1>(silu_dropout_layer_forward_result);
+        finite(Z, "silu_dropout_layer_forward: Z");
+        finite(Y, "silu_dropout_layer_forward: Y");
+        throws([&] { (void)silu_dropout_layer_forward<double>(X, R, W, M::Zero(b.rows() + 1, b.cols())); },
+               "silu_dropout_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto silu_dropout_layer_backward_result = silu_dropout_layer_backward<double>(X, R, W, Z, DY);
+        const auto& DW = std::get<0>(silu_dropout_layer_backward_result);
+        const auto& Db = std::get<1>(silu_dropout_layer_backward_result);
+        const auto& DX = std::get<2>(silu_dropout_layer_backward_result);
+        finite(DW, "silu_dropout_layer_backward: DW");
+        finite(Db, "silu_dropout_layer_backward: Db");
+        finite(DX, "silu_dropout_layer_backward: DX");
+        throws(
+            [&] { (void)silu_dropout_layer_backward<double>(X, R, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+            "silu_dropout_layer_backward");
+        const auto silu_dropout_layer_backward_without_DX_result =
+            silu_dropout_layer_backward_without_DX<double>(X, R, Z, DY);
+        same(std::get<0>(silu_dropout_layer_backward_without_DX_result), DW,
+             "silu_dropout_layer_backward_without_DX: DW");
+        same(std::get<1>(silu_dropout_layer_backward_without_DX_result), Db,
+             "silu_dropout_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)silu_dropout_layer_backward_without_DX<double>(X, R, Z,
+                                                                     M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "silu_dropout_layer_backward_without_DX");
+    }
+    {  // sparse_silu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        const CSRMatrix<double> W = CSRMatrix<double>::from_dense(sample(5, 4, -2.0, 2.0), 0.5);
+        M b = sample(1, 5, -2.0, 2.0);
+        const auto sparse_silu_layer_forward_result = sparse_silu_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(sparse_silu_layer_forward_result);
+        const auto& Y = std::get<1>(sparse_silu_layer_forward_result);
+        finite(Z, "sparse_silu_layer_forward: Z");
+        finite(Y, "sparse_silu_layer_forward: Y");
+        throws([&] { (void)sparse_silu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "sparse_silu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto sparse_silu_layer_backward_result = sparse_silu_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(sparse_silu_layer_backward_result);
+        const auto& Db = std::get<1>(sparse_silu_layer_backward_result);
+        const auto& DX = std::get<2>(sparse_silu_layer_backward_result);
+        finite(DW, "sparse_silu_layer_backward: DW");
+        finite(Db, "sparse_silu_layer_backward: Db");
+        finite(DX, "sparse_silu_layer_backward: DX");
+        throws([&] { (void)sparse_silu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+               "sparse_silu_layer_backward");
+        const auto sparse_silu_layer_backward_without_DX_result =
+            sparse_silu_layer_backward_without_DX<double>(X, W, Z, DY);
+        same(std::get<0>(sparse_silu_layer_backward_without_DX_result), DW,
+             "sparse_silu_layer_backward_without_DX: DW");
+        same(std::get<1>(sparse_silu_layer_backward_without_DX_result), Db,
+             "sparse_silu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)sparse_silu_layer_backward_without_DX<double>(X, W, Z,
+                                                                    M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "sparse_silu_layer_backward_without_DX");
+    }
     {  // srelu
         M X = sample(3, 5, -2.0, 2.0);
         const double al = 0.275;
@@ -1525,6 +1787,45 @@ int main() {
             },
             "linear_dropout_backward_without_DX");
     }
+    {  // layer_norm
+        M X = sample(3, 5, -2.0, 2.0);
+        M gamma = sample(1, 5, -2.0, 2.0);
+        M beta = sample(1, 5, -2.0, 2.0);
+        const double epsilon = 0.255;
+        const auto layer_norm_forward_result = layer_norm_forward<double>(X, gamma, beta, epsilon);
+        const auto& Sigma = std::get<0>(layer_norm_forward_result);
+        const auto& Z = std::get<1>(layer_norm_forward_result);
+        const auto& Y = std::get<2>(layer_norm_forward_result);
+        finite(Sigma, "layer_norm_forward: Sigma");
+        finite(Z, "layer_norm_forward: Z");
+        finite(Y, "layer_norm_forward: Y");
+        throws(
+            [&] {
+                (void)layer_norm_forward<double>(X, gamma, M::Zero(beta.rows() + 1, beta.cols()), epsilon);
+            },
+            "layer_norm_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto layer_norm_backward_result = layer_norm_backward<double>(gamma, Sigma, Z, DY, epsilon);
+        const auto& Dgamma = std::get<0>(layer_norm_backward_result);
+        const auto& Dbeta = std::get<1>(layer_norm_backward_result);
+        const auto& DX = std::get<2>(layer_norm_backward_result);
+        finite(Dgamma, "layer_norm_backward: Dgamma");
+        finite(Dbeta, "layer_norm_backward: Dbeta");
+        finite(DX, "layer_norm_backward: DX");
+        throws(
+            [&] {
+                (void)layer_norm_backward<double>(gamma, Sigma, Z, M::Zero(DY.rows() + 1, DY.cols()),
+                                                  epsilon);
+            },
+            "layer_norm_backward");
+        const auto layer_norm_backward_without_DX_result = layer_norm_backward_without_DX<double>(Z, DY);
+        same(std::get<0>(layer_norm_backward_without_DX_result), Dgamma,
+             "layer_norm_backward_without_DX: Dgamma");
+        same(std::get<1>(layer_norm_backward_without_DX_result), Dbeta,
+             "layer_norm_backward_without_DX: Dbeta");
+        throws([&] { (void)layer_norm_backward_without_DX<double>(Z, M::Zero(DY.rows() + 1, DY.cols())); },
+               "layer_norm_backward_without_DX");
+    }
     {  // linear
         M X = sample(3, 4, -2.0, 2.0);
         M W = sample(5, 4, -2.0, 2.0);
@@ -1600,6 +1901,68 @@ int main() {
         throws(
             [&] { (void)sparse_linear_backward_without_DX<double>(X, W, M::Zero(DY.rows() + 1, DY.cols())); },
             "sparse_linear_backward_without_DX");
+    }
+    {  // residual_relu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        M W = sample(4, 4, -2.0, 2.0);
+        M b = sample(1, 4, -2.0, 2.0);
+        const auto residual_relu_layer_forward_result = residual_relu_layer_forward<double>(X, W, b);
+        const auto& Z = std::get<0>(residual_relu_layer_forward_result);
+        const auto& Y = std::get<1>(residual_relu_layer_forward_result);
+        finite(Z, "residual_relu_layer_forward: Z");
+        finite(Y, "residual_relu_layer_forward: Y");
+        throws([&] { (void)residual_relu_layer_forward<double>(X, W, M::Zero(b.rows() + 1, b.cols())); },
+               "residual_relu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto residual_relu_layer_backward_result = residual_relu_layer_backward<double>(X, W, Z, DY);
+        const auto& DW = std::get<0>(residual_relu_layer_backward_result);
+        const auto& Db = std::get<1>(residual_relu_layer_backward_result);
+        const auto& DX = std::get<2>(residual_relu_layer_backward_result);
+        finite(DW, "residual_relu_layer_backward: DW");
+        finite(Db, "residual_relu_layer_backward: Db");
+        finite(DX, "residual_relu_layer_backward: DX");
+        throws(
+            [&] { (void)residual_relu_layer_backward<double>(X, W, Z, M::Zero(DY.rows() + 1, DY.cols())); },
+            "residual_relu_layer_backward");
+        const auto residual_relu_layer_backward_without_DX_result =
+            residual_relu_layer_backward_without_DX<double>(X, Z, DY);
+        same(std::get<0>(residual_relu_layer_backward_without_DX_result), DW,
+             "residual_relu_layer_backward_without_DX: DW");
+        same(std::get<1>(residual_relu_layer_backward_without_DX_result), Db,
+             "residual_relu_layer_backward_without_DX: Db");
+        throws(
+            [&] {
+                (void)residual_relu_layer_backward_without_DX<double>(X, Z,
+                                                                      M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "residual_relu_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto residual_relu_layer_backward_update_gradient_descent_result =
+            residual_relu_layer_backward_update_gradient_descent<double>(X, W, Z, DY, b, eta);
+        finite(residual_relu_layer_backward_update_gradient_descent_result,
+               "residual_relu_layer_backward_update_gradient_descent");
+        finite(W, "residual_relu_layer_backward_update_gradient_descent: W");
+        finite(b, "residual_relu_layer_backward_update_gradient_descent: b");
+        M Delta_W = sample(4, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 4, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto residual_relu_layer_backward_update_momentum_result =
+            residual_relu_layer_backward_update_momentum<double>(X, W, Z, DY, Delta_W, b, Delta_b, eta, mu);
+        finite(residual_relu_layer_backward_update_momentum_result,
+               "residual_relu_layer_backward_update_momentum");
+        finite(Delta_W, "residual_relu_layer_backward_update_momentum: Delta_W");
+        finite(W, "residual_relu_layer_backward_update_momentum: W");
+        finite(Delta_b, "residual_relu_layer_backward_update_momentum: Delta_b");
+        finite(b, "residual_relu_layer_backward_update_momentum: b");
+        residual_relu_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, eta);
+        finite(W, "residual_relu_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "residual_relu_layer_backward_without_DX_update_gradient_descent: b");
+        residual_relu_layer_backward_without_DX_update_momentum<double>(X, Z, DY, W, Delta_W, b, Delta_b, eta,
+                                                                        mu);
+        finite(Delta_W, "residual_relu_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "residual_relu_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "residual_relu_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "residual_relu_layer_backward_without_DX_update_momentum: b");
     }
     {  // softmax_layer
         M X = sample(3, 4, -2.0, 2.0);

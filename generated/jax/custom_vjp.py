@@ -43,6 +43,12 @@ __all__ = [
     "all_relu_dropout_layer",
     "all_relu_dropout_layer_init",
     "all_relu_dropout_layer_apply",
+    "gelu",
+    "gelu_layer",
+    "gelu_layer_init",
+    "gelu_dropout_layer",
+    "gelu_dropout_layer_init",
+    "gelu_dropout_layer_apply",
     "hard_sigmoid",
     "hard_sigmoid_layer",
     "hard_sigmoid_layer_init",
@@ -73,6 +79,12 @@ __all__ = [
     "sigmoid_dropout_layer",
     "sigmoid_dropout_layer_init",
     "sigmoid_dropout_layer_apply",
+    "silu",
+    "silu_layer",
+    "silu_layer_init",
+    "silu_dropout_layer",
+    "silu_dropout_layer_init",
+    "silu_dropout_layer_apply",
     "srelu",
     "srelu_init",
     "srelu_layer",
@@ -103,8 +115,12 @@ __all__ = [
     "linear_dropout",
     "linear_dropout_init",
     "linear_dropout_apply",
+    "layer_norm",
+    "layer_norm_init",
     "linear",
     "linear_init",
+    "residual_relu_layer",
+    "residual_relu_layer_init",
     "softmax_layer",
     "softmax_layer_init",
     "log_softmax_layer",
@@ -288,6 +304,172 @@ def all_relu_dropout_layer_apply(
         R = dropout_mask("all_relu_dropout_layer", key, (W.shape[1], W.shape[0]), p, X.dtype)
         return all_relu_dropout_layer(X, R, W, b, alpha)
     return all_relu_layer(X, W, b, alpha)
+
+
+GELU_SHAPES = (("X", ("N", "K")),)
+
+
+def _gelu_fwd(X):
+    Y = _activations.gelu(X)
+    return Y, (X,)
+
+
+def _gelu_bwd(residuals, DY):
+    (X,) = residuals
+    DX = _activations.gelu_backward(X, DY)
+    return (DX,)
+
+
+@jax.custom_vjp
+def _gelu_vjp(X):
+    return _gelu_fwd(X)[0]
+
+
+_gelu_vjp.defvjp(_gelu_fwd, _gelu_bwd)
+
+
+def gelu(X: Array) -> Array:
+    """GELU, applied element-wise.
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/activations/gelu.py (gelu), kernels
+    ``gelu`` and ``gelu_backward``:
+
+        Y = gelu(X)
+        DX = DY ⊙ gelu'(X)
+
+    Shapes (checked): X N×K.
+    Gradients: X.
+    """
+    check("gelu", GELU_SHAPES, (X,))
+    return _gelu_vjp(X)
+
+
+GELU_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
+
+
+def _gelu_layer_fwd(X, W, b):
+    Z, Y = _activations.gelu_layer_forward(X, W, b)
+    return Y, (X, W, Z)
+
+
+def _gelu_layer_bwd(residuals, DY):
+    X, W, Z = residuals
+    DW, Db, DX = _activations.gelu_layer_backward(X, W, Z, DY)
+    return DX, DW, Db
+
+
+@jax.custom_vjp
+def _gelu_layer_vjp(X, W, b):
+    return _gelu_layer_fwd(X, W, b)[0]
+
+
+_gelu_layer_vjp.defvjp(_gelu_layer_fwd, _gelu_layer_bwd)
+
+
+def gelu_layer(X: Array, W: Array, b: Array) -> Array:
+    """Linear layer followed by GELU.
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/activations/gelu.py (gelu_layer), kernels
+    ``gelu_layer_forward`` and ``gelu_layer_backward``:
+
+        Z = X·Wᵀ + 1_N·b
+        Y = gelu(Z)
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes (checked): X N×D, W K×D, b 1×K.
+    Gradients: X, W, b.
+    """
+    check("gelu_layer", GELU_LAYER_SHAPES, (X, W, b))
+    return _gelu_layer_vjp(X, W, b)
+
+
+def gelu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """Initial W, b of ``gelu_layer``, to call it with ``**params``.
+
+    D: the number of columns of X and W.
+    K: the number of rows of W, columns of b.
+    """
+    keys = jax.random.split(key, 1)
+    return {
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
+        "b": jnp.full((1, K), 0, dtype),
+    }
+
+
+GELU_DROPOUT_LAYER_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
+
+
+def _gelu_dropout_layer_fwd(X, R, W, b):
+    Z, Y = _activations.gelu_dropout_layer_forward(X, R, W, b)
+    return Y, (X, R, W, Z)
+
+
+def _gelu_dropout_layer_bwd(residuals, DY):
+    X, R, W, Z = residuals
+    DW, Db, DX = _activations.gelu_dropout_layer_backward(X, R, W, Z, DY)
+    return DX, None, DW, Db
+
+
+@jax.custom_vjp
+def _gelu_dropout_layer_vjp(X, R, W, b):
+    return _gelu_dropout_layer_fwd(X, R, W, b)[0]
+
+
+_gelu_dropout_layer_vjp.defvjp(_gelu_dropout_layer_fwd, _gelu_dropout_layer_bwd)
+
+
+def gelu_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> Array:
+    """Linear layer with a dropout mask on its weights, followed by GELU.
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/activations/gelu.py (gelu_dropout_layer), kernels
+    ``gelu_dropout_layer_forward`` and ``gelu_dropout_layer_backward``:
+
+        Z = X·(Wᵀ ⊙ R) + 1_N·b
+        Y = gelu(Z)
+        DZ = DY ⊙ gelu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+        DX = DZ·(Rᵀ ⊙ W)
+
+    Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    Gradients: X, W, b; none for R.
+    """
+    check("gelu_dropout_layer", GELU_DROPOUT_LAYER_SHAPES, (X, R, W, b))
+    return _gelu_dropout_layer_vjp(X, R, W, b)
+
+
+def gelu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """Initial W, b of ``gelu_dropout_layer``, to call it with ``**params``.
+
+    D: the number of columns of X and W, rows of R.
+    K: the number of columns of R and b, rows of W.
+    """
+    keys = jax.random.split(key, 1)
+    return {
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
+        "b": jnp.full((1, K), 0, dtype),
+    }
+
+
+def gelu_dropout_layer_apply(
+    X: Array, W: Array, b: Array, *, p: float, key: Array | None = None, train: bool
+) -> Array:
+    """``gelu_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
+    inverted dropout: entries 0 or 1/(1 − p)), ``gelu_layer`` (without the mask) in eval mode."""
+    p = check_rate("gelu_dropout_layer", p)
+    if train and p > 0:
+        R = dropout_mask("gelu_dropout_layer", key, (W.shape[1], W.shape[0]), p, X.dtype)
+        return gelu_dropout_layer(X, R, W, b)
+    return gelu_layer(X, W, b)
 
 
 HARD_SIGMOID_SHAPES = (("X", ("N", "K")),)
@@ -1129,6 +1311,172 @@ def sigmoid_dropout_layer_apply(
     return sigmoid_layer(X, W, b)
 
 
+SILU_SHAPES = (("X", ("N", "K")),)
+
+
+def _silu_fwd(X):
+    Y = _activations.silu(X)
+    return Y, (X,)
+
+
+def _silu_bwd(residuals, DY):
+    (X,) = residuals
+    DX = _activations.silu_backward(X, DY)
+    return (DX,)
+
+
+@jax.custom_vjp
+def _silu_vjp(X):
+    return _silu_fwd(X)[0]
+
+
+_silu_vjp.defvjp(_silu_fwd, _silu_bwd)
+
+
+def silu(X: Array) -> Array:
+    """SiLU, applied element-wise.
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/activations/silu.py (silu), kernels
+    ``silu`` and ``silu_backward``:
+
+        Y = silu(X)
+        DX = DY ⊙ silu'(X)
+
+    Shapes (checked): X N×K.
+    Gradients: X.
+    """
+    check("silu", SILU_SHAPES, (X,))
+    return _silu_vjp(X)
+
+
+SILU_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
+
+
+def _silu_layer_fwd(X, W, b):
+    Z, Y = _activations.silu_layer_forward(X, W, b)
+    return Y, (X, W, Z)
+
+
+def _silu_layer_bwd(residuals, DY):
+    X, W, Z = residuals
+    DW, Db, DX = _activations.silu_layer_backward(X, W, Z, DY)
+    return DX, DW, Db
+
+
+@jax.custom_vjp
+def _silu_layer_vjp(X, W, b):
+    return _silu_layer_fwd(X, W, b)[0]
+
+
+_silu_layer_vjp.defvjp(_silu_layer_fwd, _silu_layer_bwd)
+
+
+def silu_layer(X: Array, W: Array, b: Array) -> Array:
+    """Linear layer followed by SiLU.
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/activations/silu.py (silu_layer), kernels
+    ``silu_layer_forward`` and ``silu_layer_backward``:
+
+        Z = X·Wᵀ + 1_N·b
+        Y = silu(Z)
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes (checked): X N×D, W K×D, b 1×K.
+    Gradients: X, W, b.
+    """
+    check("silu_layer", SILU_LAYER_SHAPES, (X, W, b))
+    return _silu_layer_vjp(X, W, b)
+
+
+def silu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """Initial W, b of ``silu_layer``, to call it with ``**params``.
+
+    D: the number of columns of X and W.
+    K: the number of rows of W, columns of b.
+    """
+    keys = jax.random.split(key, 1)
+    return {
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
+        "b": jnp.full((1, K), 0, dtype),
+    }
+
+
+SILU_DROPOUT_LAYER_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
+
+
+def _silu_dropout_layer_fwd(X, R, W, b):
+    Z, Y = _activations.silu_dropout_layer_forward(X, R, W, b)
+    return Y, (X, R, W, Z)
+
+
+def _silu_dropout_layer_bwd(residuals, DY):
+    X, R, W, Z = residuals
+    DW, Db, DX = _activations.silu_dropout_layer_backward(X, R, W, Z, DY)
+    return DX, None, DW, Db
+
+
+@jax.custom_vjp
+def _silu_dropout_layer_vjp(X, R, W, b):
+    return _silu_dropout_layer_fwd(X, R, W, b)[0]
+
+
+_silu_dropout_layer_vjp.defvjp(_silu_dropout_layer_fwd, _silu_dropout_layer_bwd)
+
+
+def silu_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> Array:
+    """Linear layer with a dropout mask on its weights, followed by SiLU.
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/activations/silu.py (silu_dropout_layer), kernels
+    ``silu_dropout_layer_forward`` and ``silu_dropout_layer_backward``:
+
+        Z = X·(Wᵀ ⊙ R) + 1_N·b
+        Y = silu(Z)
+        DZ = DY ⊙ silu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+        DX = DZ·(Rᵀ ⊙ W)
+
+    Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    Gradients: X, W, b; none for R.
+    """
+    check("silu_dropout_layer", SILU_DROPOUT_LAYER_SHAPES, (X, R, W, b))
+    return _silu_dropout_layer_vjp(X, R, W, b)
+
+
+def silu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """Initial W, b of ``silu_dropout_layer``, to call it with ``**params``.
+
+    D: the number of columns of X and W, rows of R.
+    K: the number of columns of R and b, rows of W.
+    """
+    keys = jax.random.split(key, 1)
+    return {
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
+        "b": jnp.full((1, K), 0, dtype),
+    }
+
+
+def silu_dropout_layer_apply(
+    X: Array, W: Array, b: Array, *, p: float, key: Array | None = None, train: bool
+) -> Array:
+    """``silu_dropout_layer`` in training mode (``train=True``: the mask R drawn from ``key`` with rate ``p``,
+    inverted dropout: entries 0 or 1/(1 − p)), ``silu_layer`` (without the mask) in eval mode."""
+    p = check_rate("silu_dropout_layer", p)
+    if train and p > 0:
+        R = dropout_mask("silu_dropout_layer", key, (W.shape[1], W.shape[0]), p, X.dtype)
+        return silu_dropout_layer(X, R, W, b)
+    return silu_layer(X, W, b)
+
+
 SRELU_SHAPES = (("X", ("N", "K")), ("al", ()), ("tl", ()), ("ar", ()), ("tr", ()))
 
 
@@ -1958,6 +2306,63 @@ def linear_dropout_apply(
     return linear(X, W, b)
 
 
+LAYER_NORM_SHAPES = (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K")))
+
+
+def _layer_norm_fwd(X, gamma, beta, epsilon):
+    Sigma, Z, Y = _layers.layer_norm_forward(X, gamma, beta, epsilon)
+    return Y, (gamma, Sigma, Z, epsilon)
+
+
+def _layer_norm_bwd(residuals, DY):
+    gamma, Sigma, Z, epsilon = residuals
+    Dgamma, Dbeta, DX = _layers.layer_norm_backward(gamma, Sigma, Z, DY, epsilon)
+    return DX, Dgamma, Dbeta, None
+
+
+@jax.custom_vjp
+def _layer_norm_vjp(X, gamma, beta, epsilon):
+    return _layer_norm_fwd(X, gamma, beta, epsilon)[0]
+
+
+_layer_norm_vjp.defvjp(_layer_norm_fwd, _layer_norm_bwd)
+
+
+def layer_norm(X: Array, gamma: Array, beta: Array, epsilon: float) -> Array:
+    """Layer normalization over each row with ε, γ and β.
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/layers/layer_norm.py (layer_norm), kernels
+    ``layer_norm_forward`` and ``layer_norm_backward``:
+
+        R = X − X·1_K·1_Kᵀ/K
+        Sigma = diag(R·Rᵀ)/K
+        Z = (inv_sqrt(ε·1_N + Σ)·1_Kᵀ) ⊙ R
+        Y = 1_N·β + (1_N·γ) ⊙ Z
+        DZ = (1_N·γ) ⊙ DY
+        Dgamma = 1_Nᵀ·(DY ⊙ Z)
+        Dbeta = 1_Nᵀ·DY
+        DX = (inv_sqrt(ε·1_N + Σ)·1_Kᵀ) ⊙ (DZ − DZ·1_K·1_Kᵀ/K − (((DZ ⊙ Z)·1_K·1_Kᵀ) ⊙ Z)/K)
+
+    Shapes (checked): X N×K, gamma 1×K, beta 1×K, epsilon scalar.
+    Gradients: X, gamma, beta; none for epsilon.
+    """
+    check("layer_norm", LAYER_NORM_SHAPES, (X, gamma, beta))
+    return _layer_norm_vjp(X, gamma, beta, epsilon)
+
+
+def layer_norm_init(key: Array, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """Initial gamma, beta of ``layer_norm``, to call it with ``**params``.
+
+    K: the number of columns of X and gamma and beta.
+    """
+    return {
+        "gamma": jnp.full((1, K), 1, dtype),
+        "beta": jnp.full((1, K), 0, dtype),
+    }
+
+
 LINEAR_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
 
@@ -2010,6 +2415,62 @@ def linear_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, A
     return {
         "W": uniform_fan_in(keys[0], (K, D), dtype),
         "b": jnp.full((1, K), 0, dtype),
+    }
+
+
+RESIDUAL_RELU_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("D", "D")), ("b", (1, "D")))
+
+
+def _residual_relu_layer_fwd(X, W, b):
+    Z, Y = _layers.residual_relu_layer_forward(X, W, b)
+    return Y, (X, W, Z)
+
+
+def _residual_relu_layer_bwd(residuals, DY):
+    X, W, Z = residuals
+    DW, Db, DX = _layers.residual_relu_layer_backward(X, W, Z, DY)
+    return DX, DW, Db
+
+
+@jax.custom_vjp
+def _residual_relu_layer_vjp(X, W, b):
+    return _residual_relu_layer_fwd(X, W, b)[0]
+
+
+_residual_relu_layer_vjp.defvjp(_residual_relu_layer_fwd, _residual_relu_layer_bwd)
+
+
+def residual_relu_layer(X: Array, W: Array, b: Array) -> Array:
+    """Residual block Y = X + relu(X·Wᵀ + 1_N·b) (W square).
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/layers/residual.py (residual_relu_layer), kernels
+    ``residual_relu_layer_forward`` and ``residual_relu_layer_backward``:
+
+        Z = X·Wᵀ + 1_N·b
+        Y = relu(Z) + X
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DY + DZ·W
+
+    Shapes (checked): X N×D, W D×D, b 1×D.
+    Gradients: X, W, b.
+    """
+    check("residual_relu_layer", RESIDUAL_RELU_LAYER_SHAPES, (X, W, b))
+    return _residual_relu_layer_vjp(X, W, b)
+
+
+def residual_relu_layer_init(key: Array, D: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """Initial W, b of ``residual_relu_layer``, to call it with ``**params``.
+
+    D: the number of columns of X and W and b, rows of W.
+    """
+    keys = jax.random.split(key, 1)
+    return {
+        "W": uniform_fan_in(keys[0], (D, D), dtype),
+        "b": jnp.full((1, D), 0, dtype),
     }
 
 

@@ -31,6 +31,21 @@ __all__ = [
     "sparse_all_relu_layer_forward",
     "sparse_all_relu_layer_backward",
     "sparse_all_relu_layer_backward_without_DX",
+    "gelu",
+    "gelu_backward",
+    "gelu_layer_forward",
+    "gelu_layer_backward",
+    "gelu_layer_backward_without_DX",
+    "gelu_layer_backward_update_gradient_descent",
+    "gelu_layer_backward_update_momentum",
+    "gelu_layer_backward_without_DX_update_gradient_descent",
+    "gelu_layer_backward_without_DX_update_momentum",
+    "gelu_dropout_layer_forward",
+    "gelu_dropout_layer_backward",
+    "gelu_dropout_layer_backward_without_DX",
+    "sparse_gelu_layer_forward",
+    "sparse_gelu_layer_backward",
+    "sparse_gelu_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
@@ -106,6 +121,21 @@ __all__ = [
     "sparse_sigmoid_layer_forward",
     "sparse_sigmoid_layer_backward",
     "sparse_sigmoid_layer_backward_without_DX",
+    "silu",
+    "silu_backward",
+    "silu_layer_forward",
+    "silu_layer_backward",
+    "silu_layer_backward_without_DX",
+    "silu_layer_backward_update_gradient_descent",
+    "silu_layer_backward_update_momentum",
+    "silu_layer_backward_without_DX_update_gradient_descent",
+    "silu_layer_backward_without_DX_update_momentum",
+    "silu_dropout_layer_forward",
+    "silu_dropout_layer_backward",
+    "silu_dropout_layer_backward_without_DX",
+    "sparse_silu_layer_forward",
+    "sparse_silu_layer_backward",
+    "sparse_silu_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
     "srelu_backward_without_DX",
@@ -605,6 +635,477 @@ def sparse_all_relu_layer_backward_without_DX(
     DZ = np.where(Z < 0, DY * alpha, DY)
     t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def gelu(X: Array) -> Array:
+    """GELU, applied element-wise: feedforward.
+
+    From spec/activations/gelu.py (gelu):
+
+        Y = gelu(X)
+
+    Shapes: X N×K.
+    Returns Y.
+    """
+    if not (X.ndim == 2):
+        wrong_shapes("gelu", (("X", ("N", "K")),), (X.shape,))
+    Y = X * (scipy.special.erf(1.4142135623730951 * X / 2) + 1) / 2
+    return Y
+
+
+def gelu_backward(X: Array, DY: Array) -> Array:
+    """GELU, applied element-wise: backpropagation.
+
+    From spec/activations/gelu.py (gelu):
+
+        DX = DY ⊙ gelu'(X)
+
+    Shapes: X N×K, DY N×K.
+    Returns DX.
+    """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("gelu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
+    t0 = 1.4142135623730951 * X / 2
+    DX = DY * (t0 * np.exp(-(X**2) / 2) / 1.772453850905516 + scipy.special.erf(t0) / 2 + 0.5)
+    return DX
+
+
+def gelu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by GELU: feedforward.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = gelu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "gelu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    Z = X @ W.T + b
+    Y = Z * (scipy.special.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    return Z, Y
+
+
+def gelu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by GELU: backpropagation.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "gelu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * np.exp(-(Z**2) / 2) / 1.772453850905516 + scipy.special.erf(t0) / 2 + 0.5)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def gelu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by GELU: backpropagation, without DX.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "gelu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * np.exp(-(Z**2) / 2) / 1.772453850905516 + scipy.special.erf(t0) / 2 + 0.5)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def gelu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: float
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by GELU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "gelu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * np.exp(-(Z**2) / 2) / 1.772453850905516 + scipy.special.erf(t0) / 2 + 0.5)
+    DX = DZ @ W
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return DX, W, b
+
+
+def gelu_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by GELU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "gelu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * np.exp(-(Z**2) / 2) / 1.772453850905516 + scipy.special.erf(t0) / 2 + 0.5)
+    DX = DZ @ W
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def gelu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: float
+) -> tuple[Array, Array]:
+    """Linear layer followed by GELU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "gelu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * np.exp(-(Z**2) / 2) / 1.772453850905516 + scipy.special.erf(t0) / 2 + 0.5)
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return W, b
+
+
+def gelu_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by GELU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "gelu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * np.exp(-(Z**2) / 2) / 1.772453850905516 + scipy.special.erf(t0) / 2 + 0.5)
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return Delta_W, W, Delta_b, b
+
+
+def gelu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by GELU: feedforward.
+
+    From spec/activations/gelu.py (gelu_dropout_layer):
+
+        Z = X·(Wᵀ ⊙ R) + 1_N·b
+        Y = gelu(Z)
+
+    Shapes: X N×D, R D×K, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "gelu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
+    Z = X @ (W.T * R) + b
+    Y = Z * (scipy.special.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    return Z, Y
+
+
+def gelu_dropout_layer_backward(
+    X: Array, R: Array, W: Array, Z: Array, DY: Array
+) -> tuple[Array, Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by GELU: backpropagation.
+
+    From spec/activations/gelu.py (gelu_dropout_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+        DX = DZ·(Rᵀ ⊙ W)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "gelu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * np.exp(-(Z**2) / 2) / 1.772453850905516 + scipy.special.erf(t0) / 2 + 0.5)
+    DW = R.T * (DZ.T @ X)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ (R.T * W)
+    return DW, Db, DX
+
+
+def gelu_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by GELU: backpropagation, without DX.
+
+    From spec/activations/gelu.py (gelu_dropout_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "gelu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * np.exp(-(Z**2) / 2) / 1.772453850905516 + scipy.special.erf(t0) / 2 + 0.5)
+    DW = R.T * (DZ.T @ X)
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_gelu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by GELU, with W in CSR storage: feedforward.
+
+    From spec/activations/gelu.py (sparse_gelu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = gelu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_gelu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_gelu_layer_forward", "W", W)
+    Z = X @ W.T + b
+    Y = Z * (scipy.special.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    return Z, Y
+
+
+def sparse_gelu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by GELU, with W in CSR storage: backpropagation.
+
+    From spec/activations/gelu.py (sparse_gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_gelu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_gelu_layer_backward", "W", W)
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * np.exp(-(Z**2) / 2) / 1.772453850905516 + scipy.special.erf(t0) / 2 + 0.5)
+    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_gelu_layer_backward_without_DX(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by GELU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/gelu.py (sparse_gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_gelu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_gelu_layer_backward_without_DX", "W", W)
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * np.exp(-(Z**2) / 2) / 1.772453850905516 + scipy.special.erf(t0) / 2 + 0.5)
+    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 
@@ -2945,6 +3446,477 @@ def sparse_sigmoid_layer_backward_without_DX(X: Array, W: Array, Z: Array, DY: A
     DZ = DY * scipy.special.expit(-Z) * scipy.special.expit(Z)
     t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def silu(X: Array) -> Array:
+    """SiLU, applied element-wise: feedforward.
+
+    From spec/activations/silu.py (silu):
+
+        Y = silu(X)
+
+    Shapes: X N×K.
+    Returns Y.
+    """
+    if not (X.ndim == 2):
+        wrong_shapes("silu", (("X", ("N", "K")),), (X.shape,))
+    Y = X * (0.5 * np.tanh(0.5 * X) + 0.5)
+    return Y
+
+
+def silu_backward(X: Array, DY: Array) -> Array:
+    """SiLU, applied element-wise: backpropagation.
+
+    From spec/activations/silu.py (silu):
+
+        DX = DY ⊙ silu'(X)
+
+    Shapes: X N×K, DY N×K.
+    Returns DX.
+    """
+    if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
+        wrong_shapes("silu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
+    t0 = np.exp(-X)
+    DX = DY * (X * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * X) + 0.5)
+    return DX
+
+
+def silu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by SiLU: feedforward.
+
+    From spec/activations/silu.py (silu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = silu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "silu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    Z = X @ W.T + b
+    Y = Z * (0.5 * np.tanh(0.5 * Z) + 0.5)
+    return Z, Y
+
+
+def silu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by SiLU: backpropagation.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "silu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    t0 = np.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def silu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by SiLU: backpropagation, without DX.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "silu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
+    t0 = np.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def silu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, Z: Array, DY: Array, b: Array, eta: float
+) -> tuple[Array, Array, Array]:
+    """Linear layer followed by SiLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "silu_layer_backward_update_gradient_descent",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+        )
+    t0 = np.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DX = DZ @ W
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return DX, W, b
+
+
+def silu_layer_backward_update_momentum(
+    X: Array, W: Array, Z: Array, DY: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Linear layer followed by SiLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "silu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = np.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DX = DZ @ W
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def silu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, eta: float
+) -> tuple[Array, Array]:
+    """Linear layer followed by SiLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "silu_layer_backward_without_DX_update_gradient_descent",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+        )
+    t0 = np.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    return W, b
+
+
+def silu_layer_backward_without_DX_update_momentum(
+    X: Array, Z: Array, DY: Array, W: Array, Delta_W: Array, b: Array, Delta_b: Array, eta: float, mu: float
+) -> tuple[Array, Array, Array, Array]:
+    """Linear layer followed by SiLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == Delta_W.ndim == b.ndim == Delta_b.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+    ):
+        wrong_shapes(
+            "silu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+        )
+    t0 = np.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    return Delta_W, W, Delta_b, b
+
+
+def silu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by SiLU: feedforward.
+
+    From spec/activations/silu.py (silu_dropout_layer):
+
+        Z = X·(Wᵀ ⊙ R) + 1_N·b
+        Y = silu(Z)
+
+    Shapes: X N×D, R D×K, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == b.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and b.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "silu_dropout_layer_forward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, R.shape, W.shape, b.shape),
+        )
+    Z = X @ (W.T * R) + b
+    Y = Z * (0.5 * np.tanh(0.5 * Z) + 0.5)
+    return Z, Y
+
+
+def silu_dropout_layer_backward(
+    X: Array, R: Array, W: Array, Z: Array, DY: Array
+) -> tuple[Array, Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by SiLU: backpropagation.
+
+    From spec/activations/silu.py (silu_dropout_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+        DX = DZ·(Rᵀ ⊙ W)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "silu_dropout_layer_backward",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+        )
+    t0 = np.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DW = R.T * (DZ.T @ X)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ (R.T * W)
+    return DW, Db, DX
+
+
+def silu_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer with a dropout mask on its weights, followed by SiLU: backpropagation, without DX.
+
+    From spec/activations/silu.py (silu_dropout_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == R.ndim == Z.ndim == DY.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and Z.shape == (X.shape[0], R.shape[1])
+        and DY.shape == (X.shape[0], R.shape[1])
+    ):
+        wrong_shapes(
+            "silu_dropout_layer_backward_without_DX",
+            (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, R.shape, Z.shape, DY.shape),
+        )
+    t0 = np.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DW = R.T * (DZ.T @ X)
+    Db = DZ.sum(axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_silu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
+    """Linear layer followed by SiLU, with W in CSR storage: feedforward.
+
+    From spec/activations/silu.py (sparse_silu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = silu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    if not (X.ndim == W.ndim == b.ndim == 2 and W.shape[1] == X.shape[1] and b.shape == (1, W.shape[0])):
+        wrong_shapes(
+            "sparse_silu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+            (X.shape, W.shape, b.shape),
+        )
+    check_csr("sparse_silu_layer_forward", "W", W)
+    Z = X @ W.T + b
+    Y = Z * (0.5 * np.tanh(0.5 * Z) + 0.5)
+    return Z, Y
+
+
+def sparse_silu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array, Array]:
+    """Linear layer followed by SiLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/silu.py (sparse_silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_silu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_silu_layer_backward", "W", W)
+    t0 = np.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    Db = DZ.sum(axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def sparse_silu_layer_backward_without_DX(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array, Array]:
+    """Linear layer followed by SiLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/silu.py (sparse_silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "sparse_silu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, Z.shape, DY.shape),
+        )
+    check_csr("sparse_silu_layer_backward_without_DX", "W", W)
+    t0 = np.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
 

@@ -29,6 +29,21 @@ __all__ = [
     "sparse_all_relu_layer_forward",
     "sparse_all_relu_layer_backward",
     "sparse_all_relu_layer_backward_without_DX",
+    "gelu",
+    "gelu_backward",
+    "gelu_layer_forward",
+    "gelu_layer_backward",
+    "gelu_layer_backward_without_DX",
+    "gelu_layer_backward_update_gradient_descent",
+    "gelu_layer_backward_update_momentum",
+    "gelu_layer_backward_without_DX_update_gradient_descent",
+    "gelu_layer_backward_without_DX_update_momentum",
+    "gelu_dropout_layer_forward",
+    "gelu_dropout_layer_backward",
+    "gelu_dropout_layer_backward_without_DX",
+    "sparse_gelu_layer_forward",
+    "sparse_gelu_layer_backward",
+    "sparse_gelu_layer_backward_without_DX",
     "hard_sigmoid",
     "hard_sigmoid_backward",
     "hard_sigmoid_layer_forward",
@@ -104,6 +119,21 @@ __all__ = [
     "sparse_sigmoid_layer_forward",
     "sparse_sigmoid_layer_backward",
     "sparse_sigmoid_layer_backward_without_DX",
+    "silu",
+    "silu_backward",
+    "silu_layer_forward",
+    "silu_layer_backward",
+    "silu_layer_backward_without_DX",
+    "silu_layer_backward_update_gradient_descent",
+    "silu_layer_backward_update_momentum",
+    "silu_layer_backward_without_DX_update_gradient_descent",
+    "silu_layer_backward_without_DX_update_momentum",
+    "silu_dropout_layer_forward",
+    "silu_dropout_layer_backward",
+    "silu_dropout_layer_backward_without_DX",
+    "sparse_silu_layer_forward",
+    "sparse_silu_layer_backward",
+    "sparse_silu_layer_backward_without_DX",
     "srelu",
     "srelu_backward",
     "srelu_backward_without_DX",
@@ -524,6 +554,419 @@ def sparse_all_relu_layer_backward_without_DX(
     )
     check_csr("sparse_all_relu_layer_backward_without_DX", "W", W)
     DZ = tf.where(Z < 0, DY * alpha, DY)
+    DW = tf.reduce_sum(
+        tf.gather(DZ, W.indices[:, 0], axis=1) * tf.gather(X, W.indices[:, 1], axis=1), axis=0, keepdims=True
+    )
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    return DW, Db
+
+
+def gelu(X: Tensor) -> Tensor:
+    """GELU, applied element-wise: feedforward.
+
+    From spec/activations/gelu.py (gelu):
+
+        Y = gelu(X)
+
+    Shapes: X N×K.
+    Returns Y.
+    """
+    check_shapes("gelu", (("X", ("N", "K")),), (X.shape,))
+    Y = X * (tf.math.erf(1.4142135623730951 * X / 2) + 1) / 2
+    return Y
+
+
+def gelu_backward(X: Tensor, DY: Tensor) -> Tensor:
+    """GELU, applied element-wise: backpropagation.
+
+    From spec/activations/gelu.py (gelu):
+
+        DX = DY ⊙ gelu'(X)
+
+    Shapes: X N×K, DY N×K.
+    Returns DX.
+    """
+    check_shapes("gelu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
+    t0 = 1.4142135623730951 * X / 2
+    DX = DY * (t0 * tf.exp(-(X**2) / 2) / 1.772453850905516 + tf.math.erf(t0) / 2 + 0.5)
+    return DX
+
+
+def gelu_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by GELU: feedforward.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = gelu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    check_shapes(
+        "gelu_layer_forward",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+        (X.shape, W.shape, b.shape),
+    )
+    Z = tf.linalg.matmul(X, W, transpose_b=True) + b
+    Y = Z * (tf.math.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    return Z, Y
+
+
+def gelu_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by GELU: backpropagation.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    check_shapes(
+        "gelu_layer_backward",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, W.shape, Z.shape, DY.shape),
+    )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * tf.exp(-(Z**2) / 2) / 1.772453850905516 + tf.math.erf(t0) / 2 + 0.5)
+    DW = tf.linalg.matmul(DZ, X, transpose_a=True)
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def gelu_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by GELU: backpropagation, without DX.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    check_shapes(
+        "gelu_layer_backward_without_DX",
+        (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, Z.shape, DY.shape),
+    )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * tf.exp(-(Z**2) / 2) / 1.772453850905516 + tf.math.erf(t0) / 2 + 0.5)
+    DW = tf.linalg.matmul(DZ, X, transpose_a=True)
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    return DW, Db
+
+
+def gelu_layer_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by GELU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    check_shapes(
+        "gelu_layer_backward_update_gradient_descent",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+        (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+    )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * tf.exp(-(Z**2) / 2) / 1.772453850905516 + tf.math.erf(t0) / 2 + 0.5)
+    DX = DZ @ W
+    W = W - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    b = b - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def gelu_layer_backward_update_momentum(
+    X: Tensor,
+    W: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by GELU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    check_shapes(
+        "gelu_layer_backward_update_momentum",
+        (
+            ("X", ("N", "D")),
+            ("W", ("K", "D")),
+            ("Z", ("N", "K")),
+            ("DY", ("N", "K")),
+            ("Delta_W", ("K", "D")),
+            ("b", (1, "K")),
+            ("Delta_b", (1, "K")),
+        ),
+        (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+    )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * tf.exp(-(Z**2) / 2) / 1.772453850905516 + tf.math.erf(t0) / 2 + 0.5)
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def gelu_layer_backward_without_DX_update_gradient_descent(
+    X: Tensor, Z: Tensor, DY: Tensor, W: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by GELU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    check_shapes(
+        "gelu_layer_backward_without_DX_update_gradient_descent",
+        (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+        (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+    )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * tf.exp(-(Z**2) / 2) / 1.772453850905516 + tf.math.erf(t0) / 2 + 0.5)
+    W = W - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    b = b - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    return W, b
+
+
+def gelu_layer_backward_without_DX_update_momentum(
+    X: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    W: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by GELU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    check_shapes(
+        "gelu_layer_backward_without_DX_update_momentum",
+        (
+            ("X", ("N", "D")),
+            ("Z", ("N", "K")),
+            ("DY", ("N", "K")),
+            ("W", ("K", "D")),
+            ("Delta_W", ("K", "D")),
+            ("b", (1, "K")),
+            ("Delta_b", (1, "K")),
+        ),
+        (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+    )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * tf.exp(-(Z**2) / 2) / 1.772453850905516 + tf.math.erf(t0) / 2 + 0.5)
+    Delta_W = Delta_W * mu - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
+def gelu_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by GELU: feedforward.
+
+    From spec/activations/gelu.py (gelu_dropout_layer):
+
+        Z = X·(Wᵀ ⊙ R) + 1_N·b
+        Y = gelu(Z)
+
+    Shapes: X N×D, R D×K, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    check_shapes(
+        "gelu_dropout_layer_forward",
+        (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+        (X.shape, R.shape, W.shape, b.shape),
+    )
+    Z = X @ (tf.transpose(W) * R) + b
+    Y = Z * (tf.math.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    return Z, Y
+
+
+def gelu_dropout_layer_backward(
+    X: Tensor, R: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by GELU: backpropagation.
+
+    From spec/activations/gelu.py (gelu_dropout_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+        DX = DZ·(Rᵀ ⊙ W)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    check_shapes(
+        "gelu_dropout_layer_backward",
+        (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+    )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * tf.exp(-(Z**2) / 2) / 1.772453850905516 + tf.math.erf(t0) / 2 + 0.5)
+    DW = tf.transpose(R) * tf.linalg.matmul(DZ, X, transpose_a=True)
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    DX = DZ @ (tf.transpose(R) * W)
+    return DW, Db, DX
+
+
+def gelu_dropout_layer_backward_without_DX(
+    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by GELU: backpropagation, without DX.
+
+    From spec/activations/gelu.py (gelu_dropout_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    check_shapes(
+        "gelu_dropout_layer_backward_without_DX",
+        (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, R.shape, Z.shape, DY.shape),
+    )
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * tf.exp(-(Z**2) / 2) / 1.772453850905516 + tf.math.erf(t0) / 2 + 0.5)
+    DW = tf.transpose(R) * tf.linalg.matmul(DZ, X, transpose_a=True)
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_gelu_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by GELU, with W in CSR storage: feedforward.
+
+    From spec/activations/gelu.py (sparse_gelu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = gelu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    check_shapes(
+        "sparse_gelu_layer_forward",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+        (X.shape, W.shape, b.shape),
+    )
+    check_csr("sparse_gelu_layer_forward", "W", W)
+    Z = tf.sparse.sparse_dense_matmul(X, W, adjoint_b=True) + b
+    Y = Z * (tf.math.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    return Z, Y
+
+
+def sparse_gelu_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by GELU, with W in CSR storage: backpropagation.
+
+    From spec/activations/gelu.py (sparse_gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    check_shapes(
+        "sparse_gelu_layer_backward",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, W.shape, Z.shape, DY.shape),
+    )
+    check_csr("sparse_gelu_layer_backward", "W", W)
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * tf.exp(-(Z**2) / 2) / 1.772453850905516 + tf.math.erf(t0) / 2 + 0.5)
+    DW = tf.reduce_sum(
+        tf.gather(DZ, W.indices[:, 0], axis=1) * tf.gather(X, W.indices[:, 1], axis=1), axis=0, keepdims=True
+    )
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    DX = tf.sparse.sparse_dense_matmul(DZ, W)
+    return DW, Db, DX
+
+
+def sparse_gelu_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by GELU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/gelu.py (sparse_gelu_layer):
+
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    check_shapes(
+        "sparse_gelu_layer_backward_without_DX",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, W.shape, Z.shape, DY.shape),
+    )
+    check_csr("sparse_gelu_layer_backward_without_DX", "W", W)
+    t0 = 1.4142135623730951 * Z / 2
+    DZ = DY * (t0 * tf.exp(-(Z**2) / 2) / 1.772453850905516 + tf.math.erf(t0) / 2 + 0.5)
     DW = tf.reduce_sum(
         tf.gather(DZ, W.indices[:, 0], axis=1) * tf.gather(X, W.indices[:, 1], axis=1), axis=0, keepdims=True
     )
@@ -2554,6 +2997,419 @@ def sparse_sigmoid_layer_backward_without_DX(
     )
     check_csr("sparse_sigmoid_layer_backward_without_DX", "W", W)
     DZ = DY * tf.sigmoid(-Z) * tf.sigmoid(Z)
+    DW = tf.reduce_sum(
+        tf.gather(DZ, W.indices[:, 0], axis=1) * tf.gather(X, W.indices[:, 1], axis=1), axis=0, keepdims=True
+    )
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    return DW, Db
+
+
+def silu(X: Tensor) -> Tensor:
+    """SiLU, applied element-wise: feedforward.
+
+    From spec/activations/silu.py (silu):
+
+        Y = silu(X)
+
+    Shapes: X N×K.
+    Returns Y.
+    """
+    check_shapes("silu", (("X", ("N", "K")),), (X.shape,))
+    Y = X * tf.sigmoid(X)
+    return Y
+
+
+def silu_backward(X: Tensor, DY: Tensor) -> Tensor:
+    """SiLU, applied element-wise: backpropagation.
+
+    From spec/activations/silu.py (silu):
+
+        DX = DY ⊙ silu'(X)
+
+    Shapes: X N×K, DY N×K.
+    Returns DX.
+    """
+    check_shapes("silu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
+    t0 = tf.exp(-X)
+    DX = DY * (X * t0 / (t0 + 1) ** 2 + tf.sigmoid(X))
+    return DX
+
+
+def silu_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by SiLU: feedforward.
+
+    From spec/activations/silu.py (silu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = silu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    check_shapes(
+        "silu_layer_forward",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+        (X.shape, W.shape, b.shape),
+    )
+    Z = tf.linalg.matmul(X, W, transpose_b=True) + b
+    Y = Z * tf.sigmoid(Z)
+    return Z, Y
+
+
+def silu_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by SiLU: backpropagation.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    check_shapes(
+        "silu_layer_backward",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, W.shape, Z.shape, DY.shape),
+    )
+    t0 = tf.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + tf.sigmoid(Z))
+    DW = tf.linalg.matmul(DZ, X, transpose_a=True)
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    DX = DZ @ W
+    return DW, Db, DX
+
+
+def silu_layer_backward_without_DX(X: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by SiLU: backpropagation, without DX.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    check_shapes(
+        "silu_layer_backward_without_DX",
+        (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, Z.shape, DY.shape),
+    )
+    t0 = tf.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + tf.sigmoid(Z))
+    DW = tf.linalg.matmul(DZ, X, transpose_a=True)
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    return DW, Db
+
+
+def silu_layer_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by SiLU: backpropagation, with the gradient descent update of W, b in place.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b).
+    """
+    check_shapes(
+        "silu_layer_backward_update_gradient_descent",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("b", (1, "K"))),
+        (X.shape, W.shape, Z.shape, DY.shape, b.shape),
+    )
+    t0 = tf.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + tf.sigmoid(Z))
+    DX = DZ @ W
+    W = W - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    b = b - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    return DX, W, b
+
+
+def silu_layer_backward_update_momentum(
+    X: Tensor,
+    W: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by SiLU: backpropagation, with the momentum update of W, b in place.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b).
+    """
+    check_shapes(
+        "silu_layer_backward_update_momentum",
+        (
+            ("X", ("N", "D")),
+            ("W", ("K", "D")),
+            ("Z", ("N", "K")),
+            ("DY", ("N", "K")),
+            ("Delta_W", ("K", "D")),
+            ("b", (1, "K")),
+            ("Delta_b", (1, "K")),
+        ),
+        (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
+    )
+    t0 = tf.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + tf.sigmoid(Z))
+    DX = DZ @ W
+    Delta_W = Delta_W * mu - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return DX, Delta_W, W, Delta_b, b
+
+
+def silu_layer_backward_without_DX_update_gradient_descent(
+    X: Tensor, Z: Tensor, DY: Tensor, W: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by SiLU: backpropagation, without DX, with the gradient descent update of W, b in place.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        W ← W − η·DW
+        b ← b − η·Db
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, eta scalar.
+    Returns (W, b).
+    """
+    check_shapes(
+        "silu_layer_backward_without_DX_update_gradient_descent",
+        (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+        (X.shape, Z.shape, DY.shape, W.shape, b.shape),
+    )
+    t0 = tf.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + tf.sigmoid(Z))
+    W = W - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    b = b - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    return W, b
+
+
+def silu_layer_backward_without_DX_update_momentum(
+    X: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    W: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Linear layer followed by SiLU: backpropagation, without DX, with the momentum update of W, b in place.
+
+    From spec/activations/silu.py (silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b).
+    """
+    check_shapes(
+        "silu_layer_backward_without_DX_update_momentum",
+        (
+            ("X", ("N", "D")),
+            ("Z", ("N", "K")),
+            ("DY", ("N", "K")),
+            ("W", ("K", "D")),
+            ("Delta_W", ("K", "D")),
+            ("b", (1, "K")),
+            ("Delta_b", (1, "K")),
+        ),
+        (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
+    )
+    t0 = tf.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + tf.sigmoid(Z))
+    Delta_W = Delta_W * mu - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    return Delta_W, W, Delta_b, b
+
+
+def silu_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by SiLU: feedforward.
+
+    From spec/activations/silu.py (silu_dropout_layer):
+
+        Z = X·(Wᵀ ⊙ R) + 1_N·b
+        Y = silu(Z)
+
+    Shapes: X N×D, R D×K, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    check_shapes(
+        "silu_dropout_layer_forward",
+        (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K"))),
+        (X.shape, R.shape, W.shape, b.shape),
+    )
+    Z = X @ (tf.transpose(W) * R) + b
+    Y = Z * tf.sigmoid(Z)
+    return Z, Y
+
+
+def silu_dropout_layer_backward(
+    X: Tensor, R: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by SiLU: backpropagation.
+
+    From spec/activations/silu.py (silu_dropout_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+        DX = DZ·(Rᵀ ⊙ W)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    check_shapes(
+        "silu_dropout_layer_backward",
+        (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, R.shape, W.shape, Z.shape, DY.shape),
+    )
+    t0 = tf.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + tf.sigmoid(Z))
+    DW = tf.transpose(R) * tf.linalg.matmul(DZ, X, transpose_a=True)
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    DX = DZ @ (tf.transpose(R) * W)
+    return DW, Db, DX
+
+
+def silu_dropout_layer_backward_without_DX(
+    X: Tensor, R: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer with a dropout mask on its weights, followed by SiLU: backpropagation, without DX.
+
+    From spec/activations/silu.py (silu_dropout_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, R D×K, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    check_shapes(
+        "silu_dropout_layer_backward_without_DX",
+        (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, R.shape, Z.shape, DY.shape),
+    )
+    t0 = tf.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + tf.sigmoid(Z))
+    DW = tf.transpose(R) * tf.linalg.matmul(DZ, X, transpose_a=True)
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    return DW, Db
+
+
+def sparse_silu_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by SiLU, with W in CSR storage: feedforward.
+
+    From spec/activations/silu.py (sparse_silu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = silu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K.
+    Returns (Z, Y).
+    """
+    check_shapes(
+        "sparse_silu_layer_forward",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K"))),
+        (X.shape, W.shape, b.shape),
+    )
+    check_csr("sparse_silu_layer_forward", "W", W)
+    Z = tf.sparse.sparse_dense_matmul(X, W, adjoint_b=True) + b
+    Y = Z * tf.sigmoid(Z)
+    return Z, Y
+
+
+def sparse_silu_layer_backward(X: Tensor, W: Tensor, Z: Tensor, DY: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear layer followed by SiLU, with W in CSR storage: backpropagation.
+
+    From spec/activations/silu.py (sparse_silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DX).
+    """
+    check_shapes(
+        "sparse_silu_layer_backward",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, W.shape, Z.shape, DY.shape),
+    )
+    check_csr("sparse_silu_layer_backward", "W", W)
+    t0 = tf.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + tf.sigmoid(Z))
+    DW = tf.reduce_sum(
+        tf.gather(DZ, W.indices[:, 0], axis=1) * tf.gather(X, W.indices[:, 1], axis=1), axis=0, keepdims=True
+    )
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    DX = tf.sparse.sparse_dense_matmul(DZ, W)
+    return DW, Db, DX
+
+
+def sparse_silu_layer_backward_without_DX(
+    X: Tensor, W: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Linear layer followed by SiLU, with W in CSR storage: backpropagation, without DX.
+
+    From spec/activations/silu.py (sparse_silu_layer):
+
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+
+    Shapes: X N×D, W K×D, Z N×K, DY N×K.
+    Returns (DW, Db).
+    """
+    check_shapes(
+        "sparse_silu_layer_backward_without_DX",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, W.shape, Z.shape, DY.shape),
+    )
+    check_csr("sparse_silu_layer_backward_without_DX", "W", W)
+    t0 = tf.exp(-Z)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + tf.sigmoid(Z))
     DW = tf.reduce_sum(
         tf.gather(DZ, W.indices[:, 0], axis=1) * tf.gather(X, W.indices[:, 1], axis=1), axis=0, keepdims=True
     )

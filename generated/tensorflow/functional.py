@@ -32,6 +32,9 @@ __all__ = [
     "all_relu",
     "all_relu_layer",
     "all_relu_dropout_layer",
+    "gelu",
+    "gelu_layer",
+    "gelu_dropout_layer",
     "hard_sigmoid",
     "hard_sigmoid_layer",
     "hard_sigmoid_dropout_layer",
@@ -47,6 +50,9 @@ __all__ = [
     "sigmoid",
     "sigmoid_layer",
     "sigmoid_dropout_layer",
+    "silu",
+    "silu_layer",
+    "silu_dropout_layer",
     "srelu",
     "srelu_layer",
     "srelu_dropout_layer",
@@ -59,7 +65,9 @@ __all__ = [
     "batch_norm_eps",
     "batch_norm_eps_inference",
     "linear_dropout",
+    "layer_norm",
     "linear",
+    "residual_relu_layer",
     "softmax_layer",
     "log_softmax_layer",
     "squared_error_loss",
@@ -206,6 +214,130 @@ def all_relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: fl
     """
     dtype = check("all_relu_dropout_layer", ALL_RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return all_relu_dropout_layer_apply(X, R, W, b, alpha, dtype=dtype)
+
+
+GELU_SHAPES = (("X", ("N", "K")),)
+GELU_CALL_SHAPES = (("X", ("N", "K")),)
+
+
+def gelu_apply(X: Tensor, *, dtype: tf.DType = tf.float32) -> Tensor:
+    """``gelu`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X):
+        Y = _activations.gelu(X)
+
+        def gradient(DY):
+            DX = _activations.gelu_backward(X, DY)
+            return DX
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X))
+
+
+def gelu(X: Tensor) -> Tensor:
+    """GELU, applied element-wise.
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/activations/gelu.py (gelu), kernels
+    ``gelu`` and ``gelu_backward``:
+
+        Y = gelu(X)
+        DX = DY ⊙ gelu'(X)
+
+    Shapes (checked): X N×K.
+    Gradients: X.
+    """
+    dtype = check("gelu", GELU_CALL_SHAPES, (X,))
+    return gelu_apply(X, dtype=dtype)
+
+
+GELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+GELU_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
+
+
+def gelu_layer_apply(X: Tensor, W: Tensor, b: Tensor, *, dtype: tf.DType = tf.float32) -> Tensor:
+    """``gelu_layer`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X, W, b):
+        Z, Y = _activations.gelu_layer_forward(X, W, b)
+
+        def gradient(DY):
+            DW, Db, DX = _activations.gelu_layer_backward(X, W, Z, DY)
+            return DX, DW, Db
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X), tf.convert_to_tensor(W), tf.convert_to_tensor(b))
+
+
+def gelu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """Linear layer followed by GELU.
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/activations/gelu.py (gelu_layer), kernels
+    ``gelu_layer_forward`` and ``gelu_layer_backward``:
+
+        Z = X·Wᵀ + 1_N·b
+        Y = gelu(Z)
+        DZ = DY ⊙ gelu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes (checked): X N×D, W K×D, b 1×K.
+    Gradients: X, W, b.
+    """
+    dtype = check("gelu_layer", GELU_LAYER_CALL_SHAPES, (X, W, b))
+    return gelu_layer_apply(X, W, b, dtype=dtype)
+
+
+GELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+GELU_DROPOUT_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
+
+
+def gelu_dropout_layer_apply(
+    X: Tensor, R: Tensor, W: Tensor, b: Tensor, *, dtype: tf.DType = tf.float32
+) -> Tensor:
+    """``gelu_dropout_layer`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X, W, b):
+        Z, Y = _activations.gelu_dropout_layer_forward(X, R, W, b)
+
+        def gradient(DY):
+            DW, Db, DX = _activations.gelu_dropout_layer_backward(X, R, W, Z, DY)
+            return DX, DW, Db
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X), tf.convert_to_tensor(W), tf.convert_to_tensor(b))
+
+
+def gelu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """Linear layer with a dropout mask on its weights, followed by GELU.
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/activations/gelu.py (gelu_dropout_layer), kernels
+    ``gelu_dropout_layer_forward`` and ``gelu_dropout_layer_backward``:
+
+        Z = X·(Wᵀ ⊙ R) + 1_N·b
+        Y = gelu(Z)
+        DZ = DY ⊙ gelu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+        DX = DZ·(Rᵀ ⊙ W)
+
+    Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    Gradients: X, W, b; none for R.
+    """
+    dtype = check("gelu_dropout_layer", GELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
+    return gelu_dropout_layer_apply(X, R, W, b, dtype=dtype)
 
 
 HARD_SIGMOID_SHAPES = (("X", ("N", "K")),)
@@ -852,6 +984,130 @@ def sigmoid_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     dtype = check("sigmoid_dropout_layer", SIGMOID_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype)
+
+
+SILU_SHAPES = (("X", ("N", "K")),)
+SILU_CALL_SHAPES = (("X", ("N", "K")),)
+
+
+def silu_apply(X: Tensor, *, dtype: tf.DType = tf.float32) -> Tensor:
+    """``silu`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X):
+        Y = _activations.silu(X)
+
+        def gradient(DY):
+            DX = _activations.silu_backward(X, DY)
+            return DX
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X))
+
+
+def silu(X: Tensor) -> Tensor:
+    """SiLU, applied element-wise.
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/activations/silu.py (silu), kernels
+    ``silu`` and ``silu_backward``:
+
+        Y = silu(X)
+        DX = DY ⊙ silu'(X)
+
+    Shapes (checked): X N×K.
+    Gradients: X.
+    """
+    dtype = check("silu", SILU_CALL_SHAPES, (X,))
+    return silu_apply(X, dtype=dtype)
+
+
+SILU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
+SILU_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
+
+
+def silu_layer_apply(X: Tensor, W: Tensor, b: Tensor, *, dtype: tf.DType = tf.float32) -> Tensor:
+    """``silu_layer`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X, W, b):
+        Z, Y = _activations.silu_layer_forward(X, W, b)
+
+        def gradient(DY):
+            DW, Db, DX = _activations.silu_layer_backward(X, W, Z, DY)
+            return DX, DW, Db
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X), tf.convert_to_tensor(W), tf.convert_to_tensor(b))
+
+
+def silu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """Linear layer followed by SiLU.
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/activations/silu.py (silu_layer), kernels
+    ``silu_layer_forward`` and ``silu_layer_backward``:
+
+        Z = X·Wᵀ + 1_N·b
+        Y = silu(Z)
+        DZ = DY ⊙ silu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DZ·W
+
+    Shapes (checked): X N×D, W K×D, b 1×K.
+    Gradients: X, W, b.
+    """
+    dtype = check("silu_layer", SILU_LAYER_CALL_SHAPES, (X, W, b))
+    return silu_layer_apply(X, W, b, dtype=dtype)
+
+
+SILU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
+SILU_DROPOUT_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("b", (1, "K")))
+
+
+def silu_dropout_layer_apply(
+    X: Tensor, R: Tensor, W: Tensor, b: Tensor, *, dtype: tf.DType = tf.float32
+) -> Tensor:
+    """``silu_dropout_layer`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X, W, b):
+        Z, Y = _activations.silu_dropout_layer_forward(X, R, W, b)
+
+        def gradient(DY):
+            DW, Db, DX = _activations.silu_dropout_layer_backward(X, R, W, Z, DY)
+            return DX, DW, Db
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X), tf.convert_to_tensor(W), tf.convert_to_tensor(b))
+
+
+def silu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """Linear layer with a dropout mask on its weights, followed by SiLU.
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/activations/silu.py (silu_dropout_layer), kernels
+    ``silu_dropout_layer_forward`` and ``silu_dropout_layer_backward``:
+
+        Z = X·(Wᵀ ⊙ R) + 1_N·b
+        Y = silu(Z)
+        DZ = DY ⊙ silu'(Z)
+        DW = Rᵀ ⊙ (DZᵀ·X)
+        Db = 1_Nᵀ·DZ
+        DX = DZ·(Rᵀ ⊙ W)
+
+    Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    Gradients: X, W, b; none for R.
+    """
+    dtype = check("silu_dropout_layer", SILU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
+    return silu_dropout_layer_apply(X, R, W, b, dtype=dtype)
 
 
 SRELU_SHAPES = (("al", ()), ("tl", ()), ("ar", ()), ("tr", ()), ("X", ("N", "K")))
@@ -1551,6 +1807,52 @@ def linear_dropout(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     return linear_dropout_apply(X, R, W, b, dtype=dtype)
 
 
+LAYER_NORM_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
+LAYER_NORM_CALL_SHAPES = (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K")))
+
+
+def layer_norm_apply(
+    X: Tensor, gamma: Tensor, beta: Tensor, epsilon: float, *, dtype: tf.DType = tf.float32
+) -> Tensor:
+    """``layer_norm`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X, gamma, beta):
+        Sigma, Z, Y = _layers.layer_norm_forward(X, gamma, beta, epsilon)
+
+        def gradient(DY):
+            Dgamma, Dbeta, DX = _layers.layer_norm_backward(gamma, Sigma, Z, DY, epsilon)
+            return DX, Dgamma, Dbeta
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X), tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta))
+
+
+def layer_norm(X: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Tensor:
+    """Layer normalization over each row with ε, γ and β.
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/layers/layer_norm.py (layer_norm), kernels
+    ``layer_norm_forward`` and ``layer_norm_backward``:
+
+        R = X − X·1_K·1_Kᵀ/K
+        Sigma = diag(R·Rᵀ)/K
+        Z = (inv_sqrt(ε·1_N + Σ)·1_Kᵀ) ⊙ R
+        Y = 1_N·β + (1_N·γ) ⊙ Z
+        DZ = (1_N·γ) ⊙ DY
+        Dgamma = 1_Nᵀ·(DY ⊙ Z)
+        Dbeta = 1_Nᵀ·DY
+        DX = (inv_sqrt(ε·1_N + Σ)·1_Kᵀ) ⊙ (DZ − DZ·1_K·1_Kᵀ/K − (((DZ ⊙ Z)·1_K·1_Kᵀ) ⊙ Z)/K)
+
+    Shapes (checked): X N×K, gamma 1×K, beta 1×K, epsilon scalar.
+    Gradients: X, gamma, beta; none for epsilon.
+    """
+    dtype = check("layer_norm", LAYER_NORM_CALL_SHAPES, (X, gamma, beta))
+    return layer_norm_apply(X, gamma, beta, epsilon, dtype=dtype)
+
+
 LINEAR_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
 LINEAR_CALL_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
 
@@ -1589,6 +1891,48 @@ def linear(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     dtype = check("linear", LINEAR_CALL_SHAPES, (X, W, b))
     return linear_apply(X, W, b, dtype=dtype)
+
+
+RESIDUAL_RELU_LAYER_SHAPES = (("W", ("D", "D")), ("b", (1, "D")), ("X", ("N", "D")))
+RESIDUAL_RELU_LAYER_CALL_SHAPES = (("X", ("N", "D")), ("W", ("D", "D")), ("b", (1, "D")))
+
+
+def residual_relu_layer_apply(X: Tensor, W: Tensor, b: Tensor, *, dtype: tf.DType = tf.float32) -> Tensor:
+    """``residual_relu_layer`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X, W, b):
+        Z, Y = _layers.residual_relu_layer_forward(X, W, b)
+
+        def gradient(DY):
+            DW, Db, DX = _layers.residual_relu_layer_backward(X, W, Z, DY)
+            return DX, DW, Db
+
+        return Y, gradient
+
+    return apply(tf.convert_to_tensor(X), tf.convert_to_tensor(W), tf.convert_to_tensor(b))
+
+
+def residual_relu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """Residual block Y = X + relu(X·Wᵀ + 1_N·b) (W square).
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/layers/residual.py (residual_relu_layer), kernels
+    ``residual_relu_layer_forward`` and ``residual_relu_layer_backward``:
+
+        Z = X·Wᵀ + 1_N·b
+        Y = relu(Z) + X
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DX = DY + DZ·W
+
+    Shapes (checked): X N×D, W D×D, b 1×D.
+    Gradients: X, W, b.
+    """
+    dtype = check("residual_relu_layer", RESIDUAL_RELU_LAYER_CALL_SHAPES, (X, W, b))
+    return residual_relu_layer_apply(X, W, b, dtype=dtype)
 
 
 SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))

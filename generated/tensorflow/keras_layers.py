@@ -58,6 +58,9 @@ __all__ = [
     "AllReLU",
     "AllReLULayer",
     "AllReLUDropoutLayer",
+    "GELU",
+    "GELULayer",
+    "GELUDropoutLayer",
     "HardSigmoid",
     "HardSigmoidLayer",
     "HardSigmoidDropoutLayer",
@@ -73,6 +76,9 @@ __all__ = [
     "Sigmoid",
     "SigmoidLayer",
     "SigmoidDropoutLayer",
+    "SiLU",
+    "SiLULayer",
+    "SiLUDropoutLayer",
     "SReLU",
     "SReLULayer",
     "SReLUDropoutLayer",
@@ -85,7 +91,9 @@ __all__ = [
     "BatchNormEps",
     "BatchNormEpsInference",
     "LinearDropout",
+    "LayerNorm",
     "Linear",
+    "ResidualReLULayer",
     "SoftmaxLayer",
     "LogSoftmaxLayer",
     "SquaredErrorLoss",
@@ -211,6 +219,97 @@ class AllReLUDropoutLayer(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "alpha": self.alpha, "p": self.p}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GELU(keras.layers.Layer):
+    """GELU, applied element-wise.
+
+    Spec ``gelu`` (spec/activations/gelu.py),
+    differentiated by its generated backward kernel (``functional.gelu``).
+
+    ``call(X: N×K)`` returns Y (N×K).
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+
+    def call(self, X):
+        dtype = F.check("GELU", F.GELU_SHAPES, (X,))
+        return F.gelu_apply(X, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GELULayer(keras.layers.Layer):
+    """Linear layer followed by GELU.
+
+    Spec ``gelu_layer`` (spec/activations/gelu.py),
+    differentiated by its generated backward kernel (``functional.gelu_layer``).
+
+    Args:
+        D: the number of columns of X and W.
+        K: the number of rows of W, columns of b.
+
+    Weights: W K×D, b 1×K.
+    ``call(X: N×D)`` returns Y (N×K).
+    """
+
+    def __init__(self, D: int, K: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.D = D
+        self.K = K
+        self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
+        self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
+        self.built = True
+
+    def call(self, X):
+        W = tf.convert_to_tensor(self.W)
+        b = tf.convert_to_tensor(self.b)
+        dtype = F.check("GELULayer", F.GELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        return F.gelu_layer_apply(X, W, b, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "D": self.D, "K": self.K}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GELUDropoutLayer(keras.layers.Layer):
+    """Linear layer with a dropout mask on its weights, followed by GELU.
+
+    Spec ``gelu_dropout_layer`` (spec/activations/gelu.py),
+    differentiated by its generated backward kernel (``functional.gelu_dropout_layer``).
+
+    Args:
+        D: the number of columns of X and W, rows of R.
+        K: the number of columns of R and b, rows of W.
+
+    Weights: W K×D, b 1×K.
+    With ``training=True`` (``model.fit``) R is drawn with rate ``p`` (inverted dropout: entries 0 or
+    1/(1 − p)); otherwise the layer runs spec ``gelu_layer``, without R.
+    ``call(X, training=None)`` returns Y (N×K).
+    """
+
+    def __init__(self, D: int, K: int, p: float = 0.5, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.D = D
+        self.K = K
+        self.p = check_rate("GELUDropoutLayer", p)
+        self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
+        self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
+        self.built = True
+
+    def call(self, X, training=None):
+        W = tf.convert_to_tensor(self.W)
+        b = tf.convert_to_tensor(self.b)
+        if training and self.p > 0:
+            R = dropout_mask((self.D, self.K), self.p, W.dtype)
+            dtype = F.check("GELUDropoutLayer", F.GELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            return F.gelu_dropout_layer_apply(X, R, W, b, dtype=dtype)
+        dtype = F.check("GELUDropoutLayer", F.GELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        return F.gelu_layer_apply(X, W, b, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -700,6 +799,97 @@ class SigmoidDropoutLayer(keras.layers.Layer):
             return restore_rows(F.sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
         dtype = F.check("SigmoidDropoutLayer", F.SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
         return restore_rows(F.sigmoid_layer_apply(X, W, b, dtype=dtype), rows)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SiLU(keras.layers.Layer):
+    """SiLU, applied element-wise.
+
+    Spec ``silu`` (spec/activations/silu.py),
+    differentiated by its generated backward kernel (``functional.silu``).
+
+    ``call(X: N×K)`` returns Y (N×K).
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+
+    def call(self, X):
+        dtype = F.check("SiLU", F.SILU_SHAPES, (X,))
+        return F.silu_apply(X, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SiLULayer(keras.layers.Layer):
+    """Linear layer followed by SiLU.
+
+    Spec ``silu_layer`` (spec/activations/silu.py),
+    differentiated by its generated backward kernel (``functional.silu_layer``).
+
+    Args:
+        D: the number of columns of X and W.
+        K: the number of rows of W, columns of b.
+
+    Weights: W K×D, b 1×K.
+    ``call(X: N×D)`` returns Y (N×K).
+    """
+
+    def __init__(self, D: int, K: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.D = D
+        self.K = K
+        self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
+        self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
+        self.built = True
+
+    def call(self, X):
+        W = tf.convert_to_tensor(self.W)
+        b = tf.convert_to_tensor(self.b)
+        dtype = F.check("SiLULayer", F.SILU_LAYER_SHAPES, (W, b, X), trusted=2)
+        return F.silu_layer_apply(X, W, b, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "D": self.D, "K": self.K}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SiLUDropoutLayer(keras.layers.Layer):
+    """Linear layer with a dropout mask on its weights, followed by SiLU.
+
+    Spec ``silu_dropout_layer`` (spec/activations/silu.py),
+    differentiated by its generated backward kernel (``functional.silu_dropout_layer``).
+
+    Args:
+        D: the number of columns of X and W, rows of R.
+        K: the number of columns of R and b, rows of W.
+
+    Weights: W K×D, b 1×K.
+    With ``training=True`` (``model.fit``) R is drawn with rate ``p`` (inverted dropout: entries 0 or
+    1/(1 − p)); otherwise the layer runs spec ``silu_layer``, without R.
+    ``call(X, training=None)`` returns Y (N×K).
+    """
+
+    def __init__(self, D: int, K: int, p: float = 0.5, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.D = D
+        self.K = K
+        self.p = check_rate("SiLUDropoutLayer", p)
+        self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
+        self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
+        self.built = True
+
+    def call(self, X, training=None):
+        W = tf.convert_to_tensor(self.W)
+        b = tf.convert_to_tensor(self.b)
+        if training and self.p > 0:
+            R = dropout_mask((self.D, self.K), self.p, W.dtype)
+            dtype = F.check("SiLUDropoutLayer", F.SILU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            return F.silu_dropout_layer_apply(X, R, W, b, dtype=dtype)
+        dtype = F.check("SiLUDropoutLayer", F.SILU_LAYER_SHAPES, (W, b, X), trusted=2)
+        return F.silu_layer_apply(X, W, b, dtype=dtype)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
@@ -1249,6 +1439,39 @@ class LinearDropout(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class LayerNorm(keras.layers.Layer):
+    """Layer normalization over each row with ε, γ and β.
+
+    Spec ``layer_norm`` (spec/layers/layer_norm.py),
+    differentiated by its generated backward kernel (``functional.layer_norm``).
+
+    Args:
+        K: the number of columns of X and gamma and beta.
+        epsilon: hyperparameter.
+
+    Weights: gamma 1×K, beta 1×K.
+    ``call(X: N×K)`` returns Y (N×K).
+    """
+
+    def __init__(self, K: int, epsilon: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.K = K
+        self.epsilon = epsilon
+        self.gamma = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(1), name="gamma")
+        self.beta = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="beta")
+        self.built = True
+
+    def call(self, X):
+        gamma = tf.convert_to_tensor(self.gamma)
+        beta = tf.convert_to_tensor(self.beta)
+        dtype = F.check("LayerNorm", F.LAYER_NORM_SHAPES, (gamma, beta, X), trusted=2)
+        return F.layer_norm_apply(X, gamma, beta, self.epsilon, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "K": self.K, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Linear(keras.layers.Layer):
     """Linear layer.
 
@@ -1280,6 +1503,37 @@ class Linear(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ResidualReLULayer(keras.layers.Layer):
+    """Residual block Y = X + relu(X·Wᵀ + 1_N·b) (W square).
+
+    Spec ``residual_relu_layer`` (spec/layers/residual.py),
+    differentiated by its generated backward kernel (``functional.residual_relu_layer``).
+
+    Args:
+        D: the number of columns of X and W and b, rows of W.
+
+    Weights: W D×D, b 1×D.
+    ``call(X: N×D)`` returns Y (N×D).
+    """
+
+    def __init__(self, D: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.D = D
+        self.W = self.add_weight(shape=(D, D), initializer=uniform_fan_in(D), name="W")
+        self.b = self.add_weight(shape=(1, D), initializer=keras.initializers.Constant(0), name="b")
+        self.built = True
+
+    def call(self, X):
+        W = tf.convert_to_tensor(self.W)
+        b = tf.convert_to_tensor(self.b)
+        dtype = F.check("ResidualReLULayer", F.RESIDUAL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        return F.residual_relu_layer_apply(X, W, b, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "D": self.D}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -46,6 +46,9 @@ __all__ = [
     "AllReLU",
     "AllReLULayer",
     "AllReLUDropoutLayer",
+    "GELU",
+    "GELULayer",
+    "GELUDropoutLayer",
     "HardSigmoid",
     "HardSigmoidLayer",
     "HardSigmoidDropoutLayer",
@@ -61,6 +64,9 @@ __all__ = [
     "Sigmoid",
     "SigmoidLayer",
     "SigmoidDropoutLayer",
+    "SiLU",
+    "SiLULayer",
+    "SiLUDropoutLayer",
     "SReLU",
     "SReLULayer",
     "SReLUDropoutLayer",
@@ -73,7 +79,9 @@ __all__ = [
     "BatchNormEps",
     "BatchNormEpsInference",
     "LinearDropout",
+    "LayerNorm",
     "Linear",
+    "ResidualReLULayer",
     "SoftmaxLayer",
     "LogSoftmaxLayer",
     "SquaredErrorLoss",
@@ -224,6 +232,128 @@ class AllReLUDropoutLayer(nn.Module):
         F.check("AllReLUDropoutLayer", F.ALL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
             Y = F.AllReLULayerFunction.apply(X, W, b, self.alpha)[1]
+        return C.restore_rows(Y, rows)
+
+
+class GELU(nn.Module):
+    """GELU, applied element-wise.
+
+    Spec ``gelu`` (spec/activations/gelu.py),
+    differentiated by its generated backward kernel (``functional.GELUFunction``).
+
+    ``forward(X: N×K)`` returns Y (N×K).
+    """
+
+    def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("GELU", ("X",), X)
+        F.check("GELU", F.GELU_SHAPES, (X,))
+        with C.autocast_disabled(X):
+            Y = F.GELUFunction.apply(X)
+        return C.restore_rows(Y, rows)
+
+
+class GELULayer(nn.Module):
+    """Linear layer followed by GELU.
+
+    Spec ``gelu_layer`` (spec/activations/gelu.py),
+    differentiated by its generated backward kernel (``functional.GELULayerFunction``).
+
+    Args:
+        D: the number of columns of X and W.
+        K: the number of rows of W, columns of b.
+
+    Parameters: W K×D, b 1×K.
+    ``forward(X: N×D)`` returns Y (N×K).
+    """
+
+    def __init__(self, D: int, K: int, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.D = D
+        self.K = K
+        self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
+        self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            uniform_fan_in_(self.W)
+            self.b.fill_(0)
+
+    def extra_repr(self) -> str:
+        return f"D={self.D}, K={self.K}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "GELULayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "GELULayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("GELULayer", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("GELULayer", F.GELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.GELULayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
+
+
+class GELUDropoutLayer(nn.Module):
+    """Linear layer with a dropout mask on its weights, followed by GELU.
+
+    Spec ``gelu_dropout_layer`` (spec/activations/gelu.py),
+    differentiated by its generated backward kernel (``functional.GELUDropoutLayerFunction``).
+    In training mode R is drawn with rate ``p`` (inverted dropout: entries 0 or 1/(1 − p)); in eval
+    mode the layer runs spec ``gelu_layer``, without R.
+
+    Args:
+        D: the number of columns of X and W, rows of R.
+        K: the number of columns of R and b, rows of W.
+        p: the dropout rate, 0 <= p < 1 (default 0.5, as torch.nn.Dropout).
+
+    Parameters: W K×D, b 1×K.
+    ``forward(X)`` returns Y (N×K).
+    """
+
+    def __init__(self, D: int, K: int, p: float = 0.5, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.D = D
+        self.K = K
+        self.p = C.check_rate("GELUDropoutLayer", p)
+        self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
+        self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            uniform_fan_in_(self.W)
+            self.b.fill_(0)
+
+    def extra_repr(self) -> str:
+        return f"D={self.D}, K={self.K}, p={self.p}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "GELUDropoutLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "GELUDropoutLayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("GELUDropoutLayer", ("X",), X)
+        if self.training and self.p > 0:
+            R = C.dropout_mask((self.D, self.K), self.p, X)
+            X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
+            F.check("GELUDropoutLayer", F.GELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            with C.autocast_disabled(X):
+                Y = F.GELUDropoutLayerFunction.apply(X, R, W, b)[1]
+            return C.restore_rows(Y, rows)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("GELUDropoutLayer", F.GELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.GELULayerFunction.apply(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -853,6 +983,128 @@ class SigmoidDropoutLayer(nn.Module):
         F.check("SigmoidDropoutLayer", F.SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
             Y = F.SigmoidLayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
+
+
+class SiLU(nn.Module):
+    """SiLU, applied element-wise.
+
+    Spec ``silu`` (spec/activations/silu.py),
+    differentiated by its generated backward kernel (``functional.SiLUFunction``).
+
+    ``forward(X: N×K)`` returns Y (N×K).
+    """
+
+    def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("SiLU", ("X",), X)
+        F.check("SiLU", F.SILU_SHAPES, (X,))
+        with C.autocast_disabled(X):
+            Y = F.SiLUFunction.apply(X)
+        return C.restore_rows(Y, rows)
+
+
+class SiLULayer(nn.Module):
+    """Linear layer followed by SiLU.
+
+    Spec ``silu_layer`` (spec/activations/silu.py),
+    differentiated by its generated backward kernel (``functional.SiLULayerFunction``).
+
+    Args:
+        D: the number of columns of X and W.
+        K: the number of rows of W, columns of b.
+
+    Parameters: W K×D, b 1×K.
+    ``forward(X: N×D)`` returns Y (N×K).
+    """
+
+    def __init__(self, D: int, K: int, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.D = D
+        self.K = K
+        self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
+        self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            uniform_fan_in_(self.W)
+            self.b.fill_(0)
+
+    def extra_repr(self) -> str:
+        return f"D={self.D}, K={self.K}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "SiLULayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "SiLULayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("SiLULayer", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("SiLULayer", F.SILU_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.SiLULayerFunction.apply(X, W, b)[1]
+        return C.restore_rows(Y, rows)
+
+
+class SiLUDropoutLayer(nn.Module):
+    """Linear layer with a dropout mask on its weights, followed by SiLU.
+
+    Spec ``silu_dropout_layer`` (spec/activations/silu.py),
+    differentiated by its generated backward kernel (``functional.SiLUDropoutLayerFunction``).
+    In training mode R is drawn with rate ``p`` (inverted dropout: entries 0 or 1/(1 − p)); in eval
+    mode the layer runs spec ``silu_layer``, without R.
+
+    Args:
+        D: the number of columns of X and W, rows of R.
+        K: the number of columns of R and b, rows of W.
+        p: the dropout rate, 0 <= p < 1 (default 0.5, as torch.nn.Dropout).
+
+    Parameters: W K×D, b 1×K.
+    ``forward(X)`` returns Y (N×K).
+    """
+
+    def __init__(self, D: int, K: int, p: float = 0.5, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.D = D
+        self.K = K
+        self.p = C.check_rate("SiLUDropoutLayer", p)
+        self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
+        self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            uniform_fan_in_(self.W)
+            self.b.fill_(0)
+
+    def extra_repr(self) -> str:
+        return f"D={self.D}, K={self.K}, p={self.p}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "SiLUDropoutLayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "SiLUDropoutLayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("SiLUDropoutLayer", ("X",), X)
+        if self.training and self.p > 0:
+            R = C.dropout_mask((self.D, self.K), self.p, X)
+            X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
+            F.check("SiLUDropoutLayer", F.SILU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
+            with C.autocast_disabled(X):
+                Y = F.SiLUDropoutLayerFunction.apply(X, R, W, b)[1]
+            return C.restore_rows(Y, rows)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("SiLUDropoutLayer", F.SILU_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.SiLULayerFunction.apply(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -1502,6 +1754,53 @@ class LinearDropout(nn.Module):
         return C.restore_rows(Y, rows)
 
 
+class LayerNorm(nn.Module):
+    """Layer normalization over each row with ε, γ and β.
+
+    Spec ``layer_norm`` (spec/layers/layer_norm.py),
+    differentiated by its generated backward kernel (``functional.LayerNormFunction``).
+
+    Args:
+        K: the number of columns of X and gamma and beta.
+        epsilon: hyperparameter.
+
+    Parameters: gamma 1×K, beta 1×K.
+    ``forward(X: N×K)`` returns Y (N×K).
+    """
+
+    def __init__(self, K: int, epsilon: float, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.K = K
+        self.epsilon = epsilon
+        self.gamma = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
+        self.beta = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.gamma.fill_(1)
+            self.beta.fill_(0)
+
+    def extra_repr(self) -> str:
+        return f"K={self.K}, epsilon={self.epsilon}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "LayerNorm")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "LayerNorm")
+
+    def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("LayerNorm", ("X",), X)
+        X, gamma, beta = C.autocast_arguments("widest", X, self.gamma, self.beta)
+        F.check("LayerNorm", F.LAYER_NORM_SHAPES, (gamma, beta, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.LayerNormFunction.apply(X, gamma, beta, self.epsilon)[2]
+        return C.restore_rows(Y, rows)
+
+
 class Linear(nn.Module):
     """Linear layer.
 
@@ -1546,6 +1845,51 @@ class Linear(nn.Module):
         F.check("Linear", F.LINEAR_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
             Y = F.LinearFunction.apply(X, W, b)
+        return C.restore_rows(Y, rows)
+
+
+class ResidualReLULayer(nn.Module):
+    """Residual block Y = X + relu(X·Wᵀ + 1_N·b) (W square).
+
+    Spec ``residual_relu_layer`` (spec/layers/residual.py),
+    differentiated by its generated backward kernel (``functional.ResidualReLULayerFunction``).
+
+    Args:
+        D: the number of columns of X and W and b, rows of W.
+
+    Parameters: W D×D, b 1×D.
+    ``forward(X: N×D)`` returns Y (N×D).
+    """
+
+    def __init__(self, D: int, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.D = D
+        self.W = nn.Parameter(torch.empty((D, D), device=device, dtype=dtype))
+        self.b = nn.Parameter(torch.empty((1, D), device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            uniform_fan_in_(self.W)
+            self.b.fill_(0)
+
+    def extra_repr(self) -> str:
+        return f"D={self.D}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """The parameters as an nn.Linear state_dict (weight, bias)."""
+        return C.to_torch_state_dict(self, "ResidualReLULayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Copy an nn.Linear state_dict into this layer (every entry checked before any is copied)."""
+        C.load_torch_state_dict(self, state, "ResidualReLULayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("ResidualReLULayer", ("X",), X)
+        X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
+        F.check("ResidualReLULayer", F.RESIDUAL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
+        with C.autocast_disabled(X):
+            Y = F.ResidualReLULayerFunction.apply(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 

@@ -1,1 +1,1 @@
-"""Layers with weights: linear, softmax, log-softmax, batch normalization and dropout."""
+"""Layers with weights: linear, softmax, log-softmax, batch and layer normalization, dropout, the residual block."""
