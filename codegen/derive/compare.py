@@ -104,11 +104,10 @@ def _full(shape) -> bool:
 
 def kernel_cost(loaded: LoadedSpec) -> Cost:
     """What the backward (or gradient) kernel of the spec costs after every pass."""
-    from batchform.codegen.lower.families import lower_all
-    from batchform.codegen.passes.schedule import optimize_all
+    from batchform.codegen.pipeline import kernels_of
 
-    (family,) = lower_all(optimize_all([loaded]))
-    kernel = next(k for k in family.functions if k.name.endswith(("_backward", "_gradient")) and k.spec == loaded.name)
+    (family,) = kernels_of([loaded])
+    kernel = next(k for k in family.kernels if k.name.endswith(("_backward", "_gradient")) and k.spec == loaded.name)
     stored = passes = 0
     for _, node in kernel.statements:
         if _full(node.shape):

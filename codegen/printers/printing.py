@@ -34,7 +34,7 @@ def check_names(backends: dict[str, Backend], families: list[Family]) -> None:
     clashes: dict[tuple[str, str], dict[str, list[str]]] = {}
     for backend in backends.values():
         for family in families:
-            for f in family.functions:
+            for f in family.kernels:
                 for name, why in _clashes(backend, f):
                     titles = clashes.setdefault((f.spec, f.path), {}).setdefault(f"{name!r} ({why})", [])
                     if backend.title not in titles:

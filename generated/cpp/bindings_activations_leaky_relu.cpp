@@ -10,6 +10,7 @@
 #include <nanobind/stl/tuple.h>
 
 #include <batchform/deferred_bindings.hpp>
+#include <batchform/array_casters.hpp>  // before any binding: which array layouts the kernels take as they are
 
 #include "activations_leaky_relu.hpp"
 

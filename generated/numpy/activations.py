@@ -3462,7 +3462,7 @@ def silu(X: Array) -> Array:
     """
     if not (X.ndim == 2):
         wrong_shapes("silu", (("X", ("N", "K")),), (X.shape,))
-    Y = X * (0.5 * np.tanh(0.5 * X) + 0.5)
+    Y = X * scipy.special.expit(X)
     return Y
 
 
@@ -3479,7 +3479,7 @@ def silu_backward(X: Array, DY: Array) -> Array:
     if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
         wrong_shapes("silu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
     t0 = np.exp(-X)
-    DX = DY * (X * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * X) + 0.5)
+    DX = DY * (X * t0 / (t0 + 1) ** 2 + scipy.special.expit(X))
     return DX
 
 
@@ -3501,7 +3501,7 @@ def silu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
             (X.shape, W.shape, b.shape),
         )
     Z = X @ W.T + b
-    Y = Z * (0.5 * np.tanh(0.5 * Z) + 0.5)
+    Y = Z * scipy.special.expit(Z)
     return Z, Y
 
 
@@ -3530,7 +3530,7 @@ def silu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple[Array,
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     t0 = np.exp(-Z)
-    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + scipy.special.expit(Z))
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -3558,7 +3558,7 @@ def silu_layer_backward_without_DX(X: Array, Z: Array, DY: Array) -> tuple[Array
             (X.shape, Z.shape, DY.shape),
         )
     t0 = np.exp(-Z)
-    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + scipy.special.expit(Z))
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -3594,7 +3594,7 @@ def silu_layer_backward_update_gradient_descent(
             (X.shape, W.shape, Z.shape, DY.shape, b.shape),
         )
     t0 = np.exp(-Z)
-    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + scipy.special.expit(Z))
     DX = DZ @ W
     W -= eta * (DZ.T @ X)
     b -= eta * DZ.sum(axis=0, keepdims=True)
@@ -3643,7 +3643,7 @@ def silu_layer_backward_update_momentum(
             (X.shape, W.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
     t0 = np.exp(-Z)
-    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + scipy.special.expit(Z))
     DX = DZ @ W
     Delta_W *= mu
     Delta_W -= eta * (DZ.T @ X)
@@ -3683,7 +3683,7 @@ def silu_layer_backward_without_DX_update_gradient_descent(
             (X.shape, Z.shape, DY.shape, W.shape, b.shape),
         )
     t0 = np.exp(-Z)
-    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + scipy.special.expit(Z))
     W -= eta * (DZ.T @ X)
     b -= eta * DZ.sum(axis=0, keepdims=True)
     return W, b
@@ -3730,7 +3730,7 @@ def silu_layer_backward_without_DX_update_momentum(
             (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape),
         )
     t0 = np.exp(-Z)
-    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + scipy.special.expit(Z))
     Delta_W *= mu
     Delta_W -= eta * (DZ.T @ X)
     W += Delta_W
@@ -3763,7 +3763,7 @@ def silu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[
             (X.shape, R.shape, W.shape, b.shape),
         )
     Z = X @ (W.T * R) + b
-    Y = Z * (0.5 * np.tanh(0.5 * Z) + 0.5)
+    Y = Z * scipy.special.expit(Z)
     return Z, Y
 
 
@@ -3795,7 +3795,7 @@ def silu_dropout_layer_backward(
             (X.shape, R.shape, W.shape, Z.shape, DY.shape),
         )
     t0 = np.exp(-Z)
-    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + scipy.special.expit(Z))
     DW = R.T * (DZ.T @ X)
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ (R.T * W)
@@ -3826,7 +3826,7 @@ def silu_dropout_layer_backward_without_DX(X: Array, R: Array, Z: Array, DY: Arr
             (X.shape, R.shape, Z.shape, DY.shape),
         )
     t0 = np.exp(-Z)
-    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + scipy.special.expit(Z))
     DW = R.T * (DZ.T @ X)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
@@ -3851,7 +3851,7 @@ def sparse_silu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Arra
         )
     check_csr("sparse_silu_layer_forward", "W", W)
     Z = X @ W.T + b
-    Y = Z * (0.5 * np.tanh(0.5 * Z) + 0.5)
+    Y = Z * scipy.special.expit(Z)
     return Z, Y
 
 
@@ -3881,7 +3881,7 @@ def sparse_silu_layer_backward(X: Array, W: Array, Z: Array, DY: Array) -> tuple
         )
     check_csr("sparse_silu_layer_backward", "W", W)
     t0 = np.exp(-Z)
-    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + scipy.special.expit(Z))
     t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
@@ -3914,7 +3914,7 @@ def sparse_silu_layer_backward_without_DX(X: Array, W: Array, Z: Array, DY: Arra
         )
     check_csr("sparse_silu_layer_backward_without_DX", "W", W)
     t0 = np.exp(-Z)
-    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + 0.5 * np.tanh(0.5 * Z) + 0.5)
+    DZ = DY * (Z * t0 / (t0 + 1) ** 2 + scipy.special.expit(Z))
     t1 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     DW = (DZ[:, t1] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)

@@ -235,8 +235,9 @@ class GELU(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("GELU", F.GELU_SHAPES, (X,))
-        return F.gelu_apply(X, dtype=dtype)
+        return restore_rows(F.gelu_apply(X, dtype=dtype), rows)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -263,10 +264,11 @@ class GELULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("GELULayer", F.GELU_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.gelu_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.gelu_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K}
@@ -299,14 +301,15 @@ class GELUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
             R = dropout_mask((self.D, self.K), self.p, W.dtype)
             dtype = F.check("GELUDropoutLayer", F.GELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
-            return F.gelu_dropout_layer_apply(X, R, W, b, dtype=dtype)
+            return restore_rows(F.gelu_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
         dtype = F.check("GELUDropoutLayer", F.GELU_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.gelu_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.gelu_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
@@ -818,8 +821,9 @@ class SiLU(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
+        X, rows = batch_rows(X)
         dtype = F.check("SiLU", F.SILU_SHAPES, (X,))
-        return F.silu_apply(X, dtype=dtype)
+        return restore_rows(F.silu_apply(X, dtype=dtype), rows)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -846,10 +850,11 @@ class SiLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("SiLULayer", F.SILU_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.silu_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.silu_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K}
@@ -882,14 +887,15 @@ class SiLUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
             R = dropout_mask((self.D, self.K), self.p, W.dtype)
             dtype = F.check("SiLUDropoutLayer", F.SILU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
-            return F.silu_dropout_layer_apply(X, R, W, b, dtype=dtype)
+            return restore_rows(F.silu_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
         dtype = F.check("SiLUDropoutLayer", F.SILU_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.silu_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.silu_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D, "K": self.K, "p": self.p}
@@ -1462,10 +1468,11 @@ class LayerNorm(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
         dtype = F.check("LayerNorm", F.LAYER_NORM_SHAPES, (gamma, beta, X), trusted=2)
-        return F.layer_norm_apply(X, gamma, beta, self.epsilon, dtype=dtype)
+        return restore_rows(F.layer_norm_apply(X, gamma, beta, self.epsilon, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "K": self.K, "epsilon": self.epsilon}
@@ -1527,10 +1534,11 @@ class ResidualReLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
+        X, rows = batch_rows(X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("ResidualReLULayer", F.RESIDUAL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
-        return F.residual_relu_layer_apply(X, W, b, dtype=dtype)
+        return restore_rows(F.residual_relu_layer_apply(X, W, b, dtype=dtype), rows)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D}
