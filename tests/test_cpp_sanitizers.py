@@ -83,7 +83,14 @@ try:
     S.gradient_descent_update(frozen, np.ones((3, 4)), 0.1)
 except TypeError as exc:
     assert "updated in place" in str(exc)
-print("OK", calls + 1)
+calls += 1
+# Every kernel of these two families × argument × array layout (tests/layout_fuzz.py), instrumented.
+sys.path.insert(0, sys.argv[2])
+from layout_fuzz import fuzz  # noqa: E402
+
+count, failures = fuzz(S)
+assert count > 100 and not failures, failures[:5]
+print("OK", calls + count)
 '''
 
 
@@ -104,7 +111,8 @@ def test_binding_layer_as_a_python_module_under_sanitizers(tmp_path):
                ASAN_OPTIONS="detect_leaks=0:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     script = tmp_path / "driver.py"
     script.write_text(_BINDINGS_DRIVER)
-    proc = subprocess.run([sys.executable, str(script), str(build_dir)], cwd=cpp_build.ROOT, env=env,
+    proc = subprocess.run([sys.executable, str(script), str(build_dir), os.path.dirname(__file__)],
+                          cwd=cpp_build.ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "OK" in proc.stdout, report
