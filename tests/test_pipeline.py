@@ -22,7 +22,7 @@ from batchform.codegen.backends.numpy.printer import NumPyPrinter
 from batchform.codegen.load.loader import load_all
 from batchform.codegen.pipeline import kernels_of
 from batchform.codegen.pipeline import build, render_files
-from batchform.codegen.output.writer import write_tree
+from batchform.codegen.output.writer import RECORD, write_tree
 
 SPECS = [s for s in load_all() if s.family == "activations"]
 
@@ -120,10 +120,14 @@ def test_check_prints_a_unified_diff_of_a_stale_file(tmp_path, capsys, monkeypat
     write_tree(files, tmp_path, backends=["numpy", "__init__.py", "manifest.py"])
     args = ["generate", "--check", "--backend", "numpy", "--output", str(tmp_path)]
     assert main(args) == 0
+    (tmp_path / "numpy" / "stray.py").write_text("x = 1\n")
+    assert main(args) == 0  # a file batchform did not write is not generated output: never stale
+    record = tmp_path / RECORD  # one it wrote (in its record) and no longer renders is
+    record.write_text(record.read_text() + "numpy/stray.py\n")
     target = tmp_path / "numpy" / "activations.py"
     text = target.read_text()
     target.write_text(text.replace("def relu(", "def relu_renamed(", 1))
-    (tmp_path / "numpy" / "stray.py").write_text("x = 1\n")
+    capsys.readouterr()
     assert main(args) == 1
     err = capsys.readouterr().err
     assert f"--- a/{tmp_path.name}/numpy/activations.py\n+++ b/{tmp_path.name}/numpy/activations.py\n" in err
