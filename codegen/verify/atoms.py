@@ -45,6 +45,14 @@ class FormalMax(sympy.Function):
         return sympy.Function(f"∂{argindex}max")(*self.args)
 
 
+def _power_of_variable(f) -> bool:
+    """f(x) = x^r for a rational r."""
+    (variable,) = f.variables[:1] or (None,)
+    expr = f.expr
+    return (variable is not None and isinstance(expr, sympy.Pow) and expr.base == variable
+            and expr.exp.is_Rational)
+
+
 def lemma_functions(spec) -> dict[str, tuple[type, tuple]]:
     """Apply name → (opaque class, parameter symbols) for every function a derivative lemma of the spec speaks
     of, and every function with cases (which then has no derivative without a lemma)."""
@@ -54,6 +62,10 @@ def lemma_functions(spec) -> dict[str, tuple[type, tuple]]:
             applied[node.name] = node.function
     opaque = set(spec.derivatives) | {of for of, _ in spec.derivatives.values()}
     opaque |= {name for name, f in applied.items() if piecewise_reading(f.expr).has(sympy.Piecewise)}
+    # A power of the variable (inv_sqrt = x^(-1/2), reciprocal) is differentiated by the power rule, which ties
+    # f′ to f itself (f′ = −½·f³ for x^(-1/2)); an opaque atom would hide that tie from a derived equation that
+    # is written through f.
+    opaque -= {name for name, f in applied.items() if _power_of_variable(f)}
     classes = {}
     for name in sorted(opaque):
         if name not in applied:
