@@ -3,8 +3,8 @@
 // Eigen reads an outer (row) stride of 0 as "contiguous", so np.broadcast_to(row, (N, K)) would be read as
 // N·K values past its one row; rows that overlap in memory (a row stride shorter than a row) or run
 // backwards (X[::-1]) are layouts that BLAS and the raw-pointer sparse kernels cannot take either. Such an
-// array is not taken by the typed overloads; the last overload of every kernel (generated.cpp's retry) then
-// makes the contiguous copy, or names an in-place argument that cannot be updated where it lies. Include
+// array is never read as it lies: a read-only argument is copied into a C-contiguous temporary first, and an
+// in-place one is not taken (the last overload of every kernel, generated.cpp's retry, names it). Include
 // this header before any binding is defined, in every translation unit that binds a kernel.
 #pragma once
 
@@ -52,10 +52,25 @@ struct CheckedRefCaster {
     }
 
     MapCaster caster;
+    /// A read-only argument in any other layout of the right dtype (strided, reversed, broadcast): its
+    /// C-contiguous copy, owned here for the call, as nanobind's own caster of a const Ref does.
+    using Storage = std::remove_const_t<Plain>;
+    using AnyLayout = Eigen::Map<Plain, 0, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>>;
+    Storage copy;
+    bool copied = false;
 
     bool from_python(nanobind::handle source, uint32_t flags,
                      nanobind::detail::cleanup_list* cleanup) noexcept {
-        return rows_are_disjoint(source) && caster.from_python(source, flags, cleanup);
+        if (rows_are_disjoint(source) && caster.from_python(source, flags, cleanup)) return true;
+        if constexpr (std::is_const_v<Plain>) {
+            nanobind::detail::make_caster<AnyLayout> any;
+            if (any.from_python(source, flags, cleanup)) {
+                copy = any.operator AnyLayout();  // element by element: correct for every stride
+                copied = true;
+                return true;
+            }
+        }
+        return false;
     }
 
     static nanobind::handle from_cpp(const Target& value, nanobind::rv_policy policy,
@@ -65,7 +80,10 @@ struct CheckedRefCaster {
                                    policy, cleanup);
     }
 
-    operator Target() { return Target(caster.operator Map()); }
+    operator Target() {
+        if (copied) return Target(copy);
+        return Target(caster.operator Map());
+    }
 };
 
 }  // namespace batchform::binding
