@@ -88,7 +88,7 @@ def test_running_statistics_kernels_match_torch_on_every_backend(backend):
     """Each backend's ``<layer>_statistics_update`` kernel, stepped over batches, gives nn.BatchNorm1d's
     running_mean and running_var (in place in NumPy, PyTorch and C++; new arrays in JAX and TensorFlow)."""
     from batchform.training.backends import make_backend
-    from batchform.training.network import _call
+    from batchform.training.backends import call_kernel as _call
 
     arrays = make_backend(backend, np.float64)
     rng = np.random.default_rng(0)
@@ -143,9 +143,12 @@ def test_batch_norm_state_dict_interchange_with_torch():
 @pytest.mark.parametrize("name", WEIGHTED)
 def test_every_weighted_layer_loads_and_exports_an_nn_linear_state_dict(name):
     info = SPECS[name]
-    args = [4, 3] + [0.2] * len(info.hyperparameters)
+    rows, columns = info.parameters["W"]
+    square = rows == columns  # a residual block: one width, in and out
+    args = ([4] if square else [4, 3]) + [0.2] * len(info.hyperparameters)
     module = getattr(gt, info.title)(*args, dtype=torch.float64)
-    linear = torch.nn.Linear(4, 3).double()
+    out = 4 if square else 3
+    linear = torch.nn.Linear(4, out).double()
     extra = [p for p in info.parameters if p not in ("W", "b")]
     if extra:  # SReLU's trainable scalars have no place in an nn.Linear state_dict: refused, naming them
         with pytest.raises(ValueError, match=f"{info.title}: .*no place for the parameters {', '.join(extra)}"):
@@ -155,7 +158,7 @@ def test_every_weighted_layer_loads_and_exports_an_nn_linear_state_dict(name):
         return
     module.load_torch_state_dict(linear.state_dict())
     assert torch.equal(module.W, linear.weight) and torch.equal(module.b.reshape(-1), linear.bias)
-    other = torch.nn.Linear(4, 3).double()
+    other = torch.nn.Linear(4, out).double()
     other.load_state_dict(module.torch_state_dict())
     X = torch.randn(5, 4, dtype=torch.float64)
     torch.testing.assert_close(other(X), linear(X), rtol=0, atol=0)
