@@ -109,6 +109,8 @@ def _arguments(case, dtype, module):
 
 
 def _results(value, n):
+    if value is None:  # an in-place update of the bare compiled module returns nothing
+        return [np.array(None)] * n
     results = value if n > 1 else (value,)
     return [np.array(r) for r in results]
 
@@ -116,6 +118,8 @@ def _results(value, n):
 def _same(got, want, dtype) -> bool:
     if got.shape != want.shape:
         return False
+    if got.dtype == object or want.dtype == object:  # a kernel that returns nothing (None) for a result
+        return bool(np.array_equal(got, want))
     tol = 1e-12 if dtype == np.float64 else 1e-5
     scale = max(1.0, float(np.nanmax(np.abs(want), initial=0.0)))
     both_nan = np.isnan(got) & np.isnan(want)

@@ -609,13 +609,12 @@ def test_a_fault_in_a_hand_written_python_runtime_file_is_not_called_a_printer_b
     from batchform.codegen.backends import all_backends
     from batchform.codegen.errors import SpecError
     from batchform.codegen.load.loader import load_all
-    from batchform.codegen.lower.lower import by_spec, lower_all
-    from batchform.codegen.passes.rewrite import optimize_all
-    from batchform.codegen.pipeline import render_files
+    from batchform.codegen.lower.families import by_spec
+    from batchform.codegen.pipeline import kernels_of, render_files
     from batchform.codegen.verify.execute import check_files
 
     specs = [s for s in load_all() if s.name in ("linear", "sparse_linear")]
-    families = lower_all(optimize_all(specs))
+    families = kernels_of(specs)
     backends = all_backends()
     numpy_backend = backends["numpy"]
     runtime_files = type(numpy_backend).runtime_files
