@@ -80,7 +80,7 @@ def _prove_generate_and_call(code: str, relative: str, tmp_path: Path) -> None:
         np.testing.assert_allclose(backward(X, np.ones_like(X)), numeric, rtol=1e-6)
     else:  # a layer with X, W and b: the gradient of Σ Y for one weight entry against a central difference
         from batchform.codegen.lower.lower import lower
-        from batchform.codegen.passes.rewrite import optimize
+        from batchform.codegen.passes.schedule import optimize
 
         kernel_of = {k.name: k for k in lower(optimize(first))}
         forward_kernel, backward_kernel = kernel_of[f"{first.name}_forward"], kernel_of[f"{first.name}_backward"]
