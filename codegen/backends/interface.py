@@ -64,7 +64,8 @@ class Backend:
     framework the generated package imports (a module name), which is also the name of batchform's extra that
     installs it; ``generate`` without ``--backend`` skips a backend whose framework is not installed. passes:
     the passes over each lowered kernel this backend runs before its printer, in order (``KernelPass``: the
-    shared ones in ``codegen/passes/kernel_passes.py``, its own idioms beside its printer).
+    shared ones in ``codegen/passes/kernel_passes.py``, its own idioms beside its printer). statement_passes:
+    passes over its printer's statement IR (``StatementPass``: C++'s loop fusion), in order.
     """
 
     name: str
@@ -77,6 +78,7 @@ class Backend:
     storages: tuple[str, ...] = ("dense",)
     importable: bool = True
     passes: tuple = ()
+    statement_passes: tuple = ()
     requires: str = ""
 
     @property
@@ -143,10 +145,14 @@ class Backend:
 
     def print_kernel(self, kernel: Kernel) -> list[str]:
         """``kernel``'s body: the backend's :attr:`passes` (``codegen.passes.kernel_passes.KernelPass``), in
-        order, then its printer."""
+        order, then its printer's statements, its :attr:`statement_passes` over them, and their spelling."""
         for kernel_pass in self.passes:
             kernel = kernel_pass(kernel)
-        return self.printer(kernel).body()
+        printer = self.printer(kernel)
+        statements = printer.statements()
+        for statement_pass in self.statement_passes:
+            statements = statement_pass(statements)
+        return printer.spell(statements)
 
     def runtime_files(self) -> dict[str, str]:
         """The hand-written runtime files, read from ``batchform/runtime/``."""

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import sympy
 
 from batchform.codegen.backends.cpp.printer import CppPrinter, is_scalar_shape
+from batchform.codegen.backends.cpp.loop_fusion import FUSE_FOLDS, FUSE_ROW_LOOPS
+from batchform.codegen.backends.cpp.row_invariants import HOIST_ROW_INVARIANTS
 from batchform.codegen.backends.interface import Backend, PrintedFamily
 from batchform.codegen.output.format import clang_format, ruff
 from batchform.codegen.lower.lower import Kernel
@@ -210,4 +212,8 @@ BACKEND = CppBackend(
     runtime={"_runtime.py": "python_runtime.py", "_checks.py": "cpp/runtime.py"},
     storages=("dense", "csr"),
     importable=False,
+    # Before the printer: an update's row invariants hoisted (row_invariants.py); after its statements: the
+    # folds, then the row loops, fused (loop_fusion.py).
+    passes=(HOIST_ROW_INVARIANTS,),
+    statement_passes=(FUSE_FOLDS, FUSE_ROW_LOOPS),
 )
