@@ -91,7 +91,7 @@ def test_the_training_comparison_gives_the_same_curve_on_the_same_device():
 
 def test_a_training_curve_learns_on_the_cpu():
     pytest.importorskip("jax")
-    (loss, train, test), = gpu_check.train_curve("jax", "cpu:0", np.float32, epochs=1)
+    (loss, _, test), = gpu_check.train_curve("jax", "cpu:0", np.float32, epochs=1)
     assert test > 0.5 and np.isfinite(loss)  # digits, 10 classes: it learned
 
 
