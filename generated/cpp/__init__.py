@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "d47df9bef39751e79b7a49e49bf9fe43b1f7f85e2d3c1bd0fd165e80e529ab8f",
+    "f10b289ffde58e56ce0f7fe6f47893d7de516508d133ee171ae01ffac7a7e477",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
-_COMPILED_GENERATION = "d47df9bef39751e79b7a49e49bf9fe43b1f7f85e2d3c1bd0fd165e80e529ab8f"
+_COMPILED_GENERATION = "f10b289ffde58e56ce0f7fe6f47893d7de516508d133ee171ae01ffac7a7e477"
 
 import os
 
