@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "f10b289ffde58e56ce0f7fe6f47893d7de516508d133ee171ae01ffac7a7e477",
+    "f2f3667ceff9ab9161e06173dad3ea74cd6778c79258146f981a8d74b8ae2191",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
-_COMPILED_GENERATION = "f10b289ffde58e56ce0f7fe6f47893d7de516508d133ee171ae01ffac7a7e477"
+_COMPILED_GENERATION = "f2f3667ceff9ab9161e06173dad3ea74cd6778c79258146f981a8d74b8ae2191"
 
 import os
 

@@ -519,7 +519,9 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_all_relu_layer_backward_without_DX(const
 
 // Every kernel above for float and double. kernels_activations_all_relu.cpp instantiates them, once, with the
 // kernels' optimization (-O3); every other file that includes this header only declares them (`extern
-// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again.
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
 #define BATCHFORM_KERNELS_ACTIVATIONS_ALL_RELU(PREFIX, S)                                                    \
     PREFIX template Matrix<S> all_relu<S>(const ConstMatrixRef<S>& X, S alpha);                              \
     PREFIX template Matrix<S> all_relu_backward<S>(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& DY,  \
@@ -561,7 +563,9 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_all_relu_layer_backward_without_DX(const
         const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,                       \
         const ConstMatrixRef<S>& DY, S alpha);
 
+#ifndef BATCHFORM_NO_KERNEL_UNITS
 BATCHFORM_KERNELS_ACTIVATIONS_ALL_RELU(extern, float)
 BATCHFORM_KERNELS_ACTIVATIONS_ALL_RELU(extern, double)
+#endif
 
 }  // namespace batchform

@@ -562,7 +562,9 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_gelu_layer_backward_without_DX(const Con
 
 // Every kernel above for float and double. kernels_activations_gelu.cpp instantiates them, once, with the
 // kernels' optimization (-O3); every other file that includes this header only declares them (`extern
-// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again.
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
 #define BATCHFORM_KERNELS_ACTIVATIONS_GELU(PREFIX, S)                                                        \
     PREFIX template Matrix<S> gelu<S>(const ConstMatrixRef<S>& X);                                           \
     PREFIX template Matrix<S> gelu_backward<S>(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& DY);     \
@@ -603,7 +605,9 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_gelu_layer_backward_without_DX(const Con
         const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,                       \
         const ConstMatrixRef<S>& DY);
 
+#ifndef BATCHFORM_NO_KERNEL_UNITS
 BATCHFORM_KERNELS_ACTIVATIONS_GELU(extern, float)
 BATCHFORM_KERNELS_ACTIVATIONS_GELU(extern, double)
+#endif
 
 }  // namespace batchform

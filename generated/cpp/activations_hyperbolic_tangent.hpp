@@ -518,7 +518,8 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_hyperbolic_tangent_layer_backward_withou
 // Every kernel above for float and double. kernels_activations_hyperbolic_tangent.cpp instantiates them,
 // once, with the kernels' optimization (-O3); every other file that includes this header only declares them
 // (`extern template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel
-// again.
+// again. A program without the kernel units (the sanitizer tests: one dtype) defines
+// BATCHFORM_NO_KERNEL_UNITS and instantiates what it calls itself.
 #define BATCHFORM_KERNELS_ACTIVATIONS_HYPERBOLIC_TANGENT(PREFIX, S)                                          \
     PREFIX template Matrix<S> hyperbolic_tangent<S>(const ConstMatrixRef<S>& X);                             \
     PREFIX template Matrix<S> hyperbolic_tangent_backward<S>(const ConstMatrixRef<S>& X,                     \
@@ -562,7 +563,9 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_hyperbolic_tangent_layer_backward_withou
         const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,                       \
         const ConstMatrixRef<S>& DY);
 
+#ifndef BATCHFORM_NO_KERNEL_UNITS
 BATCHFORM_KERNELS_ACTIVATIONS_HYPERBOLIC_TANGENT(extern, float)
 BATCHFORM_KERNELS_ACTIVATIONS_HYPERBOLIC_TANGENT(extern, double)
+#endif
 
 }  // namespace batchform

@@ -632,7 +632,9 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> sparse_srelu_layer_backward_without
 
 // Every kernel above for float and double. kernels_activations_srelu.cpp instantiates them, once, with the
 // kernels' optimization (-O3); every other file that includes this header only declares them (`extern
-// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again.
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
 #define BATCHFORM_KERNELS_ACTIVATIONS_SRELU(PREFIX, S)                                                       \
     PREFIX template Matrix<S> srelu<S>(const ConstMatrixRef<S>& X, S al, S tl, S ar, S tr);                  \
     PREFIX template std::tuple<S, S, S, S, Matrix<S>> srelu_backward<S>(                                     \
@@ -667,7 +669,9 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> sparse_srelu_layer_backward_without
         const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,                       \
         const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr);
 
+#ifndef BATCHFORM_NO_KERNEL_UNITS
 BATCHFORM_KERNELS_ACTIVATIONS_SRELU(extern, float)
 BATCHFORM_KERNELS_ACTIVATIONS_SRELU(extern, double)
+#endif
 
 }  // namespace batchform

@@ -751,7 +751,9 @@ void batch_norm_eps_statistics_update(MatrixRef<S> running_mean, MatrixRef<S> ru
 
 // Every kernel above for float and double. kernels_layers_batch_norm.cpp instantiates them, once, with the
 // kernels' optimization (-O3); every other file that includes this header only declares them (`extern
-// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again.
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
 #define BATCHFORM_KERNELS_LAYERS_BATCH_NORM(PREFIX, S)                                                       \
     PREFIX template std::tuple<Matrix<S>, Matrix<S>> simple_batch_norm_forward<S>(                           \
         const ConstMatrixRef<S>& X);                                                                         \
@@ -813,7 +815,9 @@ void batch_norm_eps_statistics_update(MatrixRef<S> running_mean, MatrixRef<S> ru
     PREFIX template void batch_norm_eps_statistics_update<S>(                                                \
         MatrixRef<S> running_mean, MatrixRef<S> running_var, const ConstMatrixRef<S>& X, S momentum);
 
+#ifndef BATCHFORM_NO_KERNEL_UNITS
 BATCHFORM_KERNELS_LAYERS_BATCH_NORM(extern, float)
 BATCHFORM_KERNELS_LAYERS_BATCH_NORM(extern, double)
+#endif
 
 }  // namespace batchform

@@ -108,7 +108,9 @@ std::tuple<Matrix<S>, Matrix<S>> linear_dropout_backward_without_DX(const ConstM
 
 // Every kernel above for float and double. kernels_layers_dropout.cpp instantiates them, once, with the
 // kernels' optimization (-O3); every other file that includes this header only declares them (`extern
-// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again.
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
 #define BATCHFORM_KERNELS_LAYERS_DROPOUT(PREFIX, S)                                         \
     PREFIX template Matrix<S> linear_dropout_forward<S>(                                    \
         const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& W, \
@@ -119,7 +121,9 @@ std::tuple<Matrix<S>, Matrix<S>> linear_dropout_backward_without_DX(const ConstM
     PREFIX template std::tuple<Matrix<S>, Matrix<S>> linear_dropout_backward_without_DX<S>( \
         const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& DY);
 
+#ifndef BATCHFORM_NO_KERNEL_UNITS
 BATCHFORM_KERNELS_LAYERS_DROPOUT(extern, float)
 BATCHFORM_KERNELS_LAYERS_DROPOUT(extern, double)
+#endif
 
 }  // namespace batchform

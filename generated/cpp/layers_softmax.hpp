@@ -807,7 +807,9 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_log_softmax_layer_backward_without_DX(co
 
 // Every kernel above for float and double. kernels_layers_softmax.cpp instantiates them, once, with the
 // kernels' optimization (-O3); every other file that includes this header only declares them (`extern
-// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again.
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
 #define BATCHFORM_KERNELS_LAYERS_SOFTMAX(PREFIX, S)                                                          \
     PREFIX template Matrix<S> softmax_layer_forward<S>(                                                      \
         const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W, const ConstMatrixRef<S>& b);                 \
@@ -864,7 +866,9 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_log_softmax_layer_backward_without_DX(co
         const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,                       \
         const ConstMatrixRef<S>& DY);
 
+#ifndef BATCHFORM_NO_KERNEL_UNITS
 BATCHFORM_KERNELS_LAYERS_SOFTMAX(extern, float)
 BATCHFORM_KERNELS_LAYERS_SOFTMAX(extern, double)
+#endif
 
 }  // namespace batchform
