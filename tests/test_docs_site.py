@@ -21,6 +21,9 @@ from docs_pages import DOCS, ROOT
 from batchform.cli import main
 from batchform.docs import DocsError, _mkdocs, _run_mkdocs, build_site
 
+#: Minutes: the strict site build (twice: the module's site and a broken copy); one worker builds the site once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs_site")]
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
