@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "f2f3667ceff9ab9161e06173dad3ea74cd6778c79258146f981a8d74b8ae2191",
+    "2110aa689deee14d25e6ee86ed139fbf1497f1a174a58f9d271d92ad12a9f86d",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
-_COMPILED_GENERATION = "f2f3667ceff9ab9161e06173dad3ea74cd6778c79258146f981a8d74b8ae2191"
+_COMPILED_GENERATION = "2110aa689deee14d25e6ee86ed139fbf1497f1a174a58f9d271d92ad12a9f86d"
 
 import os
 

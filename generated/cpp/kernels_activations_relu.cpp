@@ -2,14 +2,19 @@
 // codegen/backends/cpp/templates/family_kernels.cpp.jinja.
 // Do not edit: change the spec and run `make generate`.
 //
-// The kernels of activations_relu.hpp for float and double, compiled here once with the kernels'
-// optimization; bindings_activations_relu.cpp and any other includer of the header link to these (see its
-// last lines).
+// The kernels of activations_relu.hpp, compiled here once with the kernels' optimization;
+// bindings_activations_relu.cpp and any other includer of the header link to these (see its last lines). The
+// build compiles this file once per scalar type (BATCHFORM_KERNEL_TYPE float, then double: two units that
+// compile in parallel); without that definition, it instantiates both.
 #include "activations_relu.hpp"
 
 namespace batchform {
 
+#ifdef BATCHFORM_KERNEL_TYPE
+BATCHFORM_KERNELS_ACTIVATIONS_RELU(, BATCHFORM_KERNEL_TYPE)
+#else
 BATCHFORM_KERNELS_ACTIVATIONS_RELU(, float)
 BATCHFORM_KERNELS_ACTIVATIONS_RELU(, double)
+#endif
 
 }  // namespace batchform

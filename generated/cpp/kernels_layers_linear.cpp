@@ -2,13 +2,19 @@
 // codegen/backends/cpp/templates/family_kernels.cpp.jinja.
 // Do not edit: change the spec and run `make generate`.
 //
-// The kernels of layers_linear.hpp for float and double, compiled here once with the kernels' optimization;
-// bindings_layers_linear.cpp and any other includer of the header link to these (see its last lines).
+// The kernels of layers_linear.hpp, compiled here once with the kernels' optimization;
+// bindings_layers_linear.cpp and any other includer of the header link to these (see its last lines). The
+// build compiles this file once per scalar type (BATCHFORM_KERNEL_TYPE float, then double: two units that
+// compile in parallel); without that definition, it instantiates both.
 #include "layers_linear.hpp"
 
 namespace batchform {
 
+#ifdef BATCHFORM_KERNEL_TYPE
+BATCHFORM_KERNELS_LAYERS_LINEAR(, BATCHFORM_KERNEL_TYPE)
+#else
 BATCHFORM_KERNELS_LAYERS_LINEAR(, float)
 BATCHFORM_KERNELS_LAYERS_LINEAR(, double)
+#endif
 
 }  // namespace batchform

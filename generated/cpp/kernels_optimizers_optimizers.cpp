@@ -2,14 +2,19 @@
 // codegen/backends/cpp/templates/family_kernels.cpp.jinja.
 // Do not edit: change the spec and run `make generate`.
 //
-// The kernels of optimizers_optimizers.hpp for float and double, compiled here once with the kernels'
-// optimization; bindings_optimizers_optimizers.cpp and any other includer of the header link to these (see
-// its last lines).
+// The kernels of optimizers_optimizers.hpp, compiled here once with the kernels' optimization;
+// bindings_optimizers_optimizers.cpp and any other includer of the header link to these (see its last lines).
+// The build compiles this file once per scalar type (BATCHFORM_KERNEL_TYPE float, then double: two units that
+// compile in parallel); without that definition, it instantiates both.
 #include "optimizers_optimizers.hpp"
 
 namespace batchform {
 
+#ifdef BATCHFORM_KERNEL_TYPE
+BATCHFORM_KERNELS_OPTIMIZERS_OPTIMIZERS(, BATCHFORM_KERNEL_TYPE)
+#else
 BATCHFORM_KERNELS_OPTIMIZERS_OPTIMIZERS(, float)
 BATCHFORM_KERNELS_OPTIMIZERS_OPTIMIZERS(, double)
+#endif
 
 }  // namespace batchform
