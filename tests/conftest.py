@@ -40,11 +40,24 @@ def _jax_x64_is_restored():
 
 # --- the order and grouping of the suite (pytest-xdist: `make test` runs `pytest -n auto --dist loadgroup`) ---
 
+#: The files of the slow tests, longest first (measured: `pytest --durations`): under xdist a worker takes the
+#: next test when it finishes one, so the longest must start first or it runs alone at the end.
+SLOWEST_FIRST = ("test_wheel_extras.py", "test_docs_site.py", "test_cpp_sanitizers.py", "test_docs_code.py",
+                 "test_user_project.py", "test_wheel.py", "test_derive.py", "test_bench_smoke.py",
+                 "test_distributed_examples.py")
+
+
 def pytest_collection_modifyitems(config, items):
     """The tests marked ``slow`` (minutes of subprocesses: wheels, fresh venvs, compiles, the docs site) first,
-    so that under xdist they start at once on their own workers and the quick tests fill the other cores
-    around them, instead of one of them running alone at the end; otherwise the files' order."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    longest first, so that under xdist they start at once and the quick tests fill the other cores around them,
+    instead of one of them running alone at the end; otherwise the files' order."""
+    def order(item):
+        if item.get_closest_marker("slow") is None:
+            return (1, 0)
+        name = item.path.name
+        return (0, SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST))
+
+    items.sort(key=order)
 
 
 @pytest.fixture(scope="session")
