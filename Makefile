@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NERVA := nerva-numpy==1.0.0 nerva-torch==1.0.0 nerva-jax==1.0.0 nerva-tensorflow==1.0.0
 
-.PHONY: all setup generate verify report docs cpp test bench experiment-sparse experiment-fashion-mnist fashion-mnist train fuzz-asan clean
+.PHONY: all setup generate verify report docs cpp test test-quick gpu-check bench experiment-sparse experiment-fashion-mnist fashion-mnist train fuzz-asan clean
 
 all: generate
 
@@ -37,11 +37,25 @@ docs: $(STAMP)
 cpp: $(STAMP)
 	$(BIN)/batchform build-cpp
 
+# The whole suite on every core (pytest-xdist; PYTEST_WORKERS=1 runs it in one process). Tests marked
+# xdist_group share a worker (an expensive module fixture); the slow ones start first (tests/conftest.py).
+PYTEST_WORKERS ?= auto
 test: $(STAMP) cpp
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The edit loop (under a minute on 2 cores): everything but the tests marked slow (wheels, fresh venvs,
+# sanitizer and user-project compiles, the docs site, the forward-only derivations). `make test` runs them all.
+test-quick: $(STAMP) cpp
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+
+# The generated torch, JAX and TensorFlow code on a GPU against the CPU (bench/gpu_check.py; says so and
+# exits 0 where no framework sees a GPU). The same checks as tests: pytest -m gpu.
+gpu-check: $(STAMP)
+	$(BIN)/python -m bench.gpu_check --out bench/gpu-check.md $(GPU_CHECK_ARGS)
 
 bench: $(STAMP) cpp
 	$(BIN)/python -m bench $(BENCH_FLAGS)
+	$(BIN)/python -m bench.gpu_check --bench-only --out bench/results-gpu.md
 
 # The sparse-training experiment: writes bench/sparse-training.md and .png (minutes; not part of `make test`).
 # Pass EXPERIMENT_ARGS="--cifar10 DIR --steps 20" to use CIFAR-10 or change the budget.

@@ -315,6 +315,29 @@ def build(
     return result
 
 
+_CHECKED = ".batchform-checked"
+
+
+def _checked_marker(generated_dir: Path | None) -> Path:
+    if generated_dir is None and CHECKOUT is None:
+        generated_dir = builtin_sources()
+    return (Path(generated_dir).resolve() / "build" if generated_dir else BUILD_DIR) / _CHECKED
+
+
+def was_checked(generated_dir: Path | None = None) -> bool:
+    """Whether the module built from the current inputs has already been run against its specs (``batchform
+    build-cpp``'s check, :func:`mark_checked`): then an up-to-date ``make cpp`` need not run it again."""
+    marker = _checked_marker(generated_dir)
+    return marker.is_file() and marker.read_text().strip() == _digest(False, generated_dir and Path(generated_dir).resolve())
+
+
+def mark_checked(generated_dir: Path | None = None) -> None:
+    """Records that the module of the current inputs passed the check (see :func:`was_checked`)."""
+    marker = _checked_marker(generated_dir)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(_digest(False, generated_dir and Path(generated_dir).resolve()) + "\n")
+
+
 def run_sanitizer_tests(force: bool = False, timeout: float = 300.0, targets: Sequence[str] | None = None) -> str:
     """Build the ASan/UBSan test executables and run them with ctest.
 

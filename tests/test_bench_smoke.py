@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+#: The whole benchmark harness, one process per case.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytest.importorskip("torch")

@@ -14,6 +14,9 @@ import pytest
 
 from batchform import cpp_build
 
+#: Minutes of ASan + UBSan compiles into one build folder (build/cpp-sanitize): one worker runs them in turn.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cpp_sanitize")]
+
 
 def _need_compiler():
     if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):

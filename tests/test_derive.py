@@ -266,6 +266,7 @@ def test_forward_only_specs_derive_and_pass_the_proof(forward_only, tmp_path):
     assert "Derivation (the chain rule" in html and "DZ ⟵ (1_N·γ) ⊙ DY" in html
 
 
+@pytest.mark.slow
 def test_forward_only_specs_generate_and_agree_with_torch(forward_only, tmp_path):
     out = tmp_path / "kernels"
     run = subprocess.run([sys.executable, "-m", "batchform.cli", "generate", "--specs", "specs", "--out", str(out),
@@ -316,6 +317,7 @@ DERIVED = {f"{form}" for name in ("gelu", "silu")
     | {"layer_norm", "residual_relu_layer"}
 
 
+@pytest.mark.slow
 def test_every_built_in_spec_derives_as_the_paper_and_costs_no_more():
     from batchform.codegen.derive.compare import table
 
@@ -470,6 +472,7 @@ def test_verify_derived_proves_the_derived_equations_of_hand_written_specs(tmp_p
            "terms" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_derived_equations_do_not_depend_on_the_hash_seed():
     """generated/ is byte-reproducible: a derivation may not follow the order of a set."""
     script = ("import sympy\nfrom batchform.codegen.load.loader import load_all\nfrom batchform.codegen.derive import "

@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from docs_pages import block
+
+#: torchrun with 2 processes, and a JAX example, as the guides write them.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 

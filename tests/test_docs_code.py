@@ -17,6 +17,9 @@ import numpy as np
 import pytest
 from docs_pages import CODE, ROOT, RUN_PAGES, blocks
 
+#: Minutes: every page's blocks prove, generate, build and train.
+pytestmark = pytest.mark.slow
+
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
 

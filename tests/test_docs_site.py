@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html.parser
 import re
-import shutil
 import time
 from html import unescape
 from pathlib import Path
@@ -21,6 +20,9 @@ from docs_pages import DOCS, ROOT
 from batchform.cli import main
 from batchform.codegen.backends import REGISTRY
 from batchform.docs import DocsError, _mkdocs, _run_mkdocs, build_site
+
+#: Minutes: the strict site build (twice: the module's site and a broken copy); one worker builds the site once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs_site")]
 
 
 @pytest.fixture(scope="module")
@@ -100,15 +102,24 @@ def test_the_site_loads_nothing_from_the_network(site):
     assert "@import" not in css and "fonts.googleapis" not in css
 
 
-def test_a_broken_link_fails_the_strict_build(tmp_path):
+def test_a_broken_link_fails_the_strict_build(tmp_path, caplog):
+    """mkdocs.yml's strict settings (validation, plugins, extensions) on a two-page site: it builds, and a broken
+    link added to one page fails the build with a warning naming the link. (Not the whole site again: its
+    pages are what the site fixture builds; its generated pages and the hook need no second build here.)"""
     docs = tmp_path / "docs"
-    shutil.copytree(DOCS, docs)
-    (docs / "tutorial.md").write_text((docs / "tutorial.md").read_text() + "\n[gone](no-such-page.md#here)\n")
+    docs.mkdir()
+    (docs / "index.md").write_text("# Home\n\nThe [tutorial](tutorial.md#steps).\n")
+    (docs / "tutorial.md").write_text("# Tutorial\n\n## Steps\n\nBack [home](index.md).\n")
     config = (ROOT / "mkdocs.yml").read_text().replace("docs_dir: docs", f"docs_dir: {docs}")
-    config = config.replace("  - batchform/docs_hooks.py", f"  - {ROOT / 'batchform' / 'docs_hooks.py'}")
+    config = config.replace("hooks:\n  - batchform/docs_hooks.py\n", "").replace("extra_css:\n  - gallery.css\n", "")
+    config = config[:config.index("\nnav:\n")] + "\nnav:\n  - Home: index.md\n  - Tutorial: tutorial.md\n"
+    assert "strict: true" in config and "not_found: warn" in config and "anchors: warn" in config
     (tmp_path / "mkdocs.yml").write_text(config)
+    _run_mkdocs(tmp_path / "mkdocs.yml", tmp_path / "site", quiet=True)  # the two pages alone build
+    (docs / "tutorial.md").write_text((docs / "tutorial.md").read_text() + "\n[gone](no-such-page.md#here)\n")
     with pytest.raises(DocsError, match="did not build.*warning"):
         _run_mkdocs(tmp_path / "mkdocs.yml", tmp_path / "site", quiet=True)
+    assert any("no-such-page.md" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
 
 
 def test_the_gallery_page_shows_the_math_its_proofs_and_every_backends_code(site):

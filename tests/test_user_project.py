@@ -15,6 +15,9 @@ import textwrap
 
 import pytest
 
+#: A user project generated and its C++ module built (the module fixture, shared by one worker).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("user_project")]
+
 SPEC = '''
 """Layer normalization over the rows of X (N × K), with ε."""
 from batchform.dsl import Spec, column_repeat, diag, dims, hadamard, identity, inv_sqrt, matrix, ones, scalar

@@ -41,16 +41,16 @@ def _run(cmd, cwd, env, timeout=600):
     return result.stdout
 
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]  # one venv, shared by the module's tests
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """(venv python, venv bin folder, its site-packages, environment) with the wheel installed."""
+def installed(tmp_path_factory, built_wheel):
+    """(venv python, venv bin folder, its site-packages, environment) with the wheel (tests/conftest.py's
+    built_wheel) installed."""
     tmp = tmp_path_factory.mktemp("wheel")
-    source = tmp / "source"
-    shutil.copytree(REPO, source, ignore=_NOT_SOURCES)  # build from a copy: the checkout stays as it is
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w",
-          str(tmp / "dist"), str(source)], tmp, env)
-    (wheel,) = (tmp / "dist").glob("batchform-*.whl")
+    wheel = built_wheel
     venv = tmp / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp, env)
     python = venv / "bin" / "python"

@@ -19,7 +19,6 @@ is that an installed batchform builds, finds and runs its modules, not their spe
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_wheel import _NOT_SOURCES, REPO, SPEC, _run
+from test_wheel import SPEC, _run
 
 #: Distributions of each extra (and what only they pull in), by the start of their folder names in
 #: site-packages, lower case; a venv without an extra gets no link to these.
@@ -49,16 +48,14 @@ def _left_out(entry: str, extras: set[str]) -> bool:
     return name.startswith(prefixes)
 
 
+#: Each test makes its own venv (one per extra) and may run on its own worker: the wheel is built once per
+#: test process (tests/conftest.py's built_wheel).
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("wheel-extras")
-    source = tmp / "source"
-    shutil.copytree(REPO, source, ignore=_NOT_SOURCES)
-    env = _clean_env()
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w",
-          str(tmp / "dist"), str(source)], tmp, env)
-    (found,) = (tmp / "dist").glob("batchform-*.whl")
-    return found
+def wheel(built_wheel):
+    return built_wheel
 
 
 def _clean_env() -> dict:

@@ -98,9 +98,51 @@ def _to_numpy(m: sympy.Matrix, where: str) -> np.ndarray:
                         f"`sample` interval inside the kernels' domain?): {m}") from None
 
 
+def _reference_path(loaded: LoadedSpec, dims: dict, seed: int) -> Path:
+    """Where SymPy's values of ``loaded`` at ``dims`` and ``seed`` are cached: beside the proofs, keyed by what
+    they depend on (the spec's equations, samples and constraints as the proof cache hashes them, the evaluator
+    and this file), so that generate's run check, build-cpp's check and every later run evaluate a spec once."""
+    from batchform.codegen.verify.proof import CACHE, _engine_hash, spec_hash
+
+    global _REFERENCE_ENGINE
+    if _REFERENCE_ENGINE is None:
+        import hashlib
+
+        from batchform.codegen.verify import explicit
+
+        h = hashlib.sha256(f"{_engine_hash()} sympy {sympy.__version__} numpy {np.__version__}".encode())
+        for module in (__file__, explicit.__file__):
+            h.update(Path(module).read_bytes())
+        _REFERENCE_ENGINE = h.hexdigest()
+    shape = ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
+    key = spec_hash(loaded, _REFERENCE_ENGINE) + f"-{shape}-{seed}"
+    return CACHE.parent / "references" / f"{key}.pickle"
+
+
+_REFERENCE_ENGINE: str | None = None
+
+
 def reference(loaded: LoadedSpec, dims: dict, seed: int) -> tuple[dict, dict]:
     """(inputs, values): drawn inputs by name, and every equation's value by SymPy (the forward's final
-    values for an update, which rebinds names), plus the incoming gradient ``D<output>``."""
+    values for an update, which rebinds names), plus the incoming gradient ``D<output>``; from the cache
+    (:func:`_reference_path`) when this spec was evaluated before."""
+    path = _reference_path(loaded, dims, seed)
+    try:
+        return pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+        pass
+    found = _evaluated(loaded, dims, seed)
+    try:  # a cache that cannot be written (read-only, full) only costs the evaluation next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_bytes(pickle.dumps(found))
+        os.replace(temporary, path)
+    except OSError:
+        pass
+    return found
+
+
+def _evaluated(loaded: LoadedSpec, dims: dict, seed: int) -> tuple[dict, dict]:
     s = loaded.spec
     rng = np.random.default_rng(seed)
     inputs = _draw(loaded, dims, rng)

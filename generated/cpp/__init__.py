@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "d47df9bef39751e79b7a49e49bf9fe43b1f7f85e2d3c1bd0fd165e80e529ab8f",
+    "2110aa689deee14d25e6ee86ed139fbf1497f1a174a58f9d271d92ad12a9f86d",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
-_COMPILED_GENERATION = "d47df9bef39751e79b7a49e49bf9fe43b1f7f85e2d3c1bd0fd165e80e529ab8f"
+_COMPILED_GENERATION = "2110aa689deee14d25e6ee86ed139fbf1497f1a174a58f9d271d92ad12a9f86d"
 
 import os
 

@@ -560,4 +560,54 @@ std::tuple<Matrix<S>, Matrix<S>> sparse_gelu_layer_backward_without_DX(const Con
     return {std::move(DW), std::move(Db)};
 }
 
+// Every kernel above for float and double. kernels_activations_gelu.cpp instantiates them, once, with the
+// kernels' optimization (-O3); every other file that includes this header only declares them (`extern
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
+#define BATCHFORM_KERNELS_ACTIVATIONS_GELU(PREFIX, S)                                                        \
+    PREFIX template Matrix<S> gelu<S>(const ConstMatrixRef<S>& X);                                           \
+    PREFIX template Matrix<S> gelu_backward<S>(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& DY);     \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> gelu_layer_forward<S>(                                  \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W, const ConstMatrixRef<S>& b);                 \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> gelu_layer_backward<S>(                      \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W, const ConstMatrixRef<S>& Z,                  \
+        const ConstMatrixRef<S>& DY);                                                                        \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> gelu_layer_backward_without_DX<S>(                      \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY);                \
+    PREFIX template Matrix<S> gelu_layer_backward_update_gradient_descent<S>(                                \
+        const ConstMatrixRef<S>& X, MatrixRef<S> W, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, \
+        MatrixRef<S> b, S eta);                                                                              \
+    PREFIX template Matrix<S> gelu_layer_backward_update_momentum<S>(                                        \
+        const ConstMatrixRef<S>& X, MatrixRef<S> W, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, \
+        MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b, S eta, S mu);                            \
+    PREFIX template void gelu_layer_backward_without_DX_update_gradient_descent<S>(                          \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, MatrixRef<S> W, \
+        MatrixRef<S> b, S eta);                                                                              \
+    PREFIX template void gelu_layer_backward_without_DX_update_momentum<S>(                                  \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, MatrixRef<S> W, \
+        MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b, S eta, S mu);                            \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> gelu_dropout_layer_forward<S>(                          \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& W,                  \
+        const ConstMatrixRef<S>& b);                                                                         \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> gelu_dropout_layer_backward<S>(              \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& W,                  \
+        const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY);                                            \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> gelu_dropout_layer_backward_without_DX<S>(              \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& Z,                  \
+        const ConstMatrixRef<S>& DY);                                                                        \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> sparse_gelu_layer_forward<S>(                           \
+        const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& b);                      \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> sparse_gelu_layer_backward<S>(               \
+        const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,                       \
+        const ConstMatrixRef<S>& DY);                                                                        \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> sparse_gelu_layer_backward_without_DX<S>(               \
+        const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,                       \
+        const ConstMatrixRef<S>& DY);
+
+#ifndef BATCHFORM_NO_KERNEL_UNITS
+BATCHFORM_KERNELS_ACTIVATIONS_GELU(extern, float)
+BATCHFORM_KERNELS_ACTIVATIONS_GELU(extern, double)
+#endif
+
 }  // namespace batchform

@@ -630,4 +630,48 @@ std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> sparse_srelu_layer_backward_without
     return {std::move(Dal), std::move(Dtl), std::move(Dar), std::move(Dtr), std::move(DW), std::move(Db)};
 }
 
+// Every kernel above for float and double. kernels_activations_srelu.cpp instantiates them, once, with the
+// kernels' optimization (-O3); every other file that includes this header only declares them (`extern
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
+#define BATCHFORM_KERNELS_ACTIVATIONS_SRELU(PREFIX, S)                                                       \
+    PREFIX template Matrix<S> srelu<S>(const ConstMatrixRef<S>& X, S al, S tl, S ar, S tr);                  \
+    PREFIX template std::tuple<S, S, S, S, Matrix<S>> srelu_backward<S>(                                     \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr);                    \
+    PREFIX template std::tuple<S, S, S, S> srelu_backward_without_DX<S>(                                     \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr);                    \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> srelu_layer_forward<S>(                                 \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W, const ConstMatrixRef<S>& b, S al, S tl,      \
+        S ar, S tr);                                                                                         \
+    PREFIX template std::tuple<S, S, S, S, Matrix<S>, Matrix<S>, Matrix<S>> srelu_layer_backward<S>(         \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W, const ConstMatrixRef<S>& Z,                  \
+        const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr);                                                \
+    PREFIX template std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> srelu_layer_backward_without_DX<S>(         \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, S al, S tl,     \
+        S ar, S tr);                                                                                         \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> srelu_dropout_layer_forward<S>(                         \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& W,                  \
+        const ConstMatrixRef<S>& b, S al, S tl, S ar, S tr);                                                 \
+    PREFIX template std::tuple<S, S, S, S, Matrix<S>, Matrix<S>, Matrix<S>> srelu_dropout_layer_backward<S>( \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& W,                  \
+        const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr);                    \
+    PREFIX template std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> srelu_dropout_layer_backward_without_DX<S>( \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& Z,                  \
+        const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr);                                                \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> sparse_srelu_layer_forward<S>(                          \
+        const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& b, S al, S tl, S ar,     \
+        S tr);                                                                                               \
+    PREFIX template std::tuple<S, S, S, S, Matrix<S>, Matrix<S>, Matrix<S>> sparse_srelu_layer_backward<S>(  \
+        const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,                       \
+        const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr);                                                \
+    PREFIX template std::tuple<S, S, S, S, Matrix<S>, Matrix<S>> sparse_srelu_layer_backward_without_DX<S>(  \
+        const ConstMatrixRef<S>& X, const CSRMatrix<S>& W, const ConstMatrixRef<S>& Z,                       \
+        const ConstMatrixRef<S>& DY, S al, S tl, S ar, S tr);
+
+#ifndef BATCHFORM_NO_KERNEL_UNITS
+BATCHFORM_KERNELS_ACTIVATIONS_SRELU(extern, float)
+BATCHFORM_KERNELS_ACTIVATIONS_SRELU(extern, double)
+#endif
+
 }  // namespace batchform

@@ -749,4 +749,75 @@ void batch_norm_eps_statistics_update(MatrixRef<S> running_mean, MatrixRef<S> ru
     (void)K;
 }
 
+// Every kernel above for float and double. kernels_layers_batch_norm.cpp instantiates them, once, with the
+// kernels' optimization (-O3); every other file that includes this header only declares them (`extern
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
+#define BATCHFORM_KERNELS_LAYERS_BATCH_NORM(PREFIX, S)                                                       \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> simple_batch_norm_forward<S>(                           \
+        const ConstMatrixRef<S>& X);                                                                         \
+    PREFIX template Matrix<S> simple_batch_norm_backward<S>(                                                 \
+        const ConstMatrixRef<S>& Sigma, const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>& DY);            \
+    PREFIX template Matrix<S> simple_batch_norm_inference_forward<S>(const ConstMatrixRef<S>& X,             \
+                                                                     const ConstMatrixRef<S>& running_mean,  \
+                                                                     const ConstMatrixRef<S>& running_var);  \
+    PREFIX template Matrix<S> simple_batch_norm_inference_backward<S>(const ConstMatrixRef<S>& running_var,  \
+                                                                      const ConstMatrixRef<S>& DY);          \
+    PREFIX template void simple_batch_norm_statistics_update<S>(                                             \
+        MatrixRef<S> running_mean, MatrixRef<S> running_var, const ConstMatrixRef<S>& X, S momentum);        \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_forward<S>(                       \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& gamma, const ConstMatrixRef<S>& beta);          \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_backward<S>(                      \
+        const ConstMatrixRef<S>& gamma, const ConstMatrixRef<S>& Sigma, const ConstMatrixRef<S>& Z,          \
+        const ConstMatrixRef<S>& DY);                                                                        \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> batch_norm_backward_without_DX<S>(                      \
+        const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY);                                            \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> batch_norm_inference_forward<S>(                        \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& running_mean,                                   \
+        const ConstMatrixRef<S>& running_var, const ConstMatrixRef<S>& gamma,                                \
+        const ConstMatrixRef<S>& beta);                                                                      \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_inference_backward<S>(            \
+        const ConstMatrixRef<S>& running_var, const ConstMatrixRef<S>& gamma, const ConstMatrixRef<S>& Z,    \
+        const ConstMatrixRef<S>& DY);                                                                        \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> batch_norm_inference_backward_without_DX<S>(            \
+        const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY);                                            \
+    PREFIX template void batch_norm_statistics_update<S>(                                                    \
+        MatrixRef<S> running_mean, MatrixRef<S> running_var, const ConstMatrixRef<S>& X, S momentum);        \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> simple_batch_norm_eps_forward<S>(                       \
+        const ConstMatrixRef<S>& X, S epsilon);                                                              \
+    PREFIX template Matrix<S> simple_batch_norm_eps_backward<S>(                                             \
+        const ConstMatrixRef<S>& Sigma, const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>& DY, S epsilon); \
+    PREFIX template Matrix<S> simple_batch_norm_eps_inference_forward<S>(                                    \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& running_mean,                                   \
+        const ConstMatrixRef<S>& running_var, S epsilon);                                                    \
+    PREFIX template Matrix<S> simple_batch_norm_eps_inference_backward<S>(                                   \
+        const ConstMatrixRef<S>& running_var, const ConstMatrixRef<S>& DY, S epsilon);                       \
+    PREFIX template void simple_batch_norm_eps_statistics_update<S>(                                         \
+        MatrixRef<S> running_mean, MatrixRef<S> running_var, const ConstMatrixRef<S>& X, S momentum);        \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_eps_forward<S>(                   \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& gamma, const ConstMatrixRef<S>& beta,           \
+        S epsilon);                                                                                          \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_eps_backward<S>(                  \
+        const ConstMatrixRef<S>& gamma, const ConstMatrixRef<S>& Sigma, const ConstMatrixRef<S>& Z,          \
+        const ConstMatrixRef<S>& DY, S epsilon);                                                             \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> batch_norm_eps_backward_without_DX<S>(                  \
+        const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY);                                            \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> batch_norm_eps_inference_forward<S>(                    \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& running_mean,                                   \
+        const ConstMatrixRef<S>& running_var, const ConstMatrixRef<S>& gamma, const ConstMatrixRef<S>& beta, \
+        S epsilon);                                                                                          \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> batch_norm_eps_inference_backward<S>(        \
+        const ConstMatrixRef<S>& running_var, const ConstMatrixRef<S>& gamma, const ConstMatrixRef<S>& Z,    \
+        const ConstMatrixRef<S>& DY, S epsilon);                                                             \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> batch_norm_eps_inference_backward_without_DX<S>(        \
+        const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY);                                            \
+    PREFIX template void batch_norm_eps_statistics_update<S>(                                                \
+        MatrixRef<S> running_mean, MatrixRef<S> running_var, const ConstMatrixRef<S>& X, S momentum);
+
+#ifndef BATCHFORM_NO_KERNEL_UNITS
+BATCHFORM_KERNELS_LAYERS_BATCH_NORM(extern, float)
+BATCHFORM_KERNELS_LAYERS_BATCH_NORM(extern, double)
+#endif
+
 }  // namespace batchform

@@ -106,4 +106,24 @@ std::tuple<Matrix<S>, Matrix<S>> linear_dropout_backward_without_DX(const ConstM
     return {std::move(DW), std::move(Db)};
 }
 
+// Every kernel above for float and double. kernels_layers_dropout.cpp instantiates them, once, with the
+// kernels' optimization (-O3); every other file that includes this header only declares them (`extern
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
+#define BATCHFORM_KERNELS_LAYERS_DROPOUT(PREFIX, S)                                         \
+    PREFIX template Matrix<S> linear_dropout_forward<S>(                                    \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& W, \
+        const ConstMatrixRef<S>& b);                                                        \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> linear_dropout_backward<S>( \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& W, \
+        const ConstMatrixRef<S>& DY);                                                       \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> linear_dropout_backward_without_DX<S>( \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& R, const ConstMatrixRef<S>& DY);
+
+#ifndef BATCHFORM_NO_KERNEL_UNITS
+BATCHFORM_KERNELS_LAYERS_DROPOUT(extern, float)
+BATCHFORM_KERNELS_LAYERS_DROPOUT(extern, double)
+#endif
+
 }  // namespace batchform

@@ -128,4 +128,24 @@ std::tuple<Matrix<S>, Matrix<S>> layer_norm_backward_without_DX(const ConstMatri
     return {std::move(Dgamma), std::move(Dbeta)};
 }
 
+// Every kernel above for float and double. kernels_layers_layer_norm.cpp instantiates them, once, with the
+// kernels' optimization (-O3); every other file that includes this header only declares them (`extern
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
+#define BATCHFORM_KERNELS_LAYERS_LAYER_NORM(PREFIX, S)                                              \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> layer_norm_forward<S>(              \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& gamma, const ConstMatrixRef<S>& beta,  \
+        S epsilon);                                                                                 \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> layer_norm_backward<S>(             \
+        const ConstMatrixRef<S>& gamma, const ConstMatrixRef<S>& Sigma, const ConstMatrixRef<S>& Z, \
+        const ConstMatrixRef<S>& DY, S epsilon);                                                    \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> layer_norm_backward_without_DX<S>(             \
+        const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY);
+
+#ifndef BATCHFORM_NO_KERNEL_UNITS
+BATCHFORM_KERNELS_LAYERS_LAYER_NORM(extern, float)
+BATCHFORM_KERNELS_LAYERS_LAYER_NORM(extern, double)
+#endif
+
 }  // namespace batchform

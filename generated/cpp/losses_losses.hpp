@@ -383,4 +383,44 @@ Matrix<S> negative_log_likelihood_loss_gradient(const ConstMatrixRef<S>& Y, cons
     return DY;
 }
 
+// Every kernel above for float and double. kernels_losses_losses.cpp instantiates them, once, with the
+// kernels' optimization (-O3); every other file that includes this header only declares them (`extern
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
+#define BATCHFORM_KERNELS_LOSSES_LOSSES(PREFIX, S)                                                           \
+    PREFIX template S squared_error_loss<S>(const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>& T);         \
+    PREFIX template Matrix<S> squared_error_loss_gradient<S>(const ConstMatrixRef<S>& Y,                     \
+                                                             const ConstMatrixRef<S>& T);                    \
+    PREFIX template S mean_squared_error_loss<S>(const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>& T);    \
+    PREFIX template Matrix<S> mean_squared_error_loss_gradient<S>(const ConstMatrixRef<S>& Y,                \
+                                                                  const ConstMatrixRef<S>& T);               \
+    PREFIX template S cross_entropy_loss<S>(const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>& T);         \
+    PREFIX template Matrix<S> cross_entropy_loss_gradient<S>(const ConstMatrixRef<S>& Y,                     \
+                                                             const ConstMatrixRef<S>& T);                    \
+    PREFIX template S softmax_cross_entropy_loss<S>(const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>& T); \
+    PREFIX template Matrix<S> softmax_cross_entropy_loss_gradient<S>(const ConstMatrixRef<S>& Y,             \
+                                                                     const ConstMatrixRef<S>& T);            \
+    PREFIX template S softmax_cross_entropy_one_hot_loss<S>(const ConstMatrixRef<S>& Y,                      \
+                                                            const ConstMatrixRef<S>& T);                     \
+    PREFIX template Matrix<S> softmax_cross_entropy_one_hot_loss_gradient<S>(const ConstMatrixRef<S>& Y,     \
+                                                                             const ConstMatrixRef<S>& T);    \
+    PREFIX template S stable_softmax_cross_entropy_loss<S>(const ConstMatrixRef<S>& Y,                       \
+                                                           const ConstMatrixRef<S>& T);                      \
+    PREFIX template Matrix<S> stable_softmax_cross_entropy_loss_gradient<S>(const ConstMatrixRef<S>& Y,      \
+                                                                            const ConstMatrixRef<S>& T);     \
+    PREFIX template S logistic_cross_entropy_loss<S>(const ConstMatrixRef<S>& Y,                             \
+                                                     const ConstMatrixRef<S>& T);                            \
+    PREFIX template Matrix<S> logistic_cross_entropy_loss_gradient<S>(const ConstMatrixRef<S>& Y,            \
+                                                                      const ConstMatrixRef<S>& T);           \
+    PREFIX template S negative_log_likelihood_loss<S>(const ConstMatrixRef<S>& Y,                            \
+                                                      const ConstMatrixRef<S>& T);                           \
+    PREFIX template Matrix<S> negative_log_likelihood_loss_gradient<S>(const ConstMatrixRef<S>& Y,           \
+                                                                       const ConstMatrixRef<S>& T);
+
+#ifndef BATCHFORM_NO_KERNEL_UNITS
+BATCHFORM_KERNELS_LOSSES_LOSSES(extern, float)
+BATCHFORM_KERNELS_LOSSES_LOSSES(extern, double)
+#endif
+
 }  // namespace batchform

@@ -82,4 +82,22 @@ void nesterov_update(MatrixRef<S> theta, const ConstMatrixRef<S>& Dtheta, Matrix
     (void)M, (void)P;
 }
 
+// Every kernel above for float and double. kernels_optimizers_optimizers.cpp instantiates them, once, with
+// the kernels' optimization (-O3); every other file that includes this header only declares them (`extern
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
+#define BATCHFORM_KERNELS_OPTIMIZERS_OPTIMIZERS(PREFIX, S)                                               \
+    PREFIX template void gradient_descent_update<S>(MatrixRef<S> theta, const ConstMatrixRef<S>& Dtheta, \
+                                                    S eta);                                              \
+    PREFIX template void momentum_update<S>(MatrixRef<S> theta, const ConstMatrixRef<S>& Dtheta,         \
+                                            MatrixRef<S> Delta, S eta, S mu);                            \
+    PREFIX template void nesterov_update<S>(MatrixRef<S> theta, const ConstMatrixRef<S>& Dtheta,         \
+                                            MatrixRef<S> Delta, S eta, S mu);
+
+#ifndef BATCHFORM_NO_KERNEL_UNITS
+BATCHFORM_KERNELS_OPTIMIZERS_OPTIMIZERS(extern, float)
+BATCHFORM_KERNELS_OPTIMIZERS_OPTIMIZERS(extern, double)
+#endif
+
 }  // namespace batchform

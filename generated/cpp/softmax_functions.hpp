@@ -217,4 +217,27 @@ Matrix<S> stable_log_softmax_backward(const ConstMatrixRef<S>& X, const ConstMat
     return DX;
 }
 
+// Every kernel above for float and double. kernels_softmax_functions.cpp instantiates them, once, with the
+// kernels' optimization (-O3); every other file that includes this header only declares them (`extern
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
+#define BATCHFORM_KERNELS_SOFTMAX_FUNCTIONS(PREFIX, S)                                                      \
+    PREFIX template Matrix<S> softmax<S>(const ConstMatrixRef<S>& X);                                       \
+    PREFIX template Matrix<S> softmax_backward<S>(const ConstMatrixRef<S>& Y, const ConstMatrixRef<S>& DY); \
+    PREFIX template Matrix<S> stable_softmax<S>(const ConstMatrixRef<S>& X);                                \
+    PREFIX template Matrix<S> stable_softmax_backward<S>(const ConstMatrixRef<S>& Y,                        \
+                                                         const ConstMatrixRef<S>& DY);                      \
+    PREFIX template Matrix<S> log_softmax<S>(const ConstMatrixRef<S>& X);                                   \
+    PREFIX template Matrix<S> log_softmax_backward<S>(const ConstMatrixRef<S>& X,                           \
+                                                      const ConstMatrixRef<S>& DY);                         \
+    PREFIX template Matrix<S> stable_log_softmax<S>(const ConstMatrixRef<S>& X);                            \
+    PREFIX template Matrix<S> stable_log_softmax_backward<S>(const ConstMatrixRef<S>& X,                    \
+                                                             const ConstMatrixRef<S>& DY);
+
+#ifndef BATCHFORM_NO_KERNEL_UNITS
+BATCHFORM_KERNELS_SOFTMAX_FUNCTIONS(extern, float)
+BATCHFORM_KERNELS_SOFTMAX_FUNCTIONS(extern, double)
+#endif
+
 }  // namespace batchform

@@ -150,8 +150,10 @@ def sanitizer_test(kernels: list[Kernel]) -> list[dict]:
 
 
 def units(families: list[dict]) -> list[dict]:
-    """One translation unit per spec file (``<family>_<module>``): its kernels' header and bindings, so that
-    adding or changing one spec file recompiles only its own unit (and the small module definition)."""
+    """Two translation units per spec file (``<family>_<module>``): its kernels (``kernels_<unit>.cpp``, the
+    header's kernels instantiated for float and double, optimized for speed) and their bindings
+    (``bindings_<unit>.cpp``, nanobind's glue, optimized for size), so that adding or changing one spec file
+    recompiles only its own two units (and the small module definition)."""
     out = []
     for family in families:
         modules: dict[str, list] = {}
@@ -182,8 +184,10 @@ class CppBackend(Backend):
         out["sanitizer_tests.cpp"] = self.render("cpp/sanitizer_tests.cpp.jinja", families=contexts,
                                                  tests=sanitizer_test(kernels))
         for unit in parts:
-            out[f"{unit['name']}.hpp"] = self.render("cpp/kernels.hpp.jinja", title=unit["title"],
+            out[f"{unit['name']}.hpp"] = self.render("cpp/kernels.hpp.jinja", title=unit["title"], unit=unit["name"],
                                                      kernels=unit["kernels"], sources=unit["path"])
+            out[f"kernels_{unit['name']}.cpp"] = self.render("cpp/family_kernels.cpp.jinja", unit=unit["name"],
+                                                             sources=unit["path"])
             out[f"bindings_{unit['name']}.cpp"] = self.render(
                 "cpp/family_bindings.cpp.jinja", family=unit["name"], kernels=unit["kernels"],
                 sources=unit["path"])
