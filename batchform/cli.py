@@ -104,6 +104,17 @@ class _ProofLines:
     def proved(self, build) -> None:  # codegen.pipeline.Progress
         self.summary(build.proofs, build.seconds["prove"])
 
+    def tangents_proved(self, build) -> None:  # codegen.pipeline.Progress
+        from collections import Counter
+
+        proofs = build.tangent_proofs
+        kinds = Counter(p.method for p in proofs)
+        print(f"forward mode: {len(proofs)} output tangents: "
+              + "; ".join(f"{n} {method}" for method, n in kinds.most_common()))
+        for p in proofs:
+            for line in p.failures():
+                print(f"error: {line}", file=sys.stderr)
+
 
 def _prove(specs, args, quiet=False):
     from batchform.codegen.verify.proof import prove_all

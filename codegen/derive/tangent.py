@@ -118,9 +118,9 @@ class Differential:
                          hadamard(hadamard(a, reciprocal(b)), db) if db is not None else None])
         if isinstance(e, Apply):
             return self._apply(e)
-        if isinstance(e, Diag):
+        if isinstance(e, Diag):  # diag is linear: one diag per term, each a row sum once simplified
             d = self.run(e.args[0])
-            return None if d is None else Diag(d)
+            return None if d is None else _sum([Diag(t) for t in MatAdd.make_args(d)])
         if isinstance(e, DiagMatrix):
             d = self.run(e.args[0])
             return None if d is None else DiagMatrix(d)

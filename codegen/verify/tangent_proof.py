@@ -220,3 +220,8 @@ def _hash(loaded: LoadedSpec, tangents: Tangents) -> str:
                         [(eq.name, sympy.srepr(eq.expr)) for eq in tangents.equations], sorted(s.sample.items()),
                         sorted(s.constraints.items()), sorted(s.no_gradient))).encode())
     return digest.hexdigest()[:24]
+
+
+def prove_all_tangents(specs: list[LoadedSpec], use_cache: bool = True) -> list[TangentProof]:
+    """The proof of every spec's output tangent, for the specs that have tangent equations."""
+    return [prove_tangents(loaded, loaded.tangents, use_cache) for loaded in specs if loaded.tangents is not None]

@@ -1,5 +1,6 @@
 """JAX backend: pure kernels in generated/jax/<family>.py, and generated/jax/custom_vjp.py (a
-jax.custom_vjp function per spec whose VJP is the generated backward kernel)."""
+jax.custom_vjp function per spec whose VJP is the generated backward kernel) and generated/jax/custom_jvp.py (a
+jax.custom_jvp function per spec whose JVP rule is the generated tangent kernel: forward mode)."""
 
 from batchform.codegen.backends.jax.printer import JaxPrinter
 from batchform.codegen.backends.python.backend import PythonBackend
@@ -13,6 +14,8 @@ BACKEND = PythonBackend(
     package_templates={
         "jax/__init__.py.jinja": "__init__.py",
         "jax/custom_vjp.py.jinja": "custom_vjp.py",
+        # Forward mode: a jax.custom_jvp function per spec whose rule is the derived tangent kernel.
+        "jax/custom_jvp.py.jinja": "custom_jvp.py",
     },
     # Hand-written, copied verbatim: the shape rule, the CSR checks (and the wrappers' checks, initializers).
     runtime={"_runtime.py": "python_runtime.py", "_framework.py": "jax/runtime.py",
