@@ -180,10 +180,10 @@ def test_torch_jacfwd_and_hessian(name):
 
 def test_torch_modules_run_forward_mode():
     """An nn.Module of a generated layer under torch.func.jvp (its Function's jvp)."""
-    layer = gt.modules.LayerNorm(4).double()
+    layer = gt.modules.LayerNorm(4, 1e-5).double()
     X = torch.randn(3, 4, dtype=torch.float64)
     dX = torch.randn(3, 4, dtype=torch.float64)
-    reference = torch.nn.LayerNorm(4, eps=layer.epsilon, dtype=torch.float64)
+    reference = torch.nn.LayerNorm(4, eps=1e-5, dtype=torch.float64)
     _, got = torch.func.jvp(layer, (X,), (dX,))
     _, want = torch.func.jvp(reference, (X,), (dX,))
     torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
@@ -290,3 +290,12 @@ def test_generate_refuses_a_wrong_tangent(tmp_path, monkeypatch, capsys):
     assert code == 1
     assert "refusing to generate" in err and "spec 'linear'" in err and "tangent dY" in err
     assert not list(tmp_path.rglob("*.py"))
+
+
+def test_derive_command_shows_the_tangent_equations(capsys):
+    from batchform.cli import main
+
+    assert main(["derive", "linear"]) == 0
+    out = capsys.readouterr().out
+    assert "Forward mode: tangent equations" in out and "dY = dX·Wᵀ + X·dWᵀ + 1_N·db" in out
+    assert "dY: proved for all shapes" in out

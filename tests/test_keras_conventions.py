@@ -157,7 +157,7 @@ def test_functional_forms_take_leading_axes(name):
     values = draw(name, {"N": 6, "D": 3, "K": 4, "M": 2, "P": 3}, 0)
     batch = w.batch_inputs
     assert batch and batch[0] == w.inputs[0]
-    flat_args = {k: tf.constant(v) if w.roles[k] != "hyperparameter" else v for k, v in values.items()}
+    flat_args = {k: tf.constant(v, tf.float64) if w.roles[k] != "hyperparameter" else v for k, v in values.items()}
     shaped_args = {k: tf.reshape(v, (2, 3, -1)) if k in batch else v for k, v in flat_args.items()}
     flat, shaped = np.asarray(fn(**flat_args)), np.asarray(fn(**shaped_args))
     if w.kind == "loss":
@@ -210,7 +210,7 @@ def test_forward_accumulator_through_custom_gradient(name):
     fn = getattr(gtf.functional, name)
     kernel = getattr(gtf, w.forward.name)
     values = draw(name, {"N": 4, "D": 3, "K": 2, "M": 2, "P": 3}, 0)
-    args = {k: tf.constant(v) if w.roles[k] != "hyperparameter" else v for k, v in values.items()}
+    args = {k: tf.constant(v, tf.float64) if w.roles[k] != "hyperparameter" else v for k, v in values.items()}
     x = w.inputs[0]
     tangent = tf.constant(np.random.default_rng(1).uniform(-1, 1, size=values[x].shape))
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import sympy
 
 from batchform.codegen.ir import nodes as ir
-from batchform.codegen.ir.nodes import Var
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.lower.lower import Argument, Kernel, _bind_dims, _free_scalars, _free_vars, initial_values, \
     with_dimensions
@@ -103,9 +102,3 @@ def tangent_kernel(loaded: LoadedSpec) -> Kernel | None:
         targets=s.targets,
     )
 
-
-def free_names(kernel: Kernel) -> list[str]:
-    """The names a kernel's statements read that none of them defines (for tests)."""
-    defined = {name for name, _ in kernel.statements}
-    return [v.name for _, node in kernel.statements for v in ir.walk(node)
-            if isinstance(v, Var) and v.name not in defined]

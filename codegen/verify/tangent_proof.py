@@ -209,16 +209,15 @@ def prove_tangents(loaded: LoadedSpec, tangents: Tangents, use_cache: bool = Tru
 
 
 def _hash(loaded: LoadedSpec, tangents: Tangents) -> str:
-    import batchform.codegen.verify.indexed as indexed
-    import batchform.codegen.verify.proof as proof
-
+    """The cache key: the proof engine's sources and the spec's forward and tangent equations."""
     digest = hashlib.sha256()
-    for module in (indexed, proof, __import__(__name__, fromlist=["x"])):
-        digest.update(Path(module.__file__).read_bytes())
+    verify = Path(__file__).resolve().parent
+    for name in ("tangent_proof.py", "indexed.py", "proof.py", "atoms.py", "pieces.py", "explicit.py"):
+        digest.update((verify / name).read_bytes())
     s = loaded.spec
     digest.update(repr((s.name, [(eq.name, sympy.srepr(eq.expr)) for eq in s.forward],
                         [(eq.name, sympy.srepr(eq.expr)) for eq in tangents.equations], sorted(s.sample.items()),
-                        sorted(s.constraints.items()), sorted(s.no_gradient))).encode())
+                        sorted(s.constraints.items()), sorted(s.no_gradient), sorted(s.derivatives.items()))).encode())
     return digest.hexdigest()[:24]
 
 
