@@ -104,6 +104,17 @@ class _ProofLines:
     def proved(self, build) -> None:  # codegen.pipeline.Progress
         self.summary(build.proofs, build.seconds["prove"])
 
+    def tangents_proved(self, build) -> None:  # codegen.pipeline.Progress
+        from collections import Counter
+
+        proofs = build.tangent_proofs
+        kinds = Counter(p.method for p in proofs)
+        print(f"forward mode: {len(proofs)} output tangents: "
+              + "; ".join(f"{n} {method}" for method, n in kinds.most_common()))
+        for p in proofs:
+            for line in p.failures():
+                print(f"error: {line}", file=sys.stderr)
+
 
 def _prove(specs, args, quiet=False):
     from batchform.codegen.verify.proof import prove_all
@@ -118,6 +129,8 @@ def _prove(specs, args, quiet=False):
 def cmd_verify(args) -> int:
     specs = _load(args)
     _, failed = _prove(specs, args)
+    if getattr(args, "tangents", False):
+        failed = failed + _prove_tangents(specs, args)
     if getattr(args, "derived", False):
         from batchform.codegen.derive.compare import table
 
@@ -130,6 +143,24 @@ def cmd_verify(args) -> int:
             print(f"error: spec {name!r}: its derived backward equations fail the proof", file=sys.stderr)
         return 1 if failed or bad else 0
     return 1 if failed else 0
+
+
+def _prove_tangents(specs, args) -> list:
+    """Every spec's output tangent proved (codegen/verify/tangent_proof.py), one line each; the failed ones."""
+    from batchform.codegen.verify.tangent_proof import prove_all_tangents
+
+    proofs = prove_all_tangents(specs, use_cache=not getattr(args, "no_cache", False))
+    for p in proofs:
+        print(f"  {p.spec:<40} {p.method}" + (f" ({p.reason})" if p.reason else ""))
+    for spec in (s for s in specs if s.tangent_error):
+        print(f"  {spec.name:<40} no tangent equations: {spec.tangent_error}")
+    failed = [p for p in proofs if not p.ok]
+    print(f"tangent equations of {len(proofs)} specs: " + "; ".join(
+        f"{sum(p.method == m for p in proofs)} {m}" for m in dict.fromkeys(p.method for p in proofs)))
+    for p in failed:
+        for line in p.failures():
+            print(f"error: {line}", file=sys.stderr)
+    return failed
 
 
 def cmd_report(args) -> int:
@@ -341,6 +372,8 @@ def parser() -> argparse.ArgumentParser:
     proof_options(v)
     v.add_argument("--derived", action="store_true",
                    help="also derive every spec's backward from its forward equations and prove that too")
+    v.add_argument("--tangents", action="store_true",
+                   help="also prove every spec's tangent equations (forward mode), one line per spec")
     v.set_defaults(run=cmd_verify)
 
     r = subcommand(sub, "report", "write the proof report, proofs.md and proofs.html (MathML, renders offline)")

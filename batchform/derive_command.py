@@ -3,7 +3,7 @@
 Prints each chain-rule step in the paper's notation (one per forward equation, in reverse order: the gradient
 each variable it reads receives), the derived equations with how each was proved (by the same proof engine as
 hand-written ones), and, where the spec also has hand-written equations, whether both passed and whether they
-are the same terms. ``--as-spec`` prints a ``backward={...}`` block to paste into the spec instead;
+are the same terms, then its tangent equations (forward mode) and their proof. ``--as-spec`` prints a ``backward={...}`` block to paste into the spec instead;
 ``--table`` prints, for every layer, function and loss, whether the derived equations are the paper's and
 whether their kernels cost no more (the README's table).
 """
@@ -97,9 +97,31 @@ def _explain(loaded, row, variant, args, seconds) -> int:
             f"written differently from the hand-written equations in {', '.join(row.differ)}"
         print(f"\nHand-written and derived: {agree}; {terms}.")
         print(f"Backward kernel: derived {row.derived_cost}, hand-written {row.hand_cost}.")
+    tangent_ok = _tangents(loaded, args)
     for line in proof.failures():
         print(f"error: {line}", file=sys.stderr)
-    return 0 if proof.ok else 1
+    return 0 if proof.ok and tangent_ok else 1
+
+
+def _tangents(loaded, args) -> bool:
+    """The spec's tangent equations (forward mode, codegen/derive/tangent.py) and their proof."""
+    from batchform.codegen.verify.tangent_proof import prove_tangents
+
+    if loaded.tangents is None:
+        if loaded.tangent_error:
+            print(f"\nForward mode: no tangent equations ({loaded.tangent_error})")
+        return True
+    print("\nForward mode: tangent equations, the differential of each forward equation:")
+    for line in loaded.tangents.text():
+        print(f"  {line}")
+    for note in loaded.tangents.notes:
+        print(f"      note: {note}")
+    proof = prove_tangents(loaded, loaded.tangents, use_cache=not getattr(args, "no_cache", False))
+    print(f"      {loaded.tangents.output}: {proof.method}" + (f" ({proof.reason})" if proof.reason else "")
+          + (f"; {proof.detail}" if proof.detail else ""))
+    for line in proof.failures():
+        print(f"error: {line}", file=sys.stderr)
+    return proof.ok
 
 
 def sympy_symbol(name: str):

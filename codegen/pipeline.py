@@ -11,7 +11,8 @@
                                            codegen/backends/torch/idioms.py), then its printer
     render   codegen/output/render.py      each backend's files (its templates and runtime files), the
                                            manifest and the top-level package, formatted and stamped
-    prove    codegen/verify/proof.py       every backward equation against SymPy's derivative (cached)
+    prove    codegen/verify/proof.py       every backward equation against SymPy's derivative (cached), then
+             codegen/verify/tangent_proof  every output tangent (forward mode) against it too (cached)
     verify   codegen/verify/execute.py     import the rendered packages in a child process and run every
                                            kernel against SymPy's values of its spec's equations
     write    codegen/output/writer.py      bring generated/ to exactly the rendered files, atomically
@@ -30,12 +31,13 @@ from pathlib import Path
 from batchform.codegen.backends.interface import Backend, PrintedFamily
 from batchform.codegen.load import loader
 from batchform.codegen.load.loader import REPO, LoadedSpec
-from batchform.codegen.lower.families import Family, by_spec, lower_all
+from batchform.codegen.lower.families import Family, by_spec, lower_all, per_row_by_spec, tangents_by_spec
 from batchform.codegen.output import render, writer
 from batchform.codegen.passes import schedule as passes
 from batchform.codegen.printers import printing
 from batchform.codegen.verify import execute
 from batchform.codegen.verify.proof import prove_all
+from batchform.codegen.verify.tangent_proof import prove_all_tangents
 
 GENERATED = REPO / "generated"
 
@@ -49,6 +51,8 @@ class Build:
     printed: dict[str, list[PrintedFamily]]  # backend → its printed kernels
     files: dict[str, str]  # path under the output folder → content
     proofs: list | None = None  # codegen.verify.proof.SpecProof per spec; None when not proved (--check)
+    #: codegen.verify.tangent_proof.TangentProof per spec with tangent equations (forward mode)
+    tangent_proofs: list | None = None
     stale: list[str] | None = None  # with check=True: one line per differing file (changed, missing, extra)
     diff: str = ""  # with check=True: the unified diff from what is on disk to what was rendered
     written: list[str] | None = None  # what write changed; None when nothing was written
@@ -61,7 +65,7 @@ class Build:
 
     @property
     def failed(self) -> list:
-        return [p for p in self.proofs or () if not p.ok]
+        return [p for p in (*(self.proofs or ()), *(self.tangent_proofs or ())) if not p.ok]
 
 
 class Progress:
@@ -75,6 +79,9 @@ class Progress:
 
     def proved(self, build: Build) -> None:
         """Every spec proved; ``build.failed`` lists those that failed."""
+
+    def tangents_proved(self, build: Build) -> None:
+        """Every spec's tangent equations (forward mode) proved: ``build.tangent_proofs``."""
 
 
 def build(backends: dict[str, Backend], *, spec_dirs=None, output: Path = GENERATED, check: bool = False,
@@ -99,8 +106,13 @@ def build(backends: dict[str, Backend], *, spec_dirs=None, output: Path = GENERA
     progress.proved(result)
     if result.failed:
         return result
+    result.tangent_proofs = clock("prove", prove_all_tangents, loaded, use_cache)
+    progress.tangents_proved(result)
+    if result.failed:
+        return result
     importable = [name for name, b in backends.items() if b.importable]
-    clock("verify", execute.check_files, files, loaded, result.kernels, importable)
+    clock("verify", execute.check_files, files, loaded, result.kernels, importable,
+          tangents=tangents_by_spec(families), per_row=per_row_by_spec(families))
     result.written = clock("write", writer.write_tree, files, output,
                            backends=list(backends) + ["__init__.py", "manifest.py"])
     return result

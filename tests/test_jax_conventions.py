@@ -1,7 +1,7 @@
 """The generated JAX functions follow JAX's conventions (issue #30): with x64 disabled (JAX's default) they take
-float64 NumPy inputs as JAX converts them (to float32), under jax.grad too; and the transformations
-docs/frameworks.md lists as working or not do as it says (forward mode is not there yet: jax.jvp and
-jax.jacfwd refuse a custom_vjp function).
+float64 NumPy inputs as JAX converts them (to float32), under jax.grad too; the functional forms take (*, D)
+inputs; and the transformations docs/frameworks.md lists as working or not do as it says (jax.jvp and
+jax.jacfwd refuse a custom_vjp function: forward mode is custom_jvp's, tests/test_forward_mode.py).
 """
 
 from __future__ import annotations
@@ -76,3 +76,33 @@ def test_transformations_as_documented():
     with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
         jax.jacfwd(f)(X)
 
+
+
+# --- the functional forms take (*, D) -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("module", ["custom_vjp", "custom_jvp"])
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+def test_functional_forms_take_leading_axes(name, module):
+    """custom_vjp.<spec> and custom_jvp.<spec> over X of shape (2, 2, D): the (4, D) result laid out as
+    (2, 2, K), the same gradients (a loss: the same value, summed over every leading axis)."""
+    w = WRAPPERS[name]
+    fn = getattr(getattr(gj, module), name)
+    values, differentiable = _arguments(name, np.float32)
+    batch = w.batch_inputs
+    assert batch and batch[0] == w.inputs[0]
+    shaped_values = {k: v.reshape(2, 2, *v.shape[1:]) if k in batch else v for k, v in values.items()}
+
+    def loss(*xs, values):
+        return fn(**{**values, **dict(zip(differentiable, xs))}).sum()
+
+    flat, shaped = fn(**values), fn(**shaped_values)
+    if w.kind == "loss":
+        np.testing.assert_allclose(shaped, flat, rtol=1e-6)
+    else:
+        assert shaped.shape == (2, 2, flat.shape[-1])
+        np.testing.assert_allclose(np.asarray(shaped).reshape(flat.shape), flat, rtol=1e-6)
+    argnums = tuple(range(len(differentiable)))
+    g_flat = jax.grad(loss, argnums=argnums)(*[values[a] for a in differentiable], values=values)
+    g_shaped = jax.grad(loss, argnums=argnums)(*[shaped_values[a] for a in differentiable], values=shaped_values)
+    for a, g, h in zip(differentiable, g_flat, g_shaped):
+        np.testing.assert_allclose(np.asarray(h).reshape(np.shape(g)), g, rtol=1e-5, atol=1e-6)

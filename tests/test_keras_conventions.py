@@ -1,6 +1,8 @@
 """The generated Keras layers and losses follow Keras' conventions (issue #30): registered as serializable, so
 ``keras.models.load_model("m.keras")`` needs no ``custom_objects``; losses honour Keras' ``reduction=``
-("sum", batchform's default: the spec's loss, a sum over the batch as in the paper).
+("sum", batchform's default: the spec's loss, a sum over the batch as in the paper), their values per row one
+batched kernel; the functional forms take (*, D) inputs; tf.autodiff.ForwardAccumulator works as
+docs/frameworks.md says.
 """
 
 from __future__ import annotations
@@ -137,3 +139,88 @@ def test_sequence_model_fits_with_leading_axes():
     first = model.evaluate(X, T, verbose=0)
     model.fit(X, T, epochs=5, batch_size=8, verbose=0)
     assert model.evaluate(X, T, verbose=0) < first
+
+
+# --- the functional forms take (*, D) ---------------------------------------------------------------------
+
+FUNCTIONAL = [n for n in supported("tensorflow", ("layer", "function", "loss")) if not SPECS[n].spec.storage]
+
+
+@pytest.mark.parametrize("name", FUNCTIONAL)
+def test_functional_forms_take_leading_axes(name):
+    """functional.<spec> over X of shape (2, 3, D) equals the (6, D) call laid out as (2, 3, K) (a loss: the same
+    value), as keras.layers.Dense reads its inputs."""
+    import tensorflow as tf
+
+    w = WRAPPERS[name]
+    fn = getattr(gtf.functional, name)
+    values = draw(name, {"N": 6, "D": 3, "K": 4, "M": 2, "P": 3}, 0)
+    batch = w.batch_inputs
+    assert batch and batch[0] == w.inputs[0]
+    flat_args = {k: tf.constant(v, tf.float64) if w.roles[k] != "hyperparameter" else v for k, v in values.items()}
+    shaped_args = {k: tf.reshape(v, (2, 3, -1)) if k in batch else v for k, v in flat_args.items()}
+    flat, shaped = np.asarray(fn(**flat_args)), np.asarray(fn(**shaped_args))
+    if w.kind == "loss":
+        np.testing.assert_allclose(shaped, flat, rtol=1e-12)
+    else:
+        assert shaped.shape == (2, 3, flat.shape[-1])
+        np.testing.assert_allclose(shaped.reshape(flat.shape), flat, rtol=1e-12)
+
+
+# --- the losses' values per row: one batched kernel -------------------------------------------------------
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_per_row_values_are_one_batched_kernel(name):
+    """reduction="none" runs the generated ``<loss>_rows`` kernel once (no tf.map_fn loop in the graph), and the
+    gradient of Σ w_i·L_i is that of the loss of each row alone, weighted (TensorFlow's autodiff of the rows one
+    at a time)."""
+    import tensorflow as tf
+
+    cls = getattr(K, WRAPPERS[name].class_name)
+    T, Y = (tf.constant(v, tf.float64) for v in _loss_inputs(name))
+    loss = cls(reduction="none", dtype="float64")
+    graph = tf.function(loss.call).get_concrete_function(T, Y).graph
+    loops = [op.type for op in graph.get_operations() if "While" in op.type or op.type == "TensorListReserve"]
+    assert not loops, loops
+    N = Y.shape[0]
+    weights = tf.constant(np.linspace(0.5, 2.0, N))
+    with tf.GradientTape() as tape:
+        tape.watch(Y)
+        total = tf.reduce_sum(weights * loss(T, Y))
+    got = tape.gradient(total, Y)
+    fn = getattr(gtf.functional, name)
+    averaged = N if WRAPPERS[name].averaged_over_rows else 1
+    with tf.GradientTape() as tape:
+        tape.watch(Y)
+        alone = tf.add_n([weights[i] * tf.reshape(fn(Y[i:i + 1], T[i:i + 1]), []) / averaged for i in range(N)])
+    np.testing.assert_allclose(float(total), float(alone), rtol=1e-12)
+    np.testing.assert_allclose(got, tape.gradient(alone, Y), rtol=1e-10, atol=1e-12)
+
+
+# --- forward mode: tf.autodiff.ForwardAccumulator ----------------------------------------------------------
+
+@pytest.mark.parametrize("name", FUNCTIONAL)
+def test_forward_accumulator_through_custom_gradient(name):
+    """docs/frameworks.md: tf.autodiff.ForwardAccumulator works on the generated tf.custom_gradient functions
+    (TensorFlow computes the JVP by transposing the backward function: it differentiates the generated
+    backward kernel, plain TensorFlow operations); it equals the JVP of the forward kernel itself."""
+    import tensorflow as tf
+
+    w = WRAPPERS[name]
+    fn = getattr(gtf.functional, name)
+    kernel = getattr(gtf, w.forward.name)
+    values = draw(name, {"N": 4, "D": 3, "K": 2, "M": 2, "P": 3}, 0)
+    args = {k: tf.constant(v, tf.float64) if w.roles[k] != "hyperparameter" else v for k, v in values.items()}
+    x = w.inputs[0]
+    tangent = tf.constant(np.random.default_rng(1).uniform(-1, 1, size=values[x].shape))
+
+    def same(**a):
+        out = kernel(*[a[arg.name] for arg in w.forward.arguments])
+        return out[w.output_index] if w.output_index is not None else out
+
+    jvps = []
+    for f in (fn, same):
+        with tf.autodiff.ForwardAccumulator(args[x], tangent) as acc:
+            y = f(**args)
+        jvps.append(acc.jvp(y))
+    np.testing.assert_allclose(jvps[0], jvps[1], rtol=1e-9, atol=1e-12)

@@ -1,6 +1,6 @@
-"""The generated nn.Modules follow torch's own conventions (issue #30): inputs of shape (*, D) as nn.Linear
-takes them, torch.autocast as torch's own layers follow it, and torch.export (TorchScript is in maintenance:
-docs/frameworks.md).
+"""The generated nn.Modules (and functional forms) follow torch's own conventions (issue #30): inputs of shape
+(*, D) as nn.Linear and nn.functional.linear take them, torch.autocast as torch's own layers follow it, and
+torch.export (TorchScript is in maintenance: docs/frameworks.md).
 
 Every layer, function and loss spec is tried; values as the proofs draw them (tests/conformance.py).
 """
@@ -168,3 +168,44 @@ def test_torch_export_of_modules_with_leading_axes():
     assert got.shape == (2, 3, 3)
     torch.testing.assert_close(got, net(X))
     np.testing.assert_allclose(got.sum(-1).detach().numpy(), 1.0, rtol=1e-6)
+
+
+# --- the functional forms take (*, D) too, as nn.functional.linear --------------------------------------
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+def test_functional_forms_take_leading_axes(name):
+    """functional.<spec>(X of shape (2, 3, D), ...) equals the (6, D) call laid out as (2, 3, K), with the same
+    gradients; one row (D,) gives the first row as (K,); a loss sums over every leading axis."""
+    w = WRAPPERS[name]
+    fn = getattr(gt.functional, name)
+    values = draw(name, DIMS, 0)
+    batch = w.batch_inputs
+    assert batch and batch[0] == w.inputs[0]
+
+    def arguments(shaped: bool) -> dict:
+        out = {}
+        for k, v in values.items():
+            if w.roles[k] == "hyperparameter":
+                out[k] = v
+                continue
+            t = torch.tensor(v, dtype=torch.float64)
+            if shaped and k in batch:
+                t = t.reshape(*LEADING, *t.shape[1:])
+            out[k] = t.requires_grad_(k in w.differentiable)
+        return out
+
+    flat_args, shaped_args = arguments(False), arguments(True)
+    flat, shaped = fn(**flat_args), fn(**shaped_args)
+    if w.kind == "loss":
+        torch.testing.assert_close(shaped, flat)
+    else:
+        assert shaped.shape == (*LEADING, flat.shape[-1])
+        torch.testing.assert_close(shaped.reshape(flat.shape), flat)
+    flat.sum().backward()
+    shaped.sum().backward()
+    for k in w.differentiable:
+        torch.testing.assert_close(shaped_args[k].grad.reshape(flat_args[k].grad.shape), flat_args[k].grad)
+    if w.kind != "loss" and not w.running:
+        row = fn(**{k: v.detach()[0] if k in batch else v for k, v in flat_args.items()})
+        assert row.shape == flat.shape[1:]
+        torch.testing.assert_close(row, flat.detach()[0])

@@ -17,7 +17,9 @@ import sympy
 from sympy import MatrixSymbol
 
 import batchform.spec as spec_package
-from batchform.codegen.derive import derive_checked, needs_derivation
+from batchform.codegen.derive import DeriveError, derive_checked, needs_derivation
+from batchform.codegen.derive.tangent import KINDS as TANGENT_KINDS
+from batchform.codegen.derive.tangent import derive_tangents_checked
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.errors import SpecError
 from batchform.codegen.load.child import preflight
@@ -45,6 +47,11 @@ class LoadedSpec:
     #: and the derivation (its chain-rule steps); empty and None for a hand-written backward.
     derived: tuple[str, ...] = ()
     derivation: object = None
+    #: Forward mode: the tangent equations (codegen.derive.tangent.Tangents) frozen to IR, in order (the last
+    #: is the output's tangent); empty, with ``tangent_error`` saying why, where they cannot be derived.
+    tangents: object = None
+    tangent: tuple[tuple[str, ir.Node], ...] = ()
+    tangent_error: str = ""
 
     @property
     def backward_origin(self) -> str:
@@ -350,7 +357,25 @@ def check(s: Spec, family: str, path: str) -> LoadedSpec:
             raise SpecError(f"spec {s.name!r}, equation {name}: the gradient of {target} must be "
                             f"{_shape(backward_known[target])}, not {_shape(node.shape)}")
     derived = tuple(eq.name for eq in derivation.equations if eq.name not in given) if derivation else ()
-    return LoadedSpec(s, family, path, forward, backward, derived=derived, derivation=derivation)
+    tangents, tangent, tangent_error = _tangents(s, backward_known, scalars, dims)
+    return LoadedSpec(s, family, path, forward, backward, derived=derived, derivation=derivation,
+                      tangents=tangents, tangent=tangent, tangent_error=tangent_error)
+
+
+def _tangents(s: Spec, known: dict, scalars: set, dims: set) -> tuple:
+    """(Tangents, frozen tangent equations, "") of a layer, function or loss; (None, (), why) where its tangent
+    equations cannot be derived (forward mode is then not offered for it; the backward is unaffected)."""
+    if s.kind not in TANGENT_KINDS:
+        return None, (), ""
+    try:
+        tangents = derive_tangents_checked(s)
+    except DeriveError as exc:
+        return None, (), str(exc)
+    known = dict(known)
+    known.update({t.name: tuple(t.shape) for t in tangents.leaves if isinstance(t, MatrixSymbol)})
+    scalars = scalars | {t for t in tangents.leaves if not isinstance(t, MatrixSymbol)}
+    frozen = _check_equations(s, "tangent", tangents.equations, known, scalars, dims, rebinding=False)
+    return tangents, frozen, ""
 
 
 def _shape(shape) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from batchform.codegen.lower.fused import fused_updates
 from batchform.codegen.lower.lower import Kernel, lower, variants
+from batchform.codegen.lower.per_row import per_row_kernel
+from batchform.codegen.lower.tangent import tangent_kernel
 from batchform.codegen.passes.schedule import Optimized
 
 
@@ -17,6 +19,12 @@ class Family:
     title: str
     sources: list[str]
     kernels: list[Kernel]
+    #: Forward mode: each spec's tangent kernel ``<spec>_jvp`` (codegen.lower.tangent), which only the
+    #: backends in codegen.lower.tangent.FORWARD_MODE_BACKENDS print.
+    tangents: list[Kernel] = field(default_factory=list)
+    #: A loss's values per row ``<loss>_rows`` (codegen.lower.per_row), which only the backends in
+    #: codegen.lower.per_row.PER_ROW_BACKENDS print.
+    per_row: list[Kernel] = field(default_factory=list)
 
 
 def lower_all(specs: list[Optimized]) -> list[Family]:
@@ -37,7 +45,23 @@ def lower_all(specs: list[Optimized]) -> list[Family]:
         kernels = lowered[loaded.name]
         kernels = kernels + variants(loaded, kernels)
         family.kernels.extend(kernels + fused_updates(kernels, updates))
+        tangent = tangent_kernel(loaded)
+        if tangent is not None:
+            family.tangents.append(tangent)
+        rows = per_row_kernel(loaded)
+        if rows is not None:
+            family.per_row.append(rows)
     return [grouped[k] for k in sorted(grouped)]
+
+
+def tangents_by_spec(families: list[Family]) -> dict[str, list[Kernel]]:
+    """Spec name → its tangent kernel (a list of one), for the specs that have one."""
+    return {f.spec: [f] for family in families for f in family.tangents}
+
+
+def per_row_by_spec(families: list[Family]) -> dict[str, list[Kernel]]:
+    """Loss name → its values-per-row kernel (a list of one), for the losses that have one."""
+    return {f.spec: [f] for family in families for f in family.per_row}
 
 
 def by_spec(families: list[Family]) -> dict[str, list[Kernel]]:

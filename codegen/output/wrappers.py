@@ -109,6 +109,54 @@ class Wrapper:
     dropout: Wrapper | None = None
     mask: str = ""
     targets: str = ""
+    #: Forward mode: the spec's tangent kernel ``<spec>_jvp`` (codegen.lower.tangent), where the backend
+    #: prints one and the spec has tangent equations; None otherwise.
+    tangent: Kernel | None = None
+    #: A loss's values per row ``<loss>_rows`` (codegen.lower.per_row), where the backend prints one.
+    per_row: Kernel | None = None
+
+    @property
+    def rows_kernel(self) -> Kernel | None:
+        """The loss's values-per-row kernel where its wrapper can use it: the gradient kernel does not take the
+        incoming gradient (so C ⊙ DY scales it per row) and every argument with a gradient is a batch input
+        (whose rows are the loss's rows)."""
+        if self.per_row is None or not self.scaled or any(a not in self.batch_inputs for a in self.differentiable):
+            return None
+        return self.per_row
+
+    @property
+    def tangent_forward(self) -> list[str]:
+        """Forward values (returned by the forward kernel) the tangent kernel reads."""
+        if self.tangent is None:
+            return []
+        return [a.name for a in self.tangent.arguments if self.tangent.facts.roles[a.name] == "forward"]
+
+    @property
+    def tangent_saved(self) -> list[str]:
+        """What forward keeps for the tangent kernel: the arguments (arrays, trained scalars) it reads or whose
+        tangent it reads (a missing tangent is zeros of their shape), then the forward values."""
+        if self.tangent is None:
+            return []
+        read = {a.name for a in self.tangent.arguments}
+        return [n for n in self.array_arguments if n in read or f"d{n}" in read] + self.tangent_forward
+
+    @property
+    def tangents(self) -> list[str | None]:
+        """Per argument: the name of its tangent where the tangent kernel reads it, else None."""
+        if self.tangent is None:
+            return [None] * len(self.names)
+        read = {a.name for a in self.tangent.arguments}
+        return [f"d{n}" if f"d{n}" in read else None for n in self.names]
+
+    @property
+    def tangent_parameters(self) -> list[str]:
+        """A jvp's parameter per argument: its tangent's name, or ``_d<argument>`` for one the kernel ignores."""
+        return [t or f"_d{n}" for n, t in self.tangent_pairs]
+
+    @property
+    def tangent_pairs(self) -> list[tuple[str, str | None]]:
+        """(argument, its tangent's name or None), in the order of the arguments."""
+        return list(zip(self.names, self.tangents))
 
     @property
     def output_index(self) -> int | None:
@@ -321,9 +369,14 @@ def wrapper(forward: Kernel, backward: Kernel) -> Wrapper:
 
 def wrappers(kernels: list[Kernel]) -> list[Wrapper]:
     """Every layer, function and loss among ``kernels`` (a spec's forward precedes its backward)."""
+    from batchform.codegen.lower.per_row import is_per_row
+    from batchform.codegen.lower.tangent import is_tangent
+
     by_spec: dict[str, list[Kernel]] = {}
+    tangents = {f.spec: f for f in kernels if is_tangent(f)}
+    per_row = {f.spec: f for f in kernels if is_per_row(f)}
     for f in kernels:
-        if f.facts.kind != "update":
+        if f.facts.kind != "update" and not is_tangent(f) and not is_per_row(f):
             by_spec.setdefault(f.spec, []).append(f)
     out = []
     for name, group in by_spec.items():
@@ -332,6 +385,8 @@ def wrappers(kernels: list[Kernel]) -> list[Wrapper]:
         w = wrapper(*group[:2])
         # The third kernel, when there is one, is backward without the input's gradient (see lower.variants).
         w.backward_without_inputs = group[2] if len(group) == 3 else None
+        w.tangent = tangents.get(name)
+        w.per_row = per_row.get(name)
         out.append(w)
     return out
 

@@ -13,6 +13,8 @@ from batchform.codegen.backends.interface import Backend, PrintedFamily, Printed
 from batchform.codegen.errors import SpecError
 from batchform.codegen.lower.families import Family
 from batchform.codegen.lower.lower import Kernel
+from batchform.codegen.lower.per_row import PER_ROW_BACKENDS
+from batchform.codegen.lower.tangent import FORWARD_MODE_BACKENDS
 from batchform.codegen.printers.scalar import PrinterBug
 
 
@@ -21,7 +23,11 @@ def print_kernels(backend: Backend, families: list[Family]) -> list[PrintedFamil
     for family in families:
         unsupported = {f.spec for f in family.kernels
                        if any(a.storage not in backend.storages for a in f.arguments)}
-        kernels = tuple(PrintedKernel(f, print_kernel(backend, f)) for f in family.kernels
+        # Tangent kernels (forward mode) only where the framework wrappers use them (codegen/lower/tangent.py).
+        # and a loss's values per row only where Keras asks for them (codegen/lower/per_row.py).
+        tangents = family.tangents if backend.name in FORWARD_MODE_BACKENDS else []
+        per_row = family.per_row if backend.name in PER_ROW_BACKENDS else []
+        kernels = tuple(PrintedKernel(f, print_kernel(backend, f)) for f in (*family.kernels, *tangents, *per_row)
                         if f.spec not in unsupported)
         out.append(PrintedFamily(family.name, family.title, tuple(family.sources), kernels))
     return out

@@ -58,6 +58,7 @@ class Case:
     inputs: dict
     expected: dict
     equations: dict = field(default_factory=dict)  # result name → "DW = DYᵀ·X"
+    backends: tuple = ()  # the backends that have this kernel (a tangent kernel's); empty: every backend
 
 
 # --- reference values ------------------------------------------------------------------------------------
@@ -194,6 +195,30 @@ def _fused_reference(f: Kernel, update: LoadedSpec, inputs: dict, values: dict, 
     return inputs, values
 
 
+def tangent_reference(loaded: LoadedSpec, dims: dict, inputs: dict, values: dict, seed: int) -> tuple[dict, dict]:
+    """Drawn tangents (``dX``, … in [−1, 1]) and the tangent equations' values by SymPy, at the inputs and
+    forward values of :func:`reference`."""
+    s = loaded.spec
+    rng = np.random.default_rng(seed + 2000)
+    tangents = {}
+    for t in loaded.tangents.leaves:
+        if isinstance(t, MatrixSymbol):
+            tangents[t.name] = rng.uniform(-1.0, 1.0, size=(_size(t.shape[0], dims), _size(t.shape[1], dims)))
+        else:
+            tangents[t.name] = float(rng.uniform(-1.0, 1.0))
+    scalars = {sym: sympy.Float(v, DIGITS) for sym, v in (
+        *((p, inputs[p.name]) for p in (*s.parameters, *s.hyperparameters)
+          if isinstance(p, sympy.Symbol) and not isinstance(p, MatrixSymbol)),
+        *((t, tangents[t.name]) for t in loaded.tangents.leaves if not isinstance(t, MatrixSymbol)))}
+    symbols = {sympy.Symbol(k, integer=True, positive=True): v for k, v in dims.items()}
+    env = {k: _to_sympy(v) for k, v in {**inputs, **values, **tangents}.items() if not isinstance(v, float)}
+    out = dict(values)
+    for eq in loaded.tangents.equations:
+        env[eq.name] = evaluate(eq.expr, env, symbols).xreplace(scalars)
+        out[eq.name] = _to_numpy(env[eq.name], f"spec {s.name!r} ({loaded.path}), tangent equation {eq.name}")
+    return {**inputs, **tangents}, out
+
+
 def _pattern_values(dense: np.ndarray, gradient: np.ndarray) -> np.ndarray:
     """A gradient on a CSR matrix's pattern: its entries where ``dense`` is stored, in CSR order."""
     rows, cols = np.nonzero(dense)
@@ -209,9 +234,17 @@ def sizes_for(spec) -> list[dict[str, int]]:
     return [{**shape, **{name: 6 + k + n for n, name in enumerate(extra)}} for k, shape in enumerate(SHAPES)]
 
 
-def cases(specs: list[LoadedSpec], kernels: dict[str, list[Kernel]]) -> list[Case]:
-    """Every kernel at every shape of :data:`SHAPES`, with the values it must return."""
+def cases(specs: list[LoadedSpec], kernels: dict[str, list[Kernel]],
+          tangents: dict[str, list[Kernel]] | None = None, per_row: dict[str, list[Kernel]] | None = None) \
+        -> list[Case]:
+    """Every kernel at every shape of :data:`SHAPES`, with the values it must return; ``tangents``: each spec's
+    tangent kernel, run on the backends that print it (codegen.lower.tangent.FORWARD_MODE_BACKENDS);
+    ``per_row``: each loss's values per row, likewise (codegen.lower.per_row.PER_ROW_BACKENDS)."""
+    from batchform.codegen.lower.per_row import PER_ROW_BACKENDS, per_row_equation
+    from batchform.codegen.lower.tangent import FORWARD_MODE_BACKENDS
+
     out = []
+    tangents, per_row = tangents or {}, per_row or {}
     by_name = {loaded.name: loaded for loaded in specs}
     for loaded in specs:
         texts = {eq.name: text for eq, text in zip((*loaded.spec.forward, *loaded.spec.backward),
@@ -238,6 +271,29 @@ def cases(specs: list[LoadedSpec], kernels: dict[str, list[Kernel]]) -> list[Cas
                 shown = {k: v for k, v in dims.items() if k in used}
                 out.append(Case(f.name, loaded.name, loaded.path, shown, arguments, returns, given, expected,
                                 {r: texts.get(r, r) for r in returns}))
+            for f in tangents.get(loaded.name, []):
+                t_inputs, t_values = tangent_reference(loaded, dims, inputs, values, seed=shape_index)
+                arguments = [(a.name, a.storage, f.roles.get(a.name, "")) for a in f.arguments]
+                given = {a.name: t_inputs[a.name] if a.name in t_inputs else t_values[a.name] for a in f.arguments}
+                shown = {k: v for k, v in dims.items() if k in used}
+                text = dict(zip((eq.name for eq in loaded.tangents.equations), loaded.tangents.text()))
+                out.append(Case(f.name, loaded.name, loaded.path, shown, arguments, list(f.returns), given,
+                                {r: t_values[r] for r in f.returns}, {r: text.get(r, r) for r in f.returns},
+                                FORWARD_MODE_BACKENDS))
+            for f in per_row.get(loaded.name, []):
+                equation = per_row_equation(loaded)
+                symbols = {sympy.Symbol(k, integer=True, positive=True): v for k, v in dims.items()}
+                scalars = {h: sympy.Float(inputs[h.name], DIGITS) for h in (*loaded.spec.parameters,
+                                                                            *loaded.spec.hyperparameters)
+                           if isinstance(h, sympy.Symbol) and not isinstance(h, MatrixSymbol)}
+                env = {k: _to_sympy(v) for k, v in {**inputs, **values}.items() if not isinstance(v, float)}
+                value = _to_numpy(evaluate(equation.expr, env, symbols).xreplace(scalars),
+                                  f"spec {loaded.name!r} ({loaded.path}), values per row")
+                arguments = [(a.name, a.storage, f.roles.get(a.name, "")) for a in f.arguments]
+                given = {a.name: inputs[a.name] for a in f.arguments}
+                shown = {k: v for k, v in dims.items() if k in used}
+                out.append(Case(f.name, loaded.name, loaded.path, shown, arguments, list(f.returns), given,
+                                {equation.name: value}, {equation.name: f.equations[0]}, PER_ROW_BACKENDS))
     return out
 
 
@@ -301,7 +357,8 @@ def _slowest_first(backend: str) -> int:
 
 
 def check_files(files: dict[str, str], specs: list[LoadedSpec], kernels: dict[str, list[Kernel]],
-                backends: list[str], timeout: float = 600.0) -> None:
+                backends: list[str], timeout: float = 600.0, tangents: dict[str, list[Kernel]] | None = None,
+                per_row: dict[str, list[Kernel]] | None = None) -> None:
     """Write ``files`` (paths relative to the generated package) to a temporary folder, run every kernel
     of ``backends`` (importable ones: ``Backend.importable``) there, and raise :class:`KernelCheckError` listing every failure."""
     if not backends:
@@ -313,7 +370,7 @@ def check_files(files: dict[str, str], specs: list[LoadedSpec], kernels: dict[st
                 path = root / PACKAGE / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
-        failures = _run(root, PACKAGE, backends, lambda: cases(specs, kernels), timeout)
+        failures = _run(root, PACKAGE, backends, lambda: cases(specs, kernels, tangents, per_row), timeout)
     _raise(failures)
 
 
@@ -365,6 +422,8 @@ def run_job(job: dict) -> list[str]:
         failures.extend(runtime)
         for dtype, adapter in adapters:
             for case in map(lambda c: SimpleNamespace(**c), job["cases"]):
+                if case.backends and backend not in case.backends:
+                    continue
                 found = _run_case(module, adapter, np.dtype(dtype), backend, case, job["root"])
                 if runtime and any(storage == "csr" for _, storage, _ in case.arguments):
                     found = [f.replace("printer bug: ", "after the runtime bug above: ", 1) for f in found]
@@ -455,7 +514,9 @@ def _run_case(module, adapter, dtype: np.dtype, backend: str, case, root: str) -
     where = f"{backend} backend, kernel {case.kernel} (spec {case.spec!r}, {case.path}), at {shape}" + \
         ("" if dtype == np.float64 else f", in {dtype.name}")
     try:
-        args = [adapter.argument(case.inputs[name], storage, role) for name, storage, role in case.arguments]
+        # A trainable scalar's tangent is an array of the dtype, as the parameter is (a 0-d tensor in torch).
+        args = [adapter.argument(case.inputs[name], storage, "parameter" if role == "tangent" else role)
+                for name, storage, role in case.arguments]
         with np.errstate(all="ignore"):
             result = fn(*args)
     except Exception as exc:

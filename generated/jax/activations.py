@@ -150,6 +150,33 @@ __all__ = [
     "sparse_srelu_layer_forward",
     "sparse_srelu_layer_backward",
     "sparse_srelu_layer_backward_without_DX",
+    "all_relu_jvp",
+    "all_relu_layer_jvp",
+    "all_relu_dropout_layer_jvp",
+    "gelu_jvp",
+    "gelu_layer_jvp",
+    "gelu_dropout_layer_jvp",
+    "hard_sigmoid_jvp",
+    "hard_sigmoid_layer_jvp",
+    "hard_sigmoid_dropout_layer_jvp",
+    "hyperbolic_tangent_jvp",
+    "hyperbolic_tangent_layer_jvp",
+    "hyperbolic_tangent_dropout_layer_jvp",
+    "leaky_relu_jvp",
+    "leaky_relu_layer_jvp",
+    "leaky_relu_dropout_layer_jvp",
+    "relu_jvp",
+    "relu_layer_jvp",
+    "relu_dropout_layer_jvp",
+    "sigmoid_jvp",
+    "sigmoid_layer_jvp",
+    "sigmoid_dropout_layer_jvp",
+    "silu_jvp",
+    "silu_layer_jvp",
+    "silu_dropout_layer_jvp",
+    "srelu_jvp",
+    "srelu_layer_jvp",
+    "srelu_dropout_layer_jvp",
 ]
 
 
@@ -4295,3 +4322,921 @@ def sparse_srelu_layer_backward_without_DX(
     ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return Dal, Dtl, Dar, Dtr, DW, Db
+
+
+def all_relu_jvp(X: Array, dX: Array, alpha: Scalar) -> Array:
+    """AllReLU, applied element-wise: forward-mode tangent (JVP).
+
+    From spec/activations/all_relu.py (all_relu):
+
+        dY = dX ⊙ all_relu'(X)
+
+    Shapes: X N×K, dX N×K, alpha scalar.
+    Returns dY.
+    """
+    if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
+        wrong_shapes("all_relu_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
+    dY = jnp.where(X < 0, dX * alpha, dX)
+    return dY
+
+
+def all_relu_layer_jvp(X: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array, alpha: Scalar) -> Array:
+    """Linear layer followed by AllReLU: forward-mode tangent (JVP).
+
+    From spec/activations/all_relu.py (all_relu_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dZ ⊙ all_relu'(Z)
+
+    Shapes: X N×D, W K×D, Z N×K, dX N×D, dW K×D, db 1×K, alpha scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "all_relu_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = jnp.where(Z < 0, dZ * alpha, dZ)
+    return dY
+
+
+def all_relu_dropout_layer_jvp(
+    X: Array, R: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array, alpha: Scalar
+) -> Array:
+    """Linear layer with a dropout mask on its weights, followed by AllReLU: forward-mode tangent (JVP).
+
+    From spec/activations/all_relu.py (all_relu_dropout_layer):
+
+        dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
+        dY = dZ ⊙ all_relu'(Z)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, dX N×D, dW K×D, db 1×K, alpha scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and dX.shape == X.shape
+        and dW.shape == (R.shape[1], X.shape[1])
+        and db.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "all_relu_dropout_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("R", ("D", "K")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
+    dY = jnp.where(Z < 0, dZ * alpha, dZ)
+    return dY
+
+
+def gelu_jvp(X: Array, dX: Array) -> Array:
+    """GELU, applied element-wise: forward-mode tangent (JVP).
+
+    From spec/activations/gelu.py (gelu):
+
+        dY = dX ⊙ gelu'(X)
+
+    Shapes: X N×K, dX N×K.
+    Returns dY.
+    """
+    if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
+        wrong_shapes("gelu_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
+    t0 = 1.4142135623730951 * X / 2
+    dY = dX * (t0 * jnp.exp(-(X**2) / 2) / 1.772453850905516 + jax.scipy.special.erf(t0) / 2 + 0.5)
+    return dY
+
+
+def gelu_layer_jvp(X: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer followed by GELU: forward-mode tangent (JVP).
+
+    From spec/activations/gelu.py (gelu_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dZ ⊙ gelu'(Z)
+
+    Shapes: X N×D, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "gelu_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    t0 = 1.4142135623730951 * Z / 2
+    dY = dZ * (t0 * jnp.exp(-(Z**2) / 2) / 1.772453850905516 + jax.scipy.special.erf(t0) / 2 + 0.5)
+    return dY
+
+
+def gelu_dropout_layer_jvp(X: Array, R: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer with a dropout mask on its weights, followed by GELU: forward-mode tangent (JVP).
+
+    From spec/activations/gelu.py (gelu_dropout_layer):
+
+        dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
+        dY = dZ ⊙ gelu'(Z)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and dX.shape == X.shape
+        and dW.shape == (R.shape[1], X.shape[1])
+        and db.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "gelu_dropout_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("R", ("D", "K")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
+    t0 = 1.4142135623730951 * Z / 2
+    dY = dZ * (t0 * jnp.exp(-(Z**2) / 2) / 1.772453850905516 + jax.scipy.special.erf(t0) / 2 + 0.5)
+    return dY
+
+
+def hard_sigmoid_jvp(X: Array, dX: Array) -> Array:
+    """Hard sigmoid, applied element-wise: forward-mode tangent (JVP).
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid):
+
+        dY = dX ⊙ hard_sigmoid'(X)
+
+    Shapes: X N×K, dX N×K.
+    Returns dY.
+    """
+    if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
+        wrong_shapes("hard_sigmoid_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
+    dY = jnp.where((X >= 3) | (X <= -3), 0, dX / 6)
+    return dY
+
+
+def hard_sigmoid_layer_jvp(X: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer followed by Hard sigmoid: forward-mode tangent (JVP).
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dZ ⊙ hard_sigmoid'(Z)
+
+    Shapes: X N×D, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = jnp.where((Z >= 3) | (Z <= -3), 0, dZ / 6)
+    return dY
+
+
+def hard_sigmoid_dropout_layer_jvp(
+    X: Array, R: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array
+) -> Array:
+    """Linear layer with a dropout mask on its weights, followed by Hard sigmoid: forward-mode tangent (JVP).
+
+    From spec/activations/hard_sigmoid.py (hard_sigmoid_dropout_layer):
+
+        dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
+        dY = dZ ⊙ hard_sigmoid'(Z)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and dX.shape == X.shape
+        and dW.shape == (R.shape[1], X.shape[1])
+        and db.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "hard_sigmoid_dropout_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("R", ("D", "K")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
+    dY = jnp.where((Z >= 3) | (Z <= -3), 0, dZ / 6)
+    return dY
+
+
+def hyperbolic_tangent_jvp(X: Array, dX: Array) -> Array:
+    """Hyperbolic tangent, applied element-wise: forward-mode tangent (JVP).
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent):
+
+        dY = dX ⊙ hyperbolic_tangent'(X)
+
+    Shapes: X N×K, dX N×K.
+    Returns dY.
+    """
+    if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
+        wrong_shapes("hyperbolic_tangent_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
+    dY = dX * (1 - jnp.tanh(X) ** 2)
+    return dY
+
+
+def hyperbolic_tangent_layer_jvp(X: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer followed by Hyperbolic tangent: forward-mode tangent (JVP).
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dZ ⊙ hyperbolic_tangent'(Z)
+
+    Shapes: X N×D, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = dZ * (1 - jnp.tanh(Z) ** 2)
+    return dY
+
+
+def hyperbolic_tangent_dropout_layer_jvp(
+    X: Array, R: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array
+) -> Array:
+    """Linear layer with a dropout mask on its weights, followed by Hyperbolic tangent: forward-mode tangent (JVP).
+
+    From spec/activations/hyperbolic_tangent.py (hyperbolic_tangent_dropout_layer):
+
+        dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
+        dY = dZ ⊙ hyperbolic_tangent'(Z)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and dX.shape == X.shape
+        and dW.shape == (R.shape[1], X.shape[1])
+        and db.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "hyperbolic_tangent_dropout_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("R", ("D", "K")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
+    dY = dZ * (1 - jnp.tanh(Z) ** 2)
+    return dY
+
+
+def leaky_relu_jvp(X: Array, dX: Array, alpha: Scalar) -> Array:
+    """Leaky ReLU, applied element-wise: forward-mode tangent (JVP).
+
+    From spec/activations/leaky_relu.py (leaky_relu):
+
+        dY = dX ⊙ leaky_relu'(X)
+
+    Shapes: X N×K, dX N×K, alpha scalar.
+    Returns dY.
+    """
+    if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
+        wrong_shapes("leaky_relu_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
+    dY = jnp.where(X <= 0, dX * alpha, dX)
+    return dY
+
+
+def leaky_relu_layer_jvp(
+    X: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array, alpha: Scalar
+) -> Array:
+    """Linear layer followed by Leaky ReLU: forward-mode tangent (JVP).
+
+    From spec/activations/leaky_relu.py (leaky_relu_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dZ ⊙ leaky_relu'(Z)
+
+    Shapes: X N×D, W K×D, Z N×K, dX N×D, dW K×D, db 1×K, alpha scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "leaky_relu_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = jnp.where(Z <= 0, dZ * alpha, dZ)
+    return dY
+
+
+def leaky_relu_dropout_layer_jvp(
+    X: Array, R: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array, alpha: Scalar
+) -> Array:
+    """Linear layer with a dropout mask on its weights, followed by Leaky ReLU: forward-mode tangent (JVP).
+
+    From spec/activations/leaky_relu.py (leaky_relu_dropout_layer):
+
+        dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
+        dY = dZ ⊙ leaky_relu'(Z)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, dX N×D, dW K×D, db 1×K, alpha scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and dX.shape == X.shape
+        and dW.shape == (R.shape[1], X.shape[1])
+        and db.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "leaky_relu_dropout_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("R", ("D", "K")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
+    dY = jnp.where(Z <= 0, dZ * alpha, dZ)
+    return dY
+
+
+def relu_jvp(X: Array, dX: Array) -> Array:
+    """ReLU, applied element-wise: forward-mode tangent (JVP).
+
+    From spec/activations/relu.py (relu):
+
+        dY = dX ⊙ relu'(X)
+
+    Shapes: X N×K, dX N×K.
+    Returns dY.
+    """
+    if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
+        wrong_shapes("relu_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
+    dY = jnp.where(X <= 0, 0, dX)
+    return dY
+
+
+def relu_layer_jvp(X: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer followed by ReLU: forward-mode tangent (JVP).
+
+    From spec/activations/relu.py (relu_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dZ ⊙ relu'(Z)
+
+    Shapes: X N×D, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "relu_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = jnp.where(Z <= 0, 0, dZ)
+    return dY
+
+
+def relu_dropout_layer_jvp(X: Array, R: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer with a dropout mask on its weights, followed by ReLU: forward-mode tangent (JVP).
+
+    From spec/activations/relu.py (relu_dropout_layer):
+
+        dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
+        dY = dZ ⊙ relu'(Z)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and dX.shape == X.shape
+        and dW.shape == (R.shape[1], X.shape[1])
+        and db.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "relu_dropout_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("R", ("D", "K")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
+    dY = jnp.where(Z <= 0, 0, dZ)
+    return dY
+
+
+def sigmoid_jvp(X: Array, dX: Array) -> Array:
+    """Sigmoid, applied element-wise: forward-mode tangent (JVP).
+
+    From spec/activations/sigmoid.py (sigmoid):
+
+        dY = dX ⊙ sigmoid'(X)
+
+    Shapes: X N×K, dX N×K.
+    Returns dY.
+    """
+    if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
+        wrong_shapes("sigmoid_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
+    dY = dX * jax.nn.sigmoid(-X) * jax.nn.sigmoid(X)
+    return dY
+
+
+def sigmoid_layer_jvp(X: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer followed by Sigmoid: forward-mode tangent (JVP).
+
+    From spec/activations/sigmoid.py (sigmoid_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dZ ⊙ sigmoid'(Z)
+
+    Shapes: X N×D, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "sigmoid_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = dZ * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
+    return dY
+
+
+def sigmoid_dropout_layer_jvp(
+    X: Array, R: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array
+) -> Array:
+    """Linear layer with a dropout mask on its weights, followed by Sigmoid: forward-mode tangent (JVP).
+
+    From spec/activations/sigmoid.py (sigmoid_dropout_layer):
+
+        dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
+        dY = dZ ⊙ sigmoid'(Z)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and dX.shape == X.shape
+        and dW.shape == (R.shape[1], X.shape[1])
+        and db.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "sigmoid_dropout_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("R", ("D", "K")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
+    dY = dZ * jax.nn.sigmoid(-Z) * jax.nn.sigmoid(Z)
+    return dY
+
+
+def silu_jvp(X: Array, dX: Array) -> Array:
+    """SiLU, applied element-wise: forward-mode tangent (JVP).
+
+    From spec/activations/silu.py (silu):
+
+        dY = dX ⊙ silu'(X)
+
+    Shapes: X N×K, dX N×K.
+    Returns dY.
+    """
+    if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
+        wrong_shapes("silu_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
+    t0 = jnp.exp(-X)
+    dY = dX * (X * t0 / (t0 + 1) ** 2 + jax.nn.sigmoid(X))
+    return dY
+
+
+def silu_layer_jvp(X: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer followed by SiLU: forward-mode tangent (JVP).
+
+    From spec/activations/silu.py (silu_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dZ ⊙ silu'(Z)
+
+    Shapes: X N×D, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "silu_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    t0 = jnp.exp(-Z)
+    dY = dZ * (Z * t0 / (t0 + 1) ** 2 + jax.nn.sigmoid(Z))
+    return dY
+
+
+def silu_dropout_layer_jvp(X: Array, R: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer with a dropout mask on its weights, followed by SiLU: forward-mode tangent (JVP).
+
+    From spec/activations/silu.py (silu_dropout_layer):
+
+        dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
+        dY = dZ ⊙ silu'(Z)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and dX.shape == X.shape
+        and dW.shape == (R.shape[1], X.shape[1])
+        and db.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "silu_dropout_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("R", ("D", "K")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
+    t0 = jnp.exp(-Z)
+    dY = dZ * (Z * t0 / (t0 + 1) ** 2 + jax.nn.sigmoid(Z))
+    return dY
+
+
+def srelu_jvp(
+    X: Array,
+    dX: Array,
+    al: Scalar,
+    tl: Scalar,
+    ar: Scalar,
+    tr: Scalar,
+    dal: Scalar,
+    dtl: Scalar,
+    dar: Scalar,
+    dtr: Scalar,
+) -> Array:
+    """SReLU, applied element-wise: forward-mode tangent (JVP).
+
+    From spec/activations/srelu.py (srelu):
+
+        dY = dal·∂srelu/∂al(X) + dar·∂srelu/∂ar(X) + dtl·∂srelu/∂tl(X) + dtr·∂srelu/∂tr(X) + dX ⊙ srelu'(X)
+
+    Shapes: X N×K, dX N×K, al scalar, tl scalar, ar scalar, tr scalar, dal scalar, dtl scalar, dar scalar, dtr scalar.
+    Returns dY.
+    """
+    if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
+        wrong_shapes("srelu_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
+    dY = jnp.where(
+        (X <= tl) & ((X <= tl) | (X < tr)),
+        dX * al + dal * (X - tl) + dtl * (1 - al),
+        jnp.where(
+            X <= tl,
+            dX * al + dal * (X - tl) + dar * (X - tr) + dtl * (1 - al) + dtr * (1 - ar),
+            jnp.where(
+                (X < tr) & ((X <= tl) | (X < tr)),
+                dX,
+                jnp.where(
+                    X < tr,
+                    dX + dar * (X - tr) + dtr * (1 - ar),
+                    jnp.where((X <= tl) | (X < tr), dX * ar, dX * ar + dar * (X - tr) + dtr * (1 - ar)),
+                ),
+            ),
+        ),
+    )
+    return dY
+
+
+def srelu_layer_jvp(
+    X: Array,
+    W: Array,
+    Z: Array,
+    dX: Array,
+    dW: Array,
+    db: Array,
+    al: Scalar,
+    tl: Scalar,
+    ar: Scalar,
+    tr: Scalar,
+    dal: Scalar,
+    dtl: Scalar,
+    dar: Scalar,
+    dtr: Scalar,
+) -> Array:
+    """Linear layer followed by SReLU: forward-mode tangent (JVP).
+
+    From spec/activations/srelu.py (srelu_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dal·∂srelu/∂al(Z) + dar·∂srelu/∂ar(Z) + dtl·∂srelu/∂tl(Z) + dtr·∂srelu/∂tr(Z) + dZ ⊙ srelu'(Z)
+
+    Shapes: X N×D, W K×D, Z N×K, dX N×D, dW K×D, db 1×K, al scalar, tl scalar, ar scalar, tr scalar, dal scalar, dtl scalar, dar scalar, dtr scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Z.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "srelu_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = jnp.where(
+        (Z <= tl) & ((Z <= tl) | (Z < tr)),
+        dZ * al + dal * (Z - tl) + dtl * (1 - al),
+        jnp.where(
+            Z <= tl,
+            dZ * al + dal * (Z - tl) + dar * (Z - tr) + dtl * (1 - al) + dtr * (1 - ar),
+            jnp.where(
+                (Z < tr) & ((Z <= tl) | (Z < tr)),
+                dZ,
+                jnp.where(
+                    Z < tr,
+                    dZ + dar * (Z - tr) + dtr * (1 - ar),
+                    jnp.where((Z <= tl) | (Z < tr), dZ * ar, dZ * ar + dar * (Z - tr) + dtr * (1 - ar)),
+                ),
+            ),
+        ),
+    )
+    return dY
+
+
+def srelu_dropout_layer_jvp(
+    X: Array,
+    R: Array,
+    W: Array,
+    Z: Array,
+    dX: Array,
+    dW: Array,
+    db: Array,
+    al: Scalar,
+    tl: Scalar,
+    ar: Scalar,
+    tr: Scalar,
+    dal: Scalar,
+    dtl: Scalar,
+    dar: Scalar,
+    dtr: Scalar,
+) -> Array:
+    """Linear layer with a dropout mask on its weights, followed by SReLU: forward-mode tangent (JVP).
+
+    From spec/activations/srelu.py (srelu_dropout_layer):
+
+        dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
+        dY = dal·∂srelu/∂al(Z) + dar·∂srelu/∂ar(Z) + dtl·∂srelu/∂tl(Z) + dtr·∂srelu/∂tr(Z) + dZ ⊙ srelu'(Z)
+
+    Shapes: X N×D, R D×K, W K×D, Z N×K, dX N×D, dW K×D, db 1×K, al scalar, tl scalar, ar scalar, tr scalar, dal scalar, dtl scalar, dar scalar, dtr scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and Z.shape == (X.shape[0], R.shape[1])
+        and dX.shape == X.shape
+        and dW.shape == (R.shape[1], X.shape[1])
+        and db.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "srelu_dropout_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("R", ("D", "K")),
+                ("W", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
+    dY = jnp.where(
+        (Z <= tl) & ((Z <= tl) | (Z < tr)),
+        dZ * al + dal * (Z - tl) + dtl * (1 - al),
+        jnp.where(
+            Z <= tl,
+            dZ * al + dal * (Z - tl) + dar * (Z - tr) + dtl * (1 - al) + dtr * (1 - ar),
+            jnp.where(
+                (Z < tr) & ((Z <= tl) | (Z < tr)),
+                dZ,
+                jnp.where(
+                    Z < tr,
+                    dZ + dar * (Z - tr) + dtr * (1 - ar),
+                    jnp.where((Z <= tl) | (Z < tr), dZ * ar, dZ * ar + dar * (Z - tr) + dtr * (1 - ar)),
+                ),
+            ),
+        ),
+    )
+    return dY

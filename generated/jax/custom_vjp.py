@@ -26,7 +26,15 @@ from importlib import import_module
 import jax
 import jax.numpy as jnp
 
-from ._framework import check, check_training_batch, check_rate, dropout_mask, uniform_fan_in
+from ._framework import (
+    batch_rows,
+    check,
+    restore_rows,
+    check_training_batch,
+    check_rate,
+    dropout_mask,
+    uniform_fan_in,
+)
 
 # The kernel modules, by module name: a package attribute can be a kernel with the same name (``softmax``).
 _activations = import_module(".activations", __package__)
@@ -174,10 +182,12 @@ def all_relu(X: Array, alpha: float) -> Array:
         DX = DY ⊙ all_relu'(X)
 
     Shapes (checked): X N×K, alpha scalar.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for alpha.
     """
+    X, rows = batch_rows("all_relu", ("X",), X)
     check("all_relu", ALL_RELU_SHAPES, (X,))
-    return _all_relu_vjp(X, alpha)
+    return restore_rows(_all_relu_vjp(X, alpha), rows)
 
 
 ALL_RELU_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
@@ -218,10 +228,12 @@ def all_relu_layer(X: Array, W: Array, b: Array, alpha: float) -> Array:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K, alpha scalar.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for alpha.
     """
+    X, rows = batch_rows("all_relu_layer", ("X",), X)
     check("all_relu_layer", ALL_RELU_LAYER_SHAPES, (X, W, b))
-    return _all_relu_layer_vjp(X, W, b, alpha)
+    return restore_rows(_all_relu_layer_vjp(X, W, b, alpha), rows)
 
 
 def all_relu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -275,10 +287,12 @@ def all_relu_dropout_layer(X: Array, R: Array, W: Array, b: Array, alpha: float)
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, alpha scalar.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R, alpha.
     """
+    X, rows = batch_rows("all_relu_dropout_layer", ("X",), X)
     check("all_relu_dropout_layer", ALL_RELU_DROPOUT_LAYER_SHAPES, (X, R, W, b))
-    return _all_relu_dropout_layer_vjp(X, R, W, b, alpha)
+    return restore_rows(_all_relu_dropout_layer_vjp(X, R, W, b, alpha), rows)
 
 
 def all_relu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -340,10 +354,12 @@ def gelu(X: Array) -> Array:
         DX = DY ⊙ gelu'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows("gelu", ("X",), X)
     check("gelu", GELU_SHAPES, (X,))
-    return _gelu_vjp(X)
+    return restore_rows(_gelu_vjp(X), rows)
 
 
 GELU_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
@@ -384,10 +400,12 @@ def gelu_layer(X: Array, W: Array, b: Array) -> Array:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows("gelu_layer", ("X",), X)
     check("gelu_layer", GELU_LAYER_SHAPES, (X, W, b))
-    return _gelu_layer_vjp(X, W, b)
+    return restore_rows(_gelu_layer_vjp(X, W, b), rows)
 
 
 def gelu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -441,10 +459,12 @@ def gelu_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> Array:
         DX = DZ·(Rᵀ ⊙ W)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows("gelu_dropout_layer", ("X",), X)
     check("gelu_dropout_layer", GELU_DROPOUT_LAYER_SHAPES, (X, R, W, b))
-    return _gelu_dropout_layer_vjp(X, R, W, b)
+    return restore_rows(_gelu_dropout_layer_vjp(X, R, W, b), rows)
 
 
 def gelu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -506,10 +526,12 @@ def hard_sigmoid(X: Array) -> Array:
         DX = DY ⊙ hard_sigmoid'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows("hard_sigmoid", ("X",), X)
     check("hard_sigmoid", HARD_SIGMOID_SHAPES, (X,))
-    return _hard_sigmoid_vjp(X)
+    return restore_rows(_hard_sigmoid_vjp(X), rows)
 
 
 HARD_SIGMOID_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
@@ -550,10 +572,12 @@ def hard_sigmoid_layer(X: Array, W: Array, b: Array) -> Array:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows("hard_sigmoid_layer", ("X",), X)
     check("hard_sigmoid_layer", HARD_SIGMOID_LAYER_SHAPES, (X, W, b))
-    return _hard_sigmoid_layer_vjp(X, W, b)
+    return restore_rows(_hard_sigmoid_layer_vjp(X, W, b), rows)
 
 
 def hard_sigmoid_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -607,10 +631,12 @@ def hard_sigmoid_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> Array:
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows("hard_sigmoid_dropout_layer", ("X",), X)
     check("hard_sigmoid_dropout_layer", HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (X, R, W, b))
-    return _hard_sigmoid_dropout_layer_vjp(X, R, W, b)
+    return restore_rows(_hard_sigmoid_dropout_layer_vjp(X, R, W, b), rows)
 
 
 def hard_sigmoid_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -672,10 +698,12 @@ def hyperbolic_tangent(X: Array) -> Array:
         DX = DY ⊙ hyperbolic_tangent'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows("hyperbolic_tangent", ("X",), X)
     check("hyperbolic_tangent", HYPERBOLIC_TANGENT_SHAPES, (X,))
-    return _hyperbolic_tangent_vjp(X)
+    return restore_rows(_hyperbolic_tangent_vjp(X), rows)
 
 
 HYPERBOLIC_TANGENT_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
@@ -716,10 +744,12 @@ def hyperbolic_tangent_layer(X: Array, W: Array, b: Array) -> Array:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows("hyperbolic_tangent_layer", ("X",), X)
     check("hyperbolic_tangent_layer", HYPERBOLIC_TANGENT_LAYER_SHAPES, (X, W, b))
-    return _hyperbolic_tangent_layer_vjp(X, W, b)
+    return restore_rows(_hyperbolic_tangent_layer_vjp(X, W, b), rows)
 
 
 def hyperbolic_tangent_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -780,10 +810,12 @@ def hyperbolic_tangent_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> 
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows("hyperbolic_tangent_dropout_layer", ("X",), X)
     check("hyperbolic_tangent_dropout_layer", HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES, (X, R, W, b))
-    return _hyperbolic_tangent_dropout_layer_vjp(X, R, W, b)
+    return restore_rows(_hyperbolic_tangent_dropout_layer_vjp(X, R, W, b), rows)
 
 
 def hyperbolic_tangent_dropout_layer_init(
@@ -847,10 +879,12 @@ def leaky_relu(X: Array, alpha: float) -> Array:
         DX = DY ⊙ leaky_relu'(X)
 
     Shapes (checked): X N×K, alpha scalar.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for alpha.
     """
+    X, rows = batch_rows("leaky_relu", ("X",), X)
     check("leaky_relu", LEAKY_RELU_SHAPES, (X,))
-    return _leaky_relu_vjp(X, alpha)
+    return restore_rows(_leaky_relu_vjp(X, alpha), rows)
 
 
 LEAKY_RELU_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
@@ -891,10 +925,12 @@ def leaky_relu_layer(X: Array, W: Array, b: Array, alpha: float) -> Array:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K, alpha scalar.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for alpha.
     """
+    X, rows = batch_rows("leaky_relu_layer", ("X",), X)
     check("leaky_relu_layer", LEAKY_RELU_LAYER_SHAPES, (X, W, b))
-    return _leaky_relu_layer_vjp(X, W, b, alpha)
+    return restore_rows(_leaky_relu_layer_vjp(X, W, b, alpha), rows)
 
 
 def leaky_relu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -948,10 +984,12 @@ def leaky_relu_dropout_layer(X: Array, R: Array, W: Array, b: Array, alpha: floa
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, alpha scalar.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R, alpha.
     """
+    X, rows = batch_rows("leaky_relu_dropout_layer", ("X",), X)
     check("leaky_relu_dropout_layer", LEAKY_RELU_DROPOUT_LAYER_SHAPES, (X, R, W, b))
-    return _leaky_relu_dropout_layer_vjp(X, R, W, b, alpha)
+    return restore_rows(_leaky_relu_dropout_layer_vjp(X, R, W, b, alpha), rows)
 
 
 def leaky_relu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1013,10 +1051,12 @@ def relu(X: Array) -> Array:
         DX = DY ⊙ relu'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows("relu", ("X",), X)
     check("relu", RELU_SHAPES, (X,))
-    return _relu_vjp(X)
+    return restore_rows(_relu_vjp(X), rows)
 
 
 RELU_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
@@ -1057,10 +1097,12 @@ def relu_layer(X: Array, W: Array, b: Array) -> Array:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows("relu_layer", ("X",), X)
     check("relu_layer", RELU_LAYER_SHAPES, (X, W, b))
-    return _relu_layer_vjp(X, W, b)
+    return restore_rows(_relu_layer_vjp(X, W, b), rows)
 
 
 def relu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1114,10 +1156,12 @@ def relu_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> Array:
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows("relu_dropout_layer", ("X",), X)
     check("relu_dropout_layer", RELU_DROPOUT_LAYER_SHAPES, (X, R, W, b))
-    return _relu_dropout_layer_vjp(X, R, W, b)
+    return restore_rows(_relu_dropout_layer_vjp(X, R, W, b), rows)
 
 
 def relu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1179,10 +1223,12 @@ def sigmoid(X: Array) -> Array:
         DX = DY ⊙ sigmoid'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows("sigmoid", ("X",), X)
     check("sigmoid", SIGMOID_SHAPES, (X,))
-    return _sigmoid_vjp(X)
+    return restore_rows(_sigmoid_vjp(X), rows)
 
 
 SIGMOID_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
@@ -1223,10 +1269,12 @@ def sigmoid_layer(X: Array, W: Array, b: Array) -> Array:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows("sigmoid_layer", ("X",), X)
     check("sigmoid_layer", SIGMOID_LAYER_SHAPES, (X, W, b))
-    return _sigmoid_layer_vjp(X, W, b)
+    return restore_rows(_sigmoid_layer_vjp(X, W, b), rows)
 
 
 def sigmoid_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1280,10 +1328,12 @@ def sigmoid_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> Array:
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows("sigmoid_dropout_layer", ("X",), X)
     check("sigmoid_dropout_layer", SIGMOID_DROPOUT_LAYER_SHAPES, (X, R, W, b))
-    return _sigmoid_dropout_layer_vjp(X, R, W, b)
+    return restore_rows(_sigmoid_dropout_layer_vjp(X, R, W, b), rows)
 
 
 def sigmoid_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1345,10 +1395,12 @@ def silu(X: Array) -> Array:
         DX = DY ⊙ silu'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows("silu", ("X",), X)
     check("silu", SILU_SHAPES, (X,))
-    return _silu_vjp(X)
+    return restore_rows(_silu_vjp(X), rows)
 
 
 SILU_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))
@@ -1389,10 +1441,12 @@ def silu_layer(X: Array, W: Array, b: Array) -> Array:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows("silu_layer", ("X",), X)
     check("silu_layer", SILU_LAYER_SHAPES, (X, W, b))
-    return _silu_layer_vjp(X, W, b)
+    return restore_rows(_silu_layer_vjp(X, W, b), rows)
 
 
 def silu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1446,10 +1500,12 @@ def silu_dropout_layer(X: Array, R: Array, W: Array, b: Array) -> Array:
         DX = DZ·(Rᵀ ⊙ W)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows("silu_dropout_layer", ("X",), X)
     check("silu_dropout_layer", SILU_DROPOUT_LAYER_SHAPES, (X, R, W, b))
-    return _silu_dropout_layer_vjp(X, R, W, b)
+    return restore_rows(_silu_dropout_layer_vjp(X, R, W, b), rows)
 
 
 def silu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1515,10 +1571,12 @@ def srelu(X: Array, al: Array | float, tl: Array | float, ar: Array | float, tr:
         DX = DY ⊙ srelu'(X)
 
     Shapes (checked): X N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, al, tl, ar, tr.
     """
+    X, rows = batch_rows("srelu", ("X",), X)
     check("srelu", SRELU_SHAPES, (X, al, tl, ar, tr))
-    return _srelu_vjp(X, al, tl, ar, tr)
+    return restore_rows(_srelu_vjp(X, al, tl, ar, tr), rows)
 
 
 def srelu_init(key: Array, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1583,10 +1641,12 @@ def srelu_layer(
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b, al, tl, ar, tr.
     """
+    X, rows = batch_rows("srelu_layer", ("X",), X)
     check("srelu_layer", SRELU_LAYER_SHAPES, (X, W, b, al, tl, ar, tr))
-    return _srelu_layer_vjp(X, W, b, al, tl, ar, tr)
+    return restore_rows(_srelu_layer_vjp(X, W, b, al, tl, ar, tr), rows)
 
 
 def srelu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1666,10 +1726,12 @@ def srelu_dropout_layer(
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b, al, tl, ar, tr; none for R.
     """
+    X, rows = batch_rows("srelu_dropout_layer", ("X",), X)
     check("srelu_dropout_layer", SRELU_DROPOUT_LAYER_SHAPES, (X, R, W, b, al, tl, ar, tr))
-    return _srelu_dropout_layer_vjp(X, R, W, b, al, tl, ar, tr)
+    return restore_rows(_srelu_dropout_layer_vjp(X, R, W, b, al, tl, ar, tr), rows)
 
 
 def srelu_dropout_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1747,10 +1809,12 @@ def simple_batch_norm(X: Array) -> Array:
         DX = (1_N·inv_sqrt(Σ)/N) ⊙ ((N·I_N − 1_N·1_Nᵀ)·DY − (Y ⊙ (1_N·diag(Yᵀ·DY)ᵀ)))
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows("simple_batch_norm", ("X",), X)
     check("simple_batch_norm", SIMPLE_BATCH_NORM_SHAPES, (X,))
-    return _simple_batch_norm_vjp(X)
+    return restore_rows(_simple_batch_norm_vjp(X), rows)
 
 
 def simple_batch_norm_apply(
@@ -1814,10 +1878,12 @@ def simple_batch_norm_inference(X: Array, running_mean: Array, running_var: Arra
         DX = (1_N·inv_sqrt(running_var)) ⊙ DY
 
     Shapes (checked): X N×K, running_mean 1×K, running_var 1×K.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for running_mean, running_var.
     """
+    X, rows = batch_rows("simple_batch_norm_inference", ("X",), X)
     check("simple_batch_norm_inference", SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var))
-    return _simple_batch_norm_inference_vjp(X, running_mean, running_var)
+    return restore_rows(_simple_batch_norm_inference_vjp(X, running_mean, running_var), rows)
 
 
 BATCH_NORM_SHAPES = (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K")))
@@ -1860,10 +1926,12 @@ def batch_norm(X: Array, gamma: Array, beta: Array) -> Array:
         DX = (1_N·inv_sqrt(Σ)/N) ⊙ ((N·I_N − 1_N·1_Nᵀ)·DZ − (Z ⊙ (1_N·diag(Zᵀ·DZ)ᵀ)))
 
     Shapes (checked): X N×K, gamma 1×K, beta 1×K.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta.
     """
+    X, rows = batch_rows("batch_norm", ("X",), X)
     check("batch_norm", BATCH_NORM_SHAPES, (X, gamma, beta))
-    return _batch_norm_vjp(X, gamma, beta)
+    return restore_rows(_batch_norm_vjp(X, gamma, beta), rows)
 
 
 def batch_norm_init(key: Array, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1946,10 +2014,12 @@ def batch_norm_inference(
         DX = (1_N·inv_sqrt(running_var)) ⊙ DZ
 
     Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for running_mean, running_var.
     """
+    X, rows = batch_rows("batch_norm_inference", ("X",), X)
     check("batch_norm_inference", BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var, gamma, beta))
-    return _batch_norm_inference_vjp(X, running_mean, running_var, gamma, beta)
+    return restore_rows(_batch_norm_inference_vjp(X, running_mean, running_var, gamma, beta), rows)
 
 
 def batch_norm_inference_init(key: Array, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -1999,10 +2069,12 @@ def simple_batch_norm_eps(X: Array, epsilon: float) -> Array:
         DX = (1_N·inv_sqrt(ε·1_Kᵀ + Σ)/N) ⊙ ((N·I_N − 1_N·1_Nᵀ)·DY − (Y ⊙ (1_N·diag(Yᵀ·DY)ᵀ)))
 
     Shapes (checked): X N×K, epsilon scalar.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for epsilon.
     """
+    X, rows = batch_rows("simple_batch_norm_eps", ("X",), X)
     check("simple_batch_norm_eps", SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
-    return _simple_batch_norm_eps_vjp(X, epsilon)
+    return restore_rows(_simple_batch_norm_eps_vjp(X, epsilon), rows)
 
 
 def simple_batch_norm_eps_apply(
@@ -2070,14 +2142,16 @@ def simple_batch_norm_eps_inference(
         DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DY
 
     Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, epsilon scalar.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for running_mean, running_var, epsilon.
     """
+    X, rows = batch_rows("simple_batch_norm_eps_inference", ("X",), X)
     check(
         "simple_batch_norm_eps_inference",
         SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES,
         (X, running_mean, running_var),
     )
-    return _simple_batch_norm_eps_inference_vjp(X, running_mean, running_var, epsilon)
+    return restore_rows(_simple_batch_norm_eps_inference_vjp(X, running_mean, running_var, epsilon), rows)
 
 
 BATCH_NORM_EPS_SHAPES = (("X", ("N", "K")), ("gamma", (1, "K")), ("beta", (1, "K")))
@@ -2120,10 +2194,12 @@ def batch_norm_eps(X: Array, gamma: Array, beta: Array, epsilon: float) -> Array
         DX = (1_N·inv_sqrt(ε·1_Kᵀ + Σ)/N) ⊙ ((N·I_N − 1_N·1_Nᵀ)·DZ − (Z ⊙ (1_N·diag(Zᵀ·DZ)ᵀ)))
 
     Shapes (checked): X N×K, gamma 1×K, beta 1×K, epsilon scalar.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for epsilon.
     """
+    X, rows = batch_rows("batch_norm_eps", ("X",), X)
     check("batch_norm_eps", BATCH_NORM_EPS_SHAPES, (X, gamma, beta))
-    return _batch_norm_eps_vjp(X, gamma, beta, epsilon)
+    return restore_rows(_batch_norm_eps_vjp(X, gamma, beta, epsilon), rows)
 
 
 def batch_norm_eps_init(key: Array, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -2218,14 +2294,18 @@ def batch_norm_eps_inference(
         DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DZ
 
     Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K, epsilon scalar.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for running_mean, running_var, epsilon.
     """
+    X, rows = batch_rows("batch_norm_eps_inference", ("X",), X)
     check(
         "batch_norm_eps_inference",
         BATCH_NORM_EPS_INFERENCE_SHAPES,
         (X, running_mean, running_var, gamma, beta),
     )
-    return _batch_norm_eps_inference_vjp(X, running_mean, running_var, gamma, beta, epsilon)
+    return restore_rows(
+        _batch_norm_eps_inference_vjp(X, running_mean, running_var, gamma, beta, epsilon), rows
+    )
 
 
 def batch_norm_eps_inference_init(key: Array, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -2275,10 +2355,12 @@ def linear_dropout(X: Array, R: Array, W: Array, b: Array) -> Array:
         DX = DY·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows("linear_dropout", ("X",), X)
     check("linear_dropout", LINEAR_DROPOUT_SHAPES, (X, R, W, b))
-    return _linear_dropout_vjp(X, R, W, b)
+    return restore_rows(_linear_dropout_vjp(X, R, W, b), rows)
 
 
 def linear_dropout_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -2346,10 +2428,12 @@ def layer_norm(X: Array, gamma: Array, beta: Array, epsilon: float) -> Array:
         DX = (inv_sqrt(ε·1_N + Σ)·1_Kᵀ) ⊙ (DZ − DZ·1_K·1_Kᵀ/K − (((DZ ⊙ Z)·1_K·1_Kᵀ) ⊙ Z)/K)
 
     Shapes (checked): X N×K, gamma 1×K, beta 1×K, epsilon scalar.
+    X may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for epsilon.
     """
+    X, rows = batch_rows("layer_norm", ("X",), X)
     check("layer_norm", LAYER_NORM_SHAPES, (X, gamma, beta))
-    return _layer_norm_vjp(X, gamma, beta, epsilon)
+    return restore_rows(_layer_norm_vjp(X, gamma, beta, epsilon), rows)
 
 
 def layer_norm_init(key: Array, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -2399,10 +2483,12 @@ def linear(X: Array, W: Array, b: Array) -> Array:
         DX = DY·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows("linear", ("X",), X)
     check("linear", LINEAR_SHAPES, (X, W, b))
-    return _linear_vjp(X, W, b)
+    return restore_rows(_linear_vjp(X, W, b), rows)
 
 
 def linear_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -2456,10 +2542,12 @@ def residual_relu_layer(X: Array, W: Array, b: Array) -> Array:
         DX = DY + DZ·W
 
     Shapes (checked): X N×D, W D×D, b 1×D.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows("residual_relu_layer", ("X",), X)
     check("residual_relu_layer", RESIDUAL_RELU_LAYER_SHAPES, (X, W, b))
-    return _residual_relu_layer_vjp(X, W, b)
+    return restore_rows(_residual_relu_layer_vjp(X, W, b), rows)
 
 
 def residual_relu_layer_init(key: Array, D: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -2512,10 +2600,12 @@ def softmax_layer(X: Array, W: Array, b: Array) -> Array:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows("softmax_layer", ("X",), X)
     check("softmax_layer", SOFTMAX_LAYER_SHAPES, (X, W, b))
-    return _softmax_layer_vjp(X, W, b)
+    return restore_rows(_softmax_layer_vjp(X, W, b), rows)
 
 
 def softmax_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -2569,10 +2659,12 @@ def log_softmax_layer(X: Array, W: Array, b: Array) -> Array:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows("log_softmax_layer", ("X",), X)
     check("log_softmax_layer", LOG_SOFTMAX_LAYER_SHAPES, (X, W, b))
-    return _log_softmax_layer_vjp(X, W, b)
+    return restore_rows(_log_softmax_layer_vjp(X, W, b), rows)
 
 
 def log_softmax_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
@@ -2622,8 +2714,10 @@ def squared_error_loss(Y: Array, T: Array) -> Array:
         DY = 2·Y − 2·T
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, T, _ = batch_rows("squared_error_loss", ("Y", "T"), Y, T)
     check("squared_error_loss", SQUARED_ERROR_LOSS_SHAPES, (Y, T))
     return _squared_error_loss_vjp(Y, T)
 
@@ -2662,8 +2756,10 @@ def mean_squared_error_loss(Y: Array, T: Array) -> Array:
         DY = (2·Y − 2·T)/(K·N)
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, T, _ = batch_rows("mean_squared_error_loss", ("Y", "T"), Y, T)
     check("mean_squared_error_loss", MEAN_SQUARED_ERROR_LOSS_SHAPES, (Y, T))
     return _mean_squared_error_loss_vjp(Y, T)
 
@@ -2702,8 +2798,10 @@ def cross_entropy_loss(Y: Array, T: Array) -> Array:
         DY = −(T ⊙ reciprocal(Y))
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, T, _ = batch_rows("cross_entropy_loss", ("Y", "T"), Y, T)
     check("cross_entropy_loss", CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
     return _cross_entropy_loss_vjp(Y, T)
 
@@ -2742,8 +2840,10 @@ def softmax_cross_entropy_loss(Y: Array, T: Array) -> Array:
         DY = (exp(Y) ⊙ (reciprocal(exp(Y)·1_K)·1_Kᵀ)) ⊙ (T·1_K·1_Kᵀ) − T
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, T, _ = batch_rows("softmax_cross_entropy_loss", ("Y", "T"), Y, T)
     check("softmax_cross_entropy_loss", SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
     return _softmax_cross_entropy_loss_vjp(Y, T)
 
@@ -2784,8 +2884,10 @@ def softmax_cross_entropy_one_hot_loss(Y: Array, T: Array) -> Array:
         DY = exp(Y) ⊙ (reciprocal(exp(Y)·1_K)·1_Kᵀ) − T
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, T, _ = batch_rows("softmax_cross_entropy_one_hot_loss", ("Y", "T"), Y, T)
     check("softmax_cross_entropy_one_hot_loss", SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_SHAPES, (Y, T))
     return _softmax_cross_entropy_one_hot_loss_vjp(Y, T)
 
@@ -2826,8 +2928,10 @@ def stable_softmax_cross_entropy_loss(Y: Array, T: Array) -> Array:
         DY = (exp(Y − rows_max(Y)·1_Kᵀ) ⊙ (reciprocal(exp(Y − rows_max(Y)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (T·1_K·1_Kᵀ) − T
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, T, _ = batch_rows("stable_softmax_cross_entropy_loss", ("Y", "T"), Y, T)
     check("stable_softmax_cross_entropy_loss", STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
     return _stable_softmax_cross_entropy_loss_vjp(Y, T)
 
@@ -2866,8 +2970,10 @@ def logistic_cross_entropy_loss(Y: Array, T: Array) -> Array:
         DY = T ⊙ σ(Y) − T
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, T, _ = batch_rows("logistic_cross_entropy_loss", ("Y", "T"), Y, T)
     check("logistic_cross_entropy_loss", LOGISTIC_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
     return _logistic_cross_entropy_loss_vjp(Y, T)
 
@@ -2906,8 +3012,10 @@ def negative_log_likelihood_loss(Y: Array, T: Array) -> Array:
         DY = −((reciprocal((Y ⊙ T)·1_K)·1_Kᵀ) ⊙ T)
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``flax.linen.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, T, _ = batch_rows("negative_log_likelihood_loss", ("Y", "T"), Y, T)
     check("negative_log_likelihood_loss", NEGATIVE_LOG_LIKELIHOOD_LOSS_SHAPES, (Y, T))
     return _negative_log_likelihood_loss_vjp(Y, T)
 
@@ -2946,10 +3054,12 @@ def softmax(X: Array) -> Array:
         DX = Y ⊙ (DY − diag(DY·Yᵀ)·1_Dᵀ)
 
     Shapes (checked): X N×D.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows("softmax", ("X",), X)
     check("softmax", SOFTMAX_SHAPES, (X,))
-    return _softmax_vjp(X)
+    return restore_rows(_softmax_vjp(X), rows)
 
 
 STABLE_SOFTMAX_SHAPES = (("X", ("N", "D")),)
@@ -2986,10 +3096,12 @@ def stable_softmax(X: Array) -> Array:
         DX = Y ⊙ (DY − diag(DY·Yᵀ)·1_Dᵀ)
 
     Shapes (checked): X N×D.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows("stable_softmax", ("X",), X)
     check("stable_softmax", STABLE_SOFTMAX_SHAPES, (X,))
-    return _stable_softmax_vjp(X)
+    return restore_rows(_stable_softmax_vjp(X), rows)
 
 
 LOG_SOFTMAX_SHAPES = (("X", ("N", "D")),)
@@ -3026,10 +3138,12 @@ def log_softmax(X: Array) -> Array:
         DX = DY − ((exp(X) ⊙ (reciprocal(exp(X)·1_D)·1_Dᵀ)) ⊙ (DY·1_D·1_Dᵀ))
 
     Shapes (checked): X N×D.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows("log_softmax", ("X",), X)
     check("log_softmax", LOG_SOFTMAX_SHAPES, (X,))
-    return _log_softmax_vjp(X)
+    return restore_rows(_log_softmax_vjp(X), rows)
 
 
 STABLE_LOG_SOFTMAX_SHAPES = (("X", ("N", "D")),)
@@ -3066,7 +3180,9 @@ def stable_log_softmax(X: Array) -> Array:
         DX = DY − ((exp(X − rows_max(X)·1_Dᵀ) ⊙ (reciprocal(exp(X − rows_max(X)·1_Dᵀ)·1_D)·1_Dᵀ)) ⊙ (DY·1_D·1_Dᵀ))
 
     Shapes (checked): X N×D.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows("stable_log_softmax", ("X",), X)
     check("stable_log_softmax", STABLE_LOG_SOFTMAX_SHAPES, (X,))
-    return _stable_log_softmax_vjp(X)
+    return restore_rows(_stable_log_softmax_vjp(X), rows)

@@ -83,6 +83,20 @@ __all__ = [
     "sparse_log_softmax_layer_forward",
     "sparse_log_softmax_layer_backward",
     "sparse_log_softmax_layer_backward_without_DX",
+    "simple_batch_norm_jvp",
+    "simple_batch_norm_inference_jvp",
+    "batch_norm_jvp",
+    "batch_norm_inference_jvp",
+    "simple_batch_norm_eps_jvp",
+    "simple_batch_norm_eps_inference_jvp",
+    "batch_norm_eps_jvp",
+    "batch_norm_eps_inference_jvp",
+    "linear_dropout_jvp",
+    "layer_norm_jvp",
+    "linear_jvp",
+    "residual_relu_layer_jvp",
+    "softmax_layer_jvp",
+    "log_softmax_layer_jvp",
 ]
 
 
@@ -2199,3 +2213,515 @@ def sparse_log_softmax_layer_backward_without_DX(
     ).reshape(1, -1)
     Db = DZ.sum(axis=0, keepdims=True)
     return DW, Db
+
+
+def simple_batch_norm_jvp(X: Array, Sigma: Array, Y: Array, dX: Array) -> Array:
+    """Batch normalization: forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (simple_batch_norm):
+
+        dR = dX − 1_N·1_Nᵀ·dX/N
+        dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
+        dY = (1_N·inv_sqrt(Σ)) ⊙ dR − ((1_N·(dSigma ⊙ reciprocal(Σ))) ⊙ Y)/2
+
+    Shapes: X N×K, Sigma 1×K, Y N×K, dX N×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == Sigma.ndim == Y.ndim == dX.ndim == 2
+        and Sigma.shape == (1, X.shape[1])
+        and Y.shape == X.shape
+        and dX.shape == X.shape
+    ):
+        wrong_shapes(
+            "simple_batch_norm_jvp",
+            (("X", ("N", "K")), ("Sigma", (1, "K")), ("Y", ("N", "K")), ("dX", ("N", "K"))),
+            (X.shape, Sigma.shape, Y.shape, dX.shape),
+        )
+    N = X.shape[0]
+    t0 = dX.sum(axis=0, keepdims=True)
+    t1 = -X.sum(axis=0, keepdims=True) / N
+    t2 = -t0 / N
+    dSigma = 2 * ((X + t1) * (dX + t2)).sum(axis=0, keepdims=True) / N
+    t3 = jax.lax.rsqrt(Sigma)
+    t4 = -dSigma / (2 * Sigma)
+    dY = Y * t4 + t3 * (dX + t2)
+    return dY
+
+
+def simple_batch_norm_inference_jvp(running_var: Array, dX: Array) -> Array:
+    """Batch normalization in inference mode (by the running statistics): forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (simple_batch_norm_inference):
+
+        dY = (1_N·inv_sqrt(running_var)) ⊙ dX
+
+    Shapes: running_var 1×K, dX N×K.
+    Returns dY.
+    """
+    if not (
+        running_var.ndim == dX.ndim == 2 and running_var.shape[0] == 1 and dX.shape[1] == running_var.shape[1]
+    ):
+        wrong_shapes(
+            "simple_batch_norm_inference_jvp",
+            (("running_var", (1, "K")), ("dX", ("N", "K"))),
+            (running_var.shape, dX.shape),
+        )
+    t0 = jax.lax.rsqrt(running_var)
+    dY = dX * t0
+    return dY
+
+
+def batch_norm_jvp(
+    X: Array, gamma: Array, Sigma: Array, Z: Array, dX: Array, dgamma: Array, dbeta: Array
+) -> Array:
+    """Batch normalization with affine γ, β: forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (batch_norm):
+
+        dR = dX − 1_N·1_Nᵀ·dX/N
+        dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
+        dZ = (1_N·inv_sqrt(Σ)) ⊙ dR − ((1_N·(dSigma ⊙ reciprocal(Σ))) ⊙ Z)/2
+        dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
+
+    Shapes: X N×K, gamma 1×K, Sigma 1×K, Z N×K, dX N×K, dgamma 1×K, dbeta 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == gamma.ndim == Sigma.ndim == Z.ndim == dX.ndim == dgamma.ndim == dbeta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and Sigma.shape == (1, X.shape[1])
+        and Z.shape == X.shape
+        and dX.shape == X.shape
+        and dgamma.shape == (1, X.shape[1])
+        and dbeta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_jvp",
+            (
+                ("X", ("N", "K")),
+                ("gamma", (1, "K")),
+                ("Sigma", (1, "K")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "K")),
+                ("dgamma", (1, "K")),
+                ("dbeta", (1, "K")),
+            ),
+            (X.shape, gamma.shape, Sigma.shape, Z.shape, dX.shape, dgamma.shape, dbeta.shape),
+        )
+    N = X.shape[0]
+    t0 = dX.sum(axis=0, keepdims=True)
+    t1 = -X.sum(axis=0, keepdims=True) / N
+    t2 = -t0 / N
+    dSigma = 2 * ((X + t1) * (dX + t2)).sum(axis=0, keepdims=True) / N
+    t3 = jax.lax.rsqrt(Sigma)
+    t4 = -dSigma / (2 * Sigma)
+    dZ = Z * t4 + t3 * (dX + t2)
+    dY = dbeta + dgamma * Z + gamma * dZ
+    return dY
+
+
+def batch_norm_inference_jvp(
+    running_var: Array, gamma: Array, Z: Array, dX: Array, dgamma: Array, dbeta: Array
+) -> Array:
+    """Batch normalization with affine γ, β in inference mode (by the running statistics): forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (batch_norm_inference):
+
+        dZ = (1_N·inv_sqrt(running_var)) ⊙ dX
+        dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
+
+    Shapes: running_var 1×K, gamma 1×K, Z N×K, dX N×K, dgamma 1×K, dbeta 1×K.
+    Returns dY.
+    """
+    if not (
+        running_var.ndim == gamma.ndim == Z.ndim == dX.ndim == dgamma.ndim == dbeta.ndim == 2
+        and running_var.shape[0] == 1
+        and gamma.shape == (1, running_var.shape[1])
+        and Z.shape[1] == running_var.shape[1]
+        and dX.shape == (Z.shape[0], running_var.shape[1])
+        and dgamma.shape == (1, running_var.shape[1])
+        and dbeta.shape == (1, running_var.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_inference_jvp",
+            (
+                ("running_var", (1, "K")),
+                ("gamma", (1, "K")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "K")),
+                ("dgamma", (1, "K")),
+                ("dbeta", (1, "K")),
+            ),
+            (running_var.shape, gamma.shape, Z.shape, dX.shape, dgamma.shape, dbeta.shape),
+        )
+    t0 = gamma / jnp.sqrt(running_var)
+    dY = dbeta + dgamma * Z + dX * t0
+    return dY
+
+
+def simple_batch_norm_eps_jvp(X: Array, Sigma: Array, Y: Array, dX: Array, epsilon: Scalar) -> Array:
+    """Batch normalization and ε: forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps):
+
+        dR = dX − 1_N·1_Nᵀ·dX/N
+        dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
+        dY = (1_N·inv_sqrt(ε·1_Kᵀ + Σ)) ⊙ dR − ((1_N·(dSigma ⊙ reciprocal(ε·1_Kᵀ + Σ))) ⊙ Y)/2
+
+    Shapes: X N×K, Sigma 1×K, Y N×K, dX N×K, epsilon scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == Sigma.ndim == Y.ndim == dX.ndim == 2
+        and Sigma.shape == (1, X.shape[1])
+        and Y.shape == X.shape
+        and dX.shape == X.shape
+    ):
+        wrong_shapes(
+            "simple_batch_norm_eps_jvp",
+            (("X", ("N", "K")), ("Sigma", (1, "K")), ("Y", ("N", "K")), ("dX", ("N", "K"))),
+            (X.shape, Sigma.shape, Y.shape, dX.shape),
+        )
+    N = X.shape[0]
+    t0 = dX.sum(axis=0, keepdims=True)
+    t1 = -X.sum(axis=0, keepdims=True) / N
+    t2 = -t0 / N
+    dSigma = 2 * ((X + t1) * (dX + t2)).sum(axis=0, keepdims=True) / N
+    t3 = Sigma + epsilon
+    t4 = jax.lax.rsqrt(t3)
+    t5 = -dSigma / (2 * t3)
+    dY = Y * t5 + t4 * (dX + t2)
+    return dY
+
+
+def simple_batch_norm_eps_inference_jvp(running_var: Array, dX: Array, epsilon: Scalar) -> Array:
+    """Batch normalization and ε in inference mode (by the running statistics): forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps_inference):
+
+        dY = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ dX
+
+    Shapes: running_var 1×K, dX N×K, epsilon scalar.
+    Returns dY.
+    """
+    if not (
+        running_var.ndim == dX.ndim == 2 and running_var.shape[0] == 1 and dX.shape[1] == running_var.shape[1]
+    ):
+        wrong_shapes(
+            "simple_batch_norm_eps_inference_jvp",
+            (("running_var", (1, "K")), ("dX", ("N", "K"))),
+            (running_var.shape, dX.shape),
+        )
+    t0 = jax.lax.rsqrt(running_var + epsilon)
+    dY = dX * t0
+    return dY
+
+
+def batch_norm_eps_jvp(
+    X: Array, gamma: Array, Sigma: Array, Z: Array, dX: Array, dgamma: Array, dbeta: Array, epsilon: Scalar
+) -> Array:
+    """Batch normalization with affine γ, β and ε: forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (batch_norm_eps):
+
+        dR = dX − 1_N·1_Nᵀ·dX/N
+        dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
+        dZ = (1_N·inv_sqrt(ε·1_Kᵀ + Σ)) ⊙ dR − ((1_N·(dSigma ⊙ reciprocal(ε·1_Kᵀ + Σ))) ⊙ Z)/2
+        dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
+
+    Shapes: X N×K, gamma 1×K, Sigma 1×K, Z N×K, dX N×K, dgamma 1×K, dbeta 1×K, epsilon scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == gamma.ndim == Sigma.ndim == Z.ndim == dX.ndim == dgamma.ndim == dbeta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and Sigma.shape == (1, X.shape[1])
+        and Z.shape == X.shape
+        and dX.shape == X.shape
+        and dgamma.shape == (1, X.shape[1])
+        and dbeta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_jvp",
+            (
+                ("X", ("N", "K")),
+                ("gamma", (1, "K")),
+                ("Sigma", (1, "K")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "K")),
+                ("dgamma", (1, "K")),
+                ("dbeta", (1, "K")),
+            ),
+            (X.shape, gamma.shape, Sigma.shape, Z.shape, dX.shape, dgamma.shape, dbeta.shape),
+        )
+    N = X.shape[0]
+    t0 = dX.sum(axis=0, keepdims=True)
+    t1 = -X.sum(axis=0, keepdims=True) / N
+    t2 = -t0 / N
+    dSigma = 2 * ((X + t1) * (dX + t2)).sum(axis=0, keepdims=True) / N
+    t3 = Sigma + epsilon
+    t4 = jax.lax.rsqrt(t3)
+    t5 = -dSigma / (2 * t3)
+    dZ = Z * t5 + t4 * (dX + t2)
+    dY = dbeta + dgamma * Z + gamma * dZ
+    return dY
+
+
+def batch_norm_eps_inference_jvp(
+    running_var: Array, gamma: Array, Z: Array, dX: Array, dgamma: Array, dbeta: Array, epsilon: Scalar
+) -> Array:
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics): forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (batch_norm_eps_inference):
+
+        dZ = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ dX
+        dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
+
+    Shapes: running_var 1×K, gamma 1×K, Z N×K, dX N×K, dgamma 1×K, dbeta 1×K, epsilon scalar.
+    Returns dY.
+    """
+    if not (
+        running_var.ndim == gamma.ndim == Z.ndim == dX.ndim == dgamma.ndim == dbeta.ndim == 2
+        and running_var.shape[0] == 1
+        and gamma.shape == (1, running_var.shape[1])
+        and Z.shape[1] == running_var.shape[1]
+        and dX.shape == (Z.shape[0], running_var.shape[1])
+        and dgamma.shape == (1, running_var.shape[1])
+        and dbeta.shape == (1, running_var.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_inference_jvp",
+            (
+                ("running_var", (1, "K")),
+                ("gamma", (1, "K")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "K")),
+                ("dgamma", (1, "K")),
+                ("dbeta", (1, "K")),
+            ),
+            (running_var.shape, gamma.shape, Z.shape, dX.shape, dgamma.shape, dbeta.shape),
+        )
+    t0 = gamma / jnp.sqrt(running_var + epsilon)
+    dY = dbeta + dgamma * Z + dX * t0
+    return dY
+
+
+def linear_dropout_jvp(X: Array, R: Array, W: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer with a dropout mask on its weights: forward-mode tangent (JVP).
+
+    From spec/layers/dropout.py (linear_dropout):
+
+        dY = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
+
+    Shapes: X N×D, R D×K, W K×D, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and dX.shape == X.shape
+        and dW.shape == (R.shape[1], X.shape[1])
+        and db.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_jvp",
+            (
+                ("X", ("N", "D")),
+                ("R", ("D", "K")),
+                ("W", ("K", "D")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, R.shape, W.shape, dX.shape, dW.shape, db.shape),
+        )
+    dY = dX @ (R * W.T) + X @ (R * dW.T) + db
+    return dY
+
+
+def layer_norm_jvp(
+    X: Array, gamma: Array, Sigma: Array, Z: Array, dX: Array, dgamma: Array, dbeta: Array, epsilon: Scalar
+) -> Array:
+    """Layer normalization over each row with ε, γ and β: forward-mode tangent (JVP).
+
+    From spec/layers/layer_norm.py (layer_norm):
+
+        dR = dX − dX·1_K·1_Kᵀ/K
+        dSigma = 2·(R ⊙ dR)·1_K/K
+        dZ = (inv_sqrt(ε·1_N + Σ)·1_Kᵀ) ⊙ dR − (((dSigma ⊙ reciprocal(ε·1_N + Σ))·1_Kᵀ) ⊙ Z)/2
+        dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
+
+    Shapes: X N×K, gamma 1×K, Sigma N×1, Z N×K, dX N×K, dgamma 1×K, dbeta 1×K, epsilon scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == gamma.ndim == Sigma.ndim == Z.ndim == dX.ndim == dgamma.ndim == dbeta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and Sigma.shape == (X.shape[0], 1)
+        and Z.shape == X.shape
+        and dX.shape == X.shape
+        and dgamma.shape == (1, X.shape[1])
+        and dbeta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "layer_norm_jvp",
+            (
+                ("X", ("N", "K")),
+                ("gamma", (1, "K")),
+                ("Sigma", ("N", 1)),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "K")),
+                ("dgamma", (1, "K")),
+                ("dbeta", (1, "K")),
+            ),
+            (X.shape, gamma.shape, Sigma.shape, Z.shape, dX.shape, dgamma.shape, dbeta.shape),
+        )
+    K = X.shape[1]
+    t0 = dX.sum(axis=1, keepdims=True)
+    t1 = -X.sum(axis=1, keepdims=True) / K
+    t2 = -t0 / K
+    dSigma = 2 * ((X + t1) * (dX + t2)).sum(axis=1, keepdims=True) / K
+    t3 = Sigma + epsilon
+    t4 = jax.lax.rsqrt(t3)
+    t5 = -dSigma / (2 * t3)
+    dZ = Z * t5 + t4 * (dX + t2)
+    dY = dbeta + dgamma * Z + gamma * dZ
+    return dY
+
+
+def linear_jvp(X: Array, W: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer: forward-mode tangent (JVP).
+
+    From spec/layers/linear.py (linear):
+
+        dY = dX·Wᵀ + X·dWᵀ + 1_N·db
+
+    Shapes: X N×D, W K×D, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_jvp",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("dX", ("N", "D")), ("dW", ("K", "D")), ("db", (1, "K"))),
+            (X.shape, W.shape, dX.shape, dW.shape, db.shape),
+        )
+    dY = dX @ W.T + X @ dW.T + db
+    return dY
+
+
+def residual_relu_layer_jvp(X: Array, W: Array, Z: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Residual block Y = X + relu(X·Wᵀ + 1_N·b) (W square): forward-mode tangent (JVP).
+
+    From spec/layers/residual.py (residual_relu_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dX + dZ ⊙ relu'(Z)
+
+    Shapes: X N×D, W D×D, Z N×D, dX N×D, dW D×D, db 1×D.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape == (X.shape[1], X.shape[1])
+        and Z.shape == X.shape
+        and dX.shape == X.shape
+        and dW.shape == (X.shape[1], X.shape[1])
+        and db.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "residual_relu_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("D", "D")),
+                ("Z", ("N", "D")),
+                ("dX", ("N", "D")),
+                ("dW", ("D", "D")),
+                ("db", (1, "D")),
+            ),
+            (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = jnp.where(Z <= 0, dX, dX + dZ)
+    return dY
+
+
+def softmax_layer_jvp(X: Array, W: Array, Y: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer followed by softmax: forward-mode tangent (JVP).
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = Y ⊙ (dZ − (Y ⊙ dZ)·1_K·1_Kᵀ)
+
+    Shapes: X N×D, W K×D, Y N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Y", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Y.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = Y * (dZ - (Y * dZ).sum(axis=1, keepdims=True))
+    return dY
+
+
+def log_softmax_layer_jvp(X: Array, W: Array, Y: Array, dX: Array, dW: Array, db: Array) -> Array:
+    """Linear layer followed by log-softmax: forward-mode tangent (JVP).
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dZ − (((dZ ⊙ exp(Y))·1_K) ⊙ reciprocal(exp(Y)·1_K))·1_Kᵀ
+
+    Shapes: X N×D, W K×D, Y N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Y", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Y.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    t0 = jnp.exp(Y)
+    t1 = -(dZ * t0).sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    dY = dZ + t1
+    return dY

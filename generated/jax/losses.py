@@ -32,6 +32,14 @@ __all__ = [
     "logistic_cross_entropy_loss_gradient",
     "negative_log_likelihood_loss",
     "negative_log_likelihood_loss_gradient",
+    "squared_error_loss_jvp",
+    "mean_squared_error_loss_jvp",
+    "cross_entropy_loss_jvp",
+    "softmax_cross_entropy_loss_jvp",
+    "softmax_cross_entropy_one_hot_loss_jvp",
+    "stable_softmax_cross_entropy_loss_jvp",
+    "logistic_cross_entropy_loss_jvp",
+    "negative_log_likelihood_loss_jvp",
 ]
 
 
@@ -333,3 +341,177 @@ def negative_log_likelihood_loss_gradient(Y: Array, T: Array) -> Array:
     t0 = -1 / (Y * T).sum(axis=1, keepdims=True)
     DY = T * t0
     return DY
+
+
+def squared_error_loss_jvp(Y: Array, T: Array, dY: Array) -> Scalar:
+    """Squared error: forward-mode tangent (JVP).
+
+    From spec/losses/losses.py (squared_error_loss):
+
+        dL = 2·1_Nᵀ·(dY ⊙ (Y − T))·1_K
+
+    Shapes: Y N×K, T N×K, dY N×K.
+    Returns dL.
+    """
+    if not (Y.ndim == T.ndim == dY.ndim == 2 and T.shape == Y.shape and dY.shape == Y.shape):
+        wrong_shapes(
+            "squared_error_loss_jvp",
+            (("Y", ("N", "K")), ("T", ("N", "K")), ("dY", ("N", "K"))),
+            (Y.shape, T.shape, dY.shape),
+        )
+    dL = 2 * (dY * (Y - T)).sum()
+    return dL
+
+
+def mean_squared_error_loss_jvp(Y: Array, T: Array, dY: Array) -> Scalar:
+    """Mean squared error: forward-mode tangent (JVP).
+
+    From spec/losses/losses.py (mean_squared_error_loss):
+
+        dL = 2·1_Nᵀ·(dY ⊙ (Y − T))·1_K/(K·N)
+
+    Shapes: Y N×K, T N×K, dY N×K.
+    Returns dL.
+    """
+    if not (Y.ndim == T.ndim == dY.ndim == 2 and T.shape == Y.shape and dY.shape == Y.shape):
+        wrong_shapes(
+            "mean_squared_error_loss_jvp",
+            (("Y", ("N", "K")), ("T", ("N", "K")), ("dY", ("N", "K"))),
+            (Y.shape, T.shape, dY.shape),
+        )
+    N = Y.shape[0]
+    K = Y.shape[1]
+    dL = 2 * (dY * (Y - T)).sum() / (K * N)
+    return dL
+
+
+def cross_entropy_loss_jvp(Y: Array, T: Array, dY: Array) -> Scalar:
+    """Cross-entropy of probabilities Y: forward-mode tangent (JVP).
+
+    From spec/losses/losses.py (cross_entropy_loss):
+
+        dL = −1_Nᵀ·((T ⊙ dY) ⊙ reciprocal(Y))·1_K
+
+    Shapes: Y N×K, T N×K, dY N×K.
+    Returns dL.
+    """
+    if not (Y.ndim == T.ndim == dY.ndim == 2 and T.shape == Y.shape and dY.shape == Y.shape):
+        wrong_shapes(
+            "cross_entropy_loss_jvp",
+            (("Y", ("N", "K")), ("T", ("N", "K")), ("dY", ("N", "K"))),
+            (Y.shape, T.shape, dY.shape),
+        )
+    dL = (-T * dY / Y).sum()
+    return dL
+
+
+def softmax_cross_entropy_loss_jvp(Y: Array, T: Array, dY: Array) -> Scalar:
+    """Softmax cross-entropy of logits Y: forward-mode tangent (JVP).
+
+    From spec/losses/losses.py (softmax_cross_entropy_loss):
+
+        dL = 1_Nᵀ·((((dY ⊙ exp(Y))·1_K) ⊙ (T·1_K)) ⊙ reciprocal(exp(Y)·1_K) − (T ⊙ dY)·1_K)
+
+    Shapes: Y N×K, T N×K, dY N×K.
+    Returns dL.
+    """
+    if not (Y.ndim == T.ndim == dY.ndim == 2 and T.shape == Y.shape and dY.shape == Y.shape):
+        wrong_shapes(
+            "softmax_cross_entropy_loss_jvp",
+            (("Y", ("N", "K")), ("T", ("N", "K")), ("dY", ("N", "K"))),
+            (Y.shape, T.shape, dY.shape),
+        )
+    t0 = jnp.exp(Y)
+    dL = (
+        (dY * t0).sum(axis=1, keepdims=True) * T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+        - (T * dY).sum(axis=1, keepdims=True)
+    ).sum()
+    return dL
+
+
+def softmax_cross_entropy_one_hot_loss_jvp(Y: Array, T: Array, dY: Array) -> Scalar:
+    """Softmax cross-entropy of logits Y for rows of T summing to 1: forward-mode tangent (JVP).
+
+    From spec/losses/losses.py (softmax_cross_entropy_one_hot_loss):
+
+        dL = 1_Nᵀ·(((dY ⊙ exp(Y))·1_K) ⊙ reciprocal(exp(Y)·1_K) − (T ⊙ dY)·1_K)
+
+    Shapes: Y N×K, T N×K, dY N×K.
+    Returns dL.
+    """
+    if not (Y.ndim == T.ndim == dY.ndim == 2 and T.shape == Y.shape and dY.shape == Y.shape):
+        wrong_shapes(
+            "softmax_cross_entropy_one_hot_loss_jvp",
+            (("Y", ("N", "K")), ("T", ("N", "K")), ("dY", ("N", "K"))),
+            (Y.shape, T.shape, dY.shape),
+        )
+    t0 = jnp.exp(Y)
+    dL = (
+        (dY * t0).sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+        - (T * dY).sum(axis=1, keepdims=True)
+    ).sum()
+    return dL
+
+
+def stable_softmax_cross_entropy_loss_jvp(Y: Array, T: Array, dY: Array) -> Scalar:
+    """Softmax cross-entropy of logits Y, shifted by the row maxima: forward-mode tangent (JVP).
+
+    From spec/losses/losses.py (stable_softmax_cross_entropy_loss):
+
+        dL = 1_Nᵀ·((((dY ⊙ exp(Y − rows_max(Y)·1_Kᵀ))·1_K) ⊙ (T·1_K)) ⊙ reciprocal(exp(Y − rows_max(Y)·1_Kᵀ)·1_K) − (T ⊙ dY)·1_K)
+
+    Shapes: Y N×K, T N×K, dY N×K.
+    Returns dL.
+    """
+    if not (Y.ndim == T.ndim == dY.ndim == 2 and T.shape == Y.shape and dY.shape == Y.shape):
+        wrong_shapes(
+            "stable_softmax_cross_entropy_loss_jvp",
+            (("Y", ("N", "K")), ("T", ("N", "K")), ("dY", ("N", "K"))),
+            (Y.shape, T.shape, dY.shape),
+        )
+    t0 = jnp.exp(Y - Y.max(axis=1, keepdims=True))
+    dL = (
+        (dY * t0).sum(axis=1, keepdims=True) * T.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+        - (T * dY).sum(axis=1, keepdims=True)
+    ).sum()
+    return dL
+
+
+def logistic_cross_entropy_loss_jvp(Y: Array, T: Array, dY: Array) -> Scalar:
+    """Logistic cross-entropy of logits Y: forward-mode tangent (JVP).
+
+    From spec/losses/losses.py (logistic_cross_entropy_loss):
+
+        dL = −1_Nᵀ·((T ⊙ dY) ⊙ log_sigmoid'(Y))·1_K
+
+    Shapes: Y N×K, T N×K, dY N×K.
+    Returns dL.
+    """
+    if not (Y.ndim == T.ndim == dY.ndim == 2 and T.shape == Y.shape and dY.shape == Y.shape):
+        wrong_shapes(
+            "logistic_cross_entropy_loss_jvp",
+            (("Y", ("N", "K")), ("T", ("N", "K")), ("dY", ("N", "K"))),
+            (Y.shape, T.shape, dY.shape),
+        )
+    dL = (-T * dY * jax.nn.sigmoid(Y) * jnp.exp(-Y)).sum()
+    return dL
+
+
+def negative_log_likelihood_loss_jvp(Y: Array, T: Array, dY: Array) -> Scalar:
+    """Negative log-likelihood of probabilities Y: forward-mode tangent (JVP).
+
+    From spec/losses/losses.py (negative_log_likelihood_loss):
+
+        dL = −1_Nᵀ·(((T ⊙ dY)·1_K) ⊙ reciprocal((T ⊙ Y)·1_K))
+
+    Shapes: Y N×K, T N×K, dY N×K.
+    Returns dL.
+    """
+    if not (Y.ndim == T.ndim == dY.ndim == 2 and T.shape == Y.shape and dY.shape == Y.shape):
+        wrong_shapes(
+            "negative_log_likelihood_loss_jvp",
+            (("Y", ("N", "K")), ("T", ("N", "K")), ("dY", ("N", "K"))),
+            (Y.shape, T.shape, dY.shape),
+        )
+    dL = (-(T * dY).sum(axis=1, keepdims=True) / (T * Y).sum(axis=1, keepdims=True)).sum()
+    return dL

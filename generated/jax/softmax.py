@@ -22,6 +22,10 @@ __all__ = [
     "log_softmax_backward",
     "stable_log_softmax",
     "stable_log_softmax_backward",
+    "softmax_jvp",
+    "stable_softmax_jvp",
+    "log_softmax_jvp",
+    "stable_log_softmax_jvp",
 ]
 
 
@@ -162,3 +166,71 @@ def stable_log_softmax_backward(X: Array, DY: Array) -> Array:
     t1 = -DY.sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
     DX = t0 * t1 + DY
     return DX
+
+
+def softmax_jvp(Y: Array, dX: Array) -> Array:
+    """Row-wise softmax: forward-mode tangent (JVP).
+
+    From spec/softmax/functions.py (softmax):
+
+        dY = Y ⊙ (dX − (Y ⊙ dX)·1_D·1_Dᵀ)
+
+    Shapes: Y N×D, dX N×D.
+    Returns dY.
+    """
+    if not (Y.ndim == dX.ndim == 2 and dX.shape == Y.shape):
+        wrong_shapes("softmax_jvp", (("Y", ("N", "D")), ("dX", ("N", "D"))), (Y.shape, dX.shape))
+    dY = Y * (dX - (Y * dX).sum(axis=1, keepdims=True))
+    return dY
+
+
+def stable_softmax_jvp(Y: Array, dX: Array) -> Array:
+    """Row-wise softmax, shifted by the row maxima: forward-mode tangent (JVP).
+
+    From spec/softmax/functions.py (stable_softmax):
+
+        dY = Y ⊙ (dX − (Y ⊙ dX)·1_D·1_Dᵀ)
+
+    Shapes: Y N×D, dX N×D.
+    Returns dY.
+    """
+    if not (Y.ndim == dX.ndim == 2 and dX.shape == Y.shape):
+        wrong_shapes("stable_softmax_jvp", (("Y", ("N", "D")), ("dX", ("N", "D"))), (Y.shape, dX.shape))
+    dY = Y * (dX - (Y * dX).sum(axis=1, keepdims=True))
+    return dY
+
+
+def log_softmax_jvp(X: Array, dX: Array) -> Array:
+    """Row-wise log-softmax: forward-mode tangent (JVP).
+
+    From spec/softmax/functions.py (log_softmax):
+
+        dY = dX − (((dX ⊙ exp(X))·1_D) ⊙ reciprocal(exp(X)·1_D))·1_Dᵀ
+
+    Shapes: X N×D, dX N×D.
+    Returns dY.
+    """
+    if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
+        wrong_shapes("log_softmax_jvp", (("X", ("N", "D")), ("dX", ("N", "D"))), (X.shape, dX.shape))
+    t0 = jnp.exp(X)
+    t1 = -(dX * t0).sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    dY = dX + t1
+    return dY
+
+
+def stable_log_softmax_jvp(Y: Array, dX: Array) -> Array:
+    """Row-wise log-softmax, shifted by the row maxima: forward-mode tangent (JVP).
+
+    From spec/softmax/functions.py (stable_log_softmax):
+
+        dY = dX − (((dX ⊙ exp(Y))·1_D) ⊙ reciprocal(exp(Y)·1_D))·1_Dᵀ
+
+    Shapes: Y N×D, dX N×D.
+    Returns dY.
+    """
+    if not (Y.ndim == dX.ndim == 2 and dX.shape == Y.shape):
+        wrong_shapes("stable_log_softmax_jvp", (("Y", ("N", "D")), ("dX", ("N", "D"))), (Y.shape, dX.shape))
+    t0 = jnp.exp(Y)
+    t1 = -(dX * t0).sum(axis=1, keepdims=True) / t0.sum(axis=1, keepdims=True)
+    dY = dX + t1
+    return dY

@@ -13,7 +13,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "4ab4e301efefa8c6ab0418c1bdadd8ccbf630d667591e1922746feffd95a68ca",
+    "adfbfccadc7a0e24d3b3dd78ad82124156f7d7a2fe44c8581a6dc5088b892036",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
 
@@ -237,6 +237,14 @@ from .losses import (
     logistic_cross_entropy_loss_gradient,
     negative_log_likelihood_loss,
     negative_log_likelihood_loss_gradient,
+    squared_error_loss_rows,
+    mean_squared_error_loss_rows,
+    cross_entropy_loss_rows,
+    softmax_cross_entropy_loss_rows,
+    softmax_cross_entropy_one_hot_loss_rows,
+    stable_softmax_cross_entropy_loss_rows,
+    logistic_cross_entropy_loss_rows,
+    negative_log_likelihood_loss_rows,
 )
 from .optimizers import (
     gradient_descent_update,
@@ -471,6 +479,14 @@ __all__ = [
     "logistic_cross_entropy_loss_gradient",
     "negative_log_likelihood_loss",
     "negative_log_likelihood_loss_gradient",
+    "squared_error_loss_rows",
+    "mean_squared_error_loss_rows",
+    "cross_entropy_loss_rows",
+    "softmax_cross_entropy_loss_rows",
+    "softmax_cross_entropy_one_hot_loss_rows",
+    "stable_softmax_cross_entropy_loss_rows",
+    "logistic_cross_entropy_loss_rows",
+    "negative_log_likelihood_loss_rows",
     "gradient_descent_update",
     "momentum_update",
     "nesterov_update",

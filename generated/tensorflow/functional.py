@@ -18,7 +18,7 @@ from importlib import import_module
 
 import tensorflow as tf
 
-from ._framework import check
+from ._framework import batch_rows, check, restore_rows
 
 # The kernel modules, by module name: a package attribute can be a kernel with the same name (``softmax``).
 _activations = import_module(".activations", __package__)
@@ -71,13 +71,21 @@ __all__ = [
     "softmax_layer",
     "log_softmax_layer",
     "squared_error_loss",
+    "squared_error_loss_rows",
     "mean_squared_error_loss",
+    "mean_squared_error_loss_rows",
     "cross_entropy_loss",
+    "cross_entropy_loss_rows",
     "softmax_cross_entropy_loss",
+    "softmax_cross_entropy_loss_rows",
     "softmax_cross_entropy_one_hot_loss",
+    "softmax_cross_entropy_one_hot_loss_rows",
     "stable_softmax_cross_entropy_loss",
+    "stable_softmax_cross_entropy_loss_rows",
     "logistic_cross_entropy_loss",
+    "logistic_cross_entropy_loss_rows",
     "negative_log_likelihood_loss",
+    "negative_log_likelihood_loss_rows",
     "softmax",
     "stable_softmax",
     "log_softmax",
@@ -117,10 +125,12 @@ def all_relu(X: Tensor, alpha: float) -> Tensor:
         DX = DY ⊙ all_relu'(X)
 
     Shapes (checked): X N×K, alpha scalar.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for alpha.
     """
+    X, rows = batch_rows(X)
     dtype = check("all_relu", ALL_RELU_CALL_SHAPES, (X,))
-    return all_relu_apply(X, alpha, dtype=dtype)
+    return restore_rows(all_relu_apply(X, alpha, dtype=dtype), rows)
 
 
 ALL_RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -161,10 +171,12 @@ def all_relu_layer(X: Tensor, W: Tensor, b: Tensor, alpha: float) -> Tensor:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K, alpha scalar.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for alpha.
     """
+    X, rows = batch_rows(X)
     dtype = check("all_relu_layer", ALL_RELU_LAYER_CALL_SHAPES, (X, W, b))
-    return all_relu_layer_apply(X, W, b, alpha, dtype=dtype)
+    return restore_rows(all_relu_layer_apply(X, W, b, alpha, dtype=dtype), rows)
 
 
 ALL_RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -210,10 +222,12 @@ def all_relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: fl
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, alpha scalar.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R, alpha.
     """
+    X, rows = batch_rows(X)
     dtype = check("all_relu_dropout_layer", ALL_RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return all_relu_dropout_layer_apply(X, R, W, b, alpha, dtype=dtype)
+    return restore_rows(all_relu_dropout_layer_apply(X, R, W, b, alpha, dtype=dtype), rows)
 
 
 GELU_SHAPES = (("X", ("N", "K")),)
@@ -248,10 +262,12 @@ def gelu(X: Tensor) -> Tensor:
         DX = DY ⊙ gelu'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows(X)
     dtype = check("gelu", GELU_CALL_SHAPES, (X,))
-    return gelu_apply(X, dtype=dtype)
+    return restore_rows(gelu_apply(X, dtype=dtype), rows)
 
 
 GELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -290,10 +306,12 @@ def gelu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows(X)
     dtype = check("gelu_layer", GELU_LAYER_CALL_SHAPES, (X, W, b))
-    return gelu_layer_apply(X, W, b, dtype=dtype)
+    return restore_rows(gelu_layer_apply(X, W, b, dtype=dtype), rows)
 
 
 GELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -334,10 +352,12 @@ def gelu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·(Rᵀ ⊙ W)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows(X)
     dtype = check("gelu_dropout_layer", GELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return gelu_dropout_layer_apply(X, R, W, b, dtype=dtype)
+    return restore_rows(gelu_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
 
 
 HARD_SIGMOID_SHAPES = (("X", ("N", "K")),)
@@ -372,10 +392,12 @@ def hard_sigmoid(X: Tensor) -> Tensor:
         DX = DY ⊙ hard_sigmoid'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows(X)
     dtype = check("hard_sigmoid", HARD_SIGMOID_CALL_SHAPES, (X,))
-    return hard_sigmoid_apply(X, dtype=dtype)
+    return restore_rows(hard_sigmoid_apply(X, dtype=dtype), rows)
 
 
 HARD_SIGMOID_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -414,10 +436,12 @@ def hard_sigmoid_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows(X)
     dtype = check("hard_sigmoid_layer", HARD_SIGMOID_LAYER_CALL_SHAPES, (X, W, b))
-    return hard_sigmoid_layer_apply(X, W, b, dtype=dtype)
+    return restore_rows(hard_sigmoid_layer_apply(X, W, b, dtype=dtype), rows)
 
 
 HARD_SIGMOID_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -463,10 +487,12 @@ def hard_sigmoid_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Te
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows(X)
     dtype = check("hard_sigmoid_dropout_layer", HARD_SIGMOID_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return hard_sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype)
+    return restore_rows(hard_sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
 
 
 HYPERBOLIC_TANGENT_SHAPES = (("X", ("N", "K")),)
@@ -501,10 +527,12 @@ def hyperbolic_tangent(X: Tensor) -> Tensor:
         DX = DY ⊙ hyperbolic_tangent'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows(X)
     dtype = check("hyperbolic_tangent", HYPERBOLIC_TANGENT_CALL_SHAPES, (X,))
-    return hyperbolic_tangent_apply(X, dtype=dtype)
+    return restore_rows(hyperbolic_tangent_apply(X, dtype=dtype), rows)
 
 
 HYPERBOLIC_TANGENT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -545,10 +573,12 @@ def hyperbolic_tangent_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows(X)
     dtype = check("hyperbolic_tangent_layer", HYPERBOLIC_TANGENT_LAYER_CALL_SHAPES, (X, W, b))
-    return hyperbolic_tangent_layer_apply(X, W, b, dtype=dtype)
+    return restore_rows(hyperbolic_tangent_layer_apply(X, W, b, dtype=dtype), rows)
 
 
 HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES = (
@@ -599,12 +629,14 @@ def hyperbolic_tangent_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor)
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows(X)
     dtype = check(
         "hyperbolic_tangent_dropout_layer", HYPERBOLIC_TANGENT_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b)
     )
-    return hyperbolic_tangent_dropout_layer_apply(X, R, W, b, dtype=dtype)
+    return restore_rows(hyperbolic_tangent_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
 
 
 LEAKY_RELU_SHAPES = (("X", ("N", "K")),)
@@ -639,10 +671,12 @@ def leaky_relu(X: Tensor, alpha: float) -> Tensor:
         DX = DY ⊙ leaky_relu'(X)
 
     Shapes (checked): X N×K, alpha scalar.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for alpha.
     """
+    X, rows = batch_rows(X)
     dtype = check("leaky_relu", LEAKY_RELU_CALL_SHAPES, (X,))
-    return leaky_relu_apply(X, alpha, dtype=dtype)
+    return restore_rows(leaky_relu_apply(X, alpha, dtype=dtype), rows)
 
 
 LEAKY_RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -683,10 +717,12 @@ def leaky_relu_layer(X: Tensor, W: Tensor, b: Tensor, alpha: float) -> Tensor:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K, alpha scalar.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for alpha.
     """
+    X, rows = batch_rows(X)
     dtype = check("leaky_relu_layer", LEAKY_RELU_LAYER_CALL_SHAPES, (X, W, b))
-    return leaky_relu_layer_apply(X, W, b, alpha, dtype=dtype)
+    return restore_rows(leaky_relu_layer_apply(X, W, b, alpha, dtype=dtype), rows)
 
 
 LEAKY_RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -732,10 +768,12 @@ def leaky_relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: 
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, alpha scalar.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R, alpha.
     """
+    X, rows = batch_rows(X)
     dtype = check("leaky_relu_dropout_layer", LEAKY_RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return leaky_relu_dropout_layer_apply(X, R, W, b, alpha, dtype=dtype)
+    return restore_rows(leaky_relu_dropout_layer_apply(X, R, W, b, alpha, dtype=dtype), rows)
 
 
 RELU_SHAPES = (("X", ("N", "K")),)
@@ -770,10 +808,12 @@ def relu(X: Tensor) -> Tensor:
         DX = DY ⊙ relu'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows(X)
     dtype = check("relu", RELU_CALL_SHAPES, (X,))
-    return relu_apply(X, dtype=dtype)
+    return restore_rows(relu_apply(X, dtype=dtype), rows)
 
 
 RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -812,10 +852,12 @@ def relu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows(X)
     dtype = check("relu_layer", RELU_LAYER_CALL_SHAPES, (X, W, b))
-    return relu_layer_apply(X, W, b, dtype=dtype)
+    return restore_rows(relu_layer_apply(X, W, b, dtype=dtype), rows)
 
 
 RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -856,10 +898,12 @@ def relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows(X)
     dtype = check("relu_dropout_layer", RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return relu_dropout_layer_apply(X, R, W, b, dtype=dtype)
+    return restore_rows(relu_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
 
 
 SIGMOID_SHAPES = (("X", ("N", "K")),)
@@ -894,10 +938,12 @@ def sigmoid(X: Tensor) -> Tensor:
         DX = DY ⊙ sigmoid'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows(X)
     dtype = check("sigmoid", SIGMOID_CALL_SHAPES, (X,))
-    return sigmoid_apply(X, dtype=dtype)
+    return restore_rows(sigmoid_apply(X, dtype=dtype), rows)
 
 
 SIGMOID_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -936,10 +982,12 @@ def sigmoid_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows(X)
     dtype = check("sigmoid_layer", SIGMOID_LAYER_CALL_SHAPES, (X, W, b))
-    return sigmoid_layer_apply(X, W, b, dtype=dtype)
+    return restore_rows(sigmoid_layer_apply(X, W, b, dtype=dtype), rows)
 
 
 SIGMOID_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -980,10 +1028,12 @@ def sigmoid_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows(X)
     dtype = check("sigmoid_dropout_layer", SIGMOID_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype)
+    return restore_rows(sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
 
 
 SILU_SHAPES = (("X", ("N", "K")),)
@@ -1018,10 +1068,12 @@ def silu(X: Tensor) -> Tensor:
         DX = DY ⊙ silu'(X)
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows(X)
     dtype = check("silu", SILU_CALL_SHAPES, (X,))
-    return silu_apply(X, dtype=dtype)
+    return restore_rows(silu_apply(X, dtype=dtype), rows)
 
 
 SILU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -1060,10 +1112,12 @@ def silu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows(X)
     dtype = check("silu_layer", SILU_LAYER_CALL_SHAPES, (X, W, b))
-    return silu_layer_apply(X, W, b, dtype=dtype)
+    return restore_rows(silu_layer_apply(X, W, b, dtype=dtype), rows)
 
 
 SILU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -1104,10 +1158,12 @@ def silu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·(Rᵀ ⊙ W)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows(X)
     dtype = check("silu_dropout_layer", SILU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return silu_dropout_layer_apply(X, R, W, b, dtype=dtype)
+    return restore_rows(silu_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
 
 
 SRELU_SHAPES = (("al", ()), ("tl", ()), ("ar", ()), ("tr", ()), ("X", ("N", "K")))
@@ -1160,10 +1216,12 @@ def srelu(
         DX = DY ⊙ srelu'(X)
 
     Shapes (checked): X N×K, al scalar, tl scalar, ar scalar, tr scalar.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, al, tl, ar, tr.
     """
+    X, rows = batch_rows(X)
     dtype = check("srelu", SRELU_CALL_SHAPES, (X, al, tl, ar, tr))
-    return srelu_apply(X, al, tl, ar, tr, dtype=dtype)
+    return restore_rows(srelu_apply(X, al, tl, ar, tr, dtype=dtype), rows)
 
 
 SRELU_LAYER_SHAPES = (
@@ -1252,10 +1310,12 @@ def srelu_layer(
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b, al, tl, ar, tr.
     """
+    X, rows = batch_rows(X)
     dtype = check("srelu_layer", SRELU_LAYER_CALL_SHAPES, (X, W, b, al, tl, ar, tr))
-    return srelu_layer_apply(X, W, b, al, tl, ar, tr, dtype=dtype)
+    return restore_rows(srelu_layer_apply(X, W, b, al, tl, ar, tr, dtype=dtype), rows)
 
 
 SRELU_DROPOUT_LAYER_SHAPES = (
@@ -1350,10 +1410,12 @@ def srelu_dropout_layer(
         DX = DZ·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K, al scalar, tl scalar, ar scalar, tr scalar.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b, al, tl, ar, tr; none for R.
     """
+    X, rows = batch_rows(X)
     dtype = check("srelu_dropout_layer", SRELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b, al, tl, ar, tr))
-    return srelu_dropout_layer_apply(X, R, W, b, al, tl, ar, tr, dtype=dtype)
+    return restore_rows(srelu_dropout_layer_apply(X, R, W, b, al, tl, ar, tr, dtype=dtype), rows)
 
 
 SIMPLE_BATCH_NORM_SHAPES = (("X", ("N", "K")),)
@@ -1390,10 +1452,12 @@ def simple_batch_norm(X: Tensor) -> Tensor:
         DX = (1_N·inv_sqrt(Σ)/N) ⊙ ((N·I_N − 1_N·1_Nᵀ)·DY − (Y ⊙ (1_N·diag(Yᵀ·DY)ᵀ)))
 
     Shapes (checked): X N×K.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows(X)
     dtype = check("simple_batch_norm", SIMPLE_BATCH_NORM_CALL_SHAPES, (X,))
-    return simple_batch_norm_apply(X, dtype=dtype)
+    return restore_rows(simple_batch_norm_apply(X, dtype=dtype), rows)
 
 
 SIMPLE_BATCH_NORM_INFERENCE_SHAPES = (
@@ -1438,12 +1502,14 @@ def simple_batch_norm_inference(X: Tensor, running_mean: Tensor, running_var: Te
         DX = (1_N·inv_sqrt(running_var)) ⊙ DY
 
     Shapes (checked): X N×K, running_mean 1×K, running_var 1×K.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for running_mean, running_var.
     """
+    X, rows = batch_rows(X)
     dtype = check(
         "simple_batch_norm_inference", SIMPLE_BATCH_NORM_INFERENCE_CALL_SHAPES, (X, running_mean, running_var)
     )
-    return simple_batch_norm_inference_apply(X, running_mean, running_var, dtype=dtype)
+    return restore_rows(simple_batch_norm_inference_apply(X, running_mean, running_var, dtype=dtype), rows)
 
 
 BATCH_NORM_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
@@ -1484,10 +1550,12 @@ def batch_norm(X: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         DX = (1_N·inv_sqrt(Σ)/N) ⊙ ((N·I_N − 1_N·1_Nᵀ)·DZ − (Z ⊙ (1_N·diag(Zᵀ·DZ)ᵀ)))
 
     Shapes (checked): X N×K, gamma 1×K, beta 1×K.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta.
     """
+    X, rows = batch_rows(X)
     dtype = check("batch_norm", BATCH_NORM_CALL_SHAPES, (X, gamma, beta))
-    return batch_norm_apply(X, gamma, beta, dtype=dtype)
+    return restore_rows(batch_norm_apply(X, gamma, beta, dtype=dtype), rows)
 
 
 BATCH_NORM_INFERENCE_SHAPES = (
@@ -1548,12 +1616,16 @@ def batch_norm_inference(
         DX = (1_N·inv_sqrt(running_var)) ⊙ DZ
 
     Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for running_mean, running_var.
     """
+    X, rows = batch_rows(X)
     dtype = check(
         "batch_norm_inference", BATCH_NORM_INFERENCE_CALL_SHAPES, (X, running_mean, running_var, gamma, beta)
     )
-    return batch_norm_inference_apply(X, running_mean, running_var, gamma, beta, dtype=dtype)
+    return restore_rows(
+        batch_norm_inference_apply(X, running_mean, running_var, gamma, beta, dtype=dtype), rows
+    )
 
 
 SIMPLE_BATCH_NORM_EPS_SHAPES = (("X", ("N", "K")),)
@@ -1590,10 +1662,12 @@ def simple_batch_norm_eps(X: Tensor, epsilon: float) -> Tensor:
         DX = (1_N·inv_sqrt(ε·1_Kᵀ + Σ)/N) ⊙ ((N·I_N − 1_N·1_Nᵀ)·DY − (Y ⊙ (1_N·diag(Yᵀ·DY)ᵀ)))
 
     Shapes (checked): X N×K, epsilon scalar.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for epsilon.
     """
+    X, rows = batch_rows(X)
     dtype = check("simple_batch_norm_eps", SIMPLE_BATCH_NORM_EPS_CALL_SHAPES, (X,))
-    return simple_batch_norm_eps_apply(X, epsilon, dtype=dtype)
+    return restore_rows(simple_batch_norm_eps_apply(X, epsilon, dtype=dtype), rows)
 
 
 SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES = (
@@ -1640,14 +1714,18 @@ def simple_batch_norm_eps_inference(
         DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DY
 
     Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, epsilon scalar.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for running_mean, running_var, epsilon.
     """
+    X, rows = batch_rows(X)
     dtype = check(
         "simple_batch_norm_eps_inference",
         SIMPLE_BATCH_NORM_EPS_INFERENCE_CALL_SHAPES,
         (X, running_mean, running_var),
     )
-    return simple_batch_norm_eps_inference_apply(X, running_mean, running_var, epsilon, dtype=dtype)
+    return restore_rows(
+        simple_batch_norm_eps_inference_apply(X, running_mean, running_var, epsilon, dtype=dtype), rows
+    )
 
 
 BATCH_NORM_EPS_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
@@ -1690,10 +1768,12 @@ def batch_norm_eps(X: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Te
         DX = (1_N·inv_sqrt(ε·1_Kᵀ + Σ)/N) ⊙ ((N·I_N − 1_N·1_Nᵀ)·DZ − (Z ⊙ (1_N·diag(Zᵀ·DZ)ᵀ)))
 
     Shapes (checked): X N×K, gamma 1×K, beta 1×K, epsilon scalar.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for epsilon.
     """
+    X, rows = batch_rows(X)
     dtype = check("batch_norm_eps", BATCH_NORM_EPS_CALL_SHAPES, (X, gamma, beta))
-    return batch_norm_eps_apply(X, gamma, beta, epsilon, dtype=dtype)
+    return restore_rows(batch_norm_eps_apply(X, gamma, beta, epsilon, dtype=dtype), rows)
 
 
 BATCH_NORM_EPS_INFERENCE_SHAPES = (
@@ -1755,14 +1835,18 @@ def batch_norm_eps_inference(
         DX = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ DZ
 
     Shapes (checked): X N×K, running_mean 1×K, running_var 1×K, gamma 1×K, beta 1×K, epsilon scalar.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for running_mean, running_var, epsilon.
     """
+    X, rows = batch_rows(X)
     dtype = check(
         "batch_norm_eps_inference",
         BATCH_NORM_EPS_INFERENCE_CALL_SHAPES,
         (X, running_mean, running_var, gamma, beta),
     )
-    return batch_norm_eps_inference_apply(X, running_mean, running_var, gamma, beta, epsilon, dtype=dtype)
+    return restore_rows(
+        batch_norm_eps_inference_apply(X, running_mean, running_var, gamma, beta, epsilon, dtype=dtype), rows
+    )
 
 
 LINEAR_DROPOUT_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -1801,10 +1885,12 @@ def linear_dropout(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DY·(W ⊙ Rᵀ)
 
     Shapes (checked): X N×D, R D×K, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
+    X, rows = batch_rows(X)
     dtype = check("linear_dropout", LINEAR_DROPOUT_CALL_SHAPES, (X, R, W, b))
-    return linear_dropout_apply(X, R, W, b, dtype=dtype)
+    return restore_rows(linear_dropout_apply(X, R, W, b, dtype=dtype), rows)
 
 
 LAYER_NORM_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
@@ -1847,10 +1933,12 @@ def layer_norm(X: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Tensor
         DX = (inv_sqrt(ε·1_N + Σ)·1_Kᵀ) ⊙ (DZ − DZ·1_K·1_Kᵀ/K − (((DZ ⊙ Z)·1_K·1_Kᵀ) ⊙ Z)/K)
 
     Shapes (checked): X N×K, gamma 1×K, beta 1×K, epsilon scalar.
+    X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for epsilon.
     """
+    X, rows = batch_rows(X)
     dtype = check("layer_norm", LAYER_NORM_CALL_SHAPES, (X, gamma, beta))
-    return layer_norm_apply(X, gamma, beta, epsilon, dtype=dtype)
+    return restore_rows(layer_norm_apply(X, gamma, beta, epsilon, dtype=dtype), rows)
 
 
 LINEAR_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -1887,10 +1975,12 @@ def linear(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DY·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows(X)
     dtype = check("linear", LINEAR_CALL_SHAPES, (X, W, b))
-    return linear_apply(X, W, b, dtype=dtype)
+    return restore_rows(linear_apply(X, W, b, dtype=dtype), rows)
 
 
 RESIDUAL_RELU_LAYER_SHAPES = (("W", ("D", "D")), ("b", (1, "D")), ("X", ("N", "D")))
@@ -1929,10 +2019,12 @@ def residual_relu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DY + DZ·W
 
     Shapes (checked): X N×D, W D×D, b 1×D.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows(X)
     dtype = check("residual_relu_layer", RESIDUAL_RELU_LAYER_CALL_SHAPES, (X, W, b))
-    return residual_relu_layer_apply(X, W, b, dtype=dtype)
+    return restore_rows(residual_relu_layer_apply(X, W, b, dtype=dtype), rows)
 
 
 SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -1971,10 +2063,12 @@ def softmax_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows(X)
     dtype = check("softmax_layer", SOFTMAX_LAYER_CALL_SHAPES, (X, W, b))
-    return softmax_layer_apply(X, W, b, dtype=dtype)
+    return restore_rows(softmax_layer_apply(X, W, b, dtype=dtype), rows)
 
 
 LOG_SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -2013,10 +2107,12 @@ def log_softmax_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
         DX = DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
+    X, rows = batch_rows(X)
     dtype = check("log_softmax_layer", LOG_SOFTMAX_LAYER_CALL_SHAPES, (X, W, b))
-    return log_softmax_layer_apply(X, W, b, dtype=dtype)
+    return restore_rows(log_softmax_layer_apply(X, W, b, dtype=dtype), rows)
 
 
 SQUARED_ERROR_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -2051,10 +2147,39 @@ def squared_error_loss(Y: Tensor, T: Tensor) -> Tensor:
         DY = 2·Y − 2·T
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
     dtype = check("squared_error_loss", SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
     return squared_error_loss_apply(Y, T, dtype=dtype)
+
+
+def squared_error_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """The values of ``squared_error_loss`` per row, N × 1, summing to L: one batched kernel,
+    ``squared_error_loss_rows``, the spec's equation without its sum over the rows:
+
+        L_rows = ((Y − T) ⊙ (Y − T))·1_K
+
+    Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
+    C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
+    """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
+    check("squared_error_loss", SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
+
+    @tf.custom_gradient
+    def apply(Y):
+        L_rows = _losses.squared_error_loss_rows(Y, T)
+
+        def gradient(C):
+            DY = _losses.squared_error_loss_gradient(Y, T)
+            return DY * C
+
+        return L_rows, gradient
+
+    return apply(tf.convert_to_tensor(Y))
 
 
 MEAN_SQUARED_ERROR_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -2089,10 +2214,39 @@ def mean_squared_error_loss(Y: Tensor, T: Tensor) -> Tensor:
         DY = (2·Y − 2·T)/(K·N)
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
     dtype = check("mean_squared_error_loss", MEAN_SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
     return mean_squared_error_loss_apply(Y, T, dtype=dtype)
+
+
+def mean_squared_error_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """The values of ``mean_squared_error_loss`` per row, N × 1, summing to L: one batched kernel,
+    ``mean_squared_error_loss_rows``, the spec's equation without its sum over the rows:
+
+        L_rows = ((Y − T) ⊙ (Y − T))·1_K/(K·N)
+
+    Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
+    C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
+    """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
+    check("mean_squared_error_loss", MEAN_SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
+
+    @tf.custom_gradient
+    def apply(Y):
+        L_rows = _losses.mean_squared_error_loss_rows(Y, T)
+
+        def gradient(C):
+            DY = _losses.mean_squared_error_loss_gradient(Y, T)
+            return DY * C
+
+        return L_rows, gradient
+
+    return apply(tf.convert_to_tensor(Y))
 
 
 CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -2127,10 +2281,39 @@ def cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
         DY = −(T ⊙ reciprocal(Y))
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
     dtype = check("cross_entropy_loss", CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return cross_entropy_loss_apply(Y, T, dtype=dtype)
+
+
+def cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """The values of ``cross_entropy_loss`` per row, N × 1, summing to L: one batched kernel,
+    ``cross_entropy_loss_rows``, the spec's equation without its sum over the rows:
+
+        L_rows = −xlogy(T, Y)·1_K
+
+    Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
+    C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
+    """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
+    check("cross_entropy_loss", CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
+
+    @tf.custom_gradient
+    def apply(Y):
+        L_rows = _losses.cross_entropy_loss_rows(Y, T)
+
+        def gradient(C):
+            DY = _losses.cross_entropy_loss_gradient(Y, T)
+            return DY * C
+
+        return L_rows, gradient
+
+    return apply(tf.convert_to_tensor(Y))
 
 
 SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -2165,10 +2348,39 @@ def softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
         DY = (exp(Y) ⊙ (reciprocal(exp(Y)·1_K)·1_Kᵀ)) ⊙ (T·1_K·1_Kᵀ) − T
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
     dtype = check("softmax_cross_entropy_loss", SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return softmax_cross_entropy_loss_apply(Y, T, dtype=dtype)
+
+
+def softmax_cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """The values of ``softmax_cross_entropy_loss`` per row, N × 1, summing to L: one batched kernel,
+    ``softmax_cross_entropy_loss_rows``, the spec's equation without its sum over the rows:
+
+        L_rows = −(T ⊙ (Y − log(exp(Y)·1_K)·1_Kᵀ))·1_K
+
+    Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
+    C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
+    """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
+    check("softmax_cross_entropy_loss", SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
+
+    @tf.custom_gradient
+    def apply(Y):
+        L_rows = _losses.softmax_cross_entropy_loss_rows(Y, T)
+
+        def gradient(C):
+            DY = _losses.softmax_cross_entropy_loss_gradient(Y, T)
+            return DY * C
+
+        return L_rows, gradient
+
+    return apply(tf.convert_to_tensor(Y))
 
 
 SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -2203,12 +2415,41 @@ def softmax_cross_entropy_one_hot_loss(Y: Tensor, T: Tensor) -> Tensor:
         DY = exp(Y) ⊙ (reciprocal(exp(Y)·1_K)·1_Kᵀ) − T
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
     dtype = check(
         "softmax_cross_entropy_one_hot_loss", SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_CALL_SHAPES, (Y, T)
     )
     return softmax_cross_entropy_one_hot_loss_apply(Y, T, dtype=dtype)
+
+
+def softmax_cross_entropy_one_hot_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """The values of ``softmax_cross_entropy_one_hot_loss`` per row, N × 1, summing to L: one batched kernel,
+    ``softmax_cross_entropy_one_hot_loss_rows``, the spec's equation without its sum over the rows:
+
+        L_rows = −(T ⊙ (Y − log(exp(Y)·1_K)·1_Kᵀ))·1_K
+
+    Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
+    C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
+    """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
+    check("softmax_cross_entropy_one_hot_loss", SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_CALL_SHAPES, (Y, T))
+
+    @tf.custom_gradient
+    def apply(Y):
+        L_rows = _losses.softmax_cross_entropy_one_hot_loss_rows(Y, T)
+
+        def gradient(C):
+            DY = _losses.softmax_cross_entropy_one_hot_loss_gradient(Y, T)
+            return DY * C
+
+        return L_rows, gradient
+
+    return apply(tf.convert_to_tensor(Y))
 
 
 STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -2243,10 +2484,39 @@ def stable_softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
         DY = (exp(Y − rows_max(Y)·1_Kᵀ) ⊙ (reciprocal(exp(Y − rows_max(Y)·1_Kᵀ)·1_K)·1_Kᵀ)) ⊙ (T·1_K·1_Kᵀ) − T
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
     dtype = check("stable_softmax_cross_entropy_loss", STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return stable_softmax_cross_entropy_loss_apply(Y, T, dtype=dtype)
+
+
+def stable_softmax_cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """The values of ``stable_softmax_cross_entropy_loss`` per row, N × 1, summing to L: one batched kernel,
+    ``stable_softmax_cross_entropy_loss_rows``, the spec's equation without its sum over the rows:
+
+        L_rows = −(T ⊙ (Y − log(exp(Y − rows_max(Y)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Y)·1_Kᵀ))·1_K
+
+    Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
+    C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
+    """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
+    check("stable_softmax_cross_entropy_loss", STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
+
+    @tf.custom_gradient
+    def apply(Y):
+        L_rows = _losses.stable_softmax_cross_entropy_loss_rows(Y, T)
+
+        def gradient(C):
+            DY = _losses.stable_softmax_cross_entropy_loss_gradient(Y, T)
+            return DY * C
+
+        return L_rows, gradient
+
+    return apply(tf.convert_to_tensor(Y))
 
 
 LOGISTIC_CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -2281,10 +2551,39 @@ def logistic_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
         DY = T ⊙ σ(Y) − T
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
     dtype = check("logistic_cross_entropy_loss", LOGISTIC_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return logistic_cross_entropy_loss_apply(Y, T, dtype=dtype)
+
+
+def logistic_cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """The values of ``logistic_cross_entropy_loss`` per row, N × 1, summing to L: one batched kernel,
+    ``logistic_cross_entropy_loss_rows``, the spec's equation without its sum over the rows:
+
+        L_rows = −(T ⊙ log_sigmoid(Y))·1_K
+
+    Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
+    C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
+    """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
+    check("logistic_cross_entropy_loss", LOGISTIC_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
+
+    @tf.custom_gradient
+    def apply(Y):
+        L_rows = _losses.logistic_cross_entropy_loss_rows(Y, T)
+
+        def gradient(C):
+            DY = _losses.logistic_cross_entropy_loss_gradient(Y, T)
+            return DY * C
+
+        return L_rows, gradient
+
+    return apply(tf.convert_to_tensor(Y))
 
 
 NEGATIVE_LOG_LIKELIHOOD_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -2319,10 +2618,39 @@ def negative_log_likelihood_loss(Y: Tensor, T: Tensor) -> Tensor:
         DY = −((reciprocal((Y ⊙ T)·1_K)·1_Kᵀ) ⊙ T)
 
     Shapes (checked): Y N×K, T N×K.
+    Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
     dtype = check("negative_log_likelihood_loss", NEGATIVE_LOG_LIKELIHOOD_LOSS_CALL_SHAPES, (Y, T))
     return negative_log_likelihood_loss_apply(Y, T, dtype=dtype)
+
+
+def negative_log_likelihood_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """The values of ``negative_log_likelihood_loss`` per row, N × 1, summing to L: one batched kernel,
+    ``negative_log_likelihood_loss_rows``, the spec's equation without its sum over the rows:
+
+        L_rows = −log((Y ⊙ T)·1_K)
+
+    Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
+    C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
+    """
+    Y, _ = batch_rows(Y)
+    T, _ = batch_rows(T)
+    check("negative_log_likelihood_loss", NEGATIVE_LOG_LIKELIHOOD_LOSS_CALL_SHAPES, (Y, T))
+
+    @tf.custom_gradient
+    def apply(Y):
+        L_rows = _losses.negative_log_likelihood_loss_rows(Y, T)
+
+        def gradient(C):
+            DY = _losses.negative_log_likelihood_loss_gradient(Y, T)
+            return DY * C
+
+        return L_rows, gradient
+
+    return apply(tf.convert_to_tensor(Y))
 
 
 SOFTMAX_SHAPES = (("X", ("N", "D")),)
@@ -2357,10 +2685,12 @@ def softmax(X: Tensor) -> Tensor:
         DX = Y ⊙ (DY − diag(DY·Yᵀ)·1_Dᵀ)
 
     Shapes (checked): X N×D.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows(X)
     dtype = check("softmax", SOFTMAX_CALL_SHAPES, (X,))
-    return softmax_apply(X, dtype=dtype)
+    return restore_rows(softmax_apply(X, dtype=dtype), rows)
 
 
 STABLE_SOFTMAX_SHAPES = (("X", ("N", "D")),)
@@ -2395,10 +2725,12 @@ def stable_softmax(X: Tensor) -> Tensor:
         DX = Y ⊙ (DY − diag(DY·Yᵀ)·1_Dᵀ)
 
     Shapes (checked): X N×D.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows(X)
     dtype = check("stable_softmax", STABLE_SOFTMAX_CALL_SHAPES, (X,))
-    return stable_softmax_apply(X, dtype=dtype)
+    return restore_rows(stable_softmax_apply(X, dtype=dtype), rows)
 
 
 LOG_SOFTMAX_SHAPES = (("X", ("N", "D")),)
@@ -2433,10 +2765,12 @@ def log_softmax(X: Tensor) -> Tensor:
         DX = DY − ((exp(X) ⊙ (reciprocal(exp(X)·1_D)·1_Dᵀ)) ⊙ (DY·1_D·1_Dᵀ))
 
     Shapes (checked): X N×D.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows(X)
     dtype = check("log_softmax", LOG_SOFTMAX_CALL_SHAPES, (X,))
-    return log_softmax_apply(X, dtype=dtype)
+    return restore_rows(log_softmax_apply(X, dtype=dtype), rows)
 
 
 STABLE_LOG_SOFTMAX_SHAPES = (("X", ("N", "D")),)
@@ -2471,7 +2805,9 @@ def stable_log_softmax(X: Tensor) -> Tensor:
         DX = DY − ((exp(X − rows_max(X)·1_Dᵀ) ⊙ (reciprocal(exp(X − rows_max(X)·1_Dᵀ)·1_D)·1_Dᵀ)) ⊙ (DY·1_D·1_Dᵀ))
 
     Shapes (checked): X N×D.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
+    X, rows = batch_rows(X)
     dtype = check("stable_log_softmax", STABLE_LOG_SOFTMAX_CALL_SHAPES, (X,))
-    return stable_log_softmax_apply(X, dtype=dtype)
+    return restore_rows(stable_log_softmax_apply(X, dtype=dtype), rows)

@@ -35,7 +35,6 @@ from ._framework import (  # noqa: E402
     dropout_mask,
     batch_rows,
     loss_arguments,
-    per_row,
     reduce_sum,
     restore_rows,
     summed,
@@ -1639,7 +1638,8 @@ class SquaredErrorLoss(keras.losses.Loss):
         """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
-        return per_row(F.squared_error_loss, Y, T, averaged=False)
+        # One batched kernel, squared_error_loss_rows: L_rows = ((Y − T) ⊙ (Y − T))·1_K
+        return tf.reshape(F.squared_error_loss_rows(Y, T), [-1])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1671,7 +1671,8 @@ class MeanSquaredErrorLoss(keras.losses.Loss):
         """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
         alone, divided by N (the spec averages over its rows)."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
-        return per_row(F.mean_squared_error_loss, Y, T, averaged=True)
+        # One batched kernel, mean_squared_error_loss_rows: L_rows = ((Y − T) ⊙ (Y − T))·1_K/(K·N)
+        return tf.reshape(F.mean_squared_error_loss_rows(Y, T), [-1])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1701,7 +1702,8 @@ class CrossEntropyLoss(keras.losses.Loss):
         """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
-        return per_row(F.cross_entropy_loss, Y, T, averaged=False)
+        # One batched kernel, cross_entropy_loss_rows: L_rows = −xlogy(T, Y)·1_K
+        return tf.reshape(F.cross_entropy_loss_rows(Y, T), [-1])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1733,7 +1735,8 @@ class SoftmaxCrossEntropyLoss(keras.losses.Loss):
         """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
-        return per_row(F.softmax_cross_entropy_loss, Y, T, averaged=False)
+        # One batched kernel, softmax_cross_entropy_loss_rows: L_rows = −(T ⊙ (Y − log(exp(Y)·1_K)·1_Kᵀ))·1_K
+        return tf.reshape(F.softmax_cross_entropy_loss_rows(Y, T), [-1])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1765,7 +1768,8 @@ class SoftmaxCrossEntropyOneHotLoss(keras.losses.Loss):
         """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
-        return per_row(F.softmax_cross_entropy_one_hot_loss, Y, T, averaged=False)
+        # One batched kernel, softmax_cross_entropy_one_hot_loss_rows: L_rows = −(T ⊙ (Y − log(exp(Y)·1_K)·1_Kᵀ))·1_K
+        return tf.reshape(F.softmax_cross_entropy_one_hot_loss_rows(Y, T), [-1])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1797,7 +1801,8 @@ class StableSoftmaxCrossEntropyLoss(keras.losses.Loss):
         """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
-        return per_row(F.stable_softmax_cross_entropy_loss, Y, T, averaged=False)
+        # One batched kernel, stable_softmax_cross_entropy_loss_rows: L_rows = −(T ⊙ (Y − log(exp(Y − rows_max(Y)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Y)·1_Kᵀ))·1_K
+        return tf.reshape(F.stable_softmax_cross_entropy_loss_rows(Y, T), [-1])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1829,7 +1834,8 @@ class LogisticCrossEntropyLoss(keras.losses.Loss):
         """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
-        return per_row(F.logistic_cross_entropy_loss, Y, T, averaged=False)
+        # One batched kernel, logistic_cross_entropy_loss_rows: L_rows = −(T ⊙ log_sigmoid(Y))·1_K
+        return tf.reshape(F.logistic_cross_entropy_loss_rows(Y, T), [-1])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1861,7 +1867,8 @@ class NegativeLogLikelihoodLoss(keras.losses.Loss):
         """One value per row (Keras' per-sample losses), summing to L: the spec's L of each row
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
-        return per_row(F.negative_log_likelihood_loss, Y, T, averaged=False)
+        # One batched kernel, negative_log_likelihood_loss_rows: L_rows = −log((Y ⊙ T)·1_K)
+        return tf.reshape(F.negative_log_likelihood_loss_rows(Y, T), [-1])
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

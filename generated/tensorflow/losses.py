@@ -29,6 +29,14 @@ __all__ = [
     "logistic_cross_entropy_loss_gradient",
     "negative_log_likelihood_loss",
     "negative_log_likelihood_loss_gradient",
+    "squared_error_loss_rows",
+    "mean_squared_error_loss_rows",
+    "cross_entropy_loss_rows",
+    "softmax_cross_entropy_loss_rows",
+    "softmax_cross_entropy_one_hot_loss_rows",
+    "stable_softmax_cross_entropy_loss_rows",
+    "logistic_cross_entropy_loss_rows",
+    "negative_log_likelihood_loss_rows",
 ]
 
 
@@ -304,3 +312,139 @@ def negative_log_likelihood_loss_gradient(Y: Tensor, T: Tensor) -> Tensor:
     t0 = -1 / tf.reduce_sum(Y * T, axis=1, keepdims=True)
     DY = T * t0
     return DY
+
+
+def squared_error_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """Squared error: values per row.
+
+    From spec/losses/losses.py (squared_error_loss):
+
+        L_rows = ((Y − T) ⊙ (Y − T))·1_K
+
+    Shapes: Y N×K, T N×K.
+    Returns L_rows.
+    """
+    check_shapes("squared_error_loss_rows", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
+    L_rows = tf.reduce_sum((Y - T) ** 2, axis=1, keepdims=True)
+    return L_rows
+
+
+def mean_squared_error_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """Mean squared error: values per row.
+
+    From spec/losses/losses.py (mean_squared_error_loss):
+
+        L_rows = ((Y − T) ⊙ (Y − T))·1_K/(K·N)
+
+    Shapes: Y N×K, T N×K.
+    Returns L_rows.
+    """
+    check_shapes("mean_squared_error_loss_rows", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
+    N = tf.cast(tf.shape(Y)[0], Y.dtype)
+    K = tf.cast(tf.shape(Y)[1], Y.dtype)
+    L_rows = tf.reduce_sum((Y - T) ** 2, axis=1, keepdims=True) / (K * N)
+    return L_rows
+
+
+def cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """Cross-entropy of probabilities Y: values per row.
+
+    From spec/losses/losses.py (cross_entropy_loss):
+
+        L_rows = −xlogy(T, Y)·1_K
+
+    Shapes: Y N×K, T N×K.
+    Returns L_rows.
+    """
+    check_shapes("cross_entropy_loss_rows", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape))
+    L_rows = -tf.reduce_sum(tf.math.xlogy(T, Y), axis=1, keepdims=True)
+    return L_rows
+
+
+def softmax_cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """Softmax cross-entropy of logits Y: values per row.
+
+    From spec/losses/losses.py (softmax_cross_entropy_loss):
+
+        L_rows = −(T ⊙ (Y − log(exp(Y)·1_K)·1_Kᵀ))·1_K
+
+    Shapes: Y N×K, T N×K.
+    Returns L_rows.
+    """
+    check_shapes(
+        "softmax_cross_entropy_loss_rows", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+    )
+    t0 = -tf.math.log(tf.reduce_sum(tf.exp(Y), axis=1, keepdims=True))
+    L_rows = -tf.reduce_sum(T * (Y + t0), axis=1, keepdims=True)
+    return L_rows
+
+
+def softmax_cross_entropy_one_hot_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """Softmax cross-entropy of logits Y for rows of T summing to 1: values per row.
+
+    From spec/losses/losses.py (softmax_cross_entropy_one_hot_loss):
+
+        L_rows = −(T ⊙ (Y − log(exp(Y)·1_K)·1_Kᵀ))·1_K
+
+    Shapes: Y N×K, T N×K.
+    Returns L_rows.
+    """
+    check_shapes(
+        "softmax_cross_entropy_one_hot_loss_rows", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+    )
+    t0 = -tf.math.log(tf.reduce_sum(tf.exp(Y), axis=1, keepdims=True))
+    L_rows = -tf.reduce_sum(T * (Y + t0), axis=1, keepdims=True)
+    return L_rows
+
+
+def stable_softmax_cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """Softmax cross-entropy of logits Y, shifted by the row maxima: values per row.
+
+    From spec/losses/losses.py (stable_softmax_cross_entropy_loss):
+
+        L_rows = −(T ⊙ (Y − log(exp(Y − rows_max(Y)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Y)·1_Kᵀ))·1_K
+
+    Shapes: Y N×K, T N×K.
+    Returns L_rows.
+    """
+    check_shapes(
+        "stable_softmax_cross_entropy_loss_rows", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+    )
+    t0 = -tf.reduce_max(Y, axis=1, keepdims=True)
+    t1 = t0 - tf.math.log(tf.reduce_sum(tf.exp(t0 + Y), axis=1, keepdims=True))
+    L_rows = -tf.reduce_sum(T * (Y + t1), axis=1, keepdims=True)
+    return L_rows
+
+
+def logistic_cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """Logistic cross-entropy of logits Y: values per row.
+
+    From spec/losses/losses.py (logistic_cross_entropy_loss):
+
+        L_rows = −(T ⊙ log_sigmoid(Y))·1_K
+
+    Shapes: Y N×K, T N×K.
+    Returns L_rows.
+    """
+    check_shapes(
+        "logistic_cross_entropy_loss_rows", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+    )
+    L_rows = tf.reduce_sum(T * tf.nn.softplus(-Y), axis=1, keepdims=True)
+    return L_rows
+
+
+def negative_log_likelihood_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
+    """Negative log-likelihood of probabilities Y: values per row.
+
+    From spec/losses/losses.py (negative_log_likelihood_loss):
+
+        L_rows = −log((Y ⊙ T)·1_K)
+
+    Shapes: Y N×K, T N×K.
+    Returns L_rows.
+    """
+    check_shapes(
+        "negative_log_likelihood_loss_rows", (("Y", ("N", "K")), ("T", ("N", "K"))), (Y.shape, T.shape)
+    )
+    L_rows = -tf.math.log(tf.reduce_sum(Y * T, axis=1, keepdims=True))
+    return L_rows

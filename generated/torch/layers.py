@@ -81,6 +81,20 @@ __all__ = [
     "sparse_log_softmax_layer_forward",
     "sparse_log_softmax_layer_backward",
     "sparse_log_softmax_layer_backward_without_DX",
+    "simple_batch_norm_jvp",
+    "simple_batch_norm_inference_jvp",
+    "batch_norm_jvp",
+    "batch_norm_inference_jvp",
+    "simple_batch_norm_eps_jvp",
+    "simple_batch_norm_eps_inference_jvp",
+    "batch_norm_eps_jvp",
+    "batch_norm_eps_inference_jvp",
+    "linear_dropout_jvp",
+    "layer_norm_jvp",
+    "linear_jvp",
+    "residual_relu_layer_jvp",
+    "softmax_layer_jvp",
+    "log_softmax_layer_jvp",
 ]
 
 
@@ -2257,3 +2271,534 @@ def sparse_log_softmax_layer_backward_without_DX(
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
+
+
+def simple_batch_norm_jvp(X: Tensor, Sigma: Tensor, Y: Tensor, dX: Tensor) -> Tensor:
+    """Batch normalization: forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (simple_batch_norm):
+
+        dR = dX − 1_N·1_Nᵀ·dX/N
+        dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
+        dY = (1_N·inv_sqrt(Σ)) ⊙ dR − ((1_N·(dSigma ⊙ reciprocal(Σ))) ⊙ Y)/2
+
+    Shapes: X N×K, Sigma 1×K, Y N×K, dX N×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == Sigma.ndim == Y.ndim == dX.ndim == 2
+        and Sigma.shape == (1, X.shape[1])
+        and Y.shape == X.shape
+        and dX.shape == X.shape
+    ):
+        wrong_shapes(
+            "simple_batch_norm_jvp",
+            (("X", ("N", "K")), ("Sigma", (1, "K")), ("Y", ("N", "K")), ("dX", ("N", "K"))),
+            (X.shape, Sigma.shape, Y.shape, dX.shape),
+        )
+    N = X.shape[0]
+    t0 = dX.sum(dim=0, keepdim=True)
+    t1 = -X.sum(dim=0, keepdim=True) / N
+    t2 = -t0 / N
+    t5 = dX + t2
+    dSigma = 2 * (t5 * (X + t1)).sum(dim=0, keepdim=True) / N
+    t3 = torch.rsqrt(Sigma)
+    t4 = -dSigma / (2 * Sigma)
+    dY = torch.addcmul(t3 * t5, t4, Y)
+    return dY
+
+
+def simple_batch_norm_inference_jvp(running_var: Tensor, dX: Tensor) -> Tensor:
+    """Batch normalization in inference mode (by the running statistics): forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (simple_batch_norm_inference):
+
+        dY = (1_N·inv_sqrt(running_var)) ⊙ dX
+
+    Shapes: running_var 1×K, dX N×K.
+    Returns dY.
+    """
+    if not (
+        running_var.ndim == dX.ndim == 2 and running_var.shape[0] == 1 and dX.shape[1] == running_var.shape[1]
+    ):
+        wrong_shapes(
+            "simple_batch_norm_inference_jvp",
+            (("running_var", (1, "K")), ("dX", ("N", "K"))),
+            (running_var.shape, dX.shape),
+        )
+    t0 = torch.rsqrt(running_var)
+    dY = dX * t0
+    return dY
+
+
+def batch_norm_jvp(
+    X: Tensor, gamma: Tensor, Sigma: Tensor, Z: Tensor, dX: Tensor, dgamma: Tensor, dbeta: Tensor
+) -> Tensor:
+    """Batch normalization with affine γ, β: forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (batch_norm):
+
+        dR = dX − 1_N·1_Nᵀ·dX/N
+        dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
+        dZ = (1_N·inv_sqrt(Σ)) ⊙ dR − ((1_N·(dSigma ⊙ reciprocal(Σ))) ⊙ Z)/2
+        dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
+
+    Shapes: X N×K, gamma 1×K, Sigma 1×K, Z N×K, dX N×K, dgamma 1×K, dbeta 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == gamma.ndim == Sigma.ndim == Z.ndim == dX.ndim == dgamma.ndim == dbeta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and Sigma.shape == (1, X.shape[1])
+        and Z.shape == X.shape
+        and dX.shape == X.shape
+        and dgamma.shape == (1, X.shape[1])
+        and dbeta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_jvp",
+            (
+                ("X", ("N", "K")),
+                ("gamma", (1, "K")),
+                ("Sigma", (1, "K")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "K")),
+                ("dgamma", (1, "K")),
+                ("dbeta", (1, "K")),
+            ),
+            (X.shape, gamma.shape, Sigma.shape, Z.shape, dX.shape, dgamma.shape, dbeta.shape),
+        )
+    N = X.shape[0]
+    t0 = dX.sum(dim=0, keepdim=True)
+    t1 = -X.sum(dim=0, keepdim=True) / N
+    t2 = -t0 / N
+    t5 = dX + t2
+    dSigma = 2 * (t5 * (X + t1)).sum(dim=0, keepdim=True) / N
+    t3 = torch.rsqrt(Sigma)
+    t4 = -dSigma / (2 * Sigma)
+    dZ = torch.addcmul(t3 * t5, t4, Z)
+    dY = torch.addcmul(torch.addcmul(dbeta, dgamma, Z), gamma, dZ)
+    return dY
+
+
+def batch_norm_inference_jvp(
+    running_var: Tensor, gamma: Tensor, Z: Tensor, dX: Tensor, dgamma: Tensor, dbeta: Tensor
+) -> Tensor:
+    """Batch normalization with affine γ, β in inference mode (by the running statistics): forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (batch_norm_inference):
+
+        dZ = (1_N·inv_sqrt(running_var)) ⊙ dX
+        dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
+
+    Shapes: running_var 1×K, gamma 1×K, Z N×K, dX N×K, dgamma 1×K, dbeta 1×K.
+    Returns dY.
+    """
+    if not (
+        running_var.ndim == gamma.ndim == Z.ndim == dX.ndim == dgamma.ndim == dbeta.ndim == 2
+        and running_var.shape[0] == 1
+        and gamma.shape == (1, running_var.shape[1])
+        and Z.shape[1] == running_var.shape[1]
+        and dX.shape == (Z.shape[0], running_var.shape[1])
+        and dgamma.shape == (1, running_var.shape[1])
+        and dbeta.shape == (1, running_var.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_inference_jvp",
+            (
+                ("running_var", (1, "K")),
+                ("gamma", (1, "K")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "K")),
+                ("dgamma", (1, "K")),
+                ("dbeta", (1, "K")),
+            ),
+            (running_var.shape, gamma.shape, Z.shape, dX.shape, dgamma.shape, dbeta.shape),
+        )
+    t0 = gamma / torch.sqrt(running_var)
+    dY = torch.addcmul(torch.addcmul(dbeta, dgamma, Z), dX, t0)
+    return dY
+
+
+def simple_batch_norm_eps_jvp(X: Tensor, Sigma: Tensor, Y: Tensor, dX: Tensor, epsilon: Scalar) -> Tensor:
+    """Batch normalization and ε: forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps):
+
+        dR = dX − 1_N·1_Nᵀ·dX/N
+        dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
+        dY = (1_N·inv_sqrt(ε·1_Kᵀ + Σ)) ⊙ dR − ((1_N·(dSigma ⊙ reciprocal(ε·1_Kᵀ + Σ))) ⊙ Y)/2
+
+    Shapes: X N×K, Sigma 1×K, Y N×K, dX N×K, epsilon scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == Sigma.ndim == Y.ndim == dX.ndim == 2
+        and Sigma.shape == (1, X.shape[1])
+        and Y.shape == X.shape
+        and dX.shape == X.shape
+    ):
+        wrong_shapes(
+            "simple_batch_norm_eps_jvp",
+            (("X", ("N", "K")), ("Sigma", (1, "K")), ("Y", ("N", "K")), ("dX", ("N", "K"))),
+            (X.shape, Sigma.shape, Y.shape, dX.shape),
+        )
+    N = X.shape[0]
+    t0 = dX.sum(dim=0, keepdim=True)
+    t1 = -X.sum(dim=0, keepdim=True) / N
+    t2 = -t0 / N
+    t6 = dX + t2
+    dSigma = 2 * (t6 * (X + t1)).sum(dim=0, keepdim=True) / N
+    t3 = Sigma + epsilon
+    t4 = torch.rsqrt(t3)
+    t5 = -dSigma / (2 * t3)
+    dY = torch.addcmul(Y * t5, t4, t6)
+    return dY
+
+
+def simple_batch_norm_eps_inference_jvp(running_var: Tensor, dX: Tensor, epsilon: Scalar) -> Tensor:
+    """Batch normalization and ε in inference mode (by the running statistics): forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (simple_batch_norm_eps_inference):
+
+        dY = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ dX
+
+    Shapes: running_var 1×K, dX N×K, epsilon scalar.
+    Returns dY.
+    """
+    if not (
+        running_var.ndim == dX.ndim == 2 and running_var.shape[0] == 1 and dX.shape[1] == running_var.shape[1]
+    ):
+        wrong_shapes(
+            "simple_batch_norm_eps_inference_jvp",
+            (("running_var", (1, "K")), ("dX", ("N", "K"))),
+            (running_var.shape, dX.shape),
+        )
+    t0 = torch.rsqrt(running_var + epsilon)
+    dY = dX * t0
+    return dY
+
+
+def batch_norm_eps_jvp(
+    X: Tensor,
+    gamma: Tensor,
+    Sigma: Tensor,
+    Z: Tensor,
+    dX: Tensor,
+    dgamma: Tensor,
+    dbeta: Tensor,
+    epsilon: Scalar,
+) -> Tensor:
+    """Batch normalization with affine γ, β and ε: forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (batch_norm_eps):
+
+        dR = dX − 1_N·1_Nᵀ·dX/N
+        dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
+        dZ = (1_N·inv_sqrt(ε·1_Kᵀ + Σ)) ⊙ dR − ((1_N·(dSigma ⊙ reciprocal(ε·1_Kᵀ + Σ))) ⊙ Z)/2
+        dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
+
+    Shapes: X N×K, gamma 1×K, Sigma 1×K, Z N×K, dX N×K, dgamma 1×K, dbeta 1×K, epsilon scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == gamma.ndim == Sigma.ndim == Z.ndim == dX.ndim == dgamma.ndim == dbeta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and Sigma.shape == (1, X.shape[1])
+        and Z.shape == X.shape
+        and dX.shape == X.shape
+        and dgamma.shape == (1, X.shape[1])
+        and dbeta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_jvp",
+            (
+                ("X", ("N", "K")),
+                ("gamma", (1, "K")),
+                ("Sigma", (1, "K")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "K")),
+                ("dgamma", (1, "K")),
+                ("dbeta", (1, "K")),
+            ),
+            (X.shape, gamma.shape, Sigma.shape, Z.shape, dX.shape, dgamma.shape, dbeta.shape),
+        )
+    N = X.shape[0]
+    t0 = dX.sum(dim=0, keepdim=True)
+    t1 = -X.sum(dim=0, keepdim=True) / N
+    t2 = -t0 / N
+    t6 = dX + t2
+    dSigma = 2 * (t6 * (X + t1)).sum(dim=0, keepdim=True) / N
+    t3 = Sigma + epsilon
+    t4 = torch.rsqrt(t3)
+    t5 = -dSigma / (2 * t3)
+    dZ = torch.addcmul(Z * t5, t4, t6)
+    dY = torch.addcmul(torch.addcmul(dbeta, Z, dgamma), gamma, dZ)
+    return dY
+
+
+def batch_norm_eps_inference_jvp(
+    running_var: Tensor, gamma: Tensor, Z: Tensor, dX: Tensor, dgamma: Tensor, dbeta: Tensor, epsilon: Scalar
+) -> Tensor:
+    """Batch normalization with affine γ, β and ε in inference mode (by the running statistics): forward-mode tangent (JVP).
+
+    From spec/layers/batch_norm.py (batch_norm_eps_inference):
+
+        dZ = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ dX
+        dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
+
+    Shapes: running_var 1×K, gamma 1×K, Z N×K, dX N×K, dgamma 1×K, dbeta 1×K, epsilon scalar.
+    Returns dY.
+    """
+    if not (
+        running_var.ndim == gamma.ndim == Z.ndim == dX.ndim == dgamma.ndim == dbeta.ndim == 2
+        and running_var.shape[0] == 1
+        and gamma.shape == (1, running_var.shape[1])
+        and Z.shape[1] == running_var.shape[1]
+        and dX.shape == (Z.shape[0], running_var.shape[1])
+        and dgamma.shape == (1, running_var.shape[1])
+        and dbeta.shape == (1, running_var.shape[1])
+    ):
+        wrong_shapes(
+            "batch_norm_eps_inference_jvp",
+            (
+                ("running_var", (1, "K")),
+                ("gamma", (1, "K")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "K")),
+                ("dgamma", (1, "K")),
+                ("dbeta", (1, "K")),
+            ),
+            (running_var.shape, gamma.shape, Z.shape, dX.shape, dgamma.shape, dbeta.shape),
+        )
+    t0 = gamma / torch.sqrt(running_var + epsilon)
+    dY = torch.addcmul(torch.addcmul(dbeta, dgamma, Z), dX, t0)
+    return dY
+
+
+def linear_dropout_jvp(X: Tensor, R: Tensor, W: Tensor, dX: Tensor, dW: Tensor, db: Tensor) -> Tensor:
+    """Linear layer with a dropout mask on its weights: forward-mode tangent (JVP).
+
+    From spec/layers/dropout.py (linear_dropout):
+
+        dY = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
+
+    Shapes: X N×D, R D×K, W K×D, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == R.ndim == W.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and R.shape[0] == X.shape[1]
+        and W.shape == (R.shape[1], X.shape[1])
+        and dX.shape == X.shape
+        and dW.shape == (R.shape[1], X.shape[1])
+        and db.shape == (1, R.shape[1])
+    ):
+        wrong_shapes(
+            "linear_dropout_jvp",
+            (
+                ("X", ("N", "D")),
+                ("R", ("D", "K")),
+                ("W", ("K", "D")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, R.shape, W.shape, dX.shape, dW.shape, db.shape),
+        )
+    dY = dX @ (R * W.T) + X @ (R * dW.T) + db
+    return dY
+
+
+def layer_norm_jvp(
+    X: Tensor,
+    gamma: Tensor,
+    Sigma: Tensor,
+    Z: Tensor,
+    dX: Tensor,
+    dgamma: Tensor,
+    dbeta: Tensor,
+    epsilon: Scalar,
+) -> Tensor:
+    """Layer normalization over each row with ε, γ and β: forward-mode tangent (JVP).
+
+    From spec/layers/layer_norm.py (layer_norm):
+
+        dR = dX − dX·1_K·1_Kᵀ/K
+        dSigma = 2·(R ⊙ dR)·1_K/K
+        dZ = (inv_sqrt(ε·1_N + Σ)·1_Kᵀ) ⊙ dR − (((dSigma ⊙ reciprocal(ε·1_N + Σ))·1_Kᵀ) ⊙ Z)/2
+        dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
+
+    Shapes: X N×K, gamma 1×K, Sigma N×1, Z N×K, dX N×K, dgamma 1×K, dbeta 1×K, epsilon scalar.
+    Returns dY.
+    """
+    if not (
+        X.ndim == gamma.ndim == Sigma.ndim == Z.ndim == dX.ndim == dgamma.ndim == dbeta.ndim == 2
+        and gamma.shape == (1, X.shape[1])
+        and Sigma.shape == (X.shape[0], 1)
+        and Z.shape == X.shape
+        and dX.shape == X.shape
+        and dgamma.shape == (1, X.shape[1])
+        and dbeta.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "layer_norm_jvp",
+            (
+                ("X", ("N", "K")),
+                ("gamma", (1, "K")),
+                ("Sigma", ("N", 1)),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "K")),
+                ("dgamma", (1, "K")),
+                ("dbeta", (1, "K")),
+            ),
+            (X.shape, gamma.shape, Sigma.shape, Z.shape, dX.shape, dgamma.shape, dbeta.shape),
+        )
+    K = X.shape[1]
+    t0 = dX.sum(dim=1, keepdim=True)
+    t1 = -X.sum(dim=1, keepdim=True) / K
+    t2 = -t0 / K
+    t6 = dX + t2
+    dSigma = 2 * (t6 * (X + t1)).sum(dim=1, keepdim=True) / K
+    t3 = Sigma + epsilon
+    t4 = torch.rsqrt(t3)
+    t5 = -dSigma / (2 * t3)
+    dZ = torch.addcmul(Z * t5, t4, t6)
+    dY = torch.addcmul(torch.addcmul(dbeta, Z, dgamma), gamma, dZ)
+    return dY
+
+
+def linear_jvp(X: Tensor, W: Tensor, dX: Tensor, dW: Tensor, db: Tensor) -> Tensor:
+    """Linear layer: forward-mode tangent (JVP).
+
+    From spec/layers/linear.py (linear):
+
+        dY = dX·Wᵀ + X·dWᵀ + 1_N·db
+
+    Shapes: X N×D, W K×D, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "linear_jvp",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("dX", ("N", "D")), ("dW", ("K", "D")), ("db", (1, "K"))),
+            (X.shape, W.shape, dX.shape, dW.shape, db.shape),
+        )
+    dY = dX @ W.T + X @ dW.T + db
+    return dY
+
+
+def residual_relu_layer_jvp(X: Tensor, W: Tensor, Z: Tensor, dX: Tensor, dW: Tensor, db: Tensor) -> Tensor:
+    """Residual block Y = X + relu(X·Wᵀ + 1_N·b) (W square): forward-mode tangent (JVP).
+
+    From spec/layers/residual.py (residual_relu_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dX + dZ ⊙ relu'(Z)
+
+    Shapes: X N×D, W D×D, Z N×D, dX N×D, dW D×D, db 1×D.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape == (X.shape[1], X.shape[1])
+        and Z.shape == X.shape
+        and dX.shape == X.shape
+        and dW.shape == (X.shape[1], X.shape[1])
+        and db.shape == (1, X.shape[1])
+    ):
+        wrong_shapes(
+            "residual_relu_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("D", "D")),
+                ("Z", ("N", "D")),
+                ("dX", ("N", "D")),
+                ("dW", ("D", "D")),
+                ("db", (1, "D")),
+            ),
+            (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = torch.where(Z <= 0, dX, dX + dZ)
+    return dY
+
+
+def softmax_layer_jvp(X: Tensor, W: Tensor, Y: Tensor, dX: Tensor, dW: Tensor, db: Tensor) -> Tensor:
+    """Linear layer followed by softmax: forward-mode tangent (JVP).
+
+    From spec/layers/softmax.py (softmax_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = Y ⊙ (dZ − (Y ⊙ dZ)·1_K·1_Kᵀ)
+
+    Shapes: X N×D, W K×D, Y N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "softmax_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Y", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Y.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = Y * (dZ - (Y * dZ).sum(dim=1, keepdim=True))
+    return dY
+
+
+def log_softmax_layer_jvp(X: Tensor, W: Tensor, Y: Tensor, dX: Tensor, dW: Tensor, db: Tensor) -> Tensor:
+    """Linear layer followed by log-softmax: forward-mode tangent (JVP).
+
+    From spec/layers/softmax.py (log_softmax_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dZ − (((dZ ⊙ exp(Y))·1_K) ⊙ reciprocal(exp(Y)·1_K))·1_Kᵀ
+
+    Shapes: X N×D, W K×D, Y N×K, dX N×D, dW K×D, db 1×K.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == Y.ndim == dX.ndim == dW.ndim == db.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and Y.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "log_softmax_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("Y", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+            ),
+            (X.shape, W.shape, Y.shape, dX.shape, dW.shape, db.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    t0 = torch.exp(Y)
+    t1 = -(dZ * t0).sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    dY = dZ + t1
+    return dY

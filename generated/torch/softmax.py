@@ -21,6 +21,10 @@ __all__ = [
     "log_softmax_backward",
     "stable_log_softmax",
     "stable_log_softmax_backward",
+    "softmax_jvp",
+    "stable_softmax_jvp",
+    "log_softmax_jvp",
+    "stable_log_softmax_jvp",
 ]
 
 
@@ -161,3 +165,71 @@ def stable_log_softmax_backward(X: Tensor, DY: Tensor) -> Tensor:
     t1 = -DY.sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
     DX = torch.addcmul(DY, t0, t1)
     return DX
+
+
+def softmax_jvp(Y: Tensor, dX: Tensor) -> Tensor:
+    """Row-wise softmax: forward-mode tangent (JVP).
+
+    From spec/softmax/functions.py (softmax):
+
+        dY = Y ⊙ (dX − (Y ⊙ dX)·1_D·1_Dᵀ)
+
+    Shapes: Y N×D, dX N×D.
+    Returns dY.
+    """
+    if not (Y.ndim == dX.ndim == 2 and dX.shape == Y.shape):
+        wrong_shapes("softmax_jvp", (("Y", ("N", "D")), ("dX", ("N", "D"))), (Y.shape, dX.shape))
+    dY = Y * (dX - (Y * dX).sum(dim=1, keepdim=True))
+    return dY
+
+
+def stable_softmax_jvp(Y: Tensor, dX: Tensor) -> Tensor:
+    """Row-wise softmax, shifted by the row maxima: forward-mode tangent (JVP).
+
+    From spec/softmax/functions.py (stable_softmax):
+
+        dY = Y ⊙ (dX − (Y ⊙ dX)·1_D·1_Dᵀ)
+
+    Shapes: Y N×D, dX N×D.
+    Returns dY.
+    """
+    if not (Y.ndim == dX.ndim == 2 and dX.shape == Y.shape):
+        wrong_shapes("stable_softmax_jvp", (("Y", ("N", "D")), ("dX", ("N", "D"))), (Y.shape, dX.shape))
+    dY = Y * (dX - (Y * dX).sum(dim=1, keepdim=True))
+    return dY
+
+
+def log_softmax_jvp(X: Tensor, dX: Tensor) -> Tensor:
+    """Row-wise log-softmax: forward-mode tangent (JVP).
+
+    From spec/softmax/functions.py (log_softmax):
+
+        dY = dX − (((dX ⊙ exp(X))·1_D) ⊙ reciprocal(exp(X)·1_D))·1_Dᵀ
+
+    Shapes: X N×D, dX N×D.
+    Returns dY.
+    """
+    if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
+        wrong_shapes("log_softmax_jvp", (("X", ("N", "D")), ("dX", ("N", "D"))), (X.shape, dX.shape))
+    t0 = torch.exp(X)
+    t1 = -(dX * t0).sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    dY = dX + t1
+    return dY
+
+
+def stable_log_softmax_jvp(Y: Tensor, dX: Tensor) -> Tensor:
+    """Row-wise log-softmax, shifted by the row maxima: forward-mode tangent (JVP).
+
+    From spec/softmax/functions.py (stable_log_softmax):
+
+        dY = dX − (((dX ⊙ exp(Y))·1_D) ⊙ reciprocal(exp(Y)·1_D))·1_Dᵀ
+
+    Shapes: Y N×D, dX N×D.
+    Returns dY.
+    """
+    if not (Y.ndim == dX.ndim == 2 and dX.shape == Y.shape):
+        wrong_shapes("stable_log_softmax_jvp", (("Y", ("N", "D")), ("dX", ("N", "D"))), (Y.shape, dX.shape))
+    t0 = torch.exp(Y)
+    t1 = -(dX * t0).sum(dim=1, keepdim=True) / t0.sum(dim=1, keepdim=True)
+    dY = dX + t1
+    return dY

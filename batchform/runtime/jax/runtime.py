@@ -61,3 +61,29 @@ def dropout_mask(layer: str, key: jax.Array | None, shape: tuple, p: float, dtyp
     if key is None:
         raise ValueError(f"{layer}: training mode with p > 0 needs a PRNG key to draw the dropout mask")
     return jax.random.bernoulli(key, 1.0 - p, shape).astype(dtype) / (1.0 - p)
+
+
+# --- functional forms: inputs of shape (*, D), as flax.linen.Dense takes them --------------------------------
+
+def batch_rows(layer: str, names: tuple[str, ...], *inputs):
+    """The batch inputs of a function as the spec's N × D matrices: an input of shape (*, D) (one row (D,), or
+    (batch, tokens, D)) becomes a matrix of N = the product of the leading sizes rows. Returns the inputs so
+    flattened and, last, the leading shape to restore on the output (None when the first input is a matrix
+    already, or not an array: ``check`` names what is wrong with it). The other inputs (a loss's T) must have
+    the first one's leading shape."""
+    X = inputs[0]
+    if getattr(X, "ndim", 2) in (0, 2):
+        return (*inputs, None)
+    rows = tuple(X.shape[:-1])
+    flat = [jnp.reshape(X, (-1, X.shape[-1]))]
+    for name, T in zip(names[1:], inputs[1:]):
+        if tuple(getattr(T, "shape", ())[: len(rows)]) != rows or getattr(T, "ndim", 0) != len(rows) + 1:
+            raise ValueError(f"{layer}: argument {name} has shape {tuple(getattr(T, 'shape', ()))}, expected the "
+                             f"leading shape {rows} of {names[0]} {tuple(X.shape)} and one more axis")
+        flat.append(jnp.reshape(T, (-1, T.shape[-1])))
+    return (*flat, rows)
+
+
+def restore_rows(Y: jax.Array, rows) -> jax.Array:
+    """The output's rows back in the input's leading shape: (N, K) → (*, K)."""
+    return Y if rows is None else jnp.reshape(Y, (*rows, Y.shape[-1]))
