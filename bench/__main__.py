@@ -32,7 +32,8 @@ DENSE_GROUPS = {
     "tensorflow": ["batchform-tensorflow", "tf-gradient-tape", "nerva-tensorflow"],
 }
 BATCH_NORM_GROUPS = {
-    "torch": ["batchform-torch", "batchform-cpp", "torch-BatchNorm1d"],
+    "torch": ["batchform-torch", "batchform-torch-kernels", "batchform-torch-compile", "batchform-cpp",
+              "torch-BatchNorm1d"],
     "numpy": ["batchform-numpy"],
 }
 

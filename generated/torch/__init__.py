@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "0e8eb8c5400c7ad4c2501d1f615f1b6d3d0e2217daadf9a3b7bffff7bf43d640",
+    "f31e4c53878b0ef44a81e90322f18cc14785683fbf245df13661acc2d75ae3d2",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
 

@@ -19,12 +19,14 @@ import torch
 from torch import Tensor
 
 from ._framework import check
+from .cpp_ops import prefer_cpp
 
 # The kernel modules, by module name: a package attribute can be a kernel with the same name (``softmax``).
-_activations = import_module(".activations", __package__)
-_layers = import_module(".layers", __package__)
-_losses = import_module(".losses", __package__)
-_softmax = import_module(".softmax", __package__)
+# prefer_cpp: the kernels registered as C++ operators (cpp_ops) run in C++ where they apply.
+_activations = prefer_cpp(import_module(".activations", __package__))
+_layers = prefer_cpp(import_module(".layers", __package__))
+_losses = prefer_cpp(import_module(".losses", __package__))
+_softmax = prefer_cpp(import_module(".softmax", __package__))
 
 Scalar = float | Tensor
 
@@ -235,6 +237,7 @@ class AllReLULayerFunction(torch.autograd.Function):
         X, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.alpha = alpha
 
@@ -314,6 +317,7 @@ class AllReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.alpha = alpha
 
@@ -448,6 +452,7 @@ class GELULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -520,6 +525,7 @@ class GELUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -652,6 +658,7 @@ class HardSigmoidLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -729,6 +736,7 @@ class HardSigmoidDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -862,6 +870,7 @@ class HyperbolicTangentLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -944,6 +953,7 @@ class HyperbolicTangentDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -1079,6 +1089,7 @@ class LeakyReLULayerFunction(torch.autograd.Function):
         X, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.alpha = alpha
 
@@ -1158,6 +1169,7 @@ class LeakyReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.alpha = alpha
 
@@ -1292,6 +1304,7 @@ class ReLULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -1364,6 +1377,7 @@ class ReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -1496,6 +1510,7 @@ class SigmoidLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -1568,6 +1583,7 @@ class SigmoidDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -1700,6 +1716,7 @@ class SiLULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -1772,6 +1789,7 @@ class SiLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -1931,6 +1949,7 @@ class SReLULayerFunction(torch.autograd.Function):
         X, W, b, al, tl, ar, tr = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, al, tl, ar, tr, Z)
 
     @staticmethod
@@ -2025,6 +2044,7 @@ class SReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b, al, tl, ar, tr = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, al, tl, ar, tr, Z)
 
     @staticmethod
@@ -2099,6 +2119,7 @@ class SimpleBatchNormFunction(torch.autograd.Function):
         (X,) = inputs
         Sigma, Y = output
         ctx.mark_non_differentiable(Sigma)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, Sigma, Y)
 
     @staticmethod
@@ -2241,6 +2262,7 @@ class BatchNormFunction(torch.autograd.Function):
         X, gamma, beta = inputs
         Sigma, Z, _ = output
         ctx.mark_non_differentiable(Sigma, Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, gamma, beta, Sigma, Z)
 
     @staticmethod
@@ -2325,6 +2347,7 @@ class BatchNormInferenceFunction(torch.autograd.Function):
         X, running_mean, running_var, gamma, beta = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, running_mean, running_var, gamma, beta, Z)
 
     @staticmethod
@@ -2403,6 +2426,7 @@ class SimpleBatchNormEpsFunction(torch.autograd.Function):
         X, epsilon = inputs
         Sigma, Y = output
         ctx.mark_non_differentiable(Sigma)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, Sigma, Y)
         ctx.epsilon = epsilon
 
@@ -2553,6 +2577,7 @@ class BatchNormEpsFunction(torch.autograd.Function):
         X, gamma, beta, epsilon = inputs
         Sigma, Z, _ = output
         ctx.mark_non_differentiable(Sigma, Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, gamma, beta, Sigma, Z)
         ctx.epsilon = epsilon
 
@@ -2639,6 +2664,7 @@ class BatchNormEpsInferenceFunction(torch.autograd.Function):
         X, running_mean, running_var, gamma, beta, epsilon = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, running_mean, running_var, gamma, beta, Z)
         ctx.epsilon = epsilon
 
@@ -2792,6 +2818,7 @@ class LayerNormFunction(torch.autograd.Function):
         X, gamma, beta, epsilon = inputs
         Sigma, Z, _ = output
         ctx.mark_non_differentiable(Sigma, Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, gamma, beta, Sigma, Z)
         ctx.epsilon = epsilon
 
@@ -2931,6 +2958,7 @@ class ResidualReLULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -3073,6 +3101,7 @@ class LogSoftmaxLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod

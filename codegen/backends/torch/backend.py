@@ -21,7 +21,9 @@ BACKEND = PythonBackend(
     # Hand-written, copied verbatim: the shape rule, the CSR checks (and the wrappers' checks, initializers).
     # conventions.py: train/eval, loss reductions and state_dict interchange (hand-written glue, no equation).
     runtime={"_runtime.py": "python_runtime.py", "_framework.py": "torch/runtime.py",
-             "csr.py": "torch/csr_runtime.py", "conventions.py": "torch/conventions.py"},
+             "csr.py": "torch/csr_runtime.py", "conventions.py": "torch/conventions.py",
+             # cpp_ops.py: the C++ kernels as torch custom operators where built (glue, no equation).
+             "cpp_ops.py": "torch/cpp_ops.py"},
     wrapped=True,
     array="Tensor",
     scalar="Scalar",
