@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "f31e4c53878b0ef44a81e90322f18cc14785683fbf245df13661acc2d75ae3d2",
+    "389b092d76fbcf2f5a36c7e3dc8a3a86fb2eaa1a1ff01ab53a6f86d0f40c653f",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
 

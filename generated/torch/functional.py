@@ -237,7 +237,6 @@ class AllReLULayerFunction(torch.autograd.Function):
         X, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.alpha = alpha
 
@@ -317,7 +316,6 @@ class AllReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.alpha = alpha
 
@@ -452,7 +450,6 @@ class GELULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -525,7 +522,6 @@ class GELUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -658,7 +654,6 @@ class HardSigmoidLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -736,7 +731,6 @@ class HardSigmoidDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -870,7 +864,6 @@ class HyperbolicTangentLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -953,7 +946,6 @@ class HyperbolicTangentDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -1089,7 +1081,6 @@ class LeakyReLULayerFunction(torch.autograd.Function):
         X, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.alpha = alpha
 
@@ -1169,7 +1160,6 @@ class LeakyReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.alpha = alpha
 
@@ -1304,7 +1294,6 @@ class ReLULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -1377,7 +1366,6 @@ class ReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -1510,7 +1498,6 @@ class SigmoidLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -1583,7 +1570,6 @@ class SigmoidDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -1716,7 +1702,6 @@ class SiLULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -1789,7 +1774,6 @@ class SiLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
 
     @staticmethod
@@ -1949,7 +1933,6 @@ class SReLULayerFunction(torch.autograd.Function):
         X, W, b, al, tl, ar, tr = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, al, tl, ar, tr, Z)
 
     @staticmethod
@@ -2044,7 +2027,6 @@ class SReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b, al, tl, ar, tr = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, al, tl, ar, tr, Z)
 
     @staticmethod
@@ -2119,7 +2101,6 @@ class SimpleBatchNormFunction(torch.autograd.Function):
         (X,) = inputs
         Sigma, Y = output
         ctx.mark_non_differentiable(Sigma)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, Sigma, Y)
 
     @staticmethod
@@ -2262,7 +2243,6 @@ class BatchNormFunction(torch.autograd.Function):
         X, gamma, beta = inputs
         Sigma, Z, _ = output
         ctx.mark_non_differentiable(Sigma, Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, gamma, beta, Sigma, Z)
 
     @staticmethod
@@ -2347,7 +2327,6 @@ class BatchNormInferenceFunction(torch.autograd.Function):
         X, running_mean, running_var, gamma, beta = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, running_mean, running_var, gamma, beta, Z)
 
     @staticmethod
@@ -2426,7 +2405,6 @@ class SimpleBatchNormEpsFunction(torch.autograd.Function):
         X, epsilon = inputs
         Sigma, Y = output
         ctx.mark_non_differentiable(Sigma)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, Sigma, Y)
         ctx.epsilon = epsilon
 
@@ -2577,7 +2555,6 @@ class BatchNormEpsFunction(torch.autograd.Function):
         X, gamma, beta, epsilon = inputs
         Sigma, Z, _ = output
         ctx.mark_non_differentiable(Sigma, Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, gamma, beta, Sigma, Z)
         ctx.epsilon = epsilon
 
@@ -2664,7 +2641,6 @@ class BatchNormEpsInferenceFunction(torch.autograd.Function):
         X, running_mean, running_var, gamma, beta, epsilon = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, running_mean, running_var, gamma, beta, Z)
         ctx.epsilon = epsilon
 
@@ -2818,7 +2794,6 @@ class LayerNormFunction(torch.autograd.Function):
         X, gamma, beta, epsilon = inputs
         Sigma, Z, _ = output
         ctx.mark_non_differentiable(Sigma, Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, gamma, beta, Sigma, Z)
         ctx.epsilon = epsilon
 
@@ -2958,7 +2933,6 @@ class ResidualReLULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
@@ -3101,7 +3075,6 @@ class LogSoftmaxLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
-        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
 
     @staticmethod
