@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "389b092d76fbcf2f5a36c7e3dc8a3a86fb2eaa1a1ff01ab53a6f86d0f40c653f",
+    "0cbe9af0375222690ea4ae5b1fa4ab294069838f7e1991f7ec37c89e22312699",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
 
