@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "0cbe9af0375222690ea4ae5b1fa4ab294069838f7e1991f7ec37c89e22312699",
+    "e1b4ad293a284d1dee78ef2eff2bc5ae000f59b2f8ae21ebf268aee25aa06f55",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
 

@@ -17,14 +17,16 @@ argument kinds), no equation of its own:
   ``torch.compile`` and ``torch.export`` trace through it with the right output shapes;
 * for a forward kernel, an autograd formula (``torch.library.register_autograd``): the spec's backward C++
   kernel, its arguments gathered by name from the forward's arguments and results, as the generated autograd
-  Function does. Only the spec's output (``Y``) is differentiable; an intermediate
-  result (``Sigma``, ``Z``) is marked non-differentiable. Double backward is not registered: the autograd Functions of
+  Function does. Only the spec's output (``Y``) is differentiable; the intermediate results (``Sigma``,
+  ``Z``) are marked non-differentiable. Double backward is not registered: the autograd Functions of
   ``functional`` run the generated PyTorch kernels (differentiable) when the gradient is itself recorded.
+  ``torch.func`` transforms work over the modules and functional forms (their autograd Functions call these
+  operators on plain tensors); over a bare forward operator PyTorch 2.13 refuses them.
 
 Why batch normalization only: its PyTorch form is eleven ATen operations over the N × K batch against
 ``nn.BatchNorm1d``'s one fused kernel (bench/results.md: 0.65×), where the C++ kernel reads the batch in a few
-fused passes; the other layers' kernels are one GEMM each in PyTorch already, where a C++ call gains nothing
-over the dispatch it adds.
+fused passes. The other layers' PyTorch kernels are dominated by one GEMM each; they were not measured
+through these operators, so they stay as they are.
 """
 
 from __future__ import annotations
