@@ -32,7 +32,8 @@ DENSE_GROUPS = {
     "tensorflow": ["batchform-tensorflow", "tf-gradient-tape", "nerva-tensorflow"],
 }
 BATCH_NORM_GROUPS = {
-    "torch": ["batchform-torch", "batchform-cpp", "torch-BatchNorm1d"],
+    "torch": ["batchform-torch", "batchform-torch-kernels", "batchform-torch-compile", "batchform-cpp",
+              "torch-BatchNorm1d"],
     "numpy": ["batchform-numpy"],
 }
 
@@ -67,7 +68,8 @@ QUICK = {
     "densities": [0.1],
     "sparse": {"rounds": 3, "warmup": 1, "budget_s": 5, "profile": True},
     "memory_steps": 2,
-    "batchnorm": {"N": 16, "K": 32, "rounds": 3, "warmup": 1, "budget_s": 5},
+    # no torch.compile competitor: inductor's first compile takes from seconds to minutes
+    "batchnorm": {"N": 16, "K": 32, "rounds": 3, "warmup": 1, "budget_s": 5, "compile": False},
     "scaling": {"batches": [1, 8], "widths": [16, 32], "batch": 4, "hidden": 16, "bn_width": 16, "bn_batch": 8,
                 "rounds": 2, "warmup": 1, "budget_s": 1},
     "parallel": {"sizes": [32, 16, 10], "samples": 64, "batch": 16, "epochs": 1, "counts": [1, 2]},
@@ -117,7 +119,9 @@ def plan(cfg: dict) -> list[tuple[str, str, dict]]:
         for d in cfg["densities"]
     ]
     jobs += [
-        (f"batchnorm {group}", "batchnorm", {"competitors": names, **cfg["batchnorm"]})
+        (f"batchnorm {group}", "batchnorm",
+         {"competitors": [n for n in names if cfg["batchnorm"].get("compile", True) or "compile" not in n],
+          **cfg["batchnorm"]})
         for group, names in BATCH_NORM_GROUPS.items()
     ]
     jobs += [

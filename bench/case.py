@@ -157,8 +157,11 @@ def batchnorm(config: dict) -> dict:
     DY = rng.standard_normal((config["N"], config["K"]), dtype=np.float32)
     steps = {name: cases.BATCH_NORM[name](X, DY) for name in config["competitors"]}
     result = {"timing": cases.time_alternating(steps, config["rounds"], config["warmup"], config["budget_s"])}
+    if "batchform-torch-compile" in steps:
+        result["compile_s"] = cases.batch_norm_compiled.compile_s
     kinds = {
         "batchform-torch": "torch",
+        "batchform-torch-kernels": "torch",
         "batchform-cpp": "batchform.generated.cpp",
         "batchform-numpy": "batchform.generated.numpy",
     }

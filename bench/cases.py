@@ -425,6 +425,48 @@ def batch_norm_generated(backend_name: str):
     return factory
 
 
+def batch_norm_module(X, DY):
+    """The generated ``BatchNormEps`` module in training mode, forward and autograd backward (DX, Dγ, Dβ) with
+    its running statistics, as torch.nn.BatchNorm1d: what a user of the generated modules runs (the C++
+    operators of generated/torch/cpp_ops.py when the C++ module is built, the PyTorch kernels otherwise)."""
+    import batchform.generated.torch as bt
+    import torch
+
+    bn = bt.BatchNormEps(X.shape[1], EPSILON)
+    X, DY = torch.from_numpy(X).requires_grad_(True), torch.from_numpy(DY)
+
+    def step():
+        X.grad = bn.gamma.grad = bn.beta.grad = None
+        bn(X).backward(DY)
+
+    return step
+
+
+def batch_norm_compiled(X, DY):
+    """``torch.compile`` (inductor) of the generated PyTorch kernels' forward + backward; the compile time
+    (the first call) is ``batch_norm_compiled.compile_s``."""
+    import torch
+    from batchform.generated.torch import layers
+
+    X, DY = torch.from_numpy(X), torch.from_numpy(DY)
+    K = X.shape[1]
+    gamma, beta = torch.ones(1, K), torch.zeros(1, K)
+
+    def forward_backward(X, gamma, beta, DY):
+        Sigma, Z, Y = layers.batch_norm_eps_forward(X, gamma, beta, EPSILON)
+        return Y, layers.batch_norm_eps_backward(gamma, Sigma, Z, DY, EPSILON)
+
+    compiled = torch.compile(forward_backward)
+    t0 = time.perf_counter()
+    compiled(X, gamma, beta, DY)
+    batch_norm_compiled.compile_s = time.perf_counter() - t0
+
+    def step():
+        compiled(X, gamma, beta, DY)
+
+    return step
+
+
 def batch_norm_torch(X, DY):
     """torch.nn.BatchNorm1d in training mode, forward and autograd backward (DX, Dγ, Dβ)."""
     import torch
@@ -441,7 +483,9 @@ def batch_norm_torch(X, DY):
 
 
 BATCH_NORM = {
-    "batchform-torch": batch_norm_generated("torch"),
+    "batchform-torch": batch_norm_module,
+    "batchform-torch-kernels": batch_norm_generated("torch"),
+    "batchform-torch-compile": batch_norm_compiled,
     "batchform-numpy": batch_norm_generated("numpy"),
     "batchform-cpp": batch_norm_generated("cpp"),
     "torch-BatchNorm1d": batch_norm_torch,

@@ -9,6 +9,7 @@ GENERATED = ["batchform-torch", "batchform-jax", "batchform-tensorflow", "batchf
 EAGER_NETWORK = ["batchform-torch", "batchform-cpp", "batchform-numpy"]
 PROFILED_BY = {
     "batchform-torch": "torch.profiler, self CPU time per op",
+    "batchform-torch-kernels": "torch.profiler, self CPU time per op",
     "torch-autograd": "torch.profiler",
     "nerva-torch": "torch.profiler",
     "batchform-cpp": "time per generated kernel",
@@ -51,7 +52,7 @@ def merge(parts: dict[str, dict]) -> dict:
         merged["compiled_flops"].update({k: v for k, v in res.get("compiled_flops", {}).items() if v})
         merged["other_cores"] = max(merged["other_cores"], res.get("other_cores", 0.0))
         merged.setdefault("noise", {})[group] = res.get("other_cores", 0.0)
-        merged.update({k: res[k] for k in ("flops", "first_dx_ms", "layer1_gemms_ms") if k in res})
+        merged.update({k: res[k] for k in ("flops", "first_dx_ms", "layer1_gemms_ms", "compile_s") if k in res})
         merged.setdefault("kernels", {}).update(res.get("kernels", {}))
     return merged
 
@@ -404,7 +405,13 @@ class Report:
             "",
             (
                 "Generated `batch_norm_eps_forward` + `batch_norm_eps_backward` (DX, Dγ, Dβ) against "
-                "`torch.nn.BatchNorm1d` in training mode with autograd."
+                "`torch.nn.BatchNorm1d` in training mode with autograd. batchform-torch is the generated "
+                "`BatchNormEps` module the same way (running statistics included; it runs the C++ kernels as "
+                "PyTorch custom operators when the C++ module is built, generated/torch/cpp_ops.py); "
+                "batchform-torch-kernels the generated PyTorch kernels eagerly; batchform-torch-compile those "
+                "kernels under `torch.compile` (inductor"
+                + (f", compiled in {self.batchnorm['compile_s']:.0f} s" if self.batchnorm.get("compile_s") else "")
+                + ")."
             ),
             "",
             "| competitor | process | ms | p25–p75 | vs BatchNorm1d |",

@@ -267,7 +267,7 @@ def test_custom_vjp_still_refuses_forward_mode():
 
 def test_tangent_kernel_arguments_are_named_by_role():
     kernel = tangent_kernel(SPECS["layer_norm"])
-    roles = {a.name: kernel.roles[a.name] for a in kernel.arguments}
+    roles = {a.name: kernel.facts.roles[a.name] for a in kernel.arguments}
     assert roles["dX"] == roles["dgamma"] == roles["dbeta"] == "tangent"
     assert roles["Z"] == "forward" and roles["epsilon"] == "hyperparameter"
     assert kernel.returns == ["dY"]

@@ -273,7 +273,7 @@ def cases(specs: list[LoadedSpec], kernels: dict[str, list[Kernel]],
                                 {r: texts.get(r, r) for r in returns}))
             for f in tangents.get(loaded.name, []):
                 t_inputs, t_values = tangent_reference(loaded, dims, inputs, values, seed=shape_index)
-                arguments = [(a.name, a.storage, f.roles.get(a.name, "")) for a in f.arguments]
+                arguments = [(a.name, a.storage, f.facts.roles.get(a.name, "")) for a in f.arguments]
                 given = {a.name: t_inputs[a.name] if a.name in t_inputs else t_values[a.name] for a in f.arguments}
                 shown = {k: v for k, v in dims.items() if k in used}
                 text = dict(zip((eq.name for eq in loaded.tangents.equations), loaded.tangents.text()))
@@ -289,7 +289,7 @@ def cases(specs: list[LoadedSpec], kernels: dict[str, list[Kernel]],
                 env = {k: _to_sympy(v) for k, v in {**inputs, **values}.items() if not isinstance(v, float)}
                 value = _to_numpy(evaluate(equation.expr, env, symbols).xreplace(scalars),
                                   f"spec {loaded.name!r} ({loaded.path}), values per row")
-                arguments = [(a.name, a.storage, f.roles.get(a.name, "")) for a in f.arguments]
+                arguments = [(a.name, a.storage, f.facts.roles.get(a.name, "")) for a in f.arguments]
                 given = {a.name: inputs[a.name] for a in f.arguments}
                 shown = {k: v for k, v in dims.items() if k in used}
                 out.append(Case(f.name, loaded.name, loaded.path, shown, arguments, list(f.returns), given,

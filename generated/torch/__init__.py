@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "c63164999fc4cd314436ab044e3aa99e3c1327f88335cc18aad3bce065c089d1",
+    "dc3e2211324ddd185f411e38afb2f9280846d2f745c4cc649c7d0b427ef59b10",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
 

@@ -20,12 +20,14 @@ from torch import Tensor
 
 from ._framework import check
 from .conventions import batch_rows, restore_rows
+from .cpp_ops import prefer_cpp
 
 # The kernel modules, by module name: a package attribute can be a kernel with the same name (``softmax``).
-_activations = import_module(".activations", __package__)
-_layers = import_module(".layers", __package__)
-_losses = import_module(".losses", __package__)
-_softmax = import_module(".softmax", __package__)
+# prefer_cpp: the kernels registered as C++ operators (cpp_ops) run in C++ where they apply.
+_activations = prefer_cpp(import_module(".activations", __package__))
+_layers = prefer_cpp(import_module(".layers", __package__))
+_losses = prefer_cpp(import_module(".losses", __package__))
+_softmax = prefer_cpp(import_module(".softmax", __package__))
 
 Scalar = float | Tensor
 
@@ -258,12 +260,15 @@ class AllReLULayerFunction(torch.autograd.Function):
         X, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.save_for_forward(X, W, b, Z)
         ctx.alpha = alpha
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None
         X, W, b, Z = ctx.saved_tensors
         alpha = ctx.alpha
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
@@ -356,12 +361,15 @@ class AllReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.save_for_forward(X, R, W, b, Z)
         ctx.alpha = alpha
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None, None
         X, R, W, b, Z = ctx.saved_tensors
         alpha = ctx.alpha
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
@@ -524,11 +532,14 @@ class GELULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.save_for_forward(X, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None
         X, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -614,11 +625,14 @@ class GELUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.save_for_forward(X, R, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None
         X, R, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -779,11 +793,14 @@ class HardSigmoidLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.save_for_forward(X, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None
         X, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -874,11 +891,14 @@ class HardSigmoidDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.save_for_forward(X, R, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None
         X, R, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -1040,11 +1060,14 @@ class HyperbolicTangentLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.save_for_forward(X, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None
         X, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -1140,11 +1163,14 @@ class HyperbolicTangentDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.save_for_forward(X, R, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None
         X, R, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -1309,12 +1335,15 @@ class LeakyReLULayerFunction(torch.autograd.Function):
         X, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.save_for_forward(X, W, b, Z)
         ctx.alpha = alpha
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None
         X, W, b, Z = ctx.saved_tensors
         alpha = ctx.alpha
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
@@ -1407,12 +1436,15 @@ class LeakyReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b, alpha = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.save_for_forward(X, R, W, b, Z)
         ctx.alpha = alpha
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None, None
         X, R, W, b, Z = ctx.saved_tensors
         alpha = ctx.alpha
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
@@ -1575,11 +1607,14 @@ class ReLULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.save_for_forward(X, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None
         X, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -1665,11 +1700,14 @@ class ReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.save_for_forward(X, R, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None
         X, R, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -1830,11 +1868,14 @@ class SigmoidLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.save_for_forward(X, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None
         X, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -1920,11 +1961,14 @@ class SigmoidDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.save_for_forward(X, R, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None
         X, R, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -2085,11 +2129,14 @@ class SiLULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.save_for_forward(X, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None
         X, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -2175,11 +2222,14 @@ class SiLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, Z)
         ctx.save_for_forward(X, R, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None
         X, R, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -2371,11 +2421,14 @@ class SReLULayerFunction(torch.autograd.Function):
         X, W, b, al, tl, ar, tr = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, al, tl, ar, tr, Z)
         ctx.save_for_forward(X, W, b, al, tl, ar, tr, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None, None, None, None
         X, W, b, al, tl, ar, tr, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -2487,11 +2540,14 @@ class SReLUDropoutLayerFunction(torch.autograd.Function):
         X, R, W, b, al, tl, ar, tr = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, R, W, b, al, tl, ar, tr, Z)
         ctx.save_for_forward(X, R, W, b, al, tl, ar, tr, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None, None, None, None, None
         X, R, W, b, al, tl, ar, tr, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -2584,11 +2640,14 @@ class SimpleBatchNormFunction(torch.autograd.Function):
         (X,) = inputs
         Sigma, Y = output
         ctx.mark_non_differentiable(Sigma)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, Sigma, Y)
         ctx.save_for_forward(X, Sigma, Y)
 
     @staticmethod
     def backward(ctx, _DSigma, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None
         X, Sigma, Y = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -2759,11 +2818,14 @@ class BatchNormFunction(torch.autograd.Function):
         X, gamma, beta = inputs
         Sigma, Z, _ = output
         ctx.mark_non_differentiable(Sigma, Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, gamma, beta, Sigma, Z)
         ctx.save_for_forward(X, gamma, beta, Sigma, Z)
 
     @staticmethod
     def backward(ctx, _DSigma, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None
         X, gamma, beta, Sigma, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -2861,11 +2923,14 @@ class BatchNormInferenceFunction(torch.autograd.Function):
         X, running_mean, running_var, gamma, beta = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, running_mean, running_var, gamma, beta, Z)
         ctx.save_for_forward(X, running_var, gamma, beta, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None, None
         X, running_mean, running_var, gamma, beta, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -2958,12 +3023,15 @@ class SimpleBatchNormEpsFunction(torch.autograd.Function):
         X, epsilon = inputs
         Sigma, Y = output
         ctx.mark_non_differentiable(Sigma)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, Sigma, Y)
         ctx.save_for_forward(X, Sigma, Y)
         ctx.epsilon = epsilon
 
     @staticmethod
     def backward(ctx, _DSigma, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None
         X, Sigma, Y = ctx.saved_tensors
         epsilon = ctx.epsilon
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
@@ -3145,12 +3213,15 @@ class BatchNormEpsFunction(torch.autograd.Function):
         X, gamma, beta, epsilon = inputs
         Sigma, Z, _ = output
         ctx.mark_non_differentiable(Sigma, Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, gamma, beta, Sigma, Z)
         ctx.save_for_forward(X, gamma, beta, Sigma, Z)
         ctx.epsilon = epsilon
 
     @staticmethod
     def backward(ctx, _DSigma, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None
         X, gamma, beta, Sigma, Z = ctx.saved_tensors
         epsilon = ctx.epsilon
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
@@ -3250,12 +3321,15 @@ class BatchNormEpsInferenceFunction(torch.autograd.Function):
         X, running_mean, running_var, gamma, beta, epsilon = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, running_mean, running_var, gamma, beta, Z)
         ctx.save_for_forward(X, running_var, gamma, beta, Z)
         ctx.epsilon = epsilon
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None, None, None
         X, running_mean, running_var, gamma, beta, Z = ctx.saved_tensors
         epsilon = ctx.epsilon
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
@@ -3443,12 +3517,15 @@ class LayerNormFunction(torch.autograd.Function):
         X, gamma, beta, epsilon = inputs
         Sigma, Z, _ = output
         ctx.mark_non_differentiable(Sigma, Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, gamma, beta, Sigma, Z)
         ctx.save_for_forward(X, gamma, beta, Sigma, Z)
         ctx.epsilon = epsilon
 
     @staticmethod
     def backward(ctx, _DSigma, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None
         X, gamma, beta, Sigma, Z = ctx.saved_tensors
         epsilon = ctx.epsilon
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
@@ -3618,11 +3695,14 @@ class ResidualReLULayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.save_for_forward(X, W, b, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None
         X, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -3796,11 +3876,14 @@ class LogSoftmaxLayerFunction(torch.autograd.Function):
         X, W, b = inputs
         Z, Y = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, Z)
         ctx.save_for_forward(X, W, b, Y)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None
         X, W, b, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:

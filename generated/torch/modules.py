@@ -38,9 +38,11 @@ from torch import Tensor, nn
 
 from . import conventions as C
 from . import functional as F
+from .cpp_ops import prefer_cpp
 from ._framework import uniform_fan_in_
 
-_layers = import_module(".layers", __package__)  # the running-statistics update kernels
+# The running-statistics update kernels (in C++ where built: cpp_ops.prefer_cpp).
+_layers = prefer_cpp(import_module(".layers", __package__))
 
 __all__ = [
     "AllReLU",

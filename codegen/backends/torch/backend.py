@@ -14,7 +14,8 @@ BACKEND = python_backend(
     # The wrappers: an autograd.Function (and a checked function) and an nn.Module per spec.
     wrappers=("functional.py", "modules.py"),
     # conventions.py: train/eval, loss reductions and state_dict interchange (hand-written glue, no equation).
-    runtime={"conventions.py": "torch/conventions.py"},
+    # cpp_ops.py: the C++ kernels as torch custom operators where built (glue, no equation).
+    runtime={"conventions.py": "torch/conventions.py", "cpp_ops.py": "torch/cpp_ops.py"},
     array="Tensor",
     scalar="Scalar",
     # CSR weights as torch.sparse_csr_tensor: sparse.mm, dense @ CSR and sampled_addmm (no wrappers).
