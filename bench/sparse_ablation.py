@@ -233,6 +233,23 @@ def _save(path: Path | None, key, value) -> None:
         f.write(json.dumps({"key": list(key), "value": value}) + "\n")
 
 
+def _report_again(jsonl: Path, out: Path, datasets, densities, epochs, args) -> int:
+    from bench.sparse_ablation_report import write_report
+
+    results: dict = {"train": {}, "time": {}, "epochs": epochs, "seeds": args.seeds, "hidden": HIDDEN,
+                     "seconds": args.elapsed, "steps_per_epoch": {}}
+    for line in jsonl.read_text().splitlines():
+        record = json.loads(line)
+        kind, dataset, density, name = record["key"]
+        results[kind][f"{dataset}|{density:g}|{name}"] = record["value"]
+    for dataset in datasets:
+        with np.load(dataset_path(dataset)) as arrays:
+            results["steps_per_epoch"][dataset] = -(-int(arrays["Xtrain"].shape[0]) // BATCH)
+    write_report(out, results, datasets=datasets, densities=densities, methods=list(METHODS), steps=args.steps)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--case", help=argparse.SUPPRESS)
@@ -246,6 +263,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10, help="timed steps of each competitor (after 3 warm-up)")
     p.add_argument("--densities", default=",".join(f"{d:g}" for d in DENSITIES))
     p.add_argument("--out", default=str(ROOT / "bench" / "sparse-ablation.md"))
+    p.add_argument("--from-results", metavar="JSONL", help="write the report again from a run's .jsonl (no training)")
+    p.add_argument("--elapsed", type=float, default=0.0, help="with --from-results: the run's seconds, for the report")
     args = p.parse_args(argv)
     if args.case:
         print(json.dumps(run_case(json.loads(args.case))))
@@ -254,6 +273,8 @@ def main(argv=None) -> int:
     densities = [float(d) for d in args.densities.split(",")]
     epochs = {d: args.digits_epochs if d == "digits" else args.epochs for d in datasets}
     out = Path(args.out)
+    if args.from_results:
+        return _report_again(Path(args.from_results), out, datasets, densities, epochs, args)
     run(datasets, densities, list(METHODS), args.seeds, epochs, args.steps, out,
         log=lambda line: print(line, file=sys.stderr, flush=True),
         results_path=out.with_suffix(".jsonl"),
