@@ -76,8 +76,9 @@ fashion-mnist:
 	  fi; }
 
 # A dense 784-1024-512-10 MLP on Fashion-MNIST (the data set's README lists an MLP at 0.8833 test accuracy).
-# `batchform train` (C++, 10 epochs, Nesterov(0.9), η = 0.05, batch 100), then 2 epochs of the same seed on
-# numpy, torch and cpp; writes bench/fashion-mnist.md. EXPERIMENT_ARGS="--epochs 20 --backend torch" changes it.
+# `batchform train` (C++, 10 epochs, Nesterov(0.9), η = 0.05 × 0.2 after epochs 5 and 8, batch 100), then 2
+# epochs of the same seed on numpy, torch and cpp; writes bench/fashion-mnist.md.
+# EXPERIMENT_ARGS="--epochs 20 --backend torch" changes it.
 experiment-fashion-mnist: $(STAMP) cpp fashion-mnist
 	$(BIN)/python -m bench.fashion_mnist $(EXPERIMENT_ARGS)
 
