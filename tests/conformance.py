@@ -29,7 +29,7 @@ from batchform.codegen.passes.schedule import optimize
 from batchform.codegen.output.wrappers import link_modes, wrappers
 
 SPECS = {s.name: s for s in load_all()}
-FUNCTIONS = {name: lower(optimize(s)) for name, s in SPECS.items()}
+KERNELS = {name: lower(optimize(s)) for name, s in SPECS.items()}
 
 
 def supported(backend: str, kinds=("layer", "function", "loss", "update")) -> list[str]:
@@ -37,7 +37,7 @@ def supported(backend: str, kinds=("layer", "function", "loss", "update")) -> li
     takes (a sparse layer needs a backend that takes CSR)."""
     storages = getattr(all_backends()[backend], "storages", ("dense",))
     return [name for name, s in SPECS.items() if s.spec.kind in kinds
-            and all(getattr(a, "storage", "dense") in storages for f in FUNCTIONS[name] for a in f.arguments)]
+            and all(getattr(a, "storage", "dense") in storages for f in KERNELS[name] for a in f.arguments)]
 
 
 DIFFERENTIABLE_KINDS = ("layer", "function", "loss")
@@ -100,12 +100,12 @@ def generated_folder(backend: str) -> Path:
 def framework_values(name: str, values: dict, convert) -> dict:
     """``values`` for spec ``name``'s kernels in a framework: matrices and trained scalars as
     ``convert(name, value)`` makes them, hyperparameters left as Python floats."""
-    roles = {**FUNCTIONS[name][0].facts.roles, **FUNCTIONS[name][-1].facts.roles}
+    roles = {**KERNELS[name][0].facts.roles, **KERNELS[name][-1].facts.roles}
     return {k: convert(k, v) if isinstance(v, np.ndarray) or roles.get(k) == "parameter" else v
             for k, v in values.items()}
-WRAPPERS = {name: wrappers(FUNCTIONS[name] + variants(s, FUNCTIONS[name]))[0]
+WRAPPERS = {name: wrappers(KERNELS[name] + variants(s, KERNELS[name]))[0]
             for name, s in SPECS.items() if s.spec.kind != "update"}
-link_modes(list(WRAPPERS.values()), {f.name: (SPECS[f.spec].family, f) for fs in FUNCTIONS.values() for f in fs
+link_modes(list(WRAPPERS.values()), {f.name: (SPECS[f.spec].family, f) for fs in KERNELS.values() for f in fs
                                      if f.facts.kind == "update"})
 
 # --- shapes ----------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def numpy_reference(name: str, values: dict, seed: int) -> tuple[dict, dict, dic
     The incoming gradient (``DY``) is drawn from ``seed``; a loss's gradient kernel takes none, and an
     update has no backward (both give ``{}``).
     """
-    functions = FUNCTIONS[name]
+    functions = KERNELS[name]
     copies = {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in values.items()}
     with np.errstate(all="ignore"):
         forward = call(gnp, functions[0], copies)

@@ -15,9 +15,9 @@ from batchform.codegen.load.loader import load_all
 from batchform.codegen.pipeline import kernels_of
 
 LOADED = {s.name: s for s in load_all()}
-FUNCTIONS = [f for family in kernels_of(list(LOADED.values())) for f in family.kernels]
-BY_NAME = {f.name: f for f in FUNCTIONS}
-FUSED = [f for f in FUNCTIONS if f.facts.kind == "update" and f.spec in LOADED and LOADED[f.spec].spec.kind == "layer"]
+KERNELS = [f for family in kernels_of(list(LOADED.values())) for f in family.kernels]
+BY_NAME = {f.name: f for f in KERNELS}
+FUSED = [f for f in KERNELS if f.facts.kind == "update" and f.spec in LOADED and LOADED[f.spec].spec.kind == "layer"]
 BACKENDS = REGISTRY
 
 

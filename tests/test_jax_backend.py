@@ -53,7 +53,7 @@ def test_kernels_match_numpy(name, dtype, dims, seed):
     results in the input's dtype, and leave their arguments unchanged."""
     assume(dtype == np.float64 or dims == SHAPES[-1])  # float32 compiles anew: one shape is enough
     values, forward, backward, seeds = conf.reference_case(name, dims, seed)
-    functions = conf.FUNCTIONS[name]
+    functions = conf.KERNELS[name]
     with precision(dtype):
         inputs = arrays(name, values, dtype)
         before = {k: np.array(v) for k, v in inputs.items()}
@@ -79,7 +79,7 @@ def test_backward_matches_vjp(name, dtype, dims, seed):
     float32."""
     assume(dtype == np.float64 or dims == SHAPES[-1])
     values, forward, backward, seeds = conf.reference_case(name, dims, seed)
-    first, second = conf.FUNCTIONS[name]
+    first, second = conf.KERNELS[name]
     leaves = [g[1:] for g in second.returns]
     with precision(dtype):
         inputs = arrays(name, values, dtype)

@@ -17,7 +17,7 @@ from batchform.codegen.backends import REGISTRY
 from batchform.codegen.backends import backend as codegen_backend
 from batchform.codegen.lower.lower import variants
 from batchform.training.backends import make_backend
-from tests.conformance import FUNCTIONS, SPECS, call, draw
+from tests.conformance import KERNELS, SPECS, call, draw
 
 SPARSE = sorted(name for name, s in SPECS.items() if "csr" in s.spec.storage.values())
 DIMS = {"N": 7, "D": 12, "K": 9}
@@ -75,7 +75,7 @@ CASES = [(name, backend, dtype) for name in SPARSE for backend in REGISTRY
 def test_sparse_layer_matches_masked_dense_layer(name, backend, dtype):
     module, to_csr, to_array, immutable = _backend(backend, dtype)
     dense_name = name.removeprefix("sparse_")
-    dense_functions, sparse_functions = FUNCTIONS[dense_name], FUNCTIONS[name]
+    dense_functions, sparse_functions = KERNELS[dense_name], KERNELS[name]
     values, mask = _masked(draw(dense_name, DIMS, seed=3), seed=4)
     values = {k: v.astype(dtype) if isinstance(v, np.ndarray) else v for k, v in values.items()}
     csr = to_csr(values["W"])

@@ -39,7 +39,7 @@ def test_kernels_match_numpy(name, dtype, dims, seed):
     """Forward and backward kernels (updates included: they return new tensors) give the NumPy backend's
     results in the input's dtype."""
     values, forward, backward, seeds = conf.reference_case(name, dims, seed)
-    functions = conf.FUNCTIONS[name]
+    functions = conf.KERNELS[name]
     inputs = tensors(name, values, dtype)
     got = conf.call(gtf, functions[0], inputs)
     assert got.keys() == forward.keys()
@@ -60,7 +60,7 @@ def test_backward_matches_gradient_tape(name, dtype, dims, seed):
     """The backward kernel equals tf.GradientTape differentiating the forward kernel (TensorFlow's own
     gradients of its ops): 1e-10 in float64, 1e-4 relative in float32."""
     values, forward, backward, seeds = conf.reference_case(name, dims, seed)
-    first, second = conf.FUNCTIONS[name]
+    first, second = conf.KERNELS[name]
     leaves = [g[1:] for g in second.returns]
     inputs = tensors(name, values, dtype)
     seed_tensors = tensors(name, seeds, dtype)
@@ -81,7 +81,7 @@ def test_kernels_run_inside_tf_function_with_unknown_sizes(name):
     values = conf.draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 0)
     forward, backward, seeds = conf.numpy_reference(name, values, 0)
     inputs = tensors(name, {**values, **forward, **seeds}, np.float64)
-    for function in conf.FUNCTIONS[name]:
+    for function in conf.KERNELS[name]:
         args = [inputs[a.name] for a in function.arguments]
         signature = [tf.TensorSpec([None] * len(v.shape), v.dtype) if isinstance(v, tf.Tensor) else v for v in args]
         traced = tf.function(lambda *xs, f=getattr(gtf, function.name): f(*xs)).get_concrete_function(*signature)
@@ -358,10 +358,10 @@ def test_keras_dropout_draws_its_mask_only_in_training(keras_layers):
     names = [name for name, info in SPECS.items() if info.dropout_of]
     assert names
     for name in names:
-        info = conf.SPECS[name]
+        info = SPECS[name]
         args = [40, 30] + [0.2] * len(info.hyperparameters)
         layer = getattr(keras_layers, info.title)(*args, p=0.25, dtype="float64")
-        plain = getattr(keras_layers, conf.SPECS[info.dropout_of].title)(*args, dtype="float64")
+        plain = getattr(keras_layers, SPECS[info.dropout_of].title)(*args, dtype="float64")
         for mine, theirs in zip(layer.trainable_weights, plain.trainable_weights):
             theirs.assign(mine)
         X = tf.constant(np.random.default_rng(0).uniform(-1, 1, (7, 40)))

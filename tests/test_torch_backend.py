@@ -41,7 +41,7 @@ def test_kernels_match_numpy(name, dtype, dims, seed):
     """Forward and backward kernels give the NumPy backend's results, in the input's dtype; updates work in
     place on their arguments."""
     values, forward, backward, seeds = conf.reference_case(name, dims, seed)
-    functions = conf.FUNCTIONS[name]
+    functions = conf.KERNELS[name]
     inputs = tensors(name, values, dtype)
     got = conf.call(gt, functions[0], inputs)
     assert got.keys() == forward.keys()
@@ -64,7 +64,7 @@ def test_backward_matches_autograd(name, dtype, dims, seed):
     """The backward kernel equals torch.autograd differentiating the forward kernel: 1e-10 in float64,
     1e-4 relative in float32."""
     values, forward, backward, seeds = conf.reference_case(name, dims, seed)
-    first, second = conf.FUNCTIONS[name]
+    first, second = conf.KERNELS[name]
     leaves = [g[1:] for g in second.returns]
     inputs = tensors(name, values, dtype, requires_grad=leaves)
     output = conf.call(gt, first, inputs)[first.facts.output]

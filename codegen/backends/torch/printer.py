@@ -12,7 +12,7 @@ from sympy.printing.precedence import PRECEDENCE
 from batchform.codegen.backends.torch.idioms import AddCMul, AddMM, ThresholdBackward, masked
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.printers.python import PythonArrayPrinter
-from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
+from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table, with_numbers
 from batchform.codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
 
 
@@ -22,8 +22,7 @@ def _torch_table() -> dict[str, Spelling]:
     arrays = table("torch", atan="torch.atan({0})", asinh="torch.asinh({0})", erf="torch.special.erf({0})",
                    erfc="torch.special.erfc({0})")
     numbers = {"Abs": "abs({0})", "sign": "((({0}) > 0) - (({0}) < 0))"}
-    return {name: Spelling(spelling.array, numbers.get(name, f"math.{name}({{0}})"))
-            for name, spelling in arrays.items()}
+    return with_numbers(arrays, numbers)
 
 
 class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
