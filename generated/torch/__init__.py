@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "c63164999fc4cd314436ab044e3aa99e3c1327f88335cc18aad3bce065c089d1",
+    "da1890c53d89adf72b9132da69fb525014934b848e0f67db476972ac5ba64264",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
 
