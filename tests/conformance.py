@@ -212,7 +212,8 @@ def bad_shapes(w, check, shape: tuple) -> list[tuple]:
     (a number, or a dimension another argument also has)."""
     if not check.shape:
         return [(1,), (2, 2)]
-    out = [(), (1, 1, 1), shape + (2,)]
+    # The first batch input of a functional form may have leading axes, (*, D): another rank is no error there.
+    out = [()] if w.batch_inputs[:1] == [check.name] else [(), (1, 1, 1), shape + (2,)]
     others = [d for c in w.checks if c is not check for d in c.shape]
     for axis, d in enumerate(check.shape):
         if isinstance(d, int) or d in others:

@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "dc3e2211324ddd185f411e38afb2f9280846d2f745c4cc649c7d0b427ef59b10",
+    "da1890c53d89adf72b9132da69fb525014934b848e0f67db476972ac5ba64264",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
 

@@ -159,13 +159,21 @@ class AllReLUFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``all_relu_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``all_relu_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX ⊙ all_relu'(X)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, alpha):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _AllReLUCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, alpha)
 
     @staticmethod
     def forward(X, alpha):
@@ -200,6 +208,12 @@ class AllReLUFunction(torch.autograd.Function):
         return dY
 
 
+class _AllReLUCompiled(AllReLUFunction):
+    """``AllReLUFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _all_relu_gradients(X, alpha, DY):
     """The gradients of ``all_relu`` by its backward kernel."""
     DX = _activations.all_relu_backward(X, DY, alpha)
@@ -216,7 +230,7 @@ def all_relu(X: Tensor, alpha: float) -> Tensor:
     """
     X, rows = batch_rows("all_relu", ("X",), X)
     check("all_relu", ALL_RELU_CALL_SHAPES, (X,))
-    return restore_rows(AllReLUFunction.apply(X, alpha), rows)
+    return restore_rows(AllReLUFunction.run(X, alpha), rows)
 
 
 ALL_RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -242,14 +256,22 @@ class AllReLULayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``all_relu_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``all_relu_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = dZ ⊙ all_relu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b, alpha):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _AllReLULayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b, alpha)
 
     @staticmethod
     def forward(X, W, b, alpha):
@@ -291,6 +313,12 @@ class AllReLULayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _AllReLULayerCompiled(AllReLULayerFunction):
+    """``AllReLULayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _all_relu_layer_gradients(ctx, X, W, b, Z, alpha, DY, recompute: bool = False):
     """The gradients of ``all_relu_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -312,7 +340,7 @@ def all_relu_layer(X: Tensor, W: Tensor, b: Tensor, alpha: float) -> Tensor:
     """
     X, rows = batch_rows("all_relu_layer", ("X",), X)
     check("all_relu_layer", ALL_RELU_LAYER_CALL_SHAPES, (X, W, b))
-    return restore_rows(AllReLULayerFunction.apply(X, W, b, alpha)[1], rows)
+    return restore_rows(AllReLULayerFunction.run(X, W, b, alpha)[1], rows)
 
 
 ALL_RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -343,14 +371,22 @@ class AllReLUDropoutLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``all_relu_dropout_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``all_relu_dropout_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
         dY = dZ ⊙ all_relu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, R, W, b, alpha):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _AllReLUDropoutLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, R, W, b, alpha)
 
     @staticmethod
     def forward(X, R, W, b, alpha):
@@ -392,6 +428,12 @@ class AllReLUDropoutLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _AllReLUDropoutLayerCompiled(AllReLUDropoutLayerFunction):
+    """``AllReLUDropoutLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _all_relu_dropout_layer_gradients(ctx, X, R, W, b, Z, alpha, DY, recompute: bool = False):
     """The gradients of ``all_relu_dropout_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -413,7 +455,7 @@ def all_relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: fl
     """
     X, rows = batch_rows("all_relu_dropout_layer", ("X",), X)
     check("all_relu_dropout_layer", ALL_RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return restore_rows(AllReLUDropoutLayerFunction.apply(X, R, W, b, alpha)[1], rows)
+    return restore_rows(AllReLUDropoutLayerFunction.run(X, R, W, b, alpha)[1], rows)
 
 
 GELU_SHAPES = (("X", ("N", "K")),)
@@ -434,13 +476,21 @@ class GELUFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``gelu_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``gelu_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX ⊙ gelu'(X)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _GELUCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X)
 
     @staticmethod
     def forward(X):
@@ -472,6 +522,12 @@ class GELUFunction(torch.autograd.Function):
         return dY
 
 
+class _GELUCompiled(GELUFunction):
+    """``GELUFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _gelu_gradients(X, DY):
     """The gradients of ``gelu`` by its backward kernel."""
     DX = _activations.gelu_backward(X, DY)
@@ -488,7 +544,7 @@ def gelu(X: Tensor) -> Tensor:
     """
     X, rows = batch_rows("gelu", ("X",), X)
     check("gelu", GELU_CALL_SHAPES, (X,))
-    return restore_rows(GELUFunction.apply(X), rows)
+    return restore_rows(GELUFunction.run(X), rows)
 
 
 GELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -514,14 +570,22 @@ class GELULayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``gelu_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``gelu_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = dZ ⊙ gelu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _GELULayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b)
 
     @staticmethod
     def forward(X, W, b):
@@ -560,6 +624,12 @@ class GELULayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _GELULayerCompiled(GELULayerFunction):
+    """``GELULayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _gelu_layer_gradients(ctx, X, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``gelu_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -581,7 +651,7 @@ def gelu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("gelu_layer", ("X",), X)
     check("gelu_layer", GELU_LAYER_CALL_SHAPES, (X, W, b))
-    return restore_rows(GELULayerFunction.apply(X, W, b)[1], rows)
+    return restore_rows(GELULayerFunction.run(X, W, b)[1], rows)
 
 
 GELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -607,14 +677,22 @@ class GELUDropoutLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``gelu_dropout_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``gelu_dropout_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
         dY = dZ ⊙ gelu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, R, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _GELUDropoutLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, R, W, b)
 
     @staticmethod
     def forward(X, R, W, b):
@@ -653,6 +731,12 @@ class GELUDropoutLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _GELUDropoutLayerCompiled(GELUDropoutLayerFunction):
+    """``GELUDropoutLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _gelu_dropout_layer_gradients(ctx, X, R, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``gelu_dropout_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -674,7 +758,7 @@ def gelu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("gelu_dropout_layer", ("X",), X)
     check("gelu_dropout_layer", GELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return restore_rows(GELUDropoutLayerFunction.apply(X, R, W, b)[1], rows)
+    return restore_rows(GELUDropoutLayerFunction.run(X, R, W, b)[1], rows)
 
 
 HARD_SIGMOID_SHAPES = (("X", ("N", "K")),)
@@ -695,13 +779,21 @@ class HardSigmoidFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``hard_sigmoid_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``hard_sigmoid_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX ⊙ hard_sigmoid'(X)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _HardSigmoidCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X)
 
     @staticmethod
     def forward(X):
@@ -733,6 +825,12 @@ class HardSigmoidFunction(torch.autograd.Function):
         return dY
 
 
+class _HardSigmoidCompiled(HardSigmoidFunction):
+    """``HardSigmoidFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _hard_sigmoid_gradients(X, DY):
     """The gradients of ``hard_sigmoid`` by its backward kernel."""
     DX = _activations.hard_sigmoid_backward(X, DY)
@@ -749,7 +847,7 @@ def hard_sigmoid(X: Tensor) -> Tensor:
     """
     X, rows = batch_rows("hard_sigmoid", ("X",), X)
     check("hard_sigmoid", HARD_SIGMOID_CALL_SHAPES, (X,))
-    return restore_rows(HardSigmoidFunction.apply(X), rows)
+    return restore_rows(HardSigmoidFunction.run(X), rows)
 
 
 HARD_SIGMOID_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -775,14 +873,22 @@ class HardSigmoidLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``hard_sigmoid_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``hard_sigmoid_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = dZ ⊙ hard_sigmoid'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _HardSigmoidLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b)
 
     @staticmethod
     def forward(X, W, b):
@@ -821,6 +927,12 @@ class HardSigmoidLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _HardSigmoidLayerCompiled(HardSigmoidLayerFunction):
+    """``HardSigmoidLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _hard_sigmoid_layer_gradients(ctx, X, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``hard_sigmoid_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -842,7 +954,7 @@ def hard_sigmoid_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("hard_sigmoid_layer", ("X",), X)
     check("hard_sigmoid_layer", HARD_SIGMOID_LAYER_CALL_SHAPES, (X, W, b))
-    return restore_rows(HardSigmoidLayerFunction.apply(X, W, b)[1], rows)
+    return restore_rows(HardSigmoidLayerFunction.run(X, W, b)[1], rows)
 
 
 HARD_SIGMOID_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -873,14 +985,22 @@ class HardSigmoidDropoutLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``hard_sigmoid_dropout_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``hard_sigmoid_dropout_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
         dY = dZ ⊙ hard_sigmoid'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, R, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _HardSigmoidDropoutLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, R, W, b)
 
     @staticmethod
     def forward(X, R, W, b):
@@ -920,6 +1040,12 @@ class HardSigmoidDropoutLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _HardSigmoidDropoutLayerCompiled(HardSigmoidDropoutLayerFunction):
+    """``HardSigmoidDropoutLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _hard_sigmoid_dropout_layer_gradients(ctx, X, R, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``hard_sigmoid_dropout_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -941,7 +1067,7 @@ def hard_sigmoid_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Te
     """
     X, rows = batch_rows("hard_sigmoid_dropout_layer", ("X",), X)
     check("hard_sigmoid_dropout_layer", HARD_SIGMOID_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return restore_rows(HardSigmoidDropoutLayerFunction.apply(X, R, W, b)[1], rows)
+    return restore_rows(HardSigmoidDropoutLayerFunction.run(X, R, W, b)[1], rows)
 
 
 HYPERBOLIC_TANGENT_SHAPES = (("X", ("N", "K")),)
@@ -962,13 +1088,21 @@ class HyperbolicTangentFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``hyperbolic_tangent_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``hyperbolic_tangent_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX ⊙ hyperbolic_tangent'(X)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _HyperbolicTangentCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X)
 
     @staticmethod
     def forward(X):
@@ -1000,6 +1134,12 @@ class HyperbolicTangentFunction(torch.autograd.Function):
         return dY
 
 
+class _HyperbolicTangentCompiled(HyperbolicTangentFunction):
+    """``HyperbolicTangentFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _hyperbolic_tangent_gradients(X, DY):
     """The gradients of ``hyperbolic_tangent`` by its backward kernel."""
     DX = _activations.hyperbolic_tangent_backward(X, DY)
@@ -1016,7 +1156,7 @@ def hyperbolic_tangent(X: Tensor) -> Tensor:
     """
     X, rows = batch_rows("hyperbolic_tangent", ("X",), X)
     check("hyperbolic_tangent", HYPERBOLIC_TANGENT_CALL_SHAPES, (X,))
-    return restore_rows(HyperbolicTangentFunction.apply(X), rows)
+    return restore_rows(HyperbolicTangentFunction.run(X), rows)
 
 
 HYPERBOLIC_TANGENT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -1042,14 +1182,22 @@ class HyperbolicTangentLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``hyperbolic_tangent_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``hyperbolic_tangent_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = dZ ⊙ hyperbolic_tangent'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _HyperbolicTangentLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b)
 
     @staticmethod
     def forward(X, W, b):
@@ -1088,6 +1236,12 @@ class HyperbolicTangentLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _HyperbolicTangentLayerCompiled(HyperbolicTangentLayerFunction):
+    """``HyperbolicTangentLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _hyperbolic_tangent_layer_gradients(ctx, X, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``hyperbolic_tangent_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -1109,7 +1263,7 @@ def hyperbolic_tangent_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("hyperbolic_tangent_layer", ("X",), X)
     check("hyperbolic_tangent_layer", HYPERBOLIC_TANGENT_LAYER_CALL_SHAPES, (X, W, b))
-    return restore_rows(HyperbolicTangentLayerFunction.apply(X, W, b)[1], rows)
+    return restore_rows(HyperbolicTangentLayerFunction.run(X, W, b)[1], rows)
 
 
 HYPERBOLIC_TANGENT_DROPOUT_LAYER_SHAPES = (
@@ -1145,14 +1299,22 @@ class HyperbolicTangentDropoutLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``hyperbolic_tangent_dropout_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``hyperbolic_tangent_dropout_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
         dY = dZ ⊙ hyperbolic_tangent'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, R, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _HyperbolicTangentDropoutLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, R, W, b)
 
     @staticmethod
     def forward(X, R, W, b):
@@ -1192,6 +1354,12 @@ class HyperbolicTangentDropoutLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _HyperbolicTangentDropoutLayerCompiled(HyperbolicTangentDropoutLayerFunction):
+    """``HyperbolicTangentDropoutLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _hyperbolic_tangent_dropout_layer_gradients(ctx, X, R, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``hyperbolic_tangent_dropout_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -1213,7 +1381,7 @@ def hyperbolic_tangent_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor)
     """
     X, rows = batch_rows("hyperbolic_tangent_dropout_layer", ("X",), X)
     check("hyperbolic_tangent_dropout_layer", HYPERBOLIC_TANGENT_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return restore_rows(HyperbolicTangentDropoutLayerFunction.apply(X, R, W, b)[1], rows)
+    return restore_rows(HyperbolicTangentDropoutLayerFunction.run(X, R, W, b)[1], rows)
 
 
 LEAKY_RELU_SHAPES = (("X", ("N", "K")),)
@@ -1234,13 +1402,21 @@ class LeakyReLUFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``leaky_relu_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``leaky_relu_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX ⊙ leaky_relu'(X)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, alpha):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _LeakyReLUCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, alpha)
 
     @staticmethod
     def forward(X, alpha):
@@ -1275,6 +1451,12 @@ class LeakyReLUFunction(torch.autograd.Function):
         return dY
 
 
+class _LeakyReLUCompiled(LeakyReLUFunction):
+    """``LeakyReLUFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _leaky_relu_gradients(X, alpha, DY):
     """The gradients of ``leaky_relu`` by its backward kernel."""
     DX = _activations.leaky_relu_backward(X, DY, alpha)
@@ -1291,7 +1473,7 @@ def leaky_relu(X: Tensor, alpha: float) -> Tensor:
     """
     X, rows = batch_rows("leaky_relu", ("X",), X)
     check("leaky_relu", LEAKY_RELU_CALL_SHAPES, (X,))
-    return restore_rows(LeakyReLUFunction.apply(X, alpha), rows)
+    return restore_rows(LeakyReLUFunction.run(X, alpha), rows)
 
 
 LEAKY_RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -1317,14 +1499,22 @@ class LeakyReLULayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``leaky_relu_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``leaky_relu_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = dZ ⊙ leaky_relu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b, alpha):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _LeakyReLULayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b, alpha)
 
     @staticmethod
     def forward(X, W, b, alpha):
@@ -1366,6 +1556,12 @@ class LeakyReLULayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _LeakyReLULayerCompiled(LeakyReLULayerFunction):
+    """``LeakyReLULayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _leaky_relu_layer_gradients(ctx, X, W, b, Z, alpha, DY, recompute: bool = False):
     """The gradients of ``leaky_relu_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -1387,7 +1583,7 @@ def leaky_relu_layer(X: Tensor, W: Tensor, b: Tensor, alpha: float) -> Tensor:
     """
     X, rows = batch_rows("leaky_relu_layer", ("X",), X)
     check("leaky_relu_layer", LEAKY_RELU_LAYER_CALL_SHAPES, (X, W, b))
-    return restore_rows(LeakyReLULayerFunction.apply(X, W, b, alpha)[1], rows)
+    return restore_rows(LeakyReLULayerFunction.run(X, W, b, alpha)[1], rows)
 
 
 LEAKY_RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -1418,14 +1614,22 @@ class LeakyReLUDropoutLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``leaky_relu_dropout_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``leaky_relu_dropout_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
         dY = dZ ⊙ leaky_relu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, R, W, b, alpha):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _LeakyReLUDropoutLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, R, W, b, alpha)
 
     @staticmethod
     def forward(X, R, W, b, alpha):
@@ -1467,6 +1671,12 @@ class LeakyReLUDropoutLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _LeakyReLUDropoutLayerCompiled(LeakyReLUDropoutLayerFunction):
+    """``LeakyReLUDropoutLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _leaky_relu_dropout_layer_gradients(ctx, X, R, W, b, Z, alpha, DY, recompute: bool = False):
     """The gradients of ``leaky_relu_dropout_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -1488,7 +1698,7 @@ def leaky_relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: 
     """
     X, rows = batch_rows("leaky_relu_dropout_layer", ("X",), X)
     check("leaky_relu_dropout_layer", LEAKY_RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return restore_rows(LeakyReLUDropoutLayerFunction.apply(X, R, W, b, alpha)[1], rows)
+    return restore_rows(LeakyReLUDropoutLayerFunction.run(X, R, W, b, alpha)[1], rows)
 
 
 RELU_SHAPES = (("X", ("N", "K")),)
@@ -1509,13 +1719,21 @@ class ReLUFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``relu_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``relu_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX ⊙ relu'(X)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _ReLUCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X)
 
     @staticmethod
     def forward(X):
@@ -1547,6 +1765,12 @@ class ReLUFunction(torch.autograd.Function):
         return dY
 
 
+class _ReLUCompiled(ReLUFunction):
+    """``ReLUFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _relu_gradients(X, DY):
     """The gradients of ``relu`` by its backward kernel."""
     DX = _activations.relu_backward(X, DY)
@@ -1563,7 +1787,7 @@ def relu(X: Tensor) -> Tensor:
     """
     X, rows = batch_rows("relu", ("X",), X)
     check("relu", RELU_CALL_SHAPES, (X,))
-    return restore_rows(ReLUFunction.apply(X), rows)
+    return restore_rows(ReLUFunction.run(X), rows)
 
 
 RELU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -1589,14 +1813,22 @@ class ReLULayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``relu_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``relu_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = dZ ⊙ relu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _ReLULayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b)
 
     @staticmethod
     def forward(X, W, b):
@@ -1635,6 +1867,12 @@ class ReLULayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _ReLULayerCompiled(ReLULayerFunction):
+    """``ReLULayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _relu_layer_gradients(ctx, X, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``relu_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -1656,7 +1894,7 @@ def relu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("relu_layer", ("X",), X)
     check("relu_layer", RELU_LAYER_CALL_SHAPES, (X, W, b))
-    return restore_rows(ReLULayerFunction.apply(X, W, b)[1], rows)
+    return restore_rows(ReLULayerFunction.run(X, W, b)[1], rows)
 
 
 RELU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -1682,14 +1920,22 @@ class ReLUDropoutLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``relu_dropout_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``relu_dropout_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
         dY = dZ ⊙ relu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, R, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _ReLUDropoutLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, R, W, b)
 
     @staticmethod
     def forward(X, R, W, b):
@@ -1728,6 +1974,12 @@ class ReLUDropoutLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _ReLUDropoutLayerCompiled(ReLUDropoutLayerFunction):
+    """``ReLUDropoutLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _relu_dropout_layer_gradients(ctx, X, R, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``relu_dropout_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -1749,7 +2001,7 @@ def relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("relu_dropout_layer", ("X",), X)
     check("relu_dropout_layer", RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return restore_rows(ReLUDropoutLayerFunction.apply(X, R, W, b)[1], rows)
+    return restore_rows(ReLUDropoutLayerFunction.run(X, R, W, b)[1], rows)
 
 
 SIGMOID_SHAPES = (("X", ("N", "K")),)
@@ -1770,13 +2022,21 @@ class SigmoidFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``sigmoid_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``sigmoid_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX ⊙ sigmoid'(X)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SigmoidCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X)
 
     @staticmethod
     def forward(X):
@@ -1808,6 +2068,12 @@ class SigmoidFunction(torch.autograd.Function):
         return dY
 
 
+class _SigmoidCompiled(SigmoidFunction):
+    """``SigmoidFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _sigmoid_gradients(X, DY):
     """The gradients of ``sigmoid`` by its backward kernel."""
     DX = _activations.sigmoid_backward(X, DY)
@@ -1824,7 +2090,7 @@ def sigmoid(X: Tensor) -> Tensor:
     """
     X, rows = batch_rows("sigmoid", ("X",), X)
     check("sigmoid", SIGMOID_CALL_SHAPES, (X,))
-    return restore_rows(SigmoidFunction.apply(X), rows)
+    return restore_rows(SigmoidFunction.run(X), rows)
 
 
 SIGMOID_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -1850,14 +2116,22 @@ class SigmoidLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``sigmoid_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``sigmoid_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = dZ ⊙ sigmoid'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SigmoidLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b)
 
     @staticmethod
     def forward(X, W, b):
@@ -1896,6 +2170,12 @@ class SigmoidLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _SigmoidLayerCompiled(SigmoidLayerFunction):
+    """``SigmoidLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _sigmoid_layer_gradients(ctx, X, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``sigmoid_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -1917,7 +2197,7 @@ def sigmoid_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("sigmoid_layer", ("X",), X)
     check("sigmoid_layer", SIGMOID_LAYER_CALL_SHAPES, (X, W, b))
-    return restore_rows(SigmoidLayerFunction.apply(X, W, b)[1], rows)
+    return restore_rows(SigmoidLayerFunction.run(X, W, b)[1], rows)
 
 
 SIGMOID_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -1943,14 +2223,22 @@ class SigmoidDropoutLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``sigmoid_dropout_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``sigmoid_dropout_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
         dY = dZ ⊙ sigmoid'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, R, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SigmoidDropoutLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, R, W, b)
 
     @staticmethod
     def forward(X, R, W, b):
@@ -1989,6 +2277,12 @@ class SigmoidDropoutLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _SigmoidDropoutLayerCompiled(SigmoidDropoutLayerFunction):
+    """``SigmoidDropoutLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _sigmoid_dropout_layer_gradients(ctx, X, R, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``sigmoid_dropout_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -2010,7 +2304,7 @@ def sigmoid_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("sigmoid_dropout_layer", ("X",), X)
     check("sigmoid_dropout_layer", SIGMOID_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return restore_rows(SigmoidDropoutLayerFunction.apply(X, R, W, b)[1], rows)
+    return restore_rows(SigmoidDropoutLayerFunction.run(X, R, W, b)[1], rows)
 
 
 SILU_SHAPES = (("X", ("N", "K")),)
@@ -2031,13 +2325,21 @@ class SiLUFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``silu_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``silu_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX ⊙ silu'(X)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SiLUCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X)
 
     @staticmethod
     def forward(X):
@@ -2069,6 +2371,12 @@ class SiLUFunction(torch.autograd.Function):
         return dY
 
 
+class _SiLUCompiled(SiLUFunction):
+    """``SiLUFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _silu_gradients(X, DY):
     """The gradients of ``silu`` by its backward kernel."""
     DX = _activations.silu_backward(X, DY)
@@ -2085,7 +2393,7 @@ def silu(X: Tensor) -> Tensor:
     """
     X, rows = batch_rows("silu", ("X",), X)
     check("silu", SILU_CALL_SHAPES, (X,))
-    return restore_rows(SiLUFunction.apply(X), rows)
+    return restore_rows(SiLUFunction.run(X), rows)
 
 
 SILU_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -2111,14 +2419,22 @@ class SiLULayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``silu_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``silu_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = dZ ⊙ silu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SiLULayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b)
 
     @staticmethod
     def forward(X, W, b):
@@ -2157,6 +2473,12 @@ class SiLULayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _SiLULayerCompiled(SiLULayerFunction):
+    """``SiLULayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _silu_layer_gradients(ctx, X, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``silu_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -2178,7 +2500,7 @@ def silu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("silu_layer", ("X",), X)
     check("silu_layer", SILU_LAYER_CALL_SHAPES, (X, W, b))
-    return restore_rows(SiLULayerFunction.apply(X, W, b)[1], rows)
+    return restore_rows(SiLULayerFunction.run(X, W, b)[1], rows)
 
 
 SILU_DROPOUT_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")), ("R", ("D", "K")))
@@ -2204,14 +2526,22 @@ class SiLUDropoutLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``silu_dropout_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``silu_dropout_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
         dY = dZ ⊙ silu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, R, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SiLUDropoutLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, R, W, b)
 
     @staticmethod
     def forward(X, R, W, b):
@@ -2250,6 +2580,12 @@ class SiLUDropoutLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _SiLUDropoutLayerCompiled(SiLUDropoutLayerFunction):
+    """``SiLUDropoutLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _silu_dropout_layer_gradients(ctx, X, R, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``silu_dropout_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -2271,7 +2607,7 @@ def silu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("silu_dropout_layer", ("X",), X)
     check("silu_dropout_layer", SILU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
-    return restore_rows(SiLUDropoutLayerFunction.apply(X, R, W, b)[1], rows)
+    return restore_rows(SiLUDropoutLayerFunction.run(X, R, W, b)[1], rows)
 
 
 SRELU_SHAPES = (("al", ()), ("tl", ()), ("ar", ()), ("tr", ()), ("X", ("N", "K")))
@@ -2296,13 +2632,21 @@ class SReLUFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``srelu_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``srelu_jvp``, derived from the forward
+    equations and proved:
 
         dY = dal·∂srelu/∂al(X) + dar·∂srelu/∂ar(X) + dtl·∂srelu/∂tl(X) + dtr·∂srelu/∂tr(X) + dX ⊙ srelu'(X)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, al, tl, ar, tr):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SReLUCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, al, tl, ar, tr)
 
     @staticmethod
     def forward(X, al, tl, ar, tr):
@@ -2338,6 +2682,12 @@ class SReLUFunction(torch.autograd.Function):
         return dY
 
 
+class _SReLUCompiled(SReLUFunction):
+    """``SReLUFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _srelu_gradients(ctx, X, al, tl, ar, tr, DY):
     """The gradients of ``srelu`` by its backward kernel."""
     if not ctx.needs_input_grad[0]:
@@ -2357,7 +2707,7 @@ def srelu(X: Tensor, al: Tensor, tl: Tensor, ar: Tensor, tr: Tensor) -> Tensor:
     """
     X, rows = batch_rows("srelu", ("X",), X)
     check("srelu", SRELU_CALL_SHAPES, (X, al, tl, ar, tr))
-    return restore_rows(SReLUFunction.apply(X, al, tl, ar, tr), rows)
+    return restore_rows(SReLUFunction.run(X, al, tl, ar, tr), rows)
 
 
 SRELU_LAYER_SHAPES = (
@@ -2403,14 +2753,22 @@ class SReLULayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``srelu_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``srelu_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = dal·∂srelu/∂al(Z) + dar·∂srelu/∂ar(Z) + dtl·∂srelu/∂tl(Z) + dtr·∂srelu/∂tr(Z) + dZ ⊙ srelu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b, al, tl, ar, tr):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SReLULayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b, al, tl, ar, tr)
 
     @staticmethod
     def forward(X, W, b, al, tl, ar, tr):
@@ -2453,6 +2811,12 @@ class SReLULayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _SReLULayerCompiled(SReLULayerFunction):
+    """``SReLULayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _srelu_layer_gradients(ctx, X, W, b, al, tl, ar, tr, Z, DY, recompute: bool = False):
     """The gradients of ``srelu_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -2474,7 +2838,7 @@ def srelu_layer(X: Tensor, W: Tensor, b: Tensor, al: Tensor, tl: Tensor, ar: Ten
     """
     X, rows = batch_rows("srelu_layer", ("X",), X)
     check("srelu_layer", SRELU_LAYER_CALL_SHAPES, (X, W, b, al, tl, ar, tr))
-    return restore_rows(SReLULayerFunction.apply(X, W, b, al, tl, ar, tr)[1], rows)
+    return restore_rows(SReLULayerFunction.run(X, W, b, al, tl, ar, tr)[1], rows)
 
 
 SRELU_DROPOUT_LAYER_SHAPES = (
@@ -2522,14 +2886,22 @@ class SReLUDropoutLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``srelu_dropout_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``srelu_dropout_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
         dY = dal·∂srelu/∂al(Z) + dar·∂srelu/∂ar(Z) + dtl·∂srelu/∂tl(Z) + dtr·∂srelu/∂tr(Z) + dZ ⊙ srelu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, R, W, b, al, tl, ar, tr):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SReLUDropoutLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, R, W, b, al, tl, ar, tr)
 
     @staticmethod
     def forward(X, R, W, b, al, tl, ar, tr):
@@ -2572,6 +2944,12 @@ class SReLUDropoutLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _SReLUDropoutLayerCompiled(SReLUDropoutLayerFunction):
+    """``SReLUDropoutLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _srelu_dropout_layer_gradients(ctx, X, R, W, b, al, tl, ar, tr, Z, DY, recompute: bool = False):
     """The gradients of ``srelu_dropout_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -2597,7 +2975,7 @@ def srelu_dropout_layer(
     """
     X, rows = batch_rows("srelu_dropout_layer", ("X",), X)
     check("srelu_dropout_layer", SRELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b, al, tl, ar, tr))
-    return restore_rows(SReLUDropoutLayerFunction.apply(X, R, W, b, al, tl, ar, tr)[1], rows)
+    return restore_rows(SReLUDropoutLayerFunction.run(X, R, W, b, al, tl, ar, tr)[1], rows)
 
 
 SIMPLE_BATCH_NORM_SHAPES = (("X", ("N", "K")),)
@@ -2621,8 +2999,9 @@ class SimpleBatchNormFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``simple_batch_norm_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``simple_batch_norm_jvp``, derived from the forward
+    equations and proved:
 
         dR = dX − 1_N·1_Nᵀ·dX/N
         dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
@@ -2630,6 +3009,13 @@ class SimpleBatchNormFunction(torch.autograd.Function):
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SimpleBatchNormCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X)
 
     @staticmethod
     def forward(X):
@@ -2666,6 +3052,12 @@ class SimpleBatchNormFunction(torch.autograd.Function):
         return None, dY
 
 
+class _SimpleBatchNormCompiled(SimpleBatchNormFunction):
+    """``SimpleBatchNormFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _simple_batch_norm_gradients(X, Sigma, Y, DY, recompute: bool = False):
     """The gradients of ``simple_batch_norm`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -2684,7 +3076,7 @@ def simple_batch_norm(X: Tensor) -> Tensor:
     """
     X, rows = batch_rows("simple_batch_norm", ("X",), X)
     check("simple_batch_norm", SIMPLE_BATCH_NORM_CALL_SHAPES, (X,))
-    return restore_rows(SimpleBatchNormFunction.apply(X)[1], rows)
+    return restore_rows(SimpleBatchNormFunction.run(X)[1], rows)
 
 
 SIMPLE_BATCH_NORM_INFERENCE_SHAPES = (
@@ -2713,13 +3105,21 @@ class SimpleBatchNormInferenceFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``simple_batch_norm_inference_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``simple_batch_norm_inference_jvp``, derived from the forward
+    equations and proved:
 
         dY = (1_N·inv_sqrt(running_var)) ⊙ dX
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, running_mean, running_var):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SimpleBatchNormInferenceCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, running_mean, running_var)
 
     @staticmethod
     def forward(X, running_mean, running_var):
@@ -2752,6 +3152,12 @@ class SimpleBatchNormInferenceFunction(torch.autograd.Function):
         return dY
 
 
+class _SimpleBatchNormInferenceCompiled(SimpleBatchNormInferenceFunction):
+    """``SimpleBatchNormInferenceFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _simple_batch_norm_inference_gradients(X, running_mean, running_var, DY):
     """The gradients of ``simple_batch_norm_inference`` by its backward kernel."""
     DX = _layers.simple_batch_norm_inference_backward(running_var, DY)
@@ -2770,7 +3176,7 @@ def simple_batch_norm_inference(X: Tensor, running_mean: Tensor, running_var: Te
     check(
         "simple_batch_norm_inference", SIMPLE_BATCH_NORM_INFERENCE_CALL_SHAPES, (X, running_mean, running_var)
     )
-    return restore_rows(SimpleBatchNormInferenceFunction.apply(X, running_mean, running_var), rows)
+    return restore_rows(SimpleBatchNormInferenceFunction.run(X, running_mean, running_var), rows)
 
 
 BATCH_NORM_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
@@ -2798,8 +3204,9 @@ class BatchNormFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``batch_norm_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``batch_norm_jvp``, derived from the forward
+    equations and proved:
 
         dR = dX − 1_N·1_Nᵀ·dX/N
         dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
@@ -2808,6 +3215,13 @@ class BatchNormFunction(torch.autograd.Function):
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, gamma, beta):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _BatchNormCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, gamma, beta)
 
     @staticmethod
     def forward(X, gamma, beta):
@@ -2846,6 +3260,12 @@ class BatchNormFunction(torch.autograd.Function):
         return None, None, dY
 
 
+class _BatchNormCompiled(BatchNormFunction):
+    """``BatchNormFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _batch_norm_gradients(ctx, X, gamma, beta, Sigma, Z, DY, recompute: bool = False):
     """The gradients of ``batch_norm`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -2867,7 +3287,7 @@ def batch_norm(X: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     """
     X, rows = batch_rows("batch_norm", ("X",), X)
     check("batch_norm", BATCH_NORM_CALL_SHAPES, (X, gamma, beta))
-    return restore_rows(BatchNormFunction.apply(X, gamma, beta)[2], rows)
+    return restore_rows(BatchNormFunction.run(X, gamma, beta)[2], rows)
 
 
 BATCH_NORM_INFERENCE_SHAPES = (
@@ -2905,14 +3325,22 @@ class BatchNormInferenceFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``batch_norm_inference_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``batch_norm_inference_jvp``, derived from the forward
+    equations and proved:
 
         dZ = (1_N·inv_sqrt(running_var)) ⊙ dX
         dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, running_mean, running_var, gamma, beta):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _BatchNormInferenceCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, running_mean, running_var, gamma, beta)
 
     @staticmethod
     def forward(X, running_mean, running_var, gamma, beta):
@@ -2953,6 +3381,12 @@ class BatchNormInferenceFunction(torch.autograd.Function):
         return None, dY
 
 
+class _BatchNormInferenceCompiled(BatchNormInferenceFunction):
+    """``BatchNormInferenceFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _batch_norm_inference_gradients(
     ctx, X, running_mean, running_var, gamma, beta, Z, DY, recompute: bool = False
 ):
@@ -2980,7 +3414,7 @@ def batch_norm_inference(
     check(
         "batch_norm_inference", BATCH_NORM_INFERENCE_CALL_SHAPES, (X, running_mean, running_var, gamma, beta)
     )
-    return restore_rows(BatchNormInferenceFunction.apply(X, running_mean, running_var, gamma, beta)[1], rows)
+    return restore_rows(BatchNormInferenceFunction.run(X, running_mean, running_var, gamma, beta)[1], rows)
 
 
 SIMPLE_BATCH_NORM_EPS_SHAPES = (("X", ("N", "K")),)
@@ -3004,8 +3438,9 @@ class SimpleBatchNormEpsFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``simple_batch_norm_eps_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``simple_batch_norm_eps_jvp``, derived from the forward
+    equations and proved:
 
         dR = dX − 1_N·1_Nᵀ·dX/N
         dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
@@ -3013,6 +3448,13 @@ class SimpleBatchNormEpsFunction(torch.autograd.Function):
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, epsilon):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SimpleBatchNormEpsCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, epsilon)
 
     @staticmethod
     def forward(X, epsilon):
@@ -3052,6 +3494,12 @@ class SimpleBatchNormEpsFunction(torch.autograd.Function):
         return None, dY
 
 
+class _SimpleBatchNormEpsCompiled(SimpleBatchNormEpsFunction):
+    """``SimpleBatchNormEpsFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _simple_batch_norm_eps_gradients(X, Sigma, Y, epsilon, DY, recompute: bool = False):
     """The gradients of ``simple_batch_norm_eps`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -3070,7 +3518,7 @@ def simple_batch_norm_eps(X: Tensor, epsilon: float) -> Tensor:
     """
     X, rows = batch_rows("simple_batch_norm_eps", ("X",), X)
     check("simple_batch_norm_eps", SIMPLE_BATCH_NORM_EPS_CALL_SHAPES, (X,))
-    return restore_rows(SimpleBatchNormEpsFunction.apply(X, epsilon)[1], rows)
+    return restore_rows(SimpleBatchNormEpsFunction.run(X, epsilon)[1], rows)
 
 
 SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES = (
@@ -3099,13 +3547,21 @@ class SimpleBatchNormEpsInferenceFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``simple_batch_norm_eps_inference_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``simple_batch_norm_eps_inference_jvp``, derived from the forward
+    equations and proved:
 
         dY = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ dX
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, running_mean, running_var, epsilon):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SimpleBatchNormEpsInferenceCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, running_mean, running_var, epsilon)
 
     @staticmethod
     def forward(X, running_mean, running_var, epsilon):
@@ -3141,6 +3597,12 @@ class SimpleBatchNormEpsInferenceFunction(torch.autograd.Function):
         return dY
 
 
+class _SimpleBatchNormEpsInferenceCompiled(SimpleBatchNormEpsInferenceFunction):
+    """``SimpleBatchNormEpsInferenceFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _simple_batch_norm_eps_inference_gradients(X, running_mean, running_var, epsilon, DY):
     """The gradients of ``simple_batch_norm_eps_inference`` by its backward kernel."""
     DX = _layers.simple_batch_norm_eps_inference_backward(running_var, DY, epsilon)
@@ -3163,9 +3625,7 @@ def simple_batch_norm_eps_inference(
         SIMPLE_BATCH_NORM_EPS_INFERENCE_CALL_SHAPES,
         (X, running_mean, running_var),
     )
-    return restore_rows(
-        SimpleBatchNormEpsInferenceFunction.apply(X, running_mean, running_var, epsilon), rows
-    )
+    return restore_rows(SimpleBatchNormEpsInferenceFunction.run(X, running_mean, running_var, epsilon), rows)
 
 
 BATCH_NORM_EPS_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
@@ -3193,8 +3653,9 @@ class BatchNormEpsFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``batch_norm_eps_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``batch_norm_eps_jvp``, derived from the forward
+    equations and proved:
 
         dR = dX − 1_N·1_Nᵀ·dX/N
         dSigma = 2·1_Nᵀ·(R ⊙ dR)/N
@@ -3203,6 +3664,13 @@ class BatchNormEpsFunction(torch.autograd.Function):
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, gamma, beta, epsilon):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _BatchNormEpsCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, gamma, beta, epsilon)
 
     @staticmethod
     def forward(X, gamma, beta, epsilon):
@@ -3244,6 +3712,12 @@ class BatchNormEpsFunction(torch.autograd.Function):
         return None, None, dY
 
 
+class _BatchNormEpsCompiled(BatchNormEpsFunction):
+    """``BatchNormEpsFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _batch_norm_eps_gradients(ctx, X, gamma, beta, Sigma, Z, epsilon, DY, recompute: bool = False):
     """The gradients of ``batch_norm_eps`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -3265,7 +3739,7 @@ def batch_norm_eps(X: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Te
     """
     X, rows = batch_rows("batch_norm_eps", ("X",), X)
     check("batch_norm_eps", BATCH_NORM_EPS_CALL_SHAPES, (X, gamma, beta))
-    return restore_rows(BatchNormEpsFunction.apply(X, gamma, beta, epsilon)[2], rows)
+    return restore_rows(BatchNormEpsFunction.run(X, gamma, beta, epsilon)[2], rows)
 
 
 BATCH_NORM_EPS_INFERENCE_SHAPES = (
@@ -3303,14 +3777,22 @@ class BatchNormEpsInferenceFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``batch_norm_eps_inference_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``batch_norm_eps_inference_jvp``, derived from the forward
+    equations and proved:
 
         dZ = (1_N·inv_sqrt(ε·1_Kᵀ + running_var)) ⊙ dX
         dY = 1_N·dbeta + (1_N·dgamma) ⊙ Z + (1_N·γ) ⊙ dZ
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, running_mean, running_var, gamma, beta, epsilon):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _BatchNormEpsInferenceCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, running_mean, running_var, gamma, beta, epsilon)
 
     @staticmethod
     def forward(X, running_mean, running_var, gamma, beta, epsilon):
@@ -3356,6 +3838,12 @@ class BatchNormEpsInferenceFunction(torch.autograd.Function):
         return None, dY
 
 
+class _BatchNormEpsInferenceCompiled(BatchNormEpsInferenceFunction):
+    """``BatchNormEpsInferenceFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _batch_norm_eps_inference_gradients(
     ctx, X, running_mean, running_var, gamma, beta, Z, epsilon, DY, recompute: bool = False
 ):
@@ -3386,7 +3874,7 @@ def batch_norm_eps_inference(
         (X, running_mean, running_var, gamma, beta),
     )
     return restore_rows(
-        BatchNormEpsInferenceFunction.apply(X, running_mean, running_var, gamma, beta, epsilon)[1], rows
+        BatchNormEpsInferenceFunction.run(X, running_mean, running_var, gamma, beta, epsilon)[1], rows
     )
 
 
@@ -3410,13 +3898,21 @@ class LinearDropoutFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``linear_dropout_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``linear_dropout_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX·(R ⊙ Wᵀ) + X·(R ⊙ dWᵀ) + 1_N·db
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, R, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _LinearDropoutCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, R, W, b)
 
     @staticmethod
     def forward(X, R, W, b):
@@ -3450,6 +3946,12 @@ class LinearDropoutFunction(torch.autograd.Function):
         return dY
 
 
+class _LinearDropoutCompiled(LinearDropoutFunction):
+    """``LinearDropoutFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _linear_dropout_gradients(ctx, X, R, W, b, DY):
     """The gradients of ``linear_dropout`` by its backward kernel."""
     if not ctx.needs_input_grad[0]:
@@ -3469,7 +3971,7 @@ def linear_dropout(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("linear_dropout", ("X",), X)
     check("linear_dropout", LINEAR_DROPOUT_CALL_SHAPES, (X, R, W, b))
-    return restore_rows(LinearDropoutFunction.apply(X, R, W, b), rows)
+    return restore_rows(LinearDropoutFunction.run(X, R, W, b), rows)
 
 
 LAYER_NORM_SHAPES = (("gamma", (1, "K")), ("beta", (1, "K")), ("X", ("N", "K")))
@@ -3497,8 +3999,9 @@ class LayerNormFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``layer_norm_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``layer_norm_jvp``, derived from the forward
+    equations and proved:
 
         dR = dX − dX·1_K·1_Kᵀ/K
         dSigma = 2·(R ⊙ dR)·1_K/K
@@ -3507,6 +4010,13 @@ class LayerNormFunction(torch.autograd.Function):
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, gamma, beta, epsilon):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _LayerNormCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, gamma, beta, epsilon)
 
     @staticmethod
     def forward(X, gamma, beta, epsilon):
@@ -3548,6 +4058,12 @@ class LayerNormFunction(torch.autograd.Function):
         return None, None, dY
 
 
+class _LayerNormCompiled(LayerNormFunction):
+    """``LayerNormFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _layer_norm_gradients(ctx, X, gamma, beta, Sigma, Z, epsilon, DY, recompute: bool = False):
     """The gradients of ``layer_norm`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -3569,7 +4085,7 @@ def layer_norm(X: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Tensor
     """
     X, rows = batch_rows("layer_norm", ("X",), X)
     check("layer_norm", LAYER_NORM_CALL_SHAPES, (X, gamma, beta))
-    return restore_rows(LayerNormFunction.apply(X, gamma, beta, epsilon)[2], rows)
+    return restore_rows(LayerNormFunction.run(X, gamma, beta, epsilon)[2], rows)
 
 
 LINEAR_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -3592,13 +4108,21 @@ class LinearFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``linear_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``linear_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX·Wᵀ + X·dWᵀ + 1_N·db
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _LinearCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b)
 
     @staticmethod
     def forward(X, W, b):
@@ -3632,6 +4156,12 @@ class LinearFunction(torch.autograd.Function):
         return dY
 
 
+class _LinearCompiled(LinearFunction):
+    """``LinearFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _linear_gradients(ctx, X, W, b, DY):
     """The gradients of ``linear`` by its backward kernel."""
     if not ctx.needs_input_grad[0]:
@@ -3651,7 +4181,7 @@ def linear(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("linear", ("X",), X)
     check("linear", LINEAR_CALL_SHAPES, (X, W, b))
-    return restore_rows(LinearFunction.apply(X, W, b), rows)
+    return restore_rows(LinearFunction.run(X, W, b), rows)
 
 
 RESIDUAL_RELU_LAYER_SHAPES = (("W", ("D", "D")), ("b", (1, "D")), ("X", ("N", "D")))
@@ -3677,14 +4207,22 @@ class ResidualReLULayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``residual_relu_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``residual_relu_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = dX + dZ ⊙ relu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _ResidualReLULayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b)
 
     @staticmethod
     def forward(X, W, b):
@@ -3723,6 +4261,12 @@ class ResidualReLULayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _ResidualReLULayerCompiled(ResidualReLULayerFunction):
+    """``ResidualReLULayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _residual_relu_layer_gradients(ctx, X, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``residual_relu_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -3744,7 +4288,7 @@ def residual_relu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("residual_relu_layer", ("X",), X)
     check("residual_relu_layer", RESIDUAL_RELU_LAYER_CALL_SHAPES, (X, W, b))
-    return restore_rows(ResidualReLULayerFunction.apply(X, W, b)[1], rows)
+    return restore_rows(ResidualReLULayerFunction.run(X, W, b)[1], rows)
 
 
 SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -3769,14 +4313,22 @@ class SoftmaxLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``softmax_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``softmax_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = Y ⊙ (dZ − (Y ⊙ dZ)·1_K·1_Kᵀ)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SoftmaxLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b)
 
     @staticmethod
     def forward(X, W, b):
@@ -3811,6 +4363,12 @@ class SoftmaxLayerFunction(torch.autograd.Function):
         return dY
 
 
+class _SoftmaxLayerCompiled(SoftmaxLayerFunction):
+    """``SoftmaxLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _softmax_layer_gradients(ctx, X, W, b, Y, DY, recompute: bool = False):
     """The gradients of ``softmax_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -3832,7 +4390,7 @@ def softmax_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("softmax_layer", ("X",), X)
     check("softmax_layer", SOFTMAX_LAYER_CALL_SHAPES, (X, W, b))
-    return restore_rows(SoftmaxLayerFunction.apply(X, W, b), rows)
+    return restore_rows(SoftmaxLayerFunction.run(X, W, b), rows)
 
 
 LOG_SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))
@@ -3858,14 +4416,22 @@ class LogSoftmaxLayerFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``log_softmax_layer_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``log_softmax_layer_jvp``, derived from the forward
+    equations and proved:
 
         dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
         dY = dZ − (((dZ ⊙ exp(Y))·1_K) ⊙ reciprocal(exp(Y)·1_K))·1_Kᵀ
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _LogSoftmaxLayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b)
 
     @staticmethod
     def forward(X, W, b):
@@ -3904,6 +4470,12 @@ class LogSoftmaxLayerFunction(torch.autograd.Function):
         return None, dY
 
 
+class _LogSoftmaxLayerCompiled(LogSoftmaxLayerFunction):
+    """``LogSoftmaxLayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _log_softmax_layer_gradients(ctx, X, W, b, Z, DY, recompute: bool = False):
     """The gradients of ``log_softmax_layer`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -3925,7 +4497,7 @@ def log_softmax_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """
     X, rows = batch_rows("log_softmax_layer", ("X",), X)
     check("log_softmax_layer", LOG_SOFTMAX_LAYER_CALL_SHAPES, (X, W, b))
-    return restore_rows(LogSoftmaxLayerFunction.apply(X, W, b)[1], rows)
+    return restore_rows(LogSoftmaxLayerFunction.run(X, W, b)[1], rows)
 
 
 SQUARED_ERROR_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -3946,13 +4518,21 @@ class SquaredErrorLossFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``squared_error_loss_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``squared_error_loss_jvp``, derived from the forward
+    equations and proved:
 
         dL = 2·1_Nᵀ·(dY ⊙ (Y − T))·1_K
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, Y, T):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SquaredErrorLossCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(Y, T)
 
     @staticmethod
     def forward(Y, T):
@@ -3984,6 +4564,12 @@ class SquaredErrorLossFunction(torch.autograd.Function):
         return dL
 
 
+class _SquaredErrorLossCompiled(SquaredErrorLossFunction):
+    """``SquaredErrorLossFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _squared_error_loss_gradients(Y, T, DL):
     """The gradients of ``squared_error_loss`` by its backward kernel."""
     DY = _losses.squared_error_loss_gradient(Y, T)
@@ -4000,7 +4586,7 @@ def squared_error_loss(Y: Tensor, T: Tensor) -> Tensor:
     """
     Y, T, _ = batch_rows("squared_error_loss", ("Y", "T"), Y, T)
     check("squared_error_loss", SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
-    return SquaredErrorLossFunction.apply(Y, T)
+    return SquaredErrorLossFunction.run(Y, T)
 
 
 MEAN_SQUARED_ERROR_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -4021,13 +4607,21 @@ class MeanSquaredErrorLossFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``mean_squared_error_loss_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``mean_squared_error_loss_jvp``, derived from the forward
+    equations and proved:
 
         dL = 2·1_Nᵀ·(dY ⊙ (Y − T))·1_K/(K·N)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, Y, T):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _MeanSquaredErrorLossCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(Y, T)
 
     @staticmethod
     def forward(Y, T):
@@ -4059,6 +4653,12 @@ class MeanSquaredErrorLossFunction(torch.autograd.Function):
         return dL
 
 
+class _MeanSquaredErrorLossCompiled(MeanSquaredErrorLossFunction):
+    """``MeanSquaredErrorLossFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _mean_squared_error_loss_gradients(Y, T, DL):
     """The gradients of ``mean_squared_error_loss`` by its backward kernel."""
     DY = _losses.mean_squared_error_loss_gradient(Y, T)
@@ -4075,7 +4675,7 @@ def mean_squared_error_loss(Y: Tensor, T: Tensor) -> Tensor:
     """
     Y, T, _ = batch_rows("mean_squared_error_loss", ("Y", "T"), Y, T)
     check("mean_squared_error_loss", MEAN_SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
-    return MeanSquaredErrorLossFunction.apply(Y, T)
+    return MeanSquaredErrorLossFunction.run(Y, T)
 
 
 CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -4096,13 +4696,21 @@ class CrossEntropyLossFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``cross_entropy_loss_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``cross_entropy_loss_jvp``, derived from the forward
+    equations and proved:
 
         dL = −1_Nᵀ·((T ⊙ dY) ⊙ reciprocal(Y))·1_K
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, Y, T):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _CrossEntropyLossCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(Y, T)
 
     @staticmethod
     def forward(Y, T):
@@ -4134,6 +4742,12 @@ class CrossEntropyLossFunction(torch.autograd.Function):
         return dL
 
 
+class _CrossEntropyLossCompiled(CrossEntropyLossFunction):
+    """``CrossEntropyLossFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _cross_entropy_loss_gradients(Y, T, DL):
     """The gradients of ``cross_entropy_loss`` by its backward kernel."""
     DY = _losses.cross_entropy_loss_gradient(Y, T)
@@ -4150,7 +4764,7 @@ def cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     """
     Y, T, _ = batch_rows("cross_entropy_loss", ("Y", "T"), Y, T)
     check("cross_entropy_loss", CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
-    return CrossEntropyLossFunction.apply(Y, T)
+    return CrossEntropyLossFunction.run(Y, T)
 
 
 SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -4171,13 +4785,21 @@ class SoftmaxCrossEntropyLossFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``softmax_cross_entropy_loss_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``softmax_cross_entropy_loss_jvp``, derived from the forward
+    equations and proved:
 
         dL = 1_Nᵀ·((((dY ⊙ exp(Y))·1_K) ⊙ (T·1_K)) ⊙ reciprocal(exp(Y)·1_K) − (T ⊙ dY)·1_K)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, Y, T):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SoftmaxCrossEntropyLossCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(Y, T)
 
     @staticmethod
     def forward(Y, T):
@@ -4210,6 +4832,12 @@ class SoftmaxCrossEntropyLossFunction(torch.autograd.Function):
         return dL
 
 
+class _SoftmaxCrossEntropyLossCompiled(SoftmaxCrossEntropyLossFunction):
+    """``SoftmaxCrossEntropyLossFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _softmax_cross_entropy_loss_gradients(Y, T, DL):
     """The gradients of ``softmax_cross_entropy_loss`` by its backward kernel."""
     DY = _losses.softmax_cross_entropy_loss_gradient(Y, T)
@@ -4226,7 +4854,7 @@ def softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     """
     Y, T, _ = batch_rows("softmax_cross_entropy_loss", ("Y", "T"), Y, T)
     check("softmax_cross_entropy_loss", SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
-    return SoftmaxCrossEntropyLossFunction.apply(Y, T)
+    return SoftmaxCrossEntropyLossFunction.run(Y, T)
 
 
 SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -4247,13 +4875,21 @@ class SoftmaxCrossEntropyOneHotLossFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``softmax_cross_entropy_one_hot_loss_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``softmax_cross_entropy_one_hot_loss_jvp``, derived from the forward
+    equations and proved:
 
         dL = 1_Nᵀ·(((dY ⊙ exp(Y))·1_K) ⊙ reciprocal(exp(Y)·1_K) − (T ⊙ dY)·1_K)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, Y, T):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SoftmaxCrossEntropyOneHotLossCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(Y, T)
 
     @staticmethod
     def forward(Y, T):
@@ -4286,6 +4922,12 @@ class SoftmaxCrossEntropyOneHotLossFunction(torch.autograd.Function):
         return dL
 
 
+class _SoftmaxCrossEntropyOneHotLossCompiled(SoftmaxCrossEntropyOneHotLossFunction):
+    """``SoftmaxCrossEntropyOneHotLossFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _softmax_cross_entropy_one_hot_loss_gradients(Y, T, DL):
     """The gradients of ``softmax_cross_entropy_one_hot_loss`` by its backward kernel."""
     DY = _losses.softmax_cross_entropy_one_hot_loss_gradient(Y, T)
@@ -4302,7 +4944,7 @@ def softmax_cross_entropy_one_hot_loss(Y: Tensor, T: Tensor) -> Tensor:
     """
     Y, T, _ = batch_rows("softmax_cross_entropy_one_hot_loss", ("Y", "T"), Y, T)
     check("softmax_cross_entropy_one_hot_loss", SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_CALL_SHAPES, (Y, T))
-    return SoftmaxCrossEntropyOneHotLossFunction.apply(Y, T)
+    return SoftmaxCrossEntropyOneHotLossFunction.run(Y, T)
 
 
 STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -4323,13 +4965,21 @@ class StableSoftmaxCrossEntropyLossFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``stable_softmax_cross_entropy_loss_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``stable_softmax_cross_entropy_loss_jvp``, derived from the forward
+    equations and proved:
 
         dL = 1_Nᵀ·((((dY ⊙ exp(Y − rows_max(Y)·1_Kᵀ))·1_K) ⊙ (T·1_K)) ⊙ reciprocal(exp(Y − rows_max(Y)·1_Kᵀ)·1_K) − (T ⊙ dY)·1_K)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, Y, T):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _StableSoftmaxCrossEntropyLossCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(Y, T)
 
     @staticmethod
     def forward(Y, T):
@@ -4362,6 +5012,12 @@ class StableSoftmaxCrossEntropyLossFunction(torch.autograd.Function):
         return dL
 
 
+class _StableSoftmaxCrossEntropyLossCompiled(StableSoftmaxCrossEntropyLossFunction):
+    """``StableSoftmaxCrossEntropyLossFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _stable_softmax_cross_entropy_loss_gradients(Y, T, DL):
     """The gradients of ``stable_softmax_cross_entropy_loss`` by its backward kernel."""
     DY = _losses.stable_softmax_cross_entropy_loss_gradient(Y, T)
@@ -4378,7 +5034,7 @@ def stable_softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     """
     Y, T, _ = batch_rows("stable_softmax_cross_entropy_loss", ("Y", "T"), Y, T)
     check("stable_softmax_cross_entropy_loss", STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
-    return StableSoftmaxCrossEntropyLossFunction.apply(Y, T)
+    return StableSoftmaxCrossEntropyLossFunction.run(Y, T)
 
 
 LOGISTIC_CROSS_ENTROPY_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -4399,13 +5055,21 @@ class LogisticCrossEntropyLossFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``logistic_cross_entropy_loss_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``logistic_cross_entropy_loss_jvp``, derived from the forward
+    equations and proved:
 
         dL = −1_Nᵀ·((T ⊙ dY) ⊙ log_sigmoid'(Y))·1_K
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, Y, T):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _LogisticCrossEntropyLossCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(Y, T)
 
     @staticmethod
     def forward(Y, T):
@@ -4438,6 +5102,12 @@ class LogisticCrossEntropyLossFunction(torch.autograd.Function):
         return dL
 
 
+class _LogisticCrossEntropyLossCompiled(LogisticCrossEntropyLossFunction):
+    """``LogisticCrossEntropyLossFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _logistic_cross_entropy_loss_gradients(Y, T, DL):
     """The gradients of ``logistic_cross_entropy_loss`` by its backward kernel."""
     DY = _losses.logistic_cross_entropy_loss_gradient(Y, T)
@@ -4454,7 +5124,7 @@ def logistic_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     """
     Y, T, _ = batch_rows("logistic_cross_entropy_loss", ("Y", "T"), Y, T)
     check("logistic_cross_entropy_loss", LOGISTIC_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
-    return LogisticCrossEntropyLossFunction.apply(Y, T)
+    return LogisticCrossEntropyLossFunction.run(Y, T)
 
 
 NEGATIVE_LOG_LIKELIHOOD_LOSS_SHAPES = (("Y", ("N", "K")), ("T", ("N", "K")))
@@ -4475,13 +5145,21 @@ class NegativeLogLikelihoodLossFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``negative_log_likelihood_loss_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``negative_log_likelihood_loss_jvp``, derived from the forward
+    equations and proved:
 
         dL = −1_Nᵀ·(((T ⊙ dY)·1_K) ⊙ reciprocal((T ⊙ Y)·1_K))
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, Y, T):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _NegativeLogLikelihoodLossCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(Y, T)
 
     @staticmethod
     def forward(Y, T):
@@ -4514,6 +5192,12 @@ class NegativeLogLikelihoodLossFunction(torch.autograd.Function):
         return dL
 
 
+class _NegativeLogLikelihoodLossCompiled(NegativeLogLikelihoodLossFunction):
+    """``NegativeLogLikelihoodLossFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _negative_log_likelihood_loss_gradients(Y, T, DL):
     """The gradients of ``negative_log_likelihood_loss`` by its backward kernel."""
     DY = _losses.negative_log_likelihood_loss_gradient(Y, T)
@@ -4530,7 +5214,7 @@ def negative_log_likelihood_loss(Y: Tensor, T: Tensor) -> Tensor:
     """
     Y, T, _ = batch_rows("negative_log_likelihood_loss", ("Y", "T"), Y, T)
     check("negative_log_likelihood_loss", NEGATIVE_LOG_LIKELIHOOD_LOSS_CALL_SHAPES, (Y, T))
-    return NegativeLogLikelihoodLossFunction.apply(Y, T)
+    return NegativeLogLikelihoodLossFunction.run(Y, T)
 
 
 SOFTMAX_SHAPES = (("X", ("N", "D")),)
@@ -4551,13 +5235,21 @@ class SoftmaxFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``softmax_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``softmax_jvp``, derived from the forward
+    equations and proved:
 
         dY = Y ⊙ (dX − (Y ⊙ dX)·1_D·1_Dᵀ)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SoftmaxCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X)
 
     @staticmethod
     def forward(X):
@@ -4590,6 +5282,12 @@ class SoftmaxFunction(torch.autograd.Function):
         return dY
 
 
+class _SoftmaxCompiled(SoftmaxFunction):
+    """``SoftmaxFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _softmax_gradients(X, Y, DY, recompute: bool = False):
     """The gradients of ``softmax`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -4608,7 +5306,7 @@ def softmax(X: Tensor) -> Tensor:
     """
     X, rows = batch_rows("softmax", ("X",), X)
     check("softmax", SOFTMAX_CALL_SHAPES, (X,))
-    return restore_rows(SoftmaxFunction.apply(X), rows)
+    return restore_rows(SoftmaxFunction.run(X), rows)
 
 
 STABLE_SOFTMAX_SHAPES = (("X", ("N", "D")),)
@@ -4629,13 +5327,21 @@ class StableSoftmaxFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``stable_softmax_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``stable_softmax_jvp``, derived from the forward
+    equations and proved:
 
         dY = Y ⊙ (dX − (Y ⊙ dX)·1_D·1_Dᵀ)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _StableSoftmaxCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X)
 
     @staticmethod
     def forward(X):
@@ -4668,6 +5374,12 @@ class StableSoftmaxFunction(torch.autograd.Function):
         return dY
 
 
+class _StableSoftmaxCompiled(StableSoftmaxFunction):
+    """``StableSoftmaxFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _stable_softmax_gradients(X, Y, DY, recompute: bool = False):
     """The gradients of ``stable_softmax`` by its backward kernel; with ``recompute``, the forward values it reads are computed again from the arguments."""
     if recompute:
@@ -4686,7 +5398,7 @@ def stable_softmax(X: Tensor) -> Tensor:
     """
     X, rows = batch_rows("stable_softmax", ("X",), X)
     check("stable_softmax", STABLE_SOFTMAX_CALL_SHAPES, (X,))
-    return restore_rows(StableSoftmaxFunction.apply(X), rows)
+    return restore_rows(StableSoftmaxFunction.run(X), rows)
 
 
 LOG_SOFTMAX_SHAPES = (("X", ("N", "D")),)
@@ -4707,13 +5419,21 @@ class LogSoftmaxFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``log_softmax_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``log_softmax_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX − (((dX ⊙ exp(X))·1_D) ⊙ reciprocal(exp(X)·1_D))·1_Dᵀ
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _LogSoftmaxCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X)
 
     @staticmethod
     def forward(X):
@@ -4745,6 +5465,12 @@ class LogSoftmaxFunction(torch.autograd.Function):
         return dY
 
 
+class _LogSoftmaxCompiled(LogSoftmaxFunction):
+    """``LogSoftmaxFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _log_softmax_gradients(X, DY):
     """The gradients of ``log_softmax`` by its backward kernel."""
     DX = _softmax.log_softmax_backward(X, DY)
@@ -4761,7 +5487,7 @@ def log_softmax(X: Tensor) -> Tensor:
     """
     X, rows = batch_rows("log_softmax", ("X",), X)
     check("log_softmax", LOG_SOFTMAX_CALL_SHAPES, (X,))
-    return restore_rows(LogSoftmaxFunction.apply(X), rows)
+    return restore_rows(LogSoftmaxFunction.run(X), rows)
 
 
 STABLE_LOG_SOFTMAX_SHAPES = (("X", ("N", "D")),)
@@ -4782,13 +5508,21 @@ class StableLogSoftmaxFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``): ``jvp`` runs the
-    tangent kernel ``stable_log_softmax_jvp``, derived from the forward equations and proved:
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``stable_log_softmax_jvp``, derived from the forward
+    equations and proved:
 
         dY = dX − (((dX ⊙ exp(Y))·1_D) ⊙ reciprocal(exp(Y)·1_D))·1_Dᵀ
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _StableLogSoftmaxCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X)
 
     @staticmethod
     def forward(X):
@@ -4821,6 +5555,12 @@ class StableLogSoftmaxFunction(torch.autograd.Function):
         return dY
 
 
+class _StableLogSoftmaxCompiled(StableLogSoftmaxFunction):
+    """``StableLogSoftmaxFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _stable_log_softmax_gradients(X, DY):
     """The gradients of ``stable_log_softmax`` by its backward kernel."""
     DX = _softmax.stable_log_softmax_backward(X, DY)
@@ -4837,4 +5577,4 @@ def stable_log_softmax(X: Tensor) -> Tensor:
     """
     X, rows = batch_rows("stable_log_softmax", ("X",), X)
     check("stable_log_softmax", STABLE_LOG_SOFTMAX_CALL_SHAPES, (X,))
-    return restore_rows(StableLogSoftmaxFunction.apply(X), rows)
+    return restore_rows(StableLogSoftmaxFunction.run(X), rows)

@@ -124,7 +124,7 @@ class AllReLU(nn.Module):
         X, rows = C.batch_rows("AllReLU", ("X",), X)
         F.check("AllReLU", F.ALL_RELU_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.AllReLUFunction.apply(X, self.alpha)
+            Y = F.AllReLUFunction.run(X, self.alpha)
         return C.restore_rows(Y, rows)
 
 
@@ -173,7 +173,7 @@ class AllReLULayer(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("AllReLULayer", F.ALL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.AllReLULayerFunction.apply(X, W, b, self.alpha)[1]
+            Y = F.AllReLULayerFunction.run(X, W, b, self.alpha)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -228,12 +228,12 @@ class AllReLUDropoutLayer(nn.Module):
             X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
             F.check("AllReLUDropoutLayer", F.ALL_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
             with C.autocast_disabled(X):
-                Y = F.AllReLUDropoutLayerFunction.apply(X, R, W, b, self.alpha)[1]
+                Y = F.AllReLUDropoutLayerFunction.run(X, R, W, b, self.alpha)[1]
             return C.restore_rows(Y, rows)
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("AllReLUDropoutLayer", F.ALL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.AllReLULayerFunction.apply(X, W, b, self.alpha)[1]
+            Y = F.AllReLULayerFunction.run(X, W, b, self.alpha)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -250,7 +250,7 @@ class GELU(nn.Module):
         X, rows = C.batch_rows("GELU", ("X",), X)
         F.check("GELU", F.GELU_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.GELUFunction.apply(X)
+            Y = F.GELUFunction.run(X)
         return C.restore_rows(Y, rows)
 
 
@@ -297,7 +297,7 @@ class GELULayer(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("GELULayer", F.GELU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.GELULayerFunction.apply(X, W, b)[1]
+            Y = F.GELULayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -350,12 +350,12 @@ class GELUDropoutLayer(nn.Module):
             X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
             F.check("GELUDropoutLayer", F.GELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
             with C.autocast_disabled(X):
-                Y = F.GELUDropoutLayerFunction.apply(X, R, W, b)[1]
+                Y = F.GELUDropoutLayerFunction.run(X, R, W, b)[1]
             return C.restore_rows(Y, rows)
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("GELUDropoutLayer", F.GELU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.GELULayerFunction.apply(X, W, b)[1]
+            Y = F.GELULayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -372,7 +372,7 @@ class HardSigmoid(nn.Module):
         X, rows = C.batch_rows("HardSigmoid", ("X",), X)
         F.check("HardSigmoid", F.HARD_SIGMOID_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.HardSigmoidFunction.apply(X)
+            Y = F.HardSigmoidFunction.run(X)
         return C.restore_rows(Y, rows)
 
 
@@ -419,7 +419,7 @@ class HardSigmoidLayer(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("HardSigmoidLayer", F.HARD_SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.HardSigmoidLayerFunction.apply(X, W, b)[1]
+            Y = F.HardSigmoidLayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -472,12 +472,12 @@ class HardSigmoidDropoutLayer(nn.Module):
             X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
             F.check("HardSigmoidDropoutLayer", F.HARD_SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
             with C.autocast_disabled(X):
-                Y = F.HardSigmoidDropoutLayerFunction.apply(X, R, W, b)[1]
+                Y = F.HardSigmoidDropoutLayerFunction.run(X, R, W, b)[1]
             return C.restore_rows(Y, rows)
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("HardSigmoidDropoutLayer", F.HARD_SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.HardSigmoidLayerFunction.apply(X, W, b)[1]
+            Y = F.HardSigmoidLayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -494,7 +494,7 @@ class HyperbolicTangent(nn.Module):
         X, rows = C.batch_rows("HyperbolicTangent", ("X",), X)
         F.check("HyperbolicTangent", F.HYPERBOLIC_TANGENT_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.HyperbolicTangentFunction.apply(X)
+            Y = F.HyperbolicTangentFunction.run(X)
         return C.restore_rows(Y, rows)
 
 
@@ -541,7 +541,7 @@ class HyperbolicTangentLayer(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("HyperbolicTangentLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.HyperbolicTangentLayerFunction.apply(X, W, b)[1]
+            Y = F.HyperbolicTangentLayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -599,12 +599,12 @@ class HyperbolicTangentDropoutLayer(nn.Module):
                 trusted=2,
             )
             with C.autocast_disabled(X):
-                Y = F.HyperbolicTangentDropoutLayerFunction.apply(X, R, W, b)[1]
+                Y = F.HyperbolicTangentDropoutLayerFunction.run(X, R, W, b)[1]
             return C.restore_rows(Y, rows)
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("HyperbolicTangentDropoutLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.HyperbolicTangentLayerFunction.apply(X, W, b)[1]
+            Y = F.HyperbolicTangentLayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -631,7 +631,7 @@ class LeakyReLU(nn.Module):
         X, rows = C.batch_rows("LeakyReLU", ("X",), X)
         F.check("LeakyReLU", F.LEAKY_RELU_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.LeakyReLUFunction.apply(X, self.alpha)
+            Y = F.LeakyReLUFunction.run(X, self.alpha)
         return C.restore_rows(Y, rows)
 
 
@@ -680,7 +680,7 @@ class LeakyReLULayer(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("LeakyReLULayer", F.LEAKY_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.LeakyReLULayerFunction.apply(X, W, b, self.alpha)[1]
+            Y = F.LeakyReLULayerFunction.run(X, W, b, self.alpha)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -735,12 +735,12 @@ class LeakyReLUDropoutLayer(nn.Module):
             X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
             F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
             with C.autocast_disabled(X):
-                Y = F.LeakyReLUDropoutLayerFunction.apply(X, R, W, b, self.alpha)[1]
+                Y = F.LeakyReLUDropoutLayerFunction.run(X, R, W, b, self.alpha)[1]
             return C.restore_rows(Y, rows)
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("LeakyReLUDropoutLayer", F.LEAKY_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.LeakyReLULayerFunction.apply(X, W, b, self.alpha)[1]
+            Y = F.LeakyReLULayerFunction.run(X, W, b, self.alpha)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -757,7 +757,7 @@ class ReLU(nn.Module):
         X, rows = C.batch_rows("ReLU", ("X",), X)
         F.check("ReLU", F.RELU_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.ReLUFunction.apply(X)
+            Y = F.ReLUFunction.run(X)
         return C.restore_rows(Y, rows)
 
 
@@ -804,7 +804,7 @@ class ReLULayer(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("ReLULayer", F.RELU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.ReLULayerFunction.apply(X, W, b)[1]
+            Y = F.ReLULayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -857,12 +857,12 @@ class ReLUDropoutLayer(nn.Module):
             X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
             F.check("ReLUDropoutLayer", F.RELU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
             with C.autocast_disabled(X):
-                Y = F.ReLUDropoutLayerFunction.apply(X, R, W, b)[1]
+                Y = F.ReLUDropoutLayerFunction.run(X, R, W, b)[1]
             return C.restore_rows(Y, rows)
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("ReLUDropoutLayer", F.RELU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.ReLULayerFunction.apply(X, W, b)[1]
+            Y = F.ReLULayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -879,7 +879,7 @@ class Sigmoid(nn.Module):
         X, rows = C.batch_rows("Sigmoid", ("X",), X)
         F.check("Sigmoid", F.SIGMOID_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.SigmoidFunction.apply(X)
+            Y = F.SigmoidFunction.run(X)
         return C.restore_rows(Y, rows)
 
 
@@ -926,7 +926,7 @@ class SigmoidLayer(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("SigmoidLayer", F.SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.SigmoidLayerFunction.apply(X, W, b)[1]
+            Y = F.SigmoidLayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -979,12 +979,12 @@ class SigmoidDropoutLayer(nn.Module):
             X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
             F.check("SigmoidDropoutLayer", F.SIGMOID_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
             with C.autocast_disabled(X):
-                Y = F.SigmoidDropoutLayerFunction.apply(X, R, W, b)[1]
+                Y = F.SigmoidDropoutLayerFunction.run(X, R, W, b)[1]
             return C.restore_rows(Y, rows)
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("SigmoidDropoutLayer", F.SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.SigmoidLayerFunction.apply(X, W, b)[1]
+            Y = F.SigmoidLayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -1001,7 +1001,7 @@ class SiLU(nn.Module):
         X, rows = C.batch_rows("SiLU", ("X",), X)
         F.check("SiLU", F.SILU_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.SiLUFunction.apply(X)
+            Y = F.SiLUFunction.run(X)
         return C.restore_rows(Y, rows)
 
 
@@ -1048,7 +1048,7 @@ class SiLULayer(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("SiLULayer", F.SILU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.SiLULayerFunction.apply(X, W, b)[1]
+            Y = F.SiLULayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -1101,12 +1101,12 @@ class SiLUDropoutLayer(nn.Module):
             X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
             F.check("SiLUDropoutLayer", F.SILU_DROPOUT_LAYER_SHAPES, (W, b, X, R), trusted=2)
             with C.autocast_disabled(X):
-                Y = F.SiLUDropoutLayerFunction.apply(X, R, W, b)[1]
+                Y = F.SiLUDropoutLayerFunction.run(X, R, W, b)[1]
             return C.restore_rows(Y, rows)
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("SiLUDropoutLayer", F.SILU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.SiLULayerFunction.apply(X, W, b)[1]
+            Y = F.SiLULayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -1140,7 +1140,7 @@ class SReLU(nn.Module):
         X, al, tl, ar, tr = C.autocast_arguments("widest", X, self.al, self.tl, self.ar, self.tr)
         F.check("SReLU", F.SRELU_SHAPES, (al, tl, ar, tr, X), trusted=4)
         with C.autocast_disabled(X):
-            Y = F.SReLUFunction.apply(X, al, tl, ar, tr)
+            Y = F.SReLUFunction.run(X, al, tl, ar, tr)
         return C.restore_rows(Y, rows)
 
 
@@ -1197,7 +1197,7 @@ class SReLULayer(nn.Module):
         )
         F.check("SReLULayer", F.SRELU_LAYER_SHAPES, (W, b, al, tl, ar, tr, X), trusted=6)
         with C.autocast_disabled(X):
-            Y = F.SReLULayerFunction.apply(X, W, b, al, tl, ar, tr)[1]
+            Y = F.SReLULayerFunction.run(X, W, b, al, tl, ar, tr)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -1262,14 +1262,14 @@ class SReLUDropoutLayer(nn.Module):
                 "SReLUDropoutLayer", F.SRELU_DROPOUT_LAYER_SHAPES, (W, b, al, tl, ar, tr, X, R), trusted=6
             )
             with C.autocast_disabled(X):
-                Y = F.SReLUDropoutLayerFunction.apply(X, R, W, b, al, tl, ar, tr)[1]
+                Y = F.SReLUDropoutLayerFunction.run(X, R, W, b, al, tl, ar, tr)[1]
             return C.restore_rows(Y, rows)
         X, W, b, al, tl, ar, tr = C.autocast_arguments(
             "lower", X, self.W, self.b, self.al, self.tl, self.ar, self.tr
         )
         F.check("SReLUDropoutLayer", F.SRELU_LAYER_SHAPES, (W, b, al, tl, ar, tr, X), trusted=6)
         with C.autocast_disabled(X):
-            Y = F.SReLULayerFunction.apply(X, W, b, al, tl, ar, tr)[1]
+            Y = F.SReLULayerFunction.run(X, W, b, al, tl, ar, tr)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -1314,7 +1314,7 @@ class SimpleBatchNorm(nn.Module):
             C.check_training_batch("SimpleBatchNorm", X)
             F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_SHAPES, (X,))
             with C.autocast_disabled(X):
-                Y = F.SimpleBatchNormFunction.apply(X)[1]
+                Y = F.SimpleBatchNormFunction.run(X)[1]
             with torch.no_grad():
                 _layers.simple_batch_norm_statistics_update(
                     self.running_mean, self.running_var, X.detach().to(self.running_mean.dtype), self.momentum
@@ -1324,7 +1324,7 @@ class SimpleBatchNorm(nn.Module):
         X, running_mean, running_var = C.autocast_arguments("widest", X, self.running_mean, self.running_var)
         F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var))
         with C.autocast_disabled(X):
-            Y = F.SimpleBatchNormInferenceFunction.apply(X, running_mean, running_var)
+            Y = F.SimpleBatchNormInferenceFunction.run(X, running_mean, running_var)
         return C.restore_rows(Y, rows)
 
 
@@ -1344,7 +1344,7 @@ class SimpleBatchNormInference(nn.Module):
             "SimpleBatchNormInference", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var)
         )
         with C.autocast_disabled(X):
-            Y = F.SimpleBatchNormInferenceFunction.apply(X, running_mean, running_var)
+            Y = F.SimpleBatchNormInferenceFunction.run(X, running_mean, running_var)
         return C.restore_rows(Y, rows)
 
 
@@ -1402,7 +1402,7 @@ class BatchNorm(nn.Module):
             X, gamma, beta = C.autocast_arguments("widest", X, self.gamma, self.beta)
             F.check("BatchNorm", F.BATCH_NORM_SHAPES, (gamma, beta, X), trusted=2)
             with C.autocast_disabled(X):
-                Y = F.BatchNormFunction.apply(X, gamma, beta)[2]
+                Y = F.BatchNormFunction.run(X, gamma, beta)[2]
             with torch.no_grad():
                 _layers.batch_norm_statistics_update(
                     self.running_mean, self.running_var, X.detach().to(self.running_mean.dtype), self.momentum
@@ -1416,7 +1416,7 @@ class BatchNorm(nn.Module):
             "BatchNorm", F.BATCH_NORM_INFERENCE_SHAPES, (gamma, beta, X, running_mean, running_var), trusted=2
         )
         with C.autocast_disabled(X):
-            Y = F.BatchNormInferenceFunction.apply(X, running_mean, running_var, gamma, beta)[1]
+            Y = F.BatchNormInferenceFunction.run(X, running_mean, running_var, gamma, beta)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -1468,7 +1468,7 @@ class BatchNormInference(nn.Module):
             trusted=2,
         )
         with C.autocast_disabled(X):
-            Y = F.BatchNormInferenceFunction.apply(X, running_mean, running_var, gamma, beta)[1]
+            Y = F.BatchNormInferenceFunction.run(X, running_mean, running_var, gamma, beta)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -1515,7 +1515,7 @@ class SimpleBatchNormEps(nn.Module):
             C.check_training_batch("SimpleBatchNormEps", X)
             F.check("SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
             with C.autocast_disabled(X):
-                Y = F.SimpleBatchNormEpsFunction.apply(X, self.epsilon)[1]
+                Y = F.SimpleBatchNormEpsFunction.run(X, self.epsilon)[1]
             with torch.no_grad():
                 _layers.simple_batch_norm_eps_statistics_update(
                     self.running_mean, self.running_var, X.detach().to(self.running_mean.dtype), self.momentum
@@ -1527,7 +1527,7 @@ class SimpleBatchNormEps(nn.Module):
             "SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES, (X, running_mean, running_var)
         )
         with C.autocast_disabled(X):
-            Y = F.SimpleBatchNormEpsInferenceFunction.apply(X, running_mean, running_var, self.epsilon)
+            Y = F.SimpleBatchNormEpsInferenceFunction.run(X, running_mean, running_var, self.epsilon)
         return C.restore_rows(Y, rows)
 
 
@@ -1559,7 +1559,7 @@ class SimpleBatchNormEpsInference(nn.Module):
             (X, running_mean, running_var),
         )
         with C.autocast_disabled(X):
-            Y = F.SimpleBatchNormEpsInferenceFunction.apply(X, running_mean, running_var, self.epsilon)
+            Y = F.SimpleBatchNormEpsInferenceFunction.run(X, running_mean, running_var, self.epsilon)
         return C.restore_rows(Y, rows)
 
 
@@ -1619,7 +1619,7 @@ class BatchNormEps(nn.Module):
             X, gamma, beta = C.autocast_arguments("widest", X, self.gamma, self.beta)
             F.check("BatchNormEps", F.BATCH_NORM_EPS_SHAPES, (gamma, beta, X), trusted=2)
             with C.autocast_disabled(X):
-                Y = F.BatchNormEpsFunction.apply(X, gamma, beta, self.epsilon)[2]
+                Y = F.BatchNormEpsFunction.run(X, gamma, beta, self.epsilon)[2]
             with torch.no_grad():
                 _layers.batch_norm_eps_statistics_update(
                     self.running_mean, self.running_var, X.detach().to(self.running_mean.dtype), self.momentum
@@ -1636,9 +1636,9 @@ class BatchNormEps(nn.Module):
             trusted=2,
         )
         with C.autocast_disabled(X):
-            Y = F.BatchNormEpsInferenceFunction.apply(
-                X, running_mean, running_var, gamma, beta, self.epsilon
-            )[1]
+            Y = F.BatchNormEpsInferenceFunction.run(X, running_mean, running_var, gamma, beta, self.epsilon)[
+                1
+            ]
         return C.restore_rows(Y, rows)
 
 
@@ -1692,9 +1692,9 @@ class BatchNormEpsInference(nn.Module):
             trusted=2,
         )
         with C.autocast_disabled(X):
-            Y = F.BatchNormEpsInferenceFunction.apply(
-                X, running_mean, running_var, gamma, beta, self.epsilon
-            )[1]
+            Y = F.BatchNormEpsInferenceFunction.run(X, running_mean, running_var, gamma, beta, self.epsilon)[
+                1
+            ]
         return C.restore_rows(Y, rows)
 
 
@@ -1747,12 +1747,12 @@ class LinearDropout(nn.Module):
             X, R, W, b = C.autocast_arguments("lower", X, R, self.W, self.b)
             F.check("LinearDropout", F.LINEAR_DROPOUT_SHAPES, (W, b, X, R), trusted=2)
             with C.autocast_disabled(X):
-                Y = F.LinearDropoutFunction.apply(X, R, W, b)
+                Y = F.LinearDropoutFunction.run(X, R, W, b)
             return C.restore_rows(Y, rows)
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("LinearDropout", F.LINEAR_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.LinearFunction.apply(X, W, b)
+            Y = F.LinearFunction.run(X, W, b)
         return C.restore_rows(Y, rows)
 
 
@@ -1799,7 +1799,7 @@ class LayerNorm(nn.Module):
         X, gamma, beta = C.autocast_arguments("widest", X, self.gamma, self.beta)
         F.check("LayerNorm", F.LAYER_NORM_SHAPES, (gamma, beta, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.LayerNormFunction.apply(X, gamma, beta, self.epsilon)[2]
+            Y = F.LayerNormFunction.run(X, gamma, beta, self.epsilon)[2]
         return C.restore_rows(Y, rows)
 
 
@@ -1846,7 +1846,7 @@ class Linear(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("Linear", F.LINEAR_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.LinearFunction.apply(X, W, b)
+            Y = F.LinearFunction.run(X, W, b)
         return C.restore_rows(Y, rows)
 
 
@@ -1891,7 +1891,7 @@ class ResidualReLULayer(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("ResidualReLULayer", F.RESIDUAL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.ResidualReLULayerFunction.apply(X, W, b)[1]
+            Y = F.ResidualReLULayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -1938,7 +1938,7 @@ class SoftmaxLayer(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("SoftmaxLayer", F.SOFTMAX_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.SoftmaxLayerFunction.apply(X, W, b)
+            Y = F.SoftmaxLayerFunction.run(X, W, b)
         return C.restore_rows(Y, rows)
 
 
@@ -1985,7 +1985,7 @@ class LogSoftmaxLayer(nn.Module):
         X, W, b = C.autocast_arguments("lower", X, self.W, self.b)
         F.check("LogSoftmaxLayer", F.LOG_SOFTMAX_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
-            Y = F.LogSoftmaxLayerFunction.apply(X, W, b)[1]
+            Y = F.LogSoftmaxLayerFunction.run(X, W, b)[1]
         return C.restore_rows(Y, rows)
 
 
@@ -2013,7 +2013,7 @@ class SquaredErrorLoss(nn.Module):
         Y, T = C.autocast_arguments("float32", Y, T)
         F.check("SquaredErrorLoss", F.SQUARED_ERROR_LOSS_SHAPES, (Y, T))
         with C.autocast_disabled(Y):
-            L = F.SquaredErrorLossFunction.apply(Y, T)
+            L = F.SquaredErrorLossFunction.run(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -2041,7 +2041,7 @@ class MeanSquaredErrorLoss(nn.Module):
         Y, T = C.autocast_arguments("float32", Y, T)
         F.check("MeanSquaredErrorLoss", F.MEAN_SQUARED_ERROR_LOSS_SHAPES, (Y, T))
         with C.autocast_disabled(Y):
-            L = F.MeanSquaredErrorLossFunction.apply(Y, T)
+            L = F.MeanSquaredErrorLossFunction.run(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -2070,7 +2070,7 @@ class CrossEntropyLoss(nn.Module):
         Y, T = C.autocast_arguments("float32", Y, T)
         F.check("CrossEntropyLoss", F.CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
         with C.autocast_disabled(Y):
-            L = F.CrossEntropyLossFunction.apply(Y, T)
+            L = F.CrossEntropyLossFunction.run(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -2099,7 +2099,7 @@ class SoftmaxCrossEntropyLoss(nn.Module):
         Y, T = C.autocast_arguments("float32", Y, T)
         F.check("SoftmaxCrossEntropyLoss", F.SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
         with C.autocast_disabled(Y):
-            L = F.SoftmaxCrossEntropyLossFunction.apply(Y, T)
+            L = F.SoftmaxCrossEntropyLossFunction.run(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -2128,7 +2128,7 @@ class SoftmaxCrossEntropyOneHotLoss(nn.Module):
         Y, T = C.autocast_arguments("float32", Y, T)
         F.check("SoftmaxCrossEntropyOneHotLoss", F.SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_SHAPES, (Y, T))
         with C.autocast_disabled(Y):
-            L = F.SoftmaxCrossEntropyOneHotLossFunction.apply(Y, T)
+            L = F.SoftmaxCrossEntropyOneHotLossFunction.run(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -2157,7 +2157,7 @@ class StableSoftmaxCrossEntropyLoss(nn.Module):
         Y, T = C.autocast_arguments("float32", Y, T)
         F.check("StableSoftmaxCrossEntropyLoss", F.STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
         with C.autocast_disabled(Y):
-            L = F.StableSoftmaxCrossEntropyLossFunction.apply(Y, T)
+            L = F.StableSoftmaxCrossEntropyLossFunction.run(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -2185,7 +2185,7 @@ class LogisticCrossEntropyLoss(nn.Module):
         Y, T = C.autocast_arguments("float32", Y, T)
         F.check("LogisticCrossEntropyLoss", F.LOGISTIC_CROSS_ENTROPY_LOSS_SHAPES, (Y, T))
         with C.autocast_disabled(Y):
-            L = F.LogisticCrossEntropyLossFunction.apply(Y, T)
+            L = F.LogisticCrossEntropyLossFunction.run(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -2214,7 +2214,7 @@ class NegativeLogLikelihoodLoss(nn.Module):
         Y, T = C.autocast_arguments("float32", Y, T)
         F.check("NegativeLogLikelihoodLoss", F.NEGATIVE_LOG_LIKELIHOOD_LOSS_SHAPES, (Y, T))
         with C.autocast_disabled(Y):
-            L = F.NegativeLogLikelihoodLossFunction.apply(Y, T)
+            L = F.NegativeLogLikelihoodLossFunction.run(Y, T)
         return C.reduce(L, Y.shape[0], self.reduction)
 
 
@@ -2231,7 +2231,7 @@ class Softmax(nn.Module):
         X, rows = C.batch_rows("Softmax", ("X",), X)
         F.check("Softmax", F.SOFTMAX_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.SoftmaxFunction.apply(X)
+            Y = F.SoftmaxFunction.run(X)
         return C.restore_rows(Y, rows)
 
 
@@ -2248,7 +2248,7 @@ class StableSoftmax(nn.Module):
         X, rows = C.batch_rows("StableSoftmax", ("X",), X)
         F.check("StableSoftmax", F.STABLE_SOFTMAX_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.StableSoftmaxFunction.apply(X)
+            Y = F.StableSoftmaxFunction.run(X)
         return C.restore_rows(Y, rows)
 
 
@@ -2265,7 +2265,7 @@ class LogSoftmax(nn.Module):
         X, rows = C.batch_rows("LogSoftmax", ("X",), X)
         F.check("LogSoftmax", F.LOG_SOFTMAX_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.LogSoftmaxFunction.apply(X)
+            Y = F.LogSoftmaxFunction.run(X)
         return C.restore_rows(Y, rows)
 
 
@@ -2282,5 +2282,5 @@ class StableLogSoftmax(nn.Module):
         X, rows = C.batch_rows("StableLogSoftmax", ("X",), X)
         F.check("StableLogSoftmax", F.STABLE_LOG_SOFTMAX_SHAPES, (X,))
         with C.autocast_disabled(X):
-            Y = F.StableLogSoftmaxFunction.apply(X)
+            Y = F.StableLogSoftmaxFunction.run(X)
         return C.restore_rows(Y, rows)
