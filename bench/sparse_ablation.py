@@ -54,7 +54,7 @@ def _reset_peak() -> int:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
     except OSError:
-        pass  # then VmHWM keeps the earlier peak and the figure is an upper bound of nothing: reported as is
+        pass  # not Linux: the figure then still includes the data set's loading peak
     return _status_kib("VmRSS")
 
 
@@ -111,8 +111,9 @@ class TestOnlyTrainer(Trainer):
 
 
 def time_competitors(case: dict) -> dict:
-    """batchform cpp-sparse, torch masks, torch CSR and dense torch on real batches of ``case["dataset"]``,
-    alternating step by step in this process (bench.sparse_training.run_alternating)."""
+    """batchform cpp-sparse, torch masks, torch CSR and dense torch on real batches of the .npz file
+    ``case["cifar"]`` (bench.sparse_training's name for its data file), alternating step by step in this
+    process (bench.sparse_training.run_alternating)."""
     import torch
 
     from bench import sparse_training
