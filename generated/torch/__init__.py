@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "da1890c53d89adf72b9132da69fb525014934b848e0f67db476972ac5ba64264",
+    "0797e18284245fb8244553fc3932b10a634f9f41a716eeabd2a0c22d170ee0eb",
     "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
 )
 
