@@ -39,13 +39,14 @@ def _uptime() -> str:
         return "unavailable"
 
 
-def run(sizes: list[int], width: int, rounds: int, budget_s: float, threads: int = 0) -> list[dict]:
+def run(sizes: list[int], width: int, rounds: int, budget_s: float, threads: int = 0,
+        competitors: list[str] = COMPETITORS) -> list[dict]:
     results = []
     for n in sizes:
         before = _uptime()
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "result.json"
-            config = {"N": n, "D": width, "E": width, "competitors": COMPETITORS, "rounds": rounds, "warmup": 3,
+            config = {"N": n, "D": width, "E": width, "competitors": competitors, "rounds": rounds, "warmup": 3,
                       "budget_s": budget_s, "threads": threads}
             subprocess.run([sys.executable, "-m", "bench.case", "attention", json.dumps(config), str(out)],
                            cwd=ROOT, check=True)
@@ -61,28 +62,29 @@ def _ratio(result: dict, name: str) -> float:
 
 
 def write(results: list[dict], width: int, folder: Path) -> None:
+    present = [c for c in COMPETITORS if all(c in r["timing"] for r in results)]
     lines = ["# Self-attention: forward + backward against torch autograd", "",
              f"Written by `python -m bench.attention`. One head, D = E = {width}, float32, "
              f"threads of torch and C++: {results[0]['threads'] if results else 'default'}; a step is the forward "
              "and the backward pass (every gradient). Median ms (25th–75th percentile); speed-up = "
              f"{BASELINE} time / competitor time. **Measured under load** on the shared 2-core machine: the load "
              "average is given per size.", "",
-             "| N | " + " | ".join(COMPETITORS) + " | batchform-torch speed-up | batchform-cpp speed-up | load (uptime before → after) |",
-             "|---|" + "---|" * (len(COMPETITORS) + 3)]
+             "| N | " + " | ".join(present) + " | " + " | ".join(f"{c} speed-up" for c in present if c.startswith("batchform"))
+             + " | load (uptime before → after) |",
+             "|---|" + "---|" * (len(present) + sum(c.startswith("batchform") for c in present) + 1)]
     for r in results:
         cells = [f"{r['timing'][c]['ms']:.2f} ({r['timing'][c]['p25']:.2f}–{r['timing'][c]['p75']:.2f})"
-                 for c in COMPETITORS]
+                 for c in present]
         load = f"{r['uptime_before'].split('load average:')[-1].strip()} → " \
                f"{r['uptime_after'].split('load average:')[-1].strip()}"
-        lines.append(f"| {r['N']} | " + " | ".join(cells) +
-                     f" | {_ratio(r, 'batchform-torch'):.2f}× | {_ratio(r, 'batchform-cpp'):.2f}× | {load} |")
+        ratios = [f"{_ratio(r, c):.2f}×" for c in present if c.startswith("batchform")]
+        lines.append(f"| {r['N']} | " + " | ".join(cells + ratios) + f" | {load} |")
     target = next((r for r in results if r["N"] == TARGET["N"]), None)
     if target is not None:
+        verdicts = [f"{c} {_ratio(target, c):.2f}× ({'PASS' if _ratio(target, c) >= TARGET['ratio'] else 'MISS'})"
+                    for c in present if c.startswith("batchform")]
         lines += ["", f"Target: generated torch and C++ ≥ {TARGET['ratio']:.1f}× {BASELINE} at N = {TARGET['N']}: "
-                  f"batchform-torch {_ratio(target, 'batchform-torch'):.2f}× "
-                  f"({'PASS' if _ratio(target, 'batchform-torch') >= TARGET['ratio'] else 'MISS'}), "
-                  f"batchform-cpp {_ratio(target, 'batchform-cpp'):.2f}× "
-                  f"({'PASS' if _ratio(target, 'batchform-cpp') >= TARGET['ratio'] else 'MISS'})."]
+                  + ", ".join(verdicts) + "."]
     (folder / "attention.md").write_text("\n".join(lines) + "\n")
     (folder / "attention.json").write_text(json.dumps(results, indent=1) + "\n")
     _plot(results, folder / "attention.png")
@@ -96,7 +98,8 @@ def _plot(results: list[dict], path: Path) -> None:
 
     sizes = [r["N"] for r in results]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name in COMPETITORS:
+    present = [c for c in COMPETITORS if all(c in r["timing"] for r in results)]
+    for name in present:
         ms = [r["timing"][name]["ms"] for r in results]
         low = [r["timing"][name]["p25"] for r in results]
         high = [r["timing"][name]["p75"] for r in results]
@@ -106,7 +109,7 @@ def _plot(results: list[dict], path: Path) -> None:
              title="self-attention, D = E = 64, float32")
     left.set_xticks(sizes, [str(n) for n in sizes])
     left.legend()
-    for name in ("batchform-torch", "batchform-cpp", "torch-autograd"):
+    for name in [c for c in present if c != BASELINE]:
         right.plot(sizes, [_ratio(r, name) for r in results], marker="o", label=name)
     right.axhline(1.0, color="gray", linestyle="--", linewidth=1)
     right.set(xscale="log", xlabel="sequence length N", ylabel=f"speed-up over {BASELINE}",
@@ -128,12 +131,14 @@ def main(argv=None) -> int:
                         help="threads of torch and the C++ module alike (default 0: their defaults); on a loaded "
                              "machine 1 avoids OpenMP threads waiting for descheduled partners")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
+    parser.add_argument("--competitors", nargs="+", default=COMPETITORS, choices=COMPETITORS)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few rounds (the smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.width, args.rounds, args.budget = [16, 32], 8, 3, 2.0
     args.out.mkdir(parents=True, exist_ok=True)
-    write(run(args.sizes, args.width, args.rounds, args.budget, args.threads), args.width, args.out)
+    write(run(args.sizes, args.width, args.rounds, args.budget, args.threads, args.competitors), args.width,
+          args.out)
     return 0
 
 

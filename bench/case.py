@@ -252,7 +252,8 @@ def attention(config: dict) -> dict:
         from batchform.cpp_module import load
 
         torch.set_num_threads(config["threads"])
-        load().set_num_threads(config["threads"])
+        if "batchform-cpp" in config["competitors"]:
+            load().set_num_threads(config["threads"])
     data = cases.attention_data(config["N"], config["D"], config["E"])
     steps = {name: cases.ATTENTION[name](data) for name in config["competitors"]}
     return {"timing": cases.time_alternating(steps, config["rounds"], config["warmup"], config["budget_s"])}
