@@ -247,8 +247,23 @@ def parallel(config: dict) -> dict:
     return out
 
 
+def attention(config: dict) -> dict:
+    """Self-attention forward + backward at one sequence length N (bench/attention.py runs every N)."""
+    if config.get("threads"):  # the same number for torch and the C++ module (they share one libgomp)
+        import torch
+
+        from batchform.cpp_module import load
+
+        torch.set_num_threads(config["threads"])
+        if "batchform-cpp" in config["competitors"]:
+            load().set_num_threads(config["threads"])
+    data = cases.attention_data(config["N"], config["D"], config["E"])
+    steps = {name: cases.ATTENTION[name](data) for name in config["competitors"]}
+    return {"timing": cases.time_alternating(steps, config["rounds"], config["warmup"], config["budget_s"])}
+
+
 CASES = {"gemm": gemm, "dense": dense, "sparse": sparse, "memory": memory, "batchnorm": batchnorm,
-         "scaling": scaling, "parallel": parallel}
+         "scaling": scaling, "parallel": parallel, "attention": attention}
 
 
 def main(argv: list[str]) -> int:

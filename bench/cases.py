@@ -493,6 +493,75 @@ BATCH_NORM = {
 # --- timing --------------------------------------------------------------------------------------------
 
 
+# --- self-attention (bench/attention.py): forward + backward of one head, no optimizer ----------------------
+
+
+def attention_data(n: int, d: int, e: int, seed: int = 0) -> dict:
+    """X (N×D), W_q, W_k, W_v (E×D), W_o (D×E) scaled as nn.MultiheadAttention's Xavier init, and a DY (N×D)."""
+    rng = np.random.default_rng(seed)
+    scale = np.float32(np.sqrt(2.0 / (d + e)))
+    weights = {k: rng.standard_normal((e, d), dtype=np.float32) * scale for k in ("Wq", "Wk", "Wv")}
+    return {"X": rng.standard_normal((n, d), dtype=np.float32), **weights,
+            "Wo": rng.standard_normal((d, e), dtype=np.float32) * scale,
+            "DY": rng.standard_normal((n, d), dtype=np.float32)}
+
+
+def batchform_attention(backend_name: str):
+    """The generated forward kernel, then the generated backward kernel (every gradient), as a module's
+    autograd.Function calls them."""
+
+    def factory(data: dict):
+        from batchform.generated.manifest import SPECS
+        from batchform.training.backends import make_backend
+
+        backend = make_backend(backend_name)
+        forward_kernel, backward_kernel = SPECS["self_attention"].kernels[:2]
+        forward, backward = backend.kernel(forward_kernel.name), backend.kernel(backward_kernel.name)
+        values = {k: backend.array(v) for k, v in data.items()}
+        arguments = [values[a] for a in forward_kernel.arguments]
+
+        def step():
+            out = dict(zip(forward_kernel.returns, forward(*arguments)))
+            gradients = backward(*[out[a] if a in out else values[a] for a in backward_kernel.arguments])
+            backend.numpy(gradients[-1])  # wait for the work (a no-op on CPU)
+            return gradients
+
+        return step
+
+    return factory
+
+
+def _torch_attention(use_sdpa: bool):
+    def factory(data: dict):
+        import torch
+
+        leaves = {k: torch.from_numpy(v).requires_grad_() for k, v in data.items() if k != "DY"}
+        X, Wq, Wk, Wv, Wo = (leaves[k] for k in ("X", "Wq", "Wk", "Wv", "Wo"))
+        DY, scale = torch.from_numpy(data["DY"]), 1.0 / float(np.sqrt(Wq.shape[0]))
+
+        def step():
+            for leaf in leaves.values():
+                leaf.grad = None
+            Q, K, V = X @ Wq.T, X @ Wk.T, X @ Wv.T
+            if use_sdpa:
+                O = torch.nn.functional.scaled_dot_product_attention(Q, K, V)
+            else:
+                O = torch.softmax((Q @ K.T) * scale, dim=-1) @ V
+            (O @ Wo.T).backward(DY)
+
+        return step
+
+    return factory
+
+
+ATTENTION = {
+    "batchform-torch": batchform_attention("torch"),
+    "batchform-cpp": batchform_attention("cpp"),
+    "torch-sdpa": _torch_attention(use_sdpa=True),
+    "torch-autograd": _torch_attention(use_sdpa=False),
+}
+
+
 def time_alternating(
     steps: dict[str, Callable[[], object]],
     rounds: int,

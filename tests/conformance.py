@@ -111,13 +111,13 @@ link_modes(list(WRAPPERS.values()), {f.name: (SPECS[f.spec].family, f) for fs in
 # --- shapes ----------------------------------------------------------------------------------------------
 
 #: Every dimension symbol a spec uses gets a size; hypothesis shrinks towards 1.
-DIMS = st.fixed_dictionaries({d: st.integers(1, 4) for d in ("N", "D", "K", "M", "P")})
+DIMS = st.fixed_dictionaries({d: st.integers(1, 4) for d in ("N", "D", "K", "M", "P", "E")})
 #: Always tried: one sample and one output (N = K = 1), and non-square layers both ways.
 EXAMPLES = [
-    {"N": 1, "D": 1, "K": 1, "M": 1, "P": 1},
-    {"N": 1, "D": 3, "K": 1, "M": 1, "P": 3},
-    {"N": 2, "D": 5, "K": 3, "M": 2, "P": 5},
-    {"N": 4, "D": 2, "K": 5, "M": 4, "P": 1},
+    {"N": 1, "D": 1, "K": 1, "M": 1, "P": 1, "E": 1},
+    {"N": 1, "D": 3, "K": 1, "M": 1, "P": 3, "E": 2},
+    {"N": 2, "D": 5, "K": 3, "M": 2, "P": 5, "E": 3},
+    {"N": 4, "D": 2, "K": 5, "M": 4, "P": 1, "E": 2},
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-DIMS = {"N": 3, "D": 4, "K": 5, "M": 3, "P": 4}
+DIMS = {"N": 3, "D": 4, "K": 5, "M": 3, "P": 4, "E": 2}
 
 
 def arrays_of(backend: str, dtype=np.float64):

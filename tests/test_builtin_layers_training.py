@@ -35,6 +35,7 @@ def _train(layers: str, sizes: list[int], backend: str = "numpy", epochs: int = 
 @pytest.mark.parametrize("layers, sizes", [
     ("GELU;LayerNorm;SiLU;Linear", [64, 64, 32, 10]),
     ("ReLU;ResidualReLU;ResidualReLU;LayerNorm;Linear", [64, 48, 48, 48, 10]),
+    ("ResidualProjectionReLU;ResidualReLU;ResidualProjectionReLU;Linear", [64, 48, 48, 32, 10]),
 ])
 def test_networks_of_the_new_layers_learn_digits(layers, sizes):
     history, _ = _train(layers, sizes)
@@ -62,3 +63,28 @@ def test_a_residual_block_must_keep_its_width():
     with pytest.raises(OptionError, match=r"residual_relu_layer maps 32 features to 32 .* 32 → 16"):
         Network.build(make_backend("numpy", np.float64), options, [64, 32, 16, 10],
                       parse_optimizers("GradientDescent", 3), "XavierNormal")
+
+
+def test_the_projection_form_changes_the_width():
+    """ResidualProjectionReLU is Y = X·Pᵀ + relu(X·Wᵀ + 1·b): P and W are K × D, so 64 → 48 is allowed."""
+    (layer,) = parse_layers("ResidualProjectionReLU")
+    assert layer.spec == "residual_projection_relu_layer" and not layer.is_batch_norm
+    _, network = _train("ResidualProjectionReLU;Linear", [64, 48, 10], epochs=1)
+    first = network.layers[0].parameters
+    assert np.asarray(first["P"]).shape == (48, 64) and np.asarray(first["W"]).shape == (48, 64)
+    X = load_digits_dataset(seed=0, dtype=np.float64).Xtest[:5]
+    hidden = X @ np.asarray(first["P"]).T + np.maximum(X @ np.asarray(first["W"]).T + np.asarray(first["b"]), 0)
+    W, b = (np.asarray(network.layers[1].parameters[name]) for name in ("W", "b"))
+    np.testing.assert_allclose(np.asarray(network.feedforward(network.backend.array(X))), hidden @ W.T + b,
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_attention_is_not_an_mlp_layer():
+    """Self-attention reads its rows together (tokens of one sequence); training's rows are independent samples,
+    so the name is refused with the reason, and not offered."""
+    from batchform.training.options import known_names
+
+    with pytest.raises(OptionError, match=r"'SelfAttention' \(self_attention\) is not an MLP layer"):
+        parse_layers("ReLU;SelfAttention;Linear")
+    assert "ResidualProjectionReLU" in known_names("layer")
+    assert not any("Attention" in name for name in known_names("layer"))

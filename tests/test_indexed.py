@@ -90,3 +90,27 @@ def test_the_report_says_what_was_proved_and_with_which_lemmas(loaded_specs):
     assert dz.method == proof_module.ALL_SHAPES and dz.lemmas == ["relu'"]
     assert "index notation" in dz.detail and "relu'" in dz.detail
     assert dz.instantiated.startswith(proof_module.SYMBOLIC)
+
+
+def test_self_attention_is_proved_for_all_shapes_through_its_softmax(loaded_specs):
+    """Self-attention's backward is derived; the derivation records a lemma exp′ for the softmax's exponential
+    and then reads P by name instead of applying exp′. exp stays the elementary function with its own
+    derivative rule: kept opaque for a lemma nothing applies, it had no derivative at all, and DZ, DQ, DK, DX
+    were only checked at points. Every gradient is proved for all N, D, E; broken ones are not."""
+    loaded = loaded_specs["self_attention"]
+    assert loaded.backward_origin == "derived" and "exp'" in loaded.spec.derivatives
+    results = prove_all_shapes(loaded.spec)
+    assert set(results) == {"DO", "DZ", "DV", "DK", "DQ", "DWq", "DWk", "DWv", "DWo", "DX"}
+    assert all(r.proved for r in results.values()), {k: r.detail for k, r in results.items() if not r.proved}
+    N, E = dims("N E")
+    tiny = 1 + Rational(1, 10**40)
+    P = matrix("P", N, N)
+    broken = [
+        ("DZ", lambda e: tiny * e),
+        ("DZ", lambda e: e + P),
+        ("DQ", lambda e: e * sympy.sqrt(E)),  # the scale applied twice over
+        ("DX", lambda e: tiny * e),
+    ]
+    for equation, change in broken:
+        changed = _with(loaded, equation, change)
+        assert not prove_all_shapes(changed.spec, {equation})[equation].proved, equation

@@ -29,7 +29,7 @@ from batchform.codegen.backends import all_backends
 NAMES, DIFFERENTIABLE = conf.dense_specs("jax")  # sparse specs take BCOO matrices: tests/test_sparse_layer.py
 GENERATED = conf.generated_folder("jax")
 #: N = K = 1 with W 1×3, and N = 4 with W 5×2: the two non-square ways.
-SHAPES = [{"N": 1, "D": 3, "K": 1, "M": 1, "P": 3}, {"N": 4, "D": 2, "K": 5, "M": 4, "P": 1}]
+SHAPES = [{"N": 1, "D": 3, "K": 1, "M": 1, "P": 3, "E": 2}, {"N": 4, "D": 2, "K": 5, "M": 4, "P": 1, "E": 2}]
 F = gj.custom_vjp
 
 

@@ -14,7 +14,7 @@ import pytest
 from conformance import DIFFERENTIABLE_KINDS, SPECS, WRAPPERS, draw, supported
 
 DIFFERENTIABLE = [n for n in supported("jax", DIFFERENTIABLE_KINDS) if not SPECS[n].spec.storage]
-DIMS = {"N": 4, "D": 2, "K": 5, "M": 4, "P": 1}
+DIMS = {"N": 4, "D": 2, "K": 5, "M": 4, "P": 1, "E": 2}
 
 
 def _arguments(name: str, dtype):

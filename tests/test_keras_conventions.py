@@ -103,8 +103,9 @@ def test_load_model_without_custom_objects(tmp_path):
 
 # --- inputs of shape (*, D), as Keras' Dense takes them ---------------------------------------------------
 
+#: Self-attention reads its rows together: it takes one sequence, not (*, D) (tests/test_attention.py).
 LAYERS = [n for n in supported("tensorflow", ("layer", "function")) if not SPECS[n].spec.storage
-          and issubclass(getattr(K, WRAPPERS[n].class_name), keras.layers.Layer)]
+          and issubclass(getattr(K, WRAPPERS[n].class_name), keras.layers.Layer) and not WRAPPERS[n].mixes_rows]
 
 
 @pytest.mark.parametrize("name", LAYERS)

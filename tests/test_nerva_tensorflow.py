@@ -22,7 +22,7 @@ nerva_losses = pytest.importorskip("nerva_tensorflow.loss_functions")
 nerva_softmax = pytest.importorskip("nerva_tensorflow.softmax_functions")
 nerva_optimizers = pytest.importorskip("nerva_tensorflow.optimizers")
 
-DIMS = {"N": 5, "D": 3, "K": 4, "M": 3, "P": 4}
+DIMS = {"N": 5, "D": 3, "K": 4, "M": 3, "P": 4, "E": 2}
 SRELU = {"al": 0.2, "tl": -0.3, "ar": 0.4, "tr": 0.6}
 
 #: spec → a Nerva activation built from the spec's drawn hyperparameters.

@@ -78,7 +78,7 @@ def test_backward_matches_gradient_tape(name, dtype, dims, seed):
 def test_kernels_run_inside_tf_function_with_unknown_sizes(name):
     """Every kernel traces in a tf.function whose input sizes are all unknown (as Keras' batch is), and
     gives its eager results: no host round trip, no Python size."""
-    values = conf.draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 0)
+    values = conf.draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1, "E": 2}, 0)
     forward, backward, seeds = conf.numpy_reference(name, values, 0)
     inputs = tensors(name, {**values, **forward, **seeds}, np.float64)
     for function in conf.KERNELS[name]:
@@ -127,7 +127,7 @@ def test_custom_gradient_is_the_generated_backward(name, dims, seed):
 def test_wrappers_and_gradients_inside_tf_function(name):
     """Inside one tf.function with an unknown batch size: every wrapper's output and its gradients are the
     NumPy backend's."""
-    values = conf.draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 1)
+    values = conf.draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1, "E": 2}, 1)
     forward, backward, seeds = conf.numpy_reference(name, values, 1)
     w = conf.WRAPPERS[name]
     arguments = wrapper_arguments(name, values)
@@ -181,7 +181,7 @@ def test_every_wrapper_checks_every_argument(name):
     """A wrong shape or dtype of any array argument is one error naming the wrapper and an argument with its
     received and expected shape."""
     w = conf.WRAPPERS[name]
-    values = conf.draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 0)
+    values = conf.draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1, "E": 2}, 0)
     fn = getattr(F, name)
     good = wrapper_arguments(name, values, np.float32)
     fn(*good)

@@ -217,7 +217,7 @@ def test_error_messages():
 def test_every_wrapper_checks_every_argument(name):
     """A wrong shape, dtype or type of any array argument gives one error naming the wrapper and an argument
     with its received and expected shape."""
-    dims = {"N": 2, "D": 3, "K": 4, "M": 2, "P": 3}
+    dims = {"N": 2, "D": 3, "K": 4, "M": 2, "P": 3, "E": 2}
     values = conf.draw(name, dims, 0)
     w = conf.WRAPPERS[name]
     fn = getattr(gt.functional, name)

@@ -18,7 +18,7 @@ from test_torch_backend import build_module
 
 DIFFERENTIABLE = [n for n in supported("torch", DIFFERENTIABLE_KINDS) if not SPECS[n].spec.storage]
 #: The dimensions every module is built with; N = 6 rows are laid out as 2 × 3 (batch, tokens).
-DIMS = {"N": 6, "D": 3, "K": 4, "M": 2, "P": 3}
+DIMS = {"N": 6, "D": 3, "K": 4, "M": 2, "P": 3, "E": 2}
 LEADING = (2, 3)
 
 
@@ -34,7 +34,11 @@ def module_and_inputs(name: str, dtype=torch.float64):
     return module, inputs
 
 
-@pytest.mark.parametrize("name", DIFFERENTIABLE)
+#: Self-attention reads its rows together (its N × N scores): it takes one sequence, not (*, D) (tests/test_attention.py).
+FLATTENED = [n for n in DIFFERENTIABLE if not WRAPPERS[n].mixes_rows]
+
+
+@pytest.mark.parametrize("name", FLATTENED)
 def test_modules_take_leading_axes_as_nn_linear(name):
     """(2, 3, D) gives the (6, D) result laid out as (2, 3, K), and the same gradients; one row (D,) gives
     the first row's result as (K,); a loss sums over every leading axis."""

@@ -311,7 +311,7 @@ def test_double_backward_matches_finite_differences(name):
     first derivatives) passes."""
     import conformance
 
-    values = conformance.draw(name, {"N": 3, "D": 2, "K": 3, "M": 1, "P": 1}, 0)
+    values = conformance.draw(name, {"N": 3, "D": 2, "K": 3, "M": 1, "P": 1, "E": 2}, 0)
     w = conformance.WRAPPERS[name]
     arguments = [torch.tensor(values[a], dtype=torch.float64, requires_grad=a in w.differentiable)
                  if isinstance(values[a], np.ndarray) or w.roles[a] == "parameter" else values[a] for a in w.names]

@@ -123,9 +123,20 @@ def _key(name: str) -> str:
 
 
 def _internal(info) -> bool:
-    """Specs no option names: a running-statistics update (not an optimizer) and a layer with inputs besides X
-    (an inference form reads running statistics; a dropout form a mask, chosen by Dropout(p))."""
-    return bool(getattr(info, "statistics_of", "")) or (info.kind == "layer" and info.inputs != ("X",))
+    """Specs no option names: a running-statistics update (not an optimizer), a layer with inputs besides X
+    (an inference form reads running statistics; a dropout form a mask, chosen by Dropout(p)) and a layer that
+    is not an MLP layer (:func:`_not_an_mlp_layer`)."""
+    return bool(getattr(info, "statistics_of", "")) or (info.kind == "layer" and info.inputs != ("X",)) or \
+        _not_an_mlp_layer(info)
+
+
+def _not_an_mlp_layer(info) -> bool:
+    """A layer whose parameters have a size besides the input and output widths D and K — self-attention's
+    head width E. It does not fit the MLP the training command builds: attention reads the rows of X together,
+    as the tokens of one sequence, where the command's rows are independent samples of a batch (shuffled and
+    split into batches), and its sizes are not a list of layer widths."""
+    return info.kind == "layer" and any(d not in ("D", "K", "1") for shape in info.parameters.values() if shape
+                                        for d in shape)
 
 
 def spec_by_name(name: str, kind: str, option: str, suffixes=("", "_layer")) -> str:
@@ -142,6 +153,12 @@ def spec_by_name(name: str, kind: str, option: str, suffixes=("", "_layer")) -> 
                     raise OptionError(f"{option}: {name!r} is the sparse form of {dense}; write {dense} and give "
                                       f"it a density below 1 with --densities or --overall-density")
                 return spec_name
+    for suffix in suffixes:
+        for spec_name, info in SPECS.items():
+            if info.kind == kind and _not_an_mlp_layer(info) and _key(spec_name) == wanted + _key(suffix):
+                raise OptionError(f"{option}: {name!r} ({spec_name}) is not an MLP layer: it reads the rows of its "
+                                  f"input together as the tokens of one sequence, where training's rows are "
+                                  f"independent samples; use its generated modules (examples/transformer_block.py)")
     known = known_names(kind, suffixes)
     if kind == "layer":
         known += [BATCH_NORM_FORM, "Dropout(p)"]

@@ -210,9 +210,21 @@ class Wrapper:
         if not inputs or not isinstance(inputs[0].shape[0], str):
             return []
         rows = inputs[0].shape[0]
-        if rows in [d.name for d in self.dimensions]:
+        if rows in [d.name for d in self.dimensions] or self.mixes_rows:
             return []
         return [c.name for c in inputs if c.shape[0] == rows]
+
+    @property
+    def mixes_rows(self) -> bool:
+        """Whether a forward value is rows × rows (attention's scores S = Q·Kᵀ/√E): the rows are then the
+        tokens of one sequence, read together, so a module must not flatten leading axes into them (a batch of
+        sequences is not one long sequence); it takes the spec's N × D matrix as it is."""
+        inputs = [c for c in self.checks if c.name in self.inputs and len(c.shape) == 2]
+        if not inputs or not isinstance(inputs[0].shape[0], str):
+            return False
+        square = (inputs[0].shape[0],) * 2
+        return any(tuple(str(d) for d in getattr(node, "shape", ())) == square
+                   for _, node in self.forward.statements)
 
     @property
     def averaged_over_rows(self) -> bool:

@@ -59,7 +59,10 @@ def lemma_functions(spec) -> dict[str, tuple[type, tuple]]:
     for eq in (*spec.forward, *spec.backward):
         for node in eq.expr.atoms(Apply):
             applied[node.name] = node.function
-    opaque = set(spec.derivatives) | {of for of, _ in spec.derivatives.values()}
+    # A function is kept opaque for a lemma only where that lemma is applied: a derived spec records a lemma for
+    # every function it differentiates (exp′ of a softmax), and where the simplified equations read the
+    # function's value instead (P for exp′), an opaque exp with no applied lemma would have no derivative at all.
+    opaque = set(spec.derivatives) | {of for lemma, (of, _) in spec.derivatives.items() if lemma in applied}
     opaque |= {name for name, f in applied.items() if piecewise_reading(f.expr).has(sympy.Piecewise)}
     # A power of the variable (inv_sqrt = x^(-1/2), reciprocal) is differentiated by the power rule, which ties
     # f′ to f itself (f′ = −½·f³ for x^(-1/2)); an opaque atom would hide that tie from a derived equation that

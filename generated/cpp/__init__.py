@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "2110aa689deee14d25e6ee86ed139fbf1497f1a174a58f9d271d92ad12a9f86d",
-    "8fc924e5b25434afeab3bc4fe9b0ab58176dbc6095788aad557cbc8ecea3980b",
+    "bb4d066faad101212d3ef7808e4fe14339504a6ebb36f59c9da92d4c6f00d44a",
+    "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
-_COMPILED_GENERATION = "2110aa689deee14d25e6ee86ed139fbf1497f1a174a58f9d271d92ad12a9f86d"
+_COMPILED_GENERATION = "bb4d066faad101212d3ef7808e4fe14339504a6ebb36f59c9da92d4c6f00d44a"
 
 import os
 
@@ -905,6 +905,102 @@ _SIGNATURES = {
         ("ar", (), "scalar"),
         ("tr", (), "scalar"),
     ),
+    "self_attention_forward": (
+        ("X", ("N", "D"), "array"),
+        ("Wq", ("E", "D"), "array"),
+        ("Wk", ("E", "D"), "array"),
+        ("Wv", ("E", "D"), "array"),
+        ("Wo", ("D", "E"), "array"),
+    ),
+    "self_attention_backward": (
+        ("X", ("N", "D"), "array"),
+        ("Wq", ("E", "D"), "array"),
+        ("Wk", ("E", "D"), "array"),
+        ("Wv", ("E", "D"), "array"),
+        ("Wo", ("D", "E"), "array"),
+        ("Q", ("N", "E"), "array"),
+        ("K", ("N", "E"), "array"),
+        ("V", ("N", "E"), "array"),
+        ("P", ("N", "N"), "array"),
+        ("O", ("N", "E"), "array"),
+        ("DY", ("N", "D"), "array"),
+    ),
+    "self_attention_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Wo", ("D", "E"), "array"),
+        ("Q", ("N", "E"), "array"),
+        ("K", ("N", "E"), "array"),
+        ("V", ("N", "E"), "array"),
+        ("P", ("N", "N"), "array"),
+        ("O", ("N", "E"), "array"),
+        ("DY", ("N", "D"), "array"),
+    ),
+    "self_attention_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Wq", ("E", "D"), "updated"),
+        ("Wk", ("E", "D"), "updated"),
+        ("Wv", ("E", "D"), "updated"),
+        ("Wo", ("D", "E"), "updated"),
+        ("Q", ("N", "E"), "array"),
+        ("K", ("N", "E"), "array"),
+        ("V", ("N", "E"), "array"),
+        ("P", ("N", "N"), "array"),
+        ("O", ("N", "E"), "array"),
+        ("DY", ("N", "D"), "array"),
+        ("eta", (), "scalar"),
+    ),
+    "self_attention_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Wq", ("E", "D"), "updated"),
+        ("Wk", ("E", "D"), "updated"),
+        ("Wv", ("E", "D"), "updated"),
+        ("Wo", ("D", "E"), "updated"),
+        ("Q", ("N", "E"), "array"),
+        ("K", ("N", "E"), "array"),
+        ("V", ("N", "E"), "array"),
+        ("P", ("N", "N"), "array"),
+        ("O", ("N", "E"), "array"),
+        ("DY", ("N", "D"), "array"),
+        ("Delta_Wq", ("E", "D"), "updated"),
+        ("Delta_Wk", ("E", "D"), "updated"),
+        ("Delta_Wv", ("E", "D"), "updated"),
+        ("Delta_Wo", ("D", "E"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "self_attention_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Wo", ("D", "E"), "updated"),
+        ("Q", ("N", "E"), "array"),
+        ("K", ("N", "E"), "array"),
+        ("V", ("N", "E"), "array"),
+        ("P", ("N", "N"), "array"),
+        ("O", ("N", "E"), "array"),
+        ("DY", ("N", "D"), "array"),
+        ("Wq", ("E", "D"), "updated"),
+        ("Wk", ("E", "D"), "updated"),
+        ("Wv", ("E", "D"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "self_attention_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Wo", ("D", "E"), "updated"),
+        ("Q", ("N", "E"), "array"),
+        ("K", ("N", "E"), "array"),
+        ("V", ("N", "E"), "array"),
+        ("P", ("N", "N"), "array"),
+        ("O", ("N", "E"), "array"),
+        ("DY", ("N", "D"), "array"),
+        ("Wq", ("E", "D"), "updated"),
+        ("Delta_Wq", ("E", "D"), "updated"),
+        ("Wk", ("E", "D"), "updated"),
+        ("Delta_Wk", ("E", "D"), "updated"),
+        ("Wv", ("E", "D"), "updated"),
+        ("Delta_Wv", ("E", "D"), "updated"),
+        ("Delta_Wo", ("D", "E"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
     "simple_batch_norm_forward": (("X", ("N", "K"), "array"),),
     "simple_batch_norm_backward": (
         ("Sigma", (1, "K"), "array"),
@@ -1145,6 +1241,68 @@ _SIGNATURES = {
         ("Delta_W", ("D", "D"), "updated"),
         ("b", (1, "D"), "updated"),
         ("Delta_b", (1, "D"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "residual_projection_relu_layer_forward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("b", (1, "K"), "array"),
+        ("P", ("K", "D"), "array"),
+    ),
+    "residual_projection_relu_layer_backward": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "array"),
+        ("P", ("K", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "residual_projection_relu_layer_backward_without_DX": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+    ),
+    "residual_projection_relu_layer_backward_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("P", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("b", (1, "K"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "residual_projection_relu_layer_backward_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("P", ("K", "D"), "updated"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("Delta_P", ("K", "D"), "updated"),
+        ("eta", (), "scalar"),
+        ("mu", (), "scalar"),
+    ),
+    "residual_projection_relu_layer_backward_without_DX_update_gradient_descent": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("P", ("K", "D"), "updated"),
+        ("eta", (), "scalar"),
+    ),
+    "residual_projection_relu_layer_backward_without_DX_update_momentum": (
+        ("X", ("N", "D"), "array"),
+        ("Z", ("N", "K"), "array"),
+        ("DY", ("N", "K"), "array"),
+        ("W", ("K", "D"), "updated"),
+        ("Delta_W", ("K", "D"), "updated"),
+        ("b", (1, "K"), "updated"),
+        ("Delta_b", (1, "K"), "updated"),
+        ("P", ("K", "D"), "updated"),
+        ("Delta_P", ("K", "D"), "updated"),
         ("eta", (), "scalar"),
         ("mu", (), "scalar"),
     ),
@@ -1660,6 +1818,45 @@ srelu_dropout_layer_backward_without_DX = _kernels.srelu_dropout_layer_backward_
 sparse_srelu_layer_forward = _kernels.sparse_srelu_layer_forward
 sparse_srelu_layer_backward = _kernels.sparse_srelu_layer_backward
 sparse_srelu_layer_backward_without_DX = _kernels.sparse_srelu_layer_backward_without_DX
+self_attention_forward = _kernels.self_attention_forward
+self_attention_backward = _kernels.self_attention_backward
+self_attention_backward_without_DX = _kernels.self_attention_backward_without_DX
+
+
+def self_attention_backward_update_gradient_descent(X, Wq, Wk, Wv, Wo, Q, K, V, P, O, DY, eta):
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, with the gradient descent update of Wq, Wk, Wv, Wo in place. In place; returns (DX, Wq, Wk, Wv, Wo)."""
+    DX = _kernels.self_attention_backward_update_gradient_descent(X, Wq, Wk, Wv, Wo, Q, K, V, P, O, DY, eta)
+    return DX, Wq, Wk, Wv, Wo
+
+
+def self_attention_backward_update_momentum(
+    X, Wq, Wk, Wv, Wo, Q, K, V, P, O, DY, Delta_Wq, Delta_Wk, Delta_Wv, Delta_Wo, eta, mu
+):
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, with the momentum update of Wq, Wk, Wv, Wo in place. In place; returns (DX, Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo)."""
+    DX = _kernels.self_attention_backward_update_momentum(
+        X, Wq, Wk, Wv, Wo, Q, K, V, P, O, DY, Delta_Wq, Delta_Wk, Delta_Wv, Delta_Wo, eta, mu
+    )
+    return DX, Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo
+
+
+def self_attention_backward_without_DX_update_gradient_descent(X, Wo, Q, K, V, P, O, DY, Wq, Wk, Wv, eta):
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, without DX, with the gradient descent update of Wq, Wk, Wv, Wo in place. In place; returns (Wq, Wk, Wv, Wo)."""
+    _kernels.self_attention_backward_without_DX_update_gradient_descent(
+        X, Wo, Q, K, V, P, O, DY, Wq, Wk, Wv, eta
+    )
+    return Wq, Wk, Wv, Wo
+
+
+def self_attention_backward_without_DX_update_momentum(
+    X, Wo, Q, K, V, P, O, DY, Wq, Delta_Wq, Wk, Delta_Wk, Wv, Delta_Wv, Delta_Wo, eta, mu
+):
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, without DX, with the momentum update of Wq, Wk, Wv, Wo in place. In place; returns (Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo)."""
+    _kernels.self_attention_backward_without_DX_update_momentum(
+        X, Wo, Q, K, V, P, O, DY, Wq, Delta_Wq, Wk, Delta_Wk, Wv, Delta_Wv, Delta_Wo, eta, mu
+    )
+    return Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo
+
+
 simple_batch_norm_forward = _kernels.simple_batch_norm_forward
 simple_batch_norm_backward = _kernels.simple_batch_norm_backward
 simple_batch_norm_inference_forward = _kernels.simple_batch_norm_inference_forward
@@ -1779,6 +1976,47 @@ def residual_relu_layer_backward_without_DX_update_momentum(X, Z, DY, W, Delta_W
         X, Z, DY, W, Delta_W, b, Delta_b, eta, mu
     )
     return Delta_W, W, Delta_b, b
+
+
+residual_projection_relu_layer_forward = _kernels.residual_projection_relu_layer_forward
+residual_projection_relu_layer_backward = _kernels.residual_projection_relu_layer_backward
+residual_projection_relu_layer_backward_without_DX = (
+    _kernels.residual_projection_relu_layer_backward_without_DX
+)
+
+
+def residual_projection_relu_layer_backward_update_gradient_descent(X, W, P, Z, DY, b, eta):
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, with the gradient descent update of W, b, P in place. In place; returns (DX, W, b, P)."""
+    DX = _kernels.residual_projection_relu_layer_backward_update_gradient_descent(X, W, P, Z, DY, b, eta)
+    return DX, W, b, P
+
+
+def residual_projection_relu_layer_backward_update_momentum(
+    X, W, P, Z, DY, Delta_W, b, Delta_b, Delta_P, eta, mu
+):
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, with the momentum update of W, b, P in place. In place; returns (DX, Delta_W, W, Delta_b, b, Delta_P, P)."""
+    DX = _kernels.residual_projection_relu_layer_backward_update_momentum(
+        X, W, P, Z, DY, Delta_W, b, Delta_b, Delta_P, eta, mu
+    )
+    return DX, Delta_W, W, Delta_b, b, Delta_P, P
+
+
+def residual_projection_relu_layer_backward_without_DX_update_gradient_descent(X, Z, DY, W, b, P, eta):
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, without DX, with the gradient descent update of W, b, P in place. In place; returns (W, b, P)."""
+    _kernels.residual_projection_relu_layer_backward_without_DX_update_gradient_descent(
+        X, Z, DY, W, b, P, eta
+    )
+    return W, b, P
+
+
+def residual_projection_relu_layer_backward_without_DX_update_momentum(
+    X, Z, DY, W, Delta_W, b, Delta_b, P, Delta_P, eta, mu
+):
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, without DX, with the momentum update of W, b, P in place. In place; returns (Delta_W, W, Delta_b, b, Delta_P, P)."""
+    _kernels.residual_projection_relu_layer_backward_without_DX_update_momentum(
+        X, Z, DY, W, Delta_W, b, Delta_b, P, Delta_P, eta, mu
+    )
+    return Delta_W, W, Delta_b, b, Delta_P, P
 
 
 softmax_layer_forward = _kernels.softmax_layer_forward
@@ -2031,6 +2269,13 @@ __all__ = [
     "sparse_srelu_layer_forward",
     "sparse_srelu_layer_backward",
     "sparse_srelu_layer_backward_without_DX",
+    "self_attention_forward",
+    "self_attention_backward",
+    "self_attention_backward_without_DX",
+    "self_attention_backward_update_gradient_descent",
+    "self_attention_backward_update_momentum",
+    "self_attention_backward_without_DX_update_gradient_descent",
+    "self_attention_backward_without_DX_update_momentum",
     "simple_batch_norm_forward",
     "simple_batch_norm_backward",
     "simple_batch_norm_inference_forward",
@@ -2078,6 +2323,13 @@ __all__ = [
     "residual_relu_layer_backward_update_momentum",
     "residual_relu_layer_backward_without_DX_update_gradient_descent",
     "residual_relu_layer_backward_without_DX_update_momentum",
+    "residual_projection_relu_layer_forward",
+    "residual_projection_relu_layer_backward",
+    "residual_projection_relu_layer_backward_without_DX",
+    "residual_projection_relu_layer_backward_update_gradient_descent",
+    "residual_projection_relu_layer_backward_update_momentum",
+    "residual_projection_relu_layer_backward_without_DX_update_gradient_descent",
+    "residual_projection_relu_layer_backward_without_DX_update_momentum",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "softmax_layer_backward_without_DX",

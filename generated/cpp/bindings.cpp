@@ -17,6 +17,7 @@ void define_activations_relu(nanobind::module_& m);
 void define_activations_sigmoid(nanobind::module_& m);
 void define_activations_silu(nanobind::module_& m);
 void define_activations_srelu(nanobind::module_& m);
+void define_layers_attention(nanobind::module_& m);
 void define_layers_batch_norm(nanobind::module_& m);
 void define_layers_dropout(nanobind::module_& m);
 void define_layers_layer_norm(nanobind::module_& m);
@@ -30,7 +31,7 @@ void define_softmax_functions(nanobind::module_& m);
 
 NB_MODULE(_batchform_cpp, m) {
     m.attr("GENERATION") =
-        "2110aa689deee14d25e6ee86ed139fbf1497f1a174a58f9d271d92ad12a9f86d";  // checked by generated.cpp
+        "bb4d066faad101212d3ef7808e4fe14339504a6ebb36f59c9da92d4c6f00d44a";  // checked by generated.cpp
     batchform::register_sparse(m);
     batchform::define_activations_all_relu(m);
     batchform::define_activations_gelu(m);
@@ -41,6 +42,7 @@ NB_MODULE(_batchform_cpp, m) {
     batchform::define_activations_sigmoid(m);
     batchform::define_activations_silu(m);
     batchform::define_activations_srelu(m);
+    batchform::define_layers_attention(m);
     batchform::define_layers_batch_norm(m);
     batchform::define_layers_dropout(m);
     batchform::define_layers_layer_norm(m);

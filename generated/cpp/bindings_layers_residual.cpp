@@ -69,6 +69,65 @@ void define(nb::module_& m) {
           "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 "
           "\u03b7\u00b7DW\n    W \u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 "
           "\u03b7\u00b7Db\n    b \u2190 \u0394_b + b");
+    m.def("residual_projection_relu_layer_forward", &residual_projection_relu_layer_forward<S>,
+          "X"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), "P"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Residual block with a projection Y = X\u00b7P\u1d40 + relu(X\u00b7W\u1d40 + 1_N\u00b7b) (P, W: K "
+          "\u00d7 D): feedforward.\n\n    Z = X\u00b7W\u1d40 + 1_N\u00b7b\n    Y = X\u00b7P\u1d40 + relu(Z)");
+    m.def("residual_projection_relu_layer_backward", &residual_projection_relu_layer_backward<S>,
+          "X"_a.noconvert(), "W"_a.noconvert(), "P"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(),
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Residual block with a projection Y = X\u00b7P\u1d40 + relu(X\u00b7W\u1d40 + 1_N\u00b7b) (P, W: K "
+          "\u00d7 D): backpropagation.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db "
+          "= 1_N\u1d40\u00b7DZ\n    DP = DY\u1d40\u00b7X\n    DX = DY\u00b7P + DZ\u00b7W");
+    m.def("residual_projection_relu_layer_backward_without_DX",
+          &residual_projection_relu_layer_backward_without_DX<S>, "X"_a.noconvert(), "Z"_a.noconvert(),
+          "DY"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
+          "Residual block with a projection Y = X\u00b7P\u1d40 + relu(X\u00b7W\u1d40 + 1_N\u00b7b) (P, W: K "
+          "\u00d7 D): backpropagation, without DX.\n\n    DZ = DY \u2299 relu\u0027(Z)\n    DW = "
+          "DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DP = DY\u1d40\u00b7X");
+    m.def("residual_projection_relu_layer_backward_update_gradient_descent",
+          &residual_projection_relu_layer_backward_update_gradient_descent<S>, "X"_a.noconvert(),
+          "W"_a.noconvert(), "P"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "b"_a.noconvert(),
+          "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Residual block with a projection Y = X\u00b7P\u1d40 + relu(X\u00b7W\u1d40 + 1_N\u00b7b) (P, W: K "
+          "\u00d7 D): backpropagation, with the gradient descent update of W, b, P in place.\n\n    DZ = DY "
+          "\u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DP = "
+          "DY\u1d40\u00b7X\n    DX = DY\u00b7P + DZ\u00b7W\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b "
+          "\u2190 b \u2212 \u03b7\u00b7Db\n    P \u2190 P \u2212 \u03b7\u00b7DP");
+    m.def("residual_projection_relu_layer_backward_update_momentum",
+          &residual_projection_relu_layer_backward_update_momentum<S>, "X"_a.noconvert(), "W"_a.noconvert(),
+          "P"_a.noconvert(), "Z"_a.noconvert(), "DY"_a.noconvert(), "Delta_W"_a.noconvert(),
+          "b"_a.noconvert(), "Delta_b"_a.noconvert(), "Delta_P"_a.noconvert(), "eta"_a, "mu"_a,
+          nb::call_guard<nb::gil_scoped_release>(),
+          "Residual block with a projection Y = X\u00b7P\u1d40 + relu(X\u00b7W\u1d40 + 1_N\u00b7b) (P, W: K "
+          "\u00d7 D): backpropagation, with the momentum update of W, b, P in place.\n\n    DZ = DY \u2299 "
+          "relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DP = DY\u1d40\u00b7X\n   "
+          " DX = DY\u00b7P + DZ\u00b7W\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W "
+          "\u2190 \u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 "
+          "\u0394_b + b\n    Delta_P \u2190 \u03bc\u00b7\u0394_P \u2212 \u03b7\u00b7DP\n    P \u2190 "
+          "\u0394_P + P");
+    m.def("residual_projection_relu_layer_backward_without_DX_update_gradient_descent",
+          &residual_projection_relu_layer_backward_without_DX_update_gradient_descent<S>, "X"_a.noconvert(),
+          "Z"_a.noconvert(), "DY"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(), "P"_a.noconvert(),
+          "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
+          "Residual block with a projection Y = X\u00b7P\u1d40 + relu(X\u00b7W\u1d40 + 1_N\u00b7b) (P, W: K "
+          "\u00d7 D): backpropagation, without DX, with the gradient descent update of W, b, P in place.\n\n "
+          "   DZ = DY \u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DP = "
+          "DY\u1d40\u00b7X\n    W \u2190 W \u2212 \u03b7\u00b7DW\n    b \u2190 b \u2212 \u03b7\u00b7Db\n    "
+          "P \u2190 P \u2212 \u03b7\u00b7DP");
+    m.def(
+        "residual_projection_relu_layer_backward_without_DX_update_momentum",
+        &residual_projection_relu_layer_backward_without_DX_update_momentum<S>, "X"_a.noconvert(),
+        "Z"_a.noconvert(), "DY"_a.noconvert(), "W"_a.noconvert(), "Delta_W"_a.noconvert(), "b"_a.noconvert(),
+        "Delta_b"_a.noconvert(), "P"_a.noconvert(), "Delta_P"_a.noconvert(), "eta"_a, "mu"_a,
+        nb::call_guard<nb::gil_scoped_release>(),
+        "Residual block with a projection Y = X\u00b7P\u1d40 + relu(X\u00b7W\u1d40 + 1_N\u00b7b) (P, W: K "
+        "\u00d7 D): backpropagation, without DX, with the momentum update of W, b, P in place.\n\n    DZ = "
+        "DY \u2299 relu\u0027(Z)\n    DW = DZ\u1d40\u00b7X\n    Db = 1_N\u1d40\u00b7DZ\n    DP = "
+        "DY\u1d40\u00b7X\n    Delta_W \u2190 \u03bc\u00b7\u0394_W \u2212 \u03b7\u00b7DW\n    W \u2190 "
+        "\u0394_W + W\n    Delta_b \u2190 \u03bc\u00b7\u0394_b \u2212 \u03b7\u00b7Db\n    b \u2190 \u0394_b "
+        "+ b\n    Delta_P \u2190 \u03bc\u00b7\u0394_P \u2212 \u03b7\u00b7DP\n    P \u2190 \u0394_P + P");
 }
 
 }  // namespace
@@ -128,6 +187,59 @@ void define_layers_residual(nb::module_& m) {
         },
         "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "W"_a.none(), "Delta_W"_a.none(), "b"_a.none(),
         "Delta_b"_a.none(), "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "residual_projection_relu_layer_forward",
+        [](Deferred X, Deferred W, Deferred b, Deferred P) {
+            return retry("residual_projection_relu_layer_forward", {X.value, W.value, b.value, P.value});
+        },
+        "X"_a.none(), "W"_a.none(), "b"_a.none(), "P"_a.none());
+    m.def(
+        "residual_projection_relu_layer_backward",
+        [](Deferred X, Deferred W, Deferred P, Deferred Z, Deferred DY) {
+            return retry("residual_projection_relu_layer_backward",
+                         {X.value, W.value, P.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "W"_a.none(), "P"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "residual_projection_relu_layer_backward_without_DX",
+        [](Deferred X, Deferred Z, Deferred DY) {
+            return retry("residual_projection_relu_layer_backward_without_DX", {X.value, Z.value, DY.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none());
+    m.def(
+        "residual_projection_relu_layer_backward_update_gradient_descent",
+        [](Deferred X, Deferred W, Deferred P, Deferred Z, Deferred DY, Deferred b, Deferred eta) {
+            return retry("residual_projection_relu_layer_backward_update_gradient_descent",
+                         {X.value, W.value, P.value, Z.value, DY.value, b.value, eta.value});
+        },
+        "X"_a.none(), "W"_a.none(), "P"_a.none(), "Z"_a.none(), "DY"_a.none(), "b"_a.none(), "eta"_a.none());
+    m.def(
+        "residual_projection_relu_layer_backward_update_momentum",
+        [](Deferred X, Deferred W, Deferred P, Deferred Z, Deferred DY, Deferred Delta_W, Deferred b,
+           Deferred Delta_b, Deferred Delta_P, Deferred eta, Deferred mu) {
+            return retry("residual_projection_relu_layer_backward_update_momentum",
+                         {X.value, W.value, P.value, Z.value, DY.value, Delta_W.value, b.value, Delta_b.value,
+                          Delta_P.value, eta.value, mu.value});
+        },
+        "X"_a.none(), "W"_a.none(), "P"_a.none(), "Z"_a.none(), "DY"_a.none(), "Delta_W"_a.none(),
+        "b"_a.none(), "Delta_b"_a.none(), "Delta_P"_a.none(), "eta"_a.none(), "mu"_a.none());
+    m.def(
+        "residual_projection_relu_layer_backward_without_DX_update_gradient_descent",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred W, Deferred b, Deferred P, Deferred eta) {
+            return retry("residual_projection_relu_layer_backward_without_DX_update_gradient_descent",
+                         {X.value, Z.value, DY.value, W.value, b.value, P.value, eta.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "W"_a.none(), "b"_a.none(), "P"_a.none(), "eta"_a.none());
+    m.def(
+        "residual_projection_relu_layer_backward_without_DX_update_momentum",
+        [](Deferred X, Deferred Z, Deferred DY, Deferred W, Deferred Delta_W, Deferred b, Deferred Delta_b,
+           Deferred P, Deferred Delta_P, Deferred eta, Deferred mu) {
+            return retry("residual_projection_relu_layer_backward_without_DX_update_momentum",
+                         {X.value, Z.value, DY.value, W.value, Delta_W.value, b.value, Delta_b.value, P.value,
+                          Delta_P.value, eta.value, mu.value});
+        },
+        "X"_a.none(), "Z"_a.none(), "DY"_a.none(), "W"_a.none(), "Delta_W"_a.none(), "b"_a.none(),
+        "Delta_b"_a.none(), "P"_a.none(), "Delta_P"_a.none(), "eta"_a.none(), "mu"_a.none());
 }
 
 }  // namespace batchform

@@ -7,6 +7,7 @@
 // compiles in its own translation unit.
 #pragma once
 
+#include "layers_attention.hpp"
 #include "layers_batch_norm.hpp"
 #include "layers_dropout.hpp"
 #include "layers_layer_norm.hpp"

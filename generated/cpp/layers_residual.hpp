@@ -273,35 +273,317 @@ void residual_relu_layer_backward_without_DX_update_momentum(const ConstMatrixRe
     (void)D, (void)N;
 }
 
-// Every kernel above for float and double. kernels_layers_residual.cpp instantiates them, once, with the
-// kernels' optimization (-O3); every other file that includes this header only declares them (`extern
-// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
-// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
-// instantiates what it calls itself.
-#define BATCHFORM_KERNELS_LAYERS_RESIDUAL(PREFIX, S)                                                         \
-    PREFIX template std::tuple<Matrix<S>, Matrix<S>> residual_relu_layer_forward<S>(                         \
-        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W, const ConstMatrixRef<S>& b);                 \
-    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> residual_relu_layer_backward<S>(             \
-        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W, const ConstMatrixRef<S>& Z,                  \
-        const ConstMatrixRef<S>& DY);                                                                        \
-    PREFIX template std::tuple<Matrix<S>, Matrix<S>> residual_relu_layer_backward_without_DX<S>(             \
-        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY);                \
-    PREFIX template Matrix<S> residual_relu_layer_backward_update_gradient_descent<S>(                       \
-        const ConstMatrixRef<S>& X, MatrixRef<S> W, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, \
-        MatrixRef<S> b, S eta);                                                                              \
-    PREFIX template Matrix<S> residual_relu_layer_backward_update_momentum<S>(                               \
-        const ConstMatrixRef<S>& X, MatrixRef<S> W, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, \
-        MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b, S eta, S mu);                            \
-    PREFIX template void residual_relu_layer_backward_without_DX_update_gradient_descent<S>(                 \
-        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, MatrixRef<S> W, \
-        MatrixRef<S> b, S eta);                                                                              \
-    PREFIX template void residual_relu_layer_backward_without_DX_update_momentum<S>(                         \
-        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, MatrixRef<S> W, \
-        MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b, S eta, S mu);
+/// Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): feedforward.
+///
+/// From spec/layers/residual.py (residual_projection_relu_layer):
+///
+///     Z = X·Wᵀ + 1_N·b
+///     Y = X·Pᵀ + relu(Z)
+///
+/// Returns (Z, Y).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>> residual_projection_relu_layer_forward(const ConstMatrixRef<S>& X,
+                                                                        const ConstMatrixRef<S>& W,
+                                                                        const ConstMatrixRef<S>& b,
+                                                                        const ConstMatrixRef<S>& P) {
+    check_shape("residual_projection_relu_layer_forward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("residual_projection_relu_layer_forward", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("residual_projection_relu_layer_forward", "b", b, 1, K);
+    check_shape("residual_projection_relu_layer_forward", "P", P, K, D);
+    Matrix<S> Z(X.rows(), W.rows());
+    gemm<S>(S(1), X, false, W, true, S(0), Z, "residual_projection_relu_layer_forward");
+    for_each_row(N, K, [&](Index i) { Z.row(i).array() += b.array(); });
+    Matrix<S> t0(X.rows(), P.rows());
+    gemm<S>(S(1), X, false, P, true, S(0), t0, "residual_projection_relu_layer_forward");
+    Matrix<S> Y(N, K);
+    for_each_row(N, K, [&](Index i) { Y.row(i).array() = t0.row(i).array() + Z.row(i).array().max(S(0)); });
+    (void)D, (void)K, (void)N;
+    return {std::move(Z), std::move(Y)};
+}
 
-#ifndef BATCHFORM_NO_KERNEL_UNITS
-BATCHFORM_KERNELS_LAYERS_RESIDUAL(extern, float)
-BATCHFORM_KERNELS_LAYERS_RESIDUAL(extern, double)
-#endif
+/// Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation.
+///
+/// From spec/layers/residual.py (residual_projection_relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DP = DYᵀ·X
+///     DX = DY·P + DZ·W
+///
+/// Returns (DW, Db, DP, DX).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>, Matrix<S>> residual_projection_relu_layer_backward(
+    const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W, const ConstMatrixRef<S>& P,
+    const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY) {
+    check_shape("residual_projection_relu_layer_backward", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("residual_projection_relu_layer_backward", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("residual_projection_relu_layer_backward", "P", P, K, D);
+    check_shape("residual_projection_relu_layer_backward", "Z", Z, N, K);
+    check_shape("residual_projection_relu_layer_backward", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
+    });
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "residual_projection_relu_layer_backward");
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> DP(DY.cols(), X.cols());
+    gemm<S>(S(1), DY, true, X, false, S(0), DP, "residual_projection_relu_layer_backward");
+    Matrix<S> t0(DY.rows(), P.cols());
+    gemm<S>(S(1), DY, false, P, false, S(0), t0, "residual_projection_relu_layer_backward");
+    Matrix<S> t1(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), t1, "residual_projection_relu_layer_backward");
+    Matrix<S> DX(N, D);
+    for_each_row(N, D, [&](Index i) { DX.row(i).array() = t0.row(i).array() + t1.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DP), std::move(DX)};
+}
+
+/// Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, without DX.
+///
+/// From spec/layers/residual.py (residual_projection_relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DP = DYᵀ·X
+///
+/// Returns (DW, Db, DP).
+template <class S>
+std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> residual_projection_relu_layer_backward_without_DX(
+    const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY) {
+    check_shape("residual_projection_relu_layer_backward_without_DX", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("residual_projection_relu_layer_backward_without_DX", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("residual_projection_relu_layer_backward_without_DX", "DY", DY, N, K);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
+    });
+    Matrix<S> DW(DZ.cols(), X.cols());
+    gemm<S>(S(1), DZ, true, X, false, S(0), DW, "residual_projection_relu_layer_backward_without_DX");
+    Matrix<S> Db = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Matrix<S> DP(DY.cols(), X.cols());
+    gemm<S>(S(1), DY, true, X, false, S(0), DP, "residual_projection_relu_layer_backward_without_DX");
+    (void)D, (void)K, (void)N;
+    return {std::move(DW), std::move(Db), std::move(DP)};
+}
+
+/// Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, with the
+/// gradient descent update of W, b, P in place.
+///
+/// From spec/layers/residual.py (residual_projection_relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DP = DYᵀ·X
+///     DX = DY·P + DZ·W
+///     W ← W − η·DW
+///     b ← b − η·Db
+///     P ← P − η·DP
+///
+/// Returns (DX, W, b, P).
+template <class S>
+Matrix<S> residual_projection_relu_layer_backward_update_gradient_descent(const ConstMatrixRef<S>& X,
+                                                                          MatrixRef<S> W, MatrixRef<S> P,
+                                                                          const ConstMatrixRef<S>& Z,
+                                                                          const ConstMatrixRef<S>& DY,
+                                                                          MatrixRef<S> b, S eta) {
+    check_shape("residual_projection_relu_layer_backward_update_gradient_descent", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("residual_projection_relu_layer_backward_update_gradient_descent", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("residual_projection_relu_layer_backward_update_gradient_descent", "P", P, K, D);
+    check_shape("residual_projection_relu_layer_backward_update_gradient_descent", "Z", Z, N, K);
+    check_shape("residual_projection_relu_layer_backward_update_gradient_descent", "DY", DY, N, K);
+    check_shape("residual_projection_relu_layer_backward_update_gradient_descent", "b", b, 1, K);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
+    });
+    Matrix<S> t0(DY.rows(), P.cols());
+    gemm<S>(S(1), DY, false, P, false, S(0), t0,
+            "residual_projection_relu_layer_backward_update_gradient_descent");
+    Matrix<S> t1(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), t1,
+            "residual_projection_relu_layer_backward_update_gradient_descent");
+    Matrix<S> DX(N, D);
+    for_each_row(N, D, [&](Index i) { DX.row(i).array() = t0.row(i).array() + t1.row(i).array(); });
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W,
+            "residual_projection_relu_layer_backward_update_gradient_descent");
+    Matrix<S> t2 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    b.array() -= eta * t2.array();
+    gemm<S>(S(-eta), DY, true, X, false, S(1), P,
+            "residual_projection_relu_layer_backward_update_gradient_descent");
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, with the
+/// momentum update of W, b, P in place.
+///
+/// From spec/layers/residual.py (residual_projection_relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DP = DYᵀ·X
+///     DX = DY·P + DZ·W
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///     Delta_P ← μ·Δ_P − η·DP
+///     P ← Δ_P + P
+///
+/// Returns (DX, Delta_W, W, Delta_b, b, Delta_P, P).
+template <class S>
+Matrix<S> residual_projection_relu_layer_backward_update_momentum(const ConstMatrixRef<S>& X, MatrixRef<S> W,
+                                                                  MatrixRef<S> P, const ConstMatrixRef<S>& Z,
+                                                                  const ConstMatrixRef<S>& DY,
+                                                                  MatrixRef<S> Delta_W, MatrixRef<S> b,
+                                                                  MatrixRef<S> Delta_b, MatrixRef<S> Delta_P,
+                                                                  S eta, S mu) {
+    check_shape("residual_projection_relu_layer_backward_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("residual_projection_relu_layer_backward_update_momentum", "W", W, any, D);
+    const Index K = W.rows();
+    check_shape("residual_projection_relu_layer_backward_update_momentum", "P", P, K, D);
+    check_shape("residual_projection_relu_layer_backward_update_momentum", "Z", Z, N, K);
+    check_shape("residual_projection_relu_layer_backward_update_momentum", "DY", DY, N, K);
+    check_shape("residual_projection_relu_layer_backward_update_momentum", "Delta_W", Delta_W, K, D);
+    check_shape("residual_projection_relu_layer_backward_update_momentum", "b", b, 1, K);
+    check_shape("residual_projection_relu_layer_backward_update_momentum", "Delta_b", Delta_b, 1, K);
+    check_shape("residual_projection_relu_layer_backward_update_momentum", "Delta_P", Delta_P, K, D);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
+    });
+    Matrix<S> t0(DY.rows(), P.cols());
+    gemm<S>(S(1), DY, false, P, false, S(0), t0, "residual_projection_relu_layer_backward_update_momentum");
+    Matrix<S> t1(DZ.rows(), W.cols());
+    gemm<S>(S(1), DZ, false, W, false, S(0), t1, "residual_projection_relu_layer_backward_update_momentum");
+    Matrix<S> DX(N, D);
+    for_each_row(N, D, [&](Index i) { DX.row(i).array() = t0.row(i).array() + t1.row(i).array(); });
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W,
+            "residual_projection_relu_layer_backward_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Matrix<S> t2 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * t2.array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    gemm<S>(S(-eta), DY, true, X, false, mu, Delta_P,
+            "residual_projection_relu_layer_backward_update_momentum");
+    for_each_row(P.rows(), P.cols(), [&](Index i) { P.row(i).array() += Delta_P.row(i).array(); });
+    (void)D, (void)K, (void)N;
+    return DX;
+}
+
+/// Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, without DX,
+/// with the gradient descent update of W, b, P in place.
+///
+/// From spec/layers/residual.py (residual_projection_relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DP = DYᵀ·X
+///     W ← W − η·DW
+///     b ← b − η·Db
+///     P ← P − η·DP
+///
+/// Returns (W, b, P).
+template <class S>
+void residual_projection_relu_layer_backward_without_DX_update_gradient_descent(
+    const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+    MatrixRef<S> b, MatrixRef<S> P, S eta) {
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_gradient_descent", "X", X, any,
+                any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_gradient_descent", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_gradient_descent", "DY", DY, N, K);
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_gradient_descent", "W", W, K, D);
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_gradient_descent", "b", b, 1, K);
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_gradient_descent", "P", P, K, D);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
+    });
+    gemm<S>(S(-eta), DZ, true, X, false, S(1), W,
+            "residual_projection_relu_layer_backward_without_DX_update_gradient_descent");
+    Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    b.array() -= eta * t0.array();
+    gemm<S>(S(-eta), DY, true, X, false, S(1), P,
+            "residual_projection_relu_layer_backward_without_DX_update_gradient_descent");
+    (void)D, (void)K, (void)N;
+}
+
+/// Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, without DX,
+/// with the momentum update of W, b, P in place.
+///
+/// From spec/layers/residual.py (residual_projection_relu_layer):
+///
+///     DZ = DY ⊙ relu'(Z)
+///     DW = DZᵀ·X
+///     Db = 1_Nᵀ·DZ
+///     DP = DYᵀ·X
+///     Delta_W ← μ·Δ_W − η·DW
+///     W ← Δ_W + W
+///     Delta_b ← μ·Δ_b − η·Db
+///     b ← Δ_b + b
+///     Delta_P ← μ·Δ_P − η·DP
+///     P ← Δ_P + P
+///
+/// Returns (Delta_W, W, Delta_b, b, Delta_P, P).
+template <class S>
+void residual_projection_relu_layer_backward_without_DX_update_momentum(
+    const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, MatrixRef<S> W,
+    MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b, MatrixRef<S> P, MatrixRef<S> Delta_P, S eta,
+    S mu) {
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_momentum", "X", X, any, any);
+    const Index N = X.rows();
+    const Index D = X.cols();
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_momentum", "Z", Z, N, any);
+    const Index K = Z.cols();
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_momentum", "DY", DY, N, K);
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_momentum", "W", W, K, D);
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_momentum", "Delta_W", Delta_W, K,
+                D);
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_momentum", "b", b, 1, K);
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_momentum", "Delta_b", Delta_b, 1,
+                K);
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_momentum", "P", P, K, D);
+    check_shape("residual_projection_relu_layer_backward_without_DX_update_momentum", "Delta_P", Delta_P, K,
+                D);
+    Matrix<S> DZ(N, K);
+    for_each_row(N, K, [&](Index i) {
+        DZ.row(i).array() = ((Z.row(i).array() <= S(0))).select(S(S(0)), DY.row(i).array());
+    });
+    gemm<S>(S(-eta), DZ, true, X, false, mu, Delta_W,
+            "residual_projection_relu_layer_backward_without_DX_update_momentum");
+    for_each_row(W.rows(), W.cols(), [&](Index i) { W.row(i).array() += Delta_W.row(i).array(); });
+    Matrix<S> t0 = fold_rows<S, false>(N, K, [&](Index i, auto& acc) { acc.array() += DZ.row(i).array(); });
+    Delta_b.array() *= mu;
+    Delta_b.array() -= eta * t0.array();
+    for_each_row(b.rows(), b.cols(), [&](Index i) { b.row(i).array() += Delta_b.row(i).array(); });
+    gemm<S>(S(-eta), DY, true, X, false, mu, Delta_P,
+            "residual_projection_relu_layer_backward_without_DX_update_momentum");
+    for_each_row(P.rows(), P.cols(), [&](Index i) { P.row(i).array() += Delta_P.row(i).array(); });
+    (void)D, (void)K, (void)N;
+}
 
 }  // namespace batchform

@@ -1478,6 +1478,107 @@ int main() {
             },
             "sparse_srelu_layer_backward_without_DX");
     }
+    {  // self_attention
+        M X = sample(3, 4, -2.0, 2.0);
+        M Wq = sample(2, 4, -2.0, 2.0);
+        M Wk = sample(2, 4, -2.0, 2.0);
+        M Wv = sample(2, 4, -2.0, 2.0);
+        M Wo = sample(4, 2, -2.0, 2.0);
+        const auto self_attention_forward_result = self_attention_forward<double>(X, Wq, Wk, Wv, Wo);
+        const auto& Q = std::get<0>(self_attention_forward_result);
+        const auto& K = std::get<1>(self_attention_forward_result);
+        const auto& V = std::get<2>(self_attention_forward_result);
+        const auto& P = std::get<3>(self_attention_forward_result);
+        const auto& O = std::get<4>(self_attention_forward_result);
+        const auto& Y = std::get<5>(self_attention_forward_result);
+        finite(Q, "self_attention_forward: Q");
+        finite(K, "self_attention_forward: K");
+        finite(V, "self_attention_forward: V");
+        finite(P, "self_attention_forward: P");
+        finite(O, "self_attention_forward: O");
+        finite(Y, "self_attention_forward: Y");
+        throws(
+            [&] { (void)self_attention_forward<double>(X, Wq, Wk, Wv, M::Zero(Wo.rows() + 1, Wo.cols())); },
+            "self_attention_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto self_attention_backward_result =
+            self_attention_backward<double>(X, Wq, Wk, Wv, Wo, Q, K, V, P, O, DY);
+        const auto& DWq = std::get<0>(self_attention_backward_result);
+        const auto& DWk = std::get<1>(self_attention_backward_result);
+        const auto& DWv = std::get<2>(self_attention_backward_result);
+        const auto& DWo = std::get<3>(self_attention_backward_result);
+        const auto& DX = std::get<4>(self_attention_backward_result);
+        finite(DWq, "self_attention_backward: DWq");
+        finite(DWk, "self_attention_backward: DWk");
+        finite(DWv, "self_attention_backward: DWv");
+        finite(DWo, "self_attention_backward: DWo");
+        finite(DX, "self_attention_backward: DX");
+        throws(
+            [&] {
+                (void)self_attention_backward<double>(X, Wq, Wk, Wv, Wo, Q, K, V, P, O,
+                                                      M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "self_attention_backward");
+        const auto self_attention_backward_without_DX_result =
+            self_attention_backward_without_DX<double>(X, Wo, Q, K, V, P, O, DY);
+        same(std::get<0>(self_attention_backward_without_DX_result), DWq,
+             "self_attention_backward_without_DX: DWq");
+        same(std::get<1>(self_attention_backward_without_DX_result), DWk,
+             "self_attention_backward_without_DX: DWk");
+        same(std::get<2>(self_attention_backward_without_DX_result), DWv,
+             "self_attention_backward_without_DX: DWv");
+        same(std::get<3>(self_attention_backward_without_DX_result), DWo,
+             "self_attention_backward_without_DX: DWo");
+        throws(
+            [&] {
+                (void)self_attention_backward_without_DX<double>(X, Wo, Q, K, V, P, O,
+                                                                 M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "self_attention_backward_without_DX");
+        const double eta = 0.0;
+        const auto self_attention_backward_update_gradient_descent_result =
+            self_attention_backward_update_gradient_descent<double>(X, Wq, Wk, Wv, Wo, Q, K, V, P, O, DY,
+                                                                    eta);
+        finite(self_attention_backward_update_gradient_descent_result,
+               "self_attention_backward_update_gradient_descent");
+        finite(Wq, "self_attention_backward_update_gradient_descent: Wq");
+        finite(Wk, "self_attention_backward_update_gradient_descent: Wk");
+        finite(Wv, "self_attention_backward_update_gradient_descent: Wv");
+        finite(Wo, "self_attention_backward_update_gradient_descent: Wo");
+        M Delta_Wq = sample(2, 4, -2.0, 2.0);
+        M Delta_Wk = sample(2, 4, -2.0, 2.0);
+        M Delta_Wv = sample(2, 4, -2.0, 2.0);
+        M Delta_Wo = sample(4, 2, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto self_attention_backward_update_momentum_result =
+            self_attention_backward_update_momentum<double>(X, Wq, Wk, Wv, Wo, Q, K, V, P, O, DY, Delta_Wq,
+                                                            Delta_Wk, Delta_Wv, Delta_Wo, eta, mu);
+        finite(self_attention_backward_update_momentum_result, "self_attention_backward_update_momentum");
+        finite(Delta_Wq, "self_attention_backward_update_momentum: Delta_Wq");
+        finite(Wq, "self_attention_backward_update_momentum: Wq");
+        finite(Delta_Wk, "self_attention_backward_update_momentum: Delta_Wk");
+        finite(Wk, "self_attention_backward_update_momentum: Wk");
+        finite(Delta_Wv, "self_attention_backward_update_momentum: Delta_Wv");
+        finite(Wv, "self_attention_backward_update_momentum: Wv");
+        finite(Delta_Wo, "self_attention_backward_update_momentum: Delta_Wo");
+        finite(Wo, "self_attention_backward_update_momentum: Wo");
+        self_attention_backward_without_DX_update_gradient_descent<double>(X, Wo, Q, K, V, P, O, DY, Wq, Wk,
+                                                                           Wv, eta);
+        finite(Wq, "self_attention_backward_without_DX_update_gradient_descent: Wq");
+        finite(Wk, "self_attention_backward_without_DX_update_gradient_descent: Wk");
+        finite(Wv, "self_attention_backward_without_DX_update_gradient_descent: Wv");
+        finite(Wo, "self_attention_backward_without_DX_update_gradient_descent: Wo");
+        self_attention_backward_without_DX_update_momentum<double>(X, Wo, Q, K, V, P, O, DY, Wq, Delta_Wq, Wk,
+                                                                   Delta_Wk, Wv, Delta_Wv, Delta_Wo, eta, mu);
+        finite(Delta_Wq, "self_attention_backward_without_DX_update_momentum: Delta_Wq");
+        finite(Wq, "self_attention_backward_without_DX_update_momentum: Wq");
+        finite(Delta_Wk, "self_attention_backward_without_DX_update_momentum: Delta_Wk");
+        finite(Wk, "self_attention_backward_without_DX_update_momentum: Wk");
+        finite(Delta_Wv, "self_attention_backward_without_DX_update_momentum: Delta_Wv");
+        finite(Wv, "self_attention_backward_without_DX_update_momentum: Wv");
+        finite(Delta_Wo, "self_attention_backward_without_DX_update_momentum: Delta_Wo");
+        finite(Wo, "self_attention_backward_without_DX_update_momentum: Wo");
+    }
     {  // simple_batch_norm
         M X = sample(3, 5, -2.0, 2.0);
         const auto simple_batch_norm_forward_result = simple_batch_norm_forward<double>(X);
@@ -1963,6 +2064,91 @@ int main() {
         finite(W, "residual_relu_layer_backward_without_DX_update_momentum: W");
         finite(Delta_b, "residual_relu_layer_backward_without_DX_update_momentum: Delta_b");
         finite(b, "residual_relu_layer_backward_without_DX_update_momentum: b");
+    }
+    {  // residual_projection_relu_layer
+        M X = sample(3, 4, -2.0, 2.0);
+        M W = sample(5, 4, -2.0, 2.0);
+        M b = sample(1, 5, -2.0, 2.0);
+        M P = sample(5, 4, -2.0, 2.0);
+        const auto residual_projection_relu_layer_forward_result =
+            residual_projection_relu_layer_forward<double>(X, W, b, P);
+        const auto& Z = std::get<0>(residual_projection_relu_layer_forward_result);
+        const auto& Y = std::get<1>(residual_projection_relu_layer_forward_result);
+        finite(Z, "residual_projection_relu_layer_forward: Z");
+        finite(Y, "residual_projection_relu_layer_forward: Y");
+        throws(
+            [&] {
+                (void)residual_projection_relu_layer_forward<double>(X, W, b,
+                                                                     M::Zero(P.rows() + 1, P.cols()));
+            },
+            "residual_projection_relu_layer_forward");
+        const M DY = M::Ones(Y.rows(), Y.cols());
+        const auto residual_projection_relu_layer_backward_result =
+            residual_projection_relu_layer_backward<double>(X, W, P, Z, DY);
+        const auto& DW = std::get<0>(residual_projection_relu_layer_backward_result);
+        const auto& Db = std::get<1>(residual_projection_relu_layer_backward_result);
+        const auto& DP = std::get<2>(residual_projection_relu_layer_backward_result);
+        const auto& DX = std::get<3>(residual_projection_relu_layer_backward_result);
+        finite(DW, "residual_projection_relu_layer_backward: DW");
+        finite(Db, "residual_projection_relu_layer_backward: Db");
+        finite(DP, "residual_projection_relu_layer_backward: DP");
+        finite(DX, "residual_projection_relu_layer_backward: DX");
+        throws(
+            [&] {
+                (void)residual_projection_relu_layer_backward<double>(X, W, P, Z,
+                                                                      M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "residual_projection_relu_layer_backward");
+        const auto residual_projection_relu_layer_backward_without_DX_result =
+            residual_projection_relu_layer_backward_without_DX<double>(X, Z, DY);
+        same(std::get<0>(residual_projection_relu_layer_backward_without_DX_result), DW,
+             "residual_projection_relu_layer_backward_without_DX: DW");
+        same(std::get<1>(residual_projection_relu_layer_backward_without_DX_result), Db,
+             "residual_projection_relu_layer_backward_without_DX: Db");
+        same(std::get<2>(residual_projection_relu_layer_backward_without_DX_result), DP,
+             "residual_projection_relu_layer_backward_without_DX: DP");
+        throws(
+            [&] {
+                (void)residual_projection_relu_layer_backward_without_DX<double>(
+                    X, Z, M::Zero(DY.rows() + 1, DY.cols()));
+            },
+            "residual_projection_relu_layer_backward_without_DX");
+        const double eta = 0.0;
+        const auto residual_projection_relu_layer_backward_update_gradient_descent_result =
+            residual_projection_relu_layer_backward_update_gradient_descent<double>(X, W, P, Z, DY, b, eta);
+        finite(residual_projection_relu_layer_backward_update_gradient_descent_result,
+               "residual_projection_relu_layer_backward_update_gradient_descent");
+        finite(W, "residual_projection_relu_layer_backward_update_gradient_descent: W");
+        finite(b, "residual_projection_relu_layer_backward_update_gradient_descent: b");
+        finite(P, "residual_projection_relu_layer_backward_update_gradient_descent: P");
+        M Delta_W = sample(5, 4, -2.0, 2.0);
+        M Delta_b = sample(1, 5, -2.0, 2.0);
+        M Delta_P = sample(5, 4, -2.0, 2.0);
+        const double mu = 0.0;
+        const auto residual_projection_relu_layer_backward_update_momentum_result =
+            residual_projection_relu_layer_backward_update_momentum<double>(X, W, P, Z, DY, Delta_W, b,
+                                                                            Delta_b, Delta_P, eta, mu);
+        finite(residual_projection_relu_layer_backward_update_momentum_result,
+               "residual_projection_relu_layer_backward_update_momentum");
+        finite(Delta_W, "residual_projection_relu_layer_backward_update_momentum: Delta_W");
+        finite(W, "residual_projection_relu_layer_backward_update_momentum: W");
+        finite(Delta_b, "residual_projection_relu_layer_backward_update_momentum: Delta_b");
+        finite(b, "residual_projection_relu_layer_backward_update_momentum: b");
+        finite(Delta_P, "residual_projection_relu_layer_backward_update_momentum: Delta_P");
+        finite(P, "residual_projection_relu_layer_backward_update_momentum: P");
+        residual_projection_relu_layer_backward_without_DX_update_gradient_descent<double>(X, Z, DY, W, b, P,
+                                                                                           eta);
+        finite(W, "residual_projection_relu_layer_backward_without_DX_update_gradient_descent: W");
+        finite(b, "residual_projection_relu_layer_backward_without_DX_update_gradient_descent: b");
+        finite(P, "residual_projection_relu_layer_backward_without_DX_update_gradient_descent: P");
+        residual_projection_relu_layer_backward_without_DX_update_momentum<double>(
+            X, Z, DY, W, Delta_W, b, Delta_b, P, Delta_P, eta, mu);
+        finite(Delta_W, "residual_projection_relu_layer_backward_without_DX_update_momentum: Delta_W");
+        finite(W, "residual_projection_relu_layer_backward_without_DX_update_momentum: W");
+        finite(Delta_b, "residual_projection_relu_layer_backward_without_DX_update_momentum: Delta_b");
+        finite(b, "residual_projection_relu_layer_backward_without_DX_update_momentum: b");
+        finite(Delta_P, "residual_projection_relu_layer_backward_without_DX_update_momentum: Delta_P");
+        finite(P, "residual_projection_relu_layer_backward_without_DX_update_momentum: P");
     }
     {  // softmax_layer
         M X = sample(3, 4, -2.0, 2.0);

@@ -100,6 +100,8 @@ __all__ = [
     "srelu_dropout_layer",
     "srelu_dropout_layer_init",
     "srelu_dropout_layer_apply",
+    "self_attention",
+    "self_attention_init",
     "simple_batch_norm",
     "simple_batch_norm_apply",
     "simple_batch_norm_state",
@@ -129,6 +131,8 @@ __all__ = [
     "linear_init",
     "residual_relu_layer",
     "residual_relu_layer_init",
+    "residual_projection_relu_layer",
+    "residual_projection_relu_layer_init",
     "softmax_layer",
     "softmax_layer_init",
     "log_softmax_layer",
@@ -1773,6 +1777,82 @@ def srelu_dropout_layer_apply(
     return srelu_layer(X, W, b, al, tl, ar, tr)
 
 
+SELF_ATTENTION_SHAPES = (
+    ("X", ("N", "D")),
+    ("Wq", ("E", "D")),
+    ("Wk", ("E", "D")),
+    ("Wv", ("E", "D")),
+    ("Wo", ("D", "E")),
+)
+
+
+def _self_attention_fwd(X, Wq, Wk, Wv, Wo):
+    Q, K, V, P, O, Y = _layers.self_attention_forward(X, Wq, Wk, Wv, Wo)
+    return Y, (X, Wq, Wk, Wv, Wo, Q, K, V, P, O)
+
+
+def _self_attention_bwd(residuals, DY):
+    X, Wq, Wk, Wv, Wo, Q, K, V, P, O = residuals
+    DWq, DWk, DWv, DWo, DX = _layers.self_attention_backward(X, Wq, Wk, Wv, Wo, Q, K, V, P, O, DY)
+    return DX, DWq, DWk, DWv, DWo
+
+
+@jax.custom_vjp
+def _self_attention_vjp(X, Wq, Wk, Wv, Wo):
+    return _self_attention_fwd(X, Wq, Wk, Wv, Wo)[0]
+
+
+_self_attention_vjp.defvjp(_self_attention_fwd, _self_attention_bwd)
+
+
+def self_attention(X: Array, Wq: Array, Wk: Array, Wv: Array, Wo: Array) -> Array:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ.
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/layers/attention.py (self_attention), kernels
+    ``self_attention_forward`` and ``self_attention_backward``:
+
+        Q = X·Wqᵀ
+        K = X·Wkᵀ
+        V = X·Wvᵀ
+        Z = Q·Kᵀ/(sqrt(E))
+        P = exp(Z − rows_max(Z)·1_Nᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Nᵀ)·1_N)·1_Nᵀ)
+        O = P·V
+        Y = O·Woᵀ
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        DX = DV·Wv + DK·Wk + DQ·Wq
+
+    Shapes (checked): X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E.
+    Gradients: X, Wq, Wk, Wv, Wo.
+    """
+    check("self_attention", SELF_ATTENTION_SHAPES, (X, Wq, Wk, Wv, Wo))
+    return _self_attention_vjp(X, Wq, Wk, Wv, Wo)
+
+
+def self_attention_init(key: Array, D: int, E: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """Initial Wq, Wk, Wv, Wo of ``self_attention``, to call it with ``**params``.
+
+    D: the number of columns of X and Wq and Wk and Wv, rows of Wo.
+    E: the number of rows of Wq and Wk and Wv, columns of Wo.
+    """
+    keys = jax.random.split(key, 4)
+    return {
+        "Wq": uniform_fan_in(keys[0], (E, D), dtype),
+        "Wk": uniform_fan_in(keys[1], (E, D), dtype),
+        "Wv": uniform_fan_in(keys[2], (E, D), dtype),
+        "Wo": uniform_fan_in(keys[3], (D, E), dtype),
+    }
+
+
 SIMPLE_BATCH_NORM_SHAPES = (("X", ("N", "K")),)
 
 
@@ -2559,6 +2639,72 @@ def residual_relu_layer_init(key: Array, D: int, *, dtype=jnp.float32) -> dict[s
     return {
         "W": uniform_fan_in(keys[0], (D, D), dtype),
         "b": jnp.full((1, D), 0, dtype),
+    }
+
+
+RESIDUAL_PROJECTION_RELU_LAYER_SHAPES = (
+    ("X", ("N", "D")),
+    ("W", ("K", "D")),
+    ("b", (1, "K")),
+    ("P", ("K", "D")),
+)
+
+
+def _residual_projection_relu_layer_fwd(X, W, b, P):
+    Z, Y = _layers.residual_projection_relu_layer_forward(X, W, b, P)
+    return Y, (X, W, P, Z)
+
+
+def _residual_projection_relu_layer_bwd(residuals, DY):
+    X, W, P, Z = residuals
+    DW, Db, DP, DX = _layers.residual_projection_relu_layer_backward(X, W, P, Z, DY)
+    return DX, DW, Db, DP
+
+
+@jax.custom_vjp
+def _residual_projection_relu_layer_vjp(X, W, b, P):
+    return _residual_projection_relu_layer_fwd(X, W, b, P)[0]
+
+
+_residual_projection_relu_layer_vjp.defvjp(
+    _residual_projection_relu_layer_fwd, _residual_projection_relu_layer_bwd
+)
+
+
+def residual_projection_relu_layer(X: Array, W: Array, b: Array, P: Array) -> Array:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D).
+
+    Returns Y; a ``jax.custom_vjp`` function whose VJP is the generated backward kernel.
+
+    From spec/layers/residual.py (residual_projection_relu_layer), kernels
+    ``residual_projection_relu_layer_forward`` and ``residual_projection_relu_layer_backward``:
+
+        Z = X·Wᵀ + 1_N·b
+        Y = X·Pᵀ + relu(Z)
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        DX = DY·P + DZ·W
+
+    Shapes (checked): X N×D, W K×D, b 1×K, P K×D.
+    Gradients: X, W, b, P.
+    """
+    check("residual_projection_relu_layer", RESIDUAL_PROJECTION_RELU_LAYER_SHAPES, (X, W, b, P))
+    return _residual_projection_relu_layer_vjp(X, W, b, P)
+
+
+def residual_projection_relu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:
+    """Initial W, b, P of ``residual_projection_relu_layer``, to call it with ``**params``.
+
+    D: the number of columns of X and W and P.
+    K: the number of rows of W and P, columns of b.
+    """
+    keys = jax.random.split(key, 2)
+    return {
+        "W": uniform_fan_in(keys[0], (K, D), dtype),
+        "b": jnp.full((1, K), 0, dtype),
+        "P": uniform_fan_in(keys[1], (K, D), dtype),
     }
 
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 import numpy as np
 from numpy.typing import NDArray
 
@@ -14,6 +15,13 @@ from .csr import check_csr
 Array = NDArray[np.floating]
 
 __all__ = [
+    "self_attention_forward",
+    "self_attention_backward",
+    "self_attention_backward_without_DX",
+    "self_attention_backward_update_gradient_descent",
+    "self_attention_backward_update_momentum",
+    "self_attention_backward_without_DX_update_gradient_descent",
+    "self_attention_backward_without_DX_update_momentum",
     "simple_batch_norm_forward",
     "simple_batch_norm_backward",
     "simple_batch_norm_inference_forward",
@@ -61,6 +69,13 @@ __all__ = [
     "residual_relu_layer_backward_update_momentum",
     "residual_relu_layer_backward_without_DX_update_gradient_descent",
     "residual_relu_layer_backward_without_DX_update_momentum",
+    "residual_projection_relu_layer_forward",
+    "residual_projection_relu_layer_backward",
+    "residual_projection_relu_layer_backward_without_DX",
+    "residual_projection_relu_layer_backward_update_gradient_descent",
+    "residual_projection_relu_layer_backward_update_momentum",
+    "residual_projection_relu_layer_backward_without_DX_update_gradient_descent",
+    "residual_projection_relu_layer_backward_without_DX_update_momentum",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "softmax_layer_backward_without_DX",
@@ -82,6 +97,689 @@ __all__ = [
     "sparse_log_softmax_layer_backward",
     "sparse_log_softmax_layer_backward_without_DX",
 ]
+
+
+def self_attention_forward(
+    X: Array, Wq: Array, Wk: Array, Wv: Array, Wo: Array
+) -> tuple[Array, Array, Array, Array, Array, Array]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: feedforward.
+
+    From spec/layers/attention.py (self_attention):
+
+        Q = X·Wqᵀ
+        K = X·Wkᵀ
+        V = X·Wvᵀ
+        Z = Q·Kᵀ/(sqrt(E))
+        P = exp(Z − rows_max(Z)·1_Nᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Nᵀ)·1_N)·1_Nᵀ)
+        O = P·V
+        Y = O·Woᵀ
+
+    Shapes: X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E.
+    Returns (Q, K, V, P, O, Y).
+    """
+    if not (
+        X.ndim == Wq.ndim == Wk.ndim == Wv.ndim == Wo.ndim == 2
+        and Wq.shape[1] == X.shape[1]
+        and Wk.shape == (Wq.shape[0], X.shape[1])
+        and Wv.shape == (Wq.shape[0], X.shape[1])
+        and Wo.shape == (X.shape[1], Wq.shape[0])
+    ):
+        wrong_shapes(
+            "self_attention_forward",
+            (
+                ("X", ("N", "D")),
+                ("Wq", ("E", "D")),
+                ("Wk", ("E", "D")),
+                ("Wv", ("E", "D")),
+                ("Wo", ("D", "E")),
+            ),
+            (X.shape, Wq.shape, Wk.shape, Wv.shape, Wo.shape),
+        )
+    E = Wq.shape[0]
+    Q = X @ Wq.T
+    K = X @ Wk.T
+    V = X @ Wv.T
+    Z = (Q @ K.T) / math.sqrt(E)
+    t0 = np.exp(Z - Z.max(axis=1, keepdims=True))
+    P = t0 / t0.sum(axis=1, keepdims=True)
+    O = P @ V
+    Y = O @ Wo.T
+    return Q, K, V, P, O, Y
+
+
+def self_attention_backward(
+    X: Array,
+    Wq: Array,
+    Wk: Array,
+    Wv: Array,
+    Wo: Array,
+    Q: Array,
+    K: Array,
+    V: Array,
+    P: Array,
+    O: Array,
+    DY: Array,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        DX = DV·Wv + DK·Wk + DQ·Wq
+
+    Shapes: X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D.
+    Returns (DWq, DWk, DWv, DWo, DX).
+    """
+    if not (
+        X.ndim
+        == Wq.ndim
+        == Wk.ndim
+        == Wv.ndim
+        == Wo.ndim
+        == Q.ndim
+        == K.ndim
+        == V.ndim
+        == P.ndim
+        == O.ndim
+        == DY.ndim
+        == 2
+        and Wq.shape[1] == X.shape[1]
+        and Wk.shape == (Wq.shape[0], X.shape[1])
+        and Wv.shape == (Wq.shape[0], X.shape[1])
+        and Wo.shape == (X.shape[1], Wq.shape[0])
+        and Q.shape == (X.shape[0], Wq.shape[0])
+        and K.shape == (X.shape[0], Wq.shape[0])
+        and V.shape == (X.shape[0], Wq.shape[0])
+        and P.shape == (X.shape[0], X.shape[0])
+        and O.shape == (X.shape[0], Wq.shape[0])
+        and DY.shape == X.shape
+    ):
+        wrong_shapes(
+            "self_attention_backward",
+            (
+                ("X", ("N", "D")),
+                ("Wq", ("E", "D")),
+                ("Wk", ("E", "D")),
+                ("Wv", ("E", "D")),
+                ("Wo", ("D", "E")),
+                ("Q", ("N", "E")),
+                ("K", ("N", "E")),
+                ("V", ("N", "E")),
+                ("P", ("N", "N")),
+                ("O", ("N", "E")),
+                ("DY", ("N", "D")),
+            ),
+            (
+                X.shape,
+                Wq.shape,
+                Wk.shape,
+                Wv.shape,
+                Wo.shape,
+                Q.shape,
+                K.shape,
+                V.shape,
+                P.shape,
+                O.shape,
+                DY.shape,
+            ),
+        )
+    E = Wq.shape[0]
+    DO = DY @ Wo
+    t0 = DO @ V.T
+    DZ = P * (t0 - (P * t0).sum(axis=1, keepdims=True))
+    DV = P.T @ DO
+    DK = (DZ.T @ Q) / math.sqrt(E)
+    DQ = (DZ @ K) / math.sqrt(E)
+    DWq = DQ.T @ X
+    DWk = DK.T @ X
+    DWv = DV.T @ X
+    DWo = DY.T @ O
+    DX = DV @ Wv + DK @ Wk + DQ @ Wq
+    return DWq, DWk, DWv, DWo, DX
+
+
+def self_attention_backward_without_DX(
+    X: Array, Wo: Array, Q: Array, K: Array, V: Array, P: Array, O: Array, DY: Array
+) -> tuple[Array, Array, Array, Array]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, without DX.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+
+    Shapes: X N×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D.
+    Returns (DWq, DWk, DWv, DWo).
+    """
+    if not (
+        X.ndim == Wo.ndim == Q.ndim == K.ndim == V.ndim == P.ndim == O.ndim == DY.ndim == 2
+        and Wo.shape[0] == X.shape[1]
+        and Q.shape == (X.shape[0], Wo.shape[1])
+        and K.shape == (X.shape[0], Wo.shape[1])
+        and V.shape == (X.shape[0], Wo.shape[1])
+        and P.shape == (X.shape[0], X.shape[0])
+        and O.shape == (X.shape[0], Wo.shape[1])
+        and DY.shape == X.shape
+    ):
+        wrong_shapes(
+            "self_attention_backward_without_DX",
+            (
+                ("X", ("N", "D")),
+                ("Wo", ("D", "E")),
+                ("Q", ("N", "E")),
+                ("K", ("N", "E")),
+                ("V", ("N", "E")),
+                ("P", ("N", "N")),
+                ("O", ("N", "E")),
+                ("DY", ("N", "D")),
+            ),
+            (X.shape, Wo.shape, Q.shape, K.shape, V.shape, P.shape, O.shape, DY.shape),
+        )
+    E = Wo.shape[1]
+    DO = DY @ Wo
+    t0 = DO @ V.T
+    DZ = P * (t0 - (P * t0).sum(axis=1, keepdims=True))
+    DV = P.T @ DO
+    DK = (DZ.T @ Q) / math.sqrt(E)
+    DQ = (DZ @ K) / math.sqrt(E)
+    DWq = DQ.T @ X
+    DWk = DK.T @ X
+    DWv = DV.T @ X
+    DWo = DY.T @ O
+    return DWq, DWk, DWv, DWo
+
+
+def self_attention_backward_update_gradient_descent(
+    X: Array,
+    Wq: Array,
+    Wk: Array,
+    Wv: Array,
+    Wo: Array,
+    Q: Array,
+    K: Array,
+    V: Array,
+    P: Array,
+    O: Array,
+    DY: Array,
+    eta: float,
+) -> tuple[Array, Array, Array, Array, Array]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, with the gradient descent update of Wq, Wk, Wv, Wo in place.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        DX = DV·Wv + DK·Wk + DQ·Wq
+        Wq ← Wq − η·DWq
+        Wk ← Wk − η·DWk
+        Wv ← Wv − η·DWv
+        Wo ← Wo − η·DWo
+
+    Shapes: X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D, eta scalar.
+    Returns (DX, Wq, Wk, Wv, Wo).
+    """
+    if not (
+        X.ndim
+        == Wq.ndim
+        == Wk.ndim
+        == Wv.ndim
+        == Wo.ndim
+        == Q.ndim
+        == K.ndim
+        == V.ndim
+        == P.ndim
+        == O.ndim
+        == DY.ndim
+        == 2
+        and Wq.shape[1] == X.shape[1]
+        and Wk.shape == (Wq.shape[0], X.shape[1])
+        and Wv.shape == (Wq.shape[0], X.shape[1])
+        and Wo.shape == (X.shape[1], Wq.shape[0])
+        and Q.shape == (X.shape[0], Wq.shape[0])
+        and K.shape == (X.shape[0], Wq.shape[0])
+        and V.shape == (X.shape[0], Wq.shape[0])
+        and P.shape == (X.shape[0], X.shape[0])
+        and O.shape == (X.shape[0], Wq.shape[0])
+        and DY.shape == X.shape
+    ):
+        wrong_shapes(
+            "self_attention_backward_update_gradient_descent",
+            (
+                ("X", ("N", "D")),
+                ("Wq", ("E", "D")),
+                ("Wk", ("E", "D")),
+                ("Wv", ("E", "D")),
+                ("Wo", ("D", "E")),
+                ("Q", ("N", "E")),
+                ("K", ("N", "E")),
+                ("V", ("N", "E")),
+                ("P", ("N", "N")),
+                ("O", ("N", "E")),
+                ("DY", ("N", "D")),
+            ),
+            (
+                X.shape,
+                Wq.shape,
+                Wk.shape,
+                Wv.shape,
+                Wo.shape,
+                Q.shape,
+                K.shape,
+                V.shape,
+                P.shape,
+                O.shape,
+                DY.shape,
+            ),
+        )
+    E = Wq.shape[0]
+    DO = DY @ Wo
+    t0 = DO @ V.T
+    DZ = P * (t0 - (P * t0).sum(axis=1, keepdims=True))
+    DV = P.T @ DO
+    DK = (DZ.T @ Q) / math.sqrt(E)
+    DQ = (DZ @ K) / math.sqrt(E)
+    DX = DV @ Wv + DK @ Wk + DQ @ Wq
+    Wq -= eta * (DQ.T @ X)
+    Wk -= eta * (DK.T @ X)
+    Wv -= eta * (DV.T @ X)
+    Wo -= eta * (DY.T @ O)
+    return DX, Wq, Wk, Wv, Wo
+
+
+def self_attention_backward_update_momentum(
+    X: Array,
+    Wq: Array,
+    Wk: Array,
+    Wv: Array,
+    Wo: Array,
+    Q: Array,
+    K: Array,
+    V: Array,
+    P: Array,
+    O: Array,
+    DY: Array,
+    Delta_Wq: Array,
+    Delta_Wk: Array,
+    Delta_Wv: Array,
+    Delta_Wo: Array,
+    eta: float,
+    mu: float,
+) -> tuple[Array, Array, Array, Array, Array, Array, Array, Array, Array]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, with the momentum update of Wq, Wk, Wv, Wo in place.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        DX = DV·Wv + DK·Wk + DQ·Wq
+        Delta_Wq ← μ·Δ_Wq − η·DWq
+        Wq ← Δ_Wq + Wq
+        Delta_Wk ← μ·Δ_Wk − η·DWk
+        Wk ← Δ_Wk + Wk
+        Delta_Wv ← μ·Δ_Wv − η·DWv
+        Wv ← Δ_Wv + Wv
+        Delta_Wo ← μ·Δ_Wo − η·DWo
+        Wo ← Δ_Wo + Wo
+
+    Shapes: X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D, Delta_Wq E×D, Delta_Wk E×D, Delta_Wv E×D, Delta_Wo D×E, eta scalar, mu scalar.
+    Returns (DX, Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo).
+    """
+    if not (
+        X.ndim
+        == Wq.ndim
+        == Wk.ndim
+        == Wv.ndim
+        == Wo.ndim
+        == Q.ndim
+        == K.ndim
+        == V.ndim
+        == P.ndim
+        == O.ndim
+        == DY.ndim
+        == Delta_Wq.ndim
+        == Delta_Wk.ndim
+        == Delta_Wv.ndim
+        == Delta_Wo.ndim
+        == 2
+        and Wq.shape[1] == X.shape[1]
+        and Wk.shape == (Wq.shape[0], X.shape[1])
+        and Wv.shape == (Wq.shape[0], X.shape[1])
+        and Wo.shape == (X.shape[1], Wq.shape[0])
+        and Q.shape == (X.shape[0], Wq.shape[0])
+        and K.shape == (X.shape[0], Wq.shape[0])
+        and V.shape == (X.shape[0], Wq.shape[0])
+        and P.shape == (X.shape[0], X.shape[0])
+        and O.shape == (X.shape[0], Wq.shape[0])
+        and DY.shape == X.shape
+        and Delta_Wq.shape == (Wq.shape[0], X.shape[1])
+        and Delta_Wk.shape == (Wq.shape[0], X.shape[1])
+        and Delta_Wv.shape == (Wq.shape[0], X.shape[1])
+        and Delta_Wo.shape == (X.shape[1], Wq.shape[0])
+    ):
+        wrong_shapes(
+            "self_attention_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Wq", ("E", "D")),
+                ("Wk", ("E", "D")),
+                ("Wv", ("E", "D")),
+                ("Wo", ("D", "E")),
+                ("Q", ("N", "E")),
+                ("K", ("N", "E")),
+                ("V", ("N", "E")),
+                ("P", ("N", "N")),
+                ("O", ("N", "E")),
+                ("DY", ("N", "D")),
+                ("Delta_Wq", ("E", "D")),
+                ("Delta_Wk", ("E", "D")),
+                ("Delta_Wv", ("E", "D")),
+                ("Delta_Wo", ("D", "E")),
+            ),
+            (
+                X.shape,
+                Wq.shape,
+                Wk.shape,
+                Wv.shape,
+                Wo.shape,
+                Q.shape,
+                K.shape,
+                V.shape,
+                P.shape,
+                O.shape,
+                DY.shape,
+                Delta_Wq.shape,
+                Delta_Wk.shape,
+                Delta_Wv.shape,
+                Delta_Wo.shape,
+            ),
+        )
+    E = Wq.shape[0]
+    DO = DY @ Wo
+    t0 = DO @ V.T
+    DZ = P * (t0 - (P * t0).sum(axis=1, keepdims=True))
+    DV = P.T @ DO
+    DK = (DZ.T @ Q) / math.sqrt(E)
+    DQ = (DZ @ K) / math.sqrt(E)
+    DX = DV @ Wv + DK @ Wk + DQ @ Wq
+    Delta_Wq *= mu
+    Delta_Wq -= eta * (DQ.T @ X)
+    Wq += Delta_Wq
+    Delta_Wk *= mu
+    Delta_Wk -= eta * (DK.T @ X)
+    Wk += Delta_Wk
+    Delta_Wv *= mu
+    Delta_Wv -= eta * (DV.T @ X)
+    Wv += Delta_Wv
+    Delta_Wo *= mu
+    Delta_Wo -= eta * (DY.T @ O)
+    Wo += Delta_Wo
+    return DX, Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo
+
+
+def self_attention_backward_without_DX_update_gradient_descent(
+    X: Array,
+    Wo: Array,
+    Q: Array,
+    K: Array,
+    V: Array,
+    P: Array,
+    O: Array,
+    DY: Array,
+    Wq: Array,
+    Wk: Array,
+    Wv: Array,
+    eta: float,
+) -> tuple[Array, Array, Array, Array]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, without DX, with the gradient descent update of Wq, Wk, Wv, Wo in place.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        Wq ← Wq − η·DWq
+        Wk ← Wk − η·DWk
+        Wv ← Wv − η·DWv
+        Wo ← Wo − η·DWo
+
+    Shapes: X N×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D, Wq E×D, Wk E×D, Wv E×D, eta scalar.
+    Returns (Wq, Wk, Wv, Wo).
+    """
+    if not (
+        X.ndim
+        == Wo.ndim
+        == Q.ndim
+        == K.ndim
+        == V.ndim
+        == P.ndim
+        == O.ndim
+        == DY.ndim
+        == Wq.ndim
+        == Wk.ndim
+        == Wv.ndim
+        == 2
+        and Wo.shape[0] == X.shape[1]
+        and Q.shape == (X.shape[0], Wo.shape[1])
+        and K.shape == (X.shape[0], Wo.shape[1])
+        and V.shape == (X.shape[0], Wo.shape[1])
+        and P.shape == (X.shape[0], X.shape[0])
+        and O.shape == (X.shape[0], Wo.shape[1])
+        and DY.shape == X.shape
+        and Wq.shape == (Wo.shape[1], X.shape[1])
+        and Wk.shape == (Wo.shape[1], X.shape[1])
+        and Wv.shape == (Wo.shape[1], X.shape[1])
+    ):
+        wrong_shapes(
+            "self_attention_backward_without_DX_update_gradient_descent",
+            (
+                ("X", ("N", "D")),
+                ("Wo", ("D", "E")),
+                ("Q", ("N", "E")),
+                ("K", ("N", "E")),
+                ("V", ("N", "E")),
+                ("P", ("N", "N")),
+                ("O", ("N", "E")),
+                ("DY", ("N", "D")),
+                ("Wq", ("E", "D")),
+                ("Wk", ("E", "D")),
+                ("Wv", ("E", "D")),
+            ),
+            (
+                X.shape,
+                Wo.shape,
+                Q.shape,
+                K.shape,
+                V.shape,
+                P.shape,
+                O.shape,
+                DY.shape,
+                Wq.shape,
+                Wk.shape,
+                Wv.shape,
+            ),
+        )
+    E = Wo.shape[1]
+    DO = DY @ Wo
+    t0 = DO @ V.T
+    DZ = P * (t0 - (P * t0).sum(axis=1, keepdims=True))
+    DV = P.T @ DO
+    DK = (DZ.T @ Q) / math.sqrt(E)
+    DQ = (DZ @ K) / math.sqrt(E)
+    Wq -= eta * (DQ.T @ X)
+    Wk -= eta * (DK.T @ X)
+    Wv -= eta * (DV.T @ X)
+    Wo -= eta * (DY.T @ O)
+    return Wq, Wk, Wv, Wo
+
+
+def self_attention_backward_without_DX_update_momentum(
+    X: Array,
+    Wo: Array,
+    Q: Array,
+    K: Array,
+    V: Array,
+    P: Array,
+    O: Array,
+    DY: Array,
+    Wq: Array,
+    Delta_Wq: Array,
+    Wk: Array,
+    Delta_Wk: Array,
+    Wv: Array,
+    Delta_Wv: Array,
+    Delta_Wo: Array,
+    eta: float,
+    mu: float,
+) -> tuple[Array, Array, Array, Array, Array, Array, Array, Array]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, without DX, with the momentum update of Wq, Wk, Wv, Wo in place.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        Delta_Wq ← μ·Δ_Wq − η·DWq
+        Wq ← Δ_Wq + Wq
+        Delta_Wk ← μ·Δ_Wk − η·DWk
+        Wk ← Δ_Wk + Wk
+        Delta_Wv ← μ·Δ_Wv − η·DWv
+        Wv ← Δ_Wv + Wv
+        Delta_Wo ← μ·Δ_Wo − η·DWo
+        Wo ← Δ_Wo + Wo
+
+    Shapes: X N×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D, Wq E×D, Delta_Wq E×D, Wk E×D, Delta_Wk E×D, Wv E×D, Delta_Wv E×D, Delta_Wo D×E, eta scalar, mu scalar.
+    Returns (Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo).
+    """
+    if not (
+        X.ndim
+        == Wo.ndim
+        == Q.ndim
+        == K.ndim
+        == V.ndim
+        == P.ndim
+        == O.ndim
+        == DY.ndim
+        == Wq.ndim
+        == Delta_Wq.ndim
+        == Wk.ndim
+        == Delta_Wk.ndim
+        == Wv.ndim
+        == Delta_Wv.ndim
+        == Delta_Wo.ndim
+        == 2
+        and Wo.shape[0] == X.shape[1]
+        and Q.shape == (X.shape[0], Wo.shape[1])
+        and K.shape == (X.shape[0], Wo.shape[1])
+        and V.shape == (X.shape[0], Wo.shape[1])
+        and P.shape == (X.shape[0], X.shape[0])
+        and O.shape == (X.shape[0], Wo.shape[1])
+        and DY.shape == X.shape
+        and Wq.shape == (Wo.shape[1], X.shape[1])
+        and Delta_Wq.shape == (Wo.shape[1], X.shape[1])
+        and Wk.shape == (Wo.shape[1], X.shape[1])
+        and Delta_Wk.shape == (Wo.shape[1], X.shape[1])
+        and Wv.shape == (Wo.shape[1], X.shape[1])
+        and Delta_Wv.shape == (Wo.shape[1], X.shape[1])
+        and Delta_Wo.shape == (X.shape[1], Wo.shape[1])
+    ):
+        wrong_shapes(
+            "self_attention_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Wo", ("D", "E")),
+                ("Q", ("N", "E")),
+                ("K", ("N", "E")),
+                ("V", ("N", "E")),
+                ("P", ("N", "N")),
+                ("O", ("N", "E")),
+                ("DY", ("N", "D")),
+                ("Wq", ("E", "D")),
+                ("Delta_Wq", ("E", "D")),
+                ("Wk", ("E", "D")),
+                ("Delta_Wk", ("E", "D")),
+                ("Wv", ("E", "D")),
+                ("Delta_Wv", ("E", "D")),
+                ("Delta_Wo", ("D", "E")),
+            ),
+            (
+                X.shape,
+                Wo.shape,
+                Q.shape,
+                K.shape,
+                V.shape,
+                P.shape,
+                O.shape,
+                DY.shape,
+                Wq.shape,
+                Delta_Wq.shape,
+                Wk.shape,
+                Delta_Wk.shape,
+                Wv.shape,
+                Delta_Wv.shape,
+                Delta_Wo.shape,
+            ),
+        )
+    E = Wo.shape[1]
+    DO = DY @ Wo
+    t0 = DO @ V.T
+    DZ = P * (t0 - (P * t0).sum(axis=1, keepdims=True))
+    DV = P.T @ DO
+    DK = (DZ.T @ Q) / math.sqrt(E)
+    DQ = (DZ @ K) / math.sqrt(E)
+    Delta_Wq *= mu
+    Delta_Wq -= eta * (DQ.T @ X)
+    Wq += Delta_Wq
+    Delta_Wk *= mu
+    Delta_Wk -= eta * (DK.T @ X)
+    Wk += Delta_Wk
+    Delta_Wv *= mu
+    Delta_Wv -= eta * (DV.T @ X)
+    Wv += Delta_Wv
+    Delta_Wo *= mu
+    Delta_Wo -= eta * (DY.T @ O)
+    Wo += Delta_Wo
+    return Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo
 
 
 def simple_batch_norm_forward(X: Array) -> tuple[Array, Array]:
@@ -1511,6 +2209,371 @@ def residual_relu_layer_backward_without_DX_update_momentum(
     Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
     b += Delta_b
     return Delta_W, W, Delta_b, b
+
+
+def residual_projection_relu_layer_forward(X: Array, W: Array, b: Array, P: Array) -> tuple[Array, Array]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): feedforward.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = X·Pᵀ + relu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K, P K×D.
+    Returns (Z, Y).
+    """
+    if not (
+        X.ndim == W.ndim == b.ndim == P.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and b.shape == (1, W.shape[0])
+        and P.shape == (W.shape[0], X.shape[1])
+    ):
+        wrong_shapes(
+            "residual_projection_relu_layer_forward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")), ("P", ("K", "D"))),
+            (X.shape, W.shape, b.shape, P.shape),
+        )
+    Z = X @ W.T + b
+    Y = X @ P.T + np.maximum(Z, 0)
+    return Z, Y
+
+
+def residual_projection_relu_layer_backward(
+    X: Array, W: Array, P: Array, Z: Array, DY: Array
+) -> tuple[Array, Array, Array, Array]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        DX = DY·P + DZ·W
+
+    Shapes: X N×D, W K×D, P K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DP, DX).
+    """
+    if not (
+        X.ndim == W.ndim == P.ndim == Z.ndim == DY.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and P.shape == (W.shape[0], X.shape[1])
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+    ):
+        wrong_shapes(
+            "residual_projection_relu_layer_backward",
+            (("X", ("N", "D")), ("W", ("K", "D")), ("P", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, W.shape, P.shape, Z.shape, DY.shape),
+        )
+    DZ = np.where(Z <= 0, 0, DY)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    DP = DY.T @ X
+    DX = DY @ P + DZ @ W
+    return DW, Db, DP, DX
+
+
+def residual_projection_relu_layer_backward_without_DX(
+    X: Array, Z: Array, DY: Array
+) -> tuple[Array, Array, Array]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, without DX.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db, DP).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == 2 and Z.shape[0] == X.shape[0] and DY.shape == (X.shape[0], Z.shape[1])
+    ):
+        wrong_shapes(
+            "residual_projection_relu_layer_backward_without_DX",
+            (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+            (X.shape, Z.shape, DY.shape),
+        )
+    DZ = np.where(Z <= 0, 0, DY)
+    DW = DZ.T @ X
+    Db = DZ.sum(axis=0, keepdims=True)
+    DP = DY.T @ X
+    return DW, Db, DP
+
+
+def residual_projection_relu_layer_backward_update_gradient_descent(
+    X: Array, W: Array, P: Array, Z: Array, DY: Array, b: Array, eta: float
+) -> tuple[Array, Array, Array, Array]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, with the gradient descent update of W, b, P in place.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        DX = DY·P + DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+        P ← P − η·DP
+
+    Shapes: X N×D, W K×D, P K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b, P).
+    """
+    if not (
+        X.ndim == W.ndim == P.ndim == Z.ndim == DY.ndim == b.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and P.shape == (W.shape[0], X.shape[1])
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and b.shape == (1, W.shape[0])
+    ):
+        wrong_shapes(
+            "residual_projection_relu_layer_backward_update_gradient_descent",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("P", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("b", (1, "K")),
+            ),
+            (X.shape, W.shape, P.shape, Z.shape, DY.shape, b.shape),
+        )
+    DZ = np.where(Z <= 0, 0, DY)
+    DX = DY @ P + DZ @ W
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    P -= eta * (DY.T @ X)
+    return DX, W, b, P
+
+
+def residual_projection_relu_layer_backward_update_momentum(
+    X: Array,
+    W: Array,
+    P: Array,
+    Z: Array,
+    DY: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    Delta_P: Array,
+    eta: float,
+    mu: float,
+) -> tuple[Array, Array, Array, Array, Array, Array, Array]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, with the momentum update of W, b, P in place.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        DX = DY·P + DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+        Delta_P ← μ·Δ_P − η·DP
+        P ← Δ_P + P
+
+    Shapes: X N×D, W K×D, P K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, Delta_P K×D, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b, Delta_P, P).
+    """
+    if not (
+        X.ndim
+        == W.ndim
+        == P.ndim
+        == Z.ndim
+        == DY.ndim
+        == Delta_W.ndim
+        == b.ndim
+        == Delta_b.ndim
+        == Delta_P.ndim
+        == 2
+        and W.shape[1] == X.shape[1]
+        and P.shape == (W.shape[0], X.shape[1])
+        and Z.shape == (X.shape[0], W.shape[0])
+        and DY.shape == (X.shape[0], W.shape[0])
+        and Delta_W.shape == (W.shape[0], X.shape[1])
+        and b.shape == (1, W.shape[0])
+        and Delta_b.shape == (1, W.shape[0])
+        and Delta_P.shape == (W.shape[0], X.shape[1])
+    ):
+        wrong_shapes(
+            "residual_projection_relu_layer_backward_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("P", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+                ("Delta_P", ("K", "D")),
+            ),
+            (
+                X.shape,
+                W.shape,
+                P.shape,
+                Z.shape,
+                DY.shape,
+                Delta_W.shape,
+                b.shape,
+                Delta_b.shape,
+                Delta_P.shape,
+            ),
+        )
+    DZ = np.where(Z <= 0, 0, DY)
+    DX = DY @ P + DZ @ W
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    Delta_P *= mu
+    Delta_P -= eta * (DY.T @ X)
+    P += Delta_P
+    return DX, Delta_W, W, Delta_b, b, Delta_P, P
+
+
+def residual_projection_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Array, Z: Array, DY: Array, W: Array, b: Array, P: Array, eta: float
+) -> tuple[Array, Array, Array]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, without DX, with the gradient descent update of W, b, P in place.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        W ← W − η·DW
+        b ← b − η·Db
+        P ← P − η·DP
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, P K×D, eta scalar.
+    Returns (W, b, P).
+    """
+    if not (
+        X.ndim == Z.ndim == DY.ndim == W.ndim == b.ndim == P.ndim == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and P.shape == (Z.shape[1], X.shape[1])
+    ):
+        wrong_shapes(
+            "residual_projection_relu_layer_backward_without_DX_update_gradient_descent",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("b", (1, "K")),
+                ("P", ("K", "D")),
+            ),
+            (X.shape, Z.shape, DY.shape, W.shape, b.shape, P.shape),
+        )
+    DZ = np.where(Z <= 0, 0, DY)
+    W -= eta * (DZ.T @ X)
+    b -= eta * DZ.sum(axis=0, keepdims=True)
+    P -= eta * (DY.T @ X)
+    return W, b, P
+
+
+def residual_projection_relu_layer_backward_without_DX_update_momentum(
+    X: Array,
+    Z: Array,
+    DY: Array,
+    W: Array,
+    Delta_W: Array,
+    b: Array,
+    Delta_b: Array,
+    P: Array,
+    Delta_P: Array,
+    eta: float,
+    mu: float,
+) -> tuple[Array, Array, Array, Array, Array, Array]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, without DX, with the momentum update of W, b, P in place.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+        Delta_P ← μ·Δ_P − η·DP
+        P ← Δ_P + P
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, P K×D, Delta_P K×D, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b, Delta_P, P).
+    """
+    if not (
+        X.ndim
+        == Z.ndim
+        == DY.ndim
+        == W.ndim
+        == Delta_W.ndim
+        == b.ndim
+        == Delta_b.ndim
+        == P.ndim
+        == Delta_P.ndim
+        == 2
+        and Z.shape[0] == X.shape[0]
+        and DY.shape == (X.shape[0], Z.shape[1])
+        and W.shape == (Z.shape[1], X.shape[1])
+        and Delta_W.shape == (Z.shape[1], X.shape[1])
+        and b.shape == (1, Z.shape[1])
+        and Delta_b.shape == (1, Z.shape[1])
+        and P.shape == (Z.shape[1], X.shape[1])
+        and Delta_P.shape == (Z.shape[1], X.shape[1])
+    ):
+        wrong_shapes(
+            "residual_projection_relu_layer_backward_without_DX_update_momentum",
+            (
+                ("X", ("N", "D")),
+                ("Z", ("N", "K")),
+                ("DY", ("N", "K")),
+                ("W", ("K", "D")),
+                ("Delta_W", ("K", "D")),
+                ("b", (1, "K")),
+                ("Delta_b", (1, "K")),
+                ("P", ("K", "D")),
+                ("Delta_P", ("K", "D")),
+            ),
+            (
+                X.shape,
+                Z.shape,
+                DY.shape,
+                W.shape,
+                Delta_W.shape,
+                b.shape,
+                Delta_b.shape,
+                P.shape,
+                Delta_P.shape,
+            ),
+        )
+    DZ = np.where(Z <= 0, 0, DY)
+    Delta_W *= mu
+    Delta_W -= eta * (DZ.T @ X)
+    W += Delta_W
+    Delta_b *= mu
+    Delta_b -= eta * DZ.sum(axis=0, keepdims=True)
+    b += Delta_b
+    Delta_P *= mu
+    Delta_P -= eta * (DY.T @ X)
+    P += Delta_P
+    return Delta_W, W, Delta_b, b, Delta_P, P
 
 
 def softmax_layer_forward(X: Array, W: Array, b: Array) -> Array:

@@ -56,6 +56,7 @@ __all__ = [
     "srelu",
     "srelu_layer",
     "srelu_dropout_layer",
+    "self_attention",
     "simple_batch_norm",
     "simple_batch_norm_inference",
     "batch_norm",
@@ -68,6 +69,7 @@ __all__ = [
     "layer_norm",
     "linear",
     "residual_relu_layer",
+    "residual_projection_relu_layer",
     "softmax_layer",
     "log_softmax_layer",
     "squared_error_loss",
@@ -1418,6 +1420,79 @@ def srelu_dropout_layer(
     return restore_rows(srelu_dropout_layer_apply(X, R, W, b, al, tl, ar, tr, dtype=dtype), rows)
 
 
+SELF_ATTENTION_SHAPES = (
+    ("Wq", ("E", "D")),
+    ("Wk", ("E", "D")),
+    ("Wv", ("E", "D")),
+    ("Wo", ("D", "E")),
+    ("X", ("N", "D")),
+)
+SELF_ATTENTION_CALL_SHAPES = (
+    ("X", ("N", "D")),
+    ("Wq", ("E", "D")),
+    ("Wk", ("E", "D")),
+    ("Wv", ("E", "D")),
+    ("Wo", ("D", "E")),
+)
+
+
+def self_attention_apply(
+    X: Tensor, Wq: Tensor, Wk: Tensor, Wv: Tensor, Wo: Tensor, *, dtype: tf.DType = tf.float32
+) -> Tensor:
+    """``self_attention`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X, Wq, Wk, Wv, Wo):
+        Q, K, V, P, O, Y = _layers.self_attention_forward(X, Wq, Wk, Wv, Wo)
+
+        def gradient(DY):
+            DWq, DWk, DWv, DWo, DX = _layers.self_attention_backward(X, Wq, Wk, Wv, Wo, Q, K, V, P, O, DY)
+            return DX, DWq, DWk, DWv, DWo
+
+        return Y, gradient
+
+    return apply(
+        tf.convert_to_tensor(X),
+        tf.convert_to_tensor(Wq),
+        tf.convert_to_tensor(Wk),
+        tf.convert_to_tensor(Wv),
+        tf.convert_to_tensor(Wo),
+    )
+
+
+def self_attention(X: Tensor, Wq: Tensor, Wk: Tensor, Wv: Tensor, Wo: Tensor) -> Tensor:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ.
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/layers/attention.py (self_attention), kernels
+    ``self_attention_forward`` and ``self_attention_backward``:
+
+        Q = X·Wqᵀ
+        K = X·Wkᵀ
+        V = X·Wvᵀ
+        Z = Q·Kᵀ/(sqrt(E))
+        P = exp(Z − rows_max(Z)·1_Nᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Nᵀ)·1_N)·1_Nᵀ)
+        O = P·V
+        Y = O·Woᵀ
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        DX = DV·Wv + DK·Wk + DQ·Wq
+
+    Shapes (checked): X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E.
+    Gradients: X, Wq, Wk, Wv, Wo.
+    """
+    dtype = check("self_attention", SELF_ATTENTION_CALL_SHAPES, (X, Wq, Wk, Wv, Wo))
+    return self_attention_apply(X, Wq, Wk, Wv, Wo, dtype=dtype)
+
+
 SIMPLE_BATCH_NORM_SHAPES = (("X", ("N", "K")),)
 SIMPLE_BATCH_NORM_CALL_SHAPES = (("X", ("N", "K")),)
 
@@ -2025,6 +2100,63 @@ def residual_relu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X, rows = batch_rows(X)
     dtype = check("residual_relu_layer", RESIDUAL_RELU_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(residual_relu_layer_apply(X, W, b, dtype=dtype), rows)
+
+
+RESIDUAL_PROJECTION_RELU_LAYER_SHAPES = (
+    ("W", ("K", "D")),
+    ("b", (1, "K")),
+    ("P", ("K", "D")),
+    ("X", ("N", "D")),
+)
+RESIDUAL_PROJECTION_RELU_LAYER_CALL_SHAPES = (
+    ("X", ("N", "D")),
+    ("W", ("K", "D")),
+    ("b", (1, "K")),
+    ("P", ("K", "D")),
+)
+
+
+def residual_projection_relu_layer_apply(
+    X: Tensor, W: Tensor, b: Tensor, P: Tensor, *, dtype: tf.DType = tf.float32
+) -> Tensor:
+    """``residual_projection_relu_layer`` without the argument checks; ``dtype``: that of the arrays (for trained scalars)."""
+
+    @tf.custom_gradient
+    def apply(X, W, b, P):
+        Z, Y = _layers.residual_projection_relu_layer_forward(X, W, b, P)
+
+        def gradient(DY):
+            DW, Db, DP, DX = _layers.residual_projection_relu_layer_backward(X, W, P, Z, DY)
+            return DX, DW, Db, DP
+
+        return Y, gradient
+
+    return apply(
+        tf.convert_to_tensor(X), tf.convert_to_tensor(W), tf.convert_to_tensor(b), tf.convert_to_tensor(P)
+    )
+
+
+def residual_projection_relu_layer(X: Tensor, W: Tensor, b: Tensor, P: Tensor) -> Tensor:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D).
+
+    Returns Y; a ``tf.custom_gradient`` function whose gradient is the generated backward kernel.
+
+    From spec/layers/residual.py (residual_projection_relu_layer), kernels
+    ``residual_projection_relu_layer_forward`` and ``residual_projection_relu_layer_backward``:
+
+        Z = X·Wᵀ + 1_N·b
+        Y = X·Pᵀ + relu(Z)
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        DX = DY·P + DZ·W
+
+    Shapes (checked): X N×D, W K×D, b 1×K, P K×D.
+    Gradients: X, W, b, P.
+    """
+    dtype = check("residual_projection_relu_layer", RESIDUAL_PROJECTION_RELU_LAYER_CALL_SHAPES, (X, W, b, P))
+    return residual_projection_relu_layer_apply(X, W, b, P, dtype=dtype)
 
 
 SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))

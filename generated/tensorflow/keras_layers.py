@@ -81,6 +81,7 @@ __all__ = [
     "SReLU",
     "SReLULayer",
     "SReLUDropoutLayer",
+    "SelfAttention",
     "SimpleBatchNorm",
     "SimpleBatchNormInference",
     "BatchNorm",
@@ -93,6 +94,7 @@ __all__ = [
     "LayerNorm",
     "Linear",
     "ResidualReLULayer",
+    "ResidualProjectionReLULayer",
     "SoftmaxLayer",
     "LogSoftmaxLayer",
     "SquaredErrorLoss",
@@ -1023,6 +1025,43 @@ class SReLUDropoutLayer(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class SelfAttention(keras.layers.Layer):
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ.
+
+    Spec ``self_attention`` (spec/layers/attention.py),
+    differentiated by its generated backward kernel (``functional.self_attention``).
+
+    Args:
+        D: the number of columns of X and Wq and Wk and Wv, rows of Wo.
+        E: the number of rows of Wq and Wk and Wv, columns of Wo.
+
+    Weights: Wq E×D, Wk E×D, Wv E×D, Wo D×E.
+    ``call(X: N×D)`` returns Y (N×D).
+    """
+
+    def __init__(self, D: int, E: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.D = D
+        self.E = E
+        self.Wq = self.add_weight(shape=(E, D), initializer=uniform_fan_in(D), name="Wq")
+        self.Wk = self.add_weight(shape=(E, D), initializer=uniform_fan_in(D), name="Wk")
+        self.Wv = self.add_weight(shape=(E, D), initializer=uniform_fan_in(D), name="Wv")
+        self.Wo = self.add_weight(shape=(D, E), initializer=uniform_fan_in(E), name="Wo")
+        self.built = True
+
+    def call(self, X):
+        Wq = tf.convert_to_tensor(self.Wq)
+        Wk = tf.convert_to_tensor(self.Wk)
+        Wv = tf.convert_to_tensor(self.Wv)
+        Wo = tf.convert_to_tensor(self.Wo)
+        dtype = F.check("SelfAttention", F.SELF_ATTENTION_SHAPES, (Wq, Wk, Wv, Wo, X), trusted=4)
+        return F.self_attention_apply(X, Wq, Wk, Wv, Wo, dtype=dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "D": self.D, "E": self.E}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SimpleBatchNorm(keras.layers.Layer):
     """Batch normalization.
 
@@ -1541,6 +1580,44 @@ class ResidualReLULayer(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "D": self.D}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ResidualProjectionReLULayer(keras.layers.Layer):
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D).
+
+    Spec ``residual_projection_relu_layer`` (spec/layers/residual.py),
+    differentiated by its generated backward kernel (``functional.residual_projection_relu_layer``).
+
+    Args:
+        D: the number of columns of X and W and P.
+        K: the number of rows of W and P, columns of b.
+
+    Weights: W K×D, b 1×K, P K×D.
+    ``call(X: N×D)`` returns Y (N×K).
+    """
+
+    def __init__(self, D: int, K: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.D = D
+        self.K = K
+        self.W = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="W")
+        self.b = self.add_weight(shape=(1, K), initializer=keras.initializers.Constant(0), name="b")
+        self.P = self.add_weight(shape=(K, D), initializer=uniform_fan_in(D), name="P")
+        self.built = True
+
+    def call(self, X):
+        X, rows = batch_rows(X)
+        W = tf.convert_to_tensor(self.W)
+        b = tf.convert_to_tensor(self.b)
+        P = tf.convert_to_tensor(self.P)
+        dtype = F.check(
+            "ResidualProjectionReLULayer", F.RESIDUAL_PROJECTION_RELU_LAYER_SHAPES, (W, b, P, X), trusted=3
+        )
+        return restore_rows(F.residual_projection_relu_layer_apply(X, W, b, P, dtype=dtype), rows)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "D": self.D, "K": self.K}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

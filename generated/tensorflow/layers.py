@@ -14,6 +14,13 @@ Tensor = tf.Tensor
 Scalar = float | tf.Tensor
 
 __all__ = [
+    "self_attention_forward",
+    "self_attention_backward",
+    "self_attention_backward_without_DX",
+    "self_attention_backward_update_gradient_descent",
+    "self_attention_backward_update_momentum",
+    "self_attention_backward_without_DX_update_gradient_descent",
+    "self_attention_backward_without_DX_update_momentum",
     "simple_batch_norm_forward",
     "simple_batch_norm_backward",
     "simple_batch_norm_inference_forward",
@@ -61,6 +68,13 @@ __all__ = [
     "residual_relu_layer_backward_update_momentum",
     "residual_relu_layer_backward_without_DX_update_gradient_descent",
     "residual_relu_layer_backward_without_DX_update_momentum",
+    "residual_projection_relu_layer_forward",
+    "residual_projection_relu_layer_backward",
+    "residual_projection_relu_layer_backward_without_DX",
+    "residual_projection_relu_layer_backward_update_gradient_descent",
+    "residual_projection_relu_layer_backward_update_momentum",
+    "residual_projection_relu_layer_backward_without_DX_update_gradient_descent",
+    "residual_projection_relu_layer_backward_without_DX_update_momentum",
     "softmax_layer_forward",
     "softmax_layer_backward",
     "softmax_layer_backward_without_DX",
@@ -82,6 +96,522 @@ __all__ = [
     "sparse_log_softmax_layer_backward",
     "sparse_log_softmax_layer_backward_without_DX",
 ]
+
+
+def self_attention_forward(
+    X: Tensor, Wq: Tensor, Wk: Tensor, Wv: Tensor, Wo: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: feedforward.
+
+    From spec/layers/attention.py (self_attention):
+
+        Q = X·Wqᵀ
+        K = X·Wkᵀ
+        V = X·Wvᵀ
+        Z = Q·Kᵀ/(sqrt(E))
+        P = exp(Z − rows_max(Z)·1_Nᵀ) ⊙ (reciprocal(exp(Z − rows_max(Z)·1_Nᵀ)·1_N)·1_Nᵀ)
+        O = P·V
+        Y = O·Woᵀ
+
+    Shapes: X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E.
+    Returns (Q, K, V, P, O, Y).
+    """
+    check_shapes(
+        "self_attention_forward",
+        (("X", ("N", "D")), ("Wq", ("E", "D")), ("Wk", ("E", "D")), ("Wv", ("E", "D")), ("Wo", ("D", "E"))),
+        (X.shape, Wq.shape, Wk.shape, Wv.shape, Wo.shape),
+    )
+    E = tf.cast(tf.shape(Wq)[0], Wq.dtype)
+    Q = tf.linalg.matmul(X, Wq, transpose_b=True)
+    K = tf.linalg.matmul(X, Wk, transpose_b=True)
+    V = tf.linalg.matmul(X, Wv, transpose_b=True)
+    Z = tf.linalg.matmul(Q, K, transpose_b=True) / tf.sqrt(E)
+    t0 = tf.exp(Z - tf.reduce_max(Z, axis=1, keepdims=True))
+    P = t0 / tf.reduce_sum(t0, axis=1, keepdims=True)
+    O = P @ V
+    Y = tf.linalg.matmul(O, Wo, transpose_b=True)
+    return Q, K, V, P, O, Y
+
+
+def self_attention_backward(
+    X: Tensor,
+    Wq: Tensor,
+    Wk: Tensor,
+    Wv: Tensor,
+    Wo: Tensor,
+    Q: Tensor,
+    K: Tensor,
+    V: Tensor,
+    P: Tensor,
+    O: Tensor,
+    DY: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        DX = DV·Wv + DK·Wk + DQ·Wq
+
+    Shapes: X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D.
+    Returns (DWq, DWk, DWv, DWo, DX).
+    """
+    check_shapes(
+        "self_attention_backward",
+        (
+            ("X", ("N", "D")),
+            ("Wq", ("E", "D")),
+            ("Wk", ("E", "D")),
+            ("Wv", ("E", "D")),
+            ("Wo", ("D", "E")),
+            ("Q", ("N", "E")),
+            ("K", ("N", "E")),
+            ("V", ("N", "E")),
+            ("P", ("N", "N")),
+            ("O", ("N", "E")),
+            ("DY", ("N", "D")),
+        ),
+        (
+            X.shape,
+            Wq.shape,
+            Wk.shape,
+            Wv.shape,
+            Wo.shape,
+            Q.shape,
+            K.shape,
+            V.shape,
+            P.shape,
+            O.shape,
+            DY.shape,
+        ),
+    )
+    E = tf.cast(tf.shape(Wq)[0], Wq.dtype)
+    DO = DY @ Wo
+    t0 = tf.linalg.matmul(DO, V, transpose_b=True)
+    DZ = P * (t0 - tf.reduce_sum(P * t0, axis=1, keepdims=True))
+    DV = tf.linalg.matmul(P, DO, transpose_a=True)
+    DK = tf.linalg.matmul(DZ, Q, transpose_a=True) / tf.sqrt(E)
+    DQ = (DZ @ K) / tf.sqrt(E)
+    DWq = tf.linalg.matmul(DQ, X, transpose_a=True)
+    DWk = tf.linalg.matmul(DK, X, transpose_a=True)
+    DWv = tf.linalg.matmul(DV, X, transpose_a=True)
+    DWo = tf.linalg.matmul(DY, O, transpose_a=True)
+    DX = DV @ Wv + DK @ Wk + DQ @ Wq
+    return DWq, DWk, DWv, DWo, DX
+
+
+def self_attention_backward_without_DX(
+    X: Tensor, Wo: Tensor, Q: Tensor, K: Tensor, V: Tensor, P: Tensor, O: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, without DX.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+
+    Shapes: X N×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D.
+    Returns (DWq, DWk, DWv, DWo).
+    """
+    check_shapes(
+        "self_attention_backward_without_DX",
+        (
+            ("X", ("N", "D")),
+            ("Wo", ("D", "E")),
+            ("Q", ("N", "E")),
+            ("K", ("N", "E")),
+            ("V", ("N", "E")),
+            ("P", ("N", "N")),
+            ("O", ("N", "E")),
+            ("DY", ("N", "D")),
+        ),
+        (X.shape, Wo.shape, Q.shape, K.shape, V.shape, P.shape, O.shape, DY.shape),
+    )
+    E = tf.cast(tf.shape(Wo)[1], Wo.dtype)
+    DO = DY @ Wo
+    t0 = tf.linalg.matmul(DO, V, transpose_b=True)
+    DZ = P * (t0 - tf.reduce_sum(P * t0, axis=1, keepdims=True))
+    DV = tf.linalg.matmul(P, DO, transpose_a=True)
+    DK = tf.linalg.matmul(DZ, Q, transpose_a=True) / tf.sqrt(E)
+    DQ = (DZ @ K) / tf.sqrt(E)
+    DWq = tf.linalg.matmul(DQ, X, transpose_a=True)
+    DWk = tf.linalg.matmul(DK, X, transpose_a=True)
+    DWv = tf.linalg.matmul(DV, X, transpose_a=True)
+    DWo = tf.linalg.matmul(DY, O, transpose_a=True)
+    return DWq, DWk, DWv, DWo
+
+
+def self_attention_backward_update_gradient_descent(
+    X: Tensor,
+    Wq: Tensor,
+    Wk: Tensor,
+    Wv: Tensor,
+    Wo: Tensor,
+    Q: Tensor,
+    K: Tensor,
+    V: Tensor,
+    P: Tensor,
+    O: Tensor,
+    DY: Tensor,
+    eta: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, with the gradient descent update of Wq, Wk, Wv, Wo in place.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        DX = DV·Wv + DK·Wk + DQ·Wq
+        Wq ← Wq − η·DWq
+        Wk ← Wk − η·DWk
+        Wv ← Wv − η·DWv
+        Wo ← Wo − η·DWo
+
+    Shapes: X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D, eta scalar.
+    Returns (DX, Wq, Wk, Wv, Wo).
+    """
+    check_shapes(
+        "self_attention_backward_update_gradient_descent",
+        (
+            ("X", ("N", "D")),
+            ("Wq", ("E", "D")),
+            ("Wk", ("E", "D")),
+            ("Wv", ("E", "D")),
+            ("Wo", ("D", "E")),
+            ("Q", ("N", "E")),
+            ("K", ("N", "E")),
+            ("V", ("N", "E")),
+            ("P", ("N", "N")),
+            ("O", ("N", "E")),
+            ("DY", ("N", "D")),
+        ),
+        (
+            X.shape,
+            Wq.shape,
+            Wk.shape,
+            Wv.shape,
+            Wo.shape,
+            Q.shape,
+            K.shape,
+            V.shape,
+            P.shape,
+            O.shape,
+            DY.shape,
+        ),
+    )
+    E = tf.cast(tf.shape(Wq)[0], Wq.dtype)
+    DO = DY @ Wo
+    t0 = tf.linalg.matmul(DO, V, transpose_b=True)
+    DZ = P * (t0 - tf.reduce_sum(P * t0, axis=1, keepdims=True))
+    DV = tf.linalg.matmul(P, DO, transpose_a=True)
+    DK = tf.linalg.matmul(DZ, Q, transpose_a=True) / tf.sqrt(E)
+    DQ = (DZ @ K) / tf.sqrt(E)
+    DX = DV @ Wv + DK @ Wk + DQ @ Wq
+    Wq = Wq - tf.linalg.matmul(DQ, X, transpose_a=True) * eta
+    Wk = Wk - tf.linalg.matmul(DK, X, transpose_a=True) * eta
+    Wv = Wv - tf.linalg.matmul(DV, X, transpose_a=True) * eta
+    Wo = Wo - tf.linalg.matmul(DY, O, transpose_a=True) * eta
+    return DX, Wq, Wk, Wv, Wo
+
+
+def self_attention_backward_update_momentum(
+    X: Tensor,
+    Wq: Tensor,
+    Wk: Tensor,
+    Wv: Tensor,
+    Wo: Tensor,
+    Q: Tensor,
+    K: Tensor,
+    V: Tensor,
+    P: Tensor,
+    O: Tensor,
+    DY: Tensor,
+    Delta_Wq: Tensor,
+    Delta_Wk: Tensor,
+    Delta_Wv: Tensor,
+    Delta_Wo: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, with the momentum update of Wq, Wk, Wv, Wo in place.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        DX = DV·Wv + DK·Wk + DQ·Wq
+        Delta_Wq ← μ·Δ_Wq − η·DWq
+        Wq ← Δ_Wq + Wq
+        Delta_Wk ← μ·Δ_Wk − η·DWk
+        Wk ← Δ_Wk + Wk
+        Delta_Wv ← μ·Δ_Wv − η·DWv
+        Wv ← Δ_Wv + Wv
+        Delta_Wo ← μ·Δ_Wo − η·DWo
+        Wo ← Δ_Wo + Wo
+
+    Shapes: X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D, Delta_Wq E×D, Delta_Wk E×D, Delta_Wv E×D, Delta_Wo D×E, eta scalar, mu scalar.
+    Returns (DX, Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo).
+    """
+    check_shapes(
+        "self_attention_backward_update_momentum",
+        (
+            ("X", ("N", "D")),
+            ("Wq", ("E", "D")),
+            ("Wk", ("E", "D")),
+            ("Wv", ("E", "D")),
+            ("Wo", ("D", "E")),
+            ("Q", ("N", "E")),
+            ("K", ("N", "E")),
+            ("V", ("N", "E")),
+            ("P", ("N", "N")),
+            ("O", ("N", "E")),
+            ("DY", ("N", "D")),
+            ("Delta_Wq", ("E", "D")),
+            ("Delta_Wk", ("E", "D")),
+            ("Delta_Wv", ("E", "D")),
+            ("Delta_Wo", ("D", "E")),
+        ),
+        (
+            X.shape,
+            Wq.shape,
+            Wk.shape,
+            Wv.shape,
+            Wo.shape,
+            Q.shape,
+            K.shape,
+            V.shape,
+            P.shape,
+            O.shape,
+            DY.shape,
+            Delta_Wq.shape,
+            Delta_Wk.shape,
+            Delta_Wv.shape,
+            Delta_Wo.shape,
+        ),
+    )
+    E = tf.cast(tf.shape(Wq)[0], Wq.dtype)
+    DO = DY @ Wo
+    t0 = tf.linalg.matmul(DO, V, transpose_b=True)
+    DZ = P * (t0 - tf.reduce_sum(P * t0, axis=1, keepdims=True))
+    DV = tf.linalg.matmul(P, DO, transpose_a=True)
+    DK = tf.linalg.matmul(DZ, Q, transpose_a=True) / tf.sqrt(E)
+    DQ = (DZ @ K) / tf.sqrt(E)
+    DX = DV @ Wv + DK @ Wk + DQ @ Wq
+    Delta_Wq = Delta_Wq * mu - tf.linalg.matmul(DQ, X, transpose_a=True) * eta
+    Wq = Delta_Wq + Wq
+    Delta_Wk = Delta_Wk * mu - tf.linalg.matmul(DK, X, transpose_a=True) * eta
+    Wk = Delta_Wk + Wk
+    Delta_Wv = Delta_Wv * mu - tf.linalg.matmul(DV, X, transpose_a=True) * eta
+    Wv = Delta_Wv + Wv
+    Delta_Wo = Delta_Wo * mu - tf.linalg.matmul(DY, O, transpose_a=True) * eta
+    Wo = Delta_Wo + Wo
+    return DX, Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo
+
+
+def self_attention_backward_without_DX_update_gradient_descent(
+    X: Tensor,
+    Wo: Tensor,
+    Q: Tensor,
+    K: Tensor,
+    V: Tensor,
+    P: Tensor,
+    O: Tensor,
+    DY: Tensor,
+    Wq: Tensor,
+    Wk: Tensor,
+    Wv: Tensor,
+    eta: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, without DX, with the gradient descent update of Wq, Wk, Wv, Wo in place.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        Wq ← Wq − η·DWq
+        Wk ← Wk − η·DWk
+        Wv ← Wv − η·DWv
+        Wo ← Wo − η·DWo
+
+    Shapes: X N×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D, Wq E×D, Wk E×D, Wv E×D, eta scalar.
+    Returns (Wq, Wk, Wv, Wo).
+    """
+    check_shapes(
+        "self_attention_backward_without_DX_update_gradient_descent",
+        (
+            ("X", ("N", "D")),
+            ("Wo", ("D", "E")),
+            ("Q", ("N", "E")),
+            ("K", ("N", "E")),
+            ("V", ("N", "E")),
+            ("P", ("N", "N")),
+            ("O", ("N", "E")),
+            ("DY", ("N", "D")),
+            ("Wq", ("E", "D")),
+            ("Wk", ("E", "D")),
+            ("Wv", ("E", "D")),
+        ),
+        (
+            X.shape,
+            Wo.shape,
+            Q.shape,
+            K.shape,
+            V.shape,
+            P.shape,
+            O.shape,
+            DY.shape,
+            Wq.shape,
+            Wk.shape,
+            Wv.shape,
+        ),
+    )
+    E = tf.cast(tf.shape(Wo)[1], Wo.dtype)
+    DO = DY @ Wo
+    t0 = tf.linalg.matmul(DO, V, transpose_b=True)
+    DZ = P * (t0 - tf.reduce_sum(P * t0, axis=1, keepdims=True))
+    DV = tf.linalg.matmul(P, DO, transpose_a=True)
+    DK = tf.linalg.matmul(DZ, Q, transpose_a=True) / tf.sqrt(E)
+    DQ = (DZ @ K) / tf.sqrt(E)
+    Wq = Wq - tf.linalg.matmul(DQ, X, transpose_a=True) * eta
+    Wk = Wk - tf.linalg.matmul(DK, X, transpose_a=True) * eta
+    Wv = Wv - tf.linalg.matmul(DV, X, transpose_a=True) * eta
+    Wo = Wo - tf.linalg.matmul(DY, O, transpose_a=True) * eta
+    return Wq, Wk, Wv, Wo
+
+
+def self_attention_backward_without_DX_update_momentum(
+    X: Tensor,
+    Wo: Tensor,
+    Q: Tensor,
+    K: Tensor,
+    V: Tensor,
+    P: Tensor,
+    O: Tensor,
+    DY: Tensor,
+    Wq: Tensor,
+    Delta_Wq: Tensor,
+    Wk: Tensor,
+    Delta_Wk: Tensor,
+    Wv: Tensor,
+    Delta_Wv: Tensor,
+    Delta_Wo: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: backpropagation, without DX, with the momentum update of Wq, Wk, Wv, Wo in place.
+
+    From spec/layers/attention.py (self_attention):
+
+        DO = DY·Wo
+        DZ = P ⊙ (DO·Vᵀ − (P ⊙ (DO·Vᵀ))·1_N·1_Nᵀ)
+        DV = Pᵀ·DO
+        DK = DZᵀ·Q/(sqrt(E))
+        DQ = DZ·K/(sqrt(E))
+        DWq = DQᵀ·X
+        DWk = DKᵀ·X
+        DWv = DVᵀ·X
+        DWo = DYᵀ·O
+        Delta_Wq ← μ·Δ_Wq − η·DWq
+        Wq ← Δ_Wq + Wq
+        Delta_Wk ← μ·Δ_Wk − η·DWk
+        Wk ← Δ_Wk + Wk
+        Delta_Wv ← μ·Δ_Wv − η·DWv
+        Wv ← Δ_Wv + Wv
+        Delta_Wo ← μ·Δ_Wo − η·DWo
+        Wo ← Δ_Wo + Wo
+
+    Shapes: X N×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, DY N×D, Wq E×D, Delta_Wq E×D, Wk E×D, Delta_Wk E×D, Wv E×D, Delta_Wv E×D, Delta_Wo D×E, eta scalar, mu scalar.
+    Returns (Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo).
+    """
+    check_shapes(
+        "self_attention_backward_without_DX_update_momentum",
+        (
+            ("X", ("N", "D")),
+            ("Wo", ("D", "E")),
+            ("Q", ("N", "E")),
+            ("K", ("N", "E")),
+            ("V", ("N", "E")),
+            ("P", ("N", "N")),
+            ("O", ("N", "E")),
+            ("DY", ("N", "D")),
+            ("Wq", ("E", "D")),
+            ("Delta_Wq", ("E", "D")),
+            ("Wk", ("E", "D")),
+            ("Delta_Wk", ("E", "D")),
+            ("Wv", ("E", "D")),
+            ("Delta_Wv", ("E", "D")),
+            ("Delta_Wo", ("D", "E")),
+        ),
+        (
+            X.shape,
+            Wo.shape,
+            Q.shape,
+            K.shape,
+            V.shape,
+            P.shape,
+            O.shape,
+            DY.shape,
+            Wq.shape,
+            Delta_Wq.shape,
+            Wk.shape,
+            Delta_Wk.shape,
+            Wv.shape,
+            Delta_Wv.shape,
+            Delta_Wo.shape,
+        ),
+    )
+    E = tf.cast(tf.shape(Wo)[1], Wo.dtype)
+    DO = DY @ Wo
+    t0 = tf.linalg.matmul(DO, V, transpose_b=True)
+    DZ = P * (t0 - tf.reduce_sum(P * t0, axis=1, keepdims=True))
+    DV = tf.linalg.matmul(P, DO, transpose_a=True)
+    DK = tf.linalg.matmul(DZ, Q, transpose_a=True) / tf.sqrt(E)
+    DQ = (DZ @ K) / tf.sqrt(E)
+    Delta_Wq = Delta_Wq * mu - tf.linalg.matmul(DQ, X, transpose_a=True) * eta
+    Wq = Delta_Wq + Wq
+    Delta_Wk = Delta_Wk * mu - tf.linalg.matmul(DK, X, transpose_a=True) * eta
+    Wk = Delta_Wk + Wk
+    Delta_Wv = Delta_Wv * mu - tf.linalg.matmul(DV, X, transpose_a=True) * eta
+    Wv = Delta_Wv + Wv
+    Delta_Wo = Delta_Wo * mu - tf.linalg.matmul(DY, O, transpose_a=True) * eta
+    Wo = Delta_Wo + Wo
+    return Delta_Wq, Wq, Delta_Wk, Wk, Delta_Wv, Wv, Delta_Wo, Wo
 
 
 def simple_batch_norm_forward(X: Tensor) -> tuple[Tensor, Tensor]:
@@ -1297,6 +1827,275 @@ def residual_relu_layer_backward_without_DX_update_momentum(
     Delta_b = Delta_b * mu - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
     b = Delta_b + b
     return Delta_W, W, Delta_b, b
+
+
+def residual_projection_relu_layer_forward(
+    X: Tensor, W: Tensor, b: Tensor, P: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): feedforward.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        Z = X·Wᵀ + 1_N·b
+        Y = X·Pᵀ + relu(Z)
+
+    Shapes: X N×D, W K×D, b 1×K, P K×D.
+    Returns (Z, Y).
+    """
+    check_shapes(
+        "residual_projection_relu_layer_forward",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")), ("P", ("K", "D"))),
+        (X.shape, W.shape, b.shape, P.shape),
+    )
+    Z = tf.linalg.matmul(X, W, transpose_b=True) + b
+    Y = tf.linalg.matmul(X, P, transpose_b=True) + tf.maximum(Z, 0)
+    return Z, Y
+
+
+def residual_projection_relu_layer_backward(
+    X: Tensor, W: Tensor, P: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        DX = DY·P + DZ·W
+
+    Shapes: X N×D, W K×D, P K×D, Z N×K, DY N×K.
+    Returns (DW, Db, DP, DX).
+    """
+    check_shapes(
+        "residual_projection_relu_layer_backward",
+        (("X", ("N", "D")), ("W", ("K", "D")), ("P", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, W.shape, P.shape, Z.shape, DY.shape),
+    )
+    DZ = tf.where(Z <= 0, tf.cast(0, DY.dtype), DY)
+    DW = tf.linalg.matmul(DZ, X, transpose_a=True)
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    DP = tf.linalg.matmul(DY, X, transpose_a=True)
+    DX = DY @ P + DZ @ W
+    return DW, Db, DP, DX
+
+
+def residual_projection_relu_layer_backward_without_DX(
+    X: Tensor, Z: Tensor, DY: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, without DX.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+
+    Shapes: X N×D, Z N×K, DY N×K.
+    Returns (DW, Db, DP).
+    """
+    check_shapes(
+        "residual_projection_relu_layer_backward_without_DX",
+        (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
+        (X.shape, Z.shape, DY.shape),
+    )
+    DZ = tf.where(Z <= 0, tf.cast(0, DY.dtype), DY)
+    DW = tf.linalg.matmul(DZ, X, transpose_a=True)
+    Db = tf.reduce_sum(DZ, axis=0, keepdims=True)
+    DP = tf.linalg.matmul(DY, X, transpose_a=True)
+    return DW, Db, DP
+
+
+def residual_projection_relu_layer_backward_update_gradient_descent(
+    X: Tensor, W: Tensor, P: Tensor, Z: Tensor, DY: Tensor, b: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, with the gradient descent update of W, b, P in place.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        DX = DY·P + DZ·W
+        W ← W − η·DW
+        b ← b − η·Db
+        P ← P − η·DP
+
+    Shapes: X N×D, W K×D, P K×D, Z N×K, DY N×K, b 1×K, eta scalar.
+    Returns (DX, W, b, P).
+    """
+    check_shapes(
+        "residual_projection_relu_layer_backward_update_gradient_descent",
+        (
+            ("X", ("N", "D")),
+            ("W", ("K", "D")),
+            ("P", ("K", "D")),
+            ("Z", ("N", "K")),
+            ("DY", ("N", "K")),
+            ("b", (1, "K")),
+        ),
+        (X.shape, W.shape, P.shape, Z.shape, DY.shape, b.shape),
+    )
+    DZ = tf.where(Z <= 0, tf.cast(0, DY.dtype), DY)
+    DX = DY @ P + DZ @ W
+    W = W - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    b = b - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    P = P - tf.linalg.matmul(DY, X, transpose_a=True) * eta
+    return DX, W, b, P
+
+
+def residual_projection_relu_layer_backward_update_momentum(
+    X: Tensor,
+    W: Tensor,
+    P: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    Delta_P: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, with the momentum update of W, b, P in place.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        DX = DY·P + DZ·W
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+        Delta_P ← μ·Δ_P − η·DP
+        P ← Δ_P + P
+
+    Shapes: X N×D, W K×D, P K×D, Z N×K, DY N×K, Delta_W K×D, b 1×K, Delta_b 1×K, Delta_P K×D, eta scalar, mu scalar.
+    Returns (DX, Delta_W, W, Delta_b, b, Delta_P, P).
+    """
+    check_shapes(
+        "residual_projection_relu_layer_backward_update_momentum",
+        (
+            ("X", ("N", "D")),
+            ("W", ("K", "D")),
+            ("P", ("K", "D")),
+            ("Z", ("N", "K")),
+            ("DY", ("N", "K")),
+            ("Delta_W", ("K", "D")),
+            ("b", (1, "K")),
+            ("Delta_b", (1, "K")),
+            ("Delta_P", ("K", "D")),
+        ),
+        (X.shape, W.shape, P.shape, Z.shape, DY.shape, Delta_W.shape, b.shape, Delta_b.shape, Delta_P.shape),
+    )
+    DZ = tf.where(Z <= 0, tf.cast(0, DY.dtype), DY)
+    DX = DY @ P + DZ @ W
+    Delta_W = Delta_W * mu - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    Delta_P = Delta_P * mu - tf.linalg.matmul(DY, X, transpose_a=True) * eta
+    P = Delta_P + P
+    return DX, Delta_W, W, Delta_b, b, Delta_P, P
+
+
+def residual_projection_relu_layer_backward_without_DX_update_gradient_descent(
+    X: Tensor, Z: Tensor, DY: Tensor, W: Tensor, b: Tensor, P: Tensor, eta: Scalar
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, without DX, with the gradient descent update of W, b, P in place.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        W ← W − η·DW
+        b ← b − η·Db
+        P ← P − η·DP
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, b 1×K, P K×D, eta scalar.
+    Returns (W, b, P).
+    """
+    check_shapes(
+        "residual_projection_relu_layer_backward_without_DX_update_gradient_descent",
+        (
+            ("X", ("N", "D")),
+            ("Z", ("N", "K")),
+            ("DY", ("N", "K")),
+            ("W", ("K", "D")),
+            ("b", (1, "K")),
+            ("P", ("K", "D")),
+        ),
+        (X.shape, Z.shape, DY.shape, W.shape, b.shape, P.shape),
+    )
+    DZ = tf.where(Z <= 0, tf.cast(0, DY.dtype), DY)
+    W = W - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    b = b - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    P = P - tf.linalg.matmul(DY, X, transpose_a=True) * eta
+    return W, b, P
+
+
+def residual_projection_relu_layer_backward_without_DX_update_momentum(
+    X: Tensor,
+    Z: Tensor,
+    DY: Tensor,
+    W: Tensor,
+    Delta_W: Tensor,
+    b: Tensor,
+    Delta_b: Tensor,
+    P: Tensor,
+    Delta_P: Tensor,
+    eta: Scalar,
+    mu: Scalar,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): backpropagation, without DX, with the momentum update of W, b, P in place.
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        DZ = DY ⊙ relu'(Z)
+        DW = DZᵀ·X
+        Db = 1_Nᵀ·DZ
+        DP = DYᵀ·X
+        Delta_W ← μ·Δ_W − η·DW
+        W ← Δ_W + W
+        Delta_b ← μ·Δ_b − η·Db
+        b ← Δ_b + b
+        Delta_P ← μ·Δ_P − η·DP
+        P ← Δ_P + P
+
+    Shapes: X N×D, Z N×K, DY N×K, W K×D, Delta_W K×D, b 1×K, Delta_b 1×K, P K×D, Delta_P K×D, eta scalar, mu scalar.
+    Returns (Delta_W, W, Delta_b, b, Delta_P, P).
+    """
+    check_shapes(
+        "residual_projection_relu_layer_backward_without_DX_update_momentum",
+        (
+            ("X", ("N", "D")),
+            ("Z", ("N", "K")),
+            ("DY", ("N", "K")),
+            ("W", ("K", "D")),
+            ("Delta_W", ("K", "D")),
+            ("b", (1, "K")),
+            ("Delta_b", (1, "K")),
+            ("P", ("K", "D")),
+            ("Delta_P", ("K", "D")),
+        ),
+        (X.shape, Z.shape, DY.shape, W.shape, Delta_W.shape, b.shape, Delta_b.shape, P.shape, Delta_P.shape),
+    )
+    DZ = tf.where(Z <= 0, tf.cast(0, DY.dtype), DY)
+    Delta_W = Delta_W * mu - tf.linalg.matmul(DZ, X, transpose_a=True) * eta
+    W = Delta_W + W
+    Delta_b = Delta_b * mu - tf.reduce_sum(DZ, axis=0, keepdims=True) * eta
+    b = Delta_b + b
+    Delta_P = Delta_P * mu - tf.linalg.matmul(DY, X, transpose_a=True) * eta
+    P = Delta_P + P
+    return Delta_W, W, Delta_b, b, Delta_P, P
 
 
 def softmax_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> Tensor:

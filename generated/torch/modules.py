@@ -72,6 +72,7 @@ __all__ = [
     "SReLU",
     "SReLULayer",
     "SReLUDropoutLayer",
+    "SelfAttention",
     "SimpleBatchNorm",
     "SimpleBatchNormInference",
     "BatchNorm",
@@ -84,6 +85,7 @@ __all__ = [
     "LayerNorm",
     "Linear",
     "ResidualReLULayer",
+    "ResidualProjectionReLULayer",
     "SoftmaxLayer",
     "LogSoftmaxLayer",
     "SquaredErrorLoss",
@@ -1273,6 +1275,48 @@ class SReLUDropoutLayer(nn.Module):
         return C.restore_rows(Y, rows)
 
 
+class SelfAttention(nn.Module):
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ.
+
+    Spec ``self_attention`` (spec/layers/attention.py),
+    differentiated by its generated backward kernel (``functional.SelfAttentionFunction``).
+
+    Args:
+        D: the number of columns of X and Wq and Wk and Wv, rows of Wo.
+        E: the number of rows of Wq and Wk and Wv, columns of Wo.
+
+    Parameters: Wq E×D, Wk E×D, Wv E×D, Wo D×E.
+    ``forward(X: N×D)`` returns Y (N×D).
+    """
+
+    def __init__(self, D: int, E: int, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.D = D
+        self.E = E
+        self.Wq = nn.Parameter(torch.empty((E, D), device=device, dtype=dtype))
+        self.Wk = nn.Parameter(torch.empty((E, D), device=device, dtype=dtype))
+        self.Wv = nn.Parameter(torch.empty((E, D), device=device, dtype=dtype))
+        self.Wo = nn.Parameter(torch.empty((D, E), device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            uniform_fan_in_(self.Wq)
+            uniform_fan_in_(self.Wk)
+            uniform_fan_in_(self.Wv)
+            uniform_fan_in_(self.Wo)
+
+    def extra_repr(self) -> str:
+        return f"D={self.D}, E={self.E}"
+
+    def forward(self, X: Tensor) -> Tensor:
+        X, Wq, Wk, Wv, Wo = C.autocast_arguments("lower", X, self.Wq, self.Wk, self.Wv, self.Wo)
+        F.check("SelfAttention", F.SELF_ATTENTION_SHAPES, (Wq, Wk, Wv, Wo, X), trusted=4)
+        with C.autocast_disabled(X):
+            Y = F.SelfAttentionFunction.apply(X, Wq, Wk, Wv, Wo)[5]
+        return Y
+
+
 class SimpleBatchNorm(nn.Module):
     """Batch normalization.
 
@@ -1892,6 +1936,57 @@ class ResidualReLULayer(nn.Module):
         F.check("ResidualReLULayer", F.RESIDUAL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
         with C.autocast_disabled(X):
             Y = F.ResidualReLULayerFunction.run(X, W, b)[1]
+        return C.restore_rows(Y, rows)
+
+
+class ResidualProjectionReLULayer(nn.Module):
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D).
+
+    Spec ``residual_projection_relu_layer`` (spec/layers/residual.py),
+    differentiated by its generated backward kernel (``functional.ResidualProjectionReLULayerFunction``).
+
+    Args:
+        D: the number of columns of X and W and P.
+        K: the number of rows of W and P, columns of b.
+
+    Parameters: W K×D, b 1×K, P K×D.
+    ``forward(X: N×D)`` returns Y (N×K).
+    """
+
+    def __init__(self, D: int, K: int, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.D = D
+        self.K = K
+        self.W = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
+        self.b = nn.Parameter(torch.empty((1, K), device=device, dtype=dtype))
+        self.P = nn.Parameter(torch.empty((K, D), device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            uniform_fan_in_(self.W)
+            self.b.fill_(0)
+            uniform_fan_in_(self.P)
+
+    def extra_repr(self) -> str:
+        return f"D={self.D}, K={self.K}"
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """Refused: an nn.Linear state_dict has no place for P."""
+        return C.to_torch_state_dict(self, "ResidualProjectionReLULayer")
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Refused: an nn.Linear state_dict has no place for P."""
+        C.load_torch_state_dict(self, state, "ResidualProjectionReLULayer")
+
+    def forward(self, X: Tensor) -> Tensor:
+        X, rows = C.batch_rows("ResidualProjectionReLULayer", ("X",), X)
+        X, W, b, P = C.autocast_arguments("lower", X, self.W, self.b, self.P)
+        F.check(
+            "ResidualProjectionReLULayer", F.RESIDUAL_PROJECTION_RELU_LAYER_SHAPES, (W, b, P, X), trusted=3
+        )
+        with C.autocast_disabled(X):
+            Y = F.ResidualProjectionReLULayerFunction.apply(X, W, b, P)[1]
         return C.restore_rows(Y, rows)
 
 

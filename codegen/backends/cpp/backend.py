@@ -65,7 +65,7 @@ def _dimension(d) -> int | str:
     return int(d) if getattr(d, "is_Integer", False) or isinstance(d, int) else str(d)
 
 
-SIZES = {"N": 3, "D": 4, "K": 5, "M": 3, "P": 4}
+SIZES = {"N": 3, "D": 4, "K": 5, "M": 3, "P": 4, "E": 2}  # E: attention's head width
 
 
 def _size(d) -> int:
