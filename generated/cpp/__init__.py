@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "bb4d066faad101212d3ef7808e4fe14339504a6ebb36f59c9da92d4c6f00d44a",
+    "bbdb26bcfe5a06b5842bcb8c3df021903fb16e2a66122d1d54f281a66dcc8f1f",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
-_COMPILED_GENERATION = "bb4d066faad101212d3ef7808e4fe14339504a6ebb36f59c9da92d4c6f00d44a"
+_COMPILED_GENERATION = "bbdb26bcfe5a06b5842bcb8c3df021903fb16e2a66122d1d54f281a66dcc8f1f"
 
 import os
 

@@ -31,7 +31,7 @@ void define_softmax_functions(nanobind::module_& m);
 
 NB_MODULE(_batchform_cpp, m) {
     m.attr("GENERATION") =
-        "bb4d066faad101212d3ef7808e4fe14339504a6ebb36f59c9da92d4c6f00d44a";  // checked by generated.cpp
+        "bbdb26bcfe5a06b5842bcb8c3df021903fb16e2a66122d1d54f281a66dcc8f1f";  // checked by generated.cpp
     batchform::register_sparse(m);
     batchform::define_activations_all_relu(m);
     batchform::define_activations_gelu(m);

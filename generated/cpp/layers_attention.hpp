@@ -532,4 +532,50 @@ void self_attention_backward_without_DX_update_momentum(
     (void)D, (void)N;
 }
 
+// Every kernel above for float and double. kernels_layers_attention.cpp instantiates them, once, with the
+// kernels' optimization (-O3); every other file that includes this header only declares them (`extern
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
+#define BATCHFORM_KERNELS_LAYERS_ATTENTION(PREFIX, S)                                                        \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>, Matrix<S>, Matrix<S>, Matrix<S>>             \
+    self_attention_forward<S>(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Wq,                       \
+                              const ConstMatrixRef<S>& Wk, const ConstMatrixRef<S>& Wv,                      \
+                              const ConstMatrixRef<S>& Wo);                                                  \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>, Matrix<S>, Matrix<S>>                        \
+    self_attention_backward<S>(                                                                              \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Wq, const ConstMatrixRef<S>& Wk,                \
+        const ConstMatrixRef<S>& Wv, const ConstMatrixRef<S>& Wo, const ConstMatrixRef<S>& Q,                \
+        const ConstMatrixRef<S>& K, const ConstMatrixRef<S>& V, const ConstMatrixRef<S>& P,                  \
+        const ConstMatrixRef<S>& O, const ConstMatrixRef<S>& DY);                                            \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>, Matrix<S>>                                   \
+    self_attention_backward_without_DX<S>(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Wo,           \
+                                          const ConstMatrixRef<S>& Q, const ConstMatrixRef<S>& K,            \
+                                          const ConstMatrixRef<S>& V, const ConstMatrixRef<S>& P,            \
+                                          const ConstMatrixRef<S>& O, const ConstMatrixRef<S>& DY);          \
+    PREFIX template Matrix<S> self_attention_backward_update_gradient_descent<S>(                            \
+        const ConstMatrixRef<S>& X, MatrixRef<S> Wq, MatrixRef<S> Wk, MatrixRef<S> Wv, MatrixRef<S> Wo,      \
+        const ConstMatrixRef<S>& Q, const ConstMatrixRef<S>& K, const ConstMatrixRef<S>& V,                  \
+        const ConstMatrixRef<S>& P, const ConstMatrixRef<S>& O, const ConstMatrixRef<S>& DY, S eta);         \
+    PREFIX template Matrix<S> self_attention_backward_update_momentum<S>(                                    \
+        const ConstMatrixRef<S>& X, MatrixRef<S> Wq, MatrixRef<S> Wk, MatrixRef<S> Wv, MatrixRef<S> Wo,      \
+        const ConstMatrixRef<S>& Q, const ConstMatrixRef<S>& K, const ConstMatrixRef<S>& V,                  \
+        const ConstMatrixRef<S>& P, const ConstMatrixRef<S>& O, const ConstMatrixRef<S>& DY,                 \
+        MatrixRef<S> Delta_Wq, MatrixRef<S> Delta_Wk, MatrixRef<S> Delta_Wv, MatrixRef<S> Delta_Wo, S eta,   \
+        S mu);                                                                                               \
+    PREFIX template void self_attention_backward_without_DX_update_gradient_descent<S>(                      \
+        const ConstMatrixRef<S>& X, MatrixRef<S> Wo, const ConstMatrixRef<S>& Q, const ConstMatrixRef<S>& K, \
+        const ConstMatrixRef<S>& V, const ConstMatrixRef<S>& P, const ConstMatrixRef<S>& O,                  \
+        const ConstMatrixRef<S>& DY, MatrixRef<S> Wq, MatrixRef<S> Wk, MatrixRef<S> Wv, S eta);              \
+    PREFIX template void self_attention_backward_without_DX_update_momentum<S>(                              \
+        const ConstMatrixRef<S>& X, MatrixRef<S> Wo, const ConstMatrixRef<S>& Q, const ConstMatrixRef<S>& K, \
+        const ConstMatrixRef<S>& V, const ConstMatrixRef<S>& P, const ConstMatrixRef<S>& O,                  \
+        const ConstMatrixRef<S>& DY, MatrixRef<S> Wq, MatrixRef<S> Delta_Wq, MatrixRef<S> Wk,                \
+        MatrixRef<S> Delta_Wk, MatrixRef<S> Wv, MatrixRef<S> Delta_Wv, MatrixRef<S> Delta_Wo, S eta, S mu);
+
+#ifndef BATCHFORM_NO_KERNEL_UNITS
+BATCHFORM_KERNELS_LAYERS_ATTENTION(extern, float)
+BATCHFORM_KERNELS_LAYERS_ATTENTION(extern, double)
+#endif
+
 }  // namespace batchform

@@ -586,4 +586,59 @@ void residual_projection_relu_layer_backward_without_DX_update_momentum(
     (void)D, (void)K, (void)N;
 }
 
+// Every kernel above for float and double. kernels_layers_residual.cpp instantiates them, once, with the
+// kernels' optimization (-O3); every other file that includes this header only declares them (`extern
+// template`), so that the bindings, compiled for size, neither instantiate nor optimize a kernel again. A
+// program without the kernel units (the sanitizer tests: one dtype) defines BATCHFORM_NO_KERNEL_UNITS and
+// instantiates what it calls itself.
+#define BATCHFORM_KERNELS_LAYERS_RESIDUAL(PREFIX, S)                                                         \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> residual_relu_layer_forward<S>(                         \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W, const ConstMatrixRef<S>& b);                 \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>> residual_relu_layer_backward<S>(             \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W, const ConstMatrixRef<S>& Z,                  \
+        const ConstMatrixRef<S>& DY);                                                                        \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> residual_relu_layer_backward_without_DX<S>(             \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY);                \
+    PREFIX template Matrix<S> residual_relu_layer_backward_update_gradient_descent<S>(                       \
+        const ConstMatrixRef<S>& X, MatrixRef<S> W, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, \
+        MatrixRef<S> b, S eta);                                                                              \
+    PREFIX template Matrix<S> residual_relu_layer_backward_update_momentum<S>(                               \
+        const ConstMatrixRef<S>& X, MatrixRef<S> W, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, \
+        MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b, S eta, S mu);                            \
+    PREFIX template void residual_relu_layer_backward_without_DX_update_gradient_descent<S>(                 \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, MatrixRef<S> W, \
+        MatrixRef<S> b, S eta);                                                                              \
+    PREFIX template void residual_relu_layer_backward_without_DX_update_momentum<S>(                         \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, MatrixRef<S> W, \
+        MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b, S eta, S mu);                            \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>> residual_projection_relu_layer_forward<S>(              \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W, const ConstMatrixRef<S>& b,                  \
+        const ConstMatrixRef<S>& P);                                                                         \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>, Matrix<S>>                                   \
+    residual_projection_relu_layer_backward<S>(const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& W,       \
+                                               const ConstMatrixRef<S>& P, const ConstMatrixRef<S>& Z,       \
+                                               const ConstMatrixRef<S>& DY);                                 \
+    PREFIX template std::tuple<Matrix<S>, Matrix<S>, Matrix<S>>                                              \
+    residual_projection_relu_layer_backward_without_DX<S>(                                                   \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY);                \
+    PREFIX template Matrix<S> residual_projection_relu_layer_backward_update_gradient_descent<S>(            \
+        const ConstMatrixRef<S>& X, MatrixRef<S> W, MatrixRef<S> P, const ConstMatrixRef<S>& Z,              \
+        const ConstMatrixRef<S>& DY, MatrixRef<S> b, S eta);                                                 \
+    PREFIX template Matrix<S> residual_projection_relu_layer_backward_update_momentum<S>(                    \
+        const ConstMatrixRef<S>& X, MatrixRef<S> W, MatrixRef<S> P, const ConstMatrixRef<S>& Z,              \
+        const ConstMatrixRef<S>& DY, MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b,             \
+        MatrixRef<S> Delta_P, S eta, S mu);                                                                  \
+    PREFIX template void residual_projection_relu_layer_backward_without_DX_update_gradient_descent<S>(      \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, MatrixRef<S> W, \
+        MatrixRef<S> b, MatrixRef<S> P, S eta);                                                              \
+    PREFIX template void residual_projection_relu_layer_backward_without_DX_update_momentum<S>(              \
+        const ConstMatrixRef<S>& X, const ConstMatrixRef<S>& Z, const ConstMatrixRef<S>& DY, MatrixRef<S> W, \
+        MatrixRef<S> Delta_W, MatrixRef<S> b, MatrixRef<S> Delta_b, MatrixRef<S> P, MatrixRef<S> Delta_P,    \
+        S eta, S mu);
+
+#ifndef BATCHFORM_NO_KERNEL_UNITS
+BATCHFORM_KERNELS_LAYERS_RESIDUAL(extern, float)
+BATCHFORM_KERNELS_LAYERS_RESIDUAL(extern, double)
+#endif
+
 }  // namespace batchform

@@ -70,6 +70,7 @@ __all__ = [
     "layer_norm",
     "linear",
     "residual_relu_layer",
+    "residual_projection_relu_layer",
     "softmax_layer",
     "log_softmax_layer",
     "squared_error_loss",
@@ -1514,6 +1515,46 @@ def residual_relu_layer(X: Array, W: Array, b: Array) -> Array:
     X, rows = batch_rows("residual_relu_layer", ("X",), X)
     check("residual_relu_layer", RESIDUAL_RELU_LAYER_SHAPES, (X, W, b))
     return restore_rows(_residual_relu_layer_jvp(X, W, b), rows)
+
+
+RESIDUAL_PROJECTION_RELU_LAYER_SHAPES = (
+    ("X", ("N", "D")),
+    ("W", ("K", "D")),
+    ("b", (1, "K")),
+    ("P", ("K", "D")),
+)
+
+
+@jax.custom_jvp
+def _residual_projection_relu_layer_jvp(X, W, b, P):
+    return _layers.residual_projection_relu_layer_forward(X, W, b, P)[1]
+
+
+@_residual_projection_relu_layer_jvp.defjvp
+def _residual_projection_relu_layer_tangent(primals, tangents):
+    X, W, b, P = primals
+    dX, dW, db, dP = tangents
+    Z, Y = _layers.residual_projection_relu_layer_forward(X, W, b, P)
+    dY = _layers.residual_projection_relu_layer_jvp(X, W, P, Z, dX, dW, db, dP)
+    return Y, dY
+
+
+def residual_projection_relu_layer(X: Array, W: Array, b: Array, P: Array) -> Array:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D).
+
+    Returns Y; a ``jax.custom_jvp`` function whose JVP rule is the generated tangent kernel
+    ``residual_projection_relu_layer_jvp`` (reverse mode: JAX's transpose of it):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dX·Pᵀ + X·dPᵀ + dZ ⊙ relu'(Z)
+
+    Shapes (checked): X N×D, W K×D, b 1×K, P K×D.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
+    Tangents: X, W, b, P.
+    """
+    X, rows = batch_rows("residual_projection_relu_layer", ("X",), X)
+    check("residual_projection_relu_layer", RESIDUAL_PROJECTION_RELU_LAYER_SHAPES, (X, W, b, P))
+    return restore_rows(_residual_projection_relu_layer_jvp(X, W, b, P), rows)
 
 
 SOFTMAX_LAYER_SHAPES = (("X", ("N", "D")), ("W", ("K", "D")), ("b", (1, "K")))

@@ -2688,10 +2688,12 @@ def residual_projection_relu_layer(X: Array, W: Array, b: Array, P: Array) -> Ar
         DX = DY·P + DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K, P K×D.
+    X may have leading axes, (*, D), as ``flax.linen.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b, P.
     """
+    X, rows = batch_rows("residual_projection_relu_layer", ("X",), X)
     check("residual_projection_relu_layer", RESIDUAL_PROJECTION_RELU_LAYER_SHAPES, (X, W, b, P))
-    return _residual_projection_relu_layer_vjp(X, W, b, P)
+    return restore_rows(_residual_projection_relu_layer_vjp(X, W, b, P), rows)
 
 
 def residual_projection_relu_layer_init(key: Array, D: int, K: int, *, dtype=jnp.float32) -> dict[str, Array]:

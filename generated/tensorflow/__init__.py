@@ -13,7 +13,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "dd6158f417f1088791795ccea4465d51085f8d68be1cc827fbd5136debcc5f9b",
+    "2df835459b6194c1d0da84ea50f7f58315fa28702fc3c639047410977635ce0b",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
 
@@ -251,6 +251,14 @@ from .losses import (
     logistic_cross_entropy_loss_gradient,
     negative_log_likelihood_loss,
     negative_log_likelihood_loss_gradient,
+    squared_error_loss_rows,
+    mean_squared_error_loss_rows,
+    cross_entropy_loss_rows,
+    softmax_cross_entropy_loss_rows,
+    softmax_cross_entropy_one_hot_loss_rows,
+    stable_softmax_cross_entropy_loss_rows,
+    logistic_cross_entropy_loss_rows,
+    negative_log_likelihood_loss_rows,
 )
 from .optimizers import (
     gradient_descent_update,
@@ -499,6 +507,14 @@ __all__ = [
     "logistic_cross_entropy_loss_gradient",
     "negative_log_likelihood_loss",
     "negative_log_likelihood_loss_gradient",
+    "squared_error_loss_rows",
+    "mean_squared_error_loss_rows",
+    "cross_entropy_loss_rows",
+    "softmax_cross_entropy_loss_rows",
+    "softmax_cross_entropy_one_hot_loss_rows",
+    "stable_softmax_cross_entropy_loss_rows",
+    "logistic_cross_entropy_loss_rows",
+    "negative_log_likelihood_loss_rows",
     "gradient_descent_update",
     "momentum_update",
     "nesterov_update",

@@ -2153,10 +2153,12 @@ def residual_projection_relu_layer(X: Tensor, W: Tensor, b: Tensor, P: Tensor) -
         DX = DY·P + DZ·W
 
     Shapes (checked): X N×D, W K×D, b 1×K, P K×D.
+    X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b, P.
     """
+    X, rows = batch_rows(X)
     dtype = check("residual_projection_relu_layer", RESIDUAL_PROJECTION_RELU_LAYER_CALL_SHAPES, (X, W, b, P))
-    return residual_projection_relu_layer_apply(X, W, b, P, dtype=dtype)
+    return restore_rows(residual_projection_relu_layer_apply(X, W, b, P, dtype=dtype), rows)
 
 
 SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))

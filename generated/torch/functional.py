@@ -3027,9 +3027,16 @@ class SelfAttentionFunction(torch.autograd.Function):
     kernel's (Q, K, V, P, O, Y); Q, K, V, P, O not differentiable.
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
+
+    No forward mode: the spec has no tangent equations.
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, Wq, Wk, Wv, Wo):
+        """``apply``."""
+        return cls.apply(X, Wq, Wk, Wv, Wo)
 
     @staticmethod
     def forward(X, Wq, Wk, Wv, Wo):
@@ -3040,10 +3047,13 @@ class SelfAttentionFunction(torch.autograd.Function):
         X, Wq, Wk, Wv, Wo = inputs
         Q, K, V, P, O, _ = output
         ctx.mark_non_differentiable(Q, K, V, P, O)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, Wq, Wk, Wv, Wo, Q, K, V, P, O)
 
     @staticmethod
     def backward(ctx, _DQ, _DK, _DV, _DP, _DO, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None, None
         X, Wq, Wk, Wv, Wo, Q, K, V, P, O = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -3074,7 +3084,7 @@ def self_attention(X: Tensor, Wq: Tensor, Wk: Tensor, Wv: Tensor, Wo: Tensor) ->
     Gradients: X, Wq, Wk, Wv, Wo.
     """
     check("self_attention", SELF_ATTENTION_CALL_SHAPES, (X, Wq, Wk, Wv, Wo))
-    return SelfAttentionFunction.apply(X, Wq, Wk, Wv, Wo)[5]
+    return SelfAttentionFunction.run(X, Wq, Wk, Wv, Wo)[5]
 
 
 SIMPLE_BATCH_NORM_SHAPES = (("X", ("N", "K")),)
@@ -4423,9 +4433,23 @@ class ResidualProjectionReLULayerFunction(torch.autograd.Function):
     kernel's (Z, Y); Z not differentiable.
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
+
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``residual_projection_relu_layer_jvp``, derived from the forward
+    equations and proved:
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dX·Pᵀ + X·dPᵀ + dZ ⊙ relu'(Z)
     """
 
     generate_vmap_rule = True
+
+    @classmethod
+    def run(cls, X, W, b, P):
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _ResidualProjectionReLULayerCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, W, b, P)
 
     @staticmethod
     def forward(X, W, b, P):
@@ -4436,10 +4460,14 @@ class ResidualProjectionReLULayerFunction(torch.autograd.Function):
         X, W, b, P = inputs
         Z, _ = output
         ctx.mark_non_differentiable(Z)
+        ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, W, b, P, Z)
+        ctx.save_for_forward(X, W, b, P, Z)
 
     @staticmethod
     def backward(ctx, _DZ, DY):
+        if DY is None:  # no gradient reached Y (gradients are not materialized)
+            return None, None, None, None
         X, W, b, P, Z = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: the forward values as functions of the arguments
             try:
@@ -4450,6 +4478,22 @@ class ResidualProjectionReLULayerFunction(torch.autograd.Function):
                     f"({exc})"
                 ) from exc
         return _residual_projection_relu_layer_gradients(ctx, X, W, b, P, Z, DY)
+
+    @staticmethod
+    def jvp(ctx, dX, dW, db, dP):
+        X, W, b, P, Z = ctx.saved_tensors
+        dX = torch.zeros_like(X) if dX is None else dX
+        dW = torch.zeros_like(W) if dW is None else dW
+        db = torch.zeros_like(b) if db is None else db
+        dP = torch.zeros_like(P) if dP is None else dP
+        dY = _layers.residual_projection_relu_layer_jvp(X, W, P, Z, dX, dW, db, dP)
+        return None, dY
+
+
+class _ResidualProjectionReLULayerCompiled(ResidualProjectionReLULayerFunction):
+    """``ResidualProjectionReLULayerFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
 
 
 def _residual_projection_relu_layer_gradients(ctx, X, W, b, P, Z, DY, recompute: bool = False):
@@ -4468,10 +4512,12 @@ def residual_projection_relu_layer(X: Tensor, W: Tensor, b: Tensor, P: Tensor) -
 
     Returns Y; differentiable by ``ResidualProjectionReLULayerFunction`` (the generated backward kernel).
     Shapes (checked): X N×D, W K×D, b 1×K, P K×D.
+    X may have leading axes, (*, D), as ``nn.functional.linear`` takes them: the output has the same leading axes.
     Gradients: X, W, b, P.
     """
+    X, rows = batch_rows("residual_projection_relu_layer", ("X",), X)
     check("residual_projection_relu_layer", RESIDUAL_PROJECTION_RELU_LAYER_CALL_SHAPES, (X, W, b, P))
-    return ResidualProjectionReLULayerFunction.apply(X, W, b, P)[1]
+    return restore_rows(ResidualProjectionReLULayerFunction.run(X, W, b, P)[1], rows)
 
 
 SOFTMAX_LAYER_SHAPES = (("W", ("K", "D")), ("b", (1, "K")), ("X", ("N", "D")))

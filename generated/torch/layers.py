@@ -108,6 +108,7 @@ __all__ = [
     "layer_norm_jvp",
     "linear_jvp",
     "residual_relu_layer_jvp",
+    "residual_projection_relu_layer_jvp",
     "softmax_layer_jvp",
     "log_softmax_layer_jvp",
 ]
@@ -3780,6 +3781,48 @@ def residual_relu_layer_jvp(X: Tensor, W: Tensor, Z: Tensor, dX: Tensor, dW: Ten
         )
     dZ = dX @ W.T + X @ dW.T + db
     dY = torch.where(Z <= 0, dX, dX + dZ)
+    return dY
+
+
+def residual_projection_relu_layer_jvp(
+    X: Tensor, W: Tensor, P: Tensor, Z: Tensor, dX: Tensor, dW: Tensor, db: Tensor, dP: Tensor
+) -> Tensor:
+    """Residual block with a projection Y = X·Pᵀ + relu(X·Wᵀ + 1_N·b) (P, W: K × D): forward-mode tangent (JVP).
+
+    From spec/layers/residual.py (residual_projection_relu_layer):
+
+        dZ = dX·Wᵀ + X·dWᵀ + 1_N·db
+        dY = dX·Pᵀ + X·dPᵀ + dZ ⊙ relu'(Z)
+
+    Shapes: X N×D, W K×D, P K×D, Z N×K, dX N×D, dW K×D, db 1×K, dP K×D.
+    Returns dY.
+    """
+    if not (
+        X.ndim == W.ndim == P.ndim == Z.ndim == dX.ndim == dW.ndim == db.ndim == dP.ndim == 2
+        and W.shape[1] == X.shape[1]
+        and P.shape == (W.shape[0], X.shape[1])
+        and Z.shape == (X.shape[0], W.shape[0])
+        and dX.shape == X.shape
+        and dW.shape == (W.shape[0], X.shape[1])
+        and db.shape == (1, W.shape[0])
+        and dP.shape == (W.shape[0], X.shape[1])
+    ):
+        wrong_shapes(
+            "residual_projection_relu_layer_jvp",
+            (
+                ("X", ("N", "D")),
+                ("W", ("K", "D")),
+                ("P", ("K", "D")),
+                ("Z", ("N", "K")),
+                ("dX", ("N", "D")),
+                ("dW", ("K", "D")),
+                ("db", (1, "K")),
+                ("dP", ("K", "D")),
+            ),
+            (X.shape, W.shape, P.shape, Z.shape, dX.shape, dW.shape, db.shape, dP.shape),
+        )
+    dZ = dX @ W.T + X @ dW.T + db
+    dY = torch.where(Z <= 0, dX @ P.T + X @ dP.T, dX @ P.T + X @ dP.T + dZ)
     return dY
 
 

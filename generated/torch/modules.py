@@ -1313,7 +1313,7 @@ class SelfAttention(nn.Module):
         X, Wq, Wk, Wv, Wo = C.autocast_arguments("lower", X, self.Wq, self.Wk, self.Wv, self.Wo)
         F.check("SelfAttention", F.SELF_ATTENTION_SHAPES, (Wq, Wk, Wv, Wo, X), trusted=4)
         with C.autocast_disabled(X):
-            Y = F.SelfAttentionFunction.apply(X, Wq, Wk, Wv, Wo)[5]
+            Y = F.SelfAttentionFunction.run(X, Wq, Wk, Wv, Wo)[5]
         return Y
 
 
@@ -1986,7 +1986,7 @@ class ResidualProjectionReLULayer(nn.Module):
             "ResidualProjectionReLULayer", F.RESIDUAL_PROJECTION_RELU_LAYER_SHAPES, (W, b, P, X), trusted=3
         )
         with C.autocast_disabled(X):
-            Y = F.ResidualProjectionReLULayerFunction.apply(X, W, b, P)[1]
+            Y = F.ResidualProjectionReLULayerFunction.run(X, W, b, P)[1]
         return C.restore_rows(Y, rows)
 
 
