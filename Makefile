@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NERVA := nerva-numpy==1.0.0 nerva-torch==1.0.0 nerva-jax==1.0.0 nerva-tensorflow==1.0.0
 
-.PHONY: all setup generate verify report docs cpp test bench experiment-sparse experiment-fashion-mnist fashion-mnist train fuzz-asan clean
+.PHONY: all setup generate verify report docs cpp test bench experiment-sparse experiment-depth experiment-fashion-mnist fashion-mnist train fuzz-asan clean
 
 all: generate
 
@@ -43,10 +43,18 @@ test: $(STAMP) cpp
 bench: $(STAMP) cpp
 	$(BIN)/python -m bench $(BENCH_FLAGS)
 
-# The sparse-training experiment: writes bench/sparse-training.md and .png (minutes; not part of `make test`).
-# Pass EXPERIMENT_ARGS="--cifar10 DIR --steps 20" to use CIFAR-10 or change the budget.
-experiment-sparse: $(STAMP) cpp
+# The sparse-training experiment: writes bench/sparse-training.md and .png (synthetic CIFAR-shaped batches for
+# time, scaling), then the real-data ablation bench/sparse-ablation.md and .png (densities × static/SET/RigL ×
+# seeds on Fashion-MNIST and digits, against PyTorch masks and CSR; about an hour on 2 idle cores). Not part
+# of `make test`. EXPERIMENT_ARGS="--cifar10 DIR --steps 20" and ABLATION_ARGS="--epochs 3 --seeds 3" change them.
+experiment-sparse: $(STAMP) cpp fashion-mnist
 	$(BIN)/python -m bench.sparse_training $(EXPERIMENT_ARGS)
+	$(BIN)/python -m bench.sparse_ablation $(ABLATION_ARGS)
+
+# Depth 1-32 hidden layers, batch norm and residual blocks, `batchform train` against PyTorch autograd on
+# Fashion-MNIST: writes bench/depth.md and .png. DEPTH_ARGS="--epochs 2 --width 128" changes the budget.
+experiment-depth: $(STAMP) cpp fashion-mnist
+	$(BIN)/python -m bench.depth $(DEPTH_ARGS)
 
 train: $(STAMP)
 	$(BIN)/batchform train --dataset digits
@@ -68,9 +76,11 @@ fashion-mnist:
 	  fi; }
 
 # A dense 784-1024-512-10 MLP on Fashion-MNIST (the data set's README lists an MLP at 0.8833 test accuracy).
-experiment-fashion-mnist: $(STAMP) fashion-mnist
-	$(BIN)/batchform train --dataset fashion-mnist --layers "ReLU;ReLU;Linear" --layer-sizes 784,1024,512,10 \
-	  --optimizers "Nesterov(0.9)" --learning-rate 0.05 --batch-size 100 --epochs 10 $(EXPERIMENT_ARGS)
+# `batchform train` (C++, 10 epochs, Nesterov(0.9), η = 0.05 × 0.2 after epochs 5 and 8, batch 100), then 2
+# epochs of the same seed on numpy, torch and cpp; writes bench/fashion-mnist.md.
+# EXPERIMENT_ARGS="--epochs 20 --backend torch" changes it.
+experiment-fashion-mnist: $(STAMP) cpp fashion-mnist
+	$(BIN)/python -m bench.fashion_mnist $(EXPERIMENT_ARGS)
 
 clean:
 	rm -rf build generated/cpp/build .batchform-cache reports site
