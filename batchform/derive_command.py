@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 import time
 
+from batchform.show import find_spec
+
 
 def _load(args):
     from batchform.codegen.load.loader import load_all
@@ -28,13 +30,9 @@ def derive_command(args) -> int:
     if not args.name:
         print("error: name a spec (`batchform verify` lists them), or give --table", file=sys.stderr)
         return 2
-    chosen = [s for s in specs if s.name == args.name]
-    if not chosen:
-        close = sorted(s.name for s in specs if args.name.lower() in s.name.lower())[:8]
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `batchform verify` lists every spec"
-        print(f"error: no spec named {args.name!r}{hint}", file=sys.stderr)
+    loaded = find_spec(specs, args.name)
+    if loaded is None:
         return 2
-    loaded = chosen[0]
     if loaded.spec.kind == "update":
         print(f"error: {loaded.name} is an update rule: it has no backward equations to derive", file=sys.stderr)
         return 2

@@ -32,13 +32,10 @@ def show(args) -> int:
 
     folders = getattr(args, "spec_dirs", None)
     specs = load_all(spec_dirs=folders) if folders else load_all()
-    chosen = [s for s in specs if s.name == args.name]
-    if not chosen:
-        close = sorted(s.name for s in specs if args.name.lower() in s.name.lower())[:8]
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `batchform verify` lists every spec"
-        print(f"error: no spec named {args.name!r}{hint}", file=sys.stderr)
+    loaded = find_spec(specs, args.name)
+    if loaded is None:
         return 2
-    loaded = chosen[0]
+    chosen = [loaded]
     if getattr(args, "ir", False) or getattr(args, "after", None):
         return show_ir(loaded, getattr(args, "after", None))
     (proof,) = prove_all(chosen, use_cache=not getattr(args, "no_cache", False), jobs=1)
@@ -91,6 +88,18 @@ def show(args) -> int:
     for line in proof.failures():
         print(f"error: {line}", file=sys.stderr)
     return 0 if proof.ok else 1
+
+
+def find_spec(specs: list, name: str):
+    """The loaded spec called ``name``; else None, having printed one error naming it and the specs whose names
+    contain it."""
+    chosen = [s for s in specs if s.name == name]
+    if not chosen:
+        close = sorted(s.name for s in specs if name.lower() in s.name.lower())[:8]
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `batchform verify` lists every spec"
+        print(f"error: no spec named {name!r}{hint}", file=sys.stderr)
+        return None
+    return chosen[0]
 
 
 def show_ir(loaded, after: str | None) -> int:

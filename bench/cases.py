@@ -124,6 +124,20 @@ def _jit_step(step, example):
     return jitted, flops
 
 
+def _train_step(net, gradient):
+    """One step of ``net`` from ``parameters`` on a batch (X, T), returning the new parameters: the function
+    a framework traces whole (jax.jit, tf.function)."""
+
+    def train_step(parameters, X, T):
+        net.restore(parameters)
+        Y = net.feedforward(X)
+        net.backpropagate(gradient(Y, T) / X.shape[0], ETA)
+        net.optimize(ETA)
+        return net.snapshot()
+
+    return train_step
+
+
 def batchform_jax(X, labels, T, weights):
     """The generated JAX kernels composed by the same Network, traced into ONE jax.jit'd step."""
     import jax
@@ -136,16 +150,8 @@ def batchform_jax(X, labels, T, weights):
 
     backend = RawJax()
     net, gradient = _network(backend, weights), _loss_gradient(backend)
-
-    def train_step(parameters, X, T):
-        net.restore(
-            parameters
-        )  # JAX "copies" are the arrays themselves: restore/snapshot pass tracers through
-        Y = net.feedforward(X)
-        net.backpropagate(gradient(Y, T) / X.shape[0], ETA)
-        net.optimize(ETA)
-        return net.snapshot()
-
+    # JAX "copies" are the arrays themselves: restore/snapshot pass tracers through
+    train_step = _train_step(net, gradient)
     state = {"p": net.snapshot()}
     X, T = backend.array(X), backend.array(T)
     jitted, batchform_jax.compiled_flops = _jit_step(train_step, (state["p"], X, T))
@@ -170,15 +176,7 @@ def batchform_tensorflow(X, labels, T, weights):
 
     backend = RawTensorFlow()
     net, gradient = _network(backend, weights), _loss_gradient(backend)
-
-    @tf.function
-    def train_step(parameters, X, T):
-        net.restore(parameters)
-        Y = net.feedforward(X)
-        net.backpropagate(gradient(Y, T) / X.shape[0], ETA)
-        net.optimize(ETA)
-        return net.snapshot()
-
+    train_step = tf.function(_train_step(net, gradient))
     state = {"p": net.snapshot()}
     X, T = backend.array(X), backend.array(T)
 

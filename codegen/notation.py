@@ -16,6 +16,15 @@ def _dim(d) -> str:
     return str(d)
 
 
+
+def _positive_first(printed: list[str], minus: str) -> str:
+    """Printed terms as a sum, positive ones first: ``a + b − c`` (a negative term starts with ``minus``)."""
+    printed = [p for p in printed if not p.startswith(minus)] + [p for p in printed if p.startswith(minus)]
+    text = printed[0]
+    for p in printed[1:]:
+        text += f" {minus} {p[1:]}" if p.startswith(minus) else f" + {p}"
+    return text
+
 class _Common:
     """Shared structure: what binds tighter than what."""
 
@@ -72,12 +81,7 @@ class UnicodePrinter(_Common, StrPrinter):
 
     def _print_MatAdd(self, e):
         """Positive terms first, as the paper writes them: ``X − 1_N·1_Nᵀ·X/N``."""
-        printed = [self._print(term) for term in e.args]
-        printed = [p for p in printed if not p.startswith("−")] + [p for p in printed if p.startswith("−")]
-        text = printed[0]
-        for p in printed[1:]:
-            text += f" − {p[1:]}" if p.startswith("−") else f" + {p}"
-        return text
+        return _positive_first([self._print(term) for term in e.args], "−")
 
     def _print_Hadamard(self, e):
         return f"{self._wrap(e.args[0])} ⊙ {self._wrap(e.args[1])}"
@@ -156,12 +160,7 @@ class PaperLatexPrinter(_Common, LatexPrinter):
 
     def _print_MatAdd(self, e):
         """Positive terms first, as in the Unicode form."""
-        printed = [self._print(term) for term in e.args]
-        printed = [p for p in printed if not p.startswith("-")] + [p for p in printed if p.startswith("-")]
-        text = printed[0]
-        for p in printed[1:]:
-            text += f" - {p[1:]}" if p.startswith("-") else f" + {p}"
-        return text
+        return _positive_first([self._print(term) for term in e.args], "-")
 
     def _print_MatrixXLogY(self, e):
         return rf"\operatorname{{xlogy}}\left({self._print(e.args[0])}, {self._print(e.args[1])}\right)"

@@ -9,22 +9,27 @@ Nothing here lists specs by hand: they come from ``codegen.load.loader.load_all(
 from __future__ import annotations
 
 import functools
+import re
+from pathlib import Path
 import inspect
 
 import numpy as np
+import pytest
 import sympy
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import batchform.generated.numpy as gnp
 from batchform.codegen.backends import all_backends
 from batchform.codegen.load.loader import load_all
 from batchform.codegen.lower.lower import lower, variants
+from batchform.codegen.ir import nodes as ir
+from batchform.codegen.passes.idioms import stable_forms
 from batchform.codegen.passes.schedule import optimize
 from batchform.codegen.output.wrappers import link_modes, wrappers
 
 SPECS = {s.name: s for s in load_all()}
-FUNCTIONS = {name: lower(optimize(s)) for name, s in SPECS.items()}
+KERNELS = {name: lower(optimize(s)) for name, s in SPECS.items()}
 
 
 def supported(backend: str, kinds=("layer", "function", "loss", "update")) -> list[str]:
@@ -32,14 +37,76 @@ def supported(backend: str, kinds=("layer", "function", "loss", "update")) -> li
     takes (a sparse layer needs a backend that takes CSR)."""
     storages = getattr(all_backends()[backend], "storages", ("dense",))
     return [name for name, s in SPECS.items() if s.spec.kind in kinds
-            and all(getattr(a, "storage", "dense") in storages for f in FUNCTIONS[name] for a in f.arguments)]
+            and all(getattr(a, "storage", "dense") in storages for f in KERNELS[name] for a in f.arguments)]
 
 
 DIFFERENTIABLE_KINDS = ("layer", "function", "loss")
-WRAPPERS = {name: wrappers(FUNCTIONS[name] + variants(s, FUNCTIONS[name]))[0]
+
+
+def dense_specs(backend: str) -> tuple[list[str], list[str]]:
+    """(the specs a framework backend's tests run, those among them with a gradient): dense ones only, since
+    specs with sparse storage take the framework's sparse type and have no wrappers
+    (tests/test_sparse_layer.py checks them against the dense layer)."""
+    return ([n for n in supported(backend) if not SPECS[n].spec.storage],
+            [n for n in supported(backend, DIFFERENTIABLE_KINDS) if not SPECS[n].spec.storage])
+
+
+def reference_case(name: str, dims: dict, seed: int) -> tuple[dict, dict, dict, dict]:
+    """(values, forward, backward, seeds): values drawn for spec ``name`` at ``dims`` and the NumPy backend's
+    results on them; a draw with a non-finite result is rejected (hypothesis's ``assume``)."""
+    values = draw(name, dims, seed)
+    forward, backward, seeds = numpy_reference(name, values, seed)
+    assume(finite(forward, backward))
+    return values, forward, backward, seeds
+
+
+def constant_maps(Z) -> dict:
+    """IR nodes over the N × K variable ``Z`` whose printed values hold no input array (a step of constant
+    cases, ones, a number, an identity) and σ as the passes leave it: each must take the dtype of an input."""
+    N, K = Z.shape
+    _0 = ir.placeholder(0)
+    return {
+        "M": ir.Elementwise(sympy.Piecewise((0, _0 < 0), (1, True)), (Z,), (N, K)),
+        "O": ir.Ones((N, K)),
+        "C": ir.Elementwise(sympy.Integer(3), (), (N, K)),
+        "E": ir.Eye((K, K)),
+        "S": stable_forms(ir.Elementwise(1 / (1 + sympy.exp(-_0)), (Z,), (N, K))),  # as the passes leave it
+    }
+
+
+def check_wrong_shapes(w, good: list, zeros, calls) -> None:
+    """Each checked argument of the wrapper ``w`` in each wrong shape (:func:`bad_shapes`; ``zeros(shape)``
+    makes it), the others ``good``, given to each of ``calls``: one ValueError naming the wrapper and an
+    argument, with the shape it received and the one expected."""
+    pattern = re.compile(rf"^{w.spec}: argument (\w+) has shape \(([\d, ]*)\), expected \(([\w, ]*)\)$")
+    for check in w.checks:
+        i = w.names.index(check.name)
+        for bad_shape in bad_shapes(w, check, tuple(good[i].shape)):
+            bad = list(good)
+            bad[i] = zeros(bad_shape)
+            for call_ in calls:
+                with pytest.raises(ValueError) as error:
+                    call_(*bad)
+                match = pattern.match(str(error.value))
+                assert match, str(error.value)
+                named = bad[w.names.index(match.group(1))]
+                assert match.group(2).rstrip(",") == ", ".join(map(str, tuple(named.shape)))
+
+
+def generated_folder(backend: str) -> Path:
+    return Path(__file__).resolve().parents[1] / "generated" / backend
+
+
+def framework_values(name: str, values: dict, convert) -> dict:
+    """``values`` for spec ``name``'s kernels in a framework: matrices and trained scalars as
+    ``convert(name, value)`` makes them, hyperparameters left as Python floats."""
+    roles = {**KERNELS[name][0].facts.roles, **KERNELS[name][-1].facts.roles}
+    return {k: convert(k, v) if isinstance(v, np.ndarray) or roles.get(k) == "parameter" else v
+            for k, v in values.items()}
+WRAPPERS = {name: wrappers(KERNELS[name] + variants(s, KERNELS[name]))[0]
             for name, s in SPECS.items() if s.spec.kind != "update"}
-link_modes(list(WRAPPERS.values()), {f.name: (SPECS[f.spec].family, f) for fs in FUNCTIONS.values() for f in fs
-                                     if f.kind == "update"})
+link_modes(list(WRAPPERS.values()), {f.name: (SPECS[f.spec].family, f) for fs in KERNELS.values() for f in fs
+                                     if f.facts.kind == "update"})
 
 # --- shapes ----------------------------------------------------------------------------------------------
 
@@ -128,15 +195,15 @@ def numpy_reference(name: str, values: dict, seed: int) -> tuple[dict, dict, dic
     The incoming gradient (``DY``) is drawn from ``seed``; a loss's gradient kernel takes none, and an
     update has no backward (both give ``{}``).
     """
-    functions = FUNCTIONS[name]
+    functions = KERNELS[name]
     copies = {k: np.copy(v) if isinstance(v, np.ndarray) else v for k, v in values.items()}
     with np.errstate(all="ignore"):
         forward = call(gnp, functions[0], copies)
         if len(functions) == 1:
             return forward, {}, {}
         backward = functions[1]
-        seeds = {a.name: seed_like(forward[backward.output], seed) for a in backward.arguments
-                 if backward.roles[a.name] == "seed"}
+        seeds = {a.name: seed_like(forward[backward.facts.output], seed) for a in backward.arguments
+                 if backward.facts.roles[a.name] == "seed"}
         return forward, call(gnp, backward, {**values, **forward, **seeds}), seeds
 
 

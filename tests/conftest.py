@@ -22,7 +22,7 @@ def loaded_specs():
 
 @pytest.fixture(scope="session")
 def lowered(loaded_specs):
-    """spec name → its generated functions, in order (forward first)."""
+    """spec name → its generated kernels, in order (forward first)."""
     return {name: lower(optimize(s)) for name, s in loaded_specs.items()}
 
 

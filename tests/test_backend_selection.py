@@ -10,6 +10,7 @@ import importlib.util
 import pytest
 
 from batchform import cli
+from batchform.codegen.backends import REGISTRY
 
 MISSING = {"jax", "tensorflow"}
 
@@ -22,7 +23,7 @@ def without_jax_and_tensorflow(monkeypatch):
 
 def test_default_skips_backends_whose_framework_is_missing(without_jax_and_tensorflow, capsys):
     chosen = cli._backends(None)
-    assert list(chosen) == ["numpy", "torch", "cpp"]
+    assert list(chosen) == [name for name in REGISTRY if name not in MISSING]
     assert capsys.readouterr().err == (
         "note: skipped the jax, tensorflow backends: jax and tensorflow not installed (pip install "
         "'batchform[jax,tensorflow]', or name backends with --backend)\n")
@@ -36,7 +37,7 @@ def test_a_named_backend_whose_framework_is_missing_is_one_error(without_jax_and
 
 def test_check_renders_every_backend(without_jax_and_tensorflow, capsys):
     """--check only renders (it runs nothing): the committed generated/ is compared for every backend."""
-    assert list(cli._backends(None, check=True)) == ["numpy", "torch", "jax", "tensorflow", "cpp"]
+    assert list(cli._backends(None, check=True)) == list(REGISTRY)
     assert capsys.readouterr().err == ""
 
 

@@ -19,6 +19,7 @@ from chromium import CHROMIUM, SKIP_REASON, measure
 from docs_pages import DOCS, ROOT
 
 from batchform.cli import main
+from batchform.codegen.backends import REGISTRY
 from batchform.docs import DocsError, _mkdocs, _run_mkdocs, build_site
 
 
@@ -123,7 +124,7 @@ def test_the_gallery_page_shows_the_math_its_proofs_and_every_backends_code(site
     assert labels == ["NumPy", "PyTorch", "JAX", "TensorFlow", "C++"], labels
     sources = kernel_sources(read_generated(ROOT / "generated"), {"layers"})
     plain = unescape(re.sub(r"<[^>]+>", "", text))
-    for backend in ("numpy", "torch", "jax", "tensorflow", "cpp"):
+    for backend in REGISTRY:
         for kernel in ("batch_norm_eps_forward", "batch_norm_eps_backward"):
             code = sources[backend][kernel]
             assert code in plain, (backend, kernel)  # the generated code itself, as generated/ holds it

@@ -65,7 +65,7 @@ def test_numpy_kernels_keep_float32(kernels, call):
 def test_the_pre_write_check_runs_float32_and_checks_every_dtype():
     """A kernel that returns float64 for float32 inputs (right values) is a failure of the check."""
     module = SimpleNamespace(promoting=lambda X: np.asarray(X, dtype=np.float64) * 2)
-    case = SimpleNamespace(function="promoting", spec="promoting", path="spec/x.py", dims={"N": 2, "K": 3},
+    case = SimpleNamespace(kernel="promoting", spec="promoting", path="spec/x.py", dims={"N": 2, "K": 3},
                            arguments=[("X", "dense", "")], returns=["Y"], inputs={"X": np.ones((2, 3))},
                            expected={"Y": np.full((2, 3), 2.0)}, equations={"Y": "Y = 2·X"})
     failures = []

@@ -15,9 +15,9 @@ from batchform.codegen.load.loader import load_all
 from batchform.codegen.pipeline import kernels_of
 
 LOADED = {s.name: s for s in load_all()}
-FUNCTIONS = [f for family in kernels_of(list(LOADED.values())) for f in family.kernels]
-BY_NAME = {f.name: f for f in FUNCTIONS}
-FUSED = [f for f in FUNCTIONS if f.kind == "update" and f.spec in LOADED and LOADED[f.spec].spec.kind == "layer"]
+KERNELS = [f for family in kernels_of(list(LOADED.values())) for f in family.kernels]
+BY_NAME = {f.name: f for f in KERNELS}
+FUSED = [f for f in KERNELS if f.facts.kind == "update" and f.spec in LOADED and LOADED[f.spec].spec.kind == "layer"]
 BACKENDS = REGISTRY
 
 
@@ -33,7 +33,7 @@ def _inputs(fused, rng):
     values.update(forward)
     values[f"D{spec.output.name}"] = rng.uniform(-1, 1, np.shape(forward[spec.output.name]))
     for a in fused.arguments:
-        if fused.roles.get(a.name) == "state":
+        if fused.facts.roles.get(a.name) == "state":
             values[a.name] = rng.uniform(-1, 1, np.shape(values[a.name.rsplit("_", 1)[1]]))
         elif a.is_scalar and a.name not in values:
             values[a.name] = {"eta": 0.1, "mu": 0.9}.get(a.name, 0.5)

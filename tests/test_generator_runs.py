@@ -141,7 +141,7 @@ def test_an_injected_printer_bug_is_caught_and_nothing_is_written(extra_tree, tm
     message = str(error.value)
     import re
 
-    assert re.search(r"printer bug: numpy backend, function \w+ \(spec '\w+', tests/extra_specs/\w+/\w+\.py\), "
+    assert re.search(r"printer bug: numpy backend, kernel \w+ \(spec '\w+', tests/extra_specs/\w+/\w+\.py\), "
                      r"at N=\d.*, equation \w+ = .+: entry \(\d+, \d+\) is \S+, SymPy gives \S+", message), message
     # and through the command: exit status non-zero, nothing written
     assert _generate("--specs", str(EXTRA), "--out", str(out), "--backend", "numpy") != 0
@@ -446,7 +446,7 @@ def test_build_cpp_check_runs_the_built_module_and_catches_a_wrong_kernel(tmp_pa
             path = tmp_path / "standin" / ("cpp/" + rel.split("/", 1)[1] if "/" in rel else rel)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-    expected = (r"printer bug: cpp backend, function mish \(spec 'mish', tests/extra_specs/activations/mish.py\), "
+    expected = (r"printer bug: cpp backend, kernel mish \(spec 'mish', tests/extra_specs/activations/mish.py\), "
                 r"at N=2, K=4, equation Y = mish\(X\)")
     with pytest.raises(KernelCheckError, match=expected):
         check_built(tmp_path, "standin", extra, by_spec(groups), ["cpp"])

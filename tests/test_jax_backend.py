@@ -13,28 +13,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 import re
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conformance import (
-    DIFFERENTIABLE_KINDS,
-    FUNCTIONS,
-    SPECS,
-    TOLERANCE,
-    WRAPPERS,
-    bad_shapes,
-    call,
-    close,
-    draw,
-    finite,
-    numpy_reference,
-    print_and_run,
-    shapes,
-    supported,
-)
+import conformance as conf
 from hypothesis import assume
 from jax.test_util import check_grads
 
@@ -42,11 +26,8 @@ import batchform.generated.jax as gj
 import batchform.generated.numpy as gnp
 from batchform.codegen.backends import all_backends
 
-# Specs with sparse storage take BCOO matrices (and have no custom_vjp wrappers); tests/test_sparse_layer.py
-# checks them against the dense layer.
-NAMES = [n for n in supported("jax") if not SPECS[n].spec.storage]
-DIFFERENTIABLE = [n for n in supported("jax", DIFFERENTIABLE_KINDS) if not SPECS[n].spec.storage]
-GENERATED = Path(__file__).resolve().parents[1] / "generated" / "jax"
+NAMES, DIFFERENTIABLE = conf.dense_specs("jax")  # sparse specs take BCOO matrices: tests/test_sparse_layer.py
+GENERATED = conf.generated_folder("jax")
 #: N = K = 1 with W 1×3, and N = 4 with W 5×2: the two non-square ways.
 SHAPES = [{"N": 1, "D": 3, "K": 1, "M": 1, "P": 3}, {"N": 4, "D": 2, "K": 5, "M": 4, "P": 1}]
 F = gj.custom_vjp
@@ -59,72 +40,66 @@ def precision(dtype):
 
 def arrays(name: str, values: dict, dtype) -> dict:
     """Matrices and trained scalars as JAX arrays of ``dtype``; hyperparameters stay Python floats."""
-    roles = {**FUNCTIONS[name][0].roles, **FUNCTIONS[name][-1].roles}
-    return {k: jnp.asarray(v, dtype=dtype) if isinstance(v, np.ndarray) or roles.get(k) == "parameter" else v
-            for k, v in values.items()}
+    return conf.framework_values(name, values, lambda _, value: jnp.asarray(value, dtype=dtype))
 
 
 # --- kernels ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", NAMES)
-@shapes(max_examples=3, pool=SHAPES)
+@conf.shapes(max_examples=3, pool=SHAPES)
 def test_kernels_match_numpy(name, dtype, dims, seed):
     """Forward and backward kernels (updates included: they return new arrays) give the NumPy backend's
     results in the input's dtype, and leave their arguments unchanged."""
     assume(dtype == np.float64 or dims == SHAPES[-1])  # float32 compiles anew: one shape is enough
-    values = draw(name, dims, seed)
-    forward, backward, seeds = numpy_reference(name, values, seed)
-    assume(finite(forward, backward))
-    functions = FUNCTIONS[name]
+    values, forward, backward, seeds = conf.reference_case(name, dims, seed)
+    functions = conf.KERNELS[name]
     with precision(dtype):
         inputs = arrays(name, values, dtype)
         before = {k: np.array(v) for k, v in inputs.items()}
-        got = call(gj, functions[0], inputs)
+        got = conf.call(gj, functions[0], inputs)
         assert got.keys() == forward.keys()
         for key, value in got.items():
             assert value.dtype == dtype, f"{name}: {key} is {value.dtype}"
-            close(value, forward[key], TOLERANCE[dtype], f"{name}: {key}")
+            conf.close(value, forward[key], conf.TOLERANCE[dtype], f"{name}: {key}")
         for key, value in inputs.items():
             np.testing.assert_array_equal(np.array(value), before[key], err_msg=f"{name}: {key} changed")
         if backward:
-            got = call(gj, functions[1], {**inputs, **arrays(name, {**forward, **seeds}, dtype)})
+            got = conf.call(gj, functions[1], {**inputs, **arrays(name, {**forward, **seeds}, dtype)})
             for key, value in got.items():
                 assert value.dtype == dtype, f"{name}: {key} is {value.dtype}"
-                close(value, backward[key], TOLERANCE[dtype], f"{name}: {key}")
+                conf.close(value, backward[key], conf.TOLERANCE[dtype], f"{name}: {key}")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
-@shapes(max_examples=3, pool=SHAPES)
+@conf.shapes(max_examples=3, pool=SHAPES)
 def test_backward_matches_vjp(name, dtype, dims, seed):
     """The backward kernel equals jax.vjp of the forward kernel: 1e-10 in float64, 1e-4 relative in
     float32."""
     assume(dtype == np.float64 or dims == SHAPES[-1])
-    values = draw(name, dims, seed)
-    forward, backward, seeds = numpy_reference(name, values, seed)
-    assume(finite(forward, backward))
-    first, second = FUNCTIONS[name]
+    values, forward, backward, seeds = conf.reference_case(name, dims, seed)
+    first, second = conf.KERNELS[name]
     leaves = [g[1:] for g in second.returns]
     with precision(dtype):
         inputs = arrays(name, values, dtype)
 
         def output(*xs):
-            return call(gj, first, {**inputs, **dict(zip(leaves, xs))})[first.output]
+            return conf.call(gj, first, {**inputs, **dict(zip(leaves, xs))})[first.facts.output]
 
         y, vjp = jax.vjp(output, *[inputs[leaf] for leaf in leaves])
-        cotangent = jnp.asarray(seeds[f"D{first.output}"], dtype) if seeds else jnp.ones_like(y)
+        cotangent = jnp.asarray(seeds[f"D{first.facts.output}"], dtype) if seeds else jnp.ones_like(y)
         autodiff = vjp(cotangent)
-        kernel = call(gj, second, {**inputs, **call(gj, first, inputs), **arrays(name, seeds, dtype)})
+        kernel = conf.call(gj, second, {**inputs, **conf.call(gj, first, inputs), **arrays(name, seeds, dtype)})
         for leaf, expected in zip(leaves, autodiff):
-            close(kernel[f"D{leaf}"], expected, TOLERANCE[dtype], f"{name}: D{leaf}")
+            conf.close(kernel[f"D{leaf}"], expected, conf.TOLERANCE[dtype], f"{name}: D{leaf}")
 
 
 # --- custom_vjp wrappers ---------------------------------------------------------------------------------
 
 def split(name: str, values: dict):
     """(differentiable arguments, a function of them with the others fixed) for the wrapper of ``name``."""
-    w = WRAPPERS[name]
+    w = conf.WRAPPERS[name]
     inputs = arrays(name, values, np.float64)
     fn = getattr(F, name)
 
@@ -135,16 +110,14 @@ def split(name: str, values: dict):
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
-@shapes(max_examples=2, pool=SHAPES)
+@conf.shapes(max_examples=2, pool=SHAPES)
 def test_check_grads(name, dims, seed):
     """Every custom_vjp wrapper returns the NumPy forward output and passes jax.test_util.check_grads."""
-    values = draw(name, dims, seed)
-    forward, backward, _ = numpy_reference(name, values, seed)
-    assume(finite(forward, backward))
-    w = WRAPPERS[name]
+    values, forward, backward, _ = conf.reference_case(name, dims, seed)
+    w = conf.WRAPPERS[name]
     with jax.enable_x64(True):
         args, fn = split(name, values)
-        close(fn(*args), forward[w.output], 1e-10, f"{name}: {w.output}")
+        conf.close(fn(*args), forward[w.output], 1e-10, f"{name}: {w.output}")
         check_grads(fn, args, order=1, modes=["rev"])
 
 
@@ -152,9 +125,9 @@ def test_check_grads(name, dims, seed):
 def test_grad_jit_and_vmap(name):
     """Inside one jax.jit: every wrapper's output and jax.grad are the NumPy backend's forward output and
     backward gradients, and jax.vmap over a batch of inputs equals the wrapper applied to each."""
-    values = draw(name, SHAPES[-1], 1)
-    forward, backward, seeds = numpy_reference(name, values, 1)
-    w = WRAPPERS[name]
+    values = conf.draw(name, SHAPES[-1], 1)
+    forward, backward, seeds = conf.numpy_reference(name, values, 1)
+    w = conf.WRAPPERS[name]
     with jax.enable_x64(True):
         args, fn = split(name, values)
         seed = jnp.asarray(seeds[w.seed]) if seeds else 1.0
@@ -166,20 +139,20 @@ def test_grad_jit_and_vmap(name):
             return fn(*xs), grads, jax.vmap(lambda x: fn(x, *xs[1:]))(batch), fn(2 * xs[0], *xs[1:])
 
         output, grads, batched, doubled = everything(*args)
-        close(output, forward[w.output], 1e-10, f"{name}: {w.output}")
+        conf.close(output, forward[w.output], 1e-10, f"{name}: {w.output}")
         for a, g in zip(w.differentiable, grads):
-            close(g, backward[f"D{a}"], 1e-10, f"{name}: D{a}")
-        close(batched[0], output, 1e-12, f"{name}: vmap")
-        close(batched[1], doubled, 1e-12, f"{name}: vmap")
+            conf.close(g, backward[f"D{a}"], 1e-10, f"{name}: D{a}")
+        conf.close(batched[0], output, 1e-12, f"{name}: vmap")
+        conf.close(batched[1], doubled, 1e-12, f"{name}: vmap")
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_no_gradient_for_masks_targets_and_hyperparameters(name):
     """Arguments without a gradient in the spec get a zero cotangent."""
-    w = WRAPPERS[name]
+    w = conf.WRAPPERS[name]
     if not w.constant:
         return
-    values = draw(name, SHAPES[-1], 3)
+    values = conf.draw(name, SHAPES[-1], 3)
     with jax.enable_x64(True):
         inputs = arrays(name, values, np.float64)
         fn = getattr(F, name)
@@ -218,23 +191,14 @@ def test_error_messages():
 def test_every_wrapper_checks_every_argument(name):
     """A wrong shape or dtype of any array argument gives one error naming the wrapper and an argument with
     its received and expected shape, when called and when traced by jax.jit."""
-    w = WRAPPERS[name]
-    values = draw(name, SHAPES[-1], 0)
+    w = conf.WRAPPERS[name]
+    values = conf.draw(name, SHAPES[-1], 0)
     fn = getattr(F, name)
     good = [arrays(name, values, np.float32)[a] for a in w.names]
     fn(*good)
-    pattern = re.compile(rf"^{name}: argument (\w+) has shape \(([\d, ]*)\), expected \(([\w, ]*)\)$")
+    conf.check_wrong_shapes(w, good, jnp.zeros, (fn, jax.jit(fn)))
     for check in w.checks:
         i = w.names.index(check.name)
-        for bad_shape in bad_shapes(w, check, tuple(good[i].shape)):
-            bad = list(good)
-            bad[i] = jnp.zeros(bad_shape)
-            for call_ in (fn, jax.jit(fn)):
-                with pytest.raises(ValueError) as error:
-                    call_(*bad)
-                match = pattern.match(str(error.value))
-                assert match, str(error.value)
-                assert match.group(2).rstrip(",") == ", ".join(map(str, bad[w.names.index(match.group(1))].shape))
         bad = list(good)
         bad[i] = good[i].astype(jnp.int32)
         with pytest.raises(TypeError, match=rf"^{name}: argument {check.name} has dtype int32, expected a "):
@@ -251,8 +215,8 @@ def test_same_functions_as_numpy():
     """Same function names, arguments (in order) and number of results as generated/numpy."""
     from batchform.codegen.pipeline import kernels_of  # every kernel: forward, backward, variants, fused backward + update
 
-    names = set(supported("jax"))
-    expected = [f.name for family in kernels_of(list(SPECS.values())) for f in family.kernels if f.spec in names]
+    names = set(conf.supported("jax"))
+    expected = [f.name for family in kernels_of(list(conf.SPECS.values())) for f in family.kernels if f.spec in names]
     assert sorted(n for n in gj.__all__ if n != "custom_vjp") == sorted(expected)
     for name in expected:
         assert inspect.signature(getattr(gj, name)).parameters.keys() == \
@@ -321,19 +285,11 @@ def test_constants_take_the_dtype_of_an_input():
 
     from batchform.codegen.ir import nodes as ir
     from batchform.codegen.backends.jax.printer import JaxPrinter
-    from batchform.codegen.passes.idioms import stable_forms
 
     N, K = sympy.symbols("N K", integer=True, positive=True)
     Z = ir.Var("Z", (N, K))
-    _0 = ir.placeholder(0)
-    nodes = {
-        "M": ir.Elementwise(sympy.Piecewise((0, _0 < 0), (1, True)), (Z,), (N, K)),
-        "O": ir.Ones((N, K)),
-        "C": ir.Elementwise(sympy.Integer(3), (), (N, K)),
-        "E": ir.Eye((K, K)),
-        "S": stable_forms(ir.Elementwise(1 / (1 + sympy.exp(-_0)), (Z,), (N, K))),  # as the passes leave it
-    }
-    body, f = print_and_run(JaxPrinter, {"jax": jax, "jnp": jnp}, nodes, ["Z"], {"Z": (N, K)})
+    nodes = conf.constant_maps(Z)
+    body, f = conf.print_and_run(JaxPrinter, {"jax": jax, "jnp": jnp}, nodes, ["Z"], {"Z": (N, K)})
     text = "\n".join(body)
     assert "M = jnp.where(Z < 0, 0, jnp.full_like(Z, 1))" in text
     assert "S = jax.nn.sigmoid(Z)" in text

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from conformance import FUNCTIONS, SPECS, call, close, draw
+from conformance import KERNELS, SPECS, call, close, draw
 
 import batchform.generated.tensorflow as gtf
 
@@ -92,7 +92,7 @@ def test_activations_agree_with_nerva(name):
     DY = tf.constant(np.random.default_rng(1).uniform(-1, 1, X.shape), X.dtype)
     tolerance = 1e-10 if X.dtype == tf.float64 else 1e-5
     inputs = {"X": X, "DY": DY, **dict(zip(list(SRELU) if name == "srelu" else ["alpha"], scalars))}
-    forward, backward = FUNCTIONS[name][:2]
+    forward, backward = KERNELS[name][:2]
     close(call(gtf, forward, inputs)["Y"].numpy(), act(X).numpy(), tolerance, f"{name}: Y")
     close(call(gtf, backward, inputs)["DX"].numpy(), (DY * act.gradient(X)).numpy(), tolerance, f"{name}: DX")
 
@@ -131,7 +131,7 @@ def test_layers_agree_with_nerva(name):
         layer.b.assign(values["b"].ravel())
     X = tf.constant(values["X"])
     inputs = {k: tf.constant(v) if isinstance(v, np.ndarray) or k in SRELU else v for k, v in values.items()}
-    forward_kernel, backward_kernel = FUNCTIONS[name][:2]
+    forward_kernel, backward_kernel = KERNELS[name][:2]
     forward = call(gtf, forward_kernel, inputs)
     Y = layer.feedforward(X)
     close(forward["Y"].numpy(), Y.numpy(), 1e-4, f"{name}: Y")

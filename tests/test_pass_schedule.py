@@ -97,3 +97,69 @@ def test_a_backend_lists_its_kernel_passes_and_torch_chooses_its_idioms_as_ir_no
     assert any(
         "torch.addcmul(" in line for line in backends["torch"].print_kernel(kernels["batch_norm_backward"])
     )
+
+
+def test_relu_backward_takes_threshold_backward_from_a_torch_pass(loaded_specs):
+    """The mask `DY where Z > 0, else 0` is a ThresholdBackward node chosen on the IR by the torch idioms pass;
+    the printer only spells it, and NumPy (which has no such pass) prints the map."""
+    from batchform.codegen.backends import all_backends
+    from batchform.codegen.backends.torch.idioms import TORCH_IDIOMS, ThresholdBackward
+    from batchform.codegen.pipeline import kernels_of
+
+    backends = all_backends()
+    kernel = next(k for family in kernels_of([loaded_specs["relu"]]) for k in family.kernels
+                  if k.name == "relu_backward")
+    chosen = TORCH_IDIOMS(kernel)
+    nodes = [n for _, node in chosen.statements for n in ir.walk(node)]
+    assert any(isinstance(n, ThresholdBackward) and n.bound == 0 for n in nodes), [str(n) for n in nodes]
+    assert not any(isinstance(n, ThresholdBackward) for _, node in kernel.statements for n in ir.walk(node))
+    assert any("torch.ops.aten.threshold_backward(" in line for line in backends["torch"].print_kernel(kernel))
+    assert not any("threshold_backward" in line for line in backends["numpy"].print_kernel(kernel))
+
+
+def test_cpp_loop_fusion_is_decided_from_the_statements_reads_and_writes():
+    """fuse_folds keeps a fold that reads another's result apart; fuse_row_loops moves only row invariants
+    that read nothing the first loop writes (decided from the nodes' fields, not from printed text)."""
+    from batchform.codegen.backends.cpp.loop_fusion import fuse_folds, fuse_row_loops
+    from batchform.codegen.backends.cpp.statements import (
+        Declare, Extent, Fold, FoldGroup, Line, RowAssign, RowInvariantLet, RowLoop,
+    )
+
+    rows = Extent(N, K)
+    a = Fold("a", "sum", rows, (), "X.row(i).array()", frozenset({"X"}))
+    b = Fold("b", "sum", rows, (), "Y.row(i).array()", frozenset({"Y"}))
+    reads_a = Fold("c", "sum", rows, (), "X.row(i).array() * q", frozenset({"X", "a"}))
+    fused = fuse_folds([a, b, reads_a])
+    assert fused == [FoldGroup((a, b)), reads_a]
+    assert fuse_folds([a, Fold("m", "max", rows, (), "X.row(i).array()", frozenset({"X"}))])[0] == a
+    first = RowLoop(rows, (RowAssign("Z", "=", "X.row(i).array()"),), frozenset({"X"}))
+    second = RowLoop(rows, (RowAssign("Y", "=", "Z.row(i).array()"),), frozenset({"Z"}))
+    declare, invariant = Declare("Y", "N", "K"), RowInvariantLet("r", "b.array()", frozenset({"b"}))
+    assert fuse_row_loops([first, declare, invariant, second]) == [
+        declare, invariant, RowLoop(rows, first.body + second.body, frozenset({"X", "Z"}))]
+    # a row invariant reading what the first loop writes, a whole-matrix line, another extent: kept apart
+    reads_z = RowInvariantLet("r", "Z.row(0).array()", frozenset({"Z"}))
+    assert fuse_row_loops([first, reads_z, second]) == [first, reads_z, second]
+    gemm = Line('gemm<S>(S(1), X, false, W, true, S(0), Y, "k");')
+    assert fuse_row_loops([first, gemm, second]) == [first, gemm, second]
+    other = RowLoop(Extent(N, N), second.body, second.reads)
+    assert fuse_row_loops([first, other]) == [first, other]
+
+
+def test_cpp_declares_its_passes_and_hoists_an_updates_row_invariants(loaded_specs):
+    """The C++ backend lists its kernel and statement passes; batch norm's running variance Σ (X − Σ X/N)²
+    reads −Σ X/N from a RowInvariant computed once, not per row."""
+    from batchform.codegen.backends import all_backends
+    from batchform.codegen.backends.cpp.row_invariants import HOIST_ROW_INVARIANTS, RowInvariant
+    from batchform.codegen.pipeline import kernels_of
+
+    cpp = all_backends()["cpp"]
+    assert [p.name for p in cpp.passes] == ["hoist_row_invariants"]
+    assert [p.name for p in cpp.statement_passes] == ["fuse_folds", "fuse_row_loops"]
+    kernel = next(k for family in kernels_of([loaded_specs["simple_batch_norm_statistics"]]) for k in family.kernels
+                  if k.name == "simple_batch_norm_statistics_update")
+    hoisted = [node for _, node in HOIST_ROW_INVARIANTS(kernel).statements if isinstance(node, RowInvariant)]
+    assert len(hoisted) == 1 and hoisted[0].shape[0] == 1
+    body = cpp.print_kernel(kernel)
+    name = next(line.split()[2] for line in body if line.startswith("const RowArray<S>"))
+    assert any(f"(X.row(i).array() + {name}).square()" in line for line in body), body

@@ -1,7 +1,7 @@
 """Every sparse layer (a spec with W in CSR, made by ``sparse(...)``) against its dense layer with a masked W.
 
 The sparse specs are found by their storage, not listed: a new activation spec's sparse layer is tested here
-without an edit. For each, on the NumPy (scipy) and C++ backends: the forward results, every gradient (DW on
+without an edit. For each, on every backend of the registry that takes CSR weights: the forward results, every gradient (DW on
 W's pattern only, as 1 × nnz values), the backward without DX, and an optimizer update of the stored values
 are those of the dense layer whose W is zero off the pattern.
 """
@@ -13,8 +13,11 @@ import pytest
 import scipy.sparse
 
 import batchform.generated.numpy as gnp
+from batchform.codegen.backends import REGISTRY
+from batchform.codegen.backends import backend as codegen_backend
 from batchform.codegen.lower.lower import variants
-from tests.conformance import FUNCTIONS, SPECS, call, draw
+from batchform.training.backends import make_backend
+from tests.conformance import KERNELS, SPECS, call, draw
 
 SPARSE = sorted(name for name, s in SPECS.items() if "csr" in s.spec.storage.values())
 DIMS = {"N": 7, "D": 12, "K": 9}
@@ -51,65 +54,28 @@ def _on_pattern(dense: np.ndarray, csr) -> np.ndarray:
     return dense[rows, csr.indices][None, :]
 
 
-def _backend(name: str):
-    """The kernels, a dense W → the backend's CSR type, and a NumPy array → the backend's array type."""
-    if name == "numpy":
-        return gnp, lambda W: scipy.sparse.csr_matrix(W), lambda a: a
-    if name == "torch":
-        import torch
-
-        import batchform.generated.torch as gtorch
-
-        def to_torch_csr(W):
-            S = scipy.sparse.csr_matrix(W)
-            return torch.sparse_csr_tensor(torch.from_numpy(S.indptr.astype(np.int64)),
-                                           torch.from_numpy(S.indices.astype(np.int64)),
-                                           torch.from_numpy(S.data), size=S.shape)
-
-        return gtorch, to_torch_csr, lambda a: torch.from_numpy(np.ascontiguousarray(a))
-    if name == "jax":
-        import jax.numpy as jnp
-        from jax.experimental import sparse
-
-        import batchform.generated.jax as gjax
-
-        def to_bcoo(W):
-            S = scipy.sparse.csr_matrix(W)
-            rows = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
-            return sparse.BCOO((jnp.asarray(S.data), jnp.asarray(np.stack([rows, S.indices], 1))), shape=S.shape)
-
-        return gjax, to_bcoo, jnp.asarray
-    if name == "tensorflow":
-        import tensorflow as tf
-
-        import batchform.generated.tensorflow as gtf
-
-        def to_sparse_tensor(W):
-            S = scipy.sparse.csr_matrix(W)
-            rows = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))  # row-major: CSR order
-            return tf.sparse.SparseTensor(np.stack([rows, S.indices], 1).astype(np.int64), tf.constant(S.data),
-                                          S.shape)
-
-        return gtf, to_sparse_tensor, tf.constant
-    import batchform.generated.cpp as gcpp
+def _backend(name: str, dtype):
+    """The kernels, a dense W → the backend's CSR type, a NumPy array → the backend's array type, and whether
+    its arrays are immutable (its updates return new arrays): all from the backend's array adapter."""
+    arrays = make_backend(name, dtype)
 
     def to_csr(W):
         S = scipy.sparse.csr_matrix(W)
-        return gcpp.CSRMatrix(S.indptr, S.indices, S.data, S.shape)
+        return arrays.csr(S.indptr, S.indices, S.data, S.shape)
 
-    return gcpp, to_csr, lambda a: a
+    return arrays.kernels, to_csr, arrays.array, arrays.immutable
 
 
-CASES = [(name, backend, dtype) for name in SPARSE for backend, dtype in
-         (("numpy", np.float64), ("cpp", np.float64), ("cpp", np.float32), ("torch", np.float64),
-          ("torch", np.float32), ("jax", np.float32), ("tensorflow", np.float64), ("tensorflow", np.float32))]
+#: Every backend of the registry that takes CSR weights (Backend.storages), in float64 and float32.
+CASES = [(name, backend, dtype) for name in SPARSE for backend in REGISTRY
+         if "csr" in codegen_backend(backend).storages for dtype in (np.float64, np.float32)]
 
 
 @pytest.mark.parametrize("name,backend,dtype", CASES, ids=[f"{n}-{b}-{d.__name__}" for n, b, d in CASES])
 def test_sparse_layer_matches_masked_dense_layer(name, backend, dtype):
-    module, to_csr, to_array = _backend(backend)
+    module, to_csr, to_array, immutable = _backend(backend, dtype)
     dense_name = name.removeprefix("sparse_")
-    dense_functions, sparse_functions = FUNCTIONS[dense_name], FUNCTIONS[name]
+    dense_functions, sparse_functions = KERNELS[dense_name], KERNELS[name]
     values, mask = _masked(draw(dense_name, DIMS, seed=3), seed=4)
     values = {k: v.astype(dtype) if isinstance(v, np.ndarray) else v for k, v in values.items()}
     csr = to_csr(values["W"])
@@ -148,7 +114,7 @@ def test_sparse_layer_matches_masked_dense_layer(name, backend, dtype):
     stored = to_array(np.array(pattern.data, dtype=dtype)[None, :])
     delta = to_array(np.zeros((1, pattern.nnz), dtype))
     result = module.momentum_update(stored, DW, delta, 0.1, 0.9)
-    stored = np.asarray(result[0] if backend in ("jax", "tensorflow") else stored)  # they return new arrays
+    stored = np.asarray(result[0] if immutable else stored)  # immutable arrays: a new array is returned
     dense_W, dense_delta = values["W"].astype(np.float64), np.zeros(values["W"].shape)
     gnp.momentum_update(dense_W, dense_backward["DW"] * mask, dense_delta, 0.1, 0.9)
     updated = scipy.sparse.csr_matrix((stored[0], pattern.indices, pattern.indptr), shape=pattern.shape).toarray()

@@ -270,7 +270,7 @@ def test_optimizer_state_follows_the_pattern_through_a_regrow():
         assert value == before.get(position, 0.0)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "jax", "tensorflow"])  # in place, and on immutable arrays
+@pytest.mark.parametrize("backend", REGISTRY)  # in place, and on immutable arrays
 def test_clip_zeroes_small_weights(backend):
     network = _network(backend, [0.5, 1.0, 1.0])
     network.clip = 0.05
@@ -300,7 +300,7 @@ def test_flush_to_zero_in_cpp():
 # --- weights I/O ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["numpy", "cpp", "torch", "jax", "tensorflow"])
+@pytest.mark.parametrize("backend", REGISTRY)
 def test_sparse_weights_round_trip(backend, tmp_path):
     network = _network(backend, [0.2, 0.5, 1.0])
     path = tmp_path / "w.npz"

@@ -10,142 +10,114 @@ from __future__ import annotations
 
 import inspect
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conformance import (
-    DIFFERENTIABLE_KINDS,
-    FUNCTIONS,
-    SPECS,
-    TOLERANCE,
-    WRAPPERS,
-    bad_shapes,
-    call,
-    close,
-    draw,
-    finite,
-    numpy_reference,
-    print_and_run,
-    shapes,
-    supported,
-)
-from hypothesis import assume
+import conformance as conf
 
 import batchform.generated.numpy as gnp
 import batchform.generated.tensorflow as gtf
 
-# Specs with sparse storage take tf.sparse.SparseTensor weights (and have no wrappers); tests/test_sparse_layer.py
-# checks them against the dense layer.
-NAMES = [n for n in supported("tensorflow") if not SPECS[n].spec.storage]
-DIFFERENTIABLE = [n for n in supported("tensorflow", DIFFERENTIABLE_KINDS) if not SPECS[n].spec.storage]
-GENERATED = Path(__file__).resolve().parents[1] / "generated" / "tensorflow"
+NAMES, DIFFERENTIABLE = conf.dense_specs("tensorflow")  # sparse specs take SparseTensors: test_sparse_layer.py
+GENERATED = conf.generated_folder("tensorflow")
 DTYPES = {np.float64: tf.float64, np.float32: tf.float32}
 F = gtf.functional
 
 
 def tensors(name: str, values: dict, dtype) -> dict:
     """Matrices and trained scalars as tensors of ``dtype``; hyperparameters stay Python floats."""
-    roles = {**FUNCTIONS[name][0].roles, **FUNCTIONS[name][-1].roles}
-    return {k: tf.constant(v, dtype=DTYPES[dtype]) if isinstance(v, np.ndarray) or roles.get(k) == "parameter"
-            else v for k, v in values.items()}
+    return conf.framework_values(name, values, lambda _, value: tf.constant(value, dtype=DTYPES[dtype]))
 
 
 # --- kernels ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", NAMES)
-@shapes(max_examples=3)
+@conf.shapes(max_examples=3)
 def test_kernels_match_numpy(name, dtype, dims, seed):
     """Forward and backward kernels (updates included: they return new tensors) give the NumPy backend's
     results in the input's dtype."""
-    values = draw(name, dims, seed)
-    forward, backward, seeds = numpy_reference(name, values, seed)
-    assume(finite(forward, backward))
-    functions = FUNCTIONS[name]
+    values, forward, backward, seeds = conf.reference_case(name, dims, seed)
+    functions = conf.KERNELS[name]
     inputs = tensors(name, values, dtype)
-    got = call(gtf, functions[0], inputs)
+    got = conf.call(gtf, functions[0], inputs)
     assert got.keys() == forward.keys()
     for key, value in got.items():
         assert value.dtype == DTYPES[dtype], f"{name}: {key} is {value.dtype}"
-        close(value.numpy(), forward[key], TOLERANCE[dtype], f"{name}: {key}")
+        conf.close(value.numpy(), forward[key], conf.TOLERANCE[dtype], f"{name}: {key}")
     if backward:
-        got = call(gtf, functions[1], {**inputs, **tensors(name, {**forward, **seeds}, dtype)})
+        got = conf.call(gtf, functions[1], {**inputs, **tensors(name, {**forward, **seeds}, dtype)})
         for key, value in got.items():
             assert value.dtype == DTYPES[dtype], f"{name}: {key} is {value.dtype}"
-            close(value.numpy(), backward[key], TOLERANCE[dtype], f"{name}: {key}")
+            conf.close(value.numpy(), backward[key], conf.TOLERANCE[dtype], f"{name}: {key}")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
-@shapes(max_examples=3)
+@conf.shapes(max_examples=3)
 def test_backward_matches_gradient_tape(name, dtype, dims, seed):
     """The backward kernel equals tf.GradientTape differentiating the forward kernel (TensorFlow's own
     gradients of its ops): 1e-10 in float64, 1e-4 relative in float32."""
-    values = draw(name, dims, seed)
-    forward, backward, seeds = numpy_reference(name, values, seed)
-    assume(finite(forward, backward))
-    first, second = FUNCTIONS[name]
+    values, forward, backward, seeds = conf.reference_case(name, dims, seed)
+    first, second = conf.KERNELS[name]
     leaves = [g[1:] for g in second.returns]
     inputs = tensors(name, values, dtype)
     seed_tensors = tensors(name, seeds, dtype)
     with tf.GradientTape() as tape:
         tape.watch([inputs[leaf] for leaf in leaves])
-        output = call(gtf, first, inputs)[first.output]
+        output = conf.call(gtf, first, inputs)[first.facts.output]
     autodiff = tape.gradient(output, [inputs[leaf] for leaf in leaves],
-                             output_gradients=seed_tensors.get(f"D{first.output}"))
-    kernel = call(gtf, second, {**inputs, **call(gtf, first, inputs), **seed_tensors})
+                             output_gradients=seed_tensors.get(f"D{first.facts.output}"))
+    kernel = conf.call(gtf, second, {**inputs, **conf.call(gtf, first, inputs), **seed_tensors})
     for leaf, expected in zip(leaves, autodiff):
-        close(kernel[f"D{leaf}"].numpy(), expected.numpy(), TOLERANCE[dtype], f"{name}: D{leaf}")
+        conf.close(kernel[f"D{leaf}"].numpy(), expected.numpy(), conf.TOLERANCE[dtype], f"{name}: D{leaf}")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_kernels_run_inside_tf_function_with_unknown_sizes(name):
     """Every kernel traces in a tf.function whose input sizes are all unknown (as Keras' batch is), and
     gives its eager results: no host round trip, no Python size."""
-    values = draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 0)
-    forward, backward, seeds = numpy_reference(name, values, 0)
+    values = conf.draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 0)
+    forward, backward, seeds = conf.numpy_reference(name, values, 0)
     inputs = tensors(name, {**values, **forward, **seeds}, np.float64)
-    for function in FUNCTIONS[name]:
+    for function in conf.KERNELS[name]:
         args = [inputs[a.name] for a in function.arguments]
         signature = [tf.TensorSpec([None] * len(v.shape), v.dtype) if isinstance(v, tf.Tensor) else v for v in args]
         traced = tf.function(lambda *xs, f=getattr(gtf, function.name): f(*xs)).get_concrete_function(*signature)
         got = traced(*[a for a in args if isinstance(a, tf.Tensor)])
         want = getattr(gtf, function.name)(*args)
         for g, w in zip(tf.nest.flatten(got), tf.nest.flatten(want)):
-            close(g.numpy(), w.numpy(), 1e-12, function.name)
+            conf.close(g.numpy(), w.numpy(), 1e-12, function.name)
 
 
 # --- tf.custom_gradient wrappers --------------------------------------------------------------------------
 
 def wrapper_arguments(name: str, values: dict, dtype=np.float64) -> list:
-    w = WRAPPERS[name]
+    w = conf.WRAPPERS[name]
     inputs = tensors(name, values, dtype)
     return [inputs[a] for a in w.names]
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
-@shapes(max_examples=3)
+@conf.shapes(max_examples=3)
 def test_custom_gradient_is_the_generated_backward(name, dims, seed):
     """Every wrapper returns the NumPy forward output, and tf.GradientTape through it gives the NumPy
     backward's gradients (scaled by the incoming one for a loss); arguments without a gradient get None."""
-    values = draw(name, dims, seed)
-    forward, backward, seeds = numpy_reference(name, values, seed)
-    assume(finite(forward, backward))
-    w = WRAPPERS[name]
+    values, forward, backward, seeds = conf.reference_case(name, dims, seed)
+    w = conf.WRAPPERS[name]
     arguments = wrapper_arguments(name, values)
     watched = [a for a, n in zip(arguments, w.names) if isinstance(a, tf.Tensor)]
     incoming = tf.constant(seeds[w.seed]) if seeds else tf.constant(1.5, tf.float64)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(watched)
         output = getattr(F, name)(*arguments)
-    close(output.numpy(), forward[w.output], 1e-10, f"{name}: {w.output}")
+    conf.close(output.numpy(), forward[w.output], 1e-10, f"{name}: {w.output}")
     gradients = tape.gradient(output, [arguments[w.names.index(a)] for a in w.differentiable],
                               output_gradients=incoming)
     scale = 1.0 if seeds else 1.5
     for a, g in zip(w.differentiable, gradients):
-        close(g.numpy(), scale * backward[f"D{a}"], 1e-10, f"{name}: D{a}")
+        conf.close(g.numpy(), scale * backward[f"D{a}"], 1e-10, f"{name}: D{a}")
     for a in w.constant:
         if isinstance(arguments[w.names.index(a)], tf.Tensor):
             assert tape.gradient(output, arguments[w.names.index(a)]) is None, f"{name}: {a}"
@@ -155,9 +127,9 @@ def test_custom_gradient_is_the_generated_backward(name, dims, seed):
 def test_wrappers_and_gradients_inside_tf_function(name):
     """Inside one tf.function with an unknown batch size: every wrapper's output and its gradients are the
     NumPy backend's."""
-    values = draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 1)
-    forward, backward, seeds = numpy_reference(name, values, 1)
-    w = WRAPPERS[name]
+    values = conf.draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 1)
+    forward, backward, seeds = conf.numpy_reference(name, values, 1)
+    w = conf.WRAPPERS[name]
     arguments = wrapper_arguments(name, values)
     incoming = tf.constant(seeds[w.seed]) if seeds else tf.constant(1.0, tf.float64)
     positions = [i for i, a in enumerate(arguments) if isinstance(a, tf.Tensor)]
@@ -175,9 +147,9 @@ def test_wrappers_and_gradients_inside_tf_function(name):
     signature = [tf.TensorSpec([None, *arguments[i].shape[1:]] if arguments[i].shape.rank == 2 and
                                w.names[i] in w.inputs else arguments[i].shape, tf.float64) for i in positions]
     output, gradients = tf.function(both, input_signature=signature)(*[arguments[i] for i in positions])
-    close(output.numpy(), forward[w.output], 1e-10, f"{name}: {w.output}")
+    conf.close(output.numpy(), forward[w.output], 1e-10, f"{name}: {w.output}")
     for a, g in zip(w.differentiable, gradients):
-        close(g.numpy(), backward[f"D{a}"], 1e-10, f"{name}: D{a}")
+        conf.close(g.numpy(), backward[f"D{a}"], 1e-10, f"{name}: D{a}")
 
 
 # --- call-time checks ------------------------------------------------------------------------------------
@@ -208,21 +180,14 @@ def test_error_messages():
 def test_every_wrapper_checks_every_argument(name):
     """A wrong shape or dtype of any array argument is one error naming the wrapper and an argument with its
     received and expected shape."""
-    w = WRAPPERS[name]
-    values = draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 0)
+    w = conf.WRAPPERS[name]
+    values = conf.draw(name, {"N": 4, "D": 2, "K": 5, "M": 3, "P": 1}, 0)
     fn = getattr(F, name)
     good = wrapper_arguments(name, values, np.float32)
     fn(*good)
-    pattern = re.compile(rf"^{name}: argument (\w+) has shape \(([\d, ]*)\), expected \(([\w, ]*)\)$")
+    conf.check_wrong_shapes(w, good, tf.zeros, (fn,))
     for check in w.checks:
         i = w.names.index(check.name)
-        for bad_shape in bad_shapes(w, check, tuple(good[i].shape)):
-            bad = list(good)
-            bad[i] = tf.zeros(bad_shape)
-            with pytest.raises(ValueError) as error:
-                fn(*bad)
-            match = pattern.match(str(error.value))
-            assert match, str(error.value)
         bad = list(good)
         bad[i] = tf.cast(good[i], tf.int32)
         with pytest.raises(TypeError, match=rf"^{name}: argument {check.name} has dtype int32, expected a "):
@@ -235,8 +200,8 @@ def test_same_functions_as_numpy():
     """Same function names, arguments (in order) and number of results as generated/numpy."""
     from batchform.codegen.pipeline import kernels_of  # every kernel: forward, backward, variants, fused backward + update
 
-    names = set(supported("tensorflow"))
-    expected = [f.name for family in kernels_of(list(SPECS.values())) for f in family.kernels
+    names = set(conf.supported("tensorflow"))
+    expected = [f.name for family in kernels_of(list(conf.SPECS.values())) for f in family.kernels
                 if f.spec in names]
     assert sorted(n for n in gtf.__all__ if n != "functional") == sorted(expected)
     for name in expected:
@@ -268,24 +233,19 @@ def test_constants_take_the_dtype_of_an_input():
 
     from batchform.codegen.ir import nodes as ir
     from batchform.codegen.backends.tensorflow.printer import TensorFlowPrinter
-    from batchform.codegen.passes.idioms import stable_forms
 
     N, K = sympy.symbols("N K", integer=True, positive=True)
     alpha = sympy.Symbol("alpha", real=True)
     Z = ir.Var("Z", (N, K))
     _0 = ir.placeholder(0)
     nodes = {
-        "M": ir.Elementwise(sympy.Piecewise((0, _0 < 0), (1, True)), (Z,), (N, K)),
-        "O": ir.Ones((N, K)),
-        "C": ir.Elementwise(sympy.Integer(3), (), (N, K)),
-        "E": ir.Eye((K, K)),
-        "S": stable_forms(ir.Elementwise(1 / (1 + sympy.exp(-_0)), (Z,), (N, K))),  # the passes' σ
+        **conf.constant_maps(Z),
         "H": ir.Elementwise(sympy.Piecewise((0, _0 < 0), (_0, True)), (Z,), (N, K)),
         # a hyperparameter (a Python float) first in a Max or as a case: in a graph it would decide the dtype
         "A": ir.Elementwise(sympy.Max(alpha * _0, alpha), (Z,), (N, K)),
         "P": ir.Elementwise(sympy.Piecewise((alpha, _0 < 0), (_0, True)), (Z,), (N, K)),
     }
-    body, f = print_and_run(TensorFlowPrinter, {"tf": tf}, nodes, ["Z", "alpha"], {"Z": (N, K)})
+    body, f = conf.print_and_run(TensorFlowPrinter, {"tf": tf}, nodes, ["Z", "alpha"], {"Z": (N, K)})
     text = "\n".join(body)
     assert "S = tf.sigmoid(Z)" in text
     for dtype in (tf.float32, tf.float64):
@@ -318,9 +278,9 @@ def test_a_keras_layer_owns_its_weights_and_its_gradient_is_the_generated_backwa
     DW, Db = tape.gradient(Y, layer.trainable_weights, output_gradients=tf.constant(DY))
     Z, Y_np = gnp.relu_layer_forward(X, W, np.full((1, 4), 0.1))
     want = gnp.relu_layer_backward(X, W, Z, DY)
-    close(Y.numpy(), Y_np, 1e-12, "Y")
-    close(DW.numpy(), want[0], 1e-12, "DW")
-    close(Db.numpy(), want[1], 1e-12, "Db")
+    conf.close(Y.numpy(), Y_np, 1e-12, "Y")
+    conf.close(DW.numpy(), want[0], 1e-12, "DW")
+    conf.close(Db.numpy(), want[1], 1e-12, "Db")
     with pytest.raises(ValueError, match=re.escape("ReLULayer: argument X has shape (5, 2), expected (N, 3)")):
         layer(tf.zeros((5, 2), tf.float64))
     copy = keras_layers.ReLULayer.from_config(layer.get_config())  # the sizes are in its config
@@ -374,15 +334,15 @@ def test_keras_batch_norm_keeps_running_statistics_as_batchnorm1d(keras_layers):
             layer.beta.assign(theirs.bias.detach().numpy().reshape(1, -1))
         for _ in range(4):
             X = torch.randn(6, 4, dtype=torch.float64) * 3 + 2
-            close(layer(tf.constant(X.numpy()), training=True).numpy(), theirs(X).detach().numpy(), 1e-10, name)
-        close(layer.running_mean.numpy().reshape(-1), theirs.running_mean.numpy(), 1e-12, "running_mean")
-        close(layer.running_var.numpy().reshape(-1), theirs.running_var.numpy(), 1e-12, "running_var")
+            conf.close(layer(tf.constant(X.numpy()), training=True).numpy(), theirs(X).detach().numpy(), 1e-10, name)
+        conf.close(layer.running_mean.numpy().reshape(-1), theirs.running_mean.numpy(), 1e-12, "running_mean")
+        conf.close(layer.running_var.numpy().reshape(-1), theirs.running_var.numpy(), 1e-12, "running_var")
         theirs.eval()
         before = layer.running_mean.numpy().copy()
         for N in (1, 5):
             X = torch.randn(N, 4, dtype=torch.float64)
-            close(layer(tf.constant(X.numpy())).numpy(), theirs(X).detach().numpy(), 1e-10, f"{name} eval")
-            close(layer(tf.constant(X.numpy()), training=False).numpy(), theirs(X).detach().numpy(), 1e-10, name)
+            conf.close(layer(tf.constant(X.numpy())).numpy(), theirs(X).detach().numpy(), 1e-10, f"{name} eval")
+            conf.close(layer(tf.constant(X.numpy()), training=False).numpy(), theirs(X).detach().numpy(), 1e-10, name)
         assert np.array_equal(layer.running_mean.numpy(), before)  # inference leaves the statistics alone
         copy = type(layer).from_config(layer.get_config())
         assert copy.momentum == 0.3
@@ -405,8 +365,8 @@ def test_keras_dropout_draws_its_mask_only_in_training(keras_layers):
         for mine, theirs in zip(layer.trainable_weights, plain.trainable_weights):
             theirs.assign(mine)
         X = tf.constant(np.random.default_rng(0).uniform(-1, 1, (7, 40)))
-        close(layer(X).numpy(), plain(X).numpy(), 0, f"{name} eval")
-        close(layer(X, training=False).numpy(), plain(X).numpy(), 0, f"{name} eval")
+        conf.close(layer(X).numpy(), plain(X).numpy(), 0, f"{name} eval")
+        conf.close(layer(X, training=False).numpy(), plain(X).numpy(), 0, f"{name} eval")
         tf.random.set_seed(0)
         drawn = []
         real = keras_layers.dropout_mask
@@ -418,8 +378,8 @@ def test_keras_dropout_draws_its_mask_only_in_training(keras_layers):
         assert R.shape == (40, 30) and set(np.unique(R)) <= {0.0, 1 / 0.75}
         assert abs((R == 0).mean() - 0.25) < 0.05  # 1200 entries: rate p
         arguments = {"X": X, "R": tf.constant(R), **{v.name: tf.convert_to_tensor(v) for v in layer.trainable_weights}}
-        want = getattr(gtf.functional, name)(*[arguments.get(a, 0.2) for a in WRAPPERS[name].names])
-        close(Y.numpy(), want.numpy(), 0, f"{name} training")
+        want = getattr(gtf.functional, name)(*[arguments.get(a, 0.2) for a in conf.WRAPPERS[name].names])
+        conf.close(Y.numpy(), want.numpy(), 0, f"{name} training")
         assert type(layer).from_config(layer.get_config()).p == 0.25
         with pytest.raises(ValueError, match="dropout rate p"):
             getattr(keras_layers, info.title)(*args, p=1.0)

@@ -7,52 +7,25 @@ Every spec is covered, taken from spec/ by the loader; shapes are drawn by hypot
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conformance import (
-    DIFFERENTIABLE_KINDS,
-    FUNCTIONS,
-    SPECS,
-    TOLERANCE,
-    WRAPPERS,
-    bad_shapes,
-    call,
-    close,
-    concrete,
-    draw,
-    finite,
-    numpy_reference,
-    print_and_run,
-    shapes,
-    supported,
-)
-from hypothesis import assume
+import conformance as conf
 
 import batchform.generated.numpy as gnp
 import batchform.generated.torch as gt
 from batchform.codegen.backends import all_backends
 
-# Specs with sparse storage take torch sparse CSR tensors (and have no wrappers); tests/test_sparse_layer.py
-# checks them against the dense layer.
-NAMES = [n for n in supported("torch") if not SPECS[n].spec.storage]
-DIFFERENTIABLE = [n for n in supported("torch", DIFFERENTIABLE_KINDS) if not SPECS[n].spec.storage]
-GENERATED = Path(__file__).resolve().parents[1] / "generated" / "torch"
+NAMES, DIFFERENTIABLE = conf.dense_specs("torch")  # sparse specs take sparse CSR tensors: test_sparse_layer.py
+GENERATED = conf.generated_folder("torch")
 DTYPES = {np.float64: torch.float64, np.float32: torch.float32}
 
 
 def tensors(name: str, values: dict, dtype, requires_grad=()) -> dict:
     """Matrices and trained scalars as tensors of ``dtype``; hyperparameters stay Python floats."""
-    roles = {**FUNCTIONS[name][0].roles, **(FUNCTIONS[name][-1].roles)}
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, np.ndarray) or roles.get(key) == "parameter":
-            out[key] = torch.tensor(value, dtype=DTYPES[dtype], requires_grad=key in requires_grad)
-        else:
-            out[key] = value
-    return out
+    return conf.framework_values(name, values, lambda key, value: torch.tensor(
+        value, dtype=DTYPES[dtype], requires_grad=key in requires_grad))
 
 
 def numpy_of(value) -> np.ndarray:
@@ -63,72 +36,66 @@ def numpy_of(value) -> np.ndarray:
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", NAMES)
-@shapes(max_examples=4)
+@conf.shapes(max_examples=4)
 def test_kernels_match_numpy(name, dtype, dims, seed):
     """Forward and backward kernels give the NumPy backend's results, in the input's dtype; updates work in
     place on their arguments."""
-    values = draw(name, dims, seed)
-    forward, backward, seeds = numpy_reference(name, values, seed)
-    assume(finite(forward, backward))
-    functions = FUNCTIONS[name]
+    values, forward, backward, seeds = conf.reference_case(name, dims, seed)
+    functions = conf.KERNELS[name]
     inputs = tensors(name, values, dtype)
-    got = call(gt, functions[0], inputs)
+    got = conf.call(gt, functions[0], inputs)
     assert got.keys() == forward.keys()
     for key, value in got.items():
         assert value.dtype == DTYPES[dtype], f"{name}: {key} is {value.dtype}"
-        close(numpy_of(value), forward[key], TOLERANCE[dtype], f"{name}: {key}")
+        conf.close(numpy_of(value), forward[key], conf.TOLERANCE[dtype], f"{name}: {key}")
         if functions[0].in_place:
             assert value is inputs[key], f"{name}: {key} was not updated in place"
     if backward:
-        got = call(gt, functions[1], {**inputs, **tensors(name, {**forward, **seeds}, dtype)})
+        got = conf.call(gt, functions[1], {**inputs, **tensors(name, {**forward, **seeds}, dtype)})
         for key, value in got.items():
             assert value.dtype == DTYPES[dtype], f"{name}: {key} is {value.dtype}"
-            close(numpy_of(value), backward[key], TOLERANCE[dtype], f"{name}: {key}")
+            conf.close(numpy_of(value), backward[key], conf.TOLERANCE[dtype], f"{name}: {key}")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
-@shapes(max_examples=4)
+@conf.shapes(max_examples=4)
 def test_backward_matches_autograd(name, dtype, dims, seed):
     """The backward kernel equals torch.autograd differentiating the forward kernel: 1e-10 in float64,
     1e-4 relative in float32."""
-    values = draw(name, dims, seed)
-    forward, backward, seeds = numpy_reference(name, values, seed)
-    assume(finite(forward, backward))
-    first, second = FUNCTIONS[name]
+    values, forward, backward, seeds = conf.reference_case(name, dims, seed)
+    first, second = conf.KERNELS[name]
     leaves = [g[1:] for g in second.returns]
     inputs = tensors(name, values, dtype, requires_grad=leaves)
-    output = call(gt, first, inputs)[first.output]
+    output = conf.call(gt, first, inputs)[first.facts.output]
     seed_tensors = tensors(name, seeds, dtype)
     autodiff = torch.autograd.grad(output, [inputs[leaf] for leaf in leaves],
-                                   grad_outputs=seed_tensors.get(f"D{first.output}"))
+                                   grad_outputs=seed_tensors.get(f"D{first.facts.output}"))
     with torch.no_grad():
-        results = call(gt, first, inputs)
-        kernel = call(gt, second, {**inputs, **results, **seed_tensors})
+        results = conf.call(gt, first, inputs)
+        kernel = conf.call(gt, second, {**inputs, **results, **seed_tensors})
     for leaf, expected in zip(leaves, autodiff):
-        close(numpy_of(kernel[f"D{leaf}"]), numpy_of(expected), TOLERANCE[dtype], f"{name}: D{leaf}")
+        conf.close(numpy_of(kernel[f"D{leaf}"]), numpy_of(expected), conf.TOLERANCE[dtype], f"{name}: D{leaf}")
 
 
 # --- autograd.Function wrappers --------------------------------------------------------------------------
 
 def wrapper_arguments(name: str, values: dict, dtype=np.float64, requires_grad=None) -> list:
     """The wrapper's arguments in order; those in ``requires_grad`` (default: all with a gradient) need one."""
-    w = WRAPPERS[name]
+    w = conf.WRAPPERS[name]
     inputs = tensors(name, values, dtype, requires_grad=w.differentiable if requires_grad is None else requires_grad)
     return [inputs[a] for a in w.names]
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
-@shapes(max_examples=3)
+@conf.shapes(max_examples=3)
 def test_gradcheck(name, dims, seed):
     """Every functional wrapper returns the NumPy forward output and passes torch.autograd.gradcheck."""
-    values = draw(name, dims, seed)
-    forward, backward, _ = numpy_reference(name, values, seed)
-    assume(finite(forward, backward))
-    w = WRAPPERS[name]
+    values, forward, backward, _ = conf.reference_case(name, dims, seed)
+    w = conf.WRAPPERS[name]
     fn = getattr(gt.functional, name)
     arguments = wrapper_arguments(name, values)
-    close(numpy_of(fn(*arguments)), forward[w.output], 1e-10, f"{name}: {w.output}")
+    conf.close(numpy_of(fn(*arguments)), forward[w.output], 1e-10, f"{name}: {w.output}")
     assert torch.autograd.gradcheck(fn, arguments, eps=1e-6, atol=1e-6, rtol=1e-4)
     parameters = [a for a in w.differentiable if w.roles[a] == "parameter"]
     if parameters and w.input_gradients:
@@ -141,8 +108,8 @@ def test_gradcheck(name, dims, seed):
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_gradients_only_where_the_spec_has_them(name):
     """Dropout masks, targets and hyperparameters get no gradient; everything else does."""
-    w = WRAPPERS[name]
-    spec = SPECS[name].spec
+    w = conf.WRAPPERS[name]
+    spec = conf.SPECS[name].spec
     for argument, gradient in zip(w.names, w.gradients):
         expected = f"D{argument}" in {eq.name for eq in spec.backward}
         assert (gradient is not None) == expected, f"{name}: {argument}"
@@ -152,7 +119,7 @@ def test_gradients_only_where_the_spec_has_them(name):
 
 def build_module(name: str, dims: dict, values: dict, dtype=torch.float64) -> torch.nn.Module:
     """The generated module of spec ``name``, its parameters set to ``values``."""
-    w = WRAPPERS[name]
+    w = conf.WRAPPERS[name]
     cls = getattr(gt, w.class_name)
     module = cls(*[dims[d.name] for d in w.dimensions], *[values[h] for h in w.hyperparameters],
                  **({"dtype": dtype} if w.parameters or w.running else {}))
@@ -163,23 +130,21 @@ def build_module(name: str, dims: dict, values: dict, dtype=torch.float64) -> to
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
-@shapes(max_examples=2)
+@conf.shapes(max_examples=2)
 def test_modules(name, dims, seed):
     """Every spec's nn.Module: its parameters have the spec's shapes; forward gives the NumPy output and
     backward fills every parameter's .grad with the NumPy backward kernel's gradient."""
-    values = draw(name, dims, seed)
-    forward, backward, seeds = numpy_reference(name, values, seed)
-    assume(finite(forward, backward))
-    w = WRAPPERS[name]
+    values, forward, backward, seeds = conf.reference_case(name, dims, seed)
+    w = conf.WRAPPERS[name]
     module = build_module(name, dims, values)
     assert sorted(n for n, _ in module.named_parameters()) == sorted(p.name for p in w.parameters)
     for p in w.parameters:
-        assert tuple(getattr(module, p.name).shape) == (concrete(p.shape, dims) if p.shape else ())
+        assert tuple(getattr(module, p.name).shape) == (conf.concrete(p.shape, dims) if p.shape else ())
     seed_tensor = torch.tensor(seeds[w.seed]) if w.seed in seeds else torch.tensor(1.0, dtype=torch.float64)
-    spec = SPECS[name].spec
+    spec = conf.SPECS[name].spec
     # A dropout form draws its mask R itself in training mode (tests/test_train_eval.py checks how); here it
     # is given the drawn values. A layer with running statistics needs N ≥ 2 in training mode.
-    mask = spec.dropout_of and next(i for i in w.inputs if i not in WRAPPERS[spec.dropout_of].inputs)
+    mask = spec.dropout_of and next(i for i in w.inputs if i not in conf.WRAPPERS[spec.dropout_of].inputs)
     if spec.running is not None and dims["N"] < 2:
         with pytest.raises(ValueError, match="more than one sample"):
             module(torch.tensor(values["X"]))
@@ -195,15 +160,15 @@ def test_modules(name, dims, seed):
                 output = module(*[t for i, t in zip(w.inputs, inputs) if i != mask])
         else:
             output = module(*inputs)
-        close(numpy_of(output), forward[w.output], 1e-10, f"{name}: {w.output}")
+        conf.close(numpy_of(output), forward[w.output], 1e-10, f"{name}: {w.output}")
         if not output.requires_grad:
             continue
         output.backward(seed_tensor)
         for p in w.parameters:
-            close(numpy_of(getattr(module, p.name).grad), backward[f"D{p.name}"], 1e-10, f"{name}: D{p.name}")
+            conf.close(numpy_of(getattr(module, p.name).grad), backward[f"D{p.name}"], 1e-10, f"{name}: D{p.name}")
         for i, tensor in zip(w.inputs, inputs):
             if tensor.requires_grad:
-                close(numpy_of(tensor.grad), backward[f"D{i}"], 1e-10, f"{name}: D{i}")
+                conf.close(numpy_of(tensor.grad), backward[f"D{i}"], 1e-10, f"{name}: D{i}")
             else:
                 assert tensor.grad is None
 
@@ -218,7 +183,7 @@ def test_module_names_and_defaults():
     assert repr(gt.Linear(4, 3)) == "Linear(D=4, K=3)"
     assert gt.Linear(4, 3, dtype=torch.float64).W.dtype == torch.float64
     # one module per layer, function and loss spec, named from the spec
-    classes = [WRAPPERS[name].class_name for name in DIFFERENTIABLE]
+    classes = [conf.WRAPPERS[name].class_name for name in DIFFERENTIABLE]
     assert sorted(classes) == sorted(n for n in gt.__all__ if n[0].isupper())
     for expected in ("Linear", "ReLU", "ReLULayer", "SReLU", "LeakyReLU", "BatchNormEps", "LinearDropout",
                      "SoftmaxCrossEntropyLoss", "LogSoftmax"):
@@ -253,23 +218,14 @@ def test_every_wrapper_checks_every_argument(name):
     """A wrong shape, dtype or type of any array argument gives one error naming the wrapper and an argument
     with its received and expected shape."""
     dims = {"N": 2, "D": 3, "K": 4, "M": 2, "P": 3}
-    values = draw(name, dims, 0)
-    w = WRAPPERS[name]
+    values = conf.draw(name, dims, 0)
+    w = conf.WRAPPERS[name]
     fn = getattr(gt.functional, name)
     good = wrapper_arguments(name, values, requires_grad=())
     fn(*good)
-    pattern = re.compile(rf"^{name}: argument (\w+) has shape \(([\d, ]*)\), expected \(([\w, ]*)\)$")
+    conf.check_wrong_shapes(w, good, lambda shape: torch.zeros(shape, dtype=torch.float64), (fn,))
     for check in w.checks:
         i = w.names.index(check.name)
-        for bad_shape in bad_shapes(w, check, tuple(good[i].shape)):
-            bad = list(good)
-            bad[i] = torch.zeros(bad_shape, dtype=torch.float64)
-            with pytest.raises(ValueError) as error:
-                fn(*bad)
-            match = pattern.match(str(error.value))
-            assert match, str(error.value)
-            named = bad[w.names.index(match.group(1))]
-            assert match.group(2).rstrip(",") == ", ".join(map(str, named.shape))
         bad = list(good)
         if len(w.checks) > 1:
             bad[i] = good[i].float()
@@ -291,8 +247,8 @@ def test_same_functions_as_numpy():
 
     from batchform.codegen.pipeline import kernels_of  # every kernel: forward, backward, variants, fused backward + update
 
-    names = set(supported("torch"))
-    expected = [f.name for family in kernels_of(list(SPECS.values())) for f in family.kernels if f.spec in names]
+    names = set(conf.supported("torch"))
+    expected = [f.name for family in kernels_of(list(conf.SPECS.values())) for f in family.kernels if f.spec in names]
     assert sorted(n for n in gt.__all__ if not n[0].isupper() and n != "functional") == sorted(expected)
     for name in expected:
         assert inspect.signature(getattr(gt, name)).parameters.keys() == \
@@ -362,7 +318,7 @@ def test_printer_rules():
     X, W, b = ir.Var("X", (N, D)), ir.Var("W", (K, D)), ir.Var("b", (ir.ONE, K))
     Z = ir.Var("Z", (N, K))
     _0, _1 = ir.placeholders(2)
-    shapes = {"X": (N, D), "W": (K, D), "b": (ir.ONE, K), "Z": (N, K)}
+    sizes = {"X": (N, D), "W": (K, D), "b": (ir.ONE, K), "Z": (N, K)}
     nodes = {
         "Y": ir.Elementwise(_0 + _1, (ir.MatMul(X, ir.Transpose(W)), b), (N, K)),        # addmm
         "M": ir.Elementwise(sympy.Piecewise((0, _0 < 0), (1, True)), (Z,), (N, K)),       # all constant
@@ -371,7 +327,7 @@ def test_printer_rules():
         "C": ir.Elementwise(sympy.Integer(3), (), (N, K)),
         "E": ir.Eye((K, K)),
     }
-    body, f = print_and_run(TorchPrinter, {"torch": torch}, nodes, ["X", "W", "b", "Z"], shapes)
+    body, f = conf.print_and_run(TorchPrinter, {"torch": torch}, nodes, ["X", "W", "b", "Z"], sizes)
     text = "\n".join(body)
     assert "Y = torch.addmm(b, X, W.T)" in text
     assert "M = torch.where(Z < 0, 0, torch.full_like(Z, 1))" in text

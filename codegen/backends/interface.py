@@ -64,7 +64,10 @@ class Backend:
     framework the generated package imports (a module name), which is also the name of batchform's extra that
     installs it; ``generate`` without ``--backend`` skips a backend whose framework is not installed. passes:
     the passes over each lowered kernel this backend runs before its printer, in order (``KernelPass``: the
-    shared ones in ``codegen/passes/kernel_passes.py``, its own idioms beside its printer).
+    shared ones in ``codegen/passes/kernel_passes.py``, its own idioms beside its printer). statement_passes:
+    passes over its printer's statement IR (``StatementPass``: C++'s loop fusion), in order. language: how
+    the docs highlight its code. fork_safe: False when its framework, once imported, breaks ``fork()`` (the
+    prover then proves in one process: TensorFlow's threads and locks are not carried into a child).
     """
 
     name: str
@@ -77,7 +80,10 @@ class Backend:
     storages: tuple[str, ...] = ("dense",)
     importable: bool = True
     passes: tuple = ()
+    statement_passes: tuple = ()
     requires: str = ""
+    language: str = "python"
+    fork_safe: bool = True
 
     @property
     def installed(self) -> bool:
@@ -111,7 +117,7 @@ class Backend:
         """``family_template`` rendered once per family."""
         return {self.family_file.format(family=family.name): self.render(
                     self.family_template, title=family.title, family=family.name, sources=family.sources_text,
-                    functions=self.contexts(family), extra_imports=self.imports(family))
+                    kernels=self.contexts(family), extra_imports=self.imports(family))
                 for family in families}
 
     def package_files(self, families: list[PrintedFamily], **context) -> dict[str, str]:
@@ -129,13 +135,13 @@ class Backend:
         """What a template sees of one kernel: its names, docstring parts, body and :meth:`annotate`'s fields."""
         f = printed.kernel
         return {"name": f.name, "summary": f.summary, "path": f.path, "spec": f.spec, "equations": f.equations,
-                "body": printed.body, "function": f, **self.annotate(f)}
+                "body": printed.body, "kernel": f, **self.annotate(f)}
 
     def contexts(self, family: PrintedFamily) -> list[dict]:
         return [self.context(k) for k in family.kernels]
 
     def family_contexts(self, families: list[PrintedFamily]) -> list[dict]:
-        return [{"name": f.name, "title": f.title, "functions": self.contexts(f)} for f in families]
+        return [{"name": f.name, "title": f.title, "kernels": self.contexts(f)} for f in families]
 
     def imports(self, family: PrintedFamily) -> list[str]:
         """Imports the printed bodies of a family need beyond the template's (the printer says)."""
@@ -143,10 +149,14 @@ class Backend:
 
     def print_kernel(self, kernel: Kernel) -> list[str]:
         """``kernel``'s body: the backend's :attr:`passes` (``codegen.passes.kernel_passes.KernelPass``), in
-        order, then its printer."""
+        order, then its printer's statements, its :attr:`statement_passes` over them, and their spelling."""
         for kernel_pass in self.passes:
             kernel = kernel_pass(kernel)
-        return self.printer(kernel).body()
+        printer = self.printer(kernel)
+        statements = printer.statements()
+        for statement_pass in self.statement_passes:
+            statements = statement_pass(statements)
+        return printer.spell(statements)
 
     def runtime_files(self) -> dict[str, str]:
         """The hand-written runtime files, read from ``batchform/runtime/``."""

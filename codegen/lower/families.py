@@ -26,7 +26,7 @@ def lower_all(specs: list[Optimized]) -> list[Family]:
     grouped: dict[str, Family] = {}
     lowered = {optimized.loaded.name: lower(optimized) for optimized in specs}
     # Optimizer updates (of a parameter θ by its gradient); a running-statistics update is not fused.
-    updates = [f for functions in lowered.values() for f in functions if f.kind == "update" and f.in_place
+    updates = [f for kernels in lowered.values() for f in kernels if f.facts.kind == "update" and f.in_place
                and any(a.name == "theta" for a in f.arguments)]
     for loaded in (optimized.loaded for optimized in specs):
         family = grouped.get(loaded.family)
@@ -34,9 +34,9 @@ def lower_all(specs: list[Optimized]) -> list[Family]:
             family = grouped[loaded.family] = Family(loaded.family, loaded.family_title or loaded.family, [], [])
         if loaded.path not in family.sources:
             family.sources.append(loaded.path)
-        functions = lowered[loaded.name]
-        functions = functions + variants(loaded, functions)
-        family.kernels.extend(functions + fused_updates(functions, updates))
+        kernels = lowered[loaded.name]
+        kernels = kernels + variants(loaded, kernels)
+        family.kernels.extend(kernels + fused_updates(kernels, updates))
     return [grouped[k] for k in sorted(grouped)]
 
 

@@ -26,7 +26,7 @@ def _parameters(backward: Kernel) -> list[tuple[str, tuple]] | None:
     out = []
     for name, shape in zip(backward.returns, backward.return_shapes):
         parameter = name[1:]
-        if parameter not in backward.init:
+        if parameter not in backward.facts.init:
             continue
         if tuple(shape) == (ir.ONE, ir.ONE) or any(a.storage != "dense" for a in backward.arguments):
             return None
@@ -93,7 +93,7 @@ def fuse_update(backward: Kernel, update: Kernel) -> Kernel | None:
     kept = [(t, n) for t, n in kept if t not in inlined]
 
     arguments = list(backward.matrix_arguments)
-    updated_statements, aliases, roles, shape_of = [], {}, dict(backward.roles), {}
+    updated_statements, aliases, roles, shape_of = [], {}, dict(backward.facts.roles), {}
     for p, shape in parameters:
         dims = {theta.shape[0]: shape[0], theta.shape[1]: shape[1]}
         shape_of.update({p: shape, **{f"{state}_{p}": shape for state in states}})
@@ -138,16 +138,17 @@ def fuse_update(backward: Kernel, update: Kernel) -> Kernel | None:
                 f"{', '.join(p for p, _ in parameters)} in place.",
         equations=equations, arguments=arguments, statements=statements_out, returns=returns,
         return_shapes=[shapes[r] for r in returns], in_place=True, aliases=aliases,
-        dims=_bind_dims(arguments, nodes), kind="update", roles={a.name: roles[a.name] for a in arguments},
-        sample={**backward.sample, **update.sample},
+        dims=_bind_dims(arguments, nodes),
+        facts=replace(backward.facts, kind="update", roles={a.name: roles[a.name] for a in arguments},
+                      sample={**backward.facts.sample, **update.facts.sample}),
     )
 
 
-def fused_updates(functions: list[Kernel], updates: list[Kernel]) -> list[Kernel]:
-    """Every backward among ``functions`` (with and without DX) composed with every update."""
+def fused_updates(kernels: list[Kernel], updates: list[Kernel]) -> list[Kernel]:
+    """Every backward among ``kernels`` (with and without DX) composed with every update."""
     out = []
-    for f in functions:
-        if f.kind != "layer" or not f.name.endswith(("_backward", "_backward_without_DX")):
+    for f in kernels:
+        if f.facts.kind != "layer" or not f.name.endswith(("_backward", "_backward_without_DX")):
             continue
         for update in updates:
             fused = fuse_update(f, update)

@@ -1,4 +1,4 @@
-"""A checked spec → the functions every backend prints: arguments, statements, returns and docstrings."""
+"""A checked spec → the kernels every backend prints: arguments, statements, returns and docstrings."""
 
 from __future__ import annotations
 
@@ -25,10 +25,35 @@ class Argument:
         return self.shape is None
 
 
+@dataclass(frozen=True)
+class SpecFacts:
+    """What a kernel's spec says beyond the kernel's code: no printer reads it; the framework wrappers, the C++
+    sanitizer program, the kernel check and the tests do."""
+
+    #: The spec's kind (layer, function, loss or update; "update" for a backward fused with an update) and,
+    #: but for updates, its output (forward value).
+    kind: str = ""
+    output: str = ""
+    #: Argument name → its role: "input", "parameter" (trained), "hyperparameter", "forward" (a value the
+    #: forward kernel returned), "seed" (the gradient of the output that backward receives) or "state".
+    roles: dict = field(default_factory=dict)
+    #: The spec's sample intervals and input constraints, for code that needs valid inputs (tests).
+    sample: dict = field(default_factory=dict)
+    constraints: dict = field(default_factory=dict)
+    #: Initial value of each parameter: a number, or "fan_in" (uniform in ±1/√columns).
+    init: dict = field(default_factory=dict)
+    #: The spec's train/eval companions and loss targets (spec.dsl.Spec.running, dropout_of, targets).
+    running: object = None
+    dropout_of: str = ""
+    targets: str = ""
+
+
 @dataclass
 class Kernel:
     """One kernel, a function in every backend: ``statements`` are (target, node) in order; an in-place
-    update overwrites the arguments ``aliases`` names. generated/manifest.py's ``Kernel`` is its signature."""
+    update overwrites the arguments ``aliases`` names. generated/manifest.py's ``Kernel`` is its signature.
+    ``spec`` and ``path`` name the spec it comes from (headers, docstrings, errors); ``facts`` is what that
+    spec says beyond the code (:class:`SpecFacts`), which no printer reads."""
 
     name: str
     summary: str
@@ -42,21 +67,7 @@ class Kernel:
     in_place: bool = False
     dims: dict = field(default_factory=dict)
     aliases: dict = field(default_factory=dict)
-    #: The spec's sample intervals and input constraints, for code that needs valid inputs (tests).
-    sample: dict = field(default_factory=dict)
-    constraints: dict = field(default_factory=dict)
-    #: Initial value of each parameter: a number, or "fan_in" (uniform in ±1/√columns).
-    init: dict = field(default_factory=dict)
-    #: The spec's kind (layer, function, loss or update) and, but for updates, its output (forward value).
-    kind: str = ""
-    output: str = ""
-    #: Argument name → its role in the spec: "input", "parameter" (trained), "hyperparameter", "forward" (a
-    #: value the forward function returned) or "seed" (the gradient of the output that backward receives).
-    roles: dict = field(default_factory=dict)
-    #: The spec's train/eval companions and loss targets (spec.dsl.Spec.running, dropout_of, targets).
-    running: object = None
-    dropout_of: str = ""
-    targets: str = ""
+    facts: SpecFacts = SpecFacts()
 
     @property
     def matrix_arguments(self) -> list[Argument]:
@@ -151,7 +162,7 @@ def lower(optimized: Optimized) -> list[Kernel]:
     backward_nodes = [node for _, node in loaded.backward]
     backward_uses = set(_free_vars(backward_nodes))
     out = s.output.name
-    # The forward function returns its output and whatever backward needs from it.
+    # The forward kernel returns its output and whatever backward needs from it.
     returned = [n for n in forward_names if n in backward_uses or n == out]
     forward_statements = list(optimized.forward)
     scalars_used = {x.name for x in _free_scalars([n for _, n in loaded.forward])}
@@ -185,9 +196,9 @@ def lower(optimized: Optimized) -> list[Kernel]:
                      "loss": ("", "_gradient")}[s.kind]
     summary = s.doc.rstrip(".")
     return [
-        _function(f"{s.name}{first}", f"{summary}: feedforward." if s.kind != "loss" else f"{summary}: value.",
+        _kernel(f"{s.name}{first}", f"{summary}: feedforward." if s.kind != "loss" else f"{summary}: value.",
                   _texts(s.forward), loaded, forward_args, forward_statements, returned, shapes),
-        _function(f"{s.name}{second}",
+        _kernel(f"{s.name}{second}",
                   f"{summary}: backpropagation." if s.kind != "loss" else f"{summary}: gradient in Y.",
                   _texts(s.backward), loaded, backward_args, backward_statements, gradients, shapes),
     ]
@@ -219,11 +230,11 @@ def _update(optimized: Optimized, arguments: list[Argument], shapes) -> Kernel:
                 raise SpecError(f"spec {s.name!r}: equation {aliases[later_target]} reads the old value of "
                                 f"{aliases[target]} after it was updated; an in-place update cannot do that")
     updated = [a.name for a in arguments if a.name in current]
-    function = _function(f"{s.name}_update", s.doc, _texts(s.forward), loaded, arguments, statements,
+    kernel = _kernel(f"{s.name}_update", s.doc, _texts(s.forward), loaded, arguments, statements,
                          [current[n] for n in updated], {**shapes, **{t: shapes[a] for t, a in aliases.items()}},
                          in_place=True)
-    function.aliases = aliases
-    return function
+    kernel.aliases = aliases
+    return kernel
 
 
 def node_shape(node: ir.Node, name: str):
@@ -258,16 +269,17 @@ def without_gradients(backward: Kernel, dropped: list[str]) -> Kernel | None:
                    equations=[eq for eq in backward.equations if eq.split(" = ", 1)[0] in needed],
                    arguments=arguments, statements=statements, returns=returns,
                    return_shapes=[backward.return_shapes[backward.returns.index(r)] for r in returns],
-                   dims=_bind_dims(arguments, nodes), roles={a.name: backward.roles[a.name] for a in arguments})
+                   dims=_bind_dims(arguments, nodes),
+                   facts=replace(backward.facts, roles={a.name: backward.facts.roles[a.name] for a in arguments}))
 
 
-def variants(loaded: LoadedSpec, functions: list[Kernel]) -> list[Kernel]:
+def variants(loaded: LoadedSpec, kernels: list[Kernel]) -> list[Kernel]:
     """Extra kernels every backend prints: for a layer (or a function with parameters), its backward without
     the input's gradient, which the first layer of a network runs (no DX: one of a layer's three products)."""
-    if loaded.spec.kind not in ("layer", "function") or len(functions) != 2:
+    if loaded.spec.kind not in ("layer", "function") or len(kernels) != 2:
         return []
     inputs = [f"D{i.name}" for i in loaded.spec.inputs]
-    variant = without_gradients(functions[1], inputs)
+    variant = without_gradients(kernels[1], inputs)
     return [variant] if variant is not None else []
 
 
@@ -281,16 +293,17 @@ def _roles(loaded: LoadedSpec, arguments: list[Argument]) -> dict:
     return {a.name: roles[a.name] for a in arguments}
 
 
-def _function(name, summary, equations, loaded, arguments, statements, returns, shapes, in_place=False):
+def _kernel(name, summary, equations, loaded, arguments, statements, returns, shapes, in_place=False):
     nodes = [n for _, n in statements]
     return Kernel(
         name=name, summary=summary, equations=equations, spec=loaded.name, path=loaded.path,
         arguments=arguments, statements=statements, returns=returns,
         return_shapes=[shapes[r] for r in returns], in_place=in_place, dims=_bind_dims(arguments, nodes),
-        kind=loaded.spec.kind, output="" if loaded.spec.kind == "update" else loaded.spec.output.name,
-        roles=_roles(loaded, arguments), sample=dict(loaded.spec.sample), constraints=dict(loaded.spec.constraints),
-        init=initial_values(loaded.spec), running=loaded.spec.running, dropout_of=loaded.spec.dropout_of,
-        targets=loaded.spec.targets,
+        facts=SpecFacts(
+            kind=loaded.spec.kind, output="" if loaded.spec.kind == "update" else loaded.spec.output.name,
+            roles=_roles(loaded, arguments), sample=dict(loaded.spec.sample),
+            constraints=dict(loaded.spec.constraints), init=initial_values(loaded.spec),
+            running=loaded.spec.running, dropout_of=loaded.spec.dropout_of, targets=loaded.spec.targets),
     )
 
 

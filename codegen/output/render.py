@@ -38,14 +38,14 @@ def render_backend(backend: Backend, printed: list[PrintedFamily]) -> dict[str, 
 
 def manifest(specs: list[LoadedSpec], families: list[Family]) -> str:
     """generated/manifest.py: what every kernel takes and returns, for code that does not import SymPy."""
-    functions = by_spec(families)
+    of_spec = by_spec(families)
     entries = []
     for loaded in specs:
         s = loaded.spec
         parameters = {p.name: (None if isinstance(p, sympy.Symbol) else tuple(str(d) for d in p.shape))
                       for p in s.parameters}
         kernels = [{"name": f.name, "arguments": tuple(a.name for a in f.arguments),
-                    "returns": tuple(f.aliases.get(r, r) for r in f.returns)} for f in functions[s.name]]
+                    "returns": tuple(f.aliases.get(r, r) for r in f.returns)} for f in of_spec[s.name]]
         entries.append({"name": s.name, "title": class_name(s.name), "kind": s.kind, "family": loaded.family,
                         "doc": s.doc,
                         "inputs": tuple(i.name for i in s.inputs), "parameters": parameters,

@@ -63,7 +63,7 @@ class Running:
     """A layer's running statistics: the update kernel (``<layer>_statistics_update``) and its module, the
     inference-mode wrapper, each statistic's shape and initial value, and the default momentum."""
 
-    update: Function
+    update: Kernel
     update_family: str
     inference: Wrapper
     shapes: dict  # statistic → shape, as in Check
@@ -99,7 +99,7 @@ class Wrapper:
     hyperparameters: list[str]
     seed: str  # the name of the incoming gradient: DY, or DL for a loss
     equations: list[str] = field(default_factory=list)
-    #: The backward function without the gradients of the inputs, for when no input needs one (the first
+    #: The backward kernel without the gradients of the inputs, for when no input needs one (the first
     #: layer of a network: no DX); None where that would leave nothing or change nothing.
     backward_without_inputs: Kernel | None = None
     family: str = ""  # the spec/ sub-package, i.e. the kernel module under generated/<backend>/
@@ -209,7 +209,7 @@ class Wrapper:
     def scaled(self) -> bool:
         """Whether backward multiplies the gradients by the incoming one (a loss's gradient kernel does not
         take it)."""
-        return self.seed not in self.backward.roles
+        return self.seed not in self.backward.facts.roles
 
     @property
     def check_table(self) -> str:
@@ -282,14 +282,14 @@ def _where(arguments: list[Argument], dim: str) -> str:
 
 
 def wrapper(forward: Kernel, backward: Kernel) -> Wrapper:
-    roles = forward.roles
-    hyper_needed = [a.name for a in backward.arguments if backward.roles[a.name] == "hyperparameter"]
+    roles = forward.facts.roles
+    hyper_needed = [a.name for a in backward.arguments if backward.facts.roles[a.name] == "hyperparameter"]
     arguments = list(forward.arguments) + [a for a in backward.arguments if a.name in hyper_needed
                                            and a.name not in roles]
-    all_roles = {**roles, **{a.name: backward.roles[a.name] for a in arguments if a.name not in roles}}
-    saved = [a.name for a in backward.arguments if backward.roles[a.name] in ("input", "parameter", "forward")]
+    all_roles = {**roles, **{a.name: backward.facts.roles[a.name] for a in arguments if a.name not in roles}}
+    saved = [a.name for a in backward.arguments if backward.facts.roles[a.name] in ("input", "parameter", "forward")]
     for name in saved:
-        if backward.roles[name] == "forward" and name not in forward.returns:
+        if backward.facts.roles[name] == "forward" and name not in forward.returns:
             raise SpecError(f"spec {forward.spec!r}: backward needs {name}, which forward does not return")
     gradients = [f"D{a.name}" if f"D{a.name}" in backward.returns else None for a in arguments]
     parameters = [a for a in arguments if all_roles[a.name] == "parameter"]
@@ -297,7 +297,7 @@ def wrapper(forward: Kernel, backward: Kernel) -> Wrapper:
     checks = [Check(a.name, _shape(a)) for a in (*parameters, *inputs)]
     module_parameters = []
     for a in parameters:
-        module_parameters.append(Parameter(a.name, _shape(a), forward.init[a.name]))
+        module_parameters.append(Parameter(a.name, _shape(a), forward.facts.init[a.name]))
     in_parameters = {d for p in module_parameters for d in p.shape if isinstance(d, str)}
     dims: list[str] = []
     for a in (*inputs, *parameters):
@@ -306,29 +306,29 @@ def wrapper(forward: Kernel, backward: Kernel) -> Wrapper:
                 dims.append(d)
     matrices = [a for a in (*inputs, *parameters) if not a.is_scalar]
     return Wrapper(
-        spec=forward.spec, kind=forward.kind, class_name=class_name(forward.spec),
+        spec=forward.spec, kind=forward.facts.kind, class_name=class_name(forward.spec),
         summary=forward.summary.rsplit(":", 1)[0], path=forward.path,
         forward=forward, backward=backward, arguments=arguments,
-        roles=all_roles, output=forward.output, forward_returns=list(forward.returns), saved=saved,
+        roles=all_roles, output=forward.facts.output, forward_returns=list(forward.returns), saved=saved,
         saved_scalars=hyper_needed, gradient_returns=list(backward.returns), gradients=gradients,
         checks=checks, parameters=module_parameters,
         dimensions=[Dimension(d, _where(matrices, d)) for d in dims],
         inputs=[a.name for a in inputs], hyperparameters=[a.name for a in arguments
                                                           if all_roles[a.name] == "hyperparameter"],
-        seed=f"D{forward.output}", equations=list(forward.equations) + list(backward.equations),
+        seed=f"D{forward.facts.output}", equations=list(forward.equations) + list(backward.equations),
     )
 
 
-def wrappers(functions: list[Kernel]) -> list[Wrapper]:
-    """Every layer, function and loss among ``functions`` (a spec's forward precedes its backward)."""
+def wrappers(kernels: list[Kernel]) -> list[Wrapper]:
+    """Every layer, function and loss among ``kernels`` (a spec's forward precedes its backward)."""
     by_spec: dict[str, list[Kernel]] = {}
-    for f in functions:
-        if f.kind != "update":
+    for f in kernels:
+        if f.facts.kind != "update":
             by_spec.setdefault(f.spec, []).append(f)
     out = []
     for name, group in by_spec.items():
         if len(group) not in (2, 3):
-            raise SpecError(f"spec {name!r}: expected a forward and a backward function, got {len(group)}")
+            raise SpecError(f"spec {name!r}: expected a forward and a backward kernel, got {len(group)}")
         w = wrapper(*group[:2])
         # The third kernel, when there is one, is backward without the input's gradient (see lower.variants).
         w.backward_without_inputs = group[2] if len(group) == 3 else None
@@ -338,12 +338,12 @@ def wrappers(functions: list[Kernel]) -> list[Wrapper]:
 
 def link_modes(found: list[Wrapper], updates: dict) -> None:
     """Give each wrapper its train/eval companions (running statistics, the layer without dropout);
-    ``updates``: kernel name → (family, Function) of every update kernel. A layer with running statistics
+    ``updates``: kernel name → (family, Kernel) of every update kernel. A layer with running statistics
     takes their dimensions as constructor arguments (``SimpleBatchNorm(K)``), as torch's BatchNorm1d."""
     by_spec = {w.spec: w for w in found}
     for w in found:
-        w.targets = w.forward.targets
-        running = w.forward.running
+        w.targets = w.forward.facts.targets
+        running = w.forward.facts.running
         if running is not None:
             family, update = updates[f"{running.update}_update"]
             inference = by_spec[running.inference]
@@ -354,8 +354,8 @@ def link_modes(found: list[Wrapper], updates: dict) -> None:
                     if isinstance(d, str) and d not in [x.name for x in w.dimensions]:
                         statistics = [a for a in update.arguments if a.name in running.initial]
                         w.dimensions.append(Dimension(d, _where(statistics, d)))
-        if w.forward.dropout_of:
-            base = by_spec[w.forward.dropout_of]
+        if w.forward.facts.dropout_of:
+            base = by_spec[w.forward.facts.dropout_of]
             masks = [name for name in w.inputs if name not in base.inputs]
             if len(masks) != 1:
                 raise SpecError(f"spec {w.spec!r}: a dropout form must have one input more than "

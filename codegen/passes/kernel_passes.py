@@ -2,7 +2,9 @@
 
 A backend lists its own (``Backend.passes``, ``codegen/backends/<name>/backend.py``); the print stage
 (:mod:`codegen.printers.printing`) runs them in order on each kernel, then prints what they return. Shared
-ones live here; a backend's idioms (``codegen/backends/torch/idioms.py``) beside its printer.
+ones live here; a backend's idioms (``codegen/backends/torch/idioms.py``) beside its printer. A backend whose
+printer has a statement IR of its own (C++'s loops) also lists passes over it (``Backend.statement_passes``,
+:class:`StatementPass`), run between the printer's ``statements()`` and its ``spell()``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,18 @@ class KernelPass:
 
     def __call__(self, kernel: Kernel) -> Kernel:
         return self.run(kernel)
+
+
+@dataclass(frozen=True)
+class StatementPass:
+    """A named pass over a printer's own statement IR (``printer.statements()``, e.g. the C++ loop-level
+    statements of ``codegen/backends/cpp/statements.py``) → statements doing the same work."""
+
+    name: str
+    run: Callable[[list], list]
+
+    def __call__(self, statements: list) -> list:
+        return self.run(list(statements))
 
 
 def _eager_sharing(kernel: Kernel) -> Kernel:

@@ -31,6 +31,15 @@ class KernelPrinter:
         #: Names the printed code has bound so far: arguments, then each statement's target.
         self.bound = {a.name for a in kernel.arguments}
 
+    def statements(self) -> list:
+        """The kernel as the printer's statements, which the backend's statement passes rewrite: lines of
+        code, unless a printer has a statement IR of its own (C++)."""
+        return self.body()
+
+    def spell(self, statements: list) -> list[str]:
+        """The lines of :meth:`statements` (after the statement passes)."""
+        return statements
+
     def name(self, var: str) -> str:
         """The printed name of an IR variable: an update's versions (Δ__1) are the argument they overwrite."""
         return self.kernel.aliases.get(var, var)

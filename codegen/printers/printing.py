@@ -52,10 +52,10 @@ def print_kernel(backend: Backend, f: Kernel) -> list[str]:
     try:
         return backend.print_kernel(f)
     except PrinterBug as exc:
-        raise SpecError(f"spec {f.spec!r} ({f.path}), function {f.name}: printer bug in the {backend.title} "
+        raise SpecError(f"spec {f.spec!r} ({f.path}), kernel {f.name}: printer bug in the {backend.title} "
                         f"backend: {exc}") from None
     except NotImplementedError as exc:
-        raise SpecError(f"spec {f.spec!r} ({f.path}), function {f.name}: the {backend.title} backend cannot "
+        raise SpecError(f"spec {f.spec!r} ({f.path}), kernel {f.name}: the {backend.title} backend cannot "
                         f"print it: {exc}") from None
 
 

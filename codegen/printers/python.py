@@ -25,7 +25,7 @@ class PythonArrayPrinter(KernelPrinter):
     functional_updates = False
 
     #: Modules generated code may use beyond the template's own imports: pattern → import line (the
-    #: templates import them only where a function uses them).
+    #: templates import them only where a kernel uses them).
     imports = {r"(?<![\w.])math\.": "import math", r"(?<![\w.])scipy\.special\.": "import scipy.special",
                r"(?<![\w.])jax\.scipy\.special\.": "import jax.scipy.special"}
     #: Names generated code reads without binding them: modules and builtins.
@@ -94,7 +94,7 @@ class PythonArrayPrinter(KernelPrinter):
         return f"{self.module}.eye({self.dim(node.shape[0])})", ATOM
 
     def scalar_printer_for(self, args: list[Printed]):
-        """A scalar printer over ``args`` that may read only the function's scalar arguments and dimensions."""
+        """A scalar printer over ``args`` that may read only the kernel's scalar arguments and dimensions."""
         return self.scalar_printer(args, names=self.scalar_names)
 
     def _Elementwise(self, node):

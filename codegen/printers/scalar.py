@@ -48,6 +48,14 @@ def table(module: str, **overrides: str | Spelling) -> dict[str, Spelling]:
     return out
 
 
+def with_numbers(arrays: dict[str, Spelling], numbers: dict[str, str]) -> dict[str, Spelling]:
+    """``arrays``' spellings on arrays; on plain numbers (hyperparameters) ``numbers``' or else ``math``'s
+    function of the same name (``math.exp``): a framework's call on a Python float is a TypeError or a
+    promotion."""
+    return {name: Spelling(spelling.array, numbers.get(name, f"math.{name}({{0}})"))
+            for name, spelling in arrays.items()}
+
+
 #: Numbers printed as fractions ``p / q`` up to this size; larger ones (and π, e, √2 ...) as float literals.
 LARGEST_FRACTION = 10**6
 
@@ -55,7 +63,7 @@ LARGEST_FRACTION = 10**6
 class ScalarPrinter(StrPrinter):
     """Print ``expr`` with placeholder ``_i`` replaced by ``args[i] = (text, precedence)``.
 
-    ``names``: the scalar names the printed code may read (the function's scalar arguments and dimensions);
+    ``names``: the scalar names the printed code may read (the kernel's scalar arguments and dimensions);
     printing any other symbol is a :class:`PrinterBug`, so a printer never emits a name it has not bound.
     """
 

@@ -2,7 +2,7 @@
 
 NumPy's ``np.ones((N, K))`` or ``np.where(c, 0, 1)`` quietly pick a default dtype; in PyTorch and JAX that
 breaks float64 (or a GPU) inputs. Every constant array these printers create takes its dtype (and device)
-from an array the generated function already has: the function's first matrix argument, or an argument of
+from an array the generated kernel already has: the kernel's first matrix argument, or an argument of
 the map being printed.
 """
 
@@ -41,7 +41,7 @@ class TypedScalarMixin:
 
 class TypedArrayMixin:
     """For a :class:`PythonArrayPrinter`: ones, identities and constant maps with the dtype (and device) of
-    the function's first matrix argument."""
+    the kernel's first matrix argument."""
 
     def like(self) -> str:
         """Keyword arguments giving the reference array's dtype (and device)."""

@@ -18,6 +18,7 @@ import html
 import re
 from pathlib import Path
 
+from batchform.codegen import backends
 from batchform.codegen.load.loader import LoadedSpec
 
 #: The stylesheet of the gallery's equations (each one above what its proof established); every site that shows
@@ -25,7 +26,6 @@ from batchform.codegen.load.loader import LoadedSpec
 STYLESHEET = Path(__file__).parent / "templates" / "gallery.css"
 
 #: How each backend's code is highlighted; a backend not listed here is shown as plain text.
-LANGUAGES = {"numpy": "python", "torch": "python", "jax": "python", "tensorflow": "python", "cpp": "cpp"}
 
 #: A C++ kernel definition: its doc comment, ``template <class S>``, then the signature at column 0.
 _CPP_DEFINITION = re.compile(r"((?:^///.*\n)*)^template <class S>\n(^\S.*?\b(\w+)\((?:.|\n)*?^\}\n)", re.MULTILINE)
@@ -87,7 +87,7 @@ SIDE_BY_SIDE = ("numpy", "cpp")
 
 
 def _code_block(backend: str, code: str) -> str:
-    return f"```{LANGUAGES.get(backend, 'text')}\n{code}\n```"
+    return f"```{backends.backend(backend).language}\n{code}\n```"
 
 
 def _code_tabs(kernels: list[str], sources: dict[str, dict[str, str]], titles: dict[str, str]) -> str:

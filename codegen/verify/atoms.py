@@ -12,11 +12,10 @@ every value of it holds wherever the maximum is differentiable.
 
 from __future__ import annotations
 
-import signal
-from contextlib import contextmanager
 from typing import ClassVar
 
 import sympy
+from batchform.codegen.time_limit import time_limit
 from batchform.codegen.verify.pieces import piecewise_reading
 
 from batchform.dsl import Apply
@@ -152,17 +151,7 @@ class OutOfTime(Exception):
     """A proof step ran past its CPU-time budget."""
 
 
-@contextmanager
 def cpu_time_limit(seconds: float):
     """Raise :class:`OutOfTime` after ``seconds`` of this process's CPU time (not wall time: a loaded machine
     must not turn a proof into a weaker method)."""
-    def handler(signum, frame):
-        raise OutOfTime
-
-    previous = signal.signal(signal.SIGPROF, handler)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, previous)
+    return time_limit(seconds, OutOfTime, cpu=True)

@@ -42,7 +42,7 @@ def cpp_check_source(all_cases: list[Case], headers: list[str], preamble: list[s
         if any(storage != "dense" for _, storage, _ in case.arguments):
             continue
         shape = ", ".join(f"{k}={v}" for k, v in case.dims.items())
-        lines.append(f"  {{  // {case.function} at {shape}")
+        lines.append(f"  {{  // {case.kernel} at {shape}")
         arguments = []
         for name, _, _ in case.arguments:
             value = case.inputs[name]
@@ -53,13 +53,13 @@ def cpp_check_source(all_cases: list[Case], headers: list[str], preamble: list[s
             arguments.append(name)
         # An update kernel changes its arguments in place (and returns only what is not an argument).
         returned = [name for name in case.returns if name not in arguments]
-        call = f"{case.function}<double>({', '.join(arguments)})"
+        call = f"{case.kernel}<double>({', '.join(arguments)})"
         lines.append(f"    const auto result = {call};" if returned else f"    {call};")
         for k, name in enumerate(case.returns):
             index = returned.index(name) if name in returned else None
             got = name if index is None else f"std::get<{index}>(result)" if len(returned) > 1 else "result"
             lines.extend(literal(f"want_{k}", case.expected[name]))
-            what = f"C++ backend, function {case.function} (spec '{case.spec}', {case.path}), at {shape}, " \
+            what = f"C++ backend, kernel {case.kernel} (spec '{case.spec}', {case.path}), at {shape}, " \
                    f"equation {case.equations[name]}"
             lines.append(f"    check({got}, want_{k}, {json.dumps(what, ensure_ascii=False)});")
         lines.append("  }")

@@ -49,7 +49,7 @@ class KernelCheckError(SpecError):
 class Case:
     """One call of one kernel: its arguments by name and the values SymPy says it must return."""
 
-    function: str
+    kernel: str
     spec: str
     path: str
     dims: dict
@@ -95,7 +95,7 @@ def _to_numpy(m: sympy.Matrix, where: str) -> np.ndarray:
         return np.array(m.evalf(DIGITS).tolist(), dtype=np.float64)
     except TypeError:
         raise SpecError(f"{where}: SymPy cannot evaluate it to real numbers at the sampled inputs (is every "
-                        f"`sample` interval inside the functions' domain?): {m}") from None
+                        f"`sample` interval inside the kernels' domain?): {m}") from None
 
 
 def reference(loaded: LoadedSpec, dims: dict, seed: int) -> tuple[dict, dict]:
@@ -139,7 +139,7 @@ def _fused_reference(f: Kernel, update: LoadedSpec, inputs: dict, values: dict, 
     hyper = {h.name: float(rng.uniform(*s.sample.get(h.name, (0.05, 0.9)))) for h in s.hyperparameters}
     scalars = {h: sympy.Float(hyper[h.name], DIGITS) for h in s.hyperparameters}
     inputs, values = {**inputs, **hyper}, dict(values)
-    for p in (a.name for a in f.arguments if f.roles.get(a.name) == "parameter"):
+    for p in (a.name for a in f.arguments if f.facts.roles.get(a.name) == "parameter"):
         env = {theta: _to_sympy(inputs[p]), gradient: _to_sympy(values[f"D{p}"])}
         for state in states:
             inputs[f"{state}_{p}"] = rng.uniform(-1.0, 1.0, size=np.shape(inputs[p]))
@@ -167,7 +167,7 @@ def sizes_for(spec) -> list[dict[str, int]]:
     return [{**shape, **{name: 6 + k + n for n, name in enumerate(extra)}} for k, shape in enumerate(SHAPES)]
 
 
-def cases(specs: list[LoadedSpec], functions: dict[str, list[Kernel]]) -> list[Case]:
+def cases(specs: list[LoadedSpec], kernels: dict[str, list[Kernel]]) -> list[Case]:
     """Every kernel at every shape of :data:`SHAPES`, with the values it must return."""
     out = []
     by_name = {loaded.name: loaded for loaded in specs}
@@ -178,10 +178,10 @@ def cases(specs: list[LoadedSpec], functions: dict[str, list[Kernel]]) -> list[C
                 if isinstance(item, MatrixSymbol) for d in sympy.Matrix(item.shape).free_symbols}
         for shape_index, dims in enumerate(sizes_for(loaded.spec)):
             inputs, values = reference(loaded, dims, seed=shape_index)
-            for f in functions[loaded.name]:
-                arguments = [(a.name, a.storage, f.roles.get(a.name, "")) for a in f.arguments]
+            for f in kernels[loaded.name]:
+                arguments = [(a.name, a.storage, f.facts.roles.get(a.name, "")) for a in f.arguments]
                 f_inputs, f_values = inputs, values
-                if f.kind == "update" and loaded.spec.kind == "layer":  # a backward fused with an update
+                if f.facts.kind == "update" and loaded.spec.kind == "layer":  # a backward fused with an update
                     update = by_name[f.name.rsplit("_update_", 1)[1]]
                     f_inputs, f_values = _fused_reference(f, update, inputs, values, seed=shape_index)
                 given = {a.name: f_inputs[a.name] if a.name in f_inputs else f_values[a.name] for a in f.arguments}
@@ -258,7 +258,7 @@ def _slowest_first(backend: str) -> int:
     return {"jax": 0, "torch": 1}.get(backend, 2)
 
 
-def check_files(files: dict[str, str], specs: list[LoadedSpec], functions: dict[str, list[Kernel]],
+def check_files(files: dict[str, str], specs: list[LoadedSpec], kernels: dict[str, list[Kernel]],
                 backends: list[str], timeout: float = 600.0) -> None:
     """Write ``files`` (paths relative to the generated package) to a temporary folder, run every kernel
     of ``backends`` (importable ones: ``Backend.importable``) there, and raise :class:`KernelCheckError` listing every failure."""
@@ -271,13 +271,13 @@ def check_files(files: dict[str, str], specs: list[LoadedSpec], functions: dict[
                 path = root / PACKAGE / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
-        failures = _run(root, PACKAGE, backends, lambda: cases(specs, functions), timeout)
+        failures = _run(root, PACKAGE, backends, lambda: cases(specs, kernels), timeout)
     _raise(failures)
 
 
-def check_built(package_root: Path, package: str, specs, functions, backends, timeout: float = 600.0) -> None:
+def check_built(package_root: Path, package: str, specs, kernels, backends, timeout: float = 600.0) -> None:
     """Run the kernels of an importable, already written package (e.g. the built ``generated.cpp``)."""
-    _raise(_run(package_root, package, list(backends), lambda: cases(specs, functions), timeout))
+    _raise(_run(package_root, package, list(backends), lambda: cases(specs, kernels), timeout))
 
 
 def _raise(failures: list[str]) -> None:
@@ -404,13 +404,13 @@ def _dtype_name(value) -> str:
 
 
 def _run_case(module, adapter, dtype: np.dtype, backend: str, case, root: str) -> list[str]:
-    fn = getattr(module, case.function, None)
+    fn = getattr(module, case.kernel, None)
     if fn is None:
         if dtype == np.float64 and not any(storage != "dense" for _, storage, _ in case.arguments):
-            return [f"{backend} backend: function {case.function} (spec {case.spec!r}, {case.path}) is missing"]
+            return [f"{backend} backend: kernel {case.kernel} (spec {case.spec!r}, {case.path}) is missing"]
         return []
     shape = ", ".join(f"{k}={v}" for k, v in case.dims.items())
-    where = f"{backend} backend, function {case.function} (spec {case.spec!r}, {case.path}), at {shape}" + \
+    where = f"{backend} backend, kernel {case.kernel} (spec {case.spec!r}, {case.path}), at {shape}" + \
         ("" if dtype == np.float64 else f", in {dtype.name}")
     try:
         args = [adapter.argument(case.inputs[name], storage, role) for name, storage, role in case.arguments]

@@ -47,6 +47,7 @@ from pathlib import Path
 import sympy
 from sympy import Lambda, MatrixSymbol
 
+from batchform.codegen.backends import all_backends
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.notation import unicode
 from batchform.codegen.time_limit import time_limit
@@ -871,9 +872,10 @@ def prove_safely(loaded: LoadedSpec) -> SpecProof:
 
 
 def _fork_is_safe() -> bool:
-    """TensorFlow's runtime does not support fork() once it has started (its threads and locks are not
-    carried into the child), so a process that has imported it (a test session) proves serially."""
-    return "tensorflow" not in sys.modules
+    """A framework whose runtime does not support fork() once it has started (TensorFlow: its threads and
+    locks are not carried into the child; ``Backend.fork_safe``): a process that has imported it (a test
+    session) proves serially."""
+    return not any(b.requires in sys.modules for b in all_backends().values() if not b.fork_safe)
 
 
 def _prove_forked(todo: list, jobs: int, results: dict, progress) -> None:

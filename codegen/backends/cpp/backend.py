@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import sympy
 
 from batchform.codegen.backends.cpp.printer import CppPrinter, is_scalar_shape
+from batchform.codegen.backends.cpp.loop_fusion import FUSE_FOLDS, FUSE_ROW_LOOPS
+from batchform.codegen.backends.cpp.row_invariants import HOIST_ROW_INVARIANTS
 from batchform.codegen.backends.interface import Backend, PrintedFamily
 from batchform.codegen.output.format import clang_format, ruff
 from batchform.codegen.lower.lower import Kernel
@@ -71,12 +73,12 @@ def _size(d) -> int:
 
 
 def _value(f: Kernel, argument) -> str:
-    lo, hi = f.sample.get(argument.name, (-2.0, 2.0))
+    lo, hi = f.facts.sample.get(argument.name, (-2.0, 2.0))
     if argument.is_scalar:
         return f"const double {argument.name} = {(lo + hi) / 2!r};"
     rows, cols = (_size(d) for d in argument.shape)
     text = f"sample({rows}, {cols}, {float(lo)!r}, {float(hi)!r})"
-    if f.constraints.get(argument.name) == "rows_sum_to_one":
+    if f.facts.constraints.get(argument.name) == "rows_sum_to_one":
         text = f"rows_sum_to_one({text})"
     if argument.storage == "csr":
         return f"const CSRMatrix<double> {argument.name} = CSRMatrix<double>::from_dense({text}, 0.5);"
@@ -109,11 +111,11 @@ def _results(f: Kernel, call: str, defined: set) -> list[str]:
     return lines + [f'finite({n}, "{f.name}: {n}");' for n in names]
 
 
-def sanitizer_test(functions: list[Kernel]) -> list[dict]:
+def sanitizer_test(kernels: list[Kernel]) -> list[dict]:
     """Per spec: draw its inputs, run forward then backward (or the update), check results and shapes."""
     tests = []
     by_spec: dict[str, list[Kernel]] = {}
-    for f in functions:
+    for f in kernels:
         by_spec.setdefault(f.spec, []).append(f)
     for spec, fs in by_spec.items():
         lines, defined = [], set()
@@ -121,9 +123,10 @@ def sanitizer_test(functions: list[Kernel]) -> list[dict]:
             for a in f.arguments:
                 if a.name in defined:
                     continue
-                if a.name == f"D{f.output}" and f.kind != "loss":
-                    lines.append(f"const M {a.name} = M::Ones({f.output}.rows(), {f.output}.cols());")
-                elif f.roles.get(a.name) != "forward":
+                if a.name == f"D{f.facts.output}" and f.facts.kind != "loss":
+                    output = f.facts.output
+                    lines.append(f"const M {a.name} = M::Ones({output}.rows(), {output}.cols());")
+                elif f.facts.roles.get(a.name) != "forward":
                     lines.append(_value(f, a))
                 defined.add(a.name)
             call = f"{f.name}<double>({', '.join(a.name for a in f.arguments)})"
@@ -152,12 +155,12 @@ def units(families: list[dict]) -> list[dict]:
     out = []
     for family in families:
         modules: dict[str, list] = {}
-        for f in family["functions"]:
+        for f in family["kernels"]:
             modules.setdefault(f["path"], []).append(f)
-        for path, functions in modules.items():
+        for path, kernels in modules.items():
             stem = path.rsplit("/", 1)[-1].removesuffix(".py")
             out.append({"name": f"{family['name']}_{stem}", "family": family["name"], "title": family["title"],
-                        "path": path, "functions": functions})
+                        "path": path, "kernels": kernels})
     return out
 
 
@@ -180,9 +183,9 @@ class CppBackend(Backend):
                                                  tests=sanitizer_test(kernels))
         for unit in parts:
             out[f"{unit['name']}.hpp"] = self.render("cpp/kernels.hpp.jinja", title=unit["title"],
-                                                     functions=unit["functions"], sources=unit["path"])
+                                                     kernels=unit["kernels"], sources=unit["path"])
             out[f"bindings_{unit['name']}.cpp"] = self.render(
-                "cpp/family_bindings.cpp.jinja", family=unit["name"], functions=unit["functions"],
+                "cpp/family_bindings.cpp.jinja", family=unit["name"], kernels=unit["kernels"],
                 sources=unit["path"])
         return out
 
@@ -210,4 +213,9 @@ BACKEND = CppBackend(
     runtime={"_runtime.py": "python_runtime.py", "_checks.py": "cpp/runtime.py"},
     storages=("dense", "csr"),
     importable=False,
+    language="cpp",
+    # Before the printer: an update's row invariants hoisted (row_invariants.py); after its statements: the
+    # folds, then the row loops, fused (loop_fusion.py).
+    passes=(HOIST_ROW_INVARIANTS,),
+    statement_passes=(FUSE_FOLDS, FUSE_ROW_LOOPS),
 )

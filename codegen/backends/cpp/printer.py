@@ -3,16 +3,32 @@
 Printed pieces carry their domain: ``matrix`` (Eigen matrix expressions, products), ``array`` (coefficient-
 wise expressions) or ``scalar`` (``S`` values: sums of all entries, 1 × 1 results, hyperparameters). Reductions
 and products that feed a map are stored in a temporary first, so Eigen never re-evaluates them per coefficient.
+
+:meth:`CppPrinter.statements` chooses the C++ form of each statement (a GEMM call, a map row by row, a fold
+over rows) as the loop-level statements of ``codegen/backends/cpp/statements.py``; the backend's statement
+passes fuse them (``loop_fusion.py``); :meth:`CppPrinter.spell` writes each one.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
+from batchform.codegen.backends.cpp.row_invariants import RowInvariant
+from batchform.codegen.backends.cpp.statements import (
+    Declare,
+    Extent,
+    Fold,
+    FoldGroup,
+    Line,
+    RowAssign,
+    RowInvariantLet,
+    RowLet,
+    RowLoop,
+    Statement,
+)
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.lower.lower import Kernel
 from batchform.codegen.ir.algebra import in_place_update
@@ -63,79 +79,6 @@ CPP_FUNCTIONS = {
 def is_full(shape) -> bool:
     """Neither a row nor a column: the shape of a map printed row by row."""
     return shape[0] != ONE and shape[1] != ONE
-
-
-_ROW_LOOP = re.compile(r"^for_each_row\((?P<extent>.*?), \[&\]\(Index i\) \{ (?P<body>.*) \}\);$")
-_MOVABLE = re.compile(r"^(Matrix<S> \w+\([^()]*\);|const RowArray<S> \w+ = .*;)$")
-
-
-_FOLD = re.compile(r"^(?:const )?Matrix<S> (?P<name>\w+) = fold_rows<S, (?P<max>true|false)>\((?P<extent>[^,]*, [^,]*), "
-                   r"\[&\]\(Index i, auto& acc\) \{ (?P<body>.*) \}\);$")
-
-
-def fuse_folds(lines: list[str]) -> list[str]:
-    """Adjacent column reductions over the same rows, none reading another's result, become one pass with the
-    partial rows side by side (batch norm's backward: Σ DY, Σ Z ⊙ DY, Σ Z ⊙ DZ, Σ DZ in one pass)."""
-    out: list[str] = []
-    group: list[re.Match] = []
-
-    def flush():
-        if len(group) == 1:
-            out.append(group[0].string)
-        elif group:
-            first = group[0]
-            cols = first["extent"].split(", ")[1]
-            bodies = " ".join(m["body"].replace("acc.array()", f"acc.segment({k} * {cols}, {cols}).array()")
-                              for k, m in enumerate(group))
-            name = "_".join(m["name"] for m in group) + "_folded"
-            out.append(f"const Matrix<S> {name} = fold_rows<S, {first['max']}>({first['extent'].split(', ')[0]}, "
-                       f"{len(group)} * {cols}, [&](Index i, auto& acc) {{ {bodies} }}, {cols});")
-            out.extend(f"Matrix<S> {m['name']} = {name}.middleCols({k} * {cols}, {cols});"
-                       for k, m in enumerate(group))
-        group.clear()
-
-    for line in lines:
-        match = _FOLD.match(line)
-        if match and group and match["extent"] == group[0]["extent"] and match["max"] == group[0]["max"] \
-                and not any(re.search(rf"\b{m['name']}\b", match["body"]) for m in group):
-            group.append(match)
-            continue
-        flush()
-        if match:
-            group.append(match)
-        else:
-            out.append(line)
-    flush()
-    return out
-
-
-def fuse_row_loops(lines: list[str]) -> list[str]:
-    """Row loops over the same extent with only declarations between them become one loop: a bias added to
-    the GEMM output and the activation applied to it (the epilogue), or batch norm's Z and Y, in one pass.
-
-    Valid because a row loop writes row ``i`` of full matrices only, and reads of full matrices are of row
-    ``i`` too; what lies between (a result's declaration, a 1 × K row-invariant computed from rows and
-    scalars) does not read what the first loop writes, and moves above it."""
-    out: list[str] = []
-    loop: int | None = None  # index in out of the last row loop, while only movable lines followed it
-    for line in lines:
-        match = _ROW_LOOP.match(line)
-        if match and loop is not None:
-            previous = _ROW_LOOP.match(out[loop])
-            if previous["extent"] == match["extent"]:
-                moved = out[loop + 1:]
-                out[loop:] = [*moved, f"for_each_row({match['extent']}, [&](Index i) {{ {previous['body']} "
-                                      f"{match['body']} }});"]
-                loop = len(out) - 1
-                continue
-        if match:
-            out.append(line)
-            loop = len(out) - 1
-        else:
-            out.append(line)
-            if not _MOVABLE.match(line):
-                loop = None
-    return out
 
 
 class CppScalarPrinter(ScalarPrinter):
@@ -337,6 +280,8 @@ class CppPrinter(KernelPrinter):
         self.scalars = {a.name for a in kernel.arguments if a.is_scalar}
         #: Every name a declaration has introduced (the arguments are declared by the signature).
         self.declared = {a.name for a in kernel.arguments}
+        #: Temporaries stored as 1 × K row arrays (RowInvariant statements): read as they are.
+        self.row_arrays: set[str] = set()
 
     def scalar_printer(self, args, array: bool, shape=None) -> CppScalarPrinter:
         return CppScalarPrinter(args, array=array, shape=shape, dims=self.dims, names=self.scalars)
@@ -379,6 +324,8 @@ class CppPrinter(KernelPrinter):
 
     def _Var(self, node):
         name = self.read(node.name)
+        if name in self.row_arrays:
+            return Piece(name, ATOM, "array")
         if is_scalar_shape(node.shape):
             return Piece(name, ATOM, "scalar")
         return Piece(name, ATOM, "matrix")
@@ -430,6 +377,9 @@ class CppPrinter(KernelPrinter):
         a = self.expr(node.a)
         return Piece(f"Matrix<S>({_paren(self.as_matrix(a), ATOM)}.asDiagonal())", ATOM, "matrix")
 
+    def _RowInvariant(self, node):
+        return self.expr(node.value)
+
     def _Ones(self, node):
         return Piece(f"Matrix<S>::Ones({self.dim(node.shape[0])}, {self.dim(node.shape[1])})", ATOM, "matrix")
 
@@ -477,14 +427,14 @@ class CppPrinter(KernelPrinter):
             name = self.fresh()
             lines = self.gemm(name, node)
             if lines is not None:
-                self.pre.extend(lines)
+                self.pre.extend(map(Line, lines))
                 return Piece(name, ATOM, "matrix")
         piece = self.expr(node)
         name = self.fresh()
         if piece.domain == "scalar" or is_scalar_shape(node.shape):
-            self.pre.append(f"const S {self.declare(name)} = {piece.text};")
+            self.pre.append(Line(f"const S {self.declare(name)} = {piece.text};"))
             return Piece(name, ATOM, "scalar")
-        self.pre.append(f"const Matrix<S> {self.declare(name)} = {self.as_matrix(piece)};")
+        self.pre.append(Line(f"const Matrix<S> {self.declare(name)} = {self.as_matrix(piece)};"))
         return Piece(name, ATOM, "matrix")
 
     def _argument(self, arg: ir.Node, shape) -> tuple[str, int, str]:
@@ -508,113 +458,75 @@ class CppPrinter(KernelPrinter):
         return f"{text}.array()", ATOM, "array"
 
     # --- maps and reductions of full matrices, row by row --------------------------------------------
-    def _row_argument(self, arg: ir.Node) -> tuple[str, int, str]:
-        """An argument of a map printed for row ``i``: the row of a full matrix, a broadcast 1 × K row as it
-        is (never replicated), a broadcast N × 1 column's entry; anything else is stored once first."""
+    def _row_argument(self, arg: ir.Node) -> tuple[tuple[str, int, str], set[str]]:
+        """An argument of a map printed for row ``i`` (text, precedence, domain) and the names it reads: the
+        row of a full matrix, a broadcast 1 × K row as it is (never replicated), a broadcast N × 1 column's
+        entry; anything else is stored once first."""
         if is_scalar_shape(arg.shape):
             piece = self._hoist(arg) if isinstance(arg, (ir.Reduce, ir.MatMul)) else self.expr(arg)
-            return piece.text, piece.prec, "scalar"
+            names = {piece.text} if isinstance(arg, (ir.Reduce, ir.MatMul)) else \
+                {self.name(v.name) for v in ir.walk(arg) if isinstance(v, ir.Var)}
+            return (piece.text, piece.prec, "scalar"), names
         name = self.read(arg.name) if isinstance(arg, ir.Var) else self._hoist(arg).text
         rows, cols = arg.shape
+        if name in self.row_arrays:
+            return (name, ATOM, "array"), {name}
         if rows == ONE:
-            return f"{name}.array()", ATOM, "array"
+            return (f"{name}.array()", ATOM, "array"), {name}
         if cols == ONE:
-            return f"{name}(i, 0)", ATOM, "scalar"
-        return f"{name}.row(i).array()", ATOM, "array"
+            return (f"{name}(i, 0)", ATOM, "scalar"), {name}
+        return (f"{name}.row(i).array()", ATOM, "array"), {name}
 
-    def row_map(self, node: ir.Node) -> tuple[list[str], str]:
-        """(declarations, expression) of row ``i`` of a full-shape map (or of a full matrix)."""
+    def row_map(self, node: ir.Node) -> tuple[list[RowLet], str, frozenset[str]]:
+        """(values of row ``i`` it needs first, expression, names it reads) of row ``i`` of a full-shape map
+        (or of a full matrix)."""
         if isinstance(node, ir.Var):
-            return [], f"{self.read(node.name)}.row(i).array()"
-        args = [self._row_argument(a) for a in node.args]
+            name = self.read(node.name)
+            return [], f"{name}.row(i).array()", frozenset({name})
+        args, reads = [], set()
+        for a in node.args:
+            arg, names = self._row_argument(a)
+            args.append(arg)
+            reads |= names
         expr = node.expr
         shape = ("1", self.dim(node.shape[1]))
-        lines = []
+        lets = []
 
         # A function value used twice (σ in σ(1 − σ)) is computed once per row.
         def store(name, sub):
             printer = self.scalar_printer(args, array=True, shape=shape)
-            if printer._is_array(sub):
-                lines.append(f"const RowArray<S> {self.declare(name)} = {printer.doprint(sub)};")
-                return name, ATOM, "array"
-            lines.append(f"const S {self.declare(name)} = {printer.doprint(sub)};")
-            return name, ATOM, "scalar"
+            array = printer._is_array(sub)
+            lets.append(RowLet(self.declare(name), printer.doprint(sub), array))
+            return name, ATOM, "array" if array else "scalar"
 
-        first = len(args)
         expr = self.hoist_repeated(expr, args, store)
-        # Values hoisted above are computed inside the row loop: they vary with i like the rows they read.
-        expr = self._hoist_invariants(expr, args, shape, per_row=range(first, len(args)))
         printer = self.scalar_printer(args, array=True, shape=shape)
         text = printer.doprint(expr)
         if not printer._is_array(expr):
             text = f"RowArray<S>::Constant({shape[1]}, {text})"
-        return lines, text
+        return lets, text, frozenset(reads)
 
-    def _hoist_invariants(self, expr: sympy.Expr, args: list, shape, per_row=()) -> sympy.Expr:
-        """Parts of a row's expression that read only broadcast rows and scalars (``1/√(Σ + ε)``) are the
-        same for every row: computed once, before the loop, into a 1 × K temporary."""
-        varying = {ir.placeholder(k) for k, (text, _, _) in enumerate(args) if "(i" in text} | \
-            {ir.placeholder(k) for k in per_row}
-        rows = {ir.placeholder(k) for k, (_, _, domain) in enumerate(args) if domain == "array"} - varying
+    @staticmethod
+    def extent(shape) -> Extent:
+        return Extent(sympy.sympify(shape[0]), sympy.sympify(shape[1]))
 
-        def invariant(e) -> bool:
-            symbols = {x for x in e.free_symbols if ir.is_placeholder(x)}
-            return bool(symbols & rows) and not symbols & varying
-
-        def worth(e) -> bool:  # more than a row read or scaled: a function, a power or two rows
-            return not e.is_Symbol and (e.has(sympy.Function, sympy.Pow) or
-                                        len({x for x in e.free_symbols if x in rows}) > 1)
-
-        def visit(e):
-            if invariant(e):
-                return store(e) if worth(e) else e
-            if isinstance(e, (sympy.Add, sympy.Mul)):
-                fixed = [a for a in e.args if invariant(a) or not any(ir.is_placeholder(x) for x in a.free_symbols)]
-                rest = [visit(a) for a in e.args if a not in fixed]
-                part = e.func(*fixed) if fixed else None
-                if part is not None and invariant(part) and worth(part):
-                    return e.func(store(part), *rest)
-                return e.func(*fixed, *rest)
-            if e.args and not isinstance(e, (sympy.Piecewise,)) and not e.is_Relational:
-                return e.func(*[visit(a) for a in e.args])
-            return e
-
-        def store(e):
-            name = self.fresh()
-            printer = self.scalar_printer(args, array=True, shape=shape)
-            self.pre.append(f"const RowArray<S> {self.declare(name)} = {printer.doprint(e)};")
-            args.append((name, ATOM, "array"))
-            rows.add(ir.placeholder(len(args) - 1))
-            return ir.placeholder(len(args) - 1)
-
-        return visit(expr)
-
-    def row_loop(self, shape, body: str) -> str:
-        return f"for_each_row({self.dim(shape[0])}, {self.dim(shape[1])}, [&](Index i) {{ {body} }});"
-
-    def map_into(self, target: str, node: ir.Elementwise, declare: bool = True) -> list[str]:
+    def map_into(self, target: str, node: ir.Elementwise) -> list[Statement]:
         """``target = node`` row by row (on the OpenMP threads when large), in one pass."""
-        lines, text = self.row_map(node)
-        rows, cols = self.dim(node.shape[0]), self.dim(node.shape[1])
-        body = " ".join(lines + [f"{target}.row(i).array() = {text};"])
-        return ([f"Matrix<S> {self.declare(target)}({rows}, {cols});"] if declare else []) + \
-            [self.row_loop(node.shape, body)]
+        lets, text, reads = self.row_map(node)
+        declare = Declare(self.declare(target), self.dim(node.shape[0]), self.dim(node.shape[1]))
+        return [declare, RowLoop(self.extent(node.shape), (*lets, RowAssign(target, "=", text)), reads)]
 
     def _fold(self, node: ir.Reduce, name: str | None = None) -> Piece:
         """A sum or maximum of a full matrix or map, in storage order: column sums accumulate rows."""
-        lines, text = self.row_map(node.a)
-        rows, cols = self.dim(node.a.shape[0]), self.dim(node.a.shape[1])
+        lets, text, reads = self.row_map(node.a)
         name = name or self.fresh()
         if node.axis == 0:
-            update = "acc.array() += " if node.op == "sum" else "acc.array() = acc.array().max"
-            value = f"{update}{text};" if node.op == "sum" else f"{update}({text});"
-            body = " ".join(lines + [value])
-            self.pre.append(f"Matrix<S> {self.declare(name)} = fold_rows<S, {str(node.op == 'max').lower()}>({rows}, "
-                            f"{cols}, [&](Index i, auto& acc) {{ {body} }});")
+            self.pre.append(Fold(self.declare(name), node.op, self.extent(node.a.shape), tuple(lets), text, reads))
             return Piece(name, ATOM, "matrix")
         op = {"sum": "sum", "max": "maxCoeff"}[node.op]
-        body = " ".join(lines + [f"{name}(i, 0) = ({text}).{op}();"])
-        self.pre += [f"Matrix<S> {self.declare(name)}({rows}, 1);", f"for_each_row({rows}, {cols}, [&](Index i) {{ {body} }});"]
+        self.pre += [Declare(self.declare(name), self.dim(node.a.shape[0]), "1"),
+                     RowLoop(self.extent(node.a.shape), (*lets, RowAssign(name, "=", f"({text}).{op}()", entry=True)),
+                             reads)]
         if node.axis == 1:
             return Piece(name, ATOM, "matrix")
         return Piece(f"{name}.{op if op == 'sum' else 'maxCoeff'}()", ATOM, "scalar")
@@ -633,9 +545,9 @@ class CppPrinter(KernelPrinter):
             def store(name, sub):
                 text = self.scalar_printer(args, array=True, shape=shape).doprint(sub)
                 if self._is_array_expr(sub, args):
-                    self.pre.append(f"const Matrix<S> {self.declare(name)} = ({text}).matrix();")
+                    self.pre.append(Line(f"const Matrix<S> {self.declare(name)} = ({text}).matrix();"))
                     return f"{name}.array()", ATOM, "array"
-                self.pre.append(f"const S {self.declare(name)} = {text};")
+                self.pre.append(Line(f"const S {self.declare(name)} = {text};"))
                 return name, ATOM, "scalar"
 
             expr = self.hoist_repeated(expr, args, store)
@@ -650,7 +562,7 @@ class CppPrinter(KernelPrinter):
         return Piece(text, printer.precedence(expr), domain)
 
     # --- statements ---------------------------------------------------------------------------------
-    def _bias_add(self, target: str, node) -> list[str] | None:
+    def _bias_add(self, target: str, node) -> list[str | Statement] | None:
         """``Y = A·B + 1·b``: one GEMM into Y, then the row added in place (no second temporary)."""
         if not (isinstance(node, ir.Elementwise) and len(node.args) == 2):
             return None
@@ -667,7 +579,9 @@ class CppPrinter(KernelPrinter):
             return [f"Matrix<S> {self.declare(target)} = csr_matmul_transposed<S>({self._dense_operand(product.a)}, "
                     f"{self.csr(product.b.a)}, {self.read(rows[0].name)}.data());"]
         if isinstance(rows[0], ir.Var):  # row by row: the activation's map joins this loop (fuse_row_loops)
-            add_row = self.row_loop(node.shape, f"{target}.row(i).array() += {self.read(rows[0].name)}.array();")
+            bias = self.read(rows[0].name)
+            add_row = RowLoop(self.extent(node.shape), (RowAssign(target, "+=", f"{bias}.array()"),),
+                              frozenset({bias}))
         else:
             add_row = f"{target}.rowwise() += {_paren(self.as_matrix(row), row.prec)}.row(0);"
         lines = self.gemm(target, product)
@@ -675,7 +589,8 @@ class CppPrinter(KernelPrinter):
             return lines + [add_row]
         return [f"Matrix<S> {self.declare(target)} = {self.expr(product).text};", add_row]
 
-    def statement(self, target: str, node: ir.Node) -> list[str]:
+    def statement(self, target: str, node: ir.Node) -> list[Statement]:
+        """The C++ statements computing ``target = node``: the temporaries it needs, then its own."""
         self.pre = []
         pattern = next((a.name for a in self.kernel.arguments if a.storage == "csr" and target == f"D{a.name}"),
                        None)
@@ -689,7 +604,7 @@ class CppPrinter(KernelPrinter):
                      f"sampled_matmul<S>({a}, {b}, {pattern}, {target}.data());"]
             if scale != 1:
                 lines.append(f"{target}.array() *= {self.scalar_printer([], array=False).doprint(scale)};")
-            return self.pre + lines
+            return self.pre + [Line(line) for line in lines]
         if target in self.kernel.aliases:
             lines = self.update(target, node)
         else:
@@ -703,15 +618,20 @@ class CppPrinter(KernelPrinter):
                     and isinstance(node.a, (ir.Var, ir.Elementwise)):
                 self._fold(node, name)
                 lines = []
+            if lines is None and isinstance(node, RowInvariant):
+                self.row_arrays.add(name)
+                piece = self.expr(node)
+                lines = [RowInvariantLet(self.declare(name), self.as_array(piece),
+                                         frozenset(self.name(v.name) for v in ir.walk(node) if isinstance(v, ir.Var)))]
             if lines is None:
                 piece = self.expr(node)
                 if piece.domain == "scalar" or is_scalar_shape(node.shape):
                     lines = [f"const S {self.declare(name)} = {piece.text};"]
                 else:
                     lines = [f"Matrix<S> {self.declare(name)} = {self.as_matrix(piece)};"]
-        return self.pre + lines
+        return self.pre + [Line(line) if isinstance(line, str) else line for line in lines]
 
-    def update(self, target: str, node: ir.Node) -> list[str]:
+    def update(self, target: str, node: ir.Node) -> list[str | Statement]:
         """``θ ← c·θ + Σ cᵢ·Aᵢ`` as in-place array operations on the argument θ."""
         name = self.name(target)
         update = in_place_update(target, node, self.kernel.aliases)
@@ -730,25 +650,23 @@ class CppPrinter(KernelPrinter):
         # of large parameters are memory-bound), each row scaled and added to while it is in cache.
         row_terms = all(isinstance(arg, ir.Var) and not is_scalar_shape(arg.shape) for _, arg in terms)
         if row_terms and not is_scalar_shape(node.shape):
-            body = [f"{name}.row(i).array() *= {scalar.doprint(scale)};"] if scale != 1 and not lines else []
+            body = [RowAssign(name, "*=", scalar.doprint(scale))] if scale != 1 and not lines else []
             for coefficient, arg in terms:
-                body.append(f"{name}.row(i).array() {self._term(scalar, coefficient, f'{self.read(arg.name)}.row(i).array()')};")
-            return lines + ([self.rows(name, " ".join(body))] if body else [])
+                body.append(RowAssign(name, *self._term(scalar, coefficient,
+                                                        f"{self.read(arg.name)}.row(i).array()")))
+            reads = frozenset({name} | {self.read(arg.name) for _, arg in terms})
+            return lines + ([RowLoop(Extent(of=name), tuple(body), reads)] if body else [])
         if scale != 1 and not lines:
             lines = [f"{name}.array() *= {scalar.doprint(scale)};"]
         for coefficient, arg in terms:
-            lines.append(f"{name}.array() {self._term(scalar, coefficient, self.as_array(self.expr(arg)))};")
+            op, value = self._term(scalar, coefficient, self.as_array(self.expr(arg)))
+            lines.append(f"{name}.array() {op} {value};")
         return lines
 
-    def _term(self, scalar, coefficient, value: str) -> str:
-        """``-= c * value`` or ``+= value``: an in-place addition of coefficient·value."""
+    def _term(self, scalar, coefficient, value: str) -> tuple[str, str]:
+        """(``-=``, ``c * value``) or (``+=``, ``value``): an in-place addition of coefficient·value."""
         op, magnitude = self.signed_term(coefficient)
-        text = value if magnitude == 1 else f"{scalar.doprint(magnitude)} * {value}"
-        return f"{op} {text}"
-
-    def rows(self, matrix: str, body: str) -> str:
-        """``body`` (reading row ``i``) for every row of ``matrix``, on the OpenMP threads when it is large."""
-        return f"for_each_row({matrix}.rows(), {matrix}.cols(), [&](Index i) {{ {body} }});"
+        return op, value if magnitude == 1 else f"{scalar.doprint(magnitude)} * {value}"
 
     def checks(self) -> list[str]:
         """Bind each dimension from the first argument that has it; check every argument's shape."""
@@ -781,11 +699,21 @@ class CppPrinter(KernelPrinter):
         self.dims = set(bound)
         return lines
 
-    def body(self) -> list[str]:
-        lines = self.checks()
+    def statements(self) -> list[Statement]:
+        """The kernel as loop-level statements (``statements.py``): the shape checks, then each statement's."""
+        out: list[Statement] = [Line(line) for line in self.checks()]
         for d in self.kernel.dims:
             if d not in self.dims:
                 raise NotImplementedError(f"dimension {d} is not carried by any argument")
+        for target, node in self.kernel.statements:
+            out.extend(self.statement(target, node))
+            self.bound.add(self.name(target))
+        return out
+
+    def spell(self, statements: list[Statement]) -> list[str]:
+        """The lines of ``statements``, then the dimensions only the checks use and the return."""
+        lines = [self.spell_statement(s) for s in statements]
+        lines = [line for spelled in lines for line in ([spelled] if isinstance(spelled, str) else spelled)]
         used = set()
         for _, node in self.kernel.statements:
             for sub in ir.walk(node):
@@ -793,14 +721,10 @@ class CppPrinter(KernelPrinter):
                     used |= sub.expr.free_symbols
                 if isinstance(sub, ir.Repeat):
                     used |= sub.count.free_symbols
-        for target, node in self.kernel.statements:
-            lines.extend(self.statement(target, node))
-            self.bound.add(self.name(target))
-        lines = fuse_row_loops(fuse_folds(lines))
         # Dimensions only the checks use are still bound: mark them used so compilers do not warn.
         unused = [str(d) for d in sorted(self.dims, key=str) if d not in used]
         if unused:
-            lines.insert(len(lines) - len(self.kernel.statements) * 0, f"(void){', (void)'.join(unused)};")
+            lines.append(f"(void){', (void)'.join(unused)};")
         # what an in-place kernel updates is not returned; the rest (a fused kernel's DX) is
         returns = [self.name(r) for r in self.kernel.returns if r not in self.kernel.aliases]
         if not returns:
@@ -810,3 +734,58 @@ class CppPrinter(KernelPrinter):
         else:
             lines.append(f"return {{{', '.join(f'std::move({r})' for r in returns)}}};")
         return lines
+
+    def body(self) -> list[str]:
+        """The kernel's lines, without the backend's statement passes (``Backend.print_kernel`` runs them)."""
+        return self.spell(self.statements())
+
+    # --- spelling the loop-level statements ---------------------------------------------------------------
+    def spell_statement(self, statement: Statement) -> str | list[str]:
+        return getattr(self, f"_spell_{type(statement).__name__}")(statement)
+
+    def _spell_Line(self, s: Line) -> str:
+        return s.text
+
+    def _spell_Declare(self, s: Declare) -> str:
+        return f"Matrix<S> {s.name}({s.rows}, {s.cols});"
+
+    def _spell_RowInvariantLet(self, s: RowInvariantLet) -> str:
+        return f"const RowArray<S> {s.name} = {s.value};"
+
+    def spell_extent(self, extent: Extent) -> tuple[str, str]:
+        if extent.of is not None:
+            return f"{extent.of}.rows()", f"{extent.of}.cols()"
+        return self.dim(extent.rows), self.dim(extent.cols)
+
+    @staticmethod
+    def spell_row(s: RowLet | RowAssign) -> str:
+        if isinstance(s, RowLet):
+            return f"const {'RowArray<S>' if s.array else 'S'} {s.name} = {s.value};"
+        if s.entry:
+            return f"{s.target}(i, 0) {s.op} {s.value};"
+        return f"{s.target}.row(i).array() {s.op} {s.value};"
+
+    def _spell_RowLoop(self, s: RowLoop) -> str:
+        rows, cols = self.spell_extent(s.extent)
+        body = " ".join(self.spell_row(r) for r in s.body)
+        return f"for_each_row({rows}, {cols}, [&](Index i) {{ {body} }});"
+
+    def _fold_body(self, fold: Fold, accumulator: str) -> str:
+        value = f"{accumulator} += {fold.value};" if fold.op == "sum" else \
+            f"{accumulator} = {accumulator}.max({fold.value});"
+        return " ".join([*(self.spell_row(r) for r in fold.lets), value])
+
+    def _spell_Fold(self, s: Fold) -> str:
+        rows, cols = self.spell_extent(s.extent)
+        return (f"Matrix<S> {s.name} = fold_rows<S, {str(s.op == 'max').lower()}>({rows}, {cols}, "
+                f"[&](Index i, auto& acc) {{ {self._fold_body(s, 'acc.array()')} }});")
+
+    def _spell_FoldGroup(self, s: FoldGroup) -> list[str]:
+        first = s.folds[0]
+        rows, cols = self.spell_extent(first.extent)
+        bodies = " ".join(self._fold_body(f, f"acc.segment({k} * {cols}, {cols}).array()")
+                          for k, f in enumerate(s.folds))
+        return [f"const Matrix<S> {s.name} = fold_rows<S, {str(first.op == 'max').lower()}>({rows}, "
+                f"{len(s.folds)} * {cols}, [&](Index i, auto& acc) {{ {bodies} }}, {cols});",
+                *(f"Matrix<S> {f.name} = {s.name}.middleCols({k} * {cols}, {cols});"
+                  for k, f in enumerate(s.folds))]

@@ -2,24 +2,8 @@
 jax.custom_vjp function per spec whose VJP is the generated backward kernel)."""
 
 from batchform.codegen.backends.jax.printer import JaxPrinter
-from batchform.codegen.backends.python.backend import PythonBackend
+from batchform.codegen.backends.python.backend import python_backend
 
-BACKEND = PythonBackend(
-    name="jax",
-    title="JAX",
-    requires="jax",
-    printer=JaxPrinter,
-    family_template="jax/module.py.jinja",
-    package_templates={
-        "jax/__init__.py.jinja": "__init__.py",
-        "jax/custom_vjp.py.jinja": "custom_vjp.py",
-    },
-    # Hand-written, copied verbatim: the shape rule, the CSR checks (and the wrappers' checks, initializers).
-    runtime={"_runtime.py": "python_runtime.py", "_framework.py": "jax/runtime.py",
-             "csr.py": "jax/csr_runtime.py"},
-    wrapped=True,
-    array="Array",
-    scalar="Scalar",
-    # A CSR weight as a BCOO matrix in CSR order: BCOO @ dense, dense @ BCOO, bcoo_dot_general_sampled.
-    storages=("dense", "csr"),
-)
+# A CSR weight as a BCOO matrix in CSR order: BCOO @ dense, dense @ BCOO, bcoo_dot_general_sampled.
+BACKEND = python_backend("jax", "JAX", JaxPrinter, requires="jax", wrappers=("custom_vjp.py",), array="Array",
+                         scalar="Scalar")

@@ -9,7 +9,7 @@ maps take the dtype of the first matrix argument.
 """
 
 from batchform.codegen.printers.python import PythonArrayPrinter
-from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
+from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table, with_numbers
 from batchform.codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
 
 
@@ -18,8 +18,7 @@ def _numpy_table() -> dict[str, Spelling]:
     arrays = table("np", erf="scipy.special.erf({0})", erfc="scipy.special.erfc({0})")
     numbers = {"Abs": "abs({0})", "sign": "((({0}) > 0) - (({0}) < 0))", "atan": "math.atan({0})",
                "asinh": "math.asinh({0})"}
-    return {name: Spelling(spelling.array, numbers.get(name, f"math.{name}({{0}})"))
-            for name, spelling in arrays.items()}
+    return with_numbers(arrays, numbers)
 
 
 class NumPyScalarPrinter(TypedScalarMixin, ScalarPrinter):

@@ -46,6 +46,29 @@ class PythonBackend(Backend):
         return {**self.family_files(families), **self.package_files(families, wrappers=wrappers)}
 
 
+def python_backend(name: str, title: str, printer: type, *, wrappers: tuple[str, ...] = (), runtime=None,
+                   **fields) -> PythonBackend:
+    """A Python backend laid out by the conventions of ``codegen/backends/<name>/``: the family template
+    ``<name>/module.py.jinja``, the package templates ``<name>/__init__.py.jinja`` and ``<name>/<file>.jinja``
+    for each file of ``wrappers`` (rendered with the framework wrappers of every spec); the runtime files
+    ``_runtime.py`` (the shape rule every Python backend shares), with wrappers ``_framework.py``
+    (``batchform/runtime/<name>/runtime.py``: the wrappers' checks and initializers), ``csr.py``
+    (``batchform/runtime/<name>/csr_runtime.py``: the CSR checks) and ``runtime``'s; dense and CSR weights.
+    ``fields``: any other :class:`PythonBackend` field."""
+    return PythonBackend(
+        name=name,
+        title=title,
+        printer=printer,
+        family_template=f"{name}/module.py.jinja",
+        package_templates={f"{name}/__init__.py.jinja": "__init__.py", **{f"{name}/{file}.jinja": file for file in wrappers}},
+        runtime={"_runtime.py": "python_runtime.py", **({"_framework.py": f"{name}/runtime.py"} if wrappers else {}),
+                 "csr.py": f"{name}/csr_runtime.py", **(runtime or {})},
+        wrapped=bool(wrappers),
+        storages=("dense", "csr"),
+        **fields,
+    )
+
+
 def _shape_text(shape) -> str:
     return "scalar" if shape is None or tuple(shape) == (1, 1) else f"{shape[0]}×{shape[1]}"
 

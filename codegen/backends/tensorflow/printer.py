@@ -15,7 +15,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.printers.python import PythonArrayPrinter
-from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
+from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table, with_numbers
 from batchform.codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
 
 
@@ -26,8 +26,7 @@ def _tensorflow_table() -> dict[str, Spelling]:
                    erfc="tf.math.erfc({0})")
     numbers = {"Abs": "abs({0})", "sign": "((({0}) > 0) - (({0}) < 0))", "erf": "math.erf({0})",
                "erfc": "math.erfc({0})"}
-    return {name: Spelling(spelling.array, numbers.get(name, f"math.{name}({{0}})"))
-            for name, spelling in arrays.items()}
+    return with_numbers(arrays, numbers)
 
 
 class TensorFlowScalarPrinter(TypedScalarMixin, ScalarPrinter):

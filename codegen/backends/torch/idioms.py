@@ -3,7 +3,9 @@
 ``AddMM``: ``c + A·B`` (c a row or an array broadcast to the product) is one ``torch.addmm`` (one BLAS call,
 no temporary). ``AddCMul``: ``C + A₁ ⊙ B₁ + A₂ ⊙ B₂ + …`` (the Σ cᵢ·Fᵢ form of
 ``codegen/passes/hoist_invariants.py``) is a chain of ``torch.addcmul``: one pass per product, none for the
-sums. :data:`TORCH_IDIOMS` finds them; ``codegen/backends/torch/printer.py`` only spells them.
+sums. ``ThresholdBackward``: ``DY`` where ``Z > c``, else 0 (ReLU's mask), is ATen's one-pass
+``threshold_backward(DY, Z, c)``. :data:`TORCH_IDIOMS` finds them; ``codegen/backends/torch/printer.py``
+only spells them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import sympy
+from sympy.logic.boolalg import to_nnf
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.ir.algebra import in_place_update
 from batchform.codegen.lower.lower import Kernel
@@ -64,6 +67,77 @@ class AddCMul(ir.Node):
         return f"addcmul({' + '.join(terms)})"
 
 
+@dataclass(frozen=True)
+class ThresholdBackward(ir.Node):
+    """``value`` where ``tensor > bound``, else 0 (a number ``bound``): ``threshold_backward(value, tensor,
+    bound)``."""
+
+    value: ir.Node
+    tensor: ir.Node
+    bound: sympy.Expr
+
+    @property
+    def shape(self) -> ir.Shape:
+        return ir.natural_shape((self.value, self.tensor))
+
+    @property
+    def children(self):
+        return (self.value, self.tensor)
+
+    def with_children(self, children):
+        return ThresholdBackward(*children, self.bound)
+
+    def __str__(self) -> str:
+        return f"threshold_backward({self.value}, {self.tensor}, {self.bound})"
+
+
+def masked(expr: sympy.Expr):
+    """(value, condition) when ``expr`` is ``value`` where ``condition`` holds and 0 elsewhere, ``value``
+    a polynomial in arrays (finite, so multiplying by 0 gives 0); else None. The printer spells such a map
+    as a mask multiplied in (``DY * (Z >= 0)``), unless it is a :class:`ThresholdBackward`."""
+    if not isinstance(expr, sympy.Piecewise) or len(expr.args) != 2 or expr.args[1].cond != sympy.true:
+        return None
+    (a, condition), (b, _) = expr.args
+    value, condition = (b, to_nnf(sympy.Not(condition))) if a == 0 else (a, condition) if b == 0 else (None, None)
+    arrays = [s for s in expr.free_symbols if ir.is_placeholder(s)]
+    if value is None or not any(s in arrays for s in value.free_symbols) or not value.is_polynomial(*arrays):
+        return None
+    return value, condition
+
+
+def _threshold_form(expr: sympy.Expr):
+    """(value, tensor, bound) placeholders and number of a masked map ``value`` where ``tensor > bound``."""
+    found = masked(expr)
+    if found is None:
+        return None
+    value, condition = found
+    if not (ir.is_placeholder(value) and isinstance(condition, sympy.StrictGreaterThan | sympy.StrictLessThan)):
+        return None
+    tensor, bound = (condition.lhs, condition.rhs) if isinstance(condition, sympy.StrictGreaterThan) \
+        else (condition.rhs, condition.lhs)
+    if not ir.is_placeholder(tensor) or not bound.is_number:
+        return None
+    return value, tensor, bound
+
+
+def threshold(node: ir.Node) -> ir.Node | None:
+    """A map whose cases ``value`` where ``tensor > c``, else 0, read arguments ``value`` and ``tensor`` →
+    those cases read from a :class:`ThresholdBackward` (the map itself, when it is nothing more)."""
+    if not isinstance(node, ir.Elementwise):
+        return None
+    args = list(node.args)
+    mapping = {}
+    for cases in sorted(node.expr.atoms(sympy.Piecewise), key=sympy.default_sort_key):
+        form = _threshold_form(cases)
+        if form is not None:
+            value, tensor, bound = form
+            args.append(ThresholdBackward(node.args[int(value.name[1:])], node.args[int(tensor.name[1:])], bound))
+            mapping[cases] = ir.placeholder(len(args) - 1)
+    if not mapping:
+        return None
+    return ir.elementwise(node.expr.xreplace(mapping), args, node.shape)
+
+
 def addmm(node: ir.Node, csr: set[str]) -> AddMM | None:
     """``A·B + c`` → AddMM when c is not 1 × 1 and no operand is a CSR argument (those have their own
     calls)."""
@@ -115,7 +189,7 @@ def _idioms(kernel: Kernel) -> Kernel:
     csr = {a.name for a in kernel.arguments if a.storage == "csr"}
 
     def step(n: ir.Node) -> ir.Node:
-        return addmm(n, csr) or addcmul(n) or n
+        return addmm(n, csr) or addcmul(n) or threshold(n) or n
 
     statements = []
     for target, node in kernel.statements:
@@ -126,6 +200,7 @@ def _idioms(kernel: Kernel) -> Kernel:
             node = ir.transform(node, step)
         else:  # a map broadcast by the statement: its top stays a map
             node = node.with_children(tuple(ir.transform(c, step) for c in node.children))
+            node = threshold(node) or node
         statements.append((target, node))
     return replace(kernel, statements=statements)
 

@@ -7,13 +7,12 @@ any device work unchanged.
 from __future__ import annotations
 
 import sympy
-from sympy.logic.boolalg import to_nnf
 from sympy.printing.precedence import PRECEDENCE
 
-from batchform.codegen.backends.torch.idioms import AddCMul, AddMM
+from batchform.codegen.backends.torch.idioms import AddCMul, AddMM, ThresholdBackward, masked
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.printers.python import PythonArrayPrinter
-from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table
+from batchform.codegen.printers.scalar import ATOM, ScalarPrinter, Spelling, table, with_numbers
 from batchform.codegen.printers.typed import TypedArrayMixin, TypedScalarMixin
 
 
@@ -23,8 +22,7 @@ def _torch_table() -> dict[str, Spelling]:
     arrays = table("torch", atan="torch.atan({0})", asinh="torch.asinh({0})", erf="torch.special.erf({0})",
                    erfc="torch.special.erfc({0})")
     numbers = {"Abs": "abs({0})", "sign": "((({0}) > 0) - (({0}) < 0))"}
-    return {name: Spelling(spelling.array, numbers.get(name, f"math.{name}({{0}})"))
-            for name, spelling in arrays.items()}
+    return with_numbers(arrays, numbers)
 
 
 class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
@@ -50,20 +48,8 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
         return f"torch.xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     # --- a piecewise map that is zero on one side: a mask multiplied in, not torch.where --------------
-    def _masked(self, expr):
-        """(value, condition) when ``expr`` is ``value`` where ``condition`` holds and 0 elsewhere, ``value``
-        a polynomial in arrays (finite, so multiplying by 0 gives 0) with the arrays' dtype."""
-        if not isinstance(expr, sympy.Piecewise) or len(expr.args) != 2 or expr.args[1].cond != sympy.true:
-            return None
-        (a, condition), (b, _) = expr.args
-        value, condition = (b, to_nnf(sympy.Not(condition))) if a == 0 else (a, condition) if b == 0 else (None, None)
-        arrays = [s for s in expr.free_symbols if ir.is_placeholder(s)]
-        if value is None or not any(s in arrays for s in value.free_symbols) or not value.is_polynomial(*arrays):
-            return None
-        return value, condition
-
     def precedence(self, expr) -> int:
-        if self._masked(expr) is not None:
+        if masked(expr) is not None:
             return PRECEDENCE["Mul"]
         return super().precedence(expr)
 
@@ -74,25 +60,11 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
             for value, condition in reversed(expr.args[:-1]):
                 text = f"({self._print(value)} if {self._print(condition)} else {text})"
             return text
-        masked = self._masked(expr)
-        if masked is None:
+        mask = masked(expr)
+        if mask is None:
             return super()._print_Piecewise(expr)
-        value, condition = masked
-        threshold = self._threshold(value, condition)
-        if threshold is not None:
-            return threshold
+        value, condition = mask
         return f"{self.parenthesize(value, PRECEDENCE['Mul'], strict=True)} * ({self._print(condition)})"
-
-    def _threshold(self, value, condition) -> str | None:
-        """``DY`` where ``Z > c``, else 0, is ATen's one-pass ``threshold_backward(DY, Z, c)`` (ReLU's mask):
-        exactly that function, for a tensor ``DY`` and ``Z`` and a constant threshold ``c``."""
-        if not (ir.is_placeholder(value) and isinstance(condition, sympy.StrictGreaterThan | sympy.StrictLessThan)):
-            return None
-        tensor, bound = (condition.lhs, condition.rhs) if isinstance(condition, sympy.StrictGreaterThan) \
-            else (condition.rhs, condition.lhs)
-        if not ir.is_placeholder(tensor) or not bound.is_number:
-            return None
-        return f"torch.ops.aten.threshold_backward({self._print(value)}, {self._print(tensor)}, {self._print(bound)})"
 
     def _binary(self, name, args):
         """``torch.maximum`` needs two tensors: a scalar bound (0, α, a 0-d parameter) is a ``clamp``."""
@@ -161,6 +133,10 @@ class TorchPrinter(TypedArrayMixin, PythonArrayPrinter):
         for product in products:
             text = f"torch.addcmul({text}, {call(*product)})"
         return text, ATOM
+
+    def _ThresholdBackward(self, node: ThresholdBackward):
+        value, tensor = self.expr(node.value)[0], self.expr(node.tensor)[0]
+        return f"torch.ops.aten.threshold_backward({value}, {tensor}, {self.scalar(node.bound)})", ATOM
 
     # --- optimizer updates: in place, without temporaries ---------------------------------------------
     def assign_in_place(self, name: str, text: str) -> str:

@@ -510,6 +510,31 @@ void unpack_transposed(const S* T, Index P, Index nrows, Index c0, Index c1, S* 
 /// Largest number of batch rows packed at once (bounds the scratch memory to ~256 rows).
 inline constexpr Index max_block_rows = 256;
 
+/// body(t, T) on a team of `nthreads` OpenMP threads, thread t of T (one thread without OpenMP);
+/// the team runs it together, so it may call barrier(). Scratch memory the team shares is taken
+/// before (scratch() is per thread).
+template <class Body>
+void on_team(int nthreads, Body&& body) {
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(nthreads)
+#else
+    (void)nthreads;
+#endif
+    body(thread_id(), team_size());
+}
+
+/// Thread t of T's share (columns split at multiples of `align`) of packing the nb rows of A (lda)
+/// into panels of P rows: column c of panel q (rows q P ... q P + P - 1) at packed[q * cols * P + c * P].
+template <class S>
+void pack_panels(const S* A, Index lda, Index nb, Index cols, Index P, Index align, int t, int T,
+                 S* packed) {
+    const Index c_lo = aligned_split(cols, t, T, align), c_hi = aligned_split(cols, t + 1, T, align);
+    for (Index q = 0; q * P < nb; ++q) {
+        const Index rows_q = std::min(P, nb - q * P);
+        pack_transposed(A + q * P * lda, lda, rows_q, c_lo, c_hi, P, packed + q * cols * P + c_lo * P);
+    }
+}
+
 }  // namespace detail
 
 // =============================================================================================
@@ -541,20 +566,9 @@ void csr_matmul_transposed(const S* X, Index ldx, Index N, const CSRMatrix<S>& W
         S* YT = scratch<S>(1, np * K * P);
         const int nthreads = threads_for(2.0 * static_cast<double>(nb) *
                                          static_cast<double>(W.nnz() + K));
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(nthreads)
-#endif
-        {
-            const int t = thread_id(), T = team_size();
+        on_team(nthreads, [&](int t, int T) {
             // 1. pack X's rows into panels: XT_q[c * P + j] = X(n0 + q P + j, c)
-            {
-                const Index c_lo = aligned_split(D, t, T, P), c_hi = aligned_split(D, t + 1, T, P);
-                for (Index q = 0; q < np; ++q) {
-                    const Index rows_q = std::min(P, nb - q * P);
-                    pack_transposed(X + (n0 + q * P) * ldx, ldx, rows_q, c_lo, c_hi, P,
-                                    XT + q * D * P + c_lo * P);
-                }
-            }
+            pack_panels(X + n0 * ldx, ldx, nb, D, P, P, t, T, XT);
             barrier();
             // 2. YT_q[k * P + j] = b[k] + sum_p values[p] * XT_q[indices[p] * P + j]
             {
@@ -603,7 +617,7 @@ void csr_matmul_transposed(const S* X, Index ldx, Index N, const CSRMatrix<S>& W
                                       Y + (n0 + q * P) * ldy, ldy);
                 }
             }
-        }
+        });
     }
 }
 
@@ -633,20 +647,9 @@ void dense_matmul_csr(const S* DY, Index lddy, Index N, const CSRMatrix<S>& W, S
         const int nthreads = threads_for(2.0 * static_cast<double>(nb) *
                                          static_cast<double>(W.nnz() + K));
         S* DYT = scratch<S>(0, np * K * P);
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(nthreads)
-#endif
-        {
-            const int t = thread_id(), T = team_size();
+        on_team(nthreads, [&](int t, int T) {
             // 1. pack DY's rows: DYT_q[k * P + j] = DY(n0 + q P + j, k)
-            {
-                const Index k_lo = aligned_split(K, t, T, P), k_hi = aligned_split(K, t + 1, T, P);
-                for (Index q = 0; q < np; ++q) {
-                    const Index rows_q = std::min(P, nb - q * P);
-                    pack_transposed(DY + (n0 + q * P) * lddy, lddy, rows_q, k_lo, k_hi, P,
-                                    DYT + q * K * P + k_lo * P);
-                }
-            }
+            pack_panels(DY + n0 * lddy, lddy, nb, K, P, P, t, T, DYT);
             // 2. this thread's columns [c_lo, c_hi) of DX; entries of row k in that range
             //    (buffers from the thread's own scratch: sized by the actual team)
             const Index c_lo = aligned_split(D, t, T, P), c_hi = aligned_split(D, t + 1, T, P);
@@ -694,7 +697,7 @@ void dense_matmul_csr(const S* DY, Index lddy, Index N, const CSRMatrix<S>& W, S
                 const Index rows_q = std::min(P, nb - q * P);
                 unpack_transposed(dxt, P, rows_q, c_lo, c_hi, DX + (n0 + q * P) * lddx, lddx);
             }
-        }
+        });
     }
 }
 
@@ -724,17 +727,10 @@ void sampled_matmul(const S* A, Index lda, const S* B, Index ldb, Index N,
         S* AT = scratch<S>(0, K * P);
         S* BT = scratch<S>(1, D * P);
         const int nthreads = threads_for(2.0 * static_cast<double>(nb) * static_cast<double>(nnz));
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(nthreads)
-#endif
-        {
-            const int t = thread_id(), T = team_size();
-            {
-                const Index k_lo = aligned_split(K, t, T, L), k_hi = aligned_split(K, t + 1, T, L);
-                pack_transposed(A + n0 * lda, lda, nb, k_lo, k_hi, P, AT + k_lo * P);
-                const Index c_lo = aligned_split(D, t, T, L), c_hi = aligned_split(D, t + 1, T, L);
-                pack_transposed(B + n0 * ldb, ldb, nb, c_lo, c_hi, P, BT + c_lo * P);
-            }
+        on_team(nthreads, [&](int t, int T) {
+            // one panel each (P >= nb): AT[k * P + j] = A(n0 + j, k), BT[c * P + j] = B(n0 + j, c)
+            pack_panels(A + n0 * lda, lda, nb, K, P, Index(L), t, T, AT);
+            pack_panels(B + n0 * ldb, ldb, nb, D, P, Index(L), t, T, BT);
             barrier();
             const Index r_lo = balanced_row_split(indptr, K, t, T);
             const Index r_hi = balanced_row_split(indptr, K, t + 1, T);
@@ -766,7 +762,7 @@ void sampled_matmul(const S* A, Index lda, const S* B, Index ldb, Index N,
                 }
             }
             barrier();  // AT/BT are reused by the next block of batch rows
-        }
+        });
     }
 }
 
