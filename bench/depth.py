@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.child import run_case_process  # noqa: E402 (after the path set-up)
+
 VARIANTS = ("batchnorm", "residual")
 BATCH, MU = 100, 0.9
 ETA = 0.05
@@ -141,16 +143,7 @@ def run_torch(case: dict) -> dict:
 
 
 def _torch_child(case: dict, timeout: float) -> dict:
-    command = [sys.executable, "-m", "bench.depth", "--case", json.dumps(case)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
-    try:
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["exit " + str(done.returncode)])[-1]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_case_process("bench.depth", case, timeout)
 
 
 def write_report(path: Path, results: dict, depths, width, epochs, dataset, steps, seconds) -> None:

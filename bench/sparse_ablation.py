@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.child import run_case_process  # noqa: E402 (after the path set-up)
 
 from batchform.training.loop import Trainer
 
@@ -123,17 +124,7 @@ def time_competitors(case: dict) -> dict:
 
 
 def _child_process(case: dict, timeout: float) -> dict:
-    command = [sys.executable, "-m", "bench.sparse_ablation", "--case", json.dumps(case)]
-    threads = str(case.get("threads", 1))
-    env = dict(os.environ, OMP_NUM_THREADS=threads, OMP_WAIT_POLICY="PASSIVE", MKL_NUM_THREADS=threads)
-    try:
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["exit " + str(done.returncode)])[-1]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_case_process("bench.sparse_ablation", case, timeout, case.get("threads", 1))
 
 
 def run_case(case: dict) -> dict:

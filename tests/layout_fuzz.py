@@ -131,7 +131,7 @@ def fuzz(module, sample: int | None = None, seed: int = 0, dtypes=(np.float64, n
     ``sample``: that many (call, argument, layout) combinations drawn with ``seed``; None: all of them."""
     combos = []
     for case, dtype in calls(dtypes):
-        if getattr(module, case.function, None) is None:
+        if getattr(module, case.kernel, None) is None:
             continue
         for index, (name, storage, role) in enumerate(case.arguments):
             if storage != "dense" or np.ndim(case.inputs[name]) != 2:
@@ -143,9 +143,9 @@ def fuzz(module, sample: int | None = None, seed: int = 0, dtypes=(np.float64, n
     failures = []
     rng = np.random.default_rng(seed)
     for case, dtype, index, layout in combos:
-        fn = getattr(module, case.function)
+        fn = getattr(module, case.kernel)
         name = case.arguments[index][0]
-        where = f"{case.function} ({dtype.__name__}), argument {name} as {layout}"
+        where = f"{case.kernel} ({dtype.__name__}), argument {name} as {layout}"
         arguments = _arguments(case, dtype, module)
         original = arguments[index]
         view = (SAME_VALUES.get(layout) or NEW_VALUES[layout])(original, rng)
