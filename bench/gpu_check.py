@@ -122,7 +122,7 @@ class Placement:
 
     @property
     def kind(self) -> str:
-        return "cpu" if self.device == "cpu" else "gpu"
+        return "cpu" if self.device.partition(":")[0].lower() == "cpu" else "gpu"  # "cpu", "cpu:0" (JAX)
 
 
 # --- comparing two devices ------------------------------------------------------------------------------
@@ -200,10 +200,10 @@ def compare_kernels(backend: str, dtype, device: str, reference: str, cases) -> 
     on, off = Placement(backend, device, dtype), Placement(backend, reference, dtype)
     result = Comparison(f"{backend} kernels, {np.dtype(dtype).name}, {device} against {reference}")
     for case in cases:
-        function = getattr(module, case.function, None)
+        function = getattr(module, case.kernel, None)
         if function is None:  # a kernel this backend does not render (a CSR form where it takes no CSR)
             continue
-        where = f"{backend} {case.function} (spec {case.spec!r}) at {case.dims}, {np.dtype(dtype).name}"
+        where = f"{backend} {case.kernel} (spec {case.spec!r}) at {case.dims}, {np.dtype(dtype).name}"
         try:
             wanted = [_numpy(off, v) for v in _call(off, function, case)]
             got = _call(on, function, case)

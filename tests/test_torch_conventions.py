@@ -176,7 +176,7 @@ def test_torch_export_of_modules_with_leading_axes():
 
 # --- the functional forms take (*, D) too, as nn.functional.linear --------------------------------------
 
-@pytest.mark.parametrize("name", DIFFERENTIABLE)
+@pytest.mark.parametrize("name", FLATTENED)
 def test_functional_forms_take_leading_axes(name):
     """functional.<spec>(X of shape (2, 3, D), ...) equals the (6, D) call laid out as (2, 3, K), with the same
     gradients; one row (D,) gives the first row as (K,); a loss sums over every leading axis."""

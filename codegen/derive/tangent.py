@@ -229,26 +229,30 @@ def derive_tangents(s: Spec) -> Tangents:
 def _drop_maxima(s: Spec, equations: list[Equation], maxima: dict, context: Context, notes: list[str]):
     """The tangent of a row or column maximum is dropped where the output's tangent does not depend on it (a
     shift that cancels): the tangents again, with every tangent but the maxima's 0, must give an output tangent
-    that simplifies to 0; else one DeriveError naming the spec and the maximum."""
+    that simplifies to 0 (checked equation by equation: a part that is 0 stays 0); else one DeriveError naming the
+    spec and the maximum."""
     if not maxima:
         return equations
     maxima = dict.fromkeys(maxima)
     known: dict = {}
+    part = None
     for eq in s.forward:
         step = Differential("", known, {}, _declared(s), maxima, maxima_only=True)
         d = step.run(eq.expr)
-        if d is not None:
-            known[eq.name] = d  # the expression itself: later equations read it written in
-    part = known.get(s.output.name)
-    if part is not None:
-        value = context.read_forward(context.to_map(part))
-        value = sympy.simplify(context.rewrite(value, sympy.expand_mul))
+        if d is None:
+            continue
+        # A part that cancels where the maximum is consumed (the softmax's own output) is 0 in every later
+        # equation too: tangents propagate linearly. Checking it there keeps the simplification local.
+        value = sympy.simplify(context.rewrite(context.read_forward(context.to_map(d)), sympy.expand_mul))
         if value != 0:
-            shown = ", ".join(unicode(node) for node in maxima)
-            raise DeriveError(f"spec {s.name!r}: no tangent rule for {shown} here: a row or column maximum is "
-                              f"differentiable only as a shift whose tangent cancels in the output (X − "
-                              f"rows_max(X)·1ᵀ inside a softmax), and its part of {tangent_name(s.output.name)}, "
-                              f"{unicode(part)}, does not simplify to 0")
+            known[eq.name] = d  # the expression itself: later equations read it written in
+            part = d if eq.name == s.output.name else part
+    if part is not None:
+        shown = ", ".join(unicode(node) for node in maxima)
+        raise DeriveError(f"spec {s.name!r}: no tangent rule for {shown} here: a row or column maximum is "
+                          f"differentiable only as a shift whose tangent cancels in the output (X − "
+                          f"rows_max(X)·1ᵀ inside a softmax), and its part of {tangent_name(s.output.name)}, "
+                          f"{unicode(part)}, does not simplify to 0")
     for node in maxima:
         notes.append(f"the tangent of {unicode(node)} is dropped: the output's tangent does not depend on it "
                      f"(adding a constant to each {'row' if isinstance(node, RowsMax) else 'column'} of its "

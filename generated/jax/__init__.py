@@ -14,7 +14,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "2b555c74963a53b383a599a3654a46e7a58d5cd5984f4c4970d41815cfe216d1",
+    "c353890345b2bb57b3f4d5227f0c53237045c7ae881b3a2c7508bd46d470f872",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
 
@@ -261,6 +261,7 @@ from .layers import (
     sparse_log_softmax_layer_forward,
     sparse_log_softmax_layer_backward,
     sparse_log_softmax_layer_backward_without_DX,
+    self_attention_jvp,
     simple_batch_norm_jvp,
     simple_batch_norm_inference_jvp,
     batch_norm_jvp,
@@ -565,6 +566,7 @@ __all__ = [
     "sparse_log_softmax_layer_forward",
     "sparse_log_softmax_layer_backward",
     "sparse_log_softmax_layer_backward_without_DX",
+    "self_attention_jvp",
     "simple_batch_norm_jvp",
     "simple_batch_norm_inference_jvp",
     "batch_norm_jvp",

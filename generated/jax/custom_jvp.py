@@ -58,6 +58,7 @@ __all__ = [
     "srelu",
     "srelu_layer",
     "srelu_dropout_layer",
+    "self_attention",
     "simple_batch_norm",
     "simple_batch_norm_inference",
     "batch_norm",
@@ -1055,6 +1056,50 @@ def srelu_dropout_layer(
     X, rows = batch_rows("srelu_dropout_layer", ("X",), X)
     check("srelu_dropout_layer", SRELU_DROPOUT_LAYER_SHAPES, (X, R, W, b, al, tl, ar, tr))
     return restore_rows(_srelu_dropout_layer_jvp(X, R, W, b, al, tl, ar, tr), rows)
+
+
+SELF_ATTENTION_SHAPES = (
+    ("X", ("N", "D")),
+    ("Wq", ("E", "D")),
+    ("Wk", ("E", "D")),
+    ("Wv", ("E", "D")),
+    ("Wo", ("D", "E")),
+)
+
+
+@jax.custom_jvp
+def _self_attention_jvp(X, Wq, Wk, Wv, Wo):
+    return _layers.self_attention_forward(X, Wq, Wk, Wv, Wo)[5]
+
+
+@_self_attention_jvp.defjvp
+def _self_attention_tangent(primals, tangents):
+    X, Wq, Wk, Wv, Wo = primals
+    dX, dWq, dWk, dWv, dWo = tangents
+    Q, K, V, P, O, Y = _layers.self_attention_forward(X, Wq, Wk, Wv, Wo)
+    dY = _layers.self_attention_jvp(X, Wq, Wk, Wv, Wo, Q, K, V, P, O, dX, dWq, dWk, dWv, dWo)
+    return Y, dY
+
+
+def self_attention(X: Array, Wq: Array, Wk: Array, Wv: Array, Wo: Array) -> Array:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ.
+
+    Returns Y; a ``jax.custom_jvp`` function whose JVP rule is the generated tangent kernel
+    ``self_attention_jvp`` (reverse mode: JAX's transpose of it):
+
+        dQ = dX·Wqᵀ + X·dWqᵀ
+        dK = dX·Wkᵀ + X·dWkᵀ
+        dV = dX·Wvᵀ + X·dWvᵀ
+        dZ = (dQ·Kᵀ + Q·dKᵀ)/(sqrt(E))
+        dP = P ⊙ (dZ − (P ⊙ dZ)·1_N·1_Nᵀ)
+        dO = dP·V + P·dV
+        dY = dO·Woᵀ + O·dWoᵀ
+
+    Shapes (checked): X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E.
+    Tangents: X, Wq, Wk, Wv, Wo.
+    """
+    check("self_attention", SELF_ATTENTION_SHAPES, (X, Wq, Wk, Wv, Wo))
+    return _self_attention_jvp(X, Wq, Wk, Wv, Wo)
 
 
 SIMPLE_BATCH_NORM_SHAPES = (("X", ("N", "K")),)

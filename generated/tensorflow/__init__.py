@@ -13,7 +13,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "2df835459b6194c1d0da84ea50f7f58315fa28702fc3c639047410977635ce0b",
+    "6c441509dec4df4ebf932e65c32564501ba36cd4de696f694f7bb7f75ac41aab",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
 

@@ -130,7 +130,7 @@ def all_relu(X: Tensor, alpha: float) -> Tensor:
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for alpha.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("all_relu", ("X",), X)
     dtype = check("all_relu", ALL_RELU_CALL_SHAPES, (X,))
     return restore_rows(all_relu_apply(X, alpha, dtype=dtype), rows)
 
@@ -176,7 +176,7 @@ def all_relu_layer(X: Tensor, W: Tensor, b: Tensor, alpha: float) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for alpha.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("all_relu_layer", ("X",), X)
     dtype = check("all_relu_layer", ALL_RELU_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(all_relu_layer_apply(X, W, b, alpha, dtype=dtype), rows)
 
@@ -227,7 +227,7 @@ def all_relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: fl
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R, alpha.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("all_relu_dropout_layer", ("X",), X)
     dtype = check("all_relu_dropout_layer", ALL_RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return restore_rows(all_relu_dropout_layer_apply(X, R, W, b, alpha, dtype=dtype), rows)
 
@@ -267,7 +267,7 @@ def gelu(X: Tensor) -> Tensor:
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("gelu", ("X",), X)
     dtype = check("gelu", GELU_CALL_SHAPES, (X,))
     return restore_rows(gelu_apply(X, dtype=dtype), rows)
 
@@ -311,7 +311,7 @@ def gelu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("gelu_layer", ("X",), X)
     dtype = check("gelu_layer", GELU_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(gelu_layer_apply(X, W, b, dtype=dtype), rows)
 
@@ -357,7 +357,7 @@ def gelu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("gelu_dropout_layer", ("X",), X)
     dtype = check("gelu_dropout_layer", GELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return restore_rows(gelu_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
 
@@ -397,7 +397,7 @@ def hard_sigmoid(X: Tensor) -> Tensor:
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("hard_sigmoid", ("X",), X)
     dtype = check("hard_sigmoid", HARD_SIGMOID_CALL_SHAPES, (X,))
     return restore_rows(hard_sigmoid_apply(X, dtype=dtype), rows)
 
@@ -441,7 +441,7 @@ def hard_sigmoid_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("hard_sigmoid_layer", ("X",), X)
     dtype = check("hard_sigmoid_layer", HARD_SIGMOID_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(hard_sigmoid_layer_apply(X, W, b, dtype=dtype), rows)
 
@@ -492,7 +492,7 @@ def hard_sigmoid_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Te
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("hard_sigmoid_dropout_layer", ("X",), X)
     dtype = check("hard_sigmoid_dropout_layer", HARD_SIGMOID_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return restore_rows(hard_sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
 
@@ -532,7 +532,7 @@ def hyperbolic_tangent(X: Tensor) -> Tensor:
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("hyperbolic_tangent", ("X",), X)
     dtype = check("hyperbolic_tangent", HYPERBOLIC_TANGENT_CALL_SHAPES, (X,))
     return restore_rows(hyperbolic_tangent_apply(X, dtype=dtype), rows)
 
@@ -578,7 +578,7 @@ def hyperbolic_tangent_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("hyperbolic_tangent_layer", ("X",), X)
     dtype = check("hyperbolic_tangent_layer", HYPERBOLIC_TANGENT_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(hyperbolic_tangent_layer_apply(X, W, b, dtype=dtype), rows)
 
@@ -634,7 +634,7 @@ def hyperbolic_tangent_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor)
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("hyperbolic_tangent_dropout_layer", ("X",), X)
     dtype = check(
         "hyperbolic_tangent_dropout_layer", HYPERBOLIC_TANGENT_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b)
     )
@@ -676,7 +676,7 @@ def leaky_relu(X: Tensor, alpha: float) -> Tensor:
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for alpha.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("leaky_relu", ("X",), X)
     dtype = check("leaky_relu", LEAKY_RELU_CALL_SHAPES, (X,))
     return restore_rows(leaky_relu_apply(X, alpha, dtype=dtype), rows)
 
@@ -722,7 +722,7 @@ def leaky_relu_layer(X: Tensor, W: Tensor, b: Tensor, alpha: float) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for alpha.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("leaky_relu_layer", ("X",), X)
     dtype = check("leaky_relu_layer", LEAKY_RELU_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(leaky_relu_layer_apply(X, W, b, alpha, dtype=dtype), rows)
 
@@ -773,7 +773,7 @@ def leaky_relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor, alpha: 
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R, alpha.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("leaky_relu_dropout_layer", ("X",), X)
     dtype = check("leaky_relu_dropout_layer", LEAKY_RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return restore_rows(leaky_relu_dropout_layer_apply(X, R, W, b, alpha, dtype=dtype), rows)
 
@@ -813,7 +813,7 @@ def relu(X: Tensor) -> Tensor:
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("relu", ("X",), X)
     dtype = check("relu", RELU_CALL_SHAPES, (X,))
     return restore_rows(relu_apply(X, dtype=dtype), rows)
 
@@ -857,7 +857,7 @@ def relu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("relu_layer", ("X",), X)
     dtype = check("relu_layer", RELU_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(relu_layer_apply(X, W, b, dtype=dtype), rows)
 
@@ -903,7 +903,7 @@ def relu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("relu_dropout_layer", ("X",), X)
     dtype = check("relu_dropout_layer", RELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return restore_rows(relu_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
 
@@ -943,7 +943,7 @@ def sigmoid(X: Tensor) -> Tensor:
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("sigmoid", ("X",), X)
     dtype = check("sigmoid", SIGMOID_CALL_SHAPES, (X,))
     return restore_rows(sigmoid_apply(X, dtype=dtype), rows)
 
@@ -987,7 +987,7 @@ def sigmoid_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("sigmoid_layer", ("X",), X)
     dtype = check("sigmoid_layer", SIGMOID_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(sigmoid_layer_apply(X, W, b, dtype=dtype), rows)
 
@@ -1033,7 +1033,7 @@ def sigmoid_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("sigmoid_dropout_layer", ("X",), X)
     dtype = check("sigmoid_dropout_layer", SIGMOID_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return restore_rows(sigmoid_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
 
@@ -1073,7 +1073,7 @@ def silu(X: Tensor) -> Tensor:
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("silu", ("X",), X)
     dtype = check("silu", SILU_CALL_SHAPES, (X,))
     return restore_rows(silu_apply(X, dtype=dtype), rows)
 
@@ -1117,7 +1117,7 @@ def silu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("silu_layer", ("X",), X)
     dtype = check("silu_layer", SILU_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(silu_layer_apply(X, W, b, dtype=dtype), rows)
 
@@ -1163,7 +1163,7 @@ def silu_dropout_layer(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("silu_dropout_layer", ("X",), X)
     dtype = check("silu_dropout_layer", SILU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b))
     return restore_rows(silu_dropout_layer_apply(X, R, W, b, dtype=dtype), rows)
 
@@ -1221,7 +1221,7 @@ def srelu(
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, al, tl, ar, tr.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("srelu", ("X",), X)
     dtype = check("srelu", SRELU_CALL_SHAPES, (X, al, tl, ar, tr))
     return restore_rows(srelu_apply(X, al, tl, ar, tr, dtype=dtype), rows)
 
@@ -1315,7 +1315,7 @@ def srelu_layer(
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b, al, tl, ar, tr.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("srelu_layer", ("X",), X)
     dtype = check("srelu_layer", SRELU_LAYER_CALL_SHAPES, (X, W, b, al, tl, ar, tr))
     return restore_rows(srelu_layer_apply(X, W, b, al, tl, ar, tr, dtype=dtype), rows)
 
@@ -1415,7 +1415,7 @@ def srelu_dropout_layer(
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b, al, tl, ar, tr; none for R.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("srelu_dropout_layer", ("X",), X)
     dtype = check("srelu_dropout_layer", SRELU_DROPOUT_LAYER_CALL_SHAPES, (X, R, W, b, al, tl, ar, tr))
     return restore_rows(srelu_dropout_layer_apply(X, R, W, b, al, tl, ar, tr, dtype=dtype), rows)
 
@@ -1530,7 +1530,7 @@ def simple_batch_norm(X: Tensor) -> Tensor:
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("simple_batch_norm", ("X",), X)
     dtype = check("simple_batch_norm", SIMPLE_BATCH_NORM_CALL_SHAPES, (X,))
     return restore_rows(simple_batch_norm_apply(X, dtype=dtype), rows)
 
@@ -1580,7 +1580,7 @@ def simple_batch_norm_inference(X: Tensor, running_mean: Tensor, running_var: Te
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for running_mean, running_var.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("simple_batch_norm_inference", ("X",), X)
     dtype = check(
         "simple_batch_norm_inference", SIMPLE_BATCH_NORM_INFERENCE_CALL_SHAPES, (X, running_mean, running_var)
     )
@@ -1628,7 +1628,7 @@ def batch_norm(X: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("batch_norm", ("X",), X)
     dtype = check("batch_norm", BATCH_NORM_CALL_SHAPES, (X, gamma, beta))
     return restore_rows(batch_norm_apply(X, gamma, beta, dtype=dtype), rows)
 
@@ -1694,7 +1694,7 @@ def batch_norm_inference(
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for running_mean, running_var.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("batch_norm_inference", ("X",), X)
     dtype = check(
         "batch_norm_inference", BATCH_NORM_INFERENCE_CALL_SHAPES, (X, running_mean, running_var, gamma, beta)
     )
@@ -1740,7 +1740,7 @@ def simple_batch_norm_eps(X: Tensor, epsilon: float) -> Tensor:
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for epsilon.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("simple_batch_norm_eps", ("X",), X)
     dtype = check("simple_batch_norm_eps", SIMPLE_BATCH_NORM_EPS_CALL_SHAPES, (X,))
     return restore_rows(simple_batch_norm_eps_apply(X, epsilon, dtype=dtype), rows)
 
@@ -1792,7 +1792,7 @@ def simple_batch_norm_eps_inference(
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X; none for running_mean, running_var, epsilon.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("simple_batch_norm_eps_inference", ("X",), X)
     dtype = check(
         "simple_batch_norm_eps_inference",
         SIMPLE_BATCH_NORM_EPS_INFERENCE_CALL_SHAPES,
@@ -1846,7 +1846,7 @@ def batch_norm_eps(X: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Te
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for epsilon.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("batch_norm_eps", ("X",), X)
     dtype = check("batch_norm_eps", BATCH_NORM_EPS_CALL_SHAPES, (X, gamma, beta))
     return restore_rows(batch_norm_eps_apply(X, gamma, beta, epsilon, dtype=dtype), rows)
 
@@ -1913,7 +1913,7 @@ def batch_norm_eps_inference(
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for running_mean, running_var, epsilon.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("batch_norm_eps_inference", ("X",), X)
     dtype = check(
         "batch_norm_eps_inference",
         BATCH_NORM_EPS_INFERENCE_CALL_SHAPES,
@@ -1963,7 +1963,7 @@ def linear_dropout(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b; none for R.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("linear_dropout", ("X",), X)
     dtype = check("linear_dropout", LINEAR_DROPOUT_CALL_SHAPES, (X, R, W, b))
     return restore_rows(linear_dropout_apply(X, R, W, b, dtype=dtype), rows)
 
@@ -2011,7 +2011,7 @@ def layer_norm(X: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Tensor
     X may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, gamma, beta; none for epsilon.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("layer_norm", ("X",), X)
     dtype = check("layer_norm", LAYER_NORM_CALL_SHAPES, (X, gamma, beta))
     return restore_rows(layer_norm_apply(X, gamma, beta, epsilon, dtype=dtype), rows)
 
@@ -2053,7 +2053,7 @@ def linear(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("linear", ("X",), X)
     dtype = check("linear", LINEAR_CALL_SHAPES, (X, W, b))
     return restore_rows(linear_apply(X, W, b, dtype=dtype), rows)
 
@@ -2097,7 +2097,7 @@ def residual_relu_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("residual_relu_layer", ("X",), X)
     dtype = check("residual_relu_layer", RESIDUAL_RELU_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(residual_relu_layer_apply(X, W, b, dtype=dtype), rows)
 
@@ -2156,7 +2156,7 @@ def residual_projection_relu_layer(X: Tensor, W: Tensor, b: Tensor, P: Tensor) -
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b, P.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("residual_projection_relu_layer", ("X",), X)
     dtype = check("residual_projection_relu_layer", RESIDUAL_PROJECTION_RELU_LAYER_CALL_SHAPES, (X, W, b, P))
     return restore_rows(residual_projection_relu_layer_apply(X, W, b, P, dtype=dtype), rows)
 
@@ -2200,7 +2200,7 @@ def softmax_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("softmax_layer", ("X",), X)
     dtype = check("softmax_layer", SOFTMAX_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(softmax_layer_apply(X, W, b, dtype=dtype), rows)
 
@@ -2244,7 +2244,7 @@ def log_softmax_layer(X: Tensor, W: Tensor, b: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X, W, b.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("log_softmax_layer", ("X",), X)
     dtype = check("log_softmax_layer", LOG_SOFTMAX_LAYER_CALL_SHAPES, (X, W, b))
     return restore_rows(log_softmax_layer_apply(X, W, b, dtype=dtype), rows)
 
@@ -2284,8 +2284,7 @@ def squared_error_loss(Y: Tensor, T: Tensor) -> Tensor:
     Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("squared_error_loss", ("Y", "T"), Y, T)
     dtype = check("squared_error_loss", SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
     return squared_error_loss_apply(Y, T, dtype=dtype)
 
@@ -2299,8 +2298,7 @@ def squared_error_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
     Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
     C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("squared_error_loss", ("Y", "T"), Y, T)
     check("squared_error_loss", SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
 
     @tf.custom_gradient
@@ -2351,8 +2349,7 @@ def mean_squared_error_loss(Y: Tensor, T: Tensor) -> Tensor:
     Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("mean_squared_error_loss", ("Y", "T"), Y, T)
     dtype = check("mean_squared_error_loss", MEAN_SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
     return mean_squared_error_loss_apply(Y, T, dtype=dtype)
 
@@ -2366,8 +2363,7 @@ def mean_squared_error_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
     Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
     C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("mean_squared_error_loss", ("Y", "T"), Y, T)
     check("mean_squared_error_loss", MEAN_SQUARED_ERROR_LOSS_CALL_SHAPES, (Y, T))
 
     @tf.custom_gradient
@@ -2418,8 +2414,7 @@ def cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("cross_entropy_loss", ("Y", "T"), Y, T)
     dtype = check("cross_entropy_loss", CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return cross_entropy_loss_apply(Y, T, dtype=dtype)
 
@@ -2433,8 +2428,7 @@ def cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
     Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
     C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("cross_entropy_loss", ("Y", "T"), Y, T)
     check("cross_entropy_loss", CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
 
     @tf.custom_gradient
@@ -2485,8 +2479,7 @@ def softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("softmax_cross_entropy_loss", ("Y", "T"), Y, T)
     dtype = check("softmax_cross_entropy_loss", SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return softmax_cross_entropy_loss_apply(Y, T, dtype=dtype)
 
@@ -2500,8 +2493,7 @@ def softmax_cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
     Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
     C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("softmax_cross_entropy_loss", ("Y", "T"), Y, T)
     check("softmax_cross_entropy_loss", SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
 
     @tf.custom_gradient
@@ -2552,8 +2544,7 @@ def softmax_cross_entropy_one_hot_loss(Y: Tensor, T: Tensor) -> Tensor:
     Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("softmax_cross_entropy_one_hot_loss", ("Y", "T"), Y, T)
     dtype = check(
         "softmax_cross_entropy_one_hot_loss", SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_CALL_SHAPES, (Y, T)
     )
@@ -2569,8 +2560,7 @@ def softmax_cross_entropy_one_hot_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
     Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
     C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("softmax_cross_entropy_one_hot_loss", ("Y", "T"), Y, T)
     check("softmax_cross_entropy_one_hot_loss", SOFTMAX_CROSS_ENTROPY_ONE_HOT_LOSS_CALL_SHAPES, (Y, T))
 
     @tf.custom_gradient
@@ -2621,8 +2611,7 @@ def stable_softmax_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("stable_softmax_cross_entropy_loss", ("Y", "T"), Y, T)
     dtype = check("stable_softmax_cross_entropy_loss", STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return stable_softmax_cross_entropy_loss_apply(Y, T, dtype=dtype)
 
@@ -2636,8 +2625,7 @@ def stable_softmax_cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
     Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
     C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("stable_softmax_cross_entropy_loss", ("Y", "T"), Y, T)
     check("stable_softmax_cross_entropy_loss", STABLE_SOFTMAX_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
 
     @tf.custom_gradient
@@ -2688,8 +2676,7 @@ def logistic_cross_entropy_loss(Y: Tensor, T: Tensor) -> Tensor:
     Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("logistic_cross_entropy_loss", ("Y", "T"), Y, T)
     dtype = check("logistic_cross_entropy_loss", LOGISTIC_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
     return logistic_cross_entropy_loss_apply(Y, T, dtype=dtype)
 
@@ -2703,8 +2690,7 @@ def logistic_cross_entropy_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
     Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
     C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("logistic_cross_entropy_loss", ("Y", "T"), Y, T)
     check("logistic_cross_entropy_loss", LOGISTIC_CROSS_ENTROPY_LOSS_CALL_SHAPES, (Y, T))
 
     @tf.custom_gradient
@@ -2755,8 +2741,7 @@ def negative_log_likelihood_loss(Y: Tensor, T: Tensor) -> Tensor:
     Y and T may have leading axes, (*, K), as ``keras.layers.Dense`` takes them: their rows are summed over.
     Gradients: Y; none for T.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("negative_log_likelihood_loss", ("Y", "T"), Y, T)
     dtype = check("negative_log_likelihood_loss", NEGATIVE_LOG_LIKELIHOOD_LOSS_CALL_SHAPES, (Y, T))
     return negative_log_likelihood_loss_apply(Y, T, dtype=dtype)
 
@@ -2770,8 +2755,7 @@ def negative_log_likelihood_loss_rows(Y: Tensor, T: Tensor) -> Tensor:
     Each row's value is the loss of that row alone (the rows do not interact); the gradient of Σ C_i·L_i is
     C ⊙ DY by the generated gradient kernel. Shapes (checked): Y N×K, T N×K.
     """
-    Y, _ = batch_rows(Y)
-    T, _ = batch_rows(T)
+    Y, T, _ = batch_rows("negative_log_likelihood_loss", ("Y", "T"), Y, T)
     check("negative_log_likelihood_loss", NEGATIVE_LOG_LIKELIHOOD_LOSS_CALL_SHAPES, (Y, T))
 
     @tf.custom_gradient
@@ -2822,7 +2806,7 @@ def softmax(X: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("softmax", ("X",), X)
     dtype = check("softmax", SOFTMAX_CALL_SHAPES, (X,))
     return restore_rows(softmax_apply(X, dtype=dtype), rows)
 
@@ -2862,7 +2846,7 @@ def stable_softmax(X: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("stable_softmax", ("X",), X)
     dtype = check("stable_softmax", STABLE_SOFTMAX_CALL_SHAPES, (X,))
     return restore_rows(stable_softmax_apply(X, dtype=dtype), rows)
 
@@ -2902,7 +2886,7 @@ def log_softmax(X: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("log_softmax", ("X",), X)
     dtype = check("log_softmax", LOG_SOFTMAX_CALL_SHAPES, (X,))
     return restore_rows(log_softmax_apply(X, dtype=dtype), rows)
 
@@ -2942,6 +2926,6 @@ def stable_log_softmax(X: Tensor) -> Tensor:
     X may have leading axes, (*, D), as ``keras.layers.Dense`` takes them: the output has the same leading axes.
     Gradients: X.
     """
-    X, rows = batch_rows(X)
+    X, rows = batch_rows("stable_log_softmax", ("X",), X)
     dtype = check("stable_log_softmax", STABLE_LOG_SOFTMAX_CALL_SHAPES, (X,))
     return restore_rows(stable_log_softmax_apply(X, dtype=dtype), rows)

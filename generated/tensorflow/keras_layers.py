@@ -135,7 +135,7 @@ class AllReLU(keras.layers.Layer):
         self.alpha = alpha
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("AllReLU", ("X",), X)
         dtype = F.check("AllReLU", F.ALL_RELU_SHAPES, (X,))
         return restore_rows(F.all_relu_apply(X, self.alpha, dtype=dtype), rows)
 
@@ -169,7 +169,7 @@ class AllReLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("AllReLULayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("AllReLULayer", F.ALL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
@@ -208,7 +208,7 @@ class AllReLUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("AllReLUDropoutLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -236,7 +236,7 @@ class GELU(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("GELU", ("X",), X)
         dtype = F.check("GELU", F.GELU_SHAPES, (X,))
         return restore_rows(F.gelu_apply(X, dtype=dtype), rows)
 
@@ -265,7 +265,7 @@ class GELULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("GELULayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("GELULayer", F.GELU_LAYER_SHAPES, (W, b, X), trusted=2)
@@ -302,7 +302,7 @@ class GELUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("GELUDropoutLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -330,7 +330,7 @@ class HardSigmoid(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("HardSigmoid", ("X",), X)
         dtype = F.check("HardSigmoid", F.HARD_SIGMOID_SHAPES, (X,))
         return restore_rows(F.hard_sigmoid_apply(X, dtype=dtype), rows)
 
@@ -359,7 +359,7 @@ class HardSigmoidLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("HardSigmoidLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("HardSigmoidLayer", F.HARD_SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
@@ -396,7 +396,7 @@ class HardSigmoidDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("HardSigmoidDropoutLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -426,7 +426,7 @@ class HyperbolicTangent(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("HyperbolicTangent", ("X",), X)
         dtype = F.check("HyperbolicTangent", F.HYPERBOLIC_TANGENT_SHAPES, (X,))
         return restore_rows(F.hyperbolic_tangent_apply(X, dtype=dtype), rows)
 
@@ -455,7 +455,7 @@ class HyperbolicTangentLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("HyperbolicTangentLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("HyperbolicTangentLayer", F.HYPERBOLIC_TANGENT_LAYER_SHAPES, (W, b, X), trusted=2)
@@ -492,7 +492,7 @@ class HyperbolicTangentDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("HyperbolicTangentDropoutLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -531,7 +531,7 @@ class LeakyReLU(keras.layers.Layer):
         self.alpha = alpha
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("LeakyReLU", ("X",), X)
         dtype = F.check("LeakyReLU", F.LEAKY_RELU_SHAPES, (X,))
         return restore_rows(F.leaky_relu_apply(X, self.alpha, dtype=dtype), rows)
 
@@ -565,7 +565,7 @@ class LeakyReLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("LeakyReLULayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("LeakyReLULayer", F.LEAKY_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
@@ -604,7 +604,7 @@ class LeakyReLUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("LeakyReLUDropoutLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -634,7 +634,7 @@ class ReLU(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("ReLU", ("X",), X)
         dtype = F.check("ReLU", F.RELU_SHAPES, (X,))
         return restore_rows(F.relu_apply(X, dtype=dtype), rows)
 
@@ -663,7 +663,7 @@ class ReLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("ReLULayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("ReLULayer", F.RELU_LAYER_SHAPES, (W, b, X), trusted=2)
@@ -700,7 +700,7 @@ class ReLUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("ReLUDropoutLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -728,7 +728,7 @@ class Sigmoid(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("Sigmoid", ("X",), X)
         dtype = F.check("Sigmoid", F.SIGMOID_SHAPES, (X,))
         return restore_rows(F.sigmoid_apply(X, dtype=dtype), rows)
 
@@ -757,7 +757,7 @@ class SigmoidLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SigmoidLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("SigmoidLayer", F.SIGMOID_LAYER_SHAPES, (W, b, X), trusted=2)
@@ -794,7 +794,7 @@ class SigmoidDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SigmoidDropoutLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -822,7 +822,7 @@ class SiLU(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SiLU", ("X",), X)
         dtype = F.check("SiLU", F.SILU_SHAPES, (X,))
         return restore_rows(F.silu_apply(X, dtype=dtype), rows)
 
@@ -851,7 +851,7 @@ class SiLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SiLULayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("SiLULayer", F.SILU_LAYER_SHAPES, (W, b, X), trusted=2)
@@ -888,7 +888,7 @@ class SiLUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SiLUDropoutLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -922,7 +922,7 @@ class SReLU(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SReLU", ("X",), X)
         al = tf.convert_to_tensor(self.al)
         tl = tf.convert_to_tensor(self.tl)
         ar = tf.convert_to_tensor(self.ar)
@@ -959,7 +959,7 @@ class SReLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SReLULayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         al = tf.convert_to_tensor(self.al)
@@ -1004,7 +1004,7 @@ class SReLUDropoutLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SReLUDropoutLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         al = tf.convert_to_tensor(self.al)
@@ -1090,7 +1090,7 @@ class SimpleBatchNorm(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SimpleBatchNorm", ("X",), X)
         if training:
             dtype = F.check("SimpleBatchNorm", F.SIMPLE_BATCH_NORM_SHAPES, (X,))
             check_training_batch("SimpleBatchNorm", X)
@@ -1130,7 +1130,7 @@ class SimpleBatchNormInference(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X, running_mean, running_var):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SimpleBatchNormInference", ("X",), X)
         dtype = F.check(
             "SimpleBatchNormInference", F.SIMPLE_BATCH_NORM_INFERENCE_SHAPES, (X, running_mean, running_var)
         )
@@ -1171,7 +1171,7 @@ class BatchNorm(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("BatchNorm", ("X",), X)
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
         if training:
@@ -1221,7 +1221,7 @@ class BatchNormInference(keras.layers.Layer):
         self.built = True
 
     def call(self, X, running_mean, running_var):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("BatchNormInference", ("X",), X)
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
         dtype = F.check(
@@ -1269,7 +1269,7 @@ class SimpleBatchNormEps(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SimpleBatchNormEps", ("X",), X)
         if training:
             dtype = F.check("SimpleBatchNormEps", F.SIMPLE_BATCH_NORM_EPS_SHAPES, (X,))
             check_training_batch("SimpleBatchNormEps", X)
@@ -1314,7 +1314,7 @@ class SimpleBatchNormEpsInference(keras.layers.Layer):
         self.epsilon = epsilon
 
     def call(self, X, running_mean, running_var):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SimpleBatchNormEpsInference", ("X",), X)
         dtype = F.check(
             "SimpleBatchNormEpsInference",
             F.SIMPLE_BATCH_NORM_EPS_INFERENCE_SHAPES,
@@ -1363,7 +1363,7 @@ class BatchNormEps(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("BatchNormEps", ("X",), X)
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
         if training:
@@ -1421,7 +1421,7 @@ class BatchNormEpsInference(keras.layers.Layer):
         self.built = True
 
     def call(self, X, running_mean, running_var):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("BatchNormEpsInference", ("X",), X)
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
         dtype = F.check(
@@ -1468,7 +1468,7 @@ class LinearDropout(keras.layers.Layer):
         self.built = True
 
     def call(self, X, training=None):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("LinearDropout", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         if training and self.p > 0:
@@ -1506,7 +1506,7 @@ class LayerNorm(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("LayerNorm", ("X",), X)
         gamma = tf.convert_to_tensor(self.gamma)
         beta = tf.convert_to_tensor(self.beta)
         dtype = F.check("LayerNorm", F.LAYER_NORM_SHAPES, (gamma, beta, X), trusted=2)
@@ -1540,7 +1540,7 @@ class Linear(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("Linear", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("Linear", F.LINEAR_SHAPES, (W, b, X), trusted=2)
@@ -1572,7 +1572,7 @@ class ResidualReLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("ResidualReLULayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("ResidualReLULayer", F.RESIDUAL_RELU_LAYER_SHAPES, (W, b, X), trusted=2)
@@ -1607,7 +1607,7 @@ class ResidualProjectionReLULayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("ResidualProjectionReLULayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         P = tf.convert_to_tensor(self.P)
@@ -1644,7 +1644,7 @@ class SoftmaxLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("SoftmaxLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("SoftmaxLayer", F.SOFTMAX_LAYER_SHAPES, (W, b, X), trusted=2)
@@ -1678,7 +1678,7 @@ class LogSoftmaxLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("LogSoftmaxLayer", ("X",), X)
         W = tf.convert_to_tensor(self.W)
         b = tf.convert_to_tensor(self.b)
         dtype = F.check("LogSoftmaxLayer", F.LOG_SOFTMAX_LAYER_SHAPES, (W, b, X), trusted=2)
@@ -1962,7 +1962,7 @@ class Softmax(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("Softmax", ("X",), X)
         dtype = F.check("Softmax", F.SOFTMAX_SHAPES, (X,))
         return restore_rows(F.softmax_apply(X, dtype=dtype), rows)
 
@@ -1981,7 +1981,7 @@ class StableSoftmax(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("StableSoftmax", ("X",), X)
         dtype = F.check("StableSoftmax", F.STABLE_SOFTMAX_SHAPES, (X,))
         return restore_rows(F.stable_softmax_apply(X, dtype=dtype), rows)
 
@@ -2000,7 +2000,7 @@ class LogSoftmax(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("LogSoftmax", ("X",), X)
         dtype = F.check("LogSoftmax", F.LOG_SOFTMAX_SHAPES, (X,))
         return restore_rows(F.log_softmax_apply(X, dtype=dtype), rows)
 
@@ -2019,6 +2019,6 @@ class StableLogSoftmax(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, X):
-        X, rows = batch_rows(X)
+        X, rows = batch_rows("StableLogSoftmax", ("X",), X)
         dtype = F.check("StableLogSoftmax", F.STABLE_LOG_SOFTMAX_SHAPES, (X,))
         return restore_rows(F.stable_log_softmax_apply(X, dtype=dtype), rows)

@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "db37f4abef4f941a12491bae2f5a9d2a00efcec3c464ea832c53dd285050f574",
+    "4edfa70a4943f9127e6ef267d8b36661ee7f34850279fd02c486fa3e4d8ae317",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
 
@@ -259,6 +259,7 @@ from .layers import (
     sparse_log_softmax_layer_forward,
     sparse_log_softmax_layer_backward,
     sparse_log_softmax_layer_backward_without_DX,
+    self_attention_jvp,
     simple_batch_norm_jvp,
     simple_batch_norm_inference_jvp,
     batch_norm_jvp,
@@ -620,6 +621,7 @@ __all__ = [
     "sparse_log_softmax_layer_forward",
     "sparse_log_softmax_layer_backward",
     "sparse_log_softmax_layer_backward_without_DX",
+    "self_attention_jvp",
     "simple_batch_norm_jvp",
     "simple_batch_norm_inference_jvp",
     "batch_norm_jvp",

@@ -3028,15 +3028,27 @@ class SelfAttentionFunction(torch.autograd.Function):
     Double backward differentiates the backward kernel, written in differentiable torch operations, with the
     forward values recomputed from the saved arguments so their dependence on the inputs is kept.
 
-    No forward mode: the spec has no tangent equations.
+    Forward mode (``torch.func.jvp``, ``jacfwd``, ``hessian``, ``torch.autograd.forward_ad``; not inside
+    ``torch.compile``): ``jvp`` runs the tangent kernel ``self_attention_jvp``, derived from the forward
+    equations and proved:
+
+        dQ = dX·Wqᵀ + X·dWqᵀ
+        dK = dX·Wkᵀ + X·dWkᵀ
+        dV = dX·Wvᵀ + X·dWvᵀ
+        dZ = (dQ·Kᵀ + Q·dKᵀ)/(sqrt(E))
+        dP = P ⊙ (dZ − (P ⊙ dZ)·1_N·1_Nᵀ)
+        dO = dP·V + P·dV
+        dY = dO·Woᵀ + O·dWoᵀ
     """
 
     generate_vmap_rule = True
 
     @classmethod
     def run(cls, X, Wq, Wk, Wv, Wo):
-        """``apply``."""
-        return cls.apply(X, Wq, Wk, Wv, Wo)
+        """``apply``; under ``torch.compile``, the same Function without its ``jvp``, which Dynamo cannot
+        trace (it refuses an autograd.Function with a custom jvp)."""
+        chosen = _SelfAttentionCompiled if torch.compiler.is_compiling() else cls
+        return chosen.apply(X, Wq, Wk, Wv, Wo)
 
     @staticmethod
     def forward(X, Wq, Wk, Wv, Wo):
@@ -3049,6 +3061,7 @@ class SelfAttentionFunction(torch.autograd.Function):
         ctx.mark_non_differentiable(Q, K, V, P, O)
         ctx.set_materialize_grads(False)  # backward ignores their gradients: no zero tensors made for them
         ctx.save_for_backward(X, Wq, Wk, Wv, Wo, Q, K, V, P, O)
+        ctx.save_for_forward(X, Wq, Wk, Wv, Wo, Q, K, V, P, O)
 
     @staticmethod
     def backward(ctx, _DQ, _DK, _DV, _DP, _DO, DY):
@@ -3063,6 +3076,23 @@ class SelfAttentionFunction(torch.autograd.Function):
                     f"SelfAttention: double backward failed in its generated backward kernel ({exc})"
                 ) from exc
         return _self_attention_gradients(ctx, X, Wq, Wk, Wv, Wo, Q, K, V, P, O, DY)
+
+    @staticmethod
+    def jvp(ctx, dX, dWq, dWk, dWv, dWo):
+        X, Wq, Wk, Wv, Wo, Q, K, V, P, O = ctx.saved_tensors
+        dX = torch.zeros_like(X) if dX is None else dX
+        dWq = torch.zeros_like(Wq) if dWq is None else dWq
+        dWk = torch.zeros_like(Wk) if dWk is None else dWk
+        dWv = torch.zeros_like(Wv) if dWv is None else dWv
+        dWo = torch.zeros_like(Wo) if dWo is None else dWo
+        dY = _layers.self_attention_jvp(X, Wq, Wk, Wv, Wo, Q, K, V, P, O, dX, dWq, dWk, dWv, dWo)
+        return None, None, None, None, None, dY
+
+
+class _SelfAttentionCompiled(SelfAttentionFunction):
+    """``SelfAttentionFunction`` without its ``jvp``: what ``run`` applies under ``torch.compile``."""
+
+    jvp = torch.autograd.Function.jvp
 
 
 def _self_attention_gradients(ctx, X, Wq, Wk, Wv, Wo, Q, K, V, P, O, DY, recompute: bool = False):

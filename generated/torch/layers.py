@@ -96,6 +96,7 @@ __all__ = [
     "sparse_log_softmax_layer_forward",
     "sparse_log_softmax_layer_backward",
     "sparse_log_softmax_layer_backward_without_DX",
+    "self_attention_jvp",
     "simple_batch_norm_jvp",
     "simple_batch_norm_inference_jvp",
     "batch_norm_jvp",
@@ -3325,6 +3326,118 @@ def sparse_log_softmax_layer_backward_without_DX(
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return DW, Db
+
+
+def self_attention_jvp(
+    X: Tensor,
+    Wq: Tensor,
+    Wk: Tensor,
+    Wv: Tensor,
+    Wo: Tensor,
+    Q: Tensor,
+    K: Tensor,
+    V: Tensor,
+    P: Tensor,
+    O: Tensor,
+    dX: Tensor,
+    dWq: Tensor,
+    dWk: Tensor,
+    dWv: Tensor,
+    dWo: Tensor,
+) -> Tensor:
+    """Single-head self-attention Y = softmax(Q·Kᵀ/√E)·V·W_oᵀ, Q, K, V = X·W_{q,k,v}ᵀ: forward-mode tangent (JVP).
+
+    From spec/layers/attention.py (self_attention):
+
+        dQ = dX·Wqᵀ + X·dWqᵀ
+        dK = dX·Wkᵀ + X·dWkᵀ
+        dV = dX·Wvᵀ + X·dWvᵀ
+        dZ = (dQ·Kᵀ + Q·dKᵀ)/(sqrt(E))
+        dP = P ⊙ (dZ − (P ⊙ dZ)·1_N·1_Nᵀ)
+        dO = dP·V + P·dV
+        dY = dO·Woᵀ + O·dWoᵀ
+
+    Shapes: X N×D, Wq E×D, Wk E×D, Wv E×D, Wo D×E, Q N×E, K N×E, V N×E, P N×N, O N×E, dX N×D, dWq E×D, dWk E×D, dWv E×D, dWo D×E.
+    Returns dY.
+    """
+    if not (
+        X.ndim
+        == Wq.ndim
+        == Wk.ndim
+        == Wv.ndim
+        == Wo.ndim
+        == Q.ndim
+        == K.ndim
+        == V.ndim
+        == P.ndim
+        == O.ndim
+        == dX.ndim
+        == dWq.ndim
+        == dWk.ndim
+        == dWv.ndim
+        == dWo.ndim
+        == 2
+        and Wq.shape[1] == X.shape[1]
+        and Wk.shape == (Wq.shape[0], X.shape[1])
+        and Wv.shape == (Wq.shape[0], X.shape[1])
+        and Wo.shape == (X.shape[1], Wq.shape[0])
+        and Q.shape == (X.shape[0], Wq.shape[0])
+        and K.shape == (X.shape[0], Wq.shape[0])
+        and V.shape == (X.shape[0], Wq.shape[0])
+        and P.shape == (X.shape[0], X.shape[0])
+        and O.shape == (X.shape[0], Wq.shape[0])
+        and dX.shape == X.shape
+        and dWq.shape == (Wq.shape[0], X.shape[1])
+        and dWk.shape == (Wq.shape[0], X.shape[1])
+        and dWv.shape == (Wq.shape[0], X.shape[1])
+        and dWo.shape == (X.shape[1], Wq.shape[0])
+    ):
+        wrong_shapes(
+            "self_attention_jvp",
+            (
+                ("X", ("N", "D")),
+                ("Wq", ("E", "D")),
+                ("Wk", ("E", "D")),
+                ("Wv", ("E", "D")),
+                ("Wo", ("D", "E")),
+                ("Q", ("N", "E")),
+                ("K", ("N", "E")),
+                ("V", ("N", "E")),
+                ("P", ("N", "N")),
+                ("O", ("N", "E")),
+                ("dX", ("N", "D")),
+                ("dWq", ("E", "D")),
+                ("dWk", ("E", "D")),
+                ("dWv", ("E", "D")),
+                ("dWo", ("D", "E")),
+            ),
+            (
+                X.shape,
+                Wq.shape,
+                Wk.shape,
+                Wv.shape,
+                Wo.shape,
+                Q.shape,
+                K.shape,
+                V.shape,
+                P.shape,
+                O.shape,
+                dX.shape,
+                dWq.shape,
+                dWk.shape,
+                dWv.shape,
+                dWo.shape,
+            ),
+        )
+    E = Wq.shape[0]
+    dQ = torch.addmm(X @ dWq.T, dX, Wq.T)
+    dK = torch.addmm(X @ dWk.T, dX, Wk.T)
+    dV = torch.addmm(X @ dWv.T, dX, Wv.T)
+    dZ = (dQ @ K.T + Q @ dK.T) / math.sqrt(E)
+    dP = P * (dZ - (P * dZ).sum(dim=1, keepdim=True))
+    dO = torch.addmm(P @ dV, dP, V)
+    dY = torch.addmm(O @ dWo.T, dO, Wo.T)
+    return dY
 
 
 def simple_batch_norm_jvp(X: Tensor, Sigma: Tensor, Y: Tensor, dX: Tensor) -> Tensor:

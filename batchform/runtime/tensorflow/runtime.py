@@ -133,14 +133,32 @@ def per_row(loss, Y, T, averaged: bool):
 
 # --- Keras layers: inputs of shape (*, D), as Keras' Dense takes them ----------------------------------------
 
-def batch_rows(X):
-    """X of shape (*, D) as the spec's N × D matrix (N the product of the leading sizes, as ``Dense`` reads
-    it), and what ``restore_rows`` needs to give the output the leading axes back (None for a matrix, or for
-    what is not a tensor of known rank: ``check`` then names what is wrong with it)."""
+def batch_rows(layer: str, names: tuple[str, ...], *inputs):
+    """The batch inputs as the spec's N × D matrices: an input of shape (*, D) becomes a matrix of N = the
+    product of the leading sizes rows, as ``Dense`` reads it. Returns the inputs so flattened and, last, what
+    ``restore_rows`` needs to give the output the leading axes back (None when the first input is a matrix
+    already, or not a tensor of known rank: ``check`` then names what is wrong with it). The other inputs (a
+    loss's T) must have the first one's leading shape (where it is known) and one more axis."""
+    X = inputs[0]
     if not isinstance(X, (tf.Tensor, tf.Variable)) or X.shape.rank in (None, 0, 2):
-        return X, None
+        return (*inputs, None)
+    leading = X.shape[:-1]
+    flat = [_as_rows(X)]
+    for name, T in zip(names[1:], inputs[1:]):
+        if not isinstance(T, (tf.Tensor, tf.Variable)):
+            flat.append(T)
+            continue
+        if T.shape.rank != X.shape.rank or not T.shape[:-1].is_compatible_with(leading):
+            shape = tuple(T.shape) if T.shape.rank is not None else "of unknown rank"
+            raise ValueError(f"{layer}: argument {name} has shape {shape}, expected the leading shape "
+                             f"{tuple(leading)} of {names[0]} {tuple(X.shape)} and one more axis")
+        flat.append(_as_rows(T))
+    return (*flat, (tf.shape(X)[:-1], leading))
+
+
+def _as_rows(X):
     D = X.shape[-1] if X.shape[-1] is not None else tf.shape(X)[-1]
-    return tf.reshape(X, [-1, D]), (tf.shape(X)[:-1], X.shape[:-1])
+    return tf.reshape(X, [-1, D])
 
 
 def restore_rows(Y, rows):
