@@ -141,8 +141,9 @@ def shapes(max_examples: int, pool: list[dict] | None = None):
 def concrete(shape, dims) -> tuple[int, ...]:
     """Sizes of a symbolic shape (SymPy expressions or dimension names) at ``dims``."""
     sizes = []
+    names = {name: sympy.Symbol(name) for name in dims}  # "E" is a dimension here, not Euler's number
     for d in shape:
-        d = sympy.sympify(d)
+        d = sympy.sympify(d, locals=names)
         sizes.append(int(d.xreplace({s: dims[s.name] for s in d.free_symbols})))
     return tuple(sizes)
 

@@ -25,7 +25,7 @@ from batchform.codegen.verify import tangent_proof
 from batchform.dsl import Spec, column_repeat, dims, matrix, rows_max, row_repeat
 
 DENSE = [n for n in supported("torch", DIFFERENTIABLE_KINDS) if not SPECS[n].spec.storage]
-DIMS = {"N": 3, "D": 2, "K": 4, "M": 2, "P": 3}
+DIMS = {"N": 3, "D": 2, "K": 4, "M": 2, "P": 3, "E": 2}
 
 
 # --- the derivation and its proof ------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def test_forward_accumulator_through_custom_gradient(name):
     w = WRAPPERS[name]
     fn = getattr(gtf.functional, name)
     kernel = getattr(gtf, w.forward.name)
-    values = draw(name, {"N": 4, "D": 3, "K": 2, "M": 2, "P": 3}, 0)
+    values = draw(name, {"N": 4, "D": 3, "K": 2, "M": 2, "P": 3, "E": 2}, 0)
     args = {k: tf.constant(v, tf.float64) if w.roles[k] != "hyperparameter" else v for k, v in values.items()}
     x = w.inputs[0]
     tangent = tf.constant(np.random.default_rng(1).uniform(-1, 1, size=values[x].shape))
