@@ -64,6 +64,39 @@ def test_losses_honour_keras_reductions(name):
                                (weights * rows).sum() / N, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", LOSSES)
+def test_losses_take_leading_axes(name):
+    """A loss over (batch, tokens, K), as Keras' own losses take sequence outputs: the values per row come in
+    the leading shape (batch, tokens); "sum" is the flattened call's L, "sum_over_batch_size" L over the
+    number of rows; a T whose leading shape differs from Y's is one error naming the loss."""
+    cls = getattr(K, WRAPPERS[name].class_name)
+    T, Y = _loss_inputs(name)  # N = 5 rows …
+    T, Y = np.concatenate([T, T[:1]]), np.concatenate([Y, Y[:1]])  # … made 6, as (2, 3)
+    L = _spec_loss(name, Y, T)
+    shaped = (T.reshape(2, 3, -1), Y.reshape(2, 3, -1))
+    np.testing.assert_allclose(float(cls()(*shaped)), L, rtol=1e-5)
+    np.testing.assert_allclose(float(cls(reduction="sum_over_batch_size")(*shaped)), L / 6, rtol=1e-5)
+    rows = np.asarray(cls(reduction="none")(*shaped))
+    assert rows.shape == (2, 3)
+    np.testing.assert_allclose(rows.reshape(-1), np.asarray(cls(reduction="none")(T, Y)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=rf"^{name}: argument T has shape \(3, 2, \d+\), expected the leading "
+                                         r"shape \(2, 3\)"):
+        cls(reduction="none")(T.reshape(3, 2, -1), Y.reshape(2, 3, -1))
+
+
+def test_softmax_cross_entropy_over_tokens_is_keras_categorical_crossentropy():
+    """The oracle: Keras' own CategoricalCrossentropy(from_logits=True) on (batch, tokens, K) logits."""
+    rng = np.random.default_rng(3)
+    Y = rng.normal(size=(2, 4, 5)).astype(np.float32)
+    T = np.eye(5, dtype=np.float32)[rng.integers(0, 5, size=(2, 4))]
+    ours = K.SoftmaxCrossEntropyLoss(reduction="sum_over_batch_size")(T, Y)
+    theirs = keras.losses.CategoricalCrossentropy(from_logits=True)(T, Y)
+    np.testing.assert_allclose(float(ours), float(theirs), rtol=1e-5)
+    rows = keras.losses.CategoricalCrossentropy(from_logits=True, reduction="none")(T, Y)
+    np.testing.assert_allclose(np.asarray(K.SoftmaxCrossEntropyLoss(reduction="none")(T, Y)), np.asarray(rows),
+                               rtol=1e-5)
+
+
 def test_squared_error_per_row_against_numpy():
     T, Y = _loss_inputs("squared_error_loss")
     rows = np.asarray(K.SquaredErrorLoss(reduction="none")(T, Y))

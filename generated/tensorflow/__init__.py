@@ -13,7 +13,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "6c441509dec4df4ebf932e65c32564501ba36cd4de696f694f7bb7f75ac41aab",
+    "58aa6c4dc5d87d283a463786d5fd70dd6e32b486afbd4035dc7d49ffea3d5b01",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
 

@@ -38,6 +38,7 @@ from ._framework import (  # noqa: E402
     reduce_sum,
     restore_rows,
     summed,
+    values_per_row,
 )
 from ._runtime import fan_in_bound  # noqa: E402
 
@@ -1696,9 +1697,10 @@ class SquaredErrorLoss(keras.losses.Loss):
     (``functional.squared_error_loss``). ``loss(y_true, y_pred)`` is the spec's L of
     Y = y_pred and T = y_true, reduced as ``reduction`` says:
     "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
-    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
-    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
-    the values per row.
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the number
+    of rows N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row. y_pred and y_true may have leading axes, (*, K): their rows are the N rows, and the
+    values per row come in the leading shape.
     """
 
     def __init__(self, name: str = "squared_error_loss", reduction: str | None = "sum", dtype=None) -> None:
@@ -1716,7 +1718,7 @@ class SquaredErrorLoss(keras.losses.Loss):
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
         # One batched kernel, squared_error_loss_rows: L_rows = ((Y − T) ⊙ (Y − T))·1_K
-        return tf.reshape(F.squared_error_loss_rows(Y, T), [-1])
+        return values_per_row(F.squared_error_loss_rows(Y, T), Y)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1727,9 +1729,10 @@ class MeanSquaredErrorLoss(keras.losses.Loss):
     (``functional.mean_squared_error_loss``). ``loss(y_true, y_pred)`` is the spec's L of
     Y = y_pred and T = y_true, reduced as ``reduction`` says:
     "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
-    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
-    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
-    the values per row.
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the number
+    of rows N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row. y_pred and y_true may have leading axes, (*, K): their rows are the N rows, and the
+    values per row come in the leading shape.
     """
 
     def __init__(
@@ -1749,7 +1752,7 @@ class MeanSquaredErrorLoss(keras.losses.Loss):
         alone, divided by N (the spec averages over its rows)."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
         # One batched kernel, mean_squared_error_loss_rows: L_rows = ((Y − T) ⊙ (Y − T))·1_K/(K·N)
-        return tf.reshape(F.mean_squared_error_loss_rows(Y, T), [-1])
+        return values_per_row(F.mean_squared_error_loss_rows(Y, T), Y)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1760,9 +1763,10 @@ class CrossEntropyLoss(keras.losses.Loss):
     (``functional.cross_entropy_loss``). ``loss(y_true, y_pred)`` is the spec's L of
     Y = y_pred and T = y_true, reduced as ``reduction`` says:
     "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
-    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
-    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
-    the values per row.
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the number
+    of rows N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row. y_pred and y_true may have leading axes, (*, K): their rows are the N rows, and the
+    values per row come in the leading shape.
     """
 
     def __init__(self, name: str = "cross_entropy_loss", reduction: str | None = "sum", dtype=None) -> None:
@@ -1780,7 +1784,7 @@ class CrossEntropyLoss(keras.losses.Loss):
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
         # One batched kernel, cross_entropy_loss_rows: L_rows = −xlogy(T, Y)·1_K
-        return tf.reshape(F.cross_entropy_loss_rows(Y, T), [-1])
+        return values_per_row(F.cross_entropy_loss_rows(Y, T), Y)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1791,9 +1795,10 @@ class SoftmaxCrossEntropyLoss(keras.losses.Loss):
     (``functional.softmax_cross_entropy_loss``). ``loss(y_true, y_pred)`` is the spec's L of
     Y = y_pred and T = y_true, reduced as ``reduction`` says:
     "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
-    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
-    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
-    the values per row.
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the number
+    of rows N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row. y_pred and y_true may have leading axes, (*, K): their rows are the N rows, and the
+    values per row come in the leading shape.
     """
 
     def __init__(
@@ -1813,7 +1818,7 @@ class SoftmaxCrossEntropyLoss(keras.losses.Loss):
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
         # One batched kernel, softmax_cross_entropy_loss_rows: L_rows = −(T ⊙ (Y − log(exp(Y)·1_K)·1_Kᵀ))·1_K
-        return tf.reshape(F.softmax_cross_entropy_loss_rows(Y, T), [-1])
+        return values_per_row(F.softmax_cross_entropy_loss_rows(Y, T), Y)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1824,9 +1829,10 @@ class SoftmaxCrossEntropyOneHotLoss(keras.losses.Loss):
     (``functional.softmax_cross_entropy_one_hot_loss``). ``loss(y_true, y_pred)`` is the spec's L of
     Y = y_pred and T = y_true, reduced as ``reduction`` says:
     "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
-    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
-    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
-    the values per row.
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the number
+    of rows N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row. y_pred and y_true may have leading axes, (*, K): their rows are the N rows, and the
+    values per row come in the leading shape.
     """
 
     def __init__(
@@ -1846,7 +1852,7 @@ class SoftmaxCrossEntropyOneHotLoss(keras.losses.Loss):
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
         # One batched kernel, softmax_cross_entropy_one_hot_loss_rows: L_rows = −(T ⊙ (Y − log(exp(Y)·1_K)·1_Kᵀ))·1_K
-        return tf.reshape(F.softmax_cross_entropy_one_hot_loss_rows(Y, T), [-1])
+        return values_per_row(F.softmax_cross_entropy_one_hot_loss_rows(Y, T), Y)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1857,9 +1863,10 @@ class StableSoftmaxCrossEntropyLoss(keras.losses.Loss):
     (``functional.stable_softmax_cross_entropy_loss``). ``loss(y_true, y_pred)`` is the spec's L of
     Y = y_pred and T = y_true, reduced as ``reduction`` says:
     "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
-    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
-    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
-    the values per row.
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the number
+    of rows N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row. y_pred and y_true may have leading axes, (*, K): their rows are the N rows, and the
+    values per row come in the leading shape.
     """
 
     def __init__(
@@ -1879,7 +1886,7 @@ class StableSoftmaxCrossEntropyLoss(keras.losses.Loss):
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
         # One batched kernel, stable_softmax_cross_entropy_loss_rows: L_rows = −(T ⊙ (Y − log(exp(Y − rows_max(Y)·1_Kᵀ)·1_K)·1_Kᵀ − rows_max(Y)·1_Kᵀ))·1_K
-        return tf.reshape(F.stable_softmax_cross_entropy_loss_rows(Y, T), [-1])
+        return values_per_row(F.stable_softmax_cross_entropy_loss_rows(Y, T), Y)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1890,9 +1897,10 @@ class LogisticCrossEntropyLoss(keras.losses.Loss):
     (``functional.logistic_cross_entropy_loss``). ``loss(y_true, y_pred)`` is the spec's L of
     Y = y_pred and T = y_true, reduced as ``reduction`` says:
     "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
-    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
-    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
-    the values per row.
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the number
+    of rows N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row. y_pred and y_true may have leading axes, (*, K): their rows are the N rows, and the
+    values per row come in the leading shape.
     """
 
     def __init__(
@@ -1912,7 +1920,7 @@ class LogisticCrossEntropyLoss(keras.losses.Loss):
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
         # One batched kernel, logistic_cross_entropy_loss_rows: L_rows = −(T ⊙ log_sigmoid(Y))·1_K
-        return tf.reshape(F.logistic_cross_entropy_loss_rows(Y, T), [-1])
+        return values_per_row(F.logistic_cross_entropy_loss_rows(Y, T), Y)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -1923,9 +1931,10 @@ class NegativeLogLikelihoodLoss(keras.losses.Loss):
     (``functional.negative_log_likelihood_loss``). ``loss(y_true, y_pred)`` is the spec's L of
     Y = y_pred and T = y_true, reduced as ``reduction`` says:
     "sum" (the default, batchform's: L itself, a sum over the batch as in the paper; Keras' own
-    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the batch
-    size N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
-    the values per row.
+    default is "sum_over_batch_size"), "sum_over_batch_size" or "mean" (L divided by the number
+    of rows N), None or "none" (one value per row: ``call``). With a ``sample_weight`` or a mask, Keras reduces
+    the values per row. y_pred and y_true may have leading axes, (*, K): their rows are the N rows, and the
+    values per row come in the leading shape.
     """
 
     def __init__(
@@ -1945,7 +1954,7 @@ class NegativeLogLikelihoodLoss(keras.losses.Loss):
         alone."""
         Y, T = loss_arguments(y_true, y_pred, self.dtype)
         # One batched kernel, negative_log_likelihood_loss_rows: L_rows = −log((Y ⊙ T)·1_K)
-        return tf.reshape(F.negative_log_likelihood_loss_rows(Y, T), [-1])
+        return values_per_row(F.negative_log_likelihood_loss_rows(Y, T), Y)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

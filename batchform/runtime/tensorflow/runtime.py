@@ -113,22 +113,32 @@ def loss_arguments(y_true, y_pred, dtype) -> tuple:
 
 def reduce_sum(name: str, L, Y, reduction: str):
     """The spec's loss L (a sum over the batch) as ``reduction`` asks: "sum" as it is, "sum_over_batch_size"
-    and "mean" divided by the batch size N (Keras divides its per-sample values' sum by their number)."""
+    and "mean" divided by the number of rows N (Keras divides its per-sample values' sum by their number; for
+    Y of shape (*, K) that is the product of the leading sizes)."""
     L = tf.reshape(L, [])
     if reduction == "sum":
         return L
     if reduction in ("sum_over_batch_size", "mean"):
-        return L / tf.cast(tf.shape(Y)[0], L.dtype)
+        return L / tf.cast(tf.size(Y) // tf.shape(Y)[-1], L.dtype)
     raise ValueError(f"{name}: reduction {reduction!r} needs the values per row (Loss.call)")
 
 
-def per_row(loss, Y, T, averaged: bool):
-    """The values of a loss per row of Y and T (Keras' per-sample losses): ``loss`` of each row as a batch of
-    one; divided by N where the spec averages over its N rows (``averaged``), so that they always sum to the
-    spec's value of the whole batch."""
+def values_per_row(values, Y):
+    """A loss's N × 1 values per row in Y's leading shape, as Keras' per-sample losses: (N,) for Y of shape
+    N × K, (batch, tokens) for (batch, tokens, K)."""
+    return tf.reshape(values, tf.shape(Y)[:-1])
+
+
+def per_row(name: str, names: tuple[str, str], loss, Y, T, averaged: bool):
+    """The values of a loss per row of Y and T (Keras' per-sample losses) in Y's leading shape: ``loss`` of each
+    row as a batch of one; divided by N where the spec averages over its N rows (``averaged``), so that they
+    always sum to the spec's value of the whole batch. ``names``: the spec's names of Y and T, for errors."""
+    leading = tf.shape(Y)[:-1]
+    Y, T, _ = batch_rows(name, names, Y, T)
     values = tf.map_fn(lambda rows: tf.reshape(loss(rows[0][None], rows[1][None]), []), (Y, T),
                        fn_output_signature=Y.dtype)
-    return values / tf.cast(tf.shape(Y)[0], Y.dtype) if averaged else values
+    values = values / tf.cast(tf.shape(Y)[0], Y.dtype) if averaged else values
+    return tf.reshape(values, leading)
 
 
 # --- Keras layers: inputs of shape (*, D), as Keras' Dense takes them ----------------------------------------
