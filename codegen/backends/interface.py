@@ -67,7 +67,8 @@ class Backend:
     shared ones in ``codegen/passes/kernel_passes.py``, its own idioms beside its printer). statement_passes:
     passes over its printer's statement IR (``StatementPass``: C++'s loop fusion), in order. language: how
     the docs highlight its code. fork_safe: False when its framework, once imported, breaks ``fork()`` (the
-    prover then proves in one process: TensorFlow's threads and locks are not carried into a child).
+    prover then proves in one process: TensorFlow's, JAX's and PyTorch's threads and locks are not carried into
+    a child; a test process that forked after importing them hung).
     """
 
     name: str

@@ -12,10 +12,10 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "bbdb26bcfe5a06b5842bcb8c3df021903fb16e2a66122d1d54f281a66dcc8f1f",
+    "a3733f40b42b835d363cfcce3856a128d5e35fb805878fd14b65bab0233c2487",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
-_COMPILED_GENERATION = "bbdb26bcfe5a06b5842bcb8c3df021903fb16e2a66122d1d54f281a66dcc8f1f"
+_COMPILED_GENERATION = "a3733f40b42b835d363cfcce3856a128d5e35fb805878fd14b65bab0233c2487"
 
 import os
 

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_activations_all_relu_kernels(nb::module_& m) {
     m.def("all_relu", &all_relu<S>, "X"_a.noconvert(), "alpha"_a, nb::call_guard<nb::gil_scoped_release>(),
           "AllReLU, applied element-wise: feedforward.\n\n    Y = all_relu(X)");
     m.def("all_relu_backward", &all_relu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(), "alpha"_a,
@@ -106,8 +107,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_activations_all_relu(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_activations_all_relu_kernels<float>(m);
+    define_activations_all_relu_kernels<double>(m);
     m.def(
         "all_relu", [](Deferred X, Deferred alpha) { return retry("all_relu", {X.value, alpha.value}); },
         "X"_a.none(), "alpha"_a.none());

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_activations_gelu_kernels(nb::module_& m) {
     m.def("gelu", &gelu<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "GELU, applied element-wise: feedforward.\n\n    Y = gelu(X)");
     m.def("gelu_backward", &gelu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
@@ -103,8 +104,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_activations_gelu(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_activations_gelu_kernels<float>(m);
+    define_activations_gelu_kernels<double>(m);
     m.def("gelu", [](Deferred X) { return retry("gelu", {X.value}); }, "X"_a.none());
     m.def(
         "gelu_backward", [](Deferred X, Deferred DY) { return retry("gelu_backward", {X.value, DY.value}); },

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_activations_hyperbolic_tangent_kernels(nb::module_& m) {
     m.def("hyperbolic_tangent", &hyperbolic_tangent<S>, "X"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Hyperbolic tangent, applied element-wise: feedforward.\n\n    Y = hyperbolic_tangent(X)");
@@ -115,8 +116,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_activations_hyperbolic_tangent(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_activations_hyperbolic_tangent_kernels<float>(m);
+    define_activations_hyperbolic_tangent_kernels<double>(m);
     m.def(
         "hyperbolic_tangent", [](Deferred X) { return retry("hyperbolic_tangent", {X.value}); },
         "X"_a.none());

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_activations_leaky_relu_kernels(nb::module_& m) {
     m.def("leaky_relu", &leaky_relu<S>, "X"_a.noconvert(), "alpha"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "Leaky ReLU, applied element-wise: feedforward.\n\n    Y = leaky_relu(X)");
@@ -110,8 +111,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_activations_leaky_relu(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_activations_leaky_relu_kernels<float>(m);
+    define_activations_leaky_relu_kernels<double>(m);
     m.def(
         "leaky_relu", [](Deferred X, Deferred alpha) { return retry("leaky_relu", {X.value, alpha.value}); },
         "X"_a.none(), "alpha"_a.none());

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_activations_relu_kernels(nb::module_& m) {
     m.def("relu", &relu<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "ReLU, applied element-wise: feedforward.\n\n    Y = relu(X)");
     m.def("relu_backward", &relu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
@@ -103,8 +104,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_activations_relu(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_activations_relu_kernels<float>(m);
+    define_activations_relu_kernels<double>(m);
     m.def("relu", [](Deferred X) { return retry("relu", {X.value}); }, "X"_a.none());
     m.def(
         "relu_backward", [](Deferred X, Deferred DY) { return retry("relu_backward", {X.value, DY.value}); },

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_activations_sigmoid_kernels(nb::module_& m) {
     m.def("sigmoid", &sigmoid<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Sigmoid, applied element-wise: feedforward.\n\n    Y = sigmoid(X)");
     m.def("sigmoid_backward", &sigmoid_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
@@ -105,8 +106,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_activations_sigmoid(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_activations_sigmoid_kernels<float>(m);
+    define_activations_sigmoid_kernels<double>(m);
     m.def("sigmoid", [](Deferred X) { return retry("sigmoid", {X.value}); }, "X"_a.none());
     m.def(
         "sigmoid_backward",

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_activations_silu_kernels(nb::module_& m) {
     m.def("silu", &silu<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "SiLU, applied element-wise: feedforward.\n\n    Y = silu(X)");
     m.def("silu_backward", &silu_backward<S>, "X"_a.noconvert(), "DY"_a.noconvert(),
@@ -103,8 +104,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_activations_silu(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_activations_silu_kernels<float>(m);
+    define_activations_silu_kernels<double>(m);
     m.def("silu", [](Deferred X) { return retry("silu", {X.value}); }, "X"_a.none());
     m.def(
         "silu_backward", [](Deferred X, Deferred DY) { return retry("silu_backward", {X.value, DY.value}); },

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_activations_srelu_kernels(nb::module_& m) {
     m.def("srelu", &srelu<S>, "X"_a.noconvert(), "al"_a, "tl"_a, "ar"_a, "tr"_a,
           nb::call_guard<nb::gil_scoped_release>(),
           "SReLU, applied element-wise: feedforward.\n\n    Y = srelu(X)");
@@ -110,8 +111,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_activations_srelu(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_activations_srelu_kernels<float>(m);
+    define_activations_srelu_kernels<double>(m);
     m.def(
         "srelu",
         [](Deferred X, Deferred al, Deferred tl, Deferred ar, Deferred tr) {

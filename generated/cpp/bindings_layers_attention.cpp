@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_layers_attention_kernels(nb::module_& m) {
     m.def("self_attention_forward", &self_attention_forward<S>, "X"_a.noconvert(), "Wq"_a.noconvert(),
           "Wk"_a.noconvert(), "Wv"_a.noconvert(), "Wo"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
@@ -112,8 +113,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_layers_attention(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_layers_attention_kernels<float>(m);
+    define_layers_attention_kernels<double>(m);
     m.def(
         "self_attention_forward",
         [](Deferred X, Deferred Wq, Deferred Wk, Deferred Wv, Deferred Wo) {

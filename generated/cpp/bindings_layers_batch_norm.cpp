@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_layers_batch_norm_kernels(nb::module_& m) {
     m.def("simple_batch_norm_forward", &simple_batch_norm_forward<S>, "X"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Batch normalization: feedforward.\n\n    R = X \u2212 1_N\u00b71_N\u1d40\u00b7X/N\n    Sigma = "
@@ -164,8 +165,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_layers_batch_norm(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_layers_batch_norm_kernels<float>(m);
+    define_layers_batch_norm_kernels<double>(m);
     m.def(
         "simple_batch_norm_forward", [](Deferred X) { return retry("simple_batch_norm_forward", {X.value}); },
         "X"_a.none());

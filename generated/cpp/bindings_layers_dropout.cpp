@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_layers_dropout_kernels(nb::module_& m) {
     m.def("linear_dropout_forward", &linear_dropout_forward<S>, "X"_a.noconvert(), "R"_a.noconvert(),
           "W"_a.noconvert(), "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer with a dropout mask on its weights: feedforward.\n\n    Y = X\u00b7(W\u1d40 \u2299 "
@@ -39,8 +40,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_layers_dropout(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_layers_dropout_kernels<float>(m);
+    define_layers_dropout_kernels<double>(m);
     m.def(
         "linear_dropout_forward",
         [](Deferred X, Deferred R, Deferred W, Deferred b) {

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_layers_layer_norm_kernels(nb::module_& m) {
     m.def(
         "layer_norm_forward", &layer_norm_forward<S>, "X"_a.noconvert(), "gamma"_a.noconvert(),
         "beta"_a.noconvert(), "epsilon"_a, nb::call_guard<nb::gil_scoped_release>(),
@@ -43,8 +44,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_layers_layer_norm(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_layers_layer_norm_kernels<float>(m);
+    define_layers_layer_norm_kernels<double>(m);
     m.def(
         "layer_norm_forward",
         [](Deferred X, Deferred gamma, Deferred beta, Deferred epsilon) {

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_layers_linear_kernels(nb::module_& m) {
     m.def("linear_forward", &linear_forward<S>, "X"_a.noconvert(), "W"_a.noconvert(), "b"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Linear layer: feedforward.\n\n    Y = X\u00b7W\u1d40 + 1_N\u00b7b");
@@ -76,8 +77,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_layers_linear(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_layers_linear_kernels<float>(m);
+    define_layers_linear_kernels<double>(m);
     m.def(
         "linear_forward",
         [](Deferred X, Deferred W, Deferred b) {

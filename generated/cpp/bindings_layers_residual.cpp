@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_layers_residual_kernels(nb::module_& m) {
     m.def("residual_relu_layer_forward", &residual_relu_layer_forward<S>, "X"_a.noconvert(),
           "W"_a.noconvert(), "b"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Residual block Y = X + relu(X\u00b7W\u1d40 + 1_N\u00b7b) (W square): feedforward.\n\n    Z = "
@@ -133,8 +134,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_layers_residual(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_layers_residual_kernels<float>(m);
+    define_layers_residual_kernels<double>(m);
     m.def(
         "residual_relu_layer_forward",
         [](Deferred X, Deferred W, Deferred b) {

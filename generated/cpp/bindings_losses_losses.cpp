@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_losses_losses_kernels(nb::module_& m) {
     m.def("squared_error_loss", &squared_error_loss<S>, "Y"_a.noconvert(), "T"_a.noconvert(),
           nb::call_guard<nb::gil_scoped_release>(),
           "Squared error: value.\n\n    L = 1_N\u1d40\u00b7((Y \u2212 T) \u2299 (Y \u2212 T))\u00b71_K");
@@ -89,8 +90,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_losses_losses(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_losses_losses_kernels<float>(m);
+    define_losses_losses_kernels<double>(m);
     m.def(
         "squared_error_loss",
         [](Deferred Y, Deferred T) { return retry("squared_error_loss", {Y.value, T.value}); }, "Y"_a.none(),

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_optimizers_optimizers_kernels(nb::module_& m) {
     m.def("gradient_descent_update", &gradient_descent_update<S>, "theta"_a.noconvert(),
           "Dtheta"_a.noconvert(), "eta"_a, nb::call_guard<nb::gil_scoped_release>(),
           "Gradient descent: \u03b8\u0027 = \u03b8 \u2212 \u03b7\u00b7D\u03b8.\n\n    theta = \u03b8 \u2212 "
@@ -41,8 +42,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_optimizers_optimizers(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_optimizers_optimizers_kernels<float>(m);
+    define_optimizers_optimizers_kernels<double>(m);
     m.def(
         "gradient_descent_update",
         [](Deferred theta, Deferred Dtheta, Deferred eta) {

@@ -20,8 +20,9 @@ using namespace nb::literals;
 namespace batchform {
 namespace {
 
+// Named after its spec file: the build may compile several binding units as one (a unity build).
 template <class S>
-void define(nb::module_& m) {
+void define_softmax_functions_kernels(nb::module_& m) {
     m.def("softmax", &softmax<S>, "X"_a.noconvert(), nb::call_guard<nb::gil_scoped_release>(),
           "Row-wise softmax: feedforward.\n\n    Y = exp(X) \u2299 "
           "(reciprocal(exp(X)\u00b71_D)\u00b71_D\u1d40)");
@@ -57,8 +58,8 @@ void define(nb::module_& m) {
 }  // namespace
 
 void define_softmax_functions(nb::module_& m) {
-    define<float>(m);
-    define<double>(m);
+    define_softmax_functions_kernels<float>(m);
+    define_softmax_functions_kernels<double>(m);
     m.def("softmax", [](Deferred X) { return retry("softmax", {X.value}); }, "X"_a.none());
     m.def(
         "softmax_backward",

@@ -11,6 +11,8 @@ BACKEND = python_backend(
     "PyTorch",
     TorchPrinter,
     requires="torch",
+    # Its intra-op thread pool is running once imported: the prover does not fork from such a process.
+    fork_safe=False,
     # The wrappers: an autograd.Function (and a checked function) and an nn.Module per spec.
     wrappers=("functional.py", "modules.py"),
     # conventions.py: train/eval, loss reductions and state_dict interchange (hand-written glue, no equation).
