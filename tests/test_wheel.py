@@ -60,7 +60,9 @@ def installed(tmp_path_factory, built_wheel):
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], tmp, env)
     # the dependencies' programs (ruff, clang-format) come from this venv too, after the fresh venv's own
     path = os.pathsep.join([str(venv / "bin"), str(Path(sys.executable).parent), env.get("PATH", "")])
-    env = {**env, "XDG_CACHE_HOME": str(tmp / "cache"), "PATH": path}
+    # the user cache of the fresh install is this one ($BATCHFORM_CACHE_DIR, set around the suite, would win)
+    env = {**{k: v for k, v in env.items() if k != "BATCHFORM_CACHE_DIR"}, "XDG_CACHE_HOME": str(tmp / "cache"),
+           "PATH": path}
     return python, venv / "bin", site, env, wheel
 
 

@@ -80,7 +80,8 @@ def _venv(tmp: Path, wheel: Path, extras: set[str]):
     for program in ("ruff", "clang-format"):  # the formatters' programs (base dependencies)
         (bin_dir / program).symlink_to(Path(sys.executable).parent / program)
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], tmp, env)
-    env = {**env, "XDG_CACHE_HOME": str(tmp / "cache"), "PATH": f"{bin_dir}:/usr/bin:/bin",
+    env = {**{k: v for k, v in env.items() if k != "BATCHFORM_CACHE_DIR"},  # the user cache is XDG's here
+           "XDG_CACHE_HOME": str(tmp / "cache"), "PATH": f"{bin_dir}:/usr/bin:/bin",
            "BATCHFORM_CMAKE_ARGS": "-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O0"}
     return python, bin_dir, site, env
 
