@@ -536,7 +536,8 @@ def exact_constants(spec):
     return replace(spec, forward=read(spec.forward), backward=read(spec.backward)), readings
 
 
-def _shapes(count: int) -> str:
+def shape_count(count: int) -> str:
+    """"1 shape", "3 shapes": the number of proof shapes a check ran at, in words."""
     return "1 shape" if count == 1 else f"{count} shapes"
 
 
@@ -643,7 +644,7 @@ def prove_spec(loaded: LoadedSpec, only: set[str] | None = None, stop_early: boo
             per_shape.setdefault(eq.name, {})[label] = method or (RATIONAL if exact else NUMERIC)
     total = sum(c for c, _ in point_counts)
     on = sum(p for _, p in point_counts)
-    points = f"{total} random rational points over {_shapes(len(point_counts))}" + \
+    points = f"{total} random rational points over {shape_count(len(point_counts))}" + \
         (f", {on} of them on or next to breakpoints" if on else "")
     elementwise = _elementwise(s, only)
     equations = []

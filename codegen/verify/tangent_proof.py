@@ -38,7 +38,7 @@ from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.verify.pieces import piecewise_reading
 from batchform.dsl import Apply
 from batchform.codegen.verify.indexed import SECONDS, IndexProver, Term, Unsupported, _safe, _short, normal_form
-from batchform.codegen.verify.proof import _check_entries, _dims_of, _draw, _Instance, _seed, shapes_for
+from batchform.codegen.verify.proof import _check_entries, _dims_of, _draw, _Instance, _seed, shape_count, shapes_for
 from batchform.paths import cache_dir
 
 ALL_SHAPES = "proved for all shapes"
@@ -175,8 +175,7 @@ def check_instantiated(loaded: LoadedSpec, tangents: Tangents, first_only: bool 
         counterexample, _ = _check_entries(claimed, true, points, used)
         if counterexample:
             return counterexample, ""
-    count = "1 shape" if len(shapes) == 1 else f"{len(shapes)} shapes"
-    return None, f"{total} random rational points over {count} ({'; '.join(shapes)})"
+    return None, f"{total} random rational points over {shape_count(len(shapes))} ({'; '.join(shapes)})"
 
 
 def prove_tangents(loaded: LoadedSpec, tangents: Tangents, use_cache: bool = True) -> TangentProof:
