@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,8 @@ DENSITIES = [1.0, 0.5, 0.25, 0.1, 0.05, 0.01, 0.001]
 #: method → (--prune, --grow) of `batchform train`; static keeps its random pattern.
 METHODS = {"static": None, "SET": ("SET(0.2)", "Random"), "RigL": ("Magnitude(0.2)", "Gradient")}
 HIDDEN = [1024, 512]
-BATCH, MU, ETA = 100, 0.9, 0.05
+BATCH, MU = 100, 0.9
+LEARNING_RATE = "Constant(0.05)"  # a `batchform train --learning-rate` schedule
 
 
 def load(dataset: str):
@@ -86,7 +88,7 @@ def train_cell(case: dict) -> dict:
                                 "XavierNormal", seed=seed, densities=densities)
         dynamic = parse_dynamic(*method, None, None, "XavierNormal", densities) if method and densities else None
         trainer = TestOnlyTrainer(network, "stable_softmax_cross_entropy_loss",
-                                   parse_learning_rate(f"Constant({case.get('eta', ETA)})"), BATCH, seed=seed,
+                                   parse_learning_rate(case.get("learning_rate", LEARNING_RATE)), BATCH, seed=seed,
                                    dynamic=dynamic)
         history = trainer.train(data, case["epochs"])
         if history.stopped:
@@ -159,7 +161,8 @@ def dataset_path(name: str) -> str:
 
 
 def run(datasets, densities, methods, seeds, epochs, steps, out: Path, log=print, hidden=HIDDEN,
-        timeout: float = 3600, results_path: Path | None = None, runner=None, compare=None) -> dict:
+        timeout: float = 3600, results_path: Path | None = None, runner=None, compare=None,
+        learning_rate: str = LEARNING_RATE, command: str = "") -> dict:
     """Every cell; results are appended to ``results_path`` (JSON lines) as they come, and the report written
     after each dataset, so a run cut short still leaves its finished cells. ``runner(case, timeout)`` runs one
     case (default: in a child process, so that its peak memory is its own). ``compare``: the data sets on which
@@ -168,7 +171,9 @@ def run(datasets, densities, methods, seeds, epochs, steps, out: Path, log=print
     from bench.sparse_ablation_report import write_report
 
     results: dict = {"train": {}, "time": {}, "memory": {}, "epochs": epochs, "seeds": seeds, "hidden": hidden,
-                     "started": time.time()}
+                     "learning_rate": learning_rate, "command": command, "started": time.time()}
+    if results_path is not None:
+        results_path.write_text("")  # this run's cells only (--from-results rewrites the report from them)
     for dataset in datasets:
         npz = dataset_path(dataset)
         with np.load(npz) as arrays:
@@ -184,7 +189,7 @@ def run(datasets, densities, methods, seeds, epochs, steps, out: Path, log=print
                     continue  # a dense network has nothing to prune or grow
                 case = {"kind": "train", "dataset": npz if dataset == "digits" else dataset,
                         "density": density, "method": method, "seeds": seeds, "epochs": epochs[dataset],
-                        "hidden": hidden}
+                        "hidden": hidden, "learning_rate": learning_rate}
                 t0 = time.time()
                 result = _child(case, timeout)
                 result["wall"] = time.time() - t0
@@ -229,6 +234,7 @@ def _report_again(jsonl: Path, out: Path, datasets, densities, epochs, args) -> 
     from bench.sparse_ablation_report import write_report
 
     results: dict = {"train": {}, "time": {}, "epochs": epochs, "seeds": args.seeds, "hidden": HIDDEN,
+                     "learning_rate": args.learning_rate,
                      "seconds": args.elapsed, "steps_per_epoch": {}}
     for line in jsonl.read_text().splitlines():
         record = json.loads(line)
@@ -249,9 +255,11 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=3, help="Fashion-MNIST epochs per cell (default 3)")
     p.add_argument("--digits-epochs", type=int, default=10, help="digits epochs per cell (default 10)")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--learning-rate", default=LEARNING_RATE,
+                   help=f"a `batchform train` schedule (default {LEARNING_RATE}; e.g. 'MultiStep(0.05;5,8;0.2)')")
     p.add_argument("--compare-on", default="fashion-mnist",
                    help="data sets on which PyTorch (masks, CSR, dense) is timed against batchform (default "
-                        "fashion-mnist; 'all' for every one)")
+                        "fashion-mnist; 'all' for every one, 'none' for none)")
     p.add_argument("--steps", type=int, default=10, help="timed steps of each competitor (after 3 warm-up)")
     p.add_argument("--densities", default=",".join(f"{d:g}" for d in DENSITIES))
     p.add_argument("--out", default=str(ROOT / "bench" / "sparse-ablation.md"))
@@ -270,7 +278,8 @@ def main(argv=None) -> int:
     run(datasets, densities, list(METHODS), args.seeds, epochs, args.steps, out,
         log=lambda line: print(line, file=sys.stderr, flush=True),
         results_path=out.with_suffix(".jsonl"),
-        compare=None if args.compare_on == "all" else set(args.compare_on.split(",")))
+        compare=None if args.compare_on == "all" else set(args.compare_on.split(",")) - {"none"},
+        learning_rate=args.learning_rate, command=shlex.join(argv if argv is not None else sys.argv[1:]))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import platform
 from pathlib import Path
 
 import numpy as np
+
+from bench import machine
 
 TITLES = {"fashion-mnist": "Fashion-MNIST", "digits": "digits (8×8)"}
 COMPETITORS = ["cpp-sparse", "torch-mask", "torch-csr", "torch-dense"]
@@ -48,12 +48,11 @@ def write_report(path: Path, results: dict, *, datasets, densities, methods, ste
     budget = ", ".join(f"{results['epochs'][d]} epochs on {_title(d)}" for d in datasets)
     loads = [v["load"] for v in results["train"].values() if v.get("load")]
     lines = ["# Sparsity ablation on real data: static, SET and RigL, batchform C++ against PyTorch", "",
-             f"Written by `make experiment-sparse` (`python -m bench.sparse_ablation`) in {results['seconds']:.0f} s "
-             f"on {platform.machine()}, {os.cpu_count()} cores shared with other sessions (run under `nice -n 15`; "
-             f"load averages 1/5/15 min during the cells: "
-             + (f"{min(l[0] for l in loads):.1f}–{max(l[0] for l in loads):.1f} (1 min)" if loads else "—") + "). "
+             f"Written by `make experiment-sparse` (`python -m bench.sparse_ablation"
+             + (f" {results['command']}" if results.get("command") else "") + f"`) in {results['seconds']:.0f} s "
+             f"on {machine.describe(l[0] for l in loads)}. "
              f"Network input-{'-'.join(map(str, results['hidden']))}-10 (ReLU, ReLU, Linear), batch 100, "
-             f"Nesterov(0.9), η = 0.05, float32, XavierNormal drawn with each unit's stored fan-in/fan-out (the "
+             f"Nesterov(0.9), learning rate {results.get('learning_rate', 'Constant(0.05)')}, float32, XavierNormal drawn with each unit's stored fan-in/fan-out (the "
              f"default sparse-aware initializer), Erdős–Rényi layer densities from the overall density. "
              f"Budget: {budget}, "
              f"{results['seeds']} seeds (0, 1, …; weights, pattern and shuffles). SET: SET(0.2) prune + Random "
@@ -70,7 +69,7 @@ def write_report(path: Path, results: dict, *, datasets, densities, methods, ste
              f"batches, one step each in turn ({steps} timed steps after 3 warm-up, median), one thread each, "
              f"so the machine's changing load hits them alike; seconds per epoch = median step × steps per "
              f"epoch. Their peak memory: each alone in its own process on random batches of the same shape, peak RSS above RSS after importing torch "
-             f"and the C++ module. Compare ratios within a row, not absolute times (measured under load)."), ""]
+             f"and the C++ module. Compare ratios within a row."), ""]
     summary: dict = {}
     for dataset in datasets:
         title = _title(dataset)
@@ -193,7 +192,9 @@ def _plot(png: Path, results, datasets, densities, methods) -> None:
         acc_ax.set_ylabel("test accuracy (mean, min–max of seeds)")
         time_ax.set_ylabel("seconds per epoch")
         acc_ax.set_title(f"{_title(dataset)}: accuracy vs density ({results['epochs'][dataset]} epochs)")
-        time_ax.set_title(f"{_title(dataset)}: time per epoch vs density (under load)")
+        time_ax.set_title(f"{_title(dataset)}: time per epoch vs density"
+                           + ("" if machine.idle(v["load"][0] for v in results["train"].values() if v.get("load"))
+                              else " (under load)"))
         acc_ax.legend(fontsize=8)
         time_ax.legend(fontsize=7)
     fig.tight_layout()

@@ -42,8 +42,7 @@ def write_report(path: Path, *, timing, accuracy, scaling, sizes, densities, wid
              f"For each density all competitors run in one process, one step each in turn (median of {steps} "
              f"timed steps after warm-up), so that the machine's changing load hits them alike; peak memory "
              f"comes from a separate process per competitor: its peak RSS above its RSS after importing the "
-             f"libraries (torch, generated.cpp). The machine is shared: the load average at each case is "
-             f"given; compare ratios, not absolute times.", ""]
+             f"libraries (torch, generated.cpp). The load average at each case is given.", ""]
     lines += ["## Training step (ms per step; × 100 = seconds per 100 steps; an epoch of CIFAR-10 is 500 steps)", "",
               "| overall density | " + " | ".join(COMPETITORS) + " | vs torch-mask | vs torch-csr | vs torch-dense "
               "| peak MiB cpp / mask / dense | load |", "|" + "---|" * (len(COMPETITORS) + 6)]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -36,6 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench import machine  # noqa: E402 (after the path set-up)
 
 DENSITIES = [1.0, 0.5, 0.2, 0.1, 0.05, 0.01, 0.005, 0.001]
 COMPETITORS = ["cpp-sparse", "torch-mask", "torch-csr", "torch-dense"]
@@ -431,9 +432,14 @@ def main(argv=None) -> int:
     write_report(Path(args.out), timing=timing, accuracy=accuracy, scaling=scaling, sizes=sizes,
                  densities=densities, widths=widths, depths=[d for d, _ in depth_widths], steps=steps,
                  cifar=cifar, seconds=time.time() - started, quick=args.quick, epochs=args.epochs,
-                 machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", threads=THREADS)
+                 machine=machine.describe(_loads(timing, accuracy, scaling), THREADS), threads=THREADS)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _loads(*tables: dict) -> list[float]:
+    """The one-minute load averages recorded with every case of these result tables."""
+    return [r["load"] for table in tables for r in table.values() if isinstance(r, dict) and r.get("load")]
 
 
 if __name__ == "__main__":
