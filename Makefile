@@ -39,9 +39,10 @@ cpp: $(STAMP)
 
 # The whole suite on every core (pytest-xdist; PYTEST_WORKERS=1 runs it in one process). Tests marked
 # xdist_group share a worker (an expensive module fixture); the slow ones start first (tests/conftest.py).
+# The 25 slowest are listed at the end: where the suite's time goes.
 PYTEST_WORKERS ?= auto
 test: $(STAMP) cpp
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 # The edit loop (under a minute on 2 cores): everything but the tests marked slow (wheels, fresh venvs,
 # sanitizer and user-project compiles, the docs site, the forward-only derivations). `make test` runs them all.

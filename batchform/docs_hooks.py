@@ -19,7 +19,8 @@ from batchform.paths import CHECKOUT
 
 #: bench/ files shown under benchmarks/, each with the plots it links to beside it.
 BENCH = ("results.md", "results.png", "results-scaling.png", "sparse-training.md", "sparse-training.png",
-         "sparse-ablation.md", "sparse-ablation.png", "depth.md", "depth.png", "fashion-mnist.md",
+         "sparse-ablation.md", "sparse-ablation.png", "sparse-ablation-10-epochs.md",
+         "sparse-ablation-10-epochs.png", "depth.md", "depth.png", "fashion-mnist.md",
          "fashion-mnist-followups.md",
          "one-thread/results.md", "one-thread/results.png", "one-thread/results-scaling.png")
 

@@ -60,10 +60,8 @@ def write_report(path: Path, results: dict, *, datasets, densities, methods, ste
              f"start of every epoch after the first. Accuracy: mean ± standard deviation over the seeds of the "
              f"final test accuracy. Seconds per epoch: batchform's measured training time of an epoch (median "
              f"over epochs, mean over seeds; prune-and-grow included). Peak MiB (static): the training process's "
-             f"peak RSS above its RSS after loading the data; it includes the Trainer's shuffled copy of the "
-             f"training split made at each epoch (`list(iterate_minibatches(...))`: 60,000 × 784 float32 = "
-             f"180 MiB on Fashion-MNIST), so the network's own memory is read from the PyTorch comparison "
-             f"below (each competitor alone, random batches).", "",
+             f"peak RSS above its RSS after loading the data (the evaluation's outputs included; the network's "
+             f"own memory alone is in the PyTorch comparison below: each competitor alone, random batches).", "",
              (f"Competitors (same network, density and pattern sampler): for each density batchform cpp-sparse, "
              f"PyTorch with masks, torch.sparse CSR and dense PyTorch autograd run in one process on real "
              f"batches, one step each in turn ({steps} timed steps after 3 warm-up, median), one thread each, "

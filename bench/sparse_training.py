@@ -42,9 +42,8 @@ DENSITIES = [1.0, 0.5, 0.2, 0.1, 0.05, 0.01, 0.005, 0.001]
 COMPETITORS = ["cpp-sparse", "torch-mask", "torch-csr", "torch-dense"]
 NETWORK = [3072, 1024, 512, 10]
 BATCH, ETA, MU = 100, 0.01, 0.9
-#: (initializer, learning rate) of the accuracy runs: the training default, and He init with a larger step,
-#: which suited sparse layers while their initializer used the dense fan-in (the default is now each unit's
-#: stored fan-in; bench/sparse-training.md was measured before that change).
+#: (initializer, learning rate) of the accuracy runs: the training default, and He init with a larger step
+#: (both draw each stored weight with the unit's stored fan-in/fan-out, the sparse-aware default).
 ACCURACY_SETTINGS = [("XavierNormal", 0.05), ("HeNormal", 0.1)]
 
 

@@ -395,3 +395,37 @@ def test_bad_sparse_options_are_one_clear_error(args, words, capsys):
 def test_layer_densities():
     assert layer_densities(None, None, [4, 3, 2]) is None
     assert layer_densities(None, "0.5;1", [4, 3, 2]) == [0.5, 1.0]
+
+
+def test_the_trainer_draws_each_batch_when_it_steps(monkeypatch):
+    """An epoch's batches are drawn one at a time, never listed: a list of them copies the whole training
+    split (180 MiB of Fashion-MNIST, more than a sparse network's own memory). With a regrow due, the first
+    batch is drawn for it and then trained on, as before."""
+    import batchform.training.loop as loop
+
+    drawn, stepped, ahead = [0], [0], []
+    real = loop.iterate_minibatches
+
+    def counting(*args, **kwargs):
+        for batch in real(*args, **kwargs):
+            drawn[0] += 1
+            ahead.append(drawn[0] - stepped[0])
+            yield batch
+
+    monkeypatch.setattr(loop, "iterate_minibatches", counting)
+    dynamic = parse_dynamic("SET(0.2)", "Random", None, 1, "XavierNormal", [0.2, 0.4, 1.0])
+    network = _network("numpy", [0.2, 0.4, 1.0])
+    trainer = Trainer(network, parse_loss("StableSoftmaxCrossEntropy"), parse_learning_rate("Constant(0.05)"),
+                      batch_size=25, seed=2, dynamic=dynamic)
+    step = trainer.step
+
+    def counted_step(*args):
+        stepped[0] += 1
+        return step(*args)
+
+    trainer.step = counted_step
+    counted_step.begin_epoch, counted_step.losses = step.begin_epoch, step.losses
+    counted_step.stops_at_once = step.stops_at_once
+    history = trainer.train(_data(), 2)
+    assert not history.stopped and stepped[0] == drawn[0] == 2 * -(-_data().Xtrain.shape[0] // 25)
+    assert max(ahead) == 1  # never more than the batch about to be trained on

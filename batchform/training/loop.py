@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -107,12 +108,16 @@ class Trainer:
         for epoch in range(epochs):
             eta = self.scheduler(epoch)
             start = time.perf_counter()
-            batches = list(iterate_minibatches(data.Xtrain, data.Ttrain, self.batch_size, self.rng,
-                                                       shuffle=self.shuffle))
+            # Drawn batch by batch: a list of the epoch's batches would copy the whole training split
+            # (180 MiB of Fashion-MNIST), more than a sparse network's own memory.
+            batches = iterate_minibatches(data.Xtrain, data.Ttrain, self.batch_size, self.rng,
+                                          shuffle=self.shuffle)
             if self.dynamic is not None and self.dynamic.due(epoch):
-                self._regrow(epoch, batches[0])
+                first = next(batches)
+                self._regrow(epoch, first)
+                batches = itertools.chain([first], batches)
             if progress:
-                progress.start(epoch, len(batches))
+                progress.start(epoch, -(-data.Xtrain.shape[0] // self.batch_size))
             self.step.begin_epoch()
             losses = []
             for Xb, Tb in batches:
