@@ -37,17 +37,18 @@ docs: $(STAMP)
 cpp: $(STAMP)
 	$(BIN)/batchform build-cpp
 
-# The whole suite on every core (pytest-xdist; PYTEST_WORKERS=1 runs it in one process). Tests marked
-# xdist_group share a worker (an expensive module fixture); the slow ones start first (tests/conftest.py).
+# The whole suite on every core (pytest-xdist; PYTEST_WORKERS=1 runs it in one process). Each test file runs
+# on one worker (--dist loadfile --no-loadscope-reorder), so a module's expensive fixture (the docs site, a user project, a venv) is
+# built once; the slow files start first (tests/conftest.py).
 # The 25 slowest are listed at the end: where the suite's time goes.
 PYTEST_WORKERS ?= auto
 test: $(STAMP) cpp
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
 # The edit loop (under a minute on 2 cores): everything but the tests marked slow (wheels, fresh venvs,
 # sanitizer and user-project compiles, the docs site, the forward-only derivations). `make test` runs them all.
 test-quick: $(STAMP) cpp
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS)
 
 # The generated torch, JAX and TensorFlow code on a GPU against the CPU (bench/gpu_check.py; says so and
 # exits 0 where no framework sees a GPU). The same checks as tests: pytest -m gpu.

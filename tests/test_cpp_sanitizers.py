@@ -15,7 +15,7 @@ import pytest
 from batchform import cpp_build
 
 #: Minutes of ASan + UBSan compiles into one build folder (build/cpp-sanitize): one worker runs them in turn.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cpp_sanitize")]
+pytestmark = pytest.mark.slow
 
 
 def _need_compiler():

@@ -22,7 +22,7 @@ from batchform.codegen.backends import REGISTRY
 from batchform.docs import DocsError, _mkdocs, _run_mkdocs, build_site
 
 #: Minutes: the strict site build (twice: the module's site and a broken copy); one worker builds the site once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs_site")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

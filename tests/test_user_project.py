@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 #: A user project generated and its C++ module built (the module fixture, shared by one worker).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("user_project")]
+pytestmark = pytest.mark.slow
 
 SPEC = '''
 """Layer normalization over the rows of X (N × K), with ε."""

@@ -41,7 +41,7 @@ def _run(cmd, cwd, env, timeout=600):
     return result.stdout
 
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]  # one venv, shared by the module's tests
+pytestmark = pytest.mark.slow  # one venv, shared by the module's tests
 
 
 @pytest.fixture(scope="module")
