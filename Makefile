@@ -45,8 +45,9 @@ PYTEST_WORKERS ?= auto
 test: $(STAMP) cpp
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
-# The edit loop (under a minute on 2 cores): everything but the tests marked slow (wheels, fresh venvs,
-# sanitizer and user-project compiles, the docs site, the forward-only derivations). `make test` runs them all.
+# The edit loop: everything but the tests marked slow (wheels, fresh venvs, sanitizer and user-project
+# compiles, the docs site, the forward-only derivations); `make test` runs them all. Measured: 3,886 tests in
+# 5 min 40 s on 2 idle cores with warm caches (2026-12-07), not the minute issue 29 asks for.
 test-quick: $(STAMP) cpp
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS)
 
