@@ -113,9 +113,10 @@ class Trainer:
             batches = iterate_minibatches(data.Xtrain, data.Ttrain, self.batch_size, self.rng,
                                           shuffle=self.shuffle)
             if self.dynamic is not None and self.dynamic.due(epoch):
-                first = next(batches)
-                self._regrow(epoch, first)
-                batches = itertools.chain([first], batches)
+                first = next(batches, None)
+                if first is not None:  # (a split without rows has nothing to regrow from)
+                    self._regrow(epoch, first)
+                    batches = itertools.chain([first], batches)
             if progress:
                 progress.start(epoch, -(-data.Xtrain.shape[0] // self.batch_size))
             self.step.begin_epoch()
