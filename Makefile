@@ -38,8 +38,8 @@ cpp: $(STAMP)
 	$(BIN)/batchform build-cpp
 
 # The whole suite on every core (pytest-xdist; PYTEST_WORKERS=1 runs it in one process). Each test file runs
-# on one worker (--dist loadfile --no-loadscope-reorder), so a module's expensive fixture (the docs site, a user project, a venv) is
-# built once; the slow files start first (tests/conftest.py).
+# on one worker (--dist loadfile), so a module's expensive fixture (the docs site, a user project, a venv) is
+# built once; the slow files start first (tests/conftest.py's order, kept by --no-loadscope-reorder).
 # The 25 slowest are listed at the end: where the suite's time goes.
 PYTEST_WORKERS ?= auto
 test: $(STAMP) cpp

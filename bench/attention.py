@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from bench import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPETITORS = ["batchform-torch", "batchform-cpp", "torch-sdpa", "torch-autograd"]
@@ -61,16 +64,21 @@ def _ratio(result: dict, name: str) -> float:
     return result["timing"][BASELINE]["ms"] / result["timing"][name]["ms"]
 
 
-def _loaded(results: list[dict]) -> bool:
-    """Whether any size ran with a one-minute load average of 1 or more (two cores: another busy process)."""
-    return any(float(r[key].split("load average:")[-1].split(",")[0]) >= 1.0
-               for r in results for key in ("uptime_before", "uptime_after"))
+def _loads(results: list[dict]) -> list[float]:
+    """The one-minute load averages of ``uptime`` before and after every size."""
+    return [float(r[key].split("load average:")[-1].split(",")[0])
+            for r in results for key in ("uptime_before", "uptime_after")]
+
+
+def _own_threads(results: list[dict]) -> int:
+    """The busy threads of the run itself (a step uses every core when no thread count was given)."""
+    threads = results[0]["threads"] if results else "default"
+    return threads if isinstance(threads, int) else os.cpu_count() or 1
 
 
 def write(results: list[dict], width: int, folder: Path) -> None:
     present = [c for c in COMPETITORS if all(c in r["timing"] for r in results)]
-    where = ("**Measured under load** on the shared 2-core machine" if _loaded(results) else
-             "Measured on an idle 2-core machine (one-minute load average below 1 before and after every size)")
+    where = f"Measured on {machine.describe(_loads(results), _own_threads(results))}"
     lines = ["# Self-attention: forward + backward against torch autograd", "",
              f"Written by `python -m bench.attention`. One head, D = E = {width}, float32, "
              f"threads of torch and C++: {results[0]['threads'] if results else 'default'}; a step is the forward "
@@ -94,7 +102,7 @@ def write(results: list[dict], width: int, folder: Path) -> None:
                   + ", ".join(verdicts) + "."]
     (folder / "attention.md").write_text("\n".join(lines) + "\n")
     (folder / "attention.json").write_text(json.dumps(results, indent=1) + "\n")
-    _plot(results, folder / "attention.png", _loaded(results))
+    _plot(results, folder / "attention.png", not machine.idle(_loads(results), _own_threads(results)))
 
 
 def _plot(results: list[dict], path: Path, loaded: bool) -> None:

@@ -41,7 +41,7 @@ def _jax_x64_is_restored():
 # --- the order of the suite (pytest-xdist: `make test` runs `pytest -n auto --dist loadfile`: a file per worker) ---
 
 #: The files of the slow tests, longest first (measured: `pytest --durations`): under xdist a worker takes the
-#: next test when it finishes one, so the longest must start first or it runs alone at the end.
+#: next file when it finishes one, so the longest must start first or it runs alone at the end.
 SLOWEST_FIRST = ("test_docs_site.py", "test_wheel_extras.py", "test_user_project.py", "test_cpp_sanitizers.py",
                  "test_docs_code.py", "test_derive.py", "test_wheel.py", "test_bench_smoke.py",
                  "test_distributed_examples.py")
