@@ -116,21 +116,29 @@ class _ProofLines:
                 print(f"error: {line}", file=sys.stderr)
 
 
-def _prove(specs, args, quiet=False):
+def _prove(specs, args, quiet=False, tangents=False) -> tuple[list, list, list]:
+    """(backward proofs, the failed ones, tangent proofs): with ``tangents``, every output tangent is proved in
+    the same pool of workers (else the last list is empty)."""
+    from batchform.codegen.verify.every_proof import prove_everything
     from batchform.codegen.verify.proof import prove_all
 
     start = time.perf_counter()
     lines = _ProofLines(len(specs), quiet)
-    proofs = prove_all(specs, use_cache=not getattr(args, "no_cache", False), jobs=getattr(args, "jobs", None),
-                       progress=lines.proof)
-    return proofs, lines.summary(proofs, time.perf_counter() - start)
+    options = {"use_cache": not getattr(args, "no_cache", False), "jobs": getattr(args, "jobs", None),
+               "progress": lines.proof}
+    if tangents:
+        proofs, tangent_proofs = prove_everything(specs, **options)
+        return proofs, lines.summary(proofs, time.perf_counter() - start), tangent_proofs
+    proofs = prove_all(specs, **options)
+    return proofs, lines.summary(proofs, time.perf_counter() - start), []
 
 
 def cmd_verify(args) -> int:
     specs = _load(args)
-    _, failed = _prove(specs, args)
-    if getattr(args, "tangents", False):
-        failed = failed + _prove_tangents(specs, args)
+    tangents = getattr(args, "tangents", False)
+    _, failed, tangent_proofs = _prove(specs, args, tangents=tangents)
+    if tangents:
+        failed = failed + _report_tangents(specs, tangent_proofs)
     if getattr(args, "derived", False):
         from batchform.codegen.derive.compare import table
 
@@ -145,11 +153,8 @@ def cmd_verify(args) -> int:
     return 1 if failed else 0
 
 
-def _prove_tangents(specs, args) -> list:
-    """Every spec's output tangent proved (codegen/verify/tangent_proof.py), one line each; the failed ones."""
-    from batchform.codegen.verify.tangent_proof import prove_all_tangents
-
-    proofs = prove_all_tangents(specs, use_cache=not getattr(args, "no_cache", False))
+def _report_tangents(specs, proofs) -> list:
+    """A line per spec's output tangent proof (codegen/verify/tangent_proof.py); returns the failed ones."""
     for p in proofs:
         print(f"  {p.spec:<40} {p.method}" + (f" ({p.reason})" if p.reason else ""))
     for spec in (s for s in specs if s.tangent_error):
@@ -167,7 +172,7 @@ def cmd_report(args) -> int:
     from batchform.codegen.report.report import write_reports
 
     specs = _load(args)
-    proofs, failed = _prove(specs, args, quiet=True)
+    proofs, failed, _ = _prove(specs, args, quiet=True)
     folder = Path(args.reports) if args.reports else checkout_folder("reports", "--reports")
     for path in write_reports(specs, proofs, folder):
         print(f"wrote {path}")

@@ -11,8 +11,9 @@
                                            codegen/backends/torch/idioms.py), then its printer
     render   codegen/output/render.py      each backend's files (its templates and runtime files), the
                                            manifest and the top-level package, formatted and stamped
-    prove    codegen/verify/proof.py       every backward equation against SymPy's derivative (cached), then
-             codegen/verify/tangent_proof  every output tangent (forward mode) against it too (cached)
+    prove    codegen/verify/proof.py       every backward equation against SymPy's derivative (cached), and
+             codegen/verify/tangent_proof  every output tangent (forward mode) against it too (cached), both
+                                           in one pool of forked workers (codegen/verify/every_proof.py)
     verify   codegen/verify/execute.py     import the rendered packages in a child process and run every
                                            kernel against SymPy's values of its spec's equations
     write    codegen/output/writer.py      bring generated/ to exactly the rendered files, atomically
@@ -36,8 +37,7 @@ from batchform.codegen.output import render, writer
 from batchform.codegen.passes import schedule as passes
 from batchform.codegen.printers import printing
 from batchform.codegen.verify import execute
-from batchform.codegen.verify.proof import prove_all
-from batchform.codegen.verify.tangent_proof import prove_all_tangents
+from batchform.codegen.verify.every_proof import prove_everything
 
 GENERATED = REPO / "generated"
 
@@ -102,11 +102,8 @@ def build(backends: dict[str, Backend], *, spec_dirs=None, output: Path = GENERA
         result.diff = writer.unified_diff(files, output, list(backends))
         return result
     progress.proving(loaded)
-    result.proofs = clock("prove", _prove, loaded, use_cache, jobs, progress)
+    result.proofs, result.tangent_proofs = clock("prove", prove_everything, loaded, use_cache, jobs, progress.proof)
     progress.proved(result)
-    if result.failed:
-        return result
-    result.tangent_proofs = clock("prove", prove_all_tangents, loaded, use_cache)
     progress.tangents_proved(result)
     if result.failed:
         return result
@@ -127,10 +124,6 @@ def kernels_of(loaded: list[LoadedSpec]) -> list[Family]:
 
 def _load(spec_dirs) -> list[LoadedSpec]:
     return loader.load_all(spec_dirs=spec_dirs) if spec_dirs else loader.load_all()
-
-
-def _prove(loaded, use_cache, jobs, progress):
-    return prove_all(loaded, use_cache=use_cache, jobs=jobs, progress=progress.proof)
 
 
 class _Clock:

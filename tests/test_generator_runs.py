@@ -160,7 +160,7 @@ def test_a_function_no_backend_can_print_fails_before_proving(tmp_path, monkeypa
     def no_proofs(*args, **kwargs):
         raise AssertionError("proofs ran before the printers were tried")
 
-    monkeypatch.setattr("batchform.codegen.verify.proof.prove_all", no_proofs)
+    monkeypatch.setattr("batchform.codegen.pipeline.prove_everything", no_proofs)
     assert _generate("--specs", str(tmp_path / "specs"), "--out", str(tmp_path / "out")) == 2
     err = capsys.readouterr().err
     assert "gamma_act" in err and "no spelling for the function gamma" in err and "NumPy backend" in err

@@ -33,6 +33,7 @@ not. Update rules are checked against torch (``codegen.verify.update_check``). T
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -47,7 +48,6 @@ from pathlib import Path
 import sympy
 from sympy import Lambda, MatrixSymbol
 
-from batchform.codegen.backends import all_backends
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.notation import unicode
 from batchform.codegen.time_limit import time_limit
@@ -56,7 +56,9 @@ from batchform.codegen.verify.atoms import (FormalMax, OutOfTime, cancels, cpu_t
 from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.verify.indexed import prove_all_shapes
 from batchform.codegen.verify.pieces import breakpoints, piecewise_reading, prove_derivative
+from batchform.codegen.verify import workers
 from batchform.codegen.verify.update_check import check_update
+from batchform.codegen.verify.workers import Task
 from batchform.dsl import Apply
 from batchform.spec import dsl
 from batchform.paths import cache_dir
@@ -286,8 +288,9 @@ class _Instance:
             return gradient.xreplace(dict(zip(fresh, value)))
 
         def at(point: dict) -> sympy.Matrix:
-            back = {f: v.xreplace(point) for f, v in zip(fresh, value)}
-            return gradient.xreplace({**point, **back})
+            memo: dict = {}
+            back = {f: substitute(v, point, memo) for f, v in zip(fresh, value)}
+            return substitute(gradient, {**point, **back})
 
         return at
 
@@ -406,14 +409,42 @@ def _differs(c_expr, t_expr) -> tuple[bool, object, object]:
     return bool(difference > sympy.Float(10) ** -(RECHECK_DIGITS - 15) * scale), c, t
 
 
+def substitute(expr, point: dict, memo: dict | None = None):
+    """``expr.xreplace(point)`` (a matrix: entry by entry), each distinct sub-expression substituted once.
+
+    The explicit entries of a spec share sub-expressions (every entry of a softmax row holds the row's maximum
+    and its sum), which ``xreplace`` rebuilds at each occurrence; rebuilding a Max of numbers compares its
+    arguments numerically, so self-attention's check spent most of its time rebuilding the same maxima."""
+    memo = {} if memo is None else memo
+    if isinstance(expr, sympy.MatrixBase):
+        return expr.applyfunc(lambda e: _substituted(e, point, memo))
+    return _substituted(expr, point, memo)
+
+
+def _substituted(expr, point: dict, memo: dict):
+    found = memo.get(expr)
+    if found is not None:
+        return found
+    if expr in point:
+        value = point[expr]
+    elif not expr.args:
+        value = expr
+    else:
+        args = tuple(_substituted(a, point, memo) for a in expr.args)
+        value = expr.func(*args) if args != expr.args else expr
+    memo[expr] = value
+    return value
+
+
 def _check_entries(claimed: sympy.Matrix, true, points, sizes) -> tuple[str | None, bool]:
     """(counterexample or None, whether every evaluation was exact); ``true`` is a matrix or point → matrix."""
     exact = True
     for k, point in enumerate(points):
-        true_here = true(point) if callable(true) else true.xreplace(point)
+        memo: dict = {}  # the claimed and the true entries share sub-expressions too
+        true_here = true(point) if callable(true) else substitute(true, point, memo)
         for i in range(claimed.rows):
             for j in range(claimed.cols):
-                c_expr, t_expr = claimed[i, j].xreplace(point), true_here[i, j]
+                c_expr, t_expr = substitute(claimed[i, j], point, memo), true_here[i, j]
                 differs, c, t = _differs(c_expr, t_expr)
                 exact = exact and c.is_Rational and t.is_Rational
                 if differs:
@@ -547,7 +578,8 @@ def _instantiated_shapes(s, all_shapes: dict) -> list[dict[str, int]]:
     shape (N, D, K = 2, 3, 4: no size 1); the three shapes free of small size relations are what catches an
     equation that confuses two sizes when no all-shapes proof says otherwise. (Self-attention: 587 s at all
     three shapes with the compositional proof; 87 s at the first without it, which :func:`prove_spec` then
-    leaves out, measured beside a low-priority C++ build.)"""
+    leaves out, measured beside a low-priority C++ build; 22 s idle once :func:`substitute` rebuilt each shared
+    sub-expression once.)"""
     shapes = shapes_for(s)
     targets = {m.name for m in (*s.inputs, *s.parameters)} | {eq.name for eq in s.forward}
     gradients = {eq.name for eq in s.backward if eq.name.startswith("D") and eq.name[1:] in targets}
@@ -874,14 +906,6 @@ def _store(path: Path, proof: SpecProof) -> None:
               f"it will be proved again next time", file=sys.stderr)
 
 
-# Workers are forked after this is set, so they find specs by name instead of unpickling SymPy trees.
-_PENDING: dict[str, LoadedSpec] = {}
-
-
-def _prove_one(name: str) -> SpecProof:
-    return prove_safely(_PENDING[name])
-
-
 def prove_safely(loaded: LoadedSpec) -> SpecProof:
     """``prove_spec``, with an exception inside the prover turned into a failed proof naming the spec (the
     equations could not be proved), instead of a traceback from a worker."""
@@ -894,60 +918,51 @@ def prove_safely(loaded: LoadedSpec) -> SpecProof:
             f"the prover could not handle this spec ({where}); no equation of it is proved")])
 
 
-def _fork_is_safe() -> bool:
-    """A framework whose runtime does not support fork() once it has started (TensorFlow: its threads and
-    locks are not carried into the child; ``Backend.fork_safe``): a process that has imported it (a test
-    session) proves serially."""
-    return not any(b.requires in sys.modules for b in all_backends().values() if not b.fork_safe)
+def proof_tasks(specs: list[LoadedSpec], use_cache: bool = True) -> tuple[dict[str, SpecProof], list[Task]]:
+    """(the cached proofs by spec name, a task per spec left to prove): each task proves its spec and caches
+    the proof when it holds, so that a run stopped half-way keeps what it proved."""
+    engine = _engine_hash()
+    cached: dict[str, SpecProof] = {}
+    tasks = []
+    for loaded in specs:
+        path = CACHE / f"{spec_hash(loaded, engine)}.json"
+        found = _load_cached(path) if use_cache else None
+        if found is not None and found.name == loaded.name:
+            cached[loaded.name] = found
+        else:
+            tasks.append(Task(f"proof:{loaded.name}", estimated_cost(loaded.spec),
+                              functools.partial(_prove_and_store, loaded, path)))
+    return cached, tasks
 
 
-def _prove_forked(todo: list, jobs: int, results: dict, progress) -> None:
-    """Prove in ``jobs`` forked workers (the loaded specs are inherited, not pickled). A worker that dies
-    breaks the pool instead of losing its spec silently; whatever is left is proved serially by the caller."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
+def _prove_and_store(loaded: LoadedSpec, path: Path) -> SpecProof:
+    proof = prove_safely(loaded)
+    if proof.ok:
+        _store(path, proof)
+    return proof
 
-    _PENDING.update({loaded.name: loaded for loaded, _ in todo})
-    # Slowest first keeps both cores busy to the end.
-    order = sorted(todo, key=lambda t: -len(t[0].spec.backward) - 10 * ("softmax" in t[0].name))
-    try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            for future in as_completed([pool.submit(_prove_one, t[0].name) for t in order]):
-                proof = future.result()
-                results[proof.name] = proof
-                if progress:
-                    progress(proof)
-    except BrokenProcessPool:
-        print("batchform: a proof worker died; proving the remaining specs in this process", file=sys.stderr)
+
+def estimated_cost(spec) -> float:
+    """A rough order of a spec's proof cost, for scheduling only: products of matrices in the forward equations
+    multiply the size of every explicit entry downstream (self-attention, measured 72 s cold, has ten; a
+    softmax layer, 7 s, six; an element-wise layer, 1-3 s, two)."""
+    products = sum(isinstance(node, sympy.MatMul) and sum(isinstance(a, sympy.MatrixExpr) for a in node.args) > 1
+                   for eq in spec.forward for node in sympy.preorder_traversal(eq.expr))
+    return products * len(spec.forward) + len(spec.backward)
 
 
 def prove_all(specs: list[LoadedSpec], use_cache: bool = True, jobs: int | None = None,
               progress=None) -> list[SpecProof]:
     """Proofs of every spec, from the cache where the spec is unchanged; in parallel otherwise."""
-    engine = _engine_hash()
-    results: dict[str, SpecProof] = {}
-    todo = []
-    for loaded in specs:
-        path = CACHE / f"{spec_hash(loaded, engine)}.json"
-        cached = _load_cached(path) if use_cache else None
-        if cached is not None and cached.name == loaded.name:
-            results[loaded.name] = cached
-            if progress:
-                progress(cached)
-        else:
-            todo.append((loaded, path))
-    if todo:
-        jobs = jobs or min(len(todo), os.cpu_count() or 1)
-        if jobs > 1 and _fork_is_safe():
-            _prove_forked(todo, jobs, results, progress)
-        for loaded, _ in todo:  # serially: one job, or what a broken worker pool left
-            if loaded.name not in results:
-                proof = prove_safely(loaded)
-                results[proof.name] = proof
-                if progress:
-                    progress(proof)
-        for loaded, path in todo:
-            if results[loaded.name].ok:
-                _store(path, results[loaded.name])
+    results, tasks = proof_tasks(specs, use_cache)
+    if progress:
+        for proof in results.values():
+            progress(proof)
+
+    def done(_key: str, proof: SpecProof) -> None:
+        results[proof.name] = proof
+        if progress:
+            progress(proof)
+
+    workers.run(tasks, jobs, done)
     return [results[loaded.name] for loaded in specs]

@@ -22,8 +22,10 @@ cached per spec and engine like the backward proofs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import random
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -38,7 +40,10 @@ from batchform.codegen.verify.explicit import evaluate
 from batchform.codegen.verify.pieces import piecewise_reading
 from batchform.dsl import Apply
 from batchform.codegen.verify.indexed import SECONDS, IndexProver, Term, Unsupported, _safe, _short, normal_form
-from batchform.codegen.verify.proof import _check_entries, _dims_of, _draw, _Instance, _seed, shape_count, shapes_for
+from batchform.codegen.verify import workers
+from batchform.codegen.verify.proof import (_check_entries, _dims_of, _draw, _Instance, _seed, estimated_cost,
+                                            shape_count, shapes_for)
+from batchform.codegen.verify.workers import Task
 from batchform.paths import cache_dir
 
 ALL_SHAPES = "proved for all shapes"
@@ -180,14 +185,21 @@ def check_instantiated(loaded: LoadedSpec, tangents: Tangents, first_only: bool 
 
 def prove_tangents(loaded: LoadedSpec, tangents: Tangents, use_cache: bool = True) -> TangentProof:
     """Both methods on one spec's output tangent (cached)."""
+    path = CACHE / f"{_hash(loaded, tangents)}.json"
+    found = _load_cached(path) if use_cache else None
+    return found if found is not None else _prove_and_store(loaded, tangents, path if use_cache else None)
+
+
+def _load_cached(path: Path) -> TangentProof | None:
+    try:
+        return TangentProof(**{**json.loads(path.read_text()), "cached": True})
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _prove_and_store(loaded: LoadedSpec, tangents: Tangents, path: Path | None) -> TangentProof:
+    """Both methods, uncached; the proof is written to ``path`` (unless None) whatever it found."""
     text = tangents.text()[-1]
-    key = _hash(loaded, tangents)
-    path = CACHE / f"{key}.json"
-    if use_cache and path.exists():
-        try:
-            return TangentProof(**{**json.loads(path.read_text()), "cached": True})
-        except (OSError, ValueError, TypeError):
-            pass
     # The index form first: where it proves the tangent for all shapes, the explicit matrices cross-check it
     # at one shape; else they are the evidence, at every proof shape.
     proved, why, lemmas = prove_all_shapes(loaded.spec, tangents)
@@ -200,12 +212,14 @@ def prove_tangents(loaded: LoadedSpec, tangents: Tangents, use_cache: bool = Tru
     else:
         proof = TangentProof(loaded.name, loaded.path, text, ALL_SHAPES if proved else INSTANTIATED, detail,
                              "" if proved else f"not for all shapes: {why}", tuple(lemmas))
-    if use_cache:
+    if path is not None:
         try:
             CACHE.mkdir(parents=True, exist_ok=True)
             data = asdict(proof)
             data.pop("cached")
-            path.write_text(json.dumps(data))
+            temporary = path.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(data))
+            os.replace(temporary, path)
         except OSError:
             pass
     return proof
@@ -224,6 +238,26 @@ def _hash(loaded: LoadedSpec, tangents: Tangents) -> str:
     return digest.hexdigest()[:24]
 
 
-def prove_all_tangents(specs: list[LoadedSpec], use_cache: bool = True) -> list[TangentProof]:
-    """The proof of every spec's output tangent, for the specs that have tangent equations."""
-    return [prove_tangents(loaded, loaded.tangents, use_cache) for loaded in specs if loaded.tangents is not None]
+def tangent_tasks(specs: list[LoadedSpec], use_cache: bool = True) -> tuple[dict[str, TangentProof], list[Task]]:
+    """(the cached tangent proofs by spec name, a task per spec with tangent equations left to prove)."""
+    cached: dict[str, TangentProof] = {}
+    tasks = []
+    for loaded in specs:
+        if loaded.tangents is None:
+            continue
+        path = CACHE / f"{_hash(loaded, loaded.tangents)}.json"
+        found = _load_cached(path) if use_cache else None
+        if found is not None:
+            cached[loaded.name] = found
+        else:
+            tasks.append(Task(f"tangent:{loaded.name}", estimated_cost(loaded.spec), functools.partial(
+                _prove_and_store, loaded, loaded.tangents, path if use_cache else None)))
+    return cached, tasks
+
+
+def prove_all_tangents(specs: list[LoadedSpec], use_cache: bool = True, jobs: int | None = None) \
+        -> list[TangentProof]:
+    """The proof of every spec's output tangent, for the specs that have tangent equations (in parallel)."""
+    results, tasks = tangent_tasks(specs, use_cache)
+    workers.run(tasks, jobs, lambda _key, proof: results.__setitem__(proof.spec, proof))
+    return [results[loaded.name] for loaded in specs if loaded.tangents is not None]

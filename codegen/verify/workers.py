@@ -1,0 +1,78 @@
+"""Run proof tasks in forked worker processes, the most expensive first, and report each as it ends.
+
+The backward proofs (:mod:`codegen.verify.proof`) and the tangent proofs (:mod:`codegen.verify.tangent_proof`) of
+a run are independent of each other, so ``generate`` and ``verify --tangents`` put them in one pool: with both
+kinds in it, no core waits for the last spec of one kind while the other kind is still to be proved. Workers
+are forked after the tasks are registered, so they find each task by its key instead of unpickling SymPy trees;
+only the result (a small dataclass) travels back.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Task:
+    """One proof: ``run()`` returns its result; ``cost`` orders the pool (larger first)."""
+
+    key: str
+    cost: float
+    run: Callable[[], Any]
+
+
+#: The tasks of the pool being run, by key (set before the workers are forked).
+_TASKS: dict[str, Task] = {}
+
+
+def _run_registered(key: str) -> tuple[str, Any]:
+    return key, _TASKS[key].run()
+
+
+def fork_is_safe() -> bool:
+    """A framework whose runtime does not survive fork() once started (TensorFlow: its threads and locks are
+    not carried into the child; ``Backend.fork_safe``): a process that has imported it (a test session) runs
+    its tasks serially."""
+    from batchform.codegen.backends import all_backends
+
+    return not any(b.requires in sys.modules for b in all_backends().values() if not b.fork_safe)
+
+
+def run(tasks: list[Task], jobs: int | None, done: Callable[[str, Any], None]) -> None:
+    """Run every task, calling ``done(key, result)`` in this process as each ends: in ``jobs`` forked workers
+    (default: one per core) where that is safe and there is more than one task, else here, one by one. A
+    worker that dies breaks the pool instead of losing its task silently; what is left then runs here."""
+    if not tasks:
+        return
+    jobs = min(len(tasks), jobs or os.cpu_count() or 1)
+    finished: set[str] = set()
+    if jobs > 1 and fork_is_safe():
+        finished = _run_forked(sorted(tasks, key=lambda t: -t.cost), jobs, done)
+    for task in tasks:
+        if task.key not in finished:
+            done(task.key, task.run())
+
+
+def _run_forked(tasks: list[Task], jobs: int, done) -> set[str]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    finished: set[str] = set()
+    _TASKS.update({t.key: t for t in tasks})
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            for future in as_completed([pool.submit(_run_registered, t.key) for t in tasks]):
+                key, result = future.result()
+                finished.add(key)
+                done(key, result)
+    except BrokenProcessPool:
+        print("batchform: a proof worker died; running the remaining proofs in this process", file=sys.stderr)
+    finally:
+        for t in tasks:
+            _TASKS.pop(t.key, None)
+    return finished
