@@ -40,9 +40,12 @@ cpp: $(STAMP)
 # The whole suite on every core (pytest-xdist; PYTEST_WORKERS=1 runs it in one process). Each test file runs
 # on one worker (--dist loadfile), so a module's expensive fixture (the docs site, a user project, a venv) is
 # built once; the slow files start first (tests/conftest.py's order, kept by --no-loadscope-reorder).
-# The 25 slowest are listed at the end: where the suite's time goes.
+# The 25 slowest are listed at the end: where the suite's time goes. First every built-in spec is proved (its
+# backward, tangent and derived equations) on every core, into the proof cache: on a fresh machine the tests
+# that generate, derive or build the docs would otherwise each prove them again, one process each.
 PYTEST_WORKERS ?= auto
 test: $(STAMP) cpp
+	$(BIN)/batchform verify --tangents --derived --quiet
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
 # The edit loop: everything but the tests marked slow (wheels, fresh venvs, sanitizer and user-project

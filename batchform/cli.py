@@ -135,10 +135,10 @@ def _prove(specs, args, quiet=False, tangents=False) -> tuple[list, list, list]:
 
 def cmd_verify(args) -> int:
     specs = _load(args)
-    tangents = getattr(args, "tangents", False)
-    _, failed, tangent_proofs = _prove(specs, args, tangents=tangents)
+    tangents, quiet = getattr(args, "tangents", False), getattr(args, "quiet", False)
+    _, failed, tangent_proofs = _prove(specs, args, quiet=quiet, tangents=tangents)
     if tangents:
-        failed = failed + _report_tangents(specs, tangent_proofs)
+        failed = failed + _report_tangents(specs, tangent_proofs, quiet)
     if getattr(args, "derived", False):
         from batchform.codegen.derive.compare import table
 
@@ -153,11 +153,12 @@ def cmd_verify(args) -> int:
     return 1 if failed else 0
 
 
-def _report_tangents(specs, proofs) -> list:
-    """A line per spec's output tangent proof (codegen/verify/tangent_proof.py); returns the failed ones."""
-    for p in proofs:
+def _report_tangents(specs, proofs, quiet: bool = False) -> list:
+    """A line per spec's output tangent proof (codegen/verify/tangent_proof.py; ``quiet``: the summary only);
+    returns the failed ones."""
+    for p in [] if quiet else proofs:
         print(f"  {p.spec:<40} {p.method}" + (f" ({p.reason})" if p.reason else ""))
-    for spec in (s for s in specs if s.tangent_error):
+    for spec in (s for s in specs if s.tangent_error and not quiet):
         print(f"  {spec.name:<40} no tangent equations: {spec.tangent_error}")
     failed = [p for p in proofs if not p.ok]
     print(f"tangent equations of {len(proofs)} specs: " + "; ".join(
@@ -379,6 +380,7 @@ def parser() -> argparse.ArgumentParser:
                    help="also derive every spec's backward from its forward equations and prove that too")
     v.add_argument("--tangents", action="store_true",
                    help="also prove every spec's tangent equations (forward mode), one line per spec")
+    v.add_argument("--quiet", action="store_true", help="no line per proof: the summaries and the errors")
     v.set_defaults(run=cmd_verify)
 
     r = subcommand(sub, "report", "write the proof report, proofs.md and proofs.html (MathML, renders offline)")
