@@ -48,11 +48,19 @@ test: $(STAMP) cpp
 	$(BIN)/batchform verify --tangents --derived --quiet
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
-# The edit loop: everything but the tests marked slow (wheels, fresh venvs, sanitizer and user-project
-# compiles, the docs site, the forward-only derivations); `make test` runs them all. Measured: 3,886 tests in
-# 5 min 40 s on 2 idle cores with warm caches (2026-12-07), not the minute issue 29 asks for.
+# The edit loop: the tests of what a change usually touches, longest first. The loader and the compiler's
+# passes; the prover (both methods, the cache, its pool); every kernel of NumPy, PyTorch and C++ against
+# SymPy's values; the command line; and the check that generated/ is not stale. `make test` (CI) runs all.
+QUICK_TESTS := tests/test_spec_loading.py tests/test_indexed.py tests/test_torch_backend.py tests/test_proofs.py \
+	tests/test_proof_classes.py tests/test_proof_workers.py tests/test_cpp_backend.py tests/test_pass_schedule.py \
+	tests/test_options.py tests/test_pipeline.py tests/test_memory_passes.py tests/test_generated_tree.py \
+	tests/test_fused_updates.py tests/test_kernel_shapes.py tests/test_update_rules.py tests/test_prover_inputs.py \
+	tests/test_proof_cache.py tests/test_numpy_backend.py tests/test_float32.py tests/test_numerics.py \
+	tests/test_torch_conventions.py tests/test_specs.py tests/test_rewrites.py tests/test_outputs.py \
+	tests/test_cli_help.py tests/test_argument_errors.py tests/test_import_graph.py \
+	tests/test_generation.py::test_committed_generated_code_is_not_stale
 test-quick: $(STAMP) cpp
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(QUICK_TESTS) $(PYTEST_ARGS)
 
 # The generated torch, JAX and TensorFlow code on a GPU against the CPU (bench/gpu_check.py; says so and
 # exits 0 where no framework sees a GPU). The same checks as tests: pytest -m gpu.

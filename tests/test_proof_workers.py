@@ -3,6 +3,7 @@ explicit check substitutes each shared sub-expression once (proof.substitute): s
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 
@@ -51,7 +52,7 @@ def test_one_job_runs_here_in_order():
 
 
 def test_the_pool_proves_what_one_process_proves(loaded_specs, tmp_path, monkeypatch, forking):
-    specs = [loaded_specs[name] for name in ("softmax_layer", "sigmoid_layer", "relu", "batch_norm")]
+    specs = [loaded_specs[name] for name in ("sigmoid_layer", "relu", "linear")]
     monkeypatch.setattr(proof, "CACHE", tmp_path / "proofs")
     monkeypatch.setattr(tangent_proof, "CACHE", tmp_path / "tangents")
     pooled, pooled_tangents = every_proof.prove_everything(specs, use_cache=True, jobs=2)
@@ -85,3 +86,18 @@ def test_substitute_is_xreplace_with_shared_maxima():
         point = {s: sympy.Rational(rng.randint(-9, 9), rng.randint(1, 7)) * scale for s in x}
         assert proof.substitute(y, point) == y.xreplace(point)
         assert proof.substitute(y[0, 1], point) == y[0, 1].xreplace(point)
+
+
+def test_where_fork_is_not_safe_the_workers_start_afresh(monkeypatch):
+    """(A test process that has imported TensorFlow.) Each task is pickled to a fresh process; one that cannot
+    be pickled runs here instead, and so does one that fails there, raising its own error here."""
+    monkeypatch.setattr(workers, "fork_is_safe", lambda: False)
+    parent = os.getpid()
+    tasks = [Task("pid", 3, os.getpid), Task("square", 2, functools.partial(pow, 7, 2)),
+             Task("local", 1, lambda: "here")]  # a lambda cannot be pickled
+    ended: dict = {}
+    workers.run(tasks, 2, ended.__setitem__)
+    assert ended["pid"] != parent and ended["square"] == 49 and ended["local"] == "here"
+    with pytest.raises(ZeroDivisionError):
+        workers.run([Task("fails", 1, functools.partial(divmod, 1, 0)), Task("ok", 1, os.getpid)], 2,
+                    lambda *_: None)
