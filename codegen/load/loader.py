@@ -246,8 +246,25 @@ def _load_module(package, module_name: str, path: str, seen: dict[str, str]) -> 
         if s.name in seen:
             raise SpecError(f"spec {s.name!r} is defined twice: in {seen[s.name]} and {relative}")
         seen[s.name] = relative
-        loaded.append(replace(check(replace(s, module=relative), family, relative), family_title=title))
+        loaded.append(_checked(s, family, relative, title))
     return loaded
+
+
+#: id(spec) → (the spec, family, file, family title, its LoadedSpec): a spec object checked once per process.
+_CHECKED: dict[int, tuple] = {}
+
+
+def _checked(s: Spec, family: str, relative: str, title: str) -> LoadedSpec:
+    """``check`` of a spec object, once per process: a module is imported once, so every later ``load_all`` of
+    the same folder meets the same (frozen) Spec objects, and checking them again (their IR, derived backward
+    and tangent equations: seconds for spec/) would give the same result. A re-imported or edited module makes
+    new objects, which are checked afresh; the entry keeps its spec alive, so its id is never reused."""
+    entry = _CHECKED.get(id(s))
+    if entry is not None and entry[0] is s and entry[1:4] == (family, relative, title):
+        return entry[4]
+    result = replace(check(replace(s, module=relative), family, relative), family_title=title)
+    _CHECKED[id(s)] = (s, family, relative, title, result)
+    return result
 
 
 #: Seconds one spec module may take to import (a normal one takes well under a second); override with the
