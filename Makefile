@@ -51,8 +51,8 @@ test: $(STAMP) cpp
 # The edit loop, about a minute: the tests of what a change usually touches, longest first. The loader and the
 # compiler's passes; the prover (both methods, the cache, its pool); every kernel of NumPy, PyTorch and C++
 # against SymPy's values; the command line; the check that generated/ is not stale. The JAX and TensorFlow
-# cases, the slow tests and the rest are left to `make test` (what CI runs). Measured: 1,438 tests in 56 s
-# on 2 cores with warm caches (2026-12-08).
+# cases, the slow tests and the rest are left to `make test` (what CI runs). Measured: 1,438 tests in 54 s
+# on 2 idle cores with warm caches (2026-12-08).
 QUICK_TESTS := tests/test_spec_loading.py tests/test_indexed.py tests/test_torch_backend.py tests/test_proofs.py \
 	tests/test_proof_classes.py tests/test_proof_workers.py tests/test_cpp_backend.py tests/test_pass_schedule.py \
 	tests/test_pipeline.py tests/test_fused_updates.py tests/test_kernel_shapes.py tests/test_update_rules.py \
