@@ -106,3 +106,59 @@ def test_generated_kernels_are_run_at_sizes_for_every_dimension():
     for shape in sizes_for(_headed()):
         assert {"N", "E", "K"} <= set(shape)
         assert len({shape[n] for n in ("N", "E", "K")}) == 3
+
+
+# --- decimal constants in forward-only specs: derived exactly, written back as decimals ----------------------
+
+def _small_tanh(df=None):
+    f = 0.1 * sympy.tanh(0.3 * x) + 0.7 * x  # 0.1 · 0.3 in floats is 0.030000000000000002, not 0.03
+    return [check(s, "test", "test.py") for s in activation_specs(Activation("small_tanh", "SmallTanh", f=f, df=df))]
+
+
+def test_decimal_rationals_are_written_back_as_the_decimals_they_read_as():
+    from batchform.codegen.derive.constants import as_decimals
+
+    half, third = sympy.Rational(1, 2), sympy.Rational(1, 3)
+    assert as_decimals(sympy.Rational(3, 100) * x) == Float("0.03") * x
+    assert proof_module.exact_number(as_decimals(sympy.Rational(114399053, 10**8))) == sympy.Rational(114399053, 10**8)
+    assert as_decimals(third * x) == third * x  # no terminating decimal: stays exact
+    assert as_decimals(x**half) == sympy.sqrt(x)  # exponents stay exact
+    many = sympy.Rational(5253504936777402467096674926473, 5 * 10**30)  # SELU's λ, 31 digits
+    assert proof_module.exact_number(as_decimals(many)) == many
+
+
+def test_a_forward_only_activation_with_decimals_is_derived_exactly_and_proved_in_both_modes():
+    from batchform.codegen.verify import tangent_proof
+
+    for loaded in _small_tanh():
+        derived = [eq for eq in loaded.spec.backward if eq.name in ("DX", "DZ")][0]
+        floats = derived.expr.atoms(Float)
+        exact = {abs(proof_module.exact_number(f)) for f in floats}
+        assert exact == {sympy.Rational(3, 100), sympy.Rational(73, 100), sympy.Rational(3, 10)}
+        proof = prove_spec(loaded)
+        assert proof.ok, proof.failures()
+        tangents = tangent_proof.prove_tangents(loaded, loaded.tangents, use_cache=False)
+        assert tangents.method == tangent_proof.ALL_SHAPES, tangents.reason
+
+
+def test_a_decimal_constant_off_in_the_last_digit_still_fails():
+    wrong = 0.73 - 0.031 * sympy.tanh(0.3 * x) ** 2  # 0.03 · (1 − tanh²) + 0.7 is right
+    proof = prove_spec(_small_tanh(df=wrong)[0])
+    assert not proof.ok
+
+
+def test_a_matrix_equation_with_a_decimal_factor_is_proved_in_both_modes():
+    from batchform.codegen.verify import tangent_proof
+    from batchform.dsl import hadamard, sigmoid
+
+    N, D, K = dims("N D K")
+    X, W, V = matrix("X", N, D), matrix("W", K, D), matrix("V", K, D)
+    A, G = matrix("A", N, K), matrix("G", N, K)
+    loaded = check(Spec("half_gated", "layer", "Y = 0.5·(X·Wᵀ) ⊙ sigmoid(0.1·X·Vᵀ).", inputs=(X,),
+                        parameters=(W, V),
+                        forward={"A": 0.5 * X * W.T, "G": sigmoid(0.1 * X * V.T), "Y": hadamard(A, G)}),
+                   "test", "test.py")
+    proof = prove_spec(loaded)
+    assert proof.ok, proof.failures()
+    tangents = tangent_proof.prove_tangents(loaded, loaded.tangents, use_cache=False)
+    assert tangents.method == tangent_proof.ALL_SHAPES, tangents.reason

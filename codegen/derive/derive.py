@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import sympy
 from sympy import MatAdd, MatrixSymbol, OneMatrix, ZeroMatrix
 
+from batchform.codegen.derive.constants import decimal_equations, exact_constants
 from batchform.codegen.derive.rules import Backprop, DeriveError
 from batchform.codegen.derive.simplify import Context
 from batchform.codegen.notation import unicode
@@ -82,7 +83,19 @@ def _sum(terms):
 
 
 def derive(s: Spec) -> Derivation:
-    """The backward equations of a layer, function or loss from its forward equations alone."""
+    """The backward equations of a layer, function or loss from its forward equations alone. Decimal
+    constants are differentiated as the exact numbers they denote and written back as decimals
+    (:mod:`codegen.derive.constants`)."""
+    exact, readings = exact_constants(s)
+    if not readings:
+        return _derive(s)
+    derivation = _derive(exact)
+    shown = {eq.name: f"{_name(eq.name)} = {unicode(eq.expr)}" for eq in s.forward}
+    steps = [replace(step, forward=shown.get(step.equation, step.forward)) for step in derivation.steps]
+    return replace(derivation, equations=decimal_equations(derivation.equations), steps=steps)
+
+
+def _derive(s: Spec) -> Derivation:
     start = time.perf_counter()
     if s.kind not in KINDS:
         raise DeriveError(f"spec {s.name!r}: a {s.kind} has no backward equations to derive")

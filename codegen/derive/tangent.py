@@ -24,11 +24,12 @@ hand (``df=``), the tangent applies that same function (proved on ℝ with the b
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy
 from sympy import Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 
+from batchform.codegen.derive.constants import decimal_equations, exact_constants
 from batchform.codegen.derive.rules import DeriveError, _is_constant, derivative_name, elementwise_derivative
 from batchform.codegen.derive.simplify import Context
 from batchform.codegen.notation import unicode
@@ -183,7 +184,16 @@ def _declared(s: Spec) -> dict:
 
 
 def derive_tangents(s: Spec) -> Tangents:
-    """The tangent equations of a layer, function or loss from its forward equations alone."""
+    """The tangent equations of a layer, function or loss from its forward equations alone; decimal constants
+    differentiated exactly and written back as decimals (:mod:`codegen.derive.constants`)."""
+    exact, readings = exact_constants(s)
+    if not readings:
+        return _derive_tangents(s)
+    tangents = _derive_tangents(exact)
+    return replace(tangents, equations=decimal_equations(tangents.equations))
+
+
+def _derive_tangents(s: Spec) -> Tangents:
     start = time.perf_counter()
     if s.kind not in KINDS:
         raise DeriveError(f"spec {s.name!r}: a {s.kind} has no tangent equations")

@@ -48,6 +48,7 @@ from pathlib import Path
 import sympy
 from sympy import Lambda, MatrixSymbol
 
+from batchform.codegen.derive.constants import exact_constants, exact_number  # noqa: F401 (exact_number: API)
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.notation import unicode
 from batchform.codegen.time_limit import time_limit
@@ -539,32 +540,6 @@ def _summary(per_shape: dict[str, str], points: str) -> str:
         extra = f" ({points})" if method in (RATIONAL, NUMERIC) else f" ({_HOW[method]})"
         parts.append(f"{method}{extra} at {shapes}")
     return " · ".join(parts)
-
-
-def exact_number(f: sympy.Float) -> sympy.Rational:
-    """The one number a decimal constant denotes: the decimal it is written as (a Python float: its shortest
-    round-trip spelling, 0.044715 → 8943/200000; a Float of a decimal string: that string's digits)."""
-    text = repr(float(f)) if f._prec <= 53 else str(f)
-    return sympy.Rational(text)
-
-
-def exact_constants(spec):
-    """The spec with every Float constant (in equations and element-wise functions) replaced by the exact
-    rational it denotes, and the readings, e.g. ``["1.0507009873554804934193349852946 = 10507…/10…"]``."""
-    from dataclasses import replace
-
-    floats = set()
-    for eq in (*spec.forward, *spec.backward):
-        floats |= eq.expr.atoms(sympy.Float)
-    if not floats:
-        return spec, []
-    exact = {f: exact_number(f) for f in floats}
-    readings = [f"{f} read as {exact[f]}" for f in sorted(floats, key=lambda f: (float(f), str(f)))]
-
-    def read(equations):
-        return tuple(dsl.Equation(eq.name, eq.expr.xreplace(exact), eq.line) for eq in equations)
-
-    return replace(spec, forward=read(spec.forward), backward=read(spec.backward)), readings
 
 
 def shape_count(count: int) -> str:

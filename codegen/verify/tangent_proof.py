@@ -33,6 +33,7 @@ from pathlib import Path
 import sympy
 from sympy import MatrixSymbol
 
+from batchform.codegen.derive.constants import exact_constants
 from batchform.codegen.derive.tangent import Tangents, tangent_name
 from batchform.codegen.load.loader import LoadedSpec
 from batchform.codegen.verify.atoms import OutOfTime, cancels, cpu_time_limit, lemmas_in
@@ -200,6 +201,10 @@ def _load_cached(path: Path) -> TangentProof | None:
 def _prove_and_store(loaded: LoadedSpec, tangents: Tangents, path: Path | None) -> TangentProof:
     """Both methods, uncached; the proof is written to ``path`` (unless None) whatever it found."""
     text = tangents.text()[-1]
+    # Decimal constants are read as the exact numbers they denote, in the forward and the tangent equations
+    # alike (as the backward proof reads them): both sides then differ by nothing that rounding could make.
+    spec, _, equations = exact_constants(loaded.spec, tangents.equations)
+    loaded, tangents = replace(loaded, spec=spec), replace(tangents, equations=equations)
     # The index form first: where it proves the tangent for all shapes, the explicit matrices cross-check it
     # at one shape; else they are the evidence, at every proof shape.
     proved, why, lemmas = prove_all_shapes(loaded.spec, tangents)
