@@ -15,8 +15,9 @@ from batchform.codegen.printers.scalar import ATOM
 
 
 class TypedScalarMixin:
-    """For a :class:`ScalarPrinter`: a piecewise map whose every value is a constant would give an integer
-    (or default-float) array; print its last value as ``full_like(ref, value)`` of an argument instead."""
+    """For a :class:`ScalarPrinter`: a piecewise map whose last two values read no array would start from an
+    integer (or default-float) array (``where(c, 1, -1)``), which every enclosing ``where`` then promotes to;
+    print its last value as ``full_like(ref, value)`` of an argument instead."""
 
     full_like = "np.full_like"
 
@@ -28,7 +29,8 @@ class TypedScalarMixin:
         return None
 
     def _print_Piecewise(self, expr):
-        if expr.args[-1].cond == sympy.true and all(piece.expr.is_number for piece in expr.args):
+        if (expr.args[-1].cond == sympy.true and len(expr.args) > 1
+                and not any(self.is_array(piece.expr) for piece in expr.args[-2:])):
             reference = self._reference(expr)
             if reference is not None:
                 *pieces, (last, _) = expr.args

@@ -220,11 +220,17 @@ class CppScalarPrinter(ScalarPrinter):
         right = self.parenthesize(rhs, PRECEDENCE["Relational"], strict=True)
         return f"({left} {op} {right})"
 
+    def _operand(self, a) -> str:
+        """An operand of && or ||, parenthesized where it is itself one: && binds tighter than ||, so an
+        And of Ors printed bare would read as an Or of Ands."""
+        text = self._print(a)
+        return f"({text})" if isinstance(a, (sympy.And, sympy.Or)) else text
+
     def _print_And(self, expr):
-        return " && ".join(self._print(a) for a in expr.args)
+        return " && ".join(self._operand(a) for a in expr.args)
 
     def _print_Or(self, expr):
-        return " || ".join(self._print(a) for a in expr.args)
+        return " || ".join(self._operand(a) for a in expr.args)
 
     def _print_Piecewise(self, expr):
         pieces = list(expr.args)

@@ -1,0 +1,1 @@
+"""Extra layers (test-only)."""
