@@ -55,8 +55,25 @@ def elementwise_derivative(f: Lambda, wrt: sympy.Symbol, where: str, name: str) 
                           f"boundary convention of spec/dsl.py (SymPy gives {d}); write it with Piecewise, Max, "
                           f"Min or Abs, or give the backward by hand")
     if isinstance(d, sympy.Piecewise):
-        d = sympy.piecewise_fold(d)
+        d = _simpler_cases(sympy.piecewise_fold(d), var)
     return Lambda(var, d)
+
+
+def _simpler_cases(d: sympy.Piecewise, var: sympy.Symbol) -> sympy.Piecewise:
+    """Each case's condition in the one variable as the shortest relation of the same set of reals: the
+    product and chain rules leave ``((x ≥ −1) | (x ≥ 0)) & ((x ≤ 1) | (x < 0))`` where ``(x ≥ −1) & (x ≤ 1)``
+    means the same (and the generated code would compare four times)."""
+    pieces = []
+    for value, condition in d.args:
+        if condition not in (sympy.true, sympy.false) and condition.free_symbols == {var}:
+            try:
+                shorter = condition.as_set().as_relational(var)
+            except (NotImplementedError, TypeError, ValueError):
+                shorter = condition
+            if sympy.count_ops(shorter) < sympy.count_ops(condition):
+                condition = shorter
+        pieces.append((value, condition))
+    return sympy.Piecewise(*pieces)
 
 
 def _is_constant(e, variables: set[str], scalars: set) -> bool:

@@ -32,7 +32,7 @@ def share_across_maps(statements, prefix: str = "t", eager: bool = False):
         for sub in ir.walk(node):
             if isinstance(sub, Elementwise) and sub.args and sub not in maps:
                 maps.append(sub)
-    if len(maps) < 2:
+    if len(maps) < (1 if eager else 2):
         return statements
     arg_symbols: dict[ir.Node, sympy.Symbol] = {}
     for m in maps:
@@ -64,9 +64,11 @@ def share_across_maps(statements, prefix: str = "t", eager: bool = False):
         sub = sub.xreplace(resolved)
         reads = [s for s in sub.free_symbols if s in nodes_of]
         readers = [m for m, u in zip(maps, users) if symbol in u]
-        # Not out of a Piecewise: a guarded 1/Z or exp(Z) may be infinite where its case is not taken, and a
-        # printer may multiply by a mask (inf · 0 = nan) where it could prove the map's values finite.
-        shared = len(readers) >= 2 and not any(m.expr.has(sympy.Piecewise) for m in readers)
+        # Eager: a full-size part one map uses twice is two passes too (a Huber gradient's Y − T, four times).
+        # Not out of a Piecewise where costly: a guarded 1/Z or exp(Z) may be infinite where its case is not
+        # taken, and a printer may multiply by a mask (inf · 0 = nan) where it could prove the map's values finite.
+        shared = (len(readers) >= 2 or (eager and len(readers) == 1)) \
+            and not (costly(sub) and any(m.expr.has(sympy.Piecewise) for m in readers))
         value = _map_of(sub, nodes_of, temporaries) if shared and (costly(sub) or eager) and reads \
             and all(nodes_of[s] in named for s in reads) else None
         if value is None:

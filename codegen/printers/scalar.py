@@ -236,11 +236,16 @@ class ScalarPrinter(StrPrinter):
         rhs = self.parenthesize(expr.rhs, PRECEDENCE["Relational"], strict=True)
         return f"{lhs} {op} {rhs}"
 
+    def _logical_operand(self, a) -> str:
+        """An operand of & or |, which bind tighter than comparisons: parenthesized unless a name or a call."""
+        text = self._print(a)
+        return text if a.is_Symbol and self.precedence(a) >= ATOM else f"({text})"
+
     def _print_And(self, expr):
-        return " & ".join(f"({self._print(a)})" for a in expr.args)
+        return " & ".join(self._logical_operand(a) for a in expr.args)
 
     def _print_Or(self, expr):
-        return " | ".join(f"({self._print(a)})" for a in expr.args)
+        return " | ".join(self._logical_operand(a) for a in expr.args)
 
     def where(self, condition: str, then: str, otherwise: str) -> str:
         return f"{self.module}.where({condition}, {then}, {otherwise})"

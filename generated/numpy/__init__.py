@@ -7,7 +7,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "67fd961550edb69b9fafebc1026bbf7eae9470bcb5e93b11be625b07d1db53a5",
+    "f49b78d57be90117726976d4ccd1ff568fa31622f622a8fb4261289c5d32d44c",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
 

@@ -651,7 +651,8 @@ def gelu(X: Array) -> Array:
     """
     if not (X.ndim == 2):
         wrong_shapes("gelu", (("X", ("N", "K")),), (X.shape,))
-    Y = X * (scipy.special.erf(1.4142135623730951 * X / 2) + 1) / 2
+    t0 = X / 2
+    Y = t0 * (scipy.special.erf(1.4142135623730951 * t0) + 1)
     return Y
 
 
@@ -690,7 +691,8 @@ def gelu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Array]:
             (X.shape, W.shape, b.shape),
         )
     Z = X @ W.T + b
-    Y = Z * (scipy.special.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    t0 = Z / 2
+    Y = t0 * (scipy.special.erf(1.4142135623730951 * t0) + 1)
     return Z, Y
 
 
@@ -952,7 +954,8 @@ def gelu_dropout_layer_forward(X: Array, R: Array, W: Array, b: Array) -> tuple[
             (X.shape, R.shape, W.shape, b.shape),
         )
     Z = X @ (W.T * R) + b
-    Y = Z * (scipy.special.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    t0 = Z / 2
+    Y = t0 * (scipy.special.erf(1.4142135623730951 * t0) + 1)
     return Z, Y
 
 
@@ -1040,7 +1043,8 @@ def sparse_gelu_layer_forward(X: Array, W: Array, b: Array) -> tuple[Array, Arra
         )
     check_csr("sparse_gelu_layer_forward", "W", W)
     Z = X @ W.T + b
-    Y = Z * (scipy.special.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    t0 = Z / 2
+    Y = t0 * (scipy.special.erf(1.4142135623730951 * t0) + 1)
     return Z, Y
 
 
@@ -3955,11 +3959,13 @@ def srelu_backward(
     """
     if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
         wrong_shapes("srelu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
-    Dal = np.where(X <= tl, DY * (X - tl), 0).sum()
-    Dtl = np.where(X <= tl, DY * (1 - al), 0).sum()
-    Dar = np.where((X <= tl) | (X < tr), 0, DY * (X - tr)).sum()
-    Dtr = np.where((X <= tl) | (X < tr), 0, DY * (1 - ar)).sum()
-    DX = np.where(X <= tl, DY * al, np.where(X < tr, DY, DY * ar))
+    t0 = X <= tl
+    Dal = np.where(t0, DY * (X - tl), 0).sum()
+    Dtl = np.where(t0, DY * (1 - al), 0).sum()
+    t1 = X < tr
+    Dar = np.where(t0 | t1, 0, DY * (X - tr)).sum()
+    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
+    DX = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
     return Dal, Dtl, Dar, Dtr, DX
 
 
@@ -3982,10 +3988,12 @@ def srelu_backward_without_DX(
         wrong_shapes(
             "srelu_backward_without_DX", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
         )
-    Dal = np.where(X <= tl, DY * (X - tl), 0).sum()
-    Dtl = np.where(X <= tl, DY * (1 - al), 0).sum()
-    Dar = np.where((X <= tl) | (X < tr), 0, DY * (X - tr)).sum()
-    Dtr = np.where((X <= tl) | (X < tr), 0, DY * (1 - ar)).sum()
+    t0 = X <= tl
+    Dal = np.where(t0, DY * (X - tl), 0).sum()
+    Dtl = np.where(t0, DY * (1 - al), 0).sum()
+    t1 = t0 | (X < tr)
+    Dar = np.where(t1, 0, DY * (X - tr)).sum()
+    Dtr = np.where(t1, 0, DY * (1 - ar)).sum()
     return Dal, Dtl, Dar, Dtr
 
 
@@ -4043,11 +4051,13 @@ def srelu_layer_backward(
             (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, W.shape, Z.shape, DY.shape),
         )
-    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
-    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
-    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
-    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
-    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
+    Dal = np.where(t0, DY * (Z - tl), 0).sum()
+    Dtl = np.where(t0, DY * (1 - al), 0).sum()
+    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
+    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -4080,11 +4090,13 @@ def srelu_layer_backward_without_DX(
             (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, Z.shape, DY.shape),
         )
-    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
-    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
-    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
-    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
-    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
+    Dal = np.where(t0, DY * (Z - tl), 0).sum()
+    Dtl = np.where(t0, DY * (1 - al), 0).sum()
+    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
+    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return Dal, Dtl, Dar, Dtr, DW, Db
@@ -4150,14 +4162,16 @@ def srelu_dropout_layer_backward(
             (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, W.shape, Z.shape, DY.shape),
         )
-    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
-    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
-    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
-    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
-    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
+    Dal = np.where(t0, DY * (Z - tl), 0).sum()
+    Dtl = np.where(t0, DY * (1 - al), 0).sum()
+    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
+    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
-    DX = DZ @ (W * R.T)
+    DX = DZ @ (R.T * W)
     return Dal, Dtl, Dar, Dtr, DW, Db, DX
 
 
@@ -4190,11 +4204,13 @@ def srelu_dropout_layer_backward_without_DX(
             (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, Z.shape, DY.shape),
         )
-    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
-    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
-    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
-    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
-    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
+    Dal = np.where(t0, DY * (Z - tl), 0).sum()
+    Dtl = np.where(t0, DY * (1 - al), 0).sum()
+    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
+    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     return Dal, Dtl, Dar, Dtr, DW, Db
@@ -4256,13 +4272,15 @@ def sparse_srelu_layer_backward(
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_srelu_layer_backward", "W", W)
-    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
-    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
-    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
-    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
-    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
-    t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
-    DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
+    Dal = np.where(t0, DY * (Z - tl), 0).sum()
+    Dtl = np.where(t0, DY * (1 - al), 0).sum()
+    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
+    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
+    t2 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t2] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
     return Dal, Dtl, Dar, Dtr, DW, Db, DX
@@ -4298,12 +4316,14 @@ def sparse_srelu_layer_backward_without_DX(
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_srelu_layer_backward_without_DX", "W", W)
-    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
-    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
-    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
-    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
-    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
-    t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
-    DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
+    Dal = np.where(t0, DY * (Z - tl), 0).sum()
+    Dtl = np.where(t0, DY * (1 - al), 0).sum()
+    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
+    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
+    t2 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t2] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
     return Dal, Dtl, Dar, Dtr, DW, Db

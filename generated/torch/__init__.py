@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "4edfa70a4943f9127e6ef267d8b36661ee7f34850279fd02c486fa3e4d8ae317",
+    "e581dae51c781b5d5cf619200aaa776da183c380c11719f422bb7d80ea5952b7",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
 

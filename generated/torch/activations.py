@@ -674,7 +674,8 @@ def gelu(X: Tensor) -> Tensor:
     """
     if not (X.ndim == 2):
         wrong_shapes("gelu", (("X", ("N", "K")),), (X.shape,))
-    Y = X * (torch.special.erf(1.4142135623730951 * X / 2) + 1) / 2
+    t0 = X / 2
+    Y = t0 * (torch.special.erf(1.4142135623730951 * t0) + 1)
     return Y
 
 
@@ -713,7 +714,8 @@ def gelu_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, Tensor]
             (X.shape, W.shape, b.shape),
         )
     Z = torch.addmm(b, X, W.T)
-    Y = Z * (torch.special.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    t0 = Z / 2
+    Y = t0 * (torch.special.erf(1.4142135623730951 * t0) + 1)
     return Z, Y
 
 
@@ -989,7 +991,8 @@ def gelu_dropout_layer_forward(X: Tensor, R: Tensor, W: Tensor, b: Tensor) -> tu
             (X.shape, R.shape, W.shape, b.shape),
         )
     Z = torch.addmm(b, X, W.T * R)
-    Y = Z * (torch.special.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    t0 = Z / 2
+    Y = t0 * (torch.special.erf(1.4142135623730951 * t0) + 1)
     return Z, Y
 
 
@@ -1079,7 +1082,8 @@ def sparse_gelu_layer_forward(X: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, 
         )
     check_csr("sparse_gelu_layer_forward", "W", W)
     Z = torch.sparse.mm(W, X.T).T + b
-    Y = Z * (torch.special.erf(1.4142135623730951 * Z / 2) + 1) / 2
+    t0 = Z / 2
+    Y = t0 * (torch.special.erf(1.4142135623730951 * t0) + 1)
     return Z, Y
 
 
@@ -4072,11 +4076,13 @@ def srelu_backward(
     """
     if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
         wrong_shapes("srelu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
-    Dal = (DY * (X - tl) * (X <= tl)).sum()
-    Dtl = (DY * (1 - al) * (X <= tl)).sum()
-    Dar = (DY * (X - tr) * ((X >= tr) & (X > tl))).sum()
-    Dtr = (DY * (1 - ar) * ((X >= tr) & (X > tl))).sum()
-    DX = torch.where(X <= tl, DY * al, torch.where(X < tr, DY, DY * ar))
+    t0 = X <= tl
+    Dal = (DY * (X - tl) * t0).sum()
+    Dtl = (DY * (1 - al) * t0).sum()
+    t1 = X < tr
+    Dar = (DY * (X - tr) * ((~t0) & (~t1))).sum()
+    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
+    DX = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
     return Dal, Dtl, Dar, Dtr, DX
 
 
@@ -4099,10 +4105,12 @@ def srelu_backward_without_DX(
         wrong_shapes(
             "srelu_backward_without_DX", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
         )
-    Dal = (DY * (X - tl) * (X <= tl)).sum()
-    Dtl = (DY * (1 - al) * (X <= tl)).sum()
-    Dar = (DY * (X - tr) * ((X >= tr) & (X > tl))).sum()
-    Dtr = (DY * (1 - ar) * ((X >= tr) & (X > tl))).sum()
+    t0 = X <= tl
+    Dal = (DY * (X - tl) * t0).sum()
+    Dtl = (DY * (1 - al) * t0).sum()
+    t1 = t0 | (X < tr)
+    Dar = (DY * (X - tr) * ~t1).sum()
+    Dtr = (DY * (1 - ar) * ~t1).sum()
     return Dal, Dtl, Dar, Dtr
 
 
@@ -4160,11 +4168,13 @@ def srelu_layer_backward(
             (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, W.shape, Z.shape, DY.shape),
         )
-    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
-    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
-    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
-    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
-    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
+    Dal = (DY * (Z - tl) * t0).sum()
+    Dtl = (DY * (1 - al) * t0).sum()
+    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
+    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -4197,11 +4207,13 @@ def srelu_layer_backward_without_DX(
             (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, Z.shape, DY.shape),
         )
-    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
-    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
-    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
-    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
-    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
+    Dal = (DY * (Z - tl) * t0).sum()
+    Dtl = (DY * (1 - al) * t0).sum()
+    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
+    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     return Dal, Dtl, Dar, Dtr, DW, Db
@@ -4267,14 +4279,16 @@ def srelu_dropout_layer_backward(
             (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, W.shape, Z.shape, DY.shape),
         )
-    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
-    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
-    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
-    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
-    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
+    Dal = (DY * (Z - tl) * t0).sum()
+    Dtl = (DY * (1 - al) * t0).sum()
+    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
+    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
-    DX = DZ @ (W * R.T)
+    DX = DZ @ (R.T * W)
     return Dal, Dtl, Dar, Dtr, DW, Db, DX
 
 
@@ -4307,11 +4321,13 @@ def srelu_dropout_layer_backward_without_DX(
             (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, Z.shape, DY.shape),
         )
-    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
-    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
-    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
-    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
-    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
+    Dal = (DY * (Z - tl) * t0).sum()
+    Dtl = (DY * (1 - al) * t0).sum()
+    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
+    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
     return Dal, Dtl, Dar, Dtr, DW, Db
@@ -4373,11 +4389,13 @@ def sparse_srelu_layer_backward(
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_srelu_layer_backward", "W", W)
-    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
-    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
-    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
-    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
-    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
+    Dal = (DY * (Z - tl) * t0).sum()
+    Dtl = (DY * (1 - al) * t0).sum()
+    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
+    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -4414,11 +4432,13 @@ def sparse_srelu_layer_backward_without_DX(
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_srelu_layer_backward_without_DX", "W", W)
-    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
-    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
-    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
-    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
-    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
+    t1 = Z < tr
+    t0 = Z <= tl
+    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
+    Dal = (DY * (Z - tl) * t0).sum()
+    Dtl = (DY * (1 - al) * t0).sum()
+    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
+    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return Dal, Dtl, Dar, Dtr, DW, Db
@@ -5195,21 +5215,18 @@ def srelu_jvp(
     """
     if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
         wrong_shapes("srelu_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
+    t4 = dX * ar
+    t3 = dar * (X - tr) + dtr * (1 - ar)
+    t2 = X < tr
+    t1 = X <= tl
+    t0 = dX * al + dal * (X - tl) + dtl * (1 - al)
     dY = torch.where(
-        (X <= tl) & ((X <= tl) | (X < tr)),
-        dX * al + dal * (X - tl) + dtl * (1 - al),
+        t1 & (t1 | t2),
+        t0,
         torch.where(
-            X <= tl,
-            dX * al + dal * (X - tl) + dar * (X - tr) + dtl * (1 - al) + dtr * (1 - ar),
-            torch.where(
-                (X < tr) & ((X <= tl) | (X < tr)),
-                dX,
-                torch.where(
-                    X < tr,
-                    dX + dar * (X - tr) + dtr * (1 - ar),
-                    torch.where((X <= tl) | (X < tr), dX * ar, dX * ar + dar * (X - tr) + dtr * (1 - ar)),
-                ),
-            ),
+            t1,
+            t0 + t3,
+            torch.where(t2 & (t1 | t2), dX, torch.where(t2, dX + t3, torch.where(t1 | t2, t4, t3 + t4))),
         ),
     )
     return dY
@@ -5262,21 +5279,18 @@ def srelu_layer_jvp(
             (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
         )
     dZ = dX @ W.T + X @ dW.T + db
+    t4 = dZ * ar
+    t3 = dar * (Z - tr) + dtr * (1 - ar)
+    t2 = Z < tr
+    t1 = Z <= tl
+    t0 = dZ * al + dal * (Z - tl) + dtl * (1 - al)
     dY = torch.where(
-        (Z <= tl) & ((Z <= tl) | (Z < tr)),
-        dZ * al + dal * (Z - tl) + dtl * (1 - al),
+        t1 & (t1 | t2),
+        t0,
         torch.where(
-            Z <= tl,
-            dZ * al + dal * (Z - tl) + dar * (Z - tr) + dtl * (1 - al) + dtr * (1 - ar),
-            torch.where(
-                (Z < tr) & ((Z <= tl) | (Z < tr)),
-                dZ,
-                torch.where(
-                    Z < tr,
-                    dZ + dar * (Z - tr) + dtr * (1 - ar),
-                    torch.where((Z <= tl) | (Z < tr), dZ * ar, dZ * ar + dar * (Z - tr) + dtr * (1 - ar)),
-                ),
-            ),
+            t1,
+            t0 + t3,
+            torch.where(t2 & (t1 | t2), dZ, torch.where(t2, dZ + t3, torch.where(t1 | t2, t4, t3 + t4))),
         ),
     )
     return dY
@@ -5332,21 +5346,18 @@ def srelu_dropout_layer_jvp(
             (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
         )
     dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
+    t4 = dZ * ar
+    t3 = dar * (Z - tr) + dtr * (1 - ar)
+    t2 = Z < tr
+    t1 = Z <= tl
+    t0 = dZ * al + dal * (Z - tl) + dtl * (1 - al)
     dY = torch.where(
-        (Z <= tl) & ((Z <= tl) | (Z < tr)),
-        dZ * al + dal * (Z - tl) + dtl * (1 - al),
+        t1 & (t1 | t2),
+        t0,
         torch.where(
-            Z <= tl,
-            dZ * al + dal * (Z - tl) + dar * (Z - tr) + dtl * (1 - al) + dtr * (1 - ar),
-            torch.where(
-                (Z < tr) & ((Z <= tl) | (Z < tr)),
-                dZ,
-                torch.where(
-                    Z < tr,
-                    dZ + dar * (Z - tr) + dtr * (1 - ar),
-                    torch.where((Z <= tl) | (Z < tr), dZ * ar, dZ * ar + dar * (Z - tr) + dtr * (1 - ar)),
-                ),
-            ),
+            t1,
+            t0 + t3,
+            torch.where(t2 & (t1 | t2), dZ, torch.where(t2, dZ + t3, torch.where(t1 | t2, t4, t3 + t4))),
         ),
     )
     return dY

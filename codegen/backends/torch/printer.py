@@ -64,7 +64,8 @@ class TorchScalarPrinter(TypedScalarMixin, ScalarPrinter):
         if mask is None:
             return super()._print_Piecewise(expr)
         value, condition = mask
-        return f"{self.parenthesize(value, PRECEDENCE['Mul'], strict=True)} * ({self._print(condition)})"
+        return (f"{self.parenthesize(value, PRECEDENCE['Mul'], strict=True)} * "
+                f"{self.parenthesize(condition, PRECEDENCE['Mul'], strict=True)}")
 
     def _binary(self, name, args):
         """``torch.maximum`` needs two tensors: a scalar bound (0, α, a 0-d parameter) is a ``clamp``."""
