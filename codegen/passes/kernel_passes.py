@@ -46,6 +46,6 @@ def _eager_sharing(kernel: Kernel) -> Kernel:
 
 
 #: For a backend that runs one library call per operation (NumPy, eager PyTorch), where each operation on a
-#: full-size array is a pass over memory: any full-size part two maps share is stored once
-#: (``share_across_maps(eager=True)``); JAX and TensorFlow leave it to XLA's fusion.
+#: full-size array is a pass over memory: any full-size part two maps share, or one map uses twice, is
+#: stored once (``share_across_maps(eager=True)``); JAX and TensorFlow leave it to XLA's fusion.
 EAGER_SHARING = KernelPass("eager_sharing", _eager_sharing)

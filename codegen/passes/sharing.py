@@ -16,8 +16,9 @@ def share_across_maps(statements, prefix: str = "t", eager: bool = False):
     """Compute a costly scalar subexpression that several maps of one kernel share once, into a temporary.
 
     ``eager``: for a backend that runs one library call per operation (NumPy, PyTorch), where every
-    operation on a full-size array is a pass over memory, any full-size part two maps share is stored once,
-    however cheap (batch norm's X − μ, which a fused-loop backend recomputes where it is used).
+    operation on a full-size array is a pass over memory, any full-size part two maps share, or one map uses
+    twice, is stored once, however cheap (batch norm's X − μ, a Huber gradient's Y − T, which a fused-loop
+    backend recomputes where it is used).
 
     σ(β·Z) appears in both DZ and Dβ of a swish layer's backward; each map alone has it once, so only a CSE
     over all maps together finds it. The maps are rewritten into one namespace (each distinct argument node
@@ -67,8 +68,10 @@ def share_across_maps(statements, prefix: str = "t", eager: bool = False):
         # Eager: a full-size part one map uses twice is two passes too (a Huber gradient's Y − T, four times).
         # Not out of a Piecewise where costly: a guarded 1/Z or exp(Z) may be infinite where its case is not
         # taken, and a printer may multiply by a mask (inf · 0 = nan) where it could prove the map's values finite.
+        # Not a condition: a stored boolean array would be what a printer takes the dtype of a constant map from.
         shared = (len(readers) >= 2 or (eager and len(readers) == 1)) \
-            and not (costly(sub) and any(m.expr.has(sympy.Piecewise) for m in readers))
+            and not (costly(sub) and any(m.expr.has(sympy.Piecewise) for m in readers)) \
+            and not isinstance(sub, sympy.logic.boolalg.Boolean)
         value = _map_of(sub, nodes_of, temporaries) if shared and (costly(sub) or eager) and reads \
             and all(nodes_of[s] in named for s in reads) else None
         if value is None:

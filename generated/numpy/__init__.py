@@ -7,7 +7,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "f49b78d57be90117726976d4ccd1ff568fa31622f622a8fb4261289c5d32d44c",
+    "f735f6dfa755ba03023667fe24fa20cac1c1dedb7d4db33214e21e710bb5d489",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
 

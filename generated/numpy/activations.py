@@ -3959,13 +3959,11 @@ def srelu_backward(
     """
     if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
         wrong_shapes("srelu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
-    t0 = X <= tl
-    Dal = np.where(t0, DY * (X - tl), 0).sum()
-    Dtl = np.where(t0, DY * (1 - al), 0).sum()
-    t1 = X < tr
-    Dar = np.where(t0 | t1, 0, DY * (X - tr)).sum()
-    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
-    DX = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
+    Dal = np.where(X <= tl, DY * (X - tl), 0).sum()
+    Dtl = np.where(X <= tl, DY * (1 - al), 0).sum()
+    Dar = np.where((X <= tl) | (X < tr), 0, DY * (X - tr)).sum()
+    Dtr = np.where((X <= tl) | (X < tr), 0, DY * (1 - ar)).sum()
+    DX = np.where(X <= tl, DY * al, np.where(X < tr, DY, DY * ar))
     return Dal, Dtl, Dar, Dtr, DX
 
 
@@ -3988,12 +3986,10 @@ def srelu_backward_without_DX(
         wrong_shapes(
             "srelu_backward_without_DX", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
         )
-    t0 = X <= tl
-    Dal = np.where(t0, DY * (X - tl), 0).sum()
-    Dtl = np.where(t0, DY * (1 - al), 0).sum()
-    t1 = t0 | (X < tr)
-    Dar = np.where(t1, 0, DY * (X - tr)).sum()
-    Dtr = np.where(t1, 0, DY * (1 - ar)).sum()
+    Dal = np.where(X <= tl, DY * (X - tl), 0).sum()
+    Dtl = np.where(X <= tl, DY * (1 - al), 0).sum()
+    Dar = np.where((X <= tl) | (X < tr), 0, DY * (X - tr)).sum()
+    Dtr = np.where((X <= tl) | (X < tr), 0, DY * (1 - ar)).sum()
     return Dal, Dtl, Dar, Dtr
 
 
@@ -4051,13 +4047,11 @@ def srelu_layer_backward(
             (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, W.shape, Z.shape, DY.shape),
         )
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
-    Dal = np.where(t0, DY * (Z - tl), 0).sum()
-    Dtl = np.where(t0, DY * (1 - al), 0).sum()
-    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
-    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
+    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
+    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
@@ -4090,13 +4084,11 @@ def srelu_layer_backward_without_DX(
             (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, Z.shape, DY.shape),
         )
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
-    Dal = np.where(t0, DY * (Z - tl), 0).sum()
-    Dtl = np.where(t0, DY * (1 - al), 0).sum()
-    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
-    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
+    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
+    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
     DW = DZ.T @ X
     Db = DZ.sum(axis=0, keepdims=True)
     return Dal, Dtl, Dar, Dtr, DW, Db
@@ -4162,16 +4154,14 @@ def srelu_dropout_layer_backward(
             (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, W.shape, Z.shape, DY.shape),
         )
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
-    Dal = np.where(t0, DY * (Z - tl), 0).sum()
-    Dtl = np.where(t0, DY * (1 - al), 0).sum()
-    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
-    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
+    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
+    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
-    DX = DZ @ (R.T * W)
+    DX = DZ @ (W * R.T)
     return Dal, Dtl, Dar, Dtr, DW, Db, DX
 
 
@@ -4204,13 +4194,11 @@ def srelu_dropout_layer_backward_without_DX(
             (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, Z.shape, DY.shape),
         )
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
-    Dal = np.where(t0, DY * (Z - tl), 0).sum()
-    Dtl = np.where(t0, DY * (1 - al), 0).sum()
-    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
-    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
+    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
+    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(axis=0, keepdims=True)
     return Dal, Dtl, Dar, Dtr, DW, Db
@@ -4272,15 +4260,13 @@ def sparse_srelu_layer_backward(
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_srelu_layer_backward", "W", W)
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
-    Dal = np.where(t0, DY * (Z - tl), 0).sum()
-    Dtl = np.where(t0, DY * (1 - al), 0).sum()
-    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
-    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
-    t2 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
-    DW = (DZ[:, t2] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
+    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
     DX = DZ @ W
     return Dal, Dtl, Dar, Dtr, DW, Db, DX
@@ -4316,14 +4302,12 @@ def sparse_srelu_layer_backward_without_DX(
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_srelu_layer_backward_without_DX", "W", W)
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = np.where(t0, DY * al, np.where(t1, DY, DY * ar))
-    Dal = np.where(t0, DY * (Z - tl), 0).sum()
-    Dtl = np.where(t0, DY * (1 - al), 0).sum()
-    Dar = np.where(t0 | t1, 0, DY * (Z - tr)).sum()
-    Dtr = np.where(t0 | t1, 0, DY * (1 - ar)).sum()
-    t2 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
-    DW = (DZ[:, t2] * X[:, W.indices]).sum(axis=0, keepdims=True)
+    DZ = np.where(Z <= tl, DY * al, np.where(Z < tr, DY, DY * ar))
+    Dal = np.where(Z <= tl, DY * (Z - tl), 0).sum()
+    Dtl = np.where(Z <= tl, DY * (1 - al), 0).sum()
+    Dar = np.where((Z <= tl) | (Z < tr), 0, DY * (Z - tr)).sum()
+    Dtr = np.where((Z <= tl) | (Z < tr), 0, DY * (1 - ar)).sum()
+    t0 = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    DW = (DZ[:, t0] * X[:, W.indices]).sum(axis=0, keepdims=True)
     Db = DZ.sum(axis=0, keepdims=True)
     return Dal, Dtl, Dar, Dtr, DW, Db

@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "e581dae51c781b5d5cf619200aaa776da183c380c11719f422bb7d80ea5952b7",
+    "c1f5adf76c3858c9e7c9b28c3c4c6066da506f62b0ce8d886d9089462085d111",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
 

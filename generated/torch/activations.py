@@ -4076,13 +4076,11 @@ def srelu_backward(
     """
     if not (X.ndim == DY.ndim == 2 and DY.shape == X.shape):
         wrong_shapes("srelu_backward", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape))
-    t0 = X <= tl
-    Dal = (DY * (X - tl) * t0).sum()
-    Dtl = (DY * (1 - al) * t0).sum()
-    t1 = X < tr
-    Dar = (DY * (X - tr) * ((~t0) & (~t1))).sum()
-    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
-    DX = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
+    Dal = (DY * (X - tl) * (X <= tl)).sum()
+    Dtl = (DY * (1 - al) * (X <= tl)).sum()
+    Dar = (DY * (X - tr) * ((X >= tr) & (X > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((X >= tr) & (X > tl))).sum()
+    DX = torch.where(X <= tl, DY * al, torch.where(X < tr, DY, DY * ar))
     return Dal, Dtl, Dar, Dtr, DX
 
 
@@ -4105,12 +4103,10 @@ def srelu_backward_without_DX(
         wrong_shapes(
             "srelu_backward_without_DX", (("X", ("N", "K")), ("DY", ("N", "K"))), (X.shape, DY.shape)
         )
-    t0 = X <= tl
-    Dal = (DY * (X - tl) * t0).sum()
-    Dtl = (DY * (1 - al) * t0).sum()
-    t1 = t0 | (X < tr)
-    Dar = (DY * (X - tr) * ~t1).sum()
-    Dtr = (DY * (1 - ar) * ~t1).sum()
+    Dal = (DY * (X - tl) * (X <= tl)).sum()
+    Dtl = (DY * (1 - al) * (X <= tl)).sum()
+    Dar = (DY * (X - tr) * ((X >= tr) & (X > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((X >= tr) & (X > tl))).sum()
     return Dal, Dtl, Dar, Dtr
 
 
@@ -4168,13 +4164,11 @@ def srelu_layer_backward(
             (("X", ("N", "D")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, W.shape, Z.shape, DY.shape),
         )
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
-    Dal = (DY * (Z - tl) * t0).sum()
-    Dtl = (DY * (1 - al) * t0).sum()
-    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
-    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
+    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
+    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
+    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
+    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -4207,13 +4201,11 @@ def srelu_layer_backward_without_DX(
             (("X", ("N", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, Z.shape, DY.shape),
         )
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
-    Dal = (DY * (Z - tl) * t0).sum()
-    Dtl = (DY * (1 - al) * t0).sum()
-    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
-    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
+    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
+    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
+    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
+    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
     DW = DZ.T @ X
     Db = DZ.sum(dim=0, keepdim=True)
     return Dal, Dtl, Dar, Dtr, DW, Db
@@ -4279,16 +4271,14 @@ def srelu_dropout_layer_backward(
             (("X", ("N", "D")), ("R", ("D", "K")), ("W", ("K", "D")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, W.shape, Z.shape, DY.shape),
         )
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
-    Dal = (DY * (Z - tl) * t0).sum()
-    Dtl = (DY * (1 - al) * t0).sum()
-    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
-    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
+    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
+    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
+    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
+    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
-    DX = DZ @ (R.T * W)
+    DX = DZ @ (W * R.T)
     return Dal, Dtl, Dar, Dtr, DW, Db, DX
 
 
@@ -4321,13 +4311,11 @@ def srelu_dropout_layer_backward_without_DX(
             (("X", ("N", "D")), ("R", ("D", "K")), ("Z", ("N", "K")), ("DY", ("N", "K"))),
             (X.shape, R.shape, Z.shape, DY.shape),
         )
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
-    Dal = (DY * (Z - tl) * t0).sum()
-    Dtl = (DY * (1 - al) * t0).sum()
-    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
-    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
+    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
+    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
+    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
+    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
     DW = (DZ.T @ X) * R.T
     Db = DZ.sum(dim=0, keepdim=True)
     return Dal, Dtl, Dar, Dtr, DW, Db
@@ -4389,13 +4377,11 @@ def sparse_srelu_layer_backward(
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_srelu_layer_backward", "W", W)
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
-    Dal = (DY * (Z - tl) * t0).sum()
-    Dtl = (DY * (1 - al) * t0).sum()
-    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
-    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
+    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
+    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
+    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
+    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     DX = DZ @ W
@@ -4432,13 +4418,11 @@ def sparse_srelu_layer_backward_without_DX(
             (X.shape, W.shape, Z.shape, DY.shape),
         )
     check_csr("sparse_srelu_layer_backward_without_DX", "W", W)
-    t1 = Z < tr
-    t0 = Z <= tl
-    DZ = torch.where(t0, DY * al, torch.where(t1, DY, DY * ar))
-    Dal = (DY * (Z - tl) * t0).sum()
-    Dtl = (DY * (1 - al) * t0).sum()
-    Dar = (DY * (Z - tr) * ((~t0) & (~t1))).sum()
-    Dtr = (DY * (1 - ar) * ((~t0) & (~t1))).sum()
+    DZ = torch.where(Z <= tl, DY * al, torch.where(Z < tr, DY, DY * ar))
+    Dal = (DY * (Z - tl) * (Z <= tl)).sum()
+    Dtl = (DY * (1 - al) * (Z <= tl)).sum()
+    Dar = (DY * (Z - tr) * ((Z >= tr) & (Z > tl))).sum()
+    Dtr = (DY * (1 - ar) * ((Z >= tr) & (Z > tl))).sum()
     DW = torch.sparse.sampled_addmm(W, DZ.T.contiguous(), X, beta=0.0).values().reshape(1, -1)
     Db = DZ.sum(dim=0, keepdim=True)
     return Dal, Dtl, Dar, Dtr, DW, Db
@@ -5215,18 +5199,20 @@ def srelu_jvp(
     """
     if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
         wrong_shapes("srelu_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
-    t4 = dX * ar
-    t3 = dar * (X - tr) + dtr * (1 - ar)
-    t2 = X < tr
-    t1 = X <= tl
+    t2 = dX * ar
+    t1 = dar * (X - tr) + dtr * (1 - ar)
     t0 = dX * al + dal * (X - tl) + dtl * (1 - al)
     dY = torch.where(
-        t1 & (t1 | t2),
+        (X <= tl) & ((X <= tl) | (X < tr)),
         t0,
         torch.where(
-            t1,
-            t0 + t3,
-            torch.where(t2 & (t1 | t2), dX, torch.where(t2, dX + t3, torch.where(t1 | t2, t4, t3 + t4))),
+            X <= tl,
+            t0 + t1,
+            torch.where(
+                (X < tr) & ((X <= tl) | (X < tr)),
+                dX,
+                torch.where(X < tr, dX + t1, torch.where((X <= tl) | (X < tr), t2, t1 + t2)),
+            ),
         ),
     )
     return dY
@@ -5279,18 +5265,20 @@ def srelu_layer_jvp(
             (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
         )
     dZ = dX @ W.T + X @ dW.T + db
-    t4 = dZ * ar
-    t3 = dar * (Z - tr) + dtr * (1 - ar)
-    t2 = Z < tr
-    t1 = Z <= tl
+    t2 = dZ * ar
+    t1 = dar * (Z - tr) + dtr * (1 - ar)
     t0 = dZ * al + dal * (Z - tl) + dtl * (1 - al)
     dY = torch.where(
-        t1 & (t1 | t2),
+        (Z <= tl) & ((Z <= tl) | (Z < tr)),
         t0,
         torch.where(
-            t1,
-            t0 + t3,
-            torch.where(t2 & (t1 | t2), dZ, torch.where(t2, dZ + t3, torch.where(t1 | t2, t4, t3 + t4))),
+            Z <= tl,
+            t0 + t1,
+            torch.where(
+                (Z < tr) & ((Z <= tl) | (Z < tr)),
+                dZ,
+                torch.where(Z < tr, dZ + t1, torch.where((Z <= tl) | (Z < tr), t2, t1 + t2)),
+            ),
         ),
     )
     return dY
@@ -5346,18 +5334,20 @@ def srelu_dropout_layer_jvp(
             (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
         )
     dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
-    t4 = dZ * ar
-    t3 = dar * (Z - tr) + dtr * (1 - ar)
-    t2 = Z < tr
-    t1 = Z <= tl
+    t2 = dZ * ar
+    t1 = dar * (Z - tr) + dtr * (1 - ar)
     t0 = dZ * al + dal * (Z - tl) + dtl * (1 - al)
     dY = torch.where(
-        t1 & (t1 | t2),
+        (Z <= tl) & ((Z <= tl) | (Z < tr)),
         t0,
         torch.where(
-            t1,
-            t0 + t3,
-            torch.where(t2 & (t1 | t2), dZ, torch.where(t2, dZ + t3, torch.where(t1 | t2, t4, t3 + t4))),
+            Z <= tl,
+            t0 + t1,
+            torch.where(
+                (Z < tr) & ((Z <= tl) | (Z < tr)),
+                dZ,
+                torch.where(Z < tr, dZ + t1, torch.where((Z <= tl) | (Z < tr), t2, t1 + t2)),
+            ),
         ),
     )
     return dY
