@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import sympy
 
 from batchform.codegen.ir.freeze import freeze
 from batchform.codegen.ir.nodes import Var, walk
@@ -15,8 +16,8 @@ from batchform.codegen.passes.fusion import fuse
 from batchform.codegen.passes.idioms import stable_forms
 from batchform.codegen.passes.rules import rewrite
 from batchform.codegen.backends.numpy.printer import NumPyPrinter
-from batchform.dsl import (column_repeat, columns_sum, diag, dims, elements_sum, exp, hadamard, identity, log, matrix,
-                      ones, reciprocal, row_repeat, rows_max, rows_sum, sigmoid)
+from batchform.dsl import (apply, column_repeat, columns_sum, diag, dims, elements_sum, exp, hadamard, identity, log, matrix,
+                      ones, reciprocal, row_repeat, rows_max, rows_sum, sigmoid, x)
 
 N, D, K = dims("N D K")
 X, W, b = matrix("X", N, D), matrix("W", K, D), matrix("b", 1, K)
@@ -50,6 +51,7 @@ TABLE = [
     ("rows_max", Z - column_repeat(rows_max(Z), K), "Y = Z - Z.max(axis=1, keepdims=True)"),
     ("sigmoid is printed stably", sigmoid(Z), "Y = scipy.special.expit(Z)"),
     ("log(1 + e^x) is logaddexp", log(ones(N) * ones(K).T + exp(Z)), "Y = np.logaddexp(0, Z)"),
+    ("sinh/cosh is tanh (no inf/inf)", apply(sympy.sinh(x) / (2 * sympy.cosh(x)), Z, "f"), "Y = np.tanh(Z)/2"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""The ``stable_forms`` pass: scalar forms every backend prints as one stable library call (σ, softplus)."""
+"""The ``stable_forms`` pass: scalar forms every backend prints as one stable library call (σ, softplus,
+tanh)."""
 
 from __future__ import annotations
 
@@ -45,8 +46,27 @@ def sigmoid_complement(expr: sympy.Expr) -> sympy.Expr:
     return expr.replace(complement, replace)
 
 
+def stable_tanh(expr: sympy.Expr) -> sympy.Expr:
+    """sinh(u) / cosh(u) → tanh(u), the same number: both overflow for |u| ≳ 89 in float32 (710 in float64)
+    and inf / inf is nan, where tanh is ±1 (SymPy's derivative of log(cosh(u)) is this quotient)."""
+    def pair(e):
+        if not isinstance(e, sympy.Mul):
+            return None
+        for a in e.args:
+            if isinstance(a, sympy.sinh) and sympy.Pow(sympy.cosh(a.args[0]), -1) in e.args:
+                return a.args[0]
+        return None
+
+    def replace(e):
+        u = pair(e)
+        rest = [a for a in e.args if a != sympy.sinh(u) and a != sympy.Pow(sympy.cosh(u), -1)]
+        return sympy.Mul(sympy.tanh(u), *rest)
+
+    return expr.replace(lambda e: pair(e) is not None, replace)
+
+
 #: The idioms, in the order they are applied (softplus first: its log(1 + eᵘ) holds no reciprocal).
-IDIOMS = [stable_softplus, stable_sigmoid, sigmoid_complement]
+IDIOMS = [stable_softplus, stable_sigmoid, sigmoid_complement, stable_tanh]
 
 
 def idioms(expr: sympy.Expr) -> sympy.Expr:
