@@ -27,7 +27,23 @@ def fuse(node: ir.Node, keep: set[ir.Node] = frozenset()) -> ir.Node:
                 args.append(arg)
         expr = expr.xreplace(mapping)
         expr = expr.xreplace({sympy.Symbol(f"__{i}", real=True): ir.placeholder(i) for i in range(len(args))})
-        expr = sympy.piecewise_fold(expr)
+        expr = _shorter_conditions(sympy.piecewise_fold(expr))
         return ir.elementwise(expr, args, n.shape)
 
     return ir.transform(node, step)
+
+
+def _shorter_conditions(expr: sympy.Expr) -> sympy.Expr:
+    """Each case's condition in its shortest logical form, the comparisons taken as atoms: folding the cases
+    of a sum of piecewise maps leaves ``(Z ≤ t) & ((Z ≤ t) | (Z < r))`` where ``Z ≤ t`` means the same."""
+    def shorter(pw):
+        pieces = []
+        for value, condition in pw.args:
+            if isinstance(condition, (sympy.And, sympy.Or)):
+                simpler = sympy.simplify_logic(condition, force=False)
+                if sympy.count_ops(simpler) < sympy.count_ops(condition):
+                    condition = simpler
+            pieces.append((value, condition))
+        return sympy.Piecewise(*pieces)
+
+    return expr.replace(lambda e: isinstance(e, sympy.Piecewise), shorter) if expr.has(sympy.Piecewise) else expr

@@ -14,7 +14,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "c353890345b2bb57b3f4d5227f0c53237045c7ae881b3a2c7508bd46d470f872",
+    "adc6d33a77b0c1e61493ed4be6801c5da297f38e2adb4ef3656f46ebd11dd948",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
 

@@ -5086,20 +5086,10 @@ def srelu_jvp(
     if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
         wrong_shapes("srelu_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
     dY = jnp.where(
-        (X <= tl) & ((X <= tl) | (X < tr)),
+        X <= tl,
         dX * al + dal * (X - tl) + dtl * (1 - al),
         jnp.where(
-            X <= tl,
-            dX * al + dal * (X - tl) + dar * (X - tr) + dtl * (1 - al) + dtr * (1 - ar),
-            jnp.where(
-                (X < tr) & ((X <= tl) | (X < tr)),
-                dX,
-                jnp.where(
-                    X < tr,
-                    dX + dar * (X - tr) + dtr * (1 - ar),
-                    jnp.where((X <= tl) | (X < tr), dX * ar, dX * ar + dar * (X - tr) + dtr * (1 - ar)),
-                ),
-            ),
+            X < tr, dX, jnp.where((X <= tl) | (X < tr), dX * ar, dX * ar + dar * (X - tr) + dtr * (1 - ar))
         ),
     )
     return dY
@@ -5153,20 +5143,10 @@ def srelu_layer_jvp(
         )
     dZ = dX @ W.T + X @ dW.T + db
     dY = jnp.where(
-        (Z <= tl) & ((Z <= tl) | (Z < tr)),
+        Z <= tl,
         dZ * al + dal * (Z - tl) + dtl * (1 - al),
         jnp.where(
-            Z <= tl,
-            dZ * al + dal * (Z - tl) + dar * (Z - tr) + dtl * (1 - al) + dtr * (1 - ar),
-            jnp.where(
-                (Z < tr) & ((Z <= tl) | (Z < tr)),
-                dZ,
-                jnp.where(
-                    Z < tr,
-                    dZ + dar * (Z - tr) + dtr * (1 - ar),
-                    jnp.where((Z <= tl) | (Z < tr), dZ * ar, dZ * ar + dar * (Z - tr) + dtr * (1 - ar)),
-                ),
-            ),
+            Z < tr, dZ, jnp.where((Z <= tl) | (Z < tr), dZ * ar, dZ * ar + dar * (Z - tr) + dtr * (1 - ar))
         ),
     )
     return dY
@@ -5223,20 +5203,10 @@ def srelu_dropout_layer_jvp(
         )
     dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
     dY = jnp.where(
-        (Z <= tl) & ((Z <= tl) | (Z < tr)),
+        Z <= tl,
         dZ * al + dal * (Z - tl) + dtl * (1 - al),
         jnp.where(
-            Z <= tl,
-            dZ * al + dal * (Z - tl) + dar * (Z - tr) + dtl * (1 - al) + dtr * (1 - ar),
-            jnp.where(
-                (Z < tr) & ((Z <= tl) | (Z < tr)),
-                dZ,
-                jnp.where(
-                    Z < tr,
-                    dZ + dar * (Z - tr) + dtr * (1 - ar),
-                    jnp.where((Z <= tl) | (Z < tr), dZ * ar, dZ * ar + dar * (Z - tr) + dtr * (1 - ar)),
-                ),
-            ),
+            Z < tr, dZ, jnp.where((Z <= tl) | (Z < tr), dZ * ar, dZ * ar + dar * (Z - tr) + dtr * (1 - ar))
         ),
     )
     return dY

@@ -12,7 +12,7 @@ from .. import _check_generation
 
 _check_generation(
     __name__,
-    "c1f5adf76c3858c9e7c9b28c3c4c6066da506f62b0ce8d886d9089462085d111",
+    "955211881045dea42f792e84321ad85c150c8a271fe07bcc8932cdd7c1910a77",
     "60146c992bae1afb01e72cafa485936666736d1dab443e695ebc0deddd0efb76",
 )
 

@@ -5199,21 +5199,11 @@ def srelu_jvp(
     """
     if not (X.ndim == dX.ndim == 2 and dX.shape == X.shape):
         wrong_shapes("srelu_jvp", (("X", ("N", "K")), ("dX", ("N", "K"))), (X.shape, dX.shape))
-    t2 = dX * ar
-    t1 = dar * (X - tr) + dtr * (1 - ar)
-    t0 = dX * al + dal * (X - tl) + dtl * (1 - al)
+    t0 = dX * ar
     dY = torch.where(
-        (X <= tl) & ((X <= tl) | (X < tr)),
-        t0,
-        torch.where(
-            X <= tl,
-            t0 + t1,
-            torch.where(
-                (X < tr) & ((X <= tl) | (X < tr)),
-                dX,
-                torch.where(X < tr, dX + t1, torch.where((X <= tl) | (X < tr), t2, t1 + t2)),
-            ),
-        ),
+        X <= tl,
+        dX * al + dal * (X - tl) + dtl * (1 - al),
+        torch.where(X < tr, dX, torch.where((X <= tl) | (X < tr), t0, t0 + dar * (X - tr) + dtr * (1 - ar))),
     )
     return dY
 
@@ -5265,21 +5255,11 @@ def srelu_layer_jvp(
             (X.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
         )
     dZ = dX @ W.T + X @ dW.T + db
-    t2 = dZ * ar
-    t1 = dar * (Z - tr) + dtr * (1 - ar)
-    t0 = dZ * al + dal * (Z - tl) + dtl * (1 - al)
+    t0 = dZ * ar
     dY = torch.where(
-        (Z <= tl) & ((Z <= tl) | (Z < tr)),
-        t0,
-        torch.where(
-            Z <= tl,
-            t0 + t1,
-            torch.where(
-                (Z < tr) & ((Z <= tl) | (Z < tr)),
-                dZ,
-                torch.where(Z < tr, dZ + t1, torch.where((Z <= tl) | (Z < tr), t2, t1 + t2)),
-            ),
-        ),
+        Z <= tl,
+        dZ * al + dal * (Z - tl) + dtl * (1 - al),
+        torch.where(Z < tr, dZ, torch.where((Z <= tl) | (Z < tr), t0, t0 + dar * (Z - tr) + dtr * (1 - ar))),
     )
     return dY
 
@@ -5334,20 +5314,10 @@ def srelu_dropout_layer_jvp(
             (X.shape, R.shape, W.shape, Z.shape, dX.shape, dW.shape, db.shape),
         )
     dZ = dX @ (R * W.T) + X @ (R * dW.T) + db
-    t2 = dZ * ar
-    t1 = dar * (Z - tr) + dtr * (1 - ar)
-    t0 = dZ * al + dal * (Z - tl) + dtl * (1 - al)
+    t0 = dZ * ar
     dY = torch.where(
-        (Z <= tl) & ((Z <= tl) | (Z < tr)),
-        t0,
-        torch.where(
-            Z <= tl,
-            t0 + t1,
-            torch.where(
-                (Z < tr) & ((Z <= tl) | (Z < tr)),
-                dZ,
-                torch.where(Z < tr, dZ + t1, torch.where((Z <= tl) | (Z < tr), t2, t1 + t2)),
-            ),
-        ),
+        Z <= tl,
+        dZ * al + dal * (Z - tl) + dtl * (1 - al),
+        torch.where(Z < tr, dZ, torch.where((Z <= tl) | (Z < tr), t0, t0 + dar * (Z - tr) + dtr * (1 - ar))),
     )
     return dY
