@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import sympy
 from batchform.codegen.ir import nodes as ir
 from batchform.codegen.ir.nodes import Elementwise
@@ -37,13 +39,23 @@ def _shorter_conditions(expr: sympy.Expr) -> sympy.Expr:
     """Each case's condition in its shortest logical form, the comparisons taken as atoms: folding the cases
     of a sum of piecewise maps leaves ``(Z ≤ t) & ((Z ≤ t) | (Z < r))`` where ``Z ≤ t`` means the same."""
     def shorter(pw):
-        pieces = []
-        for value, condition in pw.args:
-            if isinstance(condition, (sympy.And, sympy.Or)):
-                simpler = sympy.simplify_logic(condition, force=False)
-                if sympy.count_ops(simpler) < sympy.count_ops(condition):
-                    condition = simpler
-            pieces.append((value, condition))
-        return sympy.Piecewise(*pieces)
+        return sympy.Piecewise(*((value, _shortest(condition)) for value, condition in pw.args))
 
     return expr.replace(lambda e: isinstance(e, sympy.Piecewise), shorter) if expr.has(sympy.Piecewise) else expr
+
+
+@functools.lru_cache(maxsize=4096)
+def _shortest(condition):
+    """``simplify_logic`` where it shortens (the same few conditions recur in every kernel of a spec, and fuse
+    sees each map many times: cached)."""
+    if not isinstance(condition, (sympy.And, sympy.Or)):
+        return condition
+    # The comparisons as plain propositions: simplify_logic on relationals would also try to rewrite them
+    # (0.2 s a call), and only the logical structure is redundant here.
+    comparisons = sorted(condition.atoms(sympy.core.relational.Relational), key=sympy.default_sort_key)
+    if len(comparisons) > 6:
+        return condition
+    names = {c: sympy.Dummy(f"c{i}") for i, c in enumerate(comparisons)}
+    simpler = sympy.simplify_logic(condition.xreplace(names), force=False)
+    simpler = simpler.xreplace({d: c for c, d in names.items()})
+    return simpler if sympy.count_ops(simpler) < sympy.count_ops(condition) else condition
