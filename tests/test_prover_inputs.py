@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import sympy
 from sympy import Float, Piecewise
 
@@ -13,7 +14,7 @@ from batchform import cli
 from batchform.codegen.load.loader import check
 from batchform.codegen.verify import proof as proof_module
 from batchform.codegen.verify.proof import prove_all, prove_spec, related, shapes_for
-from batchform.dsl import Activation, Spec, activation_specs, columns_sum, dims, matrix, row_repeat, x
+from batchform.dsl import Activation, Spec, activation_specs, apply, columns_sum, dims, matrix, row_repeat, x
 
 LAMBDA = Float("1.0507009873554804934193349852946")
 ALPHA = Float("1.6732632423543772848170429916717")
@@ -162,3 +163,14 @@ def test_a_matrix_equation_with_a_decimal_factor_is_proved_in_both_modes():
     assert proof.ok, proof.failures()
     tangents = tangent_proof.prove_tangents(loaded, loaded.tangents, use_cache=False)
     assert tangents.method == tangent_proof.ALL_SHAPES, tangents.reason
+
+
+def test_a_derivation_error_quotes_the_decimals_as_written():
+    from batchform.codegen.derive import DeriveError
+
+    N, K = dims("N K")
+    X = matrix("X", N, K)
+    spec = Spec("floory", "layer", "Y = floor(X) + 0.5·X.", inputs=(X,),
+                forward={"Y": apply(sympy.floor(x) + 0.5 * x, X, "fl")})
+    with pytest.raises(DeriveError, match=r"0\.5\*x \+ floor\(x\)"):
+        check(spec, "test", "test.py")

@@ -89,7 +89,11 @@ def derive(s: Spec) -> Derivation:
     exact, readings = exact_constants(s)
     if not readings:
         return _derive(s)
-    derivation = _derive(exact)
+    try:
+        derivation = _derive(exact)
+    except DeriveError:
+        _derive(s)  # the same error, in the decimals the spec is written with
+        raise
     shown = {eq.name: f"{_name(eq.name)} = {unicode(eq.expr)}" for eq in s.forward}
     steps = [replace(step, forward=shown.get(step.equation, step.forward)) for step in derivation.steps]
     return replace(derivation, equations=decimal_equations(derivation.equations), steps=steps)

@@ -189,7 +189,11 @@ def derive_tangents(s: Spec) -> Tangents:
     exact, readings = exact_constants(s)
     if not readings:
         return _derive_tangents(s)
-    tangents = _derive_tangents(exact)
+    try:
+        tangents = _derive_tangents(exact)
+    except DeriveError:
+        _derive_tangents(s)  # the same error, in the decimals the spec is written with
+        raise
     return replace(tangents, equations=decimal_equations(tangents.equations))
 
 
