@@ -96,3 +96,18 @@ def as_decimals(expr):
 
 def decimal_equations(equations) -> tuple[Equation, ...]:
     return tuple(Equation(eq.name, as_decimals(eq.expr), eq.line) for eq in equations)
+
+
+def on_exact_reading(spec, derive, written_back):
+    """``derive(spec)``, run on the spec's exact reading where it has decimals, its result then passed to
+    ``written_back(result, spec)`` (the rationals back as decimals). A derivation that fails on the exact
+    reading runs again on the spec as written, so that its error quotes the decimals the user wrote."""
+    exact, readings = exact_constants(spec)
+    if not readings:
+        return derive(spec)
+    try:
+        result = derive(exact)
+    except Exception:
+        derive(spec)  # the same error, in the decimals the spec is written with
+        raise
+    return written_back(result, spec)

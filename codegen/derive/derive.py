@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import sympy
 from sympy import MatAdd, MatrixSymbol, OneMatrix, ZeroMatrix
 
-from batchform.codegen.derive.constants import decimal_equations, exact_constants
+from batchform.codegen.derive.constants import decimal_equations, on_exact_reading
 from batchform.codegen.derive.rules import Backprop, DeriveError
 from batchform.codegen.derive.simplify import Context
 from batchform.codegen.notation import unicode
@@ -86,14 +86,11 @@ def derive(s: Spec) -> Derivation:
     """The backward equations of a layer, function or loss from its forward equations alone. Decimal
     constants are differentiated as the exact numbers they denote and written back as decimals
     (:mod:`codegen.derive.constants`)."""
-    exact, readings = exact_constants(s)
-    if not readings:
-        return _derive(s)
-    try:
-        derivation = _derive(exact)
-    except DeriveError:
-        _derive(s)  # the same error, in the decimals the spec is written with
-        raise
+    return on_exact_reading(s, _derive, _written_back)
+
+
+def _written_back(derivation: Derivation, s: Spec) -> Derivation:
+    """The derivation of the exact reading, its equations in decimals and its steps showing ``s`` as written."""
     shown = {eq.name: f"{_name(eq.name)} = {unicode(eq.expr)}" for eq in s.forward}
     steps = [replace(step, forward=shown.get(step.equation, step.forward)) for step in derivation.steps]
     return replace(derivation, equations=decimal_equations(derivation.equations), steps=steps)

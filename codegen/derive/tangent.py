@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 import sympy
 from sympy import Identity, MatAdd, MatMul, MatrixSymbol, OneMatrix, Transpose, ZeroMatrix
 
-from batchform.codegen.derive.constants import decimal_equations, exact_constants
+from batchform.codegen.derive.constants import decimal_equations, on_exact_reading
 from batchform.codegen.derive.rules import DeriveError, _is_constant, derivative_name, elementwise_derivative
 from batchform.codegen.derive.simplify import Context
 from batchform.codegen.notation import unicode
@@ -186,15 +186,8 @@ def _declared(s: Spec) -> dict:
 def derive_tangents(s: Spec) -> Tangents:
     """The tangent equations of a layer, function or loss from its forward equations alone; decimal constants
     differentiated exactly and written back as decimals (:mod:`codegen.derive.constants`)."""
-    exact, readings = exact_constants(s)
-    if not readings:
-        return _derive_tangents(s)
-    try:
-        tangents = _derive_tangents(exact)
-    except DeriveError:
-        _derive_tangents(s)  # the same error, in the decimals the spec is written with
-        raise
-    return replace(tangents, equations=decimal_equations(tangents.equations))
+    return on_exact_reading(
+        s, _derive_tangents, lambda tangents, _: replace(tangents, equations=decimal_equations(tangents.equations)))
 
 
 def _derive_tangents(s: Spec) -> Tangents:
